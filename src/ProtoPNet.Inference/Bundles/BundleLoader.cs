@@ -1,0 +1,269 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using ProtoPNet.Inference.Preprocessing;
+using ProtoPNet.Inference.Runtime;
+
+namespace ProtoPNet.Inference.Bundles;
+
+/// <summary>
+/// Loads one bundle folder and runs every check of MODEL_BUNDLE.md before anything is served from it:
+/// manifest consistency, sha256 of the graph, input/output names and shapes, the probe, and
+/// <c>logits == W x similarities</c>. Any failure is a <see cref="BundleRefusedException"/>.
+/// </summary>
+public sealed class BundleLoader(SessionFactory sessionFactory)
+{
+    public const string ManifestFileName = "model.json";
+    public const string BundleFormat = "protopnet-bundle";
+    public const int SupportedFormatVersion = 1;
+
+    /// <summary>Absolute and relative parts of the tolerance: |actual - expected| &lt;= 1e-3 + 1e-3 * |expected|.</summary>
+    public const double Tolerance = 1e-3;
+
+    public static bool WithinTolerance(double actual, double expected) =>
+        Math.Abs(actual - expected) <= Tolerance + Tolerance * Math.Abs(expected);
+
+    public ModelBundle Load(string directory)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        var manifest = ReadManifest(directory);
+        var weights = CheckManifest(directory, manifest);
+
+        var onnxPath = Path.Combine(directory, manifest.Onnx.File);
+        if (Path.GetDirectoryName(Path.GetFullPath(onnxPath)) != Path.GetFullPath(directory).TrimEnd(Path.DirectorySeparatorChar))
+        {
+            throw new BundleRefusedException(directory, $"onnx.file '{manifest.Onnx.File}' must be a file in the bundle folder");
+        }
+        if (!File.Exists(onnxPath))
+        {
+            throw new BundleRefusedException(directory, $"the graph file '{manifest.Onnx.File}' is missing");
+        }
+        var actualSha = Sha256Of(onnxPath);
+        if (!string.Equals(actualSha, manifest.Onnx.Sha256.Trim(), StringComparison.OrdinalIgnoreCase))
+        {
+            throw new BundleRefusedException(directory,
+                $"sha256 mismatch for {manifest.Onnx.File}: manifest says {manifest.Onnx.Sha256}, file is {actualSha}");
+        }
+
+        InferenceSession session;
+        ProviderChoice provider;
+        try
+        {
+            (session, provider) = sessionFactory.Create(onnxPath);
+        }
+        catch (OnnxRuntimeException exception)
+        {
+            throw new BundleRefusedException(directory, $"ONNX Runtime cannot load {manifest.Onnx.File}: {OneLine(exception.Message)}", exception);
+        }
+
+        var bundleSession = new BundleSession(session, provider, manifest.Input.Channels, manifest.Input.Height,
+            manifest.Input.Width, manifest.Classes.Count, manifest.Prototypes.Count, manifest.FeatureMap.Height,
+            manifest.FeatureMap.Width);
+        try
+        {
+            CheckGraphSignature(directory, manifest, bundleSession);
+            CheckProbe(directory, manifest, bundleSession, weights);
+            WarmUp(directory, bundleSession, weights);
+        }
+        catch
+        {
+            bundleSession.Dispose();
+            throw;
+        }
+        return new ModelBundle(directory, manifest, bundleSession, weights, DateTimeOffset.UtcNow, stopwatch.Elapsed.TotalMilliseconds);
+    }
+
+    private static BundleManifest ReadManifest(string directory)
+    {
+        var path = Path.Combine(directory, ManifestFileName);
+        try
+        {
+            return BundleManifest.Parse(File.ReadAllText(path));
+        }
+        catch (JsonException exception)
+        {
+            throw new BundleRefusedException(directory, $"{ManifestFileName} is not a valid manifest: {OneLine(exception.Message)}", exception);
+        }
+        catch (IOException exception)
+        {
+            throw new BundleRefusedException(directory, $"{ManifestFileName} cannot be read: {OneLine(exception.Message)}", exception);
+        }
+    }
+
+    /// <summary>Checks that the manifest agrees with itself; returns the last-layer weights as a flat K x M matrix.</summary>
+    private static float[] CheckManifest(string directory, BundleManifest manifest)
+    {
+        void Refuse(string reason) => throw new BundleRefusedException(directory, reason);
+
+        if (manifest.Format != BundleFormat) Refuse($"format is '{manifest.Format}', expected '{BundleFormat}'");
+        if (manifest.FormatVersion != SupportedFormatVersion) Refuse($"formatVersion {manifest.FormatVersion} is not supported (this service reads {SupportedFormatVersion})");
+        var input = manifest.Input;
+        if (!ColorSpaces.TryParse(input.ColorSpace, out var colorSpace)) Refuse($"input.colorSpace '{input.ColorSpace}' is not 'rgb' or 'gray'");
+        if (input.Channels != ColorSpaces.ChannelCount(colorSpace)) Refuse($"input.channels {input.Channels} does not match colorSpace '{input.ColorSpace}'");
+        if (input.Height < 1 || input.Width < 1 || input.Height > 4096 || input.Width > 4096) Refuse($"input size {input.Height}x{input.Width} is out of range");
+        if (!string.Equals(input.Resize, "stretch", StringComparison.OrdinalIgnoreCase)) Refuse($"input.resize '{input.Resize}' is not supported (only 'stretch')");
+        if (!Resamplers.TryGet(input.Interpolation, out _)) Refuse($"input.interpolation '{input.Interpolation}' is not supported");
+        if (manifest.FeatureMap.Height < 1 || manifest.FeatureMap.Width < 1) Refuse("featureMap size must be positive");
+
+        var classCount = manifest.Classes.Count;
+        var prototypeCount = manifest.Prototypes.Count;
+        if (classCount < 1) Refuse("the manifest lists no classes");
+        if (prototypeCount < 1) Refuse("the manifest lists no prototypes");
+        for (var k = 0; k < classCount; k++)
+        {
+            if (manifest.Classes[k].Index != k) Refuse($"classes[{k}].index is {manifest.Classes[k].Index}, expected {k}");
+        }
+        for (var j = 0; j < prototypeCount; j++)
+        {
+            var prototype = manifest.Prototypes[j];
+            if (prototype.Index != j) Refuse($"prototypes[{j}].index is {prototype.Index}, expected {j}");
+            if (prototype.ClassIndex < 0 || prototype.ClassIndex >= classCount) Refuse($"prototypes[{j}].classIndex {prototype.ClassIndex} is not a class");
+        }
+
+        var rows = manifest.LastLayer.Weights;
+        if (rows.Count != classCount) Refuse($"lastLayer.weights has {rows.Count} rows, expected {classCount} (one per class)");
+        var weights = new float[classCount * prototypeCount];
+        for (var k = 0; k < classCount; k++)
+        {
+            if (rows[k].Count != prototypeCount) Refuse($"lastLayer.weights row {k} has {rows[k].Count} columns, expected {prototypeCount} (one per prototype)");
+            for (var j = 0; j < prototypeCount; j++) weights[k * prototypeCount + j] = (float)rows[k][j];
+        }
+
+        if (manifest.Probe.Input != ProbeInput.Name) Refuse($"probe.input '{manifest.Probe.Input}' is unknown (expected '{ProbeInput.Name}')");
+        if (manifest.Probe.Logits.Count != classCount) Refuse($"probe.logits has {manifest.Probe.Logits.Count} values, expected {classCount}");
+        if (manifest.Probe.Similarities.Count != prototypeCount) Refuse($"probe.similarities has {manifest.Probe.Similarities.Count} values, expected {prototypeCount}");
+        return weights;
+    }
+
+    private static void CheckGraphSignature(string directory, BundleManifest manifest, BundleSession session)
+    {
+        void Refuse(string reason) => throw new BundleRefusedException(directory, reason);
+
+        var inputs = session.InputMetadata;
+        if (inputs.Count != 1 || !inputs.ContainsKey(BundleSession.InputName))
+        {
+            Refuse($"graph inputs are [{string.Join(", ", inputs.Keys)}], expected exactly [{BundleSession.InputName}]");
+        }
+        CheckShape(directory, BundleSession.InputName, inputs[BundleSession.InputName],
+            [manifest.Input.Channels, manifest.Input.Height, manifest.Input.Width]);
+
+        var outputs = session.OutputMetadata;
+        string[] required = [BundleSession.LogitsName, BundleSession.SimilaritiesName, BundleSession.SimilarityMapsName];
+        var missing = required.Where(name => !outputs.ContainsKey(name)).ToArray();
+        if (missing.Length > 0)
+        {
+            Refuse($"graph outputs are [{string.Join(", ", outputs.Keys)}], missing [{string.Join(", ", missing)}]");
+        }
+        CheckShape(directory, BundleSession.LogitsName, outputs[BundleSession.LogitsName], [manifest.Classes.Count]);
+        CheckShape(directory, BundleSession.SimilaritiesName, outputs[BundleSession.SimilaritiesName], [manifest.Prototypes.Count]);
+        CheckShape(directory, BundleSession.SimilarityMapsName, outputs[BundleSession.SimilarityMapsName],
+            [manifest.Prototypes.Count, manifest.FeatureMap.Height, manifest.FeatureMap.Width]);
+    }
+
+    /// <summary>Checks a [N, ...] tensor's element type and the dimensions after N; symbolic dimensions (-1) are checked by the probe run.</summary>
+    private static void CheckShape(string directory, string name, NodeMetadata metadata, int[] expectedAfterBatch)
+    {
+        if (metadata.ElementDataType != TensorElementType.Float)
+        {
+            throw new BundleRefusedException(directory, $"'{name}' is {metadata.ElementDataType}, expected float32");
+        }
+        var dimensions = metadata.Dimensions;
+        var expectedText = $"[N, {string.Join(", ", expectedAfterBatch)}]";
+        var actualText = "[" + string.Join(", ", dimensions.Select(d => d < 0 ? "?" : d.ToString(CultureInfo.InvariantCulture))) + "]";
+        if (dimensions.Length != expectedAfterBatch.Length + 1)
+        {
+            throw new BundleRefusedException(directory, $"'{name}' has shape {actualText}, expected {expectedText}");
+        }
+        for (var i = 0; i < expectedAfterBatch.Length; i++)
+        {
+            var actual = dimensions[i + 1];
+            if (actual >= 0 && actual != expectedAfterBatch[i])
+            {
+                throw new BundleRefusedException(directory, $"'{name}' has shape {actualText}, expected {expectedText}");
+            }
+        }
+    }
+
+    private static void CheckProbe(string directory, BundleManifest manifest, BundleSession session, float[] weights)
+    {
+        var input = ProbeInput.Create(session.Channels, session.Height, session.Width);
+        var outputs = RunChecked(directory, session, input, "the probe");
+        CompareToProbe(directory, "logits", outputs.LogitsOf(0), manifest.Probe.Logits);
+        CompareToProbe(directory, "similarities", outputs.SimilaritiesOf(0), manifest.Probe.Similarities);
+        CheckInvariant(directory, "the probe", outputs, weights);
+    }
+
+    private static void CompareToProbe(string directory, string name, ReadOnlySpan<float> actual, IReadOnlyList<double> expected)
+    {
+        var worstIndex = -1;
+        var worstExcess = 0.0;
+        for (var i = 0; i < actual.Length; i++)
+        {
+            var excess = Math.Abs(actual[i] - expected[i]) - (Tolerance + Tolerance * Math.Abs(expected[i]));
+            if (excess > worstExcess || double.IsNaN(actual[i]))
+            {
+                worstExcess = double.IsNaN(actual[i]) ? double.PositiveInfinity : excess;
+                worstIndex = i;
+            }
+        }
+        if (worstIndex >= 0)
+        {
+            throw new BundleRefusedException(directory, string.Create(CultureInfo.InvariantCulture,
+                $"probe mismatch: {name}[{worstIndex}] is {actual[worstIndex]:G7}, the manifest expects {expected[worstIndex]:G7} (tolerance 1e-3 + 1e-3*|expected|)"));
+        }
+    }
+
+    /// <summary>logits[k] must equal sum_j W[k, j] * similarities[j]: the explanation relies on it.</summary>
+    private static void CheckInvariant(string directory, string inputName, NetworkOutputs outputs, float[] weights)
+    {
+        var classCount = outputs.ClassCount;
+        var prototypeCount = outputs.PrototypeCount;
+        for (var n = 0; n < outputs.Count; n++)
+        {
+            var logits = outputs.LogitsOf(n);
+            var similarities = outputs.SimilaritiesOf(n);
+            for (var k = 0; k < classCount; k++)
+            {
+                var sum = 0.0;
+                for (var j = 0; j < prototypeCount; j++) sum += (double)weights[k * prototypeCount + j] * similarities[j];
+                if (!WithinTolerance(sum, logits[k]))
+                {
+                    throw new BundleRefusedException(directory, string.Create(CultureInfo.InvariantCulture,
+                        $"broken invariant logits == W x similarities on {inputName}: logits[{k}] is {logits[k]:G7} but W x similarities gives {sum:G7}"));
+                }
+            }
+        }
+    }
+
+    /// <summary>One run on a mid-grey image: pays the first-run costs before the bundle is served, and checks the invariant once more.</summary>
+    private static void WarmUp(string directory, BundleSession session, float[] weights)
+    {
+        var input = new float[session.ImageElementCount];
+        Array.Fill(input, 0.5f);
+        var outputs = RunChecked(directory, session, input, "the warm-up image");
+        CheckInvariant(directory, "the warm-up image", outputs, weights);
+    }
+
+    private static NetworkOutputs RunChecked(string directory, BundleSession session, float[] input, string what)
+    {
+        try
+        {
+            return session.Run(input, 1);
+        }
+        catch (OnnxRuntimeException exception)
+        {
+            throw new BundleRefusedException(directory, $"running {what} failed (output shapes differ from the manifest?): {OneLine(exception.Message)}", exception);
+        }
+    }
+
+    private static string Sha256Of(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+
+    private static string OneLine(string text) => text.ReplaceLineEndings(" ").Trim();
+}

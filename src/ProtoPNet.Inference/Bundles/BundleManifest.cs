@@ -1,0 +1,113 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace ProtoPNet.Inference.Bundles;
+
+/// <summary>The bundle's model.json (MODEL_BUNDLE.md). Fields this service does not use are kept out.</summary>
+public sealed record BundleManifest
+{
+    public required string Format { get; init; }
+    public required int FormatVersion { get; init; }
+    public required string Name { get; init; }
+    public required string Version { get; init; }
+    public string? CreatedUtc { get; init; }
+    public required OnnxSection Onnx { get; init; }
+    public required InputSection Input { get; init; }
+    public required IReadOnlyList<ClassEntry> Classes { get; init; }
+    public required FeatureMapSection FeatureMap { get; init; }
+    public SimilaritySection? Similarity { get; init; }
+    public required IReadOnlyList<PrototypeEntry> Prototypes { get; init; }
+    public required LastLayerSection LastLayer { get; init; }
+    public required ProbeSection Probe { get; init; }
+    /// <summary>Kept as raw JSON: shown in /models as the trainer wrote it.</summary>
+    public JsonElement? Training { get; init; }
+
+    public static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
+    {
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public static BundleManifest Parse(string json) =>
+        JsonSerializer.Deserialize<BundleManifest>(json, JsonOptions)
+        ?? throw new JsonException("model.json is empty");
+}
+
+public sealed record OnnxSection
+{
+    public required string File { get; init; }
+    public required string Sha256 { get; init; }
+    public int? Opset { get; init; }
+}
+
+public sealed record InputSection
+{
+    public required int Channels { get; init; }
+    public required int Height { get; init; }
+    public required int Width { get; init; }
+    /// <summary>"rgb" or "gray" ("grey" accepted too).</summary>
+    public required string ColorSpace { get; init; }
+    public string Resize { get; init; } = "stretch";
+    /// <summary>The interpolation the trainer resized with; bilinear when absent.</summary>
+    public string? Interpolation { get; init; }
+    public IReadOnlyList<double>? Mean { get; init; }
+    public IReadOnlyList<double>? Std { get; init; }
+}
+
+public sealed record ClassEntry
+{
+    public required int Index { get; init; }
+    public required string Name { get; init; }
+}
+
+public sealed record FeatureMapSection
+{
+    public required int Height { get; init; }
+    public required int Width { get; init; }
+}
+
+public sealed record SimilaritySection
+{
+    public string? Function { get; init; }
+    public double? Epsilon { get; init; }
+}
+
+public sealed record PrototypeEntry
+{
+    public required int Index { get; init; }
+    public required int ClassIndex { get; init; }
+    public PrototypeSource? Source { get; init; }
+    public PrototypeImages? Images { get; init; }
+}
+
+public sealed record PrototypeSource
+{
+    public string? Split { get; init; }
+    public string? Item { get; init; }
+    public FeatureCell? FeatureCell { get; init; }
+    public PixelBox? Box { get; init; }
+}
+
+public sealed record PrototypeImages
+{
+    public string? Patch { get; init; }
+    public string? Source { get; init; }
+    public string? Activation { get; init; }
+}
+
+public sealed record FeatureCell(int Row, int Column);
+
+/// <summary>A rectangle in pixels, origin top-left, inclusive of Width x Height pixels.</summary>
+public sealed record PixelBox(int X, int Y, int Width, int Height);
+
+public sealed record LastLayerSection
+{
+    /// <summary>K x M: one row per class, one column per prototype.</summary>
+    public required IReadOnlyList<IReadOnlyList<double>> Weights { get; init; }
+}
+
+public sealed record ProbeSection
+{
+    public required string Input { get; init; }
+    public required IReadOnlyList<double> Logits { get; init; }
+    public required IReadOnlyList<double> Similarities { get; init; }
+}

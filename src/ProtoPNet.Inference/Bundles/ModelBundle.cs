@@ -1,0 +1,47 @@
+using ProtoPNet.Inference.Runtime;
+
+namespace ProtoPNet.Inference.Bundles;
+
+/// <summary>A verified, warmed-up bundle: its manifest, its session and the last-layer weights as a flat K x M matrix.</summary>
+public sealed class ModelBundle : IDisposable
+{
+    internal ModelBundle(string directory, BundleManifest manifest, BundleSession session, float[] weights,
+        DateTimeOffset loadedUtc, double loadMilliseconds)
+    {
+        Directory = directory;
+        Manifest = manifest;
+        Session = session;
+        Weights = weights;
+        LoadedUtc = loadedUtc;
+        LoadMilliseconds = loadMilliseconds;
+        ClassNames = manifest.Classes.OrderBy(c => c.Index).Select(c => c.Name).ToArray();
+    }
+
+    public string Directory { get; }
+    public BundleManifest Manifest { get; }
+    public BundleSession Session { get; }
+    public string Name => Manifest.Name;
+    public string Version => Manifest.Version;
+    public int ClassCount => Session.ClassCount;
+    public int PrototypeCount => Session.PrototypeCount;
+    public IReadOnlyList<string> ClassNames { get; }
+
+    /// <summary>Last-layer weights, row-major K x M: <c>Weights[k * M + j]</c> links prototype j to class k.</summary>
+    public float[] Weights { get; }
+
+    public DateTimeOffset LoadedUtc { get; }
+    public double LoadMilliseconds { get; }
+    public ProviderChoice Provider => Session.Provider;
+
+    public float Weight(int classIndex, int prototypeIndex) => Weights[classIndex * PrototypeCount + prototypeIndex];
+
+    /// <summary>Full path of a file inside the bundle, or null when the relative path would leave the bundle folder.</summary>
+    public string? ResolveFile(string relativePath)
+    {
+        var root = Path.GetFullPath(Directory);
+        var full = Path.GetFullPath(Path.Combine(root, relativePath));
+        return full.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? full : null;
+    }
+
+    public void Dispose() => Session.Dispose();
+}

@@ -1,0 +1,96 @@
+namespace ProtoPNet.Inference.Explanation;
+
+/// <summary>
+/// Bicubic resampling exactly as PyTorch's <c>F.interpolate(mode='bicubic', align_corners=False)</c>:
+/// the Keys cubic convolution kernel with a = -0.75, source coordinate <c>(i + 0.5) * in / out - 0.5</c>
+/// (not clamped at 0), and the four taps clamped to the border. The kernel is separable, so rows and
+/// columns are resampled in two passes.
+/// </summary>
+public static class BicubicUpsampler
+{
+    public const double A = -0.75;
+
+    /// <summary>Resamples a row-major <paramref name="inHeight"/> x <paramref name="inWidth"/> map to <paramref name="outHeight"/> x <paramref name="outWidth"/>.</summary>
+    public static float[] Resize(ReadOnlySpan<float> map, int inHeight, int inWidth, int outHeight, int outWidth)
+    {
+        var columns = Taps.For(inWidth, outWidth);
+        var rows = Taps.For(inHeight, outHeight);
+        // Pass 1: every input row resampled to the output width.
+        var horizontal = new float[inHeight * outWidth];
+        for (var y = 0; y < inHeight; y++) ResampleRow(map.Slice(y * inWidth, inWidth), columns, horizontal.AsSpan(y * outWidth, outWidth));
+        // Pass 2: every output row from four resampled input rows.
+        var result = new float[outHeight * outWidth];
+        for (var y = 0; y < outHeight; y++) CombineRows(horizontal, outWidth, rows, y, result.AsSpan(y * outWidth, outWidth));
+        return result;
+    }
+
+    /// <summary>Resamples the columns of a map to <paramref name="outWidth"/>; used with <see cref="CombineRows"/> to produce one output row at a time.</summary>
+    public static float[] ResampleColumns(ReadOnlySpan<float> map, int inHeight, int inWidth, int outWidth)
+    {
+        var columns = Taps.For(inWidth, outWidth);
+        var horizontal = new float[inHeight * outWidth];
+        for (var y = 0; y < inHeight; y++) ResampleRow(map.Slice(y * inWidth, inWidth), columns, horizontal.AsSpan(y * outWidth, outWidth));
+        return horizontal;
+    }
+
+    internal static void ResampleRow(ReadOnlySpan<float> source, Taps taps, Span<float> destination)
+    {
+        for (var x = 0; x < destination.Length; x++)
+        {
+            var i = x * 4;
+            destination[x] = (float)(
+                taps.Weights[i] * source[taps.Indices[i]] + taps.Weights[i + 1] * source[taps.Indices[i + 1]] +
+                taps.Weights[i + 2] * source[taps.Indices[i + 2]] + taps.Weights[i + 3] * source[taps.Indices[i + 3]]);
+        }
+    }
+
+    internal static void CombineRows(float[] horizontal, int width, Taps rows, int y, Span<float> destination)
+    {
+        var i = y * 4;
+        var r0 = horizontal.AsSpan(rows.Indices[i] * width, width);
+        var r1 = horizontal.AsSpan(rows.Indices[i + 1] * width, width);
+        var r2 = horizontal.AsSpan(rows.Indices[i + 2] * width, width);
+        var r3 = horizontal.AsSpan(rows.Indices[i + 3] * width, width);
+        double w0 = rows.Weights[i], w1 = rows.Weights[i + 1], w2 = rows.Weights[i + 2], w3 = rows.Weights[i + 3];
+        for (var x = 0; x < width; x++) destination[x] = (float)(w0 * r0[x] + w1 * r1[x] + w2 * r2[x] + w3 * r3[x]);
+    }
+
+    /// <summary>For each output position the four source indices (border-clamped) and their kernel weights.</summary>
+    public sealed class Taps
+    {
+        public required int[] Indices { get; init; }
+        public required double[] Weights { get; init; }
+
+        public static Taps For(int inSize, int outSize)
+        {
+            var indices = new int[outSize * 4];
+            var weights = new double[outSize * 4];
+            var scale = (double)inSize / outSize;
+            for (var o = 0; o < outSize; o++)
+            {
+                var source = (o + 0.5) * scale - 0.5;
+                var floor = Math.Floor(source);
+                var t = source - floor;
+                var first = (int)floor - 1;
+                CubicWeights(t, weights.AsSpan(o * 4, 4));
+                for (var k = 0; k < 4; k++) indices[o * 4 + k] = Math.Clamp(first + k, 0, inSize - 1);
+            }
+            return new Taps { Indices = indices, Weights = weights };
+        }
+    }
+
+    /// <summary>Weights of the taps at distances 1 + t, t, 1 - t and 2 - t (PyTorch's get_cubic_upsample_coefficients).</summary>
+    internal static void CubicWeights(double t, Span<double> weights)
+    {
+        var x1 = t;
+        weights[0] = CubicFar(x1 + 1.0);
+        weights[1] = CubicNear(x1);
+        var x2 = 1.0 - t;
+        weights[2] = CubicNear(x2);
+        weights[3] = CubicFar(x2 + 1.0);
+    }
+
+    private static double CubicNear(double x) => ((A + 2) * x - (A + 3)) * x * x + 1;
+
+    private static double CubicFar(double x) => ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
+}

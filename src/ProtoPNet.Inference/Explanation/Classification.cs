@@ -1,0 +1,24 @@
+using ProtoPNet.Inference.Bundles;
+
+namespace ProtoPNet.Inference.Explanation;
+
+/// <summary>What the caller asked to see.</summary>
+public sealed record ExplainOptions(int TopClasses = 3, int TopPrototypes = 5, int? ExplainClass = null, bool Heatmaps = false);
+
+public sealed record ClassScore(int ClassIndex, string Label, double Probability, double Logit);
+
+/// <summary>One prototype's part in the explained class's logit: contribution = weight x similarity.</summary>
+public sealed record PrototypeContribution(
+    int PrototypeIndex, int ClassIndex, string Label, double Similarity, double Weight, double Contribution,
+    PixelBox Box, FeatureCell FeatureCell, byte[]? HeatmapPng);
+
+/// <summary>The explained class's logit split into its top prototypes and the rest: the parts add up to the logit.</summary>
+public sealed record ClassExplanation(
+    int ClassIndex, string Label, double Logit, IReadOnlyList<PrototypeContribution> Prototypes, double OtherPrototypesContribution);
+
+public sealed record StageTimings(double DecodeMs, double InferenceMs, double ExplainMs, double TotalMs);
+
+/// <summary>One image's answer.</summary>
+public sealed record Classification(
+    int ImageWidth, int ImageHeight, ClassScore Prediction, IReadOnlyList<ClassScore> TopClasses,
+    ClassExplanation Explanation, StageTimings Timings);

@@ -1,0 +1,64 @@
+using ProtoPNet.Inference.Bundles;
+
+namespace ProtoPNet.Inference.Explanation;
+
+/// <summary>
+/// The paper's high-activation box: the smallest rectangle holding every pixel whose (upsampled) activation is
+/// at least the 95th percentile of the map. The percentile is numpy's default (linear interpolation between the
+/// two nearest ranks), as the reference implementation uses <c>np.percentile</c>. Ties are all kept, so a map with
+/// several equal maxima gets one box around all of them, and a flat map gets the whole map.
+/// </summary>
+public static class HighActivationBox
+{
+    public const double DefaultPercentile = 95;
+
+    /// <summary>numpy.percentile(values, p) with the 'linear' method.</summary>
+    public static double Percentile(ReadOnlySpan<float> values, double percentile)
+    {
+        if (values.IsEmpty) throw new ArgumentException("no values", nameof(values));
+        var sorted = values.ToArray();
+        Array.Sort(sorted);
+        var rank = percentile / 100.0 * (sorted.Length - 1);
+        var lower = (int)Math.Floor(rank);
+        var upper = Math.Min(lower + 1, sorted.Length - 1);
+        var fraction = rank - lower;
+        return sorted[lower] + (sorted[upper] - (double)sorted[lower]) * fraction;
+    }
+
+    /// <summary>The box in the map's own pixels.</summary>
+    public static PixelBox Find(ReadOnlySpan<float> map, int height, int width, double percentile = DefaultPercentile)
+    {
+        var threshold = Percentile(map, percentile);
+        int top = height, bottom = -1, left = width, right = -1;
+        for (var y = 0; y < height; y++)
+        {
+            var row = map.Slice(y * width, width);
+            for (var x = 0; x < width; x++)
+            {
+                if (row[x] < threshold) continue;
+                top = Math.Min(top, y);
+                bottom = Math.Max(bottom, y);
+                left = Math.Min(left, x);
+                right = Math.Max(right, x);
+            }
+        }
+        // The maximum is always >= the threshold, so at least one pixel is selected (NaN maps fall back to the whole map).
+        if (bottom < 0) return new PixelBox(0, 0, width, height);
+        return new PixelBox(left, top, right - left + 1, bottom - top + 1);
+    }
+
+    /// <summary>
+    /// Maps a box from a <paramref name="fromWidth"/> x <paramref name="fromHeight"/> grid onto a stretched
+    /// <paramref name="toWidth"/> x <paramref name="toHeight"/> image: every target pixel that overlaps a box pixel is inside.
+    /// </summary>
+    public static PixelBox Scale(PixelBox box, int fromWidth, int fromHeight, int toWidth, int toHeight)
+    {
+        var sx = (double)toWidth / fromWidth;
+        var sy = (double)toHeight / fromHeight;
+        var left = Math.Clamp((int)Math.Floor(box.X * sx + 1e-9), 0, toWidth - 1);
+        var top = Math.Clamp((int)Math.Floor(box.Y * sy + 1e-9), 0, toHeight - 1);
+        var right = Math.Clamp((int)Math.Ceiling((box.X + box.Width) * sx - 1e-9) - 1, left, toWidth - 1);
+        var bottom = Math.Clamp((int)Math.Ceiling((box.Y + box.Height) * sy - 1e-9) - 1, top, toHeight - 1);
+        return new PixelBox(left, top, right - left + 1, bottom - top + 1);
+    }
+}

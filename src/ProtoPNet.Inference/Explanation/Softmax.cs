@@ -1,0 +1,21 @@
+namespace ProtoPNet.Inference.Explanation;
+
+public static class Softmax
+{
+    /// <summary>Numerically stable softmax in double precision (the largest logit is subtracted first).</summary>
+    public static double[] Compute(ReadOnlySpan<float> logits)
+    {
+        var result = new double[logits.Length];
+        if (logits.Length == 0) return result;
+        double max = double.NegativeInfinity;
+        foreach (var logit in logits) max = Math.Max(max, logit);
+        var sum = 0.0;
+        for (var i = 0; i < logits.Length; i++)
+        {
+            result[i] = Math.Exp(logits[i] - max);
+            sum += result[i];
+        }
+        for (var i = 0; i < result.Length; i++) result[i] /= sum;
+        return result;
+    }
+}

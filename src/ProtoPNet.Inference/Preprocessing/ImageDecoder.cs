@@ -1,0 +1,121 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Bmp;
+using SixLabors.ImageSharp.Formats.Gif;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats.Tiff;
+using SixLabors.ImageSharp.Formats.Webp;
+using SixLabors.ImageSharp.Memory;
+using SixLabors.ImageSharp.Metadata;
+using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
+
+namespace ProtoPNet.Inference.Preprocessing;
+
+/// <summary>An uploaded image, upright (EXIF orientation applied) and opaque (transparency composited over white).</summary>
+public sealed class DecodedImage(Image<Rgb24> pixels, string format) : IDisposable
+{
+    public Image<Rgb24> Pixels { get; } = pixels;
+    /// <summary>The detected file format, e.g. "PNG".</summary>
+    public string Format { get; } = format;
+    public int Width => Pixels.Width;
+    public int Height => Pixels.Height;
+    public void Dispose() => Pixels.Dispose();
+}
+
+/// <summary>
+/// Decodes PNG, JPEG, GIF (first frame), BMP, WebP and TIFF (first frame). Size limits are checked on the header
+/// before any pixel memory is allocated, so a small file that declares a huge image is refused cheaply.
+/// </summary>
+public sealed class ImageDecoder(ImageLimits limits)
+{
+    /// <summary>Content types accepted for a raw request body.</summary>
+    public static readonly IReadOnlyList<string> AcceptedContentTypes =
+        ["image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp", "image/tiff"];
+
+    private static readonly Configuration Configuration = CreateConfiguration();
+
+    public ImageLimits Limits => limits;
+
+    public static bool IsAcceptedContentType(string? contentType)
+    {
+        if (string.IsNullOrWhiteSpace(contentType)) return false;
+        var mediaType = contentType.Split(';', 2)[0].Trim().ToLowerInvariant();
+        return AcceptedContentTypes.Contains(mediaType) || mediaType is "image/jpg" or "image/x-ms-bmp" or "image/x-bmp" or "image/tif";
+    }
+
+    public DecodedImage Decode(ReadOnlyMemory<byte> bytes)
+    {
+        if (bytes.Length == 0) throw new ImageRejectedException(ImageRejection.NotDecodable, "The image is empty (0 bytes).");
+        if (bytes.Length > limits.MaxBytes)
+        {
+            throw new ImageRejectedException(ImageRejection.TooManyBytes,
+                $"The image has {bytes.Length} bytes; the limit is {limits.MaxBytes} bytes.");
+        }
+        var (width, height, format) = Identify(bytes);
+        if (width <= 0 || height <= 0)
+        {
+            throw new ImageRejectedException(ImageRejection.ZeroSized, $"The {format} image is {width}x{height} pixels: it has no pixels.");
+        }
+        if ((long)width * height > limits.MaxPixels)
+        {
+            throw new ImageRejectedException(ImageRejection.TooManyPixels,
+                $"The {format} image is {width}x{height} = {(long)width * height} pixels; the limit is {limits.MaxPixels} pixels.");
+        }
+
+        Image<Rgba32> decoded;
+        try
+        {
+            decoded = Image.Load<Rgba32>(Configuration, AsStream(bytes));
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is truncated or corrupt: {exception.Message}", exception);
+        }
+        using (decoded)
+        {
+            decoded.Mutate(context => context.AutoOrient().BackgroundColor(Color.White));
+            return new DecodedImage(decoded.CloneAs<Rgb24>(), format);
+        }
+    }
+
+    private static (int Width, int Height, string Format) Identify(ReadOnlyMemory<byte> bytes)
+    {
+        IImageInfo? info;
+        IImageFormat? format;
+        try
+        {
+            info = Image.Identify(Configuration, AsStream(bytes), out format);
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            throw new ImageRejectedException(ImageRejection.NotDecodable, $"The image header cannot be read: {exception.Message}", exception);
+        }
+        if (info is null || format is null)
+        {
+            throw new ImageRejectedException(ImageRejection.NotDecodable,
+                "The body is not an image in a supported format (PNG, JPEG, GIF, BMP, WebP or TIFF).");
+        }
+        return (info.Width, info.Height, format.Name);
+    }
+
+    private static MemoryStream AsStream(ReadOnlyMemory<byte> bytes) =>
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(bytes, out var segment)
+            ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false)
+            : new MemoryStream(bytes.ToArray(), writable: false);
+
+    private static Configuration CreateConfiguration()
+    {
+        var configuration = new Configuration(
+            new PngConfigurationModule(), new JpegConfigurationModule(), new GifConfigurationModule(),
+            new BmpConfigurationModule(), new WebpConfigurationModule(), new TiffConfigurationModule())
+        {
+            // A small pool: requests come and go, the pool should not keep the largest image ever seen.
+            MemoryAllocator = MemoryAllocator.Create(new MemoryAllocatorOptions { MaximumPoolSizeMegabytes = 64 }),
+        };
+        configuration.ImageFormatsManager.SetDecoder(GifFormat.Instance, new GifDecoder { DecodingMode = FrameDecodingMode.First });
+        configuration.ImageFormatsManager.SetDecoder(TiffFormat.Instance, new TiffDecoder { DecodingMode = FrameDecodingMode.First });
+        return configuration;
+    }
+}

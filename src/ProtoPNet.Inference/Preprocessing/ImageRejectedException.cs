@@ -1,0 +1,22 @@
+namespace ProtoPNet.Inference.Preprocessing;
+
+/// <summary>Why an uploaded image was not accepted; the service maps each to the status of API.md's error table.</summary>
+public enum ImageRejection
+{
+    /// <summary>Not an image, truncated or corrupt, or no image at all (400).</summary>
+    NotDecodable,
+    /// <summary>More bytes than the byte limit (413).</summary>
+    TooManyBytes,
+    /// <summary>A content type or format the service does not decode (415).</summary>
+    UnsupportedType,
+    /// <summary>More pixels than the pixel limit (422).</summary>
+    TooManyPixels,
+    /// <summary>Zero width or height (422).</summary>
+    ZeroSized,
+}
+
+public sealed class ImageRejectedException(ImageRejection rejection, string detail, Exception? inner = null)
+    : Exception(detail, inner)
+{
+    public ImageRejection Rejection { get; } = rejection;
+}

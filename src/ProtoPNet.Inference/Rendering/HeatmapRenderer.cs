@@ -1,0 +1,74 @@
+using ProtoPNet.Inference.Explanation;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace ProtoPNet.Inference.Rendering;
+
+/// <summary>
+/// The reference implementation's overlay: the activation map upsampled bicubically to the image's size,
+/// min-max normalised, coloured with a JET colour map and blended as 0.5 image + 0.3 colour.
+/// </summary>
+public static class HeatmapRenderer
+{
+    private static readonly PngEncoder Encoder = new() { CompressionLevel = PngCompressionLevel.BestSpeed, ColorType = PngColorType.Rgb };
+
+    /// <summary>Renders the overlay at the image's own size and returns it as PNG bytes.</summary>
+    public static byte[] RenderPng(Image<Rgb24> image, ReadOnlySpan<float> map, int mapHeight, int mapWidth)
+    {
+        using var overlay = Render(image, map, mapHeight, mapWidth);
+        using var stream = new MemoryStream();
+        overlay.SaveAsPng(stream, Encoder);
+        return stream.ToArray();
+    }
+
+    public static Image<Rgb24> Render(Image<Rgb24> image, ReadOnlySpan<float> map, int mapHeight, int mapWidth)
+    {
+        var width = image.Width;
+        var height = image.Height;
+        // Rows are produced one at a time so a large image never needs a full float map in memory.
+        var horizontal = BicubicUpsampler.ResampleColumns(map, mapHeight, mapWidth, width);
+        var rows = BicubicUpsampler.Taps.For(mapHeight, height);
+        var row = new float[width];
+        float min = float.PositiveInfinity, max = float.NegativeInfinity;
+        for (var y = 0; y < height; y++)
+        {
+            BicubicUpsampler.CombineRows(horizontal, width, rows, y, row);
+            foreach (var value in row)
+            {
+                min = Math.Min(min, value);
+                max = Math.Max(max, value);
+            }
+        }
+        var range = max - min;
+        var inverseRange = range > 0 && float.IsFinite(range) ? 1f / range : 0f;
+
+        var overlay = new Image<Rgb24>(width, height);
+        image.ProcessPixelRows(overlay, (sourceRows, targetRows) =>
+        {
+            for (var y = 0; y < height; y++)
+            {
+                BicubicUpsampler.CombineRows(horizontal, width, rows, y, row);
+                var source = sourceRows.GetRowSpan(y);
+                var target = targetRows.GetRowSpan(y);
+                for (var x = 0; x < width; x++)
+                {
+                    var (r, g, b) = Jet((row[x] - min) * inverseRange);
+                    target[x] = new Rgb24(Blend(source[x].R, r), Blend(source[x].G, g), Blend(source[x].B, b));
+                }
+            }
+        });
+        return overlay;
+    }
+
+    /// <summary>JET colour map: blue (0) through cyan, yellow to red (1).</summary>
+    public static (float R, float G, float B) Jet(float value)
+    {
+        var v = Math.Clamp(value, 0f, 1f);
+        return (Math.Clamp(1.5f - Math.Abs(4f * v - 3f), 0f, 1f),
+                Math.Clamp(1.5f - Math.Abs(4f * v - 2f), 0f, 1f),
+                Math.Clamp(1.5f - Math.Abs(4f * v - 1f), 0f, 1f));
+    }
+
+    private static byte Blend(byte image, float colour) => (byte)Math.Clamp(MathF.Round(0.5f * image + 0.3f * 255f * colour), 0f, 255f);
+}

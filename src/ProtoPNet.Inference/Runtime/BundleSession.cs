@@ -1,0 +1,79 @@
+using System.Buffers;
+using Microsoft.ML.OnnxRuntime;
+
+namespace ProtoPNet.Inference.Runtime;
+
+/// <summary>
+/// One shared ONNX Runtime session for one bundle (InferenceSession.Run is thread-safe).
+/// Inputs are pooled buffers and outputs are written straight into managed arrays through OrtValues,
+/// so a run allocates no native tensors of its own.
+/// </summary>
+public sealed class BundleSession : IDisposable
+{
+    public const string InputName = "image";
+    public const string LogitsName = "logits";
+    public const string SimilaritiesName = "similarities";
+    public const string SimilarityMapsName = "similarity_maps";
+
+    private static readonly string[] InputNames = [InputName];
+    private static readonly string[] OutputNames = [LogitsName, SimilaritiesName, SimilarityMapsName];
+
+    private readonly InferenceSession _session;
+    private readonly RunOptions _runOptions = new();
+
+    public BundleSession(InferenceSession session, ProviderChoice provider, int channels, int height, int width,
+        int classCount, int prototypeCount, int mapHeight, int mapWidth)
+    {
+        _session = session;
+        Provider = provider;
+        Channels = channels;
+        Height = height;
+        Width = width;
+        ClassCount = classCount;
+        PrototypeCount = prototypeCount;
+        MapHeight = mapHeight;
+        MapWidth = mapWidth;
+    }
+
+    public ProviderChoice Provider { get; }
+    public int Channels { get; }
+    public int Height { get; }
+    public int Width { get; }
+    public int ClassCount { get; }
+    public int PrototypeCount { get; }
+    public int MapHeight { get; }
+    public int MapWidth { get; }
+    public int ImageElementCount => Channels * Height * Width;
+
+    /// <summary>The graph's declared inputs and outputs, for load-time checks and metadata endpoints.</summary>
+    public IReadOnlyDictionary<string, NodeMetadata> InputMetadata => _session.InputMetadata;
+    public IReadOnlyDictionary<string, NodeMetadata> OutputMetadata => _session.OutputMetadata;
+
+    /// <summary>Rents a buffer for <paramref name="count"/> images in [N, C, H, W] layout; return it with <see cref="ReturnBuffer"/>.</summary>
+    public float[] RentBuffer(int count) => ArrayPool<float>.Shared.Rent(count * ImageElementCount);
+
+    public static void ReturnBuffer(float[] buffer) => ArrayPool<float>.Shared.Return(buffer);
+
+    /// <summary>Runs the network on <paramref name="count"/> images stored in the first elements of <paramref name="images"/>.</summary>
+    public NetworkOutputs Run(float[] images, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        var elements = count * ImageElementCount;
+        ArgumentOutOfRangeException.ThrowIfLessThan(images.Length, elements);
+
+        var outputs = new NetworkOutputs(count, ClassCount, PrototypeCount, MapHeight, MapWidth);
+        using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance,
+            images.AsMemory(0, elements), [count, Channels, Height, Width]);
+        using var logits = OrtValue.CreateTensorValueFromMemory(outputs.Logits, [count, ClassCount]);
+        using var similarities = OrtValue.CreateTensorValueFromMemory(outputs.Similarities, [count, PrototypeCount]);
+        using var maps = OrtValue.CreateTensorValueFromMemory(outputs.SimilarityMaps, [count, PrototypeCount, MapHeight, MapWidth]);
+        _session.Run(_runOptions, InputNames, [input], OutputNames, [logits, similarities, maps]);
+        return outputs;
+    }
+
+    public void Dispose()
+    {
+        _runOptions.Dispose();
+        _session.Dispose();
+    }
+}

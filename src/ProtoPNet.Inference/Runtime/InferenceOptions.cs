@@ -1,0 +1,35 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ProtoPNet.Inference.Runtime;
+
+/// <summary>Which ONNX Runtime execution provider runs the bundles.</summary>
+public enum ExecutionProviderKind
+{
+    /// <summary>Try CUDA; when it cannot be used fall back to the CPU with a warning that names the reason.</summary>
+    Auto,
+    /// <summary>CUDA or nothing: the service refuses to start without it.</summary>
+    Cuda,
+    /// <summary>The CPU provider only.</summary>
+    Cpu,
+}
+
+/// <summary>Configuration section <c>Inference</c>.</summary>
+public sealed class InferenceOptions
+{
+    public const string SectionName = "Inference";
+
+    /// <summary><c>auto</c> (default), <c>cuda</c> or <c>cpu</c>.</summary>
+    public ExecutionProviderKind ExecutionProvider { get; set; } = ExecutionProviderKind.Auto;
+
+    /// <summary>CUDA device id used by the CUDA provider.</summary>
+    [Range(0, 64)]
+    public int CudaDeviceId { get; set; }
+
+    /// <summary>Threads ONNX Runtime uses inside one operator; 0 lets ONNX Runtime choose (one per core).</summary>
+    [Range(0, 1024)]
+    public int IntraOpThreads { get; set; }
+
+    /// <summary>Threads ONNX Runtime uses across independent operators; 0 lets ONNX Runtime choose.</summary>
+    [Range(0, 1024)]
+    public int InterOpThreads { get; set; }
+}

@@ -1,0 +1,89 @@
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Explanation;
+
+namespace ProtoPNet.Inference.Tests;
+
+public class HighActivationBoxTests
+{
+    [Fact]
+    public void PercentileIsNumpyLinear()
+    {
+        // np.percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 95) == 9.55
+        float[] values = [10, 3, 5, 1, 2, 4, 6, 9, 8, 7];
+        Assert.Equal(9.55, HighActivationBox.Percentile(values, 95), 6);
+        Assert.Equal(5.5, HighActivationBox.Percentile(values, 50), 6);
+        Assert.Equal(10, HighActivationBox.Percentile(values, 100), 6);
+        Assert.Equal(1, HighActivationBox.Percentile(values, 0), 6);
+    }
+
+    [Fact]
+    public void SingleHotPixelGivesOnePixelBox()
+    {
+        // 4 x 5 = 20 values: rank 0.95 * 19 = 18.05 lies between the two largest, so only the hot pixel is kept.
+        var map = Enumerable.Range(0, 20).Select(i => i * 0.01f).ToArray();
+        map[2 * 5 + 3] = 5f;
+        Assert.Equal(new PixelBox(3, 2, 1, 1), HighActivationBox.Find(map, 4, 5));
+    }
+
+    [Fact]
+    public void SeveralEqualMaximaAreAllInsideTheBox()
+    {
+        var map = new float[4 * 5];
+        for (var i = 0; i < map.Length; i++) map[i] = 0.001f * i;
+        map[0 * 5 + 1] = 3f;   // row 0, column 1
+        map[3 * 5 + 4] = 3f;   // row 3, column 4
+        var box = HighActivationBox.Find(map, 4, 5);
+        Assert.Equal(new PixelBox(1, 0, 4, 4), box);
+    }
+
+    [Fact]
+    public void FlatMapGivesTheWholeMap()
+    {
+        var map = Enumerable.Repeat(0.7f, 7 * 9).ToArray();
+        Assert.Equal(new PixelBox(0, 0, 9, 7), HighActivationBox.Find(map, 7, 9));
+    }
+
+    [Fact]
+    public void BoxHoldsExactlyThePixelsAtOrAboveThePercentile()
+    {
+        var random = new Random(7);
+        var map = Enumerable.Range(0, 28 * 28).Select(_ => (float)random.NextDouble()).ToArray();
+        var box = HighActivationBox.Find(map, 28, 28);
+        var sorted = map.OrderBy(v => v).ToArray();
+        var rank = 0.95 * (sorted.Length - 1);
+        var threshold = sorted[(int)rank] + (sorted[(int)rank + 1] - sorted[(int)rank]) * (rank - (int)rank);
+        var hot = Enumerable.Range(0, map.Length).Where(i => map[i] >= threshold).ToArray();
+        Assert.Equal(hot.Min(i => i % 28), box.X);
+        Assert.Equal(hot.Min(i => i / 28), box.Y);
+        Assert.Equal(hot.Max(i => i % 28), box.X + box.Width - 1);
+        Assert.Equal(hot.Max(i => i / 28), box.Y + box.Height - 1);
+    }
+
+    [Fact]
+    public void UpsampledHotCellBoxSurroundsTheCell()
+    {
+        // A 7x7 map with one hot cell, upsampled to 224x224 as for a ResNet bundle: the box covers that cell's area.
+        var map = new float[49];
+        map[2 * 7 + 5] = 1f;
+        var upsampled = BicubicUpsampler.Resize(map, 7, 7, 224, 224);
+        var box = HighActivationBox.Find(upsampled, 224, 224);
+        var cellCentreX = 5 * 32 + 16;
+        var cellCentreY = 2 * 32 + 16;
+        Assert.InRange(cellCentreX, box.X, box.X + box.Width - 1);
+        Assert.InRange(cellCentreY, box.Y, box.Y + box.Height - 1);
+        Assert.InRange(box.Width, 10, 64);
+        Assert.InRange(box.Height, 10, 64);
+    }
+
+    [Theory]
+    [InlineData(0, 0, 28, 28, 600, 800, 0, 0, 600, 800)]
+    [InlineData(14, 7, 1, 1, 56, 28, 28, 7, 2, 1)]
+    [InlineData(27, 27, 1, 1, 30, 30, 28, 28, 2, 2)]
+    [InlineData(3, 4, 5, 6, 28, 28, 3, 4, 5, 6)]
+    public void ScaleMapsToStretchedImagePixels(int x, int y, int w, int h, int toW, int toH, int ex, int ey, int ew, int eh)
+    {
+        var scaled = HighActivationBox.Scale(new PixelBox(x, y, w, h), 28, 28, toW, toH);
+        Assert.Equal(new PixelBox(ex, ey, ew, eh), scaled);
+        Assert.True(scaled.X + scaled.Width <= toW && scaled.Y + scaled.Height <= toH);
+    }
+}

@@ -1,0 +1,163 @@
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Preprocessing;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Bmp;
+using SixLabors.ImageSharp.Formats.Gif;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Tiff;
+using SixLabors.ImageSharp.Formats.Webp;
+using SixLabors.ImageSharp.Metadata.Profiles.Exif;
+using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
+
+namespace ProtoPNet.Inference.Tests;
+
+public class ImageDecoderTests
+{
+    private readonly ImageDecoder _decoder = new(new ImageLimits());
+
+    public static TheoryData<string> Formats => ["png", "jpeg", "gif", "bmp", "webp", "tiff"];
+
+    private static IImageEncoder EncoderFor(string format) => format switch
+    {
+        "png" => TestImages.Png,
+        "jpeg" => new JpegEncoder { Quality = 95 },
+        "gif" => new GifEncoder(),
+        "bmp" => new BmpEncoder(),
+        "webp" => new WebpEncoder { FileFormat = WebpFileFormatType.Lossless },
+        "tiff" => new TiffEncoder(),
+        _ => throw new ArgumentException(format),
+    };
+
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void DecodesEveryAcceptedFormat(string format)
+    {
+        using var image = TestImages.Pattern(40, 30);
+        var bytes = TestImages.Encode(image, EncoderFor(format));
+        using var decoded = _decoder.Decode(bytes);
+        Assert.Equal(40, decoded.Width);
+        Assert.Equal(30, decoded.Height);
+        var corner = decoded.Pixels[2, 2];
+        Assert.True(corner.B > 200 && corner.R < 60, $"{format}: top-left should be blue, was {corner}");
+        var right = decoded.Pixels[39, 20];
+        Assert.True(right.R > 200 && right.B < 60, $"{format}: right edge should be red, was {right}");
+    }
+
+    [Fact]
+    public void GifTakesTheFirstFrame()
+    {
+        using var gif = new Image<Rgba32>(10, 10, new Rgba32(255, 0, 0));
+        using var second = new Image<Rgba32>(10, 10, new Rgba32(0, 255, 0));
+        gif.Frames.AddFrame(second.Frames.RootFrame);
+        var bytes = TestImages.Encode(gif, new GifEncoder());
+        using var decoded = _decoder.Decode(bytes);
+        Assert.True(decoded.Pixels[5, 5].R > 200 && decoded.Pixels[5, 5].G < 50);
+    }
+
+    [Fact]
+    public void TransparencyIsCompositedOverWhite()
+    {
+        using var image = new Image<Rgba32>(4, 4, new Rgba32(0, 0, 0, 0));
+        image[1, 1] = new Rgba32(0, 0, 0, 255);
+        image[2, 2] = new Rgba32(0, 0, 0, 128);
+        using var decoded = _decoder.Decode(TestImages.Encode(image, TestImages.Png));
+        Assert.Equal(new Rgb24(255, 255, 255), decoded.Pixels[0, 0]);
+        Assert.Equal(new Rgb24(0, 0, 0), decoded.Pixels[1, 1]);
+        Assert.InRange(decoded.Pixels[2, 2].R, 120, 135);
+    }
+
+    [Theory]
+    [InlineData(6, 90)]   // orientation 6: stored rotated, display needs 90 degrees clockwise
+    [InlineData(3, 180)]
+    [InlineData(8, 270)]
+    public void ExifOrientationIsApplied(ushort orientation, int storedRotation)
+    {
+        using var upright = TestImages.Pattern(40, 20);
+        using var stored = upright.Clone(context => context.Rotate(360 - storedRotation));
+        stored.Metadata.ExifProfile = new ExifProfile();
+        stored.Metadata.ExifProfile.SetValue(ExifTag.Orientation, orientation);
+        var bytes = TestImages.Encode(stored, TestImages.Png);
+        using var decoded = _decoder.Decode(bytes);
+        Assert.Equal(40, decoded.Width);
+        Assert.Equal(20, decoded.Height);
+        Assert.True(decoded.Pixels[1, 1].B > 200, $"top-left should be the blue corner after orientation, was {decoded.Pixels[1, 1]}");
+        Assert.True(decoded.Pixels[39, 19].R > 200);
+    }
+
+    [Fact]
+    public void TooManyBytesIsRejectedBeforeDecoding()
+    {
+        var decoder = new ImageDecoder(new ImageLimits { MaxBytes = 100 });
+        using var image = TestImages.Pattern(40, 30);
+        var error = Assert.Throws<ImageRejectedException>(() => decoder.Decode(TestImages.Encode(image, new BmpEncoder())));
+        Assert.Equal(ImageRejection.TooManyBytes, error.Rejection);
+    }
+
+    [Fact]
+    public void PixelLimitIsCheckedFromTheHeader()
+    {
+        // 100000 x 100000 declared in a 45-byte file: refused without allocating 40 GB.
+        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(TestImages.PngHeaderOnly(100_000, 100_000)));
+        Assert.Equal(ImageRejection.TooManyPixels, error.Rejection);
+        Assert.Contains("10000000000 pixels", error.Message);
+    }
+
+    [Fact]
+    public void NotAnImageIsNotDecodable()
+    {
+        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode("hello, this is text"u8.ToArray()));
+        Assert.Equal(ImageRejection.NotDecodable, error.Rejection);
+    }
+
+    [Fact]
+    public void TruncatedPngIsNotDecodable()
+    {
+        using var image = TestImages.Pattern(64, 64);
+        var bytes = TestImages.Encode(image, TestImages.Png);
+        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(bytes.AsMemory(0, bytes.Length / 2)));
+        Assert.Equal(ImageRejection.NotDecodable, error.Rejection);
+    }
+
+    [Fact]
+    public void HeaderWithoutPixelDataIsNotDecodable()
+    {
+        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(TestImages.PngHeaderOnly(10, 10)));
+        Assert.Equal(ImageRejection.NotDecodable, error.Rejection);
+    }
+
+    [Fact]
+    public void GrayscaleUsesPilLuma()
+    {
+        using var rgb = new Image<Rgb24>(2, 1);
+        rgb[0, 0] = new Rgb24(255, 0, 0);
+        rgb[1, 0] = new Rgb24(10, 200, 30);
+        using var gray = InputTensorWriter.ToGray(rgb);
+        Assert.Equal(76, gray[0, 0].PackedValue);              // PIL: Image.new('RGB',(1,1),(255,0,0)).convert('L') -> 76
+        Assert.Equal((10 * 19595 + 200 * 38470 + 30 * 7471 + 32768) >> 16, gray[1, 0].PackedValue);
+    }
+
+    [Fact]
+    public void InputTensorIsChannelMajorInUnitRange()
+    {
+        using var image = new Image<Rgb24>(3, 2, new Rgb24(255, 0, 51));
+        var input = new InputSection { Channels = 3, Height = 2, Width = 3, ColorSpace = "rgb" };
+        var tensor = new float[1 + 18];
+        InputTensorWriter.Write(image, input, tensor, 1);
+        Assert.Equal(0f, tensor[0]);
+        Assert.All(tensor.AsSpan(1, 6).ToArray(), v => Assert.Equal(1f, v));
+        Assert.All(tensor.AsSpan(7, 6).ToArray(), v => Assert.Equal(0f, v));
+        Assert.All(tensor.AsSpan(13, 6).ToArray(), v => Assert.Equal(0.2f, v, 1e-6f));
+    }
+
+    [Fact]
+    public void InputTensorIsResizedToTheModelSize()
+    {
+        using var image = new Image<Rgb24>(280, 140, new Rgb24(128, 128, 128));
+        var input = new InputSection { Channels = 1, Height = 28, Width = 28, ColorSpace = "gray", Interpolation = "bilinear" };
+        var tensor = new float[28 * 28];
+        InputTensorWriter.Write(image, input, tensor, 0);
+        Assert.All(tensor, v => Assert.Equal(128f / 255f, v, 1e-3f));
+    }
+}

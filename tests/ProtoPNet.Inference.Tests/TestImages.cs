@@ -1,0 +1,72 @@
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace ProtoPNet.Inference.Tests;
+
+/// <summary>Small real image files made with ImageSharp for the decoder tests.</summary>
+internal static class TestImages
+{
+    /// <summary>A left-to-right red ramp with a blue square in the top-left corner: orientation is visible.</summary>
+    public static Image<Rgba32> Pattern(int width, int height)
+    {
+        var image = new Image<Rgba32>(width, height);
+        for (var y = 0; y < height; y++)
+        for (var x = 0; x < width; x++)
+        {
+            var corner = x < width / 4 && y < height / 4;
+            image[x, y] = corner ? new Rgba32(0, 0, 255) : new Rgba32((byte)(255 * x / Math.Max(1, width - 1)), 128, 0);
+        }
+        return image;
+    }
+
+    public static byte[] Encode(Image image, IImageEncoder encoder)
+    {
+        using var stream = new MemoryStream();
+        image.Save(stream, encoder);
+        return stream.ToArray();
+    }
+
+    /// <summary>A valid PNG signature and IHDR that declare <paramref name="width"/> x <paramref name="height"/>, with no pixel data.</summary>
+    public static byte[] PngHeaderOnly(int width, int height)
+    {
+        using var stream = new MemoryStream();
+        stream.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
+        var ihdr = new byte[13];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
+        ihdr[8] = 8; // bit depth
+        ihdr[9] = 2; // colour type RGB
+        WriteChunk(stream, "IHDR", ihdr);
+        WriteChunk(stream, "IEND", []);
+        return stream.ToArray();
+    }
+
+    private static void WriteChunk(Stream stream, string type, byte[] data)
+    {
+        Span<byte> length = stackalloc byte[4];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(length, data.Length);
+        stream.Write(length);
+        var typeBytes = System.Text.Encoding.ASCII.GetBytes(type);
+        stream.Write(typeBytes);
+        stream.Write(data);
+        var crc = Crc32(typeBytes.Concat(data).ToArray());
+        Span<byte> crcBytes = stackalloc byte[4];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(crcBytes, crc);
+        stream.Write(crcBytes);
+    }
+
+    private static uint Crc32(byte[] data)
+    {
+        var crc = 0xFFFFFFFFu;
+        foreach (var b in data)
+        {
+            crc ^= b;
+            for (var k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+        }
+        return ~crc;
+    }
+
+    public static readonly PngEncoder Png = new();
+}
