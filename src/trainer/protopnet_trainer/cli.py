@@ -1,0 +1,284 @@
+"""Command line: train, evaluate, export, prune, benchmark."""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from .config import PRESETS, TrainConfig, preset_config
+from .errors import TrainerError
+
+# Command-line overrides: option -> (config field, type). `None` values are "not given".
+OVERRIDES = [
+    ("--dataset", "dataset", str), ("--data", "data", str), ("--epochs", "epochs", int),
+    ("--device", "device", str), ("--seed", "seed", int), ("--image-size", "image_size", int),
+    ("--backbone", "backbone", str), ("--trunk-weights", "trunk_weights", str),
+    ("--prototypes-per-class", "prototypes_per_class", int), ("--prototype-dim", "prototype_dim", int),
+    ("--add-on", "add_on", str), ("--similarity", "similarity", str),
+    ("--warm-epochs", "warm_epochs", int), ("--push-start", "push_start", int), ("--push-every", "push_every", int),
+    ("--last-layer-iterations", "last_layer_iterations", int), ("--batch-size", "batch_size", int),
+    ("--test-batch-size", "test_batch_size", int), ("--push-batch-size", "push_batch_size", int),
+    ("--lr-trunk", "joint_lr_trunk", float), ("--lr-add-on", "joint_lr_add_on", float),
+    ("--lr-prototypes", "joint_lr_prototypes", float), ("--lr-last-layer", "last_layer_lr", float),
+    ("--lr-step", "joint_lr_step", int), ("--lr-gamma", "joint_lr_gamma", float),
+    ("--weight-decay", "weight_decay", float),
+    ("--coef-clst", "coef_clst", float), ("--coef-sep", "coef_sep", float), ("--coef-l1", "coef_l1", float),
+    ("--prune-k", "prune_k", int), ("--prune-threshold", "prune_threshold", int),
+    ("--small-cnn-convs", "small_cnn_convs_per_stage", int), ("--small-cnn-pools", "small_cnn_pools", int),
+    ("--interpolation", "interpolation", str), ("--threads", "threads", int), ("--workers", "num_workers", int),
+    ("--train-limit", "train_limit", int), ("--test-limit", "test_limit", int),
+    ("--synthetic-classes", "synthetic_classes", int), ("--synthetic-channels", "synthetic_channels", int),
+    ("--synthetic-train-per-class", "synthetic_train_per_class", int),
+    ("--synthetic-test-per-class", "synthetic_test_per_class", int),
+]
+FLAGS = [  # (option, config field, value when given)
+    ("--crop-to-box", "crop_to_box", True), ("--no-augment", "augment", False), ("--augment", "augment", True),
+    ("--prune", "prune", True), ("--with-baseline", "with_baseline", True), ("--no-baseline", "with_baseline", False),
+]
+
+
+def _widths(text: str) -> List[int]:
+    try:
+        widths = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("widths must be comma-separated integers, e.g. 32,64,128") from None
+    if not widths or any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError("widths must be positive integers")
+    return widths
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="named recipe; other options override it")
+    for option, dest, kind in OVERRIDES:
+        parser.add_argument(option, dest=dest, type=kind, default=None)
+    for option, dest, value in FLAGS:
+        parser.add_argument(option, dest=dest, action="store_const", const=value, default=None)
+    parser.add_argument("--small-cnn-widths", dest="small_cnn_widths", type=_widths, default=None,
+                        help="channel widths of the small-cnn stages, e.g. 32,64,128")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    cfg = preset_config(args.preset)
+    changes: Dict[str, Any] = {}
+    for _, dest, _ in OVERRIDES + FLAGS:
+        value = getattr(args, dest, None)
+        if value is not None:
+            changes[dest] = value
+    if args.small_cnn_widths is not None:
+        changes["small_cnn_widths"] = args.small_cnn_widths
+    cfg = cfg.replace(**changes)
+    cfg.validate()
+    return cfg
+
+
+def training_block(cfg: TrainConfig, result, train_size: int, test_size: int, preset: Optional[str]) -> Dict[str, Any]:
+    block: Dict[str, Any] = {
+        "dataset": cfg.dataset, "trainSize": train_size, "testSize": test_size, "backbone": cfg.backbone,
+        "trunkWeights": cfg.trunk_weights, "epochs": cfg.epochs, "seconds": round(result.seconds, 3),
+        "metrics": {"testAccuracy": result.test_accuracy, "trainAccuracy": result.train_accuracy},
+        "preset": preset, "prototypesPerClass": cfg.prototypes_per_class, "cropToBox": cfg.crop_to_box,
+        "augment": cfg.augment, "pushEpochs": [m["epoch"] for m in result.history if m.get("pushed")],
+        "pruned": cfg.prune, "config": cfg.to_dict(),
+    }
+    if result.baseline_accuracy is not None:
+        block["baseline"] = {"testAccuracy": result.baseline_accuracy, "backbone": cfg.backbone,
+                             "epochs": cfg.epochs}
+    return block
+
+
+# ---------------------------------------------------------------------------------------------- train
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .export import check_writable, write_bundle
+    from .train import Trainer
+    cfg = config_from_args(args)
+    name = args.name or args.preset or cfg.dataset
+    check_writable(args.models)                     # fail before training, not after
+    run_dir = args.run_dir or os.path.join("runs", name)
+    if not args.resume and os.path.isdir(run_dir):  # a fresh run never mixes with an old one's checkpoints
+        for part in ("checkpoints", "push", "metrics.jsonl"):
+            target = os.path.join(run_dir, part)
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            elif os.path.exists(target):
+                os.remove(target)
+    started = time.time()
+    trainer = Trainer(cfg, run_dir, progress=not args.no_progress)
+    if args.resume and not trainer.resume():
+        print(f"no checkpoint in {run_dir}: starting from epoch 1", flush=True)
+    result = trainer.run()
+    bundle = write_bundle(args.models, name, result.model, classes=trainer.source.classes,
+                          channels=trainer.source.channels, image_size=cfg.image_size,
+                          interpolation=cfg.interpolation, records=result.records,
+                          training=training_block(cfg, result, len(trainer.source.train), len(trainer.source.test),
+                                                  args.preset))
+    print(f"published {bundle} (test accuracy {result.test_accuracy:.4f}"
+          + (f", baseline {result.baseline_accuracy:.4f}" if result.baseline_accuracy is not None else "")
+          + f", {time.time() - started:.1f}s)", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_data_source, make_loaders
+    from .train import evaluate_accuracy, load_checkpoint_file, model_from_checkpoint, select_device
+    checkpoint = load_checkpoint_file(args.checkpoint)
+    cfg = TrainConfig.from_dict(checkpoint["config"])
+    changes = {k: v for k, v in (("dataset", args.dataset), ("data", args.data)) if v is not None}
+    cfg = cfg.replace(**changes, augment=False)
+    source = load_data_source(cfg)
+    if len(source.classes) != len(checkpoint["classes"]):
+        raise TrainerError(f"class-count mismatch: checkpoint has {len(checkpoint['classes'])} classes, "
+                           f"data set {cfg.dataset} has {len(source.classes)}")
+    device = select_device(args.device or "auto")
+    model = model_from_checkpoint(checkpoint).to(device)
+    loaders = make_loaders(cfg, source)
+    split = loaders.train if args.split == "train" else loaders.test
+    if args.split == "train":
+        split = loaders.push
+    accuracy = evaluate_accuracy(model, split, device, desc=args.split, progress=not args.no_progress)
+    print(f"{args.split} accuracy {accuracy:.4f} on {len(split.dataset)} images", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- export
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import check_writable, write_bundle
+    check_writable(args.models)
+    if args.untrained:
+        from .untrained import export_untrained
+        bundle = export_untrained(args)
+        print(f"published {bundle}", flush=True)
+        return 0
+    if not args.checkpoint:
+        raise TrainerError("export: pass --checkpoint (or --untrained)")
+    from .train import load_checkpoint_file, model_from_checkpoint
+    checkpoint = load_checkpoint_file(args.checkpoint)
+    cfg = TrainConfig.from_dict(checkpoint["config"])
+    model = model_from_checkpoint(checkpoint)
+    if not checkpoint.get("records"):
+        raise TrainerError(f"checkpoint {args.checkpoint} holds an unpushed model: only pushed models are exported")
+    history = checkpoint.get("history", [])
+    last = history[-1] if history else {}
+
+    class Summary:  # the numbers the manifest's training block reports
+        seconds = float(checkpoint.get("seconds", 0.0))
+        test_accuracy = float(last.get("test_accuracy", 0.0))
+        train_accuracy = float(last.get("train_accuracy", 0.0))
+        baseline_accuracy = None
+
+    Summary.history = history  # type: ignore[attr-defined]
+    channels = model.mean.numel()
+    name = args.name or cfg.dataset
+    bundle = write_bundle(args.models, name, model, classes=list(checkpoint["classes"]), channels=channels,
+                          image_size=cfg.image_size, interpolation=cfg.interpolation, records=checkpoint["records"],
+                          training=training_block(cfg, Summary, 0, 0, None))
+    print(f"published {bundle}", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- prune
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .train import Trainer, load_checkpoint_file, model_from_checkpoint
+    checkpoint = load_checkpoint_file(args.checkpoint)
+    if not checkpoint.get("records"):
+        raise TrainerError(f"checkpoint {args.checkpoint} holds an unpushed model: push before pruning")
+    cfg = TrainConfig.from_dict(checkpoint["config"]).replace(prune_k=args.k, prune_threshold=args.threshold)
+    if args.device:
+        cfg = cfg.replace(device=args.device)
+    run_dir = os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint)))
+    trainer = Trainer(cfg, run_dir, progress=not args.no_progress)
+    if list(checkpoint["classes"]) != list(trainer.source.classes):
+        raise TrainerError("class-count mismatch between the checkpoint and its data set")
+    trainer.model = model_from_checkpoint(checkpoint).to(trainer.device)
+    trainer.records = list(checkpoint["records"])
+    trainer.history = list(checkpoint.get("history", []))
+    trainer.seconds = float(checkpoint.get("seconds", 0.0))
+    trainer.epoch = int(checkpoint["epoch"])
+    trainer._make_optimizers()
+    removed = trainer.prune()
+    path = trainer.save_checkpoint(os.path.basename(args.output) if args.output else "pruned.pt")
+    print(f"removed {removed} prototypes; wrote {path}", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- benchmark
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import run_benchmark
+    cfg = config_from_args(args)
+    for line in run_benchmark(cfg, args.batches, progress=not args.no_progress):
+        print(line, flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="protopnet_trainer", description="Train ProtoPNet models and publish bundles.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model and publish a bundle")
+    add_config_options(train)
+    train.add_argument("--models", default="models", help="model repository root (default: models)")
+    train.add_argument("--name", help="model family name (default: the preset or data set name)")
+    train.add_argument("--run-dir", help="checkpoints and metrics.jsonl (default: runs/<name>)")
+    train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy of a checkpoint on a data set")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--dataset")
+    evaluate.add_argument("--data")
+    evaluate.add_argument("--split", choices=["train", "test"], default="test")
+    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    export = commands.add_parser("export", help="publish a bundle from a checkpoint, or an untrained bundle")
+    export.add_argument("--checkpoint")
+    export.add_argument("--models", default="models")
+    export.add_argument("--name")
+    export.add_argument("--untrained", action="store_true",
+                        help="random-weight model, pushed on a few synthetic images per class (service benchmarks)")
+    export.add_argument("--backbone", default="resnet18")
+    export.add_argument("--num-classes", type=int, default=200)
+    export.add_argument("--prototypes-per-class", type=int, default=10)
+    export.add_argument("--image-size", type=int, default=224)
+    export.add_argument("--channels", type=int, choices=[1, 3], default=3)
+    export.add_argument("--seed", type=int, default=1)
+    export.add_argument("--no-progress", action="store_true")
+    export.set_defaults(handler=cmd_export)
+
+    prune = commands.add_parser("prune", help="prune a pushed checkpoint and retrain its last layer")
+    prune.add_argument("--checkpoint", required=True)
+    prune.add_argument("--k", type=int, default=6)
+    prune.add_argument("--threshold", type=int, default=3)
+    prune.add_argument("--output", help="checkpoint file name in the run's checkpoints folder (default pruned.pt)")
+    prune.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    prune.add_argument("--no-progress", action="store_true")
+    prune.set_defaults(handler=cmd_prune)
+
+    benchmark = commands.add_parser("benchmark", help="images per second of each training stage")
+    add_config_options(benchmark)
+    benchmark.add_argument("--batches", type=int, default=20)
+    benchmark.add_argument("--no-progress", action="store_true")
+    benchmark.set_defaults(handler=cmd_benchmark)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except TrainerError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was published", file=sys.stderr, flush=True)
+        return 130

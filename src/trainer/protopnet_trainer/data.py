@@ -1,0 +1,425 @@
+"""Data sets: Fashion-MNIST (idx .gz), CUB-200-2011, ImageFolder and a synthetic generator.
+
+Every data set is loaded as two `Split`s (train, test). An `ImageSet` view turns a split into tensors
+in [0, 1] at the model's input size (stretch resize), with or without online augmentation. The push set
+is the training split viewed without augmentation.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+from torchvision.transforms import InterpolationMode
+
+from .config import TrainConfig
+from .errors import TrainerError
+
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_MNIST_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+Box = Tuple[int, int, int, int]  # x, y, width, height in pixels of the model input
+
+
+@dataclass
+class Split:
+    """One split of a data set: ids, labels and a way to load each raw image (any size)."""
+    name: str                               # "train" or "test"
+    classes: List[str]
+    channels: int
+    ids: List[str]
+    labels: List[int]
+    load: Callable[[int], Image.Image]
+    true_boxes: Optional[List[Box]] = None   # synthetic only: the class pattern's box at model resolution
+    cached: Optional[torch.Tensor] = None    # optional [N, C, H, W] uint8 at native size (fast path)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, limit: Optional[int]) -> "Split":
+        if limit is None or limit >= len(self.ids):
+            return self
+        return Split(self.name, self.classes, self.channels, self.ids[:limit], self.labels[:limit], self.load,
+                     self.true_boxes[:limit] if self.true_boxes else None,
+                     self.cached[:limit] if self.cached is not None else None)
+
+
+@dataclass
+class DataSource:
+    name: str
+    train: Split
+    test: Split
+    mean: List[float] = field(default_factory=list)
+    std: List[float] = field(default_factory=list)
+
+    @property
+    def classes(self) -> List[str]:
+        return self.train.classes
+
+    @property
+    def channels(self) -> int:
+        return self.train.channels
+
+
+def interpolation_mode(name: str) -> InterpolationMode:
+    return {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
+            "nearest": InterpolationMode.NEAREST}[name]
+
+
+class ImageSet(Dataset):
+    """A split as tensors: (image [C, H, W] float in [0, 1], label, index)."""
+
+    def __init__(self, split: Split, image_size: int, interpolation: str = "bilinear",
+                 augmentation: Optional[Callable] = None):
+        self.split = split
+        self.image_size = image_size
+        self.resize = transforms.Resize((image_size, image_size), interpolation=interpolation_mode(interpolation))
+        self.augmentation = augmentation
+        self.to_tensor = transforms.ToTensor()
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def image(self, index: int) -> torch.Tensor:
+        split = self.split
+        if (split.cached is not None and self.augmentation is None
+                and split.cached.shape[-1] == self.image_size and split.cached.shape[-2] == self.image_size):
+            return split.cached[index].float().div_(255.0)
+        picture = split.load(index)
+        picture = picture.convert("L" if split.channels == 1 else "RGB")
+        if picture.size != (self.image_size, self.image_size):
+            picture = self.resize(picture)
+        if self.augmentation is not None:
+            picture = self.augmentation(picture)
+        return self.to_tensor(picture)
+
+    def __getitem__(self, index: int):
+        return self.image(index), self.split.labels[index], index
+
+
+def make_augmentation(cfg: TrainConfig) -> Optional[Callable]:
+    """Online equivalent of the reference's offline augmentation: rotation, skew, shear, left-right flip."""
+    if not cfg.augment:
+        return None
+    steps: List[Callable] = []
+    if cfg.skew > 0:
+        steps.append(transforms.RandomPerspective(distortion_scale=cfg.skew, p=0.5))
+    if cfg.rotation_degrees > 0 or cfg.shear_degrees > 0:
+        steps.append(transforms.RandomAffine(degrees=cfg.rotation_degrees,
+                                             shear=(-cfg.shear_degrees, cfg.shear_degrees) if cfg.shear_degrees > 0
+                                             else None))
+    if cfg.flip:
+        steps.append(transforms.RandomHorizontalFlip())
+    return transforms.Compose(steps) if steps else None
+
+
+# ---------------------------------------------------------------------------------------------- Fashion-MNIST
+
+def _read_idx(path: str, magic: int, dims: int) -> np.ndarray:
+    if not os.path.isfile(path):
+        raise TrainerError(f"fashion-mnist: missing file {path}")
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as error:
+        raise TrainerError(f"fashion-mnist: {path} is not a readable gzip file ({error})") from None
+    if len(raw) < 4 + 4 * dims:
+        raise TrainerError(f"fashion-mnist: {path} is truncated")
+    found_magic = struct.unpack(">I", raw[:4])[0]
+    if found_magic != magic:
+        raise TrainerError(f"fashion-mnist: {path} has magic number {found_magic}, expected {magic}")
+    shape = struct.unpack(">" + "I" * dims, raw[4:4 + 4 * dims])
+    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims)
+    if body.size != int(np.prod(shape)):
+        raise TrainerError(f"fashion-mnist: {path} holds {body.size} bytes of data, header says {shape}")
+    return body.reshape(shape)
+
+
+def _fashion_split(folder: str, prefix: str, name: str) -> Split:
+    images = _read_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"), 2051, 3)
+    labels = _read_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"), 2049, 1)
+    if len(images) != len(labels):
+        raise TrainerError(f"fashion-mnist: {prefix} has {len(images)} images but {len(labels)} labels")
+    if labels.size and int(labels.max()) >= len(FASHION_MNIST_CLASSES):
+        raise TrainerError(f"fashion-mnist: {prefix} labels go up to {int(labels.max())}, expected 0..9")
+    cached = torch.from_numpy(images.copy()).unsqueeze(1)
+
+    def load(index: int) -> Image.Image:
+        return Image.fromarray(images[index], mode="L")
+
+    return Split(name, list(FASHION_MNIST_CLASSES), 1, [str(i) for i in range(len(labels))],
+                 [int(v) for v in labels], load, cached=cached)
+
+
+def load_fashion_mnist(folder: Optional[str]) -> DataSource:
+    folder = folder or FASHION_MNIST_DEFAULT_DIR
+    if not os.path.isdir(folder):
+        raise TrainerError(f"fashion-mnist: data folder {folder} does not exist")
+    return DataSource("fashion-mnist", _fashion_split(folder, "train", "train"), _fashion_split(folder, "t10k", "test"),
+                      mean=[0.286], std=[0.353])
+
+
+# ---------------------------------------------------------------------------------------------- CUB-200-2011
+
+def _read_table(folder: str, name: str, columns: int) -> Dict[int, List[str]]:
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        raise TrainerError(f"cub200: missing file {path}")
+    table: Dict[int, List[str]] = {}
+    with open(path, "r", encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) < columns + 1:
+                raise TrainerError(f"cub200: {path} line {number} has {len(parts)} fields, expected {columns + 1}")
+            try:
+                key = int(parts[0])
+            except ValueError:
+                raise TrainerError(f"cub200: {path} line {number} does not start with a number") from None
+            table[key] = parts[1:1 + columns] if columns > 1 else [" ".join(parts[1:])]
+    return table
+
+
+def load_cub200(folder: Optional[str], crop_to_box: bool) -> DataSource:
+    if not folder:
+        raise TrainerError("cub200: pass the CUB_200_2011 folder with --data")
+    if not os.path.isdir(folder):
+        raise TrainerError(f"cub200: data folder {folder} does not exist")
+    images = _read_table(folder, "images.txt", 1)
+    labels = _read_table(folder, "image_class_labels.txt", 1)
+    split = _read_table(folder, "train_test_split.txt", 1)
+    boxes = _read_table(folder, "bounding_boxes.txt", 4)
+    class_rows = _read_table(folder, "classes.txt", 1)
+    classes = [class_rows[k][0] for k in sorted(class_rows)]
+    if sorted(class_rows) != list(range(1, len(classes) + 1)):
+        raise TrainerError("cub200: classes.txt must number classes 1..K")
+    per_split: Dict[str, Tuple[List[str], List[int], List[str], List[Tuple[float, float, float, float]]]] = {
+        "train": ([], [], [], []), "test": ([], [], [], [])}
+    for image_id in sorted(images):
+        for table, file in ((labels, "image_class_labels.txt"), (split, "train_test_split.txt"),
+                            (boxes, "bounding_boxes.txt")):
+            if image_id not in table:
+                raise TrainerError(f"cub200: image {image_id} has no row in {file}")
+        try:
+            label = int(labels[image_id][0]) - 1
+            is_train = int(split[image_id][0]) == 1
+            box = tuple(float(v) for v in boxes[image_id])
+        except ValueError:
+            raise TrainerError(f"cub200: image {image_id} has a malformed label, split or box") from None
+        if not 0 <= label < len(classes):
+            raise TrainerError(f"cub200: image {image_id} has class {label + 1}, classes.txt has {len(classes)}")
+        relative = images[image_id][0]
+        path = os.path.join(folder, "images", relative)
+        if not os.path.isfile(path):
+            raise TrainerError(f"cub200: missing image file {path}")
+        ids, labs, paths, bxs = per_split["train" if is_train else "test"]
+        ids.append(relative)
+        labs.append(label)
+        paths.append(path)
+        bxs.append(box)  # type: ignore[arg-type]
+
+    def make(name: str) -> Split:
+        ids, labs, paths, bxs = per_split[name]
+        if not ids:
+            raise TrainerError(f"cub200: the {name} split is empty")
+
+        def load(index: int) -> Image.Image:
+            picture = _open_image(paths[index])
+            if crop_to_box:
+                x, y, w, h = bxs[index]
+                left, top = max(0, int(x)), max(0, int(y))
+                right, bottom = min(picture.width, int(x + w)), min(picture.height, int(y + h))
+                if right > left and bottom > top:
+                    picture = picture.crop((left, top, right, bottom))
+            return picture
+
+        return Split(name, classes, 3, ids, labs, load)
+
+    return DataSource("cub200", make("train"), make("test"), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
+
+
+def _open_image(path: str) -> Image.Image:
+    try:
+        with Image.open(path) as picture:
+            return picture.convert("RGB")
+    except (OSError, ValueError) as error:
+        raise TrainerError(f"cannot decode image {path}: {error}") from None
+
+
+# ---------------------------------------------------------------------------------------------- ImageFolder
+
+def load_imagefolder(folder: Optional[str]) -> DataSource:
+    if not folder:
+        raise TrainerError("imagefolder: pass the folder holding train/ and test/ with --data")
+    splits = {}
+    for name in ("train", "test"):
+        root = os.path.join(folder, name)
+        if not os.path.isdir(root):
+            raise TrainerError(f"imagefolder: missing folder {root}")
+        classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+        if not classes:
+            raise TrainerError(f"imagefolder: {root} has no class folders")
+        ids: List[str] = []
+        labels: List[int] = []
+        for label, cls in enumerate(classes):
+            for file in sorted(os.listdir(os.path.join(root, cls))):
+                if file.lower().endswith(IMAGE_EXTENSIONS):
+                    ids.append(f"{cls}/{file}")
+                    labels.append(label)
+        if not ids:
+            raise TrainerError(f"imagefolder: {root} holds no images")
+        splits[name] = (root, classes, ids, labels)
+    if splits["train"][1] != splits["test"][1]:
+        raise TrainerError(f"imagefolder: train has {len(splits['train'][1])} classes, test has "
+                           f"{len(splits['test'][1])} (the class folders must match)")
+
+    def make(name: str) -> Split:
+        root, classes, ids, labels = splits[name]
+        return Split(name, classes, 3, ids, labels, lambda i: _open_image(os.path.join(root, ids[i])))
+
+    return DataSource("imagefolder", make("train"), make("test"), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
+
+
+# ---------------------------------------------------------------------------------------------- synthetic
+
+SYNTHETIC_COLOURS = np.array([[230, 40, 40], [40, 200, 60], [50, 80, 240], [240, 200, 30], [200, 50, 220],
+                              [30, 210, 220], [250, 130, 20], [140, 90, 40], [250, 250, 250], [120, 120, 255]],
+                             dtype=np.float32)
+
+
+def _class_patterns(num_classes: int, seed: int) -> List[np.ndarray]:
+    """A distinct 3x3 binary shape per class (at least 5 cells on), fixed by the seed."""
+    rng = np.random.RandomState(10007 + seed)
+    shapes: List[np.ndarray] = []
+    seen = set()
+    while len(shapes) < num_classes:
+        shape = rng.rand(3, 3) < 0.6
+        key = shape.tobytes()
+        if shape.sum() < 5 or key in seen:
+            continue
+        seen.add(key)
+        shapes.append(shape)
+    return shapes
+
+
+def generate_synthetic(num_classes: int, per_class: int, image_size: int, channels: int, seed: int,
+                       split_name: str) -> Split:
+    """Small images whose class is decided by one local pattern at a random position among distractors.
+
+    The pattern is a class-specific 3x3 shape in a class colour; distractors are solid squares of random
+    colours (never a class shape). The pattern's true box is recorded at model resolution.
+    """
+    if num_classes < 2 or num_classes > len(SYNTHETIC_COLOURS) * 4:
+        raise TrainerError(f"synthetic: number of classes must be between 2 and {len(SYNTHETIC_COLOURS) * 4}")
+    cell = max(1, image_size // 16)
+    size = 3 * cell
+    shapes = _class_patterns(num_classes, seed)
+    rng = np.random.RandomState((seed * 7919 + (0 if split_name == "train" else 104729)) % (2 ** 31))
+    count = num_classes * per_class
+    images = np.zeros((count, image_size, image_size, 3), dtype=np.float32)
+    labels: List[int] = []
+    boxes: List[Box] = []
+    for n in range(count):
+        label = n % num_classes
+        canvas = images[n]
+        canvas += rng.uniform(0, 40, size=(1, 1, 3)) + rng.uniform(0, 25, size=canvas.shape)
+        for _ in range(3):  # distractors
+            side = rng.randint(max(2, size // 2), size + 2)
+            y, x = rng.randint(0, image_size - side + 1, size=2)
+            canvas[y:y + side, x:x + side] = rng.uniform(60, 255, size=3)
+        colour = SYNTHETIC_COLOURS[label % len(SYNTHETIC_COLOURS)]
+        mask = np.kron(shapes[label], np.ones((cell, cell), dtype=bool))
+        y, x = rng.randint(0, image_size - size + 1, size=2)
+        patch = canvas[y:y + size, x:x + size]
+        patch[mask] = colour
+        patch[~mask] = 0.0
+        labels.append(label)
+        boxes.append((int(x), int(y), size, size))
+    images = np.clip(images, 0, 255).astype(np.uint8)
+    if channels == 1:
+        grey = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        images = np.clip(grey, 0, 255).astype(np.uint8)[..., None]
+    cached = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+    def load(index: int) -> Image.Image:
+        array = images[index]
+        return Image.fromarray(array[..., 0], mode="L") if channels == 1 else Image.fromarray(array, mode="RGB")
+
+    classes = [f"pattern-{k}" for k in range(num_classes)]
+    return Split(split_name, classes, channels, [f"{split_name}-{n}" for n in range(count)], labels, load,
+                 true_boxes=boxes, cached=cached)
+
+
+def load_synthetic(cfg: TrainConfig) -> DataSource:
+    if cfg.synthetic_channels not in (1, 3):
+        raise TrainerError("synthetic: channels must be 1 or 3")
+    train = generate_synthetic(cfg.synthetic_classes, cfg.synthetic_train_per_class, cfg.image_size,
+                               cfg.synthetic_channels, cfg.seed, "train")
+    test = generate_synthetic(cfg.synthetic_classes, cfg.synthetic_test_per_class, cfg.image_size,
+                              cfg.synthetic_channels, cfg.seed, "test")
+    mean, std = ([0.2], [0.3]) if cfg.synthetic_channels == 1 else ([0.2, 0.2, 0.2], [0.3, 0.3, 0.3])
+    return DataSource("synthetic", train, test, mean=mean, std=std)
+
+
+# ---------------------------------------------------------------------------------------------- entry points
+
+DATASETS = ("fashion-mnist", "cub200", "imagefolder", "synthetic")
+
+
+def load_data_source(cfg: TrainConfig) -> DataSource:
+    if cfg.dataset == "fashion-mnist":
+        source = load_fashion_mnist(cfg.data)
+    elif cfg.dataset == "cub200":
+        source = load_cub200(cfg.data, cfg.crop_to_box)
+    elif cfg.dataset == "imagefolder":
+        source = load_imagefolder(cfg.data)
+    elif cfg.dataset == "synthetic":
+        source = load_synthetic(cfg)
+    else:
+        raise TrainerError(f"unknown dataset '{cfg.dataset}' (choose from {', '.join(DATASETS)})")
+    source.train = source.train.subset(cfg.train_limit)
+    source.test = source.test.subset(cfg.test_limit)
+    for split in (source.train, source.test):
+        if len(split) == 0:
+            raise TrainerError(f"{cfg.dataset}: the {split.name} split is empty")
+    return source
+
+
+@dataclass
+class Loaders:
+    train: DataLoader
+    push: DataLoader
+    test: DataLoader
+    train_set: ImageSet
+    push_set: ImageSet
+    test_set: ImageSet
+
+
+def make_loaders(cfg: TrainConfig, source: DataSource, generator: Optional[torch.Generator] = None) -> Loaders:
+    train_set = ImageSet(source.train, cfg.image_size, cfg.interpolation, make_augmentation(cfg))
+    push_set = ImageSet(source.train, cfg.image_size, cfg.interpolation, None)
+    test_set = ImageSet(source.test, cfg.image_size, cfg.interpolation, None)
+    workers = cfg.num_workers
+    train = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, num_workers=workers, generator=generator)
+    push = DataLoader(push_set, batch_size=cfg.push_batch_size, shuffle=False, num_workers=workers)
+    test = DataLoader(test_set, batch_size=cfg.test_batch_size, shuffle=False, num_workers=workers)
+    return Loaders(train, push, test, train_set, push_set, test_set)
+
+
+def class_counts(labels: Sequence[int], num_classes: int) -> List[int]:
+    counts = [0] * num_classes
+    for label in labels:
+        counts[label] += 1
+    return counts

@@ -1,0 +1,225 @@
+"""ONNX export, the model.json manifest and the atomic publish of a bundle version (MODEL_BUNDLE.md)."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import inspect
+import json
+import os
+import platform
+import shutil
+import subprocess
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+from torch import nn
+
+from . import __version__
+from .errors import TrainerError
+from .model import ProtoPNet
+
+OUTPUT_NAMES = ["logits", "similarities", "similarity_maps", "min_distances"]
+PREFERRED_OPSET = 17
+MIN_OPSET = 13
+PROBE_NAME = "ramp-7919"
+
+
+class BundleGraph(nn.Module):
+    """What the ONNX file computes: image in [0, 1] -> the contract's four outputs."""
+
+    def __init__(self, model: ProtoPNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor):
+        out = self.model(image)
+        return out.logits, out.similarities, out.similarity_maps, out.min_distances
+
+
+def export_onnx(model: ProtoPNet, channels: int, height: int, width: int, path: str) -> int:
+    """Write model.onnx (batch dimension dynamic). Returns the opset used: 17, else the highest >= 13."""
+    model = model.cpu().eval()
+    graph = BundleGraph(model)
+    dummy = torch.rand(2, channels, height, width)
+    kwargs: Dict[str, Any] = dict(
+        input_names=["image"], output_names=OUTPUT_NAMES,
+        dynamic_axes={name: {0: "N"} for name in ["image"] + OUTPUT_NAMES},
+        do_constant_folding=True)
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False  # torch 2.x: the TorchScript exporter, whose output we test
+    last_error: Optional[Exception] = None
+    for opset in range(PREFERRED_OPSET, MIN_OPSET - 1, -1):
+        try:
+            with torch.no_grad():
+                torch.onnx.export(graph, (dummy,), path, opset_version=opset, **kwargs)
+                outputs = graph(dummy)
+            _fix_output_shapes(path, [tuple(o.shape[1:]) for o in outputs])
+            return opset
+        except Exception as error:  # noqa: BLE001 - an unsupported opset: try the next lower one
+            last_error = error
+    raise TrainerError(f"ONNX export failed for every opset {PREFERRED_OPSET}..{MIN_OPSET}: {last_error}")
+
+
+def _fix_output_shapes(path: str, shapes: List[tuple]) -> None:
+    """Write every output's static dimensions (the exporter leaves some reductions symbolic); batch stays 'N'."""
+    import onnx
+    graph_proto = onnx.load(path)
+    for output, shape in zip(graph_proto.graph.output, shapes):
+        dims = output.type.tensor_type.shape.dim
+        del dims[:]
+        batch = dims.add()
+        batch.dim_param = "N"
+        for size in shape:
+            dims.add().dim_value = int(size)
+    onnx.checker.check_model(graph_proto)
+    onnx.save(graph_proto, path)
+
+
+def probe_input(channels: int, height: int, width: int) -> torch.Tensor:
+    """The contract's probe image [1, C, H, W]: element i (row-major) is ((i * 7919) mod 1000) / 999."""
+    index = torch.arange(channels * height * width, dtype=torch.int64)
+    return (((index * 7919) % 1000).to(torch.float32) / 999.0).view(1, channels, height, width)
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def software_versions() -> Dict[str, str]:
+    versions = {"trainer": trainer_version(), "torch": torch.__version__, "python": platform.python_version()}
+    try:
+        import torchvision
+        versions["torchvision"] = torchvision.__version__
+    except ImportError:
+        pass
+    try:
+        import onnx
+        versions["onnx"] = onnx.__version__
+    except ImportError:
+        pass
+    return versions
+
+
+def trainer_version() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{__version__}+{sha}" if sha else __version__
+
+
+def check_writable(models_dir: str) -> None:
+    """Fail early (before training) when the model repository cannot be written."""
+    try:
+        os.makedirs(models_dir, exist_ok=True)
+    except OSError as error:
+        raise TrainerError(f"output folder {models_dir} cannot be created: {error.strerror}") from None
+    if not os.path.isdir(models_dir) or not os.access(models_dir, os.W_OK | os.X_OK):
+        raise TrainerError(f"output folder {models_dir} is not writable")
+
+
+def new_version(family_dir: str) -> str:
+    moment = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    while True:
+        version = moment.strftime("%Y%m%dT%H%M%SZ")
+        if not os.path.exists(os.path.join(family_dir, version)) and not os.path.exists(
+                os.path.join(family_dir, f".staging-{version}")):
+            return version
+        moment += dt.timedelta(seconds=1)
+
+
+def publish(models_dir: str, name: str, fill: Callable[[str, str], Dict[str, Any]]) -> str:
+    """Write a version atomically: `fill(staging_dir, version)` writes the files and returns the manifest, which
+    is written last; then `.staging-<version>` is renamed to `<version>`. On any failure nothing is visible."""
+    check_writable(models_dir)
+    if not name or name.startswith(".") or os.sep in name or name in ("..",):
+        raise TrainerError(f"invalid model name '{name}'")
+    family_dir = os.path.join(models_dir, name)
+    try:
+        os.makedirs(family_dir, exist_ok=True)
+    except OSError as error:
+        raise TrainerError(f"output folder {family_dir} cannot be created: {error.strerror}") from None
+    version = new_version(family_dir)
+    staging = os.path.join(family_dir, f".staging-{version}")
+    final = os.path.join(family_dir, version)
+    try:
+        os.makedirs(staging)
+        manifest = fill(staging, version)
+        manifest_tmp = os.path.join(staging, ".model.json.tmp")
+        with open(manifest_tmp, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(manifest_tmp, os.path.join(staging, "model.json"))
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[str], channels: int,
+                 image_size: int, interpolation: str, records: List[Dict], training: Dict[str, Any],
+                 render_missing: Optional[Callable[[int, str], None]] = None) -> str:
+    """Export, copy the prototype pictures, compute the probe and publish. Returns the version folder."""
+    model = model.cpu().eval()
+    if len(records) != model.num_prototypes:
+        raise TrainerError(f"{model.num_prototypes} prototypes but {len(records)} push records: push the model first")
+    if model.num_classes != len(classes):
+        raise TrainerError(f"model has {model.num_classes} classes, data set has {len(classes)}")
+
+    def fill(staging: str, version: str) -> Dict[str, Any]:
+        onnx_path = os.path.join(staging, "model.onnx")
+        opset = export_onnx(model, channels, image_size, image_size, onnx_path)
+        with torch.no_grad():
+            probe = model(probe_input(channels, image_size, image_size))
+        feature_h, feature_w = probe.similarity_maps.shape[-2:]
+        prototypes = []
+        for j, record in enumerate(records):
+            target = os.path.join(staging, "prototypes", str(j))
+            source_dir = record.get("pictures")
+            if source_dir and all(os.path.isfile(os.path.join(source_dir, f"{kind}.png"))
+                                  for kind in ("patch", "source", "activation")):
+                os.makedirs(target, exist_ok=True)
+                for kind in ("patch", "source", "activation"):
+                    shutil.copyfile(os.path.join(source_dir, f"{kind}.png"), os.path.join(target, f"{kind}.png"))
+            elif render_missing is not None:
+                render_missing(j, target)
+            else:
+                raise TrainerError(f"prototype {j}: pictures {source_dir} are missing")
+            prototypes.append({
+                "index": j,
+                "classIndex": int(model.prototype_classes[j]),
+                "source": {"split": "train", "item": str(record["itemId"]),
+                           "featureCell": dict(record["featureCell"]), "box": dict(record["box"])},
+                "images": {kind: f"prototypes/{j}/{kind}.png" for kind in ("patch", "source", "activation")},
+            })
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        return {
+            "format": "protopnet-bundle",
+            "formatVersion": 1,
+            "name": name,
+            "version": version,
+            "createdUtc": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "onnx": {"file": "model.onnx", "sha256": file_sha256(onnx_path), "opset": opset},
+            "input": {"channels": channels, "height": image_size, "width": image_size,
+                      "colorSpace": "gray" if channels == 1 else "rgb", "resize": "stretch",
+                      "interpolation": interpolation,
+                      "mean": [float(v) for v in model.mean.view(-1)], "std": [float(v) for v in model.std.view(-1)]},
+            "classes": [{"index": k, "name": cls} for k, cls in enumerate(classes)],
+            "featureMap": {"height": int(feature_h), "width": int(feature_w)},
+            "similarity": {"function": model.similarity_function, "epsilon": model.epsilon},
+            "prototypes": prototypes,
+            "lastLayer": {"weights": model.last_layer.weight.detach().tolist()},
+            "probe": {"input": PROBE_NAME, "logits": probe.logits[0].tolist(),
+                      "similarities": probe.similarities[0].tolist()},
+            "training": dict(training, software=software_versions()),
+        }
+
+    return publish(models_dir, name, fill)

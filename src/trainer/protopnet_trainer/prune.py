@@ -1,0 +1,36 @@
+"""Prototype pruning: drop prototypes whose k nearest training patches are mostly from other classes."""
+from __future__ import annotations
+
+from typing import List
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .data import ImageSet
+from .model import ProtoPNet
+
+
+@torch.no_grad()
+def nearest_patch_classes(model: ProtoPNet, push_set: ImageSet, batch_size: int, device: torch.device, k: int,
+                          progress: bool = True) -> torch.Tensor:
+    """[M, k] class labels of each prototype's k nearest patches, at most one patch per image."""
+    model.eval()
+    distances, labels = [], []
+    for images, batch_labels, _ in tqdm(DataLoader(push_set, batch_size=batch_size), desc="prune", leave=False,
+                                        disable=not progress):
+        distances.append(model(images.to(device)).min_distances.cpu())   # per image: its nearest patch
+        labels.append(batch_labels)
+    all_distances = torch.cat(distances)             # [N, M]
+    all_labels = torch.cat(labels)
+    k = min(k, len(all_labels))
+    nearest = all_distances.topk(k, dim=0, largest=False).indices     # [k, M]
+    return all_labels[nearest].t()
+
+
+def prune_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, device: torch.device, k: int = 6,
+                     threshold: int = 3, progress: bool = True) -> List[int]:
+    """Indices of the prototypes to keep: those with at least `threshold` own-class patches among the k nearest."""
+    classes = nearest_patch_classes(model, push_set, batch_size, device, k, progress)
+    own = (classes == model.prototype_classes.cpu().view(-1, 1)).sum(dim=1)
+    return [j for j in range(model.num_prototypes) if int(own[j]) >= threshold]

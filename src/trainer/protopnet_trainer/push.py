@@ -1,0 +1,144 @@
+"""Push (prototype projection) and the prototype pictures: patch, source, activation overlay."""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .data import ImageSet
+from .errors import TrainerError
+from .model import ProtoPNet
+
+Box = Tuple[int, int, int, int]
+
+
+def upsample_activation(activation_map: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """Bicubic upsampling of an [h, w] activation map to the input resolution (float64)."""
+    grid = activation_map.detach().to("cpu", torch.float64).view(1, 1, *activation_map.shape[-2:])
+    return F.interpolate(grid, size=(height, width), mode="bicubic", align_corners=False)[0, 0].numpy()
+
+
+def high_activation_box(upsampled: np.ndarray, percentile: float = 95.0) -> Box:
+    """Smallest rectangle holding every pixel whose activation is >= the map's 95th percentile.
+
+    Several equal maxima give one box around all of them; a flat map (no pixel stands out) gives the whole image.
+    Returns (x, y, width, height), inclusive pixels.
+    """
+    height, width = upsampled.shape
+    low, high = float(upsampled.min()), float(upsampled.max())
+    if high - low <= 1e-9 * max(1.0, abs(high)):
+        return 0, 0, width, height
+    threshold = np.percentile(upsampled, percentile)
+    mask = upsampled >= threshold
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def _jet(values: np.ndarray) -> np.ndarray:
+    import matplotlib
+    try:
+        colormap = matplotlib.colormaps["jet"]
+    except AttributeError:  # matplotlib < 3.5
+        from matplotlib import cm
+        colormap = cm.get_cmap("jet")
+    return colormap(values)[..., :3]
+
+
+def _to_rgb_array(image: torch.Tensor) -> np.ndarray:
+    array = image.detach().cpu().permute(1, 2, 0).numpy().astype(np.float64)
+    return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array
+
+
+def _save(array: np.ndarray, path: str) -> None:
+    pixels = np.clip(np.rint(array * 255.0), 0, 255).astype(np.uint8)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    Image.fromarray(pixels).save(path)
+
+
+def write_prototype_pictures(image: torch.Tensor, upsampled: np.ndarray, box: Box, folder: str) -> None:
+    """patch.png (box crop), source.png (whole image), activation.png (0.5 image + 0.3 JET heatmap)."""
+    os.makedirs(folder, exist_ok=True)
+    source = image.detach().cpu().permute(1, 2, 0).numpy().astype(np.float64)
+    x, y, w, h = box
+    _save(source, os.path.join(folder, "source.png"))
+    _save(source[y:y + h, x:x + w], os.path.join(folder, "patch.png"))
+    span = upsampled.max() - upsampled.min()
+    rescaled = (upsampled - upsampled.min()) / span if span > 0 else np.zeros_like(upsampled)
+    overlay = 0.5 * _to_rgb_array(image) + 0.3 * _jet(rescaled)
+    _save(overlay, os.path.join(folder, "activation.png"))
+
+
+@torch.no_grad()
+def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, device: torch.device,
+                    picture_dir: Optional[str], progress: bool = True) -> List[Dict]:
+    """Replace every prototype by its nearest latent patch among the push-set images of its own class.
+
+    Returns one record per prototype (source item, feature cell, box) and, with `picture_dir`, writes
+    <picture_dir>/<j>/{patch,source,activation}.png.
+    """
+    model.eval()
+    loader = DataLoader(push_set, batch_size=batch_size, shuffle=False)
+    num_prototypes = model.num_prototypes
+    classes = model.prototype_classes.to(device)
+    best = torch.full((num_prototypes,), float("inf"), device=device)
+    best_item = torch.full((num_prototypes,), -1, dtype=torch.long, device=device)
+    best_cell = torch.zeros((num_prototypes,), dtype=torch.long, device=device)
+    best_maps: Optional[torch.Tensor] = None  # [M, D, h, w] latent map of each prototype's best image
+    for images, labels, indices in tqdm(loader, desc="push", leave=False, disable=not progress):
+        images, labels, indices = images.to(device), labels.to(device), indices.to(device)
+        z = model.features(images)
+        distances = model.distances(z)                                  # [B, M, h, w]
+        batch, _, h, w = distances.shape
+        own = classes.view(1, -1) == labels.view(-1, 1)                # [B, M]
+        distances = distances.masked_fill(~own[:, :, None, None], float("inf"))
+        flat = distances.permute(1, 0, 2, 3).reshape(num_prototypes, batch * h * w)
+        values, positions = flat.min(dim=1)
+        better = values < best
+        if best_maps is None:
+            best_maps = torch.zeros((num_prototypes, z.shape[1], h, w), device=device)
+        if better.any():
+            which = better.nonzero().view(-1)
+            image_in_batch = positions[which] // (h * w)
+            best[which] = values[which]
+            best_item[which] = indices[image_in_batch]
+            best_cell[which] = positions[which] % (h * w)
+            best_maps[which] = z[image_in_batch]
+    missing = (best_item < 0).nonzero().view(-1)
+    if len(missing):
+        cls = int(model.prototype_classes[missing[0]])
+        raise TrainerError(f"push: the push set has no image of class {cls} ({push_set.split.classes[cls]})")
+    assert best_maps is not None
+    h, w = best_maps.shape[-2:]
+    rows, cols = best_cell // w, best_cell % w
+    prototype_index = torch.arange(num_prototypes, device=device)
+    vectors = best_maps[prototype_index, :, rows, cols]                  # [M, D]
+    model.prototypes.data.copy_(vectors.view_as(model.prototypes))
+    # Self-activation of each pushed prototype on its source image.
+    self_distances = ((best_maps - vectors[:, :, None, None]) ** 2).sum(dim=1)   # [M, h, w]
+    activation_maps = model.similarity(self_distances)
+    records: List[Dict] = []
+    size = push_set.image_size
+    for j in tqdm(range(num_prototypes), desc="prototype pictures", leave=False, disable=not progress):
+        item = int(best_item[j])
+        upsampled = upsample_activation(activation_maps[j], size, size)
+        box = high_activation_box(upsampled)
+        if picture_dir is not None:
+            write_prototype_pictures(push_set.image(item), upsampled, box, os.path.join(picture_dir, str(j)))
+        records.append({
+            "item": item,
+            "itemId": push_set.split.ids[item],
+            "classIndex": int(model.prototype_classes[j]),
+            "featureCell": {"row": int(rows[j]), "column": int(cols[j])},
+            "box": {"x": box[0], "y": box[1], "width": box[2], "height": box[3]},
+            "distanceBeforePush": float(best[j]),
+            "pictures": os.path.join(picture_dir, str(j)) if picture_dir is not None else None,
+        })
+    return records
