@@ -299,6 +299,9 @@ SYNTHETIC_COLOURS = np.array([[230, 40, 40], [40, 200, 60], [50, 80, 240], [240,
                              dtype=np.float32)
 
 
+MAX_SYNTHETIC_CLASSES = 256  # 3x3 shapes with at least 5 cells on
+
+
 def _class_patterns(num_classes: int, seed: int) -> List[np.ndarray]:
     """A distinct 3x3 binary shape per class (at least 5 cells on), fixed by the seed."""
     rng = np.random.RandomState(10007 + seed)
@@ -315,14 +318,14 @@ def _class_patterns(num_classes: int, seed: int) -> List[np.ndarray]:
 
 
 def generate_synthetic(num_classes: int, per_class: int, image_size: int, channels: int, seed: int,
-                       split_name: str) -> Split:
+                       split_name: str, noise: float = 25.0) -> Split:
     """Small images whose class is decided by one local pattern at a random position among distractors.
 
     The pattern is a class-specific 3x3 shape in a class colour; distractors are solid squares of random
     colours (never a class shape). The pattern's true box is recorded at model resolution.
     """
-    if num_classes < 2 or num_classes > len(SYNTHETIC_COLOURS) * 4:
-        raise TrainerError(f"synthetic: number of classes must be between 2 and {len(SYNTHETIC_COLOURS) * 4}")
+    if num_classes < 2 or num_classes > MAX_SYNTHETIC_CLASSES:
+        raise TrainerError(f"synthetic: number of classes must be between 2 and {MAX_SYNTHETIC_CLASSES}")
     cell = max(1, image_size // 16)
     size = 3 * cell
     shapes = _class_patterns(num_classes, seed)
@@ -334,7 +337,7 @@ def generate_synthetic(num_classes: int, per_class: int, image_size: int, channe
     for n in range(count):
         label = n % num_classes
         canvas = images[n]
-        canvas += rng.uniform(0, 40, size=(1, 1, 3)) + rng.uniform(0, 25, size=canvas.shape)
+        canvas += rng.uniform(0, 40, size=(1, 1, 3)) + rng.uniform(0, noise, size=canvas.shape)
         for _ in range(3):  # distractors
             side = rng.randint(max(2, size // 2), size + 2)
             y, x = rng.randint(0, image_size - side + 1, size=2)
