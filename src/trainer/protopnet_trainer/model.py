@@ -135,7 +135,7 @@ def build_model(cfg: TrainConfig, channels: int, num_classes: int, mean: List[fl
     normalisation); without, the architecture only (a checkpoint's state dict fills it)."""
     from .trunks import load_trunk_weights
     trunk = build_trunk(cfg.backbone, channels, cfg.small_cnn_widths, cfg.small_cnn_convs_per_stage,
-                        cfg.small_cnn_pools)
+                        cfg.small_cnn_pools, cfg.trunk_weights)
     if load_weights:
         _, weight_mean, weight_std = load_trunk_weights(trunk, cfg.backbone, cfg.trunk_weights, channels)
         if weight_mean:

@@ -345,7 +345,7 @@ def format_metrics(metrics: Dict[str, Any], epochs: int) -> str:
 
 def build_baseline(cfg: TrainConfig, source: DataSource) -> BaselineNet:
     trunk = build_trunk(cfg.backbone, source.channels, cfg.small_cnn_widths, cfg.small_cnn_convs_per_stage,
-                        cfg.small_cnn_pools)
+                        cfg.small_cnn_pools, cfg.trunk_weights)
     _, mean, std = load_trunk_weights(trunk, cfg.backbone, cfg.trunk_weights, source.channels)
     return BaselineNet(trunk, trunk.out_channels, len(source.classes), mean or source.mean, std or source.std)
 

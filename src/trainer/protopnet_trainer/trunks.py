@@ -101,14 +101,25 @@ def _adapt_first_conv(trunk: nn.Module, in_channels: int) -> None:
     conv.weight = nn.Parameter(weight)
 
 
+# The "ResNet18" of Microsoft.ML.DnnImageFeaturizer.ResNet18 (a CNTK export) has one more basic block in
+# its last stage than torchvision's: blocks [2, 2, 2, 3].
+ONNX_RESNET18_BLOCKS = [2, 2, 2, 3]
+
+
 def build_trunk(name: str, in_channels: int, small_cnn_widths: Optional[List[int]] = None,
-                small_cnn_convs_per_stage: int = 2, small_cnn_pools: int = 2) -> nn.Module:
+                small_cnn_convs_per_stage: int = 2, small_cnn_pools: int = 2,
+                weights: Optional[str] = None) -> nn.Module:
+    """The trunk's architecture; `weights` matters only where it changes the architecture (imagenet-onnx)."""
     if name == "small-cnn":
         return SmallCNN(in_channels, list(small_cnn_widths or [32, 64, 128]), small_cnn_convs_per_stage,
                         small_cnn_pools)
     if name not in TRUNKS:
         raise TrainerError(f"unknown trunk '{name}' (choose from {', '.join(TRUNKS)})")
-    net = _torchvision_net(name)
+    if name == "resnet18" and weights == "imagenet-onnx":
+        from torchvision.models.resnet import BasicBlock, ResNet
+        net: nn.Module = ResNet(BasicBlock, ONNX_RESNET18_BLOCKS)
+    else:
+        net = _torchvision_net(name)
     if name.startswith("resnet"):
         trunk: nn.Module = ResNetTrunk(net)
     elif name.startswith("vgg"):
