@@ -39,7 +39,7 @@ class BundleGraph(nn.Module):
 def export_onnx(model: ProtoPNet, channels: int, height: int, width: int, path: str) -> int:
     """Write model.onnx (batch dimension dynamic). Returns the opset used: 17, else the highest >= 13."""
     model = model.cpu().eval()
-    graph = BundleGraph(model)
+    graph = BundleGraph(model).eval()  # the exporter restores the wrapper's mode recursively afterwards
     dummy = torch.rand(2, channels, height, width)
     kwargs: Dict[str, Any] = dict(
         input_names=["image"], output_names=OUTPUT_NAMES,
@@ -177,6 +177,7 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
     def fill(staging: str, version: str) -> Dict[str, Any]:
         onnx_path = os.path.join(staging, "model.onnx")
         opset = export_onnx(model, channels, image_size, image_size, onnx_path)
+        model.eval()
         with torch.no_grad():
             probe = model(probe_input(channels, image_size, image_size))
         feature_h, feature_w = probe.similarity_maps.shape[-2:]

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .checkpoint import load_checkpoint, save_checkpoint as write_checkpoint
 from .config import TrainConfig
 from .data import DataSource, ImageSet, Loaders, load_data_source, make_loaders
 from .errors import TrainerError
@@ -48,15 +49,7 @@ def coefficients(cfg: TrainConfig) -> LossCoefficients:
 
 
 def load_checkpoint_file(path: str) -> Dict[str, Any]:
-    try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except TypeError:  # torch < 1.13 has no weights_only
-            return torch.load(path, map_location="cpu")
-    except FileNotFoundError:
-        raise TrainerError(f"checkpoint {path} does not exist") from None
-    except Exception as error:  # noqa: BLE001 - a broken file is the user's input problem
-        raise TrainerError(f"cannot read checkpoint {path}: {error}") from None
+    return load_checkpoint(path)
 
 
 def model_from_checkpoint(checkpoint: Dict[str, Any]) -> ProtoPNet:
@@ -246,9 +239,7 @@ class Trainer:
     def save_checkpoint(self, name: Optional[str] = None) -> str:
         folder = os.path.join(self.run_dir, "checkpoints")
         path = os.path.join(folder, name or f"epoch-{self.epoch:03d}.pt")
-        tmp = path + ".tmp"
-        torch.save(self.checkpoint_state(), tmp)
-        os.replace(tmp, path)
+        write_checkpoint(self.checkpoint_state(), path)
         epochs = sorted(glob.glob(os.path.join(folder, "epoch-*.pt")))
         for old in epochs[:-CHECKPOINTS_KEPT]:
             os.remove(old)

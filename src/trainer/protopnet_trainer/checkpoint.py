@@ -1,0 +1,69 @@
+"""Checkpoint files: plain state (tensors, numbers, strings, lists, dicts), never pickled modules.
+
+The structure is stored as JSON and the tensors beside it, so `torch.load(weights_only=True)` can read a
+checkpoint on every torch version (torch 1.13's safe unpickler rejects even Python floats)."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List
+
+import torch
+
+from .errors import TrainerError
+
+FORMAT = "protopnet-checkpoint/1"
+
+
+def _encode(value: Any, tensors: List[torch.Tensor]) -> Any:
+    if isinstance(value, torch.Tensor):
+        tensors.append(value.detach().cpu().clone())
+        return {"__tensor__": len(tensors) - 1}
+    if isinstance(value, dict):
+        return {"__dict__": [[_encode(k, tensors), _encode(v, tensors)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, tensors) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, tensors) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} in a checkpoint")
+
+
+def _decode(value: Any, tensors: Dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, tensors) for v in value]
+    if isinstance(value, dict):
+        if "__tensor__" in value:
+            return tensors[str(value["__tensor__"])]
+        if "__tuple__" in value:
+            return tuple(_decode(v, tensors) for v in value["__tuple__"])
+        if "__dict__" in value:
+            return {_decode(k, tensors): _decode(v, tensors) for k, v in value["__dict__"]}
+    return value
+
+
+def save_checkpoint(state: Dict[str, Any], path: str) -> None:
+    tensors: List[torch.Tensor] = []
+    structure = json.dumps(_encode(state, tensors))
+    tmp = path + ".tmp"
+    torch.save({"format": FORMAT, "structure": structure,
+                "tensors": {str(i): t for i, t in enumerate(tensors)}}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str) -> Dict[str, Any]:
+    if not os.path.isfile(path):
+        raise TrainerError(f"checkpoint {path} does not exist")
+    try:
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except TypeError:  # a torch without weights_only
+            raw = torch.load(path, map_location="cpu")
+    except Exception as error:  # noqa: BLE001 - a broken file is the user's input problem
+        raise TrainerError(f"cannot read checkpoint {path}: {str(error).splitlines()[0]}") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise TrainerError(f"{path} is not a protopnet_trainer checkpoint")
+    return _decode(json.loads(raw["structure"]), raw["tensors"])
