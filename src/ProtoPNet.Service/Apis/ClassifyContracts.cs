@@ -1,0 +1,41 @@
+using System.Text.Json.Serialization;
+using ProtoPNet.Inference.Bundles;
+
+namespace ProtoPNet.Service.Apis;
+
+/// <summary>A model version: <c>name</c> and <c>version</c>.</summary>
+public sealed record ModelReference(string Name, string Version);
+
+/// <summary>The uploaded image's size in pixels, after its EXIF orientation is applied.</summary>
+public sealed record ImageSize(int Width, int Height);
+
+/// <summary>A class with its softmax probability and its logit (score before softmax).</summary>
+public sealed record ClassScoreResponse(int ClassIndex, string Label, double Probability, double Logit);
+
+/// <summary>A cell of the prototype layer's feature map.</summary>
+public sealed record FeatureCellResponse(int Row, int Column);
+
+/// <summary>
+/// One prototype's part in the explained class's logit. <c>contribution = weight * similarity</c>; <c>box</c> is the
+/// 95th-percentile high-activation box in pixels of the uploaded image; <c>heatmap</c> is present when asked for.
+/// </summary>
+public sealed record PrototypeContributionResponse(
+    int PrototypeIndex, int ClassIndex, string Label, double Similarity, double Weight, double Contribution,
+    PixelBox Box, FeatureCellResponse FeatureCell,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Heatmap,
+    string PrototypeImage, string PrototypeSource);
+
+/// <summary>The explained class's logit as the sum of its top prototypes' contributions and <c>otherPrototypesContribution</c>.</summary>
+public sealed record ExplanationResponse(
+    int ClassIndex, string Label, double Logit, IReadOnlyList<PrototypeContributionResponse> Prototypes, double OtherPrototypesContribution);
+
+/// <summary>Milliseconds spent per stage for this image.</summary>
+public sealed record TimingsResponse(double Decode, double Inference, double Explain, double Total);
+
+/// <summary>The answer for one image: the prediction, the top classes and the "this looks like that" explanation.</summary>
+public sealed record ClassifyResponse(
+    ModelReference Model, ImageSize Image, ClassScoreResponse Prediction, IReadOnlyList<ClassScoreResponse> TopClasses,
+    ExplanationResponse Explanation, TimingsResponse TimingsMs);
+
+/// <summary>One answer per uploaded image, in upload order: a classification, or a problem object for that image.</summary>
+public sealed record BatchClassifyResponse(IReadOnlyList<object> Results);

@@ -1,0 +1,50 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using ProtoPNet.Service.Models;
+using ProtoPNet.Service.Problems;
+
+namespace ProtoPNet.Service.Apis;
+
+/// <summary>Liveness: the process answers.</summary>
+public sealed record LiveResponse(string Status);
+
+/// <summary>Readiness: the models served, warmed up, and the execution provider in use.</summary>
+public sealed record ReadyResponse(string Status, string ExecutionProvider, string? DefaultModel, IReadOnlyList<string> Models);
+
+/// <summary>GET /health/live and /health/ready.</summary>
+public static class HealthApi
+{
+    public static IEndpointRouteBuilder MapHealthApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/health").WithTags("Health");
+
+        group.MapGet("/live", () => TypedResults.Ok(new LiveResponse("alive")))
+            .WithName("Live")
+            .WithSummary("Liveness probe")
+            .WithDescription("200 whenever the process serves HTTP, with or without a model.")
+            .Produces<LiveResponse>();
+
+        group.MapGet("/ready", GetReady)
+            .WithName("Ready")
+            .WithSummary("Readiness probe")
+            .WithDescription("200 when at least one model is loaded, verified and warmed up, with the execution provider in use; otherwise 503 with Retry-After and a problem body.")
+            .Produces<ReadyResponse>()
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        return app;
+    }
+
+    internal static Results<Ok<ReadyResponse>, ProblemHttpResult> GetReady(ModelRegistry registry, HttpResponse response)
+    {
+        var catalog = registry.Catalog;
+        var provider = registry.Provider.Provider;
+        if (catalog.Families.Count == 0)
+        {
+            response.Headers.RetryAfter = ProblemCatalog.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var problem = ProblemCatalog.Problem(ProblemCatalog.NoModelReady,
+                $"No model is loaded: the model root {registry.Root} holds no valid bundle ({catalog.Refused.Count} refused).");
+            problem.ProblemDetails.Extensions["executionProvider"] = provider;
+            return problem;
+        }
+        return TypedResults.Ok(new ReadyResponse("ready", provider, catalog.DefaultModel,
+            catalog.Families.Values.Select(f => $"{f.Name}@{f.Served.Version}").ToArray()));
+    }
+}

@@ -1,0 +1,168 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Net.Http.Headers;
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Preprocessing;
+using ProtoPNet.Service.Models;
+using ProtoPNet.Service.Problems;
+
+namespace ProtoPNet.Service.Apis;
+
+/// <summary>GET /models and its children: metadata, prototypes and prototype pictures.</summary>
+public static class ModelsApi
+{
+    public static readonly string[] PictureKinds = ["patch", "source", "activation"];
+
+    public static IEndpointRouteBuilder MapModelsApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/models").WithTags("Models");
+
+        group.MapGet("", GetModels)
+            .WithName("ListModels")
+            .WithSummary("List the loaded models")
+            .WithDescription("Each loaded model with its versions, default version, classes, input size, prototype count, training metrics, load time and execution provider; also the default model and any refused bundle with the reason.")
+            .Produces<ModelsResponse>();
+
+        group.MapGet("/{name}", GetModel)
+            .WithName("GetModel")
+            .WithSummary("Describe one model")
+            .WithDescription("The model's loaded versions and the version served by default (the highest, unless pinned by Models:Pinned).")
+            .Produces<ModelResponse>()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        group.MapGet("/{name}/versions/{version}", GetVersion)
+            .WithName("GetModelVersion")
+            .WithSummary("Describe one model version")
+            .WithDescription("Classes, input, feature map size, prototype count, training record, graph sha256, load time and execution provider of one loaded version.")
+            .Produces<ModelVersionResponse>()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        group.MapGet("/{name}/versions/{version}/prototypes", GetPrototypes)
+            .WithName("ListPrototypes")
+            .WithSummary("List a version's prototypes")
+            .WithDescription("Every prototype: its class, the training image it was projected onto (split, item, feature cell, box in pixels of the model's input) and links to its pictures.")
+            .Produces<PrototypesResponse>()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        group.MapGet("/{name}/versions/{version}/prototypes/{index:int}/{kind}.png", GetPrototypePicture)
+            .WithName("GetPrototypePicture")
+            .WithSummary("Get a prototype picture")
+            .WithDescription("`patch`: the 95th-percentile crop of the source training image (the \"that\"); `source`: the whole source image; `activation`: the source image with the prototype's self-activation heatmap. Bundles are immutable, so the pictures carry long cache headers and an ETag (If-None-Match gives 304).")
+            .Produces(StatusCodes.Status200OK, contentType: "image/png")
+            .Produces(StatusCodes.Status304NotModified)
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        return app;
+    }
+
+    public static string VersionUrl(ModelBundle bundle) =>
+        $"/models/{Uri.EscapeDataString(bundle.Name)}/versions/{Uri.EscapeDataString(bundle.Version)}";
+
+    public static string PrototypePictureUrl(ModelBundle bundle, int index, string kind) => $"{VersionUrl(bundle)}/prototypes/{index}/{kind}.png";
+
+    internal static Ok<ModelsResponse> GetModels(ModelRegistry registry)
+    {
+        var catalog = registry.Catalog;
+        var provider = registry.Provider;
+        return TypedResults.Ok(new ModelsResponse(
+            catalog.DefaultModel, provider.Provider, provider.FallbackReason,
+            catalog.Families.Values.Select(f => ToModel(f, catalog)).ToArray(),
+            catalog.Refused.Select(r => new RefusedBundleResponse(r.Directory, r.Reason)).ToArray()));
+    }
+
+    /// <param name="name">Model name, e.g. <c>fashion-mnist</c>.</param>
+    internal static Results<Ok<ModelResponse>, ProblemHttpResult> GetModel(string name, ModelRegistry registry)
+    {
+        var family = registry.FindFamily(name);
+        return family is null ? UnknownModel(registry, name) : TypedResults.Ok(ToModel(family, registry.Catalog));
+    }
+
+    /// <param name="name">Model name.</param>
+    /// <param name="version">Version id, e.g. <c>20261129T010203Z</c>.</param>
+    internal static Results<Ok<ModelVersionResponse>, ProblemHttpResult> GetVersion(string name, string version, ModelRegistry registry)
+    {
+        var bundle = registry.FindVersion(name, version);
+        if (bundle is null) return UnknownVersion(registry, name, version);
+        var family = registry.FindFamily(name)!;
+        var manifest = bundle.Manifest;
+        return TypedResults.Ok(new ModelVersionResponse(
+            bundle.Name, bundle.Version, ReferenceEquals(family.Served, bundle), manifest.CreatedUtc, Classes(bundle), Input(bundle),
+            bundle.PrototypeCount, new FeatureCellResponse(manifest.FeatureMap.Height, manifest.FeatureMap.Width), manifest.Training,
+            bundle.LoadedUtc, Math.Round(bundle.LoadMilliseconds, 1), bundle.Provider.Provider, manifest.Onnx.Sha256,
+            VersionUrl(bundle) + "/prototypes"));
+    }
+
+    /// <param name="name">Model name.</param>
+    /// <param name="version">Version id.</param>
+    internal static Results<Ok<PrototypesResponse>, ProblemHttpResult> GetPrototypes(string name, string version, ModelRegistry registry)
+    {
+        var bundle = registry.FindVersion(name, version);
+        if (bundle is null) return UnknownVersion(registry, name, version);
+        var prototypes = bundle.Manifest.Prototypes.Select(p => new PrototypeResponse(
+            p.Index, p.ClassIndex, bundle.ClassNames[p.ClassIndex], p.Source,
+            new PrototypePicturesResponse(PrototypePictureUrl(bundle, p.Index, "patch"), PrototypePictureUrl(bundle, p.Index, "source"),
+                PrototypePictureUrl(bundle, p.Index, "activation")))).ToArray();
+        return TypedResults.Ok(new PrototypesResponse(bundle.Name, bundle.Version, prototypes));
+    }
+
+    /// <param name="name">Model name.</param>
+    /// <param name="version">Version id.</param>
+    /// <param name="index">Prototype index (0 to prototype count - 1).</param>
+    /// <param name="kind"><c>patch</c>, <c>source</c> or <c>activation</c>.</param>
+    internal static Results<PhysicalFileHttpResult, ProblemHttpResult> GetPrototypePicture(
+        string name, string version, int index, string kind, ModelRegistry registry, HttpResponse response)
+    {
+        var bundle = registry.FindVersion(name, version);
+        if (bundle is null) return UnknownVersion(registry, name, version);
+        if (index < 0 || index >= bundle.PrototypeCount)
+        {
+            return ProblemCatalog.Problem(ProblemCatalog.PrototypeNotFound,
+                $"{bundle.Name}@{bundle.Version} has prototypes 0 to {bundle.PrototypeCount - 1}; {index} is not one of them.");
+        }
+        if (!PictureKinds.Contains(kind))
+        {
+            return ProblemCatalog.Problem(ProblemCatalog.PrototypeNotFound, $"'{kind}.png' is not a prototype picture: use patch.png, source.png or activation.png.");
+        }
+        var images = bundle.Manifest.Prototypes[index].Images;
+        var relative = kind switch { "patch" => images?.Patch, "source" => images?.Source, _ => images?.Activation }
+                       ?? $"prototypes/{index}/{kind}.png";
+        var path = bundle.ResolveFile(relative);
+        if (path is null || !File.Exists(path))
+        {
+            return ProblemCatalog.Problem(ProblemCatalog.PrototypeNotFound, $"{bundle.Name}@{bundle.Version} has no {kind} picture for prototype {index}.");
+        }
+        // A published bundle never changes, so its pictures can be cached for a year.
+        response.Headers.CacheControl = "public, max-age=31536000, immutable";
+        var etag = new EntityTagHeaderValue($"\"{bundle.Manifest.Onnx.Sha256[..Math.Min(16, bundle.Manifest.Onnx.Sha256.Length)]}-{index}-{kind}\"");
+        return TypedResults.PhysicalFile(path, "image/png", lastModified: File.GetLastWriteTimeUtc(path), entityTag: etag);
+    }
+
+    private static ModelResponse ToModel(ModelFamily family, ModelCatalog catalog)
+    {
+        var served = family.Served;
+        return new ModelResponse(family.Name, family.Versions.Select(v => v.Version).ToArray(), served.Version,
+            family.Name == catalog.DefaultModel, Classes(served), Input(served), served.PrototypeCount, served.Manifest.Training,
+            served.LoadedUtc, served.Provider.Provider);
+    }
+
+    private static ClassResponse[] Classes(ModelBundle bundle) =>
+        bundle.Manifest.Classes.Select(c => new ClassResponse(c.Index, c.Name)).ToArray();
+
+    private static InputResponse Input(ModelBundle bundle)
+    {
+        var input = bundle.Manifest.Input;
+        return new InputResponse(input.Channels, input.Height, input.Width, input.ColorSpace, input.Resize,
+            input.Interpolation ?? Resamplers.Default);
+    }
+
+    private static ProblemHttpResult UnknownModel(ModelRegistry registry, string name) =>
+        ProblemCatalog.Problem(ProblemCatalog.ModelNotFound,
+            $"No model named '{name}' is loaded. Loaded: {string.Join(", ", registry.Catalog.Families.Keys)}.");
+
+    private static ProblemHttpResult UnknownVersion(ModelRegistry registry, string name, string version)
+    {
+        var family = registry.FindFamily(name);
+        return family is null
+            ? UnknownModel(registry, name)
+            : ProblemCatalog.Problem(ProblemCatalog.ModelNotFound,
+                $"Model '{name}' has no version '{version}' loaded. Loaded versions: {string.Join(", ", family.Versions.Select(v => v.Version))}.");
+    }
+}

@@ -1,0 +1,39 @@
+using System.Text.Json;
+using ProtoPNet.Inference.Bundles;
+
+namespace ProtoPNet.Service.Apis;
+
+/// <summary>What the network takes: channels, size, colour space and how uploads are resized.</summary>
+public sealed record InputResponse(int Channels, int Height, int Width, string ColorSpace, string Resize, string Interpolation);
+
+/// <summary>A class of the model.</summary>
+public sealed record ClassResponse(int Index, string Name);
+
+/// <summary>One loaded version of a model.</summary>
+public sealed record ModelVersionResponse(
+    string Name, string Version, bool IsDefaultVersion, string? CreatedUtc, IReadOnlyList<ClassResponse> Classes,
+    InputResponse Input, int PrototypeCount, FeatureCellResponse FeatureMapSize, JsonElement? Training,
+    DateTimeOffset LoadedUtc, double LoadMs, string ExecutionProvider, string Sha256, string PrototypesUrl);
+
+/// <summary>A model name with every loaded version; <c>defaultVersion</c> is the one served when no version is named.</summary>
+public sealed record ModelResponse(
+    string Name, IReadOnlyList<string> Versions, string DefaultVersion, bool IsDefaultModel, IReadOnlyList<ClassResponse> Classes,
+    InputResponse Input, int PrototypeCount, JsonElement? Training, DateTimeOffset LoadedUtc, string ExecutionProvider);
+
+/// <summary>A bundle folder that was not loaded, and why.</summary>
+public sealed record RefusedBundleResponse(string Directory, string Reason);
+
+/// <summary>Every loaded model, the default model, the execution provider and the refused bundles.</summary>
+public sealed record ModelsResponse(
+    string? DefaultModel, string ExecutionProvider, string? ExecutionProviderFallbackReason, IReadOnlyList<ModelResponse> Models,
+    IReadOnlyList<RefusedBundleResponse> Refused);
+
+/// <summary>Links to a prototype's pictures.</summary>
+public sealed record PrototypePicturesResponse(string Patch, string Source, string Activation);
+
+/// <summary>A prototype: its class, the training image it was projected onto, its box there, and its pictures.</summary>
+public sealed record PrototypeResponse(
+    int Index, int ClassIndex, string Label, PrototypeSource? Source, PrototypePicturesResponse Pictures);
+
+/// <summary>Every prototype of one model version.</summary>
+public sealed record PrototypesResponse(string Name, string Version, IReadOnlyList<PrototypeResponse> Prototypes);

@@ -1,0 +1,53 @@
+using System.Diagnostics;
+using Serilog;
+using Serilog.Events;
+using Serilog.Formatting.Compact;
+
+namespace ProtoPNet.Service.Hosting;
+
+public static class LoggingExtensions
+{
+    private const string ConsoleTemplate = "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}";
+
+    /// <summary>Serilog: a readable console by default, JSON lines with <c>Logging:Format=json</c>; levels from the <c>Serilog</c> section.</summary>
+    public static IHostApplicationBuilder AddServiceLogging(this IHostApplicationBuilder builder)
+    {
+        var json = string.Equals(builder.Configuration["Logging:Format"], "json", StringComparison.OrdinalIgnoreCase);
+        builder.Logging.ClearProviders();
+        builder.Services.AddSerilog((_, logger) =>
+        {
+            logger.MinimumLevel.Information()
+                .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
+                .MinimumLevel.Override("Microsoft.Hosting.Lifetime", LogEventLevel.Information)
+                .ReadFrom.Configuration(builder.Configuration)
+                .Enrich.FromLogContext();
+            if (json) logger.WriteTo.Console(new RenderedCompactJsonFormatter());
+            else logger.WriteTo.Console(outputTemplate: ConsoleTemplate, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+        }, writeToProviders: true);
+        return builder;
+    }
+
+    /// <summary>
+    /// One line per request: method, path, status, elapsed, model, predicted class and trace id. Request and response
+    /// bodies are never logged, so no image bytes reach the logs.
+    /// </summary>
+    public static WebApplication UseServiceRequestLogging(this WebApplication app)
+    {
+        app.UseSerilogRequestLogging(options =>
+        {
+            options.MessageTemplate =
+                "HTTP {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.0} ms (model {Model}, predicted {PredictedClass}, trace {TraceId})";
+            options.EnrichDiagnosticContext = (diagnostics, context) =>
+                diagnostics.Set("TraceId", Activity.Current?.Id ?? context.TraceIdentifier);
+        });
+        // Defaults for requests that involve no model; the classify endpoints overwrite them.
+        app.Use((context, next) =>
+        {
+            var diagnostics = context.RequestServices.GetRequiredService<IDiagnosticContext>();
+            diagnostics.Set("Model", "-");
+            diagnostics.Set("PredictedClass", "-");
+            return next(context);
+        });
+        return app;
+    }
+}

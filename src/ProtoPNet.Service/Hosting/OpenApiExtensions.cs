@@ -1,0 +1,40 @@
+using Microsoft.OpenApi;
+using ProtoPNet.Service.OpenApi;
+
+namespace ProtoPNet.Service.Hosting;
+
+public static class OpenApiExtensions
+{
+    public static IHostApplicationBuilder AddApiDocumentation(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddEndpointsApiExplorer();
+        builder.Services.AddSwaggerGen(options =>
+        {
+            options.SwaggerDoc("v1", new OpenApiInfo
+            {
+                Title = "ProtoPNet Service",
+                Version = "v1",
+                Description = "Interpretable image recognition (\"This Looks Like That\", NeurIPS 2019): every prediction comes with the " +
+                              "prototypes it looked at, where in the image it saw them, and how many points each contributed. " +
+                              "Every error is application/problem+json with a type, a detail and the request's trace id.",
+            });
+            options.IncludeXmlComments(typeof(OpenApiExtensions).Assembly);
+            options.OperationFilter<ImageUploadOperationFilter>();
+            options.OperationFilter<ExamplesOperationFilter>();
+        });
+        return builder;
+    }
+
+    /// <summary>The OpenAPI document at /swagger/v1/swagger.json and Swagger UI at /swagger.</summary>
+    public static WebApplication UseApiDocumentation(this WebApplication app)
+    {
+        app.UseSwagger();
+        app.UseSwaggerUI(options =>
+        {
+            options.SwaggerEndpoint("/swagger/v1/swagger.json", "ProtoPNet Service v1");
+            options.RoutePrefix = "swagger";
+            options.DocumentTitle = "ProtoPNet Service";
+        });
+        return app;
+    }
+}

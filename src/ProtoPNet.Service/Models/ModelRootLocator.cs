@@ -1,0 +1,37 @@
+namespace ProtoPNet.Service.Models;
+
+/// <summary>
+/// Finds the model root when <c>Models:Root</c> is not set: the <c>models/</c> folder of the repository
+/// (the folder that holds ProtoPNet.Service.sln), searched upwards from the app's folder and the working
+/// directory, so <c>dotnet run</c> from the repository root, from the project folder, or a published
+/// folder inside the repository all find the same bundles. Otherwise the first <c>models/</c> found upwards.
+/// </summary>
+public static class ModelRootLocator
+{
+    public const string FolderName = "models";
+    public const string SolutionFileName = "ProtoPNet.Service.sln";
+
+    public static string Resolve(string? configuredRoot, string contentRoot)
+    {
+        if (!string.IsNullOrWhiteSpace(configuredRoot)) return Path.GetFullPath(configuredRoot, contentRoot);
+
+        string[] starts = [AppContext.BaseDirectory, Directory.GetCurrentDirectory(), contentRoot];
+        foreach (var start in starts)
+        {
+            for (var directory = new DirectoryInfo(start); directory is not null; directory = directory.Parent)
+            {
+                var models = Path.Combine(directory.FullName, FolderName);
+                if (File.Exists(Path.Combine(directory.FullName, SolutionFileName)) && Directory.Exists(models)) return models;
+            }
+        }
+        foreach (var start in starts)
+        {
+            for (var directory = new DirectoryInfo(start); directory is not null; directory = directory.Parent)
+            {
+                var models = Path.Combine(directory.FullName, FolderName);
+                if (Directory.Exists(models)) return models;
+            }
+        }
+        return Path.Combine(Directory.GetCurrentDirectory(), FolderName);
+    }
+}

@@ -1,0 +1,63 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Service.Apis;
+
+namespace ProtoPNet.Service.OpenApi;
+
+/// <summary>Example bodies shown in Swagger UI, one per operation and per error.</summary>
+public static class ApiExamples
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private const string Version = "20261129T010203Z";
+    private const string VersionUrl = "/models/fashion-mnist/versions/" + Version;
+
+    private static readonly ClassifyResponse Classify = new(
+        new ModelReference("fashion-mnist", Version),
+        new ImageSize(600, 800),
+        new ClassScoreResponse(9, "Ankle boot", 0.97, 12.31),
+        [new ClassScoreResponse(9, "Ankle boot", 0.97, 12.31), new ClassScoreResponse(7, "Sneaker", 0.02, 8.42), new ClassScoreResponse(5, "Sandal", 0.01, 7.9)],
+        new ExplanationResponse(9, "Ankle boot", 12.31,
+        [
+            new PrototypeContributionResponse(93, 9, "Ankle boot", 5.21, 1.0, 5.21, new PixelBox(120, 390, 210, 160),
+                new FeatureCellResponse(5, 2), "data:image/png;base64,iVBORw0KGgo...", $"{VersionUrl}/prototypes/93/patch.png", $"{VersionUrl}/prototypes/93/source.png"),
+        ], 7.10),
+        new TimingsResponse(0.4, 1.2, 0.3, 2.1));
+
+    private static readonly InputResponse Input = new(1, 28, 28, "gray", "stretch", "bilinear");
+    private static readonly ClassResponse[] Classes = [new(0, "T-shirt/top"), new(1, "Trouser"), new(9, "Ankle boot")];
+    private static readonly JsonElement Training = JsonDocument.Parse("""
+        {"dataset":"fashion-mnist","epochs":30,"metrics":{"testAccuracy":0.912,"trainAccuracy":0.94},"baseline":{"testAccuracy":0.918}}
+        """).RootElement;
+
+    private static readonly ModelResponse Model = new("fashion-mnist", [Version], Version, true, Classes, Input, 100, Training,
+        DateTimeOffset.Parse("2026-11-29T02:00:00Z"), "CPUExecutionProvider");
+
+    /// <summary>The 200 example of each operation, by operation id.</summary>
+    public static readonly IReadOnlyDictionary<string, object> Success = new Dictionary<string, object>
+    {
+        ["Classify"] = Classify,
+        ["ClassifyBatch"] = new BatchClassifyResponse([Classify, new
+        {
+            type = "urn:protopnet:problem:image-not-decodable", title = "The image cannot be decoded", status = 400,
+            detail = "The body is not an image in a supported format (PNG, JPEG, GIF, BMP, WebP or TIFF).",
+        }]),
+        ["ListModels"] = new ModelsResponse("fashion-mnist", "CPUExecutionProvider",
+            "libonnxruntime_providers_cuda.so: cannot open shared object file", [Model],
+            [new RefusedBundleResponse("models/fashion-mnist/20261128T000000Z", "sha256 mismatch for model.onnx: manifest says 3f2a..., file is 9b1c...")]),
+        ["GetModel"] = Model,
+        ["GetModelVersion"] = new ModelVersionResponse("fashion-mnist", Version, true, "2026-11-29T01:02:03Z", Classes, Input, 100,
+            new FeatureCellResponse(7, 7), Training, DateTimeOffset.Parse("2026-11-29T02:00:00Z"), 85.2, "CPUExecutionProvider",
+            "9b1c0d5e...", VersionUrl + "/prototypes"),
+        ["ListPrototypes"] = new PrototypesResponse("fashion-mnist", Version,
+        [
+            new PrototypeResponse(93, 9, "Ankle boot",
+                new PrototypeSource { Split = "train", Item = "12345", FeatureCell = new FeatureCell(5, 2), Box = new PixelBox(5, 17, 11, 8) },
+                new PrototypePicturesResponse($"{VersionUrl}/prototypes/93/patch.png", $"{VersionUrl}/prototypes/93/source.png", $"{VersionUrl}/prototypes/93/activation.png")),
+        ]),
+        ["Live"] = new LiveResponse("alive"),
+        ["Ready"] = new ReadyResponse("ready", "CPUExecutionProvider", "fashion-mnist", [$"fashion-mnist@{Version}"]),
+    };
+
+    public static JsonNode? ToNode(object value) => JsonSerializer.SerializeToNode(value, value.GetType(), Json);
+}

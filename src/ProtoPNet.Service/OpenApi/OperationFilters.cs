@@ -1,0 +1,110 @@
+using System.Text.Json.Nodes;
+using Microsoft.OpenApi;
+using ProtoPNet.Inference.Preprocessing;
+using ProtoPNet.Service.Problems;
+using Swashbuckle.AspNetCore.SwaggerGen;
+
+namespace ProtoPNet.Service.OpenApi;
+
+/// <summary>Describes the image upload body (multipart field <c>image</c>, or a raw image body) of the classify endpoints.</summary>
+public sealed class ImageUploadOperationFilter : IOperationFilter
+{
+    public void Apply(OpenApiOperation operation, OperationFilterContext context)
+    {
+        var upload = context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<ImageUploadMetadata>().FirstOrDefault();
+        if (upload is null) return;
+
+        var binary = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary" };
+        IOpenApiSchema field = upload.Multiple
+            ? new OpenApiSchema { Type = JsonSchemaType.Array, Items = binary, Description = "One file field named 'image' per image." }
+            : binary;
+        var content = new Dictionary<string, IOpenApiMediaType>
+        {
+            ["multipart/form-data"] = new OpenApiMediaType
+            {
+                Schema = new OpenApiSchema
+                {
+                    Type = JsonSchemaType.Object,
+                    Properties = new Dictionary<string, IOpenApiSchema> { ["image"] = field },
+                    Required = new HashSet<string> { "image" },
+                },
+            },
+        };
+        if (!upload.Multiple)
+        {
+            foreach (var type in ImageDecoder.AcceptedContentTypes) content[type] = new OpenApiMediaType { Schema = binary };
+        }
+        operation.RequestBody = new OpenApiRequestBody
+        {
+            Required = true,
+            Description = upload.Multiple
+                ? "multipart/form-data with several file fields named 'image'."
+                : "multipart/form-data with one file field 'image', or the image itself as the body with its image/* content type.",
+            Content = content,
+        };
+    }
+}
+
+/// <summary>Adds an example to every success response and one per kind of error to every problem response.</summary>
+public sealed class ExamplesOperationFilter : IOperationFilter
+{
+    public void Apply(OpenApiOperation operation, OperationFilterContext context)
+    {
+        if (operation.Responses is null) return;
+        var operationId = operation.OperationId ?? "";
+        foreach (var (status, response) in operation.Responses)
+        {
+            if (response.Content is null) continue;
+            if (status == "200" && ApiExamples.Success.TryGetValue(operationId, out var example))
+            {
+                foreach (var media in response.Content.Values.OfType<OpenApiMediaType>()) media.Example = ApiExamples.ToNode(example);
+                continue;
+            }
+            if (!int.TryParse(status, out var code) || code < 400) continue;
+            var kinds = KindsFor(operationId, code);
+            foreach (var media in response.Content.Values.OfType<OpenApiMediaType>())
+            {
+                media.Examples ??= new Dictionary<string, IOpenApiExample>();
+                foreach (var kind in kinds)
+                {
+                    media.Examples[kind.Type[(kind.Type.LastIndexOf(':') + 1)..]] = new OpenApiExample
+                    {
+                        Summary = kind.Title,
+                        Value = ProblemExample(kind, operationId),
+                    };
+                }
+            }
+            if (code == 503 && response is OpenApiResponse concreteResponse)
+            {
+                concreteResponse.Description = "Not ready: no model is loaded. The Retry-After header says when to try again.";
+            }
+        }
+    }
+
+    private static ProblemKind[] KindsFor(string operationId, int status)
+    {
+        var classify = operationId.StartsWith("Classify", StringComparison.Ordinal);
+        return status switch
+        {
+            400 when classify => operationId == "ClassifyBatch"
+                ? [ProblemCatalog.ImageMissing, ProblemCatalog.TooManyImages, ProblemCatalog.InvalidParameter, ProblemCatalog.ImageNotDecodable]
+                : [ProblemCatalog.ImageNotDecodable, ProblemCatalog.ImageMissing, ProblemCatalog.InvalidParameter],
+            404 when operationId == "GetPrototypePicture" => [ProblemCatalog.ModelNotFound, ProblemCatalog.PrototypeNotFound],
+            404 => [ProblemCatalog.ModelNotFound],
+            413 => [ProblemCatalog.ImageTooLarge],
+            415 => [ProblemCatalog.UnsupportedMediaType],
+            422 => [ProblemCatalog.ImageTooManyPixels, ProblemCatalog.ImageZeroSized],
+            503 => [ProblemCatalog.NoModelReady],
+            _ => [ProblemCatalog.Unexpected],
+        };
+    }
+
+    private static JsonNode ProblemExample(ProblemKind kind, string operationId) => new JsonObject
+    {
+        ["type"] = kind.Type,
+        ["title"] = kind.Title,
+        ["status"] = kind.Status,
+        ["detail"] = kind.ExampleDetail,
+        ["traceId"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    };
+}

@@ -1,0 +1,64 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using ProtoPNet.Inference.Preprocessing;
+
+namespace ProtoPNet.Service.Problems;
+
+/// <summary>One kind of error: its RFC 7807 type, title and HTTP status (API.md's error table).</summary>
+public sealed record ProblemKind(string Type, string Title, int Status, string ExampleDetail);
+
+/// <summary>Every error this service answers with, in one place: the endpoints, the OpenAPI examples and the tests use these.</summary>
+public static class ProblemCatalog
+{
+    private const string Prefix = "urn:protopnet:problem:";
+
+    public static readonly ProblemKind ImageNotDecodable = new(Prefix + "image-not-decodable", "The image cannot be decoded", 400,
+        "The PNG image is truncated or corrupt: PNG Image does not contain a data chunk.");
+    public static readonly ProblemKind ImageMissing = new(Prefix + "image-missing", "No image in the request", 400,
+        "The multipart body has no file field named 'image'.");
+    public static readonly ProblemKind InvalidParameter = new(Prefix + "invalid-parameter", "A parameter is not valid", 400,
+        "explainClass 12 is not a class of fashion-mnist@20261129T010203Z (0 to 9).");
+    public static readonly ProblemKind TooManyImages = new(Prefix + "too-many-images", "Too many images in one batch", 400,
+        "The batch holds 40 images; the limit is 32.");
+    public static readonly ProblemKind ModelNotFound = new(Prefix + "model-not-found", "Unknown model or version", 404,
+        "No model named 'cub200' is loaded. Loaded: fashion-mnist.");
+    public static readonly ProblemKind PrototypeNotFound = new(Prefix + "prototype-not-found", "Unknown prototype", 404,
+        "fashion-mnist@20261129T010203Z has prototypes 0 to 99; 150 is not one of them.");
+    public static readonly ProblemKind ImageTooLarge = new(Prefix + "image-too-large", "The image is larger than the byte limit", 413,
+        "The image has 25165824 bytes; the limit is 20971520 bytes.");
+    public static readonly ProblemKind UnsupportedMediaType = new(Prefix + "unsupported-media-type", "The content type is not accepted", 415,
+        "Content-Type 'text/plain' is not accepted: send multipart/form-data with a file field 'image', or a raw body of type image/png, image/jpeg, image/gif, image/bmp, image/webp or image/tiff.");
+    public static readonly ProblemKind ImageTooManyPixels = new(Prefix + "image-too-many-pixels", "The image has more pixels than the limit", 422,
+        "The PNG image is 100000x100000 = 10000000000 pixels; the limit is 40000000 pixels.");
+    public static readonly ProblemKind ImageZeroSized = new(Prefix + "image-zero-sized", "The image has no pixels", 422,
+        "The BMP image is 0x10 pixels: it has no pixels.");
+    public static readonly ProblemKind NoModelReady = new(Prefix + "no-model-ready", "No model is ready", 503,
+        "No model bundle is loaded yet; the model root holds no valid bundle.");
+    public static readonly ProblemKind Unexpected = new(Prefix + "internal-error", "Unexpected server error", 500,
+        "An unexpected error happened; the trace id identifies it in the logs.");
+
+    /// <summary>Seconds a caller should wait before retrying a 503.</summary>
+    public const int RetryAfterSeconds = 5;
+
+    public static ProblemKind ForRejection(ImageRejection rejection) => rejection switch
+    {
+        ImageRejection.NotDecodable => ImageNotDecodable,
+        ImageRejection.TooManyBytes => ImageTooLarge,
+        ImageRejection.UnsupportedType => UnsupportedMediaType,
+        ImageRejection.TooManyPixels => ImageTooManyPixels,
+        ImageRejection.ZeroSized => ImageZeroSized,
+        _ => ImageNotDecodable,
+    };
+
+    public static ProblemHttpResult Problem(ProblemKind kind, string detail) =>
+        TypedResults.Problem(detail: detail, statusCode: kind.Status, title: kind.Title, type: kind.Type);
+
+    /// <summary>A problem as a plain object, for the per-item errors of a batch.</summary>
+    public static Microsoft.AspNetCore.Mvc.ProblemDetails Details(ProblemKind kind, string detail) =>
+        new() { Type = kind.Type, Title = kind.Title, Status = kind.Status, Detail = detail };
+}
+
+/// <summary>A request that cannot be served, carrying the problem to answer with.</summary>
+public sealed class ProblemException(ProblemKind kind, string detail) : Exception(detail)
+{
+    public ProblemKind Kind { get; } = kind;
+}

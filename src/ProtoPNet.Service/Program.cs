@@ -1,0 +1,26 @@
+using ProtoPNet.Service.Apis;
+using ProtoPNet.Service.Hosting;
+
+if (args.Contains(HealthcheckCommand.Argument)) return await HealthcheckCommand.RunAsync();
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddServiceLogging();
+builder.AddProblemResponses();
+builder.AddInference();
+builder.AddApiDocumentation();
+
+var app = builder.Build();
+app.UseProblemResponses();
+app.UseServiceRequestLogging();
+app.UseApiDocumentation();
+
+app.MapClassifyApi();
+app.MapModelsApi();
+app.MapHealthApi();
+app.MapGet("/", () => TypedResults.Redirect("/swagger")).ExcludeFromDescription();
+
+await app.RunAsync();
+return 0;
+
+/// <summary>The entry point, visible to the tests' WebApplicationFactory.</summary>
+public partial class Program;
