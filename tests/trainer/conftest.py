@@ -26,3 +26,22 @@ def tiny_config(**changes) -> TrainConfig:
 @pytest.fixture
 def tiny():
     return tiny_config
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(tmp_path_factory):
+    """One tiny model trained through the whole schedule (with baseline) and published once per session."""
+    from protopnet_trainer.cli import training_block
+    from protopnet_trainer.export import write_bundle
+    from protopnet_trainer.train import Trainer
+
+    root = tmp_path_factory.mktemp("bundle")
+    cfg = tiny_config(with_baseline=True)
+    trainer = Trainer(cfg, str(root / "run"), progress=False, log=lambda line: None)
+    result = trainer.run()
+    bundle = write_bundle(str(root / "models"), "tiny", result.model, classes=trainer.source.classes,
+                          channels=3, image_size=cfg.image_size, interpolation=cfg.interpolation,
+                          records=result.records,
+                          training=training_block(cfg, result, len(trainer.source.train), len(trainer.source.test),
+                                                  None))
+    return {"path": bundle, "trainer": trainer, "result": result, "cfg": cfg, "root": root}

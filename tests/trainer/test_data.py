@@ -1,0 +1,172 @@
+"""Data sets: CUB-200-2011 folder format, Fashion-MNIST idx files, ImageFolder, synthetic, augmentation."""
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from protopnet_trainer.config import TrainConfig
+from protopnet_trainer.data import (FASHION_MNIST_CLASSES, ImageSet, generate_synthetic, load_cub200,
+                                    load_data_source, load_fashion_mnist, load_imagefolder, make_augmentation)
+from protopnet_trainer.errors import TrainerError
+
+CUB_COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+
+
+def make_mini_cub(root, images_per_class=2):
+    """A CUB_200_2011-format folder: 3 classes, each image grey with a class-coloured rectangle (its box)."""
+    os.makedirs(root / "images", exist_ok=True)
+    classes = ["001.Red_bird", "002.Green_bird", "003.Blue_bird"]
+    rows = {"images": [], "labels": [], "split": [], "boxes": []}
+    image_id = 0
+    for k, cls in enumerate(classes):
+        os.makedirs(root / "images" / cls, exist_ok=True)
+        for n in range(images_per_class):
+            image_id += 1
+            width, height = 60 + 4 * n, 40
+            picture = np.full((height, width, 3), 128, np.uint8)
+            x, y, w, h = 10 + n, 5, 20, 24
+            picture[y:y + h, x:x + w] = CUB_COLOURS[k]
+            relative = f"{cls}/bird_{n}.jpg" if n % 2 else f"{cls}/bird_{n}.png"
+            Image.fromarray(picture).save(root / "images" / relative, quality=100, subsampling=0)
+            rows["images"].append(f"{image_id} {relative}")
+            rows["labels"].append(f"{image_id} {k + 1}")
+            rows["split"].append(f"{image_id} {1 if n < images_per_class - 1 else 0}")
+            rows["boxes"].append(f"{image_id} {x}.0 {y}.0 {w}.0 {h}.0")
+    (root / "images.txt").write_text("\n".join(rows["images"]) + "\n")
+    (root / "image_class_labels.txt").write_text("\n".join(rows["labels"]) + "\n")
+    (root / "train_test_split.txt").write_text("\n".join(rows["split"]) + "\n")
+    (root / "bounding_boxes.txt").write_text("\n".join(rows["boxes"]) + "\n")
+    (root / "classes.txt").write_text("\n".join(f"{k + 1} {c}" for k, c in enumerate(classes)) + "\n")
+    return root
+
+
+def test_cub_loader_splits_labels_and_full_images(tmp_path):
+    source = load_cub200(str(make_mini_cub(tmp_path / "CUB", 3)), crop_to_box=False)
+    assert source.classes == ["001.Red_bird", "002.Green_bird", "003.Blue_bird"]
+    assert len(source.train) == 6 and len(source.test) == 3
+    assert source.train.labels == [0, 0, 1, 1, 2, 2] and source.test.labels == [0, 1, 2]
+    assert source.train.ids[0] == "001.Red_bird/bird_0.png"
+    assert source.train.load(1).size == (64, 40)                 # full image
+    tensor = ImageSet(source.train, 32).image(0)
+    assert tensor.shape == (3, 32, 32)
+    assert abs(float(tensor[:, 0, 0].mean()) - 128 / 255) < 0.02   # grey background visible
+
+
+def test_cub_loader_crops_to_the_bounding_box(tmp_path):
+    source = load_cub200(str(make_mini_cub(tmp_path / "CUB", 2)), crop_to_box=True)
+    picture = source.train.load(0)
+    assert picture.size == (20, 24)
+    tensor = ImageSet(source.test, 16).image(1)                    # a green bird, jpeg
+    expected = torch.tensor(CUB_COLOURS[1], dtype=torch.float32).view(3, 1, 1) / 255
+    assert (tensor - expected).abs().max() < 0.08                  # only the bird is left
+
+
+def test_cub_loader_reports_missing_and_malformed_files(tmp_path):
+    root = make_mini_cub(tmp_path / "CUB")
+    os.remove(root / "bounding_boxes.txt")
+    with pytest.raises(TrainerError, match="bounding_boxes.txt"):
+        load_cub200(str(root), crop_to_box=True)
+    root = make_mini_cub(tmp_path / "CUB2")
+    (root / "image_class_labels.txt").write_text("1 9\n2 1\n3 2\n4 2\n5 3\n6 3\n")
+    with pytest.raises(TrainerError, match="image 1 has class 9"):
+        load_cub200(str(root), crop_to_box=False)
+    root = make_mini_cub(tmp_path / "CUB3")
+    os.remove(root / "images" / "002.Green_bird" / "bird_0.png")
+    with pytest.raises(TrainerError, match="missing image file"):
+        load_cub200(str(root), crop_to_box=False)
+
+
+def write_idx(folder, prefix, images, labels, magic=2051):
+    os.makedirs(folder, exist_ok=True)
+    with gzip.open(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"), "wb") as f:
+        f.write(struct.pack(">IIII", magic, len(images), 28, 28) + images.astype(np.uint8).tobytes())
+    with gzip.open(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"), "wb") as f:
+        f.write(struct.pack(">II", 2049, len(labels)) + np.array(labels, np.uint8).tobytes())
+
+
+def test_fashion_mnist_idx_loader(tmp_path):
+    images = np.arange(5 * 28 * 28).reshape(5, 28, 28) % 256
+    write_idx(tmp_path, "train", images, [0, 1, 2, 9, 3])
+    write_idx(tmp_path, "t10k", images[:2], [4, 5])
+    source = load_fashion_mnist(str(tmp_path))
+    assert source.classes == FASHION_MNIST_CLASSES and source.classes[0] == "T-shirt/top"
+    assert source.channels == 1 and len(source.train) == 5 and source.test.labels == [4, 5]
+    tensor = ImageSet(source.train, 28).image(3)
+    assert torch.allclose(tensor[0], torch.from_numpy(images[3]).float() / 255)
+    assert torch.allclose(ImageSet(source.train, 28, augmentation=lambda p: p).image(3), tensor)
+
+
+def test_fashion_mnist_malformed_files(tmp_path):
+    images = np.zeros((2, 28, 28))
+    write_idx(tmp_path / "magic", "train", images, [0, 1], magic=1234)
+    write_idx(tmp_path / "magic", "t10k", images, [0, 1])
+    with pytest.raises(TrainerError, match="magic number 1234"):
+        load_fashion_mnist(str(tmp_path / "magic"))
+    write_idx(tmp_path / "count", "train", images, [0, 1, 2])
+    write_idx(tmp_path / "count", "t10k", images, [0, 1])
+    with pytest.raises(TrainerError, match="2 images but 3 labels"):
+        load_fashion_mnist(str(tmp_path / "count"))
+    os.makedirs(tmp_path / "garbage")
+    (tmp_path / "garbage" / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(TrainerError, match="not a readable gzip"):
+        load_fashion_mnist(str(tmp_path / "garbage"))
+    with pytest.raises(TrainerError, match="does not exist"):
+        load_fashion_mnist(str(tmp_path / "nowhere"))
+
+
+def test_the_installed_fashion_mnist():
+    source = load_fashion_mnist(None)
+    assert len(source.train) == 60000 and len(source.test) == 10000
+    assert sorted(set(source.test.labels)) == list(range(10))
+
+
+def test_imagefolder(tmp_path):
+    for split, count in (("train", 2), ("test", 1)):
+        for cls, colour in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
+            os.makedirs(tmp_path / split / cls)
+            for n in range(count):
+                Image.new("RGB", (20, 10), colour).save(tmp_path / split / cls / f"{n}.png")
+    source = load_imagefolder(str(tmp_path))
+    assert source.classes == ["cat", "dog"] and source.train.labels == [0, 0, 1, 1]
+    assert source.test.ids == ["cat/0.png", "dog/0.png"]
+    assert float(ImageSet(source.test, 8).image(1)[2].mean()) == pytest.approx(1.0)
+    os.makedirs(tmp_path / "test" / "bird")
+    Image.new("RGB", (4, 4)).save(tmp_path / "test" / "bird" / "0.png")
+    with pytest.raises(TrainerError, match="train has 2 classes, test has 3"):
+        load_imagefolder(str(tmp_path))
+
+
+def test_synthetic_is_deterministic_and_records_the_pattern_box():
+    a = generate_synthetic(4, 5, 32, 3, seed=7, split_name="train")
+    b = generate_synthetic(4, 5, 32, 3, seed=7, split_name="train")
+    c = generate_synthetic(4, 5, 32, 3, seed=8, split_name="train")
+    assert torch.equal(a.cached, b.cached) and not torch.equal(a.cached, c.cached)
+    assert a.labels == [0, 1, 2, 3] * 5
+    for n, (x, y, w, h) in enumerate(a.true_boxes):
+        patch = a.cached[n, :, y:y + h, x:x + w].float()
+        colour = {0: (230, 40, 40), 1: (40, 200, 60), 2: (50, 80, 240), 3: (240, 200, 30)}[a.labels[n]]
+        matches = (patch == torch.tensor(colour).view(3, 1, 1)).all(0)
+        assert matches.sum() >= 5 * (w // 3) ** 2                   # the class shape is inside the box
+        assert (patch.sum(0)[~matches] == 0).all()                    # the rest of the box is black
+    grey = generate_synthetic(3, 2, 16, 1, seed=1, split_name="test")
+    assert grey.cached.shape == (6, 1, 16, 16)
+
+
+def test_augmentation_is_switchable_and_the_push_set_is_not_augmented():
+    cfg = TrainConfig(dataset="synthetic", image_size=32, synthetic_classes=3, synthetic_train_per_class=2,
+                      synthetic_test_per_class=1, augment=True)
+    source = load_data_source(cfg)
+    augmented = ImageSet(source.train, 32, augmentation=make_augmentation(cfg))
+    plain = ImageSet(source.train, 32)
+    torch.manual_seed(0)
+    views = [augmented.image(0) for _ in range(4)]
+    assert any(not torch.allclose(v, plain.image(0), atol=1e-3) for v in views)
+    assert torch.equal(plain.image(0), plain.image(0))
+    assert torch.equal(plain.image(0), source.train.cached[0].float() / 255)
+    assert make_augmentation(cfg.replace(augment=False)) is None
+    steps = [type(t).__name__ for t in make_augmentation(cfg).transforms]
+    assert steps == ["RandomPerspective", "RandomAffine", "RandomHorizontalFlip"]

@@ -1,0 +1,171 @@
+"""The published bundle against MODEL_BUNDLE.md: ONNX graph, manifest, probe, pictures, atomic publish."""
+import hashlib
+import json
+import os
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+import pytest
+import torch
+from PIL import Image
+
+from onnx_reference import run_graph
+from protopnet_trainer import export as export_module
+from protopnet_trainer.export import write_bundle
+from protopnet_trainer.train import load_checkpoint_file, model_from_checkpoint
+
+OUTPUTS = ["logits", "similarities", "similarity_maps", "min_distances"]
+
+
+def _dims(value_info):
+    return [d.dim_param if d.dim_param else d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+def _manifest(bundle):
+    with open(os.path.join(bundle["path"], "model.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _ramp(channels, height, width):
+    """The contract's probe, computed here independently of the trainer."""
+    i = np.arange(channels * height * width, dtype=np.int64)
+    return (((i * 7919) % 1000) / 999.0).astype(np.float32).reshape(1, channels, height, width)
+
+
+def test_onnx_names_shapes_opset_and_dynamic_batch(trained_bundle):
+    model = onnx.load(os.path.join(trained_bundle["path"], "model.onnx"))
+    onnx.checker.check_model(model)
+    graph = onnx.shape_inference.infer_shapes(model).graph
+    assert [i.name for i in graph.input] == ["image"]
+    assert [o.name for o in graph.output] == OUTPUTS
+    assert _dims(graph.input[0]) == ["N", 3, 16, 16]
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    shapes = {o.name: _dims(o) for o in graph.output}
+    assert shapes == {"logits": ["N", 3], "similarities": ["N", 6], "similarity_maps": ["N", 6, 4, 4],
+                      "min_distances": ["N", 6]}
+    assert all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for o in graph.output)
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == 17
+
+
+def test_onnx_graph_computes_what_the_torch_model_computes_for_any_batch(trained_bundle):
+    """Run the exported graph with an independent evaluator on a batch of 3 (dynamic N) and compare."""
+    model = model_from_checkpoint(load_checkpoint_file(os.path.join(trained_bundle["root"], "run", "checkpoints",
+                                                                    "final.pt"))).eval()
+    images = np.concatenate([_ramp(3, 16, 16), np.random.RandomState(0).rand(2, 3, 16, 16).astype(np.float32)])
+    values = run_graph(os.path.join(trained_bundle["path"], "model.onnx"), images)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(images))
+    for name in OUTPUTS:
+        assert values[name].shape == tuple(getattr(expected, name).shape)
+        np.testing.assert_allclose(values[name], getattr(expected, name).numpy(), rtol=1e-4, atol=1e-4)
+    # Normalisation is inside the graph: (image - mean) / std are its first operations.
+    graph = onnx.load(os.path.join(trained_bundle["path"], "model.onnx")).graph
+    constants = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    first, second = graph.node[0], graph.node[1]
+    assert first.op_type == "Sub" and first.input[0] == "image" and second.op_type == "Div"
+    assert second.input[0] == first.output[0]
+    np.testing.assert_allclose(constants[first.input[1]].ravel(), [0.2] * 3, rtol=1e-6)
+    np.testing.assert_allclose(constants[second.input[1]].ravel(), [0.3] * 3, rtol=1e-6)
+
+
+def test_manifest_fields(trained_bundle):
+    manifest = _manifest(trained_bundle)
+    path = trained_bundle["path"]
+    assert manifest["format"] == "protopnet-bundle" and manifest["formatVersion"] == 1
+    assert manifest["name"] == "tiny" and manifest["version"] == os.path.basename(path)
+    assert manifest["createdUtc"].endswith("Z")
+    with open(os.path.join(path, "model.onnx"), "rb") as f:
+        assert manifest["onnx"] == {"file": "model.onnx", "sha256": hashlib.sha256(f.read()).hexdigest(),
+                                    "opset": 17}
+    assert manifest["input"] == {"channels": 3, "height": 16, "width": 16, "colorSpace": "rgb",
+                                 "resize": "stretch", "interpolation": "bilinear",
+                                 "mean": pytest.approx([0.2] * 3), "std": pytest.approx([0.3] * 3)}
+    assert manifest["classes"] == [{"index": k, "name": f"pattern-{k}"} for k in range(3)]
+    assert manifest["featureMap"] == {"height": 4, "width": 4}
+    assert manifest["similarity"] == {"function": "log", "epsilon": 0.0001}
+    training = manifest["training"]
+    assert training["dataset"] == "synthetic" and training["trainSize"] == 36 and training["testSize"] == 12
+    assert training["backbone"] == "small-cnn" and training["epochs"] == 3 and training["seconds"] > 0
+    assert 0 <= training["metrics"]["testAccuracy"] <= 1 and 0 <= training["metrics"]["trainAccuracy"] <= 1
+    assert 0 <= training["baseline"]["testAccuracy"] <= 1
+    assert training["baseline"]["testAccuracy"] == trained_bundle["result"].baseline_accuracy
+    assert training["software"]["torch"] == torch.__version__ and training["software"]["trainer"]
+    assert training["pushEpochs"] == [2, 3]
+
+
+def test_manifest_prototypes_last_layer_and_pictures(trained_bundle):
+    manifest = _manifest(trained_bundle)
+    model = trained_bundle["result"].model
+    weights = np.array(manifest["lastLayer"]["weights"])
+    assert weights.shape == (3, 6)
+    assert np.array_equal(weights.astype(np.float32), model.last_layer.weight.detach().numpy())
+    split = trained_bundle["trainer"].source.train
+    for j, prototype in enumerate(manifest["prototypes"]):
+        assert prototype["index"] == j and prototype["classIndex"] == j // 2
+        source = prototype["source"]
+        assert source["split"] == "train"
+        item = split.ids.index(source["item"])
+        assert split.labels[item] == prototype["classIndex"]
+        assert 0 <= source["featureCell"]["row"] < 4 and 0 <= source["featureCell"]["column"] < 4
+        box = source["box"]
+        assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= 16 and box["y"] + box["height"] <= 16
+        assert prototype["images"] == {k: f"prototypes/{j}/{k}.png" for k in ("patch", "source", "activation")}
+        sizes = {k: Image.open(os.path.join(trained_bundle["path"], v)).size for k, v in prototype["images"].items()}
+        assert sizes == {"patch": (box["width"], box["height"]), "source": (16, 16), "activation": (16, 16)}
+
+
+def test_probe_matches_the_torch_model(trained_bundle):
+    manifest = _manifest(trained_bundle)
+    probe = manifest["probe"]
+    assert probe["input"] == "ramp-7919"
+    model = model_from_checkpoint(load_checkpoint_file(os.path.join(trained_bundle["root"], "run", "checkpoints",
+                                                                    "final.pt"))).eval()
+    with torch.no_grad():
+        out = model(torch.from_numpy(_ramp(3, 16, 16)))
+    np.testing.assert_allclose(probe["logits"], out.logits[0].numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(probe["similarities"], out.similarities[0].numpy(), rtol=1e-5, atol=1e-5)
+    # The invariant the service checks: logits = W . similarities.
+    weights = np.array(manifest["lastLayer"]["weights"])
+    np.testing.assert_allclose(weights @ np.array(probe["similarities"]), probe["logits"], rtol=1e-4, atol=1e-5)
+
+
+def _visible_versions(family):
+    if not os.path.isdir(family):
+        return []
+    return [d for d in os.listdir(family) if not d.startswith(".")]
+
+
+@pytest.mark.parametrize("failing", ["file_sha256", "export_onnx"])
+def test_interrupted_publish_leaves_no_version(trained_bundle, tmp_path, monkeypatch, failing):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(export_module, failing, interrupt)
+    result = trained_bundle["result"]
+    with pytest.raises(KeyboardInterrupt):
+        write_bundle(str(tmp_path), "tiny", result.model, classes=["a", "b", "c"], channels=3, image_size=16,
+                     interpolation="bilinear", records=result.records, training={})
+    assert _visible_versions(tmp_path / "tiny") == []
+    assert os.listdir(tmp_path / "tiny") == []          # the staging folder is gone too
+
+
+def test_publish_writes_the_manifest_last_and_renames_atomically(trained_bundle, tmp_path, monkeypatch):
+    seen = {}
+    real_rename = os.rename
+
+    def watching_rename(src, dst):
+        seen["staging"] = os.path.basename(src)
+        seen["files"] = sorted(os.listdir(src))
+        seen["visible_before"] = _visible_versions(tmp_path / "tiny")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(export_module.os, "rename", watching_rename)
+    result = trained_bundle["result"]
+    first = write_bundle(str(tmp_path), "tiny", result.model, classes=["a", "b", "c"], channels=3, image_size=16,
+                         interpolation="bilinear", records=result.records, training={})
+    assert seen["staging"] == ".staging-" + os.path.basename(first)
+    assert seen["files"] == ["model.json", "model.onnx", "prototypes"] and seen["visible_before"] == []
+    second = write_bundle(str(tmp_path), "tiny", result.model, classes=["a", "b", "c"], channels=3, image_size=16,
+                          interpolation="bilinear", records=result.records, training={})
+    assert os.path.basename(second) > os.path.basename(first)    # sortable versions, never overwritten

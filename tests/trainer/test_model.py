@@ -1,0 +1,84 @@
+"""Network pieces: trunks, add-on layers, prototype layer, last layer."""
+import math
+
+import pytest
+import torch
+
+from protopnet_trainer.config import TrainConfig, preset_config
+from protopnet_trainer.errors import TrainerError
+from protopnet_trainer.model import build_add_on, build_model, last_layer_init
+from protopnet_trainer.trunks import build_trunk
+
+
+def test_last_layer_starts_at_one_for_own_class_and_minus_half_elsewhere(tiny):
+    model = build_model(tiny(), 3, 3, [0.5] * 3, [0.25] * 3)
+    assert model.last_layer.bias is None
+    expected = torch.tensor([[1, 1, -.5, -.5, -.5, -.5],
+                             [-.5, -.5, 1, 1, -.5, -.5],
+                             [-.5, -.5, -.5, -.5, 1, 1]])
+    assert torch.equal(model.last_layer.weight.data, expected)
+    assert model.prototype_classes.tolist() == [0, 0, 1, 1, 2, 2]
+    assert torch.equal(last_layer_init(torch.tensor([1, 0]), 2), torch.tensor([[-.5, 1.], [1., -.5]]))
+
+
+def test_logits_are_last_layer_times_similarities_and_distances_match_brute_force(tiny):
+    torch.manual_seed(0)
+    model = build_model(tiny(), 3, 3, [0.5] * 3, [0.25] * 3).eval()
+    images = torch.rand(5, 3, 16, 16)
+    with torch.no_grad():
+        out = model(images)
+        z = model.features(images)
+    assert out.similarity_maps.shape == (5, 6, 4, 4)
+    brute = ((z.unsqueeze(1) - model.prototypes.view(1, 6, -1, 1, 1)) ** 2).sum(2)     # [N, M, h, w]
+    assert torch.allclose(out.min_distances, brute.flatten(2).min(2)[0], atol=1e-5)
+    assert torch.allclose(out.logits, out.similarities @ model.last_layer.weight.t(), atol=1e-6)
+    assert torch.allclose(out.similarities, out.similarity_maps.flatten(2).max(2)[0])
+
+
+def test_log_and_linear_similarity(tiny):
+    d = torch.tensor([0.0, 1.0, 3.0])
+    log_model = build_model(tiny(similarity="log"), 3, 3, [0.5] * 3, [0.25] * 3)
+    expected = [math.log(1 / 1e-4), math.log(2 / (1 + 1e-4)), math.log(4 / (3 + 1e-4))]
+    assert log_model.similarity(d).tolist() == pytest.approx(expected, rel=1e-5)
+    linear_model = build_model(tiny(similarity="linear"), 3, 3, [0.5] * 3, [0.25] * 3)
+    assert linear_model.similarity(d).tolist() == [-0.0, -1.0, -3.0]
+
+
+def test_small_cnn_gives_seven_by_seven_on_28_px_and_its_size_is_configurable():
+    cfg = preset_config("fashion-mnist")
+    trunk = build_trunk("small-cnn", 1, cfg.small_cnn_widths, cfg.small_cnn_convs_per_stage, cfg.small_cnn_pools)
+    assert trunk(torch.rand(2, 1, 28, 28)).shape == (2, 128, 7, 7)
+    narrow = build_trunk("small-cnn", 1, [8, 12, 24, 40], 3, 2)
+    assert narrow(torch.rand(1, 1, 28, 28)).shape == (1, 40, 7, 7)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in narrow.modules()) == 12
+
+
+@pytest.mark.parametrize("name,channels", [("resnet18", 512), ("resnet34", 512), ("resnet50", 2048),
+                                           ("vgg16", 512), ("vgg19", 512), ("densenet121", 1024)])
+def test_torchvision_trunks_without_classifier(name, channels):
+    trunk = build_trunk(name, 3).eval()
+    assert trunk.out_channels == channels
+    with torch.no_grad():
+        assert trunk(torch.rand(1, 3, 64, 64)).shape == (1, channels, 2, 2)   # 224 px would give 7x7
+
+
+def test_grey_input_on_an_rgb_trunk(tiny):
+    model = build_model(tiny(backbone="resnet18", image_size=32), 1, 3, [0.5], [0.25]).eval()
+    with torch.no_grad():
+        assert model(torch.rand(2, 1, 32, 32)).logits.shape == (2, 3)
+
+
+def test_add_on_layers():
+    regular = build_add_on("regular", 512, 128)
+    assert [type(m).__name__ for m in regular] == ["Conv2d", "ReLU", "Conv2d", "Sigmoid"]
+    bottleneck = build_add_on("bottleneck", 512, 128)
+    convs = [m for m in bottleneck if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(512, 256), (256, 256), (256, 128), (128, 128)]
+    assert isinstance(bottleneck[-1], torch.nn.Sigmoid)
+    out = bottleneck(torch.randn(1, 512, 3, 3))
+    assert out.shape == (1, 128, 3, 3) and float(out.min()) >= 0 and float(out.max()) <= 1
+
+
+def test_unknown_trunk_is_refused():
+    with pytest.raises(TrainerError, match="unknown trunk 'alexnet'"):
+        build_trunk("alexnet", 3)

@@ -1,0 +1,102 @@
+"""Push: class-specific projection onto real training patches; the 95th-percentile box; the pictures."""
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from protopnet_trainer.data import ImageSet, load_data_source
+from protopnet_trainer.model import build_model
+from protopnet_trainer.push import high_activation_box, push_prototypes, upsample_activation
+
+
+def _pushed_model(tiny, tmp_path):
+    cfg = tiny()
+    torch.manual_seed(0)
+    source = load_data_source(cfg)
+    model = build_model(cfg, 3, 3, source.mean, source.std).eval()
+    push_set = ImageSet(source.train, cfg.image_size)
+    before = model.prototypes.detach().clone()
+    with torch.no_grad():   # brute force: every own-class patch distance to each prototype before push
+        z = torch.stack([model.features(push_set.image(i)[None])[0] for i in range(len(push_set))])
+    records = push_prototypes(model, push_set, 7, torch.device("cpu"), str(tmp_path / "pictures"), progress=False)
+    return model, push_set, records, before, z
+
+
+def test_every_prototype_is_a_patch_of_an_image_of_its_own_class(tiny, tmp_path):
+    model, push_set, records, before, z = _pushed_model(tiny, tmp_path)
+    labels = torch.tensor(push_set.split.labels)
+    assert len(records) == model.num_prototypes == 6
+    for j, record in enumerate(records):
+        item, row, col = record["item"], record["featureCell"]["row"], record["featureCell"]["column"]
+        assert record["classIndex"] == int(model.prototype_classes[j]) == push_set.split.labels[item]
+        assert record["itemId"] == push_set.split.ids[item]
+        with torch.no_grad():
+            distances = model.distances(model.features(push_set.image(item)[None]))[0, j]
+        assert float(distances[row, col]) <= 1e-5
+        assert torch.allclose(model.prototypes[j, :, 0, 0], z[item, :, row, col], atol=1e-6)
+        # It was the nearest own-class patch to the prototype before push.
+        own = z[labels == record["classIndex"]]                             # [n, D, h, w]
+        nearest = ((own - before[j].view(1, -1, 1, 1)) ** 2).sum(1).min()
+        assert abs(float(nearest) - record["distanceBeforePush"]) <= 1e-4 * max(1.0, float(nearest))
+
+
+def test_push_writes_the_three_pictures(tiny, tmp_path):
+    model, push_set, records, _, _ = _pushed_model(tiny, tmp_path)
+    for j, record in enumerate(records):
+        folder = tmp_path / "pictures" / str(j)
+        box = record["box"]
+        assert 0 <= box["x"] and box["x"] + box["width"] <= 16 and 0 <= box["y"] and box["y"] + box["height"] <= 16
+        source = np.asarray(Image.open(folder / "source.png"))
+        patch = np.asarray(Image.open(folder / "patch.png"))
+        activation = np.asarray(Image.open(folder / "activation.png"))
+        assert source.shape == (16, 16, 3) and activation.shape == (16, 16, 3)
+        assert patch.shape == (box["height"], box["width"], 3)
+        assert np.array_equal(patch, source[box["y"]:box["y"] + box["height"], box["x"]:box["x"] + box["width"]])
+        expected_source = np.rint(push_set.image(record["item"]).permute(1, 2, 0).numpy() * 255)
+        assert np.abs(source.astype(float) - expected_source).max() <= 1
+        # overlay = 0.5 image + 0.3 jet: never brighter than 0.8 * 255 + rounding
+        assert activation.max() <= 205 and not np.array_equal(activation, source)
+
+
+def _map(cells):
+    activation = torch.zeros(7, 7)
+    for row, col in cells:
+        activation[row, col] = 1.0
+    return activation
+
+
+def test_box_of_a_single_hot_cell_surrounds_that_cell():
+    x, y, w, h = high_activation_box(upsample_activation(_map([(3, 4)]), 28, 28))
+    # the cell covers pixels rows 12..15, columns 16..19 at 4x upsampling
+    assert x <= 16 and x + w - 1 >= 19 and y <= 12 and y + h - 1 >= 15
+    assert w <= 8 and h <= 8
+    assert abs((x + (w - 1) / 2) - 17.5) <= 0.5 and abs((y + (h - 1) / 2) - 13.5) <= 0.5
+
+
+def test_box_of_several_equal_maxima_covers_all_of_them():
+    x, y, w, h = high_activation_box(upsample_activation(_map([(1, 1), (5, 5)]), 28, 28))
+    assert x <= 4 and y <= 4 and x + w - 1 >= 23 and y + h - 1 >= 23
+    x, y, w, h = high_activation_box(upsample_activation(_map([(0, 0), (0, 6)]), 28, 28))
+    assert x == 0 and x + w == 28 and y == 0 and h <= 6
+
+
+def test_box_of_a_flat_map_is_the_whole_image():
+    assert high_activation_box(upsample_activation(torch.full((7, 7), 0.3), 28, 28)) == (0, 0, 28, 28)
+    assert high_activation_box(np.zeros((10, 12))) == (0, 0, 12, 10)
+
+
+def test_box_threshold_is_the_95th_percentile():
+    values = np.arange(100, dtype=float).reshape(10, 10)   # pixels >= 94.05 are 95..99: last row, columns 5..9
+    assert high_activation_box(values) == (5, 9, 5, 1)
+
+
+def test_upsampling_is_bicubic():
+    small = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    big = upsample_activation(small, 4, 4)
+    expected = torch.nn.functional.interpolate(small.double()[None, None], size=(4, 4), mode="bicubic",
+                                               align_corners=False)[0, 0].numpy()
+    assert np.allclose(big, expected)
+    bilinear = torch.nn.functional.interpolate(small.double()[None, None], size=(4, 4), mode="bilinear",
+                                               align_corners=False)[0, 0].numpy()
+    assert not np.allclose(big, bilinear)

@@ -1,0 +1,106 @@
+"""The schedule: stages, push epochs, last-layer passes, checkpoints, resume, pruning, baseline."""
+import json
+import os
+
+import pytest
+import torch
+
+from protopnet_trainer.checkpoint import load_checkpoint
+from protopnet_trainer.train import Trainer
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _quiet(cfg, folder):
+    return Trainer(cfg, str(folder), progress=False, log=lambda line: None)
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny, tmp_path):
+    cfg = tiny(epochs=4, push_start=1, push_every=2, augment=True)
+    straight = _quiet(cfg, tmp_path / "straight").run().model.state_dict()
+
+    def stop_after_second_epoch(epoch):
+        if epoch == 1:
+            raise Interrupt()
+
+    with pytest.raises(Interrupt):
+        _quiet(cfg, tmp_path / "resumed").run(on_epoch_end=stop_after_second_epoch)
+    resumed_trainer = _quiet(cfg, tmp_path / "resumed")
+    assert resumed_trainer.resume() and resumed_trainer.epoch == 2
+    resumed = resumed_trainer.run().model.state_dict()
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.allclose(straight[name].float(), resumed[name].float(), atol=1e-6), name
+    # and the run really trained: the weights differ from a fresh model's
+    fresh = _quiet(cfg, tmp_path / "fresh").model.state_dict()
+    assert not torch.allclose(fresh["prototypes"], straight["prototypes"])
+    lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+
+
+def test_checkpoint_per_epoch_holds_state_dicts_not_modules(tiny, tmp_path):
+    trainer = _quiet(tiny(epochs=4), tmp_path)
+    trainer.run()
+    names = sorted(os.listdir(tmp_path / "checkpoints"))
+    assert names == ["epoch-002.pt", "epoch-003.pt", "epoch-004.pt", "final.pt"]   # the 3 latest are kept
+    raw = torch.load(tmp_path / "checkpoints" / "epoch-004.pt", map_location="cpu", weights_only=True)
+    assert set(raw) == {"format", "structure", "tensors"}
+    state = load_checkpoint(str(tmp_path / "checkpoints" / "epoch-004.pt"))
+    assert state["epoch"] == 4 and state["config"]["epochs"] == 4
+    assert all(isinstance(v, torch.Tensor) for v in state["model"].values())
+    assert len(state["records"]) == 6
+
+
+def test_schedule_warm_joint_push_and_final_push(tiny, tmp_path):
+    cfg = tiny(epochs=5, warm_epochs=2, push_start=3, push_every=5)
+    trainer = _quiet(cfg, tmp_path)
+    assert [trainer.phase(e) for e in range(5)] == ["warm", "warm", "joint", "joint", "joint"]
+    assert [trainer.push_due(e) for e in range(5)] == [False, False, False, True, True]  # epoch 4 and the last
+    trunk_before = [p.detach().clone() for p in trainer.model.trunk.parameters()]
+    last_before = trainer.model.last_layer.weight.detach().clone()
+    trainer.train_epoch(0)                                    # warm-up: trunk frozen, last layer untouched
+    assert all(torch.equal(a, b) for a, b in zip(trunk_before, trainer.model.trunk.parameters()))
+    assert torch.equal(last_before, trainer.model.last_layer.weight)
+    trainer.train_epoch(2)                                    # joint: the trunk learns
+    assert not all(torch.equal(a, b) for a, b in zip(trunk_before, trainer.model.trunk.parameters()))
+    history = trainer.run().history
+    assert [m["epoch"] for m in history if m.get("pushed")] == [4, 5]
+
+
+def test_last_layer_stage_trains_only_the_last_layer_on_cached_scores(tiny, tmp_path):
+    trainer = _quiet(tiny(last_layer_iterations=3), tmp_path)
+    trainer.push(0)
+    frozen = {k: v.clone() for k, v in trainer.model.state_dict().items() if not k.startswith("last_layer")}
+    before = trainer.model.last_layer.weight.detach().clone()
+    calls = []
+    original = trainer.push_set_scores
+    trainer.push_set_scores = lambda: calls.append(1) or original()
+    trainer.train_last_layer()
+    assert len(calls) == 1                                    # the trunk ran once, not once per pass
+    after = trainer.model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in frozen.items())
+    assert not torch.equal(before, trainer.model.last_layer.weight)
+
+
+def test_pruning_removes_prototypes_whose_nearest_patches_are_of_another_class(tiny, tmp_path):
+    trainer = _quiet(tiny(prune_k=1, prune_threshold=1), tmp_path)
+    trainer.push(0)
+    # Prototype 0 (class 0) becomes a patch of an image of class 1: its nearest patch is then of class 1.
+    other = trainer.loaders.push_set.split.labels.index(1)
+    with torch.no_grad():
+        z = trainer.model.features(trainer.loaders.push_set.image(other)[None])[0]
+        trainer.model.prototypes[0] = z[:, 1, 1].view(-1, 1, 1)
+    removed = trainer.prune()
+    assert removed == 1
+    assert trainer.model.num_prototypes == 5
+    assert trainer.model.prototype_classes.tolist() == [0, 1, 1, 2, 2]
+    assert trainer.model.last_layer.weight.shape == (3, 5)
+    assert len(trainer.records) == 5 and [r["classIndex"] for r in trainer.records] == [0, 1, 1, 2, 2]
+
+
+def test_cached_push_set_is_unaugmented(tiny, tmp_path):
+    trainer = _quiet(tiny(augment=True), tmp_path)
+    assert trainer.loaders.train_set.augmentation is not None
+    assert trainer.loaders.push_set.augmentation is None and trainer.loaders.test_set.augmentation is None
