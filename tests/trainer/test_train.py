@@ -104,3 +104,10 @@ def test_cached_push_set_is_unaugmented(tiny, tmp_path):
     trainer = _quiet(tiny(augment=True), tmp_path)
     assert trainer.loaders.train_set.augmentation is not None
     assert trainer.loaders.push_set.augmentation is None and trainer.loaders.test_set.augmentation is None
+
+
+def test_pruning_keeps_the_best_prototype_of_a_class_that_would_lose_all(tiny, tmp_path):
+    trainer = _quiet(tiny(prune_k=5, prune_threshold=6), tmp_path)    # threshold above k: every prototype fails
+    trainer.push(0)
+    trainer.prune()
+    assert sorted(trainer.model.prototype_classes.tolist()) == [0, 1, 2]

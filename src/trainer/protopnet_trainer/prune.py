@@ -30,7 +30,16 @@ def nearest_patch_classes(model: ProtoPNet, push_set: ImageSet, batch_size: int,
 
 def prune_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, device: torch.device, k: int = 6,
                      threshold: int = 3, progress: bool = True) -> List[int]:
-    """Indices of the prototypes to keep: those with at least `threshold` own-class patches among the k nearest."""
+    """Indices of the prototypes to keep: those with at least `threshold` own-class patches among the k nearest.
+
+    A class never loses all its prototypes: if every one fails, its best one (most own-class neighbours) stays,
+    so the model can still predict that class."""
     classes = nearest_patch_classes(model, push_set, batch_size, device, k, progress)
-    own = (classes == model.prototype_classes.cpu().view(-1, 1)).sum(dim=1)
-    return [j for j in range(model.num_prototypes) if int(own[j]) >= threshold]
+    prototype_classes = model.prototype_classes.cpu()
+    own = (classes == prototype_classes.view(-1, 1)).sum(dim=1)
+    keep = {j for j in range(model.num_prototypes) if int(own[j]) >= threshold}
+    for cls in prototype_classes.unique().tolist():
+        members = [j for j in range(model.num_prototypes) if int(prototype_classes[j]) == cls]
+        if not keep.intersection(members):
+            keep.add(max(members, key=lambda j: (int(own[j]), -j)))
+    return sorted(keep)

@@ -78,11 +78,13 @@ def write_prototype_pictures(image: torch.Tensor, upsampled: np.ndarray, box: Bo
 
 @torch.no_grad()
 def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, device: torch.device,
-                    picture_dir: Optional[str], progress: bool = True) -> List[Dict]:
+                    picture_dir: Optional[str], progress: bool = True,
+                    require_every_class: bool = True) -> List[Dict]:
     """Replace every prototype by its nearest latent patch among the push-set images of its own class.
 
     Returns one record per prototype (source item, feature cell, box) and, with `picture_dir`, writes
-    <picture_dir>/<j>/{patch,source,activation}.png.
+    <picture_dir>/<j>/{patch,source,activation}.png. Without `require_every_class` (benchmarks on a part of a
+    data set) prototypes of classes absent from the push set are left as they were and get no record.
     """
     model.eval()
     loader = DataLoader(push_set, batch_size=batch_size, shuffle=False)
@@ -112,7 +114,7 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
             best_cell[which] = positions[which] % (h * w)
             best_maps[which] = z[image_in_batch]
     missing = (best_item < 0).nonzero().view(-1)
-    if len(missing):
+    if len(missing) and require_every_class:
         cls = int(model.prototype_classes[missing[0]])
         raise TrainerError(f"push: the push set has no image of class {cls} ({push_set.split.classes[cls]})")
     assert best_maps is not None
@@ -120,6 +122,8 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     rows, cols = best_cell // w, best_cell % w
     prototype_index = torch.arange(num_prototypes, device=device)
     vectors = best_maps[prototype_index, :, rows, cols]                  # [M, D]
+    found = best_item >= 0
+    vectors[~found] = model.prototypes.data.view(num_prototypes, -1)[~found]
     model.prototypes.data.copy_(vectors.view_as(model.prototypes))
     # Self-activation of each pushed prototype on its source image.
     self_distances = ((best_maps - vectors[:, :, None, None]) ** 2).sum(dim=1)   # [M, h, w]
@@ -128,6 +132,8 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     size = push_set.image_size
     for j in tqdm(range(num_prototypes), desc="prototype pictures", leave=False, disable=not progress):
         item = int(best_item[j])
+        if item < 0:
+            continue
         upsampled = upsample_activation(activation_maps[j], size, size)
         box = high_activation_box(upsampled)
         if picture_dir is not None:

@@ -1,0 +1,174 @@
+"""The command line: a real run end to end, the other commands, and bad input (one line, non-zero exit)."""
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from protopnet_trainer.cli import main
+
+TINY_ARGS = ["--dataset", "synthetic", "--image-size", "16", "--synthetic-classes", "3",
+             "--synthetic-train-per-class", "8", "--synthetic-test-per-class", "3", "--backbone", "small-cnn",
+             "--small-cnn-widths", "8,16", "--small-cnn-convs", "1", "--prototype-dim", "8",
+             "--prototypes-per-class", "2", "--epochs", "2", "--warm-epochs", "1", "--push-start", "1",
+             "--last-layer-iterations", "2", "--batch-size", "8", "--no-augment", "--device", "cpu",
+             "--no-progress"]
+
+
+def _versions(models, name):
+    family = os.path.join(models, name)
+    return sorted(d for d in os.listdir(family) if not d.startswith(".")) if os.path.isdir(family) else []
+
+
+def _one_line_error(capsys, code, *fragments):
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert code == 2, captured.err
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+def test_train_evaluate_prune_and_export_commands(tmp_path, capsys):
+    models, run_dir = str(tmp_path / "models"), str(tmp_path / "run")
+    assert main(["train", *TINY_ARGS, "--models", models, "--name", "cli", "--run-dir", run_dir]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 1/2 warm" in out and "epoch 2/2 joint" in out and "published" in out
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+    [version] = _versions(models, "cli")
+    manifest = json.loads((tmp_path / "models" / "cli" / version / "model.json").read_text())
+    assert len(manifest["prototypes"]) == 6 and manifest["training"]["epochs"] == 2
+
+    final = os.path.join(run_dir, "checkpoints", "final.pt")
+    assert main(["evaluate", "--checkpoint", final, "--no-progress"]) == 0
+    accuracy = float(capsys.readouterr().out.split()[2])
+    assert accuracy == pytest.approx(manifest["training"]["metrics"]["testAccuracy"])
+
+    assert main(["prune", "--checkpoint", final, "--k", "3", "--threshold", "3", "--no-progress"]) == 0
+    assert "removed" in capsys.readouterr().out
+    pruned = os.path.join(run_dir, "checkpoints", "pruned.pt")
+    assert main(["export", "--checkpoint", pruned, "--models", models, "--name", "cli-pruned"]) == 0
+    [pruned_version] = _versions(models, "cli-pruned")
+    pruned_manifest = json.loads((tmp_path / "models" / "cli-pruned" / pruned_version / "model.json").read_text())
+    remaining = len(pruned_manifest["prototypes"])
+    assert 1 <= remaining <= 6
+    assert np.array(pruned_manifest["lastLayer"]["weights"]).shape == (3, remaining)
+    for j, prototype in enumerate(pruned_manifest["prototypes"]):
+        assert os.path.isfile(tmp_path / "models" / "cli-pruned" / pruned_version / prototype["images"]["patch"])
+
+
+def test_resume_flag_continues_from_the_last_checkpoint(tmp_path, capsys):
+    models, run_dir = str(tmp_path / "models"), str(tmp_path / "run")
+    assert main(["train", *TINY_ARGS, "--models", models, "--name", "r", "--run-dir", run_dir]) == 0
+    capsys.readouterr()
+    assert main(["train", *TINY_ARGS, "--epochs", "3", "--models", models, "--name", "r", "--run-dir", run_dir,
+                 "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming from" in out and "epoch 3/3" in out and "epoch 1/3" not in out
+
+
+def test_untrained_export(tmp_path, capsys):
+    models = str(tmp_path / "models")
+    assert main(["export", "--untrained", "--backbone", "resnet18", "--num-classes", "3",
+                 "--prototypes-per-class", "2", "--image-size", "32", "--models", models, "--name", "bench",
+                 "--no-progress"]) == 0
+    [version] = _versions(models, "bench")
+    folder = tmp_path / "models" / "bench" / version
+    manifest = json.loads((folder / "model.json").read_text())
+    assert len(manifest["prototypes"]) == 6 and manifest["featureMap"] == {"height": 1, "width": 1}
+    assert manifest["training"]["backbone"] == "resnet18" and manifest["training"]["epochs"] == 0
+    graph = onnx.load(str(folder / "model.onnx")).graph
+    assert [o.name for o in graph.output] == ["logits", "similarities", "similarity_maps", "min_distances"]
+    assert all(os.path.isfile(folder / p["images"]["activation"]) for p in manifest["prototypes"])
+
+
+def test_benchmark_prints_each_stage(capsys):
+    assert main(["benchmark", *TINY_ARGS, "--batches", "2"]) == 0
+    out = capsys.readouterr().out
+    for stage in ("warm-up", "joint", "push", "last-layer"):
+        line = next(line for line in out.splitlines() if line.startswith(stage))
+        assert float(line.split()[-2]) > 0
+
+
+def test_missing_dataset_folder(tmp_path, capsys):
+    code = main(["train", "--preset", "fashion-mnist", "--data", str(tmp_path / "absent"),
+                 "--models", str(tmp_path / "m"), "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    _one_line_error(capsys, code, str(tmp_path / "absent"), "does not exist")
+    assert _versions(str(tmp_path / "m"), "fashion-mnist") == []
+
+
+def test_malformed_dataset(tmp_path, capsys):
+    os.makedirs(tmp_path / "fm")
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / "fm" / name).write_bytes(b"\x00" * 10)
+    code = main(["train", "--preset", "fashion-mnist", "--data", str(tmp_path / "fm"), "--models",
+                 str(tmp_path / "m"), "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    _one_line_error(capsys, code, "train-images-idx3-ubyte.gz")
+    cub = tmp_path / "cub"
+    os.makedirs(cub / "images")
+    (cub / "images.txt").write_text("1 a/b.jpg\n")
+    code = main(["train", "--dataset", "cub200", "--data", str(cub), "--models", str(tmp_path / "m"),
+                 "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    _one_line_error(capsys, code, "image_class_labels.txt")
+    assert not os.path.exists(tmp_path / "m" / "fashion-mnist") or _versions(str(tmp_path / "m"), "fashion-mnist") == []
+
+
+def test_class_count_mismatch(tmp_path, capsys):
+    from PIL import Image
+    run_dir = str(tmp_path / "run")
+    assert main(["train", *TINY_ARGS, "--epochs", "1", "--models", str(tmp_path / "m"), "--run-dir", run_dir]) == 0
+    capsys.readouterr()
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            os.makedirs(tmp_path / "folder" / split / cls)
+            Image.new("RGB", (8, 8)).save(tmp_path / "folder" / split / cls / "0.png")
+    code = main(["evaluate", "--checkpoint", os.path.join(run_dir, "checkpoints", "final.pt"),
+                 "--dataset", "imagefolder", "--data", str(tmp_path / "folder"), "--no-progress"])
+    _one_line_error(capsys, code, "class-count mismatch", "3 classes", "2")
+
+
+def test_unknown_trunk(tmp_path, capsys):
+    code = main(["train", *TINY_ARGS, "--backbone", "alexnet", "--models", str(tmp_path / "m"),
+                 "--run-dir", str(tmp_path / "run")])
+    _one_line_error(capsys, code, "unknown trunk 'alexnet'")
+    assert _versions(str(tmp_path / "m"), "synthetic") == []
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code = main(["train", *TINY_ARGS, "--models", str(blocker / "models"), "--run-dir", str(tmp_path / "run")])
+    _one_line_error(capsys, code, str(blocker / "models"))
+    assert not (tmp_path / "run").exists()          # refused before any training
+
+
+def test_cuda_asked_for_but_absent(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main(["train", *TINY_ARGS, "--device", "cuda", "--models", str(tmp_path / "m"),
+                 "--run-dir", str(tmp_path / "run")])
+    _one_line_error(capsys, code, "CUDA")
+    assert _versions(str(tmp_path / "m"), "synthetic") == []
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    code = main(["export", "--checkpoint", str(tmp_path / "none.pt"), "--models", str(tmp_path / "m")])
+    _one_line_error(capsys, code, "none.pt", "does not exist")
+
+
+def test_the_module_runs_as_a_program(tmp_path):
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "..", "src", "trainer"))
+    done = subprocess.run([sys.executable, "-m", "protopnet_trainer", "train", "--preset", "no-such-preset"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode != 0 and "no-such-preset" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "protopnet_trainer", "train", *TINY_ARGS, "--backbone", "nope",
+                           "--models", str(tmp_path / "m"), "--run-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == "error: unknown trunk 'nope' (choose from " \
+        "small-cnn, resnet18, resnet34, resnet50, vgg16, vgg19, densenet121)"
