@@ -35,7 +35,8 @@ def _one_line_error(capsys, code, *fragments):
 
 def test_train_evaluate_prune_and_export_commands(tmp_path, capsys):
     models, run_dir = str(tmp_path / "models"), str(tmp_path / "run")
-    assert main(["train", *TINY_ARGS, "--models", models, "--name", "cli", "--run-dir", run_dir]) == 0
+    assert main(["train", *TINY_ARGS, "--models", models, "--name", "cli", "--run-dir", run_dir,
+                 "--with-baseline"]) == 0
     out = capsys.readouterr().out
     assert "epoch 1/2 warm" in out and "epoch 2/2 joint" in out and "published" in out
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
@@ -57,6 +58,9 @@ def test_train_evaluate_prune_and_export_commands(tmp_path, capsys):
     remaining = len(pruned_manifest["prototypes"])
     assert 1 <= remaining <= 6
     assert np.array(pruned_manifest["lastLayer"]["weights"]).shape == (3, remaining)
+    baseline = manifest["training"]["baseline"]["testAccuracy"]
+    assert 0 <= baseline <= 1 and pruned_manifest["training"]["baseline"]["testAccuracy"] == baseline
+    assert pruned_manifest["training"]["pruned"] is True
     for j, prototype in enumerate(pruned_manifest["prototypes"]):
         assert os.path.isfile(tmp_path / "models" / "cli-pruned" / pruned_version / prototype["images"]["patch"])
 
@@ -172,3 +176,20 @@ def test_the_module_runs_as_a_program(tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and done.stderr.strip() == "error: unknown trunk 'nope' (choose from " \
         "small-cnn, resnet18, resnet34, resnet50, vgg16, vgg19, densenet121)"
+
+
+def test_train_on_a_miniature_cub_folder_cropped_to_boxes(tmp_path, capsys):
+    from test_data import make_mini_cub
+    cub = make_mini_cub(tmp_path / "CUB_200_2011", 3)
+    args = [a for a in TINY_ARGS]
+    args[args.index("--dataset") + 1] = "cub200"
+    models = str(tmp_path / "models")
+    assert main(["train", *args, "--data", str(cub), "--crop-to-box", "--epochs", "1", "--models", models,
+                 "--name", "cub", "--run-dir", str(tmp_path / "run")]) == 0
+    [version] = _versions(models, "cub")
+    manifest = json.loads((tmp_path / "models" / "cub" / version / "model.json").read_text())
+    assert [c["name"] for c in manifest["classes"]] == ["001.Red_bird", "002.Green_bird", "003.Blue_bird"]
+    assert manifest["training"]["cropToBox"] is True and manifest["training"]["trainSize"] == 6
+    assert manifest["input"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    assert {p["source"]["item"].split("/")[0] for p in manifest["prototypes"]} == {c["name"] for c in
+                                                                                    manifest["classes"]}

@@ -137,9 +137,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     device = select_device(args.device or "auto")
     model = model_from_checkpoint(checkpoint).to(device)
     loaders = make_loaders(cfg, source)
-    split = loaders.train if args.split == "train" else loaders.test
-    if args.split == "train":
-        split = loaders.push
+    split = loaders.push if args.split == "train" else loaders.test   # both un-augmented
     accuracy = evaluate_accuracy(model, split, device, desc=args.split, progress=not args.no_progress)
     print(f"{args.split} accuracy {accuracy:.4f} on {len(split.dataset)} images", flush=True)
     return 0
@@ -157,7 +155,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     if not args.checkpoint:
         raise TrainerError("export: pass --checkpoint (or --untrained)")
-    from .train import load_checkpoint_file, model_from_checkpoint
+    from .train import TrainResult, load_checkpoint_file, model_from_checkpoint
     checkpoint = load_checkpoint_file(args.checkpoint)
     cfg = TrainConfig.from_dict(checkpoint["config"])
     model = model_from_checkpoint(checkpoint)
@@ -165,19 +163,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise TrainerError(f"checkpoint {args.checkpoint} holds an unpushed model: only pushed models are exported")
     history = checkpoint.get("history", [])
     last = history[-1] if history else {}
-
-    class Summary:  # the numbers the manifest's training block reports
-        seconds = float(checkpoint.get("seconds", 0.0))
-        test_accuracy = float(last.get("test_accuracy", 0.0))
-        train_accuracy = float(last.get("train_accuracy", 0.0))
-        baseline_accuracy = None
-
-    Summary.history = history  # type: ignore[attr-defined]
+    summary = TrainResult(model, checkpoint["records"], history, seconds=float(checkpoint.get("seconds", 0.0)),
+                          test_accuracy=float(last.get("test_accuracy", 0.0)),
+                          train_accuracy=float(last.get("train_accuracy", 0.0)),
+                          baseline_accuracy=checkpoint.get("baseline_accuracy"))
     channels = model.mean.numel()
     name = args.name or cfg.dataset
     bundle = write_bundle(args.models, name, model, classes=list(checkpoint["classes"]), channels=channels,
                           image_size=cfg.image_size, interpolation=cfg.interpolation, records=checkpoint["records"],
-                          training=training_block(cfg, Summary, 0, 0, None))
+                          training=training_block(cfg, summary, checkpoint.get("train_size", 0),
+                                                  checkpoint.get("test_size", 0), None))
     print(f"published {bundle}", flush=True)
     return 0
 
@@ -189,7 +184,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint_file(args.checkpoint)
     if not checkpoint.get("records"):
         raise TrainerError(f"checkpoint {args.checkpoint} holds an unpushed model: push before pruning")
-    cfg = TrainConfig.from_dict(checkpoint["config"]).replace(prune_k=args.k, prune_threshold=args.threshold)
+    cfg = TrainConfig.from_dict(checkpoint["config"]).replace(prune=True, prune_k=args.k,
+                                                              prune_threshold=args.threshold)
     if args.device:
         cfg = cfg.replace(device=args.device)
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint)))
@@ -200,6 +196,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     trainer.records = list(checkpoint["records"])
     trainer.history = list(checkpoint.get("history", []))
     trainer.seconds = float(checkpoint.get("seconds", 0.0))
+    trainer.baseline_accuracy = checkpoint.get("baseline_accuracy")
     trainer.epoch = int(checkpoint["epoch"])
     trainer._make_optimizers()
     removed = trainer.prune()

@@ -108,7 +108,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         backbone="small-cnn", small_cnn_widths=[16, 32], small_cnn_convs_per_stage=1, small_cnn_pools=2,
         prototype_dim=32, prototypes_per_class=2, augment=False,
         epochs=20, warm_epochs=2, push_start=10, push_every=5, last_layer_iterations=10,
-        joint_lr_trunk=1e-3, batch_size=32, test_batch_size=100, push_batch_size=100, with_baseline=True,
+        joint_lr_trunk=1e-3, joint_lr_step=8, batch_size=32, test_batch_size=100, push_batch_size=100, with_baseline=True,
     ),
     # The default model's recipe (grey Fashion-MNIST, 28x28 -> 7x7 feature map).
     "fashion-mnist": dict(
@@ -122,6 +122,13 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # The paper's recipe on cropped CUB-200-2011.
     "cub200-resnet34": dict(
         dataset="cub200", image_size=224, crop_to_box=True, backbone="resnet34", trunk_weights="torchvision",
+        add_on="regular", prototype_dim=128, prototypes_per_class=10, augment=True,
+        epochs=30, warm_epochs=5, push_start=10, push_every=10, last_layer_iterations=20,
+        batch_size=80, test_batch_size=100, push_batch_size=75, with_baseline=True,
+    ),
+    # The paper's recipe with the one ImageNet trunk available offline: ResNet-18 from the NuGet ONNX file.
+    "cub200-resnet18": dict(
+        dataset="cub200", image_size=224, crop_to_box=True, backbone="resnet18", trunk_weights="imagenet-onnx",
         add_on="regular", prototype_dim=128, prototypes_per_class=10, augment=True,
         epochs=30, warm_epochs=5, push_start=10, push_every=10, last_layer_iterations=20,
         batch_size=80, test_batch_size=100, push_batch_size=75, with_baseline=True,

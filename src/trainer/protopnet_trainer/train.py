@@ -116,6 +116,7 @@ class Trainer:
         self.records: List[Dict] = []
         self.history: List[Dict] = []
         self.seconds = 0.0
+        self.baseline_accuracy: Optional[float] = None
         try:
             os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
         except OSError as error:
@@ -234,6 +235,8 @@ class Trainer:
             "warm_optimizer": self.warm_optimizer.state_dict(), "joint_optimizer": self.joint_optimizer.state_dict(),
             "joint_scheduler": self.joint_scheduler.state_dict(), "last_optimizer": self.last_optimizer.state_dict(),
             "records": self.records, "history": self.history, "seconds": self.seconds,
+            "train_size": len(self.source.train), "test_size": len(self.source.test),
+            "baseline_accuracy": self.baseline_accuracy,
         }
 
     def save_checkpoint(self, name: Optional[str] = None) -> str:
@@ -302,8 +305,8 @@ class Trainer:
         result.train_accuracy = evaluate_accuracy(self.model, self.loaders.push, self.device, desc="train",
                                                   progress=self.progress)
         if cfg.with_baseline:
-            result.baseline_accuracy = train_baseline(cfg, self.source, self.loaders, self.device, self.progress,
-                                                      self.log)
+            result.baseline_accuracy = self.baseline_accuracy = train_baseline(
+                cfg, self.source, self.loaders, self.device, self.progress, self.log)
         self.save_checkpoint("final.pt")
         return result
 
