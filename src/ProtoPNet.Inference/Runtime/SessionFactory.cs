@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 
 namespace ProtoPNet.Inference.Runtime;
@@ -57,12 +58,42 @@ public sealed class SessionFactory
         catch (Exception exception) when (exception is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
         {
             var reason = OneLine(exception.Message);
+            if (CudaLibraryError() is { } loadError) reason += $" ({OneLine(loadError)})";
             if (_options.ExecutionProvider == ExecutionProviderKind.Cuda)
             {
                 throw new ExecutionProviderUnavailableException(
                     $"Inference:ExecutionProvider is 'cuda' but the CUDA execution provider cannot be used: {reason}", exception);
             }
             return new ProviderChoice(CpuProvider, reason);
+        }
+    }
+
+    /// <summary>
+    /// ONNX Runtime's own message only says the provider library failed to load; loading it directly gives the
+    /// system's reason (typically the missing CUDA or cuDNN library), which is what an operator needs to see.
+    /// </summary>
+    private static string? CudaLibraryError()
+    {
+        const string library = "libonnxruntime_providers_cuda.so";
+        string[] candidates =
+        [
+            Path.Combine(AppContext.BaseDirectory, library),
+            Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", library),
+        ];
+        var path = candidates.FirstOrDefault(File.Exists);
+        if (path is null) return $"{library} is not installed next to the application";
+        try
+        {
+            NativeLibrary.Free(NativeLibrary.Load(path));
+            return null;
+        }
+        catch (DllNotFoundException exception)
+        {
+            // .NET wraps dlerror() in advice text; the part after the advice names the missing dependency.
+            const string advice = "environment variable:";
+            var message = exception.Message.ReplaceLineEndings(" ");
+            var at = message.LastIndexOf(advice, StringComparison.Ordinal);
+            return at >= 0 ? message[(at + advice.Length)..].Trim() : message;
         }
     }
 

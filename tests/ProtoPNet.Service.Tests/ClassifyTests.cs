@@ -1,0 +1,244 @@
+using System.Net;
+using System.Text.Json;
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Explanation;
+using ProtoPNet.Inference.Preprocessing;
+using ProtoPNet.Inference.Runtime;
+using ProtoPNet.Service.Tests.Infrastructure;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Metadata.Profiles.Exif;
+using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
+
+namespace ProtoPNet.Service.Tests;
+
+[Collection(BundlesCollection.Name)]
+public class ClassifyTests(TrainerBundles bundles)
+{
+    private HttpClient Client => bundles.Service.CreateClient();
+
+    [Fact]
+    public async Task ClassifyExplainsThePredictionAndAddsUpToTheLogit()
+    {
+        var image = Http.BundleImage(bundles.SmokeBundle, 3);
+        var body = await Http.JsonAsync(await Client.PostAsync("/classify?topPrototypes=3&topClasses=4", Http.Image(image)));
+
+        Assert.Equal("smoke", body.GetProperty("model").GetProperty("name").GetString());
+        Assert.Equal(32, body.GetProperty("image").GetProperty("width").GetInt32());
+        var topClasses = body.GetProperty("topClasses").EnumerateArray().ToArray();
+        Assert.Equal(4, topClasses.Length);
+        var logits = topClasses.Select(c => c.GetProperty("logit").GetDouble()).ToArray();
+        Assert.Equal(logits.OrderByDescending(l => l), logits);
+        Assert.Equal(1.0, topClasses.Sum(c => c.GetProperty("probability").GetDouble()), 1e-9);
+        var prediction = body.GetProperty("prediction");
+        Assert.Equal(topClasses[0].GetProperty("classIndex").GetInt32(), prediction.GetProperty("classIndex").GetInt32());
+
+        var explanation = body.GetProperty("explanation");
+        Assert.Equal(prediction.GetProperty("classIndex").GetInt32(), explanation.GetProperty("classIndex").GetInt32());
+        var prototypes = explanation.GetProperty("prototypes").EnumerateArray().ToArray();
+        Assert.Equal(3, prototypes.Length);
+        var contributions = prototypes.Select(p => p.GetProperty("contribution").GetDouble()).ToArray();
+        Assert.Equal(contributions.OrderByDescending(c => c), contributions);
+        foreach (var prototype in prototypes)
+        {
+            Assert.Equal(prototype.GetProperty("weight").GetDouble() * prototype.GetProperty("similarity").GetDouble(),
+                prototype.GetProperty("contribution").GetDouble(), 1e-9);
+        }
+        var logit = explanation.GetProperty("logit").GetDouble();
+        Assert.Equal(logit, contributions.Sum() + explanation.GetProperty("otherPrototypesContribution").GetDouble(), 1e-3);
+        Assert.Equal(logits[0], logit, 1e-12);
+    }
+
+    [Fact]
+    public async Task HttpAnswerEqualsInProcessOnnxRuntime()
+    {
+        var image = Http.BundleImage(bundles.SmokeBundle, 5, 50, 40);
+        var body = await Http.JsonAsync(await Client.PostAsync("/classify?topClasses=4", Http.Raw(image, "image/png")));
+
+        using var bundle = new BundleLoader(new SessionFactory(new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Cpu })).Load(bundles.SmokeBundle);
+        using var decoded = new ImageDecoder(new ImageLimits()).Decode(image);
+        var input = new float[bundle.Session.ImageElementCount];
+        InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
+        var outputs = bundle.Session.Run(input, 1);
+        foreach (var score in body.GetProperty("topClasses").EnumerateArray())
+        {
+            Assert.Equal(outputs.LogitsOf(0)[score.GetProperty("classIndex").GetInt32()], score.GetProperty("logit").GetDouble(), 1e-5);
+        }
+    }
+
+    [Fact]
+    public async Task BoxesLieInsideTheUploadedImageAndFollowThePercentileRule()
+    {
+        const int width = 96, height = 64;
+        var image = Http.BundleImage(bundles.SmokeBundle, 0, width, height);
+        var body = await Http.JsonAsync(await Client.PostAsync("/classify?topPrototypes=8", Http.Image(image)));
+        Assert.Equal(width, body.GetProperty("image").GetProperty("width").GetInt32());
+
+        // Recompute each activation map in process and apply the rule independently: threshold = numpy-style 95th
+        // percentile of the bicubically upsampled map, box = bounding rectangle of the pixels at or above it.
+        using var bundle = new BundleLoader(new SessionFactory(new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Cpu })).Load(bundles.SmokeBundle);
+        using var decoded = new ImageDecoder(new ImageLimits()).Decode(image);
+        var input = new float[bundle.Session.ImageElementCount];
+        InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
+        var outputs = bundle.Session.Run(input, 1);
+        var (inH, inW) = (bundle.Manifest.Input.Height, bundle.Manifest.Input.Width);
+
+        foreach (var prototype in body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray())
+        {
+            var box = prototype.GetProperty("box");
+            int x = box.GetProperty("x").GetInt32(), y = box.GetProperty("y").GetInt32();
+            int w = box.GetProperty("width").GetInt32(), h = box.GetProperty("height").GetInt32();
+            Assert.True(x >= 0 && y >= 0 && w >= 1 && h >= 1 && x + w <= width && y + h <= height, $"box {x},{y},{w},{h} outside {width}x{height}");
+
+            var map = BicubicUpsampler.Resize(outputs.MapOf(0, prototype.GetProperty("prototypeIndex").GetInt32()),
+                outputs.MapHeight, outputs.MapWidth, inH, inW);
+            var sorted = map.OrderBy(v => v).ToArray();
+            var rank = 0.95 * (sorted.Length - 1);
+            var threshold = sorted[(int)rank] + (sorted[Math.Min((int)rank + 1, sorted.Length - 1)] - sorted[(int)rank]) * (rank - (int)rank);
+            var hot = Enumerable.Range(0, map.Length).Where(i => map[i] >= threshold).ToArray();
+            int left = hot.Min(i => i % inW), right = hot.Max(i => i % inW), top = hot.Min(i => i / inW), bottom = hot.Max(i => i / inW);
+            // Input pixel column c covers uploaded columns [c * width / inW, (c + 1) * width / inW).
+            Assert.Equal((int)Math.Floor(left * (double)width / inW), x);
+            Assert.Equal((int)Math.Ceiling((right + 1) * (double)width / inW) - 1, x + w - 1);
+            Assert.Equal((int)Math.Floor(top * (double)height / inH), y);
+            Assert.Equal((int)Math.Ceiling((bottom + 1) * (double)height / inH) - 1, y + h - 1);
+        }
+    }
+
+    [Fact]
+    public async Task HeatmapIsAPngOfTheUploadedImagesSize()
+    {
+        var image = Http.BundleImage(bundles.SmokeBundle, 2, 75, 45);
+        var body = await Http.JsonAsync(await Client.PostAsync("/classify?heatmaps=png&topPrototypes=2", Http.Image(image)));
+        var heatmaps = body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray()
+            .Select(p => p.GetProperty("heatmap").GetString()!).ToArray();
+        Assert.Equal(2, heatmaps.Length);
+        foreach (var heatmap in heatmaps)
+        {
+            Assert.StartsWith("data:image/png;base64,", heatmap);
+            using var png = Image.Load<Rgb24>(Convert.FromBase64String(heatmap["data:image/png;base64,".Length..]));
+            Assert.Equal(75, png.Width);
+            Assert.Equal(45, png.Height);
+        }
+        Assert.NotEqual(heatmaps[0], heatmaps[1]);
+
+        var plain = await Http.JsonAsync(await Client.PostAsync("/classify", Http.Image(image)));
+        Assert.All(plain.GetProperty("explanation").GetProperty("prototypes").EnumerateArray(), p => Assert.False(p.TryGetProperty("heatmap", out _)));
+    }
+
+    [Fact]
+    public async Task RotatedExifJpegGivesTheSameAnswerAsTheUprightImage()
+    {
+        // Store the pixels rotated 90 degrees counter-clockwise with EXIF orientation 6 ("rotate 90 clockwise to view").
+        using var upright = Image.Load<Rgb24>(Http.BundleImage(bundles.SmokeBundle, 4, 64, 48));
+        using var stored = upright.Clone(context => context.Rotate(RotateMode.Rotate270));
+        stored.Metadata.ExifProfile = new ExifProfile();
+        stored.Metadata.ExifProfile.SetValue(ExifTag.Orientation, (ushort)6);
+        var jpeg = Http.Encode(stored, new JpegEncoder { Quality = 90 });
+
+        // The upright reference holds exactly the JPEG's decoded pixels, turned by hand and stored losslessly.
+        using var decodedStored = Image.Load<Rgb24>(jpeg);
+        Assert.Equal(48, decodedStored.Width);
+        decodedStored.Metadata.ExifProfile = null;
+        decodedStored.Mutate(context => context.Rotate(RotateMode.Rotate90));
+        var reference = Http.Encode(decodedStored, new PngEncoder());
+
+        var rotated = await Http.JsonAsync(await Client.PostAsync("/classify?topClasses=4", Http.Raw(jpeg, "image/jpeg")));
+        var expected = await Http.JsonAsync(await Client.PostAsync("/classify?topClasses=4", Http.Raw(reference, "image/png")));
+        Assert.Equal(64, rotated.GetProperty("image").GetProperty("width").GetInt32());
+        Assert.Equal(48, rotated.GetProperty("image").GetProperty("height").GetInt32());
+        Assert.Equal(Strip(expected.GetProperty("topClasses")), Strip(rotated.GetProperty("topClasses")));
+        Assert.Equal(Strip(expected.GetProperty("explanation")), Strip(rotated.GetProperty("explanation")));
+    }
+
+    [Fact]
+    public async Task ExplainClassExplainsTheRequestedClass()
+    {
+        var image = Http.BundleImage(bundles.SmokeBundle, 0);
+        var body = await Http.JsonAsync(await Client.PostAsync("/classify?explainClass=2&topClasses=4&topPrototypes=8", Http.Image(image)));
+        var explanation = body.GetProperty("explanation");
+        Assert.Equal(2, explanation.GetProperty("classIndex").GetInt32());
+        var logit = body.GetProperty("topClasses").EnumerateArray().Single(c => c.GetProperty("classIndex").GetInt32() == 2).GetProperty("logit").GetDouble();
+        Assert.Equal(logit, explanation.GetProperty("logit").GetDouble(), 1e-12);
+        var parts = explanation.GetProperty("prototypes").EnumerateArray().Sum(p => p.GetProperty("contribution").GetDouble());
+        Assert.Equal(0.0, explanation.GetProperty("otherPrototypesContribution").GetDouble(), 1e-12); // all 8 prototypes shown
+        Assert.Equal(logit, parts, 1e-3);
+    }
+
+    [Fact]
+    public async Task GrayModelClassifiesAColourUpload()
+    {
+        var image = Http.BundleImage(bundles.SmokeBundle, 1, 56, 56);
+        var body = await Http.JsonAsync(await Client.PostAsync("/classify?model=gray&topPrototypes=6", Http.Image(image)));
+        Assert.Equal("gray", body.GetProperty("model").GetProperty("name").GetString());
+        Assert.Equal(56, body.GetProperty("image").GetProperty("width").GetInt32());
+        var explanation = body.GetProperty("explanation");
+        var parts = explanation.GetProperty("prototypes").EnumerateArray().Sum(p => p.GetProperty("contribution").GetDouble());
+        Assert.Equal(explanation.GetProperty("logit").GetDouble(), parts + explanation.GetProperty("otherPrototypesContribution").GetDouble(), 1e-3);
+    }
+
+    [Fact]
+    public async Task ModelCanBeNamedWithItsVersion()
+    {
+        var version = Path.GetFileName(bundles.SmokeBundle);
+        var body = await Http.JsonAsync(await Client.PostAsync($"/classify?model=smoke@{version}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
+        Assert.Equal(version, body.GetProperty("model").GetProperty("version").GetString());
+    }
+
+    [Fact]
+    public async Task BatchAnswersEachImageInOrderWithPerItemProblems()
+    {
+        var first = Http.BundleImage(bundles.SmokeBundle, 1);
+        var third = Http.BundleImage(bundles.SmokeBundle, 6, 40, 40);
+        var content = Http.Multipart(("image", first, "image/png"), ("image", "not an image"u8.ToArray(), "image/png"), ("image", third, "image/png"));
+        var body = await Http.JsonAsync(await Client.PostAsync("/classify/batch?topClasses=2", content));
+        var results = body.GetProperty("results").EnumerateArray().ToArray();
+        Assert.Equal(3, results.Length);
+        Assert.Equal(400, results[1].GetProperty("status").GetInt32());
+        Assert.EndsWith("image-not-decodable", results[1].GetProperty("type").GetString());
+
+        var single1 = await Http.JsonAsync(await Client.PostAsync("/classify?topClasses=2", Http.Image(first)));
+        var single3 = await Http.JsonAsync(await Client.PostAsync("/classify?topClasses=2", Http.Image(third)));
+        AssertSameAnswer(single1, results[0]);
+        AssertSameAnswer(single3, results[2]);
+        Assert.Equal(40, results[2].GetProperty("image").GetProperty("width").GetInt32());
+    }
+
+    /// <summary>
+    /// Same classes, prototypes and boxes; numbers within the bundle contract's tolerance (ONNX Runtime
+    /// picks different kernels for a batch of 2 and a batch of 1, and log similarities near a pushed prototype amplify
+    /// float32 rounding).
+    /// </summary>
+    private static void AssertSameAnswer(JsonElement expected, JsonElement actual)
+    {
+        foreach (var (e, a) in expected.GetProperty("topClasses").EnumerateArray().Zip(actual.GetProperty("topClasses").EnumerateArray()))
+        {
+            Assert.Equal(e.GetProperty("classIndex").GetInt32(), a.GetProperty("classIndex").GetInt32());
+            AssertClose(e.GetProperty("logit").GetDouble(), a.GetProperty("logit").GetDouble());
+        }
+        var expectedPrototypes = expected.GetProperty("explanation").GetProperty("prototypes").EnumerateArray().ToArray();
+        var actualPrototypes = actual.GetProperty("explanation").GetProperty("prototypes").EnumerateArray().ToArray();
+        Assert.Equal(expectedPrototypes.Length, actualPrototypes.Length);
+        foreach (var (e, a) in expectedPrototypes.Zip(actualPrototypes))
+        {
+            Assert.Equal(e.GetProperty("prototypeIndex").GetInt32(), a.GetProperty("prototypeIndex").GetInt32());
+            Assert.Equal(e.GetProperty("box").GetRawText(), a.GetProperty("box").GetRawText());
+            AssertClose(e.GetProperty("contribution").GetDouble(), a.GetProperty("contribution").GetDouble());
+        }
+    }
+
+    /// <summary>The bundle contract's tolerance, 1e-3 + 1e-3 * |expected|.</summary>
+    private static void AssertClose(double expected, double actual) =>
+        Assert.True(BundleLoader.WithinTolerance(actual, expected), $"{actual} differs from {expected} by more than 1e-3 + 1e-3*|expected|");
+
+    /// <summary>The JSON text with numbers rounded to 5 significant digits (batched and single runs may differ in the last float bits).</summary>
+    private static string Strip(JsonElement element) => element.ValueKind switch
+    {
+        JsonValueKind.Object => "{" + string.Join(",", element.EnumerateObject().Select(p => p.Name + ":" + Strip(p.Value))) + "}",
+        JsonValueKind.Array => "[" + string.Join(",", element.EnumerateArray().Select(Strip)) + "]",
+        JsonValueKind.Number => element.GetDouble().ToString("G5", System.Globalization.CultureInfo.InvariantCulture),
+        _ => element.GetRawText(),
+    };
+}

@@ -1,0 +1,74 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
+
+namespace ProtoPNet.Service.Tests.Infrastructure;
+
+public static class Http
+{
+    public static MultipartFormDataContent Multipart(params (string Field, byte[] Bytes, string ContentType)[] files)
+    {
+        var content = new MultipartFormDataContent();
+        var i = 0;
+        foreach (var (field, bytes, contentType) in files)
+        {
+            var part = new ByteArrayContent(bytes);
+            part.Headers.ContentType = new MediaTypeHeaderValue(contentType);
+            content.Add(part, field, $"upload-{i++}");
+        }
+        return content;
+    }
+
+    public static MultipartFormDataContent Image(byte[] png) => Multipart(("image", png, "image/png"));
+
+    public static ByteArrayContent Raw(byte[] bytes, string contentType)
+    {
+        var content = new ByteArrayContent(bytes);
+        content.Headers.ContentType = new MediaTypeHeaderValue(contentType);
+        return content;
+    }
+
+    public static async Task<JsonElement> JsonAsync(HttpResponseMessage response, HttpStatusCode expected = HttpStatusCode.OK)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == expected, $"expected {(int)expected}, got {(int)response.StatusCode}: {text}");
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    /// <summary>Asserts an RFC 7807 body: problem+json, the status, a type, a human detail and the trace id.</summary>
+    public static async Task<JsonElement> ProblemAsync(HttpResponseMessage response, HttpStatusCode status, string? typeSuffix = null)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == status, $"expected {(int)status}, got {(int)response.StatusCode}: {text}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = JsonDocument.Parse(text).RootElement.Clone();
+        Assert.Equal((int)status, problem.GetProperty("status").GetInt32());
+        Assert.False(string.IsNullOrWhiteSpace(problem.GetProperty("type").GetString()));
+        Assert.False(string.IsNullOrWhiteSpace(problem.GetProperty("detail").GetString()));
+        Assert.False(string.IsNullOrWhiteSpace(problem.GetProperty("traceId").GetString()));
+        if (typeSuffix is not null) Assert.EndsWith(typeSuffix, problem.GetProperty("type").GetString());
+        return problem;
+    }
+
+    public static byte[] Encode(Image image, IImageEncoder encoder)
+    {
+        using var stream = new MemoryStream();
+        image.Save(stream, encoder);
+        return stream.ToArray();
+    }
+
+    /// <summary>A prototype's source training image of a bundle, optionally resized (bicubic) to another size.</summary>
+    public static byte[] BundleImage(string bundle, int prototype, int? width = null, int? height = null)
+    {
+        var path = Path.Combine(bundle, "prototypes", prototype.ToString(System.Globalization.CultureInfo.InvariantCulture), "source.png");
+        if (width is null) return File.ReadAllBytes(path);
+        using var image = SixLabors.ImageSharp.Image.Load<Rgb24>(path);
+        image.Mutate(context => context.Resize(width.Value, height!.Value, KnownResamplers.Bicubic));
+        return Encode(image, new PngEncoder());
+    }
+}

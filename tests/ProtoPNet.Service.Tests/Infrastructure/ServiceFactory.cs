@@ -1,0 +1,54 @@
+using System.Collections.Concurrent;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace ProtoPNet.Service.Tests.Infrastructure;
+
+/// <summary>The real service (Program) in the test server, with settings and a log collector.</summary>
+public sealed class ServiceFactory(IReadOnlyDictionary<string, string?> settings) : WebApplicationFactory<Program>
+{
+    public LogCollector Logs { get; } = new();
+
+    public static ServiceFactory ForRoot(string root, params (string Key, string? Value)[] extra)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Models:Root"] = root,
+            ["Inference:ExecutionProvider"] = "auto",
+            ["Inference:IntraOpThreads"] = "1",
+        };
+        foreach (var (key, value) in extra) settings[key] = value;
+        return new ServiceFactory(settings);
+    }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Production");
+        builder.ConfigureAppConfiguration((_, configuration) => configuration.AddInMemoryCollection(settings));
+        builder.ConfigureServices(services => services.AddSingleton<ILoggerProvider>(Logs));
+    }
+}
+
+/// <summary>Keeps every log line the service writes, with its level.</summary>
+public sealed class LogCollector : ILoggerProvider
+{
+    public ConcurrentQueue<(LogLevel Level, string Category, string Message)> Entries { get; } = new();
+
+    public ILogger CreateLogger(string categoryName) => new Collector(this, categoryName);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Collector(LogCollector owner, string category) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            owner.Entries.Enqueue((logLevel, category, formatter(state, exception)));
+    }
+}
