@@ -169,3 +169,11 @@ def test_publish_writes_the_manifest_last_and_renames_atomically(trained_bundle,
     second = write_bundle(str(tmp_path), "tiny", result.model, classes=["a", "b", "c"], channels=3, image_size=16,
                           interpolation="bilinear", records=result.records, training={})
     assert os.path.basename(second) > os.path.basename(first)    # sortable versions, never overwritten
+
+
+def test_manifest_text_is_the_same_json_with_number_rows_on_one_line():
+    manifest = {"lastLayer": {"weights": [[1.0, -0.5], [0.25, 1e-9]]}, "probe": {"logits": [0.1, 2]},
+                "flags": [True, False], "name": "row-x-0", "empty": []}
+    text = export_module.manifest_text(manifest)
+    assert json.loads(text) == manifest
+    assert "[1.0, -0.5]" in text and "[0.1, 2]" in text

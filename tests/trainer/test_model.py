@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from protopnet_trainer.config import TrainConfig, preset_config
+from protopnet_trainer.config import preset_config
 from protopnet_trainer.errors import TrainerError
 from protopnet_trainer.model import build_add_on, build_model, last_layer_init
 from protopnet_trainer.trunks import build_trunk

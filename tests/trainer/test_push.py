@@ -1,5 +1,4 @@
 """Push: class-specific projection onto real training patches; the 95th-percentile box; the pictures."""
-import os
 
 import numpy as np
 import torch

@@ -9,6 +9,7 @@ import os
 import platform
 import shutil
 import subprocess
+import uuid
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
@@ -124,6 +125,28 @@ def check_writable(models_dir: str) -> None:
         raise TrainerError(f"output folder {models_dir} is not writable")
 
 
+def manifest_text(manifest: Dict[str, Any]) -> str:
+    """Indented JSON, except that each row of numbers (last-layer weights, probe values) stays on one line."""
+    rows: List[str] = []
+    token = f"row-{uuid.uuid4().hex}-"
+
+    def compact(value: Any) -> Any:
+        if isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                     for v in value):
+            rows.append(json.dumps(value))
+            return f"{token}{len(rows) - 1}"
+        if isinstance(value, list):
+            return [compact(v) for v in value]
+        if isinstance(value, dict):
+            return {k: compact(v) for k, v in value.items()}
+        return value
+
+    text = json.dumps(compact(manifest), indent=1)
+    for index, row in enumerate(rows):
+        text = text.replace(f'"{token}{index}"', row, 1)
+    return text + "\n"
+
+
 def new_version(family_dir: str) -> str:
     moment = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     while True:
@@ -153,7 +176,7 @@ def publish(models_dir: str, name: str, fill: Callable[[str, str], Dict[str, Any
         manifest = fill(staging, version)
         manifest_tmp = os.path.join(staging, ".model.json.tmp")
         with open(manifest_tmp, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=1)
+            f.write(manifest_text(manifest))
             f.flush()
             os.fsync(f.fileno())
         os.replace(manifest_tmp, os.path.join(staging, "model.json"))

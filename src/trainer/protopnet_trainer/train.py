@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint as write_checkpoint
 from .config import TrainConfig
-from .data import DataSource, ImageSet, Loaders, load_data_source, make_loaders
+from .data import DataSource, Loaders, load_data_source, make_loaders
 from .errors import TrainerError
 from .losses import LossCoefficients, last_layer_loss, protopnet_loss
 from .model import BaselineNet, ProtoPNet, build_model
@@ -73,12 +73,6 @@ def evaluate_accuracy(model: nn.Module, loader, device: torch.device, desc: str 
         correct += int((logits.argmax(1).cpu() == labels).sum())
         total += len(labels)
     return correct / max(1, total)
-
-
-@dataclass
-class Stage:
-    name: str
-    optimizer: Optional[torch.optim.Optimizer] = None
 
 
 @dataclass
