@@ -82,3 +82,20 @@ def test_add_on_layers():
 def test_unknown_trunk_is_refused():
     with pytest.raises(TrainerError, match="unknown trunk 'alexnet'"):
         build_trunk("alexnet", 3)
+
+
+def test_trunk_weights_from_a_file(tmp_path):
+    from protopnet_trainer.trunks import load_trunk_weights
+    from torchvision.models import resnet18
+    torch.manual_seed(5)
+    classifier = resnet18()                                   # a torchvision checkpoint: trunk + fc
+    torch.save(classifier.state_dict(), tmp_path / "resnet18.pth")
+    trunk = build_trunk("resnet18", 3)
+    source, mean, std = load_trunk_weights(trunk, "resnet18", str(tmp_path / "resnet18.pth"), 3)
+    assert source == str(tmp_path / "resnet18.pth") and mean == [0.485, 0.456, 0.406]
+    assert torch.equal(trunk.layer4[1].conv2.weight, classifier.layer4[1].conv2.weight)
+    assert torch.equal(trunk.bn1.running_var, classifier.bn1.running_var)
+    with pytest.raises(TrainerError, match="do not fit resnet34"):
+        load_trunk_weights(build_trunk("resnet34", 3), "resnet34", str(tmp_path / "resnet18.pth"), 3)
+    with pytest.raises(TrainerError, match="does not exist"):
+        load_trunk_weights(trunk, "resnet18", str(tmp_path / "absent.pth"), 3)

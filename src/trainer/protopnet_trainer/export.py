@@ -76,6 +76,11 @@ def _fix_output_shapes(path: str, shapes: List[tuple]) -> None:
     onnx.save(graph_proto, path)
 
 
+def _short_floats(values: torch.Tensor) -> List[float]:
+    """float32 values as the short decimals they were given as (0.286, not 0.28600001335144043)."""
+    return [float(f"{float(v):.7g}") for v in values.view(-1)]
+
+
 def probe_input(channels: int, height: int, width: int) -> torch.Tensor:
     """The contract's probe image [1, C, H, W]: element i (row-major) is ((i * 7919) mod 1000) / 999."""
     index = torch.arange(channels * height * width, dtype=torch.int64)
@@ -235,7 +240,7 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
             "input": {"channels": channels, "height": image_size, "width": image_size,
                       "colorSpace": "gray" if channels == 1 else "rgb", "resize": "stretch",
                       "interpolation": interpolation,
-                      "mean": [float(v) for v in model.mean.view(-1)], "std": [float(v) for v in model.std.view(-1)]},
+                      "mean": _short_floats(model.mean), "std": _short_floats(model.std)},
             "classes": [{"index": k, "name": cls} for k, cls in enumerate(classes)],
             "featureMap": {"height": int(feature_h), "width": int(feature_w)},
             "similarity": {"function": model.similarity_function, "epsilon": model.epsilon},

@@ -174,7 +174,10 @@ def load_trunk_weights(trunk: nn.Module, name: str, weights: Optional[str], in_c
         import re
         pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
         state = {(pattern.sub(lambda m: m.group(1) + m.group(2), k)): v for k, v in state.items()}
-    missing, unexpected = trunk.load_state_dict(state, strict=False)
+    try:
+        missing, _ = trunk.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # tensors of the wrong shapes
+        raise TrainerError(f"trunk weights {path} do not fit {name}: {str(error).splitlines()[-1].strip()}") from None
     if missing:
         raise TrainerError(f"trunk weights {path} do not fit {name}: missing {len(missing)} tensors, e.g. {missing[0]}")
     _adapt_first_conv(trunk, in_channels)
