@@ -31,7 +31,7 @@ def tiny():
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory):
     """One tiny model trained through the whole schedule (with baseline) and published once per session."""
-    from protopnet_trainer.cli import training_block
+    from protopnet_trainer.cli import report_writer, training_block
     from protopnet_trainer.export import write_bundle
     from protopnet_trainer.train import Trainer
 
@@ -43,5 +43,6 @@ def trained_bundle(tmp_path_factory):
                           channels=3, image_size=cfg.image_size, interpolation=cfg.interpolation,
                           records=result.records,
                           training=training_block(cfg, result, len(trainer.source.train), len(trainer.source.test),
-                                                  None))
+                                                  None),
+                          report=report_writer(result, trainer.source.classes))
     return {"path": bundle, "trainer": trainer, "result": result, "cfg": cfg, "root": root}

@@ -177,3 +177,20 @@ def test_manifest_text_is_the_same_json_with_number_rows_on_one_line():
     text = export_module.manifest_text(manifest)
     assert json.loads(text) == manifest
     assert "[1.0, -0.5]" in text and "[0.1, 2]" in text
+
+
+def test_report_files(trained_bundle):
+    manifest = _manifest(trained_bundle)
+    assert manifest["report"] == ["report/curves.png", "report/confusion.png", "report/gallery.png"]
+    for name in manifest["report"]:
+        with Image.open(os.path.join(trained_bundle["path"], name)) as picture:
+            assert picture.format == "PNG" and picture.width > 100
+    confusion = trained_bundle["result"].confusion
+    assert confusion.shape == (3, 3) and confusion.sum() == 12
+    assert np.trace(confusion) / 12 == pytest.approx(manifest["training"]["metrics"]["testAccuracy"])
+
+
+def test_confusion_matrix_counts():
+    from protopnet_trainer.report import confusion_matrix
+    matrix = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)
+    assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]

@@ -85,11 +85,22 @@ def training_block(cfg: TrainConfig, result, train_size: int, test_size: int, pr
     }
     if result.baseline_accuracy is not None:
         block["baseline"] = {"testAccuracy": result.baseline_accuracy, "backbone": cfg.backbone,
-                             "epochs": cfg.epochs}
+                             "epochs": cfg.epochs, "model": "same trunk + global average pooling + linear",
+                             "augment": cfg.augment}
+        if result.baseline_seconds:
+            block["baseline"]["seconds"] = round(result.baseline_seconds, 3)
     return block
 
 
 # ---------------------------------------------------------------------------------------------- train
+
+def report_writer(result, classes: List[str]):
+    def write(staging: str, prototypes: List[Dict[str, Any]]) -> List[str]:
+        from .report import write_report
+        return write_report(staging, result.history, result.confusion, classes, prototypes,
+                            result.baseline_history or None)
+    return write
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .export import check_writable, write_bundle
@@ -114,7 +125,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                           channels=trainer.source.channels, image_size=cfg.image_size,
                           interpolation=cfg.interpolation, records=result.records,
                           training=training_block(cfg, result, len(trainer.source.train), len(trainer.source.test),
-                                                  args.preset))
+                                                  args.preset),
+                          report=None if args.no_report else report_writer(result, trainer.source.classes))
     print(f"published {bundle} (test accuracy {result.test_accuracy:.4f}"
           + (f", baseline {result.baseline_accuracy:.4f}" if result.baseline_accuracy is not None else "")
           + f", {time.time() - started:.1f}s)", flush=True)
@@ -166,13 +178,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     summary = TrainResult(model, checkpoint["records"], history, seconds=float(checkpoint.get("seconds", 0.0)),
                           test_accuracy=float(last.get("test_accuracy", 0.0)),
                           train_accuracy=float(last.get("train_accuracy", 0.0)),
-                          baseline_accuracy=checkpoint.get("baseline_accuracy"))
+                          baseline_accuracy=checkpoint.get("baseline_accuracy"),
+                          baseline_history=list(checkpoint.get("baseline_history") or []),
+                          baseline_seconds=checkpoint.get("baseline_seconds"))
     channels = model.mean.numel()
     name = args.name or cfg.dataset
     bundle = write_bundle(args.models, name, model, classes=list(checkpoint["classes"]), channels=channels,
                           image_size=cfg.image_size, interpolation=cfg.interpolation, records=checkpoint["records"],
                           training=training_block(cfg, summary, checkpoint.get("train_size", 0),
-                                                  checkpoint.get("test_size", 0), None))
+                                                  checkpoint.get("test_size", 0), None),
+                          report=None if args.no_report else report_writer(summary, list(checkpoint["classes"])))
     print(f"published {bundle}", flush=True)
     return 0
 
@@ -226,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="checkpoints and metrics.jsonl (default: runs/<name>)")
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--no-report", action="store_true", help="no report/ (curves, confusion matrix, gallery)")
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a checkpoint on a data set")
@@ -250,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--channels", type=int, choices=[1, 3], default=3)
     export.add_argument("--seed", type=int, default=1)
     export.add_argument("--no-progress", action="store_true")
+    export.add_argument("--no-report", action="store_true", help="no report/ (curves, gallery)")
     export.set_defaults(handler=cmd_export)
 
     prune = commands.add_parser("prune", help="prune a pushed checkpoint and retrain its last layer")

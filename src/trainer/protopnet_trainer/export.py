@@ -9,6 +9,7 @@ import os
 import platform
 import shutil
 import subprocess
+import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional
 
@@ -194,8 +195,13 @@ def publish(models_dir: str, name: str, fill: Callable[[str, str], Dict[str, Any
 
 def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[str], channels: int,
                  image_size: int, interpolation: str, records: List[Dict], training: Dict[str, Any],
-                 render_missing: Optional[Callable[[int, str], None]] = None) -> str:
-    """Export, copy the prototype pictures, compute the probe and publish. Returns the version folder."""
+                 render_missing: Optional[Callable[[int, str], None]] = None,
+                 report: Optional[Callable[[str, List[Dict]], List[str]]] = None) -> str:
+    """Export, copy the prototype pictures, compute the probe and publish. Returns the version folder.
+
+    `report(staging_dir, manifest_prototypes)` may add report/ files; `training["seconds"]` grows by the
+    export's own time, so it covers the whole recipe up to the manifest."""
+    started = time.time()
     model = model.cpu().eval()
     if len(records) != model.num_prototypes:
         raise TrainerError(f"{model.num_prototypes} prototypes but {len(records)} push records: push the model first")
@@ -229,8 +235,12 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
                            "featureCell": dict(record["featureCell"]), "box": dict(record["box"])},
                 "images": {kind: f"prototypes/{j}/{kind}.png" for kind in ("patch", "source", "activation")},
             })
+        report_files = report(staging, prototypes) if report is not None else []
+        training_values = dict(training)
+        if isinstance(training_values.get("seconds"), (int, float)):
+            training_values["seconds"] = round(training_values["seconds"] + time.time() - started, 3)
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-        return {
+        manifest = {
             "format": "protopnet-bundle",
             "formatVersion": 1,
             "name": name,
@@ -248,7 +258,10 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
             "lastLayer": {"weights": model.last_layer.weight.detach().tolist()},
             "probe": {"input": PROBE_NAME, "logits": probe.logits[0].tolist(),
                       "similarities": probe.similarities[0].tolist()},
-            "training": dict(training, software=software_versions()),
+            "training": dict(training_values, software=software_versions()),
         }
+        if report_files:
+            manifest["report"] = report_files
+        return manifest
 
     return publish(models_dir, name, fill)

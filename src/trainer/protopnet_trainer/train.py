@@ -63,6 +63,19 @@ def model_from_checkpoint(checkpoint: Dict[str, Any]) -> ProtoPNet:
 
 
 @torch.no_grad()
+def predict(model: nn.Module, loader, device: torch.device, desc: str = "test", progress: bool = True):
+    """(labels, predictions) over a loader."""
+    model.eval()
+    labels, predictions = [], []
+    for images, batch_labels, _ in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        out = model(images.to(device))
+        logits = out.logits if hasattr(out, "logits") else out
+        predictions.append(logits.argmax(1).cpu())
+        labels.append(batch_labels)
+    return torch.cat(labels).tolist(), torch.cat(predictions).tolist()
+
+
+@torch.no_grad()
 def evaluate_accuracy(model: nn.Module, loader, device: torch.device, desc: str = "test",
                       progress: bool = True) -> float:
     model.eval()
@@ -84,6 +97,9 @@ class TrainResult:
     seconds: float = 0.0
     test_accuracy: float = 0.0
     train_accuracy: float = 0.0
+    confusion: Optional[Any] = None                 # [true, predicted] counts on the test set
+    baseline_history: List[float] = field(default_factory=list)
+    baseline_seconds: Optional[float] = None
 
 
 class Trainer:
@@ -111,6 +127,8 @@ class Trainer:
         self.history: List[Dict] = []
         self.seconds = 0.0
         self.baseline_accuracy: Optional[float] = None
+        self.baseline_history: List[float] = []
+        self.baseline_seconds = 0.0
         try:
             os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
         except OSError as error:
@@ -230,7 +248,8 @@ class Trainer:
             "joint_scheduler": self.joint_scheduler.state_dict(), "last_optimizer": self.last_optimizer.state_dict(),
             "records": self.records, "history": self.history, "seconds": self.seconds,
             "train_size": len(self.source.train), "test_size": len(self.source.test),
-            "baseline_accuracy": self.baseline_accuracy,
+            "baseline_accuracy": self.baseline_accuracy, "baseline_history": self.baseline_history,
+            "baseline_seconds": self.baseline_seconds,
         }
 
     def save_checkpoint(self, name: Optional[str] = None) -> str:
@@ -292,15 +311,27 @@ class Trainer:
             self.save_checkpoint()
             if on_epoch_end is not None:
                 on_epoch_end(epoch)
+        started = time.time()
         if cfg.prune:
             self.prune()
-        result = TrainResult(self.model, self.records, self.history, seconds=self.seconds)
-        result.test_accuracy = evaluate_accuracy(self.model, self.loaders.test, self.device, progress=self.progress)
+        from .report import confusion_matrix
+        result = TrainResult(self.model, self.records, self.history)
+        labels, predictions = predict(self.model, self.loaders.test, self.device, progress=self.progress)
+        result.confusion = confusion_matrix(labels, predictions, len(self.source.classes))
+        result.test_accuracy = sum(int(a == b) for a, b in zip(labels, predictions)) / max(1, len(labels))
         result.train_accuracy = evaluate_accuracy(self.model, self.loaders.push, self.device, desc="train",
                                                   progress=self.progress)
+        self.seconds += time.time() - started
+        result.seconds = self.seconds
         if cfg.with_baseline:
-            result.baseline_accuracy = self.baseline_accuracy = train_baseline(
-                cfg, self.source, self.loaders, self.device, self.progress, self.log)
+            baseline_started = time.time()
+            self.baseline_history = train_baseline(cfg, self.source, self.loaders, self.device, self.progress,
+                                                   self.log)
+            self.baseline_accuracy = self.baseline_history[-1]
+            self.baseline_seconds = time.time() - baseline_started
+        result.baseline_accuracy = self.baseline_accuracy
+        result.baseline_history = list(self.baseline_history)
+        result.baseline_seconds = self.baseline_seconds if self.baseline_accuracy is not None else None
         self.save_checkpoint("final.pt")
         return result
 
@@ -339,9 +370,10 @@ def build_baseline(cfg: TrainConfig, source: DataSource) -> BaselineNet:
 
 
 def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, device: torch.device,
-                   progress: bool = True, log: Callable[[str], None] = print) -> float:
+                   progress: bool = True, log: Callable[[str], None] = print) -> List[float]:
     """The black box with the same trunk, epochs and augmentation: warm-up epochs train the head only,
-    then everything (trunk at the joint trunk rate, StepLR like the joint stage)."""
+    then everything (trunk at the joint trunk rate, StepLR like the joint stage). Returns the test accuracy
+    after each epoch (the last one is the baseline's result)."""
     seed_everything(cfg.seed + 17)
     net = build_baseline(cfg, source).to(device)
     optimizer = torch.optim.Adam([
@@ -350,7 +382,7 @@ def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, devic
     head_only = torch.optim.Adam(net.classifier.parameters(), lr=cfg.baseline_lr_head)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.joint_lr_step, gamma=cfg.joint_lr_gamma)
     loss_fn = nn.CrossEntropyLoss()
-    accuracy = 0.0
+    history: List[float] = []
     for epoch in range(cfg.epochs):
         seed_everything(cfg.seed * 1000003 + epoch)
         warm = epoch < cfg.warm_epochs
@@ -368,5 +400,6 @@ def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, devic
         if not warm:
             scheduler.step()
         accuracy = evaluate_accuracy(net, loaders.test, device, desc="baseline test", progress=progress)
+        history.append(accuracy)
         log(f"baseline epoch {epoch + 1}/{cfg.epochs} test_acc={accuracy:.4f}")
-    return accuracy
+    return history

@@ -1,0 +1,125 @@
+"""The bundle's optional report/: training curves, confusion matrix and a prototype gallery (PNG files)."""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def confusion_matrix(labels: Sequence[int], predictions: Sequence[int], num_classes: int) -> np.ndarray:
+    """[true class, predicted class] counts."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)), 1)
+    return matrix
+
+
+def plot_curves(history: List[Dict], path: str, baseline_history: Optional[List[float]] = None) -> None:
+    plt = _pyplot()
+    epochs = [m["epoch"] for m in history]
+    figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    accuracy_axis.plot(epochs, [m["train_accuracy"] for m in history], label="train (augmented batches)")
+    accuracy_axis.plot(epochs, [m["test_accuracy"] for m in history], label="test")
+    pushed = [m for m in history if m.get("pushed")]
+    if pushed:
+        accuracy_axis.scatter([m["epoch"] for m in pushed], [m["test_accuracy"] for m in pushed], marker="o",
+                              color="black", zorder=3, label="test after push + last layer")
+    if baseline_history:
+        accuracy_axis.plot(range(1, len(baseline_history) + 1), baseline_history, linestyle="--",
+                           label="black-box baseline (test)")
+    accuracy_axis.set_xlabel("epoch")
+    accuracy_axis.set_ylabel("accuracy")
+    accuracy_axis.legend(fontsize=8)
+    accuracy_axis.grid(alpha=0.3)
+    for key, name in (("loss_total", "total"), ("loss_cross_entropy", "cross entropy"), ("loss_cluster", "cluster"),
+                      ("loss_separation", "separation")):
+        if all(key in m for m in history):
+            loss_axis.plot(epochs, [m[key] for m in history], label=name)
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("loss (mean per image)")
+    loss_axis.legend(fontsize=8)
+    loss_axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def plot_confusion(matrix: np.ndarray, classes: List[str], path: str) -> None:
+    plt = _pyplot()
+    size = max(5.0, min(30.0, 0.45 * len(classes) + 2))
+    figure, axis = plt.subplots(figsize=(size, size))
+    axis.imshow(matrix, cmap="Blues")
+    if len(classes) <= 30:
+        axis.set_xticks(range(len(classes)))
+        axis.set_yticks(range(len(classes)))
+        axis.set_xticklabels(classes, rotation=60, ha="right", fontsize=8)
+        axis.set_yticklabels(classes, fontsize=8)
+        top = matrix.max() if matrix.size else 0
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                axis.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
+                          color="white" if matrix[i, j] > top / 2 else "black")
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    total = matrix.sum()
+    axis.set_title(f"test accuracy {np.trace(matrix) / total:.4f} ({total} images)" if total else "confusion")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def prototype_gallery(prototypes: List[Dict], classes: List[str], bundle_dir: str, path: str) -> None:
+    """One row per class: each prototype's patch and its source image with the box drawn."""
+    tile = 64 if len(classes) <= 50 else 32
+    with_source = len(classes) <= 50
+    rows: Dict[int, List[Dict]] = {}
+    for prototype in prototypes:
+        rows.setdefault(prototype["classIndex"], []).append(prototype)
+    per_row = max((len(v) for v in rows.values()), default=1)
+    label_width = 140 if with_source else 0
+    columns = per_row * (2 if with_source else 1)
+    canvas = Image.new("RGB", (label_width + columns * (tile + 4) + 4, len(classes) * (tile + 4) + 4), "white")
+    draw = ImageDraw.Draw(canvas)
+    for k, name in enumerate(classes):
+        y = 4 + k * (tile + 4)
+        if label_width:
+            draw.text((4, y + tile // 2 - 6), name[:22], fill="black")
+        for n, prototype in enumerate(rows.get(k, [])):
+            x = label_width + 4 + n * (2 if with_source else 1) * (tile + 4)
+            patch = Image.open(os.path.join(bundle_dir, prototype["images"]["patch"])).convert("RGB")
+            canvas.paste(patch.resize((tile, tile), Image.NEAREST), (x, y))
+            if with_source:
+                source = Image.open(os.path.join(bundle_dir, prototype["images"]["source"])).convert("RGB")
+                scale_x, scale_y = tile / source.width, tile / source.height
+                source = source.resize((tile, tile), Image.BILINEAR)
+                box = prototype["source"]["box"]
+                ImageDraw.Draw(source).rectangle(
+                    [box["x"] * scale_x, box["y"] * scale_y, (box["x"] + box["width"]) * scale_x - 1,
+                     (box["y"] + box["height"]) * scale_y - 1], outline=(255, 255, 0))
+                canvas.paste(source, (x + tile + 2, y))
+    canvas.save(path)
+
+
+def write_report(bundle_dir: str, history: List[Dict], confusion: Optional[np.ndarray], classes: List[str],
+                 prototypes: List[Dict], baseline_history: Optional[List[float]] = None) -> List[str]:
+    """Write report/{curves,confusion,gallery}.png into a bundle folder (prototype pictures already there)."""
+    folder = os.path.join(bundle_dir, "report")
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    if history:
+        plot_curves(history, os.path.join(folder, "curves.png"), baseline_history)
+        written.append("report/curves.png")
+    if confusion is not None:
+        plot_confusion(confusion, classes, os.path.join(folder, "confusion.png"))
+        written.append("report/confusion.png")
+    prototype_gallery(prototypes, classes, bundle_dir, os.path.join(folder, "gallery.png"))
+    written.append("report/gallery.png")
+    return written
