@@ -1,0 +1,82 @@
+using System.Net;
+using System.Text.Json;
+using ProtoPNet.Service.Tests.Infrastructure;
+
+namespace ProtoPNet.Service.Tests;
+
+[Collection(BundlesCollection.Name)]
+public class DocumentationAndLoggingTests(TrainerBundles bundles)
+{
+    private HttpClient Client => bundles.Service.CreateClient();
+
+    [Fact]
+    public async Task SwaggerDocumentsEveryEndpointWithSummariesDescriptionsAndExamples()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/swagger/index.html")).StatusCode);
+        var document = await Http.JsonAsync(await Client.GetAsync("/swagger/v1/swagger.json"));
+        var paths = document.GetProperty("paths");
+        string[] expected =
+        [
+            "/classify", "/classify/batch", "/models", "/models/{name}", "/models/{name}/versions/{version}",
+            "/models/{name}/versions/{version}/prototypes", "/models/{name}/versions/{version}/prototypes/{index}/{kind}.png",
+            "/health/live", "/health/ready",
+        ];
+        Assert.Equal(expected.Order(), paths.EnumerateObject().Select(p => p.Name).Order());
+        foreach (var path in paths.EnumerateObject())
+        foreach (var operation in path.Value.EnumerateObject())
+        {
+            var where = $"{operation.Name.ToUpperInvariant()} {path.Name}";
+            Assert.False(string.IsNullOrWhiteSpace(operation.Value.GetProperty("summary").GetString()), where);
+            Assert.False(string.IsNullOrWhiteSpace(operation.Value.GetProperty("description").GetString()), where);
+            foreach (var response in operation.Value.GetProperty("responses").EnumerateObject())
+            {
+                if (response.Name == "304") continue;
+                if (!response.Value.TryGetProperty("content", out var content)) continue;
+                foreach (var media in content.EnumerateObject())
+                {
+                    if (media.Name == "image/png") continue;
+                    Assert.True(media.Value.TryGetProperty("example", out _) || media.Value.TryGetProperty("examples", out _),
+                        $"{where} {response.Name} {media.Name} has no example");
+                }
+                if (int.Parse(response.Name) >= 400) Assert.True(content.TryGetProperty("application/problem+json", out _), $"{where} {response.Name}");
+            }
+        }
+        var classify = paths.GetProperty("/classify").GetProperty("post");
+        Assert.True(classify.GetProperty("requestBody").GetProperty("content").TryGetProperty("multipart/form-data", out _));
+        Assert.True(classify.GetProperty("requestBody").GetProperty("content").TryGetProperty("image/jpeg", out _));
+        string[] statuses = ["200", "400", "404", "413", "415", "422", "503"];
+        Assert.Equal(statuses, classify.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order());
+        var parameters = classify.GetProperty("parameters").EnumerateArray().Select(p => p.GetProperty("name").GetString()).ToArray();
+        Assert.Equal(["explainClass", "heatmaps", "model", "topClasses", "topPrototypes"], parameters.Order());
+    }
+
+    [Fact]
+    public async Task RequestLogLineHoldsModelPredictionStatusAndTraceIdButNoImageBytes()
+    {
+        var image = Http.BundleImage(bundles.SmokeBundle, 0);
+        var response = await Client.PostAsync("/classify?model=smoke", Http.Image(image));
+        var body = await Http.JsonAsync(response);
+        var label = body.GetProperty("prediction").GetProperty("label").GetString()!;
+        var version = body.GetProperty("model").GetProperty("version").GetString()!;
+
+        var line = bundles.Service.Logs.Entries.Select(e => e.Message)
+            .Last(m => m.Contains("HTTP") && m.Contains("/classify") && m.Contains("responded 200"));
+        Assert.Contains("POST", line);
+        Assert.Contains($"smoke@{version}", line);
+        Assert.Contains(label, line);
+        Assert.Matches(@"in \d+(\.\d)? ms", line);
+        Assert.Matches("trace \"?00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]", line);
+
+        var base64 = Convert.ToBase64String(image);
+        Assert.DoesNotContain(bundles.Service.Logs.Entries, e => e.Message.Contains(base64[..40]) || e.Message.Contains("IHDR"));
+    }
+
+    [Fact]
+    public async Task ProblemTraceIdMatchesTheRequestLog()
+    {
+        var response = await Client.PostAsync("/classify", Http.Raw("nope"u8.ToArray(), "text/plain"));
+        var problem = await Http.ProblemAsync(response, HttpStatusCode.UnsupportedMediaType);
+        var traceId = problem.GetProperty("traceId").GetString()!;
+        Assert.Contains(bundles.Service.Logs.Entries, e => e.Message.Contains("responded 415") && e.Message.Contains(traceId));
+    }
+}

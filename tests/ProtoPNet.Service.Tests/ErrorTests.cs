@@ -1,0 +1,186 @@
+using System.Net;
+using ProtoPNet.Service.Tests.Infrastructure;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Bmp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace ProtoPNet.Service.Tests;
+
+/// <summary>Every row of API.md's error table that this service owns, each with its status and a problem body.</summary>
+[Collection(BundlesCollection.Name)]
+public class ErrorTests(TrainerBundles bundles)
+{
+    private HttpClient Client => bundles.Service.CreateClient();
+
+    [Fact]
+    public async Task BodyThatIsNotAnImageIs400()
+    {
+        var response = await Client.PostAsync("/classify", Http.Raw("this is plain text, not a PNG"u8.ToArray(), "image/png"));
+        await Http.ProblemAsync(response, HttpStatusCode.BadRequest, "image-not-decodable");
+    }
+
+    [Fact]
+    public async Task TruncatedFileIs400()
+    {
+        var png = Http.BundleImage(bundles.SmokeBundle, 0, 64, 64);
+        var response = await Client.PostAsync("/classify", Http.Image(png[..(png.Length / 2)]));
+        await Http.ProblemAsync(response, HttpStatusCode.BadRequest, "image-not-decodable");
+    }
+
+    [Fact]
+    public async Task CorruptFileIs400()
+    {
+        var png = Http.BundleImage(bundles.SmokeBundle, 0, 64, 64);
+        for (var i = 60; i < png.Length - 20; i += 7) png[i] ^= 0x5A;
+        var response = await Client.PostAsync("/classify", Http.Image(png));
+        await Http.ProblemAsync(response, HttpStatusCode.BadRequest, "image-not-decodable");
+    }
+
+    [Fact]
+    public async Task MissingImageFieldIs400()
+    {
+        var content = Http.Multipart(("file", Http.BundleImage(bundles.SmokeBundle, 0), "image/png"));
+        var problem = await Http.ProblemAsync(await Client.PostAsync("/classify", content), HttpStatusCode.BadRequest, "image-missing");
+        Assert.Contains("'image'", problem.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task EmptyBodyIs400()
+    {
+        await Http.ProblemAsync(await Client.PostAsync("/classify", Http.Raw([], "image/png")), HttpStatusCode.BadRequest, "image-missing");
+    }
+
+    [Theory]
+    [InlineData("topClasses=abc")]
+    [InlineData("topPrototypes=-1")]
+    [InlineData("explainClass=99")]
+    [InlineData("heatmaps=gif")]
+    public async Task InvalidQueryParameterIs400(string query)
+    {
+        var response = await Client.PostAsync($"/classify?{query}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)));
+        await Http.ProblemAsync(response, HttpStatusCode.BadRequest);
+    }
+
+    [Theory]
+    [InlineData("/classify?model=no-such-model")]
+    [InlineData("/classify?model=smoke@19990101T000000Z")]
+    public async Task UnknownModelOrVersionIs404(string path)
+    {
+        var response = await Client.PostAsync(path, Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)));
+        await Http.ProblemAsync(response, HttpStatusCode.NotFound, "model-not-found");
+    }
+
+    [Fact]
+    public async Task UnknownModelPathsAre404()
+    {
+        var version = Path.GetFileName(bundles.SmokeBundle);
+        await Http.ProblemAsync(await Client.GetAsync("/models/no-such-model"), HttpStatusCode.NotFound, "model-not-found");
+        await Http.ProblemAsync(await Client.GetAsync("/models/smoke/versions/19990101T000000Z"), HttpStatusCode.NotFound, "model-not-found");
+        await Http.ProblemAsync(await Client.GetAsync("/models/smoke/versions/19990101T000000Z/prototypes"), HttpStatusCode.NotFound, "model-not-found");
+        await Http.ProblemAsync(await Client.GetAsync($"/models/smoke/versions/{version}/prototypes/999/patch.png"), HttpStatusCode.NotFound, "prototype-not-found");
+        await Http.ProblemAsync(await Client.GetAsync($"/models/smoke/versions/{version}/prototypes/1/secret.png"), HttpStatusCode.NotFound, "prototype-not-found");
+        await Http.ProblemAsync(await Client.GetAsync("/no/such/route"), HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task UnacceptedContentTypeIs415()
+    {
+        await Http.ProblemAsync(await Client.PostAsync("/classify", Http.Raw("hello"u8.ToArray(), "text/plain")),
+            HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+        await Http.ProblemAsync(await Client.PostAsync("/classify", Http.Raw("{}"u8.ToArray(), "application/json")),
+            HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+        await Http.ProblemAsync(await Client.PostAsync("/classify/batch", Http.Raw(Http.BundleImage(bundles.SmokeBundle, 0), "image/png")),
+            HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+    }
+
+    [Fact]
+    public async Task ImageWithMorePixelsThanTheLimitIs422()
+    {
+        // A 45-byte PNG that declares 100000 x 100000 pixels: refused from its header, before any decoding.
+        var response = await Client.PostAsync("/classify", Http.Raw(PngHeaderOnly(100_000, 100_000), "image/png"));
+        var problem = await Http.ProblemAsync(response, (HttpStatusCode)422, "image-too-many-pixels");
+        Assert.Contains("40000000", problem.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task ZeroSizedImageIs422()
+    {
+        using var image = new Image<Rgba32>(4, 4);
+        var bmp = Http.Encode(image, new BmpEncoder());
+        bmp[18] = bmp[19] = bmp[20] = bmp[21] = 0; // BITMAPINFOHEADER width = 0
+        await Http.ProblemAsync(await Client.PostAsync("/classify", Http.Raw(bmp, "image/bmp")), (HttpStatusCode)422, "image-zero-sized");
+    }
+
+    [Fact]
+    public async Task BodyLargerThanTheByteLimitIs413()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Images:MaxBytes", "4000"));
+        var client = factory.CreateClient();
+        var large = Http.BundleImage(bundles.SmokeBundle, 0, 200, 200);
+        Assert.True(large.Length > 4000 && Http.BundleImage(bundles.SmokeBundle, 0).Length < 4000);
+        await Http.ProblemAsync(await client.PostAsync("/classify", Http.Raw(large, "image/png")), HttpStatusCode.RequestEntityTooLarge, "image-too-large");
+        await Http.ProblemAsync(await client.PostAsync("/classify", Http.Image(large)), HttpStatusCode.RequestEntityTooLarge, "image-too-large");
+        await Http.ProblemAsync(await client.PostAsync("/classify/batch", Http.Multipart(("image", large, "image/png"))), HttpStatusCode.RequestEntityTooLarge, "image-too-large");
+        // A body without Content-Length (chunked) is cut off at the limit too.
+        var chunked = new StreamContent(new MemoryStream(large));
+        chunked.Headers.ContentType = new("image/png");
+        await Http.ProblemAsync(await client.PostAsync("/classify", chunked), HttpStatusCode.RequestEntityTooLarge, "image-too-large");
+        // And the same service still classifies a small image.
+        await Http.JsonAsync(await client.PostAsync("/classify", Http.Raw(Http.BundleImage(bundles.SmokeBundle, 0), "image/png")));
+    }
+
+    [Fact]
+    public async Task TooManyImagesInABatchIs400()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Classify:MaxBatchImages", "2"));
+        var image = Http.BundleImage(bundles.SmokeBundle, 0);
+        var content = Http.Multipart(("image", image, "image/png"), ("image", image, "image/png"), ("image", image, "image/png"));
+        await Http.ProblemAsync(await factory.CreateClient().PostAsync("/classify/batch", content), HttpStatusCode.BadRequest, "too-many-images");
+    }
+
+    [Fact]
+    public async Task NoModelReadyIs503WithRetryAfter()
+    {
+        var empty = bundles.NewRoot();
+        await using var factory = ServiceFactory.ForRoot(empty);
+        var client = factory.CreateClient();
+        var response = await client.PostAsync("/classify", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)));
+        await Http.ProblemAsync(response, HttpStatusCode.ServiceUnavailable, "no-model-ready");
+        Assert.NotNull(response.Headers.RetryAfter);
+
+        var ready = await client.GetAsync("/health/ready");
+        await Http.ProblemAsync(ready, HttpStatusCode.ServiceUnavailable, "no-model-ready");
+        Assert.NotNull(ready.Headers.RetryAfter);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/live")).StatusCode);
+        Assert.Contains(factory.Logs.Entries, e => e.Message.Contains("No model is loaded"));
+    }
+
+    private static byte[] PngHeaderOnly(int width, int height)
+    {
+        var bytes = new List<byte> { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A };
+        var ihdr = new byte[17];
+        "IHDR"u8.CopyTo(ihdr);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), width);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(8), height);
+        ihdr[12] = 8;
+        ihdr[13] = 2;
+        bytes.AddRange([0, 0, 0, 13]);
+        bytes.AddRange(ihdr);
+        var crc = Crc32(ihdr);
+        bytes.AddRange([(byte)(crc >> 24), (byte)(crc >> 16), (byte)(crc >> 8), (byte)crc]);
+        return bytes.ToArray();
+    }
+
+    private static uint Crc32(byte[] data)
+    {
+        var crc = 0xFFFFFFFFu;
+        foreach (var b in data)
+        {
+            crc ^= b;
+            for (var k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+        }
+        return ~crc;
+    }
+}

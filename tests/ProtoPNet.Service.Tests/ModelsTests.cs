@@ -1,0 +1,112 @@
+using System.Net;
+using System.Net.Http.Headers;
+using ProtoPNet.Service.Tests.Infrastructure;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace ProtoPNet.Service.Tests;
+
+[Collection(BundlesCollection.Name)]
+public class ModelsTests(TrainerBundles bundles)
+{
+    private HttpClient Client => bundles.Service.CreateClient();
+    private string Version => Path.GetFileName(bundles.SmokeBundle);
+
+    [Fact]
+    public async Task ModelsListsEveryLoadedModel()
+    {
+        var body = await Http.JsonAsync(await Client.GetAsync("/models"));
+        Assert.Equal("smoke", body.GetProperty("defaultModel").GetString());
+        var models = body.GetProperty("models").EnumerateArray().ToDictionary(m => m.GetProperty("name").GetString()!);
+        Assert.Equal(["gray", "smoke"], models.Keys.Order().ToArray());
+        var smoke = models["smoke"];
+        Assert.Equal(Version, smoke.GetProperty("defaultVersion").GetString());
+        Assert.Equal(4, smoke.GetProperty("classes").GetArrayLength());
+        Assert.Equal(8, smoke.GetProperty("prototypeCount").GetInt32());
+        Assert.Equal(32, smoke.GetProperty("input").GetProperty("width").GetInt32());
+        Assert.Equal("rgb", smoke.GetProperty("input").GetProperty("colorSpace").GetString());
+        Assert.True(smoke.GetProperty("training").GetProperty("metrics").TryGetProperty("testAccuracy", out _));
+        Assert.Equal("CPUExecutionProvider", smoke.GetProperty("executionProvider").GetString());
+        Assert.Equal("gray", models["gray"].GetProperty("input").GetProperty("colorSpace").GetString());
+        Assert.Equal(1, models["gray"].GetProperty("input").GetProperty("channels").GetInt32());
+    }
+
+    [Fact]
+    public async Task ModelAndVersionDescribeThemselves()
+    {
+        var model = await Http.JsonAsync(await Client.GetAsync("/models/smoke"));
+        Assert.Equal([Version], model.GetProperty("versions").EnumerateArray().Select(v => v.GetString()!).ToArray());
+        var version = await Http.JsonAsync(await Client.GetAsync($"/models/smoke/versions/{Version}"));
+        Assert.True(version.GetProperty("isDefaultVersion").GetBoolean());
+        Assert.Equal(8, version.GetProperty("featureMapSize").GetProperty("row").GetInt32());
+        Assert.Equal(64, version.GetProperty("sha256").GetString()!.Length);
+        Assert.Equal($"/models/smoke/versions/{Version}/prototypes", version.GetProperty("prototypesUrl").GetString());
+    }
+
+    [Fact]
+    public async Task PrototypesListEveryPrototypeWithWorkingPictureLinks()
+    {
+        var body = await Http.JsonAsync(await Client.GetAsync($"/models/smoke/versions/{Version}/prototypes"));
+        var prototypes = body.GetProperty("prototypes").EnumerateArray().ToArray();
+        Assert.Equal(8, prototypes.Length);
+        var first = prototypes[0];
+        Assert.Equal(0, first.GetProperty("classIndex").GetInt32());
+        Assert.Equal("train", first.GetProperty("source").GetProperty("split").GetString());
+        Assert.True(first.GetProperty("source").GetProperty("box").GetProperty("width").GetInt32() > 0);
+        foreach (var kind in new[] { "patch", "source", "activation" })
+        {
+            var url = first.GetProperty("pictures").GetProperty(kind).GetString()!;
+            var response = await Client.GetAsync(url);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("image/png", response.Content.Headers.ContentType?.MediaType);
+            using var picture = Image.Load<Rgb24>(await response.Content.ReadAsByteArrayAsync());
+            Assert.True(picture.Width > 0);
+            Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(bundles.SmokeBundle, "prototypes", "0", $"{kind}.png")),
+                await response.Content.ReadAsByteArrayAsync());
+        }
+    }
+
+    [Fact]
+    public async Task PrototypePicturesAreCacheableWithAnETag()
+    {
+        var url = $"/models/smoke/versions/{Version}/prototypes/3/patch.png";
+        var response = await Client.GetAsync(url);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.True(response.Headers.CacheControl?.Public);
+        Assert.True(response.Headers.CacheControl?.MaxAge >= TimeSpan.FromDays(365));
+        Assert.Contains("immutable", response.Headers.CacheControl!.Extensions.Select(e => e.Name));
+        var etag = response.Headers.ETag;
+        Assert.NotNull(etag);
+
+        var conditional = new HttpRequestMessage(HttpMethod.Get, url);
+        conditional.Headers.IfNoneMatch.Add(new EntityTagHeaderValue(etag!.Tag));
+        var notModified = await Client.SendAsync(conditional);
+        Assert.Equal(HttpStatusCode.NotModified, notModified.StatusCode);
+        Assert.Empty(await notModified.Content.ReadAsByteArrayAsync());
+
+        var other = await Client.GetAsync($"/models/smoke/versions/{Version}/prototypes/4/patch.png");
+        Assert.NotEqual(etag.Tag, other.Headers.ETag?.Tag);
+    }
+
+    [Fact]
+    public async Task ClassifyLinksPointAtThePrototypePictures()
+    {
+        var body = await Http.JsonAsync(await Client.PostAsync("/classify", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
+        foreach (var prototype in body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray())
+        {
+            Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync(prototype.GetProperty("prototypeImage").GetString())).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync(prototype.GetProperty("prototypeSource").GetString())).StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task HealthEndpointsReportLiveAndReady()
+    {
+        var live = await Http.JsonAsync(await Client.GetAsync("/health/live"));
+        Assert.Equal("alive", live.GetProperty("status").GetString());
+        var ready = await Http.JsonAsync(await Client.GetAsync("/health/ready"));
+        Assert.Equal("ready", ready.GetProperty("status").GetString());
+        Assert.Equal("CPUExecutionProvider", ready.GetProperty("executionProvider").GetString());
+        Assert.Contains($"smoke@{Version}", ready.GetProperty("models").EnumerateArray().Select(m => m.GetString()));
+    }
+}

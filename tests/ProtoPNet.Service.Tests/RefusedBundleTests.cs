@@ -1,0 +1,119 @@
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using ProtoPNet.Service.Tests.Infrastructure;
+
+namespace ProtoPNet.Service.Tests;
+
+/// <summary>Each load check refuses a bundle with one clear error line, while a good bundle next to it keeps serving.</summary>
+[Collection(BundlesCollection.Name)]
+public class RefusedBundleTests(TrainerBundles bundles)
+{
+    private static byte[] Replace(byte[] bytes, string from, string to)
+    {
+        var pattern = Encoding.ASCII.GetBytes(from);
+        var replacement = Encoding.ASCII.GetBytes(to);
+        var result = (byte[])bytes.Clone();
+        var count = 0;
+        for (var i = 0; i <= result.Length - pattern.Length; i++)
+        {
+            if (!result.AsSpan(i, pattern.Length).SequenceEqual(pattern)) continue;
+            replacement.CopyTo(result, i);
+            count++;
+        }
+        Assert.True(count > 0, $"'{from}' not found in the graph");
+        return result;
+    }
+
+    public static TheoryData<string, string> Cases => new()
+    {
+        { "bad-sha", "sha256 mismatch" },
+        { "bad-outputs", "missing [similarities]" },
+        { "bad-probe", "probe mismatch" },
+        { "bad-invariant", "broken invariant" },
+    };
+
+    private string RootWithBrokenBundles() => bundles.NewRoot(
+        (bundles.SmokeBundle, "good", null),
+        // One flipped byte in the graph: the manifest's sha256 no longer matches.
+        (bundles.SmokeBundle, "bad-sha", dir => File.WriteAllBytes(Path.Combine(dir, "model.onnx"),
+            Replace(File.ReadAllBytes(Path.Combine(dir, "model.onnx")), "logits", "logitz"))),
+        // Output 'similarities' renamed inside the graph (sha256 updated, so only the names check can fail).
+        (bundles.SmokeBundle, "bad-outputs", dir => TrainerBundles.RewriteGraph(dir, bytes => Replace(bytes, "similarities", "similaritiez"))),
+        // The manifest's probe no longer describes what the graph computes.
+        (bundles.SmokeBundle, "bad-probe", dir => TrainerBundles.EditManifest(dir, manifest =>
+        {
+            var logits = manifest["probe"]!["logits"]!.AsArray();
+            logits[0] = logits[0]!.GetValue<double>() + 0.5;
+        })),
+        // The manifest's last layer differs from the graph's: logits != W x similarities.
+        (bundles.SmokeBundle, "bad-invariant", dir => TrainerBundles.EditManifest(dir, manifest =>
+        {
+            var row = manifest["lastLayer"]!["weights"]!.AsArray()[0]!.AsArray();
+            row[0] = row[0]!.GetValue<double>() + 0.25;
+        })));
+
+    [Fact]
+    public async Task BrokenBundlesAreRefusedAndTheGoodOneKeepsServing()
+    {
+        await using var factory = ServiceFactory.ForRoot(RootWithBrokenBundles(), ("Models:DefaultModel", "good"));
+        var client = factory.CreateClient();
+
+        var models = await Http.JsonAsync(await client.GetAsync("/models"));
+        Assert.Equal(["good"], models.GetProperty("models").EnumerateArray().Select(m => m.GetProperty("name").GetString()!).ToArray());
+        var refused = models.GetProperty("refused").EnumerateArray()
+            .ToDictionary(r => Path.GetFileName(Path.GetDirectoryName(r.GetProperty("directory").GetString()!))!, r => r.GetProperty("reason").GetString()!);
+        foreach (var (name, reason) in Cases.Select(c => ((string)c[0], (string)c[1])))
+        {
+            Assert.Contains(reason, refused[name]);
+            // One error line per refused bundle, naming the folder and the reason.
+            var lines = factory.Logs.Entries.Where(e => e.Level == LogLevel.Error && e.Message.Contains($"{Path.DirectorySeparatorChar}{name}{Path.DirectorySeparatorChar}")).ToArray();
+            Assert.Single(lines);
+            Assert.Contains(reason, lines[0].Message);
+            Assert.DoesNotContain('\n', lines[0].Message);
+        }
+
+        var ready = await Http.JsonAsync(await client.GetAsync("/health/ready"));
+        Assert.Equal("ready", ready.GetProperty("status").GetString());
+        var answer = await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
+        Assert.Equal("good", answer.GetProperty("model").GetProperty("name").GetString());
+        foreach (var name in refused.Keys)
+        {
+            await Http.ProblemAsync(await client.PostAsync($"/classify?model={name}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))),
+                HttpStatusCode.NotFound, "model-not-found");
+        }
+    }
+
+    [Fact]
+    public async Task HighestVersionIsServedUnlessPinned()
+    {
+        var version = Path.GetFileName(bundles.SmokeBundle);
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        var newer = Path.Combine(root, "smoke", "29991231T000000Z");
+        CopyDirectory(Path.Combine(root, "smoke", version), newer);
+        TrainerBundles.EditManifest(newer, m => m["version"] = "29991231T000000Z");
+        Directory.CreateDirectory(Path.Combine(root, "smoke", ".staging-30000101T000000Z"));
+
+        await using (var factory = ServiceFactory.ForRoot(root))
+        {
+            var model = await Http.JsonAsync(await factory.CreateClient().GetAsync("/models/smoke"));
+            Assert.Equal("29991231T000000Z", model.GetProperty("defaultVersion").GetString());
+            Assert.Equal(2, model.GetProperty("versions").GetArrayLength());
+            var answer = await Http.JsonAsync(await factory.CreateClient().PostAsync($"/classify?model=smoke@{version}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
+            Assert.Equal(version, answer.GetProperty("model").GetProperty("version").GetString());
+        }
+        await using (var pinned = ServiceFactory.ForRoot(root, ("Models:Pinned:smoke", version)))
+        {
+            var answer = await Http.JsonAsync(await pinned.CreateClient().PostAsync("/classify", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
+            Assert.Equal(version, answer.GetProperty("model").GetProperty("version").GetString());
+        }
+    }
+
+    private static void CopyDirectory(string source, string target)
+    {
+        Directory.CreateDirectory(target);
+        foreach (var file in Directory.GetFiles(source)) File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
+        foreach (var directory in Directory.GetDirectories(source)) CopyDirectory(directory, Path.Combine(target, Path.GetFileName(directory)));
+    }
+}
