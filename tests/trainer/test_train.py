@@ -111,3 +111,10 @@ def test_pruning_keeps_the_best_prototype_of_a_class_that_would_lose_all(tiny, t
     trainer.push(0)
     trainer.prune()
     assert sorted(trainer.model.prototype_classes.tolist()) == [0, 1, 2]
+
+
+def test_only_the_current_push_keeps_its_pictures(tiny, tmp_path):
+    trainer = _quiet(tiny(epochs=3, push_start=0, push_every=1), tmp_path)
+    result = trainer.run()
+    assert os.listdir(tmp_path / "push") == ["epoch-003"]
+    assert all(r["pictures"].startswith(str(tmp_path / "push" / "epoch-003")) for r in result.records)

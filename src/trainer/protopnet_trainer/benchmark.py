@@ -21,12 +21,11 @@ def run_benchmark(cfg: TrainConfig, batches: int, progress: bool = True) -> List
     """Warm-up and joint: `batches` training batches each; push: the same images through the push search
     (with the prototype pictures); last layer: caching the push-set scores once, then the passes over them."""
     cfg = cfg.replace(train_limit=batches * cfg.batch_size, with_baseline=False)
-    lines = [f"benchmark: {cfg.dataset} {cfg.backbone} {cfg.image_size}px, batch {cfg.batch_size}, "
-             f"{batches} batches, torch {torch.__version__}, {torch.get_num_threads()} threads"]
     with tempfile.TemporaryDirectory(prefix="protopnet-benchmark-") as run_dir:
         trainer = Trainer(cfg, run_dir, progress=progress, log=lambda line: None)
         device = trainer.device
-        lines[0] += f", device {device}"
+        lines = [f"benchmark: {cfg.dataset} {cfg.backbone} {cfg.image_size}px, batch {cfg.batch_size}, "
+                 f"{batches} batches, torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"]
         images = len(trainer.loaders.train_set)
         trainer.train_epoch(0)  # one untimed pass: allocator, cuDNN autotuning, data caches
         results = {}

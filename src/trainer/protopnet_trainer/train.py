@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
@@ -259,6 +260,11 @@ class Trainer:
         epochs = sorted(glob.glob(os.path.join(folder, "epoch-*.pt")))
         for old in epochs[:-CHECKPOINTS_KEPT]:
             os.remove(old)
+        # Prototype pictures of superseded pushes: only the current prototypes' pictures are ever exported.
+        current = {os.path.dirname(r["pictures"]) for r in self.records if r.get("pictures")}
+        for pictures in glob.glob(os.path.join(self.run_dir, "push", "epoch-*")):
+            if pictures not in current:
+                shutil.rmtree(pictures, ignore_errors=True)
         return path
 
     def resume(self) -> bool:
