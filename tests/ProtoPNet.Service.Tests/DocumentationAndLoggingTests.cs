@@ -59,8 +59,8 @@ public class DocumentationAndLoggingTests(TrainerBundles bundles)
         var label = body.GetProperty("prediction").GetProperty("label").GetString()!;
         var version = body.GetProperty("model").GetProperty("version").GetString()!;
 
-        var line = bundles.Service.Logs.Entries.Select(e => e.Message)
-            .Last(m => m.Contains("HTTP") && m.Contains("/classify") && m.Contains("responded 200"));
+        var line = await bundles.Service.Logs.WaitForAsync(m => m.Contains("HTTP") && m.Contains("/classify") && m.Contains("responded 200")
+                                                                && m.Contains($"smoke@{version}") && m.Contains(label));
         Assert.Contains("POST", line);
         Assert.Contains($"smoke@{version}", line);
         Assert.Contains(label, line);
@@ -77,6 +77,7 @@ public class DocumentationAndLoggingTests(TrainerBundles bundles)
         var response = await Client.PostAsync("/classify", Http.Raw("nope"u8.ToArray(), "text/plain"));
         var problem = await Http.ProblemAsync(response, HttpStatusCode.UnsupportedMediaType);
         var traceId = problem.GetProperty("traceId").GetString()!;
-        Assert.Contains(bundles.Service.Logs.Entries, e => e.Message.Contains("responded 415") && e.Message.Contains(traceId));
+        var line = await bundles.Service.Logs.WaitForAsync(m => m.Contains(traceId));
+        Assert.Contains("responded 415", line);
     }
 }

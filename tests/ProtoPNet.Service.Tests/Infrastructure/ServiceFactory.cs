@@ -39,6 +39,24 @@ public sealed class LogCollector : ILoggerProvider
 
     public ILogger CreateLogger(string categoryName) => new Collector(this, categoryName);
 
+    /// <summary>
+    /// The first message that matches, waiting for it a little: the request log line is written when the middleware
+    /// unwinds, which can be just after the test client has the response.
+    /// </summary>
+    public async Task<string> WaitForAsync(Func<string, bool> match, int timeoutMs = 5000)
+    {
+        var deadline = Environment.TickCount64 + timeoutMs;
+        while (true)
+        {
+            foreach (var entry in Entries)
+            {
+                if (match(entry.Message)) return entry.Message;
+            }
+            if (Environment.TickCount64 > deadline) throw new TimeoutException("no log line matched");
+            await Task.Delay(20);
+        }
+    }
+
     public void Dispose()
     {
     }
