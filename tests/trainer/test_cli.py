@@ -50,11 +50,14 @@ def test_train_evaluate_prune_and_export_commands(tmp_path, capsys):
     assert accuracy == pytest.approx(manifest["training"]["metrics"]["testAccuracy"])
 
     assert main(["prune", "--checkpoint", final, "--k", "3", "--threshold", "3", "--no-progress"]) == 0
-    assert "removed" in capsys.readouterr().out
+    pruned_line = capsys.readouterr().out
+    assert "removed" in pruned_line
+    pruned_accuracy = float(pruned_line.split("test accuracy ")[1].split(";")[0])
     pruned = os.path.join(run_dir, "checkpoints", "pruned.pt")
     assert main(["export", "--checkpoint", pruned, "--models", models, "--name", "cli-pruned"]) == 0
     [pruned_version] = _versions(models, "cli-pruned")
     pruned_manifest = json.loads((tmp_path / "models" / "cli-pruned" / pruned_version / "model.json").read_text())
+    assert pruned_manifest["training"]["metrics"]["testAccuracy"] == pytest.approx(pruned_accuracy, abs=1e-4)
     remaining = len(pruned_manifest["prototypes"])
     assert 1 <= remaining <= 6
     assert np.array(pruned_manifest["lastLayer"]["weights"]).shape == (3, remaining)

@@ -167,17 +167,28 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     if not args.checkpoint:
         raise TrainerError("export: pass --checkpoint (or --untrained)")
-    from .train import TrainResult, load_checkpoint_file, model_from_checkpoint
+    import torch
+    from .data import load_data_source, make_loaders
+    from .report import confusion_matrix
+    from .train import TrainResult, load_checkpoint_file, model_from_checkpoint, predict
     checkpoint = load_checkpoint_file(args.checkpoint)
     cfg = TrainConfig.from_dict(checkpoint["config"])
     model = model_from_checkpoint(checkpoint)
     if not checkpoint.get("records"):
         raise TrainerError(f"checkpoint {args.checkpoint} holds an unpushed model: only pushed models are exported")
+    # The test accuracy and confusion matrix are measured again: the checkpoint may have been pruned since.
+    source = load_data_source(cfg.replace(augment=False))
+    if list(source.classes) != list(checkpoint["classes"]):
+        raise TrainerError(f"class-count mismatch: checkpoint has {len(checkpoint['classes'])} classes, "
+                           f"data set {cfg.dataset} has {len(source.classes)}")
+    labels, predictions = predict(model, make_loaders(cfg, source).test, torch.device("cpu"),
+                                  progress=not args.no_progress)
     history = checkpoint.get("history", [])
     last = history[-1] if history else {}
     summary = TrainResult(model, checkpoint["records"], history, seconds=float(checkpoint.get("seconds", 0.0)),
-                          test_accuracy=float(last.get("test_accuracy", 0.0)),
-                          train_accuracy=float(last.get("train_accuracy", 0.0)),
+                          test_accuracy=sum(int(a == b) for a, b in zip(labels, predictions)) / len(labels),
+                          train_accuracy=float(checkpoint.get("train_accuracy") or last.get("train_accuracy", 0.0)),
+                          confusion=confusion_matrix(labels, predictions, len(source.classes)),
                           baseline_accuracy=checkpoint.get("baseline_accuracy"),
                           baseline_history=list(checkpoint.get("baseline_history") or []),
                           baseline_seconds=checkpoint.get("baseline_seconds"))
@@ -185,8 +196,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     name = args.name or cfg.dataset
     bundle = write_bundle(args.models, name, model, classes=list(checkpoint["classes"]), channels=channels,
                           image_size=cfg.image_size, interpolation=cfg.interpolation, records=checkpoint["records"],
-                          training=training_block(cfg, summary, checkpoint.get("train_size", 0),
-                                                  checkpoint.get("test_size", 0), None),
+                          training=training_block(cfg, summary, len(source.train),
+                                                  len(source.test), None),
                           report=None if args.no_report else report_writer(summary, list(checkpoint["classes"])))
     print(f"published {bundle}", flush=True)
     return 0
@@ -195,7 +206,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- prune
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from .train import Trainer, load_checkpoint_file, model_from_checkpoint
+    from .train import Trainer, evaluate_accuracy, load_checkpoint_file, model_from_checkpoint
     checkpoint = load_checkpoint_file(args.checkpoint)
     if not checkpoint.get("records"):
         raise TrainerError(f"checkpoint {args.checkpoint} holds an unpushed model: push before pruning")
@@ -216,7 +227,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     trainer._make_optimizers()
     removed = trainer.prune()
     path = trainer.save_checkpoint(os.path.basename(args.output) if args.output else "pruned.pt")
-    print(f"removed {removed} prototypes; wrote {path}", flush=True)
+    accuracy = evaluate_accuracy(trainer.model, trainer.loaders.test, trainer.device, progress=not args.no_progress)
+    print(f"removed {removed} prototypes, {trainer.model.num_prototypes} left; test accuracy {accuracy:.4f}; "
+          f"wrote {path}", flush=True)
     return 0
 
 

@@ -130,6 +130,7 @@ class Trainer:
         self.baseline_accuracy: Optional[float] = None
         self.baseline_history: List[float] = []
         self.baseline_seconds = 0.0
+        self.train_accuracy: Optional[float] = None    # the final model's, on the un-augmented push set
         try:
             os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
         except OSError as error:
@@ -250,7 +251,7 @@ class Trainer:
             "records": self.records, "history": self.history, "seconds": self.seconds,
             "train_size": len(self.source.train), "test_size": len(self.source.test),
             "baseline_accuracy": self.baseline_accuracy, "baseline_history": self.baseline_history,
-            "baseline_seconds": self.baseline_seconds,
+            "baseline_seconds": self.baseline_seconds, "train_accuracy": self.train_accuracy,
         }
 
     def save_checkpoint(self, name: Optional[str] = None) -> str:
@@ -325,8 +326,8 @@ class Trainer:
         labels, predictions = predict(self.model, self.loaders.test, self.device, progress=self.progress)
         result.confusion = confusion_matrix(labels, predictions, len(self.source.classes))
         result.test_accuracy = sum(int(a == b) for a, b in zip(labels, predictions)) / max(1, len(labels))
-        result.train_accuracy = evaluate_accuracy(self.model, self.loaders.push, self.device, desc="train",
-                                                  progress=self.progress)
+        result.train_accuracy = self.train_accuracy = evaluate_accuracy(
+            self.model, self.loaders.push, self.device, desc="train", progress=self.progress)
         self.seconds += time.time() - started
         result.seconds = self.seconds
         if cfg.with_baseline:
