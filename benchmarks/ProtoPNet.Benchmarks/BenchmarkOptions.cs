@@ -1,0 +1,30 @@
+using System.Globalization;
+
+namespace ProtoPNet.Benchmarks;
+
+public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double Seconds, string? Image, string? Url, int IntraOpThreads)
+{
+    public static BenchmarkOptions Parse(string[] args)
+    {
+        string? bundle = null, image = null, url = null;
+        int[] concurrency = [1, 8, 32];
+        double seconds = 10;
+        var intraOp = 0;
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "--bundle": bundle = Next(); break;
+                case "--concurrency": concurrency = Next().Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray(); break;
+                case "--seconds": seconds = double.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--image": image = Next(); break;
+                case "--url": url = Next(); break;
+                case "--intra-op-threads": intraOp = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                default: throw new ArgumentException($"unknown option {args[i]}");
+            }
+        }
+        if (bundle is null) throw new ArgumentException("--bundle <models/name/version> is required");
+        return new BenchmarkOptions(bundle, concurrency, seconds, image, url, intraOp);
+    }
+}

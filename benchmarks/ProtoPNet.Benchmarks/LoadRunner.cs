@@ -1,0 +1,43 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace ProtoPNet.Benchmarks;
+
+public sealed record LoadResult(int Concurrency, long Completed, double Seconds, double P50, double P99)
+{
+    public double ImagesPerSecond => Completed / Seconds;
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"{ImagesPerSecond:0.0} img/s, p50 {P50:0.00} ms, p99 {P99:0.00} ms ({Completed} in {Seconds:0.0} s)");
+}
+
+/// <summary>Runs an operation from N concurrent workers for a fixed time (after a short warm-up) and records every latency.</summary>
+public static class LoadRunner
+{
+    public static async Task<LoadResult> RunAsync(int concurrency, double seconds, Func<Task> operation)
+    {
+        // Warm-up: every worker once, so connections, pools and first-run costs are paid before timing.
+        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(_ => Task.Run(operation)));
+
+        var latencies = new List<double>[concurrency];
+        var total = Stopwatch.StartNew();
+        var deadline = TimeSpan.FromSeconds(seconds);
+        var workers = Enumerable.Range(0, concurrency).Select(worker => Task.Run(async () =>
+        {
+            var own = latencies[worker] = new List<double>(4096);
+            while (total.Elapsed < deadline)
+            {
+                var started = Stopwatch.GetTimestamp();
+                await operation();
+                own.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            }
+        })).ToArray();
+        await Task.WhenAll(workers);
+        var elapsed = total.Elapsed.TotalSeconds;
+        var all = latencies.SelectMany(l => l).Order().ToArray();
+        return new LoadResult(concurrency, all.Length, elapsed, Percentile(all, 0.50), Percentile(all, 0.99));
+    }
+
+    private static double Percentile(double[] sorted, double p) =>
+        sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
+}

@@ -1,0 +1,100 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace ProtoPNet.Benchmarks;
+
+/// <summary>The real service (the Release build of src/ProtoPNet.Service) started on a free 127.0.0.1 port for one bundle.</summary>
+public sealed class ServiceProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly string _root;
+
+    private ServiceProcess(Process process, string url, string root)
+    {
+        _process = process;
+        Url = url;
+        _root = root;
+    }
+
+    public string Url { get; }
+
+    public static async Task<ServiceProcess> StartAsync(string bundleDirectory, string name, int intraOpThreads)
+    {
+        var dll = FindServiceDll();
+        // A model root holding only this bundle, through a symbolic link, so the service loads nothing else.
+        var root = Directory.CreateTempSubdirectory("protopnet-bench-").FullName;
+        Directory.CreateDirectory(Path.Combine(root, name));
+        Directory.CreateSymbolicLink(Path.Combine(root, name, Path.GetFileName(bundleDirectory)), bundleDirectory);
+
+        var port = FreePort();
+        var url = $"http://127.0.0.1:{port}";
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(dll);
+        start.Environment["ASPNETCORE_URLS"] = url;
+        start.Environment["Models__Root"] = root;
+        start.Environment["Models__DefaultModel"] = name;
+        start.Environment["Inference__IntraOpThreads"] = intraOpThreads.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var process = Process.Start(start) ?? throw new InvalidOperationException("cannot start the service");
+        // Drain the service's console (one log line per request) so it never blocks on a full pipe.
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        using var client = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (process.HasExited) throw new InvalidOperationException($"the service exited with {process.ExitCode}");
+            try
+            {
+                if ((await client.GetAsync("/health/ready")).StatusCode == HttpStatusCode.OK)
+                {
+                    Console.WriteLine($"service {dll} ready on {url}");
+                    return new ServiceProcess(process, url, root);
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+            await Task.Delay(200);
+        }
+        process.Kill(entireProcessTree: true);
+        throw new TimeoutException("the service did not become ready in 120 s");
+    }
+
+    private static string FindServiceDll()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            var dll = Path.Combine(directory.FullName, "src", "ProtoPNet.Service", "bin", "Release", "net10.0", "ProtoPNet.Service.dll");
+            if (File.Exists(Path.Combine(directory.FullName, "ProtoPNet.Service.sln")))
+            {
+                return File.Exists(dll) ? dll : throw new FileNotFoundException("build the service first: dotnet build -c Release src/ProtoPNet.Service", dll);
+            }
+        }
+        throw new DirectoryNotFoundException("ProtoPNet.Service.sln not found above the benchmark");
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+        Directory.Delete(_root, recursive: true);
+    }
+}
