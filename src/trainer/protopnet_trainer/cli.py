@@ -40,6 +40,32 @@ FLAGS = [  # (option, config field, value when given)
 ]
 
 
+HELP = {
+    "--dataset": "fashion-mnist | cub200 | imagefolder | synthetic",
+    "--data": "data set folder (fashion-mnist: default /usr/share/datasets/fashion-mnist; cub200: CUB_200_2011; "
+              "imagefolder: the folder holding train/ and test/)",
+    "--epochs": "total epochs (warm-up + joint)", "--device": "auto | cpu | cuda", "--seed": "random seed",
+    "--image-size": "model input size in pixels (images are stretched to it)",
+    "--backbone": "small-cnn | resnet18 | resnet34 | resnet50 | vgg16 | vgg19 | densenet121",
+    "--trunk-weights": "pretrained trunk: a state-dict file, 'torchvision' (its local cache) or 'imagenet-onnx' "
+                       "(resnet18 from the NuGet ResNet18.onnx)",
+    "--add-on": "regular | bottleneck", "--similarity": "log | linear",
+    "--warm-epochs": "epochs with the trunk frozen", "--push-start": "first push after this epoch (0-based)",
+    "--push-every": "push every N epochs after push-start (the last epoch always pushes)",
+    "--last-layer-iterations": "last-layer passes after each push",
+    "--prune-k": "pruning: nearest patches looked at", "--prune-threshold": "pruning: own-class patches needed",
+    "--small-cnn-convs": "small-cnn: convolutions per stage", "--small-cnn-pools": "small-cnn: 2x2 max-pools",
+    "--threads": "torch CPU threads (0: torch's default)", "--workers": "data loader worker processes",
+    "--train-limit": "use only the first N training images", "--test-limit": "use only the first N test images",
+    "--crop-to-box": "cub200: crop every image to its bounding box (the paper's setting)",
+    "--no-augment": "no online augmentation", "--augment": "online rotation, skew/shear and flips",
+    "--prune": "prune prototypes after training, then retrain the last layer",
+    "--with-baseline": "also train the black-box baseline (same trunk, global average pooling, linear) with the "
+                       "same epochs and augmentation; its test accuracy goes into the manifest",
+    "--no-baseline": "skip the black-box baseline",
+}
+
+
 def _widths(text: str) -> List[int]:
     try:
         widths = [int(v) for v in text.split(",") if v.strip()]
@@ -53,9 +79,11 @@ def _widths(text: str) -> List[int]:
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), help="named recipe; other options override it")
     for option, dest, kind in OVERRIDES:
-        parser.add_argument(option, dest=dest, type=kind, default=None)
+        parser.add_argument(option, dest=dest, type=kind, default=None, help=HELP.get(option),
+                            metavar=kind.__name__.upper())
     for option, dest, value in FLAGS:
-        parser.add_argument(option, dest=dest, action="store_const", const=value, default=None)
+        parser.add_argument(option, dest=dest, action="store_const", const=value, default=None,
+                            help=HELP.get(option))
     parser.add_argument("--small-cnn-widths", dest="small_cnn_widths", type=_widths, default=None,
                         help="channel widths of the small-cnn stages, e.g. 32,64,128")
 
