@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 root_dir=$(pwd)
 
 apt_packages=(python3-torch python3-torchvision python3-onnx python3-tqdm python3-matplotlib
-              python3-pytest python3-pil dataset-fashion-mnist)
+              python3-pytest python3-pil dataset-fashion-mnist
+              chromium)  # headless browser for the web page tests (driven by Playwright, never downloaded by it)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -13,11 +13,13 @@ var app = builder.Build();
 app.UseProblemResponses();
 app.UseServiceRequestLogging();
 app.UseApiDocumentation();
+app.UseWebPage();
 
 app.MapClassifyApi();
 app.MapModelsApi();
 app.MapHealthApi();
-app.MapGet("/", () => TypedResults.Redirect("/swagger")).ExcludeFromDescription();
+app.MapCardApi();
+app.MapExamplesApi();
 
 await app.RunAsync();
 return 0;

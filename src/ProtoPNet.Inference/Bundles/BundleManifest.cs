@@ -21,6 +21,8 @@ public sealed record BundleManifest
     public required ProbeSection Probe { get; init; }
     /// <summary>Kept as raw JSON: shown in /models as the trainer wrote it.</summary>
     public JsonElement? Training { get; init; }
+    /// <summary>Optional (additive): a few test images stored in the bundle for people to try, e.g. on the web page.</summary>
+    public IReadOnlyList<ExampleEntry>? Examples { get; init; }
 
     public static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
     {
@@ -92,6 +94,13 @@ public sealed record PrototypeImages
     public string? Patch { get; init; }
     public string? Source { get; init; }
     public string? Activation { get; init; }
+}
+
+/// <summary>An example image stored in the bundle: its path relative to the bundle folder and its true class.</summary>
+public sealed record ExampleEntry
+{
+    public required string File { get; init; }
+    public int? ClassIndex { get; init; }
 }
 
 public sealed record FeatureCell(int Row, int Column);

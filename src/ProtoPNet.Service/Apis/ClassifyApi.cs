@@ -132,7 +132,7 @@ public static class ClassifyApi
         }
     }
 
-    private static ModelBundle ResolveModel(ModelRegistry registry, string? model, IDiagnosticContext diagnostics)
+    internal static ModelBundle ResolveModel(ModelRegistry registry, string? model, IDiagnosticContext diagnostics)
     {
         switch (registry.TryResolve(model, out var bundle))
         {
@@ -153,7 +153,7 @@ public static class ClassifyApi
         }
     }
 
-    private static ExplainOptions ParseOptions(ModelBundle bundle, int? topClasses, int? topPrototypes, int? explainClass, string? heatmaps)
+    internal static ExplainOptions ParseOptions(ModelBundle bundle, int? topClasses, int? topPrototypes, int? explainClass, string? heatmaps)
     {
         if (topClasses is < 0) throw new ProblemException(ProblemCatalog.InvalidParameter, $"topClasses must be 0 or more; it is {topClasses}.");
         if (topPrototypes is < 0) throw new ProblemException(ProblemCatalog.InvalidParameter, $"topPrototypes must be 0 or more; it is {topPrototypes}.");

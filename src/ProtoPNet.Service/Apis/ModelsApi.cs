@@ -87,7 +87,7 @@ public static class ModelsApi
             bundle.Name, bundle.Version, ReferenceEquals(family.Served, bundle), manifest.CreatedUtc, Classes(bundle), Input(bundle),
             bundle.PrototypeCount, new FeatureCellResponse(manifest.FeatureMap.Height, manifest.FeatureMap.Width), manifest.Training,
             bundle.LoadedUtc, Math.Round(bundle.LoadMilliseconds, 1), bundle.Provider.Provider, manifest.Onnx.Sha256,
-            VersionUrl(bundle) + "/prototypes"));
+            VersionUrl(bundle) + "/prototypes") { Examples = ExamplesApi.Links(bundle) });
     }
 
     /// <param name="name">Model name.</param>
@@ -140,7 +140,7 @@ public static class ModelsApi
         var served = family.Served;
         return new ModelResponse(family.Name, family.Versions.Select(v => v.Version).ToArray(), served.Version,
             family.Name == catalog.DefaultModel, Classes(served), Input(served), served.PrototypeCount, served.Manifest.Training,
-            served.LoadedUtc, served.Provider.Provider);
+            served.LoadedUtc, served.Provider.Provider) { Examples = ExamplesApi.Links(served) };
     }
 
     private static ClassResponse[] Classes(ModelBundle bundle) =>

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using ProtoPNet.Inference.Bundles;
 
 namespace ProtoPNet.Service.Apis;
@@ -13,12 +14,22 @@ public sealed record ClassResponse(int Index, string Name);
 public sealed record ModelVersionResponse(
     string Name, string Version, bool IsDefaultVersion, string? CreatedUtc, IReadOnlyList<ClassResponse> Classes,
     InputResponse Input, int PrototypeCount, FeatureCellResponse FeatureMapSize, JsonElement? Training,
-    DateTimeOffset LoadedUtc, double LoadMs, string ExecutionProvider, string Sha256, string PrototypesUrl);
+    DateTimeOffset LoadedUtc, double LoadMs, string ExecutionProvider, string Sha256, string PrototypesUrl)
+{
+    /// <summary>Example images stored in the bundle, when it has any.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<ExampleImageResponse>? Examples { get; init; }
+}
 
 /// <summary>A model name with every loaded version; <c>defaultVersion</c> is the one served when no version is named.</summary>
 public sealed record ModelResponse(
     string Name, IReadOnlyList<string> Versions, string DefaultVersion, bool IsDefaultModel, IReadOnlyList<ClassResponse> Classes,
-    InputResponse Input, int PrototypeCount, JsonElement? Training, DateTimeOffset LoadedUtc, string ExecutionProvider);
+    InputResponse Input, int PrototypeCount, JsonElement? Training, DateTimeOffset LoadedUtc, string ExecutionProvider)
+{
+    /// <summary>Example images stored in the default version's bundle, when it has any.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<ExampleImageResponse>? Examples { get; init; }
+}
 
 /// <summary>A bundle folder that was not loaded, and why.</summary>
 public sealed record RefusedBundleResponse(string Directory, string Reason);

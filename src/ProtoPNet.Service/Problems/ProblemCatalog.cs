@@ -23,6 +23,8 @@ public static class ProblemCatalog
         "No model named 'cub200' is loaded. Loaded: fashion-mnist.");
     public static readonly ProblemKind PrototypeNotFound = new(Prefix + "prototype-not-found", "Unknown prototype", 404,
         "fashion-mnist@20261129T010203Z has prototypes 0 to 99; 150 is not one of them.");
+    public static readonly ProblemKind ExampleNotFound = new(Prefix + "example-not-found", "Unknown example image", 404,
+        "fashion-mnist@20261129T010203Z has example images 0 to 9; 12 is not one of them.");
     public static readonly ProblemKind ImageTooLarge = new(Prefix + "image-too-large", "The image is larger than the byte limit", 413,
         "The image has 25165824 bytes; the limit is 20971520 bytes.");
     public static readonly ProblemKind UnsupportedMediaType = new(Prefix + "unsupported-media-type", "The content type is not accepted", 415,

@@ -1,0 +1,207 @@
+using System.Globalization;
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Explanation;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace ProtoPNet.Inference.Rendering;
+
+/// <summary>
+/// The explanation as one picture: the uploaded image with the boxes of its top prototypes, the predicted label and
+/// probability, the top classes, and one row per prototype ("this" heatmap with its box, the prototype's patch, the
+/// training image it came from with its box, and similarity x weight = points), closed by the rest of the logit.
+/// Layout is fixed: <see cref="Width"/> wide and <see cref="HeightFor"/> tall, so callers can rely on the size.
+/// </summary>
+public static class ExplanationCard
+{
+    public const int Width = 760;
+    private const int Margin = 16;
+    private const int HeaderHeight = 84;
+    private const int InputSize = 240;
+    private const int RowsTop = HeaderHeight + InputSize + 20;
+    private const int RowHeight = 140;
+    private const int PictureSize = 96;
+    private const int PictureGap = 12;
+    private const int FooterHeight = 60;
+    private const int TextScale = 2;
+    private const int TitleScale = 3;
+
+    private static readonly Rgb24 Background = new(255, 255, 255);
+    private static readonly Rgb24 Panel = new(238, 241, 244);
+    private static readonly Rgb24 Ink = new(33, 37, 41);
+    private static readonly Rgb24 Muted = new(96, 104, 112);
+    private static readonly Rgb24 PredictedBar = new(0, 102, 204);
+    private static readonly Rgb24 OtherBar = new(150, 160, 170);
+
+    /// <summary>One colour per prototype row, repeated past eight; the same colour marks its box on the uploaded image.</summary>
+    public static readonly Rgb24[] RowColours =
+    [
+        new(230, 25, 75), new(0, 120, 215), new(40, 160, 60), new(245, 130, 0),
+        new(145, 30, 180), new(0, 170, 170), new(220, 40, 200), new(120, 120, 0),
+    ];
+
+    private static readonly PngEncoder Encoder = new() { ColorType = PngColorType.Rgb, CompressionLevel = PngCompressionLevel.DefaultCompression };
+
+    /// <summary>The card's height for <paramref name="prototypeRows"/> explained prototypes.</summary>
+    public static int HeightFor(int prototypeRows) => RowsTop + Math.Max(0, prototypeRows) * RowHeight + FooterHeight;
+
+    public static byte[] RenderPng(ModelBundle bundle, Image<Rgb24> uploaded, Classification classification)
+    {
+        using var card = Render(bundle, uploaded, classification);
+        using var stream = new MemoryStream();
+        card.SaveAsPng(stream, Encoder);
+        return stream.ToArray();
+    }
+
+    /// <summary>
+    /// Draws the card. <paramref name="uploaded"/> is the decoded upload (upright, the size the boxes are given in);
+    /// heatmaps are drawn when the classification carries them, else the plain image stands in.
+    /// </summary>
+    public static Image<Rgb24> Render(ModelBundle bundle, Image<Rgb24> uploaded, Classification classification)
+    {
+        var explanation = classification.Explanation;
+        var rows = explanation.Prototypes;
+        var card = new Image<Rgb24>(Width, HeightFor(rows.Count), Background);
+
+        DrawHeader(card, bundle, classification);
+        DrawUploaded(card, uploaded, rows);
+        DrawTopClasses(card, classification);
+        for (var i = 0; i < rows.Count; i++)
+        {
+            DrawRow(card, bundle, uploaded, rows[i], i, RowsTop + i * RowHeight);
+        }
+        DrawFooter(card, explanation, RowsTop + rows.Count * RowHeight);
+        return card;
+    }
+
+    private static void DrawHeader(Image<Rgb24> card, ModelBundle bundle, Classification classification)
+    {
+        var prediction = classification.Prediction;
+        var title = $"{prediction.Label}  {Percent(prediction.Probability)}";
+        BitmapFont.Draw(card, BitmapFont.Fit(title, Width - 2 * Margin, TitleScale), Margin, Margin, Ink, TitleScale);
+        var explanation = classification.Explanation;
+        var subtitle = explanation.ClassIndex == prediction.ClassIndex
+            ? $"{bundle.Name}@{bundle.Version}: this looks like that"
+            : $"{bundle.Name}@{bundle.Version}: why {explanation.Label}?";
+        BitmapFont.Draw(card, BitmapFont.Fit(subtitle, Width - 2 * Margin, TextScale), Margin, 52, Muted, TextScale);
+    }
+
+    private static void DrawUploaded(Image<Rgb24> card, Image<Rgb24> uploaded, IReadOnlyList<PrototypeContribution> rows)
+    {
+        var placed = Pixels.PasteFitted(card, uploaded, Margin, HeaderHeight, InputSize, Panel);
+        // Draw the lowest-ranked box first so the top prototype's box stays on top.
+        for (var i = rows.Count - 1; i >= 0; i--)
+        {
+            var box = rows[i].Box;
+            var mapped = Pixels.MapBox(box.X, box.Y, box.Width, box.Height, uploaded.Width, uploaded.Height, placed);
+            var colour = RowColours[i % RowColours.Length];
+            Pixels.StrokeRect(card, mapped.X, mapped.Y, mapped.Width, mapped.Height, 2, colour);
+            var tag = (i + 1).ToString(CultureInfo.InvariantCulture);
+            Pixels.FillRect(card, mapped.X, mapped.Y, BitmapFont.MeasureWidth(tag, 1) + 4, BitmapFont.GlyphHeight + 3, colour);
+            BitmapFont.Draw(card, tag, mapped.X + 2, mapped.Y + 2, Background);
+        }
+    }
+
+    private static void DrawTopClasses(Image<Rgb24> card, Classification classification)
+    {
+        var left = Margin + InputSize + 24;
+        var width = Width - Margin - left;
+        BitmapFont.Draw(card, "Top classes", left, HeaderHeight, Muted, TextScale);
+        const int lineHeight = 34;
+        var fitting = (InputSize - 26) / lineHeight;
+        var top = HeaderHeight + 26;
+        foreach (var score in classification.TopClasses.Take(fitting))
+        {
+            var percent = Percent(score.Probability);
+            var percentWidth = BitmapFont.MeasureWidth(percent, TextScale);
+            BitmapFont.Draw(card, BitmapFont.Fit(score.Label, width - percentWidth - 12, TextScale), left, top, Ink, TextScale);
+            BitmapFont.Draw(card, percent, left + width - percentWidth, top, Ink, TextScale);
+            Pixels.FillRect(card, left, top + 19, width, 8, Panel);
+            var bar = (int)Math.Round(width * Math.Clamp(score.Probability, 0, 1));
+            var colour = score.ClassIndex == classification.Prediction.ClassIndex ? PredictedBar : OtherBar;
+            Pixels.FillRect(card, left, top + 19, bar, 8, colour);
+            top += lineHeight;
+        }
+    }
+
+    private static void DrawRow(Image<Rgb24> card, ModelBundle bundle, Image<Rgb24> uploaded, PrototypeContribution row, int rank, int top)
+    {
+        var colour = RowColours[rank % RowColours.Length];
+        var header = $"#{rank + 1}  prototype {row.PrototypeIndex} of {row.Label}";
+        Pixels.FillRect(card, Margin, top + 2, 6, 14, colour);
+        BitmapFont.Draw(card, BitmapFont.Fit(header, Width - 2 * Margin - 12, TextScale), Margin + 12, top, Ink, TextScale);
+
+        var picturesTop = top + 22;
+        var x = Margin;
+
+        // "This": the uploaded image (with the prototype's heatmap when there is one) and the box.
+        using (var heatmap = LoadHeatmap(row.HeatmapPng) ?? uploaded.Clone())
+        {
+            var placed = Pixels.PasteFitted(card, heatmap, x, picturesTop, PictureSize, Panel);
+            var box = Pixels.MapBox(row.Box.X, row.Box.Y, row.Box.Width, row.Box.Height, heatmap.Width, heatmap.Height, placed);
+            Pixels.StrokeRect(card, box.X, box.Y, box.Width, box.Height, 2, colour);
+        }
+        BitmapFont.Draw(card, "this", x, picturesTop + PictureSize + 4, Muted);
+
+        // "Looks like that": the prototype's patch.
+        x += PictureSize + PictureGap;
+        var prototype = bundle.Manifest.Prototypes[row.PrototypeIndex];
+        DrawPicture(card, bundle, prototype.Images?.Patch ?? $"prototypes/{row.PrototypeIndex}/patch.png", x, picturesTop, box: null);
+        BitmapFont.Draw(card, "looks like", x, picturesTop + PictureSize + 4, Muted);
+
+        // The training image the prototype was projected onto, with its box.
+        x += PictureSize + PictureGap;
+        DrawPicture(card, bundle, prototype.Images?.Source ?? $"prototypes/{row.PrototypeIndex}/source.png", x, picturesTop,
+            prototype.Source?.Box, colour);
+        BitmapFont.Draw(card, "training image", x, picturesTop + PictureSize + 4, Muted);
+
+        x += PictureSize + 20;
+        BitmapFont.Draw(card, $"similarity {Number(row.Similarity)}", x, picturesTop + 8, Ink, TextScale);
+        BitmapFont.Draw(card, $"\u00D7 weight {Number(row.Weight)}", x, picturesTop + 34, Ink, TextScale);
+        BitmapFont.Draw(card, $"= {Number(row.Contribution)} points", x, picturesTop + 60, colour, TextScale);
+    }
+
+    private static void DrawFooter(Image<Rgb24> card, ClassExplanation explanation, int top)
+    {
+        BitmapFont.Draw(card, $"+ other prototypes: {Number(explanation.OtherPrototypesContribution)} points", Margin, top + 4, Muted, TextScale);
+        var total = $"= {Number(explanation.Logit)}: the score (logit) of {explanation.Label}";
+        BitmapFont.Draw(card, BitmapFont.Fit(total, Width - 2 * Margin, TextScale), Margin, top + 28, Ink, TextScale);
+    }
+
+    private static void DrawPicture(Image<Rgb24> card, ModelBundle bundle, string relativePath, int x, int y, PixelBox? box,
+        Rgb24 boxColour = default)
+    {
+        var path = bundle.ResolveFile(relativePath);
+        Image<Rgb24>? picture = null;
+        try
+        {
+            if (path is not null && File.Exists(path)) picture = Image.Load<Rgb24>(path);
+        }
+        catch (Exception exception) when (exception is ImageFormatException or UnknownImageFormatException or IOException)
+        {
+            picture = null;
+        }
+        if (picture is null)
+        {
+            Pixels.FillRect(card, x, y, PictureSize, PictureSize, Panel);
+            BitmapFont.Draw(card, "missing", x + 4, y + PictureSize / 2 - 4, Muted);
+            return;
+        }
+        using (picture)
+        {
+            var placed = Pixels.PasteFitted(card, picture, x, y, PictureSize, Panel);
+            if (box is null) return;
+            // Prototype boxes are in pixels of the model's input; the source picture is that image, possibly at another size.
+            var input = bundle.Manifest.Input;
+            var mapped = Pixels.MapBox(box.X, box.Y, box.Width, box.Height, input.Width, input.Height, placed);
+            Pixels.StrokeRect(card, mapped.X, mapped.Y, mapped.Width, mapped.Height, 2, boxColour);
+        }
+    }
+
+    private static Image<Rgb24>? LoadHeatmap(byte[]? png) => png is null ? null : Image.Load<Rgb24>(png);
+
+    private static string Percent(double probability) => (probability * 100).ToString("0.0", CultureInfo.InvariantCulture) + "%";
+
+    private static string Number(double value) => value.ToString("0.00", CultureInfo.InvariantCulture);
+}

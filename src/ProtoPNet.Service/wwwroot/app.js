@@ -1,0 +1,328 @@
+// The web page: pick a model, upload an image, see "this looks like that". Plain JavaScript, no build step.
+"use strict";
+
+const BOX_COLOURS = ["#e6194b", "#0078d7", "#28a03c", "#f58200", "#911eb4", "#00aaaa", "#dc28c8", "#787800"];
+
+const state = {
+  models: [],          // GET /models -> models
+  prototypes: new Map(), // "name@version" -> { input, byIndex: Map(index -> prototype) }
+  lastFile: null,      // the last image classified, re-sent when the model or count changes
+  objectUrl: null,
+  request: 0,          // a counter, so a slow answer never overwrites a newer one
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key === "style") node.setAttribute("style", value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+const fmt = (value) => Number(value).toFixed(2);
+const signed = (value) => (value < 0 ? `\u2212 ${fmt(-value)}` : `+ ${fmt(value)}`);
+const percent = (p) => (p * 100).toFixed(1) + "%";
+
+// ---------------------------------------------------------------- errors
+
+/** Turns a failed response into a readable sentence: the problem's detail, else its title, else the status. */
+async function problemMessage(response) {
+  let title = `The service answered ${response.status} ${response.statusText}`.trim();
+  let detail = "";
+  try {
+    const body = await response.json();
+    if (body && typeof body === "object") {
+      title = body.title || title;
+      detail = body.detail || "";
+    }
+  } catch {
+    // Not JSON: keep the status line.
+  }
+  return { title, detail };
+}
+
+function showError(title, detail) {
+  const box = $("error");
+  box.replaceChildren(el("strong", { text: title }), detail ? el("span", { text: detail }) : null);
+  box.hidden = false;
+}
+
+function clearError() {
+  $("error").hidden = true;
+  $("error").replaceChildren();
+}
+
+async function getJson(url) {
+  let response;
+  try {
+    response = await fetch(url, { headers: { Accept: "application/json" } });
+  } catch (error) {
+    throw { title: "The service cannot be reached", detail: String(error.message || error) };
+  }
+  if (!response.ok) throw await problemMessage(response);
+  return response.json();
+}
+
+// ---------------------------------------------------------------- models
+
+async function loadModels() {
+  try {
+    const body = await getJson("/models");
+    state.models = body.models || [];
+    for (const select of [$("model"), $("gallery-model")]) {
+      select.replaceChildren(...state.models.map((m) =>
+        el("option", { value: m.name, text: `${m.name} (${m.classes.length} classes, ${m.prototypeCount} prototypes)` })));
+      const preferred = state.models.find((m) => m.isDefaultModel) || state.models[0];
+      if (preferred) select.value = preferred.name;
+    }
+    if (state.models.length === 0) {
+      showError("No model is loaded", "The service has no model bundle yet; train one and restart the service, or try again later.");
+    }
+    showExamples();
+  } catch (problem) {
+    showError(problem.title, problem.detail);
+  }
+}
+
+const selectedModel = () => state.models.find((m) => m.name === $("model").value);
+
+/** The prototype listing of a model version (source boxes), fetched once. */
+async function prototypesOf(name, version) {
+  const key = `${name}@${version}`;
+  if (!state.prototypes.has(key)) {
+    const [listing, info] = await Promise.all([
+      getJson(`/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}/prototypes`),
+      getJson(`/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}`),
+    ]);
+    state.prototypes.set(key, {
+      input: info.input,
+      classes: info.classes,
+      byIndex: new Map(listing.prototypes.map((p) => [p.index, p])),
+      list: listing.prototypes,
+    });
+  }
+  return state.prototypes.get(key);
+}
+
+// ---------------------------------------------------------------- examples
+
+function showExamples() {
+  const model = selectedModel();
+  const examples = (model && model.examples) || [];
+  const list = $("example-list");
+  list.replaceChildren(...examples.map((example) => {
+    const name = example.label ? `Example ${example.index + 1}: a ${example.label}` : `Example ${example.index + 1}`;
+    const button = el("button", { type: "button", "data-url": example.url, "aria-label": `Classify ${name}` },
+      el("img", { src: example.url, alt: "" }),
+      el("span", { text: example.label || `#${example.index + 1}` }));
+    button.addEventListener("click", () => classifyExample(example.url, name));
+    return el("li", {}, button);
+  }));
+  $("examples").hidden = examples.length === 0;
+}
+
+async function classifyExample(url, name) {
+  clearError();
+  try {
+    const response = await fetch(url);
+    if (!response.ok) throw await problemMessage(response);
+    const blob = await response.blob();
+    await classify(new File([blob], name + ".png", { type: blob.type || "image/png" }));
+  } catch (problem) {
+    showError(problem.title || "The example cannot be loaded", problem.detail || String(problem));
+  }
+}
+
+// ---------------------------------------------------------------- classify
+
+async function classify(file) {
+  const model = selectedModel();
+  if (!file) return;
+  state.lastFile = file;
+  const request = ++state.request;
+  clearError();
+  $("status").textContent = `Classifying ${file.name || "the image"}...`;
+
+  const topPrototypes = Math.min(10, Math.max(1, parseInt($("top-prototypes").value, 10) || 3));
+  const query = new URLSearchParams({ topPrototypes: String(topPrototypes), topClasses: "3", heatmaps: "png" });
+  if (model) query.set("model", model.name);
+  const form = new FormData();
+  form.append("image", file, file.name || "image");
+
+  try {
+    let response;
+    try {
+      response = await fetch(`/classify?${query}`, { method: "POST", body: form });
+    } catch (error) {
+      throw { title: "The service cannot be reached", detail: String(error.message || error) };
+    }
+    if (!response.ok) throw await problemMessage(response);
+    const result = await response.json();
+    const prototypes = await prototypesOf(result.model.name, result.model.version);
+    if (request !== state.request) return;
+    if (state.objectUrl) URL.revokeObjectURL(state.objectUrl);
+    state.objectUrl = URL.createObjectURL(file);
+    renderResult(result, prototypes, state.objectUrl);
+    $("status").textContent = `Done in ${fmt(result.timingsMs.total)} ms.`;
+  } catch (problem) {
+    if (request !== state.request) return;
+    $("result").hidden = true;
+    $("status").textContent = "";
+    showError(problem.title || "Something went wrong", problem.detail || String(problem));
+  }
+}
+
+/** An image with boxes drawn over it; boxes are in pixels of an image of width x height. */
+function boxedImage(src, alt, width, height, boxes, className) {
+  const wrapper = el("div", { class: "boxed" }, el("img", { src, alt, class: className }));
+  for (const box of boxes) {
+    if (!box.box) continue;
+    const style = [
+      `--box: ${box.colour}`,
+      `left: ${(100 * box.box.x) / width}%`, `top: ${(100 * box.box.y) / height}%`,
+      `width: ${(100 * box.box.width) / width}%`, `height: ${(100 * box.box.height) / height}%`,
+    ].join("; ");
+    const div = el("div", { class: "box", style, "aria-hidden": "true" });
+    if (box.tag) div.append(el("span", { class: "tag", text: box.tag }));
+    wrapper.append(div);
+  }
+  return wrapper;
+}
+
+function renderResult(result, prototypes, imageUrl) {
+  const { prediction, explanation } = result;
+  const { width, height } = result.image;
+  const colour = (i) => BOX_COLOURS[i % BOX_COLOURS.length];
+
+  $("prediction").textContent = prediction.label;
+  $("prediction-detail").textContent =
+    `${percent(prediction.probability)} probability, by ${result.model.name} (version ${result.model.version})`;
+
+  const overview = boxedImage(imageUrl, `Your image, with ${explanation.prototypes.length} boxed parts that the model matched to prototypes`,
+    width, height, explanation.prototypes.map((p, i) => ({ box: p.box, colour: colour(i), tag: String(i + 1) })));
+  overview.id = "overview-boxed";
+  $("overview-boxed").replaceWith(overview);
+
+  $("top-classes").replaceChildren(...result.topClasses.map((c) =>
+    el("li", { class: c.classIndex === prediction.classIndex ? "predicted" : "" },
+      el("span", { text: c.label }),
+      el("span", { text: percent(c.probability) }),
+      el("span", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width: ${(100 * c.probability).toFixed(1)}%` })))));
+
+  $("why-title").textContent = explanation.classIndex === prediction.classIndex
+    ? `Why ${explanation.label}? This looks like that:`
+    : `Why ${explanation.label}? (not the prediction) This looks like that:`;
+
+  const input = prototypes.input;
+  $("prototype-rows").replaceChildren(...explanation.prototypes.map((p, i) => {
+    const listing = prototypes.byIndex.get(p.prototypeIndex);
+    const sourceBox = listing && listing.source ? listing.source.box : null;
+    const activation = listing ? listing.pictures.activation : null;
+    const rowColour = colour(i);
+    const figures = el("div", { class: "figures" },
+      el("figure", {},
+        boxedImage(imageUrl, `Your image, with the part that looks like prototype ${p.prototypeIndex} boxed`, width, height,
+          [{ box: p.box, colour: rowColour }], "upload"),
+        el("figcaption", { text: "This part of your image" })),
+      p.heatmap ? el("figure", {},
+        boxedImage(p.heatmap, `Heatmap: where your image is similar to prototype ${p.prototypeIndex}, red is most similar`, width, height,
+          [{ box: p.box, colour: rowColour }], "heatmap"),
+        el("figcaption", { text: "How similar each place is (heatmap)" })) : null,
+      el("figure", {},
+        el("img", { src: p.prototypeImage, class: "patch pixelated", alt: `Prototype ${p.prototypeIndex} of class ${p.label}: a patch of a training image` }),
+        el("figcaption", { text: `looks like that: prototype ${p.prototypeIndex}` })),
+      el("figure", {},
+        boxedImage(p.prototypeSource, `The training image prototype ${p.prototypeIndex} comes from, with the patch boxed`,
+          input.width, input.height, [{ box: sourceBox, colour: rowColour }], "source"),
+        el("figcaption", {},
+          "from this training image",
+          activation ? el("span", {}, " (", el("a", { href: activation, target: "_blank", rel: "noopener" }, "activation"), ")") : null)));
+    const points = el("p", { class: "points" },
+      `similarity ${fmt(p.similarity)} \u00d7 weight ${fmt(p.weight)} = `,
+      el("strong", { text: `${fmt(p.contribution)} points` }));
+    return el("li", { class: "proto-row", style: `--box: ${rowColour}`, "data-prototype": String(p.prototypeIndex) },
+      el("h4", { text: `#${i + 1}: prototype ${p.prototypeIndex} of class ${p.label}` }), figures, points);
+  }));
+
+  const shown = explanation.prototypes.reduce((sum, p) => sum + p.contribution, 0);
+  $("explanation-total").textContent =
+    `${fmt(shown)} points from these prototypes ${signed(explanation.otherPrototypesContribution)} from the other prototypes ` +
+    `= ${fmt(explanation.logit)}, the score (logit) of ${explanation.label}.`;
+  $("result").hidden = false;
+}
+
+// ---------------------------------------------------------------- gallery
+
+async function renderGallery() {
+  const model = state.models.find((m) => m.name === $("gallery-model").value);
+  const gallery = $("gallery");
+  if (!model) { gallery.replaceChildren(); return; }
+  $("gallery-status").textContent = `Loading the prototypes of ${model.name}...`;
+  try {
+    const prototypes = await prototypesOf(model.name, model.defaultVersion);
+    const input = prototypes.input;
+    const classes = prototypes.classes.slice().sort((a, b) => a.index - b.index);
+    gallery.replaceChildren(...classes.map((c) => {
+      const members = prototypes.list.filter((p) => p.classIndex === c.index);
+      const titleId = `gallery-class-${c.index}`;
+      return el("section", { class: "gallery-class", "aria-labelledby": titleId },
+        el("h3", { id: titleId, text: `${c.name} (${members.length} prototype${members.length === 1 ? "" : "s"})` }),
+        el("ul", { class: "gallery-grid" }, ...members.map((p) => el("li", { "data-prototype": String(p.index) },
+          el("div", { class: "pair" },
+            el("img", { src: p.pictures.patch, class: "pixelated", loading: "lazy", alt: `Prototype ${p.index} of class ${c.name}: its patch` }),
+            boxedImage(p.pictures.source, `The training image of prototype ${p.index}, with the patch boxed`, input.width, input.height,
+              [{ box: p.source ? p.source.box : null, colour: BOX_COLOURS[0] }], "source")),
+          el("p", { class: "muted", text: `#${p.index}` + (p.source && p.source.item ? ` from ${p.source.split || "train"} item ${p.source.item}` : "") })))));
+    }));
+    $("gallery-status").textContent = `${prototypes.list.length} prototypes of ${model.name} (version ${model.defaultVersion}).`;
+  } catch (problem) {
+    $("gallery-status").textContent = "";
+    showError(problem.title || "The gallery cannot be loaded", problem.detail || String(problem));
+  }
+}
+
+// ---------------------------------------------------------------- views and wiring
+
+function showView() {
+  const gallery = location.hash === "#gallery";
+  $("view-classify").hidden = gallery;
+  $("view-gallery").hidden = !gallery;
+  for (const [tab, current] of [[$("tab-classify"), !gallery], [$("tab-gallery"), gallery]]) {
+    if (current) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
+  }
+  clearError();
+  if (gallery) renderGallery();
+}
+
+function wire() {
+  $("file").addEventListener("change", (event) => classify(event.target.files[0]));
+  $("model").addEventListener("change", () => { showExamples(); if (state.lastFile) classify(state.lastFile); });
+  $("top-prototypes").addEventListener("change", () => { if (state.lastFile) classify(state.lastFile); });
+  $("gallery-model").addEventListener("change", renderGallery);
+  $("classify-form").addEventListener("submit", (event) => { event.preventDefault(); classify(state.lastFile); });
+
+  const zone = $("drop-zone");
+  for (const type of ["dragenter", "dragover"]) {
+    zone.addEventListener(type, (event) => { event.preventDefault(); zone.classList.add("dragging"); });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    zone.addEventListener(type, () => zone.classList.remove("dragging"));
+  }
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    const file = event.dataTransfer && event.dataTransfer.files[0];
+    if (file) classify(file);
+  });
+  window.addEventListener("hashchange", showView);
+}
+
+wire();
+loadModels().then(showView);

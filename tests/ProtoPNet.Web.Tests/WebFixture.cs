@@ -1,0 +1,151 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+using ProtoPNet.Tests.Shared;
+
+namespace ProtoPNet.Web.Tests;
+
+/// <summary>
+/// The real service on a real Kestrel bound to 127.0.0.1 (a free port), serving a copy of the trainer's smoke bundle to which
+/// two example images were added (as the trainer's <c>examples</c> field lists them), and one headless Chromium
+/// (Debian's <c>chromium</c>) driven by Playwright.
+/// </summary>
+public sealed class WebFixture : IAsyncLifetime
+{
+    public const string ChromiumPath = "/usr/bin/chromium";
+
+    private static readonly string[] ChromiumArgs =
+    [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync",
+    ];
+
+    private readonly string _workDirectory = Directory.CreateTempSubdirectory("protopnet-web-tests-").FullName;
+    private WebApplicationFactory<Program>? _factory;
+    private IPlaywright? _playwright;
+
+    /// <summary>Where the service listens, e.g. http://127.0.0.1:41234/.</summary>
+    public Uri BaseAddress { get; private set; } = null!;
+
+    public HttpClient Http { get; private set; } = null!;
+
+    public IBrowser Browser { get; private set; } = null!;
+
+    /// <summary>The trainer's smoke bundle (version folder), as trained; tests copy it before changing anything.</summary>
+    public string SmokeSource { get; private set; } = null!;
+
+    /// <summary>A folder for the tests' own files, deleted at the end.</summary>
+    public string WorkDirectory => _workDirectory;
+
+    /// <summary>The served copy of the smoke bundle.</summary>
+    public string BundleDirectory { get; private set; } = null!;
+
+    public string ModelName => "smoke";
+
+    /// <summary>Screenshots and other things a person may want to look at after a run (artifacts/ is git-ignored).</summary>
+    public static string ArtifactsDirectory { get; } = CreateArtifactsDirectory();
+
+    public async Task InitializeAsync()
+    {
+        SmokeSource = Trainer.FindBundle(Trainer.SmokeModels(_workDirectory), "smoke");
+        var modelRoot = Path.Combine(_workDirectory, "models");
+        BundleDirectory = Path.Combine(modelRoot, ModelName, Path.GetFileName(SmokeSource));
+        Trainer.CopyDirectory(SmokeSource, BundleDirectory);
+        AddExamples(BundleDirectory);
+
+        _factory = new WebApplicationFactory<Program>().WithWebHostBuilder(builder =>
+        {
+            builder.UseSetting("Models:Root", modelRoot);
+            builder.UseSetting("Models:DefaultModel", ModelName);
+            builder.UseSetting("Inference:ExecutionProvider", "cpu");
+            builder.UseSetting("Inference:IntraOpThreads", "1");
+        });
+        _factory.UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
+        _factory.StartServer();
+        var addresses = _factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+        BaseAddress = new Uri(addresses.Single(a => a.StartsWith("http://127.0.0.1:", StringComparison.Ordinal)) + "/");
+        Http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+
+        if (!File.Exists(ChromiumPath))
+        {
+            throw new InvalidOperationException($"{ChromiumPath} is missing: install Debian's chromium package (scripts/test.sh does)");
+        }
+        _playwright = await Playwright.CreateAsync();
+        Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = ChromiumPath,
+            Headless = true,
+            Args = ChromiumArgs,
+            Timeout = 60_000,
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Browser is not null) await Browser.CloseAsync();
+        _playwright?.Dispose();
+        Http?.Dispose();
+        if (_factory is not null) await _factory.DisposeAsync();
+        try
+        {
+            Directory.Delete(_workDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A leftover temporary folder is harmless.
+        }
+    }
+
+    /// <summary>A training image of prototype <paramref name="prototypeIndex"/>: a real image of the data set the model learned.</summary>
+    public string SourceImage(int prototypeIndex) => Path.Combine(BundleDirectory, "prototypes", prototypeIndex.ToString(), "source.png");
+
+    /// <summary>The class of prototype <paramref name="prototypeIndex"/> in the served bundle.</summary>
+    public int PrototypeClass(int prototypeIndex)
+    {
+        using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(BundleDirectory, "model.json")));
+        return manifest.RootElement.GetProperty("prototypes")[prototypeIndex].GetProperty("classIndex").GetInt32();
+    }
+
+    /// <summary>
+    /// Lists two example images in model.json, as the trainer does for its test images: the source images of two prototypes
+    /// of different classes. Bundles from a trainer that already stores examples are left as they are.
+    /// </summary>
+    private static void AddExamples(string bundleDirectory)
+    {
+        var manifestPath = Path.Combine(bundleDirectory, "model.json");
+        var manifest = JsonNode.Parse(File.ReadAllText(manifestPath))!.AsObject();
+        if (manifest["examples"] is JsonArray { Count: > 0 }) return;
+        var prototypes = manifest["prototypes"]!.AsArray();
+        var chosen = prototypes.GroupBy(p => p!["classIndex"]!.GetValue<int>()).Take(2).Select(g => g.First()!).ToArray();
+        var examples = new JsonArray();
+        Directory.CreateDirectory(Path.Combine(bundleDirectory, "examples"));
+        for (var i = 0; i < chosen.Length; i++)
+        {
+            var index = chosen[i]["index"]!.GetValue<int>();
+            File.Copy(Path.Combine(bundleDirectory, "prototypes", index.ToString(), "source.png"),
+                Path.Combine(bundleDirectory, "examples", $"{i}.png"));
+            examples.Add(new JsonObject { ["file"] = $"examples/{i}.png", ["classIndex"] = chosen[i]["classIndex"]!.GetValue<int>() });
+        }
+        manifest["examples"] = examples;
+        File.WriteAllText(manifestPath, manifest.ToJsonString());
+    }
+
+    private static string CreateArtifactsDirectory()
+    {
+        var directory = Path.Combine(Trainer.RepositoryRoot, "artifacts", "web");
+        Directory.CreateDirectory(directory);
+        return directory;
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class WebCollection : ICollectionFixture<WebFixture>
+{
+    public const string Name = "web";
+}

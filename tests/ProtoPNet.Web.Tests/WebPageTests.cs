@@ -1,0 +1,204 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Playwright;
+
+namespace ProtoPNet.Web.Tests;
+
+/// <summary>The web page at / in headless Chromium against the running service: what a person sees and can do.</summary>
+[Collection(WebCollection.Name)]
+public sealed class WebPageTests(WebFixture fixture)
+{
+    private const int Timeout = 30_000;
+
+    private async Task<IPage> OpenAsync(int width = 1100, int height = 900)
+    {
+        var context = await fixture.Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = fixture.BaseAddress.ToString(),
+            ViewportSize = new ViewportSize { Width = width, Height = height },
+        });
+        context.SetDefaultTimeout(Timeout);
+        var page = await context.NewPageAsync();
+        await page.GotoAsync("/");
+        // The model list comes from GET /models.
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#model option').length > 0");
+        return page;
+    }
+
+    /// <summary>What POST /classify says about an image, to compare the page with.</summary>
+    private async Task<JsonElement> ClassifyAsync(string path, int topPrototypes)
+    {
+        using var content = new MultipartFormDataContent();
+        var file = new ByteArrayContent(await File.ReadAllBytesAsync(path));
+        file.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/png");
+        content.Add(file, "image", Path.GetFileName(path));
+        using var response = await fixture.Http.PostAsync($"classify?model={fixture.ModelName}&topPrototypes={topPrototypes}", content);
+        response.EnsureSuccessStatusCode();
+        return await response.Content.ReadFromJsonAsync<JsonElement>();
+    }
+
+    private static async Task WaitForResultAsync(IPage page) =>
+        await page.WaitForFunctionAsync(
+            "() => !document.getElementById('result').hidden && [...document.querySelectorAll('#result img')].every(i => i.complete && i.naturalWidth > 0)");
+
+    [Fact]
+    public async Task Uploading_an_image_shows_the_prediction_boxes_and_prototype_pictures()
+    {
+        var image = fixture.SourceImage(0);
+        var expected = await ClassifyAsync(image, topPrototypes: 3);
+        var page = await OpenAsync();
+
+        await page.SetInputFilesAsync("#file", image);
+        await WaitForResultAsync(page);
+
+        // The predicted label is the service's, with its probability.
+        var label = expected.GetProperty("prediction").GetProperty("label").GetString()!;
+        Assert.Equal(label, await page.TextContentAsync("#prediction"));
+        Assert.Contains("%", await page.TextContentAsync("#prediction-detail"));
+        Assert.Equal(3, await page.Locator("#top-classes li").CountAsync());
+
+        // One row per explained prototype, in the service's order.
+        var rows = page.Locator("#prototype-rows .proto-row");
+        var prototypes = expected.GetProperty("explanation").GetProperty("prototypes").EnumerateArray().ToArray();
+        Assert.Equal(prototypes.Length, await rows.CountAsync());
+        for (var i = 0; i < prototypes.Length; i++)
+        {
+            var row = rows.Nth(i);
+            Assert.Equal(prototypes[i].GetProperty("prototypeIndex").GetInt32().ToString(), await row.GetAttributeAsync("data-prototype"));
+            // The uploaded image with its box, the heatmap with the box, the prototype's patch and its training image with its box.
+            foreach (var selector in new[] { "img.upload", "img.heatmap", "img.patch", "img.source" })
+            {
+                var picture = row.Locator(selector);
+                Assert.True(await picture.EvaluateAsync<bool>("i => i.complete && i.naturalWidth > 0"), $"row {i}: {selector} is not loaded");
+                Assert.False(string.IsNullOrWhiteSpace(await picture.GetAttributeAsync("alt")), $"row {i}: {selector} has no alt text");
+            }
+            var patchSource = await row.Locator("img.patch").GetAttributeAsync("src");
+            Assert.EndsWith($"/prototypes/{prototypes[i].GetProperty("prototypeIndex").GetInt32()}/patch.png", patchSource);
+            var boxes = row.Locator(".box");
+            Assert.Equal(3, await boxes.CountAsync());
+            for (var b = 0; b < 3; b++)
+            {
+                var bounds = await boxes.Nth(b).BoundingBoxAsync();
+                Assert.NotNull(bounds);
+                Assert.True(bounds.Width > 0 && bounds.Height > 0, $"row {i}: box {b} has no size");
+            }
+            var points = await row.Locator(".points").TextContentAsync();
+            var p = prototypes[i];
+            Assert.Equal(
+                $"similarity {p.GetProperty("similarity").GetDouble():0.00} \u00d7 weight {p.GetProperty("weight").GetDouble():0.00} = {p.GetProperty("contribution").GetDouble():0.00} points",
+                points);
+        }
+
+        // The overview: the uploaded image with one numbered box per prototype, placed where the service said.
+        var overviewBoxes = page.Locator("#overview-boxed .box");
+        Assert.Equal(prototypes.Length, await overviewBoxes.CountAsync());
+        var imageBounds = (await page.Locator("#overview-boxed img").BoundingBoxAsync())!;
+        var firstBox = (await overviewBoxes.First.BoundingBoxAsync())!;
+        var imageWidth = expected.GetProperty("image").GetProperty("width").GetDouble();
+        var box = prototypes[0].GetProperty("box");
+        Assert.Equal(box.GetProperty("x").GetDouble() / imageWidth * imageBounds.Width, firstBox.X - imageBounds.X, precision: 0);
+        Assert.Equal(box.GetProperty("width").GetDouble() / imageWidth * imageBounds.Width, firstBox.Width, precision: 0);
+
+        Assert.Contains("the score (logit)", await page.TextContentAsync("#explanation-total"));
+        Assert.True(await page.Locator("#error").IsHiddenAsync());
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "page.png"), FullPage = true });
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task Uploading_a_text_file_shows_a_readable_message()
+    {
+        var page = await OpenAsync();
+        await page.SetInputFilesAsync("#file", new FilePayload
+        {
+            Name = "notes.txt", MimeType = "text/plain", Buffer = "this is not an image"u8.ToArray(),
+        });
+        var error = page.Locator("#error");
+        await error.WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Visible });
+
+        // The problem's title and detail, not a status code or raw JSON.
+        var text = await error.TextContentAsync();
+        Assert.Contains("The image cannot be decoded", text);
+        Assert.Contains("not an image in a supported format", text);
+        Assert.DoesNotContain("{", text);
+        Assert.Equal("alert", await error.GetAttributeAsync("role"));
+        Assert.True(await page.Locator("#result").IsHiddenAsync());
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "page-error.png") });
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task Example_images_of_the_bundle_can_be_picked_with_the_keyboard()
+    {
+        var page = await OpenAsync();
+        var examples = page.Locator("#example-list button");
+        await page.Locator("#examples").WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Visible });
+        Assert.Equal(2, await examples.CountAsync());
+        Assert.True(await examples.First.Locator("img").EvaluateAsync<bool>("i => i.complete && i.naturalWidth > 0"));
+
+        // Tab from the file input reaches the first example; Enter classifies it.
+        await page.FocusAsync("#file");
+        await page.Keyboard.PressAsync("Tab");
+        Assert.Equal(await examples.First.GetAttributeAsync("data-url"), await page.EvaluateAsync<string>("() => document.activeElement.dataset.url"));
+        await page.Keyboard.PressAsync("Enter");
+        await WaitForResultAsync(page);
+
+        var url = (await examples.First.GetAttributeAsync("data-url"))!;
+        var expected = await ClassifyExampleAsync(url);
+        Assert.Equal(expected, await page.TextContentAsync("#prediction"));
+        await page.Context.CloseAsync();
+    }
+
+    private async Task<string> ClassifyExampleAsync(string url)
+    {
+        var bytes = await fixture.Http.GetByteArrayAsync(url.TrimStart('/'));
+        using var content = new ByteArrayContent(bytes);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/png");
+        using var response = await fixture.Http.PostAsync($"classify?model={fixture.ModelName}", content);
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        return body.GetProperty("prediction").GetProperty("label").GetString()!;
+    }
+
+    [Fact]
+    public async Task The_page_fits_a_phone_width_screen()
+    {
+        var page = await OpenAsync(width: 375, height: 740);
+        await page.SetInputFilesAsync("#file", fixture.SourceImage(1));
+        await WaitForResultAsync(page);
+
+        // Nothing wider than the screen: no sideways scrolling.
+        var scrollWidth = await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth");
+        Assert.True(scrollWidth <= 375, $"the page is {scrollWidth} px wide on a 375 px screen");
+        var patch = await page.Locator("#prototype-rows .proto-row img.patch").First.BoundingBoxAsync();
+        Assert.True(patch!.Width >= 80, $"prototype pictures shrink to {patch.Width} px");
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "page-phone.png"), FullPage = true });
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task The_gallery_shows_every_prototype_grouped_by_class()
+    {
+        var page = await OpenAsync();
+        await page.ClickAsync("#tab-gallery");
+        await page.WaitForFunctionAsync(
+            "() => document.querySelectorAll('#gallery li').length > 0 && [...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth > 0)");
+
+        using var listing = JsonDocument.Parse(await fixture.Http.GetStringAsync($"models/{fixture.ModelName}"));
+        var version = listing.RootElement.GetProperty("defaultVersion").GetString();
+        using var prototypes = JsonDocument.Parse(await fixture.Http.GetStringAsync($"models/{fixture.ModelName}/versions/{version}/prototypes"));
+        var byClass = prototypes.RootElement.GetProperty("prototypes").EnumerateArray()
+            .GroupBy(p => p.GetProperty("classIndex").GetInt32()).ToDictionary(g => g.Key, g => g.Select(p => p.GetProperty("index").GetInt32().ToString()).ToArray());
+
+        var sections = page.Locator("#gallery section.gallery-class");
+        Assert.Equal(listing.RootElement.GetProperty("classes").GetArrayLength(), await sections.CountAsync());
+        foreach (var (classIndex, members) in byClass)
+        {
+            var shown = await page.Locator($"#gallery-class-{classIndex} ~ ul li").EvaluateAllAsync<string[]>("items => items.map(i => i.dataset.prototype)");
+            Assert.Equal(members, shown);
+        }
+        Assert.Equal("page", await page.GetAttributeAsync("#tab-gallery", "aria-current"));
+        Assert.True(await page.Locator("#view-classify").IsHiddenAsync());
+        await page.Context.CloseAsync();
+    }
+}
