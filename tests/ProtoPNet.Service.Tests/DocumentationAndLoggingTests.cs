@@ -19,7 +19,7 @@ public class DocumentationAndLoggingTests(TrainerBundles bundles)
         [
             "/classify", "/classify/batch", "/models", "/models/{name}", "/models/{name}/versions/{version}",
             "/models/{name}/versions/{version}/prototypes", "/models/{name}/versions/{version}/prototypes/{index}/{kind}.png",
-            "/health/live", "/health/ready",
+            "/health/live", "/health/ready", "/classify/card", "/models/{name}/versions/{version}/examples/{index}",
         ];
         Assert.Equal(expected.Order(), paths.EnumerateObject().Select(p => p.Name).Order());
         foreach (var path in paths.EnumerateObject())

@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
+using ProtoPNet.Tests.Shared;
 
 namespace ProtoPNet.Service.Tests.Infrastructure;
 
@@ -12,25 +12,18 @@ namespace ProtoPNet.Service.Tests.Infrastructure;
 /// </summary>
 public sealed class TrainerBundles : IDisposable
 {
-    public const string EnvironmentVariable = "PROTOPNET_TEST_MODELS";
-    private const string Python = "/usr/bin/python3";
+    public const string EnvironmentVariable = Trainer.ModelsEnvironmentVariable;
 
     public TrainerBundles()
     {
-        RepositoryRoot = FindRepositoryRoot();
+        RepositoryRoot = Trainer.RepositoryRoot;
         WorkDirectory = Directory.CreateTempSubdirectory("protopnet-service-tests-").FullName;
-        var models = Environment.GetEnvironmentVariable(EnvironmentVariable);
-        if (string.IsNullOrWhiteSpace(models))
-        {
-            models = Path.Combine(WorkDirectory, "trained");
-            RunTrainer("train", "--preset", "smoke", "--models", models, "--name", "smoke", "--seed", "1");
-        }
-        SmokeBundle = FindBundle(models, "smoke");
+        SmokeBundle = Trainer.FindBundle(Trainer.SmokeModels(WorkDirectory), "smoke");
         var gray = Path.Combine(WorkDirectory, "gray");
-        RunTrainer("train", "--preset", "smoke", "--synthetic-channels", "1", "--image-size", "28", "--synthetic-classes", "3",
+        Trainer.Run("train", "--preset", "smoke", "--synthetic-channels", "1", "--image-size", "28", "--synthetic-classes", "3",
             "--synthetic-train-per-class", "60", "--synthetic-test-per-class", "10", "--epochs", "11", "--no-baseline",
             "--no-progress", "--models", gray, "--name", "gray", "--seed", "1");
-        GrayBundle = FindBundle(gray, "gray");
+        GrayBundle = Trainer.FindBundle(gray, "gray");
         _service = new Lazy<ServiceFactory>(() =>
             ServiceFactory.ForRoot(NewRoot((SmokeBundle, "smoke", null), (GrayBundle, "gray", null)), ("Models:DefaultModel", "smoke")));
     }
@@ -57,7 +50,7 @@ public sealed class TrainerBundles : IDisposable
         foreach (var (source, name, corrupt) in bundles)
         {
             var target = Path.Combine(root, name, Path.GetFileName(source));
-            CopyDirectory(source, target);
+            Trainer.CopyDirectory(source, target);
             var manifestPath = Path.Combine(target, "model.json");
             var manifest = JsonNode.Parse(File.ReadAllText(manifestPath))!;
             manifest["name"] = name;
@@ -84,53 +77,6 @@ public sealed class TrainerBundles : IDisposable
         File.WriteAllBytes(path, bytes);
         var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         EditManifest(bundle, manifest => manifest["onnx"]!["sha256"] = sha);
-    }
-
-    private void RunTrainer(params string[] arguments)
-    {
-        var start = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add("-m");
-        start.ArgumentList.Add("protopnet_trainer");
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        start.Environment["PYTHONPATH"] = Path.Combine(RepositoryRoot, "src", "trainer");
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"the trainer did not finish in 5 minutes: {string.Join(' ', arguments)}");
-        }
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"the trainer failed ({process.ExitCode}): {string.Join(' ', arguments)}\n{stderr.Result}\n{stdout.Result}");
-        }
-    }
-
-    private static string FindBundle(string root, string name)
-    {
-        var family = Path.Combine(root, name);
-        var version = Directory.Exists(family)
-            ? Directory.GetDirectories(family).Where(d => !Path.GetFileName(d).StartsWith('.') && File.Exists(Path.Combine(d, "model.json")))
-                .Order(StringComparer.Ordinal).LastOrDefault()
-            : null;
-        return version ?? throw new InvalidOperationException($"no '{name}' bundle under {root}");
-    }
-
-    private static string FindRepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "ProtoPNet.Service.sln"))) return directory.FullName;
-        }
-        throw new InvalidOperationException("ProtoPNet.Service.sln not found above the test binaries");
-    }
-
-    private static void CopyDirectory(string source, string target)
-    {
-        Directory.CreateDirectory(target);
-        foreach (var file in Directory.GetFiles(source)) File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
-        foreach (var directory in Directory.GetDirectories(source)) CopyDirectory(directory, Path.Combine(target, Path.GetFileName(directory)));
     }
 
     public void Dispose()
