@@ -46,7 +46,9 @@ def test_train_evaluate_prune_and_export_commands(tmp_path, capsys):
 
     final = os.path.join(run_dir, "checkpoints", "final.pt")
     assert main(["evaluate", "--checkpoint", final, "--no-progress"]) == 0
-    accuracy = float(capsys.readouterr().out.split()[2])
+    evaluated = capsys.readouterr().out
+    accuracy = float(evaluated.split()[2])
+    assert "localisation: the top prototype's box holds the pattern centre in" in evaluated
     assert accuracy == pytest.approx(manifest["training"]["metrics"]["testAccuracy"])
 
     assert main(["prune", "--checkpoint", final, "--k", "3", "--threshold", "3", "--no-progress"]) == 0

@@ -180,6 +180,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     split = loaders.push if args.split == "train" else loaders.test   # both un-augmented
     accuracy = evaluate_accuracy(model, split, device, desc=args.split, progress=not args.no_progress)
     print(f"{args.split} accuracy {accuracy:.4f} on {len(split.dataset)} images", flush=True)
+    if split.dataset.split.true_boxes:   # synthetic data knows where the class pattern is
+        from .localisation import localisation
+        scores = localisation(model, split.dataset, device)
+        print(f"localisation: the top prototype's box holds the pattern centre in {scores['centre_hit_rate']:.4f} "
+              f"of images, mean IoU {scores['mean_iou']:.4f}", flush=True)
     return 0
 
 

@@ -1,0 +1,54 @@
+"""Do explanations point at the right part? On data with true part boxes (the synthetic set), compare the
+box of the prototype that contributed most to the prediction with the pattern's true box."""
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import torch
+from torch.utils.data import DataLoader
+
+from .data import ImageSet
+from .model import ProtoPNet
+from .push import high_activation_box, upsample_activation
+
+Box = Tuple[int, int, int, int]
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x, y, width, height) pixel boxes (inclusive pixels)."""
+    left, top = max(a[0], b[0]), max(a[1], b[1])
+    right, bottom = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    intersection = max(0, right - left) * max(0, bottom - top)
+    union = a[2] * a[3] + b[2] * b[3] - intersection
+    return intersection / union if union > 0 else 0.0
+
+
+def centre_inside(box: Box, target: Box) -> bool:
+    """Is the centre of `target` inside `box`?"""
+    cx, cy = target[0] + target[2] / 2.0, target[1] + target[3] / 2.0
+    return box[0] <= cx <= box[0] + box[2] and box[1] <= cy <= box[1] + box[3]
+
+
+@torch.no_grad()
+def localisation(model: ProtoPNet, image_set: ImageSet, device: torch.device, batch_size: int = 100) -> Dict[str, float]:
+    """For each image: the prototype with the largest contribution w_kj * sim_j to the predicted class k;
+    its 95th-percentile box on the image against the true box. Returns the share of images whose true box
+    centre lies in that box, and the mean IoU."""
+    boxes = image_set.split.true_boxes
+    if not boxes:
+        raise ValueError("this data set has no true part boxes")
+    model.eval()
+    hits, iou_sum, count = 0, 0.0, 0
+    for images, _, indices in DataLoader(image_set, batch_size=batch_size):
+        out = model(images.to(device))
+        predicted = out.logits.argmax(1)
+        contributions = out.similarities * model.last_layer.weight[predicted]
+        top = contributions.argmax(1)
+        for n in range(len(indices)):
+            activation = out.similarity_maps[n, top[n]]
+            box = high_activation_box(upsample_activation(activation, image_set.image_size, image_set.image_size))
+            truth = tuple(boxes[int(indices[n])])
+            hits += int(centre_inside(box, truth))
+            iou_sum += box_iou(box, truth)
+            count += 1
+    return {"centre_hit_rate": hits / max(1, count), "mean_iou": iou_sum / max(1, count), "images": count}
