@@ -197,6 +197,10 @@ public sealed class WebPageTests(WebFixture fixture)
             var shown = await page.Locator($"#gallery-class-{classIndex} ~ ul li").EvaluateAllAsync<string[]>("items => items.map(i => i.dataset.prototype)");
             Assert.Equal(members, shown);
         }
+        // Patches are drawn large enough to see (they are a few pixels in the bundle), with alt text.
+        var widths = await page.Locator("#gallery li img").EvaluateAllAsync<double[]>("images => images.map(i => i.getBoundingClientRect().width)");
+        Assert.All(widths, width => Assert.True(width >= 48, $"a gallery picture is only {width} px wide"));
+        Assert.All(await page.Locator("#gallery img").EvaluateAllAsync<string[]>("images => images.map(i => i.alt)"), alt => Assert.False(string.IsNullOrWhiteSpace(alt)));
         Assert.Equal("page", await page.GetAttributeAsync("#tab-gallery", "aria-current"));
         Assert.True(await page.Locator("#view-classify").IsHiddenAsync());
         await page.Context.CloseAsync();
