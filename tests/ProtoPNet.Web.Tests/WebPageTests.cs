@@ -1,6 +1,8 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Playwright;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Processing;
 
 namespace ProtoPNet.Web.Tests;
 
@@ -158,6 +160,27 @@ public sealed class WebPageTests(WebFixture fixture)
         response.EnsureSuccessStatusCode();
         var body = await response.Content.ReadFromJsonAsync<JsonElement>();
         return body.GetProperty("prediction").GetProperty("label").GetString()!;
+    }
+
+    [Fact]
+    public async Task Large_photos_are_explained_without_full_size_heatmaps()
+    {
+        // 2100 x 2000 = 4.2 megapixels: over the page's heatmap limit of 4 megapixels.
+        var path = Path.Combine(fixture.WorkDirectory, "large.png");
+        using (var source = SixLabors.ImageSharp.Image.Load(fixture.SourceImage(0)))
+        {
+            source.Mutate(context => context.Resize(2100, 2000, KnownResamplers.NearestNeighbor));
+            await source.SaveAsPngAsync(path);
+        }
+        var page = await OpenAsync();
+        await page.SetInputFilesAsync("#file", path);
+        await WaitForResultAsync(page);
+
+        Assert.Equal(3, await page.Locator("#prototype-rows .proto-row").CountAsync());
+        Assert.Equal(0, await page.Locator("#prototype-rows img.heatmap").CountAsync());
+        Assert.Equal(3, await page.Locator("#prototype-rows img.upload").CountAsync());
+        Assert.Contains("Heatmaps are left out", await page.TextContentAsync("#status"));
+        await page.Context.CloseAsync();
     }
 
     [Fact]

@@ -16,6 +16,9 @@ public static class CardApi
     /// <summary>Most prototype rows on one card; each adds a fixed strip, so the card's size stays bounded.</summary>
     public const int MaxCardPrototypes = 10;
 
+    /// <summary>Uploads up to this many pixels get heatmaps on their card.</summary>
+    public const long MaxHeatmapPixels = 4_000_000;
+
     public static IEndpointRouteBuilder MapCardApi(this IEndpointRouteBuilder app)
     {
         app.MapPost("/classify/card", RenderCardAsync)
@@ -27,7 +30,7 @@ public static class CardApi
                 card") for callers and chat tools that want an image rather than JSON. The card is {ExplanationCard.Width} pixels
                 wide; it shows the predicted label and probability, the top classes, the uploaded image with the boxes of the top
                 prototypes (numbered, one colour each), and one row per prototype: the uploaded image with that prototype's heatmap
-                and box ("this"), the prototype's patch ("looks like that"), the training image it comes from with its box, and
+                and box ("this"; images over 4 megapixels show no heatmap), the prototype's patch ("looks like that"), the training image it comes from with its box, and
                 `similarity x weight = points`; the last line adds the other prototypes' points to reach the class's logit.
                 Its height is 344 + 140 x (number of prototype rows) + 60 pixels; at most {MaxCardPrototypes} rows.
 
@@ -68,9 +71,12 @@ public static class CardApi
             var images = await UploadReader.ReadAsync(request, classifier.Decoder.Limits, maxImages: 1, cancellationToken);
             var (classification, png) = await Task.Run(() =>
             {
-                var result = classifier.Classify(bundle, images[0], options);
-                // The classifier releases its decoded pixels; the card decodes the (already validated) upload once more.
+                // The card draws the upload itself; the classifier decodes its own copy and releases it.
                 using var decoded = classifier.Decoder.Decode(images[0]);
+                // Heatmaps come at the upload's full size and are shrunk to thumbnails on the card: above a size they would
+                // cost more than they show, and the card's rows then show the plain image with the box.
+                var withHeatmaps = options with { Heatmaps = (long)decoded.Width * decoded.Height <= MaxHeatmapPixels };
+                var result = classifier.Classify(bundle, images[0], withHeatmaps);
                 return (result, ExplanationCard.RenderPng(bundle, decoded.Pixels, result));
             }, cancellationToken);
             diagnostics.Set("PredictedClass", classification.Prediction.Label);

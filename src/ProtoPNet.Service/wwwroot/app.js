@@ -142,6 +142,20 @@ async function classifyExample(url, name) {
 
 // ---------------------------------------------------------------- classify
 
+const MAX_HEATMAP_PIXELS = 4_000_000;
+
+/** The image's width x height as the browser decodes it, or null when it cannot (TIFF; or not an image, and the service says why). */
+async function pixelCount(file) {
+  try {
+    const bitmap = await createImageBitmap(file);
+    const count = bitmap.width * bitmap.height;
+    bitmap.close();
+    return count;
+  } catch {
+    return null;
+  }
+}
+
 async function classify(file) {
   const model = selectedModel();
   if (!file) return;
@@ -151,7 +165,10 @@ async function classify(file) {
   $("status").textContent = `Classifying ${file.name || "the image"}...`;
 
   const topPrototypes = Math.min(10, Math.max(1, parseInt($("top-prototypes").value, 10) || 3));
-  const query = new URLSearchParams({ topPrototypes: String(topPrototypes), topClasses: "3", heatmaps: "png" });
+  // Heatmaps come back at the upload's full size; for large photos they would make the answer megabytes long.
+  const pixels = await pixelCount(file);
+  const heatmaps = pixels === null || pixels <= MAX_HEATMAP_PIXELS;
+  const query = new URLSearchParams({ topPrototypes: String(topPrototypes), topClasses: "3", heatmaps: heatmaps ? "png" : "none" });
   if (model) query.set("model", model.name);
   const form = new FormData();
   form.append("image", file, file.name || "image");
@@ -170,7 +187,8 @@ async function classify(file) {
     if (state.objectUrl) URL.revokeObjectURL(state.objectUrl);
     state.objectUrl = URL.createObjectURL(file);
     renderResult(result, prototypes, state.objectUrl);
-    $("status").textContent = `Done in ${fmt(result.timingsMs.total)} ms.`;
+    $("status").textContent = `Done in ${fmt(result.timingsMs.total)} ms.` +
+      (heatmaps ? "" : " Heatmaps are left out for images over 4 megapixels.");
   } catch (problem) {
     if (request !== state.request) return;
     $("result").hidden = true;
