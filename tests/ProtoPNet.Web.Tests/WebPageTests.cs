@@ -163,6 +163,31 @@ public sealed class WebPageTests(WebFixture fixture)
     }
 
     [Fact]
+    public async Task Dropping_an_image_on_the_drop_zone_classifies_it()
+    {
+        var image = fixture.SourceImage(1);
+        var expected = await ClassifyAsync(image, topPrototypes: 3);
+        var page = await OpenAsync();
+        var bytes = (await File.ReadAllBytesAsync(image)).Select(b => (int)b).ToArray();
+        // What a browser does when a file is dragged from the desktop: dragenter/dragover, then drop with the file.
+        await page.EvaluateAsync("""
+            bytes => {
+              const transfer = new DataTransfer();
+              transfer.items.add(new File([new Uint8Array(bytes)], "dropped.png", { type: "image/png" }));
+              const zone = document.getElementById("drop-zone");
+              for (const type of ["dragenter", "dragover", "drop"]) {
+                zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+              }
+            }
+            """, bytes);
+        await WaitForResultAsync(page);
+        Assert.Equal(expected.GetProperty("prediction").GetProperty("label").GetString(), await page.TextContentAsync("#prediction"));
+        Assert.Equal("Done", (await page.TextContentAsync("#status"))![..4]);
+        Assert.DoesNotContain("dragging", await page.GetAttributeAsync("#drop-zone", "class"));
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task Large_photos_are_explained_without_full_size_heatmaps()
     {
         // 2100 x 2000 = 4.2 megapixels: over the page's heatmap limit of 4 megapixels.
