@@ -87,3 +87,27 @@ public class HighActivationBoxTests
         Assert.True(scaled.X + scaled.Width <= toW && scaled.Y + scaled.Height <= toH);
     }
 }
+
+public class PercentileSelectionTests
+{
+    [Theory]
+    [InlineData(1, 0)]
+    [InlineData(20, 1)]
+    [InlineData(784, 2)]
+    [InlineData(50176, 3)]
+    public void SelectionEqualsSortingDefinition(int count, int seed)
+    {
+        var random = new Random(seed);
+        // Many ties as well as distinct values, like real activation maps with saturated regions.
+        var values = Enumerable.Range(0, count).Select(_ => random.Next(4) == 0 ? 1f : (float)random.NextDouble()).ToArray();
+        foreach (var p in new[] { 0.0, 12.5, 50, 95, 99.9, 100 })
+        {
+            var sorted = values.OrderBy(v => v).ToArray();
+            var rank = p / 100 * (count - 1);
+            var lower = (int)Math.Floor(rank);
+            var upper = Math.Min(lower + 1, count - 1);
+            var expected = sorted[lower] + (sorted[upper] - (double)sorted[lower]) * (rank - lower);
+            Assert.Equal(expected, HighActivationBox.Percentile(values, p), 1e-12);
+        }
+    }
+}

@@ -77,7 +77,7 @@ public class DocumentationAndLoggingTests(TrainerBundles bundles)
         var response = await Client.PostAsync("/classify", Http.Raw("nope"u8.ToArray(), "text/plain"));
         var problem = await Http.ProblemAsync(response, HttpStatusCode.UnsupportedMediaType);
         var traceId = problem.GetProperty("traceId").GetString()!;
-        var line = await bundles.Service.Logs.WaitForAsync(m => m.Contains(traceId));
+        var line = await bundles.Service.Logs.WaitForAsync(m => m.Contains(traceId), onTimeout: () => string.Join("\n", bundles.Service.Logs.Entries.Where(e => e.Message.Contains("415")).Select(e => e.Message)) + " wanted " + traceId);
         Assert.Contains("responded 415", line);
     }
 }

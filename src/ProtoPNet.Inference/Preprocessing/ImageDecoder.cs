@@ -75,9 +75,40 @@ public sealed class ImageDecoder(ImageLimits limits)
         }
         using (decoded)
         {
-            decoded.Mutate(context => context.AutoOrient().BackgroundColor(Color.White));
-            return new DecodedImage(decoded.CloneAs<Rgb24>(), format);
+            decoded.Mutate(context => context.AutoOrient());
+            return new DecodedImage(CompositeOverWhite(decoded), format);
         }
+    }
+
+    /// <summary>
+    /// Drops the alpha channel by compositing over white: c' = (c * a + 255 * (255 - a)) / 255. One pass that also
+    /// converts to RGB (several times faster than ImageSharp's BackgroundColor processor followed by a clone).
+    /// </summary>
+    private static Image<Rgb24> CompositeOverWhite(Image<Rgba32> image)
+    {
+        var result = new Image<Rgb24>(Configuration, image.Width, image.Height);
+        image.ProcessPixelRows(result, (source, target) =>
+        {
+            for (var y = 0; y < source.Height; y++)
+            {
+                var from = source.GetRowSpan(y);
+                var to = target.GetRowSpan(y);
+                for (var x = 0; x < from.Length; x++)
+                {
+                    var pixel = from[x];
+                    if (pixel.A == 255)
+                    {
+                        to[x] = new Rgb24(pixel.R, pixel.G, pixel.B);
+                        continue;
+                    }
+                    var alpha = pixel.A;
+                    var white = 255 * (255 - alpha) + 127;
+                    to[x] = new Rgb24((byte)((pixel.R * alpha + white) / 255), (byte)((pixel.G * alpha + white) / 255),
+                        (byte)((pixel.B * alpha + white) / 255));
+                }
+            }
+        });
+        return result;
     }
 
     private static (int Width, int Height, string Format) Identify(ReadOnlyMemory<byte> bytes)

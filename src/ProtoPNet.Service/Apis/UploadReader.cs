@@ -17,6 +17,10 @@ public static class UploadReader
     public static async Task<IReadOnlyList<ReadOnlyMemory<byte>>> ReadAsync(HttpRequest request, ImageLimits limits, int maxImages,
         CancellationToken cancellationToken)
     {
+        // This request's own body limit: the images it may hold plus room for multipart headers, so Kestrel stops
+        // reading early instead of spooling an oversized body.
+        var bodyLimit = request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>();
+        if (bodyLimit is { IsReadOnly: false }) bodyLimit.MaxRequestBodySize = limits.MaxBytes * maxImages + 1024 * 1024;
         try
         {
             if (request.HasFormContentType)

@@ -21,9 +21,9 @@ public static class LoggingExtensions
                 .MinimumLevel.Override("Microsoft.Hosting.Lifetime", LogEventLevel.Information)
                 .ReadFrom.Configuration(builder.Configuration)
                 .Enrich.FromLogContext();
-            if (json) logger.WriteTo.Console(new RenderedCompactJsonFormatter());
-            else logger.WriteTo.Console(outputTemplate: ConsoleTemplate, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
-        }, writeToProviders: true);
+            if (json) logger.WriteTo.Async(sink => sink.Console(new RenderedCompactJsonFormatter()));
+            else logger.WriteTo.Async(sink => sink.Console(outputTemplate: ConsoleTemplate, formatProvider: System.Globalization.CultureInfo.InvariantCulture));
+        }, preserveStaticLogger: true, writeToProviders: true);
         return builder;
     }
 
@@ -35,6 +35,8 @@ public static class LoggingExtensions
     {
         app.UseSerilogRequestLogging(options =>
         {
+            // This host's own logger, not Serilog's static one (which another host in the same process may own).
+            options.Logger = app.Services.GetRequiredService<Serilog.ILogger>();
             options.MessageTemplate =
                 "HTTP {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.0} ms (model {Model}, predicted {PredictedClass}, trace {TraceId})";
             options.EnrichDiagnosticContext = (diagnostics, context) =>

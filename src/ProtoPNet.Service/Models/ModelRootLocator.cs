@@ -13,7 +13,8 @@ public static class ModelRootLocator
 
     public static string Resolve(string? configuredRoot, string contentRoot)
     {
-        if (!string.IsNullOrWhiteSpace(configuredRoot)) return Path.GetFullPath(configuredRoot, contentRoot);
+        // A relative setting is relative to the working directory, as a path typed in a shell would be.
+        if (!string.IsNullOrWhiteSpace(configuredRoot)) return Path.GetFullPath(configuredRoot);
 
         string[] starts = [AppContext.BaseDirectory, Directory.GetCurrentDirectory(), contentRoot];
         foreach (var start in starts)

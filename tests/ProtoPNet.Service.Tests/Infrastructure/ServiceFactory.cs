@@ -43,7 +43,7 @@ public sealed class LogCollector : ILoggerProvider
     /// The first message that matches, waiting for it a little: the request log line is written when the middleware
     /// unwinds, which can be just after the test client has the response.
     /// </summary>
-    public async Task<string> WaitForAsync(Func<string, bool> match, int timeoutMs = 5000)
+    public async Task<string> WaitForAsync(Func<string, bool> match, int timeoutMs = 5000, Func<string>? onTimeout = null)
     {
         var deadline = Environment.TickCount64 + timeoutMs;
         while (true)
@@ -52,7 +52,7 @@ public sealed class LogCollector : ILoggerProvider
             {
                 if (match(entry.Message)) return entry.Message;
             }
-            if (Environment.TickCount64 > deadline) throw new TimeoutException("no log line matched");
+            if (Environment.TickCount64 > deadline) throw new TimeoutException("no log line matched" + (onTimeout is null ? "" : ": " + onTimeout()));
             await Task.Delay(20);
         }
     }
