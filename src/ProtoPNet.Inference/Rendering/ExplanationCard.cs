@@ -4,6 +4,7 @@ using ProtoPNet.Inference.Explanation;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
 
 namespace ProtoPNet.Inference.Rendering;
 
@@ -63,13 +64,16 @@ public static class ExplanationCard
         var explanation = classification.Explanation;
         var rows = explanation.Prototypes;
         var card = new Image<Rgb24>(Width, HeightFor(rows.Count), Background);
+        // Every picture of the upload on the card is at most InputSize wide: shrink a large photo once, not once per row.
+        using var preview = Preview(uploaded, InputSize);
+        var upload = new Upload(preview, uploaded.Width, uploaded.Height);
 
         DrawHeader(card, bundle, classification);
-        DrawUploaded(card, uploaded, rows);
+        DrawUploaded(card, upload, rows);
         DrawTopClasses(card, classification);
         for (var i = 0; i < rows.Count; i++)
         {
-            DrawRow(card, bundle, uploaded, rows[i], i, RowsTop + i * RowHeight);
+            DrawRow(card, bundle, upload, rows[i], i, RowsTop + i * RowHeight);
         }
         DrawFooter(card, explanation, RowsTop + rows.Count * RowHeight);
         return card;
@@ -87,9 +91,20 @@ public static class ExplanationCard
         BitmapFont.Draw(card, BitmapFont.Fit(subtitle, Width - 2 * Margin, TextScale), Margin, 52, Muted, TextScale);
     }
 
-    private static void DrawUploaded(Image<Rgb24> card, Image<Rgb24> uploaded, IReadOnlyList<PrototypeContribution> rows)
+    /// <summary>The upload as drawn (<paramref name="Preview"/>, possibly shrunk) and its own size, which boxes are given in.</summary>
+    private sealed record Upload(Image<Rgb24> Preview, int Width, int Height);
+
+    private static Image<Rgb24> Preview(Image<Rgb24> uploaded, int size)
     {
-        var placed = Pixels.PasteFitted(card, uploaded, Margin, HeaderHeight, InputSize, Panel);
+        if (uploaded.Width <= size && uploaded.Height <= size) return uploaded.Clone();
+        var scale = Math.Min((double)size / uploaded.Width, (double)size / uploaded.Height);
+        return uploaded.Clone(context => context.Resize(
+            Math.Max(1, (int)Math.Round(uploaded.Width * scale)), Math.Max(1, (int)Math.Round(uploaded.Height * scale)), KnownResamplers.Bicubic));
+    }
+
+    private static void DrawUploaded(Image<Rgb24> card, Upload uploaded, IReadOnlyList<PrototypeContribution> rows)
+    {
+        var placed = Pixels.PasteFitted(card, uploaded.Preview, Margin, HeaderHeight, InputSize, Panel);
         // Draw the lowest-ranked box first so the top prototype's box stays on top.
         for (var i = rows.Count - 1; i >= 0; i--)
         {
@@ -125,7 +140,7 @@ public static class ExplanationCard
         }
     }
 
-    private static void DrawRow(Image<Rgb24> card, ModelBundle bundle, Image<Rgb24> uploaded, PrototypeContribution row, int rank, int top)
+    private static void DrawRow(Image<Rgb24> card, ModelBundle bundle, Upload uploaded, PrototypeContribution row, int rank, int top)
     {
         var colour = RowColours[rank % RowColours.Length];
         var header = $"#{rank + 1}  prototype {row.PrototypeIndex} of {row.Label}";
@@ -136,10 +151,11 @@ public static class ExplanationCard
         var x = Margin;
 
         // "This": the uploaded image (with the prototype's heatmap when there is one) and the box.
-        using (var heatmap = LoadHeatmap(row.HeatmapPng) ?? uploaded.Clone())
+        using (var heatmap = LoadHeatmap(row.HeatmapPng))
         {
-            var placed = Pixels.PasteFitted(card, heatmap, x, picturesTop, PictureSize, Panel);
-            var box = Pixels.MapBox(row.Box.X, row.Box.Y, row.Box.Width, row.Box.Height, heatmap.Width, heatmap.Height, placed);
+            // The heatmap has the upload's size, so the box maps onto it the same way.
+            var placed = Pixels.PasteFitted(card, heatmap ?? uploaded.Preview, x, picturesTop, PictureSize, Panel);
+            var box = Pixels.MapBox(row.Box.X, row.Box.Y, row.Box.Width, row.Box.Height, uploaded.Width, uploaded.Height, placed);
             Pixels.StrokeRect(card, box.X, box.Y, box.Width, box.Height, 2, colour);
         }
         BitmapFont.Draw(card, "this", x, picturesTop + PictureSize + 4, Muted);
