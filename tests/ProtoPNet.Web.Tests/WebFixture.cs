@@ -105,6 +105,16 @@ public sealed class WebFixture : IAsyncLifetime
     /// <summary>A training image of prototype <paramref name="prototypeIndex"/>: a real image of the data set the model learned.</summary>
     public string SourceImage(int prototypeIndex) => Path.Combine(BundleDirectory, "prototypes", prototypeIndex.ToString(), "source.png");
 
+    /// <summary>How many example images the served bundle lists (two added here, or the trainer's own).</summary>
+    public int ExampleCount
+    {
+        get
+        {
+            using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(BundleDirectory, "model.json")));
+            return manifest.RootElement.GetProperty("examples").GetArrayLength();
+        }
+    }
+
     /// <summary>The class of prototype <paramref name="prototypeIndex"/> in the served bundle.</summary>
     public int PrototypeClass(int prototypeIndex)
     {
