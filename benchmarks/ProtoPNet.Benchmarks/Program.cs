@@ -49,6 +49,7 @@ async Task ClassifyOverHttp()
     if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"/classify answered {(int)response.StatusCode}");
 }
 
+var loadBefore = LoadAverage();
 var rows = new List<string[]>();
 foreach (var concurrency in options.Concurrency)
 {
@@ -75,11 +76,16 @@ foreach (var concurrency in options.Concurrency)
 }
 
 Console.WriteLine();
+// Other work on the machine changes every number here; the load average says how busy it was.
+Console.WriteLine($"load average before {loadBefore}, after {LoadAverage()}");
 Console.WriteLine($"{bundle.Name}@{bundle.Version} ({bundle.Manifest.Input.Channels}x{bundle.Manifest.Input.Height}x{bundle.Manifest.Input.Width}, {bundle.PrototypeCount} prototypes, {bundle.Provider.Provider})");
 string[] header = ["concurrency", "ORT img/s", "ORT p50 ms", "ORT p99 ms", "pipeline img/s", "/classify img/s", "/classify p50 ms", "/classify p99 ms", "/classify / ORT"];
 Console.WriteLine("| " + string.Join(" | ", header) + " |");
 Console.WriteLine("|" + string.Concat(Enumerable.Repeat(" --- |", header.Length)));
 foreach (var row in rows) Console.WriteLine("| " + string.Join(" | ", row) + " |");
 return 0;
+
+static string LoadAverage() =>
+    File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
 
 static string F(double value) => value.ToString(value >= 100 ? "0" : value >= 10 ? "0.0" : "0.00", CultureInfo.InvariantCulture);
