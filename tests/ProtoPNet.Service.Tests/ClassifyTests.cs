@@ -153,6 +153,38 @@ public class ClassifyTests(TrainerBundles bundles)
         Assert.Equal(Strip(expected.GetProperty("explanation")), Strip(rotated.GetProperty("explanation")));
     }
 
+    [Theory]
+    [InlineData("image/bmp", true)]
+    [InlineData("image/tiff", true)]
+    [InlineData("image/webp", true)]
+    [InlineData("image/gif", false)]
+    [InlineData("image/jpeg", false)]
+    public async Task EveryAcceptedFormatIsClassifiedLikeThePng(string contentType, bool lossless)
+    {
+        using var image = Image.Load<Rgb24>(Http.BundleImage(bundles.SmokeBundle, 3));
+        SixLabors.ImageSharp.Formats.IImageEncoder encoder = contentType switch
+        {
+            "image/bmp" => new SixLabors.ImageSharp.Formats.Bmp.BmpEncoder(),
+            "image/tiff" => new SixLabors.ImageSharp.Formats.Tiff.TiffEncoder(),
+            "image/webp" => new SixLabors.ImageSharp.Formats.Webp.WebpEncoder { FileFormat = SixLabors.ImageSharp.Formats.Webp.WebpFileFormatType.Lossless },
+            "image/gif" => new SixLabors.ImageSharp.Formats.Gif.GifEncoder(),
+            _ => new JpegEncoder { Quality = 95 },
+        };
+        var png = await Http.JsonAsync(await Client.PostAsync("/classify?topClasses=4", Http.Raw(Http.Encode(image, new PngEncoder()), "image/png")));
+        var other = await Http.JsonAsync(await Client.PostAsync("/classify?topClasses=4", Http.Raw(Http.Encode(image, encoder), contentType)));
+        Assert.Equal(32, other.GetProperty("image").GetProperty("width").GetInt32());
+        if (lossless)
+        {
+            Assert.Equal(Strip(png.GetProperty("topClasses")), Strip(other.GetProperty("topClasses")));
+            Assert.Equal(Strip(png.GetProperty("explanation")), Strip(other.GetProperty("explanation")));
+        }
+        else
+        {
+            // Lossy encodings change pixels a little; the predicted class of a clear training image stays.
+            Assert.Equal(png.GetProperty("prediction").GetProperty("classIndex").GetInt32(), other.GetProperty("prediction").GetProperty("classIndex").GetInt32());
+        }
+    }
+
     [Fact]
     public async Task ExplainClassExplainsTheRequestedClass()
     {
