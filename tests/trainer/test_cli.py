@@ -198,3 +198,13 @@ def test_train_on_a_miniature_cub_folder_cropped_to_boxes(tmp_path, capsys):
     assert manifest["input"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
     assert {p["source"]["item"].split("/")[0] for p in manifest["prototypes"]} == {c["name"] for c in
                                                                                     manifest["classes"]}
+
+
+def test_progress_bars_per_stage(tmp_path, capsys):
+    args = [a for a in TINY_ARGS if a != "--no-progress"]
+    assert main(["train", *args, "--progress", "--models", str(tmp_path / "m"), "--run-dir", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    for stage in ("epoch 1/2 warm", "epoch 2/2 joint", "push", "last layer", "test"):
+        assert stage in err
+    assert main(["train", *args, "--models", str(tmp_path / "m"), "--run-dir", str(tmp_path / "r")]) == 0
+    assert "epoch 1/2 warm:" not in capsys.readouterr().err      # not a terminal: metrics lines only

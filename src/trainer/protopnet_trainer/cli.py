@@ -145,7 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             elif os.path.exists(target):
                 os.remove(target)
     started = time.time()
-    trainer = Trainer(cfg, run_dir, progress=not args.no_progress)
+    trainer = Trainer(cfg, run_dir, progress=show_progress(args))
     if args.resume and not trainer.resume():
         print(f"no checkpoint in {run_dir}: starting from epoch 1", flush=True)
     result = trainer.run()
@@ -178,7 +178,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = model_from_checkpoint(checkpoint).to(device)
     loaders = make_loaders(cfg, source)
     split = loaders.push if args.split == "train" else loaders.test   # both un-augmented
-    accuracy = evaluate_accuracy(model, split, device, desc=args.split, progress=not args.no_progress)
+    accuracy = evaluate_accuracy(model, split, device, desc=args.split, progress=show_progress(args))
     print(f"{args.split} accuracy {accuracy:.4f} on {len(split.dataset)} images", flush=True)
     if split.dataset.split.true_boxes:   # synthetic data knows where the class pattern is
         from .localisation import localisation
@@ -215,7 +215,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise TrainerError(f"class-count mismatch: checkpoint has {len(checkpoint['classes'])} classes, "
                            f"data set {cfg.dataset} has {len(source.classes)}")
     labels, predictions = predict(model, make_loaders(cfg, source).test, torch.device("cpu"),
-                                  progress=not args.no_progress)
+                                  progress=show_progress(args))
     history = checkpoint.get("history", [])
     last = history[-1] if history else {}
     summary = TrainResult(model, checkpoint["records"], history, seconds=float(checkpoint.get("seconds", 0.0)),
@@ -248,7 +248,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if args.device:
         cfg = cfg.replace(device=args.device)
     run_dir = os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint)))
-    trainer = Trainer(cfg, run_dir, progress=not args.no_progress)
+    trainer = Trainer(cfg, run_dir, progress=show_progress(args))
     if list(checkpoint["classes"]) != list(trainer.source.classes):
         raise TrainerError("class-count mismatch between the checkpoint and its data set")
     trainer.model = model_from_checkpoint(checkpoint).to(trainer.device)
@@ -260,7 +260,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     trainer._make_optimizers()
     removed = trainer.prune()
     path = trainer.save_checkpoint(os.path.basename(args.output) if args.output else "pruned.pt")
-    accuracy = evaluate_accuracy(trainer.model, trainer.loaders.test, trainer.device, progress=not args.no_progress)
+    accuracy = evaluate_accuracy(trainer.model, trainer.loaders.test, trainer.device, progress=show_progress(args))
     print(f"removed {removed} prototypes, {trainer.model.num_prototypes} left; test accuracy {accuracy:.4f}; "
           f"wrote {path}", flush=True)
     return 0
@@ -271,9 +271,16 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from .benchmark import run_benchmark
     cfg = config_from_args(args)
-    for line in run_benchmark(cfg, args.batches, progress=not args.no_progress):
+    for line in run_benchmark(cfg, args.batches, progress=show_progress(args)):
         print(line, flush=True)
     return 0
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars on a terminal (or with --progress); logs and CI get the per-epoch metrics lines only."""
+    if args.no_progress:
+        return False
+    return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -287,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="checkpoints and metrics.jsonl (default: runs/<name>)")
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     train.add_argument("--no-report", action="store_true", help="no report/ (curves, confusion matrix, gallery)")
     train.set_defaults(handler=cmd_train)
 
@@ -297,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=["train", "test"], default="test")
     evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"])
     evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     export = commands.add_parser("export", help="publish a bundle from a checkpoint, or an untrained bundle")
@@ -312,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--channels", type=int, choices=[1, 3], default=3)
     export.add_argument("--seed", type=int, default=1)
     export.add_argument("--no-progress", action="store_true")
+    export.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     export.add_argument("--no-report", action="store_true", help="no report/ (curves, gallery)")
     export.set_defaults(handler=cmd_export)
 
@@ -322,12 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--output", help="checkpoint file name in the run's checkpoints folder (default pruned.pt)")
     prune.add_argument("--device", choices=["auto", "cpu", "cuda"])
     prune.add_argument("--no-progress", action="store_true")
+    prune.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     prune.set_defaults(handler=cmd_prune)
 
     benchmark = commands.add_parser("benchmark", help="images per second of each training stage")
     add_config_options(benchmark)
     benchmark.add_argument("--batches", type=int, default=20)
     benchmark.add_argument("--no-progress", action="store_true")
+    benchmark.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     benchmark.set_defaults(handler=cmd_benchmark)
     return parser
 

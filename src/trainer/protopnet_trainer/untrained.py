@@ -8,6 +8,7 @@ import time
 
 import torch
 
+from .cli import show_progress
 from .config import TrainConfig
 from .data import ImageSet, generate_synthetic
 from .errors import TrainerError
@@ -35,7 +36,7 @@ def export_untrained(args: argparse.Namespace) -> str:
     push_set = ImageSet(split, args.image_size)
     with _tempdir() as pictures:
         records = push_prototypes(model, push_set, 16, torch.device("cpu"), pictures,
-                                  progress=not args.no_progress)
+                                  progress=show_progress(args))
         training = {"dataset": "synthetic", "trainSize": len(split), "testSize": 0, "backbone": args.backbone,
                     "epochs": 0, "seconds": round(time.time() - started, 3), "untrained": True,
                     "metrics": {"testAccuracy": None, "trainAccuracy": None},
