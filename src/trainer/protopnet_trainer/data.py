@@ -156,7 +156,7 @@ def _fashion_split(folder: str, prefix: str, name: str) -> Split:
     cached = torch.from_numpy(images.copy()).unsqueeze(1)
 
     def load(index: int) -> Image.Image:
-        return Image.fromarray(images[index], mode="L")
+        return Image.fromarray(images[index])  # uint8 H x W: mode L
 
     return Split(name, list(FASHION_MNIST_CLASSES), 1, [str(i) for i in range(len(labels))],
                  [int(v) for v in labels], load, cached=cached)
@@ -358,7 +358,7 @@ def generate_synthetic(num_classes: int, per_class: int, image_size: int, channe
 
     def load(index: int) -> Image.Image:
         array = images[index]
-        return Image.fromarray(array[..., 0], mode="L") if channels == 1 else Image.fromarray(array, mode="RGB")
+        return Image.fromarray(array[..., 0]) if channels == 1 else Image.fromarray(array)  # L or RGB
 
     classes = [f"pattern-{k}" for k in range(num_classes)]
     return Split(split_name, classes, channels, [f"{split_name}-{n}" for n in range(count)], labels, load,

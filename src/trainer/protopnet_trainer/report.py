@@ -7,6 +7,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+RESAMPLE = getattr(Image, "Resampling", Image)  # Pillow >= 9.1 names the filters Image.Resampling.*
+
 
 def _pyplot():
     import matplotlib
@@ -95,11 +97,11 @@ def prototype_gallery(prototypes: List[Dict], classes: List[str], bundle_dir: st
         for n, prototype in enumerate(rows.get(k, [])):
             x = label_width + 4 + n * (2 if with_source else 1) * (tile + 4)
             patch = Image.open(os.path.join(bundle_dir, prototype["images"]["patch"])).convert("RGB")
-            canvas.paste(patch.resize((tile, tile), Image.NEAREST), (x, y))
+            canvas.paste(patch.resize((tile, tile), RESAMPLE.NEAREST), (x, y))
             if with_source:
                 source = Image.open(os.path.join(bundle_dir, prototype["images"]["source"])).convert("RGB")
                 scale_x, scale_y = tile / source.width, tile / source.height
-                source = source.resize((tile, tile), Image.BILINEAR)
+                source = source.resize((tile, tile), RESAMPLE.BILINEAR)
                 box = prototype["source"]["box"]
                 ImageDraw.Draw(source).rectangle(
                     [box["x"] * scale_x, box["y"] * scale_y, (box["x"] + box["width"]) * scale_x - 1,
