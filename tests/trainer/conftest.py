@@ -31,7 +31,7 @@ def tiny():
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory):
     """One tiny model trained through the whole schedule (with baseline) and published once per session."""
-    from protopnet_trainer.cli import report_writer, training_block
+    from protopnet_trainer.cli import example_images, report_writer, training_block
     from protopnet_trainer.export import write_bundle
     from protopnet_trainer.train import Trainer
 
@@ -44,5 +44,6 @@ def trained_bundle(tmp_path_factory):
                           records=result.records,
                           training=training_block(cfg, result, len(trainer.source.train), len(trainer.source.test),
                                                   None),
-                          report=report_writer(result, trainer.source.classes))
+                          report=report_writer(result, trainer.source.classes),
+                          examples=example_images(trainer.loaders.test_set, 2))
     return {"path": bundle, "trainer": trainer, "result": result, "cfg": cfg, "root": root}

@@ -43,6 +43,8 @@ def test_train_evaluate_prune_and_export_commands(tmp_path, capsys):
     [version] = _versions(models, "cli")
     manifest = json.loads((tmp_path / "models" / "cli" / version / "model.json").read_text())
     assert len(manifest["prototypes"]) == 6 and manifest["training"]["epochs"] == 2
+    assert [e["classIndex"] for e in manifest["examples"]] == [0, 1, 2]
+    assert all((tmp_path / "models" / "cli" / version / e["file"]).is_file() for e in manifest["examples"])
 
     final = os.path.join(run_dir, "checkpoints", "final.pt")
     assert main(["evaluate", "--checkpoint", final, "--no-progress"]) == 0

@@ -194,3 +194,15 @@ def test_confusion_matrix_counts():
     from protopnet_trainer.report import confusion_matrix
     matrix = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)
     assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+
+
+def test_example_images(trained_bundle):
+    manifest = _manifest(trained_bundle)
+    test_set = trained_bundle["trainer"].loaders.test_set
+    assert manifest["examples"] == [{"file": "examples/0.png", "classIndex": 0},
+                                    {"file": "examples/1.png", "classIndex": 1}]
+    for n, example in enumerate(manifest["examples"]):
+        pixels = np.asarray(Image.open(os.path.join(trained_bundle["path"], example["file"])), dtype=np.float64)
+        index = test_set.split.labels.index(example["classIndex"])          # the first test image of that class
+        expected = test_set.image(index).permute(1, 2, 0).numpy() * 255
+        assert pixels.shape == (16, 16, 3) and np.abs(pixels - expected).max() <= 0.5 + 1e-6

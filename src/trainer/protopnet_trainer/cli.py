@@ -130,6 +130,16 @@ def report_writer(result, classes: List[str]):
     return write
 
 
+def example_images(test_set, count: int) -> List[Any]:
+    """The first test image of each class, for up to `count` classes (the service offers them for trying)."""
+    chosen: Dict[int, int] = {}
+    for index, label in enumerate(test_set.split.labels):
+        if len(chosen) >= count:
+            break
+        chosen.setdefault(label, index)
+    return [(test_set.image(index), label) for label, index in sorted(chosen.items())]
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .export import check_writable, write_bundle
     from .train import Trainer
@@ -154,7 +164,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                           interpolation=cfg.interpolation, records=result.records,
                           training=training_block(cfg, result, len(trainer.source.train), len(trainer.source.test),
                                                   args.preset),
-                          report=None if args.no_report else report_writer(result, trainer.source.classes))
+                          report=None if args.no_report else report_writer(result, trainer.source.classes),
+                          examples=example_images(trainer.loaders.test_set, args.examples))
     print(f"published {bundle} (test accuracy {result.test_accuracy:.4f}"
           + (f", baseline {result.baseline_accuracy:.4f}" if result.baseline_accuracy is not None else "")
           + f", {time.time() - started:.1f}s)", flush=True)
@@ -231,7 +242,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                           image_size=cfg.image_size, interpolation=cfg.interpolation, records=checkpoint["records"],
                           training=training_block(cfg, summary, len(source.train),
                                                   len(source.test), None),
-                          report=None if args.no_report else report_writer(summary, list(checkpoint["classes"])))
+                          report=None if args.no_report else report_writer(summary, list(checkpoint["classes"])),
+                          examples=example_images(make_loaders(cfg, source).test_set, args.examples))
     print(f"published {bundle}", flush=True)
     return 0
 
@@ -296,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     train.add_argument("--no-report", action="store_true", help="no report/ (curves, confusion matrix, gallery)")
+    train.add_argument("--examples", type=int, default=10,
+                       help="store the first test image of up to N classes in the bundle (examples/, default 10)")
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a checkpoint on a data set")
@@ -323,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--no-progress", action="store_true")
     export.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     export.add_argument("--no-report", action="store_true", help="no report/ (curves, gallery)")
+    export.add_argument("--examples", type=int, default=10,
+                        help="store the first test image of up to N classes in the bundle (examples/, default 10)")
     export.set_defaults(handler=cmd_export)
 
     prune = commands.add_parser("prune", help="prune a pushed checkpoint and retrain its last layer")

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -19,6 +19,7 @@ from torch import nn
 from . import __version__
 from .errors import TrainerError
 from .model import ProtoPNet
+from .push import save_png
 
 OUTPUT_NAMES = ["logits", "similarities", "similarity_maps", "min_distances"]
 PREFERRED_OPSET = 17
@@ -195,11 +196,12 @@ def publish(models_dir: str, name: str, fill: Callable[[str, str], Dict[str, Any
 
 def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[str], channels: int,
                  image_size: int, interpolation: str, records: List[Dict], training: Dict[str, Any],
-                 render_missing: Optional[Callable[[int, str], None]] = None,
-                 report: Optional[Callable[[str, List[Dict]], List[str]]] = None) -> str:
+                 report: Optional[Callable[[str, List[Dict]], List[str]]] = None,
+                 examples: Optional[List[Tuple[torch.Tensor, int]]] = None) -> str:
     """Export, copy the prototype pictures, compute the probe and publish. Returns the version folder.
 
-    `report(staging_dir, manifest_prototypes)` may add report/ files; `training["seconds"]` grows by the
+    `report(staging_dir, manifest_prototypes)` may add report/ files; `examples` are (image [C, H, W] in
+    [0, 1], class) pairs stored as examples/<n>.png for trying the model; `training["seconds"]` grows by the
     export's own time, so it covers the whole recipe up to the manifest."""
     started = time.time()
     model = model.cpu().eval()
@@ -224,8 +226,6 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
                 os.makedirs(target, exist_ok=True)
                 for kind in ("patch", "source", "activation"):
                     shutil.copyfile(os.path.join(source_dir, f"{kind}.png"), os.path.join(target, f"{kind}.png"))
-            elif render_missing is not None:
-                render_missing(j, target)
             else:
                 raise TrainerError(f"prototype {j}: pictures {source_dir} are missing")
             prototypes.append({
@@ -236,6 +236,12 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
                 "images": {kind: f"prototypes/{j}/{kind}.png" for kind in ("patch", "source", "activation")},
             })
         report_files = report(staging, prototypes) if report is not None else []
+        example_entries = []
+        for n, (image, class_index) in enumerate(examples or []):
+            os.makedirs(os.path.join(staging, "examples"), exist_ok=True)
+            pixels = image.detach().cpu().permute(1, 2, 0).numpy()
+            save_png(pixels, os.path.join(staging, "examples", f"{n}.png"))
+            example_entries.append({"file": f"examples/{n}.png", "classIndex": int(class_index)})
         training_values = dict(training)
         if isinstance(training_values.get("seconds"), (int, float)):
             training_values["seconds"] = round(training_values["seconds"] + time.time() - started, 3)
@@ -262,6 +268,8 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
         }
         if report_files:
             manifest["report"] = report_files
+        if example_entries:
+            manifest["examples"] = example_entries
         return manifest
 
     return publish(models_dir, name, fill)

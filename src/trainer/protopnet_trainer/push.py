@@ -56,7 +56,8 @@ def _to_rgb_array(image: torch.Tensor) -> np.ndarray:
     return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array
 
 
-def _save(array: np.ndarray, path: str) -> None:
+def save_png(array: np.ndarray, path: str) -> None:
+    """An H x W x C array in [0, 1] as an 8-bit PNG (grey when C = 1)."""
     pixels = np.clip(np.rint(array * 255.0), 0, 255).astype(np.uint8)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[..., 0]
@@ -68,12 +69,12 @@ def write_prototype_pictures(image: torch.Tensor, upsampled: np.ndarray, box: Bo
     os.makedirs(folder, exist_ok=True)
     source = image.detach().cpu().permute(1, 2, 0).numpy().astype(np.float64)
     x, y, w, h = box
-    _save(source, os.path.join(folder, "source.png"))
-    _save(source[y:y + h, x:x + w], os.path.join(folder, "patch.png"))
+    save_png(source, os.path.join(folder, "source.png"))
+    save_png(source[y:y + h, x:x + w], os.path.join(folder, "patch.png"))
     span = upsampled.max() - upsampled.min()
     rescaled = (upsampled - upsampled.min()) / span if span > 0 else np.zeros_like(upsampled)
     overlay = 0.5 * _to_rgb_array(image) + 0.3 * _jet(rescaled)
-    _save(overlay, os.path.join(folder, "activation.png"))
+    save_png(overlay, os.path.join(folder, "activation.png"))
 
 
 @torch.no_grad()
