@@ -6,7 +6,7 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src", "trainer"))
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # the machine is shared: one thread is fastest under contention
 
 from protopnet_trainer.config import TrainConfig  # noqa: E402
 
