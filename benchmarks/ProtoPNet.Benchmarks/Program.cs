@@ -55,7 +55,7 @@ foreach (var concurrency in options.Concurrency)
 {
     var ort = await LoadRunner.RunAsync(concurrency, options.Seconds, () =>
     {
-        bundle.Session.Run(input, 1);
+        using var outputs = bundle.Session.Run(input, 1);
         return Task.CompletedTask;
     });
     var pipeline = await LoadRunner.RunAsync(concurrency, options.Seconds, () =>

@@ -61,7 +61,7 @@ public class ClassifyTests(TrainerBundles bundles)
         using var decoded = new ImageDecoder(new ImageLimits()).Decode(image);
         var input = new float[bundle.Session.ImageElementCount];
         InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
-        var outputs = bundle.Session.Run(input, 1);
+        using var outputs = bundle.Session.Run(input, 1);
         foreach (var score in body.GetProperty("topClasses").EnumerateArray())
         {
             Assert.Equal(outputs.LogitsOf(0)[score.GetProperty("classIndex").GetInt32()], score.GetProperty("logit").GetDouble(), 1e-5);
@@ -82,7 +82,7 @@ public class ClassifyTests(TrainerBundles bundles)
         using var decoded = new ImageDecoder(new ImageLimits()).Decode(image);
         var input = new float[bundle.Session.ImageElementCount];
         InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
-        var outputs = bundle.Session.Run(input, 1);
+        using var outputs = bundle.Session.Run(input, 1);
         var (inH, inW) = (bundle.Manifest.Input.Height, bundle.Manifest.Input.Width);
 
         foreach (var prototype in body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray())

@@ -190,7 +190,7 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
     private static void CheckProbe(string directory, BundleManifest manifest, BundleSession session, float[] weights)
     {
         var input = ProbeInput.Create(session.Channels, session.Height, session.Width);
-        var outputs = RunChecked(directory, session, input, "the probe");
+        using var outputs = RunChecked(directory, session, input, "the probe");
         CompareToProbe(directory, "logits", outputs.LogitsOf(0), manifest.Probe.Logits);
         CompareToProbe(directory, "similarities", outputs.SimilaritiesOf(0), manifest.Probe.Similarities);
         CheckInvariant(directory, "the probe", outputs, weights);
@@ -243,7 +243,7 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
     {
         var input = new float[session.ImageElementCount];
         Array.Fill(input, 0.5f);
-        var outputs = RunChecked(directory, session, input, "the warm-up image");
+        using var outputs = RunChecked(directory, session, input, "the warm-up image");
         CheckInvariant(directory, "the warm-up image", outputs, weights);
     }
 

@@ -13,15 +13,21 @@ public static class BicubicUpsampler
     /// <summary>Resamples a row-major <paramref name="inHeight"/> x <paramref name="inWidth"/> map to <paramref name="outHeight"/> x <paramref name="outWidth"/>.</summary>
     public static float[] Resize(ReadOnlySpan<float> map, int inHeight, int inWidth, int outHeight, int outWidth)
     {
+        var result = new float[outHeight * outWidth];
+        Resize(map, inHeight, inWidth, outHeight, outWidth, result);
+        return result;
+    }
+
+    /// <summary>As <see cref="Resize(ReadOnlySpan{float}, int, int, int, int)"/>, into a caller's buffer of at least outHeight x outWidth.</summary>
+    public static void Resize(ReadOnlySpan<float> map, int inHeight, int inWidth, int outHeight, int outWidth, Span<float> destination)
+    {
         var columns = Taps.For(inWidth, outWidth);
         var rows = Taps.For(inHeight, outHeight);
         // Pass 1: every input row resampled to the output width.
         var horizontal = new float[inHeight * outWidth];
         for (var y = 0; y < inHeight; y++) ResampleRow(map.Slice(y * inWidth, inWidth), columns, horizontal.AsSpan(y * outWidth, outWidth));
         // Pass 2: every output row from four resampled input rows.
-        var result = new float[outHeight * outWidth];
-        for (var y = 0; y < outHeight; y++) CombineRows(horizontal, outWidth, rows, y, result.AsSpan(y * outWidth, outWidth));
-        return result;
+        for (var y = 0; y < outHeight; y++) CombineRows(horizontal, outWidth, rows, y, destination.Slice(y * outWidth, outWidth));
     }
 
     /// <summary>Resamples the columns of a map to <paramref name="outWidth"/>; used with <see cref="CombineRows"/> to produce one output row at a time.</summary>

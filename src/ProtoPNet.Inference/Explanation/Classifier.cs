@@ -55,7 +55,7 @@ public sealed class Classifier(ImageDecoder decoder)
             if (rows.Count == 0) return results;
 
             var inferenceWatch = Stopwatch.StartNew();
-            var outputs = session.Run(buffer, rows.Count);
+            using var outputs = session.Run(buffer, rows.Count);
             var inferenceMs = inferenceWatch.Elapsed.TotalMilliseconds / rows.Count;
 
             for (var row = 0; row < rows.Count; row++)

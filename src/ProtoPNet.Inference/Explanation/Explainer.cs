@@ -1,3 +1,4 @@
+using System.Buffers;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Inference.Rendering;
@@ -47,17 +48,32 @@ public static class Explainer
         }
 
         var input = bundle.Manifest.Input;
-        var prototypes = chosen.Select(j =>
+        var pixels = input.Height * input.Width;
+        // Two map-sized scratch buffers for all chosen prototypes: no large allocation per prototype.
+        var upsampled = ArrayPool<float>.Shared.Rent(pixels);
+        var scratch = ArrayPool<float>.Shared.Rent(pixels);
+        var prototypes = new PrototypeContribution[chosen.Length];
+        try
         {
-            var map = outputs.MapOf(item, j);
-            var upsampled = BicubicUpsampler.Resize(map, outputs.MapHeight, outputs.MapWidth, input.Height, input.Width);
-            var inputBox = HighActivationBox.Find(upsampled, input.Height, input.Width);
-            var box = HighActivationBox.Scale(inputBox, input.Width, input.Height, image.Width, image.Height);
-            var heatmap = options.Heatmaps ? HeatmapRenderer.RenderPng(image.Pixels, map, outputs.MapHeight, outputs.MapWidth) : null;
-            var prototypeClass = bundle.Manifest.Prototypes[j].ClassIndex;
-            return new PrototypeContribution(j, prototypeClass, bundle.ClassNames[prototypeClass], similarities[j],
-                bundle.Weight(classIndex, j), contributions[j], box, ArgMaxCell(map, outputs.MapWidth), heatmap);
-        }).ToArray();
+            for (var i = 0; i < chosen.Length; i++)
+            {
+                var j = chosen[i];
+                var map = outputs.MapOf(item, j);
+                BicubicUpsampler.Resize(map, outputs.MapHeight, outputs.MapWidth, input.Height, input.Width, upsampled);
+                var inputBox = HighActivationBox.Find(upsampled.AsSpan(0, pixels), input.Height, input.Width,
+                    HighActivationBox.DefaultPercentile, scratch);
+                var box = HighActivationBox.Scale(inputBox, input.Width, input.Height, image.Width, image.Height);
+                var heatmap = options.Heatmaps ? HeatmapRenderer.RenderPng(image.Pixels, map, outputs.MapHeight, outputs.MapWidth) : null;
+                var prototypeClass = bundle.Manifest.Prototypes[j].ClassIndex;
+                prototypes[i] = new PrototypeContribution(j, prototypeClass, bundle.ClassNames[prototypeClass], similarities[j],
+                    bundle.Weight(classIndex, j), contributions[j], box, ArgMaxCell(map, outputs.MapWidth), heatmap);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(upsampled);
+            ArrayPool<float>.Shared.Return(scratch);
+        }
 
         return new ClassExplanation(classIndex, bundle.ClassNames[classIndex], outputs.LogitsOf(item)[classIndex], prototypes, other);
     }

@@ -13,10 +13,15 @@ public static class HighActivationBox
     public const double DefaultPercentile = 95;
 
     /// <summary>numpy.percentile(values, p) with the 'linear' method, in linear time (selection, not a full sort).</summary>
-    public static double Percentile(ReadOnlySpan<float> values, double percentile)
+    public static double Percentile(ReadOnlySpan<float> values, double percentile) =>
+        Percentile(values, percentile, new float[values.Length]);
+
+    /// <summary>As <see cref="Percentile(ReadOnlySpan{float}, double)"/>, using <paramref name="scratch"/> (at least as long as the values) for the selection.</summary>
+    public static double Percentile(ReadOnlySpan<float> values, double percentile, Span<float> scratch)
     {
         if (values.IsEmpty) throw new ArgumentException("no values", nameof(values));
-        var work = values.ToArray();
+        var work = scratch[..values.Length];
+        values.CopyTo(work);
         for (var i = 0; i < work.Length; i++)
         {
             if (float.IsNaN(work[i])) work[i] = float.NegativeInfinity;
@@ -33,7 +38,7 @@ public static class HighActivationBox
     }
 
     /// <summary>Quickselect: puts the k-th smallest value at index k, smaller ones left of it and larger ones right.</summary>
-    private static float Select(float[] values, int k)
+    private static float Select(Span<float> values, int k)
     {
         int left = 0, right = values.Length - 1;
         while (left < right)
@@ -61,9 +66,13 @@ public static class HighActivationBox
     private static float Median(float a, float b, float c) => Math.Max(Math.Min(a, b), Math.Min(Math.Max(a, b), c));
 
     /// <summary>The box in the map's own pixels.</summary>
-    public static PixelBox Find(ReadOnlySpan<float> map, int height, int width, double percentile = DefaultPercentile)
+    public static PixelBox Find(ReadOnlySpan<float> map, int height, int width, double percentile = DefaultPercentile) =>
+        Find(map, height, width, percentile, new float[map.Length]);
+
+    /// <summary>As <see cref="Find(ReadOnlySpan{float}, int, int, double)"/>, with a caller's scratch buffer (at least the map's length).</summary>
+    public static PixelBox Find(ReadOnlySpan<float> map, int height, int width, double percentile, Span<float> scratch)
     {
-        var threshold = Percentile(map, percentile);
+        var threshold = Percentile(map, percentile, scratch);
         int top = height, bottom = -1, left = width, right = -1;
         for (var y = 0; y < height; y++)
         {

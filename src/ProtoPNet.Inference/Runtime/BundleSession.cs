@@ -54,7 +54,7 @@ public sealed class BundleSession : IDisposable
 
     public static void ReturnBuffer(float[] buffer) => ArrayPool<float>.Shared.Return(buffer);
 
-    /// <summary>Runs the network on <paramref name="count"/> images stored in the first elements of <paramref name="images"/>.</summary>
+    /// <summary>Runs the network on <paramref name="count"/> images stored in the first elements of <paramref name="images"/>; dispose the outputs.</summary>
     public NetworkOutputs Run(float[] images, int count)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
@@ -62,12 +62,21 @@ public sealed class BundleSession : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(images.Length, elements);
 
         var outputs = new NetworkOutputs(count, ClassCount, PrototypeCount, MapHeight, MapWidth);
-        using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance,
-            images.AsMemory(0, elements), [count, Channels, Height, Width]);
-        using var logits = OrtValue.CreateTensorValueFromMemory(outputs.Logits, [count, ClassCount]);
-        using var similarities = OrtValue.CreateTensorValueFromMemory(outputs.Similarities, [count, PrototypeCount]);
-        using var maps = OrtValue.CreateTensorValueFromMemory(outputs.SimilarityMaps, [count, PrototypeCount, MapHeight, MapWidth]);
-        _session.Run(_runOptions, InputNames, [input], OutputNames, [logits, similarities, maps]);
+        try
+        {
+            using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance,
+                images.AsMemory(0, elements), [count, Channels, Height, Width]);
+            using var logits = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, outputs.LogitsMemory, [count, ClassCount]);
+            using var similarities = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, outputs.SimilaritiesMemory, [count, PrototypeCount]);
+            using var maps = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, outputs.MapsMemory,
+                [count, PrototypeCount, MapHeight, MapWidth]);
+            _session.Run(_runOptions, InputNames, [input], OutputNames, [logits, similarities, maps]);
+        }
+        catch
+        {
+            outputs.Dispose();
+            throw;
+        }
         return outputs;
     }
 

@@ -1,27 +1,63 @@
+using System.Buffers;
+
 namespace ProtoPNet.Inference.Runtime;
 
 /// <summary>
-/// The ONNX outputs for a batch of N images, row-major: logits [N, K], similarities [N, M],
-/// similarity maps [N, M, h, w].
+/// The ONNX outputs for a batch of N images, row-major: logits [N, K], similarities [N, M], similarity maps
+/// [N, M, h, w]. The buffers are pooled (a ResNet bundle's maps would otherwise be a large-object allocation per
+/// request): dispose the outputs when done with them.
 /// </summary>
-public sealed class NetworkOutputs(int count, int classCount, int prototypeCount, int mapHeight, int mapWidth)
+public sealed class NetworkOutputs : IDisposable
 {
-    public int Count { get; } = count;
-    public int ClassCount { get; } = classCount;
-    public int PrototypeCount { get; } = prototypeCount;
-    public int MapHeight { get; } = mapHeight;
-    public int MapWidth { get; } = mapWidth;
-    public float[] Logits { get; } = new float[count * classCount];
-    public float[] Similarities { get; } = new float[count * prototypeCount];
-    public float[] SimilarityMaps { get; } = new float[count * prototypeCount * mapHeight * mapWidth];
+    private float[]? _logits;
+    private float[]? _similarities;
+    private float[]? _maps;
 
-    public ReadOnlySpan<float> LogitsOf(int item) => Logits.AsSpan(item * ClassCount, ClassCount);
-    public ReadOnlySpan<float> SimilaritiesOf(int item) => Similarities.AsSpan(item * PrototypeCount, PrototypeCount);
+    public NetworkOutputs(int count, int classCount, int prototypeCount, int mapHeight, int mapWidth)
+    {
+        Count = count;
+        ClassCount = classCount;
+        PrototypeCount = prototypeCount;
+        MapHeight = mapHeight;
+        MapWidth = mapWidth;
+        _logits = ArrayPool<float>.Shared.Rent(count * classCount);
+        _similarities = ArrayPool<float>.Shared.Rent(count * prototypeCount);
+        _maps = ArrayPool<float>.Shared.Rent(count * prototypeCount * mapHeight * mapWidth);
+    }
+
+    public int Count { get; }
+    public int ClassCount { get; }
+    public int PrototypeCount { get; }
+    public int MapHeight { get; }
+    public int MapWidth { get; }
+
+    /// <summary>The output buffers at their exact sizes, for ONNX Runtime to write into.</summary>
+    internal Memory<float> LogitsMemory => Buffer(_logits).AsMemory(0, Count * ClassCount);
+    internal Memory<float> SimilaritiesMemory => Buffer(_similarities).AsMemory(0, Count * PrototypeCount);
+    internal Memory<float> MapsMemory => Buffer(_maps).AsMemory(0, Count * PrototypeCount * MapHeight * MapWidth);
+
+    public ReadOnlySpan<float> LogitsOf(int item) => Buffer(_logits).AsSpan(item * ClassCount, ClassCount);
+    public ReadOnlySpan<float> SimilaritiesOf(int item) => Buffer(_similarities).AsSpan(item * PrototypeCount, PrototypeCount);
 
     /// <summary>The h x w activation map of one prototype for one image.</summary>
     public ReadOnlySpan<float> MapOf(int item, int prototype)
     {
         var size = MapHeight * MapWidth;
-        return SimilarityMaps.AsSpan((item * PrototypeCount + prototype) * size, size);
+        return Buffer(_maps).AsSpan((item * PrototypeCount + prototype) * size, size);
+    }
+
+    private static float[] Buffer(float[]? buffer) => buffer ?? throw new ObjectDisposedException(nameof(NetworkOutputs));
+
+    public void Dispose()
+    {
+        Return(ref _logits);
+        Return(ref _similarities);
+        Return(ref _maps);
+    }
+
+    private static void Return(ref float[]? buffer)
+    {
+        var taken = Interlocked.Exchange(ref buffer, null);
+        if (taken is not null) ArrayPool<float>.Shared.Return(taken);
     }
 }
