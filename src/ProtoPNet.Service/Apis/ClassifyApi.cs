@@ -75,7 +75,7 @@ public static class ClassifyApi
         HttpRequest request,
         [FromQuery] string? model, [FromQuery] int? topClasses, [FromQuery] int? topPrototypes,
         [FromQuery] int? explainClass, [FromQuery] string? heatmaps,
-        ModelRegistry registry, Classifier classifier, IOptions<ClassifyOptions> classifyOptions, IDiagnosticContext diagnostics,
+        ModelRegistry registry, Classifier classifier, IDiagnosticContext diagnostics,
         CancellationToken cancellationToken)
     {
         try

@@ -70,7 +70,7 @@ public sealed class ExamplesOperationFilter : IOperationFilter
                     media.Examples[kind.Type[(kind.Type.LastIndexOf(':') + 1)..]] = new OpenApiExample
                     {
                         Summary = kind.Title,
-                        Value = ProblemExample(kind, operationId),
+                        Value = ProblemExample(kind),
                     };
                 }
             }
@@ -99,7 +99,7 @@ public sealed class ExamplesOperationFilter : IOperationFilter
         };
     }
 
-    private static JsonNode ProblemExample(ProblemKind kind, string operationId) => new JsonObject
+    private static JsonNode ProblemExample(ProblemKind kind) => new JsonObject
     {
         ["type"] = kind.Type,
         ["title"] = kind.Title,
