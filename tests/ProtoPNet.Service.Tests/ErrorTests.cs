@@ -55,6 +55,7 @@ public class ErrorTests(TrainerBundles bundles)
     [InlineData("topPrototypes=-1")]
     [InlineData("explainClass=99")]
     [InlineData("heatmaps=gif")]
+    [InlineData("topPrototypes=101")]
     public async Task InvalidQueryParameterIs400(string query)
     {
         var response = await Client.PostAsync($"/classify?{query}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)));
@@ -128,6 +129,20 @@ public class ErrorTests(TrainerBundles bundles)
         await Http.ProblemAsync(await client.PostAsync("/classify", chunked), HttpStatusCode.RequestEntityTooLarge, "image-too-large");
         // And the same service still classifies a small image.
         await Http.JsonAsync(await client.PostAsync("/classify", Http.Raw(Http.BundleImage(bundles.SmokeBundle, 0), "image/png")));
+    }
+
+    [Fact]
+    public async Task TooManyHeatmapsIs400()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Classify:MaxHeatmapPrototypes", "2"));
+        var client = factory.CreateClient();
+        var image = Http.BundleImage(bundles.SmokeBundle, 0);
+        var problem = await Http.ProblemAsync(await client.PostAsync("/classify?topPrototypes=3&heatmaps=png", Http.Image(image)),
+            HttpStatusCode.BadRequest, "invalid-parameter");
+        Assert.Contains("MaxHeatmapPrototypes", problem.GetProperty("detail").GetString());
+        await Http.JsonAsync(await client.PostAsync("/classify?topPrototypes=2&heatmaps=png", Http.Image(image)));
+        await Http.JsonAsync(await client.PostAsync("/classify?topPrototypes=3", Http.Image(image)));
     }
 
     [Fact]

@@ -19,6 +19,14 @@ public sealed class ClassifyOptions
     /// <summary>Most images in one <c>/classify/batch</c> request (default 32).</summary>
     [System.ComponentModel.DataAnnotations.Range(1, 1024)]
     public int MaxBatchImages { get; set; } = 32;
+
+    /// <summary>Most prototypes one answer may explain (<c>topPrototypes</c>, default limit 100).</summary>
+    [System.ComponentModel.DataAnnotations.Range(1, 100000)]
+    public int MaxTopPrototypes { get; set; } = 100;
+
+    /// <summary>Most prototypes that get a heatmap, each as large as the upload (<c>topPrototypes</c> with <c>heatmaps=png</c>, default 10).</summary>
+    [System.ComponentModel.DataAnnotations.Range(1, 1000)]
+    public int MaxHeatmapPrototypes { get; set; } = 10;
 }
 
 /// <summary>POST /classify and /classify/batch.</summary>
@@ -75,13 +83,14 @@ public static class ClassifyApi
         HttpRequest request,
         [FromQuery] string? model, [FromQuery] int? topClasses, [FromQuery] int? topPrototypes,
         [FromQuery] int? explainClass, [FromQuery] string? heatmaps,
-        ModelRegistry registry, Classifier classifier, IDiagnosticContext diagnostics,
+        ModelRegistry registry, Classifier classifier, IOptions<ClassifyOptions> classifyOptions, IDiagnosticContext diagnostics,
         CancellationToken cancellationToken)
     {
         try
         {
             var bundle = ResolveModel(registry, model, diagnostics);
             var options = ParseOptions(bundle, topClasses, topPrototypes, explainClass, heatmaps);
+            CheckLimits(topPrototypes, options, classifyOptions.Value);
             var images = await UploadReader.ReadAsync(request, classifier.Decoder.Limits, maxImages: 1, cancellationToken);
             var classification = await Task.Run(() => classifier.Classify(bundle, images[0], options), cancellationToken);
             diagnostics.Set("PredictedClass", classification.Prediction.Label);
@@ -113,6 +122,7 @@ public static class ClassifyApi
         {
             var bundle = ResolveModel(registry, model, diagnostics);
             var options = ParseOptions(bundle, topClasses, topPrototypes, explainClass, heatmaps);
+            CheckLimits(topPrototypes, options, classifyOptions.Value);
             if (!request.HasFormContentType)
             {
                 throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
@@ -170,6 +180,21 @@ public static class ClassifyApi
         };
         return new ExplainOptions(
             Math.Min(topClasses ?? 3, bundle.ClassCount), Math.Min(topPrototypes ?? 5, bundle.PrototypeCount), explainClass, wantHeatmaps);
+    }
+
+    /// <summary>Bounds the work one request can ask for: every explained prototype costs an upsampled map, every heatmap a full-size PNG.</summary>
+    private static void CheckLimits(int? topPrototypes, ExplainOptions options, ClassifyOptions limits)
+    {
+        if (topPrototypes > limits.MaxTopPrototypes)
+        {
+            throw new ProblemException(ProblemCatalog.InvalidParameter,
+                $"topPrototypes is {topPrototypes}; at most {limits.MaxTopPrototypes} prototypes are explained per image (Classify:MaxTopPrototypes).");
+        }
+        if (options.Heatmaps && options.TopPrototypes > limits.MaxHeatmapPrototypes)
+        {
+            throw new ProblemException(ProblemCatalog.InvalidParameter,
+                $"heatmaps=png with topPrototypes {options.TopPrototypes}: at most {limits.MaxHeatmapPrototypes} heatmaps per image (Classify:MaxHeatmapPrototypes); ask for fewer prototypes or heatmaps=none.");
+        }
     }
 
     internal static ClassifyResponse ToResponse(ModelBundle bundle, Classification classification)
