@@ -7,11 +7,13 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceLogging();
 builder.AddProblemResponses();
 builder.AddInference();
+builder.AddServing();
 builder.AddApiDocumentation();
 
 var app = builder.Build();
 app.UseProblemResponses();
 app.UseServiceRequestLogging();
+app.UseServing();
 app.UseApiDocumentation();
 app.UseWebPage();
 
@@ -20,6 +22,8 @@ app.MapModelsApi();
 app.MapHealthApi();
 app.MapCardApi();
 app.MapExamplesApi();
+app.MapOperationsApi();
+app.MapV2Api();
 
 await app.RunAsync();
 return 0;

@@ -1,13 +1,65 @@
 using System.Diagnostics;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Preprocessing;
+using ProtoPNet.Inference.Runtime;
 
 namespace ProtoPNet.Inference.Explanation;
 
 /// <summary>The outcome for one image of a batch: a classification, or why the image was rejected.</summary>
 public sealed record BatchItemOutcome(Classification? Classification, ImageRejectedException? Rejection);
 
-/// <summary>The whole data flow for uploaded images: decode, preprocess, run the network once, explain.</summary>
+/// <summary>
+/// Uploaded images decoded and written into one pooled [N, C, H, W] input buffer (the accepted ones, in order), ready
+/// for a network run; rejected images are kept per item. Dispose it to return the buffer and release the pixels.
+/// </summary>
+public sealed class PreparedImages : IDisposable
+{
+    private readonly DecodedImage?[] _decoded;
+    private readonly int[] _rows;
+    private float[]? _input;
+
+    internal PreparedImages(DecodedImage?[] decoded, ImageRejectedException?[] rejections, int[] rows, float[] input, double decodeMs)
+    {
+        _decoded = decoded;
+        Rejections = rejections;
+        _rows = rows;
+        _input = input;
+        DecodeMs = decodeMs;
+    }
+
+    /// <summary>How many images were uploaded.</summary>
+    public int Count => _decoded.Length;
+
+    /// <summary>Rows of <see cref="Input"/>: the images that decoded.</summary>
+    public int RowCount => _rows.Length;
+
+    /// <summary>The accepted images in [N, C, H, W] layout, in its first <c>RowCount x ImageElementCount</c> elements.</summary>
+    public float[] Input => _input ?? throw new ObjectDisposedException(nameof(PreparedImages));
+
+    public IReadOnlyList<ImageRejectedException?> Rejections { get; }
+
+    /// <summary>Decoding and tensor writing time per image.</summary>
+    public double DecodeMs { get; }
+
+    /// <summary>Which uploaded image a row of the input holds.</summary>
+    public int ImageOfRow(int row) => _rows[row];
+
+    public DecodedImage DecodedAt(int image) => _decoded[image] ?? throw new InvalidOperationException($"image {image} was rejected");
+
+    public void Dispose()
+    {
+        var input = Interlocked.Exchange(ref _input, null);
+        if (input is null) return;
+        BundleSession.ReturnBuffer(input);
+        foreach (var image in _decoded) image?.Dispose();
+    }
+}
+
+/// <summary>
+/// The whole data flow for uploaded images: decode and preprocess (<see cref="Prepare"/>), run the network, explain
+/// (<see cref="Explain"/>). The service runs the network through its batcher between the two; <see cref="ClassifyBatch"/>
+/// does all three in one call.
+/// </summary>
 public sealed class Classifier(ImageDecoder decoder)
 {
     public ImageDecoder Decoder => decoder;
@@ -24,14 +76,25 @@ public sealed class Classifier(ImageDecoder decoder)
     public IReadOnlyList<BatchItemOutcome> ClassifyBatch(ModelBundle bundle, IReadOnlyList<ReadOnlyMemory<byte>> images, ExplainOptions options)
     {
         var total = Stopwatch.StartNew();
+        using var prepared = Prepare(bundle, images);
+        if (prepared.RowCount == 0) return Explain(bundle, prepared, null, 0, options, 0, total);
+        var inferenceWatch = Stopwatch.StartNew();
+        using var outputs = bundle.Session.Run(prepared.Input, prepared.RowCount);
+        var inferenceMs = inferenceWatch.Elapsed.TotalMilliseconds / prepared.RowCount;
+        return Explain(bundle, prepared, outputs, 0, options, inferenceMs, total);
+    }
+
+    /// <summary>Decodes the images and writes the accepted ones into one pooled input buffer; bad images are kept per item.</summary>
+    public PreparedImages Prepare(ModelBundle bundle, IReadOnlyList<ReadOnlyMemory<byte>> images)
+    {
+        var decodeWatch = Stopwatch.StartNew();
         var decoded = new DecodedImage?[images.Count];
         var rejections = new ImageRejectedException?[images.Count];
         var session = bundle.Session;
         var buffer = session.RentBuffer(images.Count);
+        var rows = new List<int>(images.Count);
         try
         {
-            var decodeWatch = Stopwatch.StartNew();
-            var rows = new List<int>(images.Count);
             for (var i = 0; i < images.Count; i++)
             {
                 try
@@ -45,36 +108,42 @@ public sealed class Classifier(ImageDecoder decoder)
                     rejections[i] = rejection;
                 }
             }
-            var decodeMs = decodeWatch.Elapsed.TotalMilliseconds / Math.Max(1, images.Count);
-
-            var results = new BatchItemOutcome[images.Count];
-            for (var i = 0; i < images.Count; i++)
-            {
-                if (rejections[i] is not null) results[i] = new BatchItemOutcome(null, rejections[i]);
-            }
-            if (rows.Count == 0) return results;
-
-            var inferenceWatch = Stopwatch.StartNew();
-            using var outputs = session.Run(buffer, rows.Count);
-            var inferenceMs = inferenceWatch.Elapsed.TotalMilliseconds / rows.Count;
-
-            for (var row = 0; row < rows.Count; row++)
-            {
-                var index = rows[row];
-                var image = decoded[index]!;
-                var explainWatch = Stopwatch.StartNew();
-                var (prediction, topClasses, explanation) = Explainer.Explain(bundle, outputs, row, image, options);
-                var explainMs = explainWatch.Elapsed.TotalMilliseconds;
-                var timings = new StageTimings(decodeMs, inferenceMs, explainMs, total.Elapsed.TotalMilliseconds);
-                results[index] = new BatchItemOutcome(
-                    new Classification(image.Width, image.Height, prediction, topClasses, explanation, timings), null);
-            }
-            return results;
         }
-        finally
+        catch
         {
-            Runtime.BundleSession.ReturnBuffer(buffer);
+            BundleSession.ReturnBuffer(buffer);
             foreach (var image in decoded) image?.Dispose();
+            throw;
         }
+        return new PreparedImages(decoded, rejections, rows.ToArray(), buffer,
+            decodeWatch.Elapsed.TotalMilliseconds / Math.Max(1, images.Count));
+    }
+
+    /// <summary>
+    /// Explains every accepted image from the network outputs, whose rows <paramref name="firstRow"/> onwards hold the
+    /// prepared images' rows in order (a batch may hold other requests' rows before them).
+    /// </summary>
+    public IReadOnlyList<BatchItemOutcome> Explain(ModelBundle bundle, PreparedImages prepared, NetworkOutputs? outputs, int firstRow,
+        ExplainOptions options, double inferenceMs, Stopwatch total)
+    {
+        var results = new BatchItemOutcome[prepared.Count];
+        for (var i = 0; i < prepared.Count; i++)
+        {
+            if (prepared.Rejections[i] is { } rejection) results[i] = new BatchItemOutcome(null, rejection);
+        }
+        if (prepared.RowCount == 0) return results;
+        ArgumentNullException.ThrowIfNull(outputs);
+        for (var row = 0; row < prepared.RowCount; row++)
+        {
+            var index = prepared.ImageOfRow(row);
+            var image = prepared.DecodedAt(index);
+            var explainWatch = Stopwatch.StartNew();
+            var (prediction, topClasses, explanation) = Explainer.Explain(bundle, outputs, firstRow + row, image, options);
+            var explainMs = explainWatch.Elapsed.TotalMilliseconds;
+            var timings = new StageTimings(prepared.DecodeMs, inferenceMs, explainMs, total.Elapsed.TotalMilliseconds);
+            results[index] = new BatchItemOutcome(
+                new Classification(image.Width, image.Height, prediction, topClasses, explanation, timings), null);
+        }
+        return results;
     }
 }

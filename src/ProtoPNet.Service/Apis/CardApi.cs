@@ -6,6 +6,7 @@ using ProtoPNet.Inference.Rendering;
 using ProtoPNet.Service.Models;
 using ProtoPNet.Service.OpenApi;
 using ProtoPNet.Service.Problems;
+using ProtoPNet.Service.Serving;
 using Serilog;
 
 namespace ProtoPNet.Service.Apis;
@@ -46,7 +47,8 @@ public static class CardApi
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
+            .RequireClassifyKey();
         return app;
     }
 
@@ -57,28 +59,29 @@ public static class CardApi
     internal static async Task<Results<FileContentHttpResult, ProblemHttpResult>> RenderCardAsync(
         HttpRequest request,
         [FromQuery] string? model, [FromQuery] int? topClasses, [FromQuery] int? topPrototypes, [FromQuery] int? explainClass,
-        ModelRegistry registry, Classifier classifier, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
+        ModelRegistry registry, InferencePipeline pipeline, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
     {
         try
         {
-            var bundle = ClassifyApi.ResolveModel(registry, model, diagnostics);
+            using var lease = ClassifyApi.AcquireModel(registry, model, diagnostics, request.HttpContext);
+            var bundle = lease.Bundle;
             if (topPrototypes is > MaxCardPrototypes)
             {
                 throw new ProblemException(ProblemCatalog.InvalidParameter,
                     $"topPrototypes is {topPrototypes}; a card has room for at most {MaxCardPrototypes} prototype rows.");
             }
             var options = ClassifyApi.ParseOptions(bundle, topClasses, topPrototypes, explainClass, heatmaps: "png");
-            var images = await UploadReader.ReadAsync(request, classifier.Decoder.Limits, maxImages: 1, cancellationToken);
-            var (classification, png) = await Task.Run(() =>
-            {
-                // The card draws the upload itself; the classifier decodes its own copy and releases it.
-                using var decoded = classifier.Decoder.Decode(images[0]);
-                // Heatmaps come at the upload's full size and are shrunk to thumbnails on the card: above a size they would
-                // cost more than they show, and the card's rows then show the plain image with the box.
-                var withHeatmaps = options with { Heatmaps = (long)decoded.Width * decoded.Height <= MaxHeatmapPixels };
-                var result = classifier.Classify(bundle, images[0], withHeatmaps);
-                return (result, ExplanationCard.RenderPng(bundle, decoded.Pixels, result));
-            }, cancellationToken);
+            var images = await UploadReader.ReadAsync(request, pipeline.Classifier.Decoder.Limits, maxImages: 1, cancellationToken);
+            var total = System.Diagnostics.Stopwatch.StartNew();
+            // The card draws the decoded upload itself, so it is decoded once for both the network and the drawing.
+            using var prepared = pipeline.Classifier.Prepare(bundle, images);
+            if (prepared.Rejections[0] is { } rejected) throw rejected;
+            var decoded = prepared.DecodedAt(0);
+            // Heatmaps come at the upload's full size and are shrunk to thumbnails on the card: above a size they would
+            // cost more than they show, and the card's rows then show the plain image with the box.
+            var withHeatmaps = options with { Heatmaps = (long)decoded.Width * decoded.Height <= MaxHeatmapPixels };
+            var classification = (await pipeline.ExplainAsync(lease, prepared, withHeatmaps, total, cancellationToken))[0].Classification!;
+            var png = ExplanationCard.RenderPng(bundle, decoded.Pixels, classification);
             diagnostics.Set("PredictedClass", classification.Prediction.Label);
             return TypedResults.File(png, "image/png");
         }

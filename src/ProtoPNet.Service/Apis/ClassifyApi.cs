@@ -7,6 +7,7 @@ using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Service.Models;
 using ProtoPNet.Service.OpenApi;
 using ProtoPNet.Service.Problems;
+using ProtoPNet.Service.Serving;
 using Serilog;
 
 namespace ProtoPNet.Service.Apis;
@@ -34,7 +35,7 @@ public static class ClassifyApi
 {
     public static IEndpointRouteBuilder MapClassifyApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/classify").WithTags("Classify");
+        var group = app.MapGroup("/classify").WithTags("Classify").RequireClassifyKey();
 
         group.MapPost("", ClassifyAsync)
             .WithName("Classify")
@@ -72,6 +73,7 @@ public static class ClassifyApi
         .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
         .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
         .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
+        .ProducesProblem(StatusCodes.Status429TooManyRequests)
         .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
     /// <param name="model">Model name, or <c>name@version</c>; the default model when absent.</param>
@@ -83,16 +85,19 @@ public static class ClassifyApi
         HttpRequest request,
         [FromQuery] string? model, [FromQuery] int? topClasses, [FromQuery] int? topPrototypes,
         [FromQuery] int? explainClass, [FromQuery] string? heatmaps,
-        ModelRegistry registry, Classifier classifier, IOptions<ClassifyOptions> classifyOptions, IDiagnosticContext diagnostics,
+        ModelRegistry registry, InferencePipeline pipeline, IOptions<ClassifyOptions> classifyOptions, IDiagnosticContext diagnostics,
         CancellationToken cancellationToken)
     {
         try
         {
-            var bundle = ResolveModel(registry, model, diagnostics);
+            using var lease = AcquireModel(registry, model, diagnostics, request.HttpContext);
+            var bundle = lease.Bundle;
             var options = ParseOptions(bundle, topClasses, topPrototypes, explainClass, heatmaps);
             CheckLimits(topPrototypes, options, classifyOptions.Value);
-            var images = await UploadReader.ReadAsync(request, classifier.Decoder.Limits, maxImages: 1, cancellationToken);
-            var classification = await Task.Run(() => classifier.Classify(bundle, images[0], options), cancellationToken);
+            var images = await UploadReader.ReadAsync(request, pipeline.Classifier.Decoder.Limits, maxImages: 1, cancellationToken);
+            var outcome = (await pipeline.ClassifyAsync(lease, images, options, cancellationToken))[0];
+            if (outcome.Rejection is not null) throw outcome.Rejection;
+            var classification = outcome.Classification!;
             diagnostics.Set("PredictedClass", classification.Prediction.Label);
             return TypedResults.Ok(ToResponse(bundle, classification));
         }
@@ -115,12 +120,13 @@ public static class ClassifyApi
         HttpRequest request,
         [FromQuery] string? model, [FromQuery] int? topClasses, [FromQuery] int? topPrototypes,
         [FromQuery] int? explainClass, [FromQuery] string? heatmaps,
-        ModelRegistry registry, Classifier classifier, IOptions<ClassifyOptions> classifyOptions, IDiagnosticContext diagnostics,
+        ModelRegistry registry, InferencePipeline pipeline, IOptions<ClassifyOptions> classifyOptions, IDiagnosticContext diagnostics,
         CancellationToken cancellationToken)
     {
         try
         {
-            var bundle = ResolveModel(registry, model, diagnostics);
+            using var lease = AcquireModel(registry, model, diagnostics, request.HttpContext);
+            var bundle = lease.Bundle;
             var options = ParseOptions(bundle, topClasses, topPrototypes, explainClass, heatmaps);
             CheckLimits(topPrototypes, options, classifyOptions.Value);
             if (!request.HasFormContentType)
@@ -128,8 +134,8 @@ public static class ClassifyApi
                 throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
                     $"Content-Type '{request.ContentType}' is not accepted here: send multipart/form-data with one file field 'image' per image.");
             }
-            var images = await UploadReader.ReadAsync(request, classifier.Decoder.Limits, classifyOptions.Value.MaxBatchImages, cancellationToken);
-            var outcomes = await Task.Run(() => classifier.ClassifyBatch(bundle, images, options), cancellationToken);
+            var images = await UploadReader.ReadAsync(request, pipeline.Classifier.Decoder.Limits, classifyOptions.Value.MaxBatchImages, cancellationToken);
+            var outcomes = await pipeline.ClassifyAsync(lease, images, options, cancellationToken);
             var results = outcomes.Select(outcome => outcome.Classification is { } classification
                 ? (object)ToResponse(bundle, classification)
                 : ProblemCatalog.Details(ProblemCatalog.ForRejection(outcome.Rejection!.Rejection), outcome.Rejection.Message)).ToArray();
@@ -142,13 +148,19 @@ public static class ClassifyApi
         }
     }
 
-    internal static ModelBundle ResolveModel(ModelRegistry registry, string? model, IDiagnosticContext diagnostics)
+    /// <summary>
+    /// Resolves the request's <c>model</c> parameter and leases that version for the request (a hot reload cannot dispose
+    /// it meanwhile); names it in the request log line and the request metrics.
+    /// </summary>
+    internal static ModelLease AcquireModel(ModelRegistry registry, string? model, IDiagnosticContext diagnostics, HttpContext context)
     {
-        switch (registry.TryResolve(model, out var bundle))
+        switch (registry.TryAcquire(model, out var lease))
         {
             case ModelLookup.Found:
-                diagnostics.Set("Model", $"{bundle!.Name}@{bundle.Version}");
-                return bundle;
+                var bundle = lease!.Bundle;
+                diagnostics.Set("Model", $"{bundle.Name}@{bundle.Version}");
+                RequestMetrics.SetModel(context, bundle);
+                return lease;
             case ModelLookup.NoModelLoaded:
                 throw new ProblemException(ProblemCatalog.NoModelReady,
                     $"No model is loaded yet: the model root {registry.Root} holds no valid bundle. Retry later.");

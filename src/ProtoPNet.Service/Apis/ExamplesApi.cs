@@ -34,7 +34,8 @@ public static class ExamplesApi
                 Description = "The example image, as stored in the bundle (usually PNG).",
             })
             .Produces(StatusCodes.Status304NotModified)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ValidateModelRouteValues();
         return app;
     }
 

@@ -14,7 +14,7 @@ public static class ModelsApi
 
     public static IEndpointRouteBuilder MapModelsApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/models").WithTags("Models");
+        var group = app.MapGroup("/models").WithTags("Models").ValidateModelRouteValues();
 
         group.MapGet("", GetModels)
             .WithName("ListModels")

@@ -23,9 +23,10 @@ public static class ProblemExtensions
                 StatusCodes.Status500InternalServerError => ProblemCatalog.Unexpected.ExampleDetail,
                 _ => null,
             };
-            if (problem.Status == StatusCodes.Status503ServiceUnavailable && !http.Response.Headers.ContainsKey("Retry-After"))
+            if (problem.Status is StatusCodes.Status503ServiceUnavailable or StatusCodes.Status429TooManyRequests
+                && !http.Response.Headers.ContainsKey("Retry-After"))
             {
-                http.Response.Headers.RetryAfter = ProblemCatalog.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+                http.Response.Headers.RetryAfter = ProblemCatalog.RetryAfterFor(problem.Type).ToString(CultureInfo.InvariantCulture);
             }
         });
         return builder;

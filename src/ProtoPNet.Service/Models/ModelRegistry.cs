@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Runtime;
+using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Models;
 
@@ -16,20 +17,32 @@ public sealed record ModelCatalog(
     IReadOnlyDictionary<string, ModelFamily> Families, string? DefaultModel, IReadOnlyList<RefusedBundle> Refused)
 {
     public static readonly ModelCatalog Empty = new(new Dictionary<string, ModelFamily>(), null, []);
+
+    /// <summary>The served form (batcher and leases) of every loaded bundle.</summary>
+    public IReadOnlyDictionary<ModelBundle, ServedModel> Served { get; init; } = new Dictionary<ModelBundle, ServedModel>();
 }
 
 /// <summary>The outcome of looking a model up by a request's <c>model</c> parameter.</summary>
 public enum ModelLookup { Found, NoModelLoaded, UnknownName, UnknownVersion }
 
+/// <summary>What a rescan changed.</summary>
+public sealed record RescanResult(IReadOnlyList<string> Loaded, IReadOnlyList<string> Removed, IReadOnlyList<RefusedBundle> Refused,
+    IReadOnlyList<string> Serving);
+
 /// <summary>
 /// Loads every bundle under the model root, refusing bad ones with one log line each, and answers which bundle
-/// serves a request. The catalog is swapped atomically, which leaves room for reloading while serving.
+/// serves a request. <see cref="Rescan"/> (hot reload) loads new version folders, verifies and warms them up before
+/// swapping the catalog atomically, and retires removed ones; a retired version finishes its running requests first
+/// (<see cref="ModelLease"/>), then its session is disposed.
 /// </summary>
 public sealed class ModelRegistry(
     IOptions<ModelsOptions> options, BundleLoader loader, SessionFactory sessionFactory, IHostEnvironment environment,
-    ILogger<ModelRegistry> logger) : IDisposable
+    IOptions<BatchingOptions> batching, ServiceMetrics metrics, ILogger<ModelRegistry> logger) : IDisposable
 {
+    private readonly Lock _scanLock = new();
+    private readonly Dictionary<string, (DateTime ManifestWritten, RefusedBundle Refusal)> _refusedCache = new(StringComparer.Ordinal);
     private ModelCatalog _catalog = ModelCatalog.Empty;
+    private bool _disposed;
 
     public ModelCatalog Catalog => Volatile.Read(ref _catalog);
 
@@ -41,7 +54,7 @@ public sealed class ModelRegistry(
     /// <summary>The execution provider sessions run on (decided once, see <see cref="SessionFactory"/>).</summary>
     public ProviderChoice Provider => sessionFactory.Provider;
 
-    /// <summary>Scans the model root and replaces the catalog.</summary>
+    /// <summary>Scans the model root and loads what it holds (at start).</summary>
     public void LoadAll()
     {
         var stopwatch = Stopwatch.StartNew();
@@ -52,47 +65,122 @@ public sealed class ModelRegistry(
                 provider.FallbackReason, provider.Provider);
         }
         logger.LogInformation("Loading model bundles from {ModelRoot} with {Provider}", Root, provider.Provider);
+        RescanCore(stopwatch);
+    }
 
-        var loaded = new List<ModelBundle>();
-        var refused = new List<RefusedBundle>();
-        foreach (var directory in FindBundleDirectories(Root))
+    /// <summary>
+    /// Compares the model root with what is loaded: loads, verifies and warms up new version folders, drops removed ones,
+    /// and swaps the catalog once. Folders refused before are retried only when their model.json changes, so a periodic
+    /// rescan does not repeat the refusal's log line.
+    /// </summary>
+    public RescanResult Rescan() => RescanCore(Stopwatch.StartNew());
+
+    private RescanResult RescanCore(Stopwatch stopwatch)
+    {
+        lock (_scanLock)
         {
-            try
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var current = Catalog;
+            var loadedByDirectory = current.Served.Keys.ToDictionary(b => b.Directory, StringComparer.Ordinal);
+            var directories = FindBundleDirectories(Root).ToArray();
+
+            var kept = new List<ModelBundle>();
+            var added = new List<ModelBundle>();
+            var refused = new List<RefusedBundle>();
+            var newlyRefused = new List<RefusedBundle>();
+            foreach (var directory in directories)
             {
-                var bundle = loader.Load(directory);
-                loaded.Add(bundle);
-                logger.LogInformation("Loaded model {Model}@{Version} ({Classes} classes, {Prototypes} prototypes, input {Channels}x{Height}x{Width}) in {LoadMs:0} ms from {Directory}",
-                    bundle.Name, bundle.Version, bundle.ClassCount, bundle.PrototypeCount, bundle.Manifest.Input.Channels,
-                    bundle.Manifest.Input.Height, bundle.Manifest.Input.Width, bundle.LoadMilliseconds, directory);
+                if (loadedByDirectory.TryGetValue(directory, out var existing))
+                {
+                    kept.Add(existing);
+                    continue;
+                }
+                var manifestWritten = File.GetLastWriteTimeUtc(Path.Combine(directory, BundleLoader.ManifestFileName));
+                if (_refusedCache.TryGetValue(directory, out var cached) && cached.ManifestWritten == manifestWritten)
+                {
+                    refused.Add(cached.Refusal);
+                    continue;
+                }
+                try
+                {
+                    var bundle = loader.Load(directory);
+                    added.Add(bundle);
+                    _refusedCache.Remove(directory);
+                    metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("result", "loaded"));
+                    logger.LogInformation("Loaded model {Model}@{Version} ({Classes} classes, {Prototypes} prototypes, input {Channels}x{Height}x{Width}) in {LoadMs:0} ms from {Directory}",
+                        bundle.Name, bundle.Version, bundle.ClassCount, bundle.PrototypeCount, bundle.Manifest.Input.Channels,
+                        bundle.Manifest.Input.Height, bundle.Manifest.Input.Width, bundle.LoadMilliseconds, directory);
+                }
+                catch (BundleRefusedException refusal)
+                {
+                    var refusedBundle = new RefusedBundle(directory, refusal.Reason);
+                    refused.Add(refusedBundle);
+                    newlyRefused.Add(refusedBundle);
+                    _refusedCache[directory] = (manifestWritten, refusedBundle);
+                    metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", Path.GetFileName(Path.GetDirectoryName(directory))), ServiceMetrics.Tag("result", "refused"));
+                    logger.LogError("Refused model bundle {Directory}: {Reason}", directory, refusal.Reason);
+                }
             }
-            catch (BundleRefusedException refusal)
+            var removed = current.Served.Keys.Where(b => !directories.Contains(b.Directory, StringComparer.Ordinal)).ToArray();
+            foreach (var gone in _refusedCache.Keys.Where(d => !directories.Contains(d, StringComparer.Ordinal)).ToArray()) _refusedCache.Remove(gone);
+
+            var first = ReferenceEquals(current, ModelCatalog.Empty);
+            var changed = first || added.Count > 0 || removed.Length > 0 || !refused.SequenceEqual(current.Refused);
+            if (!changed) return new RescanResult([], [], [], Serving(current));
+
+            var loaded = kept.Concat(added).ToList();
+            var served = new Dictionary<ModelBundle, ServedModel>();
+            foreach (var bundle in kept) served[bundle] = current.Served[bundle];
+            foreach (var bundle in added) served[bundle] = new ServedModel(bundle, batching.Value, metrics);
+            var catalog = BuildCatalog(loaded, refused) with { Served = served };
+            Volatile.Write(ref _catalog, catalog);
+            foreach (var bundle in removed)
             {
-                refused.Add(new RefusedBundle(directory, refusal.Reason));
-                logger.LogError("Refused model bundle {Directory}: {Reason}", directory, refusal.Reason);
+                logger.LogInformation("Model {Model}@{Version} is no longer served: its folder {Directory} is gone", bundle.Name, bundle.Version, bundle.Directory);
+                current.Served[bundle].Retire();
             }
-        }
 
-        var catalog = BuildCatalog(loaded, refused);
-        var previous = Interlocked.Exchange(ref _catalog, catalog);
-        DisposeUnused(previous, catalog);
-
-        if (catalog.Families.Count == 0)
-        {
-            logger.LogWarning("No model is loaded: {ModelRoot} holds no valid bundle ({Refused} refused). The service runs but /health/ready reports not ready and /classify answers 503 until a model is present",
-                Root, refused.Count);
+            if (catalog.Families.Count == 0)
+            {
+                logger.LogWarning("No model is loaded: {ModelRoot} holds no valid bundle ({Refused} refused). The service runs but /health/ready reports not ready and /classify answers 503 until a model is present",
+                    Root, refused.Count);
+            }
+            else if (first || added.Count > 0 || removed.Length > 0)
+            {
+                logger.LogInformation("Serving {Models} (default {DefaultModel}) after {ElapsedMs:0} ms",
+                    string.Join(", ", Serving(catalog)), catalog.DefaultModel, stopwatch.Elapsed.TotalMilliseconds);
+            }
+            return new RescanResult(added.Select(b => $"{b.Name}@{b.Version}").ToArray(), removed.Select(b => $"{b.Name}@{b.Version}").ToArray(),
+                newlyRefused, Serving(catalog));
         }
-        else
+    }
+
+    private static string[] Serving(ModelCatalog catalog) => catalog.Families.Values.Select(f => $"{f.Name}@{f.Served.Version}").ToArray();
+
+    /// <summary>
+    /// Resolves a request's <c>model</c> parameter and leases the version, so a reload cannot dispose it while the
+    /// request uses it. Dispose the lease when the request is done.
+    /// </summary>
+    public ModelLookup TryAcquire(string? model, out ModelLease? lease)
+    {
+        while (true)
         {
-            logger.LogInformation("Serving {Models} (default {DefaultModel}) after {ElapsedMs:0} ms",
-                string.Join(", ", catalog.Families.Values.Select(f => $"{f.Name}@{f.Served.Version}")), catalog.DefaultModel, stopwatch.Elapsed.TotalMilliseconds);
+            lease = null;
+            var catalog = Catalog;
+            var lookup = TryResolve(catalog, model, out var bundle);
+            if (lookup != ModelLookup.Found) return lookup;
+            lease = catalog.Served[bundle!].TryAcquire();
+            if (lease is not null) return ModelLookup.Found;
+            // Retired between reading the catalog and leasing: the catalog has been swapped already, so read it again.
         }
     }
 
     /// <summary>Resolves a request's <c>model</c> parameter: empty for the default model, <c>name</c> or <c>name@version</c>.</summary>
-    public ModelLookup TryResolve(string? model, out ModelBundle? bundle)
+    public ModelLookup TryResolve(string? model, out ModelBundle? bundle) => TryResolve(Catalog, model, out bundle);
+
+    private static ModelLookup TryResolve(ModelCatalog catalog, string? model, out ModelBundle? bundle)
     {
         bundle = null;
-        var catalog = Catalog;
         if (catalog.Families.Count == 0) return ModelLookup.NoModelLoaded;
         string name;
         string? version = null;
@@ -175,18 +263,13 @@ public sealed class ModelRegistry(
         }
     }
 
-    private static void DisposeUnused(ModelCatalog previous, ModelCatalog current)
-    {
-        var kept = current.Families.Values.SelectMany(f => f.Versions).ToHashSet();
-        foreach (var bundle in previous.Families.Values.SelectMany(f => f.Versions))
-        {
-            if (!kept.Contains(bundle)) bundle.Dispose();
-        }
-    }
-
     public void Dispose()
     {
-        var catalog = Interlocked.Exchange(ref _catalog, ModelCatalog.Empty);
-        foreach (var bundle in catalog.Families.Values.SelectMany(f => f.Versions)) bundle.Dispose();
+        lock (_scanLock)
+        {
+            _disposed = true;
+            var catalog = Interlocked.Exchange(ref _catalog, ModelCatalog.Empty);
+            foreach (var served in catalog.Served.Values) served.Retire();
+        }
     }
 }

@@ -1,6 +1,6 @@
 namespace ProtoPNet.Service.Models;
 
-/// <summary>Configuration section <c>Models</c> (environment <c>Models__Root</c>, <c>Models__DefaultModel</c>, <c>Models__Pinned__&lt;name&gt;</c>).</summary>
+/// <summary>Configuration section <c>Models</c> (environment <c>Models__Root</c>, <c>Models__DefaultModel</c>, <c>Models__Pinned__&lt;name&gt;</c>, <c>Models__Watch</c>, <c>Models__RescanIntervalSeconds</c>).</summary>
 public sealed class ModelsOptions
 {
     public const string SectionName = "Models";
@@ -13,4 +13,14 @@ public sealed class ModelsOptions
 
     /// <summary>Versions to serve instead of the highest one, by model name.</summary>
     public Dictionary<string, string> Pinned { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Watch the model root for new or removed version folders and reload (default true).</summary>
+    public bool Watch { get; set; } = true;
+
+    /// <summary>
+    /// Seconds between rescans of the model root, the fallback for file systems whose change notifications are unreliable
+    /// (network and container mounts); 0 turns them off (default 30).
+    /// </summary>
+    [System.ComponentModel.DataAnnotations.Range(0, 86_400)]
+    public int RescanIntervalSeconds { get; set; } = 30;
 }

@@ -33,6 +33,14 @@ public static class ApiExamples
     private static readonly ModelResponse Model = new("fashion-mnist", [Version], Version, true, Classes, Input, 100, Training,
         DateTimeOffset.Parse("2026-11-29T02:00:00Z"), "CPUExecutionProvider");
 
+    private static readonly V2ModelMetadata V2Metadata = new("fashion-mnist", [Version], "onnxruntime_onnx",
+        [new V2TensorMetadata("image", "FP32", [-1, 1, 28, 28])],
+        [new V2TensorMetadata("logits", "FP32", [-1, 10]), new V2TensorMetadata("similarities", "FP32", [-1, 100]),
+         new V2TensorMetadata("similarity_maps", "FP32", [-1, 100, 7, 7])]);
+
+    private static readonly V2InferenceResponse V2Answer = new("fashion-mnist", Version,
+        [new V2ResponseOutput("logits", [1, 10], "FP32", [-3.1f, -4.2f, -2.9f, -3.8f, -3.3f, 1.7f, -2.5f, 4.4f, -1.2f, 12.31f])]) { Id = "42" };
+
     /// <summary>The 200 example of each operation, by operation id.</summary>
     public static readonly IReadOnlyDictionary<string, object> Success = new Dictionary<string, object>
     {
@@ -57,6 +65,33 @@ public static class ApiExamples
         ]),
         ["Live"] = new LiveResponse("alive"),
         ["Ready"] = new ReadyResponse("ready", "CPUExecutionProvider", "fashion-mnist", [$"fashion-mnist@{Version}"]),
+        ["Metrics"] = """
+            # HELP protopnet_batch_size Images per network run.
+            # TYPE protopnet_batch_size histogram
+            protopnet_batch_size_bucket{model="fashion-mnist",version="20261129T010203Z",le="1"} 3
+            protopnet_batch_size_bucket{model="fashion-mnist",version="20261129T010203Z",le="2"} 5
+            protopnet_batch_size_bucket{model="fashion-mnist",version="20261129T010203Z",le="+Inf"} 12
+            protopnet_batch_size_sum{model="fashion-mnist",version="20261129T010203Z"} 96
+            protopnet_batch_size_count{model="fashion-mnist",version="20261129T010203Z"} 12
+            # HELP protopnet_requests_total Requests by model, version, endpoint and HTTP status.
+            # TYPE protopnet_requests_total counter
+            protopnet_requests_total{endpoint="Classify",model="fashion-mnist",status="200",version="20261129T010203Z"} 96
+            """,
+        ["ReloadModel"] = new ReloadResponse("fashion-mnist", "20261130T080000Z", ["20261130T080000Z", Version], ["fashion-mnist@20261130T080000Z"], [],
+            [new RefusedBundleResponse("models/fashion-mnist/20261130T090000Z", "probe mismatch: logits[3] is 1.25, the manifest expects 2.5 (tolerance 1e-3 + 1e-3*|expected|)")]),
+        ["V2ServerMetadata"] = new V2ServerMetadata("protopnet-service", "1.0.0", []),
+        ["V2ModelMetadata"] = V2Metadata,
+        ["V2ModelMetadataVersion"] = V2Metadata,
+        ["V2Infer"] = V2Answer,
+        ["V2InferVersion"] = V2Answer,
+    };
+
+    /// <summary>A v2 error example per status, by operation id prefix V2.</summary>
+    public static V2Error V2ErrorFor(int status) => status switch
+    {
+        404 => new V2Error("Model 'cub200' is not loaded. Loaded: fashion-mnist."),
+        503 => new V2Error("fashion-mnist@20261129T010203Z is overloaded: 256 images are queued (limit 256). Retry shortly."),
+        _ => new V2Error("Input 'image' has shape [N, 1, 28, 28] with N >= 1; the request says [1, 3, 28, 28]."),
     };
 
     public static JsonNode? ToNode(object value) => JsonSerializer.SerializeToNode(value, value.GetType(), Json);

@@ -61,6 +61,11 @@ public sealed class ExamplesOperationFilter : IOperationFilter
                 continue;
             }
             if (!int.TryParse(status, out var code) || code < 400) continue;
+            if (operationId.StartsWith("V2", StringComparison.Ordinal))
+            {
+                foreach (var media in response.Content.Values.OfType<OpenApiMediaType>()) media.Example = ApiExamples.ToNode(ApiExamples.V2ErrorFor(code));
+                continue;
+            }
             var kinds = KindsFor(operationId, code);
             foreach (var media in response.Content.Values.OfType<OpenApiMediaType>())
             {
@@ -76,10 +81,18 @@ public sealed class ExamplesOperationFilter : IOperationFilter
             }
             if (code == 503 && response is OpenApiResponse concreteResponse)
             {
-                concreteResponse.Description = "Not ready: no model is loaded. The Retry-After header says when to try again.";
+                concreteResponse.Description = ClassifyLike(operationId)
+                    ? "No model is loaded, or the model's queue is full (overloaded). The Retry-After header says when to try again."
+                    : "Not ready: no model is loaded. The Retry-After header says when to try again.";
+            }
+            if (code == 429 && response is OpenApiResponse rateLimited)
+            {
+                rateLimited.Description = "This client exceeded RateLimiting:PermitLimit. The Retry-After header says when to try again.";
             }
         }
     }
+
+    private static bool ClassifyLike(string operationId) => operationId.StartsWith("Classify", StringComparison.Ordinal);
 
     private static ProblemKind[] KindsFor(string operationId, int status)
     {
@@ -94,6 +107,12 @@ public sealed class ExamplesOperationFilter : IOperationFilter
             413 => [ProblemCatalog.ImageTooLarge],
             415 => [ProblemCatalog.UnsupportedMediaType],
             422 => [ProblemCatalog.ImageTooManyPixels, ProblemCatalog.ImageZeroSized],
+            400 when operationId == "ReloadModel" => [ProblemCatalog.InvalidParameter],
+            401 => [ProblemCatalog.ApiKeyMissing],
+            403 when operationId == "ReloadModel" => [ProblemCatalog.AdminDisabled, ProblemCatalog.ApiKeyRejected],
+            403 => [ProblemCatalog.ApiKeyRejected],
+            429 => [ProblemCatalog.RateLimited],
+            503 when classify => [ProblemCatalog.NoModelReady, ProblemCatalog.Overloaded],
             503 => [ProblemCatalog.NoModelReady],
             _ => [ProblemCatalog.Unexpected],
         };

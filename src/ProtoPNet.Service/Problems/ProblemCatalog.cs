@@ -35,11 +35,27 @@ public static class ProblemCatalog
         "The BMP image is 0x10 pixels: it has no pixels.");
     public static readonly ProblemKind NoModelReady = new(Prefix + "no-model-ready", "No model is ready", 503,
         "No model bundle is loaded yet; the model root holds no valid bundle.");
+    public static readonly ProblemKind Overloaded = new(Prefix + "overloaded", "The model is overloaded", 503,
+        "fashion-mnist@20261129T010203Z is overloaded: 256 images are queued (limit 256). Retry shortly.");
+    public static readonly ProblemKind RateLimited = new(Prefix + "rate-limited", "Too many requests", 429,
+        "This client sent more than 100 requests in 1 second; retry after the time in Retry-After.");
+    public static readonly ProblemKind ApiKeyMissing = new(Prefix + "api-key-missing", "An API key is required", 401,
+        "This endpoint needs the header X-Api-Key.");
+    public static readonly ProblemKind ApiKeyRejected = new(Prefix + "api-key-rejected", "The API key is not accepted", 403,
+        "The X-Api-Key header does not hold the key this endpoint needs.");
+    public static readonly ProblemKind AdminDisabled = new(Prefix + "admin-disabled", "Administrative endpoints are disabled", 403,
+        "Security:AdminApiKey is not configured, so administrative endpoints are disabled.");
     public static readonly ProblemKind Unexpected = new(Prefix + "internal-error", "Unexpected server error", 500,
         "An unexpected error happened; the trace id identifies it in the logs.");
 
     /// <summary>Seconds a caller should wait before retrying a 503.</summary>
     public const int RetryAfterSeconds = 5;
+
+    /// <summary>Seconds to wait after an overloaded queue: it drains within a few batches.</summary>
+    public const int OverloadedRetryAfterSeconds = 1;
+
+    /// <summary>The Retry-After seconds for a 503 or 429 problem of this type.</summary>
+    public static int RetryAfterFor(string? type) => type == Overloaded.Type ? OverloadedRetryAfterSeconds : RetryAfterSeconds;
 
     public static ProblemKind ForRejection(ImageRejection rejection) => rejection switch
     {

@@ -19,6 +19,9 @@ public sealed class ServiceFactory(IReadOnlyDictionary<string, string?> settings
             ["Models:Root"] = root,
             ["Inference:ExecutionProvider"] = "auto",
             ["Inference:IntraOpThreads"] = "1",
+            // Hot reload watches the root only in the tests about it: each watcher holds an inotify instance.
+            ["Models:Watch"] = "false",
+            ["Models:RescanIntervalSeconds"] = "0",
         };
         foreach (var (key, value) in extra) settings[key] = value;
         return new ServiceFactory(settings);

@@ -1,0 +1,89 @@
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Http.HttpResults;
+using ProtoPNet.Service.Models;
+using ProtoPNet.Service.Problems;
+using ProtoPNet.Service.Serving;
+
+namespace ProtoPNet.Service.Apis;
+
+/// <summary>What POST /models/{name}/reload changed, and what is served now.</summary>
+public sealed record ReloadResponse(string Model, string ServedVersion, IReadOnlyList<string> Versions, IReadOnlyList<string> Loaded,
+    IReadOnlyList<string> Removed, IReadOnlyList<RefusedBundleResponse> Refused);
+
+/// <summary>GET /metrics and the administrative POST /models/{name}/reload.</summary>
+public static partial class OperationsApi
+{
+    public static IEndpointRouteBuilder MapOperationsApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/metrics", (PrometheusExposition exposition) => TypedResults.Text(exposition.Scrape(), PrometheusExposition.ContentType))
+            .WithTags("Health")
+            .WithName("Metrics")
+            .WithSummary("Prometheus metrics")
+            .WithDescription("""
+                Prometheus text format: `protopnet_requests_total{model,version,endpoint,status}`,
+                `protopnet_request_duration_seconds`, `protopnet_queue_duration_seconds`, `protopnet_inference_duration_seconds`
+                (one network run), `protopnet_explanation_duration_seconds` (one image), `protopnet_batch_size` (images per run),
+                `protopnet_queue_depth`, `protopnet_model_loads_total{model,result}`, `protopnet_models_refused`,
+                `protopnet_model_ready{model,version,default}` and `protopnet_execution_provider_info{provider}`.
+                """)
+            .Produces<string>(StatusCodes.Status200OK, "text/plain");
+
+        app.MapPost("/models/{name}/reload", ReloadAsync)
+            .WithTags("Models")
+            .WithName("ReloadModel")
+            .WithSummary("Rescan the model root now (administrative)")
+            .WithDescription("""
+                Loads version folders that appeared under the model root (each verified and warmed up before it is served),
+                stops serving removed ones, and answers what changed and which version of the model is served now. The service
+                also does this by itself when the folder changes and every Models:RescanIntervalSeconds. Requests already
+                running finish on the version they started with. Needs the header `X-Api-Key` with Security:AdminApiKey;
+                without a configured key this endpoint is disabled (403).
+                """)
+            .Produces<ReloadResponse>()
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .RequireAdminKey()
+            .ValidateModelRouteValues();
+        return app;
+    }
+
+    /// <param name="name">Model name, e.g. <c>fashion-mnist</c>.</param>
+    internal static async Task<Results<Ok<ReloadResponse>, ProblemHttpResult>> ReloadAsync(string name, ModelRegistry registry)
+    {
+        var result = await Task.Run(registry.Rescan);
+        var family = registry.FindFamily(name);
+        if (family is null)
+        {
+            return ProblemCatalog.Problem(ProblemCatalog.ModelNotFound,
+                $"No model named '{name}' is loaded after the rescan. Loaded: {string.Join(", ", registry.Catalog.Families.Keys)}.");
+        }
+        bool Mine(string reference) => reference.StartsWith(name + "@", StringComparison.Ordinal);
+        return TypedResults.Ok(new ReloadResponse(name, family.Served.Version, family.Versions.Select(v => v.Version).ToArray(),
+            result.Loaded.Where(Mine).ToArray(), result.Removed.Where(Mine).ToArray(),
+            result.Refused.Select(r => new RefusedBundleResponse(r.Directory, r.Reason)).ToArray()));
+    }
+
+    /// <summary>Model names and versions are folder names: letters, digits, '.', '_' and '-', not starting with '.'.</summary>
+    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")]
+    private static partial Regex SafeName();
+
+    public static bool IsSafeName(string? value) => value is not null && SafeName().IsMatch(value) && !value.Contains("..", StringComparison.Ordinal);
+
+    /// <summary>
+    /// 400 for a <c>name</c> or <c>version</c> route value that could not be a folder name (e.g. '..', slashes, an absolute
+    /// path), before any lookup: no request can name a file outside the model root.
+    /// </summary>
+    public static TBuilder ValidateModelRouteValues<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder => builder
+        .AddEndpointFilter(async (context, next) =>
+        {
+            foreach (var key in (string[])["name", "version"])
+            {
+                if (context.HttpContext.Request.RouteValues.TryGetValue(key, out var value) && !IsSafeName(value as string))
+                {
+                    return ProblemCatalog.Problem(ProblemCatalog.InvalidParameter,
+                        $"The {key} '{value}' is not valid: model names and versions use letters, digits, '.', '_' and '-' and do not start with '.'.");
+                }
+            }
+            return await next(context);
+        });
+}

@@ -1,0 +1,295 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Runtime;
+using ProtoPNet.Service.Models;
+using ProtoPNet.Service.Serving;
+using Serilog;
+
+namespace ProtoPNet.Service.Apis;
+
+/// <summary>
+/// The Open Inference Protocol (KServe v2) REST API for tensor-level callers: health, server and model metadata, model
+/// readiness and <c>infer</c> (the graph's input tensor in, its outputs out, through the same batcher as /classify).
+/// Errors are <c>{"error": "..."}</c> as the protocol specifies.
+/// </summary>
+public static class V2Api
+{
+    public const string Datatype = "FP32";
+
+    /// <summary>The largest v2 request body (JSON numbers are ~10 bytes each: a few hundred 224 x 224 RGB images).</summary>
+    public const long MaxRequestBytes = 256L * 1024 * 1024;
+
+    private static readonly string[] OutputNames = [BundleSession.LogitsName, BundleSession.SimilaritiesName, BundleSession.SimilarityMapsName];
+
+    public static IEndpointRouteBuilder MapV2Api(this IEndpointRouteBuilder app)
+    {
+        var v2 = app.MapGroup("/v2").WithTags("Open Inference Protocol (v2)");
+
+        v2.MapGet("", () => TypedResults.Ok(new V2ServerMetadata("protopnet-service", ServerVersion, [])))
+            .WithName("V2ServerMetadata")
+            .WithSummary("Server metadata")
+            .WithDescription("The server's name, version and supported protocol extensions (none).");
+
+        v2.MapGet("/health/live", () => TypedResults.Ok())
+            .WithName("V2ServerLive")
+            .WithSummary("Server liveness")
+            .WithDescription("200 whenever the process serves HTTP.");
+
+        v2.MapGet("/health/ready", Results<Ok, JsonHttpResult<V2Error>> (ModelRegistry registry) => registry.IsReady
+                ? TypedResults.Ok()
+                : Error(StatusCodes.Status400BadRequest, "No model is loaded and warmed up yet."))
+            .WithName("V2ServerReady")
+            .WithSummary("Server readiness")
+            .WithDescription("200 once at least one model is loaded, verified and warmed up; 400 (a 4xx, as the protocol says) before.")
+            .Produces<V2Error>(StatusCodes.Status400BadRequest);
+
+        MapModelRoutes(v2, "/models/{name}", versioned: false);
+        MapModelRoutes(v2, "/models/{name}/versions/{version}", versioned: true);
+        return app;
+    }
+
+    private static void MapModelRoutes(RouteGroupBuilder v2, string prefix, bool versioned)
+    {
+        var suffix = versioned ? "Version" : "";
+        v2.MapGet(prefix, GetModelMetadata)
+            .WithName("V2ModelMetadata" + suffix)
+            .WithSummary(versioned ? "Model version metadata" : "Model metadata")
+            .WithDescription("The model's loaded versions, platform (onnxruntime_onnx) and the graph's input and outputs with datatype and shape; -1 is the batch dimension.")
+            .Produces<V2Error>(StatusCodes.Status400BadRequest)
+            .Produces<V2Error>(StatusCodes.Status404NotFound);
+
+        v2.MapGet(prefix + "/ready", GetModelReady)
+            .WithName("V2ModelReady" + suffix)
+            .WithSummary(versioned ? "Model version readiness" : "Model readiness")
+            .WithDescription("200 when the model (version) is loaded and warmed up; 404 when it is not loaded.")
+            .Produces<V2Error>(StatusCodes.Status400BadRequest)
+            .Produces<V2Error>(StatusCodes.Status404NotFound);
+
+        v2.MapPost(prefix + "/infer", InferAsync)
+            .WithName("V2Infer" + suffix)
+            .WithSummary(versioned ? "Run a model version on tensors" : "Run a model on tensors")
+            .WithDescription("""
+                The input tensor `image` (datatype FP32, shape [N, C, H, W] as the model metadata says, pixel values in [0, 1],
+                RGB or grey; `data` flat in row-major order or nested) goes through the model's batcher like /classify; the answer
+                holds the graph's outputs `logits` [N, K], `similarities` [N, M] and `similarity_maps` [N, M, h, w], or only those
+                named in `outputs`. Errors are `{"error": "..."}`: 400 for a malformed request, 404 for an unknown model or version,
+                503 (with Retry-After) when the model is overloaded.
+                """)
+            .Accepts<V2InferenceRequest>("application/json")
+            .Produces<V2InferenceResponse>()
+            .Produces<V2Error>(StatusCodes.Status400BadRequest)
+            .Produces<V2Error>(StatusCodes.Status404NotFound)
+            .Produces<V2Error>(StatusCodes.Status503ServiceUnavailable)
+            .RequireClassifyKey();
+    }
+
+    private static string ServerVersion => typeof(V2Api).Assembly.GetName().Version?.ToString(3) ?? "1.0.0";
+
+    /// <param name="name">Model name.</param>
+    /// <param name="version">Version id (versioned route only).</param>
+    internal static Results<Ok<V2ModelMetadata>, JsonHttpResult<V2Error>> GetModelMetadata(string name, string? version, ModelRegistry registry)
+    {
+        if (Find(registry, name, version, out var bundle) is { } error) return error;
+        var family = registry.FindFamily(name)!;
+        var input = bundle!.Manifest.Input;
+        var session = bundle.Session;
+        return TypedResults.Ok(new V2ModelMetadata(bundle.Name, family.Versions.Select(v => v.Version).ToArray(), "onnxruntime_onnx",
+            [new V2TensorMetadata(BundleSession.InputName, Datatype, [-1, input.Channels, input.Height, input.Width])],
+            [
+                new V2TensorMetadata(BundleSession.LogitsName, Datatype, [-1, session.ClassCount]),
+                new V2TensorMetadata(BundleSession.SimilaritiesName, Datatype, [-1, session.PrototypeCount]),
+                new V2TensorMetadata(BundleSession.SimilarityMapsName, Datatype, [-1, session.PrototypeCount, session.MapHeight, session.MapWidth]),
+            ]));
+    }
+
+    /// <param name="name">Model name.</param>
+    /// <param name="version">Version id (versioned route only).</param>
+    internal static Results<Ok, JsonHttpResult<V2Error>> GetModelReady(string name, string? version, ModelRegistry registry) =>
+        Find(registry, name, version, out _) is { } error ? error : TypedResults.Ok();
+
+    /// <param name="name">Model name.</param>
+    /// <param name="version">Version id (versioned route only).</param>
+    internal static async Task<Results<Ok<V2InferenceResponse>, JsonHttpResult<V2Error>>> InferAsync(
+        string name, string? version, HttpRequest request, ModelRegistry registry, IOptions<ClassifyOptions> classifyOptions,
+        IDiagnosticContext diagnostics, CancellationToken cancellationToken)
+    {
+        if (!IsSafe(name, version, out var unsafeError)) return unsafeError!;
+        var bodyLimit = request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>();
+        if (bodyLimit is { IsReadOnly: false }) bodyLimit.MaxRequestBodySize = MaxRequestBytes;
+
+        V2InferenceRequest? body;
+        try
+        {
+            body = await JsonSerializer.DeserializeAsync<V2InferenceRequest>(request.Body, JsonSerializerOptions.Web, cancellationToken);
+        }
+        catch (JsonException exception)
+        {
+            return Error(StatusCodes.Status400BadRequest, $"The body is not a v2 inference request: {exception.Message}");
+        }
+        catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return Error(StatusCodes.Status413PayloadTooLarge, $"The body is larger than {MaxRequestBytes} bytes.");
+        }
+        if (body?.Inputs is not { Count: > 0 } inputs) return Error(StatusCodes.Status400BadRequest, "The request has no 'inputs'.");
+
+        var model = version is null ? name : $"{name}@{version}";
+        ModelLease? lease;
+        switch (registry.TryAcquire(model, out lease))
+        {
+            case ModelLookup.Found:
+                break;
+            case ModelLookup.NoModelLoaded:
+                request.HttpContext.Response.Headers.RetryAfter = Problems.ProblemCatalog.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                return Error(StatusCodes.Status503ServiceUnavailable, "No model is loaded yet.");
+            default:
+                return Find(registry, name, version, out _) ?? Error(StatusCodes.Status404NotFound, $"Model '{model}' is not loaded.");
+        }
+        using (lease)
+        {
+            var bundle = lease!.Bundle;
+            diagnostics.Set("Model", $"{bundle.Name}@{bundle.Version}");
+            RequestMetrics.SetModel(request.HttpContext, bundle);
+            var session = bundle.Session;
+
+            if (inputs.Count != 1 || inputs[0].Name != BundleSession.InputName)
+            {
+                return Error(StatusCodes.Status400BadRequest,
+                    $"The model takes exactly one input, '{BundleSession.InputName}'; the request has [{string.Join(", ", inputs.Select(i => i.Name))}].");
+            }
+            var input = inputs[0];
+            if (input.Datatype != Datatype) return Error(StatusCodes.Status400BadRequest, $"Input 'image' is {Datatype}; the request says '{input.Datatype}'.");
+            var shape = input.Shape ?? [];
+            if (shape.Count != 4 || shape[1] != session.Channels || shape[2] != session.Height || shape[3] != session.Width || shape[0] < 1)
+            {
+                return Error(StatusCodes.Status400BadRequest,
+                    $"Input 'image' has shape [N, {session.Channels}, {session.Height}, {session.Width}] with N >= 1; the request says [{string.Join(", ", shape)}].");
+            }
+            var maxImages = classifyOptions.Value.MaxBatchImages;
+            if (shape[0] > maxImages) return Error(StatusCodes.Status400BadRequest, $"N is {shape[0]}; at most {maxImages} images per request (Classify:MaxBatchImages).");
+            var rows = (int)shape[0];
+
+            var requested = body.Outputs?.Select(o => o.Name).ToArray() ?? OutputNames;
+            var unknown = requested.Where(o => !OutputNames.Contains(o)).ToArray();
+            if (unknown.Length > 0 || requested.Length == 0)
+            {
+                return Error(StatusCodes.Status400BadRequest,
+                    $"Unknown output(s) [{string.Join(", ", unknown)}]; the model's outputs are [{string.Join(", ", OutputNames)}].");
+            }
+
+            var buffer = session.RentBuffer(rows);
+            try
+            {
+                var expected = rows * session.ImageElementCount;
+                var count = 0;
+                if (!Flatten(input.Data, buffer, expected, ref count, out var dataError) || count != expected)
+                {
+                    return Error(StatusCodes.Status400BadRequest, dataError ?? $"Input 'image' holds {count} values; its shape needs {expected}.");
+                }
+                BatchRun run;
+                try
+                {
+                    run = await lease.Batcher.RunAsync(buffer, rows, cancellationToken);
+                }
+                catch (Exception exception) when (exception is QueueFullException or QueueTimeoutException)
+                {
+                    request.HttpContext.Response.Headers.RetryAfter = Problems.ProblemCatalog.OverloadedRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    return Error(StatusCodes.Status503ServiceUnavailable, exception.Message);
+                }
+                V2ResponseOutput[] outputs;
+                using (run) outputs = requested.Distinct().Select(o => Output(o, run, rows)).ToArray();
+                return TypedResults.Ok(new V2InferenceResponse(bundle.Name, bundle.Version, outputs) { Id = body.Id });
+            }
+            finally
+            {
+                BundleSession.ReturnBuffer(buffer);
+            }
+        }
+    }
+
+    private static V2ResponseOutput Output(string name, BatchRun run, int rows)
+    {
+        var outputs = run.Outputs;
+        var mapSize = outputs.MapHeight * outputs.MapWidth;
+        var (perRow, shape) = name switch
+        {
+            BundleSession.LogitsName => (outputs.ClassCount, new long[] { rows, outputs.ClassCount }),
+            BundleSession.SimilaritiesName => (outputs.PrototypeCount, new long[] { rows, outputs.PrototypeCount }),
+            _ => (outputs.PrototypeCount * mapSize, new long[] { rows, outputs.PrototypeCount, outputs.MapHeight, outputs.MapWidth }),
+        };
+        var data = new float[rows * perRow];
+        for (var row = 0; row < rows; row++)
+        {
+            var item = run.FirstRow + row;
+            var target = data.AsSpan(row * perRow, perRow);
+            switch (name)
+            {
+                case BundleSession.LogitsName:
+                    outputs.LogitsOf(item).CopyTo(target);
+                    break;
+                case BundleSession.SimilaritiesName:
+                    outputs.SimilaritiesOf(item).CopyTo(target);
+                    break;
+                default:
+                    for (var j = 0; j < outputs.PrototypeCount; j++) outputs.MapOf(item, j).CopyTo(target.Slice(j * mapSize, mapSize));
+                    break;
+            }
+        }
+        return new V2ResponseOutput(name, shape, Datatype, data);
+    }
+
+    /// <summary>Copies the numbers of a flat or nested JSON array into the buffer in row-major order, up to <paramref name="limit"/>.</summary>
+    private static bool Flatten(JsonElement data, float[] buffer, int limit, ref int count, out string? error)
+    {
+        error = null;
+        if (data.ValueKind != JsonValueKind.Array)
+        {
+            error = "Input 'image' data must be an array of numbers (flat or nested).";
+            return false;
+        }
+        foreach (var item in data.EnumerateArray())
+        {
+            if (item.ValueKind == JsonValueKind.Array)
+            {
+                if (!Flatten(item, buffer, limit, ref count, out error)) return false;
+                continue;
+            }
+            if (item.ValueKind != JsonValueKind.Number || !item.TryGetSingle(out var value) || !float.IsFinite(value))
+            {
+                error = $"Input 'image' data holds '{item.GetRawText()}' at position {count}: FP32 data are finite numbers.";
+                return false;
+            }
+            if (count >= limit)
+            {
+                error = $"Input 'image' holds more values than its shape's {limit}.";
+                return false;
+            }
+            buffer[count++] = value;
+        }
+        return true;
+    }
+
+    private static JsonHttpResult<V2Error>? Find(ModelRegistry registry, string name, string? version, out ModelBundle? bundle)
+    {
+        bundle = null;
+        if (!IsSafe(name, version, out var error)) return error;
+        var family = registry.FindFamily(name);
+        if (family is null) return Error(StatusCodes.Status404NotFound, $"Model '{name}' is not loaded. Loaded: {string.Join(", ", registry.Catalog.Families.Keys)}.");
+        bundle = version is null ? family.Served : family.Versions.FirstOrDefault(v => v.Version == version);
+        return bundle is null
+            ? Error(StatusCodes.Status404NotFound, $"Model '{name}' has no version '{version}' loaded. Loaded versions: {string.Join(", ", family.Versions.Select(v => v.Version))}.")
+            : null;
+    }
+
+    private static bool IsSafe(string name, string? version, out JsonHttpResult<V2Error>? error)
+    {
+        error = null;
+        if (!OperationsApi.IsSafeName(name)) error = Error(StatusCodes.Status400BadRequest, $"The model name '{name}' is not valid.");
+        else if (version is not null && !OperationsApi.IsSafeName(version)) error = Error(StatusCodes.Status400BadRequest, $"The version '{version}' is not valid.");
+        return error is null;
+    }
+
+    private static JsonHttpResult<V2Error> Error(int status, string message) => TypedResults.Json(new V2Error(message), statusCode: status);
+}

@@ -1,0 +1,132 @@
+using System.Globalization;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Options;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+using ProtoPNet.Service.Models;
+using ProtoPNet.Service.Problems;
+using ProtoPNet.Service.Serving;
+
+namespace ProtoPNet.Service.Hosting;
+
+public static class ServingExtensions
+{
+    /// <summary>
+    /// Production serving: dynamic batching and bounded queues per model version, hot reload, metrics, optional OTLP
+    /// tracing, per-client rate limiting, API keys and CORS. Every option is validated at start.
+    /// </summary>
+    public static IHostApplicationBuilder AddServing(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        var configuration = builder.Configuration;
+        services.AddOptions<BatchingOptions>().Bind(configuration.GetSection(BatchingOptions.SectionName)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<RateLimitOptions>().Bind(configuration.GetSection(RateLimitOptions.SectionName)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<SecurityOptions>().Bind(configuration.GetSection(SecurityOptions.SectionName)).ValidateOnStart();
+        services.AddOptions<TelemetryOptions>().Bind(configuration.GetSection(TelemetryOptions.SectionName))
+            .Validate(t => string.IsNullOrWhiteSpace(t.OtlpEndpoint) || Uri.TryCreate(t.OtlpEndpoint, UriKind.Absolute, out _),
+                "Telemetry:OtlpEndpoint must be an absolute URI such as http://collector:4317")
+            .ValidateOnStart();
+
+        services.AddMetrics();
+        services.AddSingleton<ServiceMetrics>();
+        services.AddSingleton<PrometheusExposition>();
+        services.AddSingleton<InferencePipeline>();
+        services.AddHostedService<ModelWatcherService>();
+
+        AddRateLimiting(services);
+        var origins = configuration.GetSection(SecurityOptions.SectionName).Get<SecurityOptions>()?.CorsOrigins ?? [];
+        if (origins.Length > 0)
+        {
+            services.AddCors(cors => cors.AddDefaultPolicy(policy => policy.WithOrigins(origins).AllowAnyMethod()
+                .WithHeaders("Content-Type", SecurityOptions.ApiKeyHeader).WithExposedHeaders("Retry-After")));
+        }
+
+        // Tracing only when an OTLP endpoint is configured: ASP.NET Core's request spans and the batches' network runs.
+        var otlp = configuration[$"{TelemetryOptions.SectionName}:{nameof(TelemetryOptions.OtlpEndpoint)}"];
+        if (!string.IsNullOrWhiteSpace(otlp) && Uri.TryCreate(otlp, UriKind.Absolute, out var endpoint))
+        {
+            services.AddOpenTelemetry()
+                .ConfigureResource(resource => resource.AddService(configuration["Telemetry:ServiceName"] ?? "protopnet-service"))
+                .WithTracing(tracing => tracing
+                    .AddAspNetCoreInstrumentation(options => options.Filter = context =>
+                        !context.Request.Path.StartsWithSegments("/metrics") && !context.Request.Path.StartsWithSegments("/health"))
+                    .AddSource(ServiceMetrics.MeterName)
+                    .AddOtlpExporter(exporter => exporter.Endpoint = endpoint));
+        }
+        return builder;
+    }
+
+    /// <summary>Gauges read at each scrape: queue depth per served version, the execution provider, the versions served.</summary>
+    private static void RegisterGauges(ServiceMetrics metrics, ModelRegistry registry)
+    {
+        metrics.ObserveGauge("protopnet.queue.depth", "{image}", "Images waiting for a network run, per model version.", () =>
+            registry.Catalog.Served.Values.Select(s => new System.Diagnostics.Metrics.Measurement<long>(s.Batcher.QueueDepth,
+                ServiceMetrics.Tag("model", s.Bundle.Name), ServiceMetrics.Tag("version", s.Bundle.Version))));
+        metrics.ObserveGauge("protopnet.model.ready", "{version}", "1 for each loaded model version, with whether it is the one served by default.", () =>
+            registry.Catalog.Families.Values.SelectMany(f => f.Versions.Select(v => new System.Diagnostics.Metrics.Measurement<long>(1,
+                ServiceMetrics.Tag("model", v.Name), ServiceMetrics.Tag("version", v.Version),
+                ServiceMetrics.Tag("default", ReferenceEquals(v, f.Served) ? "true" : "false")))));
+        metrics.ObserveGauge("protopnet.execution_provider.info", "", "1, labelled with the ONNX Runtime execution provider the sessions run on.", () =>
+            [new System.Diagnostics.Metrics.Measurement<long>(1, ServiceMetrics.Tag("provider", registry.Provider.Provider))]);
+        metrics.ObserveGauge("protopnet.models.refused", "{bundle}", "Bundle folders under the model root that failed a load check.", () =>
+            [new System.Diagnostics.Metrics.Measurement<long>(registry.Catalog.Refused.Count)]);
+    }
+
+    private static void AddRateLimiting(IServiceCollection services)
+    {
+        services.AddRateLimiter(limiter =>
+        {
+            limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
+            {
+                var options = context.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value;
+                var path = context.Request.Path;
+                if (options.PermitLimit == 0 || path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics")
+                    || path.StartsWithSegments("/v2/health"))
+                {
+                    return RateLimitPartition.GetNoLimiter("unlimited");
+                }
+                var client = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+                return RateLimitPartition.GetFixedWindowLimiter(client, _ => new FixedWindowRateLimiterOptions
+                {
+                    PermitLimit = options.PermitLimit,
+                    Window = TimeSpan.FromSeconds(options.WindowSeconds),
+                    QueueLimit = 0,
+                });
+            });
+            limiter.OnRejected = async (context, cancellationToken) =>
+            {
+                var http = context.HttpContext;
+                var options = http.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value;
+                var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait)
+                    ? Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)) : options.WindowSeconds;
+                http.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
+                var problem = ProblemCatalog.Problem(ProblemCatalog.RateLimited,
+                    $"This client sent more than {options.PermitLimit} requests in {options.WindowSeconds} s (RateLimiting:PermitLimit); retry after {retryAfter} s.");
+                await problem.ExecuteAsync(http);
+            };
+        });
+    }
+
+    public static WebApplication UseServing(this WebApplication app)
+    {
+        RegisterGauges(app.Services.GetRequiredService<ServiceMetrics>(), app.Services.GetRequiredService<ModelRegistry>());
+        _ = app.Services.GetRequiredService<PrometheusExposition>();
+        app.UseRequestMetrics();
+        if (app.Services.GetRequiredService<IOptions<SecurityOptions>>().Value.CorsOrigins.Length > 0) app.UseCors();
+        app.UseRateLimiter();
+        return app;
+    }
+}
+
+/// <summary>Configuration section <c>Telemetry</c>: <c>OtlpEndpoint</c> (e.g. http://collector:4317) turns OpenTelemetry tracing on.</summary>
+public sealed class TelemetryOptions
+{
+    public const string SectionName = "Telemetry";
+
+    /// <summary>OTLP endpoint for traces; empty (default): no tracing.</summary>
+    public string? OtlpEndpoint { get; set; }
+
+    /// <summary>service.name of the traces (default protopnet-service).</summary>
+    public string? ServiceName { get; set; }
+}

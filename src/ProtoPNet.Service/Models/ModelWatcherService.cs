@@ -1,0 +1,102 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Options;
+
+namespace ProtoPNet.Service.Models;
+
+/// <summary>
+/// Hot reload: rescans the model root when a FileSystemWatcher reports a change under it (debounced, so a folder being
+/// published is scanned once it has settled) and every <see cref="ModelsOptions.RescanIntervalSeconds"/> as a fallback,
+/// because change notifications are unreliable on some file systems. Publishing is atomic (the trainer renames
+/// <c>.staging-&lt;v&gt;</c> to <c>&lt;v&gt;</c>), and the registry ignores dot folders and folders without model.json.
+/// </summary>
+public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsOptions> options, ILogger<ModelWatcherService> logger)
+    : BackgroundService
+{
+    private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(300);
+    private readonly Channel<bool> _changes = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var watcher = StartWatcher();
+        var interval = options.Value.RescanIntervalSeconds;
+        using var timer = interval > 0 ? new PeriodicTimer(TimeSpan.FromSeconds(interval)) : null;
+        var tick = timer is null ? null : TickAsync(timer, stoppingToken);
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                await _changes.Reader.ReadAsync(stoppingToken);
+                // Let a burst of events (a folder copied file by file, then renamed) settle into one rescan.
+                await Task.Delay(Debounce, stoppingToken);
+                _changes.Reader.TryRead(out _);
+                RescanLogged();
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        if (tick is not null) await tick;
+    }
+
+    private async Task TickAsync(PeriodicTimer timer, CancellationToken stoppingToken)
+    {
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken)) _changes.Writer.TryWrite(true);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private FileSystemWatcher? StartWatcher()
+    {
+        if (!options.Value.Watch) return null;
+        if (!Directory.Exists(registry.Root))
+        {
+            logger.LogWarning("The model root {ModelRoot} does not exist, so it is not watched; the periodic rescan still looks for it", registry.Root);
+            return null;
+        }
+        try
+        {
+            var watcher = new FileSystemWatcher(registry.Root)
+            {
+                IncludeSubdirectories = true,
+                NotifyFilter = NotifyFilters.DirectoryName | NotifyFilters.FileName | NotifyFilters.LastWrite,
+            };
+            FileSystemEventHandler changed = (_, _) => _changes.Writer.TryWrite(true);
+            watcher.Created += changed;
+            watcher.Deleted += changed;
+            watcher.Changed += changed;
+            watcher.Renamed += (_, _) => _changes.Writer.TryWrite(true);
+            watcher.Error += (_, e) =>
+            {
+                logger.LogWarning("Watching {ModelRoot} failed ({Reason}); relying on the periodic rescan", registry.Root, e.GetException().Message);
+                _changes.Writer.TryWrite(true);
+            };
+            watcher.EnableRaisingEvents = true;
+            return watcher;
+        }
+        catch (Exception exception) when (exception is IOException or ArgumentException or PlatformNotSupportedException)
+        {
+            logger.LogWarning("Cannot watch {ModelRoot} ({Reason}); relying on the periodic rescan", registry.Root, exception.Message);
+            return null;
+        }
+    }
+
+    private void RescanLogged()
+    {
+        try
+        {
+            registry.Rescan();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Shutting down.
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("Rescanning {ModelRoot} failed: {Reason}; the loaded models keep serving", registry.Root, exception.Message);
+        }
+    }
+}

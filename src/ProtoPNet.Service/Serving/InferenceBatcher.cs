@@ -1,0 +1,264 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Runtime;
+
+namespace ProtoPNet.Service.Serving;
+
+/// <summary>
+/// A request's rows in a finished network run: the batch's outputs, where its rows start, and what it cost. The outputs
+/// are pooled and shared by the batch's requests: dispose the run when done with them, and the last one returns them.
+/// </summary>
+public sealed class BatchRun(SharedOutputs shared, int firstRow, int batchSize, double queueMs, double inferenceMs) : IDisposable
+{
+    private int _disposed;
+
+    public NetworkOutputs Outputs => shared.Outputs;
+    public int FirstRow { get; } = firstRow;
+    public int BatchSize { get; } = batchSize;
+    public double QueueMs { get; } = queueMs;
+    public double InferenceMs { get; } = inferenceMs;
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0) shared.Release();
+    }
+}
+
+/// <summary>One batch's outputs with a count of the requests still reading them.</summary>
+public sealed class SharedOutputs(NetworkOutputs outputs, int readers)
+{
+    private int _readers = readers;
+
+    public NetworkOutputs Outputs { get; } = outputs;
+
+    public void Release()
+    {
+        if (Interlocked.Decrement(ref _readers) == 0) Outputs.Dispose();
+    }
+}
+
+/// <summary>The queue is full: answer 503 with Retry-After at once.</summary>
+public sealed class QueueFullException(string message) : Exception(message);
+
+/// <summary>The request waited in the queue longer than <see cref="BatchingOptions.QueueTimeoutMs"/>: answer 503.</summary>
+public sealed class QueueTimeoutException(string message) : Exception(message);
+
+/// <summary>
+/// The dynamic batcher of one model version (Triton's dynamic batching): requests put their preprocessed rows in a
+/// bounded queue; <see cref="BatchingOptions.MaxConcurrentRuns"/> workers each take what is queued, up to
+/// <see cref="BatchingOptions.MaxBatchSize"/> images, waiting at most <see cref="BatchingOptions.MaxQueueDelayMs"/> for more,
+/// copy the rows into one pooled input buffer and run the network once. A request whose caller went away, or that waited
+/// past its deadline, is dropped before it reaches the network.
+/// </summary>
+public sealed class InferenceBatcher : IDisposable
+{
+    private readonly ModelBundle _bundle;
+    private readonly BatchingOptions _options;
+    private readonly ServiceMetrics _metrics;
+    private readonly Channel<BatchRequest> _queue = Channel.CreateUnbounded<BatchRequest>(new UnboundedChannelOptions { SingleWriter = false });
+    private readonly KeyValuePair<string, object?>[] _tags;
+    private readonly Task[] _workers;
+    private int _queuedImages;
+
+    public InferenceBatcher(ModelBundle bundle, BatchingOptions options, ServiceMetrics metrics)
+    {
+        _bundle = bundle;
+        _options = options;
+        _metrics = metrics;
+        _tags = [ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("version", bundle.Version)];
+        _workers = Enumerable.Range(0, options.MaxConcurrentRuns).Select(_ => Task.Run(RunWorkerAsync)).ToArray();
+    }
+
+    /// <summary>Images waiting for a network run.</summary>
+    public int QueueDepth => Volatile.Read(ref _queuedImages);
+
+    /// <summary>
+    /// Queues <paramref name="rows"/> images stored in the first elements of <paramref name="input"/> and waits for their run.
+    /// The buffer stays the caller's: it is read only while the request is being run, and this method never returns while it is.
+    /// </summary>
+    public async Task<BatchRun> RunAsync(float[] input, int rows, CancellationToken aborted)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
+        aborted.ThrowIfCancellationRequested();
+        var queued = Interlocked.Add(ref _queuedImages, rows);
+        // A request larger than the whole queue is still taken when the queue is empty, so it can be served at all.
+        if (queued > _options.MaxQueueSize && queued != rows)
+        {
+            Interlocked.Add(ref _queuedImages, -rows);
+            throw new QueueFullException(
+                $"{_bundle.Name}@{_bundle.Version} is overloaded: {queued - rows} images are queued (limit {_options.MaxQueueSize}). Retry shortly.");
+        }
+        var request = new BatchRequest(input, rows, aborted);
+        if (!_queue.Writer.TryWrite(request))
+        {
+            Interlocked.Add(ref _queuedImages, -rows);
+            throw new QueueFullException($"{_bundle.Name}@{_bundle.Version} is being replaced or shut down. Retry shortly.");
+        }
+
+        try
+        {
+            return await request.Completion.Task.WaitAsync(TimeSpan.FromMilliseconds(_options.QueueTimeoutMs), aborted);
+        }
+        catch (Exception exception) when (exception is TimeoutException or OperationCanceledException)
+        {
+            // Still queued: withdraw it, so no worker ever reads the buffer. Already taken: wait for its run to end
+            // (a run is short), because the caller reuses the buffer as soon as this returns.
+            if (!request.TryWithdraw()) return await request.Completion.Task;
+            if (exception is TimeoutException)
+            {
+                throw new QueueTimeoutException(
+                    $"{_bundle.Name}@{_bundle.Version} is overloaded: the request waited {_options.QueueTimeoutMs} ms in the queue without being run. Retry shortly.");
+            }
+            throw;
+        }
+    }
+
+    private async Task RunWorkerAsync()
+    {
+        var reader = _queue.Reader;
+        var batch = new List<BatchRequest>(_options.MaxBatchSize);
+        BatchRequest? carried = null;
+        var deadlineTimeout = TimeSpan.FromMilliseconds(_options.QueueTimeoutMs);
+        while (true)
+        {
+            batch.Clear();
+            var images = 0;
+            if (carried is not null)
+            {
+                batch.Add(carried);
+                images = carried.Rows;
+                carried = null;
+            }
+            else if (!await reader.WaitToReadAsync().ConfigureAwait(false))
+            {
+                return;
+            }
+
+            var waitUntil = Stopwatch.GetTimestamp() + (long)(_options.MaxQueueDelayMs * Stopwatch.Frequency / 1000.0);
+            while (images < _options.MaxBatchSize)
+            {
+                if (reader.TryRead(out var request))
+                {
+                    Interlocked.Add(ref _queuedImages, -request.Rows);
+                    if (!Take(request, deadlineTimeout)) continue;
+                    if (images > 0 && images + request.Rows > _options.MaxBatchSize)
+                    {
+                        carried = request;
+                        break;
+                    }
+                    batch.Add(request);
+                    images += request.Rows;
+                    continue;
+                }
+                var remaining = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), waitUntil);
+                if (images == 0)
+                {
+                    // Every request read so far was withdrawn or expired: wait for the next one.
+                    if (!await reader.WaitToReadAsync().ConfigureAwait(false)) return;
+                    waitUntil = Stopwatch.GetTimestamp() + (long)(_options.MaxQueueDelayMs * Stopwatch.Frequency / 1000.0);
+                    continue;
+                }
+                if (remaining <= TimeSpan.Zero) break;
+                using var delay = new CancellationTokenSource(remaining);
+                try
+                {
+                    if (!await reader.WaitToReadAsync(delay.Token).ConfigureAwait(false)) break;
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+            if (batch.Count > 0) Run(batch, images);
+        }
+    }
+
+    /// <summary>Claims a queued request for a run, or completes it without one when its caller left or its deadline passed.</summary>
+    private bool Take(BatchRequest request, TimeSpan deadline)
+    {
+        if (!request.TryStart()) return false;
+        var waited = Stopwatch.GetElapsedTime(request.QueuedAt);
+        if (request.Aborted.IsCancellationRequested)
+        {
+            request.Completion.TrySetCanceled(request.Aborted);
+            return false;
+        }
+        if (waited > deadline)
+        {
+            request.Completion.TrySetException(new QueueTimeoutException(
+                $"{_bundle.Name}@{_bundle.Version} is overloaded: the request waited {waited.TotalMilliseconds:0} ms in the queue. Retry shortly."));
+            return false;
+        }
+        return true;
+    }
+
+    private void Run(List<BatchRequest> batch, int images)
+    {
+        var session = _bundle.Session;
+        var started = Stopwatch.GetTimestamp();
+        foreach (var request in batch) request.QueueMs = Stopwatch.GetElapsedTime(request.QueuedAt, started).TotalMilliseconds;
+        // One request alone runs straight from its own buffer; several are copied into one pooled buffer.
+        var input = batch.Count == 1 ? batch[0].Input : session.RentBuffer(images);
+        try
+        {
+            using var activity = ServiceMetrics.ActivitySource.StartActivity("inference batch");
+            activity?.SetTag("model", _bundle.Name);
+            activity?.SetTag("version", _bundle.Version);
+            activity?.SetTag("batch_size", images);
+            if (batch.Count > 1)
+            {
+                var offset = 0;
+                foreach (var request in batch)
+                {
+                    var length = request.Rows * session.ImageElementCount;
+                    Array.Copy(request.Input, 0, input, offset, length);
+                    offset += length;
+                }
+            }
+            var shared = new SharedOutputs(session.Run(input, images), batch.Count);
+            var inferenceMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            _metrics.InferenceDuration.Record(inferenceMs / 1000, _tags);
+            _metrics.BatchSize.Record(images, _tags);
+            var firstRow = 0;
+            foreach (var request in batch)
+            {
+                _metrics.QueueDuration.Record(request.QueueMs / 1000, _tags);
+                var run = new BatchRun(shared, firstRow, images, request.QueueMs, inferenceMs);
+                // A request that can no longer take its result (it cannot: only the worker completes a started one) still releases it.
+                if (!request.Completion.TrySetResult(run)) run.Dispose();
+                firstRow += request.Rows;
+            }
+        }
+        catch (Exception exception)
+        {
+            foreach (var request in batch) request.Completion.TrySetException(exception);
+        }
+        finally
+        {
+            if (batch.Count > 1) BundleSession.ReturnBuffer(input);
+        }
+    }
+
+    /// <summary>Stops taking requests; called when the model version is retired and no lease on it remains.</summary>
+    public void Dispose() => _queue.Writer.TryComplete();
+
+    /// <summary>Workers end once the queue is completed and empty (for tests and orderly shutdown).</summary>
+    public Task Completion => Task.WhenAll(_workers);
+
+    private sealed class BatchRequest(float[] input, int rows, CancellationToken aborted)
+    {
+        private const int Queued = 0, Started = 1, Withdrawn = 2;
+        private int _state;
+
+        public float[] Input { get; } = input;
+        public int Rows { get; } = rows;
+        public CancellationToken Aborted { get; } = aborted;
+        public long QueuedAt { get; } = Stopwatch.GetTimestamp();
+        public double QueueMs { get; set; }
+        public TaskCompletionSource<BatchRun> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool TryStart() => Interlocked.CompareExchange(ref _state, Started, Queued) == Queued;
+        public bool TryWithdraw() => Interlocked.CompareExchange(ref _state, Withdrawn, Queued) == Queued;
+    }
+}

@@ -1,0 +1,63 @@
+using System.Security.Cryptography;
+using System.Text;
+using ProtoPNet.Service.Problems;
+
+namespace ProtoPNet.Service.Serving;
+
+/// <summary>Configuration section <c>Security</c> (environment <c>Security__AdminApiKey</c>, <c>Security__ClassifyApiKey</c>).</summary>
+public sealed class SecurityOptions
+{
+    public const string SectionName = "Security";
+    public const string ApiKeyHeader = "X-Api-Key";
+
+    /// <summary>Key for administrative endpoints (reload; training jobs). Empty (default): those endpoints answer 403.</summary>
+    public string? AdminApiKey { get; set; }
+
+    /// <summary>Key for the classification endpoints (/classify..., v2 infer). Empty (default): no key needed.</summary>
+    public string? ClassifyApiKey { get; set; }
+
+    /// <summary>Origins allowed to call the API from a browser (CORS). Empty (default): no cross-origin access.</summary>
+    public string[] CorsOrigins { get; set; } = [];
+}
+
+/// <summary>API keys in <c>X-Api-Key</c>, compared in constant time so the answer's timing tells nothing about the key.</summary>
+public static class ApiKeys
+{
+    /// <summary>Administrative endpoints: disabled (403) without a configured key; 401 without the header, 403 with a wrong key.</summary>
+    public static RouteHandlerBuilder RequireAdminKey(this RouteHandlerBuilder builder) => builder
+        .AddEndpointFilter(async (context, next) =>
+        {
+            var key = context.HttpContext.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<SecurityOptions>>().Value.AdminApiKey;
+            if (string.IsNullOrEmpty(key))
+            {
+                return ProblemCatalog.Problem(ProblemCatalog.AdminDisabled,
+                    "Security:AdminApiKey (environment Security__AdminApiKey) is not configured, so administrative endpoints are disabled.");
+            }
+            return Check(context.HttpContext, key) ?? await next(context);
+        })
+        .ProducesProblem(StatusCodes.Status401Unauthorized)
+        .ProducesProblem(StatusCodes.Status403Forbidden);
+
+    /// <summary>Classification endpoints: open unless <c>Security:ClassifyApiKey</c> is set.</summary>
+    public static TBuilder RequireClassifyKey<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder => builder
+        .AddEndpointFilter(async (context, next) =>
+        {
+            var key = context.HttpContext.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<SecurityOptions>>().Value.ClassifyApiKey;
+            return string.IsNullOrEmpty(key) ? await next(context) : Check(context.HttpContext, key) ?? await next(context);
+        });
+
+    private static IResult? Check(HttpContext context, string expected)
+    {
+        var sent = context.Request.Headers[SecurityOptions.ApiKeyHeader].ToString();
+        if (string.IsNullOrEmpty(sent))
+        {
+            return ProblemCatalog.Problem(ProblemCatalog.ApiKeyMissing, $"This endpoint needs the header {SecurityOptions.ApiKeyHeader}.");
+        }
+        return Matches(sent, expected) ? null
+            : ProblemCatalog.Problem(ProblemCatalog.ApiKeyRejected, $"The {SecurityOptions.ApiKeyHeader} header does not hold the key this endpoint needs.");
+    }
+
+    /// <summary>Constant-time comparison of fixed-length hashes, so neither the content nor the length leaks through timing.</summary>
+    public static bool Matches(string sent, string expected) =>
+        CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(sent)), SHA256.HashData(Encoding.UTF8.GetBytes(expected)));
+}

@@ -1,0 +1,56 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace ProtoPNet.Service.Serving;
+
+/// <summary>
+/// The service's instruments (System.Diagnostics.Metrics, meter <c>ProtoPNet.Service</c>), named in Triton's spirit.
+/// /metrics shows them in Prometheus text format (<see cref="PrometheusExposition"/>): a dot becomes '_', seconds get
+/// '_seconds' and counters '_total', e.g. <c>protopnet.request.duration</c> is <c>protopnet_request_duration_seconds</c>.
+/// </summary>
+public sealed class ServiceMetrics : IDisposable
+{
+    public const string MeterName = "ProtoPNet.Service";
+
+    /// <summary>Spans of the service's own work (a batch's network run), exported when tracing is on.</summary>
+    public static readonly ActivitySource ActivitySource = new(MeterName);
+
+    private static readonly double[] LatencyBuckets =
+        [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+    private static readonly double[] BatchBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+    private readonly Meter _meter;
+
+    public ServiceMetrics(IMeterFactory meterFactory)
+    {
+        _meter = meterFactory.Create(MeterName);
+        Requests = _meter.CreateCounter<long>("protopnet.requests", "{request}", "Requests by model, version, endpoint and HTTP status.");
+        RequestDuration = Histogram("protopnet.request.duration", "Whole request time, from the first byte read to the answer written.");
+        QueueDuration = Histogram("protopnet.queue.duration", "Time an image waited in its model's queue before its network run began.");
+        InferenceDuration = Histogram("protopnet.inference.duration", "Time of one network run (one batch).");
+        ExplanationDuration = Histogram("protopnet.explanation.duration", "Time to explain one image from the network outputs.");
+        BatchSize = _meter.CreateHistogram("protopnet.batch.size", "{image}", "Images per network run.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = BatchBuckets });
+        ModelLoads = _meter.CreateCounter<long>("protopnet.model.loads", "{bundle}", "Bundle loads by model and result (loaded or refused).");
+    }
+
+    public Counter<long> Requests { get; }
+    public Histogram<double> RequestDuration { get; }
+    public Histogram<double> QueueDuration { get; }
+    public Histogram<double> InferenceDuration { get; }
+    public Histogram<double> ExplanationDuration { get; }
+    public Histogram<double> BatchSize { get; }
+    public Counter<long> ModelLoads { get; }
+
+    /// <summary>An observable gauge read at each scrape (queue depth, execution provider, served versions).</summary>
+    public void ObserveGauge(string name, string unit, string description, Func<IEnumerable<Measurement<long>>> observe) =>
+        _meter.CreateObservableGauge(name, observe, unit, description);
+
+    private Histogram<double> Histogram(string name, string description) =>
+        _meter.CreateHistogram(name, "s", description, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+
+    public static KeyValuePair<string, object?> Tag(string key, object? value) => new(key, value);
+
+    public void Dispose() => _meter.Dispose();
+}

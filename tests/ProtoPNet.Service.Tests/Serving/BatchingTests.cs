@@ -1,0 +1,180 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using ProtoPNet.Service.Tests.Infrastructure;
+
+namespace ProtoPNet.Service.Tests.Serving;
+
+/// <summary>Dynamic batching and backpressure through the real HTTP pipeline.</summary>
+[Collection(BundlesCollection.Name)]
+public class BatchingTests(TrainerBundles bundles)
+{
+    [Fact]
+    public async Task ConcurrentAnswersEqualSequentialOnesAndBatchesAreFormed()
+    {
+        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
+            ("Batching:MaxBatchSize", "8"), ("Batching:MaxQueueDelayMs", "25"));
+        var client = factory.CreateClient();
+        // Eight different images (several prototypes' source pictures, at several sizes), each asked for twice.
+        var images = Enumerable.Range(0, 8).Select(i => Http.BundleImage(bundles.SmokeBundle, i % 8, 32 + 8 * i, 40 + 4 * i)).ToArray();
+        const string query = "/classify?model=smoke&topPrototypes=4&topClasses=4";
+
+        var sequential = new string[images.Length];
+        for (var i = 0; i < images.Length; i++) sequential[i] = WithoutTimings(await Http.JsonAsync(await client.PostAsync(query, Http.Image(images[i]))));
+        var before = await PrometheusText.ScrapeAsync(client);
+
+        // 16 clients at once, each with its own image (two per image).
+        using var start = new SemaphoreSlim(0);
+        var concurrent = Enumerable.Range(0, 16).Select(async c =>
+        {
+            await start.WaitAsync();
+            var response = await client.PostAsync(query, Http.Image(images[c % images.Length]));
+            return (Image: c % images.Length, Body: WithoutTimings(await Http.JsonAsync(response)));
+        }).ToArray();
+        start.Release(16);
+        var answers = await Task.WhenAll(concurrent).WaitAsync(TimeSpan.FromSeconds(60));
+        foreach (var (image, body) in answers) AssertSameAnswer(sequential[image], body);
+
+        var after = await PrometheusText.ScrapeAsync(client);
+        string[] labels = ["model=\"smoke\""];
+        var runs = PrometheusText.Sum(after, "protopnet_batch_size_count", labels) - PrometheusText.Sum(before, "protopnet_batch_size_count", labels);
+        var singles = PrometheusText.Sum(after, "protopnet_batch_size_bucket", [.. labels, "le=\"1\""])
+                      - PrometheusText.Sum(before, "protopnet_batch_size_bucket", [.. labels, "le=\"1\""]);
+        var images16 = PrometheusText.Sum(after, "protopnet_batch_size_sum", labels) - PrometheusText.Sum(before, "protopnet_batch_size_sum", labels);
+        Assert.Equal(16, images16);
+        Assert.True(runs < 16 && runs > singles, $"16 concurrent requests ran in {runs} network runs, {singles} of them with one image: no batch was formed");
+        Assert.Equal(16 + images.Length, PrometheusText.Sum(after, "protopnet_requests_total", "endpoint=\"Classify\"", "status=\"200\"", "model=\"smoke\""));
+        Assert.Equal(0, PrometheusText.Sum(after, "protopnet_queue_depth", labels));
+        foreach (var histogram in (string[])["protopnet_queue_duration_seconds", "protopnet_inference_duration_seconds",
+                     "protopnet_explanation_duration_seconds", "protopnet_request_duration_seconds"])
+        {
+            Assert.True(PrometheusText.Sum(after, histogram + "_count", labels) > 0, histogram);
+            Assert.Contains($"# TYPE {histogram} histogram", after);
+        }
+        Assert.Equal(1, PrometheusText.Sum(after, "protopnet_execution_provider_info", "provider=\"CPUExecutionProvider\""));
+        Assert.Equal(1, PrometheusText.Sum(after, "protopnet_model_loads_total", "model=\"smoke\"", "result=\"loaded\""));
+    }
+
+    [Fact]
+    public async Task OverloadAnswers503WithRetryAfterAtOnceAndServesNormallyAfterwards()
+    {
+        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
+            ("Batching:MaxBatchSize", "1"), ("Batching:MaxQueueSize", "1"), ("Batching:MaxQueueDelayMs", "0"), ("Batching:MaxConcurrentRuns", "1"));
+        var client = factory.CreateClient();
+        client.Timeout = TimeSpan.FromSeconds(30);
+        var image = Http.BundleImage(bundles.SmokeBundle, 2, 64, 64);
+
+        var statuses = new List<HttpStatusCode>();
+        // Rounds of 48 simultaneous requests against a queue of one image, until the queue has overflowed.
+        for (var round = 0; round < 10 && !statuses.Contains(HttpStatusCode.ServiceUnavailable); round++)
+        {
+            var responses = await Task.WhenAll(Enumerable.Range(0, 48).Select(_ => client.PostAsync("/classify?heatmaps=png", Http.Image(image))))
+                .WaitAsync(TimeSpan.FromSeconds(60));
+            foreach (var response in responses)
+            {
+                statuses.Add(response.StatusCode);
+                if (response.StatusCode == HttpStatusCode.ServiceUnavailable)
+                {
+                    Assert.Equal("1", response.Headers.GetValues("Retry-After").Single());
+                    await Http.ProblemAsync(response, HttpStatusCode.ServiceUnavailable, "overloaded");
+                }
+                else
+                {
+                    Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                }
+            }
+        }
+        Assert.Contains(HttpStatusCode.ServiceUnavailable, statuses);
+        Assert.Contains(HttpStatusCode.OK, statuses);
+
+        // Afterwards: the queue is empty and every request is served.
+        for (var i = 0; i < 5; i++) await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(image)));
+        var metrics = await PrometheusText.ScrapeAsync(client);
+        Assert.Equal(0, PrometheusText.Sum(metrics, "protopnet_queue_depth", "model=\"smoke\""));
+        Assert.Equal(statuses.Count(s => s == HttpStatusCode.ServiceUnavailable),
+            PrometheusText.Sum(metrics, "protopnet_requests_total", "endpoint=\"Classify\"", "status=\"503\""));
+        Assert.Equal(0, PrometheusText.Sum(metrics, "protopnet_requests_total", "status=\"500\""));
+    }
+
+    [Fact]
+    public async Task ARequestThatWaitedPastItsDeadlineGets503()
+    {
+        // A deadline of 1 ms: requests queued behind a running batch expire before their turn.
+        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
+            ("Batching:MaxBatchSize", "1"), ("Batching:QueueTimeoutMs", "1"), ("Batching:MaxQueueDelayMs", "0"));
+        var client = factory.CreateClient();
+        var image = Http.BundleImage(bundles.SmokeBundle, 1, 48, 48);
+        var responses = await Task.WhenAll(Enumerable.Range(0, 32).Select(_ => client.PostAsync("/classify", Http.Image(image))))
+            .WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.All(responses, r => Assert.True(r.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, r.StatusCode.ToString()));
+        var expired = responses.Where(r => r.StatusCode == HttpStatusCode.ServiceUnavailable).ToArray();
+        Assert.NotEmpty(expired);
+        foreach (var response in expired)
+        {
+            var problem = await Http.ProblemAsync(response, HttpStatusCode.ServiceUnavailable, "overloaded");
+            Assert.Contains("queue", problem.GetProperty("detail").GetString());
+            Assert.True(response.Headers.RetryAfter is not null);
+        }
+    }
+
+    [Fact]
+    public async Task BatchEndpointAndCardGoThroughTheBatcher()
+    {
+        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)));
+        var client = factory.CreateClient();
+        var image = Http.BundleImage(bundles.SmokeBundle, 3);
+        var batch = await Http.JsonAsync(await client.PostAsync("/classify/batch",
+            Http.Multipart(("image", image, "image/png"), ("image", image, "image/png"), ("image", image, "image/png"))));
+        Assert.Equal(3, batch.GetProperty("results").GetArrayLength());
+        var card = await client.PostAsync("/classify/card", Http.Image(image));
+        Assert.Equal(HttpStatusCode.OK, card.StatusCode);
+
+        var metrics = await PrometheusText.ScrapeAsync(client);
+        // One run of three images for the batch request, one run of one for the card.
+        Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_batch_size_bucket", "model=\"smoke\"", "le=\"1\""));
+        Assert.Equal(2, PrometheusText.Sum(metrics, "protopnet_batch_size_count", "model=\"smoke\""));
+        Assert.Equal(4, PrometheusText.Sum(metrics, "protopnet_batch_size_sum", "model=\"smoke\""));
+        Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_requests_total", "endpoint=\"ClassifyCard\"", "status=\"200\""));
+    }
+
+    /// <summary>
+    /// The same answer: every class, label, prototype, rank, box and cell identical; every score equal within the bundle
+    /// contract's tolerance for "the same graph on the same input" (1e-3 + 1e-3 |expected|, MODEL_BUNDLE.md). ONNX Runtime's
+    /// kernels sum in a different order for one image than for several, and the log similarity amplifies those float32
+    /// rounding differences (seen: 1.4e-5 relative on a probability), so a batched run is not bit-identical to a lone one.
+    /// </summary>
+    private static void AssertSameAnswer(string expected, string actual) => AssertSame(JsonNode.Parse(expected), JsonNode.Parse(actual), "$");
+
+    private static void AssertSame(JsonNode? expected, JsonNode? actual, string path)
+    {
+        switch (expected)
+        {
+            case JsonObject obj:
+                var other = Assert.IsType<JsonObject>(actual);
+                Assert.Equal(obj.Select(p => p.Key).Order(), other.Select(p => p.Key).Order());
+                foreach (var (key, value) in obj) AssertSame(value, other[key], $"{path}.{key}");
+                break;
+            case JsonArray array:
+                var otherArray = Assert.IsType<JsonArray>(actual);
+                Assert.Equal(array.Count, otherArray.Count);
+                for (var i = 0; i < array.Count; i++) AssertSame(array[i], otherArray[i], $"{path}[{i}]");
+                break;
+            case JsonValue value when value.GetValueKind() == System.Text.Json.JsonValueKind.Number:
+                var raw = value.ToJsonString();
+                var a = value.GetValue<double>();
+                var b = actual!.GetValue<double>();
+                if (!raw.Contains('.') && !raw.Contains('e') && !raw.Contains('E')) Assert.True(a == b, $"{path}: {a} != {b}");
+                else Assert.True(ProtoPNet.Inference.Bundles.BundleLoader.WithinTolerance(b, a), $"{path}: {a} vs {b}");
+                break;
+            default:
+                Assert.Equal(expected?.ToJsonString(), actual?.ToJsonString());
+                break;
+        }
+    }
+
+    private static string WithoutTimings(System.Text.Json.JsonElement body)
+    {
+        var node = JsonNode.Parse(body.GetRawText())!.AsObject();
+        node.Remove("timingsMs");
+        return node.ToJsonString();
+    }
+}
