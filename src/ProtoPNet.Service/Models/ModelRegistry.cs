@@ -88,40 +88,54 @@ public sealed class ModelRegistry(
             var added = new List<ModelBundle>();
             var refused = new List<RefusedBundle>();
             var newlyRefused = new List<RefusedBundle>();
-            foreach (var directory in directories)
+            var limit = options.Value.LoadedVersions;
+            // Per model name, the highest versions first, until LoadedVersions of them load (a refused one does not count);
+            // the pinned version always loads.
+            foreach (var family in directories.GroupBy(d => Path.GetFileName(Path.GetDirectoryName(d))!, StringComparer.Ordinal))
             {
-                if (loadedByDirectory.TryGetValue(directory, out var existing))
+                options.Value.Pinned.TryGetValue(family.Key, out var pinned);
+                var loadedInFamily = 0;
+                foreach (var directory in family.OrderByDescending(d => Path.GetFileName(d), StringComparer.Ordinal))
                 {
-                    kept.Add(existing);
-                    continue;
-                }
-                var manifestWritten = File.GetLastWriteTimeUtc(Path.Combine(directory, BundleLoader.ManifestFileName));
-                if (_refusedCache.TryGetValue(directory, out var cached) && cached.ManifestWritten == manifestWritten)
-                {
-                    refused.Add(cached.Refusal);
-                    continue;
-                }
-                try
-                {
-                    var bundle = loader.Load(directory);
-                    added.Add(bundle);
-                    _refusedCache.Remove(directory);
-                    metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("result", "loaded"));
-                    logger.LogInformation("Loaded model {Model}@{Version} ({Classes} classes, {Prototypes} prototypes, input {Channels}x{Height}x{Width}) in {LoadMs:0} ms from {Directory}",
-                        bundle.Name, bundle.Version, bundle.ClassCount, bundle.PrototypeCount, bundle.Manifest.Input.Channels,
-                        bundle.Manifest.Input.Height, bundle.Manifest.Input.Width, bundle.LoadMilliseconds, directory);
-                }
-                catch (BundleRefusedException refusal)
-                {
-                    var refusedBundle = new RefusedBundle(directory, refusal.Reason);
-                    refused.Add(refusedBundle);
-                    newlyRefused.Add(refusedBundle);
-                    _refusedCache[directory] = (manifestWritten, refusedBundle);
-                    metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", Path.GetFileName(Path.GetDirectoryName(directory))), ServiceMetrics.Tag("result", "refused"));
-                    logger.LogError("Refused model bundle {Directory}: {Reason}", directory, refusal.Reason);
+                    var isPinned = !string.IsNullOrWhiteSpace(pinned) && Path.GetFileName(directory) == pinned;
+                    if (limit > 0 && loadedInFamily >= limit && !isPinned) continue;
+                    if (loadedByDirectory.TryGetValue(directory, out var existing))
+                    {
+                        kept.Add(existing);
+                        loadedInFamily++;
+                        continue;
+                    }
+                    var manifestWritten = File.GetLastWriteTimeUtc(Path.Combine(directory, BundleLoader.ManifestFileName));
+                    if (_refusedCache.TryGetValue(directory, out var cached) && cached.ManifestWritten == manifestWritten)
+                    {
+                        refused.Add(cached.Refusal);
+                        continue;
+                    }
+                    try
+                    {
+                        var bundle = loader.Load(directory);
+                        added.Add(bundle);
+                        loadedInFamily++;
+                        _refusedCache.Remove(directory);
+                        metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("result", "loaded"));
+                        logger.LogInformation("Loaded model {Model}@{Version} ({Classes} classes, {Prototypes} prototypes, input {Channels}x{Height}x{Width}) in {LoadMs:0} ms from {Directory}",
+                            bundle.Name, bundle.Version, bundle.ClassCount, bundle.PrototypeCount, bundle.Manifest.Input.Channels,
+                            bundle.Manifest.Input.Height, bundle.Manifest.Input.Width, bundle.LoadMilliseconds, directory);
+                    }
+                    catch (BundleRefusedException refusal)
+                    {
+                        var refusedBundle = new RefusedBundle(directory, refusal.Reason);
+                        refused.Add(refusedBundle);
+                        newlyRefused.Add(refusedBundle);
+                        _refusedCache[directory] = (manifestWritten, refusedBundle);
+                        metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", family.Key), ServiceMetrics.Tag("result", "refused"));
+                        logger.LogError("Refused model bundle {Directory}: {Reason}", directory, refusal.Reason);
+                    }
                 }
             }
-            var removed = current.Served.Keys.Where(b => !directories.Contains(b.Directory, StringComparer.Ordinal)).ToArray();
+            refused.Sort((a, b) => StringComparer.Ordinal.Compare(a.Directory, b.Directory));
+            var stillLoaded = kept.ToHashSet();
+            var removed = current.Served.Keys.Where(b => !stillLoaded.Contains(b)).ToArray();
             foreach (var gone in _refusedCache.Keys.Where(d => !directories.Contains(d, StringComparer.Ordinal)).ToArray()) _refusedCache.Remove(gone);
 
             var first = ReferenceEquals(current, ModelCatalog.Empty);
@@ -136,7 +150,10 @@ public sealed class ModelRegistry(
             Volatile.Write(ref _catalog, catalog);
             foreach (var bundle in removed)
             {
-                logger.LogInformation("Model {Model}@{Version} is no longer served: its folder {Directory} is gone", bundle.Name, bundle.Version, bundle.Directory);
+                logger.LogInformation(Directory.Exists(bundle.Directory)
+                        ? "Model {Model}@{Version} is unloaded once its running requests finish: newer versions replace it (Models:LoadedVersions) in {Directory}"
+                        : "Model {Model}@{Version} is unloaded once its running requests finish: its folder {Directory} is gone",
+                    bundle.Name, bundle.Version, bundle.Directory);
                 current.Served[bundle].Retire();
             }
 

@@ -1,6 +1,6 @@
 namespace ProtoPNet.Service.Models;
 
-/// <summary>Configuration section <c>Models</c> (environment <c>Models__Root</c>, <c>Models__DefaultModel</c>, <c>Models__Pinned__&lt;name&gt;</c>, <c>Models__Watch</c>, <c>Models__RescanIntervalSeconds</c>).</summary>
+/// <summary>Configuration section <c>Models</c> (environment <c>Models__Root</c>, <c>Models__DefaultModel</c>, <c>Models__Pinned__&lt;name&gt;</c>, <c>Models__LoadedVersions</c>, <c>Models__Watch</c>, <c>Models__RescanIntervalSeconds</c>).</summary>
 public sealed class ModelsOptions
 {
     public const string SectionName = "Models";
@@ -13,6 +13,14 @@ public sealed class ModelsOptions
 
     /// <summary>Versions to serve instead of the highest one, by model name.</summary>
     public Dictionary<string, string> Pinned { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Versions kept loaded per model name, highest first (default 2: the served one and the one before it, still callable
+    /// as <c>name@version</c>); older ones are unloaded once their running requests finish. 0 loads every version. A pinned
+    /// version is always loaded.
+    /// </summary>
+    [System.ComponentModel.DataAnnotations.Range(0, 1000)]
+    public int LoadedVersions { get; set; } = 2;
 
     /// <summary>Watch the model root for new or removed version folders and reload (default true).</summary>
     public bool Watch { get; set; } = true;

@@ -1,0 +1,174 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
+using ProtoPNet.Service.Models;
+using ProtoPNet.Service.Tests.Infrastructure;
+using ProtoPNet.Tests.Shared;
+
+namespace ProtoPNet.Service.Tests.Serving;
+
+/// <summary>Hot reload while a client loop runs: publish, refuse a corrupt version, remove, all without a failed request.</summary>
+[Collection(BundlesCollection.Name)]
+public class HotReloadTests(TrainerBundles bundles)
+{
+    private const string AdminKey = "test-admin-key";
+    private const string NewVersion = "20991231T000000Z";
+    private const string CorruptVersion = "20991231T000001Z";
+
+    [Fact]
+    public async Task PublishedVersionIsSwappedInWithoutAFailedRequestAndACorruptOneIsRefused()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        var original = Path.GetFileName(bundles.SmokeBundle);
+        // One version loaded per model: a newer one replaces the served one, which is disposed once its requests drain.
+        await using var factory = ServiceFactory.ForRoot(root, ("Models:Watch", "true"), ("Models:RescanIntervalSeconds", "1"),
+            ("Models:LoadedVersions", "1"), ("Security:AdminApiKey", AdminKey));
+        var client = factory.CreateClient();
+        var registry = factory.Services.GetRequiredService<ModelRegistry>();
+        var oldServed = registry.Catalog.Served.Values.Single();
+        var image = Http.BundleImage(bundles.SmokeBundle, 1);
+
+        // The client loop: every answer's status and version.
+        var answers = new ConcurrentQueue<(HttpStatusCode Status, string? Version)>();
+        using var stop = new CancellationTokenSource();
+        var loops = Enumerable.Range(0, 3).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var response = await client.PostAsync("/classify?model=smoke", Http.Image(image));
+                var text = await response.Content.ReadAsStringAsync();
+                string? version = null;
+                if (response.IsSuccessStatusCode)
+                {
+                    version = System.Text.Json.JsonDocument.Parse(text).RootElement.GetProperty("model").GetProperty("version").GetString();
+                }
+                answers.Enqueue((response.StatusCode, version));
+            }
+        })).ToArray();
+
+        async Task WaitForVersionAsync(string version)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (!answers.Any(a => a.Version == version))
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"the loop never saw version {version}");
+                await Task.Delay(50);
+            }
+        }
+
+        await WaitForVersionAsync(original);
+        // Publish as the trainer does: everything into a dot folder, then one rename. The watcher (or the rescan) picks it up.
+        Publish(root, NewVersion, corrupt: false);
+        await WaitForVersionAsync(NewVersion);
+        var countAtSwap = answers.Count;
+        await Task.Delay(300);
+        Assert.All(answers.Skip(countAtSwap + 3), a => Assert.Equal(NewVersion, a.Version));
+        // The old version drained and was disposed; the ready and model endpoints show the new one.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!oldServed.IsDisposed && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.True(oldServed.IsDisposed, "the replaced version was not disposed after its requests drained");
+        var model = await Http.JsonAsync(await client.GetAsync("/models/smoke"));
+        Assert.Equal(NewVersion, model.GetProperty("defaultVersion").GetString());
+
+        // A corrupt version (its graph does not match its sha256) is refused with one log line; the new one keeps serving.
+        Publish(root, CorruptVersion, corrupt: true);
+        using var reload = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload");
+        reload.Headers.Add("X-Api-Key", AdminKey);
+        var reloaded = await Http.JsonAsync(await client.SendAsync(reload));
+        Assert.Equal(NewVersion, reloaded.GetProperty("servedVersion").GetString());
+        await factory.Logs.WaitForAsync(m => m.Contains("Refused model bundle") && m.Contains(CorruptVersion) && m.Contains("sha256 mismatch"));
+        Assert.Single(factory.Logs.Entries, e => e.Message.Contains("Refused model bundle") && e.Message.Contains(CorruptVersion));
+        var countAfterRefusal = answers.Count;
+        await Task.Delay(300);
+        Assert.All(answers.Skip(countAfterRefusal), a => Assert.Equal(NewVersion, a.Version));
+        var metrics = await PrometheusText.ScrapeAsync(client);
+        Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_model_loads_total", "model=\"smoke\"", "result=\"refused\""));
+        Assert.Equal(2, PrometheusText.Sum(metrics, "protopnet_model_loads_total", "model=\"smoke\"", "result=\"loaded\""));
+
+        // Removing the new version's folder stops serving it: the original serves again.
+        Directory.Delete(Path.Combine(root, "smoke", NewVersion), recursive: true);
+        using var rescan = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload");
+        rescan.Headers.Add("X-Api-Key", AdminKey);
+        var afterRemoval = await Http.JsonAsync(await client.SendAsync(rescan));
+        Assert.Equal(original, afterRemoval.GetProperty("servedVersion").GetString());
+        Assert.Equal([$"smoke@{NewVersion}"], afterRemoval.GetProperty("removed").EnumerateArray().Select(v => v.GetString()));
+        var countAfterRemoval = answers.Count;
+        await Task.Delay(300);
+        Assert.All(answers.Skip(countAfterRemoval + 3), a => Assert.Equal(original, a.Version));
+
+        await stop.CancelAsync();
+        await Task.WhenAll(loops).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(answers.Count > 20, $"the loop ran only {answers.Count} requests");
+        Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.Status));
+    }
+
+    [Fact]
+    public async Task ReloadNeedsTheAdminKeyAndIsDisabledWithoutOne()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using (var disabled = ServiceFactory.ForRoot(root))
+        {
+            var response = await disabled.CreateClient().PostAsync("/models/smoke/reload", null);
+            await Http.ProblemAsync(response, HttpStatusCode.Forbidden, "admin-disabled");
+        }
+        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey));
+        var client = factory.CreateClient();
+        await Http.ProblemAsync(await client.PostAsync("/models/smoke/reload", null), HttpStatusCode.Unauthorized, "api-key-missing");
+        using (var wrong = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload"))
+        {
+            wrong.Headers.Add("X-Api-Key", AdminKey + "x");
+            await Http.ProblemAsync(await client.SendAsync(wrong), HttpStatusCode.Forbidden, "api-key-rejected");
+        }
+        using (var unknown = new HttpRequestMessage(HttpMethod.Post, "/models/nope/reload"))
+        {
+            unknown.Headers.Add("X-Api-Key", AdminKey);
+            await Http.ProblemAsync(await client.SendAsync(unknown), HttpStatusCode.NotFound, "model-not-found");
+        }
+        using var right = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload");
+        right.Headers.Add("X-Api-Key", AdminKey);
+        var body = await Http.JsonAsync(await client.SendAsync(right));
+        Assert.Equal(Path.GetFileName(bundles.SmokeBundle), body.GetProperty("servedVersion").GetString());
+        Assert.Equal(0, body.GetProperty("loaded").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task StagingFoldersAndFoldersWithoutAManifestAreIgnored()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey));
+        var client = factory.CreateClient();
+        // A staging copy and a half-written folder (no model.json yet): neither is loaded nor refused.
+        var staging = Path.Combine(root, "smoke", ".staging-" + NewVersion);
+        Trainer.CopyDirectory(bundles.SmokeBundle, staging);
+        var halfWritten = Path.Combine(root, "smoke", CorruptVersion);
+        Trainer.CopyDirectory(bundles.SmokeBundle, halfWritten);
+        File.Delete(Path.Combine(halfWritten, "model.json"));
+        using var reload = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload");
+        reload.Headers.Add("X-Api-Key", AdminKey);
+        var body = await Http.JsonAsync(await client.SendAsync(reload));
+        Assert.Equal(Path.GetFileName(bundles.SmokeBundle), body.GetProperty("servedVersion").GetString());
+        Assert.Equal(1, body.GetProperty("versions").GetArrayLength());
+        Assert.Equal(0, body.GetProperty("refused").GetArrayLength());
+    }
+
+    /// <summary>A copy of the smoke bundle as a new version, written into a staging folder and renamed into place.</summary>
+    private void Publish(string root, string version, bool corrupt)
+    {
+        var staging = Path.Combine(root, "smoke", ".staging-" + version);
+        Trainer.CopyDirectory(bundles.SmokeBundle, staging);
+        TrainerBundles.EditManifest(staging, manifest =>
+        {
+            manifest["name"] = "smoke";
+            manifest["version"] = version;
+        });
+        if (corrupt)
+        {
+            var graph = Path.Combine(staging, "model.onnx");
+            var bytes = File.ReadAllBytes(graph);
+            bytes[^10] ^= 0xFF;
+            File.WriteAllBytes(graph, bytes);
+        }
+        Directory.Move(staging, Path.Combine(root, "smoke", version));
+    }
+}
