@@ -42,8 +42,8 @@ public static partial class OperationsApi
             .Produces<ReloadResponse>()
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
-            .RequireAdminKey()
-            .ValidateModelRouteValues();
+            .ValidateModelRouteValues()
+            .RequireAdminKey();
         return app;
     }
 

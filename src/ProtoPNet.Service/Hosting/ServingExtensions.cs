@@ -35,12 +35,15 @@ public static class ServingExtensions
         services.AddHostedService<ModelWatcherService>();
 
         AddRateLimiting(services);
-        var origins = configuration.GetSection(SecurityOptions.SectionName).Get<SecurityOptions>()?.CorsOrigins ?? [];
-        if (origins.Length > 0)
+        // CORS from Security:CorsOrigins; with none configured the middleware is not in the pipeline at all.
+        services.AddCors();
+        services.AddOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>().Configure<IOptions<SecurityOptions>>((cors, security) =>
         {
-            services.AddCors(cors => cors.AddDefaultPolicy(policy => policy.WithOrigins(origins).AllowAnyMethod()
-                .WithHeaders("Content-Type", SecurityOptions.ApiKeyHeader).WithExposedHeaders("Retry-After")));
-        }
+            var origins = security.Value.CorsOrigins;
+            if (origins.Length == 0) return;
+            cors.AddDefaultPolicy(policy => policy.WithOrigins(origins).AllowAnyMethod()
+                .WithHeaders("Content-Type", SecurityOptions.ApiKeyHeader).WithExposedHeaders("Retry-After"));
+        });
 
         // Tracing only when an OTLP endpoint is configured: ASP.NET Core's request spans and the batches' network runs.
         var otlp = configuration[$"{TelemetryOptions.SectionName}:{nameof(TelemetryOptions.OtlpEndpoint)}"];

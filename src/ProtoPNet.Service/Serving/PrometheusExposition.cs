@@ -21,10 +21,10 @@ public sealed class PrometheusExposition : IDisposable
 
     public PrometheusExposition(ServiceMetrics metrics)
     {
-        _ = metrics; // the instruments must exist before the listener starts.
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name != ServiceMetrics.MeterName) return;
+            // Only this host's meter: tests run several hosts in one process, each with a meter of the same name.
+            if (!ReferenceEquals(instrument.Meter, metrics.Meter)) return;
             _families[instrument] = new Family(instrument);
             listener.EnableMeasurementEvents(instrument, _families[instrument]);
         };

@@ -35,6 +35,9 @@ public sealed class ServiceMetrics : IDisposable
         ModelLoads = _meter.CreateCounter<long>("protopnet.model.loads", "{bundle}", "Bundle loads by model and result (loaded or refused).");
     }
 
+    /// <summary>This host's meter (another host in the same process has its own, with the same name).</summary>
+    public Meter Meter => _meter;
+
     public Counter<long> Requests { get; }
     public Histogram<double> RequestDuration { get; }
     public Histogram<double> QueueDuration { get; }

@@ -1,0 +1,161 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Runtime;
+using ProtoPNet.Service.Tests.Infrastructure;
+
+namespace ProtoPNet.Service.Tests.Serving;
+
+/// <summary>The Open Inference Protocol (KServe v2) REST endpoints, with requests shaped as the specification shows them.</summary>
+[Collection(BundlesCollection.Name)]
+public class OpenInferenceProtocolTests(TrainerBundles bundles)
+{
+    private HttpClient Client => bundles.Service.CreateClient();
+    private string Version => Path.GetFileName(bundles.SmokeBundle);
+
+    [Fact]
+    public async Task HealthAndServerMetadata()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/v2/health/live")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/v2/health/ready")).StatusCode);
+        var server = await Http.JsonAsync(await Client.GetAsync("/v2"));
+        Assert.Equal("protopnet-service", server.GetProperty("name").GetString());
+        Assert.False(string.IsNullOrEmpty(server.GetProperty("version").GetString()));
+        Assert.Equal(JsonValueKind.Array, server.GetProperty("extensions").ValueKind);
+
+        await using var empty = ServiceFactory.ForRoot(bundles.NewRoot());
+        var notReady = await empty.CreateClient().GetAsync("/v2/health/ready");
+        Assert.Equal(HttpStatusCode.BadRequest, notReady.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await empty.CreateClient().GetAsync("/v2/health/live")).StatusCode);
+    }
+
+    [Fact]
+    public async Task ModelMetadataHasTheGraphsTensorsWithABatchDimensionOfMinusOne()
+    {
+        foreach (var path in (string[])["/v2/models/smoke", $"/v2/models/smoke/versions/{Version}"])
+        {
+            var metadata = await Http.JsonAsync(await Client.GetAsync(path));
+            Assert.Equal("smoke", metadata.GetProperty("name").GetString());
+            Assert.Contains(Version, metadata.GetProperty("versions").EnumerateArray().Select(v => v.GetString()));
+            Assert.Equal("onnxruntime_onnx", metadata.GetProperty("platform").GetString());
+            var input = metadata.GetProperty("inputs").EnumerateArray().Single();
+            Assert.Equal("image", input.GetProperty("name").GetString());
+            Assert.Equal("FP32", input.GetProperty("datatype").GetString());
+            Assert.Equal([-1L, 3, 32, 32], input.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()));
+            var outputs = metadata.GetProperty("outputs").EnumerateArray().ToDictionary(o => o.GetProperty("name").GetString()!,
+                o => o.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()).ToArray());
+            Assert.Equal([-1L, 4], outputs["logits"]);
+            Assert.Equal([-1L, 8], outputs["similarities"]);
+            Assert.Equal(-1, outputs["similarity_maps"][0]);
+            Assert.Equal(4, outputs["similarity_maps"].Length);
+            Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync(path + "/ready")).StatusCode);
+        }
+        await AssertErrorAsync(await Client.GetAsync("/v2/models/nope"), HttpStatusCode.NotFound);
+        await AssertErrorAsync(await Client.GetAsync("/v2/models/nope/ready"), HttpStatusCode.NotFound);
+        await AssertErrorAsync(await Client.GetAsync("/v2/models/smoke/versions/19990101T000000Z/ready"), HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task InferAnswersASpecificationShapedRequestWithTheGraphsOutputs()
+    {
+        var (input, expected) = ProbeRows(2);
+        // The specification's request: id, inputs (name, shape, datatype, data flat in row-major order), outputs by name.
+        var request = $$"""
+            {
+              "id" : "42",
+              "inputs" : [
+                {
+                  "name" : "image",
+                  "shape" : [ 2, 3, 32, 32 ],
+                  "datatype" : "FP32",
+                  "data" : [ {{string.Join(", ", input.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))}} ]
+                }
+              ],
+              "outputs" : [
+                { "name" : "logits" }
+              ]
+            }
+            """;
+        var body = await Http.JsonAsync(await Client.PostAsync("/v2/models/smoke/infer", new StringContent(request, Encoding.UTF8, "application/json")));
+        Assert.Equal("42", body.GetProperty("id").GetString());
+        Assert.Equal("smoke", body.GetProperty("model_name").GetString());
+        Assert.Equal(Version, body.GetProperty("model_version").GetString());
+        var output = body.GetProperty("outputs").EnumerateArray().Single();
+        Assert.Equal("logits", output.GetProperty("name").GetString());
+        Assert.Equal("FP32", output.GetProperty("datatype").GetString());
+        Assert.Equal([2L, 4], output.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()));
+        var logits = output.GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        Assert.Equal(expected.Logits.Length, logits.Length);
+        for (var i = 0; i < logits.Length; i++) Assert.True(BundleLoader.WithinTolerance(logits[i], expected.Logits[i]), $"logits[{i}]: {logits[i]} vs {expected.Logits[i]}");
+    }
+
+    [Fact]
+    public async Task InferTakesNestedDataAndAnswersEveryOutputWithoutAnOutputsList()
+    {
+        var (input, expected) = ProbeRows(1);
+        // The same data nested as its shape [1][3][32][32], through the versioned route.
+        var nested = new float[1][][][];
+        nested[0] = new float[3][][];
+        for (var c = 0; c < 3; c++)
+        {
+            nested[0][c] = new float[32][];
+            for (var y = 0; y < 32; y++) nested[0][c][y] = input.AsSpan((c * 32 + y) * 32, 32).ToArray();
+        }
+        var request = JsonSerializer.Serialize(new { inputs = new[] { new { name = "image", shape = new[] { 1, 3, 32, 32 }, datatype = "FP32", data = nested } } });
+        var body = await Http.JsonAsync(await Client.PostAsync($"/v2/models/smoke/versions/{Version}/infer",
+            new StringContent(request, Encoding.UTF8, "application/json")));
+        Assert.False(body.TryGetProperty("id", out _));
+        var outputs = body.GetProperty("outputs").EnumerateArray().ToDictionary(o => o.GetProperty("name").GetString()!);
+        Assert.Equal(["logits", "similarities", "similarity_maps"], outputs.Keys.Order());
+        var similarities = outputs["similarities"].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        for (var i = 0; i < similarities.Length; i++) Assert.True(BundleLoader.WithinTolerance(similarities[i], expected.Similarities[i]));
+        var maps = outputs["similarity_maps"];
+        var shape = maps.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32()).ToArray();
+        Assert.Equal(shape.Aggregate(1, (a, b) => a * b), maps.GetProperty("data").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task BadRequestsGetAnErrorObjectWithTheRightStatus()
+    {
+        async Task<HttpResponseMessage> Post(string path, string json) =>
+            await Client.PostAsync(path, new StringContent(json, Encoding.UTF8, "application/json"));
+        string Tensor(string name, string datatype, string shape, string data) =>
+            $$"""{"inputs":[{"name":"{{name}}","shape":{{shape}},"datatype":"{{datatype}}","data":{{data}}}]}""";
+        var zeros = "[" + string.Join(",", Enumerable.Repeat("0", 3 * 32 * 32)) + "]";
+
+        await AssertErrorAsync(await Post("/v2/models/nope/infer", Tensor("image", "FP32", "[1,3,32,32]", zeros)), HttpStatusCode.NotFound);
+        await AssertErrorAsync(await Post("/v2/models/smoke/versions/19990101T000000Z/infer", Tensor("image", "FP32", "[1,3,32,32]", zeros)), HttpStatusCode.NotFound);
+        await AssertErrorAsync(await Post("/v2/models/smoke/infer", "{not json"), HttpStatusCode.BadRequest);
+        await AssertErrorAsync(await Post("/v2/models/smoke/infer", "{}"), HttpStatusCode.BadRequest);
+        await AssertErrorAsync(await Post("/v2/models/smoke/infer", Tensor("input0", "FP32", "[1,3,32,32]", zeros)), HttpStatusCode.BadRequest);
+        await AssertErrorAsync(await Post("/v2/models/smoke/infer", Tensor("image", "UINT32", "[1,3,32,32]", zeros)), HttpStatusCode.BadRequest);
+        await AssertErrorAsync(await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1,3,28,28]", zeros)), HttpStatusCode.BadRequest);
+        await AssertErrorAsync(await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[2,3,32,32]", zeros)), HttpStatusCode.BadRequest);
+        await AssertErrorAsync(await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1,3,32,32]", "[\"a\"]")), HttpStatusCode.BadRequest);
+        await AssertErrorAsync(await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1000000,3,32,32]", zeros)), HttpStatusCode.BadRequest);
+        var unknownOutput = Tensor("image", "FP32", "[1,3,32,32]", zeros)[..^1] + ",\"outputs\":[{\"name\":\"output0\"}]}";
+        await AssertErrorAsync(await Post("/v2/models/smoke/infer", unknownOutput), HttpStatusCode.BadRequest);
+    }
+
+    private static async Task AssertErrorAsync(HttpResponseMessage response, HttpStatusCode status)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == status, $"expected {(int)status}, got {(int)response.StatusCode}: {text}");
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        var error = JsonDocument.Parse(text).RootElement;
+        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("error").GetString()), text);
+    }
+
+    /// <summary>Rows of varied pixels and what the smoke bundle computes for them in process.</summary>
+    private (float[] Input, (float[] Logits, float[] Similarities) Expected) ProbeRows(int rows)
+    {
+        using var bundle = new BundleLoader(new SessionFactory(new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Cpu })).Load(bundles.SmokeBundle);
+        var input = new float[rows * bundle.Session.ImageElementCount];
+        for (var i = 0; i < input.Length; i++) input[i] = (i * 7919 % 1000) / 999f;
+        using var outputs = bundle.Session.Run(input, rows);
+        var logits = Enumerable.Range(0, rows).SelectMany(r => outputs.LogitsOf(r).ToArray()).ToArray();
+        var similarities = Enumerable.Range(0, rows).SelectMany(r => outputs.SimilaritiesOf(r).ToArray()).ToArray();
+        return (input, (logits, similarities));
+    }
+}
