@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -24,7 +25,10 @@ OVERRIDES = [
     ("--lr-trunk", "joint_lr_trunk", float), ("--lr-add-on", "joint_lr_add_on", float),
     ("--lr-prototypes", "joint_lr_prototypes", float), ("--lr-last-layer", "last_layer_lr", float),
     ("--lr-step", "joint_lr_step", int), ("--lr-gamma", "joint_lr_gamma", float),
-    ("--weight-decay", "weight_decay", float),
+    ("--weight-decay", "weight_decay", float), ("--joint-optimizer", "joint_optimizer", str),
+    ("--onecycle-pct-start", "onecycle_pct_start", float), ("--last-layer-batch-size", "last_layer_batch_size", int),
+    ("--lr-baseline-head", "baseline_lr_head", float),
+    ("--augmentation", "augmentation", str), ("--crop-padding", "crop_padding", int),
     ("--coef-clst", "coef_clst", float), ("--coef-sep", "coef_sep", float), ("--coef-l1", "coef_l1", float),
     ("--prune-k", "prune_k", int), ("--prune-threshold", "prune_threshold", int),
     ("--small-cnn-convs", "small_cnn_convs_per_stage", int), ("--small-cnn-pools", "small_cnn_pools", int),
@@ -37,6 +41,7 @@ OVERRIDES = [
 FLAGS = [  # (option, config field, value when given)
     ("--crop-to-box", "crop_to_box", True), ("--no-augment", "augment", False), ("--augment", "augment", True),
     ("--prune", "prune", True), ("--with-baseline", "with_baseline", True), ("--no-baseline", "with_baseline", False),
+    ("--last-layer-clamp", "last_layer_clamp", True), ("--no-last-layer-clamp", "last_layer_clamp", False),
 ]
 
 
@@ -51,14 +56,25 @@ HELP = {
                        "(resnet18 from the NuGet ResNet18.onnx)",
     "--add-on": "regular | bottleneck", "--similarity": "log | linear",
     "--warm-epochs": "epochs with the trunk frozen", "--push-start": "first push after this epoch (0-based)",
-    "--push-every": "push every N epochs after push-start (the last epoch always pushes)",
     "--last-layer-iterations": "last-layer passes after each push",
     "--prune-k": "pruning: nearest patches looked at", "--prune-threshold": "pruning: own-class patches needed",
     "--small-cnn-convs": "small-cnn: convolutions per stage", "--small-cnn-pools": "small-cnn: 2x2 max-pools",
     "--threads": "torch CPU threads (0: torch's default)", "--workers": "data loader worker processes",
     "--train-limit": "use only the first N training images", "--test-limit": "use only the first N test images",
     "--crop-to-box": "cub200: crop every image to its bounding box (the paper's setting)",
-    "--no-augment": "no online augmentation", "--augment": "online rotation, skew/shear and flips",
+    "--no-augment": "no online augmentation", "--augment": "online augmentation of the training set (see --augmentation)",
+    "--augmentation": "paper: rotation, skew/shear and flips | crop-flip: random crop of the image padded by "
+                      "--crop-padding black pixels, and flips | none",
+    "--crop-padding": "crop-flip: padding in pixels before the random crop",
+    "--joint-optimizer": "adam-step: Adam + StepLR per epoch (the reference) | adamw-onecycle: AdamW + OneCycleLR "
+                         "stepped per batch, the --lr-* values are the peaks",
+    "--onecycle-pct-start": "adamw-onecycle: share of the joint steps spent ramping the lr up",
+    "--weight-decay": "weight decay of the trunk and add-on layers (prototypes: none)",
+    "--last-layer-batch-size": "batch size of the last-layer passes (0: --batch-size)",
+    "--last-layer-clamp": "clamp the wrong-class last-layer weights to <= 0 after every step",
+    "--no-last-layer-clamp": "let wrong-class last-layer weights become positive",
+    "--lr-baseline-head": "learning rate of the baseline's linear classifier",
+    "--push-every": "push every N epochs after push-start, the last epoch always pushes (0: only the last epoch)",
     "--prune": "prune prototypes after training, then retrain the last layer",
     "--with-baseline": "also train the black-box baseline (same trunk, global average pooling, linear) with the "
                        "same epochs and augmentation; its test accuracy goes into the manifest",
@@ -111,12 +127,64 @@ def training_block(cfg: TrainConfig, result, train_size: int, test_size: int, pr
         "augment": cfg.augment, "pushEpochs": [m["epoch"] for m in result.history if m.get("pushed")],
         "pruned": cfg.prune, "config": cfg.to_dict(),
     }
-    if result.baseline_accuracy is not None:
+    if getattr(result, "baseline_block", None):   # trained by a separate --baseline-only process
+        block["baseline"] = dict(result.baseline_block)
+    elif result.baseline_accuracy is not None:
         block["baseline"] = {"testAccuracy": result.baseline_accuracy, "backbone": cfg.backbone,
                              "epochs": cfg.epochs, "model": "same trunk + global average pooling + linear",
-                             "augment": cfg.augment}
+                             "augment": cfg.augment, "augmentation": cfg.augmentation,
+                             "jointOptimizer": cfg.joint_optimizer}
         if result.baseline_seconds:
             block["baseline"]["seconds"] = round(result.baseline_seconds, 3)
+    return block
+
+
+def baseline_block(cfg: TrainConfig, history: List[float], seconds: float) -> Dict[str, Any]:
+    """The manifest's training.baseline, as written by --baseline-only and read back by --baseline-result."""
+    return {"testAccuracy": history[-1], "history": history, "seconds": round(seconds, 3),
+            "backbone": cfg.backbone, "epochs": cfg.epochs, "seed": cfg.seed,
+            "model": "same trunk + global average pooling + linear", "augment": cfg.augment,
+            "augmentation": cfg.augmentation, "jointOptimizer": cfg.joint_optimizer,
+            "process": "separate (--baseline-only)"}
+
+
+def write_json_atomically(value: Dict[str, Any], path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, "." + os.path.basename(path) + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2)
+    os.replace(tmp, path)
+
+
+def read_baseline_result(path: str, cfg: TrainConfig, wait_seconds: float) -> Optional[Dict[str, Any]]:
+    """The baseline of a parallel --baseline-only run: waits up to `wait_seconds` for its file. A missing file
+    after the wait gives None (the bundle is still published, without a baseline); a file for another recipe
+    is an error."""
+    deadline = time.time() + wait_seconds
+    announced = False
+    while not os.path.isfile(path) and time.time() < deadline:
+        if not announced:
+            print(f"waiting up to {wait_seconds:.0f}s for the baseline result {path}", flush=True)
+            announced = True
+        time.sleep(5)
+    if not os.path.isfile(path):
+        print(f"warning: no baseline result at {path}; publishing without training.baseline", flush=True)
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            block = json.load(f)
+        accuracy = float(block["testAccuracy"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise TrainerError(f"baseline result {path} is not readable: {error}") from None
+    if not 0.0 <= accuracy <= 1.0:
+        raise TrainerError(f"baseline result {path} has test accuracy {accuracy}, outside [0, 1]")
+    mismatched = [key for key, value in (("backbone", cfg.backbone), ("epochs", cfg.epochs), ("seed", cfg.seed),
+                                         ("augmentation", cfg.augmentation), ("jointOptimizer", cfg.joint_optimizer))
+                  if block.get(key) != value]
+    if mismatched:
+        raise TrainerError(f"baseline result {path} was trained with a different {', '.join(mismatched)} "
+                           f"than this run")
     return block
 
 
@@ -140,10 +208,32 @@ def example_images(test_set, count: int) -> List[Any]:
     return [(test_set.image(index), label) for label, index in sorted(chosen.items())]
 
 
+def cmd_train_baseline_only(cfg: TrainConfig, output: str, progress: bool) -> int:
+    """Train only the black-box baseline (same trunk, budget and augmentation) and write its result as JSON,
+    for a ProtoPNet run in another process (--baseline-result) to put into its manifest."""
+    import torch
+    from .data import load_data_source, make_loaders
+    from .train import seed_everything, select_device, train_baseline
+    started = time.time()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    source = load_data_source(cfg)
+    history = train_baseline(cfg, source, make_loaders(cfg, source), select_device(cfg.device), progress)
+    block = baseline_block(cfg, history, time.time() - started)
+    write_json_atomically(block, output)
+    print(f"baseline test accuracy {block['testAccuracy']:.4f} in {block['seconds']:.1f}s; wrote {output}", flush=True)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .export import check_writable, write_bundle
     from .train import Trainer
     cfg = config_from_args(args)
+    if args.baseline_only:
+        return cmd_train_baseline_only(cfg, args.baseline_only, show_progress(args))
+    if args.baseline_result:
+        cfg = cfg.replace(with_baseline=False)      # the baseline trains in its own process
     name = args.name or args.preset or cfg.dataset
     check_writable(args.models)                     # fail before training, not after
     run_dir = args.run_dir or os.path.join("runs", name)
@@ -159,6 +249,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not trainer.resume():
         print(f"no checkpoint in {run_dir}: starting from epoch 1", flush=True)
     result = trainer.run()
+    if args.baseline_result:
+        result.baseline_block = read_baseline_result(args.baseline_result, cfg, args.baseline_wait)
+        if result.baseline_block:
+            result.baseline_accuracy = result.baseline_block["testAccuracy"]
+            result.baseline_history = list(result.baseline_block.get("history") or [])
     bundle = write_bundle(args.models, name, result.model, classes=trainer.source.classes,
                           channels=trainer.source.channels, image_size=cfg.image_size,
                           interpolation=cfg.interpolation, records=result.records,
@@ -310,6 +405,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-report", action="store_true", help="no report/ (curves, confusion matrix, gallery)")
     train.add_argument("--examples", type=int, default=10,
                        help="store the first test image of up to N classes in the bundle (examples/, default 10)")
+    train.add_argument("--baseline-only", metavar="FILE",
+                       help="train only the black-box baseline and write its result to FILE (JSON), for a "
+                            "ProtoPNet run in a parallel process to read with --baseline-result")
+    train.add_argument("--baseline-result", metavar="FILE",
+                       help="take training.baseline from FILE, written by a parallel --baseline-only run with the "
+                            "same recipe, instead of training the baseline after ProtoPNet in this process")
+    train.add_argument("--baseline-wait", type=float, default=1800.0, metavar="SECONDS",
+                       help="with --baseline-result: how long to wait for FILE after training (default 1800)")
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a checkpoint on a data set")

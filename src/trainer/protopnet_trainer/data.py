@@ -109,10 +109,21 @@ class ImageSet(Dataset):
 
 
 def make_augmentation(cfg: TrainConfig) -> Optional[Callable]:
-    """Online equivalent of the reference's offline augmentation: rotation, skew, shear, left-right flip."""
-    if not cfg.augment:
+    """The training set's online augmentation (the push and test sets are never augmented).
+
+    paper: the online equivalent of the reference's offline augmentation (rotation, skew, shear, left-right flip).
+    crop-flip: a random crop of the image padded with `crop_padding` black pixels, and a left-right flip (small
+    centred images such as Fashion-MNIST, where rotation and shear move garments off their usual pose).
+    """
+    if not cfg.augment or cfg.augmentation == "none":
         return None
     steps: List[Callable] = []
+    if cfg.augmentation == "crop-flip":
+        if cfg.crop_padding > 0:
+            steps.append(transforms.RandomCrop(cfg.image_size, padding=cfg.crop_padding, fill=0))
+        if cfg.flip:
+            steps.append(transforms.RandomHorizontalFlip())
+        return transforms.Compose(steps) if steps else None
     if cfg.skew > 0:
         steps.append(transforms.RandomPerspective(distortion_scale=cfg.skew, p=0.5))
     if cfg.rotation_degrees > 0 or cfg.shear_degrees > 0:

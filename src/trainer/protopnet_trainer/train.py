@@ -49,6 +49,43 @@ def coefficients(cfg: TrainConfig) -> LossCoefficients:
     return LossCoefficients(cfg.coef_crs_ent, cfg.coef_clst, cfg.coef_sep, cfg.coef_l1)
 
 
+def make_joint_optimizer(cfg: TrainConfig, groups: List[Dict[str, Any]], steps_per_epoch: int):
+    """The joint stage's optimizer and lr schedule for parameter groups [{params, lr, weight_decay}].
+
+    adam-step: Adam with StepLR stepped once per epoch (the reference). adamw-onecycle: AdamW with OneCycleLR
+    stepped once per batch over all joint steps; each group's `lr` is its peak. Returns (optimizer, scheduler,
+    per_batch) where `per_batch` says when to step the scheduler.
+    """
+    if cfg.joint_optimizer == "adamw-onecycle":
+        optimizer = torch.optim.AdamW(groups)
+        joint_epochs = max(1, cfg.epochs - cfg.warm_epochs)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in groups], total_steps=joint_epochs * max(1, steps_per_epoch),
+            pct_start=cfg.onecycle_pct_start)
+        return optimizer, scheduler, True
+    optimizer = torch.optim.Adam(groups)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.joint_lr_step, gamma=cfg.joint_lr_gamma)
+    return optimizer, scheduler, False
+
+
+@torch.no_grad()
+def clamp_wrong_class_weights(weight: torch.Tensor, prototype_classes: torch.Tensor) -> None:
+    """Keep every weight from a prototype to a class other than its own <= 0 (K x M weight, in place), so a
+    prototype can only ever count as evidence for its own class."""
+    wrong = torch.ones_like(weight, dtype=torch.bool)
+    wrong[prototype_classes.long().to(weight.device), torch.arange(weight.shape[1], device=weight.device)] = False
+    weight.copy_(torch.where(wrong, weight.clamp(max=0.0), weight))
+
+
+def scheduler_state(scheduler) -> Dict[str, Any]:
+    """A scheduler's state without its functions (torch 1.13's OneCycleLR keeps a bound method in its state)."""
+    return {k: v for k, v in scheduler.state_dict().items() if not callable(v)}
+
+
+def load_scheduler_state(scheduler, state: Dict[str, Any]) -> None:
+    scheduler.load_state_dict({**scheduler.state_dict(), **state})
+
+
 def load_checkpoint_file(path: str) -> Dict[str, Any]:
     return load_checkpoint(path)
 
@@ -101,6 +138,7 @@ class TrainResult:
     confusion: Optional[Any] = None                 # [true, predicted] counts on the test set
     baseline_history: List[float] = field(default_factory=list)
     baseline_seconds: Optional[float] = None
+    baseline_block: Optional[Dict[str, Any]] = None  # training.baseline from a separate --baseline-only run
 
 
 class Trainer:
@@ -142,12 +180,11 @@ class Trainer:
         self.warm_optimizer = torch.optim.Adam([
             {"params": model.add_on.parameters(), "lr": cfg.warm_lr_add_on, "weight_decay": cfg.weight_decay},
             {"params": [model.prototypes], "lr": cfg.warm_lr_prototypes}])
-        self.joint_optimizer = torch.optim.Adam([
-            {"params": model.trunk.parameters(), "lr": cfg.joint_lr_trunk, "weight_decay": cfg.weight_decay},
-            {"params": model.add_on.parameters(), "lr": cfg.joint_lr_add_on, "weight_decay": cfg.weight_decay},
-            {"params": [model.prototypes], "lr": cfg.joint_lr_prototypes}])
-        self.joint_scheduler = torch.optim.lr_scheduler.StepLR(self.joint_optimizer, step_size=cfg.joint_lr_step,
-                                                               gamma=cfg.joint_lr_gamma)
+        self.joint_optimizer, self.joint_scheduler, self.joint_scheduler_per_batch = make_joint_optimizer(cfg, [
+            {"params": list(model.trunk.parameters()), "lr": cfg.joint_lr_trunk, "weight_decay": cfg.weight_decay},
+            {"params": list(model.add_on.parameters()), "lr": cfg.joint_lr_add_on, "weight_decay": cfg.weight_decay},
+            {"params": [model.prototypes], "lr": cfg.joint_lr_prototypes, "weight_decay": 0.0}],
+            len(self.loaders.train))
         self.last_optimizer = torch.optim.Adam([{"params": model.last_layer.parameters(), "lr": cfg.last_layer_lr}])
 
     def _set_trainable(self, trunk: bool, add_on: bool, prototypes: bool, last: bool) -> None:
@@ -165,6 +202,8 @@ class Trainer:
     def push_due(self, epoch: int) -> bool:
         cfg = self.cfg
         final = epoch == cfg.epochs - 1
+        if cfg.push_every == 0:   # one push, after the last epoch
+            return final
         scheduled = epoch >= cfg.push_start and (epoch - cfg.push_start) % cfg.push_every == 0
         return final or scheduled
 
@@ -191,12 +230,14 @@ class Trainer:
             optimizer.zero_grad()
             terms["total"].backward()
             optimizer.step()
+            if phase == "joint" and self.joint_scheduler_per_batch:
+                self.joint_scheduler.step()
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + float(value) * len(labels)
             correct += int((out.logits.argmax(1) == labels).sum())
             total += len(labels)
             bar.set_postfix(loss=f"{float(terms['total']):.3f}")
-        if phase == "joint":
+        if phase == "joint" and not self.joint_scheduler_per_batch:
             self.joint_scheduler.step()
         seconds = time.time() - started
         metrics = {f"loss_{k}": v / max(1, total) for k, v in sums.items()}
@@ -219,24 +260,31 @@ class Trainer:
         return torch.cat(scores)
 
     def train_last_layer(self, iterations: Optional[int] = None, seed_offset: int = 0) -> float:
-        """Only h is trained, on cached push-set scores: CE + l1 * L1(wrong-class weights)."""
+        """Only h is trained, on cached push-set scores: CE + l1 * L1(wrong-class weights); with
+        `last_layer_clamp` the wrong-class weights are clamped to <= 0 after every step."""
         iterations = self.cfg.last_layer_iterations if iterations is None else iterations
         self._set_trainable(False, False, False, True)
         scores = self.push_set_scores()
         labels = torch.tensor(self.loaders.push_set.split.labels, device=self.device)
         generator = torch.Generator().manual_seed(self.cfg.seed * 7919 + seed_offset)
+        batch_size = self.cfg.last_layer_batch_size or self.cfg.batch_size
+        weight, prototype_classes = self.model.last_layer.weight, self.model.prototype_classes
+        if self.cfg.last_layer_clamp:
+            clamp_wrong_class_weights(weight, prototype_classes)
         accuracy = 0.0
         for _ in tqdm(range(iterations), desc="last layer", leave=False, disable=not self.progress):
             order = torch.randperm(len(labels), generator=generator).to(self.device)
             correct = 0
-            for start in range(0, len(order), self.cfg.batch_size):
-                batch = order[start:start + self.cfg.batch_size]
+            for start in range(0, len(order), batch_size):
+                batch = order[start:start + batch_size]
                 logits = self.model.last_layer(scores[batch])
                 loss = last_layer_loss(logits, labels[batch], self.model.prototype_classes,
                                        self.model.last_layer.weight, self.coefs)
                 self.last_optimizer.zero_grad()
                 loss.backward()
                 self.last_optimizer.step()
+                if self.cfg.last_layer_clamp:
+                    clamp_wrong_class_weights(weight, prototype_classes)
                 correct += int((logits.argmax(1) == labels[batch]).sum())
             accuracy = correct / len(order)
         return accuracy
@@ -247,7 +295,7 @@ class Trainer:
             "format": "protopnet-checkpoint", "config": self.cfg.to_dict(), "epoch": self.epoch,
             "classes": list(self.source.classes), "model": self.model.state_dict(),
             "warm_optimizer": self.warm_optimizer.state_dict(), "joint_optimizer": self.joint_optimizer.state_dict(),
-            "joint_scheduler": self.joint_scheduler.state_dict(), "last_optimizer": self.last_optimizer.state_dict(),
+            "joint_scheduler": scheduler_state(self.joint_scheduler), "last_optimizer": self.last_optimizer.state_dict(),
             "records": self.records, "history": self.history, "seconds": self.seconds,
             "train_size": len(self.source.train), "test_size": len(self.source.test),
             "baseline_accuracy": self.baseline_accuracy, "baseline_history": self.baseline_history,
@@ -280,10 +328,16 @@ class Trainer:
                                f"{len(self.source.classes)}")
         if saved.backbone != self.cfg.backbone or saved.prototypes_per_class != self.cfg.prototypes_per_class:
             raise TrainerError(f"checkpoint {epochs[-1]} was trained with a different model configuration")
+        # OneCycle's lr trajectory is fixed by the joint length: it cannot be stretched mid-run (StepLR can).
+        onecycle = "adamw-onecycle" in (saved.joint_optimizer, self.cfg.joint_optimizer)
+        if saved.joint_optimizer != self.cfg.joint_optimizer or (onecycle and (saved.epochs, saved.warm_epochs) != (
+                self.cfg.epochs, self.cfg.warm_epochs)):
+            raise TrainerError(f"checkpoint {epochs[-1]} was trained with a different schedule (joint optimizer "
+                               f"{saved.joint_optimizer}, {saved.epochs} epochs, {saved.warm_epochs} warm-up)")
         self.model.load_state_dict(checkpoint["model"])
         self.warm_optimizer.load_state_dict(checkpoint["warm_optimizer"])
         self.joint_optimizer.load_state_dict(checkpoint["joint_optimizer"])
-        self.joint_scheduler.load_state_dict(checkpoint["joint_scheduler"])
+        load_scheduler_state(self.joint_scheduler, checkpoint["joint_scheduler"])
         self.last_optimizer.load_state_dict(checkpoint["last_optimizer"])
         self.epoch = int(checkpoint["epoch"])
         self.records = list(checkpoint["records"])
@@ -303,6 +357,8 @@ class Trainer:
             metrics: Dict[str, Any] = {"epoch": epoch + 1, "phase": self.phase(epoch)}
             metrics.update(self.train_epoch(epoch))
             if self.push_due(epoch):
+                metrics["test_accuracy_before_push"] = evaluate_accuracy(self.model, self.loaders.test, self.device,
+                                                                         progress=self.progress)
                 self.push(epoch)
                 metrics["pushed"] = True
                 metrics["last_layer_accuracy"] = self.train_last_layer(seed_offset=epoch)
@@ -369,6 +425,10 @@ def format_metrics(metrics: Dict[str, Any], epochs: int) -> str:
     return " ".join(parts)
 
 
+def per_batch_schedule(cfg: TrainConfig) -> bool:
+    return cfg.joint_optimizer == "adamw-onecycle"
+
+
 def build_baseline(cfg: TrainConfig, source: DataSource) -> BaselineNet:
     trunk = build_trunk(cfg.backbone, source.channels, cfg.small_cnn_widths, cfg.small_cnn_convs_per_stage,
                         cfg.small_cnn_pools, cfg.trunk_weights)
@@ -383,11 +443,11 @@ def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, devic
     after each epoch (the last one is the baseline's result)."""
     seed_everything(cfg.seed + 17)
     net = build_baseline(cfg, source).to(device)
-    optimizer = torch.optim.Adam([
-        {"params": net.trunk.parameters(), "lr": cfg.joint_lr_trunk, "weight_decay": cfg.weight_decay},
-        {"params": net.classifier.parameters(), "lr": cfg.baseline_lr_head}])
+    optimizer, scheduler, per_batch = make_joint_optimizer(cfg, [
+        {"params": list(net.trunk.parameters()), "lr": cfg.joint_lr_trunk, "weight_decay": cfg.weight_decay},
+        {"params": list(net.classifier.parameters()), "lr": cfg.baseline_lr_head,
+         "weight_decay": cfg.weight_decay if per_batch_schedule(cfg) else 0.0}], len(loaders.train))
     head_only = torch.optim.Adam(net.classifier.parameters(), lr=cfg.baseline_lr_head)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.joint_lr_step, gamma=cfg.joint_lr_gamma)
     loss_fn = nn.CrossEntropyLoss()
     history: List[float] = []
     for epoch in range(cfg.epochs):
@@ -404,7 +464,9 @@ def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, devic
             opt.zero_grad()
             loss.backward()
             opt.step()
-        if not warm:
+            if not warm and per_batch:
+                scheduler.step()
+        if not warm and not per_batch:
             scheduler.step()
         accuracy = evaluate_accuracy(net, loaders.test, device, desc="baseline test", progress=progress)
         history.append(accuracy)

@@ -1,0 +1,178 @@
+"""The options the fashion-mnist recipe is made of: crop-flip augmentation, AdamW + OneCycle per batch (and its
+resume), no warm-up, one push at the end, the clamped last layer, and the baseline trained in its own process."""
+import json
+import math
+import os
+
+import pytest
+import torch
+
+from protopnet_trainer.cli import main
+from protopnet_trainer.config import TrainConfig, preset_config
+from protopnet_trainer.data import ImageSet, load_data_source, make_augmentation
+from protopnet_trainer.errors import TrainerError
+from protopnet_trainer.train import Trainer, clamp_wrong_class_weights
+
+from test_cli import TINY_ARGS, _one_line_error, _versions
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _quiet(cfg, folder):
+    return Trainer(cfg, str(folder), progress=False, log=lambda line: None)
+
+
+def _onecycle(tiny, **changes):
+    values = dict(epochs=4, warm_epochs=0, push_every=0, joint_optimizer="adamw-onecycle", onecycle_pct_start=0.25,
+                  joint_lr_trunk=2e-3, joint_lr_add_on=3e-3, joint_lr_prototypes=4e-3, weight_decay=0.05)
+    values.update(changes)
+    return tiny(**values)
+
+
+def test_the_fashion_mnist_preset_is_the_measured_recipe():
+    cfg = preset_config("fashion-mnist")
+    assert (cfg.small_cnn_widths, cfg.small_cnn_convs_per_stage, cfg.small_cnn_pools) == ([32, 64, 128], 2, 2)
+    assert (cfg.prototype_dim, cfg.prototypes_per_class, cfg.add_on, cfg.similarity) == (64, 10, "regular", "log")
+    assert (cfg.augmentation, cfg.crop_padding, cfg.warm_epochs, cfg.push_every) == ("crop-flip", 2, 0, 0)
+    assert (cfg.joint_optimizer, cfg.onecycle_pct_start, cfg.joint_lr_trunk, cfg.weight_decay) == (
+        "adamw-onecycle", 0.25, 2e-3, 0.05)
+    assert (cfg.last_layer_lr, cfg.last_layer_batch_size, cfg.last_layer_clamp) == (1e-3, 512, True)
+    assert TrainConfig().joint_optimizer == "adam-step" and TrainConfig().augmentation == "paper"
+
+
+def test_crop_flip_is_a_shifted_or_mirrored_copy_with_a_black_border():
+    cfg = TrainConfig(dataset="synthetic", image_size=16, synthetic_classes=2, synthetic_train_per_class=2,
+                      synthetic_test_per_class=1, synthetic_channels=1, augmentation="crop-flip", crop_padding=2)
+    source = load_data_source(cfg)
+    augmentation = make_augmentation(cfg)
+    assert [type(t).__name__ for t in augmentation.transforms] == ["RandomCrop", "RandomHorizontalFlip"]
+    plain = ImageSet(source.train, 16).image(0)
+    padded = torch.nn.functional.pad(plain, (2, 2, 2, 2))       # black (0) border, as the crop pads
+    candidates = [padded[:, y:y + 16, x:x + 16] for y in range(5) for x in range(5)]
+    candidates += [c.flip(-1) for c in candidates]
+    augmented = ImageSet(source.train, 16, augmentation=augmentation)
+    torch.manual_seed(0)
+    views = [augmented.image(0) for _ in range(12)]
+    for view in views:
+        assert view.shape == plain.shape
+        assert any(torch.allclose(view, c, atol=1e-6) for c in candidates)
+    assert any(not torch.allclose(view, plain) for view in views)
+    assert make_augmentation(cfg.replace(augmentation="none")) is None
+
+
+def test_onecycle_ramps_to_each_group_peak_then_anneals_per_batch(tiny, tmp_path):
+    cfg = _onecycle(tiny)
+    trainer = _quiet(cfg, tmp_path)
+    assert isinstance(trainer.joint_optimizer, torch.optim.AdamW)
+    groups = trainer.joint_optimizer.param_groups
+    assert [g["weight_decay"] for g in groups] == [0.05, 0.05, 0.0]      # prototypes never decay
+    steps_per_epoch = len(trainer.loaders.train)
+    peaks = [2e-3, 3e-3, 4e-3]
+    assert [g["lr"] for g in groups] == pytest.approx([p / 25 for p in peaks])   # the ramp starts at peak / 25
+    trajectory = []
+    original_step = trainer.joint_scheduler.step
+
+    def record_step(*args, **kwargs):      # the lr the batch that just ran was trained with
+        trajectory.append([g["lr"] for g in groups])
+        original_step(*args, **kwargs)
+
+    trainer.joint_scheduler.step = record_step
+    for epoch in range(cfg.epochs):
+        trainer.train_epoch(epoch)
+    assert len(trajectory) == cfg.epochs * steps_per_epoch                # stepped once per batch
+    trunk = [lrs[0] for lrs in trajectory]
+    peak_step = trunk.index(max(trunk))
+    assert peak_step == round(0.25 * len(trunk)) - 1                     # the ramp ends at step pct * total - 1
+    assert trajectory[peak_step] == pytest.approx(peaks)
+    assert all(a <= b + 1e-12 for a, b in zip(trunk[:peak_step], trunk[1:peak_step + 1]))   # up, then
+    assert all(a >= b - 1e-12 for a, b in zip(trunk[peak_step:], trunk[peak_step + 1:]))   # down
+    assert trunk[-1] == pytest.approx(2e-3 / 25 / 1e4)                   # annealed to peak / 25 / 1e4
+
+
+def test_onecycle_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny, tmp_path):
+    cfg = _onecycle(tiny, augment=True, augmentation="crop-flip")
+    straight = _quiet(cfg, tmp_path / "straight").run().model.state_dict()
+
+    def stop_after_second_epoch(epoch):
+        if epoch == 1:
+            raise Interrupt()
+
+    with pytest.raises(Interrupt):
+        _quiet(cfg, tmp_path / "resumed").run(on_epoch_end=stop_after_second_epoch)
+    resumed_trainer = _quiet(cfg, tmp_path / "resumed")
+    assert resumed_trainer.resume() and resumed_trainer.epoch == 2
+    assert resumed_trainer.joint_scheduler.last_epoch == 2 * len(resumed_trainer.loaders.train)
+    resumed = resumed_trainer.run().model.state_dict()
+    for name in straight:
+        assert torch.allclose(straight[name].float(), resumed[name].float(), atol=1e-6), name
+    # OneCycle's trajectory depends on the run's length: resuming with other epochs is refused
+    longer = _quiet(cfg.replace(epochs=6), tmp_path / "resumed")
+    with pytest.raises(TrainerError, match="different schedule"):
+        longer.resume()
+
+
+def test_push_every_zero_pushes_once_after_the_last_epoch_and_no_warm_up(tiny, tmp_path):
+    trainer = _quiet(_onecycle(tiny, epochs=3), tmp_path)
+    assert [trainer.phase(e) for e in range(3)] == ["joint"] * 3
+    assert [trainer.push_due(e) for e in range(3)] == [False, False, True]
+    history = trainer.run().history
+    assert [m["epoch"] for m in history if m.get("pushed")] == [3]
+    assert "test_accuracy_before_push" in history[-1] and "test_accuracy_before_push" not in history[0]
+
+
+def test_clamp_keeps_own_class_weights_and_makes_wrong_class_weights_non_positive():
+    classes = torch.tensor([0, 0, 1, 2])
+    weight = torch.tensor([[2.0, -1.0, 0.5, -0.2], [0.3, 0.7, 1.5, 0.0], [-0.4, 0.9, 0.1, 3.0]])
+    clamp_wrong_class_weights(weight, classes)
+    assert torch.equal(weight, torch.tensor([[2.0, -1.0, 0.0, -0.2], [0.0, 0.0, 1.5, 0.0], [-0.4, 0.0, 0.0, 3.0]]))
+
+
+def test_clamped_last_layer_leaves_no_positive_wrong_class_weight(tiny, tmp_path):
+    trainer = _quiet(tiny(last_layer_iterations=5, last_layer_clamp=True, last_layer_lr=5e-2,
+                          last_layer_batch_size=4), tmp_path)
+    trainer.push(0)
+    with torch.no_grad():       # start from every weight positive: the clamp must undo it and keep it undone
+        trainer.model.last_layer.weight.fill_(0.5)
+    trainer.train_last_layer()
+    weight = trainer.model.last_layer.weight.detach()
+    own = torch.nn.functional.one_hot(trainer.model.prototype_classes, weight.shape[0]).t().bool()
+    assert (weight[~own] <= 0).all()
+    assert (weight[own] != 0.5).any()                  # and the layer did train
+    # without the clamp the same start keeps positive wrong-class weights (the test above is not vacuous)
+    unclamped = _quiet(tiny(last_layer_iterations=5, last_layer_lr=5e-2, last_layer_batch_size=4), tmp_path / "u")
+    unclamped.push(0)
+    with torch.no_grad():
+        unclamped.model.last_layer.weight.fill_(0.5)
+    unclamped.train_last_layer()
+    assert (unclamped.model.last_layer.weight.detach()[~own] > 0).any()
+
+
+def test_unknown_recipe_options_are_one_line_errors(tmp_path, capsys):
+    for option, value in (("--augmentation", "rotate"), ("--joint-optimizer", "sgd"),
+                          ("--onecycle-pct-start", "1.5")):
+        code = main(["train", *TINY_ARGS, option, value, "--models", str(tmp_path / "m")])
+        _one_line_error(capsys, code, option.lstrip("-").split("-")[0])
+
+
+def test_baseline_in_a_separate_process_goes_into_the_manifest(tmp_path, capsys):
+    models, result = str(tmp_path / "models"), str(tmp_path / "baseline.json")
+    recipe = [*TINY_ARGS, "--warm-epochs", "0", "--joint-optimizer", "adamw-onecycle", "--push-every", "0"]
+    assert main(["train", *recipe, "--baseline-only", result]) == 0
+    written = json.loads(open(result).read())
+    assert 0 <= written["testAccuracy"] <= 1 and written["seconds"] > 0 and len(written["history"]) == 2
+    assert not os.path.isdir(models)                             # the baseline alone publishes nothing
+    assert main(["train", *recipe, "--models", models, "--name", "p", "--run-dir", str(tmp_path / "run"),
+                 "--baseline-result", result]) == 0
+    out = capsys.readouterr().out
+    assert "baseline 1/2" not in out                              # not trained again in this process
+    [version] = _versions(models, "p")
+    training = json.loads((tmp_path / "models" / "p" / version / "model.json").read_text())["training"]
+    assert training["baseline"]["testAccuracy"] == written["testAccuracy"]
+    assert training["baseline"]["seconds"] == written["seconds"]
+    assert training["seconds"] > 0 and training["config"]["joint_optimizer"] == "adamw-onecycle"
+    # a baseline of another recipe is refused, with the reason
+    code = main(["train", *recipe, "--epochs", "3", "--models", models, "--name", "p",
+                 "--run-dir", str(tmp_path / "run3"), "--baseline-result", result])
+    _one_line_error(capsys, code, "different epochs")
