@@ -2,14 +2,17 @@ using System.Globalization;
 
 namespace ProtoPNet.Benchmarks;
 
-public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double Seconds, string? Image, string? Url, int IntraOpThreads)
+public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double Seconds, string? Image, string? Url, int IntraOpThreads,
+    int MaxBatchSize, bool Unbatched)
 {
     public static BenchmarkOptions Parse(string[] args)
     {
         string? bundle = null, image = null, url = null;
-        int[] concurrency = [1, 8, 32];
+        int[] concurrency = [1, 4, 16, 32, 64];
         double seconds = 10;
         var intraOp = 0;
+        var maxBatchSize = 16;
+        var unbatched = true;
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -21,10 +24,12 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
                 case "--image": image = Next(); break;
                 case "--url": url = Next(); break;
                 case "--intra-op-threads": intraOp = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--max-batch-size": maxBatchSize = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--no-unbatched": unbatched = false; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
         if (bundle is null) throw new ArgumentException("--bundle <models/name/version> is required");
-        return new BenchmarkOptions(bundle, concurrency, seconds, image, url, intraOp);
+        return new BenchmarkOptions(bundle, concurrency, seconds, image, url, intraOp, maxBatchSize, unbatched);
     }
 }

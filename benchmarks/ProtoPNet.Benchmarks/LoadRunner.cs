@@ -5,7 +5,12 @@ namespace ProtoPNet.Benchmarks;
 
 public sealed record LoadResult(int Concurrency, long Completed, double Seconds, double P50, double P99)
 {
-    public double ImagesPerSecond => Completed / Seconds;
+    /// <summary>Images per operation (a batched run); 1 for one image per operation.</summary>
+    public int ImagesPerOperation { get; init; } = 1;
+
+    public double ImagesPerSecond => Completed * ImagesPerOperation / Seconds;
+
+    public LoadResult PerOperation(int images) => this with { ImagesPerOperation = images };
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"{ImagesPerSecond:0.0} img/s, p50 {P50:0.00} ms, p99 {P99:0.00} ms ({Completed} in {Seconds:0.0} s)");

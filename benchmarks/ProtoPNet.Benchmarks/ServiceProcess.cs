@@ -19,7 +19,8 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public string Url { get; }
 
-    public static async Task<ServiceProcess> StartAsync(string bundleDirectory, string name, int intraOpThreads)
+    public static async Task<ServiceProcess> StartAsync(string bundleDirectory, string name, int intraOpThreads,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var dll = FindServiceDll();
         // A model root holding only this bundle, through a symbolic link, so the service loads nothing else.
@@ -35,6 +36,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         start.Environment["Models__Root"] = root;
         start.Environment["Models__DefaultModel"] = name;
         start.Environment["Inference__IntraOpThreads"] = intraOpThreads.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         var process = Process.Start(start) ?? throw new InvalidOperationException("cannot start the service");
         // Drain the service's console (one log line per request) so it never blocks on a full pipe.
         process.OutputDataReceived += (_, _) => { };

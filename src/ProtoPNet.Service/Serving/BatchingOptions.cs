@@ -16,11 +16,12 @@ public sealed class BatchingOptions
     public int MaxBatchSize { get; set; } = 16;
 
     /// <summary>
-    /// Milliseconds a run may wait for more images once it has one (default 2). Requests that arrive while a run is busy
-    /// are batched without any wait; the delay only helps requests that arrive a little apart.
+    /// Milliseconds a run may wait for more images once it has one (default 0, as in Triton). Requests that arrive while a
+    /// run is busy are batched without any wait; a delay only helps requests that arrive a little apart, and costs every
+    /// lone request that much latency.
     /// </summary>
     [Range(0, 10_000)]
-    public int MaxQueueDelayMs { get; set; } = 2;
+    public int MaxQueueDelayMs { get; set; }
 
     /// <summary>Most images waiting per model version (default 256). Beyond it a request is answered 503 with Retry-After at once.</summary>
     [Range(1, 1_000_000)]

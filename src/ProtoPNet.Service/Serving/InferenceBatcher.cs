@@ -195,6 +195,14 @@ public sealed class InferenceBatcher : IDisposable
 
     private void Run(List<BatchRequest> batch, int images)
     {
+        // A caller that went away while the batch was forming is dropped now, before the network runs.
+        foreach (var gone in batch.Where(r => r.Aborted.IsCancellationRequested).ToArray())
+        {
+            gone.Completion.TrySetCanceled(gone.Aborted);
+            batch.Remove(gone);
+            images -= gone.Rows;
+        }
+        if (batch.Count == 0) return;
         var session = _bundle.Session;
         var started = Stopwatch.GetTimestamp();
         foreach (var request in batch) request.QueueMs = Stopwatch.GetElapsedTime(request.QueuedAt, started).TotalMilliseconds;

@@ -1,0 +1,71 @@
+using Microsoft.Extensions.DependencyInjection;
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Runtime;
+using ProtoPNet.Service.Serving;
+using ProtoPNet.Service.Tests.Infrastructure;
+
+namespace ProtoPNet.Service.Tests.Serving;
+
+/// <summary>The batcher on its own, with the real smoke bundle: what it coalesces, and what it drops before the network.</summary>
+[Collection(BundlesCollection.Name)]
+public class InferenceBatcherTests(TrainerBundles bundles)
+{
+    [Fact]
+    public async Task ACallerThatLeftIsDroppedBeforeTheRunAndTheOthersShareOneRun()
+    {
+        using var bundle = new BundleLoader(new SessionFactory(new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Cpu })).Load(bundles.SmokeBundle);
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        using var metrics = new ServiceMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        // A long queue delay: the batch forms for a second, long enough to cancel one caller meanwhile.
+        using var batcher = new InferenceBatcher(bundle, new BatchingOptions { MaxBatchSize = 8, MaxQueueDelayMs = 1000 }, metrics);
+        var inputs = Enumerable.Range(0, 3).Select(i =>
+        {
+            var input = new float[bundle.Session.ImageElementCount];
+            for (var e = 0; e < input.Length; e++) input[e] = ((e + 31 * i) * 7919 % 1000) / 999f;
+            return input;
+        }).ToArray();
+
+        using var leaving = new CancellationTokenSource();
+        var first = batcher.RunAsync(inputs[0], 1, CancellationToken.None);
+        var gone = batcher.RunAsync(inputs[1], 1, leaving.Token);
+        var third = batcher.RunAsync(inputs[2], 1, CancellationToken.None);
+        await Task.Delay(100);
+        await leaving.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => gone);
+        using var a = await first;
+        using var c = await third;
+        // One run of the two remaining images, rows in arrival order, outputs equal to running each alone.
+        Assert.Equal(2, a.BatchSize);
+        Assert.Equal(2, c.BatchSize);
+        Assert.Same(a.Outputs, c.Outputs);
+        Assert.Equal(0, a.FirstRow);
+        Assert.Equal(1, c.FirstRow);
+        foreach (var (run, input) in new[] { (a, inputs[0]), (c, inputs[2]) })
+        {
+            using var alone = bundle.Session.Run(input, 1);
+            var expected = alone.LogitsOf(0).ToArray();
+            var actual = run.Outputs.LogitsOf(run.FirstRow).ToArray();
+            for (var k = 0; k < expected.Length; k++) Assert.True(BundleLoader.WithinTolerance(actual[k], expected[k]), $"logit {k}: {actual[k]} vs {expected[k]}");
+        }
+        Assert.Equal(0, batcher.QueueDepth);
+    }
+
+    [Fact]
+    public async Task AFullQueueRefusesAtOnce()
+    {
+        using var bundle = new BundleLoader(new SessionFactory(new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Cpu })).Load(bundles.SmokeBundle);
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        using var metrics = new ServiceMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        using var batcher = new InferenceBatcher(bundle, new BatchingOptions { MaxBatchSize = 4, MaxQueueDelayMs = 1000, MaxQueueSize = 2 }, metrics);
+        var input = new float[4 * bundle.Session.ImageElementCount];
+        // The worker holds the first image while it waits for more; two more fill the queue; the next is refused at once.
+        var held = batcher.RunAsync(input, 1, CancellationToken.None);
+        await Task.Delay(100);
+        var queued = new[] { batcher.RunAsync(input, 1, CancellationToken.None), batcher.RunAsync(input, 1, CancellationToken.None) };
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        await Assert.ThrowsAsync<QueueFullException>(() => batcher.RunAsync(input, 1, CancellationToken.None));
+        Assert.True(started.ElapsedMilliseconds < 500, "the refusal waited");
+        foreach (var run in await Task.WhenAll([held, .. queued])) run.Dispose();
+    }
+}
