@@ -11,6 +11,9 @@ namespace ProtoPNet.Service.Hosting;
 
 public static class InferenceHostingExtensions
 {
+    /// <summary>Request body limit of the endpoints that take no upload (1 MiB).</summary>
+    public const long DefaultMaxRequestBodyBytes = 1024 * 1024;
+
     /// <summary>Options (validated at start), ONNX Runtime sessions, image decoding, the classifier and the model registry.</summary>
     public static IHostApplicationBuilder AddInference(this IHostApplicationBuilder builder)
     {
@@ -28,9 +31,9 @@ public static class InferenceHostingExtensions
         services.AddSingleton<ModelRegistry>();
         services.AddHostedService<ModelLoadingService>();
 
-        // Kestrel's own body limit: a full batch of images at the per-image limit, plus room for multipart headers.
-        services.AddOptions<KestrelServerOptions>().Configure<IOptions<ImageLimits>, IOptions<ClassifyOptions>>((kestrel, limits, classify) =>
-            kestrel.Limits.MaxRequestBodySize = limits.Value.MaxBytes * classify.Value.MaxBatchImages + 1024 * 1024);
+        // Kestrel's body limit for every endpoint that does not set its own: small, since only the upload endpoints read
+        // large bodies, and each raises the limit for its own requests (UploadReader: the images it may hold; v2 infer).
+        services.AddOptions<KestrelServerOptions>().Configure(kestrel => kestrel.Limits.MaxRequestBodySize = DefaultMaxRequestBodyBytes);
         return builder;
     }
 }
