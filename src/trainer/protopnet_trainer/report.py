@@ -31,6 +31,10 @@ def plot_curves(history: List[Dict], path: str, baseline_history: Optional[List[
     accuracy_axis.plot(epochs, [m["train_accuracy"] for m in history], label="train (augmented batches)")
     accuracy_axis.plot(epochs, [m["test_accuracy"] for m in history], label="test")
     pushed = [m for m in history if m.get("pushed")]
+    before = [m for m in pushed if "test_accuracy_before_push" in m]
+    if before:
+        accuracy_axis.scatter([m["epoch"] for m in before], [m["test_accuracy_before_push"] for m in before],
+                              marker="x", color="black", zorder=3, label="test before push")
     if pushed:
         accuracy_axis.scatter([m["epoch"] for m in pushed], [m["test_accuracy"] for m in pushed], marker="o",
                               color="black", zorder=3, label="test after push + last layer")
