@@ -17,7 +17,8 @@ using ProtoPNet.Inference.Runtime;
 //          [--intra-op-threads 0] [--max-batch-size 16] [--no-unbatched]
 var options = BenchmarkOptions.Parse(args);
 var bundleDirectory = Path.GetFullPath(options.Bundle);
-var inferenceOptions = new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Auto, IntraOpThreads = options.IntraOpThreads };
+// The in-process baseline is plain ONNX Runtime with its own defaults (spinning threads); the service does not spin.
+var inferenceOptions = new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Auto, IntraOpThreads = options.IntraOpThreads, AllowSpinning = true };
 using var bundle = new BundleLoader(new SessionFactory(inferenceOptions)).Load(bundleDirectory);
 var imagePath = options.Image ?? Path.Combine(bundleDirectory, "prototypes", "0", "source.png");
 var imageBytes = await File.ReadAllBytesAsync(imagePath);

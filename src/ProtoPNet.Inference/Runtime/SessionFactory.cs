@@ -97,13 +97,20 @@ public sealed class SessionFactory
         }
     }
 
-    private SessionOptions BaseOptions() => new()
+    private SessionOptions BaseOptions()
     {
-        GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-        ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-        IntraOpNumThreads = _options.IntraOpThreads,
-        InterOpNumThreads = _options.InterOpThreads,
-    };
+        var options = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            IntraOpNumThreads = _options.IntraOpThreads,
+            InterOpNumThreads = _options.InterOpThreads,
+        };
+        // Spinning threads wait for the next operator by burning a core: fastest for one caller on an idle machine, but
+        // it takes the cores the service needs for decoding and explaining between runs.
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", _options.AllowSpinning ? "1" : "0");
+        return options;
+    }
 
     private static string OneLine(string text)
     {

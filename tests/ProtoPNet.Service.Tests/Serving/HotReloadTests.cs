@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
@@ -29,13 +30,14 @@ public class HotReloadTests(TrainerBundles bundles)
         var oldServed = registry.Catalog.Served.Values.Single();
         var image = Http.BundleImage(bundles.SmokeBundle, 1);
 
-        // The client loop: every answer's status and version.
-        var answers = new ConcurrentQueue<(HttpStatusCode Status, string? Version)>();
+        // The client loop: every answer's status and version, with when its request started and when it ended.
+        var answers = new ConcurrentQueue<(HttpStatusCode Status, string? Version, long Started, long Ended)>();
         using var stop = new CancellationTokenSource();
         var loops = Enumerable.Range(0, 3).Select(_ => Task.Run(async () =>
         {
             while (!stop.IsCancellationRequested)
             {
+                var started = Stopwatch.GetTimestamp();
                 using var response = await client.PostAsync("/classify?model=smoke", Http.Image(image));
                 var text = await response.Content.ReadAsStringAsync();
                 string? version = null;
@@ -43,7 +45,7 @@ public class HotReloadTests(TrainerBundles bundles)
                 {
                     version = System.Text.Json.JsonDocument.Parse(text).RootElement.GetProperty("model").GetProperty("version").GetString();
                 }
-                answers.Enqueue((response.StatusCode, version));
+                answers.Enqueue((response.StatusCode, version, started, Stopwatch.GetTimestamp()));
             }
         })).ToArray();
 
@@ -61,9 +63,10 @@ public class HotReloadTests(TrainerBundles bundles)
         // Publish as the trainer does: everything into a dot folder, then one rename. The watcher (or the rescan) picks it up.
         Publish(root, NewVersion, corrupt: false);
         await WaitForVersionAsync(NewVersion);
-        var countAtSwap = answers.Count;
+        // Every request that started after the first answer from the new version was swapped already: it gets the new one.
+        var swapped = answers.Where(a => a.Version == NewVersion).Min(a => a.Ended);
         await Task.Delay(300);
-        Assert.All(answers.Skip(countAtSwap + 3), a => Assert.Equal(NewVersion, a.Version));
+        AssertVersionAfter(answers, swapped, NewVersion);
         // The old version drained and was disposed; the ready and model endpoints show the new one.
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (!oldServed.IsDisposed && DateTime.UtcNow < deadline) await Task.Delay(20);
@@ -79,9 +82,9 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.Equal(NewVersion, reloaded.GetProperty("servedVersion").GetString());
         await factory.Logs.WaitForAsync(m => m.Contains("Refused model bundle") && m.Contains(CorruptVersion) && m.Contains("sha256 mismatch"));
         Assert.Single(factory.Logs.Entries, e => e.Message.Contains("Refused model bundle") && e.Message.Contains(CorruptVersion));
-        var countAfterRefusal = answers.Count;
+        var afterRefusal = Stopwatch.GetTimestamp();
         await Task.Delay(300);
-        Assert.All(answers.Skip(countAfterRefusal), a => Assert.Equal(NewVersion, a.Version));
+        AssertVersionAfter(answers, swapped, NewVersion);
         var metrics = await PrometheusText.ScrapeAsync(client);
         Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_model_loads_total", "model=\"smoke\"", "result=\"refused\""));
         Assert.Equal(2, PrometheusText.Sum(metrics, "protopnet_model_loads_total", "model=\"smoke\"", "result=\"loaded\""));
@@ -93,9 +96,10 @@ public class HotReloadTests(TrainerBundles bundles)
         var afterRemoval = await Http.JsonAsync(await client.SendAsync(rescan));
         Assert.Equal(original, afterRemoval.GetProperty("servedVersion").GetString());
         Assert.Equal([$"smoke@{NewVersion}"], afterRemoval.GetProperty("removed").EnumerateArray().Select(v => v.GetString()));
-        var countAfterRemoval = answers.Count;
+        var removedAt = Stopwatch.GetTimestamp();
         await Task.Delay(300);
-        Assert.All(answers.Skip(countAfterRemoval + 3), a => Assert.Equal(original, a.Version));
+        Assert.All(answers.Where(a => a.Started > swapped && a.Ended < afterRefusal), a => Assert.Equal(NewVersion, a.Version));
+        AssertVersionAfter(answers, removedAt, original);
 
         await stop.CancelAsync();
         await Task.WhenAll(loops).WaitAsync(TimeSpan.FromSeconds(30));
@@ -150,6 +154,13 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.Equal(Path.GetFileName(bundles.SmokeBundle), body.GetProperty("servedVersion").GetString());
         Assert.Equal(1, body.GetProperty("versions").GetArrayLength());
         Assert.Equal(0, body.GetProperty("refused").GetArrayLength());
+    }
+
+    private static void AssertVersionAfter(IEnumerable<(HttpStatusCode Status, string? Version, long Started, long Ended)> answers, long since, string version)
+    {
+        var later = answers.Where(a => a.Started > since).ToArray();
+        Assert.NotEmpty(later);
+        Assert.All(later, a => Assert.Equal(version, a.Version));
     }
 
     /// <summary>A copy of the smoke bundle as a new version, written into a staging folder and renamed into place.</summary>
