@@ -1,7 +1,7 @@
 # ProtoPNet inference service, NVIDIA GPU image (CUDA execution provider of ONNX Runtime).
 # Build from the repository root:  docker build -f docker/service-gpu.Dockerfile -t protopnet-service:gpu .
 # Run with the NVIDIA container toolkit:  docker run --gpus all -p 8080:8080 protopnet-service:gpu
-# ONNX Runtime 1.31's CUDA provider needs CUDA 12 and cuDNN 9, which this base image provides.
+# ONNX Runtime 1.31's CUDA provider links against CUDA 13 (libcublasLt.so.13, libcudart.so.13) and loads cuDNN 9: this base image provides both.
 
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /source
@@ -15,7 +15,7 @@ COPY src/ProtoPNet.Service/ src/ProtoPNet.Service/
 RUN dotnet publish src/ProtoPNet.Service/ProtoPNet.Service.csproj -c Release --no-restore \
       -r linux-x64 --self-contained true -o /app
 
-FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS runtime
+FROM nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04 AS runtime
 WORKDIR /app
 COPY --from=build /app ./
 COPY models/ /models/
