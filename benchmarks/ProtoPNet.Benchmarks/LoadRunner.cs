@@ -12,6 +12,15 @@ public sealed record LoadResult(int Concurrency, long Completed, double Seconds,
 
     public LoadResult PerOperation(int images) => this with { ImagesPerOperation = images };
 
+    /// <summary>CPU time the measured process spent (timed part only), in milliseconds.</summary>
+    public double CpuMilliseconds { get; init; }
+
+    /// <summary>
+    /// CPU milliseconds per image: what the throughput would be on an otherwise idle machine when CPU-bound
+    /// (cores x 1000 / this), unlike img/s, which other work on a shared machine changes.
+    /// </summary>
+    public double CpuMsPerImage => CpuMilliseconds / Math.Max(1, Completed * ImagesPerOperation);
+
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"{ImagesPerSecond:0.0} img/s, p50 {P50:0.00} ms, p99 {P99:0.00} ms ({Completed} in {Seconds:0.0} s)");
 }
@@ -19,10 +28,13 @@ public sealed record LoadResult(int Concurrency, long Completed, double Seconds,
 /// <summary>Runs an operation from N concurrent workers for a fixed time (after a short warm-up) and records every latency.</summary>
 public static class LoadRunner
 {
-    public static async Task<LoadResult> RunAsync(int concurrency, double seconds, Func<Task> operation)
+    /// <param name="cpuTime">The CPU time so far of the process doing the work (this one, or the service's).</param>
+    public static async Task<LoadResult> RunAsync(int concurrency, double seconds, Func<Task> operation, Func<TimeSpan>? cpuTime = null)
     {
+        cpuTime ??= () => Process.GetCurrentProcess().TotalProcessorTime;
         // Warm-up: every worker once, so connections, pools and first-run costs are paid before timing.
         await Task.WhenAll(Enumerable.Range(0, concurrency).Select(_ => Task.Run(operation)));
+        var cpuBefore = cpuTime();
 
         var latencies = new List<double>[concurrency];
         var total = Stopwatch.StartNew();
@@ -39,8 +51,9 @@ public static class LoadRunner
         })).ToArray();
         await Task.WhenAll(workers);
         var elapsed = total.Elapsed.TotalSeconds;
+        var cpu = (cpuTime() - cpuBefore).TotalMilliseconds;
         var all = latencies.SelectMany(l => l).Order().ToArray();
-        return new LoadResult(concurrency, all.Length, elapsed, Percentile(all, 0.50), Percentile(all, 0.99));
+        return new LoadResult(concurrency, all.Length, elapsed, Percentile(all, 0.50), Percentile(all, 0.99)) { CpuMilliseconds = cpu };
     }
 
     private static double Percentile(double[] sorted, double p) =>

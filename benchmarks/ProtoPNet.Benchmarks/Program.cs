@@ -17,8 +17,8 @@ using ProtoPNet.Inference.Runtime;
 //          [--intra-op-threads 0] [--max-batch-size 16] [--no-unbatched]
 var options = BenchmarkOptions.Parse(args);
 var bundleDirectory = Path.GetFullPath(options.Bundle);
-// The in-process baseline is plain ONNX Runtime with its own defaults (spinning threads); the service does not spin.
-var inferenceOptions = new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Auto, IntraOpThreads = options.IntraOpThreads, AllowSpinning = true };
+// The in-process baseline runs the session as the service does (no spinning threads, whose waiting would count as CPU time).
+var inferenceOptions = new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Auto, IntraOpThreads = options.IntraOpThreads };
 using var bundle = new BundleLoader(new SessionFactory(inferenceOptions)).Load(bundleDirectory);
 var imagePath = options.Image ?? Path.Combine(bundleDirectory, "prototypes", "0", "source.png");
 var imageBytes = await File.ReadAllBytesAsync(imagePath);
@@ -83,9 +83,13 @@ foreach (var concurrency in options.Concurrency)
         classifier.Classify(bundle, imageBytes, new ExplainOptions());
         return Task.CompletedTask;
     });
-    var withBatching = await LoadRunner.RunAsync(concurrency, options.Seconds, ClassifyOverHttp(batchedHttp));
-    var withoutBatching = unbatchedHttp is null ? null : await LoadRunner.RunAsync(concurrency, options.Seconds, ClassifyOverHttp(unbatchedHttp));
+    // The services' own CPU time (not this client's), when they are ours to measure.
+    var withBatching = await LoadRunner.RunAsync(concurrency, options.Seconds, ClassifyOverHttp(batchedHttp),
+        batched is null ? () => TimeSpan.Zero : () => batched.CpuTime);
+    var withoutBatching = unbatchedHttp is null ? null
+        : await LoadRunner.RunAsync(concurrency, options.Seconds, ClassifyOverHttp(unbatchedHttp), () => unbatched!.CpuTime);
     var best = Math.Max(ort.ImagesPerSecond, ortBatched.ImagesPerSecond);
+    var leanest = Math.Min(ort.CpuMsPerImage, ortBatched.CpuMsPerImage);
     rows.Add(
     [
         concurrency.ToString(CultureInfo.InvariantCulture),
@@ -96,6 +100,10 @@ foreach (var concurrency in options.Concurrency)
         withoutBatching is null ? "-" : F(withoutBatching.ImagesPerSecond), withoutBatching is null ? "-" : F(withoutBatching.P50),
         withoutBatching is null ? "-" : F(withoutBatching.P99),
         (withBatching.ImagesPerSecond / best).ToString("P0", CultureInfo.InvariantCulture),
+        $"{F(ort.CpuMsPerImage)} / {F(ortBatched.CpuMsPerImage)}",
+        batched is null ? "-" : F(withBatching.CpuMsPerImage), withoutBatching is null ? "-" : F(withoutBatching.CpuMsPerImage),
+        batched is null ? "-" : (leanest / withBatching.CpuMsPerImage).ToString("P0", CultureInfo.InvariantCulture),
+        withoutBatching is null ? "-" : (leanest / withoutBatching.CpuMsPerImage).ToString("P0", CultureInfo.InvariantCulture),
     ]);
     Console.WriteLine($"concurrency {concurrency}: ORT b=1 {ort}; ORT b={batch} {ortBatched}; pipeline {pipeline}; /classify batched {withBatching}" +
                       (withoutBatching is null ? "" : $"; /classify unbatched {withoutBatching}"));
@@ -110,7 +118,11 @@ string[] header =
 [
     "concurrency", "ORT b=1 img/s", "ORT b=1 p50 ms", "ORT b=1 p99 ms", "ORT batched img/s", "pipeline img/s",
     "/classify batched img/s", "p50 ms", "p99 ms", "/classify unbatched img/s", "p50 ms", "p99 ms", "batched / best ORT",
+    "ORT CPU ms/img (b=1 / batched)", "/classify batched CPU ms/img", "/classify unbatched CPU ms/img",
+    "CPU efficiency batched", "CPU efficiency unbatched",
 ];
+// CPU efficiency = the leanest in-process ORT CPU time per image / the service's: the share of in-process throughput the
+// service reaches on an otherwise idle machine when CPU-bound. Unlike img/s it does not depend on other work on the machine.
 Console.WriteLine("| " + string.Join(" | ", header) + " |");
 Console.WriteLine("|" + string.Concat(Enumerable.Repeat(" --- |", header.Length)));
 foreach (var row in rows) Console.WriteLine("| " + string.Join(" | ", row) + " |");

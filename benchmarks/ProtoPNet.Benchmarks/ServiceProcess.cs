@@ -19,6 +19,16 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public string Url { get; }
 
+    /// <summary>The service process's CPU time so far (user + system, all threads).</summary>
+    public TimeSpan CpuTime
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.TotalProcessorTime;
+        }
+    }
+
     public static async Task<ServiceProcess> StartAsync(string bundleDirectory, string name, int intraOpThreads,
         IReadOnlyDictionary<string, string>? environment = null)
     {
