@@ -176,3 +176,27 @@ def test_baseline_in_a_separate_process_goes_into_the_manifest(tmp_path, capsys)
     code = main(["train", *recipe, "--epochs", "3", "--models", models, "--name", "p",
                  "--run-dir", str(tmp_path / "run3"), "--baseline-result", result])
     _one_line_error(capsys, code, "different epochs")
+
+
+def test_export_push_publishes_a_checkpoint_of_an_unfinished_run(tiny, tmp_path, capsys):
+    cfg = _onecycle(tiny, epochs=3, last_layer_clamp=True)
+
+    def stop_after_first_epoch(epoch):
+        raise Interrupt()
+
+    with pytest.raises(Interrupt):
+        _quiet(cfg, tmp_path / "run").run(on_epoch_end=stop_after_first_epoch)
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "epoch-001.pt")
+    models = str(tmp_path / "models")
+    code = main(["export", "--checkpoint", checkpoint, "--models", models, "--name", "cut", "--no-progress"])
+    _one_line_error(capsys, code, "unpushed", "--push")
+    assert main(["export", "--checkpoint", checkpoint, "--push", "--models", models, "--name", "cut",
+                 "--no-progress"]) == 0
+    [version] = _versions(models, "cut")
+    manifest = json.loads((tmp_path / "models" / "cut" / version / "model.json").read_text())
+    assert len(manifest["prototypes"]) == 6                         # every prototype pushed onto a real patch
+    assert all(p["source"]["split"] == "train" for p in manifest["prototypes"])
+    assert manifest["training"]["epochsCompleted"] == 1 and manifest["training"]["epochs"] == 3
+    weight = torch.tensor(manifest["lastLayer"]["weights"])
+    own = torch.nn.functional.one_hot(torch.tensor([p["classIndex"] for p in manifest["prototypes"]]), 3).t().bool()
+    assert (weight[~own] <= 0).all()                                # the recipe's clamp held in the export too

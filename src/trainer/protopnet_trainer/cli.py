@@ -313,8 +313,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint_file(args.checkpoint)
     cfg = TrainConfig.from_dict(checkpoint["config"])
     model = model_from_checkpoint(checkpoint)
-    if not checkpoint.get("records"):
-        raise TrainerError(f"checkpoint {args.checkpoint} holds an unpushed model: only pushed models are exported")
+    records = checkpoint.get("records")
+    completed = int(checkpoint.get("epoch", cfg.epochs))
+    push_seconds = 0.0
+    if args.push:   # a checkpoint of an unfinished run: push + last layer here, as the last epoch would have
+        from .train import Trainer
+        started = time.time()
+        run_dir = os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint)))
+        trainer = Trainer(cfg, os.path.join(run_dir, "export-push"), progress=show_progress(args))
+        trainer.model = model.to(trainer.device)
+        trainer._make_optimizers()
+        trainer.push(completed - 1)
+        accuracy = trainer.train_last_layer(seed_offset=completed - 1)
+        records, model = trainer.records, trainer.model.cpu()
+        push_seconds = time.time() - started
+        print(f"pushed the epoch-{completed} model; last-layer accuracy {accuracy:.4f}", flush=True)
+    elif not records:
+        raise TrainerError(f"checkpoint {args.checkpoint} holds an unpushed model: pass --push to push it, "
+                           f"or export a pushed checkpoint")
     # The test accuracy and confusion matrix are measured again: the checkpoint may have been pruned since.
     source = load_data_source(cfg.replace(augment=False))
     if list(source.classes) != list(checkpoint["classes"]):
@@ -324,19 +340,26 @@ def cmd_export(args: argparse.Namespace) -> int:
                                   progress=show_progress(args))
     history = checkpoint.get("history", [])
     last = history[-1] if history else {}
-    summary = TrainResult(model, checkpoint["records"], history, seconds=float(checkpoint.get("seconds", 0.0)),
+    summary = TrainResult(model, records, history, seconds=float(checkpoint.get("seconds", 0.0)) + push_seconds,
                           test_accuracy=sum(int(a == b) for a, b in zip(labels, predictions)) / len(labels),
                           train_accuracy=float(checkpoint.get("train_accuracy") or last.get("train_accuracy", 0.0)),
                           confusion=confusion_matrix(labels, predictions, len(source.classes)),
                           baseline_accuracy=checkpoint.get("baseline_accuracy"),
                           baseline_history=list(checkpoint.get("baseline_history") or []),
                           baseline_seconds=checkpoint.get("baseline_seconds"))
+    if args.baseline_result:
+        summary.baseline_block = read_baseline_result(args.baseline_result, cfg, 0.0)
+        if summary.baseline_block:
+            summary.baseline_accuracy = summary.baseline_block["testAccuracy"]
+            summary.baseline_history = list(summary.baseline_block.get("history") or [])
+    training = training_block(cfg, summary, len(source.train), len(source.test), None)
+    if completed < cfg.epochs:   # honest about a run cut short: its schedule was planned for cfg.epochs
+        training["epochsCompleted"] = completed
     channels = model.mean.numel()
     name = args.name or cfg.dataset
     bundle = write_bundle(args.models, name, model, classes=list(checkpoint["classes"]), channels=channels,
-                          image_size=cfg.image_size, interpolation=cfg.interpolation, records=checkpoint["records"],
-                          training=training_block(cfg, summary, len(source.train),
-                                                  len(source.test), None),
+                          image_size=cfg.image_size, interpolation=cfg.interpolation, records=records,
+                          training=training,
                           report=None if args.no_report else report_writer(summary, list(checkpoint["classes"])),
                           examples=example_images(make_loaders(cfg, source).test_set, args.examples))
     print(f"published {bundle}", flush=True)
@@ -429,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--checkpoint")
     export.add_argument("--models", default="models")
     export.add_argument("--name")
+    export.add_argument("--push", action="store_true",
+                        help="the checkpoint is from an unfinished run (not pushed yet): push its prototypes and "
+                             "train the last layer before publishing")
+    export.add_argument("--baseline-result", metavar="FILE",
+                        help="training.baseline from FILE, written by a --baseline-only run of the same recipe")
     export.add_argument("--untrained", action="store_true",
                         help="random-weight model, pushed on a few synthetic images per class (service benchmarks)")
     export.add_argument("--backbone", default="resnet18")
