@@ -4,6 +4,7 @@ using ProtoPNet.Service.Hosting;
 if (args.Contains(HealthcheckCommand.Argument)) return await HealthcheckCommand.RunAsync();
 
 var builder = WebApplication.CreateBuilder(args);
+builder.UseDefaultListenAddress();
 builder.AddServiceLogging();
 builder.AddProblemResponses();
 builder.AddInference();

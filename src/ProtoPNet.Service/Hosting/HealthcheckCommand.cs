@@ -10,7 +10,7 @@ public static class HealthcheckCommand
 
     public static async Task<int> RunAsync()
     {
-        var urls = Environment.GetEnvironmentVariable("ASPNETCORE_URLS") ?? Environment.GetEnvironmentVariable("URLS") ?? "http://localhost:8080";
+        var urls = Environment.GetEnvironmentVariable("ASPNETCORE_URLS") ?? Environment.GetEnvironmentVariable("URLS") ?? ListenAddressExtensions.DefaultAddress;
         var first = urls.Split(';', StringSplitOptions.RemoveEmptyEntries)[0].Replace("://+", "://127.0.0.1").Replace("://*", "://127.0.0.1")
             .Replace("://0.0.0.0", "://127.0.0.1");
         try
