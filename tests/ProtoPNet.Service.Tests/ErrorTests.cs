@@ -170,6 +170,9 @@ public class ErrorTests(TrainerBundles bundles)
         Assert.NotNull(ready.Headers.RetryAfter);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/live")).StatusCode);
         Assert.Contains(factory.Logs.Entries, e => e.Message.Contains("No model is loaded"));
+        // "Not ready" is deliberate, not a fault: the request log says it as a warning.
+        var line = await factory.Logs.WaitForAsync(m => m.Contains("/health/ready") && m.Contains("responded 503"));
+        Assert.Contains(factory.Logs.Entries, e => e.Message == line && e.Level == Microsoft.Extensions.Logging.LogLevel.Warning);
     }
 
     private static byte[] PngHeaderOnly(int width, int height)

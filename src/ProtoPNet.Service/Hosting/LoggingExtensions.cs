@@ -39,6 +39,11 @@ public static class LoggingExtensions
             options.Logger = app.Services.GetRequiredService<Serilog.ILogger>();
             options.MessageTemplate =
                 "HTTP {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.0} ms (model {Model}, predicted {PredictedClass}, trace {TraceId})";
+            // A 503 is the service saying "busy" or "not ready yet" on purpose (overload, warm-up): a warning, not an error.
+            options.GetLevel = (context, _, exception) =>
+                exception is not null || (context.Response.StatusCode >= 500 && context.Response.StatusCode != StatusCodes.Status503ServiceUnavailable)
+                    ? LogEventLevel.Error
+                    : context.Response.StatusCode == StatusCodes.Status503ServiceUnavailable ? LogEventLevel.Warning : LogEventLevel.Information;
             options.EnrichDiagnosticContext = (diagnostics, context) =>
                 diagnostics.Set("TraceId", Activity.Current?.Id ?? context.TraceIdentifier);
         });
