@@ -18,16 +18,7 @@ run_dir=${RUN_DIR:-artifacts/reproduce/run}
 
 apt_packages=(python3-torch python3-torchvision python3-onnx python3-tqdm python3-matplotlib python3-pil
               dataset-fashion-mnist)
-missing=()
-for package in "${apt_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "== installing Debian packages: ${missing[*]}"
-  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+scripts/install_debian_packages.sh "${apt_packages[@]}"
 
 python=/usr/bin/python3
 export PYTHONPATH="$root_dir/src/trainer${PYTHONPATH:+:$PYTHONPATH}"

@@ -11,16 +11,7 @@ root_dir=$(pwd)
 apt_packages=(python3-torch python3-torchvision python3-onnx python3-tqdm python3-matplotlib
               python3-pytest python3-pil dataset-fashion-mnist
               chromium)  # headless browser for the web page tests (driven by Playwright, never downloaded by it)
-missing=()
-for package in "${apt_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "== installing Debian packages: ${missing[*]}"
-  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+scripts/install_debian_packages.sh "${apt_packages[@]}"
 
 python=/usr/bin/python3
 export PYTHONPATH="$root_dir/src/trainer${PYTHONPATH:+:$PYTHONPATH}"
