@@ -87,7 +87,7 @@ public sealed class WebPageTests(WebFixture fixture)
             var points = await row.Locator(".points").TextContentAsync();
             var p = prototypes[i];
             Assert.Equal(
-                $"similarity {p.GetProperty("similarity").GetDouble():0.00} \u00d7 weight {p.GetProperty("weight").GetDouble():0.00} = {p.GetProperty("contribution").GetDouble():0.00} points",
+                $"similarity {p.GetProperty("similarity").GetDouble():0.00} \u00d7 weight {p.GetProperty("weight").GetDouble():0.000} = {p.GetProperty("contribution").GetDouble():0.00} points",
                 points);
         }
 

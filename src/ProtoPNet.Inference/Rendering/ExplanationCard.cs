@@ -174,7 +174,7 @@ public static class ExplanationCard
 
         x += PictureSize + 20;
         BitmapFont.Draw(card, $"similarity {Number(row.Similarity)}", x, picturesTop + 8, Ink, TextScale);
-        BitmapFont.Draw(card, $"\u00D7 weight {Number(row.Weight)}", x, picturesTop + 34, Ink, TextScale);
+        BitmapFont.Draw(card, $"\u00D7 weight {row.Weight.ToString("0.000", CultureInfo.InvariantCulture)}", x, picturesTop + 34, Ink, TextScale);
         BitmapFont.Draw(card, $"= {Number(row.Contribution)} points", x, picturesTop + 60, colour, TextScale);
     }
 

@@ -27,6 +27,8 @@ function el(tag, attributes = {}, ...children) {
 }
 
 const fmt = (value) => Number(value).toFixed(2);
+// Weights get a third decimal: a weight of 1.004 shown as 1.00 would make "5.36 x 1.00 = 5.38" look wrong.
+const fmtWeight = (value) => Number(value).toFixed(3);
 const signed = (value) => (value < 0 ? `\u2212 ${fmt(-value)}` : `+ ${fmt(value)}`);
 const percent = (p) => (p * 100).toFixed(1) + "%";
 
@@ -263,7 +265,7 @@ function renderResult(result, prototypes, imageUrl) {
           "from this training image",
           activation ? el("span", {}, " (", el("a", { href: activation, target: "_blank", rel: "noopener" }, "activation"), ")") : null)));
     const points = el("p", { class: "points" },
-      `similarity ${fmt(p.similarity)} \u00d7 weight ${fmt(p.weight)} = `,
+      `similarity ${fmt(p.similarity)} \u00d7 weight ${fmtWeight(p.weight)} = `,
       el("strong", { text: `${fmt(p.contribution)} points` }));
     return el("li", { class: "proto-row", style: `--box: ${rowColour}`, "data-prototype": String(p.prototypeIndex) },
       el("h4", { text: `#${i + 1}: prototype ${p.prototypeIndex} of class ${p.label}` }), figures, points);
