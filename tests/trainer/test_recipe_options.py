@@ -11,17 +11,10 @@ from protopnet_trainer.cli import main
 from protopnet_trainer.config import TrainConfig, preset_config
 from protopnet_trainer.data import ImageSet, load_data_source, make_augmentation
 from protopnet_trainer.errors import TrainerError
-from protopnet_trainer.train import Trainer, clamp_wrong_class_weights
+from protopnet_trainer.train import clamp_wrong_class_weights
 
 from test_cli import TINY_ARGS, _one_line_error, _versions
-
-
-class Interrupt(Exception):
-    pass
-
-
-def _quiet(cfg, folder):
-    return Trainer(cfg, str(folder), progress=False, log=lambda line: None)
+from trainer_runs import interrupt_after, quiet_trainer as _quiet, straight_and_resumed
 
 
 def _onecycle(tiny, **changes):
@@ -93,16 +86,7 @@ def test_onecycle_ramps_to_each_group_peak_then_anneals_per_batch(tiny, tmp_path
 
 def test_onecycle_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny, tmp_path):
     cfg = _onecycle(tiny, augment=True, augmentation="crop-flip")
-    straight = _quiet(cfg, tmp_path / "straight").run().model.state_dict()
-
-    def stop_after_second_epoch(epoch):
-        if epoch == 1:
-            raise Interrupt()
-
-    with pytest.raises(Interrupt):
-        _quiet(cfg, tmp_path / "resumed").run(on_epoch_end=stop_after_second_epoch)
-    resumed_trainer = _quiet(cfg, tmp_path / "resumed")
-    assert resumed_trainer.resume() and resumed_trainer.epoch == 2
+    straight, resumed_trainer = straight_and_resumed(cfg, tmp_path)
     assert resumed_trainer.joint_scheduler.last_epoch == 2 * len(resumed_trainer.loaders.train)
     resumed = resumed_trainer.run().model.state_dict()
     for name in straight:
@@ -180,12 +164,7 @@ def test_baseline_in_a_separate_process_goes_into_the_manifest(tmp_path, capsys)
 
 def test_export_push_publishes_a_checkpoint_of_an_unfinished_run(tiny, tmp_path, capsys):
     cfg = _onecycle(tiny, epochs=3, last_layer_clamp=True)
-
-    def stop_after_first_epoch(epoch):
-        raise Interrupt()
-
-    with pytest.raises(Interrupt):
-        _quiet(cfg, tmp_path / "run").run(on_epoch_end=stop_after_first_epoch)
+    interrupt_after(cfg, tmp_path / "run", epochs_done=1)
     checkpoint = str(tmp_path / "run" / "checkpoints" / "epoch-001.pt")
     models = str(tmp_path / "models")
     code = main(["export", "--checkpoint", checkpoint, "--models", models, "--name", "cut", "--no-progress"])

@@ -6,29 +6,12 @@ import pytest
 import torch
 
 from protopnet_trainer.checkpoint import load_checkpoint
-from protopnet_trainer.train import Trainer
-
-
-class Interrupt(Exception):
-    pass
-
-
-def _quiet(cfg, folder):
-    return Trainer(cfg, str(folder), progress=False, log=lambda line: None)
+from trainer_runs import quiet_trainer as _quiet, straight_and_resumed
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny, tmp_path):
     cfg = tiny(epochs=4, push_start=1, push_every=2, augment=True)
-    straight = _quiet(cfg, tmp_path / "straight").run().model.state_dict()
-
-    def stop_after_second_epoch(epoch):
-        if epoch == 1:
-            raise Interrupt()
-
-    with pytest.raises(Interrupt):
-        _quiet(cfg, tmp_path / "resumed").run(on_epoch_end=stop_after_second_epoch)
-    resumed_trainer = _quiet(cfg, tmp_path / "resumed")
-    assert resumed_trainer.resume() and resumed_trainer.epoch == 2
+    straight, resumed_trainer = straight_and_resumed(cfg, tmp_path)
     resumed = resumed_trainer.run().model.state_dict()
     assert straight.keys() == resumed.keys()
     for name in straight:
