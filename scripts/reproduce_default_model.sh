@@ -4,14 +4,14 @@
 # in two parallel one-thread processes), publishes a bundle and prints the table of results.
 #
 # Usage: scripts/reproduce_default_model.sh
-#   EPOCHS=14   joint epochs (the committed default model: 14)
+#   EPOCHS=30   joint epochs (the committed default model: 30)
 #   SEED=1      the fixed seed of the committed default model
 #   MODELS=artifacts/reproduce/models   where the bundle is published (MODELS=models publishes a new default version)
 #   RUN_DIR=artifacts/reproduce/run     checkpoints, metrics.jsonl and the logs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root_dir=$(pwd)
-epochs=${EPOCHS:-14}
+epochs=${EPOCHS:-30}
 seed=${SEED:-1}
 models=${MODELS:-artifacts/reproduce/models}
 run_dir=${RUN_DIR:-artifacts/reproduce/run}
