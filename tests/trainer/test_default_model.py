@@ -1,0 +1,62 @@
+"""The committed default model (models/fashion-mnist/, newest version) against the default-model contract: trained by
+the `fashion-mnist` preset as committed, every prototype pushed, within the size and time budgets, with its baseline
+and report. The accuracy floor guards against committing a weaker bundle by mistake."""
+import json
+import os
+
+import pytest
+
+from protopnet_trainer.config import preset_config
+
+REPOSITORY = os.path.join(os.path.dirname(__file__), "..", "..")
+MODEL_FOLDER = os.path.join(REPOSITORY, "models", "fashion-mnist")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    versions = sorted(v for v in os.listdir(MODEL_FOLDER) if not v.startswith("."))
+    assert versions, f"no default model under {MODEL_FOLDER}"
+    folder = os.path.join(MODEL_FOLDER, versions[-1])
+    with open(os.path.join(folder, "model.json"), encoding="utf-8") as f:
+        return folder, json.load(f)
+
+
+def _is_png(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8) == PNG_SIGNATURE
+
+
+def test_the_default_model_was_trained_by_the_committed_preset(bundle):
+    _, manifest = bundle
+    training = manifest["training"]
+    assert training["preset"] == "fashion-mnist"
+    preset = preset_config("fashion-mnist").to_dict()
+    # The baseline ran in its own process (--baseline-result), so this run itself trained none.
+    differing = {k for k, v in training["config"].items() if preset.get(k) != v} - {"with_baseline"}
+    assert differing == set(), f"the bundle's recipe differs from the preset in {sorted(differing)}"
+
+
+def test_every_prototype_is_a_pushed_training_patch_and_each_class_has_ten(bundle):
+    folder, manifest = bundle
+    classes = len(manifest["classes"])
+    per_class = [sum(p["classIndex"] == k for p in manifest["prototypes"]) for k in range(classes)]
+    assert classes == 10 and min(per_class) >= 10
+    assert manifest["training"]["pushEpochs"][-1] == manifest["training"]["epochs"]
+    for prototype in manifest["prototypes"]:
+        assert prototype["source"]["split"] == "train" and prototype["source"]["item"]
+        assert all(_is_png(os.path.join(folder, path)) for path in prototype["images"].values())
+
+
+def test_the_default_model_meets_its_budgets_and_reports_its_baseline(bundle):
+    folder, manifest = bundle
+    training = manifest["training"]
+    size = sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(folder) for name in names)
+    assert size <= 20 * 1024 * 1024
+    assert 0 < training["seconds"] <= 3600
+    assert training["testSize"] == 10000 and training["metrics"]["testAccuracy"] >= 0.935
+    baseline = training["baseline"]
+    assert (baseline["epochs"], baseline["seed"]) == (training["epochs"], training["config"]["seed"])
+    assert 0.9 < baseline["testAccuracy"] <= 1
+    assert [os.path.basename(p) for p in manifest["report"]] == ["curves.png", "confusion.png", "gallery.png"]
+    assert all(_is_png(os.path.join(folder, p)) for p in manifest["report"])
