@@ -1,6 +1,6 @@
 """The committed default model (models/fashion-mnist/, newest version) against the default-model contract: trained by
 the `fashion-mnist` preset as committed, every prototype pushed, within the size and time budgets, with its baseline
-and report. The accuracy floor guards against committing a weaker bundle by mistake."""
+and report. The accuracy floor and the gap to the baseline guard against committing a weaker bundle by mistake."""
 import json
 import os
 
@@ -58,5 +58,7 @@ def test_the_default_model_meets_its_budgets_and_reports_its_baseline(bundle):
     baseline = training["baseline"]
     assert (baseline["epochs"], baseline["seed"]) == (training["epochs"], training["config"]["seed"])
     assert 0.9 < baseline["testAccuracy"] <= 1
+    # The interpretability must cost at most half a point against the black-box twin.
+    assert round(baseline["testAccuracy"] - training["metrics"]["testAccuracy"], 4) <= 0.005
     assert [os.path.basename(p) for p in manifest["report"]] == ["curves.png", "confusion.png", "gallery.png"]
     assert all(_is_png(os.path.join(folder, p)) for p in manifest["report"])

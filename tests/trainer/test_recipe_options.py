@@ -32,7 +32,7 @@ def test_the_fashion_mnist_preset_is_the_measured_recipe():
     assert (cfg.joint_optimizer, cfg.onecycle_pct_start, cfg.joint_lr_trunk, cfg.weight_decay) == (
         "adamw-onecycle", 0.25, 2e-3, 0.05)
     assert (cfg.last_layer_lr, cfg.last_layer_batch_size, cfg.last_layer_clamp) == (1e-3, 512, True)
-    assert (cfg.epochs, cfg.coef_clst, cfg.coef_sep, cfg.threads) == (30, 0.2, -0.02, 1)
+    assert (cfg.epochs, cfg.coef_clst, cfg.coef_sep, cfg.threads) == (50, 0.2, -0.02, 2)
     assert TrainConfig().joint_optimizer == "adam-step" and TrainConfig().augmentation == "paper"
 
 
