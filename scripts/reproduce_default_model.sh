@@ -2,7 +2,7 @@
 # Reproduces the default model (models/fashion-mnist/) from a fresh Debian 12 machine: installs the Debian
 # packages it needs, trains the `fashion-mnist` preset with the fixed seed, publishes a bundle and prints the table
 # of results. The black-box baseline trains first and the ProtoPNet after it, each on the whole machine (2 threads),
-# so the ProtoPNet's `training.seconds` is the recipe's own wall time; the two together take about 90 minutes.
+# so the ProtoPNet's `training.seconds` is the recipe's own wall time; the two together take about 95 minutes.
 #
 # Usage: scripts/reproduce_default_model.sh
 #   EPOCHS=50   joint epochs (the committed default model: 50)
