@@ -8,22 +8,6 @@ using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Apis;
 
-/// <summary>The query parameters of POST /classify/card.</summary>
-public sealed record CardQuery
-{
-    /// <summary>Model name, or <c>name@version</c>; the default model when absent.</summary>
-    public string? Model { get; init; }
-
-    /// <summary>How many classes to list (default 3; the card shows at most 6).</summary>
-    public int? TopClasses { get; init; }
-
-    /// <summary>How many prototypes get a row (default 5, at most 10), ranked by contribution.</summary>
-    public int? TopPrototypes { get; init; }
-
-    /// <summary>Class index to explain; default: the predicted class.</summary>
-    public int? ExplainClass { get; init; }
-}
-
 /// <summary>POST /classify/card: the explanation of POST /classify drawn as one PNG image.</summary>
 public static class CardApi
 {
@@ -63,7 +47,7 @@ public static class CardApi
     }
 
     internal static async Task<FileContentHttpResult> RenderCardAsync(
-        [AsParameters] CardQuery query, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
+        [AsParameters] ExplainQuery query, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
     {
         if (query.TopPrototypes is > MaxCardPrototypes)
         {

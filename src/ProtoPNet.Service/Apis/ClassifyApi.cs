@@ -10,21 +10,25 @@ using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Apis;
 
-/// <summary>The query parameters of POST /classify and /classify/batch.</summary>
-public sealed record ClassifyQuery
+/// <summary>The query parameters of every classify endpoint: the model and what to explain.</summary>
+public record ExplainQuery
 {
     /// <summary>Model name, or <c>name@version</c>; the default model when absent.</summary>
     public string? Model { get; init; }
 
-    /// <summary>How many classes to list in <c>topClasses</c> (default 3).</summary>
+    /// <summary>How many classes to list in <c>topClasses</c> (default 3; a card shows at most 6).</summary>
     public int? TopClasses { get; init; }
 
-    /// <summary>How many prototypes to explain (default 5), ranked by contribution.</summary>
+    /// <summary>How many prototypes to explain (default 5), ranked by contribution; a card has a row for each, at most 10.</summary>
     public int? TopPrototypes { get; init; }
 
     /// <summary>Class index to explain; default: the predicted class (of each image, in a batch).</summary>
     public int? ExplainClass { get; init; }
+}
 
+/// <summary>The query parameters of POST /classify and /classify/batch.</summary>
+public sealed record ClassifyQuery : ExplainQuery
+{
     /// <summary><c>none</c> (default) or <c>png</c>: a heatmap PNG per explained prototype.</summary>
     public string? Heatmaps { get; init; }
 
