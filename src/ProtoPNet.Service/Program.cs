@@ -1,5 +1,6 @@
 using ProtoPNet.Service.Apis;
 using ProtoPNet.Service.Hosting;
+using ProtoPNet.Service.Problems;
 
 if (args.Contains(HealthcheckCommand.Argument)) return await HealthcheckCommand.RunAsync();
 
@@ -18,13 +19,15 @@ app.UseServing();
 app.UseApiDocumentation();
 app.UseWebPage();
 
-app.MapClassifyApi();
-app.MapModelsApi();
-app.MapHealthApi();
-app.MapCardApi();
-app.MapExamplesApi();
-app.MapOperationsApi();
-app.MapV2Api();
+// Every endpoint answers the problems its code throws (ProblemExceptionFilter).
+var api = app.MapGroup("").AnswerProblems();
+api.MapClassifyApi();
+api.MapModelsApi();
+api.MapHealthApi();
+api.MapCardApi();
+api.MapExamplesApi();
+api.MapOperationsApi();
+api.MapV2Api();
 
 await app.RunAsync();
 return 0;

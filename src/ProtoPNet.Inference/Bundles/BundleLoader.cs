@@ -4,7 +4,6 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
-using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Inference.Runtime;
 
 namespace ProtoPNet.Inference.Bundles;

@@ -7,10 +7,19 @@ public sealed record ExplainOptions(int TopClasses = 3, int TopPrototypes = 5, i
 
 public sealed record ClassScore(int ClassIndex, string Label, double Probability, double Logit);
 
-/// <summary>One prototype's part in the explained class's logit: contribution = weight x similarity.</summary>
+/// <summary>
+/// A prototype's similarity map over the feature grid, row-major: the values a heatmap of the prototype over the image
+/// is drawn from (the API and the card draw and encode it; the explanation only measures).
+/// </summary>
+public sealed record ActivationMap(float[] Values, int Height, int Width);
+
+/// <summary>
+/// One prototype's part in the explained class's logit: contribution = weight x similarity. <paramref name="Heatmap"/>
+/// is its activation map when heatmaps were asked for.
+/// </summary>
 public sealed record PrototypeContribution(
     int PrototypeIndex, int ClassIndex, string Label, double Similarity, double Weight, double Contribution,
-    PixelBox Box, FeatureCell FeatureCell, byte[]? HeatmapPng);
+    PixelBox Box, FeatureCell FeatureCell, ActivationMap? Heatmap);
 
 /// <summary>The explained class's logit split into its top prototypes and the rest: the parts add up to the logit.</summary>
 public sealed record ClassExplanation(

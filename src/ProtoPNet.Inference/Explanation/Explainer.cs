@@ -1,7 +1,6 @@
 using System.Buffers;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Preprocessing;
-using ProtoPNet.Inference.Rendering;
 using ProtoPNet.Inference.Runtime;
 
 namespace ProtoPNet.Inference.Explanation;
@@ -63,7 +62,7 @@ public static class Explainer
                 var inputBox = HighActivationBox.Find(upsampled.AsSpan(0, pixels), input.Height, input.Width,
                     HighActivationBox.DefaultPercentile, scratch);
                 var box = HighActivationBox.Scale(inputBox, input.Width, input.Height, image.Width, image.Height);
-                var heatmap = options.Heatmaps ? HeatmapRenderer.RenderPng(image.Pixels, map, outputs.MapHeight, outputs.MapWidth) : null;
+                var heatmap = options.Heatmaps ? new ActivationMap(map.ToArray(), outputs.MapHeight, outputs.MapWidth) : null;
                 var prototypeClass = bundle.Manifest.Prototypes[j].ClassIndex;
                 prototypes[i] = new PrototypeContribution(j, prototypeClass, bundle.ClassNames[prototypeClass], similarities[j],
                     bundle.Weight(classIndex, j), contributions[j], box, ArgMaxCell(map, outputs.MapWidth), heatmap);

@@ -66,7 +66,7 @@ public static class ExplanationCard
         var card = new Image<Rgb24>(Width, HeightFor(rows.Count), Background);
         // Every picture of the upload on the card is at most InputSize wide: shrink a large photo once, not once per row.
         using var preview = Preview(uploaded, InputSize);
-        var upload = new Upload(preview, uploaded.Width, uploaded.Height);
+        var upload = new Upload(uploaded, preview);
 
         DrawHeader(card, bundle, classification);
         DrawUploaded(card, upload, rows);
@@ -91,8 +91,12 @@ public static class ExplanationCard
         BitmapFont.Draw(card, BitmapFont.Fit(subtitle, Width - 2 * Margin, TextScale), Margin, 52, Muted, TextScale);
     }
 
-    /// <summary>The upload as drawn (<paramref name="Preview"/>, possibly shrunk) and its own size, which boxes are given in.</summary>
-    private sealed record Upload(Image<Rgb24> Preview, int Width, int Height);
+    /// <summary>The upload (its size is the one boxes are given in, and heatmaps are drawn over it) and its <paramref name="Preview"/>, possibly shrunk.</summary>
+    private sealed record Upload(Image<Rgb24> Original, Image<Rgb24> Preview)
+    {
+        public int Width => Original.Width;
+        public int Height => Original.Height;
+    }
 
     private static Image<Rgb24> Preview(Image<Rgb24> uploaded, int size)
     {
@@ -151,7 +155,7 @@ public static class ExplanationCard
         var x = Margin;
 
         // "This": the uploaded image (with the prototype's heatmap when there is one) and the box.
-        using (var heatmap = LoadHeatmap(row.HeatmapPng))
+        using (var heatmap = row.Heatmap is null ? null : HeatmapRenderer.Render(uploaded.Original, row.Heatmap))
         {
             // The heatmap has the upload's size, so the box maps onto it the same way.
             var placed = Pixels.PasteFitted(card, heatmap ?? uploaded.Preview, x, picturesTop, PictureSize, Panel);
@@ -214,8 +218,6 @@ public static class ExplanationCard
             Pixels.StrokeRect(card, mapped.X, mapped.Y, mapped.Width, mapped.Height, 2, boxColour);
         }
     }
-
-    private static Image<Rgb24>? LoadHeatmap(byte[]? png) => png is null ? null : Image.Load<Rgb24>(png);
 
     private static string Percent(double probability) => (probability * 100).ToString("0.0", CultureInfo.InvariantCulture) + "%";
 

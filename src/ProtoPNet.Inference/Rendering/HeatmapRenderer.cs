@@ -14,13 +14,16 @@ public static class HeatmapRenderer
     private static readonly PngEncoder Encoder = new() { CompressionLevel = PngCompressionLevel.BestSpeed, ColorType = PngColorType.Rgb };
 
     /// <summary>Renders the overlay at the image's own size and returns it as PNG bytes.</summary>
-    public static byte[] RenderPng(Image<Rgb24> image, ReadOnlySpan<float> map, int mapHeight, int mapWidth)
+    public static byte[] RenderPng(Image<Rgb24> image, ActivationMap map)
     {
-        using var overlay = Render(image, map, mapHeight, mapWidth);
+        using var overlay = Render(image, map);
         using var stream = new MemoryStream();
         overlay.SaveAsPng(stream, Encoder);
         return stream.ToArray();
     }
+
+    /// <summary>The overlay at the image's own size.</summary>
+    public static Image<Rgb24> Render(Image<Rgb24> image, ActivationMap map) => Render(image, map.Values, map.Height, map.Width);
 
     public static Image<Rgb24> Render(Image<Rgb24> image, ReadOnlySpan<float> map, int mapHeight, int mapWidth)
     {

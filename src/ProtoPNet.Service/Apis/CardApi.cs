@@ -1,13 +1,10 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
-using ProtoPNet.Inference.Explanation;
-using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Inference.Rendering;
+using ProtoPNet.Service.Classifying;
 using ProtoPNet.Service.Models;
-using ProtoPNet.Service.OpenApi;
 using ProtoPNet.Service.Problems;
 using ProtoPNet.Service.Serving;
-using Serilog;
 
 namespace ProtoPNet.Service.Apis;
 
@@ -16,9 +13,6 @@ public static class CardApi
 {
     /// <summary>Most prototype rows on one card; each adds a fixed strip, so the card's size stays bounded.</summary>
     public const int MaxCardPrototypes = 10;
-
-    /// <summary>Uploads up to this many pixels get heatmaps on their card.</summary>
-    public const long MaxHeatmapPixels = 4_000_000;
 
     public static IEndpointRouteBuilder MapCardApi(this IEndpointRouteBuilder app)
     {
@@ -52,46 +46,17 @@ public static class CardApi
         return app;
     }
 
-    /// <param name="model">Model name, or <c>name@version</c>; the default model when absent.</param>
-    /// <param name="topClasses">How many classes to list (default 3; the card shows at most 6).</param>
-    /// <param name="topPrototypes">How many prototypes get a row (default 5, at most 10), ranked by contribution.</param>
-    /// <param name="explainClass">Class index to explain; default: the predicted class.</param>
-    internal static async Task<Results<FileContentHttpResult, ProblemHttpResult>> RenderCardAsync(
-        HttpRequest request,
-        [FromQuery] string? model, [FromQuery] int? topClasses, [FromQuery] int? topPrototypes, [FromQuery] int? explainClass,
-        ModelRegistry registry, InferencePipeline pipeline, IDiagnosticContext diagnostics, CancellationToken cancellationToken)
+    internal static async Task<FileContentHttpResult> RenderCardAsync(
+        [AsParameters] ExplainQuery query, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
     {
-        try
+        if (query.TopPrototypes is > MaxCardPrototypes)
         {
-            using var lease = ClassifyApi.AcquireModel(registry, model, diagnostics, request.HttpContext);
-            var bundle = lease.Bundle;
-            if (topPrototypes is > MaxCardPrototypes)
-            {
-                throw new ProblemException(ProblemCatalog.InvalidParameter,
-                    $"topPrototypes is {topPrototypes}; a card has room for at most {MaxCardPrototypes} prototype rows.");
-            }
-            var options = ClassifyApi.ParseOptions(bundle, topClasses, topPrototypes, explainClass, heatmaps: "png");
-            var images = await UploadReader.ReadAsync(request, pipeline.Classifier.Decoder.Limits, maxImages: 1, cancellationToken);
-            var total = System.Diagnostics.Stopwatch.StartNew();
-            // The card draws the decoded upload itself, so it is decoded once for both the network and the drawing.
-            using var prepared = pipeline.Classifier.Prepare(bundle, images);
-            if (prepared.Rejections[0] is { } rejected) throw rejected;
-            var decoded = prepared.DecodedAt(0);
-            // Heatmaps come at the upload's full size and are shrunk to thumbnails on the card: above a size they would
-            // cost more than they show, and the card's rows then show the plain image with the box.
-            var withHeatmaps = options with { Heatmaps = (long)decoded.Width * decoded.Height <= MaxHeatmapPixels };
-            var classification = (await pipeline.ExplainAsync(lease, prepared, withHeatmaps, total, cancellationToken))[0].Classification!;
-            var png = ExplanationCard.RenderPng(bundle, decoded.Pixels, classification);
-            diagnostics.Set("PredictedClass", classification.Prediction.Label);
-            return TypedResults.File(png, "image/png");
+            throw new ProblemException(ProblemCatalog.InvalidParameter,
+                $"topPrototypes is {query.TopPrototypes}; a card has room for at most {MaxCardPrototypes} prototype rows.");
         }
-        catch (ProblemException problem)
-        {
-            return ProblemCatalog.Problem(problem.Kind, problem.Message);
-        }
-        catch (ImageRejectedException rejection)
-        {
-            return ProblemCatalog.Problem(ProblemCatalog.ForRejection(rejection.Rejection), rejection.Message);
-        }
+        var card = new ClassifyRequest(ModelSelector.Parse(query.Model), query.TopClasses, query.TopPrototypes, query.ExplainClass, HeatmapUse.Drawn);
+        using var answer = await classification.ClassifyAsync(request, card, cancellationToken);
+        var image = answer.Single();
+        return TypedResults.File(ExplanationCard.RenderPng(answer.Model, image.Upload!, image.Classification!), "image/png");
     }
 }

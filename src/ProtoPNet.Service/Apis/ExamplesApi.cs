@@ -57,13 +57,7 @@ public static class ExamplesApi
     internal static Results<PhysicalFileHttpResult, ProblemHttpResult> GetExample(
         string name, string version, int index, ModelRegistry registry, HttpResponse response)
     {
-        var bundle = registry.FindVersion(name, version);
-        if (bundle is null)
-        {
-            return ProblemCatalog.Problem(ProblemCatalog.ModelNotFound, registry.FindFamily(name) is null
-                ? $"No model named '{name}' is loaded. Loaded: {string.Join(", ", registry.Catalog.Families.Keys)}."
-                : $"Model '{name}' has no version '{version}' loaded.");
-        }
+        var bundle = registry.Family(name).Find(version);
         var examples = bundle.Manifest.Examples ?? [];
         if (index < 0 || index >= examples.Count)
         {

@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Net.Http.Headers;
 using ProtoPNet.Inference.Bundles;
-using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Problems;
 
@@ -69,19 +68,17 @@ public static class ModelsApi
     }
 
     /// <param name="name">Model name, e.g. <c>fashion-mnist</c>.</param>
-    internal static Results<Ok<ModelResponse>, ProblemHttpResult> GetModel(string name, ModelRegistry registry)
+    internal static Ok<ModelResponse> GetModel(string name, ModelRegistry registry)
     {
-        var family = registry.FindFamily(name);
-        return family is null ? UnknownModel(registry, name) : TypedResults.Ok(ToModel(family, registry.Catalog));
+        return TypedResults.Ok(ToModel(registry.Family(name), registry.Catalog));
     }
 
     /// <param name="name">Model name.</param>
     /// <param name="version">Version id, e.g. <c>20261129T010203Z</c>.</param>
-    internal static Results<Ok<ModelVersionResponse>, ProblemHttpResult> GetVersion(string name, string version, ModelRegistry registry)
+    internal static Ok<ModelVersionResponse> GetVersion(string name, string version, ModelRegistry registry)
     {
-        var bundle = registry.FindVersion(name, version);
-        if (bundle is null) return UnknownVersion(registry, name, version);
-        var family = registry.FindFamily(name)!;
+        var family = registry.Family(name);
+        var bundle = family.Find(version);
         var manifest = bundle.Manifest;
         return TypedResults.Ok(new ModelVersionResponse(
             bundle.Name, bundle.Version, ReferenceEquals(family.Served, bundle), manifest.CreatedUtc, Classes(bundle), Input(bundle),
@@ -92,10 +89,9 @@ public static class ModelsApi
 
     /// <param name="name">Model name.</param>
     /// <param name="version">Version id.</param>
-    internal static Results<Ok<PrototypesResponse>, ProblemHttpResult> GetPrototypes(string name, string version, ModelRegistry registry)
+    internal static Ok<PrototypesResponse> GetPrototypes(string name, string version, ModelRegistry registry)
     {
-        var bundle = registry.FindVersion(name, version);
-        if (bundle is null) return UnknownVersion(registry, name, version);
+        var bundle = registry.Family(name).Find(version);
         var prototypes = bundle.Manifest.Prototypes.Select(p => new PrototypeResponse(
             p.Index, p.ClassIndex, bundle.ClassNames[p.ClassIndex], p.Source,
             new PrototypePicturesResponse(PrototypePictureUrl(bundle, p.Index, "patch"), PrototypePictureUrl(bundle, p.Index, "source"),
@@ -110,8 +106,7 @@ public static class ModelsApi
     internal static Results<PhysicalFileHttpResult, ProblemHttpResult> GetPrototypePicture(
         string name, string version, int index, string kind, ModelRegistry registry, HttpResponse response)
     {
-        var bundle = registry.FindVersion(name, version);
-        if (bundle is null) return UnknownVersion(registry, name, version);
+        var bundle = registry.Family(name).Find(version);
         if (index < 0 || index >= bundle.PrototypeCount)
         {
             return ProblemCatalog.Problem(ProblemCatalog.PrototypeNotFound,
@@ -151,18 +146,5 @@ public static class ModelsApi
         var input = bundle.Manifest.Input;
         return new InputResponse(input.Channels, input.Height, input.Width, input.ColorSpace, input.Resize,
             input.Interpolation ?? Resamplers.Default);
-    }
-
-    private static ProblemHttpResult UnknownModel(ModelRegistry registry, string name) =>
-        ProblemCatalog.Problem(ProblemCatalog.ModelNotFound,
-            $"No model named '{name}' is loaded. Loaded: {string.Join(", ", registry.Catalog.Families.Keys)}.");
-
-    private static ProblemHttpResult UnknownVersion(ModelRegistry registry, string name, string version)
-    {
-        var family = registry.FindFamily(name);
-        return family is null
-            ? UnknownModel(registry, name)
-            : ProblemCatalog.Problem(ProblemCatalog.ModelNotFound,
-                $"Model '{name}' has no version '{version}' loaded. Loaded versions: {string.Join(", ", family.Versions.Select(v => v.Version))}.");
     }
 }

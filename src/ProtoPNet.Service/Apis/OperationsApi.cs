@@ -48,15 +48,10 @@ public static partial class OperationsApi
     }
 
     /// <param name="name">Model name, e.g. <c>fashion-mnist</c>.</param>
-    internal static async Task<Results<Ok<ReloadResponse>, ProblemHttpResult>> ReloadAsync(string name, ModelRegistry registry)
+    internal static async Task<Ok<ReloadResponse>> ReloadAsync(string name, ModelRegistry registry)
     {
         var result = await Task.Run(registry.Rescan);
-        var family = registry.FindFamily(name);
-        if (family is null)
-        {
-            return ProblemCatalog.Problem(ProblemCatalog.ModelNotFound,
-                $"No model named '{name}' is loaded after the rescan. Loaded: {string.Join(", ", registry.Catalog.Families.Keys)}.");
-        }
+        var family = registry.Family(name);
         bool Mine(string reference) => reference.StartsWith(name + "@", StringComparison.Ordinal);
         return TypedResults.Ok(new ReloadResponse(name, family.Served.Version, family.Versions.Select(v => v.Version).ToArray(),
             result.Loaded.Where(Mine).ToArray(), result.Removed.Where(Mine).ToArray(),

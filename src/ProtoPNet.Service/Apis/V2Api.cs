@@ -1,14 +1,38 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.Extensions.Options;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Runtime;
+using ProtoPNet.Service.Classifying;
 using ProtoPNet.Service.Models;
+using ProtoPNet.Service.Problems;
 using ProtoPNet.Service.Serving;
-using Serilog;
 
 namespace ProtoPNet.Service.Apis;
+
+/// <summary>The model a v2 route names: <c>{name}</c> and, on the versioned routes, <c>{version}</c>.</summary>
+public sealed record V2ModelRoute
+{
+    /// <summary>Model name.</summary>
+    public string Name { get; init; } = "";
+
+    /// <summary>Version id (versioned route only).</summary>
+    public string? Version { get; init; }
+
+    /// <summary>The model asked for; a name or version that could not be a folder name is a bad request.</summary>
+    public ModelSelector Selector()
+    {
+        if (!OperationsApi.IsSafeName(Name)) throw new ProblemException(ProblemCatalog.InvalidParameter, $"The model name '{Name}' is not valid.");
+        if (Version is not null && !OperationsApi.IsSafeName(Version))
+        {
+            throw new ProblemException(ProblemCatalog.InvalidParameter, $"The version '{Version}' is not valid.");
+        }
+        return new ModelSelector(Name, Version);
+    }
+
+    /// <summary>Every loaded version of the named model; throws the problem when there is none.</summary>
+    public ModelFamily Family(ModelRegistry registry) => registry.Family(Selector().Name!);
+}
 
 /// <summary>
 /// The Open Inference Protocol (KServe v2) REST API for tensor-level callers: health, server and model metadata, model
@@ -26,7 +50,8 @@ public static class V2Api
 
     public static IEndpointRouteBuilder MapV2Api(this IEndpointRouteBuilder app)
     {
-        var v2 = app.MapGroup("/v2").WithTags("Open Inference Protocol (v2)");
+        // The protocol's own error body, {"error": "..."}, for every problem its endpoints meet.
+        var v2 = app.MapGroup("/v2").WithTags("Open Inference Protocol (v2)").AnswerProblems((kind, detail) => Error(kind.Status, detail));
 
         v2.MapGet("", () => TypedResults.Ok(new V2ServerMetadata("protopnet-service", ServerVersion, [])))
             .WithName("V2ServerMetadata")
@@ -88,13 +113,11 @@ public static class V2Api
 
     private static string ServerVersion => typeof(V2Api).Assembly.GetName().Version?.ToString(3) ?? "1.0.0";
 
-    /// <param name="name">Model name.</param>
-    /// <param name="version">Version id (versioned route only).</param>
-    internal static Results<Ok<V2ModelMetadata>, JsonHttpResult<V2Error>> GetModelMetadata(string name, string? version, ModelRegistry registry)
+    internal static Ok<V2ModelMetadata> GetModelMetadata([AsParameters] V2ModelRoute route, ModelRegistry registry)
     {
-        if (Find(registry, name, version, out var bundle) is { } error) return error;
-        var family = registry.FindFamily(name)!;
-        var input = bundle!.Manifest.Input;
+        var family = route.Family(registry);
+        var bundle = family.Find(route.Version);
+        var input = bundle.Manifest.Input;
         var session = bundle.Session;
         return TypedResults.Ok(new V2ModelMetadata(bundle.Name, family.Versions.Select(v => v.Version).ToArray(), "onnxruntime_onnx",
             [new V2TensorMetadata(BundleSession.InputName, Datatype, [-1, input.Channels, input.Height, input.Width])],
@@ -105,21 +128,33 @@ public static class V2Api
             ]));
     }
 
-    /// <param name="name">Model name.</param>
-    /// <param name="version">Version id (versioned route only).</param>
-    internal static Results<Ok, JsonHttpResult<V2Error>> GetModelReady(string name, string? version, ModelRegistry registry) =>
-        Find(registry, name, version, out _) is { } error ? error : TypedResults.Ok();
-
-    /// <param name="name">Model name.</param>
-    /// <param name="version">Version id (versioned route only).</param>
-    internal static async Task<Results<Ok<V2InferenceResponse>, JsonHttpResult<V2Error>>> InferAsync(
-        string name, string? version, HttpRequest request, ModelRegistry registry, IOptions<ClassifyOptions> classifyOptions,
-        IDiagnosticContext diagnostics, CancellationToken cancellationToken)
+    internal static Ok GetModelReady([AsParameters] V2ModelRoute route, ModelRegistry registry)
     {
-        if (!IsSafe(name, version, out var unsafeError)) return unsafeError!;
+        route.Family(registry).Find(route.Version);
+        return TypedResults.Ok();
+    }
+
+    internal static async Task<Ok<V2InferenceResponse>> InferAsync(
+        [AsParameters] V2ModelRoute route, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
+    {
+        var model = route.Selector();
+        var body = await ReadRequestAsync(request, cancellationToken);
+        var requested = body.Outputs?.Select(o => o.Name).ToArray() ?? OutputNames;
+        var unknown = requested.Where(o => !OutputNames.Contains(o)).ToArray();
+        if (unknown.Length > 0 || requested.Length == 0)
+        {
+            throw BadRequest($"Unknown output(s) [{string.Join(", ", unknown)}]; the model's outputs are [{string.Join(", ", OutputNames)}].");
+        }
+        using var run = await classification.RunTensorAsync(request.HttpContext, model, (bundle, maxRows) => WriteInput(body.Inputs!, bundle, maxRows),
+            cancellationToken);
+        var outputs = requested.Distinct().Select(o => Output(o, run)).ToArray();
+        return TypedResults.Ok(new V2InferenceResponse(run.Model.Name, run.Model.Version, outputs) { Id = body.Id });
+    }
+
+    private static async Task<V2InferenceRequest> ReadRequestAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
         var bodyLimit = request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>();
         if (bodyLimit is { IsReadOnly: false }) bodyLimit.MaxRequestBodySize = MaxRequestBytes;
-
         V2InferenceRequest? body;
         try
         {
@@ -127,91 +162,49 @@ public static class V2Api
         }
         catch (JsonException exception)
         {
-            return Error(StatusCodes.Status400BadRequest, $"The body is not a v2 inference request: {exception.Message}");
+            throw BadRequest($"The body is not a v2 inference request: {exception.Message}");
         }
         catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            return Error(StatusCodes.Status413PayloadTooLarge, $"The body is larger than {MaxRequestBytes} bytes.");
+            throw new ProblemException(ProblemCatalog.ImageTooLarge, $"The body is larger than {MaxRequestBytes} bytes.");
         }
-        if (body?.Inputs is not { Count: > 0 } inputs) return Error(StatusCodes.Status400BadRequest, "The request has no 'inputs'.");
-
-        var model = version is null ? name : $"{name}@{version}";
-        ModelLease? lease;
-        switch (registry.TryAcquire(model, out lease))
-        {
-            case ModelLookup.Found:
-                break;
-            case ModelLookup.NoModelLoaded:
-                request.HttpContext.Response.Headers.RetryAfter = Problems.ProblemCatalog.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                return Error(StatusCodes.Status503ServiceUnavailable, "No model is loaded yet.");
-            default:
-                return Find(registry, name, version, out _) ?? Error(StatusCodes.Status404NotFound, $"Model '{model}' is not loaded.");
-        }
-        using (lease)
-        {
-            var bundle = lease!.Bundle;
-            diagnostics.Set("Model", $"{bundle.Name}@{bundle.Version}");
-            RequestMetrics.SetModel(request.HttpContext, bundle);
-            var session = bundle.Session;
-
-            if (inputs.Count != 1 || inputs[0].Name != BundleSession.InputName)
-            {
-                return Error(StatusCodes.Status400BadRequest,
-                    $"The model takes exactly one input, '{BundleSession.InputName}'; the request has [{string.Join(", ", inputs.Select(i => i.Name))}].");
-            }
-            var input = inputs[0];
-            if (input.Datatype != Datatype) return Error(StatusCodes.Status400BadRequest, $"Input 'image' is {Datatype}; the request says '{input.Datatype}'.");
-            var shape = input.Shape ?? [];
-            if (shape.Count != 4 || shape[1] != session.Channels || shape[2] != session.Height || shape[3] != session.Width || shape[0] < 1)
-            {
-                return Error(StatusCodes.Status400BadRequest,
-                    $"Input 'image' has shape [N, {session.Channels}, {session.Height}, {session.Width}] with N >= 1; the request says [{string.Join(", ", shape)}].");
-            }
-            var maxImages = classifyOptions.Value.MaxBatchImages;
-            if (shape[0] > maxImages) return Error(StatusCodes.Status400BadRequest, $"N is {shape[0]}; at most {maxImages} images per request (Classify:MaxBatchImages).");
-            var rows = (int)shape[0];
-
-            var requested = body.Outputs?.Select(o => o.Name).ToArray() ?? OutputNames;
-            var unknown = requested.Where(o => !OutputNames.Contains(o)).ToArray();
-            if (unknown.Length > 0 || requested.Length == 0)
-            {
-                return Error(StatusCodes.Status400BadRequest,
-                    $"Unknown output(s) [{string.Join(", ", unknown)}]; the model's outputs are [{string.Join(", ", OutputNames)}].");
-            }
-
-            var buffer = session.RentBuffer(rows);
-            try
-            {
-                var expected = rows * session.ImageElementCount;
-                var count = 0;
-                if (!Flatten(input.Data, buffer, expected, ref count, out var dataError) || count != expected)
-                {
-                    return Error(StatusCodes.Status400BadRequest, dataError ?? $"Input 'image' holds {count} values; its shape needs {expected}.");
-                }
-                BatchRun run;
-                try
-                {
-                    run = await lease.Batcher.RunAsync(buffer, rows, cancellationToken);
-                }
-                catch (Exception exception) when (exception is QueueFullException or QueueTimeoutException)
-                {
-                    request.HttpContext.Response.Headers.RetryAfter = Problems.ProblemCatalog.OverloadedRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                    return Error(StatusCodes.Status503ServiceUnavailable, exception.Message);
-                }
-                V2ResponseOutput[] outputs;
-                using (run) outputs = requested.Distinct().Select(o => Output(o, run, rows)).ToArray();
-                return TypedResults.Ok(new V2InferenceResponse(bundle.Name, bundle.Version, outputs) { Id = body.Id });
-            }
-            finally
-            {
-                BundleSession.ReturnBuffer(buffer);
-            }
-        }
+        return body?.Inputs is { Count: > 0 } ? body : throw BadRequest("The request has no 'inputs'.");
     }
 
-    private static V2ResponseOutput Output(string name, BatchRun run, int rows)
+    /// <summary>Checks the request's one input tensor against the model and writes it into a pooled input buffer.</summary>
+    private static (float[] Input, int Rows) WriteInput(IReadOnlyList<V2RequestInput> inputs, ModelBundle bundle, int maxRows)
+    {
+        var session = bundle.Session;
+        if (inputs.Count != 1 || inputs[0].Name != BundleSession.InputName)
+        {
+            throw BadRequest($"The model takes exactly one input, '{BundleSession.InputName}'; the request has [{string.Join(", ", inputs.Select(i => i.Name))}].");
+        }
+        var input = inputs[0];
+        if (input.Datatype != Datatype) throw BadRequest($"Input 'image' is {Datatype}; the request says '{input.Datatype}'.");
+        var shape = input.Shape ?? [];
+        if (shape.Count != 4 || shape[1] != session.Channels || shape[2] != session.Height || shape[3] != session.Width || shape[0] < 1)
+        {
+            throw BadRequest($"Input 'image' has shape [N, {session.Channels}, {session.Height}, {session.Width}] with N >= 1; the request says [{string.Join(", ", shape)}].");
+        }
+        if (shape[0] > maxRows) throw BadRequest($"N is {shape[0]}; at most {maxRows} images per request (Classify:MaxBatchImages).");
+        var rows = (int)shape[0];
+        var buffer = session.RentBuffer(rows);
+        var expected = rows * session.ImageElementCount;
+        var count = 0;
+        if (!Flatten(input.Data, buffer, expected, ref count, out var dataError) || count != expected)
+        {
+            BundleSession.ReturnBuffer(buffer);
+            throw BadRequest(dataError ?? $"Input 'image' holds {count} values; its shape needs {expected}.");
+        }
+        return (buffer, rows);
+    }
+
+    private static ProblemException BadRequest(string detail) => new(ProblemCatalog.InvalidParameter, detail);
+
+    private static V2ResponseOutput Output(string name, TensorRun run)
     {
         var outputs = run.Outputs;
+        var rows = run.Rows;
         var mapSize = outputs.MapHeight * outputs.MapWidth;
         var (perRow, shape) = name switch
         {
@@ -269,26 +262,6 @@ public static class V2Api
             buffer[count++] = value;
         }
         return true;
-    }
-
-    private static JsonHttpResult<V2Error>? Find(ModelRegistry registry, string name, string? version, out ModelBundle? bundle)
-    {
-        bundle = null;
-        if (!IsSafe(name, version, out var error)) return error;
-        var family = registry.FindFamily(name);
-        if (family is null) return Error(StatusCodes.Status404NotFound, $"Model '{name}' is not loaded. Loaded: {string.Join(", ", registry.Catalog.Families.Keys)}.");
-        bundle = version is null ? family.Served : family.Versions.FirstOrDefault(v => v.Version == version);
-        return bundle is null
-            ? Error(StatusCodes.Status404NotFound, $"Model '{name}' has no version '{version}' loaded. Loaded versions: {string.Join(", ", family.Versions.Select(v => v.Version))}.")
-            : null;
-    }
-
-    private static bool IsSafe(string name, string? version, out JsonHttpResult<V2Error>? error)
-    {
-        error = null;
-        if (!OperationsApi.IsSafeName(name)) error = Error(StatusCodes.Status400BadRequest, $"The model name '{name}' is not valid.");
-        else if (version is not null && !OperationsApi.IsSafeName(version)) error = Error(StatusCodes.Status400BadRequest, $"The version '{version}' is not valid.");
-        return error is null;
     }
 
     private static JsonHttpResult<V2Error> Error(int status, string message) => TypedResults.Json(new V2Error(message), statusCode: status);

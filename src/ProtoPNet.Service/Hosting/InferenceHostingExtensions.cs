@@ -4,7 +4,7 @@ using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Explanation;
 using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Inference.Runtime;
-using ProtoPNet.Service.Apis;
+using ProtoPNet.Service.Classifying;
 using ProtoPNet.Service.Models;
 
 namespace ProtoPNet.Service.Hosting;
@@ -14,7 +14,7 @@ public static class InferenceHostingExtensions
     /// <summary>Request body limit of the endpoints that take no upload (1 MiB).</summary>
     public const long DefaultMaxRequestBodyBytes = 1024 * 1024;
 
-    /// <summary>Options (validated at start), ONNX Runtime sessions, image decoding, the classifier and the model registry.</summary>
+    /// <summary>Options (validated at start), ONNX Runtime sessions, image decoding, the classifier, the model registry and the classification use case.</summary>
     public static IHostApplicationBuilder AddInference(this IHostApplicationBuilder builder)
     {
         var services = builder.Services;
@@ -28,7 +28,10 @@ public static class InferenceHostingExtensions
         services.AddSingleton<BundleLoader>();
         services.AddSingleton(sp => new ImageDecoder(sp.GetRequiredService<IOptions<ImageLimits>>().Value));
         services.AddSingleton<Classifier>();
+        services.AddSingleton<BundleScanner>();
+        services.AddSingleton<VersionPolicy>();
         services.AddSingleton<ModelRegistry>();
+        services.AddSingleton<ClassificationService>();
         services.AddHostedService<ModelLoadingService>();
 
         // Kestrel's body limit for every endpoint that does not set its own: small, since only the upload endpoints read

@@ -19,6 +19,8 @@ public static class OpenApiExtensions
                               "Every error is application/problem+json with a type, a detail and the request's trace id.",
             });
             options.IncludeXmlComments(typeof(OpenApiExtensions).Assembly);
+            // Query parameters are bound from [AsParameters] records, whose properties are PascalCase; the API's are camelCase.
+            options.DescribeAllParametersInCamelCase();
             options.OperationFilter<ImageUploadOperationFilter>();
             options.OperationFilter<ExamplesOperationFilter>();
         });

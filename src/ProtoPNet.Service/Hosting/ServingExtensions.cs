@@ -31,7 +31,6 @@ public static class ServingExtensions
         services.AddMetrics();
         services.AddSingleton<ServiceMetrics>();
         services.AddSingleton<PrometheusExposition>();
-        services.AddSingleton<InferencePipeline>();
         services.AddHostedService<ModelWatcherService>();
 
         AddRateLimiting(services);

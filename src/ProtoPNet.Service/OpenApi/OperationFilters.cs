@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Microsoft.OpenApi;
 using ProtoPNet.Inference.Preprocessing;
+using ProtoPNet.Service.Apis;
 using ProtoPNet.Service.Problems;
 using Swashbuckle.AspNetCore.SwaggerGen;
 

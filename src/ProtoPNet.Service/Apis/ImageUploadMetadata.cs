@@ -1,4 +1,4 @@
-namespace ProtoPNet.Service.OpenApi;
+namespace ProtoPNet.Service.Apis;
 
 /// <summary>Marks an endpoint that reads image uploads itself, so the OpenAPI document can describe its request body.</summary>
 public sealed record ImageUploadMetadata(bool Multiple);

@@ -1,4 +1,4 @@
-namespace ProtoPNet.Inference.Preprocessing;
+namespace ProtoPNet.Inference.Bundles;
 
 public enum ColorSpace { Rgb, Gray }
 

@@ -3,7 +3,7 @@ using Microsoft.Net.Http.Headers;
 using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Service.Problems;
 
-namespace ProtoPNet.Service.Apis;
+namespace ProtoPNet.Service.Classifying;
 
 /// <summary>
 /// Reads uploaded image files from a request, never holding more than the byte limit per image in memory:

@@ -1,7 +1,7 @@
 using SixLabors.ImageSharp.Processing;
 using SixLabors.ImageSharp.Processing.Processors.Transforms;
 
-namespace ProtoPNet.Inference.Preprocessing;
+namespace ProtoPNet.Inference.Bundles;
 
 /// <summary>
 /// Maps the manifest's <c>input.interpolation</c> (PIL names, as the trainer resizes with PIL) to ImageSharp resamplers.

@@ -1,0 +1,162 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Options;
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Explanation;
+using ProtoPNet.Inference.Preprocessing;
+using ProtoPNet.Inference.Runtime;
+using ProtoPNet.Service.Models;
+using ProtoPNet.Service.Problems;
+using ProtoPNet.Service.Serving;
+using Serilog;
+
+namespace ProtoPNet.Service.Classifying;
+
+/// <summary>
+/// The classification use case behind every inference endpoint: lease the model version the request names, read and
+/// decode the uploads and write them into the network's input, run them through the version's batcher (together with
+/// other requests' images), explain, and report whatever goes wrong as a problem (<see cref="ProblemException"/>).
+/// The endpoints only turn the request into a <see cref="ClassifyRequest"/> and the answer into their own format.
+/// </summary>
+public sealed class ClassificationService(
+    ModelRegistry registry, Classifier classifier, IOptions<ImageLimits> imageLimits, IOptions<ClassifyOptions> classifyOptions,
+    ServiceMetrics metrics, IDiagnosticContext diagnostics)
+{
+    /// <summary>Uploads up to this many pixels get heatmaps drawn (<see cref="HeatmapUse.Drawn"/>); above, a heatmap costs more than a thumbnail shows.</summary>
+    public const long MaxDrawnHeatmapPixels = 4_000_000;
+
+    /// <summary>
+    /// Classifies and explains the images uploaded with <paramref name="http"/>. Problems with the request as a whole
+    /// (model, parameters, upload, overload) are thrown; an image that cannot be decoded is reported in its item, so one
+    /// bad image of a batch does not fail the others. Dispose the answer when done: it holds the model and the decoded images.
+    /// </summary>
+    public async Task<ClassifiedUploads> ClassifyAsync(HttpRequest http, ClassifyRequest request, CancellationToken cancellationToken)
+    {
+        var lease = Lease(http.HttpContext, request.Model);
+        PreparedImages? prepared = null;
+        try
+        {
+            var options = ExplainOptionsFor(lease.Bundle, request);
+            var limits = classifyOptions.Value;
+            if (request.Batch && !http.HasFormContentType)
+            {
+                throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
+                    $"Content-Type '{http.ContentType}' is not accepted here: send multipart/form-data with one file field 'image' per image.");
+            }
+            var images = await UploadReader.ReadAsync(http, imageLimits.Value, request.Batch ? limits.MaxBatchImages : 1, cancellationToken);
+            var total = Stopwatch.StartNew();
+            prepared = classifier.Prepare(lease.Bundle, images);
+            if (request.Heatmaps == HeatmapUse.Drawn)
+            {
+                options = options with { Heatmaps = Enumerable.Range(0, prepared.Count).All(i => prepared.Rejections[i] is not null
+                    || (long)prepared.DecodedAt(i).Width * prepared.DecodedAt(i).Height <= MaxDrawnHeatmapPixels) };
+            }
+            var outcomes = await RunAndExplainAsync(lease, prepared, options, total, cancellationToken);
+            diagnostics.Set("PredictedClass", string.Join(",", outcomes.Select(o => o.Classification?.Prediction.Label ?? "-")));
+            return new ClassifiedUploads(lease, prepared, outcomes);
+        }
+        catch
+        {
+            prepared?.Dispose();
+            lease.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Runs an input tensor the caller made (the Open Inference Protocol) through the model's batcher, as uploads are.
+    /// <paramref name="writeInput"/> checks the caller's tensor against the leased model, at most <see cref="ClassifyOptions.MaxBatchImages"/>
+    /// rows, and writes it into a buffer from <see cref="BundleSession.RentBuffer"/>; it throws the problem for a bad tensor.
+    /// Dispose the answer when done with its outputs.
+    /// </summary>
+    public async Task<TensorRun> RunTensorAsync(HttpContext http, ModelSelector model, Func<ModelBundle, int, (float[] Input, int Rows)> writeInput,
+        CancellationToken cancellationToken)
+    {
+        var lease = Lease(http, model);
+        try
+        {
+            var (input, rows) = writeInput(lease.Bundle, classifyOptions.Value.MaxBatchImages);
+            try
+            {
+                return new TensorRun(lease, await RunAsync(lease, input, rows, cancellationToken), rows);
+            }
+            finally
+            {
+                BundleSession.ReturnBuffer(input);
+            }
+        }
+        catch
+        {
+            lease.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Leases the model version and names it in the request's log line and metrics.</summary>
+    private ModelLease Lease(HttpContext http, ModelSelector model)
+    {
+        var lease = registry.Lease(model);
+        var bundle = lease.Bundle;
+        diagnostics.Set("Model", $"{bundle.Name}@{bundle.Version}");
+        RequestMetrics.SetModel(http, bundle);
+        return lease;
+    }
+
+    /// <summary>The request's explanation options for this model, within the configured bounds on the work one request may ask for.</summary>
+    private ExplainOptions ExplainOptionsFor(ModelBundle bundle, ClassifyRequest request)
+    {
+        var (topClasses, topPrototypes, explainClass) = (request.TopClasses, request.TopPrototypes, request.ExplainClass);
+        if (topClasses is < 0) throw InvalidParameter($"topClasses must be 0 or more; it is {topClasses}.");
+        if (topPrototypes is < 0) throw InvalidParameter($"topPrototypes must be 0 or more; it is {topPrototypes}.");
+        if (explainClass is { } k && (k < 0 || k >= bundle.ClassCount))
+        {
+            throw InvalidParameter($"explainClass {k} is not a class of {bundle.Name}@{bundle.Version} (0 to {bundle.ClassCount - 1}).");
+        }
+        var options = new ExplainOptions(Math.Min(topClasses ?? 3, bundle.ClassCount), Math.Min(topPrototypes ?? 5, bundle.PrototypeCount),
+            explainClass, request.Heatmaps != HeatmapUse.None);
+        // Every explained prototype costs an upsampled map; every heatmap sent back a full-size picture.
+        var limits = classifyOptions.Value;
+        if (topPrototypes > limits.MaxTopPrototypes)
+        {
+            throw InvalidParameter($"topPrototypes is {topPrototypes}; at most {limits.MaxTopPrototypes} prototypes are explained per image (Classify:MaxTopPrototypes).");
+        }
+        if (request.Heatmaps == HeatmapUse.Sent && options.TopPrototypes > limits.MaxHeatmapPrototypes)
+        {
+            throw InvalidParameter($"heatmaps=png with topPrototypes {options.TopPrototypes}: at most {limits.MaxHeatmapPrototypes} heatmaps per image (Classify:MaxHeatmapPrototypes); ask for fewer prototypes or heatmaps=none.");
+        }
+        return options;
+    }
+
+    private static ProblemException InvalidParameter(string detail) => new(ProblemCatalog.InvalidParameter, detail);
+
+    /// <summary>Runs the prepared images through the batcher and explains them.</summary>
+    private async Task<IReadOnlyList<BatchItemOutcome>> RunAndExplainAsync(ModelLease lease, PreparedImages prepared, ExplainOptions options,
+        Stopwatch total, CancellationToken cancellationToken)
+    {
+        var bundle = lease.Bundle;
+        if (prepared.RowCount == 0) return classifier.Explain(bundle, prepared, null, 0, options, 0, total);
+        IReadOnlyList<BatchItemOutcome> outcomes;
+        using (var run = await RunAsync(lease, prepared.Input, prepared.RowCount, cancellationToken))
+        {
+            outcomes = classifier.Explain(bundle, prepared, run.Outputs, run.FirstRow, options, run.InferenceMs / run.BatchSize, total);
+        }
+        var tags = new[] { ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("version", bundle.Version) };
+        foreach (var outcome in outcomes)
+        {
+            if (outcome.Classification is { } classification) metrics.ExplanationDuration.Record(classification.Timings.ExplainMs / 1000, tags);
+        }
+        return outcomes;
+    }
+
+    /// <summary>One network run through the version's batcher; a full queue or a request that waited too long is "overloaded" (503).</summary>
+    private static async Task<BatchRun> RunAsync(ModelLease lease, float[] input, int rows, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await lease.Batcher.RunAsync(input, rows, cancellationToken);
+        }
+        catch (Exception exception) when (exception is QueueFullException or QueueTimeoutException)
+        {
+            throw new ProblemException(ProblemCatalog.Overloaded, exception.Message);
+        }
+    }
+}

@@ -1,0 +1,21 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ProtoPNet.Service.Classifying;
+
+/// <summary>Configuration section <c>Classify</c>.</summary>
+public sealed class ClassifyOptions
+{
+    public const string SectionName = "Classify";
+
+    /// <summary>Most images in one <c>/classify/batch</c> request (default 32).</summary>
+    [Range(1, 1024)]
+    public int MaxBatchImages { get; set; } = 32;
+
+    /// <summary>Most prototypes one answer may explain (<c>topPrototypes</c>, default limit 100).</summary>
+    [Range(1, 100000)]
+    public int MaxTopPrototypes { get; set; } = 100;
+
+    /// <summary>Most prototypes that get a heatmap, each as large as the upload (<c>topPrototypes</c> with <c>heatmaps=png</c>, default 10).</summary>
+    [Range(1, 1000)]
+    public int MaxHeatmapPrototypes { get; set; } = 10;
+}

@@ -1,0 +1,73 @@
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Service.Serving;
+
+namespace ProtoPNet.Service.Models;
+
+/// <summary>
+/// Finds the bundle folders under the model root and loads them, refusing a bad one with one log line. A refused folder
+/// is remembered with its model.json's write time and not tried again until that file changes, so a periodic rescan
+/// does not repeat the refusal. Not thread-safe: the registry calls it under its scan lock.
+/// </summary>
+public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, ILogger<BundleScanner> logger)
+{
+    private readonly Dictionary<string, (DateTime ManifestWritten, RefusedBundle Refusal)> _refusedCache = new(StringComparer.Ordinal);
+
+    /// <summary>Bundle folders are <c>root/name/version/</c> with a model.json; names starting with '.' are staging folders.</summary>
+    public IReadOnlyList<string> FindBundleDirectories(string root)
+    {
+        if (!Directory.Exists(root))
+        {
+            logger.LogWarning("The model root {ModelRoot} does not exist", root);
+            return [];
+        }
+        var directories = new List<string>();
+        foreach (var family in Directory.EnumerateDirectories(root).Order(StringComparer.Ordinal))
+        {
+            if (Path.GetFileName(family).StartsWith('.')) continue;
+            foreach (var version in Directory.EnumerateDirectories(family).Order(StringComparer.Ordinal))
+            {
+                if (Path.GetFileName(version).StartsWith('.')) continue;
+                if (!File.Exists(Path.Combine(version, BundleLoader.ManifestFileName))) continue;
+                directories.Add(version);
+            }
+        }
+        // Folders that are gone are forgotten, so one that comes back is tried again.
+        foreach (var gone in _refusedCache.Keys.Where(d => !directories.Contains(d, StringComparer.Ordinal)).ToArray()) _refusedCache.Remove(gone);
+        return directories;
+    }
+
+    /// <summary>
+    /// Loads (verifies and warms up) the bundle in <paramref name="directory"/>; null when it is refused, now or before
+    /// with an unchanged model.json. <paramref name="isNewRefusal"/> tells a refusal met for the first time.
+    /// </summary>
+    public ModelBundle? TryLoad(string modelName, string directory, out RefusedBundle? refusal, out bool isNewRefusal)
+    {
+        isNewRefusal = false;
+        var manifestWritten = File.GetLastWriteTimeUtc(Path.Combine(directory, BundleLoader.ManifestFileName));
+        if (_refusedCache.TryGetValue(directory, out var cached) && cached.ManifestWritten == manifestWritten)
+        {
+            refusal = cached.Refusal;
+            return null;
+        }
+        try
+        {
+            var bundle = loader.Load(directory);
+            _refusedCache.Remove(directory);
+            refusal = null;
+            metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("result", "loaded"));
+            logger.LogInformation("Loaded model {Model}@{Version} ({Classes} classes, {Prototypes} prototypes, input {Channels}x{Height}x{Width}) in {LoadMs:0} ms from {Directory}",
+                bundle.Name, bundle.Version, bundle.ClassCount, bundle.PrototypeCount, bundle.Manifest.Input.Channels,
+                bundle.Manifest.Input.Height, bundle.Manifest.Input.Width, bundle.LoadMilliseconds, directory);
+            return bundle;
+        }
+        catch (BundleRefusedException refused)
+        {
+            refusal = new RefusedBundle(directory, refused.Reason);
+            isNewRefusal = true;
+            _refusedCache[directory] = (manifestWritten, refusal);
+            metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", modelName), ServiceMetrics.Tag("result", "refused"));
+            logger.LogError("Refused model bundle {Directory}: {Reason}", directory, refused.Reason);
+            return null;
+        }
+    }
+}

@@ -1,0 +1,68 @@
+using Microsoft.Extensions.Options;
+using ProtoPNet.Inference.Bundles;
+
+namespace ProtoPNet.Service.Models;
+
+/// <summary>
+/// Which versions of a model are loaded and which one serves (<see cref="ModelsOptions"/>): per model name the highest
+/// <c>LoadedVersions</c> versions that load (a refused one does not count), the pinned one always; the highest loaded
+/// version serves unless one is pinned; the default model is the configured one when it is loaded.
+/// </summary>
+public sealed class VersionPolicy(IOptions<ModelsOptions> options, ILogger<VersionPolicy> logger)
+{
+    /// <summary>
+    /// Offers one model name's version folders to <paramref name="load"/>, highest first, until <c>LoadedVersions</c> of
+    /// them are loaded (<paramref name="load"/> answers whether the version is loaded); the pinned version is always offered.
+    /// </summary>
+    public void LoadVersions(string modelName, IEnumerable<string> versionDirectories, Func<string, bool> load)
+    {
+        var limit = options.Value.LoadedVersions;
+        var pinned = Pinned(modelName);
+        var loaded = 0;
+        foreach (var directory in versionDirectories.OrderByDescending(d => Path.GetFileName(d), StringComparer.Ordinal))
+        {
+            var isPinned = pinned is not null && Path.GetFileName(directory) == pinned;
+            if (limit > 0 && loaded >= limit && !isPinned) continue;
+            if (load(directory)) loaded++;
+        }
+    }
+
+    /// <summary>The catalog of the loaded bundles: families with their served version, and the default model.</summary>
+    public ModelCatalog Catalog(IEnumerable<ModelBundle> loaded, IReadOnlyList<RefusedBundle> refused)
+    {
+        var families = new SortedDictionary<string, ModelFamily>(StringComparer.Ordinal);
+        foreach (var group in loaded.GroupBy(b => b.Name, StringComparer.Ordinal))
+        {
+            var versions = group.OrderByDescending(b => b.Version, StringComparer.Ordinal).ToArray();
+            var served = versions[0];
+            if (Pinned(group.Key) is { } pinned)
+            {
+                var match = versions.FirstOrDefault(v => v.Version == pinned);
+                if (match is null)
+                {
+                    logger.LogWarning("Models:Pinned:{Model} is {Version}, which is not loaded; serving {Served} instead", group.Key, pinned, served.Version);
+                }
+                else
+                {
+                    served = match;
+                }
+            }
+            families[group.Key] = new ModelFamily(group.Key, versions, served);
+        }
+
+        string? defaultModel = null;
+        if (families.Count > 0)
+        {
+            var configured = options.Value.DefaultModel;
+            defaultModel = families.ContainsKey(configured) ? configured : families.Keys.First();
+            if (defaultModel != configured)
+            {
+                logger.LogWarning("Models:DefaultModel {Configured} is not loaded; the default model is {DefaultModel}", configured, defaultModel);
+            }
+        }
+        return new ModelCatalog(families, defaultModel, refused);
+    }
+
+    private string? Pinned(string modelName) =>
+        options.Value.Pinned.TryGetValue(modelName, out var pinned) && !string.IsNullOrWhiteSpace(pinned) ? pinned : null;
+}

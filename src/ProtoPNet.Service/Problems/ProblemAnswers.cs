@@ -1,0 +1,45 @@
+using System.Globalization;
+using ProtoPNet.Inference.Preprocessing;
+
+namespace ProtoPNet.Service.Problems;
+
+/// <summary>
+/// The one place where "this request cannot be served" becomes an answer: a <see cref="ProblemException"/> carries its
+/// problem kind, an <see cref="ImageRejectedException"/> maps by its rejection. A 503 gets Retry-After. Handlers and the
+/// code they call throw; they never catch to build a problem themselves. Endpoints of a protocol with its own error body
+/// (the Open Inference Protocol's <c>{"error": "..."}</c>) pass their own writer.
+/// </summary>
+public sealed class ProblemExceptionFilter(Func<ProblemKind, string, IResult>? writeError = null) : IEndpointFilter
+{
+    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        try
+        {
+            return await next(context);
+        }
+        catch (ProblemException problem)
+        {
+            return Answer(context.HttpContext, problem.Kind, problem.Message);
+        }
+        catch (ImageRejectedException rejection)
+        {
+            return Answer(context.HttpContext, ProblemCatalog.ForRejection(rejection.Rejection), rejection.Message);
+        }
+    }
+
+    private IResult Answer(HttpContext context, ProblemKind kind, string detail)
+    {
+        if (kind.Status == StatusCodes.Status503ServiceUnavailable)
+        {
+            context.Response.Headers.RetryAfter = ProblemCatalog.RetryAfterFor(kind.Type).ToString(CultureInfo.InvariantCulture);
+        }
+        return writeError?.Invoke(kind, detail) ?? ProblemCatalog.Problem(kind, detail);
+    }
+}
+
+public static class ProblemAnswerExtensions
+{
+    /// <summary>Answers the problems the endpoints throw (see <see cref="ProblemExceptionFilter"/>); the innermost group's writer wins.</summary>
+    public static TBuilder AnswerProblems<TBuilder>(this TBuilder builder, Func<ProblemKind, string, IResult>? writeError = null)
+        where TBuilder : IEndpointConventionBuilder => builder.AddEndpointFilter(new ProblemExceptionFilter(writeError));
+}
