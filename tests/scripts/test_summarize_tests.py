@@ -1,0 +1,159 @@
+"""The closing line of scripts/test.sh: failed stages and missing or broken result files count as failures."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+SUMMARIZE = REPOSITORY / "scripts" / "summarize_tests.py"
+STAGES = REPOSITORY / "scripts" / "test_stages.sh"
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" errors="{errors}" failures="{failures}" skipped="{skipped}" tests="{tests}" time="1.0">
+</testsuite></testsuites>
+"""
+
+TRX = """<?xml version="1.0" encoding="utf-8"?>
+<TestRun id="1" name="run" xmlns="http://microsoft.com/schemas/VisualStudio/TeamTest/2010">
+  <ResultSummary outcome="{outcome}">
+    <Counters total="{total}" executed="{total}" passed="{passed}" failed="{failed}" error="0" timeout="0" aborted="0"
+              inconclusive="0" passedButRunAborted="0" notRunnable="0" notExecuted="0" disconnected="0" warning="0"
+              completed="0" inProgress="0" pending="0" />
+  </ResultSummary>
+</TestRun>
+"""
+
+
+def junit(folder: Path, name: str, tests: int, failures: int = 0, errors: int = 0, skipped: int = 0) -> None:
+    (folder / name).write_text(JUNIT.format(tests=tests, failures=failures, errors=errors, skipped=skipped))
+
+
+def trx(folder: Path, name: str, passed: int, failed: int = 0, outcome: str = "Completed") -> None:
+    (folder / name).write_text(TRX.format(total=passed + failed, passed=passed, failed=failed, outcome=outcome))
+
+
+def stages(folder: Path, *rows: str) -> None:
+    """Rows as scripts/test_stages.sh writes them: 'name status glob expected', tab-separated."""
+    (folder / "stages.tsv").write_text("".join(row.replace(" ", "\t") + "\n" for row in rows))
+
+
+def summarize(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SUMMARIZE), str(folder)], capture_output=True, text=True, timeout=60)
+
+
+def closing_line(result: subprocess.CompletedProcess) -> str:
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_a_complete_green_run_reports_every_test_and_exits_0(tmp_path: Path) -> None:
+    junit(tmp_path, "pytest.xml", tests=12, skipped=1)
+    for project, passed in (("a", 30), ("b", 40), ("c", 5)):
+        trx(tmp_path, f"{project}.trx", passed)
+    stages(tmp_path, "debian-packages 0  0", "nuget-restore 0  0", "pytest 0 pytest.xml 1", "smoke-bundle 0  0",
+           "dotnet-test 0 *.trx 3")
+
+    result = summarize(tmp_path)
+
+    assert closing_line(result) == "tests: 86 passed, 0 failed"
+    assert result.returncode == 0
+
+
+def test_a_dotnet_test_that_died_before_writing_results_is_not_0_failed(tmp_path: Path) -> None:
+    junit(tmp_path, "pytest.xml", tests=12)
+    stages(tmp_path, "pytest 0 pytest.xml 1", "dotnet-test 1 *.trx 3")
+
+    result = summarize(tmp_path)
+
+    assert closing_line(result) == "tests: 12 passed, 3 failed"   # one per missing result file
+    assert result.returncode == 1
+    assert "dotnet-test: 3 of 3 result files missing" in result.stderr
+
+
+def test_a_dotnet_test_that_wrote_only_some_results_counts_the_missing_ones(tmp_path: Path) -> None:
+    trx(tmp_path, "a.trx", 30)
+    trx(tmp_path, "b.trx", 40)
+    stages(tmp_path, "dotnet-test 1 *.trx 3")
+
+    assert closing_line(summarize(tmp_path)) == "tests: 70 passed, 1 failed"
+
+
+def test_a_result_file_cut_short_counts_as_a_failure(tmp_path: Path) -> None:
+    trx(tmp_path, "a.trx", 30)
+    (tmp_path / "b.trx").write_text(TRX.format(total=4, passed=4, failed=0, outcome="Completed")[:150])
+    stages(tmp_path, "dotnet-test 1 *.trx 2")
+
+    result = summarize(tmp_path)
+
+    assert closing_line(result) == "tests: 30 passed, 1 failed"
+    assert "unreadable test results b.trx" in result.stderr
+
+
+def test_a_trx_whose_run_aborted_without_a_failed_test_counts_as_a_failure(tmp_path: Path) -> None:
+    trx(tmp_path, "a.trx", 30, outcome="Aborted")
+    stages(tmp_path, "dotnet-test 0 *.trx 1")
+
+    assert closing_line(summarize(tmp_path)) == "tests: 30 passed, 1 failed"
+
+
+@pytest.mark.parametrize("stage", ["nuget-restore", "smoke-bundle", "debian-packages"])
+def test_a_failed_stage_without_results_is_one_failure(tmp_path: Path, stage: str) -> None:
+    junit(tmp_path, "pytest.xml", tests=5)
+    trx(tmp_path, "a.trx", 7)
+    stages(tmp_path, f"{stage} 2  0", "pytest 0 pytest.xml 1", "dotnet-test 0 *.trx 1")
+
+    result = summarize(tmp_path)
+
+    assert closing_line(result) == "tests: 12 passed, 1 failed"
+    assert result.returncode == 1
+    assert f"stage {stage} failed (exit status 2)" in result.stderr
+
+
+def test_failed_tests_are_counted_once_not_again_for_their_stage(tmp_path: Path) -> None:
+    junit(tmp_path, "pytest.xml", tests=10, failures=2, errors=1)
+    trx(tmp_path, "a.trx", 20, failed=4, outcome="Failed")
+    stages(tmp_path, "pytest 1 pytest.xml 1", "dotnet-test 1 *.trx 1")
+
+    assert closing_line(summarize(tmp_path)) == "tests: 27 passed, 7 failed"
+
+
+def test_results_without_a_stage_record_still_count(tmp_path: Path) -> None:
+    junit(tmp_path, "other.xml", tests=3, failures=1)
+    trx(tmp_path, "a.trx", 2)
+
+    result = summarize(tmp_path)
+
+    assert closing_line(result) == "tests: 4 passed, 1 failed"
+    assert result.returncode == 1
+
+
+def run_bash(script: str, folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", f'set -euo pipefail; source "{STAGES}"; stages_begin "{folder}"; {script}'],
+                          capture_output=True, text=True, timeout=60, env=dict(os.environ))
+
+
+def stage_rows(folder: Path) -> List[List[str]]:
+    return [line.split("\t") for line in (folder / "stages.tsv").read_text().splitlines()]
+
+
+def test_run_stage_records_a_failed_command_and_the_script_goes_on_under_set_e(tmp_path: Path) -> None:
+    result = run_bash('run_stage nuget-restore "" 0 false; echo "status $stage_status"; '
+                      'run_stage pytest pytest.xml 1 true; echo "status $stage_status"; echo reached', tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["== nuget-restore", "== nuget-restore failed (exit status 1)", "status 1",
+                                          "== pytest", "status 0", "reached"]
+    assert stage_rows(tmp_path) == [["nuget-restore", "1", "", "0"], ["pytest", "0", "pytest.xml", "1"]]
+    # The pytest stage wrote no pytest.xml: both stages count.
+    assert closing_line(summarize(tmp_path)) == "tests: 0 passed, 2 failed"
+
+
+def test_run_stage_keeps_set_e_for_the_rest_of_the_script(tmp_path: Path) -> None:
+    result = run_bash('run_stage smoke-bundle "" 0 false; false; echo not-reached', tmp_path)
+
+    assert result.returncode == 1
+    assert "not-reached" not in result.stdout
