@@ -63,13 +63,15 @@ class RunFolder:
         return path
 
     def push_pictures(self, epoch: int) -> str:
-        """Where the push after (0-based) `epoch` writes its prototype pictures."""
-        return os.path.join(self.path, "push", f"epoch-{epoch + 1:03d}")
+        """Where the push after (0-based) `epoch` writes its prototype pictures: an absolute path, since push
+        records keep it and are read again from other working folders (prune, export)."""
+        return os.path.abspath(os.path.join(self.path, "push", f"epoch-{epoch + 1:03d}"))
 
     def keep_push_pictures(self, current: Iterable[str]) -> None:
-        """Remove the pictures of superseded pushes: only the current prototypes' pictures are ever exported."""
-        current = set(current)
-        for pictures in glob.glob(os.path.join(self.path, "push", "epoch-*")):
+        """Remove the pictures of superseded pushes: only the current prototypes' pictures are ever exported.
+        Paths are compared absolute: records of older runs may hold paths relative to their working folder."""
+        current = {os.path.abspath(path) for path in current}
+        for pictures in glob.glob(os.path.join(os.path.abspath(self.path), "push", "epoch-*")):
             if pictures not in current:
                 shutil.rmtree(pictures, ignore_errors=True)
 
