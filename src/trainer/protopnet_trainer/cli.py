@@ -119,58 +119,51 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 # ---------------------------------------------------------------------------------------------- commands
 
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace) -> None:
     cfg = config_from_args(args)
     if args.baseline_only:
         from .baseline import train_to_file
         train_to_file(cfg, args.baseline_only, progress=show_progress(args), log=say)
-        return 0
+        return
     from .pipeline import TrainJob, train_and_publish
     name = args.name or args.preset or cfg.dataset
     job = TrainJob(cfg, models=args.models, name=name, run_dir=args.run_dir,
                    preset=args.preset, resume=args.resume, report=not args.no_report, examples=args.examples,
                    baseline_result=args.baseline_result, baseline_wait=args.baseline_wait)
     train_and_publish(job, progress=show_progress(args), log=say)
-    return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate_checkpoint
     evaluate_checkpoint(args.checkpoint, args.dataset, args.data, args.split, args.device,
                         progress=show_progress(args), log=say)
-    return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def cmd_export(args: argparse.Namespace) -> None:
     if args.untrained:
         from .untrained import export_untrained
-        from .publish import check_writable
-        check_writable(args.models)
         bundle = export_untrained(args.models, args.name, args.backbone, args.num_classes, args.prototypes_per_class,
                                   args.image_size, args.channels, args.seed, progress=show_progress(args))
         say(f"published {bundle}")
-        return 0
+        return
     if not args.checkpoint:
         raise TrainerError("export: pass --checkpoint (or --untrained)")
     from .pipeline import publish_checkpoint
     publish_checkpoint(args.checkpoint, args.models, args.name, push=args.push, baseline_result=args.baseline_result,
                        report=not args.no_report, examples=args.examples, progress=show_progress(args), log=say)
-    return 0
 
 
-def cmd_prune(args: argparse.Namespace) -> int:
+def cmd_prune(args: argparse.Namespace) -> None:
     from .pipeline import prune_checkpoint
     prune_checkpoint(args.checkpoint, args.k, args.threshold, args.output, args.device,
                      progress=show_progress(args), log=say)
-    return 0
 
 
-def cmd_benchmark(args: argparse.Namespace) -> int:
+def cmd_benchmark(args: argparse.Namespace) -> None:
     from .benchmark import run_benchmark
     cfg = config_from_args(args)
     for line in run_benchmark(cfg, args.batches, progress=show_progress(args)):
         say(line)
-    return 0
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -261,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        args.handler(args)
+        return 0
     except TrainerError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2

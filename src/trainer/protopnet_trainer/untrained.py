@@ -14,6 +14,7 @@ from .data import ImageSet, generate_synthetic
 from .errors import TrainerError
 from .export import write_bundle
 from .model import build_model
+from .publish import check_writable
 from .push import push_prototypes
 from .trunks import TRUNKS
 
@@ -21,6 +22,7 @@ from .trunks import TRUNKS
 def export_untrained(models: str, name: Optional[str], backbone: str, num_classes: int, prototypes_per_class: int,
                      image_size: int, channels: int, seed: int, progress: bool = False) -> str:
     """Publish the untrained bundle; returns its folder (the default name is <backbone>-untrained)."""
+    check_writable(models)
     if backbone not in TRUNKS:
         raise TrainerError(f"unknown trunk '{backbone}' (choose from {', '.join(TRUNKS)})")
     if num_classes < 2 or prototypes_per_class < 1 or image_size < 16:
