@@ -190,12 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="store the first test image of up to N classes in the bundle (examples/, default 10)")
     train.add_argument("--baseline-only", metavar="FILE",
                        help="train only the black-box baseline and write its result to FILE (JSON), for a "
-                            "ProtoPNet run in a parallel process to read with --baseline-result")
+                            "ProtoPNet run to read with --baseline-result")
     train.add_argument("--baseline-result", metavar="FILE",
-                       help="take training.baseline from FILE, written by a parallel --baseline-only run with the "
-                            "same recipe, instead of training the baseline after ProtoPNet in this process")
+                       help="take training.baseline from FILE, written by --baseline-only with the same recipe, "
+                            "instead of training the baseline after ProtoPNet in this process; when FILE does not "
+                            "exist yet, a parallel child process trains the baseline and writes it")
     train.add_argument("--baseline-wait", type=float, default=1800.0, metavar="SECONDS",
-                       help="with --baseline-result: how long to wait for FILE after training (default 1800)")
+                       help="with --baseline-result: how long to wait after training for that child process "
+                            "(default 1800)")
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a checkpoint on a data set")
