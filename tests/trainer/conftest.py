@@ -31,8 +31,9 @@ def tiny():
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory):
     """One tiny model trained through the whole schedule (with baseline) and published once per session."""
-    from protopnet_trainer.cli import example_images, report_writer, training_block
-    from protopnet_trainer.export import write_bundle
+    from protopnet_trainer.export import example_images, write_bundle
+    from protopnet_trainer.manifest import training_block
+    from protopnet_trainer.report import report_writer
     from protopnet_trainer.train import Trainer
 
     root = tmp_path_factory.mktemp("bundle")

@@ -82,6 +82,22 @@ def test_resume_flag_continues_from_the_last_checkpoint(tmp_path, capsys):
     assert "resuming from" in out and "epoch 3/3" in out and "epoch 1/3" not in out
 
 
+def test_a_run_in_a_relative_folder_can_be_pruned_and_exported(tmp_path, monkeypatch, capsys):
+    # Pruning saves pruned.pt through the run folder found from the checkpoint's (absolute) path; the current
+    # prototypes' pictures must survive it even though the run was trained in a relative folder (runs/<name>).
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *TINY_ARGS, "--models", "models", "--name", "rel"]) == 0
+    final = os.path.join("runs", "rel", "checkpoints", "final.pt")
+    assert main(["prune", "--checkpoint", final, "--k", "1", "--threshold", "1", "--no-progress"]) == 0
+    pruned = os.path.join("runs", "rel", "checkpoints", "pruned.pt")
+    assert main(["export", "--checkpoint", pruned, "--models", "models", "--name", "rel-pruned",
+                 "--no-progress"]) == 0
+    [version] = _versions("models", "rel-pruned")
+    manifest = json.loads((tmp_path / "models" / "rel-pruned" / version / "model.json").read_text())
+    assert manifest["prototypes"] and all(os.path.isfile(tmp_path / "models" / "rel-pruned" / version / path)
+                                          for p in manifest["prototypes"] for path in p["images"].values())
+
+
 def test_untrained_export(tmp_path, capsys):
     models = str(tmp_path / "models")
     assert main(["export", "--untrained", "--backbone", "resnet18", "--num-classes", "3",

@@ -13,7 +13,8 @@ from PIL import Image
 from onnx_reference import run_graph
 from protopnet_trainer import export as export_module
 from protopnet_trainer.export import write_bundle
-from protopnet_trainer.train import load_checkpoint_file, model_from_checkpoint
+from protopnet_trainer.checkpoint import load_checkpoint, model_from_checkpoint
+from protopnet_trainer.manifest import manifest_text
 
 OUTPUTS = ["logits", "similarities", "similarity_maps", "min_distances"]
 
@@ -50,7 +51,7 @@ def test_onnx_names_shapes_opset_and_dynamic_batch(trained_bundle):
 
 def test_onnx_graph_computes_what_the_torch_model_computes_for_any_batch(trained_bundle):
     """Run the exported graph with an independent evaluator on a batch of 3 (dynamic N) and compare."""
-    model = model_from_checkpoint(load_checkpoint_file(os.path.join(trained_bundle["root"], "run", "checkpoints",
+    model = model_from_checkpoint(load_checkpoint(os.path.join(trained_bundle["root"], "run", "checkpoints",
                                                                     "final.pt"))).eval()
     images = np.concatenate([_ramp(3, 16, 16), np.random.RandomState(0).rand(2, 3, 16, 16).astype(np.float32)])
     values = run_graph(os.path.join(trained_bundle["path"], "model.onnx"), images)
@@ -89,7 +90,7 @@ def test_manifest_fields(trained_bundle):
     assert training["backbone"] == "small-cnn" and training["epochs"] == 3 and training["seconds"] > 0
     assert 0 <= training["metrics"]["testAccuracy"] <= 1 and 0 <= training["metrics"]["trainAccuracy"] <= 1
     assert 0 <= training["baseline"]["testAccuracy"] <= 1
-    assert training["baseline"]["testAccuracy"] == trained_bundle["result"].baseline_accuracy
+    assert training["baseline"]["testAccuracy"] == trained_bundle["result"].baseline.test_accuracy
     assert training["software"]["torch"] == torch.__version__ and training["software"]["trainer"]
     assert training["pushEpochs"] == [2, 3]
 
@@ -119,7 +120,7 @@ def test_probe_matches_the_torch_model(trained_bundle):
     manifest = _manifest(trained_bundle)
     probe = manifest["probe"]
     assert probe["input"] == "ramp-7919"
-    model = model_from_checkpoint(load_checkpoint_file(os.path.join(trained_bundle["root"], "run", "checkpoints",
+    model = model_from_checkpoint(load_checkpoint(os.path.join(trained_bundle["root"], "run", "checkpoints",
                                                                     "final.pt"))).eval()
     with torch.no_grad():
         out = model(torch.from_numpy(_ramp(3, 16, 16)))
@@ -174,7 +175,7 @@ def test_publish_writes_the_manifest_last_and_renames_atomically(trained_bundle,
 def test_manifest_text_is_the_same_json_with_number_rows_on_one_line():
     manifest = {"lastLayer": {"weights": [[1.0, -0.5], [0.25, 1e-9]]}, "probe": {"logits": [0.1, 2]},
                 "flags": [True, False], "name": "row-x-0", "empty": []}
-    text = export_module.manifest_text(manifest)
+    text = manifest_text(manifest)
     assert json.loads(text) == manifest
     assert "[1.0, -0.5]" in text and "[0.1, 2]" in text
 

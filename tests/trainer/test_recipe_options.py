@@ -163,6 +163,22 @@ def test_baseline_in_a_separate_process_goes_into_the_manifest(tmp_path, capsys)
     _one_line_error(capsys, code, "different epochs")
 
 
+def test_a_baseline_result_not_there_yet_is_trained_by_a_child_process(tmp_path, capsys):
+    models, result = str(tmp_path / "models"), str(tmp_path / "later" / "baseline.json")
+    recipe = [*TINY_ARGS, "--threads", "1"]
+    assert main(["train", *recipe, "--models", models, "--name", "p", "--run-dir", str(tmp_path / "run"),
+                 "--baseline-result", result]) == 0
+    assert "training the baseline in a parallel process" in capsys.readouterr().out
+    assert os.listdir(tmp_path / "later") == ["baseline.json"]      # written atomically: no temporary file left
+    written = json.loads(open(result).read())
+    [version] = _versions(models, "p")
+    training = json.loads((tmp_path / "models" / "p" / version / "model.json").read_text())["training"]
+    assert training["baseline"] == written and written["process"] == "separate (--baseline-only)"
+    # the child trained exactly the baseline a --baseline-only run of the recipe trains
+    assert main(["train", *recipe, "--baseline-only", str(tmp_path / "here.json")]) == 0
+    assert json.loads((tmp_path / "here.json").read_text())["history"] == written["history"]
+
+
 def test_export_push_publishes_a_checkpoint_of_an_unfinished_run(tiny, tmp_path, capsys):
     cfg = _onecycle(tiny, epochs=3, last_layer_clamp=True)
     interrupt_after(cfg, tmp_path / "run", epochs_done=1)

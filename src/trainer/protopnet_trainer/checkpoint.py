@@ -10,7 +10,10 @@ from typing import Any, Dict, List
 
 import torch
 
+from .atomic import atomic_path
+from .config import TrainConfig
 from .errors import TrainerError
+from .model import ProtoPNet, build_model
 
 FORMAT = "protopnet-checkpoint/1"
 
@@ -48,10 +51,9 @@ def _decode(value: Any, tensors: Dict[str, torch.Tensor]) -> Any:
 def save_checkpoint(state: Dict[str, Any], path: str) -> None:
     tensors: List[torch.Tensor] = []
     structure = json.dumps(_encode(state, tensors))
-    tmp = path + ".tmp"
-    torch.save({"format": FORMAT, "structure": structure,
-                "tensors": {str(i): t for i, t in enumerate(tensors)}}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "structure": structure,
+                    "tensors": {str(i): t for i, t in enumerate(tensors)}}, tmp)
 
 
 def load_checkpoint(path: str) -> Dict[str, Any]:
@@ -67,3 +69,14 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise TrainerError(f"{path} is not a protopnet_trainer checkpoint")
     return _decode(json.loads(raw["structure"]), raw["tensors"])
+
+
+def model_from_checkpoint(checkpoint: Dict[str, Any]) -> ProtoPNet:
+    """The checkpoint's model on the CPU, built from its own configuration (no pretrained weights are loaded)."""
+    cfg = TrainConfig.from_dict(checkpoint["config"])
+    state = checkpoint["model"]
+    channels = state["mean"].numel()
+    model = build_model(cfg, channels, len(checkpoint["classes"]), [0.0] * channels, [1.0] * channels,
+                        prototype_classes=state["prototype_classes"].tolist(), load_weights=False)
+    model.load_state_dict(state)
+    return model

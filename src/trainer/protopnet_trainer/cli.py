@@ -1,15 +1,14 @@
-"""Command line: train, evaluate, export, prune, benchmark."""
+"""Command line: parses the arguments of train, evaluate, export, prune and benchmark and calls the module that
+does each (pipeline, evaluate, untrained, benchmark); the heavy modules are imported only by the command that needs
+them, so `--help` and argument errors are quick."""
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import sys
-import time
 from typing import Any, Dict, List, Optional
 
 from .config import PRESETS, TrainConfig, preset_config
+from .console import say
 from .errors import TrainerError
 
 # Command-line overrides: option -> (config field, type). `None` values are "not given".
@@ -118,292 +117,53 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return cfg
 
 
-def training_block(cfg: TrainConfig, result, train_size: int, test_size: int, preset: Optional[str]) -> Dict[str, Any]:
-    block: Dict[str, Any] = {
-        "dataset": cfg.dataset, "trainSize": train_size, "testSize": test_size, "backbone": cfg.backbone,
-        "trunkWeights": cfg.trunk_weights, "epochs": cfg.epochs, "seconds": round(result.seconds, 3),
-        "metrics": {"testAccuracy": result.test_accuracy, "trainAccuracy": result.train_accuracy},
-        "preset": preset, "prototypesPerClass": cfg.prototypes_per_class, "cropToBox": cfg.crop_to_box,
-        "augment": cfg.augment, "pushEpochs": [m["epoch"] for m in result.history if m.get("pushed")],
-        "pruned": cfg.prune, "config": cfg.to_dict(),
-    }
-    if getattr(result, "baseline_block", None):   # trained by a separate --baseline-only process
-        block["baseline"] = dict(result.baseline_block)
-    elif result.baseline_accuracy is not None:
-        block["baseline"] = {"testAccuracy": result.baseline_accuracy, "backbone": cfg.backbone,
-                             "epochs": cfg.epochs, "model": "same trunk + global average pooling + linear",
-                             "augment": cfg.augment, "augmentation": cfg.augmentation,
-                             "jointOptimizer": cfg.joint_optimizer}
-        if result.baseline_seconds:
-            block["baseline"]["seconds"] = round(result.baseline_seconds, 3)
-    return block
+# ---------------------------------------------------------------------------------------------- commands
 
-
-def baseline_block(cfg: TrainConfig, history: List[float], seconds: float) -> Dict[str, Any]:
-    """The manifest's training.baseline, as written by --baseline-only and read back by --baseline-result."""
-    return {"testAccuracy": history[-1], "history": history, "seconds": round(seconds, 3),
-            "backbone": cfg.backbone, "epochs": cfg.epochs, "seed": cfg.seed,
-            "model": "same trunk + global average pooling + linear", "augment": cfg.augment,
-            "augmentation": cfg.augmentation, "jointOptimizer": cfg.joint_optimizer,
-            "process": "separate (--baseline-only)"}
-
-
-def write_json_atomically(value: Dict[str, Any], path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, "." + os.path.basename(path) + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-    os.replace(tmp, path)
-
-
-def read_baseline_result(path: str, cfg: TrainConfig, wait_seconds: float) -> Optional[Dict[str, Any]]:
-    """The baseline of a parallel --baseline-only run: waits up to `wait_seconds` for its file. A missing file
-    after the wait gives None (the bundle is still published, without a baseline); a file for another recipe
-    is an error."""
-    deadline = time.time() + wait_seconds
-    announced = False
-    while not os.path.isfile(path) and time.time() < deadline:
-        if not announced:
-            print(f"waiting up to {wait_seconds:.0f}s for the baseline result {path}", flush=True)
-            announced = True
-        time.sleep(5)
-    if not os.path.isfile(path):
-        print(f"warning: no baseline result at {path}; publishing without training.baseline", flush=True)
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            block = json.load(f)
-        accuracy = float(block["testAccuracy"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise TrainerError(f"baseline result {path} is not readable: {error}") from None
-    if not 0.0 <= accuracy <= 1.0:
-        raise TrainerError(f"baseline result {path} has test accuracy {accuracy}, outside [0, 1]")
-    mismatched = [key for key, value in (("backbone", cfg.backbone), ("epochs", cfg.epochs), ("seed", cfg.seed),
-                                         ("augmentation", cfg.augmentation), ("jointOptimizer", cfg.joint_optimizer))
-                  if block.get(key) != value]
-    if mismatched:
-        raise TrainerError(f"baseline result {path} was trained with a different {', '.join(mismatched)} "
-                           f"than this run")
-    return block
-
-
-# ---------------------------------------------------------------------------------------------- train
-
-def report_writer(result, classes: List[str]):
-    def write(staging: str, prototypes: List[Dict[str, Any]]) -> List[str]:
-        from .report import write_report
-        return write_report(staging, result.history, result.confusion, classes, prototypes,
-                            result.baseline_history or None)
-    return write
-
-
-def example_images(test_set, count: int) -> List[Any]:
-    """The first test image of each class, for up to `count` classes (the service offers them for trying)."""
-    chosen: Dict[int, int] = {}
-    for index, label in enumerate(test_set.split.labels):
-        if len(chosen) >= count:
-            break
-        chosen.setdefault(label, index)
-    return [(test_set.image(index), label) for label, index in sorted(chosen.items())]
-
-
-def cmd_train_baseline_only(cfg: TrainConfig, output: str, progress: bool) -> int:
-    """Train only the black-box baseline (same trunk, budget and augmentation) and write its result as JSON,
-    for a ProtoPNet run in another process (--baseline-result) to put into its manifest."""
-    import torch
-    from .data import load_data_source, make_loaders
-    from .train import seed_everything, select_device, train_baseline
-    started = time.time()
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    source = load_data_source(cfg)
-    history = train_baseline(cfg, source, make_loaders(cfg, source), select_device(cfg.device), progress)
-    block = baseline_block(cfg, history, time.time() - started)
-    write_json_atomically(block, output)
-    print(f"baseline test accuracy {block['testAccuracy']:.4f} in {block['seconds']:.1f}s; wrote {output}", flush=True)
-    return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from .export import check_writable, write_bundle
-    from .train import Trainer
+def cmd_train(args: argparse.Namespace) -> None:
     cfg = config_from_args(args)
     if args.baseline_only:
-        return cmd_train_baseline_only(cfg, args.baseline_only, show_progress(args))
-    if args.baseline_result:
-        cfg = cfg.replace(with_baseline=False)      # the baseline trains in its own process
+        from .baseline import train_to_file
+        train_to_file(cfg, args.baseline_only, progress=show_progress(args), log=say)
+        return
+    from .pipeline import TrainJob, train_and_publish
     name = args.name or args.preset or cfg.dataset
-    check_writable(args.models)                     # fail before training, not after
-    run_dir = args.run_dir or os.path.join("runs", name)
-    if not args.resume and os.path.isdir(run_dir):  # a fresh run never mixes with an old one's checkpoints
-        for part in ("checkpoints", "push", "metrics.jsonl"):
-            target = os.path.join(run_dir, part)
-            if os.path.isdir(target):
-                shutil.rmtree(target)
-            elif os.path.exists(target):
-                os.remove(target)
-    started = time.time()
-    trainer = Trainer(cfg, run_dir, progress=show_progress(args))
-    if args.resume and not trainer.resume():
-        print(f"no checkpoint in {run_dir}: starting from epoch 1", flush=True)
-    result = trainer.run()
-    if args.baseline_result:
-        result.baseline_block = read_baseline_result(args.baseline_result, cfg, args.baseline_wait)
-        if result.baseline_block:
-            result.baseline_accuracy = result.baseline_block["testAccuracy"]
-            result.baseline_history = list(result.baseline_block.get("history") or [])
-    bundle = write_bundle(args.models, name, result.model, classes=trainer.source.classes,
-                          channels=trainer.source.channels, image_size=cfg.image_size,
-                          interpolation=cfg.interpolation, records=result.records,
-                          training=training_block(cfg, result, len(trainer.source.train), len(trainer.source.test),
-                                                  args.preset),
-                          report=None if args.no_report else report_writer(result, trainer.source.classes),
-                          examples=example_images(trainer.loaders.test_set, args.examples))
-    print(f"published {bundle} (test accuracy {result.test_accuracy:.4f}"
-          + (f", baseline {result.baseline_accuracy:.4f}" if result.baseline_accuracy is not None else "")
-          + f", {time.time() - started:.1f}s)", flush=True)
-    return 0
+    job = TrainJob(cfg, models=args.models, name=name, run_dir=args.run_dir,
+                   preset=args.preset, resume=args.resume, report=not args.no_report, examples=args.examples,
+                   baseline_result=args.baseline_result, baseline_wait=args.baseline_wait)
+    train_and_publish(job, progress=show_progress(args), log=say)
 
 
-# ---------------------------------------------------------------------------------------------- evaluate
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data import load_data_source, make_loaders
-    from .train import evaluate_accuracy, load_checkpoint_file, model_from_checkpoint, select_device
-    checkpoint = load_checkpoint_file(args.checkpoint)
-    cfg = TrainConfig.from_dict(checkpoint["config"])
-    changes = {k: v for k, v in (("dataset", args.dataset), ("data", args.data)) if v is not None}
-    cfg = cfg.replace(**changes, augment=False)
-    source = load_data_source(cfg)
-    if len(source.classes) != len(checkpoint["classes"]):
-        raise TrainerError(f"class-count mismatch: checkpoint has {len(checkpoint['classes'])} classes, "
-                           f"data set {cfg.dataset} has {len(source.classes)}")
-    device = select_device(args.device or "auto")
-    model = model_from_checkpoint(checkpoint).to(device)
-    loaders = make_loaders(cfg, source)
-    split = loaders.push if args.split == "train" else loaders.test   # both un-augmented
-    accuracy = evaluate_accuracy(model, split, device, desc=args.split, progress=show_progress(args))
-    print(f"{args.split} accuracy {accuracy:.4f} on {len(split.dataset)} images", flush=True)
-    if split.dataset.split.true_boxes:   # synthetic data knows where the class pattern is
-        from .localisation import localisation
-        scores = localisation(model, split.dataset, device)
-        print(f"localisation: the top prototype's box holds the pattern centre in {scores['centre_hit_rate']:.4f} "
-              f"of images, mean IoU {scores['mean_iou']:.4f}", flush=True)
-    return 0
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate_checkpoint
+    evaluate_checkpoint(args.checkpoint, args.dataset, args.data, args.split, args.device,
+                        progress=show_progress(args), log=say)
 
 
-# ---------------------------------------------------------------------------------------------- export
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from .export import check_writable, write_bundle
-    check_writable(args.models)
+def cmd_export(args: argparse.Namespace) -> None:
     if args.untrained:
         from .untrained import export_untrained
-        bundle = export_untrained(args)
-        print(f"published {bundle}", flush=True)
-        return 0
+        bundle = export_untrained(args.models, args.name, args.backbone, args.num_classes, args.prototypes_per_class,
+                                  args.image_size, args.channels, args.seed, progress=show_progress(args))
+        say(f"published {bundle}")
+        return
     if not args.checkpoint:
         raise TrainerError("export: pass --checkpoint (or --untrained)")
-    import torch
-    from .data import load_data_source, make_loaders
-    from .report import confusion_matrix
-    from .train import TrainResult, load_checkpoint_file, model_from_checkpoint, predict
-    checkpoint = load_checkpoint_file(args.checkpoint)
-    cfg = TrainConfig.from_dict(checkpoint["config"])
-    model = model_from_checkpoint(checkpoint)
-    records = checkpoint.get("records")
-    completed = int(checkpoint.get("epoch", cfg.epochs))
-    push_seconds = 0.0
-    if args.push:   # a checkpoint of an unfinished run: push + last layer here, as the last epoch would have
-        from .train import Trainer
-        started = time.time()
-        run_dir = os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint)))
-        trainer = Trainer(cfg, os.path.join(run_dir, "export-push"), progress=show_progress(args))
-        trainer.model = model.to(trainer.device)
-        trainer._make_optimizers()
-        trainer.push(completed - 1)
-        accuracy = trainer.train_last_layer(seed_offset=completed - 1)
-        records, model = trainer.records, trainer.model.cpu()
-        push_seconds = time.time() - started
-        print(f"pushed the epoch-{completed} model; last-layer accuracy {accuracy:.4f}", flush=True)
-    elif not records:
-        raise TrainerError(f"checkpoint {args.checkpoint} holds an unpushed model: pass --push to push it, "
-                           f"or export a pushed checkpoint")
-    # The test accuracy and confusion matrix are measured again: the checkpoint may have been pruned since.
-    source = load_data_source(cfg.replace(augment=False))
-    if list(source.classes) != list(checkpoint["classes"]):
-        raise TrainerError(f"class-count mismatch: checkpoint has {len(checkpoint['classes'])} classes, "
-                           f"data set {cfg.dataset} has {len(source.classes)}")
-    labels, predictions = predict(model, make_loaders(cfg, source).test, torch.device("cpu"),
-                                  progress=show_progress(args))
-    history = checkpoint.get("history", [])
-    last = history[-1] if history else {}
-    summary = TrainResult(model, records, history, seconds=float(checkpoint.get("seconds", 0.0)) + push_seconds,
-                          test_accuracy=sum(int(a == b) for a, b in zip(labels, predictions)) / len(labels),
-                          train_accuracy=float(checkpoint.get("train_accuracy") or last.get("train_accuracy", 0.0)),
-                          confusion=confusion_matrix(labels, predictions, len(source.classes)),
-                          baseline_accuracy=checkpoint.get("baseline_accuracy"),
-                          baseline_history=list(checkpoint.get("baseline_history") or []),
-                          baseline_seconds=checkpoint.get("baseline_seconds"))
-    if args.baseline_result:
-        summary.baseline_block = read_baseline_result(args.baseline_result, cfg, 0.0)
-        if summary.baseline_block:
-            summary.baseline_accuracy = summary.baseline_block["testAccuracy"]
-            summary.baseline_history = list(summary.baseline_block.get("history") or [])
-    training = training_block(cfg, summary, len(source.train), len(source.test), None)
-    if completed < cfg.epochs:   # honest about a run cut short: its schedule was planned for cfg.epochs
-        training["epochsCompleted"] = completed
-    channels = model.mean.numel()
-    name = args.name or cfg.dataset
-    bundle = write_bundle(args.models, name, model, classes=list(checkpoint["classes"]), channels=channels,
-                          image_size=cfg.image_size, interpolation=cfg.interpolation, records=records,
-                          training=training,
-                          report=None if args.no_report else report_writer(summary, list(checkpoint["classes"])),
-                          examples=example_images(make_loaders(cfg, source).test_set, args.examples))
-    print(f"published {bundle}", flush=True)
-    return 0
+    from .pipeline import publish_checkpoint
+    publish_checkpoint(args.checkpoint, args.models, args.name, push=args.push, baseline_result=args.baseline_result,
+                       report=not args.no_report, examples=args.examples, progress=show_progress(args), log=say)
 
 
-# ---------------------------------------------------------------------------------------------- prune
-
-def cmd_prune(args: argparse.Namespace) -> int:
-    from .train import Trainer, evaluate_accuracy, load_checkpoint_file, model_from_checkpoint
-    checkpoint = load_checkpoint_file(args.checkpoint)
-    if not checkpoint.get("records"):
-        raise TrainerError(f"checkpoint {args.checkpoint} holds an unpushed model: push before pruning")
-    cfg = TrainConfig.from_dict(checkpoint["config"]).replace(prune=True, prune_k=args.k,
-                                                              prune_threshold=args.threshold)
-    if args.device:
-        cfg = cfg.replace(device=args.device)
-    run_dir = os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint)))
-    trainer = Trainer(cfg, run_dir, progress=show_progress(args))
-    if list(checkpoint["classes"]) != list(trainer.source.classes):
-        raise TrainerError("class-count mismatch between the checkpoint and its data set")
-    trainer.model = model_from_checkpoint(checkpoint).to(trainer.device)
-    trainer.records = list(checkpoint["records"])
-    trainer.history = list(checkpoint.get("history", []))
-    trainer.seconds = float(checkpoint.get("seconds", 0.0))
-    trainer.baseline_accuracy = checkpoint.get("baseline_accuracy")
-    trainer.epoch = int(checkpoint["epoch"])
-    trainer._make_optimizers()
-    removed = trainer.prune()
-    path = trainer.save_checkpoint(os.path.basename(args.output) if args.output else "pruned.pt")
-    accuracy = evaluate_accuracy(trainer.model, trainer.loaders.test, trainer.device, progress=show_progress(args))
-    print(f"removed {removed} prototypes, {trainer.model.num_prototypes} left; test accuracy {accuracy:.4f}; "
-          f"wrote {path}", flush=True)
-    return 0
+def cmd_prune(args: argparse.Namespace) -> None:
+    from .pipeline import prune_checkpoint
+    prune_checkpoint(args.checkpoint, args.k, args.threshold, args.output, args.device,
+                     progress=show_progress(args), log=say)
 
 
-# ---------------------------------------------------------------------------------------------- benchmark
-
-def cmd_benchmark(args: argparse.Namespace) -> int:
+def cmd_benchmark(args: argparse.Namespace) -> None:
     from .benchmark import run_benchmark
     cfg = config_from_args(args)
     for line in run_benchmark(cfg, args.batches, progress=show_progress(args)):
-        print(line, flush=True)
-    return 0
+        say(line)
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -430,12 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="store the first test image of up to N classes in the bundle (examples/, default 10)")
     train.add_argument("--baseline-only", metavar="FILE",
                        help="train only the black-box baseline and write its result to FILE (JSON), for a "
-                            "ProtoPNet run in a parallel process to read with --baseline-result")
+                            "ProtoPNet run to read with --baseline-result")
     train.add_argument("--baseline-result", metavar="FILE",
-                       help="take training.baseline from FILE, written by a parallel --baseline-only run with the "
-                            "same recipe, instead of training the baseline after ProtoPNet in this process")
+                       help="take training.baseline from FILE, written by --baseline-only with the same recipe, "
+                            "instead of training the baseline after ProtoPNet in this process; when FILE does not "
+                            "exist yet, a parallel child process trains the baseline and writes it")
     train.add_argument("--baseline-wait", type=float, default=1800.0, metavar="SECONDS",
-                       help="with --baseline-result: how long to wait for FILE after training (default 1800)")
+                       help="with --baseline-result: how long to wait after training for that child process "
+                            "(default 1800)")
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a checkpoint on a data set")
@@ -494,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        args.handler(args)
+        return 0
     except TrainerError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2

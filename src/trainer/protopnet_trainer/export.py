@@ -1,24 +1,22 @@
-"""ONNX export, the model.json manifest and the atomic publish of a bundle version (MODEL_BUNDLE.md)."""
+"""A bundle's files: the ONNX graph, its probe, the prototype pictures, the report and the examples, published as one
+version (MODEL_BUNDLE.md). The manifest's content is composed in manifest.py, the atomic publish is publish.py."""
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import inspect
-import json
 import os
-import platform
 import shutil
-import subprocess
 import time
-import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
 
-from . import __version__
+from .data import ImageSet
 from .errors import TrainerError
+from .manifest import bundle_manifest, prototype_entry
 from .model import ProtoPNet
+from .publish import publish
 from .push import save_png
 
 OUTPUT_NAMES = ["logits", "similarities", "similarity_maps", "min_distances"]
@@ -78,11 +76,6 @@ def _fix_output_shapes(path: str, shapes: List[tuple]) -> None:
     onnx.save(graph_proto, path)
 
 
-def _short_floats(values: torch.Tensor) -> List[float]:
-    """float32 values as the short decimals they were given as (0.286, not 0.28600001335144043)."""
-    return [float(f"{float(v):.7g}") for v in values.view(-1)]
-
-
 def probe_input(channels: int, height: int, width: int) -> torch.Tensor:
     """The contract's probe image [1, C, H, W]: element i (row-major) is ((i * 7919) mod 1000) / 999."""
     index = torch.arange(channels * height * width, dtype=torch.int64)
@@ -95,103 +88,6 @@ def file_sha256(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def software_versions() -> Dict[str, str]:
-    versions = {"trainer": trainer_version(), "torch": torch.__version__, "python": platform.python_version()}
-    try:
-        import torchvision
-        versions["torchvision"] = torchvision.__version__
-    except ImportError:
-        pass
-    try:
-        import onnx
-        versions["onnx"] = onnx.__version__
-    except ImportError:
-        pass
-    return versions
-
-
-def trainer_version() -> str:
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
-    return f"{__version__}+{sha}" if sha else __version__
-
-
-def check_writable(models_dir: str) -> None:
-    """Fail early (before training) when the model repository cannot be written."""
-    try:
-        os.makedirs(models_dir, exist_ok=True)
-    except OSError as error:
-        raise TrainerError(f"output folder {models_dir} cannot be created: {error.strerror}") from None
-    if not os.path.isdir(models_dir) or not os.access(models_dir, os.W_OK | os.X_OK):
-        raise TrainerError(f"output folder {models_dir} is not writable")
-
-
-def manifest_text(manifest: Dict[str, Any]) -> str:
-    """Indented JSON, except that each row of numbers (last-layer weights, probe values) stays on one line."""
-    rows: List[str] = []
-    token = f"row-{uuid.uuid4().hex}-"
-
-    def compact(value: Any) -> Any:
-        if isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                     for v in value):
-            rows.append(json.dumps(value))
-            return f"{token}{len(rows) - 1}"
-        if isinstance(value, list):
-            return [compact(v) for v in value]
-        if isinstance(value, dict):
-            return {k: compact(v) for k, v in value.items()}
-        return value
-
-    text = json.dumps(compact(manifest), indent=1)
-    for index, row in enumerate(rows):
-        text = text.replace(f'"{token}{index}"', row, 1)
-    return text + "\n"
-
-
-def new_version(family_dir: str) -> str:
-    moment = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    while True:
-        version = moment.strftime("%Y%m%dT%H%M%SZ")
-        if not os.path.exists(os.path.join(family_dir, version)) and not os.path.exists(
-                os.path.join(family_dir, f".staging-{version}")):
-            return version
-        moment += dt.timedelta(seconds=1)
-
-
-def publish(models_dir: str, name: str, fill: Callable[[str, str], Dict[str, Any]]) -> str:
-    """Write a version atomically: `fill(staging_dir, version)` writes the files and returns the manifest, which
-    is written last; then `.staging-<version>` is renamed to `<version>`. On any failure nothing is visible."""
-    check_writable(models_dir)
-    if not name or name.startswith(".") or os.sep in name or name in ("..",):
-        raise TrainerError(f"invalid model name '{name}'")
-    family_dir = os.path.join(models_dir, name)
-    try:
-        os.makedirs(family_dir, exist_ok=True)
-    except OSError as error:
-        raise TrainerError(f"output folder {family_dir} cannot be created: {error.strerror}") from None
-    version = new_version(family_dir)
-    staging = os.path.join(family_dir, f".staging-{version}")
-    final = os.path.join(family_dir, version)
-    try:
-        os.makedirs(staging)
-        manifest = fill(staging, version)
-        manifest_tmp = os.path.join(staging, ".model.json.tmp")
-        with open(manifest_tmp, "w", encoding="utf-8") as f:
-            f.write(manifest_text(manifest))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(manifest_tmp, os.path.join(staging, "model.json"))
-        os.rename(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return final
 
 
 def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[str], channels: int,
@@ -228,13 +124,7 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
                     shutil.copyfile(os.path.join(source_dir, f"{kind}.png"), os.path.join(target, f"{kind}.png"))
             else:
                 raise TrainerError(f"prototype {j}: pictures {source_dir} are missing")
-            prototypes.append({
-                "index": j,
-                "classIndex": int(model.prototype_classes[j]),
-                "source": {"split": "train", "item": str(record["itemId"]),
-                           "featureCell": dict(record["featureCell"]), "box": dict(record["box"])},
-                "images": {kind: f"prototypes/{j}/{kind}.png" for kind in ("patch", "source", "activation")},
-            })
+            prototypes.append(prototype_entry(j, int(model.prototype_classes[j]), record))
         report_files = report(staging, prototypes) if report is not None else []
         example_entries = []
         for n, (image, class_index) in enumerate(examples or []):
@@ -245,31 +135,23 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
         training_values = dict(training)
         if isinstance(training_values.get("seconds"), (int, float)):
             training_values["seconds"] = round(training_values["seconds"] + time.time() - started, 3)
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-        manifest = {
-            "format": "protopnet-bundle",
-            "formatVersion": 1,
-            "name": name,
-            "version": version,
-            "createdUtc": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "onnx": {"file": "model.onnx", "sha256": file_sha256(onnx_path), "opset": opset},
-            "input": {"channels": channels, "height": image_size, "width": image_size,
-                      "colorSpace": "gray" if channels == 1 else "rgb", "resize": "stretch",
-                      "interpolation": interpolation,
-                      "mean": _short_floats(model.mean), "std": _short_floats(model.std)},
-            "classes": [{"index": k, "name": cls} for k, cls in enumerate(classes)],
-            "featureMap": {"height": int(feature_h), "width": int(feature_w)},
-            "similarity": {"function": model.similarity_function, "epsilon": model.epsilon},
-            "prototypes": prototypes,
-            "lastLayer": {"weights": model.last_layer.weight.detach().tolist()},
-            "probe": {"input": PROBE_NAME, "logits": probe.logits[0].tolist(),
-                      "similarities": probe.similarities[0].tolist()},
-            "training": dict(training_values, software=software_versions()),
-        }
-        if report_files:
-            manifest["report"] = report_files
-        if example_entries:
-            manifest["examples"] = example_entries
-        return manifest
+        return bundle_manifest(
+            name=name, version=version, model=model,
+            onnx={"file": "model.onnx", "sha256": file_sha256(onnx_path), "opset": opset},
+            classes=classes, channels=channels, image_size=image_size, interpolation=interpolation,
+            feature_map={"height": int(feature_h), "width": int(feature_w)}, prototypes=prototypes,
+            probe={"input": PROBE_NAME, "logits": probe.logits[0].tolist(),
+                   "similarities": probe.similarities[0].tolist()},
+            training=training_values, report_files=report_files, examples=example_entries)
 
     return publish(models_dir, name, fill)
+
+
+def example_images(test_set: ImageSet, count: int) -> List[Tuple[torch.Tensor, int]]:
+    """The first test image of each class, for up to `count` classes (the service offers them for trying)."""
+    chosen: Dict[int, int] = {}
+    for index, label in enumerate(test_set.split.labels):
+        if len(chosen) >= count:
+            break
+        chosen.setdefault(label, index)
+    return [(test_set.image(index), label) for label, index in sorted(chosen.items())]

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    from .train import TrainResult
 
 RESAMPLE = getattr(Image, "Resampling", Image)  # Pillow >= 9.1 names the filters Image.Resampling.*
 
@@ -129,3 +132,11 @@ def write_report(bundle_dir: str, history: List[Dict], confusion: Optional[np.nd
     prototype_gallery(prototypes, classes, bundle_dir, os.path.join(folder, "gallery.png"))
     written.append("report/gallery.png")
     return written
+
+
+def report_writer(result: "TrainResult", classes: List[str]) -> Callable[[str, List[Dict]], List[str]]:
+    """The `report` step of write_bundle for a result: curves (with the baseline's), confusion matrix, gallery."""
+    def write(staging: str, prototypes: List[Dict]) -> List[str]:
+        baseline_history = result.baseline.history if result.baseline is not None else []
+        return write_report(staging, result.history, result.confusion, classes, prototypes, baseline_history or None)
+    return write

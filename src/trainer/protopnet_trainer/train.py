@@ -1,71 +1,34 @@
-"""The training schedule: warm-up -> joint, push + last-layer passes, optional pruning, checkpoints, resume."""
+"""The training schedule of one run: warm-up -> joint epochs, push + last-layer passes, optional pruning, the
+baseline, checkpoints and resume. `Trainer.run` is the entry for a whole run; `Trainer.from_checkpoint` rebuilds a
+trainer for the stages after training (push, last layer, pruning) from a checkpoint."""
 from __future__ import annotations
 
-import glob
-import json
 import os
-import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
-import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint, save_checkpoint as write_checkpoint
+from .baseline import BaselineResult, checkpoint_fields, train_in_process
+from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
+from .console import say
 from .data import DataSource, Loaders, load_data_source, make_loaders
 from .errors import TrainerError
+from .evaluate import evaluate_accuracy, test_metrics
 from .losses import LossCoefficients, last_layer_loss, protopnet_loss
-from .model import BaselineNet, ProtoPNet, build_model
+from .model import ProtoPNet, build_model
+from .optimizers import load_scheduler_state, make_joint_optimizer, scheduler_state
+from .prune import prune_prototypes
 from .push import push_prototypes
-from .trunks import build_trunk, load_trunk_weights
-
-CHECKPOINTS_KEPT = 3
-
-
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainerError("--device cuda was asked for but CUDA is not available to torch")
-        return torch.device("cuda")
-    if name == "cpu":
-        return torch.device("cpu")
-    raise TrainerError(f"unknown device '{name}' (use auto, cpu or cuda)")
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
-    torch.manual_seed(seed)
+from .run_folder import RunFolder
+from .runtime import seed_everything, select_device, use_threads
 
 
 def coefficients(cfg: TrainConfig) -> LossCoefficients:
     return LossCoefficients(cfg.coef_crs_ent, cfg.coef_clst, cfg.coef_sep, cfg.coef_l1)
-
-
-def make_joint_optimizer(cfg: TrainConfig, groups: List[Dict[str, Any]], steps_per_epoch: int):
-    """The joint stage's optimizer and lr schedule for parameter groups [{params, lr, weight_decay}].
-
-    adam-step: Adam with StepLR stepped once per epoch (the reference). adamw-onecycle: AdamW with OneCycleLR
-    stepped once per batch over all joint steps; each group's `lr` is its peak. Returns (optimizer, scheduler,
-    per_batch) where `per_batch` says when to step the scheduler.
-    """
-    if cfg.joint_optimizer == "adamw-onecycle":
-        optimizer = torch.optim.AdamW(groups)
-        joint_epochs = max(1, cfg.epochs - cfg.warm_epochs)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in groups], total_steps=joint_epochs * max(1, steps_per_epoch),
-            pct_start=cfg.onecycle_pct_start)
-        return optimizer, scheduler, True
-    optimizer = torch.optim.Adam(groups)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.joint_lr_step, gamma=cfg.joint_lr_gamma)
-    return optimizer, scheduler, False
 
 
 @torch.no_grad()
@@ -77,83 +40,45 @@ def clamp_wrong_class_weights(weight: torch.Tensor, prototype_classes: torch.Ten
     weight.copy_(torch.where(wrong, weight.clamp(max=0.0), weight))
 
 
-def scheduler_state(scheduler) -> Dict[str, Any]:
-    """A scheduler's state without its functions (torch 1.13's OneCycleLR keeps a bound method in its state)."""
-    return {k: v for k, v in scheduler.state_dict().items() if not callable(v)}
-
-
-def load_scheduler_state(scheduler, state: Dict[str, Any]) -> None:
-    scheduler.load_state_dict({**scheduler.state_dict(), **state})
-
-
-def load_checkpoint_file(path: str) -> Dict[str, Any]:
-    return load_checkpoint(path)
-
-
-def model_from_checkpoint(checkpoint: Dict[str, Any]) -> ProtoPNet:
-    cfg = TrainConfig.from_dict(checkpoint["config"])
-    state = checkpoint["model"]
-    channels = state["mean"].numel()
-    model = build_model(cfg, channels, len(checkpoint["classes"]), [0.0] * channels, [1.0] * channels,
-                        prototype_classes=state["prototype_classes"].tolist(), load_weights=False)
-    model.load_state_dict(state)
-    return model
-
-
-@torch.no_grad()
-def predict(model: nn.Module, loader, device: torch.device, desc: str = "test", progress: bool = True):
-    """(labels, predictions) over a loader."""
-    model.eval()
-    labels, predictions = [], []
-    for images, batch_labels, _ in tqdm(loader, desc=desc, leave=False, disable=not progress):
-        out = model(images.to(device))
-        logits = out.logits if hasattr(out, "logits") else out
-        predictions.append(logits.argmax(1).cpu())
-        labels.append(batch_labels)
-    return torch.cat(labels).tolist(), torch.cat(predictions).tolist()
-
-
-@torch.no_grad()
-def evaluate_accuracy(model: nn.Module, loader, device: torch.device, desc: str = "test",
-                      progress: bool = True) -> float:
-    model.eval()
-    correct = total = 0
-    for images, labels, _ in tqdm(loader, desc=desc, leave=False, disable=not progress):
-        out = model(images.to(device))
-        logits = out.logits if hasattr(out, "logits") else out
-        correct += int((logits.argmax(1).cpu() == labels).sum())
-        total += len(labels)
-    return correct / max(1, total)
-
-
 @dataclass
 class TrainResult:
+    """A finished run, as a bundle publishes it."""
     model: ProtoPNet
-    records: List[Dict]
-    history: List[Dict] = field(default_factory=list)
-    baseline_accuracy: Optional[float] = None
+    records: List[Dict]                             # one push record per prototype
+    history: List[Dict] = field(default_factory=list)   # the metrics of each epoch
     seconds: float = 0.0
     test_accuracy: float = 0.0
     train_accuracy: float = 0.0
     confusion: Optional[Any] = None                 # [true, predicted] counts on the test set
-    baseline_history: List[float] = field(default_factory=list)
-    baseline_seconds: Optional[float] = None
-    baseline_block: Optional[Dict[str, Any]] = None  # training.baseline from a separate --baseline-only run
+    baseline: Optional[BaselineResult] = None
+
+    @staticmethod
+    def from_checkpoint(checkpoint: Dict[str, Any], model: ProtoPNet, records: List[Dict], test_accuracy: float,
+                        confusion: Any, extra_seconds: float = 0.0) -> "TrainResult":
+        """The result of the run a checkpoint was saved from, with `model` and its push records (the checkpoint's
+        own, or pushed since) and the test metrics measured again; `extra_seconds` of work since are added."""
+        history = list(checkpoint.get("history", []))
+        last = history[-1] if history else {}
+        return TrainResult(model, records, history, seconds=float(checkpoint.get("seconds", 0.0)) + extra_seconds,
+                           test_accuracy=test_accuracy,
+                           train_accuracy=float(checkpoint.get("train_accuracy") or last.get("train_accuracy", 0.0)),
+                           confusion=confusion,
+                           baseline=BaselineResult.from_checkpoint(
+                               checkpoint, TrainConfig.from_dict(checkpoint["config"])))
 
 
 class Trainer:
     """Owns one run: data, model, optimizers, the run folder with checkpoints and metrics.jsonl."""
 
     def __init__(self, cfg: TrainConfig, run_dir: str, progress: bool = True,
-                 source: Optional[DataSource] = None, log: Callable[[str], None] = print):
+                 source: Optional[DataSource] = None, log: Callable[[str], None] = say):
         cfg.validate()
         self.cfg = cfg
-        self.run_dir = run_dir
+        self.folder = RunFolder(run_dir)
         self.progress = progress
         self.log = log
         self.device = select_device(cfg.device)
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
+        use_threads(cfg.threads)
         seed_everything(cfg.seed)
         self.source = source or load_data_source(cfg)
         self.loaders: Loaders = make_loaders(cfg, self.source)
@@ -165,14 +90,31 @@ class Trainer:
         self.records: List[Dict] = []
         self.history: List[Dict] = []
         self.seconds = 0.0
-        self.baseline_accuracy: Optional[float] = None
-        self.baseline_history: List[float] = []
-        self.baseline_seconds = 0.0
+        self.baseline: Optional[BaselineResult] = None
         self.train_accuracy: Optional[float] = None    # the final model's, on the un-augmented push set
-        try:
-            os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
-        except OSError as error:
-            raise TrainerError(f"run folder {run_dir} cannot be created: {error.strerror}") from None
+        self.folder.create()
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Dict[str, Any], run_dir: str, cfg: Optional[TrainConfig] = None,
+                        progress: bool = True, log: Callable[[str], None] = say) -> "Trainer":
+        """A trainer holding a checkpoint's model, push records, history, time and baseline, with fresh
+        optimizers: for the stages after training (push, last layer, pruning). `cfg` defaults to the
+        checkpoint's own configuration. (To continue an interrupted run, use `resume`.)"""
+        trainer = cls(cfg or TrainConfig.from_dict(checkpoint["config"]), run_dir, progress=progress, log=log)
+        if list(checkpoint["classes"]) != list(trainer.source.classes):
+            raise TrainerError(f"class-count mismatch: checkpoint has {len(checkpoint['classes'])} classes, "
+                               f"data set {trainer.cfg.dataset} has {len(trainer.source.classes)}")
+        trainer.model = model_from_checkpoint(checkpoint).to(trainer.device)
+        trainer._make_optimizers()
+        trainer._restore_progress(checkpoint)
+        trainer.baseline = BaselineResult.from_checkpoint(checkpoint, trainer.cfg)
+        return trainer
+
+    def _restore_progress(self, checkpoint: Dict[str, Any]) -> None:
+        self.epoch = int(checkpoint["epoch"])
+        self.records = list(checkpoint["records"])
+        self.history = list(checkpoint["history"])
+        self.seconds = float(checkpoint["seconds"])
 
     # ------------------------------------------------------------------ optimizers and stages
     def _make_optimizers(self) -> None:
@@ -246,9 +188,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ push and last-layer passes
     def push(self, epoch: int) -> None:
-        picture_dir = os.path.join(self.run_dir, "push", f"epoch-{epoch + 1:03d}")
         self.records = push_prototypes(self.model, self.loaders.push_set, self.cfg.push_batch_size, self.device,
-                                       picture_dir, progress=self.progress)
+                                       self.folder.push_pictures(epoch), progress=self.progress)
 
     @torch.no_grad()
     def push_set_scores(self) -> torch.Tensor:
@@ -298,58 +239,51 @@ class Trainer:
             "joint_scheduler": scheduler_state(self.joint_scheduler), "last_optimizer": self.last_optimizer.state_dict(),
             "records": self.records, "history": self.history, "seconds": self.seconds,
             "train_size": len(self.source.train), "test_size": len(self.source.test),
-            "baseline_accuracy": self.baseline_accuracy, "baseline_history": self.baseline_history,
-            "baseline_seconds": self.baseline_seconds, "train_accuracy": self.train_accuracy,
+            **checkpoint_fields(self.baseline),
+            "train_accuracy": self.train_accuracy,
         }
 
     def save_checkpoint(self, name: Optional[str] = None) -> str:
-        folder = os.path.join(self.run_dir, "checkpoints")
-        path = os.path.join(folder, name or f"epoch-{self.epoch:03d}.pt")
-        write_checkpoint(self.checkpoint_state(), path)
-        epochs = sorted(glob.glob(os.path.join(folder, "epoch-*.pt")))
-        for old in epochs[:-CHECKPOINTS_KEPT]:
-            os.remove(old)
-        # Prototype pictures of superseded pushes: only the current prototypes' pictures are ever exported.
-        current = {os.path.dirname(r["pictures"]) for r in self.records if r.get("pictures")}
-        for pictures in glob.glob(os.path.join(self.run_dir, "push", "epoch-*")):
-            if pictures not in current:
-                shutil.rmtree(pictures, ignore_errors=True)
+        """checkpoints/<name> (default: this epoch's); then only the current push's pictures are kept."""
+        path = self.folder.save_checkpoint(self.checkpoint_state(),
+                                           name or self.folder.epoch_checkpoint_name(self.epoch))
+        self.folder.keep_push_pictures(os.path.dirname(r["pictures"]) for r in self.records if r.get("pictures"))
         return path
 
     def resume(self) -> bool:
-        """Continue from the latest epoch checkpoint in the run folder. Returns False when there is none."""
-        epochs = sorted(glob.glob(os.path.join(self.run_dir, "checkpoints", "epoch-*.pt")))
-        if not epochs:
+        """Continue from the latest epoch checkpoint in the run folder, optimizer and schedule states included,
+        so the rest of the run is the same as without the interruption. Returns False when there is none."""
+        latest = self.folder.latest_epoch_checkpoint()
+        if latest is None:
             return False
-        checkpoint = load_checkpoint_file(epochs[-1])
+        checkpoint = load_checkpoint(latest)
         saved = TrainConfig.from_dict(checkpoint["config"])
         if list(checkpoint["classes"]) != list(self.source.classes):
-            raise TrainerError(f"checkpoint {epochs[-1]} has {len(checkpoint['classes'])} classes, the data set has "
+            raise TrainerError(f"checkpoint {latest} has {len(checkpoint['classes'])} classes, the data set has "
                                f"{len(self.source.classes)}")
         if saved.backbone != self.cfg.backbone or saved.prototypes_per_class != self.cfg.prototypes_per_class:
-            raise TrainerError(f"checkpoint {epochs[-1]} was trained with a different model configuration")
+            raise TrainerError(f"checkpoint {latest} was trained with a different model configuration")
         # OneCycle's lr trajectory is fixed by the joint length: it cannot be stretched mid-run (StepLR can).
         onecycle = "adamw-onecycle" in (saved.joint_optimizer, self.cfg.joint_optimizer)
         if saved.joint_optimizer != self.cfg.joint_optimizer or (onecycle and (saved.epochs, saved.warm_epochs) != (
                 self.cfg.epochs, self.cfg.warm_epochs)):
-            raise TrainerError(f"checkpoint {epochs[-1]} was trained with a different schedule (joint optimizer "
+            raise TrainerError(f"checkpoint {latest} was trained with a different schedule (joint optimizer "
                                f"{saved.joint_optimizer}, {saved.epochs} epochs, {saved.warm_epochs} warm-up)")
         self.model.load_state_dict(checkpoint["model"])
         self.warm_optimizer.load_state_dict(checkpoint["warm_optimizer"])
         self.joint_optimizer.load_state_dict(checkpoint["joint_optimizer"])
         load_scheduler_state(self.joint_scheduler, checkpoint["joint_scheduler"])
         self.last_optimizer.load_state_dict(checkpoint["last_optimizer"])
-        self.epoch = int(checkpoint["epoch"])
-        self.records = list(checkpoint["records"])
-        self.history = list(checkpoint["history"])
-        self.seconds = float(checkpoint["seconds"])
-        self.log(f"resuming from {epochs[-1]} at epoch {self.epoch + 1}")
+        self._restore_progress(checkpoint)
+        self.log(f"resuming from {latest} at epoch {self.epoch + 1}")
         return True
 
     # ------------------------------------------------------------------ the whole schedule
     def run(self, on_epoch_end: Optional[Callable[[int], None]] = None) -> TrainResult:
+        """The rest of the schedule from `self.epoch`, then pruning (if configured), the final metrics and the
+        in-process baseline (if configured). `on_epoch_end(epoch)` is called once each epoch is checkpointed:
+        raising from it stops the run there, and `resume` continues it."""
         cfg = self.cfg
-        metrics_path = os.path.join(self.run_dir, "metrics.jsonl")
         while self.epoch < cfg.epochs:
             epoch = self.epoch
             started = time.time()
@@ -368,8 +302,7 @@ class Trainer:
             self.seconds += metrics["seconds"]
             self.epoch += 1
             self.history.append(metrics)
-            with open(metrics_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(metrics) + "\n")
+            self.folder.append_metrics(metrics)
             self.log(format_metrics(metrics, cfg.epochs))
             self.save_checkpoint()
             if on_epoch_end is not None:
@@ -377,29 +310,21 @@ class Trainer:
         started = time.time()
         if cfg.prune:
             self.prune()
-        from .report import confusion_matrix
-        result = TrainResult(self.model, self.records, self.history)
-        labels, predictions = predict(self.model, self.loaders.test, self.device, progress=self.progress)
-        result.confusion = confusion_matrix(labels, predictions, len(self.source.classes))
-        result.test_accuracy = sum(int(a == b) for a, b in zip(labels, predictions)) / max(1, len(labels))
-        result.train_accuracy = self.train_accuracy = evaluate_accuracy(
-            self.model, self.loaders.push, self.device, desc="train", progress=self.progress)
+        test_accuracy, confusion = test_metrics(self.model, self.loaders.test, self.device,
+                                                len(self.source.classes), progress=self.progress)
+        self.train_accuracy = evaluate_accuracy(self.model, self.loaders.push, self.device, desc="train",
+                                                progress=self.progress)
         self.seconds += time.time() - started
-        result.seconds = self.seconds
         if cfg.with_baseline:
-            baseline_started = time.time()
-            self.baseline_history = train_baseline(cfg, self.source, self.loaders, self.device, self.progress,
-                                                   self.log)
-            self.baseline_accuracy = self.baseline_history[-1]
-            self.baseline_seconds = time.time() - baseline_started
-        result.baseline_accuracy = self.baseline_accuracy
-        result.baseline_history = list(self.baseline_history)
-        result.baseline_seconds = self.baseline_seconds if self.baseline_accuracy is not None else None
+            self.baseline = train_in_process(cfg, self.source, self.loaders, self.device, self.progress, self.log)
         self.save_checkpoint("final.pt")
-        return result
+        return TrainResult(self.model, self.records, self.history, seconds=self.seconds,
+                           test_accuracy=test_accuracy, train_accuracy=self.train_accuracy, confusion=confusion,
+                           baseline=self.baseline)
 
     def prune(self) -> int:
-        from .prune import prune_prototypes
+        """Remove the prototypes whose nearest training patches are mostly of other classes, then train the
+        last layer again. Returns how many were removed."""
         keep = prune_prototypes(self.model, self.loaders.push_set, self.cfg.push_batch_size, self.device,
                                 self.cfg.prune_k, self.cfg.prune_threshold, progress=self.progress)
         removed = self.model.num_prototypes - len(keep)
@@ -423,52 +348,3 @@ def format_metrics(metrics: Dict[str, Any], epochs: int) -> str:
     parts.append(f"test_acc={metrics['test_accuracy']:.4f}")
     parts.append(f"{metrics['images_per_second']:.0f} img/s {metrics['seconds']:.1f}s")
     return " ".join(parts)
-
-
-def per_batch_schedule(cfg: TrainConfig) -> bool:
-    return cfg.joint_optimizer == "adamw-onecycle"
-
-
-def build_baseline(cfg: TrainConfig, source: DataSource) -> BaselineNet:
-    trunk = build_trunk(cfg.backbone, source.channels, cfg.small_cnn_widths, cfg.small_cnn_convs_per_stage,
-                        cfg.small_cnn_pools, cfg.trunk_weights)
-    _, mean, std = load_trunk_weights(trunk, cfg.backbone, cfg.trunk_weights, source.channels)
-    return BaselineNet(trunk, trunk.out_channels, len(source.classes), mean or source.mean, std or source.std)
-
-
-def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, device: torch.device,
-                   progress: bool = True, log: Callable[[str], None] = print) -> List[float]:
-    """The black box with the same trunk, epochs and augmentation: warm-up epochs train the head only,
-    then everything (trunk at the joint trunk rate, StepLR like the joint stage). Returns the test accuracy
-    after each epoch (the last one is the baseline's result)."""
-    seed_everything(cfg.seed + 17)
-    net = build_baseline(cfg, source).to(device)
-    optimizer, scheduler, per_batch = make_joint_optimizer(cfg, [
-        {"params": list(net.trunk.parameters()), "lr": cfg.joint_lr_trunk, "weight_decay": cfg.weight_decay},
-        {"params": list(net.classifier.parameters()), "lr": cfg.baseline_lr_head,
-         "weight_decay": cfg.weight_decay if per_batch_schedule(cfg) else 0.0}], len(loaders.train))
-    head_only = torch.optim.Adam(net.classifier.parameters(), lr=cfg.baseline_lr_head)
-    loss_fn = nn.CrossEntropyLoss()
-    history: List[float] = []
-    for epoch in range(cfg.epochs):
-        seed_everything(cfg.seed * 1000003 + epoch)
-        warm = epoch < cfg.warm_epochs
-        for p in net.trunk.parameters():
-            p.requires_grad_(not warm)
-        net.train()
-        for images, labels, _ in tqdm(loaders.train, desc=f"baseline {epoch + 1}/{cfg.epochs}", leave=False,
-                                      disable=not progress):
-            images, labels = images.to(device), labels.to(device)
-            opt = head_only if warm else optimizer
-            loss = loss_fn(net(images), labels)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if not warm and per_batch:
-                scheduler.step()
-        if not warm and not per_batch:
-            scheduler.step()
-        accuracy = evaluate_accuracy(net, loaders.test, device, desc="baseline test", progress=progress)
-        history.append(accuracy)
-        log(f"baseline epoch {epoch + 1}/{cfg.epochs} test_acc={accuracy:.4f}")
-    return history

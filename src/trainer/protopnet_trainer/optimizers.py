@@ -1,0 +1,37 @@
+"""The joint stage's optimizer and learning-rate schedule (shared by ProtoPNet and its baseline), and scheduler
+state that survives a checkpoint."""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import torch
+
+from .config import TrainConfig
+
+
+def make_joint_optimizer(cfg: TrainConfig, groups: List[Dict[str, Any]], steps_per_epoch: int):
+    """The joint stage's optimizer and lr schedule for parameter groups [{params, lr, weight_decay}].
+
+    adam-step: Adam with StepLR stepped once per epoch (the reference). adamw-onecycle: AdamW with OneCycleLR
+    stepped once per batch over all joint steps; each group's `lr` is its peak. Returns (optimizer, scheduler,
+    per_batch) where `per_batch` says when to step the scheduler.
+    """
+    if cfg.joint_optimizer == "adamw-onecycle":
+        optimizer = torch.optim.AdamW(groups)
+        joint_epochs = max(1, cfg.epochs - cfg.warm_epochs)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in groups], total_steps=joint_epochs * max(1, steps_per_epoch),
+            pct_start=cfg.onecycle_pct_start)
+        return optimizer, scheduler, True
+    optimizer = torch.optim.Adam(groups)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.joint_lr_step, gamma=cfg.joint_lr_gamma)
+    return optimizer, scheduler, False
+
+
+def scheduler_state(scheduler) -> Dict[str, Any]:
+    """A scheduler's state without its functions (torch 1.13's OneCycleLR keeps a bound method in its state)."""
+    return {k: v for k, v in scheduler.state_dict().items() if not callable(v)}
+
+
+def load_scheduler_state(scheduler, state: Dict[str, Any]) -> None:
+    scheduler.load_state_dict({**scheduler.state_dict(), **state})

@@ -1,0 +1,139 @@
+"""The trainer's jobs from start to end, each one function of plain values: train a recipe and publish its bundle,
+publish a checkpoint (pushing it first when asked), prune a checkpoint. The command line only parses into these."""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+from .baseline import SeparateBaseline, baseline_from_file
+from .checkpoint import load_checkpoint, model_from_checkpoint
+from .config import TrainConfig
+from .console import say
+from .data import load_data_source, make_loaders
+from .errors import TrainerError
+from .evaluate import evaluate_accuracy, test_metrics
+from .export import example_images, write_bundle
+from .manifest import training_block
+from .publish import check_writable
+from .report import report_writer
+from .run_folder import RunFolder
+from .train import Trainer, TrainResult
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TrainJob:
+    """One training run: the recipe, its run folder, and where and how its bundle is published."""
+    cfg: TrainConfig
+    models: str                           # model repository root
+    name: str                             # model family name
+    run_dir: Optional[str] = None         # checkpoints, pictures and metrics.jsonl (default: runs/<name>)
+    preset: Optional[str] = None          # recorded in the manifest
+    resume: bool = False                  # continue from the run folder's latest checkpoint
+    report: bool = True
+    examples: int = 10
+    baseline_result: Optional[str] = None     # training.baseline from this file (see SeparateBaseline)
+    baseline_wait: float = 1800.0             # seconds to wait for a baseline still training after this run
+
+
+def train_and_publish(job: TrainJob, progress: bool = False, log: Log = say,
+                      on_epoch_end: Optional[Callable[[int], None]] = None) -> str:
+    """Train the job's recipe in its run folder (fresh, or resumed) and publish the bundle. Returns its folder.
+    `on_epoch_end(epoch)` runs after each checkpointed epoch; raising from it stops the run (see Trainer.run)."""
+    cfg = job.cfg
+    if job.baseline_result:
+        cfg = cfg.replace(with_baseline=False)      # the baseline trains in its own process
+    check_writable(job.models)                      # fail before training, not after
+    run_dir = job.run_dir or RunFolder.default(job.name)
+    if not job.resume:
+        RunFolder(run_dir).clear()
+    started = time.time()
+    separate = SeparateBaseline(job.baseline_result, cfg, log) if job.baseline_result else contextlib.nullcontext()
+    with separate:
+        trainer = Trainer(cfg, run_dir, progress=progress, log=log)
+        if job.resume and not trainer.resume():
+            log(f"no checkpoint in {run_dir}: starting from epoch 1")
+        result = trainer.run(on_epoch_end)
+        if job.baseline_result:
+            result.baseline = separate.result(job.baseline_wait) or result.baseline
+    source = trainer.source
+    bundle = write_bundle(job.models, job.name, result.model, classes=source.classes, channels=source.channels,
+                          image_size=cfg.image_size, interpolation=cfg.interpolation, records=result.records,
+                          training=training_block(cfg, result, len(source.train), len(source.test), job.preset),
+                          report=report_writer(result, source.classes) if job.report else None,
+                          examples=example_images(trainer.loaders.test_set, job.examples))
+    baseline = f", baseline {result.baseline.test_accuracy:.4f}" if result.baseline is not None else ""
+    log(f"published {bundle} (test accuracy {result.test_accuracy:.4f}{baseline}, {time.time() - started:.1f}s)")
+    return bundle
+
+
+def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], push: bool = False,
+                       baseline_result: Optional[str] = None, report: bool = True, examples: int = 10,
+                       progress: bool = False, log: Log = say) -> str:
+    """Publish a bundle from a checkpoint. With `push`, a checkpoint of an unfinished run is pushed and its last
+    layer trained first, as its last epoch would have done. The test metrics are measured again (the checkpoint
+    may have been pruned since). Returns the bundle folder."""
+    check_writable(models)
+    checkpoint = load_checkpoint(checkpoint_path)
+    cfg = TrainConfig.from_dict(checkpoint["config"])
+    completed = int(checkpoint.get("epoch", cfg.epochs))
+    push_seconds = 0.0
+    if push:
+        started = time.time()
+        run_dir = os.path.join(RunFolder.of_checkpoint(checkpoint_path).path, "export-push")
+        trainer = Trainer.from_checkpoint(checkpoint, run_dir, progress=progress, log=log)
+        trainer.push(completed - 1)
+        accuracy = trainer.train_last_layer(seed_offset=completed - 1)
+        model, records = trainer.model.cpu(), trainer.records
+        push_seconds = time.time() - started
+        log(f"pushed the epoch-{completed} model; last-layer accuracy {accuracy:.4f}")
+    else:
+        model, records = model_from_checkpoint(checkpoint), checkpoint.get("records")
+        if not records:
+            raise TrainerError(f"checkpoint {checkpoint_path} holds an unpushed model: pass --push to push it, "
+                               f"or export a pushed checkpoint")
+    source = load_data_source(cfg.replace(augment=False))
+    classes = list(checkpoint["classes"])
+    if list(source.classes) != classes:
+        raise TrainerError(f"class-count mismatch: checkpoint has {len(classes)} classes, "
+                           f"data set {cfg.dataset} has {len(source.classes)}")
+    loaders = make_loaders(cfg, source)
+    test_accuracy, confusion = test_metrics(model, loaders.test, torch.device("cpu"), len(classes), progress)
+    result = TrainResult.from_checkpoint(checkpoint, model, records, test_accuracy, confusion, push_seconds)
+    if baseline_result:
+        result.baseline = baseline_from_file(baseline_result, cfg, log) or result.baseline
+    training = training_block(cfg, result, len(source.train), len(source.test), None)
+    if completed < cfg.epochs:   # honest about a run cut short: its schedule was planned for cfg.epochs
+        training["epochsCompleted"] = completed
+    bundle = write_bundle(models, name or cfg.dataset, model, classes=classes, channels=model.mean.numel(),
+                          image_size=cfg.image_size, interpolation=cfg.interpolation, records=records,
+                          training=training, report=report_writer(result, classes) if report else None,
+                          examples=example_images(loaders.test_set, examples))
+    log(f"published {bundle}")
+    return bundle
+
+
+def prune_checkpoint(checkpoint_path: str, k: int, threshold: int, output: Optional[str] = None,
+                     device: Optional[str] = None, progress: bool = False, log: Log = say) -> str:
+    """Prune a pushed checkpoint and train its last layer again; the result is a checkpoint in the same run's
+    checkpoints folder (default pruned.pt). Returns its path."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    if not checkpoint.get("records"):
+        raise TrainerError(f"checkpoint {checkpoint_path} holds an unpushed model: push before pruning")
+    cfg = TrainConfig.from_dict(checkpoint["config"]).replace(prune=True, prune_k=k, prune_threshold=threshold)
+    if device:
+        cfg = cfg.replace(device=device)
+    trainer = Trainer.from_checkpoint(checkpoint, RunFolder.of_checkpoint(checkpoint_path).path, cfg=cfg,
+                                      progress=progress, log=log)
+    removed = trainer.prune()
+    path = trainer.save_checkpoint(os.path.basename(output) if output else "pruned.pt")
+    accuracy = evaluate_accuracy(trainer.model, trainer.loaders.test, trainer.device, progress=progress)
+    log(f"removed {removed} prototypes, {trainer.model.num_prototypes} left; test accuracy {accuracy:.4f}; "
+        f"wrote {path}")
+    return path

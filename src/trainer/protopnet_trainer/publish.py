@@ -1,0 +1,58 @@
+"""Publishing a bundle version atomically into a model repository: files are written into a hidden staging
+folder, the manifest last, then the folder is renamed to its version, so a reader never sees half a bundle."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from typing import Any, Callable, Dict
+
+from .atomic import write_text_atomically
+from .errors import TrainerError
+from .manifest import manifest_text
+
+
+def check_writable(models_dir: str) -> None:
+    """Fail early (before training) when the model repository cannot be written."""
+    try:
+        os.makedirs(models_dir, exist_ok=True)
+    except OSError as error:
+        raise TrainerError(f"output folder {models_dir} cannot be created: {error.strerror}") from None
+    if not os.path.isdir(models_dir) or not os.access(models_dir, os.W_OK | os.X_OK):
+        raise TrainerError(f"output folder {models_dir} is not writable")
+
+
+def new_version(family_dir: str) -> str:
+    """The current UTC time as a sortable version name, one second later while that name is taken."""
+    moment = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    while True:
+        version = moment.strftime("%Y%m%dT%H%M%SZ")
+        if not os.path.exists(os.path.join(family_dir, version)) and not os.path.exists(
+                os.path.join(family_dir, f".staging-{version}")):
+            return version
+        moment += dt.timedelta(seconds=1)
+
+
+def publish(models_dir: str, name: str, fill: Callable[[str, str], Dict[str, Any]]) -> str:
+    """Write a version atomically: `fill(staging_dir, version)` writes the files and returns the manifest, which
+    is written last; then `.staging-<version>` is renamed to `<version>`. On any failure nothing is visible."""
+    check_writable(models_dir)
+    if not name or name.startswith(".") or os.sep in name or name in ("..",):
+        raise TrainerError(f"invalid model name '{name}'")
+    family_dir = os.path.join(models_dir, name)
+    try:
+        os.makedirs(family_dir, exist_ok=True)
+    except OSError as error:
+        raise TrainerError(f"output folder {family_dir} cannot be created: {error.strerror}") from None
+    version = new_version(family_dir)
+    staging = os.path.join(family_dir, f".staging-{version}")
+    final = os.path.join(family_dir, version)
+    try:
+        os.makedirs(staging)
+        manifest = fill(staging, version)
+        write_text_atomically(os.path.join(staging, "model.json"), manifest_text(manifest))
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final

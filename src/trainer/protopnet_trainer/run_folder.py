@@ -1,0 +1,80 @@
+"""A run's folder on disk: checkpoints/ (the latest epochs, final.pt, pruned.pt), push/ (the current prototypes'
+pictures) and metrics.jsonl (one line per epoch). Resuming reads it; a fresh run clears it."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+from typing import Any, Dict, Iterable, Optional
+
+from .checkpoint import save_checkpoint
+from .errors import TrainerError
+
+CHECKPOINTS_KEPT = 3   # epoch checkpoints; final.pt and pruned.pt are never removed
+
+
+class RunFolder:
+    def __init__(self, path: str):
+        self.path = path
+        self.checkpoints = os.path.join(path, "checkpoints")
+        self.metrics = os.path.join(path, "metrics.jsonl")
+
+    @staticmethod
+    def default(name: str) -> str:
+        return os.path.join("runs", name)
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint_path: str) -> "RunFolder":
+        """The run folder a checkpoint file lies in (<run>/checkpoints/<file>)."""
+        return cls(os.path.dirname(os.path.dirname(os.path.abspath(checkpoint_path))))
+
+    def create(self) -> None:
+        try:
+            os.makedirs(self.checkpoints, exist_ok=True)
+        except OSError as error:
+            raise TrainerError(f"run folder {self.path} cannot be created: {error.strerror}") from None
+
+    def clear(self) -> None:
+        """Remove an earlier run's checkpoints, pictures and metrics: a fresh run never mixes with an old one."""
+        if not os.path.isdir(self.path):
+            return
+        for part in ("checkpoints", "push", "metrics.jsonl"):
+            target = os.path.join(self.path, part)
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            elif os.path.exists(target):
+                os.remove(target)
+
+    def epoch_checkpoint_name(self, epochs_done: int) -> str:
+        return f"epoch-{epochs_done:03d}.pt"
+
+    def latest_epoch_checkpoint(self) -> Optional[str]:
+        epochs = sorted(glob.glob(os.path.join(self.checkpoints, "epoch-*.pt")))
+        return epochs[-1] if epochs else None
+
+    def save_checkpoint(self, state: Dict[str, Any], name: str) -> str:
+        """Write checkpoints/<name> atomically and keep only the latest CHECKPOINTS_KEPT epoch checkpoints."""
+        path = os.path.join(self.checkpoints, name)
+        save_checkpoint(state, path)
+        epochs = sorted(glob.glob(os.path.join(self.checkpoints, "epoch-*.pt")))
+        for old in epochs[:-CHECKPOINTS_KEPT]:
+            os.remove(old)
+        return path
+
+    def push_pictures(self, epoch: int) -> str:
+        """Where the push after (0-based) `epoch` writes its prototype pictures: an absolute path, since push
+        records keep it and are read again from other working folders (prune, export)."""
+        return os.path.abspath(os.path.join(self.path, "push", f"epoch-{epoch + 1:03d}"))
+
+    def keep_push_pictures(self, current: Iterable[str]) -> None:
+        """Remove the pictures of superseded pushes: only the current prototypes' pictures are ever exported.
+        Paths are compared absolute: records of older runs may hold paths relative to their working folder."""
+        current = {os.path.abspath(path) for path in current}
+        for pictures in glob.glob(os.path.join(os.path.abspath(self.path), "push", "epoch-*")):
+            if pictures not in current:
+                shutil.rmtree(pictures, ignore_errors=True)
+
+    def append_metrics(self, metrics: Dict[str, Any]) -> None:
+        with open(self.metrics, "a", encoding="utf-8") as f:
+            f.write(json.dumps(metrics) + "\n")
