@@ -34,7 +34,7 @@ cleanup() {
   for name in "${containers[@]}"; do podman rm -f -t 5 "$name" >/dev/null 2>&1; done
   [ -n "$kube_file" ] && podman kube down "$kube_file" >/dev/null 2>&1
   podman volume rm -f protopnet-models protopnet-jobs >/dev/null 2>&1
-  (cd "$root_dir" && podman-compose -p "$compose_project" -f docker-compose.yml -f "$run_dir/compose.loopback.yml" down -v >/dev/null 2>&1)
+  [ -f "$run_dir/compose.loopback.yml" ] && (cd "$root_dir" && stop_compose >/dev/null 2>&1)
   rm -rf "$run_dir"
 }
 trap cleanup EXIT
@@ -222,8 +222,24 @@ train_in_trainer_container() {
 }
 
 # The compose file as it is, with one override for this machine: host networking on a free loopback port.
+# Debian 12's podman-compose (1.0.3) adds the project network even to network_mode: host containers, which podman
+# refuses (later releases leave it out): a wrapper around podman drops it for those.
 compose() {
-  podman-compose -p "$compose_project" -f docker-compose.yml -f "$run_dir/compose.loopback.yml" "$@"
+  cat >"$run_dir/podman-host-network" <<'WRAPPER'
+#!/usr/bin/env bash
+args=("$@")
+if [[ " ${args[*]} " == *" --network host "* ]]; then
+  kept=()
+  for ((i = 0; i < ${#args[@]}; i++)); do
+    case "${args[i]}" in --net | --network-alias) i=$((i + 1)) ;; *) kept+=("${args[i]}") ;; esac
+  done
+  args=("${kept[@]}")
+fi
+exec podman "${args[@]}"
+WRAPPER
+  chmod +x "$run_dir/podman-host-network"
+  podman-compose --podman-path "$run_dir/podman-host-network" -p "$compose_project" \
+    -f docker-compose.yml -f "$run_dir/compose.loopback.yml" "$@"
 }
 
 run_compose_service() {
@@ -278,6 +294,9 @@ run_compose_worker() {
 
 stop_compose() {
   compose down -v
+  # podman-compose 1.0.3's down -v leaves the named volumes and the network.
+  podman volume rm -f "${compose_project}_models" "${compose_project}_jobs" >/dev/null 2>&1 || true
+  podman network rm -f "${compose_project}_default" >/dev/null 2>&1 || true
 }
 
 render_kubernetes() {
@@ -327,6 +346,9 @@ patches:
       - op: add
         path: /spec/template/spec/containers/0/env/-
         value: {name: ASPNETCORE_URLS, value: "http://127.0.0.1:$port"}
+      # podman refuses port mappings on the host network (and does not resolve the probes' named port).
+      - op: remove
+        path: /spec/template/spec/containers/0/ports
 EOF
   # Only the Deployment and its claims: podman plays no Services, autoscalers or custom resources.
   kubectl kustomize "$dir" | /usr/bin/python3 -c '
