@@ -9,9 +9,9 @@ FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 RUN pip install --no-cache-dir tqdm matplotlib onnx pillow \
  && groupadd --gid 1654 app \
  && useradd --uid 1654 --gid 1654 --create-home --no-log-init app \
- && mkdir /models /jobs && chown app:app /models /jobs
-WORKDIR /app
+ && mkdir /models /jobs /runs && chown app:app /models /jobs /runs
 COPY src/trainer/ /app/trainer/
+WORKDIR /home/app
 ENV PYTHONPATH=/app/trainer \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

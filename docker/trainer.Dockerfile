@@ -12,10 +12,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 1654 app \
  && useradd --uid 1654 --gid 1654 --create-home --no-log-init app
-# The model repository and the jobs folder: owned by app, so fresh volumes mounted there are writable by it.
-RUN mkdir /models /jobs && chown app:app /models /jobs
-WORKDIR /app
+# The model repository, the jobs folder and the run folders (checkpoints): owned by app, so fresh volumes mounted
+# there are writable by it.
+RUN mkdir /models /jobs /runs && chown app:app /models /jobs /runs
 COPY src/trainer/ /app/trainer/
+# `train` writes its run folder under runs/ of the working directory by default: app's home.
+WORKDIR /home/app
 # Matplotlib and PyTorch keep caches under HOME, which may be read-only (Kubernetes): /tmp is mounted writable there.
 ENV PYTHONPATH=/app/trainer \
     PYTHONUNBUFFERED=1 \

@@ -26,14 +26,14 @@ compose_project=protopnet-containers-test
 # The images and the podman volumes for the model repository run as this user (Dockerfiles, manifests).
 app_uid=1654
 # Containers this script started, removed on exit whatever happens.
-containers=()
+containers=(protopnet-test-service)
 kube_file=""
 
 cleanup() {
   set +e
   for name in "${containers[@]}"; do podman rm -f -t 5 "$name" >/dev/null 2>&1; done
   [ -n "$kube_file" ] && podman kube down "$kube_file" >/dev/null 2>&1
-  podman volume rm -f protopnet-models protopnet-jobs >/dev/null 2>&1
+  podman volume rm -f protopnet-models protopnet-jobs protopnet-runs >/dev/null 2>&1
   [ -f "$run_dir/compose.loopback.yml" ] && (cd "$root_dir" && stop_compose >/dev/null 2>&1)
   rm -rf "$run_dir"
 }
@@ -177,12 +177,11 @@ check_images() {
     [ -n "$healthcheck" ] || { echo "$image has no HEALTHCHECK"; return 1; }
   done
   # The users really are non-root inside, with the uid the volumes are made for.
-  [ "$(podman run --rm --ulimit host --network none --entrypoint id "$service_image" -u)" = "$app_uid" ]
-  [ "$(podman run --rm --ulimit host --network none --entrypoint id "$trainer_image" -u)" = "$app_uid" ]
+  [ "$(podman run --rm --ulimit host --network none --no-healthcheck --entrypoint id "$service_image" -u)" = "$app_uid" ]
+  [ "$(podman run --rm --ulimit host --network none --no-healthcheck --entrypoint id "$trainer_image" -u)" = "$app_uid" ]
 }
 
 # The model folder mounted into the service (read-only) and the trainer (read-write): the default model to start with.
-service_port=""
 prepare_model_folder() {
   mkdir -p "$run_dir/models"
   cp -r "$root_dir/models/fashion-mnist" "$run_dir/models/"
@@ -191,8 +190,10 @@ prepare_model_folder() {
 
 run_service_container() {
   prepare_model_folder
+  local service_port
   service_port=$(free_port)
-  containers+=(protopnet-test-service)
+  echo "$service_port" >"$run_dir/service.port"
+  podman rm -f protopnet-test-service >/dev/null 2>&1 || true
   podman run -d --name protopnet-test-service --ulimit host --network host --health-interval disable \
     -v "$run_dir/models:/models:ro" \
     -e ASPNETCORE_URLS="http://127.0.0.1:$service_port" -e Models__RescanIntervalSeconds=2 \
@@ -204,8 +205,10 @@ run_service_container() {
 }
 
 train_in_trainer_container() {
-  [ -n "$service_port" ] || { echo "the service container is not running"; return 1; }
-  podman run --rm --ulimit host --network none -v "$run_dir/models:/models" \
+  [ -f "$run_dir/service.port" ] || { echo "the service container is not running"; return 1; }
+  local service_port
+  service_port=$(cat "$run_dir/service.port")
+  podman run --rm --ulimit host --network none --no-healthcheck -v "$run_dir/models:/models" \
     "$trainer_image" train --preset smoke --models /models --name smoke --seed 1 --epochs 4 2>&1 | tail -n 5
   local version
   version=$(ls "$run_dir/models/smoke" | sort | tail -n 1)
@@ -256,21 +259,21 @@ services:
     network_mode: host
 EOF
   compose down -v >/dev/null 2>&1 || true
-  compose up -d service
+  compose up -d service >"$run_dir/compose-up.log" 2>&1 || { cat "$run_dir/compose-up.log"; return 1; }
   wait_ready "$port" 120
   classify "$port" "$test_png" Trouser
   echo "$port" >"$run_dir/compose.port"
 }
 
 trainer_has_worker() {
-  podman run --rm --ulimit host --network none "$trainer_image" worker --help >/dev/null 2>&1
+  podman run --rm --ulimit host --network none --no-healthcheck "$trainer_image" worker --help >/dev/null 2>&1
 }
 
 # The worker of issue 13: a job submitted to the composed service is trained by the composed worker and served.
 run_compose_worker() {
   local port id status deadline
   port=$(cat "$run_dir/compose.port")
-  compose up -d worker
+  compose up -d worker >"$run_dir/compose-up.log" 2>&1 || { cat "$run_dir/compose-up.log"; return 1; }
   curl -s -o "$run_dir/job.json" -w '%{http_code}\n' -H 'X-Api-Key: containers-test-key' -H 'Content-Type: application/json' \
     -d '{"name": "compose-smoke", "preset": "smoke", "options": {"epochs": 2}}' \
     "http://127.0.0.1:$port/training/jobs" | grep -qx 202
@@ -295,7 +298,7 @@ run_compose_worker() {
 stop_compose() {
   compose down -v
   # podman-compose 1.0.3's down -v leaves the named volumes and the network.
-  podman volume rm -f "${compose_project}_models" "${compose_project}_jobs" >/dev/null 2>&1 || true
+  podman volume rm -f "${compose_project}_models" "${compose_project}_jobs" "${compose_project}_runs" >/dev/null 2>&1 || true
   podman network rm -f "${compose_project}_default" >/dev/null 2>&1 || true
 }
 
@@ -358,7 +361,7 @@ keep = [d for d in docs if "kind: PersistentVolumeClaim" in d or ("kind: Deploym
 print("\n---\n".join(keep))' >"$dir/service.yaml"
   kube_file=$dir/service.yaml
   # A claim becomes a podman volume of its name; an empty one is filled from the image's /models (the default model).
-  podman volume rm -f protopnet-models protopnet-jobs >/dev/null 2>&1 || true
+  podman volume rm -f protopnet-models protopnet-jobs protopnet-runs >/dev/null 2>&1 || true
   podman kube play "$kube_file"
   wait_ready "$port" 120
   classify "$port" "$test_png" Trouser
