@@ -3,7 +3,8 @@
 # Installs what it needs first (Debian packages, NuGet restore), then runs:
 #   1. the trainer's tests (pytest),
 #   2. a fresh tiny bundle made by the real trainer (smoke preset) for the service tests,
-#   3. the .NET tests (xunit) against that bundle and the committed default model.
+#   3. the .NET tests (xunit) against that bundle and the committed default model,
+#   4. the container images, compose file and Kubernetes manifests (scripts/test_containers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root_dir=$(pwd)
@@ -38,6 +39,12 @@ dotnet test ProtoPNet.Service.sln -c Release --logger "trx" --results-directory 
 dotnet_status=$?
 set -e
 
+echo "== containers (podman images, compose, Kubernetes manifests)"
+set +e
+scripts/test_containers.sh "$results_dir"
+containers_status=$?
+set -e
+
 # One closing line for every runner together.
 $python scripts/summarize_tests.py "$results_dir"
-[ $trainer_status -eq 0 ] && [ $dotnet_status -eq 0 ]
+[ $trainer_status -eq 0 ] && [ $dotnet_status -eq 0 ] && [ $containers_status -eq 0 ]
