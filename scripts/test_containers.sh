@@ -36,6 +36,8 @@ cleanup() {
   podman volume rm -f protopnet-models protopnet-jobs protopnet-runs >/dev/null 2>&1
   [ -f "$run_dir/compose.loopback.yml" ] && (cd "$root_dir" && stop_compose >/dev/null 2>&1)
   rm -rf "$run_dir"
+  # Earlier builds' images, now untagged (the layers the current images use stay, as the build cache).
+  podman image prune -f >/dev/null 2>&1
 }
 trap cleanup EXIT
 
@@ -160,12 +162,12 @@ build_service_image() {
   dotnet publish "$source/src/ProtoPNet.Service/ProtoPNet.Service.csproj" -c Release -r linux-x64 --self-contained true \
     -o "$out" --nologo -v quiet
   rm "$out/libonnxruntime_providers_cuda.so" "$out/libonnxruntime_providers_tensorrt.so"
-  buildah bud --isolation chroot --pull=never --format docker --layers --quiet --build-arg PUBLISHED=prebuilt \
+  buildah bud --isolation chroot --pull=never --format docker --layers --force-rm --quiet --build-arg PUBLISHED=prebuilt \
     -f docker/service.Dockerfile -t "$service_image" .
 }
 
 build_trainer_image() {
-  buildah bud --isolation chroot --pull=never --format docker --layers --quiet \
+  buildah bud --isolation chroot --pull=never --format docker --layers --force-rm --quiet \
     -f docker/trainer.Dockerfile -t "$trainer_image" .
 }
 
