@@ -3,6 +3,8 @@
 # registry), then checks the Kubernetes manifests of deploy/kubernetes/. Each step below is one test case in
 # RESULTS_DIR/containers.xml (JUnit), which scripts/summarize_tests.py counts with the rest of the test run.
 #   scripts/test_containers.sh [RESULTS_DIR]        (default artifacts/test-results)
+#   scripts/test_containers.sh --prepare            only builds the base and trainer images (the slow part on a fresh
+#                                                   machine), so scripts/test.sh can start it beside the other tests
 # Steps: base image (a debian:12-slim stand-in made by debootstrap, kept in podman's storage), the CPU service image
 # (the service published self-contained on this machine, as the Dockerfile's build stage would), the trainer image;
 # the service container classifies a PNG; the trainer container trains the smoke preset into a mounted model folder
@@ -13,6 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root_dir=$(pwd)
+prepare_only=false
+if [ "${1:-}" = "--prepare" ]; then prepare_only=true; shift; fi
 results_dir=${1:-$root_dir/artifacts/test-results}
 mkdir -p "$results_dir"
 work_dir=$root_dir/artifacts/containers
@@ -378,6 +382,11 @@ print("\n---\n".join(keep))' >"$dir/service.yaml"
 }
 
 # -------------------------------------------------------------------------------------------------------------------- run
+if $prepare_only; then
+  # No test cases here: the full run below builds again (from podman's layer cache) and records every step.
+  install_tools && build_base_image && build_trainer_image
+  exit
+fi
 started=$SECONDS
 run_step "tools (podman, buildah, kubectl, validators)" install_tools
 [ -x "$work_dir/kubectl/bin/kubectl" ] && export PATH=$work_dir/kubectl/bin:$PATH
