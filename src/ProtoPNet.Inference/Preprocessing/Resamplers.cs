@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>PIL's resampling filters, by the names the manifest's <c>input.interpolation</c> uses.</summary>
@@ -141,42 +144,63 @@ public static class Resamplers
         return (byte)(value < 0 ? 0 : value > 255 ? 255 : value);
     }
 
+    /// <summary>The row pass: each output pixel a weighted sum of neighbouring pixels in its row (hot loop: no bounds checks).</summary>
     private static void ResampleRows(ReadOnlySpan<byte> source, int width, int height, int channels, int outWidth, Taps taps, Span<byte> destination)
     {
         const int half = 1 << (PrecisionBits - 1);
+        ref var weights = ref MemoryMarshal.GetArrayDataReference(taps.Weights);
         for (var y = 0; y < height; y++)
         {
-            var row = source.Slice(y * width * channels, width * channels);
+            ref var row = ref Unsafe.Add(ref MemoryMarshal.GetReference(source), y * width * channels);
             var outRow = destination.Slice(y * outWidth * channels, outWidth * channels);
             for (var x = 0; x < outWidth; x++)
             {
-                var start = taps.Start[x];
-                var weights = taps.Weights.AsSpan(x * taps.Stride, taps.Count[x]);
+                ref var pixel = ref Unsafe.Add(ref row, taps.Start[x] * channels);
+                ref var weight = ref Unsafe.Add(ref weights, x * taps.Stride);
+                var count = taps.Count[x];
+                if (channels == 3)
+                {
+                    int red = half, green = half, blue = half;
+                    for (var i = 0; i < count; i++)
+                    {
+                        var w = Unsafe.Add(ref weight, i);
+                        red += Unsafe.Add(ref pixel, 3 * i) * w;
+                        green += Unsafe.Add(ref pixel, 3 * i + 1) * w;
+                        blue += Unsafe.Add(ref pixel, 3 * i + 2) * w;
+                    }
+                    outRow[3 * x] = Clip(red);
+                    outRow[3 * x + 1] = Clip(green);
+                    outRow[3 * x + 2] = Clip(blue);
+                    continue;
+                }
                 for (var c = 0; c < channels; c++)
                 {
                     var sum = half;
-                    for (var i = 0; i < weights.Length; i++) sum += row[(start + i) * channels + c] * weights[i];
+                    for (var i = 0; i < count; i++) sum += Unsafe.Add(ref pixel, i * channels + c) * Unsafe.Add(ref weight, i);
                     outRow[x * channels + c] = Clip(sum);
                 }
             }
         }
     }
 
+    /// <summary>The column pass, a row at a time: each output row a weighted sum of whole source rows (sequential reads).</summary>
     private static void ResampleColumns(ReadOnlySpan<byte> source, int width, int channels, int outHeight, Taps taps, Span<byte> destination)
     {
         const int half = 1 << (PrecisionBits - 1);
         var rowLength = width * channels;
+        var sums = new int[rowLength];
         for (var y = 0; y < outHeight; y++)
         {
-            var start = taps.Start[y];
+            sums.AsSpan().Fill(half);
             var weights = taps.Weights.AsSpan(y * taps.Stride, taps.Count[y]);
-            var outRow = destination.Slice(y * rowLength, rowLength);
-            for (var x = 0; x < rowLength; x++)
+            for (var i = 0; i < weights.Length; i++)
             {
-                var sum = half;
-                for (var i = 0; i < weights.Length; i++) sum += source[(start + i) * rowLength + x] * weights[i];
-                outRow[x] = Clip(sum);
+                var weight = weights[i];
+                var row = source.Slice((taps.Start[y] + i) * rowLength, rowLength);
+                for (var x = 0; x < row.Length; x++) sums[x] += row[x] * weight;
             }
+            var outRow = destination.Slice(y * rowLength, rowLength);
+            for (var x = 0; x < outRow.Length; x++) outRow[x] = Clip(sums[x]);
         }
     }
 
