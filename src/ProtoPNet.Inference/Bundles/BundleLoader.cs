@@ -99,6 +99,10 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
 
         if (manifest.Format != BundleFormat) Refuse($"format is '{manifest.Format}', expected '{BundleFormat}'");
         if (manifest.FormatVersion != SupportedFormatVersion) Refuse($"formatVersion {manifest.FormatVersion} is not supported (this service reads {SupportedFormatVersion})");
+        // The folder name is the version clients ask for and the order versions are served in; a manifest that says
+        // otherwise would serve under another name, and two folders could then serve under one version.
+        var folder = Path.GetFileName(Path.TrimEndingDirectorySeparator(directory));
+        if (manifest.Version != folder) Refuse($"model.json says version '{manifest.Version}' but its folder is named '{folder}'");
         var input = manifest.Input;
         if (!ColorSpaces.TryParse(input.ColorSpace, out var colorSpace)) Refuse($"input.colorSpace '{input.ColorSpace}' is not 'rgb' or 'gray'");
         if (input.Channels != ColorSpaces.ChannelCount(colorSpace)) Refuse($"input.channels {input.Channels} does not match colorSpace '{input.ColorSpace}'");
