@@ -18,6 +18,8 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
 {
     private static readonly (int Width, int Height, int Channels, int Size, string Interpolation)[] AllCases =
     [
+        (45, 37, 3, 32, "bilinear"),   // odd width: a half-transparent PNG (see PictureFile), composited over white first
+        (45, 37, 1, 28, "bilinear"),
         (97, 61, 3, 32, "bilinear"),   // shrink, both axes by different factors
         (97, 61, 3, 32, "bicubic"),
         (300, 200, 3, 32, "bilinear"), // shrink by about 9: the kernel widens
@@ -69,18 +71,23 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
         Assert.True(trainer.Distinct().Count() > 100);
     }
 
-    /// <summary>A PNG file of gradients in each channel plus noise and a hard-edged square: every resampling choice shows.</summary>
+    /// <summary>
+    /// A PNG file of gradients in each channel plus noise and a hard-edged square: every resampling choice shows. Files of
+    /// an odd width have an alpha channel, from opaque to fully transparent, so the compositing over white shows too.
+    /// </summary>
     private static byte[] PictureFile(int width, int height)
     {
         var random = new Random(width * 1000 + height);
-        var image = new Image<Rgb24>(width, height);
+        var transparent = width % 2 == 1 && width < 60;
+        var image = new Image<Rgba32>(width, height);
         for (var y = 0; y < height; y++)
         for (var x = 0; x < width; x++)
         {
             var inSquare = x > width / 3 && x < width / 2 && y > height / 4 && y < height * 3 / 4;
+            var alpha = transparent ? (byte)random.Next(256) : (byte)255;
             image[x, y] = inSquare
-                ? new Rgb24(250, 20, 240)
-                : new Rgb24((byte)(255 * x / (width - 1)), (byte)random.Next(256), (byte)(255 * y / (height - 1)));
+                ? new Rgba32(250, 20, 240, alpha)
+                : new Rgba32((byte)(255 * x / (width - 1)), (byte)random.Next(256), (byte)(255 * y / (height - 1)), alpha);
         }
         using (image) return TestImages.Encode(image, TestImages.Png);
     }
@@ -101,14 +108,13 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
             }
             Pillow.RunPython("""
                 import sys
-                from PIL import Image
-                from protopnet_trainer.data import ImageSet, Split
+                from protopnet_trainer.data import ImageSet, Split, open_image
 
                 jobs = sys.argv[1:]
                 for at in range(0, len(jobs), 5):
                     path, channels, size, interpolation, out = jobs[at:at + 5]
-                    # Loaded as the ImageFolder data source loads a file: decoded by PIL and converted to RGB.
-                    split = Split("test", ["only"], int(channels), ["0"], [0], lambda _, path=path: Image.open(path).convert("RGB"))
+                    # Loaded as the ImageFolder and CUB-200 data sources load a file.
+                    split = Split("test", ["only"], int(channels), ["0"], [0], lambda _, path=path: open_image(path))
                     tensor = ImageSet(split, int(size), interpolation).image(0)
                     tensor.numpy().astype("<f4").tofile(out)
                 """, [.. arguments]);
