@@ -33,6 +33,7 @@ public class RefusedBundleTests(TrainerBundles bundles)
         { "bad-probe", "probe mismatch" },
         { "bad-invariant", "broken invariant" },
         { "bad-version", "but its folder is named '20000101T000000Z'" },
+        { "bad-name", "model.json says name 'good' but its model folder is named 'bad-name'" },
     };
 
     private string RootWithBrokenBundles() => bundles.NewRoot(
@@ -55,7 +56,9 @@ public class RefusedBundleTests(TrainerBundles bundles)
             row[0] = row[0]!.GetValue<double>() + 0.25;
         })),
         // A real bundle copied into a folder named as another version: its model.json still says its own.
-        (bundles.SmokeBundle, "bad-version", dir => Directory.Move(dir, Path.Combine(Path.GetDirectoryName(dir)!, "20000101T000000Z"))));
+        (bundles.SmokeBundle, "bad-version", dir => Directory.Move(dir, Path.Combine(Path.GetDirectoryName(dir)!, "20000101T000000Z"))),
+        // A real bundle in the folder of another model: its model.json names the model 'good'.
+        (bundles.SmokeBundle, "bad-name", dir => TrainerBundles.EditManifest(dir, manifest => manifest["name"] = "good")));
 
     [Fact]
     public async Task BrokenBundlesAreRefusedAndTheGoodOneKeepsServing()
