@@ -56,7 +56,7 @@ public class DocumentationAndLoggingTests(TrainerBundles bundles)
         var classify = paths.GetProperty("/classify").GetProperty("post");
         Assert.True(classify.GetProperty("requestBody").GetProperty("content").TryGetProperty("multipart/form-data", out _));
         Assert.True(classify.GetProperty("requestBody").GetProperty("content").TryGetProperty("image/jpeg", out _));
-        string[] statuses = ["200", "400", "404", "413", "415", "422", "429", "503"];
+        string[] statuses = ["200", "400", "401", "403", "404", "413", "415", "422", "429", "503"];
         Assert.Equal(statuses, classify.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order());
         var parameters = classify.GetProperty("parameters").EnumerateArray().Select(p => p.GetProperty("name").GetString()).ToArray();
         Assert.Equal(["explainClass", "heatmaps", "model", "topClasses", "topPrototypes"], parameters.Order());

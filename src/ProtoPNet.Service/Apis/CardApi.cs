@@ -42,7 +42,7 @@ public static class CardApi
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .RequireClassifyKey();
+            .RequireClassifyKeyWithProblems();
         return app;
     }
 

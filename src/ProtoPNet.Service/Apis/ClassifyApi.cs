@@ -46,7 +46,7 @@ public static class ClassifyApi
 {
     public static IEndpointRouteBuilder MapClassifyApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/classify").WithTags("Classify").RequireClassifyKey();
+        var group = app.MapGroup("/classify").WithTags("Classify").RequireClassifyKeyWithProblems();
 
         group.MapPost("", ClassifyAsync)
             .WithName("Classify")

@@ -38,13 +38,22 @@ public static class ApiKeys
         .ProducesProblem(StatusCodes.Status401Unauthorized)
         .ProducesProblem(StatusCodes.Status403Forbidden);
 
-    /// <summary>Classification endpoints: open unless <c>Security:ClassifyApiKey</c> is set.</summary>
+    /// <summary>Classification endpoints: open unless <c>Security:ClassifyApiKey</c> is set (then 401 without the header, 403 with a wrong key).</summary>
     public static TBuilder RequireClassifyKey<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder => builder
         .AddEndpointFilter(async (context, next) =>
         {
             var key = context.HttpContext.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<SecurityOptions>>().Value.ClassifyApiKey;
             return string.IsNullOrEmpty(key) ? await next(context) : Check(context.HttpContext, key) ?? await next(context);
         });
+
+    /// <summary>
+    /// <see cref="RequireClassifyKey"/> with its 401 and 403 problems declared in the OpenAPI document (as ProducesProblem
+    /// does for one endpoint; this also serves groups). The v2 routes declare their own error bodies instead.
+    /// </summary>
+    public static TBuilder RequireClassifyKeyWithProblems<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder => builder
+        .RequireClassifyKey()
+        .WithMetadata(new ProducesResponseTypeMetadata(StatusCodes.Status401Unauthorized, typeof(Microsoft.AspNetCore.Mvc.ProblemDetails), ["application/problem+json"]),
+                      new ProducesResponseTypeMetadata(StatusCodes.Status403Forbidden, typeof(Microsoft.AspNetCore.Mvc.ProblemDetails), ["application/problem+json"]));
 
     private static IResult? Check(HttpContext context, string expected)
     {
