@@ -80,9 +80,15 @@ class Group:
         return nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
     def train_loader(self, dataset: Dataset, batch_size: int, seed: int, num_workers: int) -> DataLoader:
-        """This rank's shuffled shard of the training set: `set_epoch(epoch)` on its sampler reshuffles."""
+        """This rank's shuffled shard of the training set: `set_epoch(epoch)` on its sampler reshuffles.
+        `batch_size` is the recipe's, the global batch: each rank takes its share, so a recipe makes the same
+        number of optimizer steps of the same batch size on any number of processes."""
+        if batch_size % self.world_size:
+            raise TrainerError(f"--batch-size {batch_size} is the global batch and must divide evenly among the "
+                               f"{self.world_size} processes")
         sampler = DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=seed)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
+        return DataLoader(dataset, batch_size=batch_size // self.world_size, sampler=sampler,
+                          num_workers=num_workers)
 
     def shard(self, dataset: Dataset, batch_size: int, num_workers: int = 0) -> "BatchShard":
         return BatchShard(dataset, batch_size, self.rank, self.world_size, num_workers)
