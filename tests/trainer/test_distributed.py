@@ -155,19 +155,34 @@ def test_distributed_push_equals_the_one_process_push_prototype_by_prototype(tmp
             assert np.array_equal(ours, reference)
 
 
-def _worker_of_rank(torchrun_pid: int, rank: int):
-    """The pid of the torchrun worker with RANK=rank (a descendant of torchrun), or None."""
+def _parents():
+    """pid -> parent pid of every process."""
+    parents = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parents[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return parents
+
+
+def _worker_of_rank(torchrun_pid: int, rank: int):
+    """The pid of the torchrun worker process with RANK=rank (a descendant of torchrun), or None."""
+    parents = _parents()
+    for pid in parents:
+        ancestor = parents.get(pid)
+        while ancestor not in (None, 0, 1, torchrun_pid):
+            ancestor = parents.get(ancestor)
+        if ancestor != torchrun_pid:
+            continue
         try:
             with open(f"/proc/{pid}/environ", "rb") as f:
                 environment = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
-            with open(f"/proc/{pid}/stat") as f:
-                session = int(f.read().rsplit(")", 1)[1].split()[3])
-        except (OSError, ValueError, IndexError):
+        except OSError:
             continue
-        if session == torchrun_pid and environment.get(b"RANK") == str(rank).encode() \
-                and b"LOCAL_RANK" in environment:
-            return int(pid)
+        if environment.get(b"RANK") == str(rank).encode() and b"LOCAL_RANK" in environment:
+            return pid
     return None
 
 
@@ -192,3 +207,16 @@ def test_a_killed_rank_makes_torchrun_restart_the_group_and_the_run_resumes(two_
     straight = load_checkpoint(os.path.join(two_process_run["run"], "checkpoints", "final.pt"))["model"]
     assert resumed.keys() == straight.keys()
     assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+
+
+def test_shards_are_every_nth_batch_of_the_one_process_batching_and_the_batch_size_is_global():
+    from protopnet_trainer.distributed import BatchShard, Group
+    from protopnet_trainer.errors import TrainerError
+    dataset = list(zip(range(23), range(23), range(23)))   # (image, label, index) triples
+    shards = [[batch[2].tolist() for batch in BatchShard(dataset, 5, rank, 2)] for rank in (0, 1)]
+    assert shards == [[[0, 1, 2, 3, 4], [10, 11, 12, 13, 14], [20, 21, 22]], [[5, 6, 7, 8, 9], [15, 16, 17, 18, 19]]]
+    group = Group(rank=1, world_size=2, local_rank=1, device=torch.device("cpu"))
+    loader = group.train_loader(dataset, 8, seed=1, num_workers=0)
+    assert loader.batch_size == 4 and len(loader.sampler) == 12
+    with pytest.raises(TrainerError, match="global batch"):
+        Group(rank=0, world_size=3, local_rank=0, device=torch.device("cpu")).train_loader(dataset, 8, 1, 0)
