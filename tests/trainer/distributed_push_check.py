@@ -56,7 +56,7 @@ def push(weights: str, picture_dir, group=None):
 
 def main(weights: str, out: str) -> None:
     from protopnet_trainer.distributed import process_group
-    torch.set_num_threads(1)   # as the test's one-process push
+    torch.set_num_threads(1)   # as the test's one-process push: the convolutions' sums depend on the thread count
     with process_group("cpu") as group:
         assert group is not None and group.world_size == 2, "run me with torchrun --nproc_per_node 2"
         prototypes, records = push(weights, os.path.join(out, "pictures"), group)
