@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 import torch
 from torch import nn
@@ -19,6 +19,7 @@ from .atomic import write_json_atomically
 from .config import TrainConfig
 from .console import say
 from .data import DataSource, Loaders, load_data_source, make_loaders
+from .distributed import set_epoch, sharded_predictions
 from .errors import TrainerError
 from .evaluate import evaluate_accuracy
 from .manifest import baseline_block, baseline_mismatches, separate_baseline_block
@@ -26,6 +27,9 @@ from .model import BaselineNet
 from .optimizers import make_joint_optimizer
 from .runtime import seed_everything, select_device, use_threads
 from .trunks import build_trunk, load_trunk_weights
+
+if TYPE_CHECKING:
+    from .distributed import Group
 
 
 @dataclass
@@ -64,10 +68,12 @@ def build_baseline(cfg: TrainConfig, source: DataSource) -> BaselineNet:
 
 
 def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, device: torch.device,
-                   progress: bool = True, log: Callable[[str], None] = print) -> List[float]:
+                   progress: bool = True, log: Callable[[str], None] = print,
+                   group: Optional["Group"] = None) -> List[float]:
     """The black box with the same trunk, epochs and augmentation: warm-up epochs train the head only,
     then everything (trunk at the joint trunk rate, the joint stage's schedule). Returns the test accuracy
-    after each epoch (the last one is the baseline's result)."""
+    after each epoch (the last one is the baseline's result). With a distributed `group` it trains as ProtoPNet
+    does there: DistributedDataParallel on each rank's shard (loaders.train), evaluation sharded."""
     seed_everything(cfg.seed + 17)
     net = build_baseline(cfg, source).to(device)
     per_batch_schedule = cfg.joint_optimizer == "adamw-onecycle"
@@ -78,17 +84,23 @@ def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, devic
     head_only = torch.optim.Adam(net.classifier.parameters(), lr=cfg.baseline_lr_head)
     loss_fn = nn.CrossEntropyLoss()
     history: List[float] = []
+    parallel: Optional[nn.Module] = None   # on several ranks: a DDP wrapper per phase (its trainable parameters)
     for epoch in range(cfg.epochs):
-        seed_everything(cfg.seed * 1000003 + epoch)
+        seed_everything(cfg.seed * 1000003 + epoch + (group.rank * 7919 if group else 0))
         warm = epoch < cfg.warm_epochs
         for p in net.trunk.parameters():
             p.requires_grad_(not warm)
-        net.train()
+        if group is not None and (parallel is None or epoch == cfg.warm_epochs):
+            parallel = None
+            parallel = group.wrap(net)
+        model = parallel if parallel is not None else net
+        model.train()
+        set_epoch(loaders.train, epoch)
         for images, labels, _ in tqdm(loaders.train, desc=f"baseline {epoch + 1}/{cfg.epochs}", leave=False,
                                       disable=not progress):
             images, labels = images.to(device), labels.to(device)
             opt = head_only if warm else optimizer
-            loss = loss_fn(net(images), labels)
+            loss = loss_fn(model(images), labels)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -96,17 +108,23 @@ def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, devic
                 scheduler.step()
         if not warm and not per_batch:
             scheduler.step()
-        accuracy = evaluate_accuracy(net, loaders.test, device, desc="baseline test", progress=progress)
+        if group is None:
+            accuracy = evaluate_accuracy(net, loaders.test, device, desc="baseline test", progress=progress)
+        else:
+            group.broadcast_module(net)   # rank 0's batch-norm statistics everywhere
+            net.eval()
+            both = sharded_predictions(net, group.shard(loaders.test_set, cfg.test_batch_size), group)
+            accuracy = sum(int(a == b) for a, b in zip(both["labels"], both["predictions"])) / len(both["labels"])
         history.append(accuracy)
         log(f"baseline epoch {epoch + 1}/{cfg.epochs} test_acc={accuracy:.4f}")
     return history
 
 
 def train_in_process(cfg: TrainConfig, source: DataSource, loaders: Loaders, device: torch.device,
-                     progress: bool, log: Callable[[str], None]) -> BaselineResult:
-    """The baseline trained on ProtoPNet's own data and loaders, after it."""
+                     progress: bool, log: Callable[[str], None], group: Optional["Group"] = None) -> BaselineResult:
+    """The baseline trained on ProtoPNet's own data and loaders, after it (on every rank of a distributed run)."""
     started = time.time()
-    history = train_baseline(cfg, source, loaders, device, progress, log)
+    history = train_baseline(cfg, source, loaders, device, progress, log, group)
     seconds = time.time() - started
     return BaselineResult(history, seconds, baseline_block(cfg, history[-1], seconds))
 

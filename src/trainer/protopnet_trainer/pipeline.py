@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import torch
@@ -15,6 +15,7 @@ from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .console import say
 from .data import load_data_source, make_loaders
+from .distributed import Group, process_group, restart_count
 from .errors import TrainerError
 from .evaluate import evaluate_accuracy, test_metrics
 from .export import example_images, write_bundle
@@ -43,25 +44,51 @@ class TrainJob:
 
 
 def train_and_publish(job: TrainJob, progress: bool = False, log: Log = say,
-                      on_epoch_end: Optional[Callable[[int], None]] = None) -> str:
+                      on_epoch_end: Optional[Callable[[int], None]] = None) -> Optional[str]:
     """Train the job's recipe in its run folder (fresh, or resumed) and publish the bundle. Returns its folder.
-    `on_epoch_end(epoch)` runs after each checkpointed epoch; raising from it stops the run (see Trainer.run)."""
+    `on_epoch_end(epoch)` runs after each checkpointed epoch; raising from it stops the run (see Trainer.run).
+
+    Started by torchrun, every rank trains its share (see distributed.py) and rank 0 alone writes the run folder,
+    trains the separate baseline and publishes; the other ranks return None. After a torchrun restart
+    (--max-restarts) the run resumes from its latest checkpoint."""
+    with process_group(job.cfg.device) as group:
+        if group is None:
+            return _train_and_publish(job, progress, log, on_epoch_end, None)
+        if restart_count() > 0:
+            job = replace(job, resume=True)
+        log = log if group.is_main else _quiet
+        return _train_and_publish(job, progress and group.is_main, log, on_epoch_end, group)
+
+
+def _quiet(line: str) -> None:
+    """The log of ranks other than 0: rank 0 speaks for the run."""
+
+
+def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Optional[Callable[[int], None]],
+                       group: Optional[Group]) -> Optional[str]:
+    main = group is None or group.is_main
     cfg = job.cfg
     if job.baseline_result:
         cfg = cfg.replace(with_baseline=False)      # the baseline trains in its own process
-    check_writable(job.models)                      # fail before training, not after
     run_dir = job.run_dir or RunFolder.default(job.name)
-    if not job.resume:
-        RunFolder(run_dir).clear()
+    if main:
+        check_writable(job.models)                  # fail before training, not after
+        if not job.resume:
+            RunFolder(run_dir).clear()
+    if group is not None:
+        group.barrier()                             # no rank reads the run folder while rank 0 clears it
     started = time.time()
-    separate = SeparateBaseline(job.baseline_result, cfg, log) if job.baseline_result else contextlib.nullcontext()
+    separate = SeparateBaseline(job.baseline_result, cfg, log) if job.baseline_result and main \
+        else contextlib.nullcontext()
     with separate:
-        trainer = Trainer(cfg, run_dir, progress=progress, log=log)
+        trainer = Trainer(cfg, run_dir, progress=progress, log=log, group=group)
         if job.resume and not trainer.resume():
             log(f"no checkpoint in {run_dir}: starting from epoch 1")
         result = trainer.run(on_epoch_end)
-        if job.baseline_result:
+        if job.baseline_result and main:
             result.baseline = separate.result(job.baseline_wait) or result.baseline
+    if not main:
+        return None
     source = trainer.source
     bundle = write_bundle(job.models, job.name, result.model, classes=source.classes, channels=source.channels,
                           image_size=cfg.image_size, interpolation=cfg.interpolation, records=result.records,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -14,6 +14,9 @@ from tqdm import tqdm
 from .data import ImageSet
 from .errors import TrainerError
 from .model import ProtoPNet
+
+if TYPE_CHECKING:
+    from .distributed import Group
 
 Box = Tuple[int, int, int, int]
 
@@ -80,15 +83,70 @@ def write_prototype_pictures(image: torch.Tensor, upsampled: np.ndarray, box: Bo
 @torch.no_grad()
 def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, device: torch.device,
                     picture_dir: Optional[str], progress: bool = True,
-                    require_every_class: bool = True) -> List[Dict]:
+                    require_every_class: bool = True, group: Optional["Group"] = None) -> List[Dict]:
     """Replace every prototype by its nearest latent patch among the push-set images of its own class.
 
     Returns one record per prototype (source item, feature cell, box) and, with `picture_dir`, writes
     <picture_dir>/<j>/{patch,source,activation}.png. Without `require_every_class` (benchmarks on a part of a
     data set) prototypes of classes absent from the push set are left as they were and get no record.
+    With a distributed `group`, each rank scans its shard and the per-prototype bests are merged (see
+    `merge_nearest`): every rank ends with the prototypes and records of a one-process push; only rank 0 writes
+    the pictures.
     """
     model.eval()
-    loader = DataLoader(push_set, batch_size=batch_size, shuffle=False)
+    if group is None:
+        loader = DataLoader(push_set, batch_size=batch_size, shuffle=False)
+    else:
+        loader = group.shard(push_set, batch_size)
+    best, best_item, best_cell, best_maps = _nearest_patches(model, loader, device, progress)
+    if group is not None:
+        if best_maps is None:   # an empty shard (fewer batches than ranks) still needs the map shape to merge
+            z = model.features(push_set.image(0)[None].to(device))
+            best_maps = torch.zeros((model.num_prototypes, *z.shape[1:]), device=device)
+        best, best_item, best_cell, best_maps = merge_nearest(best, best_item, best_cell, best_maps, group)
+    render = group is None or group.is_main
+    num_prototypes = model.num_prototypes
+    missing = (best_item < 0).nonzero().view(-1)
+    if len(missing) and require_every_class:
+        cls = int(model.prototype_classes[missing[0]])
+        raise TrainerError(f"push: the push set has no image of class {cls} ({push_set.split.classes[cls]})")
+    assert best_maps is not None
+    h, w = best_maps.shape[-2:]
+    rows, cols = best_cell // w, best_cell % w
+    prototype_index = torch.arange(num_prototypes, device=device)
+    vectors = best_maps[prototype_index, :, rows, cols]                  # [M, D]
+    found = best_item >= 0
+    vectors[~found] = model.prototypes.data.view(num_prototypes, -1)[~found]
+    model.prototypes.data.copy_(vectors.view_as(model.prototypes))
+    # Self-activation of each pushed prototype on its source image.
+    self_distances = ((best_maps - vectors[:, :, None, None]) ** 2).sum(dim=1)   # [M, h, w]
+    activation_maps = model.similarity(self_distances)
+    records: List[Dict] = []
+    size = push_set.image_size
+    for j in tqdm(range(num_prototypes), desc="prototype pictures", leave=False, disable=not progress):
+        item = int(best_item[j])
+        if item < 0:
+            continue
+        upsampled = upsample_activation(activation_maps[j], size, size)
+        box = high_activation_box(upsampled)
+        if picture_dir is not None and render:
+            write_prototype_pictures(push_set.image(item), upsampled, box, os.path.join(picture_dir, str(j)))
+        records.append({
+            "item": item,
+            "itemId": push_set.split.ids[item],
+            "classIndex": int(model.prototype_classes[j]),
+            "featureCell": {"row": int(rows[j]), "column": int(cols[j])},
+            "box": {"x": box[0], "y": box[1], "width": box[2], "height": box[3]},
+            "distanceBeforePush": float(best[j]),
+            "pictures": os.path.join(picture_dir, str(j)) if picture_dir is not None else None,
+        })
+    return records
+
+
+def _nearest_patches(model: ProtoPNet, loader, device: torch.device, progress: bool):
+    """Over the loader's images in order: each prototype's smallest own-class patch distance, the image index and
+    feature cell where it lies (the first one on a tie), and that image's latent map [M, D, h, w] (None when the
+    loader is empty). Missing classes keep distance inf and item -1."""
     num_prototypes = model.num_prototypes
     classes = model.prototype_classes.to(device)
     best = torch.full((num_prototypes,), float("inf"), device=device)
@@ -114,38 +172,23 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
             best_item[which] = indices[image_in_batch]
             best_cell[which] = positions[which] % (h * w)
             best_maps[which] = z[image_in_batch]
-    missing = (best_item < 0).nonzero().view(-1)
-    if len(missing) and require_every_class:
-        cls = int(model.prototype_classes[missing[0]])
-        raise TrainerError(f"push: the push set has no image of class {cls} ({push_set.split.classes[cls]})")
-    assert best_maps is not None
-    h, w = best_maps.shape[-2:]
-    rows, cols = best_cell // w, best_cell % w
-    prototype_index = torch.arange(num_prototypes, device=device)
-    vectors = best_maps[prototype_index, :, rows, cols]                  # [M, D]
-    found = best_item >= 0
-    vectors[~found] = model.prototypes.data.view(num_prototypes, -1)[~found]
-    model.prototypes.data.copy_(vectors.view_as(model.prototypes))
-    # Self-activation of each pushed prototype on its source image.
-    self_distances = ((best_maps - vectors[:, :, None, None]) ** 2).sum(dim=1)   # [M, h, w]
-    activation_maps = model.similarity(self_distances)
-    records: List[Dict] = []
-    size = push_set.image_size
-    for j in tqdm(range(num_prototypes), desc="prototype pictures", leave=False, disable=not progress):
-        item = int(best_item[j])
-        if item < 0:
-            continue
-        upsampled = upsample_activation(activation_maps[j], size, size)
-        box = high_activation_box(upsampled)
-        if picture_dir is not None:
-            write_prototype_pictures(push_set.image(item), upsampled, box, os.path.join(picture_dir, str(j)))
-        records.append({
-            "item": item,
-            "itemId": push_set.split.ids[item],
-            "classIndex": int(model.prototype_classes[j]),
-            "featureCell": {"row": int(rows[j]), "column": int(cols[j])},
-            "box": {"x": box[0], "y": box[1], "width": box[2], "height": box[3]},
-            "distanceBeforePush": float(best[j]),
-            "pictures": os.path.join(picture_dir, str(j)) if picture_dir is not None else None,
-        })
-    return records
+    return best, best_item, best_cell, best_maps
+
+
+def merge_nearest(best: torch.Tensor, best_item: torch.Tensor, best_cell: torch.Tensor, best_maps: torch.Tensor,
+                  group: "Group"):
+    """The global nearest patch of each prototype from every rank's own: the smallest distance wins, a tie goes
+    to the lowest image index (as in a one-process scan, which keeps the first). The winner's latent map reaches
+    every rank through a sum in which all other ranks add zeros, so it arrives unchanged."""
+    distances, items, cells = group.gather(best), group.gather(best_item), group.gather(best_cell)   # [R, M]
+    nearest = distances.min(dim=0).values
+    contenders = (distances == nearest) & (items >= 0)
+    never = torch.iinfo(torch.long).max
+    item_keys = torch.where(contenders, items, torch.full_like(items, never))
+    item, winner = item_keys.min(dim=0)
+    found = item != never
+    item = torch.where(found, item, torch.full_like(item, -1))
+    cell = cells.gather(0, winner.view(1, -1)).view(-1)
+    mine = (found & (winner == group.rank)).view(-1, 1, 1, 1)
+    maps = group.sum(torch.where(mine, best_maps, torch.zeros_like(best_maps)))
+    return nearest.to(best.device), item.to(best.device), cell.to(best.device), maps.to(best.device)

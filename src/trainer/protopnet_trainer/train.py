@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from tqdm import tqdm
@@ -16,15 +16,20 @@ from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .console import say
 from .data import DataSource, Loaders, load_data_source, make_loaders
+from .distributed import set_epoch, sharded_predictions, sharded_scores
 from .errors import TrainerError
 from .evaluate import evaluate_accuracy, test_metrics
 from .losses import LossCoefficients, last_layer_loss, protopnet_loss
 from .model import ProtoPNet, build_model
 from .optimizers import load_scheduler_state, make_joint_optimizer, scheduler_state
 from .prune import prune_prototypes
+from .report import confusion_matrix
 from .push import push_prototypes
 from .run_folder import RunFolder
 from .runtime import seed_everything, select_device, use_threads
+
+if TYPE_CHECKING:
+    from .distributed import Group
 
 
 def coefficients(cfg: TrainConfig) -> LossCoefficients:
@@ -68,20 +73,30 @@ class TrainResult:
 
 
 class Trainer:
-    """Owns one run: data, model, optimizers, the run folder with checkpoints and metrics.jsonl."""
+    """Owns one run: data, model, optimizers, the run folder with checkpoints and metrics.jsonl.
+
+    With a distributed `group` (see distributed.py) every rank runs the same schedule on its shard of the data:
+    DistributedDataParallel for the epochs, a sharded push, push-set scores and evaluation whose results every
+    rank gets whole, and the same last-layer passes on every rank. Only rank 0 writes the run folder."""
 
     def __init__(self, cfg: TrainConfig, run_dir: str, progress: bool = True,
-                 source: Optional[DataSource] = None, log: Callable[[str], None] = say):
+                 source: Optional[DataSource] = None, log: Callable[[str], None] = say,
+                 group: Optional["Group"] = None):
         cfg.validate()
         self.cfg = cfg
         self.folder = RunFolder(run_dir)
         self.progress = progress
         self.log = log
-        self.device = select_device(cfg.device)
+        self.group = group
+        self.device = group.device if group is not None else select_device(cfg.device)
         use_threads(cfg.threads)
         seed_everything(cfg.seed)
         self.source = source or load_data_source(cfg)
         self.loaders: Loaders = make_loaders(cfg, self.source)
+        if group is not None:   # before the optimizers: a OneCycle schedule counts this rank's batches
+            self.loaders.train = group.train_loader(self.loaders.train_set, cfg.batch_size, cfg.seed,
+                                                    cfg.num_workers)
+        self._parallel: Optional[Tuple[str, torch.nn.Module]] = None   # (phase, DDP wrapper of self.model)
         self.coefs = coefficients(cfg)
         self.model = build_model(cfg, self.source.channels, len(self.source.classes), self.source.mean,
                                  self.source.std).to(self.device)
@@ -105,6 +120,7 @@ class Trainer:
             raise TrainerError(f"class-count mismatch: checkpoint has {len(checkpoint['classes'])} classes, "
                                f"data set {trainer.cfg.dataset} has {len(trainer.source.classes)}")
         trainer.model = model_from_checkpoint(checkpoint).to(trainer.device)
+        trainer._parallel = None
         trainer._make_optimizers()
         trainer._restore_progress(checkpoint)
         trainer.baseline = BaselineResult.from_checkpoint(checkpoint, trainer.cfg)
@@ -158,7 +174,9 @@ class Trainer:
         else:
             self._set_trainable(True, True, True, False)
             optimizer = self.joint_optimizer
-        self.model.train()
+        model = self._trained_model(phase)
+        model.train()
+        set_epoch(self.loaders.train, epoch)
         sums: Dict[str, float] = {}
         correct = total = 0
         started = time.time()
@@ -166,7 +184,7 @@ class Trainer:
                    disable=not self.progress)
         for images, labels, _ in bar:
             images, labels = images.to(self.device), labels.to(self.device)
-            out = self.model(images)
+            out = model(images)
             terms = protopnet_loss(out.logits, out.min_distances, labels, self.model.prototype_classes,
                                    self.model.last_layer.weight, self.coefs)
             optimizer.zero_grad()
@@ -181,20 +199,66 @@ class Trainer:
             bar.set_postfix(loss=f"{float(terms['total']):.3f}")
         if phase == "joint" and not self.joint_scheduler_per_batch:
             self.joint_scheduler.step()
+        if self.group is not None:   # every rank's sums, and rank 0's batch-norm statistics on every rank
+            keys = sorted(sums)
+            reduced = self.group.sum_numbers([sums[k] for k in keys] + [correct, total])
+            sums, correct, total = dict(zip(keys, reduced[:-2])), int(reduced[-2]), int(reduced[-1])
+            self.group.broadcast_module(self.model)
         seconds = time.time() - started
         metrics = {f"loss_{k}": v / max(1, total) for k, v in sums.items()}
         metrics.update(train_accuracy=correct / max(1, total), images_per_second=total / max(seconds, 1e-9))
         return metrics
 
+    def _trained_model(self, phase: str) -> torch.nn.Module:
+        """The model the epoch's batches go through: itself, or on several ranks a DistributedDataParallel wrapper
+        built for the phase's trainable parameters (DDP reduces the gradients of those it was built with)."""
+        if self.group is None:
+            return self.model
+        if self._parallel is None or self._parallel[0] != phase:
+            self._parallel = None   # drop the previous phase's wrapper first
+            self._parallel = (phase, self.group.wrap(self.model))
+        return self._parallel[1]
+
+    @property
+    def is_main(self) -> bool:
+        """The process that writes the run folder: the only one, or rank 0."""
+        return self.group is None or self.group.is_main
+
+    # ------------------------------------------------------------------ evaluation
+    def accuracy(self, loader: torch.utils.data.DataLoader, desc: str = "test") -> float:
+        """Accuracy over an un-augmented loader (on several ranks: each evaluates its shard)."""
+        if self.group is None:
+            return evaluate_accuracy(self.model, loader, self.device, desc=desc, progress=self.progress)
+        labels, predictions = self._sharded_predictions(loader)
+        return sum(int(a == b) for a, b in zip(labels, predictions)) / max(1, len(labels))
+
+    def test_metrics(self) -> Tuple[float, Any]:
+        if self.group is None:
+            return test_metrics(self.model, self.loaders.test, self.device, len(self.source.classes),
+                                progress=self.progress)
+        labels, predictions = self._sharded_predictions(self.loaders.test)
+        accuracy = sum(int(a == b) for a, b in zip(labels, predictions)) / max(1, len(labels))
+        return accuracy, confusion_matrix(labels, predictions, len(self.source.classes))
+
+    def _sharded_predictions(self, loader: torch.utils.data.DataLoader):
+        assert self.group is not None
+        self.model.eval()
+        shard = self.group.shard(loader.dataset, loader.batch_size or 1, self.cfg.num_workers)
+        both = sharded_predictions(self.model, shard, self.group)
+        return both["labels"], both["predictions"]
+
     # ------------------------------------------------------------------ push and last-layer passes
     def push(self, epoch: int) -> None:
         self.records = push_prototypes(self.model, self.loaders.push_set, self.cfg.push_batch_size, self.device,
-                                       self.folder.push_pictures(epoch), progress=self.progress)
+                                       self.folder.push_pictures(epoch), progress=self.progress, group=self.group)
 
     @torch.no_grad()
     def push_set_scores(self) -> torch.Tensor:
         """Prototype scores (similarities) of the un-augmented push set, computed once per last-layer stage."""
         self.model.eval()
+        if self.group is not None:
+            shard = self.group.shard(self.loaders.push_set, self.cfg.push_batch_size, self.cfg.num_workers)
+            return sharded_scores(self.model, shard, self.group, self.model.num_prototypes)
         scores = []
         for images, _, _ in tqdm(self.loaders.push, desc="push-set scores", leave=False, disable=not self.progress):
             scores.append(self.model(images.to(self.device)).similarities)
@@ -228,6 +292,8 @@ class Trainer:
                     clamp_wrong_class_weights(weight, prototype_classes)
                 correct += int((logits.argmax(1) == labels[batch]).sum())
             accuracy = correct / len(order)
+        if self.group is not None:   # the ranks trained alike on the same scores; rank 0's weights settle it
+            self.group.broadcast_module(self.model.last_layer)
         return accuracy
 
     # ------------------------------------------------------------------ checkpoints
@@ -244,9 +310,12 @@ class Trainer:
         }
 
     def save_checkpoint(self, name: Optional[str] = None) -> str:
-        """checkpoints/<name> (default: this epoch's); then only the current push's pictures are kept."""
-        path = self.folder.save_checkpoint(self.checkpoint_state(),
-                                           name or self.folder.epoch_checkpoint_name(self.epoch))
+        """checkpoints/<name> (default: this epoch's); then only the current push's pictures are kept. On several
+        ranks only rank 0 writes; every rank returns the path."""
+        name = name or self.folder.epoch_checkpoint_name(self.epoch)
+        if not self.is_main:
+            return os.path.join(self.folder.checkpoints, name)
+        path = self.folder.save_checkpoint(self.checkpoint_state(), name)
         self.folder.keep_push_pictures(os.path.dirname(r["pictures"]) for r in self.records if r.get("pictures"))
         return path
 
@@ -287,22 +356,22 @@ class Trainer:
         while self.epoch < cfg.epochs:
             epoch = self.epoch
             started = time.time()
-            seed_everything(cfg.seed * 1000003 + epoch)  # each epoch's randomness is fixed: resume is exact
+            # Each epoch's randomness is fixed, so resume is exact; other ranks augment their shards differently.
+            seed_everything(cfg.seed * 1000003 + epoch + (self.group.rank * 7919 if self.group else 0))
             metrics: Dict[str, Any] = {"epoch": epoch + 1, "phase": self.phase(epoch)}
             metrics.update(self.train_epoch(epoch))
             if self.push_due(epoch):
-                metrics["test_accuracy_before_push"] = evaluate_accuracy(self.model, self.loaders.test, self.device,
-                                                                         progress=self.progress)
+                metrics["test_accuracy_before_push"] = self.accuracy(self.loaders.test)
                 self.push(epoch)
                 metrics["pushed"] = True
                 metrics["last_layer_accuracy"] = self.train_last_layer(seed_offset=epoch)
-            metrics["test_accuracy"] = evaluate_accuracy(self.model, self.loaders.test, self.device,
-                                                         progress=self.progress)
+            metrics["test_accuracy"] = self.accuracy(self.loaders.test)
             metrics["seconds"] = time.time() - started
             self.seconds += metrics["seconds"]
             self.epoch += 1
             self.history.append(metrics)
-            self.folder.append_metrics(metrics)
+            if self.is_main:
+                self.folder.append_metrics(metrics)
             self.log(format_metrics(metrics, cfg.epochs))
             self.save_checkpoint()
             if on_epoch_end is not None:
@@ -310,13 +379,12 @@ class Trainer:
         started = time.time()
         if cfg.prune:
             self.prune()
-        test_accuracy, confusion = test_metrics(self.model, self.loaders.test, self.device,
-                                                len(self.source.classes), progress=self.progress)
-        self.train_accuracy = evaluate_accuracy(self.model, self.loaders.push, self.device, desc="train",
-                                                progress=self.progress)
+        test_accuracy, confusion = self.test_metrics()
+        self.train_accuracy = self.accuracy(self.loaders.push, desc="train")
         self.seconds += time.time() - started
         if cfg.with_baseline:
-            self.baseline = train_in_process(cfg, self.source, self.loaders, self.device, self.progress, self.log)
+            self.baseline = train_in_process(cfg, self.source, self.loaders, self.device, self.progress, self.log,
+                                             group=self.group)
         self.save_checkpoint("final.pt")
         return TrainResult(self.model, self.records, self.history, seconds=self.seconds,
                            test_accuracy=test_accuracy, train_accuracy=self.train_accuracy, confusion=confusion,
