@@ -314,7 +314,7 @@ stop_compose() {
 render_kubernetes() {
   mkdir -p "$run_dir/kubernetes"
   local overlay
-  for overlay in base overlays/cpu overlays/gpu kserve; do
+  for overlay in base overlays/cpu overlays/gpu kserve training; do
     kubectl kustomize "deploy/kubernetes/$overlay" >"$run_dir/kubernetes/$(basename "$overlay").yaml"
     echo "rendered $overlay: $(grep -c '^kind:' "$run_dir/kubernetes/$(basename "$overlay").yaml") objects"
   done
@@ -403,7 +403,7 @@ else
   echo "== containers: compose worker not run: the trainer has no 'worker' command yet (issue 13)"
 fi
 stop_compose >/dev/null 2>&1 || true
-run_step "kubectl kustomize renders base, cpu, gpu, kserve" render_kubernetes
+run_step "kubectl kustomize renders base, cpu, gpu, kserve, training" render_kubernetes
 run_step "rendered objects validate against the schemas" validate_kubernetes
 run_step "podman kube play: the rendered Deployment answers /classify" kube_play_service
 write_results

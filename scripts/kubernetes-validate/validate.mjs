@@ -1,6 +1,7 @@
 // Validates rendered Kubernetes manifests offline: every object against its schema from kubernetes-models (the
-// Kubernetes API, KEDA, Prometheus Operator); a KServe InferenceService, for which no schema package exists, by a
-// structural check whose parts (containers, volumes, security context) are validated against the core schemas.
+// Kubernetes API, KEDA, Prometheus Operator); a KServe InferenceService and a Kubeflow PyTorchJob, for which no schema
+// package exists, by structural checks whose parts (containers, volumes, pod templates) are validated against the core
+// schemas.
 // Usage: node validate.mjs FILE.yaml...   Prints one line per object; exits 1 if any is invalid.
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
@@ -42,10 +43,37 @@ async function checkInferenceService(object) {
   if (predictor.securityContext) new PodSecurityContext(predictor.securityContext).validate();
 }
 
+// The fields of the training operator's PyTorchJob this project uses; each replica's pod template against the core schema.
+async function checkPyTorchJob(object) {
+  const { PodTemplateSpec } = await import("kubernetes-models/v1");
+  const spec = object.spec;
+  if (!spec?.pytorchReplicaSpecs) throw new Error("spec.pytorchReplicaSpecs is missing");
+  const known = new Set(["elasticPolicy", "nprocPerNode", "runPolicy", "pytorchReplicaSpecs"]);
+  for (const key of Object.keys(spec)) {
+    if (!known.has(key)) throw new Error(`spec.${key} is not a field this check knows`);
+  }
+  const backend = spec.elasticPolicy?.rdzvBackend;
+  if (backend !== undefined && !["c10d", "etcd", "etcd-v2"].includes(backend)) {
+    throw new Error(`spec.elasticPolicy.rdzvBackend '${backend}' is not c10d, etcd or etcd-v2`);
+  }
+  for (const [role, replica] of Object.entries(spec.pytorchReplicaSpecs)) {
+    if (!["Master", "Worker"].includes(role)) throw new Error(`pytorchReplicaSpecs.${role} is not Master or Worker`);
+    if (replica.replicas !== undefined && !Number.isInteger(replica.replicas)) throw new Error(`${role}.replicas must be an integer`);
+    new PodTemplateSpec(replica.template).validate();
+    if (!replica.template.spec.containers.some((c) => c.name === "pytorch")) {
+      throw new Error(`${role}: the operator needs a container named pytorch`);
+    }
+  }
+}
+
 async function validate(object) {
   if (object.apiVersion === "serving.kserve.io/v1beta1" && object.kind === "InferenceService") {
     await checkInferenceService(object);
     return "structural check (KServe)";
+  }
+  if (object.apiVersion === "kubeflow.org/v1" && object.kind === "PyTorchJob") {
+    await checkPyTorchJob(object);
+    return "structural check (Kubeflow training operator)";
   }
   const Model = await modelClass(object.apiVersion, object.kind);
   new Model(object).validate();
