@@ -139,11 +139,12 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "synthetic-parts": dict(
         dataset="synthetic-parts", image_size=64, synthetic_classes=6, synthetic_channels=3,
         synthetic_train_per_class=150, synthetic_test_per_class=50,
-        backbone="small-cnn", small_cnn_widths=[32, 64, 128, 128], small_cnn_convs_per_stage=1, small_cnn_pools=3,
-        prototype_dim=64, prototypes_per_class=2, augment=False,
-        epochs=12, warm_epochs=2, push_start=6, push_every=6, last_layer_iterations=10,
-        joint_lr_trunk=1e-3, joint_lr_step=5, batch_size=50, test_batch_size=100, push_batch_size=100,
-        threads=2, with_baseline=False,
+        backbone="small-cnn", small_cnn_widths=[16, 32, 64, 64], small_cnn_convs_per_stage=1, small_cnn_pools=3,
+        prototype_dim=32, prototypes_per_class=2, augment=False,
+        epochs=10, warm_epochs=0, push_start=0, push_every=0, last_layer_iterations=5,
+        joint_optimizer="adamw-onecycle", onecycle_pct_start=0.25, joint_lr_trunk=3e-3, joint_lr_add_on=3e-3,
+        joint_lr_prototypes=3e-3, weight_decay=1e-3, last_layer_lr=1e-3, last_layer_clamp=True,
+        batch_size=50, test_batch_size=100, push_batch_size=100, threads=2, with_baseline=False,
     ),
     # The default model's recipe (grey Fashion-MNIST, 28x28 -> 7x7 feature map), as measured on it:
     # trunk 32,32,M,64,64,M,128,128 with BN trained from scratch (so no warm-up: the OneCycle ramp replaces it),

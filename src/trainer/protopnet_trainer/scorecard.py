@@ -103,6 +103,9 @@ def evaluate_bundle(bundle: str, dataset: Optional[str], data: Optional[str], ou
             manifest = json.load(f)
     except (OSError, ValueError) as error:
         raise TrainerError(f"cannot read {manifest_path}: {error}") from None
+    output = output or os.path.join("runs", manifest.get("name", "bundle"), f"interpretability-{manifest['version']}")
+    if os.path.abspath(output) == os.path.abspath(bundle):
+        raise TrainerError("--output must not be the bundle: published versions are immutable")
     training = manifest.get("training") or {}
     cfg = TrainConfig.from_dict(training.get("config") or {"dataset": training.get("dataset", "fashion-mnist")})
     changes = {k: v for k, v in (("dataset", dataset), ("data", data)) if v is not None}
@@ -121,9 +124,6 @@ def evaluate_bundle(bundle: str, dataset: Optional[str], data: Optional[str], ou
                     test_set, source.train if same_data else None, batch_size)
     block["dataset"] = cfg.dataset
     log(summary(block))
-    output = output or os.path.join("runs", manifest.get("name", "bundle"), f"interpretability-{manifest['version']}")
-    if os.path.abspath(output) == os.path.abspath(bundle):
-        raise TrainerError("--output must not be the bundle: published versions are immutable")
     os.makedirs(output, exist_ok=True)
     write_text_atomically(os.path.join(output, "interpretability.json"), json.dumps(block, indent=1) + "\n")
     from .report import plot_interpretability
