@@ -1,6 +1,6 @@
-"""Command line: parses the arguments of train, evaluate, export, prune and benchmark and calls the module that
-does each (pipeline, evaluate, untrained, benchmark); the heavy modules are imported only by the command that needs
-them, so `--help` and argument errors are quick."""
+"""Command line: parses the arguments of train, evaluate, export, prune, benchmark and evaluate-interpretability and
+calls the module that does each (pipeline, evaluate, untrained, benchmark, scorecard); the heavy modules are imported
+only by the command that needs them, so `--help` and argument errors are quick."""
 from __future__ import annotations
 
 import argparse
@@ -45,7 +45,7 @@ FLAGS = [  # (option, config field, value when given)
 
 
 HELP = {
-    "--dataset": "fashion-mnist | cub200 | imagefolder | synthetic",
+    "--dataset": "fashion-mnist | cub200 | imagefolder | synthetic | synthetic-parts",
     "--data": "data set folder (fashion-mnist: default /usr/share/datasets/fashion-mnist; cub200: CUB_200_2011; "
               "imagefolder: the folder holding train/ and test/)",
     "--epochs": "total epochs (warm-up + joint)", "--device": "auto | cpu | cuda", "--seed": "random seed",
@@ -129,7 +129,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     name = args.name or args.preset or cfg.dataset
     job = TrainJob(cfg, models=args.models, name=name, run_dir=args.run_dir,
                    preset=args.preset, resume=args.resume, report=not args.no_report, examples=args.examples,
-                   baseline_result=args.baseline_result, baseline_wait=args.baseline_wait)
+                   baseline_result=args.baseline_result, baseline_wait=args.baseline_wait,
+                   scorecard=not args.no_interpretability)
     train_and_publish(job, progress=show_progress(args), log=say)
 
 
@@ -150,7 +151,13 @@ def cmd_export(args: argparse.Namespace) -> None:
         raise TrainerError("export: pass --checkpoint (or --untrained)")
     from .pipeline import publish_checkpoint
     publish_checkpoint(args.checkpoint, args.models, args.name, push=args.push, baseline_result=args.baseline_result,
-                       report=not args.no_report, examples=args.examples, progress=show_progress(args), log=say)
+                       report=not args.no_report, examples=args.examples, progress=show_progress(args), log=say,
+                       scorecard=not args.no_interpretability)
+
+
+def cmd_evaluate_interpretability(args: argparse.Namespace) -> None:
+    from .scorecard import evaluate_bundle
+    evaluate_bundle(args.bundle, args.dataset, args.data, args.output, args.limit, args.batch_size, log=say)
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
@@ -198,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--baseline-wait", type=float, default=1800.0, metavar="SECONDS",
                        help="with --baseline-result: how long to wait after training for that child process "
                             "(default 1800)")
+    train.add_argument("--no-interpretability", action="store_true",
+                       help="publish without measuring the explanations (model.json interpretability)")
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a checkpoint on a data set")
@@ -232,7 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--no-report", action="store_true", help="no report/ (curves, gallery)")
     export.add_argument("--examples", type=int, default=10,
                         help="store the first test image of up to N classes in the bundle (examples/, default 10)")
+    export.add_argument("--no-interpretability", action="store_true",
+                        help="publish without measuring the explanations (model.json interpretability)")
     export.set_defaults(handler=cmd_export)
+
+    scorecard = commands.add_parser(
+        "evaluate-interpretability",
+        help="measure a bundle's explanations on its ONNX graph (pointing game, consistency, stability, deletion, "
+             "background); the bundle is not changed")
+    scorecard.add_argument("--bundle", required=True, help="a bundle version folder (models/<name>/<version>)")
+    scorecard.add_argument("--dataset", help="data set to measure on (default: the bundle's training data set)")
+    scorecard.add_argument("--data", help="data set folder (default: the bundle's, or the data set's default)")
+    scorecard.add_argument("--output", help="folder for interpretability.json and interpretability.png "
+                                            "(default: runs/<name>/interpretability-<version>)")
+    scorecard.add_argument("--limit", type=int, help="use only the first N test images")
+    scorecard.add_argument("--batch-size", type=int, default=100)
+    scorecard.set_defaults(handler=cmd_evaluate_interpretability)
 
     prune = commands.add_parser("prune", help="prune a pushed checkpoint and retrain its last layer")
     prune.add_argument("--checkpoint", required=True)

@@ -1,4 +1,4 @@
-"""Data sets: Fashion-MNIST (idx .gz), CUB-200-2011, ImageFolder and a synthetic generator.
+"""Data sets: Fashion-MNIST (idx .gz), CUB-200-2011, ImageFolder and two synthetic generators.
 
 Every data set is loaded as two `Split`s (train, test). An `ImageSet` view turns a split into tensors
 in [0, 1] at the model's input size (stretch resize), with or without online augmentation. The push set
@@ -43,6 +43,7 @@ class Split:
     load: Callable[[int], Image.Image]
     true_boxes: Optional[List[Box]] = None   # synthetic only: the class pattern's box at model resolution
     cached: Optional[torch.Tensor] = None    # optional [N, C, H, W] uint8 at native size (fast path)
+    parts: Optional["PartAnnotations"] = None   # synthetic sets: every part's box per image (interpretability)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -52,7 +53,20 @@ class Split:
             return self
         return Split(self.name, self.classes, self.channels, self.ids[:limit], self.labels[:limit], self.load,
                      self.true_boxes[:limit] if self.true_boxes else None,
-                     self.cached[:limit] if self.cached is not None else None)
+                     self.cached[:limit] if self.cached is not None else None,
+                     self.parts.subset(limit) if self.parts is not None else None)
+
+
+@dataclass
+class PartAnnotations:
+    """Where the parts are: the parts' names, the parts that define each class, and per image every part's box
+    (part index, (x, y, width, height) at model resolution)."""
+    names: List[str]
+    class_parts: List[List[int]]
+    boxes: List[List[Tuple[int, Box]]]
+
+    def subset(self, limit: int) -> "PartAnnotations":
+        return PartAnnotations(self.names, self.class_parts, self.boxes[:limit])
 
 
 @dataclass
@@ -386,8 +400,10 @@ def generate_synthetic(num_classes: int, per_class: int, image_size: int, channe
         return Image.fromarray(array[..., 0]) if channels == 1 else Image.fromarray(array)  # L or RGB
 
     classes = [f"pattern-{k}" for k in range(num_classes)]
+    parts = PartAnnotations(list(classes), [[k] for k in range(num_classes)],
+                            [[(label, box)] for label, box in zip(labels, boxes)])   # one part: the pattern
     return Split(split_name, classes, channels, [f"{split_name}-{n}" for n in range(count)], labels, load,
-                 true_boxes=boxes, cached=cached)
+                 true_boxes=boxes, cached=cached, parts=parts)
 
 
 def load_synthetic(cfg: TrainConfig) -> DataSource:
@@ -401,9 +417,31 @@ def load_synthetic(cfg: TrainConfig) -> DataSource:
     return DataSource("synthetic", train, test, mean=mean, std=std)
 
 
+def load_synthetic_parts(cfg: TrainConfig) -> DataSource:
+    """RGB images whose classes are combinations of parts, with every part's box (synthetic_parts.py)."""
+    from . import synthetic_parts
+
+    def make(name: str, per_class: int) -> Split:
+        generated = synthetic_parts.generate_parts(cfg.synthetic_classes, per_class, cfg.image_size, cfg.seed, name)
+        images = generated.images
+        cached = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+        names = synthetic_parts.PART_NAMES
+        classes = ["+".join(names[p] for p in parts) for parts in synthetic_parts.class_parts(cfg.synthetic_classes)]
+        annotations = PartAnnotations(list(names), synthetic_parts.class_parts(cfg.synthetic_classes),
+                                      generated.parts)
+        return Split(name, classes, 3, [f"{name}-{n}" for n in range(len(images))], generated.labels,
+                     lambda index: Image.fromarray(images[index]), cached=cached, parts=annotations)
+
+    train = make("train", cfg.synthetic_train_per_class)
+    test = make("test", cfg.synthetic_test_per_class)
+    mean = (train.cached.float().mean(dim=(0, 2, 3)) / 255.0).tolist()
+    std = (train.cached.float().std(dim=(0, 2, 3)) / 255.0).tolist()
+    return DataSource("synthetic-parts", train, test, mean=[round(v, 3) for v in mean], std=[round(v, 3) for v in std])
+
+
 # ---------------------------------------------------------------------------------------------- entry points
 
-DATASETS = ("fashion-mnist", "cub200", "imagefolder", "synthetic")
+DATASETS = ("fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts")
 
 
 def load_data_source(cfg: TrainConfig) -> DataSource:
@@ -415,6 +453,8 @@ def load_data_source(cfg: TrainConfig) -> DataSource:
         source = load_imagefolder(cfg.data)
     elif cfg.dataset == "synthetic":
         source = load_synthetic(cfg)
+    elif cfg.dataset == "synthetic-parts":
+        source = load_synthetic_parts(cfg)
     else:
         raise TrainerError(f"unknown dataset '{cfg.dataset}' (choose from {', '.join(DATASETS)})")
     source.train = source.train.subset(cfg.train_limit)

@@ -7,7 +7,7 @@ import inspect
 import os
 import shutil
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -18,6 +18,9 @@ from .manifest import bundle_manifest, prototype_entry
 from .model import ProtoPNet
 from .publish import publish
 from .push import save_png
+
+if TYPE_CHECKING:
+    from .scorecard import ScorecardHook
 
 OUTPUT_NAMES = ["logits", "similarities", "similarity_maps", "min_distances"]
 PREFERRED_OPSET = 17
@@ -93,10 +96,13 @@ def file_sha256(path: str) -> str:
 def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[str], channels: int,
                  image_size: int, interpolation: str, records: List[Dict], training: Dict[str, Any],
                  report: Optional[Callable[[str, List[Dict]], List[str]]] = None,
-                 examples: Optional[List[Tuple[torch.Tensor, int]]] = None) -> str:
+                 examples: Optional[List[Tuple[torch.Tensor, int]]] = None,
+                 scorecard: Optional["ScorecardHook"] = None) -> str:
     """Export, copy the prototype pictures, compute the probe and publish. Returns the version folder.
 
-    `report(staging_dir, manifest_prototypes)` may add report/ files; `examples` are (image [C, H, W] in
+    `report(staging_dir, manifest_prototypes)` may add report/ files; `scorecard(staging_dir, manifest_prototypes,
+    last_layer_weights)` measures the exported graph and returns model.json's `interpretability` block and the
+    report/ files it drew (scorecard.scorecard_hook); `examples` are (image [C, H, W] in
     [0, 1], class) pairs stored as examples/<n>.png for trying the model; `training["seconds"]` grows by the
     export's own time, so it covers the whole recipe up to the manifest."""
     started = time.time()
@@ -126,6 +132,10 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
                 raise TrainerError(f"prototype {j}: pictures {source_dir} are missing")
             prototypes.append(prototype_entry(j, int(model.prototype_classes[j]), record))
         report_files = report(staging, prototypes) if report is not None else []
+        interpretability = None
+        if scorecard is not None:
+            interpretability, scorecard_files = scorecard(staging, prototypes, model.last_layer.weight.detach().tolist())
+            report_files = report_files + scorecard_files
         example_entries = []
         for n, (image, class_index) in enumerate(examples or []):
             os.makedirs(os.path.join(staging, "examples"), exist_ok=True)
@@ -142,7 +152,8 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
             feature_map={"height": int(feature_h), "width": int(feature_w)}, prototypes=prototypes,
             probe={"input": PROBE_NAME, "logits": probe.logits[0].tolist(),
                    "similarities": probe.similarities[0].tolist()},
-            training=training_values, report_files=report_files, examples=example_entries)
+            training=training_values, report_files=report_files, examples=example_entries,
+            interpretability=interpretability)
 
     return publish(models_dir, name, fill)
 

@@ -83,7 +83,8 @@ def short_floats(values: torch.Tensor) -> List[float]:
 def bundle_manifest(*, name: str, version: str, model: "ProtoPNet", onnx: Dict[str, Any], classes: List[str],
                     channels: int, image_size: int, interpolation: str, feature_map: Dict[str, int],
                     prototypes: List[Dict[str, Any]], probe: Dict[str, Any], training: Dict[str, Any],
-                    report_files: List[str], examples: List[Dict[str, Any]]) -> Dict[str, Any]:
+                    report_files: List[str], examples: List[Dict[str, Any]],
+                    interpretability: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The whole model.json of a bundle version."""
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     manifest = {
@@ -105,6 +106,8 @@ def bundle_manifest(*, name: str, version: str, model: "ProtoPNet", onnx: Dict[s
         "probe": probe,
         "training": dict(training, software=software_versions()),
     }
+    if interpretability is not None:
+        manifest["interpretability"] = interpretability
     if report_files:
         manifest["report"] = report_files
     if examples:

@@ -23,6 +23,7 @@ from .manifest import training_block
 from .publish import check_writable
 from .report import report_writer
 from .run_folder import RunFolder
+from .scorecard import scorecard_hook
 from .train import Trainer, TrainResult
 
 Log = Callable[[str], None]
@@ -41,6 +42,7 @@ class TrainJob:
     examples: int = 10
     baseline_result: Optional[str] = None     # training.baseline from this file (see SeparateBaseline)
     baseline_wait: float = 1800.0             # seconds to wait for a baseline still training after this run
+    scorecard: bool = True                    # measure the exported graph's explanations (model.json interpretability)
 
 
 def train_and_publish(job: TrainJob, progress: bool = False, log: Log = say,
@@ -94,7 +96,9 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
                           image_size=cfg.image_size, interpolation=cfg.interpolation, records=result.records,
                           training=training_block(cfg, result, len(source.train), len(source.test), job.preset),
                           report=report_writer(result, source.classes) if job.report else None,
-                          examples=example_images(trainer.loaders.test_set, job.examples))
+                          examples=example_images(trainer.loaders.test_set, job.examples),
+                          scorecard=scorecard_hook(trainer.loaders.test_set, source.train, job.report, log)
+                          if job.scorecard else None)
     baseline = f", baseline {result.baseline.test_accuracy:.4f}" if result.baseline is not None else ""
     log(f"published {bundle} (test accuracy {result.test_accuracy:.4f}{baseline}, {time.time() - started:.1f}s)")
     return bundle
@@ -102,7 +106,7 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
 
 def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], push: bool = False,
                        baseline_result: Optional[str] = None, report: bool = True, examples: int = 10,
-                       progress: bool = False, log: Log = say) -> str:
+                       progress: bool = False, log: Log = say, scorecard: bool = True) -> str:
     """Publish a bundle from a checkpoint. With `push`, a checkpoint of an unfinished run is pushed and its last
     layer trained first, as its last epoch would have done. The test metrics are measured again (the checkpoint
     may have been pruned since). Returns the bundle folder."""
@@ -141,7 +145,8 @@ def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], p
     bundle = write_bundle(models, name or cfg.dataset, model, classes=classes, channels=model.mean.numel(),
                           image_size=cfg.image_size, interpolation=cfg.interpolation, records=records,
                           training=training, report=report_writer(result, classes) if report else None,
-                          examples=example_images(loaders.test_set, examples))
+                          examples=example_images(loaders.test_set, examples),
+                          scorecard=scorecard_hook(loaders.test_set, source.train, report, log) if scorecard else None)
     log(f"published {bundle}")
     return bundle
 

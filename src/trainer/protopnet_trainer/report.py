@@ -117,6 +117,47 @@ def prototype_gallery(prototypes: List[Dict], classes: List[str], bundle_dir: st
     canvas.save(path)
 
 
+def plot_interpretability(block: Dict, path: str) -> None:
+    """The scorecard (model.json's `interpretability`): the headline measures as bars, and each prototype's
+    consistency and stability."""
+    plt = _pyplot()
+    figure, (summary_axis, prototype_axis) = plt.subplots(1, 2, figsize=(12, 4.2),
+                                                           gridspec_kw={"width_ratios": [1, 1.6]})
+    measures = [("pointing game", block.get("pointingGame")), ("consistency", block.get("consistency")),
+                ("noise stability", block.get("noiseStability")), ("JPEG stability", block.get("jpegStability")),
+                ("background share", block.get("backgroundShare"))]
+    names = [name for name, _ in measures]
+    values = [100 * value if value is not None else 0.0 for _, value in measures]
+    bars = summary_axis.barh(names, values, color=["#4c72b0"] * 4 + ["#c44e52"])
+    for bar, (_, value) in zip(bars, measures):
+        summary_axis.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2,
+                          "n/a (no parts)" if value is None else f"{100 * value:.1f}%", va="center", fontsize=9)
+    summary_axis.set_xlim(0, 125)
+    summary_axis.invert_yaxis()
+    deletion = block.get("deletion", {})
+    summary_axis.set_title(f"{block.get('images')} test images; deletion ratio {deletion.get('ratio')} "
+                           f"({deletion.get('meanDropTopBox')} vs {deletion.get('meanDropRandomBox')})", fontsize=9)
+    prototypes = block.get("prototypes", [])
+    indices = [p["index"] for p in prototypes]
+    for key, label, marker in (("consistency", "consistency", "o"), ("noiseStability", "noise stability", "^"),
+                               ("jpegStability", "JPEG stability", "s")):
+        points = [(p["index"], p[key]) for p in prototypes if p.get(key) is not None]
+        if points:
+            prototype_axis.scatter([i for i, _ in points], [v for _, v in points], s=14, marker=marker, label=label)
+    background = [p["index"] for p in prototypes if p.get("background")]
+    if background:
+        prototype_axis.scatter(background, [-0.05] * len(background), s=14, marker="x", color="#c44e52",
+                               label="background patch")
+    prototype_axis.set_xlim(-1, max(indices, default=0) + 1)
+    prototype_axis.set_ylim(-0.1, 1.05)
+    prototype_axis.set_xlabel("prototype")
+    prototype_axis.set_title("per prototype (over its class's test images)", fontsize=9)
+    prototype_axis.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def write_report(bundle_dir: str, history: List[Dict], confusion: Optional[np.ndarray], classes: List[str],
                  prototypes: List[Dict], baseline_history: Optional[List[float]] = None) -> List[str]:
     """Write report/{curves,confusion,gallery}.png into a bundle folder (prototype pictures already there)."""

@@ -1,0 +1,132 @@
+"""The interpretability scorecard of a bundle (interpretability.py's measures), computed on its ONNX graph: for a
+bundle being published (train, export: inside the staging folder, before model.json is written) and for a
+published bundle (evaluate-interpretability: results written elsewhere, the bundle is never changed)."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .atomic import write_text_atomically
+from .config import TrainConfig
+from .data import ImageSet, Split, load_data_source
+from .errors import TrainerError
+from .interpretability import PrototypeSource, collect, scorecard
+from .onnx_graph import OnnxGraph
+
+Log = Callable[[str], None]
+# write_bundle's hook: (staging folder, manifest prototypes, last-layer weights) -> (block, report files)
+ScorecardHook = Callable[[str, List[Dict], List[List[float]]], Tuple[Dict[str, Any], List[str]]]
+
+
+def prototype_sources(folder: str, prototypes: List[Dict], train: Optional[Split]) -> List[PrototypeSource]:
+    """Each prototype's source picture and box from a bundle folder; its parts when the training split has them."""
+    index_of = {item: n for n, item in enumerate(train.ids)} if train is not None and train.parts else {}
+    sources = []
+    for entry in prototypes:
+        path = os.path.join(folder, entry.get("images", {}).get("source", f"prototypes/{entry['index']}/source.png"))
+        try:
+            with Image.open(path) as picture:
+                image = np.asarray(picture, dtype=np.float32) / 255.0
+        except OSError as error:
+            raise TrainerError(f"prototype {entry['index']}: cannot read {path} ({error})") from None
+        image = image[..., None] if image.ndim == 2 else image
+        box = entry.get("source", {}).get("box")
+        if not box:
+            raise TrainerError(f"prototype {entry['index']} has no source.box")
+        item = str(entry.get("source", {}).get("item"))
+        parts = train.parts.boxes[index_of[item]] if item in index_of else None
+        sources.append(PrototypeSource(image, (box["x"], box["y"], box["width"], box["height"]), parts))
+    return sources
+
+
+def measure(folder: str, onnx_file: str, prototypes: List[Dict], weights: List[List[float]], test_set: ImageSet,
+            train: Optional[Split], batch_size: int = 100) -> Dict[str, Any]:
+    """The `interpretability` block for the graph in `folder`, measured on `test_set`."""
+    started = time.time()
+    graph = OnnxGraph(os.path.join(folder, onnx_file))
+    images = torch.stack([test_set.image(n) for n in range(len(test_set))]) if len(test_set) else None
+    if images is None:
+        raise TrainerError("interpretability: no test images")
+    labels = list(test_set.split.labels)
+    mean_colour = images.mean(dim=(0, 2, 3))
+    batches = ((images[n:n + batch_size], labels[n:n + batch_size]) for n in range(0, len(labels), batch_size))
+    prototype_classes = torch.tensor([int(p["classIndex"]) for p in prototypes])
+    records = collect(graph, batches, torch.tensor(weights), prototype_classes, mean_colour)
+    parts = test_set.split.parts
+    block = scorecard(records, prototype_classes.tolist(), prototype_sources(folder, prototypes, train),
+                      parts, parts.boxes if parts is not None else None)
+    block.update({"split": test_set.split.name, "meanColour": [round(float(v), 4) for v in mean_colour],
+                  "engine": graph.engine, "seconds": round(time.time() - started, 1)})
+    return block
+
+
+def scorecard_hook(test_set: ImageSet, train: Optional[Split], report: bool, log: Log,
+                   batch_size: int = 100) -> ScorecardHook:
+    """write_bundle's step that measures the exported graph in the staging folder (and draws its picture)."""
+    def run(staging: str, prototypes: List[Dict], weights: List[List[float]]) -> Tuple[Dict[str, Any], List[str]]:
+        block = measure(staging, "model.onnx", prototypes, weights, test_set, train, batch_size)
+        log(summary(block))
+        files = []
+        if report:
+            from .report import plot_interpretability
+            os.makedirs(os.path.join(staging, "report"), exist_ok=True)
+            plot_interpretability(block, os.path.join(staging, "report", "interpretability.png"))
+            files.append("report/interpretability.png")
+        return block, files
+    return run
+
+
+def summary(block: Dict[str, Any]) -> str:
+    def share(value: Optional[float]) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+    deletion = block["deletion"]
+    return (f"interpretability on {block['images']} images: pointing game {share(block['pointingGame'])}, "
+            f"consistency {share(block['consistency'])}, noise stability {share(block['noiseStability'])}, "
+            f"JPEG stability {share(block['jpegStability'])}, deletion ratio {deletion['ratio']} "
+            f"(top box {deletion['meanDropTopBox']}, random {deletion['meanDropRandomBox']}), background "
+            f"{block['backgroundPrototypes']}/{len(block['prototypes'])} prototypes")
+
+
+def evaluate_bundle(bundle: str, dataset: Optional[str], data: Optional[str], output: Optional[str],
+                    limit: Optional[int], batch_size: int, log: Log) -> Dict[str, Any]:
+    """The scorecard of a published bundle, on its data set's test split (or another data set's), written to
+    `output` (interpretability.json, interpretability.png); the bundle itself is only read."""
+    manifest_path = os.path.join(bundle, "model.json")
+    try:
+        with open(manifest_path, "r", encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as error:
+        raise TrainerError(f"cannot read {manifest_path}: {error}") from None
+    output = output or os.path.join("runs", manifest.get("name", "bundle"), f"interpretability-{manifest['version']}")
+    if os.path.abspath(output) == os.path.abspath(bundle):
+        raise TrainerError("--output must not be the bundle: published versions are immutable")
+    training = manifest.get("training") or {}
+    cfg = TrainConfig.from_dict(training.get("config") or {"dataset": training.get("dataset", "fashion-mnist")})
+    changes = {k: v for k, v in (("dataset", dataset), ("data", data)) if v is not None}
+    cfg = cfg.replace(**changes, augment=False, test_limit=limit)
+    source = load_data_source(cfg)
+    if len(source.classes) != len(manifest["classes"]):
+        raise TrainerError(f"class-count mismatch: the bundle has {len(manifest['classes'])} classes, data set "
+                           f"{cfg.dataset} has {len(source.classes)}")
+    size = manifest["input"]
+    if size["channels"] != source.channels:
+        raise TrainerError(f"the bundle takes {size['channels']} channels, data set {cfg.dataset} has "
+                           f"{source.channels}")
+    test_set = ImageSet(source.test, int(size["height"]), size.get("interpolation", "bilinear"))
+    same_data = cfg.dataset == training.get("dataset")
+    block = measure(bundle, manifest["onnx"]["file"], manifest["prototypes"], manifest["lastLayer"]["weights"],
+                    test_set, source.train if same_data else None, batch_size)
+    block["dataset"] = cfg.dataset
+    log(summary(block))
+    os.makedirs(output, exist_ok=True)
+    write_text_atomically(os.path.join(output, "interpretability.json"), json.dumps(block, indent=1) + "\n")
+    from .report import plot_interpretability
+    plot_interpretability(block, os.path.join(output, "interpretability.png"))
+    log(f"wrote {output}/interpretability.json and interpretability.png")
+    return block

@@ -1,0 +1,72 @@
+"""The synthetic-parts data set: deterministic, and every recorded part box matches what was drawn."""
+import numpy as np
+import pytest
+
+from protopnet_trainer.config import preset_config
+from protopnet_trainer.data import load_data_source
+from protopnet_trainer.errors import TrainerError
+from protopnet_trainer.synthetic_parts import (PART_COLOURS, SHAPES, class_parts, generate_parts, part_colour_mask,
+                                               shape_mask)
+
+
+def test_same_seed_same_images_other_seed_other_images():
+    first, again = generate_parts(4, 3, 48, 5, "train"), generate_parts(4, 3, 48, 5, "train")
+    assert np.array_equal(first.images, again.images) and first.parts == again.parts
+    assert not np.array_equal(first.images, generate_parts(4, 3, 48, 6, "train").images)
+    assert not np.array_equal(first.images, generate_parts(4, 3, 48, 5, "test").images)
+
+
+def test_every_shape_fills_its_square_to_the_edges():
+    for shape in SHAPES:
+        for size in (6, 11, 18):
+            mask = shape_mask(shape, size)
+            assert mask[0].any() and mask[-1].any() and mask[:, 0].any() and mask[:, -1].any(), (shape, size)
+            assert 0.25 <= mask.mean() <= 1.0, (shape, size)
+
+
+@pytest.mark.parametrize("size", [64, 40])
+def test_part_boxes_hold_exactly_the_pixels_drawn_in_part_colours(size):
+    split = generate_parts(6, 8, size, 2, "test")
+    definitions = class_parts(6)
+    for image, label, parts, distractors in zip(split.images, split.labels, split.parts, split.distractors):
+        assert sorted(p for p, _ in parts) == sorted(definitions[label])   # the class's parts, nothing else
+        inside_any_part = np.zeros(image.shape[:2], dtype=bool)
+        for part, (x, y, w, h) in parts:
+            inside = np.zeros(image.shape[:2], dtype=bool)
+            inside[y:y + h, x:x + w] = True
+            inside_any_part |= inside
+            coloured = part_colour_mask(image, part)
+            # The part's colour is inside its box only; the drawn pixels touch all four sides of the box.
+            assert not (coloured & ~inside).any()
+            rows, cols = np.flatnonzero(coloured.any(axis=1)), np.flatnonzero(coloured.any(axis=0))
+            assert (cols[0], rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1) == (x, y, w, h)
+            assert coloured[inside].mean() >= 0.25
+        # No pixel outside the part boxes has any part colour: background and distractors use other colours.
+        for part in range(len(PART_COLOURS)):
+            assert not (part_colour_mask(image, part) & ~inside_any_part).any()
+        # Distractors are drawn (not empty) and never overlap a part.
+        for x, y, w, h in distractors:
+            assert not inside_any_part[y:y + h, x:x + w].any()
+            assert np.abs(image[y:y + h, x:x + w].astype(int) - np.median(image, axis=(0, 1))).max() > 30
+
+
+def test_the_preset_loads_annotated_splits_quickly():
+    import time
+    started = time.time()
+    cfg = preset_config("synthetic-parts")
+    source = load_data_source(cfg)
+    assert time.time() - started < 30
+    assert source.name == "synthetic-parts" and source.channels == 3 and len(source.classes) == 6
+    assert len(source.train) == 900 and len(source.test) == 300
+    assert source.test.cached.shape == (300, 3, 64, 64)
+    assert source.classes[0] == "red-disc+green-square"
+    assert len(source.test.parts.boxes) == 300 and source.test.parts.class_parts[5] == [5, 0]
+    limited = source.test.subset(7)
+    assert len(limited.parts.boxes) == 7 and limited.parts.boxes == source.test.parts.boxes[:7]
+
+
+def test_bad_sizes_are_refused():
+    with pytest.raises(TrainerError, match="between 2"):
+        generate_parts(9, 1, 64, 1, "train")
+    with pytest.raises(TrainerError, match="at least 32"):
+        generate_parts(3, 1, 16, 1, "train")
