@@ -56,7 +56,14 @@ public static class ApiExamples
         ["GetModel"] = Model,
         ["GetModelVersion"] = new ModelVersionResponse("fashion-mnist", Version, true, "2026-11-29T01:02:03Z", Classes, Input, 100,
             new FeatureCellResponse(7, 7), Training, DateTimeOffset.Parse("2026-11-29T02:00:00Z"), 85.2, "CPUExecutionProvider",
-            "9b1c0d5e...", VersionUrl + "/prototypes"),
+            "9b1c0d5e...", VersionUrl + "/prototypes")
+        {
+            ExecutionStrategy = new ExecutionStrategyResponse(16, 1, 2, "measured",
+            [
+                new StrategyMeasurementResponse(1, 1, 2650), new StrategyMeasurementResponse(4, 1, 4710), new StrategyMeasurementResponse(16, 1, 5820),
+                new StrategyMeasurementResponse(1, 2, 3930), new StrategyMeasurementResponse(4, 2, 5110), new StrategyMeasurementResponse(16, 2, 5790),
+            ]),
+        },
         ["ListPrototypes"] = new PrototypesResponse("fashion-mnist", Version,
         [
             new PrototypeResponse(93, 9, "Ankle boot",

@@ -46,8 +46,8 @@ public sealed class QueueTimeoutException(string message) : Exception(message);
 
 /// <summary>
 /// The dynamic batcher of one model version (Triton's dynamic batching): requests put their preprocessed rows in a
-/// bounded queue; <see cref="BatchingOptions.MaxConcurrentRuns"/> workers each take what is queued, up to
-/// <see cref="BatchingOptions.MaxBatchSize"/> images, waiting at most <see cref="BatchingOptions.MaxQueueDelayMs"/> for more,
+/// bounded queue; the strategy's <see cref="ExecutionStrategy.ConcurrentRuns"/> workers each take what is queued, up to
+/// <see cref="ExecutionStrategy.MaxBatchSize"/> images, waiting at most <see cref="BatchingOptions.MaxQueueDelayMs"/> for more,
 /// copy the rows into one pooled input buffer and run the network once. A request whose caller went away, or that waited
 /// past its deadline, is dropped before it reaches the network.
 /// </summary>
@@ -55,19 +55,21 @@ public sealed class InferenceBatcher : IDisposable
 {
     private readonly ModelBundle _bundle;
     private readonly BatchingOptions _options;
+    private readonly int _maxBatchSize;
     private readonly ServiceMetrics _metrics;
     private readonly Channel<BatchRequest> _queue = Channel.CreateUnbounded<BatchRequest>(new UnboundedChannelOptions { SingleWriter = false });
     private readonly KeyValuePair<string, object?>[] _tags;
     private readonly Task[] _workers;
     private int _queuedImages;
 
-    public InferenceBatcher(ModelBundle bundle, BatchingOptions options, ServiceMetrics metrics)
+    public InferenceBatcher(ModelBundle bundle, ExecutionStrategy strategy, BatchingOptions options, ServiceMetrics metrics)
     {
         _bundle = bundle;
         _options = options;
+        _maxBatchSize = strategy.MaxBatchSize;
         _metrics = metrics;
         _tags = [ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("version", bundle.Version)];
-        _workers = Enumerable.Range(0, options.MaxConcurrentRuns).Select(_ => Task.Run(RunWorkerAsync)).ToArray();
+        _workers = Enumerable.Range(0, strategy.ConcurrentRuns).Select(_ => Task.Run(RunWorkerAsync)).ToArray();
     }
 
     /// <summary>Images waiting for a network run.</summary>
@@ -117,7 +119,7 @@ public sealed class InferenceBatcher : IDisposable
     private async Task RunWorkerAsync()
     {
         var reader = _queue.Reader;
-        var batch = new List<BatchRequest>(_options.MaxBatchSize);
+        var batch = new List<BatchRequest>(_maxBatchSize);
         BatchRequest? carried = null;
         var deadlineTimeout = TimeSpan.FromMilliseconds(_options.QueueTimeoutMs);
         while (true)
@@ -136,13 +138,13 @@ public sealed class InferenceBatcher : IDisposable
             }
 
             var waitUntil = Stopwatch.GetTimestamp() + (long)(_options.MaxQueueDelayMs * Stopwatch.Frequency / 1000.0);
-            while (images < _options.MaxBatchSize)
+            while (images < _maxBatchSize)
             {
                 if (reader.TryRead(out var request))
                 {
                     Interlocked.Add(ref _queuedImages, -request.Rows);
                     if (!Take(request, deadlineTimeout)) continue;
-                    if (images > 0 && images + request.Rows > _options.MaxBatchSize)
+                    if (images > 0 && images + request.Rows > _maxBatchSize)
                     {
                         carried = request;
                         break;
