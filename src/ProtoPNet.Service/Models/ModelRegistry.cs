@@ -153,9 +153,9 @@ public sealed class ModelRegistry(
         }
         else
         {
-            logger.LogInformation("Model {Model}@{Version} runs batches of up to {MaxBatchSize} images, {ConcurrentRuns} concurrent runs, {IntraOpThreads} intra-op threads ({StrategySource} in {MeasureMs:0} ms, images/s: {Measurements})",
+            logger.LogInformation("Model {Model}@{Version} runs batches of up to {MaxBatchSize} images, {ConcurrentRuns} concurrent runs, {IntraOpThreads} intra-op threads ({StrategySource} in {MeasureMs:0} ms, images/s and CPU ms per image: {Measurements})",
                 bundle.Name, bundle.Version, strategy.MaxBatchSize, strategy.ConcurrentRuns, strategy.IntraOpThreads, strategy.Source,
-                stopwatch.Elapsed.TotalMilliseconds, string.Join(", ", strategy.Measurements.Select(m => $"b={m.BatchSize} x{m.ConcurrentRuns} {m.ImagesPerSecond:0.#}")));
+                stopwatch.Elapsed.TotalMilliseconds, string.Join(", ", strategy.Measurements.Select(m => $"b={m.BatchSize} x{m.ConcurrentRuns} {m.ImagesPerSecond:0.#} {m.CpuMsPerImage:0.###}")));
         }
         return strategy;
     }

@@ -58,10 +58,10 @@ public static class ApiExamples
             new FeatureCellResponse(7, 7), Training, DateTimeOffset.Parse("2026-11-29T02:00:00Z"), 85.2, "CPUExecutionProvider",
             "9b1c0d5e...", VersionUrl + "/prototypes")
         {
-            ExecutionStrategy = new ExecutionStrategyResponse(16, 1, 2, "measured",
+            ExecutionStrategy = new ExecutionStrategyResponse(16, 2, 2, "measured",
             [
-                new StrategyMeasurementResponse(1, 1, 2650), new StrategyMeasurementResponse(4, 1, 4710), new StrategyMeasurementResponse(16, 1, 5820),
-                new StrategyMeasurementResponse(1, 2, 3930), new StrategyMeasurementResponse(4, 2, 5110), new StrategyMeasurementResponse(16, 2, 5790),
+                new StrategyMeasurementResponse(1, 2, 3930, 0.44), new StrategyMeasurementResponse(4, 2, 5110, 0.39),
+                new StrategyMeasurementResponse(16, 2, 5790, 0.35),
             ]),
         },
         ["ListPrototypes"] = new PrototypesResponse("fashion-mnist", Version,

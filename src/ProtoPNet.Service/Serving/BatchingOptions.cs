@@ -6,9 +6,9 @@ namespace ProtoPNet.Service.Serving;
 public enum StrategyChoice
 {
     /// <summary>
-    /// On the CPU, measured when the version loads: batch sizes 1, 4, 16 up to <see cref="BatchingOptions.MaxBatchSize"/>
-    /// and 1 or <see cref="BatchingOptions.MaxConcurrentRuns"/> concurrent runs, the fastest taken. On CUDA: batches of
-    /// <see cref="BatchingOptions.MaxBatchSize"/>, one run at a time.
+    /// On the CPU, measured when the version loads: with <see cref="BatchingOptions.MaxConcurrentRuns"/> runs in flight,
+    /// batch sizes 1, 4 and 16 up to <see cref="BatchingOptions.MaxBatchSize"/>; the smallest that costs within 8 % of
+    /// the least CPU per image is taken. On CUDA: batches of <see cref="BatchingOptions.MaxBatchSize"/>, one run at a time.
     /// </summary>
     Auto,
 
@@ -45,8 +45,8 @@ public sealed class BatchingOptions
     public int MaxQueueSize { get; set; } = 256;
 
     /// <summary>
-    /// Network runs in flight per model version: the most <c>auto</c> tries on the CPU, exactly this many with <c>fixed</c>.
-    /// Default 0: one per core.
+    /// Network runs in flight per model version on the CPU (with <c>auto</c> too; on CUDA <c>auto</c> runs one at a time).
+    /// Default 0: one per core, which keeps every core busy with whole runs.
     /// </summary>
     [Range(0, 64)]
     public int MaxConcurrentRuns { get; set; }
