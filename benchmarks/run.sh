@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Throughput benchmark (not a test): in-process ONNX Runtime (batch 1 and batched) vs POST /classify on 127.0.0.1 with and
-# without dynamic batching, at concurrency 1, 4, 16, 32, 64, with img/s, p50/p99 and CPU ms per image (the service process's
-# own CPU time, which other work on a shared machine does not change).
-#   benchmarks/run.sh models/fashion-mnist/<version> [--seconds 10] [--concurrency 1,4,16,32,64] [--max-batch-size 16] [--no-unbatched]
+# Throughput benchmark (not a test): in-process ONNX Runtime (batch 1 and batched) vs POST /classify on 127.0.0.1 to the
+# service as configured by default (plus any --set Section:Key=value) and to one with a fixed batch of --max-batch-size,
+# at concurrency 1, 4, 16, 32, 64, with img/s, p50/p99 and CPU ms per image (the service process's own CPU time, which
+# other work on a shared machine changes little). The measurements of one level take turns in --rounds slices.
+#   benchmarks/run.sh models/fashion-mnist/<version> [--seconds 10] [--rounds 2] [--concurrency 1,4,16,32,64] [--image photo.jpg]
+#     [--max-batch-size 16] [--no-fixed] [--set Batching:MaxBatchSize=4]
+# Memory over a long run: --soak 300 --concurrency 64 (resident memory of the service at start, every 30 s and at the end).
 # For the ResNet-18 224x224 bundle with 200 classes x 10 prototypes (untrained), make it first with the trainer:
 #   PYTHONPATH=src/trainer /usr/bin/python3 -m protopnet_trainer export --untrained --backbone resnet18 \
 #     --num-classes 200 --prototypes-per-class 10 --image-size 224 --models artifacts/bench-models --name resnet18-untrained
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 1 ] || { echo "usage: benchmarks/run.sh <bundle folder> [--seconds N] [--concurrency 1,4,16,32,64] [--max-batch-size 16] [--no-unbatched]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: benchmarks/run.sh <bundle folder> [--seconds N] [--concurrency 1,4,16,32,64] [--rounds 2] [--image photo.jpg] [--max-batch-size 16] [--no-fixed] [--set Section:Key=value] [--soak seconds]" >&2; exit 2; }
 bundle=$1; shift
 dotnet build -c Release src/ProtoPNet.Service -v q -nologo
 dotnet run -c Release --project benchmarks/ProtoPNet.Benchmarks -- --bundle "$bundle" "$@"

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace ProtoPNet.Benchmarks;
 
 public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double Seconds, string? Image, string? Url, int IntraOpThreads,
-    int MaxBatchSize, bool Unbatched)
+    int MaxBatchSize, bool Fixed, int Rounds, double SoakSeconds, string[] ServiceSettings)
 {
     public static BenchmarkOptions Parse(string[] args)
     {
@@ -12,7 +12,10 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
         double seconds = 10;
         var intraOp = 0;
         var maxBatchSize = 16;
-        var unbatched = true;
+        var fixedService = true;
+        var rounds = 2;
+        double soak = 0;
+        var settings = new List<string>();
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -25,11 +28,16 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
                 case "--url": url = Next(); break;
                 case "--intra-op-threads": intraOp = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--max-batch-size": maxBatchSize = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--no-unbatched": unbatched = false; break;
+                case "--no-fixed": fixedService = false; break;
+                case "--rounds": rounds = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--soak": soak = double.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--set": settings.Add(Next()); break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
         if (bundle is null) throw new ArgumentException("--bundle <models/name/version> is required");
-        return new BenchmarkOptions(bundle, concurrency, seconds, image, url, intraOp, maxBatchSize, unbatched);
+        if (settings.Any(s => !s.Contains('='))) throw new ArgumentException("--set needs Section:Key=value");
+        if (rounds < 1) throw new ArgumentException("--rounds must be 1 or more");
+        return new BenchmarkOptions(bundle, concurrency, seconds, image, url, intraOp, maxBatchSize, fixedService, rounds, soak, settings.ToArray());
     }
 }

@@ -5,6 +5,21 @@ namespace ProtoPNet.Benchmarks;
 
 public sealed record LoadResult(int Concurrency, long Completed, double Seconds, double P50, double P99)
 {
+    /// <summary>Every latency measured, sorted, in milliseconds (to combine slices of one measurement).</summary>
+    public double[] Latencies { get; init; } = [];
+
+    /// <summary>This measurement and a later slice of it as one: counts, time and CPU added, percentiles of all latencies.</summary>
+    public LoadResult Add(LoadResult other)
+    {
+        var all = Latencies.Concat(other.Latencies).Order().ToArray();
+        return this with
+        {
+            Completed = Completed + other.Completed, Seconds = Seconds + other.Seconds,
+            P50 = LoadRunner.Percentile(all, 0.50), P99 = LoadRunner.Percentile(all, 0.99), Latencies = all,
+            CpuMilliseconds = CpuMilliseconds + other.CpuMilliseconds,
+        };
+    }
+
     /// <summary>Images per operation (a batched run); 1 for one image per operation.</summary>
     public int ImagesPerOperation { get; init; } = 1;
 
@@ -53,9 +68,9 @@ public static class LoadRunner
         var elapsed = total.Elapsed.TotalSeconds;
         var cpu = (cpuTime() - cpuBefore).TotalMilliseconds;
         var all = latencies.SelectMany(l => l).Order().ToArray();
-        return new LoadResult(concurrency, all.Length, elapsed, Percentile(all, 0.50), Percentile(all, 0.99)) { CpuMilliseconds = cpu };
+        return new LoadResult(concurrency, all.Length, elapsed, Percentile(all, 0.50), Percentile(all, 0.99)) { CpuMilliseconds = cpu, Latencies = all };
     }
 
-    private static double Percentile(double[] sorted, double p) =>
+    internal static double Percentile(double[] sorted, double p) =>
         sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
 }

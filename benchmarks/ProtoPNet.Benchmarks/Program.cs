@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net.Http.Headers;
 using ProtoPNet.Benchmarks;
@@ -7,16 +7,20 @@ using ProtoPNet.Inference.Explanation;
 using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Inference.Runtime;
 
-// Throughput of one bundle at each concurrency level, with p50/p99 latency:
-//  - in-process ONNX Runtime, batch 1 (session.Run from N callers) and at the batch size the service's batcher forms
-//    (one caller running min(N, max batch size) images per run);
+// Throughput of one bundle at each concurrency level, with p50/p99 latency and CPU time per image:
+//  - in-process ONNX Runtime, batch 1 (session.Run from N callers) and at the batch size a batcher of --max-batch-size
+//    forms (one caller running min(N, max batch size) images per run);
 //  - the in-process pipeline (decode, run, explain; batch 1);
-//  - POST /classify on 127.0.0.1 to the Release service with dynamic batching (Batching:MaxBatchSize) and without (1).
-// Usage: dotnet run -c Release --project benchmarks/ProtoPNet.Benchmarks -- --bundle models/<name>/<version>
-//          [--concurrency 1,4,16,32,64] [--seconds 10] [--image path.png] [--url http://127.0.0.1:5099]
-//          [--intra-op-threads 0] [--max-batch-size 16] [--no-unbatched]
+//  - POST /classify on 127.0.0.1 to the Release service as a user gets it (its defaults, plus any --set), and to one
+//    with a fixed batch of --max-batch-size and one run at a time (the configuration before the execution strategy was
+//    measured at load), unless --no-fixed.
+// The measurements of one concurrency level take turns in --rounds slices, so that other work on a shared machine
+// weighs on all of them alike and their ratios hold.
+// --soak S instead runs /classify on the default service for S seconds at the highest --concurrency and reports the
+// service's resident memory at start and end.
 var options = BenchmarkOptions.Parse(args);
-var bundleDirectory = Path.GetFullPath(options.Bundle);
+// "models/x/v/" (as shell completion writes it) and "models/x/v" are the same bundle.
+var bundleDirectory = Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.Bundle));
 // The in-process baseline runs the session as the service does (no spinning threads, whose waiting would count as CPU time).
 var inferenceOptions = new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Auto, IntraOpThreads = options.IntraOpThreads };
 using var bundle = new BundleLoader(new SessionFactory(inferenceOptions)).Load(bundleDirectory);
@@ -24,70 +28,104 @@ var imagePath = options.Image ?? Path.Combine(bundleDirectory, "prototypes", "0"
 var imageBytes = await File.ReadAllBytesAsync(imagePath);
 var decoder = new ImageDecoder(new ImageLimits());
 var classifier = new Classifier(decoder);
+string imageType;
 using (var probe = decoder.Decode(imageBytes))
 {
+    imageType = "image/" + probe.Format.ToLowerInvariant();
     Console.WriteLine($"bundle {bundle.Name}@{bundle.Version}: input {bundle.Manifest.Input.Channels}x{bundle.Manifest.Input.Height}x{bundle.Manifest.Input.Width}, " +
                       $"{bundle.ClassCount} classes, {bundle.PrototypeCount} prototypes, provider {bundle.Provider.Provider}");
-    Console.WriteLine($"image {imagePath} ({probe.Width}x{probe.Height} {probe.Format}, {imageBytes.Length} bytes); {Environment.ProcessorCount} cores; {options.Seconds} s per measurement");
+    Console.WriteLine($"image {imagePath} ({probe.Width}x{probe.Height} {probe.Format}, {imageBytes.Length} bytes); {Environment.ProcessorCount} cores; " +
+                      $"{options.Seconds} s per measurement in {options.Rounds} rounds");
 }
 
-// The same image repeated for the largest batch the batcher forms.
-var elements = bundle.Session.ImageElementCount;
-var input = new float[elements * options.MaxBatchSize];
-using (var decoded = decoder.Decode(imageBytes)) InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
-for (var i = 1; i < options.MaxBatchSize; i++) Array.Copy(input, 0, input, i * elements, elements);
-
-var batchSize = options.MaxBatchSize.ToString(CultureInfo.InvariantCulture);
-await using var batched = options.Url is null
-    ? await ServiceProcess.StartAsync(bundleDirectory, bundle.Name, options.IntraOpThreads, new Dictionary<string, string> { ["Batching__MaxBatchSize"] = batchSize })
-    : null;
-await using var unbatched = options.Url is null && options.Unbatched
-    ? await ServiceProcess.StartAsync(bundleDirectory, bundle.Name, options.IntraOpThreads, new Dictionary<string, string> { ["Batching__MaxBatchSize"] = "1" })
+var userSettings = options.ServiceSettings.Select(s => s.Split('=', 2)).ToDictionary(s => s[0].Replace(":", "__"), s => s[1]);
+await using var service = options.Url is null
+    ? await ServiceProcess.StartAsync(bundleDirectory, bundle.Name, options.IntraOpThreads, userSettings)
     : null;
 HttpClient Client(string url) => new(new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
 {
     BaseAddress = new Uri(url),
     Timeout = TimeSpan.FromSeconds(120),
 };
-using var batchedHttp = Client(options.Url ?? batched!.Url);
-using var unbatchedHttp = unbatched is null ? null : Client(unbatched.Url);
+using var http = Client(options.Url ?? service!.Url);
 var classifyPath = $"/classify?model={Uri.EscapeDataString(bundle.Name)}@{Uri.EscapeDataString(bundle.Version)}";
+var versionPath = $"/models/{Uri.EscapeDataString(bundle.Name)}/versions/{Uri.EscapeDataString(bundle.Version)}";
+var strategy = await ExecutionStrategyOf(http);
+Console.WriteLine($"service execution strategy: {strategy}");
 
-Func<Task> ClassifyOverHttp(HttpClient http) => async () =>
+var statuses = new ConcurrentDictionary<int, long>();
+Func<Task> ClassifyOverHttp(HttpClient client, bool tolerateOverload = false) => async () =>
 {
     using var content = new ByteArrayContent(imageBytes);
-    content.Headers.ContentType = new MediaTypeHeaderValue("image/png");
-    using var response = await http.PostAsync(classifyPath, content);
+    content.Headers.ContentType = new MediaTypeHeaderValue(imageType);
+    using var response = await client.PostAsync(classifyPath, content);
     await response.Content.ReadAsByteArrayAsync();
-    if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"/classify answered {(int)response.StatusCode}");
+    statuses.AddOrUpdate((int)response.StatusCode, 1, (_, n) => n + 1);
+    if (!response.IsSuccessStatusCode && !(tolerateOverload && (int)response.StatusCode == 503))
+    {
+        throw new InvalidOperationException($"/classify answered {(int)response.StatusCode}");
+    }
 };
+
+const double WarmUpSeconds = 5;
+if (options.SoakSeconds > 0) return await SoakAsync();
+
+await using var fixedService = options.Url is null && options.Fixed
+    ? await ServiceProcess.StartAsync(bundleDirectory, bundle.Name, options.IntraOpThreads, new Dictionary<string, string>
+    {
+        ["Batching__Strategy"] = "Fixed",
+        ["Batching__MaxBatchSize"] = options.MaxBatchSize.ToString(CultureInfo.InvariantCulture),
+        ["Batching__MaxConcurrentRuns"] = "1",
+    })
+    : null;
+using var fixedHttp = fixedService is null ? null : Client(fixedService.Url);
+
+// The same image repeated for the largest batch measured.
+var elements = bundle.Session.ImageElementCount;
+var input = new float[elements * options.MaxBatchSize];
+using (var decoded = decoder.Decode(imageBytes)) InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
+for (var i = 1; i < options.MaxBatchSize; i++) Array.Copy(input, 0, input, i * elements, elements);
+
+// The services' hot paths are compiled again, optimised, once they have run a while (tiered JIT): that one-time CPU
+// belongs to start-up, not to the images measured, so each service serves a few seconds of load first.
+foreach (var client in new[] { http, fixedHttp }.OfType<HttpClient>())
+{
+    await LoadRunner.RunAsync(Math.Min(8, options.Concurrency.Max()), WarmUpSeconds, ClassifyOverHttp(client));
+}
 
 var loadBefore = LoadAverage();
 var rows = new List<string[]>();
 foreach (var concurrency in options.Concurrency)
 {
-    var ort = await LoadRunner.RunAsync(concurrency, options.Seconds, () =>
-    {
-        using var outputs = bundle.Session.Run(input, 1);
-        return Task.CompletedTask;
-    });
-    // In-process ONNX Runtime at the batch size the batcher forms for this many callers: one caller, b images a run.
     var batch = Math.Min(concurrency, options.MaxBatchSize);
-    var ortBatched = (await LoadRunner.RunAsync(1, options.Seconds, () =>
+    var measurements = new List<Measurement>
     {
-        using var outputs = bundle.Session.Run(input, batch);
-        return Task.CompletedTask;
-    })).PerOperation(batch);
-    var pipeline = await LoadRunner.RunAsync(concurrency, options.Seconds, () =>
+        new("ORT b=1", concurrency, 1, () =>
+        {
+            using var outputs = bundle.Session.Run(input, 1);
+            return Task.CompletedTask;
+        }, null),
+        // In-process ONNX Runtime at the batch size a batcher forms for this many callers: one caller, b images a run.
+        new($"ORT b={batch}", 1, batch, () =>
+        {
+            using var outputs = bundle.Session.Run(input, batch);
+            return Task.CompletedTask;
+        }, null),
+        new("pipeline", concurrency, 1, () =>
+        {
+            classifier.Classify(bundle, imageBytes, new ExplainOptions());
+            return Task.CompletedTask;
+        }, null),
+        // The services' own CPU time (not this client's), when they are ours to measure.
+        new("/classify", concurrency, 1, ClassifyOverHttp(http), service is null ? () => TimeSpan.Zero : () => service.CpuTime),
+    };
+    if (fixedHttp is not null)
     {
-        classifier.Classify(bundle, imageBytes, new ExplainOptions());
-        return Task.CompletedTask;
-    });
-    // The services' own CPU time (not this client's), when they are ours to measure.
-    var withBatching = await LoadRunner.RunAsync(concurrency, options.Seconds, ClassifyOverHttp(batchedHttp),
-        batched is null ? () => TimeSpan.Zero : () => batched.CpuTime);
-    var withoutBatching = unbatchedHttp is null ? null
-        : await LoadRunner.RunAsync(concurrency, options.Seconds, ClassifyOverHttp(unbatchedHttp), () => unbatched!.CpuTime);
+        measurements.Add(new($"/classify fixed b={options.MaxBatchSize}", concurrency, 1, ClassifyOverHttp(fixedHttp), () => fixedService!.CpuTime));
+    }
+    var results = await MeasureInRoundsAsync(measurements);
+    var (ort, ortBatched, pipeline, classify) = (results[0], results[1], results[2], results[3]);
+    var fixedRun = results.Count > 4 ? results[4] : null;
     var best = Math.Max(ort.ImagesPerSecond, ortBatched.ImagesPerSecond);
     var leanest = Math.Min(ort.CpuMsPerImage, ortBatched.CpuMsPerImage);
     rows.Add(
@@ -96,39 +134,98 @@ foreach (var concurrency in options.Concurrency)
         F(ort.ImagesPerSecond), F(ort.P50), F(ort.P99),
         $"{F(ortBatched.ImagesPerSecond)} (b={batch})",
         F(pipeline.ImagesPerSecond),
-        F(withBatching.ImagesPerSecond), F(withBatching.P50), F(withBatching.P99),
-        withoutBatching is null ? "-" : F(withoutBatching.ImagesPerSecond), withoutBatching is null ? "-" : F(withoutBatching.P50),
-        withoutBatching is null ? "-" : F(withoutBatching.P99),
-        (withBatching.ImagesPerSecond / best).ToString("P0", CultureInfo.InvariantCulture),
+        F(classify.ImagesPerSecond), F(classify.P50), F(classify.P99),
+        fixedRun is null ? "-" : F(fixedRun.ImagesPerSecond), fixedRun is null ? "-" : F(fixedRun.P50), fixedRun is null ? "-" : F(fixedRun.P99),
+        (classify.ImagesPerSecond / best).ToString("P0", CultureInfo.InvariantCulture),
         $"{F(ort.CpuMsPerImage)} / {F(ortBatched.CpuMsPerImage)}",
-        batched is null ? "-" : F(withBatching.CpuMsPerImage), withoutBatching is null ? "-" : F(withoutBatching.CpuMsPerImage),
-        batched is null ? "-" : (leanest / withBatching.CpuMsPerImage).ToString("P0", CultureInfo.InvariantCulture),
-        withoutBatching is null ? "-" : (leanest / withoutBatching.CpuMsPerImage).ToString("P0", CultureInfo.InvariantCulture),
+        service is null ? "-" : F(classify.CpuMsPerImage), fixedRun is null ? "-" : F(fixedRun.CpuMsPerImage),
+        service is null ? "-" : (classify.CpuMsPerImage / leanest).ToString("0.00x", CultureInfo.InvariantCulture),
     ]);
-    Console.WriteLine($"concurrency {concurrency}: ORT b=1 {ort}; ORT b={batch} {ortBatched}; pipeline {pipeline}; /classify batched {withBatching}" +
-                      (withoutBatching is null ? "" : $"; /classify unbatched {withoutBatching}"));
+    Console.WriteLine($"concurrency {concurrency}: " + string.Join("; ", measurements.Select((m, i) => $"{m.Name} {results[i]}")));
 }
 
 Console.WriteLine();
 // Other work on the machine changes every number here; the load average says how busy it was.
 Console.WriteLine($"load average before {loadBefore}, after {LoadAverage()}");
-Console.WriteLine($"{bundle.Name}@{bundle.Version} ({bundle.Manifest.Input.Channels}x{bundle.Manifest.Input.Height}x{bundle.Manifest.Input.Width}, {bundle.PrototypeCount} prototypes, {bundle.Provider.Provider}); " +
-                  $"batched service: Batching:MaxBatchSize {options.MaxBatchSize}");
+Console.WriteLine($"{bundle.Name}@{bundle.Version} ({bundle.Manifest.Input.Channels}x{bundle.Manifest.Input.Height}x{bundle.Manifest.Input.Width}, " +
+                  $"{bundle.PrototypeCount} prototypes, {bundle.Provider.Provider}); /classify: {strategy}; " +
+                  $"fixed: Batching:Strategy Fixed, MaxBatchSize {options.MaxBatchSize}, MaxConcurrentRuns 1");
 string[] header =
 [
     "concurrency", "ORT b=1 img/s", "ORT b=1 p50 ms", "ORT b=1 p99 ms", "ORT batched img/s", "pipeline img/s",
-    "/classify batched img/s", "p50 ms", "p99 ms", "/classify unbatched img/s", "p50 ms", "p99 ms", "batched / best ORT",
-    "ORT CPU ms/img (b=1 / batched)", "/classify batched CPU ms/img", "/classify unbatched CPU ms/img",
-    "CPU efficiency batched", "CPU efficiency unbatched",
+    "/classify img/s", "p50 ms", "p99 ms", "/classify fixed img/s", "p50 ms", "p99 ms", "/classify / best ORT",
+    "ORT CPU ms/img (b=1 / batched)", "/classify CPU ms/img", "/classify fixed CPU ms/img", "/classify CPU / leanest ORT",
 ];
-// CPU efficiency = the leanest in-process ORT CPU time per image / the service's: the share of in-process throughput the
-// service reaches on an otherwise idle machine when CPU-bound. Unlike img/s it does not depend on other work on the machine.
+// CPU ratio = the service's CPU time per image / the leanest in-process ORT's: how much more CPU an image costs served
+// than run alone. Unlike img/s it hardly depends on other work on the machine.
 Console.WriteLine("| " + string.Join(" | ", header) + " |");
 Console.WriteLine("|" + string.Concat(Enumerable.Repeat(" --- |", header.Length)));
 foreach (var row in rows) Console.WriteLine("| " + string.Join(" | ", row) + " |");
 return 0;
 
+// Each measurement runs options.Seconds in all, in options.Rounds slices taking turns with the others.
+async Task<List<LoadResult>> MeasureInRoundsAsync(List<Measurement> measurements)
+{
+    var results = new LoadResult?[measurements.Count];
+    for (var round = 0; round < options.Rounds; round++)
+    {
+        for (var m = 0; m < measurements.Count; m++)
+        {
+            var (_, concurrency, images, operation, cpuTime) = measurements[m];
+            var slice = (await LoadRunner.RunAsync(concurrency, options.Seconds / options.Rounds, operation, cpuTime)).PerOperation(images);
+            results[m] = results[m] is { } earlier ? earlier.Add(slice) : slice;
+        }
+    }
+    return results.Select(r => r!).ToList();
+}
+
+// A long run at the highest concurrency against the default service: throughput, latency, 503s and resident memory.
+async Task<int> SoakAsync()
+{
+    if (service is null) throw new ArgumentException("--soak measures the service it starts; leave out --url");
+    var concurrency = options.Concurrency.Max();
+    var interval = Math.Min(30, options.SoakSeconds);
+    var startRss = service.ResidentBytes;
+    var peakRss = startRss;
+    Console.WriteLine($"soak: {options.SoakSeconds} s of /classify at concurrency {concurrency}; service RSS at start {Mb(startRss)} (after load and warm-up)");
+    Console.WriteLine("| seconds | img/s | p50 ms | p99 ms | 503s | RSS MiB |");
+    Console.WriteLine("| --- | --- | --- | --- | --- | --- |");
+    var firstInterval = 0L;
+    for (var elapsed = 0.0; elapsed < options.SoakSeconds; elapsed += interval)
+    {
+        statuses.Clear();
+        var result = await LoadRunner.RunAsync(concurrency, interval, ClassifyOverHttp(http, tolerateOverload: true), () => service.CpuTime);
+        var rss = service.ResidentBytes;
+        peakRss = Math.Max(peakRss, rss);
+        if (elapsed == 0) firstInterval = rss;
+        Console.WriteLine($"| {elapsed + interval:0} | {F(result.ImagesPerSecond)} | {F(result.P50)} | {F(result.P99)} | " +
+                          $"{statuses.GetValueOrDefault(503)} | {Mb(rss)} |");
+    }
+    var endRss = service.ResidentBytes;
+    Console.WriteLine($"service RSS: start {Mb(startRss)}, after the first {interval:0} s {Mb(firstInterval)}, end {Mb(endRss)}, peak {Mb(peakRss)} MiB; " +
+                      $"load average {LoadAverage()}");
+    return 0;
+}
+
+async Task<string> ExecutionStrategyOf(HttpClient client)
+{
+    try
+    {
+        using var version = System.Text.Json.JsonDocument.Parse(await client.GetStringAsync(versionPath));
+        return version.RootElement.TryGetProperty("executionStrategy", out var chosen) ? chosen.ToString() : "(not reported)";
+    }
+    catch (HttpRequestException exception)
+    {
+        return $"(unknown: {exception.Message})";
+    }
+}
+
+static string Mb(long bytes) => (bytes / (1024.0 * 1024.0)).ToString("0", CultureInfo.InvariantCulture);
+
 static string LoadAverage() =>
     File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
 
 static string F(double value) => value.ToString(value >= 100 ? "0" : value >= 10 ? "0.0" : "0.00", CultureInfo.InvariantCulture);
+
+/// <summary>One thing measured: <paramref name="Concurrency"/> callers each running <paramref name="Operation"/> of <paramref name="Images"/> images.</summary>
+internal sealed record Measurement(string Name, int Concurrency, int Images, Func<Task> Operation, Func<TimeSpan>? CpuTime);

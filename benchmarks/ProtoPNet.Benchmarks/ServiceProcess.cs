@@ -29,6 +29,16 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>The service process's resident memory now (VmRSS).</summary>
+    public long ResidentBytes
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.WorkingSet64;
+        }
+    }
+
     public static async Task<ServiceProcess> StartAsync(string bundleDirectory, string name, int intraOpThreads,
         IReadOnlyDictionary<string, string>? environment = null)
     {
@@ -36,6 +46,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         // A model root holding only this bundle, through a symbolic link, so the service loads nothing else.
         var root = Directory.CreateTempSubdirectory("protopnet-bench-").FullName;
         Directory.CreateDirectory(Path.Combine(root, name));
+        bundleDirectory = Path.TrimEndingDirectorySeparator(bundleDirectory);
         Directory.CreateSymbolicLink(Path.Combine(root, name, Path.GetFileName(bundleDirectory)), bundleDirectory);
 
         var port = FreePort();

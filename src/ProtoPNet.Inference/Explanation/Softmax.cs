@@ -6,7 +6,15 @@ public static class Softmax
     public static double[] Compute(ReadOnlySpan<float> logits)
     {
         var result = new double[logits.Length];
-        if (logits.Length == 0) return result;
+        Compute(logits, result);
+        return result;
+    }
+
+    /// <summary>As <see cref="Compute(ReadOnlySpan{float})"/>, into the first <c>logits.Length</c> elements of <paramref name="result"/>.</summary>
+    public static void Compute(ReadOnlySpan<float> logits, Span<double> result)
+    {
+        if (logits.Length == 0) return;
+        result = result[..logits.Length];
         double max = double.NegativeInfinity;
         foreach (var logit in logits) max = Math.Max(max, logit);
         var sum = 0.0;
@@ -16,6 +24,5 @@ public static class Softmax
             sum += result[i];
         }
         for (var i = 0; i < result.Length; i++) result[i] /= sum;
-        return result;
     }
 }

@@ -32,6 +32,9 @@ public sealed class SessionFactory
     /// <summary>The provider every session of this factory runs on.</summary>
     public ProviderChoice Provider => _provider.Value;
 
+    /// <summary>Threads one run's operators use: <see cref="InferenceOptions.IntraOpThreads"/>, or ONNX Runtime's default of one per core.</summary>
+    public int IntraOpThreads => _options.IntraOpThreads > 0 ? _options.IntraOpThreads : Environment.ProcessorCount;
+
     /// <summary>Creates one session for a model file; the caller owns and disposes it.</summary>
     public (InferenceSession Session, ProviderChoice Provider) Create(string modelPath)
     {

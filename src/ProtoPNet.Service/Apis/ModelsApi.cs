@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Net.Http.Headers;
 using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Runtime;
 using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Problems;
 
@@ -84,8 +85,16 @@ public static class ModelsApi
             bundle.Name, bundle.Version, ReferenceEquals(family.Served, bundle), manifest.CreatedUtc, Classes(bundle), Input(bundle),
             bundle.PrototypeCount, new FeatureCellResponse(manifest.FeatureMap.Height, manifest.FeatureMap.Width), manifest.Training,
             bundle.LoadedUtc, Math.Round(bundle.LoadMilliseconds, 1), bundle.Provider.Provider, manifest.Onnx.Sha256,
-            VersionUrl(bundle) + "/prototypes") { Examples = ExamplesApi.Links(bundle) });
+            VersionUrl(bundle) + "/prototypes")
+        {
+            Examples = ExamplesApi.Links(bundle),
+            ExecutionStrategy = Strategy(registry.Catalog.Served[bundle].Strategy),
+        });
     }
+
+    private static ExecutionStrategyResponse Strategy(ExecutionStrategy strategy) => new(strategy.MaxBatchSize, strategy.ConcurrentRuns,
+        strategy.IntraOpThreads, strategy.Source,
+        strategy.Measurements.Select(m => new StrategyMeasurementResponse(m.BatchSize, m.ConcurrentRuns, m.ImagesPerSecond, m.CpuMsPerImage)).ToArray());
 
     /// <param name="name">Model name.</param>
     /// <param name="version">Version id.</param>

@@ -19,7 +19,21 @@ public sealed record ModelVersionResponse(
     /// <summary>Example images stored in the bundle, when it has any.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<ExampleImageResponse>? Examples { get; init; }
+
+    /// <summary>How this version's network runs are shaped (Batching:Strategy).</summary>
+    public required ExecutionStrategyResponse ExecutionStrategy { get; init; }
 }
+
+/// <summary>
+/// A version's execution strategy: at most <c>maxBatchSize</c> images per network run, <c>concurrentRuns</c> runs in
+/// flight, <c>intraOpThreads</c> threads per run; <c>source</c> is <c>measured</c> (on the CPU at load, with the
+/// <c>measurements</c> it was chosen from), <c>cuda</c> or <c>configured</c>.
+/// </summary>
+public sealed record ExecutionStrategyResponse(
+    int MaxBatchSize, int ConcurrentRuns, int IntraOpThreads, string Source, IReadOnlyList<StrategyMeasurementResponse> Measurements);
+
+/// <summary>Images per second of <c>concurrentRuns</c> callers each running batches of <c>batchSize</c>, and CPU milliseconds per image, measured at load.</summary>
+public sealed record StrategyMeasurementResponse(int BatchSize, int ConcurrentRuns, double ImagesPerSecond, double CpuMsPerImage);
 
 /// <summary>A model name with every loaded version; <c>defaultVersion</c> is the one served when no version is named.</summary>
 public sealed record ModelResponse(

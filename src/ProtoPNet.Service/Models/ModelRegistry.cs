@@ -114,7 +114,7 @@ public sealed class ModelRegistry(
     {
         var served = new Dictionary<ModelBundle, ServedModel>();
         foreach (var bundle in kept) served[bundle] = current.Served[bundle];
-        foreach (var bundle in added) served[bundle] = new ServedModel(bundle, batching.Value, metrics);
+        foreach (var bundle in added) served[bundle] = new ServedModel(bundle, StrategyFor(bundle), batching.Value, metrics);
         var catalog = policy.Catalog(kept.Concat(added), refused) with { Served = served };
         Volatile.Write(ref _catalog, catalog);
         foreach (var bundle in removed)
@@ -126,6 +126,38 @@ public sealed class ModelRegistry(
             current.Served[bundle].Retire();
         }
         return catalog;
+    }
+
+    /// <summary>How long each candidate shape runs per round when the strategy is measured (two rounds, a handful of shapes).</summary>
+    private static readonly TimeSpan MeasureSlice = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
+    /// The version's execution strategy (Batching:Strategy): measured on the CPU before the version is served, batches
+    /// of Batching:MaxBatchSize on CUDA (where a run's fixed cost is the GPU launch and copies, which batching spreads),
+    /// or as configured.
+    /// </summary>
+    private ExecutionStrategy StrategyFor(ModelBundle bundle)
+    {
+        var options = batching.Value;
+        var threads = sessionFactory.IntraOpThreads;
+        var stopwatch = Stopwatch.StartNew();
+        var strategy = options.Strategy == StrategyChoice.Fixed
+            ? new ExecutionStrategy(options.MaxBatchSize, options.ConcurrentRunsLimit, threads, "configured")
+            : bundle.Provider.Provider == SessionFactory.CudaProvider
+                ? new ExecutionStrategy(options.MaxBatchSize, 1, threads, "cuda")
+                : ExecutionStrategyTuner.Measure(bundle.Session, options.MaxBatchSize, options.ConcurrentRunsLimit, threads, MeasureSlice);
+        if (strategy.Measurements.Count == 0)
+        {
+            logger.LogInformation("Model {Model}@{Version} runs batches of up to {MaxBatchSize} images, {ConcurrentRuns} concurrent runs, {IntraOpThreads} intra-op threads ({StrategySource})",
+                bundle.Name, bundle.Version, strategy.MaxBatchSize, strategy.ConcurrentRuns, strategy.IntraOpThreads, strategy.Source);
+        }
+        else
+        {
+            logger.LogInformation("Model {Model}@{Version} runs batches of up to {MaxBatchSize} images, {ConcurrentRuns} concurrent runs, {IntraOpThreads} intra-op threads ({StrategySource} in {MeasureMs:0} ms, images/s and CPU ms per image: {Measurements})",
+                bundle.Name, bundle.Version, strategy.MaxBatchSize, strategy.ConcurrentRuns, strategy.IntraOpThreads, strategy.Source,
+                stopwatch.Elapsed.TotalMilliseconds, string.Join(", ", strategy.Measurements.Select(m => $"b={m.BatchSize} x{m.ConcurrentRuns} {m.ImagesPerSecond:0.#} {m.CpuMsPerImage:0.###}")));
+        }
+        return strategy;
     }
 
     private static string[] Serving(ModelCatalog catalog) => catalog.Families.Values.Select(f => $"{f.Name}@{f.Served.Version}").ToArray();

@@ -1,10 +1,11 @@
 using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Runtime;
 using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Models;
 
 /// <summary>
-/// A loaded model version as the registry serves it: the bundle, its batcher, and a count of the requests using it.
+/// A loaded model version as the registry serves it: the bundle, its execution strategy and batcher, and a count of the requests using it.
 /// When a reload retires it, it is disposed as soon as the last request using it has finished (never under one).
 /// </summary>
 public sealed class ServedModel
@@ -14,13 +15,18 @@ public sealed class ServedModel
     private bool _retired;
     private bool _disposed;
 
-    public ServedModel(ModelBundle bundle, BatchingOptions options, ServiceMetrics metrics)
+    public ServedModel(ModelBundle bundle, ExecutionStrategy strategy, BatchingOptions options, ServiceMetrics metrics)
     {
         Bundle = bundle;
-        Batcher = new InferenceBatcher(bundle, options, metrics);
+        Strategy = strategy;
+        Batcher = new InferenceBatcher(bundle, strategy, options, metrics);
     }
 
     public ModelBundle Bundle { get; }
+
+    /// <summary>How this version's network runs are shaped (batch size, concurrent runs, threads) and how that was chosen.</summary>
+    public ExecutionStrategy Strategy { get; }
+
     public InferenceBatcher Batcher { get; }
 
     /// <summary>True once retired and drained: session and batcher are gone.</summary>

@@ -56,7 +56,14 @@ public static class ApiExamples
         ["GetModel"] = Model,
         ["GetModelVersion"] = new ModelVersionResponse("fashion-mnist", Version, true, "2026-11-29T01:02:03Z", Classes, Input, 100,
             new FeatureCellResponse(7, 7), Training, DateTimeOffset.Parse("2026-11-29T02:00:00Z"), 85.2, "CPUExecutionProvider",
-            "9b1c0d5e...", VersionUrl + "/prototypes"),
+            "9b1c0d5e...", VersionUrl + "/prototypes")
+        {
+            ExecutionStrategy = new ExecutionStrategyResponse(16, 2, 2, "measured",
+            [
+                new StrategyMeasurementResponse(1, 2, 3930, 0.44), new StrategyMeasurementResponse(4, 2, 5110, 0.39),
+                new StrategyMeasurementResponse(16, 2, 5790, 0.35),
+            ]),
+        },
         ["ListPrototypes"] = new PrototypesResponse("fashion-mnist", Version,
         [
             new PrototypeResponse(93, 9, "Ankle boot",

@@ -46,8 +46,8 @@ public sealed class QueueTimeoutException(string message) : Exception(message);
 
 /// <summary>
 /// The dynamic batcher of one model version (Triton's dynamic batching): requests put their preprocessed rows in a
-/// bounded queue; <see cref="BatchingOptions.MaxConcurrentRuns"/> workers each take what is queued, up to
-/// <see cref="BatchingOptions.MaxBatchSize"/> images, waiting at most <see cref="BatchingOptions.MaxQueueDelayMs"/> for more,
+/// bounded queue; the strategy's <see cref="ExecutionStrategy.ConcurrentRuns"/> workers each take what is queued, up to
+/// <see cref="ExecutionStrategy.MaxBatchSize"/> images, waiting at most <see cref="BatchingOptions.MaxQueueDelayMs"/> for more,
 /// copy the rows into one pooled input buffer and run the network once. A request whose caller went away, or that waited
 /// past its deadline, is dropped before it reaches the network.
 /// </summary>
@@ -55,19 +55,24 @@ public sealed class InferenceBatcher : IDisposable
 {
     private readonly ModelBundle _bundle;
     private readonly BatchingOptions _options;
+    private readonly int _maxBatchSize;
     private readonly ServiceMetrics _metrics;
     private readonly Channel<BatchRequest> _queue = Channel.CreateUnbounded<BatchRequest>(new UnboundedChannelOptions { SingleWriter = false });
     private readonly KeyValuePair<string, object?>[] _tags;
     private readonly Task[] _workers;
+    /// <summary>One permit per concurrent run: taken by a worker for its batch, or by a request that runs at once (<see cref="TryRunNow"/>).</summary>
+    private readonly SemaphoreSlim _runSlots;
     private int _queuedImages;
 
-    public InferenceBatcher(ModelBundle bundle, BatchingOptions options, ServiceMetrics metrics)
+    public InferenceBatcher(ModelBundle bundle, ExecutionStrategy strategy, BatchingOptions options, ServiceMetrics metrics)
     {
         _bundle = bundle;
         _options = options;
+        _maxBatchSize = strategy.MaxBatchSize;
         _metrics = metrics;
         _tags = [ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("version", bundle.Version)];
-        _workers = Enumerable.Range(0, options.MaxConcurrentRuns).Select(_ => Task.Run(RunWorkerAsync)).ToArray();
+        _runSlots = new SemaphoreSlim(strategy.ConcurrentRuns, strategy.ConcurrentRuns);
+        _workers = Enumerable.Range(0, strategy.ConcurrentRuns).Select(_ => Task.Run(RunWorkerAsync)).ToArray();
     }
 
     /// <summary>Images waiting for a network run.</summary>
@@ -81,6 +86,7 @@ public sealed class InferenceBatcher : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
         aborted.ThrowIfCancellationRequested();
+        if (TryRunNow(input, rows) is { } now) return now;
         var queued = Interlocked.Add(ref _queuedImages, rows);
         // A request larger than the whole queue is still taken when the queue is empty, so it can be served at all.
         if (queued > _options.MaxQueueSize && queued != rows)
@@ -114,10 +120,34 @@ public sealed class InferenceBatcher : IDisposable
         }
     }
 
+    /// <summary>
+    /// With nothing queued, no queue delay configured and a run free, the request runs on its own thread at once: no
+    /// hand-off to a worker and back, which on a small model costs more than the network (two thread wake-ups).
+    /// </summary>
+    private BatchRun? TryRunNow(float[] input, int rows)
+    {
+        if (_options.MaxQueueDelayMs > 0 || rows > _maxBatchSize || Volatile.Read(ref _queuedImages) > 0 || !_runSlots.Wait(0)) return null;
+        try
+        {
+            var session = _bundle.Session;
+            var started = Stopwatch.GetTimestamp();
+            var shared = new SharedOutputs(session.Run(input, rows), 1);
+            var inferenceMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            _metrics.InferenceDuration.Record(inferenceMs / 1000, _tags);
+            _metrics.BatchSize.Record(rows, _tags);
+            _metrics.QueueDuration.Record(0, _tags);
+            return new BatchRun(shared, 0, rows, 0, inferenceMs);
+        }
+        finally
+        {
+            _runSlots.Release();
+        }
+    }
+
     private async Task RunWorkerAsync()
     {
         var reader = _queue.Reader;
-        var batch = new List<BatchRequest>(_options.MaxBatchSize);
+        var batch = new List<BatchRequest>(_maxBatchSize);
         BatchRequest? carried = null;
         var deadlineTimeout = TimeSpan.FromMilliseconds(_options.QueueTimeoutMs);
         while (true)
@@ -136,13 +166,13 @@ public sealed class InferenceBatcher : IDisposable
             }
 
             var waitUntil = Stopwatch.GetTimestamp() + (long)(_options.MaxQueueDelayMs * Stopwatch.Frequency / 1000.0);
-            while (images < _options.MaxBatchSize)
+            while (images < _maxBatchSize)
             {
                 if (reader.TryRead(out var request))
                 {
                     Interlocked.Add(ref _queuedImages, -request.Rows);
                     if (!Take(request, deadlineTimeout)) continue;
-                    if (images > 0 && images + request.Rows > _options.MaxBatchSize)
+                    if (images > 0 && images + request.Rows > _maxBatchSize)
                     {
                         carried = request;
                         break;
@@ -170,7 +200,16 @@ public sealed class InferenceBatcher : IDisposable
                     break;
                 }
             }
-            if (batch.Count > 0) Run(batch, images);
+            if (batch.Count == 0) continue;
+            await _runSlots.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                Run(batch, images);
+            }
+            finally
+            {
+                _runSlots.Release();
+            }
         }
     }
 

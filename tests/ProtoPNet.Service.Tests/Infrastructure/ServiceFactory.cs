@@ -23,6 +23,10 @@ public sealed class ServiceFactory(IReadOnlyDictionary<string, string?> settings
             // Hot reload watches the root only in the tests about it: each watcher holds an inotify instance.
             ["Models:Watch"] = "false",
             ["Models:RescanIntervalSeconds"] = "0",
+            // One run at a time in batches of 16, as configured: measuring the strategy at every load would add about a
+            // second per test host; ExecutionStrategyTests load with the default (auto) and check what it chooses.
+            ["Batching:Strategy"] = "fixed",
+            ["Batching:MaxConcurrentRuns"] = "1",
         };
         foreach (var (key, value) in extra) settings[key] = value;
         return new ServiceFactory(settings);

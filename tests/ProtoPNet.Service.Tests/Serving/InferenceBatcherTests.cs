@@ -20,7 +20,8 @@ public class InferenceBatcherTests(TrainerBundles bundles)
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         using var metrics = new ServiceMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
         // A long queue delay: the batch forms for three seconds, long enough to cancel one caller meanwhile.
-        using var batcher = new InferenceBatcher(bundle, new BatchingOptions { MaxBatchSize = 8, MaxQueueDelayMs = 3000 }, metrics);
+        using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 1, 1, "configured"),
+            new BatchingOptions { MaxBatchSize = 8, MaxQueueDelayMs = 3000 }, metrics);
         var inputs = Enumerable.Range(0, 3).Select(i =>
         {
             var input = new float[bundle.Session.ImageElementCount];
