@@ -93,11 +93,13 @@ def file_sha256(path: str) -> str:
 def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[str], channels: int,
                  image_size: int, interpolation: str, records: List[Dict], training: Dict[str, Any],
                  report: Optional[Callable[[str, List[Dict]], List[str]]] = None,
-                 examples: Optional[List[Tuple[torch.Tensor, int]]] = None) -> str:
+                 examples: Optional[List[Tuple[torch.Tensor, int]]] = None,
+                 unfamiliarity: Optional[Dict[str, Any]] = None) -> str:
     """Export, copy the prototype pictures, compute the probe and publish. Returns the version folder.
 
     `report(staging_dir, manifest_prototypes)` may add report/ files; `examples` are (image [C, H, W] in
-    [0, 1], class) pairs stored as examples/<n>.png for trying the model; `training["seconds"]` grows by the
+    [0, 1], class) pairs stored as examples/<n>.png for trying the model; `unfamiliarity` is the calibration of
+    unfamiliarity.py (None: uncalibrated); `training["seconds"]` grows by the
     export's own time, so it covers the whole recipe up to the manifest."""
     started = time.time()
     model = model.cpu().eval()
@@ -142,7 +144,8 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
             feature_map={"height": int(feature_h), "width": int(feature_w)}, prototypes=prototypes,
             probe={"input": PROBE_NAME, "logits": probe.logits[0].tolist(),
                    "similarities": probe.similarities[0].tolist()},
-            training=training_values, report_files=report_files, examples=example_entries)
+            training=training_values, report_files=report_files, examples=example_entries,
+            unfamiliarity=unfamiliarity)
 
     return publish(models_dir, name, fill)
 

@@ -14,15 +14,17 @@ from .baseline import SeparateBaseline, baseline_from_file
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .console import say
-from .data import load_data_source, make_loaders
+from .data import DataSource, load_data_source, make_loaders
 from .errors import TrainerError
 from .evaluate import evaluate_accuracy, test_metrics
 from .export import example_images, write_bundle
 from .manifest import training_block
+from .model import ProtoPNet
 from .publish import check_writable
 from .report import report_writer
 from .run_folder import RunFolder
 from .train import Trainer, TrainResult
+from .unfamiliarity import calibrate
 
 Log = Callable[[str], None]
 
@@ -67,10 +69,22 @@ def train_and_publish(job: TrainJob, progress: bool = False, log: Log = say,
                           image_size=cfg.image_size, interpolation=cfg.interpolation, records=result.records,
                           training=training_block(cfg, result, len(source.train), len(source.test), job.preset),
                           report=report_writer(result, source.classes) if job.report else None,
-                          examples=example_images(trainer.loaders.test_set, job.examples))
+                          examples=example_images(trainer.loaders.test_set, job.examples),
+                          unfamiliarity=calibrate_unfamiliarity(cfg, source, result.model, log))
     baseline = f", baseline {result.baseline.test_accuracy:.4f}" if result.baseline is not None else ""
     log(f"published {bundle} (test accuracy {result.test_accuracy:.4f}{baseline}, {time.time() - started:.1f}s)")
     return bundle
+
+
+def calibrate_unfamiliarity(cfg: TrainConfig, source: DataSource, model: ProtoPNet, log: Log) -> Optional[dict]:
+    """The bundle's unfamiliarity threshold, from the training images held out of training; None without any."""
+    if source.holdout is None:
+        return None
+    block = calibrate(model, source.holdout, cfg.image_size, cfg.interpolation, cfg.unfamiliar_share,
+                      next(model.parameters()).device, cfg.test_batch_size)
+    log(f"unfamiliarity: threshold {block['threshold']:.4f} flags {block['calibration']['flaggedShare']:.4f} of "
+        f"{len(source.holdout)} held-out training images")
+    return block
 
 
 def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], push: bool = False,
@@ -114,7 +128,8 @@ def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], p
     bundle = write_bundle(models, name or cfg.dataset, model, classes=classes, channels=model.mean.numel(),
                           image_size=cfg.image_size, interpolation=cfg.interpolation, records=records,
                           training=training, report=report_writer(result, classes) if report else None,
-                          examples=example_images(loaders.test_set, examples))
+                          examples=example_images(loaders.test_set, examples),
+                          unfamiliarity=calibrate_unfamiliarity(cfg, source, model, log))
     log(f"published {bundle}")
     return bundle
 
