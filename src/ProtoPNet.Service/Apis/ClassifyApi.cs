@@ -119,13 +119,28 @@ public static class ClassifyApi
             ModelsApi.PrototypePictureUrl(bundle, p.PrototypeIndex, "source"))).ToArray();
         var encodeMs = encoding.Elapsed.TotalMilliseconds;
         var timings = classification.Timings;
+        var unfamiliarity = classification.Unfamiliarity;
+        var calibration = bundle.Manifest.Unfamiliarity;
         return new ClassifyResponse(
             new ModelReference(bundle.Name, bundle.Version),
             new ImageSize(classification.ImageWidth, classification.ImageHeight),
+            Preprocessing(bundle),
+            unfamiliarity.Unfamiliar,
+            new UnfamiliarityResponse(unfamiliarity.Measure, unfamiliarity.Score, unfamiliarity.Threshold, calibration is null ? null
+                : new UnfamiliarityCalibrationResponse(calibration.TargetShare, calibration.Calibration?.Split, calibration.Calibration?.Size)),
             Score(classification.Prediction),
             classification.TopClasses.Select(Score).ToArray(),
             new ExplanationResponse(explanation.ClassIndex, explanation.Label, explanation.Logit, prototypes, explanation.OtherPrototypesContribution),
             new TimingsResponse(Round(timings.DecodeMs), Round(timings.InferenceMs), Round(timings.ExplainMs + encodeMs), Round(timings.TotalMs + encodeMs)));
+    }
+
+    /// <summary>The conversion and resize every upload gets for this model (InputTensorWriter), named as model.json names them.</summary>
+    internal static PreprocessingResponse Preprocessing(ModelBundle bundle)
+    {
+        var input = bundle.Manifest.Input;
+        ColorSpaces.TryParse(input.ColorSpace, out var colorSpace);
+        return new PreprocessingResponse(colorSpace == ColorSpace.Gray ? "gray" : "rgb", input.Width, input.Height,
+            input.Resize.ToLowerInvariant(), (input.Interpolation ?? "bilinear").ToLowerInvariant());
     }
 
     private static double Round(double milliseconds) => Math.Round(milliseconds, 3);
