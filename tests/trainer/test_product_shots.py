@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from protopnet_trainer.data import make_augmentation
-from protopnet_trainer.product_shots import PolarityAugment, render_product_shot
+from protopnet_trainer.data import ImageSet, Split, make_augmentation
+from protopnet_trainer.product_shots import SHOT_SEED, PolarityAugment, ProductShotSet, render_product_shot
 
 
 def garment() -> np.ndarray:
@@ -62,3 +62,13 @@ def test_the_augmentation_is_off_by_default_and_follows_the_crop_when_on(tiny):
     assert steps[-1].p == 0.5
     only = make_augmentation(tiny(augment=True, augmentation="none", polarity_augment=0.3))
     assert [type(step) for step in only.transforms] == [PolarityAugment]
+
+
+def test_the_product_shot_set_is_the_rendered_jpeg_back_at_the_models_size():
+    split = Split("test", ["a"], 1, ["0"], [0], lambda i: Image.fromarray(garment()))
+    image, label, index = ProductShotSet(ImageSet(split, 28))[0]
+    assert image.shape == (1, 28, 28) and (label, index) == (0, 0)
+    expected = Image.open(io.BytesIO(render_product_shot(garment(), SHOT_SEED))).convert("L").resize((28, 28),
+                                                                                                   Image.BILINEAR)
+    assert torch.equal((image[0] * 255).round().to(torch.uint8), torch.from_numpy(np.asarray(expected).copy()))
+    assert image[0, :2].mean() > 0.75 and image[0, 10:18, 11:17].mean() < 0.55   # dark on light

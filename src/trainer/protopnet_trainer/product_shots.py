@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Tuple
+from typing import TYPE_CHECKING, Tuple
 
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.transforms.functional import to_tensor
+
+if TYPE_CHECKING:
+    from .data import ImageSet
 
 # PIL's "L" conversion (ITU-R 601-2 luma), which the service applies to colour uploads of a grey model as well.
 LUMA = np.array([0.299, 0.587, 0.114])
+SHOT_SEED = 1_000_000   # test image i is rendered with seed SHOT_SEED + i (trainer metric and check script alike)
 
 
 @dataclass(frozen=True)
@@ -99,3 +105,24 @@ class PolarityAugment:
 
     def __repr__(self) -> str:
         return f"PolarityAugment(p={self.p})"
+
+
+class ProductShotSet(Dataset):
+    """A test set as product shots, the way the service receives them: image i of `images` (at the model's input
+    size) rendered with seed SHOT_SEED + i, JPEG-decoded, converted to the model's colour space and resized back to its
+    input size, as (image [C, H, W] in [0, 1], label, index). Its accuracy is the bundle's productShotAccuracy."""
+
+    def __init__(self, images: "ImageSet"):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        image, label, _ = self.images[index]
+        pixels = (image.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
+        ink = pixels[..., 0] if pixels.shape[-1] == 1 else np.asarray(Image.fromarray(pixels).convert("L"))
+        shot = Image.open(io.BytesIO(render_product_shot(ink, SHOT_SEED + index)))
+        shot = shot.convert("L" if image.shape[0] == 1 else "RGB")
+        size = self.images.image_size
+        return to_tensor(self.images.resize(shot) if shot.size != (size, size) else shot), label, index
