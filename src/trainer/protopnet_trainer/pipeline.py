@@ -20,8 +20,8 @@ from .errors import TrainerError
 from .evaluate import evaluate_accuracy, test_metrics
 from .export import example_images, write_bundle
 from .manifest import training_block
-from .product_shots import ProductShotSet
 from .model import ProtoPNet
+from .product_shots import ProductShotSet
 from .publish import check_writable
 from .report import report_writer
 from .run_folder import RunFolder

@@ -84,7 +84,8 @@ def render_product_shot(pixels: np.ndarray, seed: int, size: int = 280) -> bytes
 class PolarityAugment:
     """Online augmentation: with probability `p`, a training image (PIL, light on dark) becomes a product shot at its
     own size: inverted, tinted, scaled and shifted on a light background (colour models keep colour, grey models get
-    its luma). Random numbers come from torch, so the run's seed fixes them."""
+    its luma). The style is drawn as ShotStyle.draw draws it, from torch's random numbers, so the run's seed fixes
+    them; the work is one affine resample and a few array operations (it runs for every training image)."""
 
     def __init__(self, p: float):
         self.p = p
@@ -92,16 +93,23 @@ class PolarityAugment:
     def __call__(self, picture: Image.Image) -> Image.Image:
         if self.p <= 0 or float(torch.rand(1)) >= self.p:
             return picture
-        style = ShotStyle.draw(lambda low, high, n: (low + (high - low) * torch.rand(n)).tolist())
-        channels = 1 if picture.mode == "L" else 3
-        # The ink of a colour image is its luma: a product shot paints the garment in one colour.
-        ink = np.asarray(picture.convert("L"), dtype=np.float32) / 255.0
-        size = picture.width
-        painted = paint(ink, style, size, channels, resample=Image.BILINEAR)
-        painted = painted[..., 0] if channels == 1 else painted
-        if picture.height != size:
-            return Image.fromarray(painted).resize(picture.size, Image.BILINEAR)
-        return Image.fromarray(painted)
+        u = torch.rand(9).tolist()
+        background = np.array([215.0 + 40.0 * v for v in u[0:3]], dtype=np.float32)
+        garment = np.array([10.0 + 120.0 * v for v in u[3:6]], dtype=np.float32)
+        scale = 0.8 + 0.25 * u[6]
+        shift_x, shift_y = (-0.06 + 0.12 * v for v in u[7:9])
+        # The ink (the data set's light garment) scaled about the centre and moved; outside it, no ink.
+        ink = picture if picture.mode == "L" else picture.convert("L")
+        width, height = ink.size
+        cx, cy = width / 2 + shift_x * width, height / 2 + shift_y * height
+        inverse = (1 / scale, 0, width / 2 - cx / scale, 0, 1 / scale, height / 2 - cy / scale)
+        moved = np.asarray(ink.transform(ink.size, Image.AFFINE, inverse, resample=Image.BILINEAR, fillcolor=0),
+                           dtype=np.float32) / 255.0
+        if picture.mode == "L":
+            ground, dark = float(background @ LUMA), float(garment @ LUMA)
+            return Image.fromarray(np.clip(np.round(ground + moved * (dark - ground)), 0, 255).astype(np.uint8))
+        painted = background + moved[..., None] * (garment - background)
+        return Image.fromarray(np.clip(np.round(painted), 0, 255).astype(np.uint8), mode="RGB")
 
     def __repr__(self) -> str:
         return f"PolarityAugment(p={self.p})"
