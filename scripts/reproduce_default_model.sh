@@ -48,6 +48,9 @@ training = manifest["training"]
 protopnet = 100 * training["metrics"]["testAccuracy"]
 baseline = training.get("baseline") or {}
 rows = [("ProtoPNet (after the final push + last layer)", f"{protopnet:.2f}", f"{training['seconds']:.0f}")]
+if training["metrics"].get("productShotAccuracy") is not None:   # the same test images as product photos
+    rows.append(("ProtoPNet on product shots (dark on light, JPEG)",
+                 f"{100 * training['metrics']['productShotAccuracy']:.2f}", ""))
 if "testAccuracy" in baseline:
     rows.append(("black-box baseline, same trunk + GAP + linear", f"{100 * baseline['testAccuracy']:.2f}",
                  f"{baseline.get('seconds', 0):.0f}"))
@@ -59,4 +62,8 @@ for name, accuracy, seconds in rows:
     print(f"{name:<48} {accuracy:>10} {seconds:>8}")
 if "testAccuracy" in baseline:
     print(f"gap (baseline - ProtoPNet): {100 * baseline['testAccuracy'] - protopnet:.2f} points")
+if manifest.get("unfamiliarity"):
+    block = manifest["unfamiliarity"]
+    print(f"unfamiliarity threshold {block['threshold']:.4f} ({block['measure']}), flags "
+          f"{block['calibration']['flaggedShare']:.4f} of {block['calibration']['size']} held-out training images")
 EOF

@@ -209,6 +209,36 @@ public sealed class WebPageTests(WebFixture fixture)
     }
 
     [Fact]
+    public async Task An_unfamiliar_image_gets_a_notice_above_the_explanation()
+    {
+        // A flat mid-grey picture: none of its parts looks like a prototype of the synthetic shapes.
+        var path = Path.Combine(fixture.WorkDirectory, "grey.png");
+        using (var grey = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(32, 32, new SixLabors.ImageSharp.PixelFormats.Rgb24(128, 128, 128)))
+        {
+            await grey.SaveAsPngAsync(path);
+        }
+        Assert.True((await ClassifyAsync(path, topPrototypes: 3)).GetProperty("unfamiliar").GetBoolean());
+        var page = await OpenAsync();
+
+        await page.SetInputFilesAsync("#file", path);
+        await WaitForResultAsync(page);
+        var notice = page.Locator("#unfamiliar-notice");
+        Assert.True(await notice.IsVisibleAsync());
+        Assert.Contains("does not look like anything this model has learned", await notice.TextContentAsync());
+        Assert.Equal("alert", await notice.GetAttributeAsync("role"));
+        var noticeBox = await notice.BoundingBoxAsync();
+        var explanationBox = await page.Locator("#why-title").BoundingBoxAsync();
+        Assert.True(noticeBox!.Y + noticeBox.Height <= explanationBox!.Y, "the notice is not above the explanation");
+
+        // A training image of the model's own: the notice goes away.
+        Assert.False((await ClassifyAsync(fixture.SourceImage(0), topPrototypes: 3)).GetProperty("unfamiliar").GetBoolean());
+        await page.SetInputFilesAsync("#file", fixture.SourceImage(0));
+        await page.WaitForFunctionAsync("() => document.getElementById('unfamiliar-notice').hidden");
+        Assert.False(await notice.IsVisibleAsync());
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task The_page_fits_a_phone_width_screen()
     {
         var page = await OpenAsync(width: 375, height: 740);

@@ -141,6 +141,15 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         if (manifest.Probe.Input != ProbeInput.Name) Refuse($"probe.input '{manifest.Probe.Input}' is unknown (expected '{ProbeInput.Name}')");
         if (manifest.Probe.Logits.Count != classCount) Refuse($"probe.logits has {manifest.Probe.Logits.Count} values, expected {classCount}");
         if (manifest.Probe.Similarities.Count != prototypeCount) Refuse($"probe.similarities has {manifest.Probe.Similarities.Count} values, expected {prototypeCount}");
+
+        if (manifest.Unfamiliarity is { } unfamiliarity)
+        {
+            if (!UnfamiliaritySection.IsKnownMeasure(unfamiliarity.Measure))
+            {
+                Refuse($"unfamiliarity.measure '{unfamiliarity.Measure}' is not one this service computes (expected '{UnfamiliaritySection.NegativeMaxSimilarity}')");
+            }
+            if (!double.IsFinite(unfamiliarity.Threshold)) Refuse("unfamiliarity.threshold is not a finite number");
+        }
         return weights;
     }
 

@@ -23,6 +23,8 @@ public sealed record BundleManifest
     public JsonElement? Training { get; init; }
     /// <summary>Optional (additive): a few test images stored in the bundle for people to try, e.g. on the web page.</summary>
     public IReadOnlyList<ExampleEntry>? Examples { get; init; }
+    /// <summary>Optional (additive): the threshold above which an image counts as unfamiliar, calibrated by the trainer.</summary>
+    public UnfamiliaritySection? Unfamiliarity { get; init; }
 
     public static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
     {
@@ -119,4 +121,30 @@ public sealed record ProbeSection
     public required string Input { get; init; }
     public required IReadOnlyList<double> Logits { get; init; }
     public required IReadOnlyList<double> Similarities { get; init; }
+}
+
+/// <summary>
+/// The unfamiliarity calibration: an image whose <see cref="Measure"/> score is above <see cref="Threshold"/> is flagged
+/// unfamiliar. The trainer chose the threshold so that <see cref="TargetShare"/> of the held-out training images in
+/// <see cref="Calibration"/> are flagged.
+/// </summary>
+public sealed record UnfamiliaritySection
+{
+    /// <summary>Minus the highest similarity of any prototype to any cell of the image (the only measure so far).</summary>
+    public const string NegativeMaxSimilarity = "negative-max-similarity";
+
+    public required string Measure { get; init; }
+    public required double Threshold { get; init; }
+    public double? TargetShare { get; init; }
+    public UnfamiliarityCalibration? Calibration { get; init; }
+
+    public static bool IsKnownMeasure(string? measure) => measure == NegativeMaxSimilarity;
+}
+
+/// <summary>The images the threshold was calibrated on: which split, how many, and the share of them it flags.</summary>
+public sealed record UnfamiliarityCalibration
+{
+    public string? Split { get; init; }
+    public int? Size { get; init; }
+    public double? FlaggedShare { get; init; }
 }

@@ -30,4 +30,8 @@ public sealed record StageTimings(double DecodeMs, double InferenceMs, double Ex
 /// <summary>One image's answer.</summary>
 public sealed record Classification(
     int ImageWidth, int ImageHeight, ClassScore Prediction, IReadOnlyList<ClassScore> TopClasses,
-    ClassExplanation Explanation, StageTimings Timings);
+    ClassExplanation Explanation, StageTimings Timings)
+{
+    /// <summary>How unfamiliar the image is to the model (from the same network run).</summary>
+    public required Unfamiliarity Unfamiliarity { get; init; }
+}

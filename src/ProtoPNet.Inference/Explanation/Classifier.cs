@@ -142,7 +142,10 @@ public sealed class Classifier(ImageDecoder decoder)
             var explainMs = explainWatch.Elapsed.TotalMilliseconds;
             var timings = new StageTimings(prepared.DecodeMs, inferenceMs, explainMs, total.Elapsed.TotalMilliseconds);
             results[index] = new BatchItemOutcome(
-                new Classification(image.Width, image.Height, prediction, topClasses, explanation, timings), null);
+                new Classification(image.Width, image.Height, prediction, topClasses, explanation, timings)
+                {
+                    Unfamiliarity = Unfamiliarity.Of(bundle, outputs.SimilaritiesOf(firstRow + row)),
+                }, null);
         }
         return results;
     }

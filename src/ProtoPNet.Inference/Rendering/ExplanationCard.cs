@@ -44,8 +44,18 @@ public static class ExplanationCard
 
     private static readonly PngEncoder Encoder = new() { ColorType = PngColorType.Rgb, CompressionLevel = PngCompressionLevel.DefaultCompression };
 
-    /// <summary>The card's height for <paramref name="prototypeRows"/> explained prototypes.</summary>
-    public static int HeightFor(int prototypeRows) => RowsTop + Math.Max(0, prototypeRows) * RowHeight + FooterHeight;
+    /// <summary>Height of the notice band an unfamiliar image's card gets under its header.</summary>
+    public const int NoticeHeight = 64;
+
+    /// <summary>The notice on the card of an image whose unfamiliarity is above the bundle's threshold.</summary>
+    public const string UnfamiliarNotice = "This image does not look like anything this model has learned.";
+
+    private static readonly Rgb24 NoticeBackground = new(255, 236, 204);
+    private static readonly Rgb24 NoticeInk = new(138, 58, 0);
+
+    /// <summary>The card's height for <paramref name="prototypeRows"/> explained prototypes (and the notice band, when shown).</summary>
+    public static int HeightFor(int prototypeRows, bool notice = false) =>
+        RowsTop + Math.Max(0, prototypeRows) * RowHeight + FooterHeight + (notice ? NoticeHeight : 0);
 
     public static byte[] RenderPng(ModelBundle bundle, Image<Rgb24> uploaded, Classification classification)
     {
@@ -76,7 +86,49 @@ public static class ExplanationCard
             DrawRow(card, bundle, upload, rows[i], i, RowsTop + i * RowHeight);
         }
         DrawFooter(card, explanation, RowsTop + rows.Count * RowHeight);
-        return card;
+        return classification.Unfamiliarity.Unfamiliar == true ? WithNotice(card) : card;
+    }
+
+    /// <summary>The card with the unfamiliar-image notice in a band between its header and the rest: a prediction is
+    /// still shown (the model always picks a class), but nobody should take it for knowledge.</summary>
+    private static Image<Rgb24> WithNotice(Image<Rgb24> card)
+    {
+        using (card)
+        {
+            var noticed = new Image<Rgb24>(Width, card.Height + NoticeHeight, Background);
+            using (var header = card.Clone(c => c.Crop(new Rectangle(0, 0, Width, HeaderHeight))))
+            using (var rest = card.Clone(c => c.Crop(new Rectangle(0, HeaderHeight, Width, card.Height - HeaderHeight))))
+            {
+                noticed.Mutate(c => c.DrawImage(header, new Point(0, 0), 1f).DrawImage(rest, new Point(0, HeaderHeight + NoticeHeight), 1f));
+            }
+            Pixels.FillRect(noticed, Margin, HeaderHeight, Width - 2 * Margin, NoticeHeight - 8, NoticeBackground);
+            Pixels.FillRect(noticed, Margin, HeaderHeight, 6, NoticeHeight - 8, NoticeInk);
+            var lines = Wrap("Unfamiliar image: " + UnfamiliarNotice, Width - 2 * Margin - 28, TextScale);
+            for (var i = 0; i < Math.Min(2, lines.Count); i++)
+            {
+                BitmapFont.Draw(noticed, lines[i], Margin + 16, HeaderHeight + 8 + 24 * i, NoticeInk, TextScale);
+            }
+            return noticed;
+        }
+    }
+
+    /// <summary>The words of <paramref name="text"/> in lines of at most <paramref name="maxWidth"/> pixels.</summary>
+    private static List<string> Wrap(string text, int maxWidth, int scale)
+    {
+        var lines = new List<string>();
+        var line = "";
+        foreach (var word in text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var longer = line.Length == 0 ? word : line + " " + word;
+            if (line.Length > 0 && BitmapFont.MeasureWidth(longer, scale) > maxWidth)
+            {
+                lines.Add(line);
+                longer = word;
+            }
+            line = longer;
+        }
+        if (line.Length > 0) lines.Add(line);
+        return lines;
     }
 
     private static void DrawHeader(Image<Rgb24> card, ModelBundle bundle, Classification classification)

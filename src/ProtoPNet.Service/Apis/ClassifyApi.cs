@@ -57,7 +57,10 @@ public static class ClassifyApi
                 the top classes, and the explanation: the explained class's logit split into the contributions
                 (`weight x similarity`) of its top prototypes plus `otherPrototypesContribution`, which add up to the logit.
                 Each prototype comes with its 95th-percentile high-activation box in pixels of the uploaded image and, with
-                `heatmaps=png`, a heatmap PNG of the uploaded image's size as a data URI.
+                `heatmaps=png`, a heatmap PNG of the uploaded image's size as a data URI. `unfamiliar` is true when the image looks
+                like nothing the model has learned (its `unfamiliarity.score`, minus the best prototype similarity, is above the
+                bundle's calibrated threshold) and null for a bundle without a threshold; `preprocessing` says what the upload
+                became before the network saw it.
                 """)
             .WithMetadata(new ImageUploadMetadata(Multiple: false))
             .Produces<ClassifyResponse>(StatusCodes.Status200OK)
@@ -119,13 +122,28 @@ public static class ClassifyApi
             ModelsApi.PrototypePictureUrl(bundle, p.PrototypeIndex, "source"))).ToArray();
         var encodeMs = encoding.Elapsed.TotalMilliseconds;
         var timings = classification.Timings;
+        var unfamiliarity = classification.Unfamiliarity;
+        var calibration = bundle.Manifest.Unfamiliarity;
         return new ClassifyResponse(
             new ModelReference(bundle.Name, bundle.Version),
             new ImageSize(classification.ImageWidth, classification.ImageHeight),
+            Preprocessing(bundle),
+            unfamiliarity.Unfamiliar,
+            new UnfamiliarityResponse(unfamiliarity.Measure, unfamiliarity.Score, unfamiliarity.Threshold, calibration is null ? null
+                : new UnfamiliarityCalibrationResponse(calibration.TargetShare, calibration.Calibration?.Split, calibration.Calibration?.Size)),
             Score(classification.Prediction),
             classification.TopClasses.Select(Score).ToArray(),
             new ExplanationResponse(explanation.ClassIndex, explanation.Label, explanation.Logit, prototypes, explanation.OtherPrototypesContribution),
             new TimingsResponse(Round(timings.DecodeMs), Round(timings.InferenceMs), Round(timings.ExplainMs + encodeMs), Round(timings.TotalMs + encodeMs)));
+    }
+
+    /// <summary>The conversion and resize every upload gets for this model (InputTensorWriter), named as model.json names them.</summary>
+    internal static PreprocessingResponse Preprocessing(ModelBundle bundle)
+    {
+        var input = bundle.Manifest.Input;
+        ColorSpaces.TryParse(input.ColorSpace, out var colorSpace);
+        return new PreprocessingResponse(colorSpace == ColorSpace.Gray ? "gray" : "rgb", input.Width, input.Height,
+            input.Resize.ToLowerInvariant(), (input.Interpolation ?? "bilinear").ToLowerInvariant());
     }
 
     private static double Round(double milliseconds) => Math.Round(milliseconds, 3);

@@ -32,9 +32,29 @@ public sealed record ExplanationResponse(
 /// <summary>Milliseconds spent per stage for this image.</summary>
 public sealed record TimingsResponse(double Decode, double Inference, double Explain, double Total);
 
-/// <summary>The answer for one image: the prediction, the top classes and the "this looks like that" explanation.</summary>
+/// <summary>
+/// What the upload became before the network saw it: converted to <c>colorSpace</c> and resized to
+/// <c>width</c> x <c>height</c> (<c>resize</c>, <c>interpolation</c>), as the model's bundle says its trainer did.
+/// </summary>
+public sealed record PreprocessingResponse(string ColorSpace, int Width, int Height, string Resize, string Interpolation);
+
+/// <summary>
+/// How unfamiliar the image is to the model: <c>score</c> of <c>measure</c> (higher is less familiar) against the
+/// bundle's calibrated <c>threshold</c>; the threshold and <c>calibration</c> are null for a bundle without a calibration.
+/// </summary>
+public sealed record UnfamiliarityResponse(string Measure, double Score, double? Threshold, UnfamiliarityCalibrationResponse? Calibration);
+
+/// <summary>How the threshold was chosen: it flags <c>targetShare</c> of <c>size</c> held-out images of <c>split</c>.</summary>
+public sealed record UnfamiliarityCalibrationResponse(double? TargetShare, string? Split, int? Size);
+
+/// <summary>
+/// The answer for one image: the prediction, the top classes and the "this looks like that" explanation.
+/// <c>unfamiliar</c> is true when the image looks like nothing the model has learned (its unfamiliarity score is above the
+/// bundle's threshold), null when the bundle has no calibrated threshold.
+/// </summary>
 public sealed record ClassifyResponse(
-    ModelReference Model, ImageSize Image, ClassScoreResponse Prediction, IReadOnlyList<ClassScoreResponse> TopClasses,
+    ModelReference Model, ImageSize Image, PreprocessingResponse Preprocessing, bool? Unfamiliar, UnfamiliarityResponse Unfamiliarity,
+    ClassScoreResponse Prediction, IReadOnlyList<ClassScoreResponse> TopClasses,
     ExplanationResponse Explanation, TimingsResponse TimingsMs);
 
 /// <summary>One answer per uploaded image, in upload order: a classification, or a problem object for that image.</summary>

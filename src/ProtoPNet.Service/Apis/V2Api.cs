@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Explanation;
 using ProtoPNet.Inference.Runtime;
 using ProtoPNet.Service.Classifying;
 using ProtoPNet.Service.Models;
@@ -46,7 +47,18 @@ public static class V2Api
     /// <summary>The largest v2 request body (JSON numbers are ~10 bytes each: a few hundred 224 x 224 RGB images).</summary>
     public const long MaxRequestBytes = 256L * 1024 * 1024;
 
-    private static readonly string[] OutputNames = [BundleSession.LogitsName, BundleSession.SimilaritiesName, BundleSession.SimilarityMapsName];
+    private static readonly string[] GraphOutputNames = [BundleSession.LogitsName, BundleSession.SimilaritiesName, BundleSession.SimilarityMapsName];
+
+    /// <summary>The unfamiliarity score of each image [N] (FP32), computed from its similarities as /classify does.</summary>
+    public const string UnfamiliarityName = "unfamiliarity";
+
+    /// <summary>Whether each image is unfamiliar [N] (BOOL): only for a bundle with a calibrated threshold.</summary>
+    public const string UnfamiliarName = "unfamiliar";
+
+    /// <summary>The outputs a model answers: the graph's, the unfamiliarity score, and the flag when its bundle is calibrated.</summary>
+    private static string[] OutputNames(ModelBundle bundle) => bundle.Manifest.Unfamiliarity is null
+        ? [.. GraphOutputNames, UnfamiliarityName]
+        : [.. GraphOutputNames, UnfamiliarityName, UnfamiliarName];
 
     public static IEndpointRouteBuilder MapV2Api(this IEndpointRouteBuilder app)
     {
@@ -125,6 +137,8 @@ public static class V2Api
                 new V2TensorMetadata(BundleSession.LogitsName, Datatype, [-1, session.ClassCount]),
                 new V2TensorMetadata(BundleSession.SimilaritiesName, Datatype, [-1, session.PrototypeCount]),
                 new V2TensorMetadata(BundleSession.SimilarityMapsName, Datatype, [-1, session.PrototypeCount, session.MapHeight, session.MapWidth]),
+                new V2TensorMetadata(UnfamiliarityName, Datatype, [-1]),
+                .. bundle.Manifest.Unfamiliarity is null ? Array.Empty<V2TensorMetadata>() : [new V2TensorMetadata(UnfamiliarName, "BOOL", [-1])],
             ]));
     }
 
@@ -139,14 +153,20 @@ public static class V2Api
     {
         var model = route.Selector();
         var body = await ReadRequestAsync(request, cancellationToken);
-        var requested = body.Outputs?.Select(o => o.Name).ToArray() ?? OutputNames;
-        var unknown = requested.Where(o => !OutputNames.Contains(o)).ToArray();
-        if (unknown.Length > 0 || requested.Length == 0)
+        string[] requested = [];
+        using var run = await classification.RunTensorAsync(request.HttpContext, model, (bundle, maxRows) =>
         {
-            throw BadRequest($"Unknown output(s) [{string.Join(", ", unknown)}]; the model's outputs are [{string.Join(", ", OutputNames)}].");
-        }
-        using var run = await classification.RunTensorAsync(request.HttpContext, model, (bundle, maxRows) => WriteInput(body.Inputs!, bundle, maxRows),
-            cancellationToken);
+            // Checked against the leased version: whether it answers `unfamiliar` depends on its bundle.
+            var known = OutputNames(bundle);
+            requested = body.Outputs?.Select(o => o.Name).ToArray() ?? known;
+            var unknown = requested.Where(o => !known.Contains(o)).ToArray();
+            if (unknown.Length > 0 || requested.Length == 0)
+            {
+                var hint = unknown.Contains(UnfamiliarName) ? $" ('{UnfamiliarName}' needs a bundle with a calibrated unfamiliarity threshold)" : "";
+                throw BadRequest($"Unknown output(s) [{string.Join(", ", unknown)}]; the model's outputs are [{string.Join(", ", known)}]{hint}.");
+            }
+            return WriteInput(body.Inputs!, bundle, maxRows);
+        }, cancellationToken);
         var outputs = requested.Distinct().Select(o => Output(o, run)).ToArray();
         return TypedResults.Ok(new V2InferenceResponse(run.Model.Name, run.Model.Version, outputs) { Id = body.Id });
     }
@@ -205,6 +225,13 @@ public static class V2Api
     {
         var outputs = run.Outputs;
         var rows = run.Rows;
+        if (name is UnfamiliarityName or UnfamiliarName)
+        {
+            var measured = Enumerable.Range(run.FirstRow, rows).Select(item => Unfamiliarity.Of(run.Model, outputs.SimilaritiesOf(item))).ToArray();
+            return name == UnfamiliarityName
+                ? new V2ResponseOutput(name, [rows], Datatype, measured.Select(u => (float)u.Score).ToArray())
+                : new V2ResponseOutput(name, [rows], "BOOL", measured.Select(u => u.Unfamiliar == true).ToArray());
+        }
         var mapSize = outputs.MapHeight * outputs.MapWidth;
         var (perRow, shape) = name switch
         {

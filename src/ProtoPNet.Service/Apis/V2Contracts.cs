@@ -61,12 +61,12 @@ public sealed record V2InferenceRequest(
     public IReadOnlyList<V2RequestOutput>? Outputs { get; init; }
 }
 
-/// <summary>An output tensor, <c>data</c> flat in row-major order.</summary>
+/// <summary>An output tensor, <c>data</c> flat in row-major order: numbers for FP32, <c>true</c>/<c>false</c> for BOOL.</summary>
 public sealed record V2ResponseOutput(
     [property: JsonPropertyName("name")] string Name,
     [property: JsonPropertyName("shape")] IReadOnlyList<long> Shape,
     [property: JsonPropertyName("datatype")] string Datatype,
-    [property: JsonPropertyName("data")] float[] Data);
+    [property: JsonPropertyName("data")] Array Data);
 
 /// <summary>An inference response: the model and version that answered, the request's id and the outputs.</summary>
 public sealed record V2InferenceResponse(

@@ -15,6 +15,9 @@ public static class ApiExamples
     private static readonly ClassifyResponse Classify = new(
         new ModelReference("fashion-mnist", Version),
         new ImageSize(600, 800),
+        new PreprocessingResponse("gray", 28, 28, "stretch", "bilinear"),
+        false,
+        new UnfamiliarityResponse("negative-max-similarity", -6.02, -2.87, new UnfamiliarityCalibrationResponse(0.01, "train-holdout", 3000)),
         new ClassScoreResponse(9, "Ankle boot", 0.97, 12.31),
         [new ClassScoreResponse(9, "Ankle boot", 0.97, 12.31), new ClassScoreResponse(7, "Sneaker", 0.02, 8.42), new ClassScoreResponse(5, "Sandal", 0.01, 7.9)],
         new ExplanationResponse(9, "Ankle boot", 12.31,
@@ -36,10 +39,14 @@ public static class ApiExamples
     private static readonly V2ModelMetadata V2Metadata = new("fashion-mnist", [Version], "onnxruntime_onnx",
         [new V2TensorMetadata("image", "FP32", [-1, 1, 28, 28])],
         [new V2TensorMetadata("logits", "FP32", [-1, 10]), new V2TensorMetadata("similarities", "FP32", [-1, 100]),
-         new V2TensorMetadata("similarity_maps", "FP32", [-1, 100, 7, 7])]);
+         new V2TensorMetadata("similarity_maps", "FP32", [-1, 100, 7, 7]), new V2TensorMetadata("unfamiliarity", "FP32", [-1]),
+         new V2TensorMetadata("unfamiliar", "BOOL", [-1])]);
 
     private static readonly V2InferenceResponse V2Answer = new("fashion-mnist", Version,
-        [new V2ResponseOutput("logits", [1, 10], "FP32", [-3.1f, -4.2f, -2.9f, -3.8f, -3.3f, 1.7f, -2.5f, 4.4f, -1.2f, 12.31f])]) { Id = "42" };
+        [
+            new V2ResponseOutput("logits", [1, 10], "FP32", new[] { -3.1f, -4.2f, -2.9f, -3.8f, -3.3f, 1.7f, -2.5f, 4.4f, -1.2f, 12.31f }),
+            new V2ResponseOutput("unfamiliar", [1], "BOOL", new[] { false }),
+        ]) { Id = "42" };
 
     /// <summary>The 200 example of each operation, by operation id.</summary>
     public static readonly IReadOnlyDictionary<string, object> Success = new Dictionary<string, object>

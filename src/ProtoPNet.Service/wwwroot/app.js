@@ -221,6 +221,16 @@ function renderResult(result, prototypes, imageUrl) {
   const { width, height } = result.image;
   const colour = (i) => BOX_COLOURS[i % BOX_COLOURS.length];
 
+  // Unfamiliar: the image's parts are further from every prototype than the bundle's calibrated threshold allows.
+  const unfamiliar = result.unfamiliar === true;
+  $("unfamiliar-notice").hidden = !unfamiliar;
+  if (unfamiliar) {
+    const share = result.unfamiliarity.calibration?.targetShare;
+    $("unfamiliar-detail").textContent = (share
+      ? `Its closest match to any prototype is weaker than for all but ${percent(share)} of the model's own held-out images, `
+      : "Its closest match to any prototype is weaker than the model's threshold, ") +
+      "so the prediction below is only the least bad guess.";
+  }
   $("prediction").textContent = prediction.label;
   $("prediction-detail").textContent =
     `${percent(prediction.probability)} probability, by ${result.model.name} (version ${result.model.version})`;

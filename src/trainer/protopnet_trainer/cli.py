@@ -33,6 +33,8 @@ OVERRIDES = [
     ("--small-cnn-convs", "small_cnn_convs_per_stage", int), ("--small-cnn-pools", "small_cnn_pools", int),
     ("--interpolation", "interpolation", str), ("--threads", "threads", int), ("--workers", "num_workers", int),
     ("--train-limit", "train_limit", int), ("--test-limit", "test_limit", int),
+    ("--polarity-augment", "polarity_augment", float), ("--calibration-holdout", "calibration_holdout", int),
+    ("--unfamiliar-share", "unfamiliar_share", float),
     ("--synthetic-classes", "synthetic_classes", int), ("--synthetic-channels", "synthetic_channels", int),
     ("--synthetic-train-per-class", "synthetic_train_per_class", int),
     ("--synthetic-test-per-class", "synthetic_test_per_class", int),
@@ -65,6 +67,11 @@ HELP = {
     "--augmentation": "paper: rotation, skew/shear and flips | crop-flip: random crop of the image padded by "
                       "--crop-padding black pixels, and flips | none",
     "--crop-padding": "crop-flip: padding in pixels before the random crop",
+    "--polarity-augment": "share of training images re-rendered as product shots: inverted to dark on a light "
+                          "background, tinted, scaled and shifted (0: off)",
+    "--calibration-holdout": "hold the last N training images out of training and calibrate the bundle's "
+                             "unfamiliarity threshold on them (0: no calibration)",
+    "--unfamiliar-share": "share of the held-out images the unfamiliarity threshold flags (default 0.01)",
     "--joint-optimizer": "adam-step: Adam + StepLR per epoch (the reference) | adamw-onecycle: AdamW + OneCycleLR "
                          "stepped per batch, the --lr-* values are the peaks",
     "--onecycle-pct-start": "adamw-onecycle: share of the joint steps spent ramping the lr up",

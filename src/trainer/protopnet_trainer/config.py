@@ -25,6 +25,8 @@ class TrainConfig:
     shear_degrees: float = 10.0
     skew: float = 0.2                        # perspective distortion scale
     flip: bool = True
+    polarity_augment: float = 0.0            # share of training images re-rendered as product shots (dark on light,
+                                             # tinted, scaled, shifted; product_shots.PolarityAugment); 0: off
     interpolation: str = "bilinear"         # resize interpolation (recorded in the manifest)
     synthetic_classes: int = 4
     synthetic_channels: int = 3
@@ -32,6 +34,9 @@ class TrainConfig:
     synthetic_test_per_class: int = 20
     train_limit: Optional[int] = None        # use only the first N training items (quick experiments)
     test_limit: Optional[int] = None
+    calibration_holdout: int = 0             # the last N training images are held out of training and calibrate
+                                             # the unfamiliarity threshold (unfamiliarity.py); 0: no calibration
+    unfamiliar_share: float = 0.01           # share of the held-out images the threshold flags as unfamiliar
     # model
     backbone: str = "small-cnn"
     trunk_weights: Optional[str] = None      # file with a trunk state dict, "imagenet-onnx", "torchvision" or None
@@ -104,6 +109,12 @@ class TrainConfig:
             raise TrainerError("adamw-onecycle needs at least one joint epoch (warm_epochs < epochs)")
         if self.augmentation not in AUGMENTATIONS:
             raise TrainerError(f"unknown augmentation '{self.augmentation}' (use {', '.join(AUGMENTATIONS)})")
+        if not 0.0 <= self.polarity_augment <= 1.0:
+            raise TrainerError(f"--polarity-augment must be between 0 and 1 (got {self.polarity_augment})")
+        if self.calibration_holdout < 0:
+            raise TrainerError("--calibration-holdout must be >= 0")
+        if not 0.0 < self.unfamiliar_share < 1.0:
+            raise TrainerError(f"--unfamiliar-share must be between 0 and 1 (got {self.unfamiliar_share})")
         if self.crop_padding < 0:
             raise TrainerError("--crop-padding must be >= 0")
         if self.joint_optimizer not in JOINT_OPTIMIZERS:
@@ -127,7 +138,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # A colour model on the synthetic data set in well under a minute on 2 CPU cores.
     "smoke": dict(
         dataset="synthetic", image_size=32, synthetic_classes=4, synthetic_channels=3,
-        synthetic_train_per_class=200, synthetic_test_per_class=50,
+        synthetic_train_per_class=300, synthetic_test_per_class=50,
+        calibration_holdout=400,   # the last 100 per class of 300: training keeps the same 800 images as before
         backbone="small-cnn", small_cnn_widths=[16, 32], small_cnn_convs_per_stage=1, small_cnn_pools=2,
         prototype_dim=32, prototypes_per_class=2, augment=False,
         epochs=20, warm_epochs=2, push_start=10, push_every=5, last_layer_iterations=10,

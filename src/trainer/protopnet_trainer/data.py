@@ -21,6 +21,7 @@ from torchvision.transforms import InterpolationMode
 
 from .config import TrainConfig
 from .errors import TrainerError
+from .product_shots import PolarityAugment
 
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -47,6 +48,18 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def hold_out(self, count: int) -> Tuple["Split", "Split"]:
+        """(the split without its last `count` items, those items): a held-out part of the training data."""
+        keep = len(self.ids) - count
+
+        def part(name: str, items: slice) -> "Split":
+            return Split(name, self.classes, self.channels, self.ids[items], self.labels[items],
+                         (lambda i: self.load(i + keep)) if items.start else self.load,
+                         self.true_boxes[items] if self.true_boxes else None,
+                         self.cached[items] if self.cached is not None else None)
+
+        return part(self.name, slice(0, keep)), part(f"{self.name}-holdout", slice(keep, None))
 
     def subset(self, limit: Optional[int]) -> "Split":
         if limit is None or limit >= len(self.ids):
@@ -76,6 +89,7 @@ class DataSource:
     test: Split
     mean: List[float] = field(default_factory=list)
     std: List[float] = field(default_factory=list)
+    holdout: Optional[Split] = None          # training images kept out of training (--calibration-holdout)
 
     @property
     def classes(self) -> List[str]:
@@ -129,15 +143,24 @@ def make_augmentation(cfg: TrainConfig) -> Optional[Callable]:
     crop-flip: a random crop of the image padded with `crop_padding` black pixels, and a left-right flip (small
     centred images such as Fashion-MNIST, where rotation and shear move garments off their usual pose).
     """
-    if not cfg.augment or cfg.augmentation == "none":
+    if not cfg.augment:
         return None
+    steps = _shape_augmentation(cfg)
+    if cfg.polarity_augment > 0:   # after the crop: its black padding becomes the product shot's light ground
+        steps.append(PolarityAugment(cfg.polarity_augment))
+    return transforms.Compose(steps) if steps else None
+
+
+def _shape_augmentation(cfg: TrainConfig) -> List[Callable]:
     steps: List[Callable] = []
+    if cfg.augmentation == "none":
+        return steps
     if cfg.augmentation == "crop-flip":
         if cfg.crop_padding > 0:
             steps.append(transforms.RandomCrop(cfg.image_size, padding=cfg.crop_padding, fill=0))
         if cfg.flip:
             steps.append(transforms.RandomHorizontalFlip())
-        return transforms.Compose(steps) if steps else None
+        return steps
     if cfg.skew > 0:
         steps.append(transforms.RandomPerspective(distortion_scale=cfg.skew, p=0.5))
     if cfg.rotation_degrees > 0 or cfg.shear_degrees > 0:
@@ -146,7 +169,7 @@ def make_augmentation(cfg: TrainConfig) -> Optional[Callable]:
                                              else None))
     if cfg.flip:
         steps.append(transforms.RandomHorizontalFlip())
-    return transforms.Compose(steps) if steps else None
+    return steps
 
 
 # ---------------------------------------------------------------------------------------------- Fashion-MNIST
@@ -459,6 +482,11 @@ def load_data_source(cfg: TrainConfig) -> DataSource:
         raise TrainerError(f"unknown dataset '{cfg.dataset}' (choose from {', '.join(DATASETS)})")
     source.train = source.train.subset(cfg.train_limit)
     source.test = source.test.subset(cfg.test_limit)
+    if cfg.calibration_holdout:
+        if cfg.calibration_holdout >= len(source.train):
+            raise TrainerError(f"--calibration-holdout {cfg.calibration_holdout} leaves no training images "
+                               f"(the training split has {len(source.train)})")
+        source.train, source.holdout = source.train.hold_out(cfg.calibration_holdout)
     for split in (source.train, source.test):
         if len(split) == 0:
             raise TrainerError(f"{cfg.dataset}: the {split.name} split is empty")

@@ -97,13 +97,15 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
                  image_size: int, interpolation: str, records: List[Dict], training: Dict[str, Any],
                  report: Optional[Callable[[str, List[Dict]], List[str]]] = None,
                  examples: Optional[List[Tuple[torch.Tensor, int]]] = None,
-                 scorecard: Optional["ScorecardHook"] = None) -> str:
+                 scorecard: Optional["ScorecardHook"] = None,
+                 unfamiliarity: Optional[Dict[str, Any]] = None) -> str:
     """Export, copy the prototype pictures, compute the probe and publish. Returns the version folder.
 
     `report(staging_dir, manifest_prototypes)` may add report/ files; `scorecard(staging_dir, manifest_prototypes,
     last_layer_weights)` measures the exported graph and returns model.json's `interpretability` block and the
     report/ files it drew (scorecard.scorecard_hook); `examples` are (image [C, H, W] in
-    [0, 1], class) pairs stored as examples/<n>.png for trying the model; `training["seconds"]` grows by the
+    [0, 1], class) pairs stored as examples/<n>.png for trying the model; `unfamiliarity` is the calibration of
+    unfamiliarity.py (None: uncalibrated); `training["seconds"]` grows by the
     export's own time, so it covers the whole recipe up to the manifest."""
     started = time.time()
     model = model.cpu().eval()
@@ -153,7 +155,7 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
             probe={"input": PROBE_NAME, "logits": probe.logits[0].tolist(),
                    "similarities": probe.similarities[0].tolist()},
             training=training_values, report_files=report_files, examples=example_entries,
-            interpretability=interpretability)
+            interpretability=interpretability, unfamiliarity=unfamiliarity)
 
     return publish(models_dir, name, fill)
 

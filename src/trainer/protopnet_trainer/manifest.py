@@ -43,6 +43,8 @@ def baseline_block(cfg: TrainConfig, test_accuracy: float, seconds: Optional[flo
     block: Dict[str, Any] = {"testAccuracy": test_accuracy, "backbone": cfg.backbone, "epochs": cfg.epochs,
                              "model": BASELINE_MODEL, "augment": cfg.augment, "augmentation": cfg.augmentation,
                              "jointOptimizer": cfg.joint_optimizer}
+    if cfg.polarity_augment:
+        block["polarityAugment"] = cfg.polarity_augment
     if seconds:
         block["seconds"] = round(seconds, 3)
     return block
@@ -51,17 +53,23 @@ def baseline_block(cfg: TrainConfig, test_accuracy: float, seconds: Optional[flo
 def separate_baseline_block(cfg: TrainConfig, history: List[float], seconds: float) -> Dict[str, Any]:
     """training.baseline of a baseline trained in a process of its own (--baseline-only): also its per-epoch
     history and seed, so the ProtoPNet run that reads it can check that it is of the same recipe."""
-    return {"testAccuracy": history[-1], "history": history, "seconds": round(seconds, 3),
-            "backbone": cfg.backbone, "epochs": cfg.epochs, "seed": cfg.seed, "model": BASELINE_MODEL,
-            "augment": cfg.augment, "augmentation": cfg.augmentation, "jointOptimizer": cfg.joint_optimizer,
-            "process": "separate (--baseline-only)"}
+    block = {"testAccuracy": history[-1], "history": history, "seconds": round(seconds, 3),
+             "backbone": cfg.backbone, "epochs": cfg.epochs, "seed": cfg.seed, "model": BASELINE_MODEL,
+             "augment": cfg.augment, "augmentation": cfg.augmentation, "jointOptimizer": cfg.joint_optimizer,
+             "process": "separate (--baseline-only)"}
+    if cfg.polarity_augment:
+        block["polarityAugment"] = cfg.polarity_augment
+    return block
 
 
 def baseline_mismatches(block: Dict[str, Any], cfg: TrainConfig) -> List[str]:
     """The recipe fields in which a separate baseline's block differs from `cfg`."""
-    return [key for key, value in (("backbone", cfg.backbone), ("epochs", cfg.epochs), ("seed", cfg.seed),
-                                   ("augmentation", cfg.augmentation), ("jointOptimizer", cfg.joint_optimizer))
-            if block.get(key) != value]
+    mismatches = [key for key, value in (("backbone", cfg.backbone), ("epochs", cfg.epochs), ("seed", cfg.seed),
+                                         ("augmentation", cfg.augmentation), ("jointOptimizer", cfg.joint_optimizer))
+                  if block.get(key) != value]
+    if block.get("polarityAugment", 0.0) != cfg.polarity_augment:
+        mismatches.append("polarityAugment")
+    return mismatches
 
 
 def prototype_entry(index: int, class_index: int, record: Dict[str, Any]) -> Dict[str, Any]:
@@ -84,7 +92,8 @@ def bundle_manifest(*, name: str, version: str, model: "ProtoPNet", onnx: Dict[s
                     channels: int, image_size: int, interpolation: str, feature_map: Dict[str, int],
                     prototypes: List[Dict[str, Any]], probe: Dict[str, Any], training: Dict[str, Any],
                     report_files: List[str], examples: List[Dict[str, Any]],
-                    interpretability: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                    interpretability: Optional[Dict[str, Any]] = None,
+                    unfamiliarity: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The whole model.json of a bundle version."""
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     manifest = {
@@ -108,6 +117,8 @@ def bundle_manifest(*, name: str, version: str, model: "ProtoPNet", onnx: Dict[s
     }
     if interpretability is not None:
         manifest["interpretability"] = interpretability
+    if unfamiliarity:
+        manifest["unfamiliarity"] = unfamiliarity
     if report_files:
         manifest["report"] = report_files
     if examples:

@@ -9,22 +9,26 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import torch
+from torch.utils.data import DataLoader
 
 from .baseline import SeparateBaseline, baseline_from_file
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .console import say
-from .data import load_data_source, make_loaders
+from .data import DataSource, ImageSet, load_data_source, make_loaders
 from .distributed import Group, process_group, restart_count
 from .errors import TrainerError
 from .evaluate import evaluate_accuracy, test_metrics
 from .export import example_images, write_bundle
 from .manifest import training_block
+from .model import ProtoPNet
+from .product_shots import ProductShotSet
 from .publish import check_writable
 from .report import report_writer
 from .run_folder import RunFolder
 from .scorecard import scorecard_hook
 from .train import Trainer, TrainResult
+from .unfamiliarity import calibrate
 
 Log = Callable[[str], None]
 
@@ -92,16 +96,50 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
     if not main:
         return None
     source = trainer.source
+    training = training_block(cfg, result, len(source.train), len(source.test), job.preset)
+    unfamiliarity = measure_beyond_the_test_set(result.model, cfg, source, trainer.loaders.test_set, training, progress,
+                                                log)
     bundle = write_bundle(job.models, job.name, result.model, classes=source.classes, channels=source.channels,
                           image_size=cfg.image_size, interpolation=cfg.interpolation, records=result.records,
-                          training=training_block(cfg, result, len(source.train), len(source.test), job.preset),
+                          training=training,
                           report=report_writer(result, source.classes) if job.report else None,
                           examples=example_images(trainer.loaders.test_set, job.examples),
                           scorecard=scorecard_hook(trainer.loaders.test_set, source.train, job.report, log)
-                          if job.scorecard else None)
+                          if job.scorecard else None,
+                          unfamiliarity=unfamiliarity)
     baseline = f", baseline {result.baseline.test_accuracy:.4f}" if result.baseline is not None else ""
     log(f"published {bundle} (test accuracy {result.test_accuracy:.4f}{baseline}, {time.time() - started:.1f}s)")
     return bundle
+
+
+def measure_beyond_the_test_set(model: ProtoPNet, cfg: TrainConfig, source: DataSource, test_set: ImageSet,
+                                training: dict, progress: bool, log: Log) -> Optional[dict]:
+    """The published model on photos and on the unknown: its product-shot accuracy (into `training.metrics`) and its
+    unfamiliarity calibration (returned; None without held-out images). The time counts in `training.seconds`."""
+    started = time.time()
+    training["metrics"]["productShotAccuracy"] = product_shot_accuracy(model, test_set, cfg, progress)
+    log(f"product-shot accuracy {training['metrics']['productShotAccuracy']:.4f} on {len(test_set)} test images")
+    unfamiliarity = calibrate_unfamiliarity(cfg, source, model, log)
+    training["seconds"] = round(training["seconds"] + time.time() - started, 3)
+    return unfamiliarity
+
+
+def product_shot_accuracy(model: ProtoPNet, test_set: ImageSet, cfg: TrainConfig, progress: bool) -> float:
+    """Accuracy on the test images rendered as product shots (dark on light, enlarged, tinted, JPEG): what
+    scripts/check_product_shots.py measures through the service."""
+    shots = DataLoader(ProductShotSet(test_set), batch_size=cfg.test_batch_size, shuffle=False)
+    return evaluate_accuracy(model, shots, next(model.parameters()).device, desc="product shots", progress=progress)
+
+
+def calibrate_unfamiliarity(cfg: TrainConfig, source: DataSource, model: ProtoPNet, log: Log) -> Optional[dict]:
+    """The bundle's unfamiliarity threshold, from the training images held out of training; None without any."""
+    if source.holdout is None:
+        return None
+    block = calibrate(model, source.holdout, cfg.image_size, cfg.interpolation, cfg.unfamiliar_share,
+                      next(model.parameters()).device, cfg.test_batch_size)
+    log(f"unfamiliarity: threshold {block['threshold']:.4f} flags {block['calibration']['flaggedShare']:.4f} of "
+        f"{len(source.holdout)} held-out training images")
+    return block
 
 
 def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], push: bool = False,
@@ -140,13 +178,15 @@ def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], p
     if baseline_result:
         result.baseline = baseline_from_file(baseline_result, cfg, log) or result.baseline
     training = training_block(cfg, result, len(source.train), len(source.test), None)
+    unfamiliarity = measure_beyond_the_test_set(model, cfg, source, loaders.test_set, training, progress, log)
     if completed < cfg.epochs:   # honest about a run cut short: its schedule was planned for cfg.epochs
         training["epochsCompleted"] = completed
     bundle = write_bundle(models, name or cfg.dataset, model, classes=classes, channels=model.mean.numel(),
                           image_size=cfg.image_size, interpolation=cfg.interpolation, records=records,
                           training=training, report=report_writer(result, classes) if report else None,
                           examples=example_images(loaders.test_set, examples),
-                          scorecard=scorecard_hook(loaders.test_set, source.train, report, log) if scorecard else None)
+                          scorecard=scorecard_hook(loaders.test_set, source.train, report, log) if scorecard else None,
+                          unfamiliarity=unfamiliarity)
     log(f"published {bundle}")
     return bundle
 

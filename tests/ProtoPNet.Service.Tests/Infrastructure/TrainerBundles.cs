@@ -21,7 +21,8 @@ public sealed class TrainerBundles : IDisposable
         SmokeBundle = Trainer.FindBundle(Trainer.SmokeModels(WorkDirectory), "smoke");
         var gray = Path.Combine(WorkDirectory, "gray");
         Trainer.Run("train", "--preset", "smoke", "--synthetic-channels", "1", "--image-size", "28", "--synthetic-classes", "3",
-            "--synthetic-train-per-class", "60", "--synthetic-test-per-class", "10", "--epochs", "11", "--no-baseline",
+            // 100 per class with the last 40 per class held out for the unfamiliarity calibration: it trains on 60 per class.
+            "--synthetic-train-per-class", "100", "--calibration-holdout", "120", "--synthetic-test-per-class", "10", "--epochs", "11", "--no-baseline",
             "--no-progress", "--models", gray, "--name", "gray", "--seed", "1");
         GrayBundle = Trainer.FindBundle(gray, "gray");
         _service = new Lazy<ServiceFactory>(() =>

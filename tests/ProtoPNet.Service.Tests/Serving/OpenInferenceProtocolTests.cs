@@ -107,7 +107,7 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
             new StringContent(request, Encoding.UTF8, "application/json")));
         Assert.False(body.TryGetProperty("id", out _));
         var outputs = body.GetProperty("outputs").EnumerateArray().ToDictionary(o => o.GetProperty("name").GetString()!);
-        Assert.Equal(["logits", "similarities", "similarity_maps"], outputs.Keys.Order());
+        Assert.Equal(["logits", "similarities", "similarity_maps", "unfamiliar", "unfamiliarity"], outputs.Keys.Order());
         var similarities = outputs["similarities"].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
         for (var i = 0; i < similarities.Length; i++) Assert.True(BundleLoader.WithinTolerance(similarities[i], expected.Similarities[i]));
         var maps = outputs["similarity_maps"];
