@@ -43,9 +43,11 @@ class TrainJob:
 
 
 def train_and_publish(job: TrainJob, progress: bool = False, log: Log = say,
-                      on_epoch_end: Optional[Callable[[int], None]] = None) -> str:
+                      on_epoch_end: Optional[Callable[[int], None]] = None,
+                      trainer_factory: Callable[..., Trainer] = Trainer) -> str:
     """Train the job's recipe in its run folder (fresh, or resumed) and publish the bundle. Returns its folder.
-    `on_epoch_end(epoch)` runs after each checkpointed epoch; raising from it stops the run (see Trainer.run)."""
+    `on_epoch_end(epoch)` runs after each checkpointed epoch; raising from it stops the run (see Trainer.run).
+    `trainer_factory(cfg, run_dir, progress=, log=)` makes the trainer: the worker's watches each stage and batch."""
     cfg = job.cfg
     if job.baseline_result:
         cfg = cfg.replace(with_baseline=False)      # the baseline trains in its own process
@@ -56,7 +58,7 @@ def train_and_publish(job: TrainJob, progress: bool = False, log: Log = say,
     started = time.time()
     separate = SeparateBaseline(job.baseline_result, cfg, log) if job.baseline_result else contextlib.nullcontext()
     with separate:
-        trainer = Trainer(cfg, run_dir, progress=progress, log=log)
+        trainer = trainer_factory(cfg, run_dir, progress=progress, log=log)
         if job.resume and not trainer.resume():
             log(f"no checkpoint in {run_dir}: starting from epoch 1")
         result = trainer.run(on_epoch_end)
