@@ -2,7 +2,8 @@
 
 One folder per job, `<jobs>/<id>/`:
   job.json        the request, written once by the service (the folder appears whole: it is renamed into place)
-  status.json     state and progress; written atomically, only by whoever holds the job's current lease
+  status.json     state and progress of one attempt (its `attempt` field); written atomically, only by
+                  whoever holds that attempt's lease
   lease-NNNNNN    one file per attempt to run the job; the highest number is the current attempt and its
                   modification time the holder's heartbeat
   cancel          present once cancelling was asked for
@@ -18,7 +19,7 @@ import json
 import os
 import re
 import time
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, Optional
 
 from .atomic import write_json_atomically
 
@@ -131,14 +132,20 @@ class Lease:
 
 
 def claimable(folder: JobFolder, attempt: int, status: Optional[Dict[str, Any]], stale_after: float) -> bool:
-    """Whether a job can be taken: queued (also after a worker put it back), or running under a lease whose holder
-    has not beaten for `stale_after` seconds (a worker that died)."""
-    state = (status or {}).get("status", QUEUED)
+    """Whether a job can be taken, given its current attempt (read first) and its status (read after).
+
+    Only a status of the current attempt counts: one of an earlier attempt means the current attempt's holder has
+    not written yet, and the job is taken over only when that holder's lease has gone stale. A status of the current
+    attempt: queued (never taken, or put back by its worker) can be taken; running can be taken once its holder has
+    not beaten for `stale_after` seconds (a worker that died); finished jobs never."""
+    status = status or {}
+    stale = attempt > 0 and folder.lease_age(attempt) > stale_after
+    if status.get("attempt", 0) != attempt:
+        return stale
+    state = status.get("status", QUEUED)
     if state == QUEUED:
         return True
-    if state == RUNNING:
-        return attempt == 0 or folder.lease_age(attempt) > stale_after
-    return False
+    return state == RUNNING and (attempt == 0 or stale)
 
 
 class JobQueue:
@@ -159,8 +166,8 @@ class JobQueue:
                 yield JobFolder(path)
 
     def claim(self, owner: str) -> Optional[Lease]:
-        """Take the oldest job that can be taken, or None. The attempts are listed before the status is read: a
-        status written after that listing belongs to an attempt this claim cannot take any more."""
+        """Take the oldest job that can be taken, or None. The attempts are listed before the status is read, so
+        the status read is never of a later attempt than the one listed (see `claimable`)."""
         for folder in self.folders():
             try:
                 attempt = folder.current_attempt()
@@ -169,6 +176,3 @@ class JobQueue:
             if claimable(folder, attempt, folder.status(), self.stale_after) and folder.take_lease(attempt + 1, owner):
                 return Lease(folder, attempt + 1, owner)
         return None
-
-    def all_statuses(self) -> List[Dict[str, Any]]:
-        return [s for s in (f.status() for f in self.folders()) if s]

@@ -51,7 +51,7 @@ class RunWatch:
         self.should_stop = should_stop
         self.interval = interval
         self.trainer: Optional["WatchedTrainer"] = None
-        self.stage_name = "starting"
+        self.stage_name: Optional[str] = None
         self.epochs = 0
         self.with_baseline = False
         self.batches_per_epoch = 1
