@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 
 namespace ProtoPNet.Service.Training;
 
@@ -41,6 +42,7 @@ public sealed record TrainingJob(
     public const string Failed = "failed";
     public const string Cancelled = "cancelled";
 
+    [JsonIgnore]
     public bool IsFinished => Status is Succeeded or Failed or Cancelled;
 }
 

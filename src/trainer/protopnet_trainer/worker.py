@@ -117,7 +117,8 @@ class JobStatus:
         previous = lease.folder.status() or {}
         self.values: Dict[str, Any] = {
             "id": lease.folder.id, "status": RUNNING, "attempt": lease.attempt, "worker": worker,
-            "progress": previous.get("progress"), "metrics": previous.get("metrics"),
+            "progress": {**(previous.get("progress") or {"epoch": 0, "epochs": 0, "fraction": 0.0}), "stage": "starting"},
+            "metrics": previous.get("metrics"),
             "history": previous.get("history") or [], "publishedVersion": None, "error": None,
             "startedAt": previous.get("startedAt") or utc_now(), "finishedAt": None,
             "estimatedFinishAt": None, "resumedFromEpoch": previous.get("resumedFromEpoch"),
