@@ -103,7 +103,7 @@ def train_argv(request: Dict[str, Any], options: JobOptions, settings: WorkerSet
     if request.get("data") is not None:
         words += ["--data", resolve_data(request["data"], settings.data_root)]
     words += options.argv(request.get("options") or {})
-    words += ["--models", settings.models, "--name", name, "--run-dir", run_dir, "--no-progress"]
+    words += ["--models", settings.models, "--name", name, "--run-dir", run_dir]
     return words + (["--resume"] if resume else [])
 
 
