@@ -1,7 +1,13 @@
-# ProtoPNet inference service, NVIDIA GPU image (CUDA execution provider of ONNX Runtime).
+# ProtoPNet inference service, NVIDIA GPU image (CUDA execution provider of ONNX Runtime). The same build as the CPU
+# image (docker/service.Dockerfile: self-contained publish, non-root user app uid 1654, same health check and entry
+# point) on a CUDA base instead of Debian, keeping ONNX Runtime's CUDA provider.
 # Build from the repository root:  docker build -f docker/service-gpu.Dockerfile -t protopnet-service:gpu .
 # Run with the NVIDIA container toolkit:  docker run --gpus all -p 8080:8080 protopnet-service:gpu
-# ONNX Runtime 1.31's CUDA provider links against CUDA 13 (libcublasLt.so.13, libcudart.so.13) and loads cuDNN 9: this base image provides both.
+# ONNX Runtime 1.31's CUDA provider links against CUDA 13 (libcublasLt.so.13, libcudart.so.13) and loads cuDNN 9: this
+# base image provides both. Publishing on the host instead: publish into artifacts/containers/service-gpu/ and add
+# --build-arg PUBLISHED=prebuilt.
+
+ARG PUBLISHED=build
 
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /source
@@ -11,19 +17,29 @@ COPY src/ProtoPNet.Service/ProtoPNet.Service.csproj src/ProtoPNet.Service/
 RUN dotnet restore src/ProtoPNet.Service/ProtoPNet.Service.csproj -r linux-x64
 COPY src/ProtoPNet.Inference/ src/ProtoPNet.Inference/
 COPY src/ProtoPNet.Service/ src/ProtoPNet.Service/
-# Self-contained, so the CUDA image needs no .NET runtime of its own.
 RUN dotnet publish src/ProtoPNet.Service/ProtoPNet.Service.csproj -c Release --no-restore \
       -r linux-x64 --self-contained true -o /app
 
+FROM scratch AS prebuilt
+COPY artifacts/containers/service-gpu/ /app/
+
+FROM ${PUBLISHED} AS published
+
 FROM nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04 AS runtime
+RUN groupadd --gid 1654 app \
+ && useradd --uid 1654 --gid 1654 --create-home --no-log-init app
 WORKDIR /app
-COPY --from=build /app ./
+COPY --from=published /app ./
 COPY models/ /models/
+# The model repository and the jobs folder are owned by app, so fresh volumes mounted there are writable by the
+# worker (same uid); the default model's files stay read-only.
+RUN chown app:app /models && mkdir /jobs && chown app:app /jobs
 ENV ASPNETCORE_URLS=http://+:8080 \
     Models__Root=/models \
     Inference__ExecutionProvider=cuda \
     DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=3s --start-period=30s \
+USER 1654:1654
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
   CMD ["/app/ProtoPNet.Service", "--healthcheck"]
 ENTRYPOINT ["/app/ProtoPNet.Service"]

@@ -1,12 +1,23 @@
-# ProtoPNet training worker, NVIDIA GPU image: a current PyTorch with CUDA.
+# ProtoPNet trainer and training worker, NVIDIA GPU image: a current PyTorch with CUDA. The same layout as the CPU
+# image (docker/trainer.Dockerfile: the trainer in /app/trainer, non-root user app uid 1654, same health check and
+# entry point) on PyTorch's own CUDA image.
 # Build from the repository root:  docker build -f docker/trainer-gpu.Dockerfile -t protopnet-trainer:gpu .
 #   docker run --rm --gpus all -v "$PWD/models:/models" -v /data/CUB_200_2011:/data/cub:ro protopnet-trainer:gpu \
 #     train --preset cub200-resnet34 --data /data/cub --models /models --name cub200-resnet34 --device cuda
 
 FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
-RUN pip install --no-cache-dir tqdm matplotlib onnx pillow
-WORKDIR /app
+RUN pip install --no-cache-dir tqdm matplotlib onnx pillow \
+ && groupadd --gid 1654 app \
+ && useradd --uid 1654 --gid 1654 --create-home --no-log-init app \
+ && mkdir /models /jobs /runs && chown app:app /models /jobs /runs
 COPY src/trainer/ /app/trainer/
-ENV PYTHONPATH=/app/trainer PYTHONUNBUFFERED=1
+WORKDIR /home/app
+ENV PYTHONPATH=/app/trainer \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MPLCONFIGDIR=/tmp/matplotlib
+USER 1654:1654
+HEALTHCHECK --interval=60s --timeout=30s --start-period=30s \
+  CMD ["python", "-c", "import torch, protopnet_trainer.cli"]
 ENTRYPOINT ["python", "-m", "protopnet_trainer"]
 CMD ["--help"]

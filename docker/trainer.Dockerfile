@@ -1,6 +1,7 @@
-# ProtoPNet training worker, CPU image: Debian's PyTorch, the same packages the tests use.
+# ProtoPNet trainer and training worker, CPU image: Debian 12's PyTorch, the same packages the tests use, run as the
+# non-root user app (uid 1654, the service image's, so both can share one model volume).
 # Build from the repository root:  docker build -f docker/trainer.Dockerfile -t protopnet-trainer .
-# Train the default model into a mounted model root:
+# Train the default model into a mounted model root (writable by uid 1654):
 #   docker run --rm -v "$PWD/models:/models" protopnet-trainer train --preset fashion-mnist --models /models --name fashion-mnist
 
 FROM debian:12-slim
@@ -8,9 +9,23 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       python3-torch python3-torchvision python3-onnx python3-tqdm python3-matplotlib python3-pil \
       dataset-fashion-mnist \
- && rm -rf /var/lib/apt/lists/*
-WORKDIR /app
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 1654 app \
+ && useradd --uid 1654 --gid 1654 --create-home --no-log-init app
+# The model repository, the jobs folder and the run folders (checkpoints): owned by app, so fresh volumes mounted
+# there are writable by it.
+RUN mkdir /models /jobs /runs && chown app:app /models /jobs /runs
 COPY src/trainer/ /app/trainer/
-ENV PYTHONPATH=/app/trainer PYTHONUNBUFFERED=1
+# `train` writes its run folder under runs/ of the working directory by default: app's home.
+WORKDIR /home/app
+# Matplotlib and PyTorch keep caches under HOME, which may be read-only (Kubernetes): /tmp is mounted writable there.
+ENV PYTHONPATH=/app/trainer \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MPLCONFIGDIR=/tmp/matplotlib
+USER 1654:1654
+# The image is healthy when its interpreter loads PyTorch and the trainer (a one-off `train` exits on its own).
+HEALTHCHECK --interval=60s --timeout=30s --start-period=30s \
+  CMD ["/usr/bin/python3", "-c", "import torch, protopnet_trainer.cli"]
 ENTRYPOINT ["/usr/bin/python3", "-m", "protopnet_trainer"]
 CMD ["--help"]

@@ -3,7 +3,8 @@
 # Installs what it needs first (Debian packages, NuGet restore), then runs:
 #   1. the pytest tests (the trainer's, and those of these scripts),
 #   2. a fresh tiny bundle made by the real trainer (smoke preset) for the service tests,
-#   3. the .NET tests (xunit) against that bundle and the committed default model.
+#   3. the .NET tests (xunit) against that bundle and the committed default model,
+#   4. the container images, compose file and Kubernetes manifests (scripts/test_containers.sh).
 # Every stage runs even when one before it failed. The last line is always `tests: N passed, N failed`, in which a
 # failed stage (a restore, the smoke training, a test run that died before writing its results) counts as a failure;
 # the exit status is 0 only when N failed is 0.
@@ -23,6 +24,11 @@ apt_packages=(python3-torch python3-torchvision python3-onnx python3-tqdm python
               chromium)  # headless browser for the web page tests (driven by Playwright, never downloaded by it)
 run_stage debian-packages "" 0 scripts/install_debian_packages.sh "${apt_packages[@]}"
 
+# On a fresh machine the container images take longest (debootstrap, then Debian's PyTorch in the trainer image):
+# build them beside the tests below; the containers stage at the end waits for this and then runs every check.
+scripts/test_containers.sh --prepare >"$results_dir/container-images.log" 2>&1 &
+container_images_pid=$!
+
 # The ResNet-18 ImageNet weights the trainer imports (and its tests check) come from a NuGet package.
 run_stage nuget-restore "" 0 dotnet restore src/trainer/pretrained/PretrainedWeights.csproj --verbosity quiet
 
@@ -38,6 +44,10 @@ if [ "$stage_status" -eq 0 ]; then export PROTOPNET_TEST_MODELS="$test_models"; 
 test_projects=(tests/*/*.Tests.csproj)   # each writes one .trx file
 run_stage dotnet-test "*.trx" ${#test_projects[@]} \
   dotnet test ProtoPNet.Service.sln -c Release --logger "trx" --results-directory "$results_dir" --logger "console;verbosity=normal"
+
+# Podman images, the compose file and the Kubernetes manifests: one JUnit test case per check in containers.xml.
+wait "$container_images_pid" || echo "== building the container images beside the tests failed; the containers stage says why"
+run_stage containers containers.xml 1 scripts/test_containers.sh "$results_dir"
 
 # One closing line for every stage together.
 exec $python scripts/summarize_tests.py "$results_dir"

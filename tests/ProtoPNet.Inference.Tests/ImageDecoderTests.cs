@@ -112,12 +112,12 @@ public class ImageDecoderTests
     }
 
     [Fact]
-    public void TruncatedPngIsNotDecodable()
+    public void TruncatedPngIsTruncated()
     {
         using var image = TestImages.Pattern(64, 64);
         var bytes = TestImages.Encode(image, TestImages.Png);
         var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(bytes.AsMemory(0, bytes.Length / 2)));
-        Assert.Equal(ImageRejection.NotDecodable, error.Rejection);
+        Assert.Equal(ImageRejection.Truncated, error.Rejection);
     }
 
     [Fact]

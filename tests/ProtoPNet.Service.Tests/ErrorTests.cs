@@ -24,7 +24,7 @@ public class ErrorTests(TrainerBundles bundles)
     {
         var png = Http.BundleImage(bundles.SmokeBundle, 0, 64, 64);
         var response = await Client.PostAsync("/classify", Http.Image(png[..(png.Length / 2)]));
-        await Http.ProblemAsync(response, HttpStatusCode.BadRequest, "image-not-decodable");
+        await Http.ProblemAsync(response, HttpStatusCode.BadRequest, "image-truncated");
     }
 
     [Fact]

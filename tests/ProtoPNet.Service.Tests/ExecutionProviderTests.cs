@@ -1,40 +1,76 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using ProtoPNet.Inference.Runtime;
 using ProtoPNet.Service.Tests.Infrastructure;
+using ProtoPNet.Tests.Shared;
 
 namespace ProtoPNet.Service.Tests;
 
-/// <summary>This machine has no CUDA: auto falls back to the CPU with a warning, cuda refuses to start, cpu just runs.</summary>
+/// <summary>
+/// auto runs on CUDA where it is usable and otherwise falls back to the CPU with one warning (and no error line from
+/// ONNX Runtime); cuda refuses to start without it; cpu just runs. Each test asserts what this machine actually has.
+/// </summary>
 [Collection(BundlesCollection.Name)]
 public class ExecutionProviderTests(TrainerBundles bundles)
 {
+    /// <summary>
+    /// Whether ONNX Runtime's CUDA provider can load here: the NVIDIA driver (libcuda) and the provider library with
+    /// every CUDA and cuDNN library it links against. Decided independently of the service's own check.
+    /// </summary>
+    private static readonly Lazy<bool> CudaUsable = new(() =>
+    {
+        var provider = Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libonnxruntime_providers_cuda.so");
+        return OperatingSystem.IsLinux() && NativeLibrary.TryLoad("libcuda.so.1", out _) && NativeLibrary.TryLoad(provider, out _);
+    });
+
     [Fact]
-    public async Task AutoFallsBackToCpuWithAWarningNamingTheReason()
+    public async Task AutoRunsOnCudaWhenUsableElseFallsBackToCpuWithOneWarningNamingTheReason()
     {
         await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), ("Inference:ExecutionProvider", "auto"));
         var client = factory.CreateClient();
         var models = await Http.JsonAsync(await client.GetAsync("/models"));
-        Assert.Equal(SessionFactory.CpuProvider, models.GetProperty("executionProvider").GetString());
-        Assert.Equal(SessionFactory.CpuProvider, models.GetProperty("models")[0].GetProperty("executionProvider").GetString());
+        var expected = CudaUsable.Value ? SessionFactory.CudaProvider : SessionFactory.CpuProvider;
+        Assert.Equal(expected, models.GetProperty("executionProvider").GetString());
+        Assert.Equal(expected, models.GetProperty("models")[0].GetProperty("executionProvider").GetString());
+        var ready = await Http.JsonAsync(await client.GetAsync("/health/ready"));
+        Assert.Equal(expected, ready.GetProperty("executionProvider").GetString());
+
+        var warnings = factory.Logs.Entries.Where(e => e.Level == LogLevel.Warning && e.Message.Contains("falling back to")).ToArray();
+        if (CudaUsable.Value)
+        {
+            Assert.Equal(System.Text.Json.JsonValueKind.Null, models.GetProperty("executionProviderFallbackReason").ValueKind);
+            Assert.Empty(warnings);
+            return;
+        }
         var reason = models.GetProperty("executionProviderFallbackReason").GetString();
         Assert.False(string.IsNullOrWhiteSpace(reason));
-
-        var ready = await Http.JsonAsync(await client.GetAsync("/health/ready"));
-        Assert.Equal(SessionFactory.CpuProvider, ready.GetProperty("executionProvider").GetString());
-
-        var warning = Assert.Single(factory.Logs.Entries, e => e.Level == LogLevel.Warning && e.Message.Contains("falling back to") && e.Message.Contains("CPUExecutionProvider"));
+        var warning = Assert.Single(warnings);
         Assert.Contains(reason!, warning.Message);
         Assert.Contains("CUDA", warning.Message);
+        Assert.Contains("CPUExecutionProvider", warning.Message);
+        // The system's reason, not only ONNX Runtime's "failed to load".
+        Assert.Contains("libonnxruntime_providers_cuda.so", reason);
     }
 
     [Fact]
-    public void CudaRequiredFailsTheStart()
+    public async Task CudaRequiredRunsOnCudaOrFailsTheStart()
     {
         var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), ("Inference:ExecutionProvider", "cuda"));
-        var error = Assert.ThrowsAny<Exception>(() => factory.CreateClient());
-        var unavailable = Assert.IsType<ExecutionProviderUnavailableException>(Unwrap(error));
-        Assert.Contains("'cuda'", unavailable.Message);
-        factory.Dispose();
+        if (CudaUsable.Value)
+        {
+            var models = await Http.JsonAsync(await factory.CreateClient().GetAsync("/models"));
+            Assert.Equal(SessionFactory.CudaProvider, models.GetProperty("executionProvider").GetString());
+        }
+        else
+        {
+            var error = Assert.ThrowsAny<Exception>(() => factory.CreateClient());
+            var unavailable = Assert.IsType<ExecutionProviderUnavailableException>(Unwrap(error));
+            Assert.Contains("'cuda'", unavailable.Message);
+        }
+        await factory.DisposeAsync();
     }
 
     [Fact]
@@ -45,6 +81,88 @@ public class ExecutionProviderTests(TrainerBundles bundles)
         Assert.Equal(SessionFactory.CpuProvider, models.GetProperty("executionProvider").GetString());
         Assert.Equal(System.Text.Json.JsonValueKind.Null, models.GetProperty("executionProviderFallbackReason").ValueKind);
         Assert.DoesNotContain(factory.Logs.Entries, e => e.Message.Contains("falling back"));
+    }
+
+    /// <summary>
+    /// The service as a user starts it (its own build output, a process of its own) with auto: what it prints holds no
+    /// native ONNX Runtime error line (red, "[E:onnxruntime") and, without CUDA, exactly one fallback warning.
+    /// </summary>
+    [Fact]
+    public async Task FirstStartWithAutoPrintsNoOnnxRuntimeErrorLine()
+    {
+        var testProject = Path.Combine(Trainer.RepositoryRoot, "tests", "ProtoPNet.Service.Tests");
+        var buildOutput = Path.GetRelativePath(testProject, AppContext.BaseDirectory); // bin/<configuration>/<framework>
+        var serviceDirectory = Path.Combine(Trainer.RepositoryRoot, "src", "ProtoPNet.Service", buildOutput);
+        var port = FreePort();
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = serviceDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(serviceDirectory, "ProtoPNet.Service.dll"));
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        start.Environment["Urls"] = $"http://127.0.0.1:{port}";
+        start.Environment["Models__Root"] = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        start.Environment["Models__Watch"] = "false";
+        start.Environment["Inference__ExecutionProvider"] = "auto";
+        start.Environment["Inference__IntraOpThreads"] = "1";
+
+        var lines = new List<string>();
+        using var process = new Process { StartInfo = start };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
+        Assert.True(process.Start());
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(5) };
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
+            var ready = false;
+            while (!ready && DateTime.UtcNow < deadline && !process.HasExited)
+            {
+                try
+                {
+                    ready = (await client.GetAsync("/health/ready")).StatusCode == HttpStatusCode.OK;
+                }
+                catch (HttpRequestException)
+                {
+                    // Not listening yet.
+                }
+                if (!ready) await Task.Delay(200);
+            }
+            Assert.True(ready, "the service did not become ready:\n" + string.Join('\n', Snapshot(lines)));
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+
+        var output = Snapshot(lines);
+        Assert.DoesNotContain(output, line => line.Contains("[E:onnxruntime") || line.Contains("\u001b[1;31m"));
+        var fallbacks = output.Where(line => line.Contains("falling back to CPUExecutionProvider")).ToArray();
+        if (CudaUsable.Value)
+        {
+            Assert.Empty(fallbacks);
+        }
+        else
+        {
+            var warning = Assert.Single(fallbacks);
+            Assert.Contains("WRN", warning);
+            Assert.Contains("cannot be loaded", warning);
+        }
+    }
+
+    private static string[] Snapshot(List<string> lines)
+    {
+        lock (lines) return [.. lines];
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static Exception Unwrap(Exception error)

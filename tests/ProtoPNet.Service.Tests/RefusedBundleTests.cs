@@ -32,6 +32,8 @@ public class RefusedBundleTests(TrainerBundles bundles)
         { "bad-outputs", "missing [similarities]" },
         { "bad-probe", "probe mismatch" },
         { "bad-invariant", "broken invariant" },
+        { "bad-version", "but its folder is named '20000101T000000Z'" },
+        { "bad-name", "model.json says name 'good' but its model folder is named 'bad-name'" },
     };
 
     private string RootWithBrokenBundles() => bundles.NewRoot(
@@ -52,7 +54,11 @@ public class RefusedBundleTests(TrainerBundles bundles)
         {
             var row = manifest["lastLayer"]!["weights"]!.AsArray()[0]!.AsArray();
             row[0] = row[0]!.GetValue<double>() + 0.25;
-        })));
+        })),
+        // A real bundle copied into a folder named as another version: its model.json still says its own.
+        (bundles.SmokeBundle, "bad-version", dir => Directory.Move(dir, Path.Combine(Path.GetDirectoryName(dir)!, "20000101T000000Z"))),
+        // A real bundle in the folder of another model: its model.json names the model 'good'.
+        (bundles.SmokeBundle, "bad-name", dir => TrainerBundles.EditManifest(dir, manifest => manifest["name"] = "good")));
 
     [Fact]
     public async Task BrokenBundlesAreRefusedAndTheGoodOneKeepsServing()
@@ -108,6 +114,36 @@ public class RefusedBundleTests(TrainerBundles bundles)
             var answer = await Http.JsonAsync(await pinned.CreateClient().PostAsync("/classify", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
             Assert.Equal(version, answer.GetProperty("model").GetProperty("version").GetString());
         }
+    }
+
+    [Fact]
+    public async Task BundleInAFolderNamedAsAnotherVersionIsRefusedAndTheServedOneStays()
+    {
+        const string adminKey = "test-admin-key";
+        const string wrongName = "29991231T000000Z";
+        var version = Path.GetFileName(bundles.SmokeBundle);
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", adminKey));
+        var client = factory.CreateClient();
+        Assert.Equal(version, (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("defaultVersion").GetString());
+
+        // The same trainer bundle copied under a newer version's name (its model.json says the old version).
+        CopyDirectory(Path.Combine(root, "smoke", version), Path.Combine(root, "smoke", wrongName));
+        using var reload = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload");
+        reload.Headers.Add("X-Api-Key", adminKey);
+        var body = await Http.JsonAsync(await client.SendAsync(reload));
+
+        Assert.Equal(version, body.GetProperty("servedVersion").GetString());
+        Assert.Equal(1, body.GetProperty("versions").GetArrayLength());
+        var refused = Assert.Single(body.GetProperty("refused").EnumerateArray());
+        Assert.Contains(wrongName, refused.GetProperty("directory").GetString());
+        var line = Assert.Single(factory.Logs.Entries, e => e.Level == LogLevel.Error && e.Message.Contains(wrongName));
+        Assert.Contains($"model.json says version '{version}' but its folder is named '{wrongName}'", line.Message);
+        Assert.DoesNotContain('\n', line.Message);
+        var answer = await Http.JsonAsync(await client.PostAsync("/classify?model=smoke", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
+        Assert.Equal(version, answer.GetProperty("model").GetProperty("version").GetString());
+        await Http.ProblemAsync(await client.PostAsync($"/classify?model=smoke@{wrongName}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))),
+            HttpStatusCode.NotFound, "model-not-found");
     }
 
     private static void CopyDirectory(string source, string target)

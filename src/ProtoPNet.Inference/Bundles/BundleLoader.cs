@@ -99,6 +99,13 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
 
         if (manifest.Format != BundleFormat) Refuse($"format is '{manifest.Format}', expected '{BundleFormat}'");
         if (manifest.FormatVersion != SupportedFormatVersion) Refuse($"formatVersion {manifest.FormatVersion} is not supported (this service reads {SupportedFormatVersion})");
+        // The folder name is the version clients ask for and the order versions are served in; a manifest that says
+        // otherwise would serve under another name, and two folders could then serve under one version.
+        var folder = Path.GetFileName(Path.TrimEndingDirectorySeparator(directory));
+        if (manifest.Version != folder) Refuse($"model.json says version '{manifest.Version}' but its folder is named '{folder}'");
+        // Likewise the model folder is the name clients ask for: a manifest naming another model would serve there.
+        var modelFolder = Path.GetFileName(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(directory)));
+        if (manifest.Name != modelFolder) Refuse($"model.json says name '{manifest.Name}' but its model folder is named '{modelFolder}'");
         var input = manifest.Input;
         if (!ColorSpaces.TryParse(input.ColorSpace, out var colorSpace)) Refuse($"input.colorSpace '{input.ColorSpace}' is not 'rgb' or 'gray'");
         if (input.Channels != ColorSpaces.ChannelCount(colorSpace)) Refuse($"input.channels {input.Channels} does not match colorSpace '{input.ColorSpace}'");

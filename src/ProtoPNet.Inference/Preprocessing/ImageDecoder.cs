@@ -53,7 +53,8 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.TooManyBytes,
                 $"The image has {bytes.Length} bytes; the limit is {limits.MaxBytes} bytes.");
         }
-        var (width, height, format) = Identify(bytes);
+        var (width, height, imageFormat) = Identify(bytes);
+        var format = imageFormat.Name;
         if (width <= 0 || height <= 0)
         {
             throw new ImageRejectedException(ImageRejection.ZeroSized, $"The {format} image is {width}x{height} pixels: it has no pixels.");
@@ -62,6 +63,12 @@ public sealed class ImageDecoder(ImageLimits limits)
         {
             throw new ImageRejectedException(ImageRejection.TooManyPixels,
                 $"The {format} image is {width}x{height} = {(long)width * height} pixels; the limit is {limits.MaxPixels} pixels.");
+        }
+
+        // ImageSharp fills a missing end with grey and reports success, so an interrupted upload is found here instead.
+        if (ImageCompleteness.FindMissingData(bytes.Span, imageFormat) is { } missing)
+        {
+            throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missing}.");
         }
 
         Image<Rgba32> decoded;
@@ -111,7 +118,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         return result;
     }
 
-    private static (int Width, int Height, string Format) Identify(ReadOnlyMemory<byte> bytes)
+    private static (int Width, int Height, IImageFormat Format) Identify(ReadOnlyMemory<byte> bytes)
     {
         IImageInfo? info;
         IImageFormat? format;
@@ -121,6 +128,12 @@ public sealed class ImageDecoder(ImageLimits limits)
         }
         catch (Exception exception) when (exception is not OutOfMemoryException)
         {
+            // A header cut short (e.g. a TIFF whose directory comes last) is a truncated upload, not a corrupt one.
+            if (Image.DetectFormat(Configuration, bytes.Span) is { } detected &&
+                ImageCompleteness.FindMissingData(bytes.Span, detected) is { } missing)
+            {
+                throw new ImageRejectedException(ImageRejection.Truncated, $"The {detected.Name} image is truncated: {missing}.", exception);
+            }
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The image header cannot be read: {exception.Message}", exception);
         }
         if (info is null || format is null)
@@ -128,7 +141,7 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.NotDecodable,
                 "The body is not an image in a supported format (PNG, JPEG, GIF, BMP, WebP or TIFF).");
         }
-        return (info.Width, info.Height, format.Name);
+        return (info.Width, info.Height, format);
     }
 
     private static MemoryStream AsStream(ReadOnlyMemory<byte> bytes) =>

@@ -3,8 +3,10 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// <summary>Why an uploaded image was not accepted; the service maps each to the status of API.md's error table.</summary>
 public enum ImageRejection
 {
-    /// <summary>Not an image, truncated or corrupt, or no image at all (400).</summary>
+    /// <summary>Not an image, corrupt, or no image at all (400).</summary>
     NotDecodable,
+    /// <summary>The data ends before the image does, e.g. an interrupted upload (400).</summary>
+    Truncated,
     /// <summary>More bytes than the byte limit (413).</summary>
     TooManyBytes,
     /// <summary>A content type or format the service does not decode (415).</summary>

@@ -1,67 +1,58 @@
+using System.Runtime.InteropServices;
 using ProtoPNet.Inference.Bundles;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
-using SixLabors.ImageSharp.Processing;
 
 namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
-/// Turns an upright, opaque image into the network's input: the bundle's colour space, resized as the manifest says,
-/// values in [0, 1], channel-major [C, H, W]. Normalisation is inside the graph.
+/// Turns an upright, opaque image into the network's input: the bundle's colour space, resized as the manifest says
+/// (with PIL's arithmetic, see <see cref="Resamplers"/>), values in [0, 1], channel-major [C, H, W]. Normalisation is
+/// inside the graph.
 /// </summary>
 public static class InputTensorWriter
 {
     public static void Write(Image<Rgb24> image, InputSection input, float[] destination, int offset)
     {
         ColorSpaces.TryParse(input.ColorSpace, out var colorSpace);
-        Resamplers.TryGet(input.Interpolation, out var resampler);
+        Resamplers.TryGet(input.Interpolation, out var filter);
+        var channels = ColorSpaces.ChannelCount(colorSpace);
         var plane = input.Height * input.Width;
-        if (destination.Length - offset < plane * ColorSpaces.ChannelCount(colorSpace))
+        if (destination.Length - offset < plane * channels)
         {
             throw new ArgumentException("destination is smaller than one input image", nameof(destination));
         }
-        var resize = new ResizeOptions { Size = new Size(input.Width, input.Height), Mode = ResizeMode.Stretch, Sampler = resampler };
-        const float scale = 1f / 255f;
 
+        // Gray: convert first, then resize, the order of PIL's convert("L").resize(...) in the trainer.
+        byte[] pixels;
         if (colorSpace == ColorSpace.Gray)
         {
-            // Convert first, then resize: the order of PIL's convert("L").resize(...) in the trainer.
             using var gray = ToGray(image);
-            if (gray.Width != input.Width || gray.Height != input.Height) gray.Mutate(context => context.Resize(resize));
-                        gray.ProcessPixelRows(accessor =>
-            {
-                for (var y = 0; y < accessor.Height; y++)
-                {
-                    var row = accessor.GetRowSpan(y);
-                    var start = offset + y * input.Width;
-                    for (var x = 0; x < row.Length; x++) destination[start + x] = row[x].PackedValue * scale;
-                }
-            });
-            return;
+            pixels = Bytes(gray);
         }
+        else
+        {
+            pixels = Bytes(image);
+        }
+        var resized = Resamplers.Resize(pixels, image.Width, image.Height, channels, input.Width, input.Height, filter);
 
-        var resized = image.Width == input.Width && image.Height == input.Height ? image : image.Clone(context => context.Resize(resize));
-        try
+        // A division, not a multiplication by 1/255: the same float32 values as torchvision's ToTensor, to the last bit.
+        for (var i = 0; i < plane; i++)
         {
-            resized.ProcessPixelRows(accessor =>
-            {
-                for (var y = 0; y < accessor.Height; y++)
-                {
-                    var row = accessor.GetRowSpan(y);
-                    var start = offset + y * input.Width;
-                    for (var x = 0; x < row.Length; x++)
-                    {
-                        destination[start + x] = row[x].R * scale;
-                        destination[start + plane + x] = row[x].G * scale;
-                        destination[start + 2 * plane + x] = row[x].B * scale;
-                    }
-                }
-            });
+            for (var c = 0; c < channels; c++) destination[offset + c * plane + i] = resized[i * channels + c] / 255f;
         }
-        finally
+    }
+
+    /// <summary>The pixels as interleaved bytes, row after row.</summary>
+    private static byte[] Bytes<TPixel>(Image<TPixel> image) where TPixel : unmanaged, IPixel<TPixel>
+    {
+        var rowBytes = image.Width * Marshal.SizeOf<TPixel>();
+        var bytes = new byte[rowBytes * image.Height];
+        image.ProcessPixelRows(accessor =>
         {
-            if (!ReferenceEquals(resized, image)) resized.Dispose();
-        }
+            for (var y = 0; y < accessor.Height; y++) MemoryMarshal.AsBytes(accessor.GetRowSpan(y)).CopyTo(bytes.AsSpan(y * rowBytes, rowBytes));
+        });
+        return bytes;
     }
 
     /// <summary>ITU-R 601-2 luma with PIL's exact integer rounding: L = (19595 R + 38470 G + 7471 B + 2^15) >> 16.</summary>

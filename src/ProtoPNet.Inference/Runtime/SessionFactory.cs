@@ -7,11 +7,12 @@ namespace ProtoPNet.Inference.Runtime;
 public sealed record ProviderChoice(string Provider, string? FallbackReason);
 
 /// <summary>Thrown when <c>cuda</c> was required and the CUDA provider cannot be used.</summary>
-public sealed class ExecutionProviderUnavailableException(string message, Exception inner) : Exception(message, inner);
+public sealed class ExecutionProviderUnavailableException(string message) : Exception(message);
 
 /// <summary>
 /// Builds ONNX Runtime sessions for the configured execution provider. The provider is decided once:
-/// <c>auto</c> appends CUDA and, when that throws (no CUDA libraries), falls back to the CPU and records why;
+/// <c>auto</c> appends CUDA when its provider library loads and, when it does not (no CUDA libraries), falls back to the
+/// CPU and records why, without ONNX Runtime printing an error of its own;
 /// <c>cuda</c> throws <see cref="ExecutionProviderUnavailableException"/> instead.
 /// </summary>
 public sealed class SessionFactory
@@ -49,32 +50,38 @@ public sealed class SessionFactory
     private ProviderChoice Decide()
     {
         if (_options.ExecutionProvider == ExecutionProviderKind.Cpu) return new ProviderChoice(CpuProvider, null);
-        try
+        // Loading the provider library ourselves first: when it cannot load (no CUDA, no cuDNN), ONNX Runtime would
+        // print its own red error line before the service's warning, and its message hides the system's reason.
+        var reason = CudaLibraryError();
+        if (reason is null)
         {
-            using var probe = BaseOptions();
-            probe.AppendExecutionProvider_CUDA(_options.CudaDeviceId);
-            return new ProviderChoice(CudaProvider, null);
-        }
-        catch (Exception exception) when (exception is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
-        {
-            var reason = OneLine(exception.Message);
-            if (CudaLibraryError() is { } loadError) reason += $" ({OneLine(loadError)})";
-            if (_options.ExecutionProvider == ExecutionProviderKind.Cuda)
+            try
             {
-                throw new ExecutionProviderUnavailableException(
-                    $"Inference:ExecutionProvider is 'cuda' but the CUDA execution provider cannot be used: {reason}", exception);
+                using var probe = BaseOptions();
+                probe.AppendExecutionProvider_CUDA(_options.CudaDeviceId);
+                return new ProviderChoice(CudaProvider, null);
             }
-            return new ProviderChoice(CpuProvider, reason);
+            catch (Exception exception) when (exception is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
+            {
+                reason = OneLine(exception.Message);
+            }
         }
+        if (_options.ExecutionProvider == ExecutionProviderKind.Cuda)
+        {
+            throw new ExecutionProviderUnavailableException(
+                $"Inference:ExecutionProvider is 'cuda' but the CUDA execution provider cannot be used: {reason}");
+        }
+        return new ProviderChoice(CpuProvider, reason);
     }
 
     /// <summary>
-    /// ONNX Runtime's own message only says the provider library failed to load; loading it directly gives the
+    /// Why ONNX Runtime's CUDA provider library cannot load, or null when it can: loading it directly gives the
     /// system's reason (typically the missing CUDA or cuDNN library), which is what an operator needs to see.
     /// </summary>
     private static string? CudaLibraryError()
     {
         const string library = "libonnxruntime_providers_cuda.so";
+        if (!OperatingSystem.IsLinux()) return null; // other systems name the library differently: ONNX Runtime decides
         string[] candidates =
         [
             Path.Combine(AppContext.BaseDirectory, library),
@@ -84,7 +91,8 @@ public sealed class SessionFactory
         if (path is null) return $"{library} is not installed next to the application";
         try
         {
-            NativeLibrary.Free(NativeLibrary.Load(path));
+            // Kept loaded: ONNX Runtime opens the same file next and then finds it already mapped.
+            NativeLibrary.Load(path);
             return null;
         }
         catch (DllNotFoundException exception)
@@ -93,7 +101,8 @@ public sealed class SessionFactory
             const string advice = "environment variable:";
             var message = exception.Message.ReplaceLineEndings(" ");
             var at = message.LastIndexOf(advice, StringComparison.Ordinal);
-            return at >= 0 ? message[(at + advice.Length)..].Trim() : message;
+            var detail = at >= 0 ? message[(at + advice.Length)..].Trim() : message;
+            return OneLine($"{library} cannot be loaded: {detail}");
         }
     }
 

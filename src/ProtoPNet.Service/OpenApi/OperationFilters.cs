@@ -107,8 +107,8 @@ public sealed class ExamplesOperationFilter : IOperationFilter
             409 when training => [ProblemCatalog.TrainingJobFinished],
             403 when training => [ProblemCatalog.AdminDisabled, ProblemCatalog.ApiKeyRejected],
             400 when classify => operationId == "ClassifyBatch"
-                ? [ProblemCatalog.ImageMissing, ProblemCatalog.TooManyImages, ProblemCatalog.InvalidParameter, ProblemCatalog.ImageNotDecodable]
-                : [ProblemCatalog.ImageNotDecodable, ProblemCatalog.ImageMissing, ProblemCatalog.InvalidParameter],
+                ? [ProblemCatalog.ImageMissing, ProblemCatalog.TooManyImages, ProblemCatalog.InvalidParameter, ProblemCatalog.ImageNotDecodable, ProblemCatalog.ImageTruncated]
+                : [ProblemCatalog.ImageNotDecodable, ProblemCatalog.ImageTruncated, ProblemCatalog.ImageMissing, ProblemCatalog.InvalidParameter],
             404 when operationId == "GetPrototypePicture" => [ProblemCatalog.ModelNotFound, ProblemCatalog.PrototypeNotFound],
             404 => [ProblemCatalog.ModelNotFound],
             413 => [ProblemCatalog.ImageTooLarge],

@@ -12,7 +12,9 @@ public static class ProblemCatalog
     private const string Prefix = "urn:protopnet:problem:";
 
     public static readonly ProblemKind ImageNotDecodable = new(Prefix + "image-not-decodable", "The image cannot be decoded", 400,
-        "The PNG image is truncated or corrupt: PNG Image does not contain a data chunk.");
+        "The PNG image cannot be decoded: PNG Image does not contain a data chunk.");
+    public static readonly ProblemKind ImageTruncated = new(Prefix + "image-truncated", "The image is truncated", 400,
+        "The JPEG image is truncated: the JPEG scan data ends after 5120 bytes, before the scan and the image are complete.");
     public static readonly ProblemKind ImageMissing = new(Prefix + "image-missing", "No image in the request", 400,
         "The multipart body has no file field named 'image'.");
     public static readonly ProblemKind InvalidParameter = new(Prefix + "invalid-parameter", "A parameter is not valid", 400,
@@ -68,6 +70,7 @@ public static class ProblemCatalog
     public static ProblemKind ForRejection(ImageRejection rejection) => rejection switch
     {
         ImageRejection.NotDecodable => ImageNotDecodable,
+        ImageRejection.Truncated => ImageTruncated,
         ImageRejection.TooManyBytes => ImageTooLarge,
         ImageRejection.UnsupportedType => UnsupportedMediaType,
         ImageRejection.TooManyPixels => ImageTooManyPixels,

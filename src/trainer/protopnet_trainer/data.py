@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
@@ -247,7 +247,7 @@ def load_cub200(folder: Optional[str], crop_to_box: bool) -> DataSource:
             raise TrainerError(f"cub200: the {name} split is empty")
 
         def load(index: int) -> Image.Image:
-            picture = _open_image(paths[index])
+            picture = open_image(paths[index])
             if crop_to_box:
                 x, y, w, h = bxs[index]
                 left, top = max(0, int(x)), max(0, int(y))
@@ -261,12 +261,26 @@ def load_cub200(folder: Optional[str], crop_to_box: bool) -> DataSource:
     return DataSource("cub200", make("train"), make("test"), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
 
 
-def _open_image(path: str) -> Image.Image:
+def open_image(path: str) -> Image.Image:
+    """An image file as RGB, decoded the way the service decodes an upload (src/ProtoPNet.Inference/Preprocessing/
+    ImageDecoder.cs): EXIF orientation applied and transparency composited over white, so training and serving see
+    the same pixels."""
     try:
         with Image.open(path) as picture:
-            return picture.convert("RGB")
+            return flatten_over_white(ImageOps.exif_transpose(picture))
     except (OSError, ValueError) as error:
         raise TrainerError(f"cannot decode image {path}: {error}") from None
+
+
+def flatten_over_white(picture: Image.Image) -> Image.Image:
+    """RGB; transparent pixels composited over white in the service's integer arithmetic,
+    c' = (c * a + 255 * (255 - a) + 127) // 255. (PIL's convert("RGB") would just drop the alpha channel.)"""
+    if picture.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in picture.info:
+        return picture.convert("RGB")
+    rgba = np.asarray(picture.convert("RGBA"), dtype=np.uint32)
+    alpha = rgba[..., 3:4]
+    rgb = (rgba[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
+    return Image.fromarray(rgb.astype(np.uint8), "RGB")
 
 
 # ---------------------------------------------------------------------------------------------- ImageFolder
@@ -298,7 +312,7 @@ def load_imagefolder(folder: Optional[str]) -> DataSource:
 
     def make(name: str) -> Split:
         root, classes, ids, labels = splits[name]
-        return Split(name, classes, 3, ids, labels, lambda i: _open_image(os.path.join(root, ids[i])))
+        return Split(name, classes, 3, ids, labels, lambda i: open_image(os.path.join(root, ids[i])))
 
     return DataSource("imagefolder", make("train"), make("test"), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
 

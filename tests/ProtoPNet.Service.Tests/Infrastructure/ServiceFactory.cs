@@ -17,7 +17,8 @@ public sealed class ServiceFactory(IReadOnlyDictionary<string, string?> settings
         var settings = new Dictionary<string, string?>
         {
             ["Models:Root"] = root,
-            ["Inference:ExecutionProvider"] = "auto",
+            // The CPU, so that answers and metrics are the same on a machine with a GPU; ExecutionProviderTests cover auto and cuda.
+            ["Inference:ExecutionProvider"] = "cpu",
             ["Inference:IntraOpThreads"] = "1",
             // Hot reload watches the root only in the tests about it: each watcher holds an inotify instance.
             ["Models:Watch"] = "false",

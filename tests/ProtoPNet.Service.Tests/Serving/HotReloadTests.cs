@@ -59,13 +59,26 @@ public class HotReloadTests(TrainerBundles bundles)
             }
         }
 
+        // Waits until the loop has answered a few requests that started after a moment, so that what follows is judged
+        // on real answers rather than on however many a fixed sleep happened to let through.
+        async Task WaitForAnswersStartedAfterAsync(long since)
+        {
+            const int enough = 6;
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (answers.Count(a => a.Started > since) < enough)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"the loop answered fewer than {enough} requests in 30 s");
+                await Task.Delay(20);
+            }
+        }
+
         await WaitForVersionAsync(original);
         // Publish as the trainer does: everything into a dot folder, then one rename. The watcher (or the rescan) picks it up.
         Publish(root, NewVersion, corrupt: false);
         await WaitForVersionAsync(NewVersion);
         // Every request that started after the first answer from the new version was swapped already: it gets the new one.
         var swapped = answers.Where(a => a.Version == NewVersion).Min(a => a.Ended);
-        await Task.Delay(300);
+        await WaitForAnswersStartedAfterAsync(swapped);
         AssertVersionAfter(answers, swapped, NewVersion);
         // The old version drained and was disposed; the ready and model endpoints show the new one.
         var deadline = DateTime.UtcNow.AddSeconds(10);
@@ -83,7 +96,7 @@ public class HotReloadTests(TrainerBundles bundles)
         await factory.Logs.WaitForAsync(m => m.Contains("Refused model bundle") && m.Contains(CorruptVersion) && m.Contains("sha256 mismatch"));
         Assert.Single(factory.Logs.Entries, e => e.Message.Contains("Refused model bundle") && e.Message.Contains(CorruptVersion));
         var afterRefusal = Stopwatch.GetTimestamp();
-        await Task.Delay(300);
+        await WaitForAnswersStartedAfterAsync(afterRefusal);
         AssertVersionAfter(answers, swapped, NewVersion);
         var metrics = await PrometheusText.ScrapeAsync(client);
         Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_model_loads_total", "model=\"smoke\"", "result=\"refused\""));
@@ -97,7 +110,7 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.Equal(original, afterRemoval.GetProperty("servedVersion").GetString());
         Assert.Equal([$"smoke@{NewVersion}"], afterRemoval.GetProperty("removed").EnumerateArray().Select(v => v.GetString()));
         var removedAt = Stopwatch.GetTimestamp();
-        await Task.Delay(300);
+        await WaitForAnswersStartedAfterAsync(removedAt);
         Assert.All(answers.Where(a => a.Started > swapped && a.Ended < afterRefusal), a => Assert.Equal(NewVersion, a.Version));
         AssertVersionAfter(answers, removedAt, original);
 

@@ -1,0 +1,71 @@
+// Validates rendered Kubernetes manifests offline: every object against its schema from kubernetes-models (the
+// Kubernetes API, KEDA, Prometheus Operator); a KServe InferenceService, for which no schema package exists, by a
+// structural check whose parts (containers, volumes, security context) are validated against the core schemas.
+// Usage: node validate.mjs FILE.yaml...   Prints one line per object; exits 1 if any is invalid.
+import { readFileSync } from "node:fs";
+import { parseAllDocuments } from "yaml";
+
+const schemaModules = {
+  "keda.sh/": "@kubernetes-models/keda/",
+  "monitoring.coreos.com/": "@kubernetes-models/prometheus-operator/",
+};
+
+async function modelClass(apiVersion, kind) {
+  const prefix = Object.keys(schemaModules).find((group) => apiVersion.startsWith(group));
+  const module = prefix
+    ? `${schemaModules[prefix]}${apiVersion}`
+    : `kubernetes-models/${apiVersion}`; // "v1" for the core group, "apps/v1", "policy/v1", ...
+  const exports = await import(module);
+  if (!exports[kind]) throw new Error(`no schema for ${kind} in ${module}`);
+  return exports[kind];
+}
+
+// The fields of KServe's v1beta1 PredictorSpec this project uses, each checked against the core schema it embeds.
+async function checkInferenceService(object) {
+  const { Container, Volume, PodSecurityContext } = await import("kubernetes-models/v1");
+  const predictor = object.spec?.predictor;
+  if (!predictor) throw new Error("spec.predictor is missing");
+  const known = new Set(["containers", "volumes", "securityContext", "minReplicas", "maxReplicas", "scaleMetric",
+    "scaleTarget", "serviceAccountName", "nodeSelector", "tolerations", "affinity", "annotations", "labels"]);
+  for (const key of Object.keys(predictor)) {
+    if (!known.has(key)) throw new Error(`spec.predictor.${key} is not a field this check knows`);
+  }
+  for (const key of ["minReplicas", "maxReplicas"]) {
+    if (key in predictor && !Number.isInteger(predictor[key])) throw new Error(`spec.predictor.${key} must be an integer`);
+  }
+  const containers = predictor.containers ?? [];
+  if (!containers.some((c) => c.name === "kserve-container")) {
+    throw new Error("a custom predictor needs a container named kserve-container");
+  }
+  containers.forEach((c) => new Container(c).validate());
+  (predictor.volumes ?? []).forEach((v) => new Volume(v).validate());
+  if (predictor.securityContext) new PodSecurityContext(predictor.securityContext).validate();
+}
+
+async function validate(object) {
+  if (object.apiVersion === "serving.kserve.io/v1beta1" && object.kind === "InferenceService") {
+    await checkInferenceService(object);
+    return "structural check (KServe)";
+  }
+  const Model = await modelClass(object.apiVersion, object.kind);
+  new Model(object).validate();
+  return "schema";
+}
+
+let failures = 0;
+for (const file of process.argv.slice(2)) {
+  for (const document of parseAllDocuments(readFileSync(file, "utf8"))) {
+    if (document.errors.length) throw document.errors[0];
+    const object = document.toJSON();
+    if (!object) continue;
+    const name = `${object.kind}/${object.metadata?.name}`;
+    try {
+      const how = await validate(object);
+      console.log(`valid    ${file}: ${name} (${how})`);
+    } catch (error) {
+      failures++;
+      console.log(`INVALID  ${file}: ${name}: ${error.message}`);
+    }
+  }
+}
+process.exit(failures ? 1 : 0);

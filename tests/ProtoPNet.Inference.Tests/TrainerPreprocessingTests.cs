@@ -1,0 +1,134 @@
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Preprocessing;
+using ProtoPNet.Tests.Shared;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+using Xunit.Abstractions;
+
+namespace ProtoPNet.Inference.Tests;
+
+/// <summary>
+/// The service's preprocessing (decode, colour space, stretch resize, tensor) of a non-uniform image equals the
+/// trainer's (PIL through torchvision, src/trainer/protopnet_trainer/data.py ImageSet) for the same file, bit for bit:
+/// both resize in PIL's integer arithmetic (22-bit fixed-point weights, 8-bit rounding after each pass) and divide the
+/// same 8-bit values by 255 in float32, so no rounding is left to tolerate. (With ImageSharp's float resamplers, about
+/// one value in twenty was one 8-bit step off, and a bicubic enlargement up to nine steps.)
+/// </summary>
+public class TrainerPreprocessingTests(ITestOutputHelper output)
+{
+    private static readonly (int Width, int Height, int Channels, int Size, string Interpolation)[] AllCases =
+    [
+        (45, 37, 3, 32, "bilinear"),   // odd width: a half-transparent PNG (see PictureFile), composited over white first
+        (45, 37, 1, 28, "bilinear"),
+        (97, 61, 3, 32, "bilinear"),   // shrink, both axes by different factors
+        (97, 61, 3, 32, "bicubic"),
+        (300, 200, 3, 32, "bilinear"), // shrink by about 9: the kernel widens
+        (20, 13, 3, 32, "bilinear"),   // enlarge
+        (20, 13, 3, 32, "bicubic"),
+        (61, 97, 1, 28, "bilinear"),   // grey: PIL converts to L first, then resizes
+        (32, 32, 3, 32, "bilinear"),   // already the model's size: no resize on either side
+        (97, 32, 3, 32, "bilinear"),   // only the width changes
+        (32, 61, 3, 32, "bicubic"),    // only the height changes
+        (97, 61, 3, 32, "nearest"),
+        (20, 13, 3, 32, "nearest"),
+    ];
+
+    public static TheoryData<int, int, int, int, string> Cases()
+    {
+        var cases = new TheoryData<int, int, int, int, string>();
+        foreach (var (width, height, channels, size, interpolation) in AllCases) cases.Add(width, height, channels, size, interpolation);
+        return cases;
+    }
+
+    /// <summary>The trainer's tensor of every case, made by one Python run (importing torch takes seconds).</summary>
+    private static readonly Lazy<float[][]> TrainerTensors = new(() => ComputeTrainerTensors(AllCases));
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void ServiceTensorEqualsTheTrainersPilTensor(int width, int height, int channels, int size, string interpolation)
+    {
+        var file = PictureFile(width, height);
+
+        var input = new InputSection
+        {
+            Channels = channels, Height = size, Width = size, ColorSpace = channels == 1 ? "gray" : "rgb", Interpolation = interpolation,
+        };
+        var service = new float[channels * size * size];
+        using (var decoded = new ImageDecoder(new ImageLimits()).Decode(file))
+        {
+            InputTensorWriter.Write(decoded.Pixels, input, service, 0);
+        }
+        var trainer = TrainerTensors.Value[Array.IndexOf(AllCases, (width, height, channels, size, interpolation))];
+        Assert.Equal(service.Length, trainer.Length);
+
+        var differing = Enumerable.Range(0, service.Length).Where(i => service[i] != trainer[i]).ToArray();
+        var largest = differing.Select(i => Math.Abs(service[i] - trainer[i])).DefaultIfEmpty(0f).Max();
+        output.WriteLine($"{width}x{height} -> {size}x{size} {interpolation}, {channels} channel(s): {differing.Length} of {service.Length} " +
+                         $"values differ, by at most {largest * 255:0.###}/255");
+        Assert.True(differing.Length == 0, $"{differing.Length} of {service.Length} values differ from the trainer's, by up to {largest * 255:0.###}/255; " +
+                                           $"the first at index {differing.FirstOrDefault()}");
+        // The picture is not uniform: a resampler that ignored its content could not pass by luck.
+        Assert.True(trainer.Distinct().Count() > 100);
+    }
+
+    /// <summary>
+    /// A PNG file of gradients in each channel plus noise and a hard-edged square: every resampling choice shows. Files of
+    /// an odd width have an alpha channel, from opaque to fully transparent, so the compositing over white shows too.
+    /// </summary>
+    private static byte[] PictureFile(int width, int height)
+    {
+        var random = new Random(width * 1000 + height);
+        var transparent = width % 2 == 1 && width < 60;
+        var image = new Image<Rgba32>(width, height);
+        for (var y = 0; y < height; y++)
+        for (var x = 0; x < width; x++)
+        {
+            var inSquare = x > width / 3 && x < width / 2 && y > height / 4 && y < height * 3 / 4;
+            var alpha = transparent ? (byte)random.Next(256) : (byte)255;
+            image[x, y] = inSquare
+                ? new Rgba32(250, 20, 240, alpha)
+                : new Rgba32((byte)(255 * x / (width - 1)), (byte)random.Next(256), (byte)(255 * y / (height - 1)), alpha);
+        }
+        using (image) return TestImages.Encode(image, TestImages.Png);
+    }
+
+    /// <summary>The trainer's tensors for the cases' files: its ImageSet over a one-image split, as float32 [C, H, W].</summary>
+    private static float[][] ComputeTrainerTensors((int Width, int Height, int Channels, int Size, string Interpolation)[] cases)
+    {
+        var directory = Directory.CreateTempSubdirectory("protopnet-preprocessing-").FullName;
+        try
+        {
+            var arguments = new List<string>();
+            for (var i = 0; i < cases.Length; i++)
+            {
+                var (width, height, channels, size, interpolation) = cases[i];
+                var image = Path.Combine(directory, $"{i}.png");
+                File.WriteAllBytes(image, PictureFile(width, height));
+                arguments.AddRange([image, channels.ToString(), size.ToString(), interpolation, Path.Combine(directory, $"{i}.f32")]);
+            }
+            Pillow.RunPython("""
+                import sys
+                from protopnet_trainer.data import ImageSet, Split, open_image
+
+                jobs = sys.argv[1:]
+                for at in range(0, len(jobs), 5):
+                    path, channels, size, interpolation, out = jobs[at:at + 5]
+                    # Loaded as the ImageFolder and CUB-200 data sources load a file.
+                    split = Split("test", ["only"], int(channels), ["0"], [0], lambda _, path=path: open_image(path))
+                    tensor = ImageSet(split, int(size), interpolation).image(0)
+                    tensor.numpy().astype("<f4").tofile(out)
+                """, [.. arguments]);
+            return Enumerable.Range(0, cases.Length).Select(i =>
+            {
+                var bytes = File.ReadAllBytes(Path.Combine(directory, $"{i}.f32"));
+                var values = new float[bytes.Length / 4];
+                Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
+                return values;
+            }).ToArray();
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+}
