@@ -72,13 +72,13 @@ class RunWatch:
     def resumed(self, epochs_done: int) -> None:
         self.resumed_from = epochs_done
         self.started, self.start_fraction = time.time(), self.fraction()
-        self.publish(force=True)
+        self.publish()
 
     def stage(self, name: str) -> None:
         self.check()
         if name != self.stage_name:
             self.stage_name = name
-            self.publish(force=True)
+            self.publish()
 
     def batch(self, index: int, total: int, training: bool) -> None:
         self.check()
@@ -92,7 +92,7 @@ class RunWatch:
     def epoch_end(self, epoch: int) -> None:
         """The pipeline's on_epoch_end: the epoch is checkpointed; report it, then stop here if asked to."""
         self.batch_fraction = 0.0
-        self.publish(force=True)
+        self.publish()
         self.check()
 
     def check(self) -> None:
@@ -136,7 +136,7 @@ class RunWatch:
             "resumedFromEpoch": self.resumed_from,
         }
 
-    def publish(self, force: bool = False) -> None:
+    def publish(self) -> None:
         self.last_report = time.time()
         self.report(self.snapshot())
 

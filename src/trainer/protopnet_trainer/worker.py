@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import threading
-import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional

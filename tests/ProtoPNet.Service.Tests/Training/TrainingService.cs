@@ -43,7 +43,7 @@ public sealed class TrainingService : IAsyncDisposable
             builder.UseSetting("Security:AdminApiKey", AdminKey);
             builder.UseSetting("Training:JobsRoot", Jobs);
             builder.UseSetting("Training:DataRoot", DataRoot);
-            builder.UseSetting("Training:EventPollMilliseconds", "100");
+            builder.UseSetting("Training:EventPollMilliseconds", "50");
         });
         _factory.UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
         _factory.StartServer();
