@@ -8,8 +8,8 @@
 # Steps: base image (a debian:12-slim stand-in made by debootstrap, kept in podman's storage), the CPU service image
 # (the service published self-contained on this machine, as the Dockerfile's build stage would), the trainer image;
 # the service container classifies a PNG; the trainer container trains the smoke preset into a mounted model folder
-# and the running service picks the new version up; podman-compose runs the compose file's service (and the worker,
-# once the trainer has a `worker` command); kubectl kustomize renders every overlay, every object validates against
+# and the running service picks the new version up; podman-compose runs the compose file's service and the worker
+# (the worker trains a job submitted to the service); kubectl kustomize renders every overlay, every object validates against
 # the Kubernetes schemas offline, and podman kube play runs the rendered service Deployment, which answers /classify.
 # Traffic goes to 127.0.0.1 only: containers share the host's network and the service listens on a free loopback port.
 set -euo pipefail
@@ -274,11 +274,7 @@ EOF
   echo "$port" >"$run_dir/compose.port"
 }
 
-trainer_has_worker() {
-  podman run --rm --ulimit host --network none --no-healthcheck "$trainer_image" worker --help >/dev/null 2>&1
-}
-
-# The worker of issue 13: a job submitted to the composed service is trained by the composed worker and served.
+# The worker: a job submitted to the composed service is trained by the composed worker and served.
 run_compose_worker() {
   local port id status deadline
   port=$(cat "$run_dir/compose.port")
@@ -397,11 +393,7 @@ run_step "images run as non-root with a health check" check_images
 run_step "service container classifies a PNG" run_service_container
 run_step "trainer container trains smoke, the service serves it" train_in_trainer_container
 run_step "compose: the service" run_compose_service
-if trainer_has_worker; then
-  run_step "compose: the worker trains a job submitted to the service" run_compose_worker
-else
-  echo "== containers: compose worker not run: the trainer has no 'worker' command yet (issue 13)"
-fi
+run_step "compose: the worker trains a job submitted to the service" run_compose_worker
 stop_compose >/dev/null 2>&1 || true
 run_step "kubectl kustomize renders base, cpu, gpu, kserve, training" render_kubernetes
 run_step "rendered objects validate against the schemas" validate_kubernetes

@@ -10,6 +10,7 @@ builder.AddServiceLogging();
 builder.AddProblemResponses();
 builder.AddInference();
 builder.AddServing();
+builder.AddTraining();
 builder.AddApiDocumentation();
 
 var app = builder.Build();
@@ -28,6 +29,7 @@ api.MapCardApi();
 api.MapExamplesApi();
 api.MapOperationsApi();
 api.MapV2Api();
+api.MapTrainingApi();
 
 await app.RunAsync();
 return 0;

@@ -48,13 +48,25 @@ public sealed class WebFixture : IAsyncLifetime
 
     public string ModelName => "smoke";
 
+    /// <summary>The admin key the service is configured with (the Training tab asks for it).</summary>
+    public const string AdminKey = "web-tests-admin-key";
+
+    public string ModelRoot => Path.Combine(_workDirectory, "models");
+
+    public string JobsDirectory => Path.Combine(_workDirectory, "jobs");
+
+    private TrainingWorker? _worker;
+
+    /// <summary>A training worker on the service's jobs folder, publishing into its model root (started once, when a test needs it).</summary>
+    public TrainingWorker Worker => _worker ??= TrainingWorker.Start(JobsDirectory, ModelRoot);
+
     /// <summary>Screenshots and other things a person may want to look at after a run (artifacts/ is git-ignored).</summary>
     public static string ArtifactsDirectory { get; } = CreateArtifactsDirectory();
 
     public async Task InitializeAsync()
     {
         SmokeSource = Trainer.FindBundle(Trainer.SmokeModels(_workDirectory), "smoke");
-        var modelRoot = Path.Combine(_workDirectory, "models");
+        var modelRoot = ModelRoot;
         BundleDirectory = Path.Combine(modelRoot, ModelName, Path.GetFileName(SmokeSource));
         Trainer.CopyDirectory(SmokeSource, BundleDirectory);
         AddExamples(BundleDirectory);
@@ -65,6 +77,11 @@ public sealed class WebFixture : IAsyncLifetime
             builder.UseSetting("Models:DefaultModel", ModelName);
             builder.UseSetting("Inference:ExecutionProvider", "cpu");
             builder.UseSetting("Inference:IntraOpThreads", "1");
+            // The Training tab: jobs go to a folder of this fixture, for a worker the training test starts.
+            builder.UseSetting("Security:AdminApiKey", AdminKey);
+            builder.UseSetting("Training:JobsRoot", JobsDirectory);
+            builder.UseSetting("Training:EventPollMilliseconds", "200");
+            builder.UseSetting("Models:RescanIntervalSeconds", "2");
         });
         _factory.UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
         _factory.StartServer();
@@ -88,6 +105,7 @@ public sealed class WebFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
+        _worker?.Dispose();
         if (Browser is not null) await Browser.CloseAsync();
         _playwright?.Dispose();
         Http?.Dispose();

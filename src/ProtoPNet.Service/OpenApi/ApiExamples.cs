@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Service.Apis;
+using ProtoPNet.Service.Training;
 
 namespace ProtoPNet.Service.OpenApi;
 
@@ -48,7 +49,14 @@ public static class ApiExamples
             new V2ResponseOutput("unfamiliar", [1], "BOOL", new[] { false }),
         ]) { Id = "42" };
 
-    /// <summary>The 200 example of each operation, by operation id.</summary>
+    private static readonly TrainingJob TrainingJobExample = new("20261130T080000123Z-1a2b3c4d", "my-model", "smoke", null, null,
+        new JsonObject { ["epochs"] = 4 }, TrainingJob.Running, 1, new TrainingProgress("joint", 3, 4, 0.55),
+        new Dictionary<string, double> { ["trainAccuracy"] = 0.91, ["testAccuracy"] = 0.88, ["lossTotal"] = 0.42 },
+        [new TrainingEpoch(1, "warm", 0.52, 0.61), new TrainingEpoch(2, "warm", 0.83, 0.8)], null, null, false,
+        DateTimeOffset.Parse("2026-11-30T08:00:00.123Z"), DateTimeOffset.Parse("2026-11-30T08:00:02.5Z"), null,
+        DateTimeOffset.Parse("2026-11-30T08:00:41Z"), DateTimeOffset.Parse("2026-11-30T08:00:20Z"), null, "trainer-1:42");
+
+    /// <summary>The 200 (or 202) example of each operation, by operation id.</summary>
     public static readonly IReadOnlyDictionary<string, object> Success = new Dictionary<string, object>
     {
         ["Classify"] = Classify,
@@ -98,6 +106,13 @@ public static class ApiExamples
         ["V2ModelMetadataVersion"] = V2Metadata,
         ["V2Infer"] = V2Answer,
         ["V2InferVersion"] = V2Answer,
+        ["SubmitTrainingJob"] = TrainingJobExample with { Status = TrainingJob.Queued, Attempt = 0, Progress = null, Metrics = null, History = [], StartedAt = null, EstimatedFinishAt = null, HeartbeatAt = null, Worker = null },
+        ["ListTrainingJobs"] = new[] { TrainingJobExample },
+        ["GetTrainingJob"] = TrainingJobExample,
+        ["CancelTrainingJob"] = TrainingJobExample with { CancelRequested = true },
+        ["WatchTrainingJob"] = "event: job\ndata: " + JsonSerializer.Serialize(TrainingJobExample, Json) + "\n\n",
+        ["ListTrainingOptions"] = new TrainerCatalog("protopnet-trainer-options/1", [new TrainerPreset("smoke", "synthetic", 20)], ["fashion-mnist", "cub200", "imagefolder", "synthetic"],
+            [new TrainerOption("epochs", "--epochs", "integer", 1, 1000, null, null, "total epochs (warm-up + joint)")]),
     };
 
     /// <summary>A v2 error example per status, by operation id prefix V2.</summary>

@@ -56,7 +56,7 @@ public sealed class ExamplesOperationFilter : IOperationFilter
         foreach (var (status, response) in operation.Responses)
         {
             if (response.Content is null) continue;
-            if (status == "200" && ApiExamples.Success.TryGetValue(operationId, out var example))
+            if (status is "200" or "202" && ApiExamples.Success.TryGetValue(operationId, out var example))
             {
                 foreach (var media in response.Content.Values.OfType<OpenApiMediaType>()) media.Example = ApiExamples.ToNode(example);
                 continue;
@@ -98,8 +98,14 @@ public sealed class ExamplesOperationFilter : IOperationFilter
     private static ProblemKind[] KindsFor(string operationId, int status)
     {
         var classify = operationId.StartsWith("Classify", StringComparison.Ordinal);
+        var training = operationId.Contains("Training", StringComparison.Ordinal);
         return status switch
         {
+            400 when training => [ProblemCatalog.InvalidTrainingJob],
+            404 when training && operationId is "SubmitTrainingJob" or "ListTrainingJobs" or "ListTrainingOptions" => [ProblemCatalog.TrainingNotConfigured],
+            404 when training => [ProblemCatalog.TrainingNotConfigured, ProblemCatalog.TrainingJobNotFound],
+            409 when training => [ProblemCatalog.TrainingJobFinished],
+            403 when training => [ProblemCatalog.AdminDisabled, ProblemCatalog.ApiKeyRejected],
             400 when classify => operationId == "ClassifyBatch"
                 ? [ProblemCatalog.ImageMissing, ProblemCatalog.TooManyImages, ProblemCatalog.InvalidParameter, ProblemCatalog.ImageNotDecodable, ProblemCatalog.ImageTruncated]
                 : [ProblemCatalog.ImageNotDecodable, ProblemCatalog.ImageTruncated, ProblemCatalog.ImageMissing, ProblemCatalog.InvalidParameter],

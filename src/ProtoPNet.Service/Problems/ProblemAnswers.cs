@@ -19,7 +19,7 @@ public sealed class ProblemExceptionFilter(Func<ProblemKind, string, IResult>? w
         }
         catch (ProblemException problem)
         {
-            return Answer(context.HttpContext, problem.Kind, problem.Message);
+            return Answer(context.HttpContext, problem.Kind, problem.Message, problem.Extensions);
         }
         catch (ImageRejectedException rejection)
         {
@@ -27,13 +27,13 @@ public sealed class ProblemExceptionFilter(Func<ProblemKind, string, IResult>? w
         }
     }
 
-    private IResult Answer(HttpContext context, ProblemKind kind, string detail)
+    private IResult Answer(HttpContext context, ProblemKind kind, string detail, IReadOnlyDictionary<string, object?>? extensions = null)
     {
         if (kind.Status == StatusCodes.Status503ServiceUnavailable)
         {
             context.Response.Headers.RetryAfter = ProblemCatalog.RetryAfterFor(kind.Type).ToString(CultureInfo.InvariantCulture);
         }
-        return writeError?.Invoke(kind, detail) ?? ProblemCatalog.Problem(kind, detail);
+        return writeError?.Invoke(kind, detail) ?? ProblemCatalog.Problem(kind, detail, extensions);
     }
 }
 

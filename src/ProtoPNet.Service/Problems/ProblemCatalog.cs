@@ -47,6 +47,14 @@ public static class ProblemCatalog
         "The X-Api-Key header does not hold the key this endpoint needs.");
     public static readonly ProblemKind AdminDisabled = new(Prefix + "admin-disabled", "Administrative endpoints are disabled", 403,
         "Security:AdminApiKey is not configured, so administrative endpoints are disabled.");
+    public static readonly ProblemKind InvalidTrainingJob = new(Prefix + "invalid-training-job", "The training job is not valid", 400,
+        "options.epochs: 0 is below the minimum 1.");
+    public static readonly ProblemKind TrainingNotConfigured = new(Prefix + "training-not-configured", "Training is not configured", 404,
+        "Training:JobsRoot (environment Training__JobsRoot) is not configured, so this service takes no training jobs.");
+    public static readonly ProblemKind TrainingJobNotFound = new(Prefix + "training-job-not-found", "Unknown training job", 404,
+        "There is no training job '20261130T080000123Z-1a2b3c4d'.");
+    public static readonly ProblemKind TrainingJobFinished = new(Prefix + "training-job-finished", "The training job has already finished", 409,
+        "Training job 20261130T080000123Z-1a2b3c4d has already succeeded; there is nothing to cancel.");
     public static readonly ProblemKind Unexpected = new(Prefix + "internal-error", "Unexpected server error", 500,
         "An unexpected error happened; the trace id identifies it in the logs.");
 
@@ -70,16 +78,18 @@ public static class ProblemCatalog
         _ => ImageNotDecodable,
     };
 
-    public static ProblemHttpResult Problem(ProblemKind kind, string detail) =>
-        TypedResults.Problem(detail: detail, statusCode: kind.Status, title: kind.Title, type: kind.Type);
+    public static ProblemHttpResult Problem(ProblemKind kind, string detail, IEnumerable<KeyValuePair<string, object?>>? extensions = null) =>
+        TypedResults.Problem(detail: detail, statusCode: kind.Status, title: kind.Title, type: kind.Type, extensions: extensions);
 
     /// <summary>A problem as a plain object, for the per-item errors of a batch.</summary>
     public static Microsoft.AspNetCore.Mvc.ProblemDetails Details(ProblemKind kind, string detail) =>
         new() { Type = kind.Type, Title = kind.Title, Status = kind.Status, Detail = detail };
 }
 
-/// <summary>A request that cannot be served, carrying the problem to answer with.</summary>
-public sealed class ProblemException(ProblemKind kind, string detail) : Exception(detail)
+/// <summary>A request that cannot be served, carrying the problem to answer with (and any extension members, e.g. <c>field</c>).</summary>
+public sealed class ProblemException(ProblemKind kind, string detail, IReadOnlyDictionary<string, object?>? extensions = null) : Exception(detail)
 {
     public ProblemKind Kind { get; } = kind;
+
+    public IReadOnlyDictionary<string, object?>? Extensions { get; } = extensions;
 }

@@ -81,7 +81,8 @@ async function loadModels() {
     for (const select of [$("model"), $("gallery-model")]) {
       select.replaceChildren(...state.models.map((m) =>
         el("option", { value: m.name, text: `${m.name} (${m.classes.length} classes, ${m.prototypeCount} prototypes)` })));
-      const preferred = state.models.find((m) => m.isDefaultModel) || state.models[0];
+      const asked = new URLSearchParams(location.search).get("model");
+      const preferred = state.models.find((m) => m.name === asked) || state.models.find((m) => m.isDefaultModel) || state.models[0];
       if (preferred) select.value = preferred.name;
     }
     if (state.models.length === 0) {
@@ -318,18 +319,196 @@ async function renderGallery() {
   }
 }
 
+// ---------------------------------------------------------------- training
+
+// The admin key lives in sessionStorage: it is sent only to this service, and forgotten when the tab is closed.
+const KEY_STORAGE = "protopnet.adminApiKey";
+const SVG = "http://www.w3.org/2000/svg";
+const training = { options: null, job: null, stream: null };
+
+const adminKey = () => sessionStorage.getItem(KEY_STORAGE);
+
+/** fetch with the admin key; a 401 or 403 forgets the key and asks for it again. */
+async function adminFetch(url, init = {}) {
+  let response;
+  try {
+    response = await fetch(url, { ...init, headers: { ...(init.headers || {}), "X-Api-Key": adminKey() || "" } });
+  } catch (error) {
+    throw { title: "The service cannot be reached", detail: String(error.message || error) };
+  }
+  if (response.status === 401 || response.status === 403) {
+    const problem = await problemMessage(response);
+    sessionStorage.removeItem(KEY_STORAGE);
+    showTrainingForms();
+    throw problem;
+  }
+  if (!response.ok) throw await problemMessage(response);
+  return response;
+}
+
+function showTrainingForms() {
+  const hasKey = Boolean(adminKey());
+  $("training-key-form").hidden = hasKey;
+  $("training-ready").hidden = !hasKey;
+}
+
+async function openTraining() {
+  showTrainingForms();
+  if (!adminKey() || training.options) return;
+  try {
+    training.options = await (await adminFetch("/training/options")).json();
+    $("training-preset").replaceChildren(...training.options.presets.map((p) =>
+      el("option", { value: p.name, text: `${p.name} (${p.dataset}, ${p.epochs} epochs by default)` })));
+    const smoke = training.options.presets.find((p) => p.name === "smoke");
+    if (smoke) $("training-preset").value = smoke.name;
+  } catch (problem) {
+    showError(problem.title, problem.detail);
+  }
+}
+
+async function submitTraining(event) {
+  event.preventDefault();
+  clearError();
+  const body = {
+    name: $("training-name").value.trim(),
+    preset: $("training-preset").value,
+    options: { epochs: parseInt($("training-epochs").value, 10) },
+  };
+  try {
+    const response = await adminFetch("/training/jobs", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    showJob(await response.json());
+    followJob(response.headers.get("Location"));
+  } catch (problem) {
+    showError(problem.title, problem.detail);
+  }
+}
+
+/** Reads the job's Server-Sent Events (fetch, not EventSource: it sends the key as a header, never in the URL). */
+async function followJob(location) {
+  if (training.stream) training.stream.abort();
+  const stream = new AbortController();
+  training.stream = stream;
+  try {
+    const response = await adminFetch(`${location}/events`, { signal: stream.signal, headers: { Accept: "text/event-stream" } });
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = block.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trimStart()).join("\n");
+        if (data) showJob(JSON.parse(data));
+      }
+    }
+  } catch (problem) {
+    if (stream.signal.aborted) return;
+    showError(problem.title || "The job's progress cannot be followed", problem.detail || String(problem));
+  }
+}
+
+const STAGES = {
+  starting: "setting up", "warm-up": "warm-up", joint: "joint training", push: "projecting prototypes (push)",
+  "last-layer": "training the last layer", prune: "pruning", baseline: "training the baseline", export: "publishing",
+};
+
+function showJob(job) {
+  training.job = job;
+  $("training-job").hidden = false;
+  $("training-job-title").textContent = `${job.name} (${job.preset})`;
+  const progress = job.progress;
+  $("training-progress").value = job.status === "succeeded" ? 1 : progress ? progress.fraction : 0;
+  const stage = progress && progress.stage ? `, ${STAGES[progress.stage] || progress.stage}` : "";
+  const epoch = progress && progress.epochs ? `: epoch ${progress.epoch} of ${progress.epochs}${stage}` : stage;
+  const finish = job.estimatedFinishAt ? `, done at about ${new Date(job.estimatedFinishAt).toLocaleTimeString()}` : "";
+  const text = {
+    queued: "Queued: waiting for a training worker.",
+    running: `Training${epoch}${finish} (${Math.round(100 * (progress ? progress.fraction : 0))}%).`,
+    succeeded: `Trained and published as version ${job.publishedVersion}.`,
+    failed: `Failed: ${job.error}`,
+    cancelled: "Cancelled.",
+  }[job.status] || job.status;
+  $("training-status").textContent = text;
+  drawCurve(job.history, progress ? progress.epochs : job.history.length);
+  if (job.status === "succeeded") offerModel(job.name, job.publishedVersion);
+}
+
+/** Accuracy per epoch: test accuracy as a solid line with a point per epoch, training accuracy dashed. */
+function drawCurve(history, epochs) {
+  const svg = $("training-curve");
+  const left = 34, right = 350, top = 10, bottom = 160;
+  const span = Math.max(1, epochs - 1);
+  const x = (epoch) => left + ((epoch - 1) / span) * (right - left);
+  const y = (accuracy) => bottom - accuracy * (bottom - top);
+  const node = (tag, attributes, text) => {
+    const element = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+    if (text !== undefined) element.textContent = text;
+    return element;
+  };
+  const parts = [];
+  for (const level of [0, 0.5, 1]) {
+    parts.push(node("line", { class: "grid", x1: left, x2: right, y1: y(level), y2: y(level) }));
+    parts.push(node("text", { x: 4, y: y(level) + 3 }, `${level * 100}%`));
+  }
+  parts.push(node("text", { x: left, y: 176 }, "epoch 1"), node("text", { x: right - 40, y: 176 }, `epoch ${epochs}`));
+  const line = (key, className) => {
+    const points = history.filter((e) => e[key] !== null && e[key] !== undefined).map((e) => `${x(e.epoch)},${y(e[key])}`);
+    if (points.length) parts.push(node("polyline", { class: className, points: points.join(" ") }));
+  };
+  line("trainAccuracy", "train");
+  line("testAccuracy", "test");
+  for (const e of history) {
+    if (e.testAccuracy === null || e.testAccuracy === undefined) continue;
+    const point = node("circle", { class: "test-point", cx: x(e.epoch), cy: y(e.testAccuracy), r: 3, "data-epoch": e.epoch });
+    point.append(node("title", {}, `epoch ${e.epoch}: test accuracy ${percent(e.testAccuracy)}`));
+    parts.push(point);
+  }
+  svg.replaceChildren(...parts);
+}
+
+/** Once the service serves the new version, a link that opens it in the classify view. */
+async function offerModel(name, version) {
+  if (!$("training-done").hidden || training.offering === version) return;
+  training.offering = version;
+  for (let tries = 0; tries < 120; tries++) {
+    try {
+      const model = await getJson(`/models/${encodeURIComponent(name)}`);
+      if (model.versions.includes(version)) {
+        const link = $("training-model-link");
+        link.href = `?model=${encodeURIComponent(name)}#classify`;
+        link.textContent = `Open ${name} in the classify view`;
+        $("training-done").hidden = false;
+        return;
+      }
+    } catch {
+      // Not loaded yet: the service picks new versions up within a few seconds.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  $("training-status").textContent += " The service has not loaded it yet; reload the page later.";
+}
+
 // ---------------------------------------------------------------- views and wiring
 
+const VIEWS = ["classify", "gallery", "training"];
+
 function showView() {
-  const gallery = location.hash === "#gallery";
-  $("view-classify").hidden = gallery;
-  $("view-gallery").hidden = !gallery;
-  for (const [tab, current] of [[$("tab-classify"), !gallery], [$("tab-gallery"), gallery]]) {
-    if (current) tab.setAttribute("aria-current", "page");
+  const current = VIEWS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "classify";
+  for (const view of VIEWS) {
+    $(`view-${view}`).hidden = view !== current;
+    const tab = $(`tab-${view}`);
+    if (view === current) tab.setAttribute("aria-current", "page");
     else tab.removeAttribute("aria-current");
   }
   clearError();
-  if (gallery) renderGallery();
+  if (current === "gallery") renderGallery();
+  if (current === "training") openTraining();
 }
 
 function wire() {
@@ -352,6 +531,24 @@ function wire() {
     if (file) classify(file);
   });
   window.addEventListener("hashchange", showView);
+
+  $("training-key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(KEY_STORAGE, $("training-key").value);
+    $("training-key").value = "";
+    clearError();
+    openTraining();
+  });
+  $("training-forget").addEventListener("click", () => {
+    sessionStorage.removeItem(KEY_STORAGE);
+    training.options = null;
+    showTrainingForms();
+  });
+  $("training-preset").addEventListener("change", () => {
+    const preset = training.options && training.options.presets.find((p) => p.name === $("training-preset").value);
+    if (preset) $("training-epochs").value = String(preset.epochs);
+  });
+  $("training-form").addEventListener("submit", submitTraining);
 }
 
 wire();

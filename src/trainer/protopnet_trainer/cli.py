@@ -1,15 +1,19 @@
-"""Command line: parses the arguments of train, evaluate, export, prune, benchmark and evaluate-interpretability and
-calls the module that does each (pipeline, evaluate, untrained, benchmark, scorecard); the heavy modules are imported
-only by the command that needs them, so `--help` and argument errors are quick."""
+"""Command line: parses the arguments of train, evaluate, export, prune, benchmark, evaluate-interpretability, worker
+and options and calls the module that does each (pipeline, evaluate, untrained, benchmark, scorecard, worker,
+job_options); the heavy modules are imported only by the command that needs them, so `--help` and argument errors
+are quick."""
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from .config import PRESETS, TrainConfig, preset_config
 from .console import say
 from .errors import TrainerError
+
+if TYPE_CHECKING:
+    from .pipeline import TrainJob
 
 # Command-line overrides: option -> (config field, type). `None` values are "not given".
 OVERRIDES = [
@@ -132,13 +136,46 @@ def cmd_train(args: argparse.Namespace) -> None:
         from .baseline import train_to_file
         train_to_file(cfg, args.baseline_only, progress=show_progress(args), log=say)
         return
-    from .pipeline import TrainJob, train_and_publish
+    from .pipeline import train_and_publish
+    train_and_publish(train_job(args, cfg), progress=show_progress(args), log=say)
+
+
+def train_job(args: argparse.Namespace, cfg: TrainConfig) -> "TrainJob":
+    """The run a `train` command line asks for (the worker's jobs are `train` command lines too)."""
+    from .pipeline import TrainJob
     name = args.name or args.preset or cfg.dataset
-    job = TrainJob(cfg, models=args.models, name=name, run_dir=args.run_dir,
-                   preset=args.preset, resume=args.resume, report=not args.no_report, examples=args.examples,
-                   baseline_result=args.baseline_result, baseline_wait=args.baseline_wait,
-                   scorecard=not args.no_interpretability)
-    train_and_publish(job, progress=show_progress(args), log=say)
+    return TrainJob(cfg, models=args.models, name=name, run_dir=args.run_dir,
+                    preset=args.preset, resume=args.resume, report=not args.no_report, examples=args.examples,
+                    baseline_result=args.baseline_result, baseline_wait=args.baseline_wait,
+                    scorecard=not args.no_interpretability)
+
+
+def train_job_from_argv(argv: List[str]) -> "TrainJob":
+    args = build_parser().parse_args(argv)
+    return train_job(args, config_from_args(args))
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from .job_options import JobOptions
+    from .worker import WorkerSettings, run_worker
+    settings = WorkerSettings(jobs=args.jobs, models=args.models, runs=args.runs, data_root=args.data_root,
+                              poll=args.poll, heartbeat=args.heartbeat, stale_after=args.stale_after,
+                              progress=show_progress(args), once=args.once)
+    if settings.heartbeat >= settings.stale_after:
+        raise TrainerError("--heartbeat must be shorter than --stale-after")
+    run_worker(settings, JobOptions.from_parser(build_parser()), train_job_from_argv)
+
+
+def cmd_options(args: argparse.Namespace) -> None:
+    import json
+    from .job_options import JobOptions
+    document = JobOptions.from_parser(build_parser()).document()
+    if args.json:
+        print(json.dumps(document, indent=2))
+        return
+    for option in document["options"]:
+        bounds = option.get("choices") or [option[k] for k in ("minimum", "maximum") if k in option]
+        say(f"{option['name']:28} {option['option']:28} {option['type']:8} {bounds or ''}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -274,6 +311,29 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--no-progress", action="store_true")
     prune.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     prune.set_defaults(handler=cmd_prune)
+
+    worker = commands.add_parser("worker", help="take training jobs from a jobs folder, one at a time, and publish "
+                                                "their bundles (docs/TRAINING_JOBS.md)")
+    worker.add_argument("--jobs", required=True, help="the jobs folder (shared with the service's Training:JobsRoot)")
+    worker.add_argument("--models", required=True, help="model repository root the bundles are published into")
+    worker.add_argument("--runs", help="run folders, <runs>/<job id> (default: the job's own folder, <jobs>/<id>/run)")
+    worker.add_argument("--data-root", help="the only folder a job's data may come from (its `data` is relative to "
+                                            "it); without it jobs use their data set's default folder only")
+    worker.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="look for jobs this often (2)")
+    worker.add_argument("--heartbeat", type=float, default=5.0, metavar="SECONDS",
+                        help="renew the running job's lease this often (5)")
+    worker.add_argument("--stale-after", type=float, default=60.0, metavar="SECONDS",
+                        help="take over a running job whose lease was not renewed for this long (60)")
+    worker.add_argument("--once", action="store_true", help="exit when no job is left to take")
+    worker.add_argument("--no-progress", action="store_true", help="no progress bars")
+    worker.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
+    worker.set_defaults(handler=cmd_worker)
+
+    options = commands.add_parser("options", help="the options a training job may set, with their ranges")
+    options.add_argument("--json", action="store_true",
+                         help="as the JSON the service validates jobs with (src/ProtoPNet.Service/Training/"
+                              "trainer-options.json)")
+    options.set_defaults(handler=cmd_options)
 
     benchmark = commands.add_parser("benchmark", help="images per second of each training stage")
     add_config_options(benchmark)

@@ -50,20 +50,22 @@ class TrainJob:
 
 
 def train_and_publish(job: TrainJob, progress: bool = False, log: Log = say,
-                      on_epoch_end: Optional[Callable[[int], None]] = None) -> Optional[str]:
+                      on_epoch_end: Optional[Callable[[int], None]] = None,
+                      trainer_factory: Callable[..., Trainer] = Trainer) -> Optional[str]:
     """Train the job's recipe in its run folder (fresh, or resumed) and publish the bundle. Returns its folder.
     `on_epoch_end(epoch)` runs after each checkpointed epoch; raising from it stops the run (see Trainer.run).
+    `trainer_factory(cfg, run_dir, progress=, log=, group=)` makes the trainer: the worker's watches each stage and batch.
 
     Started by torchrun, every rank trains its share (see distributed.py) and rank 0 alone writes the run folder,
     trains the separate baseline and publishes; the other ranks return None. After a torchrun restart
     (--max-restarts) the run resumes from its latest checkpoint."""
     with process_group(job.cfg.device) as group:
         if group is None:
-            return _train_and_publish(job, progress, log, on_epoch_end, None)
+            return _train_and_publish(job, progress, log, on_epoch_end, None, trainer_factory)
         if restart_count() > 0:
             job = replace(job, resume=True)
         log = log if group.is_main else _quiet
-        return _train_and_publish(job, progress and group.is_main, log, on_epoch_end, group)
+        return _train_and_publish(job, progress and group.is_main, log, on_epoch_end, group, trainer_factory)
 
 
 def _quiet(line: str) -> None:
@@ -71,7 +73,7 @@ def _quiet(line: str) -> None:
 
 
 def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Optional[Callable[[int], None]],
-                       group: Optional[Group]) -> Optional[str]:
+                       group: Optional[Group], trainer_factory: Callable[..., Trainer]) -> Optional[str]:
     main = group is None or group.is_main
     cfg = job.cfg
     if job.baseline_result:
@@ -87,7 +89,7 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
     separate = SeparateBaseline(job.baseline_result, cfg, log) if job.baseline_result and main \
         else contextlib.nullcontext()
     with separate:
-        trainer = Trainer(cfg, run_dir, progress=progress, log=log, group=group)
+        trainer = trainer_factory(cfg, run_dir, progress=progress, log=log, group=group)
         if job.resume and not trainer.resume():
             log(f"no checkpoint in {run_dir}: starting from epoch 1")
         result = trainer.run(on_epoch_end)

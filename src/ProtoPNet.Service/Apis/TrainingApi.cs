@@ -1,0 +1,172 @@
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using ProtoPNet.Service.Problems;
+using ProtoPNet.Service.Serving;
+using ProtoPNet.Service.Training;
+
+namespace ProtoPNet.Service.Apis;
+
+/// <summary>
+/// /training: training jobs for the workers of the jobs folder (Training:JobsRoot): submit, list, follow (also as
+/// Server-Sent Events) and cancel. Administrative: every endpoint needs Security:AdminApiKey in X-Api-Key.
+/// </summary>
+public static class TrainingApi
+{
+    public const string EventType = "job";
+
+    public static IEndpointRouteBuilder MapTrainingApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/training").WithTags("Training");
+
+        group.MapPost("/jobs", SubmitAsync)
+            .WithName("SubmitTrainingJob")
+            .WithSummary("Queue a training job (administrative)")
+            .WithDescription("""
+                Queues a job for the training workers: `name` (the model name to publish under), `preset`, and optionally
+                `dataset`, `data` (a folder relative to Training:DataRoot) and `options` (the trainer's options by their long
+                names in camelCase, e.g. `{"epochs": 4}`; GET /training/options lists them with their ranges). Answers 202 with
+                the queued job and its URL in Location. A worker trains it exactly as `protopnet_trainer train` would and
+                publishes the bundle into the model repository, where this service loads it by itself.
+                """)
+            .Accepts<TrainingJobRequest>("application/json")
+            .Produces<TrainingJob>(StatusCodes.Status202Accepted)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .RequireAdminKey();
+
+        group.MapGet("/jobs", List)
+            .WithName("ListTrainingJobs")
+            .WithSummary("List the training jobs (administrative)")
+            .WithDescription("Every job of the jobs folder, newest first, with its status and progress.")
+            .Produces<TrainingJob[]>()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .RequireAdminKey();
+
+        group.MapGet("/jobs/{id}", Get)
+            .WithName("GetTrainingJob")
+            .WithSummary("Describe one training job (administrative)")
+            .WithDescription("Status (queued, running, succeeded, failed, cancelled), progress (stage, epoch, epochs, fraction), the latest epoch's metrics, the accuracy of every epoch, the published version, the error of a failed job, and its times.")
+            .Produces<TrainingJob>()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .RequireAdminKey();
+
+        group.MapGet("/jobs/{id}/events", Events)
+            .WithName("WatchTrainingJob")
+            .WithSummary("Follow one training job as Server-Sent Events (administrative)")
+            .WithDescription("""
+                `text/event-stream`: an event `job` with the job (as GET /training/jobs/{id}) at once, then one whenever its
+                status, stage, epoch, progress, published version or error changes; the stream ends after the event of a
+                finished job (succeeded, failed or cancelled).
+                """)
+            .Produces<string>(StatusCodes.Status200OK, "text/event-stream")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .RequireAdminKey();
+
+        group.MapDelete("/jobs/{id}", Cancel)
+            .WithName("CancelTrainingJob")
+            .WithSummary("Cancel a training job (administrative)")
+            .WithDescription("""
+                A queued job is cancelled at once and never starts (200, status cancelled). A running job is stopped by its
+                worker before its next batch and publishes nothing (202, status still running with cancelRequested true,
+                then cancelled). Cancelling a cancelled job answers 200 again; a job that already succeeded or failed, 409.
+                """)
+            .Produces<TrainingJob>()
+            .Produces<TrainingJob>(StatusCodes.Status202Accepted)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .RequireAdminKey();
+
+        group.MapGet("/options", GetOptions)
+            .WithName("ListTrainingOptions")
+            .WithSummary("The presets, data sets and options a job may use (administrative)")
+            .WithDescription("The trainer's presets (with their data set and epochs), data sets, and every option a job's `options` may set, with its trainer option, type, inclusive minimum and maximum, choices and help.")
+            .Produces<TrainerCatalog>()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .RequireAdminKey();
+        return app;
+    }
+
+    public static string JobUrl(string id) => $"/training/jobs/{Uri.EscapeDataString(id)}";
+
+    internal static async Task<Accepted<TrainingJob>> SubmitAsync(HttpRequest request, TrainingJobStore store, TrainerCatalog catalog,
+        CancellationToken cancellationToken)
+    {
+        store.EnsureConfigured();
+        JsonElement body;
+        try
+        {
+            using var document = await JsonDocument.ParseAsync(request.Body, cancellationToken: cancellationToken);
+            body = document.RootElement.Clone();
+        }
+        catch (JsonException error)
+        {
+            throw TrainingJobValidator.Invalid("body", $"is not JSON ({error.Message.Split(" Path:")[0].TrimEnd('.')})");
+        }
+        var job = store.Create(TrainingJobValidator.Validate(body, catalog, store.DataRoot));
+        return TypedResults.Accepted(JobUrl(job.Id), job);
+    }
+
+    internal static Ok<IReadOnlyList<TrainingJob>> List(TrainingJobStore store) => TypedResults.Ok(store.List());
+
+    /// <param name="id">The job id, e.g. <c>20261130T080000123Z-1a2b3c4d</c>.</param>
+    internal static Ok<TrainingJob> Get(string id, TrainingJobStore store)
+    {
+        store.EnsureConfigured();
+        return TypedResults.Ok(store.Get(id));
+    }
+
+    /// <param name="id">The job id.</param>
+    internal static Results<Ok<TrainingJob>, Accepted<TrainingJob>> Cancel(string id, TrainingJobStore store)
+    {
+        store.EnsureConfigured();
+        var outcome = store.Cancel(id);
+        return outcome.Stopping ? TypedResults.Accepted(JobUrl(id), outcome.Job) : TypedResults.Ok(outcome.Job);
+    }
+
+    /// <param name="id">The job id.</param>
+    internal static ServerSentEventsResult<TrainingJob> Events(string id, TrainingJobStore store, IOptions<TrainingOptions> options,
+        CancellationToken cancellationToken)
+    {
+        store.EnsureConfigured();
+        var first = store.Get(id);   // an unknown job is a 404 before the stream starts
+        return TypedResults.ServerSentEvents(Changes(first, store, TimeSpan.FromMilliseconds(options.Value.EventPollMilliseconds), cancellationToken));
+    }
+
+    internal static Ok<TrainerCatalog> GetOptions(TrainingJobStore store, TrainerCatalog catalog)
+    {
+        store.EnsureConfigured();
+        return TypedResults.Ok(catalog);
+    }
+
+    /// <summary>The job now, then each time what a watcher sees of it changes, until it has finished.</summary>
+    private static async IAsyncEnumerable<SseItem<TrainingJob>> Changes(TrainingJob job, TrainingJobStore store, TimeSpan poll,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var seen = Fingerprint(job);
+        yield return new SseItem<TrainingJob>(job, EventType);
+        while (!job.IsFinished && !cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(poll, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                yield break;
+            }
+            job = store.Get(job.Id);
+            var now = Fingerprint(job);
+            if (now == seen) continue;
+            seen = now;
+            yield return new SseItem<TrainingJob>(job, EventType);
+        }
+    }
+
+    /// <summary>What an event is sent for: not the heartbeat, which changes every few seconds while nothing else does.</summary>
+    private static string Fingerprint(TrainingJob job) =>
+        string.Join('|', job.Status, job.Progress?.Stage, job.Progress?.Epoch, job.Progress?.Fraction.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture),
+            job.History.Count, job.PublishedVersion, job.Error, job.CancelRequested);
+}

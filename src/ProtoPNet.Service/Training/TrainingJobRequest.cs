@@ -1,0 +1,141 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using ProtoPNet.Service.Problems;
+
+namespace ProtoPNet.Service.Training;
+
+/// <summary>
+/// The body of POST /training/jobs. <c>options</c> holds the trainer's options by their long names in camelCase
+/// (<c>--lr-add-on</c> is <c>lrAddOn</c>), see GET /training/options.
+/// </summary>
+/// <param name="Name">The model name the bundle is published under (a folder name: letters, digits, '.', '_', '-').</param>
+/// <param name="Preset">The trainer's preset, e.g. <c>smoke</c> or <c>fashion-mnist</c>.</param>
+/// <param name="Dataset">Optional: another data set than the preset's (fashion-mnist, cub200, imagefolder, synthetic).</param>
+/// <param name="Data">Optional: the data set's folder, relative to Training:DataRoot.</param>
+/// <param name="Options">Optional: trainer options, e.g. <c>{"epochs": 4}</c>.</param>
+public sealed record TrainingJobRequest(string Name, string Preset, string? Dataset, string? Data, IReadOnlyDictionary<string, JsonElement>? Options);
+
+/// <summary>A checked job request, as job.json stores it.</summary>
+public sealed record JobSpec(string Name, string Preset, string? Dataset, string? Data, JsonObject Options);
+
+/// <summary>
+/// Checks a job request field by field against the trainer's catalogue, so that the worker never gets a job it would
+/// refuse: each refusal is a 400 invalid-training-job naming the field (also as the problem's <c>field</c> member).
+/// </summary>
+public static partial class TrainingJobValidator
+{
+    private static readonly string[] Fields = ["name", "preset", "dataset", "data", "options"];
+
+    public static JobSpec Validate(JsonElement body, TrainerCatalog catalog, string? dataRoot)
+    {
+        if (body.ValueKind != JsonValueKind.Object) throw Invalid("body", "must be a JSON object with name, preset and optional dataset, data and options");
+        foreach (var property in body.EnumerateObject())
+        {
+            if (!Fields.Contains(property.Name))
+            {
+                throw Invalid(property.Name, $"is not a field of a training job (use {string.Join(", ", Fields)}; trainer options go into options)");
+            }
+        }
+
+        var name = RequiredString(body, "name");
+        if (!ModelName().IsMatch(name) || name.Contains("..", StringComparison.Ordinal))
+        {
+            throw Invalid("name", $"'{name}' is not a valid model name (letters, digits, '.', '_' and '-', not starting with '.', at most 128 characters)");
+        }
+        var preset = RequiredString(body, "preset");
+        if (catalog.Presets.All(p => p.Name != preset))
+        {
+            throw Invalid("preset", $"'{preset}' is not a preset of the trainer ({string.Join(", ", catalog.Presets.Select(p => p.Name))})");
+        }
+        var dataset = OptionalString(body, "dataset");
+        if (dataset is not null && !catalog.Datasets.Contains(dataset))
+        {
+            throw Invalid("dataset", $"'{dataset}' is not a data set of the trainer ({string.Join(", ", catalog.Datasets)})");
+        }
+        var data = OptionalString(body, "data");
+        if (data is not null)
+        {
+            if (string.IsNullOrWhiteSpace(dataRoot)) throw Invalid("data", "Training:DataRoot is not configured, so a job cannot name a data folder");
+            var (relative, error) = DataRoot.Resolve(dataRoot, data);
+            data = relative ?? throw Invalid("data", error!);
+        }
+        return new JobSpec(name, preset, dataset, data, Options(body, catalog));
+    }
+
+    private static JsonObject Options(JsonElement body, TrainerCatalog catalog)
+    {
+        var options = new JsonObject();
+        if (!body.TryGetProperty("options", out var given) || given.ValueKind == JsonValueKind.Null) return options;
+        if (given.ValueKind != JsonValueKind.Object) throw Invalid("options", "must be an object of option names and values");
+        foreach (var property in given.EnumerateObject())
+        {
+            var field = $"options.{property.Name}";
+            var option = catalog.Option(property.Name)
+                ?? throw Invalid(field, "is not an option of the trainer (GET /training/options lists them)");
+            Check(option, property.Value, field);
+            options[property.Name] = JsonNode.Parse(property.Value.GetRawText());
+        }
+        return options;
+    }
+
+    private static void Check(TrainerOption option, JsonElement value, string field)
+    {
+        switch (option.Type)
+        {
+            case "boolean":
+                if (value.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) throw Invalid(field, $"must be true or false, not {value.GetRawText()}");
+                return;
+            case "integers":
+                if (value.ValueKind != JsonValueKind.Array || value.GetArrayLength() == 0 || value.GetArrayLength() > (option.MaxItems ?? 0))
+                {
+                    throw Invalid(field, $"must be a list of 1 to {option.MaxItems} integers");
+                }
+                foreach (var item in value.EnumerateArray()) CheckNumber(option, item, field, integer: true);
+                return;
+            case "string":
+                if (value.ValueKind != JsonValueKind.String) throw Invalid(field, $"must be a string, not {value.GetRawText()}");
+                break;
+            default:
+                CheckNumber(option, value, field, integer: option.Type == "integer");
+                break;
+        }
+        if (option.Choices is { } choices && !choices.Any(choice => JsonElement.DeepEquals(choice, value) || SameNumber(choice, value)))
+        {
+            throw Invalid(field, $"{value.GetRawText()} is not one of {string.Join(", ", choices.Select(c => c.ValueKind == JsonValueKind.String ? c.GetString() : c.GetRawText()))}");
+        }
+    }
+
+    private static bool SameNumber(JsonElement a, JsonElement b) =>
+        a.ValueKind == JsonValueKind.Number && b.ValueKind == JsonValueKind.Number && a.GetDouble() == b.GetDouble();
+
+    private static void CheckNumber(TrainerOption option, JsonElement value, string field, bool integer)
+    {
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out var number) || !double.IsFinite(number))
+        {
+            throw Invalid(field, $"must be {(integer ? "an integer" : "a number")}, not {value.GetRawText()}");
+        }
+        if (integer && Math.Floor(number) != number) throw Invalid(field, $"must be an integer, not {value.GetRawText()}");
+        if (number < option.Minimum) throw Invalid(field, $"{value.GetRawText()} is below the minimum {Format(option.Minimum.Value)}");
+        if (number > option.Maximum) throw Invalid(field, $"{value.GetRawText()} is above the maximum {Format(option.Maximum.Value)}");
+    }
+
+    private static string Format(double value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string RequiredString(JsonElement body, string field) =>
+        OptionalString(body, field) ?? throw Invalid(field, "is required");
+
+    private static string? OptionalString(JsonElement body, string field)
+    {
+        if (!body.TryGetProperty(field, out var value) || value.ValueKind == JsonValueKind.Null) return null;
+        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw Invalid(field, $"must be a string, not {value.GetRawText()}");
+    }
+
+    public static ProblemException Invalid(string field, string message) =>
+        new(ProblemCatalog.InvalidTrainingJob, $"{field}: {message}.", new Dictionary<string, object?> { ["field"] = field });
+
+    /// <summary>A model name is a folder name of the model repository (the rule of every name in a path of this API).</summary>
+    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")]
+    private static partial Regex ModelName();
+}

@@ -1,0 +1,210 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Options;
+using ProtoPNet.Service.Problems;
+
+namespace ProtoPNet.Service.Training;
+
+/// <summary>
+/// The service's side of the jobs folder (docs/TRAINING_JOBS.md; the workers' side is the trainer's jobs.py): it queues
+/// jobs, reads their status and cancels them. A queued job is cancelled by taking its next lease, exactly as a worker
+/// takes a job, so a job is never both cancelled here and started by a worker.
+/// </summary>
+public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, TimeProvider time)
+{
+    public const string JobFormat = "protopnet-training-job/1";
+    private const string JobFile = "job.json";
+    private const string StatusFile = "status.json";
+    private const string CancelFile = "cancel";
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    private readonly TrainingOptions _options = options.Value;
+
+    public bool IsConfigured => !string.IsNullOrWhiteSpace(_options.JobsRoot);
+
+    public string? DataRoot => string.IsNullOrWhiteSpace(_options.DataRoot) ? null : _options.DataRoot;
+
+    private string Root => IsConfigured ? _options.JobsRoot! : throw new ProblemException(ProblemCatalog.TrainingNotConfigured,
+        "Training is not configured: set Training:JobsRoot (environment Training__JobsRoot) to the jobs folder the training workers read.");
+
+    /// <summary>Throws the 404 training-not-configured problem when there is no jobs folder.</summary>
+    public void EnsureConfigured() => _ = Root;
+
+    /// <summary>Queues a checked job: its folder is written aside and renamed into place, so a worker never sees half a job.</summary>
+    public TrainingJob Create(JobSpec spec)
+    {
+        var root = Root;
+        Directory.CreateDirectory(root);
+        var now = time.GetUtcNow();
+        var id = $"{now:yyyyMMdd'T'HHmmssfff'Z'}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
+        var staging = Path.Combine(root, $".staging-{id}");
+        Directory.CreateDirectory(staging);
+        var job = new JsonObject
+        {
+            ["format"] = JobFormat, ["id"] = id, ["name"] = spec.Name, ["preset"] = spec.Preset, ["dataset"] = spec.Dataset,
+            ["data"] = spec.Data, ["options"] = spec.Options.DeepClone(), ["createdAt"] = Timestamp(now),
+        };
+        var status = new JsonObject { ["id"] = id, ["status"] = TrainingJob.Queued, ["attempt"] = 0, ["history"] = new JsonArray() };
+        WriteAtomically(Path.Combine(staging, JobFile), job);
+        WriteAtomically(Path.Combine(staging, StatusFile), status);
+        Directory.Move(staging, Path.Combine(root, id));
+        return Get(id);
+    }
+
+    /// <summary>Every job, newest first.</summary>
+    public IReadOnlyList<TrainingJob> List()
+    {
+        var root = Root;
+        if (!Directory.Exists(root)) return [];
+        return Directory.EnumerateDirectories(root)
+            .Select(Path.GetFileName)
+            .Where(name => name is not null && JobId().IsMatch(name) && File.Exists(Path.Combine(root, name, JobFile)))
+            .Select(name => TryRead(name!))
+            .OfType<TrainingJob>()
+            .OrderByDescending(job => job.CreatedAt).ThenByDescending(job => job.Id, StringComparer.Ordinal)
+            .ToArray();
+    }
+
+    public TrainingJob Get(string id) => TryRead(id) ?? throw NotFound(id);
+
+    /// <summary>
+    /// Asks for a job to be cancelled: a queued one is cancelled here and never starts; a running one is stopped by its
+    /// worker before its next batch (<see cref="CancelOutcome.Stopping"/>).
+    /// </summary>
+    public CancelOutcome Cancel(string id)
+    {
+        var job = Get(id);
+        if (job.Status == TrainingJob.Cancelled) return new CancelOutcome(job, false);
+        if (job.IsFinished)
+        {
+            throw new ProblemException(ProblemCatalog.TrainingJobFinished, $"Training job {id} has already {job.Status}; there is nothing to cancel.");
+        }
+        var folder = Folder(id);
+        File.WriteAllBytes(Path.Combine(folder, CancelFile), []);
+        // As a worker claims: attempts first, then the status; only a queued status of the current attempt can be taken.
+        var attempt = CurrentAttempt(folder);
+        var status = ReadStatus(folder);
+        if (status?["attempt"]?.GetValue<int>() == attempt && (string?)status["status"] == TrainingJob.Queued && TakeLease(folder, attempt + 1))
+        {
+            var now = Timestamp(time.GetUtcNow());
+            status["status"] = TrainingJob.Cancelled;
+            status["attempt"] = attempt + 1;
+            status["worker"] = "service";
+            status["finishedAt"] = now;
+            status["estimatedFinishAt"] = null;
+            status["heartbeatAt"] = now;
+            status["updatedAt"] = now;
+            WriteAtomically(Path.Combine(folder, StatusFile), status);
+            return new CancelOutcome(Get(id), false);
+        }
+        job = Get(id);
+        return new CancelOutcome(job, !job.IsFinished);
+    }
+
+    private string Folder(string id) => Path.Combine(Root, id);
+
+    private TrainingJob? TryRead(string id)
+    {
+        if (!JobId().IsMatch(id)) return null;
+        var folder = Folder(id);
+        JsonObject request;
+        try
+        {
+            request = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, JobFile)))?.AsObject() ?? throw new JsonException("empty");
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException)
+        {
+            return null;
+        }
+        var status = ReadStatus(folder) ?? new JsonObject { ["status"] = TrainingJob.Queued };
+        var progress = status["progress"] as JsonObject;
+        return new TrainingJob(
+            id, (string?)request["name"] ?? "", (string?)request["preset"] ?? "", (string?)request["dataset"], (string?)request["data"],
+            request["options"] is JsonObject given ? (JsonObject)given.DeepClone() : [],
+            (string?)status["status"] ?? TrainingJob.Queued,
+            Number(status["attempt"]) is { } attempt ? (int)attempt : 0,
+            progress is null ? null : new TrainingProgress((string?)progress["stage"], (int)(Number(progress["epoch"]) ?? 0),
+                (int)(Number(progress["epochs"]) ?? 0), Number(progress["fraction"]) ?? 0),
+            (status["metrics"] as JsonObject)?.Where(m => Number(m.Value) is not null).ToDictionary(m => m.Key, m => Number(m.Value)!.Value),
+            (status["history"] as JsonArray ?? []).OfType<JsonObject>().Select(e => new TrainingEpoch(
+                (int)(Number(e["epoch"]) ?? 0), (string?)e["phase"], Number(e["trainAccuracy"]), Number(e["testAccuracy"]))).ToArray(),
+            (string?)status["publishedVersion"], (string?)status["error"], File.Exists(Path.Combine(folder, CancelFile)),
+            Time(request["createdAt"]) ?? Directory.GetCreationTimeUtc(folder),
+            Time(status["startedAt"]), Time(status["finishedAt"]), Time(status["estimatedFinishAt"]), Time(status["heartbeatAt"]),
+            Number(status["resumedFromEpoch"]) is { } resumed ? (int)resumed : null, (string?)status["worker"]);
+    }
+
+    private static JsonObject? ReadStatus(string folder)
+    {
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(Path.Combine(folder, StatusFile))) as JsonObject;
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException or JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static double? Number(JsonNode? node) =>
+        node is JsonValue value && value.GetValueKind() == JsonValueKind.Number ? value.GetValue<double>() : null;
+
+    private static DateTimeOffset? Time(JsonNode? node) =>
+        node is JsonValue value && value.TryGetValue<string>(out var text) && DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture,
+            System.Globalization.DateTimeStyles.AssumeUniversal, out var moment) ? moment : null;
+
+    private static string Timestamp(DateTimeOffset moment) => moment.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
+
+    private static int CurrentAttempt(string folder) =>
+        Directory.EnumerateFiles(folder, "lease-*").Select(Path.GetFileName)
+            .Select(name => LeaseName().Match(name!)).Where(m => m.Success)
+            .Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture))
+            .DefaultIfEmpty(0).Max();
+
+    /// <summary>Creates the lease file of <paramref name="attempt"/> (O_CREAT | O_EXCL); false when someone has it.</summary>
+    private bool TakeLease(string folder, int attempt)
+    {
+        try
+        {
+            using var lease = new FileStream(Path.Combine(folder, $"lease-{attempt:D6}"), FileMode.CreateNew, FileAccess.Write);
+            lease.Write(Encoding.UTF8.GetBytes($"{{\"owner\": \"service\", \"takenAt\": \"{Timestamp(time.GetUtcNow())}\"}}"));
+            return true;
+        }
+        catch (IOException) when (File.Exists(Path.Combine(folder, $"lease-{attempt:D6}")))
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Readers see the old file or the whole new one: written beside, flushed, renamed over.</summary>
+    private static void WriteAtomically(string path, JsonNode value)
+    {
+        var temporary = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.service-{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write))
+            {
+                stream.Write(Encoding.UTF8.GetBytes(value.ToJsonString(Json)));
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temporary, path, overwrite: true);
+        }
+        finally
+        {
+            File.Delete(temporary);
+        }
+    }
+
+    private static ProblemException NotFound(string id) =>
+        new(ProblemCatalog.TrainingJobNotFound, $"There is no training job '{id}'.");
+
+    /// <summary>Job ids are folder names: the trainer's jobs.py accepts the same.</summary>
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+    private static partial Regex JobId();
+
+    [GeneratedRegex(@"^lease-(\d{6})$")]
+    private static partial Regex LeaseName();
+}

@@ -1,0 +1,22 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ProtoPNet.Service.Training;
+
+/// <summary>Configuration section <c>Training</c> (environment <c>Training__JobsRoot</c>, <c>Training__DataRoot</c>).</summary>
+public sealed class TrainingOptions
+{
+    public const string SectionName = "Training";
+
+    /// <summary>
+    /// The jobs folder shared with the training workers (docs/TRAINING_JOBS.md). Empty (default): the service takes no
+    /// training jobs and the /training endpoints answer 404 training-not-configured.
+    /// </summary>
+    public string? JobsRoot { get; set; }
+
+    /// <summary>The only folder a job's <c>data</c> may name (relative to it). Empty (default): jobs cannot name data folders.</summary>
+    public string? DataRoot { get; set; }
+
+    /// <summary>How often the events stream of a job looks at its status file, in milliseconds (default 500).</summary>
+    [Range(50, 10_000)]
+    public int EventPollMilliseconds { get; set; } = 500;
+}

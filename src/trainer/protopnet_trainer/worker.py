@@ -1,0 +1,282 @@
+"""The training worker: takes queued jobs one at a time from a jobs folder (jobs.py), trains each exactly as the
+`train` command does, keeps its status.json up to date, and publishes its bundle into the model repository.
+
+SIGTERM (or SIGINT) stops the job between two batches and puts it back in the queue; its checkpoints stay, and the
+next worker resumes from the last one. A worker that dies leaves a lease without heartbeat: after `stale_after`
+seconds another worker takes the job over and resumes it the same way. A job that fails ends `failed` with one line
+saying why, publishes nothing, and the worker goes on with the next one.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional
+
+from .console import say
+from .errors import TrainerError
+from .job_options import JobOptionError, JobOptions, check_model_name
+from .jobs import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobFolder, JobQueue, Lease, utc_now, utc_time)
+from .pipeline import TrainJob, train_and_publish
+from .watch import RunWatch, StopRun, WatchedTrainer
+
+Log = Callable[[str], None]
+# Turns `train` command-line words into the TrainJob the train command would run (the CLI's own parsing).
+TrainJobFromArgv = Callable[[List[str]], TrainJob]
+
+
+@dataclass
+class WorkerSettings:
+    jobs: str                          # the jobs folder
+    models: str                        # the model repository the bundles are published into
+    runs: Optional[str] = None         # run folders (<runs>/<job id>); default: each job's own folder
+    data_root: Optional[str] = None    # the only folder a job's `data` may name (relative to it)
+    poll: float = 2.0                  # seconds between looks at an empty queue
+    heartbeat: float = 5.0             # seconds between heartbeats of the running job's lease
+    stale_after: float = 60.0          # a running job whose lease has not beaten for this long is taken over
+    progress_interval: float = 1.0     # at most this often a status write for progress within an epoch
+    progress: bool = False             # progress bars (stderr), as train's
+    once: bool = False                 # exit when the queue is empty (tests, cron)
+
+
+class ShutdownSignal:
+    """SIGTERM / SIGINT: the worker finishes nothing more; the running job stops at its next batch."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self._handle)
+
+    def _handle(self, number: int, _frame: Any) -> None:
+        say(f"worker: {signal.Signals(number).name} received: stopping the running job at its next batch")
+        self.event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def resolve_data(data: Any, data_root: Optional[str]) -> str:
+    """A job's `data`, relative to the data root, as an absolute path that stays inside it (symbolic links
+    resolved): a job never reads outside the configured data root."""
+    if not isinstance(data, str) or not data:
+        raise JobOptionError("data", "must be a folder path relative to the data root")
+    if not data_root:
+        raise JobOptionError("data", "this worker has no --data-root, so a job cannot name a data folder")
+    parts = data.replace("\\", "/").split("/")
+    if os.path.isabs(data) or ".." in parts:
+        raise JobOptionError("data", f"'{data}' must be relative to the data root, without '..'")
+    root = os.path.realpath(data_root)
+    target = os.path.realpath(os.path.join(root, data))
+    if os.path.commonpath([root, target]) != root:
+        raise JobOptionError("data", f"'{data}' leads outside the data root")
+    if not os.path.isdir(target):
+        raise JobOptionError("data", f"'{data}' is not a folder under the data root")
+    return target
+
+
+def train_argv(request: Dict[str, Any], options: JobOptions, settings: WorkerSettings, run_dir: str,
+               resume: bool) -> List[str]:
+    """The `train` command line of a job (job.json), its fields and options checked again."""
+    name = check_model_name(request.get("name"))
+    preset = request.get("preset")
+    presets = [p["name"] for p in options.document()["presets"]]
+    if preset not in presets:
+        raise JobOptionError("preset", f"'{preset}' is not a preset of the trainer ({', '.join(presets)})")
+    words = ["train", "--preset", preset]
+    dataset = request.get("dataset")
+    if dataset is not None:
+        datasets = options.document()["datasets"]
+        if dataset not in datasets:
+            raise JobOptionError("dataset", f"'{dataset}' is not a data set of the trainer ({', '.join(datasets)})")
+        words += ["--dataset", dataset]
+    if request.get("data") is not None:
+        words += ["--data", resolve_data(request["data"], settings.data_root)]
+    words += options.argv(request.get("options") or {})
+    words += ["--models", settings.models, "--name", name, "--run-dir", run_dir]
+    return words + (["--resume"] if resume else [])
+
+
+class JobStatus:
+    """status.json of the job this worker holds: every write is atomic, and none is made once the lease is lost.
+    The main thread (progress) and the heartbeat thread both write, one at a time."""
+
+    def __init__(self, lease: Lease, worker: str):
+        self.lease = lease
+        self.lock = threading.Lock()
+        previous = lease.folder.status() or {}
+        self.values: Dict[str, Any] = {
+            "id": lease.folder.id, "status": RUNNING, "attempt": lease.attempt, "worker": worker,
+            "progress": {**(previous.get("progress") or {"epoch": 0, "epochs": 0, "fraction": 0.0}), "stage": "starting"},
+            "metrics": previous.get("metrics"),
+            "history": previous.get("history") or [], "publishedVersion": None, "error": None,
+            "startedAt": previous.get("startedAt") or utc_now(), "finishedAt": None,
+            "estimatedFinishAt": None, "resumedFromEpoch": previous.get("resumedFromEpoch"),
+        }
+        self.write()
+
+    def write(self, **changes: Any) -> None:
+        with self.lock:
+            self.values.update(changes)
+            now = utc_now()
+            self.values["heartbeatAt"] = now
+            self.values["updatedAt"] = now
+            if not self.lease.lost():
+                self.lease.folder.write_status(self.values)
+
+    def progress(self, snapshot: Dict[str, Any]) -> None:
+        finish = snapshot.pop("estimatedFinishAt")
+        self.write(**snapshot, estimatedFinishAt=utc_time(finish) if finish else None)
+
+    def finish(self, status: str, **changes: Any) -> None:
+        self.write(status=status, finishedAt=utc_now(), estimatedFinishAt=None, **changes)
+
+
+class Heartbeat:
+    """A thread that beats the lease and rewrites the heartbeat every `interval` seconds, and notices a cancel
+    marker and a lost lease, so the run stops at its next batch."""
+
+    def __init__(self, lease: Lease, status: JobStatus, interval: float):
+        self.lease = lease
+        self.status = status
+        self.interval = interval
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{lease.folder.id}", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.lease.beat()
+            self.poll()
+            if not self.lost.is_set():
+                self.status.write()
+
+    def poll(self) -> None:
+        if self.lease.folder.cancel_requested():
+            self.cancelled.set()
+        if self.lease.lost():
+            self.lost.set()
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings, options: JobOptions, train_job: TrainJobFromArgv,
+                 shutdown: Optional[ShutdownSignal] = None, log: Log = say):
+        self.settings = settings
+        self.options = options
+        self.train_job = train_job
+        self.shutdown = shutdown or ShutdownSignal()
+        self.log = log
+        self.name = worker_name()
+        self.queue = JobQueue(settings.jobs, settings.stale_after)
+
+    def run(self) -> None:
+        """Take and run jobs until shut down (or, with `once`, until the queue is empty)."""
+        os.makedirs(self.settings.jobs, exist_ok=True)
+        self.log(f"worker {self.name}: waiting for jobs in {self.settings.jobs}, publishing into "
+                 f"{self.settings.models}")
+        while not self.shutdown.requested:
+            lease = self.queue.claim(self.name)
+            if lease is None:
+                if self.settings.once:
+                    break
+                self.shutdown.event.wait(self.settings.poll)
+                continue
+            self.run_job(lease)
+        self.log(f"worker {self.name}: stopped")
+
+    def run_job(self, lease: Lease) -> str:
+        """Run one taken job to its end (or until stopped). Returns the status it ended with."""
+        folder = lease.folder
+        log = self._job_log(folder)
+        status = JobStatus(lease, self.name)
+        log(f"started (attempt {lease.attempt}) by {self.name}")
+        with Heartbeat(lease, status, self.settings.heartbeat) as heartbeat:
+            def should_stop() -> Optional[str]:
+                if heartbeat.lost.is_set():
+                    return "lost"
+                heartbeat.poll()
+                if heartbeat.cancelled.is_set():
+                    return "cancel"
+                return "requeue" if self.shutdown.requested else None
+
+            try:
+                reason = should_stop()
+                if reason:
+                    raise StopRun(reason)
+                job = self._train_job(folder, resume=lease.attempt > 1)
+                watch = RunWatch(status.progress, should_stop, self.settings.progress_interval)
+                watch.epochs, watch.with_baseline = job.cfg.epochs, job.cfg.with_baseline
+                bundle = train_and_publish(job, progress=self.settings.progress, log=log,
+                                           on_epoch_end=watch.epoch_end,
+                                           trainer_factory=WatchedTrainer.factory(watch))
+                version = os.path.basename(bundle)
+                status.finish(SUCCEEDED, publishedVersion=version,
+                              progress={**(status.values.get("progress") or {}), "stage": "export", "fraction": 1.0})
+                log(f"succeeded: published {job.name}@{version}")
+                return SUCCEEDED
+            except StopRun as stop:
+                return self._stopped(stop.reason, status, log)
+            except (TrainerError, JobOptionError) as error:
+                return self._failed(str(error), status, log)
+            except Exception as error:  # noqa: BLE001 - any fault ends this job, never the worker
+                log(traceback.format_exc().rstrip())
+                message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                return self._failed(f"{type(error).__name__}: {message}" if message else type(error).__name__,
+                                    status, log)
+
+    def _train_job(self, folder: JobFolder, resume: bool) -> TrainJob:
+        try:
+            request = folder.request()
+        except (OSError, ValueError) as error:
+            raise TrainerError(f"{folder.id}/job.json cannot be read: {error}") from None
+        run_dir = folder.run_folder(self.settings.runs)
+        argv = train_argv(request, self.options, self.settings, run_dir, resume)
+        try:
+            return self.train_job(argv)
+        except SystemExit:   # argparse has printed why; the options were checked, so this is a bug
+            raise TrainerError("the trainer refused the job's command line: " + " ".join(argv)) from None
+
+    def _stopped(self, reason: str, status: JobStatus, log: Log) -> str:
+        if reason == "cancel":
+            status.finish(CANCELLED)
+            log("cancelled: nothing was published")
+            return CANCELLED
+        if reason == "lost":
+            log("another worker took this job over (this one was thought dead): stopped, nothing written")
+            return RUNNING
+        status.write(status=QUEUED, estimatedFinishAt=None)
+        log("put back in the queue; the next worker resumes it from its last checkpoint")
+        return QUEUED
+
+    def _failed(self, message: str, status: JobStatus, log: Log) -> str:
+        line = " ".join(message.split())   # one line, whatever the exception said
+        status.finish(FAILED, error=line)
+        log(f"failed: {line}")
+        return FAILED
+
+    def _job_log(self, folder: JobFolder) -> Log:
+        return lambda line: self.log(f"job {folder.id}: {line}")
+
+
+def run_worker(settings: WorkerSettings, options: JobOptions, train_job: TrainJobFromArgv) -> None:
+    shutdown = ShutdownSignal()
+    shutdown.install()
+    Worker(settings, options, train_job, shutdown).run()

@@ -1,0 +1,200 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using ProtoPNet.Service.Tests.Infrastructure;
+
+namespace ProtoPNet.Service.Tests.Training;
+
+/// <summary>A service with a jobs folder and a data root holding a folder, a link to it, and a link leading outside.</summary>
+public sealed class TrainingRequestService : IDisposable
+{
+    public const string Key = "request-tests-admin-key";
+
+    public TrainingRequestService()
+    {
+        Directory.CreateDirectory(Path.Combine(Root, "data", "fashion"));
+        Directory.CreateDirectory(Path.Combine(Root, "outside"));
+        Directory.CreateSymbolicLink(Path.Combine(Root, "data", "escape"), Path.Combine(Root, "outside"));
+        Directory.CreateSymbolicLink(Path.Combine(Root, "data", "inner"), Path.Combine(Root, "data", "fashion"));
+        Directory.CreateDirectory(Models);
+        Service = WithJobs("jobs");
+    }
+
+    public string Root { get; } = Directory.CreateTempSubdirectory("protopnet-training-requests-").FullName;
+
+    public string Models => Path.Combine(Root, "models");
+
+    /// <summary>The shared service's jobs folder: only refused requests are sent to it, so it stays empty.</summary>
+    public string Jobs => Path.Combine(Root, "jobs");
+
+    public ServiceFactory Service { get; }
+
+    /// <summary>A service of its own, with the jobs folder <paramref name="jobs"/> (under the temporary root).</summary>
+    public ServiceFactory WithJobs(string jobs) => ServiceFactory.ForRoot(Models, ("Security:AdminApiKey", Key),
+        ("Training:JobsRoot", Path.Combine(Root, jobs)), ("Training:DataRoot", Path.Combine(Root, "data")));
+
+    public void Dispose()
+    {
+        Service.Dispose();
+        try
+        {
+            Directory.Delete(Root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A leftover temporary folder is harmless.
+        }
+    }
+}
+
+/// <summary>The training endpoints' access control and bad requests, against the real service (no worker needed: nothing here is trained).</summary>
+public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClassFixture<TrainingRequestService>
+{
+    private const string Key = TrainingRequestService.Key;
+
+    private string Jobs => fixture.Jobs;
+
+    private HttpClient Client(string? key = Key, ServiceFactory? service = null)
+    {
+        var client = (service ?? fixture.Service).CreateClient();
+        if (key is not null) client.DefaultRequestHeaders.Add("X-Api-Key", key);
+        return client;
+    }
+
+    private static StringContent Body(string json) => new(json, Encoding.UTF8, "application/json");
+
+    [Fact]
+    public async Task Every_training_endpoint_needs_the_admin_key()
+    {
+        var id = "20261130T080000123Z-1a2b3c4d";
+        var requests = new Func<HttpClient, Task<HttpResponseMessage>>[]
+        {
+            c => c.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")),
+            c => c.GetAsync("/training/jobs"),
+            c => c.GetAsync($"/training/jobs/{id}"),
+            c => c.GetAsync($"/training/jobs/{id}/events"),
+            c => c.DeleteAsync($"/training/jobs/{id}"),
+            c => c.GetAsync("/training/options"),
+        };
+        foreach (var request in requests)
+        {
+            await Http.ProblemAsync(await request(Client(key: null)), HttpStatusCode.Unauthorized, "api-key-missing");
+            await Http.ProblemAsync(await request(Client("wrong-key")), HttpStatusCode.Forbidden, "api-key-rejected");
+        }
+        Assert.False(Directory.Exists(Jobs) && Directory.EnumerateFileSystemEntries(Jobs).Any(), "a request without the key queued a job");
+    }
+
+    [Theory]
+    [InlineData("""{"preset": "smoke"}""", "name", "is required")]
+    [InlineData("""{"name": "../evil", "preset": "smoke"}""", "name", "not a valid model name")]
+    [InlineData("""{"name": ".hidden", "preset": "smoke"}""", "name", "not a valid model name")]
+    [InlineData("""{"name": 5, "preset": "smoke"}""", "name", "must be a string")]
+    [InlineData("""{"name": "m"}""", "preset", "is required")]
+    [InlineData("""{"name": "m", "preset": "imagenet"}""", "preset", "not a preset")]
+    [InlineData("""{"name": "m", "preset": "smoke", "dataset": "mnist"}""", "dataset", "not a data set")]
+    [InlineData("""{"name": "m", "preset": "smoke", "epochs": 4}""", "epochs", "not a field")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": [1]}""", "options", "must be an object")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"epoch": 4}}""", "options.epoch", "not an option")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"models": "/tmp"}}""", "options.models", "not an option")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"runDir": "/tmp"}}""", "options.runDir", "not an option")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"epochs": 0}}""", "options.epochs", "below the minimum 1")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"epochs": 1001}}""", "options.epochs", "above the maximum 1000")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"epochs": 2.5}}""", "options.epochs", "must be an integer")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"epochs": "4"}}""", "options.epochs", "must be an integer")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"lrTrunk": -1}}""", "options.lrTrunk", "below the minimum 0")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"backbone": "alexnet"}}""", "options.backbone", "not one of")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"trunkWeights": "/etc/passwd"}}""", "options.trunkWeights", "not one of")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"syntheticChannels": 2}}""", "options.syntheticChannels", "not one of")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"noBaseline": "yes"}}""", "options.noBaseline", "true or false")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"smallCnnWidths": [8, 0]}}""", "options.smallCnnWidths", "below the minimum 1")]
+    [InlineData("""{"name": "m", "preset": "smoke", "data": "../outside"}""", "data", "must not contain '..'")]
+    [InlineData("""{"name": "m", "preset": "smoke", "data": "fashion/../../outside"}""", "data", "must not contain '..'")]
+    [InlineData("""{"name": "m", "preset": "smoke", "data": "/etc"}""", "data", "absolute path outside")]
+    [InlineData("""{"name": "m", "preset": "smoke", "data": "escape"}""", "data", "leads outside")]
+    [InlineData("""{"name": "m", "preset": "smoke", "data": "missing"}""", "data", "not a folder")]
+    [InlineData("""[1, 2]""", "body", "must be a JSON object")]
+    [InlineData("""{"name": "m",""", "body", "is not JSON")]
+    public async Task A_bad_job_is_a_400_problem_naming_the_field(string body, string field, string fragment)
+    {
+        var problem = await Http.ProblemAsync(await Client().PostAsync("/training/jobs", Body(body)), HttpStatusCode.BadRequest, "invalid-training-job");
+        Assert.Equal(field, problem.GetProperty("field").GetString());
+        var detail = problem.GetProperty("detail").GetString()!;
+        Assert.StartsWith(field + ": ", detail);
+        Assert.Contains(fragment, detail);
+        Assert.False(Directory.Exists(Jobs) && Directory.EnumerateDirectories(Jobs).Any(), "a refused job was queued");
+    }
+
+    [Fact]
+    public async Task Data_inside_the_data_root_is_kept_relative_to_it_with_links_resolved()
+    {
+        await using var service = fixture.WithJobs("jobs-data");
+        var inside = Path.Combine(fixture.Root, "data", "fashion");
+        foreach (var data in new[] { "fashion", inside, "inner", "./fashion/" })
+        {
+            var job = await Http.JsonAsync(await Client(service: service).PostAsJsonAsync("/training/jobs",
+                new { name = "m", preset = "fashion-mnist", dataset = "fashion-mnist", data }), HttpStatusCode.Accepted);
+            Assert.Equal("fashion", job.GetProperty("data").GetString());
+            var stored = JsonDocument.Parse(File.ReadAllText(Path.Combine(fixture.Root, "jobs-data", job.GetProperty("id").GetString()!, "job.json"))).RootElement;
+            Assert.Equal("fashion", stored.GetProperty("data").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task Options_are_stored_as_given_and_the_job_is_listed_newest_first()
+    {
+        await using var service = fixture.WithJobs("jobs-listed");
+        var jobs = Path.Combine(fixture.Root, "jobs-listed");
+        var first = await Http.JsonAsync(await Client(service: service).PostAsync("/training/jobs",
+            Body("""{"name": "m1", "preset": "smoke", "options": {"epochs": 4, "lrAddOn": 0.002, "noBaseline": true, "smallCnnWidths": [8, 16]}}""")),
+            HttpStatusCode.Accepted);
+        var second = await Http.JsonAsync(await Client(service: service).PostAsync("/training/jobs", Body("""{"name": "m2", "preset": "smoke"}""")), HttpStatusCode.Accepted);
+        var stored = JsonDocument.Parse(File.ReadAllText(Path.Combine(jobs, first.GetProperty("id").GetString()!, "job.json"))).RootElement;
+        Assert.Equal("protopnet-training-job/1", stored.GetProperty("format").GetString());
+        Assert.Equal(4, stored.GetProperty("options").GetProperty("epochs").GetInt32());
+        Assert.Equal(0.002, stored.GetProperty("options").GetProperty("lrAddOn").GetDouble());
+        Assert.Equal([8, 16], stored.GetProperty("options").GetProperty("smallCnnWidths").EnumerateArray().Select(w => w.GetInt32()));
+        var status = JsonDocument.Parse(File.ReadAllText(Path.Combine(jobs, first.GetProperty("id").GetString()!, "status.json"))).RootElement;
+        Assert.Equal("queued", status.GetProperty("status").GetString());
+        Assert.Equal(0, status.GetProperty("attempt").GetInt32());
+
+        var list = await Http.JsonAsync(await Client(service: service).GetAsync("/training/jobs"));
+        Assert.Equal([second.GetProperty("id").GetString(), first.GetProperty("id").GetString()],
+            list.EnumerateArray().Select(j => j.GetProperty("id").GetString()));
+        var options = await Http.JsonAsync(await Client(service: service).GetAsync("/training/options"));
+        Assert.Contains(options.GetProperty("presets").EnumerateArray(), p => p.GetProperty("name").GetString() == "smoke");
+        Assert.Contains(options.GetProperty("options").EnumerateArray(), o => o.GetProperty("name").GetString() == "lrAddOn");
+    }
+
+    [Theory]
+    [InlineData("GET", "/training/jobs/20261130T080000123Z-00000000")]
+    [InlineData("GET", "/training/jobs/20261130T080000123Z-00000000/events")]
+    [InlineData("DELETE", "/training/jobs/20261130T080000123Z-00000000")]
+    [InlineData("GET", "/training/jobs/..%2F..%2Fetc")]
+    public async Task An_unknown_job_is_404(string method, string path)
+    {
+        await Http.ProblemAsync(await Client().SendAsync(new HttpRequestMessage(new HttpMethod(method), path)), HttpStatusCode.NotFound, "training-job-not-found");
+    }
+
+    [Fact]
+    public async Task Without_a_jobs_folder_every_training_endpoint_says_training_is_not_configured()
+    {
+        await using var unconfigured = ServiceFactory.ForRoot(fixture.Models, ("Security:AdminApiKey", Key));
+        var client = unconfigured.CreateClient();
+        client.DefaultRequestHeaders.Add("X-Api-Key", Key);
+        foreach (var response in new[]
+                 {
+                     await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")),
+                     await client.GetAsync("/training/jobs"),
+                     await client.GetAsync("/training/jobs/20261130T080000123Z-1a2b3c4d"),
+                     await client.GetAsync("/training/jobs/20261130T080000123Z-1a2b3c4d/events"),
+                     await client.DeleteAsync("/training/jobs/20261130T080000123Z-1a2b3c4d"),
+                     await client.GetAsync("/training/options"),
+                 })
+        {
+            var problem = await Http.ProblemAsync(response, HttpStatusCode.NotFound, "training-not-configured");
+            Assert.Contains("Training:JobsRoot", problem.GetProperty("detail").GetString());
+        }
+    }
+
+}

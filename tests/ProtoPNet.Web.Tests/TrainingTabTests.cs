@@ -1,0 +1,94 @@
+using Microsoft.Playwright;
+
+namespace ProtoPNet.Web.Tests;
+
+/// <summary>The Training tab in headless Chromium, against the real service and a real training worker.</summary>
+[Collection(WebCollection.Name)]
+public sealed class TrainingTabTests(WebFixture fixture)
+{
+    private const int Timeout = 30_000;
+
+    private async Task<IPage> OpenAsync()
+    {
+        var context = await fixture.Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = fixture.BaseAddress.ToString(),
+            ViewportSize = new ViewportSize { Width = 1100, Height = 900 },
+        });
+        context.SetDefaultTimeout(Timeout);
+        var page = await context.NewPageAsync();
+        await page.GotoAsync("/#training");
+        await page.Locator("#view-training").WaitForAsync();
+        return page;
+    }
+
+    [Fact]
+    public async Task The_tab_asks_for_the_admin_key_and_keeps_it_only_for_the_session()
+    {
+        var page = await OpenAsync();
+        Assert.True(await page.Locator("#training-key-form").IsVisibleAsync());
+        Assert.True(await page.Locator("#training-ready").IsHiddenAsync());
+
+        await page.FillAsync("#training-key", "not-the-key");
+        await page.ClickAsync("#training-key-form button[type=submit]");
+        await page.Locator("#error").WaitForAsync();
+        Assert.Contains("not accepted", await page.TextContentAsync("#error"));
+        Assert.True(await page.Locator("#training-key-form").IsVisibleAsync());
+        Assert.Null(await page.EvaluateAsync<string?>("() => sessionStorage.getItem('protopnet.adminApiKey')"));
+
+        await page.FillAsync("#training-key", WebFixture.AdminKey);
+        await page.ClickAsync("#training-key-form button[type=submit]");
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#training-preset option').length > 0");
+        Assert.True(await page.Locator("#training-key-form").IsHiddenAsync());
+        Assert.True(await page.Locator("#error").IsHiddenAsync());
+        Assert.Equal(WebFixture.AdminKey, await page.EvaluateAsync<string>("() => sessionStorage.getItem('protopnet.adminApiKey')"));
+        Assert.Equal(0, await page.EvaluateAsync<int>("() => localStorage.length"));
+        Assert.Empty(await page.Context.CookiesAsync());
+        Assert.Contains(await page.Locator("#training-preset option").AllTextContentsAsync(), text => text.StartsWith("smoke", StringComparison.Ordinal));
+
+        // Another session (a new browser context) does not have it.
+        var other = await OpenAsync();
+        Assert.True(await other.Locator("#training-key-form").IsVisibleAsync());
+        await other.Context.CloseAsync();
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task A_model_trained_from_the_tab_shows_live_progress_and_opens_in_the_classify_view()
+    {
+        _ = fixture.Worker;   // a real worker on the service's jobs folder
+        var page = await OpenAsync();
+        await page.FillAsync("#training-key", WebFixture.AdminKey);
+        await page.ClickAsync("#training-key-form button[type=submit]");
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#training-preset option').length > 0");
+
+        await page.SelectOptionAsync("#training-preset", "smoke");
+        await page.FillAsync("#training-name", "web-trained");
+        await page.FillAsync("#training-epochs", "2");
+        // Every text the status line shows, to see that the progress was live.
+        await page.EvaluateAsync("""
+            () => { window.statusTexts = []; new MutationObserver(() => window.statusTexts.push(document.getElementById('training-status').textContent))
+              .observe(document.getElementById('training-status'), { childList: true, characterData: true, subtree: true }); }
+            """);
+        await page.ClickAsync("#training-submit");
+
+        await page.Locator("#training-done").WaitForAsync(new LocatorWaitForOptions { Timeout = 150_000 });
+        var statuses = await page.EvaluateAsync<string[]>("() => window.statusTexts");
+        Assert.Contains(statuses, s => s.StartsWith("Training: epoch ", StringComparison.Ordinal) && s.Contains(" of 2", StringComparison.Ordinal));
+        Assert.StartsWith("Trained and published as version", await page.TextContentAsync("#training-status"));
+        Assert.Equal(1.0, await page.EvaluateAsync<double>("() => document.getElementById('training-progress').value"));
+        // The accuracy curve: a point per epoch, placed at the epoch's test accuracy.
+        Assert.Equal(2, await page.Locator("#training-curve .test-point").CountAsync());
+        Assert.Equal(1, await page.Locator("#training-curve polyline.test").CountAsync());
+        Assert.Equal(1, await page.Locator("#training-curve polyline.train").CountAsync());
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "training.png"), FullPage = true });
+
+        var link = page.Locator("#training-model-link");
+        Assert.Equal("Open web-trained in the classify view", await link.TextContentAsync());
+        await link.ClickAsync();
+        await page.WaitForFunctionAsync("() => !document.getElementById('view-classify').hidden && document.getElementById('model').value === 'web-trained'");
+        Assert.True(await page.Locator("#view-training").IsHiddenAsync());
+        Assert.Equal("page", await page.GetAttributeAsync("#tab-classify", "aria-current"));
+        await page.Context.CloseAsync();
+    }
+}

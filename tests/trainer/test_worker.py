@@ -1,0 +1,281 @@
+"""The training worker and its jobs folder: taking a job exactly once, status writing, taking over a job whose
+worker died, SIGTERM's requeue, cancelling, failing jobs, and the job options the service validates with."""
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from protopnet_trainer.cli import build_parser, train_job_from_argv
+from protopnet_trainer.job_options import JobOptionError, JobOptions, check_model_name
+from protopnet_trainer.jobs import JobFolder, JobQueue, Lease, claimable
+from protopnet_trainer.worker import JobStatus, ShutdownSignal, Worker, WorkerSettings, resolve_data
+
+REPO = os.path.join(os.path.dirname(__file__), "..", "..")
+COMMITTED_OPTIONS = os.path.join(REPO, "src", "ProtoPNet.Service", "Training", "trainer-options.json")
+
+# The tiny model of conftest.tiny_config, as a job's options.
+TINY = {"imageSize": 16, "syntheticClasses": 3, "syntheticTrainPerClass": 12, "syntheticTestPerClass": 4,
+        "smallCnnWidths": [8, 16], "smallCnnConvs": 1, "prototypeDim": 8, "prototypesPerClass": 2,
+        "noAugment": True, "epochs": 3, "warmEpochs": 1, "pushStart": 1, "pushEvery": 1, "lastLayerIterations": 2,
+        "batchSize": 8, "testBatchSize": 16, "pushBatchSize": 16, "device": "cpu", "seed": 3, "noBaseline": True,
+        "examples": 2, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def options():
+    return JobOptions.from_parser(build_parser())
+
+
+def queue_job(root, job_id, name="tiny", options=None, **fields):
+    """A job as the service queues it: the folder is written aside, then renamed into place."""
+    request = {"format": "protopnet-training-job/1", "id": job_id, "name": name, "preset": "smoke",
+               "dataset": None, "data": None, "options": dict(TINY if options is None else options),
+               "createdAt": "2026-11-30T00:00:00.000Z", **fields}
+    staging = os.path.join(root, f".staging-{job_id}")
+    os.makedirs(staging)
+    with open(os.path.join(staging, "job.json"), "w") as f:
+        json.dump(request, f)
+    with open(os.path.join(staging, "status.json"), "w") as f:
+        json.dump({"id": job_id, "status": "queued", "attempt": 0}, f)
+    os.rename(staging, os.path.join(root, job_id))
+    return JobFolder(os.path.join(root, job_id))
+
+
+def make_worker(tmp_path, options, log=None, shutdown=None, **settings):
+    values = dict(jobs=str(tmp_path / "jobs"), models=str(tmp_path / "models"), poll=0.05, heartbeat=0.2,
+                  stale_after=5.0, once=True)
+    values.update(settings)
+    return Worker(WorkerSettings(**values), options, train_job_from_argv, shutdown or ShutdownSignal(),
+                  log=log or (lambda line: None))
+
+
+def versions(tmp_path, name):
+    family = tmp_path / "models" / name
+    return sorted(p.name for p in family.iterdir() if not p.name.startswith(".")) if family.is_dir() else []
+
+
+# ---------------------------------------------------------------------------------------------- claiming
+
+def test_racing_claimers_take_each_job_exactly_once(tmp_path):
+    root = tmp_path / "jobs"
+    root.mkdir()
+    for i in range(6):
+        queue_job(str(root), f"job-{i}")
+    queue = JobQueue(str(root), stale_after=60)
+    taken, start = [], threading.Barrier(8)
+
+    def claimer(n):
+        start.wait()
+        while True:
+            lease = queue.claim(f"claimer-{n}")
+            if lease is None:
+                return
+            taken.append((lease.folder.id, lease.attempt))
+            # A real worker marks it running at once (JobStatus); until then the job still reads "queued", and
+            # only the lease's O_EXCL keeps a second claimer out.
+            lease.folder.write_status({"id": lease.folder.id, "status": "running", "attempt": lease.attempt})
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == [(f"job-{i}", 1) for i in range(6)]
+    assert all(JobFolder(str(root / f"job-{i}")).current_attempt() == 1 for i in range(6))
+
+
+def test_a_running_job_is_taken_over_only_once_its_lease_is_stale(tmp_path):
+    folder = queue_job(str(tmp_path), "job-1")
+    assert folder.take_lease(1, "first")
+    folder.write_status({"id": "job-1", "status": "running", "attempt": 1})
+    assert not claimable(folder, 1, folder.status(), stale_after=30)
+    assert JobQueue(str(tmp_path), stale_after=30).claim("second") is None
+
+    old = time.time() - 60
+    os.utime(folder.lease_path(1), (old, old))          # its worker stopped beating a minute ago
+    lease = JobQueue(str(tmp_path), stale_after=30).claim("second")
+    assert lease is not None and lease.attempt == 2
+    assert Lease(folder, 1, "first").lost() and not lease.lost()
+    assert not folder.take_lease(2, "third")            # an attempt is never given twice
+
+
+@pytest.mark.parametrize("state", ["succeeded", "failed", "cancelled"])
+def test_finished_jobs_are_never_taken(tmp_path, state):
+    folder = queue_job(str(tmp_path), "job-1")
+    folder.write_status({"id": "job-1", "status": state, "attempt": 1})
+    assert JobQueue(str(tmp_path), stale_after=0).claim("w") is None
+
+
+def test_status_is_written_whole_and_not_after_the_lease_is_lost(tmp_path):
+    folder = queue_job(str(tmp_path), "job-1")
+    assert folder.take_lease(1, "w")
+    lease = Lease(folder, 1, "w")
+    status = JobStatus(lease, "w")
+    status.write(progress={"stage": "joint", "epoch": 2, "epochs": 3, "fraction": 0.5})
+    written = folder.status()
+    assert written["status"] == "running" and written["attempt"] == 1 and written["progress"]["epoch"] == 2
+    assert written["heartbeatAt"] and written["startedAt"]
+    assert [n for n in os.listdir(folder.path) if n.endswith(".tmp")] == []
+
+    assert folder.take_lease(2, "other")                # taken over
+    status.write(progress={"stage": "joint", "epoch": 3, "epochs": 3, "fraction": 0.9})
+    assert folder.status()["progress"]["epoch"] == 2    # the lost holder writes nothing more
+
+
+# ---------------------------------------------------------------------------------------------- running jobs
+
+def test_a_job_runs_to_a_published_version_with_progress_per_stage(tmp_path, options, monkeypatch):
+    folder = queue_job(str(tmp_path / "jobs"), "job-1")
+    seen = []
+    write = JobFolder.write_status
+
+    def recording_write(self, status):   # the real write, each status kept as it was written
+        seen.append(json.loads(json.dumps(status.get("progress"))))
+        write(self, status)
+
+    monkeypatch.setattr(JobFolder, "write_status", recording_write)
+    make_worker(tmp_path, options).run()
+    status = folder.status()
+    assert status["status"] == "succeeded", status
+    assert status["publishedVersion"] == versions(tmp_path, "tiny")[0]
+    assert [h["epoch"] for h in status["history"]] == [1, 2, 3]
+    assert status["progress"]["fraction"] == 1.0 and status["finishedAt"] and status["error"] is None
+    stages = {p["stage"] for p in seen if p}
+    assert {"starting", "warm-up", "joint", "push", "last-layer", "export"} <= stages
+    fractions = [p["fraction"] for p in seen if p]
+    assert fractions == sorted(fractions) and fractions[0] == 0 and fractions[-1] == 1
+    assert {0.25, 0.5, 0.75} <= set(fractions)     # 3 epochs and the export, a quarter each
+    assert os.path.isfile(os.path.join(folder.path, "run", "checkpoints", "final.pt"))
+
+
+def test_sigterm_requeues_and_a_dead_workers_job_resumes_from_its_checkpoint(tmp_path, options):
+    folder = queue_job(str(tmp_path / "jobs"), "job-1")
+    shutdown = ShutdownSignal()
+
+    def log(line):   # SIGTERM's handler sets this event; here it comes after the first epoch
+        if "epoch 1/3" in line:
+            shutdown.event.set()
+
+    make_worker(tmp_path, options, log=log, shutdown=shutdown).run()
+    status = folder.status()
+    assert status["status"] == "queued" and status["attempt"] == 1
+    assert [h["epoch"] for h in status["history"]] == [1]
+    assert os.listdir(os.path.join(folder.path, "run", "checkpoints")) == ["epoch-001.pt"]
+    assert versions(tmp_path, "tiny") == []
+
+    # A second worker took it and died without a trace but its lease: no heartbeat for a minute.
+    assert folder.take_lease(2, "dead")
+    folder.write_status({**status, "status": "running", "attempt": 2})
+    old = time.time() - 60
+    os.utime(folder.lease_path(2), (old, old))
+
+    lines = []
+    make_worker(tmp_path, options, log=lines.append, stale_after=5.0).run()
+    status = folder.status()
+    assert status["status"] == "succeeded" and status["attempt"] == 3
+    assert status["resumedFromEpoch"] == 1
+    assert any("resuming from" in line and "epoch-001.pt" in line for line in lines)
+    assert [h["epoch"] for h in status["history"]] == [1, 2, 3]
+    assert len(versions(tmp_path, "tiny")) == 1
+
+
+def test_a_cancelled_job_stops_between_batches_and_publishes_nothing(tmp_path, options):
+    running = queue_job(str(tmp_path / "jobs"), "job-1", name="running")
+    queued = queue_job(str(tmp_path / "jobs"), "job-2", name="queued")
+    queued.request_cancel()
+
+    def log(line):
+        if "epoch 1/3" in line:
+            running.request_cancel()
+
+    make_worker(tmp_path, options, log=log).run()
+    assert running.status()["status"] == "cancelled" and len(running.status()["history"]) == 1
+    assert queued.status()["status"] == "cancelled" and not queued.status()["history"]
+    assert not os.path.exists(os.path.join(queued.path, "run"))     # never started
+    assert versions(tmp_path, "running") == [] and versions(tmp_path, "queued") == []
+
+
+def test_a_failing_job_ends_failed_with_one_line_and_the_worker_goes_on(tmp_path, options):
+    (tmp_path / "data" / "empty").mkdir(parents=True)
+    bad_option = queue_job(str(tmp_path / "jobs"), "job-1", name="bad", options={"epochs": 0})
+    no_images = queue_job(str(tmp_path / "jobs"), "job-2", name="empty", dataset="imagefolder", data="empty",
+                          options={"epochs": 1})
+    good = queue_job(str(tmp_path / "jobs"), "job-3")
+    make_worker(tmp_path, options, data_root=str(tmp_path / "data")).run()
+
+    for folder, fragment in ((bad_option, "options.epochs: 0 is below the minimum 1"), (no_images, "empty")):
+        status = folder.status()
+        assert status["status"] == "failed" and status["finishedAt"]
+        assert fragment in status["error"] and "\n" not in status["error"]
+    assert versions(tmp_path, "bad") == [] and versions(tmp_path, "empty") == []
+    assert good.status()["status"] == "succeeded"
+
+
+# ---------------------------------------------------------------------------------------------- job options
+
+def test_the_services_copy_of_the_job_options_is_the_trainers(options):
+    with open(COMMITTED_OPTIONS, encoding="utf-8") as f:
+        committed = json.load(f)
+    assert committed == options.document(), (
+        "src/ProtoPNet.Service/Training/trainer-options.json is out of date: regenerate it with "
+        "PYTHONPATH=src/trainer /usr/bin/python3 -m protopnet_trainer options --json > "
+        "src/ProtoPNet.Service/Training/trainer-options.json")
+
+
+def test_the_job_data_sets_are_the_trainers():
+    from protopnet_trainer import data, job_options
+    assert job_options.DATASETS == data.DATASETS
+
+
+def test_job_options_are_the_train_commands_long_options_in_camel_case(options):
+    assert options.by_name["lrAddOn"].option == "--lr-add-on"
+    assert options.by_name["smallCnnWidths"].type == "integers"
+    assert options.by_name["noBaseline"].type == "boolean"
+    for excluded in ("models", "runDir", "resume", "baselineResult", "preset", "data"):
+        assert excluded not in options.by_name
+    words = options.argv({"epochs": 4, "lrTrunk": 0.001, "noBaseline": True, "augment": False,
+                          "smallCnnWidths": [8, 16], "backbone": "small-cnn"})
+    assert words == ["--epochs", "4", "--lr-trunk", "0.001", "--no-baseline", "--small-cnn-widths", "8,16",
+                     "--backbone", "small-cnn"]
+    args = build_parser().parse_args(["train", "--preset", "smoke", *words])
+    assert args.epochs == 4 and args.joint_lr_trunk == 0.001 and args.small_cnn_widths == [8, 16]
+
+
+@pytest.mark.parametrize("bad, field, fragment", [
+    ({"epoch": 3}, "options.epoch", "not an option"),
+    ({"epochs": 0}, "options.epochs", "below the minimum 1"),
+    ({"epochs": 1001}, "options.epochs", "above the maximum 1000"),
+    ({"epochs": 2.5}, "options.epochs", "integer"),
+    ({"epochs": "4"}, "options.epochs", "integer"),
+    ({"lrTrunk": float("nan")}, "options.lrTrunk", "number"),
+    ({"backbone": "alexnet"}, "options.backbone", "not one of"),
+    ({"trunkWeights": "/etc/passwd"}, "options.trunkWeights", "not one of"),
+    ({"noBaseline": "yes"}, "options.noBaseline", "true or false"),
+    ({"smallCnnWidths": [8, 0]}, "options.smallCnnWidths", "below the minimum 1"),
+])
+def test_bad_options_name_their_field(options, bad, field, fragment):
+    with pytest.raises(JobOptionError) as error:
+        options.argv(bad)
+    assert error.value.field == field and fragment in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["", ".hidden", "a/b", "..", "a..b", "x" * 129, 5, None])
+def test_model_names_are_folder_names(name):
+    with pytest.raises(JobOptionError):
+        check_model_name(name)
+
+
+def test_data_stays_inside_the_data_root(tmp_path):
+    root = tmp_path / "data"
+    (root / "set").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    os.symlink(tmp_path / "outside", root / "escape")
+    assert resolve_data("set", str(root)) == os.path.realpath(root / "set")
+    for bad, fragment in (("../outside", ".."), (str(tmp_path / "outside"), "relative"),
+                          ("escape", "outside the data root"), ("missing", "not a folder")):
+        with pytest.raises(JobOptionError, match=fragment):
+            resolve_data(bad, str(root))
+    with pytest.raises(JobOptionError, match="no --data-root"):
+        resolve_data("set", None)
