@@ -27,7 +27,7 @@ TRAINER_PATH = os.path.join(HERE, "..", "..", "src", "trainer")
 # The smoke preset made small enough for CI's two busy cores; the baseline (the preset's) trains too.
 SMOKE = ["--preset", "smoke", "--seed", "1", "--epochs", "5", "--warm-epochs", "1", "--push-start", "2",
          "--push-every", "2", "--synthetic-train-per-class", "40", "--synthetic-test-per-class", "15",
-         "--last-layer-iterations", "3", "--device", "cpu", "--no-progress"]
+         "--last-layer-iterations", "3", "--calibration-holdout", "0", "--device", "cpu", "--no-progress"]
 
 
 def _free_port() -> int:

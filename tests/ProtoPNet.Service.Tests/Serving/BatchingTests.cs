@@ -98,12 +98,14 @@ public class BatchingTests(TrainerBundles bundles)
     [Fact]
     public async Task ARequestThatWaitedPastItsDeadlineGets503()
     {
-        // A deadline of 1 ms: requests queued behind a running batch expire before their turn.
+        // A deadline of 1 ms: requests queued behind a running batch expire before their turn. A queue delay above 0
+        // sends every request through the queue (with none, a request that finds a run free runs at once, and on a
+        // fast machine too few would ever wait).
         await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ("Batching:MaxBatchSize", "1"), ("Batching:QueueTimeoutMs", "1"), ("Batching:MaxQueueDelayMs", "0"));
+            ("Batching:MaxBatchSize", "1"), ("Batching:QueueTimeoutMs", "1"), ("Batching:MaxQueueDelayMs", "1"));
         var client = factory.CreateClient();
         var image = Http.BundleImage(bundles.SmokeBundle, 1, 48, 48);
-        var responses = await Task.WhenAll(Enumerable.Range(0, 32).Select(_ => client.PostAsync("/classify", Http.Image(image))))
+        var responses = await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => client.PostAsync("/classify", Http.Image(image))))
             .WaitAsync(TimeSpan.FromSeconds(60));
         Assert.All(responses, r => Assert.True(r.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, r.StatusCode.ToString()));
         var expired = responses.Where(r => r.StatusCode == HttpStatusCode.ServiceUnavailable).ToArray();
