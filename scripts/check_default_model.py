@@ -48,10 +48,11 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def classify(url: str, png: bytes, name: str, model: Optional[str]) -> dict:
+def classify(url: str, data: bytes, name: str, model: Optional[str], content_type: str = "image/png") -> dict:
+    """POST /classify with one image file; backs off as told on 429 and 503."""
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-            f"Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
+            f"Content-Type: {content_type}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
     query = "topClasses=1&topPrototypes=1&heatmaps=none" + (f"&model={model}" if model else "")
     request = urllib.request.Request(f"{url}/classify?{query}", data=body, method="POST",
                                      headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})

@@ -28,9 +28,6 @@ import json
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -41,7 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src", "trainer"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from check_default_model import start_service  # noqa: E402
+from check_default_model import classify, start_service  # noqa: E402
 from protopnet_trainer.config import TrainConfig  # noqa: E402
 from protopnet_trainer.data import Split, generate_synthetic, load_data_source  # noqa: E402
 from protopnet_trainer.product_shots import SHOT_SEED, render_product_shot  # noqa: E402
@@ -72,30 +69,15 @@ def luma(pixels: np.ndarray) -> np.ndarray:
     return pixels if pixels.ndim == 2 else np.asarray(Image.fromarray(pixels).convert("L"))
 
 
-def classify(url: str, upload: Upload, name: str, model: Optional[str]) -> dict:
+def classify_upload(url: str, upload: Upload, name: str, model: Optional[str]) -> dict:
     data, content_type = upload
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-            f"Content-Type: {content_type}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    query = "topClasses=1&topPrototypes=1&heatmaps=none" + (f"&model={model}" if model else "")
-    request = urllib.request.Request(f"{url}/classify?{query}", data=body, method="POST",
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    for attempt in range(5):
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return json.load(response)
-        except urllib.error.HTTPError as error:
-            if error.code in (429, 503) and attempt < 4:
-                time.sleep(float(error.headers.get("Retry-After") or 1))
-                continue
-            raise SystemExit(f"error: {name}: HTTP {error.code} {error.read()[:300]!r}")
-    raise SystemExit(f"error: {name}: the service kept refusing")
+    return classify(url, data, name, model, content_type)
 
 
 def classify_all(url: str, uploads: Sequence[Upload], label: str, model: Optional[str], concurrency: int) -> List[dict]:
     started = time.time()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        answers = list(pool.map(lambda item: classify(url, item[1], f"{label}-{item[0]}", model), enumerate(uploads)))
+        answers = list(pool.map(lambda item: classify_upload(url, item[1], f"{label}-{item[0]}", model), enumerate(uploads)))
     print(f"  {label}: {len(answers)} images in {time.time() - started:.0f}s", flush=True)
     return answers
 
