@@ -19,7 +19,7 @@ COMMITTED_OPTIONS = os.path.join(REPO, "src", "ProtoPNet.Service", "Training", "
 TINY = {"imageSize": 16, "syntheticClasses": 3, "syntheticTrainPerClass": 12, "syntheticTestPerClass": 4,
         "smallCnnWidths": [8, 16], "smallCnnConvs": 1, "prototypeDim": 8, "prototypesPerClass": 2,
         "noAugment": True, "epochs": 3, "warmEpochs": 1, "pushStart": 1, "pushEvery": 1, "lastLayerIterations": 2,
-        "batchSize": 8, "testBatchSize": 16, "pushBatchSize": 16, "device": "cpu", "seed": 3, "noBaseline": True,
+        "batchSize": 8, "testBatchSize": 16, "pushBatchSize": 16, "device": "cpu", "seed": 3, "noBaseline": True, "calibrationHoldout": 0,
         "examples": 2, "threads": 1}
 
 

@@ -485,7 +485,8 @@ def load_data_source(cfg: TrainConfig) -> DataSource:
     if cfg.calibration_holdout:
         if cfg.calibration_holdout >= len(source.train):
             raise TrainerError(f"--calibration-holdout {cfg.calibration_holdout} leaves no training images "
-                               f"(the training split has {len(source.train)})")
+                               f"(the training split has {len(source.train)}): hold out fewer, or 0 for a bundle "
+                               f"without an unfamiliarity calibration")
         source.train, source.holdout = source.train.hold_out(cfg.calibration_holdout)
     for split in (source.train, source.test):
         if len(split) == 0:

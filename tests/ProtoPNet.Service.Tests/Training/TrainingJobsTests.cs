@@ -176,7 +176,7 @@ public sealed class TrainingJobsTests(TrainingFixture fixture)
     public async Task Two_workers_on_one_jobs_folder_run_each_of_several_jobs_exactly_once()
     {
         using var second = TrainingWorker.Start(Service.Jobs, Service.Models, Service.DataRoot);
-        var options = new { epochs = 1, noBaseline = true, syntheticTrainPerClass = 20, syntheticTestPerClass = 5, examples = 1, threads = 1 };
+        var options = new { epochs = 1, noBaseline = true, syntheticTrainPerClass = 20, calibrationHoldout = 0, syntheticTestPerClass = 5, examples = 1, threads = 1 };
         var ids = new List<string>();
         for (var i = 0; i < 4; i++) ids.Add((await Service.SubmitAsync($"pair-{i}", options)).GetProperty("id").GetString()!);
 

@@ -21,7 +21,7 @@ public sealed class TrainingService : IAsyncDisposable
     /// <summary>A job that trains in a few seconds: the smoke preset, shortened.</summary>
     public static readonly Dictionary<string, object> QuickOptions = new()
     {
-        ["epochs"] = 2, ["noBaseline"] = true, ["syntheticTrainPerClass"] = 40, ["syntheticTestPerClass"] = 10, ["examples"] = 2, ["threads"] = 1,
+        ["epochs"] = 2, ["noBaseline"] = true, ["syntheticTrainPerClass"] = 40, ["calibrationHoldout"] = 0, ["syntheticTestPerClass"] = 10, ["examples"] = 2, ["threads"] = 1,
     };
 
     private readonly WebApplicationFactory<Program> _factory;

@@ -14,7 +14,7 @@ public sealed class WorkerRecoveryTests(TrainingFixture fixture)
     public async Task A_job_survives_sigterm_and_sigkill_of_its_workers_and_resumes_from_its_checkpoints()
     {
         await using var service = new TrainingService(fixture.TemporaryFolder("recovery"));
-        var options = new { epochs = 8, pushEvery = 0, warmEpochs = 1, noBaseline = true, syntheticTrainPerClass = 60, syntheticTestPerClass = 10, examples = 1, threads = 1 };
+        var options = new { epochs = 8, pushEvery = 0, warmEpochs = 1, noBaseline = true, syntheticTrainPerClass = 60, calibrationHoldout = 0, syntheticTestPerClass = 10, examples = 1, threads = 1 };
         var id = (await service.SubmitAsync("recovered", options)).GetProperty("id").GetString()!;
 
         // The next two workers start now, so that each is ready when it is needed (a worker takes a few seconds to start).
