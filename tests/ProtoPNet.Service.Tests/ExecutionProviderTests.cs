@@ -165,10 +165,14 @@ public class ExecutionProviderTests(TrainerBundles bundles)
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>
+    /// The start's failure as the service raised it: the host may wrap it, with other failures of the same stop, in
+    /// aggregates (in a full parallel test run one of those was an ObjectDisposedException), so the whole tree is searched.
+    /// </summary>
     private static Exception Unwrap(Exception error)
     {
-        while (error is not ExecutionProviderUnavailableException && error.InnerException is not null) error = error.InnerException;
-        if (error is AggregateException aggregate) return aggregate.InnerExceptions.First();
-        return error;
+        if (error is ExecutionProviderUnavailableException) return error;
+        var inner = error is AggregateException aggregate ? aggregate.InnerExceptions : (IEnumerable<Exception>)(error.InnerException is null ? [] : [error.InnerException]);
+        return inner.Select(Unwrap).FirstOrDefault(e => e is ExecutionProviderUnavailableException) ?? error;
     }
 }
