@@ -226,3 +226,11 @@ def test_progress_bars_per_stage(tmp_path, capsys):
         assert stage in err
     assert main(["train", *args, "--models", str(tmp_path / "m"), "--run-dir", str(tmp_path / "r")]) == 0
     assert "epoch 1/2 warm:" not in capsys.readouterr().err      # not a terminal: metrics lines only
+
+
+def test_only_train_runs_under_torchrun(tmp_path, monkeypatch, capsys):
+    # torchrun's environment for rank 0 of 2: export would otherwise publish once per process.
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code = main(["export", "--untrained", "--num-classes", "2", "--models", str(tmp_path / "models"), "--name", "x"])
+    assert code == 2 and "only `train` runs under torchrun" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()

@@ -5,6 +5,7 @@ are quick."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
@@ -347,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        # Only `train` is distributed; any other command under torchrun would run, and publish, once per process.
+        if args.command != "train" and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+            raise TrainerError(f"only `train` runs under torchrun: run `{args.command}` as one process")
         args.handler(args)
         return 0
     except TrainerError as error:
