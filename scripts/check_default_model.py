@@ -94,12 +94,17 @@ def start_service(models: str) -> Tuple[subprocess.Popen, str, str]:
     raise SystemExit(f"error: the service did not become ready in 10 minutes; see {log_path}")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """--url, --start-service and --models: which service the check talks to (this script's and check_product_shots.py's)."""
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="the running service (loopback)")
     parser.add_argument("--start-service", action="store_true",
                         help="start the service on a free 127.0.0.1 port with Models__Root=--models, stop it after")
     parser.add_argument("--models", default=os.path.join(ROOT, "models"), help="model repository root")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_service_arguments(parser)
     parser.add_argument("--model", help="model name (default: the service's default model)")
     parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--concurrency", type=int, default=4)

@@ -23,7 +23,6 @@ Usage (loopback only; PYTHONPATH=src/trainer for the trainer's data sets and ren
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -38,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src", "trainer"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from check_default_model import classify, start_service  # noqa: E402
+from check_default_model import add_service_arguments, classify, png_bytes, start_service  # noqa: E402
 from protopnet_trainer.config import TrainConfig  # noqa: E402
 from protopnet_trainer.data import Split, generate_synthetic, load_data_source  # noqa: E402
 from protopnet_trainer.product_shots import SHOT_SEED, render_product_shot  # noqa: E402
@@ -49,9 +48,7 @@ NOISE_SEED = 16
 
 
 def encode_png(pixels: np.ndarray) -> Upload:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue(), "image/png"
+    return png_bytes(pixels), "image/png"
 
 
 def split_pixels(split: Split, count: int, size: int) -> List[np.ndarray]:
@@ -107,10 +104,7 @@ def image_sets(cfg: TrainConfig, size: int, channels: int, limit: int, seed: int
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8080", help="the running service (loopback)")
-    parser.add_argument("--start-service", action="store_true",
-                        help="start the service on a free 127.0.0.1 port with Models__Root=--models, stop it after")
-    parser.add_argument("--models", default=os.path.join(ROOT, "models"), help="model repository root")
+    add_service_arguments(parser)
     parser.add_argument("--model", default="fashion-mnist", help="model name (its newest version is read)")
     parser.add_argument("--limit", type=int, default=2000, help="test images (and as many of each other set)")
     parser.add_argument("--calibrate", type=int, metavar="N",
