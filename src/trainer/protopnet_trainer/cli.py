@@ -39,7 +39,7 @@ OVERRIDES = [
     ("--interpolation", "interpolation", str), ("--threads", "threads", int), ("--workers", "num_workers", int),
     ("--train-limit", "train_limit", int), ("--test-limit", "test_limit", int),
     ("--polarity-augment", "polarity_augment", float), ("--calibration-holdout", "calibration_holdout", int),
-    ("--unfamiliar-share", "unfamiliar_share", float),
+    ("--unfamiliar-share", "unfamiliar_share", float), ("--contrast", "contrast", str),
     ("--synthetic-classes", "synthetic_classes", int), ("--synthetic-channels", "synthetic_channels", int),
     ("--synthetic-train-per-class", "synthetic_train_per_class", int),
     ("--synthetic-test-per-class", "synthetic_test_per_class", int),
@@ -48,6 +48,7 @@ FLAGS = [  # (option, config field, value when given)
     ("--crop-to-box", "crop_to_box", True), ("--no-augment", "augment", False), ("--augment", "augment", True),
     ("--prune", "prune", True), ("--with-baseline", "with_baseline", True), ("--no-baseline", "with_baseline", False),
     ("--last-layer-clamp", "last_layer_clamp", True), ("--no-last-layer-clamp", "last_layer_clamp", False),
+    ("--background-aware", "background_aware", True), ("--no-background-aware", "background_aware", False),
 ]
 
 
@@ -76,6 +77,10 @@ HELP = {
                           "background, tinted, scaled and shifted (0: off)",
     "--calibration-holdout": "hold the last N training images out of training and calibrate the bundle's "
                              "unfamiliarity threshold on them (0: no calibration)",
+    "--contrast": "none | auto: invert an image whose border is light and stretch its contrast (ground 0, "
+                  "brightest 1); declared in the bundle, the service applies it to every upload",
+    "--background-aware": "cluster cost and push only on feature cells that are not mostly the border's colour",
+    "--no-background-aware": "cluster cost and push on every feature cell (the paper)",
     "--unfamiliar-share": "share of the held-out images the unfamiliarity threshold flags (default 0.01)",
     "--joint-optimizer": "adam-step: Adam + StepLR per epoch (the reference) | adamw-onecycle: AdamW + OneCycleLR "
                          "stepped per batch, the --lr-* values are the peaks",

@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from .contrast import MODES as CONTRAST_MODES
 from .errors import TrainerError
 
 AUGMENTATIONS = ("paper", "crop-flip", "none")
@@ -28,6 +29,8 @@ class TrainConfig:
     polarity_augment: float = 0.0            # share of training images re-rendered as product shots (dark on light,
                                              # tinted, scaled, shifted; product_shots.PolarityAugment); 0: off
     interpolation: str = "bilinear"         # resize interpolation (recorded in the manifest)
+    contrast: str = "none"                   # auto: contrast.py's polarity and contrast normalisation of every
+                                             # image, declared in the manifest and applied by the service too
     synthetic_classes: int = 4
     synthetic_channels: int = 3
     synthetic_train_per_class: int = 60
@@ -46,6 +49,8 @@ class TrainConfig:
     add_on: str = "regular"                  # regular | bottleneck
     prototype_dim: int = 128
     prototypes_per_class: int = 10
+    background_aware: bool = False           # cluster cost and push only on feature cells whose patch is not mostly
+                                             # the border's colour (background.py), so no prototype is background
     similarity: str = "log"                  # log | linear
     epsilon: float = 1e-4
     # schedule
@@ -130,6 +135,8 @@ class TrainConfig:
             raise TrainerError(f"unknown add-on type '{self.add_on}' (use regular or bottleneck)")
         if self.prototypes_per_class < 1:
             raise TrainerError("--prototypes-per-class must be at least 1")
+        if self.contrast not in CONTRAST_MODES:
+            raise TrainerError(f"unknown contrast mode '{self.contrast}' (use {', '.join(CONTRAST_MODES)})")
         if self.interpolation not in ("bilinear", "bicubic", "nearest"):
             raise TrainerError(f"unknown interpolation '{self.interpolation}'")
 
@@ -171,6 +178,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         small_cnn_widths=[32, 64, 128], small_cnn_convs_per_stage=2, small_cnn_pools=2,
         add_on="regular", prototype_dim=64, prototypes_per_class=10, similarity="log",
         augment=True, augmentation="crop-flip", crop_padding=2, flip=True,
+        contrast="auto", polarity_augment=0.25, calibration_holdout=3000, background_aware=True,
         epochs=50, warm_epochs=0, push_start=0, push_every=0,
         joint_optimizer="adamw-onecycle", onecycle_pct_start=0.25, coef_clst=0.2, coef_sep=-0.02,
         joint_lr_trunk=2e-3, joint_lr_add_on=3e-3, joint_lr_prototypes=3e-3, weight_decay=0.05,

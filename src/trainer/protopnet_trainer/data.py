@@ -20,6 +20,7 @@ from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
 from .config import TrainConfig
+from .contrast import apply_contrast
 from .errors import TrainerError
 from .product_shots import PolarityAugment
 
@@ -109,8 +110,9 @@ class ImageSet(Dataset):
     """A split as tensors: (image [C, H, W] float in [0, 1], label, index)."""
 
     def __init__(self, split: Split, image_size: int, interpolation: str = "bilinear",
-                 augmentation: Optional[Callable] = None):
+                 augmentation: Optional[Callable] = None, contrast: str = "none"):
         self.split = split
+        self.contrast = contrast    # contrast.py: applied last, after augmentation, as the service applies it
         self.image_size = image_size
         self.resize = transforms.Resize((image_size, image_size), interpolation=interpolation_mode(interpolation))
         self.augmentation = augmentation
@@ -123,14 +125,14 @@ class ImageSet(Dataset):
         split = self.split
         if (split.cached is not None and self.augmentation is None
                 and split.cached.shape[-1] == self.image_size and split.cached.shape[-2] == self.image_size):
-            return split.cached[index].float().div_(255.0)
+            return apply_contrast(split.cached[index].float().div_(255.0), self.contrast)
         picture = split.load(index)
         picture = picture.convert("L" if split.channels == 1 else "RGB")
         if picture.size != (self.image_size, self.image_size):
             picture = self.resize(picture)
         if self.augmentation is not None:
             picture = self.augmentation(picture)
-        return self.to_tensor(picture)
+        return apply_contrast(self.to_tensor(picture), self.contrast)
 
     def __getitem__(self, index: int):
         return self.image(index), self.split.labels[index], index
@@ -505,9 +507,9 @@ class Loaders:
 
 
 def make_loaders(cfg: TrainConfig, source: DataSource, generator: Optional[torch.Generator] = None) -> Loaders:
-    train_set = ImageSet(source.train, cfg.image_size, cfg.interpolation, make_augmentation(cfg))
-    push_set = ImageSet(source.train, cfg.image_size, cfg.interpolation, None)
-    test_set = ImageSet(source.test, cfg.image_size, cfg.interpolation, None)
+    train_set = ImageSet(source.train, cfg.image_size, cfg.interpolation, make_augmentation(cfg), cfg.contrast)
+    push_set = ImageSet(source.train, cfg.image_size, cfg.interpolation, None, cfg.contrast)
+    test_set = ImageSet(source.test, cfg.image_size, cfg.interpolation, None, cfg.contrast)
     workers = cfg.num_workers
     train = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, num_workers=workers, generator=generator)
     push = DataLoader(push_set, batch_size=cfg.push_batch_size, shuffle=False, num_workers=workers)

@@ -54,7 +54,7 @@ CHOICES: Dict[str, List[Any]] = {
     "--trunk-weights": ["torchvision", "imagenet-onnx"],
     "--add-on": ["regular", "bottleneck"], "--similarity": ["log", "linear"],
     "--joint-optimizer": ["adam-step", "adamw-onecycle"], "--augmentation": ["paper", "crop-flip", "none"],
-    "--interpolation": ["bilinear", "bicubic", "nearest"],
+    "--interpolation": ["bilinear", "bicubic", "nearest"], "--contrast": ["none", "auto"],
     "--synthetic-channels": [1, 3],
 }
 LIST_OPTIONS = {"--small-cnn-widths": 8}   # comma-separated integers: the most items

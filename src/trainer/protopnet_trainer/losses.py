@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -47,11 +47,13 @@ def l1_wrong_class(last_layer_weight: torch.Tensor, prototype_classes: torch.Ten
 
 def protopnet_loss(logits: torch.Tensor, min_distances: torch.Tensor, labels: torch.Tensor,
                    prototype_classes: torch.Tensor, last_layer_weight: torch.Tensor,
-                   coefs: LossCoefficients) -> Dict[str, torch.Tensor]:
+                   coefs: LossCoefficients, cluster_distances: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    """`cluster_distances` [N, M] replaces `min_distances` in the cluster cost (the background-aware recipe gives
+    the distances over foreground cells only; background.foreground_min_distances)."""
     own = own_class_mask(prototype_classes, labels)
     terms = {
         "cross_entropy": F.cross_entropy(logits, labels),
-        "cluster": cluster_cost(min_distances, own),
+        "cluster": cluster_cost(min_distances if cluster_distances is None else cluster_distances, own),
         "separation": separation_cost(min_distances, own),
         "l1": l1_wrong_class(last_layer_weight, prototype_classes),
     }

@@ -43,8 +43,7 @@ def baseline_block(cfg: TrainConfig, test_accuracy: float, seconds: Optional[flo
     block: Dict[str, Any] = {"testAccuracy": test_accuracy, "backbone": cfg.backbone, "epochs": cfg.epochs,
                              "model": BASELINE_MODEL, "augment": cfg.augment, "augmentation": cfg.augmentation,
                              "jointOptimizer": cfg.joint_optimizer}
-    if cfg.polarity_augment:
-        block["polarityAugment"] = cfg.polarity_augment
+    block.update(recipe_extras(cfg))
     if seconds:
         block["seconds"] = round(seconds, 3)
     return block
@@ -57,9 +56,21 @@ def separate_baseline_block(cfg: TrainConfig, history: List[float], seconds: flo
              "backbone": cfg.backbone, "epochs": cfg.epochs, "seed": cfg.seed, "model": BASELINE_MODEL,
              "augment": cfg.augment, "augmentation": cfg.augmentation, "jointOptimizer": cfg.joint_optimizer,
              "process": "separate (--baseline-only)"}
-    if cfg.polarity_augment:
-        block["polarityAugment"] = cfg.polarity_augment
+    block.update(recipe_extras(cfg))
     return block
+
+
+def recipe_extras(cfg: TrainConfig) -> Dict[str, Any]:
+    """The data recipe beyond the paper's, where it is on: product-shot augmentation, contrast normalisation and
+    the calibration hold-out all change what the baseline sees, so its block records them."""
+    extras: Dict[str, Any] = {}
+    if cfg.polarity_augment:
+        extras["polarityAugment"] = cfg.polarity_augment
+    if cfg.contrast != "none":
+        extras["contrast"] = cfg.contrast
+    if cfg.calibration_holdout:
+        extras["calibrationHoldout"] = cfg.calibration_holdout
+    return extras
 
 
 def baseline_mismatches(block: Dict[str, Any], cfg: TrainConfig) -> List[str]:
@@ -67,8 +78,9 @@ def baseline_mismatches(block: Dict[str, Any], cfg: TrainConfig) -> List[str]:
     mismatches = [key for key, value in (("backbone", cfg.backbone), ("epochs", cfg.epochs), ("seed", cfg.seed),
                                          ("augmentation", cfg.augmentation), ("jointOptimizer", cfg.joint_optimizer))
                   if block.get(key) != value]
-    if block.get("polarityAugment", 0.0) != cfg.polarity_augment:
-        mismatches.append("polarityAugment")
+    extras = recipe_extras(cfg)
+    mismatches += [key for key, default in (("polarityAugment", 0.0), ("contrast", "none"), ("calibrationHoldout", 0))
+                   if block.get(key, default) != extras.get(key, default)]
     return mismatches
 
 
@@ -89,7 +101,7 @@ def short_floats(values: torch.Tensor) -> List[float]:
 
 
 def bundle_manifest(*, name: str, version: str, model: "ProtoPNet", onnx: Dict[str, Any], classes: List[str],
-                    channels: int, image_size: int, interpolation: str, feature_map: Dict[str, int],
+                    channels: int, image_size: int, interpolation: str, contrast: str, feature_map: Dict[str, int],
                     prototypes: List[Dict[str, Any]], probe: Dict[str, Any], training: Dict[str, Any],
                     report_files: List[str], examples: List[Dict[str, Any]],
                     interpretability: Optional[Dict[str, Any]] = None,
@@ -105,7 +117,7 @@ def bundle_manifest(*, name: str, version: str, model: "ProtoPNet", onnx: Dict[s
         "onnx": onnx,
         "input": {"channels": channels, "height": image_size, "width": image_size,
                   "colorSpace": "gray" if channels == 1 else "rgb", "resize": "stretch",
-                  "interpolation": interpolation,
+                  "interpolation": interpolation, "contrast": contrast,
                   "mean": short_floats(model.mean), "std": short_floats(model.std)},
         "classes": [{"index": k, "name": cls} for k, cls in enumerate(classes)],
         "featureMap": feature_map,

@@ -17,6 +17,7 @@ class ProtoPNetOutput(NamedTuple):
     similarities: torch.Tensor      # [N, M] max similarity over the map
     similarity_maps: torch.Tensor   # [N, M, h, w]
     min_distances: torch.Tensor     # [N, M]
+    distances: torch.Tensor         # [N, M, h, w]
 
 
 def build_add_on(kind: str, in_channels: int, prototype_dim: int) -> nn.Sequential:
@@ -96,7 +97,7 @@ class ProtoPNet(nn.Module):
         similarities = maps.flatten(2).max(dim=2)[0]
         min_distances = distances.flatten(2).min(dim=2)[0]
         logits = self.last_layer(similarities)
-        return ProtoPNetOutput(logits, similarities, maps, min_distances)
+        return ProtoPNetOutput(logits, similarities, maps, min_distances, distances)
 
     def keep_prototypes(self, keep: torch.Tensor) -> None:
         """Prune: keep only the prototypes whose indices are in `keep` (and their last-layer columns)."""

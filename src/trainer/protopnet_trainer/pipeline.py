@@ -102,7 +102,7 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
     unfamiliarity = measure_beyond_the_test_set(result.model, cfg, source, trainer.loaders.test_set, training, progress,
                                                 log)
     bundle = write_bundle(job.models, job.name, result.model, classes=source.classes, channels=source.channels,
-                          image_size=cfg.image_size, interpolation=cfg.interpolation, records=result.records,
+                          image_size=cfg.image_size, interpolation=cfg.interpolation, contrast=cfg.contrast, records=result.records,
                           training=training,
                           report=report_writer(result, source.classes) if job.report else None,
                           examples=example_images(trainer.loaders.test_set, job.examples),
@@ -137,7 +137,7 @@ def calibrate_unfamiliarity(cfg: TrainConfig, source: DataSource, model: ProtoPN
     """The bundle's unfamiliarity threshold, from the training images held out of training; None without any."""
     if source.holdout is None:
         return None
-    block = calibrate(model, source.holdout, cfg.image_size, cfg.interpolation, cfg.unfamiliar_share,
+    block = calibrate(model, source.holdout, cfg.image_size, cfg.interpolation, cfg.contrast, cfg.unfamiliar_share,
                       next(model.parameters()).device, cfg.test_batch_size)
     log(f"unfamiliarity: threshold {block['threshold']:.4f} flags {block['calibration']['flaggedShare']:.4f} of "
         f"{len(source.holdout)} held-out training images")
@@ -184,7 +184,7 @@ def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], p
     if completed < cfg.epochs:   # honest about a run cut short: its schedule was planned for cfg.epochs
         training["epochsCompleted"] = completed
     bundle = write_bundle(models, name or cfg.dataset, model, classes=classes, channels=model.mean.numel(),
-                          image_size=cfg.image_size, interpolation=cfg.interpolation, records=records,
+                          image_size=cfg.image_size, interpolation=cfg.interpolation, contrast=cfg.contrast, records=records,
                           training=training, report=report_writer(result, classes) if report else None,
                           examples=example_images(loaders.test_set, examples),
                           scorecard=scorecard_hook(loaders.test_set, source.train, report, log) if scorecard else None,

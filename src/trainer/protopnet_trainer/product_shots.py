@@ -20,6 +20,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import to_tensor
 
+from .contrast import apply_contrast
+
 if TYPE_CHECKING:
     from .data import ImageSet
 
@@ -133,4 +135,5 @@ class ProductShotSet(Dataset):
         shot = Image.open(io.BytesIO(render_product_shot(ink, SHOT_SEED + index)))
         shot = shot.convert("L" if image.shape[0] == 1 else "RGB")
         size = self.images.image_size
-        return to_tensor(self.images.resize(shot) if shot.size != (size, size) else shot), label, index
+        tensor = to_tensor(self.images.resize(shot) if shot.size != (size, size) else shot)
+        return apply_contrast(tensor, self.images.contrast), label, index

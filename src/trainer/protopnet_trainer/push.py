@@ -11,6 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from .background import background_cells
 from .data import ImageSet
 from .errors import TrainerError
 from .model import ProtoPNet
@@ -83,7 +84,8 @@ def write_prototype_pictures(image: torch.Tensor, upsampled: np.ndarray, box: Bo
 @torch.no_grad()
 def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, device: torch.device,
                     picture_dir: Optional[str], progress: bool = True,
-                    require_every_class: bool = True, group: Optional["Group"] = None) -> List[Dict]:
+                    require_every_class: bool = True, group: Optional["Group"] = None,
+                    background_aware: bool = False) -> List[Dict]:
     """Replace every prototype by its nearest latent patch among the push-set images of its own class.
 
     Returns one record per prototype (source item, feature cell, box) and, with `picture_dir`, writes
@@ -91,14 +93,15 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     data set) prototypes of classes absent from the push set are left as they were and get no record.
     With a distributed `group`, each rank scans its shard and the per-prototype bests are merged (see
     `merge_nearest`): every rank ends with the prototypes and records of a one-process push; only rank 0 writes
-    the pictures.
+    the pictures. `background_aware` leaves out the cells background.background_cells marks (of an image that is
+    background everywhere, none).
     """
     model.eval()
     if group is None:
         loader = DataLoader(push_set, batch_size=batch_size, shuffle=False)
     else:
         loader = group.shard(push_set, batch_size)
-    best, best_item, best_cell, best_maps = _nearest_patches(model, loader, device, progress)
+    best, best_item, best_cell, best_maps = _nearest_patches(model, loader, device, progress, background_aware)
     if group is not None:
         if best_maps is None:   # an empty shard (fewer batches than ranks) still needs the map shape to merge
             z = model.features(push_set.image(0)[None].to(device))
@@ -143,7 +146,7 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     return records
 
 
-def _nearest_patches(model: ProtoPNet, loader, device: torch.device, progress: bool):
+def _nearest_patches(model: ProtoPNet, loader, device: torch.device, progress: bool, background_aware: bool = False):
     """Over the loader's images in order: each prototype's smallest own-class patch distance, the image index and
     feature cell where it lies (the first one on a tie), and that image's latent map [M, D, h, w] (None when the
     loader is empty). Missing classes keep distance inf and item -1."""
@@ -160,6 +163,10 @@ def _nearest_patches(model: ProtoPNet, loader, device: torch.device, progress: b
         batch, _, h, w = distances.shape
         own = classes.view(1, -1) == labels.view(-1, 1)                # [B, M]
         distances = distances.masked_fill(~own[:, :, None, None], float("inf"))
+        if background_aware:
+            background = background_cells(images, h, w)
+            background &= ~background.flatten(1).all(dim=1)[:, None, None]
+            distances = distances.masked_fill(background[:, None], float("inf"))
         flat = distances.permute(1, 0, 2, 3).reshape(num_prototypes, batch * h * w)
         values, positions = flat.min(dim=1)
         better = values < best

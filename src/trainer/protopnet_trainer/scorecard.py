@@ -118,7 +118,8 @@ def evaluate_bundle(bundle: str, dataset: Optional[str], data: Optional[str], ou
     if size["channels"] != source.channels:
         raise TrainerError(f"the bundle takes {size['channels']} channels, data set {cfg.dataset} has "
                            f"{source.channels}")
-    test_set = ImageSet(source.test, int(size["height"]), size.get("interpolation", "bilinear"))
+    test_set = ImageSet(source.test, int(size["height"]), size.get("interpolation", "bilinear"),
+                        contrast=size.get("contrast", "none"))
     same_data = cfg.dataset == training.get("dataset")
     block = measure(bundle, manifest["onnx"]["file"], manifest["prototypes"], manifest["lastLayer"]["weights"],
                     test_set, source.train if same_data else None, batch_size)

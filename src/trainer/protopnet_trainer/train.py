@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 import torch
 from tqdm import tqdm
 
+from .background import background_cells, foreground_min_distances
 from .baseline import BaselineResult, checkpoint_fields, train_in_process
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
@@ -185,8 +186,12 @@ class Trainer:
         for images, labels, _ in bar:
             images, labels = images.to(self.device), labels.to(self.device)
             out = model(images)
+            cluster_distances = None
+            if self.cfg.background_aware:
+                background = background_cells(images, *out.distances.shape[-2:])
+                cluster_distances = foreground_min_distances(out.distances, background)
             terms = protopnet_loss(out.logits, out.min_distances, labels, self.model.prototype_classes,
-                                   self.model.last_layer.weight, self.coefs)
+                                   self.model.last_layer.weight, self.coefs, cluster_distances)
             optimizer.zero_grad()
             terms["total"].backward()
             optimizer.step()
@@ -250,7 +255,8 @@ class Trainer:
     # ------------------------------------------------------------------ push and last-layer passes
     def push(self, epoch: int) -> None:
         self.records = push_prototypes(self.model, self.loaders.push_set, self.cfg.push_batch_size, self.device,
-                                       self.folder.push_pictures(epoch), progress=self.progress, group=self.group)
+                                       self.folder.push_pictures(epoch), progress=self.progress, group=self.group,
+                                       background_aware=self.cfg.background_aware)
 
     @torch.no_grad()
     def push_set_scores(self) -> torch.Tensor:

@@ -78,8 +78,8 @@ def calibration_block(scores: Sequence[float], share: float, split: str) -> Dict
                             "flaggedShare": round(flagged_share(scores, threshold), 6)}}
 
 
-def calibrate(model: torch.nn.Module, holdout: Split, image_size: int, interpolation: str, share: float,
+def calibrate(model: torch.nn.Module, holdout: Split, image_size: int, interpolation: str, contrast: str, share: float,
               device: torch.device, batch_size: int = 500) -> Dict[str, Any]:
     """Calibrate a trained model on the training images held out of its training (`--calibration-holdout`)."""
-    images = DataLoader(ImageSet(holdout, image_size, interpolation), batch_size=batch_size, shuffle=False)
+    images = DataLoader(ImageSet(holdout, image_size, interpolation, contrast=contrast), batch_size=batch_size, shuffle=False)
     return calibration_block(model_scores(model, images, device), share, "train-holdout")

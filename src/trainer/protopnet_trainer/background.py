@@ -1,0 +1,48 @@
+"""Which feature cells of an image look at background: the part of the picture that has the colour of its border.
+
+Used by the background-aware recipe (`--background-aware`, issue 15): the cluster cost pulls each image's nearest
+own-class prototype towards a cell that is not background, and the push projects prototypes onto such cells only,
+so no prototype ends up as a patch of empty ground. The rule is the scorecard's (interpretability.border_background):
+a border is uniform when at least half of its pixels lie within 0.1 of its median colour; a pixel is background when
+it lies within 0.1 of that colour. A cell counts as background when more than half of its window is: the window
+is the cell's own stretch of the image widened by half a cell on every side (about the size of a prototype's box).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+TOLERANCE = 0.1        # interpretability.BORDER_TOLERANCE
+UNIFORM_BORDER = 0.5   # interpretability.UNIFORM_BORDER
+CELL_BACKGROUND = 0.5  # a cell is background when more than this share of its window is
+
+
+def background_pixels(images: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] in [0, 1] -> [N, H, W] bool: pixels of a uniform border's colour (all False without one)."""
+    ring = torch.cat([images[:, :, 0, :], images[:, :, -1, :], images[:, :, 1:-1, 0], images[:, :, 1:-1, -1]],
+                     dim=2)                                                    # [N, C, P]
+    colour = ring.median(dim=2).values                                       # [N, C]
+    uniform = ((ring - colour[:, :, None]).abs().amax(dim=1) <= TOLERANCE).float().mean(dim=1) >= UNIFORM_BORDER
+    near = (images - colour[:, :, None, None]).abs().amax(dim=1) <= TOLERANCE   # [N, H, W]
+    return near & uniform[:, None, None]
+
+
+def background_cells(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """[N, C, H, W] in [0, 1] -> [N, height, width] bool for a height x width feature map over the image."""
+    pixels = background_pixels(images).float()[:, None]                       # [N, 1, H, W]
+    image_h, image_w = pixels.shape[-2:]
+    if image_h % height or image_w % width:
+        share = F.adaptive_avg_pool2d(pixels, (height, width))
+    else:
+        cell_h, cell_w = image_h // height, image_w // width
+        share = F.avg_pool2d(pixels, kernel_size=(2 * cell_h, 2 * cell_w), stride=(cell_h, cell_w),
+                             padding=(cell_h // 2, cell_w // 2), count_include_pad=False)
+        share = share[..., :height, :width]
+    return share[:, 0] > CELL_BACKGROUND
+
+
+def foreground_min_distances(distances: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """[N, M, h, w] distances, [N, h, w] background cells -> [N, M]: each prototype's smallest distance over the
+    cells that are not background (over all cells for an image that is background everywhere)."""
+    masked = distances.masked_fill(background[:, None], float("inf")).flatten(2).min(dim=2).values
+    return torch.where(torch.isinf(masked), distances.flatten(2).min(dim=2).values, masked)
