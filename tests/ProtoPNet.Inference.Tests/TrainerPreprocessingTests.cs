@@ -16,49 +16,61 @@ namespace ProtoPNet.Inference.Tests;
 /// </summary>
 public class TrainerPreprocessingTests(ITestOutputHelper output)
 {
-    private static readonly (int Width, int Height, int Channels, int Size, string Interpolation)[] AllCases =
+    private static readonly (int Width, int Height, int Channels, int Size, string Interpolation, string Contrast)[] AllCases =
     [
-        (45, 37, 3, 32, "bilinear"),   // odd width: a half-transparent PNG (see PictureFile), composited over white first
-        (45, 37, 1, 28, "bilinear"),
-        (97, 61, 3, 32, "bilinear"),   // shrink, both axes by different factors
-        (97, 61, 3, 32, "bicubic"),
-        (300, 200, 3, 32, "bilinear"), // shrink by about 9: the kernel widens
-        (20, 13, 3, 32, "bilinear"),   // enlarge
-        (20, 13, 3, 32, "bicubic"),
-        (61, 97, 1, 28, "bilinear"),   // grey: PIL converts to L first, then resizes
-        (32, 32, 3, 32, "bilinear"),   // already the model's size: no resize on either side
-        (97, 32, 3, 32, "bilinear"),   // only the width changes
-        (32, 61, 3, 32, "bicubic"),    // only the height changes
-        (97, 61, 3, 32, "nearest"),
-        (20, 13, 3, 32, "nearest"),
+        (45, 37, 3, 32, "bilinear", "none"),   // odd width: a half-transparent PNG (see PictureFile), composited over white first
+        (45, 37, 1, 28, "bilinear", "none"),
+        (97, 61, 3, 32, "bilinear", "none"),   // shrink, both axes by different factors
+        (97, 61, 3, 32, "bicubic", "none"),
+        (300, 200, 3, 32, "bilinear", "none"), // shrink by about 9: the kernel widens
+        (20, 13, 3, 32, "bilinear", "none"),   // enlarge
+        (20, 13, 3, 32, "bicubic", "none"),
+        (61, 97, 1, 28, "bilinear", "none"),   // grey: PIL converts to L first, then resizes
+        (32, 32, 3, 32, "bilinear", "none"),   // already the model's size: no resize on either side
+        (97, 32, 3, 32, "bilinear", "none"),   // only the width changes
+        (32, 61, 3, 32, "bicubic", "none"),    // only the height changes
+        (97, 61, 3, 32, "nearest", "none"),
+        (20, 13, 3, 32, "nearest", "none"),
+        // The contrast step (input.contrast "auto", contrast.py / ContrastNormalizer): product-like photos on a light
+        // ground are inverted and stretched; the gradient picture (mixed border) is only stretched.
+        (90, 70, 1, 28, "bilinear", "auto"),
+        (90, 70, 3, 32, "bicubic", "auto"),
+        (64, 64, 1, 28, "bilinear", "auto"),
+        (45, 37, 3, 32, "bilinear", "auto"),
     ];
 
-    public static TheoryData<int, int, int, int, string> Cases()
+    public static TheoryData<int, int, int, int, string, string> Cases()
     {
-        var cases = new TheoryData<int, int, int, int, string>();
-        foreach (var (width, height, channels, size, interpolation) in AllCases) cases.Add(width, height, channels, size, interpolation);
+        var cases = new TheoryData<int, int, int, int, string, string>();
+        foreach (var (width, height, channels, size, interpolation, contrast) in AllCases) cases.Add(width, height, channels, size, interpolation, contrast);
         return cases;
     }
 
     /// <summary>The trainer's tensor of every case, made by one Python run (importing torch takes seconds).</summary>
-    private static readonly Lazy<float[][]> TrainerTensors = new(() => ComputeTrainerTensors(AllCases));
+    private static readonly Lazy<(float[] Tensor, bool Inverted)[]> TrainerTensors = new(() => ComputeTrainerTensors(AllCases));
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void ServiceTensorEqualsTheTrainersPilTensor(int width, int height, int channels, int size, string interpolation)
+    public void ServiceTensorEqualsTheTrainersPilTensor(int width, int height, int channels, int size, string interpolation, string contrast)
     {
         var file = PictureFile(width, height);
 
         var input = new InputSection
         {
             Channels = channels, Height = size, Width = size, ColorSpace = channels == 1 ? "gray" : "rgb", Interpolation = interpolation,
+            Contrast = contrast,
         };
         var service = new float[channels * size * size];
+        bool inverted;
         using (var decoded = new ImageDecoder(new ImageLimits()).Decode(file))
         {
-            InputTensorWriter.Write(decoded.Pixels, input, service, 0);
+            inverted = InputTensorWriter.Write(decoded.Pixels, input, service, 0);
         }
-        var trainer = TrainerTensors.Value[Array.IndexOf(AllCases, (width, height, channels, size, interpolation))];
+        var (trainer, trainerInverted) = TrainerTensors.Value[Array.IndexOf(AllCases, (width, height, channels, size, interpolation, contrast))];
+        // The product-like pictures, on a light ground, are inverted by the contrast step on both sides.
+        Assert.Equal(trainerInverted, inverted);
+        if (contrast == "auto" && IsProductPicture(width, height)) Assert.True(inverted);
+        if (contrast == "auto") Assert.Equal(0f, service.Min());
         Assert.Equal(service.Length, trainer.Length);
 
         var differing = Enumerable.Range(0, service.Length).Where(i => service[i] != trainer[i]).ToArray();
@@ -68,7 +80,9 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
         Assert.True(differing.Length == 0, $"{differing.Length} of {service.Length} values differ from the trainer's, by up to {largest * 255:0.###}/255; " +
                                            $"the first at index {differing.FirstOrDefault()}");
         // The picture is not uniform: a resampler that ignored its content could not pass by luck.
-        Assert.True(trainer.Distinct().Count() > 100);
+        // (A grey product picture's garment spans fewer 8-bit levels than the gradients: about 90 distinct values.)
+        var enough = IsProductPicture(width, height) ? 50 : 100;
+        Assert.True(trainer.Distinct().Count() > enough, $"only {trainer.Distinct().Count()} distinct values");
     }
 
     /// <summary>
@@ -77,6 +91,7 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     /// </summary>
     private static byte[] PictureFile(int width, int height)
     {
+        if (IsProductPicture(width, height)) return ProductPictureFile(width, height);
         var random = new Random(width * 1000 + height);
         var transparent = width % 2 == 1 && width < 60;
         var image = new Image<Rgba32>(width, height);
@@ -92,8 +107,28 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
         using (image) return TestImages.Encode(image, TestImages.Png);
     }
 
+    private static bool IsProductPicture(int width, int height) => (width, height) is (90, 70) or (64, 64);
+
+    /// <summary>
+    /// A product-like photo: a dark, shaded garment on a light, slightly noisy ground.
+    /// </summary>
+    private static byte[] ProductPictureFile(int width, int height)
+    {
+        var random = new Random(width * 7 + height);
+        using var image = new Image<Rgb24>(width, height);
+        for (var y = 0; y < height; y++)
+        for (var x = 0; x < width; x++)
+        {
+            var inGarment = Math.Abs(x - width / 2) < width * 3 / 8 && y > height / 8 && y < height * 7 / 8;
+            var shade = 10 + 70 * y / height + 30 * x / width + random.Next(40);
+            var ground = (byte)(225 + random.Next(25));
+            image[x, y] = inGarment ? new Rgb24((byte)shade, (byte)(shade / 2 + random.Next(30)), (byte)(shade + 20)) : new Rgb24(ground, ground, (byte)(ground - 10));
+        }
+        return TestImages.Encode(image, TestImages.Png);   // PNG: JPEG decoders may differ by a step, which is not what this tests
+    }
+
     /// <summary>The trainer's tensors for the cases' files: its ImageSet over a one-image split, as float32 [C, H, W].</summary>
-    private static float[][] ComputeTrainerTensors((int Width, int Height, int Channels, int Size, string Interpolation)[] cases)
+    private static (float[] Tensor, bool Inverted)[] ComputeTrainerTensors((int Width, int Height, int Channels, int Size, string Interpolation, string Contrast)[] cases)
     {
         var directory = Directory.CreateTempSubdirectory("protopnet-preprocessing-").FullName;
         try
@@ -101,29 +136,32 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
             var arguments = new List<string>();
             for (var i = 0; i < cases.Length; i++)
             {
-                var (width, height, channels, size, interpolation) = cases[i];
-                var image = Path.Combine(directory, $"{i}.png");
+                var (width, height, channels, size, interpolation, contrast) = cases[i];
+                var image = Path.Combine(directory, $"{i}.img");
                 File.WriteAllBytes(image, PictureFile(width, height));
-                arguments.AddRange([image, channels.ToString(), size.ToString(), interpolation, Path.Combine(directory, $"{i}.f32")]);
+                arguments.AddRange([image, channels.ToString(), size.ToString(), interpolation, contrast, Path.Combine(directory, $"{i}.f32")]);
             }
             Pillow.RunPython("""
                 import sys
+                from protopnet_trainer.contrast import normalize_contrast
                 from protopnet_trainer.data import ImageSet, Split, open_image
 
                 jobs = sys.argv[1:]
-                for at in range(0, len(jobs), 5):
-                    path, channels, size, interpolation, out = jobs[at:at + 5]
+                for at in range(0, len(jobs), 6):
+                    path, channels, size, interpolation, contrast, out = jobs[at:at + 6]
                     # Loaded as the ImageFolder and CUB-200 data sources load a file.
                     split = Split("test", ["only"], int(channels), ["0"], [0], lambda _, path=path: open_image(path))
-                    tensor = ImageSet(split, int(size), interpolation).image(0)
+                    tensor = ImageSet(split, int(size), interpolation, contrast=contrast).image(0)
                     tensor.numpy().astype("<f4").tofile(out)
+                    inverted = contrast == "auto" and normalize_contrast(ImageSet(split, int(size), interpolation).image(0))[1]
+                    open(out + ".inverted", "w").write("1" if inverted else "0")
                 """, [.. arguments]);
             return Enumerable.Range(0, cases.Length).Select(i =>
             {
                 var bytes = File.ReadAllBytes(Path.Combine(directory, $"{i}.f32"));
                 var values = new float[bytes.Length / 4];
                 Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
-                return values;
+                return (values, File.ReadAllText(Path.Combine(directory, $"{i}.f32.inverted")) == "1");
             }).ToArray();
         }
         finally

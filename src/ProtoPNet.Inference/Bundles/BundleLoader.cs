@@ -112,6 +112,7 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         if (input.Height < 1 || input.Width < 1 || input.Height > 4096 || input.Width > 4096) Refuse($"input size {input.Height}x{input.Width} is out of range");
         if (!string.Equals(input.Resize, "stretch", StringComparison.OrdinalIgnoreCase)) Refuse($"input.resize '{input.Resize}' is not supported (only 'stretch')");
         if (!Resamplers.TryGet(input.Interpolation, out _)) Refuse($"input.interpolation '{input.Interpolation}' is not supported");
+        if (!ContrastNormalizer.IsKnown(input.Contrast)) Refuse($"input.contrast '{input.Contrast}' is not 'none' or 'auto'");
         if (manifest.FeatureMap.Height < 1 || manifest.FeatureMap.Width < 1) Refuse("featureMap size must be positive");
 
         var classCount = manifest.Classes.Count;

@@ -53,6 +53,8 @@ public sealed record InputSection
     public string Resize { get; init; } = "stretch";
     /// <summary>The interpolation the trainer resized with; bilinear when absent.</summary>
     public string? Interpolation { get; init; }
+    /// <summary>"auto": <see cref="ContrastNormalizer"/> after resizing; "none" (or absent): nothing.</summary>
+    public string? Contrast { get; init; }
     public IReadOnlyList<double>? Mean { get; init; }
     public IReadOnlyList<double>? Std { get; init; }
 }

@@ -34,4 +34,7 @@ public sealed record Classification(
 {
     /// <summary>How unfamiliar the image is to the model (from the same network run).</summary>
     public required Unfamiliarity Unfamiliarity { get; init; }
+
+    /// <summary>Whether the bundle's contrast step (<c>input.contrast: "auto"</c>) inverted the image.</summary>
+    public bool Inverted { get; init; }
 }

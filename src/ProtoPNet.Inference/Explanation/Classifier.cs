@@ -16,13 +16,16 @@ public sealed class PreparedImages : IDisposable
 {
     private readonly DecodedImage?[] _decoded;
     private readonly int[] _rows;
+    private readonly bool[] _inverted;
     private float[]? _input;
 
-    internal PreparedImages(DecodedImage?[] decoded, ImageRejectedException?[] rejections, int[] rows, float[] input, double decodeMs)
+    internal PreparedImages(DecodedImage?[] decoded, ImageRejectedException?[] rejections, int[] rows, bool[] inverted,
+        float[] input, double decodeMs)
     {
         _decoded = decoded;
         Rejections = rejections;
         _rows = rows;
+        _inverted = inverted;
         _input = input;
         DecodeMs = decodeMs;
     }
@@ -43,6 +46,9 @@ public sealed class PreparedImages : IDisposable
 
     /// <summary>Which uploaded image a row of the input holds.</summary>
     public int ImageOfRow(int row) => _rows[row];
+
+    /// <summary>Whether the bundle's contrast step inverted the image of a row (a light-ground photo).</summary>
+    public bool InvertedAt(int row) => _inverted[row];
 
     public DecodedImage DecodedAt(int image) => _decoded[image] ?? throw new InvalidOperationException($"image {image} was rejected");
 
@@ -93,6 +99,7 @@ public sealed class Classifier(ImageDecoder decoder)
         var session = bundle.Session;
         var buffer = session.RentBuffer(images.Count);
         var rows = new List<int>(images.Count);
+        var inverted = new List<bool>(images.Count);
         try
         {
             for (var i = 0; i < images.Count; i++)
@@ -100,7 +107,7 @@ public sealed class Classifier(ImageDecoder decoder)
                 try
                 {
                     decoded[i] = decoder.Decode(images[i]);
-                    InputTensorWriter.Write(decoded[i]!.Pixels, bundle.Manifest.Input, buffer, rows.Count * session.ImageElementCount);
+                    inverted.Add(InputTensorWriter.Write(decoded[i]!.Pixels, bundle.Manifest.Input, buffer, rows.Count * session.ImageElementCount));
                     rows.Add(i);
                 }
                 catch (ImageRejectedException rejection)
@@ -115,7 +122,7 @@ public sealed class Classifier(ImageDecoder decoder)
             foreach (var image in decoded) image?.Dispose();
             throw;
         }
-        return new PreparedImages(decoded, rejections, rows.ToArray(), buffer,
+        return new PreparedImages(decoded, rejections, rows.ToArray(), inverted.ToArray(), buffer,
             decodeWatch.Elapsed.TotalMilliseconds / Math.Max(1, images.Count));
     }
 
@@ -145,6 +152,7 @@ public sealed class Classifier(ImageDecoder decoder)
                 new Classification(image.Width, image.Height, prediction, topClasses, explanation, timings)
                 {
                     Unfamiliarity = Unfamiliarity.Of(bundle, outputs.SimilaritiesOf(firstRow + row)),
+                    Inverted = prepared.InvertedAt(row),
                 }, null);
         }
         return results;

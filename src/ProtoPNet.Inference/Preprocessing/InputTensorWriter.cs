@@ -7,12 +7,13 @@ namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
 /// Turns an upright, opaque image into the network's input: the bundle's colour space, resized as the manifest says
-/// (with PIL's arithmetic, see <see cref="Resamplers"/>), values in [0, 1], channel-major [C, H, W]. Normalisation is
-/// inside the graph.
+/// (with PIL's arithmetic, see <see cref="Resamplers"/>), values in [0, 1], channel-major [C, H, W], then the bundle's
+/// contrast step (<see cref="ContrastNormalizer"/>). Mean and std normalisation is inside the graph.
 /// </summary>
 public static class InputTensorWriter
 {
-    public static void Write(Image<Rgb24> image, InputSection input, float[] destination, int offset)
+    /// <summary>Writes one image at <paramref name="offset"/>; returns whether the contrast step inverted it.</summary>
+    public static bool Write(Image<Rgb24> image, InputSection input, float[] destination, int offset)
     {
         ColorSpaces.TryParse(input.ColorSpace, out var colorSpace);
         Resamplers.TryGet(input.Interpolation, out var filter);
@@ -41,6 +42,8 @@ public static class InputTensorWriter
         {
             for (var c = 0; c < channels; c++) destination[offset + c * plane + i] = resized[i * channels + c] / 255f;
         }
+        return input.Contrast == ContrastNormalizer.Auto
+            && ContrastNormalizer.Normalize(destination.AsSpan(offset, plane * channels), channels, input.Height, input.Width);
     }
 
     /// <summary>The pixels as interleaved bytes, row after row.</summary>

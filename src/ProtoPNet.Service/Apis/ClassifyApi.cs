@@ -127,7 +127,7 @@ public static class ClassifyApi
         return new ClassifyResponse(
             new ModelReference(bundle.Name, bundle.Version),
             new ImageSize(classification.ImageWidth, classification.ImageHeight),
-            Preprocessing(bundle),
+            Preprocessing(bundle, classification.Inverted),
             unfamiliarity.Unfamiliar,
             new UnfamiliarityResponse(unfamiliarity.Measure, unfamiliarity.Score, unfamiliarity.Threshold, calibration is null ? null
                 : new UnfamiliarityCalibrationResponse(calibration.TargetShare, calibration.Calibration?.Split, calibration.Calibration?.Size)),
@@ -137,13 +137,15 @@ public static class ClassifyApi
             new TimingsResponse(Round(timings.DecodeMs), Round(timings.InferenceMs), Round(timings.ExplainMs + encodeMs), Round(timings.TotalMs + encodeMs)));
     }
 
-    /// <summary>The conversion and resize every upload gets for this model (InputTensorWriter), named as model.json names them.</summary>
-    internal static PreprocessingResponse Preprocessing(ModelBundle bundle)
+    /// <summary>What this upload got for this model (InputTensorWriter), named as model.json names it.</summary>
+    internal static PreprocessingResponse Preprocessing(ModelBundle bundle, bool inverted)
     {
         var input = bundle.Manifest.Input;
         ColorSpaces.TryParse(input.ColorSpace, out var colorSpace);
+        var contrast = input.Contrast ?? ContrastNormalizer.None;
         return new PreprocessingResponse(colorSpace == ColorSpace.Gray ? "gray" : "rgb", input.Width, input.Height,
-            input.Resize.ToLowerInvariant(), (input.Interpolation ?? "bilinear").ToLowerInvariant());
+            input.Resize.ToLowerInvariant(), (input.Interpolation ?? "bilinear").ToLowerInvariant(),
+            contrast, contrast == ContrastNormalizer.Auto ? inverted : null);
     }
 
     private static double Round(double milliseconds) => Math.Round(milliseconds, 3);

@@ -33,10 +33,13 @@ public sealed record ExplanationResponse(
 public sealed record TimingsResponse(double Decode, double Inference, double Explain, double Total);
 
 /// <summary>
-/// What the upload became before the network saw it: converted to <c>colorSpace</c> and resized to
-/// <c>width</c> x <c>height</c> (<c>resize</c>, <c>interpolation</c>), as the model's bundle says its trainer did.
+/// What the upload became before the network saw it: converted to <c>colorSpace</c>, resized to
+/// <c>width</c> x <c>height</c> (<c>resize</c>, <c>interpolation</c>) and, with <c>contrast</c> "auto", given the
+/// bundle's contrast step (a light-ground photo is <c>inverted</c>, then stretched so its ground is black), as the
+/// model's bundle says its trainer did. <c>inverted</c> is null when the bundle has no contrast step.
 /// </summary>
-public sealed record PreprocessingResponse(string ColorSpace, int Width, int Height, string Resize, string Interpolation);
+public sealed record PreprocessingResponse(string ColorSpace, int Width, int Height, string Resize, string Interpolation,
+    string Contrast, bool? Inverted);
 
 /// <summary>
 /// How unfamiliar the image is to the model: <c>score</c> of <c>measure</c> (higher is less familiar) against the

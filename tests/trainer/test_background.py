@@ -1,0 +1,66 @@
+"""background.py and the background-aware push: cells of the border's colour are never a prototype's patch."""
+import torch
+
+from protopnet_trainer.background import background_cells, background_pixels, foreground_min_distances
+
+
+def square_on_black(size: int = 28, top: int = 10, left: int = 10, side: int = 8) -> torch.Tensor:
+    image = torch.zeros(1, 1, size, size)
+    image[..., top:top + side, left:left + side] = 0.8
+    return image
+
+
+def test_the_border_colour_is_background_and_the_object_is_not():
+    pixels = background_pixels(square_on_black())[0]
+    assert bool(pixels[0, 0]) and bool(pixels[27, 27])
+    assert not bool(pixels[12, 12])
+
+
+def test_cells_over_the_object_are_foreground():
+    cells = background_cells(square_on_black(), 7, 7)[0]      # cells of 4 px; the square covers px 10-17
+    assert bool(cells[0, 0]) and bool(cells[6, 6]) and bool(cells[0, 6])
+    assert not bool(cells[3, 3])                             # px 12-15, inside the square
+    assert cells.sum() >= 40                                  # most of the 49 cells are empty ground
+
+
+def test_a_picture_without_a_uniform_border_has_no_background():
+    noise = torch.rand(1, 3, 28, 28, generator=torch.Generator().manual_seed(0))
+    assert not background_cells(noise, 7, 7).any()
+
+
+def test_foreground_minimum_skips_background_cells_and_falls_back_on_empty_pictures():
+    distances = torch.arange(2 * 1 * 2 * 2, dtype=torch.float32).view(2, 1, 2, 2)   # [N=2, M=1, 2, 2]
+    background = torch.tensor([[[True, False], [True, True]], [[True, True], [True, True]]])
+    result = foreground_min_distances(distances, background)
+    assert result[0, 0] == 1.0            # the only foreground cell of image 0
+    assert result[1, 0] == 4.0            # image 1 is all background: its plain minimum
+
+
+def test_the_background_aware_push_never_lands_on_background(tmp_path):
+    from PIL import Image
+
+    from protopnet_trainer.config import TrainConfig
+    from protopnet_trainer.data import ImageSet, Split
+    from protopnet_trainer.model import build_model
+    from protopnet_trainer.push import push_prototypes
+
+    generator = torch.Generator().manual_seed(3)
+    pictures = []
+    for n in range(12):   # a small bright square somewhere on black: most cells of every picture are ground
+        top, left = (int(v) for v in torch.randint(0, 20, (2,), generator=generator))
+        pictures.append((square_on_black(28, top, left, 8)[0, 0] * 255).to(torch.uint8).numpy())
+    split = Split("train", ["a", "b"], 1, [str(n) for n in range(12)], [n % 2 for n in range(12)],
+                  lambda index: Image.fromarray(pictures[index]))
+    push_set = ImageSet(split, 28)
+    cfg = TrainConfig(image_size=28, small_cnn_widths=[8, 8, 8], small_cnn_convs_per_stage=1, small_cnn_pools=2,
+                      prototype_dim=8, prototypes_per_class=4)
+    landed = {}
+    for aware in (False, True):
+        torch.manual_seed(0)
+        model = build_model(cfg, 1, 2, [0.1], [0.3]).eval()
+        records = push_prototypes(model, push_set, 6, torch.device("cpu"), None, progress=False,
+                                  background_aware=aware)
+        landed[aware] = [bool(background_cells(push_set.image(r["item"])[None], 7, 7)
+                              [0, r["featureCell"]["row"], r["featureCell"]["column"]]) for r in records]
+    assert not any(landed[True])
+    assert any(landed[False])     # without it, an untrained model's prototypes do land on empty ground

@@ -1,0 +1,46 @@
+"""contrast.py: the bundle's contrast step, on pictures whose answer is known."""
+import torch
+
+from protopnet_trainer.contrast import apply_contrast, normalize_contrast
+
+
+def garment_on(ground: float, garment: float) -> torch.Tensor:
+    image = torch.full((1, 28, 28), ground)
+    image[:, 6:22, 8:20] = garment
+    image[:, 10, 10] = (garment + ground) / 2   # one mid-tone pixel
+    return image
+
+
+def test_a_data_set_image_passes_unchanged():
+    image = garment_on(0.0, 1.0)
+    normalised, inverted = normalize_contrast(image.clone())
+    assert not inverted
+    assert torch.equal(normalised, image)
+
+
+def test_a_product_shot_becomes_a_light_garment_on_black():
+    shot = garment_on(0.9, 0.2)    # dark garment on a light ground
+    normalised, inverted = normalize_contrast(shot)
+    assert inverted
+    assert float(normalised[0, 0, 0]) == 0.0                  # the ground is black
+    assert float(normalised[0, 12, 12]) == 1.0                # the garment is white
+    assert abs(float(normalised[0, 10, 10]) - 0.5) < 1e-6    # and tones in between keep their order
+    # as if it had been light on dark (1 - 0.9 is not 0.1 in float32: equal to rounding)
+    assert torch.allclose(normalised, normalize_contrast(garment_on(0.1, 0.8))[0], atol=1e-6)
+
+
+def test_a_dim_dark_picture_is_stretched_not_inverted():
+    normalised, inverted = normalize_contrast(garment_on(0.1, 0.6))
+    assert not inverted
+    assert float(normalised.min()) == 0.0 and float(normalised.max()) == 1.0
+
+
+def test_a_flat_picture_is_left_as_it_is():
+    flat = torch.full((3, 8, 8), 0.3)
+    assert torch.equal(normalize_contrast(flat.clone())[0], flat)
+
+
+def test_mode_none_does_nothing():
+    shot = garment_on(0.9, 0.2)
+    assert torch.equal(apply_contrast(shot.clone(), "none"), shot)
+    assert not torch.equal(apply_contrast(shot.clone(), "auto"), shot)
