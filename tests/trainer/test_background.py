@@ -41,6 +41,7 @@ def test_the_background_aware_push_never_lands_on_background(tmp_path):
 
     from protopnet_trainer.config import TrainConfig
     from protopnet_trainer.data import ImageSet, Split
+    from protopnet_trainer.interpretability import border_background
     from protopnet_trainer.model import build_model
     from protopnet_trainer.push import push_prototypes
 
@@ -62,5 +63,9 @@ def test_the_background_aware_push_never_lands_on_background(tmp_path):
                                   background_aware=aware)
         landed[aware] = [bool(background_cells(push_set.image(r["item"])[None], 7, 7)
                               [0, r["featureCell"]["row"], r["featureCell"]["column"]]) for r in records]
+        if aware:   # and no prototype's box is mostly border colour, by the scorecard's own rule
+            boxes = [(r["box"]["x"], r["box"]["y"], r["box"]["width"], r["box"]["height"]) for r in records]
+            assert not any(border_background(push_set.image(r["item"]).permute(1, 2, 0).numpy(), box)
+                           for r, box in zip(records, boxes))
     assert not any(landed[True])
     assert any(landed[False])     # without it, an untrained model's prototypes do land on empty ground

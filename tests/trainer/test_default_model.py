@@ -27,14 +27,30 @@ def _is_png(path: str) -> bool:
         return f.read(8) == PNG_SIGNATURE
 
 
-def test_the_default_model_was_trained_by_the_committed_preset(bundle):
+def test_the_default_model_was_trained_by_the_committed_preset_and_refit(bundle):
     _, manifest = bundle
     training = manifest["training"]
     assert training["preset"] == "fashion-mnist"
     preset = preset_config("fashion-mnist").to_dict()
     # The baseline ran in its own process (--baseline-result), so this run itself trained none.
     differing = {k for k, v in training["config"].items() if preset.get(k) != v} - {"with_baseline"}
-    assert differing == set(), f"the bundle's recipe differs from the preset in {sorted(differing)}"
+    # scripts/refit_default_model.py declared the contrast step and pushed background-aware, nothing else.
+    assert training["refit"]["script"] == "scripts/refit_default_model.py"
+    assert os.path.isfile(os.path.join(REPOSITORY, training["refit"]["script"]))
+    assert (training["config"]["contrast"], training["config"]["background_aware"]) == ("auto", True)
+    assert manifest["input"]["contrast"] == "auto"
+    assert differing == {"contrast", "background_aware"}, f"the bundle's recipe differs from the preset in {sorted(differing)}"
+
+
+def test_the_default_model_reads_product_shots_knows_its_background_and_flags_the_unfamiliar(bundle):
+    """Issues 15 and 16: product shots recognised, at most 5 of 100 prototypes background, a calibrated threshold
+    on held-out images."""
+    _, manifest = bundle
+    metrics = manifest["training"]["metrics"]
+    assert metrics["testAccuracy"] >= 0.94 and metrics["productShotAccuracy"] >= 0.90
+    assert manifest["interpretability"]["backgroundPrototypes"] <= 5
+    block = manifest["unfamiliarity"]
+    assert block["calibration"]["size"] >= 1000 and abs(block["calibration"]["flaggedShare"] - 0.01) <= 0.002
 
 
 def test_every_prototype_is_a_pushed_training_patch_and_each_class_has_ten(bundle):

@@ -232,6 +232,8 @@ function renderResult(result, prototypes, imageUrl) {
       : "Its closest match to any prototype is weaker than the model's threshold, ") +
       "so the prediction below is only the least bad guess.";
   }
+  // The bundle's contrast step turned a light-ground photo into light on dark before the network saw it.
+  $("inverted-note").hidden = result.preprocessing?.inverted !== true;
   $("prediction").textContent = prediction.label;
   $("prediction-detail").textContent =
     `${percent(prediction.probability)} probability, by ${result.model.name} (version ${result.model.version})`;

@@ -94,14 +94,18 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     With a distributed `group`, each rank scans its shard and the per-prototype bests are merged (see
     `merge_nearest`): every rank ends with the prototypes and records of a one-process push; only rank 0 writes
     the pictures. `background_aware` leaves out the cells background.background_cells marks (of an image that is
-    background everywhere, none).
+    background everywhere, none) and, in one process, takes the nearest of a prototype's FOREGROUND_CANDIDATES
+    nearest cells whose box is not mostly border colour, by the scorecard's rule (interpretability.border_background).
     """
     model.eval()
     if group is None:
         loader = DataLoader(push_set, batch_size=batch_size, shuffle=False)
     else:
         loader = group.shard(push_set, batch_size)
-    best, best_item, best_cell, best_maps = _nearest_patches(model, loader, device, progress, background_aware)
+    if background_aware and group is None:
+        best, best_item, best_cell, best_maps = _nearest_foreground_patches(model, push_set, loader, device, progress)
+    else:
+        best, best_item, best_cell, best_maps = _nearest_patches(model, loader, device, progress, background_aware)
     if group is not None:
         if best_maps is None:   # an empty shard (fewer batches than ranks) still needs the map shape to merge
             z = model.features(push_set.image(0)[None].to(device))
@@ -180,6 +184,74 @@ def _nearest_patches(model: ProtoPNet, loader, device: torch.device, progress: b
             best_cell[which] = positions[which] % (h * w)
             best_maps[which] = z[image_in_batch]
     return best, best_item, best_cell, best_maps
+
+
+FOREGROUND_CANDIDATES = 16
+
+
+def _nearest_foreground_patches(model: ProtoPNet, push_set: ImageSet, loader, device: torch.device, progress: bool):
+    """_nearest_patches for the background-aware push: each prototype's nearest own-class foreground cells (up to
+    FOREGROUND_CANDIDATES, in order of distance), of which the first whose high-activation box on its image is not
+    mostly the border's colour wins (the nearest one when none is: the prototype then stays background)."""
+    from .interpretability import border_background   # the scorecard's rule; imported here, it imports data too
+
+    values, items, cells = _nearest_candidates(model, loader, device, progress, FOREGROUND_CANDIDATES)
+    num_prototypes = values.shape[0]
+    size = push_set.image_size
+    chosen_maps: List[torch.Tensor] = []
+    chosen = torch.zeros(num_prototypes, dtype=torch.long, device=device)
+    latent: Dict[int, torch.Tensor] = {}    # image index -> its latent map [D, h, w] (images recur among candidates)
+
+    def latent_map(item: int) -> torch.Tensor:
+        if item not in latent:
+            latent[item] = model.features(push_set.image(item)[None].to(device))[0]
+        return latent[item]
+
+    for j in range(num_prototypes):
+        for k in range(values.shape[1]):
+            item = int(items[j, k])
+            if item < 0:
+                break
+            z = latent_map(item)
+            vector = z[:, int(cells[j, k]) // z.shape[-1], int(cells[j, k]) % z.shape[-1]]
+            activation = model.similarity(((z - vector[:, None, None]) ** 2).sum(dim=0))
+            box = high_activation_box(upsample_activation(activation, size, size))
+            if not border_background(push_set.image(item).permute(1, 2, 0).numpy(), box):
+                chosen[j] = k
+                break
+        item = int(items[j, chosen[j]])
+        chosen_maps.append(latent_map(item) if item >= 0 else latent_map(0) * 0)
+    index = torch.arange(num_prototypes, device=device)
+    return values[index, chosen], items[index, chosen], cells[index, chosen], torch.stack(chosen_maps)
+
+
+def _nearest_candidates(model: ProtoPNet, loader, device: torch.device, progress: bool, count: int):
+    """Each prototype's `count` nearest own-class foreground cells over the loader's images, in order: distances,
+    image indices and cells [M, count] (missing: inf, -1, 0)."""
+    num_prototypes = model.num_prototypes
+    classes = model.prototype_classes.to(device)
+    values = torch.full((num_prototypes, count), float("inf"), device=device)
+    items = torch.full((num_prototypes, count), -1, dtype=torch.long, device=device)
+    cells = torch.zeros((num_prototypes, count), dtype=torch.long, device=device)
+    for images, labels, indices in tqdm(loader, desc="push", leave=False, disable=not progress):
+        images, labels, indices = images.to(device), labels.to(device), indices.to(device)
+        distances = model.distances(model.features(images))             # [B, M, h, w]
+        batch, _, h, w = distances.shape
+        own = classes.view(1, -1) == labels.view(-1, 1)
+        distances = distances.masked_fill(~own[:, :, None, None], float("inf"))
+        background = background_cells(images, h, w)
+        background &= ~background.flatten(1).all(dim=1)[:, None, None]
+        distances = distances.masked_fill(background[:, None], float("inf"))
+        flat = distances.permute(1, 0, 2, 3).reshape(num_prototypes, batch * h * w)
+        new_values, positions = flat.topk(min(count, flat.shape[1]), dim=1, largest=False)
+        new_items = torch.where(torch.isinf(new_values), torch.full_like(positions, -1), indices[positions // (h * w)])
+        # Merge, the kept candidates first: on a tie the earlier image stays ahead (a stable sort).
+        merged = torch.cat([values, new_values], dim=1)
+        order = torch.sort(merged, dim=1, stable=True).indices[:, :count]
+        values = merged.gather(1, order)
+        items = torch.cat([items, new_items], dim=1).gather(1, order)
+        cells = torch.cat([cells, positions % (h * w)], dim=1).gather(1, order)
+    return values, items, cells
 
 
 def merge_nearest(best: torch.Tensor, best_item: torch.Tensor, best_cell: torch.Tensor, best_maps: torch.Tensor,
