@@ -60,7 +60,12 @@ public class DocumentationAndLoggingTests(TrainerBundles bundles)
         string[] statuses = ["200", "400", "401", "403", "404", "413", "415", "422", "429", "503"];
         Assert.Equal(statuses, classify.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order());
         var parameters = classify.GetProperty("parameters").EnumerateArray().Select(p => p.GetProperty("name").GetString()).ToArray();
-        Assert.Equal(["explainClass", "heatmaps", "model", "topClasses", "topPrototypes"], parameters.Order());
+        Assert.Equal(["explainClass", "heatmaps", "model", "topClasses", "topPrototypes", "verify"], parameters.Order());
+        // The evidence check and its cost are described on the endpoint.
+        var description = classify.GetProperty("description").GetString()!;
+        Assert.Contains("verify=true", description);
+        Assert.Contains("probabilityWithoutBox", description);
+        Assert.Contains("extra", description[description.IndexOf("verify=true", StringComparison.Ordinal)..]);
     }
 
     [Fact]

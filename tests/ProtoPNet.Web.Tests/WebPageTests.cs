@@ -28,13 +28,14 @@ public sealed class WebPageTests(WebFixture fixture)
     }
 
     /// <summary>What POST /classify says about an image, to compare the page with.</summary>
-    private async Task<JsonElement> ClassifyAsync(string path, int topPrototypes)
+    private async Task<JsonElement> ClassifyAsync(string path, int topPrototypes, bool verify = false)
     {
         using var content = new MultipartFormDataContent();
         var file = new ByteArrayContent(await File.ReadAllBytesAsync(path));
         file.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/png");
         content.Add(file, "image", Path.GetFileName(path));
-        using var response = await fixture.Http.PostAsync($"classify?model={fixture.ModelName}&topPrototypes={topPrototypes}", content);
+        using var response = await fixture.Http.PostAsync(
+            $"classify?model={fixture.ModelName}&topPrototypes={topPrototypes}" + (verify ? "&verify=true" : ""), content);
         response.EnsureSuccessStatusCode();
         return await response.Content.ReadFromJsonAsync<JsonElement>();
     }
@@ -272,7 +273,7 @@ public sealed class WebPageTests(WebFixture fixture)
         Assert.Equal(listing.RootElement.GetProperty("classes").GetArrayLength(), await sections.CountAsync());
         foreach (var (classIndex, members) in byClass)
         {
-            var shown = await page.Locator($"#gallery-class-{classIndex} ~ ul li").EvaluateAllAsync<string[]>("items => items.map(i => i.dataset.prototype)");
+            var shown = await page.Locator($"#gallery-class-{classIndex} ~ ul > li").EvaluateAllAsync<string[]>("items => items.map(i => i.dataset.prototype)");
             Assert.Equal(members, shown);
         }
         // Patches are drawn large enough to see (they are a few pixels in the bundle), with alt text.
@@ -281,6 +282,71 @@ public sealed class WebPageTests(WebFixture fixture)
         Assert.All(await page.Locator("#gallery img").EvaluateAllAsync<string[]>("images => images.map(i => i.alt)"), alt => Assert.False(string.IsNullOrWhiteSpace(alt)));
         Assert.Equal("page", await page.GetAttributeAsync("#tab-gallery", "aria-current"));
         Assert.True(await page.Locator("#view-classify").IsHiddenAsync());
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task Checking_the_explanation_shows_the_probability_without_each_box()
+    {
+        var image = fixture.SourceImage(0);
+        var expected = await ClassifyAsync(image, topPrototypes: 3, verify: true);
+        var page = await OpenAsync();
+
+        await page.CheckAsync("#verify");
+        await page.SetInputFilesAsync("#file", image);
+        await WaitForResultAsync(page);
+
+        var rows = page.Locator("#prototype-rows .proto-row");
+        var prototypes = expected.GetProperty("explanation").GetProperty("prototypes").EnumerateArray().ToArray();
+        var label = expected.GetProperty("explanation").GetProperty("label").GetString();
+        Assert.Equal(prototypes.Length, await rows.CountAsync());
+        for (var i = 0; i < prototypes.Length; i++)
+        {
+            var evidence = rows.Nth(i).Locator(".evidence");
+            var without = prototypes[i].GetProperty("probabilityWithoutBox").GetDouble();
+            var drop = prototypes[i].GetProperty("drop").GetDouble();
+            Assert.Equal(drop, double.Parse((await evidence.GetAttributeAsync("data-drop"))!, System.Globalization.CultureInfo.InvariantCulture), 1e-9);
+            var text = await evidence.TextContentAsync();
+            Assert.StartsWith($"Without this box: {(without * 100).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)}% for {label} (drop ", text);
+            Assert.EndsWith(drop >= 0.05 ? "This part carries the decision." : "The decision does not rest on this part.", text);
+        }
+        Assert.Contains("checking the boxes took", await page.TextContentAsync("#status"));
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "page-verify.png"), FullPage = true });
+
+        // Unchecked, the image is classified again without the check.
+        await page.UncheckAsync("#verify");
+        await page.WaitForFunctionAsync("() => !document.getElementById('status').textContent.includes('checking') && document.getElementById('status').textContent.startsWith('Done')");
+        Assert.Equal(0, await page.Locator("#prototype-rows .evidence").CountAsync());
+        Assert.Equal(prototypes.Length, await rows.CountAsync());
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task The_gallery_shows_each_prototypes_consistency_and_stability_from_the_scorecard()
+    {
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(fixture.BundleDirectory, "model.json")))!;
+        var scores = (manifest["interpretability"] ?? throw new Xunit.Sdk.XunitException("the smoke bundle has no interpretability block"))["prototypes"]!.AsArray();
+        var page = await OpenAsync();
+        await page.ClickAsync("#tab-gallery");
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#gallery .badge').length > 0");
+
+        static string Share(double value) => Math.Round(100 * value, MidpointRounding.AwayFromZero).ToString(System.Globalization.CultureInfo.InvariantCulture) + "%";
+        foreach (var score in scores)
+        {
+            var index = score!["index"]!.GetValue<int>();
+            var expected = new List<string>();
+            if (score["consistency"] is { } consistency) expected.Add($"consistent {Share(consistency.GetValue<double>())}");
+            if (score["noiseStability"] is { } noise) expected.Add($"noise {Share(noise.GetValue<double>())}");
+            if (score["jpegStability"] is { } jpeg) expected.Add($"JPEG {Share(jpeg.GetValue<double>())}");
+            if (score["background"]?.GetValue<bool>() == true) expected.Add("background");
+            var shown = await page.Locator($"#gallery li[data-prototype='{index}'] .badge").AllTextContentsAsync();
+            Assert.Equal(expected, shown);
+        }
+        var summary = await page.TextContentAsync("#gallery-scorecard");
+        Assert.Contains($"on {manifest["interpretability"]!["images"]!.GetValue<int>()} test images", summary);
+        Assert.Contains("pointing game", summary);
+        Assert.True(await page.Locator("#gallery-scorecard").IsVisibleAsync());
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "gallery.png"), FullPage = true });
         await page.Context.CloseAsync();
     }
 }

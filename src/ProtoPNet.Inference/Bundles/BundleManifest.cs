@@ -25,6 +25,8 @@ public sealed record BundleManifest
     public IReadOnlyList<ExampleEntry>? Examples { get; init; }
     /// <summary>Optional (additive): the threshold above which an image counts as unfamiliar, calibrated by the trainer.</summary>
     public UnfamiliaritySection? Unfamiliarity { get; init; }
+    /// <summary>Optional (informational): the trainer's scorecard of the explanations (<see cref="InterpretabilitySection"/>).</summary>
+    public InterpretabilitySection? Interpretability { get; init; }
 
     public static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
     {

@@ -14,18 +14,27 @@ public sealed record ClassScore(int ClassIndex, string Label, double Probability
 public sealed record ActivationMap(float[] Values, int Height, int Width);
 
 /// <summary>
-/// One prototype's part in the explained class's logit: contribution = weight x similarity. <paramref name="Heatmap"/>
-/// is its activation map when heatmaps were asked for.
+/// One prototype's part in the explained class's logit: contribution = weight x similarity. <paramref name="Box"/> is its
+/// high-activation box in pixels of the uploaded image, <paramref name="InputBox"/> the same box in pixels of the model's
+/// input (where it was found). <paramref name="Heatmap"/> is its activation map when heatmaps were asked for.
 /// </summary>
 public sealed record PrototypeContribution(
     int PrototypeIndex, int ClassIndex, string Label, double Similarity, double Weight, double Contribution,
-    PixelBox Box, FeatureCell FeatureCell, ActivationMap? Heatmap);
+    PixelBox Box, PixelBox InputBox, FeatureCell FeatureCell, ActivationMap? Heatmap)
+{
+    /// <summary>What the box is worth to the decision (<see cref="EvidenceCheck"/>); null unless the caller asked to verify.</summary>
+    public BoxDeletion? WithoutBox { get; init; }
+}
 
 /// <summary>The explained class's logit split into its top prototypes and the rest: the parts add up to the logit.</summary>
 public sealed record ClassExplanation(
     int ClassIndex, string Label, double Logit, IReadOnlyList<PrototypeContribution> Prototypes, double OtherPrototypesContribution);
 
-public sealed record StageTimings(double DecodeMs, double InferenceMs, double ExplainMs, double TotalMs);
+public sealed record StageTimings(double DecodeMs, double InferenceMs, double ExplainMs, double TotalMs)
+{
+    /// <summary>The image's share of the evidence check (<see cref="EvidenceCheck"/>), when asked for; included in <see cref="TotalMs"/>.</summary>
+    public double? VerifyMs { get; init; }
+}
 
 /// <summary>One image's answer.</summary>
 public sealed record Classification(

@@ -91,7 +91,7 @@ public static class Explainer
                 var heatmap = options.Heatmaps ? new ActivationMap(map.ToArray(), outputs.MapHeight, outputs.MapWidth) : null;
                 var prototypeClass = bundle.Manifest.Prototypes[j].ClassIndex;
                 prototypes[i] = new PrototypeContribution(j, prototypeClass, bundle.ClassNames[prototypeClass], similarities[j],
-                    weights[j], contributions[j], box, ArgMaxCell(map, outputs.MapWidth), heatmap);
+                    weights[j], contributions[j], box, inputBox, ArgMaxCell(map, outputs.MapWidth), heatmap);
             }
             return new ClassExplanation(classIndex, bundle.ClassNames[classIndex], outputs.LogitsOf(item)[classIndex], prototypes, other);
         }

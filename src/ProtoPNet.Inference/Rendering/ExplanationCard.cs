@@ -11,7 +11,8 @@ namespace ProtoPNet.Inference.Rendering;
 /// <summary>
 /// The explanation as one picture: the uploaded image with the boxes of its top prototypes, the predicted label and
 /// probability, the top classes, and one row per prototype ("this" heatmap with its box, the prototype's patch, the
-/// training image it came from with its box, and similarity x weight = points), closed by the rest of the logit.
+/// training image it came from with its box, similarity x weight = points and, when the boxes were checked, the
+/// probability without the box), closed by the rest of the logit.
 /// Layout is fixed: <see cref="Width"/> wide and <see cref="HeightFor"/> tall, so callers can rely on the size.
 /// </summary>
 public static class ExplanationCard
@@ -232,6 +233,12 @@ public static class ExplanationCard
         BitmapFont.Draw(card, $"similarity {Number(row.Similarity)}", x, picturesTop + 8, Ink, TextScale);
         BitmapFont.Draw(card, $"\u00D7 weight {row.Weight.ToString("0.000", CultureInfo.InvariantCulture)}", x, picturesTop + 34, Ink, TextScale);
         BitmapFont.Draw(card, $"= {Number(row.Contribution)} points", x, picturesTop + 60, colour, TextScale);
+        // With the evidence check: the explained class's probability with this box filled with the mean colour.
+        if (row.WithoutBox is { } deletion)
+        {
+            var check = $"without box: p={Number(deletion.ProbabilityWithoutBox)}, drop {Number(deletion.Drop)}";
+            BitmapFont.Draw(card, BitmapFont.Fit(check, Width - Margin - x, TextScale), x, picturesTop + 86, Ink, TextScale);
+        }
     }
 
     private static void DrawFooter(Image<Rgb24> card, ClassExplanation explanation, int top)

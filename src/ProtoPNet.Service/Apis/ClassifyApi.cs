@@ -24,6 +24,21 @@ public record ExplainQuery
 
     /// <summary>Class index to explain; default: the predicted class (of each image, in a batch).</summary>
     public int? ExplainClass { get; init; }
+
+    /// <summary>
+    /// <c>true</c>: check each explained prototype's box: the image is run again with the box filled with the model's
+    /// mean colour (one more network run per request) and the prototype gets <c>probabilityWithoutBox</c> and <c>drop</c>.
+    /// Default <c>false</c>.
+    /// </summary>
+    public string? Verify { get; init; }
+
+    /// <summary>Whether <see cref="Verify"/> asks for the check; anything but true or false is an invalid parameter.</summary>
+    public bool VerifyRequested() => Verify?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "false" => false,
+        "true" => true,
+        _ => throw new ProblemException(ProblemCatalog.InvalidParameter, $"verify must be 'true' or 'false'; it is '{Verify}'."),
+    };
 }
 
 /// <summary>The query parameters of POST /classify and /classify/batch.</summary>
@@ -38,7 +53,7 @@ public sealed record ClassifyQuery : ExplainQuery
             null or "" or "none" => HeatmapUse.None,
             "png" => HeatmapUse.Sent,
             _ => throw new ProblemException(ProblemCatalog.InvalidParameter, $"heatmaps must be 'none' or 'png'; it is '{Heatmaps}'."),
-        }, batch);
+        }, batch, VerifyRequested());
 }
 
 /// <summary>POST /classify and /classify/batch.</summary>
@@ -61,6 +76,12 @@ public static class ClassifyApi
                 like nothing the model has learned (its `unfamiliarity.score`, minus the best prototype similarity, is above the
                 bundle's calibrated threshold) and null for a bundle without a threshold; `preprocessing` says what the upload
                 became before the network saw it.
+
+                With `verify=true` the answer tests its own evidence: the image is run again once per explained prototype
+                with that prototype's box (in the model's input) filled with the model's mean colour, all copies in one
+                extra batched network run, and each prototype gets `probabilityWithoutBox` (the explained class's
+                probability without the box) and `drop` (its probability on the image minus that). The extra run costs
+                about as much as classifying `topPrototypes` more images (at most `Classify:MaxVerifiedPrototypes`, default 10).
                 """)
             .WithMetadata(new ImageUploadMetadata(Multiple: false))
             .Produces<ClassifyResponse>(StatusCodes.Status200OK)
@@ -73,7 +94,8 @@ public static class ClassifyApi
                 Upload several images as multipart/form-data, each in a file field named `image` (at most
                 `Classify:MaxBatchImages`, default 32). The network runs once for all of them. `results` holds one entry
                 per image in upload order: a result as from POST /classify, or a problem object (type, title, status,
-                detail) for an image that could not be classified. The query parameters apply to every image.
+                detail) for an image that could not be classified. The query parameters apply to every image; with
+                `verify=true` the masked copies of all images go through one extra network run.
                 """)
             .WithMetadata(new ImageUploadMetadata(Multiple: true))
             .Produces<BatchClassifyResponse>(StatusCodes.Status200OK)
@@ -119,7 +141,11 @@ public static class ClassifyApi
             new FeatureCellResponse(p.FeatureCell.Row, p.FeatureCell.Column),
             p.Heatmap is null ? null : "data:image/png;base64," + Convert.ToBase64String(HeatmapRenderer.RenderPng(image.Upload!, p.Heatmap)),
             ModelsApi.PrototypePictureUrl(bundle, p.PrototypeIndex, "patch"),
-            ModelsApi.PrototypePictureUrl(bundle, p.PrototypeIndex, "source"))).ToArray();
+            ModelsApi.PrototypePictureUrl(bundle, p.PrototypeIndex, "source"))
+        {
+            ProbabilityWithoutBox = p.WithoutBox?.ProbabilityWithoutBox,
+            Drop = p.WithoutBox?.Drop,
+        }).ToArray();
         var encodeMs = encoding.Elapsed.TotalMilliseconds;
         var timings = classification.Timings;
         var unfamiliarity = classification.Unfamiliarity;
@@ -134,7 +160,10 @@ public static class ClassifyApi
             Score(classification.Prediction),
             classification.TopClasses.Select(Score).ToArray(),
             new ExplanationResponse(explanation.ClassIndex, explanation.Label, explanation.Logit, prototypes, explanation.OtherPrototypesContribution),
-            new TimingsResponse(Round(timings.DecodeMs), Round(timings.InferenceMs), Round(timings.ExplainMs + encodeMs), Round(timings.TotalMs + encodeMs)));
+            new TimingsResponse(Round(timings.DecodeMs), Round(timings.InferenceMs), Round(timings.ExplainMs + encodeMs), Round(timings.TotalMs + encodeMs))
+            {
+                Verify = timings.VerifyMs is { } verifyMs ? Round(verifyMs) : null,
+            });
     }
 
     /// <summary>What this upload got for this model (InputTensorWriter), named as model.json names it.</summary>

@@ -23,14 +23,28 @@ public sealed record PrototypeContributionResponse(
     int PrototypeIndex, int ClassIndex, string Label, double Similarity, double Weight, double Contribution,
     PixelBox Box, FeatureCellResponse FeatureCell,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Heatmap,
-    string PrototypeImage, string PrototypeSource);
+    string PrototypeImage, string PrototypeSource)
+{
+    /// <summary>Only with <c>verify=true</c>: the explained class's probability on the image with this box filled with the model's mean colour.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? ProbabilityWithoutBox { get; init; }
+
+    /// <summary>Only with <c>verify=true</c>: the explained class's probability on the image minus <c>probabilityWithoutBox</c>.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? Drop { get; init; }
+}
 
 /// <summary>The explained class's logit as the sum of its top prototypes' contributions and <c>otherPrototypesContribution</c>.</summary>
 public sealed record ExplanationResponse(
     int ClassIndex, string Label, double Logit, IReadOnlyList<PrototypeContributionResponse> Prototypes, double OtherPrototypesContribution);
 
 /// <summary>Milliseconds spent per stage for this image.</summary>
-public sealed record TimingsResponse(double Decode, double Inference, double Explain, double Total);
+public sealed record TimingsResponse(double Decode, double Inference, double Explain, double Total)
+{
+    /// <summary>Only with <c>verify=true</c>: the image's share of the evidence check (masked copies and their network run), included in <c>total</c>.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? Verify { get; init; }
+}
 
 /// <summary>
 /// What the upload became before the network saw it: converted to <c>colorSpace</c>, resized to

@@ -32,7 +32,7 @@ public static class ModelsApi
         group.MapGet("/{name}/versions/{version}", GetVersion)
             .WithName("GetModelVersion")
             .WithSummary("Describe one model version")
-            .WithDescription("Classes, input, feature map size, prototype count, training record, graph sha256, load time and execution provider of one loaded version.")
+            .WithDescription("Classes, input, feature map size, prototype count, training record, graph sha256, load time and execution provider of one loaded version, and its interpretability scorecard (per prototype: consistency, noise and JPEG stability, background) when the bundle has one.")
             .Produces<ModelVersionResponse>()
             .ProducesProblem(StatusCodes.Status404NotFound);
 
@@ -89,6 +89,7 @@ public static class ModelsApi
         {
             Examples = ExamplesApi.Links(bundle),
             ExecutionStrategy = Strategy(registry.Catalog.Served[bundle].Strategy),
+            Interpretability = manifest.Interpretability,
         });
     }
 

@@ -22,6 +22,9 @@ public sealed record ModelVersionResponse(
 
     /// <summary>How this version's network runs are shaped (Batching:Strategy).</summary>
     public required ExecutionStrategyResponse ExecutionStrategy { get; init; }
+
+    /// <summary>The bundle's interpretability scorecard as its model.json has it (per prototype in <c>prototypes</c>); null without one.</summary>
+    public InterpretabilitySection? Interpretability { get; init; }
 }
 
 /// <summary>

@@ -22,11 +22,13 @@ public enum HeatmapUse
 }
 
 /// <summary>
-/// What a caller asks of a classification: the model, how much to explain, and whether the request is a batch
-/// (multipart with up to <see cref="ClassifyOptions.MaxBatchImages"/> images) or one image.
+/// What a caller asks of a classification: the model, how much to explain, whether the request is a batch
+/// (multipart with up to <see cref="ClassifyOptions.MaxBatchImages"/> images) or one image, and whether each explained
+/// prototype's box is checked against the decision (<see cref="EvidenceCheck"/>: one more network run).
 /// </summary>
 public sealed record ClassifyRequest(
-    ModelSelector Model, int? TopClasses, int? TopPrototypes, int? ExplainClass, HeatmapUse Heatmaps = HeatmapUse.None, bool Batch = false);
+    ModelSelector Model, int? TopClasses, int? TopPrototypes, int? ExplainClass, HeatmapUse Heatmaps = HeatmapUse.None, bool Batch = false,
+    bool Verify = false);
 
 /// <summary>One uploaded image's answer: its classification and the decoded upload (upright), or the problem with it.</summary>
 public sealed record ClassifiedImage(Classification? Classification, Image<Rgb24>? Upload, ProblemKind? Problem, string? ProblemDetail);

@@ -50,7 +50,7 @@ public sealed class ClassificationService(
                 options = options with { Heatmaps = Enumerable.Range(0, prepared.Count).All(i => prepared.Rejections[i] is not null
                     || (long)prepared.DecodedAt(i).Width * prepared.DecodedAt(i).Height <= MaxDrawnHeatmapPixels) };
             }
-            var outcomes = await RunAndExplainAsync(lease, prepared, options, total, cancellationToken);
+            var outcomes = await RunAndExplainAsync(lease, prepared, options, request.Verify, total, cancellationToken);
             diagnostics.Set("PredictedClass", string.Join(",", outcomes.Select(o => o.Classification?.Prediction.Label ?? "-")));
             return new ClassifiedUploads(lease, prepared, outcomes);
         }
@@ -123,21 +123,45 @@ public sealed class ClassificationService(
         {
             throw InvalidParameter($"heatmaps=png with topPrototypes {options.TopPrototypes}: at most {limits.MaxHeatmapPrototypes} heatmaps per image (Classify:MaxHeatmapPrototypes); ask for fewer prototypes or heatmaps=none.");
         }
+        if (request.Verify && options.TopPrototypes > limits.MaxVerifiedPrototypes)
+        {
+            throw InvalidParameter($"verify=true with topPrototypes {options.TopPrototypes}: at most {limits.MaxVerifiedPrototypes} boxes are checked per image (Classify:MaxVerifiedPrototypes); ask for fewer prototypes or leave verify out.");
+        }
         return options;
     }
 
     private static ProblemException InvalidParameter(string detail) => new(ProblemCatalog.InvalidParameter, detail);
 
-    /// <summary>Runs the prepared images through the batcher and explains them.</summary>
+    /// <summary>
+    /// Runs the prepared images through the batcher and explains them; with <paramref name="verify"/>, checks every
+    /// explained prototype's box with one more run of masked copies (<see cref="EvidenceCheck"/>).
+    /// </summary>
     private async Task<IReadOnlyList<BatchItemOutcome>> RunAndExplainAsync(ModelLease lease, PreparedImages prepared, ExplainOptions options,
-        Stopwatch total, CancellationToken cancellationToken)
+        bool verify, Stopwatch total, CancellationToken cancellationToken)
     {
         var bundle = lease.Bundle;
         if (prepared.RowCount == 0) return classifier.Explain(bundle, prepared, null, 0, options, 0, total);
         IReadOnlyList<BatchItemOutcome> outcomes;
-        using (var run = await RunAsync(lease, prepared.Input, prepared.RowCount, cancellationToken))
+        EvidenceCheck? check = null;
+        var verifyWatch = new Stopwatch();
+        try
         {
-            outcomes = classifier.Explain(bundle, prepared, run.Outputs, run.FirstRow, options, run.InferenceMs / run.BatchSize, total);
+            using (var run = await RunAsync(lease, prepared.Input, prepared.RowCount, cancellationToken))
+            {
+                outcomes = classifier.Explain(bundle, prepared, run.Outputs, run.FirstRow, options, run.InferenceMs / run.BatchSize, total);
+                verifyWatch.Start();
+                // The masked copies are written while the images' own outputs (their probabilities) are at hand.
+                if (verify) check = EvidenceCheck.Prepare(bundle, prepared, run.Outputs, run.FirstRow, outcomes);
+            }
+            if (check is not null)
+            {
+                using var masked = await RunAsync(lease, check.Input, check.RowCount, cancellationToken);
+                outcomes = check.Apply(outcomes, masked.Outputs, masked.FirstRow, verifyWatch.Elapsed.TotalMilliseconds / prepared.RowCount);
+            }
+        }
+        finally
+        {
+            check?.Dispose();
         }
         var tags = new[] { ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("version", bundle.Version) };
         foreach (var outcome in outcomes)

@@ -18,4 +18,8 @@ public sealed class ClassifyOptions
     /// <summary>Most prototypes that get a heatmap, each as large as the upload (<c>topPrototypes</c> with <c>heatmaps=png</c>, default 10).</summary>
     [Range(1, 1000)]
     public int MaxHeatmapPrototypes { get; set; } = 10;
+
+    /// <summary>Most prototypes per image whose boxes <c>verify=true</c> checks, each a masked copy of the image in one extra network run (default 10).</summary>
+    [Range(1, 1000)]
+    public int MaxVerifiedPrototypes { get; set; } = 10;
 }

@@ -24,9 +24,12 @@ public static class ApiExamples
         new ExplanationResponse(9, "Ankle boot", 12.31,
         [
             new PrototypeContributionResponse(93, 9, "Ankle boot", 5.21, 1.0, 5.21, new PixelBox(120, 390, 210, 160),
-                new FeatureCellResponse(5, 2), "data:image/png;base64,iVBORw0KGgo...", $"{VersionUrl}/prototypes/93/patch.png", $"{VersionUrl}/prototypes/93/source.png"),
+                new FeatureCellResponse(5, 2), "data:image/png;base64,iVBORw0KGgo...", $"{VersionUrl}/prototypes/93/patch.png", $"{VersionUrl}/prototypes/93/source.png")
+            {
+                ProbabilityWithoutBox = 0.26, Drop = 0.71,
+            },
         ], 7.10),
-        new TimingsResponse(0.4, 1.2, 0.3, 2.1));
+        new TimingsResponse(0.4, 1.2, 0.3, 3.2) { Verify = 1.1 });
 
     private static readonly InputResponse Input = new(1, 28, 28, "gray", "stretch", "bilinear");
     private static readonly ClassResponse[] Classes = [new(0, "T-shirt/top"), new(1, "Trouser"), new(9, "Ankle boot")];
@@ -78,6 +81,15 @@ public static class ApiExamples
                 new StrategyMeasurementResponse(1, 2, 3930, 0.44), new StrategyMeasurementResponse(4, 2, 5110, 0.39),
                 new StrategyMeasurementResponse(16, 2, 5790, 0.35),
             ]),
+            Interpretability = new InterpretabilitySection
+            {
+                Images = 10000, Split = "test", Parts = false, Accuracy = 0.9412, NoiseStability = 0.93, NoiseSigma = 0.2,
+                JpegStability = 0.97, JpegQuality = 75, ConsistencyThreshold = 0.8,
+                Deletion = new DeletionScores { MeanDropTopBox = 0.31, MeanDropRandomBox = 0.04, Ratio = 7.75 },
+                MeanColour = [0.286], BackgroundPrototypes = 3, BackgroundShare = 0.03,
+                Prototypes = [new PrototypeInterpretability { Index = 93, NoiseStability = 0.95, JpegStability = 0.98, Background = false }],
+                Engine = "onnxruntime 1.20.1", Seconds = 41.5,
+            },
         },
         ["ListPrototypes"] = new PrototypesResponse("fashion-mnist", Version,
         [

@@ -107,6 +107,9 @@ async function prototypesOf(name, version) {
     state.prototypes.set(key, {
       input: info.input,
       classes: info.classes,
+      // The bundle's interpretability scorecard (null without one): per prototype, by index.
+      scorecard: info.interpretability || null,
+      scoresByIndex: new Map(((info.interpretability && info.interpretability.prototypes) || []).map((s) => [s.index, s])),
       byIndex: new Map(listing.prototypes.map((p) => [p.index, p])),
       list: listing.prototypes,
     });
@@ -173,6 +176,9 @@ async function classify(file) {
   const heatmaps = pixels === null || pixels <= MAX_HEATMAP_PIXELS;
   const query = new URLSearchParams({ topPrototypes: String(topPrototypes), topClasses: "3", heatmaps: heatmaps ? "png" : "none" });
   if (model) query.set("model", model.name);
+  // "Check this explanation": the service runs the image again with each prototype's box filled (one extra network run).
+  const verify = $("verify").checked;
+  if (verify) query.set("verify", "true");
   const form = new FormData();
   form.append("image", file, file.name || "image");
 
@@ -190,7 +196,8 @@ async function classify(file) {
     if (state.objectUrl) URL.revokeObjectURL(state.objectUrl);
     state.objectUrl = URL.createObjectURL(file);
     renderResult(result, prototypes, state.objectUrl);
-    $("status").textContent = `Done in ${fmt(result.timingsMs.total)} ms.` +
+    $("status").textContent = `Done in ${fmt(result.timingsMs.total)} ms` +
+      (result.timingsMs.verify !== undefined ? ` (checking the boxes took ${fmt(result.timingsMs.verify)} ms).` : ".") +
       (heatmaps ? "" : " Heatmaps are left out for images over 4 megapixels.");
   } catch (problem) {
     if (request !== state.request) return;
@@ -281,7 +288,8 @@ function renderResult(result, prototypes, imageUrl) {
       `similarity ${fmt(p.similarity)} \u00d7 weight ${fmtWeight(p.weight)} = `,
       el("strong", { text: `${fmt(p.contribution)} points` }));
     return el("li", { class: "proto-row", style: `--box: ${rowColour}`, "data-prototype": String(p.prototypeIndex) },
-      el("h4", { text: `#${i + 1}: prototype ${p.prototypeIndex} of class ${p.label}` }), figures, points);
+      el("h4", { text: `#${i + 1}: prototype ${p.prototypeIndex} of class ${p.label}` }), figures, points,
+      p.probabilityWithoutBox !== undefined ? evidence(p, explanation.label) : null);
   }));
 
   const shown = explanation.prototypes.reduce((sum, p) => sum + p.contribution, 0);
@@ -291,7 +299,42 @@ function renderResult(result, prototypes, imageUrl) {
   $("result").hidden = false;
 }
 
+/** What the check says about one prototype's box: the explained class's probability without it, and the drop. */
+function evidence(p, label) {
+  // A box whose removal costs the class at least 5 points of probability carries part of the decision.
+  const carries = p.drop >= 0.05;
+  return el("p", { class: `evidence ${carries ? "carries" : "weak"}`, "data-drop": String(p.drop) },
+    `Without this box: ${percent(p.probabilityWithoutBox)} for ${label} (drop ${(100 * p.drop).toFixed(1)} points). `,
+    el("span", { class: "verdict", text: carries ? "This part carries the decision." : "The decision does not rest on this part." }));
+}
+
 // ---------------------------------------------------------------- gallery
+
+const share = (value) => Math.round(100 * value) + "%";
+
+/** A prototype's badges from the scorecard: consistency (data with parts), noise and JPEG stability, background. */
+function badges(score, threshold) {
+  if (!score) return null;
+  const list = el("ul", { class: "badges", "aria-label": "Measured explanation quality" });
+  const badge = (kind, text, good, title) =>
+    list.append(el("li", { class: `badge ${kind} ${good ? "good" : "weak"}`, title, text }));
+  if (typeof score.consistency === "number") {
+    badge("consistency", `consistent ${share(score.consistency)}`, score.consistency >= threshold,
+      `Its box lands on the same part (${score.part || "none"}) in ${share(score.consistency)} of its class's test images`);
+  }
+  if (typeof score.noiseStability === "number") {
+    badge("noise", `noise ${share(score.noiseStability)}`, score.noiseStability >= threshold,
+      `Its box maps to the same thing under Gaussian noise in ${share(score.noiseStability)} of its class's test images`);
+  }
+  if (typeof score.jpegStability === "number") {
+    badge("jpeg", `JPEG ${share(score.jpegStability)}`, score.jpegStability >= threshold,
+      `Its box maps to the same thing after JPEG re-encoding in ${share(score.jpegStability)} of its class's test images`);
+  }
+  if (score.background === true) {
+    badge("background", "background", false, "Its own patch is mostly background, not part of an object");
+  }
+  return list;
+}
 
 async function renderGallery() {
   const model = state.models.find((m) => m.name === $("gallery-model").value);
@@ -302,6 +345,9 @@ async function renderGallery() {
     const prototypes = await prototypesOf(model.name, model.defaultVersion);
     const input = prototypes.input;
     const classes = prototypes.classes.slice().sort((a, b) => a.index - b.index);
+    const scorecard = prototypes.scorecard;
+    // A badge is green at the scorecard's consistency threshold (0.8) or above.
+    const threshold = (scorecard && scorecard.consistencyThreshold) || 0.8;
     gallery.replaceChildren(...classes.map((c) => {
       const members = prototypes.list.filter((p) => p.classIndex === c.index);
       const titleId = `gallery-class-${c.index}`;
@@ -312,13 +358,28 @@ async function renderGallery() {
             el("img", { src: p.pictures.patch, class: "pixelated", loading: "lazy", alt: `Prototype ${p.index} of class ${c.name}: its patch` }),
             boxedImage(p.pictures.source, `The training image of prototype ${p.index}, with the patch boxed`, input.width, input.height,
               [{ box: p.source ? p.source.box : null, colour: BOX_COLOURS[0] }], "source")),
-          el("p", { class: "muted", text: `#${p.index}` + (p.source && p.source.item ? ` from ${p.source.split || "train"} item ${p.source.item}` : "") })))));
+          el("p", { class: "muted", text: `#${p.index}` + (p.source && p.source.item ? ` from ${p.source.split || "train"} item ${p.source.item}` : "") }),
+          badges(prototypes.scoresByIndex.get(p.index), threshold)))));
     }));
     $("gallery-status").textContent = `${prototypes.list.length} prototypes of ${model.name} (version ${model.defaultVersion}).`;
+    $("gallery-scorecard").textContent = scorecard ? scorecardSummary(scorecard) : "";
+    $("gallery-scorecard").hidden = !scorecard;
   } catch (problem) {
     $("gallery-status").textContent = "";
     showError(problem.title || "The gallery cannot be loaded", problem.detail || String(problem));
   }
+}
+
+/** The scorecard's headline numbers in one sentence. */
+function scorecardSummary(scorecard) {
+  const parts = [];
+  if (typeof scorecard.pointingGame === "number") parts.push(`pointing game ${share(scorecard.pointingGame)}`);
+  if (typeof scorecard.consistency === "number") parts.push(`consistent prototypes ${share(scorecard.consistency)}`);
+  if (typeof scorecard.noiseStability === "number") parts.push(`noise stability ${share(scorecard.noiseStability)}`);
+  if (typeof scorecard.jpegStability === "number") parts.push(`JPEG stability ${share(scorecard.jpegStability)}`);
+  if (scorecard.deletion && typeof scorecard.deletion.ratio === "number") parts.push(`deletion ratio ${fmt(scorecard.deletion.ratio)}`);
+  if (typeof scorecard.backgroundPrototypes === "number") parts.push(`${scorecard.backgroundPrototypes} background prototypes`);
+  return `Measured explanation quality on ${scorecard.images} test images: ${parts.join(", ")}.`;
 }
 
 // ---------------------------------------------------------------- training
@@ -517,6 +578,7 @@ function wire() {
   $("file").addEventListener("change", (event) => classify(event.target.files[0]));
   $("model").addEventListener("change", () => { showExamples(); if (state.lastFile) classify(state.lastFile); });
   $("top-prototypes").addEventListener("change", () => { if (state.lastFile) classify(state.lastFile); });
+  $("verify").addEventListener("change", () => { if (state.lastFile) classify(state.lastFile); });
   $("gallery-model").addEventListener("change", renderGallery);
   $("classify-form").addEventListener("submit", (event) => { event.preventDefault(); classify(state.lastFile); });
 

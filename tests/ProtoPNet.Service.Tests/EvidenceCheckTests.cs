@@ -1,0 +1,304 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Explanation;
+using ProtoPNet.Inference.Preprocessing;
+using ProtoPNet.Inference.Rendering;
+using ProtoPNet.Inference.Runtime;
+using ProtoPNet.Service.Tests.Infrastructure;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace ProtoPNet.Service.Tests;
+
+/// <summary>
+/// <c>verify=true</c> (issue 15, "answers that test their own evidence"): each explained prototype's box is filled with
+/// the model's mean colour and the image run again; and the bundle's interpretability scorecard in GET /models/.../versions/v.
+/// </summary>
+[Collection(BundlesCollection.Name)]
+public class EvidenceCheckTests(TrainerBundles bundles)
+{
+    private HttpClient Client => bundles.Service.CreateClient();
+    private string Version => Path.GetFileName(bundles.SmokeBundle);
+
+    [Theory]
+    [InlineData(32, 32)]   // the model's input size: the answer's boxes are the boxes that were filled
+    [InlineData(50, 40)]   // another size: the filled boxes are in the model's input, not in the upload
+    public async Task ProbabilityWithoutBoxIsTheClassProbabilityOfTheImageWithTheBoxFilledWithTheMeanColour(int width, int height)
+    {
+        var image = Http.BundleImage(bundles.SmokeBundle, 3, width, height);
+        var body = await Http.JsonAsync(await Client.PostAsync("/classify?topPrototypes=4&verify=true", Http.Image(image)));
+
+        // Independently, in process: the image's input tensor, its network run, and each prototype's 95th-percentile box
+        // in the model's input (numpy's percentile rule on the bicubically upsampled map), filled with input.mean.
+        using var bundle = new BundleLoader(new SessionFactory(new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Cpu })).Load(bundles.SmokeBundle);
+        using var decoded = new ImageDecoder(new ImageLimits()).Decode(image);
+        var session = bundle.Session;
+        var input = new float[session.ImageElementCount];
+        InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
+        using var outputs = session.Run(input, 1);
+        var mean = bundle.Manifest.Input.Mean!.Select(m => (float)m).ToArray();
+        Assert.Equal(session.Channels, mean.Length);
+
+        var prediction = body.GetProperty("prediction");
+        var predicted = prediction.GetProperty("classIndex").GetInt32();
+        var probability = prediction.GetProperty("probability").GetDouble();
+        Assert.Equal(SoftmaxOf(outputs.LogitsOf(0).ToArray(), predicted), probability, 1e-5);
+        Assert.Equal(predicted, body.GetProperty("explanation").GetProperty("classIndex").GetInt32());
+
+        var prototypes = body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray().ToArray();
+        Assert.Equal(4, prototypes.Length);
+        var drops = new List<double>();
+        foreach (var prototype in prototypes)
+        {
+            var (x, y, w, h) = InputBox(outputs, prototype.GetProperty("prototypeIndex").GetInt32(), session.Height, session.Width);
+            if (width == session.Width && height == session.Height)
+            {
+                var box = prototype.GetProperty("box");
+                Assert.Equal((x, y, w, h), (box.GetProperty("x").GetInt32(), box.GetProperty("y").GetInt32(),
+                    box.GetProperty("width").GetInt32(), box.GetProperty("height").GetInt32()));
+            }
+            var masked = (float[])input.Clone();
+            var plane = session.Height * session.Width;
+            for (var c = 0; c < session.Channels; c++)
+            {
+                for (var row = y; row < y + h; row++)
+                {
+                    for (var column = x; column < x + w; column++) masked[c * plane + row * session.Width + column] = mean[c];
+                }
+            }
+            using var maskedOutputs = session.Run(masked, 1);
+            var expected = SoftmaxOf(maskedOutputs.LogitsOf(0).ToArray(), predicted);
+
+            var without = prototype.GetProperty("probabilityWithoutBox").GetDouble();
+            var drop = prototype.GetProperty("drop").GetDouble();
+            Assert.Equal(expected, without, 1e-5);
+            Assert.Equal(probability - without, drop, 1e-12);
+            drops.Add(drop);
+        }
+        // Filling a box changed the answer: the check ran on masked images, not on the image again.
+        Assert.True(drops.Max(Math.Abs) > 1e-3, $"no box made a difference: drops {string.Join(", ", drops)}");
+        var timings = body.GetProperty("timingsMs");
+        Assert.True(timings.GetProperty("verify").GetDouble() >= 0);
+        Assert.True(timings.GetProperty("total").GetDouble() >= timings.GetProperty("verify").GetDouble());
+    }
+
+    [Fact]
+    public async Task VerifyAddsExactlyOneBatchedRunAndWithoutItNothingExtraRunsOrIsAnswered()
+    {
+        var client = Client;
+        var image = Http.BundleImage(bundles.SmokeBundle, 1);
+
+        var (plain, runs, images) = await CountRunsAsync(client, () => client.PostAsync("/classify?topPrototypes=3", Http.Image(image)));
+        Assert.Equal((1, 1), (runs, images));
+        var plainBody = await Http.JsonAsync(plain);
+        foreach (var prototype in plainBody.GetProperty("explanation").GetProperty("prototypes").EnumerateArray())
+        {
+            Assert.False(prototype.TryGetProperty("probabilityWithoutBox", out _));
+            Assert.False(prototype.TryGetProperty("drop", out _));
+        }
+        Assert.False(plainBody.GetProperty("timingsMs").TryGetProperty("verify", out _));
+
+        // verify=false is the default, said out loud.
+        (_, runs, images) = await CountRunsAsync(client, () => client.PostAsync("/classify?topPrototypes=3&verify=false", Http.Image(image)));
+        Assert.Equal((1, 1), (runs, images));
+
+        // One more run, holding the three masked copies.
+        var (verified, verifiedRuns, verifiedImages) = await CountRunsAsync(client, () => client.PostAsync("/classify?topPrototypes=3&verify=TRUE", Http.Image(image)));
+        Assert.Equal((2, 1 + 3), (verifiedRuns, verifiedImages));
+        var verifiedBody = await Http.JsonAsync(verified);
+        // The explanation itself is the same.
+        Assert.Equal(
+            plainBody.GetProperty("explanation").GetProperty("prototypes").EnumerateArray().Select(p => p.GetProperty("contribution").GetDouble()),
+            verifiedBody.GetProperty("explanation").GetProperty("prototypes").EnumerateArray().Select(p => p.GetProperty("contribution").GetDouble()));
+
+        // topPrototypes=0: nothing to check, nothing extra runs.
+        (_, runs, images) = await CountRunsAsync(client, () => client.PostAsync("/classify?topPrototypes=0&verify=true", Http.Image(image)));
+        Assert.Equal((1, 1), (runs, images));
+    }
+
+    [Fact]
+    public async Task ABatchChecksEveryImageInOneExtraRunWithTheAnswersOfSingleRequests()
+    {
+        var client = Client;
+        var first = Http.BundleImage(bundles.SmokeBundle, 0);
+        var second = Http.BundleImage(bundles.SmokeBundle, 5, 40, 36);
+        var (response, runs, images) = await CountRunsAsync(client, () => client.PostAsync("/classify/batch?topPrototypes=2&verify=true",
+            Http.Multipart(("image", first, "image/png"), ("image", "not an image"u8.ToArray(), "image/png"), ("image", second, "image/png"))));
+        Assert.Equal((2, 2 + 2 * 2), (runs, images));
+        var results = (await Http.JsonAsync(response)).GetProperty("results").EnumerateArray().ToArray();
+        Assert.Equal(3, results.Length);
+        Assert.Equal(400, results[1].GetProperty("status").GetInt32());
+
+        foreach (var (result, upload) in new[] { (results[0], first), (results[2], second) })
+        {
+            var single = await Http.JsonAsync(await client.PostAsync("/classify?topPrototypes=2&verify=true", Http.Image(upload)));
+            var batched = result.GetProperty("explanation").GetProperty("prototypes").EnumerateArray().ToArray();
+            var alone = single.GetProperty("explanation").GetProperty("prototypes").EnumerateArray().ToArray();
+            Assert.Equal(2, batched.Length);
+            for (var i = 0; i < batched.Length; i++)
+            {
+                Assert.Equal(alone[i].GetProperty("prototypeIndex").GetInt32(), batched[i].GetProperty("prototypeIndex").GetInt32());
+                Assert.Equal(alone[i].GetProperty("probabilityWithoutBox").GetDouble(), batched[i].GetProperty("probabilityWithoutBox").GetDouble(), 1e-5);
+                Assert.Equal(alone[i].GetProperty("drop").GetDouble(), batched[i].GetProperty("drop").GetDouble(), 1e-5);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task TheCardWithVerifyShowsTheDropsInItsRowsAndKeepsItsSize()
+    {
+        var client = Client;
+        var image = Http.BundleImage(bundles.SmokeBundle, 2);
+        using var plain = await CardAsync(client, "/classify/card?topPrototypes=3", image);
+        var (response, runs, _) = await CountRunsAsync(client, () => client.PostAsync("/classify/card?topPrototypes=3&verify=true", Http.Image(image)));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(2, runs);
+        using var verified = Image.Load<Rgb24>(await response.Content.ReadAsByteArrayAsync());
+
+        Assert.Equal(plain.Size(), verified.Size());
+        Assert.Equal(ExplanationCard.HeightFor(3), verified.Height);
+        // Header, upload and top classes are the same; the rows differ (each has its drop line).
+        var rowsTop = ExplanationCard.HeightFor(0) - 60;
+        Assert.Equal(0, DifferingPixels(plain, verified, 0, rowsTop));
+        for (var row = 0; row < 3; row++)
+        {
+            var top = rowsTop + row * 140;
+            Assert.True(DifferingPixels(plain, verified, top, top + 140) > 50, $"row {row + 1} of the card looks the same with verify=true");
+        }
+    }
+
+    [Theory]
+    [InlineData("/classify?verify=yes")]
+    [InlineData("/classify?verify=1")]
+    [InlineData("/classify/card?verify=maybe")]
+    [InlineData("/classify/batch?verify=on")]
+    public async Task AVerifyThatIsNotTrueOrFalseIsAnInvalidParameter(string url)
+    {
+        var image = Http.BundleImage(bundles.SmokeBundle, 0);
+        var problem = await Http.ProblemAsync(await Client.PostAsync(url, Http.Image(image)), HttpStatusCode.BadRequest, "invalid-parameter");
+        Assert.Contains("verify must be 'true' or 'false'", problem.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task VerifyChecksAtMostMaxVerifiedPrototypesPerImage()
+    {
+        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), ("Classify:MaxVerifiedPrototypes", "2"));
+        var client = factory.CreateClient();
+        var image = Http.BundleImage(bundles.SmokeBundle, 0);
+        var problem = await Http.ProblemAsync(await client.PostAsync("/classify?topPrototypes=3&verify=true", Http.Image(image)),
+            HttpStatusCode.BadRequest, "invalid-parameter");
+        Assert.Contains("MaxVerifiedPrototypes", problem.GetProperty("detail").GetString());
+        // Without verify the same request is fine, and with two prototypes the check runs.
+        await Http.JsonAsync(await client.PostAsync("/classify?topPrototypes=3", Http.Image(image)));
+        var body = await Http.JsonAsync(await client.PostAsync("/classify?topPrototypes=2&verify=true", Http.Image(image)));
+        Assert.All(body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray(), p => p.GetProperty("drop").GetDouble());
+    }
+
+    [Fact]
+    public async Task AVersionExposesItsInterpretabilityScorecardAndABundleWithoutOneStillLoads()
+    {
+        var root = bundles.NewRoot(
+            (bundles.SmokeBundle, "smoke", null),
+            (bundles.SmokeBundle, "plain", b => TrainerBundles.EditManifest(b, m => m.AsObject().Remove("interpretability"))),
+            // Data without part boxes: no consistency, per prototype or overall.
+            (bundles.SmokeBundle, "noparts", b => TrainerBundles.EditManifest(b, m =>
+            {
+                var block = m["interpretability"]!;
+                block["parts"] = false;
+                block["consistency"] = null;
+                foreach (var prototype in block["prototypes"]!.AsArray()) prototype!.AsObject().Remove("consistency");
+            })));
+        await using var factory = ServiceFactory.ForRoot(root);
+        var client = factory.CreateClient();
+
+        var manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(bundles.SmokeBundle, "model.json")))!;
+        var expected = manifest["interpretability"] ?? throw new Xunit.Sdk.XunitException("the smoke bundle has no interpretability block: train runs the scorecard before publishing");
+        var version = await Http.JsonAsync(await client.GetAsync($"/models/smoke/versions/{Version}"));
+        var scorecard = version.GetProperty("interpretability");
+        Assert.Equal(expected["deletion"]!["ratio"]!.GetValue<double>(), scorecard.GetProperty("deletion").GetProperty("ratio").GetDouble());
+        Assert.Equal(expected["noiseStability"]!.GetValue<double>(), scorecard.GetProperty("noiseStability").GetDouble());
+        var prototypes = scorecard.GetProperty("prototypes").EnumerateArray().ToArray();
+        var expectedPrototypes = expected["prototypes"]!.AsArray();
+        Assert.Equal(8, prototypes.Length);
+        for (var j = 0; j < prototypes.Length; j++)
+        {
+            var want = expectedPrototypes[j]!;
+            var got = prototypes[j];
+            Assert.Equal(want["index"]!.GetValue<int>(), got.GetProperty("index").GetInt32());
+            foreach (var field in (string[])["consistency", "noiseStability", "jpegStability"])
+            {
+                double? wanted = want[field] is { } value ? value.GetValue<double>() : null;
+                Assert.Equal(wanted, got.GetProperty(field).ValueKind == JsonValueKind.Null ? null : got.GetProperty(field).GetDouble());
+            }
+            Assert.Equal(want["background"]!.GetValue<bool>(), got.GetProperty("background").GetBoolean());
+        }
+        Assert.Contains(prototypes, p => p.GetProperty("consistency").ValueKind == JsonValueKind.Number);
+
+        var plain = await Http.JsonAsync(await client.GetAsync($"/models/plain/versions/{Version}"));
+        Assert.Equal(JsonValueKind.Null, plain.GetProperty("interpretability").ValueKind);
+        await Http.JsonAsync(await client.PostAsync("/classify?model=plain&verify=true", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
+
+        var noParts = (await Http.JsonAsync(await client.GetAsync($"/models/noparts/versions/{Version}"))).GetProperty("interpretability");
+        Assert.Equal(JsonValueKind.Null, noParts.GetProperty("consistency").ValueKind);
+        Assert.All(noParts.GetProperty("prototypes").EnumerateArray(), p =>
+        {
+            Assert.Equal(JsonValueKind.Null, p.GetProperty("consistency").ValueKind);
+            Assert.Equal(JsonValueKind.Number, p.GetProperty("noiseStability").ValueKind);
+        });
+    }
+
+    /// <summary>Sends a request and counts the smoke model's network runs and the images in them (from /metrics) meanwhile.</summary>
+    private static async Task<(HttpResponseMessage Response, double Runs, double Images)> CountRunsAsync(HttpClient client, Func<Task<HttpResponseMessage>> send)
+    {
+        string[] labels = ["model=\"smoke\""];
+        var before = await PrometheusText.ScrapeAsync(client);
+        var response = await send();
+        await response.Content.LoadIntoBufferAsync();
+        var after = await PrometheusText.ScrapeAsync(client);
+        return (response,
+            PrometheusText.Sum(after, "protopnet_batch_size_count", labels) - PrometheusText.Sum(before, "protopnet_batch_size_count", labels),
+            PrometheusText.Sum(after, "protopnet_batch_size_sum", labels) - PrometheusText.Sum(before, "protopnet_batch_size_sum", labels));
+    }
+
+    private static async Task<Image<Rgb24>> CardAsync(HttpClient client, string url, byte[] image)
+    {
+        var response = await client.PostAsync(url, Http.Image(image));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return Image.Load<Rgb24>(await response.Content.ReadAsByteArrayAsync());
+    }
+
+    private static int DifferingPixels(Image<Rgb24> a, Image<Rgb24> b, int top, int bottom)
+    {
+        var count = 0;
+        for (var y = top; y < bottom; y++)
+        {
+            for (var x = 0; x < a.Width; x++)
+            {
+                if (!a[x, y].Equals(b[x, y])) count++;
+            }
+        }
+        return count;
+    }
+
+    /// <summary>Softmax probability of one class, computed here in double precision.</summary>
+    private static double SoftmaxOf(float[] logits, int classIndex)
+    {
+        var max = logits.Max();
+        var sum = logits.Sum(l => Math.Exp(l - (double)max));
+        return Math.Exp(logits[classIndex] - (double)max) / sum;
+    }
+
+    /// <summary>The prototype's high-activation box in the model's input: pixels at or above numpy's 95th percentile of the upsampled map.</summary>
+    private static (int X, int Y, int Width, int Height) InputBox(NetworkOutputs outputs, int prototype, int height, int width)
+    {
+        var map = BicubicUpsampler.Resize(outputs.MapOf(0, prototype), outputs.MapHeight, outputs.MapWidth, height, width);
+        var sorted = map.OrderBy(v => v).ToArray();
+        var rank = 0.95 * (sorted.Length - 1);
+        var threshold = sorted[(int)rank] + (sorted[Math.Min((int)rank + 1, sorted.Length - 1)] - sorted[(int)rank]) * (rank - (int)rank);
+        var hot = Enumerable.Range(0, map.Length).Where(i => map[i] >= threshold).ToArray();
+        int left = hot.Min(i => i % width), right = hot.Max(i => i % width), top = hot.Min(i => i / width), bottom = hot.Max(i => i / width);
+        return (left, top, right - left + 1, bottom - top + 1);
+    }
+}
