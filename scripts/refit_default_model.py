@@ -9,10 +9,12 @@ its trunk again (a full retraining of the recipe takes about 3 hours on this 2-c
 3. background-aware push (protopnet_trainer/background.py): every prototype is projected onto its nearest own-class
    training patch that is not mostly empty ground;
 4. the last layer is retrained as the recipe does after a push (CE + L1 on the wrong-class weights, clamped <= 0), on
-   the training images' similarity scores;
+   the training images' similarity scores and those of half of them rendered as product shots (the trainer's polarity
+   augmentation; the features stay as they were);
 5. the unfamiliarity threshold is calibrated on test images the model never trained on (the bundle held no training
    images out), and the test accuracy, the product-shot accuracy and the interpretability scorecard are measured;
-6. a new version is published next to the old one, model.json recording the refit in `training.refit`.
+6. a new version is published next to the old one, model.json recording the refit in `training.refit`; its examples
+   are the old version's plus four product photos.
 
 Usage: PYTHONPATH=src/trainer scripts/refit_default_model.py --bundle models/fashion-mnist/<version>
            [--models models] [--calibration-images 5000] [--last-layer-iterations 20] [--seed 1]
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import io
 import json
 import os
 import shutil
@@ -33,7 +36,9 @@ import numpy as np
 import onnx
 import torch
 from onnx import numpy_helper
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset
+from torchvision.transforms.functional import to_tensor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src", "trainer"))
 
@@ -43,12 +48,16 @@ from protopnet_trainer.evaluate import evaluate_accuracy  # noqa: E402
 from protopnet_trainer.export import example_images, probe_input, write_bundle  # noqa: E402
 from protopnet_trainer.losses import LossCoefficients, last_layer_loss  # noqa: E402
 from protopnet_trainer.model import ProtoPNet, build_model  # noqa: E402
-from protopnet_trainer.product_shots import PolarityAugment, ProductShotSet  # noqa: E402
+from protopnet_trainer.product_shots import (SHOT_SEED, PolarityAugment, ProductShotSet,  # noqa: E402
+                                             render_product_shot)
 from protopnet_trainer.push import push_prototypes  # noqa: E402
 from protopnet_trainer.scorecard import scorecard_hook  # noqa: E402
 from protopnet_trainer.train import clamp_wrong_class_weights  # noqa: E402
 from protopnet_trainer.trunks import SmallCNN  # noqa: E402
 from protopnet_trainer.unfamiliarity import calibration_block, flagged_share, model_scores  # noqa: E402
+
+
+PRODUCT_SHOT_EXAMPLES = [0, 3, 7, 9]   # T-shirt/top, dress, sneaker, ankle boot as product photos
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
@@ -143,6 +152,18 @@ def train_last_layer(model: ProtoPNet, push_set: ImageSet, shots: Optional[Datas
     return accuracy
 
 
+def product_shot_examples(test_set: ImageSet, classes: List[int]) -> List[Tuple[torch.Tensor, int]]:
+    """For the page's example picker: the first test image of each of `classes` as the product photo
+    check_product_shots.py sends (280x280 colour, dark on light), decoded."""
+    examples = []
+    for class_index in classes:
+        index = test_set.split.labels.index(class_index)
+        ink = (test_set.image(index)[0].mul(255).round().clamp(0, 255).to(torch.uint8)).numpy()
+        with Image.open(io.BytesIO(render_product_shot(ink, SHOT_SEED + index))) as shot:
+            examples.append((to_tensor(shot.convert("RGB")), class_index))
+    return examples
+
+
 def copy_report(old_bundle: str, files: List[str]):
     """write_bundle's report hook: the old version's training pictures (curves, confusion), which still describe
     how its trunk was trained; the scorecard adds its own picture."""
@@ -223,7 +244,8 @@ def main(args: argparse.Namespace) -> int:
                               channels=manifest["input"]["channels"], image_size=cfg.image_size,
                               interpolation=cfg.interpolation, contrast=cfg.contrast, records=records,
                               training=training, report=copy_report(folder, manifest.get("report", [])),
-                              examples=example_images(test_set, len(manifest.get("examples", [])) or 10),
+                              examples=example_images(test_set, len(manifest.get("examples", [])) or 10)
+                              + product_shot_examples(test_set, PRODUCT_SHOT_EXAMPLES),
                               scorecard=scorecard_hook(test_set, source.train, True, say),
                               unfamiliarity=calibration)
     say(f"published {bundle} (test accuracy {test_accuracy:.4f}, product shots {shots:.4f}, "
