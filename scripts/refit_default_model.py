@@ -44,13 +44,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from protopnet_trainer.config import TrainConfig  # noqa: E402
 from protopnet_trainer.data import ImageSet, load_data_source  # noqa: E402
-from protopnet_trainer.evaluate import evaluate_accuracy  # noqa: E402
+from protopnet_trainer.evaluate import evaluate_accuracy, test_metrics  # noqa: E402
 from protopnet_trainer.export import example_images, probe_input, write_bundle  # noqa: E402
 from protopnet_trainer.losses import LossCoefficients, last_layer_loss  # noqa: E402
 from protopnet_trainer.model import ProtoPNet, build_model  # noqa: E402
 from protopnet_trainer.product_shots import (SHOT_SEED, PolarityAugment, ProductShotSet,  # noqa: E402
                                              render_product_shot)
 from protopnet_trainer.push import push_prototypes  # noqa: E402
+from protopnet_trainer.report import plot_confusion, prototype_gallery  # noqa: E402
 from protopnet_trainer.scorecard import scorecard_hook  # noqa: E402
 from protopnet_trainer.train import clamp_wrong_class_weights  # noqa: E402
 from protopnet_trainer.trunks import SmallCNN  # noqa: E402
@@ -164,19 +165,21 @@ def product_shot_examples(test_set: ImageSet, classes: List[int]) -> List[Tuple[
     return examples
 
 
-def copy_report(old_bundle: str, files: List[str]):
-    """write_bundle's report hook: the old version's training pictures (curves, confusion), which still describe
-    how its trunk was trained; the scorecard adds its own picture."""
-    def copy(staging: str, _prototypes: List[Dict]) -> List[str]:
-        kept = []
-        for name in files:
-            if "interpretability" in name or not os.path.isfile(os.path.join(old_bundle, name)):
-                continue
-            os.makedirs(os.path.dirname(os.path.join(staging, name)), exist_ok=True)
-            shutil.copyfile(os.path.join(old_bundle, name), os.path.join(staging, name))
-            kept.append(name)
-        return kept
-    return copy
+def refit_report(old_bundle: str, confusion: np.ndarray, classes: List[str]):
+    """write_bundle's report hook: the old version's training curves (they still describe how the trunk was trained),
+    and the refit model's own confusion matrix and prototype gallery; the scorecard adds its picture."""
+    def write(staging: str, prototypes: List[Dict]) -> List[str]:
+        folder = os.path.join(staging, "report")
+        os.makedirs(folder, exist_ok=True)
+        written = []
+        curves = os.path.join(old_bundle, "report", "curves.png")
+        if os.path.isfile(curves):
+            shutil.copyfile(curves, os.path.join(folder, "curves.png"))
+            written.append("report/curves.png")
+        plot_confusion(confusion, classes, os.path.join(folder, "confusion.png"))
+        prototype_gallery(prototypes, classes, staging, os.path.join(folder, "gallery.png"))
+        return written + ["report/confusion.png", "report/gallery.png"]
+    return write
 
 
 def main(args: argparse.Namespace) -> int:
@@ -209,7 +212,8 @@ def main(args: argparse.Namespace) -> int:
             shots = Subset(rendered, chosen[:int(round(args.shot_share * len(rendered)))].tolist())
         train_accuracy = train_last_layer(model, push_set, shots, cfg, iterations, args.seed)
         loader = DataLoader(test_set, batch_size=cfg.test_batch_size)
-        test_accuracy = evaluate_accuracy(model, loader, torch.device("cpu"), progress=not args.no_progress)
+        test_accuracy, confusion = test_metrics(model, loader, torch.device("cpu"), len(source.classes),
+                                                progress=not args.no_progress)
         shots = evaluate_accuracy(model, DataLoader(ProductShotSet(test_set), batch_size=cfg.test_batch_size),
                                   torch.device("cpu"), desc="product shots", progress=not args.no_progress)
         say(f"after push and last layer: test accuracy {test_accuracy:.4f}, product shots {shots:.4f}, "
@@ -243,7 +247,7 @@ def main(args: argparse.Namespace) -> int:
         bundle = write_bundle(args.models, manifest["name"], model, classes=source.classes,
                               channels=manifest["input"]["channels"], image_size=cfg.image_size,
                               interpolation=cfg.interpolation, contrast=cfg.contrast, records=records,
-                              training=training, report=copy_report(folder, manifest.get("report", [])),
+                              training=training, report=refit_report(folder, confusion, source.classes),
                               examples=example_images(test_set, len(manifest.get("examples", [])) or 10)
                               + product_shot_examples(test_set, PRODUCT_SHOT_EXAMPLES),
                               scorecard=scorecard_hook(test_set, source.train, True, say),
