@@ -196,3 +196,27 @@ def test_export_push_publishes_a_checkpoint_of_an_unfinished_run(tiny, tmp_path,
     weight = torch.tensor(manifest["lastLayer"]["weights"])
     own = torch.nn.functional.one_hot(torch.tensor([p["classIndex"] for p in manifest["prototypes"]]), 3).t().bool()
     assert (weight[~own] <= 0).all()                                # the recipe's clamp held in the export too
+
+
+def test_training_noise_has_a_sigma_per_image_up_to_the_maximum_and_stays_in_range():
+    from protopnet_trainer.data import add_training_noise
+    grey = torch.full((200, 3, 16, 16), 0.5)
+    assert torch.equal(add_training_noise(grey, 0.0), grey)
+    torch.manual_seed(0)
+    noisy = add_training_noise(grey, 0.2)
+    assert noisy.min() >= 0.0 and noisy.max() <= 1.0
+    sigmas = (noisy - grey).flatten(1).std(dim=1)
+    assert sigmas.max() < 0.2 * 1.1 and sigmas.min() < 0.02          # drawn from [0, 0.2]: some nearly clean
+    assert 0.08 < float(sigmas.mean()) < 0.12                         # uniform: mean sigma about 0.1
+    torch.manual_seed(0)
+    assert torch.equal(add_training_noise(grey, 0.2), noisy)          # the trainer's per-epoch seed fixes it
+
+
+def test_noise_augmentation_changes_training_and_stays_reproducible(tiny, tmp_path):
+    clean = _quiet(tiny(epochs=2), tmp_path / "clean").run().model.state_dict()
+    noisy = _quiet(tiny(epochs=2, noise_augment=0.3), tmp_path / "noisy").run().model.state_dict()
+    again = _quiet(tiny(epochs=2, noise_augment=0.3), tmp_path / "again").run().model.state_dict()
+    assert not torch.equal(clean["prototypes"], noisy["prototypes"])
+    assert all(torch.equal(noisy[key], again[key]) for key in noisy)
+    with pytest.raises(TrainerError, match="noise-augment"):
+        tiny(noise_augment=1.5).validate()

@@ -70,3 +70,13 @@ def test_bad_sizes_are_refused():
         generate_parts(9, 1, 64, 1, "train")
     with pytest.raises(TrainerError, match="at least 32"):
         generate_parts(3, 1, 16, 1, "train")
+
+
+def test_the_preset_is_the_recipe_measured_against_the_scorecard_targets():
+    """README's scorecard table: pointing game 100 %, consistency 100 %, noise 96.7 %, JPEG 98.0 %, deletion 61.8."""
+    cfg = preset_config("synthetic-parts")
+    assert (cfg.small_cnn_widths, cfg.small_cnn_convs_per_stage, cfg.small_cnn_pools) == ([16, 32, 32], 1, 2)
+    assert (cfg.prototypes_per_class, cfg.prototype_dim, cfg.coef_sep, cfg.noise_augment) == (1, 32, 0.0, 0.25)
+    assert (cfg.epochs, cfg.warm_epochs, cfg.push_start, cfg.push_every, cfg.batch_size) == (20, 0, 4, 15, 16)
+    assert (cfg.joint_optimizer, cfg.joint_lr_trunk, cfg.last_layer_clamp, cfg.threads) == (
+        "adamw-onecycle", 5e-3, True, 1)

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from .atomic import write_json_atomically
 from .config import TrainConfig
 from .console import say
-from .data import DataSource, Loaders, load_data_source, make_loaders
+from .data import DataSource, Loaders, add_training_noise, load_data_source, make_loaders
 from .distributed import set_epoch, sharded_predictions
 from .errors import TrainerError
 from .evaluate import evaluate_accuracy
@@ -98,7 +98,7 @@ def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, devic
         set_epoch(loaders.train, epoch)
         for images, labels, _ in tqdm(loaders.train, desc=f"baseline {epoch + 1}/{cfg.epochs}", leave=False,
                                       disable=not progress):
-            images, labels = images.to(device), labels.to(device)
+            images, labels = add_training_noise(images.to(device), cfg.noise_augment), labels.to(device)
             opt = head_only if warm else optimizer
             loss = loss_fn(model(images), labels)
             opt.zero_grad()

@@ -38,7 +38,8 @@ OVERRIDES = [
     ("--small-cnn-convs", "small_cnn_convs_per_stage", int), ("--small-cnn-pools", "small_cnn_pools", int),
     ("--interpolation", "interpolation", str), ("--threads", "threads", int), ("--workers", "num_workers", int),
     ("--train-limit", "train_limit", int), ("--test-limit", "test_limit", int),
-    ("--polarity-augment", "polarity_augment", float), ("--calibration-holdout", "calibration_holdout", int),
+    ("--polarity-augment", "polarity_augment", float), ("--noise-augment", "noise_augment", float),
+    ("--calibration-holdout", "calibration_holdout", int),
     ("--unfamiliar-share", "unfamiliar_share", float), ("--contrast", "contrast", str),
     ("--synthetic-classes", "synthetic_classes", int), ("--synthetic-channels", "synthetic_channels", int),
     ("--synthetic-train-per-class", "synthetic_train_per_class", int),
@@ -75,6 +76,8 @@ HELP = {
     "--crop-padding": "crop-flip: padding in pixels before the random crop",
     "--polarity-augment": "share of training images re-rendered as product shots: inverted to dark on a light "
                           "background, tinted, scaled and shifted (0: off)",
+    "--noise-augment": "add Gaussian noise to each training image, its sigma drawn uniformly from [0, this] on "
+                       "pixels in [0, 1] (0: off)",
     "--calibration-holdout": "hold the last N training images out of training and calibrate the bundle's "
                              "unfamiliarity threshold on them (0: no calibration)",
     "--contrast": "none | auto: invert an image whose border is light and stretch its contrast (ground 0, "

@@ -28,6 +28,8 @@ class TrainConfig:
     flip: bool = True
     polarity_augment: float = 0.0            # share of training images re-rendered as product shots (dark on light,
                                              # tinted, scaled, shifted; product_shots.PolarityAugment); 0: off
+    noise_augment: float = 0.0               # each training image gets Gaussian noise of a sigma drawn uniformly
+                                             # from [0, noise_augment] (pixels in [0, 1]; data.add_training_noise)
     interpolation: str = "bilinear"         # resize interpolation (recorded in the manifest)
     contrast: str = "none"                   # auto: contrast.py's polarity and contrast normalisation of every
                                              # image, declared in the manifest and applied by the service too
@@ -116,6 +118,8 @@ class TrainConfig:
             raise TrainerError(f"unknown augmentation '{self.augmentation}' (use {', '.join(AUGMENTATIONS)})")
         if not 0.0 <= self.polarity_augment <= 1.0:
             raise TrainerError(f"--polarity-augment must be between 0 and 1 (got {self.polarity_augment})")
+        if not 0.0 <= self.noise_augment <= 1.0:
+            raise TrainerError(f"--noise-augment must be between 0 and 1 (got {self.noise_augment})")
         if self.calibration_holdout < 0:
             raise TrainerError("--calibration-holdout must be >= 0")
         if not 0.0 < self.unfamiliar_share < 1.0:
@@ -153,17 +157,31 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         joint_lr_trunk=1e-3, joint_lr_step=8, batch_size=32, test_batch_size=100, push_batch_size=100, with_baseline=True,
     ),
     # Parts that define classes (synthetic_parts.py): 6 classes of 64 px RGB images, each two of 6 shared parts among
-    # distractors; a 4-stage CNN (3 max-pools: an 8x8 feature map, cells of 8 px for parts of 10-18 px), two
-    # prototypes per class (one per part). The scorecard's targets are measured on it (README).
+    # distractors. Recipe measured against the scorecard's targets (README, "Interpretability scorecard"):
+    # - a 2-stage CNN (16, 32 then 32 channels after 2 max-pools): a 16x16 feature map of 4 px cells whose receptive
+    #   field (18 px) is about a part's size (10-18 px), so a prototype's similarity peaks on the part itself; the
+    #   4-stage trunk before (8x8 map, 38 px field) matched cells beside the parts (pointing game 44 %);
+    # - one prototype per class: with two, the class's top prototype alternated between its two parts from image to
+    #   image, and noise flipped it (stability 80 %); one prototype makes the top prototype the class's own;
+    # - no separation cost: every part belongs to two classes, so pushing prototypes away from other classes' parts
+    #   drove them onto background (10 of 12 background prototypes with -0.08);
+    # - a push after epoch 5 whose last layer (negative weights for the neighbouring class's part) breaks the tie
+    #   between the two classes that share a prototype's part; the fixed initial layer cannot (train accuracy stuck
+    #   near 70 %); then 15 more joint epochs and the final push;
+    # - Gaussian noise of sigma up to 0.25 on training images, so the 0.2 of the stability measure is familiar.
+    # Seed 1: pointing game 100 %, consistency 100 %, noise 96.7 %, JPEG 98.0 %, deletion ratio 61.8, test accuracy
+    # 99.33 %; seed 2 meets the targets too (noise 90.0 %), seed 3 does not (three prototypes on no part; README).
+    # 20 epochs of 900 images at batch 16 train in about 40 s on one thread (1.5 s per epoch); one thread, because on
+    # this shared 2-core machine two threads beside another busy process ran at 20 images/s against 650 with one.
     "synthetic-parts": dict(
         dataset="synthetic-parts", image_size=64, synthetic_classes=6, synthetic_channels=3,
         synthetic_train_per_class=150, synthetic_test_per_class=50,
-        backbone="small-cnn", small_cnn_widths=[16, 32, 64, 64], small_cnn_convs_per_stage=1, small_cnn_pools=3,
-        prototype_dim=32, prototypes_per_class=2, augment=False,
-        epochs=10, warm_epochs=0, push_start=0, push_every=0, last_layer_iterations=5,
-        joint_optimizer="adamw-onecycle", onecycle_pct_start=0.25, joint_lr_trunk=3e-3, joint_lr_add_on=3e-3,
-        joint_lr_prototypes=3e-3, weight_decay=1e-3, last_layer_lr=1e-3, last_layer_clamp=True,
-        batch_size=50, test_batch_size=100, push_batch_size=100, threads=2, with_baseline=False,
+        backbone="small-cnn", small_cnn_widths=[16, 32, 32], small_cnn_convs_per_stage=1, small_cnn_pools=2,
+        prototype_dim=32, prototypes_per_class=1, augment=False, noise_augment=0.25,
+        epochs=20, warm_epochs=0, push_start=4, push_every=15, last_layer_iterations=10,
+        joint_optimizer="adamw-onecycle", onecycle_pct_start=0.25, joint_lr_trunk=5e-3, joint_lr_add_on=3e-3,
+        joint_lr_prototypes=3e-3, weight_decay=1e-3, last_layer_lr=1e-3, last_layer_clamp=True, coef_sep=0.0,
+        batch_size=16, test_batch_size=100, push_batch_size=100, threads=1, with_baseline=False,
     ),
     # The default model's recipe (grey Fashion-MNIST, 28x28 -> 7x7 feature map), as measured on it:
     # trunk 32,32,M,64,64,M,128,128 with BN trained from scratch (so no warm-up: the OneCycle ramp replaces it),

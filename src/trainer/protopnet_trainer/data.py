@@ -153,6 +153,16 @@ def make_augmentation(cfg: TrainConfig) -> Optional[Callable]:
     return transforms.Compose(steps) if steps else None
 
 
+def add_training_noise(images: torch.Tensor, max_sigma: float) -> torch.Tensor:
+    """A batch [N, C, H, W] in [0, 1] with Gaussian noise of a sigma drawn per image from [0, max_sigma], clipped
+    to [0, 1] (torch's global generator, which the trainer seeds per epoch). Applied to the training batches, so a
+    model learns to read through the sensor noise the scorecard's stability measure adds."""
+    if max_sigma <= 0:
+        return images
+    sigma = torch.rand(images.shape[0], 1, 1, 1, device=images.device) * max_sigma
+    return (images + sigma * torch.randn_like(images)).clamp_(0.0, 1.0)
+
+
 def _shape_augmentation(cfg: TrainConfig) -> List[Callable]:
     steps: List[Callable] = []
     if cfg.augmentation == "none":

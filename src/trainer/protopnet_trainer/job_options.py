@@ -45,6 +45,7 @@ RANGES: Dict[str, Tuple[float, float]] = {
     "--synthetic-train-per-class": (1, 100000), "--synthetic-test-per-class": (1, 100000),
     "--examples": (0, 1000),
     "--polarity-augment": (0, 1), "--calibration-holdout": (0, 10 ** 6), "--unfamiliar-share": (0.001, 0.5),
+    "--noise-augment": (0, 1),
     "--small-cnn-widths": (1, 4096),   # each width
 }
 # String options take one of these values (a job never names a file: --trunk-weights only the named sources).

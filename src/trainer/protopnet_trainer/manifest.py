@@ -66,6 +66,8 @@ def recipe_extras(cfg: TrainConfig) -> Dict[str, Any]:
     extras: Dict[str, Any] = {}
     if cfg.polarity_augment:
         extras["polarityAugment"] = cfg.polarity_augment
+    if cfg.noise_augment:
+        extras["noiseAugment"] = cfg.noise_augment
     if cfg.contrast != "none":
         extras["contrast"] = cfg.contrast
     if cfg.calibration_holdout:

@@ -16,7 +16,7 @@ from .baseline import BaselineResult, checkpoint_fields, train_in_process
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .console import say
-from .data import DataSource, Loaders, load_data_source, make_loaders
+from .data import DataSource, Loaders, add_training_noise, load_data_source, make_loaders
 from .distributed import set_epoch, sharded_predictions, sharded_scores
 from .errors import TrainerError
 from .evaluate import evaluate_accuracy, test_metrics
@@ -185,10 +185,12 @@ class Trainer:
                    disable=not self.progress)
         for images, labels, _ in bar:
             images, labels = images.to(self.device), labels.to(self.device)
+            clean = images
+            images = add_training_noise(images, self.cfg.noise_augment)
             out = model(images)
             cluster_distances = None
-            if self.cfg.background_aware:
-                background = background_cells(images, *out.distances.shape[-2:])
+            if self.cfg.background_aware:   # on the clean image: noise would hide a uniform border
+                background = background_cells(clean, *out.distances.shape[-2:])
                 cluster_distances = foreground_min_distances(out.distances, background)
             terms = protopnet_loss(out.logits, out.min_distances, labels, self.model.prototype_classes,
                                    self.model.last_layer.weight, self.coefs, cluster_distances)
