@@ -41,7 +41,7 @@ def test_the_background_aware_push_never_lands_on_background(tmp_path):
 
     from protopnet_trainer.config import TrainConfig
     from protopnet_trainer.data import ImageSet, Split
-    from protopnet_trainer.interpretability import border_background
+    from protopnet_trainer.background import border_background
     from protopnet_trainer.model import build_model
     from protopnet_trainer.push import push_prototypes
 

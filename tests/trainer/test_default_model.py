@@ -76,5 +76,6 @@ def test_the_default_model_meets_its_budgets_and_reports_its_baseline(bundle):
     assert 0.9 < baseline["testAccuracy"] <= 1
     # The interpretability must cost at most half a point against the black-box twin.
     assert round(baseline["testAccuracy"] - training["metrics"]["testAccuracy"], 4) <= 0.005
-    assert [os.path.basename(p) for p in manifest["report"]] == ["curves.png", "confusion.png", "gallery.png"]
+    assert [os.path.basename(p) for p in manifest["report"]] == ["curves.png", "confusion.png", "gallery.png",
+                                                               "interpretability.png"]
     assert all(_is_png(os.path.join(folder, p)) for p in manifest["report"])

@@ -2,19 +2,24 @@
 
 Used by the background-aware recipe (`--background-aware`, issue 15): the cluster cost pulls each image's nearest
 own-class prototype towards a cell that is not background, and the push projects prototypes onto such cells only,
-so no prototype ends up as a patch of empty ground. The rule is the scorecard's (interpretability.border_background):
+so no prototype ends up as a patch of empty ground. The rule is the scorecard's (`border_background`, which
+interpretability.py's background share uses):
 a border is uniform when at least half of its pixels lie within 0.1 of its median colour; a pixel is background when
 it lies within 0.1 of that colour. A cell counts as background when more than half of its window is: the window
 is the cell's own stretch of the image widened by half a cell on every side (about the size of a prototype's box).
 """
 from __future__ import annotations
 
+from typing import Sequence
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-TOLERANCE = 0.1        # interpretability.BORDER_TOLERANCE
-UNIFORM_BORDER = 0.5   # interpretability.UNIFORM_BORDER
-CELL_BACKGROUND = 0.5  # a cell is background when more than this share of its window is
+TOLERANCE = 0.1          # a pixel has the border colour within this (max over channels, pixels in [0, 1])
+UNIFORM_BORDER = 0.5     # a border has a background colour when at least this share of it has its median colour
+BACKGROUND_SHARE = 0.75  # the scorecard's rule: a prototype's patch is background above this share of border colour
+CELL_BACKGROUND = 0.5    # a cell is background when more than this share of its window is
 
 
 def background_pixels(images: torch.Tensor) -> torch.Tensor:
@@ -46,3 +51,14 @@ def foreground_min_distances(distances: torch.Tensor, background: torch.Tensor) 
     cells that are not background (over all cells for an image that is background everywhere)."""
     masked = distances.masked_fill(background[:, None], float("inf")).flatten(2).min(dim=2).values
     return torch.where(torch.isinf(masked), distances.flatten(2).min(dim=2).values, masked)
+
+
+def border_background(image: np.ndarray, box: Sequence[int]) -> bool:
+    """Is the box's patch of an [H, W, C] image in [0, 1] mostly (> 75 %) the colour of a uniform border?"""
+    ring = np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]], axis=0)    # [pixels, C]
+    colour = np.median(ring, axis=0)
+    if (np.abs(ring - colour).max(axis=1) <= TOLERANCE).mean() < UNIFORM_BORDER:
+        return False
+    x, y, w, h = (int(v) for v in box)
+    patch = image[y:y + h, x:x + w].reshape(-1, image.shape[2])
+    return bool((np.abs(patch - colour).max(axis=1) <= TOLERANCE).mean() > BACKGROUND_SHARE)

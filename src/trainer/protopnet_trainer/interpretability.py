@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .background import border_background
 from .data import PartAnnotations
 from .localisation import box_iou, centre_inside
 
@@ -37,9 +38,6 @@ NOISE_SIGMA = 0.2
 JPEG_QUALITY = 75
 STABLE_IOU = 0.5             # without parts: the perturbed box overlaps the clean one at least this much
 RANDOM_DROP_FLOOR = 0.01     # the deletion ratio's denominator is at least this (a model random boxes never move)
-BACKGROUND_SHARE = 0.75      # without parts: a patch is background when more than this share is border colour
-BORDER_TOLERANCE = 0.1       # a pixel has the border colour within this (max over channels, pixels in [0, 1])
-UNIFORM_BORDER = 0.5         # a border has a background colour when at least this share of it has its median colour
 
 
 # ---------------------------------------------------------------------------------------------- boxes
@@ -230,17 +228,6 @@ def deletion_ratio(drop_top: Sequence[float], drop_random: Sequence[float]) -> D
     top, random = float(np.mean(drop_top)) if drop_top else 0.0, float(np.mean(drop_random)) if drop_random else 0.0
     return {"meanDropTopBox": round(top, 4), "meanDropRandomBox": round(random, 4),
             "ratio": round(top / max(random, RANDOM_DROP_FLOOR), 3)}
-
-
-def border_background(image: np.ndarray, box: Sequence[int]) -> bool:
-    """Is the box's patch of an [H, W, C] image in [0, 1] mostly (> 75 %) the colour of a uniform border?"""
-    ring = np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]], axis=0)    # [pixels, C]
-    colour = np.median(ring, axis=0)
-    if (np.abs(ring - colour).max(axis=1) <= BORDER_TOLERANCE).mean() < UNIFORM_BORDER:
-        return False
-    x, y, w, h = (int(v) for v in box)
-    patch = image[y:y + h, x:x + w].reshape(-1, image.shape[2])
-    return bool((np.abs(patch - colour).max(axis=1) <= BORDER_TOLERANCE).mean() > BACKGROUND_SHARE)
 
 
 # ---------------------------------------------------------------------------------------------- the scorecard

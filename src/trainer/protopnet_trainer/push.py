@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .background import background_cells
+from .background import background_cells, border_background
 from .data import ImageSet
 from .errors import TrainerError
 from .model import ProtoPNet
@@ -95,7 +95,7 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     `merge_nearest`): every rank ends with the prototypes and records of a one-process push; only rank 0 writes
     the pictures. `background_aware` leaves out the cells background.background_cells marks (of an image that is
     background everywhere, none) and, in one process, takes the nearest of a prototype's FOREGROUND_CANDIDATES
-    nearest cells whose box is not mostly border colour, by the scorecard's rule (interpretability.border_background).
+    nearest cells whose box is not mostly border colour, by the scorecard's rule (background.border_background).
     """
     model.eval()
     if group is None:
@@ -193,8 +193,6 @@ def _nearest_foreground_patches(model: ProtoPNet, push_set: ImageSet, loader, de
     """_nearest_patches for the background-aware push: each prototype's nearest own-class foreground cells (up to
     FOREGROUND_CANDIDATES, in order of distance), of which the first whose high-activation box on its image is not
     mostly the border's colour wins (the nearest one when none is: the prototype then stays background)."""
-    from .interpretability import border_background   # the scorecard's rule; imported here, it imports data too
-
     values, items, cells = _nearest_candidates(model, loader, device, progress, FOREGROUND_CANDIDATES)
     num_prototypes = values.shape[0]
     size = push_set.image_size
