@@ -16,11 +16,11 @@ import torch
 from PIL import Image
 
 import distributed_push_check
-from onnx_reference import run_graph
 from protopnet_trainer.checkpoint import load_checkpoint, model_from_checkpoint
 from protopnet_trainer.config import TrainConfig
 from protopnet_trainer.data import load_data_source, make_loaders
 from protopnet_trainer.evaluate import evaluate_accuracy
+from protopnet_trainer.onnx_graph import run_graph
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAINER_PATH = os.path.join(HERE, "..", "..", "src", "trainer")

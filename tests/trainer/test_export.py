@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from onnx_reference import run_graph
 from protopnet_trainer import export as export_module
 from protopnet_trainer.export import write_bundle
 from protopnet_trainer.checkpoint import load_checkpoint, model_from_checkpoint
 from protopnet_trainer.manifest import manifest_text
+from protopnet_trainer.onnx_graph import run_graph
 
 OUTPUTS = ["logits", "similarities", "similarity_maps", "min_distances"]
 

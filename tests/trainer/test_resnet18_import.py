@@ -3,8 +3,8 @@ import numpy as np
 import onnx
 import torch
 
-from onnx_reference import run_graph
 from protopnet_trainer.model import build_model
+from protopnet_trainer.onnx_graph import run_graph
 from protopnet_trainer.resnet18_onnx import load_into_trunk, mean_image_bgr, resnet18_onnx_path
 from protopnet_trainer.trunks import build_trunk
 
