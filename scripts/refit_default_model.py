@@ -46,14 +46,13 @@ from protopnet_trainer.config import TrainConfig  # noqa: E402
 from protopnet_trainer.data import ImageSet, load_data_source  # noqa: E402
 from protopnet_trainer.evaluate import evaluate_accuracy, test_metrics  # noqa: E402
 from protopnet_trainer.export import example_images, probe_input, write_bundle  # noqa: E402
-from protopnet_trainer.losses import LossCoefficients, last_layer_loss  # noqa: E402
 from protopnet_trainer.model import ProtoPNet, build_model  # noqa: E402
 from protopnet_trainer.product_shots import (SHOT_SEED, PolarityAugment, ProductShotSet,  # noqa: E402
                                              render_product_shot)
 from protopnet_trainer.push import push_prototypes  # noqa: E402
 from protopnet_trainer.report import plot_confusion, prototype_gallery  # noqa: E402
 from protopnet_trainer.scorecard import scorecard_hook  # noqa: E402
-from protopnet_trainer.train import clamp_wrong_class_weights  # noqa: E402
+from protopnet_trainer.train import coefficients, fit_last_layer  # noqa: E402
 from protopnet_trainer.trunks import SmallCNN  # noqa: E402
 from protopnet_trainer.unfamiliarity import calibration_block, flagged_share, model_scores  # noqa: E402
 
@@ -129,28 +128,10 @@ def train_last_layer(model: ProtoPNet, push_set: ImageSet, shots: Optional[Datas
     if shots is not None:
         shot_scores, shot_labels = similarity_scores(model, shots, cfg.push_batch_size)
         scores, labels = torch.cat([scores, shot_scores]), torch.cat([labels, shot_labels])
+    model.last_layer.weight.requires_grad_(True)
     optimizer = torch.optim.Adam([model.last_layer.weight], lr=cfg.last_layer_lr)
-    coefs = LossCoefficients(cfg.coef_crs_ent, cfg.coef_clst, cfg.coef_sep, cfg.coef_l1)
-    generator = torch.Generator().manual_seed(seed)
-    batch_size = cfg.last_layer_batch_size or cfg.batch_size
-    weight, classes = model.last_layer.weight, model.prototype_classes
-    weight.requires_grad_(True)
-    clamp_wrong_class_weights(weight, classes)
-    accuracy = 0.0
-    for _ in range(iterations):
-        order = torch.randperm(len(labels), generator=generator)
-        correct = 0
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            logits = model.last_layer(scores[batch])
-            loss = last_layer_loss(logits, labels[batch], classes, weight, coefs)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            clamp_wrong_class_weights(weight, classes)
-            correct += int((logits.argmax(1) == labels[batch]).sum())
-        accuracy = correct / len(order)
-    return accuracy
+    return fit_last_layer(model, scores, labels, optimizer, coefficients(cfg), cfg, iterations,
+                          torch.Generator().manual_seed(seed))
 
 
 def product_shot_examples(test_set: ImageSet, classes: List[int]) -> List[Tuple[torch.Tensor, int]]:

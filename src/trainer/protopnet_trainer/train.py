@@ -46,6 +46,34 @@ def clamp_wrong_class_weights(weight: torch.Tensor, prototype_classes: torch.Ten
     weight.copy_(torch.where(wrong, weight.clamp(max=0.0), weight))
 
 
+def fit_last_layer(model: ProtoPNet, scores: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
+                   coefs: LossCoefficients, cfg: TrainConfig, iterations: int, generator: torch.Generator,
+                   progress: bool = False) -> float:
+    """The last-layer stage on fixed similarity scores [N, M]: CE + l1 * L1(wrong-class weights) in shuffled
+    batches of `last_layer_batch_size`; with `last_layer_clamp` the wrong-class weights are clamped to <= 0 after
+    every step. Returns the accuracy of the last pass."""
+    batch_size = cfg.last_layer_batch_size or cfg.batch_size
+    weight, prototype_classes = model.last_layer.weight, model.prototype_classes
+    if cfg.last_layer_clamp:
+        clamp_wrong_class_weights(weight, prototype_classes)
+    accuracy = 0.0
+    for _ in tqdm(range(iterations), desc="last layer", leave=False, disable=not progress):
+        order = torch.randperm(len(labels), generator=generator).to(scores.device)
+        correct = 0
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            logits = model.last_layer(scores[batch])
+            loss = last_layer_loss(logits, labels[batch], prototype_classes, weight, coefs)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if cfg.last_layer_clamp:
+                clamp_wrong_class_weights(weight, prototype_classes)
+            correct += int((logits.argmax(1) == labels[batch]).sum())
+        accuracy = correct / len(order)
+    return accuracy
+
+
 @dataclass
 class TrainResult:
     """A finished run, as a bundle publishes it."""
@@ -280,26 +308,8 @@ class Trainer:
         scores = self.push_set_scores()
         labels = torch.tensor(self.loaders.push_set.split.labels, device=self.device)
         generator = torch.Generator().manual_seed(self.cfg.seed * 7919 + seed_offset)
-        batch_size = self.cfg.last_layer_batch_size or self.cfg.batch_size
-        weight, prototype_classes = self.model.last_layer.weight, self.model.prototype_classes
-        if self.cfg.last_layer_clamp:
-            clamp_wrong_class_weights(weight, prototype_classes)
-        accuracy = 0.0
-        for _ in tqdm(range(iterations), desc="last layer", leave=False, disable=not self.progress):
-            order = torch.randperm(len(labels), generator=generator).to(self.device)
-            correct = 0
-            for start in range(0, len(order), batch_size):
-                batch = order[start:start + batch_size]
-                logits = self.model.last_layer(scores[batch])
-                loss = last_layer_loss(logits, labels[batch], self.model.prototype_classes,
-                                       self.model.last_layer.weight, self.coefs)
-                self.last_optimizer.zero_grad()
-                loss.backward()
-                self.last_optimizer.step()
-                if self.cfg.last_layer_clamp:
-                    clamp_wrong_class_weights(weight, prototype_classes)
-                correct += int((logits.argmax(1) == labels[batch]).sum())
-            accuracy = correct / len(order)
+        accuracy = fit_last_layer(self.model, scores, labels, self.last_optimizer, self.coefs, self.cfg, iterations,
+                                  generator, self.progress)
         if self.group is not None:   # the ranks trained alike on the same scores; rank 0's weights settle it
             self.group.broadcast_module(self.model.last_layer)
         return accuracy
