@@ -13,6 +13,7 @@ or let the script start (and stop) the service itself on a free loopback port:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import io
 import json
@@ -26,7 +27,7 @@ import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -94,6 +95,21 @@ def start_service(models: str) -> Tuple[subprocess.Popen, str, str]:
     raise SystemExit(f"error: the service did not become ready in 10 minutes; see {log_path}")
 
 
+@contextlib.contextmanager
+def service_url(args: argparse.Namespace) -> Iterator[str]:
+    """The service the check talks to: --url, or with --start-service one started here and stopped afterwards."""
+    if not args.start_service:
+        yield args.url.rstrip("/")
+        return
+    process, url, log_path = start_service(args.models)
+    print(f"service started at {url} (log {log_path})", flush=True)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def add_service_arguments(parser: argparse.ArgumentParser) -> None:
     """--url, --start-service and --models: which service the check talks to (this script's and check_product_shots.py's)."""
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="the running service (loopback)")
@@ -114,12 +130,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     images = read_idx(os.path.join(args.data, "t10k-images-idx3-ubyte.gz"), 3)
     labels = read_idx(os.path.join(args.data, "t10k-labels-idx1-ubyte.gz"), 1)
     count = min(args.limit or len(labels), len(labels))
-    service = None
-    url = args.url.rstrip("/")
-    if args.start_service:
-        service, url, log_path = start_service(args.models)
-        print(f"service started at {url} (log {log_path})", flush=True)
-    try:
+    with service_url(args) as url:
         started = time.time()
         answers: List[Optional[dict]] = [None] * count
 
@@ -131,10 +142,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if done % 1000 == 0:
                     print(f"  {done}/{count} images, {done / (time.time() - started):.0f} images/s", flush=True)
         seconds = time.time() - started
-    finally:
-        if service is not None:
-            service.terminate()
-            service.wait(timeout=30)
 
     served = {(a["model"]["name"], a["model"]["version"]) for a in answers}
     if len(served) != 1:

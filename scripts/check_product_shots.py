@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src", "trainer"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from check_default_model import add_service_arguments, classify, png_bytes, start_service  # noqa: E402
+from check_default_model import add_service_arguments, classify, png_bytes, service_url  # noqa: E402
 from protopnet_trainer.config import TrainConfig  # noqa: E402
 from protopnet_trainer.data import Split, generate_synthetic, load_data_source  # noqa: E402
 from protopnet_trainer.product_shots import SHOT_SEED, render_product_shot  # noqa: E402
@@ -128,18 +128,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         held = load_data_source(cfg.replace(augment=False, calibration_holdout=args.calibrate)).holdout
         holdout = [encode_png(p) for p in split_pixels(held, args.calibrate, size)]
 
-    service = None
-    url = args.url.rstrip("/")
-    if args.start_service:
-        service, url, log_path = start_service(args.models)
-        print(f"service started at {url} (log {log_path})", flush=True)
-    try:
+    with service_url(args) as url:
         answers = {name: classify_all(url, uploads, name, args.model, args.concurrency) for name, uploads in sets.items()}
         held_answers = classify_all(url, holdout, "holdout", args.model, args.concurrency) if holdout else []
-    finally:
-        if service is not None:
-            service.terminate()
-            service.wait(timeout=30)
 
     served = {(a["model"]["name"], a["model"]["version"]) for group in answers.values() for a in group}
     if served != {(args.model, version)}:
