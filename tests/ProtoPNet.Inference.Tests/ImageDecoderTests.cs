@@ -69,21 +69,57 @@ public class ImageDecoderTests
     }
 
     [Theory]
-    [InlineData(6, 90)]   // orientation 6: stored rotated, display needs 90 degrees clockwise
-    [InlineData(3, 180)]
-    [InlineData(8, 270)]
-    public void ExifOrientationIsApplied(ushort orientation, int storedRotation)
+    [InlineData(6, 90, "png")]   // orientation 6: stored rotated, display needs 90 degrees clockwise
+    [InlineData(3, 180, "png")]
+    [InlineData(8, 270, "png")]
+    [InlineData(6, 90, "jpeg")]  // a JPEG is decoded straight to RGB: it must be turned upright too
+    [InlineData(1, 0, "jpeg")]
+    public void ExifOrientationIsApplied(ushort orientation, int storedRotation, string format)
     {
         using var upright = TestImages.Pattern(40, 20);
-        using var stored = upright.Clone(context => context.Rotate(360 - storedRotation));
+        using var stored = upright.Clone(context => context.Rotate((360 - storedRotation) % 360));
         stored.Metadata.ExifProfile = new ExifProfile();
         stored.Metadata.ExifProfile.SetValue(ExifTag.Orientation, orientation);
-        var bytes = TestImages.Encode(stored, TestImages.Png);
+        var bytes = TestImages.Encode(stored, EncoderFor(format));
         using var decoded = _decoder.Decode(bytes);
         Assert.Equal(40, decoded.Width);
         Assert.Equal(20, decoded.Height);
         Assert.True(decoded.Pixels[1, 1].B > 200, $"top-left should be the blue corner after orientation, was {decoded.Pixels[1, 1]}");
         Assert.True(decoded.Pixels[39, 19].R > 200);
+    }
+
+    /// <summary>
+    /// A JPEG is decoded straight to RGB (it has no alpha), other formats through RGBA and the white composite: the
+    /// pixels must be the ones ImageSharp's RGBA decoding gives, for colour (both chroma subsamplings) and grey JPEGs.
+    /// </summary>
+    [Theory]
+    [InlineData(JpegColorType.YCbCrRatio420)]
+    [InlineData(JpegColorType.YCbCrRatio444)]
+    [InlineData(JpegColorType.Luminance)]
+    public void JpegDecodesToTheSamePixelsAsRgbaDecoding(JpegColorType colorType)
+    {
+        var random = new Random(7);
+        using var noisy = new Image<Rgba32>(67, 45);
+        for (var y = 0; y < noisy.Height; y++)
+        for (var x = 0; x < noisy.Width; x++)
+        {
+            noisy[x, y] = new Rgba32((byte)(x * 3), (byte)random.Next(256), (byte)(y * 5));
+        }
+        var bytes = TestImages.Encode(noisy, new JpegEncoder { Quality = 90, ColorType = colorType });
+
+        using var decoded = _decoder.Decode(bytes);
+        using var rgba = Image.Load<Rgba32>(bytes);
+        var differing = 0;
+        var distinct = new HashSet<Rgb24>();
+        for (var y = 0; y < rgba.Height; y++)
+        for (var x = 0; x < rgba.Width; x++)
+        {
+            var (ours, theirs) = (decoded.Pixels[x, y], rgba[x, y]);
+            if (ours.R != theirs.R || ours.G != theirs.G || ours.B != theirs.B) differing++;
+            distinct.Add(ours);
+        }
+        Assert.Equal(0, differing);
+        Assert.True(distinct.Count > 100, $"only {distinct.Count} distinct pixels");
     }
 
     [Fact]

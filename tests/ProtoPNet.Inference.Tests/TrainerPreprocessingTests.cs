@@ -23,6 +23,8 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
         (97, 61, 3, 32, "bilinear", "none"),   // shrink, both axes by different factors
         (97, 61, 3, 32, "bicubic", "none"),
         (300, 200, 3, 32, "bilinear", "none"), // shrink by about 9: the kernel widens
+        (640, 480, 3, 224, "bilinear", "none"), // a photo into a ResNet's input (the vectorised passes, row ends)
+        (480, 640, 3, 224, "bicubic", "none"),
         (20, 13, 3, 32, "bilinear", "none"),   // enlarge
         (20, 13, 3, 32, "bicubic", "none"),
         (61, 97, 1, 28, "bilinear", "none"),   // grey: PIL converts to L first, then resizes

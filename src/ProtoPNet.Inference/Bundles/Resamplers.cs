@@ -1,4 +1,7 @@
+using System.Buffers;
+using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.InteropServices;
 
 namespace ProtoPNet.Inference.Bundles;
@@ -41,29 +44,54 @@ public static class Resamplers
     /// </summary>
     public static byte[] Resize(ReadOnlySpan<byte> pixels, int width, int height, int channels, int outWidth, int outHeight, ResampleFilter filter)
     {
-        if (width == outWidth && height == outHeight) return pixels.ToArray();
-        if (filter == ResampleFilter.Nearest) return ResizeNearest(pixels, width, height, channels, outWidth, outHeight);
+        var result = new byte[outWidth * outHeight * channels];
+        Resize(pixels, width, height, channels, outWidth, outHeight, filter, result);
+        return result;
+    }
+
+    /// <summary>As <see cref="Resize(ReadOnlySpan{byte}, int, int, int, int, int, ResampleFilter)"/>, into
+    /// <paramref name="destination"/> (outWidth x outHeight x channels bytes).</summary>
+    public static void Resize(ReadOnlySpan<byte> pixels, int width, int height, int channels, int outWidth, int outHeight, ResampleFilter filter,
+        Span<byte> destination)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(destination.Length, outWidth * outHeight * channels, nameof(destination));
+        if (width == outWidth && height == outHeight)
+        {
+            pixels[..(width * height * channels)].CopyTo(destination);
+            return;
+        }
+        if (filter == ResampleFilter.Nearest)
+        {
+            ResizeNearest(pixels, width, height, channels, outWidth, outHeight, destination);
+            return;
+        }
 
         var (support, kernel) = Kernel(filter);
         var horizontal = Coefficients(width, outWidth, support, kernel);
         var vertical = Coefficients(height, outHeight, support, kernel);
-        var source = pixels;
-        byte[]? rows = null;
-        if (outWidth != width)
+        if (outWidth == width)
         {
-            // Only the source rows the vertical pass reads: PIL crops the same way, so the rounding matches row for row.
-            var firstRow = vertical.Start[0];
-            var lastRow = vertical.Start[outHeight - 1] + vertical.Count[outHeight - 1];
-            if (outHeight == height) (firstRow, lastRow) = (0, height);
-            rows = new byte[(lastRow - firstRow) * outWidth * channels];
-            ResampleRows(pixels[(firstRow * width * channels)..(lastRow * width * channels)], width, lastRow - firstRow, channels, outWidth, horizontal, rows);
-            if (outHeight == height) return rows;
-            for (var y = 0; y < outHeight; y++) vertical.Start[y] -= firstRow;
-            source = rows;
+            ResampleColumns(pixels, outWidth, channels, outHeight, vertical, destination);
+            return;
         }
-        var result = new byte[outWidth * outHeight * channels];
-        ResampleColumns(source, outWidth, channels, outHeight, vertical, result);
-        return result;
+        // Only the source rows the vertical pass reads: PIL crops the same way, so the rounding matches row for row.
+        var (firstRow, lastRow) = outHeight == height ? (0, height) : (vertical.Start[0], vertical.Start[outHeight - 1] + vertical.Count[outHeight - 1]);
+        if (outHeight == height)
+        {
+            ResampleRows(pixels[(firstRow * width * channels)..(lastRow * width * channels)], width, lastRow - firstRow, channels, outWidth, horizontal, destination);
+            return;
+        }
+        var rows = ArrayPool<byte>.Shared.Rent((lastRow - firstRow) * outWidth * channels);
+        try
+        {
+            ResampleRows(pixels[(firstRow * width * channels)..(lastRow * width * channels)], width, lastRow - firstRow, channels, outWidth, horizontal, rows);
+            for (var y = 0; y < outHeight; y++) vertical.Start[y] -= firstRow;
+            ResampleColumns(rows, outWidth, channels, outHeight, vertical, destination);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rows);
+        }
     }
 
     private static (double Support, Func<double, double> Kernel) Kernel(ResampleFilter filter) => filter switch
@@ -158,6 +186,21 @@ public static class Resamplers
                 ref var pixel = ref Unsafe.Add(ref row, taps.Start[x] * channels);
                 ref var weight = ref Unsafe.Add(ref weights, x * taps.Stride);
                 var count = taps.Count[x];
+                // Four bytes at a time (R, G, B and the next pixel's first byte, weighted but never stored), where a fourth byte exists.
+                if (channels == 3 && Vector128.IsHardwareAccelerated && (y * width + taps.Start[x] + count) * 3 < source.Length)
+                {
+                    var sum = Vector128.Create(half);
+                    for (var i = 0; i < count; i++)
+                    {
+                        var four = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref pixel, 3 * i))).AsByte();
+                        sum += Vector128.WidenLower(Vector128.WidenLower(four)).AsInt32() * Unsafe.Add(ref weight, i);
+                    }
+                    var clipped = Vector128.Min(Vector128.Max(Vector128.ShiftRightArithmetic(sum, PrecisionBits), Vector128<int>.Zero), Vector128.Create(255));
+                    outRow[3 * x] = (byte)clipped.GetElement(0);
+                    outRow[3 * x + 1] = (byte)clipped.GetElement(1);
+                    outRow[3 * x + 2] = (byte)clipped.GetElement(2);
+                    continue;
+                }
                 if (channels == 3)
                 {
                     int red = half, green = half, blue = half;
@@ -183,31 +226,73 @@ public static class Resamplers
         }
     }
 
-    /// <summary>The column pass, a row at a time: each output row a weighted sum of whole source rows (sequential reads).</summary>
+    /// <summary>The column pass, a row at a time: each output row a weighted sum of whole source rows (sequential reads, vectorised).</summary>
     private static void ResampleColumns(ReadOnlySpan<byte> source, int width, int channels, int outHeight, Taps taps, Span<byte> destination)
     {
         const int half = 1 << (PrecisionBits - 1);
         var rowLength = width * channels;
-        var sums = new int[rowLength];
-        for (var y = 0; y < outHeight; y++)
+        var sums = ArrayPool<int>.Shared.Rent(rowLength);
+        try
         {
-            sums.AsSpan().Fill(half);
-            var weights = taps.Weights.AsSpan(y * taps.Stride, taps.Count[y]);
-            for (var i = 0; i < weights.Length; i++)
+            for (var y = 0; y < outHeight; y++)
             {
-                var weight = weights[i];
-                var row = source.Slice((taps.Start[y] + i) * rowLength, rowLength);
-                for (var x = 0; x < row.Length; x++) sums[x] += row[x] * weight;
+                sums.AsSpan(0, rowLength).Fill(half);
+                var weights = taps.Weights.AsSpan(y * taps.Stride, taps.Count[y]);
+                for (var i = 0; i < weights.Length; i++) AddWeightedRow(source.Slice((taps.Start[y] + i) * rowLength, rowLength), weights[i], sums);
+                var outRow = destination.Slice(y * rowLength, rowLength);
+                var x = 0;
+                if (Vector.IsHardwareAccelerated)
+                {
+                    for (; x <= rowLength - Vector<byte>.Count; x += Vector<byte>.Count)
+                    {
+                        var low = Vector.Narrow(Clip(sums, x), Clip(sums, x + Vector<int>.Count));
+                        var high = Vector.Narrow(Clip(sums, x + 2 * Vector<int>.Count), Clip(sums, x + 3 * Vector<int>.Count));
+                        Vector.Narrow(low, high).CopyTo(outRow[x..]);
+                    }
+                }
+                for (; x < rowLength; x++) outRow[x] = Clip(sums[x]);
             }
-            var outRow = destination.Slice(y * rowLength, rowLength);
-            for (var x = 0; x < outRow.Length; x++) outRow[x] = Clip(sums[x]);
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(sums);
         }
     }
 
-    /// <summary>PIL's nearest: the source pixel under each output pixel's centre, floor((o + 0.5) * scale).</summary>
-    private static byte[] ResizeNearest(ReadOnlySpan<byte> pixels, int width, int height, int channels, int outWidth, int outHeight)
+    /// <summary><see cref="Clip(int)"/> for a vector of sums, as unsigned values 0..255 ready to narrow to bytes.</summary>
+    private static Vector<uint> Clip(int[] sums, int at)
     {
-        var result = new byte[outWidth * outHeight * channels];
+        var value = Vector.ShiftRightArithmetic(new Vector<int>(sums, at), PrecisionBits);
+        return Vector.AsVectorUInt32(Vector.Min(Vector.Max(value, Vector<int>.Zero), new Vector<int>(255)));
+    }
+
+    /// <summary>sums[x] += row[x] * weight, a vector of bytes at a time (integer sums: the order does not change them).</summary>
+    private static void AddWeightedRow(ReadOnlySpan<byte> row, int weight, int[] sums)
+    {
+        var x = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var weights = new Vector<int>(weight);
+            var sumSpan = MemoryMarshal.Cast<int, Vector<int>>(sums.AsSpan(0, row.Length - row.Length % Vector<byte>.Count));
+            var v = 0;
+            for (; x <= row.Length - Vector<byte>.Count; x += Vector<byte>.Count)
+            {
+                Vector.Widen(new Vector<byte>(row[x..]), out var low, out var high);
+                Vector.Widen(low, out var a, out var b);
+                Vector.Widen(high, out var c, out var d);
+                sumSpan[v] += Vector.AsVectorInt32(a) * weights;
+                sumSpan[v + 1] += Vector.AsVectorInt32(b) * weights;
+                sumSpan[v + 2] += Vector.AsVectorInt32(c) * weights;
+                sumSpan[v + 3] += Vector.AsVectorInt32(d) * weights;
+                v += 4;
+            }
+        }
+        for (; x < row.Length; x++) sums[x] += row[x] * weight;
+    }
+
+    /// <summary>PIL's nearest: the source pixel under each output pixel's centre, floor((o + 0.5) * scale).</summary>
+    private static void ResizeNearest(ReadOnlySpan<byte> pixels, int width, int height, int channels, int outWidth, int outHeight, Span<byte> result)
+    {
         var xScale = (double)width / outWidth;
         var yScale = (double)height / outHeight;
         for (var y = 0; y < outHeight; y++)
@@ -216,9 +301,8 @@ public static class Resamplers
             for (var x = 0; x < outWidth; x++)
             {
                 var sourceX = Math.Min(width - 1, (int)Math.Floor((x + 0.5) * xScale));
-                pixels.Slice((sourceY * width + sourceX) * channels, channels).CopyTo(result.AsSpan((y * outWidth + x) * channels, channels));
+                pixels.Slice((sourceY * width + sourceX) * channels, channels).CopyTo(result.Slice((y * outWidth + x) * channels, channels));
             }
         }
-        return result;
     }
 }

@@ -8,6 +8,7 @@ using SixLabors.ImageSharp.Formats.Tiff;
 using SixLabors.ImageSharp.Formats.Webp;
 using SixLabors.ImageSharp.Memory;
 using SixLabors.ImageSharp.Metadata;
+using SixLabors.ImageSharp.Metadata.Profiles.Exif;
 using SixLabors.ImageSharp.PixelFormats;
 using SixLabors.ImageSharp.Processing;
 
@@ -71,20 +72,45 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missing}.");
         }
 
-        Image<Rgba32> decoded;
+        // A JPEG has no alpha: decoded straight to RGB, with no RGBA image to composite and copy (a photo's largest cost
+        // after the decoding itself). Other formats may be transparent.
+        if (imageFormat is JpegFormat)
+        {
+            var opaque = Load<Rgb24>(bytes, format);
+            try
+            {
+                AutoOrient(opaque);
+                return new DecodedImage(opaque, format);
+            }
+            catch
+            {
+                opaque.Dispose();
+                throw;
+            }
+        }
+        using var decoded = Load<Rgba32>(bytes, format);
+        AutoOrient(decoded);
+        return new DecodedImage(CompositeOverWhite(decoded), format);
+    }
+
+    private static Image<TPixel> Load<TPixel>(ReadOnlyMemory<byte> bytes, string format) where TPixel : unmanaged, IPixel<TPixel>
+    {
         try
         {
-            decoded = Image.Load<Rgba32>(Configuration, AsStream(bytes));
+            return Image.Load<TPixel>(Configuration, AsStream(bytes));
         }
         catch (Exception exception) when (exception is not OutOfMemoryException)
         {
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is truncated or corrupt: {exception.Message}", exception);
         }
-        using (decoded)
-        {
-            decoded.Mutate(context => context.AutoOrient());
-            return new DecodedImage(CompositeOverWhite(decoded), format);
-        }
+    }
+
+    /// <summary>Turns the image upright as its EXIF orientation says; most images have none, and skip the processing pipeline.</summary>
+    private static void AutoOrient<TPixel>(Image<TPixel> image) where TPixel : unmanaged, IPixel<TPixel>
+    {
+        var orientation = image.Metadata.ExifProfile?.GetValue(ExifTag.Orientation);
+        if (orientation is null || orientation.Value == ExifOrientationMode.TopLeft) return;
+        image.Mutate(context => context.AutoOrient());
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using ProtoPNet.Inference.Bundles;
 using SixLabors.ImageSharp;
@@ -8,49 +9,90 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// <summary>
 /// Turns an upright, opaque image into the network's input: the bundle's colour space, resized as the manifest says
 /// (with PIL's arithmetic, see <see cref="Resamplers"/>), values in [0, 1], channel-major [C, H, W], then the bundle's
-/// contrast step (<see cref="ContrastNormalizer"/>). Mean and std normalisation is inside the graph.
+/// contrast step (<see cref="ContrastNormalizer"/>). Mean and std normalisation is inside the graph. The pixels are
+/// read where the decoder left them and the resized ones go to a pooled buffer: a 640x480 photo costs no large
+/// allocation per request.
 /// </summary>
 public static class InputTensorWriter
 {
+    /// <summary>v / 255f for every byte: the same float32 values as torchvision's ToTensor (a division, not a
+    /// multiplication by 1/255), to the last bit, looked up instead of divided per value.</summary>
+    private static readonly float[] UnitValues = Enumerable.Range(0, 256).Select(v => v / 255f).ToArray();
+
     /// <summary>Writes one image at <paramref name="offset"/>; returns whether the contrast step inverted it.</summary>
     public static bool Write(Image<Rgb24> image, InputSection input, float[] destination, int offset)
     {
         ColorSpaces.TryParse(input.ColorSpace, out var colorSpace);
-        Resamplers.TryGet(input.Interpolation, out var filter);
         var channels = ColorSpaces.ChannelCount(colorSpace);
-        var plane = input.Height * input.Width;
-        if (destination.Length - offset < plane * channels)
+        if (destination.Length - offset < input.Height * input.Width * channels)
         {
             throw new ArgumentException("destination is smaller than one input image", nameof(destination));
         }
 
         // Gray: convert first, then resize, the order of PIL's convert("L").resize(...) in the trainer.
-        byte[] pixels;
         if (colorSpace == ColorSpace.Gray)
         {
             using var gray = ToGray(image);
-            pixels = Bytes(gray);
+            WriteResized(gray, channels, input, destination, offset);
         }
         else
         {
-            pixels = Bytes(image);
-        }
-        var resized = Resamplers.Resize(pixels, image.Width, image.Height, channels, input.Width, input.Height, filter);
-
-        // A division, not a multiplication by 1/255: the same float32 values as torchvision's ToTensor, to the last bit.
-        for (var i = 0; i < plane; i++)
-        {
-            for (var c = 0; c < channels; c++) destination[offset + c * plane + i] = resized[i * channels + c] / 255f;
+            WriteResized(image, channels, input, destination, offset);
         }
         return input.Contrast == ContrastNormalizer.Auto
-            && ContrastNormalizer.Normalize(destination.AsSpan(offset, plane * channels), channels, input.Height, input.Width);
+            && ContrastNormalizer.Normalize(destination.AsSpan(offset, input.Height * input.Width * channels), channels, input.Height, input.Width);
     }
 
-    /// <summary>The pixels as interleaved bytes, row after row.</summary>
-    private static byte[] Bytes<TPixel>(Image<TPixel> image) where TPixel : unmanaged, IPixel<TPixel>
+    private static void WriteResized<TPixel>(Image<TPixel> image, int channels, InputSection input, float[] destination, int offset)
+        where TPixel : unmanaged, IPixel<TPixel>
+    {
+        Resamplers.TryGet(input.Interpolation, out var filter);
+        byte[]? copied = null;
+        byte[]? resized = null;
+        try
+        {
+            // The decoder's own buffer when the image is in one piece (it is, below ImageSharp's pool block size).
+            ReadOnlySpan<byte> pixels = image.DangerousTryGetSinglePixelMemory(out var memory)
+                ? MemoryMarshal.AsBytes(memory.Span)
+                : copied = CopyRows(image);
+            if (image.Width != input.Width || image.Height != input.Height)
+            {
+                var length = input.Width * input.Height * channels;
+                resized = ArrayPool<byte>.Shared.Rent(length);
+                Resamplers.Resize(pixels, image.Width, image.Height, channels, input.Width, input.Height, filter, resized.AsSpan(0, length));
+                pixels = resized.AsSpan(0, length);
+            }
+            WritePlanes(pixels, channels, destination.AsSpan(offset, pixels.Length));
+        }
+        finally
+        {
+            if (copied is not null) ArrayPool<byte>.Shared.Return(copied);
+            if (resized is not null) ArrayPool<byte>.Shared.Return(resized);
+        }
+    }
+
+    /// <summary>Interleaved bytes [H, W, C] to values in [0, 1], channel-major [C, H, W].</summary>
+    private static void WritePlanes(ReadOnlySpan<byte> pixels, int channels, Span<float> destination)
+    {
+        var units = UnitValues;
+        var plane = pixels.Length / channels;
+        if (channels == 1)
+        {
+            for (var i = 0; i < plane; i++) destination[i] = units[pixels[i]];
+            return;
+        }
+        for (var c = 0; c < channels; c++)
+        {
+            var target = destination.Slice(c * plane, plane);
+            for (int i = 0, at = c; i < plane; i++, at += channels) target[i] = units[pixels[at]];
+        }
+    }
+
+    /// <summary>The pixels as interleaved bytes, row after row, in a pooled buffer (for an image stored in several blocks).</summary>
+    private static byte[] CopyRows<TPixel>(Image<TPixel> image) where TPixel : unmanaged, IPixel<TPixel>
     {
         var rowBytes = image.Width * Marshal.SizeOf<TPixel>();
-        var bytes = new byte[rowBytes * image.Height];
+        var bytes = ArrayPool<byte>.Shared.Rent(rowBytes * image.Height);
         image.ProcessPixelRows(accessor =>
         {
             for (var y = 0; y < accessor.Height; y++) MemoryMarshal.AsBytes(accessor.GetRowSpan(y)).CopyTo(bytes.AsSpan(y * rowBytes, rowBytes));
