@@ -54,6 +54,33 @@ public class BicubicUpsamplerTests
         }
     }
 
+    /// <summary>
+    /// The row pass runs a vector of values at a time; it must give the scalar double arithmetic's floats to the last
+    /// bit (a box edge is a threshold comparison), at a model's input width and at one with a scalar tail.
+    /// </summary>
+    [Theory]
+    [InlineData(7, 7, 224, 224)]
+    [InlineData(7, 7, 28, 28)]
+    [InlineData(5, 9, 37, 101)]
+    public void VectorisedRowsEqualTheScalarArithmetic(int inH, int inW, int outH, int outW)
+    {
+        var random = new Random(inH * 100 + outW);
+        var map = Enumerable.Range(0, inH * inW).Select(_ => (float)(random.NextDouble() * 4 - 1)).ToArray();
+
+        var result = BicubicUpsampler.Resize(map, inH, inW, outH, outW);
+
+        var horizontal = BicubicUpsampler.ResampleColumns(map, inH, inW, outW);
+        var rows = BicubicUpsampler.Taps.For(inH, outH);
+        for (var y = 0; y < outH; y++)
+        for (var x = 0; x < outW; x++)
+        {
+            var i = y * 4;
+            double Tap(int k) => rows.Weights[i + k] * horizontal[rows.Indices[i + k] * outW + x];
+            var expected = (float)(Tap(0) + Tap(1) + Tap(2) + Tap(3));
+            Assert.True(expected == result[y * outW + x], $"({y}, {x}): {result[y * outW + x]:R} instead of {expected:R}");
+        }
+    }
+
     [Fact]
     public void MatchesPyTorchNumbers()
     {

@@ -1,3 +1,4 @@
+using System.Numerics;
 using ProtoPNet.Inference.Bundles;
 
 namespace ProtoPNet.Inference.Explanation;
@@ -21,11 +22,18 @@ public static class HighActivationBox
     {
         if (values.IsEmpty) throw new ArgumentException("no values", nameof(values));
         var work = scratch[..values.Length];
-        values.CopyTo(work);
-        for (var i = 0; i < work.Length; i++)
+        // The copy to select in, with NaN as the lowest value, a vector at a time (NaN is the one value unequal to itself).
+        var i = 0;
+        if (Vector.IsHardwareAccelerated)
         {
-            if (float.IsNaN(work[i])) work[i] = float.NegativeInfinity;
+            var lowest = new Vector<float>(float.NegativeInfinity);
+            for (; i <= work.Length - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                var value = new Vector<float>(values[i..]);
+                Vector.ConditionalSelect(Vector.Equals(value, value), value, lowest).CopyTo(work[i..]);
+            }
         }
+        for (; i < work.Length; i++) work[i] = float.IsNaN(values[i]) ? float.NegativeInfinity : values[i];
         var rank = percentile / 100.0 * (work.Length - 1);
         var lower = (int)Math.Floor(rank);
         var fraction = rank - lower;
@@ -33,7 +41,7 @@ public static class HighActivationBox
         if (fraction == 0 || lower + 1 >= work.Length) return lowerValue;
         // After selection every element right of 'lower' is >= it, so the next order statistic is their minimum.
         var upperValue = float.PositiveInfinity;
-        for (var i = lower + 1; i < work.Length; i++) upperValue = Math.Min(upperValue, work[i]);
+        for (var j = lower + 1; j < work.Length; j++) upperValue = Math.Min(upperValue, work[j]);
         return lowerValue + (upperValue - (double)lowerValue) * fraction;
     }
 
@@ -100,10 +108,14 @@ public static class HighActivationBox
     public static PixelBox Find(ReadOnlySpan<float> map, int height, int width, double percentile, Span<float> scratch)
     {
         var threshold = Percentile(map, percentile, scratch);
+        // Most rows hold no pixel at the threshold (5 % of the pixels do): a vector test skips them. The float bound
+        // is rounded down, so it never skips a pixel that the exact comparison below would keep.
+        var bound = (float)threshold > threshold ? MathF.BitDecrement((float)threshold) : (float)threshold;
         int top = height, bottom = -1, left = width, right = -1;
         for (var y = 0; y < height; y++)
         {
             var row = map.Slice(y * width, width);
+            if (!MayReach(row, bound)) continue;
             for (var x = 0; x < width; x++)
             {
                 if (row[x] < threshold) continue;
@@ -116,6 +128,23 @@ public static class HighActivationBox
         // The maximum is always >= the threshold, so at least one pixel is selected (NaN maps fall back to the whole map).
         if (bottom < 0) return new PixelBox(0, 0, width, height);
         return new PixelBox(left, top, right - left + 1, bottom - top + 1);
+    }
+
+    /// <summary>Whether any value of the row is at least <paramref name="bound"/> (NaN never is); true when in doubt.</summary>
+    private static bool MayReach(ReadOnlySpan<float> row, float bound)
+    {
+        if (!Vector.IsHardwareAccelerated || row.Length < Vector<float>.Count) return true;
+        var bounds = new Vector<float>(bound);
+        var x = 0;
+        for (; x <= row.Length - Vector<float>.Count; x += Vector<float>.Count)
+        {
+            if (Vector.GreaterThanOrEqualAny(new Vector<float>(row[x..]), bounds)) return true;
+        }
+        for (; x < row.Length; x++)
+        {
+            if (row[x] >= bound) return true;
+        }
+        return false;
     }
 
     /// <summary>
