@@ -17,6 +17,7 @@ public sealed record LoadResult(int Concurrency, long Completed, double Seconds,
             Completed = Completed + other.Completed, Seconds = Seconds + other.Seconds,
             P50 = LoadRunner.Percentile(all, 0.50), P99 = LoadRunner.Percentile(all, 0.99), Latencies = all,
             CpuMilliseconds = CpuMilliseconds + other.CpuMilliseconds,
+            ClientCpuMilliseconds = ClientCpuMilliseconds + other.ClientCpuMilliseconds,
         };
     }
 
@@ -36,6 +37,12 @@ public sealed record LoadResult(int Concurrency, long Completed, double Seconds,
     /// </summary>
     public double CpuMsPerImage => CpuMilliseconds / Math.Max(1, Completed * ImagesPerOperation);
 
+    /// <summary>CPU time of this benchmark process meanwhile (the load generator, for an HTTP measurement), in milliseconds.</summary>
+    public double ClientCpuMilliseconds { get; init; }
+
+    /// <summary>The load generator's CPU milliseconds per operation: on a machine it shares with the service, not the service's to use.</summary>
+    public double ClientCpuMsPerOperation => ClientCpuMilliseconds / Math.Max(1, Completed);
+
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
         $"{ImagesPerSecond:0.0} img/s, p50 {P50:0.00} ms, p99 {P99:0.00} ms ({Completed} in {Seconds:0.0} s)");
 }
@@ -46,10 +53,12 @@ public static class LoadRunner
     /// <param name="cpuTime">The CPU time so far of the process doing the work (this one, or the service's).</param>
     public static async Task<LoadResult> RunAsync(int concurrency, double seconds, Func<Task> operation, Func<TimeSpan>? cpuTime = null)
     {
-        cpuTime ??= () => Process.GetCurrentProcess().TotalProcessorTime;
+        static TimeSpan OwnCpuTime() => Process.GetCurrentProcess().TotalProcessorTime;
+        cpuTime ??= OwnCpuTime;
         // Warm-up: every worker once, so connections, pools and first-run costs are paid before timing.
         await Task.WhenAll(Enumerable.Range(0, concurrency).Select(_ => Task.Run(operation)));
         var cpuBefore = cpuTime();
+        var ownCpuBefore = OwnCpuTime();
 
         var latencies = new List<double>[concurrency];
         var total = Stopwatch.StartNew();
@@ -67,8 +76,9 @@ public static class LoadRunner
         await Task.WhenAll(workers);
         var elapsed = total.Elapsed.TotalSeconds;
         var cpu = (cpuTime() - cpuBefore).TotalMilliseconds;
+        var ownCpu = (OwnCpuTime() - ownCpuBefore).TotalMilliseconds;
         var all = latencies.SelectMany(l => l).Order().ToArray();
-        return new LoadResult(concurrency, all.Length, elapsed, Percentile(all, 0.50), Percentile(all, 0.99)) { CpuMilliseconds = cpu, Latencies = all };
+        return new LoadResult(concurrency, all.Length, elapsed, Percentile(all, 0.50), Percentile(all, 0.99)) { CpuMilliseconds = cpu, ClientCpuMilliseconds = ownCpu, Latencies = all };
     }
 
     internal static double Percentile(double[] sorted, double p) =>

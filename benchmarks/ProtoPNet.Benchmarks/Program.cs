@@ -140,6 +140,7 @@ foreach (var concurrency in options.Concurrency)
         $"{F(ort.CpuMsPerImage)} / {F(ortBatched.CpuMsPerImage)}",
         service is null ? "-" : F(classify.CpuMsPerImage), fixedRun is null ? "-" : F(fixedRun.CpuMsPerImage),
         service is null ? "-" : (classify.CpuMsPerImage / leanest).ToString("0.00x", CultureInfo.InvariantCulture),
+        F(classify.ClientCpuMsPerOperation),
     ]);
     Console.WriteLine($"concurrency {concurrency}: " + string.Join("; ", measurements.Select((m, i) => $"{m.Name} {results[i]}")));
 }
@@ -155,9 +156,11 @@ string[] header =
     "concurrency", "ORT b=1 img/s", "ORT b=1 p50 ms", "ORT b=1 p99 ms", "ORT batched img/s", "pipeline img/s",
     "/classify img/s", "p50 ms", "p99 ms", "/classify fixed img/s", "p50 ms", "p99 ms", "/classify / best ORT",
     "ORT CPU ms/img (b=1 / batched)", "/classify CPU ms/img", "/classify fixed CPU ms/img", "/classify CPU / leanest ORT",
+    "client CPU ms/request",
 ];
 // CPU ratio = the service's CPU time per image / the leanest in-process ORT's: how much more CPU an image costs served
-// than run alone. Unlike img/s it hardly depends on other work on the machine.
+// than run alone. Unlike img/s it hardly depends on other work on the machine. Client CPU = this process's CPU per
+// /classify request: the load generator shares the cores with the service, which in-process ORT does not have to.
 Console.WriteLine("| " + string.Join(" | ", header) + " |");
 Console.WriteLine("|" + string.Concat(Enumerable.Repeat(" --- |", header.Length)));
 foreach (var row in rows) Console.WriteLine("| " + string.Join(" | ", row) + " |");

@@ -79,11 +79,12 @@ public static class ServingExtensions
     {
         services.AddRateLimiter(limiter =>
         {
+            // Used only when RateLimiting:PermitLimit is above 0 (UseServing).
             limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
             {
                 var options = context.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value;
                 var path = context.Request.Path;
-                if (options.PermitLimit == 0 || path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics")
+                if (path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics")
                     || path.StartsWithSegments("/v2/health"))
                 {
                     return RateLimitPartition.GetNoLimiter("unlimited");
@@ -116,7 +117,8 @@ public static class ServingExtensions
         _ = app.Services.GetRequiredService<PrometheusExposition>();
         app.UseRequestMetrics();
         if (app.Services.GetRequiredService<IOptions<SecurityOptions>>().Value.CorsOrigins.Length > 0) app.UseCors();
-        app.UseRateLimiter();
+        // Off by default: then no request pays for the limiter's partition lookup.
+        if (app.Services.GetRequiredService<IOptions<RateLimitOptions>>().Value.PermitLimit > 0) app.UseRateLimiter();
         return app;
     }
 }
