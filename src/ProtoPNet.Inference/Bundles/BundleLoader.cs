@@ -75,6 +75,30 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         return new ModelBundle(directory, manifest, bundleSession, weights, DateTimeOffset.UtcNow, stopwatch.Elapsed.TotalMilliseconds);
     }
 
+    /// <summary>
+    /// Another session of a loaded bundle's graph, whose runs use <paramref name="intraOpThreads"/> threads (for the
+    /// execution strategy to measure), checked against the probe and warmed up as the first was; the caller owns it.
+    /// </summary>
+    public BundleSession LoadSession(ModelBundle bundle, int intraOpThreads)
+    {
+        var manifest = bundle.Manifest;
+        var (session, provider) = sessionFactory.Create(Path.Combine(bundle.Directory, manifest.Onnx.File), intraOpThreads);
+        var bundleSession = new BundleSession(session, provider, manifest.Input.Channels, manifest.Input.Height,
+            manifest.Input.Width, manifest.Classes.Count, manifest.Prototypes.Count, manifest.FeatureMap.Height,
+            manifest.FeatureMap.Width);
+        try
+        {
+            CheckProbe(bundle.Directory, manifest, bundleSession, bundle.Weights);
+            WarmUp(bundle.Directory, bundleSession, bundle.Weights);
+        }
+        catch
+        {
+            bundleSession.Dispose();
+            throw;
+        }
+        return bundleSession;
+    }
+
     private static BundleManifest ReadManifest(string directory)
     {
         var path = Path.Combine(directory, ManifestFileName);

@@ -19,7 +19,7 @@ public sealed class ModelBundle : IDisposable
 
     public string Directory { get; }
     public BundleManifest Manifest { get; }
-    public BundleSession Session { get; }
+    public BundleSession Session { get; private set; }
     public string Name => Manifest.Name;
     public string Version => Manifest.Version;
     public int ClassCount => Session.ClassCount;
@@ -41,6 +41,17 @@ public sealed class ModelBundle : IDisposable
         var root = Path.GetFullPath(Directory);
         var full = Path.GetFullPath(Path.Combine(root, relativePath));
         return full.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? full : null;
+    }
+
+    /// <summary>
+    /// Serves the bundle with another session of its graph (one the execution strategy measured leaner, see
+    /// <see cref="BundleLoader.LoadSession"/>) and disposes the one it had. Only before the bundle is served.
+    /// </summary>
+    public void ReplaceSession(BundleSession session)
+    {
+        var previous = Session;
+        Session = session;
+        previous.Dispose();
     }
 
     public void Dispose() => Session.Dispose();

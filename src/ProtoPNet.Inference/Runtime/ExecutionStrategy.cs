@@ -11,72 +11,86 @@ public sealed record ExecutionStrategy(int MaxBatchSize, int ConcurrentRuns, int
     /// <summary>What was measured to choose it (empty unless measured).</summary>
     public IReadOnlyList<StrategyMeasurement> Measurements { get; init; } = [];
 
+    /// <summary>The measured session that was chosen (null unless measured): the bundle is served with it.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public BundleSession? Session { get; init; }
+
     public override string ToString() =>
         $"batches of up to {MaxBatchSize}, {ConcurrentRuns} concurrent run(s), {IntraOpThreads} intra-op thread(s) ({Source})";
 }
 
 /// <summary>
-/// Images per second of <paramref name="ConcurrentRuns"/> callers each running batches of <paramref name="BatchSize"/>,
-/// and the process's CPU milliseconds per image meanwhile.
+/// Images per second of <paramref name="ConcurrentRuns"/> callers each running batches of <paramref name="BatchSize"/>
+/// on a session whose runs use <paramref name="IntraOpThreads"/> threads, and the process's CPU milliseconds per image meanwhile.
 /// </summary>
-public sealed record StrategyMeasurement(int BatchSize, int ConcurrentRuns, double ImagesPerSecond, double CpuMsPerImage);
+public sealed record StrategyMeasurement(int BatchSize, int ConcurrentRuns, int IntraOpThreads, double ImagesPerSecond, double CpuMsPerImage);
+
+/// <summary>One session the tuner may choose: the same graph, its runs on <paramref name="IntraOpThreads"/> threads.</summary>
+public sealed record SessionCandidate(BundleSession Session, int IntraOpThreads);
 
 /// <summary>
-/// Chooses the execution strategy of a session on the CPU by measuring it. On a CPU the best batch size depends on the
-/// model: a small network is dominated by the fixed cost of a run, which batching spreads, while a ResNet's convolutions
-/// cost about the same per image in any batch and a large batch only leaves cores idle (ONNX Runtime parallelises one
-/// run's operators poorly when its threads do not spin). So: with as many concurrent runs as cores (the cores stay busy
-/// whenever there is work), the batch size that costs the least CPU per image is taken; CPU time per image also hardly
-/// changes when other work shares the machine, where images per second do. With fewer runs than cores, the batch size
-/// with the most images per second is taken.
+/// Chooses the execution strategy on the CPU by measuring it. On a CPU the best shape depends on the model: a small
+/// network is dominated by the fixed cost of a run, which batching spreads, while a ResNet's convolutions cost about the
+/// same per image in any batch; and one run's operators spread over several threads (intra-op) cost synchronisation
+/// that one thread per run avoids. So: with as many concurrent runs as cores (the cores stay busy whenever there is
+/// work), each candidate session (intra-op threads) and batch size is measured, and the shape that costs the least CPU
+/// per image is taken; CPU time per image also hardly changes when other work shares the machine, where images per
+/// second do. With fewer runs than cores, the shape with the most images per second is taken.
 /// </summary>
 public static class ExecutionStrategyTuner
 {
     /// <summary>Batch sizes tried (up to the configured largest, which is always tried).</summary>
     private static readonly int[] BatchSizes = [1, 4, 16];
 
-    /// <summary>Turns each batch size gets; its best is kept.</summary>
+    /// <summary>Turns each shape gets; its best is kept.</summary>
     private const int Rounds = 3;
 
-    /// <summary>A larger batch must beat a smaller one by this much to be taken (latency and memory grow with it).</summary>
-    private const double RequiredGain = 1.08;
+    /// <summary>
+    /// A shape later in the order of preference (the first session before the others, smaller batches before larger)
+    /// must beat the preferred one by this much to be taken: less is measurement noise. A larger batch only adds latency
+    /// when requests queue, since a lone request runs at once whatever the batch size.
+    /// </summary>
+    private const double RequiredGain = 1.03;
 
-    /// <param name="session">The session to measure (a freshly loaded one, not yet serving).</param>
+    /// <param name="candidates">Sessions of the same graph to measure (freshly loaded, not yet serving), the preferred first.</param>
     /// <param name="maxBatchSize">The largest batch to try.</param>
     /// <param name="concurrentRuns">The runs in flight.</param>
-    /// <param name="intraOpThreads">The session's intra-op threads, reported with the choice.</param>
-    /// <param name="slice">How long each batch size runs per round (at least one run per caller).</param>
-    public static ExecutionStrategy Measure(BundleSession session, int maxBatchSize, int concurrentRuns, int intraOpThreads, TimeSpan slice)
+    /// <param name="slice">How long each shape runs per round (at least one run per caller).</param>
+    public static ExecutionStrategy Measure(IReadOnlyList<SessionCandidate> candidates, int maxBatchSize, int concurrentRuns, TimeSpan slice)
     {
         var batches = BatchSizes.Where(b => b < maxBatchSize).Append(maxBatchSize).ToArray();
+        var shapes = candidates.SelectMany(c => batches.Select(b => (Candidate: c, Batch: b))).ToArray();
         var saturating = concurrentRuns >= Environment.ProcessorCount;
         // One mid-grey input for the largest batch; a network's run time does not depend on the pixel values.
+        var session = candidates[0].Session;
         var input = session.RentBuffer(maxBatchSize);
         try
         {
             Array.Fill(input, 0.5f, 0, maxBatchSize * session.ImageElementCount);
-            // The first run of a batch size sizes ONNX Runtime's buffers: not timed.
-            foreach (var batch in batches) Run(session, input, batch, concurrentRuns, TimeSpan.Zero);
-            // The batch sizes take turns, several rounds, and each keeps its best round: other work on the machine only
-            // ever slows a measurement down, and taking turns spreads it over all of them.
-            var best = batches.ToDictionary(b => b, _ => (ImagesPerSecond: 0.0, CpuMsPerImage: double.PositiveInfinity));
+            // The first run of a shape sizes ONNX Runtime's buffers: not timed.
+            foreach (var (candidate, batch) in shapes) Run(candidate.Session, input, batch, concurrentRuns, TimeSpan.Zero);
+            // The shapes take turns, several rounds, and each keeps its best round: other work on the machine only ever
+            // slows a measurement down, and taking turns spreads it over all of them.
+            var best = new (double ImagesPerSecond, double CpuMsPerImage)[shapes.Length];
+            Array.Fill(best, (0.0, double.PositiveInfinity));
             for (var round = 0; round < Rounds; round++)
             {
-                foreach (var batch in batches)
+                for (var i = 0; i < shapes.Length; i++)
                 {
-                    var (rate, cpu) = Run(session, input, batch, concurrentRuns, slice);
-                    best[batch] = (Math.Max(best[batch].ImagesPerSecond, rate), Math.Min(best[batch].CpuMsPerImage, cpu));
+                    var (rate, cpu) = Run(shapes[i].Candidate.Session, input, shapes[i].Batch, concurrentRuns, slice);
+                    best[i] = (Math.Max(best[i].ImagesPerSecond, rate), Math.Min(best[i].CpuMsPerImage, cpu));
                 }
             }
 
-            // The smallest batch within RequiredGain of the best.
-            double Score(int batch) => saturating ? 1 / best[batch].CpuMsPerImage : best[batch].ImagesPerSecond;
-            var top = batches.Max(Score);
-            var chosen = batches.First(b => Score(b) * RequiredGain >= top);
-            return new ExecutionStrategy(chosen, concurrentRuns, intraOpThreads, "measured")
+            // The first shape in the order of preference within RequiredGain of the best.
+            double Score(int i) => saturating ? 1 / best[i].CpuMsPerImage : best[i].ImagesPerSecond;
+            var top = Enumerable.Range(0, shapes.Length).Max(Score);
+            var chosen = shapes[Enumerable.Range(0, shapes.Length).First(i => Score(i) * RequiredGain >= top)];
+            return new ExecutionStrategy(chosen.Batch, concurrentRuns, chosen.Candidate.IntraOpThreads, "measured")
             {
-                Measurements = batches.Select(b => new StrategyMeasurement(b, concurrentRuns, Math.Round(best[b].ImagesPerSecond, 1),
-                    Math.Round(best[b].CpuMsPerImage, 3))).ToArray(),
+                Session = chosen.Candidate.Session,
+                Measurements = shapes.Select((shape, i) => new StrategyMeasurement(shape.Batch, concurrentRuns, shape.Candidate.IntraOpThreads,
+                    Math.Round(best[i].ImagesPerSecond, 1), Math.Round(best[i].CpuMsPerImage, 3))).ToArray(),
             };
         }
         finally

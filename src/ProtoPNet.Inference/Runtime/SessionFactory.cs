@@ -35,17 +35,21 @@ public sealed class SessionFactory
     /// <summary>Threads one run's operators use: <see cref="InferenceOptions.IntraOpThreads"/>, or ONNX Runtime's default of one per core.</summary>
     public int IntraOpThreads => _options.IntraOpThreads > 0 ? _options.IntraOpThreads : Environment.ProcessorCount;
 
-    /// <summary>Creates one session for a model file; the caller owns and disposes it.</summary>
-    public (InferenceSession Session, ProviderChoice Provider) Create(string modelPath)
+    /// <summary>Whether the intra-op threads are left to the service (<see cref="InferenceOptions.IntraOpThreads"/> 0), so that it may measure them.</summary>
+    public bool IntraOpThreadsConfigured => _options.IntraOpThreads > 0;
+
+    /// <summary>Creates one session for a model file (with <paramref name="intraOpThreads"/> instead of the configured
+    /// threads when given); the caller owns and disposes it.</summary>
+    public (InferenceSession Session, ProviderChoice Provider) Create(string modelPath, int? intraOpThreads = null)
     {
-        using var sessionOptions = CreateOptions();
+        using var sessionOptions = CreateOptions(intraOpThreads);
         return (new InferenceSession(modelPath, sessionOptions), Provider);
     }
 
-    public SessionOptions CreateOptions()
+    public SessionOptions CreateOptions(int? intraOpThreads = null)
     {
         var provider = Provider;
-        var sessionOptions = BaseOptions();
+        var sessionOptions = BaseOptions(intraOpThreads);
         if (provider.Provider == CudaProvider) sessionOptions.AppendExecutionProvider_CUDA(_options.CudaDeviceId);
         return sessionOptions;
     }
@@ -109,13 +113,13 @@ public sealed class SessionFactory
         }
     }
 
-    private SessionOptions BaseOptions()
+    private SessionOptions BaseOptions(int? intraOpThreads = null)
     {
         var options = new SessionOptions
         {
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            IntraOpNumThreads = _options.IntraOpThreads,
+            IntraOpNumThreads = intraOpThreads ?? _options.IntraOpThreads,
             InterOpNumThreads = _options.InterOpThreads,
         };
         // Spinning threads wait for the next operator by burning a core: fastest for one caller on an idle machine, but

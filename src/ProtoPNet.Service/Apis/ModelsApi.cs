@@ -95,7 +95,7 @@ public static class ModelsApi
 
     private static ExecutionStrategyResponse Strategy(ExecutionStrategy strategy) => new(strategy.MaxBatchSize, strategy.ConcurrentRuns,
         strategy.IntraOpThreads, strategy.Source,
-        strategy.Measurements.Select(m => new StrategyMeasurementResponse(m.BatchSize, m.ConcurrentRuns, m.ImagesPerSecond, m.CpuMsPerImage)).ToArray());
+        strategy.Measurements.Select(m => new StrategyMeasurementResponse(m.BatchSize, m.ConcurrentRuns, m.IntraOpThreads, m.ImagesPerSecond, m.CpuMsPerImage)).ToArray());
 
     /// <param name="name">Model name.</param>
     /// <param name="version">Version id.</param>

@@ -36,7 +36,7 @@ public sealed record ExecutionStrategyResponse(
     int MaxBatchSize, int ConcurrentRuns, int IntraOpThreads, string Source, IReadOnlyList<StrategyMeasurementResponse> Measurements);
 
 /// <summary>Images per second of <c>concurrentRuns</c> callers each running batches of <c>batchSize</c>, and CPU milliseconds per image, measured at load.</summary>
-public sealed record StrategyMeasurementResponse(int BatchSize, int ConcurrentRuns, double ImagesPerSecond, double CpuMsPerImage);
+public sealed record StrategyMeasurementResponse(int BatchSize, int ConcurrentRuns, int IntraOpThreads, double ImagesPerSecond, double CpuMsPerImage);
 
 /// <summary>A model name with every loaded version; <c>defaultVersion</c> is the one served when no version is named.</summary>
 public sealed record ModelResponse(

@@ -145,7 +145,7 @@ public sealed class ModelRegistry(
             ? new ExecutionStrategy(options.MaxBatchSize, options.ConcurrentRunsLimit, threads, "configured")
             : bundle.Provider.Provider == SessionFactory.CudaProvider
                 ? new ExecutionStrategy(options.MaxBatchSize, 1, threads, "cuda")
-                : ExecutionStrategyTuner.Measure(bundle.Session, options.MaxBatchSize, options.ConcurrentRunsLimit, threads, MeasureSlice);
+                : MeasureStrategy(bundle, threads);
         if (strategy.Measurements.Count == 0)
         {
             logger.LogInformation("Model {Model}@{Version} runs batches of up to {MaxBatchSize} images, {ConcurrentRuns} concurrent runs, {IntraOpThreads} intra-op threads ({StrategySource})",
@@ -155,9 +155,30 @@ public sealed class ModelRegistry(
         {
             logger.LogInformation("Model {Model}@{Version} runs batches of up to {MaxBatchSize} images, {ConcurrentRuns} concurrent runs, {IntraOpThreads} intra-op threads ({StrategySource} in {MeasureMs:0} ms, images/s and CPU ms per image: {Measurements})",
                 bundle.Name, bundle.Version, strategy.MaxBatchSize, strategy.ConcurrentRuns, strategy.IntraOpThreads, strategy.Source,
-                stopwatch.Elapsed.TotalMilliseconds, string.Join(", ", strategy.Measurements.Select(m => $"b={m.BatchSize} x{m.ConcurrentRuns} {m.ImagesPerSecond:0.#} {m.CpuMsPerImage:0.###}")));
+                stopwatch.Elapsed.TotalMilliseconds, string.Join(", ", strategy.Measurements.Select(m => $"b={m.BatchSize} x{m.ConcurrentRuns} t={m.IntraOpThreads} {m.ImagesPerSecond:0.#} {m.CpuMsPerImage:0.###}")));
         }
         return strategy;
+    }
+
+    /// <summary>
+    /// Measures the CPU strategy. Unless Inference:IntraOpThreads is set, a second session whose runs each use one
+    /// thread is measured beside the loaded one (one thread per core): the leaner serves, the other is disposed.
+    /// </summary>
+    private ExecutionStrategy MeasureStrategy(ModelBundle bundle, int threads)
+    {
+        var options = batching.Value;
+        List<SessionCandidate> candidates = [new(bundle.Session, threads)];
+        if (!sessionFactory.IntraOpThreadsConfigured && threads > 1) candidates.Add(new(new BundleLoader(sessionFactory).LoadSession(bundle, 1), 1));
+        try
+        {
+            var strategy = ExecutionStrategyTuner.Measure(candidates, options.MaxBatchSize, options.ConcurrentRunsLimit, MeasureSlice);
+            if (strategy.Session is { } chosen && chosen != bundle.Session) bundle.ReplaceSession(chosen);
+            return strategy;
+        }
+        finally
+        {
+            foreach (var candidate in candidates.Skip(1).Where(c => c.Session != bundle.Session)) candidate.Session.Dispose();
+        }
     }
 
     private static string[] Serving(ModelCatalog catalog) => catalog.Families.Values.Select(f => $"{f.Name}@{f.Served.Version}").ToArray();

@@ -78,8 +78,9 @@ public static class ApiExamples
         {
             ExecutionStrategy = new ExecutionStrategyResponse(16, 2, 2, "measured",
             [
-                new StrategyMeasurementResponse(1, 2, 3930, 0.44), new StrategyMeasurementResponse(4, 2, 5110, 0.39),
-                new StrategyMeasurementResponse(16, 2, 5790, 0.35),
+                new StrategyMeasurementResponse(1, 2, 2, 3930, 0.44), new StrategyMeasurementResponse(4, 2, 2, 5110, 0.39),
+                new StrategyMeasurementResponse(16, 2, 2, 5790, 0.35), new StrategyMeasurementResponse(1, 2, 1, 3700, 0.46),
+                new StrategyMeasurementResponse(4, 2, 1, 4800, 0.41), new StrategyMeasurementResponse(16, 2, 1, 5500, 0.37),
             ]),
             Interpretability = new InterpretabilitySection
             {

@@ -7,8 +7,10 @@ public enum StrategyChoice
 {
     /// <summary>
     /// On the CPU, measured when the version loads: with <see cref="BatchingOptions.MaxConcurrentRuns"/> runs in flight,
-    /// batch sizes 1, 4 and 16 up to <see cref="BatchingOptions.MaxBatchSize"/>; the smallest that costs within 8 % of
-    /// the least CPU per image is taken. On CUDA: batches of <see cref="BatchingOptions.MaxBatchSize"/>, one run at a time.
+    /// batch sizes 1, 4 and 16 up to <see cref="BatchingOptions.MaxBatchSize"/>, each on a session whose runs use a
+    /// thread per core and (unless Inference:IntraOpThreads is set) on one whose runs use one thread; the shape with the
+    /// least CPU per image is taken (a smaller batch, or the thread-per-core session, when within 3 % of it). On CUDA:
+    /// batches of <see cref="BatchingOptions.MaxBatchSize"/>, one run at a time.
     /// </summary>
     Auto,
 
