@@ -26,7 +26,11 @@ COPY artifacts/containers/service-gpu/ /app/
 FROM ${PUBLISHED} AS published
 
 FROM nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04 AS runtime
-RUN groupadd --gid 1654 app \
+# libturbojpeg: JPEG uploads decoded with libjpeg-turbo, as Pillow does in the trainer.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libturbojpeg \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 1654 app \
  && useradd --uid 1654 --gid 1654 --create-home --no-log-init app
 WORKDIR /app
 COPY --from=published /app ./

@@ -213,6 +213,9 @@ run_service_container() {
   podman healthcheck run protopnet-test-service && echo "the image's HEALTHCHECK passes"
   classify "$service_port" "$test_png" Trouser
   curl -s "http://127.0.0.1:$service_port/metrics" | grep -E '^protopnet_(queue_depth|requests_total)' | head -n 3
+  # The image has libjpeg-turbo, so JPEG uploads get Pillow's pixels (the trainer's).
+  podman logs protopnet-test-service 2>&1 | grep -m 1 "JPEG uploads are decoded by libjpeg-turbo" \
+    || { echo "the service image decodes JPEG uploads without libjpeg-turbo"; return 1; }
 }
 
 train_in_trainer_container() {
@@ -392,7 +395,7 @@ run_step "base image debian:12-slim (debootstrap stand-in)" build_base_image
 run_step "service image (CPU) builds" build_service_image
 run_step "trainer image builds" build_trainer_image
 run_step "images run as non-root with a health check" check_images
-run_step "service container classifies a PNG" run_service_container
+run_step "service container classifies a PNG, decodes JPEGs with libjpeg-turbo" run_service_container
 run_step "trainer container trains smoke, the service serves it" train_in_trainer_container
 run_step "compose: the service" run_compose_service
 run_step "compose: the worker trains a job submitted to the service" run_compose_worker

@@ -2,6 +2,7 @@ using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Tests.Shared;
 using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.PixelFormats;
 using Xunit.Abstractions;
 
@@ -25,6 +26,10 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
         (300, 200, 3, 32, "bilinear", "none"), // shrink by about 9: the kernel widens
         (640, 480, 3, 224, "bilinear", "none"), // a photo into a ResNet's input (the vectorised passes, row ends)
         (480, 640, 3, 224, "bicubic", "none"),
+        // JPEG files: the service decodes them with libjpeg-turbo, the library Pillow decodes with (TurboJpeg).
+        (641, 479, 3, 224, "bilinear", "none"), // a photo, 4:2:0 chroma
+        (121, 91, 1, 28, "bilinear", "none"),   // into a grey model, 4:4:4 chroma
+        (93, 71, 1, 28, "bilinear", "auto"),    // a product shot, as the scorecard's product-shot set is
         (20, 13, 3, 32, "bilinear", "none"),   // enlarge
         (20, 13, 3, 32, "bicubic", "none"),
         (61, 97, 1, 28, "bilinear", "none"),   // grey: PIL converts to L first, then resizes
@@ -94,6 +99,25 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     private static byte[] PictureFile(int width, int height)
     {
         if (IsProductPicture(width, height)) return ProductPictureFile(width, height);
+        if (JpegChroma(width, height) is { } chroma)
+        {
+            using var photo = Picture(width, height);
+            return TestImages.Encode(photo, new JpegEncoder { Quality = 90, ColorType = chroma });
+        }
+        using var picture = Picture(width, height);
+        return TestImages.Encode(picture, TestImages.Png);
+    }
+
+    /// <summary>The cases whose file is a JPEG, and its chroma subsampling.</summary>
+    private static JpegColorType? JpegChroma(int width, int height) => (width, height) switch
+    {
+        (641, 479) or (93, 71) => JpegColorType.YCbCrRatio420,
+        (121, 91) => JpegColorType.YCbCrRatio444,
+        _ => null,
+    };
+
+    private static Image<Rgba32> Picture(int width, int height)
+    {
         var random = new Random(width * 1000 + height);
         var transparent = width % 2 == 1 && width < 60;
         var image = new Image<Rgba32>(width, height);
@@ -106,10 +130,10 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
                 ? new Rgba32(250, 20, 240, alpha)
                 : new Rgba32((byte)(255 * x / (width - 1)), (byte)random.Next(256), (byte)(255 * y / (height - 1)), alpha);
         }
-        using (image) return TestImages.Encode(image, TestImages.Png);
+        return image;
     }
 
-    private static bool IsProductPicture(int width, int height) => (width, height) is (90, 70) or (64, 64);
+    private static bool IsProductPicture(int width, int height) => (width, height) is (90, 70) or (64, 64) or (93, 71);
 
     /// <summary>
     /// A product-like photo: a dark, shaded garment on a light, slightly noisy ground.
@@ -126,7 +150,9 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
             var ground = (byte)(225 + random.Next(25));
             image[x, y] = inGarment ? new Rgb24((byte)shade, (byte)(shade / 2 + random.Next(30)), (byte)(shade + 20)) : new Rgb24(ground, ground, (byte)(ground - 10));
         }
-        return TestImages.Encode(image, TestImages.Png);   // PNG: JPEG decoders may differ by a step, which is not what this tests
+        return JpegChroma(width, height) is { } chroma
+            ? TestImages.Encode(image, new JpegEncoder { Quality = 90, ColorType = chroma })
+            : TestImages.Encode(image, TestImages.Png);
     }
 
     /// <summary>The trainer's tensors for the cases' files: its ImageSet over a one-image split, as float32 [C, H, W].</summary>

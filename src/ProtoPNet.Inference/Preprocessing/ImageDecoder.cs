@@ -54,7 +54,7 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.TooManyBytes,
                 $"The image has {bytes.Length} bytes; the limit is {limits.MaxBytes} bytes.");
         }
-        var (width, height, imageFormat) = Identify(bytes);
+        var (width, height, imageFormat, metadata) = Identify(bytes);
         var format = imageFormat.Name;
         if (width <= 0 || height <= 0)
         {
@@ -76,7 +76,10 @@ public sealed class ImageDecoder(ImageLimits limits)
         // after the decoding itself). Other formats may be transparent.
         if (imageFormat is JpegFormat)
         {
-            var opaque = Load<Rgb24>(bytes, format);
+            // libjpeg-turbo when the system has it: Pillow's decoder, so the trainer's pixels (TurboJpeg).
+            var opaque = TurboJpeg.TryDecode(bytes.Span, width, height, Configuration) is { } turbo
+                ? WithExif(turbo, metadata)
+                : Load<Rgb24>(bytes, format);
             try
             {
                 AutoOrient(opaque);
@@ -91,6 +94,13 @@ public sealed class ImageDecoder(ImageLimits limits)
         using var decoded = Load<Rgba32>(bytes, format);
         AutoOrient(decoded);
         return new DecodedImage(CompositeOverWhite(decoded), format);
+    }
+
+    /// <summary>The EXIF profile read with the header, for <see cref="AutoOrient{TPixel}"/> (TurboJPEG decodes pixels only).</summary>
+    private static Image<Rgb24> WithExif(Image<Rgb24> image, ImageMetadata metadata)
+    {
+        image.Metadata.ExifProfile = metadata.ExifProfile?.DeepClone();
+        return image;
     }
 
     private static Image<TPixel> Load<TPixel>(ReadOnlyMemory<byte> bytes, string format) where TPixel : unmanaged, IPixel<TPixel>
@@ -144,7 +154,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         return result;
     }
 
-    private static (int Width, int Height, IImageFormat Format) Identify(ReadOnlyMemory<byte> bytes)
+    private static (int Width, int Height, IImageFormat Format, ImageMetadata Metadata) Identify(ReadOnlyMemory<byte> bytes)
     {
         IImageInfo? info;
         IImageFormat? format;
@@ -167,7 +177,7 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.NotDecodable,
                 "The body is not an image in a supported format (PNG, JPEG, GIF, BMP, WebP or TIFF).");
         }
-        return (info.Width, info.Height, format);
+        return (info.Width, info.Height, format, info.Metadata);
     }
 
     private static MemoryStream AsStream(ReadOnlyMemory<byte> bytes) =>

@@ -1,3 +1,4 @@
+using ProtoPNet.Inference.Preprocessing;
 using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using ProtoPNet.Inference.Bundles;
@@ -42,6 +43,8 @@ public sealed class ModelRegistry(
                 provider.FallbackReason, provider.Provider);
         }
         logger.LogInformation("Loading model bundles from {ModelRoot} with {Provider}", Root, provider.Provider);
+        if (TurboJpeg.IsAvailable) logger.LogInformation("JPEG uploads are decoded by {JpegDecoder:l}", TurboJpeg.Description);
+        else logger.LogWarning("JPEG uploads are decoded by {JpegDecoder:l}: install libturbojpeg0 for the trainer's pixels", TurboJpeg.Description);
         RescanCore(stopwatch);
     }
 
