@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 # Innermost match wins; within one frame, the first stage whose pattern matches.
 STAGES: list[tuple[str, re.Pattern[str]]] = [
     ("onnxruntime", re.compile(r"libonnxruntime|Microsoft\.ML\.OnnxRuntime")),
-    ("decode", re.compile(r"SixLabors\.ImageSharp|ImageDecoder|ImageCompleteness|libSystem\.IO\.Compression")),
+    ("decode", re.compile(r"SixLabors\.ImageSharp|ImageDecoder|ImageCompleteness|TurboJpeg|libturbojpeg|libSystem\.IO\.Compression")),
     ("resize + tensor", re.compile(r"InputTensorWriter|Resamplers|ContrastNormalizer")),
     ("explanation", re.compile(r"ProtoPNet\.Inference\.Explanation\.(Explainer|HighActivationBox|BicubicUpsampler|Softmax|Unfamiliarity|EvidenceCheck)")),
     ("json", re.compile(r"System\.Text\.Json")),
