@@ -43,6 +43,7 @@ from torchvision.transforms.functional import to_tensor
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src", "trainer"))
 
 from protopnet_trainer.config import TrainConfig  # noqa: E402
+from protopnet_trainer.console import say  # noqa: E402
 from protopnet_trainer.data import ImageSet, load_data_source  # noqa: E402
 from protopnet_trainer.evaluate import evaluate_accuracy, test_metrics  # noqa: E402
 from protopnet_trainer.export import example_images, probe_input, write_bundle  # noqa: E402
@@ -73,10 +74,6 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
 
 
 def model_from_onnx(manifest: Dict[str, Any], folder: str, cfg: TrainConfig) -> ProtoPNet:
@@ -140,7 +137,7 @@ def product_shot_examples(test_set: ImageSet, classes: List[int]) -> List[Tuple[
     examples = []
     for class_index in classes:
         index = test_set.split.labels.index(class_index)
-        ink = (test_set.image(index)[0].mul(255).round().clamp(0, 255).to(torch.uint8)).numpy()
+        ink = (test_set.image_before_contrast(index)[0].mul(255).round().clamp(0, 255).to(torch.uint8)).numpy()
         with Image.open(io.BytesIO(render_product_shot(ink, SHOT_SEED + index))) as shot:
             examples.append((to_tensor(shot.convert("RGB")), class_index))
     return examples
@@ -167,7 +164,8 @@ def main(args: argparse.Namespace) -> int:
     started = time.time()
     torch.manual_seed(args.seed)
     folder = os.path.normpath(args.bundle)
-    manifest = json.load(open(os.path.join(folder, "model.json")))
+    with open(os.path.join(folder, "model.json")) as f:
+        manifest = json.load(f)
     old_training = manifest["training"]
     cfg = TrainConfig.from_dict(old_training["config"]).replace(contrast="auto", background_aware=True)
     iterations = args.last_layer_iterations if args.last_layer_iterations is not None else cfg.last_layer_iterations
@@ -186,12 +184,12 @@ def main(args: argparse.Namespace) -> int:
         moved = sum(1 for r, p in zip(records, manifest["prototypes"])
                     if (r["itemId"], r["featureCell"]) != (p["source"]["item"], p["source"]["featureCell"]))
         say(f"background-aware push: {moved} of {len(records)} prototypes moved to another patch")
-        shots = None
+        rendered_shots = None
         if args.shot_share > 0:
             rendered = ImageSet(source.train, cfg.image_size, cfg.interpolation, PolarityAugment(1.0), cfg.contrast)
             chosen = torch.randperm(len(rendered), generator=torch.Generator().manual_seed(args.seed))
-            shots = Subset(rendered, chosen[:int(round(args.shot_share * len(rendered)))].tolist())
-        train_accuracy = train_last_layer(model, push_set, shots, cfg, iterations, args.seed)
+            rendered_shots = Subset(rendered, chosen[:int(round(args.shot_share * len(rendered)))].tolist())
+        train_accuracy = train_last_layer(model, push_set, rendered_shots, cfg, iterations, args.seed)
         loader = DataLoader(test_set, batch_size=cfg.test_batch_size)
         test_accuracy, confusion = test_metrics(model, loader, torch.device("cpu"), len(source.classes),
                                                 progress=not args.no_progress)

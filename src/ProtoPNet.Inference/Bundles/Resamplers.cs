@@ -40,17 +40,9 @@ public static class Resamplers
 
     /// <summary>
     /// Stretches interleaved 8-bit pixels (<paramref name="channels"/> bytes per pixel, rows without padding) from
-    /// <paramref name="width"/> x <paramref name="height"/> to <paramref name="outWidth"/> x <paramref name="outHeight"/>.
+    /// <paramref name="width"/> x <paramref name="height"/> to <paramref name="outWidth"/> x <paramref name="outHeight"/>,
+    /// into <paramref name="destination"/> (outWidth x outHeight x channels bytes).
     /// </summary>
-    public static byte[] Resize(ReadOnlySpan<byte> pixels, int width, int height, int channels, int outWidth, int outHeight, ResampleFilter filter)
-    {
-        var result = new byte[outWidth * outHeight * channels];
-        Resize(pixels, width, height, channels, outWidth, outHeight, filter, result);
-        return result;
-    }
-
-    /// <summary>As <see cref="Resize(ReadOnlySpan{byte}, int, int, int, int, int, ResampleFilter)"/>, into
-    /// <paramref name="destination"/> (outWidth x outHeight x channels bytes).</summary>
     public static void Resize(ReadOnlySpan<byte> pixels, int width, int height, int channels, int outWidth, int outHeight, ResampleFilter filter,
         Span<byte> destination)
     {

@@ -23,7 +23,7 @@ public sealed record BoxDeletion(double ProbabilityWithoutBox, double Drop);
 public sealed class EvidenceCheck : IDisposable
 {
     /// <summary>The fill colour per channel when a bundle does not state its mean: mid grey.</summary>
-    public const float DefaultFill = 0.5f;
+    private const float DefaultFill = 0.5f;
 
     /// <summary>Per uploaded image: the explained class's probability on the image itself (NaN for a rejected image).</summary>
     private readonly double[] _probabilities;
@@ -47,11 +47,11 @@ public sealed class EvidenceCheck : IDisposable
     public int RowCount { get; }
 
     /// <summary>How many masked copies the explanations need: one per explained prototype (0: there is nothing to run).</summary>
-    public static int RowsFor(IReadOnlyList<BatchItemOutcome> outcomes) =>
+    private static int RowsFor(IReadOnlyList<BatchItemOutcome> outcomes) =>
         outcomes.Sum(o => o.Classification?.Explanation.Prototypes.Count ?? 0);
 
     /// <summary>The colour a box is filled with, per channel, in [0, 1] pixel space: the bundle's <c>input.mean</c>.</summary>
-    public static float[] FillColour(InputSection input) =>
+    private static float[] FillColour(InputSection input) =>
         input.Mean is { } mean && mean.Count == input.Channels
             ? mean.Select(m => (float)m).ToArray()
             : Enumerable.Repeat(DefaultFill, input.Channels).ToArray();

@@ -11,10 +11,6 @@ public sealed record ExecutionStrategy(int MaxBatchSize, int ConcurrentRuns, int
     /// <summary>What was measured to choose it (empty unless measured).</summary>
     public IReadOnlyList<StrategyMeasurement> Measurements { get; init; } = [];
 
-    /// <summary>The measured session that was chosen (null unless measured): the bundle is served with it.</summary>
-    [System.Text.Json.Serialization.JsonIgnore]
-    public BundleSession? Session { get; init; }
-
     public override string ToString() =>
         $"batches of up to {MaxBatchSize}, {ConcurrentRuns} concurrent run(s), {IntraOpThreads} intra-op thread(s) ({Source})";
 }
@@ -88,7 +84,6 @@ public static class ExecutionStrategyTuner
             var chosen = shapes[Enumerable.Range(0, shapes.Length).First(i => Score(i) * RequiredGain >= top)];
             return new ExecutionStrategy(chosen.Batch, concurrentRuns, chosen.Candidate.IntraOpThreads, "measured")
             {
-                Session = chosen.Candidate.Session,
                 Measurements = shapes.Select((shape, i) => new StrategyMeasurement(shape.Batch, concurrentRuns, shape.Candidate.IntraOpThreads,
                     Math.Round(best[i].ImagesPerSecond, 1), Math.Round(best[i].CpuMsPerImage, 3))).ToArray(),
             };

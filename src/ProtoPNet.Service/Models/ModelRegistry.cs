@@ -15,7 +15,7 @@ namespace ProtoPNet.Service.Models;
 /// (<see cref="ModelLease"/>).
 /// </summary>
 public sealed class ModelRegistry(
-    IOptions<ModelsOptions> options, BundleScanner scanner, VersionPolicy policy, SessionFactory sessionFactory, IHostEnvironment environment,
+    IOptions<ModelsOptions> options, BundleScanner scanner, BundleLoader loader, VersionPolicy policy, SessionFactory sessionFactory, IHostEnvironment environment,
     IOptions<BatchingOptions> batching, ServiceMetrics metrics, ILogger<ModelRegistry> logger) : IDisposable
 {
     private readonly Lock _scanLock = new();
@@ -171,11 +171,12 @@ public sealed class ModelRegistry(
     {
         var options = batching.Value;
         List<SessionCandidate> candidates = [new(bundle.Session, threads)];
-        if (!sessionFactory.IntraOpThreadsConfigured && threads > 1) candidates.Add(new(new BundleLoader(sessionFactory).LoadSession(bundle, 1), 1));
+        if (!sessionFactory.IntraOpThreadsConfigured && threads > 1) candidates.Add(new(loader.LoadSession(bundle, 1), 1));
         try
         {
             var strategy = ExecutionStrategyTuner.Measure(candidates, options.MaxBatchSize, options.ConcurrentRunsLimit, MeasureSlice);
-            if (strategy.Session is { } chosen && chosen != bundle.Session) bundle.ReplaceSession(chosen);
+            var chosen = candidates.First(c => c.IntraOpThreads == strategy.IntraOpThreads).Session;
+            if (chosen != bundle.Session) bundle.ReplaceSession(chosen);
             return strategy;
         }
         finally

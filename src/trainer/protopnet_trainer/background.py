@@ -54,11 +54,8 @@ def foreground_min_distances(distances: torch.Tensor, background: torch.Tensor) 
 
 
 def border_background(image: np.ndarray, box: Sequence[int]) -> bool:
-    """Is the box's patch of an [H, W, C] image in [0, 1] mostly (> 75 %) the colour of a uniform border?"""
-    ring = np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]], axis=0)    # [pixels, C]
-    colour = np.median(ring, axis=0)
-    if (np.abs(ring - colour).max(axis=1) <= TOLERANCE).mean() < UNIFORM_BORDER:
-        return False
+    """Is the box's patch of an [H, W, C] image in [0, 1] mostly (> 75 %) the colour of a uniform border? The pixels
+    are background_pixels' (the same border colour as the push's cells)."""
+    pixels = background_pixels(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None])[0]
     x, y, w, h = (int(v) for v in box)
-    patch = image[y:y + h, x:x + w].reshape(-1, image.shape[2])
-    return bool((np.abs(patch - colour).max(axis=1) <= TOLERANCE).mean() > BACKGROUND_SHARE)
+    return bool(pixels[y:y + h, x:x + w].float().mean() > BACKGROUND_SHARE)

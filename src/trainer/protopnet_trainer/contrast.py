@@ -33,7 +33,7 @@ def border_ring(image: torch.Tensor) -> torch.Tensor:
 def normalize_contrast(image: torch.Tensor) -> Tuple[torch.Tensor, bool]:
     """An image [C, H, W] float32 in [0, 1] -> (normalised image, whether it was inverted)."""
     ring = border_ring(image)
-    ground = ring.sort().values[(ring.numel() - 1) // 2]
+    ground = ring.median()   # the lower of the two middle values, as the service's ContrastNormalizer
     inverted = bool(ground > INVERT_ABOVE)
     if inverted:
         image = 1.0 - image

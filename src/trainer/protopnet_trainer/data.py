@@ -122,17 +122,21 @@ class ImageSet(Dataset):
         return len(self.split)
 
     def image(self, index: int) -> torch.Tensor:
+        return apply_contrast(self.image_before_contrast(index), self.contrast)
+
+    def image_before_contrast(self, index: int) -> torch.Tensor:
+        """The image as the file gives it, resized (and augmented): what a renderer of new pictures starts from."""
         split = self.split
         if (split.cached is not None and self.augmentation is None
                 and split.cached.shape[-1] == self.image_size and split.cached.shape[-2] == self.image_size):
-            return apply_contrast(split.cached[index].float().div_(255.0), self.contrast)
+            return split.cached[index].float().div_(255.0)
         picture = split.load(index)
         picture = picture.convert("L" if split.channels == 1 else "RGB")
         if picture.size != (self.image_size, self.image_size):
             picture = self.resize(picture)
         if self.augmentation is not None:
             picture = self.augmentation(picture)
-        return apply_contrast(self.to_tensor(picture), self.contrast)
+        return self.to_tensor(picture)
 
     def __getitem__(self, index: int):
         return self.image(index), self.split.labels[index], index

@@ -60,6 +60,9 @@ def separate_baseline_block(cfg: TrainConfig, history: List[float], seconds: flo
     return block
 
 
+RECIPE_EXTRA_KEYS = ("polarityAugment", "noiseAugment", "contrast", "calibrationHoldout")
+
+
 def recipe_extras(cfg: TrainConfig) -> Dict[str, Any]:
     """The data recipe beyond the paper's, where it is on: product-shot augmentation, contrast normalisation and
     the calibration hold-out all change what the baseline sees, so its block records them."""
@@ -80,9 +83,9 @@ def baseline_mismatches(block: Dict[str, Any], cfg: TrainConfig) -> List[str]:
     mismatches = [key for key, value in (("backbone", cfg.backbone), ("epochs", cfg.epochs), ("seed", cfg.seed),
                                          ("augmentation", cfg.augmentation), ("jointOptimizer", cfg.joint_optimizer))
                   if block.get(key) != value]
+    # recipe_extras names a recipe field only when it is on, in both blocks: an absent key is the default.
     extras = recipe_extras(cfg)
-    mismatches += [key for key, default in (("polarityAugment", 0.0), ("contrast", "none"), ("calibrationHoldout", 0))
-                   if block.get(key, default) != extras.get(key, default)]
+    mismatches += [key for key in RECIPE_EXTRA_KEYS if block.get(key) != extras.get(key)]
     return mismatches
 
 

@@ -129,7 +129,9 @@ class ProductShotSet(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int):
-        image, label, _ = self.images[index]
+        # Rendered from the data set's own pixels, as scripts/check_product_shots.py renders the shots it sends; the
+        # contrast step comes once, last, as in the service.
+        image, label = self.images.image_before_contrast(index), self.images.split.labels[index]
         pixels = (image.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
         ink = pixels[..., 0] if pixels.shape[-1] == 1 else np.asarray(Image.fromarray(pixels).convert("L"))
         shot = Image.open(io.BytesIO(render_product_shot(ink, SHOT_SEED + index)))
