@@ -212,9 +212,15 @@ run_service_container() {
   wait_ready "$service_port" 120
   podman healthcheck run protopnet-test-service && echo "the image's HEALTHCHECK passes"
   classify "$service_port" "$test_png" Trouser
-  curl -s "http://127.0.0.1:$service_port/metrics" | grep -E '^protopnet_(queue_depth|requests_total)' | head -n 3
+  local metrics
+  metrics=$(curl -s "http://127.0.0.1:$service_port/metrics")
+  grep -E '^protopnet_(queue_depth|requests_total)' <<<"$metrics" | sed -n 1,3p
   # The image has libjpeg-turbo, so JPEG uploads get Pillow's pixels (the trainer's).
-  podman logs protopnet-test-service 2>&1 | grep -m 1 "JPEG uploads are decoded by libjpeg-turbo" \
+  # The whole log is read first: grep -m 1 would close the pipe early, and under pipefail
+  # podman's SIGPIPE would fail the check even though the line is there.
+  local service_log
+  service_log=$(podman logs protopnet-test-service 2>&1)
+  grep -m 1 "JPEG uploads are decoded by libjpeg-turbo" <<<"$service_log" \
     || { echo "the service image decodes JPEG uploads without libjpeg-turbo"; return 1; }
 }
 
