@@ -1,8 +1,8 @@
 """The push of test_distributed.py on every rank of a torchrun group, and the one-process push it is compared with.
 
 Run by torchrun:  distributed_push_check.py WEIGHTS OUT
-Each rank pushes the model of WEIGHTS over the push set below and saves its prototypes and records to
-OUT/rank-<r>.pt; rank 0 also writes the pictures to OUT/pictures.
+Each rank pushes the model of WEIGHTS over the push set below, plainly and background-aware, and saves its
+prototypes and records to OUT/rank-<r>.pt; rank 0 also writes the plain push's pictures to OUT/pictures.
 
 The push set holds every training image twice (the copy after the original), with an odd number of batches per
 copy, so an image and its copy lie in batches of different ranks: every prototype's nearest patch is a tie between
@@ -47,10 +47,10 @@ def model_with(weights: str):
     return model.eval()
 
 
-def push(weights: str, picture_dir, group=None):
+def push(weights: str, picture_dir, group=None, background_aware: bool = False):
     model = model_with(weights)
     records = push_prototypes(model, doubled_push_set(), BATCH_SIZE, torch.device("cpu"), picture_dir,
-                              progress=False, group=group)
+                              progress=False, group=group, background_aware=background_aware)
     return model.prototypes.detach().clone(), records
 
 
@@ -60,7 +60,10 @@ def main(weights: str, out: str) -> None:
     with process_group("cpu") as group:
         assert group is not None and group.world_size == 2, "run me with torchrun --nproc_per_node 2"
         prototypes, records = push(weights, os.path.join(out, "pictures"), group)
-        torch.save({"prototypes": prototypes, "records": records}, os.path.join(out, f"rank-{group.rank}.pt"))
+        aware_prototypes, aware_records = push(weights, None, group, background_aware=True)
+        torch.save({"prototypes": prototypes, "records": records,
+                    "aware": {"prototypes": aware_prototypes, "records": aware_records}},
+                   os.path.join(out, f"rank-{group.rank}.pt"))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """background.py and the background-aware push: cells of the border's colour are never a prototype's patch."""
 import torch
 
-from protopnet_trainer.background import background_cells, background_pixels, foreground_min_distances
+from protopnet_trainer.background import (background_cells, background_pixels, background_to_leave_out,
+                                          foreground_min_distances)
 
 
 def square_on_black(size: int = 28, top: int = 10, left: int = 10, side: int = 8) -> torch.Tensor:
@@ -28,12 +29,19 @@ def test_a_picture_without_a_uniform_border_has_no_background():
     assert not background_cells(noise, 7, 7).any()
 
 
-def test_foreground_minimum_skips_background_cells_and_falls_back_on_empty_pictures():
+def test_foreground_minimum_skips_the_cells_left_out():
     distances = torch.arange(2 * 1 * 2 * 2, dtype=torch.float32).view(2, 1, 2, 2)   # [N=2, M=1, 2, 2]
-    background = torch.tensor([[[True, False], [True, True]], [[True, True], [True, True]]])
-    result = foreground_min_distances(distances, background)
-    assert result[0, 0] == 1.0            # the only foreground cell of image 0
-    assert result[1, 0] == 4.0            # image 1 is all background: its plain minimum
+    leave_out = torch.tensor([[[True, False], [True, True]], [[False, False], [False, False]]])
+    result = foreground_min_distances(distances, leave_out)
+    assert result[0, 0] == 1.0            # the only cell of image 0 not left out
+    assert result[1, 0] == 4.0            # nothing left out of image 1: its plain minimum
+
+
+def test_a_picture_that_is_background_everywhere_keeps_all_its_cells():
+    pictures = torch.cat([square_on_black(), torch.zeros(1, 1, 28, 28)])
+    leave_out = background_to_leave_out(pictures, 7, 7)
+    assert torch.equal(leave_out[0], background_cells(square_on_black(), 7, 7)[0])
+    assert bool(background_cells(pictures, 7, 7)[1].all()) and not leave_out[1].any()
 
 
 def test_the_background_aware_push_never_lands_on_background(tmp_path):

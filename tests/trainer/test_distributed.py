@@ -137,6 +137,7 @@ def test_distributed_push_equals_the_one_process_push_prototype_by_prototype(tmp
     torch.set_num_threads(1)
     try:
         expected_prototypes, expected_records = distributed_push_check.push(weights, str(tmp_path / "one-process"))
+        aware_prototypes, aware_records = distributed_push_check.push(weights, None, background_aware=True)
     finally:
         torch.set_num_threads(threads)
     half = len(distributed_push_check.doubled_push_set()) // 2
@@ -149,6 +150,11 @@ def test_distributed_push_equals_the_one_process_push_prototype_by_prototype(tmp
             assert (mine["item"], mine["itemId"], mine["featureCell"], mine["box"]) == \
                    (theirs["item"], theirs["itemId"], theirs["featureCell"], theirs["box"])
             assert mine["distanceBeforePush"] == theirs["distanceBeforePush"]
+        # The background-aware push too: its 16 candidates per prototype are merged across ranks and rank 0's
+        # box check chooses for all.
+        assert torch.equal(pushed["aware"]["prototypes"], aware_prototypes)
+        assert [(r["item"], r["featureCell"], r["box"], r["distanceBeforePush"]) for r in pushed["aware"]["records"]] \
+            == [(r["item"], r["featureCell"], r["box"], r["distanceBeforePush"]) for r in aware_records]
     # Each nearest image has its copy on the other rank (an exact tie), and rank 1 holds some of the winners:
     # the merge chose the lower index across ranks, as one process does.
     owners = {(r["item"] // distributed_push_check.BATCH_SIZE) % 2 for r in expected_records}

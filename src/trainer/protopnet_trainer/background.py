@@ -46,16 +46,27 @@ def background_cells(images: torch.Tensor, height: int, width: int) -> torch.Ten
     return share[:, 0] > CELL_BACKGROUND
 
 
-def foreground_min_distances(distances: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
-    """[N, M, h, w] distances, [N, h, w] background cells -> [N, M]: each prototype's smallest distance over the
-    cells that are not background (over all cells for an image that is background everywhere)."""
-    masked = distances.masked_fill(background[:, None], float("inf")).flatten(2).min(dim=2).values
-    return torch.where(torch.isinf(masked), distances.flatten(2).min(dim=2).values, masked)
+def background_to_leave_out(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """background_cells, except that an image which is background everywhere keeps all its cells: the push and the
+    cluster cost still need one of its patches."""
+    background = background_cells(images, height, width)
+    return background & ~background.flatten(1).all(dim=1)[:, None, None]
+
+
+def foreground_min_distances(distances: torch.Tensor, leave_out: torch.Tensor) -> torch.Tensor:
+    """[N, M, h, w] distances, [N, h, w] cells to leave out (background_to_leave_out) -> [N, M]: each prototype's
+    smallest distance over the other cells."""
+    return distances.masked_fill(leave_out[:, None], float("inf")).flatten(2).min(dim=2).values
+
+
+def box_is_background(background: torch.Tensor, box: Sequence[int]) -> bool:
+    """Is the box's patch mostly (> 75 %) background, given the image's background_pixels [H, W]?"""
+    x, y, w, h = (int(v) for v in box)
+    return bool(background[y:y + h, x:x + w].float().mean() > BACKGROUND_SHARE)
 
 
 def border_background(image: np.ndarray, box: Sequence[int]) -> bool:
     """Is the box's patch of an [H, W, C] image in [0, 1] mostly (> 75 %) the colour of a uniform border? The pixels
     are background_pixels' (the same border colour as the push's cells)."""
-    pixels = background_pixels(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None])[0]
-    x, y, w, h = (int(v) for v in box)
-    return bool(pixels[y:y + h, x:x + w].float().mean() > BACKGROUND_SHARE)
+    pixels = background_pixels(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None])
+    return box_is_background(pixels[0], box)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .background import background_cells, border_background
+from .background import background_pixels, background_to_leave_out, box_is_background
 from .data import ImageSet
 from .errors import TrainerError
 from .model import ProtoPNet
@@ -91,37 +91,43 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     Returns one record per prototype (source item, feature cell, box) and, with `picture_dir`, writes
     <picture_dir>/<j>/{patch,source,activation}.png. Without `require_every_class` (benchmarks on a part of a
     data set) prototypes of classes absent from the push set are left as they were and get no record.
-    With a distributed `group`, each rank scans its shard and the per-prototype bests are merged (see
-    `merge_nearest`): every rank ends with the prototypes and records of a one-process push; only rank 0 writes
-    the pictures. `background_aware` leaves out the cells background.background_cells marks (of an image that is
-    background everywhere, none) and, in one process, takes the nearest of a prototype's FOREGROUND_CANDIDATES
-    nearest cells whose box is not mostly border colour, by the scorecard's rule (background.border_background).
+    With a distributed `group`, each rank scans its shard, the candidates of all ranks are merged in the order of a
+    one-process scan (`merge_candidates`) and rank 0 chooses: every rank ends with the prototypes and records of a
+    one-process push; only rank 0 writes the pictures. `background_aware` leaves out the cells
+    background.background_to_leave_out marks and takes the nearest of a prototype's FOREGROUND_CANDIDATES nearest
+    cells whose box is not mostly border colour, by the scorecard's rule (the nearest one when none is).
     """
     model.eval()
     if group is None:
         loader = DataLoader(push_set, batch_size=batch_size, shuffle=False)
     else:
         loader = group.shard(push_set, batch_size)
-    if background_aware and group is None:
-        best, best_item, best_cell, best_maps = _nearest_foreground_patches(model, push_set, loader, device, progress)
-    else:
-        best, best_item, best_cell, best_maps = _nearest_patches(model, loader, device, progress, background_aware)
+    count = FOREGROUND_CANDIDATES if background_aware else 1
+    candidates = _nearest_candidates(model, loader, device, progress, count, background_aware)
     if group is not None:
-        if best_maps is None:   # an empty shard (fewer batches than ranks) still needs the map shape to merge
-            z = model.features(push_set.image(0)[None].to(device))
-            best_maps = torch.zeros((model.num_prototypes, *z.shape[1:]), device=device)
-        best, best_item, best_cell, best_maps = merge_nearest(best, best_item, best_cell, best_maps, group)
-    render = group is None or group.is_main
+        candidates = merge_candidates(candidates, group)
     num_prototypes = model.num_prototypes
-    missing = (best_item < 0).nonzero().view(-1)
+    missing = (candidates.items[:, 0] < 0).nonzero().view(-1)
     if len(missing) and require_every_class:
         cls = int(model.prototype_classes[missing[0]])
         raise TrainerError(f"push: the push set has no image of class {cls} ({push_set.split.classes[cls]})")
-    assert best_maps is not None
+    # Rank 0 chooses and computes the latent maps; a sum in which the other ranks add zeros hands them over
+    # unchanged, so every rank gets the same prototypes even where ranks' devices differ in the last bit.
+    deciding = group is None or group.is_main
+    latent = LatentMaps(model, push_set, device, batch_size)
+    chosen = torch.zeros(num_prototypes, dtype=torch.long, device=device)
+    if background_aware and deciding:
+        chosen = _first_foreground_candidates(model, push_set.image_size, candidates, latent)
+    if group is not None:
+        chosen = group.sum(chosen).to(device)
+    index = torch.arange(num_prototypes, device=device)
+    best, best_item, best_cell = (part[index, chosen] for part in candidates)
+    best_maps = latent.of_items(best_item) if deciding else latent.zeros(num_prototypes)   # [M, D, h, w]
+    if group is not None:
+        best_maps = group.sum(best_maps).to(device)
     h, w = best_maps.shape[-2:]
     rows, cols = best_cell // w, best_cell % w
-    prototype_index = torch.arange(num_prototypes, device=device)
-    vectors = best_maps[prototype_index, :, rows, cols]                  # [M, D]
+    vectors = best_maps[index, :, rows, cols]                            # [M, D]
     found = best_item >= 0
     vectors[~found] = model.prototypes.data.view(num_prototypes, -1)[~found]
     model.prototypes.data.copy_(vectors.view_as(model.prototypes))
@@ -130,13 +136,14 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     activation_maps = model.similarity(self_distances)
     records: List[Dict] = []
     size = push_set.image_size
+    render = picture_dir is not None and deciding
     for j in tqdm(range(num_prototypes), desc="prototype pictures", leave=False, disable=not progress):
         item = int(best_item[j])
         if item < 0:
             continue
         upsampled = upsample_activation(activation_maps[j], size, size)
         box = high_activation_box(upsampled)
-        if picture_dir is not None and render:
+        if render:
             write_prototype_pictures(push_set.image(item), upsampled, box, os.path.join(picture_dir, str(j)))
         records.append({
             "item": item,
@@ -150,122 +157,121 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     return records
 
 
-def _nearest_patches(model: ProtoPNet, loader, device: torch.device, progress: bool, background_aware: bool = False):
-    """Over the loader's images in order: each prototype's smallest own-class patch distance, the image index and
-    feature cell where it lies (the first one on a tie), and that image's latent map [M, D, h, w] (None when the
-    loader is empty). Missing classes keep distance inf and item -1."""
-    num_prototypes = model.num_prototypes
-    classes = model.prototype_classes.to(device)
-    best = torch.full((num_prototypes,), float("inf"), device=device)
-    best_item = torch.full((num_prototypes,), -1, dtype=torch.long, device=device)
-    best_cell = torch.zeros((num_prototypes,), dtype=torch.long, device=device)
-    best_maps: Optional[torch.Tensor] = None  # [M, D, h, w] latent map of each prototype's best image
-    for images, labels, indices in tqdm(loader, desc="push", leave=False, disable=not progress):
-        images, labels, indices = images.to(device), labels.to(device), indices.to(device)
-        z = model.features(images)
-        distances = model.distances(z)                                  # [B, M, h, w]
-        batch, _, h, w = distances.shape
-        own = classes.view(1, -1) == labels.view(-1, 1)                # [B, M]
-        distances = distances.masked_fill(~own[:, :, None, None], float("inf"))
-        if background_aware:
-            background = background_cells(images, h, w)
-            background &= ~background.flatten(1).all(dim=1)[:, None, None]
-            distances = distances.masked_fill(background[:, None], float("inf"))
-        flat = distances.permute(1, 0, 2, 3).reshape(num_prototypes, batch * h * w)
-        values, positions = flat.min(dim=1)
-        better = values < best
-        if best_maps is None:
-            best_maps = torch.zeros((num_prototypes, z.shape[1], h, w), device=device)
-        if better.any():
-            which = better.nonzero().view(-1)
-            image_in_batch = positions[which] // (h * w)
-            best[which] = values[which]
-            best_item[which] = indices[image_in_batch]
-            best_cell[which] = positions[which] % (h * w)
-            best_maps[which] = z[image_in_batch]
-    return best, best_item, best_cell, best_maps
-
-
 FOREGROUND_CANDIDATES = 16
 
 
-def _nearest_foreground_patches(model: ProtoPNet, push_set: ImageSet, loader, device: torch.device, progress: bool):
-    """_nearest_patches for the background-aware push: each prototype's nearest own-class foreground cells (up to
-    FOREGROUND_CANDIDATES, in order of distance), of which the first whose high-activation box on its image is not
-    mostly the border's colour wins (the nearest one when none is: the prototype then stays background)."""
-    values, items, cells = _nearest_candidates(model, loader, device, progress, FOREGROUND_CANDIDATES)
-    num_prototypes = values.shape[0]
-    size = push_set.image_size
-    chosen_maps: List[torch.Tensor] = []
-    chosen = torch.zeros(num_prototypes, dtype=torch.long, device=device)
-    latent: Dict[int, torch.Tensor] = {}    # image index -> its latent map [D, h, w] (images recur among candidates)
-
-    def latent_map(item: int) -> torch.Tensor:
-        if item not in latent:
-            latent[item] = model.features(push_set.image(item)[None].to(device))[0]
-        return latent[item]
-
-    for j in range(num_prototypes):
-        for k in range(values.shape[1]):
-            item = int(items[j, k])
-            if item < 0:
-                break
-            z = latent_map(item)
-            vector = z[:, int(cells[j, k]) // z.shape[-1], int(cells[j, k]) % z.shape[-1]]
-            activation = model.similarity(((z - vector[:, None, None]) ** 2).sum(dim=0))
-            box = high_activation_box(upsample_activation(activation, size, size))
-            if not border_background(push_set.image(item).permute(1, 2, 0).numpy(), box):
-                chosen[j] = k
-                break
-        item = int(items[j, chosen[j]])
-        chosen_maps.append(latent_map(item) if item >= 0 else latent_map(0) * 0)
-    index = torch.arange(num_prototypes, device=device)
-    return values[index, chosen], items[index, chosen], cells[index, chosen], torch.stack(chosen_maps)
+class Candidates(NamedTuple):
+    """Each prototype's nearest own-class cells, nearest first: distances, image indices, cells (row * w + column),
+    each [M, count]; a missing one has distance inf and image -1."""
+    values: torch.Tensor
+    items: torch.Tensor
+    cells: torch.Tensor
 
 
-def _nearest_candidates(model: ProtoPNet, loader, device: torch.device, progress: bool, count: int):
-    """Each prototype's `count` nearest own-class foreground cells over the loader's images, in order: distances,
-    image indices and cells [M, count] (missing: inf, -1, 0)."""
+def _nearest_candidates(model: ProtoPNet, loader, device: torch.device, progress: bool, count: int,
+                        background_aware: bool) -> Candidates:
+    """Each prototype's `count` nearest own-class cells over the loader's images (foreground cells only when
+    `background_aware`), in scan order on a tie."""
     num_prototypes = model.num_prototypes
     classes = model.prototype_classes.to(device)
-    values = torch.full((num_prototypes, count), float("inf"), device=device)
-    items = torch.full((num_prototypes, count), -1, dtype=torch.long, device=device)
-    cells = torch.zeros((num_prototypes, count), dtype=torch.long, device=device)
+    kept = Candidates(torch.full((num_prototypes, count), float("inf"), device=device),
+                      torch.full((num_prototypes, count), -1, dtype=torch.long, device=device),
+                      torch.zeros((num_prototypes, count), dtype=torch.long, device=device))
     for images, labels, indices in tqdm(loader, desc="push", leave=False, disable=not progress):
         images, labels, indices = images.to(device), labels.to(device), indices.to(device)
         distances = model.distances(model.features(images))             # [B, M, h, w]
         batch, _, h, w = distances.shape
-        own = classes.view(1, -1) == labels.view(-1, 1)
+        own = classes.view(1, -1) == labels.view(-1, 1)                # [B, M]
         distances = distances.masked_fill(~own[:, :, None, None], float("inf"))
-        background = background_cells(images, h, w)
-        background &= ~background.flatten(1).all(dim=1)[:, None, None]
-        distances = distances.masked_fill(background[:, None], float("inf"))
+        if background_aware:
+            distances = distances.masked_fill(background_to_leave_out(images, h, w)[:, None], float("inf"))
         flat = distances.permute(1, 0, 2, 3).reshape(num_prototypes, batch * h * w)
-        new_values, positions = flat.topk(min(count, flat.shape[1]), dim=1, largest=False)
-        new_items = torch.where(torch.isinf(new_values), torch.full_like(positions, -1), indices[positions // (h * w)])
-        # Merge, the kept candidates first: on a tie the earlier image stays ahead (a stable sort).
-        merged = torch.cat([values, new_values], dim=1)
-        order = torch.sort(merged, dim=1, stable=True).indices[:, :count]
-        values = merged.gather(1, order)
-        items = torch.cat([items, new_items], dim=1).gather(1, order)
-        cells = torch.cat([cells, positions % (h * w)], dim=1).gather(1, order)
-    return values, items, cells
+        # A stable sort keeps a tie in the batch's scan order (image, then cell); topk would not.
+        values, positions = torch.sort(flat, dim=1, stable=True)
+        values, positions = values[:, :count], positions[:, :count]
+        items = torch.where(torch.isinf(values), torch.full_like(positions, -1), indices[positions // (h * w)])
+        kept = _first_in_scan_order(Candidates(torch.cat([kept.values, values], dim=1),
+                                               torch.cat([kept.items, items], dim=1),
+                                               torch.cat([kept.cells, positions % (h * w)], dim=1)), count)
+    return kept
 
 
-def merge_nearest(best: torch.Tensor, best_item: torch.Tensor, best_cell: torch.Tensor, best_maps: torch.Tensor,
-                  group: "Group"):
-    """The global nearest patch of each prototype from every rank's own: the smallest distance wins, a tie goes
-    to the lowest image index (as in a one-process scan, which keeps the first). The winner's latent map reaches
-    every rank through a sum in which all other ranks add zeros, so it arrives unchanged."""
-    distances, items, cells = group.gather(best), group.gather(best_item), group.gather(best_cell)   # [R, M]
-    nearest = distances.min(dim=0).values
-    contenders = (distances == nearest) & (items >= 0)
-    never = torch.iinfo(torch.long).max
-    item_keys = torch.where(contenders, items, torch.full_like(items, never))
-    item, winner = item_keys.min(dim=0)
-    found = item != never
-    item = torch.where(found, item, torch.full_like(item, -1))
-    cell = cells.gather(0, winner.view(1, -1)).view(-1)
-    mine = (found & (winner == group.rank)).view(-1, 1, 1, 1)
-    maps = group.sum(torch.where(mine, best_maps, torch.zeros_like(best_maps)))
-    return nearest.to(best.device), item.to(best.device), cell.to(best.device), maps.to(best.device)
+def _first_in_scan_order(candidates: Candidates, count: int) -> Candidates:
+    """The first `count` candidates of each prototype by distance, then image index, then cell: the order in which
+    a one-process scan of the images in index order meets them, so a tie goes to the patch it meets first."""
+    order = torch.arange(candidates.values.shape[1], device=candidates.values.device).expand_as(candidates.values)
+    for key in (candidates.cells, candidates.items, candidates.values):   # least significant key first
+        order = order.gather(1, torch.sort(key.gather(1, order), dim=1, stable=True).indices)
+    order = order[:, :count]
+    return Candidates(*(part.gather(1, order) for part in candidates))
+
+
+def merge_candidates(candidates: Candidates, group: "Group") -> Candidates:
+    """Every rank's candidates merged into the nearest of all ranks, as one process would have found them."""
+    count = candidates.values.shape[1]
+    gathered = [group.gather(part) for part in candidates]                # each [R, M, count]
+    merged = Candidates(*(part.permute(1, 0, 2).reshape(part.shape[1], -1) for part in gathered))
+    return _first_in_scan_order(merged, count)
+
+
+class LatentMaps:
+    """Latent maps [D, h, w] and background pixels [H, W] of push-set images, each image run through the model once
+    (several prototypes and candidates share images)."""
+
+    def __init__(self, model: ProtoPNet, push_set: ImageSet, device: torch.device, batch_size: int):
+        self.model, self.push_set, self.device, self.batch_size = model, push_set, device, batch_size
+        self._latent: Dict[int, torch.Tensor] = {}
+        self._background: Dict[int, torch.Tensor] = {}
+
+    def load(self, items: Sequence[int]) -> None:
+        """Computes the maps of the images not computed yet, in batches, in index order."""
+        wanted = sorted({item for item in items if item >= 0 and item not in self._latent})
+        for start in range(0, len(wanted), self.batch_size):
+            chunk = wanted[start:start + self.batch_size]
+            images = torch.stack([self.push_set.image(item) for item in chunk]).to(self.device)
+            for item, z, background in zip(chunk, self.model.features(images), background_pixels(images)):
+                self._latent[item], self._background[item] = z, background
+
+    def latent(self, item: int) -> torch.Tensor:
+        self.load([item])
+        return self._latent[item]
+
+    def background(self, item: int) -> torch.Tensor:
+        self.load([item])
+        return self._background[item]
+
+    def of_items(self, items: torch.Tensor) -> torch.Tensor:
+        """[M] image indices -> [M, D, h, w] (zeros for -1)."""
+        indices = items.tolist()
+        self.load(indices)
+        zero = self.zeros(1)[0]
+        return torch.stack([self._latent[item] if item >= 0 else zero for item in indices])
+
+    def zeros(self, count: int) -> torch.Tensor:
+        """[count, D, h, w] zeros, the shape of a latent map."""
+        if self._latent:
+            shape = next(iter(self._latent.values())).shape
+        else:
+            shape = self.model.features(self.push_set.image(0)[None].to(self.device)).shape[1:]
+        return torch.zeros((count, *shape), device=self.device)
+
+
+def _first_foreground_candidates(model: ProtoPNet, image_size: int, candidates: Candidates,
+                                 latent: LatentMaps) -> torch.Tensor:
+    """[M]: for each prototype, the first of its candidates whose high-activation box on its image is not mostly
+    the border's colour (0, the nearest, when none is: the prototype then stays background)."""
+    num_prototypes, count = candidates.values.shape
+    chosen = torch.zeros(num_prototypes, dtype=torch.long, device=candidates.values.device)
+    for j in range(num_prototypes):
+        for k in range(count):
+            item = int(candidates.items[j, k])
+            if item < 0:
+                break
+            z = latent.latent(item)
+            row, column = divmod(int(candidates.cells[j, k]), z.shape[-1])
+            activation = model.similarity(((z - z[:, row, column, None, None]) ** 2).sum(dim=0))
+            box = high_activation_box(upsample_activation(activation, image_size, image_size))
+            if not box_is_background(latent.background(item), box):
+                chosen[j] = k
+                break
+    return chosen

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 import torch
 from tqdm import tqdm
 
-from .background import background_cells, foreground_min_distances
+from .background import background_to_leave_out, foreground_min_distances
 from .baseline import BaselineResult, checkpoint_fields, train_in_process
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
@@ -218,8 +218,8 @@ class Trainer:
             out = model(images)
             cluster_distances = None
             if self.cfg.background_aware:   # on the clean image: noise would hide a uniform border
-                background = background_cells(clean, *out.distances.shape[-2:])
-                cluster_distances = foreground_min_distances(out.distances, background)
+                leave_out = background_to_leave_out(clean, *out.distances.shape[-2:])
+                cluster_distances = foreground_min_distances(out.distances, leave_out)
             terms = protopnet_loss(out.logits, out.min_distances, labels, self.model.prototype_classes,
                                    self.model.last_layer.weight, self.coefs, cluster_distances)
             optimizer.zero_grad()
