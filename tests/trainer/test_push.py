@@ -99,3 +99,28 @@ def test_upsampling_is_bicubic():
     bilinear = torch.nn.functional.interpolate(small.double()[None, None], size=(4, 4), mode="bilinear",
                                                align_corners=False)[0, 0].numpy()
     assert not np.allclose(big, bilinear)
+
+
+def test_candidates_are_the_nearest_in_scan_order_on_ties():
+    """The scan's per-batch choice and the merge keep what a one-process scan meets first: by distance, then image,
+    then cell; inf (another class) never counts. Small integers make ties common."""
+    from protopnet_trainer.push import Candidates, _first_in_scan_order, _smallest_in_scan_order
+
+    generator = torch.Generator().manual_seed(4)
+    for count in (1, 3, 16):
+        flat = torch.randint(0, 4, (50, 40), generator=generator).float()
+        flat[flat == 3] = float("inf")
+        values, positions = _smallest_in_scan_order(flat, count)
+        for row in range(flat.shape[0]):
+            expected = sorted(range(flat.shape[1]), key=lambda p: (float(flat[row, p]), p))[:count]
+            finite = [p for p in expected if flat[row, p] < float("inf")]
+            assert positions[row, :len(finite)].sort().values.tolist() == sorted(finite)
+            assert values[row].tolist() == [float(flat[row, p]) for p in expected]
+        # Merging two rank's lists: (distance, image, cell) order, whatever order they come in.
+        items = torch.randint(0, 5, flat.shape, generator=generator)
+        cells = torch.randint(0, 3, flat.shape, generator=generator)
+        merged = _first_in_scan_order(Candidates(flat, items, cells), count)
+        for row in range(flat.shape[0]):
+            keys = sorted(zip(flat[row].tolist(), items[row].tolist(), cells[row].tolist()))[:count]
+            assert list(zip(merged.values[row].tolist(), merged.items[row].tolist(),
+                            merged.cells[row].tolist())) == keys

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from .distributed import Group
 
 Box = Tuple[int, int, int, int]
+
+# How many nearest foreground cells per prototype the background-aware push keeps for its box check.
+FOREGROUND_CANDIDATES = 16
 
 
 def upsample_activation(activation_map: torch.Tensor, height: int, width: int) -> np.ndarray:
@@ -114,15 +117,17 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     # Rank 0 chooses and computes the latent maps; a sum in which the other ranks add zeros hands them over
     # unchanged, so every rank gets the same prototypes even where ranks' devices differ in the last bit.
     deciding = group is None or group.is_main
-    latent = LatentMaps(model, push_set, device, batch_size)
+    images = PushImages(model, push_set, device, batch_size, with_background=background_aware)
     chosen = torch.zeros(num_prototypes, dtype=torch.long, device=device)
-    if background_aware and deciding:
-        chosen = _first_foreground_candidates(model, push_set.image_size, candidates, latent)
-    if group is not None:
-        chosen = group.sum(chosen).to(device)
+    if background_aware:
+        if deciding:
+            chosen = _first_foreground_candidates(model, push_set.image_size, candidates, images)
+        if group is not None:
+            chosen = group.sum(chosen).to(device)
     index = torch.arange(num_prototypes, device=device)
     best, best_item, best_cell = (part[index, chosen] for part in candidates)
-    best_maps = latent.of_items(best_item) if deciding else latent.zeros(num_prototypes)   # [M, D, h, w]
+    # The winners' latent maps are computed again: the scan keeps none, so that one scan serves both pushes.
+    best_maps = images.latent_maps(best_item) if deciding else images.zeros(num_prototypes)   # [M, D, h, w]
     if group is not None:
         best_maps = group.sum(best_maps).to(device)
     h, w = best_maps.shape[-2:]
@@ -157,9 +162,6 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     return records
 
 
-FOREGROUND_CANDIDATES = 16
-
-
 class Candidates(NamedTuple):
     """Each prototype's nearest own-class cells, nearest first: distances, image indices, cells (row * w + column),
     each [M, count]; a missing one has distance inf and image -1."""
@@ -186,14 +188,29 @@ def _nearest_candidates(model: ProtoPNet, loader, device: torch.device, progress
         if background_aware:
             distances = distances.masked_fill(background_to_leave_out(images, h, w)[:, None], float("inf"))
         flat = distances.permute(1, 0, 2, 3).reshape(num_prototypes, batch * h * w)
-        # A stable sort keeps a tie in the batch's scan order (image, then cell); topk would not.
-        values, positions = torch.sort(flat, dim=1, stable=True)
-        values, positions = values[:, :count], positions[:, :count]
+        values, positions = _smallest_in_scan_order(flat, count)
         items = torch.where(torch.isinf(values), torch.full_like(positions, -1), indices[positions // (h * w)])
         kept = _first_in_scan_order(Candidates(torch.cat([kept.values, values], dim=1),
                                                torch.cat([kept.items, items], dim=1),
                                                torch.cat([kept.cells, positions % (h * w)], dim=1)), count)
     return kept
+
+
+def _smallest_in_scan_order(flat: torch.Tensor, count: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """[M, n] distances of one batch in scan order (image, then cell) -> the `count` smallest of each row and their
+    positions; on a tie at the last place, the first ones in scan order."""
+    if count == 1:
+        return flat.min(dim=1, keepdim=True)    # the first minimum on a tie
+    k = min(count, flat.shape[1])
+    values, positions = flat.topk(k, dim=1, largest=False)
+    # topk picks arbitrarily among values tied at the k-th place: those rows (rare; not rows whose k-th is inf,
+    # where only finite values count) are sorted stably instead.
+    last = values[:, -1:]
+    tied = torch.isfinite(last[:, 0]) & ((flat <= last).sum(dim=1) > k)
+    if tied.any():
+        sorted_values, sorted_positions = torch.sort(flat[tied], dim=1, stable=True)
+        values[tied], positions[tied] = sorted_values[:, :k], sorted_positions[:, :k]
+    return values, positions
 
 
 def _first_in_scan_order(candidates: Candidates, count: int) -> Candidates:
@@ -214,25 +231,28 @@ def merge_candidates(candidates: Candidates, group: "Group") -> Candidates:
     return _first_in_scan_order(merged, count)
 
 
-class LatentMaps:
-    """Latent maps [D, h, w] and background pixels [H, W] of push-set images, each image run through the model once
-    (several prototypes and candidates share images)."""
+class PushImages:
+    """Push-set images run through the model, each once, in batches (several prototypes and candidates share
+    images): latent maps [D, h, w] and, for the box check, background pixels [H, W] (kept on the CPU)."""
 
-    def __init__(self, model: ProtoPNet, push_set: ImageSet, device: torch.device, batch_size: int):
+    def __init__(self, model: ProtoPNet, push_set: ImageSet, device: torch.device, batch_size: int,
+                 with_background: bool):
         self.model, self.push_set, self.device, self.batch_size = model, push_set, device, batch_size
+        self.with_background = with_background
         self._latent: Dict[int, torch.Tensor] = {}
         self._background: Dict[int, torch.Tensor] = {}
 
-    def load(self, items: Sequence[int]) -> None:
-        """Computes the maps of the images not computed yet, in batches, in index order."""
+    def load(self, items: Iterable[int]) -> None:
+        """Runs the images not run yet, in batches in index order."""
         wanted = sorted({item for item in items if item >= 0 and item not in self._latent})
         for start in range(0, len(wanted), self.batch_size):
             chunk = wanted[start:start + self.batch_size]
             images = torch.stack([self.push_set.image(item) for item in chunk]).to(self.device)
-            for item, z, background in zip(chunk, self.model.features(images), background_pixels(images)):
-                self._latent[item], self._background[item] = z, background
+            self._latent.update(zip(chunk, self.model.features(images)))
+            if self.with_background:
+                self._background.update(zip(chunk, background_pixels(images).cpu()))
 
-    def latent(self, item: int) -> torch.Tensor:
+    def latent_map(self, item: int) -> torch.Tensor:
         self.load([item])
         return self._latent[item]
 
@@ -240,7 +260,7 @@ class LatentMaps:
         self.load([item])
         return self._background[item]
 
-    def of_items(self, items: torch.Tensor) -> torch.Tensor:
+    def latent_maps(self, items: torch.Tensor) -> torch.Tensor:
         """[M] image indices -> [M, D, h, w] (zeros for -1)."""
         indices = items.tolist()
         self.load(indices)
@@ -249,29 +269,33 @@ class LatentMaps:
 
     def zeros(self, count: int) -> torch.Tensor:
         """[count, D, h, w] zeros, the shape of a latent map."""
-        if self._latent:
-            shape = next(iter(self._latent.values())).shape
-        else:
-            shape = self.model.features(self.push_set.image(0)[None].to(self.device)).shape[1:]
+        if not self._latent:
+            self.load([0])
+        shape = next(iter(self._latent.values())).shape
         return torch.zeros((count, *shape), device=self.device)
 
 
 def _first_foreground_candidates(model: ProtoPNet, image_size: int, candidates: Candidates,
-                                 latent: LatentMaps) -> torch.Tensor:
+                                 images: PushImages) -> torch.Tensor:
     """[M]: for each prototype, the first of its candidates whose high-activation box on its image is not mostly
-    the border's colour (0, the nearest, when none is: the prototype then stays background)."""
+    the border's colour (0, the nearest, when none is: the prototype then stays background). The candidates of one
+    rank are run through the model together, for the prototypes still undecided."""
     num_prototypes, count = candidates.values.shape
     chosen = torch.zeros(num_prototypes, dtype=torch.long, device=candidates.values.device)
-    for j in range(num_prototypes):
-        for k in range(count):
-            item = int(candidates.items[j, k])
-            if item < 0:
-                break
-            z = latent.latent(item)
+    undecided = list(range(num_prototypes))
+    for k in range(count):
+        items = {j: int(candidates.items[j, k]) for j in undecided}
+        undecided = [j for j in undecided if items[j] >= 0]
+        images.load(items[j] for j in undecided)
+        still_background = []
+        for j in undecided:
+            z = images.latent_map(items[j])
             row, column = divmod(int(candidates.cells[j, k]), z.shape[-1])
             activation = model.similarity(((z - z[:, row, column, None, None]) ** 2).sum(dim=0))
             box = high_activation_box(upsample_activation(activation, image_size, image_size))
-            if not box_is_background(latent.background(item), box):
+            if box_is_background(images.background(items[j]), box):
+                still_background.append(j)
+            else:
                 chosen[j] = k
-                break
+        undecided = still_background
     return chosen
