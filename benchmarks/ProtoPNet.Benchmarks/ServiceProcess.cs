@@ -51,7 +51,12 @@ public sealed class ServiceProcess : IAsyncDisposable
 
         var port = FreePort();
         var url = $"http://127.0.0.1:{port}";
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // Started in its own folder, so its appsettings.json (what every deployment ships) applies, as in the container.
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+        };
         start.ArgumentList.Add(dll);
         start.Environment["ASPNETCORE_URLS"] = url;
         start.Environment["Models__Root"] = root;
