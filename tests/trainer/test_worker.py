@@ -2,6 +2,7 @@
 worker died, SIGTERM's requeue, cancelling, failing jobs, and the job options the service validates with."""
 import json
 import os
+import re
 import threading
 import time
 
@@ -285,3 +286,14 @@ def test_data_stays_inside_the_data_root(tmp_path):
             resolve_data(bad, str(root))
     with pytest.raises(JobOptionError, match="no --data-root"):
         resolve_data("set", None)
+
+
+def test_the_api_document_names_every_job_data_set():
+    # docs/API.md lists the data sets a job may name, in prose and in the GET /training/options example.
+    from protopnet_trainer import job_options
+    with open(os.path.join(REPO, "docs", "API.md"), encoding="utf-8") as f:
+        document = f.read()
+    listed = json.loads(re.search(r'"datasets": (\[[^\]]*\])', document).group(1))
+    assert listed == list(job_options.DATASETS)
+    prose = re.search(r"another data set than the preset's: ([^.]*)\.", document).group(1)
+    assert re.findall(r"`([^`]+)`", prose) == list(job_options.DATASETS)

@@ -30,7 +30,7 @@ public static class CardApi
                 Its height is 344 + 140 x (number of prototype rows) + 60 pixels; at most {MaxCardPrototypes} rows. When the image is
                 unfamiliar (POST /classify's `unfamiliar` is true), a band of {ExplanationCard.NoticeHeight} more pixels under the title says
                 "{ExplanationCard.UnfamiliarNotice}" With `verify=true` (one more network run, as for POST /classify) each
-                prototype row also says what its box is worth: "without this box: p=0.12, drop 0.71".
+                prototype row also says what its box is worth: "without box: p=0.12, drop 0.71".
 
                 Example: `curl -F image=@boot.png -o card.png "http://localhost:8080/classify/card?topPrototypes=3"`
                 """)
