@@ -4,12 +4,25 @@ using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Runtime;
 
 namespace ProtoPNet.Service.Tests.Infrastructure;
 
 /// <summary>The real service (Program) in the test server, with settings and a log collector.</summary>
 public sealed class ServiceFactory(IReadOnlyDictionary<string, string?> settings) : WebApplicationFactory<Program>
 {
+    /// <summary>ONNX Runtime threads of one run in every test service.</summary>
+    public const int IntraOpThreads = 1;
+
+    /// <summary>
+    /// A bundle loaded in process as the test services run it (CPU, <see cref="IntraOpThreads"/>): ONNX Runtime's sums
+    /// depend on the thread count, so a reference computed on other threads differs in the last digits.
+    /// </summary>
+    public static ModelBundle LoadAsServed(string bundleDirectory) =>
+        new BundleLoader(new SessionFactory(new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Cpu, IntraOpThreads = IntraOpThreads }))
+            .Load(bundleDirectory);
+
     public LogCollector Logs { get; } = new();
 
     public static ServiceFactory ForRoot(string root, params (string Key, string? Value)[] extra)
@@ -19,7 +32,7 @@ public sealed class ServiceFactory(IReadOnlyDictionary<string, string?> settings
             ["Models:Root"] = root,
             // The CPU, so that answers and metrics are the same on a machine with a GPU; ExecutionProviderTests cover auto and cuda.
             ["Inference:ExecutionProvider"] = "cpu",
-            ["Inference:IntraOpThreads"] = "1",
+            ["Inference:IntraOpThreads"] = $"{IntraOpThreads}",
             // Hot reload watches the root only in the tests about it: each watcher holds an inotify instance.
             ["Models:Watch"] = "false",
             ["Models:RescanIntervalSeconds"] = "0",

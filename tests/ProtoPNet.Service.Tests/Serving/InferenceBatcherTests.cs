@@ -16,7 +16,7 @@ public class InferenceBatcherTests(TrainerBundles bundles)
     [Fact]
     public async Task ACallerThatLeftIsDroppedBeforeTheRunAndTheOthersShareOneRun()
     {
-        using var bundle = new BundleLoader(new SessionFactory(new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Cpu })).Load(bundles.SmokeBundle);
+        using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         using var metrics = new ServiceMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
         // A long queue delay: the batch forms for three seconds, long enough to cancel one caller meanwhile.

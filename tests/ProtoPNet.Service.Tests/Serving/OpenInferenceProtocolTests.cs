@@ -150,7 +150,7 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
     /// <summary>Rows of varied pixels and what the smoke bundle computes for them in process.</summary>
     private (float[] Input, (float[] Logits, float[] Similarities) Expected) ProbeRows(int rows)
     {
-        using var bundle = new BundleLoader(new SessionFactory(new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Cpu })).Load(bundles.SmokeBundle);
+        using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
         var input = new float[rows * bundle.Session.ImageElementCount];
         for (var i = 0; i < input.Length; i++) input[i] = (i * 7919 % 1000) / 999f;
         using var outputs = bundle.Session.Run(input, rows);
