@@ -18,8 +18,8 @@ namespace ProtoPNet.Service.Classifying;
 /// The endpoints only turn the request into a <see cref="ClassifyRequest"/> and the answer into their own format.
 /// </summary>
 public sealed class ClassificationService(
-    ModelRegistry registry, Classifier classifier, IOptions<ImageLimits> imageLimits, IOptions<ClassifyOptions> classifyOptions,
-    ServiceMetrics metrics, IDiagnosticContext diagnostics)
+    ModelRegistry registry, Classifier classifier, PreprocessingGate preprocessing, IOptions<ImageLimits> imageLimits,
+    IOptions<ClassifyOptions> classifyOptions, ServiceMetrics metrics, IDiagnosticContext diagnostics)
 {
     /// <summary>Uploads up to this many pixels get heatmaps drawn (<see cref="HeatmapUse.Drawn"/>); above, a heatmap costs more than a thumbnail shows.</summary>
     public const long MaxDrawnHeatmapPixels = 4_000_000;
@@ -44,7 +44,10 @@ public sealed class ClassificationService(
             }
             var images = await UploadReader.ReadAsync(http, imageLimits.Value, request.Batch ? limits.MaxBatchImages : 1, cancellationToken);
             var total = Stopwatch.StartNew();
-            prepared = classifier.Prepare(lease.Bundle, images);
+            using (await EnterPreprocessingAsync(cancellationToken))
+            {
+                prepared = classifier.Prepare(lease.Bundle, images);
+            }
             if (request.Heatmaps == HeatmapUse.Drawn)
             {
                 options = options with { Heatmaps = Enumerable.Range(0, prepared.Count).All(i => prepared.Rejections[i] is not null
@@ -169,6 +172,19 @@ public sealed class ClassificationService(
             if (outcome.Classification is { } classification) metrics.ExplanationDuration.Record(classification.Timings.ExplainMs / 1000, tags);
         }
         return outcomes;
+    }
+
+    /// <summary>A turn to decode (<see cref="PreprocessingGate"/>); too many waiting, or waiting too long, is "overloaded" (503).</summary>
+    private async ValueTask<IDisposable> EnterPreprocessingAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await preprocessing.EnterAsync(cancellationToken);
+        }
+        catch (GateRefusedException exception)
+        {
+            throw new ProblemException(ProblemCatalog.Overloaded, exception.Message);
+        }
     }
 
     /// <summary>One network run through the version's batcher; a full queue or a request that waited too long is "overloaded" (503).</summary>

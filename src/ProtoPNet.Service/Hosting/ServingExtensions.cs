@@ -13,7 +13,7 @@ namespace ProtoPNet.Service.Hosting;
 public static class ServingExtensions
 {
     /// <summary>
-    /// Production serving: dynamic batching and bounded queues per model version, hot reload, metrics, optional OTLP
+    /// Production serving: dynamic batching and bounded queues per model version (and for decoding), hot reload, metrics, optional OTLP
     /// tracing, per-client rate limiting, API keys and CORS. Every option is validated at start.
     /// </summary>
     public static IHostApplicationBuilder AddServing(this IHostApplicationBuilder builder)
@@ -30,6 +30,7 @@ public static class ServingExtensions
 
         services.AddMetrics();
         services.AddSingleton<ServiceMetrics>();
+        services.AddSingleton<PreprocessingGate>();
         services.AddSingleton<PrometheusExposition>();
         services.AddHostedService<ModelWatcherService>();
 
