@@ -60,12 +60,14 @@ public static class ServingExtensions
         return builder;
     }
 
-    /// <summary>Gauges read at each scrape: queue depth per served version, the execution provider, the versions served.</summary>
-    private static void RegisterGauges(ServiceMetrics metrics, ModelRegistry registry)
+    /// <summary>Gauges read at each scrape: queue depth per served version, requests waiting to decode, the execution provider, the versions served.</summary>
+    private static void RegisterGauges(ServiceMetrics metrics, ModelRegistry registry, PreprocessingGate preprocessing)
     {
         metrics.ObserveGauge("protopnet.queue.depth", "{image}", "Images waiting for a network run, per model version.", () =>
             registry.Catalog.Served.Values.Select(s => new System.Diagnostics.Metrics.Measurement<long>(s.Batcher.QueueDepth,
                 ServiceMetrics.Tag("model", s.Bundle.Name), ServiceMetrics.Tag("version", s.Bundle.Version))));
+        metrics.ObserveGauge("protopnet.decode.waiting", "{request}", "Requests waiting for their turn to decode their images.", () =>
+            [new System.Diagnostics.Metrics.Measurement<long>(preprocessing.Waiting)]);
         metrics.ObserveGauge("protopnet.model.ready", "{version}", "1 for each loaded model version, with whether it is the one served by default.", () =>
             registry.Catalog.Families.Values.SelectMany(f => f.Versions.Select(v => new System.Diagnostics.Metrics.Measurement<long>(1,
                 ServiceMetrics.Tag("model", v.Name), ServiceMetrics.Tag("version", v.Version),
@@ -114,7 +116,8 @@ public static class ServingExtensions
 
     public static WebApplication UseServing(this WebApplication app)
     {
-        RegisterGauges(app.Services.GetRequiredService<ServiceMetrics>(), app.Services.GetRequiredService<ModelRegistry>());
+        RegisterGauges(app.Services.GetRequiredService<ServiceMetrics>(), app.Services.GetRequiredService<ModelRegistry>(),
+            app.Services.GetRequiredService<PreprocessingGate>());
         _ = app.Services.GetRequiredService<PrometheusExposition>();
         app.UseRequestMetrics();
         if (app.Services.GetRequiredService<IOptions<SecurityOptions>>().Value.CorsOrigins.Length > 0) app.UseCors();

@@ -30,6 +30,7 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         var started = DateTime.UtcNow;
         var waiting = client.PostAsync("/classify", Http.Image(image));
         await UntilAsync(() => gate.Waiting == 1);
+        Assert.Equal(1, PrometheusText.Sum(await PrometheusText.ScrapeAsync(client), "protopnet_decode_waiting"));
         var refused = await client.PostAsync("/classify", Http.Image(image));
         var full = await Http.ProblemAsync(refused, HttpStatusCode.ServiceUnavailable, "overloaded");
         Assert.Contains("queued for decoding", full.GetProperty("detail").GetString());
