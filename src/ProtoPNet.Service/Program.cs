@@ -14,6 +14,7 @@ builder.AddTraining();
 builder.AddApiDocumentation();
 
 var app = builder.Build();
+app.ValidateOptions();
 app.UseProblemResponses();
 app.UseServiceRequestLogging();
 app.UseServing();

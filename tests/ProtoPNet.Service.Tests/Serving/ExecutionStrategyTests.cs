@@ -86,7 +86,7 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
         var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), (key, value));
         var error = Assert.ThrowsAny<Exception>(() => factory.CreateClient());
         var messages = string.Join(" | ", Chain(error).Select(e => e.Message));
-        Assert.Contains(named, messages);
+        Assert.True(messages.Contains(named, StringComparison.Ordinal), $"the start failed without naming {named}: {error}");
         factory.Dispose();
     }
 
