@@ -12,7 +12,7 @@ public static class OptionsValidationExtensions
     /// </summary>
     public static WebApplication ValidateOptions(this WebApplication app)
     {
-        app.Services.GetRequiredService<IStartupValidator>().Validate();
+        app.Services.GetService<IStartupValidator>()?.Validate();   // registered by the first ValidateOnStart
         return app;
     }
 }

@@ -34,13 +34,25 @@ public sealed class PreprocessingGate : IDisposable
         });
     }
 
+    private volatile bool _disposed;
+
     /// <summary>Requests waiting for a turn now.</summary>
-    public long Waiting => _limiter.GetStatistics()?.CurrentQueuedCount ?? 0;
+    public long Waiting => _disposed ? 0 : _limiter.GetStatistics()?.CurrentQueuedCount ?? 0;
 
     /// <summary>Waits for a turn; dispose the result when the images are prepared.</summary>
     public async ValueTask<IDisposable> EnterAsync(CancellationToken cancellationToken)
     {
-        var lease = _limiter.AttemptAcquire();   // the usual case, a free turn: no timer, no allocation beyond the lease
+        if (_disposed) throw ShuttingDown();
+        // The usual case, a free turn: no timer, no allocation beyond the lease.
+        RateLimitLease lease;
+        try
+        {
+            lease = _limiter.AttemptAcquire();
+        }
+        catch (ObjectDisposedException)
+        {
+            throw ShuttingDown();
+        }
         if (lease.IsAcquired) return lease;
         lease.Dispose();
         return await WaitAsync(cancellationToken);
@@ -55,6 +67,10 @@ public sealed class PreprocessingGate : IDisposable
         {
             lease = await _limiter.AcquireAsync(1, timeout.Token);
         }
+        catch (ObjectDisposedException)
+        {
+            throw ShuttingDown();
+        }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             throw new GateRefusedException(
@@ -62,11 +78,18 @@ public sealed class PreprocessingGate : IDisposable
         }
         if (lease.IsAcquired) return lease;
         lease.Dispose();
+        if (_disposed) throw ShuttingDown();   // disposing the limiter fails every waiting request's lease
         throw new GateRefusedException(
             $"The service is overloaded: {_queueLimit} requests are queued for decoding their images (limit Batching:MaxQueueSize). Retry shortly.");
     }
 
-    public void Dispose() => _limiter.Dispose();
+    private static GateRefusedException ShuttingDown() => new("The service is shutting down. Retry shortly.");
+
+    public void Dispose()
+    {
+        _disposed = true;
+        _limiter.Dispose();
+    }
 }
 
 /// <summary>The <see cref="PreprocessingGate"/> refused a request: too many waiting, or it waited too long.</summary>

@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using ProtoPNet.Service.Serving;
 using ProtoPNet.Service.Tests.Infrastructure;
 
@@ -14,40 +15,77 @@ namespace ProtoPNet.Service.Tests.Serving;
 public class PreprocessingGateTests(TrainerBundles bundles)
 {
     [Fact]
-    public async Task WithEveryTurnTakenOneRequestWaitsTheNextIsRefusedAtOnceAndTheWaitEndsIn503()
+    public async Task WithEveryTurnTakenAndTheQueueFullTheNextRequestIsRefusedAtOnce()
     {
         await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ("Batching:MaxQueueSize", "1"), ("Batching:QueueTimeoutMs", "1500"));
+            ("Batching:MaxQueueSize", "1"), ("Batching:QueueTimeoutMs", "30000"));
         var client = factory.CreateClient();
         var image = Http.BundleImage(bundles.SmokeBundle, 2);
         await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(image)));   // a free turn: served
 
-        // Every turn taken, as by requests decoding large photos.
-        var gate = factory.Services.GetRequiredService<PreprocessingGate>();
-        var turns = new List<IDisposable>();
-        for (var i = 0; i < Environment.ProcessorCount; i++) turns.Add(await gate.EnterAsync(CancellationToken.None));
-
-        var started = DateTime.UtcNow;
+        var (gate, turns) = await TakeEveryTurnAsync(factory);
         var waiting = client.PostAsync("/classify", Http.Image(image));
         await UntilAsync(() => gate.Waiting == 1);
         Assert.Equal(1, PrometheusText.Sum(await PrometheusText.ScrapeAsync(client), "protopnet_decode_waiting"));
+
         var refused = await client.PostAsync("/classify", Http.Image(image));
         var full = await Http.ProblemAsync(refused, HttpStatusCode.ServiceUnavailable, "overloaded");
-        Assert.Contains("queued for decoding", full.GetProperty("detail").GetString());
+        Assert.Contains("1 requests are queued for decoding", full.GetProperty("detail").GetString());
         Assert.Equal("1", refused.Headers.GetValues("Retry-After").Single());
-        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(1.5), "the request beyond the queue was not refused at once");
+        Assert.False(waiting.IsCompleted);   // refused without waiting for the queue to move
 
-        var expired = await Http.ProblemAsync(await waiting, HttpStatusCode.ServiceUnavailable, "overloaded");
-        Assert.Contains("waited 1500 ms in the queue", expired.GetProperty("detail").GetString());
-        Assert.True(DateTime.UtcNow - started >= TimeSpan.FromSeconds(1.4));
-
-        // A turn given back is taken by the next request, which is served.
+        // A turn given back is taken by the waiting request, which is served.
         turns[0].Dispose();
-        await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(image)));
+        await Http.JsonAsync(await waiting);
         foreach (var turn in turns) turn.Dispose();
         var metrics = await PrometheusText.ScrapeAsync(client);
-        Assert.Equal(2, PrometheusText.Sum(metrics, "protopnet_requests_total", "endpoint=\"Classify\"", "status=\"503\""));
+        Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_requests_total", "endpoint=\"Classify\"", "status=\"503\""));
+        Assert.Equal(0, PrometheusText.Sum(metrics, "protopnet_decode_waiting"));
+    }
+
+    [Fact]
+    public async Task ARequestThatWaitsLongerThanTheQueueTimeoutGets503()
+    {
+        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
+            ("Batching:QueueTimeoutMs", "1500"));
+        var client = factory.CreateClient();
+        var image = Http.BundleImage(bundles.SmokeBundle, 2);
+        var (gate, turns) = await TakeEveryTurnAsync(factory);
+
+        var started = DateTime.UtcNow;
+        var expired = await Http.ProblemAsync(await client.PostAsync("/classify", Http.Image(image)), HttpStatusCode.ServiceUnavailable, "overloaded");
+        Assert.Contains("waited 1500 ms in the queue", expired.GetProperty("detail").GetString());
+        Assert.True(DateTime.UtcNow - started >= TimeSpan.FromSeconds(1.4));
         Assert.Equal(0, gate.Waiting);
+        foreach (var turn in turns) turn.Dispose();
+        await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(image)));
+    }
+
+    [Fact]
+    public async Task AClientThatLeavesWhileWaitingIsCounted499AndLoggedAsNoError()
+    {
+        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
+            ("Batching:QueueTimeoutMs", "30000"));
+        var client = factory.CreateClient();
+        var image = Http.BundleImage(bundles.SmokeBundle, 2);
+        var (gate, turns) = await TakeEveryTurnAsync(factory);
+
+        using var leaving = new CancellationTokenSource();
+        var request = client.PostAsync("/classify", Http.Image(image), leaving.Token);
+        await UntilAsync(() => gate.Waiting == 1);
+        await leaving.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => request);
+        await UntilAsync(() => gate.Waiting == 0);
+        foreach (var turn in turns) turn.Dispose();
+
+        var line = await factory.Logs.WaitForAsync(message => message.Contains("/classify", StringComparison.Ordinal)
+            && message.Contains("responded", StringComparison.Ordinal));
+        Assert.Contains("responded 499", line);
+        var metrics = await PrometheusText.ScrapeAsync(client);
+        Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_requests_total", "endpoint=\"Classify\"", "status=\"499\""));
+        Assert.Equal(0, PrometheusText.Sum(metrics, "protopnet_requests_total", "status=\"500\""));
+        Assert.DoesNotContain(factory.Logs.Entries, entry => entry.Level >= LogLevel.Error && entry.Message == line);
+        await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(image)));   // the turn it never took is free
     }
 
     [Fact]
@@ -57,9 +95,7 @@ public class PreprocessingGateTests(TrainerBundles bundles)
             ("Batching:QueueTimeoutMs", "30000"));
         var client = factory.CreateClient();
         var image = Http.BundleImage(bundles.SmokeBundle, 4);
-        var gate = factory.Services.GetRequiredService<PreprocessingGate>();
-        var turns = new List<IDisposable>();
-        for (var i = 0; i < Environment.ProcessorCount; i++) turns.Add(await gate.EnterAsync(CancellationToken.None));
+        var (gate, turns) = await TakeEveryTurnAsync(factory);
 
         var waiting = Enumerable.Range(0, 3).Select(_ => client.PostAsync("/classify", Http.Image(image))).ToArray();
         await UntilAsync(() => gate.Waiting == 3);
@@ -68,6 +104,15 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         turns[0].Dispose();   // one turn back: the three waiting requests decode one after another and are served
         foreach (var response in await Task.WhenAll(waiting).WaitAsync(TimeSpan.FromSeconds(30))) await Http.JsonAsync(response);
         foreach (var turn in turns) turn.Dispose();
+    }
+
+    /// <summary>Every turn to decode taken, as by requests decoding large photos.</summary>
+    private static async Task<(PreprocessingGate Gate, List<IDisposable> Turns)> TakeEveryTurnAsync(ServiceFactory factory)
+    {
+        var gate = factory.Services.GetRequiredService<PreprocessingGate>();
+        var turns = new List<IDisposable>();
+        for (var i = 0; i < Environment.ProcessorCount; i++) turns.Add(await gate.EnterAsync(CancellationToken.None));
+        return (gate, turns);
     }
 
     private static async Task UntilAsync(Func<bool> condition)
