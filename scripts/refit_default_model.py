@@ -167,7 +167,7 @@ def main(args: argparse.Namespace) -> int:
     with open(os.path.join(folder, "model.json")) as f:
         manifest = json.load(f)
     old_training = manifest["training"]
-    cfg = TrainConfig.from_dict(old_training["config"]).replace(contrast="auto", background_aware=True)
+    cfg = TrainConfig.from_dict(old_training["config"]).replace(contrast="auto", background_aware=True, last_layer_clamp=True)
     iterations = args.last_layer_iterations if args.last_layer_iterations is not None else cfg.last_layer_iterations
     source = load_data_source(cfg.replace(calibration_holdout=0))
     model = model_from_onnx(manifest, folder, cfg)

@@ -109,20 +109,27 @@ public class ImageDecoderTests
             noisy[x, y] = new Rgba32((byte)(x * 3), (byte)random.Next(256), (byte)(y * 5));
         }
         var bytes = TestImages.Encode(noisy, new JpegEncoder { Quality = 90, ColorType = colorType });
-        var file = Path.Combine(Directory.CreateTempSubdirectory("protopnet-jpeg-").FullName, "noisy.jpg");
-        File.WriteAllBytes(file, bytes);
-
         using var decoded = _decoder.Decode(bytes);
         var ours = new byte[decoded.Width * decoded.Height * 3];
         decoded.Pixels.CopyPixelDataTo(ours);
-        Pillow.RunPython("""
-            import sys
-            from PIL import Image
-            with Image.open(sys.argv[1]) as image:
-                open(sys.argv[1] + ".rgb", "wb").write(image.convert("RGB").tobytes())
-            """, file);
-        var pillows = File.ReadAllBytes(file + ".rgb");
-        Directory.Delete(Path.GetDirectoryName(file)!, recursive: true);
+        var folder = Directory.CreateTempSubdirectory("protopnet-jpeg-").FullName;
+        byte[] pillows;
+        try
+        {
+            var file = Path.Combine(folder, "noisy.jpg");
+            File.WriteAllBytes(file, bytes);
+            Pillow.RunPython("""
+                import sys
+                from PIL import Image
+                with Image.open(sys.argv[1]) as image:
+                    open(sys.argv[1] + ".rgb", "wb").write(image.convert("RGB").tobytes())
+                """, file);
+            pillows = File.ReadAllBytes(file + ".rgb");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
 
         Assert.Equal(pillows.Length, ours.Length);
         var differing = Enumerable.Range(0, ours.Length).Count(i => ours[i] != pillows[i]);

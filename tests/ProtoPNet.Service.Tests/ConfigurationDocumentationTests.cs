@@ -38,6 +38,11 @@ public partial class ConfigurationDocumentationTests
             var actual = EffectiveValue(key);
             if (actual is null) continue;   // not configuration the service binds (Urls comes from the host)
             checkedRows++;
+            if (actual == NoSuchSetting)
+            {
+                wrong.Add($"{key}: the README documents it, but {key.Split(':')[0]}'s options class has no such setting");
+                continue;
+            }
             if (!string.Equals(actual, documented, StringComparison.OrdinalIgnoreCase))
             {
                 wrong.Add($"{key}: README says `{documented}`, appsettings.json and the options class give `{actual}`");
@@ -106,6 +111,8 @@ public partial class ConfigurationDocumentationTests
         }
     }
 
+    private const string NoSuchSetting = "\0no such setting";
+
     /// <summary>What a user who sets nothing gets for the key: the options class bound from appsettings.json, or the raw value.</summary>
     private static string? EffectiveValue(string key)
     {
@@ -113,7 +120,7 @@ public partial class ConfigurationDocumentationTests
         var (section, name) = (key[..separator], key[(separator + 1)..]);
         if (!OptionsBySection.TryGetValue(section, out var type)) return Shipped[key];
         var property = type.GetProperty(name);
-        if (property is null) return null;
+        if (property is null) return NoSuchSetting;
         var options = Activator.CreateInstance(type)!;
         Shipped.GetSection(section).Bind(options);
         return property.GetValue(options) switch

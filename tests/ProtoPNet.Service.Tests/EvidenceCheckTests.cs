@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Explanation;
 using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Inference.Rendering;

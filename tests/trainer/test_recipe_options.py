@@ -220,3 +220,17 @@ def test_noise_augmentation_changes_training_and_stays_reproducible(tiny, tmp_pa
     assert all(torch.equal(noisy[key], again[key]) for key in noisy)
     with pytest.raises(TrainerError, match="noise-augment"):
         tiny(noise_augment=1.5).validate()
+
+
+def test_a_separate_baseline_must_match_every_recipe_extra():
+    from protopnet_trainer.config import preset_config
+    from protopnet_trainer.manifest import baseline_mismatches, recipe_extras
+    cfg = preset_config("smoke").replace(noise_augment=0.2, contrast="auto", calibration_holdout=0, polarity_augment=0.0)
+    assert recipe_extras(cfg) == {"noiseAugment": 0.2, "contrast": "auto"}      # only what is on
+    block = {"backbone": cfg.backbone, "epochs": cfg.epochs, "seed": cfg.seed, "augmentation": cfg.augmentation,
+             "jointOptimizer": cfg.joint_optimizer, **recipe_extras(cfg)}
+    assert baseline_mismatches(block, cfg) == []
+    assert baseline_mismatches(block, cfg.replace(noise_augment=0.0)) == ["noiseAugment"]
+    assert baseline_mismatches(block, cfg.replace(contrast="none", calibration_holdout=10)) == ["contrast",
+                                                                                             "calibrationHoldout"]
+    assert baseline_mismatches(block, cfg.replace(polarity_augment=0.5)) == ["polarityAugment"]

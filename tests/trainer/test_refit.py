@@ -1,7 +1,6 @@
 """scripts/refit_default_model.py rebuilds a torch model from a bundle's graph, in which the export folded every batch
 norm into its convolution: the rebuilt model must compute what the graph computes, and a model that does not is
 refused before anything is refit."""
-import copy
 import importlib.util
 import json
 import os
@@ -26,7 +25,8 @@ def refit():
 
 def test_the_rebuilt_model_computes_what_the_graph_computes(refit, trained_bundle):
     folder = trained_bundle["path"]
-    manifest = json.load(open(os.path.join(folder, "model.json")))
+    with open(os.path.join(folder, "model.json"), encoding="utf-8") as f:
+        manifest = json.load(f)
     model = refit.model_from_onnx(manifest, folder, TrainConfig.from_dict(manifest["training"]["config"]))
     images = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     graph = run_graph(os.path.join(folder, "model.onnx"), images.numpy())
@@ -42,7 +42,8 @@ def test_the_rebuilt_model_computes_what_the_graph_computes(refit, trained_bundl
 
 def test_a_model_that_does_not_reproduce_the_probe_is_refused(refit, trained_bundle):
     folder = trained_bundle["path"]
-    manifest = copy.deepcopy(json.load(open(os.path.join(folder, "model.json"))))
+    with open(os.path.join(folder, "model.json"), encoding="utf-8") as f:
+        manifest = json.load(f)
     manifest["lastLayer"]["weights"] = [[w + 1.0 for w in row] for row in manifest["lastLayer"]["weights"]]
     with pytest.raises(SystemExit, match="does not reproduce the bundle's probe"):
         refit.model_from_onnx(manifest, folder, TrainConfig.from_dict(manifest["training"]["config"]))

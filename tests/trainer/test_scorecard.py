@@ -1,5 +1,6 @@
 """The scorecard of a real trained synthetic-parts bundle: in model.json and report/, equal to an independent
-recomputation on the ONNX outputs (the tests' own ONNX evaluator, the single-map box), and measured again by
+recomputation on the ONNX outputs (one image at a time through onnx_graph.run_graph, which test_export checks against
+the torch model, and the single-map box), and measured again by
 evaluate-interpretability without touching the bundle."""
 import hashlib
 import io
@@ -60,7 +61,7 @@ def test_train_publishes_the_scorecard_in_model_json_and_report(parts_bundle):
 
 def _independent(bundle, manifest, test_set, count):
     """Pointing game, mean IoU, JPEG stability and the top box's deletion drop of the first `count` test images,
-    computed one image at a time from the tests' own ONNX evaluation."""
+    computed one image at a time from the graph's outputs (onnx_graph.run_graph), not through the scorecard's batches."""
     onnx_path = os.path.join(bundle, "model.onnx")
     weights = np.array(manifest["lastLayer"]["weights"])
     parts = test_set.split.parts

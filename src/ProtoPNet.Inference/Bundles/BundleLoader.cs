@@ -47,11 +47,28 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
                 $"sha256 mismatch for {manifest.Onnx.File}: manifest says {manifest.Onnx.Sha256}, file is {actualSha}");
         }
 
+        var bundleSession = OpenSession(directory, manifest, weights, intraOpThreads: null);
+        return new ModelBundle(directory, manifest, bundleSession, weights, DateTimeOffset.UtcNow, stopwatch.Elapsed.TotalMilliseconds);
+    }
+
+    /// <summary>
+    /// Another session of a loaded bundle's graph, whose runs use <paramref name="intraOpThreads"/> threads (for the
+    /// execution strategy to measure), checked against the probe and warmed up as the first was; the caller owns it.
+    /// </summary>
+    public BundleSession LoadSession(ModelBundle bundle, int intraOpThreads) =>
+        OpenSession(bundle.Directory, bundle.Manifest, bundle.Weights, intraOpThreads);
+
+    /// <summary>
+    /// A session of the bundle's graph (intra-op threads as configured, or <paramref name="intraOpThreads"/>), its
+    /// signature and probe checked and warmed up; disposed again when a check fails.
+    /// </summary>
+    private BundleSession OpenSession(string directory, BundleManifest manifest, float[] weights, int? intraOpThreads)
+    {
         InferenceSession session;
         ProviderChoice provider;
         try
         {
-            (session, provider) = sessionFactory.Create(onnxPath);
+            (session, provider) = sessionFactory.Create(Path.Combine(directory, manifest.Onnx.File), intraOpThreads);
         }
         catch (OnnxRuntimeException exception)
         {
@@ -66,30 +83,6 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
             CheckGraphSignature(directory, manifest, bundleSession);
             CheckProbe(directory, manifest, bundleSession, weights);
             WarmUp(directory, bundleSession, weights);
-        }
-        catch
-        {
-            bundleSession.Dispose();
-            throw;
-        }
-        return new ModelBundle(directory, manifest, bundleSession, weights, DateTimeOffset.UtcNow, stopwatch.Elapsed.TotalMilliseconds);
-    }
-
-    /// <summary>
-    /// Another session of a loaded bundle's graph, whose runs use <paramref name="intraOpThreads"/> threads (for the
-    /// execution strategy to measure), checked against the probe and warmed up as the first was; the caller owns it.
-    /// </summary>
-    public BundleSession LoadSession(ModelBundle bundle, int intraOpThreads)
-    {
-        var manifest = bundle.Manifest;
-        var (session, provider) = sessionFactory.Create(Path.Combine(bundle.Directory, manifest.Onnx.File), intraOpThreads);
-        var bundleSession = new BundleSession(session, provider, manifest.Input.Channels, manifest.Input.Height,
-            manifest.Input.Width, manifest.Classes.Count, manifest.Prototypes.Count, manifest.FeatureMap.Height,
-            manifest.FeatureMap.Width);
-        try
-        {
-            CheckProbe(bundle.Directory, manifest, bundleSession, bundle.Weights);
-            WarmUp(bundle.Directory, bundleSession, bundle.Weights);
         }
         catch
         {

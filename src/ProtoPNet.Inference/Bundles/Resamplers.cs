@@ -59,20 +59,20 @@ public static class Resamplers
         }
 
         var (support, kernel) = Kernel(filter);
-        var horizontal = Coefficients(width, outWidth, support, kernel);
+        if (outHeight == height)
+        {
+            ResampleRows(pixels[..(height * width * channels)], width, height, channels, outWidth, Coefficients(width, outWidth, support, kernel), destination);
+            return;
+        }
         var vertical = Coefficients(height, outHeight, support, kernel);
         if (outWidth == width)
         {
             ResampleColumns(pixels, outWidth, channels, outHeight, vertical, destination);
             return;
         }
+        var horizontal = Coefficients(width, outWidth, support, kernel);
         // Only the source rows the vertical pass reads: PIL crops the same way, so the rounding matches row for row.
-        var (firstRow, lastRow) = outHeight == height ? (0, height) : (vertical.Start[0], vertical.Start[outHeight - 1] + vertical.Count[outHeight - 1]);
-        if (outHeight == height)
-        {
-            ResampleRows(pixels[(firstRow * width * channels)..(lastRow * width * channels)], width, lastRow - firstRow, channels, outWidth, horizontal, destination);
-            return;
-        }
+        var (firstRow, lastRow) = (vertical.Start[0], vertical.Start[outHeight - 1] + vertical.Count[outHeight - 1]);
         var rows = ArrayPool<byte>.Shared.Rent((lastRow - firstRow) * outWidth * channels);
         try
         {

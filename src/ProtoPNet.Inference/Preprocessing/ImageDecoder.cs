@@ -99,7 +99,7 @@ public sealed class ImageDecoder(ImageLimits limits)
     /// <summary>The EXIF profile read with the header, for <see cref="AutoOrient{TPixel}"/> (TurboJPEG decodes pixels only).</summary>
     private static Image<Rgb24> WithExif(Image<Rgb24> image, ImageMetadata metadata)
     {
-        image.Metadata.ExifProfile = metadata.ExifProfile?.DeepClone();
+        image.Metadata.ExifProfile = metadata.ExifProfile;   // Identify's metadata is not used again
         return image;
     }
 

@@ -24,7 +24,7 @@ public static class TurboJpeg
     /// <summary>Whether the library could be loaded.</summary>
     public static bool IsAvailable => Unavailable.Value is null;
 
-    /// <summary>Which decoder JPEG uploads get, for the log line at start and the health answer.</summary>
+    /// <summary>Which decoder JPEG uploads get, for the log line at start.</summary>
     public static string Description => Unavailable.Value is { } reason
         ? $"ImageSharp ({Library} cannot be loaded: {reason}; decoded JPEG pixels may differ from Pillow's by a step)"
         : $"libjpeg-turbo ({Library}, as Pillow)";

@@ -35,7 +35,7 @@ public sealed class SessionFactory
     /// <summary>Threads one run's operators use: <see cref="InferenceOptions.IntraOpThreads"/>, or ONNX Runtime's default of one per core.</summary>
     public int IntraOpThreads => _options.IntraOpThreads > 0 ? _options.IntraOpThreads : Environment.ProcessorCount;
 
-    /// <summary>Whether the intra-op threads are left to the service (<see cref="InferenceOptions.IntraOpThreads"/> 0), so that it may measure them.</summary>
+    /// <summary>Whether <see cref="InferenceOptions.IntraOpThreads"/> is set; when it is 0 the service may measure the thread count instead.</summary>
     public bool IntraOpThreadsConfigured => _options.IntraOpThreads > 0;
 
     /// <summary>Creates one session for a model file (with <paramref name="intraOpThreads"/> instead of the configured

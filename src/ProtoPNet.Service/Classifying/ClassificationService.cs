@@ -44,7 +44,7 @@ public sealed class ClassificationService(
             }
             var images = await UploadReader.ReadAsync(http, imageLimits.Value, request.Batch ? limits.MaxBatchImages : 1, cancellationToken);
             var total = Stopwatch.StartNew();
-            using (await EnterPreprocessingAsync(cancellationToken))
+            using (await preprocessing.EnterAsync(cancellationToken))   // "overloaded" when too many wait, or too long
             {
                 prepared = classifier.Prepare(lease.Bundle, images);
             }
@@ -172,19 +172,6 @@ public sealed class ClassificationService(
             if (outcome.Classification is { } classification) metrics.ExplanationDuration.Record(classification.Timings.ExplainMs / 1000, tags);
         }
         return outcomes;
-    }
-
-    /// <summary>A turn to decode (<see cref="PreprocessingGate"/>); too many waiting, or waiting too long, is "overloaded" (503).</summary>
-    private async ValueTask<IDisposable> EnterPreprocessingAsync(CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await preprocessing.EnterAsync(cancellationToken);
-        }
-        catch (GateRefusedException exception)
-        {
-            throw new ProblemException(ProblemCatalog.Overloaded, exception.Message);
-        }
     }
 
     /// <summary>One network run through the version's batcher; a full queue or a request that waited too long is "overloaded" (503).</summary>

@@ -47,19 +47,6 @@ public static class LoggingExtensions
             options.EnrichDiagnosticContext = (diagnostics, context) =>
                 diagnostics.Set("TraceId", Activity.Current?.Id ?? context.TraceIdentifier);
         });
-        // A client that left before its answer: 499 in the log line (Serilog would say 500 for the cancellation that
-        // surfaces), not an error of ours, and nothing to answer.
-        app.Use(async (context, next) =>
-        {
-            try
-            {
-                await next(context);
-            }
-            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted)
-            {
-                context.Response.StatusCode = StatusCodes.Status499ClientClosedRequest;
-            }
-        });
         // Defaults for requests that involve no model; the classify endpoints overwrite them.
         app.Use((context, next) =>
         {

@@ -61,15 +61,13 @@ public static class ServingExtensions
     }
 
     /// <summary>Gauges read at each scrape: queue depth per served version, requests waiting to decode, the execution provider, the versions served.</summary>
-    private static void RegisterGauges(ServiceMetrics metrics, ModelRegistry registry, IServiceProvider services)
+    private static void RegisterGauges(ServiceMetrics metrics, ModelRegistry registry, PreprocessingGate preprocessing)
     {
         metrics.ObserveGauge("protopnet.queue.depth", "{image}", "Images waiting for a network run, per model version.", () =>
             registry.Catalog.Served.Values.Select(s => new System.Diagnostics.Metrics.Measurement<long>(s.Batcher.QueueDepth,
                 ServiceMetrics.Tag("model", s.Bundle.Name), ServiceMetrics.Tag("version", s.Bundle.Version))));
-        // The gate is resolved at the first scrape, not here: its options are bound then, after the start validated them
-        // (a bad Batching value must stop the start with the key's name, not fail while the pipeline is built).
         metrics.ObserveGauge("protopnet.decode.waiting", "{request}", "Requests waiting for their turn to decode their images.", () =>
-            [new System.Diagnostics.Metrics.Measurement<long>(services.GetRequiredService<PreprocessingGate>().Waiting)]);
+            [new System.Diagnostics.Metrics.Measurement<long>(preprocessing.Waiting)]);
         metrics.ObserveGauge("protopnet.model.ready", "{version}", "1 for each loaded model version, with whether it is the one served by default.", () =>
             registry.Catalog.Families.Values.SelectMany(f => f.Versions.Select(v => new System.Diagnostics.Metrics.Measurement<long>(1,
                 ServiceMetrics.Tag("model", v.Name), ServiceMetrics.Tag("version", v.Version),
@@ -118,9 +116,23 @@ public static class ServingExtensions
 
     public static WebApplication UseServing(this WebApplication app)
     {
-        RegisterGauges(app.Services.GetRequiredService<ServiceMetrics>(), app.Services.GetRequiredService<ModelRegistry>(), app.Services);
+        RegisterGauges(app.Services.GetRequiredService<ServiceMetrics>(), app.Services.GetRequiredService<ModelRegistry>(),
+            app.Services.GetRequiredService<PreprocessingGate>());
         _ = app.Services.GetRequiredService<PrometheusExposition>();
         app.UseRequestMetrics();
+        // A client that left before its answer: 499, not an error of ours, and nothing to answer. Inside the request
+        // log line and the metrics, so both see a 499 rather than the cancellation that surfaces (Serilog: 500).
+        app.Use(async (context, next) =>
+        {
+            try
+            {
+                await next(context);
+            }
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted)
+            {
+                context.Response.StatusCode = StatusCodes.Status499ClientClosedRequest;
+            }
+        });
         if (app.Services.GetRequiredService<IOptions<SecurityOptions>>().Value.CorsOrigins.Length > 0) app.UseCors();
         // Off by default: then no request pays for the limiter's partition lookup.
         if (app.Services.GetRequiredService<IOptions<RateLimitOptions>>().Value.PermitLimit > 0) app.UseRateLimiter();

@@ -1,7 +1,7 @@
-using ProtoPNet.Inference.Preprocessing;
 using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Inference.Runtime;
 using ProtoPNet.Service.Serving;
 
@@ -131,7 +131,7 @@ public sealed class ModelRegistry(
         return catalog;
     }
 
-    /// <summary>How long each candidate shape runs per round when the strategy is measured (two rounds, a handful of shapes).</summary>
+    /// <summary>How long each candidate shape runs per round when the strategy is measured (three rounds, a handful of shapes).</summary>
     private static readonly TimeSpan MeasureSlice = TimeSpan.FromMilliseconds(50);
 
     /// <summary>

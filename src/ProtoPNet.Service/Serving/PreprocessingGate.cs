@@ -1,5 +1,6 @@
 using System.Threading.RateLimiting;
 using Microsoft.Extensions.Options;
+using ProtoPNet.Service.Problems;
 
 namespace ProtoPNet.Service.Serving;
 
@@ -7,34 +8,28 @@ namespace ProtoPNet.Service.Serving;
 /// Admission to the CPU work before a request reaches its model's batcher (decoding the uploads, writing the input
 /// tensor): one request per core at a time, the others wait in arrival order. A request that finds
 /// <see cref="BatchingOptions.MaxQueueSize"/> requests waiting is refused at once, and one that waits longer than
-/// <see cref="BatchingOptions.QueueTimeoutMs"/> is refused then, both as <see cref="GateRefusedException"/> (503, as a
-/// full model queue). Without it an overload of large photos was decoded all at once, time-sliced, so every request
-/// got slow and none was refused: 12-megapixel JPEGs at concurrency 64 on 2 cores waited 5 s (p50) to 15 s (p99).
+/// <see cref="BatchingOptions.QueueTimeoutMs"/> is refused then, both "overloaded" (503, as from a full model queue).
+/// Without it an overload of large photos was decoded all at once, time-sliced, so every request got slow and none was
+/// refused: 12-megapixel JPEGs at concurrency 64 on 2 cores waited 5 s (p50) to 15 s (p99).
 /// </summary>
 public sealed class PreprocessingGate : IDisposable
 {
     private readonly ConcurrencyLimiter _limiter;
     private readonly int _queueLimit;
     private readonly TimeSpan _timeout;
+    private volatile bool _disposed;
 
     public PreprocessingGate(IOptions<BatchingOptions> options)
-        : this(Environment.ProcessorCount, options.Value.MaxQueueSize, TimeSpan.FromMilliseconds(options.Value.QueueTimeoutMs))
     {
-    }
-
-    public PreprocessingGate(int concurrentRequests, int queueLimit, TimeSpan timeout)
-    {
-        _queueLimit = queueLimit;
-        _timeout = timeout;
+        _queueLimit = options.Value.MaxQueueSize;
+        _timeout = TimeSpan.FromMilliseconds(options.Value.QueueTimeoutMs);
         _limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
         {
-            PermitLimit = concurrentRequests,
-            QueueLimit = queueLimit,
+            PermitLimit = Environment.ProcessorCount,
+            QueueLimit = _queueLimit,
             QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
         });
     }
-
-    private volatile bool _disposed;
 
     /// <summary>Requests waiting for a turn now.</summary>
     public long Waiting => _disposed ? 0 : _limiter.GetStatistics()?.CurrentQueuedCount ?? 0;
@@ -73,17 +68,19 @@ public sealed class PreprocessingGate : IDisposable
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new GateRefusedException(
+            throw Overloaded(
                 $"The request waited {_timeout.TotalMilliseconds:0} ms in the queue for decoding its images (Batching:QueueTimeoutMs). Retry shortly.");
         }
         if (lease.IsAcquired) return lease;
         lease.Dispose();
         if (_disposed) throw ShuttingDown();   // disposing the limiter fails every waiting request's lease
-        throw new GateRefusedException(
+        throw Overloaded(
             $"The service is overloaded: {_queueLimit} requests are queued for decoding their images (limit Batching:MaxQueueSize). Retry shortly.");
     }
 
-    private static GateRefusedException ShuttingDown() => new("The service is shutting down. Retry shortly.");
+    private static ProblemException Overloaded(string detail) => new(ProblemCatalog.Overloaded, detail);
+
+    private static ProblemException ShuttingDown() => Overloaded("The service is shutting down. Retry shortly.");
 
     public void Dispose()
     {
@@ -91,6 +88,3 @@ public sealed class PreprocessingGate : IDisposable
         _limiter.Dispose();
     }
 }
-
-/// <summary>The <see cref="PreprocessingGate"/> refused a request: too many waiting, or it waited too long.</summary>
-public sealed class GateRefusedException(string message) : Exception(message);

@@ -34,9 +34,7 @@ public static class RequestMetrics
                 var endpoint = context.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName
                                ?? (context.GetEndpoint() is null ? "unmatched" : "other");
                 var bundle = context.Items.TryGetValue(ModelKey, out var value) ? value as ModelBundle : null;
-                // A client that left before the answer is 499 (as the exception handler answers it), not a failure of ours.
-                var status = context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted ? 499
-                    : failed ? 500 : context.Response.StatusCode;
+                var status = failed ? 500 : context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted ? 499 : context.Response.StatusCode;
                 var model = ServiceMetrics.Tag("model", bundle?.Name ?? "-");
                 var version = ServiceMetrics.Tag("version", bundle?.Version ?? "-");
                 var name = ServiceMetrics.Tag("endpoint", endpoint);

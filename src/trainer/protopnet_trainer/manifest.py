@@ -60,22 +60,15 @@ def separate_baseline_block(cfg: TrainConfig, history: List[float], seconds: flo
     return block
 
 
-RECIPE_EXTRA_KEYS = ("polarityAugment", "noiseAugment", "contrast", "calibrationHoldout")
+# The data recipe beyond the paper's: the baseline block's key, the config attribute, and its value when off.
+RECIPE_EXTRAS = (("polarityAugment", "polarity_augment", 0), ("noiseAugment", "noise_augment", 0),
+                 ("contrast", "contrast", "none"), ("calibrationHoldout", "calibration_holdout", 0))
 
 
 def recipe_extras(cfg: TrainConfig) -> Dict[str, Any]:
-    """The data recipe beyond the paper's, where it is on: product-shot augmentation, contrast normalisation and
-    the calibration hold-out all change what the baseline sees, so its block records them."""
-    extras: Dict[str, Any] = {}
-    if cfg.polarity_augment:
-        extras["polarityAugment"] = cfg.polarity_augment
-    if cfg.noise_augment:
-        extras["noiseAugment"] = cfg.noise_augment
-    if cfg.contrast != "none":
-        extras["contrast"] = cfg.contrast
-    if cfg.calibration_holdout:
-        extras["calibrationHoldout"] = cfg.calibration_holdout
-    return extras
+    """The data recipe beyond the paper's, where it is on: product-shot augmentation, noise, contrast normalisation
+    and the calibration hold-out all change what the baseline sees, so its block records them."""
+    return {key: getattr(cfg, attribute) for key, attribute, off in RECIPE_EXTRAS if getattr(cfg, attribute) != off}
 
 
 def baseline_mismatches(block: Dict[str, Any], cfg: TrainConfig) -> List[str]:
@@ -85,7 +78,7 @@ def baseline_mismatches(block: Dict[str, Any], cfg: TrainConfig) -> List[str]:
                   if block.get(key) != value]
     # recipe_extras names a recipe field only when it is on, in both blocks: an absent key is the default.
     extras = recipe_extras(cfg)
-    mismatches += [key for key in RECIPE_EXTRA_KEYS if block.get(key) != extras.get(key)]
+    mismatches += [key for key, _, _ in RECIPE_EXTRAS if block.get(key) != extras.get(key)]
     return mismatches
 
 

@@ -84,7 +84,7 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         var metrics = await PrometheusText.ScrapeAsync(client);
         Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_requests_total", "endpoint=\"Classify\"", "status=\"499\""));
         Assert.Equal(0, PrometheusText.Sum(metrics, "protopnet_requests_total", "status=\"500\""));
-        Assert.DoesNotContain(factory.Logs.Entries, entry => entry.Level >= LogLevel.Error && entry.Message == line);
+        Assert.DoesNotContain(factory.Logs.Entries, entry => entry.Level >= LogLevel.Error);
         await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(image)));   // the turn it never took is free
     }
 
