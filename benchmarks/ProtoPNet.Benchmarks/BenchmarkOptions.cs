@@ -3,7 +3,7 @@ using System.Globalization;
 namespace ProtoPNet.Benchmarks;
 
 public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double Seconds, string? Image, string? Url, int IntraOpThreads,
-    int MaxBatchSize, bool Fixed, int Rounds, double SoakSeconds, string[] ServiceSettings)
+    int MaxBatchSize, bool Fixed, int Rounds, double SoakSeconds, string[] ServiceSettings, bool HttpClient)
 {
     public static BenchmarkOptions Parse(string[] args)
     {
@@ -14,6 +14,7 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
         var maxBatchSize = 16;
         var fixedService = true;
         var rounds = 2;
+        var httpClient = false;
         double soak = 0;
         var settings = new List<string>();
         for (var i = 0; i < args.Length; i++)
@@ -32,12 +33,13 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
                 case "--rounds": rounds = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--soak": soak = double.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--set": settings.Add(Next()); break;
+                case "--httpclient": httpClient = true; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
         if (bundle is null) throw new ArgumentException("--bundle <models/name/version> is required");
         if (settings.Any(s => !s.Contains('='))) throw new ArgumentException("--set needs Section:Key=value");
         if (rounds < 1) throw new ArgumentException("--rounds must be 1 or more");
-        return new BenchmarkOptions(bundle, concurrency, seconds, image, url, intraOp, maxBatchSize, fixedService, rounds, soak, settings.ToArray());
+        return new BenchmarkOptions(bundle, concurrency, seconds, image, url, intraOp, maxBatchSize, fixedService, rounds, soak, settings.ToArray(), httpClient);
     }
 }

@@ -54,18 +54,31 @@ var strategy = await ExecutionStrategyOf(http);
 Console.WriteLine($"service execution strategy: {strategy}");
 
 var statuses = new ConcurrentDictionary<int, long>();
-Func<Task> ClassifyOverHttp(HttpClient client, bool tolerateOverload = false) => async () =>
+// POST /classify with the image, as load: with the lean client unless --httpclient (to compare what the client costs).
+Func<Task> ClassifyOverHttp(string url, bool tolerateOverload = false)
 {
-    using var content = new ByteArrayContent(imageBytes);
-    content.Headers.ContentType = new MediaTypeHeaderValue(imageType);
-    using var response = await client.PostAsync(classifyPath, content);
-    await response.Content.ReadAsByteArrayAsync();
-    statuses.AddOrUpdate((int)response.StatusCode, 1, (_, n) => n + 1);
-    if (!response.IsSuccessStatusCode && !(tolerateOverload && (int)response.StatusCode == 503))
+    void Count(int status)
     {
-        throw new InvalidOperationException($"/classify answered {(int)response.StatusCode}");
+        statuses.AddOrUpdate(status, 1, (_, n) => n + 1);
+        if (status is < 200 or > 299 && !(tolerateOverload && status == 503)) throw new InvalidOperationException($"/classify answered {status}");
     }
-};
+    if (options.HttpClient)
+    {
+        var client = Client(url);
+        return async () =>
+        {
+            using var content = new ByteArrayContent(imageBytes);
+            content.Headers.ContentType = new MediaTypeHeaderValue(imageType);
+            using var response = await client.PostAsync(classifyPath, content);
+            await response.Content.ReadAsByteArrayAsync();
+            Count((int)response.StatusCode);
+        };
+    }
+    var lean = new LeanHttpClient(new Uri(url));
+    var request = lean.Post(classifyPath, imageType, imageBytes);
+    return async () => Count(await lean.SendAsync(request));
+}
+var classifyLoad = ClassifyOverHttp(options.Url ?? service!.Url);
 
 const double WarmUpSeconds = 5;
 if (options.SoakSeconds > 0) return await SoakAsync();
@@ -78,7 +91,7 @@ await using var fixedService = options.Url is null && options.Fixed
         ["Batching__MaxConcurrentRuns"] = "1",
     })
     : null;
-using var fixedHttp = fixedService is null ? null : Client(fixedService.Url);
+var fixedLoad = fixedService is null ? null : ClassifyOverHttp(fixedService.Url);
 
 // The same image repeated for the largest batch measured.
 var elements = bundle.Session.ImageElementCount;
@@ -88,9 +101,9 @@ for (var i = 1; i < options.MaxBatchSize; i++) Array.Copy(input, 0, input, i * e
 
 // The services' hot paths are compiled again, optimised, once they have run a while (tiered JIT): that one-time CPU
 // belongs to start-up, not to the images measured, so each service serves a few seconds of load first.
-foreach (var client in new[] { http, fixedHttp }.OfType<HttpClient>())
+foreach (var load in new[] { classifyLoad, fixedLoad }.OfType<Func<Task>>())
 {
-    await LoadRunner.RunAsync(Math.Min(8, options.Concurrency.Max()), WarmUpSeconds, ClassifyOverHttp(client));
+    await LoadRunner.RunAsync(Math.Min(8, options.Concurrency.Max()), WarmUpSeconds, load);
 }
 
 var loadBefore = LoadAverage();
@@ -117,11 +130,11 @@ foreach (var concurrency in options.Concurrency)
             return Task.CompletedTask;
         }, null),
         // The services' own CPU time (not this client's), when they are ours to measure.
-        new("/classify", concurrency, 1, ClassifyOverHttp(http), service is null ? () => TimeSpan.Zero : () => service.CpuTime),
+        new("/classify", concurrency, 1, classifyLoad, service is null ? () => TimeSpan.Zero : () => service.CpuTime),
     };
-    if (fixedHttp is not null)
+    if (fixedLoad is not null)
     {
-        measurements.Add(new($"/classify fixed b={options.MaxBatchSize}", concurrency, 1, ClassifyOverHttp(fixedHttp), () => fixedService!.CpuTime));
+        measurements.Add(new($"/classify fixed b={options.MaxBatchSize}", concurrency, 1, fixedLoad, () => fixedService!.CpuTime));
     }
     var results = await MeasureInRoundsAsync(measurements);
     var (ort, ortBatched, pipeline, classify) = (results[0], results[1], results[2], results[3]);
@@ -197,7 +210,7 @@ async Task<int> SoakAsync()
     for (var elapsed = 0.0; elapsed < options.SoakSeconds; elapsed += interval)
     {
         statuses.Clear();
-        var result = await LoadRunner.RunAsync(concurrency, interval, ClassifyOverHttp(http, tolerateOverload: true), () => service.CpuTime);
+        var result = await LoadRunner.RunAsync(concurrency, interval, ClassifyOverHttp(service.Url, tolerateOverload: true), () => service.CpuTime);
         var rss = service.ResidentBytes;
         peakRss = Math.Max(peakRss, rss);
         if (elapsed == 0) firstInterval = rss;

@@ -1,0 +1,152 @@
+using System.Buffers.Text;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace ProtoPNet.Benchmarks;
+
+/// <summary>
+/// The load generator's HTTP/1.1 client: the request's bytes are built once and sent as they are on keep-alive
+/// connections (one per concurrent caller, taken from a pool), and the answer is read with just enough parsing to find
+/// its end (Content-Length or chunked). The load generator shares the cores with the service it measures, and
+/// HttpClient's per-request work (headers, content objects, its connection pool) was a fifth of the service's own CPU
+/// for the default model; this client leaves more of the machine to the service, and reports what it still costs.
+/// </summary>
+public sealed class LeanHttpClient(Uri server) : IDisposable
+{
+    private readonly ConcurrentBag<Connection> _idle = [];
+    private readonly EndPoint _endPoint = new DnsEndPoint(server.Host, server.Port);
+
+    /// <summary>A POST of <paramref name="body"/> to <paramref name="pathAndQuery"/>, as bytes to send on any connection.</summary>
+    public byte[] Post(string pathAndQuery, string contentType, byte[] body)
+    {
+        var head = Encoding.ASCII.GetBytes(
+            $"POST {pathAndQuery} HTTP/1.1\r\nHost: {server.Authority}\r\nContent-Type: {contentType}\r\nContent-Length: {body.Length}\r\n\r\n");
+        return [.. head, .. body];
+    }
+
+    /// <summary>Sends a request made by <see cref="Post"/> and reads the whole answer; returns its status code.</summary>
+    public async Task<int> SendAsync(byte[] request)
+    {
+        if (!_idle.TryTake(out var connection)) connection = await Connection.OpenAsync(_endPoint);
+        try
+        {
+            var (status, keepAlive) = await connection.ExchangeAsync(request);
+            if (keepAlive) _idle.Add(connection);
+            else connection.Dispose();
+            return status;
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        while (_idle.TryTake(out var connection)) connection.Dispose();
+    }
+
+    private sealed class Connection(Socket socket) : IDisposable
+    {
+        private static readonly byte[] HeaderEnd = "\r\n\r\n"u8.ToArray();
+        private static readonly byte[] LineEnd = "\r\n"u8.ToArray();
+        private byte[] _buffer = new byte[16 * 1024];
+        private int _start;   // first unread byte
+        private int _end;     // one past the last received byte
+
+        public static async Task<Connection> OpenAsync(EndPoint endPoint)
+        {
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            await socket.ConnectAsync(endPoint);
+            return new Connection(socket);
+        }
+
+        public async Task<(int Status, bool KeepAlive)> ExchangeAsync(byte[] request)
+        {
+            await socket.SendAsync(request, SocketFlags.None);
+            _start = _end = 0;
+
+            var headerEnd = await ReadUntilAsync(HeaderEnd);
+            var head = _buffer.AsSpan(_start, headerEnd - _start);
+            if (!head.StartsWith("HTTP/1.1 "u8) || !Utf8Parser.TryParse(head[9..12], out int status, out _))
+            {
+                throw new InvalidOperationException("not an HTTP/1.1 answer: " + Encoding.ASCII.GetString(head[..Math.Min(head.Length, 40)]));
+            }
+            var headers = Encoding.ASCII.GetString(head).ToLowerInvariant();
+            var keepAlive = !headers.Contains("\r\nconnection: close");
+            _start = headerEnd + 4;
+
+            if (headers.Contains("\r\ntransfer-encoding: chunked"))
+            {
+                while (true)
+                {
+                    var lineEnd = await ReadUntilAsync(LineEnd);
+                    var sizeText = _buffer.AsSpan(_start, lineEnd - _start);
+                    var semicolon = sizeText.IndexOf((byte)';');
+                    if (semicolon >= 0) sizeText = sizeText[..semicolon];
+                    if (!Utf8Parser.TryParse(sizeText, out int size, out _, 'x')) throw new InvalidOperationException("a bad chunk size");
+                    _start = lineEnd + 2;
+                    await SkipAsync(size + 2);   // the chunk and its CRLF; the last (empty) chunk has no trailers here
+                    if (size == 0) break;
+                }
+            }
+            else
+            {
+                var at = headers.IndexOf("\r\ncontent-length:", StringComparison.Ordinal);
+                var length = at < 0 ? 0 : int.Parse(headers.AsSpan(at + 17, headers.IndexOf('\r', at + 2) - at - 17).Trim());
+                await SkipAsync(length);
+            }
+            return (status, keepAlive);
+        }
+
+        /// <summary>Receives until <paramref name="marker"/> is in the unread bytes; returns where it starts.</summary>
+        private async Task<int> ReadUntilAsync(ReadOnlyMemory<byte> marker)
+        {
+            var searched = 0;   // unread bytes already searched (receiving may move the unread bytes)
+            while (true)
+            {
+                var found = _buffer.AsSpan(_start + searched, _end - _start - searched).IndexOf(marker.Span);
+                if (found >= 0) return _start + searched + found;
+                searched = Math.Max(0, _end - _start - marker.Length + 1);
+                await ReceiveAsync();
+            }
+        }
+
+        /// <summary>Consumes <paramref name="count"/> bytes, receiving them as needed.</summary>
+        private async Task SkipAsync(int count)
+        {
+            while (_end - _start < count)
+            {
+                count -= _end - _start;
+                _start = _end = 0;
+                await ReceiveAsync();
+            }
+            _start += count;
+        }
+
+        private async Task ReceiveAsync()
+        {
+            if (_start > 0 && _start == _end) _start = _end = 0;
+            if (_end == _buffer.Length)
+            {
+                if (_start > 0)
+                {
+                    _buffer.AsSpan(_start, _end - _start).CopyTo(_buffer);
+                    (_end, _start) = (_end - _start, 0);
+                }
+                else
+                {
+                    Array.Resize(ref _buffer, _buffer.Length * 2);
+                }
+            }
+            var received = await socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None);
+            if (received == 0) throw new IOException("the service closed the connection mid-answer");
+            _end += received;
+        }
+
+        public void Dispose() => socket.Dispose();
+    }
+}
