@@ -3,6 +3,7 @@ using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Tests.Shared;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Metadata.Profiles.Exif;
 using SixLabors.ImageSharp.PixelFormats;
 using Xunit.Abstractions;
 
@@ -17,39 +18,46 @@ namespace ProtoPNet.Inference.Tests;
 /// </summary>
 public class TrainerPreprocessingTests(ITestOutputHelper output)
 {
-    private static readonly (int Width, int Height, int Channels, int Size, string Interpolation, string Contrast)[] AllCases =
+    private static readonly (int Width, int Height, int Channels, int Size, string Interpolation, string Contrast, bool Draft)[] AllCases =
     [
-        (45, 37, 3, 32, "bilinear", "none"),   // odd width: a half-transparent PNG (see PictureFile), composited over white first
-        (45, 37, 1, 28, "bilinear", "none"),
-        (97, 61, 3, 32, "bilinear", "none"),   // shrink, both axes by different factors
-        (97, 61, 3, 32, "bicubic", "none"),
-        (300, 200, 3, 32, "bilinear", "none"), // shrink by about 9: the kernel widens
-        (640, 480, 3, 224, "bilinear", "none"), // a photo into a ResNet's input (the vectorised passes, row ends)
-        (480, 640, 3, 224, "bicubic", "none"),
+        (45, 37, 3, 32, "bilinear", "none", false),   // odd width: a half-transparent PNG (see PictureFile), composited over white first
+        (45, 37, 1, 28, "bilinear", "none", false),
+        (97, 61, 3, 32, "bilinear", "none", false),   // shrink, both axes by different factors
+        (97, 61, 3, 32, "bicubic", "none", false),
+        (300, 200, 3, 32, "bilinear", "none", false), // shrink by about 9: the kernel widens
+        (640, 480, 3, 224, "bilinear", "none", false), // a photo into a ResNet's input (the vectorised passes, row ends)
+        (480, 640, 3, 224, "bicubic", "none", false),
         // JPEG files: the service decodes them with libjpeg-turbo, the library Pillow decodes with (TurboJpeg).
-        (641, 479, 3, 224, "bilinear", "none"), // a photo, 4:2:0 chroma
-        (121, 91, 1, 28, "bilinear", "none"),   // into a grey model, 4:4:4 chroma
-        (93, 71, 1, 28, "bilinear", "auto"),    // a product shot, as the scorecard's product-shot set is
-        (20, 13, 3, 32, "bilinear", "none"),   // enlarge
-        (20, 13, 3, 32, "bicubic", "none"),
-        (61, 97, 1, 28, "bilinear", "none"),   // grey: PIL converts to L first, then resizes
-        (32, 32, 3, 32, "bilinear", "none"),   // already the model's size: no resize on either side
-        (97, 32, 3, 32, "bilinear", "none"),   // only the width changes
-        (32, 61, 3, 32, "bicubic", "none"),    // only the height changes
-        (97, 61, 3, 32, "nearest", "none"),
-        (20, 13, 3, 32, "nearest", "none"),
+        (641, 479, 3, 224, "bilinear", "none", false), // a photo, 4:2:0 chroma
+        (121, 91, 1, 28, "bilinear", "none", false),   // into a grey model, 4:4:4 chroma
+        (93, 71, 1, 28, "bilinear", "auto", false),    // a product shot, as the scorecard's product-shot set is
+        (20, 13, 3, 32, "bilinear", "none", false),   // enlarge
+        (20, 13, 3, 32, "bicubic", "none", false),
+        (61, 97, 1, 28, "bilinear", "none", false),   // grey: PIL converts to L first, then resizes
+        (32, 32, 3, 32, "bilinear", "none", false),   // already the model's size: no resize on either side
+        (97, 32, 3, 32, "bilinear", "none", false),   // only the width changes
+        (32, 61, 3, 32, "bicubic", "none", false),    // only the height changes
+        (97, 61, 3, 32, "nearest", "none", false),
+        (20, 13, 3, 32, "nearest", "none", false),
         // The contrast step (input.contrast "auto", contrast.py / ContrastNormalizer): product-like photos on a light
         // ground are inverted and stretched; the gradient picture (mixed border) is only stretched.
-        (90, 70, 1, 28, "bilinear", "auto"),
-        (90, 70, 3, 32, "bicubic", "auto"),
-        (64, 64, 1, 28, "bilinear", "auto"),
-        (45, 37, 3, 32, "bilinear", "auto"),
+        (90, 70, 1, 28, "bilinear", "auto", false),
+        (90, 70, 3, 32, "bicubic", "auto", false),
+        (64, 64, 1, 28, "bilinear", "auto", false),
+        (45, 37, 3, 32, "bilinear", "auto", false),
+        // JPEGs decoded at a reduced DCT scale (input.jpegDraft; Pillow's draft in the trainer, TurboJPEG's scaling here).
+        (641, 479, 3, 224, "bilinear", "none", true),   // 1/2: 321x240, 4:2:0
+        (1000, 900, 3, 224, "bicubic", "none", true),   // 1/4: 250x225
+        (1211, 911, 3, 112, "bilinear", "none", true),  // 1/8: 152x114, 4:4:4
+        (121, 91, 1, 28, "bilinear", "none", true),     // 1/2 into a grey model
+        (1000, 601, 3, 224, "bilinear", "none", true),  // EXIF orientation 6: turned upright after the 1/2 decode
+        (300, 200, 3, 32, "bilinear", "none", true),    // a PNG: no DCT to scale, decoded in full on both sides
     ];
 
-    public static TheoryData<int, int, int, int, string, string> Cases()
+    public static TheoryData<int, int, int, int, string, string, bool> Cases()
     {
-        var cases = new TheoryData<int, int, int, int, string, string>();
-        foreach (var (width, height, channels, size, interpolation, contrast) in AllCases) cases.Add(width, height, channels, size, interpolation, contrast);
+        var cases = new TheoryData<int, int, int, int, string, string, bool>();
+        foreach (var (width, height, channels, size, interpolation, contrast, draft) in AllCases) cases.Add(width, height, channels, size, interpolation, contrast, draft);
         return cases;
     }
 
@@ -58,22 +66,27 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void ServiceTensorEqualsTheTrainersPilTensor(int width, int height, int channels, int size, string interpolation, string contrast)
+    public void ServiceTensorEqualsTheTrainersPilTensor(int width, int height, int channels, int size, string interpolation, string contrast, bool draft)
     {
         var file = PictureFile(width, height);
 
         var input = new InputSection
         {
             Channels = channels, Height = size, Width = size, ColorSpace = channels == 1 ? "gray" : "rgb", Interpolation = interpolation,
-            Contrast = contrast,
+            Contrast = contrast, JpegDraft = draft,
         };
         var service = new float[channels * size * size];
         bool inverted;
-        using (var decoded = new ImageDecoder(new ImageLimits()).Decode(file))
+        using (var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(file, input))
         {
             inverted = InputTensorWriter.Write(decoded.Pixels, input, service, 0);
+            var upright = IsTurned(width, height) ? (height, width) : (width, height);
+            Assert.Equal(upright, (decoded.Width, decoded.Height));   // the upload's size, however it was decoded
+            var scale = draft && JpegChroma(width, height) is not null ? ImageDecoder.JpegDraftScale(width, height, size, size, false) : 1;
+            Assert.Equal(((upright.Item1 + scale - 1) / scale, (upright.Item2 + scale - 1) / scale), (decoded.Pixels.Width, decoded.Pixels.Height));
+            if (draft && JpegChroma(width, height) is not null) Assert.True(scale > 1, $"the case {width}x{height} -> {size} should decode at a reduced scale");
         }
-        var (trainer, trainerInverted) = TrainerTensors.Value[Array.IndexOf(AllCases, (width, height, channels, size, interpolation, contrast))];
+        var (trainer, trainerInverted) = TrainerTensors.Value[Array.IndexOf(AllCases, (width, height, channels, size, interpolation, contrast, draft))];
         // The product-like pictures, on a light ground, are inverted by the contrast step on both sides.
         Assert.Equal(trainerInverted, inverted);
         if (contrast == "auto" && IsProductPicture(width, height)) Assert.True(inverted);
@@ -92,6 +105,32 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
         Assert.True(trainer.Distinct().Count() > enough, $"only {trainer.Distinct().Count()} distinct values");
     }
 
+    [Fact]
+    public void JpegDraftScaleIsTheTrainersRule()
+    {
+        // Sides around the scale steps for each input side, inputs square and not, orientations that swap the sides or not.
+        int[] sides = [1, 27, 56, 111, 223, 224, 447, 448, 895, 896, 1791, 1792, 4000];
+        (int Width, int Height)[] inputs = [(224, 224), (28, 28), (100, 40)];
+        var cases = (from w in sides from h in sides from input in inputs from orientation in new[] { 1, 6 }
+                     select (w, h, input, orientation)).ToArray();
+        var lines = Pillow.RunPython("""
+            import sys
+            from protopnet_trainer.data import jpeg_draft_scale
+            for case in sys.argv[1:]:
+                w, h, iw, ih, orientation = map(int, case.split(","))
+                print(jpeg_draft_scale((w, h), (iw, ih), orientation))
+            """, [.. cases.Select(c => $"{c.w},{c.h},{c.input.Width},{c.input.Height},{c.orientation}")])
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(cases.Length, lines.Length);
+        for (var i = 0; i < cases.Length; i++)
+        {
+            var (w, h, input, orientation) = cases[i];
+            Assert.True(int.Parse(lines[i]) == ImageDecoder.JpegDraftScale(w, h, input.Width, input.Height, transposed: orientation == 6),
+                $"{w}x{h} for {input.Width}x{input.Height}, orientation {orientation}: the trainer decodes at 1/{lines[i]}");
+        }
+        Assert.Equal([1, 2, 4, 8], lines.Select(int.Parse).Distinct().Order());
+    }
+
     /// <summary>
     /// A PNG file of gradients in each channel plus noise and a hard-edged square: every resampling choice shows. Files of
     /// an odd width have an alpha channel, from opaque to fully transparent, so the compositing over white shows too.
@@ -102,6 +141,11 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
         if (JpegChroma(width, height) is { } chroma)
         {
             using var photo = Picture(width, height);
+            if (IsTurned(width, height))
+            {
+                photo.Metadata.ExifProfile = new ExifProfile();
+                photo.Metadata.ExifProfile.SetValue(ExifTag.Orientation, (ushort)6);   // stored on its side
+            }
             return TestImages.Encode(photo, new JpegEncoder { Quality = 90, ColorType = chroma });
         }
         using var picture = Picture(width, height);
@@ -111,10 +155,13 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     /// <summary>The cases whose file is a JPEG, and its chroma subsampling.</summary>
     private static JpegColorType? JpegChroma(int width, int height) => (width, height) switch
     {
-        (641, 479) or (93, 71) => JpegColorType.YCbCrRatio420,
-        (121, 91) => JpegColorType.YCbCrRatio444,
+        (641, 479) or (93, 71) or (1000, 900) or (1000, 601) => JpegColorType.YCbCrRatio420,
+        (121, 91) or (1211, 911) => JpegColorType.YCbCrRatio444,
         _ => null,
     };
+
+    /// <summary>The case whose JPEG carries EXIF orientation 6 (stored on its side: upright it is height x width).</summary>
+    private static bool IsTurned(int width, int height) => (width, height) == (1000, 601);
 
     private static Image<Rgba32> Picture(int width, int height)
     {
@@ -156,7 +203,7 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     }
 
     /// <summary>The trainer's tensors for the cases' files: its ImageSet over a one-image split, as float32 [C, H, W].</summary>
-    private static (float[] Tensor, bool Inverted)[] ComputeTrainerTensors((int Width, int Height, int Channels, int Size, string Interpolation, string Contrast)[] cases)
+    private static (float[] Tensor, bool Inverted)[] ComputeTrainerTensors((int Width, int Height, int Channels, int Size, string Interpolation, string Contrast, bool Draft)[] cases)
     {
         var directory = Directory.CreateTempSubdirectory("protopnet-preprocessing-").FullName;
         try
@@ -164,10 +211,11 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
             var arguments = new List<string>();
             for (var i = 0; i < cases.Length; i++)
             {
-                var (width, height, channels, size, interpolation, contrast) = cases[i];
+                var (width, height, channels, size, interpolation, contrast, draft) = cases[i];
                 var image = Path.Combine(directory, $"{i}.img");
                 File.WriteAllBytes(image, PictureFile(width, height));
-                arguments.AddRange([image, channels.ToString(), size.ToString(), interpolation, contrast, Path.Combine(directory, $"{i}.f32")]);
+                arguments.AddRange([image, channels.ToString(), size.ToString(), interpolation, contrast, draft ? "draft" : "full",
+                    Path.Combine(directory, $"{i}.f32")]);
             }
             Pillow.RunPython("""
                 import sys
@@ -175,10 +223,11 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
                 from protopnet_trainer.data import ImageSet, Split, open_image
 
                 jobs = sys.argv[1:]
-                for at in range(0, len(jobs), 6):
-                    path, channels, size, interpolation, contrast, out = jobs[at:at + 6]
+                for at in range(0, len(jobs), 7):
+                    path, channels, size, interpolation, contrast, decoding, out = jobs[at:at + 7]
                     # Loaded as the ImageFolder and CUB-200 data sources load a file.
-                    split = Split("test", ["only"], int(channels), ["0"], [0], lambda _, path=path: open_image(path))
+                    draft = (int(size), int(size)) if decoding == "draft" else None
+                    split = Split("test", ["only"], int(channels), ["0"], [0], lambda _, path=path, draft=draft: open_image(path, draft))
                     tensor = ImageSet(split, int(size), interpolation, contrast=contrast).image(0)
                     tensor.numpy().astype("<f4").tofile(out)
                     inverted = contrast == "auto" and normalize_contrast(ImageSet(split, int(size), interpolation).image(0))[1]

@@ -59,7 +59,7 @@ public class ClassifyTests(TrainerBundles bundles)
 
         // One intra-op thread, as the test service runs: ONNX Runtime's sums depend on the thread count.
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
-        using var decoded = new ImageDecoder(new ImageLimits()).Decode(image);
+        using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(image, bundle.Manifest.Input);
         var input = new float[bundle.Session.ImageElementCount];
         InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
         using var outputs = bundle.Session.Run(input, 1);
@@ -77,15 +77,22 @@ public class ClassifyTests(TrainerBundles bundles)
         var body = await Http.JsonAsync(await Client.PostAsync("/classify?topPrototypes=8", Http.Image(image)));
         Assert.Equal(width, body.GetProperty("image").GetProperty("width").GetInt32());
 
-        // Recompute each activation map in process and apply the rule independently: threshold = numpy-style 95th
-        // percentile of the bicubically upsampled map, box = bounding rectangle of the pixels at or above it.
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
-        using var decoded = new ImageDecoder(new ImageLimits()).Decode(image);
+        using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(image, bundle.Manifest.Input);
         var input = new float[bundle.Session.ImageElementCount];
         InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
         using var outputs = bundle.Session.Run(input, 1);
-        var (inH, inW) = (bundle.Manifest.Input.Height, bundle.Manifest.Input.Width);
+        AssertBoxesFollowThePercentileRule(body, bundle, outputs, width, height);
+    }
 
+    /// <summary>
+    /// Recomputes each explained prototype's box from the in-process <paramref name="outputs"/> by the rule, independently:
+    /// threshold = numpy-style 95th percentile of the bicubically upsampled map, box = bounding rectangle of the pixels
+    /// at or above it, mapped onto the uploaded image's <paramref name="width"/> x <paramref name="height"/>.
+    /// </summary>
+    private static void AssertBoxesFollowThePercentileRule(JsonElement body, ModelBundle bundle, NetworkOutputs outputs, int width, int height)
+    {
+        var (inH, inW) = (bundle.Manifest.Input.Height, bundle.Manifest.Input.Width);
         foreach (var prototype in body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray())
         {
             var box = prototype.GetProperty("box");
@@ -130,6 +137,46 @@ public class ClassifyTests(TrainerBundles bundles)
     }
 
     [Fact]
+    public async Task ALargeJpegIsDecodedAtTheDraftScaleAndAnsweredInTheUploadsSize()
+    {
+        // 400x300 for the smoke model's 32x32 input: the trainer (and so the service) decodes it at 1/8, 50x38.
+        const int width = 400, height = 300;
+        using var picture = Image.Load<Rgb24>(Http.BundleImage(bundles.SmokeBundle, 1, width, height));
+        var jpeg = Http.Encode(picture, new JpegEncoder { Quality = 90 });
+        using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
+        Assert.True(bundle.Manifest.Input.JpegDraft, "the trainer's bundles decode JPEGs at the draft scale by default");
+
+        var body = await Http.JsonAsync(await Client.PostAsync("/classify?topClasses=4&topPrototypes=3&heatmaps=png", Http.Raw(jpeg, "image/jpeg")));
+        Assert.Equal((width, height), (body.GetProperty("image").GetProperty("width").GetInt32(), body.GetProperty("image").GetProperty("height").GetInt32()));
+        var decodedSize = body.GetProperty("preprocessing").GetProperty("decoded");
+        Assert.Equal((50, 38), (decodedSize.GetProperty("width").GetInt32(), decodedSize.GetProperty("height").GetInt32()));
+
+        // The network saw the drafted pixels (exactly), which are not those of a full decode.
+        using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(jpeg, bundle.Manifest.Input);
+        var input = new float[bundle.Session.ImageElementCount];
+        InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
+        using var outputs = bundle.Session.Run(input, 1);
+        using var full = new ImageDecoder(new ImageLimits()).Decode(jpeg);
+        var fullInput = new float[bundle.Session.ImageElementCount];
+        InputTensorWriter.Write(full.Pixels, bundle.Manifest.Input, fullInput, 0);
+        Assert.NotEqual(fullInput, input);
+        foreach (var score in body.GetProperty("topClasses").EnumerateArray())
+        {
+            Assert.Equal(outputs.LogitsOf(0)[score.GetProperty("classIndex").GetInt32()], score.GetProperty("logit").GetDouble());
+        }
+        // Boxes are in the upload's pixels; heatmaps are drawn over the decoded pixels.
+        AssertBoxesFollowThePercentileRule(body, bundle, outputs, width, height);
+        foreach (var prototype in body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray())
+        {
+            using var heatmap = Image.Load<Rgb24>(Convert.FromBase64String(prototype.GetProperty("heatmap").GetString()!["data:image/png;base64,".Length..]));
+            Assert.Equal((50, 38), (heatmap.Width, heatmap.Height));
+        }
+        var card = await Client.PostAsync("/classify/card", Http.Raw(jpeg, "image/jpeg"));
+        Assert.Equal(HttpStatusCode.OK, card.StatusCode);
+        Assert.Equal("image/png", card.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
     public async Task RotatedExifJpegGivesTheSameAnswerAsTheUprightImage()
     {
         // Store the pixels rotated 90 degrees counter-clockwise with EXIF orientation 6 ("rotate 90 clockwise to view").
@@ -141,7 +188,7 @@ public class ClassifyTests(TrainerBundles bundles)
 
         // The upright reference holds exactly the JPEG's decoded pixels, turned by hand and stored losslessly: decoded
         // as the service decodes a JPEG (libjpeg-turbo), without the orientation, which TurboJPEG does not read.
-        using var decodedStored = TurboJpeg.TryDecode(jpeg, 48, 64, Configuration.Default);
+        using var decodedStored = TurboJpeg.TryDecode(jpeg, 48, 64, 1, Configuration.Default);
         Assert.NotNull(decodedStored);
         Assert.Equal(48, decodedStored.Width);
         decodedStored.Metadata.ExifProfile = null;

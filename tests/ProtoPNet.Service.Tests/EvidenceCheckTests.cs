@@ -35,7 +35,7 @@ public class EvidenceCheckTests(TrainerBundles bundles)
         // masked copy in one run. (ONNX Runtime's sums depend on the thread count and the batch: a batch of 1 on two
         // threads differs from the service's run in the fifth decimal of a probability.)
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
-        using var decoded = new ImageDecoder(new ImageLimits()).Decode(image);
+        using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(image, bundle.Manifest.Input);
         var session = bundle.Session;
         var size = session.ImageElementCount;
         var input = new float[size];

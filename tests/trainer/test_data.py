@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 
 from protopnet_trainer.config import TrainConfig
-from protopnet_trainer.data import (FASHION_MNIST_CLASSES, ImageSet, generate_synthetic, load_cub200,
-                                    load_data_source, load_fashion_mnist, load_imagefolder, make_augmentation)
+from protopnet_trainer.data import (FASHION_MNIST_CLASSES, ImageSet, generate_synthetic, jpeg_draft_scale, load_cub200,
+                                    load_data_source, load_fashion_mnist, load_imagefolder, make_augmentation,
+                                    open_image)
 from protopnet_trainer.errors import TrainerError
 
 CUB_COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
@@ -138,6 +139,53 @@ def test_imagefolder(tmp_path):
     Image.new("RGB", (4, 4)).save(tmp_path / "test" / "bird" / "0.png")
     with pytest.raises(TrainerError, match="train has 2 classes, test has 3"):
         load_imagefolder(str(tmp_path))
+
+
+def test_jpeg_draft_scale_is_the_smallest_that_keeps_the_input_size():
+    assert jpeg_draft_scale((640, 480), (224, 224), None) == 2        # 320x240 still covers 224x224
+    assert jpeg_draft_scale((4000, 3000), (224, 224), 1) == 8         # a phone photo: 500x375
+    assert jpeg_draft_scale((1000, 900), (224, 224), None) == 4
+    assert jpeg_draft_scale((447, 1000), (224, 224), None) == 1       # 447 // 224 = 1: the narrow side decides
+    assert jpeg_draft_scale((100, 80), (224, 224), None) == 1         # smaller than the input: in full
+    # A non-square input: EXIF orientations 5-8 swap the sides, so the stored width meets the input's height.
+    assert jpeg_draft_scale((1000, 300), (100, 40), None) == 4        # min(10, 7)
+    assert jpeg_draft_scale((1000, 300), (100, 40), 6) == 2           # upright 300x1000 for 100x40: min(25, 3)
+    assert jpeg_draft_scale((1000, 300), (100, 40), 3) == 4           # a half turn swaps nothing
+
+
+def test_open_image_decodes_a_large_jpeg_at_the_draft_scale_only(tmp_path):
+    rng = np.random.default_rng(3)
+    photo = Image.fromarray((rng.random((480, 641, 3)) * 255).astype(np.uint8))
+    photo.save(tmp_path / "photo.jpg", quality=90)
+    photo.save(tmp_path / "photo.png")
+    photo.convert("CMYK").save(tmp_path / "cmyk.jpg", quality=90)
+    exif = Image.Exif()
+    exif[0x0112] = 6                                                  # stored 641x480, upright 480x641
+    photo.save(tmp_path / "turned.jpg", quality=90, exif=exif.tobytes())
+
+    assert open_image(str(tmp_path / "photo.jpg")).size == (641, 480)                  # no draft: in full
+    drafted = open_image(str(tmp_path / "photo.jpg"), (224, 224))
+    assert drafted.size == (321, 240) and drafted.mode == "RGB"                        # 1/2, rounded up
+    assert open_image(str(tmp_path / "photo.jpg"), (32, 32)).size == (81, 60)          # 1/8
+    assert open_image(str(tmp_path / "turned.jpg"), (224, 224)).size == (240, 321)     # scaled, then turned upright
+    assert open_image(str(tmp_path / "photo.png"), (224, 224)).size == (641, 480)      # not a JPEG
+    assert open_image(str(tmp_path / "cmyk.jpg"), (224, 224)).size == (641, 480)       # CMYK: in full, as the service
+    # Scaled decoding is libjpeg's own reduced IDCT, not a resize of the full decode: close, but not the same pixels.
+    full = np.asarray(open_image(str(tmp_path / "photo.jpg")).resize((321, 240), Image.BILINEAR), dtype=np.int16)
+    assert 0 < np.abs(full - np.asarray(drafted, dtype=np.int16)).mean() < 40
+
+
+def test_the_recipe_drafts_jpegs_unless_told_or_cropping(tmp_path):
+    assert TrainConfig(image_size=224).jpeg_draft_size == (224, 224)
+    assert TrainConfig(image_size=224, jpeg_draft=False).jpeg_draft_size is None
+    assert TrainConfig(image_size=224, crop_to_box=True).jpeg_draft_size is None      # the crop is what gets resized
+    assert TrainConfig.from_dict({"image_size": 224}).jpeg_draft_size is None          # a run from before the option
+    for split in ("train", "test"):
+        os.makedirs(tmp_path / split / "only")
+        Image.fromarray(np.zeros((200, 300, 3), np.uint8)).save(tmp_path / split / "only" / "0.jpg")
+    drafted = load_data_source(TrainConfig(dataset="imagefolder", data=str(tmp_path), image_size=32))
+    full = load_data_source(TrainConfig(dataset="imagefolder", data=str(tmp_path), image_size=32, jpeg_draft=False))
+    assert drafted.train.load(0).size == (75, 50) and full.train.load(0).size == (300, 200)   # 1/4: min(9, 6) fits
 
 
 def test_synthetic_is_deterministic_and_records_the_pattern_box():

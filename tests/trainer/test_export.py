@@ -80,7 +80,7 @@ def test_manifest_fields(trained_bundle):
         assert manifest["onnx"] == {"file": "model.onnx", "sha256": hashlib.sha256(f.read()).hexdigest(),
                                     "opset": 17}
     assert manifest["input"] == {"channels": 3, "height": 16, "width": 16, "colorSpace": "rgb",
-                                 "resize": "stretch", "interpolation": "bilinear", "contrast": "none",
+                                 "resize": "stretch", "interpolation": "bilinear", "contrast": "none", "jpegDraft": False,
                                  "mean": pytest.approx([0.2] * 3), "std": pytest.approx([0.3] * 3)}
     assert manifest["classes"] == [{"index": k, "name": f"pattern-{k}"} for k in range(3)]
     assert manifest["featureMap"] == {"height": 4, "width": 4}

@@ -57,6 +57,11 @@ public sealed record InputSection
     public string? Interpolation { get; init; }
     /// <summary>"auto": <see cref="ContrastNormalizer"/> after resizing; "none" (or absent): nothing.</summary>
     public string? Contrast { get; init; }
+    /// <summary>
+    /// Whether JPEGs are decoded at a reduced DCT scale, as the trainer decoded its images (<c>ImageDecoder.JpegDraftScale</c>);
+    /// absent: in full.
+    /// </summary>
+    public bool JpegDraft { get; init; }
     public IReadOnlyList<double>? Mean { get; init; }
     public IReadOnlyList<double>? Std { get; init; }
 }

@@ -46,4 +46,7 @@ public sealed record Classification(
 
     /// <summary>Whether the bundle's contrast step (<c>input.contrast: "auto"</c>) inverted the image.</summary>
     public bool Inverted { get; init; }
+
+    /// <summary>The decoded pixels' size: the image's, or smaller for a JPEG decoded at a reduced DCT scale (<c>input.jpegDraft</c>).</summary>
+    public (int Width, int Height) Decoded { get; init; }
 }

@@ -106,7 +106,7 @@ public sealed class Classifier(ImageDecoder decoder)
             {
                 try
                 {
-                    decoded[i] = decoder.Decode(images[i]);
+                    decoded[i] = decoder.DecodeFor(images[i], bundle.Manifest.Input);
                     inverted.Add(InputTensorWriter.Write(decoded[i]!.Pixels, bundle.Manifest.Input, buffer, rows.Count * session.ImageElementCount));
                     rows.Add(i);
                 }
@@ -153,6 +153,7 @@ public sealed class Classifier(ImageDecoder decoder)
                 {
                     Unfamiliarity = Unfamiliarity.Of(bundle, outputs.SimilaritiesOf(firstRow + row)),
                     Inverted = prepared.InvertedAt(row),
+                    Decoded = (image.Pixels.Width, image.Pixels.Height),
                 }, null);
         }
         return results;

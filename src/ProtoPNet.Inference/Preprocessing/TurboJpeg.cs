@@ -36,9 +36,14 @@ public static class TurboJpeg
     /// <param name="jpeg">The file.</param>
     /// <param name="width">The width the header was identified with: a file whose TurboJPEG header disagrees is left to ImageSharp.</param>
     /// <param name="height">The height the header was identified with.</param>
+    /// <param name="scale">
+    /// s of the DCT scale 1/s to decode at (1, 2, 4 or 8): libjpeg's scaled IDCT, as Pillow's <c>draft</c>; the image is
+    /// ceil(width / s) x ceil(height / s).
+    /// </param>
     /// <param name="configuration">ImageSharp's configuration (its memory pool) for the decoded image.</param>
-    public static Image<Rgb24>? TryDecode(ReadOnlySpan<byte> jpeg, int width, int height, Configuration configuration)
+    public static Image<Rgb24>? TryDecode(ReadOnlySpan<byte> jpeg, int width, int height, int scale, Configuration configuration)
     {
+        if (scale is not (1 or 2 or 4 or 8)) throw new ArgumentOutOfRangeException(nameof(scale), scale, "the DCT scale is 1/1, 1/2, 1/4 or 1/8");
         if (!IsAvailable) return null;
         var handle = Native.tjInitDecompress();
         if (handle == IntPtr.Zero) return null;
@@ -50,6 +55,8 @@ public static class TurboJpeg
             {
                 return null;
             }
+            // TurboJPEG picks the largest scaling factor whose image fits the size asked for: exactly 1/s here.
+            (width, height) = ((width + scale - 1) / scale, (height + scale - 1) / scale);
             var image = new Image<Rgb24>(configuration, width, height);
             try
             {

@@ -67,7 +67,8 @@ public static class ExplanationCard
     }
 
     /// <summary>
-    /// Draws the card. <paramref name="uploaded"/> is the decoded upload (upright, the size the boxes are given in);
+    /// Draws the card. <paramref name="uploaded"/> is the decoded upload (upright; a JPEG decoded at a reduced scale is
+    /// smaller than the upload, whose size, the classification's, boxes are given in);
     /// heatmaps are drawn when the classification carries them, else the plain image stands in.
     /// </summary>
     public static Image<Rgb24> Render(ModelBundle bundle, Image<Rgb24> uploaded, Classification classification)
@@ -77,7 +78,7 @@ public static class ExplanationCard
         var card = new Image<Rgb24>(Width, HeightFor(rows.Count), Background);
         // Every picture of the upload on the card is at most InputSize wide: shrink a large photo once, not once per row.
         using var preview = Preview(uploaded, InputSize);
-        var upload = new Upload(uploaded, preview);
+        var upload = new Upload(uploaded, preview, classification.ImageWidth, classification.ImageHeight);
 
         DrawHeader(card, bundle, classification);
         DrawUploaded(card, upload, rows);
@@ -144,12 +145,11 @@ public static class ExplanationCard
         BitmapFont.Draw(card, BitmapFont.Fit(subtitle, Width - 2 * Margin, TextScale), Margin, 52, Muted, TextScale);
     }
 
-    /// <summary>The upload (its size is the one boxes are given in, and heatmaps are drawn over it) and its <paramref name="Preview"/>, possibly shrunk.</summary>
-    private sealed record Upload(Image<Rgb24> Original, Image<Rgb24> Preview)
-    {
-        public int Width => Original.Width;
-        public int Height => Original.Height;
-    }
+    /// <summary>
+    /// The upload as decoded (heatmaps are drawn over it), its <paramref name="Preview"/>, possibly shrunk, and the
+    /// upload's size, which boxes are given in (larger than the decoded pixels for a JPEG decoded at a reduced scale).
+    /// </summary>
+    private sealed record Upload(Image<Rgb24> Original, Image<Rgb24> Preview, int Width, int Height);
 
     private static Image<Rgb24> Preview(Image<Rgb24> uploaded, int size)
     {
@@ -210,7 +210,7 @@ public static class ExplanationCard
         // "This": the uploaded image (with the prototype's heatmap when there is one) and the box.
         using (var heatmap = row.Heatmap is null ? null : HeatmapRenderer.Render(uploaded.Original, row.Heatmap))
         {
-            // The heatmap has the upload's size, so the box maps onto it the same way.
+            // The heatmap covers the whole upload, so the box maps onto it the same way.
             var placed = Pixels.PasteFitted(card, heatmap ?? uploaded.Preview, x, picturesTop, PictureSize, Panel);
             var box = Pixels.MapBox(row.Box.X, row.Box.Y, row.Box.Width, row.Box.Height, uploaded.Width, uploaded.Height, placed);
             Pixels.StrokeRect(card, box.X, box.Y, box.Width, box.Height, 2, colour);

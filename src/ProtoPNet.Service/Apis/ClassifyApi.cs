@@ -153,7 +153,7 @@ public static class ClassifyApi
         return new ClassifyResponse(
             new ModelReference(bundle.Name, bundle.Version),
             new ImageSize(classification.ImageWidth, classification.ImageHeight),
-            Preprocessing(bundle, classification.Inverted),
+            Preprocessing(bundle, classification),
             unfamiliarity.Unfamiliar,
             new UnfamiliarityResponse(unfamiliarity.Measure, unfamiliarity.Score, unfamiliarity.Threshold, calibration is null ? null
                 : new UnfamiliarityCalibrationResponse(calibration.TargetShare, calibration.Calibration?.Split, calibration.Calibration?.Size)),
@@ -167,14 +167,15 @@ public static class ClassifyApi
     }
 
     /// <summary>What this upload got for this model (InputTensorWriter), named as model.json names it.</summary>
-    internal static PreprocessingResponse Preprocessing(ModelBundle bundle, bool inverted)
+    internal static PreprocessingResponse Preprocessing(ModelBundle bundle, Classification classification)
     {
         var input = bundle.Manifest.Input;
         ColorSpaces.TryParse(input.ColorSpace, out var colorSpace);
         var contrast = input.Contrast ?? ContrastNormalizer.None;
-        return new PreprocessingResponse(colorSpace == ColorSpace.Gray ? "gray" : "rgb", input.Width, input.Height,
+        return new PreprocessingResponse(new ImageSize(classification.Decoded.Width, classification.Decoded.Height),
+            colorSpace == ColorSpace.Gray ? "gray" : "rgb", input.Width, input.Height,
             input.Resize.ToLowerInvariant(), (input.Interpolation ?? "bilinear").ToLowerInvariant(),
-            contrast, contrast == ContrastNormalizer.Auto ? inverted : null);
+            contrast, contrast == ContrastNormalizer.Auto ? classification.Inverted : null);
     }
 
     private static double Round(double milliseconds) => Math.Round(milliseconds, 3);

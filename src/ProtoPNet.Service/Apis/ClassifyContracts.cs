@@ -47,12 +47,13 @@ public sealed record TimingsResponse(double Decode, double Inference, double Exp
 }
 
 /// <summary>
-/// What the upload became before the network saw it: converted to <c>colorSpace</c>, resized to
+/// What the upload became before the network saw it: <c>decoded</c> to pixels of that size (the image's own, or smaller
+/// for a JPEG that the bundle decodes at a reduced DCT scale, <c>input.jpegDraft</c>), converted to <c>colorSpace</c>, resized to
 /// <c>width</c> x <c>height</c> (<c>resize</c>, <c>interpolation</c>) and, with <c>contrast</c> "auto", given the
 /// bundle's contrast step (a light-ground photo is <c>inverted</c>, then stretched so its ground is black), as the
 /// model's bundle says its trainer did. <c>inverted</c> is null when the bundle has no contrast step.
 /// </summary>
-public sealed record PreprocessingResponse(string ColorSpace, int Width, int Height, string Resize, string Interpolation,
+public sealed record PreprocessingResponse(ImageSize Decoded, string ColorSpace, int Width, int Height, string Resize, string Interpolation,
     string Contrast, bool? Inverted);
 
 /// <summary>

@@ -16,7 +16,7 @@ public static class ApiExamples
     private static readonly ClassifyResponse Classify = new(
         new ModelReference("fashion-mnist", Version),
         new ImageSize(600, 800),
-        new PreprocessingResponse("gray", 28, 28, "stretch", "bilinear", "auto", true),
+        new PreprocessingResponse(new ImageSize(600, 800), "gray", 28, 28, "stretch", "bilinear", "auto", true),
         false,
         new UnfamiliarityResponse("negative-max-similarity", -6.02, -2.87, new UnfamiliarityCalibrationResponse(0.01, "train-holdout", 3000)),
         new ClassScoreResponse(9, "Ankle boot", 0.97, 12.31),

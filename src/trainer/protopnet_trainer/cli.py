@@ -50,6 +50,7 @@ FLAGS = [  # (option, config field, value when given)
     ("--prune", "prune", True), ("--with-baseline", "with_baseline", True), ("--no-baseline", "with_baseline", False),
     ("--last-layer-clamp", "last_layer_clamp", True), ("--no-last-layer-clamp", "last_layer_clamp", False),
     ("--background-aware", "background_aware", True), ("--no-background-aware", "background_aware", False),
+    ("--jpeg-draft", "jpeg_draft", True), ("--no-jpeg-draft", "jpeg_draft", False),
 ]
 
 
@@ -70,6 +71,9 @@ HELP = {
     "--threads": "torch CPU threads (0: torch's default)", "--workers": "data loader worker processes",
     "--train-limit": "use only the first N training images", "--test-limit": "use only the first N test images",
     "--crop-to-box": "cub200: crop every image to its bounding box (the paper's setting)",
+    "--jpeg-draft": "decode JPEG files at the smallest DCT scale (1/2, 1/4, 1/8) that keeps them at least "
+                    "--image-size, as the service then decodes uploads (the default)",
+    "--no-jpeg-draft": "decode JPEG files in full",
     "--no-augment": "no online augmentation", "--augment": "online augmentation of the training set (see --augmentation)",
     "--augmentation": "paper: rotation, skew/shear and flips | crop-flip: random crop of the image padded by "
                       "--crop-padding black pixels, and flips | none",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .contrast import MODES as CONTRAST_MODES
 from .errors import TrainerError
@@ -33,6 +33,9 @@ class TrainConfig:
     interpolation: str = "bilinear"         # resize interpolation (recorded in the manifest)
     contrast: str = "none"                   # auto: contrast.py's polarity and contrast normalisation of every
                                              # image, declared in the manifest and applied by the service too
+    jpeg_draft: bool = True                  # decode a JPEG at the smallest libjpeg DCT scale (1/2, 1/4, 1/8) that
+                                             # keeps it at least image_size (data.jpeg_draft_scale), as the service
+                                             # then does for uploads (the manifest's input.jpegDraft)
     synthetic_classes: int = 4
     synthetic_channels: int = 3
     synthetic_train_per_class: int = 60
@@ -102,7 +105,14 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: Dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        # A configuration written before jpeg_draft existed decoded every JPEG in full.
+        return cls(**{"jpeg_draft": False, **{k: v for k, v in values.items() if k in known}})
+
+    @property
+    def jpeg_draft_size(self) -> Optional[Tuple[int, int]]:
+        """The (width, height) JPEG files are decoded for at a reduced DCT scale, or None for full decoding. CUB's
+        crop to the bird box decodes in full: the crop, not the file, is what gets resized to the input."""
+        return (self.image_size, self.image_size) if self.jpeg_draft and not self.crop_to_box else None
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

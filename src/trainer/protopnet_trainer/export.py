@@ -95,7 +95,7 @@ def file_sha256(path: str) -> str:
 
 def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[str], channels: int,
                  image_size: int, interpolation: str, records: List[Dict], training: Dict[str, Any],
-                 contrast: str = "none",
+                 contrast: str = "none", jpeg_draft: bool = False,
                  report: Optional[Callable[[str, List[Dict]], List[str]]] = None,
                  examples: Optional[List[Tuple[torch.Tensor, int]]] = None,
                  scorecard: Optional["ScorecardHook"] = None,
@@ -152,7 +152,8 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
             name=name, version=version, model=model,
             onnx={"file": "model.onnx", "sha256": file_sha256(onnx_path), "opset": opset},
             classes=classes, channels=channels, image_size=image_size, interpolation=interpolation,
-            contrast=contrast, feature_map={"height": int(feature_h), "width": int(feature_w)}, prototypes=prototypes,
+            contrast=contrast, jpeg_draft=jpeg_draft, feature_map={"height": int(feature_h), "width": int(feature_w)},
+            prototypes=prototypes,
             probe={"input": PROBE_NAME, "logits": probe.logits[0].tolist(),
                    "similarities": probe.similarities[0].tolist()},
             training=training_values, report_files=report_files, examples=example_entries,

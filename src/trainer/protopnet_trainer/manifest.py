@@ -99,7 +99,8 @@ def short_floats(values: torch.Tensor) -> List[float]:
 
 
 def bundle_manifest(*, name: str, version: str, model: "ProtoPNet", onnx: Dict[str, Any], classes: List[str],
-                    channels: int, image_size: int, interpolation: str, contrast: str, feature_map: Dict[str, int],
+                    channels: int, image_size: int, interpolation: str, contrast: str, jpeg_draft: bool,
+                    feature_map: Dict[str, int],
                     prototypes: List[Dict[str, Any]], probe: Dict[str, Any], training: Dict[str, Any],
                     report_files: List[str], examples: List[Dict[str, Any]],
                     interpretability: Optional[Dict[str, Any]] = None,
@@ -115,7 +116,7 @@ def bundle_manifest(*, name: str, version: str, model: "ProtoPNet", onnx: Dict[s
         "onnx": onnx,
         "input": {"channels": channels, "height": image_size, "width": image_size,
                   "colorSpace": "gray" if channels == 1 else "rgb", "resize": "stretch",
-                  "interpolation": interpolation, "contrast": contrast,
+                  "interpolation": interpolation, "contrast": contrast, "jpegDraft": jpeg_draft,
                   "mean": short_floats(model.mean), "std": short_floats(model.std)},
         "classes": [{"index": k, "name": cls} for k, cls in enumerate(classes)],
         "featureMap": feature_map,

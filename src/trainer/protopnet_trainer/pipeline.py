@@ -102,7 +102,8 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
     unfamiliarity = measure_beyond_the_test_set(result.model, cfg, source, trainer.loaders.test_set, training, progress,
                                                 log)
     bundle = write_bundle(job.models, job.name, result.model, classes=source.classes, channels=source.channels,
-                          image_size=cfg.image_size, interpolation=cfg.interpolation, contrast=cfg.contrast, records=result.records,
+                          image_size=cfg.image_size, interpolation=cfg.interpolation, contrast=cfg.contrast,
+                          jpeg_draft=cfg.jpeg_draft_size is not None, records=result.records,
                           training=training,
                           report=report_writer(result, source.classes) if job.report else None,
                           examples=example_images(trainer.loaders.test_set, job.examples),
@@ -184,7 +185,8 @@ def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], p
     if completed < cfg.epochs:   # honest about a run cut short: its schedule was planned for cfg.epochs
         training["epochsCompleted"] = completed
     bundle = write_bundle(models, name or cfg.dataset, model, classes=classes, channels=model.mean.numel(),
-                          image_size=cfg.image_size, interpolation=cfg.interpolation, contrast=cfg.contrast, records=records,
+                          image_size=cfg.image_size, interpolation=cfg.interpolation, contrast=cfg.contrast,
+                          jpeg_draft=cfg.jpeg_draft_size is not None, records=records,
                           training=training, report=report_writer(result, classes) if report else None,
                           examples=example_images(loaders.test_set, examples),
                           scorecard=scorecard_hook(loaders.test_set, source.train, report, log) if scorecard else None,

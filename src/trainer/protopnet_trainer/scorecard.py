@@ -109,12 +109,14 @@ def evaluate_bundle(bundle: str, dataset: Optional[str], data: Optional[str], ou
     training = manifest.get("training") or {}
     cfg = TrainConfig.from_dict(training.get("config") or {"dataset": training.get("dataset", "fashion-mnist")})
     changes = {k: v for k, v in (("dataset", dataset), ("data", data)) if v is not None}
-    cfg = cfg.replace(**changes, augment=False, test_limit=limit)
+    size = manifest["input"]
+    # The bundle's own decoding: JPEGs at a reduced DCT scale only when it says so (as the service decodes).
+    cfg = cfg.replace(**changes, augment=False, test_limit=limit, image_size=int(size["width"]),
+                      jpeg_draft=bool(size.get("jpegDraft", False)))
     source = load_data_source(cfg)
     if len(source.classes) != len(manifest["classes"]):
         raise TrainerError(f"class-count mismatch: the bundle has {len(manifest['classes'])} classes, data set "
                            f"{cfg.dataset} has {len(source.classes)}")
-    size = manifest["input"]
     if size["channels"] != source.channels:
         raise TrainerError(f"the bundle takes {size['channels']} channels, data set {cfg.dataset} has "
                            f"{source.channels}")
