@@ -193,7 +193,7 @@ def main(args: argparse.Namespace) -> int:
         loader = DataLoader(test_set, batch_size=cfg.test_batch_size)
         test_accuracy, confusion = test_metrics(model, loader, torch.device("cpu"), len(source.classes),
                                                 progress=not args.no_progress)
-        shots = evaluate_accuracy(model, DataLoader(ProductShotSet(test_set), batch_size=cfg.test_batch_size),
+        shots = evaluate_accuracy(model, DataLoader(ProductShotSet(test_set, cfg.jpeg_draft_size), batch_size=cfg.test_batch_size),
                                   torch.device("cpu"), desc="product shots", progress=not args.no_progress)
         say(f"after push and last layer: test accuracy {test_accuracy:.4f}, product shots {shots:.4f}, "
             f"last-layer train accuracy {train_accuracy:.4f}")
@@ -225,7 +225,8 @@ def main(args: argparse.Namespace) -> int:
         }
         bundle = write_bundle(args.models, manifest["name"], model, classes=source.classes,
                               channels=manifest["input"]["channels"], image_size=cfg.image_size,
-                              interpolation=cfg.interpolation, contrast=cfg.contrast, records=records,
+                              interpolation=cfg.interpolation, contrast=cfg.contrast,
+                              jpeg_draft=cfg.jpeg_draft_size is not None, records=records,
                               training=training, report=refit_report(folder, confusion, source.classes),
                               examples=example_images(test_set, len(manifest.get("examples", [])) or 10)
                               + product_shot_examples(test_set, PRODUCT_SHOT_EXAMPLES),

@@ -29,7 +29,23 @@ public sealed class LeanHttpClient(Uri server) : IDisposable
     /// <summary>Sends a request made by <see cref="Post"/> and reads the whole answer; returns its status code.</summary>
     public async Task<int> SendAsync(byte[] request)
     {
-        if (!_idle.TryTake(out var connection)) connection = await Connection.OpenAsync(_endPoint);
+        // A pooled connection may have been closed by the service while idle (its keep-alive timeout): one more try
+        // on a new connection then. A failure on a new connection is the service's.
+        if (_idle.TryTake(out var pooled))
+        {
+            try
+            {
+                return await ExchangeAsync(pooled, request);
+            }
+            catch (Exception exception) when (exception is IOException or SocketException)
+            {
+            }
+        }
+        return await ExchangeAsync(await Connection.OpenAsync(_endPoint), request);
+    }
+
+    private async Task<int> ExchangeAsync(Connection connection, byte[] request)
+    {
         try
         {
             var (status, keepAlive) = await connection.ExchangeAsync(request);
@@ -96,7 +112,8 @@ public sealed class LeanHttpClient(Uri server) : IDisposable
             else
             {
                 var at = headers.IndexOf("\r\ncontent-length:", StringComparison.Ordinal);
-                var length = at < 0 ? 0 : int.Parse(headers.AsSpan(at + 17, headers.IndexOf('\r', at + 2) - at - 17).Trim());
+                var lineEnd = at < 0 ? -1 : headers.IndexOf('\r', at + 2);
+                var length = at < 0 ? 0 : int.Parse(headers.AsSpan(at + 17, (lineEnd < 0 ? headers.Length : lineEnd) - at - 17).Trim());
                 await SkipAsync(length);
             }
             return (status, keepAlive);

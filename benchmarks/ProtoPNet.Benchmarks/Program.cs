@@ -96,7 +96,7 @@ var fixedLoad = fixedService is null ? null : ClassifyOverHttp(fixedService.Url)
 // The same image repeated for the largest batch measured.
 var elements = bundle.Session.ImageElementCount;
 var input = new float[elements * options.MaxBatchSize];
-using (var decoded = decoder.Decode(imageBytes)) InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
+using (var decoded = decoder.DecodeFor(imageBytes, bundle.Manifest.Input)) InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
 for (var i = 1; i < options.MaxBatchSize; i++) Array.Copy(input, 0, input, i * elements, elements);
 
 // The services' hot paths are compiled again, optimised, once they have run a while (tiered JIT): that one-time CPU
@@ -207,10 +207,11 @@ async Task<int> SoakAsync()
     Console.WriteLine("| seconds | img/s | p50 ms | p99 ms | 503s | RSS MiB |");
     Console.WriteLine("| --- | --- | --- | --- | --- | --- |");
     var firstInterval = 0L;
+    var load = ClassifyOverHttp(service.Url, tolerateOverload: true);
     for (var elapsed = 0.0; elapsed < options.SoakSeconds; elapsed += interval)
     {
         statuses.Clear();
-        var result = await LoadRunner.RunAsync(concurrency, interval, ClassifyOverHttp(service.Url, tolerateOverload: true), () => service.CpuTime);
+        var result = await LoadRunner.RunAsync(concurrency, interval, load, () => service.CpuTime);
         var rss = service.ResidentBytes;
         peakRss = Math.Max(peakRss, rss);
         if (elapsed == 0) firstInterval = rss;

@@ -106,6 +106,42 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ACameraMpoDecodesAtTheDraftScaleAsInTheTrainer()
+    {
+        // MPO: a JPEG followed by more frames (a camera's preview, a stereo pair). Pillow reads it as its own format;
+        // both sides must still decode its first frame at the draft scale.
+        var directory = Directory.CreateTempSubdirectory("protopnet-mpo-").FullName;
+        try
+        {
+            var (png, mpo, trainerPixels) = (Path.Combine(directory, "p.png"), Path.Combine(directory, "c.mpo"), Path.Combine(directory, "t.rgb"));
+            using (var picture = Picture(642, 480)) File.WriteAllBytes(png, TestImages.Encode(picture, TestImages.Png));
+            var size = Pillow.RunPython("""
+                import sys
+                import numpy as np
+                from PIL import Image
+                from protopnet_trainer.data import open_image
+                picture = Image.open(sys.argv[1]).convert("RGB")
+                picture.save(sys.argv[2], "MPO", save_all=True, append_images=[picture.rotate(90)], quality=90)
+                decoded = open_image(sys.argv[2], (224, 224))
+                np.asarray(decoded, dtype=np.uint8).tofile(sys.argv[3])
+                print(decoded.size[0], decoded.size[1])
+                """, png, mpo, trainerPixels).Trim();
+            Assert.Equal("321 240", size);
+
+            var input = new InputSection { Channels = 3, Height = 224, Width = 224, ColorSpace = "rgb", JpegDraft = true };
+            using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(File.ReadAllBytes(mpo), input);
+            Assert.Equal((642, 480), (decoded.Width, decoded.Height));
+            var ours = new byte[321 * 240 * 3];
+            decoded.Pixels.CopyPixelDataTo(ours);
+            Assert.Equal(File.ReadAllBytes(trainerPixels), ours);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public void JpegDraftScaleIsTheTrainersRule()
     {
         // Sides around the scale steps for each input side, inputs square and not, orientations that swap the sides or not.

@@ -170,6 +170,9 @@ def test_open_image_decodes_a_large_jpeg_at_the_draft_scale_only(tmp_path):
     assert open_image(str(tmp_path / "turned.jpg"), (224, 224)).size == (240, 321)     # scaled, then turned upright
     assert open_image(str(tmp_path / "photo.png"), (224, 224)).size == (641, 480)      # not a JPEG
     assert open_image(str(tmp_path / "cmyk.jpg"), (224, 224)).size == (641, 480)       # CMYK: in full, as the service
+    # A camera's MPO (a JPEG with more frames after the first): a JPEG to the service, which decodes its first frame.
+    photo.save(tmp_path / "camera.mpo", "MPO", save_all=True, append_images=[photo.rotate(90)], quality=90)
+    assert open_image(str(tmp_path / "camera.mpo"), (224, 224)).size == (321, 240)
     # Scaled decoding is libjpeg's own reduced IDCT, not a resize of the full decode: close, but not the same pixels.
     full = np.asarray(open_image(str(tmp_path / "photo.jpg")).resize((321, 240), Image.BILINEAR), dtype=np.int16)
     assert 0 < np.abs(full - np.asarray(drafted, dtype=np.int16)).mean() < 40

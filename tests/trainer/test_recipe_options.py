@@ -96,6 +96,10 @@ def test_onecycle_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny, tm
     longer = _quiet(cfg.replace(epochs=6), tmp_path / "resumed")
     with pytest.raises(TrainerError, match="different schedule"):
         longer.resume()
+    # Nor with JPEGs decoded another way than the checkpoint's epochs decoded them (the bundle says one way).
+    full = _quiet(cfg.replace(jpeg_draft=not cfg.jpeg_draft), tmp_path / "resumed")
+    with pytest.raises(TrainerError, match="resume with --"):
+        full.resume()
 
 
 def test_push_every_zero_pushes_once_after_the_last_epoch_and_no_warm_up(tiny, tmp_path):

@@ -26,7 +26,8 @@ public static class TurboJpeg
 
     /// <summary>Which decoder JPEG uploads get, for the log line at start.</summary>
     public static string Description => Unavailable.Value is { } reason
-        ? $"ImageSharp ({Library} cannot be loaded: {reason}; decoded JPEG pixels may differ from Pillow's by a step)"
+        ? $"ImageSharp ({Library} cannot be loaded: {reason}; decoded JPEG pixels may differ from Pillow's by a step, " +
+          "and JPEGs decode in full even for bundles whose trainer decoded them at a reduced DCT scale, input.jpegDraft)"
         : $"libjpeg-turbo ({Library}, as Pillow)";
 
     /// <summary>

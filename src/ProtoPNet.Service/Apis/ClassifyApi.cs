@@ -72,7 +72,7 @@ public static class ClassifyApi
                 the top classes, and the explanation: the explained class's logit split into the contributions
                 (`weight x similarity`) of its top prototypes plus `otherPrototypesContribution`, which add up to the logit.
                 Each prototype comes with its 95th-percentile high-activation box in pixels of the uploaded image and, with
-                `heatmaps=png`, a heatmap PNG of the uploaded image's size as a data URI. `unfamiliar` is true when the image looks
+                `heatmaps=png`, a heatmap PNG of the decoded image's size (`preprocessing.decoded`) as a data URI. `unfamiliar` is true when the image looks
                 like nothing the model has learned (its `unfamiliarity.score`, minus the best prototype similarity, is above the
                 bundle's calibrated threshold) and null for a bundle without a threshold; `preprocessing` says what the upload
                 became before the network saw it.

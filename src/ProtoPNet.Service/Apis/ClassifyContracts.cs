@@ -6,7 +6,7 @@ namespace ProtoPNet.Service.Apis;
 /// <summary>A model version: <c>name</c> and <c>version</c>.</summary>
 public sealed record ModelReference(string Name, string Version);
 
-/// <summary>The uploaded image's size in pixels, after its EXIF orientation is applied.</summary>
+/// <summary>An image's size in pixels, upright (after its EXIF orientation): the upload's, or as decoded.</summary>
 public sealed record ImageSize(int Width, int Height);
 
 /// <summary>A class with its softmax probability and its logit (score before softmax).</summary>

@@ -10,11 +10,11 @@ import gzip
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, JpegImagePlugin
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
@@ -314,7 +314,7 @@ def load_cub200(folder: Optional[str], crop_to_box: bool, jpeg_draft_size: Optio
     return DataSource("cub200", make("train"), make("test"), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
 
 
-def open_image(path: str, jpeg_draft_size: Optional[Tuple[int, int]] = None) -> Image.Image:
+def open_image(path: Union[str, BinaryIO], jpeg_draft_size: Optional[Tuple[int, int]] = None) -> Image.Image:
     """An image file as RGB, decoded the way the service decodes an upload (src/ProtoPNet.Inference/Preprocessing/
     ImageDecoder.cs): a JPEG at a reduced DCT scale when `jpeg_draft_size` (the model's input width and height) is
     given (see jpeg_draft_scale), EXIF orientation applied and transparency composited over white, so training and
@@ -347,7 +347,8 @@ def jpeg_draft_scale(stored_size: Tuple[int, int], input_size: Tuple[int, int], 
 def decode_at_draft_scale(picture: Image.Image, input_size: Tuple[int, int], path: str) -> None:
     """Sets an opened, not yet loaded JPEG to decode at jpeg_draft_scale. Only the JPEGs the service decodes with
     libjpeg-turbo (RGB and greyscale) are scaled; others (CMYK) decode in full on both sides."""
-    if picture.format != "JPEG" or picture.mode not in ("RGB", "L"):
+    # MPO (a camera's JPEG with more frames) is a JPEG to the service too: it decodes the first frame.
+    if not isinstance(picture, JpegImagePlugin.JpegImageFile) or picture.mode not in ("RGB", "L"):
         return
     scale = jpeg_draft_scale(picture.size, input_size, picture.getexif().get(EXIF_ORIENTATION))
     if scale == 1:
@@ -355,7 +356,7 @@ def decode_at_draft_scale(picture: Image.Image, input_size: Tuple[int, int], pat
     width, height = picture.size
     picture.draft(picture.mode, (width // scale, height // scale))   # Pillow picks 1/scale for this request
     expected = (-(-width // scale), -(-height // scale))             # libjpeg rounds the scaled size up
-    if picture.size != expected:
+    if picture.size != expected or picture.decoderconfig[:1] != (scale,):
         raise TrainerError(f"{path}: Pillow set up a {picture.size[0]}x{picture.size[1]} decode where the 1/{scale} "
                            f"DCT scale gives {expected[0]}x{expected[1]} (a Pillow whose draft rule changed?)")
 

@@ -130,7 +130,7 @@ def measure_beyond_the_test_set(model: ProtoPNet, cfg: TrainConfig, source: Data
 def product_shot_accuracy(model: ProtoPNet, test_set: ImageSet, cfg: TrainConfig, progress: bool) -> float:
     """Accuracy on the test images rendered as product shots (dark on light, enlarged, tinted, JPEG): what
     scripts/check_product_shots.py measures through the service."""
-    shots = DataLoader(ProductShotSet(test_set), batch_size=cfg.test_batch_size, shuffle=False)
+    shots = DataLoader(ProductShotSet(test_set, cfg.jpeg_draft_size), batch_size=cfg.test_batch_size, shuffle=False)
     return evaluate_accuracy(model, shots, next(model.parameters()).device, desc="product shots", progress=progress)
 
 

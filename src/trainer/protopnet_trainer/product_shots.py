@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 import torch
@@ -119,11 +119,13 @@ class PolarityAugment:
 
 class ProductShotSet(Dataset):
     """A test set as product shots, the way the service receives them: image i of `images` (at the model's input
-    size) rendered with seed SHOT_SEED + i, JPEG-decoded, converted to the model's colour space and resized back to its
-    input size, as (image [C, H, W] in [0, 1], label, index). Its accuracy is the bundle's productShotAccuracy."""
+    size) rendered with seed SHOT_SEED + i, JPEG-decoded (at the draft scale for `jpeg_draft_size`, as the bundle will
+    say: TrainConfig.jpeg_draft_size), converted to the model's colour space and resized back to its input size, as
+    (image [C, H, W] in [0, 1], label, index). Its accuracy is the bundle's productShotAccuracy."""
 
-    def __init__(self, images: "ImageSet"):
+    def __init__(self, images: "ImageSet", jpeg_draft_size: Optional[Tuple[int, int]] = None):
         self.images = images
+        self.jpeg_draft_size = jpeg_draft_size
 
     def __len__(self) -> int:
         return len(self.images)
@@ -134,7 +136,8 @@ class ProductShotSet(Dataset):
         image, label = self.images.image_before_contrast(index), self.images.split.labels[index]
         pixels = (image.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
         ink = pixels[..., 0] if pixels.shape[-1] == 1 else np.asarray(Image.fromarray(pixels).convert("L"))
-        shot = Image.open(io.BytesIO(render_product_shot(ink, SHOT_SEED + index)))
+        from .data import open_image   # here: data imports this module for its augmentation
+        shot = open_image(io.BytesIO(render_product_shot(ink, SHOT_SEED + index)), self.jpeg_draft_size)
         shot = shot.convert("L" if image.shape[0] == 1 else "RGB")
         size = self.images.image_size
         tensor = to_tensor(self.images.resize(shot) if shot.size != (size, size) else shot)
