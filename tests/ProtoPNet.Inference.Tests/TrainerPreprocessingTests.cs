@@ -119,7 +119,7 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
                 import sys
                 import numpy as np
                 from PIL import Image
-                from protopnet_trainer.data import open_image
+                from protopnet_trainer.image_files import open_image
                 picture = Image.open(sys.argv[1]).convert("RGB")
                 picture.save(sys.argv[2], "MPO", save_all=True, append_images=[picture.rotate(90)], quality=90)
                 decoded = open_image(sys.argv[2], (224, 224))
@@ -151,7 +151,7 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
                      select (w, h, input, orientation)).ToArray();
         var lines = Pillow.RunPython("""
             import sys
-            from protopnet_trainer.data import jpeg_draft_scale
+            from protopnet_trainer.image_files import jpeg_draft_scale
             for case in sys.argv[1:]:
                 w, h, iw, ih, orientation = map(int, case.split(","))
                 print(jpeg_draft_scale((w, h), (iw, ih), orientation))
@@ -256,7 +256,8 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
             Pillow.RunPython("""
                 import sys
                 from protopnet_trainer.contrast import normalize_contrast
-                from protopnet_trainer.data import ImageSet, Split, open_image
+                from protopnet_trainer.data import ImageSet, Split
+                from protopnet_trainer.image_files import open_image
 
                 jobs = sys.argv[1:]
                 for at in range(0, len(jobs), 7):

@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from protopnet_trainer.config import TrainConfig
-from protopnet_trainer.data import (FASHION_MNIST_CLASSES, ImageSet, generate_synthetic, jpeg_draft_scale, load_cub200,
-                                    load_data_source, load_fashion_mnist, load_imagefolder, make_augmentation,
-                                    open_image)
+from protopnet_trainer.data import (FASHION_MNIST_CLASSES, ImageSet, generate_synthetic, load_cub200,
+                                    load_data_source, load_fashion_mnist, load_imagefolder, make_augmentation)
+from protopnet_trainer.image_files import jpeg_draft_scale, open_image
 from protopnet_trainer.errors import TrainerError
 
 CUB_COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]

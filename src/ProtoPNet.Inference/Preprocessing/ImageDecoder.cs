@@ -66,7 +66,7 @@ public sealed class ImageDecoder(ImageLimits limits)
     /// <paramref name="inputWidth"/> x <paramref name="inputHeight"/>: the smallest scale at which the upright image is
     /// still at least the input size on both sides, so the resize that follows only shrinks. The width and height are
     /// the file's as stored, before its EXIF orientation (which may swap them). It is Pillow's <c>draft</c> rule, and
-    /// the trainer's (<c>jpeg_draft_scale</c> in data.py). A 12-megapixel photo decodes about 6 times faster at 1/8.
+    /// the trainer's (<c>jpeg_draft_scale</c> in image_files.py). A 12-megapixel photo decodes about 6 times faster at 1/8.
     /// </summary>
     public static int JpegDraftScale(int storedWidth, int storedHeight, int inputWidth, int inputHeight, bool transposed)
     {

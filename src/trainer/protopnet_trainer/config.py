@@ -34,7 +34,7 @@ class TrainConfig:
     contrast: str = "none"                   # auto: contrast.py's polarity and contrast normalisation of every
                                              # image, declared in the manifest and applied by the service too
     jpeg_draft: bool = True                  # decode a JPEG at the smallest libjpeg DCT scale (1/2, 1/4, 1/8) that
-                                             # keeps it at least image_size (data.jpeg_draft_scale), as the service
+                                             # keeps it at least image_size (image_files.jpeg_draft_scale), as the service
                                              # then does for uploads (the manifest's input.jpegDraft)
     synthetic_classes: int = 4
     synthetic_channels: int = 3

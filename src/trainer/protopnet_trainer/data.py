@@ -10,11 +10,11 @@ import gzip
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, JpegImagePlugin
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
@@ -22,6 +22,7 @@ from torchvision.transforms import InterpolationMode
 from .config import TrainConfig
 from .contrast import apply_contrast
 from .errors import TrainerError
+from .image_files import open_image
 from .product_shots import PolarityAugment
 
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -312,64 +313,6 @@ def load_cub200(folder: Optional[str], crop_to_box: bool, jpeg_draft_size: Optio
         return Split(name, classes, 3, ids, labs, load)
 
     return DataSource("cub200", make("train"), make("test"), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
-
-
-def open_image(path: Union[str, BinaryIO], jpeg_draft_size: Optional[Tuple[int, int]] = None) -> Image.Image:
-    """An image file as RGB, decoded the way the service decodes an upload (src/ProtoPNet.Inference/Preprocessing/
-    ImageDecoder.cs): a JPEG at a reduced DCT scale when `jpeg_draft_size` (the model's input width and height) is
-    given (see jpeg_draft_scale), EXIF orientation applied and transparency composited over white, so training and
-    serving see the same pixels."""
-    try:
-        with Image.open(path) as picture:
-            if jpeg_draft_size is not None:
-                decode_at_draft_scale(picture, jpeg_draft_size, path)
-            return flatten_over_white(ImageOps.exif_transpose(picture))
-    except (OSError, ValueError) as error:
-        raise TrainerError(f"cannot decode image {path}: {error}") from None
-
-
-JPEG_DRAFT_SCALES = (8, 4, 2, 1)
-EXIF_ORIENTATION = 0x0112
-TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)   # the EXIF orientations that swap width and height
-
-
-def jpeg_draft_scale(stored_size: Tuple[int, int], input_size: Tuple[int, int], orientation: Optional[int]) -> int:
-    """s of the libjpeg DCT scale 1/s (8, 4, 2 or 1) a JPEG is decoded at for a model whose input is `input_size`
-    (width, height): the smallest scale at which the upright image is still at least the input size on both sides,
-    so the resize that follows only shrinks. `stored_size` is the file's (width, height) before its EXIF
-    `orientation`. It is Pillow's draft rule, and the service's (ImageDecoder.JpegDraftScale). A photo decodes
-    several times faster at 1/8 (a 12-megapixel JPEG: about 25 against 145 ms)."""
-    width, height = (input_size[1], input_size[0]) if orientation in TRANSPOSING_ORIENTATIONS else input_size
-    fits = min(stored_size[0] // width, stored_size[1] // height)
-    return next((scale for scale in JPEG_DRAFT_SCALES if fits >= scale), 1)
-
-
-def decode_at_draft_scale(picture: Image.Image, input_size: Tuple[int, int], path: str) -> None:
-    """Sets an opened, not yet loaded JPEG to decode at jpeg_draft_scale. Only the JPEGs the service decodes with
-    libjpeg-turbo (RGB and greyscale) are scaled; others (CMYK) decode in full on both sides."""
-    # MPO (a camera's JPEG with more frames) is a JPEG to the service too: it decodes the first frame.
-    if not isinstance(picture, JpegImagePlugin.JpegImageFile) or picture.mode not in ("RGB", "L"):
-        return
-    scale = jpeg_draft_scale(picture.size, input_size, picture.getexif().get(EXIF_ORIENTATION))
-    if scale == 1:
-        return
-    width, height = picture.size
-    picture.draft(picture.mode, (width // scale, height // scale))   # Pillow picks 1/scale for this request
-    expected = (-(-width // scale), -(-height // scale))             # libjpeg rounds the scaled size up
-    if picture.size != expected or picture.decoderconfig[:1] != (scale,):
-        raise TrainerError(f"{path}: Pillow set up a {picture.size[0]}x{picture.size[1]} decode where the 1/{scale} "
-                           f"DCT scale gives {expected[0]}x{expected[1]} (a Pillow whose draft rule changed?)")
-
-
-def flatten_over_white(picture: Image.Image) -> Image.Image:
-    """RGB; transparent pixels composited over white in the service's integer arithmetic,
-    c' = (c * a + 255 * (255 - a) + 127) // 255. (PIL's convert("RGB") would just drop the alpha channel.)"""
-    if picture.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in picture.info:
-        return picture.convert("RGB")
-    rgba = np.asarray(picture.convert("RGBA"), dtype=np.uint32)
-    alpha = rgba[..., 3:4]
-    rgb = (rgba[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
-    return Image.fromarray(rgb.astype(np.uint8), "RGB")
 
 
 # ---------------------------------------------------------------------------------------------- ImageFolder

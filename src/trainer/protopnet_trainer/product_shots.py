@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms.functional import to_tensor
 
 from .contrast import apply_contrast
+from .image_files import open_image
 
 if TYPE_CHECKING:
     from .data import ImageSet
@@ -136,7 +137,6 @@ class ProductShotSet(Dataset):
         image, label = self.images.image_before_contrast(index), self.images.split.labels[index]
         pixels = (image.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())
         ink = pixels[..., 0] if pixels.shape[-1] == 1 else np.asarray(Image.fromarray(pixels).convert("L"))
-        from .data import open_image   # here: data imports this module for its augmentation
         shot = open_image(io.BytesIO(render_product_shot(ink, SHOT_SEED + index)), self.jpeg_draft_size)
         shot = shot.convert("L" if image.shape[0] == 1 else "RGB")
         size = self.images.image_size
