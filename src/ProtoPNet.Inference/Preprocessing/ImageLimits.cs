@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>Configuration section <c>Images</c>: what an uploaded image may be, checked before it is decoded.</summary>
-public sealed class ImageLimits
+public sealed class ImageLimits : IValidatableObject
 {
     public const string SectionName = "Images";
 
@@ -14,4 +14,20 @@ public sealed class ImageLimits
     /// <summary>Largest accepted width x height, read from the header (default 40 megapixels).</summary>
     [Range(1, long.MaxValue)]
     public long MaxPixels { get; set; } = 40_000_000;
+
+    /// <summary>
+    /// The most upload bytes the service holds in memory at once, for all requests waiting to be decoded together
+    /// (default 1 GiB); at least <see cref="MaxBytes"/>.
+    /// </summary>
+    public long MaxBufferedBytes { get; set; } = 1L << 30;
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (MaxBufferedBytes < MaxBytes)
+        {
+            yield return new ValidationResult(
+                $"Images:MaxBufferedBytes ({MaxBufferedBytes}) must be at least Images:MaxBytes ({MaxBytes}): one image must fit.",
+                [nameof(MaxBufferedBytes)]);
+        }
+    }
 }

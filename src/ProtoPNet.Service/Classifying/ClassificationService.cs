@@ -18,7 +18,7 @@ namespace ProtoPNet.Service.Classifying;
 /// The endpoints only turn the request into a <see cref="ClassifyRequest"/> and the answer into their own format.
 /// </summary>
 public sealed class ClassificationService(
-    ModelRegistry registry, Classifier classifier, PreprocessingGate preprocessing, IOptions<ImageLimits> imageLimits,
+    ModelRegistry registry, Classifier classifier, PreprocessingGate preprocessing, UploadBudget uploadBudget, IOptions<ImageLimits> imageLimits,
     IOptions<ClassifyOptions> classifyOptions, ServiceMetrics metrics, IDiagnosticContext diagnostics)
 {
     /// <summary>Uploads up to this many pixels get heatmaps drawn (<see cref="HeatmapUse.Drawn"/>); above, a heatmap costs more than a thumbnail shows.</summary>
@@ -42,12 +42,15 @@ public sealed class ClassificationService(
                 throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
                     $"Content-Type '{http.ContentType}' is not accepted here: send multipart/form-data with one file field 'image' per image.");
             }
-            var images = await UploadReader.ReadAsync(http, imageLimits.Value, request.Batch ? limits.MaxBatchImages : 1, cancellationToken);
+            // The upload's bytes count against the service's budget until decoded ("overloaded" when it is spent).
+            using var held = uploadBudget.Open();
+            var images = await UploadReader.ReadAsync(http, imageLimits.Value, request.Batch ? limits.MaxBatchImages : 1, held, cancellationToken);
             var total = Stopwatch.StartNew();
             using (await preprocessing.EnterAsync(cancellationToken))   // "overloaded" when too many wait, or too long
             {
                 prepared = classifier.Prepare(lease.Bundle, images);
             }
+            held.Dispose();
             if (request.Heatmaps == HeatmapUse.Drawn)
             {
                 options = options with { Heatmaps = Enumerable.Range(0, prepared.Count).All(i => prepared.Rejections[i] is not null

@@ -3,12 +3,14 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Net.Http.Headers;
 using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Service.Problems;
+using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Classifying;
 
 /// <summary>
-/// Reads uploaded image files from a request, never holding more than the byte limit per image in memory:
-/// multipart/form-data file fields named <c>image</c>, or a raw body with an image content type.
+/// Reads uploaded image files from a request, never holding more than the byte limit per image in memory, and taking
+/// every byte it holds from the service's <see cref="UploadBudget"/> first: multipart/form-data file fields named
+/// <c>image</c>, or a raw body with an image content type.
 /// </summary>
 public static class UploadReader
 {
@@ -16,7 +18,7 @@ public static class UploadReader
 
     /// <summary>Reads the request's images; throws <see cref="ProblemException"/> for a request that holds none or too much.</summary>
     public static async Task<IReadOnlyList<ReadOnlyMemory<byte>>> ReadAsync(HttpRequest request, ImageLimits limits, int maxImages,
-        CancellationToken cancellationToken)
+        UploadBudget.Hold held, CancellationToken cancellationToken)
     {
         // This request's own body limit: the images it may hold plus room for multipart headers, so Kestrel stops
         // reading early instead of spooling an oversized body.
@@ -26,11 +28,11 @@ public static class UploadReader
         {
             if (request.HasFormContentType)
             {
-                return await ReadMultipartAsync(request, limits, maxImages, cancellationToken);
+                return await ReadMultipartAsync(request, limits, maxImages, held, cancellationToken);
             }
             if (ImageDecoder.IsAcceptedContentType(request.ContentType))
             {
-                return [await ReadRawBodyAsync(request, limits, cancellationToken)];
+                return [await ReadRawBodyAsync(request, limits, held, cancellationToken)];
             }
         }
         catch (InvalidDataException exception) when (exception.Message.Contains("length limit", StringComparison.OrdinalIgnoreCase))
@@ -56,7 +58,7 @@ public static class UploadReader
     }
 
     private static async Task<IReadOnlyList<ReadOnlyMemory<byte>>> ReadMultipartAsync(HttpRequest request, ImageLimits limits, int maxImages,
-        CancellationToken cancellationToken)
+        UploadBudget.Hold held, CancellationToken cancellationToken)
     {
         var form = await request.ReadFormAsync(new FormOptions
         {
@@ -82,6 +84,7 @@ public static class UploadReader
             {
                 throw new ProblemException(ProblemCatalog.ImageTooLarge, $"The image '{file.FileName}' has {file.Length} bytes; the limit is {limits.MaxBytes} bytes.");
             }
+            held.Add(file.Length);
             var bytes = new byte[file.Length];
             await using var stream = file.OpenReadStream();
             await stream.ReadExactlyAsync(bytes, cancellationToken);
@@ -90,7 +93,8 @@ public static class UploadReader
         return images;
     }
 
-    private static async Task<ReadOnlyMemory<byte>> ReadRawBodyAsync(HttpRequest request, ImageLimits limits, CancellationToken cancellationToken)
+    private static async Task<ReadOnlyMemory<byte>> ReadRawBodyAsync(HttpRequest request, ImageLimits limits, UploadBudget.Hold held,
+        CancellationToken cancellationToken)
     {
         if (request.ContentLength > limits.MaxBytes)
         {
@@ -100,6 +104,7 @@ public static class UploadReader
         // A declared length: read straight into an array of that size (no intermediate copy, nothing to zero twice).
         if (request.ContentLength is { } declared)
         {
+            held.Add(declared);
             var bytes = new byte[declared];
             // A body that ends early fails in Kestrel (a 400); one that goes on past its length cannot happen in HTTP/1.1.
             await request.Body.ReadExactlyAsync(bytes, cancellationToken);
@@ -118,6 +123,7 @@ public static class UploadReader
                 {
                     throw new ProblemException(ProblemCatalog.ImageTooLarge, $"The image is larger than the limit of {limits.MaxBytes} bytes.");
                 }
+                held.Add(read);
                 buffer.Write(chunk, 0, read);
             }
         }

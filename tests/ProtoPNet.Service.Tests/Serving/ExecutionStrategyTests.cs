@@ -81,6 +81,7 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
     [InlineData("Batching:Strategy", "fastest", "Strategy")]
     [InlineData("Batching:MaxConcurrentRuns", "-1", "MaxConcurrentRuns")]
     [InlineData("Batching:MaxBatchSize", "0", "MaxBatchSize")]
+    [InlineData("Images:MaxBufferedBytes", "1000", "MaxBufferedBytes")]
     public void BadValuesStopTheStartNamingTheKey(string key, string value, string named)
     {
         var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), (key, value));

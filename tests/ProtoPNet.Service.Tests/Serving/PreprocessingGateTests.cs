@@ -106,6 +106,41 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         foreach (var turn in turns) turn.Dispose();
     }
 
+    [Fact]
+    public async Task UploadsWaitingToDecodeHoldNoMoreThanTheBufferBudget()
+    {
+        var image = Http.BundleImage(bundles.SmokeBundle, 2);
+        var budget = (image.Length * 3 / 2).ToString(System.Globalization.CultureInfo.InvariantCulture);   // one upload fits, two do not
+        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
+            ("Images:MaxBytes", budget), ("Images:MaxBufferedBytes", budget), ("Batching:QueueTimeoutMs", "30000"));
+        var client = factory.CreateClient();
+        var uploads = factory.Services.GetRequiredService<UploadBudget>();
+        var (gate, turns) = await TakeEveryTurnAsync(factory);
+
+        var waiting = client.PostAsync("/classify", Http.Raw(image, "image/png"));
+        await UntilAsync(() => gate.Waiting == 1);
+        Assert.Equal(image.Length, uploads.Held);   // held while it waits for its turn
+        Assert.Equal(image.Length, PrometheusText.Sum(await PrometheusText.ScrapeAsync(client), "protopnet_upload_bytes_held"));
+
+        var refused = await client.PostAsync("/classify", Http.Raw(image, "image/png"));
+        var full = await Http.ProblemAsync(refused, HttpStatusCode.ServiceUnavailable, "overloaded");
+        Assert.Contains($"hold {image.Length} of {budget} bytes (Images:MaxBufferedBytes)", full.GetProperty("detail").GetString());
+        Assert.Equal("1", refused.Headers.GetValues("Retry-After").Single());
+        Assert.False(waiting.IsCompleted);
+        Assert.Equal(image.Length, uploads.Held);   // the refused upload gave its bytes back
+
+        foreach (var turn in turns) turn.Dispose();
+        await Http.JsonAsync(await waiting);
+        Assert.Equal(0, uploads.Held);              // decoded: given back
+        await Http.JsonAsync(await client.PostAsync("/classify", Http.Raw(image, "image/png")));
+
+        // A request whose images alone hold more than the whole budget can never be served: 413, not "retry".
+        var batch = await client.PostAsync("/classify/batch", Http.Multipart(("image", image, "image/png"), ("image", image, "image/png")));
+        var tooLarge = await Http.ProblemAsync(batch, HttpStatusCode.RequestEntityTooLarge, "image-too-large");
+        Assert.Contains("Images:MaxBufferedBytes", tooLarge.GetProperty("detail").GetString());
+        Assert.Equal(0, uploads.Held);
+    }
+
     /// <summary>Every turn to decode taken, as by requests decoding large photos.</summary>
     private static async Task<(PreprocessingGate Gate, List<IDisposable> Turns)> TakeEveryTurnAsync(ServiceFactory factory)
     {
