@@ -177,6 +177,28 @@ public class ClassifyTests(TrainerBundles bundles)
     }
 
     [Fact]
+    public void PixelsAreFreedOnceTheInputIsWrittenUnlessTheAnswerDrawsOnThem()
+    {
+        using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
+        var classifier = new Classifier(new ImageDecoder(new ImageLimits()));
+        ReadOnlyMemory<byte>[] images = [Http.BundleImage(bundles.SmokeBundle, 1, 80, 60), Http.BundleImage(bundles.SmokeBundle, 2, 70, 50)];
+        using var freed = classifier.Prepare(bundle, images, keepPixels: false);
+        using var kept = classifier.Prepare(bundle, images);
+        Assert.All(Enumerable.Range(0, 2), i => Assert.False(freed.DecodedAt(i).HasPixels));
+        Assert.Throws<InvalidOperationException>(() => freed.DecodedAt(0).Pixels);
+        Assert.All(Enumerable.Range(0, 2), i => Assert.True(kept.DecodedAt(i).HasPixels));
+        var elements = 2 * bundle.Session.ImageElementCount;
+        Assert.Equal(kept.Input.AsSpan(0, elements).ToArray(), freed.Input.AsSpan(0, elements).ToArray());
+
+        // The answer needs only the sizes.
+        using var outputs = bundle.Session.Run(freed.Input, 2);
+        var answer = classifier.Explain(bundle, freed, outputs, 0, new ExplainOptions(3, 3), 0, System.Diagnostics.Stopwatch.StartNew())[1].Classification!;
+        Assert.Equal((70, 50), (answer.ImageWidth, answer.ImageHeight));
+        Assert.Equal((70, 50), answer.Decoded);
+        Assert.Equal(3, answer.Explanation.Prototypes.Count);
+    }
+
+    [Fact]
     public async Task RotatedExifJpegGivesTheSameAnswerAsTheUprightImage()
     {
         // Store the pixels rotated 90 degrees counter-clockwise with EXIF orientation 6 ("rotate 90 clockwise to view").

@@ -90,8 +90,12 @@ public sealed class Classifier(ImageDecoder decoder)
         return Explain(bundle, prepared, outputs, 0, options, inferenceMs, total);
     }
 
-    /// <summary>Decodes the images and writes the accepted ones into one pooled input buffer; bad images are kept per item.</summary>
-    public PreparedImages Prepare(ModelBundle bundle, IReadOnlyList<ReadOnlyMemory<byte>> images)
+    /// <summary>
+    /// Decodes the images and writes the accepted ones into one pooled input buffer; bad images are kept per item.
+    /// Without <paramref name="keepPixels"/> (nothing will draw on them: no heatmaps, no card) each image's pixels are
+    /// freed as soon as its input is written, so a batch of large images holds one decoded image at a time.
+    /// </summary>
+    public PreparedImages Prepare(ModelBundle bundle, IReadOnlyList<ReadOnlyMemory<byte>> images, bool keepPixels = true)
     {
         var decodeWatch = Stopwatch.StartNew();
         var decoded = new DecodedImage?[images.Count];
@@ -109,6 +113,7 @@ public sealed class Classifier(ImageDecoder decoder)
                     decoded[i] = decoder.DecodeFor(images[i], bundle.Manifest.Input);
                     inverted.Add(InputTensorWriter.Write(decoded[i]!.Pixels, bundle.Manifest.Input, buffer, rows.Count * session.ImageElementCount));
                     rows.Add(i);
+                    if (!keepPixels) decoded[i]!.ReleasePixels();
                 }
                 catch (ImageRejectedException rejection)
                 {
@@ -153,7 +158,7 @@ public sealed class Classifier(ImageDecoder decoder)
                 {
                     Unfamiliarity = Unfamiliarity.Of(bundle, outputs.SimilaritiesOf(firstRow + row)),
                     Inverted = prepared.InvertedAt(row),
-                    Decoded = (image.Pixels.Width, image.Pixels.Height),
+                    Decoded = image.Decoded,
                 }, null);
         }
         return results;

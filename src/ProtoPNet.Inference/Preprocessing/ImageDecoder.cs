@@ -22,18 +22,28 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// </summary>
 public sealed class DecodedImage(Image<Rgb24> pixels, string format, int width, int height) : IDisposable
 {
+    private Image<Rgb24>? _pixels = pixels;
+
     public DecodedImage(Image<Rgb24> pixels, string format) : this(pixels, format, pixels.Width, pixels.Height)
     {
     }
 
-    public Image<Rgb24> Pixels { get; } = pixels;
+    /// <summary>The decoded pixels, until <see cref="ReleasePixels"/>.</summary>
+    public Image<Rgb24> Pixels => _pixels ?? throw new InvalidOperationException("The pixels were released once the network's input was written.");
+    public bool HasPixels => _pixels is not null;
     /// <summary>The detected file format, e.g. "PNG".</summary>
     public string Format { get; } = format;
     /// <summary>The upload's width, upright.</summary>
     public int Width { get; } = width;
     /// <summary>The upload's height, upright.</summary>
     public int Height { get; } = height;
-    public void Dispose() => Pixels.Dispose();
+    /// <summary>The decoded pixels' size (smaller than the upload's for a JPEG decoded at a reduced DCT scale).</summary>
+    public (int Width, int Height) Decoded { get; } = (pixels.Width, pixels.Height);
+
+    /// <summary>Frees the pixels when nothing will draw on them (the sizes stay).</summary>
+    public void ReleasePixels() => Interlocked.Exchange(ref _pixels, null)?.Dispose();
+
+    public void Dispose() => ReleasePixels();
 }
 
 /// <summary>

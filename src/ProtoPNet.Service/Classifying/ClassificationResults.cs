@@ -30,7 +30,10 @@ public sealed record ClassifyRequest(
     ModelSelector Model, int? TopClasses, int? TopPrototypes, int? ExplainClass, HeatmapUse Heatmaps = HeatmapUse.None, bool Batch = false,
     bool Verify = false);
 
-/// <summary>One uploaded image's answer: its classification and the decoded upload (upright), or the problem with it.</summary>
+/// <summary>
+/// One uploaded image's answer: its classification and the decoded upload (upright; only when the request draws on it,
+/// with heatmaps or a card, else its pixels were freed after decoding), or the problem with it.
+/// </summary>
 public sealed record ClassifiedImage(Classification? Classification, Image<Rgb24>? Upload, ProblemKind? Problem, string? ProblemDetail);
 
 /// <summary>
@@ -48,7 +51,7 @@ public sealed class ClassifiedUploads : IDisposable
         _prepared = prepared;
         Items = outcomes.Select((outcome, i) => outcome.Rejection is { } rejection
             ? new ClassifiedImage(null, null, ProblemCatalog.ForRejection(rejection.Rejection), rejection.Message)
-            : new ClassifiedImage(outcome.Classification, prepared.DecodedAt(i).Pixels, null, null)).ToArray();
+            : new ClassifiedImage(outcome.Classification, prepared.DecodedAt(i) is { HasPixels: true } image ? image.Pixels : null, null, null)).ToArray();
     }
 
     /// <summary>The model version that answered.</summary>

@@ -48,7 +48,8 @@ public sealed class ClassificationService(
             var total = Stopwatch.StartNew();
             using (await preprocessing.EnterAsync(cancellationToken))   // "overloaded" when too many wait, or too long
             {
-                prepared = classifier.Prepare(lease.Bundle, images);
+                // Only heatmaps and the card draw on the decoded pixels: otherwise they are freed image by image.
+                prepared = classifier.Prepare(lease.Bundle, images, keepPixels: request.Heatmaps != HeatmapUse.None);
             }
             held.Dispose();
             if (request.Heatmaps == HeatmapUse.Drawn)
