@@ -42,16 +42,8 @@ public sealed class ClassificationService(
                 throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
                     $"Content-Type '{http.ContentType}' is not accepted here: send multipart/form-data with one file field 'image' per image.");
             }
-            // The upload's bytes count against the service's budget until decoded ("overloaded" when it is spent).
-            using var held = uploadBudget.Open();
-            var images = await UploadReader.ReadAsync(http, imageLimits.Value, request.Batch ? limits.MaxBatchImages : 1, held, cancellationToken);
-            var total = Stopwatch.StartNew();
-            using (await preprocessing.EnterAsync(cancellationToken))   // "overloaded" when too many wait, or too long
-            {
-                // Only heatmaps and the card draw on the decoded pixels: otherwise they are freed image by image.
-                prepared = classifier.Prepare(lease.Bundle, images, keepPixels: request.Heatmaps != HeatmapUse.None);
-            }
-            held.Dispose();
+            var total = new Stopwatch();
+            prepared = await ReadAndDecodeAsync(http, lease.Bundle, request, total, cancellationToken);
             if (request.Heatmaps == HeatmapUse.Drawn)
             {
                 options = options with { Heatmaps = Enumerable.Range(0, prepared.Count).All(i => prepared.Rejections[i] is not null
@@ -66,6 +58,25 @@ public sealed class ClassificationService(
             prepared?.Dispose();
             lease.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Reads the uploads (their bytes held in the service's <see cref="UploadBudget"/>), waits for a turn to decode and
+    /// decodes them; <paramref name="total"/> starts once they are read. A method of its own so that the upload bytes
+    /// are unreachable once it returns: they are not kept while the images wait for the network.
+    /// </summary>
+    private async Task<PreparedImages> ReadAndDecodeAsync(HttpRequest http, ModelBundle bundle, ClassifyRequest request, Stopwatch total,
+        CancellationToken cancellationToken)
+    {
+        using var held = uploadBudget.Open();   // "overloaded" when the budget is spent, until the images are decoded
+        var images = await UploadReader.ReadAsync(http, imageLimits.Value, request.Batch ? classifyOptions.Value.MaxBatchImages : 1, held,
+            cancellationToken);
+        total.Start();
+        using (await preprocessing.EnterAsync(cancellationToken))   // "overloaded" when too many wait, or too long
+        {
+            // Only heatmaps and the card draw on the decoded pixels: otherwise they are freed image by image.
+            return classifier.Prepare(bundle, images, keepPixels: request.Heatmaps != HeatmapUse.None);
         }
     }
 

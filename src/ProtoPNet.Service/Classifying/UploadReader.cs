@@ -60,6 +60,10 @@ public static class UploadReader
     private static async Task<IReadOnlyList<ReadOnlyMemory<byte>>> ReadMultipartAsync(HttpRequest request, ImageLimits limits, int maxImages,
         UploadBudget.Hold held, CancellationToken cancellationToken)
     {
+        // A declared length is taken whole before the body is read (it bounds the files in it): refused at once when it
+        // does not fit. Without one, each file is taken as it is copied out of the form.
+        var declared = request.ContentLength;
+        if (declared is { } length) held.Add(length);
         var form = await request.ReadFormAsync(new FormOptions
         {
             MultipartBodyLengthLimit = limits.MaxBytes,
@@ -84,7 +88,7 @@ public static class UploadReader
             {
                 throw new ProblemException(ProblemCatalog.ImageTooLarge, $"The image '{file.FileName}' has {file.Length} bytes; the limit is {limits.MaxBytes} bytes.");
             }
-            held.Add(file.Length);
+            if (declared is null) held.Add(file.Length);
             var bytes = new byte[file.Length];
             await using var stream = file.OpenReadStream();
             await stream.ReadExactlyAsync(bytes, cancellationToken);
@@ -123,7 +127,13 @@ public static class UploadReader
                 {
                     throw new ProblemException(ProblemCatalog.ImageTooLarge, $"The image is larger than the limit of {limits.MaxBytes} bytes.");
                 }
-                held.Add(read);
+                // The buffer's capacity is what it holds: taken before it grows (doubling, as MemoryStream grows).
+                if (buffer.Length + read > buffer.Capacity)
+                {
+                    var capacity = (int)Math.Max(buffer.Length + read, Math.Min(2L * buffer.Capacity, Math.Min(limits.MaxBytes, Array.MaxLength)));
+                    held.Add(capacity - buffer.Capacity);
+                    buffer.Capacity = capacity;
+                }
                 buffer.Write(chunk, 0, read);
             }
         }

@@ -30,11 +30,17 @@ public sealed class UploadBudget(IOptions<ImageLimits> limits)
             throw new ProblemException(ProblemCatalog.ImageTooLarge,
                 $"The request's images hold more than {limit} bytes, all the upload bytes the service holds at once (Images:MaxBufferedBytes): send fewer or smaller images per request.");
         }
-        if (Interlocked.Add(ref _held, bytes) > limit)
+        var held = Held;
+        while (true)
         {
-            Interlocked.Add(ref _held, -bytes);
-            throw new ProblemException(ProblemCatalog.Overloaded,
-                $"The service is overloaded: the uploads waiting to be decoded hold {Held} of {limit} bytes (Images:MaxBufferedBytes). Retry shortly.");
+            if (held + bytes > limit)
+            {
+                throw new ProblemException(ProblemCatalog.Overloaded,
+                    $"The service is overloaded: the uploads waiting to be decoded hold {held} of {limit} bytes (Images:MaxBufferedBytes). Retry shortly.");
+            }
+            var seen = Interlocked.CompareExchange(ref _held, held + bytes, held);
+            if (seen == held) return;
+            held = seen;
         }
     }
 
