@@ -182,7 +182,7 @@ public class ClassifyTests(TrainerBundles bundles)
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
         var classifier = new Classifier(new ImageDecoder(new ImageLimits()));
         ReadOnlyMemory<byte>[] images = [Http.BundleImage(bundles.SmokeBundle, 1, 80, 60), Http.BundleImage(bundles.SmokeBundle, 2, 70, 50)];
-        using var freed = classifier.Prepare(bundle, images, keepPixels: false);
+        using var freed = classifier.Prepare(bundle, images, keptPixels: 0);
         using var kept = classifier.Prepare(bundle, images);
         Assert.All(Enumerable.Range(0, 2), i => Assert.False(freed.DecodedAt(i).HasPixels));
         Assert.Throws<InvalidOperationException>(() => freed.DecodedAt(0).Pixels);
@@ -196,6 +196,35 @@ public class ClassifyTests(TrainerBundles bundles)
         Assert.Equal((70, 50), (answer.ImageWidth, answer.ImageHeight));
         Assert.Equal((70, 50), answer.Decoded);
         Assert.Equal(3, answer.Explanation.Prototypes.Count);
+
+        // Kept to draw on, up to a number of pixels for all images together: an image beyond it is refused, and freed.
+        using var both = classifier.Prepare(bundle, images, keptPixels: 80 * 60 + 70 * 50);
+        Assert.Equal(2, both.RowCount);
+        using var one = classifier.Prepare(bundle, images, keptPixels: 80 * 60 + 70 * 50 - 1);
+        Assert.Equal(1, one.RowCount);
+        Assert.True(one.DecodedAt(0).HasPixels);
+        Assert.Equal(ImageRejection.TooManyPixels, one.Rejections[1]!.Rejection);
+    }
+
+    [Fact]
+    public async Task AnAnswerDrawsOnNoMoreThanItsPixelLimit()
+    {
+        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), ("Classify:MaxDrawnPixels", "5000"));
+        var client = factory.CreateClient();
+        var image = Http.BundleImage(bundles.SmokeBundle, 1, 80, 60);   // 4,800 pixels: one fits, two do not
+        var batch = () => Http.Multipart(("image", image, "image/png"), ("image", image, "image/png"));
+
+        var drawn = await Http.JsonAsync(await client.PostAsync("/classify/batch?heatmaps=png&topPrototypes=1", batch()));
+        var results = drawn.GetProperty("results").EnumerateArray().ToArray();
+        Assert.StartsWith("data:image/png", results[0].GetProperty("explanation").GetProperty("prototypes")[0].GetProperty("heatmap").GetString());
+        Assert.EndsWith("image-too-many-pixels", results[1].GetProperty("type").GetString());
+        Assert.Contains("more than the 5000 pixels one answer draws on", results[1].GetProperty("detail").GetString());
+
+        // Without heatmaps nothing is kept to draw on, so nothing is refused.
+        var plain = await Http.JsonAsync(await client.PostAsync("/classify/batch?topPrototypes=1", batch()));
+        Assert.All(plain.GetProperty("results").EnumerateArray(), result => Assert.True(result.TryGetProperty("prediction", out _)));
+        // The card draws on its one image.
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/classify/card", Http.Image(image))).StatusCode);
     }
 
     [Fact]

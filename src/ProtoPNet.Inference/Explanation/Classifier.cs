@@ -92,10 +92,11 @@ public sealed class Classifier(ImageDecoder decoder)
 
     /// <summary>
     /// Decodes the images and writes the accepted ones into one pooled input buffer; bad images are kept per item.
-    /// Without <paramref name="keepPixels"/> (nothing will draw on them: no heatmaps, no card) each image's pixels are
-    /// freed as soon as its input is written, so a batch of large images holds one decoded image at a time.
+    /// The decoded pixels are kept (to draw heatmaps or a card on) up to <paramref name="keptPixels"/> for all images
+    /// together: an image that would go beyond is refused (too many pixels). With 0 (nothing will draw on them) each
+    /// image's pixels are freed as soon as its input is written, so a batch of large images holds one at a time.
     /// </summary>
-    public PreparedImages Prepare(ModelBundle bundle, IReadOnlyList<ReadOnlyMemory<byte>> images, bool keepPixels = true)
+    public PreparedImages Prepare(ModelBundle bundle, IReadOnlyList<ReadOnlyMemory<byte>> images, long keptPixels = long.MaxValue)
     {
         var decodeWatch = Stopwatch.StartNew();
         var decoded = new DecodedImage?[images.Count];
@@ -104,16 +105,27 @@ public sealed class Classifier(ImageDecoder decoder)
         var buffer = session.RentBuffer(images.Count);
         var rows = new List<int>(images.Count);
         var inverted = new List<bool>(images.Count);
+        var kept = 0L;
         try
         {
             for (var i = 0; i < images.Count; i++)
             {
                 try
                 {
-                    decoded[i] = decoder.DecodeFor(images[i], bundle.Manifest.Input);
-                    inverted.Add(InputTensorWriter.Write(decoded[i]!.Pixels, bundle.Manifest.Input, buffer, rows.Count * session.ImageElementCount));
+                    var image = decoded[i] = decoder.DecodeFor(images[i], bundle.Manifest.Input);
+                    var pixels = (long)image.Decoded.Width * image.Decoded.Height;
+                    if (keptPixels > 0 && kept + pixels > keptPixels)
+                    {
+                        decoded[i] = null;
+                        image.Dispose();
+                        throw new ImageRejectedException(ImageRejection.TooManyPixels,
+                            $"The image decodes to {image.Decoded.Width}x{image.Decoded.Height} = {pixels} pixels to draw on; with the request's other images " +
+                            $"that is more than the {keptPixels} pixels one answer draws on. Ask for no heatmaps, or send fewer or smaller images.");
+                    }
+                    inverted.Add(InputTensorWriter.Write(image.Pixels, bundle.Manifest.Input, buffer, rows.Count * session.ImageElementCount));
                     rows.Add(i);
-                    if (!keepPixels) decoded[i]!.ReleasePixels();
+                    if (keptPixels > 0) kept += pixels;
+                    else image.ReleasePixels();
                 }
                 catch (ImageRejectedException rejection)
                 {

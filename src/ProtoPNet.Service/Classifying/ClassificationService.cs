@@ -75,8 +75,8 @@ public sealed class ClassificationService(
         total.Start();
         using (await preprocessing.EnterAsync(cancellationToken))   // "overloaded" when too many wait, or too long
         {
-            // Only heatmaps and the card draw on the decoded pixels: otherwise they are freed image by image.
-            return classifier.Prepare(bundle, images, keepPixels: request.Heatmaps != HeatmapUse.None);
+            // Only heatmaps and the card draw on the decoded pixels (up to Classify:MaxDrawnPixels): otherwise they are freed image by image.
+            return classifier.Prepare(bundle, images, request.Heatmaps != HeatmapUse.None ? classifyOptions.Value.MaxDrawnPixels : 0);
         }
     }
 

@@ -22,4 +22,11 @@ public sealed class ClassifyOptions
     /// <summary>Most prototypes per image whose boxes <c>verify=true</c> checks, each a masked copy of the image in one extra network run (default 10).</summary>
     [Range(1, 1000)]
     public int MaxVerifiedPrototypes { get; set; } = 10;
+
+    /// <summary>
+    /// Most decoded pixels one request keeps to draw on (heatmaps, the card), its images together (default 40 million,
+    /// one image of <c>Images:MaxPixels</c>); an image beyond it is refused 422. Requests that draw nothing keep none.
+    /// </summary>
+    [Range(1, long.MaxValue)]
+    public long MaxDrawnPixels { get; set; } = 40_000_000;
 }
