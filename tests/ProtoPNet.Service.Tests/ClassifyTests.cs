@@ -228,6 +228,33 @@ public class ClassifyTests(TrainerBundles bundles)
     }
 
     [Fact]
+    public async Task TheCardDrawsHeatmapsForAnImageDecodedSmallWhateverItsUploadSize()
+    {
+        // 2100x2000 = 4.2 megapixels, over the card's heatmap limit as uploaded. As a JPEG the smoke model decodes it at
+        // 1/8 (263x250), so its card draws heatmaps; as a PNG it is decoded in full, and its card draws none.
+        using var grey = new Image<Rgb24>(2100, 2000, new Rgb24(128, 128, 128));
+        async Task<Image<Rgb24>> CardAsync(byte[] file, string type)
+        {
+            var response = await Client.PostAsync("/classify/card?topPrototypes=2", Http.Raw(file, type));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return Image.Load<Rgb24>(await response.Content.ReadAsByteArrayAsync());
+        }
+        using var drafted = await CardAsync(Http.Encode(grey, new JpegEncoder { Quality = 90 }), "image/jpeg");
+        using var full = await CardAsync(Http.Encode(grey, new PngEncoder()), "image/png");
+
+        // The same uniform grey to the network either way, so the same prototypes and rows: the cards differ only where
+        // a row's "this" picture carries its heatmap.
+        Assert.Equal((full.Width, full.Height), (drafted.Width, drafted.Height));
+        var differing = 0;
+        for (var y = 0; y < full.Height; y++)
+        for (var x = 0; x < full.Width; x++)
+        {
+            if (full[x, y] != drafted[x, y]) differing++;
+        }
+        Assert.True(differing > 5000, $"only {differing} pixels differ: the drafted upload's card should carry heatmaps");
+    }
+
+    [Fact]
     public async Task RotatedExifJpegGivesTheSameAnswerAsTheUprightImage()
     {
         // Store the pixels rotated 90 degrees counter-clockwise with EXIF orientation 6 ("rotate 90 clockwise to view").

@@ -17,7 +17,7 @@ public enum HeatmapUse
     /// <summary>Sent back as pictures (<c>heatmaps=png</c>): at most <see cref="ClassifyOptions.MaxHeatmapPrototypes"/> per image.</summary>
     Sent,
 
-    /// <summary>Drawn as thumbnails (the card): only for uploads up to <see cref="ClassificationService.MaxDrawnHeatmapPixels"/>.</summary>
+    /// <summary>Drawn as thumbnails (the card): only for images decoded to up to <see cref="ClassificationService.MaxDrawnHeatmapPixels"/>.</summary>
     Drawn,
 }
 

@@ -21,7 +21,10 @@ public sealed class ClassificationService(
     ModelRegistry registry, Classifier classifier, PreprocessingGate preprocessing, UploadBudget uploadBudget, IOptions<ImageLimits> imageLimits,
     IOptions<ClassifyOptions> classifyOptions, ServiceMetrics metrics, IDiagnosticContext diagnostics)
 {
-    /// <summary>Uploads up to this many pixels get heatmaps drawn (<see cref="HeatmapUse.Drawn"/>); above, a heatmap costs more than a thumbnail shows.</summary>
+    /// <summary>
+    /// Images decoded to up to this many pixels get heatmaps drawn (<see cref="HeatmapUse.Drawn"/>); above, a heatmap costs
+    /// more than a thumbnail shows. A phone's photo for a bundle that decodes JPEGs at a reduced scale is decoded small.
+    /// </summary>
     public const long MaxDrawnHeatmapPixels = 4_000_000;
 
     /// <summary>
@@ -47,7 +50,7 @@ public sealed class ClassificationService(
             if (request.Heatmaps == HeatmapUse.Drawn)
             {
                 options = options with { Heatmaps = Enumerable.Range(0, prepared.Count).All(i => prepared.Rejections[i] is not null
-                    || (long)prepared.DecodedAt(i).Width * prepared.DecodedAt(i).Height <= MaxDrawnHeatmapPixels) };
+                    || (long)prepared.DecodedAt(i).Decoded.Width * prepared.DecodedAt(i).Decoded.Height <= MaxDrawnHeatmapPixels) };
             }
             var outcomes = await RunAndExplainAsync(lease, prepared, options, request.Verify, total, cancellationToken);
             diagnostics.Set("PredictedClass", string.Join(",", outcomes.Select(o => o.Classification?.Prediction.Label ?? "-")));
