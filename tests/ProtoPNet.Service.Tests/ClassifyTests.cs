@@ -204,6 +204,14 @@ public class ClassifyTests(TrainerBundles bundles)
         Assert.Equal(1, one.RowCount);
         Assert.True(one.DecodedAt(0).HasPixels);
         Assert.Equal(ImageRejection.TooManyPixels, one.Rejections[1]!.Rejection);
+        // A refused image in the middle of a batch: the next one takes its row.
+        var small = Http.BundleImage(bundles.SmokeBundle, 3, 40, 30);
+        using var middle = classifier.Prepare(bundle, [small, images[0], small], keptPixels: 2 * 40 * 30 + 100);
+        Assert.Equal((2, 2), (middle.RowCount, middle.ImageOfRow(1)));
+        Assert.Equal(ImageRejection.TooManyPixels, middle.Rejections[1]!.Rejection);
+        using var alone = classifier.Prepare(bundle, [small]);
+        var image = bundle.Session.ImageElementCount;
+        Assert.Equal(alone.Input.AsSpan(0, image).ToArray(), middle.Input.AsSpan(image, image).ToArray());
     }
 
     [Fact]

@@ -7,8 +7,8 @@ public sealed class ImageLimits : IValidatableObject
 {
     public const string SectionName = "Images";
 
-    /// <summary>Largest accepted image file in bytes (default 20 MiB).</summary>
-    [Range(1, long.MaxValue)]
+    /// <summary>Largest accepted image file in bytes (default 20 MiB; at most the largest array, about 2 GiB).</summary>
+    [Range(typeof(long), "1", "2147483591")]
     public long MaxBytes { get; set; } = 20L * 1024 * 1024;
 
     /// <summary>Largest accepted width x height, read from the header (default 40 megapixels).</summary>

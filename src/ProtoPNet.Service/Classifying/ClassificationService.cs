@@ -39,7 +39,6 @@ public sealed class ClassificationService(
         try
         {
             var options = ExplainOptionsFor(lease.Bundle, request);
-            var limits = classifyOptions.Value;
             if (request.Batch && !http.HasFormContentType)
             {
                 throw new ProblemException(ProblemCatalog.UnsupportedMediaType,

@@ -60,10 +60,8 @@ public static class UploadReader
     private static async Task<IReadOnlyList<ReadOnlyMemory<byte>>> ReadMultipartAsync(HttpRequest request, ImageLimits limits, int maxImages,
         UploadBudget.Hold held, CancellationToken cancellationToken)
     {
-        // A declared length is taken whole before the body is read (it bounds the files in it): refused at once when it
-        // does not fit. Without one, each file is taken as it is copied out of the form.
-        var declared = request.ContentLength;
-        if (declared is { } length) held.Add(length);
+        // The form spools its files to disk as the body arrives (64 KiB each in memory), so a slow upload holds no budget;
+        // the files are taken together once read, before they are copied into memory (413 against 503 whatever their order).
         var form = await request.ReadFormAsync(new FormOptions
         {
             MultipartBodyLengthLimit = limits.MaxBytes,
@@ -81,6 +79,7 @@ public static class UploadReader
         {
             throw new ProblemException(ProblemCatalog.TooManyImages, $"The request holds {files.Count} images; the limit is {maxImages}.");
         }
+        held.Add(files.Sum(file => file.Length));
         var images = new List<ReadOnlyMemory<byte>>(files.Count);
         foreach (var file in files)
         {
@@ -88,7 +87,6 @@ public static class UploadReader
             {
                 throw new ProblemException(ProblemCatalog.ImageTooLarge, $"The image '{file.FileName}' has {file.Length} bytes; the limit is {limits.MaxBytes} bytes.");
             }
-            if (declared is null) held.Add(file.Length);
             var bytes = new byte[file.Length];
             await using var stream = file.OpenReadStream();
             await stream.ReadExactlyAsync(bytes, cancellationToken);
