@@ -59,10 +59,7 @@ public class ClassifyTests(TrainerBundles bundles)
 
         // One intra-op thread, as the test service runs: ONNX Runtime's sums depend on the thread count.
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
-        using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(image, bundle.Manifest.Input);
-        var input = new float[bundle.Session.ImageElementCount];
-        InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
-        using var outputs = bundle.Session.Run(input, 1);
+        using var outputs = bundle.Session.Run(ServiceFactory.InputOf(bundle, image), 1);
         foreach (var score in body.GetProperty("topClasses").EnumerateArray())
         {
             Assert.Equal(outputs.LogitsOf(0)[score.GetProperty("classIndex").GetInt32()], score.GetProperty("logit").GetDouble());
@@ -78,10 +75,7 @@ public class ClassifyTests(TrainerBundles bundles)
         Assert.Equal(width, body.GetProperty("image").GetProperty("width").GetInt32());
 
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
-        using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(image, bundle.Manifest.Input);
-        var input = new float[bundle.Session.ImageElementCount];
-        InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
-        using var outputs = bundle.Session.Run(input, 1);
+        using var outputs = bundle.Session.Run(ServiceFactory.InputOf(bundle, image), 1);
         AssertBoxesFollowThePercentileRule(body, bundle, outputs, width, height);
     }
 
@@ -152,14 +146,9 @@ public class ClassifyTests(TrainerBundles bundles)
         Assert.Equal((50, 38), (decodedSize.GetProperty("width").GetInt32(), decodedSize.GetProperty("height").GetInt32()));
 
         // The network saw the drafted pixels (exactly), which are not those of a full decode.
-        using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(jpeg, bundle.Manifest.Input);
-        var input = new float[bundle.Session.ImageElementCount];
-        InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
+        var input = ServiceFactory.InputOf(bundle, jpeg);
         using var outputs = bundle.Session.Run(input, 1);
-        using var full = new ImageDecoder(new ImageLimits()).Decode(jpeg);
-        var fullInput = new float[bundle.Session.ImageElementCount];
-        InputTensorWriter.Write(full.Pixels, bundle.Manifest.Input, fullInput, 0);
-        Assert.NotEqual(fullInput, input);
+        Assert.NotEqual(ServiceFactory.InputOf(bundle, jpeg, bundle.Manifest.Input with { JpegDraft = false }), input);
         foreach (var score in body.GetProperty("topClasses").EnumerateArray())
         {
             Assert.Equal(outputs.LogitsOf(0)[score.GetProperty("classIndex").GetInt32()], score.GetProperty("logit").GetDouble());
@@ -217,7 +206,7 @@ public class ClassifyTests(TrainerBundles bundles)
     [Fact]
     public async Task AnAnswerDrawsOnNoMoreThanItsPixelLimit()
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), ("Classify:MaxDrawnPixels", "5000"));
+        await using var factory = bundles.SmokeService(("Classify:MaxDrawnPixels", "5000"));
         var client = factory.CreateClient();
         var image = Http.BundleImage(bundles.SmokeBundle, 1, 80, 60);   // 4,800 pixels: one fits, two do not
         var batch = () => Http.Multipart(("image", image, "image/png"), ("image", image, "image/png"));

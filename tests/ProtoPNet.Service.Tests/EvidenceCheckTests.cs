@@ -35,11 +35,9 @@ public class EvidenceCheckTests(TrainerBundles bundles)
         // masked copy in one run. (ONNX Runtime's sums depend on the thread count and the batch: a batch of 1 on two
         // threads differs from the service's run in the fifth decimal of a probability.)
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
-        using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(image, bundle.Manifest.Input);
         var session = bundle.Session;
         var size = session.ImageElementCount;
-        var input = new float[size];
-        InputTensorWriter.Write(decoded.Pixels, bundle.Manifest.Input, input, 0);
+        var input = ServiceFactory.InputOf(bundle, image);
         using var outputs = session.Run(input, 1);
         var mean = bundle.Manifest.Input.Mean!.Select(m => (float)m).ToArray();
         Assert.Equal(session.Channels, mean.Length);
@@ -192,7 +190,7 @@ public class EvidenceCheckTests(TrainerBundles bundles)
     [Fact]
     public async Task VerifyChecksAtMostMaxVerifiedPrototypesPerImage()
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), ("Classify:MaxVerifiedPrototypes", "2"));
+        await using var factory = bundles.SmokeService(("Classify:MaxVerifiedPrototypes", "2"));
         var client = factory.CreateClient();
         var image = Http.BundleImage(bundles.SmokeBundle, 0);
         var problem = await Http.ProblemAsync(await client.PostAsync("/classify?topPrototypes=3&verify=true", Http.Image(image)),

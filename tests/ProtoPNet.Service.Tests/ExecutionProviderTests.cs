@@ -29,7 +29,7 @@ public class ExecutionProviderTests(TrainerBundles bundles)
     [Fact]
     public async Task AutoRunsOnCudaWhenUsableElseFallsBackToCpuWithOneWarningNamingTheReason()
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), ("Inference:ExecutionProvider", "auto"));
+        await using var factory = bundles.SmokeService(("Inference:ExecutionProvider", "auto"));
         var client = factory.CreateClient();
         var models = await Http.JsonAsync(await client.GetAsync("/models"));
         var expected = CudaUsable.Value ? SessionFactory.CudaProvider : SessionFactory.CpuProvider;
@@ -58,7 +58,7 @@ public class ExecutionProviderTests(TrainerBundles bundles)
     [Fact]
     public async Task CudaRequiredRunsOnCudaOrFailsTheStart()
     {
-        var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), ("Inference:ExecutionProvider", "cuda"));
+        var factory = bundles.SmokeService(("Inference:ExecutionProvider", "cuda"));
         if (CudaUsable.Value)
         {
             var models = await Http.JsonAsync(await factory.CreateClient().GetAsync("/models"));
@@ -76,7 +76,7 @@ public class ExecutionProviderTests(TrainerBundles bundles)
     [Fact]
     public async Task CpuRunsWithoutAWarning()
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), ("Inference:ExecutionProvider", "cpu"));
+        await using var factory = bundles.SmokeService(("Inference:ExecutionProvider", "cpu"));
         var models = await Http.JsonAsync(await factory.CreateClient().GetAsync("/models"));
         Assert.Equal(SessionFactory.CpuProvider, models.GetProperty("executionProvider").GetString());
         Assert.Equal(System.Text.Json.JsonValueKind.Null, models.GetProperty("executionProviderFallbackReason").ValueKind);

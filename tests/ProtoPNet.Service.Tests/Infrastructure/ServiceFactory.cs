@@ -5,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Inference.Runtime;
 
 namespace ProtoPNet.Service.Tests.Infrastructure;
@@ -22,6 +23,19 @@ public sealed class ServiceFactory(IReadOnlyDictionary<string, string?> settings
     public static ModelBundle LoadAsServed(string bundleDirectory) =>
         new BundleLoader(new SessionFactory(new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Cpu, IntraOpThreads = IntraOpThreads }))
             .Load(bundleDirectory);
+
+    /// <summary>
+    /// An upload's input tensor as the service writes it for <paramref name="bundle"/>: decoded for it, resized and
+    /// normalised (with <paramref name="input"/> in place of the bundle's own preprocessing, to compare).
+    /// </summary>
+    public static float[] InputOf(ModelBundle bundle, byte[] image, InputSection? input = null)
+    {
+        input ??= bundle.Manifest.Input;
+        using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(image, input);
+        var tensor = new float[bundle.Session.ImageElementCount];
+        InputTensorWriter.Write(decoded.Pixels, input, tensor, 0);
+        return tensor;
+    }
 
     public LogCollector Logs { get; } = new();
 

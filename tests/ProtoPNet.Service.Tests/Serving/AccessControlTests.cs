@@ -15,7 +15,7 @@ public class AccessControlTests(TrainerBundles bundles)
         var image = Http.BundleImage(bundles.SmokeBundle, 0);
         Assert.Equal(HttpStatusCode.OK, (await bundles.Service.CreateClient().PostAsync("/classify", Http.Image(image))).StatusCode);
 
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), ("Security:ClassifyApiKey", "classify-key"));
+        await using var factory = bundles.SmokeService(("Security:ClassifyApiKey", "classify-key"));
         var client = factory.CreateClient();
         await Http.ProblemAsync(await client.PostAsync("/classify", Http.Image(image)), HttpStatusCode.Unauthorized, "api-key-missing");
         await Http.ProblemAsync(await client.PostAsync("/classify/card", Http.Image(image)), HttpStatusCode.Unauthorized, "api-key-missing");
@@ -46,8 +46,7 @@ public class AccessControlTests(TrainerBundles bundles)
     [Fact]
     public async Task RateLimitAnswers429WithRetryAfterAndSparesHealthAndMetrics()
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ("RateLimiting:PermitLimit", "3"), ("RateLimiting:WindowSeconds", "60"));
+        await using var factory = bundles.SmokeService(("RateLimiting:PermitLimit", "3"), ("RateLimiting:WindowSeconds", "60"));
         var client = factory.CreateClient();
         for (var i = 0; i < 3; i++) Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/models")).StatusCode);
         var limited = await client.PostAsync("/classify", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)));
@@ -72,8 +71,7 @@ public class AccessControlTests(TrainerBundles bundles)
         var closed = await bundles.Service.CreateClient().SendAsync(Preflight("https://app.example"));
         Assert.False(closed.Headers.Contains("Access-Control-Allow-Origin"));
 
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ("Security:CorsOrigins:0", "https://app.example"));
+        await using var factory = bundles.SmokeService(("Security:CorsOrigins:0", "https://app.example"));
         var client = factory.CreateClient();
         var allowed = await client.SendAsync(Preflight("https://app.example"));
         Assert.Equal("https://app.example", allowed.Headers.GetValues("Access-Control-Allow-Origin").Single());

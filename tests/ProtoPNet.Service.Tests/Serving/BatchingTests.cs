@@ -11,8 +11,7 @@ public class BatchingTests(TrainerBundles bundles)
     [Fact]
     public async Task ConcurrentAnswersEqualSequentialOnesAndBatchesAreFormed()
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ("Batching:MaxBatchSize", "8"), ("Batching:MaxQueueDelayMs", "25"));
+        await using var factory = bundles.SmokeService(("Batching:MaxBatchSize", "8"), ("Batching:MaxQueueDelayMs", "25"));
         var client = factory.CreateClient();
         // Eight different images (several prototypes' source pictures, at several sizes), each asked for twice.
         var images = Enumerable.Range(0, 8).Select(i => Http.BundleImage(bundles.SmokeBundle, i % 8, 32 + 8 * i, 40 + 4 * i)).ToArray();
@@ -57,8 +56,8 @@ public class BatchingTests(TrainerBundles bundles)
     [Fact]
     public async Task OverloadAnswers503WithRetryAfterAtOnceAndServesNormallyAfterwards()
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ("Batching:MaxBatchSize", "1"), ("Batching:MaxQueueSize", "1"), ("Batching:MaxQueueDelayMs", "0"), ("Batching:MaxConcurrentRuns", "1"));
+        await using var factory = bundles.SmokeService(("Batching:MaxBatchSize", "1"), ("Batching:MaxQueueSize", "1"),
+            ("Batching:MaxQueueDelayMs", "0"), ("Batching:MaxConcurrentRuns", "1"));
         var client = factory.CreateClient();
         client.Timeout = TimeSpan.FromSeconds(30);
         var image = Http.BundleImage(bundles.SmokeBundle, 2, 64, 64);
@@ -105,8 +104,8 @@ public class BatchingTests(TrainerBundles bundles)
         // A deadline of 1 ms: requests queued behind a running batch expire before their turn. A queue delay above 0
         // sends every request through the queue (with none, a request that finds a run free runs at once, and on a
         // fast machine too few would ever wait).
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ("Batching:MaxBatchSize", "1"), ("Batching:QueueTimeoutMs", "1"), ("Batching:MaxQueueDelayMs", "1"));
+        await using var factory = bundles.SmokeService(("Batching:MaxBatchSize", "1"), ("Batching:QueueTimeoutMs", "1"),
+            ("Batching:MaxQueueDelayMs", "1"));
         var client = factory.CreateClient();
         var image = Http.BundleImage(bundles.SmokeBundle, 1, 48, 48);
         var responses = await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => client.PostAsync("/classify", Http.Image(image))))
@@ -129,7 +128,7 @@ public class BatchingTests(TrainerBundles bundles)
     [Fact]
     public async Task BatchEndpointAndCardGoThroughTheBatcher()
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)));
+        await using var factory = bundles.SmokeService();
         var client = factory.CreateClient();
         var image = Http.BundleImage(bundles.SmokeBundle, 3);
         var batch = await Http.JsonAsync(await client.PostAsync("/classify/batch",

@@ -20,8 +20,8 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
     [InlineData(null)]
     public async Task AutoMeasuresAtLoadReportsTheLeanestShapeAndServesWithIt(string? intraOpThreads)
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ("Batching:Strategy", null), ("Batching:MaxConcurrentRuns", null), ("Inference:IntraOpThreads", intraOpThreads));
+        await using var factory = bundles.SmokeService(("Batching:Strategy", null), ("Batching:MaxConcurrentRuns", null),
+            ("Inference:IntraOpThreads", intraOpThreads));
         var client = factory.CreateClient();
         var strategy = await StrategyAsync(client);
 
@@ -67,8 +67,8 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
     [Fact]
     public async Task FixedIsTakenAsConfigured()
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ("Batching:Strategy", "Fixed"), ("Batching:MaxBatchSize", "3"), ("Batching:MaxConcurrentRuns", "2"), ("Inference:IntraOpThreads", "1"));
+        await using var factory = bundles.SmokeService(("Batching:Strategy", "Fixed"), ("Batching:MaxBatchSize", "3"),
+            ("Batching:MaxConcurrentRuns", "2"), ("Inference:IntraOpThreads", "1"));
         var strategy = await StrategyAsync(factory.CreateClient());
         Assert.Equal("configured", strategy.GetProperty("source").GetString());
         Assert.Equal(3, strategy.GetProperty("maxBatchSize").GetInt32());
@@ -84,7 +84,7 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
     [InlineData("Images:MaxBufferedBytes", "1000", "MaxBufferedBytes")]
     public void BadValuesStopTheStartNamingTheKey(string key, string value, string named)
     {
-        var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), (key, value));
+        var factory = bundles.SmokeService((key, value));
         var error = Assert.ThrowsAny<Exception>(() => factory.CreateClient());
         var messages = string.Join(" | ", Chain(error).Select(e => e.Message));
         Assert.True(messages.Contains(named, StringComparison.Ordinal), $"the start failed without naming {named}: {error}");

@@ -17,8 +17,7 @@ public class PreprocessingGateTests(TrainerBundles bundles)
     [Fact]
     public async Task WithEveryTurnTakenAndTheQueueFullTheNextRequestIsRefusedAtOnce()
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ("Batching:MaxQueueSize", "1"), ("Batching:QueueTimeoutMs", "30000"));
+        await using var factory = bundles.SmokeService(("Batching:MaxQueueSize", "1"), ("Batching:QueueTimeoutMs", "30000"));
         var client = factory.CreateClient();
         var image = Http.BundleImage(bundles.SmokeBundle, 2);
         await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(image)));   // a free turn: served
@@ -46,8 +45,7 @@ public class PreprocessingGateTests(TrainerBundles bundles)
     [Fact]
     public async Task ARequestThatWaitsLongerThanTheQueueTimeoutGets503()
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ("Batching:QueueTimeoutMs", "1500"));
+        await using var factory = bundles.SmokeService(("Batching:QueueTimeoutMs", "1500"));
         var client = factory.CreateClient();
         var image = Http.BundleImage(bundles.SmokeBundle, 2);
         var (gate, turns) = await TakeEveryTurnAsync(factory);
@@ -64,8 +62,7 @@ public class PreprocessingGateTests(TrainerBundles bundles)
     [Fact]
     public async Task AClientThatLeavesWhileWaitingIsCounted499AndLoggedAsNoError()
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ("Batching:QueueTimeoutMs", "30000"));
+        await using var factory = bundles.SmokeService(("Batching:QueueTimeoutMs", "30000"));
         var client = factory.CreateClient();
         var image = Http.BundleImage(bundles.SmokeBundle, 2);
         var (gate, turns) = await TakeEveryTurnAsync(factory);
@@ -91,8 +88,7 @@ public class PreprocessingGateTests(TrainerBundles bundles)
     [Fact]
     public async Task AWaitingRequestIsServedWhenATurnComesBackInTime()
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ("Batching:QueueTimeoutMs", "30000"));
+        await using var factory = bundles.SmokeService(("Batching:QueueTimeoutMs", "30000"));
         var client = factory.CreateClient();
         var image = Http.BundleImage(bundles.SmokeBundle, 4);
         var (gate, turns) = await TakeEveryTurnAsync(factory);
@@ -111,8 +107,8 @@ public class PreprocessingGateTests(TrainerBundles bundles)
     {
         var image = Http.BundleImage(bundles.SmokeBundle, 2);
         var budget = (image.Length * 3 / 2).ToString(System.Globalization.CultureInfo.InvariantCulture);   // one upload fits, two do not
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ("Images:MaxBytes", budget), ("Images:MaxBufferedBytes", budget), ("Batching:QueueTimeoutMs", "30000"));
+        await using var factory = bundles.SmokeService(("Images:MaxBytes", budget), ("Images:MaxBufferedBytes", budget),
+            ("Batching:QueueTimeoutMs", "30000"));
         var client = factory.CreateClient();
         var uploads = factory.Services.GetRequiredService<UploadBudget>();
         var (gate, turns) = await TakeEveryTurnAsync(factory);
