@@ -48,8 +48,8 @@ from protopnet_trainer.data import ImageSet, load_data_source  # noqa: E402
 from protopnet_trainer.evaluate import evaluate_accuracy, test_metrics  # noqa: E402
 from protopnet_trainer.export import example_images, probe_input, write_bundle  # noqa: E402
 from protopnet_trainer.model import ProtoPNet, build_model  # noqa: E402
-from protopnet_trainer.product_shots import (SHOT_SEED, PolarityAugment, ProductShotSet,  # noqa: E402
-                                             render_product_shot)
+from protopnet_trainer.pipeline import product_shot_accuracy  # noqa: E402
+from protopnet_trainer.product_shots import SHOT_SEED, PolarityAugment, render_product_shot  # noqa: E402
 from protopnet_trainer.push import push_prototypes  # noqa: E402
 from protopnet_trainer.report import plot_confusion, prototype_gallery  # noqa: E402
 from protopnet_trainer.scorecard import scorecard_hook  # noqa: E402
@@ -193,8 +193,7 @@ def main(args: argparse.Namespace) -> int:
         loader = DataLoader(test_set, batch_size=cfg.test_batch_size)
         test_accuracy, confusion = test_metrics(model, loader, torch.device("cpu"), len(source.classes),
                                                 progress=not args.no_progress)
-        shots = evaluate_accuracy(model, DataLoader(ProductShotSet(test_set, cfg.jpeg_draft_size), batch_size=cfg.test_batch_size),
-                                  torch.device("cpu"), desc="product shots", progress=not args.no_progress)
+        shots = product_shot_accuracy(model, test_set, cfg, progress=not args.no_progress)
         say(f"after push and last layer: test accuracy {test_accuracy:.4f}, product shots {shots:.4f}, "
             f"last-layer train accuracy {train_accuracy:.4f}")
 

@@ -155,6 +155,9 @@ def test_distributed_push_equals_the_one_process_push_prototype_by_prototype(tmp
         assert torch.equal(pushed["aware"]["prototypes"], aware_prototypes)
         assert [(r["item"], r["featureCell"], r["box"], r["distanceBeforePush"]) for r in pushed["aware"]["records"]] \
             == [(r["item"], r["featureCell"], r["box"], r["distanceBeforePush"]) for r in aware_records]
+    # On this data the box check moves some prototypes off their nearest patch, so the merged candidates beyond the
+    # first and rank 0's handover of its choice are exercised, not only the plain push again.
+    assert [(r["item"], r["featureCell"]) for r in aware_records] != [(r["item"], r["featureCell"]) for r in expected_records]
     # Each nearest image has its copy on the other rank (an exact tie), and rank 1 holds some of the winners:
     # the merge chose the lower index across ranks, as one process does.
     owners = {(r["item"] // distributed_push_check.BATCH_SIZE) % 2 for r in expected_records}

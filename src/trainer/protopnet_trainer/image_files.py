@@ -1,6 +1,7 @@
 """Image files to pixels, decoded the way the service decodes an upload (src/ProtoPNet.Inference/Preprocessing/
 ImageDecoder.cs): a JPEG at a reduced DCT scale when the model says so, EXIF orientation applied, transparency
-composited over white. Every image file the trainer reads comes through open_image."""
+composited over white. Every data-set image file the trainer reads, and every product shot it scores, comes through
+open_image (the PNG pictures it writes itself are read back with PIL directly)."""
 from __future__ import annotations
 
 from typing import BinaryIO, Optional, Tuple, Union
