@@ -225,11 +225,23 @@ public class ClassifyTests(TrainerBundles bundles)
     }
 
     [Fact]
-    public async Task TheCardDrawsHeatmapsForAnImageDecodedSmallWhateverItsUploadSize()
+    public async Task AnImageOverFourMegapixelsIsDrawnOnScaledDownWithItsHeatmaps()
     {
-        // 2100x2000 = 4.2 megapixels, over the card's heatmap limit as uploaded. As a JPEG the smoke model decodes it at
-        // 1/8 (263x250), so its card draws heatmaps; as a PNG it is decoded in full, and its card draws none.
+        // 2100x2000 = 4.2 megapixels. As a PNG the smoke model decodes it in full, and heatmaps are drawn over a copy
+        // scaled down to at most 4 megapixels; as a JPEG it is decoded at 1/8 (263x250) and drawn on at that size.
         using var grey = new Image<Rgb24>(2100, 2000, new Rgb24(128, 128, 128));
+        var png = Http.Encode(grey, new PngEncoder());
+        var answer = await Http.JsonAsync(await Client.PostAsync("/classify?heatmaps=png&topPrototypes=2", Http.Raw(png, "image/png")));
+        var decoded = answer.GetProperty("preprocessing").GetProperty("decoded");
+        Assert.Equal((2100, 2000), (decoded.GetProperty("width").GetInt32(), decoded.GetProperty("height").GetInt32()));
+        var uri = answer.GetProperty("explanation").GetProperty("prototypes")[0].GetProperty("heatmap").GetString()!;
+        using (var heatmap = Image.Load<Rgb24>(Convert.FromBase64String(uri["data:image/png;base64,".Length..])))
+        {
+            Assert.Equal(DecodedImage.DrawingSize(2100, 2000, Classifier.MaxDrawingPixels), (heatmap.Width, heatmap.Height));
+            Assert.Equal((2049, 1951), (heatmap.Width, heatmap.Height));
+            Assert.NotEqual(new Rgb24(128, 128, 128), heatmap[1000, 1000]);   // coloured, not the grey image
+        }
+
         async Task<Image<Rgb24>> CardAsync(byte[] file, string type)
         {
             var response = await Client.PostAsync("/classify/card?topPrototypes=2", Http.Raw(file, type));
@@ -237,10 +249,11 @@ public class ClassifyTests(TrainerBundles bundles)
             return Image.Load<Rgb24>(await response.Content.ReadAsByteArrayAsync());
         }
         using var drafted = await CardAsync(Http.Encode(grey, new JpegEncoder { Quality = 90 }), "image/jpeg");
-        using var full = await CardAsync(Http.Encode(grey, new PngEncoder()), "image/png");
+        using var full = await CardAsync(png, "image/png");
 
-        // The same uniform grey to the network either way, so the same prototypes and rows: the cards differ only where
-        // a row's "this" picture carries its heatmap.
+        // The same uniform grey to the network either way, so the same prototypes and rows, each "this" picture with its
+        // heatmap: the cards differ only by resampling. (When the card drew heatmaps only for images decoded to at most
+        // 4 megapixels, the PNG's card had plain pictures instead, and over 5,000 pixels differed.)
         Assert.Equal((full.Width, full.Height), (drafted.Width, drafted.Height));
         var differing = 0;
         for (var y = 0; y < full.Height; y++)
@@ -248,7 +261,7 @@ public class ClassifyTests(TrainerBundles bundles)
         {
             if (full[x, y] != drafted[x, y]) differing++;
         }
-        Assert.True(differing > 5000, $"only {differing} pixels differ: the drafted upload's card should carry heatmaps");
+        Assert.True(differing < 5000, $"{differing} pixels differ: both cards should carry heatmaps");
     }
 
     [Fact]

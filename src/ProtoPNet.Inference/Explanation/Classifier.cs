@@ -52,6 +52,9 @@ public sealed class PreparedImages : IDisposable
 
     public DecodedImage DecodedAt(int image) => _decoded[image] ?? throw new InvalidOperationException($"image {image} was rejected");
 
+    /// <summary>The bytes of the pixels kept to draw on (RGB, 3 per pixel), for all images together.</summary>
+    public long KeptPixelBytes => _decoded.Sum(image => image is { HasPixels: true } ? 3L * image.Pixels.Width * image.Pixels.Height : 0);
+
     public void Dispose()
     {
         var input = Interlocked.Exchange(ref _input, null);
@@ -68,6 +71,9 @@ public sealed class PreparedImages : IDisposable
 /// </summary>
 public sealed class Classifier(ImageDecoder decoder)
 {
+    /// <summary>The most pixels an image is kept at to draw on (heatmaps, the card): larger ones are scaled down to it.</summary>
+    public const long MaxDrawingPixels = 4_000_000;
+
     public ImageDecoder Decoder => decoder;
 
     /// <summary>Classifies one image; throws <see cref="ImageRejectedException"/> for bad input.</summary>
@@ -82,7 +88,7 @@ public sealed class Classifier(ImageDecoder decoder)
     public IReadOnlyList<BatchItemOutcome> ClassifyBatch(ModelBundle bundle, IReadOnlyList<ReadOnlyMemory<byte>> images, ExplainOptions options)
     {
         var total = Stopwatch.StartNew();
-        using var prepared = Prepare(bundle, images);
+        using var prepared = Prepare(bundle, images, keptPixels: 0);   // nothing here draws on them
         if (prepared.RowCount == 0) return Explain(bundle, prepared, null, 0, options, 0, total);
         var inferenceWatch = Stopwatch.StartNew();
         using var outputs = bundle.Session.Run(prepared.Input, prepared.RowCount);
@@ -92,9 +98,10 @@ public sealed class Classifier(ImageDecoder decoder)
 
     /// <summary>
     /// Decodes the images and writes the accepted ones into one pooled input buffer; bad images are kept per item.
-    /// The decoded pixels are kept (to draw heatmaps or a card on) up to <paramref name="keptPixels"/> for all images
-    /// together: an image that would go beyond is refused (too many pixels). With 0 (nothing will draw on them) each
-    /// image's pixels are freed as soon as its input is written, so a batch of large images holds one at a time.
+    /// The pixels are kept to draw heatmaps or a card on, each image scaled down to at most <see cref="MaxDrawingPixels"/>
+    /// (<see cref="DecodedImage.ShrinkForDrawing"/>), up to <paramref name="keptPixels"/> for all images together: an
+    /// image that would go beyond is refused (too many pixels). With 0 (nothing will draw on them) each image's pixels
+    /// are freed as soon as its input is written, so a batch of large images holds one at a time.
     /// </summary>
     public PreparedImages Prepare(ModelBundle bundle, IReadOnlyList<ReadOnlyMemory<byte>> images, long keptPixels = long.MaxValue)
     {
@@ -113,19 +120,27 @@ public sealed class Classifier(ImageDecoder decoder)
                 try
                 {
                     var image = decoded[i] = decoder.DecodeFor(images[i], bundle.Manifest.Input);
-                    var pixels = (long)image.Decoded.Width * image.Decoded.Height;
+                    var drawing = DecodedImage.DrawingSize(image.Decoded.Width, image.Decoded.Height, MaxDrawingPixels);
+                    var pixels = (long)drawing.Width * drawing.Height;
                     if (keptPixels > 0 && kept + pixels > keptPixels)
                     {
                         decoded[i] = null;
                         image.Dispose();
                         throw new ImageRejectedException(ImageRejection.TooManyPixels,
-                            $"The image decodes to {image.Decoded.Width}x{image.Decoded.Height} = {pixels} pixels to draw on; with the request's other images " +
-                            $"that is more than the {keptPixels} pixels one answer draws on. Ask for no heatmaps, or send fewer or smaller images.");
+                            $"The image is drawn on at {drawing.Width}x{drawing.Height} = {pixels} pixels; with the request's other images " +
+                            $"that is more than the {keptPixels} pixels one answer draws on. Ask for no heatmaps, or send fewer images.");
                     }
                     inverted.Add(InputTensorWriter.Write(image.Pixels, bundle.Manifest.Input, buffer, rows.Count * session.ImageElementCount));
                     rows.Add(i);
-                    if (keptPixels > 0) kept += pixels;
-                    else image.ReleasePixels();
+                    if (keptPixels > 0)
+                    {
+                        image.ShrinkForDrawing(MaxDrawingPixels);
+                        kept += pixels;
+                    }
+                    else
+                    {
+                        image.ReleasePixels();
+                    }
                 }
                 catch (ImageRejectedException rejection)
                 {

@@ -43,6 +43,32 @@ public sealed class DecodedImage(Image<Rgb24> pixels, string format, int width, 
     /// <summary>Frees the pixels when nothing will draw on them (the sizes stay).</summary>
     public void ReleasePixels() => Interlocked.Exchange(ref _pixels, null)?.Dispose();
 
+    /// <summary>
+    /// Keeps the pixels only to draw on (heatmaps, the card), once the network's input is written: an image of more
+    /// than <paramref name="maxPixels"/> is replaced by a copy scaled down to <see cref="DrawingSize"/>. A heatmap of a
+    /// 7x7 activation map shows nothing more at 40 megapixels than at 4, and the full image would cost ten times the memory.
+    /// </summary>
+    public void ShrinkForDrawing(long maxPixels)
+    {
+        var pixels = Pixels;
+        var (width, height) = DrawingSize(pixels.Width, pixels.Height, maxPixels);
+        if (width == pixels.Width && height == pixels.Height) return;
+        _pixels = pixels.Clone(context => context.Resize(width, height, KnownResamplers.Bicubic));
+        pixels.Dispose();
+    }
+
+    /// <summary>The size an image of <paramref name="width"/> x <paramref name="height"/> is drawn at: its own, or scaled down
+    /// (the same aspect, rounded down) to at most <paramref name="maxPixels"/>.</summary>
+    public static (int Width, int Height) DrawingSize(int width, int height, long maxPixels)
+    {
+        if ((long)width * height <= maxPixels) return (width, height);
+        var scale = Math.Sqrt((double)maxPixels / ((double)width * height));
+        var drawn = (Width: Math.Max(1, (int)(width * scale)), Height: Math.Max(1, (int)(height * scale)));
+        // A rounding up in the square root must not cross the bound.
+        while ((long)drawn.Width * drawn.Height > maxPixels) drawn = drawn.Width >= drawn.Height ? drawn with { Width = drawn.Width - 1 } : drawn with { Height = drawn.Height - 1 };
+        return drawn;
+    }
+
     public void Dispose() => ReleasePixels();
 }
 

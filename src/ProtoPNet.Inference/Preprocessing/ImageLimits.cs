@@ -16,8 +16,9 @@ public sealed class ImageLimits : IValidatableObject
     public long MaxPixels { get; set; } = 40_000_000;
 
     /// <summary>
-    /// The most upload bytes the service holds in memory at once, for all requests waiting to be decoded together
-    /// (default 1 GiB); at least <see cref="MaxBytes"/>.
+    /// The most request bytes the service holds in memory at once, for all requests together (default 1 GiB): uploads
+    /// until decoded, pixels kept to draw on until the answer is written, Open Inference Protocol bodies until their
+    /// tensor is written. At least <see cref="MaxBytes"/>.
     /// </summary>
     public long MaxBufferedBytes { get; set; } = 1L << 30;
 

@@ -67,8 +67,9 @@ public static class ExplanationCard
     }
 
     /// <summary>
-    /// Draws the card. <paramref name="uploaded"/> is the decoded upload (upright; a JPEG decoded at a reduced scale is
-    /// smaller than the upload, whose size, the classification's, boxes are given in);
+    /// Draws the card. <paramref name="uploaded"/> is the decoded upload, upright, at any size: a JPEG decoded at a reduced
+    /// scale, or a large image kept to draw on (<see cref="Explanation.Classifier.MaxDrawingPixels"/>), is smaller than the
+    /// upload, whose size, the classification's, boxes are given in;
     /// heatmaps are drawn when the classification carries them, else the plain image stands in.
     /// </summary>
     public static Image<Rgb24> Render(ModelBundle bundle, Image<Rgb24> uploaded, Classification classification)

@@ -25,7 +25,7 @@ public static class CardApi
                 card") for callers and chat tools that want an image rather than JSON. The card is {ExplanationCard.Width} pixels
                 wide; it shows the predicted label and probability, the top classes, the uploaded image with the boxes of the top
                 prototypes (numbered, one colour each), and one row per prototype: the uploaded image with that prototype's heatmap
-                and box ("this"; images decoded to over 4 megapixels show no heatmap), the prototype's patch ("looks like that"), the training image it comes from with its box, and
+                and box ("this"; an image decoded to over 4 megapixels is drawn on scaled down to 4), the prototype's patch ("looks like that"), the training image it comes from with its box, and
                 `similarity x weight = points`; the last line adds the other prototypes' points to reach the class's logit.
                 Its height is 344 + 140 x (number of prototype rows) + 60 pixels; at most {MaxCardPrototypes} rows. When the image is
                 unfamiliar (POST /classify's `unfamiliar` is true), a band of {ExplanationCard.NoticeHeight} more pixels under the title says
@@ -61,6 +61,6 @@ public static class CardApi
             Verify: query.VerifyRequested());
         using var answer = await classification.ClassifyAsync(request, card, cancellationToken);
         var image = answer.Single();
-        return TypedResults.File(ExplanationCard.RenderPng(answer.Model, image.Upload!, image.Classification!), "image/png");
+        return TypedResults.File(ExplanationCard.RenderPng(answer.Model, image.Drawing!, image.Classification!), "image/png");
     }
 }

@@ -72,7 +72,7 @@ public static class ClassifyApi
                 the top classes, and the explanation: the explained class's logit split into the contributions
                 (`weight x similarity`) of its top prototypes plus `otherPrototypesContribution`, which add up to the logit.
                 Each prototype comes with its 95th-percentile high-activation box in pixels of the uploaded image and, with
-                `heatmaps=png`, a heatmap PNG of the decoded image's size (`preprocessing.decoded`) as a data URI. `unfamiliar` is true when the image looks
+                `heatmaps=png`, a heatmap PNG of the decoded image's size (`preprocessing.decoded`; scaled down to at most 4 megapixels) as a data URI. `unfamiliar` is true when the image looks
                 like nothing the model has learned (its `unfamiliarity.score`, minus the best prototype similarity, is above the
                 bundle's calibrated threshold) and null for a bundle without a threshold; `preprocessing` says what the upload
                 became before the network saw it.
@@ -115,14 +115,16 @@ public static class ClassifyApi
     internal static async Task<Ok<ClassifyResponse>> ClassifyAsync(
         [AsParameters] ClassifyQuery query, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
     {
-        using var answer = await classification.ClassifyAsync(request, query.ToRequest(batch: false), cancellationToken);
+        var answer = await classification.ClassifyAsync(request, query.ToRequest(batch: false), cancellationToken);
+        request.HttpContext.Response.RegisterForDispose(answer);   // its heatmaps are drawn as the answer is written
         return TypedResults.Ok(ToResponse(answer.Model, answer.Single()));
     }
 
     internal static async Task<Ok<BatchClassifyResponse>> ClassifyBatchAsync(
         [AsParameters] ClassifyQuery query, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
     {
-        using var answer = await classification.ClassifyAsync(request, query.ToRequest(batch: true), cancellationToken);
+        var answer = await classification.ClassifyAsync(request, query.ToRequest(batch: true), cancellationToken);
+        request.HttpContext.Response.RegisterForDispose(answer);
         var results = answer.Items.Select(item => item.Classification is not null
             ? (object)ToResponse(answer.Model, item)
             : ProblemCatalog.Details(item.Problem!, item.ProblemDetail!)).ToArray();
@@ -134,19 +136,16 @@ public static class ClassifyApi
         static ClassScoreResponse Score(ClassScore score) => new(score.ClassIndex, score.Label, score.Probability, score.Logit);
         var classification = image.Classification!;
         var explanation = classification.Explanation;
-        // Heatmaps are drawn over the upload and encoded here, at the edge; the time counts as explaining.
-        var encoding = Stopwatch.StartNew();
         var prototypes = explanation.Prototypes.Select(p => new PrototypeContributionResponse(
             p.PrototypeIndex, p.ClassIndex, p.Label, p.Similarity, p.Weight, p.Contribution, p.Box,
             new FeatureCellResponse(p.FeatureCell.Row, p.FeatureCell.Column),
-            p.Heatmap is null ? null : "data:image/png;base64," + Convert.ToBase64String(HeatmapRenderer.RenderPng(image.Upload!, p.Heatmap)),
+            p.Heatmap is null ? null : new HeatmapPng(image.Drawing!, p.Heatmap),
             ModelsApi.PrototypePictureUrl(bundle, p.PrototypeIndex, "patch"),
             ModelsApi.PrototypePictureUrl(bundle, p.PrototypeIndex, "source"))
         {
             ProbabilityWithoutBox = p.WithoutBox?.ProbabilityWithoutBox,
             Drop = p.WithoutBox?.Drop,
         }).ToArray();
-        var encodeMs = encoding.Elapsed.TotalMilliseconds;
         var timings = classification.Timings;
         var unfamiliarity = classification.Unfamiliarity;
         var calibration = bundle.Manifest.Unfamiliarity;
@@ -160,7 +159,7 @@ public static class ClassifyApi
             Score(classification.Prediction),
             classification.TopClasses.Select(Score).ToArray(),
             new ExplanationResponse(explanation.ClassIndex, explanation.Label, explanation.Logit, prototypes, explanation.OtherPrototypesContribution),
-            new TimingsResponse(Round(timings.DecodeMs), Round(timings.InferenceMs), Round(timings.ExplainMs + encodeMs), Round(timings.TotalMs + encodeMs))
+            new TimingsResponse(Round(timings.DecodeMs), Round(timings.InferenceMs), Round(timings.ExplainMs), Round(timings.TotalMs))
             {
                 Verify = timings.VerifyMs is { } verifyMs ? Round(verifyMs) : null,
             });

@@ -22,7 +22,7 @@ public sealed record FeatureCellResponse(int Row, int Column);
 public sealed record PrototypeContributionResponse(
     int PrototypeIndex, int ClassIndex, string Label, double Similarity, double Weight, double Contribution,
     PixelBox Box, FeatureCellResponse FeatureCell,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Heatmap,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] HeatmapPng? Heatmap,
     string PrototypeImage, string PrototypeSource)
 {
     /// <summary>Only with <c>verify=true</c>: the explained class's probability on the image with this box filled with the model's mean colour.</summary>

@@ -44,7 +44,7 @@ public static class V2Api
 {
     public const string Datatype = "FP32";
 
-    /// <summary>The largest v2 request body (JSON numbers are ~10 bytes each: a few hundred 224 x 224 RGB images).</summary>
+    /// <summary>The largest v2 request body for any model (each model's is smaller when its largest request needs less: <see cref="V2RequestReader.MaxBodyBytes"/>).</summary>
     public const long MaxRequestBytes = 256L * 1024 * 1024;
 
     private static readonly string[] GraphOutputNames = [BundleSession.LogitsName, BundleSession.SimilaritiesName, BundleSession.SimilarityMapsName];
@@ -113,12 +113,14 @@ public static class V2Api
                 RGB or grey; `data` flat in row-major order or nested) goes through the model's batcher like /classify; the answer
                 holds the graph's outputs `logits` [N, K], `similarities` [N, M] and `similarity_maps` [N, M, h, w], or only those
                 named in `outputs`. Errors are `{"error": "..."}`: 400 for a malformed request, 404 for an unknown model or version,
-                503 (with Retry-After) when the model is overloaded.
+                413 for a body larger than the model's largest request needs (32 bytes per value of `Classify:MaxBatchImages` images,
+                at most 256 MiB), 503 (with Retry-After) when the model is overloaded.
                 """)
             .Accepts<V2InferenceRequest>("application/json")
             .Produces<V2InferenceResponse>()
             .Produces<V2Error>(StatusCodes.Status400BadRequest)
             .Produces<V2Error>(StatusCodes.Status404NotFound)
+            .Produces<V2Error>(StatusCodes.Status413PayloadTooLarge)
             .Produces<V2Error>(StatusCodes.Status503ServiceUnavailable)
             .RequireClassifyKey();
     }
@@ -149,74 +151,29 @@ public static class V2Api
     }
 
     internal static async Task<Ok<V2InferenceResponse>> InferAsync(
-        [AsParameters] V2ModelRoute route, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
+        [AsParameters] V2ModelRoute route, HttpRequest request, ClassificationService classification, BufferBudget buffers,
+        CancellationToken cancellationToken)
     {
-        var model = route.Selector();
-        var body = await ReadRequestAsync(request, cancellationToken);
+        V2ReadRequest? body = null;
         string[] requested = [];
-        using var run = await classification.RunTensorAsync(request.HttpContext, model, (bundle, maxRows) =>
+        using var run = await classification.RunTensorAsync(request.HttpContext, route.Selector(), async (bundle, maxRows) =>
         {
-            // Checked against the leased version: whether it answers `unfamiliar` depends on its bundle.
+            // Read for the leased version: the body's bound follows its input size.
+            body = await V2RequestReader.ReadAsync(request, bundle.Session, maxRows, buffers, cancellationToken);
+            // Checked against the leased version too: whether it answers `unfamiliar` depends on its bundle.
             var known = OutputNames(bundle);
-            requested = body.Outputs?.Select(o => o.Name).ToArray() ?? known;
+            requested = body.Outputs?.ToArray() ?? known;
             var unknown = requested.Where(o => !known.Contains(o)).ToArray();
             if (unknown.Length > 0 || requested.Length == 0)
             {
+                BundleSession.ReturnBuffer(body.Input);
                 var hint = unknown.Contains(UnfamiliarName) ? $" ('{UnfamiliarName}' needs a bundle with a calibrated unfamiliarity threshold)" : "";
                 throw BadRequest($"Unknown output(s) [{string.Join(", ", unknown)}]; the model's outputs are [{string.Join(", ", known)}]{hint}.");
             }
-            return WriteInput(body.Inputs!, bundle, maxRows);
+            return (body.Input, body.Rows);
         }, cancellationToken);
         var outputs = requested.Distinct().Select(o => Output(o, run)).ToArray();
-        return TypedResults.Ok(new V2InferenceResponse(run.Model.Name, run.Model.Version, outputs) { Id = body.Id });
-    }
-
-    private static async Task<V2InferenceRequest> ReadRequestAsync(HttpRequest request, CancellationToken cancellationToken)
-    {
-        var bodyLimit = request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>();
-        if (bodyLimit is { IsReadOnly: false }) bodyLimit.MaxRequestBodySize = MaxRequestBytes;
-        V2InferenceRequest? body;
-        try
-        {
-            body = await JsonSerializer.DeserializeAsync<V2InferenceRequest>(request.Body, JsonSerializerOptions.Web, cancellationToken);
-        }
-        catch (JsonException exception)
-        {
-            throw BadRequest($"The body is not a v2 inference request: {exception.Message}");
-        }
-        catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            throw new ProblemException(ProblemCatalog.ImageTooLarge, $"The body is larger than {MaxRequestBytes} bytes.");
-        }
-        return body?.Inputs is { Count: > 0 } ? body : throw BadRequest("The request has no 'inputs'.");
-    }
-
-    /// <summary>Checks the request's one input tensor against the model and writes it into a pooled input buffer.</summary>
-    private static (float[] Input, int Rows) WriteInput(IReadOnlyList<V2RequestInput> inputs, ModelBundle bundle, int maxRows)
-    {
-        var session = bundle.Session;
-        if (inputs.Count != 1 || inputs[0].Name != BundleSession.InputName)
-        {
-            throw BadRequest($"The model takes exactly one input, '{BundleSession.InputName}'; the request has [{string.Join(", ", inputs.Select(i => i.Name))}].");
-        }
-        var input = inputs[0];
-        if (input.Datatype != Datatype) throw BadRequest($"Input 'image' is {Datatype}; the request says '{input.Datatype}'.");
-        var shape = input.Shape ?? [];
-        if (shape.Count != 4 || shape[1] != session.Channels || shape[2] != session.Height || shape[3] != session.Width || shape[0] < 1)
-        {
-            throw BadRequest($"Input 'image' has shape [N, {session.Channels}, {session.Height}, {session.Width}] with N >= 1; the request says [{string.Join(", ", shape)}].");
-        }
-        if (shape[0] > maxRows) throw BadRequest($"N is {shape[0]}; at most {maxRows} images per request (Classify:MaxBatchImages).");
-        var rows = (int)shape[0];
-        var buffer = session.RentBuffer(rows);
-        var expected = rows * session.ImageElementCount;
-        var count = 0;
-        if (!Flatten(input.Data, buffer, expected, ref count, out var dataError) || count != expected)
-        {
-            BundleSession.ReturnBuffer(buffer);
-            throw BadRequest(dataError ?? $"Input 'image' holds {count} values; its shape needs {expected}.");
-        }
-        return (buffer, rows);
+        return TypedResults.Ok(new V2InferenceResponse(run.Model.Name, run.Model.Version, outputs) { Id = body!.Id });
     }
 
     private static ProblemException BadRequest(string detail) => new(ProblemCatalog.InvalidParameter, detail);
@@ -258,37 +215,6 @@ public static class V2Api
             }
         }
         return new V2ResponseOutput(name, shape, Datatype, data);
-    }
-
-    /// <summary>Copies the numbers of a flat or nested JSON array into the buffer in row-major order, up to <paramref name="limit"/>.</summary>
-    private static bool Flatten(JsonElement data, float[] buffer, int limit, ref int count, out string? error)
-    {
-        error = null;
-        if (data.ValueKind != JsonValueKind.Array)
-        {
-            error = "Input 'image' data must be an array of numbers (flat or nested).";
-            return false;
-        }
-        foreach (var item in data.EnumerateArray())
-        {
-            if (item.ValueKind == JsonValueKind.Array)
-            {
-                if (!Flatten(item, buffer, limit, ref count, out error)) return false;
-                continue;
-            }
-            if (item.ValueKind != JsonValueKind.Number || !item.TryGetSingle(out var value) || !float.IsFinite(value))
-            {
-                error = $"Input 'image' data holds '{item.GetRawText()}' at position {count}: FP32 data are finite numbers.";
-                return false;
-            }
-            if (count >= limit)
-            {
-                error = $"Input 'image' holds more values than its shape's {limit}.";
-                return false;
-            }
-            buffer[count++] = value;
-        }
-        return true;
     }
 
     private static JsonHttpResult<V2Error> Error(int status, string message) => TypedResults.Json(new V2Error(message), statusCode: status);

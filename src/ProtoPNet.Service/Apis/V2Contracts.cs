@@ -44,7 +44,10 @@ public sealed record V2RequestOutput([property: JsonPropertyName("name")] string
     public Dictionary<string, System.Text.Json.JsonElement>? Parameters { get; init; }
 }
 
-/// <summary>An inference request: <c>inputs</c>, optional <c>id</c>, <c>parameters</c> and <c>outputs</c> (all outputs when absent).</summary>
+/// <summary>
+/// An inference request: <c>inputs</c>, optional <c>id</c>, <c>parameters</c> and <c>outputs</c> (all outputs when absent).
+/// The schema the API documentation shows; bodies are read by <see cref="V2RequestReader"/>, straight into the input buffer.
+/// </summary>
 public sealed record V2InferenceRequest(
     [property: JsonPropertyName("inputs")] IReadOnlyList<V2RequestInput>? Inputs)
 {

@@ -17,7 +17,7 @@ public enum HeatmapUse
     /// <summary>Sent back as pictures (<c>heatmaps=png</c>): at most <see cref="ClassifyOptions.MaxHeatmapPrototypes"/> per image.</summary>
     Sent,
 
-    /// <summary>Drawn as thumbnails (the card): only for images decoded to up to <see cref="ClassificationService.MaxDrawnHeatmapPixels"/>.</summary>
+    /// <summary>Drawn as thumbnails (the card).</summary>
     Drawn,
 }
 
@@ -31,10 +31,11 @@ public sealed record ClassifyRequest(
     bool Verify = false);
 
 /// <summary>
-/// One uploaded image's answer: its classification and the decoded upload (upright; only when the request draws on it,
-/// with heatmaps or a card, else its pixels were freed after decoding), or the problem with it.
+/// One uploaded image's answer: its classification and the pixels to draw on (the decoded upload, upright, scaled down
+/// to at most <see cref="Classifier.MaxDrawingPixels"/>; only when the request draws on it, with heatmaps or a card,
+/// else its pixels were freed after decoding), or the problem with it.
 /// </summary>
-public sealed record ClassifiedImage(Classification? Classification, Image<Rgb24>? Upload, ProblemKind? Problem, string? ProblemDetail);
+public sealed record ClassifiedImage(Classification? Classification, Image<Rgb24>? Drawing, ProblemKind? Problem, string? ProblemDetail);
 
 /// <summary>
 /// The answer to a <see cref="ClassifyRequest"/>, one item per uploaded image in upload order. It holds the model
@@ -44,11 +45,13 @@ public sealed class ClassifiedUploads : IDisposable
 {
     private readonly ModelLease _lease;
     private readonly PreparedImages _prepared;
+    private readonly BufferBudget.Hold _kept;
 
-    internal ClassifiedUploads(ModelLease lease, PreparedImages prepared, IReadOnlyList<BatchItemOutcome> outcomes)
+    internal ClassifiedUploads(ModelLease lease, PreparedImages prepared, BufferBudget.Hold kept, IReadOnlyList<BatchItemOutcome> outcomes)
     {
         _lease = lease;
         _prepared = prepared;
+        _kept = kept;
         Items = outcomes.Select((outcome, i) => outcome.Rejection is { } rejection
             ? new ClassifiedImage(null, null, ProblemCatalog.ForRejection(rejection.Rejection), rejection.Message)
             : new ClassifiedImage(outcome.Classification, prepared.DecodedAt(i) is { HasPixels: true } image ? image.Pixels : null, null, null)).ToArray();
@@ -67,6 +70,7 @@ public sealed class ClassifiedUploads : IDisposable
     public void Dispose()
     {
         _prepared.Dispose();
+        _kept.Dispose();
         _lease.Dispose();
     }
 }

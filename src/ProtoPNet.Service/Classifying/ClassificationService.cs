@@ -18,15 +18,9 @@ namespace ProtoPNet.Service.Classifying;
 /// The endpoints only turn the request into a <see cref="ClassifyRequest"/> and the answer into their own format.
 /// </summary>
 public sealed class ClassificationService(
-    ModelRegistry registry, Classifier classifier, PreprocessingGate preprocessing, UploadBudget uploadBudget, IOptions<ImageLimits> imageLimits,
+    ModelRegistry registry, Classifier classifier, PreprocessingGate preprocessing, BufferBudget buffers, IOptions<ImageLimits> imageLimits,
     IOptions<ClassifyOptions> classifyOptions, ServiceMetrics metrics, IDiagnosticContext diagnostics)
 {
-    /// <summary>
-    /// Images decoded to up to this many pixels get heatmaps drawn (<see cref="HeatmapUse.Drawn"/>); above, a heatmap costs
-    /// more than a thumbnail shows. A phone's photo for a bundle that decodes JPEGs at a reduced scale is decoded small.
-    /// </summary>
-    public const long MaxDrawnHeatmapPixels = 4_000_000;
-
     /// <summary>
     /// Classifies and explains the images uploaded with <paramref name="http"/>. Problems with the request as a whole
     /// (model, parameters, upload, overload) are thrown; an image that cannot be decoded is reported in its item, so one
@@ -36,6 +30,7 @@ public sealed class ClassificationService(
     {
         var lease = Lease(http.HttpContext, request.Model);
         PreparedImages? prepared = null;
+        BufferBudget.Hold? kept = null;
         try
         {
             var options = ExplainOptionsFor(lease.Bundle, request);
@@ -46,32 +41,31 @@ public sealed class ClassificationService(
             }
             var total = new Stopwatch();
             prepared = await ReadAndDecodeAsync(http, lease.Bundle, request, total, cancellationToken);
-            if (request.Heatmaps == HeatmapUse.Drawn)
-            {
-                options = options with { Heatmaps = Enumerable.Range(0, prepared.Count).All(i => prepared.Rejections[i] is not null
-                    || (long)prepared.DecodedAt(i).Decoded.Width * prepared.DecodedAt(i).Decoded.Height <= MaxDrawnHeatmapPixels) };
-            }
+            // The pixels kept to draw on stay in the budget until the answer is written and disposed.
+            kept = buffers.Open();
+            kept.Add(prepared.KeptPixelBytes);
             var outcomes = await RunAndExplainAsync(lease, prepared, options, request.Verify, total, cancellationToken);
             diagnostics.Set("PredictedClass", string.Join(",", outcomes.Select(o => o.Classification?.Prediction.Label ?? "-")));
-            return new ClassifiedUploads(lease, prepared, outcomes);
+            return new ClassifiedUploads(lease, prepared, kept, outcomes);
         }
         catch
         {
             prepared?.Dispose();
+            kept?.Dispose();
             lease.Dispose();
             throw;
         }
     }
 
     /// <summary>
-    /// Reads the uploads (their bytes held in the service's <see cref="UploadBudget"/>), waits for a turn to decode and
+    /// Reads the uploads (their bytes held in the service's <see cref="BufferBudget"/>), waits for a turn to decode and
     /// decodes them; <paramref name="total"/> starts once they are read. A method of its own so that the upload bytes
     /// are unreachable once it returns: they are not kept while the images wait for the network.
     /// </summary>
     private async Task<PreparedImages> ReadAndDecodeAsync(HttpRequest http, ModelBundle bundle, ClassifyRequest request, Stopwatch total,
         CancellationToken cancellationToken)
     {
-        using var held = uploadBudget.Open();   // "overloaded" when the budget is spent, until the images are decoded
+        using var held = buffers.Open();   // "overloaded" when the budget is spent, until the images are decoded
         var images = await UploadReader.ReadAsync(http, imageLimits.Value, request.Batch ? classifyOptions.Value.MaxBatchImages : 1, held,
             cancellationToken);
         total.Start();
@@ -84,17 +78,17 @@ public sealed class ClassificationService(
 
     /// <summary>
     /// Runs an input tensor the caller made (the Open Inference Protocol) through the model's batcher, as uploads are.
-    /// <paramref name="writeInput"/> checks the caller's tensor against the leased model, at most <see cref="ClassifyOptions.MaxBatchImages"/>
-    /// rows, and writes it into a buffer from <see cref="BundleSession.RentBuffer"/>; it throws the problem for a bad tensor.
-    /// Dispose the answer when done with its outputs.
+    /// <paramref name="readInput"/> reads the caller's tensor for the leased model, at most <see cref="ClassifyOptions.MaxBatchImages"/>
+    /// rows, into a buffer from <see cref="BundleSession.RentBuffer"/>; it throws the problem for a bad tensor (having
+    /// returned its buffer). Dispose the answer when done with its outputs.
     /// </summary>
-    public async Task<TensorRun> RunTensorAsync(HttpContext http, ModelSelector model, Func<ModelBundle, int, (float[] Input, int Rows)> writeInput,
+    public async Task<TensorRun> RunTensorAsync(HttpContext http, ModelSelector model, Func<ModelBundle, int, Task<(float[] Input, int Rows)>> readInput,
         CancellationToken cancellationToken)
     {
         var lease = Lease(http, model);
         try
         {
-            var (input, rows) = writeInput(lease.Bundle, classifyOptions.Value.MaxBatchImages);
+            var (input, rows) = await readInput(lease.Bundle, classifyOptions.Value.MaxBatchImages);
             try
             {
                 return new TensorRun(lease, await RunAsync(lease, input, rows, cancellationToken), rows);

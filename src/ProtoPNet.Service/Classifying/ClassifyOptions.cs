@@ -15,7 +15,7 @@ public sealed class ClassifyOptions
     [Range(1, 100000)]
     public int MaxTopPrototypes { get; set; } = 100;
 
-    /// <summary>Most prototypes that get a heatmap, each as large as the upload (<c>topPrototypes</c> with <c>heatmaps=png</c>, default 10).</summary>
+    /// <summary>Most prototypes that get a heatmap, each a picture of up to 4 megapixels (<c>topPrototypes</c> with <c>heatmaps=png</c>, default 10).</summary>
     [Range(1, 1000)]
     public int MaxHeatmapPrototypes { get; set; } = 10;
 
@@ -24,8 +24,9 @@ public sealed class ClassifyOptions
     public int MaxVerifiedPrototypes { get; set; } = 10;
 
     /// <summary>
-    /// Most decoded pixels one request keeps to draw on (heatmaps, the card), its images together (default 40 million,
-    /// one image of <c>Images:MaxPixels</c>); an image beyond it is refused 422. Requests that draw nothing keep none.
+    /// Most pixels one request keeps to draw on (heatmaps, the card), its images together, each kept at its decoded size
+    /// scaled down to at most 4 megapixels (default 40 million: ten such images); an image beyond it is refused 422.
+    /// Requests that draw nothing keep none.
     /// </summary>
     [Range(1, long.MaxValue)]
     public long MaxDrawnPixels { get; set; } = 40_000_000;

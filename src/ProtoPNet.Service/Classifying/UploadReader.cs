@@ -1,4 +1,3 @@
-using System.Buffers;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Net.Http.Headers;
 using ProtoPNet.Inference.Preprocessing;
@@ -9,7 +8,7 @@ namespace ProtoPNet.Service.Classifying;
 
 /// <summary>
 /// Reads uploaded image files from a request, never holding more than the byte limit per image in memory, and taking
-/// every byte it holds from the service's <see cref="UploadBudget"/> first: multipart/form-data file fields named
+/// every byte it holds from the service's <see cref="BufferBudget"/> first: multipart/form-data file fields named
 /// <c>image</c>, or a raw body with an image content type.
 /// </summary>
 public static class UploadReader
@@ -18,7 +17,7 @@ public static class UploadReader
 
     /// <summary>Reads the request's images; throws <see cref="ProblemException"/> for a request that holds none or too much.</summary>
     public static async Task<IReadOnlyList<ReadOnlyMemory<byte>>> ReadAsync(HttpRequest request, ImageLimits limits, int maxImages,
-        UploadBudget.Hold held, CancellationToken cancellationToken)
+        BufferBudget.Hold held, CancellationToken cancellationToken)
     {
         // This request's own body limit: the images it may hold plus room for multipart headers, so Kestrel stops
         // reading early instead of spooling an oversized body.
@@ -58,7 +57,7 @@ public static class UploadReader
     }
 
     private static async Task<IReadOnlyList<ReadOnlyMemory<byte>>> ReadMultipartAsync(HttpRequest request, ImageLimits limits, int maxImages,
-        UploadBudget.Hold held, CancellationToken cancellationToken)
+        BufferBudget.Hold held, CancellationToken cancellationToken)
     {
         // The form spools its files to disk as the body arrives (64 KiB each in memory), so a slow upload holds no budget;
         // the files are taken together once read, before they are copied into memory (413 against 503 whatever their order).
@@ -95,52 +94,15 @@ public static class UploadReader
         return images;
     }
 
-    private static async Task<ReadOnlyMemory<byte>> ReadRawBodyAsync(HttpRequest request, ImageLimits limits, UploadBudget.Hold held,
+    private static async Task<ReadOnlyMemory<byte>> ReadRawBodyAsync(HttpRequest request, ImageLimits limits, BufferBudget.Hold held,
         CancellationToken cancellationToken)
     {
-        if (request.ContentLength > limits.MaxBytes)
-        {
-            throw new ProblemException(ProblemCatalog.ImageTooLarge, $"The image has {request.ContentLength} bytes; the limit is {limits.MaxBytes} bytes.");
-        }
         if (request.ContentLength == 0) throw EmptyBody();
-        // A declared length: read straight into an array of that size (no intermediate copy, nothing to zero twice).
-        if (request.ContentLength is { } declared)
-        {
-            held.Add(declared);
-            var bytes = new byte[declared];
-            // A body that ends early fails in Kestrel (a 400); one that goes on past its length cannot happen in HTTP/1.1.
-            await request.Body.ReadExactlyAsync(bytes, cancellationToken);
-            return bytes;
-        }
-        // Chunked: grow as the chunks come, up to the limit, through one pooled chunk buffer.
-        using var buffer = new MemoryStream();
-        var chunk = ArrayPool<byte>.Shared.Rent(64 * 1024);
-        try
-        {
-            while (true)
-            {
-                var read = await request.Body.ReadAsync(chunk, cancellationToken);
-                if (read == 0) break;
-                if (buffer.Length + read > limits.MaxBytes)
-                {
-                    throw new ProblemException(ProblemCatalog.ImageTooLarge, $"The image is larger than the limit of {limits.MaxBytes} bytes.");
-                }
-                // The buffer's capacity is what it holds: taken before it grows (doubling, as MemoryStream grows).
-                if (buffer.Length + read > buffer.Capacity)
-                {
-                    var capacity = (int)Math.Max(buffer.Length + read, Math.Min(2L * buffer.Capacity, Math.Min(limits.MaxBytes, Array.MaxLength)));
-                    held.Add(capacity - buffer.Capacity);
-                    buffer.Capacity = capacity;
-                }
-                buffer.Write(chunk, 0, read);
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(chunk);
-        }
-        if (buffer.Length == 0) throw EmptyBody();
-        return buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
+        var bytes = await BufferedBody.ReadAsync(request, limits.MaxBytes, held, () => new ProblemException(ProblemCatalog.ImageTooLarge,
+            request.ContentLength is { } declared
+                ? $"The image has {declared} bytes; the limit is {limits.MaxBytes} bytes."
+                : $"The image is larger than the limit of {limits.MaxBytes} bytes."), cancellationToken);
+        return bytes.Length > 0 ? bytes : throw EmptyBody();
     }
 
     private static ProblemException EmptyBody() => new(ProblemCatalog.ImageMissing, "The request body is empty: it holds no image.");

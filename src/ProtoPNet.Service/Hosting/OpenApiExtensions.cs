@@ -21,6 +21,12 @@ public static class OpenApiExtensions
             options.IncludeXmlComments(typeof(OpenApiExtensions).Assembly);
             // Query parameters are bound from [AsParameters] records, whose properties are PascalCase; the API's are camelCase.
             options.DescribeAllParametersInCamelCase();
+            // A heatmap is drawn as the answer is written; in JSON it is a string, a PNG data URI.
+            options.MapType<Apis.HeatmapPng>(() => new OpenApiSchema
+            {
+                Type = JsonSchemaType.String,
+                Description = $"A PNG data URI ({Apis.HeatmapPng.DataUriPrefix}...): the heatmap over the decoded image, scaled down to at most 4 megapixels.",
+            });
             options.OperationFilter<ImageUploadOperationFilter>();
             options.OperationFilter<ExamplesOperationFilter>();
         });

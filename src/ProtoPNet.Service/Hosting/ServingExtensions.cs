@@ -31,7 +31,7 @@ public static class ServingExtensions
         services.AddMetrics();
         services.AddSingleton<ServiceMetrics>();
         services.AddSingleton<PreprocessingGate>();
-        services.AddSingleton<UploadBudget>();
+        services.AddSingleton<BufferBudget>();
         services.AddSingleton<PrometheusExposition>();
         services.AddHostedService<ModelWatcherService>();
 
@@ -61,16 +61,16 @@ public static class ServingExtensions
         return builder;
     }
 
-    /// <summary>Gauges read at each scrape: queue depth per served version, requests waiting to decode and the upload bytes they hold, the execution provider, the versions served.</summary>
-    private static void RegisterGauges(ServiceMetrics metrics, ModelRegistry registry, PreprocessingGate preprocessing, UploadBudget uploads)
+    /// <summary>Gauges read at each scrape: queue depth per served version, requests waiting to decode, the request bytes held in memory, the execution provider, the versions served.</summary>
+    private static void RegisterGauges(ServiceMetrics metrics, ModelRegistry registry, PreprocessingGate preprocessing, BufferBudget buffers)
     {
         metrics.ObserveGauge("protopnet.queue.depth", "{image}", "Images waiting for a network run, per model version.", () =>
             registry.Catalog.Served.Values.Select(s => new System.Diagnostics.Metrics.Measurement<long>(s.Batcher.QueueDepth,
                 ServiceMetrics.Tag("model", s.Bundle.Name), ServiceMetrics.Tag("version", s.Bundle.Version))));
         metrics.ObserveGauge("protopnet.decode.waiting", "{request}", "Requests waiting for their turn to decode their images.", () =>
             [new System.Diagnostics.Metrics.Measurement<long>(preprocessing.Waiting)]);
-        metrics.ObserveGauge("protopnet.upload.bytes_held", "By", "Upload bytes held in memory until decoded, of Images:MaxBufferedBytes.", () =>
-            [new System.Diagnostics.Metrics.Measurement<long>(uploads.Held)]);
+        metrics.ObserveGauge("protopnet.buffered_bytes", "By", "Request bytes held in memory (uploads until decoded, pixels kept to draw on, v2 bodies), of Images:MaxBufferedBytes.", () =>
+            [new System.Diagnostics.Metrics.Measurement<long>(buffers.Held)]);
         metrics.ObserveGauge("protopnet.model.ready", "{version}", "1 for each loaded model version, with whether it is the one served by default.", () =>
             registry.Catalog.Families.Values.SelectMany(f => f.Versions.Select(v => new System.Diagnostics.Metrics.Measurement<long>(1,
                 ServiceMetrics.Tag("model", v.Name), ServiceMetrics.Tag("version", v.Version),
@@ -120,7 +120,7 @@ public static class ServingExtensions
     public static WebApplication UseServing(this WebApplication app)
     {
         RegisterGauges(app.Services.GetRequiredService<ServiceMetrics>(), app.Services.GetRequiredService<ModelRegistry>(),
-            app.Services.GetRequiredService<PreprocessingGate>(), app.Services.GetRequiredService<UploadBudget>());
+            app.Services.GetRequiredService<PreprocessingGate>(), app.Services.GetRequiredService<BufferBudget>());
         _ = app.Services.GetRequiredService<PrometheusExposition>();
         app.UseRequestMetrics();
         // A client that left before its answer: 499, not an error of ours, and nothing to answer. Inside the request

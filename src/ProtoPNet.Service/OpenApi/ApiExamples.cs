@@ -24,7 +24,7 @@ public static class ApiExamples
         new ExplanationResponse(9, "Ankle boot", 12.31,
         [
             new PrototypeContributionResponse(93, 9, "Ankle boot", 5.21, 1.0, 5.21, new PixelBox(120, 390, 210, 160),
-                new FeatureCellResponse(5, 2), "data:image/png;base64,iVBORw0KGgo...", $"{VersionUrl}/prototypes/93/patch.png", $"{VersionUrl}/prototypes/93/source.png")
+                new FeatureCellResponse(5, 2), HeatmapPng.ForExample("data:image/png;base64,iVBORw0KGgo..."), $"{VersionUrl}/prototypes/93/patch.png", $"{VersionUrl}/prototypes/93/source.png")
             {
                 ProbabilityWithoutBox = 0.26, Drop = 0.71,
             },

@@ -2,7 +2,9 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using ProtoPNet.Inference.Bundles;
+using Microsoft.Extensions.DependencyInjection;
 using ProtoPNet.Inference.Runtime;
+using ProtoPNet.Service.Serving;
 using ProtoPNet.Service.Tests.Infrastructure;
 
 namespace ProtoPNet.Service.Tests.Serving;
@@ -138,13 +140,57 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         await AssertErrorAsync(await Post("/v2/models/smoke/infer", unknownOutput), HttpStatusCode.BadRequest);
     }
 
-    private static async Task AssertErrorAsync(HttpResponseMessage response, HttpStatusCode status)
+    [Fact]
+    public async Task InferReadsDataWhereverItStandsAndRefusesMoreThanTheModelCanTake()
+    {
+        var (input, expected) = ProbeRows(1);
+        async Task<HttpResponseMessage> Post(string json) =>
+            await Client.PostAsync("/v2/models/smoke/infer", new StringContent(json, Encoding.UTF8, "application/json"));
+        var data = JsonSerializer.Serialize(input);
+
+        // `data` before `shape` and `name`, an object of parameters and an unknown member before them: all read.
+        var body = await Http.JsonAsync(await Post(
+            $$$"""{"parameters":{"x":[1,{"y":2}]},"future":null,"inputs":[{"data":{{{data}}},"shape":[1,3,32,32],"datatype":"FP32","name":"image","parameters":{}}],"id":"a"}"""));
+        Assert.Equal("a", body.GetProperty("id").GetString());
+        var logits = body.GetProperty("outputs").EnumerateArray().Single(o => o.GetProperty("name").GetString() == "logits")
+            .GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        for (var i = 0; i < logits.Length; i++) Assert.True(BundleLoader.WithinTolerance(logits[i], expected.Logits[i]));
+
+        // More values than 32 images (Classify:MaxBatchImages) hold: refused as soon as they are counted, whatever the shape says.
+        var tooMany = "[" + string.Join(",", Enumerable.Repeat("0", 33 * 3 * 32 * 32)) + "]";
+        var refused = await Post($$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":{{tooMany}}}]}""");
+        var error = await AssertErrorAsync(refused, HttpStatusCode.BadRequest);
+        Assert.Contains($"more than {32 * 3 * 32 * 32} values", error);
+
+        // A body longer than the model's largest request can need (32 bytes per value, and 64 KiB): 413 before it is parsed.
+        var most = 32L * 3 * 32 * 32 * 32 + 64 * 1024;
+        var padded = $$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":{{data}}}]}""" + new string(' ', (int)most);
+        error = await AssertErrorAsync(await Post(padded), HttpStatusCode.RequestEntityTooLarge);
+        Assert.Contains($"{most} bytes", error);
+    }
+
+    [Fact]
+    public async Task InferBodiesAreHeldInTheBufferBudget()
+    {
+        // A budget of 20,000 bytes: 3,072 values written long (12 bytes each) need 37 KB, more than it holds.
+        await using var factory = bundles.SmokeService(("Images:MaxBytes", "20000"), ("Images:MaxBufferedBytes", "20000"));
+        var client = factory.CreateClient();
+        string Tensor(string value) => $$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":[{{string.Join(",", Enumerable.Repeat(value, 3 * 32 * 32))}}]}]}""";
+        var refused = await client.PostAsync("/v2/models/smoke/infer", new StringContent(Tensor("0.123456789"), Encoding.UTF8, "application/json"));
+        Assert.Contains("Images:MaxBufferedBytes", await AssertErrorAsync(refused, HttpStatusCode.RequestEntityTooLarge));
+        var served = await client.PostAsync("/v2/models/smoke/infer", new StringContent(Tensor("0.5"), Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+        Assert.Equal(0, factory.Services.GetRequiredService<BufferBudget>().Held);
+    }
+
+    private static async Task<string> AssertErrorAsync(HttpResponseMessage response, HttpStatusCode status)
     {
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.StatusCode == status, $"expected {(int)status}, got {(int)response.StatusCode}: {text}");
         Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
-        var error = JsonDocument.Parse(text).RootElement;
-        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("error").GetString()), text);
+        var error = JsonDocument.Parse(text).RootElement.GetProperty("error").GetString();
+        Assert.False(string.IsNullOrWhiteSpace(error), text);
+        return error!;
     }
 
     /// <summary>Rows of varied pixels and what the smoke bundle computes for them in process.</summary>

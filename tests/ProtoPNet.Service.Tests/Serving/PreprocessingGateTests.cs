@@ -3,6 +3,9 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ProtoPNet.Service.Serving;
 using ProtoPNet.Service.Tests.Infrastructure;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.PixelFormats;
 
 namespace ProtoPNet.Service.Tests.Serving;
 
@@ -110,19 +113,19 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         await using var factory = bundles.SmokeService(("Images:MaxBytes", budget), ("Images:MaxBufferedBytes", budget),
             ("Batching:QueueTimeoutMs", "30000"));
         var client = factory.CreateClient();
-        var uploads = factory.Services.GetRequiredService<UploadBudget>();
+        var uploads = factory.Services.GetRequiredService<BufferBudget>();
         var (gate, turns) = await TakeEveryTurnAsync(factory);
 
         var waiting = client.PostAsync("/classify", Http.Raw(image, "image/png"));
         await UntilAsync(() => gate.Waiting == 1);
         Assert.Equal(image.Length, uploads.Held);   // held while it waits for its turn
-        Assert.Equal(image.Length, PrometheusText.Sum(await PrometheusText.ScrapeAsync(client), "protopnet_upload_bytes_held"));
+        Assert.Equal(image.Length, PrometheusText.Sum(await PrometheusText.ScrapeAsync(client), "protopnet_buffered_bytes"));
 
         var refused = await client.PostAsync("/classify", Http.Raw(image, "image/png"));
         var full = await Http.ProblemAsync(refused, HttpStatusCode.ServiceUnavailable, "overloaded");
-        Assert.Contains($"hold {image.Length} of {budget} bytes (Images:MaxBufferedBytes)", full.GetProperty("detail").GetString());
+        Assert.Contains($"hold {image.Length} of {budget} bytes in memory (Images:MaxBufferedBytes)", full.GetProperty("detail").GetString());
         Assert.Equal("1", refused.Headers.GetValues("Retry-After").Single());
-        // A multipart upload's declared length is taken before its body is read: refused as soon.
+        // A multipart upload is taken once its files are in, before they are copied into memory: refused then.
         await Http.ProblemAsync(await client.PostAsync("/classify", Http.Image(image)), HttpStatusCode.ServiceUnavailable, "overloaded");
         Assert.False(waiting.IsCompleted);
         Assert.Equal(image.Length, uploads.Held);   // the refused uploads gave their bytes back
@@ -137,6 +140,58 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         var tooLarge = await Http.ProblemAsync(batch, HttpStatusCode.RequestEntityTooLarge, "image-too-large");
         Assert.Contains("Images:MaxBufferedBytes", tooLarge.GetProperty("detail").GetString());
         Assert.Equal(0, uploads.Held);
+
+        // The pixels an answer keeps to draw heatmaps on are held too: a uniform 64x64 PNG is small, its pixels (3 bytes
+        // each) more than the budget.
+        using var uniform = new Image<Rgb24>(64, 64, new Rgb24(90, 120, 150));
+        var small = Http.Encode(uniform, new PngEncoder());
+        Assert.True(small.Length < image.Length && 3 * 64 * 64 > image.Length * 3 / 2);
+        await Http.JsonAsync(await client.PostAsync("/classify", Http.Raw(small, "image/png")));
+        var drawing = await client.PostAsync("/classify?heatmaps=png", Http.Raw(small, "image/png"));
+        Assert.Contains("Images:MaxBufferedBytes", (await Http.ProblemAsync(drawing, HttpStatusCode.RequestEntityTooLarge, "image-too-large")).GetProperty("detail").GetString());
+        Assert.Equal(0, uploads.Held);
+    }
+
+    [Fact]
+    public async Task ARawUploadHoldsOnlyTheBytesItHasSent()
+    {
+        await using var factory = bundles.SmokeService();
+        var buffers = factory.Services.GetRequiredService<BufferBudget>();
+        // A slow client: it declares 4 MB, sends 100 KB and stops.
+        var paused = new TaskCompletionSource();
+        var content = new PausingContent(100_000, 4_000_000, paused.Task);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/png");
+        // The test server's own client: the factory's default one buffers a request body whole (to resend it on a redirect).
+        var request = factory.Server.CreateClient().PostAsync("/classify", content);
+        await UntilAsync(() => buffers.Held > 0 && content.Sent == 100_000);
+        await Task.Delay(200);
+        Assert.InRange(buffers.Held, 100_000, 2 * 128 * 1024);   // what it sent, in a buffer at most twice that: not the 4 MB declared
+
+        paused.SetResult();   // the rest arrives (zeros: not an image)
+        await Http.ProblemAsync(await request, HttpStatusCode.BadRequest, "image-not-decodable");
+        Assert.Equal(0, buffers.Held);
+    }
+
+    /// <summary>A raw body of zeros that declares its length, sends its first bytes and waits before the rest.</summary>
+    private sealed class PausingContent(int first, int length, Task resume) : HttpContent
+    {
+        public int Sent { get; private set; }
+
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+        {
+            await stream.WriteAsync(new byte[first]);
+            await stream.FlushAsync();
+            Sent = first;
+            await resume;
+            await stream.WriteAsync(new byte[length - first]);
+            Sent = length;
+        }
+
+        protected override bool TryComputeLength(out long computed)
+        {
+            computed = length;
+            return true;
+        }
     }
 
     /// <summary>Every turn to decode taken, as by requests decoding large photos.</summary>
