@@ -211,4 +211,34 @@ public class ImageDecoderTests
         InputTensorWriter.Write(image, input, tensor, 0);
         Assert.All(tensor, v => Assert.Equal(128f / 255f, v, 1e-3f));
     }
+
+    [Theory]
+    [InlineData(2100, 2000, 2049, 1951)]
+    [InlineData(2000, 2000, 2000, 2000)]
+    [InlineData(7300, 5475, 2309, 1732)]
+    [InlineData(40_000_000, 1, 4_000_000, 1)]
+    [InlineData(1, 40_000_000, 1, 4_000_000)]
+    [InlineData(8_000_000, 2, 4_000_000, 1)]
+    public void AnImageIsDrawnOnAtItsOwnSizeOrScaledDownToTheBound(int width, int height, int drawnWidth, int drawnHeight)
+    {
+        Assert.Equal((drawnWidth, drawnHeight), DecodedImage.DrawingSize(width, height, 4_000_000));
+    }
+
+    [Fact]
+    public void TheDrawingSizeStaysWithinTheBoundAndKeepsTheAspect()
+    {
+        for (var width = 1; width <= 9000; width += 37)
+        for (var height = 1; height <= 9000; height += 41)
+        {
+            var (w, h) = DecodedImage.DrawingSize(width, height, 4_000_000);
+            Assert.True((long)w * h <= 4_000_000 && w <= width && h <= height, $"{width}x{height} -> {w}x{h}");
+            if ((long)width * height <= 4_000_000) Assert.Equal((width, height), (w, h));
+            else if (w > 1 && h > 1) Assert.InRange((double)width / height, (double)w / (h + 1), (double)(w + 1) / h);   // both sides rounded down
+        }
+        using var image = new DecodedImage(new Image<Rgb24>(2100, 2000), "PNG");
+        image.ShrinkForDrawing(4_000_000);
+        Assert.Equal((2049, 1951), (image.Pixels.Width, image.Pixels.Height));
+        Assert.Equal((2100, 2000), (image.Width, image.Height));   // the upload's size stays, for boxes
+        Assert.Equal((2100, 2000), image.Decoded);
+    }
 }

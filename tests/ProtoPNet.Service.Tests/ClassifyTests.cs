@@ -3,6 +3,7 @@ using System.Text.Json;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Explanation;
 using ProtoPNet.Inference.Preprocessing;
+using ProtoPNet.Inference.Rendering;
 using ProtoPNet.Inference.Runtime;
 using ProtoPNet.Service.Tests.Infrastructure;
 using SixLabors.ImageSharp;
@@ -251,17 +252,29 @@ public class ClassifyTests(TrainerBundles bundles)
         using var drafted = await CardAsync(Http.Encode(grey, new JpegEncoder { Quality = 90 }), "image/jpeg");
         using var full = await CardAsync(png, "image/png");
 
-        // The same uniform grey to the network either way, so the same prototypes and rows, each "this" picture with its
-        // heatmap: the cards differ only by resampling. (When the card drew heatmaps only for images decoded to at most
-        // 4 megapixels, the PNG's card had plain pictures instead, and over 5,000 pixels differed.)
-        Assert.Equal((full.Width, full.Height), (drafted.Width, drafted.Height));
-        var differing = 0;
-        for (var y = 0; y < full.Height; y++)
-        for (var x = 0; x < full.Width; x++)
+        // The same card drawn in process without heatmaps: plain pictures in the rows.
+        using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
+        var plain = new Classifier(new ImageDecoder(new ImageLimits())).Classify(bundle, png, new ExplainOptions(TopPrototypes: 2));
+        using var drawing = grey.Clone(context => context.Resize(2049, 1951));
+        using var withoutHeatmaps = ExplanationCard.Render(bundle, drawing, plain);
+
+        static int Differing(Image<Rgb24> a, Image<Rgb24> b)
         {
-            if (full[x, y] != drafted[x, y]) differing++;
+            Assert.Equal((a.Width, a.Height), (b.Width, b.Height));
+            var differing = 0;
+            for (var y = 0; y < a.Height; y++)
+            for (var x = 0; x < a.Width; x++)
+            {
+                if (a[x, y] != b[x, y]) differing++;
+            }
+            return differing;
         }
-        Assert.True(differing < 5000, $"{differing} pixels differ: both cards should carry heatmaps");
+        // The same uniform grey to the network either way, so the same prototypes and rows, each "this" picture with its
+        // heatmap: the two cards differ only by resampling, and both from the card without heatmaps. (When the card drew
+        // heatmaps only for images decoded to at most 4 megapixels, the PNG's card was the one without.)
+        Assert.True(Differing(full, drafted) < 5000, $"{Differing(full, drafted)} pixels differ: both cards should carry heatmaps");
+        Assert.True(Differing(full, withoutHeatmaps) > 5000, $"only {Differing(full, withoutHeatmaps)} pixels differ from a card without heatmaps");
+        Assert.True(Differing(drafted, withoutHeatmaps) > 5000);
     }
 
     [Fact]

@@ -123,10 +123,23 @@ public class ErrorTests(TrainerBundles bundles)
         await Http.ProblemAsync(await client.PostAsync("/classify", Http.Raw(large, "image/png")), HttpStatusCode.RequestEntityTooLarge, "image-too-large");
         await Http.ProblemAsync(await client.PostAsync("/classify", Http.Image(large)), HttpStatusCode.RequestEntityTooLarge, "image-too-large");
         await Http.ProblemAsync(await client.PostAsync("/classify/batch", Http.Multipart(("image", large, "image/png"))), HttpStatusCode.RequestEntityTooLarge, "image-too-large");
-        // A body without Content-Length (chunked) is cut off at the limit too.
-        var chunked = new StreamContent(new MemoryStream(large));
-        chunked.Headers.ContentType = new("image/png");
-        await Http.ProblemAsync(await client.PostAsync("/classify", chunked), HttpStatusCode.RequestEntityTooLarge, "image-too-large");
+        // A body without Content-Length (chunked: a stream of unknown length, through the test server's own client, which
+        // does not buffer it) is cut off at the limit too, and one of exactly the limit is read whole.
+        static StreamContent Chunked(byte[] bytes)
+        {
+            var content = new StreamContent(new UnknownLengthStream(bytes));
+            content.Headers.ContentType = new("image/png");
+            return content;
+        }
+        var streaming = factory.Server.CreateClient();
+        var tooLarge = Chunked(large);
+        Assert.False(tooLarge.Headers.ContentLength.HasValue);
+        await Http.ProblemAsync(await streaming.PostAsync("/classify", tooLarge), HttpStatusCode.RequestEntityTooLarge, "image-too-large");
+        var small = Http.BundleImage(bundles.SmokeBundle, 0);
+        await Http.JsonAsync(await streaming.PostAsync("/classify", Chunked(small)));
+        var exactly = small.Concat(new byte[4000 - small.Length]).ToArray();   // trailing bytes after the PNG's end are ignored
+        await Http.JsonAsync(await streaming.PostAsync("/classify", Chunked(exactly)));
+        await Http.ProblemAsync(await streaming.PostAsync("/classify", Chunked([.. exactly, 0])), HttpStatusCode.RequestEntityTooLarge, "image-too-large");
         // And the same service still classifies a small image.
         await Http.JsonAsync(await client.PostAsync("/classify", Http.Raw(Http.BundleImage(bundles.SmokeBundle, 0), "image/png")));
     }
@@ -200,5 +213,21 @@ public class ErrorTests(TrainerBundles bundles)
             for (var k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
         }
         return ~crc;
+    }
+
+    /// <summary>A readable stream that cannot say its length, so HttpClient sends it chunked.</summary>
+    private sealed class UnknownLengthStream(byte[] bytes) : Stream
+    {
+        private readonly MemoryStream _inner = new(bytes);
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => _inner.Read(buffer, offset, count);
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

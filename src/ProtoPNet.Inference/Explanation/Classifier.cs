@@ -55,11 +55,16 @@ public sealed class PreparedImages : IDisposable
     /// <summary>The bytes of the pixels kept to draw on (RGB, 3 per pixel), for all images together.</summary>
     public long KeptPixelBytes => _decoded.Sum(image => image is { HasPixels: true } ? 3L * image.Pixels.Width * image.Pixels.Height : 0);
 
-    public void Dispose()
+    /// <summary>Returns the input buffer to its pool once the network has run; the pixels stay to draw on.</summary>
+    public void ReturnInput()
     {
         var input = Interlocked.Exchange(ref _input, null);
-        if (input is null) return;
-        BundleSession.ReturnBuffer(input);
+        if (input is not null) BundleSession.ReturnBuffer(input);
+    }
+
+    public void Dispose()
+    {
+        ReturnInput();
         foreach (var image in _decoded) image?.Dispose();
     }
 }

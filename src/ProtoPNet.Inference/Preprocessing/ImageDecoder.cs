@@ -63,8 +63,11 @@ public sealed class DecodedImage(Image<Rgb24> pixels, string format, int width, 
     {
         if ((long)width * height <= maxPixels) return (width, height);
         var scale = Math.Sqrt((double)maxPixels / ((double)width * height));
-        var drawn = (Width: Math.Max(1, (int)(width * scale)), Height: Math.Max(1, (int)(height * scale)));
-        // A rounding up in the square root must not cross the bound.
+        // A side that would shrink below one pixel stays one, and the other takes the whole bound.
+        if (height * scale < 1) return ((int)Math.Min(width, maxPixels), 1);
+        if (width * scale < 1) return (1, (int)Math.Min(height, maxPixels));
+        var drawn = (Width: (int)(width * scale), Height: (int)(height * scale));
+        // floor(w s) x floor(h s) <= w h s^2 = maxPixels, up to the square root's last bit: a step or two back at most.
         while ((long)drawn.Width * drawn.Height > maxPixels) drawn = drawn.Width >= drawn.Height ? drawn with { Width = drawn.Width - 1 } : drawn with { Height = drawn.Height - 1 };
         return drawn;
     }

@@ -115,9 +115,12 @@ public static class ClassifyApi
     internal static async Task<Ok<ClassifyResponse>> ClassifyAsync(
         [AsParameters] ClassifyQuery query, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
     {
+        // The answer's heatmaps are drawn as it is written: its pixels are kept until then, the model version not.
         var answer = await classification.ClassifyAsync(request, query.ToRequest(batch: false), cancellationToken);
-        request.HttpContext.Response.RegisterForDispose(answer);   // its heatmaps are drawn as the answer is written
-        return TypedResults.Ok(ToResponse(answer.Model, answer.Single()));
+        request.HttpContext.Response.RegisterForDispose(answer);
+        var response = ToResponse(answer.Model, answer.Single());
+        answer.ReleaseModel();
+        return TypedResults.Ok(response);
     }
 
     internal static async Task<Ok<BatchClassifyResponse>> ClassifyBatchAsync(
@@ -128,6 +131,7 @@ public static class ClassifyApi
         var results = answer.Items.Select(item => item.Classification is not null
             ? (object)ToResponse(answer.Model, item)
             : ProblemCatalog.Details(item.Problem!, item.ProblemDetail!)).ToArray();
+        answer.ReleaseModel();
         return TypedResults.Ok(new BatchClassifyResponse(results));
     }
 

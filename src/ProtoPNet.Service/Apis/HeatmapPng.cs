@@ -13,8 +13,9 @@ namespace ProtoPNet.Service.Apis;
 /// <summary>
 /// A heatmap in an answer, a PNG data URI in JSON: drawn over the image's kept pixels as the answer is written, one at a
 /// time, so an answer with many heatmaps never holds more than one of them (a batch of 32 images with 10 heatmaps each
-/// would otherwise hold 320 pictures as base64 strings). The answer must stay undisposed until it is written
-/// (<see cref="HttpResponse.RegisterForDispose"/>).
+/// would otherwise hold 320 pictures as base64 strings). The answer's pixels must stay undisposed until it is written
+/// (<see cref="HttpResponse.RegisterForDispose"/>). The price: drawing fails only where nothing else can (out of
+/// memory), but if it did once the answer's first bytes were sent, the client would get a cut-off 200, not a problem.
 /// </summary>
 [JsonConverter(typeof(HeatmapPngJsonConverter))]
 public sealed class HeatmapPng

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Explanation;
 using ProtoPNet.Inference.Runtime;
@@ -113,7 +114,7 @@ public static class V2Api
                 RGB or grey; `data` flat in row-major order or nested) goes through the model's batcher like /classify; the answer
                 holds the graph's outputs `logits` [N, K], `similarities` [N, M] and `similarity_maps` [N, M, h, w], or only those
                 named in `outputs`. Errors are `{"error": "..."}`: 400 for a malformed request, 404 for an unknown model or version,
-                413 for a body larger than the model's largest request needs (32 bytes per value of `Classify:MaxBatchImages` images,
+                413 for a body larger than the model's largest request needs (48 bytes per value of `Classify:MaxBatchImages` images,
                 at most 256 MiB), 503 (with Retry-After) when the model is overloaded.
                 """)
             .Accepts<V2InferenceRequest>("application/json")
@@ -151,29 +152,34 @@ public static class V2Api
     }
 
     internal static async Task<Ok<V2InferenceResponse>> InferAsync(
-        [AsParameters] V2ModelRoute route, HttpRequest request, ClassificationService classification, BufferBudget buffers,
-        CancellationToken cancellationToken)
+        [AsParameters] V2ModelRoute route, HttpRequest request, ClassificationService classification, ModelRegistry registry,
+        BufferBudget buffers, IOptions<ClassifyOptions> classifyOptions, CancellationToken cancellationToken)
     {
-        V2ReadRequest? body = null;
+        // The body is read before the version is leased (a slow client holds no version), bounded by the input size of
+        // the version it names now; it is checked against the leased one.
+        var maxRows = classifyOptions.Value.MaxBatchImages;
+        using var body = await V2RequestReader.ReadBodyAsync(request, route.Family(registry).Find(route.Version).Session, maxRows, buffers,
+            cancellationToken);
+        V2ReadRequest? read = null;
         string[] requested = [];
-        using var run = await classification.RunTensorAsync(request.HttpContext, route.Selector(), async (bundle, maxRows) =>
+        using var run = await classification.RunTensorAsync(request.HttpContext, route.Selector(), (bundle, leasedMaxRows) =>
         {
-            // Read for the leased version: the body's bound follows its input size.
-            body = await V2RequestReader.ReadAsync(request, bundle.Session, maxRows, buffers, cancellationToken);
-            // Checked against the leased version too: whether it answers `unfamiliar` depends on its bundle.
+            // Checked against the leased version: whether it answers `unfamiliar` depends on its bundle.
             var known = OutputNames(bundle);
-            requested = body.Outputs?.ToArray() ?? known;
+            read = V2RequestReader.Parse(body.Json.Span, bundle.Session, leasedMaxRows);
+            requested = read.Outputs?.ToArray() ?? known;
             var unknown = requested.Where(o => !known.Contains(o)).ToArray();
             if (unknown.Length > 0 || requested.Length == 0)
             {
-                BundleSession.ReturnBuffer(body.Input);
+                BundleSession.ReturnBuffer(read.Input);
                 var hint = unknown.Contains(UnfamiliarName) ? $" ('{UnfamiliarName}' needs a bundle with a calibrated unfamiliarity threshold)" : "";
                 throw BadRequest($"Unknown output(s) [{string.Join(", ", unknown)}]; the model's outputs are [{string.Join(", ", known)}]{hint}.");
             }
-            return (body.Input, body.Rows);
+            body.Dispose();   // the tensor is written: the JSON's bytes are no longer needed
+            return (read.Input, read.Rows);
         }, cancellationToken);
         var outputs = requested.Distinct().Select(o => Output(o, run)).ToArray();
-        return TypedResults.Ok(new V2InferenceResponse(run.Model.Name, run.Model.Version, outputs) { Id = body!.Id });
+        return TypedResults.Ok(new V2InferenceResponse(run.Model.Name, run.Model.Version, outputs) { Id = read!.Id });
     }
 
     private static ProblemException BadRequest(string detail) => new(ProblemCatalog.InvalidParameter, detail);

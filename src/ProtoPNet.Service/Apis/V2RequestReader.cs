@@ -10,59 +10,90 @@ namespace ProtoPNet.Service.Apis;
 /// <summary>An Open Inference Protocol request as read for one model version: its input written into a pooled buffer.</summary>
 internal sealed record V2ReadRequest(string? Id, IReadOnlyList<string>? Outputs, float[] Input, int Rows);
 
+/// <summary>A v2 request body in memory, its bytes held in the service's <see cref="BufferBudget"/> until disposed.</summary>
+internal sealed class V2Body(ReadOnlyMemory<byte> json, BufferBudget.Hold held) : IDisposable
+{
+    public ReadOnlyMemory<byte> Json { get; } = json;
+
+    public void Dispose() => held.Dispose();
+}
+
 /// <summary>
-/// Reads an Open Inference Protocol (v2) request body for one model version. The body is held in the service's
+/// Reads an Open Inference Protocol (v2) request body for a model. The body is held in the service's
 /// <see cref="BufferBudget"/> as it arrives, at most what that model's largest request can need, and its <c>data</c> is
 /// parsed number by number straight into the network's input buffer: a JSON tree would cost about 12 bytes more per
-/// number (a body of "0,0,0,..." ten times its own size), before a single value could be checked.
+/// number (a body of "0,0,0,..." ten times its own size), before a single value could be checked. Member names are
+/// matched ignoring case, as the service's JSON options do elsewhere.
 /// </summary>
 internal static class V2RequestReader
 {
-    /// <summary>The bytes a number may take in <c>data</c>, with its separator and whitespace (e.g. "-1.2345678e-05, ").</summary>
-    private const int MaxBytesPerValue = 32;
+    /// <summary>The bytes a number may take in <c>data</c>, with its separator and whitespace (a 20-digit double indented
+    /// on a line of its own in a pretty-printed nested array takes about 40).</summary>
+    private const int MaxBytesPerValue = 48;
 
     /// <summary>The largest body for a model whose images hold <paramref name="imageElements"/> values: room for
     /// <paramref name="maxRows"/> images and 64 KiB of the rest, and never more than <see cref="V2Api.MaxRequestBytes"/>.</summary>
     public static long MaxBodyBytes(int imageElements, int maxRows) =>
         Math.Min(V2Api.MaxRequestBytes, (long)imageElements * maxRows * MaxBytesPerValue + 64 * 1024);
 
-    public static async Task<V2ReadRequest> ReadAsync(HttpRequest request, BundleSession session, int maxRows, BufferBudget budget,
+    /// <summary>Reads the body, at most <see cref="MaxBodyBytes"/> for <paramref name="session"/>'s input; 413 beyond.</summary>
+    public static async Task<V2Body> ReadBodyAsync(HttpRequest request, BundleSession session, int maxRows, BufferBudget budget,
         CancellationToken cancellationToken)
     {
         var most = MaxBodyBytes(session.ImageElementCount, maxRows);
         var bodyLimit = request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>();
         if (bodyLimit is { IsReadOnly: false }) bodyLimit.MaxRequestBodySize = most;
-        using var held = budget.Open();
-        ReadOnlyMemory<byte> body;
+        var held = budget.Open();
         try
         {
-            body = await BufferedBody.ReadAsync(request, most, held, () => new ProblemException(ProblemCatalog.ImageTooLarge,
+            var json = await BufferedBody.ReadAsync(request, most, held, () => new ProblemException(ProblemCatalog.ImageTooLarge,
                 $"The body is larger than {most} bytes, the most a request of {maxRows} images needs for this model."), cancellationToken);
+            return new V2Body(json, held);
         }
         catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
+            held.Dispose();
             throw new ProblemException(ProblemCatalog.ImageTooLarge, $"The body is larger than {most} bytes.");
-        }
-        var input = session.RentBuffer(maxRows);
-        try
-        {
-            return Parse(body.Span, session, maxRows, input);
-        }
-        catch (JsonException exception)
-        {
-            ReturnBuffer(input);
-            throw BadRequest($"The body is not a v2 inference request: {exception.Message}");
         }
         catch
         {
-            ReturnBuffer(input);
+            held.Dispose();
             throw;
         }
     }
 
-    private static void ReturnBuffer(float[] input) => BundleSession.ReturnBuffer(input);
+    /// <summary>
+    /// Parses the body for the model version it runs on: once for what it says about itself (its input's shape, checked
+    /// against the model), then, into a buffer for that many images, for its data. Throws the problem for a bad request.
+    /// </summary>
+    public static V2ReadRequest Parse(ReadOnlySpan<byte> json, BundleSession session, int maxRows)
+    {
+        float[]? input = null;
+        try
+        {
+            var (id, outputs, inputs, _) = Read(json, null, 0);
+            var rows = CheckInput(inputs, session, maxRows);
+            input = session.RentBuffer(rows);
+            var expected = rows * session.ImageElementCount;
+            var count = Read(json, input, expected).Count;
+            if (count != expected) throw BadRequest($"Input 'image' holds {count} values; its shape needs {expected}.");
+            return new V2ReadRequest(id, outputs, input, rows);
+        }
+        catch (Exception exception) when (exception is JsonException or InvalidOperationException)
+        {
+            // Malformed JSON, or a string that is not valid text (a lone surrogate escape, bad UTF-8).
+            if (input is not null) BundleSession.ReturnBuffer(input);
+            throw BadRequest($"The body is not a v2 inference request: {exception.Message}");
+        }
+        catch
+        {
+            if (input is not null) BundleSession.ReturnBuffer(input);
+            throw;
+        }
+    }
 
-    private static V2ReadRequest Parse(ReadOnlySpan<byte> json, BundleSession session, int maxRows, float[] input)
+    /// <summary>One pass over the request; the first input's data go into <paramref name="input"/>, or are skipped without one.</summary>
+    private static (string? Id, List<string>? Outputs, List<InputHeader> Inputs, int Count) Read(ReadOnlySpan<byte> json, float[]? input, int limit)
     {
         var reader = new Utf8JsonReader(json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) throw BadRequest("The body is not a JSON object.");
@@ -72,7 +103,7 @@ internal static class V2RequestReader
         var count = 0;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            var property = reader.GetString();
+            var property = reader.GetString()!.ToLowerInvariant();
             reader.Read();
             switch (property)
             {
@@ -89,21 +120,23 @@ internal static class V2RequestReader
                     break;
                 case "inputs":
                     if (inputs is not null) throw BadRequest("The request has 'inputs' twice.");
-                    inputs = ReadInputs(ref reader, input, session.ImageElementCount * maxRows, ref count);
+                    inputs = ReadInputs(ref reader, input, limit, ref count);
                     break;
                 default:
                     reader.Skip();   // parameters, and what the protocol may add
                     break;
             }
         }
+        // Nothing may follow the request object (Read throws on anything but whitespace).
+        if (reader.Read()) throw BadRequest("The body holds more than one JSON value.");
         if (inputs is not { Count: > 0 }) throw BadRequest("The request has no 'inputs'.");
-        return new V2ReadRequest(id, outputs, input, CheckInput(inputs, session, maxRows, count));
+        return (id, outputs, inputs, count);
     }
 
     /// <summary>What an input says about itself; its data went into the buffer (only the first input's: the model has one).</summary>
     private sealed record InputHeader(string? Name, string? Datatype, IReadOnlyList<long>? Shape);
 
-    private static List<InputHeader> ReadInputs(ref Utf8JsonReader reader, float[] input, int limit, ref int count)
+    private static List<InputHeader> ReadInputs(ref Utf8JsonReader reader, float[]? input, int limit, ref int count)
     {
         if (reader.TokenType != JsonTokenType.StartArray) throw BadRequest("'inputs' must be an array of tensors.");
         var inputs = new List<InputHeader>();
@@ -115,7 +148,7 @@ internal static class V2RequestReader
             var hasData = false;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                var property = reader.GetString();
+                var property = reader.GetString()!.ToLowerInvariant();
                 reader.Read();
                 switch (property)
                 {
@@ -130,7 +163,8 @@ internal static class V2RequestReader
                         break;
                     case "data" when inputs.Count == 0:
                         if (reader.TokenType != JsonTokenType.StartArray) throw BadRequest($"Input '{BundleSession.InputName}' data must be an array of numbers (flat or nested).");
-                        ReadNumbers(ref reader, input, limit, ref count);
+                        if (input is null) reader.Skip();
+                        else ReadNumbers(ref reader, input, limit, ref count);
                         hasData = true;
                         break;
                     default:
@@ -150,7 +184,15 @@ internal static class V2RequestReader
         var shape = new List<long>();
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
-            if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out var dimension) || shape.Count >= 16)
+            // Numbers, or numbers in strings (as the service's JSON options read them elsewhere).
+            long dimension = 0;
+            var read = reader.TokenType switch
+            {
+                JsonTokenType.Number => reader.TryGetInt64(out dimension),
+                JsonTokenType.String => long.TryParse(reader.GetString(), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out dimension),
+                _ => false,
+            };
+            if (!read || shape.Count >= 16)
             {
                 throw BadRequest("An input's 'shape' must be an array of at most 16 integers.");
             }
@@ -171,10 +213,7 @@ internal static class V2RequestReader
                 var raw = reader.TokenType is JsonTokenType.StartObject ? "{...}" : Encoding.UTF8.GetString(reader.ValueSpan[..Math.Min(reader.ValueSpan.Length, 40)]);
                 throw BadRequest($"Input '{BundleSession.InputName}' data holds '{raw}' at position {count}: FP32 data are finite numbers.");
             }
-            if (count >= limit)
-            {
-                throw BadRequest($"Input '{BundleSession.InputName}' holds more than {limit} values, the most a request may send (Classify:MaxBatchImages images).");
-            }
+            if (count >= limit) throw BadRequest($"Input '{BundleSession.InputName}' holds more values than its shape's {limit}.");
             input[count++] = value;
         }
     }
@@ -189,9 +228,9 @@ internal static class V2RequestReader
             string? name = null;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                var property = reader.GetString();
+                var property = reader.GetString()!;
                 reader.Read();
-                if (property == "name" && reader.TokenType == JsonTokenType.String) name = reader.GetString();
+                if (property.Equals("name", StringComparison.OrdinalIgnoreCase) && reader.TokenType == JsonTokenType.String) name = reader.GetString();
                 else reader.Skip();
             }
             outputs.Add(name ?? throw BadRequest("Every output asked for must have a 'name' string."));
@@ -199,8 +238,8 @@ internal static class V2RequestReader
         return outputs;
     }
 
-    /// <summary>Checks the one input against the model and the values read; returns its rows.</summary>
-    private static int CheckInput(List<InputHeader> inputs, BundleSession session, int maxRows, int count)
+    /// <summary>Checks the one input's name, datatype and shape against the model; returns its rows.</summary>
+    private static int CheckInput(List<InputHeader> inputs, BundleSession session, int maxRows)
     {
         if (inputs.Count != 1 || inputs[0].Name != BundleSession.InputName)
         {
@@ -214,10 +253,7 @@ internal static class V2RequestReader
             throw BadRequest($"Input 'image' has shape [N, {session.Channels}, {session.Height}, {session.Width}] with N >= 1; the request says [{string.Join(", ", shape)}].");
         }
         if (shape[0] > maxRows) throw BadRequest($"N is {shape[0]}; at most {maxRows} images per request (Classify:MaxBatchImages).");
-        var rows = (int)shape[0];
-        var expected = rows * session.ImageElementCount;
-        if (count != expected) throw BadRequest($"Input 'image' holds {count} values; its shape needs {expected}.");
-        return rows;
+        return (int)shape[0];
     }
 
     private static ProblemException BadRequest(string detail) => new(ProblemCatalog.InvalidParameter, detail);

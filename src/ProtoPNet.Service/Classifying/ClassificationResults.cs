@@ -67,6 +67,16 @@ public sealed class ClassifiedUploads : IDisposable
         ? throw new ProblemException(problem, item.ProblemDetail!)
         : Items[0];
 
+    /// <summary>
+    /// Ends the hold on the model version and returns the input buffer, keeping only the pixels to draw on: for an answer
+    /// whose heatmaps are drawn as it is written, so a slow reader keeps no retired version loaded.
+    /// </summary>
+    public void ReleaseModel()
+    {
+        _prepared.ReturnInput();
+        _lease.Dispose();
+    }
+
     public void Dispose()
     {
         _prepared.Dispose();

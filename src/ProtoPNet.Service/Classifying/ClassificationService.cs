@@ -78,17 +78,17 @@ public sealed class ClassificationService(
 
     /// <summary>
     /// Runs an input tensor the caller made (the Open Inference Protocol) through the model's batcher, as uploads are.
-    /// <paramref name="readInput"/> reads the caller's tensor for the leased model, at most <see cref="ClassifyOptions.MaxBatchImages"/>
+    /// <paramref name="writeInput"/> writes the caller's tensor for the leased model, at most <see cref="ClassifyOptions.MaxBatchImages"/>
     /// rows, into a buffer from <see cref="BundleSession.RentBuffer"/>; it throws the problem for a bad tensor (having
     /// returned its buffer). Dispose the answer when done with its outputs.
     /// </summary>
-    public async Task<TensorRun> RunTensorAsync(HttpContext http, ModelSelector model, Func<ModelBundle, int, Task<(float[] Input, int Rows)>> readInput,
+    public async Task<TensorRun> RunTensorAsync(HttpContext http, ModelSelector model, Func<ModelBundle, int, (float[] Input, int Rows)> writeInput,
         CancellationToken cancellationToken)
     {
         var lease = Lease(http, model);
         try
         {
-            var (input, rows) = await readInput(lease.Bundle, classifyOptions.Value.MaxBatchImages);
+            var (input, rows) = writeInput(lease.Bundle, classifyOptions.Value.MaxBatchImages);
             try
             {
                 return new TensorRun(lease, await RunAsync(lease, input, rows, cancellationToken), rows);

@@ -156,14 +156,25 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
             .GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
         for (var i = 0; i < logits.Length; i++) Assert.True(BundleLoader.WithinTolerance(logits[i], expected.Logits[i]));
 
-        // More values than 32 images (Classify:MaxBatchImages) hold: refused as soon as they are counted, whatever the shape says.
-        var tooMany = "[" + string.Join(",", Enumerable.Repeat("0", 33 * 3 * 32 * 32)) + "]";
-        var refused = await Post($$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":{{tooMany}}}]}""");
-        var error = await AssertErrorAsync(refused, HttpStatusCode.BadRequest);
-        Assert.Contains($"more than {32 * 3 * 32 * 32} values", error);
+        // Member names in any case, a shape in strings, `outputs` null (all outputs), as the service's JSON options read them.
+        var relaxed = await Http.JsonAsync(await Post(
+            $$"""{"Inputs":[{"Name":"image","Shape":["1","3","32","32"],"DataType":"FP32","Data":{{data}}}],"outputs":null}"""));
+        Assert.Equal(5, relaxed.GetProperty("outputs").GetArrayLength());
 
-        // A body longer than the model's largest request can need (32 bytes per value, and 64 KiB): 413 before it is parsed.
-        var most = 32L * 3 * 32 * 32 * 32 + 64 * 1024;
+        // More values than the shape's: refused as soon as they are counted.
+        var tooMany = "[" + string.Join(",", Enumerable.Repeat("0", 2 * 3 * 32 * 32)) + "]";
+        var error = await AssertErrorAsync(await Post($$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":{{tooMany}}}]}"""),
+            HttpStatusCode.BadRequest);
+        Assert.Contains($"more values than its shape's {3 * 32 * 32}", error);
+
+        // Anything after the request object, and text that is not valid (a lone surrogate): 400, not 200 or 500.
+        var request = $$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":{{data}}}]}""";
+        Assert.Contains("not a v2 inference request", await AssertErrorAsync(await Post(request + "{}"), HttpStatusCode.BadRequest));
+        await AssertErrorAsync(await Post(request + "garbage"), HttpStatusCode.BadRequest);
+        await AssertErrorAsync(await Post(request[..^1] + ",\"id\":\"\\uD800\"}"), HttpStatusCode.BadRequest);
+
+        // A body longer than the model's largest request can need (48 bytes per value, and 64 KiB): 413 before it is parsed.
+        var most = 48L * 3 * 32 * 32 * 32 + 64 * 1024;
         var padded = $$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":{{data}}}]}""" + new string(' ', (int)most);
         error = await AssertErrorAsync(await Post(padded), HttpStatusCode.RequestEntityTooLarge);
         Assert.Contains($"{most} bytes", error);

@@ -170,6 +170,16 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         paused.SetResult();   // the rest arrives (zeros: not an image)
         await Http.ProblemAsync(await request, HttpStatusCode.BadRequest, "image-not-decodable");
         Assert.Equal(0, buffers.Held);
+
+        // Answers that drew on their pixels give them back once written (disposal runs just after the answer is sent).
+        var client = factory.CreateClient();
+        var image = Http.BundleImage(bundles.SmokeBundle, 2);
+        await Http.JsonAsync(await client.PostAsync("/classify?heatmaps=png", Http.Raw(image, "image/png")));
+        await UntilAsync(() => buffers.Held == 0);
+        await Http.JsonAsync(await client.PostAsync("/classify/batch?heatmaps=png", Http.Multipart(("image", image, "image/png"), ("image", image, "image/png"))));
+        await UntilAsync(() => buffers.Held == 0);
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/classify/card", Http.Raw(image, "image/png"))).StatusCode);
+        await UntilAsync(() => buffers.Held == 0);
     }
 
     /// <summary>A raw body of zeros that declares its length, sends its first bytes and waits before the rest.</summary>
@@ -208,7 +218,7 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (!condition())
         {
-            Assert.True(DateTime.UtcNow < deadline, "no request came to wait for a turn to decode");
+            Assert.True(DateTime.UtcNow < deadline, "the condition did not come true within 10 s");
             await Task.Delay(10);
         }
     }
