@@ -28,19 +28,22 @@ public sealed class ClassificationService(
     /// </summary>
     public async Task<ClassifiedUploads> ClassifyAsync(HttpRequest http, ClassifyRequest request, CancellationToken cancellationToken)
     {
-        var lease = Lease(http.HttpContext, request.Model);
+        // The model and parameters are checked against the version the request names now, before its upload is read, so
+        // mistakes are answered at once; the version is leased only once the upload is in (a slow client holds none).
+        ExplainOptionsFor(Name(http.HttpContext, registry.Find(request.Model)), request);
+        if (request.Batch && !http.HasFormContentType)
+        {
+            throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
+                $"Content-Type '{http.ContentType}' is not accepted here: send multipart/form-data with one file field 'image' per image.");
+        }
+        ModelLease? lease = null;
         PreparedImages? prepared = null;
         BufferBudget.Hold? kept = null;
         try
         {
-            var options = ExplainOptionsFor(lease.Bundle, request);
-            if (request.Batch && !http.HasFormContentType)
-            {
-                throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
-                    $"Content-Type '{http.ContentType}' is not accepted here: send multipart/form-data with one file field 'image' per image.");
-            }
             var total = new Stopwatch();
-            prepared = await ReadAndDecodeAsync(http, lease.Bundle, request, total, cancellationToken);
+            (lease, prepared) = await ReadAndDecodeAsync(http, request, total, cancellationToken);
+            var options = ExplainOptionsFor(lease.Bundle, request);
             // The pixels kept to draw on stay in the budget until the answer is written and disposed.
             kept = buffers.Open();
             kept.Add(prepared.KeptPixelBytes);
@@ -52,27 +55,36 @@ public sealed class ClassificationService(
         {
             prepared?.Dispose();
             kept?.Dispose();
-            lease.Dispose();
+            lease?.Dispose();
             throw;
         }
     }
 
     /// <summary>
-    /// Reads the uploads (their bytes held in the service's <see cref="BufferBudget"/>), waits for a turn to decode and
-    /// decodes them; <paramref name="total"/> starts once they are read. A method of its own so that the upload bytes
-    /// are unreachable once it returns: they are not kept while the images wait for the network.
+    /// Reads the uploads (their bytes held in the service's <see cref="BufferBudget"/>), leases the model version, waits
+    /// for a turn to decode and decodes them; <paramref name="total"/> starts once they are read. A method of its own so
+    /// that the upload bytes are unreachable once it returns: they are not kept while the images wait for the network.
     /// </summary>
-    private async Task<PreparedImages> ReadAndDecodeAsync(HttpRequest http, ModelBundle bundle, ClassifyRequest request, Stopwatch total,
+    private async Task<(ModelLease Lease, PreparedImages Prepared)> ReadAndDecodeAsync(HttpRequest http, ClassifyRequest request, Stopwatch total,
         CancellationToken cancellationToken)
     {
         using var held = buffers.Open();   // "overloaded" when the budget is spent, until the images are decoded
         var images = await UploadReader.ReadAsync(http, imageLimits.Value, request.Batch ? classifyOptions.Value.MaxBatchImages : 1, held,
             cancellationToken);
         total.Start();
-        using (await preprocessing.EnterAsync(cancellationToken))   // "overloaded" when too many wait, or too long
+        var lease = Lease(http.HttpContext, request.Model);
+        try
         {
-            // Only heatmaps and the card draw on the decoded pixels (up to Classify:MaxDrawnPixels): otherwise they are freed image by image.
-            return classifier.Prepare(bundle, images, request.Heatmaps != HeatmapUse.None ? classifyOptions.Value.MaxDrawnPixels : 0);
+            using (await preprocessing.EnterAsync(cancellationToken))   // "overloaded" when too many wait, or too long
+            {
+                // Only heatmaps and the card draw on the decoded pixels (up to Classify:MaxDrawnPixels): otherwise they are freed image by image.
+                return (lease, classifier.Prepare(lease.Bundle, images, request.Heatmaps != HeatmapUse.None ? classifyOptions.Value.MaxDrawnPixels : 0));
+            }
+        }
+        catch
+        {
+            lease.Dispose();
+            throw;
         }
     }
 
@@ -109,10 +121,16 @@ public sealed class ClassificationService(
     private ModelLease Lease(HttpContext http, ModelSelector model)
     {
         var lease = registry.Lease(model);
-        var bundle = lease.Bundle;
+        Name(http, lease.Bundle);
+        return lease;
+    }
+
+    /// <summary>Names the model version in the request's log line and metrics.</summary>
+    private ModelBundle Name(HttpContext http, ModelBundle bundle)
+    {
         diagnostics.Set("Model", $"{bundle.Name}@{bundle.Version}");
         RequestMetrics.SetModel(http, bundle);
-        return lease;
+        return bundle;
     }
 
     /// <summary>The request's explanation options for this model, within the configured bounds on the work one request may ask for.</summary>

@@ -159,8 +159,7 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         var buffers = factory.Services.GetRequiredService<BufferBudget>();
         // A slow client: it declares 4 MB, sends 100 KB and stops.
         var paused = new TaskCompletionSource();
-        var content = new PausingContent(100_000, 4_000_000, paused.Task);
-        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/png");
+        var content = new PausingContent(new byte[4_000_000], 100_000, paused.Task, "image/png");
         // The test server's own client: the factory's default one buffers a request body whole (to resend it on a redirect).
         var request = factory.Server.CreateClient().PostAsync("/classify", content);
         await UntilAsync(() => buffers.Held > 0 && content.Sent == 100_000);
@@ -180,28 +179,6 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         await UntilAsync(() => buffers.Held == 0);
         Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/classify/card", Http.Raw(image, "image/png"))).StatusCode);
         await UntilAsync(() => buffers.Held == 0);
-    }
-
-    /// <summary>A raw body of zeros that declares its length, sends its first bytes and waits before the rest.</summary>
-    private sealed class PausingContent(int first, int length, Task resume) : HttpContent
-    {
-        public int Sent { get; private set; }
-
-        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
-        {
-            await stream.WriteAsync(new byte[first]);
-            await stream.FlushAsync();
-            Sent = first;
-            await resume;
-            await stream.WriteAsync(new byte[length - first]);
-            Sent = length;
-        }
-
-        protected override bool TryComputeLength(out long computed)
-        {
-            computed = length;
-            return true;
-        }
     }
 
     /// <summary>Every turn to decode taken, as by requests decoding large photos.</summary>
