@@ -171,7 +171,7 @@ async function classify(file) {
   $("status").textContent = `Classifying ${file.name || "the image"}...`;
 
   const topPrototypes = Math.min(10, Math.max(1, parseInt($("top-prototypes").value, 10) || 3));
-  // Heatmaps come back at the upload's full size; for large photos they would make the answer megabytes long.
+  // Heatmaps come back at the decoded size, up to 4 megapixels each; for large photos they would make the answer tens of megabytes long.
   const pixels = await pixelCount(file);
   const heatmaps = pixels === null || pixels <= MAX_HEATMAP_PIXELS;
   const query = new URLSearchParams({ topPrototypes: String(topPrototypes), topClasses: "3", heatmaps: heatmaps ? "png" : "none" });
