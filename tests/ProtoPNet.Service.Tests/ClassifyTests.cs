@@ -238,7 +238,6 @@ public class ClassifyTests(TrainerBundles bundles)
         var uri = answer.GetProperty("explanation").GetProperty("prototypes")[0].GetProperty("heatmap").GetString()!;
         using (var heatmap = Image.Load<Rgb24>(Convert.FromBase64String(uri["data:image/png;base64,".Length..])))
         {
-            Assert.Equal(DecodedImage.DrawingSize(2100, 2000, Classifier.MaxDrawingPixels), (heatmap.Width, heatmap.Height));
             Assert.Equal((2049, 1951), (heatmap.Width, heatmap.Height));
             Assert.NotEqual(new Rgb24(128, 128, 128), heatmap[1000, 1000]);   // coloured, not the grey image
         }

@@ -115,8 +115,7 @@ public class ErrorTests(TrainerBundles bundles)
     [Fact]
     public async Task BodyLargerThanTheByteLimitIs413()
     {
-        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
-        await using var factory = ServiceFactory.ForRoot(root, ("Images:MaxBytes", "4000"));
+        await using var factory = bundles.SmokeService(("Images:MaxBytes", "4000"));
         var client = factory.CreateClient();
         var large = Http.BundleImage(bundles.SmokeBundle, 0, 200, 200);
         Assert.True(large.Length > 4000 && Http.BundleImage(bundles.SmokeBundle, 0).Length < 4000);
@@ -147,8 +146,7 @@ public class ErrorTests(TrainerBundles bundles)
     [Fact]
     public async Task TooManyHeatmapsIs400()
     {
-        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
-        await using var factory = ServiceFactory.ForRoot(root, ("Classify:MaxHeatmapPrototypes", "2"));
+        await using var factory = bundles.SmokeService(("Classify:MaxHeatmapPrototypes", "2"));
         var client = factory.CreateClient();
         var image = Http.BundleImage(bundles.SmokeBundle, 0);
         var problem = await Http.ProblemAsync(await client.PostAsync("/classify?topPrototypes=3&heatmaps=png", Http.Image(image)),
@@ -161,8 +159,7 @@ public class ErrorTests(TrainerBundles bundles)
     [Fact]
     public async Task TooManyImagesInABatchIs400()
     {
-        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
-        await using var factory = ServiceFactory.ForRoot(root, ("Classify:MaxBatchImages", "2"));
+        await using var factory = bundles.SmokeService(("Classify:MaxBatchImages", "2"));
         var image = Http.BundleImage(bundles.SmokeBundle, 0);
         var content = Http.Multipart(("image", image, "image/png"), ("image", image, "image/png"), ("image", image, "image/png"));
         await Http.ProblemAsync(await factory.CreateClient().PostAsync("/classify/batch", content), HttpStatusCode.BadRequest, "too-many-images");

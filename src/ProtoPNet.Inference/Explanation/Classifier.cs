@@ -52,8 +52,6 @@ public sealed class PreparedImages : IDisposable
 
     public DecodedImage DecodedAt(int image) => _decoded[image] ?? throw new InvalidOperationException($"image {image} was rejected");
 
-    /// <summary>The bytes of the pixels kept to draw on (RGB, 3 per pixel), for all images together.</summary>
-    public long KeptPixelBytes => _decoded.Sum(image => image is { HasPixels: true } ? 3L * image.Pixels.Width * image.Pixels.Height : 0);
 
     /// <summary>Returns the input buffer to its pool once the network has run; the pixels stay to draw on.</summary>
     public void ReturnInput()
@@ -105,10 +103,13 @@ public sealed class Classifier(ImageDecoder decoder)
     /// Decodes the images and writes the accepted ones into one pooled input buffer; bad images are kept per item.
     /// The pixels are kept to draw heatmaps or a card on, each image scaled down to at most <see cref="MaxDrawingPixels"/>
     /// (<see cref="DecodedImage.ShrinkForDrawing"/>), up to <paramref name="keptPixels"/> for all images together: an
-    /// image that would go beyond is refused (too many pixels). With 0 (nothing will draw on them) each image's pixels
-    /// are freed as soon as its input is written, so a batch of large images holds one at a time.
+    /// image that would go beyond is refused (too many pixels). Each image's kept bytes (RGB, 3 a pixel) are first
+    /// passed to <paramref name="reserveKeptBytes"/>, which may throw to refuse the whole request (the service's memory
+    /// budget). With 0 (nothing will draw on them) each image's pixels are freed as soon as its input is written, so a
+    /// batch of large images holds one at a time.
     /// </summary>
-    public PreparedImages Prepare(ModelBundle bundle, IReadOnlyList<ReadOnlyMemory<byte>> images, long keptPixels = long.MaxValue)
+    public PreparedImages Prepare(ModelBundle bundle, IReadOnlyList<ReadOnlyMemory<byte>> images, long keptPixels = long.MaxValue,
+        Action<long>? reserveKeptBytes = null)
     {
         var decodeWatch = Stopwatch.StartNew();
         var decoded = new DecodedImage?[images.Count];
@@ -139,6 +140,7 @@ public sealed class Classifier(ImageDecoder decoder)
                     rows.Add(i);
                     if (keptPixels > 0)
                     {
+                        reserveKeptBytes?.Invoke(3 * pixels);
                         image.ShrinkForDrawing(MaxDrawingPixels);
                         kept += pixels;
                     }

@@ -1,8 +1,6 @@
-using System.Diagnostics;
 using Microsoft.AspNetCore.Http.HttpResults;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Explanation;
-using ProtoPNet.Inference.Rendering;
 using ProtoPNet.Service.Classifying;
 using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Problems;
@@ -117,7 +115,6 @@ public static class ClassifyApi
     {
         // The answer's heatmaps are drawn as it is written: its pixels are kept until then, the model version not.
         var answer = await classification.ClassifyAsync(request, query.ToRequest(batch: false), cancellationToken);
-        request.HttpContext.Response.RegisterForDispose(answer);
         var response = ToResponse(answer.Model, answer.Single());
         answer.ReleaseModel();
         return TypedResults.Ok(response);
@@ -127,7 +124,6 @@ public static class ClassifyApi
         [AsParameters] ClassifyQuery query, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
     {
         var answer = await classification.ClassifyAsync(request, query.ToRequest(batch: true), cancellationToken);
-        request.HttpContext.Response.RegisterForDispose(answer);
         var results = answer.Items.Select(item => item.Classification is not null
             ? (object)ToResponse(answer.Model, item)
             : ProblemCatalog.Details(item.Problem!, item.ProblemDetail!)).ToArray();

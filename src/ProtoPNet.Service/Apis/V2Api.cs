@@ -1,5 +1,3 @@
-using System.Text.Json;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using ProtoPNet.Inference.Bundles;
@@ -157,29 +155,27 @@ public static class V2Api
     {
         // The body is read before the version is leased (a slow client holds no version), bounded by the input size of
         // the version it names now; it is checked against the leased one.
-        var maxRows = classifyOptions.Value.MaxBatchImages;
-        using var body = await V2RequestReader.ReadBodyAsync(request, route.Family(registry).Find(route.Version).Session, maxRows, buffers,
-            cancellationToken);
-        V2ReadRequest? read = null;
+        using var body = await V2RequestReader.ReadBodyAsync(request, registry.Find(route.Selector()).Session, classifyOptions.Value.MaxBatchImages,
+            buffers, cancellationToken);
+        var header = V2RequestReader.ReadHeader(body.Json.Span);
         string[] requested = [];
-        using var run = await classification.RunTensorAsync(request.HttpContext, route.Selector(), (bundle, leasedMaxRows) =>
+        using var run = await classification.RunTensorAsync(request.HttpContext, route.Selector(), (bundle, maxRows) =>
         {
             // Checked against the leased version: whether it answers `unfamiliar` depends on its bundle.
             var known = OutputNames(bundle);
-            read = V2RequestReader.Parse(body.Json.Span, bundle.Session, leasedMaxRows);
-            requested = read.Outputs?.ToArray() ?? known;
+            requested = header.Outputs?.ToArray() ?? known;
             var unknown = requested.Where(o => !known.Contains(o)).ToArray();
             if (unknown.Length > 0 || requested.Length == 0)
             {
-                BundleSession.ReturnBuffer(read.Input);
                 var hint = unknown.Contains(UnfamiliarName) ? $" ('{UnfamiliarName}' needs a bundle with a calibrated unfamiliarity threshold)" : "";
                 throw BadRequest($"Unknown output(s) [{string.Join(", ", unknown)}]; the model's outputs are [{string.Join(", ", known)}]{hint}.");
             }
+            var input = V2RequestReader.WriteInput(body.Json.Span, header, bundle.Session, maxRows);
             body.Dispose();   // the tensor is written: the JSON's bytes are no longer needed
-            return (read.Input, read.Rows);
+            return input;
         }, cancellationToken);
         var outputs = requested.Distinct().Select(o => Output(o, run)).ToArray();
-        return TypedResults.Ok(new V2InferenceResponse(run.Model.Name, run.Model.Version, outputs) { Id = read!.Id });
+        return TypedResults.Ok(new V2InferenceResponse(run.Model.Name, run.Model.Version, outputs) { Id = header.Id });
     }
 
     private static ProblemException BadRequest(string detail) => new(ProblemCatalog.InvalidParameter, detail);

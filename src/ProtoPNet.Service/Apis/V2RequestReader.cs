@@ -1,14 +1,13 @@
 using System.Text;
 using System.Text.Json;
-using Microsoft.AspNetCore.Http.Features;
 using ProtoPNet.Inference.Runtime;
 using ProtoPNet.Service.Problems;
 using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Apis;
 
-/// <summary>An Open Inference Protocol request as read for one model version: its input written into a pooled buffer.</summary>
-internal sealed record V2ReadRequest(string? Id, IReadOnlyList<string>? Outputs, float[] Input, int Rows);
+/// <summary>What an Open Inference Protocol request says about itself, and where in its body its input's data stand.</summary>
+internal sealed record V2RequestHeader(string? Id, IReadOnlyList<string>? Outputs, IReadOnlyList<V2RequestReader.InputHeader> Inputs, Range Data);
 
 /// <summary>A v2 request body in memory, its bytes held in the service's <see cref="BufferBudget"/> until disposed.</summary>
 internal sealed class V2Body(ReadOnlyMemory<byte> json, BufferBudget.Hold held) : IDisposable
@@ -41,19 +40,12 @@ internal static class V2RequestReader
         CancellationToken cancellationToken)
     {
         var most = MaxBodyBytes(session.ImageElementCount, maxRows);
-        var bodyLimit = request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>();
-        if (bodyLimit is { IsReadOnly: false }) bodyLimit.MaxRequestBodySize = most;
         var held = budget.Open();
         try
         {
             var json = await BufferedBody.ReadAsync(request, most, held, () => new ProblemException(ProblemCatalog.ImageTooLarge,
                 $"The body is larger than {most} bytes, the most a request of {maxRows} images needs for this model."), cancellationToken);
             return new V2Body(json, held);
-        }
-        catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            held.Dispose();
-            throw new ProblemException(ProblemCatalog.ImageTooLarge, $"The body is larger than {most} bytes.");
         }
         catch
         {
@@ -63,89 +55,98 @@ internal static class V2RequestReader
     }
 
     /// <summary>
-    /// Parses the body for the model version it runs on: once for what it says about itself (its input's shape, checked
-    /// against the model), then, into a buffer for that many images, for its data. Throws the problem for a bad request.
+    /// Reads what the request says about itself (id, outputs asked for, its inputs' names, datatypes and shapes) and
+    /// where its data stand, without reading the numbers. Throws the problem for a malformed request.
     /// </summary>
-    public static V2ReadRequest Parse(ReadOnlySpan<byte> json, BundleSession session, int maxRows)
+    public static V2RequestHeader ReadHeader(ReadOnlySpan<byte> json)
     {
-        float[]? input = null;
         try
         {
-            var (id, outputs, inputs, _) = Read(json, null, 0);
-            var rows = CheckInput(inputs, session, maxRows);
-            input = session.RentBuffer(rows);
-            var expected = rows * session.ImageElementCount;
-            var count = Read(json, input, expected).Count;
-            if (count != expected) throw BadRequest($"Input 'image' holds {count} values; its shape needs {expected}.");
-            return new V2ReadRequest(id, outputs, input, rows);
+            var reader = new Utf8JsonReader(json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) throw BadRequest("The body is not a JSON object.");
+            string? id = null;
+            List<string>? outputs = null;
+            (List<InputHeader> Inputs, Range Data)? inputs = null;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var property = reader.GetString()!.ToLowerInvariant();
+                reader.Read();
+                switch (property)
+                {
+                    case "id":
+                        id = reader.TokenType switch
+                        {
+                            JsonTokenType.String => reader.GetString(),
+                            JsonTokenType.Null => null,
+                            _ => throw BadRequest("'id' must be a string."),
+                        };
+                        break;
+                    case "outputs" when reader.TokenType != JsonTokenType.Null:
+                        outputs = ReadOutputs(ref reader);
+                        break;
+                    case "inputs":
+                        if (inputs is not null) throw BadRequest("The request has 'inputs' twice.");
+                        inputs = ReadInputs(ref reader);
+                        break;
+                    default:
+                        reader.Skip();   // parameters, and what the protocol may add
+                        break;
+                }
+            }
+            // Nothing may follow the request object (Read throws on anything but whitespace).
+            if (reader.Read()) throw BadRequest("The body holds more than one JSON value.");
+            if (inputs is not { Inputs.Count: > 0 } read) throw BadRequest("The request has no 'inputs'.");
+            return new V2RequestHeader(id, outputs, read.Inputs, read.Data);
         }
         catch (Exception exception) when (exception is JsonException or InvalidOperationException)
         {
             // Malformed JSON, or a string that is not valid text (a lone surrogate escape, bad UTF-8).
-            if (input is not null) BundleSession.ReturnBuffer(input);
             throw BadRequest($"The body is not a v2 inference request: {exception.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Checks the request's input against the model version it runs on and writes its numbers into a buffer from
+    /// <see cref="BundleSession.RentBuffer"/> for that many images; throws the problem (having returned the buffer) for a bad tensor.
+    /// </summary>
+    public static (float[] Input, int Rows) WriteInput(ReadOnlySpan<byte> json, V2RequestHeader header, BundleSession session, int maxRows)
+    {
+        var rows = CheckInput(header.Inputs, session, maxRows);
+        var input = session.RentBuffer(rows);
+        try
+        {
+            var expected = rows * session.ImageElementCount;
+            var count = 0;
+            // The data array alone (the header pass found it and checked it is well-formed JSON); none: no values.
+            if (header.Data.End.Value > 0)
+            {
+                var reader = new Utf8JsonReader(json[header.Data]);
+                reader.Read();
+                ReadNumbers(ref reader, input, expected, ref count);
+            }
+            if (count != expected) throw BadRequest($"Input 'image' holds {count} values; its shape needs {expected}.");
+            return (input, rows);
         }
         catch
         {
-            if (input is not null) BundleSession.ReturnBuffer(input);
+            BundleSession.ReturnBuffer(input);
             throw;
         }
     }
 
-    /// <summary>One pass over the request; the first input's data go into <paramref name="input"/>, or are skipped without one.</summary>
-    private static (string? Id, List<string>? Outputs, List<InputHeader> Inputs, int Count) Read(ReadOnlySpan<byte> json, float[]? input, int limit)
-    {
-        var reader = new Utf8JsonReader(json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) throw BadRequest("The body is not a JSON object.");
-        string? id = null;
-        List<string>? outputs = null;
-        List<InputHeader>? inputs = null;
-        var count = 0;
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            var property = reader.GetString()!.ToLowerInvariant();
-            reader.Read();
-            switch (property)
-            {
-                case "id":
-                    id = reader.TokenType switch
-                    {
-                        JsonTokenType.String => reader.GetString(),
-                        JsonTokenType.Null => null,
-                        _ => throw BadRequest("'id' must be a string."),
-                    };
-                    break;
-                case "outputs" when reader.TokenType != JsonTokenType.Null:
-                    outputs = ReadOutputs(ref reader);
-                    break;
-                case "inputs":
-                    if (inputs is not null) throw BadRequest("The request has 'inputs' twice.");
-                    inputs = ReadInputs(ref reader, input, limit, ref count);
-                    break;
-                default:
-                    reader.Skip();   // parameters, and what the protocol may add
-                    break;
-            }
-        }
-        // Nothing may follow the request object (Read throws on anything but whitespace).
-        if (reader.Read()) throw BadRequest("The body holds more than one JSON value.");
-        if (inputs is not { Count: > 0 }) throw BadRequest("The request has no 'inputs'.");
-        return (id, outputs, inputs, count);
-    }
+    /// <summary>What an input says about itself (the data are the first input's only: the model has one).</summary>
+    internal sealed record InputHeader(string? Name, string? Datatype, IReadOnlyList<long>? Shape);
 
-    /// <summary>What an input says about itself; its data went into the buffer (only the first input's: the model has one).</summary>
-    private sealed record InputHeader(string? Name, string? Datatype, IReadOnlyList<long>? Shape);
-
-    private static List<InputHeader> ReadInputs(ref Utf8JsonReader reader, float[]? input, int limit, ref int count)
+    private static (List<InputHeader> Inputs, Range Data) ReadInputs(ref Utf8JsonReader reader)
     {
         if (reader.TokenType != JsonTokenType.StartArray) throw BadRequest("'inputs' must be an array of tensors.");
         var inputs = new List<InputHeader>();
+        var data = new Range(0, 0);
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
             if (reader.TokenType != JsonTokenType.StartObject) throw BadRequest("Every input must be an object with name, shape, datatype and data.");
             string? name = null, datatype = null;
             List<long>? shape = null;
-            var hasData = false;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 var property = reader.GetString()!.ToLowerInvariant();
@@ -163,19 +164,18 @@ internal static class V2RequestReader
                         break;
                     case "data" when inputs.Count == 0:
                         if (reader.TokenType != JsonTokenType.StartArray) throw BadRequest($"Input '{BundleSession.InputName}' data must be an array of numbers (flat or nested).");
-                        if (input is null) reader.Skip();
-                        else ReadNumbers(ref reader, input, limit, ref count);
-                        hasData = true;
+                        var start = (int)reader.TokenStartIndex;
+                        reader.Skip();
+                        data = new Range(start, (int)reader.BytesConsumed);
                         break;
                     default:
-                        reader.Skip();   // a second input's data (refused below), parameters
+                        reader.Skip();   // a second input's data (refused by CheckInput), parameters
                         break;
                 }
             }
-            if (inputs.Count == 0 && !hasData && name == BundleSession.InputName) throw BadRequest($"Input '{name}' has no 'data'.");
             inputs.Add(new InputHeader(name, datatype, shape));
         }
-        return inputs;
+        return (inputs, data);
     }
 
     private static List<long> ReadShape(ref Utf8JsonReader reader)
@@ -239,7 +239,7 @@ internal static class V2RequestReader
     }
 
     /// <summary>Checks the one input's name, datatype and shape against the model; returns its rows.</summary>
-    private static int CheckInput(List<InputHeader> inputs, BundleSession session, int maxRows)
+    private static int CheckInput(IReadOnlyList<InputHeader> inputs, BundleSession session, int maxRows)
     {
         if (inputs.Count != 1 || inputs[0].Name != BundleSession.InputName)
         {

@@ -24,13 +24,16 @@ public sealed class ClassificationService(
     /// <summary>
     /// Classifies and explains the images uploaded with <paramref name="http"/>. Problems with the request as a whole
     /// (model, parameters, upload, overload) are thrown; an image that cannot be decoded is reported in its item, so one
-    /// bad image of a batch does not fail the others. Dispose the answer when done: it holds the model and the decoded images.
+    /// bad image of a batch does not fail the others. The answer is disposed when the response has been sent (it holds the
+    /// model version until <see cref="ClassifiedUploads.ReleaseModel"/>, and the pixels to draw on).
     /// </summary>
     public async Task<ClassifiedUploads> ClassifyAsync(HttpRequest http, ClassifyRequest request, CancellationToken cancellationToken)
     {
         // The model and parameters are checked against the version the request names now, before its upload is read, so
         // mistakes are answered at once; the version is leased only once the upload is in (a slow client holds none).
-        ExplainOptionsFor(Name(http.HttpContext, registry.Find(request.Model)), request);
+        var named = registry.Find(request.Model);
+        Name(http.HttpContext, named);
+        ExplainOptionsFor(named, request);
         if (request.Batch && !http.HasFormContentType)
         {
             throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
@@ -38,23 +41,24 @@ public sealed class ClassificationService(
         }
         ModelLease? lease = null;
         PreparedImages? prepared = null;
-        BufferBudget.Hold? kept = null;
+        // The pixels kept to draw on are in the budget from their decoding until the answer is disposed.
+        var kept = buffers.Open();
         try
         {
             var total = new Stopwatch();
-            (lease, prepared) = await ReadAndDecodeAsync(http, request, total, cancellationToken);
+            (lease, prepared) = await ReadAndDecodeAsync(http, request, kept, total, cancellationToken);
             var options = ExplainOptionsFor(lease.Bundle, request);
-            // The pixels kept to draw on stay in the budget until the answer is written and disposed.
-            kept = buffers.Open();
-            kept.Add(prepared.KeptPixelBytes);
             var outcomes = await RunAndExplainAsync(lease, prepared, options, request.Verify, total, cancellationToken);
             diagnostics.Set("PredictedClass", string.Join(",", outcomes.Select(o => o.Classification?.Prediction.Label ?? "-")));
-            return new ClassifiedUploads(lease, prepared, kept, outcomes);
+            var answer = new ClassifiedUploads(lease, prepared, kept, outcomes);
+            // Disposed once the response is sent: heatmaps are drawn as it is written (ReleaseModel lets the version go before).
+            http.HttpContext.Response.RegisterForDispose(answer);
+            return answer;
         }
         catch
         {
             prepared?.Dispose();
-            kept?.Dispose();
+            kept.Dispose();
             lease?.Dispose();
             throw;
         }
@@ -65,8 +69,8 @@ public sealed class ClassificationService(
     /// for a turn to decode and decodes them; <paramref name="total"/> starts once they are read. A method of its own so
     /// that the upload bytes are unreachable once it returns: they are not kept while the images wait for the network.
     /// </summary>
-    private async Task<(ModelLease Lease, PreparedImages Prepared)> ReadAndDecodeAsync(HttpRequest http, ClassifyRequest request, Stopwatch total,
-        CancellationToken cancellationToken)
+    private async Task<(ModelLease Lease, PreparedImages Prepared)> ReadAndDecodeAsync(HttpRequest http, ClassifyRequest request,
+        BufferBudget.Hold kept, Stopwatch total, CancellationToken cancellationToken)
     {
         using var held = buffers.Open();   // "overloaded" when the budget is spent, until the images are decoded
         var images = await UploadReader.ReadAsync(http, imageLimits.Value, request.Batch ? classifyOptions.Value.MaxBatchImages : 1, held,
@@ -78,7 +82,8 @@ public sealed class ClassificationService(
             using (await preprocessing.EnterAsync(cancellationToken))   // "overloaded" when too many wait, or too long
             {
                 // Only heatmaps and the card draw on the decoded pixels (up to Classify:MaxDrawnPixels): otherwise they are freed image by image.
-                return (lease, classifier.Prepare(lease.Bundle, images, request.Heatmaps != HeatmapUse.None ? classifyOptions.Value.MaxDrawnPixels : 0));
+                return (lease, classifier.Prepare(lease.Bundle, images, request.Heatmaps != HeatmapUse.None ? classifyOptions.Value.MaxDrawnPixels : 0,
+                    kept.Add));
             }
         }
         catch
@@ -126,11 +131,10 @@ public sealed class ClassificationService(
     }
 
     /// <summary>Names the model version in the request's log line and metrics.</summary>
-    private ModelBundle Name(HttpContext http, ModelBundle bundle)
+    private void Name(HttpContext http, ModelBundle bundle)
     {
         diagnostics.Set("Model", $"{bundle.Name}@{bundle.Version}");
         RequestMetrics.SetModel(http, bundle);
-        return bundle;
     }
 
     /// <summary>The request's explanation options for this model, within the configured bounds on the work one request may ask for.</summary>

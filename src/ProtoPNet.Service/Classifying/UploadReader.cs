@@ -97,7 +97,6 @@ public static class UploadReader
     private static async Task<ReadOnlyMemory<byte>> ReadRawBodyAsync(HttpRequest request, ImageLimits limits, BufferBudget.Hold held,
         CancellationToken cancellationToken)
     {
-        if (request.ContentLength == 0) throw EmptyBody();
         var bytes = await BufferedBody.ReadAsync(request, limits.MaxBytes, held, () => new ProblemException(ProblemCatalog.ImageTooLarge,
             request.ContentLength is { } declared
                 ? $"The image has {declared} bytes; the limit is {limits.MaxBytes} bytes."

@@ -206,11 +206,7 @@ public sealed class ModelRegistry(
     /// The version a request asks for now, without a lease: for checks before the request's work begins (a reload may
     /// retire it any moment); throws the problem as <see cref="Lease"/> does.
     /// </summary>
-    public ModelBundle Find(ModelSelector selector)
-    {
-        var catalog = Catalog;
-        return catalog.Find(selector, Root);
-    }
+    public ModelBundle Find(ModelSelector selector) => Catalog.Find(selector, Root);
 
     /// <summary>Every loaded version of a model name; throws model-not-found when there is none.</summary>
     public ModelFamily Family(string name) => Catalog.Family(name);

@@ -43,11 +43,11 @@ public sealed class TrainerBundles : IDisposable
     /// <summary>The version folder of the grey bundle (1 x 28 x 28, 3 classes).</summary>
     public string GrayBundle { get; }
 
-    /// <summary>A fresh model root holding copies of bundles: (source version folder, model name, optional corruption).</summary>
     /// <summary>A service of its own serving only the smoke bundle, with these settings.</summary>
     public ServiceFactory SmokeService(params (string Key, string? Value)[] settings) =>
         ServiceFactory.ForRoot(NewRoot((SmokeBundle, "smoke", null)), settings);
 
+    /// <summary>A fresh model root holding copies of bundles: (source version folder, model name, optional corruption).</summary>
     public string NewRoot(params (string Source, string Name, Action<string>? Corrupt)[] bundles)
     {
         var root = Path.Combine(WorkDirectory, "root-" + Guid.NewGuid().ToString("N")[..8]);

@@ -178,7 +178,6 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.All(later, a => Assert.Equal(version, a.Version));
     }
 
-    /// <summary>A copy of the smoke bundle as a new version, written into a staging folder and renamed into place.</summary>
     [Fact]
     public async Task AnUploadStillArrivingHoldsNoVersionAndIsServedByTheOneServedWhenItIsIn()
     {
@@ -192,18 +191,14 @@ public class HotReloadTests(TrainerBundles bundles)
         var image = Http.BundleImage(bundles.SmokeBundle, 1);
         var resume = new TaskCompletionSource();
         var request = factory.Server.CreateClient().PostAsync("/classify", new PausingContent(image, image.Length / 2, resume.Task, "image/png"));
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (buffers.Held == 0 && DateTime.UtcNow < deadline) await Task.Delay(10);
-        Assert.True(buffers.Held > 0, "the upload never started");
+        await Eventually.TrueAsync(() => buffers.Held > 0, "the upload never started");
 
         // A newer version replaces the served one meanwhile: with no lease on it, the old one is disposed at once.
         Publish(root, NewVersion, corrupt: false);
         using var reload = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload");
         reload.Headers.Add("X-Api-Key", AdminKey);
         Assert.Equal(NewVersion, (await Http.JsonAsync(await factory.CreateClient().SendAsync(reload))).GetProperty("servedVersion").GetString());
-        deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!oldServed.IsDisposed && DateTime.UtcNow < deadline) await Task.Delay(20);
-        Assert.True(oldServed.IsDisposed, "a request still receiving its upload kept the replaced version loaded");
+        await Eventually.TrueAsync(() => oldServed.IsDisposed, "a request still receiving its upload kept the replaced version loaded");
         Assert.False(request.IsCompleted);
 
         resume.SetResult();
@@ -211,6 +206,7 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.Equal(NewVersion, answer.GetProperty("model").GetProperty("version").GetString());
     }
 
+    /// <summary>A copy of the smoke bundle as a new version, written into a staging folder and renamed into place.</summary>
     private void Publish(string root, string version, bool corrupt)
     {
         var staging = Path.Combine(root, "smoke", ".staging-" + version);

@@ -190,13 +190,5 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         return (gate, turns);
     }
 
-    private static async Task UntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the condition did not come true within 10 s");
-            await Task.Delay(10);
-        }
-    }
+    private static Task UntilAsync(Func<bool> condition) => Eventually.TrueAsync(condition, "the condition did not come true within 10 s");
 }
