@@ -225,7 +225,7 @@ def main(args: argparse.Namespace) -> int:
         bundle = write_bundle(args.models, manifest["name"], model, classes=source.classes,
                               channels=manifest["input"]["channels"], image_size=cfg.image_size,
                               interpolation=cfg.interpolation, contrast=cfg.contrast,
-                              jpeg_draft=cfg.jpeg_draft_size is not None, records=records,
+                              jpeg_draft=cfg.decodes_jpeg_draft, records=records,
                               training=training, report=refit_report(folder, confusion, source.classes),
                               examples=example_images(test_set, len(manifest.get("examples", [])) or 10)
                               + product_shot_examples(test_set, PRODUCT_SHOT_EXAMPLES),

@@ -42,7 +42,7 @@ def trained_bundle(tmp_path_factory):
     result = trainer.run()
     bundle = write_bundle(str(root / "models"), "tiny", result.model, classes=trainer.source.classes,
                           channels=3, image_size=cfg.image_size, interpolation=cfg.interpolation,
-                          records=result.records,
+                          records=result.records, jpeg_draft=cfg.decodes_jpeg_draft,
                           training=training_block(cfg, result, len(trainer.source.train), len(trainer.source.test),
                                                   None),
                           report=report_writer(result, trainer.source.classes),

@@ -80,7 +80,7 @@ def test_manifest_fields(trained_bundle):
         assert manifest["onnx"] == {"file": "model.onnx", "sha256": hashlib.sha256(f.read()).hexdigest(),
                                     "opset": 17}
     assert manifest["input"] == {"channels": 3, "height": 16, "width": 16, "colorSpace": "rgb",
-                                 "resize": "stretch", "interpolation": "bilinear", "contrast": "none", "jpegDraft": False,
+                                 "resize": "stretch", "interpolation": "bilinear", "contrast": "none", "jpegDraft": True,
                                  "mean": pytest.approx([0.2] * 3), "std": pytest.approx([0.3] * 3)}
     assert manifest["classes"] == [{"index": k, "name": f"pattern-{k}"} for k in range(3)]
     assert manifest["featureMap"] == {"height": 4, "width": 4}
@@ -146,7 +146,7 @@ def test_interrupted_publish_leaves_no_version(trained_bundle, tmp_path, monkeyp
     result = trained_bundle["result"]
     with pytest.raises(KeyboardInterrupt):
         write_bundle(str(tmp_path), "tiny", result.model, classes=["a", "b", "c"], channels=3, image_size=16,
-                     interpolation="bilinear", records=result.records, training={})
+                     interpolation="bilinear", records=result.records, training={}, jpeg_draft=True)
     assert _visible_versions(tmp_path / "tiny") == []
     assert os.listdir(tmp_path / "tiny") == []          # the staging folder is gone too
 
@@ -164,11 +164,11 @@ def test_publish_writes_the_manifest_last_and_renames_atomically(trained_bundle,
     monkeypatch.setattr(export_module.os, "rename", watching_rename)
     result = trained_bundle["result"]
     first = write_bundle(str(tmp_path), "tiny", result.model, classes=["a", "b", "c"], channels=3, image_size=16,
-                         interpolation="bilinear", records=result.records, training={})
+                         interpolation="bilinear", records=result.records, training={}, jpeg_draft=True)
     assert seen["staging"] == ".staging-" + os.path.basename(first)
     assert seen["files"] == ["model.json", "model.onnx", "prototypes"] and seen["visible_before"] == []
     second = write_bundle(str(tmp_path), "tiny", result.model, classes=["a", "b", "c"], channels=3, image_size=16,
-                          interpolation="bilinear", records=result.records, training={})
+                          interpolation="bilinear", records=result.records, training={}, jpeg_draft=True)
     assert os.path.basename(second) > os.path.basename(first)    # sortable versions, never overwritten
 
 

@@ -73,7 +73,7 @@ def test_the_product_shot_set_is_the_rendered_jpeg_back_at_the_models_size():
     assert torch.equal((image[0] * 255).round().to(torch.uint8), torch.from_numpy(np.asarray(expected).copy()))
     assert image[0, :2].mean() > 0.75 and image[0, 10:18, 11:17].mean() < 0.55   # dark on light
     # For a model that decodes JPEGs at the draft scale, the 280x280 shot decodes at 1/8 (35x35), as the service will.
-    drafted, _, _ = ProductShotSet(ImageSet(split, 28), (28, 28))[0]
+    drafted, _, _ = ProductShotSet(ImageSet(split, 28), jpeg_draft=True)[0]
     shot = Image.open(io.BytesIO(render_product_shot(garment(), SHOT_SEED)))
     shot.draft("RGB", (35, 35))
     assert shot.size == (35, 35)

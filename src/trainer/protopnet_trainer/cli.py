@@ -72,7 +72,8 @@ HELP = {
     "--train-limit": "use only the first N training images", "--test-limit": "use only the first N test images",
     "--crop-to-box": "cub200: crop every image to its bounding box (the paper's setting)",
     "--jpeg-draft": "decode JPEG files at the smallest DCT scale (1/2, 1/4, 1/8) that keeps them at least "
-                    "--image-size, as the service then decodes uploads (the default)",
+                    "--image-size, as the service then decodes uploads (the default; not with --crop-to-box, whose crop "
+                    "is what gets resized)",
     "--no-jpeg-draft": "decode JPEG files in full",
     "--no-augment": "no online augmentation", "--augment": "online augmentation of the training set (see --augmentation)",
     "--augmentation": "paper: rotation, skew/shear and flips | crop-flip: random crop of the image padded by "

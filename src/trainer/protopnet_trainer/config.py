@@ -109,10 +109,15 @@ class TrainConfig:
         return cls(**{"jpeg_draft": False, **{k: v for k, v in values.items() if k in known}})
 
     @property
+    def decodes_jpeg_draft(self) -> bool:
+        """Whether JPEG files are decoded at a reduced DCT scale (the bundle's input.jpegDraft). CUB's crop to the bird
+        box decodes in full: the crop, not the file, is what gets resized to the input."""
+        return self.jpeg_draft and not self.crop_to_box
+
+    @property
     def jpeg_draft_size(self) -> Optional[Tuple[int, int]]:
-        """The (width, height) JPEG files are decoded for at a reduced DCT scale, or None for full decoding. CUB's
-        crop to the bird box decodes in full: the crop, not the file, is what gets resized to the input."""
-        return (self.image_size, self.image_size) if self.jpeg_draft and not self.crop_to_box else None
+        """The (width, height) JPEG files are decoded for at a reduced DCT scale, or None for full decoding."""
+        return (self.image_size, self.image_size) if self.decodes_jpeg_draft else None
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

@@ -94,8 +94,8 @@ def file_sha256(path: str) -> str:
 
 
 def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[str], channels: int,
-                 image_size: int, interpolation: str, records: List[Dict], training: Dict[str, Any],
-                 contrast: str = "none", jpeg_draft: bool = False,
+                 image_size: int, interpolation: str, records: List[Dict], training: Dict[str, Any], jpeg_draft: bool,
+                 contrast: str = "none",
                  report: Optional[Callable[[str, List[Dict]], List[str]]] = None,
                  examples: Optional[List[Tuple[torch.Tensor, int]]] = None,
                  scorecard: Optional["ScorecardHook"] = None,

@@ -42,7 +42,7 @@ def jpeg_draft_scale(stored_size: Tuple[int, int], input_size: Tuple[int, int], 
     return next((scale for scale in JPEG_DRAFT_SCALES if fits >= scale), 1)
 
 
-def decode_at_draft_scale(picture: Image.Image, input_size: Tuple[int, int], path: str) -> None:
+def decode_at_draft_scale(picture: Image.Image, input_size: Tuple[int, int], path: Union[str, BinaryIO]) -> None:
     """Sets an opened, not yet loaded JPEG to decode at jpeg_draft_scale. Only the JPEGs the service decodes with
     libjpeg-turbo (RGB and greyscale) are scaled; others (CMYK) decode in full on both sides."""
     # MPO (a camera's JPEG with more frames) is a JPEG to the service too: it decodes the first frame.

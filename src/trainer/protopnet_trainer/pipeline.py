@@ -103,7 +103,7 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
                                                 log)
     bundle = write_bundle(job.models, job.name, result.model, classes=source.classes, channels=source.channels,
                           image_size=cfg.image_size, interpolation=cfg.interpolation, contrast=cfg.contrast,
-                          jpeg_draft=cfg.jpeg_draft_size is not None, records=result.records,
+                          jpeg_draft=cfg.decodes_jpeg_draft, records=result.records,
                           training=training,
                           report=report_writer(result, source.classes) if job.report else None,
                           examples=example_images(trainer.loaders.test_set, job.examples),
@@ -130,7 +130,7 @@ def measure_beyond_the_test_set(model: ProtoPNet, cfg: TrainConfig, source: Data
 def product_shot_accuracy(model: ProtoPNet, test_set: ImageSet, cfg: TrainConfig, progress: bool) -> float:
     """Accuracy on the test images rendered as product shots (dark on light, enlarged, tinted, JPEG): what
     scripts/check_product_shots.py measures through the service."""
-    shots = DataLoader(ProductShotSet(test_set, cfg.jpeg_draft_size), batch_size=cfg.test_batch_size, shuffle=False)
+    shots = DataLoader(ProductShotSet(test_set, cfg.decodes_jpeg_draft), batch_size=cfg.test_batch_size, shuffle=False)
     return evaluate_accuracy(model, shots, next(model.parameters()).device, desc="product shots", progress=progress)
 
 
@@ -186,7 +186,7 @@ def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], p
         training["epochsCompleted"] = completed
     bundle = write_bundle(models, name or cfg.dataset, model, classes=classes, channels=model.mean.numel(),
                           image_size=cfg.image_size, interpolation=cfg.interpolation, contrast=cfg.contrast,
-                          jpeg_draft=cfg.jpeg_draft_size is not None, records=records,
+                          jpeg_draft=cfg.decodes_jpeg_draft, records=records,
                           training=training, report=report_writer(result, classes) if report else None,
                           examples=example_images(loaders.test_set, examples),
                           scorecard=scorecard_hook(loaders.test_set, source.train, report, log) if scorecard else None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Tuple
 
 import numpy as np
 import torch
@@ -120,13 +120,13 @@ class PolarityAugment:
 
 class ProductShotSet(Dataset):
     """A test set as product shots, the way the service receives them: image i of `images` (at the model's input
-    size) rendered with seed SHOT_SEED + i, JPEG-decoded (at the draft scale for `jpeg_draft_size`, as the bundle will
-    say: TrainConfig.jpeg_draft_size), converted to the model's colour space and resized back to its input size, as
-    (image [C, H, W] in [0, 1], label, index). Its accuracy is the bundle's productShotAccuracy."""
+    size) rendered with seed SHOT_SEED + i, JPEG-decoded (with `jpeg_draft`, at the draft scale for the input size, as
+    the bundle will say: TrainConfig.decodes_jpeg_draft), converted to the model's colour space and resized back to its
+    input size, as (image [C, H, W] in [0, 1], label, index). Its accuracy is the bundle's productShotAccuracy."""
 
-    def __init__(self, images: "ImageSet", jpeg_draft_size: Optional[Tuple[int, int]] = None):
+    def __init__(self, images: "ImageSet", jpeg_draft: bool = False):
         self.images = images
-        self.jpeg_draft_size = jpeg_draft_size
+        self.jpeg_draft_size = (images.image_size, images.image_size) if jpeg_draft else None
 
     def __len__(self) -> int:
         return len(self.images)

@@ -350,10 +350,10 @@ class Trainer:
                                f"{len(self.source.classes)}")
         if saved.backbone != self.cfg.backbone or saved.prototypes_per_class != self.cfg.prototypes_per_class:
             raise TrainerError(f"checkpoint {latest} was trained with a different model configuration")
-        if saved.jpeg_draft_size != self.cfg.jpeg_draft_size:   # the bundle must say how all its images were decoded
+        if saved.decodes_jpeg_draft != self.cfg.decodes_jpeg_draft:   # the bundle must say how all its images were decoded
             raise TrainerError(f"checkpoint {latest} was trained with JPEGs decoded "
-                               f"{'at a reduced DCT scale' if saved.jpeg_draft_size else 'in full'}: resume with "
-                               f"{'--jpeg-draft' if saved.jpeg_draft_size else '--no-jpeg-draft'}")
+                               f"{'at a reduced DCT scale' if saved.decodes_jpeg_draft else 'in full'}: resume with "
+                               f"{'--jpeg-draft' if saved.decodes_jpeg_draft else '--no-jpeg-draft'}")
         # OneCycle's lr trajectory is fixed by the joint length: it cannot be stretched mid-run (StepLR can).
         onecycle = "adamw-onecycle" in (saved.joint_optimizer, self.cfg.joint_optimizer)
         if saved.joint_optimizer != self.cfg.joint_optimizer or (onecycle and (saved.epochs, saved.warm_epochs) != (

@@ -46,4 +46,4 @@ def export_untrained(models: str, name: Optional[str], backbone: str, num_classe
                     "prototypesPerClass": prototypes_per_class}
         return write_bundle(models, name or f"{backbone}-untrained", model, classes=split.classes,
                             channels=channels, image_size=image_size, interpolation=cfg.interpolation,
-                            jpeg_draft=cfg.jpeg_draft_size is not None, records=records, training=training)
+                            jpeg_draft=cfg.decodes_jpeg_draft, records=records, training=training)
