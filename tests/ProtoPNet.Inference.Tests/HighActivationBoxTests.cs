@@ -59,6 +59,65 @@ public class HighActivationBoxTests
         Assert.Equal(hot.Max(i => i / 28), box.Y + box.Height - 1);
     }
 
+    /// <summary>
+    /// Maps of 4,096 values or more are boxed from their highest values alone (a threshold estimated from a sample);
+    /// the box must be the definition's whatever the map holds: smooth upsampled maps, ties, NaN, infinities, flat maps,
+    /// and percentiles that leave the estimate too few values.
+    /// </summary>
+    [Theory]
+    [InlineData("upsampled", 224, 224)]
+    [InlineData("upsampled", 97, 61)]
+    [InlineData("uniform", 224, 224)]
+    [InlineData("few levels", 224, 224)]
+    [InlineData("NaN", 150, 90)]
+    [InlineData("infinities", 224, 224)]
+    [InlineData("flat with spikes", 128, 64)]
+    [InlineData("mostly NaN", 100, 100)]
+    [InlineData("sampled high", 224, 224)]
+    public void LargeMapsGetTheDefinitionsBox(string kind, int height, int width)
+    {
+        var random = new Random(height * 1000 + width + kind.Length);
+        for (var trial = 0; trial < 20; trial++)
+        {
+            var map = kind switch
+            {
+                "upsampled" => BicubicUpsampler.Resize(
+                    Enumerable.Range(0, 49).Select(_ => random.Next(4) == 0 ? 2f : (float)random.NextDouble()).ToArray(), 7, 7, height, width),
+                _ => Enumerable.Range(0, height * width).Select(i => kind switch
+                {
+                    "uniform" => (float)random.NextDouble(),
+                    "few levels" => random.Next(4),
+                    "NaN" => random.Next(8) == 0 ? float.NaN : (float)random.NextDouble(),
+                    // A block of +inf holding both ranks of the 95th percentile: inf - inf makes it NaN, which no pixel reaches.
+                    "infinities" => i % width < width / 3 && i / width < height / 3 ? float.PositiveInfinity
+                        : random.Next(3) == 0 ? float.NegativeInfinity : (float)random.NextDouble(),
+                    // High exactly where the threshold's sample reads: the estimate keeps too few values.
+                    "sampled high" => i % (height * width / 128) == 0 ? 10f : (float)random.NextDouble(),
+                    "flat with spikes" => i % 97 == 0 ? 5f : 1f,
+                    _ => random.Next(10) == 0 ? (float)random.NextDouble() : float.NaN,
+                }).ToArray(),
+            };
+            foreach (var percentile in new[] { 95, 50, 99.9, random.NextDouble() * 100 })
+            {
+                Assert.Equal(DefinitionsBox(map, height, width, percentile), HighActivationBox.Find(map, height, width, percentile));
+            }
+        }
+    }
+
+    /// <summary>The box by definition: numpy's percentile from a full sort (NaN lowest), every pixel at least it.</summary>
+    private static PixelBox DefinitionsBox(float[] map, int height, int width, double percentile)
+    {
+        var sorted = map.Select(v => float.IsNaN(v) ? float.NegativeInfinity : v).Order().ToArray();
+        var rank = percentile / 100 * (sorted.Length - 1);
+        var lower = (int)Math.Floor(rank);
+        var upper = Math.Min(lower + 1, sorted.Length - 1);
+        var threshold = rank == lower ? sorted[lower] : sorted[lower] + (sorted[upper] - (double)sorted[lower]) * (rank - lower);
+        var hot = Enumerable.Range(0, map.Length).Where(i => map[i] >= threshold).ToArray();
+        if (hot.Length == 0) return new PixelBox(0, 0, width, height);
+        var (left, top) = (hot.Min(i => i % width), hot.Min(i => i / width));
+        return new PixelBox(left, top, hot.Max(i => i % width) - left + 1, hot.Max(i => i / width) - top + 1);
+    }
+
     [Fact]
     public void UpsampledHotCellBoxSurroundsTheCell()
     {

@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using ProtoPNet.Inference.Bundles;
 
 namespace ProtoPNet.Inference.Explanation;
@@ -7,7 +9,10 @@ namespace ProtoPNet.Inference.Explanation;
 /// The paper's high-activation box: the smallest rectangle holding every pixel whose (upsampled) activation is
 /// at least the 95th percentile of the map. The percentile is numpy's default (linear interpolation between the
 /// two nearest ranks), as the reference implementation uses <c>np.percentile</c>. Ties are all kept, so a map with
-/// several equal maxima gets one box around all of them, and a flat map gets the whole map.
+/// several equal maxima gets one box around all of them, and a flat map gets the whole map. NaN counts as the lowest
+/// value and is never inside; a threshold that no pixel reaches (NaN, from infinite values) gives the whole map. A map
+/// of 4,096 pixels or more (an upsampled 224x224 map has 50,176) is boxed from its highest tenth or so alone: the same
+/// box for half the work.
 /// </summary>
 public static class HighActivationBox
 {
@@ -22,7 +27,33 @@ public static class HighActivationBox
     {
         if (values.IsEmpty) throw new ArgumentException("no values", nameof(values));
         var work = scratch[..values.Length];
-        // The copy to select in, with NaN as the lowest value, a vector at a time (NaN is the one value unequal to itself).
+        CopyWithNaNLowest(values, work);
+        var (lower, fraction) = RankOf(percentile, values.Length);
+        return OrderStatistic(work, lower, fraction);
+    }
+
+    /// <summary>Where numpy's linear method reads: the order statistic at <c>Lower</c> and the share of the step to the next.</summary>
+    private static (int Lower, double Fraction) RankOf(double percentile, int count)
+    {
+        var rank = percentile / 100.0 * (count - 1);
+        var lower = (int)Math.Floor(rank);
+        return (lower, rank - lower);
+    }
+
+    /// <summary>The interpolated order statistic at <paramref name="lower"/> + <paramref name="fraction"/> of <paramref name="work"/> (reordered; no NaN).</summary>
+    private static double OrderStatistic(Span<float> work, int lower, double fraction)
+    {
+        var lowerValue = Select(work, lower);
+        if (fraction == 0 || lower + 1 >= work.Length) return lowerValue;
+        // After selection every element right of 'lower' is >= it, so the next order statistic is their minimum.
+        var upperValue = float.PositiveInfinity;
+        for (var j = lower + 1; j < work.Length; j++) upperValue = Math.Min(upperValue, work[j]);
+        return lowerValue + (upperValue - (double)lowerValue) * fraction;
+    }
+
+    /// <summary>The values with NaN as the lowest value, a vector at a time (NaN is the one value unequal to itself).</summary>
+    private static void CopyWithNaNLowest(ReadOnlySpan<float> values, Span<float> work)
+    {
         var i = 0;
         if (Vector.IsHardwareAccelerated)
         {
@@ -34,15 +65,6 @@ public static class HighActivationBox
             }
         }
         for (; i < work.Length; i++) work[i] = float.IsNaN(values[i]) ? float.NegativeInfinity : values[i];
-        var rank = percentile / 100.0 * (work.Length - 1);
-        var lower = (int)Math.Floor(rank);
-        var fraction = rank - lower;
-        var lowerValue = Select(work, lower);
-        if (fraction == 0 || lower + 1 >= work.Length) return lowerValue;
-        // After selection every element right of 'lower' is >= it, so the next order statistic is their minimum.
-        var upperValue = float.PositiveInfinity;
-        for (var j = lower + 1; j < work.Length; j++) upperValue = Math.Min(upperValue, work[j]);
-        return lowerValue + (upperValue - (double)lowerValue) * fraction;
     }
 
     /// <summary>
@@ -107,6 +129,7 @@ public static class HighActivationBox
     /// <summary>As <see cref="Find(ReadOnlySpan{float}, int, int, double)"/>, with a caller's scratch buffer (at least the map's length).</summary>
     public static PixelBox Find(ReadOnlySpan<float> map, int height, int width, double percentile, Span<float> scratch)
     {
+        if (FindAmongHighest(map, height, width, percentile, scratch) is { } box) return box;
         var threshold = Percentile(map, percentile, scratch);
         // Most rows hold no pixel at the threshold (5 % of the pixels do): a vector test skips them. The float bound
         // is rounded down, so it never skips a pixel that the exact comparison below would keep.
@@ -118,7 +141,7 @@ public static class HighActivationBox
             if (!MayReach(row, bound)) continue;
             for (var x = 0; x < width; x++)
             {
-                if (row[x] < threshold) continue;
+                if (!(row[x] >= threshold)) continue;   // NaN is never hot
                 top = Math.Min(top, y);
                 bottom = Math.Max(bottom, y);
                 left = Math.Min(left, x);
@@ -128,6 +151,102 @@ public static class HighActivationBox
         // The maximum is always >= the threshold, so at least one pixel is selected (NaN maps fall back to the whole map).
         if (bottom < 0) return new PixelBox(0, 0, width, height);
         return new PixelBox(left, top, right - left + 1, bottom - top + 1);
+    }
+
+    /// <summary>Maps shorter than this are boxed by selecting among all their values: it costs little.</summary>
+    private const int MinValuesToFilter = 4096;
+
+    /// <summary>Values read, evenly spaced, to estimate a threshold that only the highest values reach.</summary>
+    private const int SampleSize = 128;
+
+    /// <summary>
+    /// The box found from the map's highest values alone, the usual case: the threshold and the box depend only on the
+    /// values from the percentile's rank up (5 % of them). A threshold estimated from a sample keeps about twice that share
+    /// (into the first half of <paramref name="scratch"/>, their positions into the second); when the kept values hold
+    /// every rank from the percentile's up, the percentile is selected among them and the box drawn around those of them
+    /// at least it, the same box as from all values. Null, having decided nothing, when the estimate kept too few or
+    /// more than half the map.
+    /// </summary>
+    private static PixelBox? FindAmongHighest(ReadOnlySpan<float> map, int height, int width, double percentile, Span<float> scratch)
+    {
+        var count = map.Length;
+        if (count < MinValuesToFilter) return null;
+        var (lower, fraction) = RankOf(percentile, count);
+        if (EstimateThreshold(map, count - lower) is not { } estimate) return null;
+        var capacity = count / 2;
+        var values = scratch[..capacity];
+        var positions = MemoryMarshal.Cast<float, int>(scratch.Slice(capacity, capacity));
+        var kept = KeepAtLeast(map, estimate, values, positions);
+        // Every value left out is below every kept one (NaN included): the kept ones are the top ranks.
+        var left = count - kept;
+        if (kept < 0 || left > lower) return null;
+        var threshold = OrderStatistic(values[..kept], lower - left, fraction);
+        int top = height, bottom = -1, first = width, last = -1;
+        foreach (var position in positions[..kept])
+        {
+            if (!(map[position] >= threshold)) continue;
+            var (y, x) = Math.DivRem(position, width);
+            top = Math.Min(top, y);
+            bottom = Math.Max(bottom, y);
+            first = Math.Min(first, x);
+            last = Math.Max(last, x);
+        }
+        // As in the full scan: a threshold that no value reaches (NaN, from infinite values) boxes the whole map.
+        return bottom < 0 ? new PixelBox(0, 0, width, height) : new PixelBox(first, top, last - first + 1, bottom - top + 1);
+    }
+
+    /// <summary>
+    /// A value that about twice <paramref name="wanted"/> of the map's values (and a margin) reach, from a sorted sample;
+    /// null when that would be most of the map or only minus infinity (NaN) does.
+    /// </summary>
+    private static float? EstimateThreshold(ReadOnlySpan<float> map, int wanted)
+    {
+        var keepFromSample = (int)Math.Min(SampleSize, 2L * wanted * SampleSize / map.Length + 4);
+        if (keepFromSample > SampleSize / 2) return null;
+        Span<float> sample = stackalloc float[SampleSize];
+        var stride = map.Length / SampleSize;
+        for (var i = 0; i < SampleSize; i++)
+        {
+            var value = map[i * stride];
+            sample[i] = float.IsNaN(value) ? float.NegativeInfinity : value;
+        }
+        sample.Sort();
+        var estimate = sample[SampleSize - keepFromSample];
+        return float.IsNegativeInfinity(estimate) ? null : estimate;
+    }
+
+    /// <summary>
+    /// Copies the values at least <paramref name="threshold"/>, and their positions, in map order; how many, or -1 when
+    /// more than <paramref name="values"/> holds. A vector of the map at a time, most of which no value reaches.
+    /// </summary>
+    private static int KeepAtLeast(ReadOnlySpan<float> map, float threshold, Span<float> values, Span<int> positions)
+    {
+        var kept = 0;
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var bound = Vector256.Create(threshold);
+            for (; i <= map.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var reached = Vector256.GreaterThanOrEqual(Vector256.Create(map.Slice(i, Vector256<float>.Count)), bound).ExtractMostSignificantBits();
+                if (reached == 0) continue;
+                if (kept + Vector256<float>.Count > values.Length) return -1;
+                for (; reached != 0; reached &= reached - 1)
+                {
+                    var position = i + BitOperations.TrailingZeroCount(reached);
+                    values[kept] = map[position];
+                    positions[kept++] = position;
+                }
+            }
+        }
+        for (; i < map.Length; i++)
+        {
+            if (!(map[i] >= threshold)) continue;
+            if (kept == values.Length) return -1;
+            values[kept] = map[i];
+            positions[kept++] = i;
+        }
+        return kept;
     }
 
     /// <summary>Whether any value of the row is at least <paramref name="bound"/> (NaN never is); true when in doubt.</summary>
