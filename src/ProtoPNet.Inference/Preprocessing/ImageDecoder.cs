@@ -146,9 +146,10 @@ public sealed class ImageDecoder(ImageLimits limits)
 
         // A JPEG has no alpha: decoded straight to RGB, with no RGBA image to composite and copy (a photo's largest cost
         // after the decoding itself). Other formats may be transparent.
+        var orientation = metadata.ExifProfile?.GetValue(ExifTag.Orientation)?.Value ?? ExifOrientationMode.TopLeft;
         if (imageFormat is JpegFormat)
         {
-            var transposed = metadata.ExifProfile?.GetValue(ExifTag.Orientation)?.Value is
+            var transposed = orientation is
                 ExifOrientationMode.LeftTop or ExifOrientationMode.RightTop or ExifOrientationMode.RightBottom or ExifOrientationMode.LeftBottom;
             var scale = jpegDraftSize is var (inputWidth, inputHeight) ? JpegDraftScale(width, height, inputWidth, inputHeight, transposed) : 1;
             // libjpeg-turbo when the system has it: Pillow's decoder, so the trainer's pixels (TurboJpeg).
@@ -157,7 +158,7 @@ public sealed class ImageDecoder(ImageLimits limits)
                 : Load<Rgb24>(bytes, format);
             try
             {
-                AutoOrient(opaque);
+                AutoOrient(opaque, orientation);
                 return new DecodedImage(opaque, format, transposed ? height : width, transposed ? width : height);
             }
             catch
@@ -167,7 +168,7 @@ public sealed class ImageDecoder(ImageLimits limits)
             }
         }
         using var decoded = Load<Rgba32>(bytes, format);
-        AutoOrient(decoded);
+        AutoOrient(decoded, orientation);
         return new DecodedImage(CompositeOverWhite(decoded), format);
     }
 
@@ -190,11 +191,13 @@ public sealed class ImageDecoder(ImageLimits limits)
         }
     }
 
-    /// <summary>Turns the image upright as its EXIF orientation says; most images have none, and skip the processing pipeline.</summary>
-    private static void AutoOrient<TPixel>(Image<TPixel> image) where TPixel : unmanaged, IPixel<TPixel>
+    /// <summary>
+    /// Turns the image upright as its EXIF <paramref name="orientation"/> (read with the header) says; most images have
+    /// none, and skip the processing pipeline, which reads the orientation from the image's own profile.
+    /// </summary>
+    private static void AutoOrient<TPixel>(Image<TPixel> image, ushort orientation) where TPixel : unmanaged, IPixel<TPixel>
     {
-        var orientation = image.Metadata.ExifProfile?.GetValue(ExifTag.Orientation);
-        if (orientation is null || orientation.Value == ExifOrientationMode.TopLeft) return;
+        if (orientation == ExifOrientationMode.TopLeft) return;
         image.Mutate(context => context.AutoOrient());
     }
 
