@@ -91,11 +91,10 @@ public sealed class LeanHttpClient(Uri server) : IDisposable
             {
                 throw new InvalidOperationException("not an HTTP/1.1 answer: " + Encoding.ASCII.GetString(head[..Math.Min(head.Length, 40)]));
             }
-            var headers = Encoding.ASCII.GetString(head).ToLowerInvariant();
-            var keepAlive = !headers.Contains("\r\nconnection: close");
+            var (keepAlive, chunked, length) = Framing(head);
             _start = headerEnd + 4;
 
-            if (headers.Contains("\r\ntransfer-encoding: chunked"))
+            if (chunked)
             {
                 while (true)
                 {
@@ -111,12 +110,29 @@ public sealed class LeanHttpClient(Uri server) : IDisposable
             }
             else
             {
-                var at = headers.IndexOf("\r\ncontent-length:", StringComparison.Ordinal);
-                var lineEnd = at < 0 ? -1 : headers.IndexOf('\r', at + 2);
-                var length = at < 0 ? 0 : int.Parse(headers.AsSpan(at + 17, (lineEnd < 0 ? headers.Length : lineEnd) - at - 17).Trim());
                 await SkipAsync(length);
             }
             return (status, keepAlive);
+        }
+
+        /// <summary>
+        /// What the answer's head says about its framing: whether the connection stays open, whether the body is chunked,
+        /// and its Content-Length otherwise (0 when absent). Header names are matched in lower case, without a string.
+        /// </summary>
+        private static (bool KeepAlive, bool Chunked, int Length) Framing(ReadOnlySpan<byte> head)
+        {
+            Span<byte> lower = head.Length <= 1024 ? stackalloc byte[head.Length] : new byte[head.Length];
+            Ascii.ToLower(head, lower, out _);
+            var keepAlive = lower.IndexOf("\r\nconnection: close"u8) < 0;
+            var chunked = lower.IndexOf("\r\ntransfer-encoding: chunked"u8) >= 0;
+            var at = lower.IndexOf("\r\ncontent-length:"u8);
+            if (chunked || at < 0) return (keepAlive, chunked, 0);
+            var value = lower[(at + 17)..];
+            var lineEnd = value.IndexOf((byte)'\r');
+            if (lineEnd >= 0) value = value[..lineEnd];
+            return Utf8Parser.TryParse(value.Trim((byte)' '), out int length, out _)
+                ? (keepAlive, false, length)
+                : throw new InvalidOperationException("a bad Content-Length");
         }
 
         /// <summary>Receives until <paramref name="marker"/> is in the unread bytes; returns where it starts.</summary>

@@ -54,6 +54,8 @@ var strategy = await ExecutionStrategyOf(http);
 Console.WriteLine($"service execution strategy: {strategy}");
 
 var statuses = new ConcurrentDictionary<int, long>();
+// The load generator's clients (their connections), closed when the benchmark ends.
+using var loadClients = new Disposables();
 // POST /classify with the image, as load: with the lean client unless --httpclient (to compare what the client costs).
 Func<Task> ClassifyOverHttp(string url, bool tolerateOverload = false)
 {
@@ -65,6 +67,7 @@ Func<Task> ClassifyOverHttp(string url, bool tolerateOverload = false)
     if (options.HttpClient)
     {
         var client = Client(url);
+        loadClients.Add(client);
         return async () =>
         {
             using var content = new ByteArrayContent(imageBytes);
@@ -75,6 +78,7 @@ Func<Task> ClassifyOverHttp(string url, bool tolerateOverload = false)
         };
     }
     var lean = new LeanHttpClient(new Uri(url));
+    loadClients.Add(lean);
     var request = lean.Post(classifyPath, imageType, imageBytes);
     return async () => Count(await lean.SendAsync(request));
 }
@@ -246,3 +250,12 @@ static string F(double value) => value.ToString(value >= 100 ? "0" : value >= 10
 
 /// <summary>One thing measured: <paramref name="Concurrency"/> callers each running <paramref name="Operation"/> of <paramref name="Images"/> images.</summary>
 internal sealed record Measurement(string Name, int Concurrency, int Images, Func<Task> Operation, Func<TimeSpan>? CpuTime);
+
+/// <summary>Things disposed together, in the order added.</summary>
+internal sealed class Disposables : List<IDisposable>, IDisposable
+{
+    public void Dispose()
+    {
+        foreach (var disposable in this) disposable.Dispose();
+    }
+}
