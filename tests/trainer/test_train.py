@@ -2,10 +2,12 @@
 import json
 import os
 
+import pytest
 import torch
 
 from protopnet_trainer.checkpoint import load_checkpoint
-from trainer_runs import quiet_trainer as _quiet, straight_and_resumed
+from protopnet_trainer.errors import TrainerError
+from trainer_runs import interrupt_after, quiet_trainer as _quiet, straight_and_resumed
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny, tmp_path):
@@ -20,6 +22,20 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny, tmp_path):
     assert not torch.allclose(fresh["prototypes"], straight["prototypes"])
     lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+
+
+def test_resume_with_another_image_size_is_refused_before_loading_anything(tiny, tmp_path):
+    cfg = tiny(epochs=3)
+    interrupt_after(cfg, tmp_path, epochs_done=1)
+    # The small CNN's weights would load at 24 px too: only the configured size can tell the runs apart.
+    larger = _quiet(cfg.replace(image_size=24), tmp_path)
+    with pytest.raises(TrainerError) as refused:
+        larger.resume()
+    message = str(refused.value)
+    assert "--image-size 16" in message and "24" in message
+    assert "start a new run" in message and "jpeg" not in message.lower()
+    assert larger.epoch == 0 and larger.records == []          # nothing of the checkpoint was taken over
+    assert _quiet(cfg, tmp_path).resume()                        # at the checkpoint's size it resumes
 
 
 def test_checkpoint_per_epoch_holds_state_dicts_not_modules(tiny, tmp_path):

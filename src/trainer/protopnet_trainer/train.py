@@ -350,6 +350,12 @@ class Trainer:
                                f"{len(self.source.classes)}")
         if saved.backbone != self.cfg.backbone or saved.prototypes_per_class != self.cfg.prototypes_per_class:
             raise TrainerError(f"checkpoint {latest} was trained with a different model configuration")
+        # A convolutional trunk loads at any size, so nothing else would stop it: the pushed prototypes and the epochs
+        # so far saw images of the checkpoint's size, and the bundle declares one input size.
+        if saved.image_size != self.cfg.image_size:
+            raise TrainerError(f"checkpoint {latest} was trained at --image-size {saved.image_size}, not "
+                               f"{self.cfg.image_size}: start a new run (without --resume) or resume with "
+                               f"--image-size {saved.image_size}")
         if saved.decodes_jpeg_draft != self.cfg.decodes_jpeg_draft:   # the bundle must say how all its images were decoded
             raise TrainerError(f"checkpoint {latest} was trained with JPEGs decoded "
                                f"{'at a reduced DCT scale' if saved.decodes_jpeg_draft else 'in full'}: resume with "
