@@ -38,6 +38,43 @@ def test_resume_with_another_image_size_is_refused_before_loading_anything(tiny,
     assert _quiet(cfg, tmp_path).resume()                        # at the checkpoint's size it resumes
 
 
+@pytest.mark.parametrize("changes, expected", [
+    # Before, these resumed silently into a model that computes something else ...
+    ({"similarity": "linear"}, ["--similarity log, not linear"]),
+    ({"add_on": "bottleneck"}, ["--add-on regular, not bottleneck"]),
+    # ... and these failed in load_state_dict with a raw size mismatch; every differing setting is named at once.
+    ({"prototype_dim": 4, "small_cnn_widths": [8, 8]},
+     ["--prototype-dim 8, not 4", "--small-cnn-widths 8,16, not 8,8", "(--small-cnn-widths 8,16 --prototype-dim 8)"]),
+])
+def test_resume_with_another_model_setting_is_refused_before_loading_anything(tiny, tmp_path, changes, expected):
+    cfg = tiny(epochs=3)
+    interrupt_after(cfg, tmp_path, epochs_done=1)
+    other = _quiet(cfg.replace(**changes), tmp_path)
+    with pytest.raises(TrainerError) as refused:
+        other.resume()
+    message = str(refused.value)
+    assert all(part in message for part in expected), message
+    assert "start a new run" in message and "--image-size" not in message
+    assert other.epoch == 0 and other.records == []              # nothing of the checkpoint was taken over
+
+
+def test_model_settings_name_real_options_and_fields():
+    import argparse
+    import dataclasses
+
+    from protopnet_trainer.cli import add_config_options
+    from protopnet_trainer.config import TrainConfig
+    from protopnet_trainer.train import MODEL_SETTINGS
+
+    parser = argparse.ArgumentParser()
+    add_config_options(parser)                       # the options `train` takes for its configuration
+    options = {option for action in parser._actions for option in action.option_strings}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for name, flag, _ in MODEL_SETTINGS:
+        assert name in fields, name
+        assert flag is None or flag in options, flag
+
+
 def test_checkpoint_per_epoch_holds_state_dicts_not_modules(tiny, tmp_path):
     trainer = _quiet(tiny(epochs=4), tmp_path)
     trainer.run()

@@ -37,6 +37,62 @@ def coefficients(cfg: TrainConfig) -> LossCoefficients:
     return LossCoefficients(cfg.coef_crs_ent, cfg.coef_clst, cfg.coef_sep, cfg.coef_l1)
 
 
+def _small_cnn(cfg: TrainConfig) -> bool:
+    return cfg.backbone == "small-cnn"
+
+
+def _synthetic(cfg: TrainConfig) -> bool:
+    return cfg.dataset == "synthetic"
+
+
+# Every setting that shapes the network or what its weights compute, with the train option that sets it (None: it
+# has none, the field is named) and, where it matters only for some checkpoints, when (judged on the checkpoint's
+# config). A resume must match them all: some only surface as a raw load_state_dict error (prototype_dim, widths,
+# channels), others load silently into a model that computes something else (add-on, pools, similarity, epsilon,
+# image size, the input's contrast and interpolation, which the bundle declares for the whole run). The trunk's
+# weights file is not compared: the checkpoint replaces its weights, and the same file may have moved.
+MODEL_SETTINGS: Tuple[Tuple[str, Optional[str], Optional[Callable[[TrainConfig], bool]]], ...] = (
+    ("backbone", "--backbone", None),
+    ("small_cnn_widths", "--small-cnn-widths", _small_cnn),
+    ("small_cnn_convs_per_stage", "--small-cnn-convs", _small_cnn),
+    ("small_cnn_pools", "--small-cnn-pools", _small_cnn),
+    ("add_on", "--add-on", None),
+    ("prototype_dim", "--prototype-dim", None),
+    ("prototypes_per_class", "--prototypes-per-class", None),
+    ("similarity", "--similarity", None),
+    ("epsilon", None, None),
+    ("image_size", "--image-size", None),             # a convolutional trunk loads at any size
+    ("synthetic_channels", "--synthetic-channels", _synthetic),   # other data sets' channels go with their classes
+    ("contrast", "--contrast", None),
+    ("interpolation", "--interpolation", None),
+)
+
+
+def _shown(value: Any) -> str:
+    """A value as the command line takes it: `8,16` for widths, `none` for an unset option."""
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def refuse_other_model_settings(checkpoint: str, saved: TrainConfig, new: TrainConfig) -> None:
+    """Raise, naming every differing MODEL_SETTINGS entry with the checkpoint's value, the new one and the option
+    to pass, when `new` would build or feed another model than the one `saved` trained."""
+    # Compared as shown, so widths stored as a tuple equal the same list.
+    differing = [(flag or name, getattr(saved, name), getattr(new, name)) for name, flag, applies in MODEL_SETTINGS
+                 if (applies is None or applies(saved)) and _shown(getattr(saved, name)) != _shown(getattr(new, name))]
+    if not differing:
+        return
+    trained = "; ".join(f"{option} {_shown(old)}, not {_shown(value)}" for option, old, value in differing)
+    # An option the checkpoint ran without is left out, not passed as "none".
+    settings = " ".join(f"without {option}" if old is None else f"{option} {_shown(old)}"
+                        for option, old, _ in differing)
+    raise TrainerError(f"checkpoint {checkpoint} was trained with {trained}: start a new run (without --resume) or "
+                       f"resume with the checkpoint's settings ({settings})")
+
+
 @torch.no_grad()
 def clamp_wrong_class_weights(weight: torch.Tensor, prototype_classes: torch.Tensor) -> None:
     """Keep every weight from a prototype to a class other than its own <= 0 (K x M weight, in place), so a
@@ -348,14 +404,7 @@ class Trainer:
         if list(checkpoint["classes"]) != list(self.source.classes):
             raise TrainerError(f"checkpoint {latest} has {len(checkpoint['classes'])} classes, the data set has "
                                f"{len(self.source.classes)}")
-        if saved.backbone != self.cfg.backbone or saved.prototypes_per_class != self.cfg.prototypes_per_class:
-            raise TrainerError(f"checkpoint {latest} was trained with a different model configuration")
-        # A convolutional trunk loads at any size, so nothing else would stop it: the pushed prototypes and the epochs
-        # so far saw images of the checkpoint's size, and the bundle declares one input size.
-        if saved.image_size != self.cfg.image_size:
-            raise TrainerError(f"checkpoint {latest} was trained at --image-size {saved.image_size}, not "
-                               f"{self.cfg.image_size}: start a new run (without --resume) or resume with "
-                               f"--image-size {saved.image_size}")
+        refuse_other_model_settings(latest, saved, self.cfg)
         if saved.decodes_jpeg_draft != self.cfg.decodes_jpeg_draft:   # the bundle must say how all its images were decoded
             raise TrainerError(f"checkpoint {latest} was trained with JPEGs decoded "
                                f"{'at a reduced DCT scale' if saved.decodes_jpeg_draft else 'in full'}: resume with "
