@@ -70,7 +70,16 @@ public sealed class TrainingWorker : IDisposable
         _process.WaitForExit();
     }
 
-    public bool WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout);
+    /// <summary>
+    /// Whether the worker exited within <paramref name="timeout"/>; if so, once its last output lines are in
+    /// <see cref="Output"/> (a timed wait returns before the redirected streams are read to their end; the untimed one does not).
+    /// </summary>
+    public bool WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout)) return false;
+        _process.WaitForExit();
+        return true;
+    }
 
     public void Dispose()
     {
