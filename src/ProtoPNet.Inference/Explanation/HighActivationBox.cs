@@ -134,23 +134,29 @@ public static class HighActivationBox
         // Most rows hold no pixel at the threshold (5 % of the pixels do): a vector test skips them. The float bound
         // is rounded down, so it never skips a pixel that the exact comparison below would keep.
         var bound = (float)threshold > threshold ? MathF.BitDecrement((float)threshold) : (float)threshold;
-        int top = height, bottom = -1, left = width, right = -1;
+        var extent = Extent.Empty;
         for (var y = 0; y < height; y++)
         {
             var row = map.Slice(y * width, width);
             if (!MayReach(row, bound)) continue;
             for (var x = 0; x < width; x++)
             {
-                if (!(row[x] >= threshold)) continue;   // NaN is never hot
-                top = Math.Min(top, y);
-                bottom = Math.Max(bottom, y);
-                left = Math.Min(left, x);
-                right = Math.Max(right, x);
+                if (row[x] >= threshold) extent = extent.With(y, x);   // NaN is never hot
             }
         }
-        // The maximum is always >= the threshold, so at least one pixel is selected (NaN maps fall back to the whole map).
-        if (bottom < 0) return new PixelBox(0, 0, width, height);
-        return new PixelBox(left, top, right - left + 1, bottom - top + 1);
+        return extent.ToBox(width, height);
+    }
+
+    /// <summary>The rows and columns the hot pixels span so far.</summary>
+    private readonly record struct Extent(int Top, int Bottom, int Left, int Right)
+    {
+        public static Extent Empty => new(int.MaxValue, -1, int.MaxValue, -1);
+
+        public Extent With(int y, int x) => new(Math.Min(Top, y), Math.Max(Bottom, y), Math.Min(Left, x), Math.Max(Right, x));
+
+        /// <summary>The box; the whole map when no pixel was hot (a NaN threshold: the maximum always reaches any other).</summary>
+        public PixelBox ToBox(int width, int height) =>
+            Bottom < 0 ? new PixelBox(0, 0, width, height) : new PixelBox(Left, Top, Right - Left + 1, Bottom - Top + 1);
     }
 
     /// <summary>Maps shorter than this are boxed by selecting among all their values: it costs little.</summary>
@@ -177,22 +183,17 @@ public static class HighActivationBox
         var values = scratch[..capacity];
         var positions = MemoryMarshal.Cast<float, int>(scratch.Slice(capacity, capacity));
         var kept = KeepAtLeast(map, estimate, values, positions);
-        // Every value left out is below every kept one (NaN included): the kept ones are the top ranks.
+        if (kept < 0) return null;
+        // Every value left out is below every kept one (NaN included): the kept ones are the top ranks, if enough.
         var left = count - kept;
-        if (kept < 0 || left > lower) return null;
+        if (left > lower) return null;
         var threshold = OrderStatistic(values[..kept], lower - left, fraction);
-        int top = height, bottom = -1, first = width, last = -1;
+        var extent = Extent.Empty;
         foreach (var position in positions[..kept])
         {
-            if (!(map[position] >= threshold)) continue;
-            var (y, x) = Math.DivRem(position, width);
-            top = Math.Min(top, y);
-            bottom = Math.Max(bottom, y);
-            first = Math.Min(first, x);
-            last = Math.Max(last, x);
+            if (map[position] >= threshold) extent = extent.With(position / width, position % width);
         }
-        // As in the full scan: a threshold that no value reaches (NaN, from infinite values) boxes the whole map.
-        return bottom < 0 ? new PixelBox(0, 0, width, height) : new PixelBox(first, top, last - first + 1, bottom - top + 1);
+        return extent.ToBox(width, height);
     }
 
     /// <summary>
