@@ -3,7 +3,8 @@ using System.Globalization;
 namespace ProtoPNet.Benchmarks;
 
 public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double Seconds, string? Image, string? Url, int IntraOpThreads,
-    int MaxBatchSize, bool Fixed, int Rounds, double SoakSeconds, string[] ServiceSettings, bool HttpClient)
+    int MaxBatchSize, bool Fixed, int Rounds, double SoakSeconds, string[] ServiceSettings, bool HttpClient,
+    string[] VersusSettings)
 {
     public static BenchmarkOptions Parse(string[] args)
     {
@@ -17,6 +18,7 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
         var httpClient = false;
         double soak = 0;
         var settings = new List<string>();
+        var versus = new List<string>();
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -33,13 +35,15 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
                 case "--rounds": rounds = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--soak": soak = double.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--set": settings.Add(Next()); break;
+                case "--versus": versus.Add(Next()); break;
                 case "--httpclient": httpClient = true; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
         if (bundle is null) throw new ArgumentException("--bundle <models/name/version> is required");
-        if (settings.Any(s => !s.Contains('='))) throw new ArgumentException("--set needs Section:Key=value");
+        if (settings.Concat(versus).Any(s => !s.Contains('='))) throw new ArgumentException("--set and --versus need Section:Key=value");
         if (rounds < 1) throw new ArgumentException("--rounds must be 1 or more");
-        return new BenchmarkOptions(bundle, concurrency, seconds, image, url, intraOp, maxBatchSize, fixedService, rounds, soak, settings.ToArray(), httpClient);
+        return new BenchmarkOptions(bundle, concurrency, seconds, image, url, intraOp, maxBatchSize, fixedService, rounds, soak, settings.ToArray(), httpClient,
+            versus.ToArray());
     }
 }

@@ -13,7 +13,8 @@ using ProtoPNet.Inference.Runtime;
 //  - the in-process pipeline (decode, run, explain; batch 1);
 //  - POST /classify on 127.0.0.1 to the Release service as a user gets it (its defaults, plus any --set), and to one
 //    with a fixed batch of --max-batch-size and one run at a time (the configuration before the execution strategy was
-//    measured at load), unless --no-fixed.
+//    measured at load), unless --no-fixed; or, with --versus Section:Key=value, to one configured as the first plus
+//    those settings (an A/B of one setting in one run).
 // The measurements of one concurrency level take turns in --rounds slices, so that other work on a shared machine
 // weighs on all of them alike and their ratios hold.
 // --soak S instead runs /classify on the default service for S seconds at the highest --concurrency and reports the
@@ -38,7 +39,9 @@ using (var probe = decoder.Decode(imageBytes))
                       $"{options.Seconds} s per measurement in {options.Rounds} rounds");
 }
 
-var userSettings = options.ServiceSettings.Select(s => s.Split('=', 2)).ToDictionary(s => s[0].Replace(":", "__"), s => s[1]);
+Dictionary<string, string> AsEnvironment(IEnumerable<string> settings) =>
+    settings.Select(s => s.Split('=', 2)).GroupBy(s => s[0].Replace(":", "__")).ToDictionary(g => g.Key, g => g.Last()[1]);
+var userSettings = AsEnvironment(options.ServiceSettings);
 await using var service = options.Url is null
     ? await ServiceProcess.StartAsync(bundleDirectory, bundle.Name, options.IntraOpThreads, userSettings)
     : null;
@@ -87,15 +90,25 @@ var classifyLoad = ClassifyOverHttp(options.Url ?? service!.Url);
 const double WarmUpSeconds = 5;
 if (options.SoakSeconds > 0) return await SoakAsync();
 
-await using var fixedService = options.Url is null && options.Fixed
-    ? await ServiceProcess.StartAsync(bundleDirectory, bundle.Name, options.IntraOpThreads, new Dictionary<string, string>
-    {
-        ["Batching__Strategy"] = "Fixed",
-        ["Batching__MaxBatchSize"] = options.MaxBatchSize.ToString(CultureInfo.InvariantCulture),
-        ["Batching__MaxConcurrentRuns"] = "1",
-    })
+// The second service: the first's settings plus --versus, or else the fixed batch.
+var versus = options.VersusSettings.Length > 0;
+var secondName = versus ? $"/classify versus {string.Join(' ', options.VersusSettings)}" : $"/classify fixed b={options.MaxBatchSize}";
+await using var secondService = options.Url is null && (options.Fixed || versus)
+    ? await ServiceProcess.StartAsync(bundleDirectory, bundle.Name, options.IntraOpThreads, versus
+        ? AsEnvironment(options.ServiceSettings.Concat(options.VersusSettings))
+        : new Dictionary<string, string>
+        {
+            ["Batching__Strategy"] = "Fixed",
+            ["Batching__MaxBatchSize"] = options.MaxBatchSize.ToString(CultureInfo.InvariantCulture),
+            ["Batching__MaxConcurrentRuns"] = "1",
+        })
     : null;
-var fixedLoad = fixedService is null ? null : ClassifyOverHttp(fixedService.Url);
+if (versus)
+{
+    using var secondHttp = Client(secondService!.Url);
+    Console.WriteLine($"versus service execution strategy: {await ExecutionStrategyOf(secondHttp)}");
+}
+var secondLoad = secondService is null ? null : ClassifyOverHttp(secondService.Url);
 
 // The same image repeated for the largest batch measured.
 var elements = bundle.Session.ImageElementCount;
@@ -105,7 +118,7 @@ for (var i = 1; i < options.MaxBatchSize; i++) Array.Copy(input, 0, input, i * e
 
 // The services' hot paths are compiled again, optimised, once they have run a while (tiered JIT): that one-time CPU
 // belongs to start-up, not to the images measured, so each service serves a few seconds of load first.
-foreach (var load in new[] { classifyLoad, fixedLoad }.OfType<Func<Task>>())
+foreach (var load in new[] { classifyLoad, secondLoad }.OfType<Func<Task>>())
 {
     await LoadRunner.RunAsync(Math.Min(8, options.Concurrency.Max()), WarmUpSeconds, load);
 }
@@ -136,13 +149,13 @@ foreach (var concurrency in options.Concurrency)
         // The services' own CPU time (not this client's), when they are ours to measure.
         new("/classify", concurrency, 1, classifyLoad, service is null ? () => TimeSpan.Zero : () => service.CpuTime),
     };
-    if (fixedLoad is not null)
+    if (secondLoad is not null)
     {
-        measurements.Add(new($"/classify fixed b={options.MaxBatchSize}", concurrency, 1, fixedLoad, () => fixedService!.CpuTime));
+        measurements.Add(new(secondName, concurrency, 1, secondLoad, () => secondService!.CpuTime));
     }
     var results = await MeasureInRoundsAsync(measurements);
     var (ort, ortBatched, pipeline, classify) = (results[0], results[1], results[2], results[3]);
-    var fixedRun = results.Count > 4 ? results[4] : null;
+    var secondRun = results.Count > 4 ? results[4] : null;
     var best = Math.Max(ort.ImagesPerSecond, ortBatched.ImagesPerSecond);
     var leanest = Math.Min(ort.CpuMsPerImage, ortBatched.CpuMsPerImage);
     rows.Add(
@@ -152,11 +165,12 @@ foreach (var concurrency in options.Concurrency)
         $"{F(ortBatched.ImagesPerSecond)} (b={batch})",
         F(pipeline.ImagesPerSecond),
         F(classify.ImagesPerSecond), F(classify.P50), F(classify.P99),
-        fixedRun is null ? "-" : F(fixedRun.ImagesPerSecond), fixedRun is null ? "-" : F(fixedRun.P50), fixedRun is null ? "-" : F(fixedRun.P99),
+        secondRun is null ? "-" : F(secondRun.ImagesPerSecond), secondRun is null ? "-" : F(secondRun.P50), secondRun is null ? "-" : F(secondRun.P99),
         (classify.ImagesPerSecond / best).ToString("P0", CultureInfo.InvariantCulture),
         $"{F(ort.CpuMsPerImage)} / {F(ortBatched.CpuMsPerImage)}",
-        service is null ? "-" : F(classify.CpuMsPerImage), fixedRun is null ? "-" : F(fixedRun.CpuMsPerImage),
+        service is null ? "-" : F(classify.CpuMsPerImage), secondRun is null ? "-" : F(secondRun.CpuMsPerImage),
         service is null ? "-" : (classify.CpuMsPerImage / leanest).ToString("0.00x", CultureInfo.InvariantCulture),
+        secondRun is null ? "-" : (secondRun.CpuMsPerImage / leanest).ToString("0.00x", CultureInfo.InvariantCulture),
         F(classify.ClientCpuMsPerOperation),
     ]);
     Console.WriteLine($"concurrency {concurrency}: " + string.Join("; ", measurements.Select((m, i) => $"{m.Name} {results[i]}")));
@@ -167,12 +181,14 @@ Console.WriteLine();
 Console.WriteLine($"load average before {loadBefore}, after {LoadAverage()}");
 Console.WriteLine($"{bundle.Name}@{bundle.Version} ({bundle.Manifest.Input.Channels}x{bundle.Manifest.Input.Height}x{bundle.Manifest.Input.Width}, " +
                   $"{bundle.PrototypeCount} prototypes, {bundle.Provider.Provider}); /classify: {strategy}; " +
-                  $"fixed: Batching:Strategy Fixed, MaxBatchSize {options.MaxBatchSize}, MaxConcurrentRuns 1");
+                  (versus ? $"versus: {string.Join(' ', options.VersusSettings)}" : $"fixed: Batching:Strategy Fixed, MaxBatchSize {options.MaxBatchSize}, MaxConcurrentRuns 1"));
+var second = versus ? "/classify versus" : "/classify fixed";
 string[] header =
 [
     "concurrency", "ORT b=1 img/s", "ORT b=1 p50 ms", "ORT b=1 p99 ms", "ORT batched img/s", "pipeline img/s",
-    "/classify img/s", "p50 ms", "p99 ms", "/classify fixed img/s", "p50 ms", "p99 ms", "/classify / best ORT",
-    "ORT CPU ms/img (b=1 / batched)", "/classify CPU ms/img", "/classify fixed CPU ms/img", "/classify CPU / leanest ORT",
+    "/classify img/s", "p50 ms", "p99 ms", $"{second} img/s", "p50 ms", "p99 ms", "/classify / best ORT",
+    "ORT CPU ms/img (b=1 / batched)", "/classify CPU ms/img", $"{second} CPU ms/img", "/classify CPU / leanest ORT",
+    $"{second} CPU / leanest ORT",
     "client CPU ms/request",
 ];
 // CPU ratio = the service's CPU time per image / the leanest in-process ORT's: how much more CPU an image costs served
