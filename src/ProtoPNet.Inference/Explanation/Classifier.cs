@@ -103,13 +103,13 @@ public sealed class Classifier(ImageDecoder decoder)
     /// Decodes the images and writes the accepted ones into one pooled input buffer; bad images are kept per item.
     /// The pixels are kept to draw heatmaps or a card on, each image scaled down to at most <see cref="MaxDrawingPixels"/>
     /// (<see cref="DecodedImage.ShrinkForDrawing"/>), up to <paramref name="keptPixels"/> for all images together: an
-    /// image that would go beyond is refused (too many pixels). Each image's kept bytes (RGB, 3 a pixel) are first
-    /// passed to <paramref name="reserveKeptBytes"/>, which may throw to refuse the whole request (the service's memory
-    /// budget). With 0 (nothing will draw on them) each image's pixels are freed as soon as its input is written, so a
-    /// batch of large images holds one at a time.
+    /// image that would go beyond is refused (too many pixels). Each image's kept size (width, height) is first passed
+    /// to <paramref name="reserveKept"/>, which may throw to refuse the whole request (the service charges its memory
+    /// budget with what keeping and drawing on the image will hold). With 0 (nothing will draw on them) each image's
+    /// pixels are freed as soon as its input is written, so a batch of large images holds one at a time.
     /// </summary>
     public PreparedImages Prepare(ModelBundle bundle, IReadOnlyList<ReadOnlyMemory<byte>> images, long keptPixels = long.MaxValue,
-        Action<long>? reserveKeptBytes = null)
+        Action<int, int>? reserveKept = null)
     {
         var decodeWatch = Stopwatch.StartNew();
         var decoded = new DecodedImage?[images.Count];
@@ -140,7 +140,7 @@ public sealed class Classifier(ImageDecoder decoder)
                     rows.Add(i);
                     if (keptPixels > 0)
                     {
-                        reserveKeptBytes?.Invoke(3 * pixels);
+                        reserveKept?.Invoke(drawing.Width, drawing.Height);
                         image.ShrinkForDrawing(MaxDrawingPixels);
                         kept += pixels;
                     }

@@ -13,13 +13,38 @@ public static class HeatmapRenderer
 {
     private static readonly PngEncoder Encoder = new() { CompressionLevel = PngCompressionLevel.BestSpeed, ColorType = PngColorType.Rgb };
 
-    /// <summary>Renders the overlay at the image's own size and returns it as PNG bytes.</summary>
-    public static byte[] RenderPng(Image<Rgb24> image, ActivationMap map)
+    /// <summary>
+    /// Renders the overlay at the image's own size and returns it as PNG bytes, in a buffer of
+    /// <see cref="PngCapacity"/> (no copies while it grows, none at the end); the overlay is freed before it returns.
+    /// </summary>
+    public static ArraySegment<byte> RenderPng(Image<Rgb24> image, ActivationMap map)
     {
         using var overlay = Render(image, map);
-        using var stream = new MemoryStream();
+        using var stream = new MemoryStream(PngCapacity(image.Width, image.Height));
         overlay.SaveAsPng(stream, Encoder);
-        return stream.ToArray();
+        return stream.TryGetBuffer(out var png) ? png : throw new InvalidOperationException("A MemoryStream given its capacity exposes its buffer.");
+    }
+
+    /// <summary>
+    /// The most bytes rendering an overlay holds for a <paramref name="width"/> x <paramref name="height"/> image and a map
+    /// <paramref name="mapHeight"/> rows high: the overlay (3 a pixel) and the map upsampled across (a float a column per map row, and one row).
+    /// </summary>
+    public static long OverlayBytes(int width, int height, int mapHeight) => 3L * width * height + 4L * width * (mapHeight + 1);
+
+    /// <summary>How a PNG is sent in JSON: a data URI of its base64.</summary>
+    public const string PngDataUriPrefix = "data:image/png;base64,";
+
+    /// <summary>The length of the data URI of <paramref name="pngBytes"/> PNG bytes, quoted as a JSON string.</summary>
+    public static long QuotedPngDataUriLength(long pngBytes) => 2 + PngDataUriPrefix.Length + 4 * ((pngBytes + 2) / 3);
+
+    /// <summary>
+    /// Room for the PNG of a <paramref name="width"/> x <paramref name="height"/> RGB picture: its rows as stored (a filter
+    /// byte and 3 a pixel), which compression at worst grows by a fraction of a percent, and room for the chunks around them.
+    /// </summary>
+    public static int PngCapacity(int width, int height)
+    {
+        var stored = (long)height * (3L * width + 1);
+        return (int)Math.Min(Array.MaxLength, stored + stored / 100 + 64 * 1024);
     }
 
     /// <summary>The overlay at the image's own size.</summary>

@@ -12,7 +12,7 @@ namespace ProtoPNet.Service.Apis;
 public static class CardApi
 {
     /// <summary>Most prototype rows on one card; each adds a fixed strip, so the card's size stays bounded.</summary>
-    public const int MaxCardPrototypes = 10;
+    public const int MaxCardPrototypes = ExplanationCard.MaxRows;
 
     public static IEndpointRouteBuilder MapCardApi(this IEndpointRouteBuilder app)
     {

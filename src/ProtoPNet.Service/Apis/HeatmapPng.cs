@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Text;
 using System.Text;
 using System.Text.Json;
@@ -20,7 +19,7 @@ namespace ProtoPNet.Service.Apis;
 [JsonConverter(typeof(HeatmapPngJsonConverter))]
 public sealed class HeatmapPng
 {
-    public const string DataUriPrefix = "data:image/png;base64,";
+    public const string DataUriPrefix = HeatmapRenderer.PngDataUriPrefix;
 
     private readonly (Image<Rgb24> Drawing, ActivationMap Map)? _drawn;
 
@@ -34,7 +33,7 @@ public sealed class HeatmapPng
 
     internal string? Example { get; }
 
-    internal byte[] RenderPng() => _drawn is var (drawing, map) ? HeatmapRenderer.RenderPng(drawing, map) : throw new InvalidOperationException("An example is not drawn.");
+    internal ArraySegment<byte> RenderPng() => _drawn is var (drawing, map) ? HeatmapRenderer.RenderPng(drawing, map) : throw new InvalidOperationException("An example is not drawn.");
 }
 
 /// <summary>Writes a <see cref="HeatmapPng"/> as its data URI string; answers are never read back.</summary>
@@ -53,20 +52,14 @@ internal sealed class HeatmapPngJsonConverter : JsonConverter<HeatmapPng>
             return;
         }
         var png = value.RenderPng();
-        // The prefix and base64 need no escaping: the quoted string is written raw, from one pooled buffer.
-        var buffer = ArrayPool<byte>.Shared.Rent(2 + Prefix.Length + Base64.GetMaxEncodedToUtf8Length(png.Length));
-        try
-        {
-            buffer[0] = (byte)'"';
-            Prefix.CopyTo(buffer, 1);
-            Base64.EncodeToUtf8(png, buffer.AsSpan(1 + Prefix.Length), out _, out var written);
-            var end = 1 + Prefix.Length + written;
-            buffer[end] = (byte)'"';
-            writer.WriteRawValue(buffer.AsSpan(0, end + 1), skipInputValidation: true);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
+        // The prefix and base64 need no escaping: the quoted string is written raw, from one buffer of its exact length
+        // (not a pooled one: the pool would keep these large arrays, outside the memory budget, and round them up).
+        var buffer = GC.AllocateUninitializedArray<byte>((int)HeatmapRenderer.QuotedPngDataUriLength(png.Count));
+        buffer[0] = (byte)'"';
+        Prefix.CopyTo(buffer, 1);
+        Base64.EncodeToUtf8(png, buffer.AsSpan(1 + Prefix.Length), out _, out var written);
+        var end = 1 + Prefix.Length + written;
+        buffer[end] = (byte)'"';
+        writer.WriteRawValue(buffer.AsSpan(0, end + 1), skipInputValidation: true);
     }
 }

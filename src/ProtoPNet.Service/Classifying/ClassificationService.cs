@@ -41,7 +41,7 @@ public sealed class ClassificationService(
         }
         ModelLease? lease = null;
         PreparedImages? prepared = null;
-        // The pixels kept to draw on are in the budget from their decoding until the answer is disposed.
+        // The pixels kept to draw on, and the picture drawn at a time, are in the budget from their decoding until the answer is disposed.
         var kept = buffers.Open();
         try
         {
@@ -72,7 +72,7 @@ public sealed class ClassificationService(
     private async Task<(ModelLease Lease, PreparedImages Prepared)> ReadAndDecodeAsync(HttpRequest http, ClassifyRequest request,
         BufferBudget.Hold kept, Stopwatch total, CancellationToken cancellationToken)
     {
-        using var held = buffers.Open();   // "overloaded" when the budget is spent, until the images are decoded
+        using var held = buffers.OpenAlongside(kept);   // "overloaded" when the budget is spent, until the images are decoded
         var images = await UploadReader.ReadAsync(http, imageLimits.Value, request.Batch ? classifyOptions.Value.MaxBatchImages : 1, held,
             cancellationToken);
         total.Start();
@@ -82,8 +82,9 @@ public sealed class ClassificationService(
             using (await preprocessing.EnterAsync(cancellationToken))   // "overloaded" when too many wait, or too long
             {
                 // Only heatmaps and the card draw on the decoded pixels (up to Classify:MaxDrawnPixels): otherwise they are freed image by image.
+                var drawing = new DrawingMemory(kept, request.Heatmaps, lease.Bundle.Session.MapHeight);
                 return (lease, classifier.Prepare(lease.Bundle, images, request.Heatmaps != HeatmapUse.None ? classifyOptions.Value.MaxDrawnPixels : 0,
-                    kept.Add));
+                    drawing.Keep));
             }
         }
         catch

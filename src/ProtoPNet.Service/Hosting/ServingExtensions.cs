@@ -69,7 +69,7 @@ public static class ServingExtensions
                 ServiceMetrics.Tag("model", s.Bundle.Name), ServiceMetrics.Tag("version", s.Bundle.Version))));
         metrics.ObserveGauge("protopnet.decode.waiting", "{request}", "Requests waiting for their turn to decode their images.", () =>
             [new System.Diagnostics.Metrics.Measurement<long>(preprocessing.Waiting)]);
-        metrics.ObserveGauge("protopnet.buffered_bytes", "By", "Request bytes held in memory (uploads until decoded, pixels kept to draw on, v2 bodies), of Images:MaxBufferedBytes.", () =>
+        metrics.ObserveGauge("protopnet.buffered_bytes", "By", "Request bytes held in memory (uploads until decoded, pixels kept to draw on and the pictures being drawn, v2 bodies), of Images:MaxBufferedBytes.", () =>
             [new System.Diagnostics.Metrics.Measurement<long>(buffers.Held)]);
         metrics.ObserveGauge("protopnet.model.ready", "{version}", "1 for each loaded model version, with whether it is the one served by default.", () =>
             registry.Catalog.Families.Values.SelectMany(f => f.Versions.Select(v => new System.Diagnostics.Metrics.Measurement<long>(1,

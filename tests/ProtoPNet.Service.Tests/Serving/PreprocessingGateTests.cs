@@ -1,6 +1,8 @@
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using ProtoPNet.Service.Classifying;
+using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Serving;
 using ProtoPNet.Service.Tests.Infrastructure;
 using SixLabors.ImageSharp;
@@ -150,6 +152,46 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         var drawing = await client.PostAsync("/classify?heatmaps=png", Http.Raw(small, "image/png"));
         Assert.Contains("Images:MaxBufferedBytes", (await Http.ProblemAsync(drawing, HttpStatusCode.RequestEntityTooLarge, "image-too-large")).GetProperty("detail").GetString());
         Assert.Equal(0, uploads.Held);
+    }
+
+    [Theory]
+    [InlineData("/classify?heatmaps=png", HeatmapUse.Sent)]
+    [InlineData("/classify/card", HeatmapUse.Drawn)]
+    public async Task AnAnswerThatDrawsIsChargedForThePictureItDrawsBeforeItsAnswerStarts(string path, HeatmapUse use)
+    {
+        // A uniform PNG: a small upload whose pixels and drawing are much more.
+        using var uniform = new Image<Rgb24>(64, 48, new Rgb24(90, 120, 150));
+        var image = Http.Encode(uniform, new PngEncoder());
+        int mapHeight;
+        await using (var probe = bundles.SmokeService())
+        {
+            using var lease = probe.Services.GetRequiredService<ModelRegistry>().Lease(ModelSelector.Parse("smoke"));
+            mapHeight = lease.Bundle.Session.MapHeight;
+        }
+        var drawing = DrawingMemory.DrawingBytes(use, 64, 48, mapHeight);
+        Assert.True(drawing > 3 * 64 * 48);   // more than the pixels kept, which alone were charged before
+        // The upload while it decodes, the pixels kept and the one picture drawn at a time.
+        var needed = image.Length + 3 * 64 * 48 + drawing;
+
+        var maxBytes = ("Images:MaxBytes", image.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await using (var tight = bundles.SmokeService(maxBytes, ("Images:MaxBufferedBytes", (needed - 1).ToString(System.Globalization.CultureInfo.InvariantCulture))))
+        {
+            var client = tight.CreateClient();
+            var refused = await client.PostAsync(path, Http.Raw(image, "image/png"));
+            // Never servable at this budget: too large, not "retry" (the request's own upload is counted as its own).
+            var problem = await Http.ProblemAsync(refused, HttpStatusCode.RequestEntityTooLarge, "image-too-large");
+            Assert.Contains("Images:MaxBufferedBytes", problem.GetProperty("detail").GetString());
+            Assert.Equal(0, tight.Services.GetRequiredService<BufferBudget>().Held);
+            await Http.JsonAsync(await client.PostAsync("/classify", Http.Raw(image, "image/png")));   // drawing nothing: served
+        }
+        await using (var enough = bundles.SmokeService(maxBytes, ("Images:MaxBufferedBytes", needed.ToString(System.Globalization.CultureInfo.InvariantCulture))))
+        {
+            var answered = await enough.CreateClient().PostAsync(path, Http.Raw(image, "image/png"));
+            Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+            Assert.NotEmpty(await answered.Content.ReadAsByteArrayAsync());
+            var budget = enough.Services.GetRequiredService<BufferBudget>();
+            await UntilAsync(() => budget.Held == 0);
+        }
     }
 
     [Fact]
