@@ -90,55 +90,19 @@ public class ExecutionProviderTests(TrainerBundles bundles)
     [Fact]
     public async Task FirstStartWithAutoPrintsNoOnnxRuntimeErrorLine()
     {
-        var testProject = Path.Combine(Trainer.RepositoryRoot, "tests", "ProtoPNet.Service.Tests");
-        var buildOutput = Path.GetRelativePath(testProject, AppContext.BaseDirectory); // bin/<configuration>/<framework>
-        var serviceDirectory = Path.Combine(Trainer.RepositoryRoot, "src", "ProtoPNet.Service", buildOutput);
-        var port = FreePort();
-        var start = new ProcessStartInfo("dotnet")
+        var (service, ready) = await ServiceProcess.StartAsync(new Dictionary<string, string>
         {
-            WorkingDirectory = serviceDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(serviceDirectory, "ProtoPNet.Service.dll"));
-        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        start.Environment["Urls"] = $"http://127.0.0.1:{port}";
-        start.Environment["Models__Root"] = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
-        start.Environment["Models__Watch"] = "false";
-        start.Environment["Inference__ExecutionProvider"] = "auto";
-        start.Environment["Inference__IntraOpThreads"] = "1";
-
-        var lines = new List<string>();
-        using var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
-        Assert.True(process.Start());
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        try
+            ["Models__Root"] = bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
+            ["Models__Watch"] = "false",
+            ["Inference__ExecutionProvider"] = "auto",
+            ["Inference__IntraOpThreads"] = "1",
+        });
+        await using (service)
         {
-            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(5) };
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
-            var ready = false;
-            while (!ready && DateTime.UtcNow < deadline && !process.HasExited)
-            {
-                try
-                {
-                    ready = (await client.GetAsync("/health/ready")).StatusCode == HttpStatusCode.OK;
-                }
-                catch (HttpRequestException)
-                {
-                    // Not listening yet.
-                }
-                if (!ready) await Task.Delay(200);
-            }
-            Assert.True(ready, "the service did not become ready:\n" + string.Join('\n', Snapshot(lines)));
-        }
-        finally
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
+            Assert.True(ready, "the service did not become ready:\n" + string.Join('\n', service.Output));
         }
 
-        var output = Snapshot(lines);
+        var output = service.Output;
         Assert.DoesNotContain(output, line => line.Contains("[E:onnxruntime") || line.Contains("\u001b[1;31m"));
         var fallbacks = output.Where(line => line.Contains("falling back to CPUExecutionProvider")).ToArray();
         if (CudaUsable.Value)
@@ -151,18 +115,6 @@ public class ExecutionProviderTests(TrainerBundles bundles)
             Assert.Contains("WRN", warning);
             Assert.Contains("cannot be loaded", warning);
         }
-    }
-
-    private static string[] Snapshot(List<string> lines)
-    {
-        lock (lines) return [.. lines];
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>

@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using ProtoPNet.Tests.Shared;
+
+namespace ProtoPNet.Service.Tests.Infrastructure;
+
+/// <summary>
+/// The service as a user starts it: its own build output, a process of its own, on 127.0.0.1 at a free port, with the
+/// given settings (environment variables, Section__Key); what it prints is kept. Killed when disposed.
+/// </summary>
+public sealed class ServiceProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly List<string> _lines = [];
+
+    private ServiceProcess(Process process, int port)
+    {
+        _process = process;
+        Client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public HttpClient Client { get; }
+
+    /// <summary>What the service has printed so far, standard output and error interleaved.</summary>
+    public string[] Output
+    {
+        get
+        {
+            lock (_lines) return [.. _lines];
+        }
+    }
+
+    /// <summary>Starts the service and waits until /health/ready answers 200 (or the process ends, or 120 s pass).</summary>
+    public static async Task<(ServiceProcess Service, bool Ready)> StartAsync(IReadOnlyDictionary<string, string> settings)
+    {
+        var testProject = Path.Combine(Trainer.RepositoryRoot, "tests", "ProtoPNet.Service.Tests");
+        var buildOutput = Path.GetRelativePath(testProject, AppContext.BaseDirectory); // bin/<configuration>/<framework>
+        var serviceDirectory = Path.Combine(Trainer.RepositoryRoot, "src", "ProtoPNet.Service", buildOutput);
+        var port = FreePort();
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = serviceDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(serviceDirectory, "ProtoPNet.Service.dll"));
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        start.Environment["Urls"] = $"http://127.0.0.1:{port}";
+        foreach (var (key, value) in settings) start.Environment[key] = value;
+
+        var service = new ServiceProcess(new Process { StartInfo = start }, port);
+        service._process.OutputDataReceived += (_, e) => service.Keep(e.Data);
+        service._process.ErrorDataReceived += (_, e) => service.Keep(e.Data);
+        if (!service._process.Start()) throw new InvalidOperationException("dotnet did not start");
+        service._process.BeginOutputReadLine();
+        service._process.BeginErrorReadLine();
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
+        while (DateTime.UtcNow < deadline && !service._process.HasExited)
+        {
+            try
+            {
+                using var probe = new HttpClient { BaseAddress = service.Client.BaseAddress, Timeout = TimeSpan.FromSeconds(5) };
+                if ((await probe.GetAsync("/health/ready")).StatusCode == HttpStatusCode.OK) return (service, true);
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+            await Task.Delay(200);
+        }
+        return (service, false);
+    }
+
+    private void Keep(string? line)
+    {
+        if (line is null) return;
+        lock (_lines) _lines.Add(line);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+        _process.Dispose();
+    }
+}
