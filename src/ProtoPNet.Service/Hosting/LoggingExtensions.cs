@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Serilog;
+using Serilog.Formatting.Display;
 using Serilog.Events;
 using Serilog.Formatting.Compact;
 
@@ -21,8 +22,10 @@ public static class LoggingExtensions
                 .MinimumLevel.Override("Microsoft.Hosting.Lifetime", LogEventLevel.Information)
                 .ReadFrom.Configuration(builder.Configuration)
                 .Enrich.FromLogContext();
-            if (json) logger.WriteTo.Async(sink => sink.Console(new RenderedCompactJsonFormatter()));
-            else logger.WriteTo.Async(sink => sink.Console(outputTemplate: ConsoleTemplate, formatProvider: System.Globalization.CultureInfo.InvariantCulture));
+            // The console is written in batches from the background: a request never waits for it (BatchedConsoleSink).
+            logger.WriteTo.Sink(new BatchedConsoleSink(json
+                ? new RenderedCompactJsonFormatter()
+                : new MessageTemplateTextFormatter(ConsoleTemplate, System.Globalization.CultureInfo.InvariantCulture)));
         }, preserveStaticLogger: true, writeToProviders: true);
         return builder;
     }
