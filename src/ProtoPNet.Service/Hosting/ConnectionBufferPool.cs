@@ -67,7 +67,10 @@ public sealed class ConnectionBufferPool : MemoryPool<byte>
         else Interlocked.Decrement(ref _kept);
     }
 
-    protected override void Dispose(bool disposing) => _free.Clear();
+    protected override void Dispose(bool disposing)
+    {
+        while (_free.TryDequeue(out _)) Interlocked.Decrement(ref _kept);
+    }
 
     /// <summary>One block; disposing it gives it back to the pool once (a second dispose must not lend it twice).</summary>
     private sealed class Block(ConnectionBufferPool pool, byte[] array) : IMemoryOwner<byte>
