@@ -3,6 +3,7 @@ using ProtoPNet.Service.Hosting;
 using ProtoPNet.Service.Problems;
 
 if (args.Contains(HealthcheckCommand.Argument)) return await HealthcheckCommand.RunAsync();
+SocketCompletions.RunInlineUnlessConfigured();
 
 var builder = WebApplication.CreateBuilder(args);
 builder.UseDefaultListenAddress();
