@@ -90,13 +90,7 @@ public class ExecutionProviderTests(TrainerBundles bundles)
     [Fact]
     public async Task FirstStartWithAutoPrintsNoOnnxRuntimeErrorLine()
     {
-        var (service, ready) = await ServiceProcess.StartAsync(new Dictionary<string, string>
-        {
-            ["Models__Root"] = bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
-            ["Models__Watch"] = "false",
-            ["Inference__ExecutionProvider"] = "auto",
-            ["Inference__IntraOpThreads"] = "1",
-        });
+        var (service, ready) = await bundles.StartSmokeProcessAsync(("Inference__ExecutionProvider", "auto"));
         await using (service)
         {
             Assert.True(ready, "the service did not become ready:\n" + string.Join('\n', service.Output));

@@ -19,7 +19,7 @@ public static class ExplanationCard
 {
     public const int Width = 760;
 
-    /// <summary>The most prototype rows a card has room for.</summary>
+    /// <summary>The most prototype rows a card has room for; each adds a fixed strip, so the card's size stays bounded.</summary>
     public const int MaxRows = 10;
     private const int Margin = 16;
     private const int HeaderHeight = 84;
@@ -64,20 +64,21 @@ public static class ExplanationCard
     public static byte[] RenderPng(ModelBundle bundle, Image<Rgb24> uploaded, Classification classification)
     {
         using var card = Render(bundle, uploaded, classification);
-        using var stream = new MemoryStream(HeatmapRenderer.PngCapacity(card.Width, card.Height));
+        using var stream = new MemoryStream();
         card.SaveAsPng(stream, Encoder);
         return stream.ToArray();
     }
 
     /// <summary>
     /// The most bytes rendering a card of at most <paramref name="prototypeRows"/> rows holds beyond the upload's pixels
-    /// and one heatmap at a time (<see cref="HeatmapRenderer.OverlayBytes"/>): three cards' pixels (the card, its copy
-    /// with the notice band and the crops made for that; then the card, the room for its PNG and the PNG) and the preview.
+    /// and one heatmap at a time (<see cref="HeatmapRenderer.OverlayBytes"/>): four cards' pixels (the card, its copy
+    /// with the notice band and the crops made for that; then the card and its PNG, which compresses well but at worst
+    /// is as large, in a stream that holds up to three times that while it doubles and copies out) and the preview.
     /// </summary>
     public static long RenderingBytes(int prototypeRows)
     {
         var card = 3L * Width * HeightFor(prototypeRows, notice: true);
-        return 3 * (card + 64 * 1024) + 3L * InputSize * InputSize;
+        return 4 * (card + 64 * 1024) + 3L * InputSize * InputSize;
     }
 
     /// <summary>

@@ -11,9 +11,6 @@ namespace ProtoPNet.Service.Apis;
 /// <summary>POST /classify/card: the explanation of POST /classify drawn as one PNG image.</summary>
 public static class CardApi
 {
-    /// <summary>Most prototype rows on one card; each adds a fixed strip, so the card's size stays bounded.</summary>
-    public const int MaxCardPrototypes = ExplanationCard.MaxRows;
-
     public static IEndpointRouteBuilder MapCardApi(this IEndpointRouteBuilder app)
     {
         app.MapPost("/classify/card", RenderCardAsync)
@@ -27,7 +24,7 @@ public static class CardApi
                 prototypes (numbered, one colour each), and one row per prototype: the uploaded image with that prototype's heatmap
                 and box ("this"; an image decoded to over 4 megapixels is drawn on scaled down to 4), the prototype's patch ("looks like that"), the training image it comes from with its box, and
                 `similarity x weight = points`; the last line adds the other prototypes' points to reach the class's logit.
-                Its height is 344 + 140 x (number of prototype rows) + 60 pixels; at most {MaxCardPrototypes} rows. When the image is
+                Its height is 344 + 140 x (number of prototype rows) + 60 pixels; at most {ExplanationCard.MaxRows} rows. When the image is
                 unfamiliar (POST /classify's `unfamiliar` is true), a band of {ExplanationCard.NoticeHeight} more pixels under the title says
                 "{ExplanationCard.UnfamiliarNotice}" With `verify=true` (one more network run, as for POST /classify) each
                 prototype row also says what its box is worth: "without box: p=0.12, drop 0.71".
@@ -52,10 +49,10 @@ public static class CardApi
     internal static async Task<FileContentHttpResult> RenderCardAsync(
         [AsParameters] ExplainQuery query, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
     {
-        if (query.TopPrototypes is > MaxCardPrototypes)
+        if (query.TopPrototypes is > ExplanationCard.MaxRows)
         {
             throw new ProblemException(ProblemCatalog.InvalidParameter,
-                $"topPrototypes is {query.TopPrototypes}; a card has room for at most {MaxCardPrototypes} prototype rows.");
+                $"topPrototypes is {query.TopPrototypes}; a card has room for at most {ExplanationCard.MaxRows} prototype rows.");
         }
         var card = new ClassifyRequest(ModelSelector.Parse(query.Model), query.TopClasses, query.TopPrototypes, query.ExplainClass, HeatmapUse.Drawn,
             Verify: query.VerifyRequested());

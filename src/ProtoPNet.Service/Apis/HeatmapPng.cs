@@ -19,8 +19,6 @@ namespace ProtoPNet.Service.Apis;
 [JsonConverter(typeof(HeatmapPngJsonConverter))]
 public sealed class HeatmapPng
 {
-    public const string DataUriPrefix = HeatmapRenderer.PngDataUriPrefix;
-
     private readonly (Image<Rgb24> Drawing, ActivationMap Map)? _drawn;
 
     /// <summary>The heatmap of <paramref name="map"/> over <paramref name="drawing"/>, drawn when written.</summary>
@@ -39,7 +37,7 @@ public sealed class HeatmapPng
 /// <summary>Writes a <see cref="HeatmapPng"/> as its data URI string; answers are never read back.</summary>
 internal sealed class HeatmapPngJsonConverter : JsonConverter<HeatmapPng>
 {
-    private static readonly byte[] Prefix = Encoding.ASCII.GetBytes(HeatmapPng.DataUriPrefix);
+    private static readonly byte[] Prefix = Encoding.ASCII.GetBytes(HeatmapRenderer.PngDataUriPrefix);
 
     public override HeatmapPng Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
         throw new NotSupportedException("A heatmap is only written.");

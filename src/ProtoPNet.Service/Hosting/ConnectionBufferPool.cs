@@ -39,19 +39,16 @@ public sealed class ConnectionBufferPool : MemoryPool<byte>
     private readonly ConcurrentQueue<Block> _free = new();
     private int _kept;
     private long _inUse;
-    private long _rented;
 
     public override int MaxBufferSize => BlockSize;
 
     public long BlocksInUse => Interlocked.Read(ref _inUse);
     public long BlocksKept => Volatile.Read(ref _kept);
-    public long BlocksRented => Interlocked.Read(ref _rented);
 
     public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, BlockSize);
         Interlocked.Increment(ref _inUse);
-        Interlocked.Increment(ref _rented);
         if (_free.TryDequeue(out var block))
         {
             Interlocked.Decrement(ref _kept);

@@ -25,7 +25,7 @@ public static class OpenApiExtensions
             options.MapType<Apis.HeatmapPng>(() => new OpenApiSchema
             {
                 Type = JsonSchemaType.String,
-                Description = $"A PNG data URI ({Apis.HeatmapPng.DataUriPrefix}...): the heatmap over the decoded image, scaled down to at most 4 megapixels.",
+                Description = $"A PNG data URI ({Inference.Rendering.HeatmapRenderer.PngDataUriPrefix}...): the heatmap over the decoded image, scaled down to at most 4 megapixels.",
             });
             options.OperationFilter<ImageUploadOperationFilter>();
             options.OperationFilter<ExamplesOperationFilter>();

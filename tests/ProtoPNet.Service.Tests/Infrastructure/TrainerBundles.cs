@@ -47,6 +47,22 @@ public sealed class TrainerBundles : IDisposable
     public ServiceFactory SmokeService(params (string Key, string? Value)[] settings) =>
         ServiceFactory.ForRoot(NewRoot((SmokeBundle, "smoke", null)), settings);
 
+    /// <summary>
+    /// The service as a user starts it (<see cref="ServiceProcess"/>) serving only the smoke bundle, one intra-op thread,
+    /// no file watching, plus these settings (environment variables, Section__Key); whether it became ready.
+    /// </summary>
+    public Task<(ServiceProcess Service, bool Ready)> StartSmokeProcessAsync(params (string Key, string Value)[] settings)
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["Models__Root"] = NewRoot((SmokeBundle, "smoke", null)),
+            ["Models__Watch"] = "false",
+            ["Inference__IntraOpThreads"] = "1",
+        };
+        foreach (var (key, value) in settings) environment[key] = value;
+        return ServiceProcess.StartAsync(environment);
+    }
+
     /// <summary>A fresh model root holding copies of bundles: (source version folder, model name, optional corruption).</summary>
     public string NewRoot(params (string Source, string Name, Action<string>? Corrupt)[] bundles)
     {
