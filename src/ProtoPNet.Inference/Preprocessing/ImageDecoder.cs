@@ -172,6 +172,19 @@ public sealed class ImageDecoder(ImageLimits limits)
         return new DecodedImage(CompositeOverWhite(decoded), format);
     }
 
+    /// <summary>Width x height as the header says, without decoding a pixel; null when the header cannot be read.</summary>
+    public static long? PixelCount(ReadOnlyMemory<byte> bytes)
+    {
+        try
+        {
+            return Image.Identify(Configuration, AsStream(bytes), out _) is { } info ? (long)info.Width * info.Height : null;
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The EXIF profile read with the header, for <see cref="AutoOrient{TPixel}"/> (TurboJPEG decodes pixels only).</summary>
     private static Image<Rgb24> WithExif(Image<Rgb24> image, ImageMetadata metadata)
     {

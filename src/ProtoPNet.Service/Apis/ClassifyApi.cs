@@ -62,6 +62,7 @@ public static class ClassifyApi
         var group = app.MapGroup("/classify").WithTags("Classify").RequireClassifyKeyWithProblems();
 
         group.MapPost("", ClassifyAsync)
+            .MayRunInline()
             .WithName("Classify")
             .WithSummary("Classify one image and explain the prediction")
             .WithDescription("""

@@ -30,4 +30,11 @@ public sealed class ClassifyOptions
     /// </summary>
     [Range(1, long.MaxValue)]
     public long MaxDrawnPixels { get; set; } = 40_000_000;
+
+    /// <summary>
+    /// Whether a small <c>/classify</c> request (one image of at most 64 KiB and 256x256 pixels, no heatmaps, no
+    /// <c>verify</c>, a model whose runs take at most a millisecond an image) runs on the socket thread that read it,
+    /// without two hand-offs to the thread pool (default true; see Hosting/InlineScheduling.cs).
+    /// </summary>
+    public bool InlineSmallRequests { get; set; } = true;
 }

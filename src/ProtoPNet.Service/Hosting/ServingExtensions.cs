@@ -37,6 +37,8 @@ public static class ServingExtensions
         // Kestrel's connection buffers in larger blocks: an upload arrives in fewer socket reads.
         services.AddSingleton<ConnectionBufferPoolFactory>();
         services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>(provider => provider.GetRequiredService<ConnectionBufferPoolFactory>());
+        // Small /classify requests stay on the socket thread that read them; all others move to the thread pool.
+        builder.AddInlineScheduling();
 
         AddRateLimiting(services);
         // CORS from Security:CorsOrigins; with none configured the middleware is not in the pipeline at all.
@@ -129,6 +131,7 @@ public static class ServingExtensions
             app.Services.GetRequiredService<PreprocessingGate>(), app.Services.GetRequiredService<BufferBudget>(),
             app.Services.GetRequiredService<ConnectionBufferPoolFactory>());
         _ = app.Services.GetRequiredService<PrometheusExposition>();
+        app.UseInlineScheduling();
         app.UseRequestMetrics();
         // A client that left before its answer: 499, not an error of ours, and nothing to answer. Inside the request
         // log line and the metrics, so both see a 499 rather than the cancellation that surfaces (Serilog: 500).

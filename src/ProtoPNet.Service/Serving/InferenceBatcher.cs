@@ -63,6 +63,7 @@ public sealed class InferenceBatcher : IDisposable
     /// <summary>One permit per concurrent run: taken by a worker for its batch, or by a request that runs at once (<see cref="TryRunNow"/>).</summary>
     private readonly SemaphoreSlim _runSlots;
     private int _queuedImages;
+    private double _runMsPerImage = double.NaN;
 
     public InferenceBatcher(ModelBundle bundle, ExecutionStrategy strategy, BatchingOptions options, ServiceMetrics metrics)
     {
@@ -77,6 +78,12 @@ public sealed class InferenceBatcher : IDisposable
 
     /// <summary>Images waiting for a network run.</summary>
     public int QueueDepth => Volatile.Read(ref _queuedImages);
+
+    /// <summary>
+    /// Milliseconds a recent run took per image (a moving average over runs, each weighted a fifth); NaN before the
+    /// first. Whether a small request may stay on its socket thread depends on it (Hosting/InlineScheduling.cs).
+    /// </summary>
+    public double RunMsPerImage => Volatile.Read(ref _runMsPerImage);
 
     /// <summary>
     /// Queues <paramref name="rows"/> images stored in the first elements of <paramref name="input"/> and waits for their run.
@@ -133,6 +140,7 @@ public sealed class InferenceBatcher : IDisposable
             var started = Stopwatch.GetTimestamp();
             var shared = new SharedOutputs(session.Run(input, rows), 1);
             var inferenceMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            Observe(inferenceMs, rows);
             _metrics.InferenceDuration.Record(inferenceMs / 1000, _tags);
             _metrics.BatchSize.Record(rows, _tags);
             _metrics.QueueDuration.Record(0, _tags);
@@ -142,6 +150,14 @@ public sealed class InferenceBatcher : IDisposable
         {
             _runSlots.Release();
         }
+    }
+
+    /// <summary>Moves <see cref="RunMsPerImage"/> towards this run's (concurrent runs may overwrite each other's step: it is an estimate).</summary>
+    private void Observe(double inferenceMs, int images)
+    {
+        var perImage = inferenceMs / images;
+        var recent = Volatile.Read(ref _runMsPerImage);
+        Volatile.Write(ref _runMsPerImage, double.IsNaN(recent) ? perImage : recent + (perImage - recent) / 5);
     }
 
     private async Task RunWorkerAsync()
@@ -265,6 +281,7 @@ public sealed class InferenceBatcher : IDisposable
             }
             var shared = new SharedOutputs(session.Run(input, images), batch.Count);
             var inferenceMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            Observe(inferenceMs, images);
             _metrics.InferenceDuration.Record(inferenceMs / 1000, _tags);
             _metrics.BatchSize.Record(images, _tags);
             var firstRow = 0;

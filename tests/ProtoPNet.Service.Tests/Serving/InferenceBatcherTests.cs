@@ -29,6 +29,7 @@ public class InferenceBatcherTests(TrainerBundles bundles)
             return input;
         }).ToArray();
 
+        Assert.True(double.IsNaN(batcher.RunMsPerImage), "no run yet, no run time");
         using var leaving = new CancellationTokenSource();
         var first = batcher.RunAsync(inputs[0], 1, CancellationToken.None);
         var gone = batcher.RunAsync(inputs[1], 1, leaving.Token);
@@ -45,6 +46,7 @@ public class InferenceBatcherTests(TrainerBundles bundles)
         Assert.Same(a.Outputs, c.Outputs);
         Assert.Equal(0, a.FirstRow);
         Assert.Equal(1, c.FirstRow);
+        Assert.Equal(a.InferenceMs / 2, batcher.RunMsPerImage, 9);   // the first run's time per image
         foreach (var (run, input) in new[] { (a, inputs[0]), (c, inputs[2]) })
         {
             using var alone = bundle.Session.Run(input, 1);

@@ -1,0 +1,167 @@
+using System.Diagnostics;
+using System.Net;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using ProtoPNet.Service.Hosting;
+using ProtoPNet.Service.Serving;
+using ProtoPNet.Service.Tests.Infrastructure;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace ProtoPNet.Service.Tests.Serving;
+
+/// <summary>Small /classify requests run on the socket thread that read them; anything larger leaves it first.</summary>
+[Collection(BundlesCollection.Name)]
+public class InlineSchedulingTests(TrainerBundles bundles)
+{
+    [Theory]
+    [InlineData(null, true)]
+    [InlineData("true", true)]
+    [InlineData("false", false)]
+    public void KestrelSchedulesInlineUnlessConfiguredOff(string? setting, bool inline)
+    {
+        using var factory = setting is null ? bundles.SmokeService() : bundles.SmokeService(("Classify:InlineSmallRequests", setting));
+        var transport = factory.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value;
+        Assert.Equal(inline, transport.UnsafePreferInlineScheduling);
+    }
+
+    /// <summary>From a thread of its own (as a socket thread is) the code after the await runs on the pool; on the pool it goes on at once.</summary>
+    [Fact]
+    public async Task LeavingTheSocketThreadContinuesOnThePool()
+    {
+        var moved = new TaskCompletionSource<(bool Before, bool After)>();
+        async Task LeaveAsync()
+        {
+            var before = Thread.CurrentThread.IsThreadPoolThread;
+            await PoolHop.OffSocketThread();
+            moved.SetResult((before, Thread.CurrentThread.IsThreadPoolThread));
+        }
+        var socketLike = new Thread(() => _ = LeaveAsync());
+        socketLike.Start();
+        Assert.Equal((false, true), await moved.Task);
+
+        Assert.True(await Task.Run(() => PoolHop.OffSocketThread().IsCompleted), "on a pool thread there is nothing to leave");
+    }
+
+    /// <summary>
+    /// A read that a socket thread completes (here: a thread of its own, as a socket thread is) goes on on the pool
+    /// through <see cref="PoolResumingRequestBody"/>; through the bare stream, on that thread.
+    /// </summary>
+    [Fact]
+    public async Task AReadThatEndsOnASocketThreadGoesOnOnThePool()
+    {
+        static async Task<bool> OnPoolAfterReadingAsync(Stream body)
+        {
+            Assert.Equal(1, await body.ReadAsync(new byte[1]));
+            return Thread.CurrentThread.IsThreadPoolThread;
+        }
+        Assert.False(await OnPoolAfterReadingAsync(new ReadOnItsOwnThread()), "the bare stream's reader should go on on the completing thread");
+        Assert.True(await OnPoolAfterReadingAsync(new PoolResumingRequestBody(new ReadOnItsOwnThread())));
+    }
+
+    /// <summary>
+    /// One socket thread for all connections (DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT=1), and a request far from small on
+    /// a connection that has served one before (so it starts on the socket thread): other connections are answered while
+    /// it is read, decoded, run, explained and drawn. Had it stayed on the socket thread, that thread could not even
+    /// accept them.
+    /// </summary>
+    [Fact]
+    public async Task ALargeRequestLeavesTheSocketThreadSoOtherConnectionsAreServedMeanwhile()
+    {
+        await using var service = await StartWithOneSocketThreadAsync();
+        using var oneConnection = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 1 })
+        {
+            BaseAddress = service.Client.BaseAddress, Timeout = TimeSpan.FromMinutes(2),
+        };
+        using var small = new Image<Rgb24>(32, 32, new Rgb24(200, 40, 40));
+        await Http.JsonAsync(await oneConnection.PostAsync("/classify", Http.Raw(Http.Encode(small, new PngEncoder()), "image/png")));
+
+        var started = Stopwatch.StartNew();
+        var working = oneConnection.PostAsync(LargeRequest, Http.Raw(LargeUpload(), "image/png"));
+        var (slowest, asked) = await AskWhileAsync(service, working);
+        var answer = await Http.JsonAsync(await working);
+        Assert.Equal(6000, answer.GetProperty("image").GetProperty("width").GetInt32());
+        Assert.True(started.Elapsed > TimeSpan.FromSeconds(1), $"the large request took {started.Elapsed.TotalMilliseconds:0} ms: too quick to show anything");
+        Assert.True(slowest < MostWait,
+            $"the slowest of {asked} /health/live answers took {slowest.TotalMilliseconds:0} ms during a request of {started.Elapsed.TotalMilliseconds:0} ms");
+    }
+
+    private const string LargeRequest = "/classify?heatmaps=png&topPrototypes=10";
+
+    /// <summary>How long a /health/live answer may take while the large request is worked on: (a few ms when idle; a heatmap takes longer to draw, a decoding longer still).</summary>
+    private static readonly TimeSpan MostWait = TimeSpan.FromMilliseconds(500);
+
+    private async Task<ServiceProcess> StartWithOneSocketThreadAsync()
+    {
+        var (service, ready) = await bundles.StartSmokeProcessAsync(("DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT", "1"),
+            ("Inference__ExecutionProvider", "cpu"), ("Batching__Strategy", "fixed"));
+        if (!ready)
+        {
+            var output = string.Join('\n', service.Output);
+            await service.DisposeAsync();
+            Assert.Fail("the service did not become ready:\n" + output);
+        }
+        return service;
+    }
+
+    /// <summary>36 megapixels that compress well: with ten heatmaps drawn, seconds of work and an answer of megabytes.</summary>
+    private static byte[] LargeUpload()
+    {
+        using var large = new Image<Rgb24>(6000, 6000);
+        large.ProcessPixelRows(rows =>
+        {
+            for (var y = 0; y < rows.Height; y++)
+            {
+                var row = rows.GetRowSpan(y);
+                for (var x = 0; x < row.Length; x++) row[x] = new Rgb24((byte)(x / 24), (byte)(y / 24), 90);
+            }
+        });
+        return Http.Encode(large, new PngEncoder());
+    }
+
+    /// <summary>Another connection asks /health/live every 50 ms until <paramref name="working"/> ends: the slowest answer.</summary>
+    private static async Task<(TimeSpan Slowest, int Asked)> AskWhileAsync(ServiceProcess service, Task working)
+    {
+        using var other = new HttpClient { BaseAddress = service.Client.BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
+        var slowest = TimeSpan.Zero;
+        var asked = 0;
+        while (!working.IsCompleted)
+        {
+            var probe = Stopwatch.StartNew();
+            Assert.Equal(HttpStatusCode.OK, (await other.GetAsync("/health/live")).StatusCode);
+            slowest = probe.Elapsed > slowest ? probe.Elapsed : slowest;
+            asked++;
+            await Task.Delay(50);
+        }
+        return (slowest, asked);
+    }
+
+    /// <summary>A body whose every read completes 20 ms later on a new thread, running what awaited it there.</summary>
+    private sealed class ReadOnItsOwnThread : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var done = new TaskCompletionSource<int>();   // continuations run on the completing thread
+            new Thread(() =>
+            {
+                Thread.Sleep(20);
+                done.SetResult(1);
+            }).Start();
+            return new ValueTask<int>(done.Task);
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override void Flush() => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}
