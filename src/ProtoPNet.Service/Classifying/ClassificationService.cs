@@ -79,12 +79,14 @@ public sealed class ClassificationService(
         var lease = Lease(http.HttpContext, request.Model);
         try
         {
-            var small = InlineWork.IsSmall(images, request, lease.Batcher);
             using (await preprocessing.EnterAsync(cancellationToken))   // "overloaded" when too many wait, or too long
             {
-                // Started on the socket thread that read it, or handed a turn on another's (Hosting/InlineScheduling.cs):
-                // only small work stays there. The upload is read: nothing more arrives to bring the request back.
-                if (!small) await PoolHop.OffSocketThread();
+                // On the socket thread that read it, or handed a turn on another's (Hosting/InlineScheduling.cs): only
+                // small work stays there. The upload is read: nothing more arrives to bring the request back.
+                if (!Thread.CurrentThread.IsThreadPoolThread && !InlineWork.IsSmall(images, request, lease.Batcher))
+                {
+                    await PoolHop.OffSocketThread();
+                }
                 // Only heatmaps and the card draw on the decoded pixels (up to Classify:MaxDrawnPixels): otherwise they are freed image by image.
                 var drawing = new DrawingMemory(kept, request.Heatmaps, lease.Bundle.Session.MapHeight);
                 return (lease, classifier.Prepare(lease.Bundle, images, request.Heatmaps != HeatmapUse.None ? classifyOptions.Value.MaxDrawnPixels : 0,

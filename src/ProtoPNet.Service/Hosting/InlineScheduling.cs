@@ -12,8 +12,9 @@ namespace ProtoPNet.Service.Hosting;
 /// request, none to send its answer, so two thread wake-ups fewer. A socket thread serves many connections, so only
 /// work known to be small stays on it (<see cref="InlineWork.IsSmall"/>). Every other request moves to the pool before
 /// its endpoint runs, and reads its body through <see cref="PoolResumingRequestBody"/>; a <c>/classify</c> request that
-/// is not small moves once its upload is read, before it decodes (<see cref="ClassificationService"/>). Off with
-/// <c>Classify:InlineSmallRequests=false</c>: Kestrel then starts every request on the thread pool.
+/// is not small moves once its upload is read, before it decodes (<see cref="ClassificationService"/>, which applies
+/// the rule only on a socket thread). Off with <c>Classify:InlineSmallRequests=false</c>: Kestrel then starts every
+/// request on the thread pool.
 /// </summary>
 public static class InlineScheduling
 {
@@ -45,7 +46,7 @@ public static class InlineScheduling
     /// Moves the request to the thread pool, and keeps it there: its body is read through
     /// <see cref="PoolResumingRequestBody"/>. Await it in the method that is to go on on the pool (see <see cref="PoolHop"/>).
     /// </summary>
-    public static PoolHop OffSocketThreads(HttpContext context)
+    private static PoolHop OffSocketThreads(HttpContext context)
     {
         // Also when the request started on the pool (a connection's first does): its later reads may end on a socket thread.
         if (context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody != false)
