@@ -4,11 +4,11 @@ namespace ProtoPNet.Benchmarks;
 
 public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double Seconds, string? Image, string? Url, int IntraOpThreads,
     int MaxBatchSize, bool Fixed, int Rounds, double SoakSeconds, string[] ServiceSettings, bool HttpClient,
-    string[] VersusSettings)
+    string[] VersusSettings, string? VersusBuild)
 {
     public static BenchmarkOptions Parse(string[] args)
     {
-        string? bundle = null, image = null, url = null;
+        string? bundle = null, image = null, url = null, versusBuild = null;
         int[] concurrency = [1, 4, 16, 32, 64];
         double seconds = 10;
         var intraOp = 0;
@@ -36,6 +36,7 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
                 case "--soak": soak = double.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--set": settings.Add(Next()); break;
                 case "--versus": versus.Add(Next()); break;
+                case "--versus-build": versusBuild = Next(); break;
                 case "--httpclient": httpClient = true; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
@@ -44,6 +45,6 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
         if (settings.Concat(versus).Any(s => !s.Contains('='))) throw new ArgumentException("--set and --versus need Section:Key=value");
         if (rounds < 1) throw new ArgumentException("--rounds must be 1 or more");
         return new BenchmarkOptions(bundle, concurrency, seconds, image, url, intraOp, maxBatchSize, fixedService, rounds, soak, settings.ToArray(), httpClient,
-            versus.ToArray());
+            versus.ToArray(), versusBuild);
     }
 }

@@ -14,7 +14,8 @@ using ProtoPNet.Inference.Runtime;
 //  - POST /classify on 127.0.0.1 to the Release service as a user gets it (its defaults, plus any --set), and to one
 //    with a fixed batch of --max-batch-size and one run at a time (the configuration before the execution strategy was
 //    measured at load), unless --no-fixed; or, with --versus Section:Key=value, to one configured as the first plus
-//    those settings (an A/B of one setting in one run).
+//    those settings (an A/B of one setting in one run); with --versus-build DIR, to another build of the service (the
+//    Release output folder of an earlier commit's worktree: an A/B of a code change in one run).
 // The measurements of one concurrency level take turns in --rounds slices, so that other work on a shared machine
 // weighs on all of them alike and their ratios hold.
 // --soak S instead runs /classify on the default service for S seconds at the highest --concurrency and reports the
@@ -90,9 +91,10 @@ var classifyLoad = ClassifyOverHttp(options.Url ?? service!.Url);
 const double WarmUpSeconds = 5;
 if (options.SoakSeconds > 0) return await SoakAsync();
 
-// The second service: the first's settings plus --versus, or else the fixed batch.
-var versus = options.VersusSettings.Length > 0;
-var secondName = versus ? $"/classify versus {string.Join(' ', options.VersusSettings)}" : $"/classify fixed b={options.MaxBatchSize}";
+// The second service: the first's settings plus --versus (and from --versus-build's build, if given), or else the fixed batch.
+var versus = options.VersusSettings.Length > 0 || options.VersusBuild is not null;
+var versusDescription = string.Join(' ', options.VersusSettings.Append(options.VersusBuild is null ? "" : $"build {options.VersusBuild}")).Trim();
+var secondName = versus ? $"/classify versus {versusDescription}" : $"/classify fixed b={options.MaxBatchSize}";
 await using var secondService = options.Url is null && (options.Fixed || versus)
     ? await ServiceProcess.StartAsync(bundleDirectory, bundle.Name, options.IntraOpThreads, versus
         ? AsEnvironment(options.ServiceSettings.Concat(options.VersusSettings))
@@ -101,7 +103,7 @@ await using var secondService = options.Url is null && (options.Fixed || versus)
             ["Batching__Strategy"] = "Fixed",
             ["Batching__MaxBatchSize"] = options.MaxBatchSize.ToString(CultureInfo.InvariantCulture),
             ["Batching__MaxConcurrentRuns"] = "1",
-        })
+        }, options.VersusBuild)
     : null;
 if (versus)
 {
@@ -181,7 +183,7 @@ Console.WriteLine();
 Console.WriteLine($"load average before {loadBefore}, after {LoadAverage()}");
 Console.WriteLine($"{bundle.Name}@{bundle.Version} ({bundle.Manifest.Input.Channels}x{bundle.Manifest.Input.Height}x{bundle.Manifest.Input.Width}, " +
                   $"{bundle.PrototypeCount} prototypes, {bundle.Provider.Provider}); /classify: {strategy}; " +
-                  (versus ? $"versus: {string.Join(' ', options.VersusSettings)}" : $"fixed: Batching:Strategy Fixed, MaxBatchSize {options.MaxBatchSize}, MaxConcurrentRuns 1"));
+                  (versus ? $"versus: {versusDescription}" : $"fixed: Batching:Strategy Fixed, MaxBatchSize {options.MaxBatchSize}, MaxConcurrentRuns 1"));
 var second = versus ? "/classify versus" : "/classify fixed";
 string[] header =
 [

@@ -39,10 +39,12 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
     }
 
+    /// <param name="build">The folder of another build of the service (its ProtoPNet.Service.dll); this checkout's Release build if null.</param>
     public static async Task<ServiceProcess> StartAsync(string bundleDirectory, string name, int intraOpThreads,
-        IReadOnlyDictionary<string, string>? environment = null)
+        IReadOnlyDictionary<string, string>? environment = null, string? build = null)
     {
-        var dll = FindServiceDll();
+        var dll = build is null ? FindServiceDll() : Path.GetFullPath(Path.Combine(build, "ProtoPNet.Service.dll"));
+        if (!File.Exists(dll)) throw new FileNotFoundException("no service build there", dll);
         // A model root holding only this bundle, through a symbolic link, so the service loads nothing else.
         var root = Directory.CreateTempSubdirectory("protopnet-bench-").FullName;
         Directory.CreateDirectory(Path.Combine(root, name));

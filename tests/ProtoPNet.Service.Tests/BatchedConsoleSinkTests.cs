@@ -18,8 +18,8 @@ public class BatchedConsoleSinkTests
     [Fact]
     public async Task EventsAreWrittenInOrderAFewWritesForMany()
     {
-        var console = new CountingWriter();
-        using var sink = new BatchedConsoleSink(Lines, () => console);
+        var console = new CountingStream();
+        using var sink = new BatchedConsoleSink(Lines, console);
         for (var i = 0; i < 500; i++) sink.Emit(Event($"event {i}"));
 
         await Eventually.TrueAsync(() => console.Lines.Length == 500, "the events were not written within 10 s");
@@ -31,8 +31,8 @@ public class BatchedConsoleSinkTests
     [Fact]
     public void DisposingWritesWhatIsStillWaiting()
     {
-        var console = new CountingWriter();
-        var sink = new BatchedConsoleSink(Lines, () => console);
+        var console = new CountingStream();
+        var sink = new BatchedConsoleSink(Lines, console);
         for (var i = 0; i < 20; i++) sink.Emit(Event($"event {i}"));
         sink.Dispose();
         Assert.Equal(Enumerable.Range(0, 20).Select(i => $"event {i}"), console.Lines);
@@ -41,8 +41,8 @@ public class BatchedConsoleSinkTests
     [Fact]
     public async Task BeyondCapacityEventsAreDroppedAndTheCountIsWritten()
     {
-        var console = new CountingWriter { Blocked = new ManualResetEventSlim(false) };
-        using var sink = new BatchedConsoleSink(Lines, () => console);
+        var console = new CountingStream { Blocked = new ManualResetEventSlim(false) };
+        using var sink = new BatchedConsoleSink(Lines, console);
         sink.Emit(Event("first"));
         // The first batch is being written (and the console is stuck): what comes now waits, up to the capacity.
         await Eventually.TrueAsync(() => console.Entered, "the first batch was not written within 10 s");
@@ -56,10 +56,25 @@ public class BatchedConsoleSinkTests
         Assert.Equal($"5 log events were dropped: more than {BatchedConsoleSink.Capacity} waited for the console.", console.Lines[^1]);
     }
 
-    /// <summary>A console that counts its writes, optionally stuck in the first one until released.</summary>
-    private sealed class CountingWriter : TextWriter
+    [Fact]
+    public async Task TextOutsideAsciiArrivesWholeInOneWrite()
     {
-        private readonly StringBuilder _text = new();
+        // Non-ASCII letters and a character outside the BMP (a surrogate pair), in a batch long enough to span several of
+        // the text builder's chunks.
+        var console = new CountingStream();
+        using var sink = new BatchedConsoleSink(Lines, console);
+        var lines = Enumerable.Range(0, 300).Select(i => $"Größe {i}: 👕 ✓").ToArray();
+        foreach (var line in lines) sink.Emit(Event(line));
+
+        await Eventually.TrueAsync(() => console.Lines.Length == lines.Length, "the events were not written within 10 s");
+        Assert.Equal(lines, console.Lines);
+        Assert.InRange(console.Writes, 1, 50);
+    }
+
+    /// <summary>A console stream that counts its writes (each would be one system call), optionally stuck in the first one until released.</summary>
+    private sealed class CountingStream : Stream
+    {
+        private readonly MemoryStream _bytes = new();
         private int _writes;
 
         public ManualResetEventSlim? Blocked { get; init; }
@@ -70,20 +85,27 @@ public class BatchedConsoleSinkTests
         {
             get
             {
-                lock (_text) return _text.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
+                lock (_bytes) return Encoding.UTF8.GetString(_bytes.ToArray()).Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
             }
         }
 
-        public override Encoding Encoding => Encoding.UTF8;
-
-        public override void Write(StringBuilder? value)
+        public override void Write(byte[] buffer, int offset, int count)
         {
             Entered = true;
             Blocked?.Wait();
             Interlocked.Increment(ref _writes);
-            lock (_text) _text.Append(value);
+            lock (_bytes) _bytes.Write(buffer, offset, count);
         }
 
-        public override void Write(char value) => throw new InvalidOperationException("the sink writes whole batches");
+        public override void WriteByte(byte value) => throw new InvalidOperationException("the sink writes whole batches");
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

@@ -111,26 +111,35 @@ public static class ClassifyApi
         .ProducesProblem(StatusCodes.Status429TooManyRequests)
         .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
-    internal static async Task<Ok<ClassifyResponse>> ClassifyAsync(
+    internal static async Task<JsonAnswer<ClassifyResponse>> ClassifyAsync(
         [AsParameters] ClassifyQuery query, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
     {
         // The answer's heatmaps are drawn as it is written: its pixels are kept until then, the model version not.
-        var answer = await classification.ClassifyAsync(request, query.ToRequest(batch: false), cancellationToken);
+        var classifyRequest = query.ToRequest(batch: false);
+        var answer = await classification.ClassifyAsync(request, classifyRequest, cancellationToken);
         var response = ToResponse(answer.Model, answer.Single());
         answer.ReleaseModel();
-        return TypedResults.Ok(response);
+        return Answer(response, classifyRequest);
     }
 
-    internal static async Task<Ok<BatchClassifyResponse>> ClassifyBatchAsync(
+    internal static async Task<JsonAnswer<BatchClassifyResponse>> ClassifyBatchAsync(
         [AsParameters] ClassifyQuery query, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
     {
-        var answer = await classification.ClassifyAsync(request, query.ToRequest(batch: true), cancellationToken);
+        var classifyRequest = query.ToRequest(batch: true);
+        var answer = await classification.ClassifyAsync(request, classifyRequest, cancellationToken);
         var results = answer.Items.Select(item => item.Classification is not null
             ? (object)ToResponse(answer.Model, item)
             : ProblemCatalog.Details(item.Problem!, item.ProblemDetail!)).ToArray();
         answer.ReleaseModel();
-        return TypedResults.Ok(new BatchClassifyResponse(results));
+        return Answer(new BatchClassifyResponse(results), classifyRequest);
     }
+
+    /// <summary>
+    /// Without heatmaps an answer is small (its lists are bounded by the Classify limits) and is sent whole; heatmaps
+    /// are drawn as the answer streams out, one at a time.
+    /// </summary>
+    private static JsonAnswer<T> Answer<T>(T response, ClassifyRequest request) =>
+        request.Heatmaps == HeatmapUse.None ? JsonAnswer.Whole(response) : JsonAnswer.Streamed(response);
 
     internal static ClassifyResponse ToResponse(ModelBundle bundle, ClassifiedImage image)
     {

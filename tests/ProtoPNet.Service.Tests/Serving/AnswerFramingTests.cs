@@ -1,0 +1,57 @@
+using System.Text.Json;
+using ProtoPNet.Service.Tests.Infrastructure;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace ProtoPNet.Service.Tests.Serving;
+
+/// <summary>
+/// Classify answers without heatmaps are sent whole, with a Content-Length (one write to the socket); answers with
+/// heatmaps stream out chunked, drawn as they are written. Checked against the service as started, on Kestrel.
+/// </summary>
+[Collection(BundlesCollection.Name)]
+public class AnswerFramingTests(TrainerBundles bundles)
+{
+    [Fact]
+    public async Task SmallAnswersCarryAContentLengthAndHeatmapAnswersStream()
+    {
+        var (service, ready) = await bundles.StartSmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
+        await using var _ = service;
+        Assert.True(ready, "the service did not become ready:\n" + string.Join('\n', service.Output));
+        using var image = new SixLabors.ImageSharp.Image<Rgb24>(40, 30, new Rgb24(30, 160, 90));
+        var png = Http.Encode(image, new PngEncoder());
+
+        foreach (var path in new[] { "/classify", "/classify?topPrototypes=10&verify=true" })
+        {
+            using var whole = await PostAsync(service.Client, path, Http.Raw(png, "image/png"));
+            // The headers as sent: the body is not read yet, so HttpClient has computed no length of its own.
+            Assert.NotEqual(true, whole.Headers.TransferEncodingChunked);
+            var length = whole.Content.Headers.ContentLength;
+            Assert.Equal("application/json; charset=utf-8", whole.Content.Headers.ContentType?.ToString());
+            var body = await whole.Content.ReadAsByteArrayAsync();
+            Assert.Equal(body.Length, length);
+            Assert.Equal(40, JsonDocument.Parse(body).RootElement.GetProperty("image").GetProperty("width").GetInt32());
+        }
+
+        using var batch = await PostAsync(service.Client, "/classify/batch", Http.Multipart(("image", png, "image/png"), ("image", png, "image/png")));
+        var batchLength = batch.Content.Headers.ContentLength;
+        var batchBody = await batch.Content.ReadAsByteArrayAsync();
+        Assert.Equal(batchBody.Length, batchLength);
+        Assert.Equal(2, JsonDocument.Parse(batchBody).RootElement.GetProperty("results").GetArrayLength());
+
+        using var streamed = await PostAsync(service.Client, "/classify?heatmaps=png", Http.Raw(png, "image/png"));
+        Assert.True(streamed.Headers.TransferEncodingChunked, "an answer with heatmaps should stream out chunked");
+        Assert.Null(streamed.Content.Headers.ContentLength);
+        var heatmap = (await Http.JsonAsync(streamed)).GetProperty("explanation").GetProperty("prototypes")[0].GetProperty("heatmap").GetString();
+        Assert.StartsWith("data:image/png;base64,", heatmap);
+    }
+
+    /// <summary>A POST whose answer's headers are returned before its body is read.</summary>
+    private static async Task<HttpResponseMessage> PostAsync(HttpClient client, string path, HttpContent content)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = content };
+        var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        return response;
+    }
+}
