@@ -149,7 +149,13 @@ public static class V2Api
         return TypedResults.Ok();
     }
 
-    internal static async Task<Ok<V2InferenceResponse>> InferAsync(
+    /// <summary>
+    /// Answers with at most this many values (about 50 KB of JSON) are sent whole with a Content-Length, in one write;
+    /// larger ones (similarity maps of a batch) stream out rather than wait in memory as JSON too.
+    /// </summary>
+    internal const int WholeAnswerMaxValues = 4096;
+
+    internal static async Task<JsonAnswer<V2InferenceResponse>> InferAsync(
         [AsParameters] V2ModelRoute route, HttpRequest request, ClassificationService classification, ModelRegistry registry,
         BufferBudget buffers, IOptions<ClassifyOptions> classifyOptions, CancellationToken cancellationToken)
     {
@@ -175,7 +181,8 @@ public static class V2Api
             return input;
         }, cancellationToken);
         var outputs = requested.Distinct().Select(o => Output(o, run)).ToArray();
-        return TypedResults.Ok(new V2InferenceResponse(run.Model.Name, run.Model.Version, outputs) { Id = header.Id });
+        var response = new V2InferenceResponse(run.Model.Name, run.Model.Version, outputs) { Id = header.Id };
+        return outputs.Sum(o => o.Data.Length) <= WholeAnswerMaxValues ? JsonAnswer.Whole(response) : JsonAnswer.Streamed(response);
     }
 
     private static ProblemException BadRequest(string detail) => new(ProblemCatalog.InvalidParameter, detail);

@@ -46,6 +46,31 @@ public class AnswerFramingTests(TrainerBundles bundles)
         Assert.StartsWith("data:image/png;base64,", heatmap);
     }
 
+    /// <summary>An Open Inference Protocol answer is sent whole up to a few thousand values, and streamed beyond.</summary>
+    [Fact]
+    public async Task OpenInferenceAnswersAreWholeWhenSmallAndStreamedWhenLarge()
+    {
+        var (service, ready) = await bundles.StartSmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
+        await using var _ = service;
+        Assert.True(ready, "the service did not become ready:\n" + string.Join('\n', service.Output));
+
+        // The smoke model: 8 prototypes with 8x8 maps, 512 values an image; 4 images stay within the limit, 9 do not.
+        foreach (var (images, whole) in new[] { (4, true), (9, false) })
+        {
+            Assert.Equal(whole, images * 8 * 8 * 8 <= ProtoPNet.Service.Apis.V2Api.WholeAnswerMaxValues);
+            var zeros = string.Join(",", Enumerable.Repeat("0", images * 3 * 32 * 32));
+            var request = $$"""{"inputs":[{"name":"image","shape":[{{images}},3,32,32],"datatype":"FP32","data":[{{zeros}}]}],"outputs":[{"name":"similarity_maps"}]}""";
+            using var answer = await PostAsync(service.Client, "/v2/models/smoke/infer", new StringContent(request, System.Text.Encoding.UTF8, "application/json"));
+            var length = answer.Content.Headers.ContentLength;
+            var chunked = answer.Headers.TransferEncodingChunked == true;
+            var body = await answer.Content.ReadAsByteArrayAsync();
+            Assert.Equal(!whole, chunked);
+            Assert.Equal(whole ? body.Length : null, length);
+            var output = JsonDocument.Parse(body).RootElement.GetProperty("outputs")[0];
+            Assert.Equal(images * 8 * 8 * 8, output.GetProperty("data").GetArrayLength());
+        }
+    }
+
     /// <summary>A POST whose answer's headers are returned before its body is read.</summary>
     private static async Task<HttpResponseMessage> PostAsync(HttpClient client, string path, HttpContent content)
     {
