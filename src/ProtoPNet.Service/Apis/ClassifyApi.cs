@@ -119,7 +119,7 @@ public static class ClassifyApi
         var answer = await classification.ClassifyAsync(request, classifyRequest, cancellationToken);
         var response = ToResponse(answer.Model, answer.Single());
         answer.ReleaseModel();
-        return Answer(response, classifyRequest);
+        return Answer(response, classifyRequest, Entries(response));
     }
 
     internal static async Task<JsonAnswer<BatchClassifyResponse>> ClassifyBatchAsync(
@@ -131,15 +131,24 @@ public static class ClassifyApi
             ? (object)ToResponse(answer.Model, item)
             : ProblemCatalog.Details(item.Problem!, item.ProblemDetail!)).ToArray();
         answer.ReleaseModel();
-        return Answer(new BatchClassifyResponse(results), classifyRequest);
+        return Answer(new BatchClassifyResponse(results), classifyRequest, results.OfType<ClassifyResponse>().Sum(Entries));
     }
 
     /// <summary>
-    /// Without heatmaps an answer is small (its lists are bounded by the Classify limits) and is sent whole; heatmaps
-    /// are drawn as the answer streams out, one at a time.
+    /// Answers listing at most this many prototypes and classes in all are sent whole: at 128, about 50 KB of JSON,
+    /// below the large object heap (85 KB), so serializing one first costs an ordinary short-lived array. One image with
+    /// the defaults lists 8; with topPrototypes=100, 103 (42 KB).
     /// </summary>
-    private static JsonAnswer<T> Answer<T>(T response, ClassifyRequest request) =>
-        request.Heatmaps == HeatmapUse.None ? JsonAnswer.Whole(response) : JsonAnswer.Streamed(response);
+    internal const int WholeAnswerMaxEntries = 128;
+
+    private static int Entries(ClassifyResponse response) => response.Explanation.Prototypes.Count + response.TopClasses.Count;
+
+    /// <summary>
+    /// A small answer without heatmaps is sent whole, with a Content-Length; a larger one, and any with heatmaps (drawn
+    /// as the answer is written, one at a time), streams out.
+    /// </summary>
+    private static JsonAnswer<T> Answer<T>(T response, ClassifyRequest request, int entries) =>
+        request.Heatmaps == HeatmapUse.None && entries <= WholeAnswerMaxEntries ? JsonAnswer.Whole(response) : JsonAnswer.Streamed(response);
 
     internal static ClassifyResponse ToResponse(ModelBundle bundle, ClassifiedImage image)
     {

@@ -8,8 +8,8 @@ namespace ProtoPNet.Service.Apis;
 /// <summary>
 /// A 200 answer in JSON, sent whole or streamed.
 /// <list type="bullet">
-/// <item><b>Whole</b>, for an answer known to be small (no heatmaps): serialized first, then sent with a Content-Length
-/// in one write to the socket.</item>
+/// <item><b>Whole</b>, for an answer known to be small (no heatmaps, short lists): serialized first, then sent with a
+/// Content-Length in one write to the socket.</item>
 /// <item><b>Streamed</b>, as <see cref="Microsoft.AspNetCore.Http.HttpResults.Ok{TValue}"/> does, for one that may be
 /// large (heatmaps are drawn as the answer is written). It goes out chunked: Kestrel sends the body, then, when the
 /// endpoint has returned, the last chunk's marker in a second write, which the client must wait for too.</item>

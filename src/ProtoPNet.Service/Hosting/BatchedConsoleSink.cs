@@ -22,8 +22,8 @@ namespace ProtoPNet.Service.Hosting;
 public sealed class BatchedConsoleSink : ILogEventSink, IDisposable
 {
     public const int Capacity = 10_000;
-    private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
     public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(50);
+    private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
     private readonly ITextFormatter _formatter;
     private readonly Stream _console;
@@ -96,7 +96,7 @@ public sealed class BatchedConsoleSink : ILogEventSink, IDisposable
             text.Clear();
             // A burst's buffers are not kept.
             if (text.Capacity > 1024 * 1024) text.Capacity = 16 * 1024;
-            if (_bytes.Length > 4 * 1024 * 1024) _bytes = new byte[16 * 1024];
+            if (_bytes.Length > 1024 * 1024) _bytes = new byte[16 * 1024];
         }
     }
 

@@ -6,8 +6,8 @@ using SixLabors.ImageSharp.PixelFormats;
 namespace ProtoPNet.Service.Tests.Serving;
 
 /// <summary>
-/// Classify answers without heatmaps are sent whole, with a Content-Length (one write to the socket); answers with
-/// heatmaps stream out chunked, drawn as they are written. Checked against the service as started, on Kestrel.
+/// Short classify answers without heatmaps are sent whole, with a Content-Length (one write to the socket); answers with
+/// heatmaps, and long ones, stream out chunked. Checked against the service as started, on Kestrel.
 /// </summary>
 [Collection(BundlesCollection.Name)]
 public class AnswerFramingTests(TrainerBundles bundles)
@@ -38,6 +38,13 @@ public class AnswerFramingTests(TrainerBundles bundles)
         var batchBody = await batch.Content.ReadAsByteArrayAsync();
         Assert.Equal(batchBody.Length, batchLength);
         Assert.Equal(2, JsonDocument.Parse(batchBody).RootElement.GetProperty("results").GetArrayLength());
+
+        // 11 images listing all 8 prototypes and 4 classes each: 132 entries, more than a whole answer may hold.
+        var eleven = Enumerable.Repeat(("image", png, "image/png"), 11).ToArray();
+        Assert.True(11 * (8 + 4) > ProtoPNet.Service.Apis.ClassifyApi.WholeAnswerMaxEntries);
+        using var longBatch = await PostAsync(service.Client, "/classify/batch?topPrototypes=8&topClasses=4", Http.Multipart(eleven));
+        Assert.True(longBatch.Headers.TransferEncodingChunked, "a long batch answer should stream out chunked");
+        Assert.Equal(11, (await Http.JsonAsync(longBatch)).GetProperty("results").GetArrayLength());
 
         using var streamed = await PostAsync(service.Client, "/classify?heatmaps=png", Http.Raw(png, "image/png"));
         Assert.True(streamed.Headers.TransferEncodingChunked, "an answer with heatmaps should stream out chunked");
