@@ -109,3 +109,24 @@ public class BatchedConsoleSinkTests
         public override void SetLength(long value) => throw new NotSupportedException();
     }
 }
+
+/// <summary>The service as started writes its request log to standard output, line by line, non-ASCII intact.</summary>
+[Collection(BundlesCollection.Name)]
+public class ConsoleLogTests(TrainerBundles bundles)
+{
+    [Fact]
+    public async Task TheRequestLogReachesStandardOutput()
+    {
+        var (service, ready) = await bundles.StartSmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
+        await using var _ = service;
+        Assert.True(ready, "the service did not become ready:\n" + string.Join('\n', service.Output));
+
+        // A model name with non-ASCII letters (not a valid name: 400): the log line carries the path, decoded, intact.
+        for (var i = 0; i < 3; i++) await service.Client.GetAsync("/health/live");
+        await service.Client.GetAsync("/models/gr%C3%B6%C3%9Fe");
+        await Eventually.TrueAsync(() => service.Output.Count(l => l.Contains("HTTP GET /health/live responded 200")) == 3,
+            "three /health/live lines were not written within 10 s:\n" + string.Join('\n', service.Output));
+        await Eventually.TrueAsync(() => service.Output.Any(l => l.Contains("HTTP GET /models/größe responded 400")),
+            "the 400's line was not written within 10 s:\n" + string.Join('\n', service.Output));
+    }
+}
