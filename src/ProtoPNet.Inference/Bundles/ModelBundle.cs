@@ -44,15 +44,28 @@ public sealed class ModelBundle : IDisposable
     }
 
     /// <summary>
-    /// Serves the bundle with another session of its graph (one the execution strategy measured leaner, see
-    /// <see cref="BundleLoader.LoadSession"/>) and disposes the one it had. Only before the bundle is served.
+    /// A session of the same graph whose runs use more threads, for a request that runs while no other does (the
+    /// execution strategy measured it faster for one image than <see cref="Session"/>); null when there is none.
     /// </summary>
-    public void ReplaceSession(BundleSession session)
+    public BundleSession? LoneSession { get; private set; }
+
+    /// <summary>
+    /// Serves the bundle with <paramref name="session"/> (another session of its graph, one the execution strategy
+    /// measured leaner, see <see cref="BundleLoader.LoadSession"/>) and, for requests that run alone,
+    /// <paramref name="lone"/> (null: none); disposes the session it had unless it is one of them. Only before the
+    /// bundle is served.
+    /// </summary>
+    public void ServeWith(BundleSession session, BundleSession? lone)
     {
         var previous = Session;
         Session = session;
-        previous.Dispose();
+        LoneSession = lone;
+        if (previous != session && previous != lone) previous.Dispose();
     }
 
-    public void Dispose() => Session.Dispose();
+    public void Dispose()
+    {
+        Session.Dispose();
+        LoneSession?.Dispose();
+    }
 }

@@ -11,6 +11,15 @@ public sealed record ExecutionStrategy(int MaxBatchSize, int ConcurrentRuns, int
     /// <summary>What was measured to choose it (empty unless measured).</summary>
     public IReadOnlyList<StrategyMeasurement> Measurements { get; init; } = [];
 
+    /// <summary>
+    /// Threads per run for a request that runs while no other does: more than <see cref="IntraOpThreads"/> where a
+    /// session with more was measured faster for one image alone (it is then kept beside the serving one), else the same.
+    /// </summary>
+    public int LoneIntraOpThreads { get; init; } = IntraOpThreads;
+
+    /// <summary>One image at a time from one caller, on each session measured (empty unless there were several).</summary>
+    public IReadOnlyList<StrategyMeasurement> LoneMeasurements { get; init; } = [];
+
     public override string ToString() =>
         $"batches of up to {MaxBatchSize}, {ConcurrentRuns} concurrent run(s), {IntraOpThreads} intra-op thread(s) ({Source})";
 }
@@ -48,6 +57,12 @@ public static class ExecutionStrategyTuner
     /// </summary>
     private const double RequiredGain = 1.03;
 
+    /// <summary>
+    /// A session with more threads per run is kept for requests that run alone only if it runs one image at least
+    /// this much faster than the serving session: keeping it costs a second copy of the model in memory.
+    /// </summary>
+    private const double LoneRequiredGain = 1.10;
+
     /// <param name="candidates">Sessions of the same graph to measure (freshly loaded, not yet serving), the preferred first.</param>
     /// <param name="maxBatchSize">The largest batch to try.</param>
     /// <param name="concurrentRuns">The runs in flight.</param>
@@ -82,16 +97,48 @@ public static class ExecutionStrategyTuner
             double Score(int i) => saturating ? 1 / best[i].CpuMsPerImage : best[i].ImagesPerSecond;
             var top = Enumerable.Range(0, shapes.Length).Max(Score);
             var chosen = shapes[Enumerable.Range(0, shapes.Length).First(i => Score(i) * RequiredGain >= top)];
+            var (loneThreads, loneMeasurements) = MeasureLone(candidates, chosen.Candidate, input, slice);
             return new ExecutionStrategy(chosen.Batch, concurrentRuns, chosen.Candidate.IntraOpThreads, "measured")
             {
                 Measurements = shapes.Select((shape, i) => new StrategyMeasurement(shape.Batch, concurrentRuns, shape.Candidate.IntraOpThreads,
                     Math.Round(best[i].ImagesPerSecond, 1), Math.Round(best[i].CpuMsPerImage, 3))).ToArray(),
+                LoneIntraOpThreads = loneThreads,
+                LoneMeasurements = loneMeasurements,
             };
         }
         finally
         {
             BundleSession.ReturnBuffer(input);
         }
+    }
+
+    /// <summary>
+    /// A request that runs while no other does has the cores to itself, and a session whose runs use more threads may
+    /// answer it sooner than the one chosen for load. Each session runs one image at a time from one caller, in turns,
+    /// and keeps its best round; the fastest is taken if it beats the chosen session by <see cref="LoneRequiredGain"/>.
+    /// </summary>
+    private static (int Threads, StrategyMeasurement[] Measurements) MeasureLone(IReadOnlyList<SessionCandidate> candidates,
+        SessionCandidate chosen, float[] input, TimeSpan slice)
+    {
+        if (candidates.Count < 2) return (chosen.IntraOpThreads, []);
+        var best = new (double ImagesPerSecond, double CpuMsPerImage)[candidates.Count];
+        Array.Fill(best, (0.0, double.PositiveInfinity));
+        for (var round = 0; round < Rounds; round++)
+        {
+            for (var i = 0; i < candidates.Count; i++)
+            {
+                var (rate, cpu) = Run(candidates[i].Session, input, 1, 1, slice);
+                best[i] = (Math.Max(best[i].ImagesPerSecond, rate), Math.Min(best[i].CpuMsPerImage, cpu));
+            }
+        }
+        var measurements = candidates.Select((c, i) => new StrategyMeasurement(1, 1, c.IntraOpThreads,
+            Math.Round(best[i].ImagesPerSecond, 1), Math.Round(best[i].CpuMsPerImage, 3))).ToArray();
+        var chosenRate = best[candidates.ToList().IndexOf(chosen)].ImagesPerSecond;
+        var fastest = Enumerable.Range(0, candidates.Count).MaxBy(i => best[i].ImagesPerSecond);
+        var threads = candidates[fastest].IntraOpThreads > chosen.IntraOpThreads && best[fastest].ImagesPerSecond >= chosenRate * LoneRequiredGain
+            ? candidates[fastest].IntraOpThreads
+            : chosen.IntraOpThreads;
+        return (threads, measurements);
     }
 
     /// <summary>

@@ -93,9 +93,13 @@ public static class ModelsApi
         });
     }
 
-    private static ExecutionStrategyResponse Strategy(ExecutionStrategy strategy) => new(strategy.MaxBatchSize, strategy.ConcurrentRuns,
-        strategy.IntraOpThreads, strategy.Source,
-        strategy.Measurements.Select(m => new StrategyMeasurementResponse(m.BatchSize, m.ConcurrentRuns, m.IntraOpThreads, m.ImagesPerSecond, m.CpuMsPerImage)).ToArray());
+    private static ExecutionStrategyResponse Strategy(ExecutionStrategy strategy)
+    {
+        static StrategyMeasurementResponse[] Of(IEnumerable<StrategyMeasurement> measurements) => measurements
+            .Select(m => new StrategyMeasurementResponse(m.BatchSize, m.ConcurrentRuns, m.IntraOpThreads, m.ImagesPerSecond, m.CpuMsPerImage)).ToArray();
+        return new(strategy.MaxBatchSize, strategy.ConcurrentRuns, strategy.IntraOpThreads, strategy.LoneIntraOpThreads, strategy.Source,
+            Of(strategy.Measurements), Of(strategy.LoneMeasurements));
+    }
 
     /// <param name="name">Model name.</param>
     /// <param name="version">Version id.</param>

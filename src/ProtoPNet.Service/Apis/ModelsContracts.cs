@@ -29,11 +29,13 @@ public sealed record ModelVersionResponse(
 
 /// <summary>
 /// A version's execution strategy: at most <c>maxBatchSize</c> images per network run, <c>concurrentRuns</c> runs in
-/// flight, <c>intraOpThreads</c> threads per run; <c>source</c> is <c>measured</c> (on the CPU at load, with the
-/// <c>measurements</c> it was chosen from), <c>cuda</c> or <c>configured</c>.
+/// flight, <c>intraOpThreads</c> threads per run, and <c>loneIntraOpThreads</c> for a request that runs while no other
+/// does; <c>source</c> is <c>measured</c> (on the CPU at load, with the <c>measurements</c> it was chosen from and the
+/// <c>loneMeasurements</c>, one image at a time from one caller on each session), <c>cuda</c> or <c>configured</c>.
 /// </summary>
 public sealed record ExecutionStrategyResponse(
-    int MaxBatchSize, int ConcurrentRuns, int IntraOpThreads, string Source, IReadOnlyList<StrategyMeasurementResponse> Measurements);
+    int MaxBatchSize, int ConcurrentRuns, int IntraOpThreads, int LoneIntraOpThreads, string Source,
+    IReadOnlyList<StrategyMeasurementResponse> Measurements, IReadOnlyList<StrategyMeasurementResponse> LoneMeasurements);
 
 /// <summary>Images per second of <c>concurrentRuns</c> callers each running batches of <c>batchSize</c>, and CPU milliseconds per image, measured at load.</summary>
 public sealed record StrategyMeasurementResponse(int BatchSize, int ConcurrentRuns, int IntraOpThreads, double ImagesPerSecond, double CpuMsPerImage);

@@ -156,16 +156,18 @@ public sealed class ModelRegistry(
         }
         else
         {
-            logger.LogInformation("Model {Model}@{Version} runs batches of up to {MaxBatchSize} images, {ConcurrentRuns} concurrent runs, {IntraOpThreads} intra-op threads ({StrategySource} in {MeasureMs:0} ms, images/s and CPU ms per image: {Measurements})",
-                bundle.Name, bundle.Version, strategy.MaxBatchSize, strategy.ConcurrentRuns, strategy.IntraOpThreads, strategy.Source,
-                stopwatch.Elapsed.TotalMilliseconds, string.Join(", ", strategy.Measurements.Select(m => $"b={m.BatchSize} x{m.ConcurrentRuns} t={m.IntraOpThreads} {m.ImagesPerSecond:0.#} {m.CpuMsPerImage:0.###}")));
+            logger.LogInformation("Model {Model}@{Version} runs batches of up to {MaxBatchSize} images, {ConcurrentRuns} concurrent runs, {IntraOpThreads} intra-op threads, a request alone on {LoneIntraOpThreads} ({StrategySource} in {MeasureMs:0} ms, images/s and CPU ms per image: {Measurements})",
+                bundle.Name, bundle.Version, strategy.MaxBatchSize, strategy.ConcurrentRuns, strategy.IntraOpThreads, strategy.LoneIntraOpThreads, strategy.Source,
+                stopwatch.Elapsed.TotalMilliseconds, string.Join(", ", strategy.Measurements.Concat(strategy.LoneMeasurements)
+                    .Select(m => $"b={m.BatchSize} x{m.ConcurrentRuns} t={m.IntraOpThreads} {m.ImagesPerSecond:0.#} {m.CpuMsPerImage:0.###}")));
         }
         return strategy;
     }
 
     /// <summary>
     /// Measures the CPU strategy. Unless Inference:IntraOpThreads is set, a second session whose runs each use one
-    /// thread is measured beside the loaded one (one thread per core): the leaner serves, the other is disposed.
+    /// thread is measured beside the loaded one (one thread per core): the leaner serves; the other is kept for requests
+    /// that run alone if it answers one image enough sooner (<see cref="ExecutionStrategy.LoneIntraOpThreads"/>), else disposed.
     /// </summary>
     private ExecutionStrategy MeasureStrategy(ModelBundle bundle, int threads)
     {
@@ -176,12 +178,16 @@ public sealed class ModelRegistry(
         {
             var strategy = ExecutionStrategyTuner.Measure(candidates, options.MaxBatchSize, options.ConcurrentRunsLimit, MeasureSlice);
             var chosen = candidates.First(c => c.IntraOpThreads == strategy.IntraOpThreads).Session;
-            if (chosen != bundle.Session) bundle.ReplaceSession(chosen);
+            var lone = strategy.LoneIntraOpThreads != strategy.IntraOpThreads
+                ? candidates.First(c => c.IntraOpThreads == strategy.LoneIntraOpThreads).Session
+                : null;
+            bundle.ServeWith(chosen, lone);
             return strategy;
         }
         finally
         {
-            foreach (var candidate in candidates.Skip(1).Where(c => c.Session != bundle.Session)) candidate.Session.Dispose();
+            // The sessions loaded to be measured that serve neither way (ServeWith has disposed the bundle's own if unused).
+            foreach (var candidate in candidates.Skip(1).Where(c => c.Session != bundle.Session && c.Session != bundle.LoneSession)) candidate.Session.Dispose();
         }
     }
 

@@ -9,7 +9,7 @@ namespace ProtoPNet.Service.Serving;
 /// A request's rows in a finished network run: the batch's outputs, where its rows start, and what it cost. The outputs
 /// are pooled and shared by the batch's requests: dispose the run when done with them, and the last one returns them.
 /// </summary>
-public sealed class BatchRun(SharedOutputs shared, int firstRow, int batchSize, double queueMs, double inferenceMs) : IDisposable
+public sealed class BatchRun(SharedOutputs shared, int firstRow, int batchSize, double queueMs, double inferenceMs, bool alone = false) : IDisposable
 {
     private int _disposed;
 
@@ -18,6 +18,9 @@ public sealed class BatchRun(SharedOutputs shared, int firstRow, int batchSize, 
     public int BatchSize { get; } = batchSize;
     public double QueueMs { get; } = queueMs;
     public double InferenceMs { get; } = inferenceMs;
+
+    /// <summary>Whether it ran while no other run did, on the bundle's session for lone runs (<see cref="ModelBundle.LoneSession"/>).</summary>
+    public bool Alone { get; } = alone;
 
     public void Dispose()
     {
@@ -56,6 +59,7 @@ public sealed class InferenceBatcher : IDisposable
     private readonly ModelBundle _bundle;
     private readonly BatchingOptions _options;
     private readonly int _maxBatchSize;
+    private readonly int _concurrentRuns;
     private readonly ServiceMetrics _metrics;
     private readonly Channel<BatchRequest> _queue = Channel.CreateUnbounded<BatchRequest>(new UnboundedChannelOptions { SingleWriter = false });
     private readonly KeyValuePair<string, object?>[] _tags;
@@ -70,6 +74,7 @@ public sealed class InferenceBatcher : IDisposable
         _bundle = bundle;
         _options = options;
         _maxBatchSize = strategy.MaxBatchSize;
+        _concurrentRuns = strategy.ConcurrentRuns;
         _metrics = metrics;
         _tags = [ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("version", bundle.Version)];
         _runSlots = new SemaphoreSlim(strategy.ConcurrentRuns, strategy.ConcurrentRuns);
@@ -129,14 +134,16 @@ public sealed class InferenceBatcher : IDisposable
 
     /// <summary>
     /// With nothing queued, no queue delay configured and a run free, the request runs on its own thread at once: no
-    /// hand-off to a worker and back, which on a small model costs more than the network (two thread wake-ups).
+    /// hand-off to a worker and back, which on a small model costs more than the network (two thread wake-ups). If no
+    /// other run is in flight either, it runs on the bundle's session for lone runs where it has one (more threads).
     /// </summary>
     private BatchRun? TryRunNow(float[] input, int rows)
     {
         if (_options.MaxQueueDelayMs > 0 || rows > _maxBatchSize || Volatile.Read(ref _queuedImages) > 0 || !_runSlots.Wait(0)) return null;
         try
         {
-            var session = _bundle.Session;
+            var lone = _runSlots.CurrentCount == _concurrentRuns - 1 ? _bundle.LoneSession : null;
+            var session = lone ?? _bundle.Session;
             var started = Stopwatch.GetTimestamp();
             var shared = new SharedOutputs(session.Run(input, rows), 1);
             var inferenceMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
@@ -144,7 +151,7 @@ public sealed class InferenceBatcher : IDisposable
             _metrics.InferenceDuration.Record(inferenceMs / 1000, _tags);
             _metrics.BatchSize.Record(rows, _tags);
             _metrics.QueueDuration.Record(0, _tags);
-            return new BatchRun(shared, 0, rows, 0, inferenceMs);
+            return new BatchRun(shared, 0, rows, 0, inferenceMs, alone: lone is not null);
         }
         finally
         {

@@ -52,7 +52,27 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
 
         var line = await factory.Logs.WaitForAsync(m => m.Contains("runs batches of up to"),
             onTimeout: () => string.Join(" | ", factory.Logs.Entries.Select(e => e.Message).Where(m => m.Contains("smoke"))));
-        Assert.Contains($"runs batches of up to {batch} images, {runs} concurrent runs, {threads} intra-op threads (\"measured\" in ", line);
+        var loneThreads = strategy.GetProperty("loneIntraOpThreads").GetInt32();
+        Assert.Contains($"runs batches of up to {batch} images, {runs} concurrent runs, {threads} intra-op threads, a request alone on {loneThreads} (\"measured\" in ", line);
+
+        // A request alone: each session measured one image at a time; the one with more threads is kept for it only if
+        // it was at least 10 % faster than the serving one.
+        var lone = strategy.GetProperty("loneMeasurements").EnumerateArray()
+            .Select(m => (Batch: m.GetProperty("batchSize").GetInt32(), Runs: m.GetProperty("concurrentRuns").GetInt32(),
+                Threads: m.GetProperty("intraOpThreads").GetInt32(), Rate: m.GetProperty("imagesPerSecond").GetDouble())).ToArray();
+        if (sessions.Length == 1)
+        {
+            Assert.Empty(lone);
+            Assert.Equal(threads, loneThreads);
+        }
+        else
+        {
+            Assert.Equal(sessions.Select(t => (1, 1, t)), lone.Select(m => (m.Batch, m.Runs, m.Threads)));
+            var servingRate = lone.Single(m => m.Threads == threads).Rate;
+            var fastest = lone.MaxBy(m => m.Rate);
+            var expected = fastest.Threads > threads && fastest.Rate >= servingRate * 1.10 ? fastest.Threads : threads;
+            Assert.Equal(expected, loneThreads);
+        }
 
         // The batcher runs with it: never more images per run than the chosen batch size.
         var image = Http.BundleImage(bundles.SmokeBundle, 1, 40, 40);

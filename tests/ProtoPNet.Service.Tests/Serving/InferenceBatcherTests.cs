@@ -56,4 +56,37 @@ public class InferenceBatcherTests(TrainerBundles bundles)
         }
         Assert.Equal(0, batcher.QueueDepth);
     }
+
+    /// <summary>
+    /// A request that runs while no other does runs on the bundle's session for lone runs (two threads here), with the
+    /// same outputs; without one, on the serving session.
+    /// </summary>
+    [Fact]
+    public async Task ALoneRequestRunsOnTheLoneSessionAndOneBesideAnotherDoesNot()
+    {
+        var loader = new BundleLoader(new SessionFactory(new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Cpu, IntraOpThreads = 1 }));
+        using var bundle = loader.Load(bundles.SmokeBundle);
+        bundle.ServeWith(bundle.Session, loader.LoadSession(bundle, 2));
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        using var metrics = new ServiceMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 2, 1, "measured") { LoneIntraOpThreads = 2 },
+            new BatchingOptions { MaxBatchSize = 8 }, metrics);
+        var input = new float[bundle.Session.ImageElementCount];
+        for (var e = 0; e < input.Length; e++) input[e] = (e * 7919 % 1000) / 999f;
+
+        using (var lone = await batcher.RunAsync(input, 1, CancellationToken.None))
+        {
+            Assert.True(lone.Alone);
+            using var served = bundle.Session.Run(input, 1);
+            var expected = served.LogitsOf(0).ToArray();
+            var actual = lone.Outputs.LogitsOf(0).ToArray();
+            for (var k = 0; k < expected.Length; k++) Assert.True(BundleLoader.WithinTolerance(actual[k], expected[k]), $"logit {k}: {actual[k]} vs {expected[k]}");
+        }
+
+        // Without a lone session, a lone request runs on the serving session.
+        using var plain = loader.Load(bundles.SmokeBundle);
+        using var plainBatcher = new InferenceBatcher(plain, new ExecutionStrategy(8, 2, 1, "measured"), new BatchingOptions { MaxBatchSize = 8 }, metrics);
+        using var run = await plainBatcher.RunAsync(input, 1, CancellationToken.None);
+        Assert.False(run.Alone);
+    }
 }
