@@ -134,15 +134,16 @@ public sealed class InferenceBatcher : IDisposable
 
     /// <summary>
     /// With nothing queued, no queue delay configured and a run free, the request runs on its own thread at once: no
-    /// hand-off to a worker and back, which on a small model costs more than the network (two thread wake-ups). If no
-    /// other run is in flight either, it runs on the bundle's session for lone runs where it has one (more threads).
+    /// hand-off to a worker and back, which on a small model costs more than the network (two thread wake-ups). One image
+    /// with no other run in flight runs on the bundle's session for lone runs where it has one (more threads).
     /// </summary>
     private BatchRun? TryRunNow(float[] input, int rows)
     {
         if (_options.MaxQueueDelayMs > 0 || rows > _maxBatchSize || Volatile.Read(ref _queuedImages) > 0 || !_runSlots.Wait(0)) return null;
         try
         {
-            var lone = _runSlots.CurrentCount == _concurrentRuns - 1 ? _bundle.LoneSession : null;
+            // One image only: a batch would grow the lone session's memory arena to its size, for good.
+            var lone = rows == 1 && _runSlots.CurrentCount == _concurrentRuns - 1 ? _bundle.LoneSession : null;
             var session = lone ?? _bundle.Session;
             var started = Stopwatch.GetTimestamp();
             var shared = new SharedOutputs(session.Run(input, rows), 1);
