@@ -58,8 +58,9 @@ public static class TrainingApi
             .WithSummary("Follow one training job as Server-Sent Events (administrative)")
             .WithDescription("""
                 `text/event-stream`: an event `job` with the job (as GET /training/jobs/{id}) at once, then one whenever its
-                status, stage, epoch, progress, published version or error changes; the stream ends after the event of a
-                finished job (succeeded, failed or cancelled).
+                status, stage, epoch, progress, published version or error is seen to change (it is looked at every
+                Training:EventPollMilliseconds; changes closer together arrive as one event, the latest); the stream ends
+                after the event of a finished job (succeeded, failed or cancelled).
                 """)
             .Produces<string>(StatusCodes.Status200OK, "text/event-stream")
             .ProducesProblem(StatusCodes.Status404NotFound)
