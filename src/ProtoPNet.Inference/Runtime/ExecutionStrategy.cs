@@ -67,7 +67,9 @@ public static class ExecutionStrategyTuner
     /// <param name="maxBatchSize">The largest batch to try.</param>
     /// <param name="concurrentRuns">The runs in flight.</param>
     /// <param name="slice">How long each shape runs per round (at least one run per caller).</param>
-    public static ExecutionStrategy Measure(IReadOnlyList<SessionCandidate> candidates, int maxBatchSize, int concurrentRuns, TimeSpan slice)
+    /// <param name="loneRuns">Whether to measure the sessions one image at a time for requests that run alone (<see cref="ExecutionStrategy.LoneIntraOpThreads"/>).</param>
+    public static ExecutionStrategy Measure(IReadOnlyList<SessionCandidate> candidates, int maxBatchSize, int concurrentRuns, TimeSpan slice,
+        bool loneRuns = true)
     {
         var batches = BatchSizes.Where(b => b < maxBatchSize).Append(maxBatchSize).ToArray();
         var shapes = candidates.SelectMany(c => batches.Select(b => (Candidate: c, Batch: b))).ToArray();
@@ -97,7 +99,7 @@ public static class ExecutionStrategyTuner
             double Score(int i) => saturating ? 1 / best[i].CpuMsPerImage : best[i].ImagesPerSecond;
             var top = Enumerable.Range(0, shapes.Length).Max(Score);
             var chosen = shapes[Enumerable.Range(0, shapes.Length).First(i => Score(i) * RequiredGain >= top)];
-            var (loneThreads, loneMeasurements) = MeasureLone(candidates, chosen.Candidate, input, slice);
+            var (loneThreads, loneMeasurements) = loneRuns ? MeasureLone(candidates, chosen.Candidate, input, slice) : (chosen.Candidate.IntraOpThreads, []);
             return new ExecutionStrategy(chosen.Batch, concurrentRuns, chosen.Candidate.IntraOpThreads, "measured")
             {
                 Measurements = shapes.Select((shape, i) => new StrategyMeasurement(shape.Batch, concurrentRuns, shape.Candidate.IntraOpThreads,

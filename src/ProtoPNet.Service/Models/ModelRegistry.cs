@@ -176,7 +176,7 @@ public sealed class ModelRegistry(
         if (!sessionFactory.IntraOpThreadsConfigured && threads > 1) candidates.Add(new(loader.LoadSession(bundle, 1), 1));
         try
         {
-            var strategy = ExecutionStrategyTuner.Measure(candidates, options.MaxBatchSize, options.ConcurrentRunsLimit, MeasureSlice);
+            var strategy = ExecutionStrategyTuner.Measure(candidates, options.MaxBatchSize, options.ConcurrentRunsLimit, MeasureSlice, options.LoneRuns);
             var chosen = candidates.First(c => c.IntraOpThreads == strategy.IntraOpThreads).Session;
             // Loaded afresh: a measured session's memory arena has grown to the largest batch tried, and lone runs are of
             // one image (for ResNet-18, 245 MiB more resident memory kept against about 100).

@@ -56,6 +56,13 @@ public sealed class BatchingOptions
     /// <summary><see cref="MaxConcurrentRuns"/> with 0 resolved to one per core.</summary>
     public int ConcurrentRunsLimit => MaxConcurrentRuns > 0 ? MaxConcurrentRuns : Environment.ProcessorCount;
 
+    /// <summary>
+    /// With <c>auto</c> on the CPU (default true): where the serving session uses fewer threads per run than the other
+    /// session measured, and that one ran a lone image at least 10 % sooner, keep a session with its threads for a single
+    /// image that runs while no other run is in flight. Costs a second copy of the model in memory; false never keeps one.
+    /// </summary>
+    public bool LoneRuns { get; set; } = true;
+
     /// <summary>Milliseconds an image may wait in the queue before its request is answered 503 (default 10000).</summary>
     [Range(1, 600_000)]
     public int QueueTimeoutMs { get; set; } = 10_000;

@@ -84,6 +84,19 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
         Assert.Equal(PrometheusText.Sum(metrics, "protopnet_batch_size_count", "model=\"smoke\""), runsAtOrBelow);
     }
 
+    /// <summary>Batching:LoneRuns false: the sessions are still measured for load, but none is kept for lone requests.</summary>
+    [Fact]
+    public async Task LoneRunsOffKeepsNoSessionForLoneRequests()
+    {
+        await using var factory = bundles.SmokeService(("Batching:Strategy", null), ("Batching:MaxConcurrentRuns", null),
+            ("Inference:IntraOpThreads", null), ("Batching:LoneRuns", "false"));
+        var strategy = await StrategyAsync(factory.CreateClient());
+        Assert.Equal("measured", strategy.GetProperty("source").GetString());
+        Assert.Equal(Environment.ProcessorCount > 1 ? 6 : 3, strategy.GetProperty("measurements").GetArrayLength());
+        Assert.Equal(0, strategy.GetProperty("loneMeasurements").GetArrayLength());
+        Assert.Equal(strategy.GetProperty("intraOpThreads").GetInt32(), strategy.GetProperty("loneIntraOpThreads").GetInt32());
+    }
+
     [Fact]
     public async Task FixedIsTakenAsConfigured()
     {
