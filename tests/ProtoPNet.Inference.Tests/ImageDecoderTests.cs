@@ -20,6 +20,18 @@ public class ImageDecoderTests
 
     public static TheoryData<string> Formats => ["png", "jpeg", "gif", "bmp", "webp", "tiff"];
 
+    /// <summary>The pixel count from the header alone: a small file of many pixels counts them all; a non-image counts none.</summary>
+    [Fact]
+    public void PixelCountReadsTheHeaderOnly()
+    {
+        using var wide = new Image<Rgb24>(3000, 2000, new Rgb24(10, 200, 30));
+        using var stream = new MemoryStream();
+        wide.Save(stream, TestImages.Png);
+        Assert.True(stream.Length < 64 * 1024, $"{stream.Length} bytes");
+        Assert.Equal(6_000_000, ImageDecoder.PixelCount(stream.ToArray()));
+        Assert.Null(ImageDecoder.PixelCount("not an image at all"u8.ToArray()));
+    }
+
     private static IImageEncoder EncoderFor(string format) => format switch
     {
         "png" => TestImages.Png,

@@ -177,9 +177,10 @@ public sealed class ImageDecoder(ImageLimits limits)
     {
         try
         {
-            return Image.Identify(Configuration, AsStream(bytes), out _) is { } info ? (long)info.Width * info.Height : null;
+            var (width, height, _, _) = Identify(bytes);
+            return (long)width * height;
         }
-        catch (Exception exception) when (exception is not OutOfMemoryException)
+        catch (ImageRejectedException)
         {
             return null;
         }

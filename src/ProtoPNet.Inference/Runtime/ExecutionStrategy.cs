@@ -135,7 +135,7 @@ public static class ExecutionStrategyTuner
         }
         var measurements = candidates.Select((c, i) => new StrategyMeasurement(1, 1, c.IntraOpThreads,
             Math.Round(best[i].ImagesPerSecond, 1), Math.Round(best[i].CpuMsPerImage, 3))).ToArray();
-        var chosenRate = best[candidates.ToList().IndexOf(chosen)].ImagesPerSecond;
+        var chosenRate = best[Enumerable.Range(0, candidates.Count).First(i => candidates[i] == chosen)].ImagesPerSecond;
         var fastest = Enumerable.Range(0, candidates.Count).MaxBy(i => best[i].ImagesPerSecond);
         var threads = candidates[fastest].IntraOpThreads > chosen.IntraOpThreads && best[fastest].ImagesPerSecond >= chosenRate * LoneRequiredGain
             ? candidates[fastest].IntraOpThreads
