@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using ProtoPNet.Service.Classifying;
 using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Problems;
 
@@ -18,12 +19,14 @@ public static class HealthApi
         var group = app.MapGroup("/health").WithTags("Health");
 
         group.MapGet("/live", () => TypedResults.Ok(new LiveResponse("alive")))
+            .RunsInline()
             .WithName("Live")
             .WithSummary("Liveness probe")
             .WithDescription("200 whenever the process serves HTTP, with or without a model.")
             .Produces<LiveResponse>();
 
         group.MapGet("/ready", GetReady)
+            .RunsInline()
             .WithName("Ready")
             .WithSummary("Readiness probe")
             .WithDescription("200 when at least one model is loaded, verified and warmed up, with the execution provider in use; otherwise 503 with Retry-After and a problem body.")

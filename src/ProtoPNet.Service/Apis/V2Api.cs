@@ -70,6 +70,7 @@ public static class V2Api
             .WithDescription("The server's name, version and supported protocol extensions (none).");
 
         v2.MapGet("/health/live", () => TypedResults.Ok())
+            .RunsInline()
             .WithName("V2ServerLive")
             .WithSummary("Server liveness")
             .WithDescription("200 whenever the process serves HTTP.");
@@ -77,6 +78,7 @@ public static class V2Api
         v2.MapGet("/health/ready", Results<Ok, JsonHttpResult<V2Error>> (ModelRegistry registry) => registry.IsReady
                 ? TypedResults.Ok()
                 : Error(StatusCodes.Status400BadRequest, "No model is loaded and warmed up yet."))
+            .RunsInline()
             .WithName("V2ServerReady")
             .WithSummary("Server readiness")
             .WithDescription("200 once at least one model is loaded, verified and warmed up; 400 (a 4xx, as the protocol says) before.")

@@ -28,6 +28,17 @@ public static class InlineWork
     /// <summary>Whether <paramref name="endpoint"/> is marked <see cref="MayRunInline{TBuilder}"/>.</summary>
     public static bool MayRunInline(Endpoint? endpoint) => endpoint?.Metadata.GetMetadata<InlineEndpoint>() is not null;
 
+    /// <summary>
+    /// Marks an endpoint that always runs on the socket thread: it has no body and answers from memory at once (the
+    /// health probes). It then needs no pool thread, so a probe is answered even while a heavy request keeps every pool
+    /// thread busy (ImageSharp spreads a large image's rows over all of them).
+    /// </summary>
+    public static TBuilder RunsInline<TBuilder>(this TBuilder endpoint) where TBuilder : IEndpointConventionBuilder =>
+        endpoint.WithMetadata(TrivialEndpoint.Instance);
+
+    /// <summary>Whether <paramref name="endpoint"/> is marked <see cref="RunsInline{TBuilder}"/>.</summary>
+    public static bool RunsInline(Endpoint? endpoint) => endpoint?.Metadata.GetMetadata<TrivialEndpoint>() is not null;
+
     /// <summary>A request of an endpoint that may run inline begins; dispose the result when it has been answered.</summary>
     public static InProgress Begin()
     {
@@ -53,5 +64,10 @@ public static class InlineWork
     private sealed class InlineEndpoint
     {
         public static readonly InlineEndpoint Instance = new();
+    }
+
+    private sealed class TrivialEndpoint
+    {
+        public static readonly TrivialEndpoint Instance = new();
     }
 }

@@ -10,7 +10,7 @@ namespace ProtoPNet.Service.Hosting;
 /// Small <c>/classify</c> requests run on the socket thread that read them (Kestrel's UnsafePreferInlineScheduling,
 /// with the inline socket completions of <see cref="SocketCompletions"/>): no hand-off to the thread pool to start the
 /// request, none to send its answer, so two thread wake-ups fewer. A socket thread serves many connections, so only
-/// work known to be small stays on it (<see cref="InlineWork.IsSmall"/>). Every other request moves to the pool before
+/// work known to be small stays on it (<see cref="InlineWork.IsSmall"/>), and the health probes. Every other request moves to the pool before
 /// its endpoint runs, and reads its body through <see cref="PoolResumingRequestBody"/>; a <c>/classify</c> request that
 /// is not small moves once its upload is read, before it decodes (<see cref="ClassificationService"/>, which applies
 /// the rule only on a socket thread). Off with <c>Classify:InlineSmallRequests=false</c>: Kestrel then starts every
@@ -25,13 +25,22 @@ public static class InlineScheduling
         return builder;
     }
 
-    /// <summary>Moves every request whose endpoint is not marked <see cref="InlineWork.MayRunInline{TBuilder}"/> off its socket thread, for good.</summary>
+    /// <summary>
+    /// Moves every request off its socket thread, for good, unless its endpoint is marked <see cref="InlineWork.RunsInline{TBuilder}"/>
+    /// (stays) or <see cref="InlineWork.MayRunInline{TBuilder}"/> (decides itself).
+    /// </summary>
     public static WebApplication UseInlineScheduling(this WebApplication app)
     {
         if (!app.Services.GetRequiredService<IOptions<ClassifyOptions>>().Value.InlineSmallRequests) return app;
         app.Use(async (context, next) =>
         {
-            if (!InlineWork.MayRunInline(context.GetEndpoint()))
+            var endpoint = context.GetEndpoint();
+            if (InlineWork.RunsInline(endpoint))
+            {
+                await next(context);
+                return;
+            }
+            if (!InlineWork.MayRunInline(endpoint))
             {
                 await OffSocketThreads(context);
                 await next(context);
