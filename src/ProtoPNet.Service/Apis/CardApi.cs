@@ -14,6 +14,7 @@ public static class CardApi
     public static IEndpointRouteBuilder MapCardApi(this IEndpointRouteBuilder app)
     {
         app.MapPost("/classify/card", RenderCardAsync)
+            .CountedAsInference()
             .WithTags("Classify")
             .WithName("ClassifyCard")
             .WithSummary("Classify one image and get the explanation as a PNG card")

@@ -59,7 +59,7 @@ public static class ClassifyApi
 {
     public static IEndpointRouteBuilder MapClassifyApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/classify").WithTags("Classify").RequireClassifyKeyWithProblems();
+        var group = app.MapGroup("/classify").WithTags("Classify").RequireClassifyKeyWithProblems().CountedAsInference();
 
         group.MapPost("", ClassifyAsync)
             .MayRunInline()

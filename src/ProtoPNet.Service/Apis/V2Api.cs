@@ -107,6 +107,7 @@ public static class V2Api
             .Produces<V2Error>(StatusCodes.Status404NotFound);
 
         v2.MapPost(prefix + "/infer", InferAsync)
+            .CountedAsInference()
             .WithName("V2Infer" + suffix)
             .WithSummary(versioned ? "Run a model version on tensors" : "Run a model on tensors")
             .WithDescription("""

@@ -19,7 +19,7 @@ namespace ProtoPNet.Service.Classifying;
 /// </summary>
 public sealed class ClassificationService(
     ModelRegistry registry, Classifier classifier, PreprocessingGate preprocessing, BufferBudget buffers, IOptions<ImageLimits> imageLimits,
-    IOptions<ClassifyOptions> classifyOptions, ServiceMetrics metrics, IDiagnosticContext diagnostics)
+    IOptions<ClassifyOptions> classifyOptions, InferenceRequests inferenceRequests, ServiceMetrics metrics, IDiagnosticContext diagnostics)
 {
     /// <summary>
     /// Classifies and explains the images uploaded with <paramref name="http"/>. Problems with the request as a whole
@@ -83,7 +83,7 @@ public sealed class ClassificationService(
             {
                 // On the socket thread that read it, or handed a turn on another's (Hosting/InlineScheduling.cs): only
                 // small work stays there. The upload is read: nothing more arrives to bring the request back.
-                if (!Thread.CurrentThread.IsThreadPoolThread && !InlineWork.IsSmall(images, request, lease.Batcher))
+                if (!Thread.CurrentThread.IsThreadPoolThread && !InlineWork.IsSmall(images, request, lease.Batcher, inferenceRequests.InProgress))
                 {
                     await PoolHop.OffSocketThread();
                 }

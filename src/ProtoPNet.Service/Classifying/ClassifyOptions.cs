@@ -33,8 +33,8 @@ public sealed class ClassifyOptions
 
     /// <summary>
     /// Whether a small <c>/classify</c> request (<see cref="InlineWork.IsSmall"/>: one image of at most 64 KiB and 256x256
-    /// pixels, no heatmaps, no <c>verify</c>, a model whose runs take at most a millisecond an image, no other such request
-    /// in progress) runs on the socket thread that read it, without two hand-offs to the thread pool (default true; see
+    /// pixels, no heatmaps, no <c>verify</c>, a model whose runs take at most a millisecond an image, no other inference
+    /// request in progress) runs on the socket thread that read it, without two hand-offs to the thread pool (default true; see
     /// Hosting/InlineScheduling.cs).
     /// </summary>
     public bool InlineSmallRequests { get; set; } = true;

@@ -18,9 +18,6 @@ public static class InlineWork
     /// <summary>Most milliseconds the model's recent runs may have taken per image (<see cref="InferenceBatcher.RunMsPerImage"/>).</summary>
     public const double MaxRunMs = 1.0;
 
-    /// <summary>Requests in endpoints that may run inline, now, in this process.</summary>
-    private static int _inProgress;
-
     /// <summary>Marks an endpoint whose handler decides itself whether its request stays on the socket thread (<see cref="IsSmall"/>).</summary>
     public static TBuilder MayRunInline<TBuilder>(this TBuilder endpoint) where TBuilder : IEndpointConventionBuilder =>
         endpoint.WithMetadata(InlineEndpoint.Instance);
@@ -39,27 +36,16 @@ public static class InlineWork
     /// <summary>Whether <paramref name="endpoint"/> is marked <see cref="RunsInline{TBuilder}"/>.</summary>
     public static bool RunsInline(Endpoint? endpoint) => endpoint?.Metadata.GetMetadata<TrivialEndpoint>() is not null;
 
-    /// <summary>A request of an endpoint that may run inline begins; dispose the result when it has been answered.</summary>
-    public static InProgress Begin()
-    {
-        Interlocked.Increment(ref _inProgress);
-        return default;
-    }
-
     /// <summary>
-    /// Small: no other such request in progress (under load the pool's threads are awake anyway, and spread the work
-    /// better), one image of at most <see cref="MaxBytes"/> and <see cref="MaxPixels"/>, nothing to draw or check, on a
-    /// model whose recent runs took at most <see cref="MaxRunMs"/> per image (none yet: not small).
+    /// Small: no other inference request in progress (<paramref name="inferenceRequests"/>, this one included; under load
+    /// the pool's threads are awake anyway, and spread the work better), one image of at most <see cref="MaxBytes"/> and
+    /// <see cref="MaxPixels"/>, nothing to draw or check, on a model whose recent runs took at most <see cref="MaxRunMs"/>
+    /// per image (none yet: not small).
     /// </summary>
-    public static bool IsSmall(IReadOnlyList<ReadOnlyMemory<byte>> images, ClassifyRequest request, InferenceBatcher batcher) =>
-        Volatile.Read(ref _inProgress) <= 1 && images.Count == 1 && images[0].Length <= MaxBytes
+    public static bool IsSmall(IReadOnlyList<ReadOnlyMemory<byte>> images, ClassifyRequest request, InferenceBatcher batcher, int inferenceRequests) =>
+        inferenceRequests <= 1 && images.Count == 1 && images[0].Length <= MaxBytes
         && request.Heatmaps == HeatmapUse.None && !request.Verify && batcher.RunMsPerImage <= MaxRunMs
         && ImageDecoder.PixelCount(images[0]) <= MaxPixels;
-
-    public readonly struct InProgress : IDisposable
-    {
-        public void Dispose() => Interlocked.Decrement(ref _inProgress);
-    }
 
     private sealed class InlineEndpoint
     {

@@ -35,18 +35,8 @@ public static class InlineScheduling
         app.Use(async (context, next) =>
         {
             var endpoint = context.GetEndpoint();
-            if (InlineWork.RunsInline(endpoint))
-            {
-                await next(context);
-                return;
-            }
-            if (!InlineWork.MayRunInline(endpoint))
-            {
-                await OffSocketThreads(context);
-                await next(context);
-                return;
-            }
-            using (InlineWork.Begin()) await next(context);
+            if (!InlineWork.RunsInline(endpoint) && !InlineWork.MayRunInline(endpoint)) await OffSocketThreads(context);
+            await next(context);
         });
         return app;
     }

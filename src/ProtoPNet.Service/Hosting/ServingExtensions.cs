@@ -31,6 +31,7 @@ public static class ServingExtensions
         services.AddMetrics();
         services.AddSingleton<ServiceMetrics>();
         services.AddSingleton<PreprocessingGate>();
+        services.AddSingleton<InferenceRequests>();
         services.AddSingleton<BufferBudget>();
         services.AddSingleton<PrometheusExposition>();
         services.AddHostedService<ModelWatcherService>();
@@ -131,6 +132,7 @@ public static class ServingExtensions
             app.Services.GetRequiredService<PreprocessingGate>(), app.Services.GetRequiredService<BufferBudget>(),
             app.Services.GetRequiredService<ConnectionBufferPoolFactory>());
         _ = app.Services.GetRequiredService<PrometheusExposition>();
+        app.UseInferenceRequestCount();
         app.UseInlineScheduling();
         app.UseRequestMetrics();
         // A client that left before its answer: 499, not an error of ours, and nothing to answer. Inside the request

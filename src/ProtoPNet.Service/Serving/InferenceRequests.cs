@@ -1,0 +1,57 @@
+namespace ProtoPNet.Service.Serving;
+
+/// <summary>
+/// The requests that run a network (POST /classify, /classify/batch, /classify/card, v2 infer) in progress in this
+/// process, from the moment their endpoint is chosen until their answer is written: a small <c>/classify</c> stays on
+/// the socket thread that read it only while it is the only one (Classifying/InlineWork.cs), since under load the pool's
+/// threads are awake anyway and spread the work better. One instance per service (not a static field), so that services
+/// started side by side in one process (the tests) do not count each other's requests. Counted by
+/// <see cref="InferenceRequestCounting.UseInferenceRequestCount"/> for the endpoints marked
+/// <see cref="InferenceRequestCounting.CountedAsInference{TBuilder}"/>.
+/// </summary>
+public sealed class InferenceRequests
+{
+    private int _inProgress;
+
+    public int InProgress => Volatile.Read(ref _inProgress);
+
+    public void Enter() => Interlocked.Increment(ref _inProgress);
+
+    public void Leave() => Interlocked.Decrement(ref _inProgress);
+}
+
+public static class InferenceRequestCounting
+{
+    /// <summary>Marks an endpoint whose requests run a network: they count in <see cref="InferenceRequests"/>.</summary>
+    public static TBuilder CountedAsInference<TBuilder>(this TBuilder endpoint) where TBuilder : IEndpointConventionBuilder =>
+        endpoint.WithMetadata(InferenceEndpoint.Instance);
+
+    /// <summary>Counts the requests of marked endpoints while they are in progress (after routing has chosen the endpoint).</summary>
+    public static WebApplication UseInferenceRequestCount(this WebApplication app)
+    {
+        var requests = app.Services.GetRequiredService<InferenceRequests>();
+        app.Use(async (context, next) =>
+        {
+            if (context.GetEndpoint()?.Metadata.GetMetadata<InferenceEndpoint>() is null)
+            {
+                await next(context);
+                return;
+            }
+            requests.Enter();
+            try
+            {
+                await next(context);
+            }
+            finally
+            {
+                requests.Leave();
+            }
+        });
+        return app;
+    }
+
+    private sealed class InferenceEndpoint
+    {
+        public static readonly InferenceEndpoint Instance = new();
+    }
+}

@@ -1,0 +1,62 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using ProtoPNet.Service.Serving;
+using ProtoPNet.Service.Tests.Infrastructure;
+
+namespace ProtoPNet.Service.Tests.Serving;
+
+/// <summary>
+/// The count of inference requests in progress, on which a small /classify's staying on its socket thread depends
+/// (<see cref="InlineSchedulingTests"/>): a request counts from before its upload is read until its answer is written,
+/// requests that run no network do not count, and each service counts only its own.
+/// </summary>
+[Collection(BundlesCollection.Name)]
+public class InferenceRequestsTests(TrainerBundles bundles)
+{
+    [Fact]
+    public async Task AClassifyRequestCountsWhileItIsInProgressAndAHealthProbeDoesNot()
+    {
+        await using var factory = bundles.SmokeService();
+        var requests = factory.Services.GetRequiredService<InferenceRequests>();
+        var client = factory.Server.CreateClient();
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/ready")).StatusCode);
+        Assert.Equal(0, requests.InProgress);
+
+        // Half an upload sent: the request is in progress while the service waits for the rest.
+        var image = Http.BundleImage(bundles.SmokeBundle, 1);
+        var resume = new TaskCompletionSource();
+        var slow = client.PostAsync("/classify", new PausingContent(image, image.Length / 2, resume.Task, "image/png"));
+        await WaitUntilAsync(() => requests.InProgress == 1, "the paused /classify to count");
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/live")).StatusCode);
+        Assert.Equal(1, requests.InProgress);
+
+        // An Open Inference Protocol request beside it, also half sent, counts too.
+        var tensor = System.Text.Encoding.UTF8.GetBytes(
+            $$"""{"inputs":[{"name":"image","datatype":"FP32","shape":[1,3,32,32],"data":[{{string.Join(",", Enumerable.Repeat("0.5", 3 * 32 * 32))}}]}]}""");
+        var slowTensor = client.PostAsync("/v2/models/smoke/infer", new PausingContent(tensor, tensor.Length / 2, resume.Task, "application/json"));
+        await WaitUntilAsync(() => requests.InProgress == 2, "the paused v2 infer to count");
+
+        // Another service in the same process counts only its own requests.
+        await using var other = bundles.SmokeService();
+        Assert.Equal(HttpStatusCode.OK, (await other.CreateClient().GetAsync("/health/ready")).StatusCode);
+        Assert.Equal(0, other.Services.GetRequiredService<InferenceRequests>().InProgress);
+
+        resume.SetResult();
+        await Http.JsonAsync(await slow);
+        await Http.JsonAsync(await slowTensor);
+        await WaitUntilAsync(() => requests.InProgress == 0, "the answered requests to leave the count");
+    }
+
+    private const string SmokeInputShape = "3,32,32";
+    private const int SmokeInputLength = 3 * 32 * 32;
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"waited 30 s for {what}");
+            await Task.Delay(10);
+        }
+    }
+}
