@@ -26,7 +26,7 @@ public class InferenceRequestsTests(TrainerBundles bundles)
         var image = Http.BundleImage(bundles.SmokeBundle, 1);
         var resume = new TaskCompletionSource();
         var slow = client.PostAsync("/classify", new PausingContent(image, image.Length / 2, resume.Task, "image/png"));
-        await WaitUntilAsync(() => requests.InProgress == 1, "the paused /classify to count");
+        await Eventually.TrueAsync(() => requests.InProgress == 1, "the paused /classify did not count");
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/live")).StatusCode);
         Assert.Equal(1, requests.InProgress);
 
@@ -34,7 +34,7 @@ public class InferenceRequestsTests(TrainerBundles bundles)
         var tensor = System.Text.Encoding.UTF8.GetBytes(
             $$"""{"inputs":[{"name":"image","datatype":"FP32","shape":[1,3,32,32],"data":[{{string.Join(",", Enumerable.Repeat("0.5", 3 * 32 * 32))}}]}]}""");
         var slowTensor = client.PostAsync("/v2/models/smoke/infer", new PausingContent(tensor, tensor.Length / 2, resume.Task, "application/json"));
-        await WaitUntilAsync(() => requests.InProgress == 2, "the paused v2 infer to count");
+        await Eventually.TrueAsync(() => requests.InProgress == 2, "the paused v2 infer did not count");
 
         // Another service in the same process counts only its own requests.
         await using var other = bundles.SmokeService();
@@ -44,19 +44,6 @@ public class InferenceRequestsTests(TrainerBundles bundles)
         resume.SetResult();
         await Http.JsonAsync(await slow);
         await Http.JsonAsync(await slowTensor);
-        await WaitUntilAsync(() => requests.InProgress == 0, "the answered requests to leave the count");
-    }
-
-    private const string SmokeInputShape = "3,32,32";
-    private const int SmokeInputLength = 3 * 32 * 32;
-
-    private static async Task WaitUntilAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"waited 30 s for {what}");
-            await Task.Delay(10);
-        }
+        await Eventually.TrueAsync(() => requests.InProgress == 0, "the answered requests did not leave the count");
     }
 }
