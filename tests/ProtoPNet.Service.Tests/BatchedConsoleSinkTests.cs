@@ -117,9 +117,7 @@ public class ConsoleLogTests(TrainerBundles bundles)
     [Fact]
     public async Task TheRequestLogReachesStandardOutput()
     {
-        var (service, ready) = await bundles.StartSmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
-        await using var _ = service;
-        Assert.True(ready, "the service did not become ready:\n" + string.Join('\n', service.Output));
+        await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
 
         // A model name with non-ASCII letters (not a valid name: 400): the log line carries the path, decoded, intact.
         for (var i = 0; i < 3; i++) await service.Client.GetAsync("/health/live");

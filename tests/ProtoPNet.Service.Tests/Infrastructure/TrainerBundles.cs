@@ -63,6 +63,19 @@ public sealed class TrainerBundles : IDisposable
         return ServiceProcess.StartAsync(environment);
     }
 
+    /// <summary><see cref="StartSmokeProcessAsync"/> for a test that needs it ready: stopped again, and the test failed with its output, when it is not.</summary>
+    public async Task<ServiceProcess> StartReadySmokeProcessAsync(params (string Key, string Value)[] settings)
+    {
+        var (service, ready) = await StartSmokeProcessAsync(settings);
+        if (!ready)
+        {
+            var output = string.Join('\n', service.Output);
+            await service.DisposeAsync();
+            Assert.Fail("the service did not become ready:\n" + output);
+        }
+        return service;
+    }
+
     /// <summary>A fresh model root holding copies of bundles: (source version folder, model name, optional corruption).</summary>
     public string NewRoot(params (string Source, string Name, Action<string>? Corrupt)[] bundles)
     {

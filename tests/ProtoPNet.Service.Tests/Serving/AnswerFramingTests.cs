@@ -15,9 +15,7 @@ public class AnswerFramingTests(TrainerBundles bundles)
     [Fact]
     public async Task SmallAnswersCarryAContentLengthAndHeatmapAnswersStream()
     {
-        var (service, ready) = await bundles.StartSmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
-        await using var _ = service;
-        Assert.True(ready, "the service did not become ready:\n" + string.Join('\n', service.Output));
+        await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
         using var image = new SixLabors.ImageSharp.Image<Rgb24>(40, 30, new Rgb24(30, 160, 90));
         var png = Http.Encode(image, new PngEncoder());
 
@@ -57,9 +55,7 @@ public class AnswerFramingTests(TrainerBundles bundles)
     [Fact]
     public async Task OpenInferenceAnswersAreWholeWhenSmallAndStreamedWhenLarge()
     {
-        var (service, ready) = await bundles.StartSmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
-        await using var _ = service;
-        Assert.True(ready, "the service did not become ready:\n" + string.Join('\n', service.Output));
+        await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
 
         // The smoke model: 8 prototypes with 8x8 maps, 512 values an image; 4 images stay within the limit, 9 do not.
         foreach (var (images, whole) in new[] { (4, true), (9, false) })
