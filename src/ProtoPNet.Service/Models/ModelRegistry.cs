@@ -16,7 +16,7 @@ namespace ProtoPNet.Service.Models;
 /// </summary>
 public sealed class ModelRegistry(
     IOptions<ModelsOptions> options, BundleScanner scanner, BundleLoader loader, VersionPolicy policy, SessionFactory sessionFactory, IHostEnvironment environment,
-    IOptions<BatchingOptions> batching, ServiceMetrics metrics, ILogger<ModelRegistry> logger) : IDisposable
+    IOptions<BatchingOptions> batching, InferenceRequests inferenceRequests, ServiceMetrics metrics, ILogger<ModelRegistry> logger) : IDisposable
 {
     private readonly Lock _scanLock = new();
     private ModelCatalog _catalog = ModelCatalog.Empty;
@@ -117,7 +117,7 @@ public sealed class ModelRegistry(
     {
         var served = new Dictionary<ModelBundle, ServedModel>();
         foreach (var bundle in kept) served[bundle] = current.Served[bundle];
-        foreach (var bundle in added) served[bundle] = new ServedModel(bundle, StrategyFor(bundle), batching.Value, metrics);
+        foreach (var bundle in added) served[bundle] = new ServedModel(bundle, StrategyFor(bundle), batching.Value, metrics, inferenceRequests);
         var catalog = policy.Catalog(kept.Concat(added), refused) with { Served = served };
         Volatile.Write(ref _catalog, catalog);
         foreach (var bundle in removed)

@@ -15,11 +15,11 @@ public sealed class ServedModel
     private bool _retired;
     private bool _disposed;
 
-    public ServedModel(ModelBundle bundle, ExecutionStrategy strategy, BatchingOptions options, ServiceMetrics metrics)
+    public ServedModel(ModelBundle bundle, ExecutionStrategy strategy, BatchingOptions options, ServiceMetrics metrics, InferenceRequests requests)
     {
         Bundle = bundle;
         Strategy = strategy;
-        Batcher = new InferenceBatcher(bundle, strategy, options, metrics);
+        Batcher = new InferenceBatcher(bundle, strategy, options, metrics, () => requests.InProgress);
     }
 
     public ModelBundle Bundle { get; }

@@ -59,7 +59,7 @@ public sealed class BatchingOptions
     /// <summary>
     /// With <c>auto</c> on the CPU (default true): where the serving session uses fewer threads per run than the other
     /// session measured, and that one ran a lone image at least 10 % sooner, keep a session with its threads for a single
-    /// image that runs while no other run is in flight. Costs a second copy of the model in memory; false never keeps one.
+    /// image of the only inference request in progress. Costs a second copy of the model in memory; false never keeps one.
     /// </summary>
     public bool LoneRuns { get; set; } = true;
 

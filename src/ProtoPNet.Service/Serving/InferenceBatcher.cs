@@ -19,7 +19,7 @@ public sealed class BatchRun(SharedOutputs shared, int firstRow, int batchSize, 
     public double QueueMs { get; } = queueMs;
     public double InferenceMs { get; } = inferenceMs;
 
-    /// <summary>Whether it ran while no other run did, on the bundle's session for lone runs (<see cref="ModelBundle.LoneSession"/>).</summary>
+    /// <summary>Whether it ran as the only inference request in progress, on the bundle's session for lone runs (<see cref="ModelBundle.LoneSession"/>).</summary>
     public bool Alone { get; } = alone;
 
     public void Dispose()
@@ -59,22 +59,24 @@ public sealed class InferenceBatcher : IDisposable
     private readonly ModelBundle _bundle;
     private readonly BatchingOptions _options;
     private readonly int _maxBatchSize;
-    private readonly int _concurrentRuns;
     private readonly ServiceMetrics _metrics;
     private readonly Channel<BatchRequest> _queue = Channel.CreateUnbounded<BatchRequest>(new UnboundedChannelOptions { SingleWriter = false });
     private readonly KeyValuePair<string, object?>[] _tags;
     private readonly Task[] _workers;
     /// <summary>One permit per concurrent run: taken by a worker for its batch, or by a request that runs at once (<see cref="TryRunNow"/>).</summary>
     private readonly SemaphoreSlim _runSlots;
+    private readonly Func<int> _requestsInProgress;
     private int _queuedImages;
     private double _runMsPerImage = double.NaN;
 
-    public InferenceBatcher(ModelBundle bundle, ExecutionStrategy strategy, BatchingOptions options, ServiceMetrics metrics)
+    /// <param name="requestsInProgress">The inference requests in progress in the service now, the asking one included (<see cref="InferenceRequests"/>).</param>
+    public InferenceBatcher(ModelBundle bundle, ExecutionStrategy strategy, BatchingOptions options, ServiceMetrics metrics,
+        Func<int> requestsInProgress)
     {
         _bundle = bundle;
+        _requestsInProgress = requestsInProgress;
         _options = options;
         _maxBatchSize = strategy.MaxBatchSize;
-        _concurrentRuns = strategy.ConcurrentRuns;
         _metrics = metrics;
         _tags = [ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("version", bundle.Version)];
         _runSlots = new SemaphoreSlim(strategy.ConcurrentRuns, strategy.ConcurrentRuns);
@@ -135,7 +137,8 @@ public sealed class InferenceBatcher : IDisposable
     /// <summary>
     /// With nothing queued, no queue delay configured and a run free, the request runs on its own thread at once: no
     /// hand-off to a worker and back, which on a small model costs more than the network (two thread wake-ups). One image
-    /// with no other run in flight runs on the bundle's session for lone runs where it has one (more threads).
+    /// of the only inference request in progress runs on the bundle's session for lone runs where it has one (more
+    /// threads, which another request's decoding or run would have to share).
     /// </summary>
     private BatchRun? TryRunNow(float[] input, int rows)
     {
@@ -143,7 +146,7 @@ public sealed class InferenceBatcher : IDisposable
         try
         {
             // One image only: a batch would grow the lone session's memory arena to its size, for good.
-            var lone = rows == 1 && _runSlots.CurrentCount == _concurrentRuns - 1 ? _bundle.LoneSession : null;
+            var lone = rows == 1 && _requestsInProgress() <= 1 ? _bundle.LoneSession : null;
             var session = lone ?? _bundle.Session;
             var started = Stopwatch.GetTimestamp();
             var shared = new SharedOutputs(session.Run(input, rows), 1);

@@ -2,9 +2,10 @@ namespace ProtoPNet.Service.Serving;
 
 /// <summary>
 /// The requests that run a network (POST /classify, /classify/batch, /classify/card, v2 infer) in progress in this
-/// process, from the moment their endpoint is chosen until their answer is written: a small <c>/classify</c> stays on
-/// the socket thread that read it only while it is the only one (Classifying/InlineWork.cs), since under load the pool's
-/// threads are awake anyway and spread the work better. One instance per service (not a static field), so that services
+/// process, from the moment their endpoint is chosen until their answer is written. Whether a request is the only one
+/// decides two things: a small <c>/classify</c> stays on the socket thread that read it (Classifying/InlineWork.cs; under
+/// load the pool's threads are awake anyway and spread the work better), and a single image runs on the model's session
+/// for lone runs, whose threads would share the cores with another request (<see cref="InferenceBatcher"/>). One instance per service (not a static field), so that services
 /// started side by side in one process (the tests) do not count each other's requests. Counted by
 /// <see cref="InferenceRequestCounting.UseInferenceRequestCount"/> for the endpoints marked
 /// <see cref="InferenceRequestCounting.CountedAsInference{TBuilder}"/>.

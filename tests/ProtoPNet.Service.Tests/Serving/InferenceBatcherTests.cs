@@ -21,7 +21,7 @@ public class InferenceBatcherTests(TrainerBundles bundles)
         using var metrics = new ServiceMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
         // A long queue delay: the batch forms for three seconds, long enough to cancel one caller meanwhile.
         using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 1, 1, "configured"),
-            new BatchingOptions { MaxBatchSize = 8, MaxQueueDelayMs = 3000 }, metrics);
+            new BatchingOptions { MaxBatchSize = 8, MaxQueueDelayMs = 3000 }, metrics, requestsInProgress: () => 3);
         var inputs = Enumerable.Range(0, 3).Select(i =>
         {
             var input = new float[bundle.Session.ImageElementCount];
@@ -58,8 +58,8 @@ public class InferenceBatcherTests(TrainerBundles bundles)
     }
 
     /// <summary>
-    /// A request that runs while no other does runs on the bundle's session for lone runs (two threads here), with the
-    /// same outputs; without one, on the serving session.
+    /// The only inference request in progress runs on the bundle's session for lone runs (two threads here), with the
+    /// same outputs; with another request in progress, or without a lone session, on the serving session.
     /// </summary>
     [Fact]
     public async Task ALoneRequestRunsOnTheLoneSessionAndOneBesideAnotherDoesNot()
@@ -69,8 +69,9 @@ public class InferenceBatcherTests(TrainerBundles bundles)
         bundle.ServeWith(bundle.Session, loader.LoadSession(bundle, 2));
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         using var metrics = new ServiceMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        var inProgress = 1;
         using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 2, 1, "measured") { LoneIntraOpThreads = 2 },
-            new BatchingOptions { MaxBatchSize = 8 }, metrics);
+            new BatchingOptions { MaxBatchSize = 8 }, metrics, () => inProgress);
         var input = new float[bundle.Session.ImageElementCount];
         for (var e = 0; e < input.Length; e++) input[e] = (e * 7919 % 1000) / 999f;
 
@@ -83,9 +84,14 @@ public class InferenceBatcherTests(TrainerBundles bundles)
             for (var k = 0; k < expected.Length; k++) Assert.True(BundleLoader.WithinTolerance(actual[k], expected[k]), $"logit {k}: {actual[k]} vs {expected[k]}");
         }
 
+        // Another request in progress (reading, decoding or explaining): the lone session's threads would take its cores.
+        inProgress = 2;
+        using (var beside = await batcher.RunAsync(input, 1, CancellationToken.None)) Assert.False(beside.Alone);
+
         // Without a lone session, a lone request runs on the serving session.
         using var plain = loader.Load(bundles.SmokeBundle);
-        using var plainBatcher = new InferenceBatcher(plain, new ExecutionStrategy(8, 2, 1, "measured"), new BatchingOptions { MaxBatchSize = 8 }, metrics);
+        using var plainBatcher = new InferenceBatcher(plain, new ExecutionStrategy(8, 2, 1, "measured"), new BatchingOptions { MaxBatchSize = 8 }, metrics,
+            () => 1);
         using var run = await plainBatcher.RunAsync(input, 1, CancellationToken.None);
         Assert.False(run.Alone);
     }
