@@ -167,6 +167,32 @@ public class ImageDecoderTests
         Assert.Contains("10000000000 pixels", error.Message);
     }
 
+    /// <summary>
+    /// A header that declares a zero side, or more pixels than the limit, is refused as such in every format, also where
+    /// ImageSharp refuses to identify such a header at all (a JPEG or GIF side of 0, a BMP of 100000 x 100000).
+    /// </summary>
+    [Theory]
+    [InlineData("png", 0, 30, ImageRejection.ZeroSized)]
+    [InlineData("png", 100_000, 100_000, ImageRejection.TooManyPixels)]
+    [InlineData("jpeg", 40, 0, ImageRejection.ZeroSized)]
+    [InlineData("jpeg", 0, 30, ImageRejection.ZeroSized)]
+    [InlineData("jpeg", 60_000, 60_000, ImageRejection.TooManyPixels)]
+    [InlineData("gif", 0, 30, ImageRejection.ZeroSized)]
+    [InlineData("gif", 40, 0, ImageRejection.ZeroSized)]
+    [InlineData("gif", 65_535, 65_535, ImageRejection.TooManyPixels)]
+    [InlineData("bmp", 0, 30, ImageRejection.ZeroSized)]
+    [InlineData("bmp", 40, 0, ImageRejection.ZeroSized)]
+    [InlineData("bmp", 100_000, 100_000, ImageRejection.TooManyPixels)]
+    public void DeclaredSizeIsJudgedBeforeDecoding(string format, int width, int height, ImageRejection expected)
+    {
+        using var image = TestImages.Pattern(40, 30);
+        var bytes = TestImages.Encode(image, EncoderFor(format));
+        TestImages.DeclareSize(bytes, format, width, height);
+        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(bytes));
+        Assert.True(expected == error.Rejection, $"{format} {width}x{height}: {error.Rejection}, {error.Message}");
+        Assert.Contains($"{width}x{height}", error.Message);
+    }
+
     [Fact]
     public void NotAnImageIsNotDecodable()
     {

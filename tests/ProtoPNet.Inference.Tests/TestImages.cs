@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats;
 using SixLabors.ImageSharp.Formats.Png;
@@ -55,6 +56,46 @@ internal static class TestImages
         Span<byte> crcBytes = stackalloc byte[4];
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(crcBytes, crc);
         stream.Write(crcBytes);
+    }
+
+    /// <summary>
+    /// Rewrites the size a file's header declares, in place: PNG's IHDR (with its CRC), the JPEG frame header (SOF), the
+    /// GIF screen and first image descriptor, the BMP info header. The pixel data stays as it was.
+    /// </summary>
+    public static void DeclareSize(byte[] file, string format, int width, int height)
+    {
+        switch (format)
+        {
+            case "png":
+                BinaryPrimitives.WriteInt32BigEndian(file.AsSpan(16), width);
+                BinaryPrimitives.WriteInt32BigEndian(file.AsSpan(20), height);
+                BinaryPrimitives.WriteUInt32BigEndian(file.AsSpan(29), Crc32(file[12..29]));
+                break;
+            case "jpeg":
+                var frame = Enumerable.Range(2, file.Length - 3).First(i => file[i] == 0xFF && file[i + 1] is 0xC0 or 0xC1 or 0xC2);
+                BinaryPrimitives.WriteUInt16BigEndian(file.AsSpan(frame + 5), checked((ushort)height));
+                BinaryPrimitives.WriteUInt16BigEndian(file.AsSpan(frame + 7), checked((ushort)width));
+                break;
+            case "gif":
+                BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(6), checked((ushort)width));
+                BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(8), checked((ushort)height));
+                var block = 13 + ((file[10] & 0x80) != 0 ? 3 << ((file[10] & 0x07) + 1) : 0);
+                while (file[block] == 0x21)   // extensions: label, then sub-blocks up to an empty one
+                {
+                    block += 2;
+                    while (file[block] != 0) block += file[block] + 1;
+                    block++;
+                }
+                BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(block + 5), checked((ushort)width));
+                BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(block + 7), checked((ushort)height));
+                break;
+            case "bmp":
+                BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(18), width);
+                BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(22), height);
+                break;
+            default:
+                throw new ArgumentException($"no header size to rewrite in {format}", nameof(format));
+        }
     }
 
     private static uint Crc32(byte[] data)

@@ -126,17 +126,9 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.TooManyBytes,
                 $"The image has {bytes.Length} bytes; the limit is {limits.MaxBytes} bytes.");
         }
-        var (width, height, imageFormat, metadata) = Identify(bytes);
+        var (width, height, imageFormat, metadata) = Identify(bytes, limits.MaxPixels);
         var format = imageFormat.Name;
-        if (width <= 0 || height <= 0)
-        {
-            throw new ImageRejectedException(ImageRejection.ZeroSized, $"The {format} image is {width}x{height} pixels: it has no pixels.");
-        }
-        if ((long)width * height > limits.MaxPixels)
-        {
-            throw new ImageRejectedException(ImageRejection.TooManyPixels,
-                $"The {format} image is {width}x{height} = {(long)width * height} pixels; the limit is {limits.MaxPixels} pixels.");
-        }
+        RefuseSize(width, height, format, limits.MaxPixels);
 
         // ImageSharp fills a missing end with grey and reports success, so an interrupted upload is found here instead.
         if (ImageCompleteness.FindMissingData(bytes.Span, imageFormat) is { } missing)
@@ -177,7 +169,7 @@ public sealed class ImageDecoder(ImageLimits limits)
     {
         try
         {
-            var (width, height, _, _) = Identify(bytes);
+            var (width, height, _, _) = Identify(bytes, long.MaxValue);
             return (long)width * height;
         }
         catch (ImageRejectedException)
@@ -246,7 +238,22 @@ public sealed class ImageDecoder(ImageLimits limits)
         return result;
     }
 
-    private static (int Width, int Height, IImageFormat Format, ImageMetadata Metadata) Identify(ReadOnlyMemory<byte> bytes)
+    /// <summary>Refuses an image without pixels, or with more than <paramref name="maxPixels"/>, by the size its header declares.</summary>
+    private static void RefuseSize(long width, long height, string format, long maxPixels, Exception? cause = null)
+    {
+        if (width <= 0 || height <= 0)
+        {
+            throw new ImageRejectedException(ImageRejection.ZeroSized, $"The {format} image is {width}x{height} pixels: it has no pixels.", cause);
+        }
+        if (width * height > maxPixels)
+        {
+            throw new ImageRejectedException(ImageRejection.TooManyPixels,
+                $"The {format} image is {width}x{height} = {width * height} pixels; the limit is {maxPixels} pixels.", cause);
+        }
+    }
+
+    /// <summary>The header's size, format and metadata; an image ImageSharp cannot identify is refused for why, its size first.</summary>
+    private static (int Width, int Height, IImageFormat Format, ImageMetadata Metadata) Identify(ReadOnlyMemory<byte> bytes, long maxPixels)
     {
         IImageInfo? info;
         IImageFormat? format;
@@ -256,11 +263,15 @@ public sealed class ImageDecoder(ImageLimits limits)
         }
         catch (Exception exception) when (exception is not OutOfMemoryException)
         {
-            // A header cut short (e.g. a TIFF whose directory comes last) is a truncated upload, not a corrupt one.
-            if (Image.DetectFormat(Configuration, bytes.Span) is { } detected &&
-                ImageCompleteness.FindMissingData(bytes.Span, detected) is { } missing)
+            if (Image.DetectFormat(Configuration, bytes.Span) is { } detected)
             {
-                throw new ImageRejectedException(ImageRejection.Truncated, $"The {detected.Name} image is truncated: {missing}.", exception);
+                // ImageSharp does not identify a JPEG or GIF with a side of 0, nor a BMP larger than its bytes: the size says why.
+                if (DeclaredSize.Read(bytes.Span, detected) is { } declared) RefuseSize(declared.Width, declared.Height, detected.Name, maxPixels, exception);
+                // A header cut short (e.g. a TIFF whose directory comes last) is a truncated upload, not a corrupt one.
+                if (ImageCompleteness.FindMissingData(bytes.Span, detected) is { } missing)
+                {
+                    throw new ImageRejectedException(ImageRejection.Truncated, $"The {detected.Name} image is truncated: {missing}.", exception);
+                }
             }
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The image header cannot be read: {exception.Message}", exception);
         }

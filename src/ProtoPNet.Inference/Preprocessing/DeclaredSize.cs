@@ -1,0 +1,75 @@
+using System.Buffers.Binary;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Bmp;
+using SixLabors.ImageSharp.Formats.Gif;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Png;
+
+namespace ProtoPNet.Inference.Preprocessing;
+
+/// <summary>
+/// The width and height a file's header declares, read from its bytes. ImageSharp refuses to identify some headers
+/// without saying their size (a JPEG or GIF with a side of 0, a BMP larger than its bytes), and the size is what an
+/// upload is refused for then: no pixels, or more pixels than the limit, rather than "corrupt" or "truncated".
+/// </summary>
+public static class DeclaredSize
+{
+    /// <summary>(width, height) for PNG, JPEG, GIF and BMP headers that hold one; null for other formats or a header cut short.</summary>
+    public static (long Width, long Height)? Read(ReadOnlySpan<byte> file, IImageFormat format) => format switch
+    {
+        PngFormat => Png(file),
+        JpegFormat => Jpeg(file),
+        GifFormat => Gif(file),
+        BmpFormat => Bmp(file),
+        _ => null,
+    };
+
+    /// <summary>PNG: the IHDR chunk comes first, its width and height big-endian.</summary>
+    private static (long, long)? Png(ReadOnlySpan<byte> file) =>
+        file.Length >= 24 ? (BinaryPrimitives.ReadUInt32BigEndian(file[16..]), BinaryPrimitives.ReadUInt32BigEndian(file[20..])) : null;
+
+    /// <summary>JPEG: the first start-of-frame segment (SOF0-SOF15 but DHT, JPG and DAC) holds height, then width.</summary>
+    private static (long, long)? Jpeg(ReadOnlySpan<byte> file)
+    {
+        var position = 2;
+        while (position + 9 <= file.Length)
+        {
+            if (file[position] != 0xFF) return null;
+            var marker = file[position + 1];
+            if (marker == 0xFF)
+            {
+                position++;   // fill byte
+                continue;
+            }
+            if (marker is >= 0xC0 and <= 0xCF and not 0xC4 and not 0xC8 and not 0xCC)
+            {
+                return (BinaryPrimitives.ReadUInt16BigEndian(file[(position + 7)..]), BinaryPrimitives.ReadUInt16BigEndian(file[(position + 5)..]));
+            }
+            if (marker is 0xD8 or (>= 0xD0 and <= 0xD7) or 0x01)
+            {
+                position += 2;   // markers without a segment
+                continue;
+            }
+            if (marker == 0xDA) return null;   // scan data before any frame header
+            position += 2 + BinaryPrimitives.ReadUInt16BigEndian(file[(position + 2)..]);
+        }
+        return null;
+    }
+
+    /// <summary>GIF: the logical screen's width and height, little-endian, after the 6-byte signature.</summary>
+    private static (long, long)? Gif(ReadOnlySpan<byte> file) =>
+        file.Length >= 10 ? (BinaryPrimitives.ReadUInt16LittleEndian(file[6..]), BinaryPrimitives.ReadUInt16LittleEndian(file[8..])) : null;
+
+    /// <summary>BMP: the info header's width and height (16-bit in the old 12-byte core header, else 32-bit; a negative height is top-down).</summary>
+    private static (long, long)? Bmp(ReadOnlySpan<byte> file)
+    {
+        if (file.Length < 18) return null;
+        var headerSize = BinaryPrimitives.ReadUInt32LittleEndian(file[14..]);
+        if (headerSize == 12)
+        {
+            return file.Length >= 22 ? (BinaryPrimitives.ReadUInt16LittleEndian(file[18..]), BinaryPrimitives.ReadUInt16LittleEndian(file[20..])) : null;
+        }
+        if (file.Length < 26) return null;
+        return (Math.Abs((long)BinaryPrimitives.ReadInt32LittleEndian(file[18..])), Math.Abs((long)BinaryPrimitives.ReadInt32LittleEndian(file[22..])));
+    }
+}
