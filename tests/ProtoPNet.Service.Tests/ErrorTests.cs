@@ -71,6 +71,24 @@ public class ErrorTests(TrainerBundles bundles)
         await Http.ProblemAsync(response, HttpStatusCode.NotFound, "model-not-found");
     }
 
+    /// <summary>A model parameter that could not name a folder, or an '@' with no version, is refused before any lookup.</summary>
+    [Theory]
+    [InlineData("../etc")]
+    [InlineData("@20261130T113842Z")]
+    [InlineData("smoke@")]
+    [InlineData("-abc")]
+    [InlineData("bad..name")]
+    [InlineData("smoke@../v1")]
+    public async Task ModelParameterThatCannotNameAFolderIs400(string model)
+    {
+        foreach (var path in new[] { "/classify", "/classify/card" })
+        {
+            var response = await Client.PostAsync($"{path}?model={Uri.EscapeDataString(model)}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)));
+            var problem = await Http.ProblemAsync(response, HttpStatusCode.BadRequest, "invalid-parameter");
+            Assert.Contains($"model '{model}' is not valid", problem.GetProperty("detail").GetString());
+        }
+    }
+
     [Fact]
     public async Task UnknownModelPathsAre404()
     {
@@ -92,6 +110,68 @@ public class ErrorTests(TrainerBundles bundles)
             HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
         await Http.ProblemAsync(await Client.PostAsync("/classify/batch", Http.Raw(Http.BundleImage(bundles.SmokeBundle, 0), "image/png")),
             HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+    }
+
+    /// <summary>A multipart body that ends before its closing boundary (cut short, or not multipart at all) is 400 on every upload endpoint.</summary>
+    [Fact]
+    public async Task MultipartBodyThatCannotBeReadIs400()
+    {
+        var png = Http.BundleImage(bundles.SmokeBundle, 0);
+        var multipart = Http.Multipart(("image", png, "image/png"));
+        var boundary = multipart.Headers.ContentType!.Parameters.Single(p => p.Name == "boundary").Value!.Trim('"');
+        var whole = await multipart.ReadAsByteArrayAsync();
+        var wholeText = System.Text.Encoding.Latin1.GetString(whole);
+        byte[][] bodies =
+        [
+            png,                                            // an image under a multipart content type
+            whole[..^20],                                   // cut 20 bytes short
+            whole[..wholeText.LastIndexOf("--" + boundary + "--", StringComparison.Ordinal)],   // no closing boundary
+        ];
+        foreach (var path in new[] { "/classify", "/classify/batch", "/classify/card" })
+        {
+            foreach (var body in bodies)
+            {
+                var content = new ByteArrayContent(body);
+                content.Headers.TryAddWithoutValidation("Content-Type", $"multipart/form-data; boundary=\"{boundary}\"");
+                var problem = await Http.ProblemAsync(await Client.PostAsync(path, content), HttpStatusCode.BadRequest, "image-not-decodable");
+                Assert.Contains("closing boundary", problem.GetProperty("detail").GetString());
+            }
+        }
+        // The same multipart body whole is classified.
+        await Http.JsonAsync(await Client.PostAsync("/classify", Http.Image(png)));
+    }
+
+    /// <summary>A URL-encoded form holds no files: it is a content type the upload endpoints do not take.</summary>
+    [Fact]
+    public async Task UrlEncodedFormIs415()
+    {
+        foreach (var path in new[] { "/classify", "/classify/batch", "/classify/card" })
+        {
+            var form = new FormUrlEncodedContent([new("image", "abc")]);
+            var problem = await Http.ProblemAsync(await Client.PostAsync(path, form), HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+            Assert.Contains("application/x-www-form-urlencoded", problem.GetProperty("detail").GetString());
+        }
+    }
+
+    /// <summary>
+    /// Routing's own 415, for a content type an endpoint does not take, is the same kind of problem as the endpoints'
+    /// own, with a detail; under /v2 routing's answers are the protocol's {"error": "..."}.
+    /// </summary>
+    [Fact]
+    public async Task ContentTypeAnEndpointDoesNotTakeIs415WithADetail()
+    {
+        var problem = await Http.ProblemAsync(await Client.PostAsync("/training/jobs", Http.Raw("{}"u8.ToArray(), "text/plain")),
+            HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+        Assert.Contains("'text/plain'", problem.GetProperty("detail").GetString());
+
+        var v2 = await Client.PostAsync("/v2/models/smoke/infer", Http.Raw("{}"u8.ToArray(), "text/plain"));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, v2.StatusCode);
+        Assert.Equal("application/json", v2.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("'text/plain'", (await Http.JsonAsync(v2, HttpStatusCode.UnsupportedMediaType)).GetProperty("error").GetString());
+
+        var unknown = await Client.GetAsync("/v2/no/such/route");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Contains("/v2/no/such/route", (await Http.JsonAsync(unknown, HttpStatusCode.NotFound)).GetProperty("error").GetString());
     }
 
     [Fact]

@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http.HttpResults;
 using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Problems;
@@ -11,7 +10,7 @@ public sealed record ReloadResponse(string Model, string ServedVersion, IReadOnl
     IReadOnlyList<string> Removed, IReadOnlyList<RefusedBundleResponse> Refused);
 
 /// <summary>GET /metrics and the administrative POST /models/{name}/reload.</summary>
-public static partial class OperationsApi
+public static class OperationsApi
 {
     public static IEndpointRouteBuilder MapOperationsApi(this IEndpointRouteBuilder app)
     {
@@ -58,11 +57,6 @@ public static partial class OperationsApi
             result.Refused.Select(r => new RefusedBundleResponse(r.Directory, r.Reason)).ToArray()));
     }
 
-    /// <summary>Model names and versions are folder names: letters, digits, '.', '_' and '-', not starting with '.'.</summary>
-    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")]
-    private static partial Regex SafeName();
-
-    public static bool IsSafeName(string? value) => value is not null && SafeName().IsMatch(value) && !value.Contains("..", StringComparison.Ordinal);
 
     /// <summary>
     /// 400 for a <c>name</c> or <c>version</c> route value that could not be a folder name (e.g. '..', slashes, an absolute
@@ -73,10 +67,10 @@ public static partial class OperationsApi
         {
             foreach (var key in (string[])["name", "version"])
             {
-                if (context.HttpContext.Request.RouteValues.TryGetValue(key, out var value) && !IsSafeName(value as string))
+                if (context.HttpContext.Request.RouteValues.TryGetValue(key, out var value) && !ModelSelector.IsValidName(value as string))
                 {
                     return ProblemCatalog.Problem(ProblemCatalog.InvalidParameter,
-                        $"The {key} '{value}' is not valid: model names and versions use letters, digits, '.', '_' and '-' and do not start with '.'.");
+                        $"The {key} '{value}' is not valid: {ModelSelector.NameRule}.");
                 }
             }
             return await next(context);

@@ -22,10 +22,10 @@ public sealed record V2ModelRoute
     /// <summary>The model asked for; a name or version that could not be a folder name is a bad request.</summary>
     public ModelSelector Selector()
     {
-        if (!OperationsApi.IsSafeName(Name)) throw new ProblemException(ProblemCatalog.InvalidParameter, $"The model name '{Name}' is not valid.");
-        if (Version is not null && !OperationsApi.IsSafeName(Version))
+        if (!ModelSelector.IsValidName(Name)) throw new ProblemException(ProblemCatalog.InvalidParameter, $"The model name '{Name}' is not valid: {ModelSelector.NameRule}.");
+        if (Version is not null && !ModelSelector.IsValidName(Version))
         {
-            throw new ProblemException(ProblemCatalog.InvalidParameter, $"The version '{Version}' is not valid.");
+            throw new ProblemException(ProblemCatalog.InvalidParameter, $"The version '{Version}' is not valid: {ModelSelector.NameRule}.");
         }
         return new ModelSelector(Name, Version);
     }
@@ -230,4 +230,10 @@ public static class V2Api
     }
 
     private static JsonHttpResult<V2Error> Error(int status, string message) => TypedResults.Json(new V2Error(message), statusCode: status);
+
+    /// <summary>Whether a path is the Open Inference Protocol's, whose errors are <c>{"error": "..."}</c>.</summary>
+    public static bool Serves(PathString path) => path.StartsWithSegments("/v2");
+
+    /// <summary>Writes the protocol's error body, for answers made outside its endpoints (routing, the exception handler).</summary>
+    public static Task WriteErrorAsync(HttpContext http, int status, string message) => Error(status, message).ExecuteAsync(http);
 }

@@ -25,7 +25,7 @@ public static class UploadReader
         if (bodyLimit is { IsReadOnly: false }) bodyLimit.MaxRequestBodySize = limits.MaxBytes * maxImages + 1024 * 1024;
         try
         {
-            if (request.HasFormContentType)
+            if (IsMultipart(request.ContentType))
             {
                 return await ReadMultipartAsync(request, limits, maxImages, held, cancellationToken);
             }
@@ -45,6 +45,12 @@ public static class UploadReader
         catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             throw new ProblemException(ProblemCatalog.ImageTooLarge, $"The request body is larger than the server's limit: {exception.Message}");
+        }
+        catch (IOException exception) when (exception is not BadHttpRequestException && IsMultipart(request.ContentType))
+        {
+            // The multipart reader meets the end of the body before the closing boundary: a cut-off upload, or a body that is not multipart at all.
+            throw new ProblemException(ProblemCatalog.ImageNotDecodable,
+                $"The multipart body cannot be read: it ends before its closing boundary '--{Boundary(request.ContentType)}--' (cut short, or not multipart/form-data).");
         }
 
         if (string.IsNullOrWhiteSpace(request.ContentType))
@@ -105,6 +111,13 @@ public static class UploadReader
     }
 
     private static ProblemException EmptyBody() => new(ProblemCatalog.ImageMissing, "The request body is empty: it holds no image.");
+
+    /// <summary>Whether the body is multipart/form-data (a URL-encoded form, which holds no files, is not).</summary>
+    private static bool IsMultipart(string? contentType) =>
+        MediaTypeHeaderValue.TryParse(contentType, out var parsed) && parsed.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase);
+
+    private static string Boundary(string? contentType) =>
+        MediaTypeHeaderValue.TryParse(contentType, out var parsed) ? HeaderUtilities.RemoveQuotes(parsed.Boundary).Value ?? "" : "";
 
     /// <summary>The media type without parameters, for logs and errors.</summary>
     public static string? MediaType(string? contentType) =>

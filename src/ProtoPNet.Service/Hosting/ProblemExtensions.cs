@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.AspNetCore.Diagnostics;
+using ProtoPNet.Service.Apis;
 using ProtoPNet.Service.Problems;
 
 namespace ProtoPNet.Service.Hosting;
@@ -13,29 +15,73 @@ public static class ProblemExtensions
         {
             var problem = context.ProblemDetails;
             var http = context.HttpContext;
-            problem.Extensions["traceId"] = Activity.Current?.Id ?? http.TraceIdentifier;
-            problem.Detail ??= problem.Status switch
+            problem.Extensions["traceId"] = TraceId(http);
+            if (problem.Status == StatusCodes.Status415UnsupportedMediaType)
             {
-                StatusCodes.Status400BadRequest => "The request cannot be read: check the query parameters (topClasses, topPrototypes and explainClass are integers) and the body.",
-                StatusCodes.Status404NotFound => $"No endpoint matches {http.Request.Method} {http.Request.Path}. The API is described at /swagger.",
-                StatusCodes.Status405MethodNotAllowed => $"{http.Request.Method} is not allowed on {http.Request.Path}. The API is described at /swagger.",
-                StatusCodes.Status413PayloadTooLarge => "The request body is larger than the server accepts.",
-                StatusCodes.Status500InternalServerError => ProblemCatalog.Unexpected.ExampleDetail,
-                _ => null,
-            };
+                // Routing's answer to a content type an endpoint does not take: the same kind as the endpoints' own 415s.
+                problem.Type = ProblemCatalog.UnsupportedMediaType.Type;
+                problem.Title = ProblemCatalog.UnsupportedMediaType.Title;
+            }
+            problem.Detail ??= FrameworkDetail(http, problem.Status);
             if (problem.Status is StatusCodes.Status503ServiceUnavailable or StatusCodes.Status429TooManyRequests
                 && !http.Response.Headers.ContainsKey("Retry-After"))
             {
                 http.Response.Headers.RetryAfter = ProblemCatalog.RetryAfterFor(problem.Type).ToString(CultureInfo.InvariantCulture);
             }
         });
+        builder.Services.AddExceptionHandler<OpenInferenceExceptionHandler>();
         return builder;
     }
 
     public static WebApplication UseProblemResponses(this WebApplication app)
     {
         app.UseExceptionHandler();
-        app.UseStatusCodePages();
+        // The framework's own error answers (no endpoint, wrong method, a content type an endpoint does not take): problems,
+        // or the Open Inference Protocol's {"error": "..."} under /v2.
+        app.UseStatusCodePages(async context =>
+        {
+            var http = context.HttpContext;
+            var status = http.Response.StatusCode;
+            if (V2Api.Serves(http.Request.Path))
+            {
+                await V2Api.WriteErrorAsync(http, status, FrameworkDetail(http, status) ?? $"The request was answered {status}.");
+                return;
+            }
+            await http.RequestServices.GetRequiredService<IProblemDetailsService>()
+                .WriteAsync(new ProblemDetailsContext { HttpContext = http, ProblemDetails = { Status = status } });
+        });
         return app;
+    }
+
+    private static string TraceId(HttpContext http) => Activity.Current?.Id ?? http.TraceIdentifier;
+
+    /// <summary>What a framework answer of this status means, for people.</summary>
+    private static string? FrameworkDetail(HttpContext http, int? status) => status switch
+    {
+        StatusCodes.Status400BadRequest => "The request cannot be read: check the query parameters (topClasses, topPrototypes and explainClass are integers) and the body.",
+        StatusCodes.Status404NotFound => $"No endpoint matches {http.Request.Method} {http.Request.Path}. The API is described at /swagger.",
+        StatusCodes.Status405MethodNotAllowed => $"{http.Request.Method} is not allowed on {http.Request.Path}. The API is described at /swagger.",
+        StatusCodes.Status413PayloadTooLarge => "The request body is larger than the server accepts.",
+        StatusCodes.Status415UnsupportedMediaType => string.IsNullOrEmpty(http.Request.ContentType)
+            ? $"{http.Request.Method} {http.Request.Path} needs a body with a Content-Type. The API is described at /swagger."
+            : $"Content-Type '{http.Request.ContentType}' is not accepted by {http.Request.Method} {http.Request.Path}. The API is described at /swagger.",
+        StatusCodes.Status500InternalServerError => ProblemCatalog.Unexpected.ExampleDetail,
+        _ => null,
+    };
+
+    /// <summary>
+    /// A fault inside a /v2 endpoint is answered as that protocol's <c>{"error": "..."}</c> (with the trace id that finds
+    /// it in the log) instead of a problem; elsewhere the problem details service answers it.
+    /// </summary>
+    private sealed class OpenInferenceExceptionHandler(ILogger<OpenInferenceExceptionHandler> logger) : IExceptionHandler
+    {
+        public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken cancellationToken)
+        {
+            if (!V2Api.Serves(http.Request.Path)) return false;
+            var traceId = TraceId(http);
+            logger.LogError(exception, "Unhandled exception in {Method} {Path} (trace {TraceId})", http.Request.Method, http.Request.Path, traceId);
+            await V2Api.WriteErrorAsync(http, StatusCodes.Status500InternalServerError, $"{ProblemCatalog.Unexpected.ExampleDetail} Trace id: {traceId}.");
+            return true;
+        }
     }
 }

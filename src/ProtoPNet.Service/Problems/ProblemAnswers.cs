@@ -5,7 +5,8 @@ namespace ProtoPNet.Service.Problems;
 
 /// <summary>
 /// The one place where "this request cannot be served" becomes an answer: a <see cref="ProblemException"/> carries its
-/// problem kind, an <see cref="ImageRejectedException"/> maps by its rejection. A 503 gets Retry-After. Handlers and the
+/// problem kind, an <see cref="ImageRejectedException"/> maps by its rejection, and Kestrel's refusal of a body being read
+/// (too slow, too large, cut short: <see cref="BadHttpRequestException"/>) by its status. A 503 gets Retry-After. Handlers and the
 /// code they call throw; they never catch to build a problem themselves. Endpoints of a protocol with its own error body
 /// (the Open Inference Protocol's <c>{"error": "..."}</c>) pass their own writer.
 /// </summary>
@@ -24,6 +25,11 @@ public sealed class ProblemExceptionFilter(Func<ProblemKind, string, IResult>? w
         catch (ImageRejectedException rejection)
         {
             return Answer(context.HttpContext, ProblemCatalog.ForRejection(rejection.Rejection), rejection.Message);
+        }
+        catch (BadHttpRequestException unreadable)
+        {
+            var problem = ProblemCatalog.ForUnreadableBody(unreadable);
+            return Answer(context.HttpContext, problem.Kind, problem.Message);
         }
     }
 

@@ -21,14 +21,20 @@ public static class ProblemCatalog
         "explainClass 12 is not a class of fashion-mnist@20261129T010203Z (0 to 9).");
     public static readonly ProblemKind TooManyImages = new(Prefix + "too-many-images", "Too many images in one batch", 400,
         "The batch holds 40 images; the limit is 32.");
+    public static readonly ProblemKind RequestBodyUnreadable = new(Prefix + "request-body-unreadable", "The request body cannot be read", 400,
+        "The request body cannot be read: Bad chunk size data.");
     public static readonly ProblemKind ModelNotFound = new(Prefix + "model-not-found", "Unknown model or version", 404,
         "No model named 'cub200' is loaded. Loaded: fashion-mnist.");
     public static readonly ProblemKind PrototypeNotFound = new(Prefix + "prototype-not-found", "Unknown prototype", 404,
         "fashion-mnist@20261129T010203Z has prototypes 0 to 99; 150 is not one of them.");
     public static readonly ProblemKind ExampleNotFound = new(Prefix + "example-not-found", "Unknown example image", 404,
         "fashion-mnist@20261129T010203Z has example images 0 to 9; 12 is not one of them.");
+    public static readonly ProblemKind RequestTimeout = new(Prefix + "request-timeout", "The request body arrived too slowly", 408,
+        "The request body arrived too slowly: the server stops reading a body that sends less than 240 bytes a second after its first 5 seconds.");
     public static readonly ProblemKind ImageTooLarge = new(Prefix + "image-too-large", "The image is larger than the byte limit", 413,
         "The image has 25165824 bytes; the limit is 20971520 bytes.");
+    public static readonly ProblemKind RequestTooLarge = new(Prefix + "request-too-large", "The request body is larger than the limit", 413,
+        "The request body is larger than this endpoint accepts: Request body too large. The max request body size is 1048576 bytes.");
     public static readonly ProblemKind UnsupportedMediaType = new(Prefix + "unsupported-media-type", "The content type is not accepted", 415,
         "Content-Type 'text/plain' is not accepted: send multipart/form-data with a file field 'image', or a raw body of type image/png, image/jpeg, image/gif, image/bmp, image/webp or image/tiff.");
     public static readonly ProblemKind ImageTooManyPixels = new(Prefix + "image-too-many-pixels", "The image has more pixels than the limit", 422,
@@ -76,6 +82,17 @@ public static class ProblemCatalog
         ImageRejection.TooManyPixels => ImageTooManyPixels,
         ImageRejection.ZeroSized => ImageZeroSized,
         _ => ImageNotDecodable,
+    };
+
+    /// <summary>
+    /// Kestrel's refusal of a request body while an endpoint read it: it arrived too slowly (408, and Kestrel closes the
+    /// connection), went over the endpoint's body limit (413), or broke HTTP/1.1's framing (400: a malformed chunk).
+    /// </summary>
+    public static ProblemException ForUnreadableBody(BadHttpRequestException exception) => exception.StatusCode switch
+    {
+        StatusCodes.Status408RequestTimeout => new ProblemException(RequestTimeout, RequestTimeout.ExampleDetail),
+        StatusCodes.Status413PayloadTooLarge => new ProblemException(RequestTooLarge, $"The request body is larger than this endpoint accepts: {exception.Message}"),
+        _ => new ProblemException(RequestBodyUnreadable, $"The request body cannot be read: {exception.Message}"),
     };
 
     public static ProblemHttpResult Problem(ProblemKind kind, string detail, IEnumerable<KeyValuePair<string, object?>>? extensions = null) =>

@@ -1,0 +1,145 @@
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using ProtoPNet.Service.Tests.Infrastructure;
+
+namespace ProtoPNet.Service.Tests.Serving;
+
+/// <summary>
+/// A body that stops arriving is answered 408 <c>request-timeout</c>, and one whose chunked framing is broken 400
+/// <c>request-body-unreadable</c>, on every endpoint that reads a body (the v2 ones as <c>{"error": "..."}</c>); a client
+/// that closes its side mid-body is logged 499. Never a 500. Checked on Kestrel, whose data-rate limit (240 bytes a
+/// second after a 5-second grace) and framing the test server does not have.
+/// </summary>
+[Collection(BundlesCollection.Name)]
+public class UnreadableBodyTests(TrainerBundles bundles)
+{
+    private const string AdminKey = "unreadable-body-admin-key";
+
+    private static readonly (string Path, string ContentType)[] Endpoints =
+    [
+        ("/classify", "image/png"),
+        ("/classify", "multipart/form-data; boundary=b"),
+        ("/classify/batch", "multipart/form-data; boundary=b"),
+        ("/classify/card", "image/png"),
+        ("/v2/models/smoke/infer", "application/json"),
+        ("/training/jobs", "application/json"),
+    ];
+
+    [Fact]
+    public async Task BodiesThatStallBreakOrEndEarlyAre4xxOnEveryEndpointThatReadsOne()
+    {
+        var jobs = Directory.CreateTempSubdirectory("protopnet-unreadable-jobs-");
+        try
+        {
+            await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"),
+                ("Security__AdminApiKey", AdminKey), ("Training__JobsRoot", jobs.FullName));
+            var port = service.Client.BaseAddress!.Port;
+            // All at once: each stalled body waits out the same grace period.
+            var stalled = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.Stalled)).ToArray();
+            var broken = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.BrokenChunk)).ToArray();
+            var closed = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.ClosedEarly)).ToArray();
+            await Task.WhenAll(stalled.Concat(broken).Concat(closed));
+
+            for (var i = 0; i < Endpoints.Length; i++)
+            {
+                var (path, contentType) = Endpoints[i];
+                AssertError(await stalled[i], 408, "request-timeout", path, contentType);
+                AssertError(await broken[i], 400, "request-body-unreadable", path, contentType);
+            }
+            foreach (var path in Endpoints.Select(e => e.Path).Distinct())
+            {
+                var expected = Endpoints.Count(e => e.Path == path);
+                await Eventually.TrueAsync(() => service.Output.Count(line => line.Contains($"POST {path} responded 499", StringComparison.Ordinal)) == expected,
+                    $"{expected} requests to {path} closed early should be logged 499");
+            }
+            Assert.DoesNotContain(service.Output, line => line.Contains("responded 500", StringComparison.Ordinal));
+            // The service goes on serving.
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await service.Client.GetAsync("/health/ready")).StatusCode);
+        }
+        finally
+        {
+            jobs.Delete(recursive: true);
+        }
+    }
+
+    private static void AssertError((int Status, string ContentType, string Body) answer, int status, string type, string path, string contentType)
+    {
+        var where = $"{path} ({contentType}): {answer.Status} {answer.Body}";
+        Assert.True(answer.Status == status, where);
+        var body = JsonDocument.Parse(answer.Body).RootElement;
+        if (path.StartsWith("/v2", StringComparison.Ordinal))
+        {
+            Assert.False(string.IsNullOrWhiteSpace(body.GetProperty("error").GetString()), where);
+            return;
+        }
+        Assert.StartsWith("application/problem+json", answer.ContentType);
+        Assert.EndsWith(type, body.GetProperty("type").GetString());
+        Assert.False(string.IsNullOrWhiteSpace(body.GetProperty("detail").GetString()), where);
+    }
+
+    private enum Body
+    {
+        /// <summary>10 bytes of a declared 100,000, then nothing.</summary>
+        Stalled,
+
+        /// <summary>A chunked body whose second chunk size is not hexadecimal.</summary>
+        BrokenChunk,
+
+        /// <summary>10 bytes of a declared 100,000, then the client closes its sending side.</summary>
+        ClosedEarly,
+    }
+
+    /// <summary>Sends a request whose body goes wrong as <paramref name="body"/> says; returns the answer (status 0 if none), read until the server closes.</summary>
+    private static async Task<(int Status, string ContentType, string Body)> SendAsync(int port, string path, string contentType, Body body)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync("127.0.0.1", port);
+        var framing = body == Body.BrokenChunk ? "Transfer-Encoding: chunked" : "Content-Length: 100000";
+        var content = body == Body.BrokenChunk ? "a\r\n0123456789\r\nzz\r\n" : "0123456789";
+        var request = $"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {contentType}\r\n{framing}\r\nX-Api-Key: {AdminKey}\r\n\r\n{content}";
+        await socket.SendAsync(Encoding.ASCII.GetBytes(request));
+        if (body == Body.ClosedEarly) socket.Shutdown(SocketShutdown.Send);
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var received = new MemoryStream();
+        var buffer = new byte[8192];
+        try
+        {
+            int read;
+            while ((read = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token)) > 0) received.Write(buffer, 0, read);
+        }
+        catch (SocketException error) when (error.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            // Kestrel resets a connection whose request body it did not read to the end, after its answer.
+        }
+        return ParseResponse(received.ToArray());
+    }
+
+    /// <summary>The status, content type and body of one HTTP/1.1 answer (Content-Length or chunked).</summary>
+    private static (int Status, string ContentType, string Body) ParseResponse(byte[] response)
+    {
+        var text = Encoding.UTF8.GetString(response);
+        var headerEnd = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        if (headerEnd < 0) return (0, "", $"no complete answer: '{text}'");
+        var lines = text[..headerEnd].Split("\r\n");
+        var status = int.Parse(lines[0].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        string? Header(string name) => lines.Skip(1).Select(l => l.Split(':', 2)).Where(p => p[0].Equals(name, StringComparison.OrdinalIgnoreCase))
+            .Select(p => p[1].Trim()).FirstOrDefault();
+        var body = text[(headerEnd + 4)..];
+        if (Header("Transfer-Encoding") == "chunked")
+        {
+            var whole = new StringBuilder();
+            while (true)
+            {
+                var sizeEnd = body.IndexOf("\r\n", StringComparison.Ordinal);
+                var size = Convert.ToInt32(body[..sizeEnd], 16);
+                if (size == 0) break;
+                whole.Append(body.AsSpan(sizeEnd + 2, size));
+                body = body[(sizeEnd + 2 + size + 2)..];
+            }
+            body = whole.ToString();
+        }
+        return (status, Header("Content-Type") ?? "", body);
+    }
+}
