@@ -55,6 +55,25 @@ public partial class DocumentationTests(DocumentationTests.OpenApiDocument openA
         Assert.True(missing.Count == 0, "docs/API.md leaves out: " + string.Join("; ", missing));
     }
 
+    /// <summary>The other way round: a status an endpoint's "Status codes:" list names is declared in the OpenAPI document too.</summary>
+    [Fact]
+    public void EveryStatusOfAnEndpointsStatusListIsDeclaredInTheOpenApiDocument()
+    {
+        var undeclared = new List<string>();
+        foreach (var (endpoint, section) in ApiSections.Parse(File.ReadAllText(ApiMarkdownPath)))
+        {
+            if (!openApi.Operations.TryGetValue(endpoint, out var operation)) continue;   // reported by the first test
+            var at = section.IndexOf("Status codes:", StringComparison.Ordinal);
+            if (at < 0) continue;
+            var declared = operation.GetProperty("responses").EnumerateObject().Select(r => r.Name).ToHashSet();
+            foreach (Match token in StatusListToken().Matches(section[at..].Split("\n\n")[0]))
+            {
+                if (token.Groups["status"].Success && !declared.Contains(token.Groups["status"].Value)) undeclared.Add($"{endpoint}: {token.Groups["status"].Value}");
+            }
+        }
+        Assert.True(undeclared.Count == 0, "statuses docs/API.md lists that the OpenAPI document does not declare: " + string.Join("; ", undeclared));
+    }
+
     [Fact]
     public void ProblemTypesOfTheCatalogueAndOfTheDocumentAreTheSameWithTheSameStatusAndTitle()
     {

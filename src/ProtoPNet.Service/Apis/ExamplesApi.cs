@@ -34,6 +34,7 @@ public static class ExamplesApi
                 Description = "The example image, as stored in the bundle (usually PNG).",
             })
             .Produces(StatusCodes.Status304NotModified)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ValidateModelRouteValues();
         return app;

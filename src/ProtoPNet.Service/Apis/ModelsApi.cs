@@ -27,6 +27,7 @@ public static class ModelsApi
             .WithSummary("Describe one model")
             .WithDescription("The model's loaded versions and the version served by default (the highest, unless pinned by Models:Pinned).")
             .Produces<ModelResponse>()
+            .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         group.MapGet("/{name}/versions/{version}", GetVersion)
@@ -34,6 +35,7 @@ public static class ModelsApi
             .WithSummary("Describe one model version")
             .WithDescription("Classes, input, feature map size, prototype count, training record, graph sha256, load time and execution provider of one loaded version, and its interpretability scorecard (per prototype: consistency, noise and JPEG stability, background) when the bundle has one.")
             .Produces<ModelVersionResponse>()
+            .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         group.MapGet("/{name}/versions/{version}/prototypes", GetPrototypes)
@@ -41,6 +43,7 @@ public static class ModelsApi
             .WithSummary("List a version's prototypes")
             .WithDescription("Every prototype: its class, the training image it was projected onto (split, item, feature cell, box in pixels of the model's input) and links to its pictures.")
             .Produces<PrototypesResponse>()
+            .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         group.MapGet("/{name}/versions/{version}/prototypes/{index:int}/{kind}.png", GetPrototypePicture)
@@ -49,6 +52,7 @@ public static class ModelsApi
             .WithDescription("`patch`: the 95th-percentile crop of the source training image (the \"that\"); `source`: the whole source image; `activation`: the source image with the prototype's self-activation heatmap. Bundles are immutable, so the pictures carry long cache headers and an ETag (If-None-Match gives 304).")
             .Produces(StatusCodes.Status200OK, contentType: "image/png")
             .Produces(StatusCodes.Status304NotModified)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);
         return app;
     }

@@ -124,6 +124,10 @@ public static class V2Api
             .Produces<V2Error>(StatusCodes.Status404NotFound)
             .Produces<V2Error>(StatusCodes.Status413PayloadTooLarge)
             .Produces<V2Error>(StatusCodes.Status503ServiceUnavailable)
+            // The API key check and the rate limiter answer before the protocol's endpoint does: as problems.
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status403Forbidden)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests)
             .RequireClassifyKey();
     }
 

@@ -37,7 +37,8 @@ public sealed class ClassificationService(
         if (request.Batch && !http.HasFormContentType)
         {
             throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
-                $"Content-Type '{http.ContentType}' is not accepted here: send multipart/form-data with one file field 'image' per image.");
+                (string.IsNullOrEmpty(http.ContentType) ? "The request has no Content-Type" : $"Content-Type '{http.ContentType}' is not accepted here") +
+                ": send multipart/form-data with one file field 'image' per image.");
         }
         ModelLease? lease = null;
         PreparedImages? prepared = null;

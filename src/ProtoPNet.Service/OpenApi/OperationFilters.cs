@@ -62,7 +62,7 @@ public sealed class ExamplesOperationFilter : IOperationFilter
                 continue;
             }
             if (!int.TryParse(status, out var code) || code < 400) continue;
-            if (operationId.StartsWith("V2", StringComparison.Ordinal))
+            if (operationId.StartsWith("V2", StringComparison.Ordinal) && code is not (401 or 403 or 429))
             {
                 foreach (var media in response.Content.Values.OfType<OpenApiMediaType>()) media.Example = ApiExamples.ToNode(ApiExamples.V2ErrorFor(code));
                 continue;
@@ -114,7 +114,7 @@ public sealed class ExamplesOperationFilter : IOperationFilter
             413 => [ProblemCatalog.ImageTooLarge],
             415 => [ProblemCatalog.UnsupportedMediaType],
             422 => [ProblemCatalog.ImageTooManyPixels, ProblemCatalog.ImageZeroSized],
-            400 when operationId == "ReloadModel" => [ProblemCatalog.InvalidParameter],
+            400 => [ProblemCatalog.InvalidParameter],
             401 => [ProblemCatalog.ApiKeyMissing],
             403 when operationId == "ReloadModel" => [ProblemCatalog.AdminDisabled, ProblemCatalog.ApiKeyRejected],
             403 => [ProblemCatalog.ApiKeyRejected],

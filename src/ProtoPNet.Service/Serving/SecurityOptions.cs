@@ -48,7 +48,7 @@ public static class ApiKeys
 
     /// <summary>
     /// <see cref="RequireClassifyKey"/> with its 401 and 403 problems declared in the OpenAPI document (as ProducesProblem
-    /// does for one endpoint; this also serves groups). The v2 routes declare their own error bodies instead.
+    /// does for one endpoint; this also serves groups). The v2 routes declare them next to their protocol's own error bodies.
     /// </summary>
     public static TBuilder RequireClassifyKeyWithProblems<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder => builder
         .RequireClassifyKey()

@@ -8,7 +8,7 @@ namespace ProtoPNet.Service.Tests.Serving;
 /// <summary>
 /// A body that stops arriving is answered 408 <c>request-timeout</c>, and one whose chunked framing is broken 400
 /// <c>request-body-unreadable</c>, on every endpoint that reads a body (the v2 ones as <c>{"error": "..."}</c>); a client
-/// that closes its side mid-body is logged 499. Never a 500. Checked on Kestrel, whose data-rate limit (240 bytes a
+/// that closes its side mid-body is logged 499; a training job over 1 MiB is 413 <c>request-too-large</c>. Never a 500. Checked on Kestrel, whose data-rate limit (240 bytes a
 /// second after a 5-second grace) and framing the test server does not have.
 /// </summary>
 [Collection(BundlesCollection.Name)]
@@ -53,6 +53,13 @@ public class UnreadableBodyTests(TrainerBundles bundles)
                 await Eventually.TrueAsync(() => service.Output.Count(line => line.Contains($"POST {path} responded 499", StringComparison.Ordinal)) == expected,
                     $"{expected} requests to {path} closed early should be logged 499");
             }
+            // A training job over the 1 MiB limit of bodies that are not uploads.
+            using var large = new HttpRequestMessage(HttpMethod.Post, "/training/jobs")
+            {
+                Content = new StringContent($$"""{"name":"{{new string('a', 2 * 1024 * 1024)}}"}""", Encoding.UTF8, "application/json"),
+            };
+            large.Headers.Add("X-Api-Key", AdminKey);
+            await Http.ProblemAsync(await service.Client.SendAsync(large), System.Net.HttpStatusCode.RequestEntityTooLarge, "request-too-large");
             Assert.DoesNotContain(service.Output, line => line.Contains("responded 500", StringComparison.Ordinal));
             // The service goes on serving.
             Assert.Equal(System.Net.HttpStatusCode.OK, (await service.Client.GetAsync("/health/ready")).StatusCode);
