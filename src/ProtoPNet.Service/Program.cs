@@ -5,36 +5,45 @@ using ProtoPNet.Service.Problems;
 if (args.Contains(HealthcheckCommand.Argument)) return await HealthcheckCommand.RunAsync();
 SocketCompletions.RunInlineUnlessConfigured();
 
-var builder = WebApplication.CreateBuilder(args);
-builder.UseDefaultListenAddress();
-builder.AddServiceLogging();
-builder.AddProblemResponses();
-builder.AddInference();
-builder.AddServing();
-builder.AddTraining();
-builder.AddApiDocumentation();
+try
+{
+    var builder = WebApplication.CreateBuilder(args);
+    builder.UseDefaultListenAddress();
+    builder.AddServiceLogging();
+    builder.AddProblemResponses();
+    builder.AddInference();
+    builder.AddServing();
+    builder.AddTraining();
+    builder.AddApiDocumentation();
 
-var app = builder.Build();
-app.ValidateOptions();
-app.UseProblemResponses();
-app.UseServiceRequestLogging();
-app.UseServing();
-app.UseApiDocumentation();
-app.UseWebPage();
+    var app = builder.Build();
+    app.ValidateOptions();
+    app.UseProblemResponses();
+    app.UseServiceRequestLogging();
+    app.UseServing();
+    app.UseApiDocumentation();
+    app.UseWebPage();
 
-// Every endpoint answers the problems its code throws (ProblemExceptionFilter).
-var api = app.MapGroup("").AnswerProblems();
-api.MapClassifyApi();
-api.MapModelsApi();
-api.MapHealthApi();
-api.MapCardApi();
-api.MapExamplesApi();
-api.MapOperationsApi();
-api.MapV2Api();
-api.MapTrainingApi();
+    // Every endpoint answers the problems its code throws (ProblemExceptionFilter).
+    var api = app.MapGroup("").AnswerProblems();
+    api.MapClassifyApi();
+    api.MapModelsApi();
+    api.MapHealthApi();
+    api.MapCardApi();
+    api.MapExamplesApi();
+    api.MapOperationsApi();
+    api.MapV2Api();
+    api.MapTrainingApi();
 
-await app.RunAsync();
-return 0;
+    await app.RunAsync();
+    return 0;
+}
+catch (Exception error) when (OptionsValidationExtensions.BadSettings(error) is { } failures && OptionsValidationExtensions.IsOwnProcess)
+{
+    // A bad setting: one line naming it, and exit status 1, rather than an unhandled exception's stack trace.
+    await Console.Error.WriteLineAsync($"ProtoPNet Service cannot start: {string.Join(" ", failures)}");
+    return 1;
+}
 
 /// <summary>The entry point, visible to the tests' WebApplicationFactory.</summary>
 public partial class Program;

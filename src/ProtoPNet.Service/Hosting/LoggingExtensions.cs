@@ -10,9 +10,16 @@ public static class LoggingExtensions
 {
     private const string ConsoleTemplate = "[{Timestamp:HH:mm:ss} {Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}";
 
-    /// <summary>Serilog: a readable console by default, JSON lines with <c>Logging:Format=json</c>; levels from the <c>Serilog</c> section.</summary>
+    /// <summary>
+    /// Serilog: a readable console by default, JSON lines with <c>Logging:Format=json</c>; levels from the <c>Serilog</c>
+    /// section. Any other format stops the start, as every bad setting does.
+    /// </summary>
     public static IHostApplicationBuilder AddServiceLogging(this IHostApplicationBuilder builder)
     {
+        builder.Services.AddOptions<LogFormatOptions>().Bind(builder.Configuration.GetSection("Logging"))
+            .Validate(o => o.Format is null || LogFormatOptions.Formats.Contains(o.Format, StringComparer.OrdinalIgnoreCase),
+                $"Logging:Format must be {string.Join(" or ", LogFormatOptions.Formats.Select(f => $"'{f}'"))}")
+            .ValidateOnStart();
         var json = string.Equals(builder.Configuration["Logging:Format"], "json", StringComparison.OrdinalIgnoreCase);
         builder.Logging.ClearProviders();
         builder.Services.AddSerilog((_, logger) =>
@@ -60,4 +67,12 @@ public static class LoggingExtensions
         });
         return app;
     }
+}
+
+/// <summary>The <c>Logging:Format</c> setting: <c>console</c> (default) or <c>json</c>.</summary>
+public sealed class LogFormatOptions
+{
+    public static readonly string[] Formats = ["console", "json"];
+
+    public string? Format { get; set; }
 }

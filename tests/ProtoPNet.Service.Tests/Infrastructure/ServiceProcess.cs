@@ -22,6 +22,21 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public HttpClient Client { get; }
 
+    /// <summary>The exit status once the process has ended (waiting up to <paramref name="timeout"/> for it); null if it still runs.</summary>
+    public async Task<int?> ExitCodeAsync(TimeSpan timeout)
+    {
+        using var wait = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(wait.Token);   // also waits for the last output lines
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+        return _process.ExitCode;
+    }
+
     /// <summary>What the service has printed so far, standard output and error interleaved.</summary>
     public string[] Output
     {

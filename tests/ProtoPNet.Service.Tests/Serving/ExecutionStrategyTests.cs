@@ -115,6 +115,7 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
     [InlineData("Batching:MaxConcurrentRuns", "-1", "MaxConcurrentRuns")]
     [InlineData("Batching:MaxBatchSize", "0", "MaxBatchSize")]
     [InlineData("Images:MaxBufferedBytes", "1000", "MaxBufferedBytes")]
+    [InlineData("Logging:Format", "xml", "Logging:Format")]
     public void BadValuesStopTheStartNamingTheKey(string key, string value, string named)
     {
         var factory = bundles.SmokeService((key, value));
