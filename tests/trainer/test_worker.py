@@ -125,6 +125,22 @@ def test_status_is_written_whole_and_not_after_the_lease_is_lost(tmp_path):
     assert folder.status()["progress"]["epoch"] == 2    # the lost holder writes nothing more
 
 
+def test_a_status_with_a_diverged_metric_is_still_json(tmp_path):
+    folder = queue_job(str(tmp_path), "job-1")
+    assert folder.take_lease(1, "w")
+    status = JobStatus(Lease(folder, 1, "w"), "w")
+    status.write(metrics={"loss": float("nan"), "crossEntropy": float("inf"), "trainAccuracy": 0.5},
+                 history=[{"epoch": 1, "trainAccuracy": float("-inf")}])
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    with open(os.path.join(folder.path, "status.json"), encoding="utf-8") as f:
+        written = json.load(f, parse_constant=refuse)     # as strict as the service's reader
+    assert written["metrics"] == {"loss": None, "crossEntropy": None, "trainAccuracy": 0.5}
+    assert written["history"] == [{"epoch": 1, "trainAccuracy": None}] and written["status"] == "running"
+
+
 # ---------------------------------------------------------------------------------------------- running jobs
 
 def test_a_job_runs_to_a_published_version_with_progress_per_stage(tmp_path, options, monkeypatch):
@@ -151,7 +167,7 @@ def test_a_job_runs_to_a_published_version_with_progress_per_stage(tmp_path, opt
     assert os.path.isfile(os.path.join(folder.path, "run", "checkpoints", "final.pt"))
 
 
-def test_sigterm_requeues_and_a_dead_workers_job_resumes_from_its_checkpoint(tmp_path, options):
+def test_sigterm_requeues_and_a_dead_workers_job_resumes_from_its_checkpoint(tmp_path, options, monkeypatch):
     folder = queue_job(str(tmp_path / "jobs"), "job-1")
     shutdown = ShutdownSignal()
 
@@ -172,8 +188,21 @@ def test_sigterm_requeues_and_a_dead_workers_job_resumes_from_its_checkpoint(tmp
     old = time.time() - 60
     os.utime(folder.lease_path(2), (old, old))
 
+    # Every status the resumed attempt writes keeps what the first one did: its history and its share of the work.
+    seen = []
+    write = JobFolder.write_status
+
+    def recording_write(self, written):
+        seen.append(json.loads(json.dumps(written)))
+        write(self, written)
+
+    monkeypatch.setattr(JobFolder, "write_status", recording_write)
     lines = []
     make_worker(tmp_path, options, log=lines.append, stale_after=5.0).run()
+    resumed = [s for s in seen if s.get("attempt") == 3]
+    assert resumed and all([h["epoch"] for h in s["history"]][:1] == [1] for s in resumed), [s["history"] for s in resumed]
+    fractions = [s["progress"]["fraction"] for s in resumed]
+    assert fractions == sorted(fractions) and fractions[0] >= status["progress"]["fraction"] > 0, fractions
     status = folder.status()
     assert status["status"] == "succeeded" and status["attempt"] == 3
     assert status["resumedFromEpoch"] == 1
@@ -203,14 +232,16 @@ def test_a_failing_job_ends_failed_with_one_line_and_the_worker_goes_on(tmp_path
     bad_option = queue_job(str(tmp_path / "jobs"), "job-1", name="bad", options={"epochs": 0})
     no_images = queue_job(str(tmp_path / "jobs"), "job-2", name="empty", dataset="imagefolder", data="empty",
                           options={"epochs": 1})
+    other_format = queue_job(str(tmp_path / "jobs"), "job-0", name="later", format="protopnet-training-job/2")
     good = queue_job(str(tmp_path / "jobs"), "job-3")
     make_worker(tmp_path, options, data_root=str(tmp_path / "data")).run()
 
-    for folder, fragment in ((bad_option, "options.epochs: 0 is below the minimum 1"), (no_images, "empty")):
+    for folder, fragment in ((bad_option, "options.epochs: 0 is below the minimum 1"), (no_images, "empty"),
+                             (other_format, 'format: is "protopnet-training-job/2"; this worker reads protopnet-training-job/1')):
         status = folder.status()
         assert status["status"] == "failed" and status["finishedAt"]
         assert fragment in status["error"] and "\n" not in status["error"]
-    assert versions(tmp_path, "bad") == [] and versions(tmp_path, "empty") == []
+    assert versions(tmp_path, "bad") == [] and versions(tmp_path, "empty") == [] and versions(tmp_path, "later") == []
     assert good.status()["status"] == "succeeded"
 
 

@@ -12,7 +12,7 @@ namespace ProtoPNet.Service.Training;
 /// </summary>
 /// <param name="Name">The model name the bundle is published under (a folder name: letters, digits, '.', '_', '-').</param>
 /// <param name="Preset">The trainer's preset, e.g. <c>smoke</c> or <c>fashion-mnist</c>.</param>
-/// <param name="Dataset">Optional: another data set than the preset's (fashion-mnist, cub200, imagefolder, synthetic).</param>
+/// <param name="Dataset">Optional: another data set than the preset's (fashion-mnist, cub200, imagefolder, synthetic, synthetic-parts).</param>
 /// <param name="Data">Optional: the data set's folder, relative to Training:DataRoot.</param>
 /// <param name="Options">Optional: trainer options, e.g. <c>{"epochs": 4}</c>.</param>
 public sealed record TrainingJobRequest(string Name, string Preset, string? Dataset, string? Data, IReadOnlyDictionary<string, JsonElement>? Options);

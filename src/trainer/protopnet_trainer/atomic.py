@@ -3,6 +3,7 @@ writes checkpoints, the baseline result and the bundle manifest."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -32,5 +33,17 @@ def write_text_atomically(path: str, text: str) -> None:
         f.write(text)
 
 
+def finite(value: Any) -> Any:
+    """The value with every NaN or infinity (a diverged loss, say) as None: JSON has no such numbers, and a reader
+    that follows the standard (the service's) refuses the whole file for one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
 def write_json_atomically(path: str, value: Any) -> None:
-    write_text_atomically(path, json.dumps(value, indent=2))
+    write_text_atomically(path, json.dumps(finite(value), indent=2, allow_nan=False))

@@ -24,6 +24,7 @@ from typing import Any, Dict, Iterator, Optional
 from .atomic import write_json_atomically
 
 JOB_FILE = "job.json"
+JOB_FORMAT = "protopnet-training-job/1"   # job.json's "format": the only one this worker reads
 STATUS_FILE = "status.json"
 CANCEL_FILE = "cancel"
 LEASE_PREFIX = "lease-"

@@ -125,6 +125,10 @@ class RunWatch:
         return time.time() + (1.0 - fraction) * elapsed / done
 
     def snapshot(self) -> Dict[str, Any]:
+        if self.trainer is None:
+            # Before the trainer exists (its data still loading) only the stage is known: what a resumed attempt
+            # carried over (fraction, history, metrics) stays as it was.
+            return {"progress": {"stage": self.stage_name}, "estimatedFinishAt": None}
         fraction = self.fraction()
         history: List[Dict[str, Any]] = [history_entry(m) for m in self.trainer.history] if self.trainer else []
         latest = self.trainer.history[-1] if self.trainer and self.trainer.history else None

@@ -8,6 +8,7 @@ saying why, publishes nothing, and the worker goes on with the next one.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -19,7 +20,8 @@ from typing import Any, Callable, Dict, List, Optional
 from .console import say
 from .errors import TrainerError
 from .job_options import JobOptionError, JobOptions, check_model_name
-from .jobs import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobFolder, JobQueue, Lease, utc_now, utc_time)
+from .jobs import (CANCELLED, FAILED, JOB_FORMAT, QUEUED, RUNNING, SUCCEEDED, JobFolder, JobQueue, Lease, utc_now,
+                   utc_time)
 from .pipeline import TrainJob, train_and_publish
 from .watch import RunWatch, StopRun, WatchedTrainer
 
@@ -86,7 +88,9 @@ def resolve_data(data: Any, data_root: Optional[str]) -> str:
 
 def train_argv(request: Dict[str, Any], options: JobOptions, settings: WorkerSettings, run_dir: str,
                resume: bool) -> List[str]:
-    """The `train` command line of a job (job.json), its fields and options checked again."""
+    """The `train` command line of a job (job.json), its format, fields and options checked again."""
+    if request.get("format") != JOB_FORMAT:
+        raise JobOptionError("format", f"is {json.dumps(request.get('format'))}; this worker reads {JOB_FORMAT} jobs")
     name = check_model_name(request.get("name"))
     preset = request.get("preset")
     presets = [p["name"] for p in options.document()["presets"]]
@@ -134,8 +138,10 @@ class JobStatus:
                 self.lease.folder.write_status(self.values)
 
     def progress(self, snapshot: Dict[str, Any]) -> None:
+        """A RunWatch snapshot; its progress is merged into the status's, so a partial one (the stage alone) keeps the rest."""
         finish = snapshot.pop("estimatedFinishAt")
-        self.write(**snapshot, estimatedFinishAt=utc_time(finish) if finish else None)
+        progress = {**(self.values.get("progress") or {}), **snapshot.pop("progress")}
+        self.write(**snapshot, progress=progress, estimatedFinishAt=utc_time(finish) if finish else None)
 
     def finish(self, status: str, **changes: Any) -> None:
         self.write(status=status, finishedAt=utc_now(), estimatedFinishAt=None, **changes)
