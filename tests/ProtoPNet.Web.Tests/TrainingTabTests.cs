@@ -45,6 +45,14 @@ public sealed class TrainingTabTests(WebFixture fixture)
         Assert.Equal(0, await page.EvaluateAsync<int>("() => localStorage.length"));
         Assert.Empty(await page.Context.CookiesAsync());
         Assert.Contains(await page.Locator("#training-preset option").AllTextContentsAsync(), text => text.StartsWith("smoke", StringComparison.Ordinal));
+        // The epochs field starts at the chosen preset's default, as the preset's label says.
+        using var optionsRequest = new HttpRequestMessage(HttpMethod.Get, "training/options");
+        optionsRequest.Headers.Add("X-Api-Key", WebFixture.AdminKey);
+        using var optionsAnswer = await fixture.Http.SendAsync(optionsRequest);
+        var options = System.Text.Json.JsonDocument.Parse(await optionsAnswer.Content.ReadAsStringAsync()).RootElement;
+        var smokeEpochs = options.GetProperty("presets").EnumerateArray().Single(p => p.GetProperty("name").GetString() == "smoke").GetProperty("epochs").GetInt32();
+        Assert.Equal("smoke", await page.InputValueAsync("#training-preset"));
+        Assert.Equal(smokeEpochs.ToString(System.Globalization.CultureInfo.InvariantCulture), await page.InputValueAsync("#training-epochs"));
 
         // Another session (a new browser context) does not have it.
         var other = await OpenAsync();

@@ -71,22 +71,13 @@ public sealed class WebFixture : IAsyncLifetime
         Trainer.CopyDirectory(SmokeSource, BundleDirectory);
         AddExamples(BundleDirectory);
 
-        _factory = new WebApplicationFactory<Program>().WithWebHostBuilder(builder =>
-        {
-            builder.UseSetting("Models:Root", modelRoot);
-            builder.UseSetting("Models:DefaultModel", ModelName);
-            builder.UseSetting("Inference:ExecutionProvider", "cpu");
-            builder.UseSetting("Inference:IntraOpThreads", "1");
+        (_factory, BaseAddress) = StartService(modelRoot,
+            ("Models:DefaultModel", ModelName),
             // The Training tab: jobs go to a folder of this fixture, for a worker the training test starts.
-            builder.UseSetting("Security:AdminApiKey", AdminKey);
-            builder.UseSetting("Training:JobsRoot", JobsDirectory);
-            builder.UseSetting("Training:EventPollMilliseconds", "200");
-            builder.UseSetting("Models:RescanIntervalSeconds", "2");
-        });
-        _factory.UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
-        _factory.StartServer();
-        var addresses = _factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
-        BaseAddress = new Uri(addresses.Single(a => a.StartsWith("http://127.0.0.1:", StringComparison.Ordinal)) + "/");
+            ("Security:AdminApiKey", AdminKey),
+            ("Training:JobsRoot", JobsDirectory),
+            ("Training:EventPollMilliseconds", "200"),
+            ("Models:RescanIntervalSeconds", "2"));
         Http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
 
         if (!File.Exists(ChromiumPath))
@@ -101,6 +92,36 @@ public sealed class WebFixture : IAsyncLifetime
             Args = ChromiumArgs,
             Timeout = 60_000,
         });
+    }
+
+    /// <summary>The service on a real Kestrel at a free 127.0.0.1 port, serving <paramref name="modelRoot"/> on the CPU with these settings.</summary>
+    private static (WebApplicationFactory<Program> Factory, Uri BaseAddress) StartService(string modelRoot, params (string Key, string Value)[] settings)
+    {
+        var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(builder =>
+        {
+            builder.UseSetting("Models:Root", modelRoot);
+            builder.UseSetting("Inference:ExecutionProvider", "cpu");
+            builder.UseSetting("Inference:IntraOpThreads", "1");
+            foreach (var (key, value) in settings) builder.UseSetting(key, value);
+        });
+        factory.UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
+        factory.StartServer();
+        var addresses = factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+        return (factory, new Uri(addresses.Single(a => a.StartsWith("http://127.0.0.1:", StringComparison.Ordinal)) + "/"));
+    }
+
+    /// <summary>A second service beside the fixture's, for a test that needs other settings (another model root, an API key); dispose it.</summary>
+    public static OtherService StartOtherService(string modelRoot, params (string Key, string Value)[] settings)
+    {
+        var (factory, address) = StartService(modelRoot, settings);
+        return new OtherService(factory, address);
+    }
+
+    public sealed class OtherService(WebApplicationFactory<Program> factory, Uri baseAddress) : IAsyncDisposable
+    {
+        public Uri BaseAddress { get; } = baseAddress;
+
+        public ValueTask DisposeAsync() => factory.DisposeAsync();
     }
 
     public async Task DisposeAsync()

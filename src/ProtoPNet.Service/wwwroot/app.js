@@ -5,10 +5,11 @@ const BOX_COLOURS = ["#e6194b", "#0078d7", "#28a03c", "#f58200", "#911eb4", "#00
 
 const state = {
   models: [],          // GET /models -> models
-  prototypes: new Map(), // "name@version" -> { input, byIndex: Map(index -> prototype) }
+  prototypes: new Map(), // "name@version" -> a promise of { input, byIndex: Map(index -> prototype) }
   lastFile: null,      // the last image classified, re-sent when the model or count changes
   objectUrl: null,
   request: 0,          // a counter, so a slow answer never overwrites a newer one
+  galleryRequest: 0,   // the same for the gallery
 };
 
 const $ = (id) => document.getElementById(id);
@@ -34,10 +35,14 @@ const percent = (p) => (p * 100).toFixed(1) + "%";
 
 // ---------------------------------------------------------------- errors
 
-/** Turns a failed response into a readable sentence: the problem's detail, else its title, else the status. */
+/**
+ * Turns a failed response into a readable sentence: the problem's detail, else its title, else the status; with the
+ * status and the seconds of a Retry-After header (429, 503), for callers that try again.
+ */
 async function problemMessage(response) {
   let title = `The service answered ${response.status} ${response.statusText}`.trim();
   let detail = "";
+  const retryAfter = Number(response.headers.get("Retry-After")) || null;
   try {
     const body = await response.json();
     if (body && typeof body === "object") {
@@ -47,7 +52,7 @@ async function problemMessage(response) {
   } catch {
     // Not JSON: keep the status line.
   }
-  return { title, detail };
+  return { title, detail, status: response.status, retryAfter };
 }
 
 function showError(title, detail) {
@@ -96,15 +101,14 @@ async function loadModels() {
 
 const selectedModel = () => state.models.find((m) => m.name === $("model").value);
 
-/** The prototype listing of a model version (source boxes), fetched once. */
-async function prototypesOf(name, version) {
+/** The prototype listing of a model version (source boxes), fetched once: callers at the same time share one fetch. */
+function prototypesOf(name, version) {
   const key = `${name}@${version}`;
   if (!state.prototypes.has(key)) {
-    const [listing, info] = await Promise.all([
+    const loading = Promise.all([
       getJson(`/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}/prototypes`),
       getJson(`/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}`),
-    ]);
-    state.prototypes.set(key, {
+    ]).then(([listing, info]) => ({
       input: info.input,
       classes: info.classes,
       // The bundle's interpretability scorecard (null without one): per prototype, by index.
@@ -112,7 +116,9 @@ async function prototypesOf(name, version) {
       scoresByIndex: new Map(((info.interpretability && info.interpretability.prototypes) || []).map((s) => [s.index, s])),
       byIndex: new Map(listing.prototypes.map((p) => [p.index, p])),
       list: listing.prototypes,
-    });
+    }));
+    loading.catch(() => state.prototypes.delete(key));   // a failed fetch is tried again next time
+    state.prototypes.set(key, loading);
   }
   return state.prototypes.get(key);
 }
@@ -150,6 +156,10 @@ async function classifyExample(url, name) {
 
 const MAX_HEATMAP_PIXELS = 4_000_000;
 
+// The classify key (only where the service has Security:ClassifyApiKey): in sessionStorage, like the admin key.
+const CLASSIFY_KEY_STORAGE = "protopnet.classifyApiKey";
+const classifyKey = () => sessionStorage.getItem(CLASSIFY_KEY_STORAGE);
+
 /** The image's width x height as the browser decodes it, or null when it cannot (TIFF; or not an image, and the service says why). */
 async function pixelCount(file) {
   try {
@@ -185,13 +195,28 @@ async function classify(file) {
   try {
     let response;
     try {
-      response = await fetch(`/classify?${query}`, { method: "POST", body: form });
+      // With Security:ClassifyApiKey the service wants the key: the page asks for it once a 401 or 403 says so.
+      const key = classifyKey();
+      response = await fetch(`/classify?${query}`, { method: "POST", body: form, headers: key ? { "X-Api-Key": key } : {} });
     } catch (error) {
       throw { title: "The service cannot be reached", detail: String(error.message || error) };
     }
+    if (response.status === 401 || response.status === 403) {
+      const problem = await problemMessage(response);
+      sessionStorage.removeItem(CLASSIFY_KEY_STORAGE);
+      $("classify-key-form").hidden = false;
+      throw problem;
+    }
     if (!response.ok) throw await problemMessage(response);
     const result = await response.json();
-    const prototypes = await prototypesOf(result.model.name, result.model.version);
+    // The training images' boxes come from the prototype listing; without it the answer is still shown.
+    let prototypes = null;
+    let listingProblem = null;
+    try {
+      prototypes = await prototypesOf(result.model.name, result.model.version);
+    } catch (problem) {
+      listingProblem = problem;
+    }
     if (request !== state.request) return;
     if (state.objectUrl) URL.revokeObjectURL(state.objectUrl);
     state.objectUrl = URL.createObjectURL(file);
@@ -199,6 +224,9 @@ async function classify(file) {
     $("status").textContent = `Done in ${fmt(result.timingsMs.total)} ms` +
       (result.timingsMs.verify !== undefined ? ` (checking the boxes took ${fmt(result.timingsMs.verify)} ms).` : ".") +
       (heatmaps ? "" : " Heatmaps are left out for images over 4 megapixels.");
+    if (listingProblem) {
+      showError("The training images' boxes cannot be shown", listingProblem.detail || listingProblem.title || String(listingProblem));
+    }
   } catch (problem) {
     if (request !== state.request) return;
     $("result").hidden = true;
@@ -235,7 +263,7 @@ function renderResult(result, prototypes, imageUrl) {
   if (unfamiliar) {
     const share = result.unfamiliarity.calibration?.targetShare;
     $("unfamiliar-detail").textContent = (share
-      ? `Its closest match to any prototype is weaker than for all but ${percent(share)} of the model's own held-out images, `
+      ? `Its closest match to any prototype is weaker than for all but ${percent(share)} of the images the model's threshold was set on, `
       : "Its closest match to any prototype is weaker than the model's threshold, ") +
       "so the prediction below is only the least bad guess.";
   }
@@ -260,9 +288,10 @@ function renderResult(result, prototypes, imageUrl) {
     ? `Why ${explanation.label}? This looks like that:`
     : `Why ${explanation.label}? (not the prediction) This looks like that:`;
 
-  const input = prototypes.input;
+  // Without the prototype listing (it could not be fetched) the training images are shown without their boxes.
+  const input = prototypes ? prototypes.input : { width: 1, height: 1 };
   $("prototype-rows").replaceChildren(...explanation.prototypes.map((p, i) => {
-    const listing = prototypes.byIndex.get(p.prototypeIndex);
+    const listing = prototypes ? prototypes.byIndex.get(p.prototypeIndex) : null;
     const sourceBox = listing && listing.source ? listing.source.box : null;
     const activation = listing ? listing.pictures.activation : null;
     const rowColour = colour(i);
@@ -339,10 +368,12 @@ function badges(score, threshold) {
 async function renderGallery() {
   const model = state.models.find((m) => m.name === $("gallery-model").value);
   const gallery = $("gallery");
+  const request = ++state.galleryRequest;
   if (!model) { gallery.replaceChildren(); return; }
   $("gallery-status").textContent = `Loading the prototypes of ${model.name}...`;
   try {
     const prototypes = await prototypesOf(model.name, model.defaultVersion);
+    if (request !== state.galleryRequest) return;   // another model was picked meanwhile
     const input = prototypes.input;
     const classes = prototypes.classes.slice().sort((a, b) => a.index - b.index);
     const scorecard = prototypes.scorecard;
@@ -358,13 +389,14 @@ async function renderGallery() {
             el("img", { src: p.pictures.patch, class: "pixelated", loading: "lazy", alt: `Prototype ${p.index} of class ${c.name}: its patch` }),
             boxedImage(p.pictures.source, `The training image of prototype ${p.index}, with the patch boxed`, input.width, input.height,
               [{ box: p.source ? p.source.box : null, colour: BOX_COLOURS[0] }], "source")),
-          el("p", { class: "muted", text: `#${p.index}` + (p.source && p.source.item ? ` from ${p.source.split || "train"} item ${p.source.item}` : "") }),
+          el("p", { class: "muted", text: `#${p.index}` + (p.source && p.source.item != null && p.source.item !== "" ? ` from ${p.source.split || "train"} item ${p.source.item}` : "") }),
           badges(prototypes.scoresByIndex.get(p.index), threshold)))));
     }));
     $("gallery-status").textContent = `${prototypes.list.length} prototypes of ${model.name} (version ${model.defaultVersion}).`;
     $("gallery-scorecard").textContent = scorecard ? scorecardSummary(scorecard) : "";
     $("gallery-scorecard").hidden = !scorecard;
   } catch (problem) {
+    if (request !== state.galleryRequest) return;
     $("gallery-status").textContent = "";
     showError(problem.title || "The gallery cannot be loaded", problem.detail || String(problem));
   }
@@ -424,14 +456,24 @@ async function openTraining() {
       el("option", { value: p.name, text: `${p.name} (${p.dataset}, ${p.epochs} epochs by default)` })));
     const smoke = training.options.presets.find((p) => p.name === "smoke");
     if (smoke) $("training-preset").value = smoke.name;
+    presetChosen();
   } catch (problem) {
     showError(problem.title, problem.detail);
   }
 }
 
+/** The epochs field follows the chosen preset's default (the user may change it after). */
+function presetChosen() {
+  const preset = training.options && training.options.presets.find((p) => p.name === $("training-preset").value);
+  if (preset) $("training-epochs").value = String(preset.epochs);
+}
+
 async function submitTraining(event) {
   event.preventDefault();
   clearError();
+  // A new job: the link to the last one's model goes until this one publishes its own.
+  $("training-done").hidden = true;
+  training.offering = null;
   const body = {
     name: $("training-name").value.trim(),
     preset: $("training-preset").value,
@@ -549,8 +591,12 @@ async function offerModel(name, version) {
         $("training-done").hidden = false;
         return;
       }
-    } catch {
-      // Not loaded yet: the service picks new versions up within a few seconds.
+    } catch (problem) {
+      // Not loaded yet (the service picks new versions up within a few seconds), or busy: then as long as it asks.
+      if (problem && problem.retryAfter) {
+        await new Promise((resolve) => setTimeout(resolve, 1000 * problem.retryAfter));
+        continue;
+      }
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
@@ -561,7 +607,8 @@ async function offerModel(name, version) {
 
 const VIEWS = ["classify", "gallery", "training"];
 
-function showView() {
+/** Shows the view the address names; a change of view clears the last error, the first showing keeps the start's. */
+function showView(clear = true) {
   const current = VIEWS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "classify";
   for (const view of VIEWS) {
     $(`view-${view}`).hidden = view !== current;
@@ -569,7 +616,7 @@ function showView() {
     if (view === current) tab.setAttribute("aria-current", "page");
     else tab.removeAttribute("aria-current");
   }
-  clearError();
+  if (clear) clearError();
   if (current === "gallery") renderGallery();
   if (current === "training") openTraining();
 }
@@ -594,7 +641,16 @@ function wire() {
     const file = event.dataTransfer && event.dataTransfer.files[0];
     if (file) classify(file);
   });
-  window.addEventListener("hashchange", showView);
+  window.addEventListener("hashchange", () => showView());
+
+  $("classify-key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(CLASSIFY_KEY_STORAGE, $("classify-key").value);
+    $("classify-key").value = "";
+    $("classify-key-form").hidden = true;
+    clearError();
+    if (state.lastFile) classify(state.lastFile);
+  });
 
   $("training-key-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -608,12 +664,9 @@ function wire() {
     training.options = null;
     showTrainingForms();
   });
-  $("training-preset").addEventListener("change", () => {
-    const preset = training.options && training.options.presets.find((p) => p.name === $("training-preset").value);
-    if (preset) $("training-epochs").value = String(preset.epochs);
-  });
+  $("training-preset").addEventListener("change", presetChosen);
   $("training-form").addEventListener("submit", submitTraining);
 }
 
 wire();
-loadModels().then(showView);
+loadModels().then(() => showView(false));

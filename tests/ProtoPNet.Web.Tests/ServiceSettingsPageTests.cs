@@ -1,0 +1,68 @@
+using Microsoft.Playwright;
+
+namespace ProtoPNet.Web.Tests;
+
+/// <summary>
+/// The web page against services set up otherwise than the fixture's: one with no model (the page says so when it
+/// opens, and the message stays), and one that classifies only with its API key (the page asks for the key, keeps it
+/// for the tab's session and classifies with it).
+/// </summary>
+[Collection(WebCollection.Name)]
+public sealed class ServiceSettingsPageTests(WebFixture fixture)
+{
+    private const int Timeout = 30_000;
+    private const string ClassifyKey = "web-tests-classify-key";
+
+    private async Task<IPage> OpenAsync(Uri service)
+    {
+        var context = await fixture.Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = service.ToString() });
+        context.SetDefaultTimeout(Timeout);
+        var page = await context.NewPageAsync();
+        await page.GotoAsync("/");
+        return page;
+    }
+
+    [Fact]
+    public async Task A_service_without_a_model_says_so_when_the_page_opens()
+    {
+        var empty = Directory.CreateDirectory(Path.Combine(fixture.WorkDirectory, "empty-root-" + Guid.NewGuid().ToString("N")[..8]));
+        await using var service = WebFixture.StartOtherService(empty.FullName);
+        var page = await OpenAsync(service.BaseAddress);
+
+        var error = page.Locator("#error");
+        await error.WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Visible });
+        // Still there once the page has shown its view (which clears errors only when the view changes).
+        await page.WaitForFunctionAsync("() => document.querySelector('#view-classify') && !document.querySelector('#view-classify').hidden");
+        await Task.Delay(300);
+        Assert.True(await error.IsVisibleAsync());
+        Assert.Contains("No model", await error.TextContentAsync());
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task The_page_asks_for_the_classify_key_when_the_service_needs_one()
+    {
+        await using var service = WebFixture.StartOtherService(fixture.ModelRoot, ("Models:DefaultModel", fixture.ModelName),
+            ("Security:ClassifyApiKey", ClassifyKey));
+        var page = await OpenAsync(service.BaseAddress);
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#model option').length > 0");
+        Assert.True(await page.Locator("#classify-key-form").IsHiddenAsync());
+
+        // Without the key: the service's problem, and a form for the key.
+        await page.SetInputFilesAsync("#file", fixture.SourceImage(0));
+        await page.Locator("#classify-key-form").WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Visible });
+        Assert.Contains("An API key is required", await page.TextContentAsync("#error"));
+        Assert.True(await page.Locator("#result").IsHiddenAsync());
+
+        // With it: the same image is classified, and the key is kept for this tab's session only.
+        await page.FillAsync("#classify-key", ClassifyKey);
+        await page.ClickAsync("#classify-key-form button[type=submit]");
+        await page.WaitForFunctionAsync("() => !document.getElementById('result').hidden");
+        Assert.False(string.IsNullOrWhiteSpace(await page.TextContentAsync("#prediction")));
+        Assert.True(await page.Locator("#classify-key-form").IsHiddenAsync());
+        Assert.True(await page.Locator("#error").IsHiddenAsync());
+        Assert.Equal(ClassifyKey, await page.EvaluateAsync<string>("() => sessionStorage.getItem('protopnet.classifyApiKey')"));
+        Assert.Equal(0, await page.EvaluateAsync<int>("() => localStorage.length"));
+        await page.Context.CloseAsync();
+    }
+}
