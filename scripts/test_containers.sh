@@ -327,6 +327,15 @@ render_kubernetes() {
   done
   grep -q 'nvidia.com/gpu: 1' "$run_dir/kubernetes/gpu.yaml"
   grep -q 'image: protopnet-service:gpu' "$run_dir/kubernetes/gpu.yaml"
+  # Every object but the Namespace itself lives in protopnet (a ScaledObject or a claim elsewhere would find nothing).
+  /usr/bin/python3 - "$run_dir"/kubernetes/{cpu,gpu,kserve,training}.yaml <<'PY'
+import re, sys
+for path in sys.argv[1:]:
+    for doc in open(path).read().split("\n---\n"):
+        kind = re.search(r"^kind: (\S+)", doc, re.M).group(1)
+        if kind != "Namespace" and not re.search(r"^  namespace: protopnet$", doc, re.M):
+            sys.exit(f"{path}: a {kind} outside the protopnet namespace")
+PY
 }
 
 validate_kubernetes() {
