@@ -1,4 +1,5 @@
 """Network pieces: trunks, add-on layers, prototype layer, last layer."""
+import argparse
 import math
 
 import pytest
@@ -99,3 +100,10 @@ def test_trunk_weights_from_a_file(tmp_path):
         load_trunk_weights(build_trunk("resnet34", 3), "resnet34", str(tmp_path / "resnet18.pth"), 3)
     with pytest.raises(TrainerError, match="does not exist"):
         load_trunk_weights(trunk, "resnet18", str(tmp_path / "absent.pth"), 3)
+    # A file that pickles more than tensors (training state, any object) is refused on every torch, not run.
+    torch.save({"state_dict": classifier.state_dict(), "hyper_parameters": argparse.Namespace(lr=0.1)}, tmp_path / "lightning.ckpt")
+    with pytest.raises(TrainerError, match="must hold tensors only"):
+        load_trunk_weights(trunk, "resnet18", str(tmp_path / "lightning.ckpt"), 3)
+    # One holding its state dict under "state_dict" (and only tensors and plain values) loads.
+    torch.save({"state_dict": classifier.state_dict(), "epoch": 3}, tmp_path / "wrapped.pth")
+    assert load_trunk_weights(build_trunk("resnet18", 3), "resnet18", str(tmp_path / "wrapped.pth"), 3)[0] == str(tmp_path / "wrapped.pth")

@@ -162,9 +162,14 @@ def load_trunk_weights(trunk: nn.Module, name: str, weights: Optional[str], in_c
         if not os.path.isfile(path):
             raise TrainerError(f"trunk weights file {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu")
+        # Tensors only, on every torch (the default from torch 2.6): a weights file is not a program to run.
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except TypeError:  # a torch without weights_only
+            state = torch.load(path, map_location="cpu")
     except Exception as error:  # noqa: BLE001 - any unreadable file is the user's input problem
-        raise TrainerError(f"cannot read trunk weights {path}: {error}") from None
+        raise TrainerError(f"cannot read trunk weights {path}: {str(error).splitlines()[0] if str(error) else type(error).__name__} "
+                           f"(a weights file must hold tensors only, e.g. torch.save(model.state_dict(), path))") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if name != "small-cnn":
