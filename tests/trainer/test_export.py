@@ -207,3 +207,27 @@ def test_example_images(trained_bundle):
         index = test_set.split.labels.index(example["classIndex"])          # the first test image of that class
         expected = test_set.image(index).permute(1, 2, 0).numpy() * 255
         assert pixels.shape == (16, 16, 3) and np.abs(pixels - expected).max() <= 0.5 + 1e-6
+
+
+def test_an_export_that_needs_a_lower_opset_says_why_and_one_that_fails_names_the_preferred_opsets_error(
+        trained_bundle, tmp_path, monkeypatch, capsys):
+    model = model_from_checkpoint(load_checkpoint(os.path.join(trained_bundle["root"], "run", "checkpoints", "final.pt")))
+    real_export = torch.onnx.export
+
+    def export_below(limit):
+        def export(*args, opset_version, **kwargs):
+            if opset_version > limit:
+                raise RuntimeError(f"Exporting the operator 'aten::fancy' to ONNX opset version {opset_version} is not supported.\nmore")
+            return real_export(*args, opset_version=opset_version, **kwargs)
+        return export
+
+    monkeypatch.setattr(torch.onnx, "export", export_below(15))
+    assert export_module.export_onnx(model, 3, 16, 16, str(tmp_path / "lower.onnx")) == 15
+    assert "opset 17 failed (Exporting the operator 'aten::fancy' to ONNX opset version 17 is not supported.); " \
+           "exported with opset 15" in capsys.readouterr().out
+
+    monkeypatch.setattr(torch.onnx, "export", export_below(0))
+    with pytest.raises(export_module.TrainerError) as failure:
+        export_module.export_onnx(model, 3, 16, 16, str(tmp_path / "none.onnx"))
+    assert "at 17: Exporting the operator 'aten::fancy' to ONNX opset version 17 is not supported." in str(failure.value)
+    assert "\n" not in str(failure.value)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from .console import say
 from .data import ImageSet
 from .errors import TrainerError
 from .manifest import bundle_manifest, prototype_entry
@@ -51,17 +52,21 @@ def export_onnx(model: ProtoPNet, channels: int, height: int, width: int, path: 
         do_constant_folding=True)
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # torch 2.x: the TorchScript exporter, whose output we test
-    last_error: Optional[Exception] = None
+    errors: Dict[int, str] = {}
     for opset in range(PREFERRED_OPSET, MIN_OPSET - 1, -1):
         try:
             with torch.no_grad():
                 torch.onnx.export(graph, (dummy,), path, opset_version=opset, **kwargs)
                 outputs = graph(dummy)
             _fix_output_shapes(path, [tuple(o.shape[1:]) for o in outputs])
+            if errors:
+                say(f"ONNX export: opset {PREFERRED_OPSET} failed ({errors[PREFERRED_OPSET]}); exported with opset {opset}")
             return opset
         except Exception as error:  # noqa: BLE001 - an unsupported opset: try the next lower one
-            last_error = error
-    raise TrainerError(f"ONNX export failed for every opset {PREFERRED_OPSET}..{MIN_OPSET}: {last_error}")
+            errors[opset] = str(error).splitlines()[0] if str(error) else type(error).__name__
+    # The preferred opset's error says most; a lower one's may only be "opset too old for this op".
+    raise TrainerError(f"ONNX export failed for every opset {PREFERRED_OPSET}..{MIN_OPSET}: at {PREFERRED_OPSET}: "
+                       f"{errors[PREFERRED_OPSET]}; at {MIN_OPSET}: {errors[MIN_OPSET]}")
 
 
 def _fix_output_shapes(path: str, shapes: List[tuple]) -> None:
