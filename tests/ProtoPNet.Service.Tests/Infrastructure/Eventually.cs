@@ -4,12 +4,15 @@ namespace ProtoPNet.Service.Tests.Infrastructure;
 public static class Eventually
 {
     /// <summary>Polls <paramref name="condition"/> every 10 ms; fails with <paramref name="failure"/> after 10 s.</summary>
-    public static async Task TrueAsync(Func<bool> condition, string failure)
+    public static Task TrueAsync(Func<bool> condition, string failure) => TrueAsync(condition, () => failure);
+
+    /// <summary>As above, the failure message made when it fails (to show what was there instead).</summary>
+    public static async Task TrueAsync(Func<bool> condition, Func<string> failure)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (!condition())
         {
-            Assert.True(DateTime.UtcNow < deadline, failure);
+            if (DateTime.UtcNow >= deadline) Assert.Fail(failure());
             await Task.Delay(10);
         }
     }
