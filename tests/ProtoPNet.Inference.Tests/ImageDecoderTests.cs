@@ -174,6 +174,7 @@ public class ImageDecoderTests
     [Theory]
     [InlineData("png", 0, 30, ImageRejection.ZeroSized)]
     [InlineData("png", 100_000, 100_000, ImageRejection.TooManyPixels)]
+    [InlineData("png", 4_000_000_000, 4_000_000_000, ImageRejection.TooManyPixels)]   // a product past long's range
     [InlineData("jpeg", 40, 0, ImageRejection.ZeroSized)]
     [InlineData("jpeg", 0, 30, ImageRejection.ZeroSized)]
     [InlineData("jpeg", 60_000, 60_000, ImageRejection.TooManyPixels)]
@@ -183,7 +184,7 @@ public class ImageDecoderTests
     [InlineData("bmp", 0, 30, ImageRejection.ZeroSized)]
     [InlineData("bmp", 40, 0, ImageRejection.ZeroSized)]
     [InlineData("bmp", 100_000, 100_000, ImageRejection.TooManyPixels)]
-    public void DeclaredSizeIsJudgedBeforeDecoding(string format, int width, int height, ImageRejection expected)
+    public void DeclaredSizeIsJudgedBeforeDecoding(string format, long width, long height, ImageRejection expected)
     {
         using var image = TestImages.Pattern(40, 30);
         var bytes = TestImages.Encode(image, EncoderFor(format));

@@ -62,13 +62,13 @@ internal static class TestImages
     /// Rewrites the size a file's header declares, in place: PNG's IHDR (with its CRC), the JPEG frame header (SOF), the
     /// GIF screen and first image descriptor, the BMP info header. The pixel data stays as it was.
     /// </summary>
-    public static void DeclareSize(byte[] file, string format, int width, int height)
+    public static void DeclareSize(byte[] file, string format, long width, long height)
     {
         switch (format)
         {
             case "png":
-                BinaryPrimitives.WriteInt32BigEndian(file.AsSpan(16), width);
-                BinaryPrimitives.WriteInt32BigEndian(file.AsSpan(20), height);
+                BinaryPrimitives.WriteUInt32BigEndian(file.AsSpan(16), checked((uint)width));
+                BinaryPrimitives.WriteUInt32BigEndian(file.AsSpan(20), checked((uint)height));
                 BinaryPrimitives.WriteUInt32BigEndian(file.AsSpan(29), Crc32(file[12..29]));
                 break;
             case "jpeg":
@@ -90,8 +90,8 @@ internal static class TestImages
                 BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(block + 7), checked((ushort)height));
                 break;
             case "bmp":
-                BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(18), width);
-                BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(22), height);
+                BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(18), checked((int)width));
+                BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(22), checked((int)height));
                 break;
             default:
                 throw new ArgumentException($"no header size to rewrite in {format}", nameof(format));

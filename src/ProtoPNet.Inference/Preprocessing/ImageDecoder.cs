@@ -128,7 +128,9 @@ public sealed class ImageDecoder(ImageLimits limits)
         }
         var (width, height, imageFormat, metadata) = Identify(bytes, limits.MaxPixels);
         var format = imageFormat.Name;
-        RefuseSize(width, height, format, limits.MaxPixels);
+        // ImageSharp reads a PNG side beyond int's range as a negative number: then the header's own numbers are judged.
+        (long Width, long Height) declared = width > 0 && height > 0 ? (width, height) : DeclaredSize.Read(bytes.Span, imageFormat) ?? (width, height);
+        RefuseSize(declared.Width, declared.Height, format, limits.MaxPixels);
 
         // ImageSharp fills a missing end with grey and reports success, so an interrupted upload is found here instead.
         if (ImageCompleteness.FindMissingData(bytes.Span, imageFormat) is { } missing)
@@ -245,10 +247,10 @@ public sealed class ImageDecoder(ImageLimits limits)
         {
             throw new ImageRejectedException(ImageRejection.ZeroSized, $"The {format} image is {width}x{height} pixels: it has no pixels.", cause);
         }
-        if (width * height > maxPixels)
+        if (width > maxPixels / height)   // width * height > maxPixels, without overflowing for two 32-bit sides
         {
             throw new ImageRejectedException(ImageRejection.TooManyPixels,
-                $"The {format} image is {width}x{height} = {width * height} pixels; the limit is {maxPixels} pixels.", cause);
+                $"The {format} image is {width}x{height} = {(decimal)width * height} pixels; the limit is {maxPixels} pixels.", cause);
         }
     }
 
