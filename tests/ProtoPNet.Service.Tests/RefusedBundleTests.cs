@@ -34,6 +34,8 @@ public class RefusedBundleTests(TrainerBundles bundles)
         { "bad-invariant", "broken invariant" },
         { "bad-version", "but its folder is named '20000101T000000Z'" },
         { "bad-name", "model.json says name 'good' but its model folder is named 'bad-name'" },
+        { "fixed-batch", "its batch size is fixed at 1, but the first dimension must be dynamic (N)" },
+        { "one-row-inside", "running a batch of two images failed" },
     };
 
     private string RootWithBrokenBundles() => bundles.NewRoot(
@@ -58,7 +60,11 @@ public class RefusedBundleTests(TrainerBundles bundles)
         // A real bundle copied into a folder named as another version: its model.json still says its own.
         (bundles.SmokeBundle, "bad-version", dir => Directory.Move(dir, Path.Combine(Path.GetDirectoryName(dir)!, "20000101T000000Z"))),
         // A real bundle in the folder of another model: its model.json names the model 'good'.
-        (bundles.SmokeBundle, "bad-name", dir => TrainerBundles.EditManifest(dir, manifest => manifest["name"] = "good")));
+        (bundles.SmokeBundle, "bad-name", dir => TrainerBundles.EditManifest(dir, manifest => manifest["name"] = "good")),
+        // A graph exported with a batch of 1: the batcher runs many images at once.
+        (bundles.SmokeBundle, "fixed-batch", dir => TrainerBundles.FixBatchSize(dir, 1)),
+        // A graph that says N but computes on its first image only: the probe passes, a batch of two does not.
+        (bundles.SmokeBundle, "one-row-inside", dir => TrainerBundles.KeepFirstRowsOnly(dir, 1)));
 
     [Fact]
     public async Task BrokenBundlesAreRefusedAndTheGoodOneKeepsServing()

@@ -82,7 +82,7 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         {
             CheckGraphSignature(directory, manifest, bundleSession);
             CheckProbe(directory, manifest, bundleSession, weights);
-            WarmUp(directory, bundleSession, weights);
+            WarmUp(directory, manifest, bundleSession, weights);
         }
         catch
         {
@@ -196,7 +196,10 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
             [manifest.Prototypes.Count, manifest.FeatureMap.Height, manifest.FeatureMap.Width]);
     }
 
-    /// <summary>Checks a [N, ...] tensor's element type and the dimensions after N; symbolic dimensions (-1) are checked by the probe run.</summary>
+    /// <summary>
+    /// Checks a [N, ...] tensor's element type, that N is dynamic, and the dimensions after N; symbolic dimensions (-1)
+    /// are checked by the probe run.
+    /// </summary>
     private static void CheckShape(string directory, string name, NodeMetadata metadata, int[] expectedAfterBatch)
     {
         if (metadata.ElementDataType != TensorElementType.Float)
@@ -209,6 +212,10 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         if (dimensions.Length != expectedAfterBatch.Length + 1)
         {
             throw new BundleRefusedException(directory, $"'{name}' has shape {actualText}, expected {expectedText}");
+        }
+        if (dimensions[0] >= 0)
+        {
+            throw new BundleRefusedException(directory, $"'{name}' has shape {actualText}: its batch size is fixed at {dimensions[0]}, but the first dimension must be dynamic (N)");
         }
         for (var i = 0; i < expectedAfterBatch.Length; i++)
         {
@@ -271,24 +278,31 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         }
     }
 
-    /// <summary>One run on a mid-grey image: pays the first-run costs before the bundle is served, and checks the invariant once more.</summary>
-    private static void WarmUp(string directory, BundleSession session, float[] weights)
+    /// <summary>
+    /// One run of a batch of two, the probe image and a mid-grey one: it pays the first-run costs before the bundle is
+    /// served, shows that the graph takes batches (the batcher runs many images at once; a graph whose batch is fixed
+    /// inside fails here) and that a row's result does not depend on the rows beside it; and checks the invariant again.
+    /// </summary>
+    private static void WarmUp(string directory, BundleManifest manifest, BundleSession session, float[] weights)
     {
-        var input = new float[session.ImageElementCount];
-        Array.Fill(input, 0.5f);
-        using var outputs = RunChecked(directory, session, input, "the warm-up image");
-        CheckInvariant(directory, "the warm-up image", outputs, weights);
+        var elements = session.ImageElementCount;
+        var input = new float[2 * elements];
+        ProbeInput.Create(session.Channels, session.Height, session.Width).CopyTo(input, 0);
+        Array.Fill(input, 0.5f, elements, elements);
+        using var outputs = RunChecked(directory, session, input, "a batch of two images", rows: 2);
+        CompareToProbe(directory, "logits (the probe in a batch of two)", outputs.LogitsOf(0), manifest.Probe.Logits);
+        CheckInvariant(directory, "a batch of two images", outputs, weights);
     }
 
-    private static NetworkOutputs RunChecked(string directory, BundleSession session, float[] input, string what)
+    private static NetworkOutputs RunChecked(string directory, BundleSession session, float[] input, string what, int rows = 1)
     {
         try
         {
-            return session.Run(input, 1);
+            return session.Run(input, rows);
         }
         catch (OnnxRuntimeException exception)
         {
-            throw new BundleRefusedException(directory, $"running {what} failed (output shapes differ from the manifest?): {OneLine(exception.Message)}", exception);
+            throw new BundleRefusedException(directory, $"running {what} failed (output shapes differ from the manifest, or a batch size fixed in the graph?): {OneLine(exception.Message)}", exception);
         }
     }
 

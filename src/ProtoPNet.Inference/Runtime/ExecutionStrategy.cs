@@ -145,25 +145,38 @@ public static class ExecutionStrategyTuner
 
     /// <summary>
     /// Images per second of <paramref name="runs"/> callers each running batches of <paramref name="batch"/> for about
-    /// <paramref name="slice"/> (at least once), and the process's CPU milliseconds per image.
+    /// <paramref name="slice"/> (at least once), and the process's CPU milliseconds per image. A run that fails is
+    /// thrown here, on the caller's thread (an exception left on a thread of its own would end the process).
     /// </summary>
     private static (double ImagesPerSecond, double CpuMsPerImage) Run(BundleSession session, float[] input, int batch, int runs, TimeSpan slice)
     {
         var images = 0L;
+        Exception? failure = null;
         using var process = Process.GetCurrentProcess();
         var cpuBefore = process.TotalProcessorTime;
         var clock = Stopwatch.StartNew();
         var callers = Enumerable.Range(0, runs).Select(_ => new Thread(() =>
         {
-            do
+            try
             {
-                session.Run(input, batch).Dispose();
-                Interlocked.Add(ref images, batch);
+                do
+                {
+                    session.Run(input, batch).Dispose();
+                    Interlocked.Add(ref images, batch);
+                }
+                while (clock.Elapsed < slice && Volatile.Read(ref failure) is null);
             }
-            while (clock.Elapsed < slice);
+            catch (Exception exception)
+            {
+                Interlocked.CompareExchange(ref failure, exception, null);
+            }
         }) { IsBackground = true }).ToArray();
         foreach (var caller in callers) caller.Start();
         foreach (var caller in callers) caller.Join();
+        if (failure is not null)
+        {
+            throw new InvalidOperationException($"a batch of {batch} images failed to run: {failure.Message.Split('\n')[0]}", failure);
+        }
         var elapsed = clock.Elapsed.TotalSeconds;
         process.Refresh();
         return (images / elapsed, (process.TotalProcessorTime - cpuBefore).TotalMilliseconds / images);

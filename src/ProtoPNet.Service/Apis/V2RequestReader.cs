@@ -12,9 +12,17 @@ internal sealed record V2RequestHeader(string? Id, IReadOnlyList<string>? Output
 /// <summary>A v2 request body in memory, its bytes held in the service's <see cref="BufferBudget"/> until disposed.</summary>
 internal sealed class V2Body(ReadOnlyMemory<byte> json, BufferBudget.Hold held) : IDisposable
 {
-    public ReadOnlyMemory<byte> Json { get; } = json;
+    private ReadOnlyMemory<byte> _json = json;
 
-    public void Dispose() => held.Dispose();
+    /// <summary>The body's bytes, until disposed.</summary>
+    public ReadOnlyMemory<byte> Json => _json;
+
+    /// <summary>Gives the bytes' share of the budget back, and lets the bytes go with it: the budget counts what is held.</summary>
+    public void Dispose()
+    {
+        _json = ReadOnlyMemory<byte>.Empty;
+        held.Dispose();
+    }
 }
 
 /// <summary>

@@ -37,10 +37,12 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
     }
 
     /// <summary>
-    /// Loads (verifies and warms up) the bundle in <paramref name="directory"/>; null when it is refused, now or before
-    /// with an unchanged model.json. <paramref name="isNewRefusal"/> tells a refusal met for the first time.
+    /// Loads (verifies and warms up) the bundle in <paramref name="directory"/> and makes it ready to serve
+    /// (<paramref name="prepare"/>, which may refuse it too); null when it is refused, now or before with an unchanged
+    /// model.json. A file that cannot be read is a refusal as well. <paramref name="isNewRefusal"/> tells a refusal met
+    /// for the first time.
     /// </summary>
-    public ModelBundle? TryLoad(string modelName, string directory, out RefusedBundle? refusal, out bool isNewRefusal)
+    public ModelBundle? TryLoad(string modelName, string directory, Action<ModelBundle> prepare, out RefusedBundle? refusal, out bool isNewRefusal)
     {
         isNewRefusal = false;
         var manifestWritten = File.GetLastWriteTimeUtc(Path.Combine(directory, BundleLoader.ManifestFileName));
@@ -49,9 +51,11 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
             refusal = cached.Refusal;
             return null;
         }
+        ModelBundle? bundle = null;
         try
         {
-            var bundle = loader.Load(directory);
+            bundle = loader.Load(directory);
+            prepare(bundle);
             _refusedCache.Remove(directory);
             refusal = null;
             metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("result", "loaded"));
@@ -60,13 +64,16 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
                 bundle.Manifest.Input.Height, bundle.Manifest.Input.Width, bundle.LoadMilliseconds, directory);
             return bundle;
         }
-        catch (BundleRefusedException refused)
+        catch (Exception exception) when (exception is BundleRefusedException or IOException or UnauthorizedAccessException)
         {
-            refusal = new RefusedBundle(directory, refused.Reason);
+            bundle?.Dispose();
+            // A file gone or unreadable while it was read (a folder being deleted, its permissions): refused like a bad one.
+            var reason = exception is BundleRefusedException refused ? refused.Reason : $"its files cannot be read: {exception.Message}";
+            refusal = new RefusedBundle(directory, reason);
             isNewRefusal = true;
             _refusedCache[directory] = (manifestWritten, refusal);
             metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", modelName), ServiceMetrics.Tag("result", "refused"));
-            logger.LogError("Refused model bundle {Directory}: {Reason}", directory, refused.Reason);
+            logger.LogError("Refused model bundle {Directory}: {Reason}", directory, reason);
             return null;
         }
     }

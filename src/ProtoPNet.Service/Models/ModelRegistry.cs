@@ -66,27 +66,38 @@ public sealed class ModelRegistry(
 
             var kept = new List<ModelBundle>();
             var added = new List<ModelBundle>();
+            // Measured as each new version loads: a version whose batches do not run is refused like any bad bundle.
+            var strategies = new Dictionary<ModelBundle, ExecutionStrategy>();
             var refused = new List<RefusedBundle>();
             var newlyRefused = new List<RefusedBundle>();
-            foreach (var family in directories.GroupBy(d => Path.GetFileName(Path.GetDirectoryName(d))!, StringComparer.Ordinal))
+            try
             {
-                policy.LoadVersions(family.Key, family, directory =>
+                foreach (var family in directories.GroupBy(d => Path.GetFileName(Path.GetDirectoryName(d))!, StringComparer.Ordinal))
                 {
-                    if (loadedByDirectory.TryGetValue(directory, out var existing))
+                    policy.LoadVersions(family.Key, family, directory =>
                     {
-                        kept.Add(existing);
-                        return true;
-                    }
-                    var bundle = scanner.TryLoad(family.Key, directory, out var refusal, out var isNewRefusal);
-                    if (bundle is not null)
-                    {
-                        added.Add(bundle);
-                        return true;
-                    }
-                    refused.Add(refusal!);
-                    if (isNewRefusal) newlyRefused.Add(refusal!);
-                    return false;
-                });
+                        if (loadedByDirectory.TryGetValue(directory, out var existing))
+                        {
+                            kept.Add(existing);
+                            return true;
+                        }
+                        var bundle = scanner.TryLoad(family.Key, directory, loaded => strategies[loaded] = StrategyFor(loaded), out var refusal, out var isNewRefusal);
+                        if (bundle is not null)
+                        {
+                            added.Add(bundle);
+                            return true;
+                        }
+                        refused.Add(refusal!);
+                        if (isNewRefusal) newlyRefused.Add(refusal!);
+                        return false;
+                    });
+                }
+            }
+            catch
+            {
+                // A fault past the load checks: the versions loaded by this scan are not served, so they are let go here.
+                foreach (var bundle in added) bundle.Dispose();
+                throw;
             }
             refused.Sort((a, b) => StringComparer.Ordinal.Compare(a.Directory, b.Directory));
             var stillLoaded = kept.ToHashSet();
@@ -96,7 +107,7 @@ public sealed class ModelRegistry(
             var changed = first || added.Count > 0 || removed.Length > 0 || !refused.SequenceEqual(current.Refused);
             if (!changed) return new RescanResult([], [], [], Serving(current));
 
-            var catalog = Publish(current, kept, added, removed, refused);
+            var catalog = Publish(current, kept, added, strategies, removed, refused);
             if (catalog.Families.Count == 0)
             {
                 logger.LogWarning("No model is loaded: {ModelRoot} holds no valid bundle ({Refused} refused). The service runs but /health/ready reports not ready and /classify answers 503 until a model is present",
@@ -113,11 +124,12 @@ public sealed class ModelRegistry(
     }
 
     /// <summary>Swaps the new catalog in at once (kept versions keep their batcher and leases) and retires the removed versions.</summary>
-    private ModelCatalog Publish(ModelCatalog current, List<ModelBundle> kept, List<ModelBundle> added, ModelBundle[] removed, List<RefusedBundle> refused)
+    private ModelCatalog Publish(ModelCatalog current, List<ModelBundle> kept, List<ModelBundle> added,
+        Dictionary<ModelBundle, ExecutionStrategy> strategies, ModelBundle[] removed, List<RefusedBundle> refused)
     {
         var served = new Dictionary<ModelBundle, ServedModel>();
         foreach (var bundle in kept) served[bundle] = current.Served[bundle];
-        foreach (var bundle in added) served[bundle] = new ServedModel(bundle, StrategyFor(bundle), batching.Value, metrics, inferenceRequests);
+        foreach (var bundle in added) served[bundle] = new ServedModel(bundle, strategies[bundle], batching.Value, metrics, inferenceRequests);
         var catalog = policy.Catalog(kept.Concat(added), refused) with { Served = served };
         Volatile.Write(ref _catalog, catalog);
         foreach (var bundle in removed)
@@ -144,11 +156,20 @@ public sealed class ModelRegistry(
         var options = batching.Value;
         var threads = sessionFactory.IntraOpThreads;
         var stopwatch = Stopwatch.StartNew();
-        var strategy = options.Strategy == StrategyChoice.Fixed
-            ? new ExecutionStrategy(options.MaxBatchSize, options.ConcurrentRunsLimit, threads, "configured")
-            : bundle.Provider.Provider == SessionFactory.CudaProvider
-                ? new ExecutionStrategy(options.MaxBatchSize, 1, threads, "cuda")
-                : MeasureStrategy(bundle, threads);
+        ExecutionStrategy strategy;
+        try
+        {
+            strategy = options.Strategy == StrategyChoice.Fixed
+                ? new ExecutionStrategy(options.MaxBatchSize, options.ConcurrentRunsLimit, threads, "configured")
+                : bundle.Provider.Provider == SessionFactory.CudaProvider
+                    ? new ExecutionStrategy(options.MaxBatchSize, 1, threads, "cuda")
+                    : MeasureStrategy(bundle, threads);
+        }
+        catch (Exception exception) when (exception is not (BundleRefusedException or OutOfMemoryException))
+        {
+            // E.g. a graph that runs the load checks' batches but not the larger ones measured here.
+            throw new BundleRefusedException(bundle.Directory, $"its execution strategy cannot be measured: {exception.Message.Split('\n')[0]}", exception);
+        }
         if (strategy.Measurements.Count == 0)
         {
             logger.LogInformation("Model {Model}@{Version} runs batches of up to {MaxBatchSize} images, {ConcurrentRuns} concurrent runs, {IntraOpThreads} intra-op threads ({StrategySource})",

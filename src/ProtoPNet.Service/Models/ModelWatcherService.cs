@@ -98,5 +98,10 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
         {
             logger.LogWarning("Rescanning {ModelRoot} failed: {Reason}; the loaded models keep serving", registry.Root, exception.Message);
         }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // A fault of the service's own: logged whole, and the watcher goes on (an exception here would stop the host).
+            logger.LogError(exception, "Rescanning {ModelRoot} failed; the loaded models keep serving", registry.Root);
+        }
     }
 }

@@ -272,10 +272,12 @@ public sealed class InferenceBatcher : IDisposable
         var session = _bundle.Session;
         var started = Stopwatch.GetTimestamp();
         foreach (var request in batch) request.QueueMs = Stopwatch.GetElapsedTime(request.QueuedAt, started).TotalMilliseconds;
-        // One request alone runs straight from its own buffer; several are copied into one pooled buffer.
-        var input = batch.Count == 1 ? batch[0].Input : session.RentBuffer(images);
+        float[]? input = null;
         try
         {
+            // One request alone runs straight from its own buffer; several are copied into one pooled buffer (renting it
+            // may fail too: then this batch's requests get the error, and the worker goes on with the next batch).
+            input = batch.Count == 1 ? batch[0].Input : session.RentBuffer(images);
             using var activity = ServiceMetrics.ActivitySource.StartActivity("inference batch");
             activity?.SetTag("model", _bundle.Name);
             activity?.SetTag("version", _bundle.Version);
@@ -311,7 +313,7 @@ public sealed class InferenceBatcher : IDisposable
         }
         finally
         {
-            if (batch.Count > 1) BundleSession.ReturnBuffer(input);
+            if (batch.Count > 1 && input is not null) BundleSession.ReturnBuffer(input);
         }
     }
 

@@ -110,6 +110,27 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
         Assert.Equal(0, strategy.GetProperty("measurements").GetArrayLength());
     }
 
+    /// <summary>
+    /// A version whose graph runs the load checks' batches (1 and 2 images) but not the larger ones measured at load is
+    /// refused with one line, and the service goes on serving the good one: the failed run is not left to end the process.
+    /// </summary>
+    [Fact]
+    public async Task AVersionWhoseLargerBatchesFailIsRefusedWhileTheStrategyIsMeasured()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "good", null),
+            (bundles.SmokeBundle, "two-rows", dir => TrainerBundles.KeepFirstRowsOnly(dir, 2)));
+        await using var factory = ServiceFactory.ForRoot(root, ("Models:DefaultModel", "good"), ("Batching:Strategy", null));
+        var client = factory.CreateClient();
+
+        var models = await Http.JsonAsync(await client.GetAsync("/models"));
+        Assert.Equal(["good"], models.GetProperty("models").EnumerateArray().Select(m => m.GetProperty("name").GetString()!).ToArray());
+        var reason = models.GetProperty("refused").EnumerateArray().Single().GetProperty("reason").GetString()!;
+        Assert.Contains("its execution strategy cannot be measured: a batch of 4 images failed to run", reason);
+        Assert.Single(factory.Logs.Entries, e => e.Level == Microsoft.Extensions.Logging.LogLevel.Error && e.Message.Contains("two-rows"));
+        Assert.Equal("measured", (await StrategyAsync(client, "good")).GetProperty("source").GetString());
+        await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
+    }
+
     [Theory]
     [InlineData("Batching:Strategy", "fastest", "Strategy")]
     [InlineData("Batching:MaxConcurrentRuns", "-1", "MaxConcurrentRuns")]
@@ -125,10 +146,10 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
         factory.Dispose();
     }
 
-    private async Task<JsonElement> StrategyAsync(HttpClient client)
+    private async Task<JsonElement> StrategyAsync(HttpClient client, string model = "smoke")
     {
-        var version = (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("defaultVersion").GetString();
-        return (await Http.JsonAsync(await client.GetAsync($"/models/smoke/versions/{version}"))).GetProperty("executionStrategy");
+        var version = (await Http.JsonAsync(await client.GetAsync($"/models/{model}"))).GetProperty("defaultVersion").GetString();
+        return (await Http.JsonAsync(await client.GetAsync($"/models/{model}/versions/{version}"))).GetProperty("executionStrategy");
     }
 
     private static IEnumerable<Exception> Chain(Exception error)
