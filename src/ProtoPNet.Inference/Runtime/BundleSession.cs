@@ -17,6 +17,7 @@ public sealed class BundleSession : IDisposable
 
     private static readonly string[] InputNames = [InputName];
     private static readonly string[] OutputNames = [LogitsName, SimilaritiesName, SimilarityMapsName];
+    private static readonly string[] OutputNamesWithoutMaps = [LogitsName, SimilaritiesName];
 
     private readonly InferenceSession _session;
     private readonly RunOptions _runOptions = new();
@@ -54,23 +55,33 @@ public sealed class BundleSession : IDisposable
 
     public static void ReturnBuffer(float[] buffer) => ArrayPool<float>.Shared.Return(buffer);
 
-    /// <summary>Runs the network on <paramref name="count"/> images stored in the first elements of <paramref name="images"/>; dispose the outputs.</summary>
-    public NetworkOutputs Run(float[] images, int count)
+    /// <summary>
+    /// Runs the network on <paramref name="count"/> images stored in the first elements of <paramref name="images"/>;
+    /// dispose the outputs. Without <paramref name="withMaps"/> the similarity maps are not fetched.
+    /// </summary>
+    public NetworkOutputs Run(float[] images, int count, bool withMaps = true)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         var elements = count * ImageElementCount;
         ArgumentOutOfRangeException.ThrowIfLessThan(images.Length, elements);
 
-        var outputs = new NetworkOutputs(count, ClassCount, PrototypeCount, MapHeight, MapWidth);
+        var outputs = new NetworkOutputs(count, ClassCount, PrototypeCount, MapHeight, MapWidth, withMaps);
         try
         {
             using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance,
                 images.AsMemory(0, elements), [count, Channels, Height, Width]);
             using var logits = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, outputs.LogitsMemory, [count, ClassCount]);
             using var similarities = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, outputs.SimilaritiesMemory, [count, PrototypeCount]);
-            using var maps = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, outputs.MapsMemory,
-                [count, PrototypeCount, MapHeight, MapWidth]);
-            _session.Run(_runOptions, InputNames, [input], OutputNames, [logits, similarities, maps]);
+            if (withMaps)
+            {
+                using var maps = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, outputs.MapsMemory,
+                    [count, PrototypeCount, MapHeight, MapWidth]);
+                _session.Run(_runOptions, InputNames, [input], OutputNames, [logits, similarities, maps]);
+            }
+            else
+            {
+                _session.Run(_runOptions, InputNames, [input], OutputNamesWithoutMaps, [logits, similarities]);
+            }
         }
         catch
         {

@@ -4,7 +4,8 @@ namespace ProtoPNet.Inference.Runtime;
 
 /// <summary>
 /// The ONNX outputs for a batch of N images, row-major: logits [N, K], similarities [N, M], similarity maps
-/// [N, M, h, w]. The buffers are pooled (a ResNet bundle's maps would otherwise be a large-object allocation per
+/// [N, M, h, w] (unless the run was made without them: the largest output, which a run that reads only logits does
+/// not need). The buffers are pooled (a ResNet bundle's maps would otherwise be a large-object allocation per
 /// request): dispose the outputs when done with them.
 /// </summary>
 public sealed class NetworkOutputs : IDisposable
@@ -13,7 +14,7 @@ public sealed class NetworkOutputs : IDisposable
     private float[]? _similarities;
     private float[]? _maps;
 
-    public NetworkOutputs(int count, int classCount, int prototypeCount, int mapHeight, int mapWidth)
+    public NetworkOutputs(int count, int classCount, int prototypeCount, int mapHeight, int mapWidth, bool withMaps = true)
     {
         Count = count;
         ClassCount = classCount;
@@ -22,8 +23,12 @@ public sealed class NetworkOutputs : IDisposable
         MapWidth = mapWidth;
         _logits = ArrayPool<float>.Shared.Rent(count * classCount);
         _similarities = ArrayPool<float>.Shared.Rent(count * prototypeCount);
-        _maps = ArrayPool<float>.Shared.Rent(count * prototypeCount * mapHeight * mapWidth);
+        _maps = withMaps ? ArrayPool<float>.Shared.Rent(count * prototypeCount * mapHeight * mapWidth) : null;
+        HasMaps = withMaps;
     }
+
+    /// <summary>Whether the run fetched the similarity maps (<see cref="MapOf"/>).</summary>
+    public bool HasMaps { get; }
 
     public int Count { get; }
     public int ClassCount { get; }
@@ -42,6 +47,7 @@ public sealed class NetworkOutputs : IDisposable
     /// <summary>The h x w activation map of one prototype for one image.</summary>
     public ReadOnlySpan<float> MapOf(int item, int prototype)
     {
+        if (!HasMaps) throw new InvalidOperationException("This run was made without the similarity maps.");
         var size = MapHeight * MapWidth;
         return Buffer(_maps).AsSpan((item * PrototypeCount + prototype) * size, size);
     }

@@ -199,7 +199,8 @@ public sealed class ClassificationService(
             }
             if (check is not null)
             {
-                using var masked = await RunAsync(lease, check.Input, check.RowCount, cancellationToken);
+                // Only the masked copies' logits are read: their similarity maps are not fetched.
+                using var masked = await RunAsync(lease, check.Input, check.RowCount, cancellationToken, withMaps: false);
                 outcomes = check.Apply(outcomes, masked.Outputs, masked.FirstRow, verifyWatch.Elapsed.TotalMilliseconds / prepared.RowCount);
             }
         }
@@ -216,11 +217,11 @@ public sealed class ClassificationService(
     }
 
     /// <summary>One network run through the version's batcher; a full queue or a request that waited too long is "overloaded" (503).</summary>
-    private static async Task<BatchRun> RunAsync(ModelLease lease, float[] input, int rows, CancellationToken cancellationToken)
+    private static async Task<BatchRun> RunAsync(ModelLease lease, float[] input, int rows, CancellationToken cancellationToken, bool withMaps = true)
     {
         try
         {
-            return await lease.Batcher.RunAsync(input, rows, cancellationToken);
+            return await lease.Batcher.RunAsync(input, rows, cancellationToken, withMaps);
         }
         catch (Exception exception) when (exception is QueueFullException or QueueTimeoutException)
         {

@@ -95,12 +95,14 @@ public sealed class InferenceBatcher : IDisposable
     /// <summary>
     /// Queues <paramref name="rows"/> images stored in the first elements of <paramref name="input"/> and waits for their run.
     /// The buffer stays the caller's: it is read only while the request is being run, and this method never returns while it is.
+    /// Without <paramref name="withMaps"/> the request does not need the similarity maps: a batch of such requests alone
+    /// is run without fetching them (the largest output: M x h x w values an image).
     /// </summary>
-    public async Task<BatchRun> RunAsync(float[] input, int rows, CancellationToken aborted)
+    public async Task<BatchRun> RunAsync(float[] input, int rows, CancellationToken aborted, bool withMaps = true)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
         aborted.ThrowIfCancellationRequested();
-        if (TryRunNow(input, rows) is { } now) return now;
+        if (TryRunNow(input, rows, withMaps) is { } now) return now;
         var queued = Interlocked.Add(ref _queuedImages, rows);
         // A request larger than the whole queue is still taken when the queue is empty, so it can be served at all.
         if (queued > _options.MaxQueueSize && queued != rows)
@@ -109,7 +111,7 @@ public sealed class InferenceBatcher : IDisposable
             throw new QueueFullException(
                 $"{_bundle.Name}@{_bundle.Version} is overloaded: {queued - rows} images are queued (limit {_options.MaxQueueSize}). Retry shortly.");
         }
-        var request = new BatchRequest(input, rows, aborted);
+        var request = new BatchRequest(input, rows, aborted, withMaps);
         if (!_queue.Writer.TryWrite(request))
         {
             Interlocked.Add(ref _queuedImages, -rows);
@@ -140,7 +142,7 @@ public sealed class InferenceBatcher : IDisposable
     /// of the only inference request in progress runs on the bundle's session for lone runs where it has one (more
     /// threads, which another request's decoding or run would have to share).
     /// </summary>
-    private BatchRun? TryRunNow(float[] input, int rows)
+    private BatchRun? TryRunNow(float[] input, int rows, bool withMaps)
     {
         if (_options.MaxQueueDelayMs > 0 || rows > _maxBatchSize || Volatile.Read(ref _queuedImages) > 0 || !_runSlots.Wait(0)) return null;
         try
@@ -149,7 +151,7 @@ public sealed class InferenceBatcher : IDisposable
             var lone = rows == 1 && _requestsInProgress() <= 1 ? _bundle.LoneSession : null;
             var session = lone ?? _bundle.Session;
             var started = Stopwatch.GetTimestamp();
-            var shared = new SharedOutputs(session.Run(input, rows), 1);
+            var shared = new SharedOutputs(session.Run(input, rows, withMaps), 1);
             var inferenceMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             Observe(inferenceMs, rows);
             _metrics.InferenceDuration.Record(inferenceMs / 1000, _tags);
@@ -292,7 +294,7 @@ public sealed class InferenceBatcher : IDisposable
                     offset += length;
                 }
             }
-            var shared = new SharedOutputs(session.Run(input, images), batch.Count);
+            var shared = new SharedOutputs(session.Run(input, images, batch.Any(r => r.WithMaps)), batch.Count);
             var inferenceMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             Observe(inferenceMs, images);
             _metrics.InferenceDuration.Record(inferenceMs / 1000, _tags);
@@ -323,13 +325,14 @@ public sealed class InferenceBatcher : IDisposable
     /// <summary>Workers end once the queue is completed and empty (for tests and orderly shutdown).</summary>
     public Task Completion => Task.WhenAll(_workers);
 
-    private sealed class BatchRequest(float[] input, int rows, CancellationToken aborted)
+    private sealed class BatchRequest(float[] input, int rows, CancellationToken aborted, bool withMaps)
     {
         private const int Queued = 0, Started = 1, Withdrawn = 2;
         private int _state;
 
         public float[] Input { get; } = input;
         public int Rows { get; } = rows;
+        public bool WithMaps { get; } = withMaps;
         public CancellationToken Aborted { get; } = aborted;
         public long QueuedAt { get; } = Stopwatch.GetTimestamp();
         public double QueueMs { get; set; }

@@ -58,6 +58,51 @@ public class InferenceBatcherTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// A request that does not need the similarity maps (the evidence check's masked copies) is run without them when its
+    /// batch holds only such requests: the same logits and similarities, no maps fetched; beside one that needs them, the
+    /// batch fetches them for both.
+    /// </summary>
+    [Fact]
+    public async Task ABatchOfRequestsThatNeedNoMapsIsRunWithoutThem()
+    {
+        using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        using var metrics = new ServiceMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 1, 1, "configured"),
+            new BatchingOptions { MaxBatchSize = 8, MaxQueueDelayMs = 300 }, metrics, requestsInProgress: () => 2);
+        var input = new float[bundle.Session.ImageElementCount];
+        for (var e = 0; e < input.Length; e++) input[e] = (e * 7919 % 1000) / 999f;
+        using var expected = bundle.Session.Run(input, 1);
+
+        using (var onlyLogits = await batcher.RunAsync(input, 1, CancellationToken.None, withMaps: false))
+        {
+            Assert.False(onlyLogits.Outputs.HasMaps);
+            Assert.Throws<InvalidOperationException>(() => onlyLogits.Outputs.MapOf(0, 0).ToArray());
+            // One image alone, with or without the maps: the same numbers exactly.
+            Assert.Equal(expected.LogitsOf(0).ToArray(), onlyLogits.Outputs.LogitsOf(onlyLogits.FirstRow).ToArray());
+            Assert.Equal(expected.SimilaritiesOf(0).ToArray(), onlyLogits.Outputs.SimilaritiesOf(onlyLogits.FirstRow).ToArray());
+        }
+
+        var withoutMaps = batcher.RunAsync(input, 1, CancellationToken.None, withMaps: false);
+        var withMaps = batcher.RunAsync(input, 1, CancellationToken.None);
+        using var a = await withoutMaps;
+        using var b = await withMaps;
+        Assert.Same(a.Outputs, b.Outputs);
+        Assert.True(b.Outputs.HasMaps);
+        // A batch of two computes each row as one alone does, to float rounding (the load check's tolerance).
+        AssertClose(expected.MapOf(0, 3), b.Outputs.MapOf(b.FirstRow, 3), "a similarity map");
+    }
+
+    private static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (var i = 0; i < expected.Length; i++)
+        {
+            Assert.True(BundleLoader.WithinTolerance(actual[i], expected[i]), $"{what}[{i}]: {actual[i]} vs {expected[i]}");
+        }
+    }
+
+    /// <summary>
     /// The only inference request in progress runs on the bundle's session for lone runs (two threads here), with the
     /// same outputs; with another request in progress, or without a lone session, on the serving session.
     /// </summary>
