@@ -58,13 +58,10 @@ public class UnreadableBodyTests(TrainerBundles bundles)
                     () => $"{expected} requests to {path} should be logged; the log says:\n" + string.Join('\n', service.Output.Where(l => l.Contains(" responded ", StringComparison.Ordinal))));
                 Assert.All(Logged(), line => Assert.Matches($@"POST {Regex.Escape(path)} responded 4\d\d ", line));
             }
-            // A training job over the 1 MiB limit of bodies that are not uploads.
-            using var large = new HttpRequestMessage(HttpMethod.Post, "/training/jobs")
-            {
-                Content = new StringContent($$"""{"name":"{{new string('a', 2 * 1024 * 1024)}}"}""", Encoding.UTF8, "application/json"),
-            };
-            large.Headers.Add("X-Api-Key", AdminKey);
-            await Http.ProblemAsync(await service.Client.SendAsync(large), System.Net.HttpStatusCode.RequestEntityTooLarge, "request-too-large");
+            // A training job that declares more than the 1 MiB limit of bodies that are not uploads: refused once the
+            // endpoint starts reading it (the rest is never sent; a client still sending meets a closed connection).
+            AssertError(await SendAsync(port, "/training/jobs", "application/json", Body.DeclaredTooLarge), 413, "request-too-large",
+                "/training/jobs", "application/json");
             Assert.DoesNotContain(service.Output, line => line.Contains("responded 500", StringComparison.Ordinal));
             // The service goes on serving.
             Assert.Equal(System.Net.HttpStatusCode.OK, (await service.Client.GetAsync("/health/ready")).StatusCode);
@@ -100,6 +97,9 @@ public class UnreadableBodyTests(TrainerBundles bundles)
 
         /// <summary>10 bytes of a declared 100,000, then the client closes its sending side.</summary>
         ClosedEarly,
+
+        /// <summary>10 bytes of a declared 2 MiB, then nothing.</summary>
+        DeclaredTooLarge,
     }
 
     /// <summary>Sends a request whose body goes wrong as <paramref name="body"/> says; returns the answer (status 0 if none), read until the server closes.</summary>
@@ -107,7 +107,12 @@ public class UnreadableBodyTests(TrainerBundles bundles)
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await socket.ConnectAsync("127.0.0.1", port);
-        var framing = body == Body.BrokenChunk ? "Transfer-Encoding: chunked" : "Content-Length: 100000";
+        var framing = body switch
+        {
+            Body.BrokenChunk => "Transfer-Encoding: chunked",
+            Body.DeclaredTooLarge => $"Content-Length: {2 * 1024 * 1024}",
+            _ => "Content-Length: 100000",
+        };
         var content = body == Body.BrokenChunk ? "a\r\n0123456789\r\nzz\r\n" : "0123456789";
         var request = $"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {contentType}\r\n{framing}\r\nX-Api-Key: {AdminKey}\r\n\r\n{content}";
         await socket.SendAsync(Encoding.ASCII.GetBytes(request));
