@@ -66,6 +66,7 @@ public sealed class InferenceBatcher : IDisposable
     /// <summary>One permit per concurrent run: taken by a worker for its batch, or by a request that runs at once (<see cref="TryRunNow"/>).</summary>
     private readonly SemaphoreSlim _runSlots;
     private readonly Func<int> _requestsInProgress;
+    private readonly int _concurrentRuns;
     private int _queuedImages;
     private double _runMsPerImage = double.NaN;
 
@@ -79,6 +80,7 @@ public sealed class InferenceBatcher : IDisposable
         _maxBatchSize = strategy.MaxBatchSize;
         _metrics = metrics;
         _tags = [ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("version", bundle.Version)];
+        _concurrentRuns = strategy.ConcurrentRuns;
         _runSlots = new SemaphoreSlim(strategy.ConcurrentRuns, strategy.ConcurrentRuns);
         _workers = Enumerable.Range(0, strategy.ConcurrentRuns).Select(_ => Task.Run(RunWorkerAsync)).ToArray();
     }
@@ -137,14 +139,17 @@ public sealed class InferenceBatcher : IDisposable
     }
 
     /// <summary>
-    /// With nothing queued, no queue delay configured and a run free, the request runs on its own thread at once: no
-    /// hand-off to a worker and back, which on a small model costs more than the network (two thread wake-ups). One image
-    /// of the only inference request in progress runs on the bundle's session for lone runs where it has one (more
-    /// threads, which another request's decoding or run would have to share).
+    /// With nothing queued, no queue delay configured, a run free and no more inference requests in progress than runs
+    /// (each could have a run of its own), the request runs on its own thread at once: no hand-off to a worker and back,
+    /// which on a small model costs more than the network (two thread wake-ups). Under more load it is queued, so that
+    /// the requests arriving while the runs are busy share the next one (a batch costs less per image). One image of
+    /// the only inference request in progress runs on the bundle's session for lone runs where it has one (more threads,
+    /// which another request's decoding or run would have to share).
     /// </summary>
     private BatchRun? TryRunNow(float[] input, int rows, bool withMaps)
     {
-        if (_options.MaxQueueDelayMs > 0 || rows > _maxBatchSize || Volatile.Read(ref _queuedImages) > 0 || !_runSlots.Wait(0)) return null;
+        if (_options.MaxQueueDelayMs > 0 || rows > _maxBatchSize || Volatile.Read(ref _queuedImages) > 0 ||
+            _requestsInProgress() > _concurrentRuns || !_runSlots.Wait(0)) return null;
         try
         {
             // One image only: a batch would grow the lone session's memory arena to its size, for good.

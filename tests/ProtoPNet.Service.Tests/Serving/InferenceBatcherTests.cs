@@ -58,6 +58,33 @@ public class InferenceBatcherTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// A request runs at once on its caller's thread only while there are no more inference requests in progress than
+    /// runs; beyond that it is queued, so that requests arriving while the runs are busy share the next run.
+    /// </summary>
+    [Fact]
+    public async Task ARequestRunsAtOnceOnlyWhileEveryRequestInProgressCouldHaveARun()
+    {
+        using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        using var metrics = new ServiceMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        var inProgress = 2;
+        using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 2, 1, "configured"),
+            new BatchingOptions { MaxBatchSize = 8 }, metrics, requestsInProgress: () => inProgress);
+        var input = new float[bundle.Session.ImageElementCount];
+        Array.Fill(input, 0.5f);
+
+        // Two requests in progress, two runs: at once (the task is complete when RunAsync returns), no time queued.
+        var atOnce = batcher.RunAsync(input, 1, CancellationToken.None);
+        Assert.True(atOnce.IsCompletedSuccessfully);
+        using (var run = await atOnce) Assert.Equal(0, run.QueueMs);
+
+        // Three: queued, and run by a worker.
+        inProgress = 3;
+        using var queued = await batcher.RunAsync(input, 1, CancellationToken.None);
+        Assert.True(queued.QueueMs > 0, $"queued for {queued.QueueMs} ms");
+    }
+
+    /// <summary>
     /// A request that does not need the similarity maps (the evidence check's masked copies) is run without them when its
     /// batch holds only such requests: the same logits and similarities, no maps fetched; beside one that needs them, the
     /// batch fetches them for both.
