@@ -84,14 +84,15 @@ public class InlineSchedulingTests(TrainerBundles bundles)
         var answer = await Http.JsonAsync(await working);
         Assert.Equal(6000, answer.GetProperty("image").GetProperty("width").GetInt32());
         Assert.True(started.Elapsed > TimeSpan.FromSeconds(1), $"the large request took {started.Elapsed.TotalMilliseconds:0} ms: too quick to show anything");
-        Assert.True(slowest < MostWait,
-            $"the slowest of {asked} /health/live answers took {slowest.TotalMilliseconds:0} ms during a request of {started.Elapsed.TotalMilliseconds:0} ms");
+        // Had the request kept the socket thread, the first probe during it would wait until it ends, and few would be
+        // asked. Bounds relative to the request's own time: on a busy 2-core machine (the test run's other work, a
+        // collection of the large image's buffers) one answer can take a few hundred ms without the thread being held.
+        var during = $"{asked} /health/live answers during a request of {started.Elapsed.TotalMilliseconds:0} ms, the slowest {slowest.TotalMilliseconds:0} ms";
+        Assert.True(asked >= started.Elapsed.TotalMilliseconds / 200, $"too few answers: {during}");
+        Assert.True(slowest < started.Elapsed / 4, $"an answer waited too long: {during}");
     }
 
     private const string LargeRequest = "/classify?heatmaps=png&topPrototypes=10";
-
-    /// <summary>How long a /health/live answer may take while the large request is worked on: (a few ms when idle; a heatmap takes longer to draw, a decoding longer still).</summary>
-    private static readonly TimeSpan MostWait = TimeSpan.FromMilliseconds(500);
 
     private async Task<ServiceProcess> StartWithOneSocketThreadAsync()
     {
