@@ -103,67 +103,46 @@ public sealed class TrainerBundles : IDisposable
         File.WriteAllText(path, manifest.ToJsonString());
     }
 
-    /// <summary>Rewrites model.onnx and records its new sha256, so that only the intended check fails.</summary>
     /// <summary>
-    /// Feeds the graph's input through an ONNX Slice that keeps only its first <paramref name="rows"/> images (edited with
-    /// the onnx package, sha256 updated): a graph whose batch is, in effect, fixed inside while its input says N.
+    /// Feeds the graph's input through an ONNX Slice that keeps only its first <paramref name="rows"/> images (sha256
+    /// updated): a graph whose batch is, in effect, fixed inside while its input says N.
     /// </summary>
-    public static void KeepFirstRowsOnly(string bundle, int rows) => RewriteGraph(bundle, bytes =>
-    {
-        var directory = Directory.CreateTempSubdirectory("protopnet-graph-").FullName;
-        try
-        {
-            var path = Path.Combine(directory, "model.onnx");
-            File.WriteAllBytes(path, bytes);
-            ProtoPNet.Tests.Shared.Pillow.RunPython("""
-                import sys
-                import numpy as np
-                import onnx
-                from onnx import helper, numpy_helper
-                path, rows = sys.argv[1], int(sys.argv[2])
-                model = onnx.load(path)
-                graph = model.graph
-                name = graph.input[0].name
-                for node in graph.node:
-                    node.input[:] = [name + "_rows" if x == name else x for x in node.input]
-                graph.initializer.extend([numpy_helper.from_array(np.array([v], np.int64), n)
-                                          for n, v in (("rows_start", 0), ("rows_end", rows), ("rows_axis", 0))])
-                graph.node.insert(0, helper.make_node("Slice", [name, "rows_start", "rows_end", "rows_axis"], [name + "_rows"]))
-                onnx.save(model, path)
-                """, path, rows.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            return File.ReadAllBytes(path);
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
-    });
+    public static void KeepFirstRowsOnly(string bundle, int rows) => EditGraphInPython(bundle, """
+        import sys
+        import numpy as np
+        import onnx
+        from onnx import helper, numpy_helper
+        path, rows = sys.argv[1], int(sys.argv[2])
+        model = onnx.load(path)
+        graph = model.graph
+        name = graph.input[0].name
+        for node in graph.node:
+            node.input[:] = [name + "_rows" if x == name else x for x in node.input]
+        graph.initializer.extend([numpy_helper.from_array(np.array([v], np.int64), n)
+                                  for n, v in (("rows_start", 0), ("rows_end", rows), ("rows_axis", 0))])
+        graph.node.insert(0, helper.make_node("Slice", [name, "rows_start", "rows_end", "rows_axis"], [name + "_rows"]))
+        onnx.save(model, path)
+        """, rows);
 
     /// <summary>Declares the graph's input and outputs with a fixed batch size of <paramref name="batch"/> instead of N (sha256 updated).</summary>
-    public static void FixBatchSize(string bundle, int batch) => RewriteGraph(bundle, bytes =>
-    {
-        var directory = Directory.CreateTempSubdirectory("protopnet-graph-").FullName;
-        try
-        {
-            var path = Path.Combine(directory, "model.onnx");
-            File.WriteAllBytes(path, bytes);
-            ProtoPNet.Tests.Shared.Pillow.RunPython("""
-                import sys
-                import onnx
-                path, batch = sys.argv[1], int(sys.argv[2])
-                model = onnx.load(path)
-                for value in list(model.graph.input) + list(model.graph.output):
-                    value.type.tensor_type.shape.dim[0].dim_value = batch
-                onnx.save(model, path)
-                """, path, batch.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            return File.ReadAllBytes(path);
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
-    });
+    public static void FixBatchSize(string bundle, int batch) => EditGraphInPython(bundle, """
+        import sys
+        import onnx
+        path, batch = sys.argv[1], int(sys.argv[2])
+        model = onnx.load(path)
+        for value in list(model.graph.input) + list(model.graph.output):
+            value.type.tensor_type.shape.dim[0].dim_value = batch
+        onnx.save(model, path)
+        """, batch);
 
+    /// <summary>Edits model.onnx in place with a Python program of the onnx package (argv: the file, then <paramref name="argument"/>) and records its new sha256.</summary>
+    private static void EditGraphInPython(string bundle, string program, int argument)
+    {
+        ProtoPNet.Tests.Shared.Pillow.RunPython(program, Path.Combine(bundle, "model.onnx"), argument.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        RewriteGraph(bundle, bytes => bytes);
+    }
+
+    /// <summary>Rewrites model.onnx and records its new sha256, so that only the intended check fails.</summary>
     public static void RewriteGraph(string bundle, Func<byte[], byte[]> rewrite)
     {
         var path = Path.Combine(bundle, "model.onnx");

@@ -94,18 +94,8 @@ public class InlineSchedulingTests(TrainerBundles bundles)
 
     private const string LargeRequest = "/classify?heatmaps=png&topPrototypes=10";
 
-    private async Task<ServiceProcess> StartWithOneSocketThreadAsync()
-    {
-        var (service, ready) = await bundles.StartSmokeProcessAsync(("DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT", "1"),
-            ("Inference__ExecutionProvider", "cpu"), ("Batching__Strategy", "fixed"));
-        if (!ready)
-        {
-            var output = string.Join('\n', service.Output);
-            await service.DisposeAsync();
-            Assert.Fail("the service did not become ready:\n" + output);
-        }
-        return service;
-    }
+    private Task<ServiceProcess> StartWithOneSocketThreadAsync() => bundles.StartReadySmokeProcessAsync(
+        ("DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT", "1"), ("Inference__ExecutionProvider", "cpu"), ("Batching__Strategy", "fixed"));
 
     /// <summary>36 megapixels that compress well: with ten heatmaps drawn, seconds of work and an answer of megabytes.</summary>
     private static byte[] LargeUpload()
