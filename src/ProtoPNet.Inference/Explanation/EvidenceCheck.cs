@@ -70,27 +70,36 @@ public sealed class EvidenceCheck : IDisposable
         var input = bundle.Manifest.Input;
         var fill = FillColour(input);
         var size = session.ImageElementCount;
-        var buffer = session.RentBuffer(rowCount);
         var probabilities = new double[outcomes.Count];
         Array.Fill(probabilities, double.NaN);
         var firstRows = new int[outcomes.Count];
-        var next = 0;
-        for (var row = 0; row < prepared.RowCount; row++)
+        var buffer = session.RentBuffer(rowCount);
+        try
         {
-            var index = prepared.ImageOfRow(row);
-            var explanation = outcomes[index].Classification!.Explanation;
-            probabilities[index] = Probability(outputs.LogitsOf(firstRow + row), explanation.ClassIndex);
-            firstRows[index] = next;
-            var image = prepared.Input.AsSpan(row * size, size);
-            foreach (var prototype in explanation.Prototypes)
+            var next = 0;
+            for (var row = 0; row < prepared.RowCount; row++)
             {
-                var copy = buffer.AsSpan(next * size, size);
-                image.CopyTo(copy);
-                Fill(copy, prototype.InputBox, fill, input.Height, input.Width);
-                next++;
+                var index = prepared.ImageOfRow(row);
+                var explanation = outcomes[index].Classification!.Explanation;
+                probabilities[index] = Probability(outputs.LogitsOf(firstRow + row), explanation.ClassIndex);
+                firstRows[index] = next;
+                var image = prepared.Input.AsSpan(row * size, size);
+                foreach (var prototype in explanation.Prototypes)
+                {
+                    var copy = buffer.AsSpan(next * size, size);
+                    image.CopyTo(copy);
+                    Fill(copy, prototype.InputBox, fill, input.Height, input.Width);
+                    next++;
+                }
             }
+            return new EvidenceCheck(buffer, rowCount, probabilities, firstRows);
         }
-        return new EvidenceCheck(buffer, rowCount, probabilities, firstRows);
+        catch
+        {
+            // The buffer is pooled: a fault while filling it (e.g. a box outside the image) must not keep it from the pool.
+            BundleSession.ReturnBuffer(buffer);
+            throw;
+        }
     }
 
     /// <summary>

@@ -156,18 +156,33 @@ public sealed class InferenceBatcher : IDisposable
             var lone = rows == 1 && _requestsInProgress() <= 1 ? _bundle.LoneSession : null;
             var session = lone ?? _bundle.Session;
             var started = Stopwatch.GetTimestamp();
-            var shared = new SharedOutputs(session.Run(input, rows, withMaps), 1);
+            var outputs = session.Run(input, rows, withMaps);
             var inferenceMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            Observe(inferenceMs, rows);
-            _metrics.InferenceDuration.Record(inferenceMs / 1000, _tags);
-            _metrics.BatchSize.Record(rows, _tags);
-            _metrics.QueueDuration.Record(0, _tags);
-            return new BatchRun(shared, 0, rows, 0, inferenceMs, alone: lone is not null);
+            var run = new BatchRun(new SharedOutputs(outputs, 1), 0, rows, 0, inferenceMs, alone: lone is not null);
+            try
+            {
+                RecordRun(inferenceMs, rows, [0]);
+            }
+            catch
+            {
+                run.Dispose();   // a metrics listener's fault: the outputs go back to their pool all the same
+                throw;
+            }
+            return run;
         }
         finally
         {
             _runSlots.Release();
         }
+    }
+
+    /// <summary>A network run's measures: the estimate of <see cref="RunMsPerImage"/> and the metrics.</summary>
+    private void RecordRun(double inferenceMs, int images, IEnumerable<double> queueMs)
+    {
+        Observe(inferenceMs, images);
+        _metrics.InferenceDuration.Record(inferenceMs / 1000, _tags);
+        _metrics.BatchSize.Record(images, _tags);
+        foreach (var waited in queueMs) _metrics.QueueDuration.Record(waited / 1000, _tags);
     }
 
     /// <summary>Moves <see cref="RunMsPerImage"/> towards this run's (concurrent runs may overwrite each other's step: it is an estimate).</summary>
@@ -301,18 +316,16 @@ public sealed class InferenceBatcher : IDisposable
             }
             var shared = new SharedOutputs(session.Run(input, images, batch.Any(r => r.WithMaps)), batch.Count);
             var inferenceMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            Observe(inferenceMs, images);
-            _metrics.InferenceDuration.Record(inferenceMs / 1000, _tags);
-            _metrics.BatchSize.Record(images, _tags);
             var firstRow = 0;
             foreach (var request in batch)
             {
-                _metrics.QueueDuration.Record(request.QueueMs / 1000, _tags);
                 var run = new BatchRun(shared, firstRow, images, request.QueueMs, inferenceMs);
                 // A request that can no longer take its result (it cannot: only the worker completes a started one) still releases it.
                 if (!request.Completion.TrySetResult(run)) run.Dispose();
                 firstRow += request.Rows;
             }
+            // Recorded once every request holds its share of the outputs, so that a metrics listener's fault cannot strand them.
+            RecordRun(inferenceMs, images, batch.Select(r => r.QueueMs));
         }
         catch (Exception exception)
         {

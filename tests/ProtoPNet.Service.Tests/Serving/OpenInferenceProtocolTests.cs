@@ -2,6 +2,8 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using ProtoPNet.Inference.Bundles;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using ProtoPNet.Inference.Runtime;
 using ProtoPNet.Service.Serving;
@@ -192,6 +194,37 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         var served = await client.PostAsync("/v2/models/smoke/infer", new StringContent(Tensor("0.5"), Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.OK, served.StatusCode);
         Assert.Equal(0, factory.Services.GetRequiredService<BufferBudget>().Held);
+    }
+
+    [Fact]
+    public async Task AFaultUnderV2IsTheProtocolsErrorWithATraceIdAndAProblemElsewhere()
+    {
+        await using var plain = bundles.SmokeService();
+        await using var service = plain.WithWebHostBuilder(host =>
+            host.ConfigureServices(services => services.AddSingleton<IStartupFilter>(new FaultWhereNoEndpointMatches())));
+        var client = service.CreateClient();
+
+        var error = await AssertErrorAsync(await client.PostAsync("/v2/models/smoke/fault", new StringContent("{}")), HttpStatusCode.InternalServerError);
+        Assert.Contains("Trace id: ", error);
+        Assert.DoesNotContain(FaultWhereNoEndpointMatches.Message, error);   // the exception's text is for the log, not the caller
+        var traceId = error[(error.IndexOf("Trace id: ", StringComparison.Ordinal) + 10)..].TrimEnd('.');
+        await plain.Logs.WaitForAsync(line => line.StartsWith("Unhandled exception", StringComparison.Ordinal) && line.Contains("/v2/models/smoke/fault") && line.Contains(traceId),
+            onTimeout: () => string.Join("\n", plain.Logs.Entries.Select(e => e.Message)));
+
+        var problem = await Http.ProblemAsync(await client.PostAsync("/fault", new StringContent("{}")), HttpStatusCode.InternalServerError);
+        Assert.DoesNotContain(FaultWhereNoEndpointMatches.Message, problem.GetRawText());
+    }
+
+    /// <summary>Throws for any request no endpoint answers: a fault inside the service's pipeline, after its error handling.</summary>
+    private sealed class FaultWhereNoEndpointMatches : IStartupFilter
+    {
+        public const string Message = "a fault planted by the test";
+
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            next(app);
+            app.Run(_ => throw new InvalidOperationException(Message));
+        };
     }
 
     private static async Task<string> AssertErrorAsync(HttpResponseMessage response, HttpStatusCode status)
