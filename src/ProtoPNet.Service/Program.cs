@@ -18,6 +18,7 @@ try
 
     var app = builder.Build();
     app.ValidateOptions();
+    app.UseOpenInferenceContentType();
     app.UseProblemResponses();
     app.UseServiceRequestLogging();
     app.UseServing();

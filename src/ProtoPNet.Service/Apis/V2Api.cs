@@ -69,19 +69,19 @@ public static class V2Api
             .WithSummary("Server metadata")
             .WithDescription("The server's name, version and supported protocol extensions (none).");
 
-        v2.MapGet("/health/live", () => TypedResults.Ok())
+        v2.MapGet("/health/live", () => TypedResults.Ok(new V2ServerLive(true)))
             .RunsInline()
             .WithName("V2ServerLive")
             .WithSummary("Server liveness")
-            .WithDescription("200 whenever the process serves HTTP.");
+            .WithDescription("200 with {\"live\": true} whenever the process serves HTTP.");
 
-        v2.MapGet("/health/ready", Results<Ok, JsonHttpResult<V2Error>> (ModelRegistry registry) => registry.IsReady
-                ? TypedResults.Ok()
+        v2.MapGet("/health/ready", Results<Ok<V2ServerReady>, JsonHttpResult<V2Error>> (ModelRegistry registry) => registry.IsReady
+                ? TypedResults.Ok(new V2ServerReady(true))
                 : Error(StatusCodes.Status400BadRequest, "No model is loaded and warmed up yet."))
             .RunsInline()
             .WithName("V2ServerReady")
             .WithSummary("Server readiness")
-            .WithDescription("200 once at least one model is loaded, verified and warmed up; 400 (a 4xx, as the protocol says) before.")
+            .WithDescription("200 with {\"ready\": true} once at least one model is loaded, verified and warmed up; 400 (a 4xx, as the protocol says) before.")
             .Produces<V2Error>(StatusCodes.Status400BadRequest);
 
         MapModelRoutes(v2, "/models/{name}", versioned: false);
@@ -102,7 +102,7 @@ public static class V2Api
         v2.MapGet(prefix + "/ready", GetModelReady)
             .WithName("V2ModelReady" + suffix)
             .WithSummary(versioned ? "Model version readiness" : "Model readiness")
-            .WithDescription("200 when the model (version) is loaded and warmed up; 404 when it is not loaded.")
+            .WithDescription("200 with {\"name\": ..., \"ready\": true} when the model (version) is loaded and warmed up; 404 when it is not loaded.")
             .Produces<V2Error>(StatusCodes.Status400BadRequest)
             .Produces<V2Error>(StatusCodes.Status404NotFound);
 
@@ -118,16 +118,16 @@ public static class V2Api
                 413 for a body larger than the model's largest request needs (48 bytes per value of `Classify:MaxBatchImages` images,
                 at most 256 MiB), 503 (with Retry-After) when the model is overloaded.
                 """)
-            .Accepts<V2InferenceRequest>("application/json")
+            .Accepts<V2InferenceRequest>("application/json", "application/octet-stream")
             .Produces<V2InferenceResponse>()
             .Produces<V2Error>(StatusCodes.Status400BadRequest)
             .Produces<V2Error>(StatusCodes.Status404NotFound)
             .Produces<V2Error>(StatusCodes.Status413PayloadTooLarge)
             .Produces<V2Error>(StatusCodes.Status503ServiceUnavailable)
-            // The API key check and the rate limiter answer before the protocol's endpoint does: as problems.
-            .ProducesProblem(StatusCodes.Status401Unauthorized)
-            .ProducesProblem(StatusCodes.Status403Forbidden)
-            .ProducesProblem(StatusCodes.Status429TooManyRequests)
+            // The API key check and the rate limiter answer before the protocol's endpoint does, in its error body too.
+            .Produces<V2Error>(StatusCodes.Status401Unauthorized)
+            .Produces<V2Error>(StatusCodes.Status403Forbidden)
+            .Produces<V2Error>(StatusCodes.Status429TooManyRequests)
             .RequireClassifyKey();
     }
 
@@ -150,10 +150,10 @@ public static class V2Api
             ]));
     }
 
-    internal static Ok GetModelReady([AsParameters] V2ModelRoute route, ModelRegistry registry)
+    internal static Ok<V2ModelReady> GetModelReady([AsParameters] V2ModelRoute route, ModelRegistry registry)
     {
-        route.Family(registry).Find(route.Version);
-        return TypedResults.Ok();
+        var bundle = route.Family(registry).Find(route.Version);
+        return TypedResults.Ok(new V2ModelReady(bundle.Name, true));
     }
 
     /// <summary>
@@ -170,7 +170,7 @@ public static class V2Api
         // the version it names now; it is checked against the leased one.
         using var body = await V2RequestReader.ReadBodyAsync(request, registry.Find(route.Selector()).Session, classifyOptions.Value.MaxBatchImages,
             buffers, cancellationToken);
-        var header = V2RequestReader.ReadHeader(body.Json.Span);
+        var header = V2RequestReader.ReadHeader(body.Json.Span, JsonLength(request));
         string[] requested = [];
         using var run = await classification.RunTensorAsync(request.HttpContext, route.Selector(), (bundle, maxRows) =>
         {
@@ -188,11 +188,35 @@ public static class V2Api
             return input;
         }, cancellationToken);
         var outputs = requested.Distinct().Select(o => Output(o, run)).ToArray();
+        // Before the answer starts: JSON has no infinity, and a 200 cut short mid-stream is worse than an error.
+        if (outputs.FirstOrDefault(o => o.Data is float[] values && !AllFinite(values)) is { } overflowed)
+        {
+            throw BadRequest($"Output '{overflowed.Name}' is not finite for this input: its values overflow the network. Pixel values belong in [0, 1].");
+        }
         var response = new V2InferenceResponse(run.Model.Name, run.Model.Version, outputs) { Id = header.Id };
         return outputs.Sum(o => o.Data.Length) <= WholeAnswerMaxValues ? JsonAnswer.Whole(response) : JsonAnswer.Streamed(response);
     }
 
     private static ProblemException BadRequest(string detail) => new(ProblemCatalog.InvalidParameter, detail);
+
+    /// <summary>The binary tensor data extension's length of the body's JSON part, if the request has that header.</summary>
+    private static long? JsonLength(HttpRequest request)
+    {
+        var header = request.Headers[V2RequestReader.JsonLengthHeader];
+        if (header.Count == 0) return null;
+        return long.TryParse(header.ToString(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var length)
+            ? length
+            : throw BadRequest($"{V2RequestReader.JsonLengthHeader} must be the byte length of the body's JSON part; it is '{header}'.");
+    }
+
+    private static bool AllFinite(float[] values)
+    {
+        foreach (var value in values)
+        {
+            if (!float.IsFinite(value)) return false;
+        }
+        return true;
+    }
 
     private static V2ResponseOutput Output(string name, TensorRun run)
     {
@@ -233,11 +257,31 @@ public static class V2Api
         return new V2ResponseOutput(name, shape, Datatype, data);
     }
 
-    private static JsonHttpResult<V2Error> Error(int status, string message) => TypedResults.Json(new V2Error(message), statusCode: status);
+    private static JsonHttpResult<V2Error> Error(int status, string message) => OpenInferenceErrors.Error(status, message);
 
-    /// <summary>Whether a path is the Open Inference Protocol's, whose errors are <c>{"error": "..."}</c>.</summary>
-    public static bool Serves(PathString path) => path.StartsWithSegments("/v2");
+    /// <summary>
+    /// Every answer under /v2 is sent as <see cref="OpenInferenceErrors.ContentType"/>: the framework's JSON answers say
+    /// <c>application/json; charset=utf-8</c>, which a client comparing the type whole does not take for JSON.
+    /// </summary>
+    public static WebApplication UseOpenInferenceContentType(this WebApplication app)
+    {
+        app.Use((context, next) =>
+        {
+            if (OpenInferenceErrors.Serves(context.Request.Path))
+            {
+                context.Response.OnStarting(static state =>
+                {
+                    var response = (HttpResponse)state;
+                    if (response.ContentType?.StartsWith(OpenInferenceErrors.ContentType, StringComparison.OrdinalIgnoreCase) == true)
+                    {
+                        response.ContentType = OpenInferenceErrors.ContentType;
+                    }
+                    return Task.CompletedTask;
+                }, context.Response);
+            }
+            return next(context);
+        });
+        return app;
+    }
 
-    /// <summary>Writes the protocol's error body, for answers made outside its endpoints (routing, the exception handler).</summary>
-    public static Task WriteErrorAsync(HttpContext http, int status, string message) => Error(status, message).ExecuteAsync(http);
 }

@@ -10,6 +10,17 @@ public sealed record V2ServerMetadata(
     [property: JsonPropertyName("version")] string Version,
     [property: JsonPropertyName("extensions")] IReadOnlyList<string> Extensions);
 
+/// <summary>Server liveness: <c>{"live": true}</c>.</summary>
+public sealed record V2ServerLive([property: JsonPropertyName("live")] bool Live);
+
+/// <summary>Server readiness: <c>{"ready": true}</c> (not ready is a 4xx error).</summary>
+public sealed record V2ServerReady([property: JsonPropertyName("ready")] bool Ready);
+
+/// <summary>Model readiness: <c>{"name": ..., "ready": true}</c> (a model not loaded is a 404 error).</summary>
+public sealed record V2ModelReady(
+    [property: JsonPropertyName("name")] string Name,
+    [property: JsonPropertyName("ready")] bool Ready);
+
 /// <summary>A tensor's name, datatype and shape; -1 marks the batch dimension.</summary>
 public sealed record V2TensorMetadata(
     [property: JsonPropertyName("name")] string Name,
@@ -81,6 +92,3 @@ public sealed record V2InferenceResponse(
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Id { get; init; }
 }
-
-/// <summary>A v2 error: <c>{"error": "..."}</c>.</summary>
-public sealed record V2Error([property: JsonPropertyName("error")] string Error);

@@ -7,7 +7,10 @@ using ProtoPNet.Service.Serving;
 namespace ProtoPNet.Service.Apis;
 
 /// <summary>What an Open Inference Protocol request says about itself, and where in its body its input's data stand.</summary>
-internal sealed record V2RequestHeader(string? Id, IReadOnlyList<string>? Outputs, IReadOnlyList<V2RequestReader.InputHeader> Inputs, Range Data);
+/// <remarks><paramref name="Data"/> is the first input's JSON <c>data</c> array, or its bytes after the JSON header when
+/// <paramref name="Binary"/> (the binary tensor data extension).</remarks>
+internal sealed record V2RequestHeader(string? Id, IReadOnlyList<string>? Outputs, IReadOnlyList<V2RequestReader.InputHeader> Inputs, Range Data,
+    bool Binary = false);
 
 /// <summary>A v2 request body in memory, its bytes held in the service's <see cref="BufferBudget"/> until disposed.</summary>
 internal sealed class V2Body(ReadOnlyMemory<byte> json, BufferBudget.Hold held) : IDisposable
@@ -62,11 +65,45 @@ internal static class V2RequestReader
         }
     }
 
+    /// <summary>The header of the binary tensor data extension: the length of the body's JSON part, the tensors' bytes after it.</summary>
+    public const string JsonLengthHeader = "Inference-Header-Content-Length";
+
     /// <summary>
     /// Reads what the request says about itself (id, outputs asked for, its inputs' names, datatypes and shapes) and
-    /// where its data stand, without reading the numbers. Throws the problem for a malformed request.
+    /// where its data stand, without reading the numbers. With <paramref name="jsonLength"/> (the binary tensor data
+    /// extension's <see cref="JsonLengthHeader"/>) only that much of the body is JSON and an input's values may follow it
+    /// as raw little-endian bytes (its <c>parameters.binary_data_size</c>). Throws the problem for a malformed request.
     /// </summary>
-    public static V2RequestHeader ReadHeader(ReadOnlySpan<byte> json)
+    public static V2RequestHeader ReadHeader(ReadOnlySpan<byte> body, long? jsonLength = null)
+    {
+        if (jsonLength is { } length && (length < 0 || length > body.Length))
+        {
+            throw BadRequest($"{JsonLengthHeader} is {length}, but the body holds {body.Length} bytes.");
+        }
+        var json = jsonLength is { } jsonBytes ? body[..(int)jsonBytes] : body;
+        V2RequestHeader header;
+        try
+        {
+            header = ReadJsonHeader(json);
+        }
+        catch (ProblemException) when (jsonLength is null && json.IndexOf("\"binary_data_size\""u8) >= 0)
+        {
+            throw BadRequest($"The body is not JSON alone: an input's binary_data_size says binary tensor data follow, but the request has no {JsonLengthHeader} header to say where its JSON ends.");
+        }
+        var binaryBytes = body.Length - json.Length;
+        var declared = header.Inputs.Sum(i => i.BinaryDataSize ?? 0);
+        if (declared != binaryBytes)
+        {
+            throw BadRequest(jsonLength is null
+                ? $"An input declares {declared} bytes of binary data (parameters.binary_data_size), but the request has no {JsonLengthHeader} header to say where its JSON ends."
+                : $"The body holds {binaryBytes} bytes after its JSON header; its inputs' binary_data_size add up to {declared}.");
+        }
+        if (header.Inputs[0].BinaryDataSize is not { } size) return header;
+        if (header.Data.End.Value > 0) throw BadRequest($"Input '{header.Inputs[0].Name}' has both 'data' and parameters.binary_data_size.");
+        return header with { Data = new Range(json.Length, json.Length + (int)size), Binary = true };
+    }
+
+    private static V2RequestHeader ReadJsonHeader(ReadOnlySpan<byte> json)
     {
         try
         {
@@ -104,7 +141,8 @@ internal static class V2RequestReader
             // Nothing may follow the request object (Read throws on anything but whitespace).
             if (reader.Read()) throw BadRequest("The body holds more than one JSON value.");
             if (inputs is not { Inputs.Count: > 0 } read) throw BadRequest("The request has no 'inputs'.");
-            return new V2RequestHeader(id, outputs, read.Inputs, read.Data);
+            // An empty 'outputs' names none: all of them, as when it is absent.
+            return new V2RequestHeader(id, outputs is { Count: > 0 } ? outputs : null, read.Inputs, read.Data);
         }
         catch (Exception exception) when (exception is JsonException or InvalidOperationException)
         {
@@ -117,7 +155,7 @@ internal static class V2RequestReader
     /// Checks the request's input against the model version it runs on and writes its numbers into a buffer from
     /// <see cref="BundleSession.RentBuffer"/> for that many images; throws the problem (having returned the buffer) for a bad tensor.
     /// </summary>
-    public static (float[] Input, int Rows) WriteInput(ReadOnlySpan<byte> json, V2RequestHeader header, BundleSession session, int maxRows)
+    public static (float[] Input, int Rows) WriteInput(ReadOnlySpan<byte> body, V2RequestHeader header, BundleSession session, int maxRows)
     {
         var rows = CheckInput(header.Inputs, session, maxRows);
         var input = session.RentBuffer(rows);
@@ -125,10 +163,15 @@ internal static class V2RequestReader
         {
             var expected = rows * session.ImageElementCount;
             var count = 0;
+            if (header.Binary)
+            {
+                ReadBinary(body[header.Data], input, expected);
+                return (input, rows);
+            }
             // The data array alone (the header pass found it and checked it is well-formed JSON); none: no values.
             if (header.Data.End.Value > 0)
             {
-                var reader = new Utf8JsonReader(json[header.Data]);
+                var reader = new Utf8JsonReader(body[header.Data]);
                 reader.Read();
                 ReadNumbers(ref reader, input, expected, ref count);
             }
@@ -142,8 +185,28 @@ internal static class V2RequestReader
         }
     }
 
+    /// <summary>An input's values as raw FP32 bytes (little-endian, row-major), each checked to be finite.</summary>
+    private static void ReadBinary(ReadOnlySpan<byte> bytes, float[] input, int expected)
+    {
+        if (bytes.Length != expected * sizeof(float))
+        {
+            throw BadRequest($"Input '{BundleSession.InputName}' holds {bytes.Length} bytes of binary data; its shape needs {expected} FP32 values, {expected * sizeof(float)} bytes.");
+        }
+        var values = input.AsSpan(0, expected);
+        bytes.CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values));
+        if (!BitConverter.IsLittleEndian)
+        {
+            var raw = System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(values);
+            System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(raw, raw);
+        }
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i])) throw BadRequest($"Input '{BundleSession.InputName}' holds {values[i]} at position {i}: FP32 data are finite numbers.");
+        }
+    }
+
     /// <summary>What an input says about itself (the data are the first input's only: the model has one).</summary>
-    internal sealed record InputHeader(string? Name, string? Datatype, IReadOnlyList<long>? Shape);
+    internal sealed record InputHeader(string? Name, string? Datatype, IReadOnlyList<long>? Shape, long? BinaryDataSize = null);
 
     private static (List<InputHeader> Inputs, Range Data) ReadInputs(ref Utf8JsonReader reader)
     {
@@ -155,6 +218,7 @@ internal static class V2RequestReader
             if (reader.TokenType != JsonTokenType.StartObject) throw BadRequest("Every input must be an object with name, shape, datatype and data.");
             string? name = null, datatype = null;
             List<long>? shape = null;
+            long? binaryDataSize = null;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 var property = reader.GetString()!.ToLowerInvariant();
@@ -176,14 +240,39 @@ internal static class V2RequestReader
                         reader.Skip();
                         data = new Range(start, (int)reader.BytesConsumed);
                         break;
+                    case "parameters" when reader.TokenType == JsonTokenType.StartObject:
+                        binaryDataSize = ReadBinaryDataSize(ref reader);
+                        break;
                     default:
-                        reader.Skip();   // a second input's data (refused by CheckInput), parameters
+                        reader.Skip();   // a second input's data (refused by CheckInput)
                         break;
                 }
             }
-            inputs.Add(new InputHeader(name, datatype, shape));
+            inputs.Add(new InputHeader(name, datatype, shape, binaryDataSize));
         }
         return (inputs, data);
+    }
+
+    /// <summary>An input's <c>parameters.binary_data_size</c> (the binary tensor data extension), if it has one; other parameters are skipped.</summary>
+    private static long? ReadBinaryDataSize(ref Utf8JsonReader reader)
+    {
+        long? size = null;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var isSize = reader.ValueTextEquals("binary_data_size"u8);
+            reader.Read();
+            if (!isSize)
+            {
+                reader.Skip();
+                continue;
+            }
+            if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out var bytes) || bytes < 0 || bytes > V2Api.MaxRequestBytes)
+            {
+                throw BadRequest("An input's parameters.binary_data_size must be a byte count.");
+            }
+            size = bytes;
+        }
+        return size;
     }
 
     private static List<long> ReadShape(ref Utf8JsonReader reader)
@@ -192,19 +281,27 @@ internal static class V2RequestReader
         var shape = new List<long>();
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
+            if (shape.Count >= 16) throw BadRequest("An input's 'shape' has more than 16 dimensions.");
             // Numbers, or numbers in strings (as the service's JSON options read them elsewhere).
-            long dimension = 0;
-            var read = reader.TokenType switch
+            var text = reader.TokenType switch
             {
-                JsonTokenType.Number => reader.TryGetInt64(out dimension),
-                JsonTokenType.String => long.TryParse(reader.GetString(), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out dimension),
-                _ => false,
+                JsonTokenType.String => reader.GetString()!,
+                JsonTokenType.Number => Encoding.UTF8.GetString(reader.ValueSpan),
+                _ => reader.TokenType.ToString(),
             };
-            if (!read || shape.Count >= 16)
+            var invariant = System.Globalization.CultureInfo.InvariantCulture;
+            if (long.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, invariant, out var dimension))
             {
-                throw BadRequest("An input's 'shape' must be an array of at most 16 integers.");
+                shape.Add(dimension);
             }
-            shape.Add(dimension);
+            else if (ulong.TryParse(text, System.Globalization.NumberStyles.None, invariant, out _))
+            {
+                shape.Add(long.MaxValue);   // the protocol's dimensions are 64-bit unsigned; this one is beyond any request here
+            }
+            else
+            {
+                throw BadRequest($"An input's 'shape' holds '{text[..Math.Min(text.Length, 40)]}': its dimensions are integers.");
+            }
         }
         return shape;
     }
@@ -253,7 +350,7 @@ internal static class V2RequestReader
         {
             throw BadRequest($"The model takes exactly one input, '{BundleSession.InputName}'; the request has [{string.Join(", ", inputs.Select(i => i.Name))}].");
         }
-        var (_, datatype, shape) = inputs[0];
+        var (_, datatype, shape, _) = inputs[0];
         if (datatype != V2Api.Datatype) throw BadRequest($"Input 'image' is {V2Api.Datatype}; the request says '{datatype}'.");
         shape ??= [];
         if (shape.Count != 4 || shape[1] != session.Channels || shape[2] != session.Height || shape[3] != session.Width || shape[0] < 1)

@@ -42,9 +42,9 @@ public static class ProblemExtensions
         {
             var http = context.HttpContext;
             var status = http.Response.StatusCode;
-            if (V2Api.Serves(http.Request.Path))
+            if (OpenInferenceErrors.Serves(http.Request.Path))
             {
-                await V2Api.WriteErrorAsync(http, status, FrameworkDetail(http, status) ?? $"The request was answered {status}.");
+                await OpenInferenceErrors.Error(status, FrameworkDetail(http, status) ?? $"The request was answered {status}.").ExecuteAsync(http);
                 return;
             }
             await http.RequestServices.GetRequiredService<IProblemDetailsService>()
@@ -77,10 +77,10 @@ public static class ProblemExtensions
     {
         public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken cancellationToken)
         {
-            if (!V2Api.Serves(http.Request.Path)) return false;
+            if (!OpenInferenceErrors.Serves(http.Request.Path)) return false;
             var traceId = TraceId(http);
             logger.LogError(exception, "Unhandled exception in {Method} {Path} (trace {TraceId})", http.Request.Method, http.Request.Path, traceId);
-            await V2Api.WriteErrorAsync(http, StatusCodes.Status500InternalServerError, $"{ProblemCatalog.Unexpected.ExampleDetail} Trace id: {traceId}.");
+            await OpenInferenceErrors.Error(StatusCodes.Status500InternalServerError, $"{ProblemCatalog.Unexpected.ExampleDetail} Trace id: {traceId}.").ExecuteAsync(http);
             return true;
         }
     }

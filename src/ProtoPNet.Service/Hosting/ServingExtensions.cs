@@ -99,8 +99,9 @@ public static class ServingExtensions
             {
                 var options = context.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value;
                 var path = context.Request.Path;
+                // Probes and scrapes: a model's v2 readiness is a probe too (KServe points one at it).
                 if (path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics")
-                    || path.StartsWithSegments("/v2/health"))
+                    || path.StartsWithSegments("/v2/health") || (path.StartsWithSegments("/v2/models") && path.Value!.EndsWith("/ready", StringComparison.Ordinal)))
                 {
                     return RateLimitPartition.GetNoLimiter("unlimited");
                 }
@@ -119,9 +120,8 @@ public static class ServingExtensions
                 var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait)
                     ? Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)) : options.WindowSeconds;
                 http.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
-                var problem = ProblemCatalog.Problem(ProblemCatalog.RateLimited,
-                    $"This client sent more than {options.PermitLimit} requests in {options.WindowSeconds} s (RateLimiting:PermitLimit); retry after {retryAfter} s.");
-                await problem.ExecuteAsync(http);
+                var detail = $"This client sent more than {options.PermitLimit} requests in {options.WindowSeconds} s (RateLimiting:PermitLimit); retry after {retryAfter} s.";
+                await OpenInferenceErrors.Answer(http, ProblemCatalog.RateLimited, detail).ExecuteAsync(http);
             };
         });
     }

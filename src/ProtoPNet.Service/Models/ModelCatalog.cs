@@ -38,7 +38,9 @@ public sealed record ModelCatalog(
 
     /// <summary>Every loaded version of a model name; throws model-not-found when there is none.</summary>
     public ModelFamily Family(string name) => Families.GetValueOrDefault(name)
-        ?? throw new ProblemException(ProblemCatalog.ModelNotFound, $"No model named '{name}' is loaded. Loaded: {string.Join(", ", Families.Keys)}.");
+        ?? throw new ProblemException(ProblemCatalog.ModelNotFound, Families.Count == 0
+            ? $"No model named '{name}' is loaded: no model is loaded yet."
+            : $"No model named '{name}' is loaded. Loaded: {string.Join(", ", Families.Keys)}.");
 }
 
 /// <summary>What a rescan changed.</summary>

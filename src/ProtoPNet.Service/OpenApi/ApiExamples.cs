@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Service.Apis;
+using ProtoPNet.Service.Problems;
 using ProtoPNet.Service.Training;
 
 namespace ProtoPNet.Service.OpenApi;
@@ -116,6 +117,10 @@ public static class ApiExamples
         ["ReloadModel"] = new ReloadResponse("fashion-mnist", "20261130T080000Z", ["20261130T080000Z", Version], ["fashion-mnist@20261130T080000Z"], [],
             [new RefusedBundleResponse("models/fashion-mnist/20261130T090000Z", "probe mismatch: logits[3] is 1.25, the manifest expects 2.5 (tolerance 1e-3 + 1e-3*|expected|)")]),
         ["V2ServerMetadata"] = new V2ServerMetadata("protopnet-service", "1.0.0", []),
+        ["V2ServerLive"] = new V2ServerLive(true),
+        ["V2ServerReady"] = new V2ServerReady(true),
+        ["V2ModelReady"] = new V2ModelReady("fashion-mnist", true),
+        ["V2ModelReadyVersion"] = new V2ModelReady("fashion-mnist", true),
         ["V2ModelMetadata"] = V2Metadata,
         ["V2ModelMetadataVersion"] = V2Metadata,
         ["V2Infer"] = V2Answer,
@@ -132,7 +137,11 @@ public static class ApiExamples
     /// <summary>A v2 error example per status, by operation id prefix V2.</summary>
     public static V2Error V2ErrorFor(int status) => status switch
     {
-        404 => new V2Error("Model 'cub200' is not loaded. Loaded: fashion-mnist."),
+        401 => new V2Error("This endpoint needs the header X-Api-Key."),
+        403 => new V2Error("The X-Api-Key header does not hold the key this endpoint needs."),
+        404 => new V2Error("No model named 'cub200' is loaded. Loaded: fashion-mnist."),
+        413 => new V2Error("The body is larger than 1269760 bytes, the most a request of 32 images needs for this model."),
+        429 => new V2Error("This client sent more than 100 requests in 60 s (RateLimiting:PermitLimit); retry after 12 s."),
         503 => new V2Error("fashion-mnist@20261129T010203Z is overloaded: 256 images are queued (limit 256). Retry shortly."),
         _ => new V2Error("Input 'image' has shape [N, 1, 28, 28] with N >= 1; the request says [1, 3, 28, 28]."),
     };

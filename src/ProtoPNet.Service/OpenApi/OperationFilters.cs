@@ -62,9 +62,13 @@ public sealed class ExamplesOperationFilter : IOperationFilter
                 continue;
             }
             if (!int.TryParse(status, out var code) || code < 400) continue;
-            if (operationId.StartsWith("V2", StringComparison.Ordinal) && code is not (401 or 403 or 429))
+            if (operationId.StartsWith("V2", StringComparison.Ordinal))
             {
                 foreach (var media in response.Content.Values.OfType<OpenApiMediaType>()) media.Example = ApiExamples.ToNode(ApiExamples.V2ErrorFor(code));
+                if (code == 429 && response is OpenApiResponse limited)
+                {
+                    limited.Description = "This client exceeded RateLimiting:PermitLimit. The Retry-After header says when to try again.";
+                }
                 continue;
             }
             var kinds = KindsFor(operationId, code);

@@ -58,13 +58,13 @@ public static class ApiKeys
     private static IResult? Check(HttpContext context, string expected)
     {
         var sent = context.Request.Headers[SecurityOptions.ApiKeyHeader].ToString();
-        if (string.IsNullOrEmpty(sent))
-        {
-            return ProblemCatalog.Problem(ProblemCatalog.ApiKeyMissing, $"This endpoint needs the header {SecurityOptions.ApiKeyHeader}.");
-        }
+        if (string.IsNullOrEmpty(sent)) return Refusal(context, ProblemCatalog.ApiKeyMissing, $"This endpoint needs the header {SecurityOptions.ApiKeyHeader}.");
         return Matches(sent, expected) ? null
-            : ProblemCatalog.Problem(ProblemCatalog.ApiKeyRejected, $"The {SecurityOptions.ApiKeyHeader} header does not hold the key this endpoint needs.");
+            : Refusal(context, ProblemCatalog.ApiKeyRejected, $"The {SecurityOptions.ApiKeyHeader} header does not hold the key this endpoint needs.");
     }
+
+    /// <summary>A problem, or the Open Inference Protocol's <c>{"error": ...}</c> under /v2.</summary>
+    private static IResult Refusal(HttpContext context, ProblemKind kind, string detail) => OpenInferenceErrors.Answer(context, kind, detail);
 
     /// <summary>Constant-time comparison of fixed-length hashes, so neither the content nor the length leaks through timing.</summary>
     public static bool Matches(string sent, string expected) =>

@@ -40,6 +40,20 @@ public static class Http
         return JsonDocument.Parse(text).RootElement.Clone();
     }
 
+    /// <summary>
+    /// Asserts the Open Inference Protocol's error: the status, content type <c>application/json</c> exactly (no charset:
+    /// its clients compare it whole) and <c>{"error": "..."}</c>; returns the message.
+    /// </summary>
+    public static async Task<string> OpenInferenceErrorAsync(HttpResponseMessage response, HttpStatusCode status)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == status, $"expected {(int)status}, got {(int)response.StatusCode}: {text}");
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.ToString());
+        var error = JsonDocument.Parse(text).RootElement.GetProperty("error").GetString();
+        Assert.False(string.IsNullOrWhiteSpace(error), text);
+        return error!;
+    }
+
     /// <summary>Asserts an RFC 7807 body: problem+json, the status, a type, a human detail and the trace id.</summary>
     public static async Task<JsonElement> ProblemAsync(HttpResponseMessage response, HttpStatusCode status, string? typeSuffix = null)
     {

@@ -20,8 +20,14 @@ public class AccessControlTests(TrainerBundles bundles)
         await Http.ProblemAsync(await client.PostAsync("/classify", Http.Image(image)), HttpStatusCode.Unauthorized, "api-key-missing");
         await Http.ProblemAsync(await client.PostAsync("/classify/card", Http.Image(image)), HttpStatusCode.Unauthorized, "api-key-missing");
         await Http.ProblemAsync(await client.PostAsync("/classify/batch", Http.Image(image)), HttpStatusCode.Unauthorized, "api-key-missing");
-        await Http.ProblemAsync(await client.PostAsync("/v2/models/smoke/infer", new StringContent("{}", Encoding.UTF8, "application/json")),
-            HttpStatusCode.Unauthorized, "api-key-missing");
+        // Under /v2 in the protocol's own error body.
+        Assert.Contains("X-Api-Key", await Http.OpenInferenceErrorAsync(
+            await client.PostAsync("/v2/models/smoke/infer", new StringContent("{}", Encoding.UTF8, "application/json")), HttpStatusCode.Unauthorized));
+        using (var wrongV2 = new HttpRequestMessage(HttpMethod.Post, "/v2/models/smoke/infer") { Content = new StringContent("{}", Encoding.UTF8, "application/json") })
+        {
+            wrongV2.Headers.Add("X-Api-Key", "classify-kez");
+            await Http.OpenInferenceErrorAsync(await client.SendAsync(wrongV2), HttpStatusCode.Forbidden);
+        }
         using (var wrong = new HttpRequestMessage(HttpMethod.Post, "/classify") { Content = Http.Image(image) })
         {
             wrong.Headers.Add("X-Api-Key", "classify-kez");
@@ -53,8 +59,12 @@ public class AccessControlTests(TrainerBundles bundles)
         await Http.ProblemAsync(limited, (HttpStatusCode)429, "rate-limited");
         var retryAfter = int.Parse(limited.Headers.GetValues("Retry-After").Single());
         Assert.InRange(retryAfter, 1, 60);
+        var limitedV2 = await client.PostAsync("/v2/models/smoke/infer", new StringContent("{}", Encoding.UTF8, "application/json"));
+        Assert.Contains("RateLimiting:PermitLimit", await Http.OpenInferenceErrorAsync(limitedV2, (HttpStatusCode)429));
+        Assert.True(limitedV2.Headers.Contains("Retry-After"));
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/ready")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v2/health/live")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v2/models/smoke/ready")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/metrics")).StatusCode);
     }
 

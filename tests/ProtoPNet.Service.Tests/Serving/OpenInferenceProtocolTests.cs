@@ -21,8 +21,14 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
     [Fact]
     public async Task HealthAndServerMetadata()
     {
-        Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/v2/health/live")).StatusCode);
-        Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync("/v2/health/ready")).StatusCode);
+        // The protocol's later text gives health answers a body ({"live": true}); its clients read it as JSON.
+        var live = await Client.GetAsync("/v2/health/live");
+        Assert.Equal("application/json", live.Content.Headers.ContentType?.ToString());
+        Assert.True((await Http.JsonAsync(live)).GetProperty("live").GetBoolean());
+        Assert.True((await Http.JsonAsync(await Client.GetAsync("/v2/health/ready"))).GetProperty("ready").GetBoolean());
+        var modelReady = await Http.JsonAsync(await Client.GetAsync("/v2/models/smoke/ready"));
+        Assert.Equal("smoke", modelReady.GetProperty("name").GetString());
+        Assert.True(modelReady.GetProperty("ready").GetBoolean());
         var server = await Http.JsonAsync(await Client.GetAsync("/v2"));
         Assert.Equal("protopnet-service", server.GetProperty("name").GetString());
         Assert.False(string.IsNullOrEmpty(server.GetProperty("version").GetString()));
@@ -140,6 +146,61 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         await AssertErrorAsync(await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1000000,3,32,32]", zeros)), HttpStatusCode.BadRequest);
         var unknownOutput = Tensor("image", "FP32", "[1,3,32,32]", zeros)[..^1] + ",\"outputs\":[{\"name\":\"output0\"}]}";
         await AssertErrorAsync(await Post("/v2/models/smoke/infer", unknownOutput), HttpStatusCode.BadRequest);
+
+        // A dimension the protocol allows (64-bit unsigned) but no request here can hold, and one that is not an integer.
+        Assert.Contains("at most", await AssertErrorAsync(
+            await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[18446744073709551615,3,32,32]", zeros)), HttpStatusCode.BadRequest));
+        Assert.Contains("integers", await AssertErrorAsync(
+            await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1.0,3,32,32]", zeros)), HttpStatusCode.BadRequest));
+
+        // Finite values so large that the network's outputs overflow: a 400 before the answer starts, never a 500 or a
+        // 200 cut short (JSON has no infinity).
+        var huge = "[" + string.Join(",", Enumerable.Repeat("3e38", 3 * 32 * 32)) + "]";
+        Assert.Contains("not finite", await AssertErrorAsync(
+            await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1,3,32,32]", huge)), HttpStatusCode.BadRequest));
+    }
+
+    [Fact]
+    public async Task InferTakesTheInputAsBinaryTensorData()
+    {
+        // Triton's binary tensor data extension, which its client and KServe's send by default: the JSON header's length in
+        // Inference-Header-Content-Length, the input's raw little-endian FP32 bytes after it (parameters.binary_data_size).
+        var (input, expected) = ProbeRows(2);
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(input.AsSpan()).ToArray();
+        static byte[] Header(long size, string shape = "[2,3,32,32]", string extra = "") => Encoding.UTF8.GetBytes(
+            $$$"""{"inputs":[{"name":"image","shape":{{{shape}}},"datatype":"FP32"{{{extra}}},"parameters":{"binary_data_size":{{{size}}}}}],"outputs":[{"name":"logits","parameters":{"binary_data":true}}]}""");
+        async Task<HttpResponseMessage> Post(byte[] json, byte[] data, string? contentType = null, string? jsonLength = "")
+        {
+            var content = new ByteArrayContent([.. json, .. data]);
+            if (contentType is not null) content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v2/models/smoke/infer") { Content = content };
+            if (jsonLength is not null) request.Headers.Add("Inference-Header-Content-Length", jsonLength == "" ? $"{json.Length}" : jsonLength);
+            return await Client.SendAsync(request);
+        }
+
+        foreach (var contentType in new[] { null, "application/octet-stream", "application/json" })
+        {
+            var body = await Http.JsonAsync(await Post(Header(bytes.Length), bytes, contentType));
+            var output = body.GetProperty("outputs").EnumerateArray().Single();
+            Assert.Equal("logits", output.GetProperty("name").GetString());
+            var logits = output.GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();   // answers are JSON
+            Assert.Equal(expected.Logits.Length, logits.Length);
+            for (var i = 0; i < logits.Length; i++) Assert.True(BundleLoader.WithinTolerance(logits[i], expected.Logits[i]), $"{contentType}: logits[{i}]");
+        }
+
+        Assert.Contains("after its JSON header", await AssertErrorAsync(await Post(Header(bytes.Length - 4), bytes), HttpStatusCode.BadRequest));
+        Assert.Contains("Inference-Header-Content-Length", await AssertErrorAsync(
+            await Post(Header(bytes.Length), bytes, jsonLength: null), HttpStatusCode.BadRequest));
+        Assert.Contains("Inference-Header-Content-Length", await AssertErrorAsync(
+            await Post(Header(bytes.Length), bytes, jsonLength: "99999999"), HttpStatusCode.BadRequest));
+        await AssertErrorAsync(await Post(Header(bytes.Length), bytes, jsonLength: "abc"), HttpStatusCode.BadRequest);
+        Assert.Contains("its shape needs", await AssertErrorAsync(
+            await Post(Header(bytes.Length, shape: "[1,3,32,32]"), bytes), HttpStatusCode.BadRequest));
+        Assert.Contains("both 'data'", await AssertErrorAsync(
+            await Post(Header(bytes.Length, extra: ",\"data\":[0]"), bytes), HttpStatusCode.BadRequest));
+        var notFinite = bytes.ToArray();
+        BitConverter.GetBytes(float.NaN).CopyTo(notFinite, 8);
+        Assert.Contains("finite", await AssertErrorAsync(await Post(Header(bytes.Length), notFinite), HttpStatusCode.BadRequest));
     }
 
     [Fact]
@@ -158,10 +219,13 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
             .GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
         for (var i = 0; i < logits.Length; i++) Assert.True(BundleLoader.WithinTolerance(logits[i], expected.Logits[i]));
 
-        // Member names in any case, a shape in strings, `outputs` null (all outputs), as the service's JSON options read them.
+        // Member names in any case, a shape in strings, `outputs` null or empty (all outputs), as the service's JSON options read them.
         var relaxed = await Http.JsonAsync(await Post(
             $$"""{"Inputs":[{"Name":"image","Shape":["1","3","32","32"],"DataType":"FP32","Data":{{data}}}],"outputs":null}"""));
         Assert.Equal(5, relaxed.GetProperty("outputs").GetArrayLength());
+        var noneNamed = await Http.JsonAsync(await Post(
+            $$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":{{data}}}],"outputs":[]}"""));
+        Assert.Equal(5, noneNamed.GetProperty("outputs").GetArrayLength());
 
         // More values than the shape's: refused as soon as they are counted.
         var tooMany = "[" + string.Join(",", Enumerable.Repeat("0", 2 * 3 * 32 * 32)) + "]";
@@ -227,15 +291,7 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         };
     }
 
-    private static async Task<string> AssertErrorAsync(HttpResponseMessage response, HttpStatusCode status)
-    {
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == status, $"expected {(int)status}, got {(int)response.StatusCode}: {text}");
-        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
-        var error = JsonDocument.Parse(text).RootElement.GetProperty("error").GetString();
-        Assert.False(string.IsNullOrWhiteSpace(error), text);
-        return error!;
-    }
+    private static Task<string> AssertErrorAsync(HttpResponseMessage response, HttpStatusCode status) => Http.OpenInferenceErrorAsync(response, status);
 
     /// <summary>Rows of varied pixels and what the smoke bundle computes for them in process.</summary>
     private (float[] Input, (float[] Logits, float[] Similarities) Expected) ProbeRows(int rows)
