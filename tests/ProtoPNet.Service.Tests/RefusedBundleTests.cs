@@ -36,6 +36,9 @@ public class RefusedBundleTests(TrainerBundles bundles)
         { "bad-name", "model.json says name 'good' but its model folder is named 'bad-name'" },
         { "fixed-batch", "its batch size is fixed at 1, but the first dimension must be dynamic (N)" },
         { "one-row-inside", "running a batch of two images failed" },
+        { "null-input", "model.json is not a valid manifest: The property or field 'input'" },
+        { "null-class", "model.json is not a valid manifest: classes[0] is null." },
+        { "null-example", "model.json is not a valid manifest: examples[0] is null." },
     };
 
     private string RootWithBrokenBundles() => bundles.NewRoot(
@@ -64,7 +67,12 @@ public class RefusedBundleTests(TrainerBundles bundles)
         // A graph exported with a batch of 1: the batcher runs many images at once.
         (bundles.SmokeBundle, "fixed-batch", dir => TrainerBundles.FixBatchSize(dir, 1)),
         // A graph that says N but computes on its first image only: the probe passes, a batch of two does not.
-        (bundles.SmokeBundle, "one-row-inside", dir => TrainerBundles.KeepFirstRowsOnly(dir, 1)));
+        (bundles.SmokeBundle, "one-row-inside", dir => TrainerBundles.KeepFirstRowsOnly(dir, 1)),
+        // Nulls where the manifest needs a value: refused when read (they once escaped as null references that stopped
+        // every scan, or loaded and made /models answer 500).
+        (bundles.SmokeBundle, "null-input", dir => TrainerBundles.EditManifest(dir, manifest => manifest["input"] = null)),
+        (bundles.SmokeBundle, "null-class", dir => TrainerBundles.EditManifest(dir, manifest => manifest["classes"]!.AsArray()[0] = null)),
+        (bundles.SmokeBundle, "null-example", dir => TrainerBundles.EditManifest(dir, manifest => manifest["examples"] = new JsonArray((JsonNode?)null))));
 
     [Fact]
     public async Task BrokenBundlesAreRefusedAndTheGoodOneKeepsServing()

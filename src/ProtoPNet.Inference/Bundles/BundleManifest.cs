@@ -31,11 +31,30 @@ public sealed record BundleManifest
     public static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
     {
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        // A null where the manifest needs a value ("input": null) is a bad manifest, not a null reference later.
+        RespectNullableAnnotations = true,
     };
 
-    public static BundleManifest Parse(string json) =>
-        JsonSerializer.Deserialize<BundleManifest>(json, JsonOptions)
-        ?? throw new JsonException("model.json is empty");
+    /// <summary>Reads model.json; a JsonException names what is malformed, a null in a list included.</summary>
+    public static BundleManifest Parse(string json)
+    {
+        var manifest = JsonSerializer.Deserialize<BundleManifest>(json, JsonOptions) ?? throw new JsonException("model.json is empty");
+        // The deserializer checks a property's nullability but not a list element's.
+        RequireNoNulls(manifest.Classes, "classes");
+        RequireNoNulls(manifest.Prototypes, "prototypes");
+        RequireNoNulls(manifest.LastLayer.Weights, "lastLayer.weights");
+        if (manifest.Examples is { } examples) RequireNoNulls(examples, "examples");
+        if (manifest.Interpretability?.Prototypes is { } scored) RequireNoNulls(scored, "interpretability.prototypes");
+        return manifest;
+    }
+
+    private static void RequireNoNulls<T>(IReadOnlyList<T> items, string path)
+    {
+        for (var i = 0; i < items.Count; i++)
+        {
+            if (items[i] is null) throw new JsonException($"{path}[{i}] is null.");
+        }
+    }
 }
 
 public sealed record OnnxSection

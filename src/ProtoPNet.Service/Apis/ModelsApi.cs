@@ -75,14 +75,16 @@ public static class ModelsApi
     /// <param name="name">Model name, e.g. <c>fashion-mnist</c>.</param>
     internal static Ok<ModelResponse> GetModel(string name, ModelRegistry registry)
     {
-        return TypedResults.Ok(ToModel(registry.Family(name), registry.Catalog));
+        var catalog = registry.Catalog;   // read once: a reload may swap it meanwhile
+        return TypedResults.Ok(ToModel(catalog.Family(name), catalog));
     }
 
     /// <param name="name">Model name.</param>
     /// <param name="version">Version id, e.g. <c>20261129T010203Z</c>.</param>
     internal static Ok<ModelVersionResponse> GetVersion(string name, string version, ModelRegistry registry)
     {
-        var family = registry.Family(name);
+        var catalog = registry.Catalog;   // read once: a reload may swap it meanwhile
+        var family = catalog.Family(name);
         var bundle = family.Find(version);
         var manifest = bundle.Manifest;
         return TypedResults.Ok(new ModelVersionResponse(
@@ -92,7 +94,7 @@ public static class ModelsApi
             VersionUrl(bundle) + "/prototypes")
         {
             Examples = ExamplesApi.Links(bundle),
-            ExecutionStrategy = Strategy(registry.Catalog.Served[bundle].Strategy),
+            ExecutionStrategy = Strategy(catalog.Served[bundle].Strategy),
             Interpretability = manifest.Interpretability,
         });
     }

@@ -64,11 +64,21 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
                 bundle.Manifest.Input.Height, bundle.Manifest.Input.Width, bundle.LoadMilliseconds, directory);
             return bundle;
         }
-        catch (Exception exception) when (exception is BundleRefusedException or IOException or UnauthorizedAccessException)
+        catch (Exception exception) when (exception is not OutOfMemoryException)
         {
             bundle?.Dispose();
             // A file gone or unreadable while it was read (a folder being deleted, its permissions): refused like a bad one.
-            var reason = exception is BundleRefusedException refused ? refused.Reason : $"its files cannot be read: {exception.Message}";
+            // Any other fault of one bundle's load is refused too, so that it cannot stop the scan of the others.
+            var reason = exception switch
+            {
+                BundleRefusedException refused => refused.Reason,
+                IOException or UnauthorizedAccessException => $"its files cannot be read: {exception.Message}",
+                _ => $"it cannot be loaded ({exception.GetType().Name}: {exception.Message.Split('\n')[0]})",
+            };
+            if (exception is not (BundleRefusedException or IOException or UnauthorizedAccessException))
+            {
+                logger.LogError(exception, "Loading model bundle {Directory} failed unexpectedly", directory);
+            }
             refusal = new RefusedBundle(directory, reason);
             isNewRefusal = true;
             _refusedCache[directory] = (manifestWritten, refusal);
