@@ -106,6 +106,44 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ASixteenBitGreyPngDecodesToTheTrainersEightBitValues()
+    {
+        // 16-bit greyscale (scans, medical and microscope images): PIL's own conversion to 8 bits clips every value above
+        // 255 to white; the trainer rounds as the service's decoder does.
+        var directory = Directory.CreateTempSubdirectory("protopnet-16bit-").FullName;
+        try
+        {
+            var (png, trainerPixels) = (Path.Combine(directory, "g16.png"), Path.Combine(directory, "t.rgb"));
+            var size = Pillow.RunPython("""
+                import sys
+                import numpy as np
+                from PIL import Image
+                from protopnet_trainer.image_files import open_image
+                # Every 16-bit value's neighbourhood that rounds differently: a ramp over the range, 64 x 48.
+                values = (np.arange(64 * 48, dtype=np.int64) * 65535 // (64 * 48 - 1)).astype(np.uint16).reshape(48, 64)
+                values[0, :8] = [0, 128, 129, 383, 385, 32767, 33023, 65535]
+                Image.fromarray(values, "I;16").save(sys.argv[1])
+                decoded = open_image(sys.argv[1])
+                np.asarray(decoded, dtype=np.uint8).tofile(sys.argv[2])
+                print(decoded.size[0], decoded.size[1])
+                """, png, trainerPixels).Trim();
+            Assert.Equal("64 48", size);
+
+            var input = new InputSection { Channels = 1, Height = 48, Width = 64, ColorSpace = "gray" };
+            using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(File.ReadAllBytes(png), input);
+            var ours = new byte[64 * 48 * 3];
+            decoded.Pixels.CopyPixelDataTo(ours);
+            var theirs = File.ReadAllBytes(trainerPixels);
+            Assert.Equal(theirs, ours);
+            Assert.True(theirs.Distinct().Count() > 200, $"only {theirs.Distinct().Count()} distinct values: the ramp did not survive");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public void ACameraMpoDecodesAtTheDraftScaleAsInTheTrainer()
     {
         // MPO: a JPEG followed by more frames (a camera's preview, a stereo pair). Pillow reads it as its own format;

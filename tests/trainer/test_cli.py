@@ -234,3 +234,16 @@ def test_only_train_runs_under_torchrun(tmp_path, monkeypatch, capsys):
     code = main(["export", "--untrained", "--num-classes", "2", "--models", str(tmp_path / "models"), "--name", "x"])
     assert code == 2 and "only `train` runs under torchrun" in capsys.readouterr().err
     assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "my model", ".hidden"])
+def test_a_model_name_the_service_cannot_address_is_refused_before_training(tmp_path, capsys, name):
+    code = main(["train", *TINY_ARGS, "--models", str(tmp_path / "models"), "--name", name, "--run-dir", str(tmp_path / "run")])
+    _one_line_error(capsys, code, "--name", "not a valid model name")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()   # refused before the first epoch
+
+
+@pytest.mark.parametrize("option", ["--image-size", "--batch-size"])
+def test_a_size_below_one_is_one_line(tmp_path, capsys, option):
+    code = main(["train", *TINY_ARGS, option, "0", "--models", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")])
+    _one_line_error(capsys, code, f"{option} must be at least 1")

@@ -141,6 +141,33 @@ def test_imagefolder(tmp_path):
         load_imagefolder(str(tmp_path))
 
 
+def test_imagefolder_refuses_a_class_without_training_images_before_training(tmp_path):
+    for split in ("train", "test"):
+        for cls in ("cat", "dog"):
+            os.makedirs(tmp_path / split / cls)
+            Image.new("RGB", (8, 8)).save(tmp_path / split / cls / "0.png")
+    # Images in a subfolder of the class folder are not read: the class is empty.
+    os.remove(tmp_path / "train" / "dog" / "0.png")
+    os.makedirs(tmp_path / "train" / "dog" / "2019")
+    Image.new("RGB", (8, 8)).save(tmp_path / "train" / "dog" / "2019" / "0.png")
+    with pytest.raises(TrainerError, match=r"train/dog holds no images \(images in subfolders"):
+        load_imagefolder(str(tmp_path))
+
+
+def test_a_sixteen_bit_grey_png_is_scaled_not_clipped(tmp_path):
+    values = np.array([[0, 20817, 32768, 65535]], dtype=np.uint16)
+    Image.fromarray(values, "I;16").save(tmp_path / "g16.png")
+    # The service's rounding, (v * 255 + 32895) >> 16 (ImageSharp's); PIL's convert("L") gave 0, 255, 255, 255.
+    assert np.asarray(open_image(str(tmp_path / "g16.png")))[0, :, 0].tolist() == [0, 81, 128, 255]
+
+
+def test_an_image_too_large_to_decode_is_one_line(tmp_path, monkeypatch):
+    Image.new("RGB", (64, 64)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)   # 4096 pixels is then over twice the limit: an error
+    with pytest.raises(TrainerError, match="too large to decode"):
+        open_image(str(tmp_path / "big.png"))
+
+
 def test_jpeg_draft_scale_is_the_smallest_that_keeps_the_input_size():
     assert jpeg_draft_scale((640, 480), (224, 224), None) == 2        # 320x240 still covers 224x224
     assert jpeg_draft_scale((4000, 3000), (224, 224), 1) == 8         # a phone photo: 500x375

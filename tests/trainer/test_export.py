@@ -191,6 +191,21 @@ def test_report_files(trained_bundle):
     assert np.trace(confusion) / 12 == pytest.approx(manifest["training"]["metrics"]["testAccuracy"])
 
 
+def test_the_gallery_draws_class_names_in_any_script(trained_bundle, tmp_path):
+    # PIL's built-in font raised UnicodeEncodeError on a class folder named in Chinese, after the whole training.
+    from protopnet_trainer.report import prototype_gallery
+    manifest = _manifest(trained_bundle)
+    names = ["猫", "犬 🐱", "Ünïcode"]
+    path = str(tmp_path / "gallery.png")
+    prototype_gallery(manifest["prototypes"], names, trained_bundle["path"], path)
+    latin = str(tmp_path / "latin.png")
+    prototype_gallery(manifest["prototypes"], ["a", "b", "c"], trained_bundle["path"], latin)
+    with Image.open(path) as picture, Image.open(latin) as other:
+        assert picture.size == other.size
+        # The labels were drawn: the label column differs where the names differ.
+        assert np.asarray(picture)[:, :140].tobytes() != np.asarray(other)[:, :140].tobytes()
+
+
 def test_confusion_matrix_counts():
     from protopnet_trainer.report import confusion_matrix
     matrix = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)

@@ -156,8 +156,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def train_job(args: argparse.Namespace, cfg: TrainConfig) -> "TrainJob":
     """The run a `train` command line asks for (the worker's jobs are `train` command lines too)."""
+    from .job_options import JobOptionError, check_model_name
     from .pipeline import TrainJob
     name = args.name or args.preset or cfg.dataset
+    try:
+        check_model_name(name)   # before training, not when publishing after it
+    except JobOptionError as error:
+        raise TrainerError(str(error).replace("name:", "--name:", 1)) from None
     return TrainJob(cfg, models=args.models, name=name, run_dir=args.run_dir,
                     preset=args.preset, resume=args.resume, report=not args.no_report, examples=args.examples,
                     baseline_result=args.baseline_result, baseline_wait=args.baseline_wait,

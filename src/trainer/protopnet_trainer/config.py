@@ -125,6 +125,12 @@ class TrainConfig:
     def validate(self) -> None:
         if self.epochs < 1:
             raise TrainerError(f"--epochs must be at least 1 (got {self.epochs})")
+        for option, value in (("--image-size", self.image_size), ("--batch-size", self.batch_size),
+                              ("--test-batch-size", self.test_batch_size), ("--push-batch-size", self.push_batch_size),
+                              ("--prototypes-per-class", self.prototypes_per_class),
+                              ("--prototype-dim", self.prototype_dim)):
+            if value < 1:
+                raise TrainerError(f"{option} must be at least 1 (got {value})")
         if self.warm_epochs < 0 or self.push_start < 0 or self.push_every < 0:
             raise TrainerError("schedule: warm_epochs, push_start and push_every must be >= 0")
         if self.warm_epochs >= self.epochs and self.joint_optimizer == "adamw-onecycle":

@@ -337,6 +337,12 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
                     labels.append(label)
         if not ids:
             raise TrainerError(f"imagefolder: {root} holds no images")
+        # A class without training images would only be noticed at the first push, epochs later.
+        present = set(labels)
+        empty = [cls for label, cls in enumerate(classes) if label not in present]
+        if name == "train" and empty:
+            raise TrainerError(f"imagefolder: {', '.join(os.path.join(root, cls) for cls in empty)} holds no images "
+                               f"(images in subfolders of a class folder are not read)")
         splits[name] = (root, classes, ids, labels)
     if splits["train"][1] != splits["test"][1]:
         raise TrainerError(f"imagefolder: train has {len(splits['train'][1])} classes, test has "

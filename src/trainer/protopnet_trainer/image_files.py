@@ -21,9 +21,20 @@ def open_image(path: Union[str, BinaryIO], jpeg_draft_size: Optional[Tuple[int, 
         with Image.open(path) as picture:
             if jpeg_draft_size is not None:
                 decode_at_draft_scale(picture, jpeg_draft_size, path)
-            return flatten_over_white(ImageOps.exif_transpose(picture))
+            return flatten_over_white(eight_bit(ImageOps.exif_transpose(picture)))
+    except Image.DecompressionBombError as error:
+        raise TrainerError(f"image {path} is too large to decode: {error}") from None
     except (OSError, ValueError) as error:
         raise TrainerError(f"cannot decode image {path}: {error}") from None
+
+
+def eight_bit(picture: Image.Image) -> Image.Image:
+    """16-bit greyscale (Pillow's modes I and I;16...) scaled to 8 bits as the service's decoder rounds,
+    (v * 255 + 32895) >> 16; PIL's convert("L") would clip every value above 255 to white."""
+    if not picture.mode.startswith("I"):
+        return picture
+    values = np.clip(np.asarray(picture, dtype=np.int64), 0, 65535)
+    return Image.fromarray(((values * 255 + 32895) >> 16).astype(np.uint8), "L")
 
 
 JPEG_DRAFT_SCALES = (8, 4, 2, 1)

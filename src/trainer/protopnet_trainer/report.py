@@ -5,7 +5,7 @@ import os
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 if TYPE_CHECKING:
     from .train import TrainResult
@@ -85,6 +85,22 @@ def plot_confusion(matrix: np.ndarray, classes: List[str], path: str) -> None:
     plt.close(figure)
 
 
+def label_font() -> ImageFont.ImageFont:
+    """A TrueType font for class names (matplotlib's DejaVu Sans, installed with it): PIL's built-in bitmap font covers
+    Latin-1 only and raises on any other character, e.g. a class folder named in Chinese."""
+    from matplotlib import font_manager
+    try:
+        return ImageFont.truetype(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans")), 11)
+    except OSError:
+        return ImageFont.load_default()
+
+
+def drawable(text: str, font: ImageFont.ImageFont) -> str:
+    """`text` as `font` can draw it: unchanged in a TrueType font (a glyph it lacks shows as a box), else Latin-1 with
+    '?' for the rest."""
+    return text if isinstance(font, ImageFont.FreeTypeFont) else text.encode("latin-1", "replace").decode("latin-1")
+
+
 def prototype_gallery(prototypes: List[Dict], classes: List[str], bundle_dir: str, path: str) -> None:
     """One row per class: each prototype's patch and its source image with the box drawn."""
     tile = 64 if len(classes) <= 50 else 32
@@ -97,10 +113,11 @@ def prototype_gallery(prototypes: List[Dict], classes: List[str], bundle_dir: st
     columns = per_row * (2 if with_source else 1)
     canvas = Image.new("RGB", (label_width + columns * (tile + 4) + 4, len(classes) * (tile + 4) + 4), "white")
     draw = ImageDraw.Draw(canvas)
+    font = label_font()
     for k, name in enumerate(classes):
         y = 4 + k * (tile + 4)
         if label_width:
-            draw.text((4, y + tile // 2 - 6), name[:22], fill="black")
+            draw.text((4, y + tile // 2 - 6), drawable(name[:22], font), fill="black", font=font)
         for n, prototype in enumerate(rows.get(k, [])):
             x = label_width + 4 + n * (2 if with_source else 1) * (tile + 4)
             patch = Image.open(os.path.join(bundle_dir, prototype["images"]["patch"])).convert("RGB")
