@@ -8,16 +8,19 @@ namespace ProtoPNet.Service.Models;
 /// published is scanned once it has settled) and every <see cref="ModelsOptions.RescanIntervalSeconds"/> as a fallback,
 /// because change notifications are unreliable on some file systems. Publishing is atomic (the trainer renames
 /// <c>.staging-&lt;v&gt;</c> to <c>&lt;v&gt;</c>), and the registry ignores dot folders and folders without model.json.
+/// The watcher is made anew after every periodic rescan: on Linux it can go deaf for good without an error (seen after
+/// two model folders were moved out of the root in one <c>mv</c>), and a periodic rescan that finds what it missed says so.
 /// </summary>
 public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsOptions> options, ILogger<ModelWatcherService> logger)
     : BackgroundService
 {
     private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(300);
+    /// <summary>What asks for a rescan: true for the periodic timer, false for the watcher.</summary>
     private readonly Channel<bool> _changes = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var watcher = StartWatcher();
+        var watcher = StartWatcher();
         var interval = options.Value.RescanIntervalSeconds;
         using var timer = interval > 0 ? new PeriodicTimer(TimeSpan.FromSeconds(interval)) : null;
         var tick = timer is null ? null : TickAsync(timer, stoppingToken);
@@ -25,15 +28,28 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                await _changes.Reader.ReadAsync(stoppingToken);
+                var periodic = await _changes.Reader.ReadAsync(stoppingToken);
                 // Let a burst of events (a folder copied file by file, then renamed) settle into one rescan.
                 await Task.Delay(Debounce, stoppingToken);
-                _changes.Reader.TryRead(out _);
-                RescanLogged();
+                if (_changes.Reader.TryRead(out _)) periodic = false;   // the watcher spoke meanwhile
+                var result = RescanLogged();
+                if (!periodic || !options.Value.Watch) continue;
+                if (watcher is not null && result is { } changed && changed.Loaded.Count + changed.Removed.Count > 0)
+                {
+                    logger.LogWarning("The periodic rescan of {ModelRoot} found changes the file watcher did not report (loaded {Loaded}, removed {Removed}); watching it anew",
+                        registry.Root, changed.Loaded, changed.Removed);
+                }
+                var renewed = StartWatcher();
+                watcher?.Dispose();
+                watcher = renewed;
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+        finally
+        {
+            watcher?.Dispose();
         }
         if (tick is not null) await tick;
     }
@@ -42,19 +58,23 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
     {
         try
         {
-            while (await timer.WaitForNextTickAsync(stoppingToken)) _changes.Writer.TryWrite(true);
+            while (await timer.WaitForNextTickAsync(stoppingToken)) _changes.Writer.TryWrite(true);   // periodic
         }
         catch (OperationCanceledException)
         {
         }
     }
 
+    /// <summary>Whether the last try to watch failed and said so: made anew at every periodic rescan, it says so once.</summary>
+    private bool _unwatchedLogged;
+
     private FileSystemWatcher? StartWatcher()
     {
         if (!options.Value.Watch) return null;
         if (!Directory.Exists(registry.Root))
         {
-            logger.LogWarning("The model root {ModelRoot} does not exist, so it is not watched; the periodic rescan still looks for it", registry.Root);
+            if (!_unwatchedLogged) logger.LogWarning("The model root {ModelRoot} does not exist, so it is not watched; the periodic rescan still looks for it", registry.Root);
+            _unwatchedLogged = true;
             return null;
         }
         try
@@ -64,31 +84,34 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
                 IncludeSubdirectories = true,
                 NotifyFilter = NotifyFilters.DirectoryName | NotifyFilters.FileName | NotifyFilters.LastWrite,
             };
-            FileSystemEventHandler changed = (_, _) => _changes.Writer.TryWrite(true);
+            FileSystemEventHandler changed = (_, _) => _changes.Writer.TryWrite(false);
             watcher.Created += changed;
             watcher.Deleted += changed;
             watcher.Changed += changed;
-            watcher.Renamed += (_, _) => _changes.Writer.TryWrite(true);
+            watcher.Renamed += (_, _) => _changes.Writer.TryWrite(false);
             watcher.Error += (_, e) =>
             {
                 logger.LogWarning("Watching {ModelRoot} failed ({Reason}); relying on the periodic rescan", registry.Root, e.GetException().Message);
-                _changes.Writer.TryWrite(true);
+                _changes.Writer.TryWrite(false);
             };
             watcher.EnableRaisingEvents = true;
+            _unwatchedLogged = false;
             return watcher;
         }
         catch (Exception exception) when (exception is IOException or ArgumentException or PlatformNotSupportedException)
         {
-            logger.LogWarning("Cannot watch {ModelRoot} ({Reason}); relying on the periodic rescan", registry.Root, exception.Message);
+            if (!_unwatchedLogged) logger.LogWarning("Cannot watch {ModelRoot} ({Reason}); relying on the periodic rescan", registry.Root, exception.Message);
+            _unwatchedLogged = true;
             return null;
         }
     }
 
-    private void RescanLogged()
+    /// <summary>Rescans; what changed, or null when the rescan failed (logged).</summary>
+    private RescanResult? RescanLogged()
     {
         try
         {
-            registry.Rescan();
+            return registry.Rescan();
         }
         catch (ObjectDisposedException)
         {
@@ -103,5 +126,6 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
             // A fault of the service's own: logged whole, and the watcher goes on (an exception here would stop the host).
             logger.LogError(exception, "Rescanning {ModelRoot} failed; the loaded models keep serving", registry.Root);
         }
+        return null;
     }
 }
