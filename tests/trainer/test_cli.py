@@ -247,3 +247,23 @@ def test_a_model_name_the_service_cannot_address_is_refused_before_training(tmp_
 def test_a_size_below_one_is_one_line(tmp_path, capsys, option):
     code = main(["train", *TINY_ARGS, option, "0", "--models", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")])
     _one_line_error(capsys, code, f"{option} must be at least 1")
+
+
+def test_sigterm_while_publishing_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
+    # A stopped container or `kill` sends SIGTERM: handled as Ctrl-C, so the staging folder is removed too.
+    import signal
+    from protopnet_trainer import export as export_module
+    real = export_module.file_sha256
+
+    def terminated_midway(path):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(path)
+
+    monkeypatch.setattr(export_module, "file_sha256", terminated_midway)
+    models = tmp_path / "models"
+    before = signal.getsignal(signal.SIGTERM)
+    code = main(["train", *TINY_ARGS, "--models", str(models), "--name", "t", "--run-dir", str(tmp_path / "run")])
+    assert code == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: terminated; nothing was published"
+    assert os.listdir(models / "t") == []          # no version, and no .staging- folder either
+    assert signal.getsignal(signal.SIGTERM) is before   # put back as it was

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from .config import PRESETS, TrainConfig, preset_config
@@ -363,8 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a container stopped, `kill`), handled as Ctrl-C is: whatever was being published is removed."""
+
+
+def _raise_terminated(number: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    # The worker has its own SIGTERM handling (it stops the job at its next batch and queues it again).
+    handles_term = args.command != "worker" and threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if handles_term else None
     try:
         # Only `train` is distributed; any other command under torchrun would run, and publish, once per process.
         if args.command != "train" and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
@@ -374,6 +387,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except TrainerError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing was published", file=sys.stderr, flush=True)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        terminated = isinstance(interrupt, Terminated)
+        print(f"error: {'terminated' if terminated else 'interrupted'}; nothing was published", file=sys.stderr, flush=True)
+        return 143 if terminated else 130
+    finally:
+        if handles_term:
+            signal.signal(signal.SIGTERM, previous)
