@@ -132,7 +132,9 @@ def test_imagefolder(tmp_path):
             for n in range(count):
                 Image.new("RGB", (20, 10), colour).save(tmp_path / split / cls / f"{n}.png")
     source = load_imagefolder(str(tmp_path))
-    assert source.classes == ["cat", "dog"] and source.train.labels == [0, 0, 1, 1]
+    # The classes in turn, so that the first or last N images (limits, the calibration hold-out) span every class.
+    assert source.classes == ["cat", "dog"] and source.train.labels == [0, 1, 0, 1]
+    assert source.train.ids == ["cat/0.png", "dog/0.png", "cat/1.png", "dog/1.png"]
     assert source.test.ids == ["cat/0.png", "dog/0.png"]
     assert float(ImageSet(source.test, 8).image(1)[2].mean()) == pytest.approx(1.0)
     os.makedirs(tmp_path / "test" / "bird")

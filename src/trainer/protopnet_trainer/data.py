@@ -328,12 +328,16 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
         classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
         if not classes:
             raise TrainerError(f"imagefolder: {root} has no class folders")
+        per_class = [[f"{cls}/{file}" for file in sorted(os.listdir(os.path.join(root, cls)))
+                      if file.lower().endswith(IMAGE_EXTENSIONS)] for cls in classes]
+        # The classes in turn (round robin), not one after another, so that the first or last N images
+        # (--train-limit, --test-limit, --calibration-holdout) come from every class, as in Fashion-MNIST's order.
         ids: List[str] = []
         labels: List[int] = []
-        for label, cls in enumerate(classes):
-            for file in sorted(os.listdir(os.path.join(root, cls))):
-                if file.lower().endswith(IMAGE_EXTENSIONS):
-                    ids.append(f"{cls}/{file}")
+        for rank in range(max(len(files) for files in per_class)):
+            for label, files in enumerate(per_class):
+                if rank < len(files):
+                    ids.append(files[rank])
                     labels.append(label)
         if not ids:
             raise TrainerError(f"imagefolder: {root} holds no images")
