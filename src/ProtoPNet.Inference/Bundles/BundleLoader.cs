@@ -28,6 +28,7 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
     public ModelBundle Load(string directory)
     {
         var stopwatch = Stopwatch.StartNew();
+        var manifestWritten = File.GetLastWriteTimeUtc(Path.Combine(directory, ManifestFileName));
         var manifest = ReadManifest(directory);
         var weights = CheckManifest(directory, manifest);
 
@@ -48,7 +49,10 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         }
 
         var bundleSession = OpenSession(directory, manifest, weights, intraOpThreads: null);
-        return new ModelBundle(directory, manifest, bundleSession, weights, DateTimeOffset.UtcNow, stopwatch.Elapsed.TotalMilliseconds);
+        return new ModelBundle(directory, manifest, bundleSession, weights, DateTimeOffset.UtcNow, stopwatch.Elapsed.TotalMilliseconds)
+        {
+            ManifestWrittenUtc = manifestWritten,
+        };
     }
 
     /// <summary>

@@ -31,6 +31,9 @@ public sealed class ModelBundle : IDisposable
 
     public DateTimeOffset LoadedUtc { get; }
     public double LoadMilliseconds { get; }
+
+    /// <summary>When model.json was last written, as the load found it: a later time means the folder was rewritten.</summary>
+    public DateTime ManifestWrittenUtc { get; init; }
     public ProviderChoice Provider => Session.Provider;
 
     public float Weight(int classIndex, int prototypeIndex) => Weights[classIndex * PrototypeCount + prototypeIndex];

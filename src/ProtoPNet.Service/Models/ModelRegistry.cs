@@ -78,8 +78,15 @@ public sealed class ModelRegistry(
                     {
                         if (loadedByDirectory.TryGetValue(directory, out var existing))
                         {
-                            kept.Add(existing);
-                            return true;
+                            if (!Rewritten(existing))
+                            {
+                                kept.Add(existing);
+                                return true;
+                            }
+                            // Versions are immutable; one whose folder was rewritten in place would serve the old graph
+                            // with the new pictures. It is loaded anew (or refused) and the old one retired.
+                            logger.LogWarning("The folder of {Model}@{Version} was rewritten after it was loaded (its model.json changed; a version's folder should never change): loading it again from {Directory}",
+                                existing.Name, existing.Version, directory);
                         }
                         var bundle = scanner.TryLoad(family.Key, directory, loaded => strategies[loaded] = StrategyFor(loaded), out var refusal, out var isNewRefusal);
                         if (bundle is not null)
@@ -123,6 +130,10 @@ public sealed class ModelRegistry(
         }
     }
 
+    /// <summary>Whether a loaded version's model.json has been written since it was loaded (or is gone).</summary>
+    private static bool Rewritten(ModelBundle bundle) =>
+        File.GetLastWriteTimeUtc(Path.Combine(bundle.Directory, BundleLoader.ManifestFileName)) != bundle.ManifestWrittenUtc;
+
     /// <summary>Swaps the new catalog in at once (kept versions keep their batcher and leases) and retires the removed versions.</summary>
     private ModelCatalog Publish(ModelCatalog current, List<ModelBundle> kept, List<ModelBundle> added,
         Dictionary<ModelBundle, ExecutionStrategy> strategies, ModelBundle[] removed, List<RefusedBundle> refused)
@@ -134,7 +145,9 @@ public sealed class ModelRegistry(
         Volatile.Write(ref _catalog, catalog);
         foreach (var bundle in removed)
         {
-            logger.LogInformation(Directory.Exists(bundle.Directory)
+            logger.LogInformation(added.Any(a => a.Directory == bundle.Directory)
+                    ? "Model {Model}@{Version} is unloaded once its running requests finish: it is replaced by what its rewritten folder {Directory} now holds"
+                    : Directory.Exists(bundle.Directory)
                     ? "Model {Model}@{Version} is unloaded once its running requests finish: newer versions replace it (Models:LoadedVersions) in {Directory}"
                     : "Model {Model}@{Version} is unloaded once its running requests finish: its folder {Directory} is gone",
                 bundle.Name, bundle.Version, bundle.Directory);

@@ -171,6 +171,37 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.Equal(0, body.GetProperty("refused").GetArrayLength());
     }
 
+    [Fact]
+    public async Task AVersionWhoseFolderIsRewrittenInPlaceIsLoadedAgain()
+    {
+        // Versions are immutable, but an operator may copy another bundle over one: the service must not go on running
+        // the old graph while it serves the new folder's pictures.
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey));
+        var client = factory.CreateClient();
+        var version = Path.GetFileName(bundles.SmokeBundle);
+        var path = $"/models/smoke/versions/{version}";
+        var before = await Http.JsonAsync(await client.GetAsync(path));
+        Assert.Equal(3, before.GetProperty("input").GetProperty("channels").GetInt32());
+
+        var folder = Path.Combine(root, "smoke", version);
+        Directory.Delete(folder, recursive: true);
+        Trainer.CopyDirectory(bundles.GrayBundle, folder);
+        TrainerBundles.EditManifest(folder, manifest =>
+        {
+            manifest["name"] = "smoke";
+            manifest["version"] = version;
+        });
+        using var reload = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload");
+        reload.Headers.Add("X-Api-Key", AdminKey);
+        Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(reload)).StatusCode);
+
+        var after = await Http.JsonAsync(await client.GetAsync(path));
+        Assert.Equal(1, after.GetProperty("input").GetProperty("channels").GetInt32());   // the gray bundle's graph now
+        Assert.NotEqual(before.GetProperty("sha256").GetString(), after.GetProperty("sha256").GetString());
+        await factory.Logs.WaitForAsync(line => line.Contains("was rewritten after it was loaded"));
+    }
+
     private static void AssertVersionAfter(IEnumerable<(HttpStatusCode Status, string? Version, long Started, long Ended)> answers, long since, string version)
     {
         var later = answers.Where(a => a.Started > since).ToArray();
