@@ -267,3 +267,17 @@ def test_sigterm_while_publishing_leaves_nothing_behind(tmp_path, capsys, monkey
     assert capsys.readouterr().err.strip().splitlines()[-1] == "error: terminated; nothing was published"
     assert os.listdir(models / "t") == []          # no version, and no .staging- folder either
     assert signal.getsignal(signal.SIGTERM) is before   # put back as it was
+
+
+def test_a_bad_image_read_by_a_dataloader_worker_process_is_one_line(tmp_path, capsys):
+    # With --workers N the image is decoded in a child process, whose error comes back wrapped in its traceback.
+    from PIL import Image
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            os.makedirs(tmp_path / "folder" / split / cls)
+            for n in range(4):
+                Image.new("RGB", (16, 16), (40 * n, 0, 0)).save(tmp_path / "folder" / split / cls / f"{n}.png")
+    (tmp_path / "folder" / "train" / "b" / "3.png").write_bytes(b"not a png at all")
+    code = main(["train", *TINY_ARGS, "--dataset", "imagefolder", "--data", str(tmp_path / "folder"), "--workers", "1",
+                 "--models", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")])
+    _one_line_error(capsys, code, "cannot decode image", "3.png")

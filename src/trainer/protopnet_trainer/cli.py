@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from .config import PRESETS, TrainConfig, preset_config
 from .console import say
-from .errors import TrainerError
+from .errors import TrainerError, one_line
 
 if TYPE_CHECKING:
     from .pipeline import TrainJob
@@ -385,7 +385,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.handler(args)
         return 0
     except TrainerError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
+        print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt as interrupt:
         terminated = isinstance(interrupt, Terminated)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
 from .console import say
-from .errors import TrainerError
+from .errors import TrainerError, one_line
 from .job_options import JobOptionError, JobOptions, check_model_name
 from .jobs import (CANCELLED, FAILED, JOB_FORMAT, QUEUED, RUNNING, SUCCEEDED, JobFolder, JobQueue, Lease, utc_now,
                    utc_time)
@@ -241,7 +241,7 @@ class Worker:
             except StopRun as stop:
                 return self._stopped(stop.reason, status, log)
             except (TrainerError, JobOptionError) as error:
-                return self._failed(str(error), status, log)
+                return self._failed(one_line(error), status, log)
             except Exception as error:  # noqa: BLE001 - any fault ends this job, never the worker
                 log(traceback.format_exc().rstrip())
                 message = str(error).strip().splitlines()[0] if str(error).strip() else ""
