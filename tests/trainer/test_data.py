@@ -139,7 +139,21 @@ def test_imagefolder(tmp_path):
     assert float(ImageSet(source.test, 8).image(1)[2].mean()) == pytest.approx(1.0)
     os.makedirs(tmp_path / "test" / "bird")
     Image.new("RGB", (4, 4)).save(tmp_path / "test" / "bird" / "0.png")
-    with pytest.raises(TrainerError, match="train has 2 classes, test has 3"):
+    with pytest.raises(TrainerError, match="train has 2 classes, test has 3 .*only in train: none; only in test: bird"):
+        load_imagefolder(str(tmp_path))
+    # A zip made on a Mac carries __MACOSX folders: not a class.
+    for split in ("train", "test"):
+        os.makedirs(tmp_path / split / "__MACOSX" / "cat")
+    os.makedirs(tmp_path / "train" / "bird")
+    Image.new("RGB", (4, 4)).save(tmp_path / "train" / "bird" / "0.png")
+    assert load_imagefolder(str(tmp_path)).classes == ["bird", "cat", "dog"]
+
+
+def test_imagefolder_needs_two_classes(tmp_path):
+    for split in ("train", "test"):
+        os.makedirs(tmp_path / split / "only")
+        Image.new("RGB", (8, 8)).save(tmp_path / split / "only" / "0.png")
+    with pytest.raises(TrainerError, match="one class folder; a classifier needs two or more"):
         load_imagefolder(str(tmp_path))
 
 
@@ -213,8 +227,9 @@ def test_the_recipe_drafts_jpegs_unless_told_or_cropping(tmp_path):
     assert TrainConfig(image_size=224, crop_to_box=True).jpeg_draft_size is None      # the crop is what gets resized
     assert TrainConfig.from_dict({"image_size": 224}).jpeg_draft_size is None          # a run from before the option
     for split in ("train", "test"):
-        os.makedirs(tmp_path / split / "only")
-        Image.fromarray(np.zeros((200, 300, 3), np.uint8)).save(tmp_path / split / "only" / "0.jpg")
+        for cls in ("one", "two"):
+            os.makedirs(tmp_path / split / cls)
+            Image.fromarray(np.zeros((200, 300, 3), np.uint8)).save(tmp_path / split / cls / "0.jpg")
     drafted = load_data_source(TrainConfig(dataset="imagefolder", data=str(tmp_path), image_size=32))
     full = load_data_source(TrainConfig(dataset="imagefolder", data=str(tmp_path), image_size=32, jpeg_draft=False))
     assert drafted.train.load(0).size == (75, 50) and full.train.load(0).size == (300, 200)   # 1/4: min(9, 6) fits

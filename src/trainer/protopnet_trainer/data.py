@@ -325,7 +325,9 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
         root = os.path.join(folder, name)
         if not os.path.isdir(root):
             raise TrainerError(f"imagefolder: missing folder {root}")
-        classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+        # Hidden folders and the one macOS adds to a zip (__MACOSX) are not classes.
+        classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
+                         and not d.startswith(".") and d != "__MACOSX")
         if not classes:
             raise TrainerError(f"imagefolder: {root} has no class folders")
         per_class = [[f"{cls}/{file}" for file in sorted(os.listdir(os.path.join(root, cls)))
@@ -349,8 +351,13 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
                                f"(images in subfolders of a class folder are not read)")
         splits[name] = (root, classes, ids, labels)
     if splits["train"][1] != splits["test"][1]:
+        only_train = sorted(set(splits["train"][1]) - set(splits["test"][1]))
+        only_test = sorted(set(splits["test"][1]) - set(splits["train"][1]))
         raise TrainerError(f"imagefolder: train has {len(splits['train'][1])} classes, test has "
-                           f"{len(splits['test'][1])} (the class folders must match)")
+                           f"{len(splits['test'][1])} (the class folders must match; only in train: "
+                           f"{', '.join(only_train) or 'none'}; only in test: {', '.join(only_test) or 'none'})")
+    if len(splits["train"][1]) < 2:
+        raise TrainerError(f"imagefolder: {splits['train'][0]} has one class folder; a classifier needs two or more")
 
     def make(name: str) -> Split:
         root, classes, ids, labels = splits[name]
