@@ -54,6 +54,15 @@ public class DocumentationAndLoggingTests(TrainerBundles bundles)
                 }
             }
         }
+        // The Open Inference Protocol's request bodies: its required members required, other members allowed (the
+        // service skips what it does not know; a gateway that checks bodies against this schema must not refuse them).
+        var schemas = document.GetProperty("components").GetProperty("schemas");
+        foreach (var (schema, required) in new[] { ("V2InferenceRequest", "inputs"), ("V2RequestInput", "name,shape,datatype"), ("V2RequestOutput", "name") })
+        {
+            var body = schemas.GetProperty(schema);
+            Assert.Equal(required.Split(','), body.GetProperty("required").EnumerateArray().Select(r => r.GetString()!));
+            Assert.False(body.TryGetProperty("additionalProperties", out var extra) && extra.ValueKind == JsonValueKind.False, schema);
+        }
         var classify = paths.GetProperty("/classify").GetProperty("post");
         Assert.True(classify.GetProperty("requestBody").GetProperty("content").TryGetProperty("multipart/form-data", out _));
         Assert.True(classify.GetProperty("requestBody").GetProperty("content").TryGetProperty("image/jpeg", out _));

@@ -29,6 +29,7 @@ public static class OpenApiExtensions
             });
             options.OperationFilter<ImageUploadOperationFilter>();
             options.OperationFilter<ExamplesOperationFilter>();
+            options.SchemaFilter<OpenInferenceRequestSchemaFilter>();
         });
         return builder;
     }

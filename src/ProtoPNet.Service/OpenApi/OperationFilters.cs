@@ -138,3 +138,32 @@ public sealed class ExamplesOperationFilter : IOperationFilter
         ["traceId"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     };
 }
+
+/// <summary>
+/// The Open Inference Protocol's request bodies as the protocol defines them: the members it requires are required and
+/// not nullable, and other members are allowed (the protocol may add some, and the service skips what it does not
+/// know), where the generator's default would forbid them.
+/// </summary>
+public sealed class OpenInferenceRequestSchemaFilter : ISchemaFilter
+{
+    private static readonly Dictionary<Type, string[]> RequiredMembers = new()
+    {
+        [typeof(V2InferenceRequest)] = ["inputs"],
+        [typeof(V2RequestInput)] = ["name", "shape", "datatype"],   // no data: binary tensor data follow the JSON instead
+        [typeof(V2RequestOutput)] = ["name"],
+    };
+
+    public void Apply(IOpenApiSchema schema, SchemaFilterContext context)
+    {
+        if (schema is not OpenApiSchema concrete || !RequiredMembers.TryGetValue(context.Type, out var required)) return;
+        concrete.AdditionalPropertiesAllowed = true;
+        concrete.Required = new HashSet<string>(required);
+        foreach (var name in required)
+        {
+            if (concrete.Properties?.TryGetValue(name, out var property) == true && property is OpenApiSchema member && member.Type is { } type)
+            {
+                member.Type = type & ~JsonSchemaType.Null;
+            }
+        }
+    }
+}
