@@ -77,7 +77,7 @@ public class RefusedBundleTests(TrainerBundles bundles)
     [Fact]
     public async Task BrokenBundlesAreRefusedAndTheGoodOneKeepsServing()
     {
-        await using var factory = ServiceFactory.ForRoot(RootWithBrokenBundles(), ("Models:DefaultModel", "good"));
+        await using var factory = ServiceFactory.ForRoot(RootWithBrokenBundles(), ("Models:DefaultModel", "good"), ("Security:AdminApiKey", "admin"));
         var client = factory.CreateClient();
 
         var models = await Http.JsonAsync(await client.GetAsync("/models"));
@@ -103,6 +103,12 @@ public class RefusedBundleTests(TrainerBundles bundles)
             await Http.ProblemAsync(await client.PostAsync($"/classify?model={name}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))),
                 HttpStatusCode.NotFound, "model-not-found");
         }
+        // An operator who reloads a model none of whose versions loaded is told why.
+        using var reload = new HttpRequestMessage(HttpMethod.Post, "/models/bad-sha/reload");
+        reload.Headers.Add("X-Api-Key", "admin");
+        var notLoaded = await Http.ProblemAsync(await client.SendAsync(reload), HttpStatusCode.NotFound, "model-not-found");
+        Assert.Contains("every version of it was refused", notLoaded.GetProperty("detail").GetString());
+        Assert.Contains("sha256 mismatch", notLoaded.GetProperty("detail").GetString());
     }
 
     [Fact]

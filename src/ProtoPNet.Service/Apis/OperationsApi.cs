@@ -50,7 +50,18 @@ public static class OperationsApi
     internal static async Task<Ok<ReloadResponse>> ReloadAsync(string name, ModelRegistry registry)
     {
         var result = await Task.Run(registry.Rescan);
-        var family = registry.Family(name);
+        var catalog = registry.Catalog;
+        if (!catalog.Families.ContainsKey(name))
+        {
+            // A model none of whose versions loaded: say why, rather than only that it is not there.
+            var refused = catalog.Refused.Where(r => Path.GetFileName(Path.GetDirectoryName(r.Directory)) == name).ToArray();
+            if (refused.Length > 0)
+            {
+                throw new ProblemException(ProblemCatalog.ModelNotFound, $"No model named '{name}' is loaded: every version of it was refused ("
+                    + string.Join("; ", refused.Select(r => $"{Path.GetFileName(r.Directory)}: {r.Reason}")) + ").");
+            }
+        }
+        var family = catalog.Family(name);
         bool Mine(string reference) => reference.StartsWith(name + "@", StringComparison.Ordinal);
         return TypedResults.Ok(new ReloadResponse(name, family.Served.Version, family.Versions.Select(v => v.Version).ToArray(),
             result.Loaded.Where(Mine).ToArray(), result.Removed.Where(Mine).ToArray(),

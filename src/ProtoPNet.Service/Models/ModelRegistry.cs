@@ -140,7 +140,7 @@ public sealed class ModelRegistry(
     {
         var served = new Dictionary<ModelBundle, ServedModel>();
         foreach (var bundle in kept) served[bundle] = current.Served[bundle];
-        foreach (var bundle in added) served[bundle] = new ServedModel(bundle, strategies[bundle], batching.Value, metrics, inferenceRequests);
+        foreach (var bundle in added) served[bundle] = new ServedModel(bundle, strategies[bundle], batching.Value, metrics, inferenceRequests, logger);
         var catalog = policy.Catalog(kept.Concat(added), refused) with { Served = served };
         Volatile.Write(ref _catalog, catalog);
         foreach (var bundle in removed)

@@ -15,11 +15,15 @@ public sealed class ServedModel
     private bool _retired;
     private bool _disposed;
 
-    public ServedModel(ModelBundle bundle, ExecutionStrategy strategy, BatchingOptions options, ServiceMetrics metrics, InferenceRequests requests)
+    private readonly ILogger _logger;
+
+    public ServedModel(ModelBundle bundle, ExecutionStrategy strategy, BatchingOptions options, ServiceMetrics metrics, InferenceRequests requests,
+        ILogger logger)
     {
         Bundle = bundle;
         Strategy = strategy;
         Batcher = new InferenceBatcher(bundle, strategy, options, metrics, () => requests.InProgress);
+        _logger = logger;
     }
 
     public ModelBundle Bundle { get; }
@@ -75,6 +79,8 @@ public sealed class ServedModel
     {
         Batcher.Dispose();
         Bundle.Dispose();
+        // The retirement's other half: its requests have finished and its memory is given back.
+        _logger.LogInformation("Model {Model}@{Version} is unloaded: no request uses it any more", Bundle.Name, Bundle.Version);
     }
 }
 

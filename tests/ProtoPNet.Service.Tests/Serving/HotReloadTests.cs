@@ -200,6 +200,8 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.Equal(1, after.GetProperty("input").GetProperty("channels").GetInt32());   // the gray bundle's graph now
         Assert.NotEqual(before.GetProperty("sha256").GetString(), after.GetProperty("sha256").GetString());
         await factory.Logs.WaitForAsync(line => line.Contains("was rewritten after it was loaded"));
+        // The old version's memory is given back once no request uses it, and the log says so.
+        await factory.Logs.WaitForAsync(line => line.Contains($"{version}") && line.Contains("is unloaded: no request uses it any more"));
     }
 
     private static void AssertVersionAfter(IEnumerable<(HttpStatusCode Status, string? Version, long Started, long Ended)> answers, long since, string version)
