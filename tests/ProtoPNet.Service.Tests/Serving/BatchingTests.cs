@@ -108,22 +108,28 @@ public class BatchingTests(TrainerBundles bundles)
             ("Batching:MaxQueueDelayMs", "1"));
         var client = factory.CreateClient();
         var image = Http.BundleImage(bundles.SmokeBundle, 1, 48, 48);
-        var responses = await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => client.PostAsync("/classify", Http.Image(image))))
-            .WaitAsync(TimeSpan.FromSeconds(60));
-        Assert.All(responses, r => Assert.True(r.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, r.StatusCode.ToString()));
-        var expired = responses.Where(r => r.StatusCode == HttpStatusCode.ServiceUnavailable).ToArray();
-        Assert.NotEmpty(expired);
         var details = new List<string>();
-        foreach (var response in expired)
+        // Where a request expires depends on timing: waiting to decode (the same deadline) or in the model's queue. On a
+        // busy machine a whole burst may expire before decoding, so bursts are sent until one expired in the queue.
+        for (var burst = 0; burst < 10 && !details.Any(ExpiredInTheQueue); burst++)
         {
-            var problem = await Http.ProblemAsync(response, HttpStatusCode.ServiceUnavailable, "overloaded");
-            details.Add(problem.GetProperty("detail").GetString()!);
-            Assert.Contains("queue", details[^1]);
-            Assert.True(response.Headers.RetryAfter is not null);
+            var responses = await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => client.PostAsync("/classify", Http.Image(image))))
+                .WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.All(responses, r => Assert.True(r.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, r.StatusCode.ToString()));
+            var expired = responses.Where(r => r.StatusCode == HttpStatusCode.ServiceUnavailable).ToArray();
+            Assert.NotEmpty(expired);
+            foreach (var response in expired)
+            {
+                var problem = await Http.ProblemAsync(response, HttpStatusCode.ServiceUnavailable, "overloaded");
+                details.Add(problem.GetProperty("detail").GetString()!);
+                Assert.Contains("queue", details[^1]);
+                Assert.True(response.Headers.RetryAfter is not null);
+            }
         }
-        // Some expired in the model's queue (others may have expired waiting to decode).
-        Assert.Contains(details, d => d.Contains("in the queue without being run", StringComparison.Ordinal));
+        Assert.Contains(details, ExpiredInTheQueue);
     }
+
+    private static bool ExpiredInTheQueue(string detail) => detail.Contains("in the queue without being run", StringComparison.Ordinal);
 
     [Fact]
     public async Task BatchEndpointAndCardGoThroughTheBatcher()
