@@ -45,7 +45,7 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
     public ModelBundle? TryLoad(string modelName, string directory, Action<ModelBundle> prepare, out RefusedBundle? refusal, out bool isNewRefusal)
     {
         isNewRefusal = false;
-        var manifestWritten = File.GetLastWriteTimeUtc(Path.Combine(directory, BundleLoader.ManifestFileName));
+        var manifestWritten = BundleLoader.ManifestWrittenUtc(directory);
         if (_refusedCache.TryGetValue(directory, out var cached) && cached.ManifestWritten == manifestWritten)
         {
             refusal = cached.Refusal;
@@ -69,15 +69,19 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
             bundle?.Dispose();
             // A file gone or unreadable while it was read (a folder being deleted, its permissions): refused like a bad one.
             // Any other fault of one bundle's load is refused too, so that it cannot stop the scan of the others.
-            var reason = exception switch
+            string reason;
+            switch (exception)
             {
-                BundleRefusedException refused => refused.Reason,
-                IOException or UnauthorizedAccessException => $"its files cannot be read: {exception.Message}",
-                _ => $"it cannot be loaded ({exception.GetType().Name}: {exception.Message.Split('\n')[0]})",
-            };
-            if (exception is not (BundleRefusedException or IOException or UnauthorizedAccessException))
-            {
-                logger.LogError(exception, "Loading model bundle {Directory} failed unexpectedly", directory);
+                case BundleRefusedException refused:
+                    reason = refused.Reason;
+                    break;
+                case IOException or UnauthorizedAccessException:
+                    reason = $"its files cannot be read: {exception.Message}";
+                    break;
+                default:
+                    logger.LogError(exception, "Loading model bundle {Directory} failed unexpectedly", directory);
+                    reason = $"it cannot be loaded ({exception.GetType().Name}: {exception.Message.Split('\n')[0]})";
+                    break;
             }
             refusal = new RefusedBundle(directory, reason);
             isNewRefusal = true;

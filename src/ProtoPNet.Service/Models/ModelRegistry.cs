@@ -131,8 +131,7 @@ public sealed class ModelRegistry(
     }
 
     /// <summary>Whether a loaded version's model.json has been written since it was loaded (or is gone).</summary>
-    private static bool Rewritten(ModelBundle bundle) =>
-        File.GetLastWriteTimeUtc(Path.Combine(bundle.Directory, BundleLoader.ManifestFileName)) != bundle.ManifestWrittenUtc;
+    private static bool Rewritten(ModelBundle bundle) => BundleLoader.ManifestWrittenUtc(bundle.Directory) != bundle.ManifestWrittenUtc;
 
     /// <summary>Swaps the new catalog in at once (kept versions keep their batcher and leases) and retires the removed versions.</summary>
     private ModelCatalog Publish(ModelCatalog current, List<ModelBundle> kept, List<ModelBundle> added,

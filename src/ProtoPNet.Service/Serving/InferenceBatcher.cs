@@ -161,7 +161,8 @@ public sealed class InferenceBatcher : IDisposable
             var run = new BatchRun(new SharedOutputs(outputs, 1), 0, rows, 0, inferenceMs, alone: lone is not null);
             try
             {
-                RecordRun(inferenceMs, rows, [0]);
+                RecordRun(inferenceMs, rows);
+                _metrics.QueueDuration.Record(0, _tags);
             }
             catch
             {
@@ -176,13 +177,12 @@ public sealed class InferenceBatcher : IDisposable
         }
     }
 
-    /// <summary>A network run's measures: the estimate of <see cref="RunMsPerImage"/> and the metrics.</summary>
-    private void RecordRun(double inferenceMs, int images, IEnumerable<double> queueMs)
+    /// <summary>A network run's measures: the estimate of <see cref="RunMsPerImage"/> and the metrics (its requests' queue times apart).</summary>
+    private void RecordRun(double inferenceMs, int images)
     {
         Observe(inferenceMs, images);
         _metrics.InferenceDuration.Record(inferenceMs / 1000, _tags);
         _metrics.BatchSize.Record(images, _tags);
-        foreach (var waited in queueMs) _metrics.QueueDuration.Record(waited / 1000, _tags);
     }
 
     /// <summary>Moves <see cref="RunMsPerImage"/> towards this run's (concurrent runs may overwrite each other's step: it is an estimate).</summary>
@@ -325,7 +325,8 @@ public sealed class InferenceBatcher : IDisposable
                 firstRow += request.Rows;
             }
             // Recorded once every request holds its share of the outputs, so that a metrics listener's fault cannot strand them.
-            RecordRun(inferenceMs, images, batch.Select(r => r.QueueMs));
+            RecordRun(inferenceMs, images);
+            foreach (var request in batch) _metrics.QueueDuration.Record(request.QueueMs / 1000, _tags);
         }
         catch (Exception exception)
         {

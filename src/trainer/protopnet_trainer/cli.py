@@ -164,7 +164,7 @@ def train_job(args: argparse.Namespace, cfg: TrainConfig) -> "TrainJob":
     try:
         check_model_name(name)   # before training, not when publishing after it
     except JobOptionError as error:
-        raise TrainerError(str(error).replace("name:", "--name:", 1)) from None
+        raise TrainerError(f"--name: {error.message}") from None
     return TrainJob(cfg, models=args.models, name=name, run_dir=args.run_dir,
                     preset=args.preset, resume=args.resume, report=not args.no_report, examples=args.examples,
                     baseline_result=args.baseline_result, baseline_wait=args.baseline_wait,

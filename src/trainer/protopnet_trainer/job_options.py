@@ -67,6 +67,7 @@ class JobOptionError(ValueError):
     def __init__(self, field: str, message: str):
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.message = message
 
 
 def camel_case(option: str) -> str:

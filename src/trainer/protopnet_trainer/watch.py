@@ -130,8 +130,8 @@ class RunWatch:
             # carried over (fraction, history, metrics) stays as it was.
             return {"progress": {"stage": self.stage_name}, "estimatedFinishAt": None}
         fraction = self.fraction()
-        history: List[Dict[str, Any]] = [history_entry(m) for m in self.trainer.history] if self.trainer else []
-        latest = self.trainer.history[-1] if self.trainer and self.trainer.history else None
+        history: List[Dict[str, Any]] = [history_entry(m) for m in self.trainer.history]
+        latest = self.trainer.history[-1] if self.trainer.history else None
         current_epoch = min(self.epochs, self.epochs_done() + 1) if self.stage_name in ("warm-up", "joint", "push",
                                                                                        "last-layer") else self.epochs_done()
         return {

@@ -1,4 +1,4 @@
-using Microsoft.Extensions.DependencyInjection;
+using System.Diagnostics.Metrics;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Runtime;
 using ProtoPNet.Service.Serving;
@@ -17,17 +17,11 @@ public class InferenceBatcherTests(TrainerBundles bundles)
     public async Task ACallerThatLeftIsDroppedBeforeTheRunAndTheOthersShareOneRun()
     {
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
-        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        using var metrics = new ServiceMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        using var metrics = NewMetrics();
         // A long queue delay: the batch forms for three seconds, long enough to cancel one caller meanwhile.
         using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 1, 1, "configured"),
             new BatchingOptions { MaxBatchSize = 8, MaxQueueDelayMs = 3000 }, metrics, requestsInProgress: () => 3);
-        var inputs = Enumerable.Range(0, 3).Select(i =>
-        {
-            var input = new float[bundle.Session.ImageElementCount];
-            for (var e = 0; e < input.Length; e++) input[e] = ((e + 31 * i) * 7919 % 1000) / 999f;
-            return input;
-        }).ToArray();
+        var inputs = Enumerable.Range(0, 3).Select(i => Pattern(bundle, shift: 31 * i)).ToArray();
 
         Assert.True(double.IsNaN(batcher.RunMsPerImage), "no run yet, no run time");
         using var leaving = new CancellationTokenSource();
@@ -65,8 +59,7 @@ public class InferenceBatcherTests(TrainerBundles bundles)
     public async Task ARequestRunsAtOnceOnlyWhileEveryRequestInProgressCouldHaveARun()
     {
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
-        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        using var metrics = new ServiceMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        using var metrics = NewMetrics();
         var inProgress = 2;
         using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 2, 1, "configured"),
             new BatchingOptions { MaxBatchSize = 8 }, metrics, requestsInProgress: () => inProgress);
@@ -93,12 +86,10 @@ public class InferenceBatcherTests(TrainerBundles bundles)
     public async Task ABatchOfRequestsThatNeedNoMapsIsRunWithoutThem()
     {
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
-        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        using var metrics = new ServiceMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        using var metrics = NewMetrics();
         using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 1, 1, "configured"),
             new BatchingOptions { MaxBatchSize = 8, MaxQueueDelayMs = 300 }, metrics, requestsInProgress: () => 2);
-        var input = new float[bundle.Session.ImageElementCount];
-        for (var e = 0; e < input.Length; e++) input[e] = (e * 7919 % 1000) / 999f;
+        var input = Pattern(bundle);
         using var expected = bundle.Session.Run(input, 1);
 
         using (var onlyLogits = await batcher.RunAsync(input, 1, CancellationToken.None, withMaps: false))
@@ -139,13 +130,11 @@ public class InferenceBatcherTests(TrainerBundles bundles)
         var loader = new BundleLoader(new SessionFactory(new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Cpu, IntraOpThreads = 1 }));
         using var bundle = loader.Load(bundles.SmokeBundle);
         bundle.ServeWith(bundle.Session, loader.LoadSession(bundle, 2));
-        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        using var metrics = new ServiceMetrics(services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        using var metrics = NewMetrics();
         var inProgress = 1;
         using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 2, 1, "measured") { LoneIntraOpThreads = 2 },
             new BatchingOptions { MaxBatchSize = 8 }, metrics, () => inProgress);
-        var input = new float[bundle.Session.ImageElementCount];
-        for (var e = 0; e < input.Length; e++) input[e] = (e * 7919 % 1000) / 999f;
+        var input = Pattern(bundle);
 
         using (var lone = await batcher.RunAsync(input, 1, CancellationToken.None))
         {
@@ -166,5 +155,25 @@ public class InferenceBatcherTests(TrainerBundles bundles)
             () => 1);
         using var run = await plainBatcher.RunAsync(input, 1, CancellationToken.None);
         Assert.False(run.Alone);
+    }
+
+    /// <summary>The service's instruments on a meter of the test's own (disposing them disposes it).</summary>
+    private static ServiceMetrics NewMetrics() => new(new OwnMeters());
+
+    private sealed class OwnMeters : IMeterFactory
+    {
+        public Meter Create(MeterOptions options) => new(options);
+
+        public void Dispose()
+        {
+        }
+    }
+
+    /// <summary>One image of varied pixels (the probe's ramp, shifted by <paramref name="shift"/> to make another).</summary>
+    private static float[] Pattern(ModelBundle bundle, int shift = 0)
+    {
+        var input = new float[bundle.Session.ImageElementCount];
+        for (var e = 0; e < input.Length; e++) input[e] = ((e + shift) * 7919 % 1000) / 999f;
+        return input;
     }
 }
