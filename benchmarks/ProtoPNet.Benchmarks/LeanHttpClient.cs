@@ -26,7 +26,11 @@ public sealed class LeanHttpClient(Uri server) : IDisposable
         return [.. head, .. body];
     }
 
-    /// <summary>Sends a request made by <see cref="Post"/> and reads the whole answer; returns its status code.</summary>
+    /// <summary>A GET of <paramref name="pathAndQuery"/>, as bytes to send on any connection.</summary>
+    public byte[] Get(string pathAndQuery) =>
+        Encoding.ASCII.GetBytes($"GET {pathAndQuery} HTTP/1.1\r\nHost: {server.Authority}\r\n\r\n");
+
+    /// <summary>Sends a request made by <see cref="Post"/> or <see cref="Get"/> and reads the whole answer; returns its status code.</summary>
     public async Task<int> SendAsync(byte[] request)
     {
         // A pooled connection may have been closed by the service while idle (its keep-alive timeout): one more try

@@ -11,6 +11,7 @@ using ProtoPNet.Inference.Runtime;
 //  - in-process ONNX Runtime, batch 1 (session.Run from N callers) and at the batch size a batcher of --max-batch-size
 //    forms (one caller running min(N, max batch size) images per run);
 //  - the in-process pipeline (decode, run, explain; batch 1);
+//  - GET /health/live on 127.0.0.1, the round trip of a request that does nothing (the floor under /classify's latency);
 //  - POST /classify on 127.0.0.1 to the Release service as a user gets it (its defaults, plus any --set), and to one
 //    with a fixed batch of --max-batch-size and one run at a time (the configuration before the execution strategy was
 //    measured at load), unless --no-fixed; or, with --versus Section:Key=value, to one configured as the first plus
@@ -61,32 +62,44 @@ var statuses = new ConcurrentDictionary<int, long>();
 // The load generator's clients (their connections), closed when the benchmark ends.
 using var loadClients = new Disposables();
 // POST /classify with the image, as load: with the lean client unless --httpclient (to compare what the client costs).
-Func<Task> ClassifyOverHttp(string url, bool tolerateOverload = false)
+// Without an image, GET /health/live instead: a request that does nothing, the floor under every /classify latency.
+Func<Task> OverHttp(string url, bool classify = true, bool tolerateOverload = false)
 {
+    var path = classify ? classifyPath : "/health/live";
     void Count(int status)
     {
         statuses.AddOrUpdate(status, 1, (_, n) => n + 1);
-        if (status is < 200 or > 299 && !(tolerateOverload && status == 503)) throw new InvalidOperationException($"/classify answered {status}");
+        if (status is < 200 or > 299 && !(tolerateOverload && status == 503)) throw new InvalidOperationException($"{path} answered {status}");
     }
     if (options.HttpClient)
     {
         var client = Client(url);
         loadClients.Add(client);
+        if (!classify)
+        {
+            return async () =>
+            {
+                using var response = await client.GetAsync(path);
+                await response.Content.ReadAsByteArrayAsync();
+                Count((int)response.StatusCode);
+            };
+        }
         return async () =>
         {
             using var content = new ByteArrayContent(imageBytes);
             content.Headers.ContentType = new MediaTypeHeaderValue(imageType);
-            using var response = await client.PostAsync(classifyPath, content);
+            using var response = await client.PostAsync(path, content);
             await response.Content.ReadAsByteArrayAsync();
             Count((int)response.StatusCode);
         };
     }
     var lean = new LeanHttpClient(new Uri(url));
     loadClients.Add(lean);
-    var request = lean.Post(classifyPath, imageType, imageBytes);
+    var request = classify ? lean.Post(path, imageType, imageBytes) : lean.Get(path);
     return async () => Count(await lean.SendAsync(request));
 }
-var classifyLoad = ClassifyOverHttp(options.Url ?? service!.Url);
+var classifyLoad = OverHttp(options.Url ?? service!.Url);
+var floorLoad = OverHttp(options.Url ?? service!.Url, classify: false);
 
 const double WarmUpSeconds = 5;
 if (options.SoakSeconds > 0) return await SoakAsync();
@@ -110,7 +123,7 @@ if (versus)
     using var secondHttp = Client(secondService!.Url);
     Console.WriteLine($"versus service execution strategy: {await ExecutionStrategyOf(secondHttp)}");
 }
-var secondLoad = secondService is null ? null : ClassifyOverHttp(secondService.Url);
+var secondLoad = secondService is null ? null : OverHttp(secondService.Url);
 
 // The same image repeated for the largest batch measured.
 var elements = bundle.Session.ImageElementCount;
@@ -150,14 +163,16 @@ foreach (var concurrency in options.Concurrency)
         }, null),
         // The services' own CPU time (not this client's), when they are ours to measure.
         new("/classify", concurrency, 1, classifyLoad, service is null ? () => TimeSpan.Zero : () => service.CpuTime),
+        // The round trip of a request that does nothing: what loopback, HTTP and thread wake-ups cost on this machine.
+        new("GET /health/live", concurrency, 1, floorLoad, null),
     };
     if (secondLoad is not null)
     {
         measurements.Add(new(secondName, concurrency, 1, secondLoad, () => secondService!.CpuTime));
     }
     var results = await MeasureInRoundsAsync(measurements);
-    var (ort, ortBatched, pipeline, classify) = (results[0], results[1], results[2], results[3]);
-    var secondRun = results.Count > 4 ? results[4] : null;
+    var (ort, ortBatched, pipeline, classify, floor) = (results[0], results[1], results[2], results[3], results[4]);
+    var secondRun = results.Count > 5 ? results[5] : null;
     var best = Math.Max(ort.ImagesPerSecond, ortBatched.ImagesPerSecond);
     var leanest = Math.Min(ort.CpuMsPerImage, ortBatched.CpuMsPerImage);
     rows.Add(
@@ -165,8 +180,8 @@ foreach (var concurrency in options.Concurrency)
         concurrency.ToString(CultureInfo.InvariantCulture),
         F(ort.ImagesPerSecond), F(ort.P50), F(ort.P99),
         $"{F(ortBatched.ImagesPerSecond)} (b={batch})",
-        F(pipeline.ImagesPerSecond),
-        F(classify.ImagesPerSecond), F(classify.P50), F(classify.P99),
+        F(pipeline.ImagesPerSecond), F(pipeline.P50),
+        F(classify.ImagesPerSecond), F(classify.P50), F(classify.P99), F(floor.P50),
         secondRun is null ? "-" : F(secondRun.ImagesPerSecond), secondRun is null ? "-" : F(secondRun.P50), secondRun is null ? "-" : F(secondRun.P99),
         (classify.ImagesPerSecond / best).ToString("P0", CultureInfo.InvariantCulture),
         $"{F(ort.CpuMsPerImage)} / {F(ortBatched.CpuMsPerImage)}",
@@ -187,8 +202,8 @@ Console.WriteLine($"{bundle.Name}@{bundle.Version} ({bundle.Manifest.Input.Chann
 var second = versus ? "/classify versus" : "/classify fixed";
 string[] header =
 [
-    "concurrency", "ORT b=1 img/s", "ORT b=1 p50 ms", "ORT b=1 p99 ms", "ORT batched img/s", "pipeline img/s",
-    "/classify img/s", "p50 ms", "p99 ms", $"{second} img/s", "p50 ms", "p99 ms", "/classify / best ORT",
+    "concurrency", "ORT b=1 img/s", "ORT b=1 p50 ms", "ORT b=1 p99 ms", "ORT batched img/s", "pipeline img/s", "pipeline p50 ms",
+    "/classify img/s", "p50 ms", "p99 ms", "GET /health/live p50 ms", $"{second} img/s", "p50 ms", "p99 ms", "/classify / best ORT",
     "ORT CPU ms/img (b=1 / batched)", "/classify CPU ms/img", $"{second} CPU ms/img", "/classify CPU / leanest ORT",
     $"{second} CPU / leanest ORT",
     "client CPU ms/request",
@@ -196,6 +211,8 @@ string[] header =
 // CPU ratio = the service's CPU time per image / the leanest in-process ORT's: how much more CPU an image costs served
 // than run alone. Unlike img/s it hardly depends on other work on the machine. Client CPU = this process's CPU per
 // /classify request: the load generator shares the cores with the service, which in-process ORT does not have to.
+// GET /health/live p50 = the same client's round trip for a request the service answers from memory: at concurrency 1,
+// /classify's p50 is about the pipeline's p50 plus this floor.
 Console.WriteLine("| " + string.Join(" | ", header) + " |");
 Console.WriteLine("|" + string.Concat(Enumerable.Repeat(" --- |", header.Length)));
 foreach (var row in rows) Console.WriteLine("| " + string.Join(" | ", row) + " |");
@@ -229,7 +246,7 @@ async Task<int> SoakAsync()
     Console.WriteLine("| seconds | img/s | p50 ms | p99 ms | 503s | RSS MiB |");
     Console.WriteLine("| --- | --- | --- | --- | --- | --- |");
     var firstInterval = 0L;
-    var load = ClassifyOverHttp(service.Url, tolerateOverload: true);
+    var load = OverHttp(service.Url, tolerateOverload: true);
     for (var elapsed = 0.0; elapsed < options.SoakSeconds; elapsed += interval)
     {
         statuses.Clear();
