@@ -164,6 +164,15 @@ public class RefusedBundleTests(TrainerBundles bundles)
         Assert.Equal(version, answer.GetProperty("model").GetProperty("version").GetString());
         await Http.ProblemAsync(await client.PostAsync($"/classify?model=smoke@{wrongName}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))),
             HttpStatusCode.NotFound, "model-not-found");
+
+        // Asked again with nothing changed (or after the file watcher refused it first), the answer still says why.
+        using var again = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload");
+        again.Headers.Add("X-Api-Key", adminKey);
+        var second = await Http.JsonAsync(await client.SendAsync(again));
+        var stillRefused = Assert.Single(second.GetProperty("refused").EnumerateArray());
+        Assert.Contains(wrongName, stillRefused.GetProperty("directory").GetString());
+        Assert.Contains("but its folder is named", stillRefused.GetProperty("reason").GetString());
+        Assert.Equal(0, second.GetProperty("loaded").GetArrayLength());
     }
 
     private static void CopyDirectory(string source, string target)

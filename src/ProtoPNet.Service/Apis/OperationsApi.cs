@@ -51,23 +51,20 @@ public static class OperationsApi
     {
         var result = await Task.Run(registry.Rescan);
         var catalog = registry.Catalog;
-        if (!catalog.Families.ContainsKey(name))
+        // As they stand, not only those this rescan refused: the watcher may have refused a new folder a moment before.
+        var refused = catalog.Refused.Where(r => Path.GetFileName(Path.GetDirectoryName(r.Directory)) == name).ToArray();
+        if (!catalog.Families.ContainsKey(name) && refused.Length > 0)
         {
             // A model none of whose versions loaded: say why, rather than only that it is not there.
-            var refused = catalog.Refused.Where(r => Path.GetFileName(Path.GetDirectoryName(r.Directory)) == name).ToArray();
-            if (refused.Length > 0)
-            {
-                throw new ProblemException(ProblemCatalog.ModelNotFound, $"No model named '{name}' is loaded: every version of it was refused ("
-                    + string.Join("; ", refused.Select(r => $"{Path.GetFileName(r.Directory)}: {r.Reason}")) + ").");
-            }
+            throw new ProblemException(ProblemCatalog.ModelNotFound, $"No model named '{name}' is loaded: every version of it was refused ("
+                + string.Join("; ", refused.Select(r => $"{Path.GetFileName(r.Directory)}: {r.Reason}")) + ").");
         }
         var family = catalog.Family(name);
         bool Mine(string reference) => reference.StartsWith(name + "@", StringComparison.Ordinal);
         return TypedResults.Ok(new ReloadResponse(name, family.Served.Version, family.Versions.Select(v => v.Version).ToArray(),
             result.Loaded.Where(Mine).ToArray(), result.Removed.Where(Mine).ToArray(),
-            result.Refused.Select(r => new RefusedBundleResponse(r.Directory, r.Reason)).ToArray()));
+            refused.Select(r => new RefusedBundleResponse(r.Directory, r.Reason)).ToArray()));
     }
-
 
     /// <summary>
     /// 400 for a <c>name</c> or <c>version</c> route value that could not be a folder name (e.g. '..', slashes, an absolute

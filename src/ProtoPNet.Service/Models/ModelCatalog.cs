@@ -43,6 +43,6 @@ public sealed record ModelCatalog(
             : $"No model named '{name}' is loaded. Loaded: {string.Join(", ", Families.Keys)}.");
 }
 
-/// <summary>What a rescan changed.</summary>
+/// <summary>What a rescan changed: the versions it loaded and removed, the folders it newly refused, and what serves now.</summary>
 public sealed record RescanResult(IReadOnlyList<string> Loaded, IReadOnlyList<string> Removed, IReadOnlyList<RefusedBundle> Refused,
     IReadOnlyList<string> Serving);

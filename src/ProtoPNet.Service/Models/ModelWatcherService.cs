@@ -34,10 +34,10 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
                 if (_changes.Reader.TryRead(out _)) periodic = false;   // the watcher spoke meanwhile
                 var result = RescanLogged();
                 if (!periodic || !options.Value.Watch) continue;
-                if (watcher is not null && result is { } changed && changed.Loaded.Count + changed.Removed.Count > 0)
+                if (watcher is not null && result is { } changed && changed.Loaded.Count + changed.Removed.Count + changed.Refused.Count > 0)
                 {
-                    logger.LogWarning("The periodic rescan of {ModelRoot} found changes the file watcher did not report (loaded {Loaded}, removed {Removed}); watching it anew",
-                        registry.Root, changed.Loaded, changed.Removed);
+                    logger.LogWarning("The periodic rescan of {ModelRoot} found changes the file watcher did not report (loaded {Loaded}, removed {Removed}, refused {Refused}); watching it anew",
+                        registry.Root, changed.Loaded, changed.Removed, changed.Refused.Select(r => r.Directory));
                 }
                 var renewed = StartWatcher();
                 watcher?.Dispose();
