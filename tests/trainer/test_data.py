@@ -265,3 +265,23 @@ def test_augmentation_is_switchable_and_the_push_set_is_not_augmented():
     assert make_augmentation(cfg.replace(augment=False)) is None
     steps = [type(t).__name__ for t in make_augmentation(cfg).transforms]
     assert steps == ["RandomPerspective", "RandomAffine", "RandomHorizontalFlip"]
+
+
+def test_a_limit_that_leaves_a_class_without_training_images_is_refused_before_training():
+    # The images are listed with the classes in turn: the first 2 of 3 classes' images hold no image of the third.
+    cfg = TrainConfig(dataset="synthetic", synthetic_classes=3, synthetic_train_per_class=4,
+                      synthetic_test_per_class=2, image_size=16, train_limit=2)
+    with pytest.raises(TrainerError, match=r"1 of 3 classes have no training images left after --train-limit 2 \("):
+        load_data_source(cfg)
+    assert len(load_data_source(cfg.replace(train_limit=3)).train) == 3
+
+
+def test_test_classes_without_images_are_named_in_a_warning(tiny, tmp_path):
+    from protopnet_trainer.train import Trainer
+    lines = []
+    Trainer(tiny(test_limit=2), str(tmp_path / "run"), progress=False, log=lines.append)
+    assert [line for line in lines if line.startswith("warning:")] == [
+        "warning: 1 of 3 classes have no test images (pattern-2): the test accuracy and the confusion matrix say nothing about them"]
+    lines.clear()
+    Trainer(tiny(), str(tmp_path / "run2"), progress=False, log=lines.append)
+    assert not [line for line in lines if line.startswith("warning:")]

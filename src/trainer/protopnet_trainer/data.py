@@ -51,6 +51,11 @@ class Split:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def classes_without_images(self) -> List[str]:
+        """The classes no image of this split is labelled with."""
+        present = set(self.labels)
+        return [cls for label, cls in enumerate(self.classes) if label not in present]
+
     def hold_out(self, count: int) -> Tuple["Split", "Split"]:
         """(the split without its last `count` items, those items): a held-out part of the training data."""
         keep = len(self.ids) - count
@@ -503,6 +508,17 @@ def load_data_source(cfg: TrainConfig) -> DataSource:
     for split in (source.train, source.test):
         if len(split) == 0:
             raise TrainerError(f"{cfg.dataset}: the {split.name} split is empty")
+    # Every class needs training images: the push gives each prototype a patch of an image of its class.
+    untrained = source.train.classes_without_images()
+    if untrained:
+        cut = []
+        if cfg.train_limit is not None:
+            cut.append(f"--train-limit {cfg.train_limit}")
+        if cfg.calibration_holdout:
+            cut.append(f"--calibration-holdout {cfg.calibration_holdout}")
+        raise TrainerError(f"{cfg.dataset}: {len(untrained)} of {len(source.classes)} classes have no training images"
+                           f"{' left after ' + ' and '.join(cut) if cut else ''} ({', '.join(untrained[:5])}"
+                           f"{', ...' if len(untrained) > 5 else ''}); every class needs some")
     return source
 
 

@@ -177,6 +177,11 @@ class Trainer:
         use_threads(cfg.threads)
         seed_everything(cfg.seed)
         self.source = source or load_data_source(cfg)
+        untested = self.source.test.classes_without_images()
+        if untested:
+            log(f"warning: {len(untested)} of {len(self.source.classes)} classes have no test images "
+                f"({', '.join(untested[:5])}{', ...' if len(untested) > 5 else ''}): the test accuracy and the "
+                f"confusion matrix say nothing about them")
         self.loaders: Loaders = make_loaders(cfg, self.source)
         if group is not None:   # before the optimizers: a OneCycle schedule counts this rank's batches
             self.loaders.train = group.train_loader(self.loaders.train_set, cfg.batch_size, cfg.seed,
