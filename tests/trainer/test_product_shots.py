@@ -1,6 +1,8 @@
 """Product shots (issue 16): a data set image rendered as a shop photo, and the same rendering as a training
 augmentation (--polarity-augment)."""
 import io
+import json
+import os
 
 import numpy as np
 import torch
@@ -80,3 +82,14 @@ def test_the_product_shot_set_is_the_rendered_jpeg_back_at_the_models_size():
     expected = shot.convert("L").resize((28, 28), Image.BILINEAR)
     assert torch.equal((drafted[0] * 255).round().to(torch.uint8), torch.from_numpy(np.asarray(expected).copy()))
     assert not torch.equal(drafted, image)
+
+
+def test_a_grey_model_is_published_with_its_product_shot_accuracy(tiny, tmp_path):
+    from protopnet_trainer.pipeline import TrainJob, train_and_publish
+    lines = []
+    folder = train_and_publish(TrainJob(tiny(synthetic_channels=1), models=str(tmp_path / "models"), name="grey",
+                                        run_dir=str(tmp_path / "run"), report=False, examples=0), log=lines.append)
+    with open(os.path.join(folder, "model.json"), encoding="utf-8") as f:
+        metrics = json.load(f)["training"]["metrics"]
+    assert 0.0 <= metrics["productShotAccuracy"] <= 1.0
+    assert any(line.startswith("product-shot accuracy ") for line in lines)
