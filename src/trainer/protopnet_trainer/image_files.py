@@ -30,7 +30,9 @@ def open_image(path: Union[str, BinaryIO], jpeg_draft_size: Optional[Tuple[int, 
 
 def eight_bit(picture: Image.Image) -> Image.Image:
     """16-bit greyscale (Pillow's modes I and I;16...) scaled to 8 bits as the service's decoder rounds,
-    (v * 255 + 32895) >> 16; PIL's convert("L") would clip every value above 255 to white."""
+    (v * 255 + 32895) >> 16; PIL's convert("L") would clip every value above 255 to white. (16-bit colour cannot be
+    mended here: Pillow opens it as RGB holding each channel's high byte, v >> 8, one 8-bit step below the service's
+    value for some v.)"""
     if not picture.mode.startswith("I"):
         return picture
     values = np.clip(np.asarray(picture, dtype=np.int64), 0, 65535)
