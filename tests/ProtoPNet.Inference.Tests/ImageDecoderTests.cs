@@ -184,6 +184,9 @@ public class ImageDecoderTests
     [InlineData("bmp", 0, 30, ImageRejection.ZeroSized)]
     [InlineData("bmp", 40, 0, ImageRejection.ZeroSized)]
     [InlineData("bmp", 100_000, 100_000, ImageRejection.TooManyPixels)]
+    [InlineData("png", 1, 70_000, ImageRejection.SideTooLong)]
+    [InlineData("png", 10_000_000, 2, ImageRejection.SideTooLong)]
+    [InlineData("bmp", 1, 100_000, ImageRejection.SideTooLong)]
     public void DeclaredSizeIsJudgedBeforeDecoding(string format, long width, long height, ImageRejection expected)
     {
         using var image = TestImages.Pattern(40, 30);

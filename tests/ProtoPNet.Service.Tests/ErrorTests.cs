@@ -2,6 +2,7 @@ using System.Net;
 using ProtoPNet.Service.Tests.Infrastructure;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Bmp;
+using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.PixelFormats;
 
 namespace ProtoPNet.Service.Tests;
@@ -181,6 +182,25 @@ public class ErrorTests(TrainerBundles bundles)
         var response = await Client.PostAsync("/classify", Http.Raw(PngHeaderOnly(100_000, 100_000), "image/png"));
         var problem = await Http.ProblemAsync(response, (HttpStatusCode)422, "image-too-many-pixels");
         Assert.Contains("40000000", problem.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task AnImageWithASideLongerThanTheLimitIs422AndOneAtTheLimitIsClassified()
+    {
+        // A complete, valid, tiny file: within the pixel limit, but its resize would cost time and memory with its
+        // 70,000-pixel side (a 1 x 25,000,000 PNG overflowed the resizer's buffer size: a 500 before the limit).
+        using var tooLong = new Image<L8>(1, 70_000);
+        var problem = await Http.ProblemAsync(await Client.PostAsync("/classify", Http.Raw(Http.Encode(tooLong, new PngEncoder()), "image/png")),
+            (HttpStatusCode)422, "image-side-too-long");
+        Assert.Contains("1x70000", problem.GetProperty("detail").GetString());
+        Assert.Contains("65535", problem.GetProperty("detail").GetString());
+
+        foreach (var (width, height) in new[] { (1, 65_535), (65_535, 2) })
+        {
+            using var atLimit = new Image<L8>(width, height);
+            var answer = await Http.JsonAsync(await Client.PostAsync("/classify", Http.Raw(Http.Encode(atLimit, new PngEncoder()), "image/png")));
+            Assert.Equal(width, answer.GetProperty("image").GetProperty("width").GetInt32());
+        }
     }
 
     [Fact]

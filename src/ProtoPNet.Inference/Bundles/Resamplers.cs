@@ -73,7 +73,14 @@ public static class Resamplers
         var horizontal = Coefficients(width, outWidth, support, kernel);
         // Only the source rows the vertical pass reads: PIL crops the same way, so the rounding matches row for row.
         var (firstRow, lastRow) = (vertical.Start[0], vertical.Start[outHeight - 1] + vertical.Count[outHeight - 1]);
-        var rows = ArrayPool<byte>.Shared.Rent((lastRow - firstRow) * outWidth * channels);
+        // The row pass's result is (rows read) x outWidth: the decoder's side limit (ImageLimits.MaxSide) keeps it small.
+        var intermediate = (long)(lastRow - firstRow) * outWidth * channels;
+        if (intermediate > Array.MaxLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(height),
+                $"Resizing {width}x{height} to {outWidth}x{outHeight} needs {intermediate} bytes between its passes, more than an array holds.");
+        }
+        var rows = ArrayPool<byte>.Shared.Rent((int)intermediate);
         try
         {
             ResampleRows(pixels[(firstRow * width * channels)..(lastRow * width * channels)], width, lastRow - firstRow, channels, outWidth, horizontal, rows);

@@ -126,11 +126,11 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.TooManyBytes,
                 $"The image has {bytes.Length} bytes; the limit is {limits.MaxBytes} bytes.");
         }
-        var (width, height, imageFormat, metadata) = Identify(bytes, limits.MaxPixels);
+        var (width, height, imageFormat, metadata) = Identify(bytes, limits);
         var format = imageFormat.Name;
         // ImageSharp reads a PNG side beyond int's range as a negative number: then the header's own numbers are judged.
         (long Width, long Height) declared = width > 0 && height > 0 ? (width, height) : DeclaredSize.Read(bytes.Span, imageFormat) ?? (width, height);
-        RefuseSize(declared.Width, declared.Height, format, limits.MaxPixels);
+        RefuseSize(declared.Width, declared.Height, format, limits);
 
         // ImageSharp fills a missing end with grey and reports success, so an interrupted upload is found here instead.
         if (ImageCompleteness.FindMissingData(bytes.Span, imageFormat) is { } missing)
@@ -171,7 +171,7 @@ public sealed class ImageDecoder(ImageLimits limits)
     {
         try
         {
-            var (width, height, _, _) = Identify(bytes, long.MaxValue);
+            var (width, height, _, _) = Identify(bytes, Unlimited);
             return (long)width * height;
         }
         catch (ImageRejectedException)
@@ -240,9 +240,16 @@ public sealed class ImageDecoder(ImageLimits limits)
         return result;
     }
 
-    /// <summary>Refuses an image without pixels, or with more than <paramref name="maxPixels"/>, by the size its header declares.</summary>
-    private static void RefuseSize(long width, long height, string format, long maxPixels, Exception? cause = null)
+    /// <summary>Limits that refuse only an image without pixels: for reading a header's size.</summary>
+    private static readonly ImageLimits Unlimited = new() { MaxPixels = long.MaxValue, MaxSide = int.MaxValue };
+
+    /// <summary>
+    /// Refuses an image without pixels, with more than <see cref="ImageLimits.MaxPixels"/> or with a side longer than
+    /// <see cref="ImageLimits.MaxSide"/>, by the size its header declares.
+    /// </summary>
+    private static void RefuseSize(long width, long height, string format, ImageLimits limits, Exception? cause = null)
     {
+        var maxPixels = limits.MaxPixels;
         if (width <= 0 || height <= 0)
         {
             throw new ImageRejectedException(ImageRejection.ZeroSized, $"The {format} image is {width}x{height} pixels: it has no pixels.", cause);
@@ -252,10 +259,15 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.TooManyPixels,
                 $"The {format} image is {width}x{height} = {(decimal)width * height} pixels; the limit is {maxPixels} pixels.", cause);
         }
+        if (Math.Max(width, height) > limits.MaxSide)
+        {
+            throw new ImageRejectedException(ImageRejection.SideTooLong,
+                $"The {format} image is {width}x{height} pixels; no side may be longer than {limits.MaxSide} pixels. Crop it nearer to the part to classify.", cause);
+        }
     }
 
     /// <summary>The header's size, format and metadata; an image ImageSharp cannot identify is refused for why, its size first.</summary>
-    private static (int Width, int Height, IImageFormat Format, ImageMetadata Metadata) Identify(ReadOnlyMemory<byte> bytes, long maxPixels)
+    private static (int Width, int Height, IImageFormat Format, ImageMetadata Metadata) Identify(ReadOnlyMemory<byte> bytes, ImageLimits limits)
     {
         IImageInfo? info;
         IImageFormat? format;
@@ -268,7 +280,7 @@ public sealed class ImageDecoder(ImageLimits limits)
             if (Image.DetectFormat(Configuration, bytes.Span) is { } detected)
             {
                 // ImageSharp does not identify a JPEG or GIF with a side of 0, nor a BMP larger than its bytes: the size says why.
-                if (DeclaredSize.Read(bytes.Span, detected) is { } declared) RefuseSize(declared.Width, declared.Height, detected.Name, maxPixels, exception);
+                if (DeclaredSize.Read(bytes.Span, detected) is { } declared) RefuseSize(declared.Width, declared.Height, detected.Name, limits, exception);
                 // A header cut short (e.g. a TIFF whose directory comes last) is a truncated upload, not a corrupt one.
                 if (ImageCompleteness.FindMissingData(bytes.Span, detected) is { } missing)
                 {

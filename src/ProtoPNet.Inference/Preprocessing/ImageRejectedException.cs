@@ -15,6 +15,8 @@ public enum ImageRejection
     TooManyPixels,
     /// <summary>Zero width or height (422).</summary>
     ZeroSized,
+    /// <summary>A side longer than the side limit (422).</summary>
+    SideTooLong,
 }
 
 public sealed class ImageRejectedException(ImageRejection rejection, string detail, Exception? inner = null)

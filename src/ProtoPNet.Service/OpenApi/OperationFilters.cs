@@ -117,7 +117,7 @@ public sealed class ExamplesOperationFilter : IOperationFilter
             404 => [ProblemCatalog.ModelNotFound],
             413 => [ProblemCatalog.ImageTooLarge],
             415 => [ProblemCatalog.UnsupportedMediaType],
-            422 => [ProblemCatalog.ImageTooManyPixels, ProblemCatalog.ImageZeroSized],
+            422 => [ProblemCatalog.ImageTooManyPixels, ProblemCatalog.ImageSideTooLong, ProblemCatalog.ImageZeroSized],
             400 => [ProblemCatalog.InvalidParameter],
             401 => [ProblemCatalog.ApiKeyMissing],
             403 when operationId == "ReloadModel" => [ProblemCatalog.AdminDisabled, ProblemCatalog.ApiKeyRejected],

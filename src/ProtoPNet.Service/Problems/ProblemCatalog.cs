@@ -41,6 +41,8 @@ public static class ProblemCatalog
         "The PNG image is 100000x100000 = 10000000000 pixels; the limit is 40000000 pixels.");
     public static readonly ProblemKind ImageZeroSized = new(Prefix + "image-zero-sized", "The image has no pixels", 422,
         "The BMP image is 0x10 pixels: it has no pixels.");
+    public static readonly ProblemKind ImageSideTooLong = new(Prefix + "image-side-too-long", "A side of the image is longer than the limit", 422,
+        "The PNG image is 1x40000000 pixels; no side may be longer than 65535 pixels. Crop it nearer to the part to classify.");
     public static readonly ProblemKind NoModelReady = new(Prefix + "no-model-ready", "No model is ready", 503,
         "No model bundle is loaded yet; the model root holds no valid bundle.");
     public static readonly ProblemKind Overloaded = new(Prefix + "overloaded", "The model is overloaded", 503,
@@ -81,6 +83,7 @@ public static class ProblemCatalog
         ImageRejection.UnsupportedType => UnsupportedMediaType,
         ImageRejection.TooManyPixels => ImageTooManyPixels,
         ImageRejection.ZeroSized => ImageZeroSized,
+        ImageRejection.SideTooLong => ImageSideTooLong,
         _ => ImageNotDecodable,
     };
 
