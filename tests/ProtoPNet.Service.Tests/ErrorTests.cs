@@ -142,6 +142,40 @@ public class ErrorTests(TrainerBundles bundles)
         await Http.JsonAsync(await Client.PostAsync("/classify", Http.Image(png)));
     }
 
+    /// <summary>
+    /// In a multipart body the parts named 'image' are the images, with or without a filename (curl -F 'image=&lt;f' sends
+    /// none); other parts are skipped unread, whatever their size, so they cost no memory; too many images are counted.
+    /// </summary>
+    [Fact]
+    public async Task MultipartPartsAreTheImagesNamedImageAndOthersAreSkipped()
+    {
+        var png = Http.BundleImage(bundles.SmokeBundle, 0);
+        var expected = (await Http.JsonAsync(await Client.PostAsync("/classify", Http.Image(png)))).GetProperty("prediction").GetProperty("logit").GetDouble();
+        using (var noFilename = new MultipartFormDataContent())
+        {
+            noFilename.Add(new ByteArrayContent(png), "image");   // form-data; name=image, no filename
+            var answer = await Http.JsonAsync(await Client.PostAsync("/classify", noFilename));
+            Assert.Equal(expected, answer.GetProperty("prediction").GetProperty("logit").GetDouble());
+        }
+        using (var longText = Http.Image(png))
+        {
+            longText.Add(new StringContent(new string('x', 3_000_000)), "comment");
+            var answer = await Http.JsonAsync(await Client.PostAsync("/classify", longText));
+            Assert.Equal(expected, answer.GetProperty("prediction").GetProperty("logit").GetDouble());
+        }
+        using (var text = new MultipartFormDataContent())
+        {
+            text.Add(new StringContent("a note"), "comment");
+            var problem = await Http.ProblemAsync(await Client.PostAsync("/classify", text), HttpStatusCode.BadRequest, "image-missing");
+            Assert.Contains("no field named 'image' (it has: comment)", problem.GetProperty("detail").GetString());
+        }
+        using (var manyImages = Http.Multipart(Enumerable.Repeat(("image", png, "image/png"), 100).ToArray()))
+        {
+            var problem = await Http.ProblemAsync(await Client.PostAsync("/classify/batch", manyImages), HttpStatusCode.BadRequest, "too-many-images");
+            Assert.Contains("holds 100 images", problem.GetProperty("detail").GetString());
+        }
+    }
+
     /// <summary>A URL-encoded form holds no files: it is a content type the upload endpoints do not take.</summary>
     [Fact]
     public async Task UrlEncodedFormIs415()
@@ -151,6 +185,8 @@ public class ErrorTests(TrainerBundles bundles)
             var form = new FormUrlEncodedContent([new("image", "abc")]);
             var problem = await Http.ProblemAsync(await Client.PostAsync(path, form), HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
             Assert.Contains("application/x-www-form-urlencoded", problem.GetProperty("detail").GetString());
+            // Each endpoint says what it takes: the batch endpoint multipart only.
+            Assert.Equal(path == "/classify/batch", problem.GetProperty("detail").GetString()!.Contains("one file field 'image' per image"));
         }
     }
 

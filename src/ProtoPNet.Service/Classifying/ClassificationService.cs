@@ -34,7 +34,7 @@ public sealed class ClassificationService(
         var named = registry.Find(request.Model);
         Name(http.HttpContext, named);
         ExplainOptionsFor(named, request);
-        if (request.Batch && !http.HasFormContentType)
+        if (request.Batch && !UploadReader.IsMultipart(http.ContentType))
         {
             throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
                 (string.IsNullOrEmpty(http.ContentType) ? "The request has no Content-Type" : $"Content-Type '{http.ContentType}' is not accepted here") +

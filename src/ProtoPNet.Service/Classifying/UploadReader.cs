@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
 using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Service.Problems;
@@ -8,8 +9,8 @@ namespace ProtoPNet.Service.Classifying;
 
 /// <summary>
 /// Reads uploaded image files from a request, never holding more than the byte limit per image in memory, and taking
-/// every byte it holds from the service's <see cref="BufferBudget"/> first: multipart/form-data file fields named
-/// <c>image</c>, or a raw body with an image content type.
+/// every byte it holds from the service's <see cref="BufferBudget"/> first: the parts of a multipart/form-data body named
+/// <c>image</c> (other parts are skipped), or a raw body with an image content type.
 /// </summary>
 public static class UploadReader
 {
@@ -22,7 +23,8 @@ public static class UploadReader
         // This request's own body limit: the images it may hold plus room for multipart headers, so Kestrel stops
         // reading early instead of spooling an oversized body.
         var bodyLimit = request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>();
-        if (bodyLimit is { IsReadOnly: false }) bodyLimit.MaxRequestBodySize = limits.MaxBytes * maxImages + 1024 * 1024;
+        var maxBody = limits.MaxBytes * maxImages + 1024 * 1024;
+        if (bodyLimit is { IsReadOnly: false }) bodyLimit.MaxRequestBodySize = maxBody;
         try
         {
             if (IsMultipart(request.ContentType))
@@ -34,17 +36,14 @@ public static class UploadReader
                 return [await ReadRawBodyAsync(request, limits, held, cancellationToken)];
             }
         }
-        catch (InvalidDataException exception) when (exception.Message.Contains("length limit", StringComparison.OrdinalIgnoreCase))
-        {
-            throw new ProblemException(ProblemCatalog.ImageTooLarge, $"A part of the multipart body is larger than the limit of {limits.MaxBytes} bytes per image.");
-        }
         catch (InvalidDataException exception)
         {
-            throw new ProblemException(ProblemCatalog.ImageNotDecodable, $"The multipart body cannot be read: {exception.Message}");
+            throw MultipartRefusal(exception, limits);
         }
         catch (BadHttpRequestException exception) when (exception.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            throw new ProblemException(ProblemCatalog.ImageTooLarge, $"The request body is larger than the server's limit: {exception.Message}");
+            throw new ProblemException(ProblemCatalog.ImageTooLarge,
+                $"The request body is larger than {maxBody} bytes, the most this endpoint reads: {Images(maxImages)} of at most {limits.MaxBytes} bytes, plus 1 MiB for the multipart framing.");
         }
         catch (IOException exception) when (exception is not BadHttpRequestException && IsMultipart(request.ContentType))
         {
@@ -65,40 +64,73 @@ public static class UploadReader
     private static async Task<IReadOnlyList<ReadOnlyMemory<byte>>> ReadMultipartAsync(HttpRequest request, ImageLimits limits, int maxImages,
         BufferBudget.Hold held, CancellationToken cancellationToken)
     {
-        // The form spools its files to disk as the body arrives (64 KiB each in memory), so a slow upload holds no budget;
-        // the files are taken together once read, before they are copied into memory (413 against 503 whatever their order).
-        var form = await request.ReadFormAsync(new FormOptions
+        // The image parts are spooled to disk as the body arrives (64 KiB each in memory), so a slow upload holds no
+        // budget; they are taken together once read, before they are copied into memory (413 against 503 whatever their
+        // order). Other parts are skipped unread: the endpoints take no form fields, so those cost no memory.
+        var reader = new MultipartReader(Boundary(request.ContentType), request.Body)
         {
-            MultipartBodyLengthLimit = limits.MaxBytes,
-            ValueCountLimit = maxImages + 64,
-            MultipartHeadersLengthLimit = 16 * 1024,
-        }, cancellationToken);
-        var files = form.Files.GetFiles(FieldName);
-        if (files.Count == 0)
+            HeadersLengthLimit = 16 * 1024,
+            BodyLengthLimit = limits.MaxBytes,
+        };
+        var spooled = new List<FileBufferingReadStream>();
+        var imageParts = 0;
+        var otherNames = new SortedSet<string>(StringComparer.Ordinal);
+        try
         {
-            var others = form.Files.Select(f => f.Name).Concat(form.Keys).Distinct().ToArray();
-            throw new ProblemException(ProblemCatalog.ImageMissing,
-                $"The multipart body has no file field named '{FieldName}'" + (others.Length > 0 ? $" (it has: {string.Join(", ", others)})." : "."));
-        }
-        if (files.Count > maxImages)
-        {
-            throw new ProblemException(ProblemCatalog.TooManyImages, $"The request holds {files.Count} images; the limit is {maxImages}.");
-        }
-        held.Add(files.Sum(file => file.Length));
-        var images = new List<ReadOnlyMemory<byte>>(files.Count);
-        foreach (var file in files)
-        {
-            if (file.Length > limits.MaxBytes)
+            while (await reader.ReadNextSectionAsync(cancellationToken) is { } section)
             {
-                throw new ProblemException(ProblemCatalog.ImageTooLarge, $"The image '{file.FileName}' has {file.Length} bytes; the limit is {limits.MaxBytes} bytes.");
+                var name = FieldNameOf(section);
+                // A part named 'image' is the image whether or not it has a filename (curl -F 'image=<photo.png' sends none).
+                if (name != FieldName)
+                {
+                    if (otherNames.Count < 10) otherNames.Add(name ?? "(a part that is not form-data)");
+                    await section.Body.DrainAsync(cancellationToken);
+                    continue;
+                }
+                if (++imageParts > maxImages)
+                {
+                    await section.Body.DrainAsync(cancellationToken);   // counted, not kept: the answer says how many there were
+                    continue;
+                }
+                var buffer = new FileBufferingReadStream(section.Body, 64 * 1024, limits.MaxBytes, TempDirectory);
+                spooled.Add(buffer);
+                await buffer.DrainAsync(cancellationToken);
             }
-            var bytes = new byte[file.Length];
-            await using var stream = file.OpenReadStream();
-            await stream.ReadExactlyAsync(bytes, cancellationToken);
-            images.Add(bytes);
+            if (imageParts == 0)
+            {
+                throw new ProblemException(ProblemCatalog.ImageMissing,
+                    $"The multipart body has no field named '{FieldName}'" + (otherNames.Count > 0 ? $" (it has: {string.Join(", ", otherNames)})." : "."));
+            }
+            if (imageParts > maxImages)
+            {
+                throw new ProblemException(ProblemCatalog.TooManyImages, $"The request holds {imageParts} images; the limit is {maxImages}.");
+            }
+            held.Add(spooled.Sum(part => part.Length));
+            var images = new List<ReadOnlyMemory<byte>>(spooled.Count);
+            foreach (var part in spooled)
+            {
+                var bytes = new byte[part.Length];
+                part.Position = 0;
+                await part.ReadExactlyAsync(bytes, cancellationToken);
+                images.Add(bytes);
+            }
+            return images;
         }
-        return images;
+        finally
+        {
+            foreach (var part in spooled) await part.DisposeAsync();
+        }
     }
+
+    /// <summary>The name of a form-data part, or null for a part that is not form-data.</summary>
+    private static string? FieldNameOf(MultipartSection section) =>
+        ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
+        && disposition.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase)
+            ? HeaderUtilities.RemoveQuotes(disposition.Name).Value
+            : null;
+
+    /// <summary>Where image parts are spooled: ASP.NET Core's own choice for form files (ASPNETCORE_TEMP, else the system's).</summary>
+    private static string TempDirectory() => Environment.GetEnvironmentVariable("ASPNETCORE_TEMP") is { Length: > 0 } configured ? configured : Path.GetTempPath();
 
     private static async Task<ReadOnlyMemory<byte>> ReadRawBodyAsync(HttpRequest request, ImageLimits limits, BufferBudget.Hold held,
         CancellationToken cancellationToken)
@@ -110,10 +142,18 @@ public static class UploadReader
         return bytes.Length > 0 ? bytes : throw EmptyBody();
     }
 
+    private static string Images(int count) => count == 1 ? "one image" : $"{count} images";
+
+    /// <summary>The multipart reader's refusal as the problem the client can act on.</summary>
+    private static ProblemException MultipartRefusal(InvalidDataException exception, ImageLimits limits) =>
+        exception.Message.StartsWith("Multipart body length limit", StringComparison.Ordinal)
+            ? new ProblemException(ProblemCatalog.ImageTooLarge, $"A part of the multipart body is larger than the limit of {limits.MaxBytes} bytes per image.")
+            : new ProblemException(ProblemCatalog.RequestBodyUnreadable, $"The multipart body cannot be read: {exception.Message}");
+
     private static ProblemException EmptyBody() => new(ProblemCatalog.ImageMissing, "The request body is empty: it holds no image.");
 
     /// <summary>Whether the body is multipart/form-data (a URL-encoded form, which holds no files, is not).</summary>
-    private static bool IsMultipart(string? contentType) =>
+    public static bool IsMultipart(string? contentType) =>
         MediaTypeHeaderValue.TryParse(contentType, out var parsed) && parsed.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase);
 
     private static string Boundary(string? contentType) =>
