@@ -91,6 +91,16 @@ public class ErrorTests(TrainerBundles bundles)
     }
 
     [Fact]
+    public async Task AModelPathThatCannotNameAFolderIs400()
+    {
+        // A trailing newline: '$' in a regular expression matches before it, so such a name once passed the check.
+        foreach (var path in new[] { "/models/smoke%0A", "/models/smoke/versions/v1%0A" })
+        {
+            await Http.ProblemAsync(await Client.GetAsync(path), HttpStatusCode.BadRequest, "invalid-parameter");
+        }
+    }
+
+    [Fact]
     public async Task UnknownModelPathsAre404()
     {
         var version = Path.GetFileName(bundles.SmokeBundle);

@@ -74,6 +74,18 @@ public class RefusedBundleTests(TrainerBundles bundles)
         (bundles.SmokeBundle, "null-class", dir => TrainerBundles.EditManifest(dir, manifest => manifest["classes"]!.AsArray()[0] = null)),
         (bundles.SmokeBundle, "null-example", dir => TrainerBundles.EditManifest(dir, manifest => manifest["examples"] = new JsonArray((JsonNode?)null))));
 
+    /// <summary>A model folder no request could name (a space; once, a trailing newline that a training job let through) is refused.</summary>
+    [Fact]
+    public async Task AModelFolderNamedSoThatNoRequestCanAddressItIsRefused()
+    {
+        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "good", null), (bundles.SmokeBundle, "my model", null)));
+        var models = await Http.JsonAsync(await factory.CreateClient().GetAsync("/models"));
+        Assert.Equal(["good"], models.GetProperty("models").EnumerateArray().Select(m => m.GetProperty("name").GetString()!).ToArray());
+        var refused = Assert.Single(models.GetProperty("refused").EnumerateArray());
+        Assert.Contains("its folder name 'my model' cannot be used in a request", refused.GetProperty("reason").GetString());
+        Assert.Single(factory.Logs.Entries, e => e.Level == LogLevel.Error && e.Message.Contains("'my model' cannot be used"));
+    }
+
     [Fact]
     public async Task BrokenBundlesAreRefusedAndTheGoodOneKeepsServing()
     {

@@ -236,7 +236,7 @@ def test_only_train_runs_under_torchrun(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "models").exists()
 
 
-@pytest.mark.parametrize("name", ["a/b", "..", "my model", ".hidden"])
+@pytest.mark.parametrize("name", ["a/b", "..", "my model", ".hidden", "abc\n"])
 def test_a_model_name_the_service_cannot_address_is_refused_before_training(tmp_path, capsys, name):
     code = main(["train", *TINY_ARGS, "--models", str(tmp_path / "models"), "--name", name, "--run-dir", str(tmp_path / "run")])
     _one_line_error(capsys, code, "--name", "not a valid model name")

@@ -54,6 +54,14 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
         ModelBundle? bundle = null;
         try
         {
+            // A folder named so that no request could address it (a space, a trailing newline) would serve nobody.
+            foreach (var name in (string[])[modelName, Path.GetFileName(directory)])
+            {
+                if (!ModelSelector.IsValidName(name))
+                {
+                    throw new BundleRefusedException(directory, $"its folder name '{name.ReplaceLineEndings("\\n")}' cannot be used in a request: {ModelSelector.NameRule}");
+                }
+            }
             bundle = loader.Load(directory);
             prepare(bundle);
             _refusedCache.Remove(directory);

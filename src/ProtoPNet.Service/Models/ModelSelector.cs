@@ -40,7 +40,7 @@ public readonly partial record struct ModelSelector(string? Name, string? Versio
     private static ProblemException Invalid(string model, string why) =>
         new(ProblemCatalog.InvalidParameter, $"model '{model}' is not valid: {why}; {NameRule}.");
 
-    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\z")]
     private static partial Regex FolderName();
 
     public override string ToString() => Version is null ? Name ?? "" : $"{Name}@{Version}";

@@ -136,6 +136,6 @@ public static partial class TrainingJobValidator
         new(ProblemCatalog.InvalidTrainingJob, $"{field}: {message}.", new Dictionary<string, object?> { ["field"] = field });
 
     /// <summary>A model name is a folder name of the model repository (the rule of every name in a path of this API).</summary>
-    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\z")]
     private static partial Regex ModelName();
 }

@@ -202,9 +202,9 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         new(ProblemCatalog.TrainingJobNotFound, $"There is no training job '{id}'.");
 
     /// <summary>Job ids are folder names: the trainer's jobs.py accepts the same.</summary>
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\z")]
     private static partial Regex JobId();
 
-    [GeneratedRegex(@"^lease-(\d{6})$")]
+    [GeneratedRegex(@"^lease-(\d{6})\z")]
     private static partial Regex LeaseName();
 }

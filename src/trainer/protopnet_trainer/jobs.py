@@ -86,7 +86,7 @@ class JobFolder:
 
     def current_attempt(self) -> int:
         """The highest attempt number taken so far (0: never taken)."""
-        numbers = [int(m.group(1)) for m in map(LEASE.match, os.listdir(self.path)) if m]
+        numbers = [int(m.group(1)) for m in map(LEASE.fullmatch, os.listdir(self.path)) if m]
         return max(numbers, default=0)
 
     def lease_age(self, attempt: int) -> float:
@@ -163,7 +163,7 @@ class JobQueue:
             return
         for name in names:
             path = os.path.join(self.root, name)
-            if JOB_ID.match(name) and os.path.isfile(os.path.join(path, JOB_FILE)):
+            if JOB_ID.fullmatch(name) and os.path.isfile(os.path.join(path, JOB_FILE)):
                 yield JobFolder(path)
 
     def claim(self, owner: str) -> Optional[Lease]:

@@ -89,6 +89,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
     [InlineData("""{"preset": "smoke"}""", "name", "is required")]
     [InlineData("""{"name": "../evil", "preset": "smoke"}""", "name", "not a valid model name")]
     [InlineData("""{"name": ".hidden", "preset": "smoke"}""", "name", "not a valid model name")]
+    [InlineData("""{"name": "abc\n", "preset": "smoke"}""", "name", "not a valid model name")]
     [InlineData("""{"name": 5, "preset": "smoke"}""", "name", "must be a string")]
     [InlineData("""{"name": "m"}""", "preset", "is required")]
     [InlineData("""{"name": "m", "preset": "imagenet"}""", "preset", "not a preset")]
