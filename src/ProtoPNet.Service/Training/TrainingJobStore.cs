@@ -87,7 +87,7 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         // As a worker claims: attempts first, then the status; only a queued status of the current attempt can be taken.
         var attempt = CurrentAttempt(folder);
         var status = ReadStatus(folder);
-        if (status?["attempt"]?.GetValue<int>() == attempt && (string?)status["status"] == TrainingJob.Queued && TakeLease(folder, attempt + 1))
+        if (status is not null && Number(status["attempt"]) == attempt && Text(status["status"]) == TrainingJob.Queued && TakeLease(folder, attempt + 1))
         {
             var now = Timestamp(time.GetUtcNow());
             status["status"] = TrainingJob.Cancelled;
@@ -100,7 +100,14 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
             WriteAtomically(Path.Combine(folder, StatusFile), status);
             return new CancelOutcome(Get(id), false);
         }
+        // Another caller took the next attempt a moment ago: a worker starting it, or another cancel about to write
+        // "cancelled". Its status is read again for a moment, so a cancel that lost that race does not answer "queued".
         job = Get(id);
+        for (var wait = 0; wait < 50 && job.Status == TrainingJob.Queued; wait++)
+        {
+            Thread.Sleep(10);
+            job = Get(id);
+        }
         return new CancelOutcome(job, !job.IsFinished);
     }
 
@@ -119,22 +126,23 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         {
             return null;
         }
+        // Other programs write these files too (TRAINING_JOBS.md): a field of the wrong type reads as absent, never as a fault.
         var status = ReadStatus(folder) ?? new JsonObject { ["status"] = TrainingJob.Queued };
         var progress = status["progress"] as JsonObject;
         return new TrainingJob(
-            id, (string?)request["name"] ?? "", (string?)request["preset"] ?? "", (string?)request["dataset"], (string?)request["data"],
+            id, Text(request["name"]) ?? "", Text(request["preset"]) ?? "", Text(request["dataset"]), Text(request["data"]),
             request["options"] is JsonObject given ? (JsonObject)given.DeepClone() : [],
-            (string?)status["status"] ?? TrainingJob.Queued,
+            Text(status["status"]) ?? TrainingJob.Queued,
             Number(status["attempt"]) is { } attempt ? (int)attempt : 0,
-            progress is null ? null : new TrainingProgress((string?)progress["stage"], (int)(Number(progress["epoch"]) ?? 0),
+            progress is null ? null : new TrainingProgress(Text(progress["stage"]), (int)(Number(progress["epoch"]) ?? 0),
                 (int)(Number(progress["epochs"]) ?? 0), Number(progress["fraction"]) ?? 0),
             (status["metrics"] as JsonObject)?.Where(m => Number(m.Value) is not null).ToDictionary(m => m.Key, m => Number(m.Value)!.Value),
             (status["history"] as JsonArray ?? []).OfType<JsonObject>().Select(e => new TrainingEpoch(
-                (int)(Number(e["epoch"]) ?? 0), (string?)e["phase"], Number(e["trainAccuracy"]), Number(e["testAccuracy"]))).ToArray(),
-            (string?)status["publishedVersion"], (string?)status["error"], File.Exists(Path.Combine(folder, CancelFile)),
+                (int)(Number(e["epoch"]) ?? 0), Text(e["phase"]), Number(e["trainAccuracy"]), Number(e["testAccuracy"]))).ToArray(),
+            Text(status["publishedVersion"]), Text(status["error"]), File.Exists(Path.Combine(folder, CancelFile)),
             Time(request["createdAt"]) ?? Directory.GetCreationTimeUtc(folder),
             Time(status["startedAt"]), Time(status["finishedAt"]), Time(status["estimatedFinishAt"]), Time(status["heartbeatAt"]),
-            Number(status["resumedFromEpoch"]) is { } resumed ? (int)resumed : null, (string?)status["worker"]);
+            Number(status["resumedFromEpoch"]) is { } resumed ? (int)resumed : null, Text(status["worker"]));
     }
 
     private static JsonObject? ReadStatus(string folder)
@@ -148,6 +156,8 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
             return null;
         }
     }
+
+    private static string? Text(JsonNode? node) => node is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
 
     private static double? Number(JsonNode? node) =>
         node is JsonValue value && value.GetValueKind() == JsonValueKind.Number ? value.GetValue<double>() : null;

@@ -167,6 +167,31 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.Contains(options.GetProperty("options").EnumerateArray(), o => o.GetProperty("name").GetString() == "lrAddOn");
     }
 
+    /// <summary>Job folders written by other programs (TRAINING_JOBS.md) with fields of the wrong type are listed and cancelled, never a 500.</summary>
+    [Fact]
+    public async Task A_job_folder_with_fields_of_the_wrong_type_is_still_listed_and_cancelled()
+    {
+        await using var service = fixture.WithJobs("jobs-malformed");
+        var jobs = Path.Combine(fixture.Root, "jobs-malformed");
+        foreach (var (id, job, status) in new[]
+                 {
+                     ("zz-bad-name", """{"name": 5, "preset": "smoke", "createdAt": "2026-12-01T10:00:00Z"}""", """{"status": "queued", "attempt": 0}"""),
+                     ("zz-bad-attempt", """{"name": "m", "preset": ["smoke"]}""", """{"status": 7, "attempt": "0", "progress": {"stage": 3}}"""),
+                 })
+        {
+            Directory.CreateDirectory(Path.Combine(jobs, id));
+            File.WriteAllText(Path.Combine(jobs, id, "job.json"), job);
+            File.WriteAllText(Path.Combine(jobs, id, "status.json"), status);
+        }
+        var list = await Http.JsonAsync(await Client(service: service).GetAsync("/training/jobs"));
+        Assert.Equal(["zz-bad-attempt", "zz-bad-name"], list.EnumerateArray().Select(j => j.GetProperty("id").GetString()).Order());
+        Assert.Equal("", list.EnumerateArray().Single(j => j.GetProperty("id").GetString() == "zz-bad-name").GetProperty("name").GetString());
+        var cancelled = await Http.JsonAsync(await Client(service: service).DeleteAsync("/training/jobs/zz-bad-name"));
+        Assert.Equal("cancelled", cancelled.GetProperty("status").GetString());
+        var response = await Client(service: service).DeleteAsync("/training/jobs/zz-bad-attempt");
+        Assert.True(response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Accepted, $"DELETE answered {(int)response.StatusCode}");
+    }
+
     [Theory]
     [InlineData("GET", "/training/jobs/20261130T080000123Z-00000000")]
     [InlineData("GET", "/training/jobs/20261130T080000123Z-00000000/events")]
