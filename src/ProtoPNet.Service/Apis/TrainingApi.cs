@@ -1,5 +1,4 @@
 using System.Net.ServerSentEvents;
-using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -129,11 +128,13 @@ public static class TrainingApi
 
     /// <param name="id">The job id.</param>
     internal static ServerSentEventsResult<TrainingJob> Events(string id, TrainingJobStore store, IOptions<TrainingOptions> options,
-        CancellationToken cancellationToken)
+        IHostApplicationLifetime lifetime, CancellationToken cancellationToken)
     {
         store.EnsureConfigured();
         var first = store.Get(id);   // an unknown job is a 404 before the stream starts
-        return TypedResults.ServerSentEvents(Changes(first, store, TimeSpan.FromMilliseconds(options.Value.EventPollMilliseconds), cancellationToken));
+        // The stream also ends when the service stops: an open one would otherwise hold the shutdown for its whole timeout.
+        var ends = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
+        return TypedResults.ServerSentEvents(Changes(first, store, TimeSpan.FromMilliseconds(options.Value.EventPollMilliseconds), ends));
     }
 
     internal static Ok<TrainerCatalog> GetOptions(TrainingJobStore store, TrainerCatalog catalog)
@@ -144,21 +145,24 @@ public static class TrainingApi
 
     /// <summary>The job now, then each time what a watcher sees of it changes, until it has finished.</summary>
     private static async IAsyncEnumerable<SseItem<TrainingJob>> Changes(TrainingJob job, TrainingJobStore store, TimeSpan poll,
-        [EnumeratorCancellation] CancellationToken cancellationToken)
+        CancellationTokenSource ends)
     {
+        using var _ = ends;
         var seen = Fingerprint(job);
         yield return new SseItem<TrainingJob>(job, EventType);
-        while (!job.IsFinished && !cancellationToken.IsCancellationRequested)
+        while (!job.IsFinished && !ends.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(poll, cancellationToken);
+                await Task.Delay(poll, ends.Token);
             }
             catch (OperationCanceledException)
             {
                 yield break;
             }
-            job = store.Get(job.Id);
+            // A job folder removed meanwhile ends the stream (its last event stands).
+            if (store.Find(job.Id) is not { } latest) yield break;
+            job = latest;
             var now = Fingerprint(job);
             if (now == seen) continue;
             seen = now;

@@ -68,7 +68,10 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
             .ToArray();
     }
 
-    public TrainingJob Get(string id) => TryRead(id) ?? throw NotFound(id);
+    public TrainingJob Get(string id) => Find(id) ?? throw NotFound(id);
+
+    /// <summary>The job, or null when there is none (or its job.json cannot be read).</summary>
+    public TrainingJob? Find(string id) => TryRead(id);
 
     /// <summary>
     /// Asks for a job to be cancelled: a queued one is cancelled here and never starts; a running one is stopped by its

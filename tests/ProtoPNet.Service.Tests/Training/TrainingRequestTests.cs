@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using ProtoPNet.Service.Tests.Infrastructure;
 
 namespace ProtoPNet.Service.Tests.Training;
@@ -190,6 +191,22 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.Equal("cancelled", cancelled.GetProperty("status").GetString());
         var response = await Client(service: service).DeleteAsync("/training/jobs/zz-bad-attempt");
         Assert.True(response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Accepted, $"DELETE answered {(int)response.StatusCode}");
+    }
+
+    /// <summary>An open events stream (a queued job, no worker: it would never finish) ends when the service stops, not at its shutdown timeout.</summary>
+    [Fact]
+    public async Task An_open_events_stream_ends_when_the_service_stops()
+    {
+        await using var service = fixture.WithJobs("jobs-stopping");
+        var job = await Http.JsonAsync(await Client(service: service).PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted);
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/training/jobs/{job.GetProperty("id").GetString()}/events");
+        using var response = await Client(service: service).SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.StartsWith("event:", await reader.ReadLineAsync());
+
+        service.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().StopApplication();
+        var rest = reader.ReadToEndAsync();
+        Assert.Same(rest, await Task.WhenAny(rest, Task.Delay(TimeSpan.FromSeconds(10))));
     }
 
     [Theory]
