@@ -285,3 +285,19 @@ def test_test_classes_without_images_are_named_in_a_warning(tiny, tmp_path):
     lines.clear()
     Trainer(tiny(), str(tmp_path / "run2"), progress=False, log=lines.append)
     assert not [line for line in lines if line.startswith("warning:")]
+
+
+def test_a_synthetic_set_too_large_to_hold_is_refused_before_it_is_drawn():
+    cfg = TrainConfig(dataset="synthetic", synthetic_classes=4, synthetic_train_per_class=1000,
+                      synthetic_test_per_class=10, image_size=1024)
+    with pytest.raises(TrainerError, match=r"the train split's 4000 images of 1024x1024 would take 11\.7 GiB"):
+        load_data_source(cfg)
+    with pytest.raises(TrainerError, match="would take"):
+        load_data_source(cfg.replace(dataset="synthetic-parts"))
+
+
+def test_the_job_options_range_of_synthetic_classes_is_what_the_synthetic_set_can_draw():
+    # The service refuses a job beyond it at once, where the worker used to fail it later.
+    from protopnet_trainer.data import MAX_SYNTHETIC_CLASSES
+    from protopnet_trainer.job_options import RANGES
+    assert RANGES["--synthetic-classes"] == (2, MAX_SYNTHETIC_CLASSES)

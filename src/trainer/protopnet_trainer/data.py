@@ -379,6 +379,16 @@ SYNTHETIC_COLOURS = np.array([[230, 40, 40], [40, 200, 60], [50, 80, 240], [240,
 
 
 MAX_SYNTHETIC_CLASSES = 256  # 3x3 shapes with at least 5 cells on
+MAX_SYNTHETIC_BYTES = 1 << 30  # one split's RGB images; held twice while training (as drawn, and as a tensor)
+
+
+def check_synthetic_size(split_name: str, count: int, image_size: int) -> None:
+    """Refuses a generated split too large to hold, before any of it is drawn."""
+    needed = count * image_size * image_size * 3
+    if needed > MAX_SYNTHETIC_BYTES:
+        raise TrainerError(f"synthetic: the {split_name} split's {count} images of {image_size}x{image_size} would take "
+                           f"{needed / 2 ** 30:.1f} GiB (limit {MAX_SYNTHETIC_BYTES / 2 ** 30:.0f} GiB): use fewer images "
+                           f"per class or a smaller --image-size")
 
 
 def _class_patterns(num_classes: int, seed: int) -> List[np.ndarray]:
@@ -410,12 +420,13 @@ def generate_synthetic(num_classes: int, per_class: int, image_size: int, channe
     shapes = _class_patterns(num_classes, seed)
     rng = np.random.RandomState((seed * 7919 + (0 if split_name == "train" else 104729)) % (2 ** 31))
     count = num_classes * per_class
-    images = np.zeros((count, image_size, image_size, 3), dtype=np.float32)
+    check_synthetic_size(split_name, count, image_size)
+    images = np.zeros((count, image_size, image_size, 3), dtype=np.uint8)
     labels: List[int] = []
     boxes: List[Box] = []
     for n in range(count):
         label = n % num_classes
-        canvas = images[n]
+        canvas = np.zeros((image_size, image_size, 3), dtype=np.float32)   # drawn in float, kept as 8 bits
         canvas += rng.uniform(0, 40, size=(1, 1, 3)) + rng.uniform(0, noise, size=canvas.shape)
         for _ in range(3):  # distractors
             side = rng.randint(max(2, size // 2), size + 2)
@@ -427,9 +438,9 @@ def generate_synthetic(num_classes: int, per_class: int, image_size: int, channe
         patch = canvas[y:y + size, x:x + size]
         patch[mask] = colour
         patch[~mask] = 0.0
+        images[n] = np.clip(canvas, 0, 255).astype(np.uint8)
         labels.append(label)
         boxes.append((int(x), int(y), size, size))
-    images = np.clip(images, 0, 255).astype(np.uint8)
     if channels == 1:
         grey = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         images = np.clip(grey, 0, 255).astype(np.uint8)[..., None]
@@ -462,6 +473,7 @@ def load_synthetic_parts(cfg: TrainConfig) -> DataSource:
     from . import synthetic_parts
 
     def make(name: str, per_class: int) -> Split:
+        check_synthetic_size(name, cfg.synthetic_classes * per_class, cfg.image_size)
         generated = synthetic_parts.generate_parts(cfg.synthetic_classes, per_class, cfg.image_size, cfg.seed, name)
         images = generated.images
         cached = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()

@@ -41,7 +41,7 @@ RANGES: Dict[str, Tuple[float, float]] = {
     "--crop-padding": (0, 64), "--coef-clst": (-100, 100), "--coef-sep": (-100, 100), "--coef-l1": (0, 100),
     "--prune-k": (1, 100), "--prune-threshold": (1, 100), "--small-cnn-convs": (1, 8), "--small-cnn-pools": (0, 8),
     "--threads": (0, 256), "--workers": (0, 32), "--train-limit": (1, 10 ** 9), "--test-limit": (1, 10 ** 9),
-    "--synthetic-classes": (2, 1000), "--synthetic-channels": (1, 3),
+    "--synthetic-classes": (2, 256), "--synthetic-channels": (1, 3),
     "--synthetic-train-per-class": (1, 100000), "--synthetic-test-per-class": (1, 100000),
     "--examples": (0, 1000),
     "--polarity-augment": (0, 1), "--calibration-holdout": (0, 10 ** 6), "--unfamiliar-share": (0.001, 0.5),
