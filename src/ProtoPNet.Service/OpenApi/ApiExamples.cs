@@ -130,7 +130,8 @@ public static class ApiExamples
         ["GetTrainingJob"] = TrainingJobExample,
         ["CancelTrainingJob"] = TrainingJobExample with { CancelRequested = true },
         ["WatchTrainingJob"] = "event: job\ndata: " + JsonSerializer.Serialize(TrainingJobExample, Json) + "\n\n",
-        ["ListTrainingOptions"] = new TrainerCatalog("protopnet-trainer-options/1", [new TrainerPreset("smoke", "synthetic", 20)], ["fashion-mnist", "cub200", "imagefolder", "synthetic"],
+        ["ListTrainingOptions"] = new TrainerCatalog("protopnet-trainer-options/1", [new TrainerPreset("smoke", "synthetic", 20)],
+            ["fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts"], ["synthetic", "synthetic-parts"],
             [new TrainerOption("epochs", "--epochs", "integer", 1, 1000, null, null, "total epochs (warm-up + joint)")]),
     };
 

@@ -42,7 +42,7 @@ public static partial class TrainingJobValidator
         var name = RequiredString(body, "name");
         if (!ModelName().IsMatch(name) || name.Contains("..", StringComparison.Ordinal))
         {
-            throw Invalid("name", $"'{name}' is not a valid model name (letters, digits, '.', '_' and '-', not starting with '.', at most 128 characters)");
+            throw Invalid("name", $"'{name}' is not a valid model name (letters, digits, '.', '_' and '-', starting with a letter, digit or '_', no '..', at most 128 characters)");
         }
         var preset = RequiredString(body, "preset");
         if (catalog.Presets.All(p => p.Name != preset))
@@ -60,6 +60,11 @@ public static partial class TrainingJobValidator
             if (string.IsNullOrWhiteSpace(dataRoot)) throw Invalid("data", "Training:DataRoot is not configured, so a job cannot name a data folder");
             var (relative, error) = DataRoot.Resolve(dataRoot, data);
             data = relative ?? throw Invalid("data", error!);
+            var drawn = dataset ?? catalog.Presets.First(p => p.Name == preset).Dataset;
+            if (catalog.GeneratedDatasets.Contains(drawn))
+            {
+                throw Invalid("data", $"the data set '{drawn}' is drawn by the trainer and reads no folder: leave data out, or choose a data set that reads one ({string.Join(", ", catalog.Datasets.Except(catalog.GeneratedDatasets))})");
+            }
         }
         return new JobSpec(name, preset, dataset, data, Options(body, catalog));
     }

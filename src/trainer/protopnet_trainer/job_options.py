@@ -19,6 +19,7 @@ from .config import PRESETS, TrainConfig
 
 FORMAT = "protopnet-trainer-options/1"
 DATASETS = ("fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts")   # data.DATASETS (data.py imports torch; a test keeps them equal)
+GENERATED_DATASETS = ("synthetic", "synthetic-parts")   # drawn by the trainer: they read no --data folder
 
 # Options of `train` that a job does not set through `options`: the job's own fields (preset, dataset, data), the
 # worker's (where models, runs and progress go), and those naming other processes' files.
@@ -190,7 +191,7 @@ class JobOptions:
         presets = [{"name": name, "dataset": values.get("dataset", TrainConfig.dataset),
                     "epochs": values.get("epochs", TrainConfig.epochs)} for name, values in sorted(PRESETS.items())]
         return {"format": FORMAT, "presets": presets, "datasets": list(DATASETS),
-                "options": [o.to_json() for o in self.by_name.values()]}
+                "generatedDatasets": list(GENERATED_DATASETS), "options": [o.to_json() for o in self.by_name.values()]}
 
     def argv(self, options: Dict[str, Any]) -> List[str]:
         """Checks a job's `options` object and turns it into `train` command-line words."""

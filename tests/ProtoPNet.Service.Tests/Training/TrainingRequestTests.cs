@@ -91,6 +91,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
     [InlineData("""{"name": "../evil", "preset": "smoke"}""", "name", "not a valid model name")]
     [InlineData("""{"name": ".hidden", "preset": "smoke"}""", "name", "not a valid model name")]
     [InlineData("""{"name": "abc\n", "preset": "smoke"}""", "name", "not a valid model name")]
+    [InlineData("""{"name": "m", "preset": "smoke", "data": "fashion"}""", "data", "is drawn by the trainer and reads no folder")]
     [InlineData("""{"name": 5, "preset": "smoke"}""", "name", "must be a string")]
     [InlineData("""{"name": "m"}""", "preset", "is required")]
     [InlineData("""{"name": "m", "preset": "imagenet"}""", "preset", "not a preset")]
