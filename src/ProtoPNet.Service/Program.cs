@@ -25,8 +25,8 @@ try
     app.UseApiDocumentation();
     app.UseWebPage();
 
-    // Every endpoint answers the problems its code throws (ProblemExceptionFilter).
-    var api = app.MapGroup("").AnswerProblems();
+    // Every endpoint answers the problems its code throws (ProblemExceptionFilter), and HEAD where it answers GET.
+    var api = app.MapGroup("").AnswerProblems().AnswerHead();
     api.MapClassifyApi();
     api.MapModelsApi();
     api.MapHealthApi();

@@ -88,6 +88,24 @@ public class ModelsTests(TrainerBundles bundles)
         Assert.NotEqual(etag.Tag, other.Headers.ETag?.Tag);
     }
 
+    /// <summary>HEAD wherever GET (RFC 9110): status and headers, no body; not for the training events stream, which would not end.</summary>
+    [Fact]
+    public async Task EveryGetAnswersHeadWithItsHeadersAndNoBody()
+    {
+        var picture = $"/models/smoke/versions/{Version}/prototypes/3/patch.png";
+        var get = await Client.GetAsync(picture);
+        var head = await Client.SendAsync(new HttpRequestMessage(HttpMethod.Head, picture));
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        Assert.Equal(get.Headers.ETag, head.Headers.ETag);
+        Assert.Equal("image/png", head.Content.Headers.ContentType?.MediaType);
+        Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+        foreach (var path in new[] { "/health/live", "/health/ready", "/models", $"/models/smoke/versions/{Version}", "/v2/health/ready", "/metrics" })
+        {
+            Assert.Equal(HttpStatusCode.OK, (await Client.SendAsync(new HttpRequestMessage(HttpMethod.Head, path))).StatusCode);
+        }
+        Assert.Equal(HttpStatusCode.NotFound, (await Client.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/models/no-such-model"))).StatusCode);
+    }
+
     [Fact]
     public async Task ClassifyLinksPointAtThePrototypePictures()
     {

@@ -53,6 +53,7 @@ public static class TrainingApi
             .RequireAdminKey();
 
         group.MapGet("/jobs/{id}/events", Events)
+            .WithoutHead()
             .WithName("WatchTrainingJob")
             .WithSummary("Follow one training job as Server-Sent Events (administrative)")
             .WithDescription("""

@@ -19,6 +19,8 @@ public static class OpenApiExtensions
                               "Every error is application/problem+json with a type, a detail and the request's trace id.",
             });
             options.IncludeXmlComments(typeof(OpenApiExtensions).Assembly);
+            // Every GET also answers HEAD (HeadRequests.cs); the document lists the GET only.
+            options.DocInclusionPredicate((_, description) => description.HttpMethod != HttpMethods.Head);
             // Query parameters are bound from [AsParameters] records, whose properties are PascalCase; the API's are camelCase.
             options.DescribeAllParametersInCamelCase();
             // A heatmap is drawn as the answer is written; in JSON it is a string, a PNG data URI.

@@ -204,6 +204,9 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         using var response = await Client(service: service).SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
         Assert.StartsWith("event:", await reader.ReadLineAsync());
+        // HEAD would run the stream unseen: the one GET that does not answer it.
+        using var head = new HttpRequestMessage(HttpMethod.Head, $"/training/jobs/{job.GetProperty("id").GetString()}/events");
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, (await Client(service: service).SendAsync(head)).StatusCode);
 
         service.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().StopApplication();
         var rest = reader.ReadToEndAsync();
