@@ -53,14 +53,16 @@ public class ErrorTests(TrainerBundles bundles)
 
     [Theory]
     [InlineData("topClasses=abc")]
+    [InlineData("topClasses=")]
     [InlineData("topPrototypes=-1")]
     [InlineData("explainClass=99")]
     [InlineData("heatmaps=gif")]
     [InlineData("topPrototypes=101")]
     public async Task InvalidQueryParameterIs400(string query)
     {
+        // The framework's own binding failures (a word or nothing for an integer) are the same problem type as the service's.
         var response = await Client.PostAsync($"/classify?{query}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)));
-        await Http.ProblemAsync(response, HttpStatusCode.BadRequest);
+        await Http.ProblemAsync(response, HttpStatusCode.BadRequest, "invalid-parameter");
     }
 
     [Theory]

@@ -127,7 +127,7 @@ public sealed class ImageDecoder(ImageLimits limits)
                 $"The image has {bytes.Length} bytes; the limit is {limits.MaxBytes} bytes.");
         }
         var (width, height, imageFormat, metadata) = Identify(bytes, limits);
-        var format = imageFormat.Name;
+        var format = DisplayName(imageFormat);
         // ImageSharp reads a PNG side beyond int's range as a negative number: then the header's own numbers are judged.
         (long Width, long Height) declared = width > 0 && height > 0 ? (width, height) : DeclaredSize.Read(bytes.Span, imageFormat) ?? (width, height);
         RefuseSize(declared.Width, declared.Height, format, limits);
@@ -280,11 +280,11 @@ public sealed class ImageDecoder(ImageLimits limits)
             if (Image.DetectFormat(Configuration, bytes.Span) is { } detected)
             {
                 // ImageSharp does not identify a JPEG or GIF with a side of 0, nor a BMP larger than its bytes: the size says why.
-                if (DeclaredSize.Read(bytes.Span, detected) is { } declared) RefuseSize(declared.Width, declared.Height, detected.Name, limits, exception);
+                if (DeclaredSize.Read(bytes.Span, detected) is { } declared) RefuseSize(declared.Width, declared.Height, DisplayName(detected), limits, exception);
                 // A header cut short (e.g. a TIFF whose directory comes last) is a truncated upload, not a corrupt one.
                 if (ImageCompleteness.FindMissingData(bytes.Span, detected) is { } missing)
                 {
-                    throw new ImageRejectedException(ImageRejection.Truncated, $"The {detected.Name} image is truncated: {missing}.", exception);
+                    throw new ImageRejectedException(ImageRejection.Truncated, $"The {DisplayName(detected)} image is truncated: {missing}.", exception);
                 }
             }
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The image header cannot be read: {exception.Message}", exception);
@@ -296,6 +296,9 @@ public sealed class ImageDecoder(ImageLimits limits)
         }
         return (info.Width, info.Height, format, info.Metadata);
     }
+
+    /// <summary>The format's name as people write it (ImageSharp says "Webp").</summary>
+    private static string DisplayName(IImageFormat format) => format is WebpFormat ? "WebP" : format.Name;
 
     private static MemoryStream AsStream(ReadOnlyMemory<byte> bytes) =>
         System.Runtime.InteropServices.MemoryMarshal.TryGetArray(bytes, out var segment)

@@ -16,6 +16,12 @@ public static class ProblemExtensions
             var problem = context.ProblemDetails;
             var http = context.HttpContext;
             problem.Extensions["traceId"] = TraceId(http);
+            if (problem.Status == StatusCodes.Status400BadRequest && problem.Type == DefaultBadRequestType)
+            {
+                // The framework's 400: a parameter its binder could not read (a word, or nothing, for an integer).
+                problem.Type = ProblemCatalog.InvalidParameter.Type;
+                problem.Title = ProblemCatalog.InvalidParameter.Title;
+            }
             if (problem.Status == StatusCodes.Status415UnsupportedMediaType)
             {
                 // Routing's answer to a content type an endpoint does not take: the same kind as the endpoints' own 415s.
@@ -53,12 +59,15 @@ public static class ProblemExtensions
         return app;
     }
 
+    /// <summary>The type ASP.NET Core gives a 400 of its own.</summary>
+    private const string DefaultBadRequestType = "https://tools.ietf.org/html/rfc9110#section-15.5.1";
+
     private static string TraceId(HttpContext http) => Activity.Current?.Id ?? http.TraceIdentifier;
 
     /// <summary>What a framework answer of this status means, for people.</summary>
     private static string? FrameworkDetail(HttpContext http, int? status) => status switch
     {
-        StatusCodes.Status400BadRequest => "The request cannot be read: check the query parameters (topClasses, topPrototypes and explainClass are integers) and the body.",
+        StatusCodes.Status400BadRequest => "A parameter cannot be read as its type: the query parameters topClasses, topPrototypes and explainClass, and a path's {index}, are integers (an empty value is not one: leave a query parameter out for its default).",
         StatusCodes.Status404NotFound => $"No endpoint matches {http.Request.Method} {http.Request.Path}. The API is described at /swagger.",
         StatusCodes.Status405MethodNotAllowed => $"{http.Request.Method} is not allowed on {http.Request.Path}. The API is described at /swagger.",
         StatusCodes.Status413PayloadTooLarge => "The request body is larger than the server accepts.",
