@@ -68,10 +68,27 @@ public class DocumentationAndLoggingTests(TrainerBundles bundles)
         var classify = paths.GetProperty("/classify").GetProperty("post");
         Assert.True(classify.GetProperty("requestBody").GetProperty("content").TryGetProperty("multipart/form-data", out _));
         Assert.True(classify.GetProperty("requestBody").GetProperty("content").TryGetProperty("image/jpeg", out _));
-        string[] statuses = ["200", "400", "401", "403", "404", "413", "415", "422", "429", "503"];
+        string[] statuses = ["200", "400", "401", "403", "404", "408", "413", "415", "422", "429", "503"];
         Assert.Equal(statuses, classify.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order());
-        var parameters = classify.GetProperty("parameters").EnumerateArray().Select(p => p.GetProperty("name").GetString()).ToArray();
-        Assert.Equal(["explainClass", "heatmaps", "model", "topClasses", "topPrototypes", "verify"], parameters.Order());
+        var parameters = classify.GetProperty("parameters").EnumerateArray().ToDictionary(p => p.GetProperty("name").GetString()!, p => p.GetProperty("schema"));
+        Assert.Equal(["explainClass", "heatmaps", "model", "topClasses", "topPrototypes", "verify"], parameters.Keys.Order());
+        // What the parameters take, as the service checks them.
+        Assert.Equal(0, parameters["topPrototypes"].GetProperty("minimum").GetInt32());
+        Assert.Equal(100, parameters["topPrototypes"].GetProperty("maximum").GetInt32());
+        Assert.Equal(["none", "png"], parameters["heatmaps"].GetProperty("enum").EnumerateArray().Select(v => v.GetString()));
+        // Every problem the endpoints answer has its example; the headers the answers carry are declared.
+        string[] ExampleNames(JsonElement operation, string status) =>
+            operation.GetProperty("responses").GetProperty(status).GetProperty("content").GetProperty("application/problem+json")
+                .GetProperty("examples").EnumerateObject().Select(e => e.Name).ToArray();
+        Assert.Contains("too-many-images", ExampleNames(classify, "400"));
+        Assert.Contains("request-body-unreadable", ExampleNames(classify, "400"));
+        Assert.DoesNotContain("image-truncated", ExampleNames(paths.GetProperty("/classify/batch").GetProperty("post"), "400"));   // per image, in the 200
+        var example = paths.GetProperty("/models/{name}/versions/{version}/examples/{index}").GetProperty("get");
+        Assert.Contains("example-not-found", ExampleNames(example, "404"));
+        Assert.True(classify.GetProperty("responses").GetProperty("503").GetProperty("headers").TryGetProperty("Retry-After", out _));
+        var picture = paths.GetProperty("/models/{name}/versions/{version}/prototypes/{index}/{kind}.png").GetProperty("get").GetProperty("responses");
+        Assert.True(picture.GetProperty("200").GetProperty("content").TryGetProperty("image/png", out _));
+        Assert.True(picture.GetProperty("200").GetProperty("headers").TryGetProperty("ETag", out _));
         // The evidence check and its cost are described on the endpoint.
         var description = classify.GetProperty("description").GetString()!;
         Assert.Contains("verify=true", description);

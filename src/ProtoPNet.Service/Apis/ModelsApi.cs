@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Net.Http.Headers;
 using ProtoPNet.Inference.Bundles;
@@ -50,7 +51,10 @@ public static class ModelsApi
             .WithName("GetPrototypePicture")
             .WithSummary("Get a prototype picture")
             .WithDescription("`patch`: the 95th-percentile crop of the source training image (the \"that\"); `source`: the whole source image; `activation`: the source image with the prototype's self-activation heatmap. Bundles are immutable, so the pictures carry long cache headers and an ETag (If-None-Match gives 304).")
-            .Produces(StatusCodes.Status200OK, contentType: "image/png")
+            .WithMetadata(new ProducesResponseTypeAttribute(typeof(Stream), StatusCodes.Status200OK, "image/png")
+            {
+                Description = "The picture, a PNG.",
+            })
             .Produces(StatusCodes.Status304NotModified)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);

@@ -31,6 +31,8 @@ public static class OpenApiExtensions
             });
             options.OperationFilter<ImageUploadOperationFilter>();
             options.OperationFilter<ExamplesOperationFilter>();
+            options.OperationFilter<ResponseHeadersOperationFilter>();
+            options.OperationFilter<ClassifyParametersOperationFilter>();
             options.SchemaFilter<OpenInferenceRequestSchemaFilter>();
         });
         return builder;

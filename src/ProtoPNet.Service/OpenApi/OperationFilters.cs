@@ -110,10 +110,14 @@ public sealed class ExamplesOperationFilter : IOperationFilter
             404 when training => [ProblemCatalog.TrainingNotConfigured, ProblemCatalog.TrainingJobNotFound],
             409 when training => [ProblemCatalog.TrainingJobFinished],
             403 when training => [ProblemCatalog.AdminDisabled, ProblemCatalog.ApiKeyRejected],
+            // A batch answers a bad image in its place, inside a 200; only the request itself is a 400.
             400 when classify => operationId == "ClassifyBatch"
-                ? [ProblemCatalog.ImageMissing, ProblemCatalog.TooManyImages, ProblemCatalog.InvalidParameter, ProblemCatalog.ImageNotDecodable, ProblemCatalog.ImageTruncated]
-                : [ProblemCatalog.ImageNotDecodable, ProblemCatalog.ImageTruncated, ProblemCatalog.ImageMissing, ProblemCatalog.InvalidParameter],
+                ? [ProblemCatalog.ImageMissing, ProblemCatalog.TooManyImages, ProblemCatalog.InvalidParameter, ProblemCatalog.ImageNotDecodable, ProblemCatalog.RequestBodyUnreadable]
+                : [ProblemCatalog.ImageNotDecodable, ProblemCatalog.ImageTruncated, ProblemCatalog.ImageMissing, ProblemCatalog.TooManyImages,
+                    ProblemCatalog.InvalidParameter, ProblemCatalog.RequestBodyUnreadable],
             404 when operationId == "GetPrototypePicture" => [ProblemCatalog.ModelNotFound, ProblemCatalog.PrototypeNotFound],
+            404 when operationId == "GetExampleImage" => [ProblemCatalog.ModelNotFound, ProblemCatalog.ExampleNotFound],
+            408 => [ProblemCatalog.RequestTimeout],
             404 => [ProblemCatalog.ModelNotFound],
             413 => [ProblemCatalog.ImageTooLarge],
             415 => [ProblemCatalog.UnsupportedMediaType],
@@ -163,6 +167,67 @@ public sealed class OpenInferenceRequestSchemaFilter : ISchemaFilter
             if (concrete.Properties?.TryGetValue(name, out var property) == true && property is OpenApiSchema member && member.Type is { } type)
             {
                 member.Type = type & ~JsonSchemaType.Null;
+            }
+        }
+    }
+}
+
+/// <summary>
+/// The headers the answers carry: a picture's cache validators (ETag, Last-Modified, Cache-Control) and the seconds to
+/// wait (Retry-After) on a 429 or 503.
+/// </summary>
+public sealed class ResponseHeadersOperationFilter : IOperationFilter
+{
+    private static readonly string[] Pictures = ["GetPrototypePicture", "GetExampleImage"];
+
+    public void Apply(OpenApiOperation operation, OperationFilterContext context)
+    {
+        if (operation.Responses is null) return;
+        foreach (var (status, response) in operation.Responses)
+        {
+            if (response is not OpenApiResponse concrete) continue;
+            if (status is "200" or "304" && Pictures.Contains(operation.OperationId))
+            {
+                concrete.Headers ??= new Dictionary<string, IOpenApiHeader>();
+                concrete.Headers["ETag"] = Header(JsonSchemaType.String, "The picture's version; send it as If-None-Match to get 304 while it is unchanged.");
+                concrete.Headers["Last-Modified"] = Header(JsonSchemaType.String, "When the bundle's file was written.");
+                concrete.Headers["Cache-Control"] = Header(JsonSchemaType.String, "public, max-age=31536000, immutable: a version's files never change.");
+            }
+            if (status is "429" or "503")
+            {
+                concrete.Headers ??= new Dictionary<string, IOpenApiHeader>();
+                concrete.Headers["Retry-After"] = Header(JsonSchemaType.Integer, "Seconds to wait before trying again.");
+            }
+        }
+    }
+
+    private static OpenApiHeader Header(JsonSchemaType type, string description) =>
+        new() { Description = description, Schema = new OpenApiSchema { Type = type } };
+}
+
+/// <summary>The classify endpoints' query parameters with the values they take (the binder sees only strings and integers).</summary>
+public sealed class ClassifyParametersOperationFilter(Microsoft.Extensions.Options.IOptions<Classifying.ClassifyOptions> options) : IOperationFilter
+{
+    public void Apply(OpenApiOperation operation, OperationFilterContext context)
+    {
+        foreach (var parameter in operation.Parameters?.OfType<OpenApiParameter>() ?? [])
+        {
+            if (parameter.In != ParameterLocation.Query || parameter.Schema is not OpenApiSchema schema) continue;
+            switch (parameter.Name)
+            {
+                case "topClasses" or "explainClass":
+                    schema.Minimum = "0";
+                    break;
+                case "topPrototypes":
+                    schema.Minimum = "0";
+                    schema.Maximum = options.Value.MaxTopPrototypes.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    break;
+                case "heatmaps":
+                    schema.Enum = [JsonValue.Create("none"), JsonValue.Create("png")];
+                    break;
+                case "verify":
+                    schema.Enum = [JsonValue.Create("false"), JsonValue.Create("true")];
+                    break;
             }
         }
     }
