@@ -142,6 +142,7 @@ public sealed class ModelRegistry(
         foreach (var bundle in added) served[bundle] = new ServedModel(bundle, strategies[bundle], batching.Value, metrics, inferenceRequests, logger);
         var catalog = policy.Catalog(kept.Concat(added), refused) with { Served = served };
         Volatile.Write(ref _catalog, catalog);
+        WarnOfChangedContracts(current, catalog);
         foreach (var bundle in removed)
         {
             logger.LogInformation(added.Any(a => a.Directory == bundle.Directory)
@@ -153,6 +154,36 @@ public sealed class ModelRegistry(
             current.Served[bundle].Retire();
         }
         return catalog;
+    }
+
+    /// <summary>
+    /// A new served version whose classes or input differ from the one it replaces answers other questions under the
+    /// same name (a training job can publish any data set under any name): clients that read class indexes or send
+    /// tensors of the old shape would be wrong without an error. It is served (the highest version is), with a warning.
+    /// </summary>
+    private void WarnOfChangedContracts(ModelCatalog before, ModelCatalog after)
+    {
+        foreach (var (name, family) in after.Families)
+        {
+            if (!before.Families.TryGetValue(name, out var earlier) || earlier.Served == family.Served) continue;
+            var (old, now) = (earlier.Served, family.Served);
+            var changes = new List<string>();
+            if (!old.ClassNames.SequenceEqual(now.ClassNames))
+            {
+                changes.Add($"classes {Describe(old.ClassNames)} become {Describe(now.ClassNames)}");
+            }
+            var (oldInput, newInput) = (old.Manifest.Input, now.Manifest.Input);
+            if ((oldInput.Channels, oldInput.Height, oldInput.Width) != (newInput.Channels, newInput.Height, newInput.Width))
+            {
+                changes.Add($"input {oldInput.Channels}x{oldInput.Height}x{oldInput.Width} becomes {newInput.Channels}x{newInput.Height}x{newInput.Width}");
+            }
+            if (changes.Count == 0) continue;
+            logger.LogWarning("Model {Model} is now served by version {Version}, which answers other questions than {PreviousVersion} did: {Changes}. Clients that name {Model} without a version get the new answers; pin a version with Models:Pinned to keep the old one",
+                name, now.Version, old.Version, string.Join("; ", changes), name);
+        }
+
+        static string Describe(IReadOnlyList<string> classes) =>
+            $"({classes.Count}: {string.Join(", ", classes.Take(4))}{(classes.Count > 4 ? ", ..." : "")})";
     }
 
     /// <summary>How long each candidate shape runs per round when the strategy is measured (three rounds, a handful of shapes).</summary>

@@ -204,6 +204,30 @@ public class HotReloadTests(TrainerBundles bundles)
         await factory.Logs.WaitForAsync(line => line.Contains($"{version}") && line.Contains("is unloaded: no request uses it any more"));
     }
 
+    [Fact]
+    public async Task ANewVersionThatAnswersOtherQuestionsIsServedWithAWarning()
+    {
+        // A training job may publish any data set under a model's name: the new version is served (the highest is), and
+        // the log says what changed for clients that name the model without a version.
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey));
+        var client = factory.CreateClient();
+        var newer = Path.Combine(root, "smoke", NewVersion);
+        Trainer.CopyDirectory(bundles.GrayBundle, newer);
+        TrainerBundles.EditManifest(newer, manifest =>
+        {
+            manifest["name"] = "smoke";
+            manifest["version"] = NewVersion;
+        });
+        using var reload = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload");
+        reload.Headers.Add("X-Api-Key", AdminKey);
+        Assert.Equal(NewVersion, (await Http.JsonAsync(await client.SendAsync(reload))).GetProperty("servedVersion").GetString());
+        var warning = await factory.Logs.WaitForAsync(line => line.Contains("which answers other questions than"));
+        Assert.Contains(Path.GetFileName(bundles.SmokeBundle), warning);
+        Assert.Contains("input 3x32x32 becomes 1x", warning);
+        Assert.Contains("Models:Pinned", warning);
+    }
+
     private static void AssertVersionAfter(IEnumerable<(HttpStatusCode Status, string? Version, long Started, long Ended)> answers, long since, string version)
     {
         var later = answers.Where(a => a.Started > since).ToArray();
