@@ -172,6 +172,23 @@ def test_publish_writes_the_manifest_last_and_renames_atomically(trained_bundle,
     assert os.path.basename(second) > os.path.basename(first)    # sortable versions, never overwritten
 
 
+def test_a_publish_removes_staging_folders_abandoned_a_day_ago_and_leaves_recent_ones(tmp_path):
+    import datetime as dt
+    from protopnet_trainer.publish import publish
+    family = tmp_path / "tiny"
+    recent = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).strftime("%Y%m%dT%H%M%SZ")
+    for entry in (".staging-20200101T000000Z", f".staging-{recent}", ".staging-not-a-version", ".hidden"):
+        os.makedirs(family / entry)
+
+    def fill(folder: str, version: str) -> dict:
+        return {"name": "tiny", "version": version}
+
+    published = publish(str(tmp_path), "tiny", fill)
+    # Killed publishes leave staging folders (kill -9 runs no clean-up); another publish may still be writing a recent one.
+    assert sorted(os.listdir(family)) == sorted([".hidden", f".staging-{recent}", ".staging-not-a-version",
+                                                 os.path.basename(published)])
+
+
 def test_manifest_text_is_the_same_json_with_number_rows_on_one_line():
     manifest = {"lastLayer": {"weights": [[1.0, -0.5], [0.25, 1e-9]]}, "probe": {"logits": [0.1, 2]},
                 "flags": [True, False], "name": "row-x-0", "empty": []}

@@ -33,6 +33,23 @@ def new_version(family_dir: str) -> str:
         moment += dt.timedelta(seconds=1)
 
 
+ABANDONED_AFTER = dt.timedelta(hours=24)   # no publish takes that long: a staging folder this old lost its process
+
+
+def remove_abandoned_staging(family_dir: str, now: dt.datetime) -> None:
+    """Removes the staging folders of publishes whose process was killed (`kill -9` leaves them; nothing else would),
+    judged by the version in their name, when they were started."""
+    for entry in os.listdir(family_dir):
+        if not entry.startswith(".staging-"):
+            continue
+        try:
+            started = dt.datetime.strptime(entry[len(".staging-"):], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            continue   # not one of ours
+        if now - started > ABANDONED_AFTER:
+            shutil.rmtree(os.path.join(family_dir, entry), ignore_errors=True)
+
+
 def publish(models_dir: str, name: str, fill: Callable[[str, str], Dict[str, Any]]) -> str:
     """Write a version atomically: `fill(staging_dir, version)` writes the files and returns the manifest, which
     is written last; then `.staging-<version>` is renamed to `<version>`. On any failure nothing is visible."""
@@ -44,6 +61,7 @@ def publish(models_dir: str, name: str, fill: Callable[[str, str], Dict[str, Any
         os.makedirs(family_dir, exist_ok=True)
     except OSError as error:
         raise TrainerError(f"output folder {family_dir} cannot be created: {error.strerror}") from None
+    remove_abandoned_staging(family_dir, dt.datetime.now(dt.timezone.utc))
     version = new_version(family_dir)
     staging = os.path.join(family_dir, f".staging-{version}")
     final = os.path.join(family_dir, version)
