@@ -62,6 +62,15 @@ class RunFolder:
             os.remove(old)
         return path
 
+    def drop_resume_points(self) -> None:
+        """Remove the epoch checkpoints, which only resume an unfinished run: once it has finished, checkpoints/final.pt
+        (prune, export) is what is left of any use, at a fraction of the disk."""
+        for checkpoint in glob.glob(os.path.join(self.checkpoints, "epoch-*.pt")):
+            try:
+                os.remove(checkpoint)
+            except OSError:
+                pass   # gone already, or not ours to remove: it only costs disk
+
     def push_pictures(self, epoch: int) -> str:
         """Where the push after (0-based) `epoch` writes its prototype pictures: an absolute path, since push
         records keep it and are read again from other working folders (prune, export)."""

@@ -23,6 +23,7 @@ from .job_options import JobOptionError, JobOptions, check_model_name
 from .jobs import (CANCELLED, FAILED, JOB_FORMAT, QUEUED, RUNNING, SUCCEEDED, JobFolder, JobQueue, Lease, utc_now,
                    utc_time)
 from .pipeline import TrainJob, train_and_publish
+from .run_folder import RunFolder
 from .watch import RunWatch, StopRun, WatchedTrainer
 
 Log = Callable[[str], None]
@@ -237,6 +238,8 @@ class Worker:
                 status.finish(SUCCEEDED, publishedVersion=version,
                               progress={**(status.values.get("progress") or {}), "stage": "export", "fraction": 1.0})
                 log(f"succeeded: published {job.name}@{version}")
+                if job.run_dir:
+                    RunFolder(job.run_dir).drop_resume_points()   # the job will not resume: final.pt stays
                 return SUCCEEDED
             except StopRun as stop:
                 return self._stopped(stop.reason, status, log)
