@@ -130,6 +130,22 @@ public sealed class WebPageTests(WebFixture fixture)
         await page.Context.CloseAsync();
     }
 
+    /// <summary>The service reads TIFF, which no browser shows: the answer is shown with its boxes on a blank of the image's size.</summary>
+    [Fact]
+    public async Task A_format_the_browser_cannot_show_is_explained_on_a_blank_of_its_size()
+    {
+        var tiff = Path.Combine(WebFixture.ArtifactsDirectory, "upload.tiff");
+        using (var image = await Image.LoadAsync(fixture.SourceImage(0))) await image.SaveAsTiffAsync(tiff);
+        var page = await OpenAsync();
+        await page.SetInputFilesAsync("#file", tiff);
+        await WaitForResultAsync(page);
+
+        Assert.Contains("cannot show the file's format", await page.TextContentAsync("#status"));
+        Assert.StartsWith("data:image/svg+xml", await page.GetAttributeAsync("#overview-boxed img", "src"));
+        Assert.True(await page.Locator("#error").IsHiddenAsync());
+        await page.Context.CloseAsync();
+    }
+
     [Fact]
     public async Task Example_images_of_the_bundle_can_be_picked_with_the_keyboard()
     {

@@ -220,10 +220,14 @@ async function classify(file) {
     if (request !== state.request) return;
     if (state.objectUrl) URL.revokeObjectURL(state.objectUrl);
     state.objectUrl = URL.createObjectURL(file);
-    renderResult(result, prototypes, state.objectUrl);
+    // The service reads formats a browser may not show (TIFF): then the boxes go on a blank of the image's size.
+    const shown = await canShow(state.objectUrl);
+    if (request !== state.request) return;
+    renderResult(result, prototypes, shown ? state.objectUrl : blankOfSize(result.image.width, result.image.height));
     $("status").textContent = `Done in ${fmt(result.timingsMs.total)} ms` +
       (result.timingsMs.verify !== undefined ? ` (checking the boxes took ${fmt(result.timingsMs.verify)} ms).` : ".") +
-      (heatmaps ? "" : " Heatmaps are left out for images over 4 megapixels.");
+      (heatmaps ? "" : " Heatmaps are left out for images over 4 megapixels.") +
+      (shown ? "" : " This browser cannot show the file's format, so the boxes are drawn on a blank of its size; the heatmaps show the image.");
     if (listingProblem) {
       showError("The training images' boxes cannot be shown", listingProblem.detail || listingProblem.title || String(listingProblem));
     }
@@ -231,8 +235,26 @@ async function classify(file) {
     if (request !== state.request) return;
     $("result").hidden = true;
     $("status").textContent = "";
-    showError(problem.title || "Something went wrong", problem.detail || String(problem));
+    const retry = problem.retryAfter ? ` Try again in ${problem.retryAfter} s.` : "";
+    showError(problem.title || "Something went wrong", (problem.detail || String(problem)) + retry);
   }
+}
+
+/** Whether the browser can show the picture at url (none shows TIFF, which the service reads). */
+function canShow(url) {
+  return new Promise((resolve) => {
+    const probe = new Image();
+    probe.onload = () => resolve(true);
+    probe.onerror = () => resolve(false);
+    probe.src = url;
+  });
+}
+
+/** A grey picture of width x height, to draw boxes on when the upload itself cannot be shown. */
+function blankOfSize(width, height) {
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">` +
+    `<rect width="100%" height="100%" fill="#d8d8d8"/></svg>`;
+  return `data:image/svg+xml,${encodeURIComponent(svg)}`;
 }
 
 /** An image with boxes drawn over it; boxes are in pixels of an image of width x height. */
