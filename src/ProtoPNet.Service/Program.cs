@@ -2,13 +2,14 @@ using ProtoPNet.Service.Apis;
 using ProtoPNet.Service.Hosting;
 using ProtoPNet.Service.Problems;
 
-if (args.Contains(HealthcheckCommand.Argument)) return await HealthcheckCommand.RunAsync();
+if (args.Contains(HealthcheckCommand.Argument)) return await HealthcheckCommand.RunAsync(args);
 SocketCompletions.RunInlineUnlessConfigured();
 
 try
 {
     var builder = WebApplication.CreateBuilder(args);
     builder.UseDefaultListenAddress();
+    builder.AddServerLimits();
     builder.AddServiceLogging();
     builder.AddProblemResponses();
     builder.AddInference();
@@ -39,10 +40,11 @@ try
     await app.RunAsync();
     return 0;
 }
-catch (Exception error) when (OptionsValidationExtensions.BadSettings(error) is { } failures && OptionsValidationExtensions.IsOwnProcess)
+catch (Exception error) when (OptionsValidationExtensions.StartFailure(error) is { } reason && OptionsValidationExtensions.IsOwnProcess)
 {
-    // A bad setting: one line naming it, and exit status 1, rather than an unhandled exception's stack trace.
-    await Console.Error.WriteLineAsync($"ProtoPNet Service cannot start: {string.Join(" ", failures)}");
+    // A bad setting, an address taken, CUDA asked for and absent: one line that says so, and exit status 1, rather than
+    // an unhandled exception's stack trace.
+    await Console.Error.WriteLineAsync($"ProtoPNet Service cannot start: {reason}");
     return 1;
 }
 

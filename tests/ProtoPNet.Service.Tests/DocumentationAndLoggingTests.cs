@@ -126,4 +126,15 @@ public class DocumentationAndLoggingTests(TrainerBundles bundles)
         var line = await bundles.Service.Logs.WaitForAsync(m => m.Contains(traceId), onTimeout: () => string.Join("\n", bundles.Service.Logs.Entries.Where(e => e.Message.Contains("415")).Select(e => e.Message)) + " wanted " + traceId);
         Assert.Contains("responded 415", line);
     }
+
+    /// <summary>A path with a line break (sent as %0A) stays on its request's one line: it cannot forge another log line.</summary>
+    [Fact]
+    public async Task ARequestPathCannotStartALogLineOfItsOwn()
+    {
+        await Client.GetAsync("/forged%0A[18:00:00%20ERR]%20ProtoPNet.Service.Models.ModelRegistry:%20fake");
+        var line = await bundles.Service.Logs.WaitForAsync(m => m.Contains("/forged"));
+        Assert.DoesNotContain('\n', line);
+        Assert.Contains("[18:00:00 ERR] ProtoPNet.Service.Models.ModelRegistry: fake", line);
+        Assert.Contains("responded 404", line);
+    }
 }

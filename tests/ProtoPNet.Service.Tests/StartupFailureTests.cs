@@ -10,10 +10,16 @@ namespace ProtoPNet.Service.Tests;
 public class StartupFailureTests(TrainerBundles bundles)
 {
     [Theory]
-    [InlineData("Batching__MaxBatchSize", "0", "MaxBatchSize")]
+    [InlineData("Batching__MaxBatchSize", "0", "Batching:MaxBatchSize: The field MaxBatchSize must be between")]
     [InlineData("Images__MaxBytes", "twenty", "Images:MaxBytes")]
     [InlineData("Batching__Strategy", "fastest", "Batching:Strategy")]
     [InlineData("Logging__Format", "xml", "Logging:Format")]
+    // Kestrel:Limits (bound and checked by the service: ASP.NET Core leaves the section alone).
+    [InlineData("Kestrel__Limits__MaxConcurrentConnections", "-5", "Kestrel:Limits:MaxConcurrentConnections")]
+    [InlineData("Kestrel__Limits__RequestHeadersTimeout", "abc", "Kestrel:Limits:RequestHeadersTimeout")]
+    // Not settings the options check, but as much the operator's to fix: an address that is not one, CUDA that is not there.
+    [InlineData("Urls", "notaurl", "Invalid url: 'notaurl'")]
+    [InlineData("Inference__ExecutionProvider", "cuda", "Inference:ExecutionProvider is 'cuda' but the CUDA execution provider cannot be used")]
     public async Task BadSettingStopsTheStartWithOneLineNamingIt(string key, string value, string named)
     {
         var (service, ready) = await ServiceProcess.StartAsync(new Dictionary<string, string>
@@ -30,6 +36,45 @@ public class StartupFailureTests(TrainerBundles bundles)
             Assert.Contains(named, line);
             Assert.DoesNotContain("Unhandled exception", output);
             Assert.DoesNotContain("   at ", output);
+        }
+    }
+
+    /// <summary>Kestrel:Limits from the configuration reach the server (ASP.NET Core does not bind the section by itself).</summary>
+    [Fact]
+    public async Task KestrelLimitsFromTheConfigurationApply()
+    {
+        var (service, ready) = await ServiceProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Models__Root"] = bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
+            ["Kestrel__Limits__MaxRequestHeaderCount"] = "4",
+        });
+        await using (service)
+        {
+            Assert.True(ready, string.Join('\n', service.Output));
+            using var few = new HttpRequestMessage(HttpMethod.Get, "/health/live");
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await service.Client.SendAsync(few)).StatusCode);
+            using var many = new HttpRequestMessage(HttpMethod.Get, "/health/live");
+            for (var i = 0; i < 6; i++) many.Headers.Add($"X-Extra-{i}", "1");
+            Assert.Equal(System.Net.HttpStatusCode.RequestHeaderFieldsTooLarge, (await service.Client.SendAsync(many)).StatusCode);
+        }
+    }
+
+    /// <summary>The container health check asks the address the service listens on, taken from the same sources in the same order.</summary>
+    [Fact]
+    public async Task TheHealthCheckAsksTheAddressTheServiceListensOn()
+    {
+        var (service, ready) = await ServiceProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Models__Root"] = bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
+        });
+        await using (service)
+        {
+            Assert.True(ready, string.Join('\n', service.Output));
+            var address = service.Client.BaseAddress!.ToString().TrimEnd('/');
+            // URLS wins over ASPNETCORE_URLS in the service's own start; the check must follow it.
+            Assert.Equal(0, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string> { ["URLS"] = address, ["ASPNETCORE_URLS"] = "http://127.0.0.1:9" }));
+            Assert.Equal(0, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string> { ["ASPNETCORE_URLS"] = "http://127.0.0.1:9" }, "--urls", address));
+            Assert.Equal(1, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string> { ["URLS"] = "http://127.0.0.1:9" }));
         }
     }
 }

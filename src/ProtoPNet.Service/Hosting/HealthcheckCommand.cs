@@ -8,9 +8,17 @@ public static class HealthcheckCommand
 {
     public const string Argument = "--healthcheck";
 
-    public static async Task<int> RunAsync()
+    public static async Task<int> RunAsync(string[] args)
     {
-        var urls = Environment.GetEnvironmentVariable("ASPNETCORE_URLS") ?? Environment.GetEnvironmentVariable("URLS") ?? ListenAddressExtensions.DefaultAddress;
+        // The address the service listens on, from the same sources in the same order of precedence as the service's
+        // own start (WebApplication.CreateBuilder): --urls over URLS over appsettings.json over ASPNETCORE_URLS.
+        var configuration = new ConfigurationBuilder()
+            .AddEnvironmentVariables("ASPNETCORE_")
+            .AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: true)
+            .AddEnvironmentVariables()
+            .AddCommandLine(args.Where(a => a != Argument).ToArray())
+            .Build();
+        var urls = configuration[WebHostDefaults.ServerUrlsKey] is { Length: > 0 } configured ? configured : ListenAddressExtensions.DefaultAddress;
         var first = urls.Split(';', StringSplitOptions.RemoveEmptyEntries)[0].Replace("://+", "://127.0.0.1").Replace("://*", "://127.0.0.1")
             .Replace("://0.0.0.0", "://127.0.0.1");
         try

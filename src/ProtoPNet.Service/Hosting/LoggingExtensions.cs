@@ -28,7 +28,11 @@ public static class LoggingExtensions
                 .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
                 .MinimumLevel.Override("Microsoft.Hosting.Lifetime", LogEventLevel.Information)
                 .ReadFrom.Configuration(builder.Configuration)
-                .Enrich.FromLogContext();
+                .Enrich.FromLogContext()
+                // A start that fails for a reason the operator can fix is told in one line by Program.cs; the host's own
+                // "Hosting failed to start" with the stack trace would bury it.
+                .Filter.ByExcluding(e => e.Exception is { } error && OptionsValidationExtensions.StartFailure(error) is not null
+                    && e.Properties.TryGetValue("SourceContext", out var source) && source.ToString() == "\"Microsoft.Extensions.Hosting.Internal.Host\"");
             // The console is written in batches from the background: a request never waits for it (BatchedConsoleSink).
             logger.WriteTo.Sink(new BatchedConsoleSink(json
                 ? new RenderedCompactJsonFormatter()
@@ -47,15 +51,19 @@ public static class LoggingExtensions
         {
             // This host's own logger, not Serilog's static one (which another host in the same process may own).
             options.Logger = app.Services.GetRequiredService<Serilog.ILogger>();
+            // The path as sent, with control characters escaped: "/x%0A[ERR] ..." must not start a line of its own.
             options.MessageTemplate =
-                "HTTP {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.0} ms (model {Model}, predicted {PredictedClass}, trace {TraceId})";
+                "HTTP {RequestMethod} {Path} responded {StatusCode} in {Elapsed:0.0} ms (model {Model}, predicted {PredictedClass}, trace {TraceId})";
             // A 503 is the service saying "busy" or "not ready yet" on purpose (overload, warm-up): a warning, not an error.
             options.GetLevel = (context, _, exception) =>
                 exception is not null || (context.Response.StatusCode >= 500 && context.Response.StatusCode != StatusCodes.Status503ServiceUnavailable)
                     ? LogEventLevel.Error
                     : context.Response.StatusCode == StatusCodes.Status503ServiceUnavailable ? LogEventLevel.Warning : LogEventLevel.Information;
             options.EnrichDiagnosticContext = (diagnostics, context) =>
+            {
                 diagnostics.Set("TraceId", Activity.Current?.Id ?? context.TraceIdentifier);
+                diagnostics.Set("Path", OneLine(context.Request.Path.Value ?? ""));
+            };
         });
         // Defaults for requests that involve no model; the classify endpoints overwrite them.
         app.Use((context, next) =>
@@ -66,6 +74,25 @@ public static class LoggingExtensions
             return next(context);
         });
         return app;
+    }
+
+    /// <summary><paramref name="text"/> with its control characters written as escapes (\n, \r, \t, \xNN), so that it stays on one line.</summary>
+    public static string OneLine(string text)
+    {
+        if (!text.Any(char.IsControl)) return text;
+        var escaped = new System.Text.StringBuilder(text.Length + 8);
+        foreach (var c in text)
+        {
+            escaped.Append(c switch
+            {
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                _ when char.IsControl(c) => $"\\x{(int)c:X2}",
+                _ => c.ToString(),
+            });
+        }
+        return escaped.ToString();
     }
 }
 

@@ -16,7 +16,7 @@ public static class OptionsValidationExtensions
         {
             app.Services.GetService<IStartupValidator>()?.Validate();   // registered by the first ValidateOnStart
         }
-        catch (InvalidOperationException unconvertible) when (unconvertible.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal))
+        catch (InvalidOperationException unconvertible) when (unconvertible.Message.StartsWith(UnconvertiblePrefix, StringComparison.Ordinal))
         {
             // The configuration binder's own failure (e.g. a word where a number or one of an enum's names belongs) is a bad setting too.
             throw new OptionsValidationException("configuration", typeof(object),
@@ -28,12 +28,44 @@ public static class OptionsValidationExtensions
     /// <summary>Whether the service runs as its own process; a test host that runs its entry point gets the start's exceptions itself.</summary>
     public static bool IsOwnProcess => System.Reflection.Assembly.GetEntryAssembly() == typeof(OptionsValidationExtensions).Assembly;
 
+    /// <summary>
+    /// Why the start failed, in one line, when it failed for a reason the operator can fix: bad settings, an address that
+    /// cannot be listened on (taken, or not a URL), an execution provider asked for and not there. Null for any other
+    /// error, whose stack trace is then the useful thing to show.
+    /// </summary>
+    public static string? StartFailure(Exception error) => BadSettings(error) is { } failures
+        ? string.Join(" ", failures)
+        : error switch
+        {
+            ProtoPNet.Inference.Runtime.ExecutionProviderUnavailableException => error.Message,
+            // The binder's own failure while the server is built (a word where Kestrel:Limits wants a time or a number).
+            InvalidOperationException when error.Message.StartsWith(UnconvertiblePrefix, StringComparison.Ordinal) =>
+                $"{error.Message} {error.InnerException?.Message}".Trim(),
+            IOException when error.Message.StartsWith("Failed to bind to address", StringComparison.Ordinal) => error.Message,
+            FormatException when error.Message.StartsWith("Invalid url", StringComparison.Ordinal) =>
+                $"{error.Message} (Urls, --urls, URLS or ASPNETCORE_URLS: e.g. http://0.0.0.0:8080)",
+            _ => null,
+        };
+
+    private const string UnconvertiblePrefix = "Failed to convert configuration value";
+
     /// <summary>The messages of a start stopped by bad settings (one failed option, or several at once); null for any other error.</summary>
     public static IReadOnlyList<string>? BadSettings(Exception error) => error switch
     {
-        OptionsValidationException invalid => invalid.Failures.ToArray(),
+        OptionsValidationException invalid => invalid.Failures.Select(f => ByKey(invalid.OptionsType, f)).ToArray(),
         AggregateException { InnerExceptions: var inner } when inner.Count > 0 && inner.All(e => e is OptionsValidationException) =>
-            inner.Cast<OptionsValidationException>().SelectMany(e => e.Failures).ToArray(),
+            inner.Cast<OptionsValidationException>().SelectMany(e => e.Failures.Select(f => ByKey(e.OptionsType, f))).ToArray(),
         _ => null,
     };
+
+    /// <summary>
+    /// A data-annotation failure as the setting's key says it ("Batching:MaxBatchSize: The field ... must be between 1 and
+    /// 256."), where the framework names the options class and its property; other failures as they are.
+    /// </summary>
+    private static string ByKey(Type optionsType, string failure)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(failure, @"^DataAnnotation validation failed for '\w+' members: '(\w+)' with the error: '(.*)'\.$");
+        var section = optionsType.GetField("SectionName")?.GetValue(null) as string;
+        return match.Success && section is not null ? $"{section}:{match.Groups[1].Value}: {match.Groups[2].Value}" : failure;
+    }
 }

@@ -46,12 +46,35 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts the service and waits until /health/ready answers 200 (or the process ends, or 120 s pass).</summary>
-    public static async Task<(ServiceProcess Service, bool Ready)> StartAsync(IReadOnlyDictionary<string, string> settings)
+    /// <summary>Runs <c>ProtoPNet.Service --healthcheck</c> (what a container runs) with these environment variables and arguments; its exit code.</summary>
+    public static async Task<int> HealthcheckAsync(IReadOnlyDictionary<string, string> environment, params string[] arguments)
+    {
+        var serviceDirectory = ServiceDirectory();
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = serviceDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(serviceDirectory, "ProtoPNet.Service.dll"));
+        start.ArgumentList.Add("--healthcheck");
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        foreach (var name in new[] { "URLS", "ASPNETCORE_URLS", "Urls" }) start.Environment.Remove(name);
+        foreach (var (key, value) in environment) start.Environment[key] = value;
+        using var process = Process.Start(start)!;
+        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+        return process.ExitCode;
+    }
+
+    private static string ServiceDirectory()
     {
         var testProject = Path.Combine(Trainer.RepositoryRoot, "tests", "ProtoPNet.Service.Tests");
         var buildOutput = Path.GetRelativePath(testProject, AppContext.BaseDirectory); // bin/<configuration>/<framework>
-        var serviceDirectory = Path.Combine(Trainer.RepositoryRoot, "src", "ProtoPNet.Service", buildOutput);
+        return Path.Combine(Trainer.RepositoryRoot, "src", "ProtoPNet.Service", buildOutput);
+    }
+
+    /// <summary>Starts the service and waits until /health/ready answers 200 (or the process ends, or 120 s pass).</summary>
+    public static async Task<(ServiceProcess Service, bool Ready)> StartAsync(IReadOnlyDictionary<string, string> settings)
+    {
+        var serviceDirectory = ServiceDirectory();
         var port = FreePort();
         var start = new ProcessStartInfo("dotnet")
         {
