@@ -70,6 +70,13 @@ def test_train_evaluate_prune_and_export_commands(tmp_path, capsys):
     assert pruned_manifest["training"]["pruned"] is True
     for j, prototype in enumerate(pruned_manifest["prototypes"]):
         assert os.path.isfile(tmp_path / "models" / "cli-pruned" / pruned_version / prototype["images"]["patch"])
+    # Its trainAccuracy is the pruned model's on the training images, as evaluate measures it.
+    assert main(["evaluate", "--checkpoint", pruned, "--split", "train", "--no-progress"]) == 0
+    train_accuracy = float(capsys.readouterr().out.split("train accuracy ")[1].split()[0])
+    assert pruned_manifest["training"]["metrics"]["trainAccuracy"] == pytest.approx(train_accuracy, abs=1e-4)
+    # A prune only adds a checkpoint: the run's final.pt can still be exported with its pictures.
+    assert main(["export", "--checkpoint", final, "--models", models, "--name", "cli-again"]) == 0
+    capsys.readouterr()
 
 
 def test_resume_flag_continues_from_the_last_checkpoint(tmp_path, capsys):
@@ -281,3 +288,35 @@ def test_a_bad_image_read_by_a_dataloader_worker_process_is_one_line(tmp_path, c
     code = main(["train", *TINY_ARGS, "--dataset", "imagefolder", "--data", str(tmp_path / "folder"), "--workers", "1",
                  "--models", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")])
     _one_line_error(capsys, code, "cannot decode image", "3.png")
+
+
+def test_a_checkpoint_saved_after_its_prototypes_moved_is_not_exported_or_pruned_without_a_push(tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    args = list(TINY_ARGS)
+    args[args.index("--epochs") + 1] = "4"
+    assert main(["train", *args, "--push-every", "3", "--models", str(tmp_path / "models"), "--name", "cli",
+                 "--run-dir", run_dir]) == 0
+    capsys.readouterr()
+    # An epoch checkpoint saved after joint epochs that followed its last push: its prototypes have moved since.
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    pushes = [entry["epoch"] for entry in history if entry.get("pushed")]
+    moved_epoch = next(e["epoch"] for e in history if not e.get("pushed") and pushes[0] < e["epoch"] and
+                       os.path.isfile(os.path.join(run_dir, "checkpoints", f"epoch-{e['epoch']:03d}.pt")))
+    moved = os.path.join(run_dir, "checkpoints", f"epoch-{moved_epoch:03d}.pt")
+    code = main(["export", "--checkpoint", moved, "--models", str(tmp_path / "models"), "--name", "moved"])
+    _one_line_error(capsys, code, f"was saved after epoch {moved_epoch}, but its last push was after epoch", "--push")
+    code = main(["prune", "--checkpoint", moved, "--no-progress"])
+    _one_line_error(capsys, code, f"was saved after epoch {moved_epoch}")
+    assert _versions(str(tmp_path / "models"), "moved") == []
+    # With --push it is pushed first, and published.
+    assert main(["export", "--checkpoint", moved, "--push", "--models", str(tmp_path / "models"), "--name", "moved",
+                 "--no-progress"]) == 0
+    assert len(_versions(str(tmp_path / "models"), "moved")) == 1
+
+
+@pytest.mark.parametrize("k, threshold", [("-3", "3"), ("0", "1"), ("6", "10")])
+def test_pruning_parameters_out_of_range_are_one_line(tmp_path, capsys, k, threshold):
+    code = main(["train", *TINY_ARGS, "--prune", "--prune-k", k, "--prune-threshold", threshold,
+                 "--models", str(tmp_path / "models"), "--name", "p", "--run-dir", str(tmp_path / "run")])
+    _one_line_error(capsys, code, "pruning needs --prune-k at least 1")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()   # refused before the first epoch

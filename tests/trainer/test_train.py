@@ -142,7 +142,9 @@ def test_cached_push_set_is_unaugmented(tiny, tmp_path):
 
 
 def test_pruning_keeps_the_best_prototype_of_a_class_that_would_lose_all(tiny, tmp_path):
-    trainer = _quiet(tiny(prune_k=5, prune_threshold=6), tmp_path)    # threshold above k: every prototype fails
+    trainer = _quiet(tiny(prune_k=5, prune_threshold=5), tmp_path)
+    # A threshold above k, which the options refuse, makes every prototype fail: the case the safeguard is for.
+    trainer.cfg = trainer.cfg.replace(prune_threshold=6)
     trainer.push(0)
     trainer.prune()
     assert sorted(trainer.model.prototype_classes.tolist()) == [0, 1, 2]

@@ -141,6 +141,9 @@ class TrainConfig:
             raise TrainerError(f"--polarity-augment must be between 0 and 1 (got {self.polarity_augment})")
         if not 0.0 <= self.noise_augment <= 1.0:
             raise TrainerError(f"--noise-augment must be between 0 and 1 (got {self.noise_augment})")
+        if self.prune_k < 1 or not 1 <= self.prune_threshold <= self.prune_k:
+            raise TrainerError(f"pruning needs --prune-k at least 1 and --prune-threshold from 1 to --prune-k "
+                               f"(got k={self.prune_k}, threshold={self.prune_threshold})")
         if self.calibration_holdout < 0:
             raise TrainerError("--calibration-holdout must be >= 0")
         if not 0.0 < self.unfamiliar_share < 1.0:

@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 import torch
 from torch.utils.data import DataLoader
@@ -174,6 +174,8 @@ def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], p
         if not records:
             raise TrainerError(f"checkpoint {checkpoint_path} holds an unpushed model: pass --push to push it, "
                                f"or export a pushed checkpoint")
+        require_pushed_last(checkpoint, checkpoint_path, "pass --push to push it first, or export a checkpoint saved "
+                                                         "right after a push (final.pt)")
     source = load_data_source(cfg.replace(augment=False))
     classes = list(checkpoint["classes"])
     if list(source.classes) != classes:
@@ -199,6 +201,18 @@ def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], p
     return bundle
 
 
+def require_pushed_last(checkpoint: Dict[str, Any], path: str, advice: str) -> None:
+    """Refuses a checkpoint saved epochs after its last push: its prototypes have moved since, so the push's pictures
+    no longer show them ("this looks like that" holds right after a push)."""
+    history = checkpoint.get("history") or []
+    if history and not history[-1].get("pushed"):
+        pushes = [entry["epoch"] for entry in history if entry.get("pushed")]
+        last = f"epoch {pushes[-1]}" if pushes else "no epoch"
+        raise TrainerError(f"checkpoint {path} was saved after epoch {history[-1]['epoch']}, but its last push was "
+                           f"after {last}: its prototypes have moved since, and its pictures would not show them; "
+                           f"{advice}")
+
+
 def prune_checkpoint(checkpoint_path: str, k: int, threshold: int, output: Optional[str] = None,
                      device: Optional[str] = None, progress: bool = False, log: Log = say) -> str:
     """Prune a pushed checkpoint and train its last layer again; the result is a checkpoint in the same run's
@@ -206,13 +220,24 @@ def prune_checkpoint(checkpoint_path: str, k: int, threshold: int, output: Optio
     checkpoint = load_checkpoint(checkpoint_path)
     if not checkpoint.get("records"):
         raise TrainerError(f"checkpoint {checkpoint_path} holds an unpushed model: push before pruning")
+    require_pushed_last(checkpoint, checkpoint_path, "prune a checkpoint saved right after a push (final.pt), or "
+                                                     "export --push it first")
+    missing = [record.get("pictures") for record in checkpoint["records"]
+               if not record.get("pictures") or not os.path.isdir(record["pictures"])]
+    if missing:
+        raise TrainerError(f"checkpoint {checkpoint_path}: the pictures of {len(missing)} prototypes are gone "
+                           f"(e.g. {missing[0]}; a later push of the run replaced them), so a pruned model could not "
+                           f"be exported: prune the run's final.pt")
     cfg = TrainConfig.from_dict(checkpoint["config"]).replace(prune=True, prune_k=k, prune_threshold=threshold)
     if device:
         cfg = cfg.replace(device=device)
     trainer = Trainer.from_checkpoint(checkpoint, RunFolder.of_checkpoint(checkpoint_path).path, cfg=cfg,
                                       progress=progress, log=log)
     removed = trainer.prune()
-    path = trainer.save_checkpoint(os.path.basename(output) if output else "pruned.pt")
+    # What the bundle's trainAccuracy says: the pruned model's, on the training images without augmentation.
+    trainer.train_accuracy = trainer.accuracy(trainer.loaders.push, desc="train")
+    # The run's other checkpoints (final.pt) still need their pictures: a prune only adds a checkpoint.
+    path = trainer.save_checkpoint(os.path.basename(output) if output else "pruned.pt", keep_other_pictures=True)
     accuracy = evaluate_accuracy(trainer.model, trainer.loaders.test, trainer.device, progress=progress)
     log(f"removed {removed} prototypes, {trainer.model.num_prototypes} left; test accuracy {accuracy:.4f}; "
         f"wrote {path}")

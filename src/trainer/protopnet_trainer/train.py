@@ -388,14 +388,16 @@ class Trainer:
             "train_accuracy": self.train_accuracy,
         }
 
-    def save_checkpoint(self, name: Optional[str] = None) -> str:
-        """checkpoints/<name> (default: this epoch's); then only the current push's pictures are kept. On several
-        ranks only rank 0 writes; every rank returns the path."""
+    def save_checkpoint(self, name: Optional[str] = None, keep_other_pictures: bool = False) -> str:
+        """checkpoints/<name> (default: this epoch's); then only the current push's pictures are kept, unless
+        `keep_other_pictures` (a checkpoint written beside the run's own, e.g. by `prune`, whose final.pt still needs
+        its pictures). On several ranks only rank 0 writes; every rank returns the path."""
         name = name or self.folder.epoch_checkpoint_name(self.epoch)
         if not self.is_main:
             return os.path.join(self.folder.checkpoints, name)
         path = self.folder.save_checkpoint(self.checkpoint_state(), name)
-        self.folder.keep_push_pictures(os.path.dirname(r["pictures"]) for r in self.records if r.get("pictures"))
+        if not keep_other_pictures:
+            self.folder.keep_push_pictures(os.path.dirname(r["pictures"]) for r in self.records if r.get("pictures"))
         return path
 
     def resume(self) -> bool:
