@@ -166,6 +166,20 @@ def test_class_count_mismatch(tmp_path, capsys):
     _one_line_error(capsys, code, "class-count mismatch", "3 classes", "2")
 
 
+def test_evaluate_refuses_a_data_set_of_other_classes(tmp_path, capsys):
+    from PIL import Image
+    run_dir = str(tmp_path / "run")
+    assert main(["train", *TINY_ARGS, "--epochs", "1", "--models", str(tmp_path / "m"), "--run-dir", run_dir]) == 0
+    capsys.readouterr()
+    for split in ("train", "test"):
+        for cls in ("cat", "dog", "fox"):   # as many classes as the checkpoint's, named otherwise
+            os.makedirs(tmp_path / "folder" / split / cls)
+            Image.new("RGB", (8, 8)).save(tmp_path / "folder" / split / cls / "0.png")
+    code = main(["evaluate", "--checkpoint", os.path.join(run_dir, "checkpoints", "final.pt"),
+                 "--dataset", "imagefolder", "--data", str(tmp_path / "folder"), "--no-progress"])
+    _one_line_error(capsys, code, "class mismatch", "pattern-0", "cat")
+
+
 def test_unknown_trunk(tmp_path, capsys):
     code = main(["train", *TINY_ARGS, "--backbone", "alexnet", "--models", str(tmp_path / "m"),
                  "--run-dir", str(tmp_path / "run")])
@@ -320,3 +334,19 @@ def test_pruning_parameters_out_of_range_are_one_line(tmp_path, capsys, k, thres
                  "--models", str(tmp_path / "models"), "--name", "p", "--run-dir", str(tmp_path / "run")])
     _one_line_error(capsys, code, "pruning needs --prune-k at least 1")
     assert not (tmp_path / "run" / "metrics.jsonl").exists()   # refused before the first epoch
+
+
+@pytest.mark.parametrize("untrained", [False, True])
+def test_export_refuses_a_model_name_the_service_cannot_address_before_its_work(tmp_path, capsys, untrained):
+    source = ["--untrained", "--num-classes", "2"] if untrained else ["--checkpoint", str(tmp_path / "no-such.pt")]
+    code = main(["export", *source, "--models", str(tmp_path / "models"), "--name", "bad name"])
+    _one_line_error(capsys, code, "--name", "not a valid model name")
+    assert not (tmp_path / "models").exists() or os.listdir(tmp_path / "models") == []
+
+
+@pytest.mark.parametrize("extra, message", [(["--poll", "-1"], "--poll must be a positive number"),
+                                            (["--heartbeat", "0"], "--heartbeat must be a positive number"),
+                                            (["--jobs", "/proc/nope"], "/proc/nope cannot be created")])
+def test_worker_options_that_cannot_work_are_one_line(tmp_path, capsys, extra, message):
+    args = ["worker", "--jobs", str(tmp_path / "jobs"), "--models", str(tmp_path / "models"), "--once", *extra]
+    _one_line_error(capsys, main(args), message)

@@ -42,6 +42,8 @@ def test_resume_with_another_image_size_is_refused_before_loading_anything(tiny,
     # Before, these resumed silently into a model that computes something else ...
     ({"similarity": "linear"}, ["--similarity log, not linear"]),
     ({"add_on": "bottleneck"}, ["--add-on regular, not bottleneck"]),
+    # A generated data set is drawn from the seed: another seed would train the rest of the run on other images.
+    ({"seed": 7}, ["--seed 3, not 7"]),
     # ... and these failed in load_state_dict with a raw size mismatch; every differing setting is named at once.
     ({"prototype_dim": 4, "small_cnn_widths": [8, 8]},
      ["--prototype-dim 8, not 4", "--small-cnn-widths 8,16, not 8,8", "(--small-cnn-widths 8,16 --prototype-dim 8)"]),

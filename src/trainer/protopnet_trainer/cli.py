@@ -158,13 +158,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def train_job(args: argparse.Namespace, cfg: TrainConfig) -> "TrainJob":
     """The run a `train` command line asks for (the worker's jobs are `train` command lines too)."""
-    from .job_options import JobOptionError, check_model_name
     from .pipeline import TrainJob
-    name = args.name or args.preset or cfg.dataset
-    try:
-        check_model_name(name)   # before training, not when publishing after it
-    except JobOptionError as error:
-        raise TrainerError(f"--name: {error.message}") from None
+    name = checked_name(args.name or args.preset or cfg.dataset)   # before training, not when publishing after it
     return TrainJob(cfg, models=args.models, name=name, run_dir=args.run_dir,
                     preset=args.preset, resume=args.resume, report=not args.no_report, examples=args.examples,
                     baseline_result=args.baseline_result, baseline_wait=args.baseline_wait,
@@ -182,6 +177,9 @@ def cmd_worker(args: argparse.Namespace) -> None:
     settings = WorkerSettings(jobs=args.jobs, models=args.models, runs=args.runs, data_root=args.data_root,
                               poll=args.poll, heartbeat=args.heartbeat, stale_after=args.stale_after,
                               progress=show_progress(args), once=args.once)
+    for option, value in (("--poll", settings.poll), ("--heartbeat", settings.heartbeat), ("--stale-after", settings.stale_after)):
+        if value <= 0:
+            raise TrainerError(f"{option} must be a positive number of seconds (got {value})")
     if settings.heartbeat >= settings.stale_after:
         raise TrainerError("--heartbeat must be shorter than --stale-after")
     run_worker(settings, JobOptions.from_parser(build_parser()), train_job_from_argv)
@@ -205,7 +203,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                         progress=show_progress(args), log=say)
 
 
+def checked_name(name: str) -> str:
+    """`--name`, refused at once when the service could not address it (see job_options.check_model_name)."""
+    from .job_options import JobOptionError, check_model_name
+    try:
+        return check_model_name(name)
+    except JobOptionError as error:
+        raise TrainerError(f"--name: {error.message}") from None
+
+
 def cmd_export(args: argparse.Namespace) -> None:
+    if args.name is not None:
+        checked_name(args.name)   # before the export's work
     if args.untrained:
         from .untrained import export_untrained
         bundle = export_untrained(args.models, args.name, args.backbone, args.num_classes, args.prototypes_per_class,

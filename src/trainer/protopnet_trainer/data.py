@@ -496,6 +496,11 @@ def load_synthetic_parts(cfg: TrainConfig) -> DataSource:
 DATASETS = ("fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts")
 
 
+def describe_classes(classes: List[str]) -> str:
+    """A class list in an error: its count and its first names."""
+    return f"{len(classes)} ({', '.join(classes[:4])}{', ...' if len(classes) > 4 else ''})"
+
+
 def load_data_source(cfg: TrainConfig) -> DataSource:
     if cfg.dataset == "fashion-mnist":
         source = load_fashion_mnist(cfg.data)

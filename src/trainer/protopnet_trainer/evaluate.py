@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
-from .data import load_data_source, make_loaders
+from .data import describe_classes, load_data_source, make_loaders
 from .errors import TrainerError
 from .localisation import localisation
 from .report import confusion_matrix
@@ -62,6 +62,13 @@ def evaluate_checkpoint(path: str, dataset: Optional[str], data: Optional[str], 
     if len(source.classes) != len(checkpoint["classes"]):
         raise TrainerError(f"class-count mismatch: checkpoint has {len(checkpoint['classes'])} classes, "
                            f"data set {cfg.dataset} has {len(source.classes)}")
+    if list(source.classes) != list(checkpoint["classes"]):
+        raise TrainerError(f"class mismatch: the checkpoint's classes are {describe_classes(checkpoint['classes'])}, "
+                           f"data set {cfg.dataset}'s are {describe_classes(source.classes)}")
+    channels = int(checkpoint["model"]["mean"].numel())
+    if source.channels != channels:
+        raise TrainerError(f"the checkpoint's model takes {channels}-channel images, data set {cfg.dataset} has "
+                           f"{source.channels}-channel ones")
     device = select_device(device_name or "auto")
     model = model_from_checkpoint(checkpoint).to(device)
     loaders = make_loaders(cfg, source)

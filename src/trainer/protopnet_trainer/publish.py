@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict
 
 from .atomic import write_text_atomically
 from .errors import TrainerError
+from .job_options import JobOptionError, check_model_name
 from .manifest import manifest_text
 
 
@@ -54,8 +55,10 @@ def publish(models_dir: str, name: str, fill: Callable[[str, str], Dict[str, Any
     """Write a version atomically: `fill(staging_dir, version)` writes the files and returns the manifest, which
     is written last; then `.staging-<version>` is renamed to `<version>`. On any failure nothing is visible."""
     check_writable(models_dir)
-    if not name or name.startswith(".") or os.sep in name or name in ("..",):
-        raise TrainerError(f"invalid model name '{name}'")
+    try:
+        check_model_name(name)   # a folder the service could not address would serve nobody
+    except JobOptionError as error:
+        raise TrainerError(f"model name: {error.message}") from None
     family_dir = os.path.join(models_dir, name)
     try:
         os.makedirs(family_dir, exist_ok=True)

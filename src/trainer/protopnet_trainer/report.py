@@ -31,7 +31,7 @@ def plot_curves(history: List[Dict], path: str, baseline_history: Optional[List[
     plt = _pyplot()
     epochs = [m["epoch"] for m in history]
     figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    accuracy_axis.plot(epochs, [m["train_accuracy"] for m in history], label="train (augmented batches)")
+    accuracy_axis.plot(epochs, [m["train_accuracy"] for m in history], label="train (batches, as they trained)")
     accuracy_axis.plot(epochs, [m["test_accuracy"] for m in history], label="test")
     pushed = [m for m in history if m.get("pushed")]
     before = [m for m in pushed if "test_accuracy_before_push" in m]

@@ -16,7 +16,7 @@ from .baseline import BaselineResult, checkpoint_fields, train_in_process
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .console import say
-from .data import DataSource, Loaders, add_training_noise, load_data_source, make_loaders
+from .data import DataSource, Loaders, add_training_noise, describe_classes, load_data_source, make_loaders
 from .distributed import set_epoch, sharded_predictions, sharded_scores
 from .errors import TrainerError
 from .evaluate import evaluate_accuracy, test_metrics
@@ -45,6 +45,11 @@ def _synthetic(cfg: TrainConfig) -> bool:
     return cfg.dataset == "synthetic"
 
 
+def _generated(cfg: TrainConfig) -> bool:
+    """A data set the trainer draws from its seed: another seed is another data set."""
+    return cfg.dataset in ("synthetic", "synthetic-parts")
+
+
 # Every setting that shapes the network or what its weights compute, with the train option that sets it (None: it
 # has none, the field is named) and, where it matters only for some checkpoints, when (judged on the checkpoint's
 # config). A resume must match them all: some only surface as a raw load_state_dict error (prototype_dim, widths,
@@ -65,6 +70,7 @@ MODEL_SETTINGS: Tuple[Tuple[str, Optional[str], Optional[Callable[[TrainConfig],
     ("synthetic_channels", "--synthetic-channels", _synthetic),   # other data sets' channels go with their classes
     ("contrast", "--contrast", None),
     ("interpolation", "--interpolation", None),
+    ("seed", "--seed", _generated),   # the images themselves come from it
 )
 
 
@@ -409,8 +415,8 @@ class Trainer:
         checkpoint = load_checkpoint(latest)
         saved = TrainConfig.from_dict(checkpoint["config"])
         if list(checkpoint["classes"]) != list(self.source.classes):
-            raise TrainerError(f"checkpoint {latest} has {len(checkpoint['classes'])} classes, the data set has "
-                               f"{len(self.source.classes)}")
+            raise TrainerError(f"checkpoint {latest} was trained on other classes than the data set's: "
+                               f"{describe_classes(checkpoint['classes'])} against {describe_classes(self.source.classes)}")
         refuse_other_model_settings(latest, saved, self.cfg)
         if saved.decodes_jpeg_draft != self.cfg.decodes_jpeg_draft:   # the bundle must say how all its images were decoded
             raise TrainerError(f"checkpoint {latest} was trained with JPEGs decoded "

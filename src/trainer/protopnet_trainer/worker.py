@@ -196,7 +196,10 @@ class Worker:
 
     def run(self) -> None:
         """Take and run jobs until shut down (or, with `once`, until the queue is empty)."""
-        os.makedirs(self.settings.jobs, exist_ok=True)
+        try:
+            os.makedirs(self.settings.jobs, exist_ok=True)   # the worker may start before the service makes it
+        except OSError as error:
+            raise TrainerError(f"--jobs {self.settings.jobs} cannot be created: {error.strerror}") from None
         self.log(f"worker {self.name}: waiting for jobs in {self.settings.jobs}, publishing into "
                  f"{self.settings.models}")
         while not self.shutdown.requested:
