@@ -14,6 +14,11 @@ public class StartupFailureTests(TrainerBundles bundles)
     [InlineData("Images__MaxBytes", "twenty", "Images:MaxBytes")]
     [InlineData("Batching__Strategy", "fastest", "Batching:Strategy")]
     [InlineData("Logging__Format", "xml", "Logging:Format")]
+    // The binder takes a number for an enum, any number; an origin a browser never sends; a key no header can hold.
+    [InlineData("Inference__ExecutionProvider", "7", "Inference:ExecutionProvider")]
+    [InlineData("Security__CorsOrigins", "https://app.example/", "Security:CorsOrigins")]
+    [InlineData("Security__ClassifyApiKey", "key-from-a-file\n", "Security:ClassifyApiKey has spaces or a line break")]
+    [InlineData("Telemetry__OtlpEndpoint", "collector:4317", "Telemetry:OtlpEndpoint")]
     // Kestrel:Limits (bound and checked by the service: ASP.NET Core leaves the section alone).
     [InlineData("Kestrel__Limits__MaxConcurrentConnections", "-5", "Kestrel:Limits:MaxConcurrentConnections")]
     [InlineData("Kestrel__Limits__RequestHeadersTimeout", "abc", "Kestrel:Limits:RequestHeadersTimeout")]

@@ -19,6 +19,7 @@ public sealed class InferenceOptions
     public const string SectionName = "Inference";
 
     /// <summary><c>auto</c> (default), <c>cuda</c> or <c>cpu</c>.</summary>
+    [EnumDataType(typeof(ExecutionProviderKind))]   // the binder takes any number for an enum
     public ExecutionProviderKind ExecutionProvider { get; set; } = ExecutionProviderKind.Auto;
 
     /// <summary>CUDA device id used by the CUDA provider.</summary>

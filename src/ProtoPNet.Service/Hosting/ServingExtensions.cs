@@ -22,9 +22,28 @@ public static class ServingExtensions
         var configuration = builder.Configuration;
         services.AddOptions<BatchingOptions>().Bind(configuration.GetSection(BatchingOptions.SectionName)).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<RateLimitOptions>().Bind(configuration.GetSection(RateLimitOptions.SectionName)).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<SecurityOptions>().Bind(configuration.GetSection(SecurityOptions.SectionName)).ValidateOnStart();
+        services.AddOptions<SecurityOptions>().Bind(configuration.GetSection(SecurityOptions.SectionName))
+            // One value (Security__CorsOrigins=https://a.example), as environment variables give it, is a list too.
+            .PostConfigure(security =>
+            {
+                if (security.CorsOrigins.Length == 0 && configuration[$"{SecurityOptions.SectionName}:{nameof(SecurityOptions.CorsOrigins)}"] is { Length: > 0 } listed)
+                {
+                    security.CorsOrigins = listed.Split([',', ';', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                }
+            })
+            .Validate(s => s.CorsOrigins.All(o => Uri.TryCreate(o, UriKind.Absolute, out var origin) && origin.Scheme is "http" or "https"
+                                                   && origin.GetLeftPart(UriPartial.Authority) == o),
+                "Security:CorsOrigins are origins as a browser sends them: a scheme, a host and a port if not the default, nothing after (https://app.example, not https://app.example/)")
+            // Kestrel trims the header's value: a key with spaces or a line break around it (a secret made from a file)
+            // could never be sent.
+            .Validate(s => s.AdminApiKey is null || s.AdminApiKey == s.AdminApiKey.Trim(),
+                "Security:AdminApiKey has spaces or a line break at its start or end, which no request can send (a secret made from a file with its newline?)")
+            .Validate(s => s.ClassifyApiKey is null || s.ClassifyApiKey == s.ClassifyApiKey.Trim(),
+                "Security:ClassifyApiKey has spaces or a line break at its start or end, which no request can send (a secret made from a file with its newline?)")
+            .ValidateOnStart();
         services.AddOptions<TelemetryOptions>().Bind(configuration.GetSection(TelemetryOptions.SectionName))
-            .Validate(t => string.IsNullOrWhiteSpace(t.OtlpEndpoint) || Uri.TryCreate(t.OtlpEndpoint, UriKind.Absolute, out _),
+            .Validate(t => string.IsNullOrWhiteSpace(t.OtlpEndpoint)
+                           || Uri.TryCreate(t.OtlpEndpoint, UriKind.Absolute, out var endpoint) && endpoint.Scheme is "http" or "https",
                 "Telemetry:OtlpEndpoint must be an absolute URI such as http://collector:4317")
             .ValidateOnStart();
 

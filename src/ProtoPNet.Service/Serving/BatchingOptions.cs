@@ -28,6 +28,7 @@ public sealed class BatchingOptions
     public const string SectionName = "Batching";
 
     /// <summary><c>auto</c> (default): measured per model version at load on the CPU, batched on CUDA; <c>fixed</c>: as configured.</summary>
+    [EnumDataType(typeof(StrategyChoice))]   // the binder takes any number for an enum
     public StrategyChoice Strategy { get; set; } = StrategyChoice.Auto;
 
     /// <summary>Most images in one network run (default 16): the largest batch <c>auto</c> tries, the batch size on CUDA and with <c>fixed</c>. 1 turns batching off.</summary>

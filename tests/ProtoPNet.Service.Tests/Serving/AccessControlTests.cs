@@ -87,6 +87,11 @@ public class AccessControlTests(TrainerBundles bundles)
         Assert.Equal("https://app.example", allowed.Headers.GetValues("Access-Control-Allow-Origin").Single());
         var other = await client.SendAsync(Preflight("https://evil.example"));
         Assert.False(other.Headers.Contains("Access-Control-Allow-Origin"));
+
+        // One value listing origins, as an environment variable gives it (Security__CorsOrigins="a, b"), is a list too.
+        await using var listed = bundles.SmokeService(("Security:CorsOrigins", "https://app.example, https://admin.example"));
+        var second = await listed.CreateClient().SendAsync(Preflight("https://admin.example"));
+        Assert.Equal("https://admin.example", second.Headers.GetValues("Access-Control-Allow-Origin").Single());
     }
 
     public static TheoryData<string> TraversalValues =>
