@@ -350,3 +350,14 @@ def test_export_refuses_a_model_name_the_service_cannot_address_before_its_work(
 def test_worker_options_that_cannot_work_are_one_line(tmp_path, capsys, extra, message):
     args = ["worker", "--jobs", str(tmp_path / "jobs"), "--models", str(tmp_path / "models"), "--once", *extra]
     _one_line_error(capsys, main(args), message)
+
+
+def test_a_run_folder_moved_elsewhere_still_exports(tmp_path, capsys):
+    import shutil
+    assert main(["train", *TINY_ARGS, "--models", str(tmp_path / "models"), "--name", "cli",
+                 "--run-dir", str(tmp_path / "run")]) == 0
+    shutil.move(str(tmp_path / "run"), str(tmp_path / "moved"))   # the push records hold the old absolute paths
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", str(tmp_path / "moved" / "checkpoints" / "final.pt"),
+                 "--models", str(tmp_path / "models"), "--name", "moved", "--no-progress"]) == 0
+    assert len(_versions(str(tmp_path / "models"), "moved")) == 1

@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from torch.utils.data import DataLoader
@@ -170,7 +170,7 @@ def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], p
         push_seconds = time.time() - started
         log(f"pushed the epoch-{completed} model; last-layer accuracy {accuracy:.4f}")
     else:
-        model, records = model_from_checkpoint(checkpoint), checkpoint.get("records")
+        model, records = model_from_checkpoint(checkpoint), relocated(checkpoint.get("records"), checkpoint_path)
         if not records:
             raise TrainerError(f"checkpoint {checkpoint_path} holds an unpushed model: pass --push to push it, "
                                f"or export a pushed checkpoint")
@@ -201,6 +201,23 @@ def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], p
     return bundle
 
 
+def relocated(records: Optional[List[Dict[str, Any]]], checkpoint_path: str) -> Optional[List[Dict[str, Any]]]:
+    """Push records whose pictures are not where the run wrote them, pointed at the same place in the run folder the
+    checkpoint is in now: a run folder moved or copied elsewhere (the records hold absolute paths) still exports."""
+    if not records:
+        return records
+    run_dir = RunFolder.of_checkpoint(checkpoint_path).path
+    moved = []
+    for record in records:
+        pictures = record.get("pictures")
+        if pictures and not os.path.isdir(pictures) and os.sep + "push" + os.sep in pictures:
+            here = os.path.join(run_dir, "push", pictures.rsplit(os.sep + "push" + os.sep, 1)[1])
+            if os.path.isdir(here):
+                record = {**record, "pictures": here}
+        moved.append(record)
+    return moved
+
+
 def require_pushed_last(checkpoint: Dict[str, Any], path: str, advice: str) -> None:
     """Refuses a checkpoint saved epochs after its last push: its prototypes have moved since, so the push's pictures
     no longer show them ("this looks like that" holds right after a push)."""
@@ -220,6 +237,7 @@ def prune_checkpoint(checkpoint_path: str, k: int, threshold: int, output: Optio
     checkpoint = load_checkpoint(checkpoint_path)
     if not checkpoint.get("records"):
         raise TrainerError(f"checkpoint {checkpoint_path} holds an unpushed model: push before pruning")
+    checkpoint["records"] = relocated(checkpoint["records"], checkpoint_path)
     require_pushed_last(checkpoint, checkpoint_path, "prune a checkpoint saved right after a push (final.pt), or "
                                                      "export --push it first")
     missing = [record.get("pictures") for record in checkpoint["records"]
