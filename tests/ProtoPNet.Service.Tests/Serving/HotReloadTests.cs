@@ -186,15 +186,8 @@ public class HotReloadTests(TrainerBundles bundles)
 
         var folder = Path.Combine(root, "smoke", version);
         Directory.Delete(folder, recursive: true);
-        Trainer.CopyDirectory(bundles.GrayBundle, folder);
-        TrainerBundles.EditManifest(folder, manifest =>
-        {
-            manifest["name"] = "smoke";
-            manifest["version"] = version;
-        });
-        using var reload = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload");
-        reload.Headers.Add("X-Api-Key", AdminKey);
-        Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(reload)).StatusCode);
+        CopyGrayBundleAs(folder, version);
+        Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(Reload())).StatusCode);
 
         var after = await Http.JsonAsync(await client.GetAsync(path));
         Assert.Equal(1, after.GetProperty("input").GetProperty("channels").GetInt32());   // the gray bundle's graph now
@@ -212,20 +205,30 @@ public class HotReloadTests(TrainerBundles bundles)
         var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
         await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey));
         var client = factory.CreateClient();
-        var newer = Path.Combine(root, "smoke", NewVersion);
-        Trainer.CopyDirectory(bundles.GrayBundle, newer);
-        TrainerBundles.EditManifest(newer, manifest =>
-        {
-            manifest["name"] = "smoke";
-            manifest["version"] = NewVersion;
-        });
-        using var reload = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload");
-        reload.Headers.Add("X-Api-Key", AdminKey);
-        Assert.Equal(NewVersion, (await Http.JsonAsync(await client.SendAsync(reload))).GetProperty("servedVersion").GetString());
+        CopyGrayBundleAs(Path.Combine(root, "smoke", NewVersion), NewVersion);
+        Assert.Equal(NewVersion, (await Http.JsonAsync(await client.SendAsync(Reload()))).GetProperty("servedVersion").GetString());
         var warning = await factory.Logs.WaitForAsync(line => line.Contains("which answers other questions than"));
         Assert.Contains(Path.GetFileName(bundles.SmokeBundle), warning);
         Assert.Contains("input 3x32x32 becomes 1x", warning);
         Assert.Contains("Models:Pinned", warning);
+    }
+
+    /// <summary>The gray bundle (another input and graph) copied into <paramref name="folder"/> as smoke@<paramref name="version"/>.</summary>
+    private void CopyGrayBundleAs(string folder, string version)
+    {
+        Trainer.CopyDirectory(bundles.GrayBundle, folder);
+        TrainerBundles.EditManifest(folder, manifest =>
+        {
+            manifest["name"] = "smoke";
+            manifest["version"] = version;
+        });
+    }
+
+    private static HttpRequestMessage Reload()
+    {
+        var reload = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload");
+        reload.Headers.Add("X-Api-Key", AdminKey);
+        return reload;
     }
 
     private static void AssertVersionAfter(IEnumerable<(HttpStatusCode Status, string? Version, long Started, long Ended)> answers, long since, string version)
