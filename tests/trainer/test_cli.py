@@ -208,6 +208,20 @@ def test_missing_checkpoint(tmp_path, capsys):
     _one_line_error(capsys, code, "none.pt", "does not exist")
 
 
+def test_a_checkpoint_that_is_not_one_says_so(tmp_path, capsys):
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    code = main(["export", "--checkpoint", str(tmp_path / "notes.pt"), "--models", str(tmp_path / "m")])
+    _one_line_error(capsys, code, "notes.pt", "is not a checkpoint file the trainer wrote, or it is cut short")
+    code = main(["export", "--checkpoint", str(tmp_path), "--models", str(tmp_path / "m")])
+    _one_line_error(capsys, code, "is a folder", "final.pt")
+
+
+def test_a_negative_example_count_is_one_line(tmp_path, capsys):
+    code = main(["train", *TINY_ARGS, "--examples", "-1", "--models", str(tmp_path / "m"), "--run-dir", str(tmp_path / "run")])
+    _one_line_error(capsys, code, "--examples must be 0")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
 def test_the_module_runs_as_a_program(tmp_path):
     import subprocess
     import sys

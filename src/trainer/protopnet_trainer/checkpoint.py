@@ -57,6 +57,8 @@ def save_checkpoint(state: Dict[str, Any], path: str) -> None:
 
 
 def load_checkpoint(path: str) -> Dict[str, Any]:
+    if os.path.isdir(path):
+        raise TrainerError(f"checkpoint {path} is a folder: pass a checkpoint file, e.g. {os.path.join(path, 'final.pt')}")
     if not os.path.isfile(path):
         raise TrainerError(f"checkpoint {path} does not exist")
     try:
@@ -65,7 +67,9 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
         except TypeError:  # a torch without weights_only
             raw = torch.load(path, map_location="cpu")
     except Exception as error:  # noqa: BLE001 - a broken file is the user's input problem
-        raise TrainerError(f"cannot read checkpoint {path}: {str(error).splitlines()[0]}") from None
+        # torch's own words (a bare number, an errno, advice about weights_only) say little about what is wrong.
+        raise TrainerError(f"cannot read checkpoint {path}: it is not a checkpoint file the trainer wrote, or it is cut "
+                           f"short ({type(error).__name__}: {str(error).splitlines()[0][:120]})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise TrainerError(f"{path} is not a protopnet_trainer checkpoint")
     return _decode(json.loads(raw["structure"]), raw["tensors"])

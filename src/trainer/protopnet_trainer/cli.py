@@ -160,6 +160,7 @@ def train_job(args: argparse.Namespace, cfg: TrainConfig) -> "TrainJob":
     """The run a `train` command line asks for (the worker's jobs are `train` command lines too)."""
     from .pipeline import TrainJob
     name = checked_name(args.name or args.preset or cfg.dataset)   # before training, not when publishing after it
+    checked_examples(args.examples)
     return TrainJob(cfg, models=args.models, name=name, run_dir=args.run_dir,
                     preset=args.preset, resume=args.resume, report=not args.no_report, examples=args.examples,
                     baseline_result=args.baseline_result, baseline_wait=args.baseline_wait,
@@ -212,9 +213,17 @@ def checked_name(name: str) -> str:
         raise TrainerError(f"--name: {error.message}") from None
 
 
+def checked_examples(count: int) -> int:
+    """`--examples`: how many test images go into the bundle, 0 for none."""
+    if count < 0:
+        raise TrainerError(f"--examples must be 0 (none) or more (got {count})")
+    return count
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     if args.name is not None:
         checked_name(args.name)   # before the export's work
+    checked_examples(args.examples)
     if args.untrained:
         from .untrained import export_untrained
         bundle = export_untrained(args.models, args.name, args.backbone, args.num_classes, args.prototypes_per_class,
