@@ -28,8 +28,10 @@ public sealed class WorkerRecoveryTests(TrainingFixture fixture)
         Assert.True(first.WaitForExit(TimeSpan.FromSeconds(30)), first.Output);
         Assert.True(first.ExitCode == 0, first.Output);
         Assert.Contains("put back in the queue", first.Output);
-        var checkpointed = Directory.GetFiles(Path.Combine(service.Jobs, id, "run", "checkpoints"), "epoch-*.pt")
-            .Select(f => int.Parse(Path.GetFileNameWithoutExtension(f)["epoch-".Length..], System.Globalization.CultureInfo.InvariantCulture)).Max();
+        // Its last checkpoint is that of the last epoch it logged (each epoch's line is followed by its checkpoint). Not
+        // the newest file in the folder: the next worker may have taken the job and written more by now.
+        var checkpointed = System.Text.RegularExpressions.Regex.Matches(first.Output, @"epoch (\d+)/8 ")
+            .Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).Max();
         Assert.InRange(checkpointed, 1, 7);
 
         // Another worker takes it (attempt 2) and resumes from that checkpoint; SIGKILL it one epoch later, mid-job.
