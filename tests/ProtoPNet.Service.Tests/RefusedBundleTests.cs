@@ -78,12 +78,18 @@ public class RefusedBundleTests(TrainerBundles bundles)
     [Fact]
     public async Task AModelFolderNamedSoThatNoRequestCanAddressItIsRefused()
     {
-        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "good", null), (bundles.SmokeBundle, "my model", null)));
+        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "good", null), (bundles.SmokeBundle, "my model", null),
+            (bundles.SmokeBundle, "line\nbreak", null)));
         var models = await Http.JsonAsync(await factory.CreateClient().GetAsync("/models"));
         Assert.Equal(["good"], models.GetProperty("models").EnumerateArray().Select(m => m.GetProperty("name").GetString()!).ToArray());
-        var refused = Assert.Single(models.GetProperty("refused").EnumerateArray());
-        Assert.Contains("its folder name 'my model' cannot be used in a request", refused.GetProperty("reason").GetString());
+        var reasons = models.GetProperty("refused").EnumerateArray().Select(r => r.GetProperty("reason").GetString()!).ToArray();
+        Assert.Equal(2, reasons.Length);
+        Assert.Contains(reasons, r => r.Contains("its folder name 'my model' cannot be used in a request"));
+        Assert.Contains(reasons, r => r.Contains("its folder name 'line\nbreak' cannot be used in a request"));
         Assert.Single(factory.Logs.Entries, e => e.Level == LogLevel.Error && e.Message.Contains("'my model' cannot be used"));
+        // The name's line break is escaped in the log: its refusal stays one line.
+        var line = Assert.Single(factory.Logs.Entries, e => e.Level == LogLevel.Error && e.Message.Contains("break' cannot be used"));
+        Assert.DoesNotContain('\n', line.Message);
     }
 
     [Fact]

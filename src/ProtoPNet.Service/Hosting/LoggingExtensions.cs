@@ -29,6 +29,7 @@ public static class LoggingExtensions
                 .MinimumLevel.Override("Microsoft.Hosting.Lifetime", LogEventLevel.Information)
                 .ReadFrom.Configuration(builder.Configuration)
                 .Enrich.FromLogContext()
+                .Enrich.With<OneLineProperties>()
                 // A start that fails for a reason the operator can fix is told in one line by Program.cs; the host's own
                 // "Hosting failed to start" with the stack trace would bury it.
                 .Filter.ByExcluding(e => e.Exception is { } error && OptionsValidationExtensions.StartFailure(error) is not null
@@ -51,19 +52,15 @@ public static class LoggingExtensions
         {
             // This host's own logger, not Serilog's static one (which another host in the same process may own).
             options.Logger = app.Services.GetRequiredService<Serilog.ILogger>();
-            // The path as sent, with control characters escaped: "/x%0A[ERR] ..." must not start a line of its own.
             options.MessageTemplate =
-                "HTTP {RequestMethod} {Path} responded {StatusCode} in {Elapsed:0.0} ms (model {Model}, predicted {PredictedClass}, trace {TraceId})";
+                "HTTP {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.0} ms (model {Model}, predicted {PredictedClass}, trace {TraceId})";
             // A 503 is the service saying "busy" or "not ready yet" on purpose (overload, warm-up): a warning, not an error.
             options.GetLevel = (context, _, exception) =>
                 exception is not null || (context.Response.StatusCode >= 500 && context.Response.StatusCode != StatusCodes.Status503ServiceUnavailable)
                     ? LogEventLevel.Error
                     : context.Response.StatusCode == StatusCodes.Status503ServiceUnavailable ? LogEventLevel.Warning : LogEventLevel.Information;
             options.EnrichDiagnosticContext = (diagnostics, context) =>
-            {
                 diagnostics.Set("TraceId", Activity.Current?.Id ?? context.TraceIdentifier);
-                diagnostics.Set("Path", OneLine(context.Request.Path.Value ?? ""));
-            };
         });
         // Defaults for requests that involve no model; the classify endpoints overwrite them.
         app.Use((context, next) =>
@@ -75,11 +72,40 @@ public static class LoggingExtensions
         });
         return app;
     }
+}
 
-    /// <summary><paramref name="text"/> with its control characters written as escapes (\n, \r, \t, \xNN), so that it stays on one line.</summary>
-    public static string OneLine(string text)
+/// <summary>
+/// Keeps every log event on one line: a text property holding a line break or another control character (a request
+/// path sent as "/x%0A[18:00:00 ERR] ...", a folder name) is written with escapes (\n, \r, \t, \xNN), in every log line
+/// and format. Exceptions keep their stack traces.
+/// </summary>
+public sealed class OneLineProperties : Serilog.Core.ILogEventEnricher
+{
+    public void Enrich(LogEvent logEvent, Serilog.Core.ILogEventPropertyFactory propertyFactory)
     {
-        if (!text.Any(char.IsControl)) return text;
+        List<LogEventProperty>? escaped = null;
+        foreach (var (name, value) in logEvent.Properties)
+        {
+            if (value is ScalarValue { Value: string text } && HasControl(text))
+            {
+                (escaped ??= []).Add(new LogEventProperty(name, new ScalarValue(Escape(text))));
+            }
+        }
+        if (escaped is null) return;   // almost every event: nothing allocated
+        foreach (var property in escaped) logEvent.AddOrUpdateProperty(property);
+    }
+
+    private static bool HasControl(string text)
+    {
+        foreach (var c in text)
+        {
+            if (char.IsControl(c)) return true;
+        }
+        return false;
+    }
+
+    private static string Escape(string text)
+    {
         var escaped = new System.Text.StringBuilder(text.Length + 8);
         foreach (var c in text)
         {

@@ -59,7 +59,7 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
             {
                 if (!ModelSelector.IsValidName(name))
                 {
-                    throw new BundleRefusedException(directory, $"its folder name '{name.ReplaceLineEndings("\\n")}' cannot be used in a request: {ModelSelector.NameRule}");
+                    throw new BundleRefusedException(directory, $"its folder name '{name}' cannot be used in a request: {ModelSelector.NameRule}");
                 }
             }
             bundle = loader.Load(directory);
