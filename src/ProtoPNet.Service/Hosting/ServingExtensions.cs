@@ -34,12 +34,8 @@ public static class ServingExtensions
             .Validate(s => s.CorsOrigins.All(o => Uri.TryCreate(o, UriKind.Absolute, out var origin) && origin.Scheme is "http" or "https"
                                                    && origin.GetLeftPart(UriPartial.Authority) == o),
                 "Security:CorsOrigins are origins as a browser sends them: a scheme, a host and a port if not the default, nothing after (https://app.example, not https://app.example/)")
-            // Kestrel trims the header's value: a key with spaces or a line break around it (a secret made from a file)
-            // could never be sent.
-            .Validate(s => s.AdminApiKey is null || s.AdminApiKey == s.AdminApiKey.Trim(),
-                "Security:AdminApiKey has spaces or a line break at its start or end, which no request can send (a secret made from a file with its newline?)")
-            .Validate(s => s.ClassifyApiKey is null || s.ClassifyApiKey == s.ClassifyApiKey.Trim(),
-                "Security:ClassifyApiKey has spaces or a line break at its start or end, which no request can send (a secret made from a file with its newline?)")
+            .Validate(s => Sendable(s.AdminApiKey), Unsendable(nameof(SecurityOptions.AdminApiKey)))
+            .Validate(s => Sendable(s.ClassifyApiKey), Unsendable(nameof(SecurityOptions.ClassifyApiKey)))
             .ValidateOnStart();
         services.AddOptions<TelemetryOptions>().Bind(configuration.GetSection(TelemetryOptions.SectionName))
             .Validate(t => string.IsNullOrWhiteSpace(t.OtlpEndpoint)
@@ -144,6 +140,12 @@ public static class ServingExtensions
             };
         });
     }
+
+    /// <summary>Kestrel trims a header's value: a key with spaces or a line break at an end (a secret made from a file) could never be sent.</summary>
+    private static bool Sendable(string? key) => key is null || key == key.Trim();
+
+    private static string Unsendable(string key) =>
+        $"Security:{key} has spaces or a line break at its start or end, which no request can send (a secret made from a file with its newline?)";
 
     public static WebApplication UseServing(this WebApplication app)
     {

@@ -9,6 +9,7 @@ from .contrast import MODES as CONTRAST_MODES
 from .errors import TrainerError
 
 AUGMENTATIONS = ("paper", "crop-flip", "none")
+GENERATED_DATASETS = ("synthetic", "synthetic-parts")   # drawn by the trainer from its seed: no --data folder
 JOINT_OPTIMIZERS = ("adam-step", "adamw-onecycle")
 
 

@@ -35,6 +35,12 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 Box = Tuple[int, int, int, int]  # x, y, width, height in pixels of the model input
 
 
+def classes_without_images(classes: List[str], labels: List[int]) -> List[str]:
+    """The classes of `classes` that no label names."""
+    present = set(labels)
+    return [cls for label, cls in enumerate(classes) if label not in present]
+
+
 @dataclass
 class Split:
     """One split of a data set: ids, labels and a way to load each raw image (any size)."""
@@ -53,8 +59,7 @@ class Split:
 
     def classes_without_images(self) -> List[str]:
         """The classes no image of this split is labelled with."""
-        present = set(self.labels)
-        return [cls for label, cls in enumerate(self.classes) if label not in present]
+        return classes_without_images(self.classes, self.labels)
 
     def hold_out(self, count: int) -> Tuple["Split", "Split"]:
         """(the split without its last `count` items, those items): a held-out part of the training data."""
@@ -349,8 +354,7 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
         if not ids:
             raise TrainerError(f"imagefolder: {root} holds no images")
         # A class without training images would only be noticed at the first push, epochs later.
-        present = set(labels)
-        empty = [cls for label, cls in enumerate(classes) if label not in present]
+        empty = classes_without_images(classes, labels)
         if name == "train" and empty:
             raise TrainerError(f"imagefolder: {', '.join(os.path.join(root, cls) for cls in empty)} holds no images "
                                f"(images in subfolders of a class folder are not read)")
@@ -496,9 +500,14 @@ def load_synthetic_parts(cfg: TrainConfig) -> DataSource:
 DATASETS = ("fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts")
 
 
+def name_list(classes: List[str]) -> str:
+    """Class names in a message: the first four, and '...' for more."""
+    return ", ".join(classes[:4]) + (", ..." if len(classes) > 4 else "")
+
+
 def describe_classes(classes: List[str]) -> str:
     """A class list in an error: its count and its first names."""
-    return f"{len(classes)} ({', '.join(classes[:4])}{', ...' if len(classes) > 4 else ''})"
+    return f"{len(classes)} ({name_list(classes)})"
 
 
 def load_data_source(cfg: TrainConfig) -> DataSource:
@@ -534,8 +543,8 @@ def load_data_source(cfg: TrainConfig) -> DataSource:
         if cfg.calibration_holdout:
             cut.append(f"--calibration-holdout {cfg.calibration_holdout}")
         raise TrainerError(f"{cfg.dataset}: {len(untrained)} of {len(source.classes)} classes have no training images"
-                           f"{' left after ' + ' and '.join(cut) if cut else ''} ({', '.join(untrained[:5])}"
-                           f"{', ...' if len(untrained) > 5 else ''}); every class needs some")
+                           f"{' left after ' + ' and '.join(cut) if cut else ''} ({name_list(untrained)}); every class "
+                           f"needs some")
     return source
 
 

@@ -98,6 +98,15 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+PICTURE_KINDS = ("patch", "source", "activation")   # a prototype's pictures, as the bundle holds them
+
+
+def has_pictures(record: Dict[str, Any]) -> bool:
+    """Whether a push record's pictures are all where it says: what exporting the prototype needs."""
+    folder = record.get("pictures")
+    return bool(folder) and all(os.path.isfile(os.path.join(folder, f"{kind}.png")) for kind in PICTURE_KINDS)
+
+
 def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[str], channels: int,
                  image_size: int, interpolation: str, records: List[Dict], training: Dict[str, Any], jpeg_draft: bool,
                  contrast: str = "none",
@@ -131,10 +140,9 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
         for j, record in enumerate(records):
             target = os.path.join(staging, "prototypes", str(j))
             source_dir = record.get("pictures")
-            if source_dir and all(os.path.isfile(os.path.join(source_dir, f"{kind}.png"))
-                                  for kind in ("patch", "source", "activation")):
+            if has_pictures(record):
                 os.makedirs(target, exist_ok=True)
-                for kind in ("patch", "source", "activation"):
+                for kind in PICTURE_KINDS:
                     shutil.copyfile(os.path.join(source_dir, f"{kind}.png"), os.path.join(target, f"{kind}.png"))
             else:
                 raise TrainerError(f"prototype {j}: pictures {source_dir} are missing")

@@ -15,11 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .config import PRESETS, TrainConfig
+from .config import GENERATED_DATASETS, PRESETS, TrainConfig
 
 FORMAT = "protopnet-trainer-options/1"
 DATASETS = ("fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts")   # data.DATASETS (data.py imports torch; a test keeps them equal)
-GENERATED_DATASETS = ("synthetic", "synthetic-parts")   # drawn by the trainer: they read no --data folder
 
 # Options of `train` that a job does not set through `options`: the job's own fields (preset, dataset, data), the
 # worker's (where models, runs and progress go), and those naming other processes' files.

@@ -19,7 +19,7 @@ from .data import DataSource, ImageSet, load_data_source, make_loaders
 from .distributed import Group, process_group, restart_count
 from .errors import TrainerError
 from .evaluate import evaluate_accuracy, test_metrics
-from .export import example_images, write_bundle
+from .export import example_images, has_pictures, write_bundle
 from .manifest import training_block
 from .model import ProtoPNet
 from .product_shots import ProductShotSet
@@ -210,10 +210,10 @@ def relocated(records: Optional[List[Dict[str, Any]]], checkpoint_path: str) -> 
     moved = []
     for record in records:
         pictures = record.get("pictures")
-        if pictures and not os.path.isdir(pictures) and os.sep + "push" + os.sep in pictures:
-            here = os.path.join(run_dir, "push", pictures.rsplit(os.sep + "push" + os.sep, 1)[1])
-            if os.path.isdir(here):
-                record = {**record, "pictures": here}
+        if pictures and not has_pictures(record) and os.sep + "push" + os.sep in pictures:
+            here = {**record, "pictures": os.path.join(run_dir, "push", pictures.rsplit(os.sep + "push" + os.sep, 1)[1])}
+            if has_pictures(here):
+                record = here
         moved.append(record)
     return moved
 
@@ -240,8 +240,7 @@ def prune_checkpoint(checkpoint_path: str, k: int, threshold: int, output: Optio
     checkpoint["records"] = relocated(checkpoint["records"], checkpoint_path)
     require_pushed_last(checkpoint, checkpoint_path, "prune a checkpoint saved right after a push (final.pt), or "
                                                      "export --push it first")
-    missing = [record.get("pictures") for record in checkpoint["records"]
-               if not record.get("pictures") or not os.path.isdir(record["pictures"])]
+    missing = [record.get("pictures") for record in checkpoint["records"] if not has_pictures(record)]
     if missing:
         raise TrainerError(f"checkpoint {checkpoint_path}: the pictures of {len(missing)} prototypes are gone "
                            f"(e.g. {missing[0]}; a later push of the run replaced them), so a pruned model could not "

@@ -14,9 +14,9 @@ from tqdm import tqdm
 from .background import background_to_leave_out, foreground_min_distances
 from .baseline import BaselineResult, checkpoint_fields, train_in_process
 from .checkpoint import load_checkpoint, model_from_checkpoint
-from .config import TrainConfig
+from .config import GENERATED_DATASETS, TrainConfig
 from .console import say
-from .data import DataSource, Loaders, add_training_noise, describe_classes, load_data_source, make_loaders
+from .data import DataSource, Loaders, add_training_noise, describe_classes, load_data_source, make_loaders, name_list
 from .distributed import set_epoch, sharded_predictions, sharded_scores
 from .errors import TrainerError
 from .evaluate import evaluate_accuracy, test_metrics
@@ -47,7 +47,7 @@ def _synthetic(cfg: TrainConfig) -> bool:
 
 def _generated(cfg: TrainConfig) -> bool:
     """A data set the trainer draws from its seed: another seed is another data set."""
-    return cfg.dataset in ("synthetic", "synthetic-parts")
+    return cfg.dataset in GENERATED_DATASETS
 
 
 # Every setting that shapes the network or what its weights compute, with the train option that sets it (None: it
@@ -186,7 +186,7 @@ class Trainer:
         untested = self.source.test.classes_without_images()
         if untested:
             log(f"warning: {len(untested)} of {len(self.source.classes)} classes have no test images "
-                f"({', '.join(untested[:5])}{', ...' if len(untested) > 5 else ''}): the test accuracy and the "
+                f"({name_list(untested)}): the test accuracy and the "
                 f"confusion matrix say nothing about them")
         self.loaders: Loaders = make_loaders(cfg, self.source)
         if group is not None:   # before the optimizers: a OneCycle schedule counts this rank's batches
