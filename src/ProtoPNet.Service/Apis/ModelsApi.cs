@@ -108,7 +108,7 @@ public static class ModelsApi
         static StrategyMeasurementResponse[] Of(IEnumerable<StrategyMeasurement> measurements) => measurements
             .Select(m => new StrategyMeasurementResponse(m.BatchSize, m.ConcurrentRuns, m.IntraOpThreads, m.ImagesPerSecond, m.CpuMsPerImage)).ToArray();
         return new(strategy.MaxBatchSize, strategy.ConcurrentRuns, strategy.IntraOpThreads, strategy.LoneIntraOpThreads, strategy.Source,
-            Of(strategy.Measurements), Of(strategy.LoneMeasurements));
+            Of(strategy.Measurements), strategy.LoneMeasurements.Select(m => new LoneMeasurementResponse(m.IntraOpThreads, m.P50Ms, m.Runs)).ToArray());
     }
 
     /// <param name="name">Model name.</param>

@@ -31,14 +31,20 @@ public sealed record ModelVersionResponse(
 /// A version's execution strategy: at most <c>maxBatchSize</c> images per network run, <c>concurrentRuns</c> runs in
 /// flight, <c>intraOpThreads</c> threads per run, and <c>loneIntraOpThreads</c> for a request that runs while no other
 /// does; <c>source</c> is <c>measured</c> (on the CPU at load, with the <c>measurements</c> it was chosen from and the
-/// <c>loneMeasurements</c>, one image at a time from one caller on each session), <c>cuda</c> or <c>configured</c>.
+/// <c>loneMeasurements</c>, one image after an idle pause on each session), <c>cuda</c> or <c>configured</c>.
 /// </summary>
 public sealed record ExecutionStrategyResponse(
     int MaxBatchSize, int ConcurrentRuns, int IntraOpThreads, int LoneIntraOpThreads, string Source,
-    IReadOnlyList<StrategyMeasurementResponse> Measurements, IReadOnlyList<StrategyMeasurementResponse> LoneMeasurements);
+    IReadOnlyList<StrategyMeasurementResponse> Measurements, IReadOnlyList<LoneMeasurementResponse> LoneMeasurements);
 
 /// <summary>Images per second of <c>concurrentRuns</c> callers each running batches of <c>batchSize</c>, and CPU milliseconds per image, measured at load.</summary>
 public sealed record StrategyMeasurementResponse(int BatchSize, int ConcurrentRuns, int IntraOpThreads, double ImagesPerSecond, double CpuMsPerImage);
+
+/// <summary>
+/// The median milliseconds of one image run after an idle pause on a session whose runs use <c>intraOpThreads</c>
+/// threads (the best of the rounds, each of <c>runs</c> runs), measured at load.
+/// </summary>
+public sealed record LoneMeasurementResponse(int IntraOpThreads, double P50Ms, int Runs);
 
 /// <summary>A model name with every loaded version; <c>defaultVersion</c> is the one served when no version is named.</summary>
 public sealed record ModelResponse(

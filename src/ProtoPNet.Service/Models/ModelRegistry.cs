@@ -220,10 +220,11 @@ public sealed class ModelRegistry(
         }
         else
         {
-            logger.LogInformation("Model {Model}@{Version} runs batches of up to {MaxBatchSize} images, {ConcurrentRuns} concurrent runs, {IntraOpThreads} intra-op threads, a request alone on {LoneIntraOpThreads} ({StrategySource} in {MeasureMs:0} ms, images/s and CPU ms per image: {Measurements})",
+            logger.LogInformation("Model {Model}@{Version} runs batches of up to {MaxBatchSize} images, {ConcurrentRuns} concurrent runs, {IntraOpThreads} intra-op threads, a request alone on {LoneIntraOpThreads} ({StrategySource} in {MeasureMs:0} ms, images/s and CPU ms per image: {Measurements}; one image alone, median ms: {LoneMeasurements})",
                 bundle.Name, bundle.Version, strategy.MaxBatchSize, strategy.ConcurrentRuns, strategy.IntraOpThreads, strategy.LoneIntraOpThreads, strategy.Source,
-                stopwatch.Elapsed.TotalMilliseconds, string.Join(", ", strategy.Measurements.Concat(strategy.LoneMeasurements)
-                    .Select(m => $"b={m.BatchSize} x{m.ConcurrentRuns} t={m.IntraOpThreads} {m.ImagesPerSecond:0.#} {m.CpuMsPerImage:0.###}")));
+                stopwatch.Elapsed.TotalMilliseconds,
+                string.Join(", ", strategy.Measurements.Select(m => $"b={m.BatchSize} x{m.ConcurrentRuns} t={m.IntraOpThreads} {m.ImagesPerSecond:0.#} {m.CpuMsPerImage:0.###}")),
+                strategy.LoneMeasurements.Count == 0 ? "not measured" : string.Join(", ", strategy.LoneMeasurements.Select(m => $"t={m.IntraOpThreads} {m.P50Ms:0.###}")));
         }
         return strategy;
     }

@@ -77,13 +77,13 @@ public static class ApiExamples
             new FeatureCellResponse(7, 7), Training, DateTimeOffset.Parse("2026-11-29T02:00:00Z"), 85.2, "CPUExecutionProvider",
             "9b1c0d5e...", VersionUrl + "/prototypes")
         {
-            ExecutionStrategy = new ExecutionStrategyResponse(16, 2, 1, 2, "measured",
+            ExecutionStrategy = new ExecutionStrategyResponse(16, 2, 1, 1, "measured",
             [
                 new StrategyMeasurementResponse(1, 2, 2, 3700, 0.46), new StrategyMeasurementResponse(4, 2, 2, 4800, 0.41),
                 new StrategyMeasurementResponse(16, 2, 2, 5500, 0.37), new StrategyMeasurementResponse(1, 2, 1, 3930, 0.44),
                 new StrategyMeasurementResponse(4, 2, 1, 5110, 0.39), new StrategyMeasurementResponse(16, 2, 1, 5790, 0.35),
             ],
-            [new StrategyMeasurementResponse(1, 1, 2, 2900, 0.55), new StrategyMeasurementResponse(1, 1, 1, 2400, 0.42)]),
+            [new LoneMeasurementResponse(2, 0.76, 44), new LoneMeasurementResponse(1, 0.7, 45)]),
             Interpretability = new InterpretabilitySection
             {
                 Images = 10000, Split = "test", Parts = false, Accuracy = 0.9412, NoiseStability = 0.93, NoiseSigma = 0.2,

@@ -58,9 +58,10 @@ public sealed class BatchingOptions
     public int ConcurrentRunsLimit => MaxConcurrentRuns > 0 ? MaxConcurrentRuns : Environment.ProcessorCount;
 
     /// <summary>
-    /// With <c>auto</c> on the CPU (default true): where the serving session uses fewer threads per run than the other
-    /// session measured, and that one ran a lone image at least 10 % sooner, keep a session with its threads for a single
-    /// image of the only inference request in progress. Costs a second copy of the model in memory; false never keeps one.
+    /// With <c>auto</c> on the CPU (default true): where the other session measured (another number of threads per run)
+    /// answered one image after an idle pause at least 5 % sooner than the serving one, keep a session with its threads
+    /// for a single image of the only inference request in progress. Costs a second copy of the model in memory; false
+    /// never keeps one.
     /// </summary>
     public bool LoneRuns { get; set; } = true;
 

@@ -55,23 +55,26 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
         var loneThreads = strategy.GetProperty("loneIntraOpThreads").GetInt32();
         Assert.Contains($"runs batches of up to {batch} images, {runs} concurrent runs, {threads} intra-op threads, a request alone on {loneThreads} (\"measured\" in ", line);
 
-        // A request alone: each session measured one image at a time; the one with more threads is kept for it only if
-        // it was at least 10 % faster than the serving one.
+        // A request alone: each session measured one image at a time after an idle pause; another session is kept for
+        // it, with more threads or fewer, only if its median was at least 5 % below the serving one's.
         var lone = strategy.GetProperty("loneMeasurements").EnumerateArray()
-            .Select(m => (Batch: m.GetProperty("batchSize").GetInt32(), Runs: m.GetProperty("concurrentRuns").GetInt32(),
-                Threads: m.GetProperty("intraOpThreads").GetInt32(), Rate: m.GetProperty("imagesPerSecond").GetDouble())).ToArray();
+            .Select(m => (Threads: m.GetProperty("intraOpThreads").GetInt32(), P50: m.GetProperty("p50Ms").GetDouble(),
+                Runs: m.GetProperty("runs").GetInt32())).ToArray();
         if (sessions.Length == 1)
         {
             Assert.Empty(lone);
             Assert.Equal(threads, loneThreads);
+            Assert.Contains("one image alone, median ms: \"not measured\")", line);
         }
         else
         {
-            Assert.Equal(sessions.Select(t => (1, 1, t)), lone.Select(m => (m.Batch, m.Runs, m.Threads)));
-            var servingRate = lone.Single(m => m.Threads == threads).Rate;
-            var fastest = lone.MaxBy(m => m.Rate);
-            var expected = fastest.Threads > threads && fastest.Rate >= servingRate * 1.10 ? fastest.Threads : threads;
+            Assert.Equal(sessions, lone.Select(m => m.Threads));
+            Assert.All(lone, m => Assert.True(m.P50 > 0 && m.Runs >= 3, $"t={m.Threads}: {m.P50} ms in {m.Runs} runs"));
+            var servingMs = lone.Single(m => m.Threads == threads).P50;
+            var quickest = lone.MinBy(m => m.P50);
+            var expected = quickest.P50 * 1.05 <= servingMs ? quickest.Threads : threads;
             Assert.Equal(expected, loneThreads);
+            Assert.Contains($"one image alone, median ms: \"{string.Join(", ", lone.Select(m => $"t={m.Threads} {m.P50:0.###}"))}\")", line);
         }
 
         // The batcher runs with it: never more images per run than the chosen batch size.
