@@ -115,10 +115,12 @@ public static class V2Api
                 RGB or grey; `data` flat in row-major order or nested) goes through the model's batcher like /classify; the answer
                 holds the graph's outputs `logits` [N, K], `similarities` [N, M] and `similarity_maps` [N, M, h, w], or only those
                 named in `outputs`. Errors are `{"error": "..."}`: 400 for a malformed request, 404 for an unknown model or version,
-                413 for a body larger than the model's largest request needs (48 bytes per value of `Classify:MaxBatchImages` images,
+                413 for a body larger than the model's largest request needs (64 bytes per value of `Classify:MaxBatchImages` images,
                 at most 256 MiB), 503 (with Retry-After) when the model is overloaded.
                 """)
-            .Accepts<V2InferenceRequest>("application/json", "application/octet-stream")
+            // Any Content-Type, as the protocol asks for none (curl -d sends a form's): the body is read as JSON, or as
+            // JSON and binary data with Inference-Header-Content-Length.
+            .Accepts<V2InferenceRequest>("application/json", "application/octet-stream", "*/*")
             .Produces<V2InferenceResponse>()
             .Produces<V2Error>(StatusCodes.Status400BadRequest)
             .Produces<V2Error>(StatusCodes.Status404NotFound)
@@ -181,7 +183,7 @@ public static class V2Api
             if (unknown.Length > 0 || requested.Length == 0)
             {
                 var hint = unknown.Contains(UnfamiliarName) ? $" ('{UnfamiliarName}' needs a bundle with a calibrated unfamiliarity threshold)" : "";
-                throw BadRequest($"Unknown output(s) [{string.Join(", ", unknown)}]; the model's outputs are [{string.Join(", ", known)}]{hint}.");
+                throw BadRequest($"Unknown output(s) [{string.Join(", ", unknown.Take(8).Select(V2RequestReader.Echo))}{(unknown.Length > 8 ? ", ..." : "")}]; the model's outputs are [{string.Join(", ", known)}]{hint}.");
             }
             var input = V2RequestReader.WriteInput(body.Json.Span, header, bundle.Session, maxRows);
             body.Dispose();   // the tensor is written: the JSON's bytes are no longer needed
@@ -189,15 +191,15 @@ public static class V2Api
         }, cancellationToken);
         var outputs = requested.Distinct().Select(o => Output(o, run)).ToArray();
         // Before the answer starts: JSON has no infinity, and a 200 cut short mid-stream is worse than an error.
-        if (outputs.FirstOrDefault(o => o.Data is float[] values && !AllFinite(values)) is { } overflowed)
-        {
-            throw BadRequest($"Output '{overflowed.Name}' is not finite for this input: its values overflow the network. Pixel values belong in [0, 1].");
-        }
+        if (outputs.FirstOrDefault(o => o.Data is float[] values && !AllFinite(values)) is { } overflowed) throw NotFinite(overflowed.Name);
         var response = new V2InferenceResponse(run.Model.Name, run.Model.Version, outputs) { Id = header.Id };
         return outputs.Sum(o => o.Data.Length) <= WholeAnswerMaxValues ? JsonAnswer.Whole(response) : JsonAnswer.Streamed(response);
     }
 
     private static ProblemException BadRequest(string detail) => new(ProblemCatalog.InvalidParameter, detail);
+
+    private static ProblemException NotFinite(string output) =>
+        BadRequest($"Output '{output}' is not finite for this input: its values overflow the network. Pixel values belong in [0, 1].");
 
     /// <summary>The binary tensor data extension's length of the body's JSON part, if the request has that header.</summary>
     private static long? JsonLength(HttpRequest request)
@@ -225,6 +227,8 @@ public static class V2Api
         if (name is UnfamiliarityName or UnfamiliarName)
         {
             var measured = Enumerable.Range(run.FirstRow, rows).Select(item => Unfamiliarity.Of(run.Model, outputs.SimilaritiesOf(item))).ToArray();
+            // The flag of a score that is not a number would read "familiar": refused as the score itself is.
+            if (name == UnfamiliarName && measured.Any(u => !double.IsFinite(u.Score))) throw NotFinite(name);
             return name == UnfamiliarityName
                 ? new V2ResponseOutput(name, [rows], Datatype, measured.Select(u => (float)u.Score).ToArray())
                 : new V2ResponseOutput(name, [rows], "BOOL", measured.Select(u => u.Unfamiliar == true).ToArray());

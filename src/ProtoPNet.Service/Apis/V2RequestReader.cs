@@ -37,9 +37,10 @@ internal sealed class V2Body(ReadOnlyMemory<byte> json, BufferBudget.Hold held) 
 /// </summary>
 internal static class V2RequestReader
 {
-    /// <summary>The bytes a number may take in <c>data</c>, with its separator and whitespace (a 20-digit double indented
-    /// on a line of its own in a pretty-printed nested array takes about 40).</summary>
-    private const int MaxBytesPerValue = 48;
+    /// <summary>The bytes a number may take in <c>data</c>, with its separator and whitespace: a 20-digit double on a line
+    /// of its own in a nested array pretty-printed with an indent of 4 (Python's <c>json.dumps(request, indent=4)</c>)
+    /// takes about 51.</summary>
+    private const int MaxBytesPerValue = 64;
 
     /// <summary>The largest body for a model whose images hold <paramref name="imageElements"/> values: room for
     /// <paramref name="maxRows"/> images and 64 KiB of the rest, and never more than <see cref="V2Api.MaxRequestBytes"/>.</summary>
@@ -55,7 +56,7 @@ internal static class V2RequestReader
         try
         {
             var json = await BufferedBody.ReadAsync(request, most, held, () => new ProblemException(ProblemCatalog.ImageTooLarge,
-                $"The body is larger than {most} bytes, the most a request of {maxRows} images needs for this model."), cancellationToken);
+                $"The body is larger than {most} bytes, the most this model takes: {maxRows} images (Classify:MaxBatchImages) of {session.ImageElementCount} values at up to {MaxBytesPerValue} bytes each, plus 64 KiB."), cancellationToken);
             return new V2Body(json, held);
         }
         catch
@@ -86,7 +87,8 @@ internal static class V2RequestReader
         {
             header = ReadJsonHeader(json);
         }
-        catch (ProblemException) when (jsonLength is null && json.IndexOf("\"binary_data_size\""u8) >= 0)
+        catch (ProblemException) when (jsonLength is null && JsonObjectLength(json) is { } end && end < json.Length
+            && json[..end].IndexOf("\"binary_data_size\""u8) >= 0)
         {
             throw BadRequest($"The body is not JSON alone: an input's binary_data_size says binary tensor data follow, but the request has no {JsonLengthHeader} header to say where its JSON ends.");
         }
@@ -101,6 +103,24 @@ internal static class V2RequestReader
         if (header.Inputs[0].BinaryDataSize is not { } size) return header;
         if (header.Data.End.Value > 0) throw BadRequest($"Input '{header.Inputs[0].Name}' has both 'data' and parameters.binary_data_size.");
         return header with { Data = new Range(json.Length, json.Length + (int)size), Binary = true };
+    }
+
+    /// <summary>
+    /// The byte length of the JSON object the body starts with, or null when it does not start with a whole one: bytes
+    /// after it are what a binary tensor data request sent without its length header looks like.
+    /// </summary>
+    private static int? JsonObjectLength(ReadOnlySpan<byte> json)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(json, isFinalBlock: false, state: default);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject || !reader.TrySkip()) return null;
+            return (int)reader.BytesConsumed;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 
     private static V2RequestHeader ReadJsonHeader(ReadOnlySpan<byte> json)
@@ -323,6 +343,24 @@ internal static class V2RequestReader
         }
     }
 
+    /// <summary>Whether an output's <c>parameters</c> object names <c>classification</c>; reads past it either way.</summary>
+    private static bool AsksForClassification(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            reader.Skip();
+            return false;
+        }
+        var found = false;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            found |= reader.ValueTextEquals("classification"u8);
+            reader.Read();
+            reader.Skip();
+        }
+        return found;
+    }
+
     private static List<string> ReadOutputs(ref Utf8JsonReader reader)
     {
         if (reader.TokenType != JsonTokenType.StartArray) throw BadRequest("'outputs' must be an array of objects with a name.");
@@ -336,6 +374,12 @@ internal static class V2RequestReader
                 var property = reader.GetString()!;
                 reader.Read();
                 if (property.Equals("name", StringComparison.OrdinalIgnoreCase) && reader.TokenType == JsonTokenType.String) name = reader.GetString();
+                else if (property.Equals("parameters", StringComparison.OrdinalIgnoreCase) && AsksForClassification(ref reader))
+                {
+                    // Triton's classification extension would change what the output holds: answering the raw tensor
+                    // instead would be a wrong answer that looks right.
+                    throw BadRequest("An output's parameters.classification (the classification extension) is not supported: ask for 'logits' and take the top classes from them, or use POST /classify.");
+                }
                 else reader.Skip();
             }
             outputs.Add(name ?? throw BadRequest("Every output asked for must have a 'name' string."));
@@ -348,10 +392,10 @@ internal static class V2RequestReader
     {
         if (inputs.Count != 1 || inputs[0].Name != BundleSession.InputName)
         {
-            throw BadRequest($"The model takes exactly one input, '{BundleSession.InputName}'; the request has [{string.Join(", ", inputs.Select(i => i.Name))}].");
+            throw BadRequest($"The model takes exactly one input, '{BundleSession.InputName}'; the request has [{string.Join(", ", inputs.Take(8).Select(i => Echo(i.Name)))}{(inputs.Count > 8 ? ", ..." : "")}].");
         }
         var (_, datatype, shape, _) = inputs[0];
-        if (datatype != V2Api.Datatype) throw BadRequest($"Input 'image' is {V2Api.Datatype}; the request says '{datatype}'.");
+        if (datatype != V2Api.Datatype) throw BadRequest($"Input 'image' is {V2Api.Datatype}; the request says '{Echo(datatype)}'.");
         shape ??= [];
         if (shape.Count != 4 || shape[1] != session.Channels || shape[2] != session.Height || shape[3] != session.Width || shape[0] < 1)
         {
@@ -360,6 +404,9 @@ internal static class V2RequestReader
         if (shape[0] > maxRows) throw BadRequest($"N is {shape[0]}; at most {maxRows} images per request (Classify:MaxBatchImages).");
         return (int)shape[0];
     }
+
+    /// <summary>A string from the request as an error repeats it: its first 40 characters (a name may be a megabyte long).</summary>
+    internal static string? Echo(string? text) => text is { Length: > 40 } ? text[..40] + "..." : text;
 
     private static ProblemException BadRequest(string detail) => new(ProblemCatalog.InvalidParameter, detail);
 }

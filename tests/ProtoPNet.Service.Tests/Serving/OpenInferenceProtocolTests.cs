@@ -158,6 +158,37 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         var huge = "[" + string.Join(",", Enumerable.Repeat("3e38", 3 * 32 * 32)) + "]";
         Assert.Contains("not finite", await AssertErrorAsync(
             await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1,3,32,32]", huge)), HttpStatusCode.BadRequest));
+        // So is the flag made from them: a score that is not a number must not read "familiar".
+        var hugeFlag = Tensor("image", "FP32", "[1,3,32,32]", huge)[..^1] + ",\"outputs\":[{\"name\":\"unfamiliar\"}]}";
+        Assert.Contains("Output 'unfamiliar' is not finite", await AssertErrorAsync(await Post("/v2/models/smoke/infer", hugeFlag), HttpStatusCode.BadRequest));
+
+        // Triton's classification extension would change what an output holds: refused, not answered with the raw tensor.
+        var classification = Tensor("image", "FP32", "[1,3,32,32]", zeros)[..^1] + ",\"outputs\":[{\"name\":\"logits\",\"parameters\":{\"classification\":3}}]}";
+        Assert.Contains("classification", await AssertErrorAsync(await Post("/v2/models/smoke/infer", classification), HttpStatusCode.BadRequest));
+
+        // What the request says is repeated in an error only in part: a megabyte of datatype is not sent back.
+        var longType = await AssertErrorAsync(await Post("/v2/models/smoke/infer", Tensor("image", new string('D', 100_000), "[1,3,32,32]", zeros)),
+            HttpStatusCode.BadRequest);
+        Assert.Contains("the request says 'DDDD", longType);
+        Assert.True(longType.Length < 300, longType);
+
+        // A plain JSON body that only mentions binary_data_size gets its own error, not the binary extension's.
+        var mentions = await AssertErrorAsync(await Post("/v2/models/smoke/infer", """{"id":"binary_data_size","inputs":[]}"""), HttpStatusCode.BadRequest);
+        Assert.DoesNotContain("Inference-Header-Content-Length", mentions);
+    }
+
+    /// <summary>The protocol names no Content-Type for infer: a body sent as a form's (curl -d) or as text is read as JSON.</summary>
+    [Fact]
+    public async Task InferTakesAnyContentType()
+    {
+        var (input, expected) = ProbeRows(1);
+        var request = $$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":{{JsonSerializer.Serialize(input)}}}],"outputs":[{"name":"logits"}]}""";
+        foreach (var contentType in new[] { "application/x-www-form-urlencoded", "text/plain" })
+        {
+            var body = await Http.JsonAsync(await Client.PostAsync("/v2/models/smoke/infer", new StringContent(request, Encoding.UTF8, contentType)));
+            var logits = body.GetProperty("outputs")[0].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+            for (var i = 0; i < logits.Length; i++) Assert.True(BundleLoader.WithinTolerance(logits[i], expected.Logits[i]), $"{contentType}: logits[{i}]");
+        }
     }
 
     [Fact]
@@ -239,8 +270,16 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         await AssertErrorAsync(await Post(request + "garbage"), HttpStatusCode.BadRequest);
         await AssertErrorAsync(await Post(request[..^1] + ",\"id\":\"\\uD800\"}"), HttpStatusCode.BadRequest);
 
-        // A body longer than the model's largest request can need (48 bytes per value, and 64 KiB): 413 before it is parsed.
-        var most = 48L * 3 * 32 * 32 * 32 + 64 * 1024;
+        // The largest request, as Python's json.dumps(request, indent=4) writes it: nested, one 17-digit double per line.
+        var rows = Enumerable.Range(0, 32).Select(n => Enumerable.Range(0, 3).Select(c => Enumerable.Range(0, 32).Select(y =>
+            Enumerable.Range(0, 32).Select(x => 0.12345678901234567 + (n + c + y + x) % 7 * 0.1).ToArray()).ToArray()).ToArray()).ToArray();
+        var pretty = JsonSerializer.Serialize(new { inputs = new[] { new { name = "image", shape = new[] { 32, 3, 32, 32 }, datatype = "FP32", data = rows } } },
+            new JsonSerializerOptions { WriteIndented = true, IndentSize = 4 });
+        var largest = await Post(pretty);
+        Assert.True(largest.StatusCode == HttpStatusCode.OK, $"{pretty.Length} bytes: {await largest.Content.ReadAsStringAsync()}");
+
+        // A body longer than the model's largest request can need (64 bytes per value, and 64 KiB): 413 before it is parsed.
+        var most = 64L * 3 * 32 * 32 * 32 + 64 * 1024;
         var padded = $$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":{{data}}}]}""" + new string(' ', (int)most);
         error = await AssertErrorAsync(await Post(padded), HttpStatusCode.RequestEntityTooLarge);
         Assert.Contains($"{most} bytes", error);
