@@ -61,4 +61,27 @@ public sealed class BitmapFontTests
         Assert.EndsWith("..", fitted);
         Assert.True(BitmapFont.MeasureWidth(fitted, 1) <= 60);
     }
+
+    [Fact]
+    public void Accented_letters_are_drawn_without_their_accents_and_other_characters_as_one_question_mark()
+    {
+        Assert.Equal("Sandale (Riemchen) fur Damen", BitmapFont.Printable("Sandale (Riemchen) f\u00fcr Damen"));
+        Assert.Equal("Chemise a manches", BitmapFont.Printable("Chemise \u00e0 manches"));
+        Assert.Equal("Strasse", BitmapFont.Printable("Stra\u00dfe"));
+        Assert.Equal("? cat", BitmapFont.Printable("\U0001F600 cat"));          // one emoji, two UTF-16 units: one '?'
+        Assert.Equal("2 \u00D7 3", BitmapFont.Printable("2 \u00D7 3"));
+        const string ascii = "T-shirt/top";
+        Assert.Same(ascii, BitmapFont.Printable(ascii));
+
+        // Drawn, measured and fitted as printed.
+        using var accented = new Image<Rgb24>(60, 10, White);
+        using var plain = new Image<Rgb24>(60, 10, White);
+        BitmapFont.Draw(accented, "f\u00fcr", 1, 1, Ink);
+        BitmapFont.Draw(plain, "fur", 1, 1, Ink);
+        Assert.True(accented.DangerousTryGetSinglePixelMemory(out var a));
+        Assert.True(plain.DangerousTryGetSinglePixelMemory(out var b));
+        Assert.Equal(b.ToArray(), a.ToArray());
+        Assert.Equal(BitmapFont.MeasureWidth("fur", 2), BitmapFont.MeasureWidth("f\u00fcr", 2));
+        Assert.Equal("Stras..", BitmapFont.Fit("Stra\u00dfenschuh", BitmapFont.MeasureWidth("Stras..", 1), 1));
+    }
 }

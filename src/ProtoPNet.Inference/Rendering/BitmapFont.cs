@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 
@@ -6,7 +8,8 @@ namespace ProtoPNet.Inference.Rendering;
 /// <summary>
 /// A small built-in 5 x 8 pixel font (printable ASCII plus the multiplication sign) drawn with plain pixel writes,
 /// scaled by whole numbers. The card needs a few lines of text, and a font engine would be a large dependency for that.
-/// Characters outside the set are drawn as '?'.
+/// Text is drawn as <see cref="Printable"/> makes it: accented letters without their accents, other characters outside
+/// the set as '?'.
 /// </summary>
 public static class BitmapFont
 {
@@ -129,13 +132,39 @@ public static class BitmapFont
     /// <summary>Horizontal distance from one glyph to the next at <paramref name="scale"/>.</summary>
     public static int Advance(int scale) => (GlyphWidth + Spacing) * scale;
 
-    /// <summary>Width in pixels of <paramref name="text"/> drawn at <paramref name="scale"/> (no trailing spacing).</summary>
-    public static int MeasureWidth(string text, int scale) =>
-        text.Length == 0 ? 0 : text.Length * Advance(scale) - Spacing * scale;
+    /// <summary>
+    /// The text as the font draws it, one glyph per character: an accented letter without its accents (a class named
+    /// "Sandale für Damen" reads "Sandale fur Damen", not "Sandale f?r Damen"), 'ß' as "ss", anything else outside the
+    /// set, an emoji included, as one '?'.
+    /// </summary>
+    public static string Printable(string text)
+    {
+        if (text.All(c => c is >= First and <= Last or Times)) return text;
+        var printable = new StringBuilder(text.Length);
+        foreach (var rune in text.Normalize(NormalizationForm.FormD).EnumerateRunes())
+        {
+            if (Rune.GetUnicodeCategory(rune) == UnicodeCategory.NonSpacingMark) continue;
+            printable.Append(rune.Value switch
+            {
+                >= First and <= Last or Times => ((char)rune.Value).ToString(),
+                'ß' => "ss",
+                _ => "?",
+            });
+        }
+        return printable.ToString();
+    }
 
-    /// <summary>The text, shortened with ".." when it would be wider than <paramref name="maxWidth"/> pixels.</summary>
+    /// <summary>Width in pixels of <paramref name="text"/> drawn at <paramref name="scale"/> (no trailing spacing).</summary>
+    public static int MeasureWidth(string text, int scale)
+    {
+        var length = Printable(text).Length;
+        return length == 0 ? 0 : length * Advance(scale) - Spacing * scale;
+    }
+
+    /// <summary>The text (<see cref="Printable"/>), shortened with ".." when it would be wider than <paramref name="maxWidth"/> pixels.</summary>
     public static string Fit(string text, int maxWidth, int scale)
     {
+        text = Printable(text);
         if (MeasureWidth(text, scale) <= maxWidth) return text;
         var characters = Math.Max(0, (maxWidth + Spacing * scale) / Advance(scale) - 2);
         return text[..Math.Min(characters, text.Length)] + "..";
@@ -153,6 +182,7 @@ public static class BitmapFont
     public static void Draw(Image<Rgb24> image, string text, int x, int y, Rgb24 colour, int scale = 1)
     {
         if (scale < 1) throw new ArgumentOutOfRangeException(nameof(scale), "scale must be at least 1");
+        text = Printable(text);
         image.ProcessPixelRows(accessor =>
         {
             for (var c = 0; c < text.Length; c++)

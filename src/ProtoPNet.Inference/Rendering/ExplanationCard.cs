@@ -39,11 +39,11 @@ public static class ExplanationCard
     private static readonly Rgb24 PredictedBar = new(0, 102, 204);
     private static readonly Rgb24 OtherBar = new(150, 160, 170);
 
-    /// <summary>One colour per prototype row, repeated past eight; the same colour marks its box on the uploaded image.</summary>
+    /// <summary>One colour per prototype row (<see cref="MaxRows"/>); the same colour marks its box on the uploaded image.</summary>
     public static readonly Rgb24[] RowColours =
     [
-        new(230, 25, 75), new(0, 120, 215), new(40, 160, 60), new(245, 130, 0),
-        new(145, 30, 180), new(0, 170, 170), new(220, 40, 200), new(120, 120, 0),
+        new(230, 25, 75), new(0, 120, 215), new(40, 160, 60), new(245, 130, 0), new(145, 30, 180),
+        new(0, 170, 170), new(220, 40, 200), new(120, 120, 0), new(140, 70, 20), new(20, 30, 110),
     ];
 
     private static readonly PngEncoder Encoder = new() { ColorType = PngColorType.Rgb, CompressionLevel = PngCompressionLevel.DefaultCompression };
@@ -103,7 +103,7 @@ public static class ExplanationCard
         {
             DrawRow(card, bundle, upload, rows[i], i, RowsTop + i * RowHeight);
         }
-        DrawFooter(card, explanation, RowsTop + rows.Count * RowHeight);
+        DrawFooter(card, explanation, rows.Count, RowsTop + rows.Count * RowHeight);
         return classification.Unfamiliarity.Unfamiliar == true ? WithNotice(card) : card;
     }
 
@@ -152,8 +152,10 @@ public static class ExplanationCard
     private static void DrawHeader(Image<Rgb24> card, ModelBundle bundle, Classification classification)
     {
         var prediction = classification.Prediction;
-        var title = $"{prediction.Label}  {Percent(prediction.Probability)}";
-        BitmapFont.Draw(card, BitmapFont.Fit(title, Width - 2 * Margin, TitleScale), Margin, Margin, Ink, TitleScale);
+        // A long label is shortened, never the probability after it.
+        var probability = "  " + Percent(prediction.Probability);
+        var label = BitmapFont.Fit(prediction.Label, Width - 2 * Margin - BitmapFont.MeasureWidth(probability, TitleScale), TitleScale);
+        BitmapFont.Draw(card, label + probability, Margin, Margin, Ink, TitleScale);
         var explanation = classification.Explanation;
         var subtitle = explanation.ClassIndex == prediction.ClassIndex
             ? $"{bundle.Name}@{bundle.Version}: this looks like that"
@@ -178,23 +180,47 @@ public static class ExplanationCard
     private static void DrawUploaded(Image<Rgb24> card, Upload uploaded, IReadOnlyList<PrototypeContribution> rows)
     {
         var placed = Pixels.PasteFitted(card, uploaded.Preview, Margin, HeaderHeight, InputSize, Panel);
+        var mapped = rows.Select(row => Pixels.MapBox(row.Box.X, row.Box.Y, row.Box.Width, row.Box.Height, uploaded.Width, uploaded.Height, placed)).ToArray();
         // Draw the lowest-ranked box first so the top prototype's box stays on top.
         for (var i = rows.Count - 1; i >= 0; i--)
         {
-            var box = rows[i].Box;
-            var mapped = Pixels.MapBox(box.X, box.Y, box.Width, box.Height, uploaded.Width, uploaded.Height, placed);
-            var colour = RowColours[i % RowColours.Length];
-            Pixels.StrokeRect(card, mapped.X, mapped.Y, mapped.Width, mapped.Height, 2, colour);
-            var tag = (i + 1).ToString(CultureInfo.InvariantCulture);
-            Pixels.FillRect(card, mapped.X, mapped.Y, BitmapFont.MeasureWidth(tag, 1) + 4, BitmapFont.GlyphHeight + 3, colour);
-            BitmapFont.Draw(card, tag, mapped.X + 2, mapped.Y + 2, Background);
+            Pixels.StrokeRect(card, mapped[i].X, mapped[i].Y, mapped[i].Width, mapped[i].Height, 2, RowColours[i % RowColours.Length]);
         }
+        // Then every number tag over all boxes.
+        var tags = TagPlaces(mapped.Select(box => new Point(box.X, box.Y)).ToArray());
+        for (var i = 0; i < rows.Count; i++)
+        {
+            Pixels.FillRect(card, tags[i].X, tags[i].Y, tags[i].Width, tags[i].Height, RowColours[i % RowColours.Length]);
+            BitmapFont.Draw(card, Tag(i), tags[i].X + 2, tags[i].Y + 2, Background);
+        }
+    }
+
+    private static string Tag(int row) => (row + 1).ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Where each row's number tag goes: in its box's top-left corner, moved right past the tags of higher-ranked rows it
+    /// would cover. Two prototypes may share a box (two pushed onto the same patch), and both must stay visible.
+    /// </summary>
+    internal static Rectangle[] TagPlaces(IReadOnlyList<Point> corners)
+    {
+        var tags = new Rectangle[corners.Count];
+        for (var i = 0; i < corners.Count; i++)
+        {
+            var place = new Rectangle(corners[i].X, corners[i].Y, BitmapFont.MeasureWidth(Tag(i), 1) + 4, BitmapFont.GlyphHeight + 3);
+            while (tags.Take(i).Where(t => t.IntersectsWith(place)).Select(t => t.Right).DefaultIfEmpty(-1).Max() is var right and >= 0)
+            {
+                place.X = right;
+            }
+            tags[i] = place;
+        }
+        return tags;
     }
 
     private static void DrawTopClasses(Image<Rgb24> card, Classification classification)
     {
         var left = Margin + InputSize + 24;
         var width = Width - Margin - left;
+        if (classification.TopClasses.Count == 0) return;
         BitmapFont.Draw(card, "Top classes", left, HeaderHeight, Muted, TextScale);
         const int lineHeight = 34;
         var fitting = (InputSize - 26) / lineHeight;
@@ -257,9 +283,10 @@ public static class ExplanationCard
         }
     }
 
-    private static void DrawFooter(Image<Rgb24> card, ClassExplanation explanation, int top)
+    private static void DrawFooter(Image<Rgb24> card, ClassExplanation explanation, int rows, int top)
     {
-        BitmapFont.Draw(card, $"+ other prototypes: {Number(explanation.OtherPrototypesContribution)} points", Margin, top + 4, Muted, TextScale);
+        var rest = rows == 0 ? "all prototypes" : "+ other prototypes";
+        BitmapFont.Draw(card, $"{rest}: {Number(explanation.OtherPrototypesContribution)} points", Margin, top + 4, Muted, TextScale);
         var total = $"= {Number(explanation.Logit)}: the score (logit) of {explanation.Label}";
         BitmapFont.Draw(card, BitmapFont.Fit(total, Width - 2 * Margin, TextScale), Margin, top + 28, Ink, TextScale);
     }
@@ -294,7 +321,14 @@ public static class ExplanationCard
         }
     }
 
-    private static string Percent(double probability) => (probability * 100).ToString("0.0", CultureInfo.InvariantCulture) + "%";
+    /// <summary>A probability in percent to one decimal; one short of certainty, or above none, is not rounded to it.</summary>
+    public static string Percent(double probability) => (probability * 100) switch
+    {
+        >= 99.95 and < 100 => ">99.9%",
+        > 0 and < 0.05 => "<0.1%",
+        var percent => percent.ToString("0.0", CultureInfo.InvariantCulture) + "%",
+    };
 
-    private static string Number(double value) => value.ToString("0.00", CultureInfo.InvariantCulture);
+    /// <summary>Two decimals, and no "-0.00" for a small negative value.</summary>
+    public static string Number(double value) => (Math.Round(value, 2) == 0 ? 0 : value).ToString("0.00", CultureInfo.InvariantCulture);
 }
