@@ -263,8 +263,12 @@ def test_augmentation_is_switchable_and_the_push_set_is_not_augmented():
     assert torch.equal(plain.image(0), plain.image(0))
     assert torch.equal(plain.image(0), source.train.cached[0].float() / 255)
     assert make_augmentation(cfg.replace(augment=False)) is None
-    steps = [type(t).__name__ for t in make_augmentation(cfg).transforms]
-    assert steps == ["RandomPerspective", "RandomAffine", "RandomHorizontalFlip"]
+    # As the reference's copies: each draw one of rotation, skew or shear, then a flip half the time.
+    choice, flip = make_augmentation(cfg).transforms
+    assert type(flip).__name__ == "RandomHorizontalFlip"
+    assert [type(t).__name__ for t in choice.transforms] == ["RandomRotation", "RandomPerspective", "RandomAffine"]
+    assert choice.transforms[1].p == 1.0 and choice.transforms[2].degrees == [0.0, 0.0]
+    assert choice.transforms[2].shear == [-10.0, 10.0]
 
 
 def test_a_limit_that_leaves_a_class_without_training_images_is_refused_before_training():

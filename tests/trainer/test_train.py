@@ -157,3 +157,35 @@ def test_only_the_current_push_keeps_its_pictures(tiny, tmp_path):
     result = trainer.run()
     assert os.listdir(tmp_path / "push") == ["epoch-003"]
     assert all(r["pictures"].startswith(str(tmp_path / "push" / "epoch-003")) for r in result.records)
+
+
+def test_an_epoch_of_copies_draws_every_image_that_many_times_and_so_do_the_last_layer_epochs(tiny, tmp_path,
+                                                                                             monkeypatch):
+    """--epoch-copies: the reference's epoch is one pass over 30 augmented copies of each image, and its last-layer
+    epochs are too; an epoch here is that many passes of online augmentation, and so is a last-layer epoch."""
+    import protopnet_trainer.train as train_module
+    trainer = _quiet(tiny(epoch_copies=3, last_layer_iterations=2, prune_k=1, prune_threshold=1), tmp_path)
+    images = len(trainer.loaders.train_set)
+    assert len(trainer.loaders.train.dataset) == 3 * images
+    drawn = [int(i) for _, _, indices in trainer.loaders.train for i in indices]
+    assert sorted(drawn) == sorted(list(range(images)) * 3)      # each image three times an epoch, in a shuffled order
+
+    passes = []
+    fit = train_module.fit_last_layer
+    monkeypatch.setattr(train_module, "fit_last_layer",
+                        lambda *args, **kwargs: passes.append(args[6]) or fit(*args, **kwargs))
+    trainer.push(0)
+    trainer.train_last_layer()
+    trainer.prune()
+    # 2 last-layer epochs of 3 passes after a push; after pruning five times that, as the reference's 100 against 20
+    assert passes == [2 * 3, 5 * 2 * 3]
+
+
+def test_the_cub_presets_count_epochs_as_the_reference_does():
+    from protopnet_trainer.config import preset_config
+    for name in ("cub200-resnet34", "cub200-resnet18"):
+        cfg = preset_config(name)
+        assert (cfg.epoch_copies, cfg.epochs, cfg.warm_epochs, cfg.push_start, cfg.push_every,
+                cfg.last_layer_iterations) == (30, 30, 5, 10, 10, 20), name
+    with pytest.raises(TrainerError, match="--epoch-copies must be at least 1"):
+        preset_config("smoke").replace(epoch_copies=0).validate()

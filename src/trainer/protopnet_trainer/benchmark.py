@@ -21,7 +21,7 @@ def run_benchmark(cfg: TrainConfig, batches: int, progress: bool = True) -> List
     """Warm-up and joint: `batches` training batches each; push: the same images through the push search
     (with the prototype pictures); last layer: caching the push-set scores once, then the passes over them."""
     # Every image measured is a training image: none held out to calibrate (the smoke preset holds out 400).
-    cfg = cfg.replace(train_limit=batches * cfg.batch_size, with_baseline=False, calibration_holdout=0)
+    cfg = cfg.replace(train_limit=batches * cfg.batch_size, with_baseline=False, calibration_holdout=0, epoch_copies=1)
     with tempfile.TemporaryDirectory(prefix="protopnet-benchmark-") as run_dir:
         trainer = Trainer(cfg, run_dir, progress=progress, log=lambda line: None)
         device = trainer.device

@@ -26,7 +26,8 @@ OVERRIDES = [
     ("--prototypes-per-class", "prototypes_per_class", int), ("--prototype-dim", "prototype_dim", int),
     ("--add-on", "add_on", str), ("--similarity", "similarity", str),
     ("--warm-epochs", "warm_epochs", int), ("--push-start", "push_start", int), ("--push-every", "push_every", int),
-    ("--last-layer-iterations", "last_layer_iterations", int), ("--batch-size", "batch_size", int),
+    ("--last-layer-iterations", "last_layer_iterations", int), ("--epoch-copies", "epoch_copies", int),
+    ("--batch-size", "batch_size", int),
     ("--test-batch-size", "test_batch_size", int), ("--push-batch-size", "push_batch_size", int),
     ("--lr-trunk", "joint_lr_trunk", float), ("--lr-add-on", "joint_lr_add_on", float),
     ("--lr-prototypes", "joint_lr_prototypes", float), ("--lr-last-layer", "last_layer_lr", float),
@@ -67,7 +68,10 @@ HELP = {
                        "(resnet18 from the NuGet ResNet18.onnx)",
     "--add-on": "regular | bottleneck", "--similarity": "log | linear",
     "--warm-epochs": "epochs with the trunk frozen", "--push-start": "first push after this epoch (0-based)",
-    "--last-layer-iterations": "last-layer passes after each push",
+    "--last-layer-iterations": "last-layer epochs after each push (each --epoch-copies passes over the training "
+                               "set's scores)",
+    "--epoch-copies": "passes over the training set per epoch (the cub200 presets: 30, as the reference's epoch is "
+                      "one pass over 30 augmented copies of each image)",
     "--prune-k": "pruning: nearest patches looked at", "--prune-threshold": "pruning: own-class patches needed",
     "--small-cnn-convs": "small-cnn: convolutions per stage", "--small-cnn-pools": "small-cnn: 2x2 max-pools",
     "--threads": "torch CPU threads (0: torch's default)", "--workers": "data loader worker processes",

@@ -156,7 +156,10 @@ class ImageSet(Dataset):
 def make_augmentation(cfg: TrainConfig) -> Optional[Callable]:
     """The training set's online augmentation (the push and test sets are never augmented).
 
-    paper: the online equivalent of the reference's offline augmentation (rotation, skew, shear, left-right flip).
+    paper: the online equivalent of the reference's offline augmentation, whose 30 copies of an image each had one of
+    rotation (up to 15 degrees), skew (perspective, 0.2) or shear (up to 10 degrees), then a left-right flip half the
+    time: here each draw takes one of the three, then the flip. Unlike the reference's Augmentor, which zooms the
+    rotated or sheared image to cut off the corners it uncovers, those corners are black here.
     crop-flip: a random crop of the image padded with `crop_padding` black pixels, and a left-right flip (small
     centred images such as Fashion-MNIST, where rotation and shear move garments off their usual pose).
     """
@@ -188,12 +191,15 @@ def _shape_augmentation(cfg: TrainConfig) -> List[Callable]:
         if cfg.flip:
             steps.append(transforms.RandomHorizontalFlip())
         return steps
+    one_of: List[Callable] = []
+    if cfg.rotation_degrees > 0:
+        one_of.append(transforms.RandomRotation(cfg.rotation_degrees))
     if cfg.skew > 0:
-        steps.append(transforms.RandomPerspective(distortion_scale=cfg.skew, p=0.5))
-    if cfg.rotation_degrees > 0 or cfg.shear_degrees > 0:
-        steps.append(transforms.RandomAffine(degrees=cfg.rotation_degrees,
-                                             shear=(-cfg.shear_degrees, cfg.shear_degrees) if cfg.shear_degrees > 0
-                                             else None))
+        one_of.append(transforms.RandomPerspective(distortion_scale=cfg.skew, p=1.0))
+    if cfg.shear_degrees > 0:
+        one_of.append(transforms.RandomAffine(degrees=0, shear=(-cfg.shear_degrees, cfg.shear_degrees)))
+    if one_of:
+        steps.append(transforms.RandomChoice(one_of))
     if cfg.flip:
         steps.append(transforms.RandomHorizontalFlip())
     return steps
@@ -558,12 +564,35 @@ class Loaders:
     test_set: ImageSet
 
 
+class EpochCopies(Dataset):
+    """One epoch of `copies` passes over a data set (`--epoch-copies`): item i is the set's item i mod its size, drawn
+    (and augmented) afresh each time. Shuffled as a whole, every image comes `copies` times an epoch, as in the
+    reference's epoch over 30 offline-augmented copies of each image."""
+
+    def __init__(self, dataset: Dataset, copies: int):
+        self.dataset = dataset
+        self.copies = copies
+        self.size = len(dataset)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return self.size * self.copies
+
+    def __getitem__(self, index: int):
+        return self.dataset[index % self.size]
+
+
+def epoch_set(train_set: Dataset, cfg: TrainConfig) -> Dataset:
+    """What one training epoch draws from: the training set, `cfg.epoch_copies` times."""
+    return EpochCopies(train_set, cfg.epoch_copies) if cfg.epoch_copies > 1 else train_set
+
+
 def make_loaders(cfg: TrainConfig, source: DataSource, generator: Optional[torch.Generator] = None) -> Loaders:
     train_set = ImageSet(source.train, cfg.image_size, cfg.interpolation, make_augmentation(cfg), cfg.contrast)
     push_set = ImageSet(source.train, cfg.image_size, cfg.interpolation, None, cfg.contrast)
     test_set = ImageSet(source.test, cfg.image_size, cfg.interpolation, None, cfg.contrast)
     workers = cfg.num_workers
-    train = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, num_workers=workers, generator=generator)
+    train = DataLoader(epoch_set(train_set, cfg), batch_size=cfg.batch_size, shuffle=True, num_workers=workers,
+                       generator=generator)
     push = DataLoader(push_set, batch_size=cfg.push_batch_size, shuffle=False, num_workers=workers)
     test = DataLoader(test_set, batch_size=cfg.test_batch_size, shuffle=False, num_workers=workers)
     return Loaders(train, push, test, train_set, push_set, test_set)

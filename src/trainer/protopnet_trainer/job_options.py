@@ -34,7 +34,7 @@ RANGES: Dict[str, Tuple[float, float]] = {
     "--epochs": (1, 1000), "--seed": (0, 2 ** 31 - 1), "--image-size": (8, 1024),
     "--prototypes-per-class": (1, 100), "--prototype-dim": (1, 4096),
     "--warm-epochs": (0, 1000), "--push-start": (0, 1000), "--push-every": (0, 1000),
-    "--last-layer-iterations": (0, 1000), "--batch-size": (1, 4096), "--test-batch-size": (1, 4096),
+    "--last-layer-iterations": (0, 1000), "--epoch-copies": (1, 100), "--batch-size": (1, 4096), "--test-batch-size": (1, 4096),
     "--push-batch-size": (1, 4096), "--lr-trunk": (0, 10), "--lr-add-on": (0, 10), "--lr-prototypes": (0, 10),
     "--lr-last-layer": (0, 10), "--lr-step": (1, 1000), "--lr-gamma": (0, 1), "--weight-decay": (0, 10),
     "--onecycle-pct-start": (0.01, 0.99), "--last-layer-batch-size": (0, 65536), "--lr-baseline-head": (0, 10),

@@ -16,7 +16,8 @@ from .baseline import BaselineResult, checkpoint_fields, train_in_process
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import GENERATED_DATASETS, TrainConfig
 from .console import say
-from .data import DataSource, Loaders, add_training_noise, describe_classes, load_data_source, make_loaders, name_list
+from .data import (DataSource, Loaders, add_training_noise, describe_classes, epoch_set, load_data_source, make_loaders,
+                   name_list)
 from .distributed import set_epoch, sharded_predictions, sharded_scores
 from .errors import TrainerError
 from .evaluate import evaluate_accuracy, test_metrics
@@ -31,6 +32,9 @@ from .runtime import seed_everything, select_device, use_threads
 
 if TYPE_CHECKING:
     from .distributed import Group
+
+# Last-layer epochs after pruning for each after a push: the reference's run_pruning.py trains 100 against 20.
+PRUNE_LAST_LAYER_FACTOR = 5
 
 
 def coefficients(cfg: TrainConfig) -> LossCoefficients:
@@ -190,7 +194,7 @@ class Trainer:
                 f"confusion matrix say nothing about them")
         self.loaders: Loaders = make_loaders(cfg, self.source)
         if group is not None:   # before the optimizers: a OneCycle schedule counts this rank's batches
-            self.loaders.train = group.train_loader(self.loaders.train_set, cfg.batch_size, cfg.seed,
+            self.loaders.train = group.train_loader(epoch_set(self.loaders.train_set, cfg), cfg.batch_size, cfg.seed,
                                                     cfg.num_workers)
         self._parallel: Optional[Tuple[str, torch.nn.Module]] = None   # (phase, DDP wrapper of self.model)
         self.coefs = coefficients(cfg)
@@ -369,8 +373,9 @@ class Trainer:
 
     def train_last_layer(self, iterations: Optional[int] = None, seed_offset: int = 0) -> float:
         """Only h is trained, on cached push-set scores: CE + l1 * L1(wrong-class weights); with
-        `last_layer_clamp` the wrong-class weights are clamped to <= 0 after every step."""
-        iterations = self.cfg.last_layer_iterations if iterations is None else iterations
+        `last_layer_clamp` the wrong-class weights are clamped to <= 0 after every step. `iterations` passes over the
+        scores; by default the recipe's last-layer epochs, each `epoch_copies` passes as a training epoch is."""
+        iterations = self.cfg.last_layer_iterations * self.cfg.epoch_copies if iterations is None else iterations
         self._set_trainable(False, False, False, True)
         scores = self.push_set_scores()
         labels = torch.tensor(self.loaders.push_set.split.labels, device=self.device)
@@ -490,7 +495,9 @@ class Trainer:
         self.records = [self.records[j] for j in keep]
         self.last_optimizer = torch.optim.Adam([{"params": self.model.last_layer.parameters(),
                                                  "lr": self.cfg.last_layer_lr}])
-        accuracy = self.train_last_layer(seed_offset=10 ** 6)
+        # The reference trains the last layer for 100 epochs after pruning, five times its 20 after a push.
+        accuracy = self.train_last_layer(PRUNE_LAST_LAYER_FACTOR * self.cfg.last_layer_iterations * self.cfg.epoch_copies,
+                                         seed_offset=10 ** 6)
         self.log(f"pruned {removed} prototypes, {self.model.num_prototypes} left; last-layer accuracy {accuracy:.4f}")
         return removed
 
