@@ -39,6 +39,7 @@ public class RefusedBundleTests(TrainerBundles bundles)
         { "null-input", "model.json is not a valid manifest: The property or field 'input'" },
         { "null-class", "model.json is not a valid manifest: classes[0] is null." },
         { "null-example", "model.json is not a valid manifest: examples[0] is null." },
+        { "no-classes", "model.json is not a valid manifest: it has no 'classes'" },
     };
 
     private string RootWithBrokenBundles() => bundles.NewRoot(
@@ -72,7 +73,9 @@ public class RefusedBundleTests(TrainerBundles bundles)
         // every scan, or loaded and made /models answer 500).
         (bundles.SmokeBundle, "null-input", dir => TrainerBundles.EditManifest(dir, manifest => manifest["input"] = null)),
         (bundles.SmokeBundle, "null-class", dir => TrainerBundles.EditManifest(dir, manifest => manifest["classes"]!.AsArray()[0] = null)),
-        (bundles.SmokeBundle, "null-example", dir => TrainerBundles.EditManifest(dir, manifest => manifest["examples"] = new JsonArray((JsonNode?)null))));
+        (bundles.SmokeBundle, "null-example", dir => TrainerBundles.EditManifest(dir, manifest => manifest["examples"] = new JsonArray((JsonNode?)null))),
+        // A required member missing altogether: the refusal names it.
+        (bundles.SmokeBundle, "no-classes", dir => TrainerBundles.EditManifest(dir, manifest => manifest.AsObject().Remove("classes"))));
 
     /// <summary>A model folder no request could name (a space; once, a trailing newline that a training job let through) is refused.</summary>
     [Fact]

@@ -38,6 +38,7 @@ public sealed record BundleManifest
     /// <summary>Reads model.json; a JsonException names what is malformed, a null in a list included.</summary>
     public static BundleManifest Parse(string json)
     {
+        RequireMembers(json);
         var manifest = JsonSerializer.Deserialize<BundleManifest>(json, JsonOptions) ?? throw new JsonException("model.json is empty");
         // The deserializer checks a property's nullability but not a list element's.
         RequireNoNulls(manifest.Classes, "classes");
@@ -46,6 +47,20 @@ public sealed record BundleManifest
         if (manifest.Examples is { } examples) RequireNoNulls(examples, "examples");
         if (manifest.Interpretability?.Prototypes is { } scored) RequireNoNulls(scored, "interpretability.prototypes");
         return manifest;
+    }
+
+    /// <summary>The manifest's required members by their JSON names.</summary>
+    private static readonly string[] RequiredMembers = typeof(BundleManifest).GetProperties()
+        .Where(p => p.IsDefined(typeof(System.Runtime.CompilerServices.RequiredMemberAttribute), inherit: false))
+        .Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name)).ToArray();
+
+    /// <summary>Names the first required member the manifest lacks (the deserializer's own message is about the type).</summary>
+    private static void RequireMembers(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        if (document.RootElement.ValueKind != JsonValueKind.Object) throw new JsonException("it is not a JSON object.");
+        var present = document.RootElement.EnumerateObject().Select(p => p.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        if (RequiredMembers.FirstOrDefault(name => !present.Contains(name)) is { } missing) throw new JsonException($"it has no '{missing}'.");
     }
 
     private static void RequireNoNulls<T>(IReadOnlyList<T> items, string path)

@@ -49,7 +49,7 @@ public static class OperationsApi
     /// <param name="name">Model name, e.g. <c>fashion-mnist</c>.</param>
     internal static async Task<Ok<ReloadResponse>> ReloadAsync(string name, ModelRegistry registry)
     {
-        var result = await Task.Run(registry.Rescan);
+        var result = await registry.RescanAsync();
         var catalog = registry.Catalog;
         // As they stand, not only those this rescan refused: the watcher may have refused a new folder a moment before.
         var refused = catalog.Refused.Where(r => Path.GetFileName(Path.GetDirectoryName(r.Directory)) == name).ToArray();

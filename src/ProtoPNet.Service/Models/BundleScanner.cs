@@ -5,12 +5,36 @@ namespace ProtoPNet.Service.Models;
 
 /// <summary>
 /// Finds the bundle folders under the model root and loads them, refusing a bad one with one log line. A refused folder
-/// is remembered with its model.json's write time and not tried again until that file changes, so a periodic rescan
-/// does not repeat the refusal. Not thread-safe: the registry calls it under its scan lock.
+/// is remembered with what its files were (<see cref="FolderState"/>) and not tried again until one of them changes, so
+/// a periodic rescan does not repeat the refusal, while a folder refused half copied is tried again once the copy
+/// goes on. Not thread-safe: the registry calls it under its scan lock.
 /// </summary>
 public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, ILogger<BundleScanner> logger)
 {
-    private readonly Dictionary<string, (DateTime ManifestWritten, RefusedBundle Refusal)> _refusedCache = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (FolderState Files, RefusedBundle Refusal)> _refusedCache = new(StringComparer.Ordinal);
+
+    /// <summary>A folder's files as a refusal remembers them: how many, their bytes, and the latest write.</summary>
+    public readonly record struct FolderState(int Files, long Bytes, DateTime LatestWriteUtc)
+    {
+        public static FolderState Of(string directory)
+        {
+            var (files, bytes, latest) = (0, 0L, DateTime.MinValue);
+            try
+            {
+                foreach (var file in new DirectoryInfo(directory).EnumerateFiles("*", new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true }))
+                {
+                    files++;
+                    bytes += file.Length;
+                    if (file.LastWriteTimeUtc > latest) latest = file.LastWriteTimeUtc;
+                }
+            }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            {
+                return new FolderState(-1, -1, DateTime.UtcNow);   // changing under us: never equal to what was remembered
+            }
+            return new FolderState(files, bytes, latest);
+        }
+    }
 
     /// <summary>Bundle folders are <c>root/name/version/</c> with a model.json; names starting with '.' are staging folders.</summary>
     public IReadOnlyList<string> FindBundleDirectories(string root)
@@ -21,10 +45,11 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
             return [];
         }
         var directories = new List<string>();
-        foreach (var family in Directory.EnumerateDirectories(root).Order(StringComparer.Ordinal))
+        // A model folder may be deleted or moved between listing the root and listing it: it then holds nothing.
+        foreach (var family in Subfolders(root))
         {
             if (Path.GetFileName(family).StartsWith('.')) continue;
-            foreach (var version in Directory.EnumerateDirectories(family).Order(StringComparer.Ordinal))
+            foreach (var version in Subfolders(family))
             {
                 if (Path.GetFileName(version).StartsWith('.')) continue;
                 if (!File.Exists(Path.Combine(version, BundleLoader.ManifestFileName))) continue;
@@ -36,17 +61,29 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
         return directories;
     }
 
+    private static string[] Subfolders(string directory)
+    {
+        try
+        {
+            return Directory.EnumerateDirectories(directory).Order(StringComparer.Ordinal).ToArray();
+        }
+        catch (Exception exception) when (exception is DirectoryNotFoundException or IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+    }
+
     /// <summary>
     /// Loads (verifies and warms up) the bundle in <paramref name="directory"/> and makes it ready to serve
-    /// (<paramref name="prepare"/>, which may refuse it too); null when it is refused, now or before with an unchanged
-    /// model.json. A file that cannot be read is a refusal as well. <paramref name="isNewRefusal"/> tells a refusal met
+    /// (<paramref name="prepare"/>, which may refuse it too); null when it is refused, now or before with its files
+    /// unchanged. A file that cannot be read is a refusal as well. <paramref name="isNewRefusal"/> tells a refusal met
     /// for the first time.
     /// </summary>
     public ModelBundle? TryLoad(string modelName, string directory, Action<ModelBundle> prepare, out RefusedBundle? refusal, out bool isNewRefusal)
     {
         isNewRefusal = false;
-        var manifestWritten = BundleLoader.ManifestWrittenUtc(directory);
-        if (_refusedCache.TryGetValue(directory, out var cached) && cached.ManifestWritten == manifestWritten)
+        var files = FolderState.Of(directory);
+        if (_refusedCache.TryGetValue(directory, out var cached) && cached.Files == files)
         {
             refusal = cached.Refusal;
             return null;
@@ -93,7 +130,7 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
             }
             refusal = new RefusedBundle(directory, reason);
             isNewRefusal = true;
-            _refusedCache[directory] = (manifestWritten, refusal);
+            _refusedCache[directory] = (files, refusal);
             metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", modelName), ServiceMetrics.Tag("result", "refused"));
             logger.LogError("Refused model bundle {Directory}: {Reason}", directory, reason);
             return null;

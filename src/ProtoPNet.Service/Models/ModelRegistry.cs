@@ -18,7 +18,8 @@ public sealed class ModelRegistry(
     IOptions<ModelsOptions> options, BundleScanner scanner, BundleLoader loader, VersionPolicy policy, SessionFactory sessionFactory, IHostEnvironment environment,
     IOptions<BatchingOptions> batching, InferenceRequests inferenceRequests, ServiceMetrics metrics, ILogger<ModelRegistry> logger) : IDisposable
 {
-    private readonly Lock _scanLock = new();
+    /// <summary>One scan at a time; a semaphore so that an HTTP reload waits for its turn without holding a pool thread.</summary>
+    private readonly SemaphoreSlim _scanGate = new(1, 1);
     private ModelCatalog _catalog = ModelCatalog.Empty;
     private bool _disposed;
 
@@ -55,79 +56,127 @@ public sealed class ModelRegistry(
     /// </summary>
     public RescanResult Rescan() => RescanCore(Stopwatch.StartNew());
 
+    /// <summary>
+    /// <see cref="Rescan"/> for a request (POST .../reload): it waits for a scan in progress without holding a thread,
+    /// so that many reloads at once cannot take the thread pool from the requests being served.
+    /// </summary>
+    public async Task<RescanResult> RescanAsync()
+    {
+        var stopwatch = Stopwatch.StartNew();
+        await _scanGate.WaitAsync();
+        try
+        {
+            return await Task.Run(() => RescanGated(stopwatch));
+        }
+        finally
+        {
+            _scanGate.Release();
+        }
+    }
+
     private RescanResult RescanCore(Stopwatch stopwatch)
     {
-        lock (_scanLock)
+        _scanGate.Wait();
+        try
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            var current = Catalog;
-            var loadedByDirectory = current.Served.Keys.ToDictionary(b => b.Directory, StringComparer.Ordinal);
-            var directories = scanner.FindBundleDirectories(Root);
+            return RescanGated(stopwatch);
+        }
+        finally
+        {
+            _scanGate.Release();
+        }
+    }
 
-            var kept = new List<ModelBundle>();
-            var added = new List<ModelBundle>();
-            // Measured as each new version loads: a version whose batches do not run is refused like any bad bundle.
-            var strategies = new Dictionary<ModelBundle, ExecutionStrategy>();
-            var refused = new List<RefusedBundle>();
-            var newlyRefused = new List<RefusedBundle>();
-            try
+    private RescanResult RescanGated(Stopwatch stopwatch)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var directories = scanner.FindBundleDirectories(Root);
+        // A loaded version whose folder is gone stops taking requests now, not after the loads below (a version to fill
+        // Models:LoadedVersions may take seconds): rolling back a bad version is deleting it.
+        var before = Catalog;
+        var (current, gone) = RetireDeleted(before, directories);
+        var loadedByDirectory = current.Served.Keys.ToDictionary(b => b.Directory, StringComparer.Ordinal);
+
+        var kept = new List<ModelBundle>();
+        var added = new List<ModelBundle>();
+        // Measured as each new version loads: a version whose batches do not run is refused like any bad bundle.
+        var strategies = new Dictionary<ModelBundle, ExecutionStrategy>();
+        var refused = new List<RefusedBundle>();
+        var newlyRefused = new List<RefusedBundle>();
+        try
+        {
+            foreach (var family in directories.GroupBy(d => Path.GetFileName(Path.GetDirectoryName(d))!, StringComparer.Ordinal))
             {
-                foreach (var family in directories.GroupBy(d => Path.GetFileName(Path.GetDirectoryName(d))!, StringComparer.Ordinal))
+                policy.LoadVersions(family.Key, family, directory =>
                 {
-                    policy.LoadVersions(family.Key, family, directory =>
+                    if (loadedByDirectory.TryGetValue(directory, out var existing))
                     {
-                        if (loadedByDirectory.TryGetValue(directory, out var existing))
+                        if (!Rewritten(existing))
                         {
-                            if (!Rewritten(existing))
-                            {
-                                kept.Add(existing);
-                                return true;
-                            }
-                            // Versions are immutable; one whose folder was rewritten in place would serve the old graph
-                            // with the new pictures. It is loaded anew (or refused) and the old one retired.
-                            logger.LogWarning("The folder of {Model}@{Version} was rewritten after it was loaded (its model.json changed; a version's folder should never change): loading it again from {Directory}",
-                                existing.Name, existing.Version, directory);
-                        }
-                        var bundle = scanner.TryLoad(family.Key, directory, loaded => strategies[loaded] = StrategyFor(loaded), out var refusal, out var isNewRefusal);
-                        if (bundle is not null)
-                        {
-                            added.Add(bundle);
+                            kept.Add(existing);
                             return true;
                         }
-                        refused.Add(refusal!);
-                        if (isNewRefusal) newlyRefused.Add(refusal!);
-                        return false;
-                    });
-                }
+                        // Versions are immutable; one whose folder was rewritten in place would serve the old graph
+                        // with the new pictures. It is loaded anew (or refused) and the old one retired.
+                        logger.LogWarning("The folder of {Model}@{Version} was rewritten after it was loaded (its model.json changed; a version's folder should never change): loading it again from {Directory}",
+                            existing.Name, existing.Version, directory);
+                    }
+                    var bundle = scanner.TryLoad(family.Key, directory, loaded => strategies[loaded] = StrategyFor(loaded), out var refusal, out var isNewRefusal);
+                    if (bundle is not null)
+                    {
+                        added.Add(bundle);
+                        return true;
+                    }
+                    refused.Add(refusal!);
+                    if (isNewRefusal) newlyRefused.Add(refusal!);
+                    return false;
+                });
             }
-            catch
-            {
-                // A fault past the load checks: the versions loaded by this scan are not served, so they are let go here.
-                foreach (var bundle in added) bundle.Dispose();
-                throw;
-            }
-            refused.Sort((a, b) => StringComparer.Ordinal.Compare(a.Directory, b.Directory));
-            var stillLoaded = kept.ToHashSet();
-            var removed = current.Served.Keys.Where(b => !stillLoaded.Contains(b)).ToArray();
-
-            var first = ReferenceEquals(current, ModelCatalog.Empty);
-            var changed = first || added.Count > 0 || removed.Length > 0 || !refused.SequenceEqual(current.Refused);
-            if (!changed) return new RescanResult([], [], [], Serving(current));
-
-            var catalog = Publish(current, kept, added, strategies, removed, refused);
-            if (catalog.Families.Count == 0)
-            {
-                logger.LogWarning("No model is loaded: {ModelRoot} holds no valid bundle ({Refused} refused). The service runs but /health/ready reports not ready and /classify answers 503 until a model is present",
-                    Root, refused.Count);
-            }
-            else if (first || added.Count > 0 || removed.Length > 0)
-            {
-                logger.LogInformation("Serving {Models} (default {DefaultModel}) after {ElapsedMs:0} ms",
-                    string.Join(", ", Serving(catalog)), catalog.DefaultModel, stopwatch.Elapsed.TotalMilliseconds);
-            }
-            return new RescanResult(added.Select(b => $"{b.Name}@{b.Version}").ToArray(), removed.Select(b => $"{b.Name}@{b.Version}").ToArray(),
-                newlyRefused, Serving(catalog));
         }
+        catch
+        {
+            // A fault past the load checks: the versions loaded by this scan are not served, so they are let go here.
+            foreach (var bundle in added) bundle.Dispose();
+            throw;
+        }
+        refused.Sort((a, b) => StringComparer.Ordinal.Compare(a.Directory, b.Directory));
+        var stillLoaded = kept.ToHashSet();
+        var removed = current.Served.Keys.Where(b => !stillLoaded.Contains(b)).ToArray();
+
+        var first = ReferenceEquals(before, ModelCatalog.Empty);
+        var changed = first || added.Count > 0 || removed.Length > 0 || !refused.SequenceEqual(current.Refused);
+        if (!changed && gone.Length == 0) return new RescanResult([], [], [], Serving(current));
+
+        var catalog = changed ? Publish(current, kept, added, strategies, removed, refused) : current;
+        var unloaded = gone.Concat(removed).ToArray();
+        if (catalog.Families.Count == 0)
+        {
+            logger.LogWarning("No model is loaded: {ModelRoot} holds no valid bundle ({Refused} refused). The service runs but /health/ready reports not ready and /classify answers 503 until a model is present",
+                Root, refused.Count);
+        }
+        else if (first || added.Count > 0 || unloaded.Length > 0)
+        {
+            logger.LogInformation("Serving {Models} (default {DefaultModel}) after {ElapsedMs:0} ms",
+                string.Join(", ", Serving(catalog)), catalog.DefaultModel, stopwatch.Elapsed.TotalMilliseconds);
+        }
+        return new RescanResult(added.Select(b => $"{b.Name}@{b.Version}").ToArray(), unloaded.Select(b => $"{b.Name}@{b.Version}").ToArray(),
+            newlyRefused, Serving(catalog));
+    }
+
+    /// <summary>
+    /// The catalog without the loaded versions whose folders are gone from <paramref name="directories"/>, swapped in at
+    /// once (they retire once their running requests finish), and those versions; the catalog itself when none is gone.
+    /// Only versions of a model that keeps another loaded version: the last one serves until the scan has loaded what
+    /// replaces it, rather than leave its model answering 503 meanwhile.
+    /// </summary>
+    private (ModelCatalog Catalog, ModelBundle[] Gone) RetireDeleted(ModelCatalog current, IReadOnlyList<string> directories)
+    {
+        var present = directories.ToHashSet(StringComparer.Ordinal);
+        var gone = current.Served.Keys.Where(b => !present.Contains(b.Directory)
+            && current.Served.Keys.Any(other => other.Name == b.Name && present.Contains(other.Directory))).ToArray();
+        if (gone.Length == 0) return (current, gone);
+        var kept = current.Served.Keys.Except(gone).ToList();
+        return (Publish(current, kept, [], [], gone, current.Refused.ToList()), gone);
     }
 
     /// <summary>Whether a loaded version's model.json has been written since it was loaded (or is gone).</summary>
@@ -284,11 +333,16 @@ public sealed class ModelRegistry(
 
     public void Dispose()
     {
-        lock (_scanLock)
+        _scanGate.Wait();
+        try
         {
             _disposed = true;
             var catalog = Interlocked.Exchange(ref _catalog, ModelCatalog.Empty);
             foreach (var served in catalog.Served.Values) served.Retire();
+        }
+        finally
+        {
+            _scanGate.Release();
         }
     }
 }

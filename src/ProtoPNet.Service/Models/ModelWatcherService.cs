@@ -15,8 +15,18 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
     : BackgroundService
 {
     private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(300);
-    /// <summary>What asks for a rescan: true for the periodic timer, false for the watcher.</summary>
+    /// <summary>Asks for a rescan (the periodic timer or the watcher); one waiting request is enough.</summary>
     private readonly Channel<bool> _changes = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    /// <summary>1 when the watcher reported a change since the last rescan began: that rescan is then not periodic,
+    /// whichever request woke it (a waiting tick would otherwise swallow the watcher's).</summary>
+    private int _watcherSpoke;
+
+    private void WatcherSpoke()
+    {
+        Volatile.Write(ref _watcherSpoke, 1);
+        _changes.Writer.TryWrite(true);
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -28,10 +38,11 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                var periodic = await _changes.Reader.ReadAsync(stoppingToken);
+                await _changes.Reader.ReadAsync(stoppingToken);
                 // Let a burst of events (a folder copied file by file, then renamed) settle into one rescan.
                 await Task.Delay(Debounce, stoppingToken);
-                if (_changes.Reader.TryRead(out _)) periodic = false;   // the watcher spoke meanwhile
+                _changes.Reader.TryRead(out _);
+                var periodic = Interlocked.Exchange(ref _watcherSpoke, 0) == 0;
                 var result = RescanLogged();
                 if (!periodic || !options.Value.Watch) continue;
                 if (watcher is not null && result is { } changed && changed.Loaded.Count + changed.Removed.Count + changed.Refused.Count > 0)
@@ -58,7 +69,7 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
     {
         try
         {
-            while (await timer.WaitForNextTickAsync(stoppingToken)) _changes.Writer.TryWrite(true);   // periodic
+            while (await timer.WaitForNextTickAsync(stoppingToken)) _changes.Writer.TryWrite(true);
         }
         catch (OperationCanceledException)
         {
@@ -84,15 +95,15 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
                 IncludeSubdirectories = true,
                 NotifyFilter = NotifyFilters.DirectoryName | NotifyFilters.FileName | NotifyFilters.LastWrite,
             };
-            FileSystemEventHandler changed = (_, _) => _changes.Writer.TryWrite(false);
+            FileSystemEventHandler changed = (_, _) => WatcherSpoke();
             watcher.Created += changed;
             watcher.Deleted += changed;
             watcher.Changed += changed;
-            watcher.Renamed += (_, _) => _changes.Writer.TryWrite(false);
+            watcher.Renamed += (_, _) => WatcherSpoke();
             watcher.Error += (_, e) =>
             {
                 logger.LogWarning("Watching {ModelRoot} failed ({Reason}); relying on the periodic rescan", registry.Root, e.GetException().Message);
-                _changes.Writer.TryWrite(false);
+                WatcherSpoke();
             };
             watcher.EnableRaisingEvents = true;
             _unwatchedLogged = false;

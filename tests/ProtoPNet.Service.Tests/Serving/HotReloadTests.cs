@@ -214,6 +214,64 @@ public class HotReloadTests(TrainerBundles bundles)
     }
 
     /// <summary>The gray bundle (another input and graph) copied into <paramref name="folder"/> as smoke@<paramref name="version"/>.</summary>
+    /// <summary>
+    /// A folder copied in place file by file (not by the documented rename) may be scanned before its graph is there:
+    /// it is refused then, and tried again once its files change, not only when its model.json does.
+    /// </summary>
+    [Fact]
+    public async Task AFolderRefusedWhileItWasCopiedIsTriedAgainWhenTheCopyGoesOn()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey));
+        var client = factory.CreateClient();
+        var folder = Path.Combine(root, "smoke", NewVersion);
+        Trainer.CopyDirectory(bundles.SmokeBundle, folder);
+        TrainerBundles.EditManifest(folder, manifest => manifest["version"] = NewVersion);
+        var graph = File.ReadAllBytes(Path.Combine(folder, "model.onnx"));
+        File.WriteAllBytes(Path.Combine(folder, "model.onnx"), graph[..(graph.Length / 2)]);   // half of it copied so far
+
+        var refused = await Http.JsonAsync(await client.SendAsync(Reload()));
+        Assert.Contains("sha256 mismatch", refused.GetProperty("refused").EnumerateArray().Single().GetProperty("reason").GetString());
+        Assert.Equal(Path.GetFileName(bundles.SmokeBundle), refused.GetProperty("servedVersion").GetString());
+
+        File.WriteAllBytes(Path.Combine(folder, "model.onnx"), graph);   // the copy goes on; model.json is as it was
+        var loaded = await Http.JsonAsync(await client.SendAsync(Reload()));
+        Assert.Equal(NewVersion, loaded.GetProperty("servedVersion").GetString());
+        Assert.Equal(0, loaded.GetProperty("refused").GetArrayLength());
+    }
+
+    /// <summary>
+    /// Deleting the served version's folder (rolling back a bad version) stops it taking requests at once: the previous
+    /// loaded version serves before the one that fills Models:LoadedVersions again has loaded.
+    /// </summary>
+    [Fact]
+    public async Task ADeletedServedVersionStopsServingBeforeTheVersionFillingItsPlaceHasLoaded()
+    {
+        const string oldest = "20000101T000000Z", previous = "20000102T000000Z";
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        foreach (var version in new[] { oldest, previous })
+        {
+            var folder = Path.Combine(root, "smoke", version);
+            Trainer.CopyDirectory(bundles.SmokeBundle, folder);
+            TrainerBundles.EditManifest(folder, manifest => manifest["version"] = version);
+        }
+        await using var factory = ServiceFactory.ForRoot(root, ("Models:LoadedVersions", "2"), ("Security:AdminApiKey", AdminKey));
+        var client = factory.CreateClient();
+        var served = Path.GetFileName(bundles.SmokeBundle);
+        var registry = factory.Services.GetRequiredService<ModelRegistry>();
+        Assert.Equal([previous, served], registry.Family("smoke").Versions.Select(v => v.Version).Order(StringComparer.Ordinal));
+
+        Directory.Delete(Path.Combine(root, "smoke", served), recursive: true);
+        var body = await Http.JsonAsync(await client.SendAsync(Reload()));
+        Assert.Equal(previous, body.GetProperty("servedVersion").GetString());
+        Assert.Equal([$"smoke@{served}"], body.GetProperty("removed").EnumerateArray().Select(r => r.GetString()));
+        Assert.Equal([$"smoke@{oldest}"], body.GetProperty("loaded").EnumerateArray().Select(r => r.GetString()));
+        var lines = factory.Logs.Entries.Select(e => e.Message).ToList();
+        var retired = lines.FindIndex(line => line.Contains(served) && line.Contains("is gone"));
+        var loadedOldest = lines.FindIndex(line => line.StartsWith("Loaded model") && line.Contains(oldest));
+        Assert.True(retired >= 0 && loadedOldest > retired, $"retired at line {retired}, the oldest version loaded at line {loadedOldest}");
+    }
+
     private void CopyGrayBundleAs(string folder, string version)
     {
         Trainer.CopyDirectory(bundles.GrayBundle, folder);
