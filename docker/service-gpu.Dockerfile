@@ -35,9 +35,10 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=published /app ./
 COPY models/ /models/
-# The model repository and the jobs folder are owned by app, so fresh volumes mounted there are writable by the
-# worker (same uid); the default model's files stay read-only.
-RUN chown app:app /models && mkdir /jobs && chown app:app /jobs
+# The model repository, each model's folder in it and the jobs folder are owned by app, so fresh volumes mounted there
+# are writable by the worker (same uid), which publishes new versions of the default model beside it too; the default
+# model's version folder and files stay read-only.
+RUN chown app:app /models /models/* && mkdir /jobs && chown app:app /jobs
 ENV ASPNETCORE_URLS=http://+:8080 \
     Models__Root=/models \
     Inference__ExecutionProvider=cuda \

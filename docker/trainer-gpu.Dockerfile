@@ -5,7 +5,15 @@
 #   docker run --rm --gpus all -v "$PWD/models:/models" -v /data/CUB_200_2011:/data/cub:ro protopnet-trainer:gpu \
 #     train --preset cub200-resnet34 --data /data/cub --models /models --name cub200-resnet34 --device cuda
 
+# Fashion-MNIST from Debian's package, as the CPU image installs it: the fashion-mnist preset (and jobs naming it) read it
+# from /usr/share/datasets/fashion-mnist.
+FROM debian:12-slim AS fashion-mnist
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dataset-fashion-mnist \
+ && rm -rf /var/lib/apt/lists/*
+
 FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
+COPY --from=fashion-mnist /usr/share/datasets/fashion-mnist/ /usr/share/datasets/fashion-mnist/
 RUN pip install --no-cache-dir tqdm matplotlib onnx pillow \
  && groupadd --gid 1654 app \
  && useradd --uid 1654 --gid 1654 --create-home --no-log-init app \

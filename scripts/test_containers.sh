@@ -190,6 +190,12 @@ check_images() {
   # The users really are non-root inside, with the uid the volumes are made for.
   [ "$(podman run --rm --ulimit host --network none --no-healthcheck --entrypoint id "$service_image" -u)" = "$app_uid" ]
   [ "$(podman run --rm --ulimit host --network none --no-healthcheck --entrypoint id "$trainer_image" -u)" = "$app_uid" ]
+  # The default model's folder is app's, so the worker can publish new versions of it beside the built-in one (whose
+  # own folder stays root's, read-only).
+  local owners
+  owners=$(podman run --rm --ulimit host --network none --no-healthcheck --entrypoint sh "$service_image" \
+    -c 'stat -c %u /models /models/fashion-mnist /models/fashion-mnist/* | tr "\n" " "')
+  [ "$owners" = "$app_uid $app_uid 0 " ] || { echo "owners of /models, /models/fashion-mnist and its version: $owners"; return 1; }
 }
 
 # The model folder mounted into the service (read-only) and the trainer (read-write): the default model to start with.
@@ -261,7 +267,8 @@ fi
 exec podman "${args[@]}"
 WRAPPER
   chmod +x "$run_dir/podman-host-network"
-  podman-compose --podman-path "$run_dir/podman-host-network" -p "$compose_project" \
+  # The admin key through the compose file's own ${PROTOPNET_ADMIN_API_KEY}, as a user sets it.
+  PROTOPNET_ADMIN_API_KEY=containers-test-key podman-compose --podman-path "$run_dir/podman-host-network" -p "$compose_project" \
     -f docker-compose.yml -f "$run_dir/compose.loopback.yml" "$@"
 }
 
@@ -274,7 +281,6 @@ services:
     network_mode: host
     environment:
       ASPNETCORE_URLS: http://127.0.0.1:$port
-      Security__AdminApiKey: containers-test-key
   worker:
     network_mode: host
 EOF

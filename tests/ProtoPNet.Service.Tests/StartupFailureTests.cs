@@ -80,6 +80,26 @@ public class StartupFailureTests(TrainerBundles bundles)
             Assert.Equal(0, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string> { ["URLS"] = address, ["ASPNETCORE_URLS"] = "http://127.0.0.1:9" }));
             Assert.Equal(0, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string> { ["ASPNETCORE_URLS"] = "http://127.0.0.1:9" }, "--urls", address));
             Assert.Equal(1, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string> { ["URLS"] = "http://127.0.0.1:9" }));
+            // A Kestrel endpoint wins over every URL setting, in the service (Kestrel ignores them then) and in the check.
+            Assert.Equal(0, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string>
+            {
+                ["Kestrel__Endpoints__Http__Url"] = address, ["URLS"] = "http://127.0.0.1:9",
+            }));
         }
+    }
+
+    /// <summary>
+    /// In a container the check runs without the service's arguments (docker run IMAGE --urls ...): it reads them from
+    /// the first process's command line, whichever way the service was started.
+    /// </summary>
+    [Theory]
+    [InlineData("/app/ProtoPNet.Service|--urls|http://+:9000", "--urls|http://+:9000")]
+    [InlineData("dotnet|/app/ProtoPNet.Service.dll|--urls=http://+:9000", "--urls=http://+:9000")]
+    [InlineData("/app/ProtoPNet.Service", "")]
+    [InlineData("/sbin/init|--urls|http://+:9000", "")]
+    public void TheServicesArgumentsAreTheOnesAfterItsProgram(string commandLine, string arguments)
+    {
+        Assert.Equal(arguments.Split('|', StringSplitOptions.RemoveEmptyEntries),
+            Hosting.HealthcheckCommand.ServiceArguments(commandLine.Split('|')));
     }
 }
