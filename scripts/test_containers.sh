@@ -391,11 +391,17 @@ docs = sys.stdin.read().split("\n---\n")
 keep = [d for d in docs if "kind: PersistentVolumeClaim" in d or ("kind: Deployment" in d and "name: protopnet-service\n" in d)]
 print("\n---\n".join(keep))' >"$dir/service.yaml"
   kube_file=$dir/service.yaml
-  # A claim becomes a podman volume of its name; an empty one is filled from the image's /models (the default model).
+  # A claim becomes a podman volume of its name, empty: the Deployment's init container seeds it with the image's default
+  # model, as on a cluster (podman would fill it from the image at /models itself; a cluster does not).
   podman volume rm -f protopnet-models protopnet-jobs protopnet-runs >/dev/null 2>&1 || true
   podman kube play "$kube_file"
   wait_ready "$port" 120
   classify "$port" "$test_png" Trouser
+  # Seeded by the init container (its copies are app's), not filled by podman from the image (whose version folder is root's).
+  local seeded
+  seeded=$(stat -c %u "$(podman volume inspect --format '{{.Mountpoint}}' protopnet-models)"/fashion-mnist/*/model.json)
+  [ "$seeded" = "$app_uid" ] || { echo "the model volume was not seeded by the init container (model.json owned by $seeded)"; return 1; }
+  echo "the init container seeded the empty model volume"
   local container
   container=$(podman ps --format '{{.Names}}' | grep -m 1 'protopnet-service-pod.*-service$' || true)
   [ -n "$container" ] && podman inspect --format 'user {{.Config.User}}, read-only root {{.HostConfig.ReadonlyRootfs}}' "$container"

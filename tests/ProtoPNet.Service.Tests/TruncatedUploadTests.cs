@@ -87,3 +87,19 @@ public class TruncatedUploadTests(TrainerBundles bundles)
         Assert.EndsWith("image-truncated", results[1].GetProperty("type").GetString());
     }
 }
+
+/// <summary>A full spool folder is the server's condition (503 upload-spool-full), not a cut-off upload (400).</summary>
+public class UploadSpoolTests
+{
+    [Theory]
+    [InlineData(28, true)]          // ENOSPC
+    [InlineData(122, true)]         // EDQUOT
+    [InlineData(unchecked((int)0x80070070), true)]   // ERROR_DISK_FULL
+    [InlineData(39, false)]         // ENOTEMPTY
+    [InlineData(5, false)]          // EIO
+    public void OnlyAWriteWithoutRoomIsAFullSpool(int hresult, bool full)
+    {
+        Assert.Equal(full, Classifying.UploadReader.IsStorageFull(new IOException("write failed", hresult)));
+        Assert.False(Classifying.UploadReader.IsStorageFull(new Microsoft.AspNetCore.Http.BadHttpRequestException("cut short")));
+    }
+}

@@ -45,6 +45,13 @@ public static class UploadReader
             throw new ProblemException(ProblemCatalog.ImageTooLarge,
                 $"The request body is larger than {maxBody} bytes, the most this endpoint reads: {Images(maxImages)} of at most {limits.MaxBytes} bytes, plus 1 MiB for the multipart framing.");
         }
+        catch (IOException exception) when (IsStorageFull(exception))
+        {
+            // The server's problem, not the client's: the spool folder fills with the uploads in flight and empties as
+            // they finish.
+            throw new ProblemException(ProblemCatalog.UploadSpoolFull,
+                $"The folder uploads are spooled to ({TempDirectory()}) is full: this upload cannot be held now. Retry shortly.");
+        }
         catch (IOException exception) when (exception is not BadHttpRequestException && IsMultipart(request.ContentType))
         {
             // The multipart reader meets the end of the body before the closing boundary: a cut-off upload, or a body that is not multipart at all.
@@ -130,6 +137,10 @@ public static class UploadReader
             : null;
 
     /// <summary>Where image parts are spooled: ASP.NET Core's own choice for form files (ASPNETCORE_TEMP, else the system's).</summary>
+    /// <summary>Whether writing failed for want of room: ENOSPC or EDQUOT on Linux, ERROR_DISK_FULL or ERROR_HANDLE_DISK_FULL on Windows.</summary>
+    public static bool IsStorageFull(IOException exception) =>
+        exception is not BadHttpRequestException && (exception.HResult is 28 or 122 || (uint)exception.HResult is 0x80070070 or 0x80070027);
+
     private static string TempDirectory() => Environment.GetEnvironmentVariable("ASPNETCORE_TEMP") is { Length: > 0 } configured ? configured : Path.GetTempPath();
 
     private static async Task<ReadOnlyMemory<byte>> ReadRawBodyAsync(HttpRequest request, ImageLimits limits, BufferBudget.Hold held,

@@ -16,6 +16,7 @@ public sealed class ServedModel
     private bool _disposed;
 
     private readonly ILogger _logger;
+    private readonly ServiceMetrics _metrics;
 
     public ServedModel(ModelBundle bundle, ExecutionStrategy strategy, BatchingOptions options, ServiceMetrics metrics, InferenceRequests requests,
         ILogger logger)
@@ -24,6 +25,8 @@ public sealed class ServedModel
         Strategy = strategy;
         Batcher = new InferenceBatcher(bundle, strategy, options, metrics, () => requests.InProgress);
         _logger = logger;
+        _metrics = metrics;
+        metrics.Serving(bundle.Name, bundle.Version);
     }
 
     public ModelBundle Bundle { get; }
@@ -79,6 +82,7 @@ public sealed class ServedModel
     {
         Batcher.Dispose();
         Bundle.Dispose();
+        _metrics.Unloaded(Bundle.Name, Bundle.Version);
         // The retirement's other half: its requests have finished and its memory is given back.
         _logger.LogInformation("Model {Model}@{Version} is unloaded: no request uses it any more", Bundle.Name, Bundle.Version);
     }

@@ -47,6 +47,8 @@ public static class ProblemCatalog
         "No model bundle is loaded yet; the model root holds no valid bundle.");
     public static readonly ProblemKind Overloaded = new(Prefix + "overloaded", "The model is overloaded", 503,
         "fashion-mnist@20261129T010203Z is overloaded: 256 images are queued (limit 256). Retry shortly.");
+    public static readonly ProblemKind UploadSpoolFull = new(Prefix + "upload-spool-full", "The server has no room for the upload now", 503,
+        "The folder uploads are spooled to (/tmp) is full: this upload cannot be held now. Retry shortly.");
     public static readonly ProblemKind RateLimited = new(Prefix + "rate-limited", "Too many requests", 429,
         "This client sent more than 100 requests in 1 second; retry after the time in Retry-After.");
     public static readonly ProblemKind ApiKeyMissing = new(Prefix + "api-key-missing", "An API key is required", 401,

@@ -32,7 +32,19 @@ public sealed class PrometheusExposition : IDisposable
         _listener.SetMeasurementEventCallback<double>((instrument, value, tags, state) => ((Family)state!).Record(value, tags));
         _listener.MeasurementsCompleted = (instrument, _) => _families.TryRemove(instrument, out var _);
         _listener.Start();
+        metrics.VersionServing += (model, version, serving) =>
+        {
+            var labels = ($"model=\"{Family.Escape(model, help: false)}\"", $"version=\"{Family.Escape(version, help: false)}\"");
+            lock (_loaded) _loaded[labels] = _loaded.GetValueOrDefault(labels) + (serving ? 1 : -1);
+        };
     }
+
+    /// <summary>
+    /// How many loaded instances each (model, version) label pair has (a folder rewritten in place loads the version
+    /// again before the old instance goes); each scrape drops the series of the pairs at 0. A request that finishes
+    /// after its version was unloaded records its measurements then, so dropping them once would not do.
+    /// </summary>
+    private readonly Dictionary<(string Model, string Version), int> _loaded = new();
 
     /// <summary>The text of one scrape.</summary>
     public string Scrape()
@@ -40,6 +52,12 @@ public sealed class PrometheusExposition : IDisposable
         lock (_scrapeLock)
         {
             foreach (var family in _families.Values.Where(f => f.IsGauge)) family.ClearGauge();
+            (string Model, string Version)[] unloaded;
+            lock (_loaded) unloaded = _loaded.Where(pair => pair.Value <= 0).Select(pair => pair.Key).ToArray();
+            foreach (var (model, version) in unloaded)
+            {
+                foreach (var family in _families.Values) family.Forget(model, version);
+            }
             _listener.RecordObservableInstruments();
             var text = new StringBuilder(4096);
             foreach (var family in _families.Values.OrderBy(f => f.Name, StringComparer.Ordinal)) family.Write(text);
@@ -74,6 +92,16 @@ public sealed class PrometheusExposition : IDisposable
         private bool IsHistogram { get; }
 
         public void ClearGauge() => _series.Clear();
+
+        /// <summary>Removes the series whose labels hold both of these.</summary>
+        public void Forget(string modelLabel, string versionLabel)
+        {
+            foreach (var key in _series.Keys)
+            {
+                var labels = key.Split(',');
+                if (labels.Contains(modelLabel) && labels.Contains(versionLabel)) _series.TryRemove(key, out _);
+            }
+        }
 
         public void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
@@ -141,7 +169,7 @@ public sealed class PrometheusExposition : IDisposable
         private static string Join(string labels, string extra) => labels.Length == 0 ? extra : labels + "," + extra;
         private static string Braces(string labels) => labels.Length == 0 ? "" : "{" + labels + "}";
 
-        private static string Escape(string value, bool help)
+        public static string Escape(string value, bool help)
         {
             var escaped = value.Replace("\\", "\\\\").Replace("\n", "\\n");
             return help ? escaped : escaped.Replace("\"", "\\\"");

@@ -55,5 +55,14 @@ public sealed class ServiceMetrics : IDisposable
 
     public static KeyValuePair<string, object?> Tag(string key, object? value) => new(key, value);
 
+    /// <summary>Raised when a model version starts serving (true) and when it is unloaded (false): an unloaded version's
+    /// series are dropped from /metrics (a service that publishes a version a day would otherwise keep every old
+    /// version's series for good).</summary>
+    public event Action<string, string, bool>? VersionServing;
+
+    public void Serving(string model, string version) => VersionServing?.Invoke(model, version, true);
+
+    public void Unloaded(string model, string version) => VersionServing?.Invoke(model, version, false);
+
     public void Dispose() => _meter.Dispose();
 }

@@ -84,6 +84,10 @@ public class HotReloadTests(TrainerBundles bundles)
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (!oldServed.IsDisposed && DateTime.UtcNow < deadline) await Task.Delay(20);
         Assert.True(oldServed.IsDisposed, "the replaced version was not disposed after its requests drained");
+        // Its series leave /metrics with it (the new version's stay).
+        var scraped = await PrometheusText.ScrapeAsync(client);
+        Assert.DoesNotContain($"version=\"{original}\"", scraped);
+        Assert.Contains($"version=\"{NewVersion}\"", scraped);
         var model = await Http.JsonAsync(await client.GetAsync("/models/smoke"));
         Assert.Equal(NewVersion, model.GetProperty("defaultVersion").GetString());
 
