@@ -377,6 +377,10 @@ patches:
       - op: add
         path: /spec/template/spec/hostNetwork
         value: true
+      # podman 4.3 removes a finished init container and may find it still running, which fails the play now and then;
+      # podman fills the empty volume from the image instead, and seed_model_repository runs the init container's script.
+      - op: remove
+        path: /spec/template/spec/initContainers
       - op: add
         path: /spec/template/spec/containers/0/env/-
         value: {name: ASPNETCORE_URLS, value: "http://127.0.0.1:$port"}
@@ -391,22 +395,41 @@ docs = sys.stdin.read().split("\n---\n")
 keep = [d for d in docs if "kind: PersistentVolumeClaim" in d or ("kind: Deployment" in d and "name: protopnet-service\n" in d)]
 print("\n---\n".join(keep))' >"$dir/service.yaml"
   kube_file=$dir/service.yaml
-  # A claim becomes a podman volume of its name, empty: the Deployment's init container seeds it with the image's default
-  # model, as on a cluster (podman would fill it from the image at /models itself; a cluster does not).
+  # A claim becomes a podman volume of its name; an empty one is filled from the image's /models (the default model).
+  # A pod left by an earlier run that failed half-way (podman names a Deployment's pod <name>-pod-0) would be in the way.
+  podman pod rm -f protopnet-service-pod-0 >/dev/null 2>&1 || true
   podman volume rm -f protopnet-models protopnet-jobs protopnet-runs >/dev/null 2>&1 || true
   podman kube play "$kube_file"
   wait_ready "$port" 120
   classify "$port" "$test_png" Trouser
-  # Seeded by the init container (its copies are app's), not filled by podman from the image (whose version folder is root's).
-  local seeded
-  seeded=$(stat -c %u "$(podman volume inspect --format '{{.Mountpoint}}' protopnet-models)"/fashion-mnist/*/model.json)
-  [ "$seeded" = "$app_uid" ] || { echo "the model volume was not seeded by the init container (model.json owned by $seeded)"; return 1; }
-  echo "the init container seeded the empty model volume"
   local container
   container=$(podman ps --format '{{.Names}}' | grep -m 1 'protopnet-service-pod.*-service$' || true)
   [ -n "$container" ] && podman inspect --format 'user {{.Config.User}}, read-only root {{.HostConfig.ReadonlyRootfs}}' "$container"
   podman kube down "$kube_file"
   kube_file=""
+}
+
+# The service Deployment's init container, as a cluster runs it (a cluster does not fill a new volume from the image):
+# its script from the rendered manifest, as uid 1654 on a read-only root file system, seeds an empty model repository
+# with the image's default model, and leaves one that holds anything as it is.
+seed_model_repository() {
+  local script repository=$run_dir/seeded-repository
+  script=$(cd scripts/kubernetes-validate && node --input-type=module -e '
+import { readFileSync } from "node:fs";
+import { parseAllDocuments } from "yaml";
+const objects = parseAllDocuments(readFileSync(process.argv[1], "utf8")).map(d => d.toJS());
+const service = objects.find(o => o && o.kind === "Deployment" && o.metadata.name === "protopnet-service");
+const seed = service.spec.template.spec.initContainers.find(c => c.name === "seed-model-repository");
+process.stdout.write(seed.command.slice(2).join(" "));' "$run_dir/kubernetes/cpu.yaml")
+  rm -rf "$repository" && mkdir -p "$repository" && chown "$app_uid:$app_uid" "$repository"   # fsGroup's doing on a cluster
+  seed() {
+    podman run --rm --ulimit host --network none --no-healthcheck --read-only --user "$app_uid:$app_uid" \
+      -v "$repository:/repository" --entrypoint sh "$service_image" -c "$script"
+  }
+  seed | grep -x "seeded the model repository with the image's default model"
+  [ -f "$(ls -d "$repository"/fashion-mnist/*/ | head -n 1)model.onnx" ]
+  [ -z "$(find "$repository" -maxdepth 1 -name '.seed-*')" ]
+  seed | grep -x "the model repository holds models: left as it is"
 }
 
 # -------------------------------------------------------------------------------------------------------------------- run
@@ -429,6 +452,7 @@ run_step "compose: the worker trains a job submitted to the service" run_compose
 stop_compose >/dev/null 2>&1 || true
 run_step "kubectl kustomize renders base, cpu, gpu, kserve, training" render_kubernetes
 run_step "rendered objects validate against the schemas" validate_kubernetes
+run_step "the init container seeds an empty model repository" seed_model_repository
 run_step "podman kube play: the rendered Deployment answers /classify" kube_play_service
 write_results
 echo "== containers: $passed passed, $failed failed in $((SECONDS - started)) s"
