@@ -320,7 +320,7 @@ internal static class V2RequestReader
             }
             else
             {
-                throw BadRequest($"An input's 'shape' holds '{text[..Math.Min(text.Length, 40)]}': its dimensions are integers.");
+                throw BadRequest($"An input's 'shape' holds '{Echo(text)}': its dimensions are integers.");
             }
         }
         return shape;
@@ -392,7 +392,7 @@ internal static class V2RequestReader
     {
         if (inputs.Count != 1 || inputs[0].Name != BundleSession.InputName)
         {
-            throw BadRequest($"The model takes exactly one input, '{BundleSession.InputName}'; the request has [{string.Join(", ", inputs.Take(8).Select(i => Echo(i.Name)))}{(inputs.Count > 8 ? ", ..." : "")}].");
+            throw BadRequest($"The model takes exactly one input, '{BundleSession.InputName}'; the request has [{EchoList(inputs.Select(i => i.Name))}].");
         }
         var (_, datatype, shape, _) = inputs[0];
         if (datatype != V2Api.Datatype) throw BadRequest($"Input 'image' is {V2Api.Datatype}; the request says '{Echo(datatype)}'.");
@@ -407,6 +407,13 @@ internal static class V2RequestReader
 
     /// <summary>A string from the request as an error repeats it: its first 40 characters (a name may be a megabyte long).</summary>
     internal static string? Echo(string? text) => text is { Length: > 40 } ? text[..40] + "..." : text;
+
+    /// <summary>Names from the request as an error lists them: the first eight, each <see cref="Echo"/>ed, and "..." for more.</summary>
+    internal static string EchoList(IEnumerable<string?> names)
+    {
+        var listed = names.Take(9).ToArray();
+        return string.Join(", ", listed.Take(8).Select(Echo)) + (listed.Length > 8 ? ", ..." : "");
+    }
 
     private static ProblemException BadRequest(string detail) => new(ProblemCatalog.InvalidParameter, detail);
 }

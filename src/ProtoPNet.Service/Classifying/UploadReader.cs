@@ -136,11 +136,11 @@ public static class UploadReader
             ? HeaderUtilities.RemoveQuotes(disposition.Name).Value
             : null;
 
-    /// <summary>Where image parts are spooled: ASP.NET Core's own choice for form files (ASPNETCORE_TEMP, else the system's).</summary>
     /// <summary>Whether writing failed for want of room: ENOSPC or EDQUOT on Linux, ERROR_DISK_FULL or ERROR_HANDLE_DISK_FULL on Windows.</summary>
     public static bool IsStorageFull(IOException exception) =>
         exception is not BadHttpRequestException && (exception.HResult is 28 or 122 || (uint)exception.HResult is 0x80070070 or 0x80070027);
 
+    /// <summary>Where image parts are spooled: ASP.NET Core's own choice for form files (ASPNETCORE_TEMP, else the system's).</summary>
     private static string TempDirectory() => Environment.GetEnvironmentVariable("ASPNETCORE_TEMP") is { Length: > 0 } configured ? configured : Path.GetTempPath();
 
     private static async Task<ReadOnlyMemory<byte>> ReadRawBodyAsync(HttpRequest request, ImageLimits limits, BufferBudget.Hold held,

@@ -210,11 +210,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def checked_name(name: str) -> str:
     """`--name`, refused at once when the service could not address it (see job_options.check_model_name)."""
-    from .job_options import JobOptionError, check_model_name
-    try:
-        return check_model_name(name)
-    except JobOptionError as error:
-        raise TrainerError(f"--name: {error.message}") from None
+    from .job_options import require_model_name
+    return require_model_name(name, "--name")
 
 
 def checked_examples(count: int) -> int:

@@ -126,6 +126,12 @@ class TrainConfig:
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
+    @property
+    def last_layer_passes(self) -> int:
+        """Passes over the cached scores in one last-layer stage: its epochs, each `epoch_copies` passes as a training
+        epoch is."""
+        return self.last_layer_iterations * self.epoch_copies
+
     def validate(self) -> None:
         if self.epochs < 1:
             raise TrainerError(f"--epochs must be at least 1 (got {self.epochs})")

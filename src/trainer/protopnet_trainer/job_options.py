@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .config import GENERATED_DATASETS, PRESETS, TrainConfig
+from .errors import TrainerError
 
 FORMAT = "protopnet-trainer-options/1"
 DATASETS = ("fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts")   # data.DATASETS (data.py imports torch; a test keeps them equal)
@@ -217,3 +218,11 @@ def check_model_name(name: Any) -> str:
         raise JobOptionError("name", f"{json.dumps(name)} is not a valid model name (letters, digits, '.', '_' and "
                                      f"'-', starting with a letter, digit or '_', no '..', at most 128 characters)")
     return name
+
+
+def require_model_name(name: str, label: str) -> str:
+    """`check_model_name` for a command line or a publish: the refusal as one TrainerError line, under `label`."""
+    try:
+        return check_model_name(name)
+    except JobOptionError as error:
+        raise TrainerError(f"{label}: {error.message}") from None

@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict
 
 from .atomic import write_text_atomically
 from .errors import TrainerError
-from .job_options import JobOptionError, check_model_name
+from .job_options import require_model_name
 from .manifest import manifest_text
 
 
@@ -55,10 +55,7 @@ def publish(models_dir: str, name: str, fill: Callable[[str, str], Dict[str, Any
     """Write a version atomically: `fill(staging_dir, version)` writes the files and returns the manifest, which
     is written last; then `.staging-<version>` is renamed to `<version>`. On any failure nothing is visible."""
     check_writable(models_dir)
-    try:
-        check_model_name(name)   # a folder the service could not address would serve nobody
-    except JobOptionError as error:
-        raise TrainerError(f"model name: {error.message}") from None
+    require_model_name(name, "model name")   # a folder the service could not address would serve nobody
     family_dir = os.path.join(models_dir, name)
     try:
         os.makedirs(family_dir, exist_ok=True)

@@ -375,7 +375,7 @@ class Trainer:
         """Only h is trained, on cached push-set scores: CE + l1 * L1(wrong-class weights); with
         `last_layer_clamp` the wrong-class weights are clamped to <= 0 after every step. `iterations` passes over the
         scores; by default the recipe's last-layer epochs, each `epoch_copies` passes as a training epoch is."""
-        iterations = self.cfg.last_layer_iterations * self.cfg.epoch_copies if iterations is None else iterations
+        iterations = self.cfg.last_layer_passes if iterations is None else iterations
         self._set_trainable(False, False, False, True)
         scores = self.push_set_scores()
         labels = torch.tensor(self.loaders.push_set.split.labels, device=self.device)
@@ -496,8 +496,7 @@ class Trainer:
         self.last_optimizer = torch.optim.Adam([{"params": self.model.last_layer.parameters(),
                                                  "lr": self.cfg.last_layer_lr}])
         # The reference trains the last layer for 100 epochs after pruning, five times its 20 after a push.
-        accuracy = self.train_last_layer(PRUNE_LAST_LAYER_FACTOR * self.cfg.last_layer_iterations * self.cfg.epoch_copies,
-                                         seed_offset=10 ** 6)
+        accuracy = self.train_last_layer(PRUNE_LAST_LAYER_FACTOR * self.cfg.last_layer_passes, seed_offset=10 ** 6)
         self.log(f"pruned {removed} prototypes, {self.model.num_prototypes} left; last-layer accuracy {accuracy:.4f}")
         return removed
 
