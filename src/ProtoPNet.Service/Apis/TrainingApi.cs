@@ -10,7 +10,7 @@ namespace ProtoPNet.Service.Apis;
 
 /// <summary>
 /// /training: training jobs for the workers of the jobs folder (Training:JobsRoot): submit, list, follow (also as
-/// Server-Sent Events) and cancel. Administrative: every endpoint needs Security:AdminApiKey in X-Api-Key.
+/// Server-Sent Events), cancel and remove. Administrative: every endpoint needs Security:AdminApiKey in X-Api-Key.
 /// </summary>
 public static class TrainingApi
 {
@@ -80,6 +80,20 @@ public static class TrainingApi
             .ProducesProblem(StatusCodes.Status409Conflict)
             .RequireAdminKey();
 
+        group.MapDelete("/jobs/{id}/folder", Remove)
+            .WithName("RemoveTrainingJob")
+            .WithSummary("Remove a finished training job and its folder (administrative)")
+            .WithDescription("""
+                Removes a job that has succeeded, failed or been cancelled: its folder in the jobs folder goes, with the run
+                folder inside it (checkpoints, push pictures, metrics). A published model is not touched: it lives in the
+                model repository. Answers 200 with the job as it was. A queued or running job is refused with 409: cancel it
+                first (DELETE /training/jobs/{id}).
+                """)
+            .Produces<TrainingJob>()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .RequireAdminKey();
+
         group.MapGet("/options", GetOptions)
             .WithName("ListTrainingOptions")
             .WithSummary("The presets, data sets and options a job may use (administrative)")
@@ -125,6 +139,13 @@ public static class TrainingApi
         store.EnsureConfigured();
         var outcome = store.Cancel(id);
         return outcome.Stopping ? TypedResults.Accepted(JobUrl(id), outcome.Job) : TypedResults.Ok(outcome.Job);
+    }
+
+    /// <param name="id">The job id.</param>
+    internal static Ok<TrainingJob> Remove(string id, TrainingJobStore store)
+    {
+        store.EnsureConfigured();
+        return TypedResults.Ok(store.Remove(id));
     }
 
     /// <param name="id">The job id.</param>

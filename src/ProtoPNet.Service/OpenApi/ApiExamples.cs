@@ -129,6 +129,11 @@ public static class ApiExamples
         ["ListTrainingJobs"] = new[] { TrainingJobExample },
         ["GetTrainingJob"] = TrainingJobExample,
         ["CancelTrainingJob"] = TrainingJobExample with { CancelRequested = true },
+        ["RemoveTrainingJob"] = TrainingJobExample with
+        {
+            Status = TrainingJob.Succeeded, Progress = new TrainingProgress("export", 4, 4, 1.0), PublishedVersion = "20261130T080045Z",
+            FinishedAt = DateTimeOffset.Parse("2026-11-30T08:00:45Z"), EstimatedFinishAt = null,
+        },
         ["WatchTrainingJob"] = "event: job\ndata: " + JsonSerializer.Serialize(TrainingJobExample, Json) + "\n\n",
         ["ListTrainingOptions"] = new TrainerCatalog("protopnet-trainer-options/1", [new TrainerPreset("smoke", "synthetic", 20)],
             ["fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts"], ["synthetic", "synthetic-parts"],

@@ -108,6 +108,7 @@ public sealed class ExamplesOperationFilter : IOperationFilter
             400 when training => [ProblemCatalog.InvalidTrainingJob],
             404 when training && operationId is "SubmitTrainingJob" or "ListTrainingJobs" or "ListTrainingOptions" => [ProblemCatalog.TrainingNotConfigured],
             404 when training => [ProblemCatalog.TrainingNotConfigured, ProblemCatalog.TrainingJobNotFound],
+            409 when operationId == "RemoveTrainingJob" => [ProblemCatalog.TrainingJobNotFinished],
             409 when training => [ProblemCatalog.TrainingJobFinished],
             403 when training => [ProblemCatalog.AdminDisabled, ProblemCatalog.ApiKeyRejected],
             // A batch answers a bad image in its place, inside a 200; only the request itself is a 400.

@@ -13,12 +13,13 @@ namespace ProtoPNet.Service.Training;
 /// jobs, reads their status and cancels them. A queued job is cancelled by taking its next lease, exactly as a worker
 /// takes a job, so a job is never both cancelled here and started by a worker.
 /// </summary>
-public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, TimeProvider time)
+public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, TimeProvider time, ILogger<TrainingJobStore> logger)
 {
     public const string JobFormat = "protopnet-training-job/1";
     private const string JobFile = "job.json";
     private const string StatusFile = "status.json";
     private const string CancelFile = "cancel";
+    private const string RemovingPrefix = ".removing-";
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     private readonly TrainingOptions _options = options.Value;
@@ -112,6 +113,54 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
             job = Get(id);
         }
         return new CancelOutcome(job, !job.IsFinished);
+    }
+
+    /// <summary>
+    /// Removes a finished job (succeeded, failed or cancelled) with its folder, the run folder inside it included; a
+    /// queued or running job is refused, since a worker may be about to write into it. The folder is first renamed to a
+    /// hidden name, so no reader (a worker looking for queued jobs above all) ever sees a job half removed.
+    /// </summary>
+    /// <returns>The job as it was.</returns>
+    public TrainingJob Remove(string id)
+    {
+        var job = Get(id);
+        if (!job.IsFinished)
+        {
+            throw new ProblemException(ProblemCatalog.TrainingJobNotFinished, job.Status == TrainingJob.Queued
+                ? $"Training job {id} is queued: cancel it first (DELETE /training/jobs/{id}), then remove it."
+                : $"Training job {id} is running: cancel it first (DELETE /training/jobs/{id}), then remove it once its worker has stopped it (status cancelled).");
+        }
+        var removing = Path.Combine(Root, $"{RemovingPrefix}{id}-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.Move(Folder(id), removing);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            throw NotFound(id);   // another remove was quicker
+        }
+        DeleteRemoved(removing);
+        // A folder an earlier remove could not delete whole is tried again, so its disk comes back once it can.
+        foreach (var leftover in Directory.EnumerateDirectories(Root, RemovingPrefix + "*").Where(path => path != removing))
+        {
+            DeleteRemoved(leftover);
+        }
+        logger.LogInformation("Removed training job {JobId} ({Status}, model {ModelName}) and its folder", id, job.Status, job.Name);
+        return job;
+    }
+
+    private void DeleteRemoved(string folder)
+    {
+        try
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            // The job is gone for every reader already; only disk is left, so this is said, not answered as an error.
+            logger.LogWarning("The removed training job's folder {Folder} could not be deleted whole ({Reason}); it is tried again at the next removal, or delete it by hand",
+                folder, error.Message);
+        }
     }
 
     private string Folder(string id) => Path.Combine(Root, id);

@@ -116,6 +116,14 @@ public sealed class TrainingJobsTests(TrainingFixture fixture)
         var answer = await Http.JsonAsync(classify);
         Assert.Equal("quick-model", answer.GetProperty("model").GetProperty("name").GetString());
         Assert.Equal(version, answer.GetProperty("model").GetProperty("version").GetString());
+
+        // Removing the finished job takes its folder and run folder, not the model it published.
+        Assert.True(File.Exists(Path.Combine(Service.Jobs, id, "run", "checkpoints", "final.pt")), WorkerOutput());
+        var removed = await Http.JsonAsync(await Service.Client.DeleteAsync($"/training/jobs/{id}/folder"));
+        Assert.Equal("succeeded", TrainingService.Status(removed));
+        Assert.False(Directory.Exists(Path.Combine(Service.Jobs, id)));
+        Assert.Equal([version], Service.Versions("quick-model"));
+        await Http.JsonAsync(await Service.Client.PostAsync("/classify?model=quick-model", Http.Image(image)));
     }
 
     [Fact]

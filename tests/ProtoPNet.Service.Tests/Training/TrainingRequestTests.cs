@@ -76,6 +76,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
             c => c.GetAsync($"/training/jobs/{id}"),
             c => c.GetAsync($"/training/jobs/{id}/events"),
             c => c.DeleteAsync($"/training/jobs/{id}"),
+            c => c.DeleteAsync($"/training/jobs/{id}/folder"),
             c => c.GetAsync("/training/options"),
         };
         foreach (var request in requests)
@@ -194,6 +195,54 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.True(response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Accepted, $"DELETE answered {(int)response.StatusCode}");
     }
 
+    /// <summary>
+    /// Only a finished job is removed, with everything in its folder; a queued one is refused until cancelled, and a
+    /// folder an earlier removal left behind is deleted at the next.
+    /// </summary>
+    [Fact]
+    public async Task A_finished_job_is_removed_with_its_folder_and_an_unfinished_one_is_refused()
+    {
+        await using var service = fixture.WithJobs("jobs-removed");
+        var jobs = Path.Combine(fixture.Root, "jobs-removed");
+        var client = Client(service: service);
+        var queued = await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m1", "preset": "smoke"}""")), HttpStatusCode.Accepted);
+        var queuedId = queued.GetProperty("id").GetString()!;
+        var kept = await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m2", "preset": "smoke"}""")), HttpStatusCode.Accepted);
+        var keptId = kept.GetProperty("id").GetString()!;
+
+        var refused = await Http.ProblemAsync(await client.DeleteAsync($"/training/jobs/{queuedId}/folder"), HttpStatusCode.Conflict, "training-job-not-finished");
+        Assert.Contains($"cancel it first (DELETE /training/jobs/{queuedId})", refused.GetProperty("detail").GetString());
+        Assert.True(File.Exists(Path.Combine(jobs, queuedId, "job.json")));
+
+        // Cancelled, it is finished: the folder goes with a run folder a worker might have left in it.
+        await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{queuedId}"));
+        Directory.CreateDirectory(Path.Combine(jobs, queuedId, "run", "checkpoints"));
+        File.WriteAllBytes(Path.Combine(jobs, queuedId, "run", "checkpoints", "final.pt"), new byte[1024]);
+        var leftover = Directory.CreateDirectory(Path.Combine(jobs, ".removing-20261130T080000123Z-00000000-0123")).FullName;
+        File.WriteAllText(Path.Combine(leftover, "job.json"), "{}");
+
+        var removed = await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{queuedId}/folder"));
+        Assert.Equal(queuedId, removed.GetProperty("id").GetString());
+        Assert.Equal("cancelled", removed.GetProperty("status").GetString());
+        Assert.Equal([keptId], Directory.EnumerateDirectories(jobs).Select(Path.GetFileName));
+        var list = await Http.JsonAsync(await client.GetAsync("/training/jobs"));
+        Assert.Equal([keptId], list.EnumerateArray().Select(j => j.GetProperty("id").GetString()));
+        await Http.ProblemAsync(await client.GetAsync($"/training/jobs/{queuedId}"), HttpStatusCode.NotFound, "training-job-not-found");
+        await Http.ProblemAsync(await client.DeleteAsync($"/training/jobs/{queuedId}/folder"), HttpStatusCode.NotFound, "training-job-not-found");
+
+        // A job whose worker wrote "succeeded" (as a worker does, TRAINING_JOBS.md) is removed too; "running" is refused.
+        foreach (var (status, expected) in new[] { ("running", HttpStatusCode.Conflict), ("succeeded", HttpStatusCode.OK), ("failed", HttpStatusCode.OK) })
+        {
+            var id = (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m3", "preset": "smoke"}""")), HttpStatusCode.Accepted))
+                .GetProperty("id").GetString()!;
+            File.WriteAllText(Path.Combine(jobs, id, "lease-000001"), "{}");
+            File.WriteAllText(Path.Combine(jobs, id, "status.json"), $$"""{"id": "{{id}}", "status": "{{status}}", "attempt": 1}""");
+            var response = await client.DeleteAsync($"/training/jobs/{id}/folder");
+            Assert.Equal(expected, response.StatusCode);
+            Assert.Equal(expected == HttpStatusCode.Conflict, Directory.Exists(Path.Combine(jobs, id)));
+        }
+    }
+
     /// <summary>An open events stream (a queued job, no worker: it would never finish) ends when the service stops, not at its shutdown timeout.</summary>
     [Fact]
     public async Task An_open_events_stream_ends_when_the_service_stops()
@@ -217,6 +266,8 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
     [InlineData("GET", "/training/jobs/20261130T080000123Z-00000000")]
     [InlineData("GET", "/training/jobs/20261130T080000123Z-00000000/events")]
     [InlineData("DELETE", "/training/jobs/20261130T080000123Z-00000000")]
+    [InlineData("DELETE", "/training/jobs/20261130T080000123Z-00000000/folder")]
+    [InlineData("DELETE", "/training/jobs/..%2F..%2Fetc/folder")]
     [InlineData("GET", "/training/jobs/..%2F..%2Fetc")]
     public async Task An_unknown_job_is_404(string method, string path)
     {
@@ -236,6 +287,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
                      await client.GetAsync("/training/jobs/20261130T080000123Z-1a2b3c4d"),
                      await client.GetAsync("/training/jobs/20261130T080000123Z-1a2b3c4d/events"),
                      await client.DeleteAsync("/training/jobs/20261130T080000123Z-1a2b3c4d"),
+                     await client.DeleteAsync("/training/jobs/20261130T080000123Z-1a2b3c4d/folder"),
                      await client.GetAsync("/training/options"),
                  })
         {
