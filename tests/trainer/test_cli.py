@@ -35,7 +35,8 @@ def _one_line_error(capsys, code, *fragments):
 
 def test_train_evaluate_prune_and_export_commands(tmp_path, capsys):
     models, run_dir = str(tmp_path / "models"), str(tmp_path / "run")
-    assert main(["train", *TINY_ARGS, "--models", models, "--name", "cli", "--run-dir", run_dir,
+    # The smoke preset cut to the tiny recipe: its name is kept in the manifest and in the checkpoints for exports.
+    assert main(["train", "--preset", "smoke", *TINY_ARGS, "--calibration-holdout", "0", "--models", models, "--name", "cli", "--run-dir", run_dir,
                  "--with-baseline"]) == 0
     out = capsys.readouterr().out
     assert "epoch 1/2 warm" in out and "epoch 2/2 joint" in out and "published" in out
@@ -43,6 +44,7 @@ def test_train_evaluate_prune_and_export_commands(tmp_path, capsys):
     [version] = _versions(models, "cli")
     manifest = json.loads((tmp_path / "models" / "cli" / version / "model.json").read_text())
     assert len(manifest["prototypes"]) == 6 and manifest["training"]["epochs"] == 2
+    assert manifest["training"]["preset"] == "smoke"
     assert [e["classIndex"] for e in manifest["examples"]] == [0, 1, 2]
     assert all((tmp_path / "models" / "cli" / version / e["file"]).is_file() for e in manifest["examples"])
 
@@ -51,7 +53,7 @@ def test_train_evaluate_prune_and_export_commands(tmp_path, capsys):
     evaluated = capsys.readouterr().out
     accuracy = float(evaluated.split()[2])
     assert "localisation: the top prototype's box holds the pattern centre in" in evaluated
-    assert accuracy == pytest.approx(manifest["training"]["metrics"]["testAccuracy"])
+    assert accuracy == pytest.approx(manifest["training"]["metrics"]["testAccuracy"], abs=5e-5)   # printed to 4 decimals
 
     assert main(["prune", "--checkpoint", final, "--k", "3", "--threshold", "3", "--no-progress"]) == 0
     pruned_line = capsys.readouterr().out
@@ -68,6 +70,7 @@ def test_train_evaluate_prune_and_export_commands(tmp_path, capsys):
     baseline = manifest["training"]["baseline"]["testAccuracy"]
     assert 0 <= baseline <= 1 and pruned_manifest["training"]["baseline"]["testAccuracy"] == baseline
     assert pruned_manifest["training"]["pruned"] is True
+    assert pruned_manifest["training"]["preset"] == "smoke"
     for j, prototype in enumerate(pruned_manifest["prototypes"]):
         assert os.path.isfile(tmp_path / "models" / "cli-pruned" / pruned_version / prototype["images"]["patch"])
     # Its trainAccuracy is the pruned model's on the training images, as evaluate measures it.
@@ -77,6 +80,9 @@ def test_train_evaluate_prune_and_export_commands(tmp_path, capsys):
     # A prune only adds a checkpoint: the run's final.pt can still be exported with its pictures.
     assert main(["export", "--checkpoint", final, "--models", models, "--name", "cli-again"]) == 0
     capsys.readouterr()
+    [again_version] = _versions(models, "cli-again")
+    again = json.loads((tmp_path / "models" / "cli-again" / again_version / "model.json").read_text())
+    assert again["training"]["preset"] == "smoke"
 
 
 def test_resume_flag_continues_from_the_last_checkpoint(tmp_path, capsys):

@@ -90,6 +90,7 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
         else contextlib.nullcontext()
     with separate:
         trainer = trainer_factory(cfg, run_dir, progress=progress, log=log, group=group)
+        trainer.preset = job.preset
         if job.resume and not trainer.resume():
             log(f"no checkpoint in {run_dir}: starting from epoch 1")
         result = trainer.run(on_epoch_end)
@@ -186,7 +187,7 @@ def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], p
     result = TrainResult.from_checkpoint(checkpoint, model, records, test_accuracy, confusion, push_seconds)
     if baseline_result:
         result.baseline = baseline_from_file(baseline_result, cfg, log) or result.baseline
-    training = training_block(cfg, result, len(source.train), len(source.test), None)
+    training = training_block(cfg, result, len(source.train), len(source.test), checkpoint.get("preset"))
     unfamiliarity = measure_beyond_the_test_set(model, cfg, source, loaders.test_set, training, progress, log)
     if completed < cfg.epochs:   # honest about a run cut short: its schedule was planned for cfg.epochs
         training["epochsCompleted"] = completed

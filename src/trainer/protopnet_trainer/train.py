@@ -207,6 +207,7 @@ class Trainer:
         self.seconds = 0.0
         self.baseline: Optional[BaselineResult] = None
         self.train_accuracy: Optional[float] = None    # the final model's, on the un-augmented push set
+        self.preset: Optional[str] = None    # the recipe's name, kept in checkpoints for a later export's manifest
         self.folder.create()
 
     @classmethod
@@ -224,6 +225,7 @@ class Trainer:
         trainer._make_optimizers()
         trainer._restore_progress(checkpoint)
         trainer.baseline = BaselineResult.from_checkpoint(checkpoint, trainer.cfg)
+        trainer.preset = checkpoint.get("preset")
         return trainer
 
     def _restore_progress(self, checkpoint: Dict[str, Any]) -> None:
@@ -396,7 +398,7 @@ class Trainer:
             "records": self.records, "history": self.history, "seconds": self.seconds,
             "train_size": len(self.source.train), "test_size": len(self.source.test),
             **checkpoint_fields(self.baseline),
-            "train_accuracy": self.train_accuracy,
+            "train_accuracy": self.train_accuracy, "preset": self.preset,
         }
 
     def save_checkpoint(self, name: Optional[str] = None, keep_other_pictures: bool = False) -> str:
