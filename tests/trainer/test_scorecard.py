@@ -59,6 +59,24 @@ def test_train_publishes_the_scorecard_in_model_json_and_report(parts_bundle):
         assert picture.width > 300
 
 
+def test_the_scorecard_picture_keeps_its_legend_off_the_prototypes_markers():
+    """Points in every corner of the per-prototype axis: the legend stands beside the axis, never over a marker."""
+    from protopnet_trainer.report import _pyplot, interpretability_figure
+    corners = [(0.0, 0.0), (1.0, 1.0), (0.0, 1.0), (1.0, 0.0)] * 5
+    block = {"images": 10, "deletion": {}, "pointingGame": 0.5, "consistency": 0.5, "noiseStability": 0.5,
+             "jpegStability": 0.5, "backgroundShare": 0.1,
+             "prototypes": [{"index": i, "consistency": c, "noiseStability": n, "jpegStability": c,
+                             "background": i == 19} for i, (c, n) in enumerate(corners)]}
+    figure = interpretability_figure(block)
+    try:
+        figure.canvas.draw()
+        prototype_axis = figure.axes[1]
+        legend = prototype_axis.get_legend().get_window_extent()
+        assert not legend.overlaps(prototype_axis.get_window_extent())
+    finally:
+        _pyplot().close(figure)
+
+
 def _independent(bundle, manifest, test_set, count):
     """Pointing game, mean IoU, JPEG stability and the top box's deletion drop of the first `count` test images,
     computed one image at a time from the graph's outputs (onnx_graph.run_graph), not through the scorecard's batches."""

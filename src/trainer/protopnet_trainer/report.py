@@ -138,6 +138,14 @@ def plot_interpretability(block: Dict, path: str) -> None:
     """The scorecard (model.json's `interpretability`): the headline measures as bars, and each prototype's
     consistency and stability."""
     plt = _pyplot()
+    figure = interpretability_figure(block)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+
+
+def interpretability_figure(block: Dict):
+    """The figure plot_interpretability saves (the caller closes it)."""
+    plt = _pyplot()
     figure, (summary_axis, prototype_axis) = plt.subplots(1, 2, figsize=(12, 4.2),
                                                            gridspec_kw={"width_ratios": [1, 1.6]})
     measures = [("pointing game", block.get("pointingGame")), ("consistency", block.get("consistency")),
@@ -169,10 +177,10 @@ def plot_interpretability(block: Dict, path: str) -> None:
     prototype_axis.set_ylim(-0.1, 1.05)
     prototype_axis.set_xlabel("prototype")
     prototype_axis.set_title("per prototype (over its class's test images)", fontsize=9)
-    prototype_axis.legend(fontsize=8, loc="lower right")
+    # Below the axis, not inside it: inside, any corner the legend takes can hide a prototype's markers.
+    prototype_axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, frameon=False)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    return figure
 
 
 def write_report(bundle_dir: str, history: List[Dict], confusion: Optional[np.ndarray], classes: List[str],
