@@ -19,7 +19,7 @@ public static class ApiExamples
         new ImageSize(600, 800),
         new PreprocessingResponse(new ImageSize(600, 800), "gray", 28, 28, "stretch", "bilinear", "auto", true),
         false,
-        new UnfamiliarityResponse("negative-max-similarity", -6.02, -2.87, new UnfamiliarityCalibrationResponse(0.01, "train-holdout", 3000)),
+        new UnfamiliarityResponse("negative-max-similarity", -6.02, -2.31, new UnfamiliarityCalibrationResponse(0.01, "test[5000:10000]", 5000)),
         new ClassScoreResponse(9, "Ankle boot", 0.97, 12.31),
         [new ClassScoreResponse(9, "Ankle boot", 0.97, 12.31), new ClassScoreResponse(7, "Sneaker", 0.02, 8.42), new ClassScoreResponse(5, "Sandal", 0.01, 7.9)],
         new ExplanationResponse(9, "Ankle boot", 12.31,
