@@ -78,10 +78,26 @@ public sealed class TrainingTabTests(WebFixture fixture)
             () => { window.statusTexts = []; new MutationObserver(() => window.statusTexts.push(document.getElementById('training-status').textContent))
               .observe(document.getElementById('training-status'), { childList: true, characterData: true, subtree: true }); }
             """);
+        // The first events stream ends at once, as when the service restarts: the page opens it again.
+        var streamsOpened = 0;
+        await page.RouteAsync("**/training/jobs/*/events", async route =>
+        {
+            if (Interlocked.Increment(ref streamsOpened) == 1)
+            {
+                await route.FulfillAsync(new RouteFulfillOptions { Status = 200, ContentType = "text/event-stream", Body = "" });
+            }
+            else
+            {
+                await route.ContinueAsync();
+            }
+        });
         await page.ClickAsync("#training-submit");
 
         await page.Locator("#training-done").WaitForAsync(new LocatorWaitForOptions { Timeout = 150_000 });
         var statuses = await page.EvaluateAsync<string[]>("() => window.statusTexts");
+        Assert.True(streamsOpened >= 2, $"the events stream was opened {streamsOpened} times");
+        Assert.Contains(statuses, s => s.Contains("reconnecting", StringComparison.Ordinal));
+        Assert.True(await page.Locator("#error").IsHiddenAsync());
         Assert.Contains(statuses, s => s.StartsWith("Training: epoch ", StringComparison.Ordinal) && s.Contains(" of 2", StringComparison.Ordinal));
         Assert.StartsWith("Trained and published as version", await page.TextContentAsync("#training-status"));
         Assert.Equal(1.0, await page.EvaluateAsync<double>("() => document.getElementById('training-progress').value"));

@@ -3,6 +3,7 @@ worker died, SIGTERM's requeue, cancelling, failing jobs, and the job options th
 import json
 import os
 import re
+import shutil
 import threading
 import time
 
@@ -246,6 +247,77 @@ def test_a_failing_job_ends_failed_with_one_line_and_the_worker_goes_on(tmp_path
     assert good.status()["status"] == "succeeded"
 
 
+def test_a_worker_whose_job_was_taken_over_writes_nothing_more_into_the_run_folder(tmp_path, options):
+    """Taken over between an epoch's last batch and its checkpoint: the checkpoint is not written (it would stand
+    beside, or over, the new holder's), and the run stops there."""
+    folder = queue_job(str(tmp_path / "jobs"), "job-1")
+
+    def log(line):   # printed after the epoch's metrics, before its checkpoint
+        if "epoch 2/3" in line:
+            assert folder.take_lease(2, "the worker that took over")
+
+    make_worker(tmp_path, options, log=log).run()
+    assert os.listdir(os.path.join(folder.path, "run", "checkpoints")) == ["epoch-001.pt"]
+    assert folder.status()["attempt"] == 1 and folder.status()["status"] == "running"   # the holder of 2 writes next
+    assert versions(tmp_path, "tiny") == []
+
+
+def test_a_folder_that_cannot_be_taken_or_has_gone_does_not_stop_the_queue(tmp_path, options, monkeypatch):
+    gone = queue_job(str(tmp_path / "jobs"), "job-0", name="gone")
+    locked = queue_job(str(tmp_path / "jobs"), "job-1", name="locked")
+    good = queue_job(str(tmp_path / "jobs"), "job-2")
+    take, attempts = JobFolder.take_lease, JobFolder.current_attempt
+
+    def take_lease(self, attempt, owner):   # as a folder this worker may not write (root ignores permissions)
+        if self.id == locked.id:
+            raise PermissionError(13, "Permission denied", self.lease_path(attempt))
+        return take(self, attempt, owner)
+
+    def current_attempt(self):   # as a folder removed between the listing and the look inside
+        if self.id == gone.id:
+            raise FileNotFoundError(2, "No such file or directory", self.path)
+        return attempts(self)
+
+    monkeypatch.setattr(JobFolder, "take_lease", take_lease)
+    monkeypatch.setattr(JobFolder, "current_attempt", current_attempt)
+    lines = []
+    worker = make_worker(tmp_path, options, log=lines.append)
+    worker.run()
+    assert good.status()["status"] == "succeeded"
+    assert locked.status()["status"] == "queued" and gone.status()["status"] == "queued"
+    worker.run()   # told once, not at every look
+    skipped = [line for line in lines if "skipped" in line]
+    assert len(skipped) == 1 and "job-1" in skipped[0] and "Permission denied" in skipped[0], lines
+
+
+def test_a_job_json_that_is_not_an_object_fails_its_job_saying_so(tmp_path, options):
+    folder = queue_job(str(tmp_path / "jobs"), "job-1")
+    with open(os.path.join(folder.path, "job.json"), "w") as f:
+        f.write("[1, 2]")
+    make_worker(tmp_path, options).run()
+    assert folder.status()["status"] == "failed"
+    assert "job.json cannot be read: it holds a JSON list, not an object" in folder.status()["error"]
+
+
+def test_run_folders_under_runs_go_once_their_job_is_removed(tmp_path, options):
+    runs = tmp_path / "runs"
+    folder = queue_job(str(tmp_path / "jobs"), "job-1")
+    worker = make_worker(tmp_path, options, runs=str(runs))
+    worker.run()
+    assert folder.status()["status"] == "succeeded"
+    assert (runs / "job-1" / "checkpoints" / "final.pt").is_file()
+    (runs / "smoke" / "checkpoints").mkdir(parents=True)     # a `train` run of someone's, not a job's
+    queue_job(str(tmp_path / "jobs"), "job-2", options={**TINY, "epochs": 0})   # fails at once: its run folder stays
+    worker.run()
+    assert (runs / "job-2").is_dir()
+
+    shutil.rmtree(folder.path)      # the finished job removed (DELETE /training/jobs/{id}/folder)
+    worker.sweep_runs(now=time.time())   # within a minute of the last sweep: nothing yet
+    assert (runs / "job-1").is_dir()
+    worker.sweep_runs(now=time.time() + 61)
+    assert sorted(p.name for p in runs.iterdir()) == ["job-2", "smoke"]
+
+
 # ---------------------------------------------------------------------------------------------- job options
 
 def test_the_services_copy_of_the_job_options_is_the_trainers(options):
@@ -276,10 +348,21 @@ def test_job_options_are_the_train_commands_long_options_in_camel_case(options):
         assert excluded not in options.by_name
     words = options.argv({"epochs": 4, "lrTrunk": 0.001, "noBaseline": True, "augment": False,
                           "smallCnnWidths": [8, 16], "backbone": "small-cnn"})
-    assert words == ["--epochs", "4", "--lr-trunk", "0.001", "--no-baseline", "--small-cnn-widths", "8,16",
-                     "--backbone", "small-cnn"]
+    assert words == ["--epochs=4", "--lr-trunk=0.001", "--no-baseline", "--small-cnn-widths=8,16",
+                     "--backbone=small-cnn"]
     args = build_parser().parse_args(["train", "--preset", "smoke", *words])
     assert args.epochs == 4 and args.joint_lr_trunk == 0.001 and args.small_cnn_widths == [8, 16]
+
+
+def test_every_value_in_range_reaches_the_trainer_as_given(options):
+    """repr(-5e-05) is '-5e-05', which argparse would take for an option's name as a separate word."""
+    for name in ("coefSep", "coefClst"):
+        option = options.by_name[name]
+        for value in (option.minimum, -5e-05, -1e-12, 0.0, 1e-12, option.maximum):
+            if value is None or not option.minimum <= value <= option.maximum:
+                continue
+            args = build_parser().parse_args(["train", "--preset", "smoke", *options.argv({name: value})])
+            assert getattr(args, option.option[2:].replace("-", "_")) == value, (name, value)
 
 
 @pytest.mark.parametrize("bad, field, fragment", [

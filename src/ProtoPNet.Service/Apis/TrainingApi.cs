@@ -34,6 +34,7 @@ public static class TrainingApi
             .Produces<TrainingJob>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .RequireAdminKey();
 
         group.MapGet("/jobs", List)
@@ -78,6 +79,7 @@ public static class TrainingApi
             .Produces<TrainingJob>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .RequireAdminKey();
 
         group.MapDelete("/jobs/{id}/folder", Remove)
@@ -85,13 +87,15 @@ public static class TrainingApi
             .WithSummary("Remove a finished training job and its folder (administrative)")
             .WithDescription("""
                 Removes a job that has succeeded, failed or been cancelled: its folder in the jobs folder goes, with the run
-                folder inside it (checkpoints, push pictures, metrics). A published model is not touched: it lives in the
-                model repository. Answers 200 with the job as it was. A queued or running job is refused with 409: cancel it
-                first (DELETE /training/jobs/{id}).
+                folder inside it (checkpoints, push pictures, metrics); a run folder a worker keeps elsewhere (its --runs)
+                goes when a worker next looks (within a minute of it being idle). A published model is not touched: it
+                lives in the model repository. Answers 200 with the job as it was. A queued or running job is refused with
+                409: cancel it first (DELETE /training/jobs/{id}).
                 """)
             .Produces<TrainingJob>()
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .RequireAdminKey();
 
         group.MapGet("/options", GetOptions)

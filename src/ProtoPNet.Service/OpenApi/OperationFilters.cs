@@ -88,7 +88,9 @@ public sealed class ExamplesOperationFilter : IOperationFilter
             {
                 concreteResponse.Description = ClassifyLike(operationId)
                     ? "No model is loaded, or the model's queue is full (overloaded). The Retry-After header says when to try again."
-                    : "Not ready: no model is loaded. The Retry-After header says when to try again.";
+                    : operationId.Contains("Training", StringComparison.Ordinal)
+                        ? "The jobs folder (Training:JobsRoot) cannot be written: the detail names it and says why."
+                        : "Not ready: no model is loaded. The Retry-After header says when to try again.";
             }
             if (code == 429 && response is OpenApiResponse rateLimited)
             {
@@ -110,6 +112,7 @@ public sealed class ExamplesOperationFilter : IOperationFilter
             404 when training => [ProblemCatalog.TrainingNotConfigured, ProblemCatalog.TrainingJobNotFound],
             409 when operationId == "RemoveTrainingJob" => [ProblemCatalog.TrainingJobNotFinished],
             409 when training => [ProblemCatalog.TrainingJobFinished],
+            503 when training => [ProblemCatalog.TrainingFolderUnavailable],
             403 when training => [ProblemCatalog.AdminDisabled, ProblemCatalog.ApiKeyRejected],
             // A batch answers a bad image in its place, inside a 200; only the request itself is a 400.
             400 when classify => operationId == "ClassifyBatch"

@@ -67,6 +67,8 @@ public static class ProblemCatalog
         "Training job 20261130T080000123Z-1a2b3c4d has already succeeded; there is nothing to cancel.");
     public static readonly ProblemKind TrainingJobNotFinished = new(Prefix + "training-job-not-finished", "The training job has not finished", 409,
         "Training job 20261130T080000123Z-1a2b3c4d is running: cancel it first (DELETE /training/jobs/20261130T080000123Z-1a2b3c4d), then remove it once it is cancelled.");
+    public static readonly ProblemKind TrainingFolderUnavailable = new(Prefix + "training-folder-unavailable", "The jobs folder cannot be written", 503,
+        "The jobs folder /jobs cannot be written (Access to the path '/jobs/.staging-20261130T080000123Z-1a2b3c4d' is denied.).");
     public static readonly ProblemKind Unexpected = new(Prefix + "internal-error", "Unexpected server error", 500,
         "An unexpected error happened; the trace id identifies it in the logs.");
 

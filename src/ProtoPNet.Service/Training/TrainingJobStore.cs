@@ -20,6 +20,7 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
     private const string StatusFile = "status.json";
     private const string CancelFile = "cancel";
     private const string RemovingPrefix = ".removing-";
+    private static readonly TimeSpan LeftoverAge = TimeSpan.FromMinutes(10);
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     private readonly TrainingOptions _options = options.Value;
@@ -35,7 +36,9 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
     public void EnsureConfigured() => _ = Root;
 
     /// <summary>Queues a checked job: its folder is written aside and renamed into place, so a worker never sees half a job.</summary>
-    public TrainingJob Create(JobSpec spec)
+    public TrainingJob Create(JobSpec spec) => Writing(() => CreateJob(spec));
+
+    private TrainingJob CreateJob(JobSpec spec)
     {
         var root = Root;
         Directory.CreateDirectory(root);
@@ -78,7 +81,9 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
     /// Asks for a job to be cancelled: a queued one is cancelled here and never starts; a running one is stopped by its
     /// worker before its next batch (<see cref="CancelOutcome.Stopping"/>).
     /// </summary>
-    public CancelOutcome Cancel(string id)
+    public CancelOutcome Cancel(string id) => Writing(() => CancelJob(id));
+
+    private CancelOutcome CancelJob(string id)
     {
         var job = Get(id);
         if (job.Status == TrainingJob.Cancelled) return new CancelOutcome(job, false);
@@ -90,8 +95,10 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         File.WriteAllBytes(Path.Combine(folder, CancelFile), []);
         // As a worker claims: attempts first, then the status; only a queued status of the current attempt can be taken.
         var attempt = CurrentAttempt(folder);
-        var status = ReadStatus(folder);
-        if (status is not null && Number(status["attempt"]) == attempt && Text(status["status"]) == TrainingJob.Queued && TakeLease(folder, attempt + 1))
+        // No status (or none that can be read) is queued at attempt 0, as a worker takes it (jobs.py, claimable).
+        var status = ReadStatus(folder) ?? new JsonObject { ["id"] = id, ["status"] = TrainingJob.Queued, ["attempt"] = 0 };
+        var statusAttempt = status["attempt"] is null ? 0 : Number(status["attempt"]);
+        if (statusAttempt == attempt && (Text(status["status"]) ?? TrainingJob.Queued) == TrainingJob.Queued && TakeLease(folder, attempt + 1))
         {
             var now = Timestamp(time.GetUtcNow());
             status["status"] = TrainingJob.Cancelled;
@@ -121,7 +128,9 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
     /// hidden name, so no reader (a worker looking for queued jobs above all) ever sees a job half removed.
     /// </summary>
     /// <returns>The job as it was.</returns>
-    public TrainingJob Remove(string id)
+    public TrainingJob Remove(string id) => Writing(() => RemoveJob(id));
+
+    private TrainingJob RemoveJob(string id)
     {
         var job = Get(id);
         if (!job.IsFinished)
@@ -140,13 +149,30 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
             throw NotFound(id);   // another remove was quicker
         }
         DeleteRemoved(removing);
-        // A folder an earlier remove could not delete whole is tried again, so its disk comes back once it can.
-        foreach (var leftover in Directory.EnumerateDirectories(Root, RemovingPrefix + "*").Where(path => path != removing))
+        // A folder an earlier remove could not delete whole is tried again, so its disk comes back once it can; not one
+        // written to within the last minutes, which another service on the same folder may be deleting right now.
+        var settled = time.GetUtcNow().UtcDateTime - LeftoverAge;
+        foreach (var leftover in Directory.EnumerateDirectories(Root, RemovingPrefix + "*")
+                     .Where(path => path != removing && Directory.GetLastWriteTimeUtc(path) < settled))
         {
             DeleteRemoved(leftover);
         }
         logger.LogInformation("Removed training job {JobId} ({Status}, model {ModelName}) and its folder", id, job.Status, job.Name);
         return job;
+    }
+
+    /// <summary>A change to the jobs folder: a folder the service may not write is a 503 naming it, not a fault.</summary>
+    private T Writing<T>(Func<T> change)
+    {
+        try
+        {
+            return change();
+        }
+        catch (Exception error) when (error is UnauthorizedAccessException or IOException and not FileNotFoundException and not DirectoryNotFoundException)
+        {
+            logger.LogWarning("The jobs folder {JobsRoot} cannot be written: {Reason}", Root, error.Message);
+            throw new ProblemException(ProblemCatalog.TrainingFolderUnavailable, $"The jobs folder {Root} cannot be written ({error.Message}).");
+        }
     }
 
     private void DeleteRemoved(string folder)
@@ -169,14 +195,20 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
     {
         if (!JobId().IsMatch(id)) return null;
         var folder = Folder(id);
+        // Any folder with a job.json is a job (TRAINING_JOBS.md): one that cannot be read as an object is listed with
+        // empty fields, so it can be seen and removed (its worker ends it failed, saying why).
         JsonObject request;
         try
         {
-            request = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, JobFile)))?.AsObject() ?? throw new JsonException("empty");
+            request = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, JobFile))) as JsonObject ?? [];
         }
-        catch (Exception error) when (error is IOException or UnauthorizedAccessException or JsonException or InvalidOperationException)
+        catch (Exception error) when (error is FileNotFoundException or DirectoryNotFoundException)
         {
             return null;
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException or JsonException)
+        {
+            request = [];
         }
         // Other programs write these files too (TRAINING_JOBS.md): a field of the wrong type reads as absent, never as a fault.
         var status = ReadStatus(folder) ?? new JsonObject { ["status"] = TrainingJob.Queued };
@@ -211,8 +243,10 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
 
     private static string? Text(JsonNode? node) => node is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
 
+    // Through the JSON text: a value built here (an int) does not convert to double the way a parsed one does.
     private static double? Number(JsonNode? node) =>
-        node is JsonValue value && value.GetValueKind() == JsonValueKind.Number ? value.GetValue<double>() : null;
+        node is JsonValue value && value.GetValueKind() == JsonValueKind.Number
+            ? double.Parse(value.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture) : null;
 
     private static DateTimeOffset? Time(JsonNode? node) =>
         node is JsonValue value && value.TryGetValue<string>(out var text) && DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture,

@@ -512,31 +512,50 @@ async function submitTraining(event) {
   }
 }
 
-/** Reads the job's Server-Sent Events (fetch, not EventSource: it sends the key as a header, never in the URL). */
+/** Reads the job's Server-Sent Events (fetch, not EventSource: it sends the key as a header, never in the URL). A stream
+ * that ends before the job has (the service restarted, a proxy cut it) is opened again, every 2 s for a minute. */
 async function followJob(location) {
   if (training.stream) training.stream.abort();
   const stream = new AbortController();
   training.stream = stream;
-  try {
-    const response = await adminFetch(`${location}/events`, { signal: stream.signal, headers: { Accept: "text/event-stream" } });
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const data = block.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trimStart()).join("\n");
-        if (data) showJob(JSON.parse(data));
-      }
+  const finished = () => training.job && ["succeeded", "failed", "cancelled"].includes(training.job.status);
+  let lastProblem = null;
+  for (let tries = 0; tries < 30 && !finished(); tries++) {
+    if (tries > 0) {
+      $("training-status").textContent = "The connection to the service was lost; reconnecting...";
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      if (stream.signal.aborted) return;
     }
-  } catch (problem) {
-    if (stream.signal.aborted) return;
-    showError(problem.title || "The job's progress cannot be followed", problem.detail || String(problem));
+    try {
+      const response = await adminFetch(`${location}/events`, { signal: stream.signal, headers: { Accept: "text/event-stream" } });
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trimStart()).join("\n");
+          if (data) {
+            showJob(JSON.parse(data));
+            tries = 0;   // it answered: a later cut gets the whole minute again
+          }
+        }
+      }
+    } catch (problem) {
+      if (stream.signal.aborted) return;
+      lastProblem = problem;
+      // A missing key (asked for again by adminFetch) or a job that is gone will not come back by waiting.
+      if (problem && problem.status && problem.status < 500 && problem.status !== 429) break;
+    }
   }
+  if (stream.signal.aborted || finished()) return;
+  if (training.job) showJob(training.job);
+  showError((lastProblem && lastProblem.title) || "The job's progress cannot be followed",
+    (lastProblem && (lastProblem.detail || String(lastProblem))) || "The service stopped sending the job's progress; reload the page to look again.");
 }
 
 const STAGES = {

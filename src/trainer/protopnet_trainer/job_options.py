@@ -129,14 +129,18 @@ class JobOption:
             raise JobOptionError(field, f"{value} is above the maximum {_number(self.maximum)}")
 
     def argv(self, value: Any) -> List[str]:
-        """The command-line words that give this option `value` (a checked one); a false flag gives none."""
+        """The command-line word that gives this option `value` (a checked one); a false flag gives none. Always
+        `--option=value`: argparse takes a separate word that starts with '-' and looks like a number only when it
+        is written as such, so a separate `-5e-05` would be read as an option's name."""
         if self.type == "boolean":
             return [self.option] if value else []
         if self.type == "integers":
-            return [self.option, ",".join(str(int(v)) for v in value)]
-        if self.type == "integer":
-            return [self.option, str(int(value))]
-        return [self.option, repr(float(value)) if self.type == "number" else str(value)]
+            text = ",".join(str(int(v)) for v in value)
+        elif self.type == "integer":
+            text = str(int(value))
+        else:
+            text = repr(float(value)) if self.type == "number" else str(value)
+        return [f"{self.option}={text}"]
 
 
 def _number(value: float) -> Any:

@@ -19,7 +19,7 @@ import json
 import os
 import re
 import time
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 from .atomic import write_json_atomically
 
@@ -59,7 +59,10 @@ class JobFolder:
 
     def request(self) -> Dict[str, Any]:
         with open(self._file(JOB_FILE), encoding="utf-8") as f:
-            return json.load(f)
+            request = json.load(f)
+        if not isinstance(request, dict):
+            raise ValueError(f"it holds a JSON {type(request).__name__}, not an object")
+        return request
 
     def status(self) -> Optional[Dict[str, Any]]:
         """The last status written, or None when there is none (or it cannot be read)."""
@@ -152,9 +155,10 @@ def claimable(folder: JobFolder, attempt: int, status: Optional[Dict[str, Any]],
 class JobQueue:
     """The jobs folder as a queue: oldest job first (ids sort by creation time)."""
 
-    def __init__(self, root: str, stale_after: float):
+    def __init__(self, root: str, stale_after: float, on_skip: Callable[[str, OSError], None] = lambda job, error: None):
         self.root = root
         self.stale_after = stale_after
+        self.on_skip = on_skip   # told of a job folder that cannot be looked at or taken (e.g. not writable)
 
     def folders(self) -> Iterator[JobFolder]:
         try:
@@ -172,8 +176,10 @@ class JobQueue:
         for folder in self.folders():
             try:
                 attempt = folder.current_attempt()
+                if claimable(folder, attempt, folder.status(), self.stale_after) and folder.take_lease(attempt + 1, owner):
+                    return Lease(folder, attempt + 1, owner)
             except FileNotFoundError:
-                continue
-            if claimable(folder, attempt, folder.status(), self.stale_after) and folder.take_lease(attempt + 1, owner):
-                return Lease(folder, attempt + 1, owner)
+                continue   # removed meanwhile (a finished job's folder, by the service)
+            except OSError as error:
+                self.on_skip(folder.id, error)   # one folder this worker cannot write must not stop the queue
         return None

@@ -6,7 +6,7 @@ import glob
 import json
 import os
 import shutil
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, Optional
 
 from .checkpoint import save_checkpoint
 from .errors import TrainerError
@@ -19,6 +19,9 @@ class RunFolder:
         self.path = path
         self.checkpoints = os.path.join(path, "checkpoints")
         self.metrics = os.path.join(path, "metrics.jsonl")
+        # Called before each write during a run: a worker's raises when its job was taken over, so a worker thought
+        # dead never writes over (or removes) what the new holder wrote.
+        self.before_write: Callable[[], None] = lambda: None
 
     @staticmethod
     def default(name: str) -> str:
@@ -55,6 +58,7 @@ class RunFolder:
 
     def save_checkpoint(self, state: Dict[str, Any], name: str) -> str:
         """Write checkpoints/<name> atomically and keep only the latest CHECKPOINTS_KEPT epoch checkpoints."""
+        self.before_write()
         path = os.path.join(self.checkpoints, name)
         save_checkpoint(state, path)
         epochs = sorted(glob.glob(os.path.join(self.checkpoints, "epoch-*.pt")))
@@ -74,16 +78,19 @@ class RunFolder:
     def push_pictures(self, epoch: int) -> str:
         """Where the push after (0-based) `epoch` writes its prototype pictures: an absolute path, since push
         records keep it and are read again from other working folders (prune, export)."""
+        self.before_write()
         return os.path.abspath(os.path.join(self.path, "push", f"epoch-{epoch + 1:03d}"))
 
     def keep_push_pictures(self, current: Iterable[str]) -> None:
         """Remove the pictures of superseded pushes: only the current prototypes' pictures are ever exported.
         Paths are compared absolute: records of older runs may hold paths relative to their working folder."""
+        self.before_write()
         current = {os.path.abspath(path) for path in current}
         for pictures in glob.glob(os.path.join(os.path.abspath(self.path), "push", "epoch-*")):
             if pictures not in current:
                 shutil.rmtree(pictures, ignore_errors=True)
 
     def append_metrics(self, metrics: Dict[str, Any]) -> None:
+        self.before_write()
         with open(self.metrics, "a", encoding="utf-8") as f:
             f.write(json.dumps(metrics) + "\n")

@@ -46,12 +46,14 @@ def history_entry(metrics: Dict[str, Any]) -> Dict[str, Any]:
 class RunWatch:
     """Keeps a run's progress (stage, epoch, fraction of the work, estimated finish) and hands it to `report`
     whenever it changes: at once for a new stage or epoch, at most every `interval` seconds within one.
-    `should_stop()` is asked before every batch; a reason it gives is raised as StopRun."""
+    `should_stop()` is asked before every batch; a reason it gives is raised as StopRun. `still_held()` is asked
+    before every write into the run folder: False (the job was taken over) raises StopRun("lost")."""
 
     def __init__(self, report: Callable[[Dict[str, Any]], None], should_stop: Callable[[], Optional[str]],
-                 interval: float = 1.0):
+                 interval: float = 1.0, still_held: Callable[[], bool] = lambda: True):
         self.report = report
         self.should_stop = should_stop
+        self.still_held = still_held
         self.interval = interval
         self.trainer: Optional["WatchedTrainer"] = None
         self.stage_name: Optional[str] = None
@@ -102,6 +104,11 @@ class RunWatch:
         reason = self.should_stop()
         if reason:
             raise StopRun(reason)
+
+    def check_held(self) -> None:
+        """Only "lost" stops a write: a cancel or a shutdown still lets the epoch's checkpoint be written."""
+        if not self.still_held():
+            raise StopRun("lost")
 
     # ------------------------------------------------------------------ what is reported
     def epochs_done(self) -> int:
@@ -184,6 +191,7 @@ class WatchedTrainer(Trainer):
             train=WatchedLoader(self.loaders.train, watch, self._train_pass),
             push=WatchedLoader(self.loaders.push, watch, lambda: False),
             test=WatchedLoader(self.loaders.test, watch, lambda: False))
+        self.folder.before_write = watch.check_held
         watch.attach(self)
 
     @classmethod

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
@@ -27,6 +29,9 @@ from .run_folder import RunFolder
 from .watch import RunWatch, StopRun, WatchedTrainer
 
 Log = Callable[[str], None]
+# In each run folder a worker makes under --runs: which job it belongs to, so that it is removed once its job is.
+RUN_MARKER = ".protopnet-job"
+RUNS_SWEEP_SECONDS = 60.0
 # Turns `train` command-line words into the TrainJob the train command would run (the CLI's own parsing).
 TrainJobFromArgv = Callable[[List[str]], TrainJob]
 
@@ -192,7 +197,9 @@ class Worker:
         self.shutdown = shutdown or ShutdownSignal()
         self.log = log
         self.name = worker_name()
-        self.queue = JobQueue(settings.jobs, settings.stale_after)
+        self.queue = JobQueue(settings.jobs, settings.stale_after, self._skipped)
+        self._skips_told: set = set()
+        self._swept_at = 0.0
 
     def run(self) -> None:
         """Take and run jobs until shut down (or, with `once`, until the queue is empty)."""
@@ -205,12 +212,41 @@ class Worker:
         while not self.shutdown.requested:
             lease = self.queue.claim(self.name)
             if lease is None:
+                self.sweep_runs()
                 if self.settings.once:
                     break
                 self.shutdown.event.wait(self.settings.poll)
                 continue
             self.run_job(lease)
         self.log(f"worker {self.name}: stopped")
+
+    def _skipped(self, job_id: str, error: OSError) -> None:
+        told = (job_id, error.errno)
+        if told not in self._skips_told:   # once, not at every poll
+            self._skips_told.add(told)
+            self.log(f"job {job_id}: skipped, its folder cannot be taken ({error.strerror or error}: "
+                     f"{error.filename or job_id})")
+
+    def sweep_runs(self, now: Optional[float] = None) -> None:
+        """Remove the run folders under --runs whose job folder is gone (removed through the service, or by hand):
+        only those this kind of worker made (RUN_MARKER), at most once a minute."""
+        now = time.time() if now is None else now
+        if not self.settings.runs or now - self._swept_at < RUNS_SWEEP_SECONDS:
+            return
+        self._swept_at = now
+        try:
+            names = os.listdir(self.settings.runs)
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(self.settings.runs, name)
+            if not os.path.isfile(os.path.join(path, RUN_MARKER)) or os.path.exists(os.path.join(self.settings.jobs, name)):
+                continue
+            try:
+                shutil.rmtree(path)
+                self.log(f"removed run folder {path}: its job is gone")
+            except OSError as error:
+                self.log(f"run folder {path} of a removed job cannot be removed: {error.strerror or error}")
 
     def run_job(self, lease: Lease) -> str:
         """Run one taken job to its end (or until stopped). Returns the status it ended with."""
@@ -232,7 +268,8 @@ class Worker:
                 if reason:
                     raise StopRun(reason)
                 job = self._train_job(folder, resume=lease.attempt > 1)
-                watch = RunWatch(status.progress, should_stop, self.settings.progress_interval)
+                watch = RunWatch(status.progress, should_stop, self.settings.progress_interval,
+                                 still_held=lambda: not lease.lost())
                 watch.epochs, watch.with_baseline = job.cfg.epochs, job.cfg.with_baseline
                 bundle = train_and_publish(job, progress=self.settings.progress, log=log,
                                            on_epoch_end=watch.epoch_end,
@@ -260,6 +297,10 @@ class Worker:
         except (OSError, ValueError) as error:
             raise TrainerError(f"{folder.id}/job.json cannot be read: {error}") from None
         run_dir = folder.run_folder(self.settings.runs)
+        if self.settings.runs:
+            os.makedirs(run_dir, exist_ok=True)
+            with open(os.path.join(run_dir, RUN_MARKER), "w", encoding="utf-8") as marker:
+                marker.write(folder.id + "\n")
         argv = train_argv(request, self.options, self.settings, run_dir, resume)
         try:
             return self.train_job(argv)

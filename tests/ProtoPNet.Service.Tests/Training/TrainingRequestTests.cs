@@ -218,13 +218,16 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{queuedId}"));
         Directory.CreateDirectory(Path.Combine(jobs, queuedId, "run", "checkpoints"));
         File.WriteAllBytes(Path.Combine(jobs, queuedId, "run", "checkpoints", "final.pt"), new byte[1024]);
+        // Left by an earlier removal an hour ago: deleted now. One written a moment ago may be another service's at work.
         var leftover = Directory.CreateDirectory(Path.Combine(jobs, ".removing-20261130T080000123Z-00000000-0123")).FullName;
         File.WriteAllText(Path.Combine(leftover, "job.json"), "{}");
+        Directory.SetLastWriteTimeUtc(leftover, DateTime.UtcNow.AddHours(-1));
+        var underway = Directory.CreateDirectory(Path.Combine(jobs, ".removing-20261130T080000456Z-00000000-4567")).FullName;
 
         var removed = await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{queuedId}/folder"));
         Assert.Equal(queuedId, removed.GetProperty("id").GetString());
         Assert.Equal("cancelled", removed.GetProperty("status").GetString());
-        Assert.Equal([keptId], Directory.EnumerateDirectories(jobs).Select(Path.GetFileName));
+        Assert.Equal([underway, Path.Combine(jobs, keptId)], Directory.EnumerateDirectories(jobs).Order(StringComparer.Ordinal));
         var list = await Http.JsonAsync(await client.GetAsync("/training/jobs"));
         Assert.Equal([keptId], list.EnumerateArray().Select(j => j.GetProperty("id").GetString()));
         await Http.ProblemAsync(await client.GetAsync($"/training/jobs/{queuedId}"), HttpStatusCode.NotFound, "training-job-not-found");
@@ -241,6 +244,53 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
             Assert.Equal(expected, response.StatusCode);
             Assert.Equal(expected == HttpStatusCode.Conflict, Directory.Exists(Path.Combine(jobs, id)));
         }
+    }
+
+    /// <summary>A job.json that is not a JSON object still makes a job: listed with empty fields, cancelled and removed.</summary>
+    [Fact]
+    public async Task A_job_whose_job_json_is_not_an_object_is_listed_and_can_be_cancelled_and_removed()
+    {
+        await using var service = fixture.WithJobs("jobs-junk");
+        var jobs = Path.Combine(fixture.Root, "jobs-junk");
+        var client = Client(service: service);
+        foreach (var (id, text) in new[] { ("junk-list", "[1, 2]"), ("junk-null", "null"), ("junk-broken", "{bad") })
+        {
+            Directory.CreateDirectory(Path.Combine(jobs, id));
+            File.WriteAllText(Path.Combine(jobs, id, "job.json"), text);
+        }
+        var list = await Http.JsonAsync(await client.GetAsync("/training/jobs"));
+        Assert.Equal(["junk-broken", "junk-list", "junk-null"], list.EnumerateArray().Select(j => j.GetProperty("id").GetString()).Order());
+        Assert.All(list.EnumerateArray(), j => Assert.Equal("", j.GetProperty("name").GetString()));
+        foreach (var id in new[] { "junk-list", "junk-null", "junk-broken" })
+        {
+            Assert.Equal("cancelled", (await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{id}"))).GetProperty("status").GetString());
+            await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{id}/folder"));
+        }
+        Assert.Empty(Directory.EnumerateFileSystemEntries(jobs));
+    }
+
+    /// <summary>A jobs folder the service cannot write is a 503 naming it, never a 500.</summary>
+    [Fact]
+    public async Task A_jobs_folder_that_cannot_be_written_is_a_503_naming_it()
+    {
+        // A file where the jobs folder should be: no folder can be made there (root ignores permissions).
+        var notAFolder = Path.Combine(fixture.Root, "jobs-a-file");
+        File.WriteAllText(notAFolder, "");
+        await using (var service = fixture.WithJobs("jobs-a-file"))
+        {
+            var refused = await Http.ProblemAsync(await Client(service: service).PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")),
+                HttpStatusCode.ServiceUnavailable, "training-folder-unavailable");
+            Assert.Contains(notAFolder, refused.GetProperty("detail").GetString());
+        }
+
+        // A cancel marker that cannot be written (a folder stands in its place).
+        await using var writable = fixture.WithJobs("jobs-cancel-blocked");
+        var client = Client(service: writable);
+        var job = await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted);
+        var id = job.GetProperty("id").GetString()!;
+        Directory.CreateDirectory(Path.Combine(fixture.Root, "jobs-cancel-blocked", id, "cancel"));
+        var problem = await Http.ProblemAsync(await client.DeleteAsync($"/training/jobs/{id}"), HttpStatusCode.ServiceUnavailable, "training-folder-unavailable");
+        Assert.Contains(Path.Combine(fixture.Root, "jobs-cancel-blocked"), problem.GetProperty("detail").GetString());
     }
 
     /// <summary>An open events stream (a queued job, no worker: it would never finish) ends when the service stops, not at its shutdown timeout.</summary>
