@@ -149,6 +149,79 @@ public class ImageDecoderTests
         Assert.True(ours.Distinct().Count() > 100, $"only {ours.Distinct().Count()} distinct values");
     }
 
+    /// <summary>
+    /// Compressed metadata chunks are left out before decoding: 64 MiB of text squeezed into a small zTXt, iTXt or iCCP
+    /// chunk is never inflated (the decoder did, without a limit), and the pixels are those of the file without it.
+    /// </summary>
+    [Theory]
+    [InlineData("zTXt", "Comment\0\0")]
+    [InlineData("iTXt", "Comment\0\u0001\0\0\0")]
+    [InlineData("iCCP", "profile\0\0")]
+    public void CompressedPngMetadataIsNotInflated(string type, string header)
+    {
+        using var image = TestImages.Pattern(40, 30);
+        var plain = TestImages.Encode(image, TestImages.Png);
+        using var squeezed = new MemoryStream();
+        using (var zlib = new System.IO.Compression.ZLibStream(squeezed, System.IO.Compression.CompressionLevel.SmallestSize))
+        {
+            var text = new byte[1 << 20];
+            text.AsSpan().Fill((byte)'A');
+            for (var i = 0; i < 64; i++) zlib.Write(text);
+        }
+        var bomb = TestImages.WithChunkBeforeIdat(plain, type, [.. System.Text.Encoding.Latin1.GetBytes(header), .. squeezed.ToArray()]);
+        Assert.True(bomb.Length < 200_000, $"{bomb.Length} bytes");
+        Assert.Equal(plain, PngText.WithoutCompressedChunks(bomb).ToArray());
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread();
+        using var decoded = _decoder.Decode(bomb);
+        Assert.Equal(1200, ImageDecoder.PixelCount(bomb));
+        allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+        Assert.True(allocated < 16 << 20, $"decoding allocated {allocated} bytes");
+        using var expected = _decoder.Decode(plain);
+        Assert.Equal(PixelBytes(expected), PixelBytes(decoded));
+    }
+
+    private static byte[] PixelBytes(DecodedImage image)
+    {
+        var bytes = new byte[image.Width * image.Height * 3];
+        image.Pixels.CopyPixelDataTo(bytes);
+        return bytes;
+    }
+
+    /// <summary>A progressive JPEG decodes; one whose last scan is repeated until it has more than 64 scans is refused.</summary>
+    [Fact]
+    public void AJpegWithHundredsOfScansIsRefused()
+    {
+        var folder = Directory.CreateTempSubdirectory("protopnet-scans-").FullName;
+        byte[] progressive;
+        try
+        {
+            var file = Path.Combine(folder, "progressive.jpg");
+            Pillow.RunPython("""
+                import sys
+                from PIL import Image
+                Image.radial_gradient("L").resize((64, 48)).convert("RGB").save(sys.argv[1], "JPEG", progressive=True, quality=90)
+                """, file);
+            progressive = File.ReadAllBytes(file);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+        using (var decoded = _decoder.Decode(progressive))
+        {
+            Assert.Equal(64, decoded.Width);
+        }
+        // The last scan, from its start-of-scan marker to the end-of-image marker, written 70 times.
+        var lastScan = progressive.AsSpan().LastIndexOf([(byte)0xFF, (byte)0xDA]);
+        var end = progressive.Length - 2;
+        var scan = progressive[lastScan..end];
+        var repeated = progressive[..end].Concat(Enumerable.Repeat(scan, 70).SelectMany(s => s)).Concat(progressive[end..]).ToArray();
+        var refused = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(repeated));
+        Assert.Equal(ImageRejection.NotDecodable, refused.Rejection);
+        Assert.Contains($"scans; at most {ImageDecoder.MaxJpegScans} are decoded", refused.Message);
+    }
+
     [Fact]
     public void TooManyBytesIsRejectedBeforeDecoding()
     {

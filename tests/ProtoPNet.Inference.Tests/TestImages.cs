@@ -98,6 +98,19 @@ internal static class TestImages
         }
     }
 
+    /// <summary>The PNG with one more chunk (its CRC right) just before its first IDAT.</summary>
+    public static byte[] WithChunkBeforeIdat(byte[] png, string type, byte[] data)
+    {
+        var idat = png.AsSpan().IndexOf("IDAT"u8) - 4;
+        var typeBytes = System.Text.Encoding.ASCII.GetBytes(type);
+        var chunk = new byte[12 + data.Length];
+        BinaryPrimitives.WriteUInt32BigEndian(chunk, (uint)data.Length);
+        typeBytes.CopyTo(chunk, 4);
+        data.CopyTo(chunk, 8);
+        BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(8 + data.Length), Crc32([.. typeBytes, .. data]));
+        return [.. png[..idat], .. chunk, .. png[idat..]];
+    }
+
     private static uint Crc32(byte[] data)
     {
         var crc = 0xFFFFFFFFu;

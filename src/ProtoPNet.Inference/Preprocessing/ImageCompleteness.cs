@@ -18,10 +18,18 @@ namespace ProtoPNet.Inference.Preprocessing;
 public static class ImageCompleteness
 {
     /// <summary>Why the file is cut short (one sentence), or null when every part the file declares is present.</summary>
-    public static string? FindMissingData(ReadOnlySpan<byte> file, IImageFormat format) => format switch
+    public static string? FindMissingData(ReadOnlySpan<byte> file, IImageFormat format) => FindMissingData(file, format, out _);
+
+    /// <summary>As above; <paramref name="jpegScans"/> counts a JPEG's scans (start-of-scan segments), 0 for other formats.</summary>
+    public static string? FindMissingData(ReadOnlySpan<byte> file, IImageFormat format, out int jpegScans)
+    {
+        jpegScans = 0;
+        return format is JpegFormat ? Jpeg(file, out jpegScans) : FindMissingDataOther(file, format);
+    }
+
+    private static string? FindMissingDataOther(ReadOnlySpan<byte> file, IImageFormat format) => format switch
     {
         PngFormat => Png(file),
-        JpegFormat => Jpeg(file),
         GifFormat => Gif(file),
         BmpFormat => Bmp(file),
         TiffFormat => Tiff(file),
@@ -49,8 +57,9 @@ public static class ImageCompleteness
     /// JPEG: marker segments with their lengths; after each start-of-scan the entropy-coded data runs to the next marker
     /// that is not a restart marker or a stuffed 0xFF. The file must reach the end-of-image marker (FFD9), as libjpeg expects.
     /// </summary>
-    private static string? Jpeg(ReadOnlySpan<byte> file)
+    private static string? Jpeg(ReadOnlySpan<byte> file, out int scans)
     {
+        scans = 0;
         const string missingEnd = "the JPEG data ends after {0} bytes, before its end-of-image marker (FFD9)";
         var position = 2; // after SOI
         while (true)
@@ -72,6 +81,7 @@ public static class ImageCompleteness
             }
             position += Math.Max((int)length, 2);
             if (marker != 0xDA) continue;
+            scans++;
             // Entropy-coded data of the scan: 0xFF 0x00 is a stuffed byte, 0xFF 0xD0..D7 a restart marker.
             while (true)
             {

@@ -87,6 +87,9 @@ public sealed class ImageDecoder(ImageLimits limits)
 
     private static readonly Configuration Configuration = CreateConfiguration();
 
+    /// <summary>The most scans a JPEG may have: libjpeg's progressive modes write 6 to 10, encoders that tune them a few dozen.</summary>
+    public const int MaxJpegScans = 64;
+
     public ImageLimits Limits => limits;
 
     public static bool IsAcceptedContentType(string? contentType)
@@ -126,6 +129,7 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.TooManyBytes,
                 $"The image has {bytes.Length} bytes; the limit is {limits.MaxBytes} bytes.");
         }
+        bytes = PngText.WithoutCompressedChunks(bytes);
         var (width, height, imageFormat, metadata) = Identify(bytes, limits);
         var format = DisplayName(imageFormat);
         // ImageSharp reads a PNG side beyond int's range as a negative number: then the header's own numbers are judged.
@@ -133,9 +137,15 @@ public sealed class ImageDecoder(ImageLimits limits)
         RefuseSize(declared.Width, declared.Height, format, limits);
 
         // ImageSharp fills a missing end with grey and reports success, so an interrupted upload is found here instead.
-        if (ImageCompleteness.FindMissingData(bytes.Span, imageFormat) is { } missing)
+        if (ImageCompleteness.FindMissingData(bytes.Span, imageFormat, out var jpegScans) is { } missing)
         {
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missing}.");
+        }
+        // Each scan of a progressive JPEG is decoded over the whole image: hundreds of tiny scans cost tens of seconds.
+        if (jpegScans > MaxJpegScans)
+        {
+            throw new ImageRejectedException(ImageRejection.NotDecodable,
+                $"The JPEG image has {jpegScans} scans; at most {MaxJpegScans} are decoded (a progressive JPEG has about 10).");
         }
 
         // A JPEG has no alpha: decoded straight to RGB, with no RGBA image to composite and copy (a photo's largest cost
@@ -171,7 +181,7 @@ public sealed class ImageDecoder(ImageLimits limits)
     {
         try
         {
-            var (width, height, _, _) = Identify(bytes, Unlimited);
+            var (width, height, _, _) = Identify(PngText.WithoutCompressedChunks(bytes), Unlimited);
             return (long)width * height;
         }
         catch (ImageRejectedException)
