@@ -111,6 +111,15 @@ public class ErrorTests(TrainerBundles bundles)
         await Http.ProblemAsync(await Client.GetAsync("/models/smoke/versions/19990101T000000Z/prototypes"), HttpStatusCode.NotFound, "model-not-found");
         await Http.ProblemAsync(await Client.GetAsync($"/models/smoke/versions/{version}/prototypes/999/patch.png"), HttpStatusCode.NotFound, "prototype-not-found");
         await Http.ProblemAsync(await Client.GetAsync($"/models/smoke/versions/{version}/prototypes/1/secret.png"), HttpStatusCode.NotFound, "prototype-not-found");
+        // An index that is no int at all is an unknown prototype or example too, not a route that does not exist.
+        foreach (var index in new[] { "99999999999", "abc", "-0x1" })
+        {
+            var prototype = await Http.ProblemAsync(await Client.GetAsync($"/models/smoke/versions/{version}/prototypes/{index}/patch.png"),
+                HttpStatusCode.NotFound, "prototype-not-found");
+            Assert.Contains($"'{index}' is not one of them", prototype.GetProperty("detail").GetString());
+            await Http.ProblemAsync(await Client.GetAsync($"/models/smoke/versions/{version}/examples/{index}"), HttpStatusCode.NotFound, "example-not-found");
+        }
+        await Http.ProblemAsync(await Client.GetAsync("/models/smoke/versions/19990101T000000Z/prototypes/abc/patch.png"), HttpStatusCode.NotFound, "model-not-found");
         await Http.ProblemAsync(await Client.GetAsync("/no/such/route"), HttpStatusCode.NotFound);
     }
 

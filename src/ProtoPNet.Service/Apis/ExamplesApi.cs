@@ -37,7 +37,20 @@ public static class ExamplesApi
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ValidateModelRouteValues();
+        // An index that is no int (a word, or beyond int's range) would match no route at all: answered as an unknown example.
+        app.MapGet("/models/{name}/versions/{version}/examples/{index}", ExampleIndexNotANumber)
+            .ExcludeFromDescription()
+            .ValidateModelRouteValues();
         return app;
+    }
+
+    internal static ProblemHttpResult ExampleIndexNotANumber(string name, string version, string index, ModelRegistry registry)
+    {
+        var bundle = registry.Family(name).Find(version);
+        var count = bundle.Manifest.Examples?.Count ?? 0;
+        return ProblemCatalog.Problem(ProblemCatalog.ExampleNotFound, count == 0
+            ? $"{bundle.Name}@{bundle.Version} has no example images."
+            : $"{bundle.Name}@{bundle.Version} has example images 0 to {count - 1}; '{V2RequestReader.Echo(index)}' is not one of them.");
     }
 
     public static string ExampleUrl(ModelBundle bundle, int index) => $"{ModelsApi.VersionUrl(bundle)}/examples/{index}";

@@ -58,6 +58,9 @@ public static class ModelsApi
             .Produces(StatusCodes.Status304NotModified)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);
+        // An index that is no int (a word, or beyond int's range) would match no route at all: answered as an unknown prototype.
+        group.MapGet("/{name}/versions/{version}/prototypes/{index}/{kind}.png", PrototypeIndexNotANumber)
+            .ExcludeFromDescription();
         return app;
     }
 
@@ -121,6 +124,13 @@ public static class ModelsApi
             new PrototypePicturesResponse(PrototypePictureUrl(bundle, p.Index, "patch"), PrototypePictureUrl(bundle, p.Index, "source"),
                 PrototypePictureUrl(bundle, p.Index, "activation")))).ToArray();
         return TypedResults.Ok(new PrototypesResponse(bundle.Name, bundle.Version, prototypes));
+    }
+
+    internal static ProblemHttpResult PrototypeIndexNotANumber(string name, string version, string index, ModelRegistry registry)
+    {
+        var bundle = registry.Family(name).Find(version);
+        return ProblemCatalog.Problem(ProblemCatalog.PrototypeNotFound,
+            $"{bundle.Name}@{bundle.Version} has prototypes 0 to {bundle.PrototypeCount - 1}; '{V2RequestReader.Echo(index)}' is not one of them.");
     }
 
     /// <param name="name">Model name.</param>

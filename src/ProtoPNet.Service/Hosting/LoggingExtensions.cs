@@ -3,6 +3,7 @@ using Serilog;
 using Serilog.Formatting.Display;
 using Serilog.Events;
 using Serilog.Formatting.Compact;
+using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Hosting;
 
@@ -53,14 +54,21 @@ public static class LoggingExtensions
             // This host's own logger, not Serilog's static one (which another host in the same process may own).
             options.Logger = app.Services.GetRequiredService<Serilog.ILogger>();
             options.MessageTemplate =
-                "HTTP {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.0} ms (model {Model}, predicted {PredictedClass}, trace {TraceId})";
+                "HTTP {RequestMethod} {RequestPath} responded {Status} in {Elapsed:0.0} ms (model {Model}, predicted {PredictedClass}, trace {TraceId})";
             // A 503 is the service saying "busy" or "not ready yet" on purpose (overload, warm-up): a warning, not an error.
+            // Status, not Serilog's StatusCode: a client that left during its answer is 499 here although the status line
+            // it was sent said 200 (RequestMetrics.FinalStatus, which the metrics count by too).
             options.GetLevel = (context, _, exception) =>
-                exception is not null || (context.Response.StatusCode >= 500 && context.Response.StatusCode != StatusCodes.Status503ServiceUnavailable)
-                    ? LogEventLevel.Error
-                    : context.Response.StatusCode == StatusCodes.Status503ServiceUnavailable ? LogEventLevel.Warning : LogEventLevel.Information;
+            {
+                var status = exception is null ? RequestMetrics.FinalStatus(context) : StatusCodes.Status500InternalServerError;
+                return status >= 500 && status != StatusCodes.Status503ServiceUnavailable ? LogEventLevel.Error
+                    : status == StatusCodes.Status503ServiceUnavailable ? LogEventLevel.Warning : LogEventLevel.Information;
+            };
             options.EnrichDiagnosticContext = (diagnostics, context) =>
+            {
                 diagnostics.Set("TraceId", Activity.Current?.Id ?? context.TraceIdentifier);
+                diagnostics.Set("Status", RequestMetrics.FinalStatus(context));
+            };
         });
         // Defaults for requests that involve no model; the classify endpoints overwrite them.
         app.Use((context, next) =>

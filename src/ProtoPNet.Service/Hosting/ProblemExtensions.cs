@@ -67,7 +67,7 @@ public static class ProblemExtensions
     /// <summary>What a framework answer of this status means, for people.</summary>
     private static string? FrameworkDetail(HttpContext http, int? status) => status switch
     {
-        StatusCodes.Status400BadRequest => "A parameter cannot be read as its type: the query parameters topClasses, topPrototypes and explainClass, and a path's {index}, are integers (an empty value is not one: leave a query parameter out for its default).",
+        StatusCodes.Status400BadRequest => "A parameter cannot be read as its type: the query parameters topClasses, topPrototypes and explainClass are integers (an empty value is not one: leave a query parameter out for its default).",
         StatusCodes.Status404NotFound => $"No endpoint matches {http.Request.Method} {http.Request.Path}. The API is described at /swagger.",
         StatusCodes.Status405MethodNotAllowed => $"{http.Request.Method} is not allowed on {http.Request.Path}. The API is described at /swagger.",
         StatusCodes.Status413PayloadTooLarge => "The request body is larger than the server accepts.",

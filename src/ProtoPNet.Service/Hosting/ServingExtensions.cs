@@ -156,17 +156,24 @@ public static class ServingExtensions
         app.UseInferenceRequestCount();
         app.UseInlineScheduling();
         app.UseRequestMetrics();
-        // A client that left before its answer: 499, not an error of ours, and nothing to answer. Inside the request
-        // log line and the metrics, so both see a 499 rather than the cancellation that surfaces (Serilog: 500).
+        // A client that left before or during its answer: 499, not an error of ours, and no one to answer. Inside the
+        // request log line and the metrics, so both see a 499 rather than the cancellation or failed write that surfaces
+        // (Serilog: 500). An answer already under way keeps the status line it sent; the log and the metrics say 499.
         app.Use(async (context, next) =>
         {
             try
             {
                 await next(context);
             }
-            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted)
+            catch (Exception error) when (error is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
             {
-                context.Response.StatusCode = StatusCodes.Status499ClientClosedRequest;
+                if (context.Response.HasStarted) RequestMetrics.SetClientClosed(context);
+                else context.Response.StatusCode = StatusCodes.Status499ClientClosedRequest;
+            }
+            catch
+            {
+                RequestMetrics.SetFailed(context);
+                throw;
             }
         });
         if (app.Services.GetRequiredService<IOptions<SecurityOptions>>().Value.CorsOrigins.Length > 0) app.UseCors();

@@ -31,6 +31,11 @@ public sealed class ProblemExceptionFilter(Func<ProblemKind, string, IResult>? w
             var problem = ProblemCatalog.ForUnreadableBody(unreadable);
             return Answer(context.HttpContext, problem.Kind, problem.Message);
         }
+        catch (IOException framing) when (ProblemCatalog.IsBrokenFraming(framing))
+        {
+            var problem = ProblemCatalog.ForBrokenFraming(framing);
+            return Answer(context.HttpContext, problem.Kind, problem.Message);
+        }
     }
 
     private IResult Answer(HttpContext context, ProblemKind kind, string detail, IReadOnlyDictionary<string, object?>? extensions = null)

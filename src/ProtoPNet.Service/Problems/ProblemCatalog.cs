@@ -104,6 +104,15 @@ public static class ProblemCatalog
         _ => new ProblemException(RequestBodyUnreadable, $"The request body cannot be read: {exception.Message}"),
     };
 
+    /// <summary>
+    /// Kestrel reports one framing error differently: a chunk size beyond 32 bits is an IOException around an
+    /// OverflowException ("Bad chunk size data"), not a <see cref="BadHttpRequestException"/>.
+    /// </summary>
+    public static bool IsBrokenFraming(IOException exception) => exception is not BadHttpRequestException && exception.InnerException is OverflowException;
+
+    public static ProblemException ForBrokenFraming(IOException exception) =>
+        new(RequestBodyUnreadable, $"The request body cannot be read: {exception.Message.TrimEnd('.')} (a chunk size too large for its framing).");
+
     public static ProblemHttpResult Problem(ProblemKind kind, string detail, IEnumerable<KeyValuePair<string, object?>>? extensions = null) =>
         TypedResults.Problem(detail: detail, statusCode: kind.Status, title: kind.Title, type: kind.Type, extensions: extensions);
 

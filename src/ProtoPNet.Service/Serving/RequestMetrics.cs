@@ -10,8 +10,23 @@ namespace ProtoPNet.Service.Serving;
 public static class RequestMetrics
 {
     private const string ModelKey = "protopnet.model";
+    private const string ClientClosedKey = "protopnet.client-closed";
+    private const string FailedKey = "protopnet.failed";
 
     public static void SetModel(HttpContext context, ModelBundle bundle) => context.Items[ModelKey] = bundle;
+
+    /// <summary>The client left during the answer: counted (and logged) as 499, though the status line said otherwise.</summary>
+    public static void SetClientClosed(HttpContext context) => context.Items[ClientClosedKey] = true;
+
+    /// <summary>An exception left the endpoint: the answer will be a 500 (the exception handler writes it further out).</summary>
+    public static void SetFailed(HttpContext context) => context.Items[FailedKey] = true;
+
+    /// <summary>The status a request ended with, as the request log line and the metrics give it.</summary>
+    public static int FinalStatus(HttpContext context) =>
+        context.Items.ContainsKey(FailedKey) ? StatusCodes.Status500InternalServerError
+        : context.Items.ContainsKey(ClientClosedKey) || context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted
+            ? StatusCodes.Status499ClientClosedRequest
+        : context.Response.StatusCode;
 
     public static WebApplication UseRequestMetrics(this WebApplication app)
     {
@@ -34,7 +49,7 @@ public static class RequestMetrics
                 var endpoint = context.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName
                                ?? (context.GetEndpoint() is null ? "unmatched" : "other");
                 var bundle = context.Items.TryGetValue(ModelKey, out var value) ? value as ModelBundle : null;
-                var status = failed ? 500 : context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted ? 499 : context.Response.StatusCode;
+                var status = failed ? 500 : FinalStatus(context);
                 var model = ServiceMetrics.Tag("model", bundle?.Name ?? "-");
                 var version = ServiceMetrics.Tag("version", bundle?.Version ?? "-");
                 var name = ServiceMetrics.Tag("endpoint", endpoint);

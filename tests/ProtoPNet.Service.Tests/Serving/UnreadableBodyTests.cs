@@ -39,20 +39,22 @@ public class UnreadableBodyTests(TrainerBundles bundles)
             // All at once: each stalled body waits out the same grace period.
             var stalled = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.Stalled)).ToArray();
             var broken = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.BrokenChunk)).ToArray();
+            var overflowing = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.OverflowingChunk)).ToArray();
             var closed = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.ClosedEarly)).ToArray();
-            await Task.WhenAll(stalled.Concat(broken).Concat(closed));
+            await Task.WhenAll(stalled.Concat(broken).Concat(overflowing).Concat(closed));
 
             for (var i = 0; i < Endpoints.Length; i++)
             {
                 var (path, contentType) = Endpoints[i];
                 AssertError(await stalled[i], 408, "request-timeout", path, contentType);
                 AssertError(await broken[i], 400, "request-body-unreadable", path, contentType);
+                AssertError(await overflowing[i], 400, "request-body-unreadable", path, contentType);
             }
             // Every request, the ones closed early too, is logged with a 4xx: 499 when Kestrel sees the client go, or 400 when
             // it reads the end of the body first (which of the two depends on timing).
             foreach (var path in Endpoints.Select(e => e.Path).Distinct())
             {
-                var expected = 3 * Endpoints.Count(e => e.Path == path);
+                var expected = 4 * Endpoints.Count(e => e.Path == path);
                 string[] Logged() => service.Output.Where(line => line.Contains($"POST {path} responded ", StringComparison.Ordinal)).ToArray();
                 await Eventually.TrueAsync(() => Logged().Length == expected,
                     () => $"{expected} requests to {path} should be logged; the log says:\n" + string.Join('\n', service.Output.Where(l => l.Contains(" responded ", StringComparison.Ordinal))));
@@ -70,6 +72,47 @@ public class UnreadableBodyTests(TrainerBundles bundles)
         {
             jobs.Delete(recursive: true);
         }
+    }
+
+    /// <summary>
+    /// A client that reads the start of a large answer (heatmaps of a 2000x2000 photo, megabytes) and then resets the
+    /// connection: counted and logged as 499, not as a 500 error of the service's.
+    /// </summary>
+    [Fact]
+    public async Task AClientThatLeavesDuringALargeAnswerIsCounted499AndLoggedAsNoError()
+    {
+        await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
+        var port = service.Client.BaseAddress!.Port;
+        var random = new Random(5);
+        using var photo = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(2000, 2000);
+        photo.ProcessPixelRows(rows =>
+        {
+            for (var y = 0; y < rows.Height; y++) random.NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(rows.GetRowSpan(y)));
+        });
+        var png = Http.Encode(photo, new SixLabors.ImageSharp.Formats.Png.PngEncoder());
+
+        using (var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            await socket.ConnectAsync("127.0.0.1", port);
+            var head = $"POST /classify?heatmaps=png&topPrototypes=8 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: {png.Length}\r\n\r\n";
+            await socket.SendAsync(Encoding.ASCII.GetBytes(head));
+            await socket.SendAsync(png);
+            var start = new byte[40];
+            var read = 0;
+            while (read < start.Length) read += await socket.ReceiveAsync(start.AsMemory(read), SocketFlags.None);
+            Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(start));
+            socket.LingerState = new LingerOption(true, 0);   // a reset, as a client that gives up
+        }
+
+        await Eventually.TrueAsync(() => service.Output.Any(line => line.Contains("POST /classify responded ", StringComparison.Ordinal)),
+            () => string.Join('\n', service.Output));
+        var logged = service.Output.Single(line => line.Contains("POST /classify responded ", StringComparison.Ordinal));
+        Assert.Contains("POST /classify responded 499 ", logged);
+        Assert.DoesNotContain(service.Output, line => line.Contains("ERR", StringComparison.Ordinal) || line.Contains("[Error]", StringComparison.Ordinal));
+        var metrics = await service.Client.GetStringAsync("/metrics");
+        Assert.Contains(metrics.Split('\n'), line => line.StartsWith("protopnet_requests_total{", StringComparison.Ordinal)
+            && line.Contains("endpoint=\"Classify\"", StringComparison.Ordinal) && line.Contains("status=\"499\"", StringComparison.Ordinal));
+        Assert.DoesNotContain("status=\"500\"", metrics);
     }
 
     private static void AssertError((int Status, string ContentType, string Body) answer, int status, string type, string path, string contentType)
@@ -95,6 +138,9 @@ public class UnreadableBodyTests(TrainerBundles bundles)
         /// <summary>A chunked body whose second chunk size is not hexadecimal.</summary>
         BrokenChunk,
 
+        /// <summary>A chunked body whose second chunk size is hexadecimal but beyond 32 bits of int (Kestrel: OverflowException).</summary>
+        OverflowingChunk,
+
         /// <summary>10 bytes of a declared 100,000, then the client closes its sending side.</summary>
         ClosedEarly,
 
@@ -109,11 +155,16 @@ public class UnreadableBodyTests(TrainerBundles bundles)
         await socket.ConnectAsync("127.0.0.1", port);
         var framing = body switch
         {
-            Body.BrokenChunk => "Transfer-Encoding: chunked",
+            Body.BrokenChunk or Body.OverflowingChunk => "Transfer-Encoding: chunked",
             Body.DeclaredTooLarge => $"Content-Length: {2 * 1024 * 1024}",
             _ => "Content-Length: 100000",
         };
-        var content = body == Body.BrokenChunk ? "a\r\n0123456789\r\nzz\r\n" : "0123456789";
+        var content = body switch
+        {
+            Body.BrokenChunk => "a\r\n0123456789\r\nzz\r\n",
+            Body.OverflowingChunk => "a\r\n0123456789\r\n80000000\r\nabc\r\n",
+            _ => "0123456789",
+        };
         var request = $"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {contentType}\r\n{framing}\r\nX-Api-Key: {AdminKey}\r\n\r\n{content}";
         await socket.SendAsync(Encoding.ASCII.GetBytes(request));
         if (body == Body.ClosedEarly) socket.Shutdown(SocketShutdown.Send);
