@@ -82,25 +82,8 @@ public class UnreadableBodyTests(TrainerBundles bundles)
     public async Task AClientThatLeavesDuringALargeAnswerIsCounted499AndLoggedAsNoError()
     {
         await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
-        var port = service.Client.BaseAddress!.Port;
-        var random = new Random(5);
-        using var photo = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(2000, 2000);
-        photo.ProcessPixelRows(rows =>
+        using (var socket = await StartLargeAnswerAsync(service.Client.BaseAddress!.Port))
         {
-            for (var y = 0; y < rows.Height; y++) random.NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(rows.GetRowSpan(y)));
-        });
-        var png = Http.Encode(photo, new SixLabors.ImageSharp.Formats.Png.PngEncoder());
-
-        using (var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
-        {
-            await socket.ConnectAsync("127.0.0.1", port);
-            var head = $"POST /classify?heatmaps=png&topPrototypes=8 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: {png.Length}\r\n\r\n";
-            await socket.SendAsync(Encoding.ASCII.GetBytes(head));
-            await socket.SendAsync(png);
-            var start = new byte[40];
-            var read = 0;
-            while (read < start.Length) read += await socket.ReceiveAsync(start.AsMemory(read), SocketFlags.None);
-            Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(start));
             socket.LingerState = new LingerOption(true, 0);   // a reset, as a client that gives up
         }
 
@@ -113,6 +96,31 @@ public class UnreadableBodyTests(TrainerBundles bundles)
         Assert.Contains(metrics.Split('\n'), line => line.StartsWith("protopnet_requests_total{", StringComparison.Ordinal)
             && line.Contains("endpoint=\"Classify\"", StringComparison.Ordinal) && line.Contains("status=\"499\"", StringComparison.Ordinal));
         Assert.DoesNotContain("status=\"500\"", metrics);
+    }
+
+    /// <summary>
+    /// Sends a 2000x2000 noise photo to /classify with heatmaps (an answer of megabytes, far beyond the sockets' buffers)
+    /// and reads the first bytes of the answer; returns the connected socket.
+    /// </summary>
+    private static async Task<Socket> StartLargeAnswerAsync(int port)
+    {
+        var random = new Random(5);
+        using var photo = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(2000, 2000);
+        photo.ProcessPixelRows(rows =>
+        {
+            for (var y = 0; y < rows.Height; y++) random.NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(rows.GetRowSpan(y)));
+        });
+        var png = Http.Encode(photo, new SixLabors.ImageSharp.Formats.Png.PngEncoder());
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync("127.0.0.1", port);
+        var head = $"POST /classify?heatmaps=png&topPrototypes=8 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: {png.Length}\r\n\r\n";
+        await socket.SendAsync(Encoding.ASCII.GetBytes(head));
+        await socket.SendAsync(png);
+        var start = new byte[40];
+        var read = 0;
+        while (read < start.Length) read += await socket.ReceiveAsync(start.AsMemory(read), SocketFlags.None);
+        Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(start));
+        return socket;
     }
 
     private static void AssertError((int Status, string ContentType, string Body) answer, int status, string type, string path, string contentType)
