@@ -98,7 +98,10 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         // No status (or none that can be read) is queued at attempt 0, as a worker takes it (jobs.py, claimable).
         var status = ReadStatus(folder) ?? new JsonObject { ["id"] = id, ["status"] = TrainingJob.Queued, ["attempt"] = 0 };
         var statusAttempt = status["attempt"] is null ? 0 : Number(status["attempt"]);
-        if (statusAttempt == attempt && (Text(status["status"]) ?? TrainingJob.Queued) == TrainingJob.Queued && TakeLease(folder, attempt + 1))
+        var state = Text(status["status"]) ?? TrainingJob.Queued;
+        // A queued job, or one whose worker died (its lease stale: no worker may be left to take it over and stop it).
+        var takeable = statusAttempt == attempt && (state == TrainingJob.Queued || state == TrainingJob.Running && LeaseIsStale(folder, attempt));
+        if (takeable && TakeLease(folder, attempt + 1))
         {
             var now = Timestamp(time.GetUtcNow());
             status["status"] = TrainingJob.Cancelled;
@@ -259,6 +262,12 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
             .Select(name => LeaseName().Match(name!)).Where(m => m.Success)
             .Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture))
             .DefaultIfEmpty(0).Max();
+
+    private bool LeaseIsStale(string folder, int attempt)
+    {
+        var lease = new FileInfo(Path.Combine(folder, $"lease-{attempt:D6}"));
+        return attempt > 0 && lease.Exists && time.GetUtcNow().UtcDateTime - lease.LastWriteTimeUtc > TimeSpan.FromSeconds(_options.StaleAfterSeconds);
+    }
 
     /// <summary>Creates the lease file of <paramref name="attempt"/> (O_CREAT | O_EXCL); false when someone has it.</summary>
     private bool TakeLease(string folder, int attempt)

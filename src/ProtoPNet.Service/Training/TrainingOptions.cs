@@ -19,4 +19,11 @@ public sealed class TrainingOptions
     /// <summary>How often the events stream of a job looks at its status file, in milliseconds (default 500).</summary>
     [Range(50, 10_000)]
     public int EventPollMilliseconds { get; set; } = 500;
+
+    /// <summary>
+    /// A running job whose lease has not beaten for this many seconds has lost its worker (the workers' own
+    /// <c>--stale-after</c>, default 60): cancelling it ends it at once, as a worker would take it over. Default 60.
+    /// </summary>
+    [Range(10, 86_400)]
+    public int StaleAfterSeconds { get; set; } = 60;
 }

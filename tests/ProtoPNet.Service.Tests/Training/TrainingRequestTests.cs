@@ -269,6 +269,40 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.Empty(Directory.EnumerateFileSystemEntries(jobs));
     }
 
+    /// <summary>
+    /// A running job whose worker died (its lease stale) is cancelled at once, as a worker taking it over would, so it can
+    /// be removed even when no worker is left; one whose lease beats is left to its worker (202).
+    /// </summary>
+    [Fact]
+    public async Task A_running_job_whose_worker_died_is_cancelled_at_once()
+    {
+        await using var service = fixture.WithJobs("jobs-dead-worker");
+        var jobs = Path.Combine(fixture.Root, "jobs-dead-worker");
+        var client = Client(service: service);
+        async Task<string> RunningAsync(TimeSpan beatAgo)
+        {
+            var id = (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted))
+                .GetProperty("id").GetString()!;
+            var lease = Path.Combine(jobs, id, "lease-000001");
+            File.WriteAllText(lease, """{"owner": "trainer-1:42"}""");
+            File.SetLastWriteTimeUtc(lease, DateTime.UtcNow - beatAgo);
+            File.WriteAllText(Path.Combine(jobs, id, "status.json"), $$"""{"id": "{{id}}", "status": "running", "attempt": 1, "worker": "trainer-1:42"}""");
+            return id;
+        }
+        var dead = await RunningAsync(TimeSpan.FromMinutes(5));
+        var alive = await RunningAsync(TimeSpan.Zero);
+
+        var cancelled = await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{dead}"));
+        Assert.Equal("cancelled", cancelled.GetProperty("status").GetString());
+        Assert.Equal(2, cancelled.GetProperty("attempt").GetInt32());
+        Assert.Equal("service", cancelled.GetProperty("worker").GetString());
+        await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{dead}/folder"));
+
+        var stopping = await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{alive}"), HttpStatusCode.Accepted);
+        Assert.Equal("running", stopping.GetProperty("status").GetString());
+        Assert.False(File.Exists(Path.Combine(jobs, alive, "lease-000002")));
+    }
+
     /// <summary>A jobs folder the service cannot write is a 503 naming it, never a 500.</summary>
     [Fact]
     public async Task A_jobs_folder_that_cannot_be_written_is_a_503_naming_it()
