@@ -262,6 +262,21 @@ def test_a_worker_whose_job_was_taken_over_writes_nothing_more_into_the_run_fold
     assert versions(tmp_path, "tiny") == []
 
 
+def test_a_worker_taken_over_during_its_export_neither_says_succeeded_nor_removes_checkpoints(tmp_path, options):
+    folder = queue_job(str(tmp_path / "jobs"), "job-1")
+    lines = []
+
+    def log(line):
+        lines.append(line)
+        if ": published " in line:   # the export is done, the worker has not written its end yet
+            assert folder.take_lease(2, "the worker that took over")
+
+    make_worker(tmp_path, options, log=log).run()
+    assert folder.status()["status"] == "running" and folder.status()["attempt"] == 1
+    assert "epoch-003.pt" in os.listdir(os.path.join(folder.path, "run", "checkpoints"))   # the new holder's to drop
+    assert any("another worker took this job over while it published" in line for line in lines), lines
+
+
 def test_a_folder_that_cannot_be_taken_or_has_gone_does_not_stop_the_queue(tmp_path, options, monkeypatch):
     gone = queue_job(str(tmp_path / "jobs"), "job-0", name="gone")
     locked = queue_job(str(tmp_path / "jobs"), "job-1", name="locked")
@@ -311,11 +326,20 @@ def test_run_folders_under_runs_go_once_their_job_is_removed(tmp_path, options):
     worker.run()
     assert (runs / "job-2").is_dir()
 
+    # A run folder of a job of another jobs folder sharing --runs: never this worker's to remove.
+    (runs / "job-9").mkdir()
+    (runs / "job-9" / ".protopnet-job").write_text(json.dumps({"job": "job-9", "jobs": str(tmp_path / "other-jobs")}))
+
     shutil.rmtree(folder.path)      # the finished job removed (DELETE /training/jobs/{id}/folder)
     worker.sweep_runs(now=time.time())   # within a minute of the last sweep: nothing yet
     assert (runs / "job-1").is_dir()
     worker.sweep_runs(now=time.time() + 61)
-    assert sorted(p.name for p in runs.iterdir()) == ["job-2", "smoke"]
+    assert sorted(p.name for p in runs.iterdir()) == ["job-2", "job-9", "smoke"]
+
+    # A jobs folder that lists nothing (an unmounted volume looks so) removes nothing.
+    shutil.rmtree(tmp_path / "jobs" / "job-2")
+    worker.sweep_runs(now=time.time() + 200)
+    assert (runs / "job-2").is_dir()
 
 
 # ---------------------------------------------------------------------------------------------- job options

@@ -46,11 +46,15 @@ public static class ExamplesApi
 
     internal static ProblemHttpResult ExampleIndexNotANumber(string name, string version, string index, ModelRegistry registry)
     {
-        var bundle = registry.Family(name).Find(version);
+        return NoSuchExample(registry.Family(name).Find(version), $"'{RequestText.Echo(index)}'");
+    }
+
+    private static ProblemHttpResult NoSuchExample(ModelBundle bundle, string index)
+    {
         var count = bundle.Manifest.Examples?.Count ?? 0;
         return ProblemCatalog.Problem(ProblemCatalog.ExampleNotFound, count == 0
             ? $"{bundle.Name}@{bundle.Version} has no example images."
-            : $"{bundle.Name}@{bundle.Version} has example images 0 to {count - 1}; '{V2RequestReader.Echo(index)}' is not one of them.");
+            : $"{bundle.Name}@{bundle.Version} has example images 0 to {count - 1}; {index} is not one of them.");
     }
 
     public static string ExampleUrl(ModelBundle bundle, int index) => $"{ModelsApi.VersionUrl(bundle)}/examples/{index}";
@@ -75,9 +79,7 @@ public static class ExamplesApi
         var examples = bundle.Manifest.Examples ?? [];
         if (index < 0 || index >= examples.Count)
         {
-            return ProblemCatalog.Problem(ProblemCatalog.ExampleNotFound, examples.Count == 0
-                ? $"{bundle.Name}@{bundle.Version} has no example images."
-                : $"{bundle.Name}@{bundle.Version} has example images 0 to {examples.Count - 1}; {index} is not one of them.");
+            return NoSuchExample(bundle, index.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
         // The path comes from the manifest: it must stay inside the bundle folder and be an image file.
         var path = bundle.ResolveFile(examples[index].File);

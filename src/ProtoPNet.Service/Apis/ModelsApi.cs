@@ -129,9 +129,11 @@ public static class ModelsApi
     internal static ProblemHttpResult PrototypeIndexNotANumber(string name, string version, string index, ModelRegistry registry)
     {
         var bundle = registry.Family(name).Find(version);
-        return ProblemCatalog.Problem(ProblemCatalog.PrototypeNotFound,
-            $"{bundle.Name}@{bundle.Version} has prototypes 0 to {bundle.PrototypeCount - 1}; '{V2RequestReader.Echo(index)}' is not one of them.");
+        return NoSuchPrototype(bundle, $"'{RequestText.Echo(index)}'");
     }
+
+    private static ProblemHttpResult NoSuchPrototype(ModelBundle bundle, string index) => ProblemCatalog.Problem(ProblemCatalog.PrototypeNotFound,
+        $"{bundle.Name}@{bundle.Version} has prototypes 0 to {bundle.PrototypeCount - 1}; {index} is not one of them.");
 
     /// <param name="name">Model name.</param>
     /// <param name="version">Version id.</param>
@@ -143,8 +145,7 @@ public static class ModelsApi
         var bundle = registry.Family(name).Find(version);
         if (index < 0 || index >= bundle.PrototypeCount)
         {
-            return ProblemCatalog.Problem(ProblemCatalog.PrototypeNotFound,
-                $"{bundle.Name}@{bundle.Version} has prototypes 0 to {bundle.PrototypeCount - 1}; {index} is not one of them.");
+            return NoSuchPrototype(bundle, index.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
         if (!PictureKinds.Contains(kind))
         {

@@ -183,7 +183,7 @@ public static class V2Api
             if (unknown.Length > 0 || requested.Length == 0)
             {
                 var hint = unknown.Contains(UnfamiliarName) ? $" ('{UnfamiliarName}' needs a bundle with a calibrated unfamiliarity threshold)" : "";
-                throw BadRequest($"Unknown output(s) [{V2RequestReader.EchoList(unknown)}]; the model's outputs are [{string.Join(", ", known)}]{hint}.");
+                throw BadRequest($"Unknown output(s) [{RequestText.EchoList(unknown)}]; the model's outputs are [{string.Join(", ", known)}]{hint}.");
             }
             var input = V2RequestReader.WriteInput(body.Json.Span, header, bundle.Session, maxRows);
             body.Dispose();   // the tensor is written: the JSON's bytes are no longer needed

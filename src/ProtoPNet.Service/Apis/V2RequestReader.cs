@@ -320,7 +320,7 @@ internal static class V2RequestReader
             }
             else
             {
-                throw BadRequest($"An input's 'shape' holds '{Echo(text)}': its dimensions are integers.");
+                throw BadRequest($"An input's 'shape' holds '{RequestText.Echo(text)}': its dimensions are integers.");
             }
         }
         return shape;
@@ -392,10 +392,10 @@ internal static class V2RequestReader
     {
         if (inputs.Count != 1 || inputs[0].Name != BundleSession.InputName)
         {
-            throw BadRequest($"The model takes exactly one input, '{BundleSession.InputName}'; the request has [{EchoList(inputs.Select(i => i.Name))}].");
+            throw BadRequest($"The model takes exactly one input, '{BundleSession.InputName}'; the request has [{RequestText.EchoList(inputs.Select(i => i.Name))}].");
         }
         var (_, datatype, shape, _) = inputs[0];
-        if (datatype != V2Api.Datatype) throw BadRequest($"Input 'image' is {V2Api.Datatype}; the request says '{Echo(datatype)}'.");
+        if (datatype != V2Api.Datatype) throw BadRequest($"Input 'image' is {V2Api.Datatype}; the request says '{RequestText.Echo(datatype)}'.");
         shape ??= [];
         if (shape.Count != 4 || shape[1] != session.Channels || shape[2] != session.Height || shape[3] != session.Width || shape[0] < 1)
         {
@@ -403,16 +403,6 @@ internal static class V2RequestReader
         }
         if (shape[0] > maxRows) throw BadRequest($"N is {shape[0]}; at most {maxRows} images per request (Classify:MaxBatchImages).");
         return (int)shape[0];
-    }
-
-    /// <summary>A string from the request as an error repeats it: its first 40 characters (a name may be a megabyte long).</summary>
-    internal static string? Echo(string? text) => text is { Length: > 40 } ? text[..40] + "..." : text;
-
-    /// <summary>Names from the request as an error lists them: the first eight, each <see cref="Echo"/>ed, and "..." for more.</summary>
-    internal static string EchoList(IEnumerable<string?> names)
-    {
-        var listed = names.Take(9).ToArray();
-        return string.Join(", ", listed.Take(8).Select(Echo)) + (listed.Length > 8 ? ", ..." : "");
     }
 
     private static ProblemException BadRequest(string detail) => new(ProblemCatalog.InvalidParameter, detail);

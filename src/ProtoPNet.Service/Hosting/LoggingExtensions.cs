@@ -54,10 +54,17 @@ public static class LoggingExtensions
             // This host's own logger, not Serilog's static one (which another host in the same process may own).
             options.Logger = app.Services.GetRequiredService<Serilog.ILogger>();
             options.MessageTemplate =
-                "HTTP {RequestMethod} {RequestPath} responded {Status} in {Elapsed:0.0} ms (model {Model}, predicted {PredictedClass}, trace {TraceId})";
+                "HTTP {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.0} ms (model {Model}, predicted {PredictedClass}, trace {TraceId})";
             // A 503 is the service saying "busy" or "not ready yet" on purpose (overload, warm-up): a warning, not an error.
-            // Status, not Serilog's StatusCode: a client that left during its answer is 499 here although the status line
-            // it was sent said 200 (RequestMetrics.FinalStatus, which the metrics count by too).
+            // The status the request ended with, as the metrics count it (RequestMetrics.FinalStatus): a client that left
+            // during its answer is 499 although the status line it was sent said 200. An exception is 500 (Serilog's own).
+            options.GetMessageTemplateProperties = (context, path, elapsed, status) =>
+            [
+                new LogEventProperty("RequestMethod", new ScalarValue(context.Request.Method)),
+                new LogEventProperty("RequestPath", new ScalarValue(path)),
+                new LogEventProperty("StatusCode", new ScalarValue(status == StatusCodes.Status500InternalServerError ? status : RequestMetrics.FinalStatus(context))),
+                new LogEventProperty("Elapsed", new ScalarValue(elapsed)),
+            ];
             options.GetLevel = (context, _, exception) =>
             {
                 var status = exception is null ? RequestMetrics.FinalStatus(context) : StatusCodes.Status500InternalServerError;
@@ -65,10 +72,7 @@ public static class LoggingExtensions
                     : status == StatusCodes.Status503ServiceUnavailable ? LogEventLevel.Warning : LogEventLevel.Information;
             };
             options.EnrichDiagnosticContext = (diagnostics, context) =>
-            {
                 diagnostics.Set("TraceId", Activity.Current?.Id ?? context.TraceIdentifier);
-                diagnostics.Set("Status", RequestMetrics.FinalStatus(context));
-            };
         });
         // Defaults for requests that involve no model; the classify endpoints overwrite them.
         app.Use((context, next) =>

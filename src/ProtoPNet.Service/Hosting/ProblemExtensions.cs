@@ -30,9 +30,9 @@ public static class ProblemExtensions
             }
             problem.Detail ??= FrameworkDetail(http, problem.Status);
             if (problem.Status is StatusCodes.Status503ServiceUnavailable or StatusCodes.Status429TooManyRequests
-                && !http.Response.Headers.ContainsKey("Retry-After"))
+                && !http.Response.Headers.ContainsKey("Retry-After") && ProblemCatalog.RetryAfterFor(problem.Type) is { } seconds)
             {
-                http.Response.Headers.RetryAfter = ProblemCatalog.RetryAfterFor(problem.Type).ToString(CultureInfo.InvariantCulture);
+                http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
             }
         });
         builder.Services.AddExceptionHandler<OpenInferenceExceptionHandler>();

@@ -40,9 +40,9 @@ public sealed class ProblemExceptionFilter(Func<ProblemKind, string, IResult>? w
 
     private IResult Answer(HttpContext context, ProblemKind kind, string detail, IReadOnlyDictionary<string, object?>? extensions = null)
     {
-        if (kind.Status == StatusCodes.Status503ServiceUnavailable)
+        if (kind.Status == StatusCodes.Status503ServiceUnavailable && ProblemCatalog.RetryAfterFor(kind.Type) is { } seconds)
         {
-            context.Response.Headers.RetryAfter = ProblemCatalog.RetryAfterFor(kind.Type).ToString(CultureInfo.InvariantCulture);
+            context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
         }
         return writeError?.Invoke(kind, detail) ?? ProblemCatalog.Problem(kind, detail, extensions);
     }

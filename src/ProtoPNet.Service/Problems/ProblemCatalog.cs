@@ -78,8 +78,10 @@ public static class ProblemCatalog
     /// <summary>Seconds to wait after an overloaded queue: it drains within a few batches.</summary>
     public const int OverloadedRetryAfterSeconds = 1;
 
-    /// <summary>The Retry-After seconds for a 503 or 429 problem of this type.</summary>
-    public static int RetryAfterFor(string? type) => type == Overloaded.Type ? OverloadedRetryAfterSeconds : RetryAfterSeconds;
+    /// <summary>The Retry-After seconds for a 503 or 429 problem of this type; null for one that retrying does not mend.</summary>
+    public static int? RetryAfterFor(string? type) => type == Overloaded.Type ? OverloadedRetryAfterSeconds
+        : type == TrainingFolderUnavailable.Type ? null   // permissions or a full volume: waiting does not mend it
+        : RetryAfterSeconds;
 
     public static ProblemKind ForRejection(ImageRejection rejection) => rejection switch
     {

@@ -49,7 +49,7 @@ public static class RequestMetrics
                 var endpoint = context.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName
                                ?? (context.GetEndpoint() is null ? "unmatched" : "other");
                 var bundle = context.Items.TryGetValue(ModelKey, out var value) ? value as ModelBundle : null;
-                var status = failed ? 500 : FinalStatus(context);
+                var status = failed ? StatusCodes.Status500InternalServerError : FinalStatus(context);   // failed: thrown out here
                 var model = ServiceMetrics.Tag("model", bundle?.Name ?? "-");
                 var version = ServiceMetrics.Tag("version", bundle?.Version ?? "-");
                 var name = ServiceMetrics.Tag("endpoint", endpoint);

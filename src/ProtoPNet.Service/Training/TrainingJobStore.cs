@@ -10,8 +10,9 @@ namespace ProtoPNet.Service.Training;
 
 /// <summary>
 /// The service's side of the jobs folder (docs/TRAINING_JOBS.md; the workers' side is the trainer's jobs.py): it queues
-/// jobs, reads their status and cancels them. A queued job is cancelled by taking its next lease, exactly as a worker
-/// takes a job, so a job is never both cancelled here and started by a worker.
+/// jobs, reads their status, cancels them and removes finished ones. A queued job (or one whose worker died) is
+/// cancelled by taking its next lease, exactly as a worker takes a job, so a job is never both cancelled here and started
+/// by a worker.
 /// </summary>
 public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, TimeProvider time, ILogger<TrainingJobStore> logger)
 {
@@ -36,7 +37,7 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
     public void EnsureConfigured() => _ = Root;
 
     /// <summary>Queues a checked job: its folder is written aside and renamed into place, so a worker never sees half a job.</summary>
-    public TrainingJob Create(JobSpec spec) => Writing(() => CreateJob(spec));
+    public TrainingJob Create(JobSpec spec) => Writing(null, () => CreateJob(spec));
 
     private TrainingJob CreateJob(JobSpec spec)
     {
@@ -81,7 +82,7 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
     /// Asks for a job to be cancelled: a queued one is cancelled here and never starts; a running one is stopped by its
     /// worker before its next batch (<see cref="CancelOutcome.Stopping"/>).
     /// </summary>
-    public CancelOutcome Cancel(string id) => Writing(() => CancelJob(id));
+    public CancelOutcome Cancel(string id) => Writing(id, () => CancelJob(id));
 
     private CancelOutcome CancelJob(string id)
     {
@@ -99,8 +100,11 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         var status = ReadStatus(folder) ?? new JsonObject { ["id"] = id, ["status"] = TrainingJob.Queued, ["attempt"] = 0 };
         var statusAttempt = status["attempt"] is null ? 0 : Number(status["attempt"]);
         var state = Text(status["status"]) ?? TrainingJob.Queued;
-        // A queued job, or one whose worker died (its lease stale: no worker may be left to take it over and stop it).
-        var takeable = statusAttempt == attempt && (state == TrainingJob.Queued || state == TrainingJob.Running && LeaseIsStale(folder, attempt));
+        // As a worker takes a job (jobs.py, claimable): a queued job; or one whose worker died (its lease stale), running
+        // or never written by the attempt that took it. No worker may be left to take such a job over and stop it.
+        var takeable = statusAttempt == attempt
+            ? state == TrainingJob.Queued || state == TrainingJob.Running && LeaseIsStale(folder, attempt)
+            : LeaseIsStale(folder, attempt);
         if (takeable && TakeLease(folder, attempt + 1))
         {
             var now = Timestamp(time.GetUtcNow());
@@ -131,7 +135,7 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
     /// hidden name, so no reader (a worker looking for queued jobs above all) ever sees a job half removed.
     /// </summary>
     /// <returns>The job as it was.</returns>
-    public TrainingJob Remove(string id) => Writing(() => RemoveJob(id));
+    public TrainingJob Remove(string id) => Writing(id, () => RemoveJob(id));
 
     private TrainingJob RemoveJob(string id)
     {
@@ -151,25 +155,56 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         {
             throw NotFound(id);   // another remove was quicker
         }
-        DeleteRemoved(removing);
-        // A folder an earlier remove could not delete whole is tried again, so its disk comes back once it can; not one
-        // written to within the last minutes, which another service on the same folder may be deleting right now.
-        var settled = time.GetUtcNow().UtcDateTime - LeftoverAge;
-        foreach (var leftover in Directory.EnumerateDirectories(Root, RemovingPrefix + "*")
-                     .Where(path => path != removing && Directory.GetLastWriteTimeUtc(path) < settled))
+        // The job is gone for every reader now: what follows only frees disk, and its failures are logged, not answered.
+        try
         {
-            DeleteRemoved(leftover);
+            // A rename keeps the folder's time: dated now, another service's sweep leaves it to this one.
+            Directory.SetLastWriteTimeUtc(removing, time.GetUtcNow().UtcDateTime);
         }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            // Then another service's sweep may delete it too: harmless.
+        }
+        DeleteRemoved(removing);
+        SweepLeftovers(removing);
         logger.LogInformation("Removed training job {JobId} ({Status}, model {ModelName}) and its folder", id, job.Status, job.Name);
         return job;
     }
 
-    /// <summary>A change to the jobs folder: a folder the service may not write is a 503 naming it, not a fault.</summary>
-    private T Writing<T>(Func<T> change)
+    /// <summary>
+    /// A folder an earlier remove could not delete whole is tried again, so its disk comes back once it can; not one
+    /// dated within the last minutes, which another service on the same folder may be deleting right now.
+    /// </summary>
+    private void SweepLeftovers(string current)
+    {
+        try
+        {
+            var settled = time.GetUtcNow().UtcDateTime - LeftoverAge;
+            foreach (var leftover in Directory.EnumerateDirectories(Root, RemovingPrefix + "*")
+                         .Where(path => path != current && Directory.GetLastWriteTimeUtc(path) < settled))
+            {
+                DeleteRemoved(leftover);
+            }
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("Looking for earlier removals' leftovers in {JobsRoot} failed: {Reason}", Root, error.Message);
+        }
+    }
+
+    /// <summary>
+    /// A change to the jobs folder (of job <paramref name="id"/>): a folder the service may not write is a 503 naming
+    /// it, not a fault; the job's folder vanishing meanwhile (removed by another call) is the job's 404.
+    /// </summary>
+    private T Writing<T>(string? id, Func<T> change)
     {
         try
         {
             return change();
+        }
+        catch (Exception error) when (id is not null && error is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw NotFound(id);
         }
         catch (Exception error) when (error is UnauthorizedAccessException or IOException and not FileNotFoundException and not DirectoryNotFoundException)
         {

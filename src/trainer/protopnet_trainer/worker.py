@@ -29,7 +29,8 @@ from .run_folder import RunFolder
 from .watch import RunWatch, StopRun, WatchedTrainer
 
 Log = Callable[[str], None]
-# In each run folder a worker makes under --runs: which job it belongs to, so that it is removed once its job is.
+# In each run folder a worker makes under --runs: which job of which jobs folder it belongs to, so that it is removed
+# once that job is (and never by a worker of another jobs folder sharing --runs).
 RUN_MARKER = ".protopnet-job"
 RUNS_SWEEP_SECONDS = 60.0
 # Turns `train` command-line words into the TrainJob the train command would run (the CLI's own parsing).
@@ -227,26 +228,47 @@ class Worker:
             self.log(f"job {job_id}: skipped, its folder cannot be taken ({error.strerror or error}: "
                      f"{error.filename or job_id})")
 
+    def run_marker(self, job_id: str) -> str:
+        return json.dumps({"job": job_id, "jobs": os.path.realpath(self.settings.jobs)})
+
     def sweep_runs(self, now: Optional[float] = None) -> None:
         """Remove the run folders under --runs whose job folder is gone (removed through the service, or by hand):
-        only those this kind of worker made (RUN_MARKER), at most once a minute."""
+        only those a worker of this jobs folder made (RUN_MARKER), only when the jobs folder itself can be listed (an
+        unmounted or unreadable one looks empty), and at most once a minute."""
         now = time.time() if now is None else now
         if not self.settings.runs or now - self._swept_at < RUNS_SWEEP_SECONDS:
             return
         self._swept_at = now
         try:
+            jobs = set(os.listdir(self.settings.jobs))
             names = os.listdir(self.settings.runs)
         except OSError:
             return
+        if not jobs:
+            return
         for name in names:
             path = os.path.join(self.settings.runs, name)
-            if not os.path.isfile(os.path.join(path, RUN_MARKER)) or os.path.exists(os.path.join(self.settings.jobs, name)):
+            if name in jobs or not self._marker_is(path, name):
+                continue
+            try:
+                os.stat(os.path.join(self.settings.jobs, name))
+                continue   # there after all (it appeared since the listing)
+            except FileNotFoundError:
+                pass
+            except OSError:
                 continue
             try:
                 shutil.rmtree(path)
                 self.log(f"removed run folder {path}: its job is gone")
             except OSError as error:
                 self.log(f"run folder {path} of a removed job cannot be removed: {error.strerror or error}")
+
+    def _marker_is(self, run_folder: str, job_id: str) -> bool:
+        try:
+            with open(os.path.join(run_folder, RUN_MARKER), encoding="utf-8") as marker:
+                return marker.read().strip() == self.run_marker(job_id)
+        except (OSError, ValueError):
+            return False
 
     def run_job(self, lease: Lease) -> str:
         """Run one taken job to its end (or until stopped). Returns the status it ended with."""
@@ -275,6 +297,10 @@ class Worker:
                                            on_epoch_end=watch.epoch_end,
                                            trainer_factory=WatchedTrainer.factory(watch))
                 version = os.path.basename(bundle)
+                if lease.lost():   # taken over during the export, which is not interrupted: the new holder goes on
+                    log(f"another worker took this job over while it published {job.name}@{version}: stopped, "
+                        f"nothing more written")
+                    return RUNNING
                 status.finish(SUCCEEDED, publishedVersion=version,
                               progress={**(status.values.get("progress") or {}), "stage": "export", "fraction": 1.0})
                 log(f"succeeded: published {job.name}@{version}")
@@ -300,7 +326,7 @@ class Worker:
         if self.settings.runs:
             os.makedirs(run_dir, exist_ok=True)
             with open(os.path.join(run_dir, RUN_MARKER), "w", encoding="utf-8") as marker:
-                marker.write(folder.id + "\n")
+                marker.write(self.run_marker(folder.id) + "\n")
         argv = train_argv(request, self.options, self.settings, run_dir, resume)
         try:
             return self.train_job(argv)

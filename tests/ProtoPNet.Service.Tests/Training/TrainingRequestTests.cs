@@ -279,18 +279,24 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         await using var service = fixture.WithJobs("jobs-dead-worker");
         var jobs = Path.Combine(fixture.Root, "jobs-dead-worker");
         var client = Client(service: service);
-        async Task<string> RunningAsync(TimeSpan beatAgo)
+        async Task<string> RunningAsync(TimeSpan beatAgo, bool statusWritten = true)
         {
             var id = (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted))
                 .GetProperty("id").GetString()!;
             var lease = Path.Combine(jobs, id, "lease-000001");
             File.WriteAllText(lease, """{"owner": "trainer-1:42"}""");
             File.SetLastWriteTimeUtc(lease, DateTime.UtcNow - beatAgo);
-            File.WriteAllText(Path.Combine(jobs, id, "status.json"), $$"""{"id": "{{id}}", "status": "running", "attempt": 1, "worker": "trainer-1:42"}""");
+            if (statusWritten)
+            {
+                File.WriteAllText(Path.Combine(jobs, id, "status.json"), $$"""{"id": "{{id}}", "status": "running", "attempt": 1, "worker": "trainer-1:42"}""");
+            }
             return id;
         }
         var dead = await RunningAsync(TimeSpan.FromMinutes(5));
         var alive = await RunningAsync(TimeSpan.Zero);
+        // A worker that died between taking the lease and writing its first status: the status is still attempt 0's.
+        var diedAtOnce = await RunningAsync(TimeSpan.FromMinutes(5), statusWritten: false);
+        Assert.Equal("cancelled", (await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{diedAtOnce}"))).GetProperty("status").GetString());
 
         var cancelled = await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{dead}"));
         Assert.Equal("cancelled", cancelled.GetProperty("status").GetString());
@@ -312,9 +318,10 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         File.WriteAllText(notAFolder, "");
         await using (var service = fixture.WithJobs("jobs-a-file"))
         {
-            var refused = await Http.ProblemAsync(await Client(service: service).PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")),
-                HttpStatusCode.ServiceUnavailable, "training-folder-unavailable");
+            var response = await Client(service: service).PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}"""));
+            var refused = await Http.ProblemAsync(response, HttpStatusCode.ServiceUnavailable, "training-folder-unavailable");
             Assert.Contains(notAFolder, refused.GetProperty("detail").GetString());
+            Assert.False(response.Headers.Contains("Retry-After"), "waiting does not mend a folder that cannot be written");
         }
 
         // A cancel marker that cannot be written (a folder stands in its place).
