@@ -188,6 +188,38 @@ public class ImageDecoderTests
         return bytes;
     }
 
+    /// <summary>
+    /// A TIFF whose RowsPerStrip says far more rows than the image has (one strip, in the tag's own terms) decodes to the
+    /// same pixels without a strip buffer of that many rows (the decoder sized it by the tag).
+    /// </summary>
+    [Fact]
+    public void ATiffDeclaringMoreRowsPerStripThanItHasDoesNotAllocateThem()
+    {
+        using var image = TestImages.Pattern(400, 5);   // 1,200-byte rows: one strip
+        var plain = TestImages.Encode(image, new TiffEncoder());
+        var huge = plain.ToArray();
+        var ifd = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(huge.AsSpan(4));
+        var entries = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(huge.AsSpan(ifd));
+        var patched = false;
+        for (var e = 0; e < entries; e++)
+        {
+            var entry = ifd + 2 + e * 12;
+            if (System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(huge.AsSpan(entry)) != 278) continue;
+            var type = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(huge.AsSpan(entry + 2));
+            if (type == 3) System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(huge.AsSpan(entry + 8), ushort.MaxValue);
+            else System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(huge.AsSpan(entry + 8), 1_000_000);
+            patched = true;
+        }
+        Assert.True(patched, "the encoder wrote no RowsPerStrip tag");
+        using var expected = _decoder.Decode(plain);
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread();
+        using var decoded = _decoder.Decode(huge);
+        allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+        Assert.True(allocated < 16 << 20, $"decoding allocated {allocated} bytes");
+        Assert.Equal(PixelBytes(expected), PixelBytes(decoded));
+    }
+
     /// <summary>A progressive JPEG decodes; one whose last scan is repeated until it has more than 64 scans is refused.</summary>
     [Fact]
     public void AJpegWithHundredsOfScansIsRefused()

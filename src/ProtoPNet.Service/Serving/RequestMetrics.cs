@@ -21,10 +21,16 @@ public static class RequestMetrics
     /// <summary>An exception left the endpoint: the answer will be a 500 (the exception handler writes it further out).</summary>
     public static void SetFailed(HttpContext context) => context.Items[FailedKey] = true;
 
-    /// <summary>The status a request ended with, as the request log line and the metrics give it.</summary>
+    /// <summary>
+    /// The status a request ended with, as the request log line and the metrics give it. The client left (499) when its
+    /// connection went before the answer started, or during a chunked answer: Kestrel drops the writes of a reset
+    /// connection without an error, and a chunked answer's last chunk is only sent after this pipeline, so it cannot
+    /// have been complete. (An answer with a Content-Length may have arrived whole before the client closed.)
+    /// </summary>
     public static int FinalStatus(HttpContext context) =>
         context.Items.ContainsKey(FailedKey) ? StatusCodes.Status500InternalServerError
-        : context.Items.ContainsKey(ClientClosedKey) || context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted
+        : context.Items.ContainsKey(ClientClosedKey)
+          || context.RequestAborted.IsCancellationRequested && (!context.Response.HasStarted || context.Response.ContentLength is null)
             ? StatusCodes.Status499ClientClosedRequest
         : context.Response.StatusCode;
 
