@@ -115,4 +115,43 @@ public sealed class TrainingTabTests(WebFixture fixture)
         Assert.Equal("page", await page.GetAttributeAsync("#tab-classify", "aria-current"));
         await page.Context.CloseAsync();
     }
+
+    /// <summary>The tab lists the jobs: a running one is cancelled from its row, then followed to its end and removed.</summary>
+    [Fact]
+    public async Task Jobs_are_listed_and_one_is_cancelled_followed_and_removed_from_its_row()
+    {
+        _ = fixture.Worker;
+        using var submit = new HttpRequestMessage(HttpMethod.Post, "training/jobs")
+        {
+            Content = new StringContent("""{"name": "web-long", "preset": "smoke", "options": {"epochs": 1000, "noBaseline": true}}""",
+                System.Text.Encoding.UTF8, "application/json"),
+        };
+        submit.Headers.Add("X-Api-Key", WebFixture.AdminKey);
+        var submitted = await fixture.Http.SendAsync(submit);
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, submitted.StatusCode);
+        var id = System.Text.Json.JsonDocument.Parse(await submitted.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+
+        var page = await OpenAsync();
+        await page.FillAsync("#training-key", WebFixture.AdminKey);
+        await page.ClickAsync("#training-key-form button[type=submit]");
+        var row = page.Locator($"#training-jobs-table tr[data-job='{id}']");
+        await row.WaitForAsync();
+        Assert.Equal("web-long", await row.Locator("td").First.TextContentAsync());
+
+        await row.GetByRole(AriaRole.Button, new() { Name = $"Cancel web-long ({id})" }).ClickAsync();
+        await row.GetByRole(AriaRole.Button, new() { Name = $"Follow web-long ({id})" }).ClickAsync();
+        await page.WaitForFunctionAsync("() => document.getElementById('training-status').textContent === 'Cancelled.'", null,
+            new PageWaitForFunctionOptions { Timeout = 90_000 });
+        Assert.Equal("cancelled", await row.Locator(".job-status").TextContentAsync());
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "training-jobs.png"), FullPage = true });
+
+        await row.GetByRole(AriaRole.Button, new() { Name = $"Remove web-long ({id})" }).ClickAsync();
+        await row.WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Detached });
+        Assert.True(await page.Locator("#training-job").IsHiddenAsync());
+        Assert.True(await page.Locator("#error").IsHiddenAsync());
+        using var gone = new HttpRequestMessage(HttpMethod.Get, $"training/jobs/{id}");
+        gone.Headers.Add("X-Api-Key", WebFixture.AdminKey);
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await fixture.Http.SendAsync(gone)).StatusCode);
+        await page.Context.CloseAsync();
+    }
 }

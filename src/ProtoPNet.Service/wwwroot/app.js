@@ -471,7 +471,11 @@ function showTrainingForms() {
 
 async function openTraining() {
   showTrainingForms();
-  if (!adminKey() || training.options) return;
+  if (!adminKey()) return;
+  if (training.options) {
+    await listJobs();
+    return;
+  }
   try {
     training.options = await (await adminFetch("/training/options")).json();
     $("training-preset").replaceChildren(...training.options.presets.map((p) =>
@@ -479,6 +483,7 @@ async function openTraining() {
     const smoke = training.options.presets.find((p) => p.name === "smoke");
     if (smoke) $("training-preset").value = smoke.name;
     presetChosen();
+    await listJobs();
   } catch (problem) {
     showError(problem.title, problem.detail);
   }
@@ -558,13 +563,70 @@ async function followJob(location) {
     (lastProblem && (lastProblem.detail || String(lastProblem))) || "The service stopped sending the job's progress; reload the page to look again.");
 }
 
+const FINISHED = ["succeeded", "failed", "cancelled"];
+
+/** The jobs of the jobs folder, newest first: follow one, cancel a queued or running one, remove a finished one. */
+async function listJobs() {
+  if (!adminKey()) return;
+  let jobs;
+  try {
+    jobs = await (await adminFetch("/training/jobs")).json();
+  } catch (problem) {
+    showError(problem.title || "The training jobs cannot be listed", problem.detail || String(problem));
+    return;
+  }
+  $("training-jobs").hidden = false;
+  $("training-jobs-empty").hidden = jobs.length > 0;
+  $("training-jobs-table").hidden = jobs.length === 0;
+  $("training-jobs-table").tBodies[0].replaceChildren(...jobs.map(jobRow));
+}
+
+function jobRow(job) {
+  const action = (text, run) => {
+    const button = el("button", { type: "button", class: "link-button", text, "aria-label": `${text} ${job.name} (${job.id})` });
+    button.addEventListener("click", run);
+    return button;
+  };
+  const actions = el("td", { class: "actions" }, action("Follow", () => {
+    $("training-done").hidden = true;
+    showJob(job);
+    followJob(`/training/jobs/${encodeURIComponent(job.id)}`);
+  }));
+  if (FINISHED.includes(job.status)) actions.append(action("Remove", () => changeJob(job, "/folder")));
+  else actions.append(action("Cancel", () => changeJob(job, "")));
+  const queued = job.createdAt ? new Date(job.createdAt).toLocaleString() : "";
+  return el("tr", { "data-job": job.id },
+    el("td", { text: job.name || "(unnamed)" }), el("td", { text: job.preset }), el("td", { class: "job-status", text: job.status }),
+    el("td", { text: queued }), actions);
+}
+
+/** DELETE /training/jobs/{id} (cancel) or /training/jobs/{id}/folder (remove), then the list again. */
+async function changeJob(job, suffix) {
+  clearError();
+  try {
+    const response = await adminFetch(`/training/jobs/${encodeURIComponent(job.id)}${suffix}`, { method: "DELETE" });
+    const changed = await response.json();
+    if (training.job && training.job.id === job.id) {
+      if (suffix) $("training-job").hidden = true;   // removed: nothing left to show
+      else showJob(changed);
+    }
+  } catch (problem) {
+    showError(problem.title, problem.detail);
+  }
+  await listJobs();
+}
+
 const STAGES = {
   starting: "setting up", "warm-up": "warm-up", joint: "joint training", push: "projecting prototypes (push)",
   "last-layer": "training the last layer", prune: "pruning", baseline: "training the baseline", export: "publishing",
 };
 
 function showJob(job) {
+  const before = training.job && training.job.id === job.id ? training.job.status : null;
   training.job = job;
+  const row = document.querySelector(`#training-jobs-table tr[data-job="${CSS.escape(job.id)}"]`);
+  if (row && before !== job.status) row.replaceWith(jobRow(job));
+  else if (!row && !$("training-jobs").hidden) listJobs();
   $("training-job").hidden = false;
   $("training-job-title").textContent = `${job.name} (${job.preset})`;
   const progress = job.progress;
@@ -580,7 +642,9 @@ function showJob(job) {
     cancelled: "Cancelled.",
   }[job.status] || job.status;
   $("training-status").textContent = text;
-  drawCurve(job.history, progress ? progress.epochs : job.history.length);
+  // No finished epoch yet (queued, or cancelled before it started): no curve rather than empty axes.
+  $("training-curve").closest("figure").hidden = job.history.length === 0;
+  drawCurve(job.history, Math.max(1, progress && progress.epochs ? progress.epochs : job.history.length));
   if (job.status === "succeeded") offerModel(job.name, job.publishedVersion);
 }
 
@@ -703,6 +767,7 @@ function wire() {
   $("training-forget").addEventListener("click", () => {
     sessionStorage.removeItem(KEY_STORAGE);
     training.options = null;
+    $("training-jobs").hidden = true;
     showTrainingForms();
   });
   $("training-preset").addEventListener("change", presetChosen);
