@@ -19,6 +19,7 @@ public class StartupFailureTests(TrainerBundles bundles)
     [InlineData("Security__CorsOrigins", "https://app.example/", "Security:CorsOrigins")]
     [InlineData("Security__ClassifyApiKey", "key-from-a-file\n", "Security:ClassifyApiKey has spaces or a line break")]
     [InlineData("Telemetry__OtlpEndpoint", "collector:4317", "Telemetry:OtlpEndpoint")]
+    [InlineData("Training__KeepFinishedJobs", "-1.00:00:00", "Training:KeepFinishedJobs")]
     // Kestrel:Limits (bound and checked by the service: ASP.NET Core leaves the section alone).
     [InlineData("Kestrel__Limits__MaxConcurrentConnections", "-5", "Kestrel:Limits:MaxConcurrentConnections")]
     [InlineData("Kestrel__Limits__RequestHeadersTimeout", "abc", "Kestrel:Limits:RequestHeadersTimeout")]

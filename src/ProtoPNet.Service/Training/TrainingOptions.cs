@@ -26,4 +26,12 @@ public sealed class TrainingOptions
     /// </summary>
     [Range(10, 86_400)]
     public int StaleAfterSeconds { get; set; } = 60;
+
+    /// <summary>
+    /// How long a finished job (succeeded, failed, cancelled) is kept before the service removes it with its folder and
+    /// run folder, e.g. <c>7.00:00:00</c>; the models it published stay. Empty (default): finished jobs are kept until
+    /// removed (DELETE /training/jobs/{id}/folder).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "3650.00:00:00")]
+    public TimeSpan? KeepFinishedJobs { get; set; }
 }

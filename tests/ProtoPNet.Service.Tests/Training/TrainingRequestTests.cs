@@ -309,6 +309,33 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.False(File.Exists(Path.Combine(jobs, alive, "lease-000002")));
     }
 
+    /// <summary>With Training:KeepFinishedJobs, a finished job goes once that long has passed; queued and running ones stay.</summary>
+    [Fact]
+    public async Task Finished_jobs_are_removed_once_kept_for_Training_KeepFinishedJobs()
+    {
+        var jobs = Path.Combine(fixture.Root, "jobs-kept");
+        await using var service = ServiceFactory.ForRoot(fixture.Models, ("Security:AdminApiKey", Key), ("Training:JobsRoot", jobs),
+            ("Training:KeepFinishedJobs", "00:00:03"));
+        var client = Client(service: service);
+        async Task<string> SubmitAsync() => (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")),
+            HttpStatusCode.Accepted)).GetProperty("id").GetString()!;
+        var queued = await SubmitAsync();
+        var cancelled = await SubmitAsync();
+        await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{cancelled}"));
+        var cancelledAt = DateTime.UtcNow;
+
+        async Task<string[]> ListedAsync() => (await Http.JsonAsync(await client.GetAsync("/training/jobs"))).EnumerateArray()
+            .Select(j => j.GetProperty("id").GetString()!).ToArray();
+        while ((await ListedAsync()).Contains(cancelled))
+        {
+            Assert.True(DateTime.UtcNow - cancelledAt < TimeSpan.FromSeconds(30), "the finished job was never removed");
+            await Task.Delay(200);
+        }
+        Assert.True(DateTime.UtcNow - cancelledAt >= TimeSpan.FromSeconds(2.5), $"removed after {DateTime.UtcNow - cancelledAt}, before its 3 s");
+        Assert.Equal([queued], await ListedAsync());
+        Assert.False(Directory.Exists(Path.Combine(jobs, cancelled)));
+    }
+
     /// <summary>A jobs folder the service cannot write is a 503 naming it, never a 500.</summary>
     [Fact]
     public async Task A_jobs_folder_that_cannot_be_written_is_a_503_naming_it()
