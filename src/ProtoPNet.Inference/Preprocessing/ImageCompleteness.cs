@@ -264,24 +264,6 @@ public static class ImageCompleteness
         _ => 0,
     };
 
-    private readonly ref struct TiffReader(ReadOnlySpan<byte> file, bool littleEndian)
-    {
-        private readonly ReadOnlySpan<byte> _file = file;
-
-        public ushort U16(long at) => littleEndian ? BinaryPrimitives.ReadUInt16LittleEndian(_file[(int)at..]) : BinaryPrimitives.ReadUInt16BigEndian(_file[(int)at..]);
-        public uint U32(long at) => littleEndian ? BinaryPrimitives.ReadUInt32LittleEndian(_file[(int)at..]) : BinaryPrimitives.ReadUInt32BigEndian(_file[(int)at..]);
-        public ulong U64(long at) => littleEndian ? BinaryPrimitives.ReadUInt64LittleEndian(_file[(int)at..]) : BinaryPrimitives.ReadUInt64BigEndian(_file[(int)at..]);
-
-        /// <summary>Value <paramref name="index"/> of an offset or byte count array: SHORT, LONG or LONG8 (the caller checked it lies within the file).</summary>
-        public ulong Value(ulong at, ulong index, ushort type) => type switch
-        {
-            3 => U16((long)(at + index * 2)),
-            16 => U64((long)(at + index * 8)),
-            4 => U32((long)(at + index * 4)),
-            _ => 0, // not a type an offset or a count can have: the decoder refuses it
-        };
-    }
-
     /// <summary>WebP: the RIFF container declares its size, and each chunk (VP8, VP8L, VP8X, ALPH, ANIM...) its own.</summary>
     private static string? Webp(ReadOnlySpan<byte> file)
     {

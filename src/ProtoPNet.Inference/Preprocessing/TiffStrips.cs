@@ -21,28 +21,28 @@ public static class TiffStrips
         if (file[0] == 'I' && file[1] == 'I') littleEndian = true;
         else if (file[0] == 'M' && file[1] == 'M') littleEndian = false;
         else return bytes;
-        if (Read16(file, 2, littleEndian) != 42) return bytes;   // not classic TIFF (BigTIFF is 43)
-        var directory = Read32(file, 4, littleEndian);
+        var reader = new TiffReader(file, littleEndian);
+        if (reader.U16(2) != 42) return bytes;   // not classic TIFF (BigTIFF is 43)
+        var directory = reader.U32(4);
         if (directory + 2 > (uint)file.Length) return bytes;
-        var entries = Read16(file, (int)directory, littleEndian);
+        var entries = reader.U16(directory);
         if (directory + 2 + entries * 12L > file.Length) return bytes;   // truncated: the completeness check says so
 
         long height = -1;
         var rowsField = -1;
-        uint rowsType = 0;
+        ushort rowsType = 0;
         for (var e = 0; e < entries; e++)
         {
             var entry = (int)directory + 2 + e * 12;
-            var tag = Read16(file, entry, littleEndian);
-            var type = Read16(file, entry + 2, littleEndian);
-            if (Read32(file, entry + 4, littleEndian) != 1 || type is not (3 or 4)) continue;   // one SHORT or LONG, inline
-            var value = type == 3 ? Read16(file, entry + 8, littleEndian) : Read32(file, entry + 8, littleEndian);
-            if (tag == ImageLength) height = value;
+            var tag = reader.U16(entry);
+            var type = reader.U16(entry + 2);
+            if (reader.U32(entry + 4) != 1 || type is not (3 or 4)) continue;   // one SHORT or LONG, inline
+            var value = reader.Value((ulong)entry + 8, 0, type);
+            if (tag == ImageLength) height = (long)value;
             else if (tag == RowsPerStrip) (rowsField, rowsType) = (entry + 8, type);
         }
         if (rowsField < 0 || height <= 0) return bytes;
-        var rows = rowsType == 3 ? Read16(file, rowsField, littleEndian) : Read32(file, rowsField, littleEndian);
-        if (rows <= height) return bytes;
+        if (reader.Value((ulong)rowsField, 0, rowsType) <= (ulong)height) return bytes;
 
         var copy = file.ToArray();
         if (rowsType == 3)
@@ -55,10 +55,4 @@ public static class TiffStrips
         else BinaryPrimitives.WriteUInt32BigEndian(copy.AsSpan(rowsField), (uint)height);
         return copy;
     }
-
-    private static uint Read16(ReadOnlySpan<byte> file, int at, bool littleEndian) =>
-        littleEndian ? BinaryPrimitives.ReadUInt16LittleEndian(file[at..]) : BinaryPrimitives.ReadUInt16BigEndian(file[at..]);
-
-    private static uint Read32(ReadOnlySpan<byte> file, int at, bool littleEndian) =>
-        littleEndian ? BinaryPrimitives.ReadUInt32LittleEndian(file[at..]) : BinaryPrimitives.ReadUInt32BigEndian(file[at..]);
 }
