@@ -38,8 +38,16 @@ public sealed record BundleManifest
     /// <summary>Reads model.json; a JsonException names what is malformed, a null in a list included.</summary>
     public static BundleManifest Parse(string json)
     {
-        RequireMembers(json);
-        var manifest = JsonSerializer.Deserialize<BundleManifest>(json, JsonOptions) ?? throw new JsonException("model.json is empty");
+        BundleManifest manifest;
+        try
+        {
+            manifest = JsonSerializer.Deserialize<BundleManifest>(json, JsonOptions) ?? throw new JsonException("model.json is empty");
+        }
+        catch (JsonException)
+        {
+            RequireMembers(json);   // a missing member is named; any other fault keeps the deserializer's message
+            throw;
+        }
         // The deserializer checks a property's nullability but not a list element's.
         RequireNoNulls(manifest.Classes, "classes");
         RequireNoNulls(manifest.Prototypes, "prototypes");

@@ -24,18 +24,17 @@ public static class ImageCompleteness
     public static string? FindMissingData(ReadOnlySpan<byte> file, IImageFormat format, out int jpegScans)
     {
         jpegScans = 0;
-        return format is JpegFormat ? Jpeg(file, out jpegScans) : FindMissingDataOther(file, format);
+        return format switch
+        {
+            PngFormat => Png(file),
+            JpegFormat => Jpeg(file, out jpegScans),
+            GifFormat => Gif(file),
+            BmpFormat => Bmp(file),
+            TiffFormat => Tiff(file),
+            WebpFormat => Webp(file),
+            _ => null,
+        };
     }
-
-    private static string? FindMissingDataOther(ReadOnlySpan<byte> file, IImageFormat format) => format switch
-    {
-        PngFormat => Png(file),
-        GifFormat => Gif(file),
-        BmpFormat => Bmp(file),
-        TiffFormat => Tiff(file),
-        WebpFormat => Webp(file),
-        _ => null,
-    };
 
     /// <summary>PNG: chunks (length, type, data, CRC) one after the other until IEND.</summary>
     private static string? Png(ReadOnlySpan<byte> file)

@@ -52,11 +52,8 @@ public static class UploadReader
             throw new ProblemException(ProblemCatalog.UploadSpoolFull,
                 $"The folder uploads are spooled to ({TempDirectory()}) is full: this upload cannot be held now. Retry shortly.");
         }
-        catch (IOException exception) when (ProblemCatalog.IsBrokenFraming(exception))
-        {
-            throw ProblemCatalog.ForBrokenFraming(exception);
-        }
-        catch (IOException exception) when (exception is not BadHttpRequestException && IsMultipart(request.ContentType))
+        catch (IOException exception) when (exception is not BadHttpRequestException && !ProblemCatalog.IsBrokenFraming(exception)
+                                            && IsMultipart(request.ContentType))
         {
             // The multipart reader meets the end of the body before the closing boundary: a cut-off upload, or a body that is not multipart at all.
             throw new ProblemException(ProblemCatalog.ImageNotDecodable,

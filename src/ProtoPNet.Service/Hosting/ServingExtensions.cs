@@ -170,11 +170,6 @@ public static class ServingExtensions
                 if (context.Response.HasStarted) RequestMetrics.SetClientClosed(context);
                 else context.Response.StatusCode = StatusCodes.Status499ClientClosedRequest;
             }
-            catch
-            {
-                RequestMetrics.SetFailed(context);
-                throw;
-            }
         });
         if (app.Services.GetRequiredService<IOptions<SecurityOptions>>().Value.CorsOrigins.Length > 0) app.UseCors();
         // Off by default: then no request pays for the limiter's partition lookup.

@@ -11,15 +11,11 @@ public static class RequestMetrics
 {
     private const string ModelKey = "protopnet.model";
     private const string ClientClosedKey = "protopnet.client-closed";
-    private const string FailedKey = "protopnet.failed";
 
     public static void SetModel(HttpContext context, ModelBundle bundle) => context.Items[ModelKey] = bundle;
 
     /// <summary>The client left during the answer: counted (and logged) as 499, though the status line said otherwise.</summary>
     public static void SetClientClosed(HttpContext context) => context.Items[ClientClosedKey] = true;
-
-    /// <summary>An exception left the endpoint: the answer will be a 500 (the exception handler writes it further out).</summary>
-    public static void SetFailed(HttpContext context) => context.Items[FailedKey] = true;
 
     /// <summary>
     /// The status a request ended with, as the request log line and the metrics give it. The client left (499) when its
@@ -27,9 +23,9 @@ public static class RequestMetrics
     /// connection without an error, and a chunked answer's last chunk is only sent after this pipeline, so it cannot
     /// have been complete. (An answer with a Content-Length may have arrived whole before the client closed.)
     /// </summary>
+    /// An exception is not seen here: the metrics and the log line count it as 500 themselves.
     public static int FinalStatus(HttpContext context) =>
-        context.Items.ContainsKey(FailedKey) ? StatusCodes.Status500InternalServerError
-        : context.Items.ContainsKey(ClientClosedKey)
+        context.Items.ContainsKey(ClientClosedKey)
           || context.RequestAborted.IsCancellationRequested && (!context.Response.HasStarted || context.Response.ContentLength is null)
             ? StatusCodes.Status499ClientClosedRequest
         : context.Response.StatusCode;

@@ -97,7 +97,7 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         // As a worker claims: attempts first, then the status; only a queued status of the current attempt can be taken.
         var attempt = CurrentAttempt(folder);
         // No status (or none that can be read) is queued at attempt 0, as a worker takes it (jobs.py, claimable).
-        var status = ReadStatus(folder) ?? new JsonObject { ["id"] = id, ["status"] = TrainingJob.Queued, ["attempt"] = 0 };
+        var status = ReadStatus(folder) ?? new JsonObject { ["id"] = id, ["status"] = TrainingJob.Queued };
         var statusAttempt = status["attempt"] is null ? 0 : Number(status["attempt"]);
         var state = Text(status["status"]) ?? TrainingJob.Queued;
         // As a worker takes a job (jobs.py, claimable): a queued job; or one whose worker died (its lease stale), running
@@ -281,10 +281,8 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
 
     private static string? Text(JsonNode? node) => node is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
 
-    // Through the JSON text: a value built here (an int) does not convert to double the way a parsed one does.
     private static double? Number(JsonNode? node) =>
-        node is JsonValue value && value.GetValueKind() == JsonValueKind.Number
-            ? double.Parse(value.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture) : null;
+        node is JsonValue value && value.GetValueKind() == JsonValueKind.Number ? value.GetValue<double>() : null;
 
     private static DateTimeOffset? Time(JsonNode? node) =>
         node is JsonValue value && value.TryGetValue<string>(out var text) && DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture,

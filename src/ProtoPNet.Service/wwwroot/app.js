@@ -523,7 +523,7 @@ async function followJob(location) {
   if (training.stream) training.stream.abort();
   const stream = new AbortController();
   training.stream = stream;
-  const finished = () => training.job && ["succeeded", "failed", "cancelled"].includes(training.job.status);
+  const finished = () => training.job && FINISHED.includes(training.job.status);
   let lastProblem = null;
   for (let tries = 0; tries < 30 && !finished(); tries++) {
     if (tries > 0) {
