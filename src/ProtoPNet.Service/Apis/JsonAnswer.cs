@@ -2,6 +2,8 @@ using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
+using ProtoPNet.Service.Classifying;
+using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Apis;
 
@@ -43,15 +45,37 @@ public sealed class JsonAnswer<T> : IResult, IStatusCodeHttpResult, IValueHttpRe
         var typeInfo = (JsonTypeInfo<T>)options.GetTypeInfo(typeof(T));
         var response = httpContext.Response;
         response.StatusCode = StatusCode;
+        response.ContentType = ContentType;
         if (!Whole)
         {
-            await response.WriteAsJsonAsync(Value, typeInfo, ContentType, httpContext.RequestAborted);
+            await WriteStreamedAsync(httpContext, typeInfo);
             return;
         }
         var json = JsonSerializer.SerializeToUtf8Bytes(Value, typeInfo);
-        response.ContentType = ContentType;
         response.ContentLength = json.Length;
         await response.Body.WriteAsync(json, httpContext.RequestAborted);
+    }
+
+    /// <summary>
+    /// Serializes the answer as it is sent. A client that keeps it waiting longer than Classify:AnswerReadTimeout in all
+    /// has it cut off (<see cref="ClientPacedBody"/>): a warning, and 408 in the request log and the metrics.
+    /// </summary>
+    private async Task WriteStreamedAsync(HttpContext httpContext, JsonTypeInfo<T> typeInfo)
+    {
+        var limit = httpContext.RequestServices.GetRequiredService<IOptions<ClassifyOptions>>().Value.AnswerReadTimeout;
+        var body = new ClientPacedBody(httpContext.Response.Body, httpContext, limit);
+        try
+        {
+            await JsonSerializer.SerializeAsync(body, Value, typeInfo, httpContext.RequestAborted);
+        }
+        catch (OperationCanceledException) when (body.CutOff)
+        {
+            RequestMetrics.SetAnswerCutOff(httpContext);
+            httpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(JsonAnswer)).LogWarning(
+                "Cut off the answer to {Method} {Path}: the client kept it waiting {WaitedSeconds:0.0} s while reading it " +
+                "(Classify:AnswerReadTimeout); the connection is closed and the answer's memory freed",
+                httpContext.Request.Method, httpContext.Request.Path.Value, body.Waited.TotalSeconds);
+        }
     }
 }
 

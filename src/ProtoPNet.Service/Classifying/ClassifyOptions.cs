@@ -38,4 +38,13 @@ public sealed class ClassifyOptions
     /// Hosting/InlineScheduling.cs).
     /// </summary>
     public bool InlineSmallRequests { get; set; } = true;
+
+    /// <summary>
+    /// The longest a client may keep a streamed answer (heatmaps, long lists) waiting, in all, while it reads it (default
+    /// 2 minutes; the time spent drawing heatmaps does not count). Past it the answer is cut off and the connection
+    /// closed: a client that reads very slowly would otherwise keep the answer's pixels, in Images:MaxBufferedBytes,
+    /// for as long as it kept reading. Logged as a warning and counted as 408.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan AnswerReadTimeout { get; set; } = TimeSpan.FromMinutes(2);
 }

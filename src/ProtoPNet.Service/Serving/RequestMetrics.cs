@@ -11,21 +11,27 @@ public static class RequestMetrics
 {
     private const string ModelKey = "protopnet.model";
     private const string ClientClosedKey = "protopnet.client-closed";
+    private const string AnswerCutOffKey = "protopnet.answer-cut-off";
 
     public static void SetModel(HttpContext context, ModelBundle bundle) => context.Items[ModelKey] = bundle;
 
     /// <summary>The client left during the answer: counted (and logged) as 499, though the status line said otherwise.</summary>
     public static void SetClientClosed(HttpContext context) => context.Items[ClientClosedKey] = true;
 
+    /// <summary>The service cut off an answer that the client read too slowly (Classify:AnswerReadTimeout): counted (and logged) as 408.</summary>
+    public static void SetAnswerCutOff(HttpContext context) => context.Items[AnswerCutOffKey] = true;
+
     /// <summary>
-    /// The status a request ended with, as the request log line and the metrics give it. The client left (499) when its
+    /// The status a request ended with, as the request log line and the metrics give it: 408 for an answer cut off
+    /// because its client read it too slowly. The client left (499) when its
     /// connection went before the answer started, or during a chunked answer: Kestrel drops the writes of a reset
     /// connection without an error, and a chunked answer's last chunk is only sent after this pipeline, so it cannot
     /// have been complete. (An answer with a Content-Length may have arrived whole before the client closed.)
     /// </summary>
     /// An exception is not seen here: the metrics and the log line count it as 500 themselves.
     public static int FinalStatus(HttpContext context) =>
-        context.Items.ContainsKey(ClientClosedKey)
+        context.Items.ContainsKey(AnswerCutOffKey) ? StatusCodes.Status408RequestTimeout
+        : context.Items.ContainsKey(ClientClosedKey)
           || context.RequestAborted.IsCancellationRequested && (!context.Response.HasStarted || context.Response.ContentLength is null)
             ? StatusCodes.Status499ClientClosedRequest
         : context.Response.StatusCode;

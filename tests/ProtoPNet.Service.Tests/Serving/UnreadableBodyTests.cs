@@ -99,10 +99,92 @@ public class UnreadableBodyTests(TrainerBundles bundles)
     }
 
     /// <summary>
-    /// Sends a 2000x2000 noise photo to /classify with heatmaps (an answer of megabytes, far beyond the sockets' buffers)
-    /// and reads the first bytes of the answer; returns the connected socket.
+    /// A client that reads the start of a large answer and then nothing more keeps its pixels (in the memory budget) only
+    /// until it has kept the answer waiting Classify:AnswerReadTimeout: then the answer is cut off, its connection closed
+    /// and the memory freed; a warning, and 408 in the request log and the metrics.
     /// </summary>
-    private static async Task<Socket> StartLargeAnswerAsync(int port)
+    [Fact]
+    public async Task AnAnswerTheClientDoesNotReadIsCutOffAndItsMemoryFreed()
+    {
+        await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"),
+            ("Classify__AnswerReadTimeout", "00:00:02"));
+        using var socket = await StartLargeAnswerAsync(service.Client.BaseAddress!.Port);
+        // The answer has started: the photo's pixels are held to draw its heatmaps on.
+        Assert.True(PrometheusText.Sum(await PrometheusText.ScrapeAsync(service.Client), "protopnet_buffered_bytes") > 0);
+
+        string? Logged() => service.Output.FirstOrDefault(line => line.Contains("POST /classify responded ", StringComparison.Ordinal));
+        await Eventually.TrueAsync(() => Logged() is not null, () => string.Join('\n', service.Output), within: TimeSpan.FromSeconds(60));
+        Assert.True(Logged()!.Contains("POST /classify responded 408 ", StringComparison.Ordinal), string.Join('\n', service.Output));
+        Assert.Contains(service.Output, line => line.Contains("Cut off the answer to POST /classify", StringComparison.Ordinal)
+            && line.Contains("Classify:AnswerReadTimeout", StringComparison.Ordinal));
+        Assert.DoesNotContain(service.Output, line => line.Contains("ERR", StringComparison.Ordinal) || line.Contains("[Error]", StringComparison.Ordinal));
+        Assert.Equal(0, PrometheusText.Sum(await PrometheusText.ScrapeAsync(service.Client), "protopnet_buffered_bytes"));
+        var metrics = await service.Client.GetStringAsync("/metrics");
+        Assert.Contains(metrics.Split('\n'), line => line.StartsWith("protopnet_requests_total{", StringComparison.Ordinal)
+            && line.Contains("endpoint=\"Classify\"", StringComparison.Ordinal) && line.Contains("status=\"408\"", StringComparison.Ordinal));
+
+        // The client finds the connection closed once it reads what was buffered, without the answer's last chunk.
+        byte[] tail = [];
+        var buffer = new byte[1 << 20];
+        var ended = false;
+        using (var reading = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
+        {
+            try
+            {
+                int read;
+                while ((read = await socket.ReceiveAsync(buffer, SocketFlags.None, reading.Token)) > 0)
+                {
+                    tail = [.. tail, .. buffer.AsSpan(0, read)[^Math.Min(5, read)..]];
+                    tail = tail[^Math.Min(5, tail.Length)..];
+                }
+                ended = true;
+            }
+            catch (SocketException)
+            {
+                ended = true;   // reset rather than closed: ended all the same
+            }
+        }
+        Assert.True(ended);
+        Assert.NotEqual("0\r\n\r\n", Encoding.ASCII.GetString(tail));
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await service.Client.GetAsync("/health/ready")).StatusCode);
+    }
+
+    /// <summary>
+    /// The time drawing heatmaps takes does not count against Classify:AnswerReadTimeout, only the time the client keeps
+    /// the answer waiting: a client that reads at once gets all of an answer drawn for longer than the limit.
+    /// </summary>
+    [Fact]
+    public async Task AnAnswerDrawnForLongerThanTheReadTimeoutReachesAClientThatReadsIt()
+    {
+        var limit = TimeSpan.FromSeconds(1);
+        await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"),
+            ("Classify__AnswerReadTimeout", limit.ToString()));
+        using var client = new HttpClient { BaseAddress = service.Client.BaseAddress, Timeout = TimeSpan.FromMinutes(3) };
+        using var content = new ByteArrayContent(NoisePhotoPng());
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/png");
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/classify?heatmaps=png&topPrototypes=10") { Content = content };
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        await using var body = await response.Content.ReadAsStreamAsync();
+        var buffer = new byte[1 << 20];
+        var (length, last) = (0L, (byte)0);
+        int read;
+        while ((read = await body.ReadAsync(buffer)) > 0) (length, last) = (length + read, buffer[read - 1]);
+        var elapsed = started.Elapsed;
+
+        // Ten heatmaps of 4 megapixels of noise: tens of megabytes, whole (the JSON's closing brace), drawn for longer than the limit.
+        Assert.True(length > 10_000_000, $"{length} bytes");
+        Assert.Equal((byte)'}', last);
+        Assert.True(elapsed > 2 * limit, $"the answer took {elapsed.TotalSeconds:0.0} s: too quick to show that drawing does not count");
+        await Eventually.TrueAsync(() => service.Output.Any(line => line.Contains("POST /classify responded ", StringComparison.Ordinal)),
+            () => string.Join('\n', service.Output));
+        Assert.Contains(service.Output, line => line.Contains("POST /classify responded 200 ", StringComparison.Ordinal));
+        Assert.DoesNotContain(service.Output, line => line.Contains("Cut off the answer", StringComparison.Ordinal));
+    }
+
+    /// <summary>A 2000x2000 PNG of noise: its heatmaps (drawn at 4 megapixels, incompressible) make an answer of megabytes each.</summary>
+    private static byte[] NoisePhotoPng()
     {
         var random = new Random(5);
         using var photo = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(2000, 2000);
@@ -110,7 +192,16 @@ public class UnreadableBodyTests(TrainerBundles bundles)
         {
             for (var y = 0; y < rows.Height; y++) random.NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(rows.GetRowSpan(y)));
         });
-        var png = Http.Encode(photo, new SixLabors.ImageSharp.Formats.Png.PngEncoder());
+        return Http.Encode(photo, new SixLabors.ImageSharp.Formats.Png.PngEncoder());
+    }
+
+    /// <summary>
+    /// Sends a 2000x2000 noise photo to /classify with heatmaps (an answer of megabytes, far beyond the sockets' buffers)
+    /// and reads the first bytes of the answer; returns the connected socket.
+    /// </summary>
+    private static async Task<Socket> StartLargeAnswerAsync(int port)
+    {
+        var png = NoisePhotoPng();
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await socket.ConnectAsync("127.0.0.1", port);
         var head = $"POST /classify?heatmaps=png&topPrototypes=8 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: {png.Length}\r\n\r\n";
