@@ -36,11 +36,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(tmp_path, arguments, max_restarts=0, module=True):
+def _torchrun(tmp_path, arguments, max_restarts=0, module=True, rendezvous="c10d"):
     """torchrun with 2 processes on this host, started (not waited for). --redirects/--tee 1: torch 1.13 on Python
     3.11 cannot parse the defaults (see shared notes); the console still gets every rank's lines."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-               "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{_free_port()}",
+               "--rdzv_backend", rendezvous, "--rdzv_endpoint", f"127.0.0.1:{_free_port()}",
                "--max_restarts", str(max_restarts), "--monitor_interval", "1", "--redirects", "1", "--tee", "1",
                "--log_dir", str(tmp_path / "torchrun-logs")]
     command += ["-m", "protopnet_trainer", *arguments] if module else arguments
@@ -201,10 +201,13 @@ def _worker_of_rank(torchrun_pid: int, rank: int):
     return None
 
 
-def test_a_killed_rank_makes_torchrun_restart_the_group_and_the_run_resumes(two_process_run, tmp_path):
+# Both rendezvous kinds: with the static one (and with the c10d one from torch 2.5 on) torchrun's agent hosts one
+# store for every attempt, which the restarted group must not confuse with the killed one's.
+@pytest.mark.parametrize("rendezvous", ["c10d", "static"])
+def test_a_killed_rank_makes_torchrun_restart_the_group_and_the_run_resumes(two_process_run, tmp_path, rendezvous):
     models, run_dir = tmp_path / "models", tmp_path / "run"
     process = _torchrun(tmp_path, ["train", *SMOKE, "--models", str(models), "--run-dir", str(run_dir),
-                                   "--name", "smoke"], max_restarts=1)
+                                   "--name", "smoke"], max_restarts=1, rendezvous=rendezvous)
     first = run_dir / "checkpoints" / "epoch-001.pt"
     deadline = time.time() + 300
     while not first.exists():

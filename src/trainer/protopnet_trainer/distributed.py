@@ -127,6 +127,19 @@ def _backend_and_device(device_name: str, local_rank: int) -> tuple:
     return "gloo", device
 
 
+def _store_of_this_attempt(world_size: int, timeout: dt.timedelta) -> Optional[dist.Store]:
+    """The key-value store of this attempt's group, where torchrun's agent hosts one store for every attempt.
+    torchrun 2.5 and later (c10d rendezvous) keeps that store across restarts while its workers do not tell the
+    attempts apart, so a restarted group could read the addresses the killed one left there and then fail to
+    connect or wait forever. Keys under the restart count keep each attempt to its own. None where the workers
+    host a new store for every attempt themselves (torch 1.13's c10d rendezvous): the default is right there."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != str(True):
+        return None
+    agent_store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
+                                is_master=False, timeout=timeout)
+    return dist.PrefixStore(f"protopnet/attempt-{restart_count()}", agent_store)
+
+
 @contextlib.contextmanager
 def process_group(device_name: str, timeout_minutes: float = 60.0) -> Iterator[Optional[Group]]:
     """The process group of a torchrun worker (None when not launched by torchrun), destroyed on exit.
@@ -137,7 +150,12 @@ def process_group(device_name: str, timeout_minutes: float = 60.0) -> Iterator[O
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ["LOCAL_RANK"])
     backend, device = _backend_and_device(device_name, local_rank)
-    dist.init_process_group(backend, timeout=dt.timedelta(minutes=timeout_minutes))
+    timeout = dt.timedelta(minutes=timeout_minutes)
+    store = _store_of_this_attempt(world_size, timeout)
+    if store is None:
+        dist.init_process_group(backend, timeout=timeout)
+    else:
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
     try:
         yield Group(rank, world_size, local_rank, device)
     finally:
