@@ -18,7 +18,11 @@
 #     --num-classes 200 --prototypes-per-class 10 --image-size 224 --models artifacts/bench-models --name resnet18-untrained
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 1 ] || { echo "usage: benchmarks/run.sh <bundle folder> [--seconds N] [--concurrency 1,4,16,32,64] [--rounds 2] [--image photo.jpg] [--max-batch-size 16] [--no-fixed] [--set Section:Key=value] [--versus Section:Key=value] [--versus-build dir] [--soak seconds] [--httpclient]" >&2; exit 2; }
+usage="usage: benchmarks/run.sh <bundle folder> [--seconds N] [--concurrency 1,4,16,32,64] [--rounds 2] [--image photo.jpg] [--max-batch-size 16] [--intra-op-threads N] [--no-fixed] [--set Section:Key=value] [--versus Section:Key=value] [--versus-build dir] [--soak seconds] [--httpclient]"
+case "${1:-}" in
+  "" | -h | --help) echo "$usage" >&2; exit 2 ;;
+esac
+[ -d "$1" ] || { echo "no bundle folder $1"; echo "$usage"; exit 2; } >&2
 bundle=$1; shift
 dotnet build -c Release src/ProtoPNet.Service -v q -nologo
 dotnet run -c Release --project benchmarks/ProtoPNet.Benchmarks -- --bundle "$bundle" "$@"

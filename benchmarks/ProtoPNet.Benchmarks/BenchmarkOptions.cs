@@ -6,6 +6,11 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
     int MaxBatchSize, bool Fixed, int Rounds, double SoakSeconds, string[] ServiceSettings, bool HttpClient,
     string[] VersusSettings, string? VersusBuild)
 {
+    public const string Usage =
+        "usage: benchmarks/run.sh <bundle folder> [--seconds N] [--concurrency 1,4,16,32,64] [--rounds 2] [--image photo.jpg] " +
+        "[--max-batch-size 16] [--intra-op-threads N] [--no-fixed] [--set Section:Key=value] [--versus Section:Key=value] " +
+        "[--versus-build dir] [--soak seconds] [--httpclient] (options described at the top of benchmarks/run.sh)";
+
     public static BenchmarkOptions Parse(string[] args)
     {
         string? bundle = null, image = null, url = null, versusBuild = null;
@@ -22,22 +27,25 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            int Int() => int.TryParse(Next(), CultureInfo.InvariantCulture, out var n) ? n : throw new ArgumentException($"{args[i - 1]} needs a whole number, not '{args[i]}'");
+            double Number() => double.TryParse(Next(), CultureInfo.InvariantCulture, out var x) ? x : throw new ArgumentException($"{args[i - 1]} needs a number, not '{args[i]}'");
             switch (args[i])
             {
                 case "--bundle": bundle = Next(); break;
-                case "--concurrency": concurrency = Next().Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray(); break;
-                case "--seconds": seconds = double.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--concurrency": concurrency = Next().Split(',').Select(c => int.TryParse(c, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : throw new ArgumentException($"--concurrency needs positive whole numbers, as 1,32, not '{args[i]}'")).ToArray(); break;
+                case "--seconds": seconds = Number(); break;
                 case "--image": image = Next(); break;
                 case "--url": url = Next(); break;
-                case "--intra-op-threads": intraOp = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--max-batch-size": maxBatchSize = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--intra-op-threads": intraOp = Int(); break;
+                case "--max-batch-size": maxBatchSize = Int(); break;
                 case "--no-fixed": fixedService = false; break;
-                case "--rounds": rounds = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--soak": soak = double.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--rounds": rounds = Int(); break;
+                case "--soak": soak = Number(); break;
                 case "--set": settings.Add(Next()); break;
                 case "--versus": versus.Add(Next()); break;
                 case "--versus-build": versusBuild = Next(); break;
                 case "--httpclient": httpClient = true; break;
+                case "-h" or "--help": throw new ArgumentException("the options:");
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }

@@ -21,7 +21,16 @@ using ProtoPNet.Inference.Runtime;
 // weighs on all of them alike and their ratios hold.
 // --soak S instead runs /classify on the default service for S seconds at the highest --concurrency and reports the
 // service's resident memory at start and end.
-var options = BenchmarkOptions.Parse(args);
+BenchmarkOptions options;
+try
+{
+    options = BenchmarkOptions.Parse(args);
+}
+catch (ArgumentException exception)
+{
+    Console.Error.WriteLine($"{exception.Message}\n{BenchmarkOptions.Usage}");
+    return 2;
+}
 // "models/x/v/" (as shell completion writes it) and "models/x/v" are the same bundle.
 var bundleDirectory = Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.Bundle));
 // The in-process baseline runs the session as the service does (no spinning threads, whose waiting would count as CPU time).
