@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Runs the trainer's tests on a newer PyTorch than Debian 12's 1.13, since users elsewhere train with a torch 2.x
-# from pip: Debian 13 "trixie" has torch 2.6, torchvision 0.21, onnx 1.17, NumPy 2 and Python 3.13. The tests run
-# in a debootstrapped trixie root kept under /var/tmp (made once, about 3 minutes; --rebuild makes it anew), with
-# this checkout, the Fashion-MNIST dataset and the NuGet package cache bound in at the same paths, in a mount
-# namespace of its own so nothing stays mounted when it ends. By hand, not in scripts/test.sh (the CI machine's
-# 20 minutes go to the tests of the torch the product ships with). Needs root.
-#   scripts/test_trainer_newer_torch.sh [--rebuild] [pytest arguments, default: tests/trainer]
+# Tests the trainer on a newer PyTorch than Debian 12's 1.13, since users elsewhere train with a torch 2.x from pip:
+# Debian 13 "trixie" has torch 2.6, torchvision 0.21, onnx 1.17, NumPy 2 and Python 3.13.
+#   1. the trainer's tests (pytest) run there;
+#   2. without pytest arguments, a smoke bundle published there is served: the .NET tests run against it, on this
+#      machine, so the service is known to load and answer what a newer trainer publishes.
+# The trainer runs in a debootstrapped trixie root kept under /var/tmp (made once, about 3 minutes; --rebuild makes it
+# anew), with this checkout, the Fashion-MNIST dataset and the NuGet package cache bound in at the same paths, in a
+# mount namespace of its own so nothing stays mounted when it ends. By hand, not in scripts/test.sh (the CI machine's
+# 20 minutes go to the tests of the torch the product ships with). Needs root; about 8 minutes once the root exists.
+#   scripts/test_trainer_newer_torch.sh [--rebuild] [pytest arguments, default: tests/trainer, then the bundle check]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root_dir=$(pwd)
 
 rebuild=false
 [ "${1:-}" = "--rebuild" ] && { rebuild=true; shift; }
-[ $# -gt 0 ] || set -- tests/trainer
+serve_a_bundle=false
+[ $# -gt 0 ] || { set -- tests/trainer; serve_a_bundle=true; }
 rootfs=/var/tmp/protopnet-trixie-torch
 packages=python3-torch,python3-torchvision,python3-onnx,python3-pytest,python3-tqdm,python3-pil,python3-numpy,python3-matplotlib
 
@@ -56,17 +60,32 @@ PY
 cp /etc/hosts "$rootfs/etc/hosts"
 
 nuget_packages=${NUGET_PACKAGES:-$HOME/.nuget/packages}
-versions='import sys, torch, torchvision, onnx, numpy
-print(f"== python {sys.version.split()[0]}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
-      f"onnx {onnx.__version__}, numpy {numpy.__version__}")'
-exec unshare --mount --propagation private bash -euo pipefail -c '
-  rootfs=$1; root_dir=$2; nuget_packages=$3; versions=$4; shift 4
-  mount -t proc proc "$rootfs/proc"
-  mount --rbind /dev "$rootfs/dev"
-  for path in "$root_dir" /usr/share/datasets/fashion-mnist "$nuget_packages"; do
-    mkdir -p "$rootfs$path"; mount --bind "$path" "$rootfs$path"
-  done
-  exec chroot "$rootfs" env HOME="$HOME" NUGET_PACKAGES="$nuget_packages" \
-    PYTHONPATH="$root_dir/src/trainer:/opt/without-libuv" bash -c "cd \"\$0\" && python3 -c \"\$1\" && shift && exec python3 -m pytest -q -p no:cacheprovider \"\$@\"" \
-    "$root_dir" "$versions" "$@"
-' unshare-chroot "$rootfs" "$root_dir" "$nuget_packages" "$versions" "$@"
+
+# Runs a command (one bash -c string, from the checkout's root) in the trixie root.
+in_trixie() {
+  unshare --mount --propagation private bash -euo pipefail -c '
+    rootfs=$1; root_dir=$2; nuget_packages=$3; command=$4
+    mount -t proc proc "$rootfs/proc"
+    mount --rbind /dev "$rootfs/dev"
+    for path in "$root_dir" /usr/share/datasets/fashion-mnist "$nuget_packages"; do
+      mkdir -p "$rootfs$path"; mount --bind "$path" "$rootfs$path"
+    done
+    exec chroot "$rootfs" env HOME="$HOME" NUGET_PACKAGES="$nuget_packages" \
+      PYTHONPATH="$root_dir/src/trainer:/opt/without-libuv" bash -euo pipefail -c "cd \"$root_dir\" && $command"
+  ' in-trixie "$rootfs" "$root_dir" "$nuget_packages" "$1"
+}
+
+in_trixie 'python3 -c "import sys, torch, torchvision, onnx, numpy
+print(f\"== python {sys.version.split()[0]}, torch {torch.__version__}, torchvision {torchvision.__version__}, \"
+      f\"onnx {onnx.__version__}, numpy {numpy.__version__}\")"'
+status=0
+in_trixie "python3 -m pytest -q -p no:cacheprovider $(printf '%q ' "$@")" || status=$?
+$serve_a_bundle || exit $status
+
+models="$root_dir/artifacts/newer-torch-models"
+rm -rf "$models"
+echo "== a smoke bundle published by the trainer on torch 2.6, then the .NET tests against it"
+in_trixie "python3 -m protopnet_trainer train --preset smoke --models artifacts/newer-torch-models --name smoke --seed 1 --no-progress" \
+  | tail -3
+PROTOPNET_TEST_MODELS="$models" dotnet test ProtoPNet.Service.sln -c Release || status=$?
+exit $status
