@@ -238,3 +238,29 @@ def test_shards_are_every_nth_batch_of_the_one_process_batching_and_the_batch_si
     assert loader.batch_size == 4 and len(loader.sampler) == 12
     with pytest.raises(TrainerError, match="global batch"):
         Group(rank=0, world_size=3, local_rank=0, device=torch.device("cpu")).train_loader(dataset, 8, 1, 0)
+
+
+def test_the_group_keeps_its_collectives_tensors_until_it_is_destroyed():
+    """Gloo's worker thread lets go of a collective's tensors after the collective returns; if it held the last
+    reference it would need the GIL, which destroy_process_group holds while waiting for that thread (torch 2.6 runs
+    never ended so). The group keeps them, so the caller dropping its results leaves them alive."""
+    import gc
+    import weakref
+
+    import torch.distributed as dist
+    from protopnet_trainer.distributed import Group
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        group = Group(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+        summed = weakref.ref(group.sum(torch.ones(3)))
+        gathered = group.gather(torch.ones(2))
+        parts = weakref.ref(gathered)
+        del gathered
+        gc.collect()
+        assert summed() is not None and torch.equal(summed(), torch.ones(3))
+        assert parts() is None            # the stacked copy is the caller's; the gathered parts are held
+        assert any(torch.equal(t, torch.ones(2)) for t in group._held)
+        group.broadcast_module(torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(10)]))   # 20 tensors
+        assert len(group._held) == 16     # only the last collectives': bounded, whatever the run's length
+    finally:
+        dist.destroy_process_group()

@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Deque, Dict, Iterator, List, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -44,6 +45,14 @@ class Group:
     world_size: int
     local_rank: int
     device: torch.device
+    # The tensors of the last collectives, kept until the group is destroyed. Gloo's worker thread lets go of a
+    # collective's tensors only after the collective has returned; had Python let go first, that thread then needs
+    # the GIL to free them, and destroy_process_group holds the GIL while it waits for the thread: on torch 2.6 about
+    # 1 in 4 two-process runs never ended so. Kept here, they are freed by Python after the destroy.
+    _held: Deque[torch.Tensor] = field(default_factory=lambda: deque(maxlen=16), repr=False, compare=False)
+
+    def _hold(self, *tensors: torch.Tensor) -> None:
+        self._held.extend(tensors)
 
     @property
     def is_main(self) -> bool:
@@ -56,6 +65,7 @@ class Group:
         """The element-wise sum over all ranks (a new tensor on every rank)."""
         total = values.clone().to(self.device)
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        self._hold(total)
         return total
 
     def sum_numbers(self, values: Sequence[float]) -> List[float]:
@@ -66,13 +76,16 @@ class Group:
         values = values.contiguous().to(self.device)
         parts = [torch.empty_like(values) for _ in range(self.world_size)]
         dist.all_gather(parts, values)
+        self._hold(values, *parts)
         return torch.stack(parts)
 
     def broadcast_module(self, module: nn.Module) -> None:
         """Rank 0's parameters and buffers on every rank (batch-norm statistics differ after a DDP epoch)."""
         with torch.no_grad():
             for tensor in list(module.parameters()) + list(module.buffers()):
-                dist.broadcast(tensor.data, src=0)
+                data = tensor.data
+                dist.broadcast(data, src=0)
+                self._hold(data)
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """DistributedDataParallel over the parameters that are trainable now (so build one per phase)."""
