@@ -305,3 +305,31 @@ def test_the_job_options_range_of_synthetic_classes_is_what_the_synthetic_set_ca
     from protopnet_trainer.data import MAX_SYNTHETIC_CLASSES
     from protopnet_trainer.job_options import RANGES
     assert RANGES["--synthetic-classes"] == (2, MAX_SYNTHETIC_CLASSES)
+
+
+@pytest.mark.parametrize("dataset", ["fashion-mnist", "synthetic", "synthetic-parts", "imagefolder"])
+def test_every_data_set_reaches_dataloader_workers_started_with_spawn(dataset, tmp_path):
+    """Workers started with spawn or forkserver (macOS, Windows, Linux from Python 3.14) receive the data set
+    pickled: every split, its held-out tail included, must pickle and load the same images there."""
+    import pickle
+    from torch.utils.data import DataLoader
+    data = None
+    if dataset == "imagefolder":
+        for split in ("train", "test"):
+            for cls in ("one", "two"):
+                os.makedirs(tmp_path / split / cls)
+                for n in range(3):
+                    Image.fromarray(np.full((20, 30, 3), 40 * n, np.uint8)).save(tmp_path / split / cls / f"{n}.png")
+        data = str(tmp_path)
+    cfg = TrainConfig(dataset=dataset, data=data, image_size=32, train_limit=60, test_limit=20,
+                      calibration_holdout=2, synthetic_train_per_class=10, synthetic_test_per_class=5)
+    source = load_data_source(cfg)
+    for split in (source.train, source.test, source.holdout):
+        images = ImageSet(split, cfg.image_size)
+        copy = pickle.loads(pickle.dumps(images))
+        assert all(torch.equal(copy[i][0], images[i][0]) for i in (0, len(split) - 1))
+    if dataset == "imagefolder":   # one real worker process, started the way those platforms start them
+        loader = DataLoader(ImageSet(source.holdout, cfg.image_size), batch_size=2, num_workers=1,
+                            multiprocessing_context="spawn")
+        (batch, labels, indices), = list(loader)
+        assert torch.equal(batch[1], ImageSet(source.holdout, cfg.image_size)[1][0])

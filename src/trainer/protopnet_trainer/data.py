@@ -35,6 +35,47 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 Box = Tuple[int, int, int, int]  # x, y, width, height in pixels of the model input
 
 
+# A split's image loaders are small classes, not closures: DataLoader workers started with spawn or forkserver (the
+# default on macOS and Windows, and on Linux from Python 3.14) receive the data set pickled, and a closure cannot be.
+
+@dataclass(frozen=True)
+class ArrayImages:
+    """Image i of an in-memory uint8 array: [N, H, W] or [N, H, W, 1] gives mode L, [N, H, W, 3] RGB."""
+    images: np.ndarray
+
+    def __call__(self, index: int) -> Image.Image:
+        array = self.images[index]
+        return Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array)
+
+
+@dataclass(frozen=True)
+class FileImages:
+    """Image i of a list of files, optionally cropped to its box (x, y, width, height in the file's pixels)."""
+    paths: List[str]
+    jpeg_draft_size: Optional[Tuple[int, int]] = None
+    crop_boxes: Optional[List[Tuple[float, float, float, float]]] = None
+
+    def __call__(self, index: int) -> Image.Image:
+        picture = open_image(self.paths[index], self.jpeg_draft_size)
+        if self.crop_boxes is not None:
+            x, y, w, h = self.crop_boxes[index]
+            left, top = max(0, int(x)), max(0, int(y))
+            right, bottom = min(picture.width, int(x + w)), min(picture.height, int(y + h))
+            if right > left and bottom > top:
+                picture = picture.crop((left, top, right, bottom))
+        return picture
+
+
+@dataclass(frozen=True)
+class ShiftedImages:
+    """Image i + offset of another loader (the tail of a split)."""
+    load: Callable[[int], Image.Image]
+    offset: int
+
+    def __call__(self, index: int) -> Image.Image:
+        return self.load(index + self.offset)
+
+
 def classes_without_images(classes: List[str], labels: List[int]) -> List[str]:
     """The classes of `classes` that no label names."""
     present = set(labels)
@@ -67,7 +108,7 @@ class Split:
 
         def part(name: str, items: slice) -> "Split":
             return Split(name, self.classes, self.channels, self.ids[items], self.labels[items],
-                         (lambda i: self.load(i + keep)) if items.start else self.load,
+                         ShiftedImages(self.load, keep) if items.start else self.load,
                          self.true_boxes[items] if self.true_boxes else None,
                          self.cached[items] if self.cached is not None else None)
 
@@ -235,12 +276,8 @@ def _fashion_split(folder: str, prefix: str, name: str) -> Split:
     if labels.size and int(labels.max()) >= len(FASHION_MNIST_CLASSES):
         raise TrainerError(f"fashion-mnist: {prefix} labels go up to {int(labels.max())}, expected 0..9")
     cached = torch.from_numpy(images.copy()).unsqueeze(1)
-
-    def load(index: int) -> Image.Image:
-        return Image.fromarray(images[index])  # uint8 H x W: mode L
-
     return Split(name, list(FASHION_MNIST_CLASSES), 1, [str(i) for i in range(len(labels))],
-                 [int(v) for v in labels], load, cached=cached)
+                 [int(v) for v in labels], ArrayImages(images), cached=cached)
 
 
 def load_fashion_mnist(folder: Optional[str]) -> DataSource:
@@ -316,17 +353,7 @@ def load_cub200(folder: Optional[str], crop_to_box: bool, jpeg_draft_size: Optio
         if not ids:
             raise TrainerError(f"cub200: the {name} split is empty")
 
-        def load(index: int) -> Image.Image:
-            picture = open_image(paths[index], jpeg_draft_size)
-            if crop_to_box:
-                x, y, w, h = bxs[index]
-                left, top = max(0, int(x)), max(0, int(y))
-                right, bottom = min(picture.width, int(x + w)), min(picture.height, int(y + h))
-                if right > left and bottom > top:
-                    picture = picture.crop((left, top, right, bottom))
-            return picture
-
-        return Split(name, classes, 3, ids, labs, load)
+        return Split(name, classes, 3, ids, labs, FileImages(paths, jpeg_draft_size, bxs if crop_to_box else None))
 
     return DataSource("cub200", make("train"), make("test"), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
 
@@ -376,7 +403,7 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
 
     def make(name: str) -> Split:
         root, classes, ids, labels = splits[name]
-        return Split(name, classes, 3, ids, labels, lambda i: open_image(os.path.join(root, ids[i]), jpeg_draft_size))
+        return Split(name, classes, 3, ids, labels, FileImages([os.path.join(root, i) for i in ids], jpeg_draft_size))
 
     return DataSource("imagefolder", make("train"), make("test"), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
 
@@ -455,16 +482,11 @@ def generate_synthetic(num_classes: int, per_class: int, image_size: int, channe
         grey = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         images = np.clip(grey, 0, 255).astype(np.uint8)[..., None]
     cached = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-
-    def load(index: int) -> Image.Image:
-        array = images[index]
-        return Image.fromarray(array[..., 0]) if channels == 1 else Image.fromarray(array)  # L or RGB
-
     classes = [f"pattern-{k}" for k in range(num_classes)]
     parts = PartAnnotations(list(classes), [[k] for k in range(num_classes)],
                             [[(label, box)] for label, box in zip(labels, boxes)])   # one part: the pattern
-    return Split(split_name, classes, channels, [f"{split_name}-{n}" for n in range(count)], labels, load,
-                 true_boxes=boxes, cached=cached, parts=parts)
+    return Split(split_name, classes, channels, [f"{split_name}-{n}" for n in range(count)], labels,
+                 ArrayImages(images), true_boxes=boxes, cached=cached, parts=parts)
 
 
 def load_synthetic(cfg: TrainConfig) -> DataSource:
@@ -492,7 +514,7 @@ def load_synthetic_parts(cfg: TrainConfig) -> DataSource:
         annotations = PartAnnotations(list(names), synthetic_parts.class_parts(cfg.synthetic_classes),
                                       generated.parts)
         return Split(name, classes, 3, [f"{name}-{n}" for n in range(len(images))], generated.labels,
-                     lambda index: Image.fromarray(images[index]), cached=cached, parts=annotations)
+                     ArrayImages(images), cached=cached, parts=annotations)
 
     train = make("train", cfg.synthetic_train_per_class)
     test = make("test", cfg.synthetic_test_per_class)
