@@ -18,11 +18,13 @@
 #     --num-classes 200 --prototypes-per-class 10 --image-size 224 --models artifacts/bench-models --name resnet18-untrained
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage="usage: benchmarks/run.sh <bundle folder> [--seconds N] [--concurrency 1,4,16,32,64] [--rounds 2] [--image photo.jpg] [--max-batch-size 16] [--intra-op-threads N] [--no-fixed] [--set Section:Key=value] [--versus Section:Key=value] [--versus-build dir] [--soak seconds] [--httpclient]"
+# The options and their usage line are the benchmark program's (BenchmarkOptions.cs).
+help() { dotnet run -c Release --project benchmarks/ProtoPNet.Benchmarks -- --help; }
 case "${1:-}" in
-  "" | -h | --help) echo "$usage" >&2; exit 2 ;;
+  -h | --help) help; exit 0 ;;
+  "") help >&2; exit 2 ;;
 esac
-[ -d "$1" ] || { echo "no bundle folder $1"; echo "$usage"; exit 2; } >&2
+[ -d "$1" ] || { echo "no bundle folder $1 (benchmarks/run.sh --help lists the options)" >&2; exit 2; }
 bundle=$1; shift
 dotnet build -c Release src/ProtoPNet.Service -v q -nologo
 dotnet run -c Release --project benchmarks/ProtoPNet.Benchmarks -- --bundle "$bundle" "$@"

@@ -11,6 +11,8 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
         "[--max-batch-size 16] [--intra-op-threads N] [--no-fixed] [--set Section:Key=value] [--versus Section:Key=value] " +
         "[--versus-build dir] [--soak seconds] [--httpclient] (options described at the top of benchmarks/run.sh)";
 
+    public static bool AsksForHelp(string[] args) => args.Any(a => a is "-h" or "--help");
+
     public static BenchmarkOptions Parse(string[] args)
     {
         string? bundle = null, image = null, url = null, versusBuild = null;
@@ -45,7 +47,6 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
                 case "--versus": versus.Add(Next()); break;
                 case "--versus-build": versusBuild = Next(); break;
                 case "--httpclient": httpClient = true; break;
-                case "-h" or "--help": throw new ArgumentException("the options:");
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }

@@ -21,6 +21,11 @@ using ProtoPNet.Inference.Runtime;
 // weighs on all of them alike and their ratios hold.
 // --soak S instead runs /classify on the default service for S seconds at the highest --concurrency and reports the
 // service's resident memory at start and end.
+if (BenchmarkOptions.AsksForHelp(args))
+{
+    Console.WriteLine(BenchmarkOptions.Usage);
+    return 0;
+}
 BenchmarkOptions options;
 try
 {

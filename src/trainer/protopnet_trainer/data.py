@@ -37,8 +37,9 @@ Box = Tuple[int, int, int, int]  # x, y, width, height in pixels of the model in
 
 # A split's image loaders are small classes, not closures: DataLoader workers started with spawn or forkserver (the
 # default on macOS and Windows, and on Linux from Python 3.14) receive the data set pickled, and a closure cannot be.
+# (eq=False: they compare and hash as the objects they are, not by their arrays and lists.)
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ArrayImages:
     """Image i of an in-memory uint8 array: [N, H, W] or [N, H, W, 1] gives mode L, [N, H, W, 3] RGB."""
     images: np.ndarray
@@ -48,7 +49,7 @@ class ArrayImages:
         return Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FileImages:
     """Image i of a list of files, optionally cropped to its box (x, y, width, height in the file's pixels)."""
     paths: List[str]
@@ -66,7 +67,7 @@ class FileImages:
         return picture
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ShiftedImages:
     """Image i + offset of another loader (the tail of a split)."""
     load: Callable[[int], Image.Image]
