@@ -117,4 +117,20 @@ public class BicubicUpsamplerTests
         var result = BicubicUpsampler.Resize(Map, 3, 4, 3, 4);
         for (var i = 0; i < Map.Length; i++) Assert.Equal(Map[i], result[i], 1e-7);
     }
+
+    /// <summary>One plan serves every map of its size with the same values as a fresh resize, and refuses a smaller map.</summary>
+    [Fact]
+    public void APlanServesManyMapsOfItsSize()
+    {
+        var plan = BicubicUpsampler.Plan.For(3, 4, 28, 28);
+        var other = Map.Select(v => 1 - v).ToArray();
+        var destination = new float[28 * 28];
+        foreach (var map in new[] { Map, other, Map })
+        {
+            BicubicUpsampler.Resize(map, plan, destination);
+            Assert.Equal(BicubicUpsampler.Resize(map, 3, 4, 28, 28), destination);
+        }
+        var error = Assert.Throws<ArgumentException>(() => BicubicUpsampler.Resize(Map.AsSpan(0, 11), plan, destination));
+        Assert.Contains("3 x 4", error.Message);
+    }
 }

@@ -110,6 +110,34 @@ public class ClassifyTests(TrainerBundles bundles)
         }
     }
 
+    /// <summary>
+    /// Each explained prototype costs its part of the answer and nothing that grows with the network's input: the map's
+    /// upsampling taps (48 bytes per input row and column, 3 KB at 32 x 32) are worked out once per bundle.
+    /// </summary>
+    [Fact]
+    public void AnotherExplainedPrototypeAllocatesOnlyItsPartOfTheAnswer()
+    {
+        using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
+        var input = ServiceFactory.InputOf(bundle, Http.BundleImage(bundle.Directory, 0));
+        using var outputs = bundle.Session.Run(input, 1);
+        using var image = new DecodedImage(new Image<Rgb24>(bundle.Manifest.Input.Width, bundle.Manifest.Input.Height), "png");
+        var many = Math.Min(8, bundle.PrototypeCount);
+        long Allocated(int topPrototypes)
+        {
+            var options = new ExplainOptions(TopPrototypes: topPrototypes);
+            Explainer.ExplainClass(bundle, outputs, 0, image, 0, options); // pools and plans filled first
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            var explanation = Explainer.ExplainClass(bundle, outputs, 0, image, 0, options);
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.Equal(topPrototypes, explanation.Prototypes.Count);
+            return allocated;
+        }
+        var perPrototype = (Allocated(many) - Allocated(1)) / (many - 1);
+        var tapsOfOneMap = 48 * (bundle.Manifest.Input.Width + bundle.Manifest.Input.Height);
+        Assert.True(perPrototype < 400 && perPrototype < tapsOfOneMap,
+            $"each further prototype allocated {perPrototype} bytes (its upsampling taps alone would be {tapsOfOneMap})");
+    }
+
     [Fact]
     public async Task HeatmapIsAPngOfTheUploadedImagesSize()
     {

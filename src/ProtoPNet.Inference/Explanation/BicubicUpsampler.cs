@@ -22,17 +22,22 @@ public static class BicubicUpsampler
     }
 
     /// <summary>As <see cref="Resize(ReadOnlySpan{float}, int, int, int, int)"/>, into a caller's buffer of at least outHeight x outWidth.</summary>
-    public static void Resize(ReadOnlySpan<float> map, int inHeight, int inWidth, int outHeight, int outWidth, Span<float> destination)
+    public static void Resize(ReadOnlySpan<float> map, int inHeight, int inWidth, int outHeight, int outWidth, Span<float> destination) =>
+        Resize(map, Plan.For(inHeight, inWidth, outHeight, outWidth), destination);
+
+    /// <summary>As <see cref="Resize(ReadOnlySpan{float}, int, int, int, int)"/> with taps worked out once for every map of
+    /// the plan's size, into a caller's buffer of at least outHeight x outWidth: allocates nothing.</summary>
+    public static void Resize(ReadOnlySpan<float> map, Plan plan, Span<float> destination)
     {
-        var columns = Taps.For(inWidth, outWidth);
-        var rows = Taps.For(inHeight, outHeight);
+        var (inHeight, inWidth, outHeight, outWidth) = (plan.InHeight, plan.InWidth, plan.OutHeight, plan.OutWidth);
+        if (map.Length < inHeight * inWidth) throw new ArgumentException($"the map has {map.Length} values, the plan needs {inHeight} x {inWidth}", nameof(map));
         // Pass 1: every input row resampled to the output width (a feature map has few rows: this pass is small).
         var horizontal = ArrayPool<float>.Shared.Rent(inHeight * outWidth);
         try
         {
-            for (var y = 0; y < inHeight; y++) ResampleRow(map.Slice(y * inWidth, inWidth), columns, horizontal.AsSpan(y * outWidth, outWidth));
+            for (var y = 0; y < inHeight; y++) ResampleRow(map.Slice(y * inWidth, inWidth), plan.Columns, horizontal.AsSpan(y * outWidth, outWidth));
             // Pass 2: every output row from four resampled input rows.
-            for (var y = 0; y < outHeight; y++) CombineRows(horizontal, outWidth, rows, y, destination.Slice(y * outWidth, outWidth));
+            for (var y = 0; y < outHeight; y++) CombineRows(horizontal, outWidth, plan.Rows, y, destination.Slice(y * outWidth, outWidth));
         }
         finally
         {
@@ -86,6 +91,17 @@ public static class BicubicUpsampler
             }
         }
         for (; x < width; x++) destination[x] = (float)(w0 * r0[x] + w1 * r1[x] + w2 * r2[x] + w3 * r3[x]);
+    }
+
+    /// <summary>
+    /// The taps of one resize, from <paramref name="InHeight"/> x <paramref name="InWidth"/> to
+    /// <paramref name="OutHeight"/> x <paramref name="OutWidth"/>: a model resizes every prototype's map from its feature
+    /// grid to its input size, so it works them out once (48 bytes per output row and column) instead of per map.
+    /// </summary>
+    public sealed record Plan(int InHeight, int InWidth, int OutHeight, int OutWidth, Taps Rows, Taps Columns)
+    {
+        public static Plan For(int inHeight, int inWidth, int outHeight, int outWidth) =>
+            new(inHeight, inWidth, outHeight, outWidth, Taps.For(inHeight, outHeight), Taps.For(inWidth, outWidth));
     }
 
     /// <summary>For each output position the four source indices (border-clamped) and their kernel weights.</summary>

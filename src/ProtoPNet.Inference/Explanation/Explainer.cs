@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Inference.Runtime;
@@ -84,7 +85,7 @@ public static class Explainer
             {
                 var j = chosen[i];
                 var map = outputs.MapOf(item, j);
-                BicubicUpsampler.Resize(map, outputs.MapHeight, outputs.MapWidth, input.Height, input.Width, upsampled);
+                BicubicUpsampler.Resize(map, MapToInput(bundle), upsampled);
                 var inputBox = HighActivationBox.Find(upsampled.AsSpan(0, pixels), input.Height, input.Width,
                     HighActivationBox.DefaultPercentile, scratch);
                 var box = HighActivationBox.Scale(inputBox, input.Width, input.Height, image.Width, image.Height);
@@ -102,6 +103,13 @@ public static class Explainer
             ArrayPool<float>.Shared.Return(scratch);
         }
     }
+
+    /// <summary>Each served bundle's plan for upsampling a similarity map to its input size, worked out on its first
+    /// explanation and forgotten with the bundle: no per-prototype taps that grow with the input size.</summary>
+    private static readonly ConditionalWeakTable<ModelBundle, BicubicUpsampler.Plan> MapToInputPlans = new();
+
+    private static BicubicUpsampler.Plan MapToInput(ModelBundle bundle) => MapToInputPlans.GetValue(bundle,
+        static b => BicubicUpsampler.Plan.For(b.Session.MapHeight, b.Session.MapWidth, b.Manifest.Input.Height, b.Manifest.Input.Width));
 
     /// <summary>Compares the items at two indices of <paramref name="values"/>: negative when the first ranks higher.</summary>
     private delegate int RankComparison<T>(ReadOnlySpan<T> values, int a, int b);
