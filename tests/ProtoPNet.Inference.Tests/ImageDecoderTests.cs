@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Tests.Shared;
@@ -99,6 +100,59 @@ public class ImageDecoderTests
         Assert.Equal(20, decoded.Height);
         Assert.True(decoded.Pixels[1, 1].B > 200, $"top-left should be the blue corner after orientation, was {decoded.Pixels[1, 1]}");
         Assert.True(decoded.Pixels[39, 19].R > 200);
+    }
+
+    /// <summary>
+    /// EXIF blocks ImageSharp's reader throws on when first asked: a directory that points at itself, and a tag that
+    /// declares 2^31 values. Pillow, the trainer's decoder, reads no orientation from them and decodes the image; the
+    /// service decodes it as stored too (it answered 500 for them), with the same pixels as the file without the block.
+    /// </summary>
+    [Theory]
+    [InlineData("jpeg", "a directory that points at itself")]
+    [InlineData("jpeg", "2^31 values")]
+    [InlineData("png", "a directory that points at itself")]
+    [InlineData("png", "2^31 values")]
+    public void AnUnreadableExifBlockCountsAsNoOrientation(string format, string exif)
+    {
+        using var image = TestImages.Pattern(40, 20);
+        var plain = TestImages.Encode(image, EncoderFor(format));
+        var tiff = exif == "2^31 values" ? ExifDirectory(tag: 0x010E, type: 5, count: 0x7fffffff, value: 26, next: 0)
+            : ExifDirectory(tag: 0x8769, type: 4, count: 1, value: 8, next: 8);   // the Exif sub-directory and the next one: itself
+        byte[] withExif = format == "png"
+            ? TestImages.WithChunkBeforeIdat(plain, "eXIf", tiff)
+            : [.. plain[..2], 0xFF, 0xE1, .. BigEndian((ushort)(8 + tiff.Length)), .. "Exif\0\0"u8, .. tiff, .. plain[2..]];
+        Assert.ThrowsAny<Exception>(() => Image.Identify(withExif)!.Metadata.ExifProfile!.GetValue(ExifTag.Orientation));
+
+        using var decoded = _decoder.Decode(withExif);
+        using var expected = _decoder.Decode(plain);
+        Assert.Equal((40, 20), (decoded.Width, decoded.Height));
+        for (var y = 0; y < 20; y++)
+        for (var x = 0; x < 40; x++)
+        {
+            Assert.Equal(expected.Pixels[x, y], decoded.Pixels[x, y]);
+        }
+    }
+
+    /// <summary>A little-endian TIFF header and one directory of one entry, as an EXIF block holds them.</summary>
+    private static byte[] ExifDirectory(ushort tag, ushort type, uint count, uint value, uint next)
+    {
+        var block = new byte[8 + 2 + 12 + 4];
+        "II*\0"u8.CopyTo(block);
+        BinaryPrimitives.WriteUInt32LittleEndian(block.AsSpan(4), 8);
+        BinaryPrimitives.WriteUInt16LittleEndian(block.AsSpan(8), 1);
+        BinaryPrimitives.WriteUInt16LittleEndian(block.AsSpan(10), tag);
+        BinaryPrimitives.WriteUInt16LittleEndian(block.AsSpan(12), type);
+        BinaryPrimitives.WriteUInt32LittleEndian(block.AsSpan(14), count);
+        BinaryPrimitives.WriteUInt32LittleEndian(block.AsSpan(18), value);
+        BinaryPrimitives.WriteUInt32LittleEndian(block.AsSpan(22), next);
+        return block;
+    }
+
+    private static byte[] BigEndian(ushort value)
+    {
+        var bytes = new byte[2];
+        BinaryPrimitives.WriteUInt16BigEndian(bytes, value);
+        return bytes;
     }
 
     /// <summary>

@@ -150,7 +150,7 @@ public sealed class ImageDecoder(ImageLimits limits)
 
         // A JPEG has no alpha: decoded straight to RGB, with no RGBA image to composite and copy (a photo's largest cost
         // after the decoding itself). Other formats may be transparent.
-        var orientation = metadata.ExifProfile?.GetValue(ExifTag.Orientation)?.Value ?? ExifOrientationMode.TopLeft;
+        var orientation = OrientationOf(metadata);
         if (imageFormat is JpegFormat)
         {
             var transposed = orientation is
@@ -187,6 +187,25 @@ public sealed class ImageDecoder(ImageLimits limits)
         catch (ImageRejectedException)
         {
             return null;
+        }
+    }
+
+    /// <summary>
+    /// The EXIF orientation read with the header; none when the EXIF block cannot be read. ImageSharp parses the block
+    /// when it is first asked, and throws for a directory that points at itself or a tag that declares 2^31 values;
+    /// Pillow (the trainer's decoder) reads no orientation from such a block and decodes the image as stored, and so
+    /// does the service: a photo is not refused for its metadata. The broken profile is dropped, so nothing reads it again.
+    /// </summary>
+    private static ushort OrientationOf(ImageMetadata metadata)
+    {
+        try
+        {
+            return metadata.ExifProfile?.GetValue(ExifTag.Orientation)?.Value ?? ExifOrientationMode.TopLeft;
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            metadata.ExifProfile = null;
+            return ExifOrientationMode.TopLeft;
         }
     }
 
