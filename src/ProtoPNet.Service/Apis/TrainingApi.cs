@@ -117,13 +117,21 @@ public static class TrainingApi
         JsonElement body;
         try
         {
-            using var document = await JsonDocument.ParseAsync(request.Body, cancellationToken: cancellationToken);
+            // A field given twice would leave which one counts to the reader: refused, as any other malformed JSON.
+            using var document = await JsonDocument.ParseAsync(request.Body, new JsonDocumentOptions { AllowDuplicateProperties = false },
+                cancellationToken);
             body = document.RootElement.Clone();
         }
         catch (JsonException error)
         {
             throw TrainingJobValidator.Invalid("body", $"is not JSON ({error.Message.Split(" Path:")[0].TrimEnd('.')})");
         }
+        catch (InvalidOperationException error)
+        {
+            // The duplicate check reads every property name: one that is not text fails there.
+            throw TrainingJobValidator.InvalidText("body", error);
+        }
+        TrainingJobValidator.RefuseInvalidText(body);
         var job = store.Create(TrainingJobValidator.Validate(body, catalog, store.DataRoot));
         return TypedResults.Accepted(JobUrl(job.Id), job);
     }

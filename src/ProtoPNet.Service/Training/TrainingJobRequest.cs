@@ -28,6 +28,41 @@ public static partial class TrainingJobValidator
 {
     private static readonly string[] Fields = ["name", "preset", "dataset", "data", "options"];
 
+    /// <summary>
+    /// Refuses a body with a name or string that is not text: a lone surrogate escape (<c>"\ud800"</c>) or bytes that
+    /// are not UTF-8. The parser leaves strings undecoded, so they would otherwise fail where a field is first read.
+    /// </summary>
+    public static void RefuseInvalidText(JsonElement element, string path = "body")
+    {
+        try
+        {
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.String:
+                    element.GetString();
+                    break;
+                case JsonValueKind.Object:
+                    foreach (var property in element.EnumerateObject())
+                    {
+                        var name = property.Name;
+                        RefuseInvalidText(property.Value, path == "body" ? name : $"{path}.{name}");
+                    }
+                    break;
+                case JsonValueKind.Array:
+                    var index = 0;
+                    foreach (var item in element.EnumerateArray()) RefuseInvalidText(item, $"{path}[{index++}]");
+                    break;
+            }
+        }
+        catch (InvalidOperationException error)
+        {
+            throw InvalidText(path, error);
+        }
+    }
+
+    public static ProblemException InvalidText(string field, InvalidOperationException error) =>
+        Invalid(field, $"holds a name or string that is not valid text ({error.Message.TrimEnd('.')}): write it as UTF-8, with escapes of whole characters");
+
     public static JobSpec Validate(JsonElement body, TrainerCatalog catalog, string? dataRoot)
     {
         if (body.ValueKind != JsonValueKind.Object) throw Invalid("body", "must be a JSON object with name, preset and optional dataset, data and options");

@@ -193,8 +193,9 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
     }
 
     /// <summary>
-    /// A change to the jobs folder (of job <paramref name="id"/>): a folder the service may not write is a 503 naming
-    /// it, not a fault; the job's folder vanishing meanwhile (removed by another call) is the job's 404.
+    /// A change to the jobs folder (of job <paramref name="id"/>): a folder the service may not write or make (a file
+    /// where a folder of its path should be) is a 503 naming it, not a fault; the job's folder vanishing meanwhile
+    /// (removed by another call) is the job's 404.
     /// </summary>
     private T Writing<T>(string? id, Func<T> change)
     {
@@ -206,7 +207,7 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         {
             throw NotFound(id);
         }
-        catch (Exception error) when (error is UnauthorizedAccessException or IOException and not FileNotFoundException and not DirectoryNotFoundException)
+        catch (Exception error) when (error is UnauthorizedAccessException or IOException)
         {
             logger.LogWarning("The jobs folder {JobsRoot} cannot be written: {Reason}", Root, error.Message);
             throw new ProblemException(ProblemCatalog.TrainingFolderUnavailable, $"The jobs folder {Root} cannot be written ({error.Message}).");

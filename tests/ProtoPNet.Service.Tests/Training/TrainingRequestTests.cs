@@ -119,6 +119,10 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
     [InlineData("""{"name": "m", "preset": "smoke", "data": "missing"}""", "data", "not a folder")]
     [InlineData("""[1, 2]""", "body", "must be a JSON object")]
     [InlineData("""{"name": "m",""", "body", "is not JSON")]
+    [InlineData("""{"name": "m", "name": "n", "preset": "smoke"}""", "body", "Duplicate property 'name'")]
+    [InlineData("""{"name": "\ud800", "preset": "smoke"}""", "name", "not valid text")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"\ud800": 1}}""", "body", "not valid text")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"smallCnnWidths": [8, "\udc00"]}}""", "options.smallCnnWidths[1]", "not valid text")]
     public async Task A_bad_job_is_a_400_problem_naming_the_field(string body, string field, string fragment)
     {
         var problem = await Http.ProblemAsync(await Client().PostAsync("/training/jobs", Body(body)), HttpStatusCode.BadRequest, "invalid-training-job");
@@ -351,6 +355,15 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
             Assert.False(response.Headers.Contains("Retry-After"), "waiting does not mend a folder that cannot be written");
         }
 
+        // A file where a folder above the jobs folder should be: the folder's path cannot be made.
+        File.WriteAllText(Path.Combine(fixture.Root, "jobs-parent-a-file"), "");
+        await using (var service = fixture.WithJobs(Path.Combine("jobs-parent-a-file", "jobs")))
+        {
+            var response = await Client(service: service).PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}"""));
+            var refused = await Http.ProblemAsync(response, HttpStatusCode.ServiceUnavailable, "training-folder-unavailable");
+            Assert.Contains(Path.Combine(fixture.Root, "jobs-parent-a-file"), refused.GetProperty("detail").GetString());
+        }
+
         // A cancel marker that cannot be written (a folder stands in its place).
         await using var writable = fixture.WithJobs("jobs-cancel-blocked");
         var client = Client(service: writable);
@@ -359,6 +372,17 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Directory.CreateDirectory(Path.Combine(fixture.Root, "jobs-cancel-blocked", id, "cancel"));
         var problem = await Http.ProblemAsync(await client.DeleteAsync($"/training/jobs/{id}"), HttpStatusCode.ServiceUnavailable, "training-folder-unavailable");
         Assert.Contains(Path.Combine(fixture.Root, "jobs-cancel-blocked"), problem.GetProperty("detail").GetString());
+    }
+
+    /// <summary>Bytes that are not UTF-8 inside a string: a 400 naming the field (the parser leaves strings undecoded).</summary>
+    [Fact]
+    public async Task A_string_that_is_not_utf8_is_a_400_naming_the_field()
+    {
+        var body = new ByteArrayContent([.. """{"name": "m", "preset": "smo"""u8, 0xFF, .. "\"}"u8]);
+        body.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        var problem = await Http.ProblemAsync(await Client().PostAsync("/training/jobs", body), HttpStatusCode.BadRequest, "invalid-training-job");
+        Assert.Equal("preset", problem.GetProperty("field").GetString());
+        Assert.Contains("not valid text", problem.GetProperty("detail").GetString());
     }
 
     /// <summary>An open events stream (a queued job, no worker: it would never finish) ends when the service stops, not at its shutdown timeout.</summary>
