@@ -40,6 +40,7 @@ public class ImageDecoderTests
         "gif" => new GifEncoder(),
         "bmp" => new BmpEncoder(),
         "webp" => new WebpEncoder { FileFormat = WebpFileFormatType.Lossless },
+        "webp-lossy" => new WebpEncoder { FileFormat = WebpFileFormatType.Lossy },
         "tiff" => new TiffEncoder(),
         _ => throw new ArgumentException(format),
     };
@@ -328,7 +329,7 @@ public class ImageDecoderTests
 
     /// <summary>
     /// A header that declares a zero side, or more pixels than the limit, is refused as such in every format, also where
-    /// ImageSharp refuses to identify such a header at all (a JPEG or GIF side of 0, a BMP of 100000 x 100000).
+    /// ImageSharp refuses to identify such a header at all (a JPEG, GIF or lossy WebP side of 0, a BMP of 100000 x 100000).
     /// </summary>
     [Theory]
     [InlineData("png", 0, 30, ImageRejection.ZeroSized)]
@@ -343,6 +344,10 @@ public class ImageDecoderTests
     [InlineData("bmp", 0, 30, ImageRejection.ZeroSized)]
     [InlineData("bmp", 40, 0, ImageRejection.ZeroSized)]
     [InlineData("bmp", 100_000, 100_000, ImageRejection.TooManyPixels)]
+    [InlineData("webp-lossy", 0, 30, ImageRejection.ZeroSized)]
+    [InlineData("webp-lossy", 40, 0, ImageRejection.ZeroSized)]
+    [InlineData("webp-lossy", 16_383, 16_383, ImageRejection.TooManyPixels)]
+    [InlineData("webp", 16_384, 16_384, ImageRejection.TooManyPixels)]
     [InlineData("png", 1, 70_000, ImageRejection.SideTooLong)]
     [InlineData("png", 10_000_000, 2, ImageRejection.SideTooLong)]
     [InlineData("bmp", 1, 100_000, ImageRejection.SideTooLong)]
@@ -354,6 +359,27 @@ public class ImageDecoderTests
         var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(bytes));
         Assert.True(expected == error.Rejection, $"{format} {width}x{height}: {error.Rejection}, {error.Message}");
         Assert.Contains($"{width}x{height}", error.Message);
+    }
+
+    /// <summary>
+    /// A BMP of 0 bits per pixel makes ImageSharp divide by zero: refused as not decodable with a reason a client can read,
+    /// not the runtime's "Attempted to divide by zero."; a compression it does not support keeps its own words.
+    /// </summary>
+    [Fact]
+    public void ADecoderFaultOnAMalformedFileIsExplainedInPlainWords()
+    {
+        using var image = TestImages.Pattern(40, 30);
+        var bytes = TestImages.Encode(image, EncoderFor("bmp"));
+        var unsupported = bytes.ToArray();
+        BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(28), 0);   // biBitCount
+        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(bytes));
+        Assert.Equal(ImageRejection.NotDecodable, error.Rejection);
+        Assert.Contains("contradict each other", error.Message);
+        Assert.DoesNotContain("divide", error.Message, StringComparison.OrdinalIgnoreCase);
+
+        BinaryPrimitives.WriteUInt32LittleEndian(unsupported.AsSpan(30), 99);   // biCompression
+        error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(unsupported));
+        Assert.Contains("Does not support this kind of bitmap", error.Message);
     }
 
     [Fact]

@@ -60,7 +60,7 @@ internal static class TestImages
 
     /// <summary>
     /// Rewrites the size a file's header declares, in place: PNG's IHDR (with its CRC), the JPEG frame header (SOF), the
-    /// GIF screen and first image descriptor, the BMP info header. The pixel data stays as it was.
+    /// GIF screen and first image descriptor, the BMP info header, the WebP frame header. The pixel data stays as it was.
     /// </summary>
     public static void DeclareSize(byte[] file, string format, long width, long height)
     {
@@ -92,6 +92,16 @@ internal static class TestImages
             case "bmp":
                 BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(18), checked((int)width));
                 BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(22), checked((int)height));
+                break;
+            case "webp-lossy":   // the VP8 frame's 14-bit sides, after the RIFF header, the chunk header, frame tag and start code
+                if (!file.AsSpan(12, 4).SequenceEqual("VP8 "u8)) throw new ArgumentException("not a simple lossy WebP", nameof(file));
+                BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(26), checked((ushort)width));
+                BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(28), checked((ushort)height));
+                break;
+            case "webp":   // VP8L: a signature byte, then 14 bits of width - 1 and 14 of height - 1
+                if (!file.AsSpan(12, 4).SequenceEqual("VP8L"u8)) throw new ArgumentException("not a simple lossless WebP", nameof(file));
+                var bits = BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(21)) & ~0x0FFFFFFFu;
+                BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(21), bits | checked((uint)(width - 1)) | checked((uint)(height - 1)) << 14);
                 break;
             default:
                 throw new ArgumentException($"no header size to rewrite in {format}", nameof(format));

@@ -4,23 +4,25 @@ using SixLabors.ImageSharp.Formats.Bmp;
 using SixLabors.ImageSharp.Formats.Gif;
 using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats.Webp;
 
 namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
 /// The width and height a file's header declares, read from its bytes. ImageSharp refuses to identify some headers
-/// without saying their size (a JPEG or GIF with a side of 0, a BMP larger than its bytes), and the size is what an
+/// without saying their size (a JPEG, GIF or lossy WebP with a side of 0, a BMP larger than its bytes), and the size is what an
 /// upload is refused for then: no pixels, or more pixels than the limit, rather than "corrupt" or "truncated".
 /// </summary>
 public static class DeclaredSize
 {
-    /// <summary>(width, height) for PNG, JPEG, GIF and BMP headers that hold one; null for other formats or a header cut short.</summary>
+    /// <summary>(width, height) for PNG, JPEG, GIF, BMP and WebP headers that hold one; null for other formats or a header cut short.</summary>
     public static (long Width, long Height)? Read(ReadOnlySpan<byte> file, IImageFormat format) => format switch
     {
         PngFormat => Png(file),
         JpegFormat => Jpeg(file),
         GifFormat => Gif(file),
         BmpFormat => Bmp(file),
+        WebpFormat => Webp(file),
         _ => null,
     };
 
@@ -71,5 +73,30 @@ public static class DeclaredSize
         }
         if (file.Length < 26) return null;
         return (Math.Abs((long)BinaryPrimitives.ReadInt32LittleEndian(file[18..])), Math.Abs((long)BinaryPrimitives.ReadInt32LittleEndian(file[22..])));
+    }
+
+    /// <summary>
+    /// WebP: after the RIFF header, the first chunk. A lossy frame (VP8) holds 14-bit sides after its frame tag and start
+    /// code; a lossless one (VP8L) and the extended header (VP8X) hold each side minus one, so never 0.
+    /// </summary>
+    private static (long, long)? Webp(ReadOnlySpan<byte> file)
+    {
+        if (file.Length < 25) return null;
+        var chunk = file[12..16];
+        if (chunk.SequenceEqual("VP8 "u8))
+        {
+            return file.Length >= 30 ? (BinaryPrimitives.ReadUInt16LittleEndian(file[26..]) & 0x3FFF, BinaryPrimitives.ReadUInt16LittleEndian(file[28..]) & 0x3FFF) : null;
+        }
+        if (chunk.SequenceEqual("VP8L"u8))
+        {
+            var sides = BinaryPrimitives.ReadUInt32LittleEndian(file[21..]);
+            return ((sides & 0x3FFF) + 1, ((sides >> 14) & 0x3FFF) + 1);
+        }
+        if (chunk.SequenceEqual("VP8X"u8) && file.Length >= 30)
+        {
+            static long Side(ReadOnlySpan<byte> bytes) => (bytes[0] | bytes[1] << 8 | bytes[2] << 16) + 1L;
+            return (Side(file[24..]), Side(file[27..]));
+        }
+        return null;
     }
 }

@@ -224,7 +224,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         }
         catch (Exception exception) when (exception is not OutOfMemoryException)
         {
-            throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is truncated or corrupt: {exception.Message}", exception);
+            throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is truncated or corrupt: {Reason(exception)}", exception);
         }
     }
 
@@ -316,7 +316,7 @@ public sealed class ImageDecoder(ImageLimits limits)
                     throw new ImageRejectedException(ImageRejection.Truncated, $"The {DisplayName(detected)} image is truncated: {missing}.", exception);
                 }
             }
-            throw new ImageRejectedException(ImageRejection.NotDecodable, $"The image header cannot be read: {exception.Message}", exception);
+            throw new ImageRejectedException(ImageRejection.NotDecodable, $"The image header cannot be read: {Reason(exception)}", exception);
         }
         if (info is null || format is null)
         {
@@ -325,6 +325,15 @@ public sealed class ImageDecoder(ImageLimits limits)
         }
         return (info.Width, info.Height, format, info.Metadata);
     }
+
+    /// <summary>
+    /// Why the decoder refused a file, for the client: ImageSharp's own refusals (and what it does not support, e.g. a
+    /// compression) say what is wrong with it; anything else it throws on a malformed file (a null reference, a division
+    /// by a field of 0, a directory read twice) would only puzzle the reader.
+    /// </summary>
+    private static string Reason(Exception exception) => exception is ImageFormatException or NotSupportedException
+        ? exception.Message
+        : "its fields contradict each other (the decoder stopped on them)";
 
     /// <summary>The format's name as people write it (ImageSharp says "Webp").</summary>
     private static string DisplayName(IImageFormat format) => format is WebpFormat ? "WebP" : format.Name;
