@@ -23,6 +23,7 @@ try
     app.UseProblemResponses();
     app.UseServiceRequestLogging();
     app.UseServing();
+    app.UseRequestShapeRules();
     app.UseApiDocumentation();
     app.UseWebPage();
 

@@ -161,6 +161,27 @@ public class ErrorTests(TrainerBundles bundles)
         await Http.JsonAsync(await Client.PostAsync("/classify", identity));
     }
 
+    /// <summary>
+    /// A query parameter given twice is 400 naming it on every endpoint, whatever its type (strings were joined with a
+    /// comma and integers refused as not integers, and an empty first value let the second count); /v2 in its own shape.
+    /// </summary>
+    [Fact]
+    public async Task AQueryParameterGivenTwiceIs400NamingIt()
+    {
+        var png = Http.BundleImage(bundles.SmokeBundle, 0);
+        foreach (var query in new[] { "topClasses=1&topClasses=2", "heatmaps=&heatmaps=png", "heatmaps=png&HEATMAPS=png", "verify=&verify=true&model=smoke" })
+        {
+            var problem = await Http.ProblemAsync(await Client.PostAsync($"/classify?{query}", Http.Raw(png, "image/png")),
+                HttpStatusCode.BadRequest, "invalid-parameter");
+            var name = query.Split('=')[0];
+            Assert.Contains($"'{name}' is given 2 times", problem.GetProperty("detail").GetString(), StringComparison.OrdinalIgnoreCase);
+        }
+        await Http.ProblemAsync(await Client.GetAsync("/models?a=1&a=2"), HttpStatusCode.BadRequest, "invalid-parameter");
+        var v2 = await Client.GetAsync("/v2/models/smoke?x=1&x=2");
+        Assert.Contains("'x' is given 2 times", (await Http.JsonAsync(v2, HttpStatusCode.BadRequest)).GetProperty("error").GetString());
+        await Http.JsonAsync(await Client.PostAsync("/classify?topClasses=2&heatmaps=png", Http.Raw(png, "image/png")));
+    }
+
     /// <summary>A multipart content type without its boundary parameter is 400 saying so (its parts cannot be told apart).</summary>
     [Fact]
     public async Task AMultipartBodyWithoutABoundaryIs400SayingSo()

@@ -71,7 +71,7 @@ public static class ProblemExtensions
         StatusCodes.Status404NotFound => $"No endpoint matches {http.Request.Method} {http.Request.Path}. The API is described at /swagger.",
         StatusCodes.Status405MethodNotAllowed => $"{http.Request.Method} is not allowed on {http.Request.Path}. The API is described at /swagger.",
         StatusCodes.Status413PayloadTooLarge => "The request body is larger than the server accepts.",
-        StatusCodes.Status415UnsupportedMediaType when ServingExtensions.HasContentCoding(http.Request) =>
+        StatusCodes.Status415UnsupportedMediaType when RequestShapeRules.HasContentCoding(http.Request) =>
             $"Content-Encoding '{http.Request.Headers.ContentEncoding}' is not accepted: send the body as it is (image files are compressed already).",
         StatusCodes.Status415UnsupportedMediaType => string.IsNullOrEmpty(http.Request.ContentType)
             ? $"{http.Request.Method} {http.Request.Path} needs a body with a Content-Type. The API is described at /swagger."

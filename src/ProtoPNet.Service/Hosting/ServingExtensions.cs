@@ -174,21 +174,8 @@ public static class ServingExtensions
         if (app.Services.GetRequiredService<IOptions<SecurityOptions>>().Value.CorsOrigins.Length > 0) app.UseCors();
         // Off by default: then no request pays for the limiter's partition lookup.
         if (app.Services.GetRequiredService<IOptions<RateLimitOptions>>().Value.PermitLimit > 0) app.UseRateLimiter();
-        // A body in a content coding (Content-Encoding: gzip) is not decoded: 415 saying so, with Accept-Encoding naming
-        // what is taken (RFC 9110, 15.5.16), rather than reading it as a broken image or broken JSON.
-        app.Use((context, next) =>
-        {
-            if (!HasContentCoding(context.Request)) return next(context);
-            context.Response.Headers.AcceptEncoding = "identity";
-            context.Response.StatusCode = StatusCodes.Status415UnsupportedMediaType;
-            return Task.CompletedTask;
-        });
         return app;
     }
-
-    /// <summary>Whether the request's body is in a content coding other than identity.</summary>
-    public static bool HasContentCoding(HttpRequest request) =>
-        request.Headers.ContentEncoding.Any(value => value?.Split(',').Any(coding => !coding.Trim().Equals("identity", StringComparison.OrdinalIgnoreCase)) == true);
 }
 
 /// <summary>Configuration section <c>Telemetry</c>: <c>OtlpEndpoint</c> (e.g. http://collector:4317) turns OpenTelemetry tracing on.</summary>

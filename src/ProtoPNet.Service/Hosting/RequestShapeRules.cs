@@ -1,0 +1,50 @@
+using ProtoPNet.Service.Problems;
+
+namespace ProtoPNet.Service.Hosting;
+
+/// <summary>
+/// Requests refused for their shape before any endpoint reads them, the same way on every endpoint (under /v2 in the
+/// protocol's error body): a body in a content coding, and a query parameter given more than once.
+/// </summary>
+public static class RequestShapeRules
+{
+    public static WebApplication UseRequestShapeRules(this WebApplication app)
+    {
+        app.Use((context, next) =>
+        {
+            var request = context.Request;
+            if (HasContentCoding(request))
+            {
+                // Not decoded: 415 saying so, with Accept-Encoding naming what is taken (RFC 9110, 15.5.16), rather than
+                // reading the body as a broken image or broken JSON. The status code pages write the answer.
+                context.Response.Headers.AcceptEncoding = "identity";
+                context.Response.StatusCode = StatusCodes.Status415UnsupportedMediaType;
+                return Task.CompletedTask;
+            }
+            if (RepeatedQueryParameter(request) is var (name, count))
+            {
+                // Which value would count is nowhere written down (the binder joins strings with commas and refuses
+                // integers): refused in so many words.
+                return OpenInferenceErrors.Answer(context, ProblemCatalog.InvalidParameter,
+                    $"The query parameter '{name}' is given {count} times; give it once.").ExecuteAsync(context);
+            }
+            return next(context);
+        });
+        return app;
+    }
+
+    /// <summary>Whether the request's body is in a content coding other than identity.</summary>
+    public static bool HasContentCoding(HttpRequest request) =>
+        request.Headers.ContentEncoding.Any(value => value?.Split(',').Any(coding => !coding.Trim().Equals("identity", StringComparison.OrdinalIgnoreCase)) == true);
+
+    /// <summary>The first query parameter given more than once, and how many times; null when there is none.</summary>
+    private static (string Name, int Count)? RepeatedQueryParameter(HttpRequest request)
+    {
+        if (!request.QueryString.HasValue) return null;
+        foreach (var (name, values) in request.Query)
+        {
+            if (values.Count > 1) return (name, values.Count);
+        }
+        return null;
+    }
+}
