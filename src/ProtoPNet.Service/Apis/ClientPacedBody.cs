@@ -4,17 +4,21 @@ namespace ProtoPNet.Service.Apis;
 
 /// <summary>
 /// The response body of a streamed answer, adding up the time its writes wait for the client to read (the socket's
-/// buffers full). Once that reaches <paramref name="limit"/>, the write in progress is cancelled and the connection
-/// closed: a client that reads very slowly cannot keep the answer, and the pixels its heatmaps are drawn from, for long.
+/// buffers full). Once that reaches <paramref name="limit"/>, or one write has waited <paramref name="stallLimit"/>, the
+/// write in progress is cancelled and the connection closed: a client that reads very slowly, or stops reading, cannot
+/// keep the answer, and the pixels its heatmaps are drawn from, for long.
 /// Kestrel's own minimum response data rate bounds little here: it is averaged over the whole answer, and the first
 /// burst into the socket buffers (megabytes on loopback) pays for minutes of trickling at 240 bytes a second.
 /// </summary>
-internal sealed class ClientPacedBody(Stream body, HttpContext context, TimeSpan limit) : Stream
+internal sealed class ClientPacedBody(Stream body, HttpContext context, TimeSpan limit, TimeSpan stallLimit) : Stream
 {
     private long _waitedTicks;
 
     /// <summary>Whether the answer was cut off, its connection closed.</summary>
     public bool CutOff { get; private set; }
+
+    /// <summary>Whether it was cut off because one write waited <c>stallLimit</c> (the client stopped reading), not for the time in all.</summary>
+    public bool Stalled { get; private set; }
 
     /// <summary>How long the writes have waited so far, in all.</summary>
     public TimeSpan Waited => Stopwatch.GetElapsedTime(0, _waitedTicks);
@@ -30,7 +34,8 @@ internal sealed class ClientPacedBody(Stream body, HttpContext context, TimeSpan
 
     private async ValueTask WaitForClientAsync(Func<CancellationToken, ValueTask> write, CancellationToken cancellationToken)
     {
-        using var deadline = new CancellationTokenSource(TimeSpan.FromTicks(Math.Max(1, (limit - Waited).Ticks)));
+        var left = limit - Waited;
+        using var deadline = new CancellationTokenSource(TimeSpan.FromTicks(Math.Max(1, Math.Min(left.Ticks, stallLimit.Ticks))));
         using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         var started = Stopwatch.GetTimestamp();
         try
@@ -41,6 +46,7 @@ internal sealed class ClientPacedBody(Stream body, HttpContext context, TimeSpan
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
             CutOff = true;
+            Stalled = stallLimit < left;
             context.Abort();
             throw;
         }

@@ -57,13 +57,14 @@ public sealed class JsonAnswer<T> : IResult, IStatusCodeHttpResult, IValueHttpRe
     }
 
     /// <summary>
-    /// Serializes the answer as it is sent. A client that keeps it waiting longer than Classify:AnswerReadTimeout in all
-    /// has it cut off (<see cref="ClientPacedBody"/>): a warning, and 408 in the request log and the metrics.
+    /// Serializes the answer as it is sent. A client that keeps it waiting longer than Classify:AnswerReadTimeout in all,
+    /// or Classify:AnswerStallTimeout for one write, has it cut off (<see cref="ClientPacedBody"/>): a warning, and 408
+    /// in the request log and the metrics.
     /// </summary>
     private async Task WriteStreamedAsync(HttpContext httpContext, JsonTypeInfo<T> typeInfo)
     {
-        var limit = httpContext.RequestServices.GetRequiredService<IOptions<ClassifyOptions>>().Value.AnswerReadTimeout;
-        var body = new ClientPacedBody(httpContext.Response.Body, httpContext, limit);
+        var options = httpContext.RequestServices.GetRequiredService<IOptions<ClassifyOptions>>().Value;
+        var body = new ClientPacedBody(httpContext.Response.Body, httpContext, options.AnswerReadTimeout, options.AnswerStallTimeout);
         try
         {
             await JsonSerializer.SerializeAsync(body, Value, typeInfo, httpContext.RequestAborted);
@@ -71,10 +72,19 @@ public sealed class JsonAnswer<T> : IResult, IStatusCodeHttpResult, IValueHttpRe
         catch (OperationCanceledException) when (body.CutOff)
         {
             RequestMetrics.SetAnswerCutOff(httpContext);
-            httpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(JsonAnswer)).LogWarning(
-                "Cut off the answer to {Method} {Path}: the client kept it waiting {WaitedSeconds:0.0} s while reading it " +
-                "(Classify:AnswerReadTimeout); the connection is closed and the answer's memory freed",
-                httpContext.Request.Method, httpContext.Request.Path.Value, body.Waited.TotalSeconds);
+            var logger = httpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(JsonAnswer));
+            if (body.Stalled)
+            {
+                logger.LogWarning("Cut off the answer to {Method} {Path}: the client stopped reading it for {StallSeconds:0.0} s " +
+                    "(Classify:AnswerStallTimeout); the connection is closed and the answer's memory freed",
+                    httpContext.Request.Method, httpContext.Request.Path.Value, options.AnswerStallTimeout.TotalSeconds);
+            }
+            else
+            {
+                logger.LogWarning("Cut off the answer to {Method} {Path}: the client kept it waiting {WaitedSeconds:0.0} s while reading it " +
+                    "(Classify:AnswerReadTimeout); the connection is closed and the answer's memory freed",
+                    httpContext.Request.Method, httpContext.Request.Path.Value, body.Waited.TotalSeconds);
+            }
         }
     }
 }

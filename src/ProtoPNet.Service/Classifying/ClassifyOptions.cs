@@ -47,4 +47,13 @@ public sealed class ClassifyOptions
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan AnswerReadTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// The longest one write of a streamed answer may wait for the client to read (default 20 seconds): a client that
+    /// stops reading altogether is cut off then, not only after <see cref="AnswerReadTimeout"/>. A write is at most a
+    /// few tens of kilobytes, so a client reading a kilobyte or more a second never meets it. Logged and counted as
+    /// AnswerReadTimeout is.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan AnswerStallTimeout { get; set; } = TimeSpan.FromSeconds(20);
 }

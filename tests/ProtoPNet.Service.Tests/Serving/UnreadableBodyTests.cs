@@ -150,6 +150,28 @@ public class UnreadableBodyTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// A client that stops reading is cut off once one write has waited Classify:AnswerStallTimeout, long before the
+    /// answer's time in all (Classify:AnswerReadTimeout, 10 minutes here) runs out: it held the pixels for 2 minutes before.
+    /// </summary>
+    [Fact]
+    public async Task AnAnswerTheClientStopsReadingIsCutOffAtTheStallTimeout()
+    {
+        await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"),
+            ("Classify__AnswerReadTimeout", "00:10:00"), ("Classify__AnswerStallTimeout", "00:00:02"));
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        using var socket = await StartLargeAnswerAsync(service.Client.BaseAddress!.Port);
+        Assert.True(PrometheusText.Sum(await PrometheusText.ScrapeAsync(service.Client), "protopnet_buffered_bytes") > 0);
+
+        string? Logged() => service.Output.FirstOrDefault(line => line.Contains("POST /classify responded ", StringComparison.Ordinal));
+        await Eventually.TrueAsync(() => Logged() is not null, () => string.Join('\n', service.Output), within: TimeSpan.FromSeconds(60));
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(60), $"cut off after {started.Elapsed}");
+        Assert.True(Logged()!.Contains("POST /classify responded 408 ", StringComparison.Ordinal), string.Join('\n', service.Output));
+        Assert.Contains(service.Output, line => line.Contains("stopped reading it for 2.0 s", StringComparison.Ordinal)
+            && line.Contains("Classify:AnswerStallTimeout", StringComparison.Ordinal));
+        Assert.Equal(0, PrometheusText.Sum(await PrometheusText.ScrapeAsync(service.Client), "protopnet_buffered_bytes"));
+    }
+
+    /// <summary>
     /// The time drawing heatmaps takes does not count against Classify:AnswerReadTimeout, only the time the client keeps
     /// the answer waiting: a client that reads at once gets all of an answer drawn for longer than the limit.
     /// </summary>
