@@ -222,6 +222,66 @@ def test_a_checkpoint_that_is_not_one_says_so(tmp_path, capsys):
     _one_line_error(capsys, code, "is a folder", "final.pt")
 
 
+def test_an_empty_or_damaged_checkpoint_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    for command in (["evaluate"], ["export", "--models", str(tmp_path / "m")], ["prune"]):
+        code = main([*command, "--checkpoint", str(tmp_path / "empty.pt")])
+        _one_line_error(capsys, code, "empty.pt", "it is empty (0 bytes)")
+    # A checkpoint in the trainer's format whose parts are missing or do not fit together.
+    models, run_dir = str(tmp_path / "models"), str(tmp_path / "run")
+    assert main(["train", *TINY_ARGS, "--epochs", "1", "--models", models, "--name", "d", "--run-dir", run_dir]) == 0
+    capsys.readouterr()
+    from protopnet_trainer.checkpoint import load_checkpoint, save_checkpoint
+    good = load_checkpoint(os.path.join(run_dir, "checkpoints", "final.pt"))
+    for damage, fragment in ((lambda c: c.pop("model"), "has no model dict"),
+                             (lambda c: c.__setitem__("config", "x"), "has no config dict"),
+                             (lambda c: c["config"].__setitem__("prototype_dim", 7), "cannot be rebuilt")):
+        damaged = {**good, "config": dict(good["config"])}
+        damage(damaged)
+        save_checkpoint(damaged, str(tmp_path / "damaged.pt"))
+        code = main(["evaluate", "--checkpoint", str(tmp_path / "damaged.pt")])
+        _one_line_error(capsys, code, "damaged.pt" if "rebuilt" not in fragment else "checkpoint", fragment)
+
+
+def test_a_file_that_cannot_be_written_during_the_run_is_one_line(tmp_path, capsys):
+    models, run_dir = str(tmp_path / "models"), tmp_path / "run"
+    assert main(["train", *TINY_ARGS, "--models", models, "--name", "w", "--run-dir", str(run_dir)]) == 0
+    capsys.readouterr()
+    # Resumed from epoch 1, the run pushes again at epoch 2 and writes its pictures under push/: a file is in the way.
+    os.remove(run_dir / "checkpoints" / "epoch-002.pt")
+    import shutil
+    shutil.rmtree(run_dir / "push")
+    (run_dir / "push").write_text("a file where the push pictures go")
+    code = main(["train", *TINY_ARGS, "--models", models, "--name", "w", "--run-dir", str(run_dir), "--resume"])
+    _one_line_error(capsys, code, "push")
+
+
+def test_a_model_folder_in_the_way_is_refused_before_training(tmp_path, capsys):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "blocked").write_text("a file where the model's folder goes")
+    code = main(["train", *TINY_ARGS, "--models", str(models), "--name", "blocked", "--run-dir", str(tmp_path / "run")])
+    _one_line_error(capsys, code, "blocked", "a file of that name is in the way")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_resume_keeps_the_metrics_of_the_checkpoints_epochs_only(tmp_path, capsys):
+    models, run_dir = str(tmp_path / "models"), str(tmp_path / "run")
+    assert main(["train", *TINY_ARGS, "--epochs", "3", "--models", models, "--name", "k", "--run-dir", run_dir]) == 0
+    # As a run stopped after writing epoch 3's metrics line but before its checkpoint leaves it (and a cut line).
+    os.remove(os.path.join(run_dir, "checkpoints", "epoch-003.pt"))
+    with open(os.path.join(run_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
+        f.write('{"epoch": 4, "pha')
+    assert main(["train", *TINY_ARGS, "--epochs", "3", "--models", models, "--name", "k", "--run-dir", run_dir,
+                 "--resume"]) == 0
+    epochs = [json.loads(line)["epoch"] for line in open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8")]
+    assert epochs == [1, 2, 3]
+    capsys.readouterr()
+    # Fewer epochs than the checkpoint has trained: refused, not published with a history that contradicts it.
+    code = main(["train", *TINY_ARGS, "--epochs", "1", "--models", models, "--name", "k", "--run-dir", run_dir, "--resume"])
+    _one_line_error(capsys, code, "has trained 3 epochs already", "--epochs 3 or more")
+
+
 def test_a_negative_example_count_is_one_line(tmp_path, capsys):
     code = main(["train", *TINY_ARGS, "--examples", "-1", "--models", str(tmp_path / "m"), "--run-dir", str(tmp_path / "run")])
     _one_line_error(capsys, code, "--examples must be 0")
@@ -277,7 +337,7 @@ def test_only_train_runs_under_torchrun(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "models").exists()
 
 
-@pytest.mark.parametrize("name", ["a/b", "..", "my model", ".hidden", "abc\n"])
+@pytest.mark.parametrize("name", ["a/b", "..", "my model", ".hidden", "abc\n", ""])
 def test_a_model_name_the_service_cannot_address_is_refused_before_training(tmp_path, capsys, name):
     code = main(["train", *TINY_ARGS, "--models", str(tmp_path / "models"), "--name", name, "--run-dir", str(tmp_path / "run")])
     _one_line_error(capsys, code, "--name", "not a valid model name")

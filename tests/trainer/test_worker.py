@@ -314,6 +314,20 @@ def test_a_job_json_that_is_not_an_object_fails_its_job_saying_so(tmp_path, opti
     assert "job.json cannot be read: it holds a JSON list, not an object" in folder.status()["error"]
 
 
+@pytest.mark.parametrize("damage", [{"progress": [1, 2]}, {"progress": "abc"}, {"attempt": "0"}, {"attempt": None},
+                                    {"history": {}, "metrics": 3, "startedAt": 5}])
+def test_a_status_with_fields_of_the_wrong_type_is_still_run(tmp_path, options, damage):
+    # A hand-edited or damaged status.json: its fields of the wrong type count as absent. It used to crash the
+    # worker (and each worker that took the job over) or leave the job queued for good, unseen.
+    folder = queue_job(str(tmp_path / "jobs"), "job-1")
+    with open(os.path.join(folder.path, "status.json"), "w") as f:
+        json.dump({"id": "job-1", "status": "queued", "attempt": 0, **damage}, f)
+    later = queue_job(str(tmp_path / "jobs"), "job-2", name="later")
+    make_worker(tmp_path, options).run()
+    assert folder.status()["status"] == "succeeded"
+    assert later.status()["status"] == "succeeded"
+
+
 def test_run_folders_under_runs_go_once_their_job_is_removed(tmp_path, options):
     runs = tmp_path / "runs"
     folder = queue_job(str(tmp_path / "jobs"), "job-1")

@@ -4,6 +4,7 @@ The structure is stored as JSON and the tensors beside it, so `torch.load(weight
 checkpoint on every torch version (torch 1.13's safe unpickler rejects even Python floats)."""
 from __future__ import annotations
 
+import io
 import json
 import os
 from typing import Any, Dict, List
@@ -51,9 +52,12 @@ def _decode(value: Any, tensors: Dict[str, torch.Tensor]) -> Any:
 def save_checkpoint(state: Dict[str, Any], path: str) -> None:
     tensors: List[torch.Tensor] = []
     structure = json.dumps(_encode(state, tensors))
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "structure": structure,
-                    "tensors": {str(i): t for i, t in enumerate(tensors)}}, tmp)
+    # Serialized in memory, then written by Python: a full disk is then an OSError (said in one line), where torch's
+    # own file writer aborts the whole process from a destructor.
+    serialized = io.BytesIO()
+    torch.save({"format": FORMAT, "structure": structure, "tensors": {str(i): t for i, t in enumerate(tensors)}}, serialized)
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        file.write(serialized.getbuffer())
 
 
 def load_checkpoint(path: str) -> Dict[str, Any]:
@@ -68,19 +72,37 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
             raw = torch.load(path, map_location="cpu")
     except Exception as error:  # noqa: BLE001 - a broken file is the user's input problem
         # torch's own words (a bare number, an errno, advice about weights_only) say little about what is wrong.
+        reason = "it is empty (0 bytes)" if os.path.getsize(path) == 0 else \
+            f"{type(error).__name__}: {(str(error).splitlines() or ['no message'])[0][:120]}"
         raise TrainerError(f"cannot read checkpoint {path}: it is not a checkpoint file the trainer wrote, or it is cut "
-                           f"short ({type(error).__name__}: {str(error).splitlines()[0][:120]})") from None
+                           f"short ({reason})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise TrainerError(f"{path} is not a protopnet_trainer checkpoint")
-    return _decode(json.loads(raw["structure"]), raw["tensors"])
+    try:
+        checkpoint = _decode(json.loads(raw["structure"]), raw["tensors"])
+    except Exception as error:  # noqa: BLE001 - damaged contents are the user's input problem
+        raise TrainerError(f"{path} is a damaged protopnet_trainer checkpoint: its contents cannot be read "
+                           f"({type(error).__name__}: {error})") from None
+    for key, kind in (("config", dict), ("model", dict), ("classes", list)):
+        if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get(key), kind):
+            raise TrainerError(f"{path} is a damaged protopnet_trainer checkpoint: it has no {key} {kind.__name__}")
+    return checkpoint
 
 
 def model_from_checkpoint(checkpoint: Dict[str, Any]) -> ProtoPNet:
     """The checkpoint's model on the CPU, built from its own configuration (no pretrained weights are loaded)."""
-    cfg = TrainConfig.from_dict(checkpoint["config"])
-    state = checkpoint["model"]
-    channels = state["mean"].numel()
-    model = build_model(cfg, channels, len(checkpoint["classes"]), [0.0] * channels, [1.0] * channels,
-                        prototype_classes=state["prototype_classes"].tolist(), load_weights=False)
-    model.load_state_dict(state)
+    try:
+        cfg = TrainConfig.from_dict(checkpoint["config"])
+        state = checkpoint["model"]
+        channels = state["mean"].numel()
+        model = build_model(cfg, channels, len(checkpoint["classes"]), [0.0] * channels, [1.0] * channels,
+                            prototype_classes=state["prototype_classes"].tolist(), load_weights=False)
+        model.load_state_dict(state)
+    except TrainerError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:
+        # A configuration that does not match the weights, or parts missing: the file was damaged or edited.
+        first_line = (str(error).splitlines() or [""])[0][:200]
+        raise TrainerError(f"the checkpoint's model cannot be rebuilt from it, so it is damaged or not one this trainer "
+                           f"wrote ({type(error).__name__}: {first_line})") from None
     return model

@@ -163,7 +163,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 def train_job(args: argparse.Namespace, cfg: TrainConfig) -> "TrainJob":
     """The run a `train` command line asks for (the worker's jobs are `train` command lines too)."""
     from .pipeline import TrainJob
-    name = checked_name(args.name or args.preset or cfg.dataset)   # before training, not when publishing after it
+    # Checked before training, not when publishing after it; an empty --name is refused, not replaced.
+    name = checked_name(args.name if args.name is not None else args.preset or cfg.dataset)
     checked_examples(args.examples)
     return TrainJob(cfg, models=args.models, name=name, run_dir=args.run_dir,
                     preset=args.preset, resume=args.resume, report=not args.no_report, examples=args.examples,
@@ -404,6 +405,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.handler(args)
         return 0
     except TrainerError as error:
+        print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
+        return 2
+    except OSError as error:
+        # A file the run writes or reads failed under it (a full disk, a folder where a file should be): the system's
+        # words say which and why.
         print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt as interrupt:

@@ -19,7 +19,7 @@ import json
 import os
 import re
 import time
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from .atomic import write_json_atomically
 
@@ -47,6 +47,18 @@ def utc_time(seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+# The types of the status.json fields the worker reads back (the service reads them too, docs/TRAINING_JOBS.md).
+_STATUS_TYPES: Dict[str, Tuple[type, ...]] = {
+    "attempt": (int,), "status": (str,), "progress": (dict,), "metrics": (dict, type(None)), "history": (list,),
+    "startedAt": (str, type(None)), "resumedFromEpoch": (int, type(None)),
+}
+
+
+def _has_its_type(key: str, value: Any) -> bool:
+    types = _STATUS_TYPES.get(key)
+    return types is None or (isinstance(value, types) and not isinstance(value, bool))
+
+
 class JobFolder:
     """One job's folder: its request, status, leases and cancel marker."""
 
@@ -65,13 +77,16 @@ class JobFolder:
         return request
 
     def status(self) -> Optional[Dict[str, Any]]:
-        """The last status written, or None when there is none (or it cannot be read)."""
+        """The last status written, or None when there is none (or it cannot be read). A field of the wrong type
+        (a hand-edited or damaged file) counts as absent, so the job is neither skipped for good nor a crash."""
         try:
             with open(self._file(STATUS_FILE), encoding="utf-8") as f:
                 value = json.load(f)
-            return value if isinstance(value, dict) else None
         except (OSError, ValueError):
             return None
+        if not isinstance(value, dict):
+            return None
+        return {key: field for key, field in value.items() if _has_its_type(key, field)}
 
     def write_status(self, status: Dict[str, Any]) -> None:
         write_json_atomically(self._file(STATUS_FILE), status)

@@ -80,8 +80,9 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
         cfg = cfg.replace(with_baseline=False)      # the baseline trains in its own process
     run_dir = job.run_dir or RunFolder.default(job.name)
     if main:
-        check_writable(job.models)                  # fail before training, not after
-        if not job.resume:
+        check_writable(job.models, job.name)        # fail before training, not after
+        # A resume with no epoch checkpoint to go on from starts afresh: the folder's older lines and pictures go too.
+        if not job.resume or RunFolder(run_dir).latest_epoch_checkpoint() is None:
             RunFolder(run_dir).clear()
     if group is not None:
         group.barrier()                             # no rank reads the run folder while rank 0 clears it

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from .atomic import write_text_atomically
 from .errors import TrainerError
@@ -13,14 +13,20 @@ from .job_options import require_model_name
 from .manifest import manifest_text
 
 
-def check_writable(models_dir: str) -> None:
-    """Fail early (before training) when the model repository cannot be written."""
+def check_writable(models_dir: str, name: Optional[str] = None) -> None:
+    """Fail early (before training) when the model repository, or the model's folder in it, cannot be written."""
     try:
         os.makedirs(models_dir, exist_ok=True)
     except OSError as error:
         raise TrainerError(f"output folder {models_dir} cannot be created: {error.strerror}") from None
     if not os.path.isdir(models_dir) or not os.access(models_dir, os.W_OK | os.X_OK):
         raise TrainerError(f"output folder {models_dir} is not writable")
+    family = os.path.join(models_dir, name) if name else None
+    if family is not None and os.path.lexists(family):
+        if not os.path.isdir(family):
+            raise TrainerError(f"output folder {family} cannot be created: a file of that name is in the way")
+        if not os.access(family, os.W_OK | os.X_OK):
+            raise TrainerError(f"output folder {family} is not writable")
 
 
 def new_version(family_dir: str) -> str:

@@ -8,6 +8,7 @@ import os
 import shutil
 from typing import Any, Callable, Dict, Iterable, Optional
 
+from .atomic import write_text_atomically
 from .checkpoint import save_checkpoint
 from .errors import TrainerError
 
@@ -89,6 +90,22 @@ class RunFolder:
         for pictures in glob.glob(os.path.join(os.path.abspath(self.path), "push", "epoch-*")):
             if pictures not in current:
                 shutil.rmtree(pictures, ignore_errors=True)
+
+    def keep_metrics_through(self, epoch: int) -> None:
+        """Drop the metrics lines of epochs after `epoch`: a run stopped between writing an epoch's line and its
+        checkpoint, or resumed from an earlier checkpoint, trains those epochs again and writes them again."""
+        if not os.path.isfile(self.metrics):
+            return
+        with open(self.metrics, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+
+        def kept(line: str) -> bool:
+            try:
+                return int(json.loads(line).get("epoch", 0)) <= epoch
+            except (ValueError, TypeError, AttributeError):
+                return False   # a line cut short by the stop
+        self.before_write()
+        write_text_atomically(self.metrics, "".join(line + "\n" for line in lines if kept(line)))
 
     def append_metrics(self, metrics: Dict[str, Any]) -> None:
         self.before_write()

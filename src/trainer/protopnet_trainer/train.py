@@ -441,6 +441,11 @@ class Trainer:
         load_scheduler_state(self.joint_scheduler, checkpoint["joint_scheduler"])
         self.last_optimizer.load_state_dict(checkpoint["last_optimizer"])
         self._restore_progress(checkpoint)
+        if self.epoch > self.cfg.epochs:
+            raise TrainerError(f"checkpoint {latest} has trained {self.epoch} epochs already, more than --epochs "
+                               f"{self.cfg.epochs}: resume with --epochs {self.epoch} or more, or train in a new run folder")
+        if self.is_main:
+            self.folder.keep_metrics_through(self.epoch)
         self.log(f"resuming from {latest} at epoch {self.epoch + 1}")
         return True
 
