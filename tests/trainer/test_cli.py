@@ -344,6 +344,17 @@ def test_a_model_name_the_service_cannot_address_is_refused_before_training(tmp_
     assert not (tmp_path / "run" / "metrics.jsonl").exists()   # refused before the first epoch
 
 
+@pytest.mark.parametrize("option, value", [("--workers", "-1"), ("--lr-step", "0"), ("--image-size", "3"),
+                                           ("--epoch-copies", "100000000"), ("--train-limit", "-5"),
+                                           ("--test-limit", "-1"), ("--lr-trunk", "-1"), ("--lr-add-on", "inf"),
+                                           ("--lr-last-layer", "nan"), ("--weight-decay", "-1"), ("--threads", "-1")])
+def test_a_value_outside_the_range_a_job_is_held_to_is_one_line(tmp_path, capsys, option, value):
+    # Each of these was a traceback, an allocation failure, or a run that went on (a bundle of NaN, a data set cut short).
+    code = main(["train", *TINY_ARGS, option, value, "--models", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")])
+    _one_line_error(capsys, code, option, "must be")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
 @pytest.mark.parametrize("option", ["--image-size", "--batch-size"])
 def test_a_size_below_one_is_one_line(tmp_path, capsys, option):
     code = main(["train", *TINY_ARGS, option, "0", "--models", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")])

@@ -151,13 +151,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 # ---------------------------------------------------------------------------------------------- commands
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from .job_options import check_ranges
     cfg = config_from_args(args)
+    job = None if args.baseline_only else train_job(args, cfg)
+    check_ranges(build_parser(), args)   # what the checks in their own words above leave: the ranges jobs are held to
     if args.baseline_only:
         from .baseline import train_to_file
         train_to_file(cfg, args.baseline_only, progress=show_progress(args), log=say)
         return
     from .pipeline import train_and_publish
-    train_and_publish(train_job(args, cfg), progress=show_progress(args), log=say)
+    train_and_publish(job, progress=show_progress(args), log=say)
 
 
 def train_job(args: argparse.Namespace, cfg: TrainConfig) -> "TrainJob":

@@ -162,6 +162,20 @@ def _option_type(action: argparse.Action) -> str:
     return {int: "integer", float: "number", str: "string", None: "string"}.get(action.type, "")
 
 
+def check_ranges(parser: argparse.ArgumentParser, args: argparse.Namespace, command: str = "train") -> None:
+    """The ranges a job's options are held to hold on the command line too: a value outside one (a negative count,
+    a learning rate of inf or NaN, a 3-pixel image) is one line before any work, not a traceback or a bundle of NaN."""
+    for action in _subparser(parser, command)._actions:
+        flag = next((s for s in action.option_strings if s.startswith("--")), None)
+        value = getattr(args, action.dest, None)
+        if flag not in RANGES or value is None:
+            continue
+        low, high = RANGES[flag]
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if not low <= item <= high:   # False for NaN too
+                raise TrainerError(f"{flag} must be from {low:g} to {high:g} (got {item})")
+
+
 class JobOptions:
     """The job options of a `train` parser, by name."""
 
