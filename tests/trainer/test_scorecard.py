@@ -176,4 +176,9 @@ def test_evaluate_interpretability_measures_a_bundle_without_changing_it(parts_b
     assert main(["evaluate-interpretability", "--bundle", bundle, "--dataset", "synthetic", "--output", str(output)]) == 0
     assert main(["evaluate-interpretability", "--bundle", str(output), "--output", str(output / "x")]) == 2
     assert "cannot read" in capsys.readouterr().err
+    # Refused before measuring: an output that is a file, a limit below one.
+    assert main(["evaluate-interpretability", "--bundle", bundle, "--output", str(output / "interpretability.json")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["evaluate-interpretability", "--bundle", bundle, "--output", str(output), "--limit", "-3"]) == 2
+    assert "--limit must be at least 1" in capsys.readouterr().err
     assert _digest(bundle) == before

@@ -106,6 +106,10 @@ def evaluate_bundle(bundle: str, dataset: Optional[str], data: Optional[str], ou
     output = output or os.path.join("runs", manifest.get("name", "bundle"), f"interpretability-{manifest['version']}")
     if os.path.abspath(output) == os.path.abspath(bundle):
         raise TrainerError("--output must not be the bundle: published versions are immutable")
+    if os.path.exists(output) and not os.path.isdir(output):   # found before the measuring, not after it
+        raise TrainerError(f"--output {output} is a file, not a folder")
+    if limit is not None and limit < 1:
+        raise TrainerError(f"--limit must be at least 1 (got {limit})")
     training = manifest.get("training") or {}
     cfg = TrainConfig.from_dict(training.get("config") or {"dataset": training.get("dataset", "fashion-mnist")})
     changes = {k: v for k, v in (("dataset", dataset), ("data", data)) if v is not None}
