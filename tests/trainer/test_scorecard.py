@@ -181,4 +181,14 @@ def test_evaluate_interpretability_measures_a_bundle_without_changing_it(parts_b
     assert "is a file, not a folder" in capsys.readouterr().err
     assert main(["evaluate-interpretability", "--bundle", bundle, "--output", str(output), "--limit", "-3"]) == 2
     assert "--limit must be at least 1" in capsys.readouterr().err
+    # A copy of the bundle whose model.json has a part of the wrong type: one line, not a traceback.
+    import shutil
+    edited = parts_bundle["root"] / "edited-bundle"
+    shutil.copytree(bundle, edited)
+    for change, fragment in (({"classes": 5}, "its classes is 5, not a JSON array"),
+                             ({"input": {**parts_bundle["manifest"]["input"], "width": "64"}}, 'its input.width is "64"')):
+        (edited / "model.json").write_text(json.dumps({**parts_bundle["manifest"], **change}))
+        assert main(["evaluate-interpretability", "--bundle", str(edited), "--output", str(output)]) == 2
+        err = capsys.readouterr().err
+        assert fragment in err and len(err.strip().splitlines()) == 1, err
     assert _digest(bundle) == before

@@ -93,6 +93,27 @@ def summary(block: Dict[str, Any]) -> str:
             f"{block['backgroundPrototypes']}/{len(block['prototypes'])} prototypes")
 
 
+# The manifest's parts the scorecard reads, and their JSON types (docs/MODEL_BUNDLE.md).
+_MANIFEST_PARTS = (("version", str), ("input", dict), ("classes", list), ("prototypes", list), ("lastLayer", dict),
+                   ("onnx", dict))
+_INPUT_PARTS = (("width", int), ("height", int), ("channels", int))
+_JSON_NAMES = {int: "number", str: "string", dict: "object", list: "array"}
+
+
+def _check_manifest(manifest: Any, path: str) -> None:
+    """Refuses a model.json without the parts the scorecard reads, or with one of another type, in one line."""
+    if not isinstance(manifest, dict):
+        raise TrainerError(f"{path} is not a bundle manifest: it holds a JSON {type(manifest).__name__}, not an object")
+    checks = [(manifest.get(key), kind, key) for key, kind in _MANIFEST_PARTS]
+    size = manifest.get("input")
+    if isinstance(size, dict):
+        checks += [(size.get(key), kind, f"input.{key}") for key, kind in _INPUT_PARTS]
+    for value, kind, name in checks:
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise TrainerError(f"{path} is not a bundle manifest the trainer wrote: its {name} is "
+                               f"{json.dumps(value)[:60]}, not a JSON {_JSON_NAMES[kind]}")
+
+
 def evaluate_bundle(bundle: str, dataset: Optional[str], data: Optional[str], output: Optional[str],
                     limit: Optional[int], batch_size: int, log: Log) -> Dict[str, Any]:
     """The scorecard of a published bundle, on its data set's test split (or another data set's), written to
@@ -103,6 +124,7 @@ def evaluate_bundle(bundle: str, dataset: Optional[str], data: Optional[str], ou
             manifest = json.load(f)
     except (OSError, ValueError) as error:
         raise TrainerError(f"cannot read {manifest_path}: {error}") from None
+    _check_manifest(manifest, manifest_path)
     output = output or os.path.join("runs", manifest.get("name", "bundle"), f"interpretability-{manifest['version']}")
     if os.path.abspath(output) == os.path.abspath(bundle):
         raise TrainerError("--output must not be the bundle: published versions are immutable")
