@@ -24,6 +24,15 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny, tmp_path):
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
 
 
+def test_a_run_whose_loss_is_not_finite_stops_saying_it_diverged(tiny, tmp_path):
+    trainer = _quiet(tiny(epochs=2), tmp_path)
+    with torch.no_grad():
+        trainer.model.prototypes.fill_(float("nan"))   # as weights that have blown up
+    with pytest.raises(TrainerError, match="the training diverged: the loss of epoch 1 is nan"):
+        trainer.run()
+    assert not (tmp_path / "metrics.jsonl").exists()   # the broken epoch is not recorded
+
+
 def test_resume_with_another_image_size_is_refused_before_loading_anything(tiny, tmp_path):
     cfg = tiny(epochs=3)
     interrupt_after(cfg, tmp_path, epochs_done=1)

@@ -3,6 +3,7 @@ baseline, checkpoints and resume. `Trainer.run` is the entry for a whole run; `T
 trainer for the stages after training (push, last layer, pruning) from a checkpoint."""
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -315,6 +316,10 @@ class Trainer:
         seconds = time.time() - started
         metrics = {f"loss_{k}": v / max(1, total) for k, v in sums.items()}
         metrics.update(train_accuracy=correct / max(1, total), images_per_second=total / max(seconds, 1e-9))
+        # Weights that have blown up would go on to a push that finds no finite distance: said for what it is.
+        if not math.isfinite(metrics.get("loss_total", 0.0)):
+            raise TrainerError(f"the training diverged: the loss of epoch {epoch + 1} is {metrics['loss_total']}; "
+                               f"train again with lower learning rates or loss weights")
         return metrics
 
     def _trained_model(self, phase: str) -> torch.nn.Module:
