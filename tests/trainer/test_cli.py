@@ -282,6 +282,20 @@ def test_resume_keeps_the_metrics_of_the_checkpoints_epochs_only(tmp_path, capsy
     _one_line_error(capsys, code, "has trained 3 epochs already", "--epochs 3 or more")
 
 
+def test_a_checkpoint_kept_outside_its_run_folder_is_pruned_beside_it(tmp_path, capsys):
+    models, run_dir = str(tmp_path / "models"), str(tmp_path / "run")
+    assert main(["train", *TINY_ARGS, "--models", models, "--name", "p", "--run-dir", run_dir]) == 0
+    kept = tmp_path / "kept" / "deep"
+    kept.mkdir(parents=True)
+    import shutil
+    shutil.copy(os.path.join(run_dir, "checkpoints", "final.pt"), kept / "final.pt")
+    capsys.readouterr()
+    assert main(["prune", "--checkpoint", str(kept / "final.pt"), "--k", "3", "--threshold", "3", "--no-progress"]) == 0
+    assert str(kept / "checkpoints" / "pruned.pt") in capsys.readouterr().out
+    assert (kept / "checkpoints" / "pruned.pt").is_file()
+    assert not (tmp_path / "kept" / "checkpoints").exists()   # not two folders up, as before
+
+
 def test_a_negative_example_count_is_one_line(tmp_path, capsys):
     code = main(["train", *TINY_ARGS, "--examples", "-1", "--models", str(tmp_path / "m"), "--run-dir", str(tmp_path / "run")])
     _one_line_error(capsys, code, "--examples must be 0")

@@ -350,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--checkpoint", required=True)
     prune.add_argument("--k", type=int, default=6)
     prune.add_argument("--threshold", type=int, default=3)
-    prune.add_argument("--output", help="checkpoint file name in the run's checkpoints folder (default pruned.pt)")
+    prune.add_argument("--output", help="checkpoint file name in the run's checkpoints folder (default pruned.pt; for a "
+                                         "checkpoint kept outside a run folder, checkpoints/ beside it)")
     prune.add_argument("--device", choices=["auto", "cpu", "cuda"])
     prune.add_argument("--no-progress", action="store_true")
     prune.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")

@@ -30,8 +30,10 @@ class RunFolder:
 
     @classmethod
     def of_checkpoint(cls, checkpoint_path: str) -> "RunFolder":
-        """The run folder a checkpoint file lies in (<run>/checkpoints/<file>)."""
-        return cls(os.path.dirname(os.path.dirname(os.path.abspath(checkpoint_path))))
+        """The run folder a checkpoint file lies in (<run>/checkpoints/<file>); for a checkpoint kept elsewhere, the
+        folder it lies in (what is written beside it then goes there, not two folders up)."""
+        folder = os.path.dirname(os.path.abspath(checkpoint_path))
+        return cls(os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else folder)
 
     def create(self) -> None:
         try:
