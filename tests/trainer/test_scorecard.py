@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -182,7 +183,6 @@ def test_evaluate_interpretability_measures_a_bundle_without_changing_it(parts_b
     assert main(["evaluate-interpretability", "--bundle", bundle, "--output", str(output), "--limit", "-3"]) == 2
     assert "--limit must be at least 1" in capsys.readouterr().err
     # A copy of the bundle whose model.json has a part of the wrong type: one line, not a traceback.
-    import shutil
     edited = parts_bundle["root"] / "edited-bundle"
     shutil.copytree(bundle, edited)
     for change, fragment in (({"classes": 5}, "its classes is 5, not a JSON array"),

@@ -98,8 +98,6 @@ def model_from_checkpoint(checkpoint: Dict[str, Any]) -> ProtoPNet:
         model = build_model(cfg, channels, len(checkpoint["classes"]), [0.0] * channels, [1.0] * channels,
                             prototype_classes=state["prototype_classes"].tolist(), load_weights=False)
         model.load_state_dict(state)
-    except TrainerError:
-        raise
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as error:
         # A configuration that does not match the weights, or parts missing: the file was damaged or edited.
         first_line = (str(error).splitlines() or [""])[0][:200]

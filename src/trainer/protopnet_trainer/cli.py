@@ -408,12 +408,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise TrainerError(f"only `train` runs under torchrun: run `{args.command}` as one process")
         args.handler(args)
         return 0
-    except TrainerError as error:
-        print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
-        return 2
-    except OSError as error:
-        # A file the run writes or reads failed under it (a full disk, a folder where a file should be): the system's
-        # words say which and why.
+    except (TrainerError, OSError) as error:
+        # OSError: a file the run writes or reads failed under it (a full disk, a folder where a file should be); the
+        # system's words say which and why.
         print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt as interrupt:

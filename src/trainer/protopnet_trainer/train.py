@@ -440,15 +440,16 @@ class Trainer:
                 self.cfg.epochs, self.cfg.warm_epochs)):
             raise TrainerError(f"checkpoint {latest} was trained with a different schedule (joint optimizer "
                                f"{saved.joint_optimizer}, {saved.epochs} epochs, {saved.warm_epochs} warm-up)")
+        trained = int(checkpoint["epoch"])
+        if trained > self.cfg.epochs:
+            raise TrainerError(f"checkpoint {latest} has trained {trained} epochs already, more than --epochs "
+                               f"{self.cfg.epochs}: resume with --epochs {trained} or more, or train in a new run folder")
         self.model.load_state_dict(checkpoint["model"])
         self.warm_optimizer.load_state_dict(checkpoint["warm_optimizer"])
         self.joint_optimizer.load_state_dict(checkpoint["joint_optimizer"])
         load_scheduler_state(self.joint_scheduler, checkpoint["joint_scheduler"])
         self.last_optimizer.load_state_dict(checkpoint["last_optimizer"])
         self._restore_progress(checkpoint)
-        if self.epoch > self.cfg.epochs:
-            raise TrainerError(f"checkpoint {latest} has trained {self.epoch} epochs already, more than --epochs "
-                               f"{self.cfg.epochs}: resume with --epochs {self.epoch} or more, or train in a new run folder")
         if self.is_main:
             self.folder.keep_metrics_through(self.epoch)
         self.log(f"resuming from {latest} at epoch {self.epoch + 1}")
