@@ -5,6 +5,9 @@ stage there (stages.tsv: name, exit status, the result files the stage should wr
 without a failed test in its results (a NuGet restore, the smoke training, a `dotnet test` whose build broke or whose
 test host died) counts as one failure, and so does every result file a stage should have written but did not, or
 that cannot be read. A run that never got to its tests therefore never reads as '0 failed'.
+
+Above the closing line it names every failed test with the first lines of its message, so that the tail of a CI log
+(often all that is kept of it) says which test failed and why.
 """
 from __future__ import annotations
 
@@ -13,12 +16,15 @@ import sys
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Set
+from typing import Iterable, List, Optional, Set, Tuple
 
 STAGES_FILE = "stages.tsv"
 RESULT_PATTERNS = ("*.xml", "*.trx")
 # TRX run outcomes that mean the run went wrong even when no test is counted as failed.
 BROKEN_TRX_OUTCOMES = {"Failed", "Error", "Aborted", "Timeout"}
+FAILED_TRX_OUTCOMES = {"Failed", "Error", "Timeout", "Aborted"}
+MESSAGE_LINES = 6        # of each failed test's message, in the listing above the closing line
+MESSAGE_LINE_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,44 @@ def count_trx(path: Path) -> Counts:
     if failed == 0 and summary.get("outcome") in BROKEN_TRX_OUTCOMES:
         failed = 1
     return Counts(int(counters.get("passed", 0)), failed)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def failed_in_junit(path: Path) -> List[Tuple[str, str]]:
+    failed = []
+    for case in ElementTree.parse(path).getroot().iter("testcase"):
+        for problem in case:
+            if problem.tag in ("failure", "error"):
+                name = f"{case.get('classname', '')}::{case.get('name', '')}"
+                failed.append((name, problem.get("message") or problem.text or ""))
+                break
+    return failed
+
+
+def failed_in_trx(path: Path) -> List[Tuple[str, str]]:
+    failed = []
+    for result in ElementTree.parse(path).getroot().iter():
+        if _local(result.tag) != "UnitTestResult" or result.get("outcome") not in FAILED_TRX_OUTCOMES:
+            continue
+        message = next((element.text or "" for element in result.iter() if _local(element.tag) == "Message"), "")
+        failed.append((result.get("testName", "?"), message))
+    return failed
+
+
+def list_failed_tests(paths: Iterable[Path]) -> None:
+    """Names each failed test of readable result files with the first lines of its message (stdout, before the total)."""
+    for path in sorted(paths):
+        try:
+            failed = failed_in_trx(path) if path.suffix == ".trx" else failed_in_junit(path)
+        except (ElementTree.ParseError, OSError):
+            continue   # counted, and said, as unreadable
+        for name, message in failed:
+            print(f"FAILED {name} ({path.name})")
+            for line in message.strip().splitlines()[:MESSAGE_LINES]:
+                print(f"    {line[:MESSAGE_LINE_CHARS]}")
 
 
 def count_file(path: Path) -> Counts:
@@ -112,6 +156,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results_dir", type=Path, help="folder with the result files and stages.tsv")
     args = parser.parse_args(argv)
+    list_failed_tests(_result_files(args.results_dir))
     counts = summarize(args.results_dir)
     print(f"tests: {counts.passed} passed, {counts.failed} failed", flush=True)
     return 1 if counts.failed else 0

@@ -131,6 +131,47 @@ def test_results_without_a_stage_record_still_count(tmp_path: Path) -> None:
     assert result.returncode == 1
 
 
+FAILED_TRX = """<?xml version="1.0" encoding="utf-8"?>
+<TestRun id="1" name="run" xmlns="http://microsoft.com/schemas/VisualStudio/TeamTest/2010">
+  <Results>
+    <UnitTestResult testName="Tests.Passes" outcome="Passed" />
+    <UnitTestResult testName="Tests.StallCutsTheAnswerOff" outcome="Failed">
+      <Output><ErrorInfo><Message>Assert.Equal() Failure: Values differ
+Expected: 408
+Actual:   200</Message><StackTrace>at Tests.StallCutsTheAnswerOff()</StackTrace></ErrorInfo></Output>
+    </UnitTestResult>
+  </Results>
+  <ResultSummary outcome="Failed">
+    <Counters total="2" executed="2" passed="1" failed="1" error="0" timeout="0" aborted="0" />
+  </ResultSummary>
+</TestRun>
+"""
+
+FAILED_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" errors="0" failures="1" skipped="0" tests="2" time="1.0">
+<testcase classname="tests.trainer.test_push" name="test_passes" />
+<testcase classname="tests.trainer.test_push" name="test_push_moves_prototypes">
+<failure message="AssertionError: assert 3 == 4">long traceback</failure></testcase>
+</testsuite></testsuites>
+"""
+
+
+def test_failed_tests_are_named_with_their_message_above_the_closing_line(tmp_path: Path) -> None:
+    (tmp_path / "a.trx").write_text(FAILED_TRX)
+    (tmp_path / "pytest.xml").write_text(FAILED_JUNIT)
+    stages(tmp_path, "pytest 1 pytest.xml 1", "dotnet-test 1 *.trx 1")
+
+    result = summarize(tmp_path)
+    lines = result.stdout.splitlines()
+
+    assert lines[-1] == "tests: 2 passed, 2 failed"
+    assert "FAILED Tests.StallCutsTheAnswerOff (a.trx)" in lines
+    assert "    Actual:   200" in lines
+    assert "FAILED tests.trainer.test_push::test_push_moves_prototypes (pytest.xml)" in lines
+    assert "    AssertionError: assert 3 == 4" in lines
+    assert not any("Passes" in line or "test_passes" in line for line in lines)
+
+
 def run_bash(script: str, folder: Path) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "-c", f'set -euo pipefail; source "{STAGES}"; stages_begin "{folder}"; {script}'],
                           capture_output=True, text=True, timeout=60, env=dict(os.environ))
