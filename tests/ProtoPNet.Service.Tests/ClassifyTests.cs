@@ -122,15 +122,22 @@ public class ClassifyTests(TrainerBundles bundles)
         using var outputs = bundle.Session.Run(input, 1);
         using var image = new DecodedImage(new Image<Rgb24>(bundle.Manifest.Input.Width, bundle.Manifest.Input.Height), "png");
         var many = Math.Min(8, bundle.PrototypeCount);
+        // The least of a few explanations: the shared array pool is shared with the tests running beside this one
+        // (which may take a pooled array from under it) and trimmed by the garbage collector, so one explanation may rent
+        // anew what the steady state reuses.
         long Allocated(int topPrototypes)
         {
             var options = new ExplainOptions(TopPrototypes: topPrototypes);
             Explainer.ExplainClass(bundle, outputs, 0, image, 0, options); // pools and plans filled first
-            var before = GC.GetAllocatedBytesForCurrentThread();
-            var explanation = Explainer.ExplainClass(bundle, outputs, 0, image, 0, options);
-            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-            Assert.Equal(topPrototypes, explanation.Prototypes.Count);
-            return allocated;
+            var least = long.MaxValue;
+            for (var attempt = 0; attempt < 5; attempt++)
+            {
+                var before = GC.GetAllocatedBytesForCurrentThread();
+                var explanation = Explainer.ExplainClass(bundle, outputs, 0, image, 0, options);
+                least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+                Assert.Equal(topPrototypes, explanation.Prototypes.Count);
+            }
+            return least;
         }
         var perPrototype = (Allocated(many) - Allocated(1)) / (many - 1);
         var tapsOfOneMap = 48 * (bundle.Manifest.Input.Width + bundle.Manifest.Input.Height);

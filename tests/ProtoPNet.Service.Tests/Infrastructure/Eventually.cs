@@ -16,4 +16,20 @@ public static class Eventually
             await Task.Delay(10);
         }
     }
+
+    /// <summary>
+    /// Reads a value every 10 ms until <paramref name="done"/> holds for it or <paramref name="within"/> (10 s unless given)
+    /// has passed; returns the last value read, for the caller to assert on.
+    /// </summary>
+    public static async Task<T> ValueAsync<T>(Func<Task<T>> read, Func<T, bool> done, TimeSpan? within = null)
+    {
+        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(10));
+        var value = await read();
+        while (!done(value) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+            value = await read();
+        }
+        return value;
+    }
 }
