@@ -4,8 +4,9 @@ namespace ProtoPNet.Web.Tests;
 
 /// <summary>
 /// The web page against services set up otherwise than the fixture's: one with no model (the page says so when it
-/// opens, and the message stays), and one that classifies only with its API key (the page asks for the key, keeps it
-/// for the tab's session and classifies with it).
+/// opens, and the message stays), one that classifies only with its API key (the page asks for the key, keeps it
+/// for the tab's session and classifies with it), and one with an admin key but no jobs folder (the Training tab says
+/// so and shows no form to fill in for nothing).
 /// </summary>
 [Collection(WebCollection.Name)]
 public sealed class ServiceSettingsPageTests(WebFixture fixture)
@@ -63,6 +64,25 @@ public sealed class ServiceSettingsPageTests(WebFixture fixture)
         Assert.True(await page.Locator("#error").IsHiddenAsync());
         Assert.Equal(ClassifyKey, await page.EvaluateAsync<string>("() => sessionStorage.getItem('protopnet.classifyApiKey')"));
         Assert.Equal(0, await page.EvaluateAsync<int>("() => localStorage.length"));
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task A_service_without_a_jobs_folder_says_so_on_the_training_tab_and_offers_no_form()
+    {
+        await using var service = WebFixture.StartOtherService(fixture.ModelRoot, ("Models:DefaultModel", fixture.ModelName),
+            ("Security:AdminApiKey", WebFixture.AdminKey));
+        var page = await OpenAsync(service.BaseAddress);
+        await page.EvaluateAsync("() => { location.hash = 'training'; }");
+        await page.FillAsync("#training-key", WebFixture.AdminKey);
+        await page.ClickAsync("#training-key-form button[type=submit]");
+
+        var error = page.Locator("#error");
+        await error.WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Visible });
+        Assert.Contains("Training is not configured", await error.TextContentAsync());
+        Assert.Contains("Training:JobsRoot", await error.TextContentAsync());
+        Assert.True(await page.Locator("#training-ready").IsHiddenAsync());
+        Assert.True(await page.Locator("#training-key-form").IsHiddenAsync());
         await page.Context.CloseAsync();
     }
 }

@@ -139,6 +139,9 @@ public sealed class TrainingTabTests(WebFixture fixture)
         Assert.Equal("web-long", await row.Locator("td").First.TextContentAsync());
 
         await row.GetByRole(AriaRole.Button, new() { Name = $"Cancel web-long ({id})" }).ClickAsync();
+        // Asked to stop: no second Cancel, and the row says so until the worker has stopped.
+        await row.GetByRole(AriaRole.Button, new() { Name = $"Cancel web-long ({id})" }).WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Detached });
+        Assert.Contains(await row.Locator(".job-status").TextContentAsync(), new[] { "cancelling", "cancelled" });
         await row.GetByRole(AriaRole.Button, new() { Name = $"Follow web-long ({id})" }).ClickAsync();
         await page.WaitForFunctionAsync("() => document.getElementById('training-status').textContent === 'Cancelled.'", null,
             new PageWaitForFunctionOptions { Timeout = 90_000 });
@@ -153,5 +156,57 @@ public sealed class TrainingTabTests(WebFixture fixture)
         gone.Headers.Add("X-Api-Key", WebFixture.AdminKey);
         Assert.Equal(System.Net.HttpStatusCode.NotFound, (await fixture.Http.SendAsync(gone)).StatusCode);
         await page.Context.CloseAsync();
+    }
+
+    /// <summary>
+    /// Train pressed twice in a row queues one job; forgetting the key stops following it (its progress stream is
+    /// closed and its panel goes): nothing more is asked with a key the user took back.
+    /// </summary>
+    [Fact]
+    public async Task Train_pressed_twice_queues_one_job_and_forgetting_the_key_stops_following_it()
+    {
+        var page = await OpenAsync();
+        await page.FillAsync("#training-key", WebFixture.AdminKey);
+        await page.ClickAsync("#training-key-form button[type=submit]");
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#training-preset option').length > 0");
+        await page.SelectOptionAsync("#training-preset", "smoke");
+        await page.FillAsync("#training-name", "web-double");
+        await page.FillAsync("#training-epochs", "1000");
+        var streamClosed = new TaskCompletionSource();
+        page.RequestFailed += (_, request) => { if (request.Url.EndsWith("/events", StringComparison.Ordinal)) streamClosed.TrySetResult(); };
+
+        await page.RunAndWaitForRequestAsync(() => page.DblClickAsync("#training-submit"), r => r.Url.EndsWith("/events", StringComparison.Ordinal));
+        await page.Locator("#training-job").WaitForAsync();
+        var jobs = await JobsNamedAsync("web-double");
+        try
+        {
+            Assert.Single(jobs);
+            await page.ClickAsync("#training-forget");
+            await streamClosed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.True(await page.Locator("#training-job").IsHiddenAsync());
+            Assert.True(await page.Locator("#training-key-form").IsVisibleAsync());
+        }
+        finally
+        {
+            foreach (var id in jobs) await CancelAsync(id);   // not left for the shared worker to train for 1000 epochs
+        }
+        await page.Context.CloseAsync();
+    }
+
+    private async Task<string[]> JobsNamedAsync(string name)
+    {
+        using var list = new HttpRequestMessage(HttpMethod.Get, "training/jobs");
+        list.Headers.Add("X-Api-Key", WebFixture.AdminKey);
+        using var answer = await fixture.Http.SendAsync(list);
+        answer.EnsureSuccessStatusCode();
+        return [.. System.Text.Json.JsonDocument.Parse(await answer.Content.ReadAsStringAsync()).RootElement.EnumerateArray()
+            .Where(job => job.GetProperty("name").GetString() == name).Select(job => job.GetProperty("id").GetString()!)];
+    }
+
+    private async Task CancelAsync(string id)
+    {
+        using var cancel = new HttpRequestMessage(HttpMethod.Delete, $"training/jobs/{id}");
+        cancel.Headers.Add("X-Api-Key", WebFixture.AdminKey);
+        using var answer = await fixture.Http.SendAsync(cancel);
     }
 }

@@ -204,6 +204,111 @@ public sealed class WebPageTests(WebFixture fixture)
         await page.Context.CloseAsync();
     }
 
+    /// <summary>An image pasted anywhere on the classify view, or dropped beside the drop zone, is classified (not opened by the browser).</summary>
+    [Fact]
+    public async Task Pasting_an_image_or_dropping_it_beside_the_drop_zone_classifies_it()
+    {
+        var image = fixture.SourceImage(1);
+        var expected = (await ClassifyAsync(image, topPrototypes: 3)).GetProperty("prediction").GetProperty("label").GetString();
+        var page = await OpenAsync();
+        var bytes = (await File.ReadAllBytesAsync(image)).Select(b => (int)b).ToArray();
+
+        var dropped = await page.EvaluateAsync<bool>("""
+            bytes => {
+              const transfer = new DataTransfer();
+              transfer.items.add(new File([new Uint8Array(bytes)], "dropped.png", { type: "image/png" }));
+              const beside = document.getElementById("classify-title");
+              beside.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+              // false when the page cancelled it: the browser does not open the file in its place
+              return beside.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+            }
+            """, bytes);
+        Assert.False(dropped, "the drop beside the zone was not cancelled: the browser would leave the page for the file");
+        await WaitForResultAsync(page);
+        Assert.Equal(expected, await page.TextContentAsync("#prediction"));
+
+        await page.EvaluateAsync("() => { document.getElementById('result').hidden = true; }");
+        await page.EvaluateAsync("""
+            bytes => {
+              const clipboard = new DataTransfer();
+              clipboard.items.add(new File([new Uint8Array(bytes)], "image.png", { type: "image/png" }));
+              document.body.dispatchEvent(new ClipboardEvent("paste", { clipboardData: clipboard, bubbles: true, cancelable: true }));
+            }
+            """, bytes);
+        await WaitForResultAsync(page);
+        Assert.Equal(expected, await page.TextContentAsync("#prediction"));
+        await page.Context.CloseAsync();
+    }
+
+    /// <summary>An image chosen while an example is still downloading is newer: its answer is the one shown.</summary>
+    [Fact]
+    public async Task An_image_chosen_while_an_example_downloads_wins_over_the_example()
+    {
+        var upload = Path.Combine(fixture.WorkDirectory, "newer-than-the-example.png");
+        using (var source = await SixLabors.ImageSharp.Image.LoadAsync(fixture.SourceImage(0)))
+        {
+            source.Mutate(context => context.Resize(75, 45));   // a size no example has
+            await source.SaveAsPngAsync(upload);
+        }
+        var page = await OpenAsync();
+        await page.Locator("#examples").WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Visible });
+        var exampleServed = new TaskCompletionSource();
+        await page.RouteAsync("**/examples/**", async route =>
+        {
+            var clicked = route.Request.ResourceType == "fetch";   // not a thumbnail
+            if (clicked) await Task.Delay(2000);   // a slow download
+            await route.ContinueAsync();
+            if (clicked) exampleServed.TrySetResult();
+        });
+
+        await page.Locator("#example-list button").First.ClickAsync();
+        await page.SetInputFilesAsync("#file", upload);
+        await exampleServed.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await WaitForResultAsync(page);
+        await page.WaitForTimeoutAsync(1500);   // time for the example's answer, had it been sent
+
+        Assert.Equal(75, await page.EvaluateAsync<int>("() => document.querySelector('#overview-boxed img').naturalWidth"));
+        Assert.True(await page.Locator("#error").IsHiddenAsync());
+        await page.Context.CloseAsync();
+    }
+
+    /// <summary>A failure answered by something other than the service (a proxy's HTML error page) shows its status line.</summary>
+    [Fact]
+    public async Task A_failure_without_a_problem_body_shows_the_status_line()
+    {
+        var page = await OpenAsync();
+        await page.RouteAsync("**/classify?**", route => route.FulfillAsync(new RouteFulfillOptions
+        {
+            Status = 502, ContentType = "text/html", Body = "<html><body><h1>502 Bad Gateway</h1></body></html>",
+        }));
+        await page.SetInputFilesAsync("#file", fixture.SourceImage(0));
+        var error = page.Locator("#error");
+        await error.WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Visible });
+
+        var text = (await error.TextContentAsync())!;
+        Assert.Contains("The service answered 502", text);
+        Assert.DoesNotContain("[object", text);
+        Assert.DoesNotContain("undefined", text);
+        await page.Context.CloseAsync();
+    }
+
+    /// <summary>The "Prototypes to show" field shows the count the page asks for: out of range, it is corrected to it.</summary>
+    [Fact]
+    public async Task The_prototypes_field_shows_the_count_asked_for()
+    {
+        var page = await OpenAsync();
+        foreach (var (typed, sent, image) in new[] { ("50", 10, 0), ("0", 1, 1) })
+        {
+            await page.FillAsync("#top-prototypes", typed);
+            var request = await page.RunAndWaitForRequestAsync(() => page.SetInputFilesAsync("#file", fixture.SourceImage(image)),
+                r => r.Url.Contains("/classify?", StringComparison.Ordinal));
+            Assert.Contains($"topPrototypes={sent}&", request.Url);
+            await WaitForResultAsync(page);
+            Assert.Equal(sent.ToString(System.Globalization.CultureInfo.InvariantCulture), await page.InputValueAsync("#top-prototypes"));
+        }
+        await page.Context.CloseAsync();
+    }
+
     [Fact]
     public async Task Large_photos_are_explained_without_full_size_heatmaps()
     {
@@ -258,13 +363,28 @@ public sealed class WebPageTests(WebFixture fixture)
     [Fact]
     public async Task The_page_fits_a_phone_width_screen()
     {
-        var page = await OpenAsync(width: 375, height: 740);
+        const int Width = 360;
+        var page = await OpenAsync(width: Width, height: 740);
+        // A model whose name is longer than the screen is wide (names may have 128 characters): its menu entry shrinks.
+        await page.EvaluateAsync("""
+            () => { for (const id of ["model", "gallery-model"]) document.getElementById(id).append(new Option("a-model-with-a-name-much-longer-than-a-phone-screen-is-wide (10 classes, 100 prototypes)", "long")); }
+            """);
         await page.SetInputFilesAsync("#file", fixture.SourceImage(1));
         await WaitForResultAsync(page);
 
-        // Nothing wider than the screen: no sideways scrolling.
-        var scrollWidth = await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth");
-        Assert.True(scrollWidth <= 375, $"the page is {scrollWidth} px wide on a 375 px screen");
+        // Nothing wider than the screen: no sideways scrolling, in any view.
+        async Task<int> ScrollWidthAsync() => await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth");
+        var scrollWidth = await ScrollWidthAsync();
+        Assert.True(scrollWidth <= Width, $"the page is {scrollWidth} px wide on a {Width} px screen");
+        foreach (var view in new[] { "gallery", "training" })
+        {
+            await page.EvaluateAsync("view => { location.hash = view; }", view);
+            await page.WaitForFunctionAsync("view => !document.getElementById('view-' + view).hidden", view);
+            var width = await ScrollWidthAsync();
+            Assert.True(width <= Width, $"the {view} view is {width} px wide on a {Width} px screen");
+        }
+        await page.EvaluateAsync("() => { location.hash = 'classify'; }");
+        await page.WaitForFunctionAsync("() => !document.getElementById('view-classify').hidden");
         var patch = await page.Locator("#prototype-rows .proto-row img.patch").First.BoundingBoxAsync();
         Assert.True(patch!.Width >= 80, $"prototype pictures shrink to {patch.Width} px");
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "page-phone.png"), FullPage = true });

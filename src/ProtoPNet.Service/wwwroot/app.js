@@ -42,17 +42,32 @@ const percent = (p) => (p * 100).toFixed(1) + "%";
 async function problemMessage(response) {
   let title = `The service answered ${response.status} ${response.statusText}`.trim();
   let detail = "";
+  let type = null;
   const retryAfter = Number(response.headers.get("Retry-After")) || null;
   try {
     const body = await response.json();
     if (body && typeof body === "object") {
       title = body.title || title;
       detail = body.detail || "";
+      type = body.type || null;
     }
   } catch {
-    // Not JSON: keep the status line.
+    // Not JSON (a proxy's error page): the status line says it all.
   }
-  return { title, detail, status: response.status, retryAfter };
+  return { title, detail, type, status: response.status, retryAfter };
+}
+
+/**
+ * Shows any failure in the error box: a problem made by problemMessage (or the page's own, with a title and detail),
+ * or an exception (an answer that was not the JSON expected), under <fallbackTitle>.
+ */
+function showProblem(problem, fallbackTitle = "Something went wrong") {
+  if (!problem || typeof problem !== "object" || problem instanceof Error) {
+    showError(fallbackTitle, String((problem && problem.message) || problem));
+    return;
+  }
+  const retry = problem.retryAfter ? ` Try again in ${problem.retryAfter} s.` : "";
+  showError(problem.title || fallbackTitle, `${problem.detail || ""}${retry}`.trim());
 }
 
 function showError(title, detail) {
@@ -79,15 +94,18 @@ async function getJson(url) {
 
 // ---------------------------------------------------------------- models
 
+/** Lists the served models in both model menus; a menu keeps its choice while that model is still served. */
 async function loadModels() {
   try {
     const body = await getJson("/models");
     state.models = body.models || [];
     for (const select of [$("model"), $("gallery-model")]) {
+      const chosen = select.value;
       select.replaceChildren(...state.models.map((m) =>
         el("option", { value: m.name, text: `${m.name} (${m.classes.length} classes, ${m.prototypeCount} prototypes)` })));
       const asked = new URLSearchParams(location.search).get("model");
-      const preferred = state.models.find((m) => m.name === asked) || state.models.find((m) => m.isDefaultModel) || state.models[0];
+      const preferred = state.models.find((m) => m.name === chosen) || state.models.find((m) => m.name === asked)
+        || state.models.find((m) => m.isDefaultModel) || state.models[0];
       if (preferred) select.value = preferred.name;
     }
     if (state.models.length === 0) {
@@ -95,7 +113,7 @@ async function loadModels() {
     }
     showExamples();
   } catch (problem) {
-    showError(problem.title, problem.detail);
+    showProblem(problem, "The models cannot be listed");
   }
 }
 
@@ -130,7 +148,7 @@ function showExamples() {
   const examples = (model && model.examples) || [];
   const list = $("example-list");
   list.replaceChildren(...examples.map((example) => {
-    const name = example.label ? `Example ${example.index + 1}: a ${example.label}` : `Example ${example.index + 1}`;
+    const name = example.label ? `Example ${example.index + 1} (${example.label})` : `Example ${example.index + 1}`;
     const button = el("button", { type: "button", "data-url": example.url, "aria-label": `Classify ${name}` },
       el("img", { src: example.url, alt: "" }),
       el("span", { text: example.label || `#${example.index + 1}` }));
@@ -142,13 +160,17 @@ function showExamples() {
 
 async function classifyExample(url, name) {
   clearError();
+  // Counted from the click, not once downloaded: an image chosen meanwhile is newer and wins.
+  const request = ++state.request;
   try {
     const response = await fetch(url);
     if (!response.ok) throw await problemMessage(response);
     const blob = await response.blob();
+    if (request !== state.request) return;
     await classify(new File([blob], name + ".png", { type: blob.type || "image/png" }));
   } catch (problem) {
-    showError(problem.title || "The example cannot be loaded", problem.detail || String(problem));
+    if (request !== state.request) return;
+    showProblem(problem, "The example cannot be loaded");
   }
 }
 
@@ -159,6 +181,15 @@ const MAX_HEATMAP_PIXELS = 4_000_000;
 // The classify key (only where the service has Security:ClassifyApiKey): in sessionStorage, like the admin key.
 const CLASSIFY_KEY_STORAGE = "protopnet.classifyApiKey";
 const classifyKey = () => sessionStorage.getItem(CLASSIFY_KEY_STORAGE);
+
+/** The "Prototypes to show" field as a count from 1 to 10 (3 when empty), written back so that it shows what is sent. */
+function prototypesToShow() {
+  const field = $("top-prototypes");
+  const asked = parseInt(field.value, 10);
+  const count = Number.isNaN(asked) ? 3 : Math.min(10, Math.max(1, asked));
+  field.value = String(count);
+  return count;
+}
 
 /** The image's width x height as the browser decodes it, or null when it cannot (TIFF; or not an image, and the service says why). */
 async function pixelCount(file) {
@@ -180,7 +211,7 @@ async function classify(file) {
   clearError();
   $("status").textContent = `Classifying ${file.name || "the image"}...`;
 
-  const topPrototypes = Math.min(10, Math.max(1, parseInt($("top-prototypes").value, 10) || 3));
+  const topPrototypes = prototypesToShow();
   // Heatmaps come back at the decoded size, up to 4 megapixels each; for large photos they would make the answer tens of megabytes long.
   const pixels = await pixelCount(file);
   const heatmaps = pixels === null || pixels <= MAX_HEATMAP_PIXELS;
@@ -228,15 +259,13 @@ async function classify(file) {
       (result.timingsMs.verify !== undefined ? ` (checking the boxes took ${fmt(result.timingsMs.verify)} ms).` : ".") +
       (heatmaps ? "" : " Heatmaps are left out for images over 4 megapixels.") +
       (shown ? "" : " This browser cannot show the file's format, so the boxes are drawn on a blank of its size; the heatmaps show the image.");
-    if (listingProblem) {
-      showError("The training images' boxes cannot be shown", listingProblem.detail || listingProblem.title || String(listingProblem));
-    }
+    if (listingProblem) showProblem({ ...listingProblem, title: "The training images' boxes cannot be shown",
+      detail: listingProblem.detail || listingProblem.title || String(listingProblem.message || listingProblem) });
   } catch (problem) {
     if (request !== state.request) return;
     $("result").hidden = true;
     $("status").textContent = "";
-    const retry = problem.retryAfter ? ` Try again in ${problem.retryAfter} s.` : "";
-    showError(problem.title || "Something went wrong", (problem.detail || String(problem)) + retry);
+    showProblem(problem);
   }
 }
 
@@ -420,7 +449,7 @@ async function renderGallery() {
   } catch (problem) {
     if (request !== state.galleryRequest) return;
     $("gallery-status").textContent = "";
-    showError(problem.title || "The gallery cannot be loaded", problem.detail || String(problem));
+    showProblem(problem, "The gallery cannot be loaded");
   }
 }
 
@@ -441,7 +470,8 @@ function scorecardSummary(scorecard) {
 // The admin key lives in sessionStorage: it is sent only to this service, and forgotten when the tab is closed.
 const KEY_STORAGE = "protopnet.adminApiKey";
 const SVG = "http://www.w3.org/2000/svg";
-const training = { options: null, job: null, stream: null };
+// job: the job shown; stream: the AbortController of its progress stream; offering: the version whose link is awaited.
+const training = { options: null, job: null, stream: null, offering: null };
 
 const adminKey = () => sessionStorage.getItem(KEY_STORAGE);
 
@@ -485,7 +515,9 @@ async function openTraining() {
     presetChosen();
     await listJobs();
   } catch (problem) {
-    showError(problem.title, problem.detail);
+    // A service without a jobs folder takes no jobs: no form to fill in for nothing.
+    if (problem && typeof problem.type === "string" && problem.type.endsWith(":training-not-configured")) $("training-ready").hidden = true;
+    showProblem(problem, "Training cannot be opened");
   }
 }
 
@@ -498,14 +530,16 @@ function presetChosen() {
 async function submitTraining(event) {
   event.preventDefault();
   clearError();
+  const submit = $("training-submit");
+  if (submit.disabled) return;
   // A new job: the link to the last one's model goes until this one publishes its own.
-  $("training-done").hidden = true;
-  training.offering = null;
+  stopFollowing();
   const body = {
     name: $("training-name").value.trim(),
     preset: $("training-preset").value,
     options: { epochs: parseInt($("training-epochs").value, 10) },
   };
+  submit.disabled = true;   // one job per click: a double click would queue two
   try {
     const response = await adminFetch("/training/jobs", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
@@ -513,8 +547,18 @@ async function submitTraining(event) {
     showJob(await response.json());
     followJob(response.headers.get("Location"));
   } catch (problem) {
-    showError(problem.title, problem.detail);
+    showProblem(problem, "The job cannot be submitted");
+  } finally {
+    submit.disabled = false;
   }
+}
+
+/** Stops showing the followed job: its progress stream, its panel's model link and the wait for that model. */
+function stopFollowing() {
+  if (training.stream) training.stream.abort();
+  training.stream = null;
+  training.offering = null;
+  $("training-done").hidden = true;
 }
 
 /** Reads the job's Server-Sent Events (fetch, not EventSource: it sends the key as a header, never in the URL). A stream
@@ -559,8 +603,8 @@ async function followJob(location) {
   }
   if (stream.signal.aborted || finished()) return;
   if (training.job) showJob(training.job);
-  showError((lastProblem && lastProblem.title) || "The job's progress cannot be followed",
-    (lastProblem && (lastProblem.detail || String(lastProblem))) || "The service stopped sending the job's progress; reload the page to look again.");
+  showProblem(lastProblem || { detail: "The service stopped sending the job's progress; reload the page to look again." },
+    "The job's progress cannot be followed");
 }
 
 const FINISHED = ["succeeded", "failed", "cancelled"];
@@ -572,7 +616,7 @@ async function listJobs() {
   try {
     jobs = await (await adminFetch("/training/jobs")).json();
   } catch (problem) {
-    showError(problem.title || "The training jobs cannot be listed", problem.detail || String(problem));
+    showProblem(problem, "The training jobs cannot be listed");
     return;
   }
   $("training-jobs").hidden = false;
@@ -588,17 +632,21 @@ function jobRow(job) {
     return button;
   };
   const actions = el("td", { class: "actions" }, action("Follow", () => {
-    $("training-done").hidden = true;
+    stopFollowing();
     showJob(job);
     followJob(`/training/jobs/${encodeURIComponent(job.id)}`);
   }));
   if (FINISHED.includes(job.status)) actions.append(action("Remove", () => changeJob(job, "/folder")));
-  else actions.append(action("Cancel", () => changeJob(job, "")));
+  else if (!job.cancelRequested) actions.append(action("Cancel", () => changeJob(job, "")));
   const queued = job.createdAt ? new Date(job.createdAt).toLocaleString() : "";
   return el("tr", { "data-job": job.id },
-    el("td", { text: job.name || "(unnamed)" }), el("td", { text: job.preset }), el("td", { class: "job-status", text: job.status }),
+    el("td", { class: "job-name", text: jobName(job) }), el("td", { text: job.preset }), el("td", { class: "job-status", text: statusWord(job) }),
     el("td", { text: queued }), actions);
 }
+
+const jobName = (job) => job.name || "(unnamed)";
+// A running job asked to stop goes on until its worker's next step: "cancelling" until then.
+const statusWord = (job) => (job.cancelRequested && !FINISHED.includes(job.status) ? "cancelling" : job.status);
 
 /** DELETE /training/jobs/{id} (cancel) or /training/jobs/{id}/folder (remove), then the list again. */
 async function changeJob(job, suffix) {
@@ -607,11 +655,16 @@ async function changeJob(job, suffix) {
     const response = await adminFetch(`/training/jobs/${encodeURIComponent(job.id)}${suffix}`, { method: "DELETE" });
     const changed = await response.json();
     if (training.job && training.job.id === job.id) {
-      if (suffix) $("training-job").hidden = true;   // removed: nothing left to show
-      else showJob(changed);
+      if (suffix) {   // removed: nothing left to show
+        stopFollowing();
+        training.job = null;
+        $("training-job").hidden = true;
+      } else {
+        showJob(changed);
+      }
     }
   } catch (problem) {
-    showError(problem.title, problem.detail);
+    showProblem(problem, "The job cannot be changed");
   }
   await listJobs();
 }
@@ -622,21 +675,23 @@ const STAGES = {
 };
 
 function showJob(job) {
-  const before = training.job && training.job.id === job.id ? training.job.status : null;
+  const before = training.job && training.job.id === job.id ? statusWord(training.job) : null;
   training.job = job;
   const row = document.querySelector(`#training-jobs-table tr[data-job="${CSS.escape(job.id)}"]`);
-  if (row && before !== job.status) row.replaceWith(jobRow(job));
+  if (row && before !== statusWord(job)) row.replaceWith(jobRow(job));
   else if (!row && !$("training-jobs").hidden) listJobs();
   $("training-job").hidden = false;
-  $("training-job-title").textContent = `${job.name} (${job.preset})`;
+  $("training-job-title").textContent = `${jobName(job)} (${job.preset || "no recipe"})`;
   const progress = job.progress;
   $("training-progress").value = job.status === "succeeded" ? 1 : progress ? progress.fraction : 0;
   const stage = progress && progress.stage ? `, ${STAGES[progress.stage] || progress.stage}` : "";
   const epoch = progress && progress.epochs ? `: epoch ${progress.epoch} of ${progress.epochs}${stage}` : stage;
   const finish = job.estimatedFinishAt ? `, done at about ${new Date(job.estimatedFinishAt).toLocaleTimeString()}` : "";
   const text = {
-    queued: "Queued: waiting for a training worker.",
-    running: `Training${epoch}${finish} (${Math.round(100 * (progress ? progress.fraction : 0))}%).`,
+    queued: job.cancelRequested ? "Cancelling." : "Queued: waiting for a training worker.",
+    running: job.cancelRequested
+      ? `Cancelling: the worker stops at its next step${epoch ? ` (at ${epoch.slice(2)})` : ""}.`
+      : `Training${epoch}${finish} (${Math.round(100 * (progress ? progress.fraction : 0))}%).`,
     succeeded: `Trained and published as version ${job.publishedVersion}.`,
     failed: `Failed: ${job.error}`,
     cancelled: "Cancelled.",
@@ -645,7 +700,7 @@ function showJob(job) {
   // No finished epoch yet (queued, or cancelled before it started): no curve rather than empty axes.
   $("training-curve").closest("figure").hidden = job.history.length === 0;
   drawCurve(job.history, Math.max(1, progress && progress.epochs ? progress.epochs : job.history.length));
-  if (job.status === "succeeded") offerModel(job.name, job.publishedVersion);
+  if (job.status === "succeeded") offerModel(job, job.publishedVersion);
 }
 
 /** Accuracy per epoch: test accuracy as a solid line with a point per epoch, training accuracy dashed. */
@@ -682,30 +737,35 @@ function drawCurve(history, epochs) {
   svg.replaceChildren(...parts);
 }
 
-/** Once the service serves the new version, a link that opens it in the classify view. */
-async function offerModel(name, version) {
-  if (!$("training-done").hidden || training.offering === version) return;
-  training.offering = version;
-  for (let tries = 0; tries < 120; tries++) {
+/**
+ * Once the service serves the job's new version, a link under that job that opens it in the classify view. It asks
+ * GET /models (which answers whether the model is there or not) for a minute, and stops as soon as another job is shown.
+ */
+async function offerModel(job, version) {
+  const offer = `${job.id}@${version}`;
+  if (training.offering === offer) return;
+  training.offering = offer;
+  const stillOffered = () => training.offering === offer && training.job && training.job.id === job.id;
+  for (let tries = 0; tries < 120 && stillOffered(); tries++) {
+    let wait = 500;
     try {
-      const model = await getJson(`/models/${encodeURIComponent(name)}`);
-      if (model.versions.includes(version)) {
+      const listing = await getJson("/models");
+      const model = (listing.models || []).find((m) => m.name === job.name);
+      if (model && model.versions.includes(version)) {
+        if (!stillOffered()) return;
         const link = $("training-model-link");
-        link.href = `?model=${encodeURIComponent(name)}#classify`;
-        link.textContent = `Open ${name} in the classify view`;
+        link.href = `?model=${encodeURIComponent(job.name)}#classify`;
+        link.textContent = `Open ${job.name} in the classify view`;
         $("training-done").hidden = false;
         return;
       }
     } catch (problem) {
-      // Not loaded yet (the service picks new versions up within a few seconds), or busy: then as long as it asks.
-      if (problem && problem.retryAfter) {
-        await new Promise((resolve) => setTimeout(resolve, 1000 * problem.retryAfter));
-        continue;
-      }
+      // Busy: as long as it asks; unreachable: the next try.
+      if (problem && problem.retryAfter) wait = 1000 * problem.retryAfter;
     }
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await new Promise((resolve) => setTimeout(resolve, wait));
   }
-  $("training-status").textContent += " The service has not loaded it yet; reload the page later.";
+  if (stillOffered()) $("training-status").textContent += " The service has not loaded it yet; reload the page later.";
 }
 
 // ---------------------------------------------------------------- views and wiring
@@ -722,7 +782,9 @@ function showView(clear = true) {
     else tab.removeAttribute("aria-current");
   }
   if (clear) clearError();
-  if (current === "gallery") renderGallery();
+  // Coming back to a view, the models are listed again: a version published meanwhile is the one shown.
+  const models = clear && current !== "training" ? loadModels() : Promise.resolve();
+  if (current === "gallery") models.then(renderGallery);
   if (current === "training") openTraining();
 }
 
@@ -746,6 +808,21 @@ function wire() {
     const file = event.dataTransfer && event.dataTransfer.files[0];
     if (file) classify(file);
   });
+  // A file dropped beside the zone would make the browser open it and leave the page: on the classify view it is
+  // classified as if dropped on the zone, elsewhere it is ignored.
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => {
+    event.preventDefault();
+    const file = event.dataTransfer && event.dataTransfer.files[0];
+    if (file && !$("view-classify").hidden && !zone.contains(event.target)) classify(file);
+  });
+  // A pasted image (a screenshot, an image copied in another tab) is classified on the classify view.
+  document.addEventListener("paste", (event) => {
+    const file = event.clipboardData && [...event.clipboardData.files].find((f) => f.type.startsWith("image/"));
+    if (!file || $("view-classify").hidden) return;
+    event.preventDefault();
+    classify(new File([file], file.name || "pasted image.png", { type: file.type }));
+  });
   window.addEventListener("hashchange", () => showView());
 
   $("classify-key-form").addEventListener("submit", (event) => {
@@ -767,6 +844,9 @@ function wire() {
   $("training-forget").addEventListener("click", () => {
     sessionStorage.removeItem(KEY_STORAGE);
     training.options = null;
+    stopFollowing();   // nothing more is asked with the forgotten key
+    training.job = null;
+    $("training-job").hidden = true;
     $("training-jobs").hidden = true;
     showTrainingForms();
   });
