@@ -25,6 +25,7 @@ public sealed class SessionFactory
 
     public SessionFactory(InferenceOptions options)
     {
+        OnnxRuntimeTelemetry.EnsureOff();
         _options = options;
         _provider = new Lazy<ProviderChoice>(Decide);
     }

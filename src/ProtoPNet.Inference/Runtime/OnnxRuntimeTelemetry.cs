@@ -1,0 +1,32 @@
+using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
+
+namespace ProtoPNet.Inference.Runtime;
+
+/// <summary>
+/// Keeps ONNX Runtime's own usage telemetry off. Its Linux builds (1.31 here) carry an event collector that, unless
+/// <c>ORT_DISABLE_TELEMETRY</c> is set when the runtime starts, writes a device identifier under the user's cache
+/// folder and may send usage events out of the process; on a read-only root it prints a warning of its own into the
+/// service's log. A model server sends nothing anywhere unasked, so the variable is set for this process before the
+/// runtime's environment is made (a value the operator gave is kept), and its events are disabled as well.
+/// </summary>
+internal static class OnnxRuntimeTelemetry
+{
+    private const string Variable = "ORT_DISABLE_TELEMETRY";
+    private static readonly Lazy<bool> TurnedOff = new(TurnOff, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>Call before anything of ONNX Runtime is made; once is enough, more are free.</summary>
+    public static void EnsureOff() => _ = TurnedOff.Value;
+
+    private static bool TurnOff()
+    {
+        // .NET keeps its own copy of the environment on Unix: the native runtime reads the process's, set through libc.
+        if (OperatingSystem.IsWindows()) Environment.SetEnvironmentVariable(Variable, Environment.GetEnvironmentVariable(Variable) ?? "1");
+        else _ = SetEnvironmentVariable(Variable, "1", overwrite: 0);
+        OrtEnv.Instance().DisableTelemetryEvents();
+        return true;
+    }
+
+    [DllImport("libc", EntryPoint = "setenv", CharSet = CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]
+    private static extern int SetEnvironmentVariable(string name, string value, int overwrite);
+}
