@@ -4,7 +4,8 @@
 # Build from the repository root:  docker build -f docker/service-gpu.Dockerfile -t protopnet-service:gpu .
 # Run with the NVIDIA container toolkit:  docker run --gpus all -p 8080:8080 protopnet-service:gpu
 # ONNX Runtime 1.31's CUDA provider links against CUDA 13 (libcublasLt.so.13, libcudart.so.13) and loads cuDNN 9: this
-# base image provides both. Publishing on the host instead: publish into artifacts/containers/service-gpu/ and add
+# base image provides both. CUDA 13 needs an NVIDIA driver of 580 or later on the host (the GPU trainer image, CUDA
+# 12.4, runs on older ones). Publishing on the host instead: publish into artifacts/containers/service-gpu/ and add
 # --build-arg PUBLISHED=prebuilt.
 
 ARG PUBLISHED=build
@@ -26,9 +27,10 @@ COPY artifacts/containers/service-gpu/ /app/
 FROM ${PUBLISHED} AS published
 
 FROM nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04 AS runtime
-# libturbojpeg: JPEG uploads decoded with libjpeg-turbo, as Pillow does in the trainer.
+# libturbojpeg: JPEG uploads decoded with libjpeg-turbo, as Pillow does in the trainer; ca-certificates: HTTPS calls
+# out (an OpenTelemetry collector), as in the CPU image.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libturbojpeg \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libturbojpeg \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 1654 app \
  && useradd --uid 1654 --gid 1654 --create-home --no-log-init app

@@ -23,7 +23,8 @@ WORKDIR /home/app
 ENV PYTHONPATH=/app/trainer \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    MPLCONFIGDIR=/tmp/matplotlib
+    MPLCONFIGDIR=/tmp/matplotlib \
+    XDG_CACHE_HOME=/tmp/.cache
 USER 1654:1654
 HEALTHCHECK --interval=60s --timeout=30s --start-period=30s \
   CMD ["python", "-c", "import torch, protopnet_trainer.cli"]

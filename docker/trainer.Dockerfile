@@ -18,11 +18,13 @@ RUN mkdir /models /jobs /runs && chown app:app /models /jobs /runs
 COPY src/trainer/ /app/trainer/
 # `train` writes its run folder under runs/ of the working directory by default: app's home.
 WORKDIR /home/app
-# Matplotlib and PyTorch keep caches under HOME, which may be read-only (Kubernetes): /tmp is mounted writable there.
+# Matplotlib, fontconfig and PyTorch keep caches under HOME, which may be read-only (Kubernetes): /tmp is mounted
+# writable there. PyTorch looks for pretrained trunk weights under $TORCH_HOME (default $XDG_CACHE_HOME/torch).
 ENV PYTHONPATH=/app/trainer \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    MPLCONFIGDIR=/tmp/matplotlib
+    MPLCONFIGDIR=/tmp/matplotlib \
+    XDG_CACHE_HOME=/tmp/.cache
 USER 1654:1654
 # The image is healthy when its interpreter loads PyTorch and the trainer (a one-off `train` exits on its own).
 HEALTHCHECK --interval=60s --timeout=30s --start-period=30s \

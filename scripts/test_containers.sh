@@ -411,7 +411,8 @@ print("\n---\n".join(keep))' >"$dir/service.yaml"
 
 # The service Deployment's init container, as a cluster runs it (a cluster does not fill a new volume from the image):
 # its script from the rendered manifest, as uid 1654 on a read-only root file system, seeds an empty model repository
-# with the image's default model, and leaves one that holds anything as it is.
+# with the image's default model (one that holds only a file system's lost+found and hidden entries counts as empty),
+# and leaves one that holds a model as it is.
 seed_model_repository() {
   local script repository=$run_dir/seeded-repository
   script=$(cd scripts/kubernetes-validate && node --input-type=module -e '
@@ -421,7 +422,8 @@ const objects = parseAllDocuments(readFileSync(process.argv[1], "utf8")).map(d =
 const service = objects.find(o => o && o.kind === "Deployment" && o.metadata.name === "protopnet-service");
 const seed = service.spec.template.spec.initContainers.find(c => c.name === "seed-model-repository");
 process.stdout.write(seed.command.slice(2).join(" "));' "$run_dir/kubernetes/cpu.yaml")
-  rm -rf "$repository" && mkdir -p "$repository" && chown "$app_uid:$app_uid" "$repository"   # fsGroup's doing on a cluster
+  rm -rf "$repository" && mkdir -p "$repository/lost+found" "$repository/.snapshot"   # what a fresh ext4 or NFS volume holds
+  chown "$app_uid:$app_uid" "$repository"   # fsGroup's doing on a cluster
   seed() {
     podman run --rm --ulimit host --network none --no-healthcheck --read-only --user "$app_uid:$app_uid" \
       -v "$repository:/repository" --entrypoint sh "$service_image" -c "$script"
