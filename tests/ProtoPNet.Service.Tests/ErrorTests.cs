@@ -159,6 +159,27 @@ public class ErrorTests(TrainerBundles bundles)
         var identity = Http.Raw(png, "image/png");
         identity.Headers.ContentEncoding.Add("identity");
         await Http.JsonAsync(await Client.PostAsync("/classify", identity));
+
+        // A coding named for no body codes nothing: a GET with the header is answered as any GET.
+        using var models = new HttpRequestMessage(HttpMethod.Get, "/models");
+        models.Headers.TryAddWithoutValidation("Content-Encoding", "gzip");
+        Assert.Equal(HttpStatusCode.OK, (await Client.SendAsync(models)).StatusCode);
+    }
+
+    /// <summary>
+    /// Health probes are never refused for the request's shape (a repeated parameter, a content coding): a 4xx from a
+    /// probe reads as "not live" or "not ready" to Kubernetes and to the Open Inference Protocol.
+    /// </summary>
+    [Fact]
+    public async Task HealthProbesAreNeverRefusedForTheRequestsShape()
+    {
+        foreach (var path in new[] { "/health/live", "/health/ready", "/v2/health/live", "/v2/health/ready" })
+        {
+            Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync($"{path}?a=1&a=2")).StatusCode);
+            using var coded = new HttpRequestMessage(HttpMethod.Get, path);
+            coded.Headers.TryAddWithoutValidation("Content-Encoding", "gzip");
+            Assert.Equal(HttpStatusCode.OK, (await Client.SendAsync(coded)).StatusCode);
+        }
     }
 
     /// <summary>

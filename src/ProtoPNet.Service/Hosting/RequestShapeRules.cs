@@ -4,7 +4,8 @@ namespace ProtoPNet.Service.Hosting;
 
 /// <summary>
 /// Requests refused for their shape before any endpoint reads them, the same way on every endpoint (under /v2 in the
-/// protocol's error body): a body in a content coding, and a query parameter given more than once.
+/// protocol's error body): a body in a content coding, and a query parameter given more than once. Health probes are
+/// never refused for their shape: a 4xx from one reads as "not live" or "not ready" to Kubernetes and to the protocol.
 /// </summary>
 public static class RequestShapeRules
 {
@@ -13,7 +14,8 @@ public static class RequestShapeRules
         app.Use((context, next) =>
         {
             var request = context.Request;
-            if (HasContentCoding(request))
+            if (IsHealthProbe(request)) return next(context);
+            if (HasContentCoding(request) && CanHaveBody(context))
             {
                 // Not decoded: 415 saying so, with Accept-Encoding naming what is taken (RFC 9110, 15.5.16), rather than
                 // reading the body as a broken image or broken JSON. The status code pages write the answer.
@@ -36,6 +38,16 @@ public static class RequestShapeRules
     /// <summary>Whether the request's body is in a content coding other than identity.</summary>
     public static bool HasContentCoding(HttpRequest request) =>
         request.Headers.ContentEncoding.Any(value => value?.Split(',').Any(coding => !coding.Trim().Equals("identity", StringComparison.OrdinalIgnoreCase)) == true);
+
+    /// <summary>/health/live, /health/ready and the protocol's /v2/health/live and /v2/health/ready (GET or HEAD).</summary>
+    private static bool IsHealthProbe(HttpRequest request) =>
+        (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method))
+        && (request.Path.StartsWithSegments("/health") || request.Path.StartsWithSegments("/v2/health"));
+
+    /// <summary>Whether a body comes (a Content-Length above 0, or chunked): a coding named for no body codes nothing.</summary>
+    private static bool CanHaveBody(HttpContext context) =>
+        context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody
+        ?? context.Request.ContentLength > 0;
 
     /// <summary>The first query parameter given more than once, and how many times; null when there is none.</summary>
     private static (string Name, int Count)? RepeatedQueryParameter(HttpRequest request)
