@@ -1,4 +1,7 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Options;
+using ProtoPNet.Service.Classifying;
+using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Apis;
 
@@ -13,6 +16,37 @@ namespace ProtoPNet.Service.Apis;
 internal sealed class ClientPacedBody(Stream body, HttpContext context, TimeSpan limit, TimeSpan stallLimit) : Stream
 {
     private long _waitedTicks;
+
+    /// <summary>
+    /// Sends an answer through a paced body with Classify:AnswerReadTimeout and Classify:AnswerStallTimeout. A client
+    /// that keeps it waiting longer has it cut off: a warning, and 408 in the request log and the metrics.
+    /// </summary>
+    public static async Task SendAsync(HttpContext httpContext, Func<Stream, Task> write)
+    {
+        var options = httpContext.RequestServices.GetRequiredService<IOptions<ClassifyOptions>>().Value;
+        var body = new ClientPacedBody(httpContext.Response.Body, httpContext, options.AnswerReadTimeout, options.AnswerStallTimeout);
+        try
+        {
+            await write(body);
+        }
+        catch (OperationCanceledException) when (body.CutOff)
+        {
+            RequestMetrics.SetAnswerCutOff(httpContext);
+            var logger = httpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ClientPacedBody));
+            if (body.Stalled)
+            {
+                logger.LogWarning("Cut off the answer to {Method} {Path}: the client stopped reading it for {StallSeconds:0.0} s " +
+                    "(Classify:AnswerStallTimeout); the connection is closed and the answer's memory freed",
+                    httpContext.Request.Method, httpContext.Request.Path.Value, options.AnswerStallTimeout.TotalSeconds);
+            }
+            else
+            {
+                logger.LogWarning("Cut off the answer to {Method} {Path}: the client kept it waiting {WaitedSeconds:0.0} s while reading it " +
+                    "(Classify:AnswerReadTimeout); the connection is closed and the answer's memory freed",
+                    httpContext.Request.Method, httpContext.Request.Path.Value, body.Waited.TotalSeconds);
+            }
+        }
+    }
 
     /// <summary>Whether the answer was cut off, its connection closed.</summary>
     public bool CutOff { get; private set; }

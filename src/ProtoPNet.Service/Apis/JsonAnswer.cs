@@ -2,8 +2,6 @@ using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
-using ProtoPNet.Service.Classifying;
-using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Apis;
 
@@ -57,36 +55,11 @@ public sealed class JsonAnswer<T> : IResult, IStatusCodeHttpResult, IValueHttpRe
     }
 
     /// <summary>
-    /// Serializes the answer as it is sent. A client that keeps it waiting longer than Classify:AnswerReadTimeout in all,
-    /// or Classify:AnswerStallTimeout for one write, has it cut off (<see cref="ClientPacedBody"/>): a warning, and 408
-    /// in the request log and the metrics.
+    /// Serializes the answer as it is sent, at the client's pace (<see cref="ClientPacedBody.SendAsync"/>): a client that
+    /// keeps it waiting too long has it cut off.
     /// </summary>
-    private async Task WriteStreamedAsync(HttpContext httpContext, JsonTypeInfo<T> typeInfo)
-    {
-        var options = httpContext.RequestServices.GetRequiredService<IOptions<ClassifyOptions>>().Value;
-        var body = new ClientPacedBody(httpContext.Response.Body, httpContext, options.AnswerReadTimeout, options.AnswerStallTimeout);
-        try
-        {
-            await JsonSerializer.SerializeAsync(body, Value, typeInfo, httpContext.RequestAborted);
-        }
-        catch (OperationCanceledException) when (body.CutOff)
-        {
-            RequestMetrics.SetAnswerCutOff(httpContext);
-            var logger = httpContext.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(JsonAnswer));
-            if (body.Stalled)
-            {
-                logger.LogWarning("Cut off the answer to {Method} {Path}: the client stopped reading it for {StallSeconds:0.0} s " +
-                    "(Classify:AnswerStallTimeout); the connection is closed and the answer's memory freed",
-                    httpContext.Request.Method, httpContext.Request.Path.Value, options.AnswerStallTimeout.TotalSeconds);
-            }
-            else
-            {
-                logger.LogWarning("Cut off the answer to {Method} {Path}: the client kept it waiting {WaitedSeconds:0.0} s while reading it " +
-                    "(Classify:AnswerReadTimeout); the connection is closed and the answer's memory freed",
-                    httpContext.Request.Method, httpContext.Request.Path.Value, body.Waited.TotalSeconds);
-            }
-        }
-    }
+    private Task WriteStreamedAsync(HttpContext httpContext, JsonTypeInfo<T> typeInfo) =>
+        ClientPacedBody.SendAsync(httpContext, body => JsonSerializer.SerializeAsync(body, Value, typeInfo, httpContext.RequestAborted));
 }
 
 /// <summary>Makes <see cref="JsonAnswer{T}"/>s.</summary>

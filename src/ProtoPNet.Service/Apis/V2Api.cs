@@ -54,6 +54,9 @@ public static class V2Api
     /// <summary>Whether each image is unfamiliar [N] (BOOL): only for a bundle with a calibrated threshold.</summary>
     public const string UnfamiliarName = "unfamiliar";
 
+    /// <summary>The binary tensor data extension's name in the server metadata (Triton's name for it).</summary>
+    public const string BinaryTensorDataExtension = "binary_tensor_data";
+
     /// <summary>The outputs a model answers: the graph's, the unfamiliarity score, and the flag when its bundle is calibrated.</summary>
     private static string[] OutputNames(ModelBundle bundle) => bundle.Manifest.Unfamiliarity is null
         ? [.. GraphOutputNames, UnfamiliarityName]
@@ -64,10 +67,10 @@ public static class V2Api
         // The protocol's own error body, {"error": "..."}, for every problem its endpoints meet.
         var v2 = app.MapGroup("/v2").WithTags("Open Inference Protocol (v2)").AnswerProblems((kind, detail) => Error(kind.Status, detail));
 
-        v2.MapGet("", () => TypedResults.Ok(new V2ServerMetadata("protopnet-service", ServerVersion, [])))
+        v2.MapGet("", () => TypedResults.Ok(new V2ServerMetadata("protopnet-service", ServerVersion, [BinaryTensorDataExtension])))
             .WithName("V2ServerMetadata")
             .WithSummary("Server metadata")
-            .WithDescription("The server's name, version and supported protocol extensions (none).");
+            .WithDescription("The server's name, version and supported protocol extensions (binary_tensor_data: inputs and outputs as binary data after the JSON).");
 
         v2.MapGet("/health/live", () => TypedResults.Ok(new V2ServerLive(true)))
             .RunsInline()
@@ -114,7 +117,8 @@ public static class V2Api
                 The input tensor `image` (datatype FP32, shape [N, C, H, W] as the model metadata says, pixel values in [0, 1],
                 RGB or grey; `data` flat in row-major order or nested) goes through the model's batcher like /classify; the answer
                 holds the graph's outputs `logits` [N, K], `similarities` [N, M] and `similarity_maps` [N, M, h, w], or only those
-                named in `outputs`. Errors are `{"error": "..."}`: 400 for a malformed request, 404 for an unknown model or version,
+                named in `outputs`; as binary data after the JSON (Inference-Header-Content-Length, application/octet-stream) those whose
+                `parameters.binary_data` is true, or all with the request's `parameters.binary_data_output`. Errors are `{"error": "..."}`: 400 for a malformed request, 404 for an unknown model or version,
                 413 for a body larger than the model's largest request needs (64 bytes per value of `Classify:MaxBatchImages` images,
                 at most 256 MiB), 503 (with Retry-After) when the model is overloaded.
                 """)
@@ -164,7 +168,7 @@ public static class V2Api
     /// </summary>
     internal const int WholeAnswerMaxValues = 4096;
 
-    internal static async Task<JsonAnswer<V2InferenceResponse>> InferAsync(
+    internal static async Task<Results<JsonAnswer<V2InferenceResponse>, V2BinaryAnswer>> InferAsync(
         [AsParameters] V2ModelRoute route, HttpRequest request, ClassificationService classification, ModelRegistry registry,
         BufferBudget buffers, IOptions<ClassifyOptions> classifyOptions, CancellationToken cancellationToken)
     {
@@ -190,10 +194,15 @@ public static class V2Api
             return input;
         }, cancellationToken);
         var outputs = requested.Distinct().Select(o => Output(o, run)).ToArray();
-        // Before the answer starts: JSON has no infinity, and a 200 cut short mid-stream is worse than an error.
-        if (outputs.FirstOrDefault(o => o.Data is float[] values && !AllFinite(values)) is { } overflowed) throw NotFinite(overflowed.Name);
+        var binary = outputs.Select(o => o.Name).Where(header.IsBinaryOutput).ToHashSet();
+        // Before the answer starts: JSON has no infinity (binary data carry it), and a 200 cut short mid-stream is worse than an error.
+        if (outputs.FirstOrDefault(o => !binary.Contains(o.Name) && o.Data is float[] values && !AllFinite(values)) is { } overflowed)
+        {
+            throw NotFinite(overflowed.Name);
+        }
         var response = new V2InferenceResponse(run.Model.Name, run.Model.Version, outputs) { Id = header.Id };
-        return outputs.Sum(o => o.Data.Length) <= WholeAnswerMaxValues ? JsonAnswer.Whole(response) : JsonAnswer.Streamed(response);
+        if (binary.Count > 0) return V2BinaryAnswer.Of(response, binary);
+        return outputs.Sum(o => o.Data!.Length) <= WholeAnswerMaxValues ? JsonAnswer.Whole(response) : JsonAnswer.Streamed(response);
     }
 
     private static ProblemException BadRequest(string detail) => new(ProblemCatalog.InvalidParameter, detail);

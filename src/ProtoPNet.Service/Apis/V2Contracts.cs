@@ -4,7 +4,7 @@ namespace ProtoPNet.Service.Apis;
 
 // The Open Inference Protocol (KServe v2) REST bodies, field for field as the specification names them.
 
-/// <summary>Server metadata: name, version and the protocol extensions supported (none).</summary>
+/// <summary>Server metadata: name, version and the protocol extensions supported.</summary>
 public sealed record V2ServerMetadata(
     [property: JsonPropertyName("name")] string Name,
     [property: JsonPropertyName("version")] string Version,
@@ -75,12 +75,22 @@ public sealed record V2InferenceRequest(
     public IReadOnlyList<V2RequestOutput>? Outputs { get; init; }
 }
 
-/// <summary>An output tensor, <c>data</c> flat in row-major order: numbers for FP32, <c>true</c>/<c>false</c> for BOOL.</summary>
+/// <summary>
+/// An output tensor, <c>data</c> flat in row-major order: numbers for FP32, <c>true</c>/<c>false</c> for BOOL. An output
+/// answered as binary data (the binary tensor data extension) has no <c>data</c> but
+/// <c>"parameters": {"binary_data_size": bytes}</c>, its values following the JSON in the body.
+/// </summary>
 public sealed record V2ResponseOutput(
     [property: JsonPropertyName("name")] string Name,
     [property: JsonPropertyName("shape")] IReadOnlyList<long> Shape,
     [property: JsonPropertyName("datatype")] string Datatype,
-    [property: JsonPropertyName("data")] Array Data);
+    [property: JsonPropertyName("data")]
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] Array? Data)
+{
+    [JsonPropertyName("parameters")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, long>? Parameters { get; init; }
+}
 
 /// <summary>An inference response: the model and version that answered, the request's id and the outputs.</summary>
 public sealed record V2InferenceResponse(

@@ -8,9 +8,16 @@ namespace ProtoPNet.Service.Apis;
 
 /// <summary>What an Open Inference Protocol request says about itself, and where in its body its input's data stand.</summary>
 /// <remarks><paramref name="Data"/> is the first input's JSON <c>data</c> array, or its bytes after the JSON header when
-/// <paramref name="Binary"/> (the binary tensor data extension).</remarks>
+/// <paramref name="Binary"/> (the binary tensor data extension). Which outputs are answered as binary data: those whose
+/// <c>parameters.binary_data</c> is true (<paramref name="BinaryOutputs"/>: each output's own say), and, where an output
+/// does not say, all when the request's <c>parameters.binary_data_output</c> is true (<paramref name="BinaryDataOutput"/>).</remarks>
 internal sealed record V2RequestHeader(string? Id, IReadOnlyList<string>? Outputs, IReadOnlyList<V2RequestReader.InputHeader> Inputs, Range Data,
-    bool Binary = false);
+    bool Binary = false, bool BinaryDataOutput = false, IReadOnlyDictionary<string, bool>? BinaryOutputs = null)
+{
+    /// <summary>Whether output <paramref name="name"/> is answered as binary data.</summary>
+    public bool IsBinaryOutput(string name) =>
+        BinaryOutputs is not null && BinaryOutputs.TryGetValue(name, out var binary) ? binary : BinaryDataOutput;
+}
 
 /// <summary>A v2 request body in memory, its bytes held in the service's <see cref="BufferBudget"/> until disposed.</summary>
 internal sealed class V2Body(ReadOnlyMemory<byte> json, BufferBudget.Hold held) : IDisposable
@@ -130,7 +137,8 @@ internal static class V2RequestReader
             var reader = new Utf8JsonReader(json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) throw BadRequest("The body is not a JSON object.");
             string? id = null;
-            List<string>? outputs = null;
+            List<(string Name, bool? Binary)>? outputs = null;
+            var binaryDataOutput = false;
             (List<InputHeader> Inputs, Range Data)? inputs = null;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
@@ -153,8 +161,11 @@ internal static class V2RequestReader
                         if (inputs is not null) throw BadRequest("The request has 'inputs' twice.");
                         inputs = ReadInputs(ref reader);
                         break;
+                    case "parameters":
+                        binaryDataOutput = ReadBooleanParameter(ref reader, "binary_data_output"u8, "The request's parameters.binary_data_output", ofAnOutput: false) ?? false;
+                        break;
                     default:
-                        reader.Skip();   // parameters, and what the protocol may add
+                        reader.Skip();   // what the protocol may add
                         break;
                 }
             }
@@ -162,7 +173,9 @@ internal static class V2RequestReader
             if (reader.Read()) throw BadRequest("The body holds more than one JSON value.");
             if (inputs is not { Inputs.Count: > 0 } read) throw BadRequest("The request has no 'inputs'.");
             // An empty 'outputs' names none: all of them, as when it is absent.
-            return new V2RequestHeader(id, outputs is { Count: > 0 } ? outputs : null, read.Inputs, read.Data);
+            var named = outputs is { Count: > 0 } ? outputs.Select(o => o.Name).ToArray() : null;
+            var binaryOutputs = outputs?.Where(o => o.Binary.HasValue).GroupBy(o => o.Name).ToDictionary(g => g.Key, g => g.Last().Binary!.Value);
+            return new V2RequestHeader(id, named, read.Inputs, read.Data, BinaryDataOutput: binaryDataOutput, BinaryOutputs: binaryOutputs);
         }
         catch (Exception exception) when (exception is JsonException or InvalidOperationException)
         {
@@ -343,46 +356,63 @@ internal static class V2RequestReader
         }
     }
 
-    /// <summary>Whether an output's <c>parameters</c> object names <c>classification</c>; reads past it either way.</summary>
-    private static bool AsksForClassification(ref Utf8JsonReader reader)
+    /// <summary>
+    /// The boolean parameter <paramref name="name"/> of a <c>parameters</c> object (null when it is not there), reading
+    /// past the object; a value that is not true or false is refused, naming it as <paramref name="what"/>. In an output's
+    /// parameters, <c>classification</c> (Triton's classification extension) is refused: it would change what an output holds, and
+    /// answering the raw tensor instead would be a wrong answer that looks right.
+    /// </summary>
+    private static bool? ReadBooleanParameter(ref Utf8JsonReader reader, ReadOnlySpan<byte> name, string what, bool ofAnOutput)
     {
         if (reader.TokenType != JsonTokenType.StartObject)
         {
             reader.Skip();
-            return false;
+            return null;
         }
-        var found = false;
+        bool? value = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            found |= reader.ValueTextEquals("classification"u8);
+            if (ofAnOutput && reader.ValueTextEquals("classification"u8))
+            {
+                throw BadRequest("An output's parameters.classification (the classification extension) is not supported: ask for 'logits' and take the top classes from them, or use POST /classify.");
+            }
+            var matches = reader.ValueTextEquals(name);
             reader.Read();
-            reader.Skip();
+            if (matches)
+            {
+                value = reader.TokenType switch
+                {
+                    JsonTokenType.True => true,
+                    JsonTokenType.False => false,
+                    _ => throw BadRequest($"{what} must be true or false."),
+                };
+            }
+            else reader.Skip();
         }
-        return found;
+        return value;
     }
 
-    private static List<string> ReadOutputs(ref Utf8JsonReader reader)
+    private static List<(string Name, bool? Binary)> ReadOutputs(ref Utf8JsonReader reader)
     {
         if (reader.TokenType != JsonTokenType.StartArray) throw BadRequest("'outputs' must be an array of objects with a name.");
-        var outputs = new List<string>();
+        var outputs = new List<(string, bool?)>();
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
             if (reader.TokenType != JsonTokenType.StartObject) throw BadRequest("Every output asked for must be an object with a name.");
             string? name = null;
+            bool? binary = null;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 var property = reader.GetString()!;
                 reader.Read();
                 if (property.Equals("name", StringComparison.OrdinalIgnoreCase) && reader.TokenType == JsonTokenType.String) name = reader.GetString();
-                else if (property.Equals("parameters", StringComparison.OrdinalIgnoreCase) && AsksForClassification(ref reader))
+                else if (property.Equals("parameters", StringComparison.OrdinalIgnoreCase))
                 {
-                    // Triton's classification extension would change what the output holds: answering the raw tensor
-                    // instead would be a wrong answer that looks right.
-                    throw BadRequest("An output's parameters.classification (the classification extension) is not supported: ask for 'logits' and take the top classes from them, or use POST /classify.");
+                    binary = ReadBooleanParameter(ref reader, "binary_data"u8, "An output's parameters.binary_data", ofAnOutput: true);
                 }
                 else reader.Skip();
             }
-            outputs.Add(name ?? throw BadRequest("Every output asked for must have a 'name' string."));
+            outputs.Add((name ?? throw BadRequest("Every output asked for must have a 'name' string."), binary));
         }
         return outputs;
     }

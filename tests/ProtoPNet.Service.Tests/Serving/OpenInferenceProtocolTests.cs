@@ -32,7 +32,7 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         var server = await Http.JsonAsync(await Client.GetAsync("/v2"));
         Assert.Equal("protopnet-service", server.GetProperty("name").GetString());
         Assert.False(string.IsNullOrEmpty(server.GetProperty("version").GetString()));
-        Assert.Equal(JsonValueKind.Array, server.GetProperty("extensions").ValueKind);
+        Assert.Equal(["binary_tensor_data"], server.GetProperty("extensions").EnumerateArray().Select(e => e.GetString()));
 
         await using var empty = ServiceFactory.ForRoot(bundles.NewRoot());
         var notReady = await empty.CreateClient().GetAsync("/v2/health/ready");
@@ -211,10 +211,10 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
 
         foreach (var contentType in new[] { null, "application/octet-stream", "application/json" })
         {
-            var body = await Http.JsonAsync(await Post(Header(bytes.Length), bytes, contentType));
+            var (body, data) = await BinaryAnswerAsync(await Post(Header(bytes.Length), bytes, contentType));
             var output = body.GetProperty("outputs").EnumerateArray().Single();
             Assert.Equal("logits", output.GetProperty("name").GetString());
-            var logits = output.GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();   // answers are JSON
+            var logits = Floats(data);   // asked for as binary data: all the body after the JSON
             Assert.Equal(expected.Logits.Length, logits.Length);
             for (var i = 0; i < logits.Length; i++) Assert.True(BundleLoader.WithinTolerance(logits[i], expected.Logits[i]), $"{contentType}: logits[{i}]");
         }
@@ -233,6 +233,72 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         BitConverter.GetBytes(float.NaN).CopyTo(notFinite, 8);
         Assert.Contains("finite", await AssertErrorAsync(await Post(Header(bytes.Length), notFinite), HttpStatusCode.BadRequest));
     }
+
+    /// <summary>
+    /// Outputs come as binary data when asked (an output's parameters.binary_data, or the request's
+    /// parameters.binary_data_output for every output that does not say otherwise), as Triton's C++ client and
+    /// perf_analyzer ask by default: their JSON says binary_data_size instead of data, their values follow the JSON.
+    /// </summary>
+    [Fact]
+    public async Task InferAnswersOutputsAsBinaryDataWhenAsked()
+    {
+        var (input, expected) = ProbeRows(1);
+        var data = JsonSerializer.Serialize(input);
+        async Task<HttpResponseMessage> Post(string parameters, string outputs) => await Client.PostAsync("/v2/models/smoke/infer", new StringContent(
+            $$$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":{{{data}}}}]{{{parameters}}}{{{outputs}}}}""", Encoding.UTF8, "application/json"));
+
+        // Every output, by the request's parameter: in the order the JSON lists them, FP32 as 4 bytes, BOOL as 1.
+        var (all, bytes) = await BinaryAnswerAsync(await Post(""","parameters":{"binary_data_output":true}""", ""));
+        var offset = 0;
+        var binaryOutputs = all.GetProperty("outputs").EnumerateArray().ToArray();
+        Assert.Equal(5, binaryOutputs.Length);
+        foreach (var output in binaryOutputs)
+        {
+            Assert.False(output.TryGetProperty("data", out _), output.GetProperty("name").GetString());
+            var elements = output.GetProperty("shape").EnumerateArray().Aggregate(1L, (product, d) => product * d.GetInt64());
+            var size = output.GetProperty("parameters").GetProperty("binary_data_size").GetInt64();
+            Assert.Equal(elements * (output.GetProperty("datatype").GetString() == "BOOL" ? 1 : 4), size);
+            if (output.GetProperty("name").GetString() == "logits")
+            {
+                var logits = Floats(bytes.AsSpan(offset, (int)size).ToArray());
+                for (var i = 0; i < logits.Length; i++) Assert.True(BundleLoader.WithinTolerance(logits[i], expected.Logits[i]), $"logits[{i}]");
+            }
+            offset += (int)size;
+        }
+        Assert.Equal(bytes.Length, offset);
+
+        // An output's own parameter overrides the request's: similarities in JSON, logits as binary data.
+        var (mixed, mixedBytes) = await BinaryAnswerAsync(await Post(""","parameters":{"binary_data_output":true}""",
+            ""","outputs":[{"name":"logits"},{"name":"similarities","parameters":{"binary_data":false}}]"""));
+        var similarities = mixed.GetProperty("outputs")[1];
+        Assert.Equal(expected.Similarities.Length, similarities.GetProperty("data").GetArrayLength());
+        Assert.Equal(4 * expected.Logits.Length, mixedBytes.Length);
+
+        // Nothing asked: JSON alone, as before.
+        var plain = await Client.PostAsync("/v2/models/smoke/infer", new StringContent(
+            $$$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":{{{data}}}}],"outputs":[{"name":"logits","parameters":{"binary_data":false}}]}""", Encoding.UTF8, "application/json"));
+        Assert.False(plain.Headers.Contains("Inference-Header-Content-Length"));
+        Assert.Equal(expected.Logits.Length, (await Http.JsonAsync(plain)).GetProperty("outputs")[0].GetProperty("data").GetArrayLength());
+
+        Assert.Contains("binary_data must be true or false", await AssertErrorAsync(
+            await Post("", ""","outputs":[{"name":"logits","parameters":{"binary_data":"yes"}}]"""), HttpStatusCode.BadRequest));
+        Assert.Contains("binary_data_output must be true or false", await AssertErrorAsync(
+            await Post(""","parameters":{"binary_data_output":1}""", ""), HttpStatusCode.BadRequest));
+    }
+
+    /// <summary>A binary tensor data answer: its JSON part (Inference-Header-Content-Length long) and the bytes after it.</summary>
+    private static async Task<(JsonElement Json, byte[] Data)> BinaryAnswerAsync(HttpResponseMessage response)
+    {
+        var body = await response.Content.ReadAsByteArrayAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, Encoding.UTF8.GetString(body));
+        Assert.Equal("application/octet-stream", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(body.Length, response.Content.Headers.ContentLength);
+        var jsonLength = int.Parse(response.Headers.GetValues("Inference-Header-Content-Length").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        return (JsonDocument.Parse(body.AsMemory(0, jsonLength)).RootElement, body[jsonLength..]);
+    }
+
+    private static float[] Floats(byte[] littleEndian) =>
+        Enumerable.Range(0, littleEndian.Length / 4).Select(i => System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(littleEndian.AsSpan(4 * i))).ToArray();
 
     [Fact]
     public async Task InferReadsDataWhereverItStandsAndRefusesMoreThanTheModelCanTake()
