@@ -92,7 +92,10 @@ internal static class V2RequestReader
         V2RequestHeader header;
         try
         {
-            header = ReadJsonHeader(json);
+            // A UTF-8 byte order mark before the JSON (RFC 8259 lets a parser ignore it; some Windows clients send it).
+            var bom = json.StartsWith("\uFEFF"u8) ? 3 : 0;
+            header = ReadJsonHeader(json[bom..]);
+            if (bom > 0 && header.Data.End.Value > 0) header = header with { Data = new Range(header.Data.Start.Value + bom, header.Data.End.Value + bom) };
         }
         catch (ProblemException) when (jsonLength is null && JsonObjectLength(json) is { } end && end < json.Length
             && json[..end].IndexOf("\"binary_data_size\""u8) >= 0)

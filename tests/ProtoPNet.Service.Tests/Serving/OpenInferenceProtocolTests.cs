@@ -316,6 +316,13 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
             .GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
         for (var i = 0; i < logits.Length; i++) Assert.True(BundleLoader.WithinTolerance(logits[i], expected.Logits[i]));
 
+        // A UTF-8 byte order mark before the JSON is skipped.
+        var marked = new ByteArrayContent([0xEF, 0xBB, 0xBF, .. Encoding.UTF8.GetBytes(
+            $$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":{{data}}}],"outputs":[{"name":"logits"}]}""")]);
+        var markedLogits = (await Http.JsonAsync(await Client.PostAsync("/v2/models/smoke/infer", marked))).GetProperty("outputs")[0]
+            .GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        for (var i = 0; i < markedLogits.Length; i++) Assert.True(BundleLoader.WithinTolerance(markedLogits[i], expected.Logits[i]));
+
         // Member names in any case, a shape in strings, `outputs` null or empty (all outputs), as the service's JSON options read them.
         var relaxed = await Http.JsonAsync(await Post(
             $$"""{"Inputs":[{"Name":"image","Shape":["1","3","32","32"],"DataType":"FP32","Data":{{data}}}],"outputs":null}"""));
