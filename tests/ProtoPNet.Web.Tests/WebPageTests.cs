@@ -292,6 +292,31 @@ public sealed class WebPageTests(WebFixture fixture)
         await page.Context.CloseAsync();
     }
 
+    /// <summary>A failure that comes while another view is shown waits for its own view: not shown on the gallery, shown back on classify.</summary>
+    [Fact]
+    public async Task A_failure_of_a_view_not_shown_waits_for_that_view()
+    {
+        var page = await OpenAsync();
+        var answered = new TaskCompletionSource();
+        await page.RouteAsync("**/classify?**", async route =>
+        {
+            await Task.Delay(1500);   // the user has moved on meanwhile
+            await route.FulfillAsync(new RouteFulfillOptions { Status = 502, ContentType = "text/html", Body = "<html>Bad Gateway</html>" });
+            answered.TrySetResult();
+        });
+        await page.SetInputFilesAsync("#file", fixture.SourceImage(0));
+        await page.EvaluateAsync("() => { location.hash = 'gallery'; }");
+        await answered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await page.WaitForTimeoutAsync(500);
+        Assert.True(await page.Locator("#error").IsHiddenAsync(), "the classify view's failure is shown on the gallery");
+
+        await page.EvaluateAsync("() => { location.hash = 'classify'; }");
+        var error = page.Locator("#error");
+        await error.WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Visible });
+        Assert.Contains("The service answered 502", await error.TextContentAsync());
+        await page.Context.CloseAsync();
+    }
+
     /// <summary>The "Prototypes to show" field shows the count the page asks for: out of range, it is corrected to it.</summary>
     [Fact]
     public async Task The_prototypes_field_shows_the_count_asked_for()

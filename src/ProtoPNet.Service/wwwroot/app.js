@@ -10,6 +10,7 @@ const state = {
   objectUrl: null,
   request: 0,          // a counter, so a slow answer never overwrites a newer one
   galleryRequest: 0,   // the same for the gallery
+  pendingErrors: new Map(), // view -> { title, detail }: a failure of a view not shown, kept until it is shown again
 };
 
 const $ = (id) => document.getElementById(id);
@@ -59,18 +60,23 @@ async function problemMessage(response) {
 
 /**
  * Shows any failure in the error box: a problem made by problemMessage (or the page's own, with a title and detail),
- * or an exception (an answer that was not the JSON expected), under <fallbackTitle>.
+ * or an exception (an answer that was not the JSON expected), under <fallbackTitle>. With <view>, a failure that
+ * arrives while another view is shown waits until that view is shown again.
  */
-function showProblem(problem, fallbackTitle = "Something went wrong") {
+function showProblem(problem, fallbackTitle = "Something went wrong", view = null) {
   if (!problem || typeof problem !== "object" || problem instanceof Error) {
-    showError(fallbackTitle, String((problem && problem.message) || problem));
+    showError(fallbackTitle, String((problem && problem.message) || problem), view);
     return;
   }
   const retry = problem.retryAfter ? ` Try again in ${problem.retryAfter} s.` : "";
-  showError(problem.title || fallbackTitle, `${problem.detail || ""}${retry}`.trim());
+  showError(problem.title || fallbackTitle, `${problem.detail || ""}${retry}`.trim(), view);
 }
 
-function showError(title, detail) {
+function showError(title, detail, view = null) {
+  if (view && view !== currentView()) {
+    state.pendingErrors.set(view, { title, detail });
+    return;
+  }
   const box = $("error");
   box.replaceChildren(el("strong", { text: title }), detail ? el("span", { text: detail }) : null);
   box.hidden = false;
@@ -170,7 +176,7 @@ async function classifyExample(url, name) {
     await classify(new File([blob], name + ".png", { type: blob.type || "image/png" }));
   } catch (problem) {
     if (request !== state.request) return;
-    showProblem(problem, "The example cannot be loaded");
+    showProblem(problem, "The example cannot be loaded", "classify");
   }
 }
 
@@ -260,12 +266,12 @@ async function classify(file) {
       (heatmaps ? "" : " Heatmaps are left out for images over 4 megapixels.") +
       (shown ? "" : " This browser cannot show the file's format, so the boxes are drawn on a blank of its size; the heatmaps show the image.");
     if (listingProblem) showProblem({ ...listingProblem, title: "The training images' boxes cannot be shown",
-      detail: listingProblem.detail || listingProblem.title || String(listingProblem.message || listingProblem) });
+      detail: listingProblem.detail || listingProblem.title || String(listingProblem.message || listingProblem) }, undefined, "classify");
   } catch (problem) {
     if (request !== state.request) return;
     $("result").hidden = true;
     $("status").textContent = "";
-    showProblem(problem);
+    showProblem(problem, undefined, "classify");
   }
 }
 
@@ -449,7 +455,7 @@ async function renderGallery() {
   } catch (problem) {
     if (request !== state.galleryRequest) return;
     $("gallery-status").textContent = "";
-    showProblem(problem, "The gallery cannot be loaded");
+    showProblem(problem, "The gallery cannot be loaded", "gallery");
   }
 }
 
@@ -517,7 +523,7 @@ async function openTraining() {
   } catch (problem) {
     // A service without a jobs folder takes no jobs: no form to fill in for nothing.
     if (problem && typeof problem.type === "string" && problem.type.endsWith(":training-not-configured")) $("training-ready").hidden = true;
-    showProblem(problem, "Training cannot be opened");
+    showProblem(problem, "Training cannot be opened", "training");
   }
 }
 
@@ -547,7 +553,7 @@ async function submitTraining(event) {
     showJob(await response.json());
     followJob(response.headers.get("Location"));
   } catch (problem) {
-    showProblem(problem, "The job cannot be submitted");
+    showProblem(problem, "The job cannot be submitted", "training");
   } finally {
     submit.disabled = false;
   }
@@ -604,7 +610,7 @@ async function followJob(location) {
   if (stream.signal.aborted || finished()) return;
   if (training.job) showJob(training.job);
   showProblem(lastProblem || { detail: "The service stopped sending the job's progress; reload the page to look again." },
-    "The job's progress cannot be followed");
+    "The job's progress cannot be followed", "training");
 }
 
 const FINISHED = ["succeeded", "failed", "cancelled"];
@@ -616,7 +622,7 @@ async function listJobs() {
   try {
     jobs = await (await adminFetch("/training/jobs")).json();
   } catch (problem) {
-    showProblem(problem, "The training jobs cannot be listed");
+    showProblem(problem, "The training jobs cannot be listed", "training");
     return;
   }
   $("training-jobs").hidden = false;
@@ -664,7 +670,7 @@ async function changeJob(job, suffix) {
       }
     }
   } catch (problem) {
-    showProblem(problem, "The job cannot be changed");
+    showProblem(problem, "The job cannot be changed", "training");
   }
   await listJobs();
 }
@@ -772,9 +778,14 @@ async function offerModel(job, version) {
 
 const VIEWS = ["classify", "gallery", "training"];
 
-/** Shows the view the address names; a change of view clears the last error, the first showing keeps the start's. */
+const currentView = () => (VIEWS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "classify");
+
+/**
+ * Shows the view the address names; a change of view clears the last error (the first showing keeps the start's) and
+ * shows the one that came for this view while another was shown.
+ */
 function showView(clear = true) {
-  const current = VIEWS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "classify";
+  const current = currentView();
   for (const view of VIEWS) {
     $(`view-${view}`).hidden = view !== current;
     const tab = $(`tab-${view}`);
@@ -782,6 +793,11 @@ function showView(clear = true) {
     else tab.removeAttribute("aria-current");
   }
   if (clear) clearError();
+  const pending = state.pendingErrors.get(current);
+  if (pending) {
+    state.pendingErrors.delete(current);
+    showError(pending.title, pending.detail);
+  }
   // Coming back to a view, the models are listed again: a version published meanwhile is the one shown.
   const models = clear && current !== "training" ? loadModels() : Promise.resolve();
   if (current === "gallery") models.then(renderGallery);
