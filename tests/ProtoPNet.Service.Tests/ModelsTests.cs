@@ -127,4 +127,41 @@ public class ModelsTests(TrainerBundles bundles)
         Assert.Equal("CPUExecutionProvider", ready.GetProperty("executionProvider").GetString());
         Assert.Contains($"smoke@{Version}", ready.GetProperty("models").EnumerateArray().Select(m => m.GetString()));
     }
+
+    /// <summary>
+    /// A bundle's pictures are served only as the regular files they are in it: one that is a link (a link may lead
+    /// out of the bundle: one to a system file was served), in a linked folder, or a named pipe (its read would wait
+    /// for good) is 404, and the card draws it as missing.
+    /// </summary>
+    [Fact]
+    public async Task PicturesThatAreLinksOrPipesAreNotServed()
+    {
+        var secret = Path.Combine(bundles.WorkDirectory, "secret-" + Guid.NewGuid().ToString("N")[..8] + ".png");
+        File.WriteAllText(secret, "not for clients");
+        var root = bundles.NewRoot((bundles.SmokeBundle, "linked", dir =>
+        {
+            var source = Path.Combine(dir, "prototypes", "0", "source.png");
+            File.Delete(source);
+            File.CreateSymbolicLink(source, secret);
+            var folder = Path.Combine(dir, "prototypes", "1");
+            Directory.Move(folder, folder + "-real");
+            Directory.CreateSymbolicLink(folder, folder + "-real");
+            var patch = Path.Combine(dir, "prototypes", "2", "patch.png");
+            File.Delete(patch);
+            using var mkfifo = System.Diagnostics.Process.Start("mkfifo", [patch]);
+            mkfifo.WaitForExit();
+        }));
+        await using var factory = ServiceFactory.ForRoot(root);
+        var client = factory.CreateClient();
+        client.Timeout = TimeSpan.FromSeconds(30);
+        foreach (var picture in new[] { "0/source.png", "1/patch.png", "2/patch.png" })
+        {
+            var response = await client.GetAsync($"/models/linked/versions/{Version}/prototypes/{picture}");
+            Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{picture}: {response.StatusCode}");
+            Assert.DoesNotContain("not for clients", await response.Content.ReadAsStringAsync());
+        }
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync($"/models/linked/versions/{Version}/prototypes/3/patch.png")).StatusCode);
+        var card = await client.PostAsync("/classify/card?model=linked&topPrototypes=5", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)));
+        Assert.Equal(HttpStatusCode.OK, card.StatusCode);
+    }
 }

@@ -40,7 +40,21 @@ public class RefusedBundleTests(TrainerBundles bundles)
         { "null-class", "model.json is not a valid manifest: classes[0] is null." },
         { "null-example", "model.json is not a valid manifest: examples[0] is null." },
         { "no-classes", "model.json is not a valid manifest: it has no 'classes'" },
+        { "fifo-manifest", "model.json is empty or not a regular file" },
+        { "fifo-graph", "model.onnx is empty or not a regular file" },
+        { "huge-manifest", "model.json holds 67108865 bytes, more than the 67108864 a manifest may have" },
+        { "nan-probe", "probe.logits[0] is NaN: probe values are finite numbers" },
+        { "linked-graph", "model.onnx is a link to no file" },
     };
+
+    /// <summary>A named pipe in place of a bundle file: reading it would wait for a writer that never comes.</summary>
+    private static void MakeFifo(string path)
+    {
+        File.Delete(path);
+        using var mkfifo = System.Diagnostics.Process.Start("mkfifo", [path]);
+        mkfifo.WaitForExit();
+        Assert.Equal(0, mkfifo.ExitCode);
+    }
 
     private string RootWithBrokenBundles() => bundles.NewRoot(
         (bundles.SmokeBundle, "good", null),
@@ -75,7 +89,26 @@ public class RefusedBundleTests(TrainerBundles bundles)
         (bundles.SmokeBundle, "null-class", dir => TrainerBundles.EditManifest(dir, manifest => manifest["classes"]!.AsArray()[0] = null)),
         (bundles.SmokeBundle, "null-example", dir => TrainerBundles.EditManifest(dir, manifest => manifest["examples"] = new JsonArray((JsonNode?)null))),
         // A required member missing altogether: the refusal names it.
-        (bundles.SmokeBundle, "no-classes", dir => TrainerBundles.EditManifest(dir, manifest => manifest.AsObject().Remove("classes"))));
+        (bundles.SmokeBundle, "no-classes", dir => TrainerBundles.EditManifest(dir, manifest => manifest.AsObject().Remove("classes"))),
+        // Files that would block or exhaust the scan: a FIFO in place of the manifest or the graph (the scan waited on it
+        // for good), a manifest past 64 MiB (a 1 GB one ran the service out of memory at every rescan). The huge one
+        // also holds a link to '/': the scan's look at its files does not walk the file system through it.
+        (bundles.SmokeBundle, "fifo-manifest", dir => MakeFifo(Path.Combine(dir, "model.json"))),
+        (bundles.SmokeBundle, "fifo-graph", dir => MakeFifo(Path.Combine(dir, "model.onnx"))),
+        (bundles.SmokeBundle, "huge-manifest", dir =>
+        {
+            var manifest = Path.Combine(dir, "model.json");
+            var text = File.ReadAllText(manifest);
+            File.WriteAllText(manifest, text + new string(' ', (64 << 20) + 1 - Encoding.UTF8.GetByteCount(text)));
+            Directory.CreateSymbolicLink(Path.Combine(dir, "root-link"), "/");
+        }),
+        // A probe value that is not a number compared as "no mismatch" with anything.
+        (bundles.SmokeBundle, "nan-probe", dir => TrainerBundles.EditManifest(dir, manifest => manifest["probe"]!["logits"]!.AsArray()[0] = "NaN")),
+        (bundles.SmokeBundle, "linked-graph", dir =>
+        {
+            File.Delete(Path.Combine(dir, "model.onnx"));
+            File.CreateSymbolicLink(Path.Combine(dir, "model.onnx"), Path.Combine(dir, "gone.onnx"));
+        }));
 
     /// <summary>A model folder no request could name (a space; once, a trailing newline that a training job let through) is refused.</summary>
     [Fact]

@@ -19,6 +19,12 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
     public const string BundleFormat = "protopnet-bundle";
     public const int SupportedFormatVersion = 1;
 
+    /// <summary>
+    /// The largest model.json read (64 MiB): a manifest of thousands of prototypes is a few megabytes; a 1 GB one ran the
+    /// service out of memory at every rescan.
+    /// </summary>
+    public const long MaxManifestBytes = 64L << 20;
+
     /// <summary>Absolute and relative parts of the tolerance: |actual - expected| &lt;= 1e-3 + 1e-3 * |expected|.</summary>
     public const double Tolerance = 1e-3;
 
@@ -44,6 +50,7 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         {
             throw new BundleRefusedException(directory, $"the graph file '{manifest.Onnx.File}' is missing");
         }
+        CheckReadableFile(directory, onnxPath, manifest.Onnx.File, maxBytes: null);
         var actualSha = Sha256Of(onnxPath);
         if (!string.Equals(actualSha, manifest.Onnx.Sha256.Trim(), StringComparison.OrdinalIgnoreCase))
         {
@@ -106,6 +113,7 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         var path = Path.Combine(directory, ManifestFileName);
         try
         {
+            CheckReadableFile(directory, path, ManifestFileName, MaxManifestBytes);
             return BundleManifest.Parse(File.ReadAllText(path));
         }
         catch (JsonException exception)
@@ -115,6 +123,27 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         catch (IOException exception)
         {
             throw new BundleRefusedException(directory, $"{ManifestFileName} cannot be read: {OneLine(exception.Message)}", exception);
+        }
+    }
+
+    /// <summary>
+    /// A bundle file is read only when it is a file with bytes, within <paramref name="maxBytes"/>: a FIFO or a device in
+    /// its place (whose size is 0, as an empty file's) blocked the read, and with it every scan and reload, for good.
+    /// </summary>
+    private static void CheckReadableFile(string directory, string path, string name, long? maxBytes)
+    {
+        var file = new FileInfo(path);
+        if (file.LinkTarget is not null)
+        {
+            file = file.ResolveLinkTarget(returnFinalTarget: true) is FileInfo { Exists: true } target
+                ? target
+                : throw new BundleRefusedException(directory, $"{name} is a link to no file");
+        }
+        if (file.Length == 0) throw new BundleRefusedException(directory, $"{name} is empty or not a regular file");
+        if (file.Length > maxBytes)
+        {
+            throw new BundleRefusedException(directory, string.Create(CultureInfo.InvariantCulture,
+                $"{name} holds {file.Length} bytes, more than the {maxBytes} a manifest may have"));
         }
     }
 
@@ -168,6 +197,12 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         if (manifest.Probe.Input != ProbeInput.Name) Refuse($"probe.input '{manifest.Probe.Input}' is unknown (expected '{ProbeInput.Name}')");
         if (manifest.Probe.Logits.Count != classCount) Refuse($"probe.logits has {manifest.Probe.Logits.Count} values, expected {classCount}");
         if (manifest.Probe.Similarities.Count != prototypeCount) Refuse($"probe.similarities has {manifest.Probe.Similarities.Count} values, expected {prototypeCount}");
+        // A probe value that is not a number would compare as "no mismatch" with anything, and so check nothing.
+        foreach (var (part, values) in new[] { ("logits", manifest.Probe.Logits), ("similarities", manifest.Probe.Similarities) })
+        {
+            var index = values.ToList().FindIndex(value => !double.IsFinite(value));
+            if (index >= 0) Refuse(string.Create(CultureInfo.InvariantCulture, $"probe.{part}[{index}] is {values[index]}: probe values are finite numbers"));
+        }
 
         if (manifest.Unfamiliarity is { } unfamiliarity)
         {

@@ -38,12 +38,33 @@ public sealed class ModelBundle : IDisposable
 
     public float Weight(int classIndex, int prototypeIndex) => Weights[classIndex * PrototypeCount + prototypeIndex];
 
-    /// <summary>Full path of a file inside the bundle, or null when the relative path would leave the bundle folder.</summary>
+    /// <summary>
+    /// Full path of a file inside the bundle that can be served (a picture, an example), or null when there is none:
+    /// when the relative path would leave the bundle folder, one of its parts is a link (a link may lead anywhere: a
+    /// picture linked to /etc/passwd was served), or the file is missing, empty or not a regular file (a FIFO would
+    /// block its reader), or cannot be read.
+    /// </summary>
     public string? ResolveFile(string relativePath)
     {
         var root = Path.GetFullPath(Directory);
         var full = Path.GetFullPath(Path.Combine(root, relativePath));
-        return full.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? full : null;
+        if (!full.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal)) return null;
+        try
+        {
+            var part = root;
+            foreach (var segment in full[(root.Length + 1)..].Split(Path.DirectorySeparatorChar))
+            {
+                part = Path.Combine(part, segment);
+                if (new FileInfo(part).LinkTarget is not null) return null;
+            }
+            if (new FileInfo(full) is not { Exists: true, Length: > 0 }) return null;
+            File.OpenHandle(full, FileMode.Open, FileAccess.Read).Dispose();
+            return full;
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     /// <summary>

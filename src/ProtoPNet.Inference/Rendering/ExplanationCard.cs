@@ -300,9 +300,9 @@ public static class ExplanationCard
         {
             if (path is not null && File.Exists(path)) picture = Image.Load<Rgb24>(path);
         }
-        catch (Exception exception) when (exception is ImageFormatException or UnknownImageFormatException or IOException)
+        catch (Exception exception) when (exception is ImageFormatException or UnknownImageFormatException or IOException or UnauthorizedAccessException)
         {
-            picture = null;
+            picture = null;   // changed since it was resolved (removed, its permissions): drawn as missing
         }
         if (picture is null)
         {

@@ -21,7 +21,9 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
             var (files, bytes, latest) = (0, 0L, DateTime.MinValue);
             try
             {
-                foreach (var file in new DirectoryInfo(directory).EnumerateFiles("*", new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true }))
+                // Links are not followed (nor counted): a folder link to '/' made one scan walk the whole file system.
+                var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.ReparsePoint };
+                foreach (var file in new DirectoryInfo(directory).EnumerateFiles("*", options))
                 {
                     files++;
                     bytes += file.Length;
@@ -57,7 +59,8 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
             }
         }
         // Folders that are gone are forgotten, so one that comes back is tried again.
-        foreach (var gone in _refusedCache.Keys.Where(d => !directories.Contains(d, StringComparer.Ordinal)).ToArray()) _refusedCache.Remove(gone);
+        var present = directories.ToHashSet(StringComparer.Ordinal);
+        foreach (var gone in _refusedCache.Keys.Where(d => !present.Contains(d)).ToArray()) _refusedCache.Remove(gone);
         return directories;
     }
 
