@@ -78,6 +78,7 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
 
     /// <summary>Whether the last try to watch failed and said so: made anew at every periodic rescan, it says so once.</summary>
     private bool _unwatchedLogged;
+    private string? _lastWatchFailure;   // the reason the watcher last failed, logged once
 
     private FileSystemWatcher? StartWatcher()
     {
@@ -102,7 +103,13 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
             watcher.Renamed += (_, _) => WatcherSpoke();
             watcher.Error += (_, e) =>
             {
-                logger.LogWarning("Watching {ModelRoot} failed ({Reason}); relying on the periodic rescan", registry.Root, e.GetException().Message);
+                // Said once per reason: the watcher is made again after each periodic rescan and meets the same
+                // failure (an unreadable folder under the root) every time.
+                var reason = e.GetException().Message;
+                if (Interlocked.Exchange(ref _lastWatchFailure, reason) != reason)
+                {
+                    logger.LogWarning("Watching {ModelRoot} failed ({Reason}); relying on the periodic rescan", registry.Root, reason);
+                }
                 WatcherSpoke();
             };
             watcher.EnableRaisingEvents = true;
