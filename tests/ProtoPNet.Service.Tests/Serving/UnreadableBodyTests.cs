@@ -178,7 +178,9 @@ public class UnreadableBodyTests(TrainerBundles bundles)
     [Fact]
     public async Task AnAnswerDrawnForLongerThanTheReadTimeoutReachesAClientThatReadsIt()
     {
-        var limit = TimeSpan.FromSeconds(1);
+        // 2.5 s: a reading client that the loaded test machine starves of CPU for a second or two in all (seen: the answer
+        // cut off at 1 s, the connection reset) must not be cut off; the answer, drawn in about 6 s here, takes longer.
+        var limit = TimeSpan.FromSeconds(2.5);
         await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"),
             ("Classify__AnswerReadTimeout", limit.ToString()));
         using var client = new HttpClient { BaseAddress = service.Client.BaseAddress, Timeout = TimeSpan.FromMinutes(3) };
@@ -198,7 +200,7 @@ public class UnreadableBodyTests(TrainerBundles bundles)
         // Ten heatmaps of 4 megapixels of noise: tens of megabytes, whole (the JSON's closing brace), drawn for longer than the limit.
         Assert.True(length > 10_000_000, $"{length} bytes");
         Assert.Equal((byte)'}', last);
-        Assert.True(elapsed > 2 * limit, $"the answer took {elapsed.TotalSeconds:0.0} s: too quick to show that drawing does not count");
+        Assert.True(elapsed > limit, $"the answer took {elapsed.TotalSeconds:0.0} s: too quick to show that drawing does not count");
         await Eventually.TrueAsync(() => service.Output.Any(line => line.Contains("POST /classify responded ", StringComparison.Ordinal)),
             () => string.Join('\n', service.Output));
         Assert.Contains(service.Output, line => line.Contains("POST /classify responded 200 ", StringComparison.Ordinal));
