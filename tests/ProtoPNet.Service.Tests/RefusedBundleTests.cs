@@ -235,4 +235,32 @@ public class RefusedBundleTests(TrainerBundles bundles)
         foreach (var file in Directory.GetFiles(source)) File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
         foreach (var directory in Directory.GetDirectories(source)) CopyDirectory(directory, Path.Combine(target, Path.GetFileName(directory)));
     }
+
+    /// <summary>
+    /// What a refusal remembers of a folder counts its files and subfolders' files, but never goes into a linked folder:
+    /// a link to '/' in a bundle made one scan walk the whole file system.
+    /// </summary>
+    [Fact]
+    public void AFoldersRememberedStateDoesNotGoIntoLinkedFolders()
+    {
+        var folder = Directory.CreateTempSubdirectory("protopnet-folder-state-").FullName;
+        var elsewhere = Directory.CreateTempSubdirectory("protopnet-elsewhere-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(folder, "model.json"), "abc");
+            Directory.CreateDirectory(Path.Combine(folder, "prototypes"));
+            File.WriteAllText(Path.Combine(folder, "prototypes", "patch.png"), "de");
+            File.WriteAllText(Path.Combine(elsewhere, "big.bin"), new string('x', 1000));
+            Directory.CreateSymbolicLink(Path.Combine(folder, "linked"), elsewhere);
+
+            var state = Models.BundleScanner.FolderState.Of(folder);
+
+            Assert.Equal((2, 5L), (state.Files, state.Bytes));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+            Directory.Delete(elsewhere, recursive: true);
+        }
+    }
 }

@@ -298,7 +298,7 @@ public static class ExplanationCard
         Image<Rgb24>? picture = null;
         try
         {
-            if (path is not null && File.Exists(path)) picture = Image.Load<Rgb24>(path);
+            if (path is not null) picture = Image.Load<Rgb24>(path);
         }
         catch (Exception exception) when (exception is ImageFormatException or UnknownImageFormatException or IOException or UnauthorizedAccessException)
         {

@@ -83,7 +83,7 @@ public static class ExamplesApi
         }
         // The path comes from the manifest: it must stay inside the bundle folder and be an image file.
         var path = bundle.ResolveFile(examples[index].File);
-        if (path is null || !ContentTypes.TryGetValue(Path.GetExtension(path), out var contentType) || !File.Exists(path))
+        if (path is null || !ContentTypes.TryGetValue(Path.GetExtension(path), out var contentType))
         {
             return ProblemCatalog.Problem(ProblemCatalog.ExampleNotFound,
                 $"{bundle.Name}@{bundle.Version} lists example {index} as '{examples[index].File}', which is not an image file inside the bundle.");

@@ -155,7 +155,7 @@ public static class ModelsApi
         var relative = kind switch { "patch" => images?.Patch, "source" => images?.Source, _ => images?.Activation }
                        ?? $"prototypes/{index}/{kind}.png";
         var path = bundle.ResolveFile(relative);
-        if (path is null || !File.Exists(path))
+        if (path is null)
         {
             return ProblemCatalog.Problem(ProblemCatalog.PrototypeNotFound, $"{bundle.Name}@{bundle.Version} has no {kind} picture for prototype {index}.");
         }

@@ -21,13 +21,11 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
             var (files, bytes, latest) = (0, 0L, DateTime.MinValue);
             try
             {
-                // Links are not followed (nor counted): a folder link to '/' made one scan walk the whole file system.
-                var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.ReparsePoint };
-                foreach (var file in new DirectoryInfo(directory).EnumerateFiles("*", options))
+                foreach (var (length, written) in FilesUnder(directory))
                 {
                     files++;
-                    bytes += file.Length;
-                    if (file.LastWriteTimeUtc > latest) latest = file.LastWriteTimeUtc;
+                    bytes += length;
+                    if (written > latest) latest = written;
                 }
             }
             catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
@@ -36,6 +34,20 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
             }
             return new FolderState(files, bytes, latest);
         }
+
+        /// <summary>
+        /// Length and last write of the files under a folder and its subfolders, links among them, as the listing read
+        /// them (no further look at each), without going into a linked folder: a link to '/' in a bundle made one scan
+        /// walk the whole file system.
+        /// </summary>
+        private static IEnumerable<(long Length, DateTime WrittenUtc)> FilesUnder(string directory) =>
+            new System.IO.Enumeration.FileSystemEnumerable<(long, DateTime)>(directory,
+                (ref System.IO.Enumeration.FileSystemEntry entry) => (entry.Length, entry.LastWriteTimeUtc.UtcDateTime),
+                new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 })
+            {
+                ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry entry) => !entry.IsDirectory,
+                ShouldRecursePredicate = (ref System.IO.Enumeration.FileSystemEntry entry) => (entry.Attributes & FileAttributes.ReparsePoint) == 0,
+            };
     }
 
     /// <summary>Bundle folders are <c>root/name/version/</c> with a model.json; names starting with '.' are staging folders.</summary>
