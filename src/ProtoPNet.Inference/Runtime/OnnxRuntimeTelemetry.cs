@@ -12,11 +12,18 @@ namespace ProtoPNet.Inference.Runtime;
 /// </summary>
 internal static class OnnxRuntimeTelemetry
 {
-    private const string Variable = "ORT_DISABLE_TELEMETRY";
+    public const string Variable = "ORT_DISABLE_TELEMETRY";
     private static readonly Lazy<bool> TurnedOff = new(TurnOff, LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>Call before anything of ONNX Runtime is made; once is enough, more are free.</summary>
     public static void EnsureOff() => _ = TurnedOff.Value;
+
+    /// <summary>
+    /// The variable's value as the native runtime reads it (null when unset): "1" means off. Read from the process's own
+    /// environment, not .NET's copy, so it shows what the runtime saw, whoever set it.
+    /// </summary>
+    public static string? SettingSeenByRuntime() =>
+        OperatingSystem.IsWindows() ? Environment.GetEnvironmentVariable(Variable) : Marshal.PtrToStringAnsi(GetEnvironmentVariable(Variable));
 
     private static bool TurnOff()
     {
@@ -29,4 +36,7 @@ internal static class OnnxRuntimeTelemetry
 
     [DllImport("libc", EntryPoint = "setenv", CharSet = CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]
     private static extern int SetEnvironmentVariable(string name, string value, int overwrite);
+
+    [DllImport("libc", EntryPoint = "getenv", CharSet = CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]
+    private static extern IntPtr GetEnvironmentVariable(string name);
 }

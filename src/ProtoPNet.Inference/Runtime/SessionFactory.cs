@@ -33,6 +33,10 @@ public sealed class SessionFactory
     /// <summary>The provider every session of this factory runs on.</summary>
     public ProviderChoice Provider => _provider.Value;
 
+    /// <summary>ORT_DISABLE_TELEMETRY as the native runtime sees it: "1" (set by this factory unless the operator set
+    /// another value) keeps the runtime's usage telemetry off.</summary>
+    public string? TelemetrySetting => OnnxRuntimeTelemetry.SettingSeenByRuntime();
+
     /// <summary>Threads one run's operators use: <see cref="InferenceOptions.IntraOpThreads"/>, or ONNX Runtime's default of one per core.</summary>
     public int IntraOpThreads => _options.IntraOpThreads > 0 ? _options.IntraOpThreads : Environment.ProcessorCount;
 

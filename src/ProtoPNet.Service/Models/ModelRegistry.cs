@@ -44,6 +44,9 @@ public sealed class ModelRegistry(
                 provider.FallbackReason, provider.Provider);
         }
         logger.LogInformation("Loading model bundles from {ModelRoot} with {Provider}", Root, provider.Provider);
+        var telemetry = sessionFactory.TelemetrySetting;
+        if (telemetry == "1") logger.LogInformation("ONNX Runtime usage telemetry is off (ORT_DISABLE_TELEMETRY={TelemetrySetting})", telemetry);
+        else logger.LogWarning("ONNX Runtime usage telemetry may be on: ORT_DISABLE_TELEMETRY={TelemetrySetting}, as the operator set it (1 turns it off)", telemetry ?? "(unset)");
         if (TurboJpeg.IsAvailable) logger.LogInformation("JPEG uploads are decoded by {JpegDecoder:l}", TurboJpeg.Description);
         else logger.LogWarning("JPEG uploads are decoded by {JpegDecoder:l}: install libturbojpeg0 for the trainer's pixels", TurboJpeg.Description);
         RescanCore(stopwatch);
