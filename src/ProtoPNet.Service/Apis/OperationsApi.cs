@@ -52,7 +52,10 @@ public static class OperationsApi
         var result = await registry.RescanAsync();
         var catalog = registry.Catalog;
         // As they stand, not only those this rescan refused: the watcher may have refused a new folder a moment before.
-        var refused = catalog.Refused.Where(r => Path.GetFileName(Path.GetDirectoryName(r.Directory)) == name).ToArray();
+        // Its version folders, and its model folder or the root when they cannot be read.
+        var modelFolder = Path.Combine(registry.Root, name);
+        var refused = catalog.Refused.Where(r => Path.GetFileName(Path.GetDirectoryName(r.Directory)) == name
+            || r.Directory == modelFolder || r.Directory == registry.Root).ToArray();
         if (!catalog.Families.ContainsKey(name) && refused.Length > 0)
         {
             // A model none of whose versions loaded: say why, rather than only that it is not there.

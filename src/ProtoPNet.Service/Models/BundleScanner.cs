@@ -3,6 +3,14 @@ using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Models;
 
+/// <summary>What a scan of the model root found: the bundle folders, and the folders it could not list, with why.</summary>
+public sealed record BundleFolders(IReadOnlyList<string> Bundles, IReadOnlyList<RefusedBundle> Unreadable)
+{
+    /// <summary>Whether <paramref name="directory"/> is, or lies under, a folder that could not be listed.</summary>
+    public bool IsUnreadable(string directory) => Unreadable.Any(folder =>
+        directory == folder.Directory || directory.StartsWith(Path.TrimEndingDirectorySeparator(folder.Directory) + Path.DirectorySeparatorChar, StringComparison.Ordinal));
+}
+
 /// <summary>
 /// Finds the bundle folders under the model root and loads them, refusing a bad one with one log line. A refused folder
 /// is remembered with what its files were (<see cref="FolderState"/>) and not tried again until one of them changes, so
@@ -12,6 +20,7 @@ namespace ProtoPNet.Service.Models;
 public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, ILogger<BundleScanner> logger)
 {
     private readonly Dictionary<string, (FolderState Files, RefusedBundle Refusal)> _refusedCache = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _unreadableWarned = new(StringComparer.Ordinal);
 
     /// <summary>A folder's files as a refusal remembers them: how many, their bytes, and the latest write.</summary>
     public readonly record struct FolderState(int Files, long Bytes, DateTime LatestWriteUtc)
@@ -50,42 +59,84 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
             };
     }
 
-    /// <summary>Bundle folders are <c>root/name/version/</c> with a model.json; names starting with '.' are staging folders.</summary>
-    public IReadOnlyList<string> FindBundleDirectories(string root)
+    /// <summary>
+    /// Bundle folders are <c>root/name/version/</c> with a model.json; names starting with '.' are staging folders. A
+    /// folder that cannot be listed (its permissions) is not taken for an empty one: it is reported among
+    /// <see cref="BundleFolders.Unreadable"/>, logged once, and what was loaded from it stays loaded.
+    /// </summary>
+    public BundleFolders FindBundleDirectories(string root)
     {
         if (!Directory.Exists(root))
         {
             logger.LogWarning("The model root {ModelRoot} does not exist", root);
-            return [];
+            return new BundleFolders([], []);
         }
         var directories = new List<string>();
+        var unreadable = new List<RefusedBundle>();
         // A model folder may be deleted or moved between listing the root and listing it: it then holds nothing.
-        foreach (var family in Subfolders(root))
+        foreach (var family in Subfolders(root, unreadable))
         {
             if (Path.GetFileName(family).StartsWith('.')) continue;
-            foreach (var version in Subfolders(family))
+            foreach (var version in Subfolders(family, unreadable))
             {
                 if (Path.GetFileName(version).StartsWith('.')) continue;
-                if (!File.Exists(Path.Combine(version, BundleLoader.ManifestFileName))) continue;
-                directories.Add(version);
+                if (HoldsManifest(version, unreadable)) directories.Add(version);
             }
         }
         // Folders that are gone are forgotten, so one that comes back is tried again.
         var present = directories.ToHashSet(StringComparer.Ordinal);
         foreach (var gone in _refusedCache.Keys.Where(d => !present.Contains(d)).ToArray()) _refusedCache.Remove(gone);
-        return directories;
+        WarnOnceOfUnreadable(unreadable);
+        return new BundleFolders(directories, unreadable);
     }
 
-    private static string[] Subfolders(string directory)
+    private static string[] Subfolders(string directory, List<RefusedBundle> unreadable)
     {
         try
         {
             return Directory.EnumerateDirectories(directory).Order(StringComparer.Ordinal).ToArray();
         }
-        catch (Exception exception) when (exception is DirectoryNotFoundException or IOException or UnauthorizedAccessException)
+        catch (DirectoryNotFoundException)
         {
             return [];
         }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            unreadable.Add(Unreadable(directory, exception));
+            return [];
+        }
+    }
+
+    /// <summary>Whether a version folder holds a model.json; one that cannot be listed is added to <paramref name="unreadable"/>.</summary>
+    private static bool HoldsManifest(string version, List<RefusedBundle> unreadable)
+    {
+        if (File.Exists(Path.Combine(version, BundleLoader.ManifestFileName))) return true;
+        try
+        {
+            // A folder that can be listed but not entered still shows its model.json: loading it then says what fails.
+            return Directory.EnumerateFiles(version, BundleLoader.ManifestFileName).Any();
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return false;
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            unreadable.Add(Unreadable(version, exception));
+            return false;
+        }
+    }
+
+    private static RefusedBundle Unreadable(string directory, Exception exception) =>
+        new(directory, $"its folder cannot be read ({exception.Message.Split('\n')[0]}): a version loaded from it stays loaded, nothing else in it is loaded until it can be read");
+
+    private void WarnOnceOfUnreadable(List<RefusedBundle> unreadable)
+    {
+        foreach (var folder in unreadable)
+        {
+            if (_unreadableWarned.Add(folder.Directory)) logger.LogError("Cannot read model folder {Directory}: {Reason}", folder.Directory, folder.Reason);
+        }
+        _unreadableWarned.RemoveWhere(directory => !unreadable.Any(folder => folder.Directory == directory));
     }
 
     /// <summary>

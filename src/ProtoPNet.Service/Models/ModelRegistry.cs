@@ -93,14 +93,17 @@ public sealed class ModelRegistry(
     private RescanResult RescanGated(Stopwatch stopwatch)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var directories = scanner.FindBundleDirectories(Root);
+        var folders = scanner.FindBundleDirectories(Root);
+        var directories = folders.Bundles;
         // A loaded version whose folder is gone stops taking requests now, not after the loads below (a version to fill
         // Models:LoadedVersions may take seconds): rolling back a bad version is deleting it.
         var before = Catalog;
-        var (current, gone) = RetireDeleted(before, directories);
+        var (current, gone) = RetireDeleted(before, folders);
         var loadedByDirectory = current.Served.Keys.ToDictionary(b => b.Directory, StringComparer.Ordinal);
 
-        var kept = new List<ModelBundle>();
+        // A folder that cannot be read now (its permissions changed) is not a deleted one: what was loaded from it
+        // serves on as it was loaded, rather than take a model off the air.
+        var kept = current.Served.Keys.Where(b => folders.IsUnreadable(b.Directory)).ToList();
         var added = new List<ModelBundle>();
         // Measured as each new version loads: a version whose batches do not run is refused like any bad bundle.
         var strategies = new Dictionary<ModelBundle, ExecutionStrategy>();
@@ -142,6 +145,9 @@ public sealed class ModelRegistry(
             foreach (var bundle in added) bundle.Dispose();
             throw;
         }
+        var unreadable = folders.Unreadable.Where(folder => !kept.Any(b => b.Directory == folder.Directory)).ToArray();
+        refused.AddRange(unreadable);
+        newlyRefused.AddRange(unreadable.Where(folder => !current.Refused.Contains(folder)));
         refused.Sort((a, b) => StringComparer.Ordinal.Compare(a.Directory, b.Directory));
         var stillLoaded = kept.ToHashSet();
         var removed = current.Served.Keys.Where(b => !stillLoaded.Contains(b)).ToArray();
@@ -167,14 +173,15 @@ public sealed class ModelRegistry(
     }
 
     /// <summary>
-    /// The catalog without the loaded versions whose folders are gone from <paramref name="directories"/>, swapped in at
-    /// once (they retire once their running requests finish), and those versions; the catalog itself when none is gone.
+    /// The catalog without the loaded versions whose folders are gone from <paramref name="folders"/> (one that cannot be
+    /// read is not gone), swapped in at once (they retire once their running requests finish), and those versions; the catalog itself when none is gone.
     /// Only versions of a model that keeps another loaded version: the last one serves until the scan has loaded what
     /// replaces it, rather than leave its model answering 503 meanwhile.
     /// </summary>
-    private (ModelCatalog Catalog, ModelBundle[] Gone) RetireDeleted(ModelCatalog current, IReadOnlyList<string> directories)
+    private (ModelCatalog Catalog, ModelBundle[] Gone) RetireDeleted(ModelCatalog current, BundleFolders folders)
     {
-        var present = directories.ToHashSet(StringComparer.Ordinal);
+        var present = folders.Bundles.ToHashSet(StringComparer.Ordinal);
+        present.UnionWith(current.Served.Keys.Select(b => b.Directory).Where(folders.IsUnreadable));
         var gone = current.Served.Keys.Where(b => !present.Contains(b.Directory)
             && current.Served.Keys.Any(other => other.Name == b.Name && present.Contains(other.Directory))).ToArray();
         if (gone.Length == 0) return (current, gone);
@@ -199,9 +206,11 @@ public sealed class ModelRegistry(
         {
             logger.LogInformation(added.Any(a => a.Directory == bundle.Directory)
                     ? "Model {Model}@{Version} is unloaded once its running requests finish: it is replaced by what its rewritten folder {Directory} now holds"
-                    : Directory.Exists(bundle.Directory)
-                    ? "Model {Model}@{Version} is unloaded once its running requests finish: newer versions replace it (Models:LoadedVersions) in {Directory}"
-                    : "Model {Model}@{Version} is unloaded once its running requests finish: its folder {Directory} is gone",
+                    : !Directory.Exists(bundle.Directory)
+                    ? "Model {Model}@{Version} is unloaded once its running requests finish: its folder {Directory} is gone"
+                    : !File.Exists(Path.Combine(bundle.Directory, BundleLoader.ManifestFileName))
+                    ? "Model {Model}@{Version} is unloaded once its running requests finish: its folder {Directory} no longer holds a model.json"
+                    : "Model {Model}@{Version} is unloaded once its running requests finish: newer versions replace it (Models:LoadedVersions) in {Directory}",
                 bundle.Name, bundle.Version, bundle.Directory);
             current.Served[bundle].Retire();
         }

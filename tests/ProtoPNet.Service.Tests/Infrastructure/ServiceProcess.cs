@@ -71,15 +71,26 @@ public sealed class ServiceProcess : IAsyncDisposable
         return Path.Combine(Trainer.RepositoryRoot, "src", "ProtoPNet.Service", buildOutput);
     }
 
-    /// <summary>Starts the service and waits until /health/ready answers 200 (or the process ends, or 120 s pass).</summary>
-    public static async Task<(ServiceProcess Service, bool Ready)> StartAsync(IReadOnlyDictionary<string, string> settings)
+    /// <summary>
+    /// Starts the service and waits until /health/ready answers 200 (or the process ends, or 120 s pass). With
+    /// <paramref name="subjectToFilePermissions"/>, a test running as root starts it without root's power to read and
+    /// enter any folder (setpriv drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH), so that a folder's permissions count
+    /// for it as they do for the service's own user in its images.
+    /// </summary>
+    public static async Task<(ServiceProcess Service, bool Ready)> StartAsync(IReadOnlyDictionary<string, string> settings, bool subjectToFilePermissions = false)
     {
         var serviceDirectory = ServiceDirectory();
         var port = FreePort();
-        var start = new ProcessStartInfo("dotnet")
+        var asRoot = subjectToFilePermissions && geteuid() == 0;
+        var start = new ProcessStartInfo(asRoot ? "setpriv" : "dotnet")
         {
             WorkingDirectory = serviceDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
+        if (asRoot)
+        {
+            foreach (var argument in (string[])["--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-dac_override,-dac_read_search", "dotnet"])
+                start.ArgumentList.Add(argument);
+        }
         start.ArgumentList.Add(Path.Combine(serviceDirectory, "ProtoPNet.Service.dll"));
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         start.Environment["Urls"] = $"http://127.0.0.1:{port}";
@@ -114,6 +125,9 @@ public sealed class ServiceProcess : IAsyncDisposable
         if (line is null) return;
         lock (_lines) _lines.Add(line);
     }
+
+    [System.Runtime.InteropServices.DllImport("libc")]
+    private static extern uint geteuid();
 
     private static int FreePort()
     {

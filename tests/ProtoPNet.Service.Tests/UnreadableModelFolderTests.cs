@@ -1,0 +1,103 @@
+using System.Net;
+using System.Text.Json;
+using ProtoPNet.Service.Tests.Infrastructure;
+using ProtoPNet.Tests.Shared;
+
+namespace ProtoPNet.Service.Tests;
+
+/// <summary>
+/// A model folder that cannot be read (its permissions changed under a running service) is not a deleted one: what was
+/// loaded from it serves on, the folder is reported with why, and it loads once it can be read again. The service runs
+/// as a process of its own, subject to file permissions even when the tests run as root.
+/// </summary>
+[Collection(BundlesCollection.Name)]
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public class UnreadableModelFolderTests(TrainerBundles bundles)
+{
+    private const string AdminKey = "test-admin-key";
+    private const string NewerVersion = "29991231T000000Z";
+
+    [Fact]
+    public async Task AFolderThatCannotBeReadKeepsWhatWasLoadedFromItServingAndANewVersionLoadsOnceItCanBeRead()
+    {
+        var version = Path.GetFileName(bundles.SmokeBundle);
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        var modelFolder = Path.Combine(root, "smoke");
+        var versionFolder = Path.Combine(modelFolder, version);
+        var newer = Path.Combine(modelFolder, NewerVersion);
+        var (service, ready) = await ServiceProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Models__Root"] = root, ["Models__Watch"] = "false", ["Inference__IntraOpThreads"] = "1", ["Security__AdminApiKey"] = AdminKey,
+        }, subjectToFilePermissions: true);
+        await using var _ = service;
+        Assert.True(ready, "the service did not become ready:\n" + string.Join('\n', service.Output));
+        try
+        {
+            foreach (var folder in (string[])[versionFolder, modelFolder, root])
+            {
+                File.SetUnixFileMode(folder, UnixFileMode.None);
+                for (var reload = 0; reload < 2; reload++)
+                {
+                    var body = await ReloadAsync(service);
+                    Assert.Equal(version, body.GetProperty("servedVersion").GetString());
+                    Assert.Equal(0, body.GetProperty("removed").GetArrayLength());
+                    var refused = body.GetProperty("refused").EnumerateArray().ToArray();
+                    if (folder == versionFolder)
+                    {
+                        Assert.Empty(refused);   // it is served: only the log says its folder cannot be read
+                    }
+                    else
+                    {
+                        var entry = Assert.Single(refused);
+                        Assert.Equal(folder, entry.GetProperty("directory").GetString());
+                        Assert.Contains("its folder cannot be read", entry.GetProperty("reason").GetString());
+                    }
+                    await AssertClassifiedByAsync(service, version);
+                }
+                // One line for two scans (the log is written in batches: it may come a moment after the answer).
+                bool Says(string line) => line.Contains("Cannot read model folder " + folder + ":", StringComparison.Ordinal);
+                await Eventually.TrueAsync(() => service.Output.Any(Says), () => "no line says the folder cannot be read:\n" + string.Join('\n', service.Output));
+                Assert.Single(service.Output, Says);
+                File.SetUnixFileMode(folder, Readable);
+            }
+            Assert.DoesNotContain(service.Output, line => line.Contains("is unloaded", StringComparison.Ordinal));
+
+            // A newer version whose folder cannot be read is refused while the loaded one serves, and loads once it can be read.
+            Trainer.CopyDirectory(versionFolder, newer);
+            TrainerBundles.EditManifest(newer, manifest => manifest["version"] = NewerVersion);
+            File.SetUnixFileMode(newer, UnixFileMode.None);
+            var refusedNewer = Assert.Single((await ReloadAsync(service)).GetProperty("refused").EnumerateArray());
+            Assert.Equal(newer, refusedNewer.GetProperty("directory").GetString());
+            await AssertClassifiedByAsync(service, version);
+            File.SetUnixFileMode(newer, Readable);
+            var loaded = await ReloadAsync(service);
+            Assert.Equal(NewerVersion, loaded.GetProperty("servedVersion").GetString());
+            Assert.Empty(loaded.GetProperty("refused").EnumerateArray());
+            await AssertClassifiedByAsync(service, NewerVersion);
+        }
+        finally
+        {
+            foreach (var folder in (string[])[root, modelFolder, versionFolder, newer])
+                if (Directory.Exists(folder)) File.SetUnixFileMode(folder, Readable);
+        }
+    }
+
+    private const UnixFileMode Readable = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+        | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+
+    private static async Task<JsonElement> ReloadAsync(ServiceProcess service)
+    {
+        using var reload = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload");
+        reload.Headers.Add("X-Api-Key", AdminKey);
+        var answer = await service.Client.SendAsync(reload);
+        Assert.True(answer.StatusCode == HttpStatusCode.OK, $"reload answered {(int)answer.StatusCode}: {await answer.Content.ReadAsStringAsync()}");
+        return await Http.JsonAsync(answer);
+    }
+
+    private async Task AssertClassifiedByAsync(ServiceProcess service, string version)
+    {
+        var answer = await service.Client.PostAsync("/classify?model=smoke", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)));
+        Assert.True(answer.StatusCode == HttpStatusCode.OK, $"classify answered {(int)answer.StatusCode}: {await answer.Content.ReadAsStringAsync()}");
+        Assert.Equal(version, (await Http.JsonAsync(answer)).GetProperty("model").GetProperty("version").GetString());
+    }
+}
