@@ -5,6 +5,7 @@ using SixLabors.ImageSharp.Formats;
 using SixLabors.ImageSharp.Formats.Bmp;
 using SixLabors.ImageSharp.Formats.Gif;
 using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.Formats.Tiff;
 using SixLabors.ImageSharp.Formats.Tiff.Constants;
 using SixLabors.ImageSharp.Formats.Webp;
@@ -31,10 +32,13 @@ public class ImageTruncationTests
         return new Dictionary<string, byte[]>
         {
             ["png"] = png,
+            ["png-interlaced"] = Pillow.Reencode(png, "PNG", "interlace=1"),
+            ["png-16bit"] = TestImages.Encode(image, new PngEncoder { BitDepth = PngBitDepth.Bit16, ColorType = PngColorType.Rgb }),
             ["jpeg-baseline"] = TestImages.Encode(image, new JpegEncoder { Quality = 90 }),
             ["jpeg-progressive"] = Pillow.Reencode(png, "JPEG", "quality=90, progressive=True"),
             ["gif"] = TestImages.Encode(image, new GifEncoder()),
             ["gif-two-frames"] = TestImages.Encode(animation, new GifEncoder()),
+            ["gif-interlaced"] = Pillow.Reencode(png, "GIF", "interlace=True"),
             ["bmp-24bit"] = TestImages.Encode(image, new BmpEncoder { BitsPerPixel = BmpBitsPerPixel.Pixel24 }),
             ["bmp-8bit-palette"] = TestImages.Encode(image, new BmpEncoder { BitsPerPixel = BmpBitsPerPixel.Pixel8 }),
             ["webp-lossless"] = TestImages.Encode(image, new WebpEncoder { FileFormat = WebpFileFormatType.Lossless }),
@@ -46,7 +50,8 @@ public class ImageTruncationTests
         };
     });
 
-    private static readonly string[] Names = ["png", "jpeg-baseline", "jpeg-progressive", "gif", "gif-two-frames", "bmp-24bit",
+    private static readonly string[] Names = ["png", "png-interlaced", "png-16bit", "jpeg-baseline", "jpeg-progressive", "gif",
+        "gif-two-frames", "gif-interlaced", "bmp-24bit",
         "bmp-8bit-palette", "webp-lossless", "webp-lossy", "tiff", "tiff-deflate", "tiff-directory-first"];
 
     public static TheoryData<string> FileNames => new(Names);
@@ -119,6 +124,87 @@ public class ImageTruncationTests
             for (var x = 0; x < 96; x++)
                 Assert.True(whole.Pixels[x, y] == withTrailer.Pixels[x, y], $"{name} + {trailer.Length} bytes: pixel ({x}, {y}) differs");
         }
+    }
+
+    /// <summary>
+    /// A file whose every chunk or block is whole, but whose pixel data stops short (a tool that closed a cut file
+    /// properly): ImageSharp leaves the missing rows grey or blank and reports success.
+    /// </summary>
+    [Theory]
+    [InlineData("png")]
+    [InlineData("png-interlaced")]
+    [InlineData("png-16bit")]
+    [InlineData("gif")]
+    [InlineData("gif-two-frames")]
+    [InlineData("gif-interlaced")]
+    public void FileWhosePixelDataStopsShortIsTruncatedThoughItsStructureIsWhole(string name)
+    {
+        var bytes = Files.Value[name];
+        var shortened = name.StartsWith("png", StringComparison.Ordinal) ? PngWithHalfItsImageData(bytes) : GifWithHalfItsFirstFrame(bytes);
+        using (Image.Load(shortened)) { }   // ImageSharp alone takes it
+        AssertTruncated(name, shortened);
+        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(shortened).Dispose());
+        Assert.Contains(name.StartsWith("png", StringComparison.Ordinal) ? "its image data inflates to" : "its first frame's LZW data gives", error.Message);
+    }
+
+    /// <summary>The PNG with its IDAT chunks replaced by one holding the first half of their compressed data (with its CRC).</summary>
+    private static byte[] PngWithHalfItsImageData(byte[] png)
+    {
+        var (before, data, after) = (new List<byte>(), new List<byte>(), new List<byte>());
+        for (var position = 8; position < png.Length;)
+        {
+            var length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(position));
+            var type = System.Text.Encoding.ASCII.GetString(png, position + 4, 4);
+            var chunk = png.AsSpan(position, 12 + length);
+            if (type == "IDAT") data.AddRange(chunk.Slice(8, length).ToArray());
+            else (data.Count == 0 ? before : after).AddRange(chunk.ToArray());
+            position += 12 + length;
+        }
+        var half = data.Take(data.Count / 2).ToArray();
+        var idat = new List<byte>(new byte[4]);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(idat), half.Length);
+        idat.AddRange("IDAT"u8.ToArray());
+        idat.AddRange(half);
+        var crc = new byte[4];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(crc, Crc32([.. "IDAT"u8.ToArray(), .. half]));
+        idat.AddRange(crc);
+        return [.. png.AsSpan(0, 8).ToArray(), .. before, .. idat, .. after];
+    }
+
+    /// <summary>The GIF with its first frame's LZW data cut to the first half, in whole sub-blocks ended by a 0 block.</summary>
+    private static byte[] GifWithHalfItsFirstFrame(byte[] gif)
+    {
+        static int ColorTable(byte flags) => (flags & 0x80) != 0 ? 3 << ((flags & 0x07) + 1) : 0;
+        var position = 13 + ColorTable(gif[10]);
+        while (gif[position] == 0x21)   // extensions before the first frame: a label, then sub-blocks
+        {
+            position += 2;
+            while (gif[position] != 0) position += gif[position] + 1;
+            position++;
+        }
+        Assert.Equal(0x2C, gif[position]);
+        var dataStart = position + 10 + ColorTable(gif[position + 9]) + 1;   // after the descriptor, its colour table and the LZW code size
+        var data = new List<byte>();
+        var end = dataStart;
+        while (gif[end] != 0)
+        {
+            data.AddRange(gif.AsSpan(end + 1, gif[end]).ToArray());
+            end += gif[end] + 1;
+        }
+        var half = data.Take(data.Count / 2).ToArray();
+        var blocks = half.Chunk(255).SelectMany(block => (byte[])[(byte)block.Length, .. block]);
+        return [.. gif.AsSpan(0, dataStart).ToArray(), .. blocks, .. gif.AsSpan(end).ToArray()];
+    }
+
+    private static uint Crc32(byte[] bytes)
+    {
+        var crc = 0xFFFFFFFFu;
+        foreach (var b in bytes)
+        {
+            crc ^= b;
+            for (var bit = 0; bit < 8; bit++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+        }
+        return ~crc;
     }
 
     private void AssertTruncated(string what, ReadOnlyMemory<byte> cut)

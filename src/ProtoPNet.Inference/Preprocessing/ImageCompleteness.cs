@@ -13,7 +13,9 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// Finds files whose data ends before the image does (an interrupted upload). ImageSharp fills what is missing with
 /// grey or black and reports success for most formats, so each format's own structure is walked here: every length,
 /// offset and end marker the file declares must lie within the bytes received. Bytes after the end of the image are
-/// allowed. Only truncation is judged: a file that is complete but corrupt is left to the decoder to refuse.
+/// allowed. PNG and GIF pixel data is followed further, since a cut file closed again by a tool is whole as chunks
+/// or blocks: a PNG's image data must inflate to every row, a GIF's first frame must give every pixel. Only missing data
+/// is judged: a file that is complete but corrupt is left to the decoder to refuse.
 /// </summary>
 public static class ImageCompleteness
 {
@@ -51,6 +53,80 @@ public static class ImageCompleteness
             position = end;
         }
     }
+
+    /// <summary>
+    /// Why the pixel data of a file the decoder took, complete as chunks or blocks, stops short (one sentence), or null. A
+    /// cut file closed again by a tool (an IEND or a GIF trailer written after whatever it had) is whole as structure,
+    /// and ImageSharp paints what it lacks grey or blank: a PNG's image data must inflate to every row the header
+    /// declares, a GIF's first frame (what is classified) must give every pixel it declares.
+    /// </summary>
+    public static string? FindMissingPixels(ReadOnlySpan<byte> file, IImageFormat format) => format switch
+    {
+        PngFormat => PngRowsMissing(file),
+        GifFormat => GifPixelsMissing(file),
+        _ => null,
+    };
+
+    /// <summary>Why the inflated image data is shorter than the header's rows need, or null (also when the header or the
+    /// data is corrupt rather than short: the decoder judges those).</summary>
+    private static string? PngRowsMissing(ReadOnlySpan<byte> file)
+    {
+        var imageData = new List<(int Start, int Length)>();
+        for (long position = 8; position + 8 <= file.Length;)
+        {
+            var length = BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
+            if (position + 12 + length > file.Length) break;
+            if (file.Slice((int)position + 4, 4).SequenceEqual("IDAT"u8)) imageData.Add(((int)position + 8, (int)length));
+            position += 12 + length;
+        }
+        if (imageData.Count == 0) return null;
+        const int headerData = 16;   // signature, IHDR's length and type
+        if (file.Length < headerData + 13 || !file.Slice(12, 4).SequenceEqual("IHDR"u8)) return null;
+        var header = file[headerData..];
+        var (width, height) = (BinaryPrimitives.ReadUInt32BigEndian(header), BinaryPrimitives.ReadUInt32BigEndian(header[4..]));
+        var (bitDepth, colorType, interlaced) = (header[8], header[9], header[12] == 1);
+        int? channels = colorType switch { 0 => 1, 2 => 3, 3 => 1, 4 => 2, 6 => 4, _ => null };
+        if (channels is null || bitDepth is not (1 or 2 or 4 or 8 or 16)) return null;
+        var bitsPerPixel = channels.Value * bitDepth;
+
+        // Each row is a filter byte and its pixels; an interlaced image is seven smaller images (Adam7) one after another.
+        long RowsBytes(long passWidth, long passHeight) => passWidth == 0 || passHeight == 0 ? 0 : passHeight * (1 + (passWidth * bitsPerPixel + 7) / 8);
+        var needed = !interlaced
+            ? RowsBytes(width, height)
+            : Adam7Passes.Sum(pass => RowsBytes((width - pass.X + pass.Step.X - 1) / pass.Step.X, (height - pass.Y + pass.Step.Y - 1) / pass.Step.Y));
+
+        var compressedLength = imageData.Sum(chunk => chunk.Length);
+        var compressed = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(compressedLength, 1));
+        long inflated = 0;
+        try
+        {
+            var written = 0;
+            foreach (var (start, length) in imageData)
+            {
+                file.Slice(start, length).CopyTo(compressed.AsSpan(written));
+                written += length;
+            }
+            using var zlib = new System.IO.Compression.ZLibStream(new MemoryStream(compressed, 0, compressedLength, writable: false),
+                System.IO.Compression.CompressionMode.Decompress);
+            Span<byte> sink = stackalloc byte[8192];
+            // Stops once the rows are there: what follows (or a deflate bomb's remainder) is not inflated.
+            while (inflated < needed && zlib.Read(sink) is var count and > 0) inflated += count;
+        }
+        catch (InvalidDataException)
+        {
+            return null;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(compressed);
+        }
+        return inflated < needed
+            ? $"its image data inflates to {inflated} bytes, but the {width}x{height} pixels it declares need {needed}"
+            : null;
+    }
+
+    private static readonly (long X, long Y, (long X, long Y) Step)[] Adam7Passes =
+        [(0, 0, (8, 8)), (4, 0, (8, 8)), (0, 4, (4, 8)), (2, 0, (4, 4)), (0, 2, (2, 4)), (1, 0, (2, 2)), (0, 1, (1, 2))];
 
     /// <summary>
     /// JPEG: marker segments with their lengths; after each start-of-scan the entropy-coded data runs to the next marker
@@ -132,6 +208,85 @@ public static class ImageCompleteness
         }
 
         static long ColorTableLength(byte flags) => (flags & 0x80) != 0 ? 3L << ((flags & 0x07) + 1) : 0;
+    }
+
+    /// <summary>The GIF's first frame: its LZW data must give every pixel of it.</summary>
+    private static string? GifPixelsMissing(ReadOnlySpan<byte> file)
+    {
+        static int ColorTableLength(byte flags) => (flags & 0x80) != 0 ? 3 << ((flags & 0x07) + 1) : 0;
+        if (file.Length < 13) return null;
+        var position = 13 + ColorTableLength(file[10]);
+        // Extensions before the first frame: a label, then sub-blocks.
+        while (position + 1 < file.Length && file[position] == 0x21)
+        {
+            position += 2;
+            while (position < file.Length && file[position] != 0) position += file[position] + 1;
+            position++;
+        }
+        if (position + 10 >= file.Length || file[position] != 0x2C) return null;
+        long framePixels = (long)BinaryPrimitives.ReadUInt16LittleEndian(file[(position + 5)..]) * BinaryPrimitives.ReadUInt16LittleEndian(file[(position + 7)..]);
+        var lzwStart = position + 10 + ColorTableLength(file[position + 9]);
+        if (lzwStart >= file.Length) return null;
+        var pixels = GifPixelsDecoded(file, lzwStart, framePixels);
+        return pixels < framePixels ? $"its first frame's LZW data gives {pixels} of the {framePixels} pixels the frame declares" : null;
+    }
+
+    /// <summary>
+    /// How many pixels a GIF frame's LZW data gives (at most <paramref name="wanted"/>): codes are read as a decoder reads
+    /// them, counting the length of each code's string, until the end code, a code no decoder could know, or the data's end.
+    /// <paramref name="start"/> is the frame's LZW minimum code size, followed by its sub-blocks.
+    /// </summary>
+    private static long GifPixelsDecoded(ReadOnlySpan<byte> file, int start, long wanted)
+    {
+        int minimumCodeSize = file[start];
+        if (minimumCodeSize is < 1 or > 11) return wanted;   // not LZW data: corrupt, which the decoder judges
+        int clear = 1 << minimumCodeSize, end = clear + 1;
+        Span<short> lengths = stackalloc short[4096];
+        lengths[..clear].Fill(1);
+        int codeSize = minimumCodeSize + 1, next = clear + 2, previous = -1;
+        long pixels = 0;
+        int blockPosition = start + 1, blockRemaining = 0, bits = 0, bitCount = 0;
+        while (pixels < wanted)
+        {
+            while (bitCount < codeSize)
+            {
+                if (blockPosition >= file.Length) return pixels;
+                if (blockRemaining == 0)
+                {
+                    blockRemaining = file[blockPosition++];
+                    if (blockRemaining == 0 || blockPosition >= file.Length) return pixels;   // the data ends
+                }
+                bits |= file[blockPosition++] << bitCount;
+                bitCount += 8;
+                blockRemaining--;
+            }
+            var code = bits & ((1 << codeSize) - 1);
+            bits >>= codeSize;
+            bitCount -= codeSize;
+            if (code == clear)
+            {
+                (codeSize, next, previous) = (minimumCodeSize + 1, clear + 2, -1);
+                continue;
+            }
+            if (code == end) return pixels;
+            if (previous < 0)
+            {
+                if (code >= clear) return pixels;   // after a clear only a literal can come
+                pixels++;
+                previous = code;
+                continue;
+            }
+            if (code > next || (code == next && next >= 4096)) return pixels;   // a code no decoder knows yet
+            pixels += code < next ? lengths[code] : lengths[previous] + 1;
+            if (next < 4096)
+            {
+                lengths[next] = (short)Math.Min(lengths[previous] + 1, short.MaxValue);
+                next++;
+                if (next == 1 << codeSize && codeSize < 12) codeSize++;
+            }
+            previous = code;
+        }
+        return pixels;
     }
 
     /// <summary>BMP: uncompressed pixel rows (4-byte aligned) from the pixel offset; compressed data by its declared size.</summary>

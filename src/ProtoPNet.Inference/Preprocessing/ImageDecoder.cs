@@ -172,6 +172,11 @@ public sealed class ImageDecoder(ImageLimits limits)
             }
         }
         using var decoded = Load<Rgba32>(bytes, format);
+        // Judged once the decoder took the file, so that a corrupt one is refused as corrupt.
+        if (ImageCompleteness.FindMissingPixels(bytes.Span, imageFormat) is { } missingPixels)
+        {
+            throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missingPixels}.");
+        }
         AutoOrient(decoded, orientation);
         return new DecodedImage(CompositeOverWhite(decoded), format);
     }
