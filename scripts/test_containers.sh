@@ -310,6 +310,9 @@ run_compose_worker() {
     sleep 2
   done
   echo "job $id succeeded"
+  # The trainer image's health check judges the worker by its liveness file, which the loop keeps fresh.
+  podman healthcheck run "${compose_project}_worker_1" && echo "the worker's health check passes"
+  podman exec "${compose_project}_worker_1" /usr/bin/python3 -m protopnet_trainer.alive
   local deadline=$((SECONDS + 60))
   until classify "$port" "$test_png" "*" compose-smoke; do
     [ $SECONDS -lt $deadline ] || return 1

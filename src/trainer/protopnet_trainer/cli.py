@@ -185,7 +185,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from .worker import WorkerSettings, run_worker
     settings = WorkerSettings(jobs=args.jobs, models=args.models, runs=args.runs, data_root=args.data_root,
                               poll=args.poll, heartbeat=args.heartbeat, stale_after=args.stale_after,
-                              progress=show_progress(args), once=args.once)
+                              progress=show_progress(args), once=args.once, alive_file=args.alive_file)
     for option, value in (("--poll", settings.poll), ("--heartbeat", settings.heartbeat), ("--stale-after", settings.stale_after)):
         if value <= 0:
             raise TrainerError(f"{option} must be a positive number of seconds (got {value})")
@@ -370,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--stale-after", type=float, default=60.0, metavar="SECONDS",
                         help="take over a running job whose lease was not renewed for this long (60)")
     worker.add_argument("--once", action="store_true", help="exit when no job is left to take")
+    worker.add_argument("--alive-file", metavar="PATH", default=os.environ.get("PROTOPNET_WORKER_ALIVE_FILE") or None,
+                        help="touch this file from the loop and the job's heartbeat, for a health check "
+                             "(python3 -m protopnet_trainer.alive; default $PROTOPNET_WORKER_ALIVE_FILE, which the "
+                             "trainer images set)")
     worker.add_argument("--no-progress", action="store_true", help="no progress bars")
     worker.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
     worker.set_defaults(handler=cmd_worker)

@@ -19,6 +19,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
+from . import alive
 from .console import say
 from .errors import TrainerError, one_line
 from .job_options import JobOptionError, JobOptions, check_model_name
@@ -49,6 +50,7 @@ class WorkerSettings:
     progress_interval: float = 1.0     # at most this often a status write for progress within an epoch
     progress: bool = False             # progress bars (stderr), as train's
     once: bool = False                 # exit when the queue is empty (tests, cron)
+    alive_file: Optional[str] = None   # touched by the loop and the job's heartbeat (alive.py: the health check)
 
 
 class ShutdownSignal:
@@ -158,10 +160,11 @@ class Heartbeat:
     """A thread that beats the lease and rewrites the heartbeat every `interval` seconds, and notices a cancel
     marker and a lost lease, so the run stops at its next batch."""
 
-    def __init__(self, lease: Lease, status: JobStatus, interval: float):
+    def __init__(self, lease: Lease, status: JobStatus, interval: float, alive_file: Optional[str] = None):
         self.lease = lease
         self.status = status
         self.interval = interval
+        self.alive_file = alive_file
         self.cancelled = threading.Event()
         self.lost = threading.Event()
         self._stop = threading.Event()
@@ -177,6 +180,7 @@ class Heartbeat:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
+            alive.touch(self.alive_file)
             self.lease.beat()
             self.poll()
             if not self.lost.is_set():
@@ -211,6 +215,7 @@ class Worker:
         self.log(f"worker {self.name}: waiting for jobs in {self.settings.jobs}, publishing into "
                  f"{self.settings.models}")
         while not self.shutdown.requested:
+            alive.touch(self.settings.alive_file)
             lease = self.queue.claim(self.name)
             if lease is None:
                 self.sweep_runs()
@@ -276,7 +281,7 @@ class Worker:
         log = self._job_log(folder)
         status = JobStatus(lease, self.name)
         log(f"started (attempt {lease.attempt}) by {self.name}")
-        with Heartbeat(lease, status, self.settings.heartbeat) as heartbeat:
+        with Heartbeat(lease, status, self.settings.heartbeat, self.settings.alive_file) as heartbeat:
             def should_stop() -> Optional[str]:
                 if heartbeat.lost.is_set():
                     return "lost"
