@@ -82,6 +82,41 @@ public class UnreadableModelFolderTests(TrainerBundles bundles)
         }
     }
 
+    /// <summary>
+    /// A folder the file watcher cannot watch makes it fail at every renewal (after each periodic rescan): the failure,
+    /// and the folder the scan cannot read, are each said once, and the model keeps serving.
+    /// </summary>
+    [Fact]
+    public async Task AFolderThatCannotBeWatchedIsSaidOnceAcrossPeriodicRescans()
+    {
+        var version = Path.GetFileName(bundles.SmokeBundle);
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        var (service, ready) = await ServiceProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Models__Root"] = root, ["Models__Watch"] = "true", ["Models__RescanIntervalSeconds"] = "1", ["Inference__IntraOpThreads"] = "1",
+        }, subjectToFilePermissions: true);
+        await using var _ = service;
+        Assert.True(ready, "the service did not become ready:\n" + string.Join('\n', service.Output));
+        var locked = Path.Combine(root, "locked");
+        Directory.CreateDirectory(locked);
+        File.SetUnixFileMode(locked, UnixFileMode.None);
+        try
+        {
+            bool WatchFailed(string line) => line.Contains("Watching " + root + " failed", StringComparison.Ordinal);
+            bool CannotRead(string line) => line.Contains("Cannot read model folder " + locked + ":", StringComparison.Ordinal);
+            await Eventually.TrueAsync(() => service.Output.Any(WatchFailed) && service.Output.Any(CannotRead),
+                () => "the watcher's failure and the unreadable folder were not both logged:\n" + string.Join('\n', service.Output));
+            await Task.Delay(TimeSpan.FromSeconds(4));   // four periodic rescans, each watching anew
+            Assert.Single(service.Output, WatchFailed);
+            Assert.Single(service.Output, CannotRead);
+            await AssertClassifiedByAsync(service, version);
+        }
+        finally
+        {
+            File.SetUnixFileMode(locked, Readable);
+        }
+    }
+
     private const UnixFileMode Readable = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
         | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
 
