@@ -396,6 +396,23 @@ public class ErrorTests(TrainerBundles bundles)
         await Http.JsonAsync(await client.PostAsync("/classify?topPrototypes=3", Http.Image(image)));
     }
 
+    /// <summary>The default number of prototypes explained (5) is held to the operator's lower limits; more asked for is refused.</summary>
+    [Fact]
+    public async Task TheDefaultPrototypeCountKeepsToTheConfiguredLimits()
+    {
+        await using var factory = bundles.SmokeService(("Classify:MaxTopPrototypes", "3"), ("Classify:MaxHeatmapPrototypes", "2"),
+            ("Classify:MaxVerifiedPrototypes", "1"));
+        var client = factory.CreateClient();
+        var image = Http.BundleImage(bundles.SmokeBundle, 0);
+        int Explained(System.Text.Json.JsonElement answer) => answer.GetProperty("explanation").GetProperty("prototypes").GetArrayLength();
+        Assert.Equal(3, Explained(await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(image)))));
+        Assert.Equal(2, Explained(await Http.JsonAsync(await client.PostAsync("/classify?heatmaps=png", Http.Image(image)))));
+        Assert.Equal(1, Explained(await Http.JsonAsync(await client.PostAsync("/classify?verify=true", Http.Image(image)))));
+        var problem = await Http.ProblemAsync(await client.PostAsync("/classify?topPrototypes=4", Http.Image(image)),
+            HttpStatusCode.BadRequest, "invalid-parameter");
+        Assert.Contains("MaxTopPrototypes", problem.GetProperty("detail").GetString());
+    }
+
     [Fact]
     public async Task TooManyImagesInABatchIs400()
     {

@@ -24,7 +24,20 @@ public class StartupFailureTests(TrainerBundles bundles)
     [InlineData("Kestrel__Limits__MaxConcurrentConnections", "-5", "Kestrel:Limits:MaxConcurrentConnections")]
     [InlineData("Kestrel__Limits__RequestHeadersTimeout", "abc", "Kestrel:Limits:RequestHeadersTimeout")]
     // Not settings the options check, but as much the operator's to fix: an address that is not one, CUDA that is not there.
-    [InlineData("Urls", "notaurl", "Invalid url: 'notaurl'")]
+    // A listen address Kestrel would read as a host name, and so listen on every interface (a typo in the port), or
+    // refuse with a stack trace once the models are loaded.
+    [InlineData("Urls", "notaurl", "'notaurl' is not a listen address")]
+    [InlineData("Urls", "http://127.0.0.1:8o80", "'http://127.0.0.1:8o80' has the port '8o80'")]
+    [InlineData("Urls", "http://127.0.0.1 :5192", "has the host '127.0.0.1 '")]
+    [InlineData("Urls", "http://256.1.1.1:5192", "has the host '256.1.1.1'")]
+    [InlineData("Urls", "http://127.0.0.1:99999", "has the port '99999'")]
+    [InlineData("Urls", "ftp://127.0.0.1:5192", "has the scheme 'ftp'")]
+    [InlineData("Urls", "http://127.0.0.1:5192/base", "has the path '/base'")]
+    [InlineData("Kestrel__Endpoints__Http__Url", "http://127.0.0.1:abc", "Kestrel:Endpoints:Http:Url: 'http://127.0.0.1:abc' has the port 'abc'")]
+    [InlineData("HTTP_PORTS", "80a", "HTTP_PORTS: '80a' is not a port")]
+    // Serilog's levels: Serilog itself aborts the start with a stack trace (and takes an unknown override for a switch's name).
+    [InlineData("Serilog__MinimumLevel__Default", "Loud", "Serilog:MinimumLevel:Default: 'Loud' is not a level")]
+    [InlineData("Serilog__MinimumLevel__Override__Microsoft.AspNetCore", "Verbosee", "Serilog:MinimumLevel:Override:Microsoft.AspNetCore: 'Verbosee' is not a level")]
     [InlineData("Inference__ExecutionProvider", "cuda", "Inference:ExecutionProvider is 'cuda' but the CUDA execution provider cannot be used")]
     public async Task BadSettingStopsTheStartWithOneLineNamingIt(string key, string value, string named)
     {
@@ -42,6 +55,25 @@ public class StartupFailureTests(TrainerBundles bundles)
             Assert.Contains(named, line);
             Assert.DoesNotContain("Unhandled exception", output);
             Assert.DoesNotContain("   at ", output);
+        }
+    }
+
+    /// <summary>
+    /// Settings that look odd but are fine start the service: an empty telemetry service name is the default one (it
+    /// aborted the start once tracing was on), a level in lower case.
+    /// </summary>
+    [Fact]
+    public async Task OddButValidSettingsStart()
+    {
+        var (service, ready) = await ServiceProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Models__Root"] = bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
+            ["Telemetry__OtlpEndpoint"] = "http://127.0.0.1:9", ["Telemetry__ServiceName"] = "",
+            ["Serilog__MinimumLevel__Override__Microsoft.AspNetCore"] = "warning",
+        });
+        await using (service)
+        {
+            Assert.True(ready, string.Join('\n', service.Output));
         }
     }
 
@@ -93,6 +125,18 @@ public class StartupFailureTests(TrainerBundles bundles)
     /// In a container the check runs without the service's arguments (docker run IMAGE --urls ...): it reads them from
     /// the first process's command line, whichever way the service was started.
     /// </summary>
+    /// <summary>The check asks a wildcard address on the loopback of its own family.</summary>
+    [Theory]
+    [InlineData("http://+:9000", "http://127.0.0.1:9000")]
+    [InlineData("http://*:9000;http://localhost:9001", "http://127.0.0.1:9000")]
+    [InlineData("http://0.0.0.0:9000", "http://127.0.0.1:9000")]
+    [InlineData("http://[::]:9000", "http://[::1]:9000")]
+    [InlineData("http://localhost:9000", "http://localhost:9000")]
+    public void TheHealthCheckAsksAWildcardAddressOnTheLoopback(string urls, string asked)
+    {
+        Assert.Equal(asked, Hosting.HealthcheckCommand.AddressToAsk(urls));
+    }
+
     [Theory]
     [InlineData("/app/ProtoPNet.Service|--urls|http://+:9000", "--urls|http://+:9000")]
     [InlineData("dotnet|/app/ProtoPNet.Service.dll|--urls=http://+:9000", "--urls=http://+:9000")]

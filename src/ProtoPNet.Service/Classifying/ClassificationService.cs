@@ -155,10 +155,14 @@ public sealed class ClassificationService(
         {
             throw InvalidParameter($"explainClass {k} is not a class of {bundle.Name}@{bundle.Version} (0 to {bundle.ClassCount - 1}).");
         }
-        var options = new ExplainOptions(Math.Min(topClasses ?? 3, bundle.ClassCount), Math.Min(topPrototypes ?? 5, bundle.PrototypeCount),
-            explainClass, request.Heatmaps != HeatmapUse.None);
-        // Every explained prototype costs an upsampled map; every heatmap sent back a full-size picture.
+        // Every explained prototype costs an upsampled map; every heatmap sent back a full-size picture. The default
+        // (5) is held to the operator's limits; a number asked for beyond them is refused below.
         var limits = classifyOptions.Value;
+        var defaultTop = Math.Min(5, limits.MaxTopPrototypes);
+        if (request.Heatmaps == HeatmapUse.Sent) defaultTop = Math.Min(defaultTop, limits.MaxHeatmapPrototypes);
+        if (request.Verify) defaultTop = Math.Min(defaultTop, limits.MaxVerifiedPrototypes);
+        var options = new ExplainOptions(Math.Min(topClasses ?? 3, bundle.ClassCount), Math.Min(topPrototypes ?? defaultTop, bundle.PrototypeCount),
+            explainClass, request.Heatmaps != HeatmapUse.None);
         if (topPrototypes > limits.MaxTopPrototypes)
         {
             throw InvalidParameter($"topPrototypes is {topPrototypes}; at most {limits.MaxTopPrototypes} prototypes are explained per image (Classify:MaxTopPrototypes).");

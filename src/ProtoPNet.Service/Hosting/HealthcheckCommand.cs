@@ -24,8 +24,7 @@ public static class HealthcheckCommand
             .Build();
         var endpoint = configuration.GetSection("Kestrel:Endpoints").GetChildren().Select(e => e["Url"]).FirstOrDefault(u => !string.IsNullOrEmpty(u));
         var urls = endpoint ?? (configuration[WebHostDefaults.ServerUrlsKey] is { Length: > 0 } configured ? configured : ListenAddressExtensions.DefaultAddress);
-        var first = urls.Split(';', StringSplitOptions.RemoveEmptyEntries)[0].Replace("://+", "://127.0.0.1").Replace("://*", "://127.0.0.1")
-            .Replace("://0.0.0.0", "://127.0.0.1");
+        var first = AddressToAsk(urls);
         try
         {
             using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
@@ -38,6 +37,11 @@ public static class HealthcheckCommand
             return 1;
         }
     }
+
+    /// <summary>The first of the listen addresses, a wildcard host replaced by the loopback of its family.</summary>
+    public static string AddressToAsk(string urls) =>
+        urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[0]
+            .Replace("://+", "://127.0.0.1").Replace("://*", "://127.0.0.1").Replace("://0.0.0.0", "://127.0.0.1").Replace("://[::]", "://[::1]");
 
     /// <summary>
     /// The arguments the service was started with, from a process's command line (program, then arguments): those after

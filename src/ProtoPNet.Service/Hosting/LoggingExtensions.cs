@@ -21,6 +21,7 @@ public static class LoggingExtensions
             .Validate(o => o.Format is null || LogFormatOptions.Formats.Contains(o.Format, StringComparer.OrdinalIgnoreCase),
                 $"Logging:Format must be {string.Join(" or ", LogFormatOptions.Formats.Select(f => $"'{f}'"))}")
             .ValidateOnStart();
+        if (LevelProblems(builder.Configuration) is { Count: > 0 } problems) throw new Microsoft.Extensions.Options.OptionsValidationException("Serilog", typeof(object), problems);
         var json = string.Equals(builder.Configuration["Logging:Format"], "json", StringComparison.OrdinalIgnoreCase);
         builder.Logging.ClearProviders();
         builder.Services.AddSerilog((_, logger) =>
@@ -44,6 +45,21 @@ public static class LoggingExtensions
     }
 
     /// <summary>
+    /// The levels of the <c>Serilog:MinimumLevel</c> section that are not Serilog levels, one line each: Serilog would
+    /// stop the start with an unhandled exception (and takes an unknown override level for the name of a level switch).
+    /// </summary>
+    public static IReadOnlyList<string> LevelProblems(IConfiguration configuration)
+    {
+        var section = configuration.GetSection("Serilog:MinimumLevel");
+        var levels = new List<(string Key, string? Value)> { ("Serilog:MinimumLevel", section.Value), ("Serilog:MinimumLevel:Default", section["Default"]) };
+        levels.AddRange(section.GetSection("Override").GetChildren().Select(child => ($"Serilog:MinimumLevel:Override:{child.Key}", child.Value)));
+        var names = string.Join(", ", Enum.GetNames<LogEventLevel>());
+        return levels.Where(level => level.Value is not null && (!Enum.TryParse<LogEventLevel>(level.Value, ignoreCase: true, out var parsed)
+                || !Enum.IsDefined(parsed) || level.Value.Trim().All(char.IsAsciiDigit)))
+            .Select(level => $"{level.Key}: '{level.Value}' is not a level ({names})").ToArray();
+    }
+
+    /// <summary>
     /// One line per request: method, path, status, elapsed, model, predicted class and trace id. Request and response
     /// bodies are never logged, so no image bytes reach the logs.
     /// </summary>
@@ -54,7 +70,7 @@ public static class LoggingExtensions
             // This host's own logger, not Serilog's static one (which another host in the same process may own).
             options.Logger = app.Services.GetRequiredService<Serilog.ILogger>();
             options.MessageTemplate =
-                "HTTP {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.0} ms (model {Model}, predicted {PredictedClass}, trace {TraceId})";
+                "HTTP {RequestMethod:l} {RequestPath:l} responded {StatusCode} in {Elapsed:0.0} ms (model {Model:l}, predicted {PredictedClass:l}, trace {TraceId:l})";
             // A 503 is the service saying "busy" or "not ready yet" on purpose (overload, warm-up): a warning, not an error.
             // The status the request ended with, as the metrics count it (RequestMetrics.FinalStatus): a client that left
             // during its answer is 499 although the status line it was sent said 200. An exception is 500 (Serilog's own).

@@ -44,6 +44,9 @@ public static class OptionsValidationExtensions
             IOException when error.Message.StartsWith("Failed to bind to address", StringComparison.Ordinal) => error.Message,
             FormatException when error.Message.StartsWith("Invalid url", StringComparison.Ordinal) =>
                 $"{error.Message} (Urls, --urls, URLS or ASPNETCORE_URLS: e.g. http://0.0.0.0:8080)",
+            // An https address without a certificate (Kestrel:Certificates:Default or a development certificate).
+            InvalidOperationException when error.Message.StartsWith("Unable to configure HTTPS endpoint", StringComparison.Ordinal) =>
+                error.Message.Split('\n')[0],
             _ => null,
         };
 

@@ -72,7 +72,7 @@ public static class ServingExtensions
         if (!string.IsNullOrWhiteSpace(otlp) && Uri.TryCreate(otlp, UriKind.Absolute, out var endpoint))
         {
             services.AddOpenTelemetry()
-                .ConfigureResource(resource => resource.AddService(configuration["Telemetry:ServiceName"] ?? "protopnet-service"))
+                .ConfigureResource(resource => resource.AddService(configuration["Telemetry:ServiceName"] is { } name && !string.IsNullOrWhiteSpace(name) ? name.Trim() : "protopnet-service"))
                 .WithTracing(tracing => tracing
                     .AddAspNetCoreInstrumentation(options => options.Filter = context =>
                         !context.Request.Path.StartsWithSegments("/metrics") && !context.Request.Path.StartsWithSegments("/health"))
@@ -186,6 +186,6 @@ public sealed class TelemetryOptions
     /// <summary>OTLP endpoint for traces; empty (default): no tracing.</summary>
     public string? OtlpEndpoint { get; set; }
 
-    /// <summary>service.name of the traces (default protopnet-service).</summary>
+    /// <summary>service.name of the traces (default, and when empty: protopnet-service).</summary>
     public string? ServiceName { get; set; }
 }
