@@ -48,14 +48,16 @@ public sealed class FinishedJobRetention(TrainingJobStore store, IOptions<Traini
                 {
                     store.Remove(job.Id);
                 }
-                catch (Exception error) when (error is Problems.ProblemException or IOException or UnauthorizedAccessException)
+                catch (Exception error) when (error is not OutOfMemoryException)
                 {
                     logger.LogWarning("Training job {JobId} finished over {KeepFinishedJobs} ago but cannot be removed: {Reason}", job.Id, age, error.Message);
                 }
             }
         }
-        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        catch (Exception error) when (error is not OutOfMemoryException)
         {
+            // Whatever happened, the next sweep tries again: a fault here must never stop the service (a background
+            // service's exception stops the host).
             logger.LogWarning("The jobs folder cannot be listed for finished jobs to remove: {Reason}", error.Message);
         }
     }

@@ -67,7 +67,7 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         return Directory.EnumerateDirectories(root)
             .Select(Path.GetFileName)
             .Where(name => name is not null && JobId().IsMatch(name) && File.Exists(Path.Combine(root, name, JobFile)))
-            .Select(name => TryRead(name!))
+            .Select(name => TryReadListed(name!))
             .OfType<TrainingJob>()
             .OrderByDescending(job => job.CreatedAt).ThenByDescending(job => job.Id, StringComparer.Ordinal)
             .ToArray();
@@ -230,6 +230,20 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
 
     private string Folder(string id) => Path.Combine(Root, id);
 
+    /// <summary>A job of the listing; one that cannot be read for a reason nobody foresaw is left out with a warning, not the whole list.</summary>
+    private TrainingJob? TryReadListed(string id)
+    {
+        try
+        {
+            return TryRead(id);
+        }
+        catch (Exception error) when (error is not OutOfMemoryException)
+        {
+            logger.LogWarning(error, "Training job {JobId} cannot be read and is left out of the list", id);
+            return null;
+        }
+    }
+
     private TrainingJob? TryRead(string id)
     {
         if (!JobId().IsMatch(id)) return null;
@@ -239,7 +253,7 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         JsonObject request;
         try
         {
-            request = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, JobFile))) as JsonObject ?? [];
+            request = ReadObject(Path.Combine(folder, JobFile)) ?? [];
         }
         catch (Exception error) when (error is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -252,17 +266,26 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         // Other programs write these files too (TRAINING_JOBS.md): a field of the wrong type reads as absent, never as a fault.
         var status = ReadStatus(folder) ?? new JsonObject { ["status"] = TrainingJob.Queued };
         var progress = status["progress"] as JsonObject;
+        // A status no worker knows ("paused") is never taken and never ends: it reads as failed, saying so, so that it
+        // can be removed (and its events stream ends).
+        var state = Text(status["status"]) ?? TrainingJob.Queued;
+        var failure = Text(status["error"]);
+        if (state is not (TrainingJob.Queued or TrainingJob.Running or TrainingJob.Succeeded or TrainingJob.Failed or TrainingJob.Cancelled))
+        {
+            failure ??= $"its status.json says status '{state}', which no worker knows";
+            state = TrainingJob.Failed;
+        }
         return new TrainingJob(
             id, Text(request["name"]) ?? "", Text(request["preset"]) ?? "", Text(request["dataset"]), Text(request["data"]),
             request["options"] is JsonObject given ? (JsonObject)given.DeepClone() : [],
-            Text(status["status"]) ?? TrainingJob.Queued,
+            state,
             Number(status["attempt"]) is { } attempt ? (int)attempt : 0,
             progress is null ? null : new TrainingProgress(Text(progress["stage"]), (int)(Number(progress["epoch"]) ?? 0),
                 (int)(Number(progress["epochs"]) ?? 0), Number(progress["fraction"]) ?? 0),
             (status["metrics"] as JsonObject)?.Where(m => Number(m.Value) is not null).ToDictionary(m => m.Key, m => Number(m.Value)!.Value),
             (status["history"] as JsonArray ?? []).OfType<JsonObject>().Select(e => new TrainingEpoch(
                 (int)(Number(e["epoch"]) ?? 0), Text(e["phase"]), Number(e["trainAccuracy"]), Number(e["testAccuracy"]))).ToArray(),
-            Text(status["publishedVersion"]), Text(status["error"]), File.Exists(Path.Combine(folder, CancelFile)),
+            Text(status["publishedVersion"]), failure, File.Exists(Path.Combine(folder, CancelFile)),
             Time(request["createdAt"]) ?? Directory.GetCreationTimeUtc(folder),
             Time(status["startedAt"]), Time(status["finishedAt"]), Time(status["estimatedFinishAt"]), Time(status["heartbeatAt"]),
             Number(status["resumedFromEpoch"]) is { } resumed ? (int)resumed : null, Text(status["worker"]));
@@ -272,11 +295,58 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
     {
         try
         {
-            return JsonNode.Parse(File.ReadAllText(Path.Combine(folder, StatusFile))) as JsonObject;
+            return ReadObject(Path.Combine(folder, StatusFile));
         }
         catch (Exception error) when (error is IOException or UnauthorizedAccessException or JsonException)
         {
             return null;
+        }
+    }
+
+    /// <summary>
+    /// A job file's JSON object (null when it holds another JSON value), read as Python's json module reads what the
+    /// workers write, and whatever else another program left there: a key given twice keeps its last value, and a string
+    /// that is not whole UTF-16 (a lone surrogate) or a number beyond a double's range reads as absent. JsonNode would
+    /// throw for each when the field is first read, or when the answer holding it is written.
+    /// </summary>
+    private static JsonObject? ReadObject(string path)
+    {
+        using var document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 64 });
+        return Tolerant(document.RootElement) as JsonObject;
+
+        static JsonNode? Tolerant(JsonElement element)
+        {
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    var result = new JsonObject();
+                    foreach (var property in element.EnumerateObject())
+                    {
+                        var value = Tolerant(property.Value);
+                        if (value is null && property.Value.ValueKind != JsonValueKind.Null) result.Remove(property.Name);
+                        else result[property.Name] = value;
+                    }
+                    return result;
+                case JsonValueKind.Array:
+                    var array = new JsonArray();
+                    foreach (var item in element.EnumerateArray()) array.Add(Tolerant(item));
+                    return array;
+                case JsonValueKind.String:
+                    try
+                    {
+                        return JsonValue.Create(element.GetString());
+                    }
+                    catch (InvalidOperationException)
+                    {
+                        return null;   // not whole UTF-16
+                    }
+                case JsonValueKind.Number:
+                    return element.TryGetDouble(out var number) && double.IsFinite(number) ? JsonValue.Create(element.Clone()) : null;
+                case JsonValueKind.True or JsonValueKind.False:
+                    return JsonValue.Create(element.GetBoolean());
+                default:
+                    return null;
+            }
         }
     }
 

@@ -200,6 +200,61 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
     }
 
     /// <summary>
+    /// JSON that Python's json module reads but .NET's JsonNode throws on when a field is read or written (a key given
+    /// twice, a lone surrogate, a number beyond a double) is read as a worker reads it: the last of a repeated key, the
+    /// others as absent. Such a job was a 500 for the whole list, and with Training:KeepFinishedJobs it stopped the start.
+    /// </summary>
+    [Fact]
+    public async Task Job_files_a_worker_reads_are_read_by_the_service_too()
+    {
+        var jobs = Path.Combine(fixture.Root, "jobs-odd-json");
+        foreach (var (id, job, status) in new[]
+                 {
+                     ("zz-twice", """{"name": "a", "name": "b", "preset": "smoke"}""", """{"status": "queued", "status": "succeeded", "attempt": 1, "finishedAt": "2020-01-01T00:00:00Z"}"""),
+                     ("zz-surrogate", """{"name": "a\ud800", "preset": "smoke"}""", """{"status": "failed", "error": "\udc00x", "attempt": 1, "finishedAt": "2020-01-01T00:00:00Z"}"""),
+                     ("zz-paused", """{"name": "p", "preset": "smoke"}""", """{"status": "paused", "attempt": 1}"""),
+                     ("zz-huge", """{"name": "h", "preset": "smoke"}""", """{"status": "running", "attempt": 1, "progress": {"stage": "joint", "fraction": 1e400}, "metrics": {"lossTotal": 1e999, "testAccuracy": 0.5}, "history": [{"epoch": 1, "testAccuracy": -1e999}]}"""),
+                 })
+        {
+            Directory.CreateDirectory(Path.Combine(jobs, id));
+            File.WriteAllText(Path.Combine(jobs, id, "job.json"), job);
+            File.WriteAllText(Path.Combine(jobs, id, "status.json"), status);
+        }
+        await using (var service = fixture.WithJobs("jobs-odd-json"))
+        {
+            var client = Client(service: service);
+            var list = await Http.JsonAsync(await client.GetAsync("/training/jobs"));
+            var byId = list.EnumerateArray().ToDictionary(j => j.GetProperty("id").GetString()!);
+            Assert.Equal(["zz-huge", "zz-paused", "zz-surrogate", "zz-twice"], byId.Keys.Order());
+            // A status no worker knows is never taken and never ends: it reads as failed, so it can be removed.
+            Assert.Equal("failed", byId["zz-paused"].GetProperty("status").GetString());
+            Assert.Contains("status 'paused', which no worker knows", byId["zz-paused"].GetProperty("error").GetString());
+            Assert.Equal(HttpStatusCode.OK, (await client.DeleteAsync("/training/jobs/zz-paused/folder")).StatusCode);
+            Assert.Equal("b", byId["zz-twice"].GetProperty("name").GetString());
+            Assert.Equal("succeeded", byId["zz-twice"].GetProperty("status").GetString());
+            Assert.Equal("", byId["zz-surrogate"].GetProperty("name").GetString());
+            Assert.Equal(JsonValueKind.Null, byId["zz-surrogate"].GetProperty("error").ValueKind);
+            var huge = await Http.JsonAsync(await client.GetAsync("/training/jobs/zz-huge"));
+            Assert.Equal(0.5, huge.GetProperty("metrics").GetProperty("testAccuracy").GetDouble());
+            Assert.False(huge.GetProperty("metrics").TryGetProperty("lossTotal", out _));
+            Assert.Equal(HttpStatusCode.OK, (await client.DeleteAsync("/training/jobs/zz-twice/folder")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await client.DeleteAsync("/training/jobs/zz-surrogate/folder")).StatusCode);
+        }
+        // Finished long ago and kept for a second: the retention sweep at the start removes it and the service starts.
+        Directory.CreateDirectory(Path.Combine(jobs, "zz-twice-again"));
+        File.WriteAllText(Path.Combine(jobs, "zz-twice-again", "job.json"), """{"name": "a", "name": "b", "preset": "smoke"}""");
+        File.WriteAllText(Path.Combine(jobs, "zz-twice-again", "status.json"), """{"status": "failed", "status": "cancelled", "attempt": 0, "finishedAt": "2020-01-01T00:00:00Z"}""");
+        await using (var kept = ServiceFactory.ForRoot(fixture.Models, ("Security:AdminApiKey", Key), ("Training:JobsRoot", jobs),
+            ("Training:KeepFinishedJobs", "00:00:01")))
+        {
+            var client = Client(service: kept);
+            await Eventually.TrueAsync(() => !Directory.Exists(Path.Combine(jobs, "zz-twice-again")), "the finished job was not removed");
+            Assert.Equal(["zz-huge"], (await Http.JsonAsync(await client.GetAsync("/training/jobs"))).EnumerateArray()
+                .Select(j => j.GetProperty("id").GetString()!));
+        }
+    }
+
+    /// <summary>
     /// Only a finished job is removed, with everything in its folder; a queued one is refused until cancelled, and a
     /// folder an earlier removal left behind is deleted at the next.
     /// </summary>
