@@ -450,3 +450,38 @@ def test_the_api_document_names_every_job_data_set():
     assert listed == list(job_options.DATASETS)
     prose = re.search(r"another data set than the preset's: ([^.]*)\.", document).group(1)
     assert re.findall(r"`([^`]+)`", prose) == list(job_options.DATASETS)
+
+
+def test_a_job_whose_workers_keep_dying_is_ended_failed_after_max_takeovers(tmp_path, options):
+    """A job that kills its worker (out of memory, say) is taken over by each worker in turn: after --max-takeovers
+    deaths it is ended failed, saying why; before that it runs as any taken-over job does."""
+    for job_id, takeovers, expected in (("job-1", 3, "failed"), ("job-2", 2, "succeeded")):
+        folder = queue_job(str(tmp_path / "jobs"), job_id)
+        assert folder.take_lease(1, "a worker that died")
+        folder.write_status({"id": job_id, "status": "running", "attempt": 1, "takeovers": takeovers})
+        old = time.time() - 600
+        os.utime(folder.lease_path(1), (old, old))
+        make_worker(tmp_path, options, max_takeovers=3).run()
+        status = folder.status()
+        assert status["status"] == expected and status["takeovers"] == takeovers + 1, status
+        if expected == "failed":
+            assert "stopped without finishing it 4 times" in status["error"] and "--max-takeovers 3" in status["error"]
+    # A job put back in the queue by its worker (SIGTERM) is not taken over: its count stays.
+    folder = queue_job(str(tmp_path / "jobs"), "job-3")
+    assert folder.take_lease(1, "a worker that was stopped")
+    folder.write_status({"id": "job-3", "status": "queued", "attempt": 1, "takeovers": 3})
+    make_worker(tmp_path, options, max_takeovers=3).run()
+    assert folder.status()["status"] == "succeeded" and folder.status()["takeovers"] == 3
+
+
+def test_a_job_whose_status_cannot_be_written_does_not_end_the_worker(tmp_path, options):
+    """A status.json that is a folder (junk in the jobs folder, or a volume gone read-only): the worker says so in one
+    line and goes on with the next job."""
+    junk = queue_job(str(tmp_path / "jobs"), "job-1")
+    os.remove(os.path.join(junk.path, "status.json"))
+    os.makedirs(os.path.join(junk.path, "status.json"))
+    good = queue_job(str(tmp_path / "jobs"), "job-2")
+    lines = []
+    make_worker(tmp_path, options, log=lines.append).run()
+    assert good.status()["status"] == "succeeded"
+    assert any(line.startswith("job job-1: not handled (IsADirectoryError") for line in lines), lines

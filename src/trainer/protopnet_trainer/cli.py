@@ -185,10 +185,13 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from .worker import WorkerSettings, run_worker
     settings = WorkerSettings(jobs=args.jobs, models=args.models, runs=args.runs, data_root=args.data_root,
                               poll=args.poll, heartbeat=args.heartbeat, stale_after=args.stale_after,
-                              progress=show_progress(args), once=args.once, alive_file=args.alive_file)
+                              progress=show_progress(args), once=args.once, alive_file=args.alive_file,
+                              max_takeovers=args.max_takeovers)
     for option, value in (("--poll", settings.poll), ("--heartbeat", settings.heartbeat), ("--stale-after", settings.stale_after)):
         if value <= 0:
             raise TrainerError(f"{option} must be a positive number of seconds (got {value})")
+    if settings.max_takeovers < 0:
+        raise TrainerError(f"--max-takeovers must be 0 or more (got {settings.max_takeovers})")
     if settings.heartbeat >= settings.stale_after:
         raise TrainerError("--heartbeat must be shorter than --stale-after")
     run_worker(settings, JobOptions.from_parser(build_parser()), train_job_from_argv)
@@ -369,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="renew the running job's lease this often (5)")
     worker.add_argument("--stale-after", type=float, default=60.0, metavar="SECONDS",
                         help="take over a running job whose lease was not renewed for this long (60)")
+    worker.add_argument("--max-takeovers", type=int, default=3, metavar="N",
+                        help="end a job failed once its workers died N times over it (taken over), rather than let "
+                             "a job that kills its worker be retried for good (3)")
     worker.add_argument("--once", action="store_true", help="exit when no job is left to take")
     worker.add_argument("--alive-file", metavar="PATH", default=os.environ.get("PROTOPNET_WORKER_ALIVE_FILE") or None,
                         help="touch this file from the loop and the job's heartbeat, for a health check "

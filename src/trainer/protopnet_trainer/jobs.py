@@ -50,7 +50,7 @@ def utc_time(seconds: float) -> str:
 # The types of the status.json fields the worker reads back (the service reads them too, docs/TRAINING_JOBS.md).
 _STATUS_TYPES: Dict[str, Tuple[type, ...]] = {
     "attempt": (int,), "status": (str,), "progress": (dict,), "metrics": (dict, type(None)), "history": (list,),
-    "startedAt": (str, type(None)), "resumedFromEpoch": (int, type(None)),
+    "startedAt": (str, type(None)), "resumedFromEpoch": (int, type(None)), "takeovers": (int,),
 }
 
 
@@ -132,10 +132,11 @@ class Lease:
     """One attempt at a job, held by this process: beating keeps it; a higher attempt in the folder means it is lost
     (its holder was thought dead and the job was taken over)."""
 
-    def __init__(self, folder: JobFolder, attempt: int, owner: str):
+    def __init__(self, folder: JobFolder, attempt: int, owner: str, taken_over: bool = False):
         self.folder = folder
         self.attempt = attempt
         self.owner = owner
+        self.taken_over = taken_over   # from a holder that stopped beating (died), not a queued job
 
     def beat(self) -> None:
         try:
@@ -191,8 +192,10 @@ class JobQueue:
         for folder in self.folders():
             try:
                 attempt = folder.current_attempt()
-                if claimable(folder, attempt, folder.status(), self.stale_after) and folder.take_lease(attempt + 1, owner):
-                    return Lease(folder, attempt + 1, owner)
+                status = folder.status()
+                if claimable(folder, attempt, status, self.stale_after) and folder.take_lease(attempt + 1, owner):
+                    queued = (status or {}).get("attempt", 0) == attempt and (status or {}).get("status", QUEUED) == QUEUED
+                    return Lease(folder, attempt + 1, owner, taken_over=attempt > 0 and not queued)
             except FileNotFoundError:
                 continue   # removed meanwhile (a finished job's folder, by the service)
             except OSError as error:

@@ -51,6 +51,7 @@ class WorkerSettings:
     progress: bool = False             # progress bars (stderr), as train's
     once: bool = False                 # exit when the queue is empty (tests, cron)
     alive_file: Optional[str] = None   # touched by the loop and the job's heartbeat (alive.py: the health check)
+    max_takeovers: int = 3             # a job whose workers died this many times (taken over) is ended failed
 
 
 class ShutdownSignal:
@@ -134,6 +135,7 @@ class JobStatus:
             "history": previous.get("history") or [], "publishedVersion": None, "error": None,
             "startedAt": previous.get("startedAt") or utc_now(), "finishedAt": None,
             "estimatedFinishAt": None, "resumedFromEpoch": previous.get("resumedFromEpoch"),
+            "takeovers": _count(previous.get("takeovers")) + (1 if lease.taken_over else 0),
         }
         self.write()
 
@@ -154,6 +156,11 @@ class JobStatus:
 
     def finish(self, status: str, **changes: Any) -> None:
         self.write(status=status, finishedAt=utc_now(), estimatedFinishAt=None, **changes)
+
+
+def _count(value: Any) -> int:
+    """A count another program may have written as anything."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 class Heartbeat:
@@ -223,7 +230,11 @@ class Worker:
                     break
                 self.shutdown.event.wait(self.settings.poll)
                 continue
-            self.run_job(lease)
+            try:
+                self.run_job(lease)
+            except Exception as error:  # noqa: BLE001 - one job's fault (a status that cannot be written) never ends the worker
+                self.log(f"job {lease.folder.id}: not handled ({type(error).__name__}: {one_line(error)}); the worker "
+                         f"goes on, and the job is tried again once its lease is stale")
         self.log(f"worker {self.name}: stopped")
 
     def _skipped(self, job_id: str, error: OSError) -> None:
@@ -281,6 +292,11 @@ class Worker:
         log = self._job_log(folder)
         status = JobStatus(lease, self.name)
         log(f"started (attempt {lease.attempt}) by {self.name}")
+        takeovers = status.values["takeovers"]
+        if lease.taken_over and takeovers > self.settings.max_takeovers:
+            # A job that kills its worker (out of memory, say) would otherwise be taken over by each worker in turn for good.
+            return self._failed(f"its workers stopped without finishing it {takeovers} times (killed, perhaps out of "
+                                f"memory); it is not tried again (--max-takeovers {self.settings.max_takeovers})", status, log)
         with Heartbeat(lease, status, self.settings.heartbeat, self.settings.alive_file) as heartbeat:
             def should_stop() -> Optional[str]:
                 if heartbeat.lost.is_set():
@@ -352,8 +368,11 @@ class Worker:
 
     def _failed(self, message: str, status: JobStatus, log: Log) -> str:
         line = " ".join(message.split())   # one line, whatever the exception said
-        status.finish(FAILED, error=line)
         log(f"failed: {line}")
+        try:
+            status.finish(FAILED, error=line)
+        except OSError as error:   # the jobs volume itself failed (read-only, full): the job is retried once its lease is stale
+            log(f"its status cannot be written ({error.strerror or error}): it stays running until its lease goes stale")
         return FAILED
 
     def _job_log(self, folder: JobFolder) -> Log:
