@@ -263,3 +263,23 @@ def test_an_export_that_needs_a_lower_opset_says_why_and_one_that_fails_names_th
         export_module.export_onnx(model, 3, 16, 16, str(tmp_path / "none.onnx"))
     assert "at 17: Exporting the operator 'aten::fancy' to ONNX opset version 17 is not supported." in str(failure.value)
     assert "\n" not in str(failure.value)
+
+
+def test_two_publishers_of_one_model_in_the_same_second_each_publish_their_own(tmp_path, monkeypatch):
+    """Another publisher takes the version this one picked between its check and its create: this one takes the next
+    second's, and leaves the other's staging folder alone (it deleted it, and both failed)."""
+    from protopnet_trainer import publish as publish_module
+    real_new_version = publish_module.new_version
+    taken = []
+
+    def raced_new_version(family_dir):
+        version = real_new_version(family_dir)
+        if not taken:   # the other publisher creates its staging folder first
+            os.makedirs(os.path.join(family_dir, f".staging-{version}"))
+            taken.append(version)
+        return version
+
+    monkeypatch.setattr(publish_module, "new_version", raced_new_version)
+    published = publish_module.publish(str(tmp_path), "tiny", lambda folder, version: {"name": "tiny", "version": version})
+    assert os.path.basename(published) > taken[0]
+    assert os.path.isdir(tmp_path / "tiny" / f".staging-{taken[0]}")

@@ -485,3 +485,19 @@ def test_a_job_whose_status_cannot_be_written_does_not_end_the_worker(tmp_path, 
     make_worker(tmp_path, options, log=lines.append).run()
     assert good.status()["status"] == "succeeded"
     assert any(line.startswith("job job-1: not handled (IsADirectoryError") for line in lines), lines
+
+
+def test_a_job_cancelled_while_its_bundle_is_written_publishes_nothing(tmp_path, options, monkeypatch):
+    """The export is not interrupted, but a cancel that came meanwhile is looked at before the bundle is made visible."""
+    folder = queue_job(str(tmp_path / "jobs"), "job-1")
+    write = JobFolder.write_status
+
+    def cancelling_write(self, status):
+        if (status.get("progress") or {}).get("stage") == "export" and status.get("status") == "running":
+            folder.request_cancel()
+        write(self, status)
+
+    monkeypatch.setattr(JobFolder, "write_status", cancelling_write)
+    make_worker(tmp_path, options).run()
+    assert folder.status()["status"] == "cancelled"
+    assert not (tmp_path / "models" / "tiny").exists() or os.listdir(tmp_path / "models" / "tiny") == []

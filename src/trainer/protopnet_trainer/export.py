@@ -113,8 +113,10 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
                  report: Optional[Callable[[str, List[Dict]], List[str]]] = None,
                  examples: Optional[List[Tuple[torch.Tensor, int]]] = None,
                  scorecard: Optional["ScorecardHook"] = None,
-                 unfamiliarity: Optional[Dict[str, Any]] = None) -> str:
+                 unfamiliarity: Optional[Dict[str, Any]] = None,
+                 before_publish: Optional[Callable[[], None]] = None) -> str:
     """Export, copy the prototype pictures, compute the probe and publish. Returns the version folder.
+    `before_publish()` may still stop the publish by raising, once everything is written (publish.publish).
 
     `report(staging_dir, manifest_prototypes)` may add report/ files; `scorecard(staging_dir, manifest_prototypes,
     last_layer_weights)` measures the exported graph and returns model.json's `interpretability` block and the
@@ -172,7 +174,7 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
             training=training_values, report_files=report_files, examples=example_entries,
             interpretability=interpretability, unfamiliarity=unfamiliarity)
 
-    return publish(models_dir, name, fill)
+    return publish(models_dir, name, fill, before_rename=before_publish)
 
 
 def example_images(test_set: ImageSet, count: int) -> List[Tuple[torch.Tensor, int]]:

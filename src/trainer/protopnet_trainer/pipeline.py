@@ -51,21 +51,23 @@ class TrainJob:
 
 def train_and_publish(job: TrainJob, progress: bool = False, log: Log = say,
                       on_epoch_end: Optional[Callable[[int], None]] = None,
-                      trainer_factory: Callable[..., Trainer] = Trainer) -> Optional[str]:
+                      trainer_factory: Callable[..., Trainer] = Trainer,
+                      before_publish: Optional[Callable[[], None]] = None) -> Optional[str]:
     """Train the job's recipe in its run folder (fresh, or resumed) and publish the bundle. Returns its folder.
     `on_epoch_end(epoch)` runs after each checkpointed epoch; raising from it stops the run (see Trainer.run).
     `trainer_factory(cfg, run_dir, progress=, log=, group=)` makes the trainer: the worker's watches each stage and batch.
+    `before_publish()` runs once the bundle is written, before it is made visible; raising from it publishes nothing.
 
     Started by torchrun, every rank trains its share (see distributed.py) and rank 0 alone writes the run folder,
     trains the separate baseline and publishes; the other ranks return None. After a torchrun restart
     (--max-restarts) the run resumes from its latest checkpoint."""
     with process_group(job.cfg.device) as group:
         if group is None:
-            return _train_and_publish(job, progress, log, on_epoch_end, None, trainer_factory)
+            return _train_and_publish(job, progress, log, on_epoch_end, None, trainer_factory, before_publish)
         if restart_count() > 0:
             job = replace(job, resume=True)
         log = log if group.is_main else _quiet
-        return _train_and_publish(job, progress and group.is_main, log, on_epoch_end, group, trainer_factory)
+        return _train_and_publish(job, progress and group.is_main, log, on_epoch_end, group, trainer_factory, before_publish)
 
 
 def _quiet(line: str) -> None:
@@ -73,7 +75,8 @@ def _quiet(line: str) -> None:
 
 
 def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Optional[Callable[[int], None]],
-                       group: Optional[Group], trainer_factory: Callable[..., Trainer]) -> Optional[str]:
+                       group: Optional[Group], trainer_factory: Callable[..., Trainer],
+                       before_publish: Optional[Callable[[], None]] = None) -> Optional[str]:
     main = group is None or group.is_main
     cfg = job.cfg
     if job.baseline_result:
@@ -111,7 +114,7 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
                           examples=example_images(trainer.loaders.test_set, job.examples),
                           scorecard=scorecard_hook(trainer.loaders.test_set, source.train, job.report, log)
                           if job.scorecard else None,
-                          unfamiliarity=unfamiliarity)
+                          unfamiliarity=unfamiliarity, before_publish=before_publish)
     baseline = f", baseline {result.baseline.test_accuracy:.4f}" if result.baseline is not None else ""
     log(f"published {bundle} (test accuracy {result.test_accuracy:.4f}{baseline}, {time.time() - started:.1f}s)")
     return bundle

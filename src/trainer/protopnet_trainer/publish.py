@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .atomic import write_text_atomically
 from .errors import TrainerError
@@ -43,6 +43,19 @@ def new_version(family_dir: str) -> str:
 ABANDONED_AFTER = dt.timedelta(hours=24)   # no publish takes that long: a staging folder this old lost its process
 
 
+def _take_staging(family_dir: str) -> Tuple[str, str]:
+    """A new version and its staging folder, created here: of two publishers of one model in the same second, each
+    gets its own (the one that finds the folder made takes the next second), and neither removes the other's."""
+    while True:
+        version = new_version(family_dir)
+        staging = os.path.join(family_dir, f".staging-{version}")
+        try:
+            os.makedirs(staging)
+            return version, staging
+        except FileExistsError:
+            continue
+
+
 def remove_abandoned_staging(family_dir: str, now: dt.datetime) -> None:
     """Removes the staging folders of publishes whose process was killed (`kill -9` leaves them; nothing else would),
     judged by the version in their name, when they were started."""
@@ -57,9 +70,11 @@ def remove_abandoned_staging(family_dir: str, now: dt.datetime) -> None:
             shutil.rmtree(os.path.join(family_dir, entry), ignore_errors=True)
 
 
-def publish(models_dir: str, name: str, fill: Callable[[str, str], Dict[str, Any]]) -> str:
+def publish(models_dir: str, name: str, fill: Callable[[str, str], Dict[str, Any]],
+            before_rename: Optional[Callable[[], None]] = None) -> str:
     """Write a version atomically: `fill(staging_dir, version)` writes the files and returns the manifest, which
-    is written last; then `.staging-<version>` is renamed to `<version>`. On any failure nothing is visible."""
+    is written last; then `.staging-<version>` is renamed to `<version>`. On any failure nothing is visible.
+    `before_rename()` may still stop it by raising (a job cancelled while its bundle was written)."""
     check_writable(models_dir)
     require_model_name(name, "model name")   # a folder the service could not address would serve nobody
     family_dir = os.path.join(models_dir, name)
@@ -68,13 +83,13 @@ def publish(models_dir: str, name: str, fill: Callable[[str, str], Dict[str, Any
     except OSError as error:
         raise TrainerError(f"output folder {family_dir} cannot be created: {error.strerror}") from None
     remove_abandoned_staging(family_dir, dt.datetime.now(dt.timezone.utc))
-    version = new_version(family_dir)
-    staging = os.path.join(family_dir, f".staging-{version}")
+    version, staging = _take_staging(family_dir)
     final = os.path.join(family_dir, version)
     try:
-        os.makedirs(staging)
         manifest = fill(staging, version)
         write_text_atomically(os.path.join(staging, "model.json"), manifest_text(manifest))
+        if before_rename is not None:
+            before_rename()
         os.rename(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -306,6 +306,15 @@ class Worker:
                     return "cancel"
                 return "requeue" if self.shutdown.requested else None
 
+            def stop_publishing() -> None:
+                # Once the bundle is written: a job cancelled (or taken over) meanwhile publishes nothing. A shutdown
+                # lets the publish finish, the job being all but done.
+                heartbeat.poll()
+                if heartbeat.lost.is_set() or lease.lost():
+                    raise StopRun("lost")
+                if heartbeat.cancelled.is_set():
+                    raise StopRun("cancel")
+
             try:
                 reason = should_stop()
                 if reason:
@@ -316,7 +325,8 @@ class Worker:
                 watch.epochs, watch.with_baseline = job.cfg.epochs, job.cfg.with_baseline
                 bundle = train_and_publish(job, progress=self.settings.progress, log=log,
                                            on_epoch_end=watch.epoch_end,
-                                           trainer_factory=WatchedTrainer.factory(watch))
+                                           trainer_factory=WatchedTrainer.factory(watch),
+                                           before_publish=stop_publishing)
                 version = os.path.basename(bundle)
                 if lease.lost():   # taken over during the export, which is not interrupted: the new holder goes on
                     log(f"another worker took this job over while it published {job.name}@{version}: stopped, "
