@@ -17,7 +17,11 @@ public class StartupFailureTests(TrainerBundles bundles)
     // The binder takes a number for an enum, any number; an origin a browser never sends; a key no header can hold.
     [InlineData("Inference__ExecutionProvider", "7", "Inference:ExecutionProvider")]
     [InlineData("Security__CorsOrigins", "https://app.example/", "Security:CorsOrigins")]
-    [InlineData("Security__ClassifyApiKey", "key-from-a-file\n", "Security:ClassifyApiKey has spaces or a line break")]
+    [InlineData("Security__ClassifyApiKey", "key-from-a-file\n", "Security:ClassifyApiKey has spaces at its start or end, or a line break")]
+    [InlineData("Security__AdminApiKey", "first-line\nsecond-line", "Security:AdminApiKey has spaces at its start or end, or a line break")]
+    [InlineData("Models__DefaultModel", "../etc", "Models:DefaultModel is not a model name")]
+    [InlineData("Models__Root", "/etc/passwd", "Models:Root is a file")]
+    [InlineData("Training__JobsRoot", "/etc/passwd", "Training:JobsRoot is a file")]
     [InlineData("Telemetry__OtlpEndpoint", "collector:4317", "Telemetry:OtlpEndpoint")]
     [InlineData("Training__KeepFinishedJobs", "-1.00:00:00", "Training:KeepFinishedJobs")]
     // Kestrel:Limits (bound and checked by the service: ASP.NET Core leaves the section alone).

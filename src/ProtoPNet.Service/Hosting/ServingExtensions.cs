@@ -141,11 +141,14 @@ public static class ServingExtensions
         });
     }
 
-    /// <summary>Kestrel trims a header's value: a key with spaces or a line break at an end (a secret made from a file) could never be sent.</summary>
-    private static bool Sendable(string? key) => key is null || key == key.Trim();
+    /// <summary>
+    /// Kestrel trims a header's value, and a header holds no line break or other control character: a key with spaces
+    /// at an end or such a character anywhere (a secret made from a file) could never be sent.
+    /// </summary>
+    private static bool Sendable(string? key) => key is null || (key == key.Trim() && !key.Any(char.IsControl));
 
     private static string Unsendable(string key) =>
-        $"Security:{key} has spaces or a line break at its start or end, which no request can send (a secret made from a file with its newline?)";
+        $"Security:{key} has spaces at its start or end, or a line break or other control character, which no request can send (a secret made from a file with its newline?)";
 
     public static WebApplication UseServing(this WebApplication app)
     {

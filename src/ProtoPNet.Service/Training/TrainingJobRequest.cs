@@ -77,17 +77,17 @@ public static partial class TrainingJobValidator
         var name = RequiredString(body, "name");
         if (!ModelName().IsMatch(name) || name.Contains("..", StringComparison.Ordinal))
         {
-            throw Invalid("name", $"'{name}' is not a valid model name (letters, digits, '.', '_' and '-', starting with a letter, digit or '_', no '..', at most 128 characters)");
+            throw Invalid("name", $"'{Shown(name)}' is not a valid model name (letters, digits, '.', '_' and '-', starting with a letter, digit or '_', no '..', at most 128 characters)");
         }
         var preset = RequiredString(body, "preset");
         if (catalog.Presets.All(p => p.Name != preset))
         {
-            throw Invalid("preset", $"'{preset}' is not a preset of the trainer ({string.Join(", ", catalog.Presets.Select(p => p.Name))})");
+            throw Invalid("preset", $"'{Shown(preset)}' is not a preset of the trainer ({string.Join(", ", catalog.Presets.Select(p => p.Name))})");
         }
         var dataset = OptionalString(body, "dataset");
         if (dataset is not null && !catalog.Datasets.Contains(dataset))
         {
-            throw Invalid("dataset", $"'{dataset}' is not a data set of the trainer ({string.Join(", ", catalog.Datasets)})");
+            throw Invalid("dataset", $"'{Shown(dataset)}' is not a data set of the trainer ({string.Join(", ", catalog.Datasets)})");
         }
         var data = OptionalString(body, "data");
         if (data is not null)
@@ -125,7 +125,7 @@ public static partial class TrainingJobValidator
         switch (option.Type)
         {
             case "boolean":
-                if (value.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) throw Invalid(field, $"must be true or false, not {value.GetRawText()}");
+                if (value.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) throw Invalid(field, $"must be true or false, not {Shown(value.GetRawText())}");
                 return;
             case "integers":
                 if (value.ValueKind != JsonValueKind.Array || value.GetArrayLength() == 0 || value.GetArrayLength() > (option.MaxItems ?? 0))
@@ -135,7 +135,7 @@ public static partial class TrainingJobValidator
                 foreach (var item in value.EnumerateArray()) CheckNumber(option, item, field, integer: true);
                 return;
             case "string":
-                if (value.ValueKind != JsonValueKind.String) throw Invalid(field, $"must be a string, not {value.GetRawText()}");
+                if (value.ValueKind != JsonValueKind.String) throw Invalid(field, $"must be a string, not {Shown(value.GetRawText())}");
                 break;
             default:
                 CheckNumber(option, value, field, integer: option.Type == "integer");
@@ -143,7 +143,7 @@ public static partial class TrainingJobValidator
         }
         if (option.Choices is { } choices && !choices.Any(choice => JsonElement.DeepEquals(choice, value) || SameNumber(choice, value)))
         {
-            throw Invalid(field, $"{value.GetRawText()} is not one of {string.Join(", ", choices.Select(c => c.ValueKind == JsonValueKind.String ? c.GetString() : c.GetRawText()))}");
+            throw Invalid(field, $"{Shown(value.GetRawText())} is not one of {string.Join(", ", choices.Select(c => c.ValueKind == JsonValueKind.String ? c.GetString() : c.GetRawText()))}");
         }
     }
 
@@ -154,11 +154,11 @@ public static partial class TrainingJobValidator
     {
         if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out var number) || !double.IsFinite(number))
         {
-            throw Invalid(field, $"must be {(integer ? "an integer" : "a number")}, not {value.GetRawText()}");
+            throw Invalid(field, $"must be {(integer ? "an integer" : "a number")}, not {Shown(value.GetRawText())}");
         }
-        if (integer && Math.Floor(number) != number) throw Invalid(field, $"must be an integer, not {value.GetRawText()}");
-        if (number < option.Minimum) throw Invalid(field, $"{value.GetRawText()} is below the minimum {Format(option.Minimum.Value)}");
-        if (number > option.Maximum) throw Invalid(field, $"{value.GetRawText()} is above the maximum {Format(option.Maximum.Value)}");
+        if (integer && Math.Floor(number) != number) throw Invalid(field, $"must be an integer, not {Shown(value.GetRawText())}");
+        if (number < option.Minimum) throw Invalid(field, $"{Shown(value.GetRawText())} is below the minimum {Format(option.Minimum.Value)}");
+        if (number > option.Maximum) throw Invalid(field, $"{Shown(value.GetRawText())} is above the maximum {Format(option.Maximum.Value)}");
     }
 
     private static string Format(double value) => value.ToString(CultureInfo.InvariantCulture);
@@ -169,11 +169,15 @@ public static partial class TrainingJobValidator
     private static string? OptionalString(JsonElement body, string field)
     {
         if (!body.TryGetProperty(field, out var value) || value.ValueKind == JsonValueKind.Null) return null;
-        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw Invalid(field, $"must be a string, not {value.GetRawText()}");
+        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw Invalid(field, $"must be a string, not {Shown(value.GetRawText())}");
     }
 
     public static ProblemException Invalid(string field, string message) =>
         new(ProblemCatalog.InvalidTrainingJob, $"{field}: {message}.", new Dictionary<string, object?> { ["field"] = field });
+
+    /// <summary>A refused value as the answer quotes it: whole when short, else its start and its length (a 500 KB string is not sent back).</summary>
+    private static string Shown(string? text) =>
+        text is null || text.Length <= 80 ? text ?? "" : $"{text[..72]}… ({text.Length} characters)";
 
     /// <summary>A model name is a folder name of the model repository (the rule of every name in a path of this API).</summary>
     [GeneratedRegex(@"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\z")]

@@ -133,6 +133,20 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.False(Directory.Exists(Jobs) && Directory.EnumerateDirectories(Jobs).Any(), "a refused job was queued");
     }
 
+
+    /// <summary>A long refused value is quoted by its start and its length, not sent back whole.</summary>
+    [Fact]
+    public async Task A_long_refused_value_is_quoted_short()
+    {
+        var device = new string('x', 500_000);
+        var problem = await Http.ProblemAsync(await Client().PostAsync("/training/jobs",
+            Body($$$"""{"name": "m", "preset": "smoke", "options": {"device": "{{{device}}}"}}""")), HttpStatusCode.BadRequest, "invalid-training-job");
+        var detail = problem.GetProperty("detail").GetString()!;
+        Assert.StartsWith("options.device: \"xxxx", detail);
+        Assert.Contains("(500002 characters)", detail);
+        Assert.True(detail.Length < 300, $"the detail has {detail.Length} characters");
+    }
+
     [Fact]
     public async Task Data_inside_the_data_root_is_kept_relative_to_it_with_links_resolved()
     {
