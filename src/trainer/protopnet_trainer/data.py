@@ -24,6 +24,7 @@ from .contrast import apply_contrast
 from .errors import TrainerError
 from .image_files import open_image
 from .product_shots import PolarityAugment
+from .runtime import at_most_usable
 
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -613,7 +614,7 @@ def make_loaders(cfg: TrainConfig, source: DataSource, generator: Optional[torch
     train_set = ImageSet(source.train, cfg.image_size, cfg.interpolation, make_augmentation(cfg), cfg.contrast)
     push_set = ImageSet(source.train, cfg.image_size, cfg.interpolation, None, cfg.contrast)
     test_set = ImageSet(source.test, cfg.image_size, cfg.interpolation, None, cfg.contrast)
-    workers = cfg.num_workers
+    workers = at_most_usable(cfg.num_workers, "--workers")
     train = DataLoader(epoch_set(train_set, cfg), batch_size=cfg.batch_size, shuffle=True, num_workers=workers,
                        generator=generator)
     push = DataLoader(push_set, batch_size=cfg.push_batch_size, shuffle=False, num_workers=workers)

@@ -1,11 +1,13 @@
 """The process's compute setup: device, CPU threads and random seeds (Python, NumPy, torch)."""
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
 import torch
 
+from .console import say
 from .errors import TrainerError
 
 
@@ -21,10 +23,28 @@ def select_device(name: str) -> torch.device:
     raise TrainerError(f"unknown device '{name}' (use auto, cpu or cuda)")
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's cpuset), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def at_most_usable(count: int, what: str) -> int:
+    """`count` (threads, loader workers), held to the CPUs this process may use: more only fight over them (a job
+    asking for 256 threads on 2 cores ran an epoch many times slower). Says so when it holds it."""
+    usable = usable_cpus()
+    if count > usable:
+        say(f"{what} {count} is more than the {usable} CPUs this process may use: using {usable}")
+        return usable
+    return count
+
+
 def use_threads(threads: int) -> None:
-    """torch's CPU threads; 0 keeps torch's default."""
+    """torch's CPU threads, at most one per usable CPU; 0 keeps torch's default."""
     if threads > 0:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(at_most_usable(threads, "--threads"))
 
 
 def seed_everything(seed: int) -> None:
