@@ -12,7 +12,7 @@ public sealed class ImageLimits : IValidatableObject
     public long MaxBytes { get; set; } = 20L * 1024 * 1024;
 
     /// <summary>Largest accepted width x height, read from the header (default 40 megapixels).</summary>
-    [Range(1, long.MaxValue)]
+    [Range(typeof(long), "1", "9223372036854775807")]
     public long MaxPixels { get; set; } = 40_000_000;
 
     /// <summary>

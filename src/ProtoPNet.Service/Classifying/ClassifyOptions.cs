@@ -28,7 +28,7 @@ public sealed class ClassifyOptions
     /// scaled down to at most 4 megapixels (default 40 million: ten such images); an image beyond it is refused 422.
     /// Requests that draw nothing keep none.
     /// </summary>
-    [Range(1, long.MaxValue)]
+    [Range(typeof(long), "1", "9223372036854775807")]
     public long MaxDrawnPixels { get; set; } = 40_000_000;
 
     /// <summary>

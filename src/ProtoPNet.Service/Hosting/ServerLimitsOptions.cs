@@ -13,11 +13,11 @@ public sealed class ServerLimitsOptions
     public const string SectionName = "Kestrel:Limits";
 
     /// <summary>Open connections at once; beyond it a new connection is closed at once.</summary>
-    [Range(1, long.MaxValue)]
+    [Range(typeof(long), "1", "9223372036854775807")]
     public long MaxConcurrentConnections { get; set; } = 1024;
 
     /// <summary>Connections upgraded to another protocol (WebSockets); the service has none.</summary>
-    [Range(0, long.MaxValue)]
+    [Range(typeof(long), "0", "9223372036854775807")]
     public long MaxConcurrentUpgradedConnections { get; set; }
 
     [Range(1, 10_000)]

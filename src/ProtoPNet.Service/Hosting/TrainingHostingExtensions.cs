@@ -15,8 +15,6 @@ public static class TrainingHostingExtensions
             .ValidateDataAnnotations()
             .Validate(o => string.IsNullOrWhiteSpace(o.DataRoot) || Directory.Exists(o.DataRoot),
                 "Training:DataRoot must be an existing folder (or empty: jobs cannot name data folders)")
-            .Validate(o => string.IsNullOrWhiteSpace(o.JobsRoot) || !File.Exists(o.JobsRoot),
-                "Training:JobsRoot is a file; it must be a folder (made when missing)")
             .ValidateOnStart();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(_ => TrainerCatalog.Load());

@@ -63,6 +63,11 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
     public IReadOnlyList<TrainingJob> List()
     {
         var root = Root;
+        if (File.Exists(root))
+        {
+            // Not "no jobs": every job queued there would fail the same way (a 503 for each write says so too).
+            throw new ProblemException(ProblemCatalog.TrainingFolderUnavailable, $"The jobs folder {root} is a file, not a folder.");
+        }
         if (!Directory.Exists(root)) return [];
         return Directory.EnumerateDirectories(root)
             .Select(Path.GetFileName)

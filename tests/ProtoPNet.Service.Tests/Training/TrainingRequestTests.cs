@@ -422,6 +422,10 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
             var refused = await Http.ProblemAsync(response, HttpStatusCode.ServiceUnavailable, "training-folder-unavailable");
             Assert.Contains(notAFolder, refused.GetProperty("detail").GetString());
             Assert.False(response.Headers.Contains("Retry-After"), "waiting does not mend a folder that cannot be written");
+            // Listing it is no empty list either.
+            var listed = await Http.ProblemAsync(await Client(service: service).GetAsync("/training/jobs"), HttpStatusCode.ServiceUnavailable,
+                "training-folder-unavailable");
+            Assert.Contains("is a file, not a folder", listed.GetProperty("detail").GetString());
         }
 
         // A file where a folder above the jobs folder should be: the folder's path cannot be made.
