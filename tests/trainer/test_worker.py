@@ -110,6 +110,23 @@ def test_finished_jobs_are_never_taken(tmp_path, state):
     assert JobQueue(str(tmp_path), stale_after=0).claim("w") is None
 
 
+def test_finished_jobs_are_read_once_and_then_passed_over(tmp_path, monkeypatch):
+    """An idle worker looks at the queue every --poll: a job it has seen finished is not read again (a folder of
+    thousands of finished jobs cost a core's tenth), and a removed one is forgotten."""
+    for n in range(5):
+        folder = queue_job(str(tmp_path), f"job-{n}")
+        assert folder.take_lease(1, "w")
+        folder.write_status({"id": f"job-{n}", "status": "succeeded", "attempt": 1})
+    reads = []
+    status = JobFolder.status
+    monkeypatch.setattr(JobFolder, "status", lambda self: reads.append(self.id) or status(self))
+    queue = JobQueue(str(tmp_path), stale_after=60)
+    assert queue.claim("w") is None and len(reads) == 5
+    assert queue.claim("w") is None and len(reads) == 5
+    queue_job(str(tmp_path), "job-9")
+    assert queue.claim("w").folder.id == "job-9" and reads[5:] == ["job-9"]
+
+
 def test_status_is_written_whole_and_not_after_the_lease_is_lost(tmp_path):
     folder = queue_job(str(tmp_path), "job-1")
     assert folder.take_lease(1, "w")

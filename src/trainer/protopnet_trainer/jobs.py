@@ -175,13 +175,19 @@ class JobQueue:
         self.root = root
         self.stale_after = stale_after
         self.on_skip = on_skip   # told of a job folder that cannot be looked at or taken (e.g. not writable)
+        # Jobs seen finished, never looked at again: a finished job stays finished, and a jobs folder keeps them until
+        # they are removed (3,000 of them cost an idle worker 9 % of a core, reading every status every --poll).
+        self._finished: set = set()
 
     def folders(self) -> Iterator[JobFolder]:
         try:
             names = sorted(os.listdir(self.root))
         except FileNotFoundError:
             return
+        self._finished &= set(names)   # removed ones are forgotten
         for name in names:
+            if name in self._finished:
+                continue
             path = os.path.join(self.root, name)
             if JOB_ID.fullmatch(name) and os.path.isfile(os.path.join(path, JOB_FILE)):
                 yield JobFolder(path)
@@ -193,6 +199,9 @@ class JobQueue:
             try:
                 attempt = folder.current_attempt()
                 status = folder.status()
+                if status is not None and status.get("attempt", 0) == attempt and status.get("status") in FINISHED:
+                    self._finished.add(folder.id)
+                    continue
                 if claimable(folder, attempt, status, self.stale_after) and folder.take_lease(attempt + 1, owner):
                     queued = (status or {}).get("attempt", 0) == attempt and (status or {}).get("status", QUEUED) == QUEUED
                     return Lease(folder, attempt + 1, owner, taken_over=attempt > 0 and not queued)
