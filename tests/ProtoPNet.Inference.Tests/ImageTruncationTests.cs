@@ -161,14 +161,7 @@ public class ImageTruncationTests
             position += 12 + length;
         }
         var half = data.Take(data.Count / 2).ToArray();
-        var idat = new List<byte>(new byte[4]);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(idat), half.Length);
-        idat.AddRange("IDAT"u8.ToArray());
-        idat.AddRange(half);
-        var crc = new byte[4];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(crc, Crc32([.. "IDAT"u8.ToArray(), .. half]));
-        idat.AddRange(crc);
-        return [.. png.AsSpan(0, 8).ToArray(), .. before, .. idat, .. after];
+        return [.. png.AsSpan(0, 8).ToArray(), .. before, .. TestImages.PngChunk("IDAT", half), .. after];
     }
 
     /// <summary>The GIF with its first frame's LZW data cut to the first half, in whole sub-blocks ended by a 0 block.</summary>
@@ -194,17 +187,6 @@ public class ImageTruncationTests
         var half = data.Take(data.Count / 2).ToArray();
         var blocks = half.Chunk(255).SelectMany(block => (byte[])[(byte)block.Length, .. block]);
         return [.. gif.AsSpan(0, dataStart).ToArray(), .. blocks, .. gif.AsSpan(end).ToArray()];
-    }
-
-    private static uint Crc32(byte[] bytes)
-    {
-        var crc = 0xFFFFFFFFu;
-        foreach (var b in bytes)
-        {
-            crc ^= b;
-            for (var bit = 0; bit < 8; bit++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
-        }
-        return ~crc;
     }
 
     private void AssertTruncated(string what, ReadOnlyMemory<byte> cut)

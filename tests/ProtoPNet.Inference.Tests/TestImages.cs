@@ -112,13 +112,19 @@ internal static class TestImages
     public static byte[] WithChunkBeforeIdat(byte[] png, string type, byte[] data)
     {
         var idat = png.AsSpan().IndexOf("IDAT"u8) - 4;
+        return [.. png[..idat], .. PngChunk(type, data), .. png[idat..]];
+    }
+
+    /// <summary>A PNG chunk: length, type, data and its CRC.</summary>
+    public static byte[] PngChunk(string type, byte[] data)
+    {
         var typeBytes = System.Text.Encoding.ASCII.GetBytes(type);
         var chunk = new byte[12 + data.Length];
         BinaryPrimitives.WriteUInt32BigEndian(chunk, (uint)data.Length);
         typeBytes.CopyTo(chunk, 4);
         data.CopyTo(chunk, 8);
         BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(8 + data.Length), Crc32([.. typeBytes, .. data]));
-        return [.. png[..idat], .. chunk, .. png[idat..]];
+        return chunk;
     }
 
     private static uint Crc32(byte[] data)
