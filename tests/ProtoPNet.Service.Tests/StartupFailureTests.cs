@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using ProtoPNet.Service.Tests.Infrastructure;
 
 namespace ProtoPNet.Service.Tests;
@@ -128,6 +129,28 @@ public class StartupFailureTests(TrainerBundles bundles)
     /// In a container the check runs without the service's arguments (docker run IMAGE --urls ...): it reads them from
     /// the first process's command line, whichever way the service was started.
     /// </summary>
+    /// <summary>Addresses Kestrel listens on as written are taken; the rest are named with why.</summary>
+    [Theory]
+    [InlineData("http://localhost:8080", null)]
+    [InlineData("http://+:80;https://*:443", null)]
+    [InlineData("http://0.0.0.0:8080; http://[::]:8080", null)]
+    [InlineData("http://[fe80::1%2]:8080", null)]
+    [InlineData("http://127.0.0.1", null)]
+    [InlineData("HTTP://127.0.0.1:0/", null)]
+    [InlineData("http://unix:/run/protopnet/service.sock", null)]
+    [InlineData("http://example.com:8080", "has the host 'example.com'")]
+    [InlineData("http://1:8080", "has the host '1'")]
+    [InlineData("http://[::1:8080", "is not a listen address")]
+    [InlineData("http://127.0.0.1:", "has the port ''")]
+    [InlineData("127.0.0.1:8080", "is not a listen address")]
+    public void ListenAddressesAreTakenOnlyAsKestrelListensOnThem(string urls, string? problem)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["urls"] = urls }).Build();
+        var problems = Hosting.ListenAddressExtensions.AddressProblems(configuration);
+        if (problem is null) Assert.Empty(problems);
+        else Assert.Contains(problem, Assert.Single(problems));
+    }
+
     /// <summary>The check asks a wildcard address on the loopback of its own family.</summary>
     [Theory]
     [InlineData("http://+:9000", "http://127.0.0.1:9000")]

@@ -35,7 +35,8 @@ public static partial class ListenAddressExtensions
     /// cannot read as an IP address for a name, and a name other than localhost as "every interface", so a typo
     /// (http://127.0.0.1:8o80) would listen on every interface, at port 80; other slips abort the start with a stack
     /// trace once the models are loaded. An address is <c>http</c> or <c>https</c>, a host that is <c>localhost</c>,
-    /// <c>+</c>, <c>*</c>, an IPv4 address or a bracketed IPv6 one, a port from 0 to 65535 (or none: 80 or 443), and no path.
+    /// <c>+</c>, <c>*</c>, an IPv4 address or a bracketed IPv6 one, a port from 0 to 65535 (or none: 80 or 443), and no
+    /// path; or a Unix domain socket, <c>http://unix:/path/to/socket</c>.
     /// </summary>
     public static IReadOnlyList<string> AddressProblems(IConfiguration configuration)
     {
@@ -64,6 +65,8 @@ public static partial class ListenAddressExtensions
 
     private static string? Problem(string url)
     {
+        // A Unix domain socket (behind a local proxy): Kestrel's http://unix:/path/to/socket.
+        if (UnixSocketPattern().IsMatch(url)) return null;
         var match = AddressPattern().Match(url);
         if (!match.Success) return "is not a listen address (scheme://host:port, e.g. http://0.0.0.0:8080; separate addresses with ';')";
         var scheme = match.Groups["scheme"].Value;
@@ -96,6 +99,9 @@ public static partial class ListenAddressExtensions
 
     [GeneratedRegex(@"^(?<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?<host>\[[^\]]*\]|[^:/\[\]]*)(:(?<port>[^/]*))?(?<path>/.*)?$")]
     private static partial Regex AddressPattern();
+
+    [GeneratedRegex(@"^https?://unix:/\S+$", RegexOptions.IgnoreCase)]
+    private static partial Regex UnixSocketPattern();
 
     [GeneratedRegex(@"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")]
     private static partial Regex Ipv4Pattern();
