@@ -151,6 +151,30 @@ public class StartupFailureTests(TrainerBundles bundles)
         else Assert.Contains(problem, Assert.Single(problems));
     }
 
+    /// <summary>A service on a Unix domain socket is asked through it (here a stand-in that answers 200, then nothing there).</summary>
+    [Fact]
+    public async Task TheHealthCheckAsksAServiceOnAUnixSocketThroughIt()
+    {
+        var path = Path.Combine(bundles.WorkDirectory, $"health-{Guid.NewGuid():N}.sock");
+        using (var listener = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified))
+        {
+            listener.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+            listener.Listen();
+            var answered = Task.Run(async () =>
+            {
+                using var connection = await listener.AcceptAsync();
+                var request = new byte[4096];
+                var read = await connection.ReceiveAsync(request);
+                Assert.StartsWith("GET /health/ready HTTP/1.1", System.Text.Encoding.ASCII.GetString(request, 0, read));
+                await connection.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray());
+            });
+            Assert.Equal(0, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string> { ["URLS"] = "http://unix:" + path }));
+            await answered;
+        }
+        File.Delete(path);
+        Assert.Equal(1, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string> { ["URLS"] = "http://unix:" + path }));
+    }
+
     /// <summary>The check asks a wildcard address on the loopback of its own family.</summary>
     [Theory]
     [InlineData("http://+:9000", "http://127.0.0.1:9000")]

@@ -27,8 +27,8 @@ public static class HealthcheckCommand
         var first = AddressToAsk(urls);
         try
         {
-            using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
-            using var response = await client.GetAsync(new Uri(new Uri(first), "/health/ready"));
+            using var client = ClientFor(first, out var ready);
+            using var response = await client.GetAsync(ready);
             return response.IsSuccessStatusCode ? 0 : 1;
         }
         catch (Exception exception) when (exception is HttpRequestException or TaskCanceledException or UriFormatException)
@@ -36,6 +36,37 @@ public static class HealthcheckCommand
             await Console.Error.WriteLineAsync($"healthcheck failed: {exception.Message}");
             return 1;
         }
+    }
+
+    /// <summary>A client for the address, and the readiness URL to ask; a Unix domain socket (http://unix:/path) is connected to by its path.</summary>
+    private static HttpClient ClientFor(string address, out Uri ready)
+    {
+        const string unixPrefix = "http://unix:";
+        if (!address.StartsWith(unixPrefix, StringComparison.OrdinalIgnoreCase))
+        {
+            ready = new Uri(new Uri(address), "/health/ready");
+            return new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
+        }
+        var socketPath = address[unixPrefix.Length..];
+        ready = new Uri("http://localhost/health/ready");
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, cancellationToken) =>
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socketPath), cancellationToken);
+                    return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        return new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(3) };
     }
 
     /// <summary>The first of the listen addresses, a wildcard host replaced by the loopback of its family.</summary>
