@@ -40,9 +40,11 @@ public static class TrainingApi
         group.MapGet("/jobs", List)
             .WithName("ListTrainingJobs")
             .WithSummary("List the training jobs (administrative)")
-            .WithDescription("Every job of the jobs folder, newest first, with its status and progress.")
+            .WithDescription("Every job of the jobs folder, newest first, with its status and progress; `status` (e.g. `queued,running`) keeps the jobs in those states and `limit` the newest N.")
             .Produces<TrainingJob[]>()
+            .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .RequireAdminKey();
 
         group.MapGet("/jobs/{id}", Get)
@@ -136,7 +138,31 @@ public static class TrainingApi
         return TypedResults.Accepted(JobUrl(job.Id), job);
     }
 
-    internal static Ok<IReadOnlyList<TrainingJob>> List(TrainingJobStore store) => TypedResults.Ok(store.List());
+    /// <param name="status">Only jobs in these states, comma-separated: queued, running, succeeded, failed, cancelled.</param>
+    /// <param name="limit">At most this many jobs, the newest (a folder keeps every finished job until it is removed).</param>
+    internal static Ok<IReadOnlyList<TrainingJob>> List(TrainingJobStore store, string? status = null, string? limit = null)
+    {
+        string[] states = [TrainingJob.Queued, TrainingJob.Running, TrainingJob.Succeeded, TrainingJob.Failed, TrainingJob.Cancelled];
+        var wanted = status?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (wanted is not null && (wanted.Length == 0 || wanted.Any(w => !states.Contains(w))))
+        {
+            throw new ProblemException(ProblemCatalog.InvalidParameter,
+                $"status '{status}' names no job state: use one or more of {string.Join(", ", states)}, comma-separated.");
+        }
+        int? most = null;
+        if (limit is not null)
+        {
+            if (!int.TryParse(limit, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var parsed) || parsed < 1)
+            {
+                throw new ProblemException(ProblemCatalog.InvalidParameter, $"limit must be a whole number of 1 or more; it is '{limit}'.");
+            }
+            most = parsed;
+        }
+        IEnumerable<TrainingJob> jobs = store.List();
+        if (wanted is not null) jobs = jobs.Where(job => wanted.Contains(job.Status));
+        if (most is { } count) jobs = jobs.Take(count);
+        return TypedResults.Ok<IReadOnlyList<TrainingJob>>(jobs.ToArray());
+    }
 
     /// <param name="id">The job id, e.g. <c>20261130T080000123Z-1a2b3c4d</c>.</param>
     internal static Ok<TrainingJob> Get(string id, TrainingJobStore store)

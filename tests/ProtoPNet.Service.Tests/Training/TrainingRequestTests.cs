@@ -188,6 +188,30 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.Contains(options.GetProperty("options").EnumerateArray(), o => o.GetProperty("name").GetString() == "lrAddOn");
     }
 
+    /// <summary>The list keeps the jobs in the states asked for, and the newest N; a state or a limit that is none is a 400.</summary>
+    [Fact]
+    public async Task The_list_is_filtered_by_status_and_limited()
+    {
+        await using var service = fixture.WithJobs("jobs-filtered");
+        var client = Client(service: service);
+        async Task<string> SubmitAsync() => (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")),
+            HttpStatusCode.Accepted)).GetProperty("id").GetString()!;
+        var (first, second, third) = (await SubmitAsync(), await SubmitAsync(), await SubmitAsync());
+        await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{second}"));
+        async Task<string[]> ListedAsync(string query) => (await Http.JsonAsync(await client.GetAsync("/training/jobs" + query))).EnumerateArray()
+            .Select(j => j.GetProperty("id").GetString()!).ToArray();
+        Assert.Equal([third, second, first], await ListedAsync(""));
+        Assert.Equal([second], await ListedAsync("?status=cancelled"));
+        Assert.Equal([third, first], await ListedAsync("?status=queued,running"));
+        Assert.Equal([third], await ListedAsync("?status=queued&limit=1"));
+        Assert.Equal([third, second], await ListedAsync("?limit=2"));
+        foreach (var (query, fragment) in new[] { ("?status=paused", "names no job state"), ("?status=", "names no job state"), ("?limit=0", "limit must be"), ("?limit=two", "limit must be") })
+        {
+            var problem = await Http.ProblemAsync(await client.GetAsync("/training/jobs" + query), HttpStatusCode.BadRequest, "invalid-parameter");
+            Assert.Contains(fragment, problem.GetProperty("detail").GetString());
+        }
+    }
+
     /// <summary>Job folders written by other programs (TRAINING_JOBS.md) with fields of the wrong type are listed and cancelled, never a 500.</summary>
     [Fact]
     public async Task A_job_folder_with_fields_of_the_wrong_type_is_still_listed_and_cancelled()
