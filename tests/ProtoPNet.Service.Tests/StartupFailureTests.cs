@@ -125,10 +125,6 @@ public class StartupFailureTests(TrainerBundles bundles)
         }
     }
 
-    /// <summary>
-    /// In a container the check runs without the service's arguments (docker run IMAGE --urls ...): it reads them from
-    /// the first process's command line, whichever way the service was started.
-    /// </summary>
     /// <summary>Addresses Kestrel listens on as written are taken; the rest are named with why.</summary>
     [Theory]
     [InlineData("http://localhost:8080", null)]
@@ -187,6 +183,10 @@ public class StartupFailureTests(TrainerBundles bundles)
         Assert.Equal(asked, Hosting.HealthcheckCommand.AddressToAsk(urls));
     }
 
+    /// <summary>
+    /// In a container the check runs without the service's arguments (docker run IMAGE --urls ...): it reads them from
+    /// the first process's command line, whichever way the service was started.
+    /// </summary>
     [Theory]
     [InlineData("/app/ProtoPNet.Service|--urls|http://+:9000", "--urls|http://+:9000")]
     [InlineData("dotnet|/app/ProtoPNet.Service.dll|--urls=http://+:9000", "--urls=http://+:9000")]

@@ -70,6 +70,19 @@ public class UnreadableModelFolderTests(TrainerBundles bundles)
             Assert.Equal(newer, refusedNewer.GetProperty("directory").GetString());
             await AssertClassifiedByAsync(service, version);
             File.SetUnixFileMode(newer, Readable);
+            // So is one whose graph cannot be read, though mending its permissions changes nothing a listing shows; the
+            // refusal is said once, however many scans meet it.
+            var graph = Path.Combine(newer, "model.onnx");
+            File.SetUnixFileMode(graph, UnixFileMode.None);
+            for (var reload = 0; reload < 2; reload++)
+            {
+                var refusedGraph = Assert.Single((await ReloadAsync(service)).GetProperty("refused").EnumerateArray());
+                Assert.Contains("cannot be read", refusedGraph.GetProperty("reason").GetString());
+            }
+            await Eventually.TrueAsync(() => service.Output.Any(line => line.Contains("Refused model bundle " + newer, StringComparison.Ordinal)),
+                () => "the refusal was not logged:\n" + string.Join('\n', service.Output));
+            Assert.Single(service.Output, line => line.Contains("Refused model bundle " + newer, StringComparison.Ordinal));
+            File.SetUnixFileMode(graph, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
             var loaded = await ReloadAsync(service);
             Assert.Equal(NewerVersion, loaded.GetProperty("servedVersion").GetString());
             Assert.Empty(loaded.GetProperty("refused").EnumerateArray());

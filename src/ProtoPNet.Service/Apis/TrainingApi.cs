@@ -142,12 +142,11 @@ public static class TrainingApi
     /// <param name="limit">At most this many jobs, the newest (a folder keeps every finished job until it is removed).</param>
     internal static Ok<IReadOnlyList<TrainingJob>> List(TrainingJobStore store, string? status = null, string? limit = null)
     {
-        string[] states = [TrainingJob.Queued, TrainingJob.Running, TrainingJob.Succeeded, TrainingJob.Failed, TrainingJob.Cancelled];
         var wanted = status?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        if (wanted is not null && (wanted.Length == 0 || wanted.Any(w => !states.Contains(w))))
+        if (wanted is not null && (wanted.Length == 0 || wanted.Any(w => !TrainingJob.States.Contains(w))))
         {
             throw new ProblemException(ProblemCatalog.InvalidParameter,
-                $"status '{status}' names no job state: use one or more of {string.Join(", ", states)}, comma-separated.");
+                $"status '{status}' names no job state: use one or more of {string.Join(", ", TrainingJob.States)}, comma-separated.");
         }
         int? most = null;
         if (limit is not null)

@@ -19,7 +19,8 @@ public sealed record BundleFolders(IReadOnlyList<string> Bundles, IReadOnlyList<
 /// </summary>
 public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, ILogger<BundleScanner> logger)
 {
-    private readonly Dictionary<string, (FolderState Files, RefusedBundle Refusal)> _refusedCache = new(StringComparer.Ordinal);
+    /// <summary>Refused folders: their files as they were, the refusal, and whether it was a read that failed (tried again at every scan).</summary>
+    private readonly Dictionary<string, (FolderState Files, RefusedBundle Refusal, bool ReadFailed)> _refusedCache = new(StringComparer.Ordinal);
     private readonly HashSet<string> _unreadableWarned = new(StringComparer.Ordinal);
 
     /// <summary>A folder's files as a refusal remembers them: how many, their bytes, and the latest write.</summary>
@@ -149,7 +150,9 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
     {
         isNewRefusal = false;
         var files = FolderState.Of(directory);
-        if (_refusedCache.TryGetValue(directory, out var cached) && cached.Files == files)
+        // A read that failed is tried again at every scan: mending a file's permissions changes nothing the listing shows.
+        var seen = _refusedCache.TryGetValue(directory, out var cached);
+        if (seen && cached.Files == files && !cached.ReadFailed)
         {
             refusal = cached.Refusal;
             return null;
@@ -195,8 +198,10 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
                     break;
             }
             refusal = new RefusedBundle(directory, reason);
-            isNewRefusal = true;
-            _refusedCache[directory] = (files, refusal);
+            _refusedCache[directory] = (files, refusal, ReadFailed: exception is IOException or UnauthorizedAccessException);
+            // Said once: a folder tried again at every scan and refused for the same reason is not a new refusal.
+            isNewRefusal = !(seen && cached.Refusal == refusal);
+            if (!isNewRefusal) return null;
             metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", modelName), ServiceMetrics.Tag("result", "refused"));
             logger.LogError("Refused model bundle {Directory}: {Reason}", directory, reason);
             return null;

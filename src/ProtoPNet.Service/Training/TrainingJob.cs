@@ -42,6 +42,9 @@ public sealed record TrainingJob(
     public const string Failed = "failed";
     public const string Cancelled = "cancelled";
 
+    /// <summary>Every state a job can be in (docs/TRAINING_JOBS.md), in the order a job goes through them.</summary>
+    public static readonly IReadOnlyList<string> States = [Queued, Running, Succeeded, Failed, Cancelled];
+
     [JsonIgnore]
     public bool IsFinished => Status is Succeeded or Failed or Cancelled;
 }

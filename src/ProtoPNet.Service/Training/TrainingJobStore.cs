@@ -275,7 +275,7 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         // can be removed (and its events stream ends).
         var state = Text(status["status"]) ?? TrainingJob.Queued;
         var failure = Text(status["error"]);
-        if (state is not (TrainingJob.Queued or TrainingJob.Running or TrainingJob.Succeeded or TrainingJob.Failed or TrainingJob.Cancelled))
+        if (!TrainingJob.States.Contains(state))
         {
             failure ??= $"its status.json says status '{state}', which no worker knows";
             state = TrainingJob.Failed;

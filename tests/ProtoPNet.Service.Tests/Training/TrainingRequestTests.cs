@@ -133,7 +133,6 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.False(Directory.Exists(Jobs) && Directory.EnumerateDirectories(Jobs).Any(), "a refused job was queued");
     }
 
-
     /// <summary>A long refused value is quoted by its start and its length, not sent back whole.</summary>
     [Fact]
     public async Task A_long_refused_value_is_quoted_short()
