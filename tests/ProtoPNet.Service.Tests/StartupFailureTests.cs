@@ -27,6 +27,11 @@ public class StartupFailureTests(TrainerBundles bundles)
     // Kestrel:Limits (bound and checked by the service: ASP.NET Core leaves the section alone).
     [InlineData("Kestrel__Limits__MaxConcurrentConnections", "-5", "Kestrel:Limits:MaxConcurrentConnections: The field MaxConcurrentConnections must be between 1 and 9223372036854775807")]
     [InlineData("Kestrel__Limits__RequestHeadersTimeout", "abc", "Kestrel:Limits:RequestHeadersTimeout")]
+    // A key no setting reads (the binder passes over it, so the default stayed in force): the setting meant, or the section's settings.
+    [InlineData("Batching__MaxBatchSise", "4", "Batching:MaxBatchSise is not a setting; did you mean Batching:MaxBatchSize?")]
+    [InlineData("Classify__InlineSmallRequest", "false", "Classify:InlineSmallRequest is not a setting; did you mean Classify:InlineSmallRequests?")]
+    [InlineData("Kestrel__Limits__MaxRequestBodySize", "100", "Kestrel:Limits:MaxRequestBodySize is not a setting; Kestrel:Limits has MaxConcurrentConnections, MaxConcurrentUpgradedConnections, MaxRequestHeaderCount, MaxRequestHeadersTotalSize, MaxRequestLineSize, KeepAliveTimeout, RequestHeadersTimeout.")]
+    [InlineData("Training__JobRoot", "/tmp", "Training:JobRoot is not a setting; did you mean Training:JobsRoot?")]
     // Not settings the options check, but as much the operator's to fix: an address that is not one, CUDA that is not there.
     // A listen address Kestrel would read as a host name, and so listen on every interface (a typo in the port), or
     // refuse with a stack trace once the models are loaded.
@@ -74,6 +79,8 @@ public class StartupFailureTests(TrainerBundles bundles)
             ["Models__Root"] = bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
             ["Telemetry__OtlpEndpoint"] = "http://127.0.0.1:9", ["Telemetry__ServiceName"] = "",
             ["Serilog__MinimumLevel__Override__Microsoft.AspNetCore"] = "warning",
+            // Keys are not case-sensitive; a model pinned is a key under Models:Pinned, not a setting of its own.
+            ["batching__maxbatchsize"] = "8", ["Models__Pinned__smoke"] = "",
         });
         await using (service)
         {

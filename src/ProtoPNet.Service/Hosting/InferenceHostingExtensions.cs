@@ -19,13 +19,13 @@ public static class InferenceHostingExtensions
     {
         var services = builder.Services;
         var configuration = builder.Configuration;
-        services.AddOptions<InferenceOptions>().Bind(configuration.GetSection(InferenceOptions.SectionName)).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<ImageLimits>().Bind(configuration.GetSection(ImageLimits.SectionName)).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<ModelsOptions>().Bind(configuration.GetSection(ModelsOptions.SectionName)).ValidateDataAnnotations()
+        services.AddOptions<InferenceOptions>().BindSettings(configuration, InferenceOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<ImageLimits>().BindSettings(configuration, ImageLimits.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<ModelsOptions>().BindSettings(configuration, ModelsOptions.SectionName).ValidateDataAnnotations()
             .Validate(o => ModelSelector.IsValidName(o.DefaultModel), $"Models:DefaultModel is not a model name: {ModelSelector.NameRule}")
             .Validate(o => string.IsNullOrWhiteSpace(o.Root) || !File.Exists(o.Root), "Models:Root is a file; it must be a folder (of model folders)")
             .ValidateOnStart();
-        services.AddOptions<ClassifyOptions>().Bind(configuration.GetSection(ClassifyOptions.SectionName)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<ClassifyOptions>().BindSettings(configuration, ClassifyOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
 
         services.AddSingleton(sp => new SessionFactory(sp.GetRequiredService<IOptions<InferenceOptions>>().Value));
         services.AddSingleton<BundleLoader>();

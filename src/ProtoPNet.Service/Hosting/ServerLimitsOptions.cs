@@ -41,7 +41,7 @@ public static class ServerLimitsExtensions
 {
     public static IHostApplicationBuilder AddServerLimits(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<ServerLimitsOptions>().Bind(builder.Configuration.GetSection(ServerLimitsOptions.SectionName))
+        builder.Services.AddOptions<ServerLimitsOptions>().BindSettings(builder.Configuration, ServerLimitsOptions.SectionName)
             .ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddOptions<KestrelServerOptions>().Configure<Microsoft.Extensions.Options.IOptions<ServerLimitsOptions>>((kestrel, configured) =>
         {

@@ -20,9 +20,9 @@ public static class ServingExtensions
     {
         var services = builder.Services;
         var configuration = builder.Configuration;
-        services.AddOptions<BatchingOptions>().Bind(configuration.GetSection(BatchingOptions.SectionName)).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<RateLimitOptions>().Bind(configuration.GetSection(RateLimitOptions.SectionName)).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<SecurityOptions>().Bind(configuration.GetSection(SecurityOptions.SectionName))
+        services.AddOptions<BatchingOptions>().BindSettings(configuration, BatchingOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<RateLimitOptions>().BindSettings(configuration, RateLimitOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<SecurityOptions>().BindSettings(configuration, SecurityOptions.SectionName)
             // One value (Security__CorsOrigins=https://a.example), as environment variables give it, is a list too.
             .PostConfigure(security =>
             {
@@ -37,7 +37,7 @@ public static class ServingExtensions
             .Validate(s => Sendable(s.AdminApiKey), Unsendable(nameof(SecurityOptions.AdminApiKey)))
             .Validate(s => Sendable(s.ClassifyApiKey), Unsendable(nameof(SecurityOptions.ClassifyApiKey)))
             .ValidateOnStart();
-        services.AddOptions<TelemetryOptions>().Bind(configuration.GetSection(TelemetryOptions.SectionName))
+        services.AddOptions<TelemetryOptions>().BindSettings(configuration, TelemetryOptions.SectionName)
             .Validate(t => string.IsNullOrWhiteSpace(t.OtlpEndpoint)
                            || Uri.TryCreate(t.OtlpEndpoint, UriKind.Absolute, out var endpoint) && endpoint.Scheme is "http" or "https",
                 "Telemetry:OtlpEndpoint must be an absolute URI such as http://collector:4317")

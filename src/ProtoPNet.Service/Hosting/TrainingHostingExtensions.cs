@@ -11,7 +11,7 @@ public static class TrainingHostingExtensions
     /// </summary>
     public static IHostApplicationBuilder AddTraining(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<TrainingOptions>().Bind(builder.Configuration.GetSection(TrainingOptions.SectionName))
+        builder.Services.AddOptions<TrainingOptions>().BindSettings(builder.Configuration, TrainingOptions.SectionName)
             .ValidateDataAnnotations()
             .Validate(o => string.IsNullOrWhiteSpace(o.DataRoot) || Directory.Exists(o.DataRoot),
                 "Training:DataRoot must be an existing folder (or empty: jobs cannot name data folders)")

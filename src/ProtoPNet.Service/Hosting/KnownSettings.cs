@@ -1,0 +1,75 @@
+using System.Reflection;
+using Microsoft.Extensions.Options;
+
+namespace ProtoPNet.Service.Hosting;
+
+/// <summary>
+/// The service's own configuration sections hold only the settings their options classes read. The configuration binder
+/// passes over a key it has no property for, so a misspelt setting (<c>Batching__MaxBatchSise=4</c>) would leave the
+/// default in force without a word; here it stops the start like a bad value, naming the key and the setting meant.
+/// </summary>
+public static class KnownSettings
+{
+    /// <summary>Binds <typeparamref name="TOptions"/> to <paramref name="sectionName"/> and refuses, at validation, a key in it that no property reads.</summary>
+    public static OptionsBuilder<TOptions> BindSettings<TOptions>(this OptionsBuilder<TOptions> options, IConfiguration configuration,
+        string sectionName) where TOptions : class
+    {
+        var section = configuration.GetSection(sectionName);
+        options.Bind(section);
+        options.Services.AddSingleton<IValidateOptions<TOptions>>(new UnknownKeysValidator<TOptions>(options.Name, section));
+        return options;
+    }
+
+    /// <summary>One message per key directly under <paramref name="section"/> that is no property of <paramref name="optionsType"/>.</summary>
+    public static IReadOnlyList<string> UnknownKeys(IConfigurationSection section, Type optionsType)
+    {
+        var settings = optionsType.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(IsBound).Select(p => p.Name).ToArray();
+        return section.GetChildren()
+            .Where(child => !settings.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
+            .Select(child => $"{child.Path} is not a setting; " + (Closest(child.Key, settings) is { } meant
+                ? $"did you mean {section.Path}:{meant}?"
+                : $"{section.Path} has {string.Join(", ", settings)}."))
+            .ToArray();
+    }
+
+    /// <summary>What the binder sets: a property with a public setter, or a collection it fills (not a computed value).</summary>
+    private static bool IsBound(PropertyInfo property) => property.SetMethod is { IsPublic: true }
+        || property.PropertyType != typeof(string) && typeof(System.Collections.IEnumerable).IsAssignableFrom(property.PropertyType);
+
+    /// <summary>The setting a typo most likely meant: the nearest within two edits (more would name a different setting: Body for Line).</summary>
+    private static string? Closest(string key, IEnumerable<string> settings) => settings
+        .Select(setting => (setting, edits: Edits(key.ToUpperInvariant(), setting.ToUpperInvariant())))
+        .Where(candidate => candidate.edits <= 2)
+        .OrderBy(candidate => candidate.edits)
+        .Select(candidate => candidate.setting)
+        .FirstOrDefault();
+
+    /// <summary>Levenshtein distance: insertions, deletions and substitutions.</summary>
+    private static int Edits(string a, string b)
+    {
+        var previous = Enumerable.Range(0, b.Length + 1).ToArray();
+        var current = new int[b.Length + 1];
+        for (var i = 1; i <= a.Length; i++)
+        {
+            current[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+            {
+                current[j] = Math.Min(Math.Min(current[j - 1], previous[j]) + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            }
+            (previous, current) = (current, previous);
+        }
+        return previous[b.Length];
+    }
+
+    private sealed class UnknownKeysValidator<TOptions>(string? optionsName, IConfigurationSection section) : IValidateOptions<TOptions>
+        where TOptions : class
+    {
+        public ValidateOptionsResult Validate(string? name, TOptions options)
+        {
+            if (optionsName is not null && name != optionsName) return ValidateOptionsResult.Skip;
+            var unknown = UnknownKeys(section, typeof(TOptions));
+            return unknown.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(unknown);
+        }
+    }
+}
