@@ -155,6 +155,17 @@ def test_boxes_forced_onto_the_true_parts_score_100_percent():
     assert block["backgroundPrototypes"] == 0
 
 
+def test_a_class_without_test_images_leaves_its_prototypes_unmeasured():
+    images, labels, annotations = _data()
+    kept = [n for n, label in enumerate(labels) if label != 2]
+    annotations = PartAnnotations(annotations.names, annotations.class_parts, [annotations.boxes[n] for n in kept])
+    records, block = _run(ForcedGraph(annotations), images[kept], [labels[n] for n in kept], annotations)
+    # Class 2's prototypes (4, 5) were never seen: not measured, rather than "inconsistent" pulling the share down.
+    assert [p["consistency"] for p in block["prototypes"]] == [1.0, 1.0, 1.0, 1.0, None, None]
+    assert [p["noiseStability"] for p in block["prototypes"]][4:] == [None, None]
+    assert block["consistency"] == 1.0
+
+
 def test_boxes_forced_elsewhere_score_0_percent():
     images, labels, annotations = _data()
     records, block = _run(ForcedGraph(annotations, onto_parts=False), images, labels, annotations)

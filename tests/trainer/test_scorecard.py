@@ -172,6 +172,15 @@ def test_evaluate_interpretability_measures_a_bundle_without_changing_it(parts_b
     # Refused: writing into the bundle, a data set with another number of classes, a bundle that is not one.
     assert main(["evaluate-interpretability", "--bundle", bundle, "--output", bundle]) == 2
     assert "immutable" in capsys.readouterr().err
+    # A folder inside the bundle, and the bundle reached through a link, are the bundle too.
+    link = parts_bundle["root"] / "link-to-bundle"
+    link.symlink_to(bundle, target_is_directory=True)
+    for inside in (os.path.join(bundle, "report"), str(link)):
+        assert main(["evaluate-interpretability", "--bundle", bundle, "--output", inside]) == 2
+        assert "immutable" in capsys.readouterr().err
+    assert main(["evaluate-interpretability", "--bundle", str(link), "--output", bundle]) == 2
+    assert "immutable" in capsys.readouterr().err
+    assert _digest(bundle) == before
     assert main(["evaluate-interpretability", "--bundle", bundle, "--dataset", "synthetic-parts",
                  "--output", str(output), "--limit", "2"]) == 0
     assert main(["evaluate-interpretability", "--bundle", bundle, "--dataset", "synthetic", "--output", str(output)]) == 0

@@ -63,6 +63,10 @@ def test_the_preset_loads_annotated_splits_quickly():
     assert len(source.test.parts.boxes) == 300 and source.test.parts.class_parts[5] == [5, 0]
     limited = source.test.subset(7)
     assert len(limited.parts.boxes) == 7 and limited.parts.boxes == source.test.parts.boxes[:7]
+    # A calibration hold-out keeps each image's parts with it (the scorecard's background rule reads them).
+    kept, held = source.train.hold_out(50)
+    assert kept.parts.boxes == source.train.parts.boxes[:850] and held.parts.boxes == source.train.parts.boxes[850:]
+    assert kept.parts.class_parts == source.train.parts.class_parts
 
 
 def test_bad_sizes_are_refused():

@@ -112,7 +112,8 @@ class Split:
             return Split(name, self.classes, self.channels, self.ids[items], self.labels[items],
                          ShiftedImages(self.load, keep) if items.start else self.load,
                          self.true_boxes[items] if self.true_boxes else None,
-                         self.cached[items] if self.cached is not None else None)
+                         self.cached[items] if self.cached is not None else None,
+                         self.parts.select(items) if self.parts is not None else None)
 
         return part(self.name, slice(0, keep)), part(f"{self.name}-holdout", slice(keep, None))
 
@@ -122,7 +123,7 @@ class Split:
         return Split(self.name, self.classes, self.channels, self.ids[:limit], self.labels[:limit], self.load,
                      self.true_boxes[:limit] if self.true_boxes else None,
                      self.cached[:limit] if self.cached is not None else None,
-                     self.parts.subset(limit) if self.parts is not None else None)
+                     self.parts.select(slice(0, limit)) if self.parts is not None else None)
 
 
 @dataclass
@@ -133,8 +134,9 @@ class PartAnnotations:
     class_parts: List[List[int]]
     boxes: List[List[Tuple[int, Box]]]
 
-    def subset(self, limit: int) -> "PartAnnotations":
-        return PartAnnotations(self.names, self.class_parts, self.boxes[:limit])
+    def select(self, items: slice) -> "PartAnnotations":
+        """The annotations of the images `items` selects, as Split.subset and Split.hold_out select them."""
+        return PartAnnotations(self.names, self.class_parts, self.boxes[items])
 
 
 @dataclass

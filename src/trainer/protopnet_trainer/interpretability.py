@@ -269,7 +269,8 @@ def scorecard(records: ImageRecords, prototype_classes: Sequence[int], sources: 
         if with_parts:
             landed = [lands_on(records.pair_box["clean"][p], image_parts[records.pair_image[p]]) for p in pairs]
             consistency, part = prototype_consistency(landed)
-            entry["consistency"] = round(consistency, 4)
+            # Not measured (null, and left out of the headline share) when its class has no test images.
+            entry["consistency"] = round(consistency, 4) if pairs else None
             entry["part"] = parts.names[part] if part != NO_PART else None
         for name in ("noise", "jpeg"):
             stable = [same_mapping(records.pair_box["clean"][p], records.pair_box[name][p],
@@ -282,7 +283,7 @@ def scorecard(records: ImageRecords, prototype_classes: Sequence[int], sources: 
             entry["background"] = border_background(source.image, source.box)
         prototypes.append(entry)
     if with_parts:
-        consistent = [p["consistency"] >= CONSISTENCY_THRESHOLD for p in prototypes]
+        consistent = [p["consistency"] >= CONSISTENCY_THRESHOLD for p in prototypes if p["consistency"] is not None]
         block["consistency"] = round(float(np.mean(consistent)), 4) if consistent else None
     else:
         block["consistency"] = None

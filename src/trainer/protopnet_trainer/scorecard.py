@@ -126,8 +126,10 @@ def evaluate_bundle(bundle: str, dataset: Optional[str], data: Optional[str], ou
         raise TrainerError(f"cannot read {manifest_path}: {error}") from None
     _check_manifest(manifest, manifest_path)
     output = output or os.path.join("runs", manifest.get("name", "bundle"), f"interpretability-{manifest['version']}")
-    if os.path.abspath(output) == os.path.abspath(bundle):
-        raise TrainerError("--output must not be the bundle: published versions are immutable")
+    # Resolved, so that a folder inside the bundle or a link to it is refused too.
+    bundle_path, output_path = os.path.realpath(bundle), os.path.realpath(output)
+    if os.path.commonpath([bundle_path, output_path]) == bundle_path:
+        raise TrainerError(f"--output {output} is the bundle or inside it: published versions are immutable")
     if os.path.exists(output) and not os.path.isdir(output):   # found before the measuring, not after it
         raise TrainerError(f"--output {output} is a file, not a folder")
     if limit is not None and limit < 1:
