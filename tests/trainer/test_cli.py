@@ -94,6 +94,21 @@ def test_resume_flag_continues_from_the_last_checkpoint(tmp_path, capsys):
                  "--resume"]) == 0
     out = capsys.readouterr().out
     assert "resuming from" in out and "epoch 3/3" in out and "epoch 1/3" not in out
+    assert len(_versions(models, "r")) == 2
+    # The finished run resumed again (a job re-created as it was): nothing to do, nothing published twice.
+    assert main(["train", *TINY_ARGS, "--epochs", "3", "--models", models, "--name", "r", "--run-dir", run_dir,
+                 "--resume"]) == 0
+    out = capsys.readouterr().out
+    [last] = [v for v in _versions(models, "r") if v in out]
+    assert f"finished and published {os.path.join(os.path.abspath(models), 'r', last)}: nothing to resume" in out
+    assert "resuming from" not in out and "epoch 3/3" not in out
+    assert len(_versions(models, "r")) == 2
+    # Into another model folder it trains the last steps again and publishes there; without --resume it trains afresh.
+    assert main(["train", *TINY_ARGS, "--epochs", "3", "--models", models, "--name", "r2", "--run-dir", run_dir,
+                 "--resume"]) == 0
+    assert len(_versions(models, "r2")) == 1
+    assert main(["train", *TINY_ARGS, "--models", models, "--name", "r2", "--run-dir", run_dir]) == 0
+    assert len(_versions(models, "r2")) == 2
 
 
 def test_a_run_in_a_relative_folder_can_be_pruned_and_exported(tmp_path, monkeypatch, capsys):
@@ -270,6 +285,7 @@ def test_resume_keeps_the_metrics_of_the_checkpoints_epochs_only(tmp_path, capsy
     assert main(["train", *TINY_ARGS, "--epochs", "3", "--models", models, "--name", "k", "--run-dir", run_dir]) == 0
     # As a run stopped after writing epoch 3's metrics line but before its checkpoint leaves it (and a cut line).
     os.remove(os.path.join(run_dir, "checkpoints", "epoch-003.pt"))
+    os.remove(os.path.join(run_dir, "published.json"))
     with open(os.path.join(run_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
         f.write('{"epoch": 4, "pha')
     assert main(["train", *TINY_ARGS, "--epochs", "3", "--models", models, "--name", "k", "--run-dir", run_dir,
@@ -347,6 +363,31 @@ def test_only_train_runs_under_torchrun(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")
     code = main(["export", "--untrained", "--num-classes", "2", "--models", str(tmp_path / "models"), "--name", "x"])
     assert code == 2 and "only `train` runs under torchrun" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()
+
+
+def test_train_refuses_what_would_run_once_per_process(tmp_path, monkeypatch, capsys):
+    from protopnet_trainer import distributed
+    from protopnet_trainer.cli import TORCHRUN_ENVIRONMENT
+    assert TORCHRUN_ENVIRONMENT == distributed.ENVIRONMENT
+    run = ["train", *TINY_ARGS, "--models", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    # The baseline is one process's work: under torchrun each rank trained it whole and wrote the file.
+    assert main(["train", *TINY_ARGS, "--baseline-only", str(tmp_path / "baseline.json")]) == 2
+    assert "`train --baseline-only` runs as one process" in capsys.readouterr().err
+    assert not (tmp_path / "baseline.json").exists()
+    # A launcher that sets WORLD_SIZE and RANK but not LOCAL_RANK: each process would have trained alone.
+    monkeypatch.delenv("LOCAL_RANK")
+    assert main(run) == 2
+    assert "WORLD_SIZE is 2 but LOCAL_RANK is not set: start a distributed run with torchrun" in capsys.readouterr().err
+    monkeypatch.delenv("RANK")
+    assert main(run) == 2
+    assert "WORLD_SIZE is 2 but RANK and LOCAL_RANK are not set" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    assert main(run) == 2
+    assert "WORLD_SIZE is 'two', not a number of processes" in capsys.readouterr().err
     assert not (tmp_path / "models").exists()
 
 

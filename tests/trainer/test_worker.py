@@ -186,6 +186,26 @@ def test_a_job_runs_to_a_published_version_with_progress_per_stage(tmp_path, opt
     assert os.listdir(os.path.join(folder.path, "run", "checkpoints")) == ["final.pt"]
 
 
+def test_a_job_whose_worker_died_after_publishing_ends_with_that_version(tmp_path, options):
+    folder = queue_job(str(tmp_path / "jobs"), "job-1")
+    make_worker(tmp_path, options).run()
+    [published] = versions(tmp_path, "tiny")
+    # As a worker killed between the rename into place and `succeeded` leaves it: running, its lease without heartbeat.
+    status = folder.status()
+    assert folder.take_lease(2, "dead")
+    folder.write_status({**status, "status": "running", "attempt": 2, "publishedVersion": None, "finishedAt": None})
+    old = time.time() - 60
+    os.utime(folder.lease_path(2), (old, old))
+
+    lines = []
+    make_worker(tmp_path, options, log=lines.append).run()
+    status = folder.status()
+    assert status["status"] == "succeeded" and status["attempt"] == 3 and status["publishedVersion"] == published
+    assert versions(tmp_path, "tiny") == [published]          # neither trained nor published again
+    assert any("nothing to resume" in line for line in lines), lines
+    assert not any("epoch 1/3" in line for line in lines), lines
+
+
 def test_sigterm_requeues_and_a_dead_workers_job_resumes_from_its_checkpoint(tmp_path, options, monkeypatch):
     folder = queue_job(str(tmp_path / "jobs"), "job-1")
     shutdown = ShutdownSignal()

@@ -407,15 +407,39 @@ def _raise_terminated(number: int, frame: Any) -> None:
     raise Terminated()
 
 
+# What torchrun sets in every process it starts (distributed.ENVIRONMENT; repeated here to keep this module torch-free).
+TORCHRUN_ENVIRONMENT = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
+
+
+def check_distributed_launch(command: str, baseline_only: bool) -> None:
+    """Refuses what would run once per process, each alone, under a launcher of several processes."""
+    text = os.environ.get("WORLD_SIZE", "") or "1"
+    try:
+        world_size = int(text)
+    except ValueError:
+        raise TrainerError(f"WORLD_SIZE is {text[:40]!r}, not a number of processes") from None
+    if world_size <= 1:
+        return
+    # Only `train` is distributed; any other command would run, and publish, once per process.
+    if command != "train":
+        raise TrainerError(f"only `train` runs under torchrun: run `{command}` as one process")
+    if baseline_only:
+        raise TrainerError("`train --baseline-only` runs as one process: run it without torchrun")
+    missing = [name for name in TORCHRUN_ENVIRONMENT if name not in os.environ]
+    if missing:
+        # Without all three the trainer is not distributed: every process would train alone and publish its own bundle.
+        raise TrainerError(f"WORLD_SIZE is {world_size} but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                           "not set: start a distributed run with torchrun (it sets WORLD_SIZE, RANK and LOCAL_RANK), "
+                           "or unset WORLD_SIZE")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     # The worker has its own SIGTERM handling (it stops the job at its next batch and queues it again).
     handles_term = args.command != "worker" and threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if handles_term else None
     try:
-        # Only `train` is distributed; any other command under torchrun would run, and publish, once per process.
-        if args.command != "train" and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
-            raise TrainerError(f"only `train` runs under torchrun: run `{args.command}` as one process")
+        check_distributed_launch(args.command, bool(getattr(args, "baseline_only", None)))
         args.handler(args)
         return 0
     except (TrainerError, OSError) as error:

@@ -82,6 +82,12 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
     if job.baseline_result:
         cfg = cfg.replace(with_baseline=False)      # the baseline trains in its own process
     run_dir = job.run_dir or RunFolder.default(job.name)
+    # A finished run resumed again (a job object re-created, a worker killed between publishing and `succeeded`) has
+    # nothing left to do: it answers with the bundle it published rather than train the last steps and publish twice.
+    done = RunFolder(run_dir).published(os.path.join(job.models, job.name), cfg.epochs) if job.resume else None
+    if done is not None:
+        log(f"the run in {run_dir} finished and published {done}: nothing to resume")
+        return done if main else None
     if main:
         check_writable(job.models, job.name)        # fail before training, not after
         # A resume with no epoch checkpoint to go on from starts afresh: the folder's older lines and pictures go too.
@@ -115,6 +121,7 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
                           scorecard=scorecard_hook(trainer.loaders.test_set, source.train, job.report, log)
                           if job.scorecard else None,
                           unfamiliarity=unfamiliarity, before_publish=before_publish)
+    RunFolder(run_dir).record_published(bundle, cfg.epochs)
     baseline = f", baseline {result.baseline.test_accuracy:.4f}" if result.baseline is not None else ""
     log(f"published {bundle} (test accuracy {result.test_accuracy:.4f}{baseline}, {time.time() - started:.1f}s)")
     return bundle

@@ -1,5 +1,6 @@
 """A run's folder on disk: checkpoints/ (the latest epochs, final.pt, pruned.pt), push/ (the current prototypes'
-pictures) and metrics.jsonl (one line per epoch). Resuming reads it; a fresh run clears it."""
+pictures), metrics.jsonl (one line per epoch) and published.json (the bundle the finished run published). Resuming
+reads it; a fresh run clears it."""
 from __future__ import annotations
 
 import glob
@@ -20,6 +21,7 @@ class RunFolder:
         self.path = path
         self.checkpoints = os.path.join(path, "checkpoints")
         self.metrics = os.path.join(path, "metrics.jsonl")
+        self.published_record = os.path.join(path, "published.json")
         # Called before each write during a run: a worker's raises when its job was taken over, so a worker thought
         # dead never writes over (or removes) what the new holder wrote.
         self.before_write: Callable[[], None] = lambda: None
@@ -45,12 +47,30 @@ class RunFolder:
         """Remove an earlier run's checkpoints, pictures and metrics: a fresh run never mixes with an old one."""
         if not os.path.isdir(self.path):
             return
-        for part in ("checkpoints", "push", "metrics.jsonl"):
+        for part in ("checkpoints", "push", "metrics.jsonl", "published.json"):
             target = os.path.join(self.path, part)
             if os.path.isdir(target):
                 shutil.rmtree(target)
             elif os.path.exists(target):
                 os.remove(target)
+
+    def record_published(self, bundle: str, epochs: int) -> None:
+        """Note that the run, `epochs` long, ended by publishing `bundle`: resuming it again then has nothing to do."""
+        self.before_write()
+        write_text_atomically(self.published_record,
+                              json.dumps({"bundle": os.path.abspath(bundle), "epochs": epochs}) + "\n")
+
+    def published(self, model_folder: str, epochs: int) -> Optional[str]:
+        """The bundle this run published into `model_folder` after `epochs` epochs; None when it has not (or published
+        elsewhere, or after another number of epochs: resuming then trains on, or refuses fewer epochs than trained)."""
+        try:
+            with open(self.published_record, encoding="utf-8") as f:
+                record = json.load(f)
+            bundle, trained = str(record["bundle"]), int(record["epochs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        same_folder = os.path.dirname(bundle) == os.path.abspath(model_folder)
+        return bundle if same_folder and trained == epochs else None
 
     def epoch_checkpoint_name(self, epochs_done: int) -> str:
         return f"epoch-{epochs_done:03d}.pt"
