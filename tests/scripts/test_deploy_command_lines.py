@@ -44,3 +44,26 @@ def test_the_worker_command_lines_are_the_trainers() -> None:
         args = build_parser().parse_args(flow_list(path, key))
         assert args.command == "worker", path
         assert (str(args.jobs), str(args.models), str(args.runs)) == ("/jobs", "/models", "/runs"), path
+
+
+def test_the_pytorchjob_forms_only_groups_its_recipe_can_split_its_batch_among() -> None:
+    from protopnet_trainer.config import preset_config
+    text = (REPOSITORY / "deploy" / "kubernetes" / "training" / "pytorchjob.yaml").read_text(encoding="utf-8")
+
+    def value(key: str) -> int:
+        return int(re.search(rf'^\s*{key}: "?(\d+)"?', text, flags=re.MULTILINE).group(1))
+
+    # A range of pods would let a group of another size form after a pod is lost (3 of 4: 80 does not divide by 3).
+    assert value("minReplicas") == value("maxReplicas") == value("replicas")
+    args = build_parser().parse_args(pytorchjob_args())
+    processes = value("replicas") * value("nprocPerNode")
+    assert preset_config(args.preset).batch_size % processes == 0
+
+
+def test_the_workers_liveness_probe_finds_python_in_either_trainer_image() -> None:
+    # The GPU overlay swaps in an image whose Python is /opt/conda's (pytorch/pytorch), not /usr/bin/python3: the probe
+    # names the interpreter as both images' PATH has it.
+    command = flow_list(REPOSITORY / "deploy" / "kubernetes" / "base" / "worker-deployment.yaml", "command")
+    assert command[:3] == ["python3", "-m", "protopnet_trainer.alive"], command
+    gpu = (REPOSITORY / "docker" / "trainer-gpu.Dockerfile").read_text(encoding="utf-8")
+    assert "FROM pytorch/pytorch" in gpu and "/usr/bin/python3" not in gpu
