@@ -35,9 +35,33 @@ def test_a_dim_dark_picture_is_stretched_not_inverted():
     assert float(normalised.min()) == 0.0 and float(normalised.max()) == 1.0
 
 
-def test_a_flat_picture_is_left_as_it_is():
-    flat = torch.full((3, 8, 8), 0.3)
-    assert torch.equal(normalize_contrast(flat.clone())[0], flat)
+def levels(values) -> torch.Tensor:
+    """8-bit levels as the decoder gives them, in [0, 1] float32."""
+    return torch.tensor(values, dtype=torch.float32) / 255.0
+
+
+def test_a_blank_picture_becomes_all_ground():
+    # Uniform at any level, and faint noise on a wall (15 levels at most above the ground): nothing to stretch.
+    for level in (0, 1, 30, 100, 127, 128, 200, 254, 255):
+        blank = levels([[[level] * 8] * 8] * 3)
+        assert torch.equal(normalize_contrast(blank)[0], torch.zeros(3, 8, 8)), level
+    generator = torch.Generator().manual_seed(1)
+    wall = levels((200 + torch.randint(-2, 3, (3, 16, 16), generator=generator)).tolist())
+    normalised, inverted = normalize_contrast(wall)
+    assert inverted and torch.equal(normalised, torch.zeros(3, 16, 16))
+    faint = garment_on(0.0, 0.0)
+    faint[:, 6:22, 8:20] = 15 / 255
+    assert torch.equal(normalize_contrast(faint)[0], torch.zeros(1, 28, 28))
+
+
+def test_sixteen_levels_above_the_ground_are_stretched_at_every_ground():
+    # An object 16 levels from its ground: lighter on a dark ground, darker on a light one (which is inverted).
+    for ground in range(0, 256, 3):
+        image = torch.full((1, 8, 8), ground, dtype=torch.float32)
+        image[:, 2:6, 2:6] = ground + 16 if ground <= 127 else ground - 16
+        normalised, inverted = normalize_contrast(image / 255.0)
+        assert inverted == (ground > 127)
+        assert float(normalised.max()) == 1.0 and float(normalised.min()) == 0.0, ground
 
 
 def test_mode_none_does_nothing():

@@ -5,7 +5,9 @@ namespace ProtoPNet.Inference.Bundles;
 /// dark ground also reads product photos, dark objects on a light ground. The trainer applies the same step to every
 /// image it trains and tests on (protopnet_trainer/contrast.py); both compute, in float32 and in this order:
 /// the ground is the lower median of the border ring (outermost rows and columns, all channels together); when it is
-/// above 0.5 the image is inverted; then x -> max(0, (x - ground) / (peak - ground)), unless that span is under 1/255.
+/// above 0.5 the image is inverted; then x -> max(0, (x - ground) / (peak - ground)), unless that span is under
+/// 15.5/255: nothing 16 levels brighter than the ground is a blank picture, made all ground (0), which looks like no
+/// prototype (left grey, the network took it for a garment with confidence).
 /// An image with a black border and a white brightest pixel passes unchanged.
 /// </summary>
 public static class ContrastNormalizer
@@ -13,7 +15,7 @@ public static class ContrastNormalizer
     public const string None = "none";
     public const string Auto = "auto";
     private const float InvertAbove = 0.5f;
-    private const double MinSpan = 1.0 / 255.0;
+    private const double MinSpan = 15.5 / 255.0;
 
     public static bool IsKnown(string? mode) => mode is null or None or Auto;
 
@@ -30,7 +32,11 @@ public static class ContrastNormalizer
         var peak = float.NegativeInfinity;
         foreach (var value in image) peak = MathF.Max(peak, value);
         var span = peak - ground;
-        if (span < MinSpan) return inverted;
+        if (span < MinSpan)
+        {
+            image.Clear();
+            return inverted;
+        }
         for (var i = 0; i < image.Length; i++) image[i] = MathF.Max(0f, (image[i] - ground) / span);
         return inverted;
     }

@@ -6,7 +6,11 @@ issue 16). The service applies the same step to the same tensor (ContrastNormali
    together; of an even count, the smaller of the two middle values, as torch.median gives);
 2. when ground > 0.5 the picture is inverted (x -> 1 - x) and ground becomes 1 - ground;
 3. stretched linearly so that the ground maps to 0 and the brightest value to 1, clamped at 0:
-   x -> max(0, (x - ground) / (peak - ground)); when peak - ground < 1/255 the picture is left as step 2 made it.
+   x -> max(0, (x - ground) / (peak - ground)); when peak - ground is under 15.5/255 (nothing 16 levels of an 8-bit
+   image brighter than the ground: a blank or all but blank picture) the picture is all ground: 0 everywhere. Left
+   as it was (a uniform grey field) the network took such a picture for a garment with confidence; black, it looks
+   like no prototype and is flagged unfamiliar. Half a level below 16, so that float32 rounding of k/255 never
+   decides.
 
 A data set image (black border, brightest pixel 255) passes through unchanged, so training on it is unaffected.
 All arithmetic is float32 in this order, which the service repeats, so the two tensors are equal.
@@ -18,7 +22,7 @@ from typing import Tuple
 import torch
 
 INVERT_ABOVE = 0.5
-MIN_SPAN = 1.0 / 255.0
+MIN_SPAN = 15.5 / 255.0
 MODES = ("none", "auto")
 
 
@@ -41,7 +45,7 @@ def normalize_contrast(image: torch.Tensor) -> Tuple[torch.Tensor, bool]:
     peak = image.max()
     span = peak - ground
     if float(span) < MIN_SPAN:
-        return image, inverted
+        return torch.zeros_like(image), inverted
     return ((image - ground) / span).clamp_(min=0.0), inverted
 
 
