@@ -37,7 +37,11 @@ public class DefaultModelTests(TrainerBundles bundles)
         for (var x = 4; x < 24; x++) image[x, y] = new L8(200);
         var answer = await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(Http.Encode(image, new PngEncoder()))));
         Assert.Equal("fashion-mnist", answer.GetProperty("model").GetProperty("name").GetString());
-        Assert.Equal(10, (await Http.JsonAsync(await client.GetAsync("/models/fashion-mnist"))).GetProperty("classes").GetArrayLength());
+        var model = await Http.JsonAsync(await client.GetAsync("/models/fashion-mnist"));
+        Assert.Equal(10, model.GetProperty("classes").GetArrayLength());
+        // What a v2 tensor caller must do itself: the contrast step of the bundle's input.
+        Assert.Equal("auto", model.GetProperty("input").GetProperty("contrast").GetString());
+        Assert.False(model.GetProperty("input").GetProperty("jpegDraft").GetBoolean());
         var explanation = answer.GetProperty("explanation");
         var parts = explanation.GetProperty("prototypes").EnumerateArray().Sum(p => p.GetProperty("contribution").GetDouble());
         Assert.Equal(explanation.GetProperty("logit").GetDouble(), parts + explanation.GetProperty("otherPrototypesContribution").GetDouble(), 1e-3);

@@ -25,6 +25,7 @@ public class ModelsTests(TrainerBundles bundles)
         Assert.Equal(8, smoke.GetProperty("prototypeCount").GetInt32());
         Assert.Equal(32, smoke.GetProperty("input").GetProperty("width").GetInt32());
         Assert.Equal("rgb", smoke.GetProperty("input").GetProperty("colorSpace").GetString());
+        Assert.Equal("none", smoke.GetProperty("input").GetProperty("contrast").GetString());
         Assert.True(smoke.GetProperty("training").GetProperty("metrics").TryGetProperty("testAccuracy", out _));
         Assert.Equal("CPUExecutionProvider", smoke.GetProperty("executionProvider").GetString());
         Assert.Equal("gray", models["gray"].GetProperty("input").GetProperty("colorSpace").GetString());

@@ -180,6 +180,6 @@ public static class ModelsApi
     {
         var input = bundle.Manifest.Input;
         return new InputResponse(input.Channels, input.Height, input.Width, input.ColorSpace, input.Resize,
-            input.Interpolation ?? Resamplers.Default);
+            input.Interpolation ?? Resamplers.Default, input.Contrast ?? ContrastNormalizer.None, input.JpegDraft);
     }
 }

@@ -4,8 +4,13 @@ using ProtoPNet.Inference.Bundles;
 
 namespace ProtoPNet.Service.Apis;
 
-/// <summary>What the network takes: channels, size, colour space and how uploads are resized.</summary>
-public sealed record InputResponse(int Channels, int Height, int Width, string ColorSpace, string Resize, string Interpolation);
+/// <summary>
+/// What the network takes: channels, size, colour space, how uploads are resized, the bundle's contrast step
+/// (<c>auto</c> or <c>none</c>: a tensor caller of v2 infer applies it itself) and whether JPEGs are decoded at a
+/// reduced DCT scale.
+/// </summary>
+public sealed record InputResponse(int Channels, int Height, int Width, string ColorSpace, string Resize, string Interpolation,
+    string Contrast, bool JpegDraft);
 
 /// <summary>A class of the model.</summary>
 public sealed record ClassResponse(int Index, string Name);

@@ -32,7 +32,7 @@ public static class ApiExamples
         ], 7.10),
         new TimingsResponse(0.4, 1.2, 0.3, 3.2) { Verify = 1.1 });
 
-    private static readonly InputResponse Input = new(1, 28, 28, "gray", "stretch", "bilinear");
+    private static readonly InputResponse Input = new(1, 28, 28, "gray", "stretch", "bilinear", "auto", false);
     private static readonly ClassResponse[] Classes = [new(0, "T-shirt/top"), new(1, "Trouser"), new(9, "Ankle boot")];
     private static readonly JsonElement Training = JsonDocument.Parse("""
         {"dataset":"fashion-mnist","epochs":30,"metrics":{"testAccuracy":0.912,"trainAccuracy":0.94},"baseline":{"testAccuracy":0.918}}
