@@ -469,7 +469,7 @@ public sealed class WebPageTests(WebFixture fixture)
             Assert.Equal(drop, double.Parse((await evidence.GetAttributeAsync("data-drop"))!, System.Globalization.CultureInfo.InvariantCulture), 1e-9);
             var text = await evidence.TextContentAsync();
             Assert.StartsWith($"Without this box: {(without * 100).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)}% for {label} (drop ", text);
-            Assert.EndsWith(drop >= 0.05 ? "This part carries the decision." : "The decision does not rest on this part.", text);
+            Assert.EndsWith(drop >= 0.05 ? "This part carries the decision." : "The decision stands without this box alone.", text);
         }
         Assert.Contains("checking the boxes took", await page.TextContentAsync("#status"));
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "page-verify.png"), FullPage = true });

@@ -387,11 +387,12 @@ function renderResult(result, prototypes, imageUrl) {
 
 /** What the check says about one prototype's box: the explained class's probability without it, and the drop. */
 function evidence(p, label) {
-  // A box whose removal costs the class at least 5 points of probability carries part of the decision.
+  // A box whose removal costs the class at least 5 points of probability carries part of the decision. A smaller drop
+  // says only that this box alone is not needed: a confident answer often rests on several parts at once.
   const carries = p.drop >= 0.05;
   return el("p", { class: `evidence ${carries ? "carries" : "weak"}`, "data-drop": String(p.drop) },
     `Without this box: ${percent(p.probabilityWithoutBox)} for ${label} (drop ${(100 * p.drop).toFixed(1)} points). `,
-    el("span", { class: "verdict", text: carries ? "This part carries the decision." : "The decision does not rest on this part." }));
+    el("span", { class: "verdict", text: carries ? "This part carries the decision." : "The decision stands without this box alone." }));
 }
 
 // ---------------------------------------------------------------- gallery
