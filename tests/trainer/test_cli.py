@@ -265,6 +265,7 @@ def test_a_file_that_cannot_be_written_during_the_run_is_one_line(tmp_path, caps
     capsys.readouterr()
     # Resumed from epoch 1, the run pushes again at epoch 2 and writes its pictures under push/: a file is in the way.
     os.remove(run_dir / "checkpoints" / "epoch-002.pt")
+    os.remove(run_dir / "published.json")   # as a run stopped before it published leaves it
     shutil.rmtree(run_dir / "push")
     (run_dir / "push").write_text("a file where the push pictures go")
     code = main(["train", *TINY_ARGS, "--models", models, "--name", "w", "--run-dir", str(run_dir), "--resume"])

@@ -30,6 +30,15 @@ public sealed class ImageLimits : IValidatableObject
     /// </summary>
     public long MaxBufferedBytes { get; set; } = 1L << 30;
 
+    /// <summary>
+    /// The most bytes of multipart image parts spooled at once, for all requests together (default 0: as many as the
+    /// spool folder's disk holds). Set it below a size limit the file system does not enforce itself, such as a
+    /// Kubernetes emptyDir's <c>sizeLimit</c>, which evicts the pod rather than fail the write. At least
+    /// <see cref="MaxBytes"/> when set.
+    /// </summary>
+    [Range(typeof(long), "0", "9223372036854775807")]
+    public long MaxSpooledBytes { get; set; }
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (MaxBufferedBytes < MaxBytes)
@@ -37,6 +46,12 @@ public sealed class ImageLimits : IValidatableObject
             yield return new ValidationResult(
                 $"Images:MaxBufferedBytes ({MaxBufferedBytes}) must be at least Images:MaxBytes ({MaxBytes}): one image must fit.",
                 [nameof(MaxBufferedBytes)]);
+        }
+        if (MaxSpooledBytes > 0 && MaxSpooledBytes < MaxBytes)
+        {
+            yield return new ValidationResult(
+                $"Images:MaxSpooledBytes ({MaxSpooledBytes}) must be 0 (no limit) or at least Images:MaxBytes ({MaxBytes}): one image must fit.",
+                [nameof(MaxSpooledBytes)]);
         }
     }
 }

@@ -18,7 +18,7 @@ namespace ProtoPNet.Service.Classifying;
 /// The endpoints only turn the request into a <see cref="ClassifyRequest"/> and the answer into their own format.
 /// </summary>
 public sealed class ClassificationService(
-    ModelRegistry registry, Classifier classifier, PreprocessingGate preprocessing, BufferBudget buffers, IOptions<ImageLimits> imageLimits,
+    ModelRegistry registry, Classifier classifier, PreprocessingGate preprocessing, BufferBudget buffers, SpoolBudget spool, IOptions<ImageLimits> imageLimits,
     IOptions<ClassifyOptions> classifyOptions, InferenceRequests inferenceRequests, ServiceMetrics metrics, IDiagnosticContext diagnostics)
 {
     /// <summary>
@@ -75,7 +75,7 @@ public sealed class ClassificationService(
     {
         using var held = buffers.OpenAlongside(kept);   // "overloaded" when the budget is spent, until the images are decoded
         var images = await UploadReader.ReadAsync(http, imageLimits.Value, request.Batch ? classifyOptions.Value.MaxBatchImages : 1, held,
-            cancellationToken);
+            spool, cancellationToken);
         total.Start();
         var lease = Lease(http.HttpContext, request.Model);
         try

@@ -18,7 +18,7 @@ public static class UploadReader
 
     /// <summary>Reads the request's images; throws <see cref="ProblemException"/> for a request that holds none or too much.</summary>
     public static async Task<IReadOnlyList<ReadOnlyMemory<byte>>> ReadAsync(HttpRequest request, ImageLimits limits, int maxImages,
-        BufferBudget.Hold held, CancellationToken cancellationToken)
+        BufferBudget.Hold held, SpoolBudget spool, CancellationToken cancellationToken)
     {
         // This request's own body limit: the images it may hold plus room for multipart headers, so Kestrel stops
         // reading early instead of spooling an oversized body.
@@ -34,7 +34,7 @@ public static class UploadReader
                     throw new ProblemException(ProblemCatalog.RequestBodyUnreadable,
                         $"Content-Type '{request.ContentType}' has no boundary parameter, so the multipart body's parts cannot be told apart: send e.g. 'multipart/form-data; boundary=x7' (curl -F and HTTP libraries set it themselves).");
                 }
-                return await ReadMultipartAsync(request, limits, maxImages, held, cancellationToken);
+                return await ReadMultipartAsync(request, limits, maxImages, held, spool, cancellationToken);
             }
             if (ImageDecoder.IsAcceptedContentType(request.ContentType))
             {
@@ -75,7 +75,7 @@ public static class UploadReader
     }
 
     private static async Task<IReadOnlyList<ReadOnlyMemory<byte>>> ReadMultipartAsync(HttpRequest request, ImageLimits limits, int maxImages,
-        BufferBudget.Hold held, CancellationToken cancellationToken)
+        BufferBudget.Hold held, SpoolBudget spool, CancellationToken cancellationToken)
     {
         // The image parts are spooled to disk as the body arrives (64 KiB each in memory), so a slow upload holds no
         // budget; they are taken together once read, before they are copied into memory (413 against 503 whatever their
@@ -86,6 +86,7 @@ public static class UploadReader
             BodyLengthLimit = limits.MaxBytes,
         };
         var spooled = new List<FileBufferingReadStream>();
+        using var spooling = spool.Open();   // Images:MaxSpooledBytes, counted as the parts are read
         var imageParts = 0;
         var otherNames = new SortedSet<string>(StringComparer.Ordinal);
         try
@@ -105,7 +106,8 @@ public static class UploadReader
                     await section.Body.DrainAsync(cancellationToken);   // counted, not kept: the answer says how many there were
                     continue;
                 }
-                var buffer = new FileBufferingReadStream(section.Body, 64 * 1024, limits.MaxBytes, TempDirectory);
+                var buffer = new FileBufferingReadStream(new SpoolBudget.ChargedStream(section.Body, spooling), 64 * 1024, limits.MaxBytes,
+                    TempDirectory);
                 spooled.Add(buffer);
                 await buffer.DrainAsync(cancellationToken);
             }

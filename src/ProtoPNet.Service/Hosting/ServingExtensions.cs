@@ -48,6 +48,7 @@ public static class ServingExtensions
         services.AddSingleton<PreprocessingGate>();
         services.AddSingleton<InferenceRequests>();
         services.AddSingleton<BufferBudget>();
+        services.AddSingleton<SpoolBudget>();
         services.AddSingleton<PrometheusExposition>();
         services.AddHostedService<ModelWatcherService>();
         // Kestrel's connection buffers in larger blocks: an upload arrives in fewer socket reads.
@@ -84,7 +85,7 @@ public static class ServingExtensions
 
     /// <summary>Gauges read at each scrape: queue depth per served version, requests waiting to decode, the request bytes held in memory, Kestrel's connection buffers, the execution provider, the versions served.</summary>
     private static void RegisterGauges(ServiceMetrics metrics, ModelRegistry registry, PreprocessingGate preprocessing, BufferBudget buffers,
-        ConnectionBufferPoolFactory connectionBuffers)
+        SpoolBudget spool, ConnectionBufferPoolFactory connectionBuffers)
     {
         metrics.ObserveGauge("protopnet.queue.depth", "{image}", "Images waiting for a network run, per model version.", () =>
             registry.Catalog.Served.Values.Select(s => new System.Diagnostics.Metrics.Measurement<long>(s.Batcher.QueueDepth,
@@ -93,6 +94,8 @@ public static class ServingExtensions
             [new System.Diagnostics.Metrics.Measurement<long>(preprocessing.Waiting)]);
         metrics.ObserveGauge("protopnet.buffered_bytes", "By", "Request bytes held in memory (uploads until decoded, pixels kept to draw on and the pictures being drawn, v2 bodies), of Images:MaxBufferedBytes.", () =>
             [new System.Diagnostics.Metrics.Measurement<long>(buffers.Held)]);
+        metrics.ObserveGauge("protopnet.spooled_bytes", "By", "Bytes of multipart image parts being spooled to disk by the uploads in progress, of Images:MaxSpooledBytes (0: no limit).", () =>
+            [new System.Diagnostics.Metrics.Measurement<long>(spool.Spooled)]);
         metrics.ObserveGauge("protopnet.connection_buffer_bytes", "By", "Bytes in the blocks Kestrel reads requests into and writes answers from: in use, and kept free for reuse.", () =>
             [new System.Diagnostics.Metrics.Measurement<long>(connectionBuffers.BytesHeld)]);
         metrics.ObserveGauge("protopnet.model.ready", "{version}", "1 for each loaded model version, with whether it is the one served by default.", () =>
@@ -154,7 +157,7 @@ public static class ServingExtensions
     {
         RegisterGauges(app.Services.GetRequiredService<ServiceMetrics>(), app.Services.GetRequiredService<ModelRegistry>(),
             app.Services.GetRequiredService<PreprocessingGate>(), app.Services.GetRequiredService<BufferBudget>(),
-            app.Services.GetRequiredService<ConnectionBufferPoolFactory>());
+            app.Services.GetRequiredService<SpoolBudget>(), app.Services.GetRequiredService<ConnectionBufferPoolFactory>());
         _ = app.Services.GetRequiredService<PrometheusExposition>();
         app.UseInferenceRequestCount();
         app.UseInlineScheduling();

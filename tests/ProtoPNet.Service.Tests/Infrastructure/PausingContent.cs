@@ -16,7 +16,7 @@ public sealed class PausingContent : HttpContent
     public PausingContent(byte[] body, int first, Task resume, string contentType)
     {
         (_body, _first, _resume) = (body, first, resume);
-        Headers.ContentType = new MediaTypeHeaderValue(contentType);
+        Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);   // with its parameters (a multipart boundary)
     }
 
     /// <summary>The bytes sent so far.</summary>
