@@ -215,7 +215,10 @@ public class EvidenceCheckTests(TrainerBundles bundles)
                 block["parts"] = false;
                 block["consistency"] = null;
                 foreach (var prototype in block["prototypes"]!.AsArray()) prototype!.AsObject().Remove("consistency");
-            })));
+            })),
+            // A scorecard that cannot be read, or is not this model's: the bundle serves without it, saying why.
+            (bundles.SmokeBundle, "typed", b => TrainerBundles.EditManifest(b, m => m["interpretability"]!["pointingGame"] = "high")),
+            (bundles.SmokeBundle, "misindexed", b => TrainerBundles.EditManifest(b, m => m["interpretability"]!["prototypes"]![0]!["index"] = 99)));
         await using var factory = ServiceFactory.ForRoot(root);
         var client = factory.CreateClient();
 
@@ -245,6 +248,16 @@ public class EvidenceCheckTests(TrainerBundles bundles)
         var plain = await Http.JsonAsync(await client.GetAsync($"/models/plain/versions/{Version}"));
         Assert.Equal(JsonValueKind.Null, plain.GetProperty("interpretability").ValueKind);
         await Http.JsonAsync(await client.PostAsync("/classify?model=plain&verify=true", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
+
+        foreach (var (model, problem) in new[] { ("typed", "interpretability.pointingGame holds a value of another type than a scorecard's"),
+                     ("misindexed", "interpretability.prototypes[0] is for prototype 99, which this model (of 8 prototypes) does not have") })
+        {
+            var served = await Http.JsonAsync(await client.GetAsync($"/models/{model}/versions/{Version}"));
+            Assert.Equal(JsonValueKind.Null, served.GetProperty("interpretability").ValueKind);
+            await factory.Logs.WaitForAsync(m => m.Contains($"Model {model}@{Version} is served without its interpretability scorecard: {problem}"),
+                onTimeout: () => string.Join('\n', factory.Logs.Entries.Select(e => e.Message).Where(m => m.Contains("scorecard"))));
+            await Http.JsonAsync(await client.PostAsync($"/classify?model={model}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
+        }
 
         var noParts = (await Http.JsonAsync(await client.GetAsync($"/models/noparts/versions/{Version}"))).GetProperty("interpretability");
         Assert.Equal(JsonValueKind.Null, noParts.GetProperty("consistency").ValueKind);

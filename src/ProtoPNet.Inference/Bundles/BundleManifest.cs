@@ -25,8 +25,20 @@ public sealed record BundleManifest
     public IReadOnlyList<ExampleEntry>? Examples { get; init; }
     /// <summary>Optional (additive): the threshold above which an image counts as unfamiliar, calibrated by the trainer.</summary>
     public UnfamiliaritySection? Unfamiliarity { get; init; }
-    /// <summary>Optional (informational): the trainer's scorecard of the explanations (<see cref="InterpretabilitySection"/>).</summary>
+    /// <summary>The scorecard as model.json has it; read into <see cref="Interpretability"/> by <see cref="Parse"/>.</summary>
+    [JsonPropertyName("interpretability")]
+    public JsonElement? InterpretabilityJson { get; init; }
+
+    /// <summary>
+    /// Optional (informational): the trainer's scorecard of the explanations (<see cref="InterpretabilitySection"/>);
+    /// null without one, or when it cannot be read (<see cref="InterpretabilityProblem"/> says why).
+    /// </summary>
+    [JsonIgnore]
     public InterpretabilitySection? Interpretability { get; init; }
+
+    /// <summary>Why the scorecard was left out; the bundle serves without it, as it is informational.</summary>
+    [JsonIgnore]
+    public string? InterpretabilityProblem { get; init; }
 
     public static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
     {
@@ -53,8 +65,39 @@ public sealed record BundleManifest
         RequireNoNulls(manifest.Prototypes, "prototypes");
         RequireNoNulls(manifest.LastLayer.Weights, "lastLayer.weights");
         if (manifest.Examples is { } examples) RequireNoNulls(examples, "examples");
-        if (manifest.Interpretability?.Prototypes is { } scored) RequireNoNulls(scored, "interpretability.prototypes");
-        return manifest;
+        var (interpretability, problem) = ReadInterpretability(manifest.InterpretabilityJson, manifest.Prototypes.Count);
+        return manifest with { Interpretability = interpretability, InterpretabilityProblem = problem };
+    }
+
+    /// <summary>
+    /// The informational scorecard, or why it is left out: a value of another type, a prototype entry that is null or
+    /// names no prototype of this model, or one named twice. A scorecard that does not fit the model would badge the
+    /// wrong prototypes; it must not refuse a bundle whose network is fine.
+    /// </summary>
+    private static (InterpretabilitySection? Section, string? Problem) ReadInterpretability(JsonElement? json, int prototypeCount)
+    {
+        if (json is not { ValueKind: not JsonValueKind.Null } element) return (null, null);
+        InterpretabilitySection? section;
+        try
+        {
+            section = element.Deserialize<InterpretabilitySection>(JsonOptions);
+        }
+        catch (JsonException exception)
+        {
+            return (null, $"interpretability{exception.Path?.TrimStart('$')} holds a value of another type than a scorecard's");
+        }
+        var seen = new HashSet<int>();
+        for (var i = 0; i < (section?.Prototypes?.Count ?? 0); i++)
+        {
+            var entry = section!.Prototypes![i];
+            if (entry is null) return (null, $"interpretability.prototypes[{i}] is null");
+            if (entry.Index < 0 || entry.Index >= prototypeCount)
+            {
+                return (null, $"interpretability.prototypes[{i}] is for prototype {entry.Index}, which this model (of {prototypeCount} prototypes) does not have");
+            }
+            if (!seen.Add(entry.Index)) return (null, $"interpretability.prototypes names prototype {entry.Index} twice");
+        }
+        return (section, null);
     }
 
     /// <summary>The manifest's required members by their JSON names.</summary>

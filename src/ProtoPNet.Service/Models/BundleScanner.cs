@@ -176,6 +176,10 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
             logger.LogInformation("Loaded model {Model}@{Version} ({Classes} classes, {Prototypes} prototypes, input {Channels}x{Height}x{Width}) in {LoadMs:0} ms from {Directory}",
                 bundle.Name, bundle.Version, bundle.ClassCount, bundle.PrototypeCount, bundle.Manifest.Input.Channels,
                 bundle.Manifest.Input.Height, bundle.Manifest.Input.Width, bundle.LoadMilliseconds, directory);
+            if (bundle.Manifest.InterpretabilityProblem is { } problem)
+            {
+                logger.LogWarning("Model {Model:l}@{Version:l} is served without its interpretability scorecard: {Problem:l}", bundle.Name, bundle.Version, problem);
+            }
             return bundle;
         }
         catch (Exception exception) when (exception is not OutOfMemoryException)
