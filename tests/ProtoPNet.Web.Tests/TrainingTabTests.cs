@@ -159,6 +159,48 @@ public sealed class TrainingTabTests(WebFixture fixture)
     }
 
     /// <summary>
+    /// A jobs folder keeps every finished job until it is removed: the tab lists the newest 100 (asking the service for
+    /// no more) and says that older ones are left out.
+    /// </summary>
+    [Fact]
+    public async Task A_long_job_list_shows_the_newest_hundred_and_says_so()
+    {
+        var made = new List<string>();
+        try
+        {
+            // 105 jobs finished last January, as the service and a worker leave them.
+            for (var i = 0; i < 105; i++)
+            {
+                var id = $"january-{i:D3}";
+                var folder = Path.Combine(fixture.JobsDirectory, id);
+                Directory.CreateDirectory(folder);
+                made.Add(folder);
+                var created = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc).AddMinutes(i).ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
+                File.WriteAllText(Path.Combine(folder, "job.json"),
+                    $$"""{"format": "protopnet-training-job/1", "id": "{{id}}", "name": "january", "preset": "smoke", "dataset": null, "data": null, "options": {}, "createdAt": "{{created}}"}""");
+                File.WriteAllText(Path.Combine(folder, "status.json"), $$"""{"id": "{{id}}", "status": "succeeded", "attempt": 1, "finishedAt": "{{created}}"}""");
+            }
+            var page = await OpenAsync();
+            var asked = new List<string>();
+            page.Request += (_, request) => { if (request.Url.Contains("/training/jobs", StringComparison.Ordinal)) asked.Add(request.Url); };
+            await page.FillAsync("#training-key", WebFixture.AdminKey);
+            await page.ClickAsync("#training-key-form button[type=submit]");
+            await page.Locator("#training-jobs-more").WaitForAsync();
+
+            Assert.Equal(100, await page.Locator("#training-jobs-table tbody tr").CountAsync());
+            Assert.Equal(1, await page.Locator("tr[data-job='january-104']").CountAsync());   // the newest of them
+            Assert.Equal(0, await page.Locator("tr[data-job='january-000']").CountAsync());   // the oldest, left out
+            Assert.StartsWith("The newest 100 jobs are listed.", (await page.TextContentAsync("#training-jobs-more"))!.Trim());
+            Assert.Contains(asked, url => url.EndsWith("/training/jobs?limit=100", StringComparison.Ordinal));
+            await page.Context.CloseAsync();
+        }
+        finally
+        {
+            foreach (var folder in made) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>
     /// Train pressed twice in a row queues one job; forgetting the key stops following it (its progress stream is
     /// closed and its panel goes): nothing more is asked with a key the user took back.
     /// </summary>

@@ -615,13 +615,15 @@ async function followJob(location) {
 }
 
 const FINISHED = ["succeeded", "failed", "cancelled"];
+// A jobs folder keeps every finished job until it is removed (3,000 of them made a 5 MB list): the page shows the newest.
+const LISTED_JOBS = 100;
 
 /** The jobs of the jobs folder, newest first: follow one, cancel a queued or running one, remove a finished one. */
 async function listJobs() {
   if (!adminKey()) return;
   let jobs;
   try {
-    jobs = await (await adminFetch("/training/jobs")).json();
+    jobs = await (await adminFetch(`/training/jobs?limit=${LISTED_JOBS}`)).json();
   } catch (problem) {
     showProblem(problem, "The training jobs cannot be listed", "training");
     return;
@@ -630,6 +632,8 @@ async function listJobs() {
   $("training-jobs-empty").hidden = jobs.length > 0;
   $("training-jobs-table").hidden = jobs.length === 0;
   $("training-jobs-table").tBodies[0].replaceChildren(...jobs.map(jobRow));
+  $("training-jobs-listed").textContent = String(LISTED_JOBS);
+  $("training-jobs-more").hidden = jobs.length < LISTED_JOBS;
 }
 
 function jobRow(job) {
