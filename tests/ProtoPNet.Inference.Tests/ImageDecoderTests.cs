@@ -275,6 +275,101 @@ public class ImageDecoderTests
         Assert.Equal(PixelBytes(expected), PixelBytes(decoded));
     }
 
+    /// <summary>
+    /// The same in the forms the clamp once missed: BigTIFF (which the decoder reads too), and a directory naming
+    /// RowsPerStrip twice, the oversized one first or last, in any of the tag's types: every entry the decoder could read
+    /// says at most the image's 5 rows, and the image decodes to its pixels. (The decoder's buffers are not the GC's, so
+    /// an allocation count cannot tell; a 39 KB BigTIFF of 8000x5000 declaring 100,000 rows took 0.9 GB before.)
+    /// </summary>
+    [Theory]
+    [InlineData(true, new[] { 4 }, new[] { 10_000_000L })]
+    [InlineData(true, new[] { 16 }, new[] { 10_000_000L })]
+    [InlineData(true, new[] { 3 }, new[] { 60_000L })]
+    [InlineData(false, new[] { 4, 4 }, new[] { 10_000_000L, 5L })]
+    [InlineData(false, new[] { 4, 4 }, new[] { 5L, 10_000_000L })]
+    [InlineData(false, new[] { 4 }, new[] { 10_000_000L })]
+    [InlineData(true, new[] { 4, 16 }, new[] { 10_000_000L, 10_000_000L })]
+    public void EveryRowsPerStripOfClassicOrBigTiffIsClamped(bool big, int[] types, long[] rows)
+    {
+        const int width = 400, height = 5;
+        var pixels = Enumerable.Range(0, width * height).Select(i => (byte)(i * 7 % 251)).ToArray();
+        var entries = types.Zip(rows, (type, value) => ((ushort)278, (ushort)type, (ulong)value)).ToArray();
+        using var expected = _decoder.Decode(GreyTiff(big, width, height, pixels, ((ushort)278, (ushort)4, (ulong)height)));
+
+        var file = GreyTiff(big, width, height, pixels, entries);
+        var clamped = TiffStrips.WithRowsPerStripClamped(file).ToArray();
+        var (countSize, entrySize, valueSize) = big ? (8, 20, 8) : (2, 12, 4);
+        var directory = (big ? 16 : 8) + pixels.Length;
+        for (var e = 0; e < entries.Length; e++)
+        {
+            var field = clamped.AsSpan(directory + countSize + (7 + e) * entrySize + 4 + valueSize);   // after the 7 entries before them
+            var declared = types[e] switch
+            {
+                3 => System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(field),
+                4 => System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(field),
+                _ => System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(field),
+            };
+            Assert.Equal((ulong)Math.Min(rows[e], height), declared);
+        }
+
+        using var decoded = _decoder.Decode(file);
+        Assert.Equal((width, height), (decoded.Width, decoded.Height));
+        Assert.Equal(PixelBytes(expected), PixelBytes(decoded));
+    }
+
+    /// <summary>
+    /// An uncompressed 8-bit grey TIFF of one strip, little-endian, classic (42) or BigTIFF (43), with the RowsPerStrip
+    /// entries given (tag, type, value), in order, among the entries a decoder needs.
+    /// </summary>
+    private static byte[] GreyTiff(bool big, int width, int height, byte[] pixels, params (ushort Tag, ushort Type, ulong Value)[] rowsEntries)
+    {
+        var offsetType = (ushort)(big ? 16 : 4);
+        var header = big ? 16 : 8;
+        var entries = new List<(ushort Tag, ushort Type, ulong Value)>
+        {
+            (256, 4, (ulong)width), (257, 4, (ulong)height), (258, 3, 8), (259, 3, 1), (262, 3, 1),
+            (273, offsetType, (ulong)header), (277, 3, 1),
+        };
+        entries.AddRange(rowsEntries);
+        entries.Add((279, offsetType, (ulong)pixels.Length));
+        var (countSize, entrySize, valueSize) = big ? (8, 20, 8) : (2, 12, 4);
+        var directory = header + pixels.Length;
+        var file = new byte[directory + countSize + entries.Count * entrySize + valueSize];
+        var span = file.AsSpan();
+        span[0] = (byte)'I';
+        span[1] = (byte)'I';
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(span[2..], (ushort)(big ? 43 : 42));
+        if (big)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(span[4..], 8);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(span[8..], (ulong)directory);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(span[directory..], (ulong)entries.Count);
+        }
+        else
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(span[4..], (uint)directory);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(span[directory..], (ushort)entries.Count);
+        }
+        pixels.CopyTo(span[header..]);
+        for (var e = 0; e < entries.Count; e++)
+        {
+            var (tag, type, value) = entries[e];
+            var entry = span[(directory + countSize + e * entrySize)..];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(entry, tag);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(entry[2..], type);
+            if (big) System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(entry[4..], 1);
+            else System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(entry[4..], 1);
+            var field = entry[(4 + valueSize)..];
+            switch (type)
+            {
+                case 3: System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(field, (ushort)value); break;
+                case 4: System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(field, (uint)value); break;
+                default: System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(field, value); break;
+            }
+        }
+        return file;
+    }
+
     /// <summary>A progressive JPEG decodes; one whose last scan is repeated until it has more than 64 scans is refused.</summary>
     [Fact]
     public void AJpegWithHundredsOfScansIsRefused()

@@ -5,14 +5,16 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// <summary>
 /// The decoder sizes a TIFF's strip buffer by the RowsPerStrip tag, not by the image's height: a 39 KB file declaring
 /// 100,000 rows per strip on an 8000x5000 image made it allocate 800 MB. More rows per strip than the image has mean
-/// "one strip" (the tag's default is 2^32 - 1), so the first image's tag is clamped to its height before decoding.
+/// "one strip" (the tag's default is 2^32 - 1), so the first image's tag is clamped to its height before decoding, in
+/// classic TIFF and BigTIFF alike, and in every entry of a directory that names the tag more than once (the decoder
+/// read the first of two, the clamp had looked at the last: the same 800 MB).
 /// </summary>
 public static class TiffStrips
 {
     private const ushort ImageLength = 257;
     private const ushort RowsPerStrip = 278;
 
-    /// <summary>The file itself when it is not a classic TIFF or needs nothing; otherwise a copy with the tag clamped.</summary>
+    /// <summary>The file itself when it is not a TIFF or needs nothing; otherwise a copy with the tag clamped.</summary>
     public static ReadOnlyMemory<byte> WithRowsPerStripClamped(ReadOnlyMemory<byte> bytes)
     {
         var file = bytes.Span;
@@ -22,37 +24,56 @@ public static class TiffStrips
         else if (file[0] == 'M' && file[1] == 'M') littleEndian = false;
         else return bytes;
         var reader = new TiffReader(file, littleEndian);
-        if (reader.U16(2) != 42) return bytes;   // not classic TIFF (BigTIFF is 43)
-        var directory = reader.U32(4);
-        if (directory + 2 > (uint)file.Length) return bytes;
-        var entries = reader.U16(directory);
-        if (directory + 2 + entries * 12L > file.Length) return bytes;   // truncated: the completeness check says so
+        // Classic TIFF: 2-byte entry count, 12-byte entries with a 4-byte count and value; BigTIFF: 8, 20 and 8.
+        var big = reader.U16(2) switch { 42 => false, 43 => true, _ => (bool?)null };
+        if (big is null || big.Value && file.Length < 16) return bytes;
+        var directory = big.Value ? reader.U64(8) : reader.U32(4);
+        var (countSize, entrySize, valueSize) = big.Value ? (8, 20, 8) : (2, 12, 4);
+        if (directory > (ulong)file.Length - (ulong)countSize) return bytes;
+        var entries = big.Value ? reader.U64((long)directory) : reader.U16((long)directory);
+        if (entries > (ulong)((file.Length - (long)directory - countSize) / entrySize)) return bytes;   // truncated: the completeness check says so
 
-        long height = -1;
-        var rowsField = -1;
-        ushort rowsType = 0;
-        for (var e = 0; e < entries; e++)
+        var heights = new List<ulong>();
+        var rowsFields = new List<(int At, ushort Type, ulong Rows)>();
+        for (var e = 0; e < (int)entries; e++)
         {
-            var entry = (int)directory + 2 + e * 12;
+            var entry = (int)directory + countSize + e * entrySize;
             var tag = reader.U16(entry);
             var type = reader.U16(entry + 2);
-            if (reader.U32(entry + 4) != 1 || type is not (3 or 4)) continue;   // one SHORT or LONG, inline
-            var value = reader.Value((ulong)entry + 8, 0, type);
-            if (tag == ImageLength) height = (long)value;
-            else if (tag == RowsPerStrip) (rowsField, rowsType) = (entry + 8, type);
+            var count = big.Value ? reader.U64(entry + 4) : reader.U32(entry + 4);
+            if (count != 1 || type is not (3 or 4 or 16)) continue;   // one SHORT, LONG or LONG8, inline
+            var at = entry + 4 + valueSize;
+            if (tag == ImageLength) heights.Add(reader.Value((ulong)at, 0, type));
+            else if (tag == RowsPerStrip) rowsFields.Add((at, type, reader.Value((ulong)at, 0, type)));
         }
-        if (rowsField < 0 || height <= 0) return bytes;
-        if (reader.Value((ulong)rowsField, 0, rowsType) <= (ulong)height) return bytes;
+        if (rowsFields.Count == 0 || heights.Count == 0 || heights.Min() == 0) return bytes;
+        var height = heights.Min();   // whichever of repeated heights the decoder takes, no strip is longer than the image
+        var oversized = rowsFields.Where(field => field.Rows > height).ToArray();
+        if (oversized.Length == 0) return bytes;
 
         var copy = file.ToArray();
-        if (rowsType == 3)
-        {
-            var clamped = (ushort)Math.Min(height, ushort.MaxValue);
-            if (littleEndian) BinaryPrimitives.WriteUInt16LittleEndian(copy.AsSpan(rowsField), clamped);
-            else BinaryPrimitives.WriteUInt16BigEndian(copy.AsSpan(rowsField), clamped);
-        }
-        else if (littleEndian) BinaryPrimitives.WriteUInt32LittleEndian(copy.AsSpan(rowsField), (uint)height);
-        else BinaryPrimitives.WriteUInt32BigEndian(copy.AsSpan(rowsField), (uint)height);
+        foreach (var (at, type, _) in oversized) Write(copy.AsSpan(at), type, height, littleEndian);
         return copy;
+    }
+
+    private static void Write(Span<byte> field, ushort type, ulong height, bool littleEndian)
+    {
+        switch (type)
+        {
+            case 3:
+                var rows16 = (ushort)Math.Min(height, ushort.MaxValue);
+                if (littleEndian) BinaryPrimitives.WriteUInt16LittleEndian(field, rows16);
+                else BinaryPrimitives.WriteUInt16BigEndian(field, rows16);
+                break;
+            case 4:
+                var rows32 = (uint)Math.Min(height, uint.MaxValue);
+                if (littleEndian) BinaryPrimitives.WriteUInt32LittleEndian(field, rows32);
+                else BinaryPrimitives.WriteUInt32BigEndian(field, rows32);
+                break;
+            default:
+                if (littleEndian) BinaryPrimitives.WriteUInt64LittleEndian(field, height);
+                else BinaryPrimitives.WriteUInt64BigEndian(field, height);
+                break;
+        }
     }
 }
