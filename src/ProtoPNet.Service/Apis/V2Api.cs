@@ -174,8 +174,9 @@ public static class V2Api
     {
         // The body is read before the version is leased (a slow client holds no version), bounded by the input size of
         // the version it names now; it is checked against the leased one.
-        using var body = await V2RequestReader.ReadBodyAsync(request, registry.Find(route.Selector()).Session, classifyOptions.Value.MaxBatchImages,
-            buffers, cancellationToken);
+        var session = registry.Find(route.Selector()).Session;
+        using var body = await BodyDeadline.ReadAsync(deadline => V2RequestReader.ReadBodyAsync(request, session, classifyOptions.Value.MaxBatchImages,
+            buffers, deadline), classifyOptions.Value.UploadReadTimeout, cancellationToken);
         var header = V2RequestReader.ReadHeader(body.Json.Span, JsonLength(request));
         string[] requested = [];
         using var run = await classification.RunTensorAsync(request.HttpContext, route.Selector(), (bundle, maxRows) =>

@@ -74,8 +74,8 @@ public sealed class ClassificationService(
         BufferBudget.Hold kept, Stopwatch total, CancellationToken cancellationToken)
     {
         using var held = buffers.OpenAlongside(kept);   // "overloaded" when the budget is spent, until the images are decoded
-        var images = await UploadReader.ReadAsync(http, imageLimits.Value, request.Batch ? classifyOptions.Value.MaxBatchImages : 1, held,
-            spool, cancellationToken);
+        var images = await BodyDeadline.ReadAsync(deadline => UploadReader.ReadAsync(http, imageLimits.Value,
+            request.Batch ? classifyOptions.Value.MaxBatchImages : 1, held, spool, deadline), classifyOptions.Value.UploadReadTimeout, cancellationToken);
         total.Start();
         var lease = Lease(http.HttpContext, request.Model);
         try

@@ -56,4 +56,13 @@ public sealed class ClassifyOptions
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan AnswerStallTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// The longest a request body (an upload, a v2 infer body) may take to arrive, in all (default 5 minutes: 20 MB at
+    /// about 0.5 Mbit/s). Past it the read stops, the bytes it held in Images:MaxBufferedBytes are given back, and the
+    /// answer is 408: Kestrel's own rate floor is averaged over the whole body, so a client could send most of one and
+    /// then stall for hours.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan UploadReadTimeout { get; set; } = TimeSpan.FromMinutes(5);
 }

@@ -223,6 +223,43 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         await UntilAsync(() => buffers.Held == 0);
     }
 
+    /// <summary>
+    /// A client that sends part of a body and stalls is cut off at Classify:UploadReadTimeout (408), and what it held of
+    /// the buffer budget is given back: Kestrel's rate floor, averaged over the whole body, would keep it for hours.
+    /// The same for a multipart upload and a v2 infer body.
+    /// </summary>
+    [Fact]
+    public async Task ABodyThatStallsIsCutOffAtTheUploadDeadline()
+    {
+        await using var factory = bundles.SmokeService(("Classify:UploadReadTimeout", "00:00:02"));
+        var buffers = factory.Services.GetRequiredService<BufferBudget>();
+        var image = Http.BundleImage(bundles.SmokeBundle, 1);
+        using var multipart = Http.Multipart(("image", image, "image/png"));
+        var multipartBody = await multipart.ReadAsByteArrayAsync();
+        var tensor = System.Text.Encoding.UTF8.GetBytes(
+            $$"""{"inputs": [{"name": "image", "shape": [1, 3, 32, 32], "datatype": "FP32", "data": [{{string.Join(", ", Enumerable.Repeat("0.5", 3 * 32 * 32))}}]}]}""");
+        var never = new TaskCompletionSource();   // the rest of each body never comes
+        foreach (var (path, body, type) in new[]
+                 {
+                     ("/classify", image, "image/png"),
+                     ("/classify", multipartBody, multipart.Headers.ContentType!.ToString()),
+                     ("/v2/models/smoke/infer", tensor, "application/json"),
+                 })
+        {
+            var started = System.Diagnostics.Stopwatch.StartNew();
+            var content = new PausingContent(body, body.Length / 2, never.Task, type);
+            var answer = await factory.Server.CreateClient().PostAsync(path, content);
+            Assert.Equal(HttpStatusCode.RequestTimeout, answer.StatusCode);
+            // A problem on the service's own endpoints; the Open Inference Protocol's {"error": ...} on v2.
+            var said = await answer.Content.ReadAsStringAsync();
+            Assert.Contains("did not arrive within 00:00:02 (Classify:UploadReadTimeout)", said);
+            Assert.InRange(started.Elapsed.TotalSeconds, 1.5, 30);
+            await UntilAsync(() => buffers.Held == 0);
+        }
+        // A body that arrives in time is read as always.
+        Assert.Equal(HttpStatusCode.OK, (await factory.CreateClient().PostAsync("/classify", Http.Raw(image, "image/png"))).StatusCode);
+    }
+
     /// <summary>Every turn to decode taken, as by requests decoding large photos.</summary>
     private static async Task<(PreprocessingGate Gate, List<IDisposable> Turns)> TakeEveryTurnAsync(ServiceFactory factory)
     {
