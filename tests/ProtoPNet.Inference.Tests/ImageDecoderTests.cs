@@ -370,6 +370,31 @@ public class ImageDecoderTests
         return file;
     }
 
+    /// <summary>
+    /// A file that declares far more pixels than its bytes could hold for any photograph (a one-colour lossless WebP: 25
+    /// megapixels in a few hundred bytes, seconds of decoding) is refused before decoding; the same picture as a PNG, and
+    /// a blank picture of a megapixel or less in any format, decode.
+    /// </summary>
+    [Fact]
+    public void AFileDeclaringFarMorePixelsThanItsBytesHoldIsRefusedBeforeDecoding()
+    {
+        var decoder = new ImageDecoder(new ImageLimits());
+        using var blank = new Image<Rgb24>(5000, 5000, new Rgb24(200, 200, 200));
+        var webp = TestImages.Encode(blank, new WebpEncoder { FileFormat = WebpFileFormatType.Lossless });
+        Assert.True(webp.Length * ImageDecoder.MaxPixelsPerByte < 25_000_000, $"the WebP has {webp.Length} bytes");
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var refused = Assert.Throws<ImageRejectedException>(() => decoder.Decode(webp));
+        Assert.Equal(ImageRejection.TooManyPixels, refused.Rejection);
+        Assert.Contains($"declares 25000000 pixels in {webp.Length} bytes, more than 4096 pixels a byte", refused.Message);
+        Assert.True(watch.ElapsedMilliseconds < 500, $"refusing took {watch.ElapsedMilliseconds} ms");
+
+        using var page = new Image<Rgb24>(1000, 1000, new Rgb24(200, 200, 200));   // a megapixel: not judged
+        using (var decoded = decoder.Decode(TestImages.Encode(page, new WebpEncoder { FileFormat = WebpFileFormatType.Lossless }))) Assert.Equal(1000, decoded.Width);
+        using var larger = new Image<Rgb24>(1500, 1500, new Rgb24(200, 200, 200));
+        var png = TestImages.Encode(larger, new SixLabors.ImageSharp.Formats.Png.PngEncoder());   // deflate stays within about 1,000 pixels a byte
+        using (var decoded = decoder.Decode(png)) Assert.Equal(1500, decoded.Width);
+    }
+
     /// <summary>A progressive JPEG decodes; one whose last scan is repeated until it has more than 64 scans is refused.</summary>
     [Fact]
     public void AJpegWithHundredsOfScansIsRefused()

@@ -135,6 +135,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         // ImageSharp reads a PNG side beyond int's range as a negative number: then the header's own numbers are judged.
         (long Width, long Height) declared = width > 0 && height > 0 ? (width, height) : DeclaredSize.Read(bytes.Span, imageFormat) ?? (width, height);
         RefuseSize(declared.Width, declared.Height, format, limits);
+        RefuseCompression(declared.Width * declared.Height, bytes.Length, format);
 
         // ImageSharp fills a missing end with grey and reports success, so an interrupted upload is found here instead.
         if (ImageCompleteness.FindMissingData(bytes.Span, imageFormat, out var jpegScans) is { } missing)
@@ -297,6 +298,27 @@ public sealed class ImageDecoder(ImageLimits limits)
         {
             throw new ImageRejectedException(ImageRejection.SideTooLong,
                 $"The {format} image is {width}x{height} pixels; no side may be longer than {limits.MaxSide} pixels. Crop it nearer to the part to classify.", cause);
+        }
+    }
+
+    /// <summary>Above this many pixels an image's file must hold at least one byte per <see cref="MaxPixelsPerByte"/> pixels.</summary>
+    public const long CompressionCheckedAbove = 1_000_000;
+
+    /// <summary>
+    /// The most pixels one byte of file may declare. Decoding costs by the pixel, sending by the byte: a lossless WebP of
+    /// one colour declares 25 megapixels in 38 bytes and took 1-2 s of a core to decode, so a few hundred bytes of such
+    /// files held every turn to decode. Photographs hold a pixel in a byte or less (a JPEG of a blank page: about 85 pixels
+    /// a byte); PNG's deflate cannot go past about 1,000 and GIF's LZW about 2,700.
+    /// </summary>
+    public const long MaxPixelsPerByte = 4096;
+
+    private static void RefuseCompression(long pixels, long fileBytes, string format)
+    {
+        if (pixels > CompressionCheckedAbove && pixels > fileBytes * MaxPixelsPerByte)
+        {
+            throw new ImageRejectedException(ImageRejection.TooManyPixels,
+                $"The {format} image declares {pixels} pixels in {fileBytes} bytes, more than {MaxPixelsPerByte} pixels a byte: no photograph " +
+                "compresses so far, and decoding it would cost far more than sending it. Send it as an ordinary photo file.");
         }
     }
 
