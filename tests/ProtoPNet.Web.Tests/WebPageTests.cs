@@ -20,6 +20,9 @@ public sealed class WebPageTests(WebFixture fixture)
             ViewportSize = new ViewportSize { Width = width, Height = height },
         });
         context.SetDefaultTimeout(Timeout);
+        // Whatever the page's Content-Security-Policy blocks, kept for PolicyViolationsAsync.
+        await context.AddInitScriptAsync(
+            "window.cspViolations = []; document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));");
         var page = await context.NewPageAsync();
         await page.GotoAsync("/");
         // The model list comes from GET /models.
@@ -39,6 +42,9 @@ public sealed class WebPageTests(WebFixture fixture)
         response.EnsureSuccessStatusCode();
         return await response.Content.ReadFromJsonAsync<JsonElement>();
     }
+
+    /// <summary>What the page's Content-Security-Policy blocked since it opened: nothing, or the policy broke the page.</summary>
+    private static async Task<string[]> PolicyViolationsAsync(IPage page) => await page.EvaluateAsync<string[]>("() => window.cspViolations");
 
     private static async Task WaitForResultAsync(IPage page) =>
         await page.WaitForFunctionAsync(
@@ -104,7 +110,13 @@ public sealed class WebPageTests(WebFixture fixture)
 
         Assert.Contains("the score (logit)", await page.TextContentAsync("#explanation-total"));
         Assert.True(await page.Locator("#error").IsHiddenAsync());
+        // The page runs under its policy (no framing by other sites, only its own scripts) and the policy blocked nothing.
+        using var served = await fixture.Http.GetAsync("/");
+        Assert.Contains("frame-ancestors 'none'", served.Headers.GetValues("Content-Security-Policy").Single());
+        Assert.Equal("nosniff", served.Headers.GetValues("X-Content-Type-Options").Single());
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "page.png"), FullPage = true });
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -127,6 +139,7 @@ public sealed class WebPageTests(WebFixture fixture)
         Assert.Equal("alert", await error.GetAttributeAsync("role"));
         Assert.True(await page.Locator("#result").IsHiddenAsync());
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "page-error.png") });
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -143,6 +156,7 @@ public sealed class WebPageTests(WebFixture fixture)
         Assert.Contains("cannot show the file's format", await page.TextContentAsync("#status"));
         Assert.StartsWith("data:image/svg+xml", await page.GetAttributeAsync("#overview-boxed img", "src"));
         Assert.True(await page.Locator("#error").IsHiddenAsync());
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -165,6 +179,7 @@ public sealed class WebPageTests(WebFixture fixture)
         var url = (await examples.First.GetAttributeAsync("data-url"))!;
         var expected = await ClassifyExampleAsync(url);
         Assert.Equal(expected, await page.TextContentAsync("#prediction"));
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -201,6 +216,7 @@ public sealed class WebPageTests(WebFixture fixture)
         Assert.Equal(expected.GetProperty("prediction").GetProperty("label").GetString(), await page.TextContentAsync("#prediction"));
         Assert.Equal("Done", (await page.TextContentAsync("#status"))![..4]);
         Assert.DoesNotContain("dragging", await page.GetAttributeAsync("#drop-zone", "class"));
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -237,6 +253,7 @@ public sealed class WebPageTests(WebFixture fixture)
             """, bytes);
         await WaitForResultAsync(page);
         Assert.Equal(expected, await page.TextContentAsync("#prediction"));
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -269,6 +286,7 @@ public sealed class WebPageTests(WebFixture fixture)
 
         Assert.Equal(75, await page.EvaluateAsync<int>("() => document.querySelector('#overview-boxed img').naturalWidth"));
         Assert.True(await page.Locator("#error").IsHiddenAsync());
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -289,6 +307,7 @@ public sealed class WebPageTests(WebFixture fixture)
         Assert.Contains("The service answered 502", text);
         Assert.DoesNotContain("[object", text);
         Assert.DoesNotContain("undefined", text);
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -314,6 +333,7 @@ public sealed class WebPageTests(WebFixture fixture)
         var error = page.Locator("#error");
         await error.WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Visible });
         Assert.Contains("The service answered 502", await error.TextContentAsync());
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -331,6 +351,7 @@ public sealed class WebPageTests(WebFixture fixture)
             await WaitForResultAsync(page);
             Assert.Equal(sent.ToString(System.Globalization.CultureInfo.InvariantCulture), await page.InputValueAsync("#top-prototypes"));
         }
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -352,6 +373,7 @@ public sealed class WebPageTests(WebFixture fixture)
         Assert.Equal(0, await page.Locator("#prototype-rows img.heatmap").CountAsync());
         Assert.Equal(3, await page.Locator("#prototype-rows img.upload").CountAsync());
         Assert.Contains("Heatmaps are left out", await page.TextContentAsync("#status"));
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -382,6 +404,7 @@ public sealed class WebPageTests(WebFixture fixture)
         await page.SetInputFilesAsync("#file", fixture.SourceImage(0));
         await page.WaitForFunctionAsync("() => document.getElementById('unfamiliar-notice').hidden");
         Assert.False(await notice.IsVisibleAsync());
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -413,6 +436,7 @@ public sealed class WebPageTests(WebFixture fixture)
         var patch = await page.Locator("#prototype-rows .proto-row img.patch").First.BoundingBoxAsync();
         Assert.True(patch!.Width >= 80, $"prototype pictures shrink to {patch.Width} px");
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "page-phone.png"), FullPage = true });
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -443,6 +467,7 @@ public sealed class WebPageTests(WebFixture fixture)
         Assert.All(await page.Locator("#gallery img").EvaluateAllAsync<string[]>("images => images.map(i => i.alt)"), alt => Assert.False(string.IsNullOrWhiteSpace(alt)));
         Assert.Equal("page", await page.GetAttributeAsync("#tab-gallery", "aria-current"));
         Assert.True(await page.Locator("#view-classify").IsHiddenAsync());
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -479,6 +504,7 @@ public sealed class WebPageTests(WebFixture fixture)
         await page.WaitForFunctionAsync("() => !document.getElementById('status').textContent.includes('checking') && document.getElementById('status').textContent.startsWith('Done')");
         Assert.Equal(0, await page.Locator("#prototype-rows .evidence").CountAsync());
         Assert.Equal(prototypes.Length, await rows.CountAsync());
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 
@@ -508,6 +534,7 @@ public sealed class WebPageTests(WebFixture fixture)
         Assert.Contains("pointing game", summary);
         Assert.True(await page.Locator("#gallery-scorecard").IsVisibleAsync());
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "gallery.png"), FullPage = true });
+        Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
     }
 }

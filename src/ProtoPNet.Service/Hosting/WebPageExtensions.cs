@@ -21,9 +21,24 @@ public static class WebPageExtensions
         app.UseStaticFiles(new StaticFileOptions
         {
             FileProvider = files,
-            // The page is small and changes with the service: always revalidate rather than serve a stale copy.
-            OnPrepareResponse = context => context.Context.Response.Headers.CacheControl = "no-cache",
+            OnPrepareResponse = context =>
+            {
+                var headers = context.Context.Response.Headers;
+                // The page is small and changes with the service: always revalidate rather than serve a stale copy.
+                headers.CacheControl = "no-cache";
+                headers.XContentTypeOptions = "nosniff";
+                headers.ContentSecurityPolicy = ContentSecurityPolicy;
+            },
         });
         return app;
     }
+
+    /// <summary>
+    /// What the page may load and who may frame it: only its own scripts and styles (style attributes: it colours each
+    /// prototype's box), images of its own or made in the page (an upload's preview is a blob, heatmaps and the box
+    /// overlays are data URIs), requests to the service alone; no framing by another site, no plugins, no other base.
+    /// </summary>
+    internal const string ContentSecurityPolicy =
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 }
