@@ -111,58 +111,89 @@ public sealed class Classifier(ImageDecoder decoder)
     public PreparedImages Prepare(ModelBundle bundle, IReadOnlyList<ReadOnlyMemory<byte>> images, long keptPixels = long.MaxValue,
         Action<int, int>? reserveKept = null)
     {
-        var decodeWatch = Stopwatch.StartNew();
-        var decoded = new DecodedImage?[images.Count];
-        var rejections = new ImageRejectedException?[images.Count];
-        var session = bundle.Session;
-        var buffer = session.RentBuffer(images.Count);
-        var rows = new List<int>(images.Count);
-        var inverted = new List<bool>(images.Count);
-        var kept = 0L;
+        var preparation = StartPreparation(bundle, images.Count, keptPixels, reserveKept);
         try
         {
-            for (var i = 0; i < images.Count; i++)
-            {
-                try
-                {
-                    var image = decoded[i] = decoder.DecodeFor(images[i], bundle.Manifest.Input);
-                    var drawing = DecodedImage.DrawingSize(image.Decoded.Width, image.Decoded.Height, MaxDrawingPixels);
-                    var pixels = (long)drawing.Width * drawing.Height;
-                    if (keptPixels > 0 && kept + pixels > keptPixels)
-                    {
-                        decoded[i] = null;
-                        image.Dispose();
-                        throw new ImageRejectedException(ImageRejection.TooManyPixels,
-                            $"The image is drawn on at {drawing.Width}x{drawing.Height} = {pixels} pixels; with the request's other images " +
-                            $"that is more than the {keptPixels} pixels one answer draws on. Ask for no heatmaps, or send fewer images.");
-                    }
-                    inverted.Add(InputTensorWriter.Write(image.Pixels, bundle.Manifest.Input, buffer, rows.Count * session.ImageElementCount));
-                    rows.Add(i);
-                    if (keptPixels > 0)
-                    {
-                        reserveKept?.Invoke(drawing.Width, drawing.Height);
-                        image.ShrinkForDrawing(MaxDrawingPixels);
-                        kept += pixels;
-                    }
-                    else
-                    {
-                        image.ReleasePixels();
-                    }
-                }
-                catch (ImageRejectedException rejection)
-                {
-                    rejections[i] = rejection;
-                }
-            }
+            for (var i = 0; i < images.Count; i++) preparation.Add(i, images[i]);
         }
         catch
         {
-            BundleSession.ReturnBuffer(buffer);
-            foreach (var image in decoded) image?.Dispose();
+            preparation.Abandon();
             throw;
         }
-        return new PreparedImages(decoded, rejections, rows.ToArray(), inverted.ToArray(), buffer,
-            decodeWatch.Elapsed.TotalMilliseconds / Math.Max(1, images.Count));
+        return preparation.Finish();
+    }
+
+    /// <summary>
+    /// <see cref="Prepare"/> image by image, for a caller that does more between images (the service gives each image of
+    /// a batch its own turn on the CPU): <see cref="ImagePreparation.Add"/> each image in order, then
+    /// <see cref="ImagePreparation.Finish"/>, or <see cref="ImagePreparation.Abandon"/> when the request fails as a whole.
+    /// </summary>
+    public ImagePreparation StartPreparation(ModelBundle bundle, int count, long keptPixels, Action<int, int>? reserveKept) =>
+        new(decoder, bundle, count, keptPixels, reserveKept);
+
+    /// <summary>The images of one request as they are decoded and written into its input buffer, one at a time.</summary>
+    public sealed class ImagePreparation(ImageDecoder decoder, ModelBundle bundle, int count, long keptPixels, Action<int, int>? reserveKept)
+    {
+        private TimeSpan _decoding;   // the images' own time, not the waits between them
+        private readonly DecodedImage?[] _decoded = new DecodedImage?[count];
+        private readonly ImageRejectedException?[] _rejections = new ImageRejectedException?[count];
+        private readonly float[] _buffer = bundle.Session.RentBuffer(count);
+        private readonly List<int> _rows = new(count);
+        private readonly List<bool> _inverted = new(count);
+        private long _kept;
+
+        /// <summary>Decodes image <paramref name="i"/> and writes it into the buffer; a bad image is kept as its item's rejection.</summary>
+        public void Add(int i, ReadOnlyMemory<byte> bytes)
+        {
+            var started = Stopwatch.GetTimestamp();
+            var session = bundle.Session;
+            try
+            {
+                var image = _decoded[i] = decoder.DecodeFor(bytes, bundle.Manifest.Input);
+                var drawing = DecodedImage.DrawingSize(image.Decoded.Width, image.Decoded.Height, MaxDrawingPixels);
+                var pixels = (long)drawing.Width * drawing.Height;
+                if (keptPixels > 0 && _kept + pixels > keptPixels)
+                {
+                    _decoded[i] = null;
+                    image.Dispose();
+                    throw new ImageRejectedException(ImageRejection.TooManyPixels,
+                        $"The image is drawn on at {drawing.Width}x{drawing.Height} = {pixels} pixels; with the request's other images " +
+                        $"that is more than the {keptPixels} pixels one answer draws on. Ask for no heatmaps, or send fewer images.");
+                }
+                _inverted.Add(InputTensorWriter.Write(image.Pixels, bundle.Manifest.Input, _buffer, _rows.Count * session.ImageElementCount));
+                _rows.Add(i);
+                if (keptPixels > 0)
+                {
+                    reserveKept?.Invoke(drawing.Width, drawing.Height);
+                    image.ShrinkForDrawing(MaxDrawingPixels);
+                    _kept += pixels;
+                }
+                else
+                {
+                    image.ReleasePixels();
+                }
+            }
+            catch (ImageRejectedException rejection)
+            {
+                _rejections[i] = rejection;
+            }
+            finally
+            {
+                _decoding += Stopwatch.GetElapsedTime(started);
+            }
+        }
+
+        /// <summary>The prepared images, the buffer handed over with them.</summary>
+        public PreparedImages Finish() => new(_decoded, _rejections, _rows.ToArray(), _inverted.ToArray(), _buffer,
+            _decoding.TotalMilliseconds / Math.Max(1, count));
+
+        /// <summary>A request refused as a whole (its memory budget, a fault): the buffer goes back and the images are freed.</summary>
+        public void Abandon()
+        {
+            BundleSession.ReturnBuffer(_buffer);
+            foreach (var image in _decoded) image?.Dispose();
+        }
     }
 
     /// <summary>

@@ -31,6 +31,9 @@ public sealed class PreprocessingGate : IDisposable
         });
     }
 
+    /// <summary>Turns given since the start (a request of several images takes one per image).</summary>
+    public long TurnsGiven => _disposed ? 0 : _limiter.GetStatistics()?.TotalSuccessfulLeases ?? 0;
+
     /// <summary>Requests waiting for a turn now.</summary>
     public long Waiting => _disposed ? 0 : _limiter.GetStatistics()?.CurrentQueuedCount ?? 0;
 

@@ -47,6 +47,37 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         Assert.Equal(0, PrometheusText.Sum(metrics, "protopnet_decode_waiting"));
     }
 
+    /// <summary>
+    /// A batch takes a turn per image, so a request queued behind it can be decoded between its images (one turn for the
+    /// whole batch let two batches of large images keep a lone request waiting 11 s, for a 503); a single image, one turn.
+    /// </summary>
+    [Fact]
+    public async Task ABatchTakesATurnPerImage()
+    {
+        await using var factory = bundles.SmokeService();
+        var client = factory.CreateClient();
+        var gate = factory.Services.GetRequiredService<PreprocessingGate>();
+        var images = Enumerable.Range(0, 3).Select(i => ("image", Http.BundleImage(bundles.SmokeBundle, i), "image/png")).ToArray();
+
+        var before = gate.TurnsGiven;
+        var results = (await Http.JsonAsync(await client.PostAsync("/classify/batch", Http.Multipart(images)))).GetProperty("results");
+        Assert.Equal(3, results.GetArrayLength());
+        Assert.Equal(3, gate.TurnsGiven - before);
+
+        before = gate.TurnsGiven;
+        await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(images[0].Item2)));
+        Assert.Equal(1, gate.TurnsGiven - before);
+
+        // Every turn taken: the batch waits for each of its images' turns in the queue, and gets them as they come back.
+        var (_, turns) = await TakeEveryTurnAsync(factory);
+        var batch = client.PostAsync("/classify/batch", Http.Multipart(images));
+        await UntilAsync(() => gate.Waiting == 1);
+        turns[0].Dispose();
+        Assert.Equal(3, (await Http.JsonAsync(await batch)).GetProperty("results").GetArrayLength());
+        foreach (var turn in turns.Skip(1)) turn.Dispose();
+        Assert.Equal(0, gate.Waiting);
+    }
+
     [Fact]
     public async Task ARequestThatWaitsLongerThanTheQueueTimeoutGets503()
     {
