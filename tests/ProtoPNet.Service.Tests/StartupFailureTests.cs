@@ -124,6 +124,11 @@ public class StartupFailureTests(TrainerBundles bundles)
             Assert.Equal(0, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string> { ["URLS"] = address, ["ASPNETCORE_URLS"] = "http://127.0.0.1:9" }));
             Assert.Equal(0, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string> { ["ASPNETCORE_URLS"] = "http://127.0.0.1:9" }, "--urls", address));
             Assert.Equal(1, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string> { ["URLS"] = "http://127.0.0.1:9" }));
+            // HTTP_PORTS (as .NET's container images set it) is where the service listens when no URL is set: the check
+            // asked the default localhost:8080 instead.
+            var port = service.Client.BaseAddress!.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal(0, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string> { ["HTTP_PORTS"] = port }));
+            Assert.Equal(1, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string> { ["HTTP_PORTS"] = "9" }));
             // A Kestrel endpoint wins over every URL setting, in the service (Kestrel ignores them then) and in the check.
             Assert.Equal(0, await ServiceProcess.HealthcheckAsync(new Dictionary<string, string>
             {

@@ -11,8 +11,8 @@ public static class HealthcheckCommand
     public static async Task<int> RunAsync(string[] args)
     {
         // The address the service listens on, from the same sources in the same order of precedence as the service's
-        // own start (WebApplication.CreateBuilder): --urls over URLS over appsettings.json over ASPNETCORE_URLS, and a
-        // Kestrel:Endpoints URL over them all (Kestrel then ignores the others). A container's HEALTHCHECK runs in a
+        // own start (WebApplication.CreateBuilder): --urls over URLS over appsettings.json over ASPNETCORE_URLS, then
+        // HTTP_PORTS and HTTPS_PORTS, and a Kestrel:Endpoints URL over them all (ListenAddressExtensions.ConfiguredAddress). A container's HEALTHCHECK runs in a
         // process of its own, without the service's arguments: those of the service as the container's first process
         // (docker run IMAGE --urls ...) are read from /proc/1/cmdline; the check's own come last and win.
         var configuration = new ConfigurationBuilder()
@@ -22,9 +22,7 @@ public static class HealthcheckCommand
             .AddCommandLine(ServiceArguments(ContainerCommandLine()))
             .AddCommandLine(args.Where(a => a != Argument).ToArray())
             .Build();
-        var endpoint = configuration.GetSection("Kestrel:Endpoints").GetChildren().Select(e => e["Url"]).FirstOrDefault(u => !string.IsNullOrEmpty(u));
-        var urls = endpoint ?? (configuration[WebHostDefaults.ServerUrlsKey] is { Length: > 0 } configured ? configured : ListenAddressExtensions.DefaultAddress);
-        var first = AddressToAsk(urls);
+        var first = AddressToAsk(ListenAddressExtensions.ConfiguredAddress(configuration) ?? ListenAddressExtensions.DefaultAddress);
         try
         {
             using var client = ClientFor(first, out var ready);

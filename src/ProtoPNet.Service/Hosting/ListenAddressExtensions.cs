@@ -22,12 +22,31 @@ public static partial class ListenAddressExtensions
         {
             throw new OptionsValidationException("listen addresses", typeof(object), problems);
         }
-        var configured = !string.IsNullOrWhiteSpace(configuration[WebHostDefaults.ServerUrlsKey])
-            || !string.IsNullOrWhiteSpace(configuration[WebHostDefaults.HttpPortsKey])
-            || !string.IsNullOrWhiteSpace(configuration[WebHostDefaults.HttpsPortsKey])
-            || configuration.GetSection("Kestrel:Endpoints").Exists();
-        if (!configured) builder.WebHost.UseUrls(DefaultAddress);
+        if (ConfiguredAddress(configuration) is null) builder.WebHost.UseUrls(DefaultAddress);
         return builder;
+    }
+
+    /// <summary>
+    /// The first address the service listens on as configured, in ASP.NET Core's order of precedence: a
+    /// Kestrel:Endpoints URL (Kestrel then ignores the rest), else Urls, else HTTP_PORTS, then HTTPS_PORTS, on every
+    /// interface; null when none is configured (the service then listens on <see cref="DefaultAddress"/>). The start
+    /// and the health check (<see cref="HealthcheckCommand"/>) both read it here.
+    /// </summary>
+    public static string? ConfiguredAddress(IConfiguration configuration)
+    {
+        if (configuration.GetSection("Kestrel:Endpoints").GetChildren().Select(e => e["Url"]).FirstOrDefault(u => !string.IsNullOrWhiteSpace(u)) is { } endpoint)
+        {
+            return endpoint;
+        }
+        if (configuration[WebHostDefaults.ServerUrlsKey] is { } urls && !string.IsNullOrWhiteSpace(urls)) return urls;
+        foreach (var (key, scheme) in (ReadOnlySpan<(string, string)>)[(WebHostDefaults.HttpPortsKey, "http"), (WebHostDefaults.HttpsPortsKey, "https")])
+        {
+            if (configuration[key]?.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) is [var port, ..])
+            {
+                return $"{scheme}://*:{port}";
+            }
+        }
+        return configuration.GetSection("Kestrel:Endpoints").Exists() ? DefaultAddress : null;
     }
 
     /// <summary>

@@ -57,7 +57,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         start.ArgumentList.Add(Path.Combine(serviceDirectory, "ProtoPNet.Service.dll"));
         start.ArgumentList.Add("--healthcheck");
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        foreach (var name in new[] { "URLS", "ASPNETCORE_URLS", "Urls" }) start.Environment.Remove(name);
+        foreach (var name in new[] { "URLS", "ASPNETCORE_URLS", "Urls", "HTTP_PORTS", "HTTPS_PORTS", "ASPNETCORE_HTTP_PORTS", "ASPNETCORE_HTTPS_PORTS" }) start.Environment.Remove(name);
         foreach (var (key, value) in environment) start.Environment[key] = value;
         using var process = Process.Start(start)!;
         await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
