@@ -206,14 +206,14 @@ public static class ImageCompleteness
                 position += size;
             }
         }
-
-        static long ColorTableLength(byte flags) => (flags & 0x80) != 0 ? 3L << ((flags & 0x07) + 1) : 0;
     }
+
+    /// <summary>The bytes of a GIF colour table from the flags of the screen or image descriptor (0 without one).</summary>
+    private static int ColorTableLength(byte flags) => (flags & 0x80) != 0 ? 3 << ((flags & 0x07) + 1) : 0;
 
     /// <summary>The GIF's first frame: its LZW data must give every pixel of it.</summary>
     private static string? GifPixelsMissing(ReadOnlySpan<byte> file)
     {
-        static int ColorTableLength(byte flags) => (flags & 0x80) != 0 ? 3 << ((flags & 0x07) + 1) : 0;
         if (file.Length < 13) return null;
         var position = 13 + ColorTableLength(file[10]);
         // Extensions before the first frame: a label, then sub-blocks.

@@ -44,17 +44,10 @@ public sealed class BufferBudget(IOptions<ImageLimits> limits)
             throw new ProblemException(ProblemCatalog.ImageTooLarge,
                 $"The request holds more than {limit} bytes, all the request bytes the service holds in memory at once (Images:MaxBufferedBytes): send fewer or smaller images per request.");
         }
-        var held = Held;
-        while (true)
+        if (!BoundedCount.TryAdd(ref _held, bytes, limit, out var held))
         {
-            if (held + bytes > limit)
-            {
-                throw new ProblemException(ProblemCatalog.Overloaded,
-                    $"The service is overloaded: the requests in progress hold {held} of {limit} bytes in memory (Images:MaxBufferedBytes). Retry shortly.");
-            }
-            var seen = Interlocked.CompareExchange(ref _held, held + bytes, held);
-            if (seen == held) return;
-            held = seen;
+            throw new ProblemException(ProblemCatalog.Overloaded,
+                $"The service is overloaded: the requests in progress hold {held} of {limit} bytes in memory (Images:MaxBufferedBytes). Retry shortly.");
         }
     }
 

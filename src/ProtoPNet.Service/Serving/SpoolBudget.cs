@@ -33,17 +33,10 @@ public sealed class SpoolBudget(IOptions<ImageLimits> limits)
             throw new ProblemException(ProblemCatalog.ImageTooLarge,
                 $"The upload's images are more than {limit} bytes, the most the service spools at once (Images:MaxSpooledBytes): send fewer or smaller images per request.");
         }
-        var spooled = Spooled;
-        while (true)
+        if (!BoundedCount.TryAdd(ref _spooled, bytes, limit, out var spooled))
         {
-            if (spooled + bytes > limit)
-            {
-                throw new ProblemException(ProblemCatalog.UploadSpoolFull,
-                    $"The uploads in progress spool {spooled} of {limit} bytes (Images:MaxSpooledBytes): this upload cannot be held now. Retry shortly.");
-            }
-            var seen = Interlocked.CompareExchange(ref _spooled, spooled + bytes, spooled);
-            if (seen == spooled) return;
-            spooled = seen;
+            throw new ProblemException(ProblemCatalog.UploadSpoolFull,
+                $"The uploads in progress spool {spooled} of {limit} bytes (Images:MaxSpooledBytes): this upload cannot be held now. Retry shortly.");
         }
     }
 

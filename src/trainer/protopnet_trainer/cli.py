@@ -11,6 +11,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
+from .alive import ENVIRONMENT_VARIABLE as ALIVE_FILE_VARIABLE
 from .config import PRESETS, TrainConfig, preset_config
 from .console import say
 from .errors import TrainerError, one_line
@@ -376,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="end a job failed once its workers died N times over it (taken over), rather than let "
                              "a job that kills its worker be retried for good (3)")
     worker.add_argument("--once", action="store_true", help="exit when no job is left to take")
-    worker.add_argument("--alive-file", metavar="PATH", default=os.environ.get("PROTOPNET_WORKER_ALIVE_FILE") or None,
+    worker.add_argument("--alive-file", metavar="PATH", default=os.environ.get(ALIVE_FILE_VARIABLE) or None,
                         help="touch this file from the loop and the job's heartbeat, for a health check "
                              "(python3 -m protopnet_trainer.alive; default $PROTOPNET_WORKER_ALIVE_FILE, which the "
                              "trainer images set)")
