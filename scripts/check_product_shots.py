@@ -39,7 +39,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from check_default_model import add_service_arguments, classify, png_bytes, service_url  # noqa: E402
 from protopnet_trainer.config import TrainConfig  # noqa: E402
-from protopnet_trainer.data import Split, generate_synthetic, load_data_source  # noqa: E402
+from protopnet_trainer.data import Split  # noqa: E402
+from protopnet_trainer.datasets import load_data_source  # noqa: E402
+from protopnet_trainer.synthetic import generate_synthetic  # noqa: E402
 from protopnet_trainer.product_shots import SHOT_SEED, render_product_shot  # noqa: E402
 from protopnet_trainer.unfamiliarity import (calibration_block, flagged_share, roc_auc)  # noqa: E402
 

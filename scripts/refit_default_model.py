@@ -44,7 +44,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from protopnet_trainer.config import TrainConfig  # noqa: E402
 from protopnet_trainer.console import say  # noqa: E402
-from protopnet_trainer.data import ImageSet, load_data_source  # noqa: E402
+from protopnet_trainer.data import ImageSet  # noqa: E402
+from protopnet_trainer.datasets import load_data_source  # noqa: E402
 from protopnet_trainer.evaluate import evaluate_accuracy, test_metrics  # noqa: E402
 from protopnet_trainer.export import example_images, probe_input, write_bundle  # noqa: E402
 from protopnet_trainer.model import ProtoPNet, build_model  # noqa: E402

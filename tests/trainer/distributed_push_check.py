@@ -15,7 +15,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "trainer"))
 
 from protopnet_trainer.config import TrainConfig  # noqa: E402
-from protopnet_trainer.data import ImageSet, Split, load_data_source  # noqa: E402
+from protopnet_trainer.data import ImageSet, Split  # noqa: E402
+from protopnet_trainer.datasets import load_data_source  # noqa: E402
 from protopnet_trainer.model import build_model  # noqa: E402
 from protopnet_trainer.push import push_prototypes  # noqa: E402
 

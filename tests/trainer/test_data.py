@@ -9,8 +9,11 @@ import torch
 from PIL import Image
 
 from protopnet_trainer.config import TrainConfig
-from protopnet_trainer.data import (FASHION_MNIST_CLASSES, ImageSet, generate_synthetic, load_cub200,
-                                    load_data_source, load_fashion_mnist, load_imagefolder, make_augmentation)
+from protopnet_trainer.augmentation import make_augmentation
+from protopnet_trainer.data import ImageSet
+from protopnet_trainer.datasets import (FASHION_MNIST_CLASSES, load_cub200, load_data_source, load_fashion_mnist,
+                                        load_imagefolder)
+from protopnet_trainer.synthetic import generate_synthetic
 from protopnet_trainer.image_files import jpeg_draft_scale, open_image
 from protopnet_trainer.errors import TrainerError
 
@@ -302,7 +305,7 @@ def test_a_synthetic_set_too_large_to_hold_is_refused_before_it_is_drawn():
 
 def test_the_job_options_range_of_synthetic_classes_is_what_the_synthetic_set_can_draw():
     # The service refuses a job beyond it at once, where the worker used to fail it later.
-    from protopnet_trainer.data import MAX_SYNTHETIC_CLASSES
+    from protopnet_trainer.synthetic import MAX_SYNTHETIC_CLASSES
     from protopnet_trainer.job_options import RANGES
     assert RANGES["--synthetic-classes"] == (2, MAX_SYNTHETIC_CLASSES)
 

@@ -18,7 +18,8 @@ from PIL import Image
 import distributed_push_check
 from protopnet_trainer.checkpoint import load_checkpoint, model_from_checkpoint
 from protopnet_trainer.config import TrainConfig
-from protopnet_trainer.data import load_data_source, make_loaders
+from protopnet_trainer.data import make_loaders
+from protopnet_trainer.datasets import load_data_source
 from protopnet_trainer.evaluate import evaluate_accuracy
 from protopnet_trainer.onnx_graph import run_graph
 

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from protopnet_trainer.data import ImageSet, Split, make_augmentation
+from protopnet_trainer.augmentation import make_augmentation
+from protopnet_trainer.data import ImageSet, Split
 from protopnet_trainer.product_shots import SHOT_SEED, PolarityAugment, ProductShotSet, render_product_shot
 
 

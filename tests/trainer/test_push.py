@@ -4,7 +4,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from protopnet_trainer.data import ImageSet, load_data_source
+from protopnet_trainer.data import ImageSet
+from protopnet_trainer.datasets import load_data_source
 from protopnet_trainer.model import build_model
 from protopnet_trainer.push import high_activation_box, push_prototypes, upsample_activation
 

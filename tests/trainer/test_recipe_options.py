@@ -1,7 +1,6 @@
 """The options the fashion-mnist recipe is made of: crop-flip augmentation, AdamW + OneCycle per batch (and its
 resume), no warm-up, one push at the end, the clamped last layer, and the baseline trained in its own process."""
 import json
-import math
 import os
 
 import pytest
@@ -9,7 +8,9 @@ import torch
 
 from protopnet_trainer.cli import main
 from protopnet_trainer.config import TrainConfig, preset_config
-from protopnet_trainer.data import ImageSet, load_data_source, make_augmentation
+from protopnet_trainer.augmentation import make_augmentation
+from protopnet_trainer.data import ImageSet
+from protopnet_trainer.datasets import load_data_source
 from protopnet_trainer.errors import TrainerError
 from protopnet_trainer.train import clamp_wrong_class_weights
 
@@ -203,7 +204,7 @@ def test_export_push_publishes_a_checkpoint_of_an_unfinished_run(tiny, tmp_path,
 
 
 def test_training_noise_has_a_sigma_per_image_up_to_the_maximum_and_stays_in_range():
-    from protopnet_trainer.data import add_training_noise
+    from protopnet_trainer.augmentation import add_training_noise
     grey = torch.full((200, 3, 16, 16), 0.5)
     assert torch.equal(add_training_noise(grey, 0.0), grey)
     torch.manual_seed(0)

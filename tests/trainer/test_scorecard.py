@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from protopnet_trainer.cli import main
-from protopnet_trainer.data import ImageSet, load_data_source
+from protopnet_trainer.data import ImageSet
+from protopnet_trainer.datasets import load_data_source
 from protopnet_trainer.localisation import box_iou
 from protopnet_trainer.onnx_graph import run_graph
 from protopnet_trainer.pipeline import TrainJob, train_and_publish

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from protopnet_trainer.config import preset_config
-from protopnet_trainer.data import load_data_source
+from protopnet_trainer.datasets import load_data_source
 from protopnet_trainer.errors import TrainerError
 from protopnet_trainer.synthetic_parts import (PART_COLOURS, SHAPES, class_parts, generate_parts, part_colour_mask,
                                                shape_mask)

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from protopnet_trainer.config import preset_config
-from protopnet_trainer.data import load_data_source
+from protopnet_trainer.datasets import load_data_source
 from protopnet_trainer.errors import TrainerError
 from protopnet_trainer.unfamiliarity import (MEASURE, flagged_share, model_scores, roc_auc, threshold_for_share,
                                              unfamiliarity_scores)

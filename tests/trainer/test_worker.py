@@ -405,8 +405,8 @@ def test_the_services_copy_of_the_job_options_is_the_trainers(options):
 
 
 def test_the_job_data_sets_are_the_trainers():
-    from protopnet_trainer import data, job_options
-    assert job_options.DATASETS == data.DATASETS
+    from protopnet_trainer import datasets, job_options
+    assert job_options.DATASETS == datasets.DATASETS
 
 
 def test_the_job_contrast_modes_are_the_trainers():

@@ -18,7 +18,9 @@ from tqdm import tqdm
 from .atomic import write_json_atomically
 from .config import TrainConfig
 from .console import say
-from .data import DataSource, Loaders, add_training_noise, load_data_source, make_loaders
+from .augmentation import add_training_noise
+from .data import DataSource, Loaders, make_loaders
+from .datasets import load_data_source
 from .distributed import set_epoch, sharded_predictions
 from .errors import TrainerError
 from .evaluate import evaluate_accuracy

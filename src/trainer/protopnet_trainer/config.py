@@ -30,7 +30,7 @@ class TrainConfig:
     polarity_augment: float = 0.0            # share of training images re-rendered as product shots (dark on light,
                                              # tinted, scaled, shifted; product_shots.PolarityAugment); 0: off
     noise_augment: float = 0.0               # each training image gets Gaussian noise of a sigma drawn uniformly
-                                             # from [0, noise_augment] (pixels in [0, 1]; data.add_training_noise)
+                                             # from [0, noise_augment] (pixels in [0, 1]; augmentation.add_training_noise)
     interpolation: str = "bilinear"         # resize interpolation (recorded in the manifest)
     contrast: str = "none"                   # auto: contrast.py's polarity and contrast normalisation of every
                                              # image, declared in the manifest and applied by the service too

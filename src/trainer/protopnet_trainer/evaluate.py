@@ -10,7 +10,8 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
-from .data import describe_classes, load_data_source, make_loaders
+from .data import describe_classes, make_loaders
+from .datasets import load_data_source
 from .errors import TrainerError
 from .localisation import localisation
 from .report import confusion_matrix

@@ -19,7 +19,7 @@ from .config import GENERATED_DATASETS, PRESETS, TrainConfig
 from .errors import TrainerError
 
 FORMAT = "protopnet-trainer-options/1"
-DATASETS = ("fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts")   # data.DATASETS (data.py imports torch; a test keeps them equal)
+DATASETS = ("fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts")   # datasets.DATASETS (datasets.py imports torch; a test keeps them equal)
 
 # Options of `train` that a job does not set through `options`: the job's own fields (preset, dataset, data), the
 # worker's (where models, runs and progress go), and those naming other processes' files.

@@ -15,7 +15,8 @@ from .baseline import SeparateBaseline, baseline_from_file
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .console import say
-from .data import DataSource, ImageSet, load_data_source, make_loaders
+from .data import DataSource, ImageSet, make_loaders
+from .datasets import load_data_source
 from .distributed import Group, process_group, restart_count
 from .errors import TrainerError
 from .evaluate import evaluate_accuracy, test_metrics

@@ -14,7 +14,8 @@ from PIL import Image
 
 from .atomic import write_text_atomically
 from .config import TrainConfig
-from .data import ImageSet, Split, load_data_source
+from .data import ImageSet, Split
+from .datasets import load_data_source
 from .errors import TrainerError
 from .interpretability import PrototypeSource, collect, scorecard
 from .onnx_graph import OnnxGraph

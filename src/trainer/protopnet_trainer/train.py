@@ -17,8 +17,9 @@ from .baseline import BaselineResult, checkpoint_fields, train_in_process
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import GENERATED_DATASETS, TrainConfig
 from .console import say
-from .data import (DataSource, Loaders, add_training_noise, describe_classes, epoch_set, load_data_source, make_loaders,
-                   name_list)
+from .augmentation import add_training_noise
+from .data import DataSource, Loaders, describe_classes, epoch_set, make_loaders, name_list
+from .datasets import load_data_source
 from .distributed import set_epoch, sharded_predictions, sharded_scores
 from .errors import TrainerError
 from .evaluate import evaluate_accuracy, test_metrics

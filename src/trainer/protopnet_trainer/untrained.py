@@ -10,7 +10,8 @@ from typing import Optional
 import torch
 
 from .config import TrainConfig
-from .data import ImageSet, generate_synthetic
+from .data import ImageSet
+from .synthetic import generate_synthetic
 from .errors import TrainerError
 from .export import write_bundle
 from .model import build_model
