@@ -190,9 +190,9 @@ public static class V2Api
                 var hint = unknown.Contains(UnfamiliarName) ? $" ('{UnfamiliarName}' needs a bundle with a calibrated unfamiliarity threshold)" : "";
                 throw BadRequest($"Unknown output(s) [{RequestText.EchoList(unknown)}]; the model's outputs are [{string.Join(", ", known)}]{hint}.");
             }
-            var input = V2RequestReader.WriteInput(body.Json.Span, header, bundle.Session, maxRows);
+            var (input, rows) = V2RequestReader.WriteInput(body.Json.Span, header, bundle.Session, maxRows);
             body.Dispose();   // the tensor is written: the JSON's bytes are no longer needed
-            return input;
+            return new TensorInput(input, rows, WithMaps: requested.Contains(BundleSession.SimilarityMapsName));
         }, cancellationToken);
         var outputs = requested.Distinct().Select(o => Output(o, run)).ToArray();
         var binary = outputs.Select(o => o.Name).Where(header.IsBinaryOutput).ToHashSet();

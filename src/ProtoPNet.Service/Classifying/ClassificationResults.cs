@@ -85,6 +85,11 @@ public sealed class ClassifiedUploads : IDisposable
     }
 }
 
+/// <summary>A caller's input tensor, written for the leased model (<see cref="ClassificationService.RunTensorAsync"/>).</summary>
+/// <param name="Input">The rows' pixels, in a buffer from <see cref="BundleSession.RentBuffer"/>.</param>
+/// <param name="WithMaps">Whether the caller reads the similarity maps; without them they are not fetched.</param>
+public readonly record struct TensorInput(float[] Input, int Rows, bool WithMaps);
+
 /// <summary>The outputs of an input tensor's network run (<see cref="ClassificationService.RunTensorAsync"/>); holds the model version until disposed.</summary>
 public sealed class TensorRun(ModelLease lease, BatchRun run, int rows) : IDisposable
 {

@@ -134,19 +134,20 @@ public sealed class ClassificationService(
     /// <summary>
     /// Runs an input tensor the caller made (the Open Inference Protocol) through the model's batcher, as uploads are.
     /// <paramref name="writeInput"/> writes the caller's tensor for the leased model, at most <see cref="ClassifyOptions.MaxBatchImages"/>
-    /// rows, into a buffer from <see cref="BundleSession.RentBuffer"/>; it throws the problem for a bad tensor (having
-    /// returned its buffer). Dispose the answer when done with its outputs.
+    /// rows, into a buffer from <see cref="BundleSession.RentBuffer"/>, and says whether the similarity maps are wanted
+    /// (rows x M x H x W values, fetched only then); it throws the problem for a bad tensor (having returned its buffer).
+    /// Dispose the answer when done with its outputs.
     /// </summary>
-    public async Task<TensorRun> RunTensorAsync(HttpContext http, ModelSelector model, Func<ModelBundle, int, (float[] Input, int Rows)> writeInput,
+    public async Task<TensorRun> RunTensorAsync(HttpContext http, ModelSelector model, Func<ModelBundle, int, TensorInput> writeInput,
         CancellationToken cancellationToken)
     {
         var lease = Lease(http, model);
         try
         {
-            var (input, rows) = writeInput(lease.Bundle, classifyOptions.Value.MaxBatchImages);
+            var (input, rows, withMaps) = writeInput(lease.Bundle, classifyOptions.Value.MaxBatchImages);
             try
             {
-                return new TensorRun(lease, await RunAsync(lease, input, rows, cancellationToken), rows);
+                return new TensorRun(lease, await RunAsync(lease, input, rows, cancellationToken, withMaps), rows);
             }
             finally
             {

@@ -4,8 +4,11 @@ using System.Text.Json;
 using ProtoPNet.Inference.Bundles;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using ProtoPNet.Inference.Runtime;
+using ProtoPNet.Service.Classifying;
+using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Serving;
 using ProtoPNet.Service.Tests.Infrastructure;
 
@@ -401,6 +404,25 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
             next(app);
             app.Run(_ => throw new InvalidOperationException(Message));
         };
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ATensorRunFetchesTheSimilarityMapsOnlyWhenTheCallerReadsThem(bool withMaps)
+    {
+        // v2 callers asking for logits, similarities or unfamiliarity do not pay for rows x M x H x W map values.
+        var classification = bundles.Service.Services.GetRequiredService<ClassificationService>();
+        var (input, expected) = ProbeRows(2);
+        using var run = await classification.RunTensorAsync(new DefaultHttpContext(), new ModelSelector("smoke"), (bundle, maxRows) =>
+        {
+            var buffer = bundle.Session.RentBuffer(2);
+            input.CopyTo(buffer, 0);
+            return new TensorInput(buffer, 2, withMaps);
+        }, CancellationToken.None);
+        Assert.Equal(withMaps, run.Outputs.HasMaps);
+        var logits = run.Outputs.LogitsOf(run.FirstRow + 1).ToArray();
+        for (var i = 0; i < logits.Length; i++) Assert.True(BundleLoader.WithinTolerance(logits[i], expected.Logits[logits.Length + i]), $"logits[{i}]");
     }
 
     private static Task<string> AssertErrorAsync(HttpResponseMessage response, HttpStatusCode status) => Http.OpenInferenceErrorAsync(response, status);
