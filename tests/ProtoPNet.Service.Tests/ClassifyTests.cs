@@ -167,6 +167,42 @@ public class ClassifyTests(TrainerBundles bundles)
     }
 
     [Fact]
+    public async Task APrototypesHeatmapOverItsOwnTrainingImageIsTheActivationPictureTheTrainerDrew()
+    {
+        // The same map, upsampling, normalisation, colour map and blend on both sides: the service's overlay of a
+        // prototype over the picture it was projected onto is the trainer's activation.png, to a level of rounding.
+        var prototypes = (await Http.JsonAsync(await Client.GetAsync($"/models/smoke/versions/{Path.GetFileName(bundles.SmokeBundle)}/prototypes")))
+            .GetProperty("prototypes").EnumerateArray().ToArray();
+        Assert.Equal(8, prototypes.Length);
+        foreach (var prototype in prototypes)
+        {
+            var (index, classIndex) = (prototype.GetProperty("index").GetInt32(), prototype.GetProperty("classIndex").GetInt32());
+            var folder = Path.Combine(bundles.SmokeBundle, "prototypes", index.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var body = await Http.JsonAsync(await Client.PostAsync($"/classify?heatmaps=png&topPrototypes=8&explainClass={classIndex}",
+                Http.Image(await File.ReadAllBytesAsync(Path.Combine(folder, "source.png")))));
+            var explained = body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray()
+                .Single(p => p.GetProperty("prototypeIndex").GetInt32() == index);
+            using var heatmap = Image.Load<Rgb24>(Convert.FromBase64String(explained.GetProperty("heatmap").GetString()!["data:image/png;base64,".Length..]));
+            using var activation = Image.Load<Rgb24>(Path.Combine(folder, "activation.png"));
+            Assert.Equal((activation.Width, activation.Height), (heatmap.Width, heatmap.Height));
+            // A pixel whose normalised value lies at one of the colour map's 256 steps may take the neighbouring colour
+            // (ONNX Runtime's map against PyTorch's, float against double): 1.2 levels of green at most, and rounding.
+            var offByMoreThanOne = 0;
+            for (var y = 0; y < heatmap.Height; y++)
+            {
+                for (var x = 0; x < heatmap.Width; x++)
+                {
+                    var (shown, drawn) = (heatmap[x, y], activation[x, y]);
+                    var difference = Math.Max(Math.Abs(shown.R - drawn.R), Math.Max(Math.Abs(shown.G - drawn.G), Math.Abs(shown.B - drawn.B)));
+                    Assert.True(difference <= 2, $"prototype {index} at ({x}, {y}): the service draws {shown}, the trainer drew {drawn}");
+                    if (difference > 1) offByMoreThanOne++;
+                }
+            }
+            Assert.True(offByMoreThanOne <= heatmap.Width * heatmap.Height / 100, $"prototype {index}: {offByMoreThanOne} pixels are 2 levels off");
+        }
+    }
+
+    [Fact]
     public async Task ALargeJpegIsDecodedAtTheDraftScaleAndAnsweredInTheUploadsSize()
     {
         // 400x300 for the smoke model's 32x32 input: the trainer (and so the service) decodes it at 1/8, 50x38.

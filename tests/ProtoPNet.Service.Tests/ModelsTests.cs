@@ -111,10 +111,18 @@ public class ModelsTests(TrainerBundles bundles)
     public async Task ClassifyLinksPointAtThePrototypePictures()
     {
         var body = await Http.JsonAsync(await Client.PostAsync("/classify", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
-        foreach (var prototype in body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray())
+        var prototypes = body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray().ToArray();
+        Assert.NotEmpty(prototypes);
+        foreach (var prototype in prototypes)
         {
-            Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync(prototype.GetProperty("prototypeImage").GetString())).StatusCode);
-            Assert.Equal(HttpStatusCode.OK, (await Client.GetAsync(prototype.GetProperty("prototypeSource").GetString())).StatusCode);
+            // Each link serves that prototype's own picture: its patch, and the training image it was projected onto.
+            var folder = Path.Combine(bundles.SmokeBundle, "prototypes", prototype.GetProperty("prototypeIndex").GetInt32().ToString());
+            foreach (var (link, file) in new[] { ("prototypeImage", "patch.png"), ("prototypeSource", "source.png") })
+            {
+                var response = await Client.GetAsync(prototype.GetProperty(link).GetString());
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(folder, file)), await response.Content.ReadAsByteArrayAsync());
+            }
         }
     }
 

@@ -6,8 +6,9 @@ using SixLabors.ImageSharp.PixelFormats;
 namespace ProtoPNet.Inference.Rendering;
 
 /// <summary>
-/// The reference implementation's overlay: the activation map upsampled bicubically to the image's size,
-/// min-max normalised, coloured with a JET colour map and blended as 0.5 image + 0.3 colour.
+/// The reference implementation's overlay, as the trainer draws a prototype's activation.png: the activation map
+/// upsampled bicubically to the image's size, min-max normalised, coloured with matplotlib's JET and blended as
+/// 0.5 image + 0.3 colour.
 /// </summary>
 public static class HeatmapRenderer
 {
@@ -89,13 +90,32 @@ public static class HeatmapRenderer
         return overlay;
     }
 
-    /// <summary>JET colour map: blue (0) through cyan, yellow to red (1).</summary>
+    /// <summary>
+    /// The JET colour map as matplotlib draws it (the trainer's activation.png is drawn with it): dark blue (0) through
+    /// cyan and yellow to dark red (1), in 256 steps, each the colour of matplotlib's segments at i / 255.
+    /// </summary>
     public static (float R, float G, float B) Jet(float value)
     {
-        var v = Math.Clamp(value, 0f, 1f);
-        return (Math.Clamp(1.5f - Math.Abs(4f * v - 3f), 0f, 1f),
-                Math.Clamp(1.5f - Math.Abs(4f * v - 2f), 0f, 1f),
-                Math.Clamp(1.5f - Math.Abs(4f * v - 1f), 0f, 1f));
+        var index = value > 0 ? (int)Math.Min(value * JetSteps, JetSteps - 1) : 0;   // NaN reads as 0
+        return JetTable[index];
+    }
+
+    private const int JetSteps = 256;
+
+    private static readonly (float R, float G, float B)[] JetTable = Enumerable.Range(0, JetSteps).Select(i =>
+    {
+        var x = i / (JetSteps - 1.0);
+        return ((float)Segments(x, [0, 0.35, 0.66, 0.89, 1], [0, 0, 1, 1, 0.5]),
+                (float)Segments(x, [0, 0.125, 0.375, 0.64, 0.91, 1], [0, 0, 1, 1, 0, 0]),
+                (float)Segments(x, [0, 0.11, 0.34, 0.65, 1], [0.5, 1, 1, 0, 0]));
+    }).ToArray();
+
+    /// <summary>The piecewise-linear function through (<paramref name="knots"/>, <paramref name="values"/>) at <paramref name="x"/> in [0, 1].</summary>
+    private static double Segments(double x, double[] knots, double[] values)
+    {
+        var k = 1;
+        while (k < knots.Length - 1 && x > knots[k]) k++;
+        return values[k - 1] + (values[k] - values[k - 1]) * (x - knots[k - 1]) / (knots[k] - knots[k - 1]);
     }
 
     private static byte Blend(byte image, float colour) => (byte)Math.Clamp(MathF.Round(0.5f * image + 0.3f * 255f * colour), 0f, 255f);

@@ -124,8 +124,11 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         var similarities = outputs["similarities"].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
         for (var i = 0; i < similarities.Length; i++) Assert.True(BundleLoader.WithinTolerance(similarities[i], expected.Similarities[i]));
         var maps = outputs["similarity_maps"];
-        var shape = maps.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32()).ToArray();
-        Assert.Equal(shape.Aggregate(1, (a, b) => a * b), maps.GetProperty("data").GetArrayLength());
+        Assert.Equal([1, 8, 8, 8], maps.GetProperty("shape").EnumerateArray().Select(d => d.GetInt32()));
+        // Row-major [image][prototype][y][x]: every prototype's own map, in its place.
+        var mapValues = maps.GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        Assert.Equal(expected.Maps.Length, mapValues.Length);
+        for (var i = 0; i < mapValues.Length; i++) Assert.True(BundleLoader.WithinTolerance(mapValues[i], expected.Maps[i]), $"similarity_maps[{i}]");
     }
 
     [Fact]
@@ -428,7 +431,7 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
     private static Task<string> AssertErrorAsync(HttpResponseMessage response, HttpStatusCode status) => Http.OpenInferenceErrorAsync(response, status);
 
     /// <summary>Rows of varied pixels and what the smoke bundle computes for them in process.</summary>
-    private (float[] Input, (float[] Logits, float[] Similarities) Expected) ProbeRows(int rows)
+    private (float[] Input, (float[] Logits, float[] Similarities, float[] Maps) Expected) ProbeRows(int rows)
     {
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
         var input = new float[rows * bundle.Session.ImageElementCount];
@@ -436,6 +439,8 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         using var outputs = bundle.Session.Run(input, rows);
         var logits = Enumerable.Range(0, rows).SelectMany(r => outputs.LogitsOf(r).ToArray()).ToArray();
         var similarities = Enumerable.Range(0, rows).SelectMany(r => outputs.SimilaritiesOf(r).ToArray()).ToArray();
-        return (input, (logits, similarities));
+        var maps = Enumerable.Range(0, rows)
+            .SelectMany(r => Enumerable.Range(0, outputs.PrototypeCount).SelectMany(j => outputs.MapOf(r, j).ToArray())).ToArray();
+        return (input, (logits, similarities, maps));
     }
 }
