@@ -4,7 +4,8 @@ It counts the JUnit XML (pytest) and TRX (dotnet test) files in the results fold
 stage there (stages.tsv: name, exit status, the result files the stage should write, how many): a stage that failed
 without a failed test in its results (a NuGet restore, the smoke training, a `dotnet test` whose build broke or whose
 test host died) counts as one failure, and so does every result file a stage should have written but did not, or
-that cannot be read. A run that never got to its tests therefore never reads as '0 failed'.
+that cannot be read. A run that never got to its tests therefore never reads as '0 failed'. A skipped test (pytest's
+skip or xfail, xUnit's Skip) counts as failed too: the project has none, and a test that does not run proves nothing.
 
 Above the closing line it names every failed test with the first lines of its message, so that the tail of a CI log
 (often all that is kept of it) says which test failed and why.
@@ -22,7 +23,7 @@ STAGES_FILE = "stages.tsv"
 RESULT_PATTERNS = ("*.xml", "*.trx")
 # TRX run outcomes that mean the run went wrong even when no test is counted as failed.
 BROKEN_TRX_OUTCOMES = {"Failed", "Error", "Aborted", "Timeout"}
-FAILED_TRX_OUTCOMES = {"Failed", "Error", "Timeout", "Aborted"}
+FAILED_TRX_OUTCOMES = {"Failed", "Error", "Timeout", "Aborted", "NotExecuted"}
 MESSAGE_LINES = 6        # of each failed test's message, in the listing above the closing line
 MESSAGE_LINE_CHARS = 300
 
@@ -50,14 +51,14 @@ def count_junit(path: Path) -> Counts:
     total = sum(int(suite.get("tests", 0)) for suite in suites)
     failed = sum(int(suite.get("failures", 0)) + int(suite.get("errors", 0)) for suite in suites)
     skipped = sum(int(suite.get("skipped", 0)) for suite in suites)
-    return Counts(total - failed - skipped, failed)
+    return Counts(total - failed - skipped, failed + skipped)
 
 
 def count_trx(path: Path) -> Counts:
     root = ElementTree.parse(path).getroot()
     summary = next(element for element in root.iter() if element.tag.endswith("ResultSummary"))
     counters = next(element for element in summary.iter() if element.tag.endswith("Counters"))
-    failed = sum(int(counters.get(name, 0)) for name in ("failed", "error", "timeout", "aborted"))
+    failed = sum(int(counters.get(name, 0)) for name in ("failed", "error", "timeout", "aborted", "notExecuted"))
     if failed == 0 and summary.get("outcome") in BROKEN_TRX_OUTCOMES:
         failed = 1
     return Counts(int(counters.get("passed", 0)), failed)
@@ -71,9 +72,10 @@ def failed_in_junit(path: Path) -> List[Tuple[str, str]]:
     failed = []
     for case in ElementTree.parse(path).getroot().iter("testcase"):
         for problem in case:
-            if problem.tag in ("failure", "error"):
+            if problem.tag in ("failure", "error", "skipped"):
                 name = f"{case.get('classname', '')}::{case.get('name', '')}"
-                failed.append((name, problem.get("message") or problem.text or ""))
+                message = problem.get("message") or problem.text or ""
+                failed.append((name, f"skipped: {message}" if problem.tag == "skipped" else message))
                 break
     return failed
 
@@ -84,6 +86,8 @@ def failed_in_trx(path: Path) -> List[Tuple[str, str]]:
         if _local(result.tag) != "UnitTestResult" or result.get("outcome") not in FAILED_TRX_OUTCOMES:
             continue
         message = next((element.text or "" for element in result.iter() if _local(element.tag) == "Message"), "")
+        if result.get("outcome") == "NotExecuted":
+            message = f"skipped: {message}"
         failed.append((result.get("testName", "?"), message))
     return failed
 

@@ -51,7 +51,7 @@ def closing_line(result: subprocess.CompletedProcess) -> str:
 
 
 def test_a_complete_green_run_reports_every_test_and_exits_0(tmp_path: Path) -> None:
-    junit(tmp_path, "pytest.xml", tests=12, skipped=1)
+    junit(tmp_path, "pytest.xml", tests=12)
     for project, passed in (("a", 30), ("b", 40), ("c", 5)):
         trx(tmp_path, f"{project}.trx", passed)
     stages(tmp_path, "debian-packages 0  0", "nuget-restore 0  0", "pytest 0 pytest.xml 1", "smoke-bundle 0  0",
@@ -59,8 +59,31 @@ def test_a_complete_green_run_reports_every_test_and_exits_0(tmp_path: Path) -> 
 
     result = summarize(tmp_path)
 
-    assert closing_line(result) == "tests: 86 passed, 0 failed"
+    assert closing_line(result) == "tests: 87 passed, 0 failed"
     assert result.returncode == 0
+
+
+def test_skipped_tests_count_as_failed_and_are_named(tmp_path: Path) -> None:
+    # The project has no skipped tests: one that does not run proves nothing, so the run is not green.
+    (tmp_path / "pytest.xml").write_text("""<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" errors="0" failures="0" skipped="1" tests="3" time="1.0">
+<testcase classname="test_a" name="test_ran" /><testcase classname="test_a" name="test_ran_too" />
+<testcase classname="test_a" name="test_not_run"><skipped message="no GPU here" /></testcase>
+</testsuite></testsuites>
+""")
+    (tmp_path / "a.trx").write_text(TRX.format(total=5, passed=4, failed=0, outcome="Completed")
+                                    .replace('notExecuted="0"', 'notExecuted="1"')
+                                    .replace("</TestRun>", '<Results><UnitTestResult testName="Tests.Skipped" outcome="NotExecuted">'
+                                             '<Output><ErrorInfo><Message>Skip: later</Message></ErrorInfo></Output>'
+                                             '</UnitTestResult></Results></TestRun>'))
+    stages(tmp_path, "pytest 0 pytest.xml 1", "dotnet-test 0 *.trx 1")
+
+    result = summarize(tmp_path)
+
+    assert closing_line(result) == "tests: 6 passed, 2 failed"
+    assert result.returncode == 1
+    assert "FAILED test_a::test_not_run (pytest.xml)\n    skipped: no GPU here" in result.stdout
+    assert "FAILED Tests.Skipped (a.trx)\n    skipped: Skip: later" in result.stdout
 
 
 def test_a_dotnet_test_that_died_before_writing_results_is_not_0_failed(tmp_path: Path) -> None:

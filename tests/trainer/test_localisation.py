@@ -19,9 +19,31 @@ def test_localisation_uses_the_top_contributing_prototype(trained_bundle, monkey
     scores = localisation(model, test_set, torch.device("cpu"))
     assert scores["images"] == 12
     assert 0 <= scores["centre_hit_rate"] <= 1 and 0 <= scores["mean_iou"] <= 1
-    # With every predicted box equal to the true box, the measure is perfect.
+
+    # The map each image's box is drawn from is that of the prototype adding most to the predicted class's logit.
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.stack([test_set[n][0] for n in range(len(test_set))]))
+    weights = model.last_layer.weight
+    expected = []
+    for n in range(len(test_set)):
+        predicted = int(out.logits[n].argmax())
+        contributions = [float(weights[predicted, j] * out.similarities[n, j]) for j in range(out.similarities.shape[1])]
+        expected.append(out.similarity_maps[n, contributions.index(max(contributions))])
     import protopnet_trainer.localisation as module
+    drawn_from = []
+    real_upsample = module.upsample_activation
+
+    def recording_upsample(activation, height, width):
+        drawn_from.append(activation.clone())
+        return real_upsample(activation, height, width)
+
+    monkeypatch.setattr(module, "upsample_activation", recording_upsample)
+    # With every predicted box equal to the true box, the measure is perfect.
     boxes = iter(test_set.split.true_boxes)
     monkeypatch.setattr(module, "high_activation_box", lambda upsampled: next(boxes))
     perfect = localisation(model, test_set, torch.device("cpu"), batch_size=5)
     assert perfect["centre_hit_rate"] == 1.0 and perfect["mean_iou"] == 1.0
+    assert len(drawn_from) == len(expected)
+    for n, (drawn, wanted) in enumerate(zip(drawn_from, expected)):
+        assert torch.allclose(drawn, wanted, atol=1e-5), f"image {n}: the box is drawn from another prototype's map"
