@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using ProtoPNet.Service.Serving;
 using ProtoPNet.Service.Tests.Infrastructure;
@@ -67,6 +68,49 @@ public class AccessControlTests(TrainerBundles bundles)
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v2/models/smoke/ready")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/metrics")).StatusCode);
     }
+
+    [Fact]
+    public async Task TheRateLimitCountsEachClientAddressApart()
+    {
+        // The service as deployed (Kestrel, a process of its own), asked from two loopback addresses: one client
+        // spending its permits leaves the other's untouched.
+        var (service, ready) = await ServiceProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Models__Root"] = bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
+            ["RateLimiting__PermitLimit"] = "2",
+            ["RateLimiting__WindowSeconds"] = "60",
+        });
+        await using (service)
+        {
+            Assert.True(ready, string.Join('\n', service.Output));
+            using var first = ClientFrom("127.0.0.2", service.Client.BaseAddress!);
+            using var second = ClientFrom("127.0.0.3", service.Client.BaseAddress!);
+            for (var i = 0; i < 2; i++) Assert.Equal(HttpStatusCode.OK, (await first.GetAsync("/models")).StatusCode);
+            await Http.ProblemAsync(await first.GetAsync("/models"), (HttpStatusCode)429, "rate-limited");
+            for (var i = 0; i < 2; i++) Assert.Equal(HttpStatusCode.OK, (await second.GetAsync("/models")).StatusCode);
+            await Http.ProblemAsync(await second.GetAsync("/models"), (HttpStatusCode)429, "rate-limited");
+        }
+    }
+
+    /// <summary>A client whose connections come from <paramref name="address"/> (any 127.x address is the loopback on Linux).</summary>
+    private static HttpClient ClientFrom(string address, Uri server) => new(new SocketsHttpHandler
+    {
+        ConnectCallback = async (context, cancellationToken) =>
+        {
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                socket.Bind(new IPEndPoint(IPAddress.Parse(address), 0));
+                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    }) { BaseAddress = server, Timeout = TimeSpan.FromSeconds(30) };
 
     [Fact]
     public async Task CorsIsOffByDefaultAndAllowsOnlyConfiguredOrigins()
