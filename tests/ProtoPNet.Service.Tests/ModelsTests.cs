@@ -108,6 +108,24 @@ public class ModelsTests(TrainerBundles bundles)
     }
 
     [Fact]
+    public async Task TheResizeAndFilterAreReportedByTheirOwnNamesInModelsAndClassify()
+    {
+        // model.json may spell them in another case or by an alias; both endpoints report the filter that is applied.
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", bundle => TrainerBundles.EditManifest(bundle, manifest =>
+        {
+            manifest["input"]!["resize"] = "Stretch";
+            manifest["input"]!["interpolation"] = "Linear";
+        })));
+        await using var factory = ServiceFactory.ForRoot(root);
+        var client = factory.CreateClient();
+        var input = (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("input");
+        Assert.Equal(("stretch", "bilinear"), (input.GetProperty("resize").GetString(), input.GetProperty("interpolation").GetString()));
+        var preprocessing = (await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)))))
+            .GetProperty("preprocessing");
+        Assert.Equal(("stretch", "bilinear"), (preprocessing.GetProperty("resize").GetString(), preprocessing.GetProperty("interpolation").GetString()));
+    }
+
+    [Fact]
     public async Task ClassifyLinksPointAtThePrototypePictures()
     {
         var body = await Http.JsonAsync(await Client.PostAsync("/classify", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));

@@ -36,8 +36,6 @@ public sealed class ModelBundle : IDisposable
     public DateTime ManifestWrittenUtc { get; init; }
     public ProviderChoice Provider => Session.Provider;
 
-    public float Weight(int classIndex, int prototypeIndex) => Weights[classIndex * PrototypeCount + prototypeIndex];
-
     /// <summary>
     /// Full path of a file inside the bundle that can be served (a picture, an example), or null when there is none:
     /// when the relative path would leave the bundle folder, one of its parts is a link (a link may lead anywhere: a

@@ -38,6 +38,13 @@ public static class Resamplers
         return found is not null;
     }
 
+    /// <summary>The filter a manifest's <c>input.interpolation</c> names, by its own name (<c>linear</c> is <c>bilinear</c>); what the API reports.</summary>
+    public static string CanonicalName(string? interpolation)
+    {
+        TryGet(interpolation, out var filter);
+        return filter.ToString().ToLowerInvariant();
+    }
+
     /// <summary>
     /// Stretches interleaved 8-bit pixels (<paramref name="channels"/> bytes per pixel, rows without padding) from
     /// <paramref name="width"/> x <paramref name="height"/> to <paramref name="outWidth"/> x <paramref name="outHeight"/>,

@@ -70,14 +70,12 @@ public sealed class PreparedImages : IDisposable
 /// <summary>
 /// The whole data flow for uploaded images: decode and preprocess (<see cref="Prepare"/>), run the network, explain
 /// (<see cref="Explain"/>). The service runs the network through its batcher between the two; <see cref="ClassifyBatch"/>
-/// does all three in one call.
+/// does all three in one call (the benchmarks' in-process pipeline, without batcher or HTTP).
 /// </summary>
 public sealed class Classifier(ImageDecoder decoder)
 {
     /// <summary>The most pixels an image is kept at to draw on (heatmaps, the card): larger ones are scaled down to it.</summary>
     public const long MaxDrawingPixels = 4_000_000;
-
-    public ImageDecoder Decoder => decoder;
 
     /// <summary>Classifies one image; throws <see cref="ImageRejectedException"/> for bad input.</summary>
     public Classification Classify(ModelBundle bundle, ReadOnlyMemory<byte> image, ExplainOptions options)

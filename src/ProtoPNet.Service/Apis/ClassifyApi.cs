@@ -193,7 +193,7 @@ public static class ClassifyApi
         var contrast = input.Contrast ?? ContrastNormalizer.None;
         return new PreprocessingResponse(new ImageSize(classification.Decoded.Width, classification.Decoded.Height),
             colorSpace == ColorSpace.Gray ? "gray" : "rgb", input.Width, input.Height,
-            input.Resize.ToLowerInvariant(), (input.Interpolation ?? "bilinear").ToLowerInvariant(),
+            input.Resize.ToLowerInvariant(), Resamplers.CanonicalName(input.Interpolation),
             contrast, contrast == ContrastNormalizer.Auto ? classification.Inverted : null);
     }
 

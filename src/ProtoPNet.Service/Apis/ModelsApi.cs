@@ -179,7 +179,7 @@ public static class ModelsApi
     private static InputResponse Input(ModelBundle bundle)
     {
         var input = bundle.Manifest.Input;
-        return new InputResponse(input.Channels, input.Height, input.Width, input.ColorSpace, input.Resize,
-            input.Interpolation ?? Resamplers.Default, input.Contrast ?? ContrastNormalizer.None, input.JpegDraft);
+        return new InputResponse(input.Channels, input.Height, input.Width, input.ColorSpace, input.Resize.ToLowerInvariant(),
+            Resamplers.CanonicalName(input.Interpolation), input.Contrast ?? ContrastNormalizer.None, input.JpegDraft);
     }
 }

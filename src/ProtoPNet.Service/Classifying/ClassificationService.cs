@@ -12,8 +12,8 @@ using Serilog;
 namespace ProtoPNet.Service.Classifying;
 
 /// <summary>
-/// The classification use case behind every inference endpoint: lease the model version the request names, read and
-/// decode the uploads and write them into the network's input, run them through the version's batcher (together with
+/// The classification use case behind every inference endpoint: check the request against the model version it names,
+/// read the uploads, lease that version, decode the uploads and write them into the network's input, run them through the version's batcher (together with
 /// other requests' images), explain, and report whatever goes wrong as a problem (<see cref="ProblemException"/>).
 /// The endpoints only turn the request into a <see cref="ClassifyRequest"/> and the answer into their own format.
 /// </summary>
