@@ -33,6 +33,7 @@ public static class InferenceHostingExtensions
         services.AddSingleton<Classifier>();
         services.AddSingleton<BundleScanner>();
         services.AddSingleton<VersionPolicy>();
+        services.AddSingleton<StrategySelector>();
         services.AddSingleton<ModelRegistry>();
         services.AddSingleton<ClassificationService>();
         services.AddHostedService<ModelLoadingService>();

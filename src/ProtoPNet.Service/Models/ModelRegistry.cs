@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using ProtoPNet.Inference.Bundles;
-using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Inference.Runtime;
 using ProtoPNet.Service.Serving;
 
@@ -10,13 +9,14 @@ namespace ProtoPNet.Service.Models;
 /// <summary>
 /// The models the service serves, and the leases requests hold on them. <see cref="Rescan"/> (at start and on hot
 /// reload) compares the model root with what is loaded: the <see cref="BundleScanner"/> loads, verifies and warms up
-/// new version folders (or refuses them), the <see cref="VersionPolicy"/> decides which versions load and serve, and the
-/// new catalog is swapped in at once; removed versions are retired and disposed once their running requests finish
+/// new version folders (or refuses them), the <see cref="StrategySelector"/> chooses how each new version runs, the
+/// <see cref="VersionPolicy"/> decides which versions load and serve, and the new catalog is swapped in at once; removed versions are retired and disposed once their running requests finish
 /// (<see cref="ModelLease"/>).
 /// </summary>
 public sealed class ModelRegistry(
-    IOptions<ModelsOptions> options, BundleScanner scanner, BundleLoader loader, VersionPolicy policy, SessionFactory sessionFactory, IHostEnvironment environment,
-    IOptions<BatchingOptions> batching, InferenceRequests inferenceRequests, ServiceMetrics metrics, ILogger<ModelRegistry> logger) : IDisposable
+    IOptions<ModelsOptions> options, BundleScanner scanner, VersionPolicy policy, StrategySelector strategies, SessionFactory sessionFactory,
+    IHostEnvironment environment, IOptions<BatchingOptions> batching, InferenceRequests inferenceRequests, ServiceMetrics metrics,
+    ILogger<ModelRegistry> logger) : IDisposable
 {
     /// <summary>One scan at a time; a semaphore so that an HTTP reload waits for its turn without holding a pool thread.</summary>
     private readonly SemaphoreSlim _scanGate = new(1, 1);
@@ -37,18 +37,7 @@ public sealed class ModelRegistry(
     public void LoadAll()
     {
         var stopwatch = Stopwatch.StartNew();
-        var provider = sessionFactory.Provider;
-        if (provider.FallbackReason is not null)
-        {
-            logger.LogWarning("Inference:ExecutionProvider is auto: the CUDA execution provider cannot be used ({Reason}); falling back to {Provider}",
-                provider.FallbackReason, provider.Provider);
-        }
-        logger.LogInformation("Loading model bundles from {ModelRoot} with {Provider}", Root, provider.Provider);
-        var telemetry = sessionFactory.TelemetrySetting;
-        if (telemetry == "1") logger.LogInformation("ONNX Runtime usage telemetry is off (ORT_DISABLE_TELEMETRY={TelemetrySetting})", telemetry);
-        else logger.LogWarning("ONNX Runtime usage telemetry may be on: ORT_DISABLE_TELEMETRY={TelemetrySetting}, as the operator set it (1 turns it off)", telemetry ?? "(unset)");
-        if (TurboJpeg.IsAvailable) logger.LogInformation("JPEG uploads are decoded by {JpegDecoder:l}", TurboJpeg.Description);
-        else logger.LogWarning("JPEG uploads are decoded by {JpegDecoder:l}: install libturbojpeg0 for the trainer's pixels", TurboJpeg.Description);
+        logger.LogInformation("Loading model bundles from {ModelRoot} with {Provider}", Root, sessionFactory.Provider.Provider);
         RescanCore(stopwatch);
     }
 
@@ -106,7 +95,7 @@ public sealed class ModelRegistry(
         var kept = current.Served.Keys.Where(b => folders.IsUnreadable(b.Directory)).ToList();
         var added = new List<ModelBundle>();
         // Measured as each new version loads: a version whose batches do not run is refused like any bad bundle.
-        var strategies = new Dictionary<ModelBundle, ExecutionStrategy>();
+        var chosen = new Dictionary<ModelBundle, ExecutionStrategy>();
         var refused = new List<RefusedBundle>();
         var newlyRefused = new List<RefusedBundle>();
         try
@@ -127,7 +116,7 @@ public sealed class ModelRegistry(
                         logger.LogWarning("The folder of {Model}@{Version} was rewritten after it was loaded (its model.json changed; a version's folder should never change): loading it again from {Directory}",
                             existing.Name, existing.Version, directory);
                     }
-                    var bundle = scanner.TryLoad(family.Key, directory, loaded => strategies[loaded] = StrategyFor(loaded), out var refusal, out var isNewRefusal);
+                    var bundle = scanner.TryLoad(family.Key, directory, loaded => chosen[loaded] = strategies.Choose(loaded), out var refusal, out var isNewRefusal);
                     if (bundle is not null)
                     {
                         added.Add(bundle);
@@ -156,7 +145,7 @@ public sealed class ModelRegistry(
         var changed = first || added.Count > 0 || removed.Length > 0 || !refused.SequenceEqual(current.Refused);
         if (!changed && gone.Length == 0) return new RescanResult([], [], [], Serving(current));
 
-        var catalog = changed ? Publish(current, kept, added, strategies, removed, refused) : current;
+        var catalog = changed ? Publish(current, kept, added, chosen, removed, refused) : current;
         var unloaded = gone.Concat(removed).ToArray();
         if (catalog.Families.Count == 0)
         {
@@ -245,76 +234,6 @@ public sealed class ModelRegistry(
 
         static string Describe(IReadOnlyList<string> classes) =>
             $"({classes.Count}: {string.Join(", ", classes.Take(4))}{(classes.Count > 4 ? ", ..." : "")})";
-    }
-
-    /// <summary>How long each candidate shape runs per round when the strategy is measured (three rounds, a handful of shapes).</summary>
-    private static readonly TimeSpan MeasureSlice = TimeSpan.FromMilliseconds(50);
-
-    /// <summary>
-    /// The version's execution strategy (Batching:Strategy): measured on the CPU before the version is served, batches
-    /// of Batching:MaxBatchSize on CUDA (where a run's fixed cost is the GPU launch and copies, which batching spreads),
-    /// or as configured.
-    /// </summary>
-    private ExecutionStrategy StrategyFor(ModelBundle bundle)
-    {
-        var options = batching.Value;
-        var threads = sessionFactory.IntraOpThreads;
-        var stopwatch = Stopwatch.StartNew();
-        ExecutionStrategy strategy;
-        try
-        {
-            strategy = options.Strategy == StrategyChoice.Fixed
-                ? new ExecutionStrategy(options.MaxBatchSize, options.ConcurrentRunsLimit, threads, "configured")
-                : bundle.Provider.Provider == SessionFactory.CudaProvider
-                    ? new ExecutionStrategy(options.MaxBatchSize, 1, threads, "cuda")
-                    : MeasureStrategy(bundle, threads);
-        }
-        catch (Exception exception) when (exception is not (BundleRefusedException or OutOfMemoryException))
-        {
-            // E.g. a graph that runs the load checks' batches but not the larger ones measured here.
-            throw new BundleRefusedException(bundle.Directory, $"its execution strategy cannot be measured: {exception.Message.Split('\n')[0]}", exception);
-        }
-        if (strategy.Measurements.Count == 0)
-        {
-            logger.LogInformation("Model {Model}@{Version} runs batches of up to {MaxBatchSize} images, {ConcurrentRuns} concurrent runs, {IntraOpThreads} intra-op threads ({StrategySource})",
-                bundle.Name, bundle.Version, strategy.MaxBatchSize, strategy.ConcurrentRuns, strategy.IntraOpThreads, strategy.Source);
-        }
-        else
-        {
-            logger.LogInformation("Model {Model}@{Version} runs batches of up to {MaxBatchSize} images, {ConcurrentRuns} concurrent runs, {IntraOpThreads} intra-op threads, a request alone on {LoneIntraOpThreads} ({StrategySource} in {MeasureMs:0} ms, images/s and CPU ms per image: {Measurements}; one image alone, median ms: {LoneMeasurements})",
-                bundle.Name, bundle.Version, strategy.MaxBatchSize, strategy.ConcurrentRuns, strategy.IntraOpThreads, strategy.LoneIntraOpThreads, strategy.Source,
-                stopwatch.Elapsed.TotalMilliseconds,
-                string.Join(", ", strategy.Measurements.Select(m => $"b={m.BatchSize} x{m.ConcurrentRuns} t={m.IntraOpThreads} {m.ImagesPerSecond:0.#} {m.CpuMsPerImage:0.###}")),
-                strategy.LoneMeasurements.Count == 0 ? "not measured" : string.Join(", ", strategy.LoneMeasurements.Select(m => $"t={m.IntraOpThreads} {m.P50Ms:0.###}")));
-        }
-        return strategy;
-    }
-
-    /// <summary>
-    /// Measures the CPU strategy. Unless Inference:IntraOpThreads is set, a second session whose runs each use one
-    /// thread is measured beside the loaded one (one thread per core): the leaner serves; the other is kept for requests
-    /// that run alone if it answers one image enough sooner (<see cref="ExecutionStrategy.LoneIntraOpThreads"/>), else disposed.
-    /// </summary>
-    private ExecutionStrategy MeasureStrategy(ModelBundle bundle, int threads)
-    {
-        var options = batching.Value;
-        List<SessionCandidate> candidates = [new(bundle.Session, threads)];
-        if (!sessionFactory.IntraOpThreadsConfigured && threads > 1) candidates.Add(new(loader.LoadSession(bundle, 1), 1));
-        try
-        {
-            var strategy = ExecutionStrategyTuner.Measure(candidates, options.MaxBatchSize, options.ConcurrentRunsLimit, MeasureSlice, options.LoneRuns);
-            var chosen = candidates.First(c => c.IntraOpThreads == strategy.IntraOpThreads).Session;
-            // Loaded afresh: a measured session's memory arena has grown to the largest batch tried, and lone runs are of
-            // one image (for ResNet-18, 245 MiB more resident memory kept against about 100).
-            var lone = strategy.LoneIntraOpThreads != strategy.IntraOpThreads ? loader.LoadSession(bundle, strategy.LoneIntraOpThreads) : null;
-            bundle.ServeWith(chosen, lone);
-            return strategy;
-        }
-        finally
-        {
-            // The sessions loaded to be measured that do not serve (ServeWith has disposed the bundle's own if unused).
-            foreach (var candidate in candidates.Skip(1).Where(c => c.Session != bundle.Session)) candidate.Session.Dispose();
-        }
     }
 
     private static string[] Serving(ModelCatalog catalog) => catalog.Families.Values.Select(f => $"{f.Name}@{f.Served.Version}").ToArray();
