@@ -14,6 +14,8 @@ try
     builder.AddProblemResponses();
     builder.AddInference();
     builder.AddServing();
+    builder.AddRateLimiting();
+    builder.AddTracing();
     builder.AddTraining();
     builder.AddApiDocumentation();
 
@@ -23,6 +25,7 @@ try
     app.UseProblemResponses();
     app.UseServiceRequestLogging();
     app.UseServing();
+    app.UseRateLimiting();
     app.UseRequestShapeRules();
     app.UseApiDocumentation();
     app.UseWebPage();

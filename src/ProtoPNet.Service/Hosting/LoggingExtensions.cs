@@ -22,7 +22,8 @@ public static class LoggingExtensions
                 $"Logging:Format must be {string.Join(" or ", LogFormatOptions.Formats.Select(f => $"'{f}'"))}")
             .ValidateOnStart();
         if (LevelProblems(builder.Configuration) is { Count: > 0 } problems) throw new Microsoft.Extensions.Options.OptionsValidationException("Serilog", typeof(object), problems);
-        var json = string.Equals(builder.Configuration["Logging:Format"], "json", StringComparison.OrdinalIgnoreCase);
+        var format = builder.Configuration.GetSection("Logging").Get<LogFormatOptions>()?.Format;
+        var json = string.Equals(format, "json", StringComparison.OrdinalIgnoreCase);
         builder.Logging.ClearProviders();
         builder.Services.AddSerilog((_, logger) =>
         {
