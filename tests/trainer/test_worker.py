@@ -538,3 +538,23 @@ def test_a_job_cancelled_while_its_bundle_is_written_publishes_nothing(tmp_path,
     make_worker(tmp_path, options).run()
     assert folder.status()["status"] == "cancelled"
     assert not (tmp_path / "models" / "tiny").exists() or os.listdir(tmp_path / "models" / "tiny") == []
+
+
+@pytest.mark.parametrize("stage", ["push", "prune"])
+def test_a_stop_asked_during_the_push_or_the_prune_is_taken_between_their_batches(tmp_path, tiny, stage):
+    """A whole pass over the training set: a cancel (or SIGTERM, or a lost lease) must not wait for its end."""
+    from protopnet_trainer.watch import RunWatch, StopRun, WatchedTrainer
+    cfg = tiny(push_batch_size=4, prune_k=3, prune_threshold=1)   # 36 training images: 9 batches a pass
+    asked = []
+
+    def should_stop():
+        if watch.stage_name != stage:
+            return None
+        asked.append(stage)   # the stage's start asks once, then every batch
+        return "cancel" if len(asked) == 3 else None
+
+    watch = RunWatch(lambda snapshot: None, should_stop)
+    trainer = WatchedTrainer(cfg, str(tmp_path / "run"), progress=False, log=lambda line: None, watch=watch)
+    with pytest.raises(StopRun, match="cancel"):
+        trainer.push(1) if stage == "push" else trainer.prune()
+    assert len(asked) == 3 < 1 + len(trainer.loaders.push)

@@ -88,7 +88,7 @@ def write_prototype_pictures(image: torch.Tensor, upsampled: np.ndarray, box: Bo
 def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, device: torch.device,
                     picture_dir: Optional[str], progress: bool = True,
                     require_every_class: bool = True, group: Optional["Group"] = None,
-                    background_aware: bool = False) -> List[Dict]:
+                    background_aware: bool = False, loader: Optional[Iterable] = None) -> List[Dict]:
     """Replace every prototype by its nearest latent patch among the push-set images of its own class.
 
     Returns one record per prototype (source item, feature cell, box) and, with `picture_dir`, writes
@@ -99,12 +99,14 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     one-process push; only rank 0 writes the pictures. `background_aware` leaves out the cells
     background.background_to_leave_out marks and takes the nearest of a prototype's FOREGROUND_CANDIDATES nearest
     cells whose box is not mostly border colour, by the scorecard's rule (the nearest one when none is).
+    Without a group, `loader` is the push set's loader to scan in order (the run's, which a worker watches so that a
+    cancel stops the push between batches); by default one is made here.
     """
     model.eval()
-    if group is None:
-        loader = DataLoader(push_set, batch_size=batch_size, shuffle=False)
-    else:
+    if group is not None:
         loader = group.shard(push_set, batch_size)
+    elif loader is None:
+        loader = DataLoader(push_set, batch_size=batch_size, shuffle=False)
     count = FOREGROUND_CANDIDATES if background_aware else 1
     candidates = _nearest_candidates(model, loader, device, progress, count, background_aware)
     if group is not None:

@@ -365,7 +365,7 @@ class Trainer:
     def push(self, epoch: int) -> None:
         self.records = push_prototypes(self.model, self.loaders.push_set, self.cfg.push_batch_size, self.device,
                                        self.folder.push_pictures(epoch), progress=self.progress, group=self.group,
-                                       background_aware=self.cfg.background_aware)
+                                       background_aware=self.cfg.background_aware, loader=self.loaders.push)
 
     @torch.no_grad()
     def push_set_scores(self) -> torch.Tensor:
@@ -503,7 +503,7 @@ class Trainer:
         """Remove the prototypes whose nearest training patches are mostly of other classes, then train the
         last layer again. Returns how many were removed."""
         keep = prune_prototypes(self.model, self.loaders.push_set, self.cfg.push_batch_size, self.device,
-                                self.cfg.prune_k, self.cfg.prune_threshold, progress=self.progress)
+                                self.cfg.prune_k, self.cfg.prune_threshold, progress=self.progress, loader=self.loaders.push)
         removed = self.model.num_prototypes - len(keep)
         self.model.keep_prototypes(torch.tensor(keep, dtype=torch.long))
         self.records = [self.records[j] for j in keep]
