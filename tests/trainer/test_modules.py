@@ -84,3 +84,15 @@ def test_no_module_imports_itself_round_a_loop():
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_command_line_and_the_job_options_load_without_torch():
+    """`--help`, an argument error and the service's option checks stay quick: torch is imported by the commands that
+    run a model, not by the parser (cli.TORCHRUN_ENVIRONMENT and job_options.DATASETS are kept torch-free for this)."""
+    import subprocess
+    import sys
+    probe = ("import sys, protopnet_trainer.cli, protopnet_trainer.job_options; "
+             "print(sorted(m for m in ('torch', 'torchvision', 'numpy') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONPATH": os.path.dirname(FOLDER)}, check=True).stdout.strip()
+    assert found == "[]"

@@ -415,6 +415,12 @@ def test_the_job_contrast_modes_are_the_trainers():
     assert job_options.CHOICES["--contrast"] == list(contrast.MODES)
 
 
+def test_the_job_backbones_are_the_trainers():
+    # job_options spells them out (trunks.py imports torch): the trainer's list is the truth.
+    from protopnet_trainer import job_options, trunks
+    assert job_options.CHOICES["--backbone"] == list(trunks.TRUNKS)
+
+
 def test_job_options_are_the_train_commands_long_options_in_camel_case(options):
     assert options.by_name["lrAddOn"].option == "--lr-add-on"
     assert options.by_name["smallCnnWidths"].type == "integers"

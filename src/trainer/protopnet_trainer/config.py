@@ -5,10 +5,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from .contrast import MODES as CONTRAST_MODES
 from .errors import TrainerError
 
+# The bundle's contrast step (contrast.py); spelled here, where torch is not imported, for the CLI and the job options.
+CONTRAST_MODES = ("none", "auto")
+
 AUGMENTATIONS = ("paper", "crop-flip", "none")
+ADD_ONS = ("regular", "bottleneck")
+SIMILARITIES = ("log", "linear")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")   # PIL's names, as model.json's input.interpolation
 GENERATED_DATASETS = ("synthetic", "synthetic-parts")   # drawn by the trainer from its seed: no --data folder
 JOINT_OPTIMIZERS = ("adam-step", "adamw-onecycle")
 
@@ -169,16 +174,16 @@ class TrainConfig:
             raise TrainerError(f"--onecycle-pct-start must be between 0 and 1 (got {self.onecycle_pct_start})")
         if self.last_layer_batch_size < 0:
             raise TrainerError("--last-layer-batch-size must be >= 0")
-        if self.similarity not in ("log", "linear"):
-            raise TrainerError(f"unknown similarity '{self.similarity}' (use log or linear)")
-        if self.add_on not in ("regular", "bottleneck"):
-            raise TrainerError(f"unknown add-on type '{self.add_on}' (use regular or bottleneck)")
+        if self.similarity not in SIMILARITIES:
+            raise TrainerError(f"unknown similarity '{self.similarity}' (use {' or '.join(SIMILARITIES)})")
+        if self.add_on not in ADD_ONS:
+            raise TrainerError(f"unknown add-on type '{self.add_on}' (use {' or '.join(ADD_ONS)})")
         if self.prototypes_per_class < 1:
             raise TrainerError("--prototypes-per-class must be at least 1")
         if self.contrast not in CONTRAST_MODES:
             raise TrainerError(f"unknown contrast mode '{self.contrast}' (use {', '.join(CONTRAST_MODES)})")
-        if self.interpolation not in ("bilinear", "bicubic", "nearest"):
-            raise TrainerError(f"unknown interpolation '{self.interpolation}'")
+        if self.interpolation not in INTERPOLATIONS:
+            raise TrainerError(f"unknown interpolation '{self.interpolation}' (use {', '.join(INTERPOLATIONS)})")
 
 
 PRESETS: Dict[str, Dict[str, Any]] = {

@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .config import GENERATED_DATASETS, PRESETS, TrainConfig
+from .config import (ADD_ONS, AUGMENTATIONS, CONTRAST_MODES, GENERATED_DATASETS, INTERPOLATIONS, JOINT_OPTIMIZERS, PRESETS,
+                     SIMILARITIES, TrainConfig)
 from .errors import TrainerError
 
 FORMAT = "protopnet-trainer-options/1"
@@ -52,11 +53,11 @@ RANGES: Dict[str, Tuple[float, float]] = {
 # String options take one of these values (a job never names a file: --trunk-weights only the named sources).
 CHOICES: Dict[str, List[Any]] = {
     "--device": ["auto", "cpu", "cuda"],
-    "--backbone": ["small-cnn", "resnet18", "resnet34", "resnet50", "vgg16", "vgg19", "densenet121"],
+    "--backbone": ["small-cnn", "resnet18", "resnet34", "resnet50", "vgg16", "vgg19", "densenet121"],   # trunks.TRUNKS (a test keeps them equal)
     "--trunk-weights": ["torchvision", "imagenet-onnx"],
-    "--add-on": ["regular", "bottleneck"], "--similarity": ["log", "linear"],
-    "--joint-optimizer": ["adam-step", "adamw-onecycle"], "--augmentation": ["paper", "crop-flip", "none"],
-    "--interpolation": ["bilinear", "bicubic", "nearest"], "--contrast": ["none", "auto"],
+    "--add-on": list(ADD_ONS), "--similarity": list(SIMILARITIES),
+    "--joint-optimizer": list(JOINT_OPTIMIZERS), "--augmentation": list(AUGMENTATIONS),
+    "--interpolation": list(INTERPOLATIONS), "--contrast": list(CONTRAST_MODES),
     "--synthetic-channels": [1, 3],
 }
 LIST_OPTIONS = {"--small-cnn-widths": 8}   # comma-separated integers: the most items
