@@ -409,12 +409,6 @@ def test_the_job_data_sets_are_the_trainers():
     assert job_options.DATASETS == datasets.DATASETS
 
 
-def test_the_job_contrast_modes_are_the_trainers():
-    # job_options spells them out (it must not import torch): the trainer's list is the truth.
-    from protopnet_trainer import contrast, job_options
-    assert job_options.CHOICES["--contrast"] == list(contrast.MODES)
-
-
 def test_the_job_backbones_are_the_trainers():
     # job_options spells them out (trunks.py imports torch): the trainer's list is the truth.
     from protopnet_trainer import job_options, trunks

@@ -21,8 +21,6 @@ from typing import Tuple
 
 import torch
 
-from .config import CONTRAST_MODES as MODES
-
 INVERT_ABOVE = 0.5
 MIN_SPAN = 15.5 / 255.0
 

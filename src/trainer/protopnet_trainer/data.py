@@ -19,6 +19,7 @@ from torchvision.transforms import InterpolationMode
 from .augmentation import make_augmentation
 from .config import TrainConfig
 from .contrast import apply_contrast
+from .errors import TrainerError
 from .image_files import open_image
 from .runtime import at_most_usable
 
@@ -198,6 +199,16 @@ def name_list(classes: List[str]) -> str:
 def describe_classes(classes: List[str]) -> str:
     """A class list in an error: its count and its first names."""
     return f"{len(classes)} ({name_list(classes)})"
+
+
+def require_same_classes(expected: Sequence[str], found: Sequence[str], owner: str, dataset: str) -> None:
+    """Refuses a data set whose classes are not those of `owner` (a checkpoint, a bundle): in count, then in names and
+    order, since a model's class k is the data set's class k."""
+    if len(expected) != len(found):
+        raise TrainerError(f"class-count mismatch: {owner} has {len(expected)} classes, data set {dataset} has {len(found)}")
+    if list(expected) != list(found):
+        raise TrainerError(f"class mismatch: {owner}'s classes are {describe_classes(list(expected))}, data set "
+                           f"{dataset}'s are {describe_classes(list(found))}")
 
 
 

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
-from .data import describe_classes, make_loaders
+from .data import make_loaders, require_same_classes
 from .datasets import load_data_source
 from .errors import TrainerError
 from .localisation import localisation
@@ -60,12 +60,7 @@ def evaluate_checkpoint(path: str, dataset: Optional[str], data: Optional[str], 
     changes = {k: v for k, v in (("dataset", dataset), ("data", data)) if v is not None}
     cfg = cfg.replace(**changes, augment=False)
     source = load_data_source(cfg)
-    if len(source.classes) != len(checkpoint["classes"]):
-        raise TrainerError(f"class-count mismatch: checkpoint has {len(checkpoint['classes'])} classes, "
-                           f"data set {cfg.dataset} has {len(source.classes)}")
-    if list(source.classes) != list(checkpoint["classes"]):
-        raise TrainerError(f"class mismatch: the checkpoint's classes are {describe_classes(checkpoint['classes'])}, "
-                           f"data set {cfg.dataset}'s are {describe_classes(source.classes)}")
+    require_same_classes(checkpoint["classes"], source.classes, "the checkpoint", cfg.dataset)
     channels = int(checkpoint["model"]["mean"].numel())
     if source.channels != channels:
         raise TrainerError(f"the checkpoint's model takes {channels}-channel images, data set {cfg.dataset} has "

@@ -15,7 +15,7 @@ from .baseline import SeparateBaseline, baseline_from_file
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .console import say
-from .data import DataSource, ImageSet, make_loaders
+from .data import DataSource, ImageSet, make_loaders, require_same_classes
 from .datasets import load_data_source
 from .distributed import Group, process_group, restart_count
 from .errors import TrainerError
@@ -191,9 +191,7 @@ def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], p
                                                          "right after a push (final.pt)")
     source = load_data_source(cfg.replace(augment=False))
     classes = list(checkpoint["classes"])
-    if list(source.classes) != classes:
-        raise TrainerError(f"class-count mismatch: checkpoint has {len(classes)} classes, "
-                           f"data set {cfg.dataset} has {len(source.classes)}")
+    require_same_classes(classes, source.classes, "the checkpoint", cfg.dataset)
     loaders = make_loaders(cfg, source)
     test_accuracy, confusion = test_metrics(model, loaders.test, torch.device("cpu"), len(classes), progress)
     result = TrainResult.from_checkpoint(checkpoint, model, records, test_accuracy, confusion, push_seconds)

@@ -18,7 +18,7 @@ from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import GENERATED_DATASETS, TrainConfig
 from .console import say
 from .augmentation import add_training_noise
-from .data import DataSource, Loaders, describe_classes, epoch_set, make_loaders, name_list
+from .data import DataSource, Loaders, epoch_set, make_loaders, name_list, require_same_classes
 from .datasets import load_data_source
 from .distributed import set_epoch, sharded_predictions, sharded_scores
 from .errors import TrainerError
@@ -219,9 +219,7 @@ class Trainer:
         optimizers: for the stages after training (push, last layer, pruning). `cfg` defaults to the
         checkpoint's own configuration. (To continue an interrupted run, use `resume`.)"""
         trainer = cls(cfg or TrainConfig.from_dict(checkpoint["config"]), run_dir, progress=progress, log=log)
-        if list(checkpoint["classes"]) != list(trainer.source.classes):
-            raise TrainerError(f"class-count mismatch: checkpoint has {len(checkpoint['classes'])} classes, "
-                               f"data set {trainer.cfg.dataset} has {len(trainer.source.classes)}")
+        require_same_classes(checkpoint["classes"], trainer.source.classes, "the checkpoint", trainer.cfg.dataset)
         trainer.model = model_from_checkpoint(checkpoint).to(trainer.device)
         trainer._parallel = None
         trainer._make_optimizers()
@@ -427,9 +425,7 @@ class Trainer:
             return False
         checkpoint = load_checkpoint(latest)
         saved = TrainConfig.from_dict(checkpoint["config"])
-        if list(checkpoint["classes"]) != list(self.source.classes):
-            raise TrainerError(f"checkpoint {latest} was trained on other classes than the data set's: "
-                               f"{describe_classes(checkpoint['classes'])} against {describe_classes(self.source.classes)}")
+        require_same_classes(checkpoint["classes"], self.source.classes, f"checkpoint {latest}", self.cfg.dataset)
         refuse_other_model_settings(latest, saved, self.cfg)
         if saved.decodes_jpeg_draft != self.cfg.decodes_jpeg_draft:   # the bundle must say how all its images were decoded
             raise TrainerError(f"checkpoint {latest} was trained with JPEGs decoded "
