@@ -37,14 +37,7 @@ public static class CardApi
             {
                 Description = $"The explanation card: a PNG image {ExplanationCard.Width} pixels wide.",
             })
-            .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status408RequestTimeout)
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
-            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
-            .ProducesProblem(StatusCodes.Status429TooManyRequests)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
+            .ProducesClassifyProblems()
             .RequireClassifyKeyWithProblems();
         return app;
     }

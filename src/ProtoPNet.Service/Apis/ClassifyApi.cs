@@ -98,19 +98,25 @@ public static class ClassifyApi
                 """)
             .WithMetadata(new ImageUploadMetadata(Multiple: true))
             .Produces<BatchClassifyResponse>(StatusCodes.Status200OK)
-            .ProducesClassifyProblems();
+            .ProducesClassifyProblems(imageProblems: false);
         return app;
     }
 
-    private static RouteHandlerBuilder ProducesClassifyProblems(this RouteHandlerBuilder builder) => builder
-        .ProducesProblem(StatusCodes.Status400BadRequest)
-        .ProducesProblem(StatusCodes.Status404NotFound)
-        .ProducesProblem(StatusCodes.Status408RequestTimeout)
-        .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-        .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
-        .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
-        .ProducesProblem(StatusCodes.Status429TooManyRequests)
-        .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+    /// <summary>
+    /// The problems of an upload endpoint (/classify, /classify/batch, /classify/card). With <paramref name="imageProblems"/>
+    /// an image that cannot be classified refuses the request (422); a batch answers it in the image's own entry instead.
+    /// </summary>
+    internal static RouteHandlerBuilder ProducesClassifyProblems(this RouteHandlerBuilder builder, bool imageProblems = true)
+    {
+        builder.ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status408RequestTimeout)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        if (imageProblems) builder.ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+        return builder.ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+    }
 
     internal static async Task<JsonAnswer<ClassifyResponse>> ClassifyAsync(
         [AsParameters] ClassifyQuery query, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)

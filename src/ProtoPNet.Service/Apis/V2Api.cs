@@ -120,7 +120,8 @@ public static class V2Api
                 named in `outputs`; as binary data after the JSON (Inference-Header-Content-Length, application/octet-stream) those whose
                 `parameters.binary_data` is true, or all with the request's `parameters.binary_data_output`. Errors are `{"error": "..."}`: 400 for a malformed request, 404 for an unknown model or version,
                 413 for a body larger than the model's largest request needs (64 bytes per value of `Classify:MaxBatchImages` images,
-                at most 256 MiB), 503 (with Retry-After) when the model is overloaded.
+                at most 256 MiB), 408 for a body that did not arrive within `Classify:UploadReadTimeout`, 503 (with Retry-After)
+                when the model is overloaded.
                 """)
             // Any Content-Type, as the protocol asks for none (curl -d sends a form's): the body is read as JSON, or as
             // JSON and binary data with Inference-Header-Content-Length.
@@ -128,6 +129,7 @@ public static class V2Api
             .Produces<V2InferenceResponse>()
             .Produces<V2Error>(StatusCodes.Status400BadRequest)
             .Produces<V2Error>(StatusCodes.Status404NotFound)
+            .Produces<V2Error>(StatusCodes.Status408RequestTimeout)
             .Produces<V2Error>(StatusCodes.Status413PayloadTooLarge)
             .Produces<V2Error>(StatusCodes.Status503ServiceUnavailable)
             // The API key check and the rate limiter answer before the protocol's endpoint does, in its error body too.

@@ -374,8 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--stale-after", type=float, default=60.0, metavar="SECONDS",
                         help="take over a running job whose lease was not renewed for this long (60)")
     worker.add_argument("--max-takeovers", type=int, default=3, metavar="N",
-                        help="end a job failed once its workers died N times over it (taken over), rather than let "
-                             "a job that kills its worker be retried for good (3)")
+                        help="end a job failed when its workers died more than N times over it (taken over), rather "
+                             "than let a job that kills its worker be retried for good (3)")
     worker.add_argument("--once", action="store_true", help="exit when no job is left to take")
     worker.add_argument("--alive-file", metavar="PATH", default=os.environ.get(ALIVE_FILE_VARIABLE) or None,
                         help="touch this file from the loop and the job's heartbeat, for a health check "

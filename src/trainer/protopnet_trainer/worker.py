@@ -51,7 +51,7 @@ class WorkerSettings:
     progress: bool = False             # progress bars (stderr), as train's
     once: bool = False                 # exit when the queue is empty (tests, cron)
     alive_file: Optional[str] = None   # touched by the loop and the job's heartbeat (alive.py: the health check)
-    max_takeovers: int = 3             # a job whose workers died this many times (taken over) is ended failed
+    max_takeovers: int = 3             # a job whose workers died more than this many times (taken over) is ended failed
 
 
 class ShutdownSignal:
