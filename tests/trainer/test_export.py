@@ -224,7 +224,7 @@ def test_the_gallery_draws_class_names_in_any_script(trained_bundle, tmp_path):
 
 
 def test_confusion_matrix_counts():
-    from protopnet_trainer.report import confusion_matrix
+    from protopnet_trainer.evaluate import confusion_matrix
     matrix = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)
     assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
 

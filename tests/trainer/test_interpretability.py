@@ -1,5 +1,5 @@
 """The interpretability measures on cases whose answer is known: graphs whose boxes are forced onto the true parts
-score 100 %, forced elsewhere 0 %; and the vectorised box equals the service's (push.high_activation_box)."""
+score 100 %, forced elsewhere 0 %; and the vectorised box equals the service's (boxes.high_activation_box)."""
 import numpy as np
 import pytest
 import torch
@@ -9,7 +9,7 @@ from protopnet_trainer.interpretability import (NO_PART, PrototypeSource, border
                                                 high_activation_boxes, lands_on, pointing_game,
                                                 prototype_consistency, random_box_elsewhere, same_mapping, scorecard,
                                                 stability, upsample_maps)
-from protopnet_trainer.push import high_activation_box, upsample_activation
+from protopnet_trainer.boxes import high_activation_box, upsample_activation
 
 SIZE = 32
 

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from protopnet_trainer.localisation import box_iou, centre_inside, localisation
+from protopnet_trainer.boxes import box_iou, centre_inside
+from protopnet_trainer.localisation import localisation
 
 
 def test_box_iou_and_centre():

@@ -7,7 +7,8 @@ from PIL import Image
 from protopnet_trainer.data import ImageSet
 from protopnet_trainer.datasets import load_data_source
 from protopnet_trainer.model import build_model
-from protopnet_trainer.push import high_activation_box, push_prototypes, upsample_activation
+from protopnet_trainer.boxes import high_activation_box, upsample_activation
+from protopnet_trainer.push import push_prototypes
 
 
 def _pushed_model(tiny, tmp_path):

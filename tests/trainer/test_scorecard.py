@@ -16,10 +16,9 @@ from PIL import Image
 from protopnet_trainer.cli import main
 from protopnet_trainer.data import ImageSet
 from protopnet_trainer.datasets import load_data_source
-from protopnet_trainer.localisation import box_iou
+from protopnet_trainer.boxes import box_iou, high_activation_box, upsample_activation
 from protopnet_trainer.onnx_graph import run_graph
 from protopnet_trainer.pipeline import TrainJob, train_and_publish
-from protopnet_trainer.push import high_activation_box, upsample_activation
 from protopnet_trainer.scorecard import measure
 
 from conftest import tiny_config

@@ -21,7 +21,7 @@ JOINT_OPTIMIZERS = ("adam-step", "adamw-onecycle")
 @dataclass
 class TrainConfig:
     # data
-    dataset: str = "fashion-mnist"          # fashion-mnist | cub200 | imagefolder | synthetic
+    dataset: str = "fashion-mnist"          # one of datasets.DATASETS
     data: Optional[str] = None               # dataset folder (default per dataset)
     image_size: int = 28                     # model input is image_size x image_size
     crop_to_box: bool = False                # cub200: crop every image to its bird box (the paper's setting)

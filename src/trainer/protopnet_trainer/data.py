@@ -17,16 +17,13 @@ from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
 from .augmentation import make_augmentation
+from .boxes import Box
 from .config import TrainConfig
 from .contrast import apply_contrast
 from .errors import TrainerError
 from .image_files import open_image
 from .runtime import at_most_usable
 
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
-
-Box = Tuple[int, int, int, int]  # x, y, width, height in pixels of the model input
 
 
 # A split's image loaders are small classes, not closures: DataLoader workers started with spawn or forkserver (the
@@ -244,20 +241,12 @@ def epoch_set(train_set: Dataset, cfg: TrainConfig) -> Dataset:
     return EpochCopies(train_set, cfg.epoch_copies) if cfg.epoch_copies > 1 else train_set
 
 
-def make_loaders(cfg: TrainConfig, source: DataSource, generator: Optional[torch.Generator] = None) -> Loaders:
+def make_loaders(cfg: TrainConfig, source: DataSource) -> Loaders:
     train_set = ImageSet(source.train, cfg.image_size, cfg.interpolation, make_augmentation(cfg), cfg.contrast)
     push_set = ImageSet(source.train, cfg.image_size, cfg.interpolation, None, cfg.contrast)
     test_set = ImageSet(source.test, cfg.image_size, cfg.interpolation, None, cfg.contrast)
     workers = at_most_usable(cfg.num_workers, "--workers")
-    train = DataLoader(epoch_set(train_set, cfg), batch_size=cfg.batch_size, shuffle=True, num_workers=workers,
-                       generator=generator)
+    train = DataLoader(epoch_set(train_set, cfg), batch_size=cfg.batch_size, shuffle=True, num_workers=workers)
     push = DataLoader(push_set, batch_size=cfg.push_batch_size, shuffle=False, num_workers=workers)
     test = DataLoader(test_set, batch_size=cfg.test_batch_size, shuffle=False, num_workers=workers)
     return Loaders(train, push, test, train_set, push_set, test_set)
-
-
-def class_counts(labels: Sequence[int], num_classes: int) -> List[int]:
-    counts = [0] * num_classes
-    for label in labels:
-        counts[label] += 1
-    return counts

@@ -1,5 +1,5 @@
 """The data sets a run can read, by name (`--dataset`), each as a `DataSource` of two splits: Fashion-MNIST (idx .gz),
-CUB-200-2011, ImageFolder (train/ and test/ of class folders) and the two generated ones (synthetic.py); then the
+CUB-200-2011, ImageFolder (train/ and test/ of class folders) and the two generated ones (synthetic.py, synthetic_parts.py); then the
 limits, the calibration hold-out and the checks every data set gets (`load_data_source`).
 """
 from __future__ import annotations
@@ -7,60 +7,22 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from .config import TrainConfig
-from .data import (IMAGENET_MEAN, IMAGENET_STD, ArrayImages, DataSource, FileImages, Split, classes_without_images,
-                   name_list)
+from .data import ArrayImages, DataSource, FileImages, Split, classes_without_images, name_list
 from .errors import TrainerError
-from .synthetic import load_synthetic, load_synthetic_parts
+from .synthetic import load_synthetic
+from .synthetic_parts import load_synthetic_parts
+from .trunks import IMAGENET_MEAN, IMAGENET_STD
 
-DATASETS = ("fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts")
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FASHION_MNIST_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
-def load_data_source(cfg: TrainConfig) -> DataSource:
-    if cfg.dataset == "fashion-mnist":
-        source = load_fashion_mnist(cfg.data)
-    elif cfg.dataset == "cub200":
-        source = load_cub200(cfg.data, cfg.crop_to_box, cfg.jpeg_draft_size)
-    elif cfg.dataset == "imagefolder":
-        source = load_imagefolder(cfg.data, cfg.jpeg_draft_size)
-    elif cfg.dataset == "synthetic":
-        source = load_synthetic(cfg)
-    elif cfg.dataset == "synthetic-parts":
-        source = load_synthetic_parts(cfg)
-    else:
-        raise TrainerError(f"unknown dataset '{cfg.dataset}' (choose from {', '.join(DATASETS)})")
-    source.train = source.train.subset(cfg.train_limit)
-    source.test = source.test.subset(cfg.test_limit)
-    if cfg.calibration_holdout:
-        if cfg.calibration_holdout >= len(source.train):
-            raise TrainerError(f"--calibration-holdout {cfg.calibration_holdout} leaves no training images "
-                               f"(the training split has {len(source.train)}): hold out fewer, or 0 for a bundle "
-                               f"without an unfamiliarity calibration")
-        source.train, source.holdout = source.train.hold_out(cfg.calibration_holdout)
-    for split in (source.train, source.test):
-        if len(split) == 0:
-            raise TrainerError(f"{cfg.dataset}: the {split.name} split is empty")
-    # Every class needs training images: the push gives each prototype a patch of an image of its class.
-    untrained = source.train.classes_without_images()
-    if untrained:
-        cut = []
-        if cfg.train_limit is not None:
-            cut.append(f"--train-limit {cfg.train_limit}")
-        if cfg.calibration_holdout:
-            cut.append(f"--calibration-holdout {cfg.calibration_holdout}")
-        raise TrainerError(f"{cfg.dataset}: {len(untrained)} of {len(source.classes)} classes have no training images"
-                           f"{' left after ' + ' and '.join(cut) if cut else ''} ({name_list(untrained)}); every class "
-                           f"needs some")
-    return source
 
 
 # ---------------------------------------------------------------------------------------------- Fashion-MNIST
@@ -223,3 +185,45 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
         return Split(name, classes, 3, ids, labels, FileImages([os.path.join(root, i) for i in ids], jpeg_draft_size))
 
     return DataSource("imagefolder", make("train"), make("test"), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
+
+
+# ---------------------------------------------------------------------------------------------- by name
+
+READERS: Dict[str, Callable[[TrainConfig], DataSource]] = {
+    "fashion-mnist": lambda cfg: load_fashion_mnist(cfg.data),
+    "cub200": lambda cfg: load_cub200(cfg.data, cfg.crop_to_box, cfg.jpeg_draft_size),
+    "imagefolder": lambda cfg: load_imagefolder(cfg.data, cfg.jpeg_draft_size),
+    "synthetic": load_synthetic,
+    "synthetic-parts": load_synthetic_parts,
+}
+DATASETS = tuple(READERS)
+
+
+def load_data_source(cfg: TrainConfig) -> DataSource:
+    """The data set `cfg.dataset` names, cut to the run's limits, with its calibration hold-out taken, checked."""
+    if cfg.dataset not in READERS:
+        raise TrainerError(f"unknown dataset '{cfg.dataset}' (choose from {', '.join(DATASETS)})")
+    source = READERS[cfg.dataset](cfg)
+    source.train = source.train.subset(cfg.train_limit)
+    source.test = source.test.subset(cfg.test_limit)
+    if cfg.calibration_holdout:
+        if cfg.calibration_holdout >= len(source.train):
+            raise TrainerError(f"--calibration-holdout {cfg.calibration_holdout} leaves no training images "
+                               f"(the training split has {len(source.train)}): hold out fewer, or 0 for a bundle "
+                               f"without an unfamiliarity calibration")
+        source.train, source.holdout = source.train.hold_out(cfg.calibration_holdout)
+    for split in (source.train, source.test):
+        if len(split) == 0:
+            raise TrainerError(f"{cfg.dataset}: the {split.name} split is empty")
+    # Every class needs training images: the push gives each prototype a patch of an image of its class.
+    untrained = source.train.classes_without_images()
+    if untrained:
+        cut = []
+        if cfg.train_limit is not None:
+            cut.append(f"--train-limit {cfg.train_limit}")
+        if cfg.calibration_holdout:
+            cut.append(f"--calibration-holdout {cfg.calibration_holdout}")
+        raise TrainerError(f"{cfg.dataset}: {len(untrained)} of {len(source.classes)} classes have no training images"
+                           f"{' left after ' + ' and '.join(cut) if cut else ''} ({name_list(untrained)}); every class "
+                           f"needs some")
+    return source

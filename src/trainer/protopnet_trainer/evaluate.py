@@ -2,8 +2,9 @@
 accuracy (and, on synthetic data, localisation) of a checkpoint."""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -14,8 +15,14 @@ from .data import make_loaders, require_same_classes
 from .datasets import load_data_source
 from .errors import TrainerError
 from .localisation import localisation
-from .report import confusion_matrix
 from .runtime import select_device
+
+
+def confusion_matrix(labels: Sequence[int], predictions: Sequence[int], num_classes: int) -> np.ndarray:
+    """[true class, predicted class] counts."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)), 1)
+    return matrix
 
 
 def _logits(out: Any) -> torch.Tensor:

@@ -18,7 +18,7 @@ from .errors import TrainerError
 from .manifest import bundle_manifest, prototype_entry
 from .model import ProtoPNet
 from .publish import publish
-from .push import save_png
+from .pictures import save_png
 
 if TYPE_CHECKING:
     from .scorecard import ScorecardHook

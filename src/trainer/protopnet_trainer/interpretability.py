@@ -2,7 +2,7 @@
 
 Every measure works on what the service shows a user: for an image, the prototype that contributed most to the
 predicted class (w_kj * s_j largest) and its 95th-percentile high-activation box on the bicubically upsampled
-similarity map (push.high_activation_box; the service's HighActivationBox). On data with part boxes:
+similarity map (boxes.high_activation_box; the service's HighActivationBox). On data with part boxes:
 - pointing game: share of images whose top box lands on a part that defines the predicted class; mean IoU;
 - consistency: a prototype is consistent when its box lands on the same part in >= 80 % of its class's images.
 On every data set:
@@ -27,9 +27,8 @@ from PIL import Image
 
 from .background import border_background
 from .data import PartAnnotations
-from .localisation import box_iou, centre_inside
+from .boxes import Box, box_iou, centre_inside
 
-Box = Tuple[int, int, int, int]
 Graph = Callable[[torch.Tensor], Dict[str, torch.Tensor]]   # images -> logits, similarities, similarity_maps
 NO_PART = -1
 
@@ -43,13 +42,13 @@ RANDOM_DROP_FLOOR = 0.01     # the deletion ratio's denominator is at least this
 # ---------------------------------------------------------------------------------------------- boxes
 
 def upsample_maps(maps: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """[B, h, w] similarity maps -> [B, H, W] float64, bicubic, align_corners false (push.upsample_activation)."""
+    """[B, h, w] similarity maps -> [B, H, W] float64, bicubic, align_corners false (boxes.upsample_activation)."""
     grid = maps.detach().to("cpu", torch.float64).reshape(-1, 1, *maps.shape[-2:])
     return F.interpolate(grid, size=(height, width), mode="bicubic", align_corners=False)[:, 0].numpy()
 
 
 def high_activation_boxes(upsampled: np.ndarray, percentile: float = 95.0) -> np.ndarray:
-    """push.high_activation_box for a stack of maps [B, H, W]: [B, 4] boxes (x, y, width, height)."""
+    """boxes.high_activation_box for a stack of maps [B, H, W]: [B, 4] boxes (x, y, width, height)."""
     count, height, width = upsampled.shape
     flat = upsampled.reshape(count, -1)
     low, high = flat.min(axis=1), flat.max(axis=1)

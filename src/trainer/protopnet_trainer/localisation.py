@@ -2,31 +2,14 @@
 box of the prototype that contributed most to the prediction with the pattern's true box."""
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict
 
 import torch
 from torch.utils.data import DataLoader
 
 from .data import ImageSet
 from .model import ProtoPNet
-from .push import high_activation_box, upsample_activation
-
-Box = Tuple[int, int, int, int]
-
-
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two (x, y, width, height) pixel boxes (inclusive pixels)."""
-    left, top = max(a[0], b[0]), max(a[1], b[1])
-    right, bottom = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    intersection = max(0, right - left) * max(0, bottom - top)
-    union = a[2] * a[3] + b[2] * b[3] - intersection
-    return intersection / union if union > 0 else 0.0
-
-
-def centre_inside(box: Box, target: Box) -> bool:
-    """Is the centre of `target` inside `box`?"""
-    cx, cy = target[0] + target[2] / 2.0, target[1] + target[3] / 2.0
-    return box[0] <= cx <= box[0] + box[2] and box[1] <= cy <= box[1] + box[3]
+from .boxes import box_iou, centre_inside, high_activation_box, upsample_activation
 
 
 @torch.no_grad()

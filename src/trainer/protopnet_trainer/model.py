@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from .config import TrainConfig
 from .errors import TrainerError
-from .trunks import build_trunk
+from .trunks import adapt_first_conv, build_trunk, load_trunk_weights
 
 
 class ProtoPNetOutput(NamedTuple):
@@ -134,7 +134,6 @@ def build_model(cfg: TrainConfig, channels: int, num_classes: int, mean: List[fl
                 prototype_classes: Optional[List[int]] = None, load_weights: bool = True) -> ProtoPNet:
     """Build the network for a config. With `load_weights` the trunk gets its pretrained weights (and their
     normalisation); without, the architecture only (a checkpoint's state dict fills it)."""
-    from .trunks import load_trunk_weights
     trunk = build_trunk(cfg.backbone, channels, cfg.small_cnn_widths, cfg.small_cnn_convs_per_stage,
                         cfg.small_cnn_pools, cfg.trunk_weights)
     if load_weights:
@@ -142,8 +141,7 @@ def build_model(cfg: TrainConfig, channels: int, num_classes: int, mean: List[fl
         if weight_mean:
             mean, std = weight_mean, weight_std
     else:
-        from .trunks import _adapt_first_conv
-        _adapt_first_conv(trunk, channels)
+        adapt_first_conv(trunk, channels)
     if len(mean) != channels:
         raise TrainerError(f"normalisation has {len(mean)} channels, images have {channels}")
     classes = prototype_classes if prototype_classes is not None else default_prototype_classes(

@@ -1,87 +1,26 @@
-"""Push (prototype projection) and the prototype pictures: patch, source, activation overlay."""
+"""Push (prototype projection): each prototype replaced by its nearest training patch of its own class, with its
+box and pictures (boxes.py, pictures.py)."""
 from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .background import background_pixels, background_to_leave_out, box_is_background
+from .boxes import high_activation_box, upsample_activation
 from .data import ImageSet
 from .errors import TrainerError
 from .model import ProtoPNet
+from .pictures import write_prototype_pictures
 
 if TYPE_CHECKING:
     from .distributed import Group
 
-Box = Tuple[int, int, int, int]
-
 # How many nearest foreground cells per prototype the background-aware push keeps for its box check.
 FOREGROUND_CANDIDATES = 16
-
-
-def upsample_activation(activation_map: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """Bicubic upsampling of an [h, w] activation map to the input resolution (float64)."""
-    grid = activation_map.detach().to("cpu", torch.float64).view(1, 1, *activation_map.shape[-2:])
-    return F.interpolate(grid, size=(height, width), mode="bicubic", align_corners=False)[0, 0].numpy()
-
-
-def high_activation_box(upsampled: np.ndarray, percentile: float = 95.0) -> Box:
-    """Smallest rectangle holding every pixel whose activation is >= the map's 95th percentile.
-
-    Several equal maxima give one box around all of them; a flat map (no pixel stands out) gives the whole image.
-    Returns (x, y, width, height), inclusive pixels.
-    """
-    height, width = upsampled.shape
-    low, high = float(upsampled.min()), float(upsampled.max())
-    if high - low <= 1e-9 * max(1.0, abs(high)):
-        return 0, 0, width, height
-    threshold = np.percentile(upsampled, percentile)
-    mask = upsampled >= threshold
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
-
-
-def _jet(values: np.ndarray) -> np.ndarray:
-    import matplotlib
-    try:
-        colormap = matplotlib.colormaps["jet"]
-    except AttributeError:  # matplotlib < 3.5
-        from matplotlib import cm
-        colormap = cm.get_cmap("jet")
-    return colormap(values)[..., :3]
-
-
-def _to_rgb_array(image: torch.Tensor) -> np.ndarray:
-    array = image.detach().cpu().permute(1, 2, 0).numpy().astype(np.float64)
-    return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array
-
-
-def save_png(array: np.ndarray, path: str) -> None:
-    """An H x W x C array in [0, 1] as an 8-bit PNG (grey when C = 1)."""
-    pixels = np.clip(np.rint(array * 255.0), 0, 255).astype(np.uint8)
-    if pixels.ndim == 3 and pixels.shape[2] == 1:
-        pixels = pixels[..., 0]
-    Image.fromarray(pixels).save(path)
-
-
-def write_prototype_pictures(image: torch.Tensor, upsampled: np.ndarray, box: Box, folder: str) -> None:
-    """patch.png (box crop), source.png (whole image), activation.png (0.5 image + 0.3 JET heatmap)."""
-    os.makedirs(folder, exist_ok=True)
-    source = image.detach().cpu().permute(1, 2, 0).numpy().astype(np.float64)
-    x, y, w, h = box
-    save_png(source, os.path.join(folder, "source.png"))
-    save_png(source[y:y + h, x:x + w], os.path.join(folder, "patch.png"))
-    span = upsampled.max() - upsampled.min()
-    rescaled = (upsampled - upsampled.min()) / span if span > 0 else np.zeros_like(upsampled)
-    overlay = 0.5 * _to_rgb_array(image) + 0.3 * _jet(rescaled)
-    save_png(overlay, os.path.join(folder, "activation.png"))
 
 
 @torch.no_grad()

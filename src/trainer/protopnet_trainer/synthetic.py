@@ -101,26 +101,3 @@ def load_synthetic(cfg: TrainConfig) -> DataSource:
                               cfg.synthetic_channels, cfg.seed, "test")
     mean, std = ([0.2], [0.3]) if cfg.synthetic_channels == 1 else ([0.2, 0.2, 0.2], [0.3, 0.3, 0.3])
     return DataSource("synthetic", train, test, mean=mean, std=std)
-
-
-def load_synthetic_parts(cfg: TrainConfig) -> DataSource:
-    """RGB images whose classes are combinations of parts, with every part's box (synthetic_parts.py)."""
-    from . import synthetic_parts
-
-    def make(name: str, per_class: int) -> Split:
-        check_synthetic_size(name, cfg.synthetic_classes * per_class, cfg.image_size)
-        generated = synthetic_parts.generate_parts(cfg.synthetic_classes, per_class, cfg.image_size, cfg.seed, name)
-        images = generated.images
-        cached = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-        names = synthetic_parts.PART_NAMES
-        classes = ["+".join(names[p] for p in parts) for parts in synthetic_parts.class_parts(cfg.synthetic_classes)]
-        annotations = PartAnnotations(list(names), synthetic_parts.class_parts(cfg.synthetic_classes),
-                                      generated.parts)
-        return Split(name, classes, 3, [f"{name}-{n}" for n in range(len(images))], generated.labels,
-                     ArrayImages(images), cached=cached, parts=annotations)
-
-    train = make("train", cfg.synthetic_train_per_class)
-    test = make("test", cfg.synthetic_test_per_class)
-    mean = (train.cached.float().mean(dim=(0, 2, 3)) / 255.0).tolist()
-    std = (train.cached.float().std(dim=(0, 2, 3)) / 255.0).tolist()
-    return DataSource("synthetic-parts", train, test, mean=[round(v, 3) for v in mean], std=[round(v, 3) for v in std])

@@ -13,10 +13,14 @@ from dataclasses import dataclass
 from typing import List, Tuple
 
 import numpy as np
+import torch
 
+from .boxes import Box
+from .config import TrainConfig
+from .data import ArrayImages, DataSource, PartAnnotations, Split
 from .errors import TrainerError
+from .synthetic import check_synthetic_size
 
-Box = Tuple[int, int, int, int]  # x, y, width, height in pixels
 
 SHAPES = ("disc", "square", "triangle", "cross", "ring", "diamond", "bar", "hourglass")
 PART_COLOURS = np.array([[230, 30, 30], [30, 200, 50], [40, 70, 245], [245, 215, 20],
@@ -167,3 +171,24 @@ def generate_parts(num_classes: int, per_class: int, image_size: int, seed: int,
 def part_colour_mask(image: np.ndarray, part: int) -> np.ndarray:
     """Pixels of an [H, W, 3] uint8 image that have part `part`'s colour (within COLOUR_TOLERANCE)."""
     return np.abs(image.astype(np.float32) - PART_COLOURS[part]).max(axis=-1) <= COLOUR_TOLERANCE
+
+
+def load_synthetic_parts(cfg: TrainConfig) -> DataSource:
+    """RGB images whose classes are combinations of parts, with every part's box (synthetic_parts.py)."""
+    def make(name: str, per_class: int) -> Split:
+        check_synthetic_size(name, cfg.synthetic_classes * per_class, cfg.image_size)
+        generated = generate_parts(cfg.synthetic_classes, per_class, cfg.image_size, cfg.seed, name)
+        images = generated.images
+        cached = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+        names = PART_NAMES
+        classes = ["+".join(names[p] for p in parts) for parts in class_parts(cfg.synthetic_classes)]
+        annotations = PartAnnotations(list(names), class_parts(cfg.synthetic_classes),
+                                      generated.parts)
+        return Split(name, classes, 3, [f"{name}-{n}" for n in range(len(images))], generated.labels,
+                     ArrayImages(images), cached=cached, parts=annotations)
+
+    train = make("train", cfg.synthetic_train_per_class)
+    test = make("test", cfg.synthetic_test_per_class)
+    mean = (train.cached.float().mean(dim=(0, 2, 3)) / 255.0).tolist()
+    std = (train.cached.float().std(dim=(0, 2, 3)) / 255.0).tolist()
+    return DataSource("synthetic-parts", train, test, mean=[round(v, 3) for v in mean], std=[round(v, 3) for v in std])

@@ -12,22 +12,21 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 import torch
 from tqdm import tqdm
 
+from .augmentation import add_training_noise
 from .background import background_to_leave_out, foreground_min_distances
 from .baseline import BaselineResult, checkpoint_fields, train_in_process
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import GENERATED_DATASETS, TrainConfig
 from .console import say
-from .augmentation import add_training_noise
 from .data import DataSource, Loaders, epoch_set, make_loaders, name_list, require_same_classes
 from .datasets import load_data_source
 from .distributed import set_epoch, sharded_predictions, sharded_scores
 from .errors import TrainerError
-from .evaluate import evaluate_accuracy, test_metrics
+from .evaluate import confusion_matrix, evaluate_accuracy, test_metrics
 from .losses import LossCoefficients, last_layer_loss, protopnet_loss
 from .model import ProtoPNet, build_model
 from .optimizers import load_scheduler_state, make_joint_optimizer, scheduler_state
 from .prune import prune_prototypes
-from .report import confusion_matrix
 from .push import push_prototypes
 from .run_folder import RunFolder
 from .runtime import seed_everything, select_device, use_threads

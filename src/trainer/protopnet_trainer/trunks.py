@@ -10,6 +10,10 @@ from torchvision import models as tv_models
 
 from .errors import TrainerError
 
+# The normalisation ImageNet-pretrained trunks were trained with (torchvision's), and that the photo data sets use.
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
 TRUNKS = ("small-cnn", "resnet18", "resnet34", "resnet50", "vgg16", "vgg19", "densenet121")
 
 # torchvision's file names for ImageNet weights (looked up in torch's hub cache, never downloaded here).
@@ -86,7 +90,7 @@ def _torchvision_net(name: str) -> nn.Module:
         return constructor(pretrained=False)
 
 
-def _adapt_first_conv(trunk: nn.Module, in_channels: int) -> None:
+def adapt_first_conv(trunk: nn.Module, in_channels: int) -> None:
     """Grey input for an RGB architecture: sum the first conv's kernels over colour (same response to grey)."""
     if in_channels == 3:
         return
@@ -139,16 +143,15 @@ def _trunk_state_from_classifier_state(name: str, state: dict) -> dict:
 def load_trunk_weights(trunk: nn.Module, name: str, weights: Optional[str], in_channels: int) -> Tuple[str, List[float], List[float]]:
     """Load pretrained weights. Returns (description, mean, std) of the normalisation the weights expect
     (empty lists: keep the data set's own)."""
-    from .data import IMAGENET_MEAN, IMAGENET_STD
     if not weights:
-        _adapt_first_conv(trunk, in_channels)
+        adapt_first_conv(trunk, in_channels)
         return "random initialisation", [], []
     if weights == "imagenet-onnx":
         if name != "resnet18":
             raise TrainerError("imagenet-onnx weights exist for resnet18 only")
         from .resnet18_onnx import import_resnet18_onnx
         mean, std, source = import_resnet18_onnx(trunk)
-        _adapt_first_conv(trunk, in_channels)
+        adapt_first_conv(trunk, in_channels)
         return source, _grey(mean, in_channels), _grey(std, in_channels)
     if weights == "torchvision":
         if name not in TORCHVISION_WEIGHT_FILES:
@@ -185,7 +188,7 @@ def load_trunk_weights(trunk: nn.Module, name: str, weights: Optional[str], in_c
         raise TrainerError(f"trunk weights {path} do not fit {name}: {str(error).splitlines()[-1].strip()}") from None
     if missing:
         raise TrainerError(f"trunk weights {path} do not fit {name}: missing {len(missing)} tensors, e.g. {missing[0]}")
-    _adapt_first_conv(trunk, in_channels)
+    adapt_first_conv(trunk, in_channels)
     return path, _grey(IMAGENET_MEAN, in_channels), _grey(IMAGENET_STD, in_channels)
 
 
