@@ -54,7 +54,8 @@ from protopnet_trainer.product_shots import SHOT_SEED, PolarityAugment, render_p
 from protopnet_trainer.push import push_prototypes  # noqa: E402
 from protopnet_trainer.report import plot_confusion, prototype_gallery  # noqa: E402
 from protopnet_trainer.scorecard import scorecard_hook  # noqa: E402
-from protopnet_trainer.train import coefficients, fit_last_layer  # noqa: E402
+from protopnet_trainer.last_layer import fit_last_layer  # noqa: E402
+from protopnet_trainer.train import coefficients  # noqa: E402
 from protopnet_trainer.trunks import SmallCNN  # noqa: E402
 from protopnet_trainer.unfamiliarity import calibration_block, flagged_share, model_scores  # noqa: E402
 

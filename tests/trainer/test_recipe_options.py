@@ -12,7 +12,7 @@ from protopnet_trainer.augmentation import make_augmentation
 from protopnet_trainer.data import ImageSet
 from protopnet_trainer.datasets import load_data_source
 from protopnet_trainer.errors import TrainerError
-from protopnet_trainer.train import clamp_wrong_class_weights
+from protopnet_trainer.last_layer import clamp_wrong_class_weights
 
 from test_cli import TINY_ARGS, _one_line_error, _versions
 from trainer_runs import interrupt_after, quiet_trainer as _quiet, straight_and_resumed

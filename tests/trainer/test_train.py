@@ -75,7 +75,7 @@ def test_model_settings_name_real_options_and_fields():
 
     from protopnet_trainer.cli import add_config_options
     from protopnet_trainer.config import TrainConfig
-    from protopnet_trainer.train import MODEL_SETTINGS
+    from protopnet_trainer.resume_rules import MODEL_SETTINGS
 
     parser = argparse.ArgumentParser()
     add_config_options(parser)                       # the options `train` takes for its configuration

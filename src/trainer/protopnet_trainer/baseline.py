@@ -23,11 +23,11 @@ from .data import DataSource, Loaders, make_loaders
 from .datasets import load_data_source
 from .distributed import set_epoch, sharded_predictions
 from .errors import TrainerError
-from .evaluate import evaluate_accuracy
+from .evaluate import accuracy_of, evaluate_accuracy
 from .manifest import baseline_block, baseline_mismatches, separate_baseline_block
 from .model import BaselineNet
 from .optimizers import make_joint_optimizer
-from .runtime import seed_everything, select_device, use_threads
+from .runtime import epoch_seed, seed_everything, select_device, use_threads
 from .trunks import build_trunk, load_trunk_weights
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, devic
     history: List[float] = []
     parallel: Optional[nn.Module] = None   # on several ranks: a DDP wrapper per phase (its trainable parameters)
     for epoch in range(cfg.epochs):
-        seed_everything(cfg.seed * 1000003 + epoch + (group.rank * 7919 if group else 0))
+        seed_everything(epoch_seed(cfg.seed, epoch, group.rank if group else 0))
         warm = epoch < cfg.warm_epochs
         for p in net.trunk.parameters():
             p.requires_grad_(not warm)
@@ -116,7 +116,7 @@ def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, devic
             group.broadcast_module(net)   # rank 0's batch-norm statistics everywhere
             net.eval()
             both = sharded_predictions(net, group.shard(loaders.test_set, cfg.test_batch_size), group)
-            accuracy = sum(int(a == b) for a, b in zip(both["labels"], both["predictions"])) / len(both["labels"])
+            accuracy = accuracy_of(both["labels"], both["predictions"])
         history.append(accuracy)
         log(f"baseline epoch {epoch + 1}/{cfg.epochs} test_acc={accuracy:.4f}")
     return history

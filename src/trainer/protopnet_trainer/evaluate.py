@@ -51,12 +51,16 @@ def evaluate_accuracy(model: nn.Module, loader, device: torch.device, desc: str 
     return correct / max(1, total)
 
 
+def accuracy_of(labels: Sequence[int], predictions: Sequence[int]) -> float:
+    """The share of predictions equal to their labels (0 for none)."""
+    return sum(int(a == b) for a, b in zip(labels, predictions)) / max(1, len(labels))
+
+
 def test_metrics(model: nn.Module, loader, device: torch.device, num_classes: int,
                  progress: bool = True) -> Tuple[float, Any]:
     """(accuracy, confusion matrix [true, predicted]) of a model on a loader."""
     labels, predictions = predict(model, loader, device, progress=progress)
-    accuracy = sum(int(a == b) for a, b in zip(labels, predictions)) / max(1, len(labels))
-    return accuracy, confusion_matrix(labels, predictions, num_classes)
+    return accuracy_of(labels, predictions), confusion_matrix(labels, predictions, num_classes)
 
 
 def evaluate_checkpoint(path: str, dataset: Optional[str], data: Optional[str], split: str,

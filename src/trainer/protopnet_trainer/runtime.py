@@ -47,6 +47,12 @@ def use_threads(threads: int) -> None:
         torch.set_num_threads(at_most_usable(threads, "--threads"))
 
 
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of one epoch of a run: each epoch's randomness is fixed (a resume is exact), and other ranks of a
+    distributed run draw other augmentations of their shards."""
+    return seed * 1000003 + epoch + rank * 7919
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))

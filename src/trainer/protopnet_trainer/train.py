@@ -16,20 +16,22 @@ from .augmentation import add_training_noise
 from .background import background_to_leave_out, foreground_min_distances
 from .baseline import BaselineResult, checkpoint_fields, train_in_process
 from .checkpoint import load_checkpoint, model_from_checkpoint
-from .config import GENERATED_DATASETS, TrainConfig
+from .config import TrainConfig
 from .console import say
 from .data import DataSource, Loaders, epoch_set, make_loaders, name_list, require_same_classes
 from .datasets import load_data_source
 from .distributed import set_epoch, sharded_predictions, sharded_scores
 from .errors import TrainerError
-from .evaluate import confusion_matrix, evaluate_accuracy, test_metrics
-from .losses import LossCoefficients, last_layer_loss, protopnet_loss
+from .evaluate import accuracy_of, confusion_matrix, evaluate_accuracy, test_metrics
+from .last_layer import fit_last_layer
+from .losses import LossCoefficients, protopnet_loss
 from .model import ProtoPNet, build_model
 from .optimizers import load_scheduler_state, make_joint_optimizer, scheduler_state
 from .prune import prune_prototypes
 from .push import push_prototypes
+from .resume_rules import refuse_other_model_settings
 from .run_folder import RunFolder
-from .runtime import seed_everything, select_device, use_threads
+from .runtime import epoch_seed, seed_everything, select_device, use_threads
 
 if TYPE_CHECKING:
     from .distributed import Group
@@ -40,105 +42,6 @@ PRUNE_LAST_LAYER_FACTOR = 5
 
 def coefficients(cfg: TrainConfig) -> LossCoefficients:
     return LossCoefficients(cfg.coef_crs_ent, cfg.coef_clst, cfg.coef_sep, cfg.coef_l1)
-
-
-def _small_cnn(cfg: TrainConfig) -> bool:
-    return cfg.backbone == "small-cnn"
-
-
-def _synthetic(cfg: TrainConfig) -> bool:
-    return cfg.dataset == "synthetic"
-
-
-def _generated(cfg: TrainConfig) -> bool:
-    """A data set the trainer draws from its seed: another seed is another data set."""
-    return cfg.dataset in GENERATED_DATASETS
-
-
-# Every setting that shapes the network or what its weights compute, with the train option that sets it (None: it
-# has none, the field is named) and, where it matters only for some checkpoints, when (judged on the checkpoint's
-# config). A resume must match them all: some only surface as a raw load_state_dict error (prototype_dim, widths,
-# channels), others load silently into a model that computes something else (add-on, pools, similarity, epsilon,
-# image size, the input's contrast and interpolation, which the bundle declares for the whole run). The trunk's
-# weights file is not compared: the checkpoint replaces its weights, and the same file may have moved.
-MODEL_SETTINGS: Tuple[Tuple[str, Optional[str], Optional[Callable[[TrainConfig], bool]]], ...] = (
-    ("backbone", "--backbone", None),
-    ("small_cnn_widths", "--small-cnn-widths", _small_cnn),
-    ("small_cnn_convs_per_stage", "--small-cnn-convs", _small_cnn),
-    ("small_cnn_pools", "--small-cnn-pools", _small_cnn),
-    ("add_on", "--add-on", None),
-    ("prototype_dim", "--prototype-dim", None),
-    ("prototypes_per_class", "--prototypes-per-class", None),
-    ("similarity", "--similarity", None),
-    ("epsilon", None, None),
-    ("image_size", "--image-size", None),             # a convolutional trunk loads at any size
-    ("synthetic_channels", "--synthetic-channels", _synthetic),   # other data sets' channels go with their classes
-    ("contrast", "--contrast", None),
-    ("interpolation", "--interpolation", None),
-    ("seed", "--seed", _generated),   # the images themselves come from it
-)
-
-
-def _shown(value: Any) -> str:
-    """A value as the command line takes it: `8,16` for widths, `none` for an unset option."""
-    if value is None:
-        return "none"
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
-def refuse_other_model_settings(checkpoint: str, saved: TrainConfig, new: TrainConfig) -> None:
-    """Raise, naming every differing MODEL_SETTINGS entry with the checkpoint's value, the new one and the option
-    to pass, when `new` would build or feed another model than the one `saved` trained."""
-    # Compared as shown, so widths stored as a tuple equal the same list.
-    differing = [(flag or name, getattr(saved, name), getattr(new, name)) for name, flag, applies in MODEL_SETTINGS
-                 if (applies is None or applies(saved)) and _shown(getattr(saved, name)) != _shown(getattr(new, name))]
-    if not differing:
-        return
-    trained = "; ".join(f"{option} {_shown(old)}, not {_shown(value)}" for option, old, value in differing)
-    # An option the checkpoint ran without is left out, not passed as "none".
-    settings = " ".join(f"without {option}" if old is None else f"{option} {_shown(old)}"
-                        for option, old, _ in differing)
-    raise TrainerError(f"checkpoint {checkpoint} was trained with {trained}: start a new run (without --resume) or "
-                       f"resume with the checkpoint's settings ({settings})")
-
-
-@torch.no_grad()
-def clamp_wrong_class_weights(weight: torch.Tensor, prototype_classes: torch.Tensor) -> None:
-    """Keep every weight from a prototype to a class other than its own <= 0 (K x M weight, in place), so a
-    prototype can only ever count as evidence for its own class."""
-    wrong = torch.ones_like(weight, dtype=torch.bool)
-    wrong[prototype_classes.long().to(weight.device), torch.arange(weight.shape[1], device=weight.device)] = False
-    weight.copy_(torch.where(wrong, weight.clamp(max=0.0), weight))
-
-
-def fit_last_layer(model: ProtoPNet, scores: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
-                   coefs: LossCoefficients, cfg: TrainConfig, iterations: int, generator: torch.Generator,
-                   progress: bool = False) -> float:
-    """The last-layer stage on fixed similarity scores [N, M]: CE + l1 * L1(wrong-class weights) in shuffled
-    batches of `last_layer_batch_size`; with `last_layer_clamp` the wrong-class weights are clamped to <= 0 after
-    every step. Returns the accuracy of the last pass."""
-    batch_size = cfg.last_layer_batch_size or cfg.batch_size
-    weight, prototype_classes = model.last_layer.weight, model.prototype_classes
-    if cfg.last_layer_clamp:
-        clamp_wrong_class_weights(weight, prototype_classes)
-    accuracy = 0.0
-    for _ in tqdm(range(iterations), desc="last layer", leave=False, disable=not progress):
-        order = torch.randperm(len(labels), generator=generator).to(scores.device)
-        correct = 0
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            logits = model.last_layer(scores[batch])
-            loss = last_layer_loss(logits, labels[batch], prototype_classes, weight, coefs)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if cfg.last_layer_clamp:
-                clamp_wrong_class_weights(weight, prototype_classes)
-            correct += int((logits.argmax(1) == labels[batch]).sum())
-        accuracy = correct / len(order)
-    return accuracy
 
 
 @dataclass
@@ -341,15 +244,14 @@ class Trainer:
         if self.group is None:
             return evaluate_accuracy(self.model, loader, self.device, desc=desc, progress=self.progress)
         labels, predictions = self._sharded_predictions(loader)
-        return sum(int(a == b) for a, b in zip(labels, predictions)) / max(1, len(labels))
+        return accuracy_of(labels, predictions)
 
     def test_metrics(self) -> Tuple[float, Any]:
         if self.group is None:
             return test_metrics(self.model, self.loaders.test, self.device, len(self.source.classes),
                                 progress=self.progress)
         labels, predictions = self._sharded_predictions(self.loaders.test)
-        accuracy = sum(int(a == b) for a, b in zip(labels, predictions)) / max(1, len(labels))
-        return accuracy, confusion_matrix(labels, predictions, len(self.source.classes))
+        return accuracy_of(labels, predictions), confusion_matrix(labels, predictions, len(self.source.classes))
 
     def _sharded_predictions(self, loader: torch.utils.data.DataLoader):
         assert self.group is not None
@@ -461,7 +363,7 @@ class Trainer:
             epoch = self.epoch
             started = time.time()
             # Each epoch's randomness is fixed, so resume is exact; other ranks augment their shards differently.
-            seed_everything(cfg.seed * 1000003 + epoch + (self.group.rank * 7919 if self.group else 0))
+            seed_everything(epoch_seed(cfg.seed, epoch, self.group.rank if self.group else 0))
             metrics: Dict[str, Any] = {"epoch": epoch + 1, "phase": self.phase(epoch)}
             metrics.update(self.train_epoch(epoch))
             if self.push_due(epoch):

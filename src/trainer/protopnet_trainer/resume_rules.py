@@ -1,0 +1,70 @@
+"""What a resumed run must share with the checkpoint it resumes: every setting that shapes the network or what its
+weights compute (MODEL_SETTINGS); a difference is refused in one line that names the options to pass."""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Tuple
+
+from .config import GENERATED_DATASETS, TrainConfig
+from .errors import TrainerError
+
+
+def _small_cnn(cfg: TrainConfig) -> bool:
+    return cfg.backbone == "small-cnn"
+
+
+def _synthetic(cfg: TrainConfig) -> bool:
+    return cfg.dataset == "synthetic"
+
+
+def _generated(cfg: TrainConfig) -> bool:
+    """A data set the trainer draws from its seed: another seed is another data set."""
+    return cfg.dataset in GENERATED_DATASETS
+
+
+# Every setting that shapes the network or what its weights compute, with the train option that sets it (None: it
+# has none, the field is named) and, where it matters only for some checkpoints, when (judged on the checkpoint's
+# config). A resume must match them all: some only surface as a raw load_state_dict error (prototype_dim, widths,
+# channels), others load silently into a model that computes something else (add-on, pools, similarity, epsilon,
+# image size, the input's contrast and interpolation, which the bundle declares for the whole run). The trunk's
+# weights file is not compared: the checkpoint replaces its weights, and the same file may have moved.
+MODEL_SETTINGS: Tuple[Tuple[str, Optional[str], Optional[Callable[[TrainConfig], bool]]], ...] = (
+    ("backbone", "--backbone", None),
+    ("small_cnn_widths", "--small-cnn-widths", _small_cnn),
+    ("small_cnn_convs_per_stage", "--small-cnn-convs", _small_cnn),
+    ("small_cnn_pools", "--small-cnn-pools", _small_cnn),
+    ("add_on", "--add-on", None),
+    ("prototype_dim", "--prototype-dim", None),
+    ("prototypes_per_class", "--prototypes-per-class", None),
+    ("similarity", "--similarity", None),
+    ("epsilon", None, None),
+    ("image_size", "--image-size", None),             # a convolutional trunk loads at any size
+    ("synthetic_channels", "--synthetic-channels", _synthetic),   # other data sets' channels go with their classes
+    ("contrast", "--contrast", None),
+    ("interpolation", "--interpolation", None),
+    ("seed", "--seed", _generated),   # the images themselves come from it
+)
+
+
+def _shown(value: Any) -> str:
+    """A value as the command line takes it: `8,16` for widths, `none` for an unset option."""
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def refuse_other_model_settings(checkpoint: str, saved: TrainConfig, new: TrainConfig) -> None:
+    """Raise, naming every differing MODEL_SETTINGS entry with the checkpoint's value, the new one and the option
+    to pass, when `new` would build or feed another model than the one `saved` trained."""
+    # Compared as shown, so widths stored as a tuple equal the same list.
+    differing = [(flag or name, getattr(saved, name), getattr(new, name)) for name, flag, applies in MODEL_SETTINGS
+                 if (applies is None or applies(saved)) and _shown(getattr(saved, name)) != _shown(getattr(new, name))]
+    if not differing:
+        return
+    trained = "; ".join(f"{option} {_shown(old)}, not {_shown(value)}" for option, old, value in differing)
+    # An option the checkpoint ran without is left out, not passed as "none".
+    settings = " ".join(f"without {option}" if old is None else f"{option} {_shown(old)}"
+                        for option, old, _ in differing)
+    raise TrainerError(f"checkpoint {checkpoint} was trained with {trained}: start a new run (without --resume) or "
+                       f"resume with the checkpoint's settings ({settings})")
