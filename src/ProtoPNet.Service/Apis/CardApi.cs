@@ -2,7 +2,6 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using ProtoPNet.Inference.Rendering;
 using ProtoPNet.Service.Classifying;
-using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Problems;
 using ProtoPNet.Service.Serving;
 
@@ -50,8 +49,7 @@ public static class CardApi
             throw new ProblemException(ProblemCatalog.InvalidParameter,
                 $"topPrototypes is {query.TopPrototypes}; a card has room for at most {ExplanationCard.MaxRows} prototype rows.");
         }
-        var card = new ClassifyRequest(ModelSelector.Parse(query.Model), query.TopClasses, query.TopPrototypes, query.ExplainClass, HeatmapUse.Drawn,
-            Verify: query.VerifyRequested());
+        var card = query.ToRequest(HeatmapUse.Drawn);
         using var answer = await classification.ClassifyAsync(request, card, cancellationToken);
         var image = answer.Single();
         return TypedResults.File(ExplanationCard.RenderPng(answer.Model, image.Drawing!, image.Classification!), "image/png");

@@ -1,58 +1,9 @@
 using Microsoft.AspNetCore.Http.HttpResults;
-using ProtoPNet.Inference.Bundles;
-using ProtoPNet.Inference.Explanation;
 using ProtoPNet.Service.Classifying;
-using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Problems;
 using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Apis;
-
-/// <summary>The query parameters of every classify endpoint: the model and what to explain.</summary>
-public record ExplainQuery
-{
-    /// <summary>Model name, or <c>name@version</c>; the default model when absent.</summary>
-    public string? Model { get; init; }
-
-    /// <summary>How many classes to list in <c>topClasses</c> (default 3; a card shows at most 6).</summary>
-    public int? TopClasses { get; init; }
-
-    /// <summary>How many prototypes to explain (default 5), ranked by contribution; a card has a row for each, at most 10.</summary>
-    public int? TopPrototypes { get; init; }
-
-    /// <summary>Class index to explain; default: the predicted class (of each image, in a batch).</summary>
-    public int? ExplainClass { get; init; }
-
-    /// <summary>
-    /// <c>true</c>: check each explained prototype's box: the image is run again with the box filled with the model's
-    /// mean colour (one more network run per request) and the prototype gets <c>probabilityWithoutBox</c> and <c>drop</c>.
-    /// Default <c>false</c>.
-    /// </summary>
-    public string? Verify { get; init; }
-
-    /// <summary>Whether <see cref="Verify"/> asks for the check; anything but true or false is an invalid parameter.</summary>
-    public bool VerifyRequested() => Verify?.Trim().ToLowerInvariant() switch
-    {
-        null or "" or "false" => false,
-        "true" => true,
-        _ => throw new ProblemException(ProblemCatalog.InvalidParameter, $"verify must be 'true' or 'false'; it is '{Verify}'."),
-    };
-}
-
-/// <summary>The query parameters of POST /classify and /classify/batch.</summary>
-public sealed record ClassifyQuery : ExplainQuery
-{
-    /// <summary><c>none</c> (default) or <c>png</c>: a heatmap PNG per explained prototype.</summary>
-    public string? Heatmaps { get; init; }
-
-    public ClassifyRequest ToRequest(bool batch) => new(ModelSelector.Parse(Model), TopClasses, TopPrototypes, ExplainClass,
-        Heatmaps?.Trim().ToLowerInvariant() switch
-        {
-            null or "" or "none" => HeatmapUse.None,
-            "png" => HeatmapUse.Sent,
-            _ => throw new ProblemException(ProblemCatalog.InvalidParameter, $"heatmaps must be 'none' or 'png'; it is '{Heatmaps}'."),
-        }, batch, VerifyRequested());
-}
 
 /// <summary>POST /classify and /classify/batch.</summary>
 public static class ClassifyApi
@@ -124,7 +75,7 @@ public static class ClassifyApi
         // The answer's heatmaps are drawn as it is written: its pixels are kept until then, the model version not.
         var classifyRequest = query.ToRequest(batch: false);
         var answer = await classification.ClassifyAsync(request, classifyRequest, cancellationToken);
-        var response = ToResponse(answer.Model, answer.Single());
+        var response = ClassifyResponses.Of(answer.Model, answer.Single());
         answer.ReleaseModel();
         return Answer(response, classifyRequest, Entries(response));
     }
@@ -135,7 +86,7 @@ public static class ClassifyApi
         var classifyRequest = query.ToRequest(batch: true);
         var answer = await classification.ClassifyAsync(request, classifyRequest, cancellationToken);
         var results = answer.Items.Select(item => item.Classification is not null
-            ? (object)ToResponse(answer.Model, item)
+            ? (object)ClassifyResponses.Of(answer.Model, item)
             : ProblemCatalog.Details(item.Problem!, item.ProblemDetail!)).ToArray();
         answer.ReleaseModel();
         return Answer(new BatchClassifyResponse(results), classifyRequest, results.OfType<ClassifyResponse>().Sum(Entries));
@@ -156,52 +107,4 @@ public static class ClassifyApi
     /// </summary>
     private static JsonAnswer<T> Answer<T>(T response, ClassifyRequest request, int entries) =>
         request.Heatmaps == HeatmapUse.None && entries <= WholeAnswerMaxEntries ? JsonAnswer.Whole(response) : JsonAnswer.Streamed(response);
-
-    internal static ClassifyResponse ToResponse(ModelBundle bundle, ClassifiedImage image)
-    {
-        static ClassScoreResponse Score(ClassScore score) => new(score.ClassIndex, score.Label, score.Probability, score.Logit);
-        var classification = image.Classification!;
-        var explanation = classification.Explanation;
-        var prototypes = explanation.Prototypes.Select(p => new PrototypeContributionResponse(
-            p.PrototypeIndex, p.ClassIndex, p.Label, p.Similarity, p.Weight, p.Contribution, p.Box,
-            new FeatureCellResponse(p.FeatureCell.Row, p.FeatureCell.Column),
-            p.Heatmap is null ? null : new HeatmapPng(image.Drawing!, p.Heatmap),
-            ModelsApi.PrototypePictureUrl(bundle, p.PrototypeIndex, "patch"),
-            ModelsApi.PrototypePictureUrl(bundle, p.PrototypeIndex, "source"))
-        {
-            ProbabilityWithoutBox = p.WithoutBox?.ProbabilityWithoutBox,
-            Drop = p.WithoutBox?.Drop,
-        }).ToArray();
-        var timings = classification.Timings;
-        var unfamiliarity = classification.Unfamiliarity;
-        var calibration = bundle.Manifest.Unfamiliarity;
-        return new ClassifyResponse(
-            new ModelReference(bundle.Name, bundle.Version),
-            new ImageSize(classification.ImageWidth, classification.ImageHeight),
-            Preprocessing(bundle, classification),
-            unfamiliarity.Unfamiliar,
-            new UnfamiliarityResponse(unfamiliarity.Measure, unfamiliarity.Score, unfamiliarity.Threshold, calibration is null ? null
-                : new UnfamiliarityCalibrationResponse(calibration.TargetShare, calibration.Calibration?.Split, calibration.Calibration?.Size)),
-            Score(classification.Prediction),
-            classification.TopClasses.Select(Score).ToArray(),
-            new ExplanationResponse(explanation.ClassIndex, explanation.Label, explanation.Logit, prototypes, explanation.OtherPrototypesContribution),
-            new TimingsResponse(Round(timings.DecodeMs), Round(timings.InferenceMs), Round(timings.ExplainMs), Round(timings.TotalMs))
-            {
-                Verify = timings.VerifyMs is { } verifyMs ? Round(verifyMs) : null,
-            });
-    }
-
-    /// <summary>What this upload got for this model (InputTensorWriter), named as model.json names it.</summary>
-    internal static PreprocessingResponse Preprocessing(ModelBundle bundle, Classification classification)
-    {
-        var input = bundle.Manifest.Input;
-        ColorSpaces.TryParse(input.ColorSpace, out var colorSpace);
-        var contrast = input.Contrast ?? ContrastNormalizer.None;
-        return new PreprocessingResponse(new ImageSize(classification.Decoded.Width, classification.Decoded.Height),
-            colorSpace == ColorSpace.Gray ? "gray" : "rgb", input.Width, input.Height,
-            input.Resize.ToLowerInvariant(), Resamplers.CanonicalName(input.Interpolation),
-            contrast, contrast == ContrastNormalizer.Auto ? classification.Inverted : null);
-    }
-
-    private static double Round(double milliseconds) => Math.Round(milliseconds, 3);
 }

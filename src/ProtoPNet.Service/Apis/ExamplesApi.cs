@@ -1,6 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
-using Microsoft.Net.Http.Headers;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Problems;
@@ -88,9 +87,6 @@ public static class ExamplesApi
             return ProblemCatalog.Problem(ProblemCatalog.ExampleNotFound,
                 $"{bundle.Name}@{bundle.Version} lists example {index} as '{examples[index].File}', which is not an image file inside the bundle.");
         }
-        response.Headers.CacheControl = "public, max-age=31536000, immutable";
-        var sha = bundle.Manifest.Onnx.Sha256;
-        var etag = new EntityTagHeaderValue($"\"{sha[..Math.Min(16, sha.Length)]}-example-{index}\"");
-        return TypedResults.PhysicalFile(path, contentType, lastModified: File.GetLastWriteTimeUtc(path), entityTag: etag);
+        return ModelsApi.BundleFile(bundle, path, contentType, $"example-{index}", response);
     }
 }

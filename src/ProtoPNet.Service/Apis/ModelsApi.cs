@@ -159,10 +159,19 @@ public static class ModelsApi
         {
             return ProblemCatalog.Problem(ProblemCatalog.PrototypeNotFound, $"{bundle.Name}@{bundle.Version} has no {kind} picture for prototype {index}.");
         }
-        // A published bundle never changes, so its pictures can be cached for a year.
+        return BundleFile(bundle, path, "image/png", $"{index}-{kind}", response);
+    }
+
+    /// <summary>
+    /// A file of a published bundle, which never changes: cacheable for a year, its ETag the graph's digest and
+    /// <paramref name="tag"/> (which file of the bundle it is).
+    /// </summary>
+    internal static PhysicalFileHttpResult BundleFile(ModelBundle bundle, string path, string contentType, string tag, HttpResponse response)
+    {
         response.Headers.CacheControl = "public, max-age=31536000, immutable";
-        var etag = new EntityTagHeaderValue($"\"{bundle.Manifest.Onnx.Sha256[..Math.Min(16, bundle.Manifest.Onnx.Sha256.Length)]}-{index}-{kind}\"");
-        return TypedResults.PhysicalFile(path, "image/png", lastModified: File.GetLastWriteTimeUtc(path), entityTag: etag);
+        var sha = bundle.Manifest.Onnx.Sha256;
+        var etag = new EntityTagHeaderValue($"\"{sha[..Math.Min(16, sha.Length)]}-{tag}\"");
+        return TypedResults.PhysicalFile(path, contentType, lastModified: File.GetLastWriteTimeUtc(path), entityTag: etag);
     }
 
     private static ModelResponse ToModel(ModelFamily family, ModelCatalog catalog)

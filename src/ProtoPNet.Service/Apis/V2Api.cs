@@ -299,5 +299,4 @@ public static class V2Api
         });
         return app;
     }
-
 }
