@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 ENVIRONMENT_VARIABLE = "PROTOPNET_WORKER_ALIVE_FILE"
 DEFAULT_FILE = "/tmp/protopnet-worker.alive"
@@ -37,7 +37,7 @@ def touch(path: Optional[str]) -> None:
         pass
 
 
-def check(path: str, max_age: float, now: Optional[float] = None) -> tuple:
+def check(path: str, max_age: float, now: Optional[float] = None) -> Tuple[bool, str]:
     """(healthy, one line saying why)."""
     try:
         age = (time.time() if now is None else now) - os.stat(path).st_mtime

@@ -2,7 +2,7 @@
 accuracy (and, on synthetic data, localisation) of a checkpoint."""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -30,7 +30,8 @@ def _logits(out: Any) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader, device: torch.device, desc: str = "test", progress: bool = True):
+def predict(model: nn.Module, loader: Iterable, device: torch.device, desc: str = "test",
+            progress: bool = True) -> Tuple[List[int], List[int]]:
     """(labels, predictions) over a loader."""
     model.eval()
     labels, predictions = [], []
@@ -41,7 +42,7 @@ def predict(model: nn.Module, loader, device: torch.device, desc: str = "test", 
 
 
 @torch.no_grad()
-def evaluate_accuracy(model: nn.Module, loader, device: torch.device, desc: str = "test",
+def evaluate_accuracy(model: nn.Module, loader: Iterable, device: torch.device, desc: str = "test",
                       progress: bool = True) -> float:
     model.eval()
     correct = total = 0
@@ -56,7 +57,7 @@ def accuracy_of(labels: Sequence[int], predictions: Sequence[int]) -> float:
     return sum(int(a == b) for a, b in zip(labels, predictions)) / max(1, len(labels))
 
 
-def test_metrics(model: nn.Module, loader, device: torch.device, num_classes: int,
+def test_metrics(model: nn.Module, loader: Iterable, device: torch.device, num_classes: int,
                  progress: bool = True) -> Tuple[float, Any]:
     """(accuracy, confusion matrix [true, predicted]) of a model on a loader."""
     labels, predictions = predict(model, loader, device, progress=progress)

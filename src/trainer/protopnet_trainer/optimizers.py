@@ -2,14 +2,15 @@
 state that survives a checkpoint."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import torch
 
 from .config import TrainConfig
 
 
-def make_joint_optimizer(cfg: TrainConfig, groups: List[Dict[str, Any]], steps_per_epoch: int):
+def make_joint_optimizer(cfg: TrainConfig, groups: List[Dict[str, Any]],
+                         steps_per_epoch: int) -> Tuple[torch.optim.Optimizer, Any, bool]:
     """The joint stage's optimizer and lr schedule for parameter groups [{params, lr, weight_decay}].
 
     adam-step: Adam with StepLR stepped once per epoch (the reference). adamw-onecycle: AdamW with OneCycleLR
@@ -28,10 +29,10 @@ def make_joint_optimizer(cfg: TrainConfig, groups: List[Dict[str, Any]], steps_p
     return optimizer, scheduler, False
 
 
-def scheduler_state(scheduler) -> Dict[str, Any]:
+def scheduler_state(scheduler: Any) -> Dict[str, Any]:
     """A scheduler's state without its functions (torch 1.13's OneCycleLR keeps a bound method in its state)."""
     return {k: v for k, v in scheduler.state_dict().items() if not callable(v)}
 
 
-def load_scheduler_state(scheduler, state: Dict[str, Any]) -> None:
+def load_scheduler_state(scheduler: Any, state: Dict[str, Any]) -> None:
     scheduler.load_state_dict({**scheduler.state_dict(), **state})

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -136,7 +136,7 @@ def plot_interpretability(block: Dict, path: str) -> None:
     plt.close(figure)
 
 
-def interpretability_figure(block: Dict):
+def interpretability_figure(block: Dict) -> Any:
     """The figure plot_interpretability saves (the caller closes it)."""
     plt = _pyplot()
     figure, (summary_axis, prototype_axis) = plt.subplots(1, 2, figsize=(12, 4.2),

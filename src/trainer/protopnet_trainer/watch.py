@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from .config import TrainConfig
 from .console import say
-from .train import Trainer
+from .train import Trainer, TrainResult
 
 if TYPE_CHECKING:
     from .distributed import Group
@@ -232,7 +232,7 @@ class WatchedTrainer(Trainer):
             self.watch.resumed(self.epoch)
         return resumed
 
-    def run(self, on_epoch_end: Optional[Callable[[int], None]] = None):
+    def run(self, on_epoch_end: Optional[Callable[[int], None]] = None) -> TrainResult:
         result = super().run(on_epoch_end)
         self.watch.stage("export")
         return result
