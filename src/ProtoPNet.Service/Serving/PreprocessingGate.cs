@@ -41,6 +41,8 @@ public sealed class PreprocessingGate : IDisposable
     public async ValueTask<IDisposable> EnterAsync(CancellationToken cancellationToken)
     {
         if (_disposed) throw ShuttingDown();
+        // A client that has left gets no turn, even a free one: a batch's next image is then not decoded for nobody.
+        cancellationToken.ThrowIfCancellationRequested();
         // The usual case, a free turn: no timer, no allocation beyond the lease.
         RateLimitLease lease;
         try

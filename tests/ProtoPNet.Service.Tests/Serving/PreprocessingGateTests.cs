@@ -79,6 +79,19 @@ public class PreprocessingGateTests(TrainerBundles bundles)
     }
 
     [Fact]
+    public async Task AClientThatHasLeftGetsNoTurnEvenAFreeOne()
+    {
+        // A batch takes a turn per image: once its client is gone, the images left are not decoded for nobody.
+        using var gate = new PreprocessingGate(Microsoft.Extensions.Options.Options.Create(new BatchingOptions()));
+        using var left = new CancellationTokenSource();
+        using (await gate.EnterAsync(left.Token)) { }
+        left.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => (await gate.EnterAsync(left.Token)).Dispose());
+        Assert.Equal(1, gate.TurnsGiven);
+        Assert.Equal(0, gate.Waiting);
+    }
+
+    [Fact]
     public async Task ARequestThatWaitsLongerThanTheQueueTimeoutGets503()
     {
         await using var factory = bundles.SmokeService(("Batching:QueueTimeoutMs", "1500"));
