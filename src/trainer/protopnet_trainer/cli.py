@@ -265,6 +265,11 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         say(line)
 
 
+def add_progress_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
+
+
 def show_progress(args: argparse.Namespace) -> bool:
     """Progress bars on a terminal (or with --progress); logs and CI get the per-epoch metrics lines only."""
     if args.no_progress:
@@ -282,8 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", help="model family name (default: the preset or data set name)")
     train.add_argument("--run-dir", help="checkpoints and metrics.jsonl (default: runs/<name>)")
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
-    train.add_argument("--no-progress", action="store_true", help="no progress bars")
-    train.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
+    add_progress_options(train)
     train.add_argument("--no-report", action="store_true", help="no report/ (curves, confusion matrix, gallery)")
     train.add_argument("--examples", type=int, default=10,
                        help="store the first test image of up to N classes in the bundle (examples/, default 10)")
@@ -307,8 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data")
     evaluate.add_argument("--split", choices=["train", "test"], default="test")
     evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    evaluate.add_argument("--no-progress", action="store_true")
-    evaluate.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
+    add_progress_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     export = commands.add_parser("export", help="publish a bundle from a checkpoint, or an untrained bundle")
@@ -328,8 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--image-size", type=int, default=224)
     export.add_argument("--channels", type=int, choices=[1, 3], default=3)
     export.add_argument("--seed", type=int, default=1)
-    export.add_argument("--no-progress", action="store_true")
-    export.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
+    add_progress_options(export)
     export.add_argument("--no-report", action="store_true", help="no report/ (curves, gallery)")
     export.add_argument("--examples", type=int, default=10,
                         help="store the first test image of up to N classes in the bundle (examples/, default 10)")
@@ -357,8 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--output", help="checkpoint file name in the run's checkpoints folder (default pruned.pt; for a "
                                          "checkpoint kept outside a run folder, checkpoints/ beside it)")
     prune.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    prune.add_argument("--no-progress", action="store_true")
-    prune.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
+    add_progress_options(prune)
     prune.set_defaults(handler=cmd_prune)
 
     worker = commands.add_parser("worker", help="take training jobs from a jobs folder, one at a time, and publish "
@@ -381,8 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="touch this file from the loop and the job's heartbeat, for a health check "
                              "(python3 -m protopnet_trainer.alive; default $PROTOPNET_WORKER_ALIVE_FILE, which the "
                              "trainer images set)")
-    worker.add_argument("--no-progress", action="store_true", help="no progress bars")
-    worker.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
+    add_progress_options(worker)
     worker.set_defaults(handler=cmd_worker)
 
     options = commands.add_parser("options", help="the options a training job may set, with their ranges")
@@ -394,8 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark = commands.add_parser("benchmark", help="images per second of each training stage")
     add_config_options(benchmark)
     benchmark.add_argument("--batches", type=int, default=20)
-    benchmark.add_argument("--no-progress", action="store_true")
-    benchmark.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
+    add_progress_options(benchmark)
     benchmark.set_defaults(handler=cmd_benchmark)
     return parser
 
