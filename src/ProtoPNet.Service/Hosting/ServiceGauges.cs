@@ -6,14 +6,15 @@ namespace ProtoPNet.Service.Hosting;
 /// <summary>The gauges /metrics reads at each scrape, from the parts of the service that hold the state.</summary>
 internal static class ServiceGauges
 {
-    public static void Register(IServiceProvider services) => Register(services.GetRequiredService<ServiceMetrics>(), services.GetRequiredService<ModelRegistry>(),
-        services.GetRequiredService<PreprocessingGate>(), services.GetRequiredService<BufferBudget>(), services.GetRequiredService<SpoolBudget>(),
-        services.GetRequiredService<ConnectionBufferPoolFactory>());
-
-    /// <summary>Gauges read at each scrape: queue depth per served version, requests waiting to decode, the request bytes held in memory, Kestrel's connection buffers, the execution provider, the versions served.</summary>
-    private static void Register(ServiceMetrics metrics, ModelRegistry registry, PreprocessingGate preprocessing, BufferBudget buffers,
-        SpoolBudget spool, ConnectionBufferPoolFactory connectionBuffers)
+    /// <summary>Queue depth per served version, requests waiting to decode, the request bytes held in memory and spooled, Kestrel's connection buffers, the execution provider, the versions served and refused.</summary>
+    public static void Register(IServiceProvider services)
     {
+        var metrics = services.GetRequiredService<ServiceMetrics>();
+        var registry = services.GetRequiredService<ModelRegistry>();
+        var preprocessing = services.GetRequiredService<PreprocessingGate>();
+        var buffers = services.GetRequiredService<BufferBudget>();
+        var spool = services.GetRequiredService<SpoolBudget>();
+        var connectionBuffers = services.GetRequiredService<ConnectionBufferPoolFactory>();
         metrics.ObserveGauge("protopnet.queue.depth", "{image}", "Images waiting for a network run, per model version.", () =>
             registry.Catalog.Served.Values.Select(s => new System.Diagnostics.Metrics.Measurement<long>(s.Batcher.QueueDepth,
                 ServiceMetrics.Tag("model", s.Bundle.Name), ServiceMetrics.Tag("version", s.Bundle.Version))));
