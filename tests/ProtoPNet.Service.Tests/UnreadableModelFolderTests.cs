@@ -49,8 +49,10 @@ public class UnreadableModelFolderTests(TrainerBundles bundles)
                     else
                     {
                         var entry = Assert.Single(refused);
-                        Assert.Equal(folder, entry.GetProperty("directory").GetString());
+                        // Relative to the model root, in the reason too: an answer does not show where the files are.
+                        Assert.Equal(folder == root ? "." : "smoke", entry.GetProperty("directory").GetString());
                         Assert.Contains("its folder cannot be read", entry.GetProperty("reason").GetString());
+                        Assert.DoesNotContain(root, entry.GetProperty("reason").GetString());
                     }
                     await AssertClassifiedByAsync(service, version);
                 }
@@ -67,7 +69,7 @@ public class UnreadableModelFolderTests(TrainerBundles bundles)
             TrainerBundles.EditManifest(newer, manifest => manifest["version"] = NewerVersion);
             File.SetUnixFileMode(newer, UnixFileMode.None);
             var refusedNewer = Assert.Single((await ReloadAsync(service)).GetProperty("refused").EnumerateArray());
-            Assert.Equal(newer, refusedNewer.GetProperty("directory").GetString());
+            Assert.Equal($"smoke/{NewerVersion}", refusedNewer.GetProperty("directory").GetString());
             await AssertClassifiedByAsync(service, version);
             File.SetUnixFileMode(newer, Readable);
             // So is one whose graph cannot be read, though mending its permissions changes nothing a listing shows; the
@@ -78,6 +80,7 @@ public class UnreadableModelFolderTests(TrainerBundles bundles)
             {
                 var refusedGraph = Assert.Single((await ReloadAsync(service)).GetProperty("refused").EnumerateArray());
                 Assert.Contains("cannot be read", refusedGraph.GetProperty("reason").GetString());
+                Assert.Contains($"'smoke/{NewerVersion}/model.onnx'", refusedGraph.GetProperty("reason").GetString());
             }
             await Eventually.TrueAsync(() => service.Output.Any(line => line.Contains("Refused model bundle " + newer, StringComparison.Ordinal)),
                 () => "the refusal was not logged:\n" + string.Join('\n', service.Output));

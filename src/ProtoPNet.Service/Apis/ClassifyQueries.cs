@@ -31,7 +31,7 @@ public record ExplainQuery
         new(ModelSelector.Parse(Model), TopClasses, TopPrototypes, ExplainClass, heatmaps, batch, VerifyRequested());
 
     /// <summary>Whether <see cref="Verify"/> asks for the check; anything but true or false is an invalid parameter.</summary>
-    public bool VerifyRequested() => Verify?.Trim().ToLowerInvariant() switch
+    private bool VerifyRequested() => Verify?.Trim().ToLowerInvariant() switch
     {
         null or "" or "false" => false,
         "true" => true,

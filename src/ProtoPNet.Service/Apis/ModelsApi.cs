@@ -76,7 +76,7 @@ public static class ModelsApi
         return TypedResults.Ok(new ModelsResponse(
             catalog.DefaultModel, provider.Provider, provider.FallbackReason,
             catalog.Families.Values.Select(f => ToModel(f, catalog)).ToArray(),
-            catalog.Refused.Select(r => new RefusedBundleResponse(r.Directory, r.Reason)).ToArray()));
+            catalog.Refused.Select(r => RefusedBundleResponse.Of(r, registry.Root)).ToArray()));
     }
 
     /// <param name="name">Model name, e.g. <c>fashion-mnist</c>.</param>

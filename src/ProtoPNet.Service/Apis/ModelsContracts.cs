@@ -1,6 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
 using ProtoPNet.Inference.Bundles;
+using ProtoPNet.Service.Models;
 
 namespace ProtoPNet.Service.Apis;
 
@@ -61,8 +63,24 @@ public sealed record ModelResponse(
     public IReadOnlyList<ExampleImageResponse>? Examples { get; init; }
 }
 
-/// <summary>A bundle folder that was not loaded, and why.</summary>
-public sealed record RefusedBundleResponse(string Directory, string Reason);
+/// <summary>A bundle folder that was not loaded, and why; its path relative to the model root (<c>.</c> for the root itself).</summary>
+public sealed record RefusedBundleResponse(string Directory, string Reason)
+{
+    /// <summary>
+    /// The refusal as answered: paths relative to the model root, in the reason too (a file's error names its full path),
+    /// so that an answer does not show where the service keeps its files; the log has them in full.
+    /// </summary>
+    public static RefusedBundleResponse Of(RefusedBundle refused, string root)
+    {
+        var trimmedRoot = Path.TrimEndingDirectorySeparator(root);
+        var reason = RootPath(trimmedRoot).Replace(refused.Reason, match => match.Groups["into"].Success ? "" : ".");
+        return new RefusedBundleResponse(Path.GetRelativePath(trimmedRoot, refused.Directory), reason);
+    }
+
+    /// <summary>The root in a message: <c>into</c> when a path under it follows, else the root itself (not a longer name it begins).</summary>
+    private static Regex RootPath(string root) =>
+        new(Regex.Escape(root) + @"(?:(?<into>/)(?=[^/\s'""])|/?(?![\w.-]))", RegexOptions.CultureInvariant);
+}
 
 /// <summary>Every loaded model, the default model, the execution provider and the refused bundles.</summary>
 public sealed record ModelsResponse(

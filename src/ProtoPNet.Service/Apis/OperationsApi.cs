@@ -66,7 +66,7 @@ public static class OperationsApi
         bool Mine(string reference) => reference.StartsWith(name + "@", StringComparison.Ordinal);
         return TypedResults.Ok(new ReloadResponse(name, family.Served.Version, family.Versions.Select(v => v.Version).ToArray(),
             result.Loaded.Where(Mine).ToArray(), result.Removed.Where(Mine).ToArray(),
-            refused.Select(r => new RefusedBundleResponse(r.Directory, r.Reason)).ToArray()));
+            refused.Select(r => RefusedBundleResponse.Of(r, registry.Root)).ToArray()));
     }
 
     /// <summary>

@@ -54,6 +54,9 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
 
 
 def seed_everything(seed: int) -> None:
+    """Seeds the process-wide generators. Global on purpose: torchvision's random transforms, a DataLoader's shuffling
+    and nn.init draw from them and take no generator of their own. Measuring a model (the scorecard's noise and
+    sampling, the last layer's order) uses generators of its own, so it does not move a run's draws."""
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)
