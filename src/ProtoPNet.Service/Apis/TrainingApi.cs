@@ -161,7 +161,7 @@ public static class TrainingApi
             }
             most = parsed;
         }
-        IEnumerable<TrainingJob> jobs = store.List();
+        var jobs = store.List();
         if (wanted is not null) jobs = jobs.Where(job => wanted.Contains(job.Status));
         if (most is { } count) jobs = jobs.Take(count);
         return TypedResults.Ok<IReadOnlyList<TrainingJob>>(jobs.ToArray());

@@ -59,8 +59,12 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         return Get(id);
     }
 
-    /// <summary>Every job, newest first.</summary>
-    public IReadOnlyList<TrainingJob> List()
+    /// <summary>
+    /// Every job, newest first, read as the listing is enumerated: a caller that takes the newest few reads only those
+    /// (and as many more as a filter passes over), not the thousands a folder may keep. A job's id begins with its
+    /// creation time; a job named otherwise (written by another program) is placed by its job.json's createdAt.
+    /// </summary>
+    public IEnumerable<TrainingJob> List()
     {
         var root = Root;
         if (File.Exists(root))
@@ -69,14 +73,22 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
             throw new ProblemException(ProblemCatalog.TrainingFolderUnavailable, $"The jobs folder {root} is a file, not a folder.");
         }
         if (!Directory.Exists(root)) return [];
-        return Directory.EnumerateDirectories(root)
+        var newestFirst = Directory.EnumerateDirectories(root)
             .Select(Path.GetFileName)
-            .Where(name => name is not null && JobId().IsMatch(name) && File.Exists(Path.Combine(root, name, JobFile)))
-            .Select(name => TryReadListed(name!))
-            .OfType<TrainingJob>()
-            .OrderByDescending(job => job.CreatedAt).ThenByDescending(job => job.Id, StringComparer.Ordinal)
+            .Where(name => name is not null && JobId().IsMatch(name))
+            .Select(name => (Id: name!, Created: CreatedFromId(name!) ?? TryReadListed(name!)?.CreatedAt))
+            .Where(job => job.Created is not null)
+            .OrderByDescending(job => job.Created).ThenByDescending(job => job.Id, StringComparer.Ordinal)
             .ToArray();
+        return newestFirst.Select(job => TryReadListed(job.Id)).OfType<TrainingJob>();
     }
+
+    /// <summary>The creation time an id of the service's own form (<c>yyyyMMddTHHmmssfffZ-xxxxxxxx</c>) begins with.</summary>
+    private static DateTimeOffset? CreatedFromId(string id) =>
+        id.Length > 19 && id[19] == '-' && DateTimeOffset.TryParseExact(id.AsSpan(0, 19), "yyyyMMdd'T'HHmmssfff'Z'",
+            System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var created)
+            ? created
+            : null;
 
     public TrainingJob Get(string id) => Find(id) ?? throw NotFound(id);
 
