@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Text;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Tests.Shared;
@@ -485,6 +486,52 @@ public class ImageDecoderTests
         var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(bytes));
         Assert.True(expected == error.Rejection, $"{format} {width}x{height}: {error.Rejection}, {error.Message}");
         Assert.Contains($"{width}x{height}", error.Message);
+    }
+
+    /// <summary>An animated WebP is refused as not decodable, saying so and what to send instead (API.md: WebP, still).</summary>
+    [Fact]
+    public void AnAnimatedWebPIsNotDecodableAndSaysSo()
+    {
+        // Two 8x8 lossless frames, red then blue, written by Pillow (save_all=True, append_images=[...]).
+        var animated = Convert.FromBase64String(
+            "UklGRoQAAABXRUJQVlA4WAoAAAACAAAABwAABwAAQU5JTQYAAAAAAAAAAABBTk1GKAAAAAAAAAAAAAcAAAcAAGQAAAJWUDhMDwAAAC8HwAEABxD9j/4HIqL/AQBB"
+            + "Tk1GKAAAAAAAAAAAAAcAAAcAAGQAAABWUDhMDwAAAC8HwAEABxDR//4HIqL/AQA=");
+        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(animated));
+        Assert.Equal(ImageRejection.NotDecodable, error.Rejection);
+        Assert.Equal("The WebP image is animated, which is not decoded here: send a still image (e.g. its first frame as PNG).", error.Message);
+    }
+
+    /// <summary>
+    /// Bytes that begin with a format's signature but hold none of its structure are not decodable: no size is made up
+    /// from them (they were refused as images of 1634886241x1734698849 or 0x0 pixels).
+    /// </summary>
+    [Theory]
+    [InlineData("png-garbage")]
+    [InlineData("png-zeros")]
+    [InlineData("png-other-chunk")]
+    [InlineData("bmp-garbage")]
+    [InlineData("webp-lossy-garbage")]
+    [InlineData("webp-lossless-garbage")]
+    public void ASignatureFollowedByGarbageIsNotDecodableRatherThanOfAMadeUpSize(string kind)
+    {
+        byte[] pngSignature = [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];
+        static byte[] Riff(string chunk, byte[] body) =>
+            [.. "RIFF"u8, .. BitConverter.GetBytes(4 + 8 + body.Length), .. "WEBP"u8, .. Encoding.ASCII.GetBytes(chunk), .. BitConverter.GetBytes(body.Length), .. body];
+        var garbage = Encoding.ASCII.GetBytes("garbage, not a header; garbage, not a header; garbage, not a header");
+        var file = kind switch
+        {
+            "png-garbage" => [.. pngSignature, .. garbage],
+            "png-zeros" => [.. pngSignature, .. new byte[40]],
+            // A chunk of the right length but another type where IHDR must come first.
+            "png-other-chunk" => [.. pngSignature, 0, 0, 0, 13, .. "tEXt"u8, 0, 0, 0x10, 0, 0, 0, 0x10, 0, 8, 2, 0, 0, 0, 0, 0, 0, 0, 0],
+            "bmp-garbage" => [.. "BM"u8, .. Enumerable.Repeat((byte)'x', 60)],
+            "webp-lossy-garbage" => Riff("VP8 ", garbage),
+            "webp-lossless-garbage" => Riff("VP8L", garbage),
+            _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+        };
+        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(file));
+        Assert.True(error.Rejection == ImageRejection.NotDecodable, $"{kind}: {error.Rejection}, {error.Message}");
+        Assert.DoesNotContain("pixels", error.Message);
     }
 
     /// <summary>

@@ -38,7 +38,10 @@ public static class ImageCompleteness
         };
     }
 
-    /// <summary>PNG: chunks (length, type, data, CRC) one after the other until IEND.</summary>
+    /// <summary>
+    /// PNG: chunks (length, type, data, CRC) one after the other until IEND. Bytes that are no chunks (the first not
+    /// IHDR, a type that is not four letters) are corrupt, not cut short: the decoder judges them.
+    /// </summary>
     private static string? Png(ReadOnlySpan<byte> file)
     {
         long position = 8;
@@ -46,12 +49,23 @@ public static class ImageCompleteness
         {
             if (position + 8 > file.Length) return $"the PNG data ends after {file.Length} bytes, before its IEND chunk";
             var length = BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
-            var type = System.Text.Encoding.ASCII.GetString(file.Slice((int)position + 4, 4));
+            var typeBytes = file.Slice((int)position + 4, 4);
+            if (!IsChunkType(typeBytes) || (position == 8 && !typeBytes.SequenceEqual("IHDR"u8))) return null;
+            var type = System.Text.Encoding.ASCII.GetString(typeBytes);
             var end = position + 12 + length;
             if (end > file.Length) return $"the PNG {type} chunk at byte {position} needs {end - position} bytes; only {file.Length - position} remain";
             if (type == "IEND") return null;
             position = end;
         }
+    }
+
+    private static bool IsChunkType(ReadOnlySpan<byte> type)
+    {
+        foreach (var letter in type)
+        {
+            if (letter is not ((>= (byte)'A' and <= (byte)'Z') or (>= (byte)'a' and <= (byte)'z'))) return false;
+        }
+        return true;
     }
 
     /// <summary>
@@ -295,6 +309,7 @@ public static class ImageCompleteness
         if (file.Length < 18) return $"the BMP data ends after {file.Length} bytes, inside its header";
         var pixelOffset = BinaryPrimitives.ReadUInt32LittleEndian(file[10..]);
         var headerSize = BinaryPrimitives.ReadUInt32LittleEndian(file[14..]);
+        if (!DeclaredSize.IsBmpInfoHeaderSize(headerSize)) return null;   // no such header: corrupt, which the decoder judges
         if (14L + headerSize > file.Length) return $"the BMP data ends after {file.Length} bytes, inside its {headerSize}-byte info header";
         long width, height;
         int bitsPerPixel;

@@ -343,6 +343,13 @@ public sealed class ImageDecoder(ImageLimits limits)
                     throw new ImageRejectedException(ImageRejection.Truncated, $"The {DisplayName(detected)} image is truncated: {missing}.", exception);
                 }
             }
+            if (exception is NotSupportedException && exception.Message.Contains("Animated", StringComparison.OrdinalIgnoreCase)
+                && Image.DetectFormat(Configuration, bytes.Span) is WebpFormat)
+            {
+                // A sound header, of what the decoder does not take ("Animated webp are not yet supported", ImageSharp says).
+                throw new ImageRejectedException(ImageRejection.NotDecodable,
+                    "The WebP image is animated, which is not decoded here: send a still image (e.g. its first frame as PNG).", exception);
+            }
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The image header cannot be read: {Reason(exception)}", exception);
         }
         if (info is null || format is null)
