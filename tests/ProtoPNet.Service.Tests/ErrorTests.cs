@@ -51,6 +51,18 @@ public class ErrorTests(TrainerBundles bundles)
         await Http.ProblemAsync(await Client.PostAsync("/classify", Http.Raw([], "image/png")), HttpStatusCode.BadRequest, "image-missing");
     }
 
+    /// <summary>An image sent without a Content-Type is told so, not that it sent no image; a request with neither is told both.</summary>
+    [Fact]
+    public async Task AnImageWithoutAContentTypeIsToldToNameIt()
+    {
+        var unnamed = new ByteArrayContent(Http.BundleImage(bundles.SmokeBundle, 0));
+        unnamed.Headers.ContentType = null;
+        var problem = await Http.ProblemAsync(await Client.PostAsync("/classify", unnamed), HttpStatusCode.BadRequest, "image-missing");
+        Assert.Contains("body has no Content-Type, so it is not read as an image", problem.GetProperty("detail").GetString());
+        problem = await Http.ProblemAsync(await Client.PostAsync("/classify", null), HttpStatusCode.BadRequest, "image-missing");
+        Assert.Contains("no Content-Type and no image", problem.GetProperty("detail").GetString());
+    }
+
     [Theory]
     [InlineData("topClasses=abc")]
     [InlineData("topClasses=")]

@@ -203,6 +203,13 @@ public static class V2Api
         {
             throw NotFinite(overflowed.Name);
         }
+        // The flag of a score that is not a number would read "familiar": refused as the score itself is.
+        if (requested.Contains(UnfamiliarName) && Enumerable.Range(run.FirstRow, run.Rows)
+                .Any(item => !double.IsFinite(Unfamiliarity.Of(run.Model, run.Outputs.SimilaritiesOf(item)).Score)))
+        {
+            throw BadRequest($"Output '{UnfamiliarName}' cannot be told for this input: the unfamiliarity score it comes from is not finite, "
+                + "as the input's values overflow the network. Pixel values belong in [0, 1].");
+        }
         var response = new V2InferenceResponse(run.Model.Name, run.Model.Version, outputs) { Id = header.Id };
         if (binary.Count > 0) return V2BinaryAnswer.Of(response, binary);
         return outputs.Sum(o => o.Data!.Length) <= WholeAnswerMaxValues ? JsonAnswer.Whole(response) : JsonAnswer.Streamed(response);
@@ -239,8 +246,6 @@ public static class V2Api
         if (name is UnfamiliarityName or UnfamiliarName)
         {
             var measured = Enumerable.Range(run.FirstRow, rows).Select(item => Unfamiliarity.Of(run.Model, outputs.SimilaritiesOf(item))).ToArray();
-            // The flag of a score that is not a number would read "familiar": refused as the score itself is.
-            if (name == UnfamiliarName && measured.Any(u => !double.IsFinite(u.Score))) throw NotFinite(name);
             return name == UnfamiliarityName
                 ? new V2ResponseOutput(name, [rows], Datatype, measured.Select(u => (float)u.Score).ToArray())
                 : new V2ResponseOutput(name, [rows], "BOOL", measured.Select(u => u.Unfamiliar == true).ToArray());

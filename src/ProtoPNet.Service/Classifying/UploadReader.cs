@@ -67,8 +67,10 @@ public static class UploadReader
 
         if (string.IsNullOrWhiteSpace(request.ContentType))
         {
-            throw new ProblemException(ProblemCatalog.ImageMissing,
-                "The request has no Content-Type and no image: send multipart/form-data with a file field 'image', or a raw image body with its image/* content type.");
+            var sentBody = request.ContentLength > 0 || request.Headers.TransferEncoding.Count > 0;
+            throw new ProblemException(ProblemCatalog.ImageMissing, sentBody
+                ? "The request's body has no Content-Type, so it is not read as an image: send a raw image body with its image/* content type (e.g. image/png), or multipart/form-data with a file field 'image'."
+                : "The request has no Content-Type and no image: send multipart/form-data with a file field 'image', or a raw image body with its image/* content type.");
         }
         throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
             $"Content-Type '{request.ContentType}' is not accepted: send multipart/form-data with a file field 'image', or a raw body of type {string.Join(", ", ImageDecoder.AcceptedContentTypes)}.");

@@ -19,6 +19,7 @@ public static class TrainingHostingExtensions
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(_ => TrainerCatalog.Load());
         builder.Services.AddSingleton<TrainingJobStore>();
+        builder.Services.AddHostedService<TrainingStartReport>();
         builder.Services.AddHostedService<FinishedJobRetention>();
         return builder;
     }

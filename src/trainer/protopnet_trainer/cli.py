@@ -317,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="publish a bundle from a checkpoint, or an untrained bundle")
     export.add_argument("--checkpoint")
     export.add_argument("--models", default="models")
-    export.add_argument("--name")
+    export.add_argument("--name", help="model family name (default: the data set's name, e.g. fashion-mnist; `train` "
+                                       "names a model after its preset)")
     export.add_argument("--push", action="store_true",
                         help="the checkpoint is from an unfinished run (not pushed yet): push its prototypes and "
                              "train the last layer before publishing")

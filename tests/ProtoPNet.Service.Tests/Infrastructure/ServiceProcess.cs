@@ -64,7 +64,8 @@ public sealed class ServiceProcess : IAsyncDisposable
         return process.ExitCode;
     }
 
-    private static string ServiceDirectory()
+    /// <summary>The service's build output, which is also the working directory of the processes started here.</summary>
+    public static string ServiceDirectory()
     {
         var testProject = Path.Combine(Trainer.RepositoryRoot, "tests", "ProtoPNet.Service.Tests");
         var buildOutput = Path.GetRelativePath(testProject, AppContext.BaseDirectory); // bin/<configuration>/<framework>

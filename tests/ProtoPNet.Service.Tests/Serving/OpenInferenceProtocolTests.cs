@@ -162,11 +162,13 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         // Finite values so large that the network's outputs overflow: a 400 before the answer starts, never a 500 or a
         // 200 cut short (JSON has no infinity).
         var huge = "[" + string.Join(",", Enumerable.Repeat("3e38", 3 * 32 * 32)) + "]";
-        Assert.Contains("not finite", await AssertErrorAsync(
+        // Every output asked for: the error names the first that overflowed, the logits.
+        Assert.Contains("Output 'logits' is not finite", await AssertErrorAsync(
             await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1,3,32,32]", huge)), HttpStatusCode.BadRequest));
         // So is the flag made from them: a score that is not a number must not read "familiar".
         var hugeFlag = Tensor("image", "FP32", "[1,3,32,32]", huge)[..^1] + ",\"outputs\":[{\"name\":\"unfamiliar\"}]}";
-        Assert.Contains("Output 'unfamiliar' is not finite", await AssertErrorAsync(await Post("/v2/models/smoke/infer", hugeFlag), HttpStatusCode.BadRequest));
+        Assert.Contains("Output 'unfamiliar' cannot be told for this input: the unfamiliarity score it comes from is not finite",
+            await AssertErrorAsync(await Post("/v2/models/smoke/infer", hugeFlag), HttpStatusCode.BadRequest));
 
         // Triton's classification extension would change what an output holds: refused, not answered with the raw tensor.
         var classification = Tensor("image", "FP32", "[1,3,32,32]", zeros)[..^1] + ",\"outputs\":[{\"name\":\"logits\",\"parameters\":{\"classification\":3}}]}";
