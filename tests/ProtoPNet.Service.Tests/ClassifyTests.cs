@@ -461,6 +461,17 @@ public class ClassifyTests(TrainerBundles bundles)
         Assert.Equal(version, body.GetProperty("model").GetProperty("version").GetString());
     }
 
+    /// <summary>An empty model parameter (a form with nothing chosen) is the default model, as no parameter is (API.md).</summary>
+    [Fact]
+    public async Task AnEmptyModelParameterIsTheDefaultModel()
+    {
+        async Task<string> AnsweredByAsync(string query) => (await Http.JsonAsync(await Client.PostAsync("/classify" + query,
+            Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))))).GetProperty("model").GetProperty("name").GetString()!;
+        var defaultModel = await AnsweredByAsync("");
+        Assert.Equal(defaultModel, await AnsweredByAsync("?model="));
+        Assert.Equal(defaultModel, await AnsweredByAsync("?model=%20"));
+    }
+
     [Fact]
     public async Task BatchAnswersEachImageInOrderWithPerItemProblems()
     {
