@@ -215,16 +215,19 @@ public class ErrorTests(TrainerBundles bundles)
         await Http.JsonAsync(await Client.PostAsync("/classify?topClasses=2&heatmaps=png", Http.Raw(png, "image/png")));
     }
 
-    /// <summary>A multipart content type without its boundary parameter is 400 saying so (its parts cannot be told apart).</summary>
+    /// <summary>A multipart content type without its boundary parameter, or with an empty one, is 400 saying so (its parts cannot be told apart).</summary>
     [Fact]
     public async Task AMultipartBodyWithoutABoundaryIs400SayingSo()
     {
         foreach (var path in new[] { "/classify", "/classify/batch", "/classify/card" })
         {
-            var content = new ByteArrayContent(Http.BundleImage(bundles.SmokeBundle, 0));
-            content.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data");
-            var problem = await Http.ProblemAsync(await Client.PostAsync(path, content), HttpStatusCode.BadRequest, "request-body-unreadable");
-            Assert.Contains("no boundary parameter", problem.GetProperty("detail").GetString());
+            foreach (var contentType in new[] { "multipart/form-data", "multipart/form-data; boundary=" })
+            {
+                var content = new ByteArrayContent(Http.BundleImage(bundles.SmokeBundle, 0));
+                content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+                var problem = await Http.ProblemAsync(await Client.PostAsync(path, content), HttpStatusCode.BadRequest, "request-body-unreadable");
+                Assert.Contains("has no boundary (its boundary parameter is missing or empty)", problem.GetProperty("detail").GetString());
+            }
         }
     }
 

@@ -32,7 +32,7 @@ public static class UploadReader
                 if (Boundary(request.ContentType).Length == 0)
                 {
                     throw new ProblemException(ProblemCatalog.RequestBodyUnreadable,
-                        $"Content-Type '{request.ContentType}' has no boundary parameter, so the multipart body's parts cannot be told apart: send e.g. 'multipart/form-data; boundary=x7' (curl -F and HTTP libraries set it themselves).");
+                        $"Content-Type '{request.ContentType}' has no boundary (its boundary parameter is missing or empty), so the multipart body's parts cannot be told apart: send e.g. 'multipart/form-data; boundary=x7' (curl -F and HTTP libraries set it themselves).");
                 }
                 return await ReadMultipartAsync(request, limits, maxImages, held, spool, cancellationToken);
             }
