@@ -35,10 +35,15 @@ public static class HealthApi
         return app;
     }
 
-    internal static Results<Ok<ReadyResponse>, ProblemHttpResult> GetReady(ModelRegistry registry, HttpResponse response)
+    internal static Results<Ok<ReadyResponse>, ProblemHttpResult> GetReady(ModelRegistry registry, HttpResponse response, IHostApplicationLifetime lifetime)
     {
         var catalog = registry.Catalog;
         var provider = registry.Provider.Provider;
+        if (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            // Not ready for new traffic: a load balancer that still asks stops sending while the requests in progress finish.
+            return ProblemCatalog.Problem(ProblemCatalog.ShuttingDown, ProblemCatalog.ShuttingDown.ExampleDetail);
+        }
         if (catalog.Families.Count == 0)
         {
             response.Headers.RetryAfter = ProblemCatalog.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -40,6 +40,7 @@ public static class ServingExtensions
         services.AddSingleton<SpoolBudget>();
         services.AddSingleton<PrometheusExposition>();
         services.AddHostedService<ModelWatcherService>();
+        services.AddHostedService<ShutdownReport>();
         // Kestrel's connection buffers in larger blocks: an upload arrives in fewer socket reads.
         services.AddSingleton<ConnectionBufferPoolFactory>();
         services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>(provider => provider.GetRequiredService<ConnectionBufferPoolFactory>());

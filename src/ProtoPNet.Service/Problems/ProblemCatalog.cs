@@ -45,6 +45,8 @@ public static class ProblemCatalog
         "The PNG image is 1x40000000 pixels; no side may be longer than 65535 pixels. Crop it nearer to the part to classify.");
     public static readonly ProblemKind NoModelReady = new(Prefix + "no-model-ready", "No model is ready", 503,
         "No model bundle is loaded yet; the model root holds no valid bundle.");
+    public static readonly ProblemKind ShuttingDown = new(Prefix + "shutting-down", "The service is shutting down", 503,
+        "The service is shutting down: it finishes the requests in progress and takes no more. Send requests to another instance.");
     public static readonly ProblemKind Overloaded = new(Prefix + "overloaded", "The model is overloaded", 503,
         "fashion-mnist@20261129T010203Z is overloaded: 256 images are queued (limit 256). Retry shortly.");
     public static readonly ProblemKind UploadSpoolFull = new(Prefix + "upload-spool-full", "The server has no room for the upload now", 503,

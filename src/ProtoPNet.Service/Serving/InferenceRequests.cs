@@ -13,12 +13,23 @@ namespace ProtoPNet.Service.Serving;
 public sealed class InferenceRequests
 {
     private int _inProgress;
+    private int _cutOffByShutdown;
 
     public int InProgress => Volatile.Read(ref _inProgress);
+
+    /// <summary>Requests whose connection a shutdown closed before they ended (the shutdown's time ran out).</summary>
+    public int CutOffByShutdown => Volatile.Read(ref _cutOffByShutdown);
 
     public void Enter() => Interlocked.Increment(ref _inProgress);
 
     public void Leave() => Interlocked.Decrement(ref _inProgress);
+
+    /// <summary>Leaves as a request that a shutdown cut off.</summary>
+    public void LeaveCutOff()
+    {
+        Interlocked.Increment(ref _cutOffByShutdown);
+        Interlocked.Decrement(ref _inProgress);
+    }
 }
 
 public static class InferenceRequestCounting
@@ -31,6 +42,7 @@ public static class InferenceRequestCounting
     public static WebApplication UseInferenceRequestCount(this WebApplication app)
     {
         var requests = app.Services.GetRequiredService<InferenceRequests>();
+        var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
         app.Use(async (context, next) =>
         {
             if (context.GetEndpoint()?.Metadata.GetMetadata<InferenceEndpoint>() is null)
@@ -45,7 +57,8 @@ public static class InferenceRequestCounting
             }
             finally
             {
-                requests.Leave();
+                if (RequestMetrics.CutOffByShutdown(context, lifetime)) requests.LeaveCutOff();
+                else requests.Leave();
             }
         });
         return app;

@@ -22,8 +22,15 @@ public static class RequestMetrics
     public static void SetAnswerCutOff(HttpContext context) => context.Items[AnswerCutOffKey] = true;
 
     /// <summary>
+    /// Whether the request's connection went while the service was shutting down: the shutdown's time ran out and the
+    /// server closed it (or, rarely, its client left then). Counted (and logged) as 503, not as a client that left.
+    /// </summary>
+    public static bool CutOffByShutdown(HttpContext context, IHostApplicationLifetime lifetime) =>
+        context.RequestAborted.IsCancellationRequested && lifetime.ApplicationStopping.IsCancellationRequested;
+
+    /// <summary>
     /// The status a request ended with, as the request log line and the metrics give it: 408 for an answer cut off
-    /// because its client read it too slowly. The client left (499) when its
+    /// because its client read it too slowly, 503 for one cut off by a shutdown. The client left (499) when its
     /// connection went before the answer started, or during a chunked answer: Kestrel drops the writes of a reset
     /// connection without an error, and a chunked answer's last chunk is only sent after this pipeline, so it cannot
     /// have been complete. (An answer with a Content-Length may have arrived whole before the client closed.)
@@ -31,6 +38,7 @@ public static class RequestMetrics
     /// An exception is not seen here: the metrics and the log line count it as 500 themselves.
     public static int FinalStatus(HttpContext context) =>
         context.Items.ContainsKey(AnswerCutOffKey) ? StatusCodes.Status408RequestTimeout
+        : CutOffByShutdown(context, context.RequestServices.GetRequiredService<IHostApplicationLifetime>()) ? StatusCodes.Status503ServiceUnavailable
         : context.Items.ContainsKey(ClientClosedKey)
           || context.RequestAborted.IsCancellationRequested && (!context.Response.HasStarted || context.Response.ContentLength is null)
             ? StatusCodes.Status499ClientClosedRequest

@@ -85,4 +85,19 @@ public static class Http
         image.Mutate(context => context.Resize(width.Value, height!.Value, KnownResamplers.Bicubic));
         return Encode(image, new PngEncoder());
     }
+
+    /// <summary>
+    /// A 2000x2000 PNG of noise: its heatmaps (drawn at 4 megapixels, incompressible) make an answer of megabytes each,
+    /// drawn for seconds: a request that is surely in progress for a while.
+    /// </summary>
+    public static byte[] NoisePhotoPng()
+    {
+        var random = new Random(5);
+        using var photo = new Image<Rgb24>(2000, 2000);
+        photo.ProcessPixelRows(rows =>
+        {
+            for (var y = 0; y < rows.Height; y++) random.NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(rows.GetRowSpan(y)));
+        });
+        return Encode(photo, new PngEncoder());
+    }
 }

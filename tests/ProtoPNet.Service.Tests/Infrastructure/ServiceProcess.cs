@@ -22,6 +22,9 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public HttpClient Client { get; }
 
+    /// <summary>The service's process id, for a signal (e.g. SIGTERM: kill -TERM).</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>The exit status once the process has ended (waiting up to <paramref name="timeout"/> for it); null if it still runs.</summary>
     public async Task<int?> ExitCodeAsync(TimeSpan timeout)
     {

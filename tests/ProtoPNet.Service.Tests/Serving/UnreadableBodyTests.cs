@@ -184,7 +184,7 @@ public class UnreadableBodyTests(TrainerBundles bundles)
         await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"),
             ("Classify__AnswerReadTimeout", limit.ToString()));
         using var client = new HttpClient { BaseAddress = service.Client.BaseAddress, Timeout = TimeSpan.FromMinutes(3) };
-        using var content = new ByteArrayContent(NoisePhotoPng());
+        using var content = new ByteArrayContent(Http.NoisePhotoPng());
         content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/png");
         var started = System.Diagnostics.Stopwatch.StartNew();
         using var request = new HttpRequestMessage(HttpMethod.Post, "/classify?heatmaps=png&topPrototypes=10") { Content = content };
@@ -214,25 +214,13 @@ public class UnreadableBodyTests(TrainerBundles bundles)
     private static async Task<double> BufferedBytesOnceReleasedAsync(HttpClient client) => await Eventually.ValueAsync(
         async () => PrometheusText.Sum(await PrometheusText.ScrapeAsync(client), "protopnet_buffered_bytes"), bytes => bytes == 0);
 
-    /// <summary>A 2000x2000 PNG of noise: its heatmaps (drawn at 4 megapixels, incompressible) make an answer of megabytes each.</summary>
-    private static byte[] NoisePhotoPng()
-    {
-        var random = new Random(5);
-        using var photo = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(2000, 2000);
-        photo.ProcessPixelRows(rows =>
-        {
-            for (var y = 0; y < rows.Height; y++) random.NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(rows.GetRowSpan(y)));
-        });
-        return Http.Encode(photo, new SixLabors.ImageSharp.Formats.Png.PngEncoder());
-    }
-
     /// <summary>
     /// Sends a 2000x2000 noise photo to /classify with heatmaps (an answer of megabytes, far beyond the sockets' buffers)
     /// and reads the first bytes of the answer; returns the connected socket.
     /// </summary>
     private static async Task<Socket> StartLargeAnswerAsync(int port)
     {
-        var png = NoisePhotoPng();
+        var png = Http.NoisePhotoPng();
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await socket.ConnectAsync("127.0.0.1", port);
         var head = $"POST /classify?heatmaps=png&topPrototypes=8 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: {png.Length}\r\n\r\n";

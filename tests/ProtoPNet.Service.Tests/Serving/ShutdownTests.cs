@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using System.Net;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using ProtoPNet.Service.Apis;
+using ProtoPNet.Service.Models;
+using ProtoPNet.Service.Tests.Infrastructure;
+
+namespace ProtoPNet.Service.Tests.Serving;
+
+/// <summary>
+/// A shutdown (SIGTERM) lets the requests in progress finish and says so: how many there are and how long they have;
+/// those still running when that time runs out are named in a warning, not lost without a line. Readiness answers 503
+/// shutting-down from the shutdown's start, so a load balancer stops sending.
+/// </summary>
+[Collection(BundlesCollection.Name)]
+public class ShutdownTests(TrainerBundles bundles)
+{
+    private const string HeavyQuery = "/classify?heatmaps=png&topPrototypes=10";
+
+    [Fact]
+    public async Task A_request_in_progress_at_SIGTERM_gets_its_whole_answer_and_the_log_says_it_waited_for_it()
+    {
+        await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
+        var answer = StartHeavyRequest(service);
+        await WaitUntilInProgressAsync(service);
+        Terminate(service);
+
+        using var response = await answer;
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.EndsWith("}", await response.Content.ReadAsStringAsync());
+        Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains(service.Output, line => line.Contains("Shutting down: 1 inference requests in progress have up to 30 s to finish", StringComparison.Ordinal));
+        Assert.DoesNotContain(service.Output, line => line.Contains("were still in progress", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_request_still_running_when_the_shutdown_time_runs_out_is_named_in_a_warning()
+    {
+        // The answer is drawn for seconds; the shutdown gives it one.
+        await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"), ("ASPNETCORE_SHUTDOWNTIMEOUTSECONDS", "1"));
+        var answer = StartHeavyRequest(service);
+        await WaitUntilInProgressAsync(service);
+        Terminate(service);
+
+        Assert.NotNull(await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains(service.Output, line => line.Contains("Shutting down: 1 inference requests in progress have up to 1 s to finish", StringComparison.Ordinal));
+        Assert.Contains(service.Output, line => line.Contains("1 inference requests were still in progress when the 1 s of the shutdown ran out", StringComparison.Ordinal));
+        // Logged as the service's 503, if its line was written before the process ended; never as a client that left.
+        Assert.DoesNotContain(service.Output, line => line.Contains("POST /classify responded 499", StringComparison.Ordinal));
+        Assert.DoesNotContain(service.Output, line => line.Contains("POST /classify responded 200", StringComparison.Ordinal));
+        // The client gets no whole answer: an error, or a 200 whose body breaks off.
+        await Assert.ThrowsAnyAsync<Exception>(async () => await (await answer).EnsureSuccessStatusCode().Content.ReadAsByteArrayAsync());
+    }
+
+    /// <summary>Readiness once the host is stopping: 503 shutting-down, whatever models are loaded.</summary>
+    [Fact]
+    public void Readiness_is_503_shutting_down_once_a_shutdown_has_started()
+    {
+        var registry = bundles.Service.Services.GetRequiredService<ModelRegistry>();
+        var context = new DefaultHttpContext();
+        Assert.IsType<Microsoft.AspNetCore.Http.HttpResults.Ok<ReadyResponse>>(HealthApi.GetReady(registry, context.Response, new Lifetime(stopping: false)).Result);
+        var problem = Assert.IsType<Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult>(HealthApi.GetReady(registry, context.Response, new Lifetime(stopping: true)).Result);
+        Assert.Equal(503, problem.StatusCode);
+        Assert.EndsWith("shutting-down", problem.ProblemDetails.Type);
+    }
+
+    private static Task<HttpResponseMessage> StartHeavyRequest(ServiceProcess service)
+    {
+        var client = new HttpClient { BaseAddress = service.Client.BaseAddress, Timeout = TimeSpan.FromMinutes(3) };
+        var content = new ByteArrayContent(Http.NoisePhotoPng());
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/png");
+        return client.PostAsync(HeavyQuery, content);
+    }
+
+    /// <summary>Until the request holds its upload in memory (it is being decoded or explained), for 60 s at most.</summary>
+    private static async Task WaitUntilInProgressAsync(ServiceProcess service) => await Eventually.ValueAsync(
+        async () => PrometheusText.Sum(await PrometheusText.ScrapeAsync(service.Client), "protopnet_buffered_bytes"), bytes => bytes > 0);
+
+    private static void Terminate(ServiceProcess service)
+    {
+        using var kill = Process.Start("kill", ["-TERM", service.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        Assert.Equal(0, kill.ExitCode);
+    }
+
+    private sealed class Lifetime(bool stopping) : IHostApplicationLifetime
+    {
+        public CancellationToken ApplicationStarted => new(true);
+        public CancellationToken ApplicationStopping => new(stopping);
+        public CancellationToken ApplicationStopped => CancellationToken.None;
+        public void StopApplication() => throw new NotSupportedException();
+    }
+}
