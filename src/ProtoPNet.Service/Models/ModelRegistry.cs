@@ -124,7 +124,17 @@ public sealed class ModelRegistry(
                     }
                     refused.Add(refusal!);
                     if (isNewRefusal) newlyRefused.Add(refusal!);
-                    return false;
+                    if (existing is null) return false;
+                    // Rewritten into something that does not load (a copy half done, an edit gone wrong): the copy loaded
+                    // before serves on, as for a folder that cannot be read, rather than take the version (or the
+                    // whole model, if it is the only one) off the air.
+                    if (isNewRefusal)
+                    {
+                        logger.LogError("The rewritten folder of {Model}@{Version} does not load ({Reason}): the copy loaded at {LoadedUtc:u} serves on until {Directory} holds a version that loads, or is removed",
+                            existing.Name, existing.Version, refusal!.Reason, existing.LoadedUtc, directory);
+                    }
+                    kept.Add(existing);
+                    return true;
                 });
             }
         }

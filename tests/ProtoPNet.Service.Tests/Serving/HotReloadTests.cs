@@ -201,6 +201,38 @@ public class HotReloadTests(TrainerBundles bundles)
         await factory.Logs.WaitForAsync(line => line.Contains($"{version}") && line.Contains("is unloaded: no request uses it any more"));
     }
 
+    /// <summary>
+    /// The only version's folder rewritten into something that does not load (its model.json cut short, as by a copy
+    /// half done): the copy loaded before serves on, with an error line, rather than the model answering 503; once the
+    /// folder holds a loadable version again, that is served.
+    /// </summary>
+    [Fact]
+    public async Task AVersionWhoseFolderIsRewrittenIntoSomethingThatDoesNotLoadServesOnAsLoaded()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey));
+        var client = factory.CreateClient();
+        var version = Path.GetFileName(bundles.SmokeBundle);
+        var manifest = Path.Combine(root, "smoke", version, "model.json");
+        var whole = await File.ReadAllBytesAsync(manifest);
+        await File.WriteAllTextAsync(manifest, """{"broken": """);
+
+        var reload = await Http.JsonAsync(await client.SendAsync(Reload()));
+        Assert.Equal(version, reload.GetProperty("servedVersion").GetString());
+        Assert.Equal($"smoke/{version}", Assert.Single(reload.GetProperty("refused").EnumerateArray()).GetProperty("directory").GetString());
+        var answer = await Http.JsonAsync(await client.PostAsync("/classify?model=smoke", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
+        Assert.Equal(version, answer.GetProperty("model").GetProperty("version").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/ready")).StatusCode);
+        await factory.Logs.WaitForAsync(line => line.Contains("The rewritten folder of", StringComparison.Ordinal) && line.Contains(version, StringComparison.Ordinal)
+            && line.Contains("does not load", StringComparison.Ordinal) && line.Contains("serves on", StringComparison.Ordinal));
+
+        await File.WriteAllBytesAsync(manifest, whole);
+        var mended = await Http.JsonAsync(await client.SendAsync(Reload()));
+        Assert.Equal(version, mended.GetProperty("servedVersion").GetString());
+        Assert.Empty(mended.GetProperty("refused").EnumerateArray());
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/classify?model=smoke", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)))).StatusCode);
+    }
+
     [Fact]
     public async Task ANewVersionThatAnswersOtherQuestionsIsServedWithAWarning()
     {
