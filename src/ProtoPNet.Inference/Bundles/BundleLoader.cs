@@ -34,6 +34,16 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
     /// <summary>When a bundle folder's model.json was last written: what tells a rewritten (or fixed) bundle from the one seen before.</summary>
     public static DateTime ManifestWrittenUtc(string directory) => File.GetLastWriteTimeUtc(Path.Combine(directory, ManifestFileName));
 
+    /// <summary>
+    /// When a bundle's graph file was last written, and its length; null when it is gone. A change since the load
+    /// means the graph on disk is no longer the one served (replaced, cut short, deleted), though model.json is unchanged.
+    /// </summary>
+    public static GraphStamp? GraphStampOf(string graphPath)
+    {
+        var file = new FileInfo(graphPath);
+        return file.Exists ? new GraphStamp(file.LastWriteTimeUtc, file.Length) : null;
+    }
+
     public ModelBundle Load(string directory)
     {
         var stopwatch = Stopwatch.StartNew();
@@ -51,6 +61,7 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
             throw new BundleRefusedException(directory, $"the graph file '{manifest.Onnx.File}' is missing");
         }
         CheckReadableFile(directory, onnxPath, manifest.Onnx.File, maxBytes: null);
+        var graphStamp = GraphStampOf(onnxPath);   // before its hash: a change after that is seen at the next scan
         var actualSha = Sha256Of(onnxPath);
         if (!string.Equals(actualSha, manifest.Onnx.Sha256.Trim(), StringComparison.OrdinalIgnoreCase))
         {
@@ -62,6 +73,7 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         return new ModelBundle(directory, manifest, bundleSession, weights, DateTimeOffset.UtcNow, stopwatch.Elapsed.TotalMilliseconds)
         {
             ManifestWrittenUtc = manifestWritten,
+            GraphStamp = graphStamp,
         };
     }
 

@@ -34,6 +34,9 @@ public sealed class ModelBundle : IDisposable
 
     /// <summary>When model.json was last written, as the load found it: a later time means the folder was rewritten.</summary>
     public DateTime ManifestWrittenUtc { get; init; }
+
+    /// <summary>The graph file's write time and length, as the load found them: any other means the graph on disk changed.</summary>
+    public GraphStamp? GraphStamp { get; init; }
     public ProviderChoice Provider => Session.Provider;
 
     /// <summary>
@@ -91,3 +94,6 @@ public sealed class ModelBundle : IDisposable
         LoneSession?.Dispose();
     }
 }
+
+/// <summary>A graph file's last write time and length.</summary>
+public readonly record struct GraphStamp(DateTime WrittenUtc, long Length);

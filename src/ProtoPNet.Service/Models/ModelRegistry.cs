@@ -113,7 +113,7 @@ public sealed class ModelRegistry(
                         }
                         // Versions are immutable; one whose folder was rewritten in place would serve the old graph
                         // with the new pictures. It is loaded anew (or refused) and the old one retired.
-                        logger.LogWarning("The folder of {Model}@{Version} was rewritten after it was loaded (its model.json changed; a version's folder should never change): loading it again from {Directory}",
+                        logger.LogWarning("The folder of {Model}@{Version} was rewritten after it was loaded (its model.json or its graph changed; a version's folder should never change): loading it again from {Directory}",
                             existing.Name, existing.Version, directory);
                     }
                     var bundle = scanner.TryLoad(family.Key, directory, loaded => chosen[loaded] = strategies.Choose(loaded), out var refusal, out var isNewRefusal);
@@ -188,8 +188,10 @@ public sealed class ModelRegistry(
         return (Publish(current, kept, [], [], gone, current.Refused.ToList()), gone);
     }
 
-    /// <summary>Whether a loaded version's model.json has been written since it was loaded (or is gone).</summary>
-    private static bool Rewritten(ModelBundle bundle) => BundleLoader.ManifestWrittenUtc(bundle.Directory) != bundle.ManifestWrittenUtc;
+    /// <summary>Whether a loaded version's model.json or graph file has been written since it was loaded (or is gone).</summary>
+    private static bool Rewritten(ModelBundle bundle) =>
+        BundleLoader.ManifestWrittenUtc(bundle.Directory) != bundle.ManifestWrittenUtc
+        || BundleLoader.GraphStampOf(Path.Combine(bundle.Directory, bundle.Manifest.Onnx.File)) != bundle.GraphStamp;
 
     /// <summary>Swaps the new catalog in at once (kept versions keep their batcher and leases) and retires the removed versions.</summary>
     private ModelCatalog Publish(ModelCatalog current, List<ModelBundle> kept, List<ModelBundle> added,

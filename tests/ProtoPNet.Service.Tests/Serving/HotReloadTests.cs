@@ -203,8 +203,8 @@ public class HotReloadTests(TrainerBundles bundles)
 
     /// <summary>
     /// The only version's folder rewritten into something that does not load (its model.json cut short, as by a copy
-    /// half done): the copy loaded before serves on, with an error line, rather than the model answering 503; once the
-    /// folder holds a loadable version again, that is served.
+    /// half done; then its graph cut short): the copy loaded before serves on, with an error line, rather than the model
+    /// answering 503; once the folder holds a loadable version again, that is served.
     /// </summary>
     [Fact]
     public async Task AVersionWhoseFolderIsRewrittenIntoSomethingThatDoesNotLoadServesOnAsLoaded()
@@ -231,6 +231,20 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.Equal(version, mended.GetProperty("servedVersion").GetString());
         Assert.Empty(mended.GetProperty("refused").EnumerateArray());
         Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/classify?model=smoke", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)))).StatusCode);
+
+        // The graph cut short, model.json untouched: seen at the next scan (it went unnoticed until a restart refused the
+        // version), said in an error line, and the loaded copy serves on.
+        var graph = Path.Combine(root, "smoke", version, "model.onnx");
+        var graphBytes = await File.ReadAllBytesAsync(graph);
+        await File.WriteAllBytesAsync(graph, graphBytes[..1000]);
+        var cut = await Http.JsonAsync(await client.SendAsync(Reload()));
+        Assert.Equal(version, cut.GetProperty("servedVersion").GetString());
+        Assert.Contains("model.onnx", Assert.Single(cut.GetProperty("refused").EnumerateArray()).GetProperty("reason").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/classify?model=smoke", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)))).StatusCode);
+        await factory.Logs.WaitForAsync(line => line.Contains("The rewritten folder of", StringComparison.Ordinal) && line.Contains("model.onnx", StringComparison.Ordinal)
+            && line.Contains("serves on", StringComparison.Ordinal));
+        await File.WriteAllBytesAsync(graph, graphBytes);
+        Assert.Empty((await Http.JsonAsync(await client.SendAsync(Reload()))).GetProperty("refused").EnumerateArray());
     }
 
     [Fact]
