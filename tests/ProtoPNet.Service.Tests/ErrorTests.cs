@@ -452,9 +452,15 @@ public class ErrorTests(TrainerBundles bundles)
         Assert.NotNull(ready.Headers.RetryAfter);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/live")).StatusCode);
         Assert.Contains(factory.Logs.Entries, e => e.Message.Contains("No model is loaded"));
-        // "Not ready" is deliberate, not a fault: the request log says it as a warning.
+        // "Not ready" is deliberate, not a fault: the request log says it as a warning, naming which 503 it is (overload,
+        // no model and a full spool are all 503s); so does a v2 error, whose body is the protocol's, not a problem.
         var line = await factory.Logs.WaitForAsync(m => m.Contains("/health/ready") && m.Contains("responded 503"));
         Assert.Contains(factory.Logs.Entries, e => e.Message == line && e.Level == Microsoft.Extensions.Logging.LogLevel.Warning);
+        Assert.Contains("problem no-model-ready,", line);
+        await factory.Logs.WaitForAsync(m => m.Contains("POST /classify ") && m.Contains("responded 503") && m.Contains("problem no-model-ready,"));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await client.PostAsync("/v2/models/smoke/infer", new StringContent("{}"))).StatusCode);
+        await factory.Logs.WaitForAsync(m => m.Contains("/v2/models/smoke/infer") && m.Contains("problem no-model-ready,"));
+        Assert.Contains(factory.Logs.Entries, e => e.Message.Contains("GET /health/live ") && e.Message.Contains("problem -,"));
     }
 
     private static byte[] PngHeaderOnly(int width, int height)

@@ -61,8 +61,9 @@ public static class LoggingExtensions
     }
 
     /// <summary>
-    /// One line per request: method, path, status, elapsed, model, predicted class and trace id. Request and response
-    /// bodies are never logged, so no image bytes reach the logs.
+    /// One line per request: method, path, status, elapsed, model, predicted class, the problem answered (so that the
+    /// 503s of overload, of no model and of a full spool can be told apart) and trace id. Request and response bodies
+    /// are never logged, so no image bytes reach the logs.
     /// </summary>
     public static WebApplication UseServiceRequestLogging(this WebApplication app)
     {
@@ -71,7 +72,7 @@ public static class LoggingExtensions
             // This host's own logger, not Serilog's static one (which another host in the same process may own).
             options.Logger = app.Services.GetRequiredService<Serilog.ILogger>();
             options.MessageTemplate =
-                "HTTP {RequestMethod:l} {RequestPath:l} responded {StatusCode} in {Elapsed:0.0} ms (model {Model:l}, predicted {PredictedClass:l}, trace {TraceId:l})";
+                "HTTP {RequestMethod:l} {RequestPath:l} responded {StatusCode} in {Elapsed:0.0} ms (model {Model:l}, predicted {PredictedClass:l}, problem {Problem:l}, trace {TraceId:l})";
             // A 503 is the service saying "busy" or "not ready yet" on purpose (overload, warm-up): a warning, not an error.
             // The status the request ended with, as the metrics count it (RequestMetrics.FinalStatus): a client that left
             // during its answer is 499 although the status line it was sent said 200. An exception is 500 (Serilog's own).
@@ -97,6 +98,7 @@ public static class LoggingExtensions
             var diagnostics = context.RequestServices.GetRequiredService<IDiagnosticContext>();
             diagnostics.Set("Model", "-");
             diagnostics.Set("PredictedClass", "-");
+            diagnostics.Set("Problem", "-");
             return next(context);
         });
         return app;

@@ -29,6 +29,7 @@ public static class ProblemExtensions
                 problem.Title = ProblemCatalog.UnsupportedMediaType.Title;
             }
             problem.Detail ??= FrameworkDetail(http, problem.Status);
+            ProblemLogging.Record(http, problem.Type);
             if (problem.Status is StatusCodes.Status503ServiceUnavailable or StatusCodes.Status429TooManyRequests
                 && !http.Response.Headers.ContainsKey("Retry-After") && ProblemCatalog.RetryAfterFor(problem.Type) is { } seconds)
             {

@@ -23,6 +23,10 @@ public static class OpenInferenceErrors
         TypedResults.Json(new V2Error(message), contentType: ContentType, statusCode: status);
 
     /// <summary>The problem, or under /v2 the protocol's error with the problem's status and detail.</summary>
-    public static IResult Answer(HttpContext http, ProblemKind kind, string detail) =>
-        Serves(http.Request.Path) ? Error(kind.Status, detail) : ProblemCatalog.Problem(kind, detail);
+    public static IResult Answer(HttpContext http, ProblemKind kind, string detail)
+    {
+        if (!Serves(http.Request.Path)) return ProblemCatalog.Problem(kind, detail);
+        ProblemLogging.Record(http, kind.Type);   // a problem answer records itself; the protocol's error does not
+        return Error(kind.Status, detail);
+    }
 }

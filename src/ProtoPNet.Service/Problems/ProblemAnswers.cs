@@ -44,7 +44,9 @@ public sealed class ProblemExceptionFilter(Func<ProblemKind, string, IResult>? w
         {
             context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
         }
-        return writeError?.Invoke(kind, detail) ?? ProblemCatalog.Problem(kind, detail, extensions);
+        if (writeError is null) return ProblemCatalog.Problem(kind, detail, extensions);
+        ProblemLogging.Record(context, kind.Type);   // a problem answer records itself; another writer's does not
+        return writeError(kind, detail);
     }
 }
 

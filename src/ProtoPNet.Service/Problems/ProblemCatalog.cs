@@ -9,7 +9,7 @@ public sealed record ProblemKind(string Type, string Title, int Status, string E
 /// <summary>Every error this service answers with, in one place: the endpoints, the OpenAPI examples and the tests use these.</summary>
 public static class ProblemCatalog
 {
-    private const string Prefix = "urn:protopnet:problem:";
+    internal const string Prefix = "urn:protopnet:problem:";
 
     public static readonly ProblemKind ImageNotDecodable = new(Prefix + "image-not-decodable", "The image cannot be decoded", 400,
         "The PNG image cannot be decoded: PNG Image does not contain a data chunk.");
