@@ -14,6 +14,8 @@ public class StartupFailureTests(TrainerBundles bundles)
     [InlineData("Batching__MaxBatchSize", "0", "Batching:MaxBatchSize: The field MaxBatchSize must be between")]
     [InlineData("Images__MaxBytes", "twenty", "Images:MaxBytes")]
     [InlineData("Batching__Strategy", "fastest", "Batching:Strategy")]
+    [InlineData("Batching__Strategy", "fastest", "Use one of: auto, fixed.")]
+    [InlineData("Inference__ExecutionProvider", "gpu", "Use one of: auto, cuda, cpu.")]
     [InlineData("Logging__Format", "xml", "Logging:Format")]
     // The binder takes a number for an enum, any number; an origin a browser never sends; a key no header can hold.
     [InlineData("Inference__ExecutionProvider", "7", "Inference:ExecutionProvider")]

@@ -19,8 +19,7 @@ public static class OptionsValidationExtensions
         catch (InvalidOperationException unconvertible) when (unconvertible.Message.StartsWith(UnconvertiblePrefix, StringComparison.Ordinal))
         {
             // The configuration binder's own failure (e.g. a word where a number or one of an enum's names belongs) is a bad setting too.
-            throw new OptionsValidationException("configuration", typeof(object),
-                [$"{unconvertible.Message} {unconvertible.InnerException?.Message}".Trim()]);
+            throw new OptionsValidationException("configuration", typeof(object), [Unconvertible(unconvertible)]);
         }
         return app;
     }
@@ -39,8 +38,7 @@ public static class OptionsValidationExtensions
         {
             ProtoPNet.Inference.Runtime.ExecutionProviderUnavailableException => error.Message,
             // The binder's own failure while the server is built (a word where Kestrel:Limits wants a time or a number).
-            InvalidOperationException when error.Message.StartsWith(UnconvertiblePrefix, StringComparison.Ordinal) =>
-                $"{error.Message} {error.InnerException?.Message}".Trim(),
+            InvalidOperationException when error.Message.StartsWith(UnconvertiblePrefix, StringComparison.Ordinal) => Unconvertible(error),
             IOException when error.Message.StartsWith("Failed to bind to address", StringComparison.Ordinal) => error.Message,
             FormatException when error.Message.StartsWith("Invalid url", StringComparison.Ordinal) =>
                 $"{error.Message} (Urls, --urls, URLS or ASPNETCORE_URLS: e.g. http://0.0.0.0:8080)",
@@ -51,6 +49,19 @@ public static class OptionsValidationExtensions
         };
 
     private const string UnconvertiblePrefix = "Failed to convert configuration value";
+
+    /// <summary>
+    /// The binder's "Failed to convert configuration value 'x' at 'Section:Key' to type 'T'", with what the setting takes
+    /// when that is a list of words (an enum): the words, as a person writes them, rather than the type's full name alone.
+    /// </summary>
+    private static string Unconvertible(Exception error)
+    {
+        var typeName = System.Text.RegularExpressions.Regex.Match(error.Message, @"to type '(?<type>[^']+)'").Groups["type"].Value;
+        var type = AppDomain.CurrentDomain.GetAssemblies().Select(assembly => assembly.GetType(typeName)).FirstOrDefault(t => t is not null);
+        return type is { IsEnum: true }
+            ? $"{error.Message} Use one of: {string.Join(", ", Enum.GetNames(type).Select(name => name.ToLowerInvariant()))}."
+            : $"{error.Message} {error.InnerException?.Message}".Trim();
+    }
 
     /// <summary>The messages of a start stopped by bad settings (one failed option, or several at once); null for any other error.</summary>
     public static IReadOnlyList<string>? BadSettings(Exception error) => error switch
