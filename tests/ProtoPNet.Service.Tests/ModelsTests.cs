@@ -188,6 +188,9 @@ public class ModelsTests(TrainerBundles bundles)
             Assert.DoesNotContain("not for clients", await response.Content.ReadAsStringAsync());
         }
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync($"/models/linked/versions/{Version}/prototypes/3/patch.png")).StatusCode);
+        // The operator is told: the bundle declares those pictures, and only its folder can be mended.
+        await factory.Logs.WaitForAsync(line => line.Contains("prototypes/2/patch.png", StringComparison.Ordinal) && line.Contains("cannot be served", StringComparison.Ordinal));
+        Assert.Contains(factory.Logs.Entries, e => e.Level == Microsoft.Extensions.Logging.LogLevel.Warning && e.Message.Contains("prototypes/0/source.png", StringComparison.Ordinal));
         var card = await client.PostAsync("/classify/card?model=linked&topPrototypes=5", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)));
         Assert.Equal(HttpStatusCode.OK, card.StatusCode);
     }

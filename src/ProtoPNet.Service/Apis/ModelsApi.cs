@@ -140,7 +140,7 @@ public static class ModelsApi
     /// <param name="index">Prototype index (0 to prototype count - 1).</param>
     /// <param name="kind"><c>patch</c>, <c>source</c> or <c>activation</c>.</param>
     internal static Results<PhysicalFileHttpResult, ProblemHttpResult> GetPrototypePicture(
-        string name, string version, int index, string kind, ModelRegistry registry, HttpResponse response)
+        string name, string version, int index, string kind, ModelRegistry registry, HttpResponse response, ILoggerFactory loggers)
     {
         var bundle = registry.Family(name).Find(version);
         if (index < 0 || index >= bundle.PrototypeCount)
@@ -152,11 +152,18 @@ public static class ModelsApi
             return ProblemCatalog.Problem(ProblemCatalog.PrototypeNotFound, $"'{kind}.png' is not a prototype picture: use patch.png, source.png or activation.png.");
         }
         var images = bundle.Manifest.Prototypes[index].Images;
-        var relative = kind switch { "patch" => images?.Patch, "source" => images?.Source, _ => images?.Activation }
-                       ?? $"prototypes/{index}/{kind}.png";
+        var declared = kind switch { "patch" => images?.Patch, "source" => images?.Source, _ => images?.Activation };
+        var relative = declared ?? $"prototypes/{index}/{kind}.png";
         var path = bundle.ResolveFile(relative);
         if (path is null)
         {
+            if (declared is not null)
+            {
+                // The bundle says it has the picture: the folder changed since the load, which only the operator can mend.
+                loggers.CreateLogger(typeof(ModelsApi)).LogWarning(
+                    "{Model}@{Version} declares {File} (the {Kind} picture of prototype {Index}) but it cannot be served: missing, empty, a link, not a regular file or unreadable; clients get 404",
+                    bundle.Name, bundle.Version, declared, kind, index);
+            }
             return ProblemCatalog.Problem(ProblemCatalog.PrototypeNotFound, $"{bundle.Name}@{bundle.Version} has no {kind} picture for prototype {index}.");
         }
         return BundleFile(bundle, path, "image/png", $"{index}-{kind}", response);
