@@ -48,7 +48,7 @@ public static class HealthApi
         {
             response.Headers.RetryAfter = ProblemCatalog.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
             var problem = ProblemCatalog.Problem(ProblemCatalog.NoModelReady,
-                $"No model is loaded: the model root {registry.Root} holds no valid bundle ({catalog.Refused.Count} refused).");
+                $"No model is loaded: the model root holds no valid bundle ({catalog.Refused.Count} refused; GET /models lists them and why).");
             problem.ProblemDetails.Extensions["executionProvider"] = provider;
             return problem;
         }

@@ -26,12 +26,12 @@ public sealed record ModelCatalog(
     public IReadOnlyDictionary<ModelBundle, ServedModel> Served { get; init; } = new Dictionary<ModelBundle, ServedModel>();
 
     /// <summary>The loaded version <paramref name="selector"/> asks for; throws the problem (no model yet, unknown name or version) otherwise.</summary>
-    public ModelBundle Find(ModelSelector selector, string root)
+    public ModelBundle Find(ModelSelector selector)
     {
         if (Families.Count == 0)
         {
             throw new ProblemException(ProblemCatalog.NoModelReady,
-                $"No model is loaded yet: the model root {root} holds no valid bundle. Retry later.");
+                "No model is loaded: the model root holds no valid bundle (GET /models lists the refused ones and why). Retry later.");
         }
         return Family(selector.Name ?? DefaultModel!).Find(selector.Version);
     }

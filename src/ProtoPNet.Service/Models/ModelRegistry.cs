@@ -259,7 +259,7 @@ public sealed class ModelRegistry(
         while (true)
         {
             var catalog = Catalog;
-            var lease = catalog.Served[catalog.Find(selector, Root)].TryAcquire();
+            var lease = catalog.Served[catalog.Find(selector)].TryAcquire();
             if (lease is not null) return lease;
             // Retired between reading the catalog and leasing: the catalog has been swapped already, so read it again.
         }
@@ -269,7 +269,7 @@ public sealed class ModelRegistry(
     /// The version a request asks for now, without a lease: for checks before the request's work begins (a reload may
     /// retire it any moment); throws the problem as <see cref="Lease"/> does.
     /// </summary>
-    public ModelBundle Find(ModelSelector selector) => Catalog.Find(selector, Root);
+    public ModelBundle Find(ModelSelector selector) => Catalog.Find(selector);
 
     /// <summary>Every loaded version of a model name; throws model-not-found when there is none.</summary>
     public ModelFamily Family(string name) => Catalog.Family(name);

@@ -44,7 +44,7 @@ public static class ProblemCatalog
     public static readonly ProblemKind ImageSideTooLong = new(Prefix + "image-side-too-long", "A side of the image is longer than the limit", 422,
         "The PNG image is 1x40000000 pixels; no side may be longer than 65535 pixels. Crop it nearer to the part to classify.");
     public static readonly ProblemKind NoModelReady = new(Prefix + "no-model-ready", "No model is ready", 503,
-        "No model bundle is loaded yet; the model root holds no valid bundle.");
+        "No model is loaded: the model root holds no valid bundle (GET /models lists the refused ones and why). Retry later.");
     public static readonly ProblemKind ShuttingDown = new(Prefix + "shutting-down", "The service is shutting down", 503,
         "The service is shutting down: it finishes the requests in progress and takes no more. Send requests to another instance.");
     public static readonly ProblemKind Overloaded = new(Prefix + "overloaded", "The model is overloaded", 503,
