@@ -38,7 +38,8 @@ public static class RequestMetrics
     /// An exception is not seen here: the metrics and the log line count it as 500 themselves.
     public static int FinalStatus(HttpContext context) =>
         context.Items.ContainsKey(AnswerCutOffKey) ? StatusCodes.Status408RequestTimeout
-        : CutOffByShutdown(context, context.RequestServices.GetRequiredService<IHostApplicationLifetime>()) ? StatusCodes.Status503ServiceUnavailable
+        : context.RequestAborted.IsCancellationRequested   // looked at first: the service is looked up only for an aborted request
+          && CutOffByShutdown(context, context.RequestServices.GetRequiredService<IHostApplicationLifetime>()) ? StatusCodes.Status503ServiceUnavailable
         : context.Items.ContainsKey(ClientClosedKey)
           || context.RequestAborted.IsCancellationRequested && (!context.Response.HasStarted || context.Response.ContentLength is null)
             ? StatusCodes.Status499ClientClosedRequest
