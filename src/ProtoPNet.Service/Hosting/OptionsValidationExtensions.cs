@@ -80,6 +80,11 @@ public static class OptionsValidationExtensions
     {
         var match = System.Text.RegularExpressions.Regex.Match(failure, @"^DataAnnotation validation failed for '\w+' members: '(\w+)' with the error: '(.*)'\.$");
         var section = optionsType.GetField("SectionName")?.GetValue(null) as string;
-        return match.Success && section is not null ? $"{section}:{match.Groups[1].Value}: {match.Groups[2].Value}" : failure;
+        if (!match.Success || section is null) return failure;
+        var message = $"{section}:{match.Groups[1].Value}: {match.Groups[2].Value}";
+        // A time's range: a bare number there is read as days ("5" is five days), which nobody means by it.
+        return System.Text.RegularExpressions.Regex.IsMatch(message, @"between \S*:\S* and \S*:\S*")
+            ? $"{message.TrimEnd('.')} (a time is written [d.]hh:mm:ss: 00:00:05 is 5 seconds, and a bare number is read as days)."
+            : message;
     }
 }
