@@ -65,7 +65,7 @@ public static class V2Api
     public static IEndpointRouteBuilder MapV2Api(this IEndpointRouteBuilder app)
     {
         // The protocol's own error body, {"error": "..."}, for every problem its endpoints meet.
-        var v2 = app.MapGroup("/v2").WithTags("Open Inference Protocol (v2)").AnswerProblems((kind, detail) => Error(kind.Status, detail));
+        var v2 = app.MapGroup("/v2").WithTags("Open Inference Protocol (v2)").AnswerProblems(OpenInferenceErrors.Answer);
 
         v2.MapGet("", () => TypedResults.Ok(new V2ServerMetadata("protopnet-service", ServerVersion, [BinaryTensorDataExtension])))
             .WithName("V2ServerMetadata")
@@ -196,7 +196,11 @@ public static class V2Api
             body.Dispose();   // the tensor is written: the JSON's bytes are no longer needed
             return new TensorInput(input, rows, WithMaps: requested.Contains(BundleSession.SimilarityMapsName));
         }, cancellationToken);
-        var outputs = requested.Distinct().Select(o => Output(o, run)).ToArray();
+        // Measured once for both outputs that come from it (the score and the flag).
+        var measured = requested.Any(o => o is UnfamiliarityName or UnfamiliarName)
+            ? Enumerable.Range(run.FirstRow, run.Rows).Select(item => Unfamiliarity.Of(run.Model, run.Outputs.SimilaritiesOf(item))).ToArray()
+            : [];
+        var outputs = requested.Distinct().Select(o => Output(o, run, measured)).ToArray();
         var binary = outputs.Select(o => o.Name).Where(header.IsBinaryOutput).ToHashSet();
         // Before the answer starts: JSON has no infinity (binary data carry it), and a 200 cut short mid-stream is worse than an error.
         if (outputs.FirstOrDefault(o => !binary.Contains(o.Name) && o.Data is float[] values && !AllFinite(values)) is { } overflowed)
@@ -204,8 +208,7 @@ public static class V2Api
             throw NotFinite(overflowed.Name);
         }
         // The flag of a score that is not a number would read "familiar": refused as the score itself is.
-        if (requested.Contains(UnfamiliarName) && Enumerable.Range(run.FirstRow, run.Rows)
-                .Any(item => !double.IsFinite(Unfamiliarity.Of(run.Model, run.Outputs.SimilaritiesOf(item)).Score)))
+        if (requested.Contains(UnfamiliarName) && measured.Any(u => !double.IsFinite(u.Score)))
         {
             throw BadRequest($"Output '{UnfamiliarName}' cannot be told for this input: the unfamiliarity score it comes from is not finite, "
                 + "as the input's values overflow the network. Pixel values belong in [0, 1].");
@@ -239,13 +242,13 @@ public static class V2Api
         return true;
     }
 
-    private static V2ResponseOutput Output(string name, TensorRun run)
+    /// <param name="measured">Each row's unfamiliarity, when <paramref name="name"/> is an output made from it.</param>
+    private static V2ResponseOutput Output(string name, TensorRun run, Unfamiliarity[] measured)
     {
         var outputs = run.Outputs;
         var rows = run.Rows;
         if (name is UnfamiliarityName or UnfamiliarName)
         {
-            var measured = Enumerable.Range(run.FirstRow, rows).Select(item => Unfamiliarity.Of(run.Model, outputs.SimilaritiesOf(item))).ToArray();
             return name == UnfamiliarityName
                 ? new V2ResponseOutput(name, [rows], Datatype, measured.Select(u => (float)u.Score).ToArray())
                 : new V2ResponseOutput(name, [rows], "BOOL", measured.Select(u => u.Unfamiliar == true).ToArray());

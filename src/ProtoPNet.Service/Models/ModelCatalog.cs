@@ -30,8 +30,7 @@ public sealed record ModelCatalog(
     {
         if (Families.Count == 0)
         {
-            throw new ProblemException(ProblemCatalog.NoModelReady,
-                "No model is loaded: the model root holds no valid bundle (GET /models lists the refused ones and why). Retry later.");
+            throw new ProblemException(ProblemCatalog.NoModelReady, ProblemCatalog.NoModelReady.ExampleDetail);
         }
         return Family(selector.Name ?? DefaultModel!).Find(selector.Version);
     }

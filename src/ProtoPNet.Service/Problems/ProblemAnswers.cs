@@ -10,7 +10,7 @@ namespace ProtoPNet.Service.Problems;
 /// code they call throw; they never catch to build a problem themselves. Endpoints of a protocol with its own error body
 /// (the Open Inference Protocol's <c>{"error": "..."}</c>) pass their own writer.
 /// </summary>
-public sealed class ProblemExceptionFilter(Func<ProblemKind, string, IResult>? writeError = null) : IEndpointFilter
+public sealed class ProblemExceptionFilter(Func<HttpContext, ProblemKind, string, IResult>? writeError = null) : IEndpointFilter
 {
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
@@ -44,15 +44,13 @@ public sealed class ProblemExceptionFilter(Func<ProblemKind, string, IResult>? w
         {
             context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
         }
-        if (writeError is null) return ProblemCatalog.Problem(kind, detail, extensions);
-        ProblemLogging.Record(context, kind.Type);   // a problem answer records itself; another writer's does not
-        return writeError(kind, detail);
+        return writeError?.Invoke(context, kind, detail) ?? ProblemCatalog.Problem(kind, detail, extensions);
     }
 }
 
 public static class ProblemAnswerExtensions
 {
     /// <summary>Answers the problems the endpoints throw (see <see cref="ProblemExceptionFilter"/>); the innermost group's writer wins.</summary>
-    public static TBuilder AnswerProblems<TBuilder>(this TBuilder builder, Func<ProblemKind, string, IResult>? writeError = null)
+    public static TBuilder AnswerProblems<TBuilder>(this TBuilder builder, Func<HttpContext, ProblemKind, string, IResult>? writeError = null)
         where TBuilder : IEndpointConventionBuilder => builder.AddEndpointFilter(new ProblemExceptionFilter(writeError));
 }

@@ -76,11 +76,14 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
         var newestFirst = Directory.EnumerateDirectories(root)
             .Select(Path.GetFileName)
             .Where(name => name is not null && JobId().IsMatch(name))
-            .Select(name => (Id: name!, Created: CreatedFromId(name!) ?? TryReadListed(name!)?.CreatedAt))
+            .Select(name => CreatedFromId(name!) is { } created ? (Id: name!, Created: created, Read: null) : Placed(name!))
             .Where(job => job.Created is not null)
             .OrderByDescending(job => job.Created).ThenByDescending(job => job.Id, StringComparer.Ordinal)
             .ToArray();
-        return newestFirst.Select(job => TryReadListed(job.Id)).OfType<TrainingJob>();
+        return newestFirst.Select(job => job.Read ?? TryReadListed(job.Id)).OfType<TrainingJob>();
+
+        // A job named otherwise is read to be placed, and listed as read.
+        (string Id, DateTimeOffset? Created, TrainingJob? Read) Placed(string id) => TryReadListed(id) is { } job ? (id, job.CreatedAt, job) : (id, null, null);
     }
 
     /// <summary>The creation time an id of the service's own form (<c>yyyyMMddTHHmmssfffZ-xxxxxxxx</c>) begins with.</summary>
