@@ -215,6 +215,40 @@ public class ErrorTests(TrainerBundles bundles)
         await Http.JsonAsync(await Client.PostAsync("/classify?topClasses=2&heatmaps=png", Http.Raw(png, "image/png")));
     }
 
+    /// <summary>
+    /// A query parameter the endpoint does not take is 400 naming it, the nearest name it does take and all of them:
+    /// heatmap=png (for heatmaps) was ignored, and the answer came without heatmaps and no word why. Names are matched
+    /// without regard to case, as they are bound.
+    /// </summary>
+    [Theory]
+    [InlineData("/classify", "heatmap=png", "heatmap", "heatmaps")]
+    [InlineData("/classify", "topPrototype=3", "topPrototype", "topPrototypes")]
+    [InlineData("/classify/batch", "explain_class=1", "explain_class", "explainClass")]
+    [InlineData("/classify/card", "heatmaps=png", "heatmaps", null)]
+    [InlineData("/classify", "callback=x", "callback", null)]
+    public async Task AQueryParameterTheEndpointDoesNotTakeIs400NamingIt(string path, string query, string name, string? nearest)
+    {
+        var png = Http.BundleImage(bundles.SmokeBundle, 0);
+        HttpContent content = path.EndsWith("batch", StringComparison.Ordinal) ? Http.Multipart(("image", png, "image/png")) : Http.Raw(png, "image/png");
+        var problem = await Http.ProblemAsync(await Client.PostAsync($"{path}?topClasses=2&{query}", content), HttpStatusCode.BadRequest, "invalid-parameter");
+        var detail = problem.GetProperty("detail").GetString()!;
+        Assert.Contains($"POST {path} takes no query parameter '{name}'", detail);
+        if (nearest is null) Assert.DoesNotContain("did you mean", detail);
+        else Assert.Contains($"(did you mean '{nearest}'?)", detail);
+        Assert.Contains("model", detail);
+        Assert.Contains("topPrototypes", detail);
+        Assert.Equal(path != "/classify/card", detail.Contains("heatmaps,", StringComparison.Ordinal) || detail.EndsWith("heatmaps.", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task QueryParameterNamesAreTakenInAnyCase()
+    {
+        var answer = await Http.JsonAsync(await Client.PostAsync("/classify?TOPCLASSES=2&Heatmaps=png",
+            Http.Raw(Http.BundleImage(bundles.SmokeBundle, 0), "image/png")));
+        Assert.Equal(2, answer.GetProperty("topClasses").GetArrayLength());
+        Assert.StartsWith("data:image/png", answer.GetProperty("explanation").GetProperty("prototypes")[0].GetProperty("heatmap").GetString());
+    }
+
     /// <summary>A multipart content type without its boundary parameter, or with an empty one, is 400 saying so (its parts cannot be told apart).</summary>
     [Fact]
     public async Task AMultipartBodyWithoutABoundaryIs400SayingSo()

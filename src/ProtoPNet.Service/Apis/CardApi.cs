@@ -37,12 +37,14 @@ public static class CardApi
                 Description = $"The explanation card: a PNG image {ExplanationCard.Width} pixels wide.",
             })
             .ProducesClassifyProblems()
-            .RequireClassifyKeyWithProblems();
+            .RequireClassifyKeyWithProblems()
+            .TakesOnlyQueryOf<ExplainQuery>();
         return app;
     }
 
     internal static async Task<FileContentHttpResult> RenderCardAsync(
-        [AsParameters] ExplainQuery query, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
+        [AsParameters] ExplainQuery query, HttpRequest request, ClassificationService classification, DrawingTurns drawing,
+        CancellationToken cancellationToken)
     {
         if (query.TopPrototypes is > ExplanationCard.MaxRows)
         {
@@ -52,6 +54,7 @@ public static class CardApi
         var card = query.ToRequest(HeatmapUse.Drawn);
         using var answer = await classification.ClassifyAsync(request, card, cancellationToken);
         var image = answer.Single();
+        using var turn = await drawing.TakeAsync(cancellationToken);
         return TypedResults.File(ExplanationCard.RenderPng(answer.Model, image.Drawing!, image.Classification!), "image/png");
     }
 }

@@ -35,7 +35,8 @@ public static class ClassifyApi
                 """)
             .WithMetadata(new ImageUploadMetadata(Multiple: false))
             .Produces<ClassifyResponse>(StatusCodes.Status200OK)
-            .ProducesClassifyProblems();
+            .ProducesClassifyProblems()
+            .TakesOnlyQueryOf<ClassifyQuery>();
 
         group.MapPost("/batch", ClassifyBatchAsync)
             .WithName("ClassifyBatch")
@@ -49,7 +50,8 @@ public static class ClassifyApi
                 """)
             .WithMetadata(new ImageUploadMetadata(Multiple: true))
             .Produces<BatchClassifyResponse>(StatusCodes.Status200OK)
-            .ProducesClassifyProblems(imageProblems: false);
+            .ProducesClassifyProblems(imageProblems: false)
+            .TakesOnlyQueryOf<ClassifyQuery>();
         return app;
     }
 
@@ -70,18 +72,20 @@ public static class ClassifyApi
     }
 
     internal static async Task<JsonAnswer<ClassifyResponse>> ClassifyAsync(
-        [AsParameters] ClassifyQuery query, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
+        [AsParameters] ClassifyQuery query, HttpRequest request, ClassificationService classification, DrawingTurns drawing,
+        CancellationToken cancellationToken)
     {
         // The answer's heatmaps are drawn as it is written: its pixels are kept until then, the model version not.
         var classifyRequest = query.ToRequest(batch: false);
         var answer = await classification.ClassifyAsync(request, classifyRequest, cancellationToken);
         var response = ClassifyResponses.Of(answer.Model, answer.Single());
         answer.ReleaseModel();
-        return Answer(response, classifyRequest, Entries(response));
+        return await AnswerAsync(response, classifyRequest, Entries(response), request.HttpContext, drawing, cancellationToken);
     }
 
     internal static async Task<JsonAnswer<BatchClassifyResponse>> ClassifyBatchAsync(
-        [AsParameters] ClassifyQuery query, HttpRequest request, ClassificationService classification, CancellationToken cancellationToken)
+        [AsParameters] ClassifyQuery query, HttpRequest request, ClassificationService classification, DrawingTurns drawing,
+        CancellationToken cancellationToken)
     {
         var classifyRequest = query.ToRequest(batch: true);
         var answer = await classification.ClassifyAsync(request, classifyRequest, cancellationToken);
@@ -89,7 +93,8 @@ public static class ClassifyApi
             ? (object)ClassifyResponses.Of(answer.Model, item)
             : ProblemCatalog.Details(item.Problem!, item.ProblemDetail!)).ToArray();
         answer.ReleaseModel();
-        return Answer(new BatchClassifyResponse(results), classifyRequest, results.OfType<ClassifyResponse>().Sum(Entries));
+        return await AnswerAsync(new BatchClassifyResponse(results), classifyRequest, results.OfType<ClassifyResponse>().Sum(Entries),
+            request.HttpContext, drawing, cancellationToken);
     }
 
     /// <summary>
@@ -103,8 +108,17 @@ public static class ClassifyApi
 
     /// <summary>
     /// A small answer without heatmaps is sent whole, with a Content-Length; a larger one, and any with heatmaps (drawn
-    /// as the answer is written, one at a time), streams out.
+    /// as the answer is written, one at a time), streams out. One with heatmaps first waits for its turn to draw
+    /// (<see cref="DrawingTurns"/>): refused "overloaded" if it waits too long, before anything of it is sent.
     /// </summary>
-    private static JsonAnswer<T> Answer<T>(T response, ClassifyRequest request, int entries) =>
-        request.Heatmaps == HeatmapUse.None && entries <= WholeAnswerMaxEntries ? JsonAnswer.Whole(response) : JsonAnswer.Streamed(response);
+    private static async ValueTask<JsonAnswer<T>> AnswerAsync<T>(
+        T response, ClassifyRequest request, int entries, HttpContext httpContext, DrawingTurns drawing, CancellationToken cancellationToken)
+    {
+        if (request.Heatmaps == HeatmapUse.None && entries <= WholeAnswerMaxEntries) return JsonAnswer.Whole(response);
+        if (request.Heatmaps != HeatmapUse.Sent) return JsonAnswer.Streamed(response);
+        var turn = await drawing.TakeAsync(cancellationToken);
+        // Given back when the answer is sent, or here if it never is (the client left first).
+        httpContext.Response.RegisterForDispose(turn);
+        return JsonAnswer.Streamed(response, turn);
+    }
 }

@@ -12,19 +12,23 @@ namespace ProtoPNet.Service.Apis;
 /// keep the answer, and the pixels its heatmaps are drawn from, for long.
 /// Kestrel's own minimum response data rate bounds little here: it is averaged over the whole answer, and the first
 /// burst into the socket buffers (megabytes on loopback) pays for minutes of trickling at 240 bytes a second.
+/// An answer that draws as it is written holds a <see cref="DrawingTurn"/> while it draws, not while it is sent: each
+/// write gives the turn back and takes it again once the client has taken the bytes.
 /// </summary>
-internal sealed class ClientPacedBody(Stream body, HttpContext context, TimeSpan limit, TimeSpan stallLimit) : Stream
+internal sealed class ClientPacedBody(Stream body, HttpContext context, TimeSpan limit, TimeSpan stallLimit, DrawingTurn? turn) : Stream
 {
     private long _waitedTicks;
 
     /// <summary>
     /// Sends an answer through a paced body with Classify:AnswerReadTimeout and Classify:AnswerStallTimeout. A client
-    /// that keeps it waiting longer has it cut off: a warning, and 408 in the request log and the metrics.
+    /// that keeps it waiting longer has it cut off: a warning, and 408 in the request log and the metrics. An answer that
+    /// draws as it is written passes its drawing <paramref name="turn"/>, held now, and given back when it is sent.
     /// </summary>
-    public static async Task SendAsync(HttpContext httpContext, Func<Stream, Task> write)
+    public static async Task SendAsync(HttpContext httpContext, Func<Stream, Task> write, DrawingTurn? turn = null)
     {
+        using var _ = turn;
         var options = httpContext.RequestServices.GetRequiredService<IOptions<ClassifyOptions>>().Value;
-        var body = new ClientPacedBody(httpContext.Response.Body, httpContext, options.AnswerReadTimeout, options.AnswerStallTimeout);
+        var body = new ClientPacedBody(httpContext.Response.Body, httpContext, options.AnswerReadTimeout, options.AnswerStallTimeout, turn);
         try
         {
             await write(body);
@@ -67,6 +71,13 @@ internal sealed class ClientPacedBody(Stream body, HttpContext context, TimeSpan
         WaitForClientAsync(token => new ValueTask(body.FlushAsync(token)), cancellationToken).AsTask();
 
     private async ValueTask WaitForClientAsync(Func<CancellationToken, ValueTask> write, CancellationToken cancellationToken)
+    {
+        turn?.Pause();
+        await SendToClientAsync(write, cancellationToken);
+        if (turn is not null) await turn.ResumeAsync(cancellationToken);
+    }
+
+    private async ValueTask SendToClientAsync(Func<CancellationToken, ValueTask> write, CancellationToken cancellationToken)
     {
         var left = limit - Waited;
         using var deadline = new CancellationTokenSource(TimeSpan.FromTicks(Math.Max(1, Math.Min(left.Ticks, stallLimit.Ticks))));

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
+using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Apis;
 
@@ -18,10 +19,13 @@ namespace ProtoPNet.Service.Apis;
 /// </summary>
 public sealed class JsonAnswer<T> : IResult, IStatusCodeHttpResult, IValueHttpResult, IValueHttpResult<T>, IContentTypeHttpResult
 {
-    internal JsonAnswer(T value, bool whole)
+    private readonly DrawingTurn? _drawingTurn;
+
+    internal JsonAnswer(T value, bool whole, DrawingTurn? drawingTurn = null)
     {
         Value = value;
         Whole = whole;
+        _drawingTurn = drawingTurn;
     }
 
     public T Value { get; }
@@ -56,10 +60,11 @@ public sealed class JsonAnswer<T> : IResult, IStatusCodeHttpResult, IValueHttpRe
 
     /// <summary>
     /// Serializes the answer as it is sent, at the client's pace (<see cref="ClientPacedBody.SendAsync"/>): a client that
-    /// keeps it waiting too long has it cut off.
+    /// keeps it waiting too long has it cut off. Heatmaps are drawn as the serializer reaches them, in the answer's
+    /// drawing turn, which the body gives back while the client reads.
     /// </summary>
     private Task WriteStreamedAsync(HttpContext httpContext, JsonTypeInfo<T> typeInfo) =>
-        ClientPacedBody.SendAsync(httpContext, body => JsonSerializer.SerializeAsync(body, Value, typeInfo, httpContext.RequestAborted));
+        ClientPacedBody.SendAsync(httpContext, body => JsonSerializer.SerializeAsync(body, Value, typeInfo, httpContext.RequestAborted), _drawingTurn);
 }
 
 /// <summary>Makes <see cref="JsonAnswer{T}"/>s.</summary>
@@ -68,6 +73,9 @@ public static class JsonAnswer
     /// <summary>An answer that is serialized first and sent with a Content-Length (it must be small).</summary>
     public static JsonAnswer<T> Whole<T>(T value) => new(value, whole: true);
 
-    /// <summary>An answer that is serialized as it is sent (chunked).</summary>
-    public static JsonAnswer<T> Streamed<T>(T value) => new(value, whole: false);
+    /// <summary>
+    /// An answer that is serialized as it is sent (chunked); one whose heatmaps are drawn as it is written passes the
+    /// drawing turn it took, which is given back when the answer is sent.
+    /// </summary>
+    public static JsonAnswer<T> Streamed<T>(T value, DrawingTurn? drawingTurn = null) => new(value, whole: false, drawingTurn);
 }

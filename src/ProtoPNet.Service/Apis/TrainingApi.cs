@@ -49,7 +49,8 @@ public static class TrainingApi
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .RequireAdminKey();
+            .RequireAdminKey()
+            .TakesOnlyQuery("status", "limit");
 
         group.MapGet("/jobs/{id}", Get)
             .WithName("GetTrainingJob")

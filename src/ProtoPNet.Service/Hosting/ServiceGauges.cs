@@ -6,12 +6,13 @@ namespace ProtoPNet.Service.Hosting;
 /// <summary>The gauges /metrics reads at each scrape, from the parts of the service that hold the state.</summary>
 internal static class ServiceGauges
 {
-    /// <summary>Queue depth per served version, requests waiting to decode, the request bytes held in memory and spooled, Kestrel's connection buffers, the execution provider, the versions served and refused.</summary>
+    /// <summary>Queue depth per served version, requests waiting to decode, answers waiting to draw, the request bytes held in memory and spooled, Kestrel's connection buffers, the execution provider, the versions served and refused.</summary>
     public static void Register(IServiceProvider services)
     {
         var metrics = services.GetRequiredService<ServiceMetrics>();
         var registry = services.GetRequiredService<ModelRegistry>();
         var preprocessing = services.GetRequiredService<PreprocessingGate>();
+        var drawing = services.GetRequiredService<DrawingTurns>();
         var buffers = services.GetRequiredService<BufferBudget>();
         var spool = services.GetRequiredService<SpoolBudget>();
         var connectionBuffers = services.GetRequiredService<ConnectionBufferPoolFactory>();
@@ -20,6 +21,8 @@ internal static class ServiceGauges
                 ServiceMetrics.Tag("model", s.Bundle.Name), ServiceMetrics.Tag("version", s.Bundle.Version))));
         metrics.ObserveGauge("protopnet.decode.waiting", "{request}", "Requests waiting for their turn to decode their images.", () =>
             [new System.Diagnostics.Metrics.Measurement<long>(preprocessing.Waiting)]);
+        metrics.ObserveGauge("protopnet.drawing.waiting", "{answer}", "Answers waiting for their turn to draw their heatmaps or card.", () =>
+            [new System.Diagnostics.Metrics.Measurement<long>(drawing.Waiting)]);
         metrics.ObserveGauge("protopnet.buffered_bytes", "By", "Request bytes held in memory (uploads until decoded, pixels kept to draw on and the pictures being drawn, v2 bodies), of Images:MaxBufferedBytes.", () =>
             [new System.Diagnostics.Metrics.Measurement<long>(buffers.Held)]);
         metrics.ObserveGauge("protopnet.spooled_bytes", "By", "Bytes of multipart image parts being spooled to disk by the uploads in progress, of Images:MaxSpooledBytes (0: no limit).", () =>

@@ -35,6 +35,7 @@ public static class ServingExtensions
         services.AddMetrics();
         services.AddSingleton<ServiceMetrics>();
         services.AddSingleton<PreprocessingGate>();
+        services.AddSingleton<DrawingTurns>();
         services.AddSingleton<InferenceRequests>();
         services.AddSingleton<BufferBudget>();
         services.AddSingleton<SpoolBudget>();

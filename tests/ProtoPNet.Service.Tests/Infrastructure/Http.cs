@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using SixLabors.ImageSharp;
@@ -99,5 +100,24 @@ public static class Http
             for (var y = 0; y < rows.Height; y++) random.NextBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(rows.GetRowSpan(y)));
         });
         return Encode(photo, new PngEncoder());
+    }
+
+    /// <summary>
+    /// Sends <see cref="NoisePhotoPng"/> to /classify with heatmaps on a socket of its own (an answer of megabytes, far
+    /// beyond the sockets' buffers) and reads the answer's first bytes, no more; returns the connected socket.
+    /// </summary>
+    public static async Task<Socket> StartLargeHeatmapAnswerAsync(int port)
+    {
+        var png = NoisePhotoPng();
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync("127.0.0.1", port);
+        var head = $"POST /classify?heatmaps=png&topPrototypes=8 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: {png.Length}\r\n\r\n";
+        await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(head));
+        await socket.SendAsync(png);
+        var start = new byte[40];
+        var read = 0;
+        while (read < start.Length) read += await socket.ReceiveAsync(start.AsMemory(read), SocketFlags.None);
+        Assert.StartsWith("HTTP/1.1 200", System.Text.Encoding.ASCII.GetString(start));
+        return socket;
     }
 }

@@ -82,7 +82,7 @@ public class UnreadableBodyTests(TrainerBundles bundles)
     public async Task AClientThatLeavesDuringALargeAnswerIsCounted499AndLoggedAsNoError()
     {
         await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
-        using (var socket = await StartLargeAnswerAsync(service.Client.BaseAddress!.Port))
+        using (var socket = await Http.StartLargeHeatmapAnswerAsync(service.Client.BaseAddress!.Port))
         {
             socket.LingerState = new LingerOption(true, 0);   // a reset, as a client that gives up
         }
@@ -108,7 +108,7 @@ public class UnreadableBodyTests(TrainerBundles bundles)
     {
         await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"),
             ("Classify__AnswerReadTimeout", "00:00:02"));
-        using var socket = await StartLargeAnswerAsync(service.Client.BaseAddress!.Port);
+        using var socket = await Http.StartLargeHeatmapAnswerAsync(service.Client.BaseAddress!.Port);
         // The answer has started: the photo's pixels are held to draw its heatmaps on.
         Assert.True(PrometheusText.Sum(await PrometheusText.ScrapeAsync(service.Client), "protopnet_buffered_bytes") > 0);
 
@@ -159,7 +159,7 @@ public class UnreadableBodyTests(TrainerBundles bundles)
         await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"),
             ("Classify__AnswerReadTimeout", "00:10:00"), ("Classify__AnswerStallTimeout", "00:00:02"));
         var started = System.Diagnostics.Stopwatch.StartNew();
-        using var socket = await StartLargeAnswerAsync(service.Client.BaseAddress!.Port);
+        using var socket = await Http.StartLargeHeatmapAnswerAsync(service.Client.BaseAddress!.Port);
         Assert.True(PrometheusText.Sum(await PrometheusText.ScrapeAsync(service.Client), "protopnet_buffered_bytes") > 0);
 
         string? Logged() => service.Output.FirstOrDefault(line => line.Contains("POST /classify responded ", StringComparison.Ordinal));
@@ -213,25 +213,6 @@ public class UnreadableBodyTests(TrainerBundles bundles)
     /// </summary>
     private static async Task<double> BufferedBytesOnceReleasedAsync(HttpClient client) => await Eventually.ValueAsync(
         async () => PrometheusText.Sum(await PrometheusText.ScrapeAsync(client), "protopnet_buffered_bytes"), bytes => bytes == 0);
-
-    /// <summary>
-    /// Sends a 2000x2000 noise photo to /classify with heatmaps (an answer of megabytes, far beyond the sockets' buffers)
-    /// and reads the first bytes of the answer; returns the connected socket.
-    /// </summary>
-    private static async Task<Socket> StartLargeAnswerAsync(int port)
-    {
-        var png = Http.NoisePhotoPng();
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync("127.0.0.1", port);
-        var head = $"POST /classify?heatmaps=png&topPrototypes=8 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: {png.Length}\r\n\r\n";
-        await socket.SendAsync(Encoding.ASCII.GetBytes(head));
-        await socket.SendAsync(png);
-        var start = new byte[40];
-        var read = 0;
-        while (read < start.Length) read += await socket.ReceiveAsync(start.AsMemory(read), SocketFlags.None);
-        Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(start));
-        return socket;
-    }
 
     private static void AssertError((int Status, string ContentType, string Body) answer, int status, string type, string path, string contentType)
     {

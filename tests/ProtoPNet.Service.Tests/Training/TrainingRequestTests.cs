@@ -204,7 +204,8 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.Equal([third, first], await ListedAsync("?status=queued,running"));
         Assert.Equal([third], await ListedAsync("?status=queued&limit=1"));
         Assert.Equal([third, second], await ListedAsync("?limit=2"));
-        foreach (var (query, fragment) in new[] { ("?status=paused", "names no job state"), ("?status=", "names no job state"), ("?limit=0", "limit must be"), ("?limit=two", "limit must be") })
+        foreach (var (query, fragment) in new[] { ("?status=paused", "names no job state"), ("?status=", "names no job state"), ("?limit=0", "limit must be"),
+            ("?limit=two", "limit must be"), ("?state=queued", "takes no query parameter 'state' (did you mean 'status'?); it takes status, limit.") })
         {
             var problem = await Http.ProblemAsync(await client.GetAsync("/training/jobs" + query), HttpStatusCode.BadRequest, "invalid-parameter");
             Assert.Contains(fragment, problem.GetProperty("detail").GetString());
