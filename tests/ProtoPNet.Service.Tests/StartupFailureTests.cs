@@ -71,6 +71,62 @@ public class StartupFailureTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// An address another process holds stops the start at once, with one line naming it, before any bundle is loaded
+    /// (the server listens first): it was reported only after every bundle had loaded and had its execution strategy
+    /// measured, seconds for a large one.
+    /// </summary>
+    [Fact]
+    public async Task AnAddressInUseStopsTheStartBeforeAnyBundleIsLoaded()
+    {
+        using var holder = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        holder.Start();
+        var address = $"http://127.0.0.1:{((System.Net.IPEndPoint)holder.LocalEndpoint).Port}";
+        var (service, ready) = await ServiceProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Models__Root"] = bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
+            ["Urls"] = address,
+        });
+        await using (service)
+        {
+            Assert.False(ready);
+            Assert.Equal(1, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+            var line = Assert.Single(service.Output, l => l.StartsWith("ProtoPNet Service cannot start:", StringComparison.Ordinal));
+            Assert.Contains($"Failed to bind to address {address}: address already in use", line);
+            Assert.DoesNotContain(service.Output, l => l.Contains("Loading model bundles", StringComparison.Ordinal));
+        }
+    }
+
+    /// <summary>
+    /// The server listens before the bundles load: the start log says so in that order. Meanwhile the catalog is the
+    /// loading one, whose lookups (/classify, /health/ready) answer 503 no-model-ready saying the service is loading, not
+    /// that the model root holds no valid bundle (as the empty one says) nor 404 for a model named.
+    /// </summary>
+    [Fact]
+    public async Task TheServerListensBeforeTheBundlesLoadAndSaysItIsLoadingMeanwhile()
+    {
+        var (service, ready) = await ServiceProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Models__Root"] = bundles.NewRoot((bundles.SmokeBundle, "smoke", null)),
+        });
+        await using (service)
+        {
+            Assert.True(ready, string.Join('\n', service.Output));
+            var lines = service.Output.ToList();
+            var listening = lines.FindIndex(l => l.Contains("Now listening on", StringComparison.Ordinal));
+            var loading = lines.FindIndex(l => l.Contains("Loading model bundles", StringComparison.Ordinal));
+            Assert.True(listening >= 0 && loading > listening, string.Join('\n', lines));
+        }
+        var problem = Assert.Throws<ProtoPNet.Service.Problems.ProblemException>(() =>
+            ProtoPNet.Service.Models.ModelCatalog.Loading.Find(ProtoPNet.Service.Models.ModelSelector.Parse("smoke")));
+        Assert.Equal(ProtoPNet.Service.Problems.ProblemCatalog.NoModelReady, problem.Kind);
+        Assert.Contains("The service is loading its models", problem.Message);
+        problem = Assert.Throws<ProtoPNet.Service.Problems.ProblemException>(() => ProtoPNet.Service.Models.ModelCatalog.Loading.Family("smoke"));
+        Assert.Equal(ProtoPNet.Service.Problems.ProblemCatalog.NoModelReady, problem.Kind);
+        Assert.Contains("No model is loaded", Assert.Throws<ProtoPNet.Service.Problems.ProblemException>(() =>
+            ProtoPNet.Service.Models.ModelCatalog.Empty.Find(ProtoPNet.Service.Models.ModelSelector.Parse(null))).Message);
+    }
+
+    /// <summary>
     /// Settings that look odd but are fine start the service: an empty telemetry service name is the default one (it
     /// aborted the start once tracing was on), a level in lower case.
     /// </summary>

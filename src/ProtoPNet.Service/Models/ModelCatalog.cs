@@ -22,24 +22,31 @@ public sealed record ModelCatalog(
 {
     public static readonly ModelCatalog Empty = new(new Dictionary<string, ModelFamily>(), null, []);
 
+    /// <summary>The catalog before the first scan of the model root has ended: nothing loaded yet, and nothing refused.</summary>
+    public static readonly ModelCatalog Loading = Empty with { IsLoading = true };
+
+    /// <summary>Whether the service is still loading its models at start (the server answers meanwhile).</summary>
+    public bool IsLoading { get; init; }
+
     /// <summary>The served form (batcher and leases) of every loaded bundle.</summary>
     public IReadOnlyDictionary<ModelBundle, ServedModel> Served { get; init; } = new Dictionary<ModelBundle, ServedModel>();
 
     /// <summary>The loaded version <paramref name="selector"/> asks for; throws the problem (no model yet, unknown name or version) otherwise.</summary>
     public ModelBundle Find(ModelSelector selector)
     {
-        if (Families.Count == 0)
-        {
-            throw new ProblemException(ProblemCatalog.NoModelReady, ProblemCatalog.NoModelReady.ExampleDetail);
-        }
+        if (Families.Count == 0) throw NoModelYet();
         return Family(selector.Name ?? DefaultModel!).Find(selector.Version);
     }
 
+    /// <summary>No model is ready: still loading at start, or the model root holds no valid bundle.</summary>
+    private ProblemException NoModelYet() =>
+        new(ProblemCatalog.NoModelReady, IsLoading ? ProblemCatalog.ModelsLoadingDetail : ProblemCatalog.NoModelReady.ExampleDetail);
+
     /// <summary>Every loaded version of a model name; throws model-not-found when there is none.</summary>
     public ModelFamily Family(string name) => Families.GetValueOrDefault(name)
-        ?? throw new ProblemException(ProblemCatalog.ModelNotFound, Families.Count == 0
+        ?? throw (IsLoading ? NoModelYet() : new ProblemException(ProblemCatalog.ModelNotFound, Families.Count == 0
             ? $"No model named '{name}' is loaded: no model is loaded yet."
-            : $"No model named '{name}' is loaded. Loaded: {string.Join(", ", Families.Keys)}.");
+            : $"No model named '{name}' is loaded. Loaded: {string.Join(", ", Families.Keys)}."));
 }
 
 /// <summary>What a rescan changed: the versions it loaded and removed, the folders it newly refused, and what serves now.</summary>

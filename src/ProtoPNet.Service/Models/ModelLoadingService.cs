@@ -4,10 +4,14 @@ using ProtoPNet.Inference.Runtime;
 namespace ProtoPNet.Service.Models;
 
 /// <summary>
-/// Says what the service runs with (the execution provider, ONNX Runtime's telemetry, the JPEG decoder), then loads the
-/// bundles before the server accepts requests; a required provider that is missing stops the start.
+/// Says what the service runs with (the execution provider, ONNX Runtime's telemetry, the JPEG decoder) before the server
+/// listens, so a required provider that is missing stops the start; then, once the server listens, loads the bundles.
+/// Loading after the server has taken its address means an address in use stops the start at once, not after seconds
+/// of loading (a large bundle's execution strategy is measured as it loads), and that /health/live answers meanwhile
+/// while /health/ready and /classify answer 503 no-model-ready, "loading". The host's start (and so a test's
+/// WebApplicationFactory) still ends only once the bundles are loaded.
 /// </summary>
-public sealed class ModelLoadingService(ModelRegistry registry, SessionFactory sessionFactory, ILogger<ModelLoadingService> logger) : IHostedService
+public sealed class ModelLoadingService(ModelRegistry registry, SessionFactory sessionFactory, ILogger<ModelLoadingService> logger) : IHostedLifecycleService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -22,9 +26,21 @@ public sealed class ModelLoadingService(ModelRegistry registry, SessionFactory s
         else logger.LogWarning("ONNX Runtime usage telemetry may be on: ORT_DISABLE_TELEMETRY={TelemetrySetting}, as the operator set it (1 turns it off)", telemetry ?? "(unset)");
         if (TurboJpeg.IsAvailable) logger.LogInformation("JPEG uploads are decoded by {JpegDecoder:l}", TurboJpeg.Description);
         else logger.LogWarning("JPEG uploads are decoded by {JpegDecoder:l}: install libturbojpeg0 for the trainer's pixels", TurboJpeg.Description);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>After every hosted service has started, the server included.</summary>
+    public Task StartedAsync(CancellationToken cancellationToken)
+    {
         registry.LoadAll();
         return Task.CompletedTask;
     }
 
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -20,7 +20,7 @@ public sealed class ModelRegistry(
 {
     /// <summary>One scan at a time; a semaphore so that an HTTP reload waits for its turn without holding a pool thread.</summary>
     private readonly SemaphoreSlim _scanGate = new(1, 1);
-    private ModelCatalog _catalog = ModelCatalog.Empty;
+    private ModelCatalog _catalog = ModelCatalog.Loading;
     private bool _disposed;
 
     public ModelCatalog Catalog => Volatile.Read(ref _catalog);
@@ -151,7 +151,7 @@ public sealed class ModelRegistry(
         var stillLoaded = kept.ToHashSet();
         var removed = current.Served.Keys.Where(b => !stillLoaded.Contains(b)).ToArray();
 
-        var first = ReferenceEquals(before, ModelCatalog.Empty);
+        var first = before.IsLoading;
         var changed = first || added.Count > 0 || removed.Length > 0 || !refused.SequenceEqual(current.Refused);
         if (!changed && gone.Length == 0) return new RescanResult([], [], [], Serving(current));
 

@@ -45,6 +45,10 @@ public static class ProblemCatalog
         "The PNG image is 1x40000000 pixels; no side may be longer than 65535 pixels. Crop it nearer to the part to classify.");
     public static readonly ProblemKind NoModelReady = new(Prefix + "no-model-ready", "No model is ready", 503,
         "No model is loaded: the model root holds no valid bundle (GET /models lists the refused ones and why). Retry later.");
+    /// <summary>The detail of <see cref="NoModelReady"/> while the service loads its models at start.</summary>
+    public const string ModelsLoadingDetail =
+        "The service is loading its models (at start, before the first is ready; a large bundle's execution strategy is measured as it loads). Retry shortly.";
+
     public static readonly ProblemKind ShuttingDown = new(Prefix + "shutting-down", "The service is shutting down", 503,
         "The service is shutting down: it finishes the requests in progress and takes no more. Send requests to another instance.");
     public static readonly ProblemKind Overloaded = new(Prefix + "overloaded", "The model is overloaded", 503,
