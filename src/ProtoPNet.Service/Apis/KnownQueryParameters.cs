@@ -26,7 +26,7 @@ internal static class KnownQueryParameters
             {
                 if (name.Length == 0 || known.Contains(name, StringComparer.OrdinalIgnoreCase)) continue;
                 var request = context.HttpContext.Request;
-                var nearest = Nearest(name, known);
+                var nearest = NearestName.Of(name, known);
                 var shown = name.Length <= 64 ? name : name[..64] + "...";
                 throw new ProblemException(ProblemCatalog.InvalidParameter,
                     $"{request.Method} {request.Path} takes no query parameter '{shown}'" +
@@ -34,30 +34,4 @@ internal static class KnownQueryParameters
             }
             return next(context);
         });
-
-    /// <summary>The known name within two edits of <paramref name="name"/> (case aside), if one is.</summary>
-    private static string? Nearest(string name, IEnumerable<string> known) => known
-        .Select(candidate => (Candidate: candidate, Distance: EditDistance(name.ToLowerInvariant(), candidate.ToLowerInvariant())))
-        .Where(match => match.Distance <= 2)
-        .OrderBy(match => match.Distance)
-        .Select(match => match.Candidate)
-        .FirstOrDefault();
-
-    /// <summary>Levenshtein distance: insertions, deletions and substitutions.</summary>
-    private static int EditDistance(string a, string b)
-    {
-        var previous = Enumerable.Range(0, b.Length + 1).ToArray();
-        var current = new int[b.Length + 1];
-        for (var i = 1; i <= a.Length; i++)
-        {
-            current[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-            {
-                var substitution = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-                current[j] = Math.Min(substitution, Math.Min(previous[j], current[j - 1]) + 1);
-            }
-            (previous, current) = (current, previous);
-        }
-        return previous[b.Length];
-    }
 }

@@ -1,5 +1,6 @@
 using System.Reflection;
 using Microsoft.Extensions.Options;
+using ProtoPNet.Service.Problems;
 
 namespace ProtoPNet.Service.Hosting;
 
@@ -27,7 +28,7 @@ public static class KnownSettings
             .Where(IsBound).Select(p => p.Name).ToArray();
         return section.GetChildren()
             .Where(child => !settings.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
-            .Select(child => $"{child.Path} is not a setting; " + (Closest(child.Key, settings) is { } meant
+            .Select(child => $"{child.Path} is not a setting; " + (NearestName.Of(child.Key, settings) is { } meant
                 ? $"did you mean {section.Path}:{meant}?"
                 : $"{section.Path} has {string.Join(", ", settings)}."))
             .ToArray();
@@ -36,31 +37,6 @@ public static class KnownSettings
     /// <summary>What the binder sets: a property with a public setter, or a collection it fills (not a computed value).</summary>
     private static bool IsBound(PropertyInfo property) => property.SetMethod is { IsPublic: true }
         || property.PropertyType != typeof(string) && typeof(System.Collections.IEnumerable).IsAssignableFrom(property.PropertyType);
-
-    /// <summary>The setting a typo most likely meant: the nearest within two edits (more would name a different setting: Body for Line).</summary>
-    private static string? Closest(string key, IEnumerable<string> settings) => settings
-        .Select(setting => (setting, edits: Edits(key.ToUpperInvariant(), setting.ToUpperInvariant())))
-        .Where(candidate => candidate.edits <= 2)
-        .OrderBy(candidate => candidate.edits)
-        .Select(candidate => candidate.setting)
-        .FirstOrDefault();
-
-    /// <summary>Levenshtein distance: insertions, deletions and substitutions.</summary>
-    private static int Edits(string a, string b)
-    {
-        var previous = Enumerable.Range(0, b.Length + 1).ToArray();
-        var current = new int[b.Length + 1];
-        for (var i = 1; i <= a.Length; i++)
-        {
-            current[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-            {
-                current[j] = Math.Min(Math.Min(current[j - 1], previous[j]) + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-            }
-            (previous, current) = (current, previous);
-        }
-        return previous[b.Length];
-    }
 
     private sealed class UnknownKeysValidator<TOptions>(string? optionsName, IConfigurationSection section) : IValidateOptions<TOptions>
         where TOptions : class
