@@ -17,6 +17,7 @@ public class ModelsTests(TrainerBundles bundles)
     {
         var body = await Http.JsonAsync(await Client.GetAsync("/models"));
         Assert.Equal("smoke", body.GetProperty("defaultModel").GetString());
+        Assert.False(body.GetProperty("loading").GetBoolean());   // loaded before the host's start ends
         var models = body.GetProperty("models").EnumerateArray().ToDictionary(m => m.GetProperty("name").GetString()!);
         Assert.Equal(["gray", "smoke"], models.Keys.Order().ToArray());
         var smoke = models["smoke"];

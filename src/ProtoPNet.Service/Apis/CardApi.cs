@@ -38,7 +38,8 @@ public static class CardApi
             })
             .ProducesClassifyProblems()
             .RequireClassifyKeyWithProblems()
-            .TakesOnlyQueryOf<ExplainQuery>();
+            // The classify endpoints' parameters, heatmaps among them (a card always draws them): one query string serves all three.
+            .TakesOnlyQueryOf<ClassifyQuery>();
         return app;
     }
 
@@ -54,6 +55,7 @@ public static class CardApi
         var card = query.ToRequest(HeatmapUse.Drawn);
         using var answer = await classification.ClassifyAsync(request, card, cancellationToken);
         var image = answer.Single();
+        // The model version stays leased while the card waits for its turn: it draws the prototypes' pictures from it.
         using var turn = await drawing.TakeAsync(cancellationToken);
         return TypedResults.File(ExplanationCard.RenderPng(answer.Model, image.Drawing!, image.Classification!), "image/png");
     }

@@ -80,7 +80,7 @@ public static class ClassifyApi
         var answer = await classification.ClassifyAsync(request, classifyRequest, cancellationToken);
         var response = ClassifyResponses.Of(answer.Model, answer.Single());
         answer.ReleaseModel();
-        return await AnswerAsync(response, classifyRequest, Entries(response), request.HttpContext, drawing, cancellationToken);
+        return await AnswerAsync(response, classifyRequest, Entries(response), Draws(response), request.HttpContext, drawing, cancellationToken);
     }
 
     internal static async Task<JsonAnswer<BatchClassifyResponse>> ClassifyBatchAsync(
@@ -93,7 +93,8 @@ public static class ClassifyApi
             ? (object)ClassifyResponses.Of(answer.Model, item)
             : ProblemCatalog.Details(item.Problem!, item.ProblemDetail!)).ToArray();
         answer.ReleaseModel();
-        return await AnswerAsync(new BatchClassifyResponse(results), classifyRequest, results.OfType<ClassifyResponse>().Sum(Entries),
+        var classified = results.OfType<ClassifyResponse>().ToArray();
+        return await AnswerAsync(new BatchClassifyResponse(results), classifyRequest, classified.Sum(Entries), classified.Any(Draws),
             request.HttpContext, drawing, cancellationToken);
     }
 
@@ -106,16 +107,19 @@ public static class ClassifyApi
 
     private static int Entries(ClassifyResponse response) => response.Explanation.Prototypes.Count + response.TopClasses.Count;
 
+    /// <summary>Whether the answer holds a heatmap to draw (topPrototypes=0, or a batch whose every image failed, holds none).</summary>
+    private static bool Draws(ClassifyResponse response) => response.Explanation.Prototypes.Any(p => p.Heatmap is not null);
+
     /// <summary>
     /// A small answer without heatmaps is sent whole, with a Content-Length; a larger one, and any with heatmaps (drawn
     /// as the answer is written, one at a time), streams out. One with heatmaps first waits for its turn to draw
     /// (<see cref="DrawingTurns"/>): refused "overloaded" if it waits too long, before anything of it is sent.
     /// </summary>
-    private static async ValueTask<JsonAnswer<T>> AnswerAsync<T>(
-        T response, ClassifyRequest request, int entries, HttpContext httpContext, DrawingTurns drawing, CancellationToken cancellationToken)
+    private static async ValueTask<JsonAnswer<T>> AnswerAsync<T>(T response, ClassifyRequest request, int entries, bool draws,
+        HttpContext httpContext, DrawingTurns drawing, CancellationToken cancellationToken)
     {
         if (request.Heatmaps == HeatmapUse.None && entries <= WholeAnswerMaxEntries) return JsonAnswer.Whole(response);
-        if (request.Heatmaps != HeatmapUse.Sent) return JsonAnswer.Streamed(response);
+        if (!draws) return JsonAnswer.Streamed(response);
         var turn = await drawing.TakeAsync(cancellationToken);
         // Given back when the answer is sent, or here if it never is (the client left first).
         httpContext.Response.RegisterForDispose(turn);

@@ -76,7 +76,7 @@ public static class ModelsApi
         return TypedResults.Ok(new ModelsResponse(
             catalog.DefaultModel, provider.Provider, provider.FallbackReason,
             catalog.Families.Values.Select(f => ToModel(f, catalog)).ToArray(),
-            catalog.Refused.Select(r => RefusedBundleResponse.Of(r, registry.Root)).ToArray()));
+            catalog.Refused.Select(r => RefusedBundleResponse.Of(r, registry.Root)).ToArray(), catalog.IsLoading));
     }
 
     /// <param name="name">Model name, e.g. <c>fashion-mnist</c>.</param>

@@ -85,7 +85,7 @@ public sealed record RefusedBundleResponse(string Directory, string Reason)
 /// <summary>Every loaded model, the default model, the execution provider and the refused bundles.</summary>
 public sealed record ModelsResponse(
     string? DefaultModel, string ExecutionProvider, string? ExecutionProviderFallbackReason, IReadOnlyList<ModelResponse> Models,
-    IReadOnlyList<RefusedBundleResponse> Refused);
+    IReadOnlyList<RefusedBundleResponse> Refused, bool Loading);
 
 /// <summary>Links to a prototype's pictures.</summary>
 public sealed record PrototypePicturesResponse(string Patch, string Source, string Activation);

@@ -83,7 +83,7 @@ public sealed class DrawingTurns(IOptions<BatchingOptions> options) : IDisposabl
             }
             waiter = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
             _waiters.Enqueue(waiter, answer);
-            _waiting++;
+            Interlocked.Increment(ref _waiting);   // decremented outside the lock, after the wait
         }
         // A waiter that gives up stays in the queue, done: GiveBack passes over it.
         using var timer = timeout == Timeout.InfiniteTimeSpan ? null : new CancellationTokenSource(timeout);
