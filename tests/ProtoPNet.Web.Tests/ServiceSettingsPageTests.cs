@@ -1,4 +1,5 @@
 using Microsoft.Playwright;
+using ProtoPNet.Tests.Shared;
 
 namespace ProtoPNet.Web.Tests;
 
@@ -37,7 +38,64 @@ public sealed class ServiceSettingsPageTests(WebFixture fixture)
         await Task.Delay(300);
         Assert.True(await error.IsVisibleAsync());
         Assert.Contains("No model", await error.TextContentAsync());
+        Assert.Contains("holds no valid bundle", await error.TextContentAsync());
         await page.Context.CloseAsync();
+    }
+
+    /// <summary>
+    /// The service listens before its models are loaded: a page opened meanwhile says the service is loading them (not
+    /// that it has none), asks again, and lists the model once it is served, the message gone.
+    /// </summary>
+    [Fact]
+    public async Task A_page_opened_while_the_service_loads_its_models_says_so_and_lists_them_once_loaded()
+    {
+        // Sixteen versions of the fixture's model, all served: each is loaded and has its execution strategy measured,
+        // about 8 s in all here (six took 2.9 s), long enough for a browser to open the page meanwhile on a quicker machine.
+        var root = Directory.CreateDirectory(Path.Combine(fixture.WorkDirectory, "slow-root-" + Guid.NewGuid().ToString("N")[..8])).FullName;
+        for (var i = 0; i < 16; i++)
+        {
+            var version = $"202601{i + 1:00}T000000Z";
+            var copy = Path.Combine(root, fixture.ModelName, version);
+            Trainer.CopyDirectory(fixture.BundleDirectory, copy);
+            var manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(copy, "model.json")))!;
+            manifest["version"] = version;
+            File.WriteAllText(Path.Combine(copy, "model.json"), manifest.ToJsonString());
+        }
+        var port = FreePort();
+        var starting = Task.Run(() => WebFixture.StartOtherService(root, port, ("Models:LoadedVersions", "16")));
+        using var probe = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(5) };
+        var listening = false;
+        for (var tries = 0; tries < 600 && !listening && !starting.IsCompleted; tries++)
+        {
+            try
+            {
+                listening = (await probe.GetAsync("/health/live")).IsSuccessStatusCode;
+            }
+            catch (HttpRequestException)
+            {
+                await Task.Delay(50);   // not listening yet
+            }
+        }
+        Assert.True(listening && !starting.IsCompleted, "the service did not listen before its models were loaded");
+
+        var page = await OpenAsync(new Uri($"http://127.0.0.1:{port}/"));
+        var error = page.Locator("#error");
+        await error.WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Visible });
+        Assert.Contains("loading its models", await error.TextContentAsync());
+        Assert.False(starting.IsCompleted, "the models were loaded before the page had asked: nothing shown was tested");
+
+        await using var service = await starting;
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#model option').length > 0");
+        await error.WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Hidden });
+        Assert.Equal(fixture.ModelName, await page.InputValueAsync("#model"));
+        await page.Context.CloseAsync();
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     [Fact]

@@ -95,7 +95,10 @@ public sealed class WebFixture : IAsyncLifetime
     }
 
     /// <summary>The service on a real Kestrel at a free 127.0.0.1 port, serving <paramref name="modelRoot"/> on the CPU with these settings.</summary>
-    private static (WebApplicationFactory<Program> Factory, Uri BaseAddress) StartService(string modelRoot, params (string Key, string Value)[] settings)
+    private static (WebApplicationFactory<Program> Factory, Uri BaseAddress) StartService(string modelRoot, params (string Key, string Value)[] settings) =>
+        StartService(modelRoot, port: 0, settings);
+
+    private static (WebApplicationFactory<Program> Factory, Uri BaseAddress) StartService(string modelRoot, int port, params (string Key, string Value)[] settings)
     {
         var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(builder =>
         {
@@ -104,16 +107,23 @@ public sealed class WebFixture : IAsyncLifetime
             builder.UseSetting("Inference:IntraOpThreads", "1");
             foreach (var (key, value) in settings) builder.UseSetting(key, value);
         });
-        factory.UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
+        factory.UseKestrel(options => options.Listen(IPAddress.Loopback, port));
         factory.StartServer();
         var addresses = factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
         return (factory, new Uri(addresses.Single(a => a.StartsWith("http://127.0.0.1:", StringComparison.Ordinal)) + "/"));
     }
 
     /// <summary>A second service beside the fixture's, for a test that needs other settings (another model root, an API key); dispose it.</summary>
-    public static OtherService StartOtherService(string modelRoot, params (string Key, string Value)[] settings)
+    public static OtherService StartOtherService(string modelRoot, params (string Key, string Value)[] settings) =>
+        StartOtherService(modelRoot, port: 0, settings);
+
+    /// <summary>
+    /// A second service listening on <paramref name="port"/> (0: a free one); returns once its models are loaded, while
+    /// it listens from before that.
+    /// </summary>
+    public static OtherService StartOtherService(string modelRoot, int port, params (string Key, string Value)[] settings)
     {
-        var (factory, address) = StartService(modelRoot, settings);
+        var (factory, address) = StartService(modelRoot, port, settings);
         return new OtherService(factory, address);
     }
 

@@ -10,6 +10,7 @@ const state = {
   objectUrl: null,
   request: 0,          // a counter, so a slow answer never overwrites a newer one
   galleryRequest: 0,   // the same for the gallery
+  modelsLoading: false, // GET /models said the service was still loading its models: asked again until it is not
   pendingErrors: new Map(), // view -> { title, detail }: a failure of a view not shown, kept until it is shown again
 };
 
@@ -114,8 +115,18 @@ async function loadModels() {
         || state.models.find((m) => m.isDefaultModel) || state.models[0];
       if (preferred) select.value = preferred.name;
     }
-    if (state.models.length === 0) {
-      showError("No model is loaded", "The service has no model bundle yet; train one and restart the service, or try again later.");
+    if (state.models.length === 0 && body.loading) {
+      // Just started: the service listens before its models are loaded.
+      showError("The service is loading its models", "It has just started; this page asks again every 2 seconds.");
+      state.modelsLoading = true;
+      setTimeout(loadModels, 2000);
+    } else if (state.models.length === 0) {
+      const refused = (body.refused || []).length;
+      showError("No model is loaded", `The service's model root holds no valid bundle${refused ? ` (${refused} refused: GET /models says why)` : ""}; `
+        + "a bundle published there is loaded by itself, and this page lists it once reloaded.");
+    } else if (state.modelsLoading) {
+      state.modelsLoading = false;
+      clearError();
     }
     showExamples();
   } catch (problem) {
