@@ -127,6 +127,47 @@ public class StartupFailureTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// SIGTERM while the models load stops the loading: the service exits without loading (and measuring) the versions
+    /// left, and says so. It went on until every bundle was loaded, seconds of them for a large model root, before
+    /// shutting down.
+    /// </summary>
+    [Fact]
+    public async Task SigtermWhileTheModelsLoadStopsTheLoading()
+    {
+        var root = bundles.NewRoot();
+        for (var i = 0; i < 24; i++)
+        {
+            var version = $"202601{i + 1:00}T000000Z";
+            var copy = Path.Combine(root, "smoke", version);
+            ProtoPNet.Tests.Shared.Trainer.CopyDirectory(bundles.SmokeBundle, copy);
+            var manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(copy, "model.json")))!;
+            manifest["version"] = version;
+            File.WriteAllText(Path.Combine(copy, "model.json"), manifest.ToJsonString());
+        }
+        var (service, listening) = await ServiceProcess.StartListeningAsync(new Dictionary<string, string>
+        {
+            ["Models__Root"] = root, ["Models__LoadedVersions"] = "24", ["Inference__ExecutionProvider"] = "cpu",
+        });
+        await using (service)
+        {
+            Assert.True(listening, string.Join('\n', service.Output));
+            await Eventually.TrueAsync(() => service.Output.Any(l => l.Contains("Loaded model smoke@", StringComparison.Ordinal)),
+                () => string.Join('\n', service.Output));
+            using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", service.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync();
+            }
+            Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+            var output = string.Join('\n', service.Output);
+            var stopped = Assert.Single(service.Output, l => l.Contains("Stopped loading model bundles after", StringComparison.Ordinal));
+            var loaded = service.Output.Count(l => l.Contains("Loaded model smoke@", StringComparison.Ordinal));
+            Assert.True(loaded < 24, $"all 24 versions were loaded before the service stopped:\n{output}");
+            Assert.Contains($"{loaded} loaded: the service is shutting down", stopped);
+            Assert.DoesNotContain("No model is loaded", output);
+        }
+    }
+
+    /// <summary>
     /// Settings that look odd but are fine start the service: an empty telemetry service name is the default one (it
     /// aborted the start once tracing was on), a level in lower case.
     /// </summary>

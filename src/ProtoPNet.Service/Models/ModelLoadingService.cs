@@ -11,7 +11,8 @@ namespace ProtoPNet.Service.Models;
 /// while /health/ready and /classify answer 503 no-model-ready, "loading". The host's start (and so a test's
 /// WebApplicationFactory) still ends only once the bundles are loaded.
 /// </summary>
-public sealed class ModelLoadingService(ModelRegistry registry, SessionFactory sessionFactory, ILogger<ModelLoadingService> logger) : IHostedLifecycleService
+public sealed class ModelLoadingService(ModelRegistry registry, SessionFactory sessionFactory, IHostApplicationLifetime lifetime,
+    ILogger<ModelLoadingService> logger) : IHostedLifecycleService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -29,10 +30,10 @@ public sealed class ModelLoadingService(ModelRegistry registry, SessionFactory s
         return Task.CompletedTask;
     }
 
-    /// <summary>After every hosted service has started, the server included.</summary>
+    /// <summary>After every hosted service has started, the server included; a shutdown meanwhile stops the loading.</summary>
     public Task StartedAsync(CancellationToken cancellationToken)
     {
-        registry.LoadAll();
+        registry.LoadAll(lifetime.ApplicationStopping);
         return Task.CompletedTask;
     }
 

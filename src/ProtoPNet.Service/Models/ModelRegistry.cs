@@ -33,12 +33,15 @@ public sealed class ModelRegistry(
     /// <summary>The execution provider sessions run on (decided once, see <see cref="SessionFactory"/>).</summary>
     public ProviderChoice Provider => sessionFactory.Provider;
 
-    /// <summary>Scans the model root and loads what it holds (at start).</summary>
-    public void LoadAll()
+    /// <summary>
+    /// Scans the model root and loads what it holds (at start). Once <paramref name="stopping"/> is cancelled (SIGTERM
+    /// while loading) no further version is loaded: the shutdown does not wait for every bundle to load and be measured.
+    /// </summary>
+    public void LoadAll(CancellationToken stopping = default)
     {
         var stopwatch = Stopwatch.StartNew();
         logger.LogInformation("Loading model bundles from {ModelRoot} with {Provider}", Root, sessionFactory.Provider.Provider);
-        RescanCore(stopwatch);
+        RescanCore(stopwatch, stopping);
     }
 
     /// <summary>
@@ -66,12 +69,12 @@ public sealed class ModelRegistry(
         }
     }
 
-    private RescanResult RescanCore(Stopwatch stopwatch)
+    private RescanResult RescanCore(Stopwatch stopwatch, CancellationToken stopping = default)
     {
         _scanGate.Wait();
         try
         {
-            return RescanGated(stopwatch);
+            return RescanGated(stopwatch, stopping);
         }
         finally
         {
@@ -79,7 +82,7 @@ public sealed class ModelRegistry(
         }
     }
 
-    private RescanResult RescanGated(Stopwatch stopwatch)
+    private RescanResult RescanGated(Stopwatch stopwatch, CancellationToken stopping = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var folders = scanner.FindBundleDirectories(Root);
@@ -104,6 +107,7 @@ public sealed class ModelRegistry(
             {
                 policy.LoadVersions(family.Key, family, directory =>
                 {
+                    if (stopping.IsCancellationRequested) return false;
                     if (loadedByDirectory.TryGetValue(directory, out var existing))
                     {
                         if (!Rewritten(existing))
@@ -157,7 +161,12 @@ public sealed class ModelRegistry(
 
         var catalog = changed ? Publish(current, kept, added, chosen, removed, refused) : current;
         var unloaded = gone.Concat(removed).ToArray();
-        if (catalog.Families.Count == 0)
+        if (stopping.IsCancellationRequested)
+        {
+            logger.LogInformation("Stopped loading model bundles after {ElapsedMs:0} ms, {Loaded} loaded: the service is shutting down",
+                stopwatch.Elapsed.TotalMilliseconds, added.Count);
+        }
+        else if (catalog.Families.Count == 0)
         {
             logger.LogWarning("No model is loaded: {ModelRoot} holds no valid bundle ({Refused} refused). The service runs but /health/ready reports not ready and /classify answers 503 until a model is present",
                 Root, refused.Count);

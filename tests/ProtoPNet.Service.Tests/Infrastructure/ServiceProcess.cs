@@ -81,7 +81,15 @@ public sealed class ServiceProcess : IAsyncDisposable
     /// enter any folder (setpriv drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH), so that a folder's permissions count
     /// for it as they do for the service's own user in its images.
     /// </summary>
-    public static async Task<(ServiceProcess Service, bool Ready)> StartAsync(IReadOnlyDictionary<string, string> settings, bool subjectToFilePermissions = false)
+    public static Task<(ServiceProcess Service, bool Ready)> StartAsync(IReadOnlyDictionary<string, string> settings, bool subjectToFilePermissions = false) =>
+        StartAsync(settings, "/health/ready", subjectToFilePermissions);
+
+    /// <summary>Starts the service and waits only until it listens (/health/live answers 200), its models perhaps still loading.</summary>
+    public static Task<(ServiceProcess Service, bool Listening)> StartListeningAsync(IReadOnlyDictionary<string, string> settings) =>
+        StartAsync(settings, "/health/live", subjectToFilePermissions: false);
+
+    private static async Task<(ServiceProcess Service, bool Ready)> StartAsync(IReadOnlyDictionary<string, string> settings, string probePath,
+        bool subjectToFilePermissions)
     {
         var serviceDirectory = ServiceDirectory();
         var port = FreePort();
@@ -113,7 +121,7 @@ public sealed class ServiceProcess : IAsyncDisposable
             try
             {
                 using var probe = new HttpClient { BaseAddress = service.Client.BaseAddress, Timeout = TimeSpan.FromSeconds(5) };
-                if ((await probe.GetAsync("/health/ready")).StatusCode == HttpStatusCode.OK) return (service, true);
+                if ((await probe.GetAsync(probePath)).StatusCode == HttpStatusCode.OK) return (service, true);
             }
             catch (HttpRequestException)
             {
