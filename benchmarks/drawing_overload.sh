@@ -14,10 +14,11 @@ work=$(mktemp -d)
 service=
 trap '[ -z "$service" ] || kill "$service" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 if [ -z "$photo" ]; then
-  # A 1000x1000 JPEG made from one of the examples (ImageMagick), so the script needs nothing else.
+  # A 1000x1000 JPEG made from one of the default model's example images (ImageMagick): no photo to find first.
   command -v convert >/dev/null || { echo "give a photo, or install ImageMagick (apt-get install imagemagick)" >&2; exit 2; }
   photo=$work/photo.jpg
-  convert "$root/examples/6.png" -resize '1000x1000!' -quality 90 "$photo"
+  example=$(ls "$root"/models/fashion-mnist/*/examples/6.png | tail -1)
+  convert "$example" -resize '1000x1000!' -quality 90 "$photo"
 fi
 [ -n "${2:-}" ] || dotnet build -c Release src/ProtoPNet.Service -v q -nologo >/dev/null
 port=5391
