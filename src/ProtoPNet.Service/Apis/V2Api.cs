@@ -178,7 +178,7 @@ public static class V2Api
         // The body is read before the version is leased (a slow client holds no version), bounded by the input size of
         // the version it names now; it is checked against the leased one.
         var session = registry.Find(route.Selector()).Session;
-        using var body = await BodyDeadline.ReadAsync(deadline => V2RequestReader.ReadBodyAsync(request, session, classifyOptions.Value.MaxBatchImages,
+        using var body = await BodyDeadline.ReadAsync(request, deadline => V2RequestReader.ReadBodyAsync(request, session, classifyOptions.Value.MaxBatchImages,
             buffers, deadline), classifyOptions.Value.UploadReadTimeout, cancellationToken);
         var header = V2RequestReader.ReadHeader(body.Json.Span, JsonLength(request));
         string[] requested = [];

@@ -74,7 +74,7 @@ public sealed class ClassificationService(
         BufferBudget.Hold kept, Stopwatch total, CancellationToken cancellationToken)
     {
         using var held = buffers.OpenAlongside(kept);   // "overloaded" when the budget is spent, until the images are decoded
-        var images = await BodyDeadline.ReadAsync(deadline => UploadReader.ReadAsync(http, imageLimits.Value,
+        var images = await BodyDeadline.ReadAsync(http, deadline => UploadReader.ReadAsync(http, imageLimits.Value,
             request.Batch ? classifyOptions.Value.MaxBatchImages : 1, held, spool, deadline), classifyOptions.Value.UploadReadTimeout, cancellationToken);
         total.Start();
         var lease = Lease(http.HttpContext, request.Model);

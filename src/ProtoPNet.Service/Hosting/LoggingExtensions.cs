@@ -36,7 +36,8 @@ public static class LoggingExtensions
                 // A start that fails for a reason the operator can fix is told in one line by Program.cs; the host's own
                 // "Hosting failed to start" with the stack trace would bury it.
                 .Filter.ByExcluding(e => e.Exception is { } error && OptionsValidationExtensions.StartFailure(error) is not null
-                    && e.Properties.TryGetValue("SourceContext", out var source) && source.ToString() == "\"Microsoft.Extensions.Hosting.Internal.Host\"");
+                    && e.Properties.TryGetValue("SourceContext", out var source) && source.ToString() == "\"Microsoft.Extensions.Hosting.Internal.Host\"")
+                .Filter.ByExcluding(IsDrainOfAStoppedBody);
             // The console is written in batches from the background: a request never waits for it (BatchedConsoleSink).
             logger.WriteTo.Sink(new BatchedConsoleSink(json
                 ? new RenderedCompactJsonFormatter()
@@ -44,6 +45,16 @@ public static class LoggingExtensions
         }, preserveStaticLogger: true, writeToProviders: true);
         return builder;
     }
+
+    /// <summary>
+    /// Kestrel's error "automatic draining of the request body failed because the body reader is in an invalid state"
+    /// ("Reading is already in progress", with a stack trace). Here it follows only a body whose read
+    /// Classify:UploadReadTimeout stopped (<see cref="Serving.BodyDeadline"/>): that request is answered 408, on the
+    /// request log's line, and its connection closed; the error said nothing more, for every slow upload.
+    /// </summary>
+    private static bool IsDrainOfAStoppedBody(LogEvent logEvent) =>
+        logEvent.Properties.TryGetValue("EventId", out var id) && id is StructureValue eventId
+        && eventId.Properties.Any(p => p.Name == "Name" && p.Value is ScalarValue { Value: "RequestBodyDrainBodyReaderInvalidState" });
 
     /// <summary>
     /// The levels of the <c>Serilog:MinimumLevel</c> section that are not Serilog levels, one line each: Serilog would

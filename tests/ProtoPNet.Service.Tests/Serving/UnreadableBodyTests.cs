@@ -150,6 +150,41 @@ public class UnreadableBodyTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// A body that stops arriving, on a real Kestrel: answered 408 at Classify:UploadReadTimeout with Connection: close,
+    /// the connection then closed (the rest of the body cannot be read off it), and no error in the log: Kestrel logged
+    /// "Reading is already in progress" with a stack trace, as an error, for every such request.
+    /// </summary>
+    [Fact]
+    public async Task AStalledUploadIsAnswered408OnAConnectionThatThenClosesWithNoErrorLogged()
+    {
+        await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"),
+            ("Classify__UploadReadTimeout", "00:00:02"));
+        foreach (var (path, type) in new[] { ("/classify", "image/png"), ("/v2/models/smoke/infer", "application/json") })
+        {
+            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await socket.ConnectAsync("127.0.0.1", service.Client.BaseAddress!.Port);
+            var head = $"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {type}\r\nContent-Length: 100000\r\n\r\n";
+            await socket.SendAsync(Encoding.ASCII.GetBytes(head + "{\"inputs\": ["));
+            // Everything the service sends, until it closes the connection.
+            var answer = new MemoryStream();
+            var buffer = new byte[4096];
+            using (var reading = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+            {
+                int read;
+                while ((read = await socket.ReceiveAsync(buffer, SocketFlags.None, reading.Token)) > 0) answer.Write(buffer, 0, read);
+            }
+            var text = Encoding.ASCII.GetString(answer.ToArray());
+            Assert.StartsWith("HTTP/1.1 408", text);
+            Assert.Contains("Connection: close", text, StringComparison.OrdinalIgnoreCase);
+            Assert.Contains("Classify:UploadReadTimeout", text);
+        }
+        await Eventually.TrueAsync(() => service.Output.Count(l => l.Contains(" responded 408 ", StringComparison.Ordinal)) == 2,
+            () => string.Join('\n', service.Output));
+        await Task.Delay(500);   // Kestrel's line, had it come, follows the request's
+        Assert.DoesNotContain(service.Output, line => line.Contains("ERR", StringComparison.Ordinal) || line.Contains("Reading is already in progress", StringComparison.Ordinal));
+    }
+
+    /// <summary>
     /// A client that stops reading is cut off once one write has waited Classify:AnswerStallTimeout, long before the
     /// answer's time in all (Classify:AnswerReadTimeout, 10 minutes here) runs out: it held the pixels for 2 minutes before.
     /// </summary>
