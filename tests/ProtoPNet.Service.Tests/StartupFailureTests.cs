@@ -135,15 +135,7 @@ public class StartupFailureTests(TrainerBundles bundles)
     public async Task SigtermWhileTheModelsLoadStopsTheLoading()
     {
         var root = bundles.NewRoot();
-        for (var i = 0; i < 24; i++)
-        {
-            var version = $"202601{i + 1:00}T000000Z";
-            var copy = Path.Combine(root, "smoke", version);
-            ProtoPNet.Tests.Shared.Trainer.CopyDirectory(bundles.SmokeBundle, copy);
-            var manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(copy, "model.json")))!;
-            manifest["version"] = version;
-            File.WriteAllText(Path.Combine(copy, "model.json"), manifest.ToJsonString());
-        }
+        ProtoPNet.Tests.Shared.Trainer.CopyAsVersions(bundles.SmokeBundle, Path.Combine(root, "smoke"), 24);
         var (service, listening) = await ServiceProcess.StartListeningAsync(new Dictionary<string, string>
         {
             ["Models__Root"] = root, ["Models__LoadedVersions"] = "24", ["Inference__ExecutionProvider"] = "cpu",

@@ -52,15 +52,7 @@ public sealed class ServiceSettingsPageTests(WebFixture fixture)
         // Sixteen versions of the fixture's model, all served: each is loaded and has its execution strategy measured,
         // about 8 s in all here (six took 2.9 s), long enough for a browser to open the page meanwhile on a quicker machine.
         var root = Directory.CreateDirectory(Path.Combine(fixture.WorkDirectory, "slow-root-" + Guid.NewGuid().ToString("N")[..8])).FullName;
-        for (var i = 0; i < 16; i++)
-        {
-            var version = $"202601{i + 1:00}T000000Z";
-            var copy = Path.Combine(root, fixture.ModelName, version);
-            Trainer.CopyDirectory(fixture.BundleDirectory, copy);
-            var manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(copy, "model.json")))!;
-            manifest["version"] = version;
-            File.WriteAllText(Path.Combine(copy, "model.json"), manifest.ToJsonString());
-        }
+        Trainer.CopyAsVersions(fixture.BundleDirectory, Path.Combine(root, fixture.ModelName), 16);
         var port = FreePort();
         var starting = Task.Run(() => WebFixture.StartOtherService(root, port, ("Models:LoadedVersions", "16")));
         using var probe = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(5) };

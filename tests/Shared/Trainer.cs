@@ -68,6 +68,24 @@ public static class Trainer
         foreach (var directory in Directory.GetDirectories(source)) CopyDirectory(directory, Path.Combine(target, Path.GetFileName(directory)));
     }
 
+    /// <summary>
+    /// <paramref name="count"/> copies of a bundle as versions 20260101T000000Z, 20260102T000000Z, ... of the model
+    /// folder <paramref name="modelDirectory"/> (each model.json naming its own version): a model root whose loading
+    /// takes a while, each version loaded and measured.
+    /// </summary>
+    public static void CopyAsVersions(string bundle, string modelDirectory, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var version = $"202601{i + 1:00}T000000Z";
+            var copy = Path.Combine(modelDirectory, version);
+            CopyDirectory(bundle, copy);
+            var manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(copy, "model.json")))!;
+            manifest["version"] = version;
+            File.WriteAllText(Path.Combine(copy, "model.json"), manifest.ToJsonString());
+        }
+    }
+
     private static string FindRepositoryRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
