@@ -47,8 +47,7 @@ public static class HealthApi
         if (catalog.Families.Count == 0)
         {
             response.Headers.RetryAfter = ProblemCatalog.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            var problem = ProblemCatalog.Problem(ProblemCatalog.NoModelReady, catalog.IsLoading ? ProblemCatalog.ModelsLoadingDetail
-                : $"No model is loaded: the model root holds no valid bundle ({catalog.Refused.Count} refused; GET /models lists them and why).");
+            var problem = ProblemCatalog.Problem(ProblemCatalog.NoModelReady, catalog.NoModelDetail);
             problem.ProblemDetails.Extensions["executionProvider"] = provider;
             return problem;
         }

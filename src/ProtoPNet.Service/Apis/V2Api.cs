@@ -80,8 +80,7 @@ public static class V2Api
 
         v2.MapGet("/health/ready", Results<Ok<V2ServerReady>, JsonHttpResult<V2Error>> (ModelRegistry registry) => registry.IsReady
                 ? TypedResults.Ok(new V2ServerReady(true))
-                : Error(StatusCodes.Status400BadRequest, registry.Catalog.IsLoading
-                    ? "No model is ready: the service is loading its models." : "No model is loaded: the model root holds no valid bundle."))
+                : Error(StatusCodes.Status400BadRequest, registry.Catalog.NoModelDetail))
             .RunsInline()
             .WithName("V2ServerReady")
             .WithSummary("Server readiness")

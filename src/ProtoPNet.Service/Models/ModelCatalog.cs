@@ -34,19 +34,23 @@ public sealed record ModelCatalog(
     /// <summary>The loaded version <paramref name="selector"/> asks for; throws the problem (no model yet, unknown name or version) otherwise.</summary>
     public ModelBundle Find(ModelSelector selector)
     {
-        if (Families.Count == 0) throw NoModelYet();
+        if (Families.Count == 0) throw new ProblemException(ProblemCatalog.NoModelReady, NoModelDetail);
         return Family(selector.Name ?? DefaultModel!).Find(selector.Version);
     }
 
-    /// <summary>No model is ready: still loading at start, or the model root holds no valid bundle.</summary>
-    private ProblemException NoModelYet() =>
-        new(ProblemCatalog.NoModelReady, IsLoading ? ProblemCatalog.ModelsLoadingDetail : ProblemCatalog.NoModelReady.ExampleDetail);
+    /// <summary>
+    /// Why no model is ready, in the one wording /classify, /health/ready and /v2/health/ready give: still loading at
+    /// start, or the model root holds no valid bundle.
+    /// </summary>
+    public string NoModelDetail => IsLoading ? ProblemCatalog.ModelsLoadingDetail
+        : $"No model is loaded: the model root holds no valid bundle ({Refused.Count} refused; GET /models lists them and why).";
 
-    /// <summary>Every loaded version of a model name; throws model-not-found when there is none.</summary>
+    /// <summary>Every loaded version of a model name; throws model-not-found when there is none (no-model-ready while loading).</summary>
     public ModelFamily Family(string name) => Families.GetValueOrDefault(name)
-        ?? throw (IsLoading ? NoModelYet() : new ProblemException(ProblemCatalog.ModelNotFound, Families.Count == 0
-            ? $"No model named '{name}' is loaded: no model is loaded yet."
-            : $"No model named '{name}' is loaded. Loaded: {string.Join(", ", Families.Keys)}."));
+        ?? throw (IsLoading ? new ProblemException(ProblemCatalog.NoModelReady, NoModelDetail)
+            : new ProblemException(ProblemCatalog.ModelNotFound, Families.Count == 0
+                ? $"No model named '{name}' is loaded: no model is loaded yet."
+                : $"No model named '{name}' is loaded. Loaded: {string.Join(", ", Families.Keys)}."));
 }
 
 /// <summary>What a rescan changed: the versions it loaded and removed, the folders it newly refused, and what serves now.</summary>

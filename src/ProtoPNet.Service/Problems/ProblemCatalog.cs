@@ -44,7 +44,7 @@ public static class ProblemCatalog
     public static readonly ProblemKind ImageSideTooLong = new(Prefix + "image-side-too-long", "A side of the image is longer than the limit", 422,
         "The PNG image is 1x40000000 pixels; no side may be longer than 65535 pixels. Crop it nearer to the part to classify.");
     public static readonly ProblemKind NoModelReady = new(Prefix + "no-model-ready", "No model is ready", 503,
-        "No model is loaded: the model root holds no valid bundle (GET /models lists the refused ones and why). Retry later.");
+        "No model is loaded: the model root holds no valid bundle (2 refused; GET /models lists them and why).");
     /// <summary>The detail of <see cref="NoModelReady"/> while the service loads its models at start.</summary>
     public const string ModelsLoadingDetail =
         "The service is loading its models (at start, before the first is ready; a large bundle's execution strategy is measured as it loads). Retry shortly.";
@@ -100,6 +100,9 @@ public static class ProblemCatalog
         ImageRejection.SideTooLong => ImageSideTooLong,
         _ => ImageNotDecodable,
     };
+
+    /// <summary>A request refused by a CPU queue (decoding, drawing) that the stopping host has closed.</summary>
+    public static ProblemException OverloadedByShutdown() => new(Overloaded, "The service is shutting down. Retry shortly.");
 
     /// <summary>
     /// Kestrel's refusal of a request body while an endpoint read it: it arrived too slowly (408, and Kestrel closes the

@@ -74,7 +74,7 @@ public sealed class DrawingTurns(IOptions<BatchingOptions> options) : IDisposabl
         TaskCompletionSource<bool> waiter;
         lock (_lock)
         {
-            if (_disposed) throw ShuttingDown();
+            if (_disposed) throw ProblemCatalog.OverloadedByShutdown();
             if (_free > 0)
             {
                 _free--;
@@ -116,15 +116,13 @@ public sealed class DrawingTurns(IOptions<BatchingOptions> options) : IDisposabl
         }
     }
 
-    private static ProblemException ShuttingDown() => new(ProblemCatalog.Overloaded, "The service is shutting down. Retry shortly.");
-
     /// <summary>The host has stopped (its shutdown timeout passed): answers still waiting are refused.</summary>
     public void Dispose()
     {
         lock (_lock)
         {
             _disposed = true;
-            while (_waiters.TryDequeue(out var waiter, out _)) waiter.TrySetException(ShuttingDown());
+            while (_waiters.TryDequeue(out var waiter, out _)) waiter.TrySetException(ProblemCatalog.OverloadedByShutdown());
         }
     }
 }

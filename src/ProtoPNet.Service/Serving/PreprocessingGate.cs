@@ -40,7 +40,7 @@ public sealed class PreprocessingGate : IDisposable
     /// <summary>Waits for a turn; dispose the result when the images are prepared.</summary>
     public async ValueTask<IDisposable> EnterAsync(CancellationToken cancellationToken)
     {
-        if (_disposed) throw ShuttingDown();
+        if (_disposed) throw ProblemCatalog.OverloadedByShutdown();
         // A client that has left gets no turn, even a free one: a batch's next image is then not decoded for nobody.
         cancellationToken.ThrowIfCancellationRequested();
         // The usual case, a free turn: no timer, no allocation beyond the lease.
@@ -51,7 +51,7 @@ public sealed class PreprocessingGate : IDisposable
         }
         catch (ObjectDisposedException)
         {
-            throw ShuttingDown();
+            throw ProblemCatalog.OverloadedByShutdown();
         }
         if (lease.IsAcquired) return lease;
         lease.Dispose();
@@ -69,7 +69,7 @@ public sealed class PreprocessingGate : IDisposable
         }
         catch (ObjectDisposedException)
         {
-            throw ShuttingDown();
+            throw ProblemCatalog.OverloadedByShutdown();
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -78,14 +78,13 @@ public sealed class PreprocessingGate : IDisposable
         }
         if (lease.IsAcquired) return lease;
         lease.Dispose();
-        if (_disposed) throw ShuttingDown();   // disposing the limiter fails every waiting request's lease
+        if (_disposed) throw ProblemCatalog.OverloadedByShutdown();   // disposing the limiter fails every waiting request's lease
         throw Overloaded(
             $"The service is overloaded: {_queueLimit} requests are queued for decoding their images (limit Batching:MaxQueueSize). Retry shortly.");
     }
 
     private static ProblemException Overloaded(string detail) => new(ProblemCatalog.Overloaded, detail);
 
-    private static ProblemException ShuttingDown() => Overloaded("The service is shutting down. Retry shortly.");
 
     public void Dispose()
     {

@@ -40,7 +40,8 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         await using var empty = ServiceFactory.ForRoot(bundles.NewRoot());
         var notReady = await empty.CreateClient().GetAsync("/v2/health/ready");
         Assert.Equal(HttpStatusCode.BadRequest, notReady.StatusCode);
-        Assert.Equal("No model is loaded: the model root holds no valid bundle.", (await Http.JsonAsync(notReady, HttpStatusCode.BadRequest)).GetProperty("error").GetString());
+        Assert.Equal("No model is loaded: the model root holds no valid bundle (0 refused; GET /models lists them and why).",
+            (await Http.JsonAsync(notReady, HttpStatusCode.BadRequest)).GetProperty("error").GetString());
         Assert.Equal(HttpStatusCode.OK, (await empty.CreateClient().GetAsync("/v2/health/live")).StatusCode);
     }
 
