@@ -160,6 +160,36 @@ public class StartupFailureTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// SIGTERM while a version's execution strategy is measured (seconds for a large model; here batches of up to 1,024
+    /// images) stops the measurement: the version is not loaded, nor refused. It went on to the end of the measurement.
+    /// </summary>
+    [Fact]
+    public async Task SigtermWhileAVersionIsMeasuredStopsTheMeasurement()
+    {
+        var (service, listening) = await ServiceProcess.StartListeningAsync(new Dictionary<string, string>
+        {
+            ["Models__Root"] = bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), ["Inference__ExecutionProvider"] = "cpu",
+            ["Batching__Strategy"] = "auto", ["Batching__MaxBatchSize"] = "1024",
+        });
+        await using (service)
+        {
+            Assert.True(listening, string.Join('\n', service.Output));
+            await Eventually.TrueAsync(() => service.Output.Any(l => l.Contains("Measuring how smoke@", StringComparison.Ordinal)),
+                () => string.Join('\n', service.Output));
+            using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", service.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync();
+            }
+            Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+            var output = string.Join('\n', service.Output);
+            Assert.Contains("0 loaded: the service is shutting down", Assert.Single(service.Output, l => l.Contains("Stopped loading model bundles after", StringComparison.Ordinal)));
+            Assert.DoesNotContain("Loaded model smoke@", output);
+            Assert.DoesNotContain("runs batches of up to", output);
+            Assert.DoesNotContain("Refused", output);
+        }
+    }
+
+    /// <summary>
     /// Settings that look odd but are fine start the service: an empty telemetry service name is the default one (it
     /// aborted the start once tracing was on), a level in lower case.
     /// </summary>

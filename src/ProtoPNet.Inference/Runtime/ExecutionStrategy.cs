@@ -92,8 +92,10 @@ public static class ExecutionStrategyTuner
     /// <param name="concurrentRuns">The runs in flight.</param>
     /// <param name="slice">How long each shape runs per round (at least one run per caller).</param>
     /// <param name="loneRuns">Whether to measure the sessions one image at a time for requests that run alone (<see cref="ExecutionStrategy.LoneIntraOpThreads"/>).</param>
+    /// <param name="cancel">Stops the measurement after the runs in progress (<see cref="OperationCanceledException"/>): a
+    /// large model's takes seconds, which a shutdown should not wait for.</param>
     public static ExecutionStrategy Measure(IReadOnlyList<SessionCandidate> candidates, int maxBatchSize, int concurrentRuns, TimeSpan slice,
-        bool loneRuns = true)
+        bool loneRuns = true, CancellationToken cancel = default)
     {
         var batches = BatchSizes.Where(b => b < maxBatchSize).Append(maxBatchSize).ToArray();
         var shapes = candidates.SelectMany(c => batches.Select(b => (Candidate: c, Batch: b))).ToArray();
@@ -105,7 +107,7 @@ public static class ExecutionStrategyTuner
         {
             Array.Fill(input, 0.5f, 0, maxBatchSize * session.ImageElementCount);
             // The first run of a shape sizes ONNX Runtime's buffers: not timed.
-            foreach (var (candidate, batch) in shapes) Run(candidate.Session, input, batch, concurrentRuns, TimeSpan.Zero);
+            foreach (var (candidate, batch) in shapes) Run(candidate.Session, input, batch, concurrentRuns, TimeSpan.Zero, cancel);
             // The shapes take turns, several rounds, and each keeps its best round: other work on the machine only ever
             // slows a measurement down, and taking turns spreads it over all of them.
             var best = new (double ImagesPerSecond, double CpuMsPerImage)[shapes.Length];
@@ -114,7 +116,7 @@ public static class ExecutionStrategyTuner
             {
                 for (var i = 0; i < shapes.Length; i++)
                 {
-                    var (rate, cpu) = Run(shapes[i].Candidate.Session, input, shapes[i].Batch, concurrentRuns, slice);
+                    var (rate, cpu) = Run(shapes[i].Candidate.Session, input, shapes[i].Batch, concurrentRuns, slice, cancel);
                     best[i] = (Math.Max(best[i].ImagesPerSecond, rate), Math.Min(best[i].CpuMsPerImage, cpu));
                 }
             }
@@ -123,7 +125,7 @@ public static class ExecutionStrategyTuner
             double Score(int i) => saturating ? 1 / best[i].CpuMsPerImage : best[i].ImagesPerSecond;
             var top = Enumerable.Range(0, shapes.Length).Max(Score);
             var chosen = shapes[Enumerable.Range(0, shapes.Length).First(i => Score(i) * RequiredGain >= top)];
-            var (loneThreads, loneMeasurements) = loneRuns ? MeasureLone(candidates, chosen.Candidate, input, slice) : (chosen.Candidate.IntraOpThreads, []);
+            var (loneThreads, loneMeasurements) = loneRuns ? MeasureLone(candidates, chosen.Candidate, input, slice, cancel) : (chosen.Candidate.IntraOpThreads, []);
             return new ExecutionStrategy(chosen.Batch, concurrentRuns, chosen.Candidate.IntraOpThreads, "measured")
             {
                 Measurements = shapes.Select((shape, i) => new StrategyMeasurement(shape.Batch, concurrentRuns, shape.Candidate.IntraOpThreads,
@@ -145,7 +147,7 @@ public static class ExecutionStrategyTuner
     /// an idle pause (<see cref="LonePause"/>), in turns, and keeps its best round's median (<see cref="LoneThreadsFor"/> chooses).
     /// </summary>
     private static (int Threads, LoneMeasurement[] Measurements) MeasureLone(IReadOnlyList<SessionCandidate> candidates,
-        SessionCandidate chosen, float[] input, TimeSpan slice)
+        SessionCandidate chosen, float[] input, TimeSpan slice, CancellationToken cancel)
     {
         if (candidates.Count < 2) return (chosen.IntraOpThreads, []);
         var best = new (double P50Ms, int Runs)[candidates.Count];
@@ -154,7 +156,7 @@ public static class ExecutionStrategyTuner
         {
             for (var i = 0; i < candidates.Count; i++)
             {
-                var (p50, runs) = RunAfterPauses(candidates[i].Session, input, slice);
+                var (p50, runs) = RunAfterPauses(candidates[i].Session, input, slice, cancel);
                 if (p50 < best[i].P50Ms) best[i] = (p50, runs);
             }
         }
@@ -180,12 +182,13 @@ public static class ExecutionStrategyTuner
     /// The median milliseconds of single-image runs, each after <see cref="LonePause"/>, for about
     /// <paramref name="slice"/>, pauses included (at least three runs), and how many ran.
     /// </summary>
-    private static (double P50Ms, int Runs) RunAfterPauses(BundleSession session, float[] input, TimeSpan slice)
+    private static (double P50Ms, int Runs) RunAfterPauses(BundleSession session, float[] input, TimeSpan slice, CancellationToken cancel)
     {
         var times = new List<double>();
         var clock = Stopwatch.StartNew();
         while (times.Count < 3 || clock.Elapsed < slice)
         {
+            cancel.ThrowIfCancellationRequested();
             Thread.Sleep(LonePause);
             var start = Stopwatch.GetTimestamp();
             session.Run(input, 1).Dispose();
@@ -198,10 +201,13 @@ public static class ExecutionStrategyTuner
     /// <summary>
     /// Images per second of <paramref name="runs"/> callers each running batches of <paramref name="batch"/> for about
     /// <paramref name="slice"/> (at least once), and the process's CPU milliseconds per image. A run that fails is
-    /// thrown here, on the caller's thread (an exception left on a thread of its own would end the process).
+    /// thrown here, on the caller's thread (an exception left on a thread of its own would end the process), and so is
+    /// <paramref name="cancel"/> once the runs in progress end.
     /// </summary>
-    private static (double ImagesPerSecond, double CpuMsPerImage) Run(BundleSession session, float[] input, int batch, int runs, TimeSpan slice)
+    private static (double ImagesPerSecond, double CpuMsPerImage) Run(BundleSession session, float[] input, int batch, int runs, TimeSpan slice,
+        CancellationToken cancel)
     {
+        cancel.ThrowIfCancellationRequested();
         var images = 0L;
         Exception? failure = null;
         using var process = Process.GetCurrentProcess();
@@ -216,7 +222,7 @@ public static class ExecutionStrategyTuner
                     session.Run(input, batch).Dispose();
                     Interlocked.Add(ref images, batch);
                 }
-                while (clock.Elapsed < slice && Volatile.Read(ref failure) is null);
+                while (clock.Elapsed < slice && Volatile.Read(ref failure) is null && !cancel.IsCancellationRequested);
             }
             catch (Exception exception)
             {
@@ -225,6 +231,7 @@ public static class ExecutionStrategyTuner
         }) { IsBackground = true }).ToArray();
         foreach (var caller in callers) caller.Start();
         foreach (var caller in callers) caller.Join();
+        cancel.ThrowIfCancellationRequested();
         if (failure is not null)
         {
             throw new InvalidOperationException($"a batch of {batch} images failed to run: {failure.Message.Split('\n')[0]}", failure);

@@ -146,7 +146,8 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
     /// unchanged. A file that cannot be read is a refusal as well. <paramref name="isNewRefusal"/> tells a refusal met
     /// for the first time.
     /// </summary>
-    public ModelBundle? TryLoad(string modelName, string directory, Action<ModelBundle> prepare, out RefusedBundle? refusal, out bool isNewRefusal)
+    public ModelBundle? TryLoad(string modelName, string directory, Action<ModelBundle> prepare, out RefusedBundle? refusal, out bool isNewRefusal,
+        CancellationToken stopping = default)
     {
         isNewRefusal = false;
         var files = FolderState.Of(directory);
@@ -181,6 +182,12 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
                 logger.LogWarning("Model {Model:l}@{Version:l} is served without its interpretability scorecard: {Problem:l}", bundle.Name, bundle.Version, problem);
             }
             return bundle;
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // The shutdown stopped its preparation (the strategy's measurement): not a refusal, nothing to remember.
+            bundle?.Dispose();
+            throw;
         }
         catch (Exception exception) when (exception is not OutOfMemoryException)
         {

@@ -35,7 +35,8 @@ public sealed class ModelRegistry(
 
     /// <summary>
     /// Scans the model root and loads what it holds (at start). Once <paramref name="stopping"/> is cancelled (SIGTERM
-    /// while loading) no further version is loaded: the shutdown does not wait for every bundle to load and be measured.
+    /// while loading) no further version is loaded and the measurement of the one loading stops: the shutdown does not
+    /// wait for every bundle to load and be measured.
     /// </summary>
     public void LoadAll(CancellationToken stopping = default)
     {
@@ -120,7 +121,18 @@ public sealed class ModelRegistry(
                         logger.LogWarning("The folder of {Model}@{Version} was rewritten after it was loaded (its model.json or its graph changed; a version's folder should never change): loading it again from {Directory}",
                             existing.Name, existing.Version, directory);
                     }
-                    var bundle = scanner.TryLoad(family.Key, directory, loaded => chosen[loaded] = strategies.Choose(loaded), out var refusal, out var isNewRefusal);
+                    ModelBundle? bundle;
+                    RefusedBundle? refusal;
+                    bool isNewRefusal;
+                    try
+                    {
+                        bundle = scanner.TryLoad(family.Key, directory, loaded => chosen[loaded] = strategies.Choose(loaded, stopping),
+                            out refusal, out isNewRefusal, stopping);
+                    }
+                    catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                    {
+                        return false;
+                    }
                     if (bundle is not null)
                     {
                         added.Add(bundle);

@@ -18,9 +18,9 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
     /// <summary>
     /// The version's execution strategy (Batching:Strategy): measured on the CPU before the version is served, batches
     /// of Batching:MaxBatchSize on CUDA (where a run's fixed cost is the GPU launch and copies, which batching spreads),
-    /// or as configured.
+    /// or as configured. <paramref name="stopping"/> (the shutdown) stops a measurement with <see cref="OperationCanceledException"/>.
     /// </summary>
-    public ExecutionStrategy Choose(ModelBundle bundle)
+    public ExecutionStrategy Choose(ModelBundle bundle, CancellationToken stopping = default)
     {
         var options = batching.Value;
         var threads = sessionFactory.IntraOpThreads;
@@ -32,9 +32,10 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
                 ? new ExecutionStrategy(options.MaxBatchSize, options.ConcurrentRunsLimit, threads, "configured")
                 : bundle.Provider.Provider == SessionFactory.CudaProvider
                     ? new ExecutionStrategy(options.MaxBatchSize, 1, threads, "cuda")
-                    : MeasureStrategy(bundle, threads);
+                    : MeasureStrategy(bundle, threads, stopping);
         }
-        catch (Exception exception) when (exception is not (BundleRefusedException or OutOfMemoryException))
+        catch (Exception exception) when (exception is not (BundleRefusedException or OutOfMemoryException)
+            && !(exception is OperationCanceledException && stopping.IsCancellationRequested))
         {
             // E.g. a graph that runs the load checks' batches but not the larger ones measured here.
             throw new BundleRefusedException(bundle.Directory, $"its execution strategy cannot be measured: {exception.Message.Split('\n')[0]}", exception);
@@ -60,17 +61,21 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
     /// thread is measured beside the loaded one (one thread per core): the leaner serves; the other is kept for requests
     /// that run alone if it answers one image enough sooner (<see cref="ExecutionStrategy.LoneIntraOpThreads"/>), else disposed.
     /// </summary>
-    private ExecutionStrategy MeasureStrategy(ModelBundle bundle, int threads)
+    private ExecutionStrategy MeasureStrategy(ModelBundle bundle, int threads, CancellationToken stopping)
     {
         var options = batching.Value;
+        // Seconds for a large model: said, so that a start that seems to hang can be told from one that measures.
+        logger.LogInformation("Measuring how {Model}@{Version} runs fastest on the CPU (Batching:Strategy auto): batches of up to {MaxBatchSize} images, {ConcurrentRuns} concurrent runs",
+            bundle.Name, bundle.Version, options.MaxBatchSize, options.ConcurrentRunsLimit);
         List<SessionCandidate> candidates = [new(bundle.Session, threads)];
         if (!sessionFactory.IntraOpThreadsConfigured && threads > 1) candidates.Add(new(loader.LoadSession(bundle, 1), 1));
         try
         {
-            var strategy = ExecutionStrategyTuner.Measure(candidates, options.MaxBatchSize, options.ConcurrentRunsLimit, MeasureSlice, options.LoneRuns);
+            var strategy = ExecutionStrategyTuner.Measure(candidates, options.MaxBatchSize, options.ConcurrentRunsLimit, MeasureSlice, options.LoneRuns, stopping);
             var chosen = candidates.First(c => c.IntraOpThreads == strategy.IntraOpThreads).Session;
             // Loaded afresh: a measured session's memory arena has grown to the largest batch tried, and lone runs are of
             // one image (for ResNet-18, 245 MiB more resident memory kept against about 100).
+            stopping.ThrowIfCancellationRequested();
             var lone = strategy.LoneIntraOpThreads != strategy.IntraOpThreads ? loader.LoadSession(bundle, strategy.LoneIntraOpThreads) : null;
             bundle.ServeWith(chosen, lone);
             return strategy;
