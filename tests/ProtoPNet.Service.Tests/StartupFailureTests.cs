@@ -190,6 +190,42 @@ public class StartupFailureTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// The same for a version published while the service runs: SIGTERM while the rescan measures it stops the
+    /// measurement, and the shutdown does not wait for it; the version loaded before served until then.
+    /// </summary>
+    [Fact]
+    public async Task SigtermWhileARescanMeasuresANewVersionStopsTheMeasurement()
+    {
+        var root = bundles.NewRoot();
+        var staging = bundles.NewRoot();
+        ProtoPNet.Tests.Shared.Trainer.CopyAsVersions(bundles.SmokeBundle, staging, 2);
+        Directory.CreateDirectory(Path.Combine(root, "smoke"));
+        Directory.Move(Path.Combine(staging, "20260101T000000Z"), Path.Combine(root, "smoke", "20260101T000000Z"));
+        var (service, listening) = await ServiceProcess.StartListeningAsync(new Dictionary<string, string>
+        {
+            ["Models__Root"] = root, ["Inference__ExecutionProvider"] = "cpu", ["Batching__Strategy"] = "auto", ["Batching__MaxBatchSize"] = "1024",
+        });
+        await using (service)
+        {
+            Assert.True(listening, string.Join('\n', service.Output));
+            await Eventually.TrueAsync(() => service.Output.Any(l => l.Contains("Serving smoke@20260101T000000Z", StringComparison.Ordinal)),
+                () => string.Join('\n', service.Output));
+            Directory.Move(Path.Combine(staging, "20260102T000000Z"), Path.Combine(root, "smoke", "20260102T000000Z"));
+            await Eventually.TrueAsync(() => service.Output.Any(l => l.Contains("Measuring how smoke@20260102T000000Z", StringComparison.Ordinal)),
+                () => string.Join('\n', service.Output));
+            using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", service.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync();
+            }
+            Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+            var output = string.Join('\n', service.Output);
+            Assert.Contains("0 loaded: the service is shutting down", Assert.Single(service.Output, l => l.Contains("Stopped loading model bundles after", StringComparison.Ordinal)));
+            Assert.DoesNotContain("Loaded model smoke@20260102T000000Z", output);
+            Assert.DoesNotContain("Refused", output);
+        }
+    }
+
+    /// <summary>
     /// Settings that look odd but are fine start the service: an empty telemetry service name is the default one (it
     /// aborted the start once tracing was on), a level in lower case.
     /// </summary>

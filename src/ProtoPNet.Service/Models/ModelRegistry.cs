@@ -48,9 +48,9 @@ public sealed class ModelRegistry(
     /// <summary>
     /// Compares the model root with what is loaded: loads, verifies and warms up new version folders, drops removed ones,
     /// and swaps the catalog once. Folders refused before are retried only when their model.json changes, so a periodic
-    /// rescan does not repeat the refusal's log line.
+    /// rescan does not repeat the refusal's log line. <paramref name="stopping"/> stops it as it stops <see cref="LoadAll"/>.
     /// </summary>
-    public RescanResult Rescan() => RescanCore(Stopwatch.StartNew());
+    public RescanResult Rescan(CancellationToken stopping = default) => RescanCore(Stopwatch.StartNew(), stopping);
 
     /// <summary>
     /// <see cref="Rescan"/> for a request (POST .../reload): it waits for a scan in progress without holding a thread,

@@ -43,7 +43,7 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
                 await Task.Delay(Debounce, stoppingToken);
                 _changes.Reader.TryRead(out _);
                 var periodic = Interlocked.Exchange(ref _watcherSpoke, 0) == 0;
-                var result = RescanLogged();
+                var result = RescanLogged(stoppingToken);
                 if (!periodic || !options.Value.Watch) continue;
                 if (watcher is not null && result is { } changed && changed.Loaded.Count + changed.Removed.Count + changed.Refused.Count > 0)
                 {
@@ -125,11 +125,11 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
     }
 
     /// <summary>Rescans; what changed, or null when the rescan failed (logged).</summary>
-    private RescanResult? RescanLogged()
+    private RescanResult? RescanLogged(CancellationToken stopping)
     {
         try
         {
-            return registry.Rescan();
+            return registry.Rescan(stopping);
         }
         catch (ObjectDisposedException)
         {
