@@ -143,13 +143,7 @@ public class StartupFailureTests(TrainerBundles bundles)
         await using (service)
         {
             Assert.True(listening, string.Join('\n', service.Output));
-            await Eventually.TrueAsync(() => service.Output.Any(l => l.Contains("Loaded model smoke@", StringComparison.Ordinal)),
-                () => string.Join('\n', service.Output));
-            using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", service.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                await kill.WaitForExitAsync();
-            }
-            Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+            await TerminateOnceAsync(service, "Loaded model smoke@");
             var output = string.Join('\n', service.Output);
             var stopped = Assert.Single(service.Output, l => l.Contains("Stopped loading model bundles after", StringComparison.Ordinal));
             var loaded = service.Output.Count(l => l.Contains("Loaded model smoke@", StringComparison.Ordinal));
@@ -174,13 +168,7 @@ public class StartupFailureTests(TrainerBundles bundles)
         await using (service)
         {
             Assert.True(listening, string.Join('\n', service.Output));
-            await Eventually.TrueAsync(() => service.Output.Any(l => l.Contains("Measuring how smoke@", StringComparison.Ordinal)),
-                () => string.Join('\n', service.Output));
-            using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", service.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                await kill.WaitForExitAsync();
-            }
-            Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+            await TerminateOnceAsync(service, "Measuring how smoke@");
             var output = string.Join('\n', service.Output);
             Assert.Contains("0 loaded: the service is shutting down", Assert.Single(service.Output, l => l.Contains("Stopped loading model bundles after", StringComparison.Ordinal)));
             Assert.DoesNotContain("Loaded model smoke@", output);
@@ -208,21 +196,22 @@ public class StartupFailureTests(TrainerBundles bundles)
         await using (service)
         {
             Assert.True(listening, string.Join('\n', service.Output));
-            await Eventually.TrueAsync(() => service.Output.Any(l => l.Contains("Serving smoke@20260101T000000Z", StringComparison.Ordinal)),
-                () => string.Join('\n', service.Output));
+            await service.WaitForLineAsync("Serving smoke@20260101T000000Z");
             Directory.Move(Path.Combine(staging, "20260102T000000Z"), Path.Combine(root, "smoke", "20260102T000000Z"));
-            await Eventually.TrueAsync(() => service.Output.Any(l => l.Contains("Measuring how smoke@20260102T000000Z", StringComparison.Ordinal)),
-                () => string.Join('\n', service.Output));
-            using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", service.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                await kill.WaitForExitAsync();
-            }
-            Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+            await TerminateOnceAsync(service, "Measuring how smoke@20260102T000000Z");
             var output = string.Join('\n', service.Output);
             Assert.Contains("0 loaded: the service is shutting down", Assert.Single(service.Output, l => l.Contains("Stopped loading model bundles after", StringComparison.Ordinal)));
             Assert.DoesNotContain("Loaded model smoke@20260102T000000Z", output);
             Assert.DoesNotContain("Refused", output);
         }
+    }
+
+    /// <summary>SIGTERM once the service has printed a line holding <paramref name="text"/>; it exits 0.</summary>
+    private static async Task TerminateOnceAsync(ServiceProcess service, string text)
+    {
+        await service.WaitForLineAsync(text);
+        service.Terminate();
+        Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
     }
 
     /// <summary>

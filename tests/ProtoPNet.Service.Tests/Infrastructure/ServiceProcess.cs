@@ -25,6 +25,18 @@ public sealed class ServiceProcess : IAsyncDisposable
     /// <summary>The service's process id, for a signal (e.g. SIGTERM: kill -TERM).</summary>
     public int ProcessId => _process.Id;
 
+    /// <summary>SIGTERM, as a container runtime or Kubernetes stops the service.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        Assert.Equal(0, kill.ExitCode);
+    }
+
+    /// <summary>Until the service has printed a line holding <paramref name="text"/> (its whole output if it does not).</summary>
+    public Task WaitForLineAsync(string text) =>
+        Eventually.TrueAsync(() => Output.Any(line => line.Contains(text, StringComparison.Ordinal)), () => string.Join('\n', Output));
+
     /// <summary>The exit status once the process has ended (waiting up to <paramref name="timeout"/> for it); null if it still runs.</summary>
     public async Task<int?> ExitCodeAsync(TimeSpan timeout)
     {

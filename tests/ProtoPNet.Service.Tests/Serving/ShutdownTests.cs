@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -25,7 +24,7 @@ public class ShutdownTests(TrainerBundles bundles)
         await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
         var answer = StartHeavyRequest(service);
         await WaitUntilInProgressAsync(service);
-        Terminate(service);
+        service.Terminate();
 
         using var response = await answer;
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -42,7 +41,7 @@ public class ShutdownTests(TrainerBundles bundles)
         await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"), ("ASPNETCORE_SHUTDOWNTIMEOUTSECONDS", "1"));
         var answer = StartHeavyRequest(service);
         await WaitUntilInProgressAsync(service);
-        Terminate(service);
+        service.Terminate();
 
         Assert.NotNull(await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
         Assert.Contains(service.Output, line => line.Contains("Shutting down: 1 inference requests in progress have up to 1 s to finish", StringComparison.Ordinal));
@@ -77,13 +76,6 @@ public class ShutdownTests(TrainerBundles bundles)
     /// <summary>Until the request holds its upload in memory (it is being decoded or explained), for 60 s at most.</summary>
     private static async Task WaitUntilInProgressAsync(ServiceProcess service) => await Eventually.ValueAsync(
         async () => PrometheusText.Sum(await PrometheusText.ScrapeAsync(service.Client), "protopnet_buffered_bytes"), bytes => bytes > 0);
-
-    private static void Terminate(ServiceProcess service)
-    {
-        using var kill = Process.Start("kill", ["-TERM", service.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
-        Assert.Equal(0, kill.ExitCode);
-    }
 
     private sealed class Lifetime(bool stopping) : IHostApplicationLifetime
     {

@@ -88,8 +88,7 @@ public class UnreadableBodyTests(TrainerBundles bundles)
             socket.LingerState = new LingerOption(true, 0);   // a reset, as a client that gives up
         }
 
-        await Eventually.TrueAsync(() => service.Output.Any(line => line.Contains("POST /classify responded ", StringComparison.Ordinal)),
-            () => string.Join('\n', service.Output));
+        await service.WaitForLineAsync("POST /classify responded ");
         var logged = service.Output.Single(line => line.Contains("POST /classify responded ", StringComparison.Ordinal));
         Assert.Contains("POST /classify responded 499 ", logged);
         Assert.DoesNotContain(service.Output, line => line.Contains("ERR", StringComparison.Ordinal) || line.Contains("[Error]", StringComparison.Ordinal));
@@ -182,8 +181,7 @@ public class UnreadableBodyTests(TrainerBundles bundles)
         // Kestrel's line, had it come, was logged before it closed the connection: a request made after that is logged
         // after it, and the console is written in order.
         Assert.Equal(HttpStatusCode.OK, (await service.Client.GetAsync("/health/live")).StatusCode);
-        await Eventually.TrueAsync(() => service.Output.Any(l => l.Contains("GET /health/live responded", StringComparison.Ordinal)),
-            () => string.Join('\n', service.Output));
+        await service.WaitForLineAsync("GET /health/live responded");
         Assert.Equal(2, service.Output.Count(l => l.Contains(" responded 408 ", StringComparison.Ordinal)));
         Assert.DoesNotContain(service.Output, line => line.Contains("ERR", StringComparison.Ordinal) || line.Contains("Reading is already in progress", StringComparison.Ordinal));
     }
@@ -240,8 +238,7 @@ public class UnreadableBodyTests(TrainerBundles bundles)
         Assert.True(length > 10_000_000, $"{length} bytes");
         Assert.Equal((byte)'}', last);
         Assert.True(elapsed > limit, $"the answer took {elapsed.TotalSeconds:0.0} s: too quick to show that drawing does not count");
-        await Eventually.TrueAsync(() => service.Output.Any(line => line.Contains("POST /classify responded ", StringComparison.Ordinal)),
-            () => string.Join('\n', service.Output));
+        await service.WaitForLineAsync("POST /classify responded ");
         Assert.Contains(service.Output, line => line.Contains("POST /classify responded 200 ", StringComparison.Ordinal));
         Assert.DoesNotContain(service.Output, line => line.Contains("Cut off the answer", StringComparison.Ordinal));
     }
