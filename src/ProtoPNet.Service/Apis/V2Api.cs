@@ -16,7 +16,7 @@ public sealed record V2ModelRoute
     /// <summary>Model name.</summary>
     public string Name { get; init; } = "";
 
-    /// <summary>Version id (versioned route only).</summary>
+    /// <summary>Version id: in the path on the versioned routes; on the others a query parameter, the version served by default when absent.</summary>
     public string? Version { get; init; }
 
     /// <summary>The model asked for; a name or version that could not be a folder name is a bad request.</summary>

@@ -29,11 +29,28 @@ public static class OpenApiExtensions
                 Type = JsonSchemaType.String,
                 Description = $"A PNG data URI ({Inference.Rendering.HeatmapRenderer.PngDataUriPrefix}...): the heatmap over the decoded image, scaled down to at most 4 megapixels.",
             });
+            // A training job's options are whatever JSON object the trainer takes, not System.Text.Json's node classes.
+            options.MapType<System.Text.Json.Nodes.JsonObject>(() => new OpenApiSchema
+            {
+                Type = JsonSchemaType.Object,
+                AdditionalPropertiesAllowed = true,
+                Description = "A JSON object.",
+            });
+            // What may be null says so (string? is nullable, string is not), also where a property refers to a schema.
+            options.SupportNonNullableReferenceTypes();
+            options.UseAllOfToExtendReferenceSchemas();
+            ApiKeyOperationFilter.AddSchemes(options);
+            options.OperationFilter<ApiKeyOperationFilter>();
             options.OperationFilter<ImageUploadOperationFilter>();
+            options.OperationFilter<CommonResponsesOperationFilter>();
             options.OperationFilter<ExamplesOperationFilter>();
             options.OperationFilter<ResponseHeadersOperationFilter>();
-            options.OperationFilter<ClassifyParametersOperationFilter>();
+            options.OperationFilter<ParametersOperationFilter>();
+            options.OperationFilter<OpenInferenceBinaryOperationFilter>();
             options.SchemaFilter<OpenInferenceRequestSchemaFilter>();
+            options.SchemaFilter<ResponseSchemaFilter>();
+            options.SchemaFilter<ProblemDetailsSchemaFilter>();
+            options.SchemaFilter<BatchResultsSchemaFilter>();
         });
         return builder;
     }

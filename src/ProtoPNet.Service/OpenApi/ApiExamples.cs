@@ -117,7 +117,7 @@ public static class ApiExamples
             """,
         ["ReloadModel"] = new ReloadResponse("fashion-mnist", "20261130T080000Z", ["20261130T080000Z", Version], ["fashion-mnist@20261130T080000Z"], [],
             [new RefusedBundleResponse("models/fashion-mnist/20261130T090000Z", "probe mismatch: logits[3] is 1.25, the manifest expects 2.5 (tolerance 1e-3 + 1e-3*|expected|)")]),
-        ["V2ServerMetadata"] = new V2ServerMetadata("protopnet-service", "1.0.0", []),
+        ["V2ServerMetadata"] = new V2ServerMetadata("protopnet-service", "1.0.0", [V2Api.BinaryTensorDataExtension]),
         ["V2ServerLive"] = new V2ServerLive(true),
         ["V2ServerReady"] = new V2ServerReady(true),
         ["V2ModelReady"] = new V2ModelReady("fashion-mnist", true),

@@ -107,7 +107,8 @@ public sealed class ExamplesOperationFilter : IOperationFilter
         var training = operationId.Contains("Training", StringComparison.Ordinal);
         return status switch
         {
-            400 when training => [ProblemCatalog.InvalidTrainingJob],
+            400 when operationId == "SubmitTrainingJob" => [ProblemCatalog.InvalidTrainingJob, ProblemCatalog.InvalidParameter],
+            413 when training => [ProblemCatalog.RequestTooLarge],
             404 when training && operationId is "SubmitTrainingJob" or "ListTrainingJobs" or "ListTrainingOptions" => [ProblemCatalog.TrainingNotConfigured],
             404 when training => [ProblemCatalog.TrainingNotConfigured, ProblemCatalog.TrainingJobNotFound],
             409 when operationId == "RemoveTrainingJob" => [ProblemCatalog.TrainingJobNotFinished],
@@ -131,7 +132,7 @@ public sealed class ExamplesOperationFilter : IOperationFilter
             403 when operationId == "ReloadModel" => [ProblemCatalog.AdminDisabled, ProblemCatalog.ApiKeyRejected],
             403 => [ProblemCatalog.ApiKeyRejected],
             429 => [ProblemCatalog.RateLimited],
-            503 when classify => [ProblemCatalog.NoModelReady, ProblemCatalog.Overloaded],
+            503 when classify => [ProblemCatalog.NoModelReady, ProblemCatalog.Overloaded, ProblemCatalog.UploadSpoolFull],
             503 => [ProblemCatalog.NoModelReady],
             _ => [ProblemCatalog.Unexpected],
         };
@@ -197,7 +198,13 @@ public sealed class ResponseHeadersOperationFilter : IOperationFilter
                 concrete.Headers["Last-Modified"] = Header(JsonSchemaType.String, "When the bundle's file was written.");
                 concrete.Headers["Cache-Control"] = Header(JsonSchemaType.String, "public, max-age=31536000, immutable: a version's files never change.");
             }
-            if (status is "429" or "503")
+            if (status is "202" && operation.OperationId is "SubmitTrainingJob" or "CancelTrainingJob")
+            {
+                concrete.Headers ??= new Dictionary<string, IOpenApiHeader>();
+                concrete.Headers["Location"] = Header(JsonSchemaType.String, "The job's URL (/training/jobs/{id}).");
+            }
+            // Every 429 and 503 says when to try again, except a jobs folder that cannot be written: waiting does not mend it.
+            if (status is "429" || (status is "503" && !(operation.OperationId ?? "").Contains("Training", StringComparison.Ordinal)))
             {
                 concrete.Headers ??= new Dictionary<string, IOpenApiHeader>();
                 concrete.Headers["Retry-After"] = Header(JsonSchemaType.Integer, "Seconds to wait before trying again.");
@@ -209,30 +216,96 @@ public sealed class ResponseHeadersOperationFilter : IOperationFilter
         new() { Description = description, Schema = new OpenApiSchema { Type = type } };
 }
 
-/// <summary>The classify endpoints' query parameters with the values they take (the binder sees only strings and integers).</summary>
-public sealed class ClassifyParametersOperationFilter(Microsoft.Extensions.Options.IOptions<Classifying.ClassifyOptions> options) : IOperationFilter
+/// <summary>
+/// The parameters with the values they take and their defaults (the binder sees only strings and integers), and their
+/// descriptions on one line each.
+/// </summary>
+public sealed partial class ParametersOperationFilter(Microsoft.Extensions.Options.IOptions<Classifying.ClassifyOptions> options) : IOperationFilter
 {
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
+        var limits = options.Value;
         foreach (var parameter in operation.Parameters?.OfType<OpenApiParameter>() ?? [])
         {
-            if (parameter.In != ParameterLocation.Query || parameter.Schema is not OpenApiSchema schema) continue;
+            if (parameter.Description is { } description) parameter.Description = OneLine().Replace(description.Trim(), " ");
+            if (parameter.Schema is not OpenApiSchema schema) continue;
             switch (parameter.Name)
             {
-                case "topClasses" or "explainClass":
+                case "topClasses":
+                    schema.Minimum = "0";
+                    schema.Default = JsonValue.Create(3);
+                    break;
+                case "explainClass":
                     schema.Minimum = "0";
                     break;
                 case "topPrototypes":
+                    var most = operation.OperationId == "ClassifyCard" ? Math.Min(limits.MaxTopPrototypes, Inference.Rendering.ExplanationCard.MaxRows) : limits.MaxTopPrototypes;
                     schema.Minimum = "0";
-                    schema.Maximum = options.Value.MaxTopPrototypes.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    schema.Maximum = most.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    schema.Default = JsonValue.Create(5);
+                    parameter.Description += operation.OperationId == "ClassifyCard"
+                        ? $" At most {most}; with verify=true at most {limits.MaxVerifiedPrototypes}."
+                        : $" At most {most}; with heatmaps=png at most {limits.MaxHeatmapPrototypes}, with verify=true at most {limits.MaxVerifiedPrototypes} (the default 5 is held to them).";
                     break;
                 case "heatmaps":
                     schema.Enum = [JsonValue.Create("none"), JsonValue.Create("png")];
+                    schema.Default = JsonValue.Create("none");
                     break;
                 case "verify":
                     schema.Enum = [JsonValue.Create("false"), JsonValue.Create("true")];
+                    schema.Default = JsonValue.Create("false");
+                    break;
+                case "limit" when parameter.In == ParameterLocation.Query:
+                    // Bound as text so that a bad one is answered in the service's own words (400 invalid-parameter).
+                    schema.Type = JsonSchemaType.Integer;
+                    schema.Minimum = "1";
+                    break;
+                case "kind" when parameter.In == ParameterLocation.Path:
+                    schema.Enum = [.. ModelsApi.PictureKinds.Select(kind => (JsonNode)JsonValue.Create(kind))];
                     break;
             }
+        }
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\s*\n\s*")]
+    private static partial System.Text.RegularExpressions.Regex OneLine();
+}
+
+/// <summary>
+/// The Open Inference Protocol's binary tensor data on the infer routes: a body of JSON followed by the inputs' bytes,
+/// the JSON's length in <c>Inference-Header-Content-Length</c>, and an answer of the same form when binary outputs are asked for.
+/// </summary>
+public sealed class OpenInferenceBinaryOperationFilter : IOperationFilter
+{
+    private const string HeaderName = V2RequestReader.JsonLengthHeader;
+
+    public void Apply(OpenApiOperation operation, OperationFilterContext context)
+    {
+        if (operation.OperationId is not ("V2Infer" or "V2InferVersion")) return;
+        var binary = new OpenApiSchema { Type = JsonSchemaType.String, Format = "binary" };
+        operation.Parameters ??= [];
+        operation.Parameters.Add(new OpenApiParameter
+        {
+            Name = HeaderName,
+            In = ParameterLocation.Header,
+            Description = "With binary input data: the length in bytes of the JSON that begins the body; the inputs' bytes follow it.",
+            Schema = new OpenApiSchema { Type = JsonSchemaType.Integer, Minimum = "0" },
+        });
+        if (operation.RequestBody is OpenApiRequestBody body && body.Content is { } content)
+        {
+            content["application/octet-stream"] = new OpenApiMediaType { Schema = binary };
+            body.Description = $"The request as JSON; or, with {HeaderName}, that JSON followed by the inputs' binary data (any Content-Type: the protocol names none).";
+        }
+        if (operation.Responses?.TryGetValue("200", out var ok) == true && ok is OpenApiResponse answer)
+        {
+            answer.Content ??= new Dictionary<string, IOpenApiMediaType>();
+            answer.Content["application/octet-stream"] = new OpenApiMediaType { Schema = binary };
+            answer.Headers ??= new Dictionary<string, IOpenApiHeader>();
+            answer.Headers[HeaderName] = new OpenApiHeader
+            {
+                Description = "Only on an answer with binary outputs (application/octet-stream): the length of the JSON that begins it; the outputs' bytes follow.",
+                Schema = new OpenApiSchema { Type = JsonSchemaType.Integer },
+            };
         }
     }
 }

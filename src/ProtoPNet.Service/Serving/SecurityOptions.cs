@@ -20,6 +20,16 @@ public sealed class SecurityOptions
     public string[] CorsOrigins { get; set; } = [];
 }
 
+/// <summary>Which key an endpoint takes (endpoint metadata): the OpenAPI document declares it as the endpoint's security.</summary>
+public enum ApiKeyKind
+{
+    Admin,
+    Classify,
+}
+
+/// <summary>The key an endpoint needs in <c>X-Api-Key</c>, as endpoint metadata.</summary>
+public sealed record ApiKeyMetadata(ApiKeyKind Kind);
+
 /// <summary>API keys in <c>X-Api-Key</c>, compared in constant time so the answer's timing tells nothing about the key.</summary>
 public static class ApiKeys
 {
@@ -35,6 +45,7 @@ public static class ApiKeys
             }
             return Check(context.HttpContext, key) ?? await next(context);
         })
+        .WithMetadata(new ApiKeyMetadata(ApiKeyKind.Admin))
         .ProducesProblem(StatusCodes.Status401Unauthorized)
         .ProducesProblem(StatusCodes.Status403Forbidden);
 
@@ -44,7 +55,8 @@ public static class ApiKeys
         {
             var key = context.HttpContext.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<SecurityOptions>>().Value.ClassifyApiKey;
             return string.IsNullOrEmpty(key) ? await next(context) : Check(context.HttpContext, key) ?? await next(context);
-        });
+        })
+        .WithMetadata(new ApiKeyMetadata(ApiKeyKind.Classify));
 
     /// <summary>
     /// <see cref="RequireClassifyKey"/> with its 401 and 403 problems declared in the OpenAPI document (as ProducesProblem

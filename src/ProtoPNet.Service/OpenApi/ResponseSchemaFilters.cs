@@ -1,0 +1,87 @@
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.OpenApi;
+using ProtoPNet.Service.Apis;
+using ProtoPNet.Service.Training;
+using Swashbuckle.AspNetCore.SwaggerGen;
+
+namespace ProtoPNet.Service.OpenApi;
+
+/// <summary>
+/// The answers' schemas as a client generator should read them: every member the service always writes is required
+/// (null where its type allows it; the few written "only when ..." are not), and members a later version adds are
+/// allowed, so a strict client built from this document keeps working when the answer grows. Request bodies keep
+/// their own rules (<see cref="OpenInferenceRequestSchemaFilter"/>).
+/// </summary>
+public sealed class ResponseSchemaFilter : ISchemaFilter
+{
+    /// <summary>The request bodies' types, which this filter leaves alone.</summary>
+    public static readonly IReadOnlySet<Type> RequestTypes = new HashSet<Type>
+    {
+        typeof(V2InferenceRequest), typeof(V2RequestInput), typeof(V2RequestOutput), typeof(TrainingJobRequest),
+    };
+
+    private static readonly Assembly[] Ours = [typeof(ResponseSchemaFilter).Assembly, typeof(Inference.Bundles.ModelBundle).Assembly];
+
+    public void Apply(IOpenApiSchema schema, SchemaFilterContext context)
+    {
+        if (schema is not OpenApiSchema { Properties.Count: > 0 } concrete || RequestTypes.Contains(context.Type)
+            || !Ours.Contains(context.Type.Assembly)) return;
+        concrete.AdditionalPropertiesAllowed = true;
+        concrete.AdditionalProperties = null;
+        concrete.Required = new HashSet<string>(context.Type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(property => property.GetCustomAttribute<JsonIgnoreAttribute>() is null)
+            .Select(JsonName)
+            .Where(concrete.Properties.ContainsKey));
+    }
+
+    private static string JsonName(PropertyInfo property) =>
+        property.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name ?? JsonNamingPolicy.CamelCase.ConvertName(property.Name);
+}
+
+/// <summary>
+/// A problem as the service writes it (RFC 9457): <c>type</c>, <c>title</c>, <c>status</c> and <c>detail</c> always, the
+/// request's <c>traceId</c> on every answer that is a problem (not on an image's problem inside a batch's 200);
+/// <c>instance</c> never; other members with some kinds (<c>field</c> of a bad training job, <c>executionProvider</c> of readiness).
+/// </summary>
+public sealed class ProblemDetailsSchemaFilter : ISchemaFilter
+{
+    private static readonly string[] Always = ["type", "title", "status", "detail"];
+
+    public void Apply(IOpenApiSchema schema, SchemaFilterContext context)
+    {
+        if (context.Type != typeof(ProblemDetails) || schema is not OpenApiSchema { Properties: { } properties } concrete) return;
+        properties.Remove("instance");
+        foreach (var name in Always)
+        {
+            if (properties.TryGetValue(name, out var member) && member is OpenApiSchema { Type: { } type } typed) typed.Type = type & ~JsonSchemaType.Null;
+        }
+        properties["traceId"] = new OpenApiSchema
+        {
+            Type = JsonSchemaType.String,
+            Description = "The request's W3C traceparent (00-<trace id>-<span id>-<flags>), also in its log line; on every answer that is a problem, not on an image's problem inside a batch.",
+        };
+        concrete.Required = new HashSet<string>(Always);
+        concrete.Description = "A problem (RFC 9457). Some kinds add members: `field` (invalid-training-job), `executionProvider` (no-model-ready from /health/ready).";
+    }
+}
+
+/// <summary>A batch's results: each is an image's classification, or the problem of that image, in upload order.</summary>
+public sealed class BatchResultsSchemaFilter : ISchemaFilter
+{
+    public void Apply(IOpenApiSchema schema, SchemaFilterContext context)
+    {
+        if (context.Type != typeof(BatchClassifyResponse) || schema is not OpenApiSchema { Properties: { } properties }
+            || !properties.TryGetValue("results", out var results) || results is not OpenApiSchema array) return;
+        array.Items = new OpenApiSchema
+        {
+            OneOf =
+            [
+                context.SchemaGenerator.GenerateSchema(typeof(ClassifyResponse), context.SchemaRepository),
+                context.SchemaGenerator.GenerateSchema(typeof(ProblemDetails), context.SchemaRepository),
+            ],
+        };
+    }
+}

@@ -1,0 +1,194 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Json.Schema;
+using ProtoPNet.Service.Tests.Infrastructure;
+
+namespace ProtoPNet.Service.Tests;
+
+/// <summary>
+/// The OpenAPI document is what other teams generate their clients from: the real answers of the real service, success
+/// and problem alike, are declared there with their status and content type, and their JSON fits the declared schema
+/// (required members present, null only where the schema allows it). A generated client once threw on a model without
+/// calibration ("Required property 'calibration' expects a non-null value") and on every training job.
+/// </summary>
+[Collection(BundlesCollection.Name)]
+public class OpenApiContractTests(TrainerBundles bundles)
+{
+    private const string AdminKey = "contract-admin-key";
+
+    [Fact]
+    public async Task RealAnswersAreDeclaredAndFitTheirSchemas()
+    {
+        // "bare": a bundle without the optional sections, whose answers hold the nulls.
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null), (bundles.SmokeBundle, "bare", bundle => TrainerBundles.EditManifest(bundle, manifest =>
+        {
+            foreach (var section in (string[])["unfamiliarity", "interpretability", "examples", "training"]) manifest.AsObject().Remove(section);
+        })));
+        var jobs = Directory.CreateTempSubdirectory("protopnet-contract-jobs-").FullName;
+        using var factory = ServiceFactory.ForRoot(root, ("Training:JobsRoot", jobs), ("Security:AdminApiKey", AdminKey));
+        var client = factory.CreateClient();
+        var contract = new Contract(JsonNode.Parse(await client.GetStringAsync("/swagger/v1/swagger.json"))!);
+        var version = Path.GetFileName(bundles.SmokeBundle);
+        var png = Http.BundleImage(bundles.SmokeBundle, 0);
+        var v2Request = JsonSerializer.Serialize(new { inputs = new[] { new { name = "image", shape = new[] { 1, 3, 32, 32 }, datatype = "FP32", data = new float[3 * 32 * 32] } } });
+
+        (string Template, HttpMethod Method, string Url, Func<HttpContent?> Body)[] requests =
+        [
+            ("/classify", HttpMethod.Post, "/classify", () => Http.Raw(png, "image/png")),
+            ("/classify", HttpMethod.Post, "/classify?verify=true&heatmaps=png&topPrototypes=2", () => Http.Image(png)),
+            ("/classify", HttpMethod.Post, "/classify?model=bare", () => Http.Raw(png, "image/png")),
+            ("/classify", HttpMethod.Post, "/classify", () => null),
+            ("/classify", HttpMethod.Post, "/classify", () => new StringContent("not an image", Encoding.UTF8, "text/plain")),
+            ("/classify", HttpMethod.Post, "/classify?model=nope", () => Http.Raw(png, "image/png")),
+            ("/classify", HttpMethod.Post, "/classify?topPrototypes=-1", () => Http.Raw(png, "image/png")),
+            ("/classify/batch", HttpMethod.Post, "/classify/batch",
+                () => Http.Multipart(("image", png, "image/png"), ("image", Encoding.UTF8.GetBytes("not a png"), "image/png"))),
+            ("/classify/card", HttpMethod.Post, "/classify/card?topPrototypes=2", () => Http.Raw(png, "image/png")),
+            ("/models", HttpMethod.Get, "/models", () => null),
+            ("/models", HttpMethod.Get, "/models?a=1&a=2", () => null),
+            ("/models/{name}", HttpMethod.Get, "/models/smoke", () => null),
+            ("/models/{name}", HttpMethod.Get, "/models/bare", () => null),
+            ("/models/{name}", HttpMethod.Get, "/models/nope", () => null),
+            ("/models/{name}/versions/{version}", HttpMethod.Get, $"/models/smoke/versions/{version}", () => null),
+            ("/models/{name}/versions/{version}", HttpMethod.Get, $"/models/bare/versions/{version}", () => null),
+            ("/models/{name}/versions/{version}/prototypes", HttpMethod.Get, $"/models/smoke/versions/{version}/prototypes", () => null),
+            ("/models/{name}/versions/{version}/prototypes", HttpMethod.Get, $"/models/bare/versions/{version}/prototypes", () => null),
+            ("/models/{name}/versions/{version}/prototypes/{index}/{kind}.png", HttpMethod.Get, $"/models/smoke/versions/{version}/prototypes/0/patch.png", () => null),
+            ("/health/live", HttpMethod.Get, "/health/live", () => null),
+            ("/health/ready", HttpMethod.Get, "/health/ready", () => null),
+            ("/metrics", HttpMethod.Get, "/metrics", () => null),
+            ("/v2", HttpMethod.Get, "/v2", () => null),
+            ("/v2/health/ready", HttpMethod.Get, "/v2/health/ready", () => null),
+            ("/v2/models/{name}", HttpMethod.Get, "/v2/models/smoke", () => null),
+            ("/v2/models/{name}/ready", HttpMethod.Get, "/v2/models/smoke/ready", () => null),
+            ("/v2/models/{name}/versions/{version}", HttpMethod.Get, $"/v2/models/smoke/versions/{version}", () => null),
+            ("/v2/models/{name}/infer", HttpMethod.Post, "/v2/models/smoke/infer", () => new StringContent(v2Request, Encoding.UTF8, "application/json")),
+            ("/v2/models/{name}/infer", HttpMethod.Post, "/v2/models/nope/infer", () => new StringContent(v2Request, Encoding.UTF8, "application/json")),
+            ("/training/jobs", HttpMethod.Post, "/training/jobs", () => new StringContent("""{"name": "m", "preset": "smoke", "options": {"epochs": 2}}""", Encoding.UTF8, "application/json")),
+            ("/training/jobs", HttpMethod.Post, "/training/jobs", () => new StringContent("""{"preset": "smoke"}""", Encoding.UTF8, "application/json")),
+            ("/training/jobs", HttpMethod.Get, "/training/jobs", () => null),
+            ("/training/options", HttpMethod.Get, "/training/options", () => null),
+        ];
+
+        var failures = new List<string>();
+        var statuses = new HashSet<(string, int)>();
+        foreach (var (template, method, url, body) in requests)
+        {
+            using var request = new HttpRequestMessage(method, url) { Content = body() };
+            if (template.StartsWith("/training", StringComparison.Ordinal)) request.Headers.Add("X-Api-Key", AdminKey);
+            using var response = await client.SendAsync(request);
+            var status = (int)response.StatusCode;
+            statuses.Add((template, status));
+            var text = await response.Content.ReadAsStringAsync();
+            failures.AddRange(contract.Check(template, method, status, response.Content.Headers.ContentType, text).Select(f => $"{method} {url} -> {status}: {f}"));
+        }
+        var job = (await client.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/training/jobs") { Headers = { { "X-Api-Key", AdminKey } } }));
+        var id = JsonNode.Parse(await job.Content.ReadAsStringAsync())![0]!["id"]!.GetValue<string>();
+        using (var request = new HttpRequestMessage(HttpMethod.Get, $"/training/jobs/{id}") { Headers = { { "X-Api-Key", AdminKey } } })
+        using (var response = await client.SendAsync(request))
+        {
+            failures.AddRange(contract.Check("/training/jobs/{id}", HttpMethod.Get, (int)response.StatusCode, response.Content.Headers.ContentType,
+                await response.Content.ReadAsStringAsync()).Select(f => $"GET /training/jobs/{id}: {f}"));
+        }
+
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+        // The cases above reached what they were written for: answers and problems both.
+        Assert.Superset(new HashSet<(string, int)>
+        {
+            ("/classify", 200), ("/classify", 400), ("/classify", 404), ("/classify", 415), ("/classify/batch", 200), ("/models", 400),
+            ("/models/{name}", 404), ("/v2/models/{name}/infer", 200), ("/v2/models/{name}/infer", 404), ("/training/jobs", 202), ("/training/jobs", 400),
+        }, statuses);
+    }
+
+    /// <summary>The document's operations and schemas, its OpenAPI 3.0 schemas read as JSON Schema.</summary>
+    private sealed class Contract(JsonNode document)
+    {
+        private readonly JsonObject _definitions = ToJsonSchema(document["components"]!["schemas"]!).AsObject();
+
+        public IEnumerable<string> Check(string template, HttpMethod method, int status, MediaTypeHeaderValue? contentType, string body)
+        {
+            var operation = document["paths"]?[template]?[method.Method.ToLowerInvariant()];
+            if (operation is null)
+            {
+                yield return $"the document has no {method} {template}";
+                yield break;
+            }
+            var response = operation["responses"]?[status.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+            if (response is null)
+            {
+                yield return $"status {status} is not declared (declared: {string.Join(", ", operation["responses"]!.AsObject().Select(r => r.Key))})";
+                yield break;
+            }
+            var media = contentType?.MediaType;
+            var content = response["content"]?.AsObject();
+            if (media is null || content is null) yield break;   // a 304, a HEAD: no body
+            if (!content.TryGetPropertyValue(media, out var declared) || declared is null)
+            {
+                yield return $"content type {media} is not declared (declared: {string.Join(", ", content.Select(c => c.Key))})";
+                yield break;
+            }
+            if (!media.EndsWith("json", StringComparison.Ordinal) || declared["schema"] is not { } schema) yield break;
+            var standalone = new JsonObject
+            {
+                ["$schema"] = "https://json-schema.org/draft/2020-12/schema",
+                ["$defs"] = _definitions.DeepClone(),
+            };
+            foreach (var (key, value) in ToJsonSchema(schema).AsObject()) standalone[key] = value?.DeepClone();
+            var evaluation = JsonSchema.FromText(standalone.ToJsonString(), new BuildOptions(), new Uri($"urn:contract:{Guid.NewGuid():N}"))
+                .Evaluate(JsonDocument.Parse(body).RootElement, new EvaluationOptions { OutputFormat = OutputFormat.List });
+            if (evaluation.IsValid) yield break;
+            foreach (var detail in (evaluation.Details ?? []).Where(d => d.Errors is { Count: > 0 }).Take(8))
+            {
+                yield return $"at {detail.InstanceLocation} ({detail.EvaluationPath}): {string.Join("; ", detail.Errors!.Values)}";
+            }
+        }
+
+        /// <summary>
+        /// OpenAPI 3.0's schema dialect as JSON Schema: <c>nullable</c> becomes a "null" type (or an anyOf with one, for
+        /// a member that refers to another schema), references point into <c>$defs</c>, and the examples are dropped.
+        /// </summary>
+        private static JsonNode ToJsonSchema(JsonNode node)
+        {
+            switch (node)
+            {
+                case JsonArray array:
+                    return new JsonArray([.. array.Select(item => item is null ? null : ToJsonSchema(item))]);
+                case JsonObject schema:
+                    var converted = new JsonObject();
+                    var nullable = false;
+                    foreach (var (key, value) in schema)
+                    {
+                        switch (key)
+                        {
+                            case "nullable":
+                                nullable = value?.GetValue<bool>() == true;
+                                break;
+                            case "example" or "examples":
+                                break;
+                            case "$ref":
+                                converted[key] = value!.GetValue<string>().Replace("#/components/schemas/", "#/$defs/", StringComparison.Ordinal);
+                                break;
+                            case "properties" or "$defs" when value is JsonObject members:
+                                converted[key] = new JsonObject(members.Select(m => KeyValuePair.Create(m.Key, (JsonNode?)ToJsonSchema(m.Value!))));
+                                break;
+                            default:
+                                converted[key] = value is JsonObject or JsonArray ? ToJsonSchema(value) : value?.DeepClone();
+                                break;
+                        }
+                    }
+                    if (!nullable) return converted;
+                    if (converted["type"] is JsonValue type)
+                    {
+                        converted["type"] = new JsonArray(type.GetValue<string>(), "null");
+                        if (converted["enum"] is JsonArray values) values.Add(null);
+                        return converted;
+                    }
+                    return new JsonObject { ["anyOf"] = new JsonArray(converted, new JsonObject { ["type"] = "null" }) };
+                default:
+                    return node.DeepClone();
+            }
+        }
+    }
+}
