@@ -102,6 +102,30 @@ public class OpenApiContractTests(TrainerBundles bundles)
         }, statuses);
     }
 
+    /// <summary>
+    /// The keys are the document's security schemes, so that Swagger UI's Authorize button and a generated client send
+    /// them: the administrative endpoints always need theirs, the classify endpoints only where a key is configured.
+    /// </summary>
+    [Theory]
+    [InlineData(null)]
+    [InlineData("a-classify-key")]
+    public async Task TheApiKeysAreSecuritySchemesOfTheEndpointsThatNeedThem(string? classifyKey)
+    {
+        using var factory = bundles.SmokeService(("Security:ClassifyApiKey", classifyKey));
+        var document = JsonNode.Parse(await factory.CreateClient().GetStringAsync("/swagger/v1/swagger.json"))!;
+        foreach (var scheme in (string[])["adminApiKey", "classifyApiKey"])
+        {
+            var declared = document["components"]!["securitySchemes"]![scheme]!;
+            Assert.Equal(("apiKey", "header", "X-Api-Key"), (declared["type"]!.GetValue<string>(), declared["in"]!.GetValue<string>(), declared["name"]!.GetValue<string>()));
+        }
+        string? SchemeOf(string path, string method) => document["paths"]![path]![method]!["security"]?[0]?.AsObject().Single().Key;
+        Assert.Equal("adminApiKey", SchemeOf("/training/jobs", "post"));
+        Assert.Equal("adminApiKey", SchemeOf("/models/{name}/reload", "post"));
+        Assert.Equal(classifyKey is null ? null : "classifyApiKey", SchemeOf("/classify", "post"));
+        Assert.Equal(classifyKey is null ? null : "classifyApiKey", SchemeOf("/v2/models/{name}/infer", "post"));
+        Assert.Null(SchemeOf("/models", "get"));
+    }
+
     /// <summary>The document's operations and schemas, its OpenAPI 3.0 schemas read as JSON Schema.</summary>
     private sealed class Contract(JsonNode document)
     {
