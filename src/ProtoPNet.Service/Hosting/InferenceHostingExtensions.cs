@@ -23,6 +23,8 @@ public static class InferenceHostingExtensions
         services.AddOptions<ImageLimits>().BindSettings(configuration, ImageLimits.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<ModelsOptions>().BindSettings(configuration, ModelsOptions.SectionName).ValidateDataAnnotations()
             .Validate(o => ModelSelector.IsValidName(o.DefaultModel), $"Models:DefaultModel is not a model name: {ModelSelector.NameRule}")
+            .Validate(o => o.Pinned.All(pin => ModelSelector.IsValidName(pin.Key) && (string.IsNullOrWhiteSpace(pin.Value) || ModelSelector.IsValidName(pin.Value.Trim()))),
+                $"Models:Pinned holds a model name or version that cannot be one: {ModelSelector.NameRule}")
             .Validate(o => string.IsNullOrWhiteSpace(o.Root) || !File.Exists(o.Root), "Models:Root is a file; it must be a folder (of model folders)")
             .ValidateOnStart();
         services.AddOptions<ClassifyOptions>().BindSettings(configuration, ClassifyOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();

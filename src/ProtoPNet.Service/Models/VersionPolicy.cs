@@ -27,9 +27,13 @@ public sealed class VersionPolicy(IOptions<ModelsOptions> options, ILogger<Versi
         }
     }
 
-    /// <summary>The catalog of the loaded bundles: families with their served version, and the default model.</summary>
+    /// <summary>
+    /// The catalog of the loaded bundles: families with their served version, and the default model. What it warns about
+    /// (a pin not loaded, a default model not loaded) is said when it starts to hold, not again at every rescan.
+    /// </summary>
     public ModelCatalog Catalog(IEnumerable<ModelBundle> loaded, IReadOnlyList<RefusedBundle> refused)
     {
+        var warnings = new Dictionary<string, Action>(StringComparer.Ordinal);
         var families = new SortedDictionary<string, ModelFamily>(StringComparer.Ordinal);
         foreach (var group in loaded.GroupBy(b => b.Name, StringComparer.Ordinal))
         {
@@ -40,7 +44,8 @@ public sealed class VersionPolicy(IOptions<ModelsOptions> options, ILogger<Versi
                 var match = versions.FirstOrDefault(v => v.Version == pinned);
                 if (match is null)
                 {
-                    logger.LogWarning("Models:Pinned:{Model} is {Version}, which is not loaded; serving {Served} instead", group.Key, pinned, served.Version);
+                    warnings[$"pin {group.Key} {pinned} {served.Version}"] = () =>
+                        logger.LogWarning("Models:Pinned:{Model:l} is {Version:l}, which is not loaded; serving {Served:l} instead", group.Key, pinned, served.Version);
                 }
                 else
                 {
@@ -48,6 +53,12 @@ public sealed class VersionPolicy(IOptions<ModelsOptions> options, ILogger<Versi
                 }
             }
             families[group.Key] = new ModelFamily(group.Key, versions, served);
+        }
+        foreach (var name in options.Value.Pinned.Where(pin => !string.IsNullOrWhiteSpace(pin.Value) && !families.ContainsKey(pin.Key)).Select(pin => pin.Key))
+        {
+            warnings[$"pin of no model {name}"] = () => logger.LogWarning(
+                "Models:Pinned:{Model:l} pins a model that is not loaded (loaded: {Models:l}; model names are case-sensitive)",
+                name, families.Count == 0 ? "none" : string.Join(", ", families.Keys));
         }
 
         string? defaultModel = null;
@@ -57,12 +68,25 @@ public sealed class VersionPolicy(IOptions<ModelsOptions> options, ILogger<Versi
             defaultModel = families.ContainsKey(configured) ? configured : families.Keys.First();
             if (defaultModel != configured)
             {
-                logger.LogWarning("Models:DefaultModel {Configured} is not loaded; the default model is {DefaultModel}", configured, defaultModel);
+                warnings[$"default {defaultModel}"] = () => logger.LogWarning(
+                    "Models:DefaultModel {Configured:l} is not loaded; the default model is {DefaultModel:l}: requests that name no model go to it", configured, defaultModel);
             }
+        }
+        lock (_warned)
+        {
+            foreach (var (key, warn) in warnings)
+            {
+                if (!_warned.Contains(key)) warn();
+            }
+            _warned.Clear();
+            _warned.UnionWith(warnings.Keys);
         }
         return new ModelCatalog(families, defaultModel, refused);
     }
 
+    /// <summary>The warnings of the last catalog, so that the next one says only what is new.</summary>
+    private readonly HashSet<string> _warned = new(StringComparer.Ordinal);
+
     private string? Pinned(string modelName) =>
-        options.Value.Pinned.TryGetValue(modelName, out var pinned) && !string.IsNullOrWhiteSpace(pinned) ? pinned : null;
+        options.Value.Pinned.TryGetValue(modelName, out var pinned) && !string.IsNullOrWhiteSpace(pinned) ? pinned.Trim() : null;
 }

@@ -247,6 +247,27 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.Empty((await Http.JsonAsync(await client.SendAsync(Reload()))).GetProperty("refused").EnumerateArray());
     }
 
+    /// <summary>
+    /// A pin that names no loaded model (model names are case-sensitive) and a default model that is not loaded are said
+    /// once, when they start to hold, not again at every rescan (a busy model root said the same warning 69 times).
+    /// </summary>
+    [Fact]
+    public async Task APinOfNoModelAndAMissingDefaultModelAreSaidOnce()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey), ("Models:Pinned:Smoke", "20260101T000000Z"),
+            ("Models:DefaultModel", "fashion-mnist"));
+        var client = factory.CreateClient();
+        for (var i = 0; i < 3; i++)
+        {
+            CopyGrayBundleAs(Path.Combine(root, "smoke", $"2099010{i}T000000Z"), $"2099010{i}T000000Z");
+            Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(Reload())).StatusCode);
+        }
+        var pin = Assert.Single(factory.Logs.Entries, e => e.Message.Contains("Models:Pinned:Smoke pins a model that is not loaded"));
+        Assert.Contains("loaded: smoke; model names are case-sensitive", pin.Message);
+        Assert.Single(factory.Logs.Entries, e => e.Message.Contains("Models:DefaultModel fashion-mnist is not loaded; the default model is smoke"));
+    }
+
     [Fact]
     public async Task ANewVersionThatAnswersOtherQuestionsIsServedWithAWarning()
     {
