@@ -83,7 +83,40 @@ public sealed class ModelRegistry(
         }
     }
 
+    /// <summary>Scans made again at most, in one rescan, when version folders go away while it loads (then it publishes what it has).</summary>
+    private const int MaxScanPasses = 3;
+
+    /// <summary>
+    /// One rescan: the model root as it is when the loads end. A load and its measurement take seconds, and a version
+    /// folder deleted meanwhile (a version rolled back while it was being published) must not be served, nor unload the
+    /// version it would have replaced: the scan is made again on the folders as they are then, keeping what it loaded.
+    /// </summary>
     private RescanResult RescanGated(Stopwatch stopwatch, CancellationToken stopping = default)
+    {
+        var loadedBefore = new Dictionary<string, (ModelBundle Bundle, ExecutionStrategy Strategy)>(StringComparer.Ordinal);
+        var refusedBefore = new List<RefusedBundle>();
+        try
+        {
+            for (var pass = 1; ; pass++)
+            {
+                if (ScanOnce(stopwatch, stopping, loadedBefore, refusedBefore, lastPass: pass == MaxScanPasses) is { } result) return result;
+                logger.LogInformation("A version folder under {ModelRoot} went away while the scan loaded versions; scanning it again, without serving what went", Root);
+            }
+        }
+        finally
+        {
+            // Loaded by a pass, then not wanted by the next one (its folder went, or a newer version took its place).
+            foreach (var (bundle, _) in loadedBefore.Values) bundle.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A pass of <see cref="RescanGated"/>; null when a folder went away meanwhile and <paramref name="lastPass"/> is
+    /// false: what it loaded is left in <paramref name="loadedBefore"/> for the next pass, and what it refused anew in
+    /// <paramref name="refusedBefore"/>.
+    /// </summary>
+    private RescanResult? ScanOnce(Stopwatch stopwatch, CancellationToken stopping,
+        Dictionary<string, (ModelBundle Bundle, ExecutionStrategy Strategy)> loadedBefore, List<RefusedBundle> refusedBefore, bool lastPass)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var folders = scanner.FindBundleDirectories(Root);
@@ -101,7 +134,7 @@ public sealed class ModelRegistry(
         // Measured as each new version loads: a version whose batches do not run is refused like any bad bundle.
         var chosen = new Dictionary<ModelBundle, ExecutionStrategy>();
         var refused = new List<RefusedBundle>();
-        var newlyRefused = new List<RefusedBundle>();
+        var newlyRefused = new List<RefusedBundle>(refusedBefore);
         try
         {
             foreach (var family in directories.GroupBy(d => Path.GetFileName(Path.GetDirectoryName(d))!, StringComparer.Ordinal))
@@ -120,6 +153,12 @@ public sealed class ModelRegistry(
                         // with the new pictures. It is loaded anew (or refused) and the old one retired.
                         logger.LogWarning("The folder of {Model}@{Version} was rewritten after it was loaded (its model.json or its graph changed; a version's folder should never change): loading it again from {Directory}",
                             existing.Name, existing.Version, directory);
+                    }
+                    if (loadedBefore.Remove(directory, out var earlier))
+                    {
+                        added.Add(earlier.Bundle);
+                        chosen[earlier.Bundle] = earlier.Strategy;
+                        return true;
                     }
                     ModelBundle? bundle;
                     RefusedBundle? refusal;
@@ -160,6 +199,13 @@ public sealed class ModelRegistry(
             foreach (var bundle in added) bundle.Dispose();
             throw;
         }
+        if (!lastPass && !stopping.IsCancellationRequested && added.Count > 0 && WentAwayMeanwhile(added.Concat(kept)))
+        {
+            foreach (var bundle in added) loadedBefore[bundle.Directory] = (bundle, chosen[bundle]);
+            refusedBefore.Clear();
+            refusedBefore.AddRange(newlyRefused);
+            return null;
+        }
         var unreadable = folders.Unreadable.Where(folder => !kept.Any(b => b.Directory == folder.Directory)).ToArray();
         refused.AddRange(unreadable);
         newlyRefused.AddRange(unreadable.Where(folder => !current.Refused.Contains(folder)));
@@ -190,6 +236,14 @@ public sealed class ModelRegistry(
         }
         return new RescanResult(added.Select(b => $"{b.Name}@{b.Version}").ToArray(), unloaded.Select(b => $"{b.Name}@{b.Version}").ToArray(),
             newlyRefused, Serving(catalog));
+    }
+
+    /// <summary>Whether the folder of any of <paramref name="bundles"/> is gone from the model root now (one that cannot be read is not gone).</summary>
+    private bool WentAwayMeanwhile(IEnumerable<ModelBundle> bundles)
+    {
+        var now = scanner.FindBundleDirectories(Root);
+        var present = now.Bundles.ToHashSet(StringComparer.Ordinal);
+        return bundles.Any(bundle => !present.Contains(bundle.Directory) && !now.IsUnreadable(bundle.Directory));
     }
 
     /// <summary>

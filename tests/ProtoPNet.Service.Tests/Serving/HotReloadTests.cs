@@ -248,6 +248,34 @@ public class HotReloadTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// A version whose folder is deleted while the scan measures it (a version rolled back while it was being published)
+    /// is not served, and the version it would have replaced is not unloaded on its account. It was served for a moment
+    /// anyway, and requests naming the older version got 404 meanwhile.
+    /// </summary>
+    [Fact]
+    public async Task AVersionDeletedWhileItIsMeasuredIsNotServedAndUnloadsNothing()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        var first = Path.GetFileName(bundles.SmokeBundle);
+        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey), ("Models:LoadedVersions", "1"),
+            ("Batching:Strategy", "auto"), ("Batching:MaxBatchSize", "1024"));
+        var client = factory.CreateClient();
+        Publish(root, NewVersion, corrupt: false);
+        var reload = client.SendAsync(Reload());
+        await factory.Logs.WaitForAsync(line => line.StartsWith("Measuring how", StringComparison.Ordinal) && line.Contains(NewVersion, StringComparison.Ordinal), timeoutMs: 30_000);
+        Directory.Delete(Path.Combine(root, "smoke", NewVersion), recursive: true);
+
+        var answer = await Http.JsonAsync(await reload);
+        Assert.Equal(first, answer.GetProperty("servedVersion").GetString());
+        Assert.Empty(answer.GetProperty("loaded").EnumerateArray());
+        Assert.Contains(factory.Logs.Entries, e => e.Message.Contains("went away while the scan loaded versions", StringComparison.Ordinal));
+        Assert.Contains(factory.Logs.Entries, e => e.Message.StartsWith("Serving", StringComparison.Ordinal) && e.Message.Contains(first, StringComparison.Ordinal));
+        Assert.DoesNotContain(factory.Logs.Entries, e => e.Message.StartsWith("Serving", StringComparison.Ordinal) && e.Message.Contains(NewVersion, StringComparison.Ordinal));
+        Assert.DoesNotContain(factory.Logs.Entries, e => e.Message.Contains("is unloaded", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync($"/classify?model=smoke@{first}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)))).StatusCode);
+    }
+
+    /// <summary>
     /// A pin that names no loaded model (model names are case-sensitive) and a default model that is not loaded are said
     /// once, when they start to hold, not again at every rescan (a busy model root said the same warning 69 times).
     /// </summary>
