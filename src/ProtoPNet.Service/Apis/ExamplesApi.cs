@@ -28,7 +28,7 @@ public static class ExamplesApi
             .WithDescription("A test image the trainer stored in the bundle (model.json `examples`), for trying the model, e.g. on the " +
                              "web page. The links are listed under `examples` in GET /models. Bundles are immutable, so the images carry " +
                              "long cache headers and an ETag.")
-            .WithMetadata(new ProducesResponseTypeAttribute(typeof(Stream), StatusCodes.Status200OK, "image/png")
+            .WithMetadata(new ProducesResponseTypeAttribute(typeof(Stream), StatusCodes.Status200OK, "image/png", [.. ContentTypes.Values.Distinct().Where(type => type != "image/png")])
             {
                 Description = "The example image, as stored in the bundle (usually PNG).",
             })
