@@ -84,8 +84,12 @@ public class OpenApiContractTests(TrainerBundles bundles)
             var text = await response.Content.ReadAsStringAsync();
             failures.AddRange(contract.Check(template, method, status, response.Content.Headers.ContentType, text).Select(f => $"{method} {url} -> {status}: {f}"));
         }
-        var job = (await client.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/training/jobs") { Headers = { { "X-Api-Key", AdminKey } } }));
-        var id = JsonNode.Parse(await job.Content.ReadAsStringAsync())![0]!["id"]!.GetValue<string>();
+        string id;
+        using (var listing = new HttpRequestMessage(HttpMethod.Get, "/training/jobs") { Headers = { { "X-Api-Key", AdminKey } } })
+        using (var listed = await client.SendAsync(listing))
+        {
+            id = JsonNode.Parse(await listed.Content.ReadAsStringAsync())![0]!["id"]!.GetValue<string>();
+        }
         using (var request = new HttpRequestMessage(HttpMethod.Get, $"/training/jobs/{id}") { Headers = { { "X-Api-Key", AdminKey } } })
         using (var response = await client.SendAsync(request))
         {
@@ -93,6 +97,7 @@ public class OpenApiContractTests(TrainerBundles bundles)
                 await response.Content.ReadAsStringAsync()).Select(f => $"GET /training/jobs/{id}: {f}"));
         }
 
+        Directory.Delete(jobs, recursive: true);
         Assert.True(failures.Count == 0, string.Join("\n", failures));
         // The cases above reached what they were written for: answers and problems both.
         Assert.Superset(new HashSet<(string, int)>

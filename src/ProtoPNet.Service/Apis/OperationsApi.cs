@@ -47,9 +47,9 @@ public static class OperationsApi
     }
 
     /// <param name="name">Model name, e.g. <c>fashion-mnist</c>.</param>
-    internal static async Task<Ok<ReloadResponse>> ReloadAsync(string name, ModelRegistry registry)
+    internal static async Task<Ok<ReloadResponse>> ReloadAsync(string name, ModelRegistry registry, IHostApplicationLifetime lifetime)
     {
-        var result = await registry.RescanAsync();
+        var result = await registry.RescanAsync(lifetime.ApplicationStopping);
         var catalog = registry.Catalog;
         // As they stand, not only those this rescan refused: the watcher may have refused a new folder a moment before.
         // Its version folders, and its model folder or the root when they cannot be read.

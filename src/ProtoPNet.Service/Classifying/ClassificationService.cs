@@ -189,10 +189,10 @@ public sealed class ClassificationService(
         // Every explained prototype costs an upsampled map; every heatmap sent back a full-size picture. The default
         // (5) is held to the operator's limits; a number asked for beyond them is refused below.
         var limits = classifyOptions.Value;
-        var defaultTop = Math.Min(5, limits.MaxTopPrototypes);
+        var defaultTop = Math.Min(ClassifyOptions.DefaultTopPrototypes, limits.MaxTopPrototypes);
         if (request.Heatmaps == HeatmapUse.Sent) defaultTop = Math.Min(defaultTop, limits.MaxHeatmapPrototypes);
         if (request.Verify) defaultTop = Math.Min(defaultTop, limits.MaxVerifiedPrototypes);
-        var options = new ExplainOptions(Math.Min(topClasses ?? 3, bundle.ClassCount), Math.Min(topPrototypes ?? defaultTop, bundle.PrototypeCount),
+        var options = new ExplainOptions(Math.Min(topClasses ?? ClassifyOptions.DefaultTopClasses, bundle.ClassCount), Math.Min(topPrototypes ?? defaultTop, bundle.PrototypeCount),
             explainClass, request.Heatmaps != HeatmapUse.None);
         if (topPrototypes > limits.MaxTopPrototypes)
         {

@@ -5,6 +5,12 @@ namespace ProtoPNet.Service.Classifying;
 /// <summary>Configuration section <c>Classify</c>.</summary>
 public sealed class ClassifyOptions
 {
+    /// <summary>Classes listed when a request does not say (<c>topClasses</c>).</summary>
+    public const int DefaultTopClasses = 3;
+
+    /// <summary>Prototypes explained when a request does not say (<c>topPrototypes</c>), held to the limits below.</summary>
+    public const int DefaultTopPrototypes = 5;
+
     public const string SectionName = "Classify";
 
     /// <summary>Most images in one <c>/classify/batch</c> request (default 32).</summary>

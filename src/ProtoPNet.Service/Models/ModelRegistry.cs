@@ -54,15 +54,16 @@ public sealed class ModelRegistry(
 
     /// <summary>
     /// <see cref="Rescan"/> for a request (POST .../reload): it waits for a scan in progress without holding a thread,
-    /// so that many reloads at once cannot take the thread pool from the requests being served.
+    /// so that many reloads at once cannot take the thread pool from the requests being served. <paramref name="stopping"/>
+    /// (the shutdown) stops its loads as it stops <see cref="LoadAll"/>'s.
     /// </summary>
-    public async Task<RescanResult> RescanAsync()
+    public async Task<RescanResult> RescanAsync(CancellationToken stopping = default)
     {
         var stopwatch = Stopwatch.StartNew();
         await _scanGate.WaitAsync();
         try
         {
-            return await Task.Run(() => RescanGated(stopwatch));
+            return await Task.Run(() => RescanGated(stopwatch, stopping));
         }
         finally
         {
@@ -95,11 +96,12 @@ public sealed class ModelRegistry(
     {
         var loadedBefore = new Dictionary<string, (ModelBundle Bundle, ExecutionStrategy Strategy)>(StringComparer.Ordinal);
         var refusedBefore = new List<RefusedBundle>();
+        var retiredBefore = new List<ModelBundle>();
         try
         {
             for (var pass = 1; ; pass++)
             {
-                if (ScanOnce(stopwatch, stopping, loadedBefore, refusedBefore, lastPass: pass == MaxScanPasses) is { } result) return result;
+                if (ScanOnce(stopwatch, stopping, loadedBefore, refusedBefore, retiredBefore, lastPass: pass == MaxScanPasses) is { } result) return result;
                 logger.LogInformation("A version folder under {ModelRoot} went away while the scan loaded versions; scanning it again, without serving what went", Root);
             }
         }
@@ -112,11 +114,13 @@ public sealed class ModelRegistry(
 
     /// <summary>
     /// A pass of <see cref="RescanGated"/>; null when a folder went away meanwhile and <paramref name="lastPass"/> is
-    /// false: what it loaded is left in <paramref name="loadedBefore"/> for the next pass, and what it refused anew in
-    /// <paramref name="refusedBefore"/>.
+    /// false: what it loaded is left in <paramref name="loadedBefore"/> for the next pass, what it refused anew in
+    /// <paramref name="refusedBefore"/> and what it retired in <paramref name="retiredBefore"/>, so that the rescan's
+    /// result says all of it.
     /// </summary>
     private RescanResult? ScanOnce(Stopwatch stopwatch, CancellationToken stopping,
-        Dictionary<string, (ModelBundle Bundle, ExecutionStrategy Strategy)> loadedBefore, List<RefusedBundle> refusedBefore, bool lastPass)
+        Dictionary<string, (ModelBundle Bundle, ExecutionStrategy Strategy)> loadedBefore, List<RefusedBundle> refusedBefore,
+        List<ModelBundle> retiredBefore, bool lastPass)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var folders = scanner.FindBundleDirectories(Root);
@@ -141,10 +145,10 @@ public sealed class ModelRegistry(
             {
                 policy.LoadVersions(family.Key, family, directory =>
                 {
-                    if (stopping.IsCancellationRequested) return false;
                     if (loadedByDirectory.TryGetValue(directory, out var existing))
                     {
-                        if (!Rewritten(existing))
+                        // A shutdown loads nothing more, but takes nothing off the air either.
+                        if (!Rewritten(existing) || stopping.IsCancellationRequested)
                         {
                             kept.Add(existing);
                             return true;
@@ -154,11 +158,16 @@ public sealed class ModelRegistry(
                         logger.LogWarning("The folder of {Model}@{Version} was rewritten after it was loaded (its model.json or its graph changed; a version's folder should never change): loading it again from {Directory}",
                             existing.Name, existing.Version, directory);
                     }
+                    if (stopping.IsCancellationRequested) return false;
                     if (loadedBefore.Remove(directory, out var earlier))
                     {
-                        added.Add(earlier.Bundle);
-                        chosen[earlier.Bundle] = earlier.Strategy;
-                        return true;
+                        if (!Rewritten(earlier.Bundle))
+                        {
+                            added.Add(earlier.Bundle);
+                            chosen[earlier.Bundle] = earlier.Strategy;
+                            return true;
+                        }
+                        earlier.Bundle.Dispose();   // deleted and published anew between the passes: loaded again below
                     }
                     ModelBundle? bundle;
                     RefusedBundle? refusal;
@@ -170,7 +179,9 @@ public sealed class ModelRegistry(
                     }
                     catch (OperationCanceledException) when (stopping.IsCancellationRequested)
                     {
-                        return false;
+                        if (existing is null) return false;
+                        kept.Add(existing);
+                        return true;
                     }
                     if (bundle is not null)
                     {
@@ -204,6 +215,7 @@ public sealed class ModelRegistry(
             foreach (var bundle in added) loadedBefore[bundle.Directory] = (bundle, chosen[bundle]);
             refusedBefore.Clear();
             refusedBefore.AddRange(newlyRefused);
+            retiredBefore.AddRange(gone);
             return null;
         }
         var unreadable = folders.Unreadable.Where(folder => !kept.Any(b => b.Directory == folder.Directory)).ToArray();
@@ -215,21 +227,23 @@ public sealed class ModelRegistry(
 
         var first = before.IsLoading;
         var changed = first || added.Count > 0 || removed.Length > 0 || !refused.SequenceEqual(current.Refused);
-        if (!changed && gone.Length == 0) return new RescanResult([], [], [], Serving(current));
-
-        var catalog = changed ? Publish(current, kept, added, chosen, removed, refused) : current;
-        var unloaded = gone.Concat(removed).ToArray();
-        if (stopping.IsCancellationRequested)
+        var retired = retiredBefore.Concat(gone).ToArray();
+        var shuttingDown = stopping.IsCancellationRequested;
+        if (shuttingDown)
         {
             logger.LogInformation("Stopped loading model bundles after {ElapsedMs:0} ms, {Loaded} loaded: the service is shutting down",
                 stopwatch.Elapsed.TotalMilliseconds, added.Count);
         }
-        else if (catalog.Families.Count == 0)
+        if (!changed && retired.Length == 0) return new RescanResult([], [], [], Serving(current));
+
+        var catalog = changed ? Publish(current, kept, added, chosen, removed, refused) : current;
+        var unloaded = retired.Concat(removed).ToArray();
+        if (!shuttingDown && catalog.Families.Count == 0)
         {
             logger.LogWarning("No model is loaded: {ModelRoot} holds no valid bundle ({Refused} refused). The service runs but /health/ready reports not ready and /classify answers 503 until a model is present",
                 Root, refused.Count);
         }
-        else if (first || added.Count > 0 || unloaded.Length > 0)
+        else if (!shuttingDown && (first || added.Count > 0 || unloaded.Length > 0))
         {
             logger.LogInformation("Serving {Models} (default {DefaultModel}) after {ElapsedMs:0} ms",
                 string.Join(", ", Serving(catalog)), catalog.DefaultModel, stopwatch.Elapsed.TotalMilliseconds);

@@ -10,6 +10,9 @@ namespace ProtoPNet.Service.Models;
 /// </summary>
 public sealed class VersionPolicy(IOptions<ModelsOptions> options, ILogger<VersionPolicy> logger)
 {
+    /// <summary>The warnings of the last catalog, so that the next one says only what is new.</summary>
+    private readonly HashSet<string> _warned = new(StringComparer.Ordinal);
+
     /// <summary>
     /// Offers one model name's version folders to <paramref name="load"/>, highest first, until <c>LoadedVersions</c> of
     /// them are loaded (<paramref name="load"/> answers whether the version is loaded); the pinned version is always offered.
@@ -83,9 +86,6 @@ public sealed class VersionPolicy(IOptions<ModelsOptions> options, ILogger<Versi
         }
         return new ModelCatalog(families, defaultModel, refused);
     }
-
-    /// <summary>The warnings of the last catalog, so that the next one says only what is new.</summary>
-    private readonly HashSet<string> _warned = new(StringComparer.Ordinal);
 
     private string? Pinned(string modelName) =>
         options.Value.Pinned.TryGetValue(modelName, out var pinned) && !string.IsNullOrWhiteSpace(pinned) ? pinned.Trim() : null;

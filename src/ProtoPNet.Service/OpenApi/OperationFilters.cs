@@ -233,7 +233,7 @@ public sealed partial class ParametersOperationFilter(Microsoft.Extensions.Optio
             {
                 case "topClasses":
                     schema.Minimum = "0";
-                    schema.Default = JsonValue.Create(3);
+                    schema.Default = JsonValue.Create(Classifying.ClassifyOptions.DefaultTopClasses);
                     break;
                 case "explainClass":
                     schema.Minimum = "0";
@@ -242,10 +242,10 @@ public sealed partial class ParametersOperationFilter(Microsoft.Extensions.Optio
                     var most = operation.OperationId == "ClassifyCard" ? Math.Min(limits.MaxTopPrototypes, Inference.Rendering.ExplanationCard.MaxRows) : limits.MaxTopPrototypes;
                     schema.Minimum = "0";
                     schema.Maximum = most.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                    schema.Default = JsonValue.Create(5);
+                    schema.Default = JsonValue.Create(Math.Min(Classifying.ClassifyOptions.DefaultTopPrototypes, most));
                     parameter.Description += operation.OperationId == "ClassifyCard"
                         ? $" At most {most}; with verify=true at most {limits.MaxVerifiedPrototypes}."
-                        : $" At most {most}; with heatmaps=png at most {limits.MaxHeatmapPrototypes}, with verify=true at most {limits.MaxVerifiedPrototypes} (the default 5 is held to them).";
+                        : $" At most {most}; with heatmaps=png at most {limits.MaxHeatmapPrototypes}, with verify=true at most {limits.MaxVerifiedPrototypes} (the default is held to them).";
                     break;
                 case "heatmaps":
                     schema.Enum = [JsonValue.Create("none"), JsonValue.Create("png")];
