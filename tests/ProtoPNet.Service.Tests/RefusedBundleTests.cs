@@ -40,6 +40,7 @@ public class RefusedBundleTests(TrainerBundles bundles)
         { "null-class", "model.json is not a valid manifest: classes[0] is null." },
         { "null-example", "model.json is not a valid manifest: examples[0] is null." },
         { "no-classes", "model.json is not a valid manifest: it has no 'classes'" },
+        { "broken-json", "model.json is not a valid manifest: ',' is an invalid start of a value (line 3, byte 17)" },
         { "fifo-manifest", "model.json is empty or not a regular file" },
         { "fifo-graph", "model.onnx is empty or not a regular file" },
         { "huge-manifest", "model.json holds 67108865 bytes, more than the 67108864 a manifest may have" },
@@ -90,6 +91,8 @@ public class RefusedBundleTests(TrainerBundles bundles)
         (bundles.SmokeBundle, "null-example", dir => TrainerBundles.EditManifest(dir, manifest => manifest["examples"] = new JsonArray((JsonNode?)null))),
         // A required member missing altogether: the refusal names it.
         (bundles.SmokeBundle, "no-classes", dir => TrainerBundles.EditManifest(dir, manifest => manifest.AsObject().Remove("classes"))),
+        // Not JSON: the refusal says where, counting lines and bytes from 1 as an editor does.
+        (bundles.SmokeBundle, "broken-json", dir => File.WriteAllText(Path.Combine(dir, "model.json"), "{\n  \"format\": \"protopnet-bundle\",\n  \"classes\": [1,,2]\n}\n")),
         // Files that would block or exhaust the scan: a FIFO in place of the manifest or the graph (the scan waited on it
         // for good), a manifest past 64 MiB (a 1 GB one ran the service out of memory at every rescan). The huge one
         // also holds a link to '/': the scan's look at its files does not walk the file system through it.

@@ -130,12 +130,27 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         }
         catch (JsonException exception)
         {
-            throw new BundleRefusedException(directory, $"{ManifestFileName} is not a valid manifest: {OneLine(exception.Message)}", exception);
+            throw new BundleRefusedException(directory, $"{ManifestFileName} is not a valid manifest: {JsonFault(exception)}", exception);
         }
         catch (IOException exception)
         {
             throw new BundleRefusedException(directory, $"{ManifestFileName} cannot be read: {OneLine(exception.Message)}", exception);
         }
+    }
+
+    /// <summary>
+    /// A JSON fault of the manifest where an editor shows it: System.Text.Json counts lines and bytes from 0
+    /// ("LineNumber: 0 | BytePositionInLine: 73" is the first line's 74th byte).
+    /// </summary>
+    private static string JsonFault(JsonException exception)
+    {
+        var message = OneLine(exception.Message);
+        if (exception.LineNumber is not { } line) return message;
+        var details = message.IndexOf(" Path: ", StringComparison.Ordinal);
+        if (details < 0) details = message.IndexOf(" LineNumber: ", StringComparison.Ordinal);
+        if (details >= 0) message = message[..details];
+        var member = exception.Path is { Length: > 1 } path ? $"at {path}, " : "";
+        return $"{message.TrimEnd('.', ' ')} ({member}line {line + 1}, byte {exception.BytePositionInLine + 1})";
     }
 
     /// <summary>
