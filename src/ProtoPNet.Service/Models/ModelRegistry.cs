@@ -139,12 +139,15 @@ public sealed class ModelRegistry(
         var chosen = new Dictionary<ModelBundle, ExecutionStrategy>();
         var refused = new List<RefusedBundle>();
         var newlyRefused = new List<RefusedBundle>(refusedBefore);
+        var retiredMeanwhile = new List<ModelBundle>();
         try
         {
             foreach (var family in directories.GroupBy(d => Path.GetFileName(Path.GetDirectoryName(d))!, StringComparer.Ordinal))
             {
                 policy.LoadVersions(family.Key, family, directory =>
                 {
+                    // Deleted since this pass listed it, while others loaded: neither loaded nor kept (the pass is made again).
+                    if (!Directory.Exists(directory)) return false;
                     if (loadedByDirectory.TryGetValue(directory, out var existing))
                     {
                         // A shutdown loads nothing more, but takes nothing off the air either.
@@ -169,6 +172,8 @@ public sealed class ModelRegistry(
                         }
                         earlier.Bundle.Dispose();   // deleted and published anew between the passes: loaded again below
                     }
+                    // Each load takes seconds: a version deleted meanwhile (a rollback) is taken off before the next one.
+                    retiredMeanwhile.AddRange(RetireDeleted(Catalog, scanner.FindBundleDirectories(Root)).Gone);
                     ModelBundle? bundle;
                     RefusedBundle? refusal;
                     bool isNewRefusal;
@@ -210,24 +215,26 @@ public sealed class ModelRegistry(
             foreach (var bundle in added) bundle.Dispose();
             throw;
         }
-        if (!lastPass && !stopping.IsCancellationRequested && added.Count > 0 && WentAwayMeanwhile(added.Concat(kept)))
+        if (!lastPass && !stopping.IsCancellationRequested && (retiredMeanwhile.Count > 0 || (added.Count > 0 && WentAwayMeanwhile(added.Concat(kept)))))
         {
             foreach (var bundle in added) loadedBefore[bundle.Directory] = (bundle, chosen[bundle]);
             refusedBefore.Clear();
             refusedBefore.AddRange(newlyRefused);
-            retiredBefore.AddRange(gone);
+            retiredBefore.AddRange(gone.Concat(retiredMeanwhile));
             return null;
         }
+        // The last pass: what was taken off meanwhile stays off.
+        kept.RemoveAll(retiredMeanwhile.Contains);
         var unreadable = folders.Unreadable.Where(folder => !kept.Any(b => b.Directory == folder.Directory)).ToArray();
         refused.AddRange(unreadable);
         newlyRefused.AddRange(unreadable.Where(folder => !current.Refused.Contains(folder)));
         refused.Sort((a, b) => StringComparer.Ordinal.Compare(a.Directory, b.Directory));
         var stillLoaded = kept.ToHashSet();
-        var removed = current.Served.Keys.Where(b => !stillLoaded.Contains(b)).ToArray();
+        var removed = current.Served.Keys.Where(b => !stillLoaded.Contains(b) && !retiredMeanwhile.Contains(b)).ToArray();
 
         var first = before.IsLoading;
         var changed = first || added.Count > 0 || removed.Length > 0 || !refused.SequenceEqual(current.Refused);
-        var retired = retiredBefore.Concat(gone).ToArray();
+        var retired = retiredBefore.Concat(gone).Concat(retiredMeanwhile).ToArray();
         var shuttingDown = stopping.IsCancellationRequested;
         if (shuttingDown)
         {

@@ -275,6 +275,39 @@ public class HotReloadTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// Rolling back while a scan loads other versions (seconds each): the deleted version is taken off before the scan's
+    /// next load, not once all of them are done.
+    /// </summary>
+    [Fact]
+    public async Task AVersionDeletedWhileOthersLoadIsTakenOffBeforeTheNextLoad()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        var first = Path.GetFileName(bundles.SmokeBundle);
+        Publish(root, NewVersion, corrupt: false);
+        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey), ("Batching:Strategy", "auto"), ("Batching:MaxBatchSize", "1024"));
+        var client = factory.CreateClient();
+        Assert.Equal(NewVersion, (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("defaultVersion").GetString());
+        var staging = Path.Combine(root, ".staging-other");
+        Trainer.CopyAsVersions(bundles.SmokeBundle, staging, 2);
+        foreach (var version in Directory.GetDirectories(staging)) TrainerBundles.EditManifest(version, manifest => manifest["name"] = "other");
+        Directory.Move(staging, Path.Combine(root, "other"));
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/models/other/reload") { Headers = { { "X-Api-Key", AdminKey } } };
+        var reload = client.SendAsync(request);
+        await factory.Logs.WaitForAsync(line => line.StartsWith("Measuring how", StringComparison.Ordinal) && line.Contains("20260102T000000Z", StringComparison.Ordinal), timeoutMs: 30_000);
+        Directory.Delete(Path.Combine(root, "smoke", NewVersion), recursive: true);
+        Assert.Equal(HttpStatusCode.OK, (await reload).StatusCode);
+
+        var lines = factory.Logs.Entries.Select(e => e.Message).ToList();
+        var takenOff = lines.FindIndex(line => line.Contains(NewVersion, StringComparison.Ordinal) && line.Contains("is gone", StringComparison.Ordinal));
+        var nextLoad = lines.FindIndex(line => line.StartsWith("Measuring how", StringComparison.Ordinal) && line.Contains("20260101T000000Z", StringComparison.Ordinal));
+        Assert.True(takenOff >= 0 && nextLoad > takenOff, string.Join("\n", lines));
+        Assert.Equal(first, (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("defaultVersion").GetString());
+        Assert.Equal(2, (await Http.JsonAsync(await client.GetAsync("/models/other"))).GetProperty("versions").GetArrayLength());
+        Assert.DoesNotContain(lines, line => line.Contains("does not load", StringComparison.Ordinal) || line.StartsWith("Refused", StringComparison.Ordinal));
+    }
+
+    /// <summary>
     /// A pin that names no loaded model (model names are case-sensitive) and a default model that is not loaded are said
     /// once, when they start to hold, not again at every rescan (a busy model root said the same warning 69 times).
     /// </summary>
