@@ -255,24 +255,42 @@ public class HotReloadTests(TrainerBundles bundles)
     [Fact]
     public async Task AVersionDeletedWhileItIsMeasuredIsNotServedAndUnloadsNothing()
     {
-        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
-        var first = Path.GetFileName(bundles.SmokeBundle);
-        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey), ("Models:LoadedVersions", "1"),
-            ("Batching:Strategy", "auto"), ("Batching:MaxBatchSize", "1024"));
-        var client = factory.CreateClient();
-        Publish(root, NewVersion, corrupt: false);
-        var reload = client.SendAsync(Reload());
-        await factory.Logs.WaitForAsync(line => line.StartsWith("Measuring how", StringComparison.Ordinal) && line.Contains(NewVersion, StringComparison.Ordinal), timeoutMs: 30_000);
-        Directory.Delete(Path.Combine(root, "smoke", NewVersion), recursive: true);
+        for (var attempt = 1; ; attempt++)
+        {
+            var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+            var first = Path.GetFileName(bundles.SmokeBundle);
+            // One session measured (the tests' one thread per run): a second one, or one for lone requests, would be
+            // loaded from the folder being deleted, and the version refused for it, a case of its own.
+            await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey), ("Models:LoadedVersions", "1"),
+                ("Batching:Strategy", "auto"), ("Batching:MaxBatchSize", "1024"));
+            var client = factory.CreateClient();
+            Publish(root, NewVersion, corrupt: false);
+            var reload = client.SendAsync(Reload());
+            await factory.Logs.WaitForAsync(line => line.StartsWith("Measuring how", StringComparison.Ordinal) && line.Contains(NewVersion, StringComparison.Ordinal), timeoutMs: 30_000);
+            var late = MeasurementEnded(factory, NewVersion);
+            Directory.Delete(Path.Combine(root, "smoke", NewVersion), recursive: true);
+            var answer = await Http.JsonAsync(await reload);
+            if (late)
+            {
+                // The measurement (about a second) had ended before the folder went (a busy machine held this test up):
+                // not the case this test is about. Again, a few times.
+                Assert.True(attempt < 4, "in 4 attempts the folder never went while the version was measured");
+                continue;
+            }
 
-        var answer = await Http.JsonAsync(await reload);
-        Assert.Equal(first, answer.GetProperty("servedVersion").GetString());
-        Assert.Empty(answer.GetProperty("loaded").EnumerateArray());
-        Assert.Contains(factory.Logs.Entries, e => e.Message.Contains("went away while the scan loaded versions", StringComparison.Ordinal));
-        Assert.DoesNotContain(factory.Logs.Entries, e => e.Message.StartsWith("Serving", StringComparison.Ordinal) && e.Message.Contains(NewVersion, StringComparison.Ordinal));
-        Assert.DoesNotContain(factory.Logs.Entries, e => e.Message.Contains("is unloaded once its running requests finish", StringComparison.Ordinal));
-        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync($"/classify?model=smoke@{first}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)))).StatusCode);
+            Assert.Equal(first, answer.GetProperty("servedVersion").GetString());
+            Assert.Empty(answer.GetProperty("loaded").EnumerateArray());
+            Assert.Contains(factory.Logs.Entries, e => e.Message.Contains("went away while the scan loaded versions", StringComparison.Ordinal));
+            Assert.DoesNotContain(factory.Logs.Entries, e => e.Message.StartsWith("Serving", StringComparison.Ordinal) && e.Message.Contains(NewVersion, StringComparison.Ordinal));
+            Assert.DoesNotContain(factory.Logs.Entries, e => e.Message.Contains("is unloaded once its running requests finish", StringComparison.Ordinal));
+            Assert.Equal(HttpStatusCode.OK, (await client.PostAsync($"/classify?model=smoke@{first}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)))).StatusCode);
+            return;
+        }
     }
+
+    /// <summary>Whether the measurement of <paramref name="version"/> has ended (its strategy is logged).</summary>
+    private static bool MeasurementEnded(ServiceFactory factory, string version) =>
+        factory.Logs.Entries.Any(e => e.Message.Contains("runs batches of up to", StringComparison.Ordinal) && e.Message.Contains(version, StringComparison.Ordinal));
 
     /// <summary>
     /// Rolling back while a scan loads other versions (seconds each): the deleted version is taken off before the scan's
@@ -281,30 +299,41 @@ public class HotReloadTests(TrainerBundles bundles)
     [Fact]
     public async Task AVersionDeletedWhileOthersLoadIsTakenOffBeforeTheNextLoad()
     {
-        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
-        var first = Path.GetFileName(bundles.SmokeBundle);
-        Publish(root, NewVersion, corrupt: false);
-        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey), ("Batching:Strategy", "auto"), ("Batching:MaxBatchSize", "1024"));
-        var client = factory.CreateClient();
-        Assert.Equal(NewVersion, (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("defaultVersion").GetString());
-        var staging = Path.Combine(root, ".staging-other");
-        Trainer.CopyAsVersions(bundles.SmokeBundle, staging, 2);
-        foreach (var version in Directory.GetDirectories(staging)) TrainerBundles.EditManifest(version, manifest => manifest["name"] = "other");
-        Directory.Move(staging, Path.Combine(root, "other"));
+        for (var attempt = 1; ; attempt++)
+        {
+            var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+            var first = Path.GetFileName(bundles.SmokeBundle);
+            Publish(root, NewVersion, corrupt: false);
+            await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey), ("Batching:Strategy", "auto"),
+                ("Batching:MaxBatchSize", "1024"), ("Inference:IntraOpThreads", "0"));
+            var client = factory.CreateClient();
+            Assert.Equal(NewVersion, (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("defaultVersion").GetString());
+            var staging = Path.Combine(root, ".staging-other");
+            Trainer.CopyAsVersions(bundles.SmokeBundle, staging, 2);
+            foreach (var version in Directory.GetDirectories(staging)) TrainerBundles.EditManifest(version, manifest => manifest["name"] = "other");
+            Directory.Move(staging, Path.Combine(root, "other"));
 
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/models/other/reload") { Headers = { { "X-Api-Key", AdminKey } } };
-        var reload = client.SendAsync(request);
-        await factory.Logs.WaitForAsync(line => line.StartsWith("Measuring how", StringComparison.Ordinal) && line.Contains("20260102T000000Z", StringComparison.Ordinal), timeoutMs: 30_000);
-        Directory.Delete(Path.Combine(root, "smoke", NewVersion), recursive: true);
-        Assert.Equal(HttpStatusCode.OK, (await reload).StatusCode);
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/models/other/reload") { Headers = { { "X-Api-Key", AdminKey } } };
+            var reload = client.SendAsync(request);
+            await factory.Logs.WaitForAsync(line => line.StartsWith("Measuring how", StringComparison.Ordinal) && line.Contains("20260102T000000Z", StringComparison.Ordinal), timeoutMs: 30_000);
+            var late = MeasurementEnded(factory, "20260102T000000Z");
+            Directory.Delete(Path.Combine(root, "smoke", NewVersion), recursive: true);
+            Assert.Equal(HttpStatusCode.OK, (await reload).StatusCode);
+            if (late)
+            {
+                Assert.True(attempt < 4, "in 4 attempts the folder never went while the first version of the other model was measured");
+                continue;
+            }
 
-        var lines = factory.Logs.Entries.Select(e => e.Message).ToList();
-        var takenOff = lines.FindIndex(line => line.Contains(NewVersion, StringComparison.Ordinal) && line.Contains("is gone", StringComparison.Ordinal));
-        var nextLoad = lines.FindIndex(line => line.StartsWith("Measuring how", StringComparison.Ordinal) && line.Contains("20260101T000000Z", StringComparison.Ordinal));
-        Assert.True(takenOff >= 0 && nextLoad > takenOff, string.Join("\n", lines));
-        Assert.Equal(first, (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("defaultVersion").GetString());
-        Assert.Equal(2, (await Http.JsonAsync(await client.GetAsync("/models/other"))).GetProperty("versions").GetArrayLength());
-        Assert.DoesNotContain(lines, line => line.Contains("does not load", StringComparison.Ordinal) || line.StartsWith("Refused", StringComparison.Ordinal));
+            var lines = factory.Logs.Entries.Select(e => e.Message).ToList();
+            var takenOff = lines.FindIndex(line => line.Contains(NewVersion, StringComparison.Ordinal) && line.Contains("is gone", StringComparison.Ordinal));
+            var nextLoad = lines.FindIndex(line => line.StartsWith("Measuring how", StringComparison.Ordinal) && line.Contains("20260101T000000Z", StringComparison.Ordinal));
+            Assert.True(takenOff >= 0 && nextLoad > takenOff, string.Join("\n", lines));
+            Assert.Equal(first, (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("defaultVersion").GetString());
+            Assert.Equal(2, (await Http.JsonAsync(await client.GetAsync("/models/other"))).GetProperty("versions").GetArrayLength());
+            Assert.DoesNotContain(lines, line => line.Contains("does not load", StringComparison.Ordinal) || line.StartsWith("Refused", StringComparison.Ordinal));
+            return;
+        }
     }
 
     /// <summary>
