@@ -144,7 +144,9 @@ public class StartupFailureTests(TrainerBundles bundles)
         await using (service)
         {
             Assert.True(listening, string.Join('\n', service.Output));
-            await TerminateOnceAsync(service, "Loaded model smoke@");
+            await service.WaitForLineAsync("Loaded model smoke@");
+            service.Terminate();
+            Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
             var output = string.Join('\n', service.Output);
             var stopped = Assert.Single(service.Output, l => l.Contains("Stopped loading model bundles after", StringComparison.Ordinal));
             var loaded = service.Output.Count(l => l.Contains("Loaded model smoke@", StringComparison.Ordinal));
@@ -162,30 +164,16 @@ public class StartupFailureTests(TrainerBundles bundles)
     [Fact]
     public async Task SigtermWhileAVersionIsMeasuredStopsTheMeasurement()
     {
-        for (var attempt = 1; ; attempt++)
+        var lines = await SigtermDuringTheMeasurementOfAsync("smoke@", () => ListeningAsync(new Dictionary<string, string>
         {
-            var (service, listening) = await ServiceProcess.StartListeningAsync(new Dictionary<string, string>
-            {
-                ["Models__Root"] = bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), ["Inference__ExecutionProvider"] = "cpu",
-                ["Batching__Strategy"] = "auto", ["Batching__MaxBatchSize"] = "1024",
-            });
-            await using (service)
-            {
-                Assert.True(listening, string.Join('\n', service.Output));
-                await TerminateOnceAsync(service, "Measuring how smoke@");
-                if (MeasuredBeforeTheSignal(service, "smoke@"))
-                {
-                    Assert.True(attempt < 3, "in 3 attempts the signal never came while the version was measured");
-                    continue;
-                }
-                var output = string.Join('\n', service.Output);
-                Assert.Contains("0 loaded: the service is shutting down", Assert.Single(service.Output, l => l.Contains("Stopped loading model bundles after", StringComparison.Ordinal)));
-                Assert.DoesNotContain("Loaded model smoke@", output);
-                Assert.DoesNotContain("runs batches of up to", output);
-                Assert.DoesNotContain("Refused", output);
-                return;
-            }
-        }
+            ["Models__Root"] = bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), ["Inference__ExecutionProvider"] = "cpu",
+            ["Batching__Strategy"] = "auto", ["Batching__MaxBatchSize"] = "1024",
+        }));
+        var output = string.Join('\n', lines);
+        Assert.Contains("0 loaded: the service is shutting down", Assert.Single(lines, l => l.Contains("Stopped loading model bundles after", StringComparison.Ordinal)));
+        Assert.DoesNotContain("Loaded model smoke@", output);
+        Assert.DoesNotContain("runs batches of up to", output);
+        Assert.DoesNotContain("Refused", output);
     }
 
     /// <summary>
@@ -195,56 +183,59 @@ public class StartupFailureTests(TrainerBundles bundles)
     [Fact]
     public async Task SigtermWhileARescanMeasuresANewVersionStopsTheMeasurement()
     {
-        for (var attempt = 1; ; attempt++)
+        var lines = await SigtermDuringTheMeasurementOfAsync("smoke@20260102T000000Z", async () =>
         {
             var root = bundles.NewRoot();
             var staging = bundles.NewRoot();
             ProtoPNet.Tests.Shared.Trainer.CopyAsVersions(bundles.SmokeBundle, staging, 2);
             Directory.CreateDirectory(Path.Combine(root, "smoke"));
             Directory.Move(Path.Combine(staging, "20260101T000000Z"), Path.Combine(root, "smoke", "20260101T000000Z"));
-            var (service, listening) = await ServiceProcess.StartListeningAsync(new Dictionary<string, string>
+            var service = await ListeningAsync(new Dictionary<string, string>
             {
                 ["Models__Root"] = root, ["Inference__ExecutionProvider"] = "cpu", ["Batching__Strategy"] = "auto", ["Batching__MaxBatchSize"] = "1024",
             });
-            await using (service)
-            {
-                Assert.True(listening, string.Join('\n', service.Output));
-                await service.WaitForLineAsync("Serving smoke@20260101T000000Z");
-                Directory.Move(Path.Combine(staging, "20260102T000000Z"), Path.Combine(root, "smoke", "20260102T000000Z"));
-                await TerminateOnceAsync(service, "Measuring how smoke@20260102T000000Z");
-                if (MeasuredBeforeTheSignal(service, "smoke@20260102T000000Z"))
-                {
-                    Assert.True(attempt < 3, "in 3 attempts the signal never came while the new version was measured");
-                    continue;
-                }
-                var output = string.Join('\n', service.Output);
-                Assert.Contains("0 loaded: the service is shutting down", Assert.Single(service.Output, l => l.Contains("Stopped loading model bundles after", StringComparison.Ordinal)));
-                Assert.DoesNotContain("Loaded model smoke@20260102T000000Z", output);
-                Assert.DoesNotContain("Refused", output);
-                Assert.DoesNotContain("is unloaded once its running requests finish", output);   // retired; its unload at the exit is fine
-                return;
-            }
-        }
-    }
-
-    /// <summary>SIGTERM once the service has printed a line holding <paramref name="text"/>; it exits 0.</summary>
-    private static async Task TerminateOnceAsync(ServiceProcess service, string text)
-    {
-        await service.WaitForLineAsync(text);
-        service.Terminate();
-        Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+            await service.WaitForLineAsync("Serving smoke@20260101T000000Z");
+            Directory.Move(Path.Combine(staging, "20260102T000000Z"), Path.Combine(root, "smoke", "20260102T000000Z"));
+            return service;
+        });
+        var output = string.Join('\n', lines);
+        Assert.Contains("0 loaded: the service is shutting down", Assert.Single(lines, l => l.Contains("Stopped loading model bundles after", StringComparison.Ordinal)));
+        Assert.DoesNotContain("Loaded model smoke@20260102T000000Z", output);
+        Assert.DoesNotContain("Refused", output);
+        Assert.DoesNotContain("is unloaded once its running requests finish", output);   // retired; its unload at the exit is fine
     }
 
     /// <summary>
-    /// Whether the measurement of <paramref name="version"/> ended before the service took the signal (a busy machine
-    /// held the test up for the second it takes): not the case these tests are about. Its log says which came first.
+    /// The output of a service (<paramref name="start"/>ed) that took SIGTERM once it said it measures
+    /// <paramref name="version"/>, and exited 0. An attempt whose measurement ended before the service took the signal
+    /// (a busy machine held the test up for the second a measurement takes; the service's log says which came first)
+    /// is not the case tested: it is made again, three times at most.
     /// </summary>
-    private static bool MeasuredBeforeTheSignal(ServiceProcess service, string version)
+    private static async Task<string[]> SigtermDuringTheMeasurementOfAsync(string version, Func<Task<ServiceProcess>> start)
     {
-        var lines = service.Output.ToList();
-        var measured = lines.FindIndex(l => l.Contains("runs batches of up to", StringComparison.Ordinal) && l.Contains(version, StringComparison.Ordinal));
-        var signal = lines.FindIndex(l => l.Contains("Application is shutting down", StringComparison.Ordinal));
-        return measured >= 0 && (signal < 0 || measured < signal);
+        for (var attempt = 1; ; attempt++)
+        {
+            await using var service = await start();
+            await service.WaitForLineAsync($"Measuring how {version}");
+            service.Terminate();
+            Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+            var lines = service.Output.ToList();
+            var measured = lines.FindIndex(l => l.Contains("runs batches of up to", StringComparison.Ordinal) && l.Contains(version, StringComparison.Ordinal));
+            var signal = lines.FindIndex(l => l.Contains("Application is shutting down", StringComparison.Ordinal));
+            if (measured < 0 || (signal >= 0 && signal < measured)) return [.. lines];
+            Assert.True(attempt < 3, $"in 3 attempts the signal never came while {version} was measured");
+        }
+    }
+
+    /// <summary>The service started with these settings, listening (its whole output if it is not).</summary>
+    private static async Task<ServiceProcess> ListeningAsync(Dictionary<string, string> settings)
+    {
+        var (service, listening) = await ServiceProcess.StartListeningAsync(settings);
+        if (listening) return service;
+        var output = string.Join('\n', service.Output);
+        await service.DisposeAsync();
+        Assert.Fail(output);
+        return service;
     }
 
     /// <summary>
