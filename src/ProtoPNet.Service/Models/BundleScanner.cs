@@ -144,10 +144,11 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
     /// Loads (verifies and warms up) the bundle in <paramref name="directory"/> and makes it ready to serve
     /// (<paramref name="prepare"/>, which may refuse it too); null when it is refused, now or before with its files
     /// unchanged. A file that cannot be read is a refusal as well. <paramref name="isNewRefusal"/> tells a refusal met
-    /// for the first time.
+    /// for the first time; it is logged here unless <paramref name="reloadsALoadedVersion"/> (the caller says it, with
+    /// the loaded copy that serves on). <paramref name="stopping"/> (the shutdown) stops the preparation, not as a refusal.
     /// </summary>
     public ModelBundle? TryLoad(string modelName, string directory, Action<ModelBundle> prepare, out RefusedBundle? refusal, out bool isNewRefusal,
-        CancellationToken stopping = default)
+        CancellationToken stopping = default, bool reloadsALoadedVersion = false)
     {
         isNewRefusal = false;
         var files = FolderState.Of(directory);
@@ -214,7 +215,8 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
             isNewRefusal = !(seen && cached.Refusal == refusal);
             if (!isNewRefusal) return null;
             metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", modelName), ServiceMetrics.Tag("result", "refused"));
-            logger.LogError("Refused model bundle {Directory}: {Reason}", directory, reason);
+            // A loaded version's rewritten folder: the registry says it in one line, with the copy that serves on.
+            if (!reloadsALoadedVersion) logger.LogError("Refused model bundle {Directory}: {Reason}", directory, reason);
             return null;
         }
     }

@@ -180,7 +180,7 @@ public sealed class ModelRegistry(
                     try
                     {
                         bundle = scanner.TryLoad(family.Key, directory, loaded => chosen[loaded] = strategies.Choose(loaded, stopping),
-                            out refusal, out isNewRefusal, stopping);
+                            out refusal, out isNewRefusal, stopping, reloadsALoadedVersion: existing is not null);
                     }
                     catch (OperationCanceledException) when (stopping.IsCancellationRequested)
                     {

@@ -225,6 +225,8 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/ready")).StatusCode);
         await factory.Logs.WaitForAsync(line => line.Contains("The rewritten folder of", StringComparison.Ordinal) && line.Contains(version, StringComparison.Ordinal)
             && line.Contains("does not load", StringComparison.Ordinal) && line.Contains("serves on", StringComparison.Ordinal));
+        // One error line for the one event (the refusal and "serves on" were two).
+        Assert.Single(factory.Logs.Entries, e => e.Level == Microsoft.Extensions.Logging.LogLevel.Error && e.Message.Contains(version, StringComparison.Ordinal));
 
         await File.WriteAllBytesAsync(manifest, whole);
         var mended = await Http.JsonAsync(await client.SendAsync(Reload()));
