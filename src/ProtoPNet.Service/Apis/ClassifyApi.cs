@@ -121,7 +121,7 @@ public static class ClassifyApi
         if (request.Heatmaps == HeatmapUse.None && entries <= WholeAnswerMaxEntries) return JsonAnswer.Whole(response);
         if (!draws) return JsonAnswer.Streamed(response);
         var turn = await drawing.TakeAsync(cancellationToken);
-        // Given back when the answer is sent, or here if it never is (the client left first).
+        // Given back once the response ends, sent or not (the client may leave first).
         httpContext.Response.RegisterForDispose(turn);
         return JsonAnswer.Streamed(response, turn);
     }

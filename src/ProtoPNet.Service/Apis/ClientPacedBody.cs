@@ -22,11 +22,11 @@ internal sealed class ClientPacedBody(Stream body, HttpContext context, TimeSpan
     /// <summary>
     /// Sends an answer through a paced body with Classify:AnswerReadTimeout and Classify:AnswerStallTimeout. A client
     /// that keeps it waiting longer has it cut off: a warning, and 408 in the request log and the metrics. An answer that
-    /// draws as it is written passes its drawing <paramref name="turn"/>, held now, and given back when it is sent.
+    /// draws as it is written passes its drawing <paramref name="turn"/>, held now, which the body pauses while the
+    /// client reads (its owner gives it back at the end).
     /// </summary>
     public static async Task SendAsync(HttpContext httpContext, Func<Stream, Task> write, DrawingTurn? turn = null)
     {
-        using var _ = turn;
         var options = httpContext.RequestServices.GetRequiredService<IOptions<ClassifyOptions>>().Value;
         var body = new ClientPacedBody(httpContext.Response.Body, httpContext, options.AnswerReadTimeout, options.AnswerStallTimeout, turn);
         try

@@ -75,7 +75,7 @@ public static class JsonAnswer
 
     /// <summary>
     /// An answer that is serialized as it is sent (chunked); one whose heatmaps are drawn as it is written passes the
-    /// drawing turn it took, which is given back when the answer is sent.
+    /// drawing turn it took (registered for dispose with the response, so given back however the answer ends).
     /// </summary>
     public static JsonAnswer<T> Streamed<T>(T value, DrawingTurn? drawingTurn = null) => new(value, whole: false, drawingTurn);
 }

@@ -20,13 +20,7 @@ public static class RateLimitingExtensions
             limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
             {
                 var options = context.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value;
-                var path = context.Request.Path;
-                // Probes and scrapes: a model's v2 readiness is a probe too (KServe points one at it).
-                if (path.StartsWithSegments("/health") || path.StartsWithSegments("/metrics")
-                    || path.StartsWithSegments("/v2/health") || (path.StartsWithSegments("/v2/models") && path.Value!.EndsWith("/ready", StringComparison.Ordinal)))
-                {
-                    return RateLimitPartition.GetNoLimiter("unlimited");
-                }
+                if (Serving.ProbePaths.IsExemptFromRateLimit(context.Request.Path)) return RateLimitPartition.GetNoLimiter("unlimited");
                 var client = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
                 return RateLimitPartition.GetFixedWindowLimiter(client, _ => new FixedWindowRateLimiterOptions
                 {

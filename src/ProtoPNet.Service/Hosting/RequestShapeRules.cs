@@ -41,8 +41,7 @@ public static class RequestShapeRules
 
     /// <summary>/health/live, /health/ready and the protocol's /v2/health/live and /v2/health/ready (GET or HEAD).</summary>
     private static bool IsHealthProbe(HttpRequest request) =>
-        (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method))
-        && (request.Path.StartsWithSegments("/health") || request.Path.StartsWithSegments("/v2/health"));
+        (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method)) && Serving.ProbePaths.IsHealthProbe(request.Path);
 
     /// <summary>Whether a body comes (a Content-Length above 0, or chunked): a coding named for no body codes nothing.</summary>
     private static bool CanHaveBody(HttpContext context) =>

@@ -140,6 +140,7 @@ public sealed class ModelRegistry(
         var refused = new List<RefusedBundle>();
         var newlyRefused = new List<RefusedBundle>(refusedBefore);
         var retiredMeanwhile = new List<ModelBundle>();
+        var loadsThisPass = 0;
         try
         {
             foreach (var family in directories.GroupBy(d => Path.GetFileName(Path.GetDirectoryName(d))!, StringComparer.Ordinal))
@@ -172,8 +173,9 @@ public sealed class ModelRegistry(
                         }
                         earlier.Bundle.Dispose();   // deleted and published anew between the passes: loaded again below
                     }
-                    // Each load takes seconds: a version deleted meanwhile (a rollback) is taken off before the next one.
-                    retiredMeanwhile.AddRange(RetireDeleted(Catalog, scanner.FindBundleDirectories(Root)).Gone);
+                    // Each load takes seconds: a version deleted meanwhile (a rollback) is taken off before the next one (the
+                    // pass began by taking off those gone then).
+                    if (loadsThisPass++ > 0) retiredMeanwhile.AddRange(RetireDeleted(Catalog, scanner.FindBundleDirectories(Root)).Gone);
                     ModelBundle? bundle;
                     RefusedBundle? refusal;
                     bool isNewRefusal;

@@ -1,40 +1,36 @@
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.OpenApi;
 using ProtoPNet.Service.Problems;
+using ProtoPNet.Service.Serving;
 using Swashbuckle.AspNetCore.SwaggerGen;
 
 namespace ProtoPNet.Service.OpenApi;
 
 /// <summary>
 /// The answers any endpoint may give whatever it does, declared on each (docs/API.md, Conventions): 400 for a query
-/// parameter given twice (<see cref="Hosting.RequestShapeRules"/>; never on a health probe), 415 for a body in a content
-/// coding, and 429 over the rate limit (<see cref="Hosting.RateLimitingExtensions"/>; not on probes and scrapes).
+/// parameter given twice (<see cref="Hosting.RequestShapeRules"/>), 415 for a body in a content coding, and 429 over
+/// the rate limit (<see cref="Hosting.RateLimitingExtensions"/>); on a probe's path neither the first two nor the limit
+/// (<see cref="ProbePaths"/>).
 /// Under /v2 in the protocol's error body.
 /// </summary>
 public sealed class CommonResponsesOperationFilter : IOperationFilter
 {
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
-        var path = "/" + (context.ApiDescription.RelativePath ?? "").Split('?')[0];
-        if (IsHealthProbe(path)) return;
+        var path = new PathString("/" + (context.ApiDescription.RelativePath ?? "").Split('?')[0]);
+        if (ProbePaths.IsHealthProbe(path)) return;
         operation.Responses ??= [];
-        var v2 = path.StartsWith("/v2", StringComparison.Ordinal);
+        var v2 = path.StartsWithSegments("/v2");
         Add(operation, context, v2, StatusCodes.Status400BadRequest, "A query parameter is given twice, or one is out of range or unknown.");
         if (operation.RequestBody is not null)
         {
             Add(operation, context, v2, StatusCodes.Status415UnsupportedMediaType, "The body is in a content coding (Content-Encoding), or of a type this endpoint does not take.");
         }
-        if (!IsExemptFromRateLimit(path))
+        if (!ProbePaths.IsExemptFromRateLimit(path))
         {
             Add(operation, context, v2, StatusCodes.Status429TooManyRequests, "This client exceeded RateLimiting:PermitLimit. The Retry-After header says when to try again.");
         }
     }
-
-    /// <summary>As the rate limiter exempts them: probes, scrapes and the protocol's model readiness.</summary>
-    private static bool IsExemptFromRateLimit(string path) =>
-        IsHealthProbe(path) || path == "/metrics" || (path.StartsWith("/v2/models/", StringComparison.Ordinal) && path.EndsWith("/ready", StringComparison.Ordinal));
-
-    private static bool IsHealthProbe(string path) => path.StartsWith("/health/", StringComparison.Ordinal) || path.StartsWith("/v2/health/", StringComparison.Ordinal);
 
     private static void Add(OpenApiOperation operation, OperationFilterContext context, bool v2, int status, string description)
     {

@@ -101,7 +101,8 @@ public sealed class ExamplesOperationFilter : IOperationFilter
 
     private static bool ClassifyLike(string operationId) => operationId.StartsWith("Classify", StringComparison.Ordinal);
 
-    private static ProblemKind[] KindsFor(string operationId, int status)
+    /// <summary>The problems an operation answers with this status, as its examples show them.</summary>
+    internal static ProblemKind[] KindsFor(string operationId, int status)
     {
         var classify = operationId.StartsWith("Classify", StringComparison.Ordinal);
         var training = operationId.Contains("Training", StringComparison.Ordinal);
@@ -203,8 +204,9 @@ public sealed class ResponseHeadersOperationFilter : IOperationFilter
                 concrete.Headers ??= new Dictionary<string, IOpenApiHeader>();
                 concrete.Headers["Location"] = Header(JsonSchemaType.String, "The job's URL (/training/jobs/{id}).");
             }
-            // Every 429 and 503 says when to try again, except a jobs folder that cannot be written: waiting does not mend it.
-            if (status is "429" || (status is "503" && !(operation.OperationId ?? "").Contains("Training", StringComparison.Ordinal)))
+            // When to try again, where the problems of that status say it (not for a jobs folder that cannot be written).
+            if (status is "429" or "503" && ExamplesOperationFilter.KindsFor(operation.OperationId ?? "", int.Parse(status, System.Globalization.CultureInfo.InvariantCulture))
+                    .Any(kind => ProblemCatalog.RetryAfterFor(kind.Type) is not null))
             {
                 concrete.Headers ??= new Dictionary<string, IOpenApiHeader>();
                 concrete.Headers["Retry-After"] = Header(JsonSchemaType.Integer, "Seconds to wait before trying again.");

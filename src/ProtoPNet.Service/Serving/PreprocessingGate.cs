@@ -85,7 +85,6 @@ public sealed class PreprocessingGate : IDisposable
 
     private static ProblemException Overloaded(string detail) => new(ProblemCatalog.Overloaded, detail);
 
-
     public void Dispose()
     {
         _disposed = true;
