@@ -20,7 +20,7 @@ public class DocumentationAndLoggingTests(TrainerBundles bundles)
             "/classify", "/classify/batch", "/models", "/models/{name}", "/models/{name}/versions/{version}",
             "/models/{name}/versions/{version}/prototypes", "/models/{name}/versions/{version}/prototypes/{index}/{kind}.png",
             "/health/live", "/health/ready", "/classify/card", "/models/{name}/versions/{version}/examples/{index}",
-            "/metrics", "/models/{name}/reload",
+            "/metrics", "/models/reload", "/models/{name}/reload",
             "/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/ready", "/v2/models/{name}/infer",
             "/v2/models/{name}/versions/{version}", "/v2/models/{name}/versions/{version}/ready", "/v2/models/{name}/versions/{version}/infer",
             "/training/jobs", "/training/jobs/{id}", "/training/jobs/{id}/events", "/training/jobs/{id}/folder", "/training/options",

@@ -56,6 +56,8 @@ public class OpenApiContractTests(TrainerBundles bundles)
             ("/models/{name}/versions/{version}/prototypes", HttpMethod.Get, $"/models/smoke/versions/{version}/prototypes", () => null),
             ("/models/{name}/versions/{version}/prototypes", HttpMethod.Get, $"/models/bare/versions/{version}/prototypes", () => null),
             ("/models/{name}/versions/{version}/prototypes/{index}/{kind}.png", HttpMethod.Get, $"/models/smoke/versions/{version}/prototypes/0/patch.png", () => null),
+            ("/models/reload", HttpMethod.Post, "/models/reload", () => null),
+            ("/models/{name}/reload", HttpMethod.Post, "/models/smoke/reload", () => null),
             ("/health/live", HttpMethod.Get, "/health/live", () => null),
             ("/health/ready", HttpMethod.Get, "/health/ready", () => null),
             ("/metrics", HttpMethod.Get, "/metrics", () => null),
@@ -77,7 +79,7 @@ public class OpenApiContractTests(TrainerBundles bundles)
         foreach (var (template, method, url, body) in requests)
         {
             using var request = new HttpRequestMessage(method, url) { Content = body() };
-            if (template.StartsWith("/training", StringComparison.Ordinal)) request.Headers.Add("X-Api-Key", AdminKey);
+            if (template.StartsWith("/training", StringComparison.Ordinal) || template.EndsWith("/reload", StringComparison.Ordinal)) request.Headers.Add("X-Api-Key", AdminKey);
             using var response = await client.SendAsync(request);
             var status = (int)response.StatusCode;
             statuses.Add((template, status));
@@ -126,6 +128,7 @@ public class OpenApiContractTests(TrainerBundles bundles)
         string? SchemeOf(string path, string method) => document["paths"]![path]![method]!["security"]?[0]?.AsObject().Single().Key;
         Assert.Equal("adminApiKey", SchemeOf("/training/jobs", "post"));
         Assert.Equal("adminApiKey", SchemeOf("/models/{name}/reload", "post"));
+        Assert.Equal("adminApiKey", SchemeOf("/models/reload", "post"));
         Assert.Equal(classifyKey is null ? null : "classifyApiKey", SchemeOf("/classify", "post"));
         Assert.Equal(classifyKey is null ? null : "classifyApiKey", SchemeOf("/v2/models/{name}/infer", "post"));
         Assert.Null(SchemeOf("/models", "get"));

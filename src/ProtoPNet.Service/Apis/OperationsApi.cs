@@ -9,7 +9,11 @@ namespace ProtoPNet.Service.Apis;
 public sealed record ReloadResponse(string Model, string ServedVersion, IReadOnlyList<string> Versions, IReadOnlyList<string> Loaded,
     IReadOnlyList<string> Removed, IReadOnlyList<RefusedBundleResponse> Refused);
 
-/// <summary>GET /metrics and the administrative POST /models/{name}/reload.</summary>
+/// <summary>What POST /models/reload changed, for every model, and what is served now.</summary>
+public sealed record ReloadAllResponse(IReadOnlyList<string> Serving, string? DefaultModel, IReadOnlyList<string> Loaded,
+    IReadOnlyList<string> Removed, IReadOnlyList<RefusedBundleResponse> Refused);
+
+/// <summary>GET /metrics and the administrative rescans, POST /models/reload and POST /models/{name}/reload.</summary>
 public static class OperationsApi
 {
     public static IEndpointRouteBuilder MapOperationsApi(this IEndpointRouteBuilder app)
@@ -26,6 +30,19 @@ public static class OperationsApi
                 `protopnet_model_ready{model,version,default}` and `protopnet_execution_provider_info{provider}`.
                 """)
             .Produces<string>(StatusCodes.Status200OK, "text/plain");
+
+        app.MapPost("/models/reload", ReloadAllAsync)
+            .WithTags("Models")
+            .WithName("ReloadModels")
+            .WithSummary("Rescan the model root now, for every model (administrative)")
+            .WithDescription("""
+                What POST /models/{name}/reload does, answered for every model: the versions this rescan loaded and unloaded,
+                every folder refused as it stands, and the version of each model served now. For publishing a model whose
+                name is not known to the caller, or after changing several models at once. Needs the header `X-Api-Key`
+                with Security:AdminApiKey; without a configured key this endpoint is disabled (403).
+                """)
+            .Produces<ReloadAllResponse>()
+            .RequireAdminKey();
 
         app.MapPost("/models/{name}/reload", ReloadAsync)
             .WithTags("Models")
@@ -44,6 +61,16 @@ public static class OperationsApi
             .ValidateModelRouteValues()
             .RequireAdminKey();
         return app;
+    }
+
+    internal static async Task<Ok<ReloadAllResponse>> ReloadAllAsync(ModelRegistry registry, IHostApplicationLifetime lifetime)
+    {
+        var result = await registry.RescanAsync(lifetime.ApplicationStopping);
+        var catalog = registry.Catalog;
+        // Refusals as they stand, as for one model: the watcher may have refused a new folder a moment before.
+        return TypedResults.Ok(new ReloadAllResponse(catalog.Families.Values.Select(f => $"{f.Name}@{f.Served.Version}").Order(StringComparer.Ordinal).ToArray(),
+            catalog.DefaultModel, result.Loaded, result.Removed,
+            catalog.Refused.Select(r => RefusedBundleResponse.Of(r, registry.Root)).ToArray()));
     }
 
     /// <param name="name">Model name, e.g. <c>fashion-mnist</c>.</param>

@@ -130,7 +130,7 @@ public sealed class ExamplesOperationFilter : IOperationFilter
             422 => [ProblemCatalog.ImageTooManyPixels, ProblemCatalog.ImageSideTooLong, ProblemCatalog.ImageZeroSized],
             400 => [ProblemCatalog.InvalidParameter],
             401 => [ProblemCatalog.ApiKeyMissing],
-            403 when operationId == "ReloadModel" => [ProblemCatalog.AdminDisabled, ProblemCatalog.ApiKeyRejected],
+            403 when operationId is "ReloadModel" or "ReloadModels" => [ProblemCatalog.AdminDisabled, ProblemCatalog.ApiKeyRejected],
             403 => [ProblemCatalog.ApiKeyRejected],
             429 => [ProblemCatalog.RateLimited],
             503 when classify => [ProblemCatalog.NoModelReady, ProblemCatalog.Overloaded, ProblemCatalog.UploadSpoolFull],

@@ -155,6 +155,46 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.Equal(0, body.GetProperty("loaded").GetArrayLength());
     }
 
+    /// <summary>
+    /// POST /models/reload rescans as the per-model reload does and answers for every model: what it loaded, what it
+    /// unloaded, what is refused as it stands and what each model serves now (it answered 405 before, the path being
+    /// taken for a model named "reload").
+    /// </summary>
+    [Fact]
+    public async Task AReloadOfEveryModelSaysWhatChangedForEachOfThem()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey));
+        var client = factory.CreateClient();
+        await Http.ProblemAsync(await client.PostAsync("/models/reload", null), HttpStatusCode.Unauthorized, "api-key-missing");
+        var served = Path.GetFileName(bundles.SmokeBundle);
+
+        var other = Path.Combine(root, "other", served);
+        Trainer.CopyDirectory(bundles.SmokeBundle, other);
+        TrainerBundles.EditManifest(other, manifest => manifest["name"] = "other");
+        Publish(root, CorruptVersion, corrupt: true);
+        var body = await Http.JsonAsync(await client.SendAsync(ReloadAll()));
+        Assert.Equal([$"other@{served}", $"smoke@{served}"], Strings(body.GetProperty("serving")));
+        Assert.Equal("other", body.GetProperty("defaultModel").GetString());   // no fashion-mnist here: the first model by name
+        Assert.Equal([$"other@{served}"], Strings(body.GetProperty("loaded")));
+        Assert.Empty(Strings(body.GetProperty("removed")));
+        var refused = Assert.Single(body.GetProperty("refused").EnumerateArray());
+        Assert.Equal($"smoke/{CorruptVersion}", refused.GetProperty("directory").GetString());
+        Assert.Contains("sha256", refused.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/classify?model=other", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)))).StatusCode);
+
+        // Nothing new: nothing loaded, the refusal still said (as it stands); then a model taken away.
+        body = await Http.JsonAsync(await client.SendAsync(ReloadAll()));
+        Assert.Empty(Strings(body.GetProperty("loaded")));
+        Assert.Single(body.GetProperty("refused").EnumerateArray());
+        Directory.Delete(Path.Combine(root, "other"), recursive: true);
+        body = await Http.JsonAsync(await client.SendAsync(ReloadAll()));
+        Assert.Equal([$"smoke@{served}"], Strings(body.GetProperty("serving")));
+        Assert.Equal([$"other@{served}"], Strings(body.GetProperty("removed")));
+
+        static string[] Strings(System.Text.Json.JsonElement array) => array.EnumerateArray().Select(e => e.GetString()!).ToArray();
+    }
+
     [Fact]
     public async Task StagingFoldersAndFoldersWithoutAManifestAreIgnored()
     {
@@ -443,6 +483,8 @@ public class HotReloadTests(TrainerBundles bundles)
             manifest["version"] = version;
         });
     }
+
+    private static HttpRequestMessage ReloadAll() => new(HttpMethod.Post, "/models/reload") { Headers = { { "X-Api-Key", AdminKey } } };
 
     private static HttpRequestMessage Reload()
     {
