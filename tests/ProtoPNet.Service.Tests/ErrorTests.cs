@@ -247,6 +247,10 @@ public class ErrorTests(TrainerBundles bundles)
             Http.Raw(Http.BundleImage(bundles.SmokeBundle, 0), "image/png"));
         Assert.Equal(HttpStatusCode.OK, card.StatusCode);
         Assert.Equal("image/png", card.Content.Headers.ContentType?.MediaType);
+        // ... and refuses what /classify refuses (a bad value was drawn over, without a word).
+        var problem = await Http.ProblemAsync(await Client.PostAsync("/classify/card?Heatmaps=bogus",
+            Http.Raw(Http.BundleImage(bundles.SmokeBundle, 0), "image/png")), HttpStatusCode.BadRequest, "invalid-parameter");
+        Assert.Contains("heatmaps must be 'none' or 'png'", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -25,7 +25,7 @@ public class StartupFailureTests(TrainerBundles bundles)
     [InlineData("Models__DefaultModel", "../etc", "Models:DefaultModel is not a model name")]
     [InlineData("Models__Root", "/etc/passwd", "Models:Root is a file")]
     [InlineData("Models__Pinned__smoke", "v 1", "Models:Pinned holds a model name or version that cannot be one")]
-    [InlineData("Telemetry__OtlpEndpoint", "collector:4317", "Telemetry:OtlpEndpoint")]
+    [InlineData("Telemetry__OtlpEndpoint", "ftp://collector:4317", "Telemetry:OtlpEndpoint must be an http or https URL")]
     [InlineData("Training__KeepFinishedJobs", "-1.00:00:00", "Training:KeepFinishedJobs")]
     [InlineData("Classify__UploadReadTimeout", "5", "Classify:UploadReadTimeout: The field UploadReadTimeout must be between 00:00:01 and 1.00:00:00 (a time is written [d.]hh:mm:ss: 00:00:05 is 5 seconds, and a bare number is read as days).")]
     // Kestrel:Limits (bound and checked by the service: ASP.NET Core leaves the section alone).

@@ -52,6 +52,8 @@ public static class CardApi
             throw new ProblemException(ProblemCatalog.InvalidParameter,
                 $"topPrototypes is {query.TopPrototypes}; a card has room for at most {ExplanationCard.MaxRows} prototype rows.");
         }
+        // A card always draws its heatmaps, but a value /classify would refuse is refused here too.
+        ClassifyQuery.HeatmapsAsked(request.Query["heatmaps"].FirstOrDefault());
         var card = query.ToRequest(HeatmapUse.Drawn);
         using var answer = await classification.ClassifyAsync(request, card, cancellationToken);
         var image = answer.Single();

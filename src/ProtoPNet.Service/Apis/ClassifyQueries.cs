@@ -45,10 +45,14 @@ public sealed record ClassifyQuery : ExplainQuery
     /// <summary><c>none</c> (default) or <c>png</c>: a heatmap PNG per explained prototype.</summary>
     public string? Heatmaps { get; init; }
 
-    public ClassifyRequest ToRequest(bool batch) => ToRequest(Heatmaps?.Trim().ToLowerInvariant() switch
+    public ClassifyRequest ToRequest(bool batch) => ToRequest(HeatmapsAsked(Heatmaps), batch);
+
+    /// <summary>What a <c>heatmaps</c> value asks for; anything but none or png is an invalid parameter (on the card too,
+    /// which takes the classify endpoints' query string and draws its heatmaps whatever it says).</summary>
+    public static HeatmapUse HeatmapsAsked(string? heatmaps) => heatmaps?.Trim().ToLowerInvariant() switch
     {
         null or "" or "none" => HeatmapUse.None,
         "png" => HeatmapUse.Sent,
-        _ => throw new ProblemException(ProblemCatalog.InvalidParameter, $"heatmaps must be 'none' or 'png'; it is '{Heatmaps}'."),
-    }, batch);
+        _ => throw new ProblemException(ProblemCatalog.InvalidParameter, $"heatmaps must be 'none' or 'png'; it is '{heatmaps}'."),
+    };
 }

@@ -28,6 +28,12 @@ public static class ProblemExtensions
                 problem.Type = ProblemCatalog.UnsupportedMediaType.Type;
                 problem.Title = ProblemCatalog.UnsupportedMediaType.Title;
             }
+            if (problem.Status == StatusCodes.Status500InternalServerError && problem.Type == DefaultServerErrorType)
+            {
+                // An unhandled exception, answered by the exception handler: the service's own kind, as every problem it raises.
+                problem.Type = ProblemCatalog.Unexpected.Type;
+                problem.Title = ProblemCatalog.Unexpected.Title;
+            }
             problem.Detail ??= FrameworkDetail(http, problem.Status);
             ProblemLogging.Record(http, problem.Type);
             if (problem.Status is StatusCodes.Status503ServiceUnavailable or StatusCodes.Status429TooManyRequests
@@ -62,6 +68,9 @@ public static class ProblemExtensions
 
     /// <summary>The type ASP.NET Core gives a 400 of its own.</summary>
     private const string DefaultBadRequestType = "https://tools.ietf.org/html/rfc9110#section-15.5.1";
+
+    /// <summary>The type ASP.NET Core gives a 500 of its own (an unhandled exception).</summary>
+    private const string DefaultServerErrorType = "https://tools.ietf.org/html/rfc9110#section-15.6.1";
 
     private static string TraceId(HttpContext http) => Activity.Current?.Id ?? http.TraceIdentifier;
 

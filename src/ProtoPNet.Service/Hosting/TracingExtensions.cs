@@ -13,7 +13,7 @@ public static class TracingExtensions
         services.AddOptions<TelemetryOptions>().BindSettings(configuration, TelemetryOptions.SectionName)
             .Validate(t => string.IsNullOrWhiteSpace(t.OtlpEndpoint)
                            || Uri.TryCreate(t.OtlpEndpoint, UriKind.Absolute, out var endpoint) && endpoint.Scheme is "http" or "https",
-                "Telemetry:OtlpEndpoint must be an absolute URI such as http://collector:4317")
+                "Telemetry:OtlpEndpoint must be an http or https URL such as http://collector:4317")
             .ValidateOnStart();
 
         var telemetry = configuration.GetSection(TelemetryOptions.SectionName).Get<TelemetryOptions>() ?? new TelemetryOptions();

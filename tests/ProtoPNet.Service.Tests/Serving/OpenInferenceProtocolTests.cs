@@ -397,7 +397,9 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         await plain.Logs.WaitForAsync(line => line.StartsWith("Unhandled exception", StringComparison.Ordinal) && line.Contains("/v2/models/smoke/fault") && line.Contains(traceId),
             onTimeout: () => string.Join("\n", plain.Logs.Entries.Select(e => e.Message)));
 
-        var problem = await Http.ProblemAsync(await client.PostAsync("/fault", new StringContent("{}")), HttpStatusCode.InternalServerError);
+        // The service's own problem type, as docs/API.md lists it (it was the framework's RFC 9110 link).
+        var problem = await Http.ProblemAsync(await client.PostAsync("/fault", new StringContent("{}")), HttpStatusCode.InternalServerError, "internal-error");
+        Assert.Equal("urn:protopnet:problem:internal-error", problem.GetProperty("type").GetString());
         Assert.DoesNotContain(FaultWhereNoEndpointMatches.Message, problem.GetRawText());
     }
 
