@@ -143,6 +143,55 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A TIFF's Orientation tag, each of its eight values, in a file Pillow writes plain and deflated: both sides see the
+    /// picture upright and alike. (The service ignored the tag, which the decoder leaves out of the EXIF profile; the
+    /// trainer's Pillow 9 applied it twice, turning a picture stored on its side upside down.)
+    /// </summary>
+    [Fact]
+    public void ATiffsOrientationIsAppliedAsInTheTrainer()
+    {
+        var directory = Directory.CreateTempSubdirectory("protopnet-tiff-").FullName;
+        try
+        {
+            var png = Path.Combine(directory, "p.png");
+            using (var picture = Picture(46, 30)) File.WriteAllBytes(png, TestImages.Encode(picture, TestImages.Png));
+            var sizes = Pillow.RunPython("""
+                import os, sys
+                import numpy as np
+                from PIL import Image
+                from protopnet_trainer.image_files import open_image
+                picture = Image.open(sys.argv[1]).convert("RGB")
+                for compression in ("raw", "tiff_deflate"):
+                    for orientation in range(1, 9):
+                        path = os.path.join(sys.argv[2], f"{compression}-{orientation}.tif")
+                        picture.save(path, compression=compression, tiffinfo={0x0112: orientation})
+                        decoded = open_image(path)
+                        np.asarray(decoded, dtype=np.uint8).tofile(path + ".rgb")
+                        print(decoded.size[0], decoded.size[1])
+                """, png, directory).Trim().Split('\n');
+            Assert.Equal(16, sizes.Length);
+            using var upright = Image.Load<Rgb24>(png);
+            for (var i = 0; i < 16; i++)
+            {
+                var (compression, orientation) = (i < 8 ? "raw" : "tiff_deflate", i % 8 + 1);
+                var file = Path.Combine(directory, $"{compression}-{orientation}.tif");
+                var input = new InputSection { Channels = 3, Height = 30, Width = 46, ColorSpace = "rgb" };
+                using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(File.ReadAllBytes(file), input);
+                var turned = orientation >= 5;
+                Assert.Equal(turned ? "30 46" : "46 30", sizes[i].Trim());
+                Assert.Equal(turned ? (30, 46) : (46, 30), (decoded.Pixels.Width, decoded.Pixels.Height));
+                var ours = new byte[decoded.Pixels.Width * decoded.Pixels.Height * 3];
+                decoded.Pixels.CopyPixelDataTo(ours);
+                Assert.True(File.ReadAllBytes(file + ".rgb").SequenceEqual(ours), $"{compression}, orientation {orientation}: the pixels differ from the trainer's");
+            }
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     [Fact]
     public void ACameraMpoDecodesAtTheDraftScaleAsInTheTrainer()
     {

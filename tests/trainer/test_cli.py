@@ -436,18 +436,30 @@ def test_sigterm_while_publishing_leaves_nothing_behind(tmp_path, capsys, monkey
     assert signal.getsignal(signal.SIGTERM) is before   # put back as it was
 
 
-def test_a_bad_image_read_by_a_dataloader_worker_process_is_one_line(tmp_path, capsys):
-    # With --workers N the image is decoded in a child process, whose error comes back wrapped in its traceback.
+def test_a_bad_image_is_one_line_before_training_and_from_a_dataloader_worker_process(tmp_path, capsys):
     from PIL import Image
+    from torch.utils.data import DataLoader
+    from protopnet_trainer.data import ImageSet
+    from protopnet_trainer.datasets import load_imagefolder
+    from protopnet_trainer.errors import TrainerError, one_line
     for split in ("train", "test"):
         for cls in ("a", "b"):
             os.makedirs(tmp_path / "folder" / split / cls)
             for n in range(4):
                 Image.new("RGB", (16, 16), (40 * n, 0, 0)).save(tmp_path / "folder" / split / cls / f"{n}.png")
-    (tmp_path / "folder" / "train" / "b" / "3.png").write_bytes(b"not a png at all")
+    bad = tmp_path / "folder" / "train" / "b" / "3.png"
+    bad.write_bytes(b"not a png at all")
     code = main(["train", *TINY_ARGS, "--dataset", "imagefolder", "--data", str(tmp_path / "folder"), "--workers", "1",
                  "--models", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")])
-    _one_line_error(capsys, code, "cannot decode image", "3.png")
+    _one_line_error(capsys, code, "1 of 16 image files cannot be read (train/b/3.png: cannot identify image file)")
+    assert not (tmp_path / "run" / "checkpoints").exists()   # found before the first epoch
+    # A file that goes bad after that check is decoded in a DataLoader worker process, whose error comes back in the
+    # parent wrapped in the worker's traceback: the message is still the one line.
+    loader = DataLoader(ImageSet(load_imagefolder(str(tmp_path / "folder")).train, 8), batch_size=16, num_workers=1)
+    with pytest.raises(Exception) as raised:
+        next(iter(loader))
+    assert "Original Traceback" in str(raised.value) and isinstance(raised.value, TrainerError)   # the CLI's error line
+    assert one_line(raised.value) == f"cannot decode image {bad}: cannot identify image file"
 
 
 def test_a_checkpoint_saved_after_its_prototypes_moved_is_not_exported_or_pruned_without_a_push(tmp_path, capsys):

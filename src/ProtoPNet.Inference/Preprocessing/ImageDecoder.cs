@@ -151,7 +151,8 @@ public sealed class ImageDecoder(ImageLimits limits)
 
         // A JPEG has no alpha: decoded straight to RGB, with no RGBA image to composite and copy (a photo's largest cost
         // after the decoding itself). Other formats may be transparent.
-        var orientation = OrientationOf(metadata);
+        // A TIFF's orientation is a tag of its directory, which the decoder leaves out of the EXIF profile.
+        var orientation = imageFormat is TiffFormat ? TiffDirectory.OrientationOf(bytes.Span) : OrientationOf(metadata);
         if (imageFormat is JpegFormat)
         {
             var transposed = orientation is
@@ -241,6 +242,9 @@ public sealed class ImageDecoder(ImageLimits limits)
     private static void AutoOrient<TPixel>(Image<TPixel> image, ushort orientation) where TPixel : unmanaged, IPixel<TPixel>
     {
         if (orientation == ExifOrientationMode.TopLeft) return;
+        // The processor reads the orientation from the image's own profile, which a TIFF's decoder does not fill.
+        image.Metadata.ExifProfile ??= new ExifProfile();
+        image.Metadata.ExifProfile.SetValue(ExifTag.Orientation, orientation);
         image.Mutate(context => context.AutoOrient());
     }
 

@@ -18,31 +18,20 @@ public static class TiffStrips
     public static ReadOnlyMemory<byte> WithRowsPerStripClamped(ReadOnlyMemory<byte> bytes)
     {
         var file = bytes.Span;
-        if (file.Length < 8) return bytes;
-        bool littleEndian;
-        if (file[0] == 'I' && file[1] == 'I') littleEndian = true;
-        else if (file[0] == 'M' && file[1] == 'M') littleEndian = false;
-        else return bytes;
+        if (TiffDirectory.First(file) is not { } directory) return bytes;   // not a TIFF, or truncated: the completeness check says so
+        var (littleEndian, big) = (directory.LittleEndian, directory.Big);
         var reader = new TiffReader(file, littleEndian);
-        // Classic TIFF: 2-byte entry count, 12-byte entries with a 4-byte count and value; BigTIFF: 8, 20 and 8.
-        var big = reader.U16(2) switch { 42 => false, 43 => true, _ => (bool?)null };
-        if (big is null || big.Value && file.Length < 16) return bytes;
-        var directory = big.Value ? reader.U64(8) : reader.U32(4);
-        var (countSize, entrySize, valueSize) = big.Value ? (8, 20, 8) : (2, 12, 4);
-        if (directory > (ulong)file.Length - (ulong)countSize) return bytes;
-        var entries = big.Value ? reader.U64((long)directory) : reader.U16((long)directory);
-        if (entries > (ulong)((file.Length - (long)directory - countSize) / entrySize)) return bytes;   // truncated: the completeness check says so
 
         var heights = new List<ulong>();
         var rowsFields = new List<(int At, ushort Type, ulong Rows)>();
-        for (var e = 0; e < (int)entries; e++)
+        for (var e = 0; e < directory.Entries; e++)
         {
-            var entry = (int)directory + countSize + e * entrySize;
+            var entry = directory.Entry(e);
             var tag = reader.U16(entry);
             var type = reader.U16(entry + 2);
-            var count = big.Value ? reader.U64(entry + 4) : reader.U32(entry + 4);
+            var count = big ? reader.U64(entry + 4) : reader.U32(entry + 4);
             if (count != 1 || type is not (3 or 4 or 16)) continue;   // one SHORT, LONG or LONG8, inline
-            var at = entry + 4 + valueSize;
+            var at = entry + 4 + directory.ValueSize;
             if (tag == ImageLength) heights.Add(reader.Value((ulong)at, 0, type));
             else if (tag == RowsPerStrip) rowsFields.Add((at, type, reader.Value((ulong)at, 0, type)));
         }

@@ -137,7 +137,7 @@ def train_to_file(cfg: TrainConfig, path: str, progress: bool, log: Callable[[st
     started = time.time()
     use_threads(cfg.threads)
     seed_everything(cfg.seed)
-    source = load_data_source(cfg)
+    source = load_data_source(cfg, progress, log)
     history = train_baseline(cfg, source, make_loaders(cfg, source), select_device(cfg.device), progress, log)
     block = separate_baseline_block(cfg, history, time.time() - started)
     write_json_atomically(path, block)

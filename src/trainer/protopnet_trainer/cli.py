@@ -55,6 +55,7 @@ FLAGS = [  # (option, config field, value when given)
     ("--last-layer-clamp", "last_layer_clamp", True), ("--no-last-layer-clamp", "last_layer_clamp", False),
     ("--background-aware", "background_aware", True), ("--no-background-aware", "background_aware", False),
     ("--jpeg-draft", "jpeg_draft", True), ("--no-jpeg-draft", "jpeg_draft", False),
+    ("--skip-unreadable-images", "skip_unreadable_images", True),
 ]
 
 
@@ -82,6 +83,8 @@ HELP = {
                     "--image-size, as the service then decodes uploads (the default; not with --crop-to-box, whose crop "
                     "is what gets resized)",
     "--no-jpeg-draft": "decode JPEG files in full",
+    "--skip-unreadable-images": "train without the image files that do not decode (each is named in a warning); "
+                                "without it, such files stop the run before it trains, all of them named",
     "--no-augment": "no online augmentation", "--augment": "online augmentation of the training set (see --augmentation)",
     "--augmentation": "paper: rotation, skew/shear and flips | crop-flip: random crop of the image padded by "
                       "--crop-padding black pixels, and flips | none",

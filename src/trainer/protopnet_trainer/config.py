@@ -39,6 +39,8 @@ class TrainConfig:
     interpolation: str = "bilinear"         # resize interpolation (recorded in the manifest)
     contrast: str = "none"                   # auto: contrast.py's polarity and contrast normalisation of every
                                              # image, declared in the manifest and applied by the service too
+    skip_unreadable_images: bool = False     # image files that do not decode are left out (with a warning naming
+                                             # them) rather than stop the run before it trains (image_check.py)
     jpeg_draft: bool = True                  # decode a JPEG at the smallest libjpeg DCT scale (1/2, 1/4, 1/8) that
                                              # keeps it at least image_size (image_files.jpeg_draft_scale), as the service
                                              # then does for uploads (the manifest's input.jpegDraft)

@@ -68,6 +68,16 @@ class ShiftedImages:
         return self.load(index + self.offset)
 
 
+@dataclass(frozen=True, eq=False)
+class PickedImages:
+    """Image i of another loader's `indices` (a split without some of its images)."""
+    load: Callable[[int], Image.Image]
+    indices: List[int]
+
+    def __call__(self, index: int) -> Image.Image:
+        return self.load(self.indices[index])
+
+
 def classes_without_images(classes: List[str], labels: List[int]) -> List[str]:
     """The classes of `classes` that no label names."""
     present = set(labels)
@@ -107,6 +117,16 @@ class Split:
 
         return part(self.name, slice(0, keep)), part(f"{self.name}-holdout", slice(keep, None))
 
+    def without(self, left_out: Sequence[int]) -> "Split":
+        """The split without the images at `left_out` (image files that cannot be read). Only for splits read from
+        files, which have no cached tensors, true boxes or part annotations to select along."""
+        if self.cached is not None or self.true_boxes or self.parts is not None:
+            raise ValueError(f"the {self.name} split is not read from files")
+        dropped = set(left_out)
+        kept = [i for i in range(len(self.ids)) if i not in dropped]
+        return Split(self.name, self.classes, self.channels, [self.ids[i] for i in kept],
+                     [self.labels[i] for i in kept], PickedImages(self.load, kept))
+
     def subset(self, limit: Optional[int]) -> "Split":
         if limit is None or limit >= len(self.ids):
             return self
@@ -137,6 +157,7 @@ class DataSource:
     mean: List[float] = field(default_factory=list)
     std: List[float] = field(default_factory=list)
     holdout: Optional[Split] = None          # training images kept out of training (--calibration-holdout)
+    passed_over: List[str] = field(default_factory=list)   # files in the data folder the reader did not take, said at the start
 
     @property
     def classes(self) -> List[str]:

@@ -7,14 +7,17 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import unicodedata
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from .config import TrainConfig
+from .console import say
 from .data import ArrayImages, DataSource, FileImages, Split, classes_without_images, name_list
 from .errors import TrainerError
+from .image_check import check_image_files
 from .synthetic import load_synthetic
 from .synthetic_parts import load_synthetic_parts
 from .trunks import IMAGENET_MEAN, IMAGENET_STD
@@ -139,10 +142,46 @@ def load_cub200(folder: Optional[str], crop_to_box: bool, jpeg_draft_size: Optio
 
 # ---------------------------------------------------------------------------------------------- ImageFolder
 
+def check_class_folders(root: str, classes: List[str]) -> None:
+    """Two class folders that are one class: names equal once Unicode-normalised (café typed on two systems, shown
+    alike everywhere), or one folder linked under two names (both would be trained as different classes)."""
+    by_name: Dict[str, str] = {}
+    by_target: Dict[str, str] = {}
+    for cls in classes:
+        normal = unicodedata.normalize("NFC", cls)
+        if normal in by_name:
+            raise TrainerError(f"imagefolder: the class folders {by_name[normal]!r} and {cls!r} in {root} have the same "
+                               f"name written in two Unicode forms; merge them into one folder")
+        by_name[normal] = cls
+        target = os.path.realpath(os.path.join(root, cls))
+        if target in by_target:
+            raise TrainerError(f"imagefolder: the class folders {by_target[target]!r} and {cls!r} in {root} are the same "
+                               f"folder ({target}); a class needs a folder of its own")
+        by_target[target] = cls
+
+
+def class_files(root: str, cls: str, passed_over: Dict[str, List[str]]) -> List[str]:
+    """The image files of a class folder, as `cls/file`; what else it holds goes into `passed_over` by kind."""
+    files = []
+    for entry in sorted(os.listdir(os.path.join(root, cls))):
+        path = os.path.join(root, cls, entry)
+        if os.path.isdir(path):
+            passed_over["subfolders (their images are not read)"].append(f"{cls}/{entry}")
+        elif entry.startswith("."):
+            # Hidden files: ._name.jpg beside each image copied from a Mac to an exFAT or network drive, .DS_Store.
+            passed_over["hidden files"].append(f"{cls}/{entry}")
+        elif not entry.lower().endswith(IMAGE_EXTENSIONS):
+            passed_over[f"files not named as images ({', '.join(IMAGE_EXTENSIONS)})"].append(f"{cls}/{entry}")
+        else:
+            files.append(f"{cls}/{entry}")
+    return files
+
+
 def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int, int]] = None) -> DataSource:
     if not folder:
         raise TrainerError("imagefolder: pass the folder holding train/ and test/ with --data")
     splits = {}
+    notes: List[str] = []
     for name in ("train", "test"):
         root = os.path.join(folder, name)
         if not os.path.isdir(root):
@@ -152,8 +191,17 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
                          and not d.startswith(".") and d != "__MACOSX")
         if not classes:
             raise TrainerError(f"imagefolder: {root} has no class folders")
-        per_class = [[f"{cls}/{file}" for file in sorted(os.listdir(os.path.join(root, cls)))
-                      if file.lower().endswith(IMAGE_EXTENSIONS)] for cls in classes]
+        check_class_folders(root, classes)
+        passed_over: Dict[str, List[str]] = {kind: [] for kind in (
+            "subfolders (their images are not read)", "hidden files",
+            f"files not named as images ({', '.join(IMAGE_EXTENSIONS)})")}
+        loose = sorted(f for f in os.listdir(root) if not os.path.isdir(os.path.join(root, f)) and not f.startswith("."))
+        passed_over["files beside the class folders"] = loose
+        per_class = [class_files(root, cls, passed_over) for cls in classes]
+        for kind, entries in passed_over.items():
+            if entries:
+                shown = ", ".join(entries[:5]) + (f", and {len(entries) - 5} more" if len(entries) > 5 else "")
+                notes.append(f"imagefolder: {root}: not read: {len(entries)} {kind}: {shown}")
         # The classes in turn (round robin), not one after another, so that the first or last N images
         # (--train-limit, --test-limit, --calibration-holdout) come from every class, as in Fashion-MNIST's order.
         ids: List[str] = []
@@ -176,7 +224,8 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
         only_test = sorted(set(splits["test"][1]) - set(splits["train"][1]))
         raise TrainerError(f"imagefolder: train has {len(splits['train'][1])} classes, test has "
                            f"{len(splits['test'][1])} (the class folders must match; only in train: "
-                           f"{', '.join(only_train) or 'none'}; only in test: {', '.join(only_test) or 'none'})")
+                           f"{', '.join(only_train) or 'none'}; only in test: {', '.join(only_test) or 'none'}; "
+                           f"a class without test images needs an empty folder in test/)")
     if len(splits["train"][1]) < 2:
         raise TrainerError(f"imagefolder: {splits['train'][0]} has one class folder; a classifier needs two or more")
 
@@ -184,7 +233,8 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
         root, classes, ids, labels = splits[name]
         return Split(name, classes, 3, ids, labels, FileImages([os.path.join(root, i) for i in ids], jpeg_draft_size))
 
-    return DataSource("imagefolder", make("train"), make("test"), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
+    return DataSource("imagefolder", make("train"), make("test"), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
+                      passed_over=notes)
 
 
 # ---------------------------------------------------------------------------------------------- by name
@@ -199,11 +249,14 @@ READERS: Dict[str, Callable[[TrainConfig], DataSource]] = {
 DATASETS = tuple(READERS)
 
 
-def load_data_source(cfg: TrainConfig) -> DataSource:
-    """The data set `cfg.dataset` names, cut to the run's limits, with its calibration hold-out taken, checked."""
+def load_data_source(cfg: TrainConfig, progress: bool = False, log: Callable[[str], None] = say) -> DataSource:
+    """The data set `cfg.dataset` names, cut to the run's limits, with its calibration hold-out taken, checked (its
+    image files decoded once: image_check.py)."""
     if cfg.dataset not in READERS:
         raise TrainerError(f"unknown dataset '{cfg.dataset}' (choose from {', '.join(DATASETS)})")
     source = READERS[cfg.dataset](cfg)
+    for note in source.passed_over:
+        log(note)
     source.train = source.train.subset(cfg.train_limit)
     source.test = source.test.subset(cfg.test_limit)
     if cfg.calibration_holdout:
@@ -212,6 +265,7 @@ def load_data_source(cfg: TrainConfig) -> DataSource:
                                f"(the training split has {len(source.train)}): hold out fewer, or 0 for a bundle "
                                f"without an unfamiliarity calibration")
         source.train, source.holdout = source.train.hold_out(cfg.calibration_holdout)
+    source = check_image_files(source, cfg.skip_unreadable_images, cfg.data, progress, log)
     for split in (source.train, source.test):
         if len(split) == 0:
             raise TrainerError(f"{cfg.dataset}: the {split.name} split is empty")

@@ -4,12 +4,29 @@ composited over white. Every data-set image file the trainer reads, and every pr
 open_image (the PNG pictures it writes itself are read back with PIL directly)."""
 from __future__ import annotations
 
+import struct
 from typing import BinaryIO, Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin
 
 from .errors import TrainerError
+
+
+class UnreadableImageError(TrainerError):
+    """An image file that does not decode: `path` and why (Pillow's words), for a list of all of them (image_check.py).
+    The message comes first and alone suffices: a DataLoader worker's error is made again in the parent from its
+    message only (with more required arguments it would come back as a RuntimeError, past the CLI's error line)."""
+
+    def __init__(self, message: str, path: Union[str, BinaryIO, None] = None, reason: str = ""):
+        super().__init__(message)
+        self.path = path
+        self.reason = reason or message
+
+
+# What Pillow raises for a damaged file: OSError ("image file is truncated", "cannot identify image file"), and for
+# some formats' broken structures SyntaxError, EOFError or struct.error.
+DECODING_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error)
 
 
 def open_image(path: Union[str, BinaryIO], jpeg_draft_size: Optional[Tuple[int, int]] = None) -> Image.Image:
@@ -21,11 +38,24 @@ def open_image(path: Union[str, BinaryIO], jpeg_draft_size: Optional[Tuple[int, 
         with Image.open(path) as picture:
             if jpeg_draft_size is not None:
                 decode_at_draft_scale(picture, jpeg_draft_size, path)
-            return flatten_over_white(eight_bit(ImageOps.exif_transpose(picture)))
+            return flatten_over_white(eight_bit(upright(picture)))
     except Image.DecompressionBombError as error:
-        raise TrainerError(f"image {path} is too large to decode: {error}") from None
-    except (OSError, ValueError) as error:
-        raise TrainerError(f"cannot decode image {path}: {error}") from None
+        reason = f"too large to decode: {error}"
+        raise UnreadableImageError(f"image {path} is {reason}", path, reason) from None
+    except DECODING_ERRORS as error:
+        # Pillow names the file in some messages ("cannot identify image file '/data/...'"): the error names it already.
+        reason = (str(error).replace(f" {str(path)!r}", "") if isinstance(path, str) else str(error)) or type(error).__name__
+        raise UnreadableImageError(f"cannot decode image {path}: {reason}", path, reason) from None
+
+
+def upright(picture: Image.Image) -> Image.Image:
+    """The picture turned as its EXIF orientation says. A TIFF's orientation tag is applied by Pillow as it loads the
+    pixels (and, before Pillow 10.1, left in the tags, where exif_transpose applied it a second time: a picture stored
+    on its side came out upside down), so a TIFF is only loaded."""
+    if picture.format == "TIFF":
+        picture.load()
+        return picture
+    return ImageOps.exif_transpose(picture)
 
 
 def eight_bit(picture: Image.Image) -> Image.Image:

@@ -1,0 +1,57 @@
+namespace ProtoPNet.Inference.Preprocessing;
+
+/// <summary>
+/// Where the entries of a TIFF's first image file directory lie (the image the decoder takes), classic TIFF and
+/// BigTIFF alike: a 2-byte entry count and 12-byte entries with a 4-byte count and value, or 8, 20 and 8.
+/// </summary>
+internal readonly record struct TiffDirectory(bool LittleEndian, bool Big, long Offset, int Entries)
+{
+    public const ushort Orientation = 274;
+
+    public int CountSize => Big ? 8 : 2;
+    public int EntrySize => Big ? 20 : 12;
+    public int ValueSize => Big ? 8 : 4;
+
+    /// <summary>Where entry <paramref name="index"/> begins.</summary>
+    public int Entry(int index) => (int)Offset + CountSize + index * EntrySize;
+
+    /// <summary>The first directory of <paramref name="file"/>; null when it is not a TIFF or the directory does not lie whole within it (the completeness check says so).</summary>
+    public static TiffDirectory? First(ReadOnlySpan<byte> file)
+    {
+        if (file.Length < 8) return null;
+        bool littleEndian;
+        if (file[0] == 'I' && file[1] == 'I') littleEndian = true;
+        else if (file[0] == 'M' && file[1] == 'M') littleEndian = false;
+        else return null;
+        var reader = new TiffReader(file, littleEndian);
+        var big = reader.U16(2) switch { 42 => false, 43 => true, _ => (bool?)null };
+        if (big is null || big.Value && file.Length < 16) return null;
+        var offset = big.Value ? reader.U64(8) : reader.U32(4);
+        var layout = new TiffDirectory(littleEndian, big.Value, 0, 0);
+        if (offset > (ulong)file.Length - (ulong)layout.CountSize) return null;
+        var entries = big.Value ? reader.U64((long)offset) : reader.U16((long)offset);
+        if (entries > (ulong)((file.Length - (long)offset - layout.CountSize) / layout.EntrySize)) return null;
+        return layout with { Offset = (long)offset, Entries = (int)entries };
+    }
+
+    /// <summary>
+    /// The first image's Orientation tag (1 to 8, as EXIF's), 1 when it has none or one out of range. The decoder
+    /// leaves it in the directory rather than the image's EXIF profile, so without this a TIFF stored on its side was
+    /// classified on its side, while the trainer (Pillow applies it as it loads) saw it upright.
+    /// </summary>
+    public static ushort OrientationOf(ReadOnlySpan<byte> file)
+    {
+        if (First(file) is not { } directory) return 1;
+        var reader = new TiffReader(file, directory.LittleEndian);
+        for (var e = 0; e < directory.Entries; e++)
+        {
+            var entry = directory.Entry(e);
+            if (reader.U16(entry) != Orientation || reader.U16(entry + 2) != 3) continue;   // one SHORT, inline
+            var count = directory.Big ? reader.U64(entry + 4) : reader.U32(entry + 4);
+            if (count != 1) continue;
+            var value = reader.U16(entry + 4 + directory.ValueSize);
+            return value is >= 1 and <= 8 ? value : (ushort)1;
+        }
+        return 1;
+    }
+}

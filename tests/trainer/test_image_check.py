@@ -1,0 +1,130 @@
+"""A user's image folder as it comes: files that do not decode are found before training, all of them at once (or
+left out with --skip-unreadable-images); what the reader passes over is said; two folders that are one class are
+refused; TIFF orientation is applied once, as the service applies it."""
+import os
+import unicodedata
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from protopnet_trainer.config import TrainConfig
+from protopnet_trainer.data import ImageSet
+from protopnet_trainer.datasets import load_data_source, load_imagefolder
+from protopnet_trainer.errors import TrainerError
+from protopnet_trainer.image_files import open_image
+
+COLOURS = {"cat": (220, 40, 40), "dog": (40, 40, 220)}
+
+
+def image_folder(root, per_class=(4, 2)):
+    for split, count in zip(("train", "test"), per_class):
+        for cls, colour in COLOURS.items():
+            os.makedirs(root / split / cls, exist_ok=True)
+            for n in range(count):
+                Image.new("RGB", (24, 16), colour).save(root / split / cls / f"{n}.jpg", quality=95)
+    return root
+
+
+def truncate(path, keep=200):
+    data = path.read_bytes()
+    path.write_bytes(data[:keep])
+
+
+def config(root, **changes):
+    return TrainConfig(dataset="imagefolder", data=str(root), image_size=16, **changes)
+
+
+def test_every_unreadable_file_is_named_before_training(tmp_path):
+    root = image_folder(tmp_path)
+    truncate(root / "train" / "cat" / "1.jpg")
+    (root / "test" / "dog" / "0.jpg").write_bytes(b"not an image at all")
+    (root / "train" / "dog" / "3.jpg").write_bytes(b"")
+    with pytest.raises(TrainerError) as refused:
+        load_data_source(config(root))
+    message = str(refused.value)
+    # All three named at once, relative to the data folder, with what to do.
+    assert message.startswith("3 of 12 image files cannot be read")
+    for name in ("train/cat/1.jpg", "train/dog/3.jpg", "test/dog/0.jpg"):
+        assert f"{name}: " in message
+    assert "--skip-unreadable-images" in message and "skipUnreadableImages" in message
+    assert str(tmp_path) not in message
+
+
+def test_a_bad_file_among_the_calibration_holdout_is_found_before_training(tmp_path):
+    root = image_folder(tmp_path)
+    # The round-robin order puts dog/3.jpg last: the hold-out of 2 takes it, read only after the last epoch before.
+    truncate(root / "train" / "dog" / "3.jpg")
+    with pytest.raises(TrainerError, match=r"1 of 12 image files cannot be read \(train/dog/3.jpg: "):
+        load_data_source(config(root, calibration_holdout=2))
+
+
+def test_skip_unreadable_images_trains_without_them_and_says_which(tmp_path):
+    root = image_folder(tmp_path)
+    truncate(root / "train" / "cat" / "1.jpg")
+    (root / "test" / "dog" / "0.jpg").write_bytes(b"not an image at all")
+    truncate(root / "train" / "dog" / "3.jpg")
+    said = []
+    source = load_data_source(config(root, skip_unreadable_images=True, calibration_holdout=2), log=said.append)
+    assert source.train.ids == ["cat/0.jpg", "dog/0.jpg", "dog/1.jpg", "cat/2.jpg", "dog/2.jpg"]
+    assert source.train.labels == [0, 1, 1, 0, 1]
+    assert source.holdout.ids == ["cat/3.jpg"]
+    assert source.test.ids == ["cat/0.jpg", "cat/1.jpg", "dog/1.jpg"] and source.test.labels == [0, 0, 1]
+    # The images left are the right ones: each loads as its class's colour.
+    for split in (source.train, source.holdout, source.test):
+        images = ImageSet(split, 8)
+        for index, label in enumerate(split.labels):
+            red = float(images.image(index)[0].mean())
+            assert (red > 0.5) == (label == 0), (split.name, split.ids[index])
+    warning = [line for line in said if line.startswith("warning: leaving out 3 of 12 image files")]
+    assert len(warning) == 1 and "train/cat/1.jpg" in warning[0] and "test/dog/0.jpg" in warning[0]
+
+
+def test_what_the_reader_passes_over_is_said_and_mac_sidecar_files_do_not_stop_it(tmp_path):
+    root = image_folder(tmp_path)
+    # ._0.jpg: the AppleDouble file a Mac writes beside each image on an exFAT or network drive; not an image.
+    (root / "train" / "cat" / "._0.jpg").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    (root / "train" / "cat" / "notes.txt").write_text("shot in May")
+    os.makedirs(root / "train" / "dog" / "more")
+    Image.new("RGB", (8, 8)).save(root / "train" / "dog" / "more" / "9.png")
+    Image.new("RGB", (8, 8)).save(root / "train" / "loose.png")
+    said = []
+    source = load_data_source(config(root), log=said.append)
+    assert len(source.train) == 8
+    text = "\n".join(said)
+    assert "1 hidden files: cat/._0.jpg" in text
+    assert "1 subfolders (their images are not read): dog/more" in text
+    assert "cat/notes.txt" in text and "1 files beside the class folders: loose.png" in text
+
+
+def test_two_folders_that_are_one_class_are_refused(tmp_path):
+    root = image_folder(tmp_path)
+    composed, decomposed = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    for split in ("train", "test"):
+        for name in (composed, decomposed):
+            os.makedirs(root / split / name)
+            Image.new("RGB", (8, 8)).save(root / split / name / "0.png")
+    with pytest.raises(TrainerError, match="same name written in two Unicode forms"):
+        load_imagefolder(str(root))
+    for split in ("train", "test"):
+        for name in (composed, decomposed):
+            for file in os.listdir(root / split / name):
+                os.remove(root / split / name / file)
+            os.rmdir(root / split / name)
+        os.symlink(root / split / "dog", root / split / "hound")
+    with pytest.raises(TrainerError, match="'dog' and 'hound' .* are the same folder"):
+        load_imagefolder(str(root))
+
+
+@pytest.mark.parametrize("compression", [None, "tiff_deflate"])
+def test_tiff_orientation_is_applied_once(tmp_path, compression):
+    # A 30x20 picture, its top-left corner marked, stored with orientation 6 ("rotate 90 clockwise to view").
+    stored = np.zeros((20, 30, 3), dtype=np.uint8)
+    stored[:4, :4] = 255
+    path = tmp_path / "rotated.tif"
+    Image.fromarray(stored).save(path, tiffinfo={0x0112: 6}, **({"compression": compression} if compression else {}))
+    upright = np.asarray(open_image(str(path)))
+    # Viewed upright it is 20 wide and 30 high, the marked corner at the top right (Pillow applies a TIFF's
+    # orientation as it loads; applying it again turned the picture upside down).
+    assert upright.shape == (30, 20, 3)
+    assert upright[:4, -4:].min() == 255 and upright[-4:, :4].max() == 0
