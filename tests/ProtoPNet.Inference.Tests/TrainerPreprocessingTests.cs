@@ -193,6 +193,43 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AFloatTiffDecodesToTheTrainersEightBitValues()
+    {
+        // 32-bit float greyscale TIFFs (measurements, scientific cameras), 0 to 1: the trainer decoded them black.
+        var directory = Directory.CreateTempSubdirectory("protopnet-float-").FullName;
+        try
+        {
+            var (tiff, trainerPixels) = (Path.Combine(directory, "f.tif"), Path.Combine(directory, "t.rgb"));
+            var size = Pillow.RunPython("""
+                import sys
+                import numpy as np
+                from PIL import Image
+                from protopnet_trainer.image_files import open_image
+                # A ramp over [0, 1] fine enough to meet every rounding edge, and values outside it.
+                values = np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(48, 64)
+                values[0, :8] = [-0.5, 0.0, 0.5 / 255, 1.5 / 255, 0.5, 254.5 / 255, 1.0, 2.0]
+                Image.fromarray(values, "F").save(sys.argv[1])
+                decoded = open_image(sys.argv[1])
+                np.asarray(decoded, dtype=np.uint8).tofile(sys.argv[2])
+                print(decoded.size[0], decoded.size[1])
+                """, tiff, trainerPixels).Trim();
+            Assert.Equal("64 48", size);
+
+            var input = new InputSection { Channels = 1, Height = 48, Width = 64, ColorSpace = "gray" };
+            using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(File.ReadAllBytes(tiff), input);
+            var ours = new byte[64 * 48 * 3];
+            decoded.Pixels.CopyPixelDataTo(ours);
+            var theirs = File.ReadAllBytes(trainerPixels);
+            Assert.True(theirs.SequenceEqual(ours), $"{Enumerable.Range(0, ours.Length).Count(i => ours[i] != theirs[i])} of {ours.Length} values differ; the first row: trainer {string.Join(",", theirs.Take(24))}, service {string.Join(",", ours.Take(24))}");
+            Assert.True(theirs.Distinct().Count() > 200, $"only {theirs.Distinct().Count()} distinct values: the ramp did not survive");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public void ACameraMpoDecodesAtTheDraftScaleAsInTheTrainer()
     {
         // MPO: a JPEG followed by more frames (a camera's preview, a stereo pair). Pillow reads it as its own format;

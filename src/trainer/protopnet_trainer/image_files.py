@@ -59,10 +59,16 @@ def upright(picture: Image.Image) -> Image.Image:
 
 
 def eight_bit(picture: Image.Image) -> Image.Image:
-    """16-bit greyscale (Pillow's modes I and I;16...) scaled to 8 bits as the service's decoder rounds,
+    """Float greyscale (mode F) and 16-bit greyscale (Pillow's modes I and I;16...) scaled to 8 bits as the service's decoder rounds,
     (v * 255 + 32895) >> 16; PIL's convert("L") would clip every value above 255 to white. (16-bit colour cannot be
     mended here: Pillow opens it as RGB holding each channel's high byte, v >> 8, one 8-bit step below the service's
     value for some v.)"""
+    if picture.mode == "F":
+        # 32-bit float greyscale (a TIFF of measurements), 0 to 1: the service's float-to-byte rounding, in float32,
+        # v * 255 + 0.5 clamped and truncated. (convert("L") clips the floats themselves: all but 1.0 became black.)
+        values = np.nan_to_num(np.asarray(picture, dtype=np.float32), nan=0.0)
+        scaled = np.clip(values * np.float32(255) + np.float32(0.5), np.float32(0), np.float32(255))
+        return Image.fromarray(scaled.astype(np.uint8), "L")
     if not picture.mode.startswith("I"):
         return picture
     values = np.clip(np.asarray(picture, dtype=np.int64), 0, 65535)
