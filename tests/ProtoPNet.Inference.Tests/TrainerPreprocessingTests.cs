@@ -192,6 +192,78 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// The Orientation tag as other writers store it: a LONG, a LONG8 (BigTIFF), two values (the first counts), values
+    /// stored at an offset, big-endian, out of range. Both sides read it alike (the service read only one SHORT).
+    /// </summary>
+    [Fact]
+    public void ATiffsOrientationIsReadAsTheTrainerReadsItHoweverItIsStored()
+    {
+        var directory = Directory.CreateTempSubdirectory("protopnet-tiff-tags-").FullName;
+        try
+        {
+            var answers = Pillow.RunPython("""
+                import os, struct, sys
+                import numpy as np
+                from protopnet_trainer.image_files import open_image
+                pixels = bytes([10, 20, 30, 40, 50, 60])   # 3 x 2, 8-bit grey, one strip right after the header
+
+                def tiff(orientation, order="<", big=False):
+                    # orientation: (type, count, values) of tag 274; values that do not fit in the entry go after it.
+                    kind, count, values = orientation
+                    value_size, entry_size = (8, 20) if big else (4, 12)
+                    fmt = {3: "H", 4: "I", 16: "Q"}[kind]
+                    strip = 16 if big else 8
+                    ifd = strip + len(pixels)
+                    header = (b"II" if order == "<" else b"MM") + (struct.pack(order + "HHHQ", 43, 8, 0, ifd) if big else struct.pack(order + "HI", 42, ifd))
+                    tags = [(256, 3, 1, [3]), (257, 3, 1, [2]), (258, 3, 1, [8]), (259, 3, 1, [1]), (262, 3, 1, [1]),
+                            (273, 4, 1, [strip]), (274, kind, count, values), (277, 3, 1, [1]), (278, 3, 1, [2]), (279, 4, 1, [6])]
+                    extra_at = ifd + (8 if big else 2) + len(tags) * entry_size + value_size
+                    body, extra = struct.pack(order + ("Q" if big else "H"), len(tags)), b""
+                    for tag, typ, n, vals in tags:
+                        data = struct.pack(order + {3: "H", 4: "I", 16: "Q"}[typ] * len(vals), *vals)
+                        if len(data) > value_size:
+                            field = struct.pack(order + ("Q" if big else "I"), extra_at + len(extra))
+                            extra += data
+                        else:
+                            field = data.ljust(value_size, b"\0")
+                        body += struct.pack(order + "HH", tag, typ) + struct.pack(order + ("Q" if big else "I"), n) + field
+                    body += bytes(value_size)   # no next directory
+                    return header + pixels + body + extra
+
+                cases = {"short": tiff((3, 1, [6])), "short-be": tiff((3, 1, [6]), ">"), "long": tiff((4, 1, [6])),
+                         "long-be": tiff((4, 1, [8]), ">"), "two-shorts": tiff((3, 2, [6, 1])), "two-longs": tiff((4, 2, [8, 1])),
+                         "big-long8": tiff((16, 1, [6]), big=True), "big-short": tiff((3, 1, [3]), big=True),
+                         "zero": tiff((3, 1, [0])), "nine": tiff((4, 1, [9]))}
+                for name, data in cases.items():
+                    path = os.path.join(sys.argv[1], name + ".tif")
+                    with open(path, "wb") as f:
+                        f.write(data)
+                    picture = open_image(path)
+                    print(name, picture.size[0], picture.size[1], ",".join(str(v) for v in np.asarray(picture)[..., 0].ravel()))
+                """, directory).Trim().Split('\n');
+            Assert.Equal(10, answers.Length);
+            foreach (var answer in answers)
+            {
+                var (name, trainer) = (answer.Split(' ')[0], answer.Trim());
+                var file = File.ReadAllBytes(Path.Combine(directory, name + ".tif"));
+                var input = new InputSection { Channels = 1, Height = 2, Width = 3, ColorSpace = "gray" };
+                using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(file, input);
+                var grey = new List<byte>();
+                for (var y = 0; y < decoded.Pixels.Height; y++)
+                for (var x = 0; x < decoded.Pixels.Width; x++) grey.Add(decoded.Pixels[x, y].R);
+                Assert.Equal(trainer, $"{name} {decoded.Pixels.Width} {decoded.Pixels.Height} {string.Join(",", grey)}");
+            }
+            // The cases turn the picture as they should: a test that both sides ignore the tag could not pass.
+            Assert.Contains("long 2 3 40,10,50,20,60,30", answers.Select(a => a.Trim()));
+            Assert.Contains("nine 3 2 10,20,30,40,50,60", answers.Select(a => a.Trim()));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     [Fact]
     public void AFloatTiffDecodesToTheTrainersEightBitValues()
     {

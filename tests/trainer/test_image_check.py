@@ -18,17 +18,19 @@ COLOURS = {"cat": (220, 40, 40), "dog": (40, 40, 220)}
 
 
 def image_folder(root, per_class=(4, 2)):
+    """Each image its class's colour, its green channel 20 * its number: every file can be told from the others."""
     for split, count in zip(("train", "test"), per_class):
-        for cls, colour in COLOURS.items():
+        for cls, (red, _, blue) in COLOURS.items():
             os.makedirs(root / split / cls, exist_ok=True)
             for n in range(count):
-                Image.new("RGB", (24, 16), colour).save(root / split / cls / f"{n}.jpg", quality=95)
+                Image.new("RGB", (24, 16), (red, 20 * n, blue)).save(root / split / cls / f"{n}.png")
     return root
 
 
-def truncate(path, keep=200):
+def truncate(path, keep=60):
     data = path.read_bytes()
     path.write_bytes(data[:keep])
+
 
 
 def config(root, **changes):
@@ -37,15 +39,15 @@ def config(root, **changes):
 
 def test_every_unreadable_file_is_named_before_training(tmp_path):
     root = image_folder(tmp_path)
-    truncate(root / "train" / "cat" / "1.jpg")
-    (root / "test" / "dog" / "0.jpg").write_bytes(b"not an image at all")
-    (root / "train" / "dog" / "3.jpg").write_bytes(b"")
+    truncate(root / "train" / "cat" / "1.png")
+    (root / "test" / "dog" / "0.png").write_bytes(b"not an image at all")
+    (root / "train" / "dog" / "3.png").write_bytes(b"")
     with pytest.raises(TrainerError) as refused:
         load_data_source(config(root))
     message = str(refused.value)
     # All three named at once, relative to the data folder, with what to do.
     assert message.startswith("3 of 12 image files cannot be read")
-    for name in ("train/cat/1.jpg", "train/dog/3.jpg", "test/dog/0.jpg"):
+    for name in ("train/cat/1.png", "train/dog/3.png", "test/dog/0.png"):
         assert f"{name}: " in message
     assert "--skip-unreadable-images" in message and "skipUnreadableImages" in message
     assert str(tmp_path) not in message
@@ -53,37 +55,55 @@ def test_every_unreadable_file_is_named_before_training(tmp_path):
 
 def test_a_bad_file_among_the_calibration_holdout_is_found_before_training(tmp_path):
     root = image_folder(tmp_path)
-    # The round-robin order puts dog/3.jpg last: the hold-out of 2 takes it, read only after the last epoch before.
-    truncate(root / "train" / "dog" / "3.jpg")
-    with pytest.raises(TrainerError, match=r"1 of 12 image files cannot be read \(train/dog/3.jpg: "):
+    # The round-robin order puts dog/3.png last: the hold-out of 2 takes it, read only after the last epoch before.
+    truncate(root / "train" / "dog" / "3.png")
+    with pytest.raises(TrainerError, match=r"1 of 12 image files cannot be read \(train/dog/3.png: "):
         load_data_source(config(root, calibration_holdout=2))
 
 
 def test_skip_unreadable_images_trains_without_them_and_says_which(tmp_path):
     root = image_folder(tmp_path)
-    truncate(root / "train" / "cat" / "1.jpg")
-    (root / "test" / "dog" / "0.jpg").write_bytes(b"not an image at all")
-    truncate(root / "train" / "dog" / "3.jpg")
+    truncate(root / "train" / "cat" / "1.png")
+    (root / "test" / "dog" / "0.png").write_bytes(b"not an image at all")
+    truncate(root / "train" / "dog" / "3.png")
     said = []
     source = load_data_source(config(root, skip_unreadable_images=True, calibration_holdout=2), log=said.append)
-    assert source.train.ids == ["cat/0.jpg", "dog/0.jpg", "dog/1.jpg", "cat/2.jpg", "dog/2.jpg"]
+    assert source.train.ids == ["cat/0.png", "dog/0.png", "dog/1.png", "cat/2.png", "dog/2.png"]
     assert source.train.labels == [0, 1, 1, 0, 1]
-    assert source.holdout.ids == ["cat/3.jpg"]
-    assert source.test.ids == ["cat/0.jpg", "cat/1.jpg", "dog/1.jpg"] and source.test.labels == [0, 0, 1]
-    # The images left are the right ones: each loads as its class's colour.
+    assert source.holdout.ids == ["cat/3.png"]
+    assert source.test.ids == ["cat/0.png", "cat/1.png", "dog/1.png"] and source.test.labels == [0, 0, 1]
+    # The images left are the right ones: each loads as its own file (its class's colour, its number in green).
     for split in (source.train, source.holdout, source.test):
         images = ImageSet(split, 8)
-        for index, label in enumerate(split.labels):
-            red = float(images.image(index)[0].mean())
-            assert (red > 0.5) == (label == 0), (split.name, split.ids[index])
+        for index, (label, name) in enumerate(zip(split.labels, split.ids)):
+            red, green = (float(images.image(index)[channel].mean()) for channel in (0, 1))
+            assert (red > 0.5) == (label == 0), (split.name, name)
+            assert round(green * 255 / 20) == int(name.split("/")[1].split(".")[0]), (split.name, name)
     warning = [line for line in said if line.startswith("warning: leaving out 3 of 12 image files")]
-    assert len(warning) == 1 and "train/cat/1.jpg" in warning[0] and "test/dog/0.jpg" in warning[0]
+    assert len(warning) == 1 and "train/cat/1.png" in warning[0] and "test/dog/0.png" in warning[0]
+
+
+def test_a_hold_out_left_without_images_is_refused_before_training(tmp_path):
+    root = image_folder(tmp_path)
+    truncate(root / "train" / "dog" / "3.png")   # the last in the round-robin order: the whole hold-out of 1
+    with pytest.raises(TrainerError, match="--calibration-holdout 1: none of the held-out images can be read"):
+        load_data_source(config(root, skip_unreadable_images=True, calibration_holdout=1), log=lambda line: None)
+
+
+def test_a_command_checks_only_the_splits_it_reads(tmp_path):
+    root = image_folder(tmp_path)
+    truncate(root / "train" / "cat" / "2.png")
+    # evaluate --split test and the scorecard read the test split: a bad training image does not stop them.
+    source = load_data_source(config(root), read=("test",))
+    assert len(source.train) == 8 and len(source.test) == 4
+    with pytest.raises(TrainerError, match=r"1 of 8 image files cannot be read \(train/cat/2.png"):
+        load_data_source(config(root), read=("train",))
 
 
 def test_what_the_reader_passes_over_is_said_and_mac_sidecar_files_do_not_stop_it(tmp_path):
     root = image_folder(tmp_path)
-    # ._0.jpg: the AppleDouble file a Mac writes beside each image on an exFAT or network drive; not an image.
-    (root / "train" / "cat" / "._0.jpg").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    # ._0.png: the AppleDouble file a Mac writes beside each image on an exFAT or network drive; not an image.
+    (root / "train" / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
     (root / "train" / "cat" / "notes.txt").write_text("shot in May")
     os.makedirs(root / "train" / "dog" / "more")
     Image.new("RGB", (8, 8)).save(root / "train" / "dog" / "more" / "9.png")
@@ -92,7 +112,7 @@ def test_what_the_reader_passes_over_is_said_and_mac_sidecar_files_do_not_stop_i
     source = load_data_source(config(root), log=said.append)
     assert len(source.train) == 8
     text = "\n".join(said)
-    assert "1 hidden files: cat/._0.jpg" in text
+    assert "1 hidden files: cat/._0.png" in text
     assert "1 subfolders (their images are not read): dog/more" in text
     assert "cat/notes.txt" in text and "1 files beside the class folders: loose.png" in text
 

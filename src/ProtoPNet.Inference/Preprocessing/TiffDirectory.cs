@@ -37,7 +37,8 @@ internal readonly record struct TiffDirectory(bool LittleEndian, bool Big, long 
     /// <summary>
     /// The first image's Orientation tag (1 to 8, as EXIF's), 1 when it has none or one out of range. The decoder
     /// leaves it in the directory rather than the image's EXIF profile, so without this a TIFF stored on its side was
-    /// classified on its side, while the trainer (Pillow applies it as it loads) saw it upright.
+    /// classified on its side, while the trainer (Pillow applies it as it loads) saw it upright. Read as Pillow reads
+    /// it: the first entry of the tag, its first value, of any of the integer types SHORT, LONG and LONG8.
     /// </summary>
     public static ushort OrientationOf(ReadOnlySpan<byte> file)
     {
@@ -46,11 +47,20 @@ internal readonly record struct TiffDirectory(bool LittleEndian, bool Big, long 
         for (var e = 0; e < directory.Entries; e++)
         {
             var entry = directory.Entry(e);
-            if (reader.U16(entry) != Orientation || reader.U16(entry + 2) != 3) continue;   // one SHORT, inline
+            if (reader.U16(entry) != Orientation) continue;
+            var type = reader.U16(entry + 2);
+            var typeSize = type switch { 3 => 2UL, 4 => 4UL, 16 => 8UL, _ => 0UL };
             var count = directory.Big ? reader.U64(entry + 4) : reader.U32(entry + 4);
-            if (count != 1) continue;
-            var value = reader.U16(entry + 4 + directory.ValueSize);
-            return value is >= 1 and <= 8 ? value : (ushort)1;
+            if (typeSize == 0 || count == 0) return 1;
+            // Values that do not fit in the entry lie at the offset it holds instead.
+            var at = (ulong)(entry + 4 + directory.ValueSize);
+            if (count > (ulong)directory.ValueSize / typeSize)
+            {
+                at = directory.Big ? reader.U64((long)at) : reader.U32((long)at);
+                if (at > (ulong)file.Length - typeSize) return 1;
+            }
+            var value = reader.Value(at, 0, type);
+            return value is >= 1 and <= 8 ? (ushort)value : (ushort)1;
         }
         return 1;
     }

@@ -68,7 +68,7 @@ public static class OperationsApi
         var result = await registry.RescanAsync(lifetime.ApplicationStopping);
         var catalog = registry.Catalog;
         // Refusals as they stand, as for one model: the watcher may have refused a new folder a moment before.
-        return TypedResults.Ok(new ReloadAllResponse(catalog.Families.Values.Select(f => $"{f.Name}@{f.Served.Version}").Order(StringComparer.Ordinal).ToArray(),
+        return TypedResults.Ok(new ReloadAllResponse(catalog.Families.Values.OrderBy(f => f.Name, StringComparer.Ordinal).Select(f => $"{f.Name}@{f.Served.Version}").ToArray(),
             catalog.DefaultModel, result.Loaded, result.Removed,
             catalog.Refused.Select(r => RefusedBundleResponse.Of(r, registry.Root)).ToArray()));
     }

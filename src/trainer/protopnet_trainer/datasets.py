@@ -8,7 +8,7 @@ import gzip
 import os
 import struct
 import unicodedata
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from .config import TrainConfig
 from .console import say
 from .data import ArrayImages, DataSource, FileImages, Split, classes_without_images, name_list
 from .errors import TrainerError
-from .image_check import check_image_files
+from .image_check import EVERY_SPLIT, check_image_files
 from .synthetic import load_synthetic
 from .synthetic_parts import load_synthetic_parts
 from .trunks import IMAGENET_MEAN, IMAGENET_STD
@@ -26,6 +26,11 @@ FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FASHION_MNIST_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# What an image folder's reader passes over, by kind (said at the start of a run).
+SUBFOLDERS = "subfolders (their images are not read)"
+HIDDEN_FILES = "hidden files"
+NOT_IMAGES = f"files not named as images ({', '.join(IMAGE_EXTENSIONS)})"
+LOOSE_FILES = "files beside the class folders"
 
 
 # ---------------------------------------------------------------------------------------------- Fashion-MNIST
@@ -166,12 +171,12 @@ def class_files(root: str, cls: str, passed_over: Dict[str, List[str]]) -> List[
     for entry in sorted(os.listdir(os.path.join(root, cls))):
         path = os.path.join(root, cls, entry)
         if os.path.isdir(path):
-            passed_over["subfolders (their images are not read)"].append(f"{cls}/{entry}")
+            passed_over[SUBFOLDERS].append(f"{cls}/{entry}")
         elif entry.startswith("."):
             # Hidden files: ._name.jpg beside each image copied from a Mac to an exFAT or network drive, .DS_Store.
-            passed_over["hidden files"].append(f"{cls}/{entry}")
+            passed_over[HIDDEN_FILES].append(f"{cls}/{entry}")
         elif not entry.lower().endswith(IMAGE_EXTENSIONS):
-            passed_over[f"files not named as images ({', '.join(IMAGE_EXTENSIONS)})"].append(f"{cls}/{entry}")
+            passed_over[NOT_IMAGES].append(f"{cls}/{entry}")
         else:
             files.append(f"{cls}/{entry}")
     return files
@@ -192,11 +197,8 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
         if not classes:
             raise TrainerError(f"imagefolder: {root} has no class folders")
         check_class_folders(root, classes)
-        passed_over: Dict[str, List[str]] = {kind: [] for kind in (
-            "subfolders (their images are not read)", "hidden files",
-            f"files not named as images ({', '.join(IMAGE_EXTENSIONS)})")}
-        loose = sorted(f for f in os.listdir(root) if not os.path.isdir(os.path.join(root, f)) and not f.startswith("."))
-        passed_over["files beside the class folders"] = loose
+        passed_over: Dict[str, List[str]] = {SUBFOLDERS: [], HIDDEN_FILES: [], NOT_IMAGES: [], LOOSE_FILES: sorted(
+            f for f in os.listdir(root) if not os.path.isdir(os.path.join(root, f)) and not f.startswith("."))}
         per_class = [class_files(root, cls, passed_over) for cls in classes]
         for kind, entries in passed_over.items():
             if entries:
@@ -249,9 +251,10 @@ READERS: Dict[str, Callable[[TrainConfig], DataSource]] = {
 DATASETS = tuple(READERS)
 
 
-def load_data_source(cfg: TrainConfig, progress: bool = False, log: Callable[[str], None] = say) -> DataSource:
-    """The data set `cfg.dataset` names, cut to the run's limits, with its calibration hold-out taken, checked (its
-    image files decoded once: image_check.py)."""
+def load_data_source(cfg: TrainConfig, progress: bool = False, log: Callable[[str], None] = say,
+                     read: Sequence[str] = EVERY_SPLIT) -> DataSource:
+    """The data set `cfg.dataset` names, cut to the run's limits, with its calibration hold-out taken, checked (the
+    image files of the parts the command `read`s decoded once: image_check.py)."""
     if cfg.dataset not in READERS:
         raise TrainerError(f"unknown dataset '{cfg.dataset}' (choose from {', '.join(DATASETS)})")
     source = READERS[cfg.dataset](cfg)
@@ -265,7 +268,10 @@ def load_data_source(cfg: TrainConfig, progress: bool = False, log: Callable[[st
                                f"(the training split has {len(source.train)}): hold out fewer, or 0 for a bundle "
                                f"without an unfamiliarity calibration")
         source.train, source.holdout = source.train.hold_out(cfg.calibration_holdout)
-    source = check_image_files(source, cfg.skip_unreadable_images, cfg.data, progress, log)
+    source = check_image_files(source, cfg.skip_unreadable_images, cfg.data, progress, log, read, cfg.threads)
+    if source.holdout is not None and len(source.holdout) == 0:
+        raise TrainerError(f"--calibration-holdout {cfg.calibration_holdout}: none of the held-out images can be read; "
+                           f"hold out more, or 0 for a bundle without an unfamiliarity calibration")
     for split in (source.train, source.test):
         if len(split) == 0:
             raise TrainerError(f"{cfg.dataset}: the {split.name} split is empty")

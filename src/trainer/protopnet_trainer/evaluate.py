@@ -71,7 +71,7 @@ def evaluate_checkpoint(path: str, dataset: Optional[str], data: Optional[str], 
     cfg = TrainConfig.from_dict(checkpoint["config"])
     changes = {k: v for k, v in (("dataset", dataset), ("data", data)) if v is not None}
     cfg = cfg.replace(**changes, augment=False)
-    source = load_data_source(cfg)
+    source = load_data_source(cfg, progress, log, read=(split,))   # the split it evaluates, not every image
     require_same_classes(checkpoint["classes"], source.classes, "the checkpoint", cfg.dataset)
     channels = int(checkpoint["model"]["mean"].numel())
     if source.channels != channels:

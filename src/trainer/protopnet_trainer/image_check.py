@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
@@ -15,6 +15,9 @@ from .data import DataSource, FileImages, PickedImages, ShiftedImages, Split
 from .errors import TrainerError
 from .image_files import UnreadableImageError
 from .runtime import usable_cpus
+
+# The parts of a data source a command reads: train reads them all, evaluate one split, the scorecard the test split.
+EVERY_SPLIT = ("train", "holdout", "test")
 
 # Named in an error or a warning, at most; the count says how many more.
 LISTED = 10
@@ -28,9 +31,9 @@ def is_read_from_files(split: Split) -> bool:
     return isinstance(load, FileImages)
 
 
-def unreadable_images(split: Split, progress: bool) -> List[Tuple[int, UnreadableImageError]]:
-    """(index, error) of each image of `split` that does not decode, in the split's order. Decoded in threads
-    (Pillow decodes without the interpreter lock) and thrown away: only whether each one decodes is kept."""
+def unreadable_images(split: Split, progress: bool, threads: int) -> List[Tuple[int, UnreadableImageError]]:
+    """(index, error) of each image of `split` that does not decode, in the split's order. Decoded in `threads`
+    threads (Pillow decodes without the interpreter lock) and thrown away: only whether each one decodes is kept."""
     def attempt(index: int) -> Optional[UnreadableImageError]:
         try:
             split.load(index)
@@ -38,18 +41,21 @@ def unreadable_images(split: Split, progress: bool) -> List[Tuple[int, Unreadabl
             return error
         return None
 
-    with ThreadPoolExecutor(max_workers=usable_cpus()) as pool:
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         outcomes = list(tqdm(pool.map(attempt, range(len(split))), total=len(split), desc=f"checking {split.name} images",
                              leave=False, disable=not progress))
     return [(index, error) for index, error in enumerate(outcomes) if error is not None]
 
 
 def check_image_files(source: DataSource, skip: bool, root: Optional[str], progress: bool,
-                      log: Callable[[str], None]) -> DataSource:
-    """`source` when every image file decodes. Otherwise a TrainerError naming the files that do not, or, with
-    `skip`, the source without them (a warning names them). Paths are said relative to `root` (the --data folder)."""
-    splits = [split for split in (source.train, source.holdout, source.test) if split is not None and is_read_from_files(split)]
-    failures = {split.name: unreadable_images(split, progress) for split in splits}
+                      log: Callable[[str], None], parts: Sequence[str] = EVERY_SPLIT, threads: int = 0) -> DataSource:
+    """`source` when every image file of its `parts` (of EVERY_SPLIT) decodes. Otherwise a TrainerError naming the
+    files that do not, or, with `skip`, the source without them (a warning names them). Paths are said relative to
+    `root` (the --data folder). `threads`: 0 for one per usable CPU."""
+    by_part = {"train": source.train, "holdout": source.holdout, "test": source.test}
+    splits = [by_part[part] for part in parts if by_part[part] is not None and is_read_from_files(by_part[part])]
+    threads = threads or usable_cpus()
+    failures = {split.name: unreadable_images(split, progress, threads) for split in splits}
     bad = [(split_name, error) for split_name, found in failures.items() for _, error in found]
     if not bad:
         return source
@@ -63,8 +69,8 @@ def check_image_files(source: DataSource, skip: bool, root: Optional[str], progr
     more = f"; and {len(bad) - LISTED} more" if len(bad) > LISTED else ""
     if not skip:
         raise TrainerError(f"{len(bad)} of {checked} image files cannot be read ({listed}{more}): replace or remove "
-                           f"them, or pass --skip-unreadable-images (a training job's option skipUnreadableImages) to "
-                           f"train without them")
+                           f"them, or train with --skip-unreadable-images (a training job's option "
+                           f"skipUnreadableImages) to leave them out")
     log(f"warning: leaving out {len(bad)} of {checked} image files that cannot be read ({listed}{more})")
 
     def without(split: Optional[Split]) -> Optional[Split]:

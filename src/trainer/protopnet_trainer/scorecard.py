@@ -142,7 +142,7 @@ def evaluate_bundle(bundle: str, dataset: Optional[str], data: Optional[str], ou
     # The bundle's own decoding: JPEGs at a reduced DCT scale only when it says so (as the service decodes).
     cfg = cfg.replace(**changes, augment=False, test_limit=limit, image_size=int(size["width"]),
                       jpeg_draft=bool(size.get("jpegDraft", False)))
-    source = load_data_source(cfg)
+    source = load_data_source(cfg, read=("test",))   # scored on the test split (a prototype's own image read as needed)
     # Only the count: the measures are of boxes and parts, which another data set of as many classes can be scored on.
     if len(source.classes) != len(manifest["classes"]):
         raise TrainerError(f"class-count mismatch: the bundle has {len(manifest['classes'])} classes, data set "

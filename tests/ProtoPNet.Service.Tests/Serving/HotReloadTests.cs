@@ -169,28 +169,28 @@ public class HotReloadTests(TrainerBundles bundles)
         await Http.ProblemAsync(await client.PostAsync("/models/reload", null), HttpStatusCode.Unauthorized, "api-key-missing");
         var served = Path.GetFileName(bundles.SmokeBundle);
 
-        var other = Path.Combine(root, "other", served);
+        var other = Path.Combine(root, "smoke2", served);   // after smoke by name, before it as a string ("2" < "@")
         Trainer.CopyDirectory(bundles.SmokeBundle, other);
-        TrainerBundles.EditManifest(other, manifest => manifest["name"] = "other");
+        TrainerBundles.EditManifest(other, manifest => manifest["name"] = "smoke2");
         Publish(root, CorruptVersion, corrupt: true);
         var body = await Http.JsonAsync(await client.SendAsync(ReloadAll()));
-        Assert.Equal([$"other@{served}", $"smoke@{served}"], Strings(body.GetProperty("serving")));
-        Assert.Equal("other", body.GetProperty("defaultModel").GetString());   // no fashion-mnist here: the first model by name
-        Assert.Equal([$"other@{served}"], Strings(body.GetProperty("loaded")));
+        Assert.Equal([$"smoke@{served}", $"smoke2@{served}"], Strings(body.GetProperty("serving")));   // by name
+        Assert.Equal("smoke", body.GetProperty("defaultModel").GetString());   // no fashion-mnist here: the first model by name
+        Assert.Equal([$"smoke2@{served}"], Strings(body.GetProperty("loaded")));
         Assert.Empty(Strings(body.GetProperty("removed")));
         var refused = Assert.Single(body.GetProperty("refused").EnumerateArray());
         Assert.Equal($"smoke/{CorruptVersion}", refused.GetProperty("directory").GetString());
         Assert.Contains("sha256", refused.GetProperty("reason").GetString(), StringComparison.Ordinal);
-        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/classify?model=other", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/classify?model=smoke2", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)))).StatusCode);
 
         // Nothing new: nothing loaded, the refusal still said (as it stands); then a model taken away.
         body = await Http.JsonAsync(await client.SendAsync(ReloadAll()));
         Assert.Empty(Strings(body.GetProperty("loaded")));
         Assert.Single(body.GetProperty("refused").EnumerateArray());
-        Directory.Delete(Path.Combine(root, "other"), recursive: true);
+        Directory.Delete(Path.Combine(root, "smoke2"), recursive: true);
         body = await Http.JsonAsync(await client.SendAsync(ReloadAll()));
         Assert.Equal([$"smoke@{served}"], Strings(body.GetProperty("serving")));
-        Assert.Equal([$"other@{served}"], Strings(body.GetProperty("removed")));
+        Assert.Equal([$"smoke2@{served}"], Strings(body.GetProperty("removed")));
 
         static string[] Strings(System.Text.Json.JsonElement array) => array.EnumerateArray().Select(e => e.GetString()!).ToArray();
     }
