@@ -94,8 +94,10 @@ public static class ExecutionStrategyTuner
     /// <param name="loneRuns">Whether to measure the sessions one image at a time for requests that run alone (<see cref="ExecutionStrategy.LoneIntraOpThreads"/>).</param>
     /// <param name="cancel">Stops the measurement after the runs in progress (<see cref="OperationCanceledException"/>): a
     /// large model's takes seconds, which a shutdown should not wait for.</param>
+    /// <param name="betweenRuns">Called on the calling thread before each timed run (every slice or so), outside the
+    /// time and CPU measured: what the caller must not leave waiting for seconds (taking a deleted version off).</param>
     public static ExecutionStrategy Measure(IReadOnlyList<SessionCandidate> candidates, int maxBatchSize, int concurrentRuns, TimeSpan slice,
-        bool loneRuns = true, CancellationToken cancel = default)
+        bool loneRuns = true, CancellationToken cancel = default, Action? betweenRuns = null)
     {
         var batches = BatchSizes.Where(b => b < maxBatchSize).Append(maxBatchSize).ToArray();
         var shapes = candidates.SelectMany(c => batches.Select(b => (Candidate: c, Batch: b))).ToArray();
@@ -116,6 +118,7 @@ public static class ExecutionStrategyTuner
             {
                 for (var i = 0; i < shapes.Length; i++)
                 {
+                    betweenRuns?.Invoke();
                     var (rate, cpu) = Run(shapes[i].Candidate.Session, input, shapes[i].Batch, concurrentRuns, slice, cancel);
                     best[i] = (Math.Max(best[i].ImagesPerSecond, rate), Math.Min(best[i].CpuMsPerImage, cpu));
                 }
@@ -125,7 +128,7 @@ public static class ExecutionStrategyTuner
             double Score(int i) => saturating ? 1 / best[i].CpuMsPerImage : best[i].ImagesPerSecond;
             var top = Enumerable.Range(0, shapes.Length).Max(Score);
             var chosen = shapes[Enumerable.Range(0, shapes.Length).First(i => Score(i) * RequiredGain >= top)];
-            var (loneThreads, loneMeasurements) = loneRuns ? MeasureLone(candidates, chosen.Candidate, input, slice, cancel) : (chosen.Candidate.IntraOpThreads, []);
+            var (loneThreads, loneMeasurements) = loneRuns ? MeasureLone(candidates, chosen.Candidate, input, slice, cancel, betweenRuns) : (chosen.Candidate.IntraOpThreads, []);
             return new ExecutionStrategy(chosen.Batch, concurrentRuns, chosen.Candidate.IntraOpThreads, "measured")
             {
                 Measurements = shapes.Select((shape, i) => new StrategyMeasurement(shape.Batch, concurrentRuns, shape.Candidate.IntraOpThreads,
@@ -147,7 +150,7 @@ public static class ExecutionStrategyTuner
     /// an idle pause (<see cref="LonePause"/>), in turns, and keeps its best round's median (<see cref="LoneThreadsFor"/> chooses).
     /// </summary>
     private static (int Threads, LoneMeasurement[] Measurements) MeasureLone(IReadOnlyList<SessionCandidate> candidates,
-        SessionCandidate chosen, float[] input, TimeSpan slice, CancellationToken cancel)
+        SessionCandidate chosen, float[] input, TimeSpan slice, CancellationToken cancel, Action? betweenRuns)
     {
         if (candidates.Count < 2) return (chosen.IntraOpThreads, []);
         var best = new (double P50Ms, int Runs)[candidates.Count];
@@ -156,6 +159,7 @@ public static class ExecutionStrategyTuner
         {
             for (var i = 0; i < candidates.Count; i++)
             {
+                betweenRuns?.Invoke();
                 var (p50, runs) = RunAfterPauses(candidates[i].Session, input, slice, cancel);
                 if (p50 < best[i].P50Ms) best[i] = (p50, runs);
             }

@@ -87,6 +87,9 @@ public sealed class ModelRegistry(
     /// <summary>Scans made again at most, in one rescan, when version folders go away while it loads (then it publishes what it has).</summary>
     private const int MaxScanPasses = 3;
 
+    /// <summary>How often a scan looks for deleted versions while it loads (it lists the model root's folders).</summary>
+    private static readonly TimeSpan LookForDeletionsEvery = TimeSpan.FromMilliseconds(200);
+
     /// <summary>
     /// One rescan: the model root as it is when the loads end. A load and its measurement take seconds, and a version
     /// folder deleted meanwhile (a version rolled back while it was being published) must not be served, nor unload the
@@ -141,6 +144,24 @@ public sealed class ModelRegistry(
         var newlyRefused = new List<RefusedBundle>(refusedBefore);
         var retiredMeanwhile = new List<ModelBundle>();
         var loadsThisPass = 0;
+        var lastLook = Stopwatch.StartNew();
+
+        // A version rolled back (its folder deleted) while a load takes seconds is taken off before that load ends:
+        // between the measurement's runs, and between loads (the pass began by taking off those gone then).
+        void RetireDeletedMeanwhile()
+        {
+            if (lastLook.Elapsed < LookForDeletionsEvery) return;
+            lastLook.Restart();
+            try
+            {
+                retiredMeanwhile.AddRange(RetireDeleted(Catalog, scanner.FindBundleDirectories(Root)).Gone);
+            }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            {
+                // The root cannot be listed right now: the scan's own look at its end decides.
+            }
+        }
+
         try
         {
             foreach (var family in directories.GroupBy(d => Path.GetFileName(Path.GetDirectoryName(d))!, StringComparer.Ordinal))
@@ -173,15 +194,13 @@ public sealed class ModelRegistry(
                         }
                         earlier.Bundle.Dispose();   // deleted and published anew between the passes: loaded again below
                     }
-                    // Each load takes seconds: a version deleted meanwhile (a rollback) is taken off before the next one (the
-                    // pass began by taking off those gone then).
-                    if (loadsThisPass++ > 0) retiredMeanwhile.AddRange(RetireDeleted(Catalog, scanner.FindBundleDirectories(Root)).Gone);
+                    if (loadsThisPass++ > 0) RetireDeletedMeanwhile();
                     ModelBundle? bundle;
                     RefusedBundle? refusal;
                     bool isNewRefusal;
                     try
                     {
-                        bundle = scanner.TryLoad(family.Key, directory, loaded => chosen[loaded] = strategies.Choose(loaded, stopping),
+                        bundle = scanner.TryLoad(family.Key, directory, loaded => chosen[loaded] = strategies.Choose(loaded, stopping, RetireDeletedMeanwhile),
                             out refusal, out isNewRefusal, stopping, reloadsALoadedVersion: existing is not null);
                     }
                     catch (OperationCanceledException) when (stopping.IsCancellationRequested)

@@ -18,9 +18,10 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
     /// <summary>
     /// The version's execution strategy (Batching:Strategy): measured on the CPU before the version is served, batches
     /// of Batching:MaxBatchSize on CUDA (where a run's fixed cost is the GPU launch and copies, which batching spreads),
-    /// or as configured. <paramref name="stopping"/> (the shutdown) stops a measurement with <see cref="OperationCanceledException"/>.
+    /// or as configured. <paramref name="stopping"/> (the shutdown) stops a measurement with <see cref="OperationCanceledException"/>;
+    /// <paramref name="whileMeasuring"/> is called between its runs, on this thread (see <see cref="ExecutionStrategyTuner.Measure"/>).
     /// </summary>
-    public ExecutionStrategy Choose(ModelBundle bundle, CancellationToken stopping = default)
+    public ExecutionStrategy Choose(ModelBundle bundle, CancellationToken stopping = default, Action? whileMeasuring = null)
     {
         var options = batching.Value;
         var threads = sessionFactory.IntraOpThreads;
@@ -32,7 +33,7 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
                 ? new ExecutionStrategy(options.MaxBatchSize, options.ConcurrentRunsLimit, threads, "configured")
                 : bundle.Provider.Provider == SessionFactory.CudaProvider
                     ? new ExecutionStrategy(options.MaxBatchSize, 1, threads, "cuda")
-                    : MeasureStrategy(bundle, threads, stopping);
+                    : MeasureStrategy(bundle, threads, stopping, whileMeasuring);
         }
         catch (Exception exception) when (exception is not (BundleRefusedException or OutOfMemoryException)
             && !(exception is OperationCanceledException && stopping.IsCancellationRequested))
@@ -61,7 +62,7 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
     /// thread is measured beside the loaded one (one thread per core): the leaner serves; the other is kept for requests
     /// that run alone if it answers one image enough sooner (<see cref="ExecutionStrategy.LoneIntraOpThreads"/>), else disposed.
     /// </summary>
-    private ExecutionStrategy MeasureStrategy(ModelBundle bundle, int threads, CancellationToken stopping)
+    private ExecutionStrategy MeasureStrategy(ModelBundle bundle, int threads, CancellationToken stopping, Action? whileMeasuring)
     {
         var options = batching.Value;
         // Seconds for a large model: said, so that a start that seems to hang can be told from one that measures.
@@ -71,7 +72,7 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
         if (!sessionFactory.IntraOpThreadsConfigured && threads > 1) candidates.Add(new(loader.LoadSession(bundle, 1), 1));
         try
         {
-            var strategy = ExecutionStrategyTuner.Measure(candidates, options.MaxBatchSize, options.ConcurrentRunsLimit, MeasureSlice, options.LoneRuns, stopping);
+            var strategy = ExecutionStrategyTuner.Measure(candidates, options.MaxBatchSize, options.ConcurrentRunsLimit, MeasureSlice, options.LoneRuns, stopping, whileMeasuring);
             var chosen = candidates.First(c => c.IntraOpThreads == strategy.IntraOpThreads).Session;
             // Loaded afresh: a measured session's memory arena has grown to the largest batch tried, and lone runs are of
             // one image (for ResNet-18, 245 MiB more resident memory kept against about 100).
