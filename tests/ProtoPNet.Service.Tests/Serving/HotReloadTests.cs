@@ -343,17 +343,10 @@ public class HotReloadTests(TrainerBundles bundles)
     {
         for (var attempt = 1; ; attempt++)
         {
-            var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+            var (root, factory, client) = await ServingTwoVersionsMeasuredAtLengthAsync();
+            await using var _ = factory;
             var first = Path.GetFileName(bundles.SmokeBundle);
-            Publish(root, NewVersion, corrupt: false);
-            await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey), ("Batching:Strategy", "auto"),
-                ("Batching:MaxBatchSize", "1024"), ("Inference:IntraOpThreads", "0"));
-            var client = factory.CreateClient();
-            Assert.Equal(NewVersion, (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("defaultVersion").GetString());
-            var staging = Path.Combine(root, ".staging-other");
-            Trainer.CopyAsVersions(bundles.SmokeBundle, staging, 2);
-            foreach (var version in Directory.GetDirectories(staging)) TrainerBundles.EditManifest(version, manifest => manifest["name"] = "other");
-            Directory.Move(staging, Path.Combine(root, "other"));
+            PublishOther(root, versions: 2);
 
             using var request = new HttpRequestMessage(HttpMethod.Post, "/models/other/reload") { Headers = { { "X-Api-Key", AdminKey } } };
             var reload = client.SendAsync(request);
@@ -387,18 +380,10 @@ public class HotReloadTests(TrainerBundles bundles)
     {
         for (var attempt = 1; ; attempt++)
         {
-            var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+            var (root, factory, client) = await ServingTwoVersionsMeasuredAtLengthAsync();
+            await using var _ = factory;
             var first = Path.GetFileName(bundles.SmokeBundle);
-            Publish(root, NewVersion, corrupt: false);
-            // Two sessions measured (a thread per core and one thread) at four batch sizes: about two seconds.
-            await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey), ("Batching:Strategy", "auto"),
-                ("Batching:MaxBatchSize", "1024"), ("Inference:IntraOpThreads", "0"));
-            var client = factory.CreateClient();
-            Assert.Equal(NewVersion, (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("defaultVersion").GetString());
-            var other = Path.Combine(root, ".staging-other", first);
-            Trainer.CopyDirectory(bundles.SmokeBundle, other);
-            TrainerBundles.EditManifest(other, manifest => manifest["name"] = "other");
-            Directory.Move(Path.GetDirectoryName(other)!, Path.Combine(root, "other"));
+            PublishOther(root, versions: 1);
 
             using var request = new HttpRequestMessage(HttpMethod.Post, "/models/other/reload") { Headers = { { "X-Api-Key", AdminKey } } };
             var reload = client.SendAsync(request);
@@ -421,7 +406,7 @@ public class HotReloadTests(TrainerBundles bundles)
             var measured = lines.FindIndex(line => line.Contains("runs batches of up to", StringComparison.Ordinal) && OfOther(line));
             Assert.True(takenOff >= 0 && takenOff < measured, $"taken off at line {takenOff}, the measurement ended at line {measured} ({measuredOn.TotalMilliseconds:0} ms after the deletion):\n" + string.Join("\n", lines));
             Assert.Equal(first, (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("defaultVersion").GetString());
-            Assert.Equal(first, (await Http.JsonAsync(await client.GetAsync("/models/other"))).GetProperty("defaultVersion").GetString());
+            Assert.Equal("20260101T000000Z", (await Http.JsonAsync(await client.GetAsync("/models/other"))).GetProperty("defaultVersion").GetString());
             return;
         }
 
@@ -532,6 +517,30 @@ public class HotReloadTests(TrainerBundles bundles)
             manifest["name"] = "smoke";
             manifest["version"] = version;
         });
+    }
+
+    /// <summary>
+    /// A service serving smoke's <see cref="NewVersion"/>, with the bundle's own version loaded beside it, whose strategy
+    /// measurements take seconds (two sessions, a thread per core and one thread, at four batch sizes up to 1024).
+    /// </summary>
+    private async Task<(string Root, ServiceFactory Factory, HttpClient Client)> ServingTwoVersionsMeasuredAtLengthAsync()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        Publish(root, NewVersion, corrupt: false);
+        var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey), ("Batching:Strategy", "auto"),
+            ("Batching:MaxBatchSize", "1024"), ("Inference:IntraOpThreads", "0"));
+        var client = factory.CreateClient();
+        Assert.Equal(NewVersion, (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("defaultVersion").GetString());
+        return (root, factory, client);
+    }
+
+    /// <summary>Publishes <paramref name="versions"/> versions (20260101T000000Z, ...) of a model named other, in one rename.</summary>
+    private void PublishOther(string root, int versions)
+    {
+        var staging = Path.Combine(root, ".staging-other");
+        Trainer.CopyAsVersions(bundles.SmokeBundle, staging, versions);
+        foreach (var version in Directory.GetDirectories(staging)) TrainerBundles.EditManifest(version, manifest => manifest["name"] = "other");
+        Directory.Move(staging, Path.Combine(root, "other"));
     }
 
     private static HttpRequestMessage ReloadAll() => new(HttpMethod.Post, "/models/reload") { Headers = { { "X-Api-Key", AdminKey } } };
