@@ -264,6 +264,45 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// The forms the trainer warns of (image_check.form_the_service_refuses): Pillow reads them, this decoder refuses
+    /// them. Should the decoder learn one, this fails, and the trainer's warning must drop it.
+    /// </summary>
+    [Fact]
+    public void TheFormsTheTrainerWarnsOfAreTheOnesRefusedHere()
+    {
+        var directory = Directory.CreateTempSubdirectory("protopnet-forms-").FullName;
+        try
+        {
+            var forms = Pillow.RunPython("""
+                import os, sys
+                from PIL import Image
+                from protopnet_trainer.image_check import form_the_service_refuses
+                from protopnet_trainer.image_files import open_image
+                Image.new("CMYK", (24, 16), (0, 200, 200, 0)).save(os.path.join(sys.argv[1], "cmyk.tif"))
+                Image.new("1", (24, 16), 1).save(os.path.join(sys.argv[1], "bilevel.tif"))
+                frames = [Image.new("RGB", (24, 16), colour) for colour in ((40, 40, 220), (40, 40, 200))]
+                frames[0].save(os.path.join(sys.argv[1], "animated.webp"), save_all=True, append_images=frames[1:])
+                Image.new("RGB", (24, 16), (220, 40, 40)).save(os.path.join(sys.argv[1], "rgb.tif"))
+                for name in ("cmyk.tif", "bilevel.tif", "animated.webp", "rgb.tif"):
+                    path = os.path.join(sys.argv[1], name)
+                    open_image(path)   # the trainer reads every one
+                    print(name, form_the_service_refuses(path))
+                """, directory).Trim().Split('\n').Select(line => line.Trim()).ToArray();
+            Assert.Equal(["cmyk.tif CMYK TIFF", "bilevel.tif TIFF without BitsPerSample", "animated.webp animated WebP", "rgb.tif None"], forms);
+            var decoder = new ImageDecoder(new ImageLimits());
+            foreach (var name in (string[])["cmyk.tif", "bilevel.tif", "animated.webp"])
+            {
+                Assert.Throws<ImageRejectedException>(() => decoder.Decode(File.ReadAllBytes(Path.Combine(directory, name))).Dispose());
+            }
+            decoder.Decode(File.ReadAllBytes(Path.Combine(directory, "rgb.tif"))).Dispose();
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     [Fact]
     public void AFloatTiffDecodesToTheTrainersEightBitValues()
     {

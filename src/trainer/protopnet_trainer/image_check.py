@@ -9,6 +9,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from PIL import Image
 from tqdm import tqdm
 
 from .data import DataSource, FileImages, PickedImages, ShiftedImages, Split
@@ -31,20 +32,46 @@ def is_read_from_files(split: Split) -> bool:
     return isinstance(load, FileImages)
 
 
-def unreadable_images(split: Split, progress: bool, threads: int) -> List[Tuple[int, UnreadableImageError]]:
-    """(index, error) of each image of `split` that does not decode, in the split's order. Decoded in `threads`
-    threads (Pillow decodes without the interpreter lock) and thrown away: only whether each one decodes is kept."""
-    def attempt(index: int) -> Optional[UnreadableImageError]:
+def path_of(split: Split, index: int) -> str:
+    """The file of image `index` of a split read from files."""
+    load = split.load
+    while not isinstance(load, FileImages):
+        index = index + load.offset if isinstance(load, ShiftedImages) else load.indices[index]
+        load = load.load
+    return load.paths[index]
+
+
+def form_the_service_refuses(path: str) -> Optional[str]:
+    """The name of a form of image file that the trainer reads (Pillow) but the service's decoder refuses, for the
+    forms known to differ; None otherwise."""
+    with Image.open(path) as picture:
+        if picture.format == "TIFF" and picture.mode == "CMYK":
+            return "CMYK TIFF"
+        if picture.format == "TIFF" and 258 not in picture.tag_v2:   # no BitsPerSample: Pillow's own bilevel TIFFs
+            return "TIFF without BitsPerSample"
+        if picture.format == "WEBP" and getattr(picture, "n_frames", 1) > 1:
+            return "animated WebP"
+    return None
+
+
+def unreadable_images(split: Split, progress: bool, threads: int
+                      ) -> Tuple[List[Tuple[int, UnreadableImageError]], List[Tuple[str, str]]]:
+    """(index, error) of each image of `split` that does not decode, in the split's order, and (path, form) of each
+    that decodes but in a form the service refuses. Decoded in `threads` threads (Pillow decodes without the
+    interpreter lock) and thrown away: only whether each one decodes is kept."""
+    def attempt(index: int) -> Tuple[Optional[UnreadableImageError], Optional[str]]:
         try:
             split.load(index)
         except UnreadableImageError as error:
-            return error
-        return None
+            return error, None
+        return None, form_the_service_refuses(path_of(split, index))
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         outcomes = list(tqdm(pool.map(attempt, range(len(split))), total=len(split), desc=f"checking {split.name} images",
                              leave=False, disable=not progress))
-    return [(index, error) for index, error in enumerate(outcomes) if error is not None]
+    unreadable = [(index, error) for index, (error, _) in enumerate(outcomes) if error is not None]
+    refused = [(path_of(split, index), form) for index, (_, form) in enumerate(outcomes) if form is not None]
+    return unreadable, refused
 
 
 def check_image_files(source: DataSource, skip: bool, root: Optional[str], progress: bool,
@@ -55,15 +82,24 @@ def check_image_files(source: DataSource, skip: bool, root: Optional[str], progr
     by_part = {"train": source.train, "holdout": source.holdout, "test": source.test}
     splits = [by_part[part] for part in parts if by_part[part] is not None and is_read_from_files(by_part[part])]
     threads = threads or usable_cpus()
-    failures = {split.name: unreadable_images(split, progress, threads) for split in splits}
-    bad = [(split_name, error) for split_name, found in failures.items() for _, error in found]
-    if not bad:
-        return source
+    found = {split.name: unreadable_images(split, progress, threads) for split in splits}
+    failures = {name: unreadable for name, (unreadable, _) in found.items()}
+    refused = [entry for _, forms in found.values() for entry in forms]
+    bad = [(split_name, error) for split_name, errors in failures.items() for _, error in errors]
     checked = sum(len(split) for split in splits)
 
     def where(path: object) -> str:
         text = str(path)
         return os.path.relpath(text, root) if root and os.path.isabs(text) else text
+
+    if refused:
+        listed = "; ".join(f"{where(path)}: {form}" for path, form in refused[:LISTED])
+        more = f"; and {len(refused) - LISTED} more" if len(refused) > LISTED else ""
+        log(f"warning: {len(refused)} of {checked} image files are in forms the service does not decode ({listed}{more}): "
+            f"the model learns from them, but a client cannot send such a file to it; converted to JPEG or PNG (here "
+            f"too, so that training and serving see the same pixels) they can be")
+    if not bad:
+        return source
 
     listed = "; ".join(f"{where(error.path)}: {error.reason}" for _, error in bad[:LISTED])
     more = f"; and {len(bad) - LISTED} more" if len(bad) > LISTED else ""
