@@ -126,6 +126,36 @@ public class ModelsTests(TrainerBundles bundles)
         Assert.Equal(("stretch", "bilinear"), (preprocessing.GetProperty("resize").GetString(), preprocessing.GetProperty("interpolation").GetString()));
     }
 
+    /// <summary>
+    /// A bundle trained by a worker records where its data was on the worker ("/srv/protopnet/data/photos"): answers name
+    /// that folder (and a trunk weights file) by its last part, as they name refused folders relative to the model root.
+    /// </summary>
+    [Fact]
+    public async Task TheTrainingMachinesPathsAreNotAnswered()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", bundle => TrainerBundles.EditManifest(bundle, manifest =>
+        {
+            var config = manifest["training"]!["config"]!;
+            config["data"] = "/srv/protopnet/data/photos";
+            config["trunk_weights"] = "C:\\models\\resnet18-weights.pt";
+        })));
+        await using var factory = ServiceFactory.ForRoot(root);
+        var client = factory.CreateClient();
+        var version = Path.GetFileName(bundles.SmokeBundle);
+        foreach (var url in (string[])["/models", "/models/smoke", $"/models/smoke/versions/{version}"])
+        {
+            var text = await client.GetStringAsync(url);
+            Assert.DoesNotContain("/srv/protopnet", text);
+            Assert.DoesNotContain("models\\\\resnet18", text);
+            var body = System.Text.Json.JsonDocument.Parse(text).RootElement;
+            var model = url == "/models" ? body.GetProperty("models")[0] : body;
+            var config = model.GetProperty("training").GetProperty("config");
+            Assert.Equal("photos", config.GetProperty("data").GetString());
+            Assert.Equal("resnet18-weights.pt", config.GetProperty("trunk_weights").GetString());
+            Assert.True(config.GetProperty("epochs").GetInt32() > 0);   // the rest as written
+        }
+    }
+
     [Fact]
     public async Task ClassifyLinksPointAtThePrototypePictures()
     {

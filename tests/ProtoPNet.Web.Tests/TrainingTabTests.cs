@@ -201,6 +201,45 @@ public sealed class TrainingTabTests(WebFixture fixture)
     }
 
     /// <summary>
+    /// A job's status as a worker writes it while it checks its data's images, then with the warnings of its run (files
+    /// left out of the data): the panel says how many images are checked, and lists the warnings (they were only in
+    /// the worker's console).
+    /// </summary>
+    [Fact]
+    public async Task A_jobs_image_check_and_its_warnings_are_shown()
+    {
+        var folder = Path.Combine(fixture.JobsDirectory, "photos-warned");
+        Directory.CreateDirectory(folder);
+        try
+        {
+            File.WriteAllText(Path.Combine(folder, "job.json"),
+                """{"format": "protopnet-training-job/1", "id": "photos-warned", "name": "photos", "preset": "smoke", "dataset": "imagefolder", "data": "photos", "options": {}, "createdAt": "2026-12-01T08:00:00.000Z"}""");
+            void Status(string progress, string warnings) => File.WriteAllText(Path.Combine(folder, "status.json"),
+                $$"""{"id": "photos-warned", "status": "running", "attempt": 1, "progress": {{progress}}, "warnings": {{warnings}}, "heartbeatAt": "{{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ}}"}""");
+            Status("""{"stage": "checking-images", "epoch": 0, "epochs": 4, "fraction": 0, "imagesChecked": 1200, "imagesToCheck": 3000}""", "[]");
+            var page = await OpenAsync();
+            await page.FillAsync("#training-key", WebFixture.AdminKey);
+            await page.ClickAsync("#training-key-form button[type=submit]");
+            await page.ClickAsync("tr[data-job='photos-warned'] button:has-text('Follow')");
+            await page.WaitForFunctionAsync("() => document.getElementById('training-status').textContent.includes('checking the images (1200 of 3000)')");
+            Assert.True(await page.Locator("#training-warnings").IsHiddenAsync());
+
+            Status("""{"stage": "joint", "epoch": 1, "epochs": 4, "fraction": 0.1, "imagesChecked": null, "imagesToCheck": null}""",
+                """["leaving out 2 of 3000 image files that cannot be read (train/tulip/1.jpg: image file is truncated; test/rose/9.jpg: cannot identify image file)", "imagefolder: train/ holds what is not read: 1 hidden files: tulip/._1.jpg"]""");
+            await page.WaitForFunctionAsync("() => document.querySelectorAll('#training-warnings li').length === 2");
+            var shown = await page.Locator("#training-warnings li").AllTextContentsAsync();
+            Assert.StartsWith("Warning: leaving out 2 of 3000 image files that cannot be read (train/tulip/1.jpg", shown[0]);
+            Assert.Contains("tulip/._1.jpg", shown[1]);
+            Assert.DoesNotContain("checking", await page.TextContentAsync("#training-status"));
+            await page.Context.CloseAsync();
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>
     /// Train pressed twice in a row queues one job; forgetting the key stops following it (its progress stream is
     /// closed and its panel goes): nothing more is asked with a key the user took back.
     /// </summary>

@@ -266,6 +266,64 @@ def test_a_cancelled_job_stops_between_batches_and_publishes_nothing(tmp_path, o
     assert versions(tmp_path, "running") == [] and versions(tmp_path, "queued") == []
 
 
+def image_folder_job(tmp_path, job_id, name, per_class=6, **options):
+    """A job on a small image folder under the data root (3 classes of `per_class` 16x16 PNGs in train/ and test/)."""
+    from PIL import Image
+    folder = tmp_path / "data" / name
+    for split in ("train", "test"):
+        for label in range(3):
+            (folder / split / f"c{label}").mkdir(parents=True, exist_ok=True)
+            for n in range(per_class):
+                Image.new("RGB", (16, 16), (80 * label, 10 * n, 0)).save(folder / split / f"c{label}" / f"{n}.png")
+    job_options = {**TINY, "epochs": 1, "warmEpochs": 0, "pushStart": 0, **options}
+    for key in ("syntheticClasses", "syntheticTrainPerClass", "syntheticTestPerClass"):
+        job_options.pop(key)
+    return queue_job(str(tmp_path / "jobs"), job_id, name=name, dataset="imagefolder", data=name, options=job_options), folder
+
+
+def test_an_image_folder_jobs_check_is_reported_and_its_warnings_are_in_its_status(tmp_path, options, monkeypatch):
+    job, folder = image_folder_job(tmp_path, "job-1", "photos", skipUnreadableImages=True)
+    (folder / "train" / "c1" / "5.png").write_bytes(b"not a png")
+    (folder / "train" / "c2" / "._0.png").write_bytes(b"\x00\x05\x16\x07" + bytes(40))   # a Mac's sidecar file
+    seen = []
+    write = JobFolder.write_status
+
+    def recording_write(self, status):
+        seen.append(json.loads(json.dumps(status.get("progress"))))
+        write(self, status)
+
+    monkeypatch.setattr(JobFolder, "write_status", recording_write)
+    make_worker(tmp_path, options, data_root=str(tmp_path / "data")).run()
+    status = job.status()
+    assert status["status"] == "succeeded", status
+    # What only the worker's console said: in the status, where the service shows it.
+    warnings = status["warnings"]
+    assert any(w.startswith("leaving out 1 of 36 image files that cannot be read (train/c1/5.png: ") for w in warnings), warnings
+    assert any("train/ holds what is not read: 1 hidden files: c2/._0.png" in w for w in warnings), warnings
+    # The check's progress: images checked of all of them, then null once training starts.
+    checking = [p for p in seen if p and p.get("stage") == "checking-images"]
+    assert checking and checking[-1]["imagesChecked"] == checking[-1]["imagesToCheck"] == 36
+    assert status["progress"]["imagesChecked"] is None and status["progress"]["imagesToCheck"] is None
+
+
+def test_a_job_cancelled_while_its_images_are_checked_stops_there(tmp_path, options, monkeypatch):
+    job, _ = image_folder_job(tmp_path, "job-1", "photos", per_class=40)
+    write = JobFolder.write_status
+
+    def cancelling_write(self, status):   # cancelled as soon as the check has said it began
+        write(self, status)
+        if (status.get("progress") or {}).get("stage") == "checking-images":
+            self.request_cancel()
+
+    monkeypatch.setattr(JobFolder, "write_status", cancelling_write)
+    make_worker(tmp_path, options, data_root=str(tmp_path / "data")).run()
+    status = job.status()
+    assert status["status"] == "cancelled", status
+    # Stopped within the check (its first images), not after all 240 of them or at training's first batch.
+    assert status["progress"]["stage"] == "checking-images" and status["progress"]["imagesChecked"] < 240
+    assert not status["history"] and versions(tmp_path, "photos") == []
+
+
 def test_a_failing_job_ends_failed_with_one_line_and_the_worker_goes_on(tmp_path, options):
     (tmp_path / "data" / "empty").mkdir(parents=True)
     bad_option = queue_job(str(tmp_path / "jobs"), "job-1", name="bad", options={"epochs": 0})

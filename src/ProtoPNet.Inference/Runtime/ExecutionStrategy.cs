@@ -94,8 +94,9 @@ public static class ExecutionStrategyTuner
     /// <param name="loneRuns">Whether to measure the sessions one image at a time for requests that run alone (<see cref="ExecutionStrategy.LoneIntraOpThreads"/>).</param>
     /// <param name="cancel">Stops the measurement after the runs in progress (<see cref="OperationCanceledException"/>): a
     /// large model's takes seconds, which a shutdown should not wait for.</param>
-    /// <param name="betweenRuns">Called on the calling thread before each timed run (every slice or so), outside the
-    /// time and CPU measured: what the caller must not leave waiting for seconds (taking a deleted version off).</param>
+    /// <param name="betweenRuns">Called on the calling thread before each run of a shape (every slice, or every run of
+    /// the largest batch where that takes longer), outside the time and CPU measured: what the caller must not leave
+    /// waiting for seconds (taking a deleted version off).</param>
     public static ExecutionStrategy Measure(IReadOnlyList<SessionCandidate> candidates, int maxBatchSize, int concurrentRuns, TimeSpan slice,
         bool loneRuns = true, CancellationToken cancel = default, Action? betweenRuns = null)
     {
@@ -109,7 +110,11 @@ public static class ExecutionStrategyTuner
         {
             Array.Fill(input, 0.5f, 0, maxBatchSize * session.ImageElementCount);
             // The first run of a shape sizes ONNX Runtime's buffers: not timed.
-            foreach (var (candidate, batch) in shapes) Run(candidate.Session, input, batch, concurrentRuns, TimeSpan.Zero, cancel);
+            foreach (var (candidate, batch) in shapes)
+            {
+                betweenRuns?.Invoke();
+                Run(candidate.Session, input, batch, concurrentRuns, TimeSpan.Zero, cancel);
+            }
             // The shapes take turns, several rounds, and each keeps its best round: other work on the machine only ever
             // slows a measurement down, and taking turns spreads it over all of them.
             var best = new (double ImagesPerSecond, double CpuMsPerImage)[shapes.Length];

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Net.Http.Headers;
@@ -96,7 +98,7 @@ public static class ModelsApi
         var manifest = bundle.Manifest;
         return TypedResults.Ok(new ModelVersionResponse(
             bundle.Name, bundle.Version, ReferenceEquals(family.Served, bundle), manifest.CreatedUtc, Classes(bundle), Input(bundle),
-            bundle.PrototypeCount, new FeatureCellResponse(manifest.FeatureMap.Height, manifest.FeatureMap.Width), manifest.Training,
+            bundle.PrototypeCount, new FeatureCellResponse(manifest.FeatureMap.Height, manifest.FeatureMap.Width), TrainingAsAnswered(manifest.Training),
             bundle.LoadedUtc, Math.Round(bundle.LoadMilliseconds, 1), bundle.Provider.Provider, manifest.Onnx.Sha256,
             VersionUrl(bundle) + "/prototypes")
         {
@@ -185,8 +187,38 @@ public static class ModelsApi
     {
         var served = family.Served;
         return new ModelResponse(family.Name, family.Versions.Select(v => v.Version).ToArray(), served.Version,
-            family.Name == catalog.DefaultModel, Classes(served), Input(served), served.PrototypeCount, served.Manifest.Training,
+            family.Name == catalog.DefaultModel, Classes(served), Input(served), served.PrototypeCount, TrainingAsAnswered(served.Manifest.Training),
             served.LoadedUtc, served.Provider.Provider) { Examples = ExamplesApi.Links(served) };
+    }
+
+    /// <summary>The configuration's settings that may name a file or folder on the training machine.</summary>
+    private static readonly string[] PathSettings = ["data", "trunk_weights"];
+
+    /// <summary>
+    /// The bundle's <c>training</c> as answered: its configuration's paths (the data folder, a trunk weights file) by their
+    /// last part only, as refusals name folders relative to the model root: an answer does not show where the training
+    /// machine keeps its files (a worker's data root, say).
+    /// </summary>
+    internal static JsonElement? TrainingAsAnswered(JsonElement? training)
+    {
+        if (training is not { ValueKind: JsonValueKind.Object } written
+            || !written.TryGetProperty("config", out var config) || config.ValueKind != JsonValueKind.Object
+            || !PathSettings.Any(setting => config.TryGetProperty(setting, out var value) && value.ValueKind == JsonValueKind.String && IsPath(value.GetString())))
+        {
+            return training;
+        }
+        var answered = JsonNode.Parse(written.GetRawText())!.AsObject();
+        var settings = answered["config"]!.AsObject();
+        foreach (var setting in PathSettings)
+        {
+            if (settings[setting] is JsonValue value && value.TryGetValue<string>(out var path) && IsPath(path))
+            {
+                settings[setting] = Path.GetFileName(Path.TrimEndingDirectorySeparator(path.Replace('\\', '/')));
+            }
+        }
+        return JsonSerializer.SerializeToElement(answered);
+
+        static bool IsPath(string? text) => text is not null && (text.Contains('/') || text.Contains('\\'));
     }
 
     private static ClassResponse[] Classes(ModelBundle bundle) =>

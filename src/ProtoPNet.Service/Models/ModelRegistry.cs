@@ -150,7 +150,8 @@ public sealed class ModelRegistry(
         // between the measurement's runs, and between loads (the pass began by taking off those gone then).
         void RetireDeletedMeanwhile()
         {
-            if (lastLook.Elapsed < LookForDeletionsEvery) return;
+            // A root gone altogether is for the scan's own look at its end (which says so once), not for a warning here at every look.
+            if (lastLook.Elapsed < LookForDeletionsEvery || !Directory.Exists(Root)) return;
             lastLook.Restart();
             try
             {
@@ -291,15 +292,18 @@ public sealed class ModelRegistry(
     /// <summary>
     /// The catalog without the loaded versions whose folders are gone from <paramref name="folders"/> (one that cannot be
     /// read is not gone), swapped in at once (they retire once their running requests finish), and those versions; the catalog itself when none is gone.
-    /// Only versions of a model that keeps another loaded version: the last one serves until the scan has loaded what
-    /// replaces it, rather than leave its model answering 503 meanwhile.
+    /// Only versions of a model that keeps another loaded version, or has no version folder left at all (the model was
+    /// deleted): the last one of a model still there serves until the scan has loaded what replaces it, rather than
+    /// leave its model answering 503 meanwhile.
     /// </summary>
     private (ModelCatalog Catalog, ModelBundle[] Gone) RetireDeleted(ModelCatalog current, BundleFolders folders)
     {
         var present = folders.Bundles.ToHashSet(StringComparer.Ordinal);
         present.UnionWith(current.Served.Keys.Select(b => b.Directory).Where(folders.IsUnreadable));
+        var modelsWithFolders = present.Select(directory => Path.GetFileName(Path.GetDirectoryName(directory))).ToHashSet(StringComparer.Ordinal);
         var gone = current.Served.Keys.Where(b => !present.Contains(b.Directory)
-            && current.Served.Keys.Any(other => other.Name == b.Name && present.Contains(other.Directory))).ToArray();
+            && (current.Served.Keys.Any(other => other.Name == b.Name && present.Contains(other.Directory))
+                || !modelsWithFolders.Contains(Path.GetFileName(Path.GetDirectoryName(b.Directory))))).ToArray();
         if (gone.Length == 0) return (current, gone);
         var kept = current.Served.Keys.Except(gone).ToList();
         return (Publish(current, kept, [], [], gone, current.Refused.ToList()), gone);

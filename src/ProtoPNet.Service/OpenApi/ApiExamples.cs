@@ -56,7 +56,8 @@ public static class ApiExamples
     private static readonly TrainingJob TrainingJobExample = new("20261130T080000123Z-1a2b3c4d", "my-model", "smoke", null, null,
         new JsonObject { ["epochs"] = 4 }, TrainingJob.Running, 1, new TrainingProgress("joint", 3, 4, 0.55),
         new Dictionary<string, double> { ["trainAccuracy"] = 0.91, ["testAccuracy"] = 0.88, ["lossTotal"] = 0.42 },
-        [new TrainingEpoch(1, "warm", 0.52, 0.61), new TrainingEpoch(2, "warm", 0.83, 0.8)], null, null, false,
+        [new TrainingEpoch(1, "warm", 0.52, 0.61), new TrainingEpoch(2, "warm", 0.83, 0.8)], null, null,
+        ["leaving out 1 of 1240 image files that cannot be read (train/tulip/IMG_0412.jpg: image file is truncated)"], false,
         DateTimeOffset.Parse("2026-11-30T08:00:00.123Z"), DateTimeOffset.Parse("2026-11-30T08:00:02.5Z"), null,
         DateTimeOffset.Parse("2026-11-30T08:00:41Z"), DateTimeOffset.Parse("2026-11-30T08:00:20Z"), null, "trainer-1:42");
 
@@ -129,7 +130,7 @@ public static class ApiExamples
         ["V2ModelMetadataVersion"] = V2Metadata,
         ["V2Infer"] = V2Answer,
         ["V2InferVersion"] = V2Answer,
-        ["SubmitTrainingJob"] = TrainingJobExample with { Status = TrainingJob.Queued, Attempt = 0, Progress = null, Metrics = null, History = [], StartedAt = null, EstimatedFinishAt = null, HeartbeatAt = null, Worker = null },
+        ["SubmitTrainingJob"] = TrainingJobExample with { Status = TrainingJob.Queued, Attempt = 0, Progress = null, Metrics = null, History = [], Warnings = [], StartedAt = null, EstimatedFinishAt = null, HeartbeatAt = null, Worker = null },
         ["ListTrainingJobs"] = new[] { TrainingJobExample },
         ["GetTrainingJob"] = TrainingJobExample,
         ["CancelTrainingJob"] = TrainingJobExample with { CancelRequested = true },

@@ -3,8 +3,11 @@ using System.Text.Json.Serialization;
 
 namespace ProtoPNet.Service.Training;
 
-/// <summary>Where a running job is: its <c>stage</c>, the <c>epoch</c> (1-based) of <c>epochs</c>, and the done <c>fraction</c> of the work (0 to 1).</summary>
-public sealed record TrainingProgress(string? Stage, int Epoch, int Epochs, double Fraction);
+/// <summary>
+/// Where a running job is: its <c>stage</c>, the <c>epoch</c> (1-based) of <c>epochs</c>, and the done <c>fraction</c> of
+/// the work (0 to 1); while its data's image files are checked (stage <c>checking-images</c>), how many of how many.
+/// </summary>
+public sealed record TrainingProgress(string? Stage, int Epoch, int Epochs, double Fraction, int? ImagesChecked = null, int? ImagesToCheck = null);
 
 /// <summary>One finished epoch, for an accuracy curve.</summary>
 public sealed record TrainingEpoch(int Epoch, string? Phase, double? TrainAccuracy, double? TestAccuracy);
@@ -27,6 +30,7 @@ public sealed record TrainingJob(
     IReadOnlyList<TrainingEpoch> History,
     string? PublishedVersion,
     string? Error,
+    IReadOnlyList<string> Warnings,
     bool CancelRequested,
     DateTimeOffset CreatedAt,
     DateTimeOffset? StartedAt,

@@ -28,6 +28,9 @@ public static partial class TrainingJobValidator
 {
     private static readonly string[] Fields = ["name", "preset", "dataset", "data", "options"];
 
+    /// <summary>The trainer's data sets read from a folder it has no default for (fashion-mnist has one; the generated sets read none).</summary>
+    private static readonly string[] FolderDatasets = ["imagefolder", "cub200"];
+
     /// <summary>
     /// Refuses a body with a name or string that is not text: a lone surrogate escape (<c>"\ud800"</c>) or bytes that
     /// are not UTF-8. The parser leaves strings undecoded, so they would otherwise fail where a field is first read.
@@ -90,15 +93,20 @@ public static partial class TrainingJobValidator
             throw Invalid("dataset", $"'{Shown(dataset)}' is not a data set of the trainer ({string.Join(", ", catalog.Datasets)})");
         }
         var data = OptionalString(body, "data");
+        var readFrom = dataset ?? catalog.Presets.First(p => p.Name == preset).Dataset;
+        if (data is null && FolderDatasets.Contains(readFrom))
+        {
+            // The worker would take it and fail it at once, with the trainer's words for the command line ("--data").
+            throw Invalid("data", $"the data set '{readFrom}' reads a folder that has no default: name it in data, relative to Training:DataRoot");
+        }
         if (data is not null)
         {
             if (string.IsNullOrWhiteSpace(dataRoot)) throw Invalid("data", "Training:DataRoot is not configured, so a job cannot name a data folder");
             var (relative, error) = DataRoot.Resolve(dataRoot, data);
             data = relative ?? throw Invalid("data", error!);
-            var drawn = dataset ?? catalog.Presets.First(p => p.Name == preset).Dataset;
-            if (catalog.GeneratedDatasets.Contains(drawn))
+            if (catalog.GeneratedDatasets.Contains(readFrom))
             {
-                throw Invalid("data", $"the data set '{drawn}' is drawn by the trainer and reads no folder: leave data out, or choose a data set that reads one ({string.Join(", ", catalog.Datasets.Except(catalog.GeneratedDatasets))})");
+                throw Invalid("data", $"the data set '{readFrom}' is drawn by the trainer and reads no folder: leave data out, or choose a data set that reads one ({string.Join(", ", catalog.Datasets.Except(catalog.GeneratedDatasets))})");
             }
         }
         return new JobSpec(name, preset, dataset, data, Options(body, catalog));

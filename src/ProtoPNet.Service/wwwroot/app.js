@@ -692,7 +692,7 @@ async function changeJob(job, suffix) {
 }
 
 const STAGES = {
-  starting: "setting up", "warm-up": "warm-up", joint: "joint training", push: "projecting prototypes (push)",
+  starting: "setting up", "checking-images": "checking the images", "warm-up": "warm-up", joint: "joint training", push: "projecting prototypes (push)",
   "last-layer": "training the last layer", prune: "pruning", baseline: "training the baseline", export: "publishing",
 };
 
@@ -706,7 +706,8 @@ function showJob(job) {
   $("training-job-title").textContent = `${jobName(job)} (${job.preset || "no recipe"})`;
   const progress = job.progress;
   $("training-progress").value = job.status === "succeeded" ? 1 : progress ? progress.fraction : 0;
-  const stage = progress && progress.stage ? `, ${STAGES[progress.stage] || progress.stage}` : "";
+  const counted = progress && progress.imagesToCheck ? ` (${progress.imagesChecked} of ${progress.imagesToCheck})` : "";
+  const stage = progress && progress.stage ? `, ${STAGES[progress.stage] || progress.stage}${counted}` : "";
   const epoch = progress && progress.epochs ? `: epoch ${progress.epoch} of ${progress.epochs}${stage}` : stage;
   const finish = job.estimatedFinishAt ? `, done at about ${new Date(job.estimatedFinishAt).toLocaleTimeString()}` : "";
   const text = {
@@ -719,6 +720,14 @@ function showJob(job) {
     cancelled: "Cancelled.",
   }[job.status] || job.status;
   $("training-status").textContent = text;
+  // What the run warned of (files left out of the data, ...): the worker's console is not where a user looks.
+  const warnings = $("training-warnings");
+  warnings.replaceChildren(...(job.warnings || []).map((warning) => {
+    const item = document.createElement("li");
+    item.textContent = `Warning: ${warning}`;
+    return item;
+  }));
+  warnings.hidden = warnings.children.length === 0;
   // No finished epoch yet (queued, or cancelled before it started): no curve rather than empty axes.
   $("training-curve").closest("figure").hidden = job.history.length === 0;
   drawCurve(job.history, Math.max(1, progress && progress.epochs ? progress.epochs : job.history.length));

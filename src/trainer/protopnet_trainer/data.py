@@ -158,6 +158,7 @@ class DataSource:
     std: List[float] = field(default_factory=list)
     holdout: Optional[Split] = None          # training images kept out of training (--calibration-holdout)
     passed_over: List[str] = field(default_factory=list)   # files in the data folder the reader did not take, said at the start
+    left_out: int = 0                        # image files that do not decode, left out (--skip-unreadable-images)
 
     @property
     def classes(self) -> List[str]:

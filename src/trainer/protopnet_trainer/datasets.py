@@ -17,7 +17,7 @@ from .config import TrainConfig
 from .console import say
 from .data import ArrayImages, DataSource, FileImages, Split, classes_without_images, name_list
 from .errors import TrainerError
-from .image_check import EVERY_SPLIT, check_image_files
+from .image_check import EVERY_SPLIT, OnChecked, check_image_files
 from .synthetic import load_synthetic
 from .synthetic_parts import load_synthetic_parts
 from .trunks import IMAGENET_MEAN, IMAGENET_STD
@@ -203,7 +203,7 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
         for kind, entries in passed_over.items():
             if entries:
                 shown = ", ".join(entries[:5]) + (f", and {len(entries) - 5} more" if len(entries) > 5 else "")
-                notes.append(f"imagefolder: {root}: not read: {len(entries)} {kind}: {shown}")
+                notes.append(f"warning: imagefolder: {name}/ holds what is not read: {len(entries)} {kind}: {shown}")
         # The classes in turn (round robin), not one after another, so that the first or last N images
         # (--train-limit, --test-limit, --calibration-holdout) come from every class, as in Fashion-MNIST's order.
         ids: List[str] = []
@@ -252,9 +252,9 @@ DATASETS = tuple(READERS)
 
 
 def load_data_source(cfg: TrainConfig, progress: bool = False, log: Callable[[str], None] = say,
-                     read: Sequence[str] = EVERY_SPLIT) -> DataSource:
+                     read: Sequence[str] = EVERY_SPLIT, on_checked: Optional[OnChecked] = None) -> DataSource:
     """The data set `cfg.dataset` names, cut to the run's limits, with its calibration hold-out taken, checked (the
-    image files of the parts the command `read`s decoded once: image_check.py)."""
+    image files of the parts the command `read`s decoded once, `on_checked` told how far: image_check.py)."""
     if cfg.dataset not in READERS:
         raise TrainerError(f"unknown dataset '{cfg.dataset}' (choose from {', '.join(DATASETS)})")
     source = READERS[cfg.dataset](cfg)
@@ -268,7 +268,7 @@ def load_data_source(cfg: TrainConfig, progress: bool = False, log: Callable[[st
                                f"(the training split has {len(source.train)}): hold out fewer, or 0 for a bundle "
                                f"without an unfamiliarity calibration")
         source.train, source.holdout = source.train.hold_out(cfg.calibration_holdout)
-    source = check_image_files(source, cfg.skip_unreadable_images, cfg.data, progress, log, read, cfg.threads)
+    source = check_image_files(source, cfg.skip_unreadable_images, cfg.data, progress, log, read, cfg.threads, on_checked)
     if source.holdout is not None and len(source.holdout) == 0:
         raise TrainerError(f"--calibration-holdout {cfg.calibration_holdout}: none of the held-out images can be read; "
                            f"hold out more, or 0 for a bundle without an unfamiliarity calibration")
@@ -283,6 +283,8 @@ def load_data_source(cfg: TrainConfig, progress: bool = False, log: Callable[[st
             cut.append(f"--train-limit {cfg.train_limit}")
         if cfg.calibration_holdout:
             cut.append(f"--calibration-holdout {cfg.calibration_holdout}")
+        if source.left_out:
+            cut.append(f"leaving out the {source.left_out} image files that cannot be read")
         raise TrainerError(f"{cfg.dataset}: {len(untrained)} of {len(source.classes)} classes have no training images"
                            f"{' left after ' + ' and '.join(cut) if cut else ''} ({name_list(untrained)}); every class "
                            f"needs some")

@@ -54,11 +54,16 @@ def form_the_service_refuses(path: str) -> Optional[str]:
     return None
 
 
-def unreadable_images(split: Split, progress: bool, threads: int
+# Told how far the check got: (images checked, images to check), after each image. It may raise to stop the check.
+OnChecked = Callable[[int, int], None]
+
+
+def unreadable_images(split: Split, progress: bool, threads: int, on_checked: OnChecked
                       ) -> Tuple[List[Tuple[int, UnreadableImageError]], List[Tuple[str, str]]]:
     """(index, error) of each image of `split` that does not decode, in the split's order, and (path, form) of each
     that decodes but in a form the service refuses. Decoded in `threads` threads (Pillow decodes without the
-    interpreter lock) and thrown away: only whether each one decodes is kept."""
+    interpreter lock) and thrown away: only whether each one decodes is kept. What `on_checked` raises stops the
+    check after the images being decoded (a cancelled job does not wait for the rest)."""
     def attempt(index: int) -> Tuple[Optional[UnreadableImageError], Optional[str]]:
         try:
             split.load(index)
@@ -66,27 +71,43 @@ def unreadable_images(split: Split, progress: bool, threads: int
             return error, None
         return None, form_the_service_refuses(path_of(split, index))
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        outcomes = list(tqdm(pool.map(attempt, range(len(split))), total=len(split), desc=f"checking {split.name} images",
-                             leave=False, disable=not progress))
+    outcomes = []
+    pool = ThreadPoolExecutor(max_workers=threads)
+    try:
+        for outcome in tqdm(pool.map(attempt, range(len(split))), total=len(split), desc=f"checking {split.name} images",
+                            leave=False, disable=not progress):
+            outcomes.append(outcome)
+            on_checked(len(outcomes), len(split))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     unreadable = [(index, error) for index, (error, _) in enumerate(outcomes) if error is not None]
     refused = [(path_of(split, index), form) for index, (_, form) in enumerate(outcomes) if form is not None]
     return unreadable, refused
 
 
 def check_image_files(source: DataSource, skip: bool, root: Optional[str], progress: bool,
-                      log: Callable[[str], None], parts: Sequence[str] = EVERY_SPLIT, threads: int = 0) -> DataSource:
+                      log: Callable[[str], None], parts: Sequence[str] = EVERY_SPLIT, threads: int = 0,
+                      on_checked: Optional[OnChecked] = None) -> DataSource:
     """`source` when every image file of its `parts` (of EVERY_SPLIT) decodes. Otherwise a TrainerError naming the
-    files that do not, or, with `skip`, the source without them (a warning names them). Paths are said relative to
-    `root` (the --data folder). `threads`: 0 for one per usable CPU."""
+    files that do not, or, with `skip`, the source without them (a warning names them; `source.left_out` counts
+    them). Paths are said relative to `root` (the --data folder). `threads`: 0 for one per usable CPU."""
     by_part = {"train": source.train, "holdout": source.holdout, "test": source.test}
     splits = [by_part[part] for part in parts if by_part[part] is not None and is_read_from_files(by_part[part])]
     threads = threads or usable_cpus()
-    found = {split.name: unreadable_images(split, progress, threads) for split in splits}
+    checked = sum(len(split) for split in splits)
+    before = 0
+
+    def counted(done: int, _: int) -> None:
+        if on_checked is not None:
+            on_checked(before + done, checked)
+
+    found = {}
+    for split in splits:
+        found[split.name] = unreadable_images(split, progress, threads, counted)
+        before += len(split)
     failures = {name: unreadable for name, (unreadable, _) in found.items()}
     refused = [entry for _, forms in found.values() for entry in forms]
     bad = [(split_name, error) for split_name, errors in failures.items() for _, error in errors]
-    checked = sum(len(split) for split in splits)
 
     def where(path: object) -> str:
         text = str(path)
@@ -115,4 +136,5 @@ def check_image_files(source: DataSource, skip: bool, root: Optional[str], progr
         return split.without([index for index, _ in failures[split.name]])
 
     source.train, source.test, source.holdout = without(source.train), without(source.test), without(source.holdout)
+    source.left_out = len(bad)
     return source

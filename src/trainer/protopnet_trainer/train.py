@@ -90,7 +90,7 @@ class Trainer:
         self.device = group.device if group is not None else select_device(cfg.device)
         use_threads(cfg.threads)
         seed_everything(cfg.seed)
-        self.source = source or load_data_source(cfg, progress, log)
+        self.source = source or load_data_source(cfg, progress, log, on_checked=self.images_checked)
         untested = self.source.test.classes_without_images()
         if untested:
             log(f"warning: {len(untested)} of {len(self.source.classes)} classes have no test images "
@@ -129,6 +129,10 @@ class Trainer:
         trainer.baseline = BaselineResult.from_checkpoint(checkpoint, trainer.cfg)
         trainer.preset = checkpoint.get("preset")
         return trainer
+
+    def images_checked(self, done: int, total: int) -> None:
+        """How far the check of the data's image files got (datasets.load_data_source), before this trainer is set
+        up: nothing here; the worker's trainer reports it, and stops there when its job is cancelled."""
 
     def _restore_progress(self, checkpoint: Dict[str, Any]) -> None:
         self.epoch = int(checkpoint["epoch"])

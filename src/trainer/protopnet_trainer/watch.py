@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .config import TrainConfig
 from .console import say
@@ -15,7 +15,10 @@ if TYPE_CHECKING:
     from .distributed import Group
 
 # The stages a job's progress names, in the order a run goes through them.
-STAGES = ("starting", "warm-up", "joint", "push", "last-layer", "prune", "baseline", "export")
+STAGES = ("starting", "checking-images", "warm-up", "joint", "push", "last-layer", "prune", "baseline", "export")
+
+# How often, at most, the check of a data set's images asks whether the job must stop (each ask reads a file).
+STOP_ASKED_EVERY = 0.2
 
 
 class StopRun(Exception):
@@ -66,6 +69,8 @@ class RunWatch:
         self.start_fraction = 0.0
         self.resumed_from: Optional[int] = None
         self.last_report = 0.0
+        self.last_stop_asked = 0.0
+        self.images: Optional[Tuple[int, int]] = None   # (checked, to check) while the data's image files are checked
 
     # ------------------------------------------------------------------ called by the trainer
     def attach(self, trainer: "WatchedTrainer") -> None:
@@ -83,6 +88,20 @@ class RunWatch:
         self.check()
         if name != self.stage_name:
             self.stage_name = name
+            self.publish()
+
+    def images_checked(self, done: int, total: int) -> None:
+        """The check of the data's image files, before the trainer exists: reported at most every `interval`, and
+        a stop asked for is taken between two images (a check of a large folder takes minutes)."""
+        self.images = (done, total)
+        if self.stage_name != "checking-images":
+            self.stage("checking-images")
+            return
+        now = time.time()
+        if now - self.last_stop_asked >= STOP_ASKED_EVERY:
+            self.last_stop_asked = now
+            self.check()
+        if now - self.last_report >= self.interval or done == total:
             self.publish()
 
     def batch(self, index: int, total: int, training: bool) -> None:
@@ -131,11 +150,16 @@ class RunWatch:
             return None
         return time.time() + (1.0 - fraction) * elapsed / done
 
+    def images_progress(self) -> Dict[str, Optional[int]]:
+        """imagesChecked and imagesToCheck while the data's image files are checked; null otherwise."""
+        checking = self.stage_name == "checking-images" and self.images is not None
+        return {"imagesChecked": self.images[0] if checking else None, "imagesToCheck": self.images[1] if checking else None}
+
     def snapshot(self) -> Dict[str, Any]:
         if self.trainer is None:
             # Before the trainer exists (its data still loading) only the stage is known: what a resumed attempt
             # carried over (fraction, history, metrics) stays as it was.
-            return {"progress": {"stage": self.stage_name}, "estimatedFinishAt": None}
+            return {"progress": {"stage": self.stage_name, **self.images_progress()}, "estimatedFinishAt": None}
         fraction = self.fraction()
         history: List[Dict[str, Any]] = [history_entry(m) for m in self.trainer.history]
         latest = self.trainer.history[-1] if self.trainer.history else None
@@ -143,7 +167,7 @@ class RunWatch:
                                                                                        "last-layer") else self.epochs_done()
         return {
             "progress": {"stage": self.stage_name, "epoch": current_epoch, "epochs": self.epochs,
-                         "fraction": round(fraction, 4)},
+                         "fraction": round(fraction, 4), **self.images_progress()},
             "metrics": epoch_metrics(latest) if latest else None,
             "history": history,
             "estimatedFinishAt": self.estimated_finish(fraction),
@@ -199,6 +223,9 @@ class WatchedTrainer(Trainer):
         """What train_and_publish calls instead of Trainer(cfg, run_dir, progress=..., log=...)."""
         return lambda cfg, run_dir, progress=True, log=say, group=None: cls(cfg, run_dir, progress=progress, log=log,
                                                                             group=group, watch=watch)
+
+    def images_checked(self, done: int, total: int) -> None:
+        self.watch.images_checked(done, total)
 
     def _train_pass(self) -> bool:
         """The training loader is read by ProtoPNet's epochs and, after them, by the baseline's."""

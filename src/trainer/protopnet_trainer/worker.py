@@ -33,6 +33,7 @@ Log = Callable[[str], None]
 # In each run folder a worker makes under --runs: which job of which jobs folder it belongs to, so that it is removed
 # once that job is (and never by a worker of another jobs folder sharing --runs).
 RUN_MARKER = ".protopnet-job"
+WARNING = "warning: "   # a run's log lines that begin so are its warnings (status.json's warnings)
 RUNS_SWEEP_SECONDS = 60.0
 # Turns `train` command-line words into the TrainJob the train command would run (the CLI's own parsing).
 TrainJobFromArgv = Callable[[List[str]], TrainJob]
@@ -135,6 +136,7 @@ class JobStatus:
             "history": previous.get("history") or [], "publishedVersion": None, "error": None,
             "startedAt": previous.get("startedAt") or utc_now(), "finishedAt": None,
             "estimatedFinishAt": None, "resumedFromEpoch": previous.get("resumedFromEpoch"),
+            "warnings": [],   # this attempt's: one that resumes checks the data again and says them again
             "takeovers": _count(previous.get("takeovers")) + (1 if lease.taken_over else 0),
         }
         self.write()
@@ -156,6 +158,10 @@ class JobStatus:
 
     def finish(self, status: str, **changes: Any) -> None:
         self.write(status=status, finishedAt=utc_now(), estimatedFinishAt=None, **changes)
+
+    def warn(self, text: str) -> None:
+        """A warning of the run (files left out of the data, classes without test images), for the job's readers."""
+        self.write(warnings=[*self.values["warnings"], text])
 
 
 def _count(value: Any) -> int:
@@ -289,8 +295,8 @@ class Worker:
     def run_job(self, lease: Lease) -> str:
         """Run one taken job to its end (or until stopped). Returns the status it ended with."""
         folder = lease.folder
-        log = self._job_log(folder)
         status = JobStatus(lease, self.name)
+        log = self._job_log(folder, status)
         log(f"started (attempt {lease.attempt}) by {self.name}")
         takeovers = status.values["takeovers"]
         if lease.taken_over and takeovers > self.settings.max_takeovers:
@@ -385,8 +391,14 @@ class Worker:
             log(f"its status cannot be written ({error.strerror or error}): it stays running until its lease goes stale")
         return FAILED
 
-    def _job_log(self, folder: JobFolder) -> Log:
-        return lambda line: self.log(f"job {folder.id}: {line}")
+    def _job_log(self, folder: JobFolder, status: JobStatus) -> Log:
+        """The worker's log, each line naming the job; the run's warnings also go into the job's status, where the
+        service shows them (the worker's console is not where a user of the service looks)."""
+        def log(line: str) -> None:
+            self.log(f"job {folder.id}: {line}")
+            if line.startswith(WARNING):
+                status.warn(line[len(WARNING):])
+        return log
 
 
 def run_worker(settings: WorkerSettings, options: JobOptions, train_job: TrainJobFromArgv) -> None:

@@ -373,14 +373,14 @@ public class HotReloadTests(TrainerBundles bundles)
 
     /// <summary>
     /// Rolling back while a scan loads one version of another model (a ResNet's measurement takes seconds): the deleted
-    /// version is taken off while that version is measured, not once its load is done.
+    /// version, and a model deleted whole, are taken off while that version is measured, not once its load is done.
     /// </summary>
     [Fact]
-    public async Task AVersionDeletedWhileAnotherIsMeasuredIsTakenOffBeforeThatMeasurementEnds()
+    public async Task AVersionOrAModelDeletedWhileAnotherIsMeasuredIsTakenOffBeforeThatMeasurementEnds()
     {
         for (var attempt = 1; ; attempt++)
         {
-            var (root, factory, client) = await ServingTwoVersionsMeasuredAtLengthAsync();
+            var (root, factory, client) = await ServingTwoVersionsMeasuredAtLengthAsync("lone");
             await using var _ = factory;
             var first = Path.GetFileName(bundles.SmokeBundle);
             PublishOther(root, versions: 1);
@@ -390,6 +390,7 @@ public class HotReloadTests(TrainerBundles bundles)
             await factory.Logs.WaitForAsync(line => line.StartsWith("Measuring how", StringComparison.Ordinal) && OfOther(line), timeoutMs: 30_000);
             var deleted = Stopwatch.StartNew();
             Directory.Delete(Path.Combine(root, "smoke", NewVersion), recursive: true);
+            Directory.Delete(Path.Combine(root, "lone"), recursive: true);   // a whole model: nothing is to replace it
             await factory.Logs.WaitForAsync(line => line.Contains("runs batches of up to", StringComparison.Ordinal) && OfOther(line), timeoutMs: 30_000);
             var measuredOn = deleted.Elapsed;
             Assert.Equal(HttpStatusCode.OK, (await reload).StatusCode);
@@ -403,8 +404,11 @@ public class HotReloadTests(TrainerBundles bundles)
 
             var lines = factory.Logs.Entries.Select(e => e.Message).ToList();
             var takenOff = lines.FindIndex(line => line.Contains(NewVersion, StringComparison.Ordinal) && line.Contains("is gone", StringComparison.Ordinal));
+            var modelTakenOff = lines.FindIndex(line => line.Contains("lone", StringComparison.Ordinal) && line.Contains("is gone", StringComparison.Ordinal));
             var measured = lines.FindIndex(line => line.Contains("runs batches of up to", StringComparison.Ordinal) && OfOther(line));
-            Assert.True(takenOff >= 0 && takenOff < measured, $"taken off at line {takenOff}, the measurement ended at line {measured} ({measuredOn.TotalMilliseconds:0} ms after the deletion):\n" + string.Join("\n", lines));
+            Assert.True(takenOff >= 0 && takenOff < measured && modelTakenOff >= 0 && modelTakenOff < measured,
+                $"the version taken off at line {takenOff}, the model at line {modelTakenOff}, the measurement ended at line {measured} ({measuredOn.TotalMilliseconds:0} ms after the deletion):\n" + string.Join("\n", lines));
+            Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/models/lone")).StatusCode);
             Assert.Equal(first, (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("defaultVersion").GetString());
             Assert.Equal("20260101T000000Z", (await Http.JsonAsync(await client.GetAsync("/models/other"))).GetProperty("defaultVersion").GetString());
             return;
@@ -520,12 +524,13 @@ public class HotReloadTests(TrainerBundles bundles)
     }
 
     /// <summary>
-    /// A service serving smoke's <see cref="NewVersion"/>, with the bundle's own version loaded beside it, whose strategy
-    /// measurements take seconds (two sessions, a thread per core and one thread, at four batch sizes up to 1024).
+    /// A service serving smoke's <see cref="NewVersion"/>, with the bundle's own version loaded beside it (and the bundle
+    /// as each of <paramref name="otherModels"/>), whose strategy measurements take seconds (two sessions, a thread per
+    /// core and one thread, at four batch sizes up to 1024).
     /// </summary>
-    private async Task<(string Root, ServiceFactory Factory, HttpClient Client)> ServingTwoVersionsMeasuredAtLengthAsync()
+    private async Task<(string Root, ServiceFactory Factory, HttpClient Client)> ServingTwoVersionsMeasuredAtLengthAsync(params string[] otherModels)
     {
-        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        var root = bundles.NewRoot([(bundles.SmokeBundle, "smoke", null), .. otherModels.Select(name => (bundles.SmokeBundle, name, (Action<string>?)null))]);
         Publish(root, NewVersion, corrupt: false);
         var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey), ("Batching:Strategy", "auto"),
             ("Batching:MaxBatchSize", "1024"), ("Inference:IntraOpThreads", "0"));

@@ -93,6 +93,8 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
     [InlineData("""{"name": ".hidden", "preset": "smoke"}""", "name", "not a valid model name")]
     [InlineData("""{"name": "abc\n", "preset": "smoke"}""", "name", "not a valid model name")]
     [InlineData("""{"name": "m", "preset": "smoke", "data": "fashion"}""", "data", "is drawn by the trainer and reads no folder")]
+    [InlineData("""{"name": "m", "preset": "smoke", "dataset": "imagefolder"}""", "data", "the data set 'imagefolder' reads a folder that has no default")]
+    [InlineData("""{"name": "m", "preset": "cub200-resnet18"}""", "data", "the data set 'cub200' reads a folder that has no default")]
     [InlineData("""{"name": 5, "preset": "smoke"}""", "name", "must be a string")]
     [InlineData("""{"name": "m"}""", "preset", "is required")]
     [InlineData("""{"name": "m", "preset": "imagenet"}""", "preset", "not a preset")]
