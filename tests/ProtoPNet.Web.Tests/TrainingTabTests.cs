@@ -203,12 +203,12 @@ public sealed class TrainingTabTests(WebFixture fixture)
     /// <summary>
     /// A job's status as a worker writes it while it checks its data's images, then with the warnings of its run (files
     /// left out of the data): the panel says how many images are checked, and lists the warnings (they were only in
-    /// the worker's console).
+    /// the worker's console). The jobs list says what each job reads and why one failed.
     /// </summary>
     [Fact]
     public async Task A_jobs_image_check_and_its_warnings_are_shown()
     {
-        var folder = Path.Combine(fixture.JobsDirectory, "photos-warned");
+        var (folder, failed) = (Path.Combine(fixture.JobsDirectory, "photos-warned"), Path.Combine(fixture.JobsDirectory, "photos-failed"));
         Directory.CreateDirectory(folder);
         try
         {
@@ -217,9 +217,19 @@ public sealed class TrainingTabTests(WebFixture fixture)
             void Status(string progress, string warnings) => File.WriteAllText(Path.Combine(folder, "status.json"),
                 $$"""{"id": "photos-warned", "status": "running", "attempt": 1, "progress": {{progress}}, "warnings": {{warnings}}, "heartbeatAt": "{{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ}}"}""");
             Status("""{"stage": "checking-images", "epoch": 0, "epochs": 4, "fraction": 0, "imagesChecked": 1200, "imagesToCheck": 3000}""", "[]");
+            // And a job that failed, as its worker leaves it: the list says why, without following it.
+            Directory.CreateDirectory(failed);
+            File.WriteAllText(Path.Combine(failed, "job.json"),
+                """{"format": "protopnet-training-job/1", "id": "photos-failed", "name": "photos", "preset": "smoke", "dataset": "imagefolder", "data": "photos", "options": {}, "createdAt": "2026-12-01T07:00:00.000Z"}""");
+            File.WriteAllText(Path.Combine(failed, "status.json"),
+                """{"id": "photos-failed", "status": "failed", "attempt": 1, "error": "1 of 3000 image files cannot be read (train/tulip/1.jpg: image file is truncated)", "warnings": ["imagefolder: train/ holds what is not read: 1 hidden files: tulip/._1.jpg"]}""");
             var page = await OpenAsync();
             await page.FillAsync("#training-key", WebFixture.AdminKey);
             await page.ClickAsync("#training-key-form button[type=submit]");
+            var failedRow = page.Locator("tr[data-job='photos-failed']");
+            Assert.Equal("failed: 1 of 3000 image files cannot be read (train/tulip/1.jpg: image file is truncated) (1 warning)",
+                await failedRow.Locator(".job-status").TextContentAsync());
+            Assert.Equal("smoke on imagefolder photos", await failedRow.Locator("td").Nth(1).TextContentAsync());
             await page.ClickAsync("tr[data-job='photos-warned'] button:has-text('Follow')");
             await page.WaitForFunctionAsync("() => document.getElementById('training-status').textContent.includes('checking the images (1200 of 3000)')");
             Assert.True(await page.Locator("#training-warnings").IsHiddenAsync());
@@ -236,6 +246,7 @@ public sealed class TrainingTabTests(WebFixture fixture)
         finally
         {
             Directory.Delete(folder, recursive: true);
+            if (Directory.Exists(failed)) Directory.Delete(failed, recursive: true);
         }
     }
 

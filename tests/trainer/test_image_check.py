@@ -90,6 +90,15 @@ def test_a_hold_out_left_without_images_is_refused_before_training(tmp_path):
         load_data_source(config(root, skip_unreadable_images=True, calibration_holdout=1), log=lambda line: None)
 
 
+def test_a_class_left_without_training_images_by_skipping_says_why(tmp_path):
+    root = image_folder(tmp_path)
+    for n in range(4):
+        (root / "train" / "dog" / f"{n}.png").write_bytes(b"not a png")
+    with pytest.raises(TrainerError, match="1 of 2 classes have no training images left after leaving out the 4 image "
+                                           r"files that cannot be read \(dog\)"):
+        load_data_source(config(root, skip_unreadable_images=True), log=lambda line: None)
+
+
 def test_a_command_checks_only_the_splits_it_reads(tmp_path):
     root = image_folder(tmp_path)
     truncate(root / "train" / "cat" / "2.png")

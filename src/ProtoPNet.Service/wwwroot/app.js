@@ -661,9 +661,14 @@ function jobRow(job) {
   if (FINISHED.includes(job.status)) actions.append(action("Remove", () => changeJob(job, "/folder")));
   else if (!job.cancelRequested) actions.append(action("Cancel", () => changeJob(job, "")));
   const queued = job.createdAt ? new Date(job.createdAt).toLocaleString() : "";
+  // The recipe with the data it reads, when the job names any: two jobs of one preset on two folders look apart.
+  const recipe = job.dataset || job.data ? `${job.preset} on ${[job.dataset, job.data].filter(Boolean).join(" ")}` : job.preset;
+  // Why a job failed, and whether it warned, without following it first.
+  const status = el("td", { class: "job-status", text: statusWord(job) });
+  if (job.status === "failed" && job.error) status.append(el("span", { class: "job-error", text: `: ${job.error}` }));
+  if (job.warnings && job.warnings.length) status.append(el("span", { class: "job-warned", text: ` (${job.warnings.length} warning${job.warnings.length > 1 ? "s" : ""})` }));
   return el("tr", { "data-job": job.id },
-    el("td", { class: "job-name", text: jobName(job) }), el("td", { text: job.preset }), el("td", { class: "job-status", text: statusWord(job) }),
-    el("td", { text: queued }), actions);
+    el("td", { class: "job-name", text: jobName(job) }), el("td", { text: recipe }), status, el("td", { text: queued }), actions);
 }
 
 const jobName = (job) => job.name || "(unnamed)";
