@@ -306,6 +306,17 @@ def test_an_image_folder_jobs_check_is_reported_and_its_warnings_are_in_its_stat
     assert status["progress"]["imagesChecked"] is None and status["progress"]["imagesToCheck"] is None
 
 
+def test_a_failed_jobs_error_names_options_as_a_job_names_them(tmp_path, options):
+    """Its submitter wrote a job, not a command line: --skip-unreadable-images is options.skipUnreadableImages there."""
+    job, folder = image_folder_job(tmp_path, "job-1", "photos")
+    (folder / "test" / "c0" / "1.png").write_bytes(b"not a png")
+    make_worker(tmp_path, options, data_root=str(tmp_path / "data")).run()
+    status = job.status()
+    assert status["status"] == "failed"
+    assert status["error"].startswith("1 of 36 image files cannot be read (test/c0/1.png: ")
+    assert status["error"].endswith("or train with options.skipUnreadableImages to leave them out")
+
+
 def test_a_job_cancelled_while_its_images_are_checked_stops_there(tmp_path, options, monkeypatch):
     job, _ = image_folder_job(tmp_path, "job-1", "photos", per_class=40)
     write = JobFolder.write_status

@@ -126,8 +126,7 @@ def check_image_files(source: DataSource, skip: bool, root: Optional[str], progr
     more = f"; and {len(bad) - LISTED} more" if len(bad) > LISTED else ""
     if not skip:
         raise TrainerError(f"{len(bad)} of {checked} image files cannot be read ({listed}{more}): replace or remove "
-                           f"them, or train with --skip-unreadable-images (a training job's option "
-                           f"skipUnreadableImages) to leave them out")
+                           f"them, or train with --skip-unreadable-images to leave them out")
     log(f"warning: leaving out {len(bad)} of {checked} image files that cannot be read ({listed}{more})")
 
     def without(split: Optional[Split]) -> Optional[Split]:

@@ -205,6 +205,13 @@ class JobOptions:
                                      max_items=LIST_OPTIONS.get(flag)))
         return cls(options)
 
+    def in_job_words(self, message: str) -> str:
+        """A trainer message that names `train`'s options (--calibration-holdout) as a job names them
+        (options.calibrationHoldout), for the job's error: its submitter never wrote a command line."""
+        by_option = {o.option: o.name for o in self.by_name.values()}
+        return re.sub(r"--[a-z0-9]+(?:-[a-z0-9]+)*", lambda m: f"options.{by_option[m.group(0)]}" if m.group(0) in by_option
+                      else m.group(0), message)
+
     def document(self) -> Dict[str, Any]:
         """The JSON the service reads (src/ProtoPNet.Service/Training/trainer-options.json)."""
         presets = [{"name": name, "dataset": values.get("dataset", TrainConfig.dataset),

@@ -347,7 +347,7 @@ class Worker:
             except StopRun as stop:
                 return self._stopped(stop.reason, status, log)
             except (TrainerError, JobOptionError) as error:
-                return self._failed(one_line(error), status, log)
+                return self._failed(self.options.in_job_words(one_line(error)), status, log)
             except Exception as error:  # noqa: BLE001 - any fault ends this job, never the worker
                 log(traceback.format_exc().rstrip())
                 message = str(error).strip().splitlines()[0] if str(error).strip() else ""
