@@ -133,12 +133,19 @@ public class ModelsTests(TrainerBundles bundles)
     [Fact]
     public async Task TheTrainingMachinesPathsAreNotAnswered()
     {
-        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", bundle => TrainerBundles.EditManifest(bundle, manifest =>
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", bundle =>
         {
-            var config = manifest["training"]!["config"]!;
-            config["data"] = "/srv/protopnet/data/photos";
-            config["trunk_weights"] = "C:\\models\\resnet18-weights.pt";
-        })));
+            TrainerBundles.EditManifest(bundle, manifest =>
+            {
+                var config = manifest["training"]!["config"]!;
+                config["data"] = "/srv/protopnet/data/photos";
+                config["trunk_weights"] = "C:\\models\\resnet18-weights.pt";
+                manifest["training"]!["trunkWeights"] = "C:\\models\\resnet18-weights.pt";
+            });
+            // A key given twice (a model.json may hold one; it is served): still answered, not a 500.
+            var manifestFile = Path.Combine(bundle, "model.json");
+            File.WriteAllText(manifestFile, File.ReadAllText(manifestFile).Replace("\"trainSize\":", "\"seconds\":1,\"trainSize\":"));
+        }));
         await using var factory = ServiceFactory.ForRoot(root);
         var client = factory.CreateClient();
         var version = Path.GetFileName(bundles.SmokeBundle);
@@ -152,6 +159,7 @@ public class ModelsTests(TrainerBundles bundles)
             var config = model.GetProperty("training").GetProperty("config");
             Assert.Equal("photos", config.GetProperty("data").GetString());
             Assert.Equal("resnet18-weights.pt", config.GetProperty("trunk_weights").GetString());
+            Assert.Equal("resnet18-weights.pt", model.GetProperty("training").GetProperty("trunkWeights").GetString());
             Assert.True(config.GetProperty("epochs").GetInt32() > 0);   // the rest as written
         }
     }

@@ -233,6 +233,11 @@ public sealed class TrainingTabTests(WebFixture fixture)
             await page.ClickAsync("tr[data-job='photos-warned'] button:has-text('Follow')");
             await page.WaitForFunctionAsync("() => document.getElementById('training-status').textContent.includes('checking the images (1200 of 3000)')");
             Assert.True(await page.Locator("#training-warnings").IsHiddenAsync());
+            // Later in the same stage: the count moves on and a warning comes (the event stream sent neither).
+            Status("""{"stage": "checking-images", "epoch": 0, "epochs": 4, "fraction": 0, "imagesChecked": 2400, "imagesToCheck": 3000}""",
+                """["imagefolder: train/ holds what is not read: 1 hidden files: tulip/._1.jpg"]""");
+            await page.WaitForFunctionAsync("() => document.getElementById('training-status').textContent.includes('checking the images (2400 of 3000)')");
+            await page.WaitForFunctionAsync("() => document.querySelectorAll('#training-warnings li').length === 1");
 
             Status("""{"stage": "joint", "epoch": 1, "epochs": 4, "fraction": 0.1, "imagesChecked": null, "imagesToCheck": null}""",
                 """["leaving out 2 of 3000 image files that cannot be read (train/tulip/1.jpg: image file is truncated; test/rose/9.jpg: cannot identify image file)", "imagefolder: train/ holds what is not read: 1 hidden files: tulip/._1.jpg"]""");

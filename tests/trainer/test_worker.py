@@ -318,8 +318,18 @@ def test_a_failed_jobs_error_names_options_as_a_job_names_them(tmp_path, options
 
 
 def test_a_job_cancelled_while_its_images_are_checked_stops_there(tmp_path, options, monkeypatch):
+    from protopnet_trainer.data import FileImages
     job, _ = image_folder_job(tmp_path, "job-1", "photos", per_class=40)
     write = JobFolder.write_status
+    decoded = []
+    load = FileImages.__call__
+
+    def slow_load(self, index):   # 5 ms an image: the 240 take over half a second, a stop comes within the first few
+        decoded.append(index)
+        time.sleep(0.005)
+        return load(self, index)
+
+    monkeypatch.setattr(FileImages, "__call__", slow_load)
 
     def cancelling_write(self, status):   # cancelled as soon as the check has said it began
         write(self, status)
@@ -333,6 +343,7 @@ def test_a_job_cancelled_while_its_images_are_checked_stops_there(tmp_path, opti
     # Stopped within the check (its first images), not after all 240 of them or at training's first batch.
     assert status["progress"]["stage"] == "checking-images" and status["progress"]["imagesChecked"] < 240
     assert not status["history"] and versions(tmp_path, "photos") == []
+    assert len(decoded) < 120, f"{len(decoded)} of 240 images were decoded after the stop"   # the rest were not started
 
 
 def test_a_failing_job_ends_failed_with_one_line_and_the_worker_goes_on(tmp_path, options):
@@ -476,6 +487,17 @@ def test_the_services_copy_of_the_job_options_is_the_trainers(options):
 def test_the_job_data_sets_are_the_trainers():
     from protopnet_trainer import datasets, job_options
     assert job_options.DATASETS == datasets.DATASETS
+
+
+def test_the_job_folder_data_sets_are_those_without_a_default_folder(tmp_path):
+    from protopnet_trainer import datasets, job_options
+    from protopnet_trainer.config import GENERATED_DATASETS, TrainConfig
+    from protopnet_trainer.errors import TrainerError
+    for name in job_options.FOLDER_DATASETS:
+        with pytest.raises(TrainerError, match="--data"):
+            datasets.READERS[name](TrainConfig(dataset=name, data=None))
+    # The others draw their images, or have a default folder (fashion-mnist's Debian package).
+    assert set(datasets.DATASETS) - set(job_options.FOLDER_DATASETS) == {"fashion-mnist", *GENERATED_DATASETS}
 
 
 def test_the_job_backbones_are_the_trainers():

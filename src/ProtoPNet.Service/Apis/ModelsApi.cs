@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Net.Http.Headers;
@@ -191,34 +190,47 @@ public static class ModelsApi
             served.LoadedUtc, served.Provider.Provider) { Examples = ExamplesApi.Links(served) };
     }
 
-    /// <summary>The configuration's settings that may name a file or folder on the training machine.</summary>
-    private static readonly string[] PathSettings = ["data", "trunk_weights"];
+    /// <summary>The settings of <c>training</c> (and of its <c>config</c>) that may name a file or folder on the training machine.</summary>
+    private static readonly string[] PathSettings = ["trunkWeights", "data", "trunk_weights"];
 
     /// <summary>
-    /// The bundle's <c>training</c> as answered: its configuration's paths (the data folder, a trunk weights file) by their
-    /// last part only, as refusals name folders relative to the model root: an answer does not show where the training
-    /// machine keeps its files (a worker's data root, say).
+    /// The bundle's <c>training</c> as answered: the paths on the training machine it records (the data folder, a trunk
+    /// weights file) by their last part only, as refusals name folders relative to the model root: an answer does not
+    /// show where the training machine keeps its files (a worker's data root, say). Everything else is written as it
+    /// is, a key given twice too (a model.json may hold one; it is served).
     /// </summary>
     internal static JsonElement? TrainingAsAnswered(JsonElement? training)
     {
-        if (training is not { ValueKind: JsonValueKind.Object } written
-            || !written.TryGetProperty("config", out var config) || config.ValueKind != JsonValueKind.Object
-            || !PathSettings.Any(setting => config.TryGetProperty(setting, out var value) && value.ValueKind == JsonValueKind.String && IsPath(value.GetString())))
+        if (training is not { ValueKind: JsonValueKind.Object } written || !HoldsPath(written)) return training;
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
         {
-            return training;
+            WriteWithoutPaths(writer, written);
         }
-        var answered = JsonNode.Parse(written.GetRawText())!.AsObject();
-        var settings = answered["config"]!.AsObject();
-        foreach (var setting in PathSettings)
-        {
-            if (settings[setting] is JsonValue value && value.TryGetValue<string>(out var path) && IsPath(path))
-            {
-                settings[setting] = Path.GetFileName(Path.TrimEndingDirectorySeparator(path.Replace('\\', '/')));
-            }
-        }
-        return JsonSerializer.SerializeToElement(answered);
+        return JsonDocument.Parse(buffer.WrittenMemory).RootElement.Clone();
 
-        static bool IsPath(string? text) => text is not null && (text.Contains('/') || text.Contains('\\'));
+        static bool HoldsPath(JsonElement section) => section.EnumerateObject().Any(member =>
+            PathSettings.Contains(member.Name) && IsPath(member.Value)
+            || member.Name == "config" && member.Value.ValueKind == JsonValueKind.Object && HoldsPath(member.Value));
+
+        static void WriteWithoutPaths(Utf8JsonWriter writer, JsonElement section)
+        {
+            writer.WriteStartObject();
+            foreach (var member in section.EnumerateObject())
+            {
+                writer.WritePropertyName(member.Name);
+                if (PathSettings.Contains(member.Name) && IsPath(member.Value))
+                {
+                    writer.WriteStringValue(Path.GetFileName(Path.TrimEndingDirectorySeparator(member.Value.GetString()!.Replace('\\', '/'))));
+                }
+                else if (member.Name == "config" && member.Value.ValueKind == JsonValueKind.Object) WriteWithoutPaths(writer, member.Value);
+                else member.Value.WriteTo(writer);
+            }
+            writer.WriteEndObject();
+        }
+
+        static bool IsPath(JsonElement value) =>
+            value.ValueKind == JsonValueKind.String && value.GetString() is { } text && (text.Contains('/') || text.Contains('\\'));
     }
 
     private static ClassResponse[] Classes(ModelBundle bundle) =>

@@ -237,5 +237,5 @@ public static class TrainingApi
     /// <summary>What an event is sent for: not the heartbeat, which changes every few seconds while nothing else does.</summary>
     private static string Fingerprint(TrainingJob job) =>
         string.Join('|', job.Status, job.Progress?.Stage, job.Progress?.Epoch, job.Progress?.Fraction.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture),
-            job.History.Count, job.PublishedVersion, job.Error, job.CancelRequested);
+            job.Progress?.ImagesChecked, job.History.Count, job.PublishedVersion, job.Error, job.Warnings.Count, job.CancelRequested);
 }

@@ -141,7 +141,7 @@ public static class ApiExamples
         },
         ["WatchTrainingJob"] = "event: job\ndata: " + JsonSerializer.Serialize(TrainingJobExample, Json) + "\n\n",
         ["ListTrainingOptions"] = new TrainerCatalog("protopnet-trainer-options/1", [new TrainerPreset("smoke", "synthetic", 20)],
-            ["fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts"], ["synthetic", "synthetic-parts"],
+            ["fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts"], ["synthetic", "synthetic-parts"], ["cub200", "imagefolder"],
             [new TrainerOption("epochs", "--epochs", "integer", 1, 1000, null, null, "total epochs (warm-up + joint)")]),
     };
 

@@ -28,9 +28,6 @@ public static partial class TrainingJobValidator
 {
     private static readonly string[] Fields = ["name", "preset", "dataset", "data", "options"];
 
-    /// <summary>The trainer's data sets read from a folder it has no default for (fashion-mnist has one; the generated sets read none).</summary>
-    private static readonly string[] FolderDatasets = ["imagefolder", "cub200"];
-
     /// <summary>
     /// Refuses a body with a name or string that is not text: a lone surrogate escape (<c>"\ud800"</c>) or bytes that
     /// are not UTF-8. The parser leaves strings undecoded, so they would otherwise fail where a field is first read.
@@ -94,7 +91,7 @@ public static partial class TrainingJobValidator
         }
         var data = OptionalString(body, "data");
         var readFrom = dataset ?? catalog.Presets.First(p => p.Name == preset).Dataset;
-        if (data is null && FolderDatasets.Contains(readFrom))
+        if (data is null && catalog.FolderDatasets.Contains(readFrom))
         {
             // The worker would take it and fail it at once, with the trainer's words for the command line ("--data").
             throw Invalid("data", $"the data set '{readFrom}' reads a folder that has no default: name it in data, relative to Training:DataRoot");

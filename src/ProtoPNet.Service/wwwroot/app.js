@@ -526,7 +526,9 @@ async function openTraining() {
   }
   try {
     training.options = await (await adminFetch("/training/options")).json();
-    $("training-preset").replaceChildren(...training.options.presets.map((p) =>
+    // A recipe whose data set needs a folder (cub200) cannot be sent from here: the form names no data.
+    const needsFolder = new Set(training.options.folderDatasets || []);
+    $("training-preset").replaceChildren(...training.options.presets.filter((p) => !needsFolder.has(p.dataset)).map((p) =>
       el("option", { value: p.name, text: `${p.name} (${p.dataset}, ${p.epochs} epochs by default)` })));
     const smoke = training.options.presets.find((p) => p.name === "smoke");
     if (smoke) $("training-preset").value = smoke.name;
@@ -703,9 +705,10 @@ const STAGES = {
 
 function showJob(job) {
   const before = training.job && training.job.id === job.id ? statusWord(training.job) : null;
+  const warned = training.job && training.job.id === job.id ? (training.job.warnings || []).length : null;
   training.job = job;
   const row = document.querySelector(`#training-jobs-table tr[data-job="${CSS.escape(job.id)}"]`);
-  if (row && before !== statusWord(job)) row.replaceWith(jobRow(job));
+  if (row && (before !== statusWord(job) || warned !== (job.warnings || []).length)) row.replaceWith(jobRow(job));
   else if (!row && !$("training-jobs").hidden) listJobs();
   $("training-job").hidden = false;
   $("training-job-title").textContent = `${jobName(job)} (${job.preset || "no recipe"})`;

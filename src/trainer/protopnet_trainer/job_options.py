@@ -21,6 +21,7 @@ from .errors import TrainerError
 
 FORMAT = "protopnet-trainer-options/1"
 DATASETS = ("fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts")   # datasets.DATASETS (datasets.py imports torch; a test keeps them equal)
+FOLDER_DATASETS = ("cub200", "imagefolder")   # read from a folder they have no default for: a job of one needs `data` (a test checks)
 
 # Options of `train` that a job does not set through `options`: the job's own fields (preset, dataset, data), the
 # worker's (where models, runs and progress go), and those naming other processes' files.
@@ -217,7 +218,8 @@ class JobOptions:
         presets = [{"name": name, "dataset": values.get("dataset", TrainConfig.dataset),
                     "epochs": values.get("epochs", TrainConfig.epochs)} for name, values in sorted(PRESETS.items())]
         return {"format": FORMAT, "presets": presets, "datasets": list(DATASETS),
-                "generatedDatasets": list(GENERATED_DATASETS), "options": [o.to_json() for o in self.by_name.values()]}
+                "generatedDatasets": list(GENERATED_DATASETS), "folderDatasets": list(FOLDER_DATASETS),
+                "options": [o.to_json() for o in self.by_name.values()]}
 
     def argv(self, options: Dict[str, Any]) -> List[str]:
         """Checks a job's `options` object and turns it into `train` command-line words."""

@@ -94,14 +94,17 @@ class RunWatch:
         """The check of the data's image files, before the trainer exists: reported at most every `interval`, and
         a stop asked for is taken between two images (a check of a large folder takes minutes)."""
         self.images = (done, total)
-        if self.stage_name != "checking-images":
+        if self.stage_name != "checking-images" and done < total:
             self.stage("checking-images")
             return
         now = time.time()
         if now - self.last_stop_asked >= STOP_ASKED_EVERY:
             self.last_stop_asked = now
             self.check()
-        if now - self.last_report >= self.interval or done == total:
+        if done == total:
+            self.publish()
+            self.stage("starting")   # the model is set up next: not "checking the images (N of N)" meanwhile
+        elif now - self.last_report >= self.interval:
             self.publish()
 
     def batch(self, index: int, total: int, training: bool) -> None:

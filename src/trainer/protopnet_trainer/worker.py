@@ -131,7 +131,9 @@ class JobStatus:
         previous = lease.folder.status() or {}
         self.values: Dict[str, Any] = {
             "id": lease.folder.id, "status": RUNNING, "attempt": lease.attempt, "worker": worker,
-            "progress": {**(previous.get("progress") or {"epoch": 0, "epochs": 0, "fraction": 0.0}), "stage": "starting"},
+            # The earlier attempt's progress, but not how far its image check got: this attempt checks them again.
+            "progress": {**(previous.get("progress") or {"epoch": 0, "epochs": 0, "fraction": 0.0}), "stage": "starting",
+                         "imagesChecked": None, "imagesToCheck": None},
             "metrics": previous.get("metrics"),
             "history": previous.get("history") or [], "publishedVersion": None, "error": None,
             "startedAt": previous.get("startedAt") or utc_now(), "finishedAt": None,

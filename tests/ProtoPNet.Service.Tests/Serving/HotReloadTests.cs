@@ -404,7 +404,8 @@ public class HotReloadTests(TrainerBundles bundles)
 
             var lines = factory.Logs.Entries.Select(e => e.Message).ToList();
             var takenOff = lines.FindIndex(line => line.Contains(NewVersion, StringComparison.Ordinal) && line.Contains("is gone", StringComparison.Ordinal));
-            var modelTakenOff = lines.FindIndex(line => line.Contains("lone", StringComparison.Ordinal) && line.Contains("is gone", StringComparison.Ordinal));
+            var modelTakenOff = lines.FindIndex(line => (line.Contains("lone\"@", StringComparison.Ordinal) || line.Contains("lone@", StringComparison.Ordinal))
+                && line.Contains("is gone", StringComparison.Ordinal));
             var measured = lines.FindIndex(line => line.Contains("runs batches of up to", StringComparison.Ordinal) && OfOther(line));
             Assert.True(takenOff >= 0 && takenOff < measured && modelTakenOff >= 0 && modelTakenOff < measured,
                 $"the version taken off at line {takenOff}, the model at line {modelTakenOff}, the measurement ended at line {measured} ({measuredOn.TotalMilliseconds:0} ms after the deletion):\n" + string.Join("\n", lines));
