@@ -321,7 +321,7 @@ public sealed class ModelRegistry(
         var served = new Dictionary<ModelBundle, ServedModel>();
         foreach (var bundle in kept) served[bundle] = current.Served[bundle];
         foreach (var bundle in added) served[bundle] = new ServedModel(bundle, strategies[bundle], batching.Value, metrics, inferenceRequests, logger);
-        var catalog = policy.Catalog(kept.Concat(added), refused) with { Served = served };
+        var catalog = policy.Catalog(kept.Concat(added), refused, current.DefaultModel) with { Served = served };
         Volatile.Write(ref _catalog, catalog);
         WarnOfChangedContracts(current, catalog);
         foreach (var bundle in removed)

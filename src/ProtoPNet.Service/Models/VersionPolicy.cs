@@ -33,8 +33,10 @@ public sealed class VersionPolicy(IOptions<ModelsOptions> options, ILogger<Versi
     /// <summary>
     /// The catalog of the loaded bundles: families with their served version, and the default model. What it warns about
     /// (a pin not loaded, a default model not loaded) is said when it starts to hold, not again at every rescan.
+    /// <paramref name="previousDefault"/>: the default model until now, which stays the default while it is loaded and
+    /// Models:DefaultModel is not (a model published meanwhile, first by name, does not take requests that name none).
     /// </summary>
-    public ModelCatalog Catalog(IEnumerable<ModelBundle> loaded, IReadOnlyList<RefusedBundle> refused)
+    public ModelCatalog Catalog(IEnumerable<ModelBundle> loaded, IReadOnlyList<RefusedBundle> refused, string? previousDefault = null)
     {
         var warnings = new Dictionary<string, Action>(StringComparer.Ordinal);
         var families = new SortedDictionary<string, ModelFamily>(StringComparer.Ordinal);
@@ -68,7 +70,9 @@ public sealed class VersionPolicy(IOptions<ModelsOptions> options, ILogger<Versi
         if (families.Count > 0)
         {
             var configured = options.Value.DefaultModel;
-            defaultModel = families.ContainsKey(configured) ? configured : families.Keys.First();
+            defaultModel = families.ContainsKey(configured) ? configured
+                : previousDefault is not null && families.ContainsKey(previousDefault) ? previousDefault
+                : families.Keys.First();
             if (defaultModel != configured)
             {
                 warnings[$"default {defaultModel}"] = () => logger.LogWarning(

@@ -195,6 +195,32 @@ public class HotReloadTests(TrainerBundles bundles)
         static string[] Strings(System.Text.Json.JsonElement array) => array.EnumerateArray().Select(e => e.GetString()!).ToArray();
     }
 
+    /// <summary>
+    /// Without Models:DefaultModel loaded, the default model is the first by name, and stays so while it is loaded: a model
+    /// published later, first by name, does not take the requests that name no model (a training job's "aaa" did).
+    /// </summary>
+    [Fact]
+    public async Task AModelPublishedLaterDoesNotTakeTheRequestsThatNameNone()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey));
+        var client = factory.CreateClient();
+        Assert.Equal("smoke", (await Http.JsonAsync(await client.GetAsync("/models"))).GetProperty("defaultModel").GetString());
+        var version = Path.GetFileName(bundles.SmokeBundle);
+        var first = Path.Combine(root, "aaa", version);
+        Trainer.CopyDirectory(bundles.SmokeBundle, first);
+        TrainerBundles.EditManifest(first, manifest => manifest["name"] = "aaa");
+
+        var body = await Http.JsonAsync(await client.SendAsync(ReloadAll()));
+        Assert.Equal([$"aaa@{version}", $"smoke@{version}"], body.GetProperty("serving").EnumerateArray().Select(e => e.GetString()!));
+        Assert.Equal("smoke", body.GetProperty("defaultModel").GetString());
+        var answer = await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
+        Assert.Equal("smoke", answer.GetProperty("model").GetProperty("name").GetString());
+        // Once it is gone, the first by name.
+        Directory.Delete(Path.Combine(root, "smoke"), recursive: true);
+        Assert.Equal("aaa", (await Http.JsonAsync(await client.SendAsync(ReloadAll()))).GetProperty("defaultModel").GetString());
+    }
+
     [Fact]
     public async Task StagingFoldersAndFoldersWithoutAManifestAreIgnored()
     {
