@@ -343,7 +343,8 @@ def test_a_job_cancelled_while_its_images_are_checked_stops_there(tmp_path, opti
     # Stopped within the check (its first images), not after all 240 of them or at training's first batch.
     assert status["progress"]["stage"] == "checking-images" and status["progress"]["imagesChecked"] < 240
     assert not status["history"] and versions(tmp_path, "photos") == []
-    assert len(decoded) < 120, f"{len(decoded)} of 240 images were decoded after the stop"   # the rest were not started
+    # The rest were not even handed to the threads: a few ahead of the check, per thread.
+    assert len(decoded) <= 20, f"{len(decoded)} of 240 images were decoded"
 
 
 def test_a_failing_job_ends_failed_with_one_line_and_the_worker_goes_on(tmp_path, options):

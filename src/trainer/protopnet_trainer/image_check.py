@@ -6,8 +6,9 @@ the start and named together; `--skip-unreadable-images` trains without them ins
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, List, Optional, Sequence, Tuple
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Deque, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 from PIL import Image
 from tqdm import tqdm
@@ -57,6 +58,23 @@ def form_the_service_refuses(path: str) -> Optional[str]:
 # Told how far the check got: (images checked, images to check), after each image. It may raise to stop the check.
 OnChecked = Callable[[int, int], None]
 
+# Images handed to the threads ahead of the one waited for, per thread: enough to keep them busy. (Executor.map hands
+# out every one at once: a future per image of an ImageNet-sized set held in memory, and all of it to cancel.)
+AHEAD_PER_THREAD = 4
+
+T = TypeVar("T")
+
+
+def in_order(pool: ThreadPoolExecutor, work: Callable[[int], T], count: int, ahead: int) -> Iterator[T]:
+    """work(0), ..., work(count - 1), done in `pool`, in that order, with at most `ahead` of them handed out at once."""
+    pending: Deque[Future] = deque()
+    for index in range(count):
+        pending.append(pool.submit(work, index))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
 
 def unreadable_images(split: Split, progress: bool, threads: int, on_checked: OnChecked
                       ) -> Tuple[List[Tuple[int, UnreadableImageError]], List[Tuple[str, str]]]:
@@ -74,8 +92,8 @@ def unreadable_images(split: Split, progress: bool, threads: int, on_checked: On
     outcomes = []
     pool = ThreadPoolExecutor(max_workers=threads)
     try:
-        for outcome in tqdm(pool.map(attempt, range(len(split))), total=len(split), desc=f"checking {split.name} images",
-                            leave=False, disable=not progress):
+        for outcome in tqdm(in_order(pool, attempt, len(split), ahead=AHEAD_PER_THREAD * threads), total=len(split),
+                            desc=f"checking {split.name} images", leave=False, disable=not progress):
             outcomes.append(outcome)
             on_checked(len(outcomes), len(split))
     finally:
