@@ -129,7 +129,7 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.TooManyBytes,
                 $"The image has {bytes.Length} bytes; the limit is {limits.MaxBytes} bytes.");
         }
-        bytes = TiffStrips.WithRowsPerStripClamped(PngText.WithoutCompressedChunks(bytes));
+        bytes = TiffBitsPerSample.WithDefault(TiffStrips.WithRowsPerStripClamped(PngText.WithoutCompressedChunks(bytes)));
         var (width, height, imageFormat, metadata) = Identify(bytes, limits);
         var format = DisplayName(imageFormat);
         // ImageSharp reads a PNG side beyond int's range as a negative number: then the header's own numbers are judged.

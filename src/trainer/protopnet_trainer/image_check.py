@@ -48,8 +48,6 @@ def form_the_service_refuses(path: str) -> Optional[str]:
     with Image.open(path) as picture:
         if picture.format == "TIFF" and picture.mode == "CMYK":
             return "CMYK TIFF"
-        if picture.format == "TIFF" and 258 not in picture.tag_v2:   # no BitsPerSample: Pillow's own bilevel TIFFs
-            return "TIFF without BitsPerSample"
         if picture.format == "WEBP" and getattr(picture, "n_frames", 1) > 1:
             return "animated WebP"
     return None
