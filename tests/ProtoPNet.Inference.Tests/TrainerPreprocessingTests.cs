@@ -110,37 +110,28 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     {
         // 16-bit greyscale (scans, medical and microscope images): PIL's own conversion to 8 bits clips every value above
         // 255 to white; the trainer rounds as the service's decoder does.
-        var directory = Directory.CreateTempSubdirectory("protopnet-16bit-").FullName;
-        try
-        {
-            var (png, trainerPixels) = (Path.Combine(directory, "g16.png"), Path.Combine(directory, "t.rgb"));
-            var size = Pillow.RunPython("""
-                import sys
-                import numpy as np
-                from PIL import Image
-                from protopnet_trainer.image_files import open_image
-                # Every 16-bit value's neighbourhood that rounds differently: a ramp over the range, 64 x 48.
-                values = (np.arange(64 * 48, dtype=np.int64) * 65535 // (64 * 48 - 1)).astype(np.uint16).reshape(48, 64)
-                values[0, :8] = [0, 128, 129, 383, 385, 32767, 33023, 65535]
-                Image.fromarray(values, "I;16").save(sys.argv[1])
-                decoded = open_image(sys.argv[1])
-                np.asarray(decoded, dtype=np.uint8).tofile(sys.argv[2])
-                print(decoded.size[0], decoded.size[1])
-                """, png, trainerPixels).Trim();
-            Assert.Equal("64 48", size);
+        using var temporary = new TemporaryDirectory("protopnet-16bit-");
+        var directory = temporary.Path;
+        var (png, trainerPixels) = (Path.Combine(directory, "g16.png"), Path.Combine(directory, "t.rgb"));
+        var size = Pillow.RunPython("""
+            import sys
+            import numpy as np
+            from PIL import Image
+            from protopnet_trainer.image_files import open_image
+            # Every 16-bit value's neighbourhood that rounds differently: a ramp over the range, 64 x 48.
+            values = (np.arange(64 * 48, dtype=np.int64) * 65535 // (64 * 48 - 1)).astype(np.uint16).reshape(48, 64)
+            values[0, :8] = [0, 128, 129, 383, 385, 32767, 33023, 65535]
+            Image.fromarray(values, "I;16").save(sys.argv[1])
+            decoded = open_image(sys.argv[1])
+            np.asarray(decoded, dtype=np.uint8).tofile(sys.argv[2])
+            print(decoded.size[0], decoded.size[1])
+            """, png, trainerPixels).Trim();
+        Assert.Equal("64 48", size);
 
-            var input = new InputSection { Channels = 1, Height = 48, Width = 64, ColorSpace = "gray" };
-            using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(File.ReadAllBytes(png), input);
-            var ours = new byte[64 * 48 * 3];
-            decoded.Pixels.CopyPixelDataTo(ours);
-            var theirs = File.ReadAllBytes(trainerPixels);
-            Assert.Equal(theirs, ours);
-            Assert.True(theirs.Distinct().Count() > 200, $"only {theirs.Distinct().Count()} distinct values: the ramp did not survive");
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
+        var ours = ServicePixels(png, new InputSection { Channels = 1, Height = 48, Width = 64, ColorSpace = "gray" });
+        var theirs = File.ReadAllBytes(trainerPixels);
+        Assert.Equal(theirs, ours);
+        Assert.True(theirs.Distinct().Count() > 200, $"only {theirs.Distinct().Count()} distinct values: the ramp did not survive");
     }
 
     /// <summary>
@@ -151,44 +142,38 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     [Fact]
     public void ATiffsOrientationIsAppliedAsInTheTrainer()
     {
-        var directory = Directory.CreateTempSubdirectory("protopnet-tiff-").FullName;
-        try
+        using var temporary = new TemporaryDirectory("protopnet-tiff-");
+        var directory = temporary.Path;
+        var png = Path.Combine(directory, "p.png");
+        using (var picture = Picture(46, 30)) File.WriteAllBytes(png, TestImages.Encode(picture, TestImages.Png));
+        var sizes = Pillow.RunPython("""
+            import os, sys
+            import numpy as np
+            from PIL import Image
+            from protopnet_trainer.image_files import open_image
+            picture = Image.open(sys.argv[1]).convert("RGB")
+            for compression in ("raw", "tiff_deflate"):
+                for orientation in range(1, 9):
+                    path = os.path.join(sys.argv[2], f"{compression}-{orientation}.tif")
+                    picture.save(path, compression=compression, tiffinfo={0x0112: orientation})
+                    decoded = open_image(path)
+                    np.asarray(decoded, dtype=np.uint8).tofile(path + ".rgb")
+                    print(decoded.size[0], decoded.size[1])
+            """, png, directory).Trim().Split('\n');
+        Assert.Equal(16, sizes.Length);
+        using var upright = Image.Load<Rgb24>(png);
+        for (var i = 0; i < 16; i++)
         {
-            var png = Path.Combine(directory, "p.png");
-            using (var picture = Picture(46, 30)) File.WriteAllBytes(png, TestImages.Encode(picture, TestImages.Png));
-            var sizes = Pillow.RunPython("""
-                import os, sys
-                import numpy as np
-                from PIL import Image
-                from protopnet_trainer.image_files import open_image
-                picture = Image.open(sys.argv[1]).convert("RGB")
-                for compression in ("raw", "tiff_deflate"):
-                    for orientation in range(1, 9):
-                        path = os.path.join(sys.argv[2], f"{compression}-{orientation}.tif")
-                        picture.save(path, compression=compression, tiffinfo={0x0112: orientation})
-                        decoded = open_image(path)
-                        np.asarray(decoded, dtype=np.uint8).tofile(path + ".rgb")
-                        print(decoded.size[0], decoded.size[1])
-                """, png, directory).Trim().Split('\n');
-            Assert.Equal(16, sizes.Length);
-            using var upright = Image.Load<Rgb24>(png);
-            for (var i = 0; i < 16; i++)
-            {
-                var (compression, orientation) = (i < 8 ? "raw" : "tiff_deflate", i % 8 + 1);
-                var file = Path.Combine(directory, $"{compression}-{orientation}.tif");
-                var input = new InputSection { Channels = 3, Height = 30, Width = 46, ColorSpace = "rgb" };
-                using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(File.ReadAllBytes(file), input);
-                var turned = orientation >= 5;
-                Assert.Equal(turned ? "30 46" : "46 30", sizes[i].Trim());
-                Assert.Equal(turned ? (30, 46) : (46, 30), (decoded.Pixels.Width, decoded.Pixels.Height));
-                var ours = new byte[decoded.Pixels.Width * decoded.Pixels.Height * 3];
-                decoded.Pixels.CopyPixelDataTo(ours);
-                Assert.True(File.ReadAllBytes(file + ".rgb").SequenceEqual(ours), $"{compression}, orientation {orientation}: the pixels differ from the trainer's");
-            }
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
+            var (compression, orientation) = (i < 8 ? "raw" : "tiff_deflate", i % 8 + 1);
+            var file = Path.Combine(directory, $"{compression}-{orientation}.tif");
+            var input = new InputSection { Channels = 3, Height = 30, Width = 46, ColorSpace = "rgb" };
+            using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(File.ReadAllBytes(file), input);
+            var turned = orientation >= 5;
+            Assert.Equal(turned ? "30 46" : "46 30", sizes[i].Trim());
+            Assert.Equal(turned ? (30, 46) : (46, 30), (decoded.Pixels.Width, decoded.Pixels.Height));
+            var ours = new byte[decoded.Pixels.Width * decoded.Pixels.Height * 3];
+            decoded.Pixels.CopyPixelDataTo(ours);
+            Assert.True(File.ReadAllBytes(file + ".rgb").SequenceEqual(ours), $"{compression}, orientation {orientation}: the pixels differ from the trainer's");
         }
     }
 
@@ -199,69 +184,63 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     [Fact]
     public void ATiffsOrientationIsReadAsTheTrainerReadsItHoweverItIsStored()
     {
-        var directory = Directory.CreateTempSubdirectory("protopnet-tiff-tags-").FullName;
-        try
-        {
-            var answers = Pillow.RunPython("""
-                import os, struct, sys
-                import numpy as np
-                from protopnet_trainer.image_files import open_image
-                pixels = bytes([10, 20, 30, 40, 50, 60])   # 3 x 2, 8-bit grey, one strip right after the header
+        using var temporary = new TemporaryDirectory("protopnet-tiff-tags-");
+        var directory = temporary.Path;
+        var answers = Pillow.RunPython("""
+            import os, struct, sys
+            import numpy as np
+            from protopnet_trainer.image_files import open_image
+            pixels = bytes([10, 20, 30, 40, 50, 60])   # 3 x 2, 8-bit grey, one strip right after the header
 
-                def tiff(orientation, order="<", big=False):
-                    # orientation: (type, count, values) of tag 274; values that do not fit in the entry go after it.
-                    kind, count, values = orientation
-                    value_size, entry_size = (8, 20) if big else (4, 12)
-                    fmt = {3: "H", 4: "I", 16: "Q"}[kind]
-                    strip = 16 if big else 8
-                    ifd = strip + len(pixels)
-                    header = (b"II" if order == "<" else b"MM") + (struct.pack(order + "HHHQ", 43, 8, 0, ifd) if big else struct.pack(order + "HI", 42, ifd))
-                    tags = [(256, 3, 1, [3]), (257, 3, 1, [2]), (258, 3, 1, [8]), (259, 3, 1, [1]), (262, 3, 1, [1]),
-                            (273, 4, 1, [strip]), (274, kind, count, values), (277, 3, 1, [1]), (278, 3, 1, [2]), (279, 4, 1, [6])]
-                    extra_at = ifd + (8 if big else 2) + len(tags) * entry_size + value_size
-                    body, extra = struct.pack(order + ("Q" if big else "H"), len(tags)), b""
-                    for tag, typ, n, vals in tags:
-                        data = struct.pack(order + {3: "H", 4: "I", 16: "Q"}[typ] * len(vals), *vals)
-                        if len(data) > value_size:
-                            field = struct.pack(order + ("Q" if big else "I"), extra_at + len(extra))
-                            extra += data
-                        else:
-                            field = data.ljust(value_size, b"\0")
-                        body += struct.pack(order + "HH", tag, typ) + struct.pack(order + ("Q" if big else "I"), n) + field
-                    body += bytes(value_size)   # no next directory
-                    return header + pixels + body + extra
+            def tiff(orientation, order="<", big=False):
+                # orientation: (type, count, values) of tag 274; values that do not fit in the entry go after it.
+                kind, count, values = orientation
+                value_size, entry_size = (8, 20) if big else (4, 12)
+                fmt = {3: "H", 4: "I", 16: "Q"}[kind]
+                strip = 16 if big else 8
+                ifd = strip + len(pixels)
+                header = (b"II" if order == "<" else b"MM") + (struct.pack(order + "HHHQ", 43, 8, 0, ifd) if big else struct.pack(order + "HI", 42, ifd))
+                tags = [(256, 3, 1, [3]), (257, 3, 1, [2]), (258, 3, 1, [8]), (259, 3, 1, [1]), (262, 3, 1, [1]),
+                        (273, 4, 1, [strip]), (274, kind, count, values), (277, 3, 1, [1]), (278, 3, 1, [2]), (279, 4, 1, [6])]
+                extra_at = ifd + (8 if big else 2) + len(tags) * entry_size + value_size
+                body, extra = struct.pack(order + ("Q" if big else "H"), len(tags)), b""
+                for tag, typ, n, vals in tags:
+                    data = struct.pack(order + {3: "H", 4: "I", 16: "Q"}[typ] * len(vals), *vals)
+                    if len(data) > value_size:
+                        field = struct.pack(order + ("Q" if big else "I"), extra_at + len(extra))
+                        extra += data
+                    else:
+                        field = data.ljust(value_size, b"\0")
+                    body += struct.pack(order + "HH", tag, typ) + struct.pack(order + ("Q" if big else "I"), n) + field
+                body += bytes(value_size)   # no next directory
+                return header + pixels + body + extra
 
-                cases = {"short": tiff((3, 1, [6])), "short-be": tiff((3, 1, [6]), ">"), "long": tiff((4, 1, [6])),
-                         "long-be": tiff((4, 1, [8]), ">"), "two-shorts": tiff((3, 2, [6, 1])), "two-longs": tiff((4, 2, [8, 1])),
-                         "big-long8": tiff((16, 1, [6]), big=True), "big-short": tiff((3, 1, [3]), big=True),
-                         "zero": tiff((3, 1, [0])), "nine": tiff((4, 1, [9]))}
-                for name, data in cases.items():
-                    path = os.path.join(sys.argv[1], name + ".tif")
-                    with open(path, "wb") as f:
-                        f.write(data)
-                    picture = open_image(path)
-                    print(name, picture.size[0], picture.size[1], ",".join(str(v) for v in np.asarray(picture)[..., 0].ravel()))
-                """, directory).Trim().Split('\n');
-            Assert.Equal(10, answers.Length);
-            foreach (var answer in answers)
-            {
-                var (name, trainer) = (answer.Split(' ')[0], answer.Trim());
-                var file = File.ReadAllBytes(Path.Combine(directory, name + ".tif"));
-                var input = new InputSection { Channels = 1, Height = 2, Width = 3, ColorSpace = "gray" };
-                using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(file, input);
-                var grey = new List<byte>();
-                for (var y = 0; y < decoded.Pixels.Height; y++)
-                for (var x = 0; x < decoded.Pixels.Width; x++) grey.Add(decoded.Pixels[x, y].R);
-                Assert.Equal(trainer, $"{name} {decoded.Pixels.Width} {decoded.Pixels.Height} {string.Join(",", grey)}");
-            }
-            // The cases turn the picture as they should: a test that both sides ignore the tag could not pass.
-            Assert.Contains("long 2 3 40,10,50,20,60,30", answers.Select(a => a.Trim()));
-            Assert.Contains("nine 3 2 10,20,30,40,50,60", answers.Select(a => a.Trim()));
-        }
-        finally
+            cases = {"short": tiff((3, 1, [6])), "short-be": tiff((3, 1, [6]), ">"), "long": tiff((4, 1, [6])),
+                     "long-be": tiff((4, 1, [8]), ">"), "two-shorts": tiff((3, 2, [6, 1])), "two-longs": tiff((4, 2, [8, 1])),
+                     "big-long8": tiff((16, 1, [6]), big=True), "big-short": tiff((3, 1, [3]), big=True),
+                     "zero": tiff((3, 1, [0])), "nine": tiff((4, 1, [9]))}
+            for name, data in cases.items():
+                path = os.path.join(sys.argv[1], name + ".tif")
+                with open(path, "wb") as f:
+                    f.write(data)
+                picture = open_image(path)
+                print(name, picture.size[0], picture.size[1], ",".join(str(v) for v in np.asarray(picture)[..., 0].ravel()))
+            """, directory).Trim().Split('\n');
+        Assert.Equal(10, answers.Length);
+        foreach (var answer in answers)
         {
-            Directory.Delete(directory, recursive: true);
+            var (name, trainer) = (answer.Split(' ')[0], answer.Trim());
+            var file = File.ReadAllBytes(Path.Combine(directory, name + ".tif"));
+            var input = new InputSection { Channels = 1, Height = 2, Width = 3, ColorSpace = "gray" };
+            using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(file, input);
+            var grey = new List<byte>();
+            for (var y = 0; y < decoded.Pixels.Height; y++)
+            for (var x = 0; x < decoded.Pixels.Width; x++) grey.Add(decoded.Pixels[x, y].R);
+            Assert.Equal(trainer, $"{name} {decoded.Pixels.Width} {decoded.Pixels.Height} {string.Join(",", grey)}");
         }
+        // The cases turn the picture as they should: a test that both sides ignore the tag could not pass.
+        Assert.Contains("long 2 3 40,10,50,20,60,30", answers.Select(a => a.Trim()));
+        Assert.Contains("nine 3 2 10,20,30,40,50,60", answers.Select(a => a.Trim()));
     }
 
     /// <summary>
@@ -271,39 +250,30 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     [Fact]
     public void ABilevelTiffWithoutBitsPerSampleDecodesAsInTheTrainer()
     {
-        var directory = Directory.CreateTempSubdirectory("protopnet-bilevel-").FullName;
-        try
+        using var temporary = new TemporaryDirectory("protopnet-bilevel-");
+        var directory = temporary.Path;
+        var sizes = Pillow.RunPython("""
+            import os, sys
+            import numpy as np
+            from PIL import Image
+            from protopnet_trainer.image_files import open_image
+            picture = Image.new("1", (37, 21), 1)
+            picture.paste(0, (3, 2, 20, 15))
+            for name in ("bilevel.tif",):
+                path = os.path.join(sys.argv[1], name)
+                picture.save(path)   # uncompressed: Pillow's own writer, which leaves the tag out
+                assert 258 not in Image.open(path).tag_v2
+                decoded = open_image(path)
+                np.asarray(decoded, dtype=np.uint8).tofile(path + ".rgb")
+                print(name, decoded.size[0], decoded.size[1])
+            """, directory).Trim().Split('\n').Select(line => line.Trim()).ToArray();
+        Assert.Equal(["bilevel.tif 37 21"], sizes);
+        foreach (var name in (string[])["bilevel.tif"])
         {
-            var sizes = Pillow.RunPython("""
-                import os, sys
-                import numpy as np
-                from PIL import Image
-                from protopnet_trainer.image_files import open_image
-                picture = Image.new("1", (37, 21), 1)
-                picture.paste(0, (3, 2, 20, 15))
-                for name in ("bilevel.tif",):
-                    path = os.path.join(sys.argv[1], name)
-                    picture.save(path)   # uncompressed: Pillow's own writer, which leaves the tag out
-                    assert 258 not in Image.open(path).tag_v2
-                    decoded = open_image(path)
-                    np.asarray(decoded, dtype=np.uint8).tofile(path + ".rgb")
-                    print(name, decoded.size[0], decoded.size[1])
-                """, directory).Trim().Split('\n').Select(line => line.Trim()).ToArray();
-            Assert.Equal(["bilevel.tif 37 21"], sizes);
-            foreach (var name in (string[])["bilevel.tif"])
-            {
-                var input = new InputSection { Channels = 3, Height = 21, Width = 37, ColorSpace = "rgb" };
-                using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(File.ReadAllBytes(Path.Combine(directory, name)), input);
-                var ours = new byte[37 * 21 * 3];
-                decoded.Pixels.CopyPixelDataTo(ours);
-                var theirs = File.ReadAllBytes(Path.Combine(directory, name + ".rgb"));
-                Assert.True(theirs.SequenceEqual(ours), $"{name}: {Enumerable.Range(0, ours.Length).Count(i => ours[i] != theirs[i])} values differ");
-                Assert.Equal([0, 255], theirs.Distinct().Order().Select(v => (int)v));
-            }
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
+            var ours = ServicePixels(Path.Combine(directory, name), new InputSection { Channels = 3, Height = 21, Width = 37, ColorSpace = "rgb" });
+            var theirs = File.ReadAllBytes(Path.Combine(directory, name + ".rgb"));
+            Assert.True(theirs.SequenceEqual(ours), $"{name}: {Enumerable.Range(0, ours.Length).Count(i => ours[i] != theirs[i])} values differ");
+            Assert.Equal([0, 255], theirs.Distinct().Order().Select(v => (int)v));
         }
     }
 
@@ -314,72 +284,57 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     [Fact]
     public void TheFormsTheTrainerWarnsOfAreTheOnesRefusedHere()
     {
-        var directory = Directory.CreateTempSubdirectory("protopnet-forms-").FullName;
-        try
+        using var temporary = new TemporaryDirectory("protopnet-forms-");
+        var directory = temporary.Path;
+        var forms = Pillow.RunPython("""
+            import os, sys
+            from PIL import Image
+            from protopnet_trainer.image_check import form_the_service_refuses
+            from protopnet_trainer.image_files import open_image
+            Image.new("CMYK", (24, 16), (0, 200, 200, 0)).save(os.path.join(sys.argv[1], "cmyk.tif"))
+            frames = [Image.new("RGB", (24, 16), colour) for colour in ((40, 40, 220), (40, 40, 200))]
+            frames[0].save(os.path.join(sys.argv[1], "animated.webp"), save_all=True, append_images=frames[1:])
+            Image.new("RGB", (24, 16), (220, 40, 40)).save(os.path.join(sys.argv[1], "rgb.tif"))
+            for name in ("cmyk.tif", "animated.webp", "rgb.tif"):
+                path = os.path.join(sys.argv[1], name)
+                open_image(path)   # the trainer reads every one
+                print(name, form_the_service_refuses(path))
+            """, directory).Trim().Split('\n').Select(line => line.Trim()).ToArray();
+        Assert.Equal(["cmyk.tif CMYK TIFF", "animated.webp animated WebP", "rgb.tif None"], forms);
+        var decoder = new ImageDecoder(new ImageLimits());
+        foreach (var name in (string[])["cmyk.tif", "animated.webp"])
         {
-            var forms = Pillow.RunPython("""
-                import os, sys
-                from PIL import Image
-                from protopnet_trainer.image_check import form_the_service_refuses
-                from protopnet_trainer.image_files import open_image
-                Image.new("CMYK", (24, 16), (0, 200, 200, 0)).save(os.path.join(sys.argv[1], "cmyk.tif"))
-                frames = [Image.new("RGB", (24, 16), colour) for colour in ((40, 40, 220), (40, 40, 200))]
-                frames[0].save(os.path.join(sys.argv[1], "animated.webp"), save_all=True, append_images=frames[1:])
-                Image.new("RGB", (24, 16), (220, 40, 40)).save(os.path.join(sys.argv[1], "rgb.tif"))
-                for name in ("cmyk.tif", "animated.webp", "rgb.tif"):
-                    path = os.path.join(sys.argv[1], name)
-                    open_image(path)   # the trainer reads every one
-                    print(name, form_the_service_refuses(path))
-                """, directory).Trim().Split('\n').Select(line => line.Trim()).ToArray();
-            Assert.Equal(["cmyk.tif CMYK TIFF", "animated.webp animated WebP", "rgb.tif None"], forms);
-            var decoder = new ImageDecoder(new ImageLimits());
-            foreach (var name in (string[])["cmyk.tif", "animated.webp"])
-            {
-                Assert.Throws<ImageRejectedException>(() => decoder.Decode(File.ReadAllBytes(Path.Combine(directory, name))).Dispose());
-            }
-            decoder.Decode(File.ReadAllBytes(Path.Combine(directory, "rgb.tif"))).Dispose();
+            Assert.Throws<ImageRejectedException>(() => decoder.Decode(File.ReadAllBytes(Path.Combine(directory, name))).Dispose());
         }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
+        decoder.Decode(File.ReadAllBytes(Path.Combine(directory, "rgb.tif"))).Dispose();
     }
 
     [Fact]
     public void AFloatTiffDecodesToTheTrainersEightBitValues()
     {
         // 32-bit float greyscale TIFFs (measurements, scientific cameras), 0 to 1: the trainer decoded them black.
-        var directory = Directory.CreateTempSubdirectory("protopnet-float-").FullName;
-        try
-        {
-            var (tiff, trainerPixels) = (Path.Combine(directory, "f.tif"), Path.Combine(directory, "t.rgb"));
-            var size = Pillow.RunPython("""
-                import sys
-                import numpy as np
-                from PIL import Image
-                from protopnet_trainer.image_files import open_image
-                # A ramp over [0, 1] fine enough to meet every rounding edge, and values outside it.
-                values = np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(48, 64)
-                values[0, :8] = [-0.5, 0.0, 0.5 / 255, 1.5 / 255, 0.5, 254.5 / 255, 1.0, 2.0]
-                Image.fromarray(values, "F").save(sys.argv[1])
-                decoded = open_image(sys.argv[1])
-                np.asarray(decoded, dtype=np.uint8).tofile(sys.argv[2])
-                print(decoded.size[0], decoded.size[1])
-                """, tiff, trainerPixels).Trim();
-            Assert.Equal("64 48", size);
+        using var temporary = new TemporaryDirectory("protopnet-float-");
+        var directory = temporary.Path;
+        var (tiff, trainerPixels) = (Path.Combine(directory, "f.tif"), Path.Combine(directory, "t.rgb"));
+        var size = Pillow.RunPython("""
+            import sys
+            import numpy as np
+            from PIL import Image
+            from protopnet_trainer.image_files import open_image
+            # A ramp over [0, 1] fine enough to meet every rounding edge, and values outside it.
+            values = np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(48, 64)
+            values[0, :8] = [-0.5, 0.0, 0.5 / 255, 1.5 / 255, 0.5, 254.5 / 255, 1.0, 2.0]
+            Image.fromarray(values, "F").save(sys.argv[1])
+            decoded = open_image(sys.argv[1])
+            np.asarray(decoded, dtype=np.uint8).tofile(sys.argv[2])
+            print(decoded.size[0], decoded.size[1])
+            """, tiff, trainerPixels).Trim();
+        Assert.Equal("64 48", size);
 
-            var input = new InputSection { Channels = 1, Height = 48, Width = 64, ColorSpace = "gray" };
-            using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(File.ReadAllBytes(tiff), input);
-            var ours = new byte[64 * 48 * 3];
-            decoded.Pixels.CopyPixelDataTo(ours);
-            var theirs = File.ReadAllBytes(trainerPixels);
-            Assert.True(theirs.SequenceEqual(ours), $"{Enumerable.Range(0, ours.Length).Count(i => ours[i] != theirs[i])} of {ours.Length} values differ; the first row: trainer {string.Join(",", theirs.Take(24))}, service {string.Join(",", ours.Take(24))}");
-            Assert.True(theirs.Distinct().Count() > 200, $"only {theirs.Distinct().Count()} distinct values: the ramp did not survive");
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
+        var ours = ServicePixels(tiff, new InputSection { Channels = 1, Height = 48, Width = 64, ColorSpace = "gray" });
+        var theirs = File.ReadAllBytes(trainerPixels);
+        Assert.True(theirs.SequenceEqual(ours), $"{Enumerable.Range(0, ours.Length).Count(i => ours[i] != theirs[i])} of {ours.Length} values differ; the first row: trainer {string.Join(",", theirs.Take(24))}, service {string.Join(",", ours.Take(24))}");
+        Assert.True(theirs.Distinct().Count() > 200, $"only {theirs.Distinct().Count()} distinct values: the ramp did not survive");
     }
 
     [Fact]
@@ -387,35 +342,29 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     {
         // MPO: a JPEG followed by more frames (a camera's preview, a stereo pair). Pillow reads it as its own format;
         // both sides must still decode its first frame at the draft scale.
-        var directory = Directory.CreateTempSubdirectory("protopnet-mpo-").FullName;
-        try
-        {
-            var (png, mpo, trainerPixels) = (Path.Combine(directory, "p.png"), Path.Combine(directory, "c.mpo"), Path.Combine(directory, "t.rgb"));
-            using (var picture = Picture(642, 480)) File.WriteAllBytes(png, TestImages.Encode(picture, TestImages.Png));
-            var size = Pillow.RunPython("""
-                import sys
-                import numpy as np
-                from PIL import Image
-                from protopnet_trainer.image_files import open_image
-                picture = Image.open(sys.argv[1]).convert("RGB")
-                picture.save(sys.argv[2], "MPO", save_all=True, append_images=[picture.rotate(90)], quality=90)
-                decoded = open_image(sys.argv[2], (224, 224))
-                np.asarray(decoded, dtype=np.uint8).tofile(sys.argv[3])
-                print(decoded.size[0], decoded.size[1])
-                """, png, mpo, trainerPixels).Trim();
-            Assert.Equal("321 240", size);
+        using var temporary = new TemporaryDirectory("protopnet-mpo-");
+        var directory = temporary.Path;
+        var (png, mpo, trainerPixels) = (Path.Combine(directory, "p.png"), Path.Combine(directory, "c.mpo"), Path.Combine(directory, "t.rgb"));
+        using (var picture = Picture(642, 480)) File.WriteAllBytes(png, TestImages.Encode(picture, TestImages.Png));
+        var size = Pillow.RunPython("""
+            import sys
+            import numpy as np
+            from PIL import Image
+            from protopnet_trainer.image_files import open_image
+            picture = Image.open(sys.argv[1]).convert("RGB")
+            picture.save(sys.argv[2], "MPO", save_all=True, append_images=[picture.rotate(90)], quality=90)
+            decoded = open_image(sys.argv[2], (224, 224))
+            np.asarray(decoded, dtype=np.uint8).tofile(sys.argv[3])
+            print(decoded.size[0], decoded.size[1])
+            """, png, mpo, trainerPixels).Trim();
+        Assert.Equal("321 240", size);
 
-            var input = new InputSection { Channels = 3, Height = 224, Width = 224, ColorSpace = "rgb", JpegDraft = true };
-            using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(File.ReadAllBytes(mpo), input);
-            Assert.Equal((642, 480), (decoded.Width, decoded.Height));
-            var ours = new byte[321 * 240 * 3];
-            decoded.Pixels.CopyPixelDataTo(ours);
-            Assert.Equal(File.ReadAllBytes(trainerPixels), ours);
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
+        var input = new InputSection { Channels = 3, Height = 224, Width = 224, ColorSpace = "rgb", JpegDraft = true };
+        using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(File.ReadAllBytes(mpo), input);
+        Assert.Equal((642, 480), (decoded.Width, decoded.Height));
+        var ours = new byte[321 * 240 * 3];
+        decoded.Pixels.CopyPixelDataTo(ours);
+        Assert.Equal(File.ReadAllBytes(trainerPixels), ours);
     }
 
     [Fact]
@@ -515,49 +464,52 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
             : TestImages.Encode(image, TestImages.Png);
     }
 
+    /// <summary>The service's decoded pixels of a file (8-bit RGB, row by row), before the resize to the input.</summary>
+    private static byte[] ServicePixels(string file, InputSection input)
+    {
+        using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(File.ReadAllBytes(file), input);
+        var pixels = new byte[decoded.Pixels.Width * decoded.Pixels.Height * 3];
+        decoded.Pixels.CopyPixelDataTo(pixels);
+        return pixels;
+    }
+
     /// <summary>The trainer's tensors for the cases' files: its ImageSet over a one-image split, as float32 [C, H, W].</summary>
     private static (float[] Tensor, bool Inverted)[] ComputeTrainerTensors((int Width, int Height, int Channels, int Size, string Interpolation, string Contrast, bool Draft)[] cases)
     {
-        var directory = Directory.CreateTempSubdirectory("protopnet-preprocessing-").FullName;
-        try
+        using var temporary = new TemporaryDirectory("protopnet-preprocessing-");
+        var directory = temporary.Path;
+        var arguments = new List<string>();
+        for (var i = 0; i < cases.Length; i++)
         {
-            var arguments = new List<string>();
-            for (var i = 0; i < cases.Length; i++)
-            {
-                var (width, height, channels, size, interpolation, contrast, draft) = cases[i];
-                var image = Path.Combine(directory, $"{i}.img");
-                File.WriteAllBytes(image, PictureFile(width, height));
-                arguments.AddRange([image, channels.ToString(), size.ToString(), interpolation, contrast, draft ? "draft" : "full",
-                    Path.Combine(directory, $"{i}.f32")]);
-            }
-            Pillow.RunPython("""
-                import sys
-                from protopnet_trainer.contrast import normalize_contrast
-                from protopnet_trainer.data import ImageSet, Split
-                from protopnet_trainer.image_files import open_image
+            var (width, height, channels, size, interpolation, contrast, draft) = cases[i];
+            var image = Path.Combine(directory, $"{i}.img");
+            File.WriteAllBytes(image, PictureFile(width, height));
+            arguments.AddRange([image, channels.ToString(), size.ToString(), interpolation, contrast, draft ? "draft" : "full",
+                Path.Combine(directory, $"{i}.f32")]);
+        }
+        Pillow.RunPython("""
+            import sys
+            from protopnet_trainer.contrast import normalize_contrast
+            from protopnet_trainer.data import ImageSet, Split
+            from protopnet_trainer.image_files import open_image
 
-                jobs = sys.argv[1:]
-                for at in range(0, len(jobs), 7):
-                    path, channels, size, interpolation, contrast, decoding, out = jobs[at:at + 7]
-                    # Loaded as the ImageFolder and CUB-200 data sources load a file.
-                    draft = (int(size), int(size)) if decoding == "draft" else None
-                    split = Split("test", ["only"], int(channels), ["0"], [0], lambda _, path=path, draft=draft: open_image(path, draft))
-                    tensor = ImageSet(split, int(size), interpolation, contrast=contrast).image(0)
-                    tensor.numpy().astype("<f4").tofile(out)
-                    inverted = contrast == "auto" and normalize_contrast(ImageSet(split, int(size), interpolation).image(0))[1]
-                    open(out + ".inverted", "w").write("1" if inverted else "0")
-                """, [.. arguments]);
-            return Enumerable.Range(0, cases.Length).Select(i =>
-            {
-                var bytes = File.ReadAllBytes(Path.Combine(directory, $"{i}.f32"));
-                var values = new float[bytes.Length / 4];
-                Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
-                return (values, File.ReadAllText(Path.Combine(directory, $"{i}.f32.inverted")) == "1");
-            }).ToArray();
-        }
-        finally
+            jobs = sys.argv[1:]
+            for at in range(0, len(jobs), 7):
+                path, channels, size, interpolation, contrast, decoding, out = jobs[at:at + 7]
+                # Loaded as the ImageFolder and CUB-200 data sources load a file.
+                draft = (int(size), int(size)) if decoding == "draft" else None
+                split = Split("test", ["only"], int(channels), ["0"], [0], lambda _, path=path, draft=draft: open_image(path, draft))
+                tensor = ImageSet(split, int(size), interpolation, contrast=contrast).image(0)
+                tensor.numpy().astype("<f4").tofile(out)
+                inverted = contrast == "auto" and normalize_contrast(ImageSet(split, int(size), interpolation).image(0))[1]
+                open(out + ".inverted", "w").write("1" if inverted else "0")
+            """, [.. arguments]);
+        return Enumerable.Range(0, cases.Length).Select(i =>
         {
-            Directory.Delete(directory, recursive: true);
-        }
+            var bytes = File.ReadAllBytes(Path.Combine(directory, $"{i}.f32"));
+            var values = new float[bytes.Length / 4];
+            Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
+            return (values, File.ReadAllText(Path.Combine(directory, $"{i}.f32.inverted")) == "1");
+        }).ToArray();
     }
 }

@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-
 namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
@@ -11,6 +9,7 @@ namespace ProtoPNet.Inference.Preprocessing;
 public static class TiffBitsPerSample
 {
     private const ushort BitsPerSample = 258;
+    private const ushort Short = 3, Long = 4;
 
     /// <summary>The file itself when it is not a classic TIFF or has the tag; otherwise a copy with BitsPerSample 1 added.</summary>
     public static ReadOnlyMemory<byte> WithDefault(ReadOnlyMemory<byte> bytes)
@@ -28,8 +27,8 @@ public static class TiffBitsPerSample
         var at = (file.Length + 1) & ~1;   // a directory begins on a word boundary
         var copy = new byte[at + 2 + (entries.Length + 1) * 12 + 4];
         file.CopyTo(copy);
-        Write32(copy, 4, (uint)at, directory.LittleEndian);
-        Write16(copy, at, (ushort)(entries.Length + 1), directory.LittleEndian);
+        TiffDirectory.WriteValue(copy.AsSpan(4), Long, (uint)at, directory.LittleEndian);
+        TiffDirectory.WriteValue(copy.AsSpan(at), Short, (ushort)(entries.Length + 1), directory.LittleEndian);
         var written = 0;
         var added = false;
         foreach (var entry in entries)
@@ -48,22 +47,10 @@ public static class TiffBitsPerSample
 
     private static void WriteBitsPerSample(byte[] file, int at, bool littleEndian)
     {
-        Write16(file, at, BitsPerSample, littleEndian);
-        Write16(file, at + 2, 3, littleEndian);    // SHORT
-        Write32(file, at + 4, 1, littleEndian);    // one value
-        Write16(file, at + 8, 1, littleEndian);    // one bit per sample
-        Write16(file, at + 10, 0, littleEndian);
-    }
-
-    private static void Write16(byte[] file, int at, ushort value, bool littleEndian)
-    {
-        if (littleEndian) BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at), value);
-        else BinaryPrimitives.WriteUInt16BigEndian(file.AsSpan(at), value);
-    }
-
-    private static void Write32(byte[] file, int at, uint value, bool littleEndian)
-    {
-        if (littleEndian) BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at), value);
-        else BinaryPrimitives.WriteUInt32BigEndian(file.AsSpan(at), value);
+        TiffDirectory.WriteValue(file.AsSpan(at), Short, BitsPerSample, littleEndian);
+        TiffDirectory.WriteValue(file.AsSpan(at + 2), Short, Short, littleEndian);   // its type
+        TiffDirectory.WriteValue(file.AsSpan(at + 4), Long, 1, littleEndian);        // one value
+        TiffDirectory.WriteValue(file.AsSpan(at + 8), Short, 1, littleEndian);       // one bit per sample
+        TiffDirectory.WriteValue(file.AsSpan(at + 10), Short, 0, littleEndian);      // the rest of the value field
     }
 }

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
@@ -32,6 +34,28 @@ internal readonly record struct TiffDirectory(bool LittleEndian, bool Big, long 
         var entries = big.Value ? reader.U64((long)offset) : reader.U16((long)offset);
         if (entries > (ulong)((file.Length - (long)offset - layout.CountSize) / layout.EntrySize)) return null;
         return layout with { Offset = (long)offset, Entries = (int)entries };
+    }
+
+    /// <summary>Writes a SHORT (3), LONG (4) or LONG8 (16) value into <paramref name="field"/>, clamped to the type's range.</summary>
+    public static void WriteValue(Span<byte> field, ushort type, ulong value, bool littleEndian)
+    {
+        switch (type)
+        {
+            case 3:
+                var value16 = (ushort)Math.Min(value, ushort.MaxValue);
+                if (littleEndian) BinaryPrimitives.WriteUInt16LittleEndian(field, value16);
+                else BinaryPrimitives.WriteUInt16BigEndian(field, value16);
+                break;
+            case 4:
+                var value32 = (uint)Math.Min(value, uint.MaxValue);
+                if (littleEndian) BinaryPrimitives.WriteUInt32LittleEndian(field, value32);
+                else BinaryPrimitives.WriteUInt32BigEndian(field, value32);
+                break;
+            default:
+                if (littleEndian) BinaryPrimitives.WriteUInt64LittleEndian(field, value);
+                else BinaryPrimitives.WriteUInt64BigEndian(field, value);
+                break;
+        }
     }
 
     /// <summary>

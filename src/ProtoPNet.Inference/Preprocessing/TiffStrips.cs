@@ -41,28 +41,7 @@ public static class TiffStrips
         if (oversized.Length == 0) return bytes;
 
         var copy = file.ToArray();
-        foreach (var (at, type, _) in oversized) Write(copy.AsSpan(at), type, height, littleEndian);
+        foreach (var (at, type, _) in oversized) TiffDirectory.WriteValue(copy.AsSpan(at), type, height, littleEndian);
         return copy;
-    }
-
-    private static void Write(Span<byte> field, ushort type, ulong height, bool littleEndian)
-    {
-        switch (type)
-        {
-            case 3:
-                var rows16 = (ushort)Math.Min(height, ushort.MaxValue);
-                if (littleEndian) BinaryPrimitives.WriteUInt16LittleEndian(field, rows16);
-                else BinaryPrimitives.WriteUInt16BigEndian(field, rows16);
-                break;
-            case 4:
-                var rows32 = (uint)Math.Min(height, uint.MaxValue);
-                if (littleEndian) BinaryPrimitives.WriteUInt32LittleEndian(field, rows32);
-                else BinaryPrimitives.WriteUInt32BigEndian(field, rows32);
-                break;
-            default:
-                if (littleEndian) BinaryPrimitives.WriteUInt64LittleEndian(field, height);
-                else BinaryPrimitives.WriteUInt64BigEndian(field, height);
-                break;
-        }
     }
 }

@@ -143,11 +143,10 @@ public sealed class ModelRegistry(
         var refused = new List<RefusedBundle>();
         var newlyRefused = new List<RefusedBundle>(refusedBefore);
         var retiredMeanwhile = new List<ModelBundle>();
-        var loadsThisPass = 0;
-        var lastLook = Stopwatch.StartNew();
+        var lastLook = Stopwatch.StartNew();   // the pass began by looking (and taking off those gone then)
 
         // A version rolled back (its folder deleted) while a load takes seconds is taken off before that load ends:
-        // between the measurement's runs, and between loads (the pass began by taking off those gone then).
+        // between the measurement's runs, and between loads.
         void RetireDeletedMeanwhile()
         {
             // A root gone altogether is for the scan's own look at its end (which says so once), not for a warning here at every look.
@@ -165,7 +164,7 @@ public sealed class ModelRegistry(
 
         try
         {
-            foreach (var family in directories.GroupBy(d => Path.GetFileName(Path.GetDirectoryName(d))!, StringComparer.Ordinal))
+            foreach (var family in directories.GroupBy(ModelOf, StringComparer.Ordinal))
             {
                 policy.LoadVersions(family.Key, family, directory =>
                 {
@@ -195,7 +194,7 @@ public sealed class ModelRegistry(
                         }
                         earlier.Bundle.Dispose();   // deleted and published anew between the passes: loaded again below
                     }
-                    if (loadsThisPass++ > 0) RetireDeletedMeanwhile();
+                    RetireDeletedMeanwhile();
                     ModelBundle? bundle;
                     RefusedBundle? refusal;
                     bool isNewRefusal;
@@ -300,14 +299,17 @@ public sealed class ModelRegistry(
     {
         var present = folders.Bundles.ToHashSet(StringComparer.Ordinal);
         present.UnionWith(current.Served.Keys.Select(b => b.Directory).Where(folders.IsUnreadable));
-        var modelsWithFolders = present.Select(directory => Path.GetFileName(Path.GetDirectoryName(directory))).ToHashSet(StringComparer.Ordinal);
+        var modelsWithFolders = present.Select(ModelOf).ToHashSet(StringComparer.Ordinal);
         var gone = current.Served.Keys.Where(b => !present.Contains(b.Directory)
             && (current.Served.Keys.Any(other => other.Name == b.Name && present.Contains(other.Directory))
-                || !modelsWithFolders.Contains(Path.GetFileName(Path.GetDirectoryName(b.Directory))))).ToArray();
+                || !modelsWithFolders.Contains(ModelOf(b.Directory)))).ToArray();
         if (gone.Length == 0) return (current, gone);
         var kept = current.Served.Keys.Except(gone).ToList();
         return (Publish(current, kept, [], [], gone, current.Refused.ToList()), gone);
     }
+
+    /// <summary>The model a version folder belongs to: the name of the folder it is in (&lt;root&gt;/&lt;model&gt;/&lt;version&gt;).</summary>
+    private static string ModelOf(string versionDirectory) => Path.GetFileName(Path.GetDirectoryName(versionDirectory))!;
 
     /// <summary>Whether a loaded version's model.json or graph file has been written since it was loaded (or is gone).</summary>
     private static bool Rewritten(ModelBundle bundle) =>

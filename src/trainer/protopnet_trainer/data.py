@@ -210,6 +210,12 @@ class ImageSet(Dataset):
         return self.image(index), self.split.labels[index], index
 
 
+def some_of(items: Sequence[str], shown: int, separator: str = ", ") -> str:
+    """Items in a message: the first `shown`, and how many more."""
+    more = f"{separator}and {len(items) - shown} more" if len(items) > shown else ""
+    return separator.join(items[:shown]) + more
+
+
 def name_list(classes: List[str]) -> str:
     """Class names in a message: the first four, and '...' for more."""
     return ", ".join(classes[:4]) + (", ..." if len(classes) > 4 else "")

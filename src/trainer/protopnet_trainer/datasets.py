@@ -15,7 +15,7 @@ import torch
 
 from .config import TrainConfig
 from .console import say
-from .data import ArrayImages, DataSource, FileImages, Split, classes_without_images, name_list
+from .data import ArrayImages, DataSource, FileImages, Split, classes_without_images, name_list, some_of
 from .errors import TrainerError
 from .image_check import EVERY_SPLIT, OnChecked, check_image_files
 from .synthetic import load_synthetic
@@ -202,8 +202,7 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
         per_class = [class_files(root, cls, passed_over) for cls in classes]
         for kind, entries in passed_over.items():
             if entries:
-                shown = ", ".join(entries[:5]) + (f", and {len(entries) - 5} more" if len(entries) > 5 else "")
-                notes.append(f"warning: imagefolder: {name}/ holds what is not read: {len(entries)} {kind}: {shown}")
+                notes.append(f"warning: imagefolder: {name}/ holds what is not read: {len(entries)} {kind}: {some_of(entries, 5)}")
         # The classes in turn (round robin), not one after another, so that the first or last N images
         # (--train-limit, --test-limit, --calibration-holdout) come from every class, as in Fashion-MNIST's order.
         ids: List[str] = []

@@ -13,7 +13,7 @@ from typing import Callable, Deque, Iterator, List, Optional, Sequence, Tuple, T
 from PIL import Image
 from tqdm import tqdm
 
-from .data import DataSource, FileImages, PickedImages, ShiftedImages, Split
+from .data import DataSource, FileImages, PickedImages, ShiftedImages, Split, some_of
 from .errors import TrainerError
 from .image_files import UnreadableImageError
 from .runtime import usable_cpus
@@ -44,7 +44,9 @@ def path_of(split: Split, index: int) -> str:
 
 def form_the_service_refuses(path: str) -> Optional[str]:
     """The name of a form of image file that the trainer reads (Pillow) but the service's decoder refuses, for the
-    forms known to differ; None otherwise."""
+    forms known to differ; None otherwise. Only TIFF and WebP files are opened again to look."""
+    if not path.lower().endswith((".tif", ".tiff", ".webp")):
+        return None
     with Image.open(path) as picture:
         if picture.format == "TIFF" and picture.mode == "CMYK":
             return "CMYK TIFF"
@@ -80,12 +82,14 @@ def unreadable_images(split: Split, progress: bool, threads: int, on_checked: On
     that decodes but in a form the service refuses. Decoded in `threads` threads (Pillow decodes without the
     interpreter lock) and thrown away: only whether each one decodes is kept. What `on_checked` raises stops the
     check after the images being decoded (a cancelled job does not wait for the rest)."""
-    def attempt(index: int) -> Tuple[Optional[UnreadableImageError], Optional[str]]:
+    def attempt(index: int) -> Tuple[Optional[UnreadableImageError], Optional[Tuple[str, str]]]:
         try:
             split.load(index)
         except UnreadableImageError as error:
             return error, None
-        return None, form_the_service_refuses(path_of(split, index))
+        path = path_of(split, index)
+        form = form_the_service_refuses(path)
+        return None, (path, form) if form else None
 
     outcomes = []
     pool = ThreadPoolExecutor(max_workers=threads)
@@ -97,7 +101,7 @@ def unreadable_images(split: Split, progress: bool, threads: int, on_checked: On
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     unreadable = [(index, error) for index, (error, _) in enumerate(outcomes) if error is not None]
-    refused = [(path_of(split, index), form) for index, (_, form) in enumerate(outcomes) if form is not None]
+    refused = [refusal for _, refusal in outcomes if refusal is not None]
     return unreadable, refused
 
 
@@ -123,27 +127,25 @@ def check_image_files(source: DataSource, skip: bool, root: Optional[str], progr
         before += len(split)
     failures = {name: unreadable for name, (unreadable, _) in found.items()}
     refused = [entry for _, forms in found.values() for entry in forms]
-    bad = [(split_name, error) for split_name, errors in failures.items() for _, error in errors]
+    bad = [error for errors in failures.values() for _, error in errors]
 
     def where(path: object) -> str:
         text = str(path)
         return os.path.relpath(text, root) if root and os.path.isabs(text) else text
 
     if refused:
-        listed = "; ".join(f"{where(path)}: {form}" for path, form in refused[:LISTED])
-        more = f"; and {len(refused) - LISTED} more" if len(refused) > LISTED else ""
-        log(f"warning: {len(refused)} of {checked} image files are in forms the service does not decode ({listed}{more}): "
+        listed = some_of([f"{where(path)}: {form}" for path, form in refused], LISTED, "; ")
+        log(f"warning: {len(refused)} of {checked} image files are in forms the service does not decode ({listed}): "
             f"the model learns from them, but a client cannot send such a file to it; converted to JPEG or PNG (here "
             f"too, so that training and serving see the same pixels) they can be")
     if not bad:
         return source
 
-    listed = "; ".join(f"{where(error.path)}: {error.reason}" for _, error in bad[:LISTED])
-    more = f"; and {len(bad) - LISTED} more" if len(bad) > LISTED else ""
+    listed = some_of([f"{where(error.path)}: {error.reason}" for error in bad], LISTED, "; ")
     if not skip:
-        raise TrainerError(f"{len(bad)} of {checked} image files cannot be read ({listed}{more}): replace or remove "
+        raise TrainerError(f"{len(bad)} of {checked} image files cannot be read ({listed}): replace or remove "
                            f"them, or train with --skip-unreadable-images to leave them out")
-    log(f"warning: leaving out {len(bad)} of {checked} image files that cannot be read ({listed}{more})")
+    log(f"warning: leaving out {len(bad)} of {checked} image files that cannot be read ({listed})")
 
     def without(split: Optional[Split]) -> Optional[Split]:
         if split is None or not failures.get(split.name):
