@@ -23,7 +23,7 @@ public class DocumentationAndLoggingTests(TrainerBundles bundles)
             "/metrics", "/models/reload", "/models/{name}/reload",
             "/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/ready", "/v2/models/{name}/infer",
             "/v2/models/{name}/versions/{version}", "/v2/models/{name}/versions/{version}/ready", "/v2/models/{name}/versions/{version}/infer",
-            "/training/jobs", "/training/jobs/{id}", "/training/jobs/{id}/events", "/training/jobs/{id}/folder", "/training/options",
+            "/training/data", "/training/jobs", "/training/jobs/{id}", "/training/jobs/{id}/events", "/training/jobs/{id}/folder", "/training/options",
         ];
         Assert.Equal(expected.Order(), paths.EnumerateObject().Select(p => p.Name).Order());
         foreach (var path in paths.EnumerateObject())

@@ -239,3 +239,16 @@ def test_a_separate_baseline_must_match_every_recipe_extra():
     assert baseline_mismatches(block, cfg.replace(contrast="none", calibration_holdout=10)) == ["contrast",
                                                                                              "calibrationHoldout"]
     assert baseline_mismatches(block, cfg.replace(polarity_augment=0.5)) == ["polarityAugment"]
+
+
+def test_a_presets_calibration_holdout_stays_with_its_own_data_set():
+    from protopnet_trainer.cli import build_parser, config_from_args
+
+    def holdout(*words):
+        return config_from_args(build_parser().parse_args(["train", "--preset", "smoke", *words])).calibration_holdout
+
+    assert holdout() == 400
+    assert holdout("--dataset", "synthetic") == 400
+    # On a user's image folder smoke's 400 would be arbitrary, and more than a small folder holds.
+    assert holdout("--dataset", "imagefolder", "--data", "photos") == 0
+    assert holdout("--dataset", "imagefolder", "--data", "photos", "--calibration-holdout", "12") == 12

@@ -10,7 +10,7 @@ namespace ProtoPNet.Service.Apis;
 
 /// <summary>
 /// /training: training jobs for the workers of the jobs folder (Training:JobsRoot): submit, list, follow (also as
-/// Server-Sent Events), cancel and remove. Administrative: every endpoint needs Security:AdminApiKey in X-Api-Key.
+/// Server-Sent Events), cancel and remove; and what a job may use (the trainer's options, the data folders). Administrative: every endpoint needs Security:AdminApiKey in X-Api-Key.
 /// </summary>
 public static class TrainingApi
 {
@@ -112,6 +112,20 @@ public static class TrainingApi
             .Produces<TrainerCatalog>()
             .ProducesProblem(StatusCodes.Status404NotFound)
             .RequireAdminKey();
+
+        group.MapGet("/data", ListData)
+            .WithName("ListTrainingData")
+            .WithSummary("The data folders a job can train on (administrative)")
+            .WithDescription($"""
+                The folders under Training:DataRoot that a job can name as `data`, found in the data root and up to
+                {DataFolders.MaxDepth} levels below it: an image folder (`train/` and `test/`, a folder per class; `dataset`
+                `imagefolder`) or a CUB-200-2011 folder (`images.txt`, `classes.txt`; `dataset` `cub200`), each with its
+                classes and images per split as the trainer counts them, and `problem` where the trainer would refuse it.
+                `configured` is false where the service has no data root (jobs then name no data).
+                """)
+            .Produces<DataFolderList>()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .RequireAdminKey();
         return app;
     }
 
@@ -205,6 +219,12 @@ public static class TrainingApi
     {
         store.EnsureConfigured();
         return TypedResults.Ok(catalog);
+    }
+
+    internal static Ok<DataFolderList> ListData(TrainingJobStore store, TrainerCatalog catalog)
+    {
+        store.EnsureConfigured();
+        return TypedResults.Ok(DataFolders.Find(store.DataRoot, catalog.ImageExtensions));
     }
 
     /// <summary>The job now, then each time what a watcher sees of it changes, until it has finished.</summary>

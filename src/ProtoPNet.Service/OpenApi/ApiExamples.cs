@@ -142,7 +142,13 @@ public static class ApiExamples
         ["WatchTrainingJob"] = "event: job\ndata: " + JsonSerializer.Serialize(TrainingJobExample, Json) + "\n\n",
         ["ListTrainingOptions"] = new TrainerCatalog("protopnet-trainer-options/1", [new TrainerPreset("smoke", "synthetic", 20)],
             ["fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts"], ["synthetic", "synthetic-parts"], ["cub200", "imagefolder"],
+            [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"],
             [new TrainerOption("epochs", "--epochs", "integer", 1, 1000, null, null, "total epochs (warm-up + joint)")]),
+        ["ListTrainingData"] = new DataFolderList(true, [
+            new DataFolder("my-photos", "imagefolder", 3, 240, 60, null),
+            new DataFolder("CUB_200_2011", "cub200", 200, 5994, 5794, null),
+            new DataFolder("field-trip/birds", "imagefolder", 4, 96, 0, "test/ holds no images"),
+        ], false),
     };
 
     /// <summary>A v2 error example per status, by operation id prefix V2.</summary>

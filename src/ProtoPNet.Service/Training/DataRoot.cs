@@ -27,7 +27,8 @@ public static class DataRoot
         return (relative, null);
     }
 
-    private static bool IsInside(string root, string path) =>
+    /// <summary>Whether <paramref name="path"/> is <paramref name="root"/> or below it (both absolute and normalised).</summary>
+    public static bool IsInside(string root, string path) =>
         path == root || path.StartsWith(root.EndsWith(Path.DirectorySeparatorChar) ? root : root + Path.DirectorySeparatorChar, StringComparison.Ordinal);
 
     /// <summary>

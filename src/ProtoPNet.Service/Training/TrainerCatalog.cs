@@ -16,12 +16,13 @@ public sealed record TrainerOption(string Name, string Option, string Type, doub
 
 /// <summary>
 /// What the trainer accepts from a job: its presets, data sets (those it draws itself read no data folder; those read from
-/// a folder with no default need one) and options. The list is the trainer's own
+/// a folder with no default need one), the file names an image folder's classes are read for, and options. The list is the trainer's own
 /// (<c>python -m protopnet_trainer options --json</c>), committed as Training/trainer-options.json and embedded here; a
 /// test keeps the file equal to the trainer's output, so the service never accepts an option the worker would refuse.
 /// </summary>
 public sealed record TrainerCatalog(string Format, IReadOnlyList<TrainerPreset> Presets, IReadOnlyList<string> Datasets,
-    IReadOnlyList<string> GeneratedDatasets, IReadOnlyList<string> FolderDatasets, IReadOnlyList<TrainerOption> Options)
+    IReadOnlyList<string> GeneratedDatasets, IReadOnlyList<string> FolderDatasets, IReadOnlyList<string> ImageExtensions,
+    IReadOnlyList<TrainerOption> Options)
 {
     public const string ResourceName = "trainer-options.json";
 

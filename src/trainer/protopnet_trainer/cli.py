@@ -147,6 +147,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             changes[dest] = value
     if args.small_cnn_widths is not None:
         changes["small_cnn_widths"] = args.small_cnn_widths
+    # A preset's calibration hold-out is sized for its own data set (smoke's 400 is 100 of each synthetic class's 300);
+    # on another data set it would be an arbitrary count, and more than a small folder holds: none unless asked for.
+    if "dataset" in changes and changes["dataset"] != cfg.dataset and "calibration_holdout" not in changes:
+        changes["calibration_holdout"] = 0
     cfg = cfg.replace(**changes)
     cfg.validate()
     return cfg

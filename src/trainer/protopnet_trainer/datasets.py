@@ -18,6 +18,7 @@ from .console import say
 from .data import ArrayImages, DataSource, FileImages, Split, classes_without_images, name_list, some_of
 from .errors import TrainerError
 from .image_check import EVERY_SPLIT, OnChecked, check_image_files
+from .image_files import IMAGE_EXTENSIONS
 from .synthetic import load_synthetic
 from .synthetic_parts import load_synthetic_parts
 from .trunks import IMAGENET_MEAN, IMAGENET_STD
@@ -25,7 +26,6 @@ from .trunks import IMAGENET_MEAN, IMAGENET_STD
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FASHION_MNIST_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # What an image folder's reader passes over, by kind (said at the start of a run).
 SUBFOLDERS = "subfolders (their images are not read)"
 HIDDEN_FILES = "hidden files"

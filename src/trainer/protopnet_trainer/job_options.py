@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from .config import (ADD_ONS, AUGMENTATIONS, CONTRAST_MODES, GENERATED_DATASETS, INTERPOLATIONS, JOINT_OPTIMIZERS, PRESETS,
                      SIMILARITIES, TrainConfig)
 from .errors import TrainerError
+from .image_files import IMAGE_EXTENSIONS
 
 FORMAT = "protopnet-trainer-options/1"
 DATASETS = ("fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts")   # datasets.DATASETS (datasets.py imports torch; a test keeps them equal)
@@ -219,6 +220,7 @@ class JobOptions:
                     "epochs": values.get("epochs", TrainConfig.epochs)} for name, values in sorted(PRESETS.items())]
         return {"format": FORMAT, "presets": presets, "datasets": list(DATASETS),
                 "generatedDatasets": list(GENERATED_DATASETS), "folderDatasets": list(FOLDER_DATASETS),
+                "imageExtensions": list(IMAGE_EXTENSIONS),
                 "options": [o.to_json() for o in self.by_name.values()]}
 
     def argv(self, options: Dict[str, Any]) -> List[str]:

@@ -78,6 +78,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
             c => c.DeleteAsync($"/training/jobs/{id}"),
             c => c.DeleteAsync($"/training/jobs/{id}/folder"),
             c => c.GetAsync("/training/options"),
+            c => c.GetAsync("/training/data"),
         };
         foreach (var request in requests)
         {
@@ -590,6 +591,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
                      await client.DeleteAsync("/training/jobs/20261130T080000123Z-1a2b3c4d"),
                      await client.DeleteAsync("/training/jobs/20261130T080000123Z-1a2b3c4d/folder"),
                      await client.GetAsync("/training/options"),
+                     await client.GetAsync("/training/data"),
                  })
         {
             var problem = await Http.ProblemAsync(response, HttpStatusCode.NotFound, "training-not-configured");
