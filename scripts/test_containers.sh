@@ -173,7 +173,13 @@ build_service_image() {
 }
 
 build_trainer_image() {
-  buildah bud --isolation chroot --pull=never --format docker --layers --force-rm --quiet \
+  # The Dockerfile's restore stage, on this machine: the ResNet-18 weights' package files (scripts/test.sh restores it).
+  local weights=$work_dir/trainer-weights packages=${NUGET_PACKAGES:-$HOME/.nuget/packages}
+  [ -d "$packages/microsoft.ml.dnnimagefeaturizer.resnet18" ] \
+    || dotnet restore src/trainer/pretrained/PretrainedWeights.csproj --verbosity quiet
+  rm -rf "$weights" && mkdir -p "$weights"
+  (cd "$packages" && cp -r --parents microsoft.ml.dnnimagefeaturizer.resnet18/*/tools "$weights/")
+  buildah bud --isolation chroot --pull=never --format docker --layers --force-rm --quiet --build-arg WEIGHTS=prebuilt \
     -f docker/trainer.Dockerfile -t "$trainer_image" .
 }
 
@@ -267,8 +273,9 @@ fi
 exec podman "${args[@]}"
 WRAPPER
   chmod +x "$run_dir/podman-host-network"
-  # The admin key through the compose file's own ${PROTOPNET_ADMIN_API_KEY}, as a user sets it.
-  PROTOPNET_ADMIN_API_KEY=containers-test-key podman-compose --podman-path "$run_dir/podman-host-network" -p "$compose_project" \
+  # The admin key and the data folder through the compose file's own ${PROTOPNET_ADMIN_API_KEY} and ${PROTOPNET_DATA},
+  # as a user sets them.
+  PROTOPNET_ADMIN_API_KEY=containers-test-key PROTOPNET_DATA=$run_dir/data podman-compose --podman-path "$run_dir/podman-host-network" -p "$compose_project" \
     -f docker-compose.yml -f "$run_dir/compose.loopback.yml" "$@"
 }
 
@@ -284,32 +291,54 @@ services:
   worker:
     network_mode: host
 EOF
+  # A user's image folder in the data folder: three colour classes, 10 training and 4 test PNGs each.
+  /usr/bin/python3 - "$run_dir/data/photos" <<'PHOTOS'
+import os, sys
+from PIL import Image
+for split, count in (("train", 10), ("test", 4)):
+    for name, colour in (("red", (200, 40, 40)), ("green", (40, 180, 60)), ("blue", (40, 60, 200))):
+        os.makedirs(os.path.join(sys.argv[1], split, name))
+        for i in range(count):
+            Image.new("RGB", (40, 40), tuple(min(255, v + 3 * i) for v in colour)).save(os.path.join(sys.argv[1], split, name, f"{i}.png"))
+PHOTOS
+  chmod -R a+rX "$run_dir/data"
   compose down -v >/dev/null 2>&1 || true
   compose up -d service >"$run_dir/compose-up.log" 2>&1 || { cat "$run_dir/compose-up.log"; return 1; }
   wait_ready "$port" 120
   classify "$port" "$test_png" Trouser
   echo "$port" >"$run_dir/compose.port"
+  # The service sees the data folder as the compose file mounts it.
+  curl -s -H 'X-Api-Key: containers-test-key' "http://127.0.0.1:$port/training/data" | /usr/bin/python3 -c '
+import json, sys
+folders = json.load(sys.stdin)["folders"]
+assert [(f["data"], f["dataset"], f["classes"], f["trainImages"], f["testImages"]) for f in folders] == [("photos", "imagefolder", 3, 30, 12)], folders
+print("GET /training/data lists photos: 3 classes, 30 training and 12 test images")'
 }
 
-# The worker: a job submitted to the composed service is trained by the composed worker and served.
-run_compose_worker() {
-  local port id status deadline
-  port=$(cat "$run_dir/compose.port")
-  compose up -d worker >"$run_dir/compose-up.log" 2>&1 || { cat "$run_dir/compose-up.log"; return 1; }
+# Submits a job to the composed service and waits until it has succeeded (at most 300 s).
+run_compose_job() {
+  local port=$1 body=$2 id status deadline
   curl -s -o "$run_dir/job.json" -w '%{http_code}\n' -H 'X-Api-Key: containers-test-key' -H 'Content-Type: application/json' \
-    -d '{"name": "compose-smoke", "preset": "smoke", "options": {"epochs": 2}}' \
-    "http://127.0.0.1:$port/training/jobs" | grep -qx 202
+    -d "$body" "http://127.0.0.1:$port/training/jobs" | grep -qx 202 || { cat "$run_dir/job.json"; return 1; }
   id=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$run_dir/job.json")
   deadline=$((SECONDS + 300))
   while :; do
-    status=$(curl -s -H 'X-Api-Key: containers-test-key' "http://127.0.0.1:$port/training/jobs/$id" \
-      | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["status"])')
+    curl -s -H 'X-Api-Key: containers-test-key' "http://127.0.0.1:$port/training/jobs/$id" >"$run_dir/job.json"
+    status=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["status"])' "$run_dir/job.json")
     [ "$status" = succeeded ] && break
-    [ "$status" = queued ] || [ "$status" = running ] || { echo "job $id ended $status"; return 1; }
+    [ "$status" = queued ] || [ "$status" = running ] || { echo "job $id ended $status: $(cat "$run_dir/job.json")"; return 1; }
     [ $SECONDS -lt $deadline ] || { echo "job $id still $status after 300 s"; return 1; }
     sleep 2
   done
   echo "job $id succeeded"
+}
+
+# The worker: a job submitted to the composed service is trained by the composed worker and served.
+run_compose_worker() {
+  local port
+  port=$(cat "$run_dir/compose.port")
+  compose up -d worker >"$run_dir/compose-up.log" 2>&1 || { cat "$run_dir/compose-up.log"; return 1; }
+  run_compose_job "$port" '{"name": "compose-smoke", "preset": "smoke", "options": {"epochs": 2}}'
   # The trainer image's health check judges the worker by its liveness file, which the loop keeps fresh.
   podman healthcheck run "${compose_project}_worker_1" && echo "the worker's health check passes"
   podman exec "${compose_project}_worker_1" /usr/bin/python3 -m protopnet_trainer.alive
@@ -318,6 +347,21 @@ run_compose_worker() {
     [ $SECONDS -lt $deadline ] || return 1
     sleep 2
   done
+}
+
+# A photo recipe on the user's image folder: the worker reads the data folder, and starts the ResNet-18 trunk from the
+# ImageNet weights the trainer image carries (shortened: one epoch of one pass at 64x64).
+run_compose_photos_job() {
+  local port
+  port=$(cat "$run_dir/compose.port")
+  run_compose_job "$port" '{"name": "compose-photos", "preset": "cub200-resnet18", "dataset": "imagefolder", "data": "photos",
+    "options": {"epochs": 1, "warmEpochs": 0, "epochCopies": 1, "imageSize": 64, "noBaseline": true, "lastLayerIterations": 1}}'
+  local deadline=$((SECONDS + 60))
+  until curl -s "http://127.0.0.1:$port/models/compose-photos" | grep -q '"imagenet-onnx"'; do
+    [ $SECONDS -lt $deadline ] || { echo "GET /models/compose-photos does not show the imagenet-onnx trunk: $(curl -s "http://127.0.0.1:$port/models/compose-photos")"; return 1; }
+    sleep 2
+  done
+  echo "compose-photos is served, its trunk started from the ImageNet weights (imagenet-onnx)"
 }
 
 stop_compose() {
@@ -454,6 +498,7 @@ run_step "service container classifies a PNG, decodes JPEGs with libjpeg-turbo" 
 run_step "trainer container trains smoke, the service serves it" train_in_trainer_container
 run_step "compose: the service" run_compose_service
 run_step "compose: the worker trains a job submitted to the service" run_compose_worker
+run_step "compose: the worker trains a photo recipe on an image folder of the data folder" run_compose_photos_job
 stop_compose >/dev/null 2>&1 || true
 run_step "kubectl kustomize renders base, cpu, gpu, kserve, training" render_kubernetes
 run_step "rendered objects validate against the schemas" validate_kubernetes

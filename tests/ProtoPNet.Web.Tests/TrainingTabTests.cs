@@ -116,6 +116,52 @@ public sealed class TrainingTabTests(WebFixture fixture)
         await page.Context.CloseAsync();
     }
 
+    /// <summary>
+    /// A user's photos, put in a folder of the data root: the tab offers the folder (counted, and a folder the trainer
+    /// would refuse shown with why but not choosable), and a model trained on it from the tab is published and served.
+    /// </summary>
+    [Fact]
+    public async Task A_model_is_trained_from_the_tab_on_an_image_folder_of_the_data_root()
+    {
+        _ = fixture.Worker;
+        var page = await OpenAsync();
+        await page.FillAsync("#training-key", WebFixture.AdminKey);
+        await page.ClickAsync("#training-key-form button[type=submit]");
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#training-data option').length > 0");
+
+        var data = page.Locator("#training-data option");
+        Assert.Equal("synthetic, drawn by the trainer", await data.First.TextContentAsync());
+        var photos = page.Locator("#training-data option", new PageLocatorOptions { HasText = "photos" });
+        Assert.Equal("photos (image folder, 3 classes, 30 training and 12 test images)", await photos.TextContentAsync());
+        var unfinished = page.Locator("#training-data option", new PageLocatorOptions { HasText = "unfinished" });
+        Assert.Contains("cannot be trained on: test/ holds no images", await unfinished.TextContentAsync());
+        Assert.True(await unfinished.IsDisabledAsync());
+        Assert.Contains("Training:DataRoot", await page.TextContentAsync("#training-data-hint"));
+
+        // A recipe whose data set has no folder of its own offers only the folders, the first it can train on chosen.
+        await page.SelectOptionAsync("#training-preset", "cub200-resnet18");
+        Assert.DoesNotContain(await data.AllTextContentsAsync(), text => text.Contains("the recipe's own", StringComparison.Ordinal) || text.Contains("drawn", StringComparison.Ordinal));
+        Assert.Equal(await photos.GetAttributeAsync("value"), await page.InputValueAsync("#training-data"));
+
+        await page.SelectOptionAsync("#training-preset", "smoke");
+        await page.SelectOptionAsync("#training-data", (await photos.GetAttributeAsync("value"))!);
+        await page.FillAsync("#training-name", "web-photos");
+        await page.FillAsync("#training-epochs", "1");
+        await page.ClickAsync("#training-submit");
+        await page.Locator("#training-done").WaitForAsync(new LocatorWaitForOptions { Timeout = 150_000 });
+        Assert.StartsWith("Trained and published as version", await page.TextContentAsync("#training-status"));
+
+        using var jobsRequest = new HttpRequestMessage(HttpMethod.Get, "training/jobs");
+        jobsRequest.Headers.Add("X-Api-Key", WebFixture.AdminKey);
+        using var jobsAnswer = await fixture.Http.SendAsync(jobsRequest);
+        var job = System.Text.Json.JsonDocument.Parse(await jobsAnswer.Content.ReadAsStringAsync()).RootElement.EnumerateArray()
+            .Single(j => j.GetProperty("name").GetString() == "web-photos");
+        Assert.Equal(("imagefolder", "photos"), (job.GetProperty("dataset").GetString(), job.GetProperty("data").GetString()));
+        var model = System.Text.Json.JsonDocument.Parse(await fixture.Http.GetStringAsync("models/web-photos")).RootElement;
+        Assert.Equal(["blue", "green", "red"], model.GetProperty("classes").EnumerateArray().Select(c => c.GetProperty("name").GetString()!));
+        await page.Context.CloseAsync();
+    }
+
     /// <summary>The tab lists the jobs: a running one is cancelled from its row, then followed to its end and removed.</summary>
     [Fact]
     public async Task Jobs_are_listed_and_one_is_cancelled_followed_and_removed_from_its_row()

@@ -58,7 +58,13 @@ public sealed class WebFixture : IAsyncLifetime
     private TrainingWorker? _worker;
 
     /// <summary>A training worker on the service's jobs folder, publishing into its model root (started once, when a test needs it).</summary>
-    public TrainingWorker Worker => _worker ??= TrainingWorker.Start(JobsDirectory, ModelRoot);
+    public TrainingWorker Worker => _worker ??= TrainingWorker.Start(JobsDirectory, ModelRoot, DataDirectory);
+
+    /// <summary>
+    /// The service's and the worker's data root: <c>photos</c>, an image folder of three colour classes (10 training and 4
+    /// test PNGs each), and <c>unfinished</c>, one the trainer would refuse (its test classes hold no images).
+    /// </summary>
+    public string DataDirectory => Path.Combine(_workDirectory, "data");
 
     /// <summary>Screenshots and other things a person may want to look at after a run (artifacts/ is git-ignored).</summary>
     public static string ArtifactsDirectory { get; } = CreateArtifactsDirectory();
@@ -71,11 +77,14 @@ public sealed class WebFixture : IAsyncLifetime
         Trainer.CopyDirectory(SmokeSource, BundleDirectory);
         AddExamples(BundleDirectory);
 
+        WriteDataFolders();
+
         (_factory, BaseAddress) = StartService(modelRoot,
             ("Models:DefaultModel", ModelName),
             // The Training tab: jobs go to a folder of this fixture, for a worker the training test starts.
             ("Security:AdminApiKey", AdminKey),
             ("Training:JobsRoot", JobsDirectory),
+            ("Training:DataRoot", DataDirectory),
             ("Training:EventPollMilliseconds", "200"),
             ("Models:RescanIntervalSeconds", "2"));
         Http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
@@ -92,6 +101,25 @@ public sealed class WebFixture : IAsyncLifetime
             Args = ChromiumArgs,
             Timeout = 60_000,
         });
+    }
+
+    private void WriteDataFolders()
+    {
+        Pillow.RunPython("""
+            import os, random, sys
+            from PIL import Image
+            random.seed(1)
+            for split, count in (("train", 10), ("test", 4)):
+                for name, colour in (("red", (200, 40, 40)), ("green", (40, 180, 60)), ("blue", (40, 60, 200))):
+                    folder = os.path.join(sys.argv[1], "photos", split, name)
+                    os.makedirs(folder)
+                    for i in range(count):
+                        pixel = tuple(min(255, max(0, v + random.randint(-30, 30))) for v in colour)
+                        Image.new("RGB", (40, 40), pixel).save(os.path.join(folder, f"{i}.png"))
+                    os.makedirs(os.path.join(sys.argv[1], "unfinished", split, name))
+                    if split == "train":
+                        Image.new("RGB", (40, 40), colour).save(os.path.join(sys.argv[1], "unfinished", split, name, "0.png"))
+            """, DataDirectory);
     }
 
     /// <summary>The service on a real Kestrel at a free 127.0.0.1 port, serving <paramref name="modelRoot"/> on the CPU with these settings.</summary>

@@ -489,7 +489,7 @@ function scorecardSummary(scorecard) {
 const KEY_STORAGE = "protopnet.adminApiKey";
 const SVG = "http://www.w3.org/2000/svg";
 // job: the job shown; stream: the AbortController of its progress stream; offering: the version whose link is awaited.
-const training = { options: null, job: null, stream: null, offering: null };
+const training = { options: null, dataFolders: null, job: null, stream: null, offering: null };
 
 const adminKey = () => sessionStorage.getItem(KEY_STORAGE);
 
@@ -520,19 +520,18 @@ function showTrainingForms() {
 async function openTraining() {
   showTrainingForms();
   if (!adminKey()) return;
-  if (training.options) {
-    await listJobs();
-    return;
-  }
   try {
-    training.options = await (await adminFetch("/training/options")).json();
-    // A recipe whose data set needs a folder (cub200) cannot be sent from here: the form names no data.
-    const needsFolder = new Set(training.options.folderDatasets || []);
-    $("training-preset").replaceChildren(...training.options.presets.filter((p) => !needsFolder.has(p.dataset)).map((p) =>
-      el("option", { value: p.name, text: `${p.name} (${p.dataset}, ${p.epochs} epochs by default)` })));
-    const smoke = training.options.presets.find((p) => p.name === "smoke");
-    if (smoke) $("training-preset").value = smoke.name;
-    presetChosen();
+    if (!training.options) {
+      training.options = await (await adminFetch("/training/options")).json();
+      $("training-preset").replaceChildren(...training.options.presets.map((p) =>
+        el("option", { value: p.name, text: `${p.name} (${p.dataset}, ${p.epochs} epochs by default)` })));
+      const smoke = training.options.presets.find((p) => p.name === "smoke");
+      if (smoke) $("training-preset").value = smoke.name;
+      presetChosen();
+    }
+    // Looked at each time the tab opens: folders put under the data root meanwhile are offered.
+    training.dataFolders = await (await adminFetch("/training/data")).json();
+    offerData();
     await listJobs();
   } catch (problem) {
     // A service without a jobs folder takes no jobs: no form to fill in for nothing.
@@ -541,10 +540,47 @@ async function openTraining() {
   }
 }
 
-/** The epochs field follows the chosen preset's default (the user may change it after). */
+const chosenPreset = () => training.options && training.options.presets.find((p) => p.name === $("training-preset").value);
+
+/** The epochs field follows the chosen preset's default (the user may change it after); the data choices follow its data set. */
 function presetChosen() {
-  const preset = training.options && training.options.presets.find((p) => p.name === $("training-preset").value);
+  const preset = chosenPreset();
   if (preset) $("training-epochs").value = String(preset.epochs);
+  offerData();
+}
+
+const DATASET_WORDS = { imagefolder: "image folder", cub200: "CUB-200-2011 folder" };
+
+/** The data choices: the preset's own data set (unless it reads a folder it has no default for), then every folder under
+ * the service's data root (GET /training/data); one the trainer would refuse is shown with why, and cannot be chosen. */
+function offerData() {
+  const preset = chosenPreset();
+  if (!preset) return;
+  const select = $("training-data");
+  const before = select.value;
+  const options = [];
+  const generated = (training.options.generatedDatasets || []).includes(preset.dataset);
+  if (!(training.options.folderDatasets || []).includes(preset.dataset)) {
+    options.push(el("option", { value: "own", text: generated ? `${preset.dataset}, drawn by the trainer` : `${preset.dataset}, the recipe's own` }));
+  }
+  const listing = training.dataFolders || { configured: false, folders: [] };
+  listing.folders.forEach((folder, index) => {
+    const counts = `${DATASET_WORDS[folder.dataset] || folder.dataset}, ${folder.classes} classes, ${folder.trainImages} training and ${folder.testImages} test images`;
+    options.push(el("option", folder.problem
+      ? { value: `folder:${index}`, disabled: "", text: `${folder.data} (${counts}): cannot be trained on: ${folder.problem}` }
+      : { value: `folder:${index}`, text: `${folder.data} (${counts})` }));
+  });
+  if (!options.some((option) => !option.disabled)) {
+    options.unshift(el("option", { value: "", disabled: "", text: "no data to train this recipe on" }));
+  }
+  select.replaceChildren(...options);
+  const kept = options.find((option) => option.value === before && !option.disabled) || options.find((option) => !option.disabled) || options[0];
+  select.value = kept.value;
+  $("training-data-hint").textContent = !listing.configured
+    ? "The service has no data folder (Training:DataRoot), so only a recipe's own data can be used."
+    : listing.folders.length === 0
+      ? "No image folder (train/ and test/, a folder per class) was found in the service's data folder (Training:DataRoot)."
+      : `Folders found in the service's data folder (Training:DataRoot)${listing.truncated ? "; it holds more than was searched" : ""}.`;
 }
 
 async function submitTraining(event) {
@@ -559,6 +595,12 @@ async function submitTraining(event) {
     preset: $("training-preset").value,
     options: { epochs: parseInt($("training-epochs").value, 10) },
   };
+  const data = $("training-data").value;
+  if (data.startsWith("folder:")) {
+    const folder = training.dataFolders.folders[Number(data.slice("folder:".length))];
+    body.dataset = folder.dataset;
+    body.data = folder.data;
+  }
   submit.disabled = true;   // one job per click: a double click would queue two
   try {
     const response = await adminFetch("/training/jobs", {
@@ -893,6 +935,7 @@ function wire() {
   $("training-forget").addEventListener("click", () => {
     sessionStorage.removeItem(KEY_STORAGE);
     training.options = null;
+    training.dataFolders = null;
     stopFollowing();   // nothing more is asked with the forgotten key
     training.job = null;
     $("training-job").hidden = true;
