@@ -138,8 +138,10 @@ public sealed class TrainingTabTests(WebFixture fixture)
         Assert.True(await unfinished.IsDisabledAsync());
         Assert.Contains("Training:DataRoot", await page.TextContentAsync("#training-data-hint"));
 
-        // A recipe whose data set has no folder of its own offers only the folders, the first it can train on chosen.
+        // A recipe whose data set has no folder of its own offers only the folders, the first it can train on chosen; the
+        // line under the recipe says what it is for, as the trainer describes it.
         await page.SelectOptionAsync("#training-preset", "cub200-resnet18");
+        Assert.StartsWith("The paper's recipe for photos: ResNet-18 from ImageNet weights", await page.TextContentAsync("#training-preset-summary"));
         Assert.DoesNotContain(await data.AllTextContentsAsync(), text => text.Contains("the recipe's own", StringComparison.Ordinal) || text.Contains("drawn", StringComparison.Ordinal));
         Assert.Equal(await photos.GetAttributeAsync("value"), await page.InputValueAsync("#training-data"));
 

@@ -3,8 +3,8 @@ using System.Text.Json;
 
 namespace ProtoPNet.Service.Training;
 
-/// <summary>A preset of the trainer: a named recipe, the data set it reads and its epochs.</summary>
-public sealed record TrainerPreset(string Name, string Dataset, int Epochs);
+/// <summary>A preset of the trainer: a named recipe, the data set it reads, its epochs and what it is for (a line for people).</summary>
+public sealed record TrainerPreset(string Name, string Dataset, int Epochs, string Summary);
 
 /// <summary>
 /// One option a job may set: its camelCase <c>name</c>, the trainer's long <c>option</c>, its <c>type</c> (integer, number,

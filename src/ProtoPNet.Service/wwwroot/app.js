@@ -542,10 +542,14 @@ async function openTraining() {
 
 const chosenPreset = () => training.options && training.options.presets.find((p) => p.name === $("training-preset").value);
 
-/** The epochs field follows the chosen preset's default (the user may change it after); the data choices follow its data set. */
+/** The epochs field follows the chosen preset's default (the user may change it after), its summary is shown, and the data
+ * choices follow its data set. */
 function presetChosen() {
   const preset = chosenPreset();
-  if (preset) $("training-epochs").value = String(preset.epochs);
+  if (preset) {
+    $("training-epochs").value = String(preset.epochs);
+    $("training-preset-summary").textContent = preset.summary || "";
+  }
   offerData();
 }
 

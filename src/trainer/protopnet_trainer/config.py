@@ -271,6 +271,22 @@ PRESETS: Dict[str, Dict[str, Any]] = {
 }
 
 
+# What each preset is for, in a line a person choosing one reads (options --json; the web page's Training tab).
+PRESET_SUMMARIES: Dict[str, str] = {
+    "smoke": "A tiny colour model on synthetic shapes (32x32, a small CNN): well under a minute on 2 CPU cores, to try "
+             "the pipeline.",
+    "synthetic-parts": "Synthetic images whose classes are made of parts (64x64, a small CNN, one prototype per class): "
+                       "the interpretability scorecard's data; about a minute.",
+    "fashion-mnist": "The default model's recipe: grey 28x28 clothing (Fashion-MNIST), a small CNN trained from scratch; "
+                     "about 1.5 hours on 2 CPU cores with its baseline.",
+    "cub200-resnet18": "The paper's recipe for photos: ResNet-18 from ImageNet weights at 224x224, 10 prototypes per "
+                       "class, 30 augmented passes over the training images per epoch; work for a GPU (hours on a CPU "
+                       "even for a few hundred photos).",
+    "cub200-resnet34": "The paper's recipe with ResNet-34 from torchvision's ImageNet weights, which must already be in "
+                       "the trainer's torch cache (it never downloads); work for a GPU.",
+}
+
+
 def preset_config(name: Optional[str]) -> TrainConfig:
     if name is None:
         return TrainConfig()

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .config import (ADD_ONS, AUGMENTATIONS, CONTRAST_MODES, GENERATED_DATASETS, INTERPOLATIONS, JOINT_OPTIMIZERS, PRESETS,
-                     SIMILARITIES, TrainConfig)
+from .config import (ADD_ONS, AUGMENTATIONS, CONTRAST_MODES, GENERATED_DATASETS, INTERPOLATIONS, JOINT_OPTIMIZERS,
+                     PRESET_SUMMARIES, PRESETS, SIMILARITIES, TrainConfig)
 from .errors import TrainerError
 from .image_files import IMAGE_EXTENSIONS
 
@@ -217,7 +217,8 @@ class JobOptions:
     def document(self) -> Dict[str, Any]:
         """The JSON the service reads (src/ProtoPNet.Service/Training/trainer-options.json)."""
         presets = [{"name": name, "dataset": values.get("dataset", TrainConfig.dataset),
-                    "epochs": values.get("epochs", TrainConfig.epochs)} for name, values in sorted(PRESETS.items())]
+                    "epochs": values.get("epochs", TrainConfig.epochs), "summary": PRESET_SUMMARIES[name]}
+                   for name, values in sorted(PRESETS.items())]
         return {"format": FORMAT, "presets": presets, "datasets": list(DATASETS),
                 "generatedDatasets": list(GENERATED_DATASETS), "folderDatasets": list(FOLDER_DATASETS),
                 "imageExtensions": list(IMAGE_EXTENSIONS),
