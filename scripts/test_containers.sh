@@ -37,7 +37,7 @@ cleanup() {
   set +e
   for name in "${containers[@]}"; do podman rm -f -t 5 "$name" >/dev/null 2>&1; done
   [ -n "$kube_file" ] && podman kube down "$kube_file" >/dev/null 2>&1
-  podman volume rm -f protopnet-models protopnet-jobs protopnet-runs >/dev/null 2>&1
+  podman volume rm -f protopnet-models protopnet-jobs protopnet-runs protopnet-datasets >/dev/null 2>&1
   [ -f "$run_dir/compose.loopback.yml" ] && (cd "$root_dir" && stop_compose >/dev/null 2>&1)
   rm -rf "$run_dir"
   # Earlier builds' images, now untagged (the layers the current images use stay, as the build cache).
@@ -445,7 +445,7 @@ print("\n---\n".join(keep))' >"$dir/service.yaml"
   # A claim becomes a podman volume of its name; an empty one is filled from the image's /models (the default model).
   # A pod left by an earlier run that failed half-way (podman names a Deployment's pod <name>-pod-0) would be in the way.
   podman pod rm -f protopnet-service-pod-0 >/dev/null 2>&1 || true
-  podman volume rm -f protopnet-models protopnet-jobs protopnet-runs >/dev/null 2>&1 || true
+  podman volume rm -f protopnet-models protopnet-jobs protopnet-runs protopnet-datasets >/dev/null 2>&1 || true
   podman kube play "$kube_file"
   wait_ready "$port" 120
   classify "$port" "$test_png" Trouser
