@@ -265,3 +265,22 @@ def test_the_group_keeps_its_collectives_tensors_until_it_is_destroyed():
         assert len(group._held) == 16     # only the last collectives': bounded, whatever the run's length
     finally:
         dist.destroy_process_group()
+
+
+def test_a_two_process_run_on_an_image_folder_shares_the_image_check_and_leaves_out_the_same_files(tmp_path):
+    from test_image_check import image_folder, truncate
+    data = image_folder(tmp_path / "data", per_class=(6, 2))
+    truncate(data / "train" / "dog" / "5.png")
+    models = tmp_path / "models"
+    output = _finish(_torchrun(tmp_path, [
+        "train", "--preset", "smoke", "--dataset", "imagefolder", "--data", str(data), "--skip-unreadable-images",
+        "--epochs", "2", "--push-start", "1", "--push-every", "1", "--last-layer-iterations", "1", "--no-baseline",
+        "--batch-size", "4", "--device", "cpu", "--no-progress", "--models", str(models), "--name", "photos",
+        "--run-dir", str(tmp_path / "run")]))
+    # Rank 0 says it once; both ranks left the file out (a rank that had not would train on another data set, and its
+    # sampler's shard or the reduced metrics would not match).
+    assert output.count("warning: leaving out 1 of 16 image files that cannot be read (train/dog/5.png: ") == 1
+    [version] = _versions(str(models), "photos")
+    with open(os.path.join(models, "photos", version, "model.json"), encoding="utf-8") as f:
+        training = json.load(f)["training"]
+    assert training["trainSize"] == 11 and training["testSize"] == 4

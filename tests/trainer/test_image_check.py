@@ -175,3 +175,62 @@ def test_tiff_orientation_is_applied_once(tmp_path, compression):
     # orientation as it loads; applying it again turned the picture upside down).
     assert upright.shape == (30, 20, 3)
     assert upright[:4, -4:].min() == 255 and upright[-4:, :4].max() == 0
+
+
+class ThreadRanks:
+    """Two ranks of a distributed run as two threads of this process: gather_objects meets the other rank's call."""
+
+    def __init__(self, world_size):
+        import threading
+        self.barrier = threading.Barrier(world_size)
+        self.shared = [None] * world_size
+
+    def rank(self, rank):
+        ranks = self
+
+        class Rank:
+            world_size = len(ranks.shared)
+
+            def __init__(self):
+                self.rank = rank
+
+            def gather_objects(self, value):
+                ranks.shared[rank] = value
+                ranks.barrier.wait()
+                gathered = list(ranks.shared)
+                ranks.barrier.wait()   # every rank has read before the next gather writes
+                return gathered
+
+        return Rank()
+
+
+def test_a_distributed_run_checks_each_file_on_one_rank_and_every_rank_learns_all_that_was_found(tmp_path):
+    import threading
+    root = image_folder(tmp_path, per_class=(5, 3))
+    truncate(root / "train" / "cat" / "1.png")
+    truncate(root / "train" / "dog" / "4.png")
+    (root / "test" / "cat" / "2.png").write_bytes(b"")
+    ranks = ThreadRanks(2)
+    results, checked = [None, None], [[], []]
+
+    def run(rank):
+        said = []
+        source = load_data_source(config(root, skip_unreadable_images=True), log=said.append, group=ranks.rank(rank),
+                                  on_checked=lambda done, total: checked[rank].append((done, total)))
+        results[rank] = (source.train.ids, source.test.ids, source.left_out, [line for line in said if "leaving out" in line])
+
+    threads = [threading.Thread(target=run, args=(rank,)) for rank in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # Both ranks train on the same images, without the three bad ones, and say so alike.
+    assert results[0] == results[1]
+    train_ids, test_ids, left_out, warning = results[0]
+    assert left_out == 3 and len(train_ids) == 8 and len(test_ids) == 5
+    assert "cat/1.png" not in train_ids and "dog/4.png" not in train_ids and "cat/2.png" not in test_ids
+    assert warning[0].startswith("warning: leaving out 3 of 16 image files that cannot be read (train/cat/1.png: ")
+    assert warning[0].index("train/cat/1.png") < warning[0].index("train/dog/4.png") < warning[0].index("test/cat/2.png")
+    # Each rank decoded its half of the 16 files (8 each), its progress counted as the whole, up to all 16.
+    assert [len(calls) for calls in checked] == [8, 8]
+    assert all(calls[-1] == (16, 16) for calls in checked)

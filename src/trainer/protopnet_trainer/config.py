@@ -15,6 +15,9 @@ ADD_ONS = ("regular", "bottleneck")
 SIMILARITIES = ("log", "linear")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")   # PIL's names, as model.json's input.interpolation
 GENERATED_DATASETS = ("synthetic", "synthetic-parts")   # drawn by the trainer from its seed: no --data folder
+# The files an image folder's class folder is read for (any case); the service counts a data folder's images by the
+# same names (GET /training/data, from `options --json`).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 JOINT_OPTIMIZERS = ("adam-step", "adamw-onecycle")
 
 

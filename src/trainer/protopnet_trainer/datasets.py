@@ -8,20 +8,22 @@ import gzip
 import os
 import struct
 import unicodedata
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from .config import TrainConfig
+from .config import IMAGE_EXTENSIONS, TrainConfig
 from .console import say
 from .data import ArrayImages, DataSource, FileImages, Split, classes_without_images, name_list, some_of
 from .errors import TrainerError
 from .image_check import EVERY_SPLIT, OnChecked, check_image_files
-from .image_files import IMAGE_EXTENSIONS
 from .synthetic import load_synthetic
 from .synthetic_parts import load_synthetic_parts
 from .trunks import IMAGENET_MEAN, IMAGENET_STD
+
+if TYPE_CHECKING:
+    from .distributed import Group
 
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -251,9 +253,11 @@ DATASETS = tuple(READERS)
 
 
 def load_data_source(cfg: TrainConfig, progress: bool = False, log: Callable[[str], None] = say,
-                     read: Sequence[str] = EVERY_SPLIT, on_checked: Optional[OnChecked] = None) -> DataSource:
+                     read: Sequence[str] = EVERY_SPLIT, on_checked: Optional[OnChecked] = None,
+                     group: Optional["Group"] = None) -> DataSource:
     """The data set `cfg.dataset` names, cut to the run's limits, with its calibration hold-out taken, checked (the
-    image files of the parts the command `read`s decoded once, `on_checked` told how far: image_check.py)."""
+    image files of the parts the command `read`s decoded once, `on_checked` told how far, shared out among the ranks
+    of a distributed run's `group`: image_check.py)."""
     if cfg.dataset not in READERS:
         raise TrainerError(f"unknown dataset '{cfg.dataset}' (choose from {', '.join(DATASETS)})")
     source = READERS[cfg.dataset](cfg)
@@ -267,7 +271,8 @@ def load_data_source(cfg: TrainConfig, progress: bool = False, log: Callable[[st
                                f"(the training split has {len(source.train)}): hold out fewer, or 0 for a bundle "
                                f"without an unfamiliarity calibration")
         source.train, source.holdout = source.train.hold_out(cfg.calibration_holdout)
-    source = check_image_files(source, cfg.skip_unreadable_images, cfg.data, progress, log, read, cfg.threads, on_checked)
+    source = check_image_files(source, cfg.skip_unreadable_images, cfg.data, progress, log, read, cfg.threads, on_checked,
+                               group)
     if source.holdout is not None and len(source.holdout) == 0:
         raise TrainerError(f"--calibration-holdout {cfg.calibration_holdout}: none of the held-out images can be read; "
                            f"hold out more, or 0 for a bundle without an unfamiliarity calibration")

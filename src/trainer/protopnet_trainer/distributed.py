@@ -15,7 +15,7 @@ import datetime as dt
 import os
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Deque, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Deque, Dict, Iterator, List, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -70,6 +70,12 @@ class Group:
 
     def sum_numbers(self, values: Sequence[float]) -> List[float]:
         return self.sum(torch.tensor(list(values), dtype=torch.float64)).cpu().tolist()
+
+    def gather_objects(self, value: Any) -> List[Any]:
+        """Every rank's picklable `value`, in rank order, on every rank."""
+        values: List[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
 
     def gather(self, values: torch.Tensor) -> torch.Tensor:
         """[world_size, *values.shape]: every rank's tensor, in rank order (same shape on every rank)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Deque, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 from PIL import Image
 from tqdm import tqdm
@@ -17,6 +17,9 @@ from .data import DataSource, FileImages, PickedImages, ShiftedImages, Split, so
 from .errors import TrainerError
 from .image_files import UnreadableImageError
 from .runtime import usable_cpus
+
+if TYPE_CHECKING:   # distributed.py imports torch.distributed; a check without a group needs none of it
+    from .distributed import Group
 
 # The parts of a data source a command reads: train reads them all, evaluate one split, the scorecard the test split.
 EVERY_SPLIT = ("train", "holdout", "test")
@@ -76,57 +79,87 @@ def in_order(pool: ThreadPoolExecutor, work: Callable[[int], T], count: int, ahe
         yield pending.popleft().result()
 
 
-def unreadable_images(split: Split, progress: bool, threads: int, on_checked: OnChecked
-                      ) -> Tuple[List[Tuple[int, UnreadableImageError]], List[Tuple[str, str]]]:
-    """(index, error) of each image of `split` that does not decode, in the split's order, and (path, form) of each
-    that decodes but in a form the service refuses. Decoded in `threads` threads (Pillow decodes without the
+# What the check of one split found: (index, error) of each image that does not decode, and (index, path, form) of
+# each that decodes in a form the service refuses, both in the split's order.
+Found = Tuple[List[Tuple[int, UnreadableImageError]], List[Tuple[int, str, str]]]
+
+
+def unreadable_images(split: Split, progress: bool, threads: int, on_checked: OnChecked, rank: int = 0,
+                      ranks: int = 1) -> Found:
+    """What the images of `split` that fall to `rank` of `ranks` (every `ranks`-th, from the `rank`-th) hold: those that
+    do not decode and those in a form the service refuses. Decoded in `threads` threads (Pillow decodes without the
     interpreter lock) and thrown away: only whether each one decodes is kept. What `on_checked` raises stops the
     check after the images being decoded (a cancelled job does not wait for the rest)."""
-    def attempt(index: int) -> Tuple[Optional[UnreadableImageError], Optional[Tuple[str, str]]]:
+    indices = range(rank, len(split), ranks)
+
+    def attempt(position: int) -> Tuple[Optional[UnreadableImageError], Optional[Tuple[int, str, str]]]:
+        index = indices[position]
         try:
             split.load(index)
         except UnreadableImageError as error:
             return error, None
         path = path_of(split, index)
         form = form_the_service_refuses(path)
-        return None, (path, form) if form else None
+        return None, (index, path, form) if form else None
 
     outcomes = []
     pool = ThreadPoolExecutor(max_workers=threads)
     try:
-        for outcome in tqdm(in_order(pool, attempt, len(split), ahead=AHEAD_PER_THREAD * threads), total=len(split),
-                            desc=f"checking {split.name} images", leave=False, disable=not progress):
+        for outcome in tqdm(in_order(pool, attempt, len(indices), ahead=AHEAD_PER_THREAD * threads),
+                            total=len(indices), desc=f"checking {split.name} images", leave=False, disable=not progress):
             outcomes.append(outcome)
-            on_checked(len(outcomes), len(split))
+            on_checked(len(outcomes), len(indices))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    unreadable = [(index, error) for index, (error, _) in enumerate(outcomes) if error is not None]
+    unreadable = [(indices[position], error) for position, (error, _) in enumerate(outcomes) if error is not None]
     refused = [refusal for _, refusal in outcomes if refusal is not None]
     return unreadable, refused
 
 
+def found_by_every_rank(found: Dict[str, Found], group: "Group") -> Dict[str, Found]:
+    """The findings of every rank's share of each split, merged in the split's order (on every rank). An error goes
+    as its parts: what a rank raised is made again here."""
+    def portable(unreadable: List[Tuple[int, UnreadableImageError]]) -> List[Tuple[int, str, str, str]]:
+        return [(index, str(error), str(error.path), error.reason) for index, error in unreadable]
+
+    shares = group.gather_objects({name: (portable(unreadable), refused) for name, (unreadable, refused) in found.items()})
+    merged: Dict[str, Found] = {}
+    for name in found:
+        unreadable = sorted((entry for share in shares for entry in share[name][0]), key=lambda entry: entry[0])
+        refused = sorted((entry for share in shares for entry in share[name][1]), key=lambda entry: entry[0])
+        merged[name] = ([(index, UnreadableImageError(message, path, reason)) for index, message, path, reason in unreadable],
+                        refused)
+    return merged
+
+
 def check_image_files(source: DataSource, skip: bool, root: Optional[str], progress: bool,
                       log: Callable[[str], None], parts: Sequence[str] = EVERY_SPLIT, threads: int = 0,
-                      on_checked: Optional[OnChecked] = None) -> DataSource:
+                      on_checked: Optional[OnChecked] = None, group: Optional["Group"] = None) -> DataSource:
     """`source` when every image file of its `parts` (of EVERY_SPLIT) decodes. Otherwise a TrainerError naming the
     files that do not, or, with `skip`, the source without them (a warning names them; `source.left_out` counts
-    them). Paths are said relative to `root` (the --data folder). `threads`: 0 for one per usable CPU."""
+    them). Paths are said relative to `root` (the --data folder). `threads`: 0 for one per usable CPU. In a
+    distributed run (`group`) each rank decodes its share of the files and all of them learn what every rank found:
+    one check shared out, not one whole check per rank."""
     by_part = {"train": source.train, "holdout": source.holdout, "test": source.test}
     splits = [by_part[part] for part in parts if by_part[part] is not None and is_read_from_files(by_part[part])]
     threads = threads or usable_cpus()
     checked = sum(len(split) for split in splits)
+    rank, ranks = (group.rank, group.world_size) if group is not None else (0, 1)
     before = 0
 
     def counted(done: int, _: int) -> None:
+        # This rank's share, counted as the whole: the ranks go at about one pace.
         if on_checked is not None:
-            on_checked(before + done, checked)
+            on_checked(min(checked, before + done * ranks), checked)
 
-    found = {}
+    found: Dict[str, Found] = {}
     for split in splits:
-        found[split.name] = unreadable_images(split, progress, threads, counted)
+        found[split.name] = unreadable_images(split, progress, threads, counted, rank, ranks)
         before += len(split)
+    if group is not None:
+        found = found_by_every_rank(found, group)
     failures = {name: unreadable for name, (unreadable, _) in found.items()}
-    refused = [entry for _, forms in found.values() for entry in forms]
+    refused = [(path, form) for _, forms in found.values() for _, path, form in forms]
     bad = [error for errors in failures.values() for _, error in errors]
 
     def where(path: object) -> str:

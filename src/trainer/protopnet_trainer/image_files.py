@@ -12,10 +12,6 @@ from PIL import Image, ImageOps, JpegImagePlugin
 
 from .errors import TrainerError
 
-# The files an image folder's class folder is read for (any case); the service lists data folders by the same names
-# (GET /training/data, from the trainer's `options --json`).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
 
 class UnreadableImageError(TrainerError):
     """An image file that does not decode: `path` and why (Pillow's words), for a list of all of them (image_check.py).

@@ -15,10 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .config import (ADD_ONS, AUGMENTATIONS, CONTRAST_MODES, GENERATED_DATASETS, INTERPOLATIONS, JOINT_OPTIMIZERS,
-                     PRESET_SUMMARIES, PRESETS, SIMILARITIES, TrainConfig)
+from .config import (ADD_ONS, AUGMENTATIONS, CONTRAST_MODES, GENERATED_DATASETS, IMAGE_EXTENSIONS, INTERPOLATIONS,
+                     JOINT_OPTIMIZERS, PRESET_SUMMARIES, PRESETS, SIMILARITIES, TrainConfig)
 from .errors import TrainerError
-from .image_files import IMAGE_EXTENSIONS
 
 FORMAT = "protopnet-trainer-options/1"
 DATASETS = ("fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts")   # datasets.DATASETS (datasets.py imports torch; a test keeps them equal)

@@ -90,7 +90,7 @@ class Trainer:
         self.device = group.device if group is not None else select_device(cfg.device)
         use_threads(cfg.threads)
         seed_everything(cfg.seed)
-        self.source = source or load_data_source(cfg, progress, log, on_checked=self.images_checked)
+        self.source = source or load_data_source(cfg, progress, log, on_checked=self.images_checked, group=group)
         untested = self.source.test.classes_without_images()
         if untested:
             log(f"warning: {len(untested)} of {len(self.source.classes)} classes have no test images "
