@@ -149,6 +149,7 @@ public sealed class TrainingTabTests(WebFixture fixture)
         await page.SelectOptionAsync("#training-data", (await photos.GetAttributeAsync("value"))!);
         await page.FillAsync("#training-name", "web-photos");
         await page.FillAsync("#training-epochs", "1");
+        await page.Locator("#training-form").ScreenshotAsync(new LocatorScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "training-data.png") });
         await page.ClickAsync("#training-submit");
         await page.Locator("#training-done").WaitForAsync(new LocatorWaitForOptions { Timeout = 150_000 });
         Assert.StartsWith("Trained and published as version", await page.TextContentAsync("#training-status"));
