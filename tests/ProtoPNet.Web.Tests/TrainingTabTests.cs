@@ -147,6 +147,23 @@ public sealed class TrainingTabTests(WebFixture fixture)
 
         await page.SelectOptionAsync("#training-preset", "smoke");
         await page.SelectOptionAsync("#training-data", (await photos.GetAttributeAsync("value"))!);
+        // A folder put into the data root meanwhile, listed before it once the tab is opened again: the choice stays.
+        var added = Path.Combine(fixture.DataDirectory, "added");
+        foreach (var split in new[] { "train", "test" })
+        {
+            foreach (var name in new[] { "x", "y" }) Directory.CreateDirectory(Path.Combine(added, split, name));
+        }
+        try
+        {
+            await page.ClickAsync("#tab-classify");
+            await page.ClickAsync("#tab-training");
+            await page.Locator("#training-data option", new PageLocatorOptions { HasText = "added" }).WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Attached });
+            Assert.Equal(await photos.GetAttributeAsync("value"), await page.InputValueAsync("#training-data"));
+        }
+        finally
+        {
+            Directory.Delete(added, recursive: true);
+        }
         await page.FillAsync("#training-name", "web-photos");
         await page.FillAsync("#training-epochs", "1");
         await page.Locator("#training-form").ScreenshotAsync(new LocatorScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "training-data.png") });
@@ -263,8 +280,10 @@ public sealed class TrainingTabTests(WebFixture fixture)
         {
             File.WriteAllText(Path.Combine(folder, "job.json"),
                 """{"format": "protopnet-training-job/1", "id": "photos-warned", "name": "photos", "preset": "smoke", "dataset": "imagefolder", "data": "photos", "options": {}, "createdAt": "2026-12-01T08:00:00.000Z"}""");
+            // A heartbeat ahead of the clock: the fixture's real worker takes over a running job whose heartbeat has gone
+            // stale, and with the photos folder in its data root it would train this one.
             void Status(string progress, string warnings) => File.WriteAllText(Path.Combine(folder, "status.json"),
-                $$"""{"id": "photos-warned", "status": "running", "attempt": 1, "progress": {{progress}}, "warnings": {{warnings}}, "heartbeatAt": "{{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ}}"}""");
+                $$"""{"id": "photos-warned", "status": "running", "attempt": 1, "progress": {{progress}}, "warnings": {{warnings}}, "heartbeatAt": "{{DateTime.UtcNow.AddMinutes(10):yyyy-MM-ddTHH:mm:ss.fffZ}}"}""");
             Status("""{"stage": "checking-images", "epoch": 0, "epochs": 4, "fraction": 0, "imagesChecked": 1200, "imagesToCheck": 3000}""", "[]");
             // And a job that failed, as its worker leaves it: the list says why, without following it.
             Directory.CreateDirectory(failed);

@@ -10,7 +10,8 @@ namespace ProtoPNet.Service.Apis;
 
 /// <summary>
 /// /training: training jobs for the workers of the jobs folder (Training:JobsRoot): submit, list, follow (also as
-/// Server-Sent Events), cancel and remove; and what a job may use (the trainer's options, the data folders). Administrative: every endpoint needs Security:AdminApiKey in X-Api-Key.
+/// Server-Sent Events), cancel and remove; and what a job may use (the trainer's options, the data folders).
+/// Administrative: every endpoint needs Security:AdminApiKey in X-Api-Key.
 /// </summary>
 public static class TrainingApi
 {
@@ -121,10 +122,12 @@ public static class TrainingApi
                 {DataFolders.MaxDepth} levels below it: an image folder (`train/` and `test/`, a folder per class; `dataset`
                 `imagefolder`) or a CUB-200-2011 folder (`images.txt`, `classes.txt`; `dataset` `cub200`), each with its
                 classes and images per split as the trainer counts them, and `problem` where the trainer would refuse it.
-                `configured` is false where the service has no data root (jobs then name no data).
+                `configured` is false where the service has no data root (jobs then name no data); a data root that is
+                gone is a 503.
                 """)
             .Produces<DataFolderList>()
             .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .RequireAdminKey();
         return app;
     }

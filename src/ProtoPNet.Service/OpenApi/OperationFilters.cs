@@ -114,6 +114,7 @@ public sealed class ExamplesOperationFilter : IOperationFilter
             404 when training => [ProblemCatalog.TrainingNotConfigured, ProblemCatalog.TrainingJobNotFound],
             409 when operationId == "RemoveTrainingJob" => [ProblemCatalog.TrainingJobNotFinished],
             409 when training => [ProblemCatalog.TrainingJobFinished],
+            503 when operationId == "ListTrainingData" => [ProblemCatalog.DataRootUnavailable],
             503 when training => [ProblemCatalog.TrainingFolderUnavailable],
             403 when training => [ProblemCatalog.AdminDisabled, ProblemCatalog.ApiKeyRejected],
             // A batch answers a bad image in its place, inside a 200; only the request itself is a 400.

@@ -75,6 +75,8 @@ public static class ProblemCatalog
         "Training job 20261130T080000123Z-1a2b3c4d is running: cancel it first (DELETE /training/jobs/20261130T080000123Z-1a2b3c4d), then remove it once it is cancelled.");
     public static readonly ProblemKind TrainingFolderUnavailable = new(Prefix + "training-folder-unavailable", "The jobs folder cannot be written", 503,
         "The jobs folder /jobs cannot be written (Access to the path '/jobs/.staging-20261130T080000123Z-1a2b3c4d' is denied.).");
+    public static readonly ProblemKind DataRootUnavailable = new(Prefix + "data-root-unavailable", "The data root cannot be read", 503,
+        "Training:DataRoot (/data) is not a folder: it does not exist, or is a file; its data sets cannot be listed.");
     public static readonly ProblemKind Unexpected = new(Prefix + "internal-error", "Unexpected server error", 500,
         "An unexpected error happened; the trace id identifies it in the logs.");
 

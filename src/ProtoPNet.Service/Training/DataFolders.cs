@@ -1,3 +1,6 @@
+using System.Text;
+using ProtoPNet.Service.Problems;
+
 namespace ProtoPNet.Service.Training;
 
 /// <summary>
@@ -14,11 +17,13 @@ public sealed record DataFolder(string Data, string Dataset, int Classes, int Tr
 public sealed record DataFolderList(bool Configured, IReadOnlyList<DataFolder> Folders, bool Truncated);
 
 /// <summary>
-/// Finds the folders under Training:DataRoot a job can name as <c>data</c>: an image folder (<c>train/</c> and <c>test/</c>,
-/// each with a folder per class) or a CUB-200-2011 folder (<c>images.txt</c> and <c>classes.txt</c>), in the data root
-/// itself and up to <see cref="MaxDepth"/> levels below it, and counts them as the trainer reads them (its file names,
-/// hidden files and folders passed over). Hidden folders are not searched, a found folder not below itself, and a
-/// symbolic link only where it stays inside the data root, as a job's <c>data</c> must.
+/// Finds the folders under Training:DataRoot a job can name as <c>data</c>: an image folder (<c>train/</c>, and
+/// <c>test/</c>, each with a folder per class) or a CUB-200-2011 folder (<c>images.txt</c> and <c>classes.txt</c>), in the
+/// data root itself and up to <see cref="MaxDepth"/> levels below it, and counts them as the trainer reads them (its file
+/// names, hidden files and folders passed over) with the trainer's checks that need no decoding. Hidden folders are not
+/// searched, nor a found folder below itself, nor a symbolic link that leads outside the data root (a job could not name
+/// it) or to a folder already looked at. Links inside a data set (a class folder kept on another disk) are followed, as
+/// the trainer follows them: whoever fills the data root put them there.
 /// </summary>
 public static class DataFolders
 {
@@ -26,23 +31,40 @@ public static class DataFolders
     public const int MaxDepth = 2;
 
     /// <summary>The most folders looked at: a data root that holds something else entirely is not searched for long.</summary>
-    public const int MaxFoldersLooked = 1000;
+    public const int MaxFoldersLooked = 5000;
+
+    /// <summary>
+    /// The most subfolders of one folder searched: one big folder of something else (an archive of thousands of
+    /// folders) does not use up the search before the data sets beside it are reached.
+    /// </summary>
+    public const int MaxSubfoldersSearched = 500;
 
     /// <summary>What macOS adds to a zip: not a class (the trainer passes it over too).</summary>
     private const string MacZipFolder = "__MACOSX";
 
+    /// <summary>The folders of <paramref name="dataRoot"/> a job can train on; a root that is gone is a 503.</summary>
     public static DataFolderList Find(string? dataRoot, IReadOnlyList<string> imageExtensions)
     {
         if (string.IsNullOrWhiteSpace(dataRoot)) return new DataFolderList(false, [], false);
         var root = DataRoot.RealPath(Path.GetFullPath(dataRoot));
-        if (root is null || !Directory.Exists(root)) return new DataFolderList(true, [], false);
+        if (root is null || !Directory.Exists(root))
+        {
+            // An empty answer would say "no data" where the data is there but not mounted (a volume gone, a path renamed).
+            throw new ProblemException(ProblemCatalog.DataRootUnavailable,
+                $"Training:DataRoot ({dataRoot}) is not a folder: it does not exist, or is a file; its data sets cannot be listed.");
+        }
 
         var found = new List<DataFolder>();
+        var looked = new HashSet<string>(StringComparer.Ordinal) { root };
         var pending = new Queue<(string Path, int Depth)>([(root, 0)]);
-        var looked = 0;
+        var truncated = false;
         while (pending.Count > 0)
         {
-            if (++looked > MaxFoldersLooked) return new DataFolderList(true, found, true);
+            if (looked.Count > MaxFoldersLooked)
+            {
+                truncated = true;
+                break;
+            }
             var (folder, depth) = pending.Dequeue();
             var data = folder == root ? "." : Path.GetRelativePath(root, folder).Replace(Path.DirectorySeparatorChar, '/');
             if (Describe(folder, data, imageExtensions) is { } described)
@@ -51,93 +73,151 @@ public static class DataFolders
                 continue;
             }
             if (depth == MaxDepth) continue;
-            foreach (var child in ReadableSubfoldersOf(folder))
+            var subfolders = ReadableSubfoldersOf(folder);
+            truncated |= subfolders.Length > MaxSubfoldersSearched;
+            foreach (var child in subfolders.Take(MaxSubfoldersSearched))
             {
-                // Where a link leads is where a job would read: only inside the data root.
+                // Where a link leads is where a job would read: only inside the data root, and each folder once.
                 var real = DataRoot.RealPath(child);
-                if (real is not null && DataRoot.IsInside(root, real)) pending.Enqueue((child, depth + 1));
+                if (real is not null && DataRoot.IsInside(root, real) && looked.Add(real)) pending.Enqueue((child, depth + 1));
             }
         }
-        return new DataFolderList(true, found, false);
+        return new DataFolderList(true, found, truncated);
     }
 
     private static DataFolder? Describe(string folder, string data, IReadOnlyList<string> imageExtensions)
     {
+        var isCub = File.Exists(Path.Combine(folder, "images.txt")) && File.Exists(Path.Combine(folder, "classes.txt"));
         try
         {
-            if (Directory.Exists(Path.Combine(folder, "train")) && Directory.Exists(Path.Combine(folder, "test")))
-            {
-                return DescribeImageFolder(folder, data, imageExtensions);
-            }
-            if (File.Exists(Path.Combine(folder, "images.txt")) && File.Exists(Path.Combine(folder, "classes.txt")))
-            {
-                return DescribeCub200(folder, data);
-            }
-            return null;
+            if (Directory.Exists(Path.Combine(folder, "train"))) return DescribeImageFolder(folder, data, imageExtensions);
+            return isCub ? DescribeCub200(folder, data) : null;
         }
         catch (Exception error) when (error is IOException or UnauthorizedAccessException)
         {
             // A worker may read what this service cannot (another user, another mount): named, not hidden.
-            return new DataFolder(data, File.Exists(Path.Combine(folder, "images.txt")) ? "cub200" : "imagefolder", 0, 0, 0,
-                $"the service cannot read it ({error.Message})");
+            return new DataFolder(data, isCub ? "cub200" : "imagefolder", 0, 0, 0, $"the service cannot read it ({error.Message})");
         }
     }
 
     private static DataFolder DescribeImageFolder(string folder, string data, IReadOnlyList<string> imageExtensions)
     {
-        var train = ClassImages(Path.Combine(folder, "train"), imageExtensions);
-        var test = ClassImages(Path.Combine(folder, "test"), imageExtensions);
-        return new DataFolder(data, "imagefolder", train.Count, train.Values.Sum(), test.Values.Sum(), ImageFolderProblem(train, test));
+        var train = Split(Path.Combine(folder, "train"), imageExtensions);
+        var testFolder = Path.Combine(folder, "test");
+        var test = Directory.Exists(testFolder) ? Split(testFolder, imageExtensions) : null;
+        var problem = SplitProblem("train", train)
+            ?? (test is null ? "test/ is missing (a folder per class, as in train/)" : SplitProblem("test", test));
+        if (problem is null && test is not null)
+        {
+            problem = ClassesDiffer(train, test) ?? (train.Classes.Count < 2 ? "train/ has one class folder; a classifier needs two or more" : null);
+        }
+        return new DataFolder(data, "imagefolder", train.Classes.Count, train.Images, test?.Images ?? 0, problem);
     }
 
-    /// <summary>Why the trainer would refuse the folder (its checks, in its order), or null.</summary>
-    private static string? ImageFolderProblem(SortedDictionary<string, int> train, SortedDictionary<string, int> test)
+    /// <summary>The class folders of a split (by name, with their real paths) and its image files, as the trainer reads them.</summary>
+    private sealed record SplitFolders(SortedDictionary<string, int> Classes, Dictionary<string, string> RealPaths,
+        List<string> Unreadable)
     {
-        if (train.Count == 0) return "train/ has no class folders";
-        if (test.Count == 0) return "test/ has no class folders";
-        if (train.Values.Sum() == 0) return "train/ holds no images";
-        if (test.Values.Sum() == 0) return "test/ holds no images";
-        var empty = train.Where(c => c.Value == 0).Select(c => c.Key).ToArray();
-        if (empty.Length > 0) return $"these classes have no training images: {FirstOf(empty)}";
-        if (!train.Keys.SequenceEqual(test.Keys))
+        public int Images => Classes.Values.Sum();
+    }
+
+    private static SplitFolders Split(string split, IReadOnlyList<string> imageExtensions)
+    {
+        var classes = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        var realPaths = new Dictionary<string, string>(StringComparer.Ordinal);
+        var unreadable = new List<string>();
+        foreach (var classFolder in SubfoldersOf(split).Where(f => Path.GetFileName(f) != MacZipFolder))
         {
-            var onlyTrain = train.Keys.Except(test.Keys).ToArray();
-            var onlyTest = test.Keys.Except(train.Keys).ToArray();
-            return $"the class folders of train/ and test/ differ (only in train/: {FirstOf(onlyTrain)}; only in test/: {FirstOf(onlyTest)}; "
-                + "a class without test images needs an empty folder in test/)";
+            var name = Path.GetFileName(classFolder);
+            realPaths[name] = DataRoot.RealPath(classFolder) ?? classFolder;
+            var images = 0;
+            foreach (var file in new DirectoryInfo(classFolder).EnumerateFiles())
+            {
+                var isImage = imageExtensions.Any(e => file.Name.EndsWith(e, StringComparison.OrdinalIgnoreCase));
+                if (file.Name.StartsWith('.') || !isImage) continue;
+                images++;
+                // What the trainer's image check stops on without decoding anything: an empty file, a link to nothing.
+                var target = file.LinkTarget is null ? file : file.ResolveLinkTarget(returnFinalTarget: true) as FileInfo;
+                if (target is null || !target.Exists || target.Length == 0) unreadable.Add($"{name}/{file.Name}");
+            }
+            classes[name] = images;
         }
-        if (train.Count < 2) return "train/ has one class folder; a classifier needs two or more";
+        return new SplitFolders(classes, realPaths, unreadable);
+    }
+
+    /// <summary>Why the trainer would refuse a split on its own (its checks that need no decoding), or null.</summary>
+    private static string? SplitProblem(string name, SplitFolders split)
+    {
+        if (split.Classes.Count == 0) return $"{name}/ has no class folders";
+        if (DuplicateClasses(split) is { } duplicate) return $"{name}/: {duplicate}";
+        if (split.Images == 0) return $"{name}/ holds no images";
+        var empty = split.Classes.Where(c => c.Value == 0).Select(c => c.Key).ToArray();
+        if (name == "train" && empty.Length > 0) return $"these classes have no training images: {FirstOf(empty)}";
+        if (split.Unreadable.Count > 0)
+        {
+            return $"{split.Unreadable.Count} image files of {name}/ are empty or links to nothing ({FirstOf(split.Unreadable)}): "
+                + "replace or remove them (or train through the API with skipUnreadableImages)";
+        }
         return null;
     }
 
-    /// <summary>The class folders of a split and the image files each holds directly, as the trainer counts them.</summary>
-    private static SortedDictionary<string, int> ClassImages(string split, IReadOnlyList<string> imageExtensions)
+    /// <summary>
+    /// Two class folders that are one class, as the trainer refuses them: one name in two Unicode forms, or one folder
+    /// linked under two names.
+    /// </summary>
+    private static string? DuplicateClasses(SplitFolders split)
     {
-        var classes = new SortedDictionary<string, int>(StringComparer.Ordinal);
-        foreach (var classFolder in SubfoldersOf(split).Where(f => Path.GetFileName(f) != MacZipFolder))
+        var byNormalName = new Dictionary<string, string>(StringComparer.Ordinal);
+        var byRealPath = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var name in split.Classes.Keys)
         {
-            classes[Path.GetFileName(classFolder)] = Directory.EnumerateFiles(classFolder).Select(Path.GetFileName)
-                .Count(name => !name!.StartsWith('.') && imageExtensions.Any(e => name.EndsWith(e, StringComparison.OrdinalIgnoreCase)));
+            var normal = name.Normalize(NormalizationForm.FormC);
+            if (!byNormalName.TryAdd(normal, name))
+            {
+                return $"the class folders '{byNormalName[normal]}' and '{name}' have the same name written in two Unicode forms; "
+                    + "merge them into one folder";
+            }
+            if (!byRealPath.TryAdd(split.RealPaths[name], name))
+            {
+                return $"the class folders '{byRealPath[split.RealPaths[name]]}' and '{name}' are the same folder; a class needs a folder of its own";
+            }
         }
-        return classes;
+        return null;
+    }
+
+    private static string? ClassesDiffer(SplitFolders train, SplitFolders test)
+    {
+        if (train.Classes.Keys.SequenceEqual(test.Classes.Keys)) return null;
+        var onlyTrain = train.Classes.Keys.Except(test.Classes.Keys).ToArray();
+        var onlyTest = test.Classes.Keys.Except(train.Classes.Keys).ToArray();
+        return $"the class folders of train/ and test/ differ (only in train/: {FirstOf(onlyTrain)}; only in test/: {FirstOf(onlyTest)}; "
+            + "a class without test images needs an empty folder in test/)";
     }
 
     private static DataFolder DescribeCub200(string folder, string data)
     {
         var classes = File.ReadLines(Path.Combine(folder, "classes.txt")).Count(line => line.Trim().Length > 0);
+        var missingTables = new[] { "train_test_split.txt", "image_class_labels.txt", "bounding_boxes.txt" }
+            .Where(table => !File.Exists(Path.Combine(folder, table))).ToArray();
+        if (missingTables.Length > 0) return new DataFolder(data, "cub200", classes, 0, 0, $"{string.Join(", ", missingTables)} missing");
         // train_test_split.txt: "<image id> 1" for a training image, "<image id> 0" for a test image.
-        var splitFile = Path.Combine(folder, "train_test_split.txt");
-        if (!File.Exists(splitFile)) return new DataFolder(data, "cub200", classes, 0, 0, "train_test_split.txt is missing");
-        var flags = File.ReadLines(splitFile).Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            .Where(parts => parts.Length >= 2).Select(parts => parts[1]).ToArray();
-        var problem = File.Exists(Path.Combine(folder, "image_class_labels.txt")) && File.Exists(Path.Combine(folder, "bounding_boxes.txt"))
-            ? null
-            : "image_class_labels.txt or bounding_boxes.txt is missing";
-        return new DataFolder(data, "cub200", classes, flags.Count(f => f == "1"), flags.Count(f => f == "0"), problem);
+        var flags = Rows(Path.Combine(folder, "train_test_split.txt")).Where(row => row.Length >= 2).Select(row => row[1]).ToArray();
+        var (trainImages, testImages) = (flags.Count(f => f == "1"), flags.Count(f => f == "0"));
+        var missingImages = Rows(Path.Combine(folder, "images.txt")).Where(row => row.Length >= 2)
+            .Select(row => row[1]).Where(image => !File.Exists(Path.Combine(folder, "images", image))).ToArray();
+        var problem = missingImages.Length > 0
+            ? $"{missingImages.Length} image files named in images.txt are missing from images/ ({FirstOf(missingImages)})"
+            : trainImages == 0 ? "the train split is empty"
+            : testImages == 0 ? "the test split is empty"
+            : null;
+        return new DataFolder(data, "cub200", classes, trainImages, testImages, problem);
     }
 
+    private static IEnumerable<string[]> Rows(string table) =>
+        File.ReadLines(table).Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
     /// <summary>The folders to search in <paramref name="folder"/>: none where the service may not list it.</summary>
-    private static IEnumerable<string> ReadableSubfoldersOf(string folder)
+    private static string[] ReadableSubfoldersOf(string folder)
     {
         try
         {

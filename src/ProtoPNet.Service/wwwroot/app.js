@@ -529,14 +529,25 @@ async function openTraining() {
       if (smoke) $("training-preset").value = smoke.name;
       presetChosen();
     }
-    // Looked at each time the tab opens: folders put under the data root meanwhile are offered.
-    training.dataFolders = await (await adminFetch("/training/data")).json();
+    await listDataFolders();
     offerData();
     await listJobs();
   } catch (problem) {
     // A service without a jobs folder takes no jobs: no form to fill in for nothing.
     if (problem && typeof problem.type === "string" && problem.type.endsWith(":training-not-configured")) $("training-ready").hidden = true;
     showProblem(problem, "Training cannot be opened", "training");
+  }
+}
+
+/** The folders of the service's data root, looked at each time the tab opens (folders put there meanwhile are offered). A
+ * data root the service cannot read is said under the choice, not as an error of the whole tab: the recipes' own data
+ * can still be trained on. */
+async function listDataFolders() {
+  try {
+    training.dataFolders = await (await adminFetch("/training/data")).json();
+  } catch (problem) {
+    if (problem && typeof problem.type === "string" && problem.type.endsWith(":training-not-configured")) throw problem;
+    training.dataFolders = { configured: true, folders: [], truncated: false, unavailable: problem.detail || problem.title };
   }
 }
 
@@ -568,24 +579,34 @@ function offerData() {
     options.push(el("option", { value: "own", text: generated ? `${preset.dataset}, drawn by the trainer` : `${preset.dataset}, the recipe's own` }));
   }
   const listing = training.dataFolders || { configured: false, folders: [] };
-  listing.folders.forEach((folder, index) => {
-    const counts = `${DATASET_WORDS[folder.dataset] || folder.dataset}, ${folder.classes} classes, ${folder.trainImages} training and ${folder.testImages} test images`;
+  // A folder is chosen by its name: the list is looked at again when the tab opens, and positions move.
+  for (const folder of listing.folders) {
+    const counts = `${DATASET_WORDS[folder.dataset] || folder.dataset}, ${counted(folder.classes, "class", "classes")}, `
+      + `${folder.trainImages} training and ${counted(folder.testImages, "test image", "test images")}`;
     options.push(el("option", folder.problem
-      ? { value: `folder:${index}`, disabled: "", text: `${folder.data} (${counts}): cannot be trained on: ${folder.problem}` }
-      : { value: `folder:${index}`, text: `${folder.data} (${counts})` }));
-  });
+      ? { value: `folder:${folder.data}`, disabled: "", text: `${folder.data} (${counts}): cannot be trained on: ${folder.problem}` }
+      : { value: `folder:${folder.data}`, text: `${folder.data} (${counts})` }));
+  }
   if (!options.some((option) => !option.disabled)) {
     options.unshift(el("option", { value: "", disabled: "", text: "no data to train this recipe on" }));
   }
   select.replaceChildren(...options);
   const kept = options.find((option) => option.value === before && !option.disabled) || options.find((option) => !option.disabled) || options[0];
   select.value = kept.value;
-  $("training-data-hint").textContent = !listing.configured
-    ? "The service has no data folder (Training:DataRoot), so only a recipe's own data can be used."
-    : listing.folders.length === 0
-      ? "No image folder (train/ and test/, a folder per class) was found in the service's data folder (Training:DataRoot)."
-      : `Folders found in the service's data folder (Training:DataRoot)${listing.truncated ? "; it holds more than was searched" : ""}.`;
+  // A folder chosen before that is gone (or can no longer be trained on) is not swapped for another without a word.
+  const lost = before.startsWith("folder:") && kept.value !== before ? `${before.slice("folder:".length)}, chosen before, can no longer be used. ` : "";
+  const cut = listing.truncated ? " It holds more folders than were searched: keep data sets at most two levels down." : "";
+  $("training-data-hint").textContent = lost + (listing.unavailable
+    ? `The service's data folder cannot be read: ${listing.unavailable}`
+    : !listing.configured
+      ? "The service has no data folder (Training:DataRoot), so only a recipe's own data can be used."
+      : listing.folders.length === 0
+        ? `No image folder (train/ and test/, a folder per class) was found in the service's data folder (Training:DataRoot).${cut}`
+        : `Folders found in the service's data folder (Training:DataRoot).${cut}`);
 }
+
+/** "1 class", "3 classes". */
+const counted = (count, one, many) => `${count} ${count === 1 ? one : many}`;
 
 async function submitTraining(event) {
   event.preventDefault();
@@ -601,7 +622,7 @@ async function submitTraining(event) {
   };
   const data = $("training-data").value;
   if (data.startsWith("folder:")) {
-    const folder = training.dataFolders.folders[Number(data.slice("folder:".length))];
+    const folder = training.dataFolders.folders.find((f) => f.data === data.slice("folder:".length));
     body.dataset = folder.dataset;
     body.data = folder.data;
   }

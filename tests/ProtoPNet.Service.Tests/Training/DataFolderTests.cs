@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using ProtoPNet.Service.Tests.Infrastructure;
+using ProtoPNet.Service.Training;
 using ProtoPNet.Tests.Shared;
 
 namespace ProtoPNet.Service.Tests.Training;
@@ -43,13 +44,17 @@ public sealed class DataFolderTests : IDisposable
         WriteText("cub/train_test_split.txt", "1 1\n2 0\n3 1\n");
         WriteText("cub/image_class_labels.txt", "1 1\n2 2\n3 3\n");
         WriteText("cub/bounding_boxes.txt", "1 0 0 5 5\n2 0 0 5 5\n3 0 0 5 5\n");
-        // Hidden, or leading outside the data root: not listed. A link inside it is, under its own name.
+        WriteFiles("cub/images/001.Albatross", "1.jpg");
+        WriteFiles("cub/images/002.Auklet", "2.jpg");
+        WriteFiles("cub/images/003.Blackbird", "3.jpg");
+        // Hidden, leading outside the data root, or a folder already listed under another name: not listed.
         WriteFiles(".cache/train/x", "1.jpg");
         WriteFiles(".cache/test/x", "1.jpg");
         WriteFiles("../outside/train/x", "1.jpg");
         WriteFiles("../outside/test/x", "1.jpg");
         Directory.CreateSymbolicLink(Path.Combine(Data, "escape"), Path.Combine(_root.Path, "outside"));
         Directory.CreateSymbolicLink(Path.Combine(Data, "photos-link"), Path.Combine(Data, "photos"));
+        Directory.CreateSymbolicLink(Path.Combine(Data, "self"), Data);
         Directory.CreateDirectory(Path.Combine(Data, "empty"));
     }
 
@@ -89,7 +94,7 @@ public sealed class DataFolderTests : IDisposable
 
         Assert.True(list.GetProperty("configured").GetBoolean());
         Assert.False(list.GetProperty("truncated").GetBoolean());
-        Assert.Equal(["cub", "photos", "photos-link", "trips/birds"],
+        Assert.Equal(["cub", "photos", "trips/birds"],
             list.GetProperty("folders").EnumerateArray().Select(f => f.GetProperty("data").GetString()!).Order(StringComparer.Ordinal));
 
         var photos = Folder(list, "photos");
@@ -133,6 +138,7 @@ public sealed class DataFolderTests : IDisposable
         Assert.Equal("photos", job.GetProperty("data").GetString());
     }
 
+    /// <summary>Each folder the trainer refuses without decoding an image, with the trainer's reason (checked against the trainer's own words).</summary>
     [Fact]
     public async Task A_folder_the_trainer_would_refuse_says_why()
     {
@@ -146,23 +152,100 @@ public sealed class DataFolderTests : IDisposable
         WriteFiles("untested/train/b", "1.jpg");
         WriteFiles("untested/test/a", "notes.txt");
         WriteFiles("untested/test/b");
+        WriteFiles("trainonly/train/a", "1.jpg");
+        WriteFiles("trainonly/train/b", "1.jpg");
+        // One class in two Unicode forms (typed on a Mac and on Linux), and one folder linked under a second class name.
+        foreach (var split in new[] { "train", "test" })
+        {
+            WriteFiles($"unicode/{split}/caf\u00e9", "1.jpg");
+            WriteFiles($"unicode/{split}/cafe\u0301", "1.jpg");
+            WriteFiles($"alias/{split}/a", "1.jpg");
+            Directory.CreateSymbolicLink(Path.Combine(Data, "alias", split, "b"), Path.Combine(Data, "alias", split, "a"));
+            WriteFiles($"hollow/{split}/a", "1.jpg");
+            WriteFiles($"hollow/{split}/b", "1.jpg");
+        }
+        File.WriteAllBytes(Path.Combine(Data, "hollow", "train", "a", "2.jpg"), []);
+        File.CreateSymbolicLink(Path.Combine(Data, "hollow", "train", "b", "3.jpg"), Path.Combine(Data, "nowhere.jpg"));
+        // CUB folders without their test images, or without image files.
+        WriteCub("cubnotest", "1 1\n2 1\n", images: true);
+        WriteCub("cubmissing", "1 1\n2 0\n", images: false);
         await using var service = Service();
         var list = await ListAsync(AdminClient(service));
-        Assert.Equal("train/ has one class folder; a classifier needs two or more", Folder(list, "lonely").GetProperty("problem").GetString());
-        Assert.Equal("these classes have no training images: a", Folder(list, "bare").GetProperty("problem").GetString());
-        Assert.Equal("test/ holds no images", Folder(list, "untested").GetProperty("problem").GetString());
+        string? Problem(string data) => Folder(list, data).GetProperty("problem").GetString();
+        Assert.Equal("train/ has one class folder; a classifier needs two or more", Problem("lonely"));
+        Assert.Equal("these classes have no training images: a", Problem("bare"));
+        Assert.Equal("test/ holds no images", Problem("untested"));
+        Assert.Equal("test/ is missing (a folder per class, as in train/)", Problem("trainonly"));
+        Assert.Contains("have the same name written in two Unicode forms", Problem("unicode"));
+        Assert.Equal("train/: the class folders 'a' and 'b' are the same folder; a class needs a folder of its own", Problem("alias"));
+        Assert.Equal("2 image files of train/ are empty or links to nothing (a/2.jpg, b/3.jpg): replace or remove them "
+            + "(or train through the API with skipUnreadableImages)", Problem("hollow"));
+        Assert.Equal("the test split is empty", Problem("cubnotest"));
+        Assert.Equal("2 image files named in images.txt are missing from images/ (1/1.jpg, 2/2.jpg)", Problem("cubmissing"));
+
+        // The trainer refuses the same folders (its own reader and image check).
+        foreach (var data in new[] { "lonely", "bare", "untested", "trainonly", "unicode", "alias", "hollow", "cubnotest", "cubmissing" })
+        {
+            var dataset = Folder(list, data).GetProperty("dataset").GetString()!;
+            var refused = Pillow.RunPython("""
+                import sys
+                from protopnet_trainer.config import TrainConfig
+                from protopnet_trainer.datasets import load_data_source
+                from protopnet_trainer.errors import TrainerError
+                try:
+                    load_data_source(TrainConfig(dataset=sys.argv[1], data=sys.argv[2], image_size=16), log=lambda line: None)
+                    print("trained")
+                except TrainerError as error:
+                    print("refused:", error)
+                """, dataset, Path.Combine(Data, data));
+            Assert.StartsWith("refused:", refused);
+        }
     }
 
-    [Fact]
-    public async Task The_search_stops_after_its_limit_and_says_so()
+    private void WriteCub(string folder, string split, bool images)
     {
-        for (var i = 0; i < DataFolderLimit; i++) Directory.CreateDirectory(Path.Combine(Data, "many", $"f{i:D4}"));
+        WriteText($"{folder}/classes.txt", "1 one\n2 two\n");
+        WriteText($"{folder}/images.txt", "1 1/1.jpg\n2 2/2.jpg\n");
+        WriteText($"{folder}/train_test_split.txt", split);
+        WriteText($"{folder}/image_class_labels.txt", "1 1\n2 2\n");
+        WriteText($"{folder}/bounding_boxes.txt", "1 0 0 5 5\n2 0 0 5 5\n");
+        if (!images) return;
+        WriteFiles($"{folder}/images/1", "1.jpg");
+        WriteFiles($"{folder}/images/2", "2.jpg");
+    }
+
+    /// <summary>A folder of thousands of others beside the data sets: they are still found, and the answer says the search was cut.</summary>
+    [Fact]
+    public async Task A_big_folder_of_something_else_does_not_hide_the_data_sets_beside_it()
+    {
+        for (var i = 0; i < DataFolders.MaxSubfoldersSearched + 100; i++) Directory.CreateDirectory(Path.Combine(Data, "archive", $"f{i:D4}"));
+        WriteFiles("zz-later/photos/train/a", "1.jpg");
+        WriteFiles("zz-later/photos/train/b", "1.jpg");
+        WriteFiles("zz-later/photos/test/a", "1.jpg");
+        WriteFiles("zz-later/photos/test/b", "1.jpg");
         await using var service = Service();
         var list = await ListAsync(AdminClient(service));
         Assert.True(list.GetProperty("truncated").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, Folder(list, "zz-later/photos").GetProperty("problem").ValueKind);
+        Assert.Equal(JsonValueKind.Null, Folder(list, "photos").GetProperty("problem").ValueKind);
     }
 
-    private const int DataFolderLimit = ProtoPNet.Service.Training.DataFolders.MaxFoldersLooked;
+    [Fact]
+    public async Task A_data_root_that_is_gone_is_a_503_not_an_empty_list()
+    {
+        await using var service = Service();
+        var client = AdminClient(service);
+        Directory.Move(Data, Data + "-moved");
+        try
+        {
+            var problem = await Http.ProblemAsync(await client.GetAsync("/training/data"), HttpStatusCode.ServiceUnavailable, "data-root-unavailable");
+            Assert.Contains("Training:DataRoot", problem.GetProperty("detail").GetString());
+        }
+        finally
+        {
+            Directory.Move(Data + "-moved", Data);
+        }
+    }
 
     [Fact]
     public async Task Without_a_data_root_nothing_is_listed_and_it_says_why()
