@@ -2,6 +2,7 @@
 # image (docker/service.Dockerfile: self-contained publish, non-root user app uid 1654, same health check and entry
 # point) on a CUDA base instead of Debian, keeping ONNX Runtime's CUDA provider.
 # Build from the repository root:  docker build -f docker/service-gpu.Dockerfile -t protopnet-service:gpu .
+#   (podman and buildah: add --build-arg PUBLISHED=build, the default, or they look for an image named after the stage)
 # Run with the NVIDIA container toolkit:  docker run --gpus all -p 8080:8080 protopnet-service:gpu
 # ONNX Runtime 1.31's CUDA provider links against CUDA 13 (libcublasLt.so.13, libcudart.so.13) and loads cuDNN 9: this
 # base image provides both. CUDA 13 needs an NVIDIA driver of 580 or later on the host (the GPU trainer image, CUDA

@@ -2,6 +2,7 @@
 # Debian 12 slim, run as the non-root user app (uid 1654, as in Microsoft's .NET images).
 # Build from the repository root (BuildKit skips the stage that is not used):
 #   docker build -f docker/service.Dockerfile -t protopnet-service .
+#   (podman and buildah: add --build-arg PUBLISHED=build, the default, or they look for an image named after the stage)
 # Run:  docker run -p 8080:8080 protopnet-service
 # The default model in models/ is baked in; mount another model root at /models to serve your own bundles.
 # Publishing on the host instead of in the SDK image (how scripts/test_containers.sh builds it where no registry is

@@ -2,8 +2,13 @@
 # image (docker/trainer.Dockerfile: the trainer in /app/trainer, non-root user app uid 1654, same health check and
 # entry point) on PyTorch's own CUDA image.
 # Build from the repository root:  docker build -f docker/trainer-gpu.Dockerfile -t protopnet-trainer:gpu .
+#   (podman and buildah: add --build-arg WEIGHTS=restore, the default, or they look for an image named after the stage)
 #   docker run --rm --gpus all -v "$PWD/models:/models" -v /data/CUB_200_2011:/data/cub:ro protopnet-trainer:gpu \
 #     train --preset cub200-resnet34 --data /data/cub --models /models --name cub200-resnet34 --device cuda
+
+# Which stage the ImageNet ResNet-18 weights come from (below); declared before the first FROM, as a FROM line may only
+# use such arguments.
+ARG WEIGHTS=restore
 
 # Fashion-MNIST from Debian's package, as the CPU image installs it: the fashion-mnist preset (and jobs naming it) read it
 # from /usr/share/datasets/fashion-mnist.
@@ -11,8 +16,6 @@ FROM debian:12-slim AS fashion-mnist
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dataset-fashion-mnist \
  && rm -rf /var/lib/apt/lists/*
-
-ARG WEIGHTS=restore
 
 # The ImageNet ResNet-18 weights the photo recipes start from (cub200-resnet18, and a job on an image folder with it):
 # the NuGet package the trainer imports them from (src/trainer/pretrained/PretrainedWeights.csproj), its model files
