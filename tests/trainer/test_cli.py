@@ -41,6 +41,8 @@ def test_train_evaluate_prune_and_export_commands(tmp_path, capsys):
                  "--with-baseline"]) == 0
     out = capsys.readouterr().out
     assert "epoch 1/2 warm" in out and "epoch 2/2 joint" in out and "published" in out
+    # Without a hold-out the bundle has no unfamiliarity threshold: said before training, not found out from its answers.
+    assert "warning: no training images are held out to calibrate the unfamiliarity threshold" in out.split("epoch 1/2")[0]
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
     [version] = _versions(models, "cli")
     manifest = json.loads((tmp_path / "models" / "cli" / version / "model.json").read_text())

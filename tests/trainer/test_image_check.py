@@ -182,7 +182,7 @@ class ThreadRanks:
 
     def __init__(self, world_size):
         import threading
-        self.barrier = threading.Barrier(world_size)
+        self.barrier = threading.Barrier(world_size, timeout=60)   # a rank that failed breaks it rather than hang the run
         self.shared = [None] * world_size
 
     def rank(self, rank):
@@ -210,27 +210,39 @@ def test_a_distributed_run_checks_each_file_on_one_rank_and_every_rank_learns_al
     truncate(root / "train" / "cat" / "1.png")
     truncate(root / "train" / "dog" / "4.png")
     (root / "test" / "cat" / "2.png").write_bytes(b"")
+    # Forms the service refuses, one falling to each rank (images 2 and 3 of train, in the classes' round robin).
+    Image.new("CMYK", (24, 16)).save(root / "train" / "cat" / "0.tif")
+    Image.new("CMYK", (24, 16)).save(root / "train" / "dog" / "0.tif")
     ranks = ThreadRanks(2)
-    results, checked = [None, None], [[], []]
+    results, checked, failures = [None, None], [[], []], []
 
     def run(rank):
         said = []
-        source = load_data_source(config(root, skip_unreadable_images=True), log=said.append, group=ranks.rank(rank),
-                                  on_checked=lambda done, total: checked[rank].append((done, total)))
-        results[rank] = (source.train.ids, source.test.ids, source.left_out, [line for line in said if "leaving out" in line])
+        try:
+            source = load_data_source(config(root, skip_unreadable_images=True), log=said.append, group=ranks.rank(rank),
+                                      on_checked=lambda done, total: checked[rank].append((done, total)))
+        except BaseException as error:   # told below, rather than lost in the thread
+            failures.append(error)
+            ranks.barrier.abort()
+            raise
+        results[rank] = (source.train.ids, source.test.ids, source.left_out,
+                         [line for line in said if "leaving out" in line or "forms the service" in line])
 
-    threads = [threading.Thread(target=run, args=(rank,)) for rank in (0, 1)]
+    threads = [threading.Thread(target=run, args=(rank,), daemon=True) for rank in (0, 1)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    assert not failures and not any(thread.is_alive() for thread in threads), failures
     # Both ranks train on the same images, without the three bad ones, and say so alike.
     assert results[0] == results[1]
-    train_ids, test_ids, left_out, warning = results[0]
-    assert left_out == 3 and len(train_ids) == 8 and len(test_ids) == 5
+    train_ids, test_ids, left_out, (refused, warning) = results[0]
+    assert refused.startswith("warning: 2 of 18 image files are in forms the service does not decode (train/cat/0.tif: CMYK "
+                              "TIFF; train/dog/0.tif: CMYK TIFF)")
+    assert left_out == 3 and len(train_ids) == 10 and len(test_ids) == 5
     assert "cat/1.png" not in train_ids and "dog/4.png" not in train_ids and "cat/2.png" not in test_ids
-    assert warning[0].startswith("warning: leaving out 3 of 16 image files that cannot be read (train/cat/1.png: ")
-    assert warning[0].index("train/cat/1.png") < warning[0].index("train/dog/4.png") < warning[0].index("test/cat/2.png")
-    # Each rank decoded its half of the 16 files (8 each), its progress counted as the whole, up to all 16.
-    assert [len(calls) for calls in checked] == [8, 8]
-    assert all(calls[-1] == (16, 16) for calls in checked)
+    assert warning.startswith("warning: leaving out 3 of 18 image files that cannot be read (train/cat/1.png: ")
+    assert warning.index("train/cat/1.png") < warning.index("train/dog/4.png") < warning.index("test/cat/2.png")
+    # Each rank decoded its half of the 18 files (9 each), its progress counted as the whole, up to all 18.
+    assert [len(calls) for calls in checked] == [9, 9]
+    assert all(calls[-1] == (18, 18) for calls in checked)

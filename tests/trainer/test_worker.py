@@ -300,6 +300,9 @@ def test_an_image_folder_jobs_check_is_reported_and_its_warnings_are_in_its_stat
     warnings = status["warnings"]
     assert any(w.startswith("leaving out 1 of 36 image files that cannot be read (train/c1/5.png: ") for w in warnings), warnings
     assert any("train/ holds what is not read: 1 hidden files: c2/._0.png" in w for w in warnings), warnings
+    # A warning that names a train option names it as the job does (the job's submitter wrote no command line).
+    assert any(w.startswith("no training images are held out to calibrate the unfamiliarity threshold "
+                            "(options.calibrationHoldout 0)") for w in warnings), warnings
     # The check's progress: images checked of all of them, then null once training starts.
     checking = [p for p in seen if p and p.get("stage") == "checking-images"]
     assert checking and checking[-1]["imagesChecked"] == checking[-1]["imagesToCheck"] == 36

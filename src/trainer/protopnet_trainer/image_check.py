@@ -148,7 +148,9 @@ def check_image_files(source: DataSource, skip: bool, root: Optional[str], progr
     before = 0
 
     def counted(done: int, _: int) -> None:
-        # This rank's share, counted as the whole: the ranks go at about one pace.
+        # This rank's share, counted as the whole: the ranks go at about one pace. What on_checked raises must be
+        # raised on every rank alike (a cancel), or the others wait at the gather for this one: in a distributed run
+        # it is the trainer's, which raises nothing; the worker's, which stops a cancelled job, runs one process.
         if on_checked is not None:
             on_checked(min(checked, before + done * ranks), checked)
 

@@ -91,6 +91,10 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
         return done if main else None
     if main:
         check_writable(job.models, job.name)        # fail before training, not after
+        if not cfg.calibration_holdout:
+            # Said at the start, where a job's warnings are read, not found in the answers of the model it publishes.
+            log("warning: no training images are held out to calibrate the unfamiliarity threshold (--calibration-holdout "
+                "0): the model's answers will say unfamiliar: null; hold out a few percent of them to have one")
         # A resume with no epoch checkpoint to go on from starts afresh: the folder's older lines and pictures go too.
         if not job.resume or RunFolder(run_dir).latest_epoch_checkpoint() is None:
             RunFolder(run_dir).clear()

@@ -395,11 +395,12 @@ class Worker:
 
     def _job_log(self, folder: JobFolder, status: JobStatus) -> Log:
         """The worker's log, each line naming the job; the run's warnings also go into the job's status, where the
-        service shows them (the worker's console is not where a user of the service looks)."""
+        service shows them (the worker's console is not where a user of the service looks), naming options as the job
+        names them."""
         def log(line: str) -> None:
             self.log(f"job {folder.id}: {line}")
             if line.startswith(WARNING):
-                status.warn(line[len(WARNING):])
+                status.warn(self.options.in_job_words(line[len(WARNING):]))
         return log
 
 
