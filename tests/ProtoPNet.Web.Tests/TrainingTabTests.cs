@@ -137,6 +137,16 @@ public sealed class TrainingTabTests(WebFixture fixture)
         Assert.Contains("cannot be trained on: test/ holds no images", await unfinished.TextContentAsync());
         Assert.True(await unfinished.IsDisabledAsync());
         Assert.Contains("Training:DataRoot", await page.TextContentAsync("#training-data-hint"));
+        // A folder with an empty image file: chosen only once such files are to be left out, and the job says so.
+        var hollow = page.Locator("#training-data option", new PageLocatorOptions { HasText = "hollow" });
+        Assert.EndsWith("cannot be trained on: 1 image file is empty or a link to nothing: tick \"Leave out image files that cannot be read\"",
+            await hollow.TextContentAsync());
+        Assert.True(await hollow.IsDisabledAsync());
+        await page.CheckAsync("#training-skip-unreadable");
+        Assert.Equal("hollow (image folder, 3 classes, 7 training and 6 test images; 1 image file is empty or a link to nothing, left out)",
+            await hollow.TextContentAsync());
+        Assert.False(await hollow.IsDisabledAsync());
+        await page.UncheckAsync("#training-skip-unreadable");
 
         // A recipe whose data set has no folder of its own offers only the folders, the first it can train on chosen; the
         // line under the recipe says what it is for, as the trainer describes it.

@@ -62,7 +62,8 @@ public sealed class WebFixture : IAsyncLifetime
 
     /// <summary>
     /// The service's and the worker's data root: <c>photos</c>, an image folder of three colour classes (10 training and 4
-    /// test PNGs each), and <c>unfinished</c>, one the trainer would refuse (its test classes hold no images).
+    /// test PNGs each), <c>unfinished</c>, one the trainer would refuse (its test classes hold no images), and
+    /// <c>hollow</c>, one with an empty image file (trained on only with the files that cannot be read left out).
     /// </summary>
     public string DataDirectory => Path.Combine(_workDirectory, "data");
 
@@ -119,6 +120,10 @@ public sealed class WebFixture : IAsyncLifetime
                     os.makedirs(os.path.join(sys.argv[1], "unfinished", split, name))
                     if split == "train":
                         Image.new("RGB", (40, 40), colour).save(os.path.join(sys.argv[1], "unfinished", split, name, "0.png"))
+                    os.makedirs(os.path.join(sys.argv[1], "hollow", split, name))
+                    for i in range(2):
+                        Image.new("RGB", (40, 40), colour).save(os.path.join(sys.argv[1], "hollow", split, name, f"{i}.png"))
+            open(os.path.join(sys.argv[1], "hollow", "train", "red", "2.png"), "wb").close()
             """, DataDirectory);
     }
 

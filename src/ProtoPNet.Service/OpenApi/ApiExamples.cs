@@ -146,9 +146,10 @@ public static class ApiExamples
             [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"],
             [new TrainerOption("epochs", "--epochs", "integer", 1, 1000, null, null, "total epochs (warm-up + joint)")]),
         ["ListTrainingData"] = new DataFolderList(true, [
-            new DataFolder("my-photos", "imagefolder", 3, 240, 60, null),
-            new DataFolder("CUB_200_2011", "cub200", 200, 5994, 5794, null),
-            new DataFolder("field-trip/birds", "imagefolder", 4, 96, 0, "test/ holds no images"),
+            new DataFolder("my-photos", "imagefolder", 3, 240, 60, 0, null),
+            new DataFolder("CUB_200_2011", "cub200", 200, 5994, 5794, 0, null),
+            new DataFolder("holiday", "imagefolder", 5, 400, 100, 2, null),
+            new DataFolder("field-trip/birds", "imagefolder", 4, 96, 0, 0, "test/ holds no images"),
         ], false),
     };
 

@@ -6,9 +6,12 @@ namespace ProtoPNet.Service.Training;
 /// <summary>
 /// A folder under Training:DataRoot that a job can train on: <paramref name="Data"/> as a job names it (relative to the
 /// data root), the <paramref name="Dataset"/> that reads it (<c>imagefolder</c> or <c>cub200</c>), its classes and
-/// images by split as the trainer would read them, and, where the trainer would refuse it, why (<paramref name="Problem"/>).
+/// images by split as the trainer would read them, the image files among them that are empty or links to nothing
+/// (<paramref name="UnreadableImages"/>: the trainer's image check stops on them unless the job has
+/// <c>skipUnreadableImages</c>), and, where the trainer would refuse it whatever the job says, why (<paramref name="Problem"/>).
 /// </summary>
-public sealed record DataFolder(string Data, string Dataset, int Classes, int TrainImages, int TestImages, string? Problem);
+public sealed record DataFolder(string Data, string Dataset, int Classes, int TrainImages, int TestImages, int UnreadableImages,
+    string? Problem);
 
 /// <summary>
 /// GET /training/data: whether the service has a data root (<paramref name="Configured"/>), the folders found in it, and
@@ -96,7 +99,7 @@ public static class DataFolders
         catch (Exception error) when (error is IOException or UnauthorizedAccessException)
         {
             // A worker may read what this service cannot (another user, another mount): named, not hidden.
-            return new DataFolder(data, isCub ? "cub200" : "imagefolder", 0, 0, 0, $"the service cannot read it ({error.Message})");
+            return new DataFolder(data, isCub ? "cub200" : "imagefolder", 0, 0, 0, 0, $"the service cannot read it ({error.Message})");
         }
     }
 
@@ -111,7 +114,8 @@ public static class DataFolders
         {
             problem = ClassesDiffer(train, test) ?? (train.Classes.Count < 2 ? "train/ has one class folder; a classifier needs two or more" : null);
         }
-        return new DataFolder(data, "imagefolder", train.Classes.Count, train.Images, test?.Images ?? 0, problem);
+        return new DataFolder(data, "imagefolder", train.Classes.Count, train.Images, test?.Images ?? 0,
+            train.Unreadable.Count + (test?.Unreadable.Count ?? 0), problem);
     }
 
     /// <summary>The class folders of a split (by name, with their real paths) and its image files, as the trainer reads them.</summary>
@@ -152,13 +156,7 @@ public static class DataFolders
         if (DuplicateClasses(split) is { } duplicate) return $"{name}/: {duplicate}";
         if (split.Images == 0) return $"{name}/ holds no images";
         var empty = split.Classes.Where(c => c.Value == 0).Select(c => c.Key).ToArray();
-        if (name == "train" && empty.Length > 0) return $"these classes have no training images: {FirstOf(empty)}";
-        if (split.Unreadable.Count > 0)
-        {
-            return $"{split.Unreadable.Count} image files of {name}/ are empty or links to nothing ({FirstOf(split.Unreadable)}): "
-                + "replace or remove them (or train through the API with skipUnreadableImages)";
-        }
-        return null;
+        return name == "train" && empty.Length > 0 ? $"these classes have no training images: {FirstOf(empty)}" : null;
     }
 
     /// <summary>
@@ -199,7 +197,7 @@ public static class DataFolders
         var classes = File.ReadLines(Path.Combine(folder, "classes.txt")).Count(line => line.Trim().Length > 0);
         var missingTables = new[] { "train_test_split.txt", "image_class_labels.txt", "bounding_boxes.txt" }
             .Where(table => !File.Exists(Path.Combine(folder, table))).ToArray();
-        if (missingTables.Length > 0) return new DataFolder(data, "cub200", classes, 0, 0, $"{string.Join(", ", missingTables)} missing");
+        if (missingTables.Length > 0) return new DataFolder(data, "cub200", classes, 0, 0, 0, $"{string.Join(", ", missingTables)} missing");
         // train_test_split.txt: "<image id> 1" for a training image, "<image id> 0" for a test image.
         var flags = Rows(Path.Combine(folder, "train_test_split.txt")).Where(row => row.Length >= 2).Select(row => row[1]).ToArray();
         var (trainImages, testImages) = (flags.Count(f => f == "1"), flags.Count(f => f == "0"));
@@ -210,7 +208,7 @@ public static class DataFolders
             : trainImages == 0 ? "the train split is empty"
             : testImages == 0 ? "the test split is empty"
             : null;
-        return new DataFolder(data, "cub200", classes, trainImages, testImages, problem);
+        return new DataFolder(data, "cub200", classes, trainImages, testImages, 0, problem);
     }
 
     private static IEnumerable<string[]> Rows(string table) =>

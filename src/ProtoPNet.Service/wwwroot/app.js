@@ -579,13 +579,19 @@ function offerData() {
     options.push(el("option", { value: "own", text: generated ? `${preset.dataset}, drawn by the trainer` : `${preset.dataset}, the recipe's own` }));
   }
   const listing = training.dataFolders || { configured: false, folders: [] };
-  // A folder is chosen by its name: the list is looked at again when the tab opens, and positions move.
+  // A folder is chosen by its name: the list is looked at again when the tab opens, and positions move. One whose files
+  // include empty ones or links to nothing can be chosen once they are to be left out (the trainer would stop on them).
+  const skipping = $("training-skip-unreadable").checked;
   for (const folder of listing.folders) {
     const counts = `${DATASET_WORDS[folder.dataset] || folder.dataset}, ${counted(folder.classes, "class", "classes")}, `
       + `${folder.trainImages} training and ${counted(folder.testImages, "test image", "test images")}`;
-    options.push(el("option", folder.problem
-      ? { value: `folder:${folder.data}`, disabled: "", text: `${folder.data} (${counts}): cannot be trained on: ${folder.problem}` }
-      : { value: `folder:${folder.data}`, text: `${folder.data} (${counts})` }));
+    const unreadable = folder.unreadableImages
+      ? `${counted(folder.unreadableImages, "image file is", "image files are")} empty or a link to nothing` : "";
+    const why = folder.problem || (unreadable && !skipping ? `${unreadable}: tick "Leave out image files that cannot be read"` : "");
+    const left = unreadable && skipping ? `; ${unreadable}, left out` : "";
+    options.push(el("option", why
+      ? { value: `folder:${folder.data}`, disabled: "", text: `${folder.data} (${counts}): cannot be trained on: ${why}` }
+      : { value: `folder:${folder.data}`, text: `${folder.data} (${counts}${left})` }));
   }
   if (!options.some((option) => !option.disabled)) {
     options.unshift(el("option", { value: "", disabled: "", text: "no data to train this recipe on" }));
@@ -620,6 +626,7 @@ async function submitTraining(event) {
     preset: $("training-preset").value,
     options: { epochs: parseInt($("training-epochs").value, 10) },
   };
+  if ($("training-skip-unreadable").checked) body.options.skipUnreadableImages = true;
   const data = $("training-data").value;
   if (data.startsWith("folder:")) {
     const folder = training.dataFolders.folders.find((f) => f.data === data.slice("folder:".length));
@@ -968,6 +975,7 @@ function wire() {
     showTrainingForms();
   });
   $("training-preset").addEventListener("change", presetChosen);
+  $("training-skip-unreadable").addEventListener("change", offerData);
   $("training-form").addEventListener("submit", submitTraining);
 }
 

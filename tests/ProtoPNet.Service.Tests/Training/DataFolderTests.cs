@@ -161,11 +161,16 @@ public sealed class DataFolderTests : IDisposable
             WriteFiles($"unicode/{split}/cafe\u0301", "1.jpg");
             WriteFiles($"alias/{split}/a", "1.jpg");
             Directory.CreateSymbolicLink(Path.Combine(Data, "alias", split, "b"), Path.Combine(Data, "alias", split, "a"));
-            WriteFiles($"hollow/{split}/a", "1.jpg");
-            WriteFiles($"hollow/{split}/b", "1.jpg");
+            // Real images here: the trainer decodes them when it leaves out the broken ones.
+            foreach (var name in new[] { "a", "b" })
+            {
+                Directory.CreateDirectory(Path.Combine(Data, "hollow", split, name));
+                using var image = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(8, 8);
+                SixLabors.ImageSharp.ImageExtensions.SaveAsPng(image, Path.Combine(Data, "hollow", split, name, "1.png"));
+            }
         }
-        File.WriteAllBytes(Path.Combine(Data, "hollow", "train", "a", "2.jpg"), []);
-        File.CreateSymbolicLink(Path.Combine(Data, "hollow", "train", "b", "3.jpg"), Path.Combine(Data, "nowhere.jpg"));
+        File.WriteAllBytes(Path.Combine(Data, "hollow", "train", "a", "2.png"), []);
+        File.CreateSymbolicLink(Path.Combine(Data, "hollow", "train", "b", "3.png"), Path.Combine(Data, "nowhere.png"));
         // CUB folders without their test images, or without image files.
         WriteCub("cubnotest", "1 1\n2 1\n", images: true);
         WriteCub("cubmissing", "1 1\n2 0\n", images: false);
@@ -178,28 +183,32 @@ public sealed class DataFolderTests : IDisposable
         Assert.Equal("test/ is missing (a folder per class, as in train/)", Problem("trainonly"));
         Assert.Contains("have the same name written in two Unicode forms", Problem("unicode"));
         Assert.Equal("train/: the class folders 'a' and 'b' are the same folder; a class needs a folder of its own", Problem("alias"));
-        Assert.Equal("2 image files of train/ are empty or links to nothing (a/2.jpg, b/3.jpg): replace or remove them "
-            + "(or train through the API with skipUnreadableImages)", Problem("hollow"));
+        // Files the image check stops on: counted, and no problem, as a job that leaves them out trains.
+        Assert.Equal(JsonValueKind.Null, Folder(list, "hollow").GetProperty("problem").ValueKind);
+        Assert.Equal(2, Folder(list, "hollow").GetProperty("unreadableImages").GetInt32());
+        Assert.Equal(0, Folder(list, "bare").GetProperty("unreadableImages").GetInt32());
         Assert.Equal("the test split is empty", Problem("cubnotest"));
         Assert.Equal("2 image files named in images.txt are missing from images/ (1/1.jpg, 2/2.jpg)", Problem("cubmissing"));
 
-        // The trainer refuses the same folders (its own reader and image check).
+        // The trainer refuses the same folders (its own reader and image check), and the hollow one only without
+        // skipUnreadableImages.
+        string Trainer(string data, bool skip = false) => Pillow.RunPython("""
+            import sys
+            from protopnet_trainer.config import TrainConfig
+            from protopnet_trainer.datasets import load_data_source
+            from protopnet_trainer.errors import TrainerError
+            try:
+                load_data_source(TrainConfig(dataset=sys.argv[1], data=sys.argv[2], image_size=16, skip_unreadable_images=sys.argv[3] == "skip"),
+                                 log=lambda line: None)
+                print("trained")
+            except TrainerError as error:
+                print("refused:", error)
+            """, Folder(list, data).GetProperty("dataset").GetString()!, Path.Combine(Data, data), skip ? "skip" : "no").Trim();
         foreach (var data in new[] { "lonely", "bare", "untested", "trainonly", "unicode", "alias", "hollow", "cubnotest", "cubmissing" })
         {
-            var dataset = Folder(list, data).GetProperty("dataset").GetString()!;
-            var refused = Pillow.RunPython("""
-                import sys
-                from protopnet_trainer.config import TrainConfig
-                from protopnet_trainer.datasets import load_data_source
-                from protopnet_trainer.errors import TrainerError
-                try:
-                    load_data_source(TrainConfig(dataset=sys.argv[1], data=sys.argv[2], image_size=16), log=lambda line: None)
-                    print("trained")
-                except TrainerError as error:
-                    print("refused:", error)
-                """, dataset, Path.Combine(Data, data));
-            Assert.StartsWith("refused:", refused);
+            Assert.StartsWith("refused:", Trainer(data));
         }
+        Assert.Equal("trained", Trainer("hollow", skip: true));
     }
 
     private void WriteCub(string folder, string split, bool images)
