@@ -155,6 +155,22 @@ public sealed class TrainingTabTests(WebFixture fixture)
         Assert.DoesNotContain(await data.AllTextContentsAsync(), text => text.Contains("the recipe's own", StringComparison.Ordinal) || text.Contains("drawn", StringComparison.Ordinal));
         Assert.Equal(await photos.GetAttributeAsync("value"), await page.InputValueAsync("#training-data"));
 
+        // A data root where nothing was found, its search cut: a folder-only recipe cannot be sent, and the page says why.
+        await page.RouteAsync("**/training/data", route => route.FulfillAsync(new RouteFulfillOptions
+        {
+            Status = 200, ContentType = "application/json", Body = """{"configured": true, "folders": [], "truncated": true}""",
+        }));
+        await page.ClickAsync("#tab-classify");
+        await page.ClickAsync("#tab-training");
+        await page.WaitForFunctionAsync("() => document.getElementById('training-data-hint').textContent.includes('more folders than were searched')");
+        Assert.Equal("", await page.InputValueAsync("#training-data"));
+        Assert.StartsWith("There is no data this recipe can train on",
+            await page.EvalOnSelectorAsync<string>("#training-data", "select => select.validationMessage"));
+        await page.UnrouteAsync("**/training/data");
+        await page.ClickAsync("#tab-classify");
+        await page.ClickAsync("#tab-training");
+        await photos.WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Attached });
+
         await page.SelectOptionAsync("#training-preset", "smoke");
         await page.SelectOptionAsync("#training-data", (await photos.GetAttributeAsync("value"))!);
         // A folder put into the data root meanwhile, listed before it once the tab is opened again: the choice stays.

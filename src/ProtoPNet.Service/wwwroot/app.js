@@ -599,6 +599,8 @@ function offerData() {
   select.replaceChildren(...options);
   const kept = options.find((option) => option.value === before && !option.disabled) || options.find((option) => !option.disabled) || options[0];
   select.value = kept.value;
+  // Said when Train is pressed, rather than the browser's "select an item".
+  select.setCustomValidity(kept.value ? "" : "There is no data this recipe can train on: put an image folder in the service's data folder, or choose another recipe.");
   // A folder chosen before that is gone (or can no longer be trained on) is not swapped for another without a word.
   const lost = before.startsWith("folder:") && kept.value !== before ? `${before.slice("folder:".length)}, chosen before, can no longer be used. ` : "";
   const cut = listing.truncated ? " It holds more folders than were searched: keep data sets at most two levels down." : "";
