@@ -33,8 +33,11 @@ public static class DataFolders
     /// <summary>How deep below the data root folders are looked for (a data set's folder, or one in a folder of them).</summary>
     public const int MaxDepth = 2;
 
-    /// <summary>The most folders looked at: a data root that holds something else entirely is not searched for long.</summary>
-    public const int MaxFoldersLooked = 5000;
+    /// <summary>
+    /// The most folders looked at (a few file-system calls each: 20,000 take a fraction of a second): a data root that
+    /// holds something else entirely is not searched for long.
+    /// </summary>
+    public const int MaxFoldersLooked = 20_000;
 
     /// <summary>
     /// The most subfolders of one folder searched: one big folder of something else (an archive of thousands of
@@ -58,12 +61,13 @@ public static class DataFolders
         }
 
         var found = new List<DataFolder>();
-        var looked = new HashSet<string>(StringComparer.Ordinal) { root };
+        var seen = new HashSet<string>(StringComparer.Ordinal) { root };   // real paths: each folder once
         var pending = new Queue<(string Path, int Depth)>([(root, 0)]);
-        var truncated = false;
+        var (looked, truncated) = (0, false);
         while (pending.Count > 0)
         {
-            if (looked.Count > MaxFoldersLooked)
+            // Counted as looked at, not as found below: the folders of one level are all looked at before the next's.
+            if (++looked > MaxFoldersLooked)
             {
                 truncated = true;
                 break;
@@ -82,7 +86,7 @@ public static class DataFolders
             {
                 // Where a link leads is where a job would read: only inside the data root, and each folder once.
                 var real = DataRoot.RealPath(child);
-                if (real is not null && DataRoot.IsInside(root, real) && looked.Add(real)) pending.Enqueue((child, depth + 1));
+                if (real is not null && DataRoot.IsInside(root, real) && seen.Add(real)) pending.Enqueue((child, depth + 1));
             }
         }
         return new DataFolderList(true, found, truncated);
