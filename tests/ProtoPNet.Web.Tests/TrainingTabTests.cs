@@ -146,6 +146,13 @@ public sealed class TrainingTabTests(WebFixture fixture)
         Assert.Equal("hollow (image folder, 3 classes, 7 training and 6 test images; 1 image file is empty or a link to nothing, left out)",
             await hollow.TextContentAsync());
         Assert.False(await hollow.IsDisabledAsync());
+        // Chosen, then the box unticked: another is shown meanwhile, with why; ticked again, the choice comes back.
+        await page.SelectOptionAsync("#training-data", (await hollow.GetAttributeAsync("value"))!);
+        await page.UncheckAsync("#training-skip-unreadable");
+        Assert.NotEqual(await hollow.GetAttributeAsync("value"), await page.InputValueAsync("#training-data"));
+        Assert.StartsWith("hollow, chosen before, needs \"Leave out image files that cannot be read\" ticked.", await page.TextContentAsync("#training-data-hint"));
+        await page.CheckAsync("#training-skip-unreadable");
+        Assert.Equal(await hollow.GetAttributeAsync("value"), await page.InputValueAsync("#training-data"));
         await page.UncheckAsync("#training-skip-unreadable");
 
         // A recipe whose data set has no folder of its own offers only the folders, the first it can train on chosen; the

@@ -24,9 +24,9 @@ public sealed record DataFolderList(bool Configured, IReadOnlyList<DataFolder> F
 /// <c>test/</c>, each with a folder per class) or a CUB-200-2011 folder (<c>images.txt</c> and <c>classes.txt</c>), in the
 /// data root itself and up to <see cref="MaxDepth"/> levels below it, and counts them as the trainer reads them (its file
 /// names, hidden files and folders passed over) with the trainer's checks that need no decoding. Hidden folders are not
-/// searched, nor a found folder below itself, nor a symbolic link that leads outside the data root (a job could not name
-/// it) or to a folder already looked at. Links inside a data set (a class folder kept on another disk) are followed, as
-/// the trainer follows them: whoever fills the data root put them there.
+/// searched, nor a found folder below itself, nor a symbolic link to a folder (each folder is listed under its own name,
+/// and no link leads the search outside the data root or round in circles). Links inside a data set (a class folder kept
+/// on another disk) are followed, as the trainer follows them: whoever fills the data root put them there.
 /// </summary>
 public static class DataFolders
 {
@@ -61,7 +61,6 @@ public static class DataFolders
         }
 
         var found = new List<DataFolder>();
-        var seen = new HashSet<string>(StringComparer.Ordinal) { root };   // real paths: each folder once
         var pending = new Queue<(string Path, int Depth)>([(root, 0)]);
         var (looked, truncated) = (0, false);
         while (pending.Count > 0)
@@ -82,11 +81,11 @@ public static class DataFolders
             if (depth == MaxDepth) continue;
             var subfolders = ReadableSubfoldersOf(folder);
             truncated |= subfolders.Length > MaxSubfoldersSearched;
-            foreach (var child in subfolders.Take(MaxSubfoldersSearched))
+            // Links to folders are not followed: a folder is listed under its own name (a job may still name a link that
+            // stays inside the data root), and a link to a folder above cannot lead round in circles.
+            foreach (var child in subfolders.Take(MaxSubfoldersSearched).Where(child => new DirectoryInfo(child).LinkTarget is null))
             {
-                // Where a link leads is where a job would read: only inside the data root, and each folder once.
-                var real = DataRoot.RealPath(child);
-                if (real is not null && DataRoot.IsInside(root, real) && seen.Add(real)) pending.Enqueue((child, depth + 1));
+                pending.Enqueue((child, depth + 1));
             }
         }
         return new DataFolderList(true, found, truncated);
@@ -123,8 +122,8 @@ public static class DataFolders
     }
 
     /// <summary>The class folders of a split (by name, with their real paths) and its image files, as the trainer reads them.</summary>
-    private sealed record SplitFolders(SortedDictionary<string, int> Classes, Dictionary<string, string> RealPaths,
-        List<string> Unreadable)
+    private sealed record SplitFolders(SortedDictionary<string, int> Classes, Dictionary<string, int> Readable,
+        Dictionary<string, string> RealPaths, List<string> Unreadable)
     {
         public int Images => Classes.Values.Sum();
     }
@@ -132,6 +131,7 @@ public static class DataFolders
     private static SplitFolders Split(string split, IReadOnlyList<string> imageExtensions)
     {
         var classes = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        var readable = new Dictionary<string, int>(StringComparer.Ordinal);
         var realPaths = new Dictionary<string, string>(StringComparer.Ordinal);
         var unreadable = new List<string>();
         foreach (var classFolder in SubfoldersOf(split).Where(f => Path.GetFileName(f) != MacZipFolder))
@@ -144,13 +144,29 @@ public static class DataFolders
                 var isImage = imageExtensions.Any(e => file.Name.EndsWith(e, StringComparison.OrdinalIgnoreCase));
                 if (file.Name.StartsWith('.') || !isImage) continue;
                 images++;
-                // What the trainer's image check stops on without decoding anything: an empty file, a link to nothing.
-                var target = file.LinkTarget is null ? file : file.ResolveLinkTarget(returnFinalTarget: true) as FileInfo;
-                if (target is null || !target.Exists || target.Length == 0) unreadable.Add($"{name}/{file.Name}");
+                if (Readable(file)) readable[name] = readable.GetValueOrDefault(name) + 1;
+                else unreadable.Add($"{name}/{file.Name}");
             }
             classes[name] = images;
         }
-        return new SplitFolders(classes, realPaths, unreadable);
+        return new SplitFolders(classes, readable, realPaths, unreadable);
+    }
+
+    /// <summary>
+    /// Whether the trainer's image check could read the file, as far as can be told without decoding it: not empty, not
+    /// a link to nothing (or to itself). What does not decode is found by that check, when the job runs.
+    /// </summary>
+    private static bool Readable(FileInfo file)
+    {
+        try
+        {
+            var target = file.LinkTarget is null ? file : file.ResolveLinkTarget(returnFinalTarget: true) as FileInfo;
+            return target is { Exists: true, Length: > 0 };
+        }
+        catch (IOException)
+        {
+            return false;   // a loop of links
+        }
     }
 
     /// <summary>Why the trainer would refuse a split on its own (its checks that need no decoding), or null.</summary>
@@ -160,7 +176,13 @@ public static class DataFolders
         if (DuplicateClasses(split) is { } duplicate) return $"{name}/: {duplicate}";
         if (split.Images == 0) return $"{name}/ holds no images";
         var empty = split.Classes.Where(c => c.Value == 0).Select(c => c.Key).ToArray();
-        return name == "train" && empty.Length > 0 ? $"these classes have no training images: {FirstOf(empty)}" : null;
+        if (name == "train" && empty.Length > 0) return $"these classes have no training images: {FirstOf(empty)}";
+        // Left out, the files that cannot be read would leave a class, or the split, with nothing (the trainer stops then too).
+        if (split.Readable.Values.Sum() == 0) return $"no image file of {name}/ can be read (all are empty or links to nothing)";
+        var emptied = split.Classes.Keys.Where(c => split.Readable.GetValueOrDefault(c) == 0).ToArray();
+        return name == "train" && emptied.Length > 0
+            ? $"these classes have no training image that can be read (all are empty or links to nothing): {FirstOf(emptied)}"
+            : null;
     }
 
     /// <summary>
@@ -196,27 +218,68 @@ public static class DataFolders
             + "a class without test images needs an empty folder in test/)";
     }
 
+    /// <summary>A CUB-200-2011 folder, read as the trainer's load_cub200 reads it: its tables' checks, its splits, its files.</summary>
     private static DataFolder DescribeCub200(string folder, string data)
     {
-        var classes = File.ReadLines(Path.Combine(folder, "classes.txt")).Count(line => line.Trim().Length > 0);
-        var missingTables = new[] { "train_test_split.txt", "image_class_labels.txt", "bounding_boxes.txt" }
-            .Where(table => !File.Exists(Path.Combine(folder, table))).ToArray();
-        if (missingTables.Length > 0) return new DataFolder(data, "cub200", classes, 0, 0, 0, $"{string.Join(", ", missingTables)} missing");
-        // train_test_split.txt: "<image id> 1" for a training image, "<image id> 0" for a test image.
-        var flags = Rows(Path.Combine(folder, "train_test_split.txt")).Where(row => row.Length >= 2).Select(row => row[1]).ToArray();
-        var (trainImages, testImages) = (flags.Count(f => f == "1"), flags.Count(f => f == "0"));
-        var missingImages = Rows(Path.Combine(folder, "images.txt")).Where(row => row.Length >= 2)
-            .Select(row => row[1]).Where(image => !File.Exists(Path.Combine(folder, "images", image))).ToArray();
-        var problem = missingImages.Length > 0
-            ? $"{missingImages.Length} image files named in images.txt are missing from images/ ({FirstOf(missingImages)})"
-            : trainImages == 0 ? "the train split is empty"
-            : testImages == 0 ? "the test split is empty"
+        var tables = new Dictionary<string, Dictionary<int, string[]>>();
+        var layout = new[] { ("images.txt", 1), ("image_class_labels.txt", 1), ("train_test_split.txt", 1), ("bounding_boxes.txt", 4), ("classes.txt", 1) };
+        foreach (var (name, columns) in layout)
+        {
+            var (table, error) = ReadTable(Path.Combine(folder, name), columns);
+            if (table is null) return new DataFolder(data, "cub200", 0, 0, 0, 0, $"{name}: {error}");
+            tables[name] = table;
+        }
+        var classes = tables["classes.txt"];
+        if (!classes.Keys.Order().SequenceEqual(Enumerable.Range(1, classes.Count))) return Cub("classes.txt must number classes 1..K");
+        var (train, test, unreadable, missing) = (0, 0, new List<string>(), new List<string>());
+        foreach (var (id, image) in tables["images.txt"].OrderBy(row => row.Key))
+        {
+            foreach (var other in new[] { "image_class_labels.txt", "train_test_split.txt", "bounding_boxes.txt" })
+            {
+                if (!tables[other].ContainsKey(id)) return Cub($"image {id} has no row in {other}");
+            }
+            if (!int.TryParse(tables["image_class_labels.txt"][id][0], out var label)
+                || !int.TryParse(tables["train_test_split.txt"][id][0], out var split)
+                || !tables["bounding_boxes.txt"][id].All(v => double.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out _)))
+            {
+                return Cub($"image {id} has a malformed label, split or box");
+            }
+            if (label < 1 || label > classes.Count) return Cub($"image {id} has class {label}, classes.txt has {classes.Count}");
+            var file = new FileInfo(Path.Combine(folder, "images", image[0]));
+            if (!file.Exists && file.LinkTarget is null) missing.Add(image[0]);
+            else if (!Readable(file)) unreadable.Add(image[0]);
+            if (split == 1) train++;
+            else test++;
+        }
+        var problem = missing.Count > 0 ? $"{missing.Count} image files named in images.txt are missing from images/ ({FirstOf(missing)})"
+            : train == 0 ? "the train split is empty"
+            : test == 0 ? "the test split is empty"
             : null;
-        return new DataFolder(data, "cub200", classes, trainImages, testImages, 0, problem);
+        return new DataFolder(data, "cub200", classes.Count, train, test, unreadable.Count, problem);
+
+        DataFolder Cub(string why) => new(data, "cub200", classes.Count, 0, 0, 0, why);
     }
 
-    private static IEnumerable<string[]> Rows(string table) =>
-        File.ReadLines(table).Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+    /// <summary>
+    /// A CUB table as the trainer's _read_table reads it: "id value..." rows, blank lines skipped; the value is the
+    /// rest of the line (one column: a file name may hold spaces) or its first <paramref name="columns"/> fields.
+    /// </summary>
+    private static (Dictionary<int, string[]>? Table, string? Error) ReadTable(string path, int columns)
+    {
+        if (!File.Exists(path)) return (null, "missing");
+        var table = new Dictionary<int, string[]>();
+        var number = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            number++;
+            var parts = line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length == 0) continue;
+            if (parts.Length < columns + 1) return (null, $"line {number} has {parts.Length} fields, expected {columns + 1}");
+            if (!int.TryParse(parts[0], out var id)) return (null, $"line {number} does not start with a number");
+            table[id] = columns > 1 ? parts[1..(columns + 1)] : [string.Join(' ', parts[1..])];
+        }
+        return (table, null);
+    }
 
     /// <summary>The folders to search in <paramref name="folder"/>: none where the service may not list it.</summary>
     private static string[] ReadableSubfoldersOf(string folder)

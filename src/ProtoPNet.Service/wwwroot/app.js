@@ -489,7 +489,7 @@ function scorecardSummary(scorecard) {
 const KEY_STORAGE = "protopnet.adminApiKey";
 const SVG = "http://www.w3.org/2000/svg";
 // job: the job shown; stream: the AbortController of its progress stream; offering: the version whose link is awaited.
-const training = { options: null, dataFolders: null, job: null, stream: null, offering: null };
+const training = { options: null, dataFolders: null, chosenData: null, job: null, stream: null, offering: null };
 
 const adminKey = () => sessionStorage.getItem(KEY_STORAGE);
 
@@ -547,7 +547,8 @@ async function listDataFolders() {
     training.dataFolders = await (await adminFetch("/training/data")).json();
   } catch (problem) {
     if (problem && typeof problem.type === "string" && problem.type.endsWith(":training-not-configured")) throw problem;
-    training.dataFolders = { configured: true, folders: [], truncated: false, unavailable: problem.detail || problem.title };
+    const why = (problem && (problem.detail || problem.title || problem.message)) || String(problem);
+    training.dataFolders = { configured: true, folders: [], truncated: false, unavailable: why };
   }
 }
 
@@ -572,7 +573,8 @@ function offerData() {
   const preset = chosenPreset();
   if (!preset) return;
   const select = $("training-data");
-  const before = select.value;
+  // The user's own choice, kept while another is shown in its place (a folder only usable with the box ticked).
+  const wanted = training.chosenData || select.value;
   const options = [];
   const generated = (training.options.generatedDatasets || []).includes(preset.dataset);
   if (!(training.options.folderDatasets || []).includes(preset.dataset)) {
@@ -597,12 +599,19 @@ function offerData() {
     options.unshift(el("option", { value: "", disabled: "", text: "no data to train this recipe on" }));
   }
   select.replaceChildren(...options);
-  const kept = options.find((option) => option.value === before && !option.disabled) || options.find((option) => !option.disabled) || options[0];
+  const kept = options.find((option) => option.value === wanted && !option.disabled) || options.find((option) => !option.disabled) || options[0];
   select.value = kept.value;
   // Said when Train is pressed, rather than the browser's "select an item".
   select.setCustomValidity(kept.value ? "" : "There is no data this recipe can train on: put an image folder in the service's data folder, or choose another recipe.");
-  // A folder chosen before that is gone (or can no longer be trained on) is not swapped for another without a word.
-  const lost = before.startsWith("folder:") && kept.value !== before ? `${before.slice("folder:".length)}, chosen before, can no longer be used. ` : "";
+  // A folder chosen before that is gone, or cannot be trained on now, is not swapped for another without a word.
+  let lost = "";
+  if (wanted.startsWith("folder:") && kept.value !== wanted) {
+    const name = wanted.slice("folder:".length);
+    const folder = listing.folders.find((f) => f.data === name);
+    lost = !folder ? `${name}, chosen before, is no longer in the data folder. `
+      : folder.problem ? `${name}, chosen before, cannot be trained on now: ${folder.problem}. `
+        : `${name}, chosen before, needs "Leave out image files that cannot be read" ticked. `;
+  }
   const cut = listing.truncated ? " It holds more folders than were searched: keep data sets at most two levels down." : "";
   $("training-data-hint").textContent = lost + (listing.unavailable
     ? `The service's data folder cannot be read: ${listing.unavailable}`
@@ -970,6 +979,7 @@ function wire() {
     sessionStorage.removeItem(KEY_STORAGE);
     training.options = null;
     training.dataFolders = null;
+    training.chosenData = null;
     stopFollowing();   // nothing more is asked with the forgotten key
     training.job = null;
     $("training-job").hidden = true;
@@ -978,6 +988,7 @@ function wire() {
   });
   $("training-preset").addEventListener("change", presetChosen);
   $("training-skip-unreadable").addEventListener("change", offerData);
+  $("training-data").addEventListener("change", () => { training.chosenData = $("training-data").value; });
   $("training-form").addEventListener("submit", submitTraining);
 }
 

@@ -171,9 +171,18 @@ public sealed class DataFolderTests : IDisposable
         }
         File.WriteAllBytes(Path.Combine(Data, "hollow", "train", "a", "2.png"), []);
         File.CreateSymbolicLink(Path.Combine(Data, "hollow", "train", "b", "3.png"), Path.Combine(Data, "nowhere.png"));
-        // CUB folders without their test images, or without image files.
+        // CUB folders without their test images, without image files, or with classes numbered from 0.
         WriteCub("cubnotest", "1 1\n2 1\n", images: true);
         WriteCub("cubmissing", "1 1\n2 0\n", images: false);
+        WriteCub("cubzero", "1 1\n2 0\n", images: true);
+        WriteText("cubzero/classes.txt", "0 zero\n1 one\n");
+        // An image folder where one class's only file is empty, and one file that is a loop of links.
+        WriteFiles("emptyclass/train/a", "1.jpg");
+        WriteFiles("emptyclass/test/a", "1.jpg");
+        WriteFiles("emptyclass/test/b", "1.jpg");
+        Directory.CreateDirectory(Path.Combine(Data, "emptyclass", "train", "b"));
+        File.WriteAllBytes(Path.Combine(Data, "emptyclass", "train", "b", "1.jpg"), []);
+        File.CreateSymbolicLink(Path.Combine(Data, "hollow", "test", "a", "loop.png"), Path.Combine(Data, "hollow", "test", "a", "loop.png"));
         await using var service = Service();
         var list = await ListAsync(AdminClient(service));
         string? Problem(string data) => Folder(list, data).GetProperty("problem").GetString();
@@ -185,10 +194,12 @@ public sealed class DataFolderTests : IDisposable
         Assert.Equal("train/: the class folders 'a' and 'b' are the same folder; a class needs a folder of its own", Problem("alias"));
         // Files the image check stops on: counted, and no problem, as a job that leaves them out trains.
         Assert.Equal(JsonValueKind.Null, Folder(list, "hollow").GetProperty("problem").ValueKind);
-        Assert.Equal(2, Folder(list, "hollow").GetProperty("unreadableImages").GetInt32());
+        Assert.Equal(3, Folder(list, "hollow").GetProperty("unreadableImages").GetInt32());
         Assert.Equal(0, Folder(list, "bare").GetProperty("unreadableImages").GetInt32());
         Assert.Equal("the test split is empty", Problem("cubnotest"));
         Assert.Equal("2 image files named in images.txt are missing from images/ (1/1.jpg, 2/2.jpg)", Problem("cubmissing"));
+        Assert.Equal("classes.txt must number classes 1..K", Problem("cubzero"));
+        Assert.Equal("these classes have no training image that can be read (all are empty or links to nothing): b", Problem("emptyclass"));
 
         // The trainer refuses the same folders (its own reader and image check), and the hollow one only without
         // skipUnreadableImages.
@@ -204,11 +215,12 @@ public sealed class DataFolderTests : IDisposable
             except TrainerError as error:
                 print("refused:", error)
             """, Folder(list, data).GetProperty("dataset").GetString()!, Path.Combine(Data, data), skip ? "skip" : "no").Trim();
-        foreach (var data in new[] { "lonely", "bare", "untested", "trainonly", "unicode", "alias", "hollow", "cubnotest", "cubmissing" })
+        foreach (var data in new[] { "lonely", "bare", "untested", "trainonly", "unicode", "alias", "hollow", "cubnotest", "cubmissing", "cubzero", "emptyclass" })
         {
             Assert.StartsWith("refused:", Trainer(data));
         }
         Assert.Equal("trained", Trainer("hollow", skip: true));
+        Assert.StartsWith("refused:", Trainer("emptyclass", skip: true));
     }
 
     private void WriteCub(string folder, string split, bool images)
@@ -221,6 +233,32 @@ public sealed class DataFolderTests : IDisposable
         if (!images) return;
         WriteFiles($"{folder}/images/1", "1.jpg");
         WriteFiles($"{folder}/images/2", "2.jpg");
+    }
+
+    /// <summary>A CUB folder counted as the trainer reads it: file names with spaces, split rows of images not listed, an empty image.</summary>
+    [Fact]
+    public async Task A_cub_folder_is_counted_as_the_trainer_reads_it()
+    {
+        WriteText("cubreal/classes.txt", "1 001.Black footed Albatross\n2 002.Laysan Albatross\n");
+        WriteText("cubreal/images.txt", "1 001.A/a one.jpg\n2 001.A/a two.jpg\n3 002.L/l one.jpg\n4 002.L/l two.jpg\n\n");
+        WriteText("cubreal/train_test_split.txt", "1 1\n2 0\n3 1\n4 0\n5 1\n6 1\n7 0\n");
+        WriteText("cubreal/image_class_labels.txt", "1 1\n2 1\n3 2\n4 2\n");
+        WriteText("cubreal/bounding_boxes.txt", "1 0 0 5 5\n2 0 0 5.5 5\n3 1 1 4 4\n4 0 0 5 5\n");
+        WriteFiles("cubreal/images/001.A", "a one.jpg", "a two.jpg");
+        WriteFiles("cubreal/images/002.L", "l one.jpg");
+        File.WriteAllBytes(Path.Combine(Data, "cubreal", "images", "002.L", "l two.jpg"), []);
+        await using var service = Service();
+        var cub = Folder(await ListAsync(AdminClient(service)), "cubreal");
+        Assert.Equal((2, 2, 2, 1), (cub.GetProperty("classes").GetInt32(), cub.GetProperty("trainImages").GetInt32(),
+            cub.GetProperty("testImages").GetInt32(), cub.GetProperty("unreadableImages").GetInt32()));
+        Assert.Equal(JsonValueKind.Null, cub.GetProperty("problem").ValueKind);
+        var trainer = Pillow.RunPython("""
+            import sys
+            from protopnet_trainer.datasets import load_cub200
+            source = load_cub200(sys.argv[1], crop_to_box=False)
+            print(len(source.classes), len(source.train), len(source.test))
+            """, Path.Combine(Data, "cubreal")).Trim();
+        Assert.Equal("2 2 2", trainer);
     }
 
     /// <summary>Folders of thousands of others beside the data sets: they are still found, and the answer says the search was cut.</summary>
