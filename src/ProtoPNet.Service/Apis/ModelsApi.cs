@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -97,7 +98,7 @@ public static class ModelsApi
         var manifest = bundle.Manifest;
         return TypedResults.Ok(new ModelVersionResponse(
             bundle.Name, bundle.Version, ReferenceEquals(family.Served, bundle), manifest.CreatedUtc, Classes(bundle), Input(bundle),
-            bundle.PrototypeCount, new FeatureCellResponse(manifest.FeatureMap.Height, manifest.FeatureMap.Width), TrainingAsAnswered(manifest.Training),
+            bundle.PrototypeCount, new FeatureCellResponse(manifest.FeatureMap.Height, manifest.FeatureMap.Width), TrainingOf(manifest),
             bundle.LoadedUtc, Math.Round(bundle.LoadMilliseconds, 1), bundle.Provider.Provider, manifest.Onnx.Sha256,
             VersionUrl(bundle) + "/prototypes")
         {
@@ -186,12 +187,18 @@ public static class ModelsApi
     {
         var served = family.Served;
         return new ModelResponse(family.Name, family.Versions.Select(v => v.Version).ToArray(), served.Version,
-            family.Name == catalog.DefaultModel, Classes(served), Input(served), served.PrototypeCount, TrainingAsAnswered(served.Manifest.Training),
+            family.Name == catalog.DefaultModel, Classes(served), Input(served), served.PrototypeCount, TrainingOf(served.Manifest),
             served.LoadedUtc, served.Provider.Provider) { Examples = ExamplesApi.Links(served) };
     }
 
     /// <summary>The settings of <c>training</c> (and of its <c>config</c>) that may name a file or folder on the training machine.</summary>
     private static readonly string[] PathSettings = ["trunkWeights", "data", "trunk_weights"];
+
+    /// <summary>A bundle's <c>training</c> as answered, made once per loaded bundle: its manifest does not change.</summary>
+    private static readonly ConditionalWeakTable<BundleManifest, StrongBox<JsonElement?>> AnsweredTraining = new();
+
+    internal static JsonElement? TrainingOf(BundleManifest manifest) =>
+        AnsweredTraining.GetValue(manifest, m => new StrongBox<JsonElement?>(TrainingAsAnswered(m.Training))).Value;
 
     /// <summary>
     /// The bundle's <c>training</c> as answered: the paths on the training machine it records (the data folder, a trunk
