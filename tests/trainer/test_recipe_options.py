@@ -252,3 +252,17 @@ def test_a_presets_calibration_holdout_stays_with_its_own_data_set():
     # On a user's image folder smoke's 400 would be arbitrary, and more than a small folder holds.
     assert holdout("--dataset", "imagefolder", "--data", "photos") == 0
     assert holdout("--dataset", "imagefolder", "--data", "photos", "--calibration-holdout", "12") == 12
+
+
+def test_a_recipe_cut_short_or_a_calibration_too_small_is_warned_of_before_training():
+    from protopnet_trainer.pipeline import recipe_warnings
+    photo = preset_config("cub200-resnet18")
+    assert recipe_warnings(photo.replace(calibration_holdout=300)) == []
+    # Cut to 2 epochs, the photo recipe's 5 warm-up epochs leave the trunk untrained (a walkthrough got chance level).
+    [warm] = recipe_warnings(photo.replace(epochs=2, calibration_holdout=300))
+    assert warm.startswith("all 2 epochs are warm-up epochs (--warm-epochs 5)")
+    assert recipe_warnings(photo.replace(epochs=6, calibration_holdout=300)) == []
+    # Three held-out images cannot place a 1 % threshold: the lowest it can flag is one of them.
+    [small] = recipe_warnings(photo.replace(calibration_holdout=3))
+    assert small.startswith("--calibration-holdout 3 is too few images") and "hold out 100 or more" in small
+    assert recipe_warnings(photo.replace(calibration_holdout=0))[0].startswith("no training images are held out")

@@ -653,3 +653,23 @@ def test_a_stop_asked_during_the_push_or_the_prune_is_taken_between_their_batche
     with pytest.raises(StopRun, match="cancel"):
         trainer.push(1) if stage == "push" else trainer.prune()
     assert len(asked) == 3 < 1 + len(trainer.loaders.push)
+
+
+def test_the_fraction_keeps_an_epochs_batches_through_its_push_and_last_layer():
+    from types import SimpleNamespace
+    from protopnet_trainer.watch import RunWatch
+    watch = RunWatch(report=lambda status: None, should_stop=lambda: None, interval=3600)
+    watch.trainer = SimpleNamespace(epoch=1, history=[])   # one epoch done and checkpointed
+    watch.epochs = 4
+    fractions = []
+    for stage in ("joint", "push", "last-layer"):
+        watch.stage(stage)
+        if stage == "joint":
+            watch.batch(10, 10, training=True)
+        fractions.append(watch.fraction())
+    watch.trainer.epoch = 2
+    watch.epoch_end(2)
+    fractions.append(watch.fraction())
+    # The second epoch's batches count from its joint stage through its push and last layer (they went out of the
+    # count there, and the job's progress went back) until its checkpoint counts the epoch whole.
+    assert fractions == [pytest.approx(2 / 5)] * 4, fractions

@@ -3,6 +3,7 @@ publish a checkpoint (pushing it first when asked), prune a checkpoint. The comm
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -71,6 +72,23 @@ def train_and_publish(job: TrainJob, progress: bool = False, log: Log = say,
         return _train_and_publish(job, progress and group.is_main, log, on_epoch_end, group, trainer_factory, before_publish)
 
 
+def recipe_warnings(cfg: TrainConfig) -> List[str]:
+    """What the recipe as asked for will not do, said at the start (where a job's warnings are read), not found in the
+    model it publishes: a recipe cut short, a calibration that cannot be made."""
+    warnings = []
+    if cfg.warm_epochs and cfg.warm_epochs >= cfg.epochs:
+        warnings.append(f"all {cfg.epochs} epochs are warm-up epochs (--warm-epochs {cfg.warm_epochs}): only the add-on "
+                        f"layers and the prototypes train, never the trunk; with fewer --epochs, lower --warm-epochs too")
+    if not cfg.calibration_holdout:
+        warnings.append("no training images are held out to calibrate the unfamiliarity threshold (--calibration-holdout "
+                        "0): the model's answers will say unfamiliar: null; hold out a few percent of them to have one")
+    elif cfg.calibration_holdout * cfg.unfamiliar_share < 1:
+        warnings.append(f"--calibration-holdout {cfg.calibration_holdout} is too few images to place the unfamiliarity "
+                        f"threshold at --unfamiliar-share {cfg.unfamiliar_share:g}: it can flag no fewer than 1 of them "
+                        f"({1 / cfg.calibration_holdout:.0%}); hold out {math.ceil(1 / cfg.unfamiliar_share)} or more")
+    return warnings
+
+
 def _quiet(line: str) -> None:
     """The log of ranks other than 0: rank 0 speaks for the run."""
 
@@ -91,10 +109,8 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
         return done if main else None
     if main:
         check_writable(job.models, job.name)        # fail before training, not after
-        if not cfg.calibration_holdout:
-            # Said at the start, where a job's warnings are read, not found in the answers of the model it publishes.
-            log("warning: no training images are held out to calibrate the unfamiliarity threshold (--calibration-holdout "
-                "0): the model's answers will say unfamiliar: null; hold out a few percent of them to have one")
+        for warning in recipe_warnings(cfg):
+            log(f"warning: {warning}")
         # A resume with no epoch checkpoint to go on from starts afresh: the folder's older lines and pictures go too.
         if not job.resume or RunFolder(run_dir).latest_epoch_checkpoint() is None:
             RunFolder(run_dir).clear()

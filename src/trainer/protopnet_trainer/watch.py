@@ -46,6 +46,10 @@ def history_entry(metrics: Dict[str, Any]) -> Dict[str, Any]:
             "trainAccuracy": metrics.get("train_accuracy"), "testAccuracy": metrics.get("test_accuracy")}
 
 
+# The stages of an epoch, from its first batch until its checkpoint counts it done.
+EPOCH_STAGES = ("warm-up", "joint", "push", "last-layer")
+
+
 class RunWatch:
     """Keeps a run's progress (stage, epoch, fraction of the work, estimated finish) and hands it to `report`
     whenever it changes: at once for a new stage or epoch, at most every `interval` seconds within one.
@@ -141,7 +145,8 @@ class RunWatch:
         trained), and the rest (pruning, final metrics, export) 1."""
         if self.trainer is None:
             return 0.0
-        trained = self.epochs_done() + (self.batch_fraction if self.stage_name in ("warm-up", "joint") else 0.0)
+        # The epoch's push and last layer come after its batches and before it is counted done: its batches stay counted.
+        trained = self.epochs_done() + (self.batch_fraction if self.stage_name in EPOCH_STAGES else 0.0)
         units = self.epochs + (self.epochs if self.with_baseline else 0) + 1
         baseline = self.baseline_batches / self.batches_per_epoch if self.with_baseline else 0.0
         return max(0.0, min(1.0, (trained + min(baseline, self.epochs)) / units))
@@ -166,8 +171,7 @@ class RunWatch:
         fraction = self.fraction()
         history: List[Dict[str, Any]] = [history_entry(m) for m in self.trainer.history]
         latest = self.trainer.history[-1] if self.trainer.history else None
-        current_epoch = min(self.epochs, self.epochs_done() + 1) if self.stage_name in ("warm-up", "joint", "push",
-                                                                                       "last-layer") else self.epochs_done()
+        current_epoch = min(self.epochs, self.epochs_done() + 1) if self.stage_name in EPOCH_STAGES else self.epochs_done()
         return {
             "progress": {"stage": self.stage_name, "epoch": current_epoch, "epochs": self.epochs,
                          "fraction": round(fraction, 4), **self.images_progress()},

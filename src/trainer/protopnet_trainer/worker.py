@@ -227,8 +227,10 @@ class Worker:
             os.makedirs(self.settings.jobs, exist_ok=True)   # the worker may start before the service makes it
         except OSError as error:
             raise TrainerError(f"--jobs {self.settings.jobs} cannot be created: {error.strerror}") from None
+        data = (f"jobs may name data under {self.settings.data_root}" if self.settings.data_root
+                else "no --data-root, so jobs that name data are refused")
         self.log(f"worker {self.name}: waiting for jobs in {self.settings.jobs}, publishing into "
-                 f"{self.settings.models}")
+                 f"{self.settings.models}; {data}")
         while not self.shutdown.requested:
             alive.touch(self.settings.alive_file)
             lease = self.queue.claim(self.name)
