@@ -266,3 +266,17 @@ def test_a_recipe_cut_short_or_a_calibration_too_small_is_warned_of_before_train
     [small] = recipe_warnings(photo.replace(calibration_holdout=3))
     assert small.startswith("--calibration-holdout 3 is too few images") and "hold out 100 or more" in small
     assert recipe_warnings(photo.replace(calibration_holdout=0))[0].startswith("no training images are held out")
+
+
+def test_a_model_near_chance_and_explanations_that_carry_nothing_are_warned_of():
+    from protopnet_trainer.pipeline import chance_warning
+    from protopnet_trainer.scorecard import scorecard_warnings
+    # The walkthrough's photo model: 3 classes at 33 %.
+    assert chance_warning(1 / 3, 3).startswith("test accuracy 33.3% is near chance (33.3% for 3 classes)")
+    assert chance_warning(0.6, 3) is None and chance_warning(0.012, 200) is None
+    assert chance_warning(0.006, 200) is not None
+    block = {"deletion": {"ratio": -3.045}, "prototypes": [{}] * 30, "backgroundPrototypes": 30}
+    deletion, background = scorecard_warnings(block)
+    assert "deletion ratio -3.045" in deletion and background.startswith("30 of 30 prototypes are patches of background")
+    assert scorecard_warnings({"deletion": {"ratio": 2.5}, "prototypes": [{}] * 100, "backgroundPrototypes": 3}) == []
+    assert scorecard_warnings({"deletion": {"ratio": None}, "prototypes": [], "backgroundPrototypes": 0}) == []

@@ -89,6 +89,15 @@ def recipe_warnings(cfg: TrainConfig) -> List[str]:
     return warnings
 
 
+def chance_warning(accuracy: float, classes: int) -> Optional[str]:
+    """A model no better than about chance is published (it is what was asked for), but not without a word."""
+    chance = 1 / classes
+    if accuracy >= 1.5 * chance:
+        return None
+    return (f"test accuracy {accuracy:.1%} is near chance ({chance:.1%} for {classes} classes): the model has not learned "
+            f"to tell them apart; train longer (more --epochs, fewer --warm-epochs) or look at the data")
+
+
 def _quiet(line: str) -> None:
     """The log of ranks other than 0: rank 0 speaks for the run."""
 
@@ -130,6 +139,9 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
     if not main:
         return None
     source = trainer.source
+    near_chance = chance_warning(result.test_accuracy, len(source.classes))
+    if near_chance:
+        log(f"warning: {near_chance}")
     training = training_block(cfg, result, len(source.train), len(source.test), job.preset)
     unfamiliarity = measure_beyond_the_test_set(result.model, cfg, source, trainer.loaders.test_set, training, progress,
                                                 log)

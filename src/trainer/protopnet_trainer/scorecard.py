@@ -73,6 +73,8 @@ def scorecard_hook(test_set: ImageSet, train: Optional[Split], report: bool, log
     def run(staging: str, prototypes: List[Dict], weights: List[List[float]]) -> Tuple[Dict[str, Any], List[str]]:
         block = measure(staging, "model.onnx", prototypes, weights, test_set, train, batch_size)
         log(summary(block))
+        for warning in scorecard_warnings(block):
+            log(f"warning: {warning}")
         files = []
         if report:
             from .report import plot_interpretability
@@ -92,6 +94,21 @@ def summary(block: Dict[str, Any]) -> str:
             f"JPEG stability {share(block['jpegStability'])}, deletion ratio {deletion['ratio']} "
             f"(top box {deletion['meanDropTopBox']}, random {deletion['meanDropRandomBox']}), background "
             f"{block['backgroundPrototypes']}/{len(block['prototypes'])} prototypes")
+
+
+def scorecard_warnings(block: Dict[str, Any]) -> List[str]:
+    """What the scorecard says against the model's explanations, whatever the data set: said where a job's warnings
+    are read, not only in the log line and the bundle."""
+    warnings = []
+    ratio = block["deletion"]["ratio"]
+    if ratio is not None and ratio < 1:
+        warnings.append(f"the explanations do not carry the decisions: covering the top prototype's box lowers the "
+                        f"score less than covering a random box of its size (deletion ratio {ratio})")
+    prototypes, background = len(block["prototypes"]), block["backgroundPrototypes"]
+    if prototypes and background > prototypes / 2:
+        warnings.append(f"{background} of {prototypes} prototypes are patches of background, not of an object: "
+                        f"their evidence says little about the class")
+    return warnings
 
 
 # The manifest's parts the scorecard reads, and their JSON types (docs/MODEL_BUNDLE.md).
