@@ -110,28 +110,13 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     {
         // 16-bit greyscale (scans, medical and microscope images): PIL's own conversion to 8 bits clips every value above
         // 255 to white; the trainer rounds as the service's decoder does.
-        using var temporary = new TemporaryDirectory("protopnet-16bit-");
-        var directory = temporary.Path;
-        var (png, trainerPixels) = (Path.Combine(directory, "g16.png"), Path.Combine(directory, "t.rgb"));
-        var size = Pillow.RunPython("""
-            import sys
-            import numpy as np
-            from PIL import Image
-            from protopnet_trainer.image_files import open_image
-            # Every 16-bit value's neighbourhood that rounds differently: a ramp over the range, 64 x 48.
+        var (ours, theirs) = GreyRampDecodedByBoth("g16.png", """
+            # Every 16-bit value's neighbourhood that rounds differently: a ramp over the range.
             values = (np.arange(64 * 48, dtype=np.int64) * 65535 // (64 * 48 - 1)).astype(np.uint16).reshape(48, 64)
             values[0, :8] = [0, 128, 129, 383, 385, 32767, 33023, 65535]
-            Image.fromarray(values, "I;16").save(sys.argv[1])
-            decoded = open_image(sys.argv[1])
-            np.asarray(decoded, dtype=np.uint8).tofile(sys.argv[2])
-            print(decoded.size[0], decoded.size[1])
-            """, png, trainerPixels).Trim();
-        Assert.Equal("64 48", size);
-
-        var ours = ServicePixels(png, new InputSection { Channels = 1, Height = 48, Width = 64, ColorSpace = "gray" });
-        var theirs = File.ReadAllBytes(trainerPixels);
+            picture = Image.fromarray(values, "I;16")
+            """);
         Assert.Equal(theirs, ours);
-        Assert.True(theirs.Distinct().Count() > 200, $"only {theirs.Distinct().Count()} distinct values: the ramp did not survive");
     }
 
     /// <summary>
@@ -313,28 +298,13 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     public void AFloatTiffDecodesToTheTrainersEightBitValues()
     {
         // 32-bit float greyscale TIFFs (measurements, scientific cameras), 0 to 1: the trainer decoded them black.
-        using var temporary = new TemporaryDirectory("protopnet-float-");
-        var directory = temporary.Path;
-        var (tiff, trainerPixels) = (Path.Combine(directory, "f.tif"), Path.Combine(directory, "t.rgb"));
-        var size = Pillow.RunPython("""
-            import sys
-            import numpy as np
-            from PIL import Image
-            from protopnet_trainer.image_files import open_image
+        var (ours, theirs) = GreyRampDecodedByBoth("f.tif", """
             # A ramp over [0, 1] fine enough to meet every rounding edge, and values outside it.
             values = np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(48, 64)
             values[0, :8] = [-0.5, 0.0, 0.5 / 255, 1.5 / 255, 0.5, 254.5 / 255, 1.0, 2.0]
-            Image.fromarray(values, "F").save(sys.argv[1])
-            decoded = open_image(sys.argv[1])
-            np.asarray(decoded, dtype=np.uint8).tofile(sys.argv[2])
-            print(decoded.size[0], decoded.size[1])
-            """, tiff, trainerPixels).Trim();
-        Assert.Equal("64 48", size);
-
-        var ours = ServicePixels(tiff, new InputSection { Channels = 1, Height = 48, Width = 64, ColorSpace = "gray" });
-        var theirs = File.ReadAllBytes(trainerPixels);
+            picture = Image.fromarray(values, "F")
+            """);
         Assert.True(theirs.SequenceEqual(ours), $"{Enumerable.Range(0, ours.Length).Count(i => ours[i] != theirs[i])} of {ours.Length} values differ; the first row: trainer {string.Join(",", theirs.Take(24))}, service {string.Join(",", ours.Take(24))}");
-        Assert.True(theirs.Distinct().Count() > 200, $"only {theirs.Distinct().Count()} distinct values: the ramp did not survive");
     }
 
     [Fact]
@@ -465,6 +435,29 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     }
 
     /// <summary>The service's decoded pixels of a file (8-bit RGB, row by row), before the resize to the input.</summary>
+    /// <summary>
+    /// A 64 x 48 greyscale picture that <paramref name="makePicture"/> (Python, numpy as np and PIL's Image at hand) makes
+    /// as <c>picture</c>, saved as <paramref name="fileName"/> by Pillow: its pixels as the service decodes the file, and
+    /// as the trainer does (which must keep more than 200 distinct values of the ramp).
+    /// </summary>
+    private static (byte[] Service, byte[] Trainer) GreyRampDecodedByBoth(string fileName, string makePicture)
+    {
+        using var temporary = new TemporaryDirectory("protopnet-grey-ramp-");
+        var (file, trainerPixels) = (Path.Combine(temporary.Path, fileName), Path.Combine(temporary.Path, "t.gray"));
+        var size = Pillow.RunPython("import sys\nimport numpy as np\nfrom PIL import Image\nfrom protopnet_trainer.image_files import open_image\n"
+            + makePicture + "\n" + """
+            picture.save(sys.argv[1])
+            decoded = open_image(sys.argv[1])
+            np.asarray(decoded, dtype=np.uint8).tofile(sys.argv[2])
+            print(decoded.size[0], decoded.size[1])
+            """, file, trainerPixels).Trim();
+        Assert.Equal("64 48", size);
+        var service = ServicePixels(file, new InputSection { Channels = 1, Height = 48, Width = 64, ColorSpace = "gray" });
+        var trainer = File.ReadAllBytes(trainerPixels);
+        Assert.True(trainer.Distinct().Count() > 200, $"only {trainer.Distinct().Count()} distinct values: the ramp did not survive");
+        return (service, trainer);
+    }
+
     private static byte[] ServicePixels(string file, InputSection input)
     {
         using var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(File.ReadAllBytes(file), input);

@@ -534,10 +534,13 @@ async function openTraining() {
     await listJobs();
   } catch (problem) {
     // A service without a jobs folder takes no jobs: no form to fill in for nothing.
-    if (problem && typeof problem.type === "string" && problem.type.endsWith(":training-not-configured")) $("training-ready").hidden = true;
+    if (isProblem(problem, "training-not-configured")) $("training-ready").hidden = true;
     showProblem(problem, "Training cannot be opened", "training");
   }
 }
+
+/** Whether a failure is the service's problem of this kind (urn:protopnet:problem:<kind>). */
+const isProblem = (problem, kind) => Boolean(problem) && typeof problem.type === "string" && problem.type.endsWith(`:${kind}`);
 
 /** The folders of the service's data root, looked at each time the tab opens (folders put there meanwhile are offered). A
  * data root the service cannot read is said under the choice, not as an error of the whole tab: the recipes' own data
@@ -546,7 +549,7 @@ async function listDataFolders() {
   try {
     training.dataFolders = await (await adminFetch("/training/data")).json();
   } catch (problem) {
-    if (problem && typeof problem.type === "string" && problem.type.endsWith(":training-not-configured")) throw problem;
+    if (isProblem(problem, "training-not-configured")) throw problem;
     const why = (problem && (problem.detail || problem.title || problem.message)) || String(problem);
     training.dataFolders = { configured: true, folders: [], truncated: false, unavailable: why };
   }
@@ -753,7 +756,7 @@ function jobRow(job) {
   // Why a job failed, and whether it warned, without following it first.
   const status = el("td", { class: "job-status", text: statusWord(job) });
   if (job.status === "failed" && job.error) status.append(el("span", { class: "job-error", text: `: ${job.error}` }));
-  if (job.warnings && job.warnings.length) status.append(el("span", { class: "job-warned", text: ` (${job.warnings.length} warning${job.warnings.length > 1 ? "s" : ""})` }));
+  if (job.warnings && job.warnings.length) status.append(el("span", { class: "job-warned", text: ` (${counted(job.warnings.length, "warning", "warnings")})` }));
   return el("tr", { "data-job": job.id },
     el("td", { class: "job-name", text: jobName(job) }), el("td", { text: recipe }), status, el("td", { text: queued }), actions);
 }
@@ -799,8 +802,8 @@ function showJob(job) {
   $("training-job-title").textContent = `${jobName(job)} (${job.preset || "no recipe"})`;
   const progress = job.progress;
   $("training-progress").value = job.status === "succeeded" ? 1 : progress ? progress.fraction : 0;
-  const counted = progress && progress.imagesToCheck ? ` (${progress.imagesChecked} of ${progress.imagesToCheck})` : "";
-  const stage = progress && progress.stage ? `, ${STAGES[progress.stage] || progress.stage}${counted}` : "";
+  const checked = progress && progress.imagesToCheck ? ` (${progress.imagesChecked} of ${progress.imagesToCheck})` : "";
+  const stage = progress && progress.stage ? `, ${STAGES[progress.stage] || progress.stage}${checked}` : "";
   const epoch = progress && progress.epochs ? `: epoch ${progress.epoch} of ${progress.epochs}${stage}` : stage;
   const finish = job.estimatedFinishAt ? `, done at about ${new Date(job.estimatedFinishAt).toLocaleTimeString()}` : "";
   const text = {
@@ -815,11 +818,7 @@ function showJob(job) {
   $("training-status").textContent = text;
   // What the run warned of (files left out of the data, ...): the worker's console is not where a user looks.
   const warnings = $("training-warnings");
-  warnings.replaceChildren(...(job.warnings || []).map((warning) => {
-    const item = document.createElement("li");
-    item.textContent = `Warning: ${warning}`;
-    return item;
-  }));
+  warnings.replaceChildren(...(job.warnings || []).map((warning) => el("li", { text: `Warning: ${warning}` })));
   warnings.hidden = warnings.children.length === 0;
   // No finished epoch yet (queued, or cancelled before it started): no curve rather than empty axes.
   $("training-curve").closest("figure").hidden = job.history.length === 0;
