@@ -488,17 +488,38 @@ public class ImageDecoderTests
         Assert.Contains($"{width}x{height}", error.Message);
     }
 
-    /// <summary>An animated WebP is refused as not decodable, saying so and what to send instead (API.md: WebP, still).</summary>
+    /// <summary>
+    /// An animated WebP is its first frame (API.md: WebP, an animation's first frame); one whose first frame does not fit
+    /// its canvas, or without frames, is refused as not decodable, saying why.
+    /// </summary>
     [Fact]
-    public void AnAnimatedWebPIsNotDecodableAndSaysSo()
+    public void AnAnimatedWebPIsDecodedAsItsFirstFrame()
     {
         // Two 8x8 lossless frames, red then blue, written by Pillow (save_all=True, append_images=[...]).
         var animated = Convert.FromBase64String(
             "UklGRoQAAABXRUJQVlA4WAoAAAACAAAABwAABwAAQU5JTQYAAAAAAAAAAABBTk1GKAAAAAAAAAAAAAcAAAcAAGQAAAJWUDhMDwAAAC8HwAEABxD9j/4HIqL/AQBB"
             + "Tk1GKAAAAAAAAAAAAAcAAAcAAGQAAABWUDhMDwAAAC8HwAEABxDR//4HIqL/AQA=");
-        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(animated));
+        using (var decoded = _decoder.Decode(animated))
+        {
+            Assert.Equal(("WebP", 8, 8), (decoded.Format, decoded.Width, decoded.Height));
+            Assert.Equal(new Rgb24(255, 0, 0), decoded.Pixels[3, 5]);
+        }
+
+        // The first frame's width (bytes 58-60 of the file, in its ANMF header) made larger than the canvas.
+        var tooWide = animated.ToArray();
+        tooWide[58] = 15;
+        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(tooWide));
         Assert.Equal(ImageRejection.NotDecodable, error.Rejection);
-        Assert.Equal("The WebP image is animated, which is not decoded here: send a still image (e.g. its first frame as PNG).", error.Message);
+        Assert.Equal("The WebP animation cannot be decoded: its first frame (16x8 at 0,0) does not fit its 8x8 canvas.", error.Message);
+
+        // Both frames renamed to an unknown chunk: an animation without frames.
+        var noFrames = animated.ToArray();
+        for (var at = 0; at + 4 <= noFrames.Length; at++)
+        {
+            if (noFrames.AsSpan(at, 4).SequenceEqual("ANMF"u8)) "XXXX"u8.CopyTo(noFrames.AsSpan(at));
+        }
+        error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(noFrames));
+        Assert.Equal("The WebP animation cannot be decoded: it has no frame.", error.Message);
     }
 
     /// <summary>

@@ -285,13 +285,77 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
                 open_image(path)   # the trainer reads every one
                 print(name, form_the_service_refuses(path))
             """, directory).Trim().Split('\n').Select(line => line.Trim()).ToArray();
-        Assert.Equal(["cmyk.tif CMYK TIFF", "animated.webp animated WebP", "rgb.tif None"], forms);
+        Assert.Equal(["cmyk.tif CMYK TIFF", "animated.webp None", "rgb.tif None"], forms);
         var decoder = new ImageDecoder(new ImageLimits());
-        foreach (var name in (string[])["cmyk.tif", "animated.webp"])
+        var refused = Assert.Throws<ImageRejectedException>(() => decoder.Decode(File.ReadAllBytes(Path.Combine(directory, "cmyk.tif"))).Dispose());
+        Assert.Equal("The TIFF image is in a form not decoded here: The specified TIFF photometric interpretation is not supported: " +
+            "Separated (CMYK colour: send the picture in RGB, e.g. as PNG or JPEG).", refused.Message);
+        foreach (var name in (string[])["animated.webp", "rgb.tif"]) decoder.Decode(File.ReadAllBytes(Path.Combine(directory, name))).Dispose();
+    }
+
+    /// <summary>
+    /// An animated WebP is its first frame on the animation's canvas, as the trainer's Pillow shows it: frames of the
+    /// whole canvas, a first frame that the encoder cropped to its opaque part (placed at its offset, the rest of the
+    /// canvas transparent and so white), a lossy one with an alpha chunk, one whose file says it has no alpha (the rest
+    /// of the canvas black, as Pillow reads it as RGB), and one with an EXIF orientation (and a still one).
+    /// The service refused the animations.
+    /// </summary>
+    [Fact]
+    public void AnAnimatedWebPIsItsFirstFrameAsInTheTrainer()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-webp-");
+        var directory = temporary.Path;
+        var names = Pillow.RunPython("""
+            import os, sys
+            import numpy as np
+            from PIL import Image
+            from protopnet_trainer.image_files import open_image
+            y, x = np.mgrid[0:30, 0:40]
+            pattern = np.stack([x * 6, y * 8, (x * y) % 256], axis=-1).astype(np.uint8)
+            framed = np.zeros((30, 40, 4), np.uint8)
+            framed[6:24, 10:34, :3] = pattern[6:24, 10:34]
+            framed[6:24, 10:34, 3] = np.where(x[6:24, 10:34] % 3 == 0, 128, 255)   # half-transparent columns
+            second = [Image.new("RGBA", (40, 30), (40, 40, 200, 255))]
+            def save(name, first, **options):
+                path = os.path.join(sys.argv[1], name)
+                first.save(path, save_all=True, append_images=[frame.convert(first.mode) for frame in second], **options)
+                return path
+            paths = [save("full.webp", Image.fromarray(pattern), lossless=True),
+                     save("cropped.webp", Image.fromarray(framed, "RGBA"), lossless=True),
+                     save("lossy.webp", Image.fromarray(framed, "RGBA"), quality=80)]
+            # The same cropped frame with the file's alpha flag cleared.
+            data = bytearray(open(paths[1], "rb").read())
+            assert data[12:16] == b"VP8X" and data[20] & 0x10
+            data[20] &= ~0x10
+            paths.append(os.path.join(sys.argv[1], "no-alpha.webp"))
+            open(paths[-1], "wb").write(bytes(data))
+            exif = Image.Exif()
+            exif[0x0112] = 6
+            paths.append(save("turned.webp", Image.fromarray(pattern), lossless=True, exif=exif.tobytes()))
+            paths.append(os.path.join(sys.argv[1], "turned-still.webp"))
+            Image.fromarray(pattern).save(paths[-1], lossless=True, exif=exif.tobytes())
+            for path in paths:
+                with Image.open(path) as opened:
+                    assert opened.n_frames == (1 if "still" in path else 2), path
+                picture = open_image(path)
+                np.asarray(picture, dtype=np.uint8).tofile(path + ".rgb")
+                print(os.path.basename(path), picture.size[0], picture.size[1])
+            """, directory).Trim().Split('\n').Select(line => line.Trim()).ToArray();
+        Assert.Equal(["full.webp 40 30", "cropped.webp 40 30", "lossy.webp 40 30", "no-alpha.webp 40 30", "turned.webp 30 40", "turned-still.webp 30 40"], names);
+        var decoder = new ImageDecoder(new ImageLimits());
+        foreach (var name in names.Select(line => line.Split(' ')[0]))
         {
-            Assert.Throws<ImageRejectedException>(() => decoder.Decode(File.ReadAllBytes(Path.Combine(directory, name))).Dispose());
+            var file = Path.Combine(directory, name);
+            var cropped = WebpFirstFrame.Find(File.ReadAllBytes(file));
+            Assert.Equal(name is not "turned-still.webp", cropped is not null);
+            if (name is "cropped.webp") Assert.True(cropped!.X > 0 && cropped.Y > 0, $"the encoder did not crop the first frame: {cropped}");
+            using var decoded = decoder.Decode(File.ReadAllBytes(file));
+            Assert.Equal("WebP", decoded.Format);
+            var ours = new byte[decoded.Pixels.Width * decoded.Pixels.Height * 3];
+            decoded.Pixels.CopyPixelDataTo(ours);
+            var theirs = File.ReadAllBytes(file + ".rgb");
+            Assert.True(theirs.SequenceEqual(ours), $"{name}: {Enumerable.Range(0, ours.Length).Count(i => ours[i] != theirs[i])} of {ours.Length} values differ from the trainer's");
         }
-        decoder.Decode(File.ReadAllBytes(Path.Combine(directory, "rgb.tif"))).Dispose();
     }
 
     [Fact]

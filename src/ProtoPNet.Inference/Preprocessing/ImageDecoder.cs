@@ -76,7 +76,7 @@ public sealed class DecodedImage(Image<Rgb24> pixels, string format, int width, 
 }
 
 /// <summary>
-/// Decodes PNG, JPEG, GIF (first frame), BMP, WebP and TIFF (first frame). Size limits are checked on the header
+/// Decodes PNG, JPEG, GIF (first frame), BMP, WebP (an animation's first frame) and TIFF (first frame). Size limits are checked on the header
 /// before any pixel memory is allocated, so a small file that declares a huge image is refused cheaply.
 /// </summary>
 public sealed class ImageDecoder(ImageLimits limits)
@@ -130,6 +130,14 @@ public sealed class ImageDecoder(ImageLimits limits)
                 $"The image has {bytes.Length} bytes; the limit is {limits.MaxBytes} bytes.");
         }
         bytes = TiffBitsPerSample.WithDefault(TiffStrips.WithRowsPerStripClamped(PngText.WithoutCompressedChunks(bytes)));
+        // An animated WebP: its first frame is decoded as a still, then put on the animation's canvas, whose size is judged.
+        var animation = WebpFirstFrame.Find(bytes.Span);
+        if (animation is not null)
+        {
+            RefuseSize(animation.CanvasWidth, animation.CanvasHeight, "WebP", limits);
+            RefuseCompression((long)animation.CanvasWidth * animation.CanvasHeight, bytes.Length, "WebP");
+            bytes = animation.Still;
+        }
         var (width, height, imageFormat, metadata) = Identify(bytes, limits);
         var format = DisplayName(imageFormat);
         // ImageSharp reads a PNG side beyond int's range as a negative number: then the header's own numbers are judged.
@@ -179,8 +187,9 @@ public sealed class ImageDecoder(ImageLimits limits)
         {
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missingPixels}.");
         }
-        AutoOrient(decoded, orientation);
-        return new DecodedImage(CompositeOverWhite(decoded), format);
+        using var picture = animation?.OnCanvas(decoded, Configuration);
+        AutoOrient(picture ?? decoded, orientation);
+        return new DecodedImage(CompositeOverWhite(picture ?? decoded), format);
     }
 
     /// <summary>Width x height as the header says, without decoding a pixel; null when the header cannot be read.</summary>
@@ -188,6 +197,7 @@ public sealed class ImageDecoder(ImageLimits limits)
     {
         try
         {
+            if (WebpFirstFrame.Find(bytes.Span) is { } animation) return (long)animation.CanvasWidth * animation.CanvasHeight;
             var (width, height, _, _) = Identify(PngText.WithoutCompressedChunks(bytes), Unlimited);
             return (long)width * height;
         }
@@ -228,6 +238,14 @@ public sealed class ImageDecoder(ImageLimits limits)
         try
         {
             return Image.Load<TPixel>(Configuration, AsStream(bytes));
+        }
+        catch (NotSupportedException exception)
+        {
+            // A sound file in a form the decoder does not take (a CMYK TIFF): not "corrupt", and what to send instead.
+            var cmyk = exception.Message.Contains("photometric interpretation is not supported: Separated", StringComparison.Ordinal)
+                ? " (CMYK colour: send the picture in RGB, e.g. as PNG or JPEG)"
+                : "";
+            throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is in a form not decoded here: {exception.Message.TrimEnd('.')}{cmyk}.", exception);
         }
         catch (Exception exception) when (exception is not OutOfMemoryException)
         {
@@ -346,13 +364,6 @@ public sealed class ImageDecoder(ImageLimits limits)
                 {
                     throw new ImageRejectedException(ImageRejection.Truncated, $"The {DisplayName(detected)} image is truncated: {missing}.", exception);
                 }
-            }
-            if (exception is NotSupportedException && exception.Message.Contains("Animated", StringComparison.OrdinalIgnoreCase)
-                && Image.DetectFormat(Configuration, bytes.Span) is WebpFormat)
-            {
-                // A sound header, of what the decoder does not take ("Animated webp are not yet supported", ImageSharp says).
-                throw new ImageRejectedException(ImageRejection.NotDecodable,
-                    "The WebP image is animated, which is not decoded here: send a still image (e.g. its first frame as PNG).", exception);
             }
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The image header cannot be read: {Reason(exception)}", exception);
         }

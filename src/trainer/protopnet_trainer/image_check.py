@@ -47,14 +47,12 @@ def path_of(split: Split, index: int) -> str:
 
 def form_the_service_refuses(path: str) -> Optional[str]:
     """The name of a form of image file that the trainer reads (Pillow) but the service's decoder refuses, for the
-    forms known to differ; None otherwise. Only TIFF and WebP files are opened again to look."""
-    if not path.lower().endswith((".tif", ".tiff", ".webp")):
+    forms known to differ; None otherwise. Only TIFF files are opened again to look."""
+    if not path.lower().endswith((".tif", ".tiff")):
         return None
     with Image.open(path) as picture:
         if picture.format == "TIFF" and picture.mode == "CMYK":
             return "CMYK TIFF"
-        if picture.format == "WEBP" and getattr(picture, "n_frames", 1) > 1:
-            return "animated WebP"
     return None
 
 
