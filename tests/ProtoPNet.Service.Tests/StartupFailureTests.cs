@@ -28,6 +28,8 @@ public class StartupFailureTests(TrainerBundles bundles)
     [InlineData("Telemetry__OtlpEndpoint", "ftp://collector:4317", "Telemetry:OtlpEndpoint must be an http or https URL")]
     [InlineData("Training__KeepFinishedJobs", "-1.00:00:00", "Training:KeepFinishedJobs")]
     [InlineData("Classify__UploadReadTimeout", "5", "Classify:UploadReadTimeout: The field UploadReadTimeout must be between 00:00:01 and 1.00:00:00 (a time is written [d.]hh:mm:ss: 00:00:05 is 5 seconds, and a bare number is read as days).")]
+    [InlineData("Shutdown__DrainSeconds", "30", "Shutdown:DrainSeconds must be shorter than the host's shutdownTimeoutSeconds")]
+    [InlineData("Shutdown__DrainSeconds", "-1", "Shutdown:DrainSeconds: The field DrainSeconds must be between 0 and 600")]
     // Kestrel:Limits (bound and checked by the service: ASP.NET Core leaves the section alone).
     [InlineData("Kestrel__Limits__MaxConcurrentConnections", "-5", "Kestrel:Limits:MaxConcurrentConnections: The field MaxConcurrentConnections must be between 1 and 9223372036854775807")]
     [InlineData("Kestrel__Limits__RequestHeadersTimeout", "abc", "Kestrel:Limits:RequestHeadersTimeout")]

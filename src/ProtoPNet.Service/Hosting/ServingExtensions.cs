@@ -41,6 +41,10 @@ public static class ServingExtensions
         services.AddSingleton<SpoolBudget>();
         services.AddSingleton<PrometheusExposition>();
         services.AddHostedService<ModelWatcherService>();
+        services.AddOptions<ShutdownOptions>().BindSettings(configuration, ShutdownOptions.SectionName).ValidateDataAnnotations()
+            .Validate<IOptions<HostOptions>>((shutdown, host) => shutdown.DrainSeconds < host.Value.ShutdownTimeout.TotalSeconds,
+                "Shutdown:DrainSeconds must be shorter than the host's shutdownTimeoutSeconds (ASPNETCORE_SHUTDOWNTIMEOUTSECONDS, 30 by default), which the drain is counted in: raise that too")
+            .ValidateOnStart();
         services.AddHostedService<ShutdownReport>();
         // Kestrel's connection buffers in larger blocks: an upload arrives in fewer socket reads.
         services.AddSingleton<ConnectionBufferPoolFactory>();

@@ -10,8 +10,9 @@ namespace ProtoPNet.Service.Tests.Serving;
 
 /// <summary>
 /// A shutdown (SIGTERM) lets the requests in progress finish and says so: how many there are and how long they have;
-/// those still running when that time runs out are named in a warning, not lost without a line. Readiness answers 503
-/// shutting-down from the shutdown's start, so a load balancer stops sending.
+/// those still running when that time runs out are named in a warning, not lost without a line. With a drain
+/// (Shutdown:DrainSeconds), readiness answers 503 shutting-down while requests are still served, so a load balancer
+/// stops sending before connections are refused.
 /// </summary>
 [Collection(BundlesCollection.Name)]
 public class ShutdownTests(TrainerBundles bundles)
@@ -30,7 +31,7 @@ public class ShutdownTests(TrainerBundles bundles)
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.EndsWith("}", await response.Content.ReadAsStringAsync());
         Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
-        Assert.Contains(service.Output, line => line.Contains("Shutting down: 1 inference requests in progress have up to 30 s to finish", StringComparison.Ordinal));
+        Assert.Contains(service.Output, line => line.Contains("Shutting down: no more connections are accepted; 1 inference requests in progress have up to 30 s to finish", StringComparison.Ordinal));
         Assert.DoesNotContain(service.Output, line => line.Contains("were still in progress", StringComparison.Ordinal));
     }
 
@@ -44,13 +45,40 @@ public class ShutdownTests(TrainerBundles bundles)
         service.Terminate();
 
         Assert.NotNull(await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
-        Assert.Contains(service.Output, line => line.Contains("Shutting down: 1 inference requests in progress have up to 1 s to finish", StringComparison.Ordinal));
+        Assert.Contains(service.Output, line => line.Contains("Shutting down: no more connections are accepted; 1 inference requests in progress have up to 1 s to finish", StringComparison.Ordinal));
         Assert.Contains(service.Output, line => line.Contains("1 inference requests were still in progress when the 1 s of the shutdown ran out", StringComparison.Ordinal));
         // Logged as the service's 503, if its line was written before the process ended; never as a client that left.
         Assert.DoesNotContain(service.Output, line => line.Contains("POST /classify responded 499", StringComparison.Ordinal));
         Assert.DoesNotContain(service.Output, line => line.Contains("POST /classify responded 200", StringComparison.Ordinal));
         // The client gets no whole answer: an error, or a 200 whose body breaks off.
         await Assert.ThrowsAnyAsync<Exception>(async () => await (await answer).EnsureSuccessStatusCode().Content.ReadAsByteArrayAsync());
+    }
+
+    /// <summary>
+    /// Through the drain, over HTTP: new connections are accepted, /health/ready answers 503 shutting-down and /classify
+    /// still answers; after it, the server accepts no more, and the process ends normally. (Without a drain the server
+    /// stops accepting at SIGTERM, and no probe could ever see the 503.)
+    /// </summary>
+    [Fact]
+    public async Task Through_the_drain_readiness_is_503_while_classify_is_still_served()
+    {
+        await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"), ("Shutdown__DrainSeconds", "4"));
+        service.Terminate();
+        await service.WaitForLineAsync("Shutting down: for 4 s (Shutdown:DrainSeconds) requests are still accepted");
+
+        using var client = new HttpClient { BaseAddress = service.Client.BaseAddress };   // a new connection
+        using var ready = await client.GetAsync("/health/ready");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.Contains("urn:protopnet:problem:shutting-down", await ready.Content.ReadAsStringAsync());
+        using var content = new ByteArrayContent(Http.NoisePhotoPng());
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/png");
+        using var classified = await client.PostAsync("/classify", content);
+        Assert.Equal(HttpStatusCode.OK, classified.StatusCode);
+
+        Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains(service.Output, line => line.Contains("Shutting down: no more connections are accepted; 0 inference requests in progress have up to 26 s to finish", StringComparison.Ordinal));
+        using var afterwards = new HttpClient { BaseAddress = service.Client.BaseAddress };
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => afterwards.GetAsync("/health/live"));
     }
 
     /// <summary>Readiness once the host is stopping: 503 shutting-down, whatever models are loaded.</summary>
