@@ -178,8 +178,9 @@ public class OpenApiContractTests(TrainerBundles bundles)
         }
 
         /// <summary>
-        /// OpenAPI 3.0's schema dialect as JSON Schema: <c>nullable</c> becomes a "null" type (or an anyOf with one, for
-        /// a member that refers to another schema), references point into <c>$defs</c>, and the examples are dropped.
+        /// OpenAPI 3.0's schema dialect as JSON Schema, as strict validators read it: <c>nullable</c> adds "null" to the
+        /// <c>type</c> beside it (and to its <c>enum</c>) and does nothing without one, references point into
+        /// <c>$defs</c>, and the examples are dropped.
         /// </summary>
         private static JsonNode ToJsonSchema(JsonNode node)
         {
@@ -217,7 +218,8 @@ public class OpenApiContractTests(TrainerBundles bundles)
                         if (converted["enum"] is JsonArray values) values.Add(null);
                         return converted;
                     }
-                    return new JsonObject { ["anyOf"] = new JsonArray(converted, new JsonObject { ["type"] = "null" }) };
+                    // OpenAPI 3.0.3: nullable has no effect without a type beside it (strict validators read it so).
+                    return converted;
                 default:
                     return node.DeepClone();
             }

@@ -51,6 +51,7 @@ public static class OpenApiExtensions
             options.SchemaFilter<ResponseSchemaFilter>();
             options.SchemaFilter<ProblemDetailsSchemaFilter>();
             options.SchemaFilter<BatchResultsSchemaFilter>();
+            options.DocumentFilter<NullableReferenceDocumentFilter>();
         });
         return builder;
     }

@@ -85,3 +85,27 @@ public sealed class BatchResultsSchemaFilter : ISchemaFilter
         };
     }
 }
+
+/// <summary>
+/// A member that refers to another schema and may be null is written <c>allOf: [$ref], nullable: true</c>, which strict
+/// OpenAPI 3.0 validators read as "never null" (<c>nullable</c> has no effect without a <c>type</c> beside it, and the
+/// schema referred to is not nullable): they refused the nulls the service sends (a job's <c>progress</c> before it
+/// starts, a bundle's <c>interpretability</c> without a scorecard). Such a member is written as one of the schema or
+/// null: <c>anyOf: [$ref, {nullable: true, enum: [null]}]</c>.
+/// </summary>
+public sealed class NullableReferenceDocumentFilter : IDocumentFilter
+{
+    public void Apply(OpenApiDocument document, DocumentFilterContext context)
+    {
+        foreach (var schema in document.Components?.Schemas?.Values ?? [])
+        {
+            foreach (var member in (schema.Properties?.Values ?? []).OfType<OpenApiSchema>())
+            {
+                if (member.AllOf is not { Count: 1 } allOf || member.Type != JsonSchemaType.Null) continue;
+                member.AnyOf = [allOf[0], new OpenApiSchema { Type = JsonSchemaType.Null, Enum = [null!] }];
+                member.AllOf = null;
+                member.Type = null;
+            }
+        }
+    }
+}
