@@ -44,7 +44,7 @@ public static class CardApi
     }
 
     internal static async Task<FileContentHttpResult> RenderCardAsync(
-        [AsParameters] ExplainQuery query, HttpRequest request, ClassificationService classification, DrawingTurns drawing,
+        [AsParameters] ClassifyQuery query, HttpRequest request, ClassificationService classification, DrawingTurns drawing,
         CancellationToken cancellationToken)
     {
         if (query.TopPrototypes is > ExplanationCard.MaxRows)
@@ -53,7 +53,7 @@ public static class CardApi
                 $"topPrototypes is {query.TopPrototypes}; a card has room for at most {ExplanationCard.MaxRows} prototype rows.");
         }
         // A card always draws its heatmaps, but a value /classify would refuse is refused here too.
-        ClassifyQuery.HeatmapsAsked(request.Query["heatmaps"].FirstOrDefault());
+        ClassifyQuery.HeatmapsAsked(query.Heatmaps);
         var card = query.ToRequest(HeatmapUse.Drawn);
         using var answer = await classification.ClassifyAsync(request, card, cancellationToken);
         var image = answer.Single();

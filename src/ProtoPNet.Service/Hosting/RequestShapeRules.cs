@@ -15,7 +15,7 @@ public static class RequestShapeRules
         {
             var request = context.Request;
             if (IsHealthProbe(request)) return next(context);
-            if (HasContentCoding(request) && CanHaveBody(context))
+            if (HasContentCoding(request) && CanHaveBody(context) && TakesBody(context))
             {
                 // Not decoded: 415 saying so, with Accept-Encoding naming what is taken (RFC 9110, 15.5.16), rather than
                 // reading the body as a broken image or broken JSON. The status code pages write the answer.
@@ -47,6 +47,14 @@ public static class RequestShapeRules
     private static bool CanHaveBody(HttpContext context) =>
         context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody
         ?? context.Request.ContentLength > 0;
+
+    /// <summary>
+    /// Whether the endpoint reads a body (an image upload, a training job, v2 infer): one that takes none ignores a body
+    /// sent anyway, in whatever coding (API.md, Conventions). A request no endpoint matches is answered 404 or 405.
+    /// </summary>
+    private static bool TakesBody(HttpContext context) =>
+        context.GetEndpoint()?.Metadata is { } metadata
+        && (metadata.GetMetadata<Apis.ImageUploadMetadata>() is not null || metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IAcceptsMetadata>() is not null);
 
     /// <summary>The first query parameter given more than once, and how many times; null when there is none.</summary>
     private static (string Name, int Count)? RepeatedQueryParameter(HttpRequest request)

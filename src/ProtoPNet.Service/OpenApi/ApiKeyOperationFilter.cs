@@ -18,7 +18,7 @@ public sealed class ApiKeyOperationFilter(IOptions<SecurityOptions> security) : 
     public static void AddSchemes(SwaggerGenOptions options)
     {
         options.AddSecurityDefinition(AdminScheme, Scheme(
-            "Security:AdminApiKey, for POST /models/{name}/reload and every /training endpoint (403 admin-disabled while it is not configured)."));
+            "Security:AdminApiKey, for POST /models/reload, POST /models/{name}/reload and every /training endpoint (403 admin-disabled while it is not configured)."));
         options.AddSecurityDefinition(ClassifyScheme, Scheme(
             "Security:ClassifyApiKey, for the classify endpoints and v2 infer, where it is configured (they are open otherwise)."));
     }

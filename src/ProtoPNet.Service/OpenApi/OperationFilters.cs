@@ -110,7 +110,7 @@ public sealed class ExamplesOperationFilter : IOperationFilter
         {
             400 when operationId == "SubmitTrainingJob" => [ProblemCatalog.InvalidTrainingJob, ProblemCatalog.InvalidParameter],
             413 when training => [ProblemCatalog.RequestTooLarge],
-            404 when training && operationId is "SubmitTrainingJob" or "ListTrainingJobs" or "ListTrainingOptions" => [ProblemCatalog.TrainingNotConfigured],
+            404 when training && operationId is "SubmitTrainingJob" or "ListTrainingJobs" or "ListTrainingOptions" or "ListTrainingData" => [ProblemCatalog.TrainingNotConfigured],
             404 when training => [ProblemCatalog.TrainingNotConfigured, ProblemCatalog.TrainingJobNotFound],
             409 when operationId == "RemoveTrainingJob" => [ProblemCatalog.TrainingJobNotFinished],
             409 when training => [ProblemCatalog.TrainingJobFinished],
@@ -253,6 +253,7 @@ public sealed partial class ParametersOperationFilter(Microsoft.Extensions.Optio
                 case "heatmaps":
                     schema.Enum = [JsonValue.Create("none"), JsonValue.Create("png")];
                     schema.Default = JsonValue.Create("none");
+                    if (operation.OperationId == "ClassifyCard") parameter.Description = "Checked as on /classify (none or png; another value is a 400), but a card always draws its heatmaps.";
                     break;
                 case "verify":
                     schema.Enum = [JsonValue.Create("false"), JsonValue.Create("true")];
