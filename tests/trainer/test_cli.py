@@ -438,6 +438,19 @@ def test_sigterm_while_publishing_leaves_nothing_behind(tmp_path, capsys, monkey
     assert signal.getsignal(signal.SIGTERM) is before   # put back as it was
 
 
+def test_a_signal_that_torch_turned_into_a_runtime_error_is_still_a_stop(tmp_path, capsys, monkeypatch):
+    # A SIGTERM while torch is being imported (the first half second) ended in a traceback and exit status 1.
+    from protopnet_trainer import pipeline
+
+    def terminated_in_cpp(*args, **kwargs):
+        raise RuntimeError("Terminated: <EMPTY MESSAGE>")
+
+    monkeypatch.setattr(pipeline, "train_and_publish", terminated_in_cpp)
+    code = main(["train", *TINY_ARGS, "--models", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")])
+    assert code == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: terminated; nothing was published"
+
+
 def test_a_bad_image_is_one_line_before_training_and_from_a_dataloader_worker_process(tmp_path, capsys):
     from PIL import Image
     from torch.utils.data import DataLoader

@@ -15,6 +15,7 @@ from protopnet_trainer.export import write_bundle
 from protopnet_trainer.checkpoint import load_checkpoint, model_from_checkpoint
 from protopnet_trainer.manifest import manifest_text
 from protopnet_trainer.onnx_graph import run_graph
+from protopnet_trainer.interrupts import Terminated, disguised_interrupt
 
 OUTPUTS = ["logits", "similarities", "similarity_maps", "min_distances"]
 
@@ -263,6 +264,32 @@ def test_an_export_that_needs_a_lower_opset_says_why_and_one_that_fails_names_th
         export_module.export_onnx(model, 3, 16, 16, str(tmp_path / "none.onnx"))
     assert "at 17: Exporting the operator 'aten::fancy' to ONNX opset version 17 is not supported." in str(failure.value)
     assert "\n" not in str(failure.value)
+
+
+@pytest.mark.parametrize("message, stop", [("KeyboardInterrupt: <EMPTY MESSAGE>", KeyboardInterrupt),
+                                           ("Terminated: <EMPTY MESSAGE>", Terminated)])
+def test_a_ctrl_c_or_sigterm_during_the_export_stops_it_rather_than_trying_a_lower_opset(
+        trained_bundle, tmp_path, monkeypatch, message, stop):
+    # torch's C++ exporter turns the signal handler's exception into a RuntimeError naming it: the run went on with
+    # opset 16, published, and exited 0.
+    model = model_from_checkpoint(load_checkpoint(os.path.join(trained_bundle["root"], "run", "checkpoints", "final.pt")))
+    tried = []
+
+    def interrupted(*args, opset_version, **kwargs):
+        tried.append(opset_version)
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(torch.onnx, "export", interrupted)
+    with pytest.raises(stop):
+        export_module.export_onnx(model, 3, 16, 16, str(tmp_path / "stopped.onnx"))
+    assert tried == [17]
+
+
+def test_a_disguised_interrupt_is_told_from_other_runtime_errors():
+    assert isinstance(disguised_interrupt(RuntimeError("Terminated: <EMPTY MESSAGE>")), Terminated)
+    assert type(disguised_interrupt(RuntimeError("KeyboardInterrupt: <EMPTY MESSAGE>"))) is KeyboardInterrupt
+    assert disguised_interrupt(RuntimeError("Exporting the operator 'aten::fancy' is not supported")) is None
+    assert disguised_interrupt(ValueError("KeyboardInterrupt: no")) is None
 
 
 def test_two_publishers_of_one_model_in_the_same_second_each_publish_their_own(tmp_path, monkeypatch):

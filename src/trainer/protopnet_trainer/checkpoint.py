@@ -14,6 +14,7 @@ import torch
 from .atomic import atomic_path
 from .config import TrainConfig
 from .errors import TrainerError
+from .interrupts import raise_if_interrupt
 from .model import ProtoPNet, build_model
 
 FORMAT = "protopnet-checkpoint/1"
@@ -71,9 +72,16 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
         except TypeError:  # a torch without weights_only
             raw = torch.load(path, map_location="cpu")
     except Exception as error:  # noqa: BLE001 - a broken file is the user's input problem
-        # torch's own words (a bare number, an errno, advice about weights_only) say little about what is wrong.
-        reason = "it is empty (0 bytes)" if os.path.getsize(path) == 0 else \
-            f"{type(error).__name__}: {(str(error).splitlines() or ['no message'])[0][:120]}"
+        raise_if_interrupt(error)
+        # torch's own words (a bare number, an errno, advice about weights_only) say little about what is wrong; its
+        # advice to load without weights_only would run whatever code the file holds.
+        first_line = (str(error).splitlines() or ["no message"])[0]
+        if os.path.getsize(path) == 0:
+            reason = "it is empty (0 bytes)"
+        elif first_line.startswith("Weights only load failed"):
+            reason = "torch's safe loader, which reads tensors only, refused it"
+        else:
+            reason = f"{type(error).__name__}: {first_line if len(first_line) <= 120 else first_line[:117].rsplit(' ', 1)[0] + '...'}"
         raise TrainerError(f"cannot read checkpoint {path}: it is not a checkpoint file the trainer wrote, or it is cut "
                            f"short ({reason})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:

@@ -15,6 +15,7 @@ from .alive import ENVIRONMENT_VARIABLE as ALIVE_FILE_VARIABLE
 from .config import PRESETS, TrainConfig, preset_config
 from .console import say
 from .errors import TrainerError, one_line
+from .interrupts import Terminated, disguised_interrupt
 
 if TYPE_CHECKING:
     from .pipeline import TrainJob
@@ -407,10 +408,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a container stopped, `kill`), handled as Ctrl-C is: whatever was being published is removed."""
-
-
 def _raise_terminated(number: int, frame: Any) -> None:
     raise Terminated()
 
@@ -441,6 +438,13 @@ def check_distributed_launch(command: str, baseline_only: bool) -> None:
                            "or unset WORLD_SIZE")
 
 
+def stopped(interrupt: KeyboardInterrupt) -> int:
+    """Says that a Ctrl-C or SIGTERM stopped the command; its exit status (128 + the signal's number)."""
+    terminated = isinstance(interrupt, Terminated)
+    print(f"error: {'terminated' if terminated else 'interrupted'}; nothing was published", file=sys.stderr, flush=True)
+    return 143 if terminated else 130
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     # The worker has its own SIGTERM handling (it stops the job at its next batch and queues it again).
@@ -456,9 +460,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt as interrupt:
-        terminated = isinstance(interrupt, Terminated)
-        print(f"error: {'terminated' if terminated else 'interrupted'}; nothing was published", file=sys.stderr, flush=True)
-        return 143 if terminated else 130
+        return stopped(interrupt)
+    except RuntimeError as error:
+        # A signal while torch ran C++ code (importing it, say) comes back as a RuntimeError naming the interrupt.
+        interrupt = disguised_interrupt(error)
+        if interrupt is None:
+            raise
+        return stopped(interrupt)
     finally:
         if handles_term:
             signal.signal(signal.SIGTERM, previous)

@@ -15,6 +15,7 @@ from torch import nn
 from .console import say
 from .data import ImageSet
 from .errors import TrainerError
+from .interrupts import raise_if_interrupt
 from .manifest import bundle_manifest, prototype_entry
 from .model import ProtoPNet
 from .publish import publish
@@ -63,6 +64,7 @@ def export_onnx(model: ProtoPNet, channels: int, height: int, width: int, path: 
                 say(f"ONNX export: opset {PREFERRED_OPSET} failed ({errors[PREFERRED_OPSET]}); exported with opset {opset}")
             return opset
         except Exception as error:  # noqa: BLE001 - an unsupported opset: try the next lower one
+            raise_if_interrupt(error)   # a Ctrl-C or SIGTERM during the export, not an opset's failure
             errors[opset] = str(error).splitlines()[0] if str(error) else type(error).__name__
     # The preferred opset's error says most; a lower one's may only be "opset too old for this op".
     raise TrainerError(f"ONNX export failed for every opset {PREFERRED_OPSET}..{MIN_OPSET}: at {PREFERRED_OPSET}: "
