@@ -113,6 +113,26 @@ def test_resume_flag_continues_from_the_last_checkpoint(tmp_path, capsys):
     assert len(_versions(models, "r2")) == 2
 
 
+def test_a_run_that_did_not_finish_is_not_deleted_by_a_command_without_resume(tmp_path, capsys):
+    # The same command line without --resume after an interrupted run: its checkpoints went without a word.
+    models, run_dir = str(tmp_path / "models"), str(tmp_path / "run")
+    assert main(["train", *TINY_ARGS, "--models", models, "--name", "u", "--run-dir", run_dir]) == 0
+    os.remove(os.path.join(run_dir, "published.json"))   # as a run stopped after its epoch 2 checkpoint leaves it
+    capsys.readouterr()
+    code = main(["train", *TINY_ARGS, "--models", models, "--name", "u", "--run-dir", run_dir])
+    _one_line_error(capsys, code, f"the run folder {run_dir} holds a run that did not finish (checkpointed up to epoch 2): "
+                                  "add --resume to go on from it, or --fresh to start over and delete it")
+    assert os.path.exists(os.path.join(run_dir, "checkpoints", "epoch-002.pt"))
+    assert len(_versions(models, "u")) == 1
+    # --fresh starts over; --resume and --fresh together are refused by the parser.
+    with pytest.raises(SystemExit):
+        main(["train", *TINY_ARGS, "--models", models, "--name", "u", "--run-dir", run_dir, "--resume", "--fresh"])
+    capsys.readouterr()
+    assert main(["train", *TINY_ARGS, "--models", models, "--name", "u", "--run-dir", run_dir, "--fresh"]) == 0
+    assert "epoch 1/2" in capsys.readouterr().out
+    assert len(_versions(models, "u")) == 2
+
+
 def test_a_run_in_a_relative_folder_can_be_pruned_and_exported(tmp_path, monkeypatch, capsys):
     # Pruning saves pruned.pt through the run folder found from the checkpoint's (absolute) path; the current
     # prototypes' pictures must survive it even though the run was trained in a relative folder (runs/<name>).
@@ -433,7 +453,8 @@ def test_sigterm_while_publishing_leaves_nothing_behind(tmp_path, capsys, monkey
     before = signal.getsignal(signal.SIGTERM)
     code = main(["train", *TINY_ARGS, "--models", str(models), "--name", "t", "--run-dir", str(tmp_path / "run")])
     assert code == 143
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: terminated; nothing was published"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "error: terminated; nothing was published (the same command with --resume goes on from the last checkpoint)"
     assert os.listdir(models / "t") == []          # no version, and no .staging- folder either
     assert signal.getsignal(signal.SIGTERM) is before   # put back as it was
 
@@ -448,7 +469,8 @@ def test_a_signal_that_torch_turned_into_a_runtime_error_is_still_a_stop(tmp_pat
     monkeypatch.setattr(pipeline, "train_and_publish", terminated_in_cpp)
     code = main(["train", *TINY_ARGS, "--models", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")])
     assert code == 143
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: terminated; nothing was published"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "error: terminated; nothing was published (the same command with --resume goes on from the last checkpoint)"
 
 
 def test_a_bad_image_is_one_line_before_training_and_from_a_dataloader_worker_process(tmp_path, capsys):

@@ -179,7 +179,7 @@ def train_job(args: argparse.Namespace, cfg: TrainConfig) -> "TrainJob":
     name = checked_name(args.name if args.name is not None else args.preset or cfg.dataset)
     checked_examples(args.examples)
     return TrainJob(cfg, models=args.models, name=name, run_dir=args.run_dir,
-                    preset=args.preset, resume=args.resume, report=not args.no_report, examples=args.examples,
+                    preset=args.preset, resume=args.resume, fresh=args.fresh, report=not args.no_report, examples=args.examples,
                     baseline_result=args.baseline_result, baseline_wait=args.baseline_wait,
                     scorecard=not args.no_interpretability)
 
@@ -294,7 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--models", default="models", help="model repository root (default: models)")
     train.add_argument("--name", help="model family name (default: the preset or data set name)")
     train.add_argument("--run-dir", help="checkpoints and metrics.jsonl (default: runs/<name>)")
-    train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
+    restart = train.add_mutually_exclusive_group()
+    restart.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the run folder")
+    restart.add_argument("--fresh", action="store_true",
+                         help="start over in a run folder that holds an unfinished run, deleting its checkpoints "
+                              "(without it such a run folder is refused)")
     add_progress_options(train)
     train.add_argument("--no-report", action="store_true", help="no report/ (curves, confusion matrix, gallery)")
     train.add_argument("--examples", type=int, default=10,
@@ -438,10 +442,13 @@ def check_distributed_launch(command: str, baseline_only: bool) -> None:
                            "or unset WORLD_SIZE")
 
 
-def stopped(interrupt: KeyboardInterrupt) -> int:
-    """Says that a Ctrl-C or SIGTERM stopped the command; its exit status (128 + the signal's number)."""
+def stopped(interrupt: KeyboardInterrupt, command: str) -> int:
+    """Says that a Ctrl-C or SIGTERM stopped the command, and what of its work is kept; its exit status (128 + the
+    signal's number)."""
     terminated = isinstance(interrupt, Terminated)
-    print(f"error: {'terminated' if terminated else 'interrupted'}; nothing was published", file=sys.stderr, flush=True)
+    kept = {"train": "; nothing was published (the same command with --resume goes on from the last checkpoint)",
+            "export": "; nothing was published", "prune": "; no pruned checkpoint was written"}.get(command, "")
+    print(f"error: {'terminated' if terminated else 'interrupted'}{kept}", file=sys.stderr, flush=True)
     return 143 if terminated else 130
 
 
@@ -460,13 +467,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt as interrupt:
-        return stopped(interrupt)
+        return stopped(interrupt, args.command)
     except RuntimeError as error:
         # A signal while torch ran C++ code (importing it, say) comes back as a RuntimeError naming the interrupt.
         interrupt = disguised_interrupt(error)
         if interrupt is None:
             raise
-        return stopped(interrupt)
+        return stopped(interrupt, args.command)
     finally:
         if handles_term:
             signal.signal(signal.SIGTERM, previous)

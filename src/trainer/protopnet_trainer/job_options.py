@@ -27,7 +27,7 @@ FOLDER_DATASETS = ("cub200", "imagefolder")   # read from a folder they have no 
 # worker's (where models, runs and progress go), and those naming other processes' files.
 NOT_JOB_OPTIONS = {
     "--help", "--preset", "--dataset", "--data",
-    "--models", "--name", "--run-dir", "--resume", "--progress", "--no-progress",
+    "--models", "--name", "--run-dir", "--resume", "--fresh", "--progress", "--no-progress",
     "--baseline-only", "--baseline-result", "--baseline-wait",
 }
 

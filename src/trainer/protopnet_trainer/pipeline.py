@@ -44,6 +44,7 @@ class TrainJob:
     run_dir: Optional[str] = None         # checkpoints, pictures and metrics.jsonl (default: runs/<name>)
     preset: Optional[str] = None          # recorded in the manifest
     resume: bool = False                  # continue from the run folder's latest checkpoint
+    fresh: bool = False                   # start over in a run folder holding an unfinished run (else refused)
     report: bool = True
     examples: int = 10
     baseline_result: Optional[str] = None     # training.baseline from this file (see SeparateBaseline)
@@ -98,6 +99,18 @@ def chance_warning(accuracy: float, classes: int) -> Optional[str]:
             f"to tell them apart; train longer (more --epochs, fewer --warm-epochs) or look at the data")
 
 
+def refuse_unfinished_run(folder: RunFolder) -> None:
+    """A run folder holding epoch checkpoints of a run that did not publish (interrupted, failed) is not cleared
+    without being asked: a run of the paper's recipe is hours of work, and a command line repeated without --resume
+    deleted it without a word."""
+    latest = folder.latest_epoch_checkpoint()
+    if latest is None or os.path.exists(folder.published_record):
+        return
+    epoch = os.path.basename(latest)[len("epoch-"):-len(".pt")].lstrip("0") or "0"
+    raise TrainerError(f"the run folder {folder.path} holds a run that did not finish (checkpointed up to epoch {epoch}): "
+                       "add --resume to go on from it, or --fresh to start over and delete it")
+
+
 def _quiet(line: str) -> None:
     """The log of ranks other than 0: rank 0 speaks for the run."""
 
@@ -118,6 +131,8 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
         return done if main else None
     if main:
         check_writable(job.models, job.name)        # fail before training, not after
+        if not job.resume and not job.fresh:
+            refuse_unfinished_run(RunFolder(run_dir))
         for warning in recipe_warnings(cfg):
             log(f"warning: {warning}")
         # A resume with no epoch checkpoint to go on from starts afresh: the folder's older lines and pictures go too.
