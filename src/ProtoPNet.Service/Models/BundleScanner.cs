@@ -15,10 +15,32 @@ public sealed record BundleFolders(IReadOnlyList<string> Bundles, IReadOnlyList<
 /// Finds the bundle folders under the model root and loads them, refusing a bad one with one log line. A refused folder
 /// is remembered with what its files were (<see cref="FolderState"/>) and not tried again until one of them changes, so
 /// a periodic rescan does not repeat the refusal, while a folder refused half copied is tried again once the copy
-/// goes on. Not thread-safe: the registry calls it under its scan lock.
+/// goes on. A folder that does not load while its files are still being written (copied with cp or rsync rather than
+/// published by a rename) is not refused yet: it is said once, and looked at again once its files have been still for
+/// <see cref="SettleTime"/>. Not thread-safe: the registry calls it under its scan lock (but <see cref="TakeSettleDeadline"/>).
 /// </summary>
-public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, ILogger<BundleScanner> logger)
+public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, Microsoft.Extensions.Options.IOptions<ModelsOptions> options,
+    ILogger<BundleScanner> logger)
 {
+    /// <summary>
+    /// How long the files of a folder that does not load must have been still before it is refused (Models:SettleSeconds):
+    /// a copy in progress was refused (an error line, and a count in protopnet_model_loads_total) at every scan until it was whole.
+    /// </summary>
+    private TimeSpan SettleTime => TimeSpan.FromSeconds(options.Value.SettleSeconds);
+
+    /// <summary>Folders said to be still written (once each, until they load or are refused).</summary>
+    private readonly HashSet<string> _settlingSaid = new(StringComparer.Ordinal);
+
+    /// <summary>Ticks of the latest moment a folder still being written will have been still for <see cref="SettleTime"/>; 0 when none.</summary>
+    private long _settleDeadlineTicks;
+
+    /// <summary>When a folder that did not load while being written will have settled, so that it is looked at again then; null when none (cleared).</summary>
+    public DateTime? TakeSettleDeadline()
+    {
+        var ticks = Interlocked.Exchange(ref _settleDeadlineTicks, 0);
+        return ticks == 0 ? null : new DateTime(ticks, DateTimeKind.Utc);
+    }
+
     /// <summary>Refused folders: their files as they were, the refusal, and whether it was a read that failed (tried again at every scan).</summary>
     private readonly Dictionary<string, (FolderState Files, RefusedBundle Refusal, bool ReadFailed)> _refusedCache = new(StringComparer.Ordinal);
     private readonly HashSet<string> _unreadableWarned = new(StringComparer.Ordinal);
@@ -173,6 +195,7 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
             bundle = loader.Load(directory);
             prepare(bundle);
             _refusedCache.Remove(directory);
+            _settlingSaid.Remove(directory);
             refusal = null;
             metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("result", "loaded"));
             logger.LogInformation("Loaded model {Model}@{Version} ({Classes} classes, {Prototypes} prototypes, input {Channels}x{Height}x{Width}) in {LoadMs:0} ms from {Directory}",
@@ -209,6 +232,24 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, I
                     reason = $"it cannot be loaded ({exception.GetType().Name}: {exception.Message.Split('\n')[0]})";
                     break;
             }
+            var sinceWritten = DateTime.UtcNow - files.LatestWriteUtc;
+            if (!reloadsALoadedVersion && SettleTime > TimeSpan.Zero && sinceWritten > -TimeSpan.FromSeconds(1) && sinceWritten < SettleTime)
+            {
+                // Half copied: not remembered as refused (the next scan loads it again), not counted, said once.
+                refusal = new RefusedBundle(directory, $"{reason}; its files are still being written: it is looked at again once they have been still for {SettleTime.TotalSeconds:0} s");
+                var settled = (files.LatestWriteUtc + SettleTime).Ticks;
+                long latest;
+                while ((latest = Interlocked.Read(ref _settleDeadlineTicks)) < settled && Interlocked.CompareExchange(ref _settleDeadlineTicks, settled, latest) != latest)
+                {
+                }
+                if (_settlingSaid.Add(directory))
+                {
+                    logger.LogInformation("Model bundle {Directory} does not load yet ({Reason}) while its files are being written: it is looked at again once they have been still for {SettleSeconds:0} s",
+                        directory, reason, SettleTime.TotalSeconds);
+                }
+                return null;
+            }
+            _settlingSaid.Remove(directory);
             refusal = new RefusedBundle(directory, reason);
             _refusedCache[directory] = (files, refusal, ReadFailed: exception is IOException or UnauthorizedAccessException);
             // Said once: a folder tried again at every scan and refused for the same reason is not a new refusal.

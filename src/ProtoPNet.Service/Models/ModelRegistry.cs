@@ -30,6 +30,9 @@ public sealed class ModelRegistry(
 
     public string Root { get; } = ModelRootLocator.Resolve(options.Value.Root, environment.ContentRootPath);
 
+    /// <summary>When a bundle folder that did not load while being written will have settled (Models:SettleSeconds); null when none. Cleared by the call.</summary>
+    public DateTime? TakeSettleDeadline() => scanner.TakeSettleDeadline();
+
     /// <summary>The execution provider sessions run on (decided once, see <see cref="SessionFactory"/>).</summary>
     public ProviderChoice Provider => sessionFactory.Provider;
 

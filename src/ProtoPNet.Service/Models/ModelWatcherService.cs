@@ -38,7 +38,7 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                await _changes.Reader.ReadAsync(stoppingToken);
+                await WaitForChangeAsync(stoppingToken);
                 // Let a burst of events (a folder copied file by file, then renamed) settle into one rescan.
                 await Task.Delay(Debounce, stoppingToken);
                 _changes.Reader.TryRead(out _);
@@ -63,6 +63,42 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
             watcher?.Dispose();
         }
         if (tick is not null) await tick;
+    }
+
+    /// <summary>
+    /// Until a rescan is asked for. Meanwhile, once a second, whether a scan (this one's, the start's, a reload's) met a
+    /// folder that did not load while being copied: it is looked at again once its files have been still.
+    /// </summary>
+    private async Task WaitForChangeAsync(CancellationToken stoppingToken)
+    {
+        while (true)
+        {
+            if (registry.TakeSettleDeadline() is { } settled) _ = SpeakAtAsync(settled, stoppingToken);
+            using var second = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            second.CancelAfter(TimeSpan.FromSeconds(1));
+            try
+            {
+                await _changes.Reader.ReadAsync(second.Token);
+                return;
+            }
+            catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+            {
+            }
+        }
+    }
+
+    /// <summary>Asks for a rescan at <paramref name="utc"/>, as the watcher would (so it is not taken for a periodic one).</summary>
+    private async Task SpeakAtAsync(DateTime utc, CancellationToken stoppingToken)
+    {
+        try
+        {
+            var wait = utc - DateTime.UtcNow + TimeSpan.FromMilliseconds(100);
+            if (wait > TimeSpan.Zero) await Task.Delay(wait, stoppingToken);
+            WatcherSpoke();
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     private async Task TickAsync(PeriodicTimer timer, CancellationToken stoppingToken)

@@ -1,6 +1,6 @@
 namespace ProtoPNet.Service.Models;
 
-/// <summary>Configuration section <c>Models</c> (environment <c>Models__Root</c>, <c>Models__DefaultModel</c>, <c>Models__Pinned__&lt;name&gt;</c>, <c>Models__LoadedVersions</c>, <c>Models__Watch</c>, <c>Models__RescanIntervalSeconds</c>).</summary>
+/// <summary>Configuration section <c>Models</c> (environment <c>Models__Root</c>, <c>Models__DefaultModel</c>, <c>Models__Pinned__&lt;name&gt;</c>, <c>Models__LoadedVersions</c>, <c>Models__Watch</c>, <c>Models__RescanIntervalSeconds</c>, <c>Models__SettleSeconds</c>).</summary>
 public sealed class ModelsOptions
 {
     public const string SectionName = "Models";
@@ -31,4 +31,12 @@ public sealed class ModelsOptions
     /// </summary>
     [System.ComponentModel.DataAnnotations.Range(0, 86_400)]
     public int RescanIntervalSeconds { get; set; } = 30;
+
+    /// <summary>
+    /// Seconds a version folder's files must have been still before a bundle in it that does not load is refused: one
+    /// being copied (cp, rsync, a network drive) is said once and looked at again then, not refused at every scan until
+    /// it is whole (default 5; 0 refuses at once).
+    /// </summary>
+    [System.ComponentModel.DataAnnotations.Range(0, 600)]
+    public int SettleSeconds { get; set; } = 5;
 }

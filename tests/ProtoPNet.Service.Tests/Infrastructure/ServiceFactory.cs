@@ -50,6 +50,8 @@ public sealed class ServiceFactory(IReadOnlyDictionary<string, string?> settings
             // Hot reload watches the root only in the tests about it: each watcher holds an inotify instance.
             ["Models:Watch"] = "false",
             ["Models:RescanIntervalSeconds"] = "0",
+            // A broken bundle a test has just written is refused at once; BundleSettleTests cover the wait for a copy.
+            ["Models:SettleSeconds"] = "0",
             // One run at a time in batches of 16, as configured: measuring the strategy at every load would add about a
             // second per test host; ExecutionStrategyTests load with the default (auto) and check what it chooses.
             ["Batching:Strategy"] = "fixed",

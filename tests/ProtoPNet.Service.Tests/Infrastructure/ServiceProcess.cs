@@ -118,6 +118,8 @@ public sealed class ServiceProcess : IAsyncDisposable
         start.ArgumentList.Add(Path.Combine(serviceDirectory, "ProtoPNet.Service.dll"));
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         start.Environment["Urls"] = $"http://127.0.0.1:{port}";
+        // A broken bundle a test has just written is refused at once; BundleSettleTests cover the wait for a copy.
+        start.Environment["Models__SettleSeconds"] = "0";
         foreach (var (key, value) in settings) start.Environment[key] = value;
 
         var service = new ServiceProcess(new Process { StartInfo = start }, port);

@@ -1,0 +1,83 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using ProtoPNet.Service.Models;
+using ProtoPNet.Service.Tests.Infrastructure;
+
+namespace ProtoPNet.Service.Tests;
+
+/// <summary>
+/// A version folder copied into the model root file by file (cp, rsync, a network drive) rather than published by a
+/// rename: while its files are still being written, a bundle that does not load yet is not refused (no error line, no
+/// count in protopnet_model_loads_total{result="refused"}), only said once; it loads once whole. One that stays broken
+/// is refused once its files have been still for Models:SettleSeconds. (A slow copy was refused at every scan.)
+/// </summary>
+[Collection(BundlesCollection.Name)]
+public class BundleSettleTests(TrainerBundles bundles)
+{
+    [Fact]
+    public async Task ABundleStillBeingCopiedIsNotRefusedAndLoadsOnceWhole()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "other", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Models:SettleSeconds", "3"));
+        var client = factory.CreateClient();
+        var registry = factory.Services.GetRequiredService<ModelRegistry>();
+
+        // The copy so far: model.json first, and half of model.onnx.
+        var version = Path.Combine(root, "smoke", Path.GetFileName(bundles.SmokeBundle));
+        CopyFolder(bundles.SmokeBundle, version);
+        var graph = File.ReadAllBytes(Path.Combine(bundles.SmokeBundle, "model.onnx"));
+        File.WriteAllBytes(Path.Combine(version, "model.onnx"), graph[..(graph.Length / 2)]);
+        registry.Rescan();
+        var refused = Assert.Single(registry.Catalog.Refused);
+        Assert.Contains("its files are still being written: it is looked at again once they have been still for 3 s", refused.Reason);
+        registry.Rescan();   // the copy goes on: said once
+        Assert.Single(factory.Logs.Entries, e => e.Level == LogLevel.Information && e.Message.Contains("does not load yet") && e.Message.Contains("smoke"));
+        Assert.DoesNotContain(factory.Logs.Entries, e => e.Level >= LogLevel.Warning && e.Message.Contains("smoke"));
+
+        File.WriteAllBytes(Path.Combine(version, "model.onnx"), graph);
+        registry.Rescan();
+        Assert.Empty(registry.Catalog.Refused);
+        Assert.Contains(registry.Catalog.Families.Keys, name => name == "smoke");
+        var metrics = await PrometheusText.ScrapeAsync(client);
+        Assert.Equal(0, PrometheusText.Sum(metrics, "protopnet_model_loads_total", "model=\"smoke\"", "result=\"refused\""));
+        Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_model_loads_total", "model=\"smoke\"", "result=\"loaded\""));
+    }
+
+    [Fact]
+    public async Task ABundleThatStaysBrokenIsRefusedOnceItsFilesHaveBeenStill()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "other", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Models:SettleSeconds", "2"));
+        var client = factory.CreateClient();
+        var registry = factory.Services.GetRequiredService<ModelRegistry>();
+
+        var version = Path.Combine(root, "smoke", Path.GetFileName(bundles.SmokeBundle));
+        CopyFolder(bundles.SmokeBundle, version);
+        var graph = File.ReadAllBytes(Path.Combine(bundles.SmokeBundle, "model.onnx"));
+        File.WriteAllBytes(Path.Combine(version, "model.onnx"), graph[..(graph.Length / 2)]);
+        registry.Rescan();
+        Assert.Contains("still being written", Assert.Single(registry.Catalog.Refused).Reason);
+
+        // No watcher and no periodic rescan here: the service looks again by itself once the files have settled.
+        await Eventually.TrueAsync(() => factory.Logs.Entries.Any(e => e.Level == LogLevel.Error && e.Message.Contains("Refused model bundle") && e.Message.Contains("smoke")),
+            () => string.Join('\n', factory.Logs.Entries.Select(e => e.Message)));
+        var refusal = Assert.Single(registry.Catalog.Refused);
+        Assert.Contains("sha256 mismatch", refusal.Reason);
+        Assert.DoesNotContain("still being written", refusal.Reason);
+        var metrics = await PrometheusText.ScrapeAsync(client);
+        Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_model_loads_total", "model=\"smoke\"", "result=\"refused\""));
+    }
+
+    private static void CopyFolder(string from, string to)
+    {
+        foreach (var directory in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
+        {
+            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, directory)));
+        }
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
+        }
+    }
+}
