@@ -101,7 +101,14 @@ public static class LoggingExtensions
                     : status == StatusCodes.Status503ServiceUnavailable ? LogEventLevel.Warning : LogEventLevel.Information;
             };
             options.EnrichDiagnosticContext = (diagnostics, context) =>
+            {
                 diagnostics.Set("TraceId", Activity.Current?.Id ?? context.TraceIdentifier);
+                // An answer the shutdown cut off (logged as 503 whatever its status line said): named, with no prediction.
+                if (context.Response.StatusCode != StatusCodes.Status503ServiceUnavailable && RequestMetrics.FinalStatus(context) == StatusCodes.Status503ServiceUnavailable)
+                {
+                    Problems.ProblemLogging.Record(context, Problems.ProblemCatalog.ShuttingDown.Type);
+                }
+            };
         });
         // Defaults for requests that involve no model; the classify endpoints overwrite them.
         app.Use((context, next) =>

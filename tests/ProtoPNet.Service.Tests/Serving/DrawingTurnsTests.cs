@@ -55,6 +55,9 @@ public class DrawingTurnsTests(TrainerBundles bundles)
             var expired = await Http.ProblemAsync(await client.PostAsync(path, Http.Image(image)), HttpStatusCode.ServiceUnavailable, "overloaded");
             Assert.Contains("waited 800 ms in the queue for drawing its pictures (Batching:QueueTimeoutMs)", expired.GetProperty("detail").GetString());
             Assert.True(DateTime.UtcNow - started >= TimeSpan.FromSeconds(0.7), path);
+            // Classified, then refused: the log line names the problem and no prediction (it named the class).
+            var line = await factory.Logs.WaitForAsync(m => m.Contains($"POST {path.Split('?')[0]} responded 503"));
+            Assert.Contains("predicted -, problem overloaded,", line);
         }
         Assert.Equal(0, drawing.Waiting);
         Assert.Equal(0, factory.Services.GetRequiredService<BufferBudget>().Held);   // the refused answers' pixels given back

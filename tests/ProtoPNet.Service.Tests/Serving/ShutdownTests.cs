@@ -50,6 +50,9 @@ public class ShutdownTests(TrainerBundles bundles)
         // Logged as the service's 503, if its line was written before the process ended; never as a client that left.
         Assert.DoesNotContain(service.Output, line => line.Contains("POST /classify responded 499", StringComparison.Ordinal));
         Assert.DoesNotContain(service.Output, line => line.Contains("POST /classify responded 200", StringComparison.Ordinal));
+        // A cut-off answer's line names the shutdown as its problem, and no prediction.
+        Assert.All(service.Output.Where(line => line.Contains("POST /classify responded 503", StringComparison.Ordinal)),
+            line => Assert.Contains("predicted -, problem shutting-down,", line));
         // The client gets no whole answer: an error, or a 200 whose body breaks off.
         await Assert.ThrowsAnyAsync<Exception>(async () => await (await answer).EnsureSuccessStatusCode().Content.ReadAsByteArrayAsync());
     }
