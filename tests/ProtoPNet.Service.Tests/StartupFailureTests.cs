@@ -18,7 +18,8 @@ public class StartupFailureTests(TrainerBundles bundles)
     [InlineData("Inference__ExecutionProvider", "gpu", "Use one of: auto, cuda, cpu.")]
     [InlineData("Logging__Format", "xml", "Logging:Format")]
     // The binder takes a number for an enum, any number; an origin a browser never sends; a key no header can hold.
-    [InlineData("Inference__ExecutionProvider", "7", "Inference:ExecutionProvider")]
+    [InlineData("Inference__ExecutionProvider", "7", "Inference:ExecutionProvider: The field ExecutionProvider is invalid. Use one of: auto, cuda, cpu.")]
+    [InlineData("Batching__Strategy", "5", "Batching:Strategy: The field Strategy is invalid. Use one of: auto, fixed.")]
     [InlineData("Security__CorsOrigins", "https://app.example/", "Security:CorsOrigins")]
     [InlineData("Security__ClassifyApiKey", "key-from-a-file\n", "Security:ClassifyApiKey has spaces at its start or end, or a line break")]
     [InlineData("Security__AdminApiKey", "first-line\nsecond-line", "Security:AdminApiKey has spaces at its start or end, or a line break")]
@@ -29,6 +30,8 @@ public class StartupFailureTests(TrainerBundles bundles)
     [InlineData("Training__KeepFinishedJobs", "-1.00:00:00", "Training:KeepFinishedJobs")]
     [InlineData("Classify__UploadReadTimeout", "5", "Classify:UploadReadTimeout: The field UploadReadTimeout must be between 00:00:01 and 1.00:00:00 (a time is written [d.]hh:mm:ss: 00:00:05 is 5 seconds, and a bare number is read as days).")]
     [InlineData("Shutdown__DrainSeconds", "30", "Shutdown:DrainSeconds must be shorter than the host's shutdownTimeoutSeconds")]
+    [InlineData("ASPNETCORE_SHUTDOWNTIMEOUTSECONDS", "abc", "shutdownTimeoutSeconds (ASPNETCORE_SHUTDOWNTIMEOUTSECONDS) is 'abc': it is a whole number of seconds, 0 or more")]
+    [InlineData("ASPNETCORE_SHUTDOWNTIMEOUTSECONDS", "-5", "shutdownTimeoutSeconds (ASPNETCORE_SHUTDOWNTIMEOUTSECONDS) is '-5'")]
     [InlineData("Shutdown__DrainSeconds", "-1", "Shutdown:DrainSeconds: The field DrainSeconds must be between 0 and 600")]
     // Kestrel:Limits (bound and checked by the service: ASP.NET Core leaves the section alone).
     [InlineData("Kestrel__Limits__MaxConcurrentConnections", "-5", "Kestrel:Limits:MaxConcurrentConnections: The field MaxConcurrentConnections must be between 1 and 9223372036854775807")]
@@ -38,6 +41,7 @@ public class StartupFailureTests(TrainerBundles bundles)
     [InlineData("Classify__InlineSmallRequest", "false", "Classify:InlineSmallRequest is not a setting; did you mean Classify:InlineSmallRequests?")]
     [InlineData("Kestrel__Limits__MaxRequestBodySize", "100", "Kestrel:Limits:MaxRequestBodySize is not a setting; Kestrel:Limits has MaxConcurrentConnections, MaxConcurrentUpgradedConnections, MaxRequestHeaderCount, MaxRequestHeadersTotalSize, MaxRequestLineSize, KeepAliveTimeout, RequestHeadersTimeout.")]
     [InlineData("Training__JobRoot", "/tmp", "Training:JobRoot is not a setting; did you mean Training:JobsRoot?")]
+    [InlineData("Logging__Fromat", "json", "Logging:Fromat is not a setting; did you mean Logging:Format?")]
     // Not settings the options check, but as much the operator's to fix: an address that is not one, CUDA that is not there.
     // A listen address Kestrel would read as a host name, and so listen on every interface (a typo in the port), or
     // refuse with a stack trace once the models are loaded.

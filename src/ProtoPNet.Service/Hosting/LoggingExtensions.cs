@@ -17,7 +17,9 @@ public static class LoggingExtensions
     /// </summary>
     public static IHostApplicationBuilder AddServiceLogging(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<LogFormatOptions>().Bind(builder.Configuration.GetSection("Logging"))
+        // A key of the section that is no setting stops the start as elsewhere: Logging:LogLevel, say, which Serilog
+        // ignores (the levels are Serilog:MinimumLevel's).
+        builder.Services.AddOptions<LogFormatOptions>().BindSettings(builder.Configuration, LogFormatOptions.SectionName)
             .Validate(o => o.Format is null || LogFormatOptions.Formats.Contains(o.Format, StringComparer.OrdinalIgnoreCase),
                 $"Logging:Format must be {string.Join(" or ", LogFormatOptions.Formats.Select(f => $"'{f}'"))}")
             .ValidateOnStart();
@@ -174,6 +176,8 @@ public sealed class OneLineProperties : Serilog.Core.ILogEventEnricher
 /// <summary>The <c>Logging:Format</c> setting: <c>console</c> (default) or <c>json</c>.</summary>
 public sealed class LogFormatOptions
 {
+    public const string SectionName = "Logging";
+
     public static readonly string[] Formats = ["console", "json"];
 
     public string? Format { get; set; }

@@ -82,6 +82,12 @@ public static class OptionsValidationExtensions
         var section = optionsType.GetField("SectionName")?.GetValue(null) as string;
         if (!match.Success || section is null) return failure;
         var message = $"{section}:{match.Groups[1].Value}: {match.Groups[2].Value}";
+        // A number where an enum's name belongs ("Batching:Strategy: The field Strategy is invalid."): the names it takes.
+        if (optionsType.GetProperty(match.Groups[1].Value)?.GetCustomAttributes(typeof(System.ComponentModel.DataAnnotations.EnumDataTypeAttribute), true)
+                .Cast<System.ComponentModel.DataAnnotations.EnumDataTypeAttribute>().FirstOrDefault() is { } enumType)
+        {
+            return $"{message} Use one of: {string.Join(", ", Enum.GetNames(enumType.EnumType).Select(name => name.ToLowerInvariant()))}.";
+        }
         // A time's range: a bare number there is read as days ("5" is five days), which nobody means by it.
         return System.Text.RegularExpressions.Regex.IsMatch(message, @"between \S*:\S* and \S*:\S*")
             ? $"{message.TrimEnd('.')} (a time is written [d.]hh:mm:ss: 00:00:05 is 5 seconds, and a bare number is read as days)."
