@@ -224,6 +224,29 @@ def test_the_gallery_draws_class_names_in_any_script(trained_bundle, tmp_path):
         assert np.asarray(picture)[:, :140].tobytes() != np.asarray(other)[:, :140].tobytes()
 
 
+def test_the_gallery_keeps_a_patch_its_shape_and_names_each_prototype(tmp_path):
+    # A 4x20 patch was stretched to a square (drawn as bars); the tiles had no index to find them in model.json by.
+    from protopnet_trainer.report import prototype_gallery
+    os.makedirs(tmp_path / "prototypes" / "7")
+    Image.new("RGB", (4, 20), (255, 0, 0)).save(tmp_path / "prototypes" / "7" / "patch.png")
+    Image.new("RGB", (32, 32), (0, 0, 255)).save(tmp_path / "prototypes" / "7" / "source.png")
+    prototype = {"index": 7, "classIndex": 0, "images": {"patch": "prototypes/7/patch.png", "source": "prototypes/7/source.png"},
+                 "source": {"box": {"x": 8, "y": 0, "width": 4, "height": 20}}}
+    path = str(tmp_path / "gallery.png")
+    prototype_gallery([prototype], ["only"], str(tmp_path), path)
+    pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    header, label_width, tile = 24, 140, 64
+    patch_tile = pixels[header + 4:header + 4 + tile, label_width + 4:label_width + 4 + tile]
+    red = (patch_tile[:, :, 0] > 200) & (patch_tile[:, :, 1] < 60) & (patch_tile[:, :, 2] < 60)
+    columns = np.flatnonzero(red.any(axis=0))
+    assert 12 <= len(columns) <= 13 and red.any(axis=1).sum() >= 60   # 4x20 scaled to 13x64, not 64x64
+    assert abs((columns[0] + columns[-1]) / 2 - tile / 2) <= 1.5       # centred
+    # The index is written on the tile: dark pixels at its top-left corner, where the patch alone has none.
+    assert (patch_tile[:12, :20].sum(axis=2) < 200).any()
+    # The header line says what the tiles are: dark pixels in the first rows.
+    assert (pixels[:header, :].sum(axis=2) < 200).any()
+
+
 def test_confusion_matrix_counts():
     from protopnet_trainer.evaluate import confusion_matrix
     matrix = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -94,36 +94,57 @@ def drawable(text: str, font: ImageFont.ImageFont) -> str:
     return text if isinstance(font, ImageFont.FreeTypeFont) else text.encode("latin-1", "replace").decode("latin-1")
 
 
+GALLERY_HEADER = ("Each prototype: its patch (left, as learned, not stretched) and the training image it comes from, "
+                  "the patch boxed in yellow; #j is its index in model.json")
+
+
+def fitted(picture: Image.Image, tile: int, resample: int) -> Tuple[Image.Image, float, int, int]:
+    """`picture` scaled to fit a tile x tile square without changing its shape, on light grey; with the scale and the
+    offsets it was placed at."""
+    scale = tile / max(picture.width, picture.height)
+    size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    square = Image.new("RGB", (tile, tile), (235, 235, 235))
+    left, top = (tile - size[0]) // 2, (tile - size[1]) // 2
+    square.paste(picture.resize(size, resample), (left, top))
+    return square, scale, left, top
+
+
 def prototype_gallery(prototypes: List[Dict], classes: List[str], bundle_dir: str, path: str) -> None:
-    """One row per class: each prototype's patch and its source image with the box drawn."""
+    """One row per class, under a line that says what the tiles are: each prototype's index, its patch (its own shape)
+    and, up to 50 classes, its source image with the patch's box."""
     tile = 64 if len(classes) <= 50 else 32
     with_source = len(classes) <= 50
     rows: Dict[int, List[Dict]] = {}
     for prototype in prototypes:
         rows.setdefault(prototype["classIndex"], []).append(prototype)
     per_row = max((len(v) for v in rows.values()), default=1)
-    label_width = 140 if with_source else 0
+    label_width, header = 140, 24
     columns = per_row * (2 if with_source else 1)
-    canvas = Image.new("RGB", (label_width + columns * (tile + 4) + 4, len(classes) * (tile + 4) + 4), "white")
+    width = max(label_width + columns * (tile + 4) + 4, 420)
+    canvas = Image.new("RGB", (width, header + len(classes) * (tile + 4) + 4), "white")
     draw = ImageDraw.Draw(canvas)
     font = label_font()
+    draw.text((4, 6), drawable(GALLERY_HEADER if width >= 900 else "Patch | source image with its box; #j: index",
+                               font), fill="black", font=font)
     for k, name in enumerate(classes):
-        y = 4 + k * (tile + 4)
-        if label_width:
-            draw.text((4, y + tile // 2 - 6), drawable(name[:22], font), fill="black", font=font)
+        y = header + 4 + k * (tile + 4)
+        draw.text((4, y + tile // 2 - 6), drawable(name[:22], font), fill="black", font=font)
         for n, prototype in enumerate(rows.get(k, [])):
             x = label_width + 4 + n * (2 if with_source else 1) * (tile + 4)
-            patch = Image.open(os.path.join(bundle_dir, prototype["images"]["patch"])).convert("RGB")
-            canvas.paste(patch.resize((tile, tile), RESAMPLE.NEAREST), (x, y))
+            with Image.open(os.path.join(bundle_dir, prototype["images"]["patch"])) as opened:
+                patch, _, _, _ = fitted(opened.convert("RGB"), tile, RESAMPLE.NEAREST)
+            canvas.paste(patch, (x, y))
             if with_source:
-                source = Image.open(os.path.join(bundle_dir, prototype["images"]["source"])).convert("RGB")
-                scale_x, scale_y = tile / source.width, tile / source.height
-                source = source.resize((tile, tile), RESAMPLE.BILINEAR)
+                with Image.open(os.path.join(bundle_dir, prototype["images"]["source"])) as opened:
+                    source, scale, left, top = fitted(opened.convert("RGB"), tile, RESAMPLE.BILINEAR)
                 box = prototype["source"]["box"]
                 ImageDraw.Draw(source).rectangle(
-                    [box["x"] * scale_x, box["y"] * scale_y, (box["x"] + box["width"]) * scale_x - 1,
-                     (box["y"] + box["height"]) * scale_y - 1], outline=(255, 255, 0))
+                    [left + box["x"] * scale, top + box["y"] * scale, left + (box["x"] + box["width"]) * scale - 1,
+                     top + (box["y"] + box["height"]) * scale - 1], outline=(255, 255, 0))
                 canvas.paste(source, (x + tile + 2, y))
+            index = f"#{prototype['index']}"
+            draw.rectangle([x, y, x + 6 * len(index) + 3, y + 12], fill="white")
+            draw.text((x + 1, y), index, fill="black", font=font)
     canvas.save(path)
 
 
