@@ -22,6 +22,7 @@ def _pyplot():
 
 def plot_curves(history: List[Dict], path: str, baseline_history: Optional[List[float]] = None) -> None:
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
     epochs = [m["epoch"] for m in history]
     figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
     accuracy_axis.plot(epochs, [m["train_accuracy"] for m in history], label="train (batches, as they trained)")
@@ -37,16 +38,21 @@ def plot_curves(history: List[Dict], path: str, baseline_history: Optional[List[
     if baseline_history:
         accuracy_axis.plot(range(1, len(baseline_history) + 1), baseline_history, linestyle="--",
                            label="black-box baseline (test)")
+    for axis in (accuracy_axis, loss_axis):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))   # whole epochs (a short run had ticks at 2.5, 7.5)
     accuracy_axis.set_xlabel("epoch")
     accuracy_axis.set_ylabel("accuracy")
     accuracy_axis.legend(fontsize=8)
     accuracy_axis.grid(alpha=0.3)
-    for key, name in (("loss_total", "total"), ("loss_cross_entropy", "cross entropy"), ("loss_cluster", "cluster"),
-                      ("loss_separation", "separation")):
+    # The separation term is a distance the total subtracts: it rising is other classes' prototypes moving away, as
+    # the paper's objective wants, not the training diverging.
+    for key, name in (("loss_total", "total (minimised)"), ("loss_cross_entropy", "cross entropy"),
+                      ("loss_cluster", "cluster: distance to the nearest own-class prototype (lower is better)"),
+                      ("loss_separation", "separation: distance to the nearest other-class prototype (higher is better)")):
         if all(key in m for m in history):
             loss_axis.plot(epochs, [m[key] for m in history], label=name)
     loss_axis.set_xlabel("epoch")
-    loss_axis.set_ylabel("loss (mean per image)")
+    loss_axis.set_ylabel("cost (mean per image)")
     loss_axis.legend(fontsize=8)
     loss_axis.grid(alpha=0.3)
     figure.tight_layout()
