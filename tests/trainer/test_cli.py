@@ -473,6 +473,28 @@ def test_a_signal_that_torch_turned_into_a_runtime_error_is_still_a_stop(tmp_pat
         "error: terminated; nothing was published (the same command with --resume goes on from the last checkpoint)"
 
 
+def test_an_option_the_parser_refuses_is_one_line(capsys):
+    # A mistyped preset printed the whole usage of train (48 lines) with the reason last.
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--preset", "smok"])
+    assert exit_.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: protopnet_trainer train: argument --preset: invalid choice: 'smok'")
+
+
+def test_options_read_by_head_ends_quietly():
+    # `options | head -2`: it said "error: [Errno 32] Broken pipe" and exited 2.
+    import subprocess
+    import sys
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    process = subprocess.Popen([sys.executable, "-m", "protopnet_trainer", "options"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=environment)
+    assert process.stdout.readline()
+    process.stdout.close()
+    assert process.wait(timeout=60) == 0
+    assert process.stderr.read() == b""
+
+
 def test_a_bad_image_is_one_line_before_training_and_from_a_dataloader_worker_process(tmp_path, capsys):
     from PIL import Image
     from torch.utils.data import DataLoader

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional
 
 from .alive import ENVIRONMENT_VARIABLE as ALIVE_FILE_VARIABLE
 from .config import PRESETS, TrainConfig, preset_config
@@ -285,9 +285,17 @@ def show_progress(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """An option the parser refuses is one `error:` line, as every other refusal, not the whole usage (48 lines for
+    `train`) with the reason at its end."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="protopnet_trainer", description="Train ProtoPNet models and publish bundles.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineErrors(prog="protopnet_trainer", description="Train ProtoPNet models and publish bundles.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineErrors)
 
     train = commands.add_parser("train", help="train a model and publish a bundle")
     add_config_options(train)
@@ -460,6 +468,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         check_distributed_launch(args.command, bool(getattr(args, "baseline_only", None)))
         args.handler(args)
+        return 0
+    except BrokenPipeError:
+        # `options | head`: the reader has what it wanted. Nothing more can be written there, at exit neither.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (TrainerError, OSError) as error:
         # OSError: a file the run writes or reads failed under it (a full disk, a folder where a file should be); the

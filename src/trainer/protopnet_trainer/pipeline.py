@@ -133,8 +133,6 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
         check_writable(job.models, job.name)        # fail before training, not after
         if not job.resume and not job.fresh:
             refuse_unfinished_run(RunFolder(run_dir))
-        for warning in recipe_warnings(cfg):
-            log(f"warning: {warning}")
         # A resume with no epoch checkpoint to go on from starts afresh: the folder's older lines and pictures go too.
         if not job.resume or RunFolder(run_dir).latest_epoch_checkpoint() is None:
             RunFolder(run_dir).clear()
@@ -146,6 +144,10 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
     with separate:
         trainer = trainer_factory(cfg, run_dir, progress=progress, log=log, group=group)
         trainer.preset = job.preset
+        # Said once the data is read and checked, so that a refused data set is not preceded by a recipe's warning.
+        if main:
+            for warning in recipe_warnings(cfg):
+                log(f"warning: {warning}")
         if job.resume and not trainer.resume():
             log(f"no checkpoint in {run_dir}: starting from epoch 1")
         result = trainer.run(on_epoch_end)
