@@ -198,3 +198,31 @@ def test_the_cub_presets_count_epochs_as_the_reference_does():
                 cfg.last_layer_iterations) == (30, 30, 5, 10, 10, 20), name
     with pytest.raises(TrainerError, match="--epoch-copies must be at least 1"):
         preset_config("smoke").replace(epoch_copies=0).validate()
+
+
+def test_a_run_interrupted_while_its_baseline_trains_resumes_the_baseline_from_its_last_epoch(tiny, tmp_path):
+    # The baseline trained after the epochs and was saved only in final.pt: an interrupt lost all of it (for the
+    # paper's recipe, as long as the ProtoPNet itself), and the resume said "at epoch 4" of a 3-epoch run.
+    from protopnet_trainer.train import Trainer
+    from trainer_runs import Interrupt
+    cfg = tiny(epochs=3, with_baseline=True)
+    straight = _quiet(cfg, tmp_path / "straight").run().baseline.history
+
+    def stop_at_baseline_epoch_3(line):
+        if line.startswith("baseline epoch 3/3"):
+            raise Interrupt()
+
+    with pytest.raises(Interrupt):
+        Trainer(cfg, str(tmp_path / "resumed"), progress=False, log=stop_at_baseline_epoch_3).run()
+    assert os.path.exists(tmp_path / "resumed" / "checkpoints" / "baseline.pt")
+    said = []
+    trainer = Trainer(cfg, str(tmp_path / "resumed"), progress=False, log=said.append)
+    assert trainer.resume()
+    resumed = trainer.run().baseline.history
+    assert any("all 3 epochs are trained; the steps after them go on" in line for line in said), said
+    assert any(line.startswith("baseline: resuming from") and line.endswith("at epoch 3") for line in said), said
+    assert not any(line.startswith(("baseline epoch 1/3", "baseline epoch 2/3")) for line in said), said
+    assert resumed == pytest.approx(straight)
+    # Its result is in final.pt: the baseline's own checkpoint goes.
+    assert not os.path.exists(tmp_path / "resumed" / "checkpoints" / "baseline.pt")
+    assert load_checkpoint(str(tmp_path / "resumed" / "checkpoints" / "final.pt"))

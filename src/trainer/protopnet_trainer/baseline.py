@@ -26,7 +26,8 @@ from .errors import TrainerError
 from .evaluate import accuracy_of, evaluate_accuracy
 from .manifest import baseline_block, baseline_mismatches, separate_baseline_block
 from .model import BaselineNet
-from .optimizers import make_joint_optimizer
+from .checkpoint import load_checkpoint, save_checkpoint
+from .optimizers import load_scheduler_state, make_joint_optimizer, scheduler_state
 from .runtime import epoch_seed, seed_everything, select_device, use_threads
 from .trunks import build_trunk, load_trunk_weights
 
@@ -69,13 +70,44 @@ def build_baseline(cfg: TrainConfig, source: DataSource) -> BaselineNet:
     return BaselineNet(trunk, trunk.out_channels, len(source.classes), mean or source.mean, std or source.std)
 
 
+class BaselineCheckpoint:
+    """Where the in-process baseline keeps its state after each epoch (rank 0 writes, every rank reads), so that a
+    run interrupted while its baseline trained goes on from the baseline's last epoch when resumed: the baseline of the
+    paper's recipe trains as long as ProtoPNet, and all of it was trained again."""
+
+    def __init__(self, path: str, writes: bool):
+        self.path = path
+        self.writes = writes
+        self.earlier_seconds = 0.0   # the time the epochs read back took, before the interruption
+
+    def read(self, cfg: TrainConfig, log: Callable[[str], None]) -> Optional[Dict[str, Any]]:
+        """The state saved by the same recipe; None when there is none (or another recipe's, which is said)."""
+        if not os.path.isfile(self.path):
+            return None
+        state = load_checkpoint(self.path)
+        if state["config"] != cfg.to_dict():
+            log(f"baseline: {self.path} is of another recipe: the baseline trains from its first epoch")
+            return None
+        self.earlier_seconds = float(state["seconds"])
+        return state
+
+    def write(self, state: Dict[str, Any]) -> None:
+        if self.writes:
+            save_checkpoint(state, self.path)
+
+    def remove(self) -> None:
+        if self.writes and os.path.exists(self.path):
+            os.remove(self.path)
+
+
 def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, device: torch.device,
                    progress: bool = True, log: Callable[[str], None] = print,
-                   group: Optional["Group"] = None) -> List[float]:
+                   group: Optional["Group"] = None, checkpoint: Optional[BaselineCheckpoint] = None) -> List[float]:
     """The black box with the same trunk, epochs and augmentation: warm-up epochs train the head only,
     then everything (trunk at the joint trunk rate, the joint stage's schedule). Returns the test accuracy
     after each epoch (the last one is the baseline's result). With a distributed `group` it trains as ProtoPNet
-    does there: DistributedDataParallel on each rank's shard (loaders.train), evaluation sharded."""
+    does there: DistributedDataParallel on each rank's shard (loaders.train), evaluation sharded. With a `checkpoint`
+    it saves its state after each epoch, and goes on from a saved one."""
     seed_everything(cfg.seed + 17)
     net = build_baseline(cfg, source).to(device)
     per_batch_schedule = cfg.joint_optimizer == "adamw-onecycle"
@@ -86,8 +118,18 @@ def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, devic
     head_only = torch.optim.Adam(net.classifier.parameters(), lr=cfg.baseline_lr_head)
     loss_fn = nn.CrossEntropyLoss()
     history: List[float] = []
+    first_epoch = 0
+    started = time.time()
+    saved = checkpoint.read(cfg, log) if checkpoint is not None else None
+    if saved is not None:
+        net.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        head_only.load_state_dict(saved["head_optimizer"])
+        load_scheduler_state(scheduler, saved["scheduler"])
+        history, first_epoch = [float(a) for a in saved["history"]], int(saved["epoch"])
+        log(f"baseline: resuming from {checkpoint.path} at epoch {first_epoch + 1}")
     parallel: Optional[nn.Module] = None   # on several ranks: a DDP wrapper per phase (its trainable parameters)
-    for epoch in range(cfg.epochs):
+    for epoch in range(first_epoch, cfg.epochs):
         seed_everything(epoch_seed(cfg.seed, epoch, group.rank if group else 0))
         warm = epoch < cfg.warm_epochs
         for p in net.trunk.parameters():
@@ -119,15 +161,21 @@ def train_baseline(cfg: TrainConfig, source: DataSource, loaders: Loaders, devic
             accuracy = accuracy_of(both["labels"], both["predictions"])
         history.append(accuracy)
         log(f"baseline epoch {epoch + 1}/{cfg.epochs} test_acc={accuracy:.4f}")
+        if checkpoint is not None:
+            checkpoint.write({"config": cfg.to_dict(), "model": net.state_dict(), "classes": list(source.classes),
+                              "epoch": epoch + 1, "history": history, "optimizer": optimizer.state_dict(),
+                              "head_optimizer": head_only.state_dict(), "scheduler": scheduler_state(scheduler),
+                              "seconds": checkpoint.earlier_seconds + time.time() - started})
     return history
 
 
 def train_in_process(cfg: TrainConfig, source: DataSource, loaders: Loaders, device: torch.device,
-                     progress: bool, log: Callable[[str], None], group: Optional["Group"] = None) -> BaselineResult:
+                     progress: bool, log: Callable[[str], None], group: Optional["Group"] = None,
+                     checkpoint: Optional[BaselineCheckpoint] = None) -> BaselineResult:
     """The baseline trained on ProtoPNet's own data and loaders, after it (on every rank of a distributed run)."""
     started = time.time()
-    history = train_baseline(cfg, source, loaders, device, progress, log, group)
-    seconds = time.time() - started
+    history = train_baseline(cfg, source, loaders, device, progress, log, group, checkpoint)
+    seconds = time.time() - started + (checkpoint.earlier_seconds if checkpoint is not None else 0.0)
     return BaselineResult(history, seconds, baseline_block(cfg, history[-1], seconds))
 
 

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .augmentation import add_training_noise
 from .background import background_to_leave_out, foreground_min_distances
-from .baseline import BaselineResult, checkpoint_fields, train_in_process
+from .baseline import BaselineCheckpoint, BaselineResult, checkpoint_fields, train_in_process
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .console import say
@@ -354,7 +354,12 @@ class Trainer:
         self._restore_progress(checkpoint)
         if self.is_main:
             self.folder.keep_metrics_through(self.epoch)
-        self.log(f"resuming from {latest} at epoch {self.epoch + 1}")
+        if self.epoch < self.cfg.epochs:
+            self.log(f"resuming from {latest} at epoch {self.epoch + 1}")
+        else:
+            # An 8-epoch run "resuming at epoch 9" read as a bug: its epochs are done, what follows them is not.
+            self.log(f"resuming from {latest}: all {self.cfg.epochs} epochs are trained; the steps after them go on"
+                     + (" (the baseline from its own last epoch, if it saved one)" if self.cfg.with_baseline else ""))
         return True
 
     # ------------------------------------------------------------------ the whole schedule
@@ -392,10 +397,12 @@ class Trainer:
         test_accuracy, confusion = self.test_metrics()
         self.train_accuracy = self.accuracy(self.loaders.push, desc="train")
         self.seconds += time.time() - started
+        baseline_checkpoint = BaselineCheckpoint(os.path.join(self.folder.checkpoints, "baseline.pt"), self.is_main)
         if cfg.with_baseline:
             self.baseline = train_in_process(cfg, self.source, self.loaders, self.device, self.progress, self.log,
-                                             group=self.group)
+                                             group=self.group, checkpoint=baseline_checkpoint)
         self.save_checkpoint("final.pt")
+        baseline_checkpoint.remove()   # its result is in final.pt
         return TrainResult(self.model, self.records, self.history, seconds=self.seconds,
                            test_accuracy=test_accuracy, train_accuracy=self.train_accuracy, confusion=confusion,
                            baseline=self.baseline)
