@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Serilog;
 using Serilog.Formatting.Display;
 using Serilog.Events;
-using Serilog.Formatting.Compact;
 using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Hosting;
@@ -42,7 +41,7 @@ public static class LoggingExtensions
                 .Filter.ByExcluding(IsDrainOfAStoppedBody);
             // The console is written in batches from the background: a request never waits for it (BatchedConsoleSink).
             logger.WriteTo.Sink(new BatchedConsoleSink(json
-                ? new RenderedCompactJsonFormatter()
+                ? new JsonLogFormatter()
                 : new MessageTemplateTextFormatter(ConsoleTemplate, System.Globalization.CultureInfo.InvariantCulture)));
         }, preserveStaticLogger: true, writeToProviders: true);
         return builder;
