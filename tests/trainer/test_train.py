@@ -226,3 +226,17 @@ def test_a_run_interrupted_while_its_baseline_trains_resumes_the_baseline_from_i
     # Its result is in final.pt: the baseline's own checkpoint goes.
     assert not os.path.exists(tmp_path / "resumed" / "checkpoints" / "baseline.pt")
     assert load_checkpoint(str(tmp_path / "resumed" / "checkpoints" / "final.pt"))
+
+
+def test_a_resume_with_other_data_says_so(tiny, tmp_path):
+    # Accepted without a word, and the bundle then recorded the new data's size for epochs trained on the old.
+    from protopnet_trainer.train import Trainer
+    interrupt_after(tiny(epochs=3, synthetic_train_per_class=12), tmp_path, 1)
+    said = []
+    trainer = Trainer(tiny(epochs=3, synthetic_train_per_class=10), str(tmp_path), progress=False, log=said.append)
+    assert trainer.resume()
+    [warning] = [line for line in said if line.startswith("warning: resuming")]
+    assert "with other data than it trained on (--synthetic-train-per-class 12, now 10)" in warning
+    said.clear()
+    same = Trainer(tiny(epochs=3, synthetic_train_per_class=12), str(tmp_path), progress=False, log=said.append)
+    assert same.resume() and not any(line.startswith("warning: resuming") for line in said)

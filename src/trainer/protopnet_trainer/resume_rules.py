@@ -68,3 +68,30 @@ def refuse_other_model_settings(checkpoint: str, saved: TrainConfig, new: TrainC
                         for option, old, _ in differing)
     raise TrainerError(f"checkpoint {checkpoint} was trained with {trained}: start a new run (without --resume) or "
                        f"resume with the checkpoint's settings ({settings})")
+
+
+# What the images are, which a resume may change (a folder moved, a limit lifted) but should not without a word: the
+# epochs before it trained on the checkpoint's data, and the bundle records the resumed run's.
+DATA_SETTINGS: Tuple[Tuple[str, str, Optional[Callable[[TrainConfig], bool]]], ...] = (
+    ("dataset", "--dataset", None),
+    ("data", "--data", None),
+    ("crop_to_box", "--crop-to-box", None),
+    ("synthetic_classes", "--synthetic-classes", _synthetic),
+    ("synthetic_train_per_class", "--synthetic-train-per-class", _generated),
+    ("synthetic_test_per_class", "--synthetic-test-per-class", _generated),
+    ("train_limit", "--train-limit", None),
+    ("test_limit", "--test-limit", None),
+    ("calibration_holdout", "--calibration-holdout", None),
+)
+
+
+def other_data_warning(checkpoint: str, saved: TrainConfig, new: TrainConfig) -> Optional[str]:
+    """A warning naming every DATA_SETTINGS entry that differs from the checkpoint's; None when they are the same."""
+    differing = [(flag, getattr(saved, name), getattr(new, name)) for name, flag, applies in DATA_SETTINGS
+                 if (applies is None or applies(saved)) and _shown(getattr(saved, name)) != _shown(getattr(new, name))]
+    if not differing:
+        return None
+    changes = "; ".join(f"{option} {_shown(old)}, now {_shown(value)}" for option, old, value in differing)
+    return (f"resuming {checkpoint} with other data than it trained on ({changes}): its epochs trained on the "
+            f"checkpoint's data, the rest train on this run's, and the bundle records this run's (trainSize, config); "
+            f"if only the folder moved, nothing changes")

@@ -29,7 +29,7 @@ from .model import ProtoPNet, build_model
 from .optimizers import load_scheduler_state, make_joint_optimizer, scheduler_state
 from .prune import prune_prototypes
 from .push import push_prototypes
-from .resume_rules import refuse_other_model_settings
+from .resume_rules import other_data_warning, refuse_other_model_settings
 from .run_folder import RunFolder
 from .runtime import epoch_seed, seed_everything, select_device, use_threads
 
@@ -332,6 +332,9 @@ class Trainer:
         saved = TrainConfig.from_dict(checkpoint["config"])
         require_same_classes(checkpoint["classes"], self.source.classes, f"checkpoint {latest}", self.cfg.dataset)
         refuse_other_model_settings(latest, saved, self.cfg)
+        data_warning = other_data_warning(latest, saved, self.cfg)
+        if data_warning:
+            self.log(f"warning: {data_warning}")
         if saved.decodes_jpeg_draft != self.cfg.decodes_jpeg_draft:   # the bundle must say how all its images were decoded
             raise TrainerError(f"checkpoint {latest} was trained with JPEGs decoded "
                                f"{'at a reduced DCT scale' if saved.decodes_jpeg_draft else 'in full'}: resume with "
