@@ -177,22 +177,26 @@ def interpretability_figure(block: Dict) -> Any:
     for bar, (_, value) in zip(bars, measures):
         summary_axis.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2,
                           "n/a (no parts)" if value is None else f"{100 * value:.1f}%", va="center", fontsize=9)
-    summary_axis.set_xlim(0, 125)
+    summary_axis.set_xlim(0, 125)   # room for the values written beside the bars
+    summary_axis.set_xticks([0, 25, 50, 75, 100])
+    summary_axis.set_xlabel("% of the test images (background share: of the prototypes)")
     summary_axis.invert_yaxis()
     deletion = block.get("deletion", {})
     summary_axis.set_title(f"{block.get('images')} test images; deletion ratio {deletion.get('ratio')} "
                            f"({deletion.get('meanDropTopBox')} vs {deletion.get('meanDropRandomBox')})", fontsize=9)
     prototypes = block.get("prototypes", [])
     indices = [p["index"] for p in prototypes]
-    for key, label, marker in (("consistency", "consistency", "o"), ("noiseStability", "noise stability", "^"),
-                               ("jpegStability", "JPEG stability", "s")):
+    # Side by side around each prototype's index: three measures of the same value hid each other.
+    for key, label, marker, shift in (("consistency", "consistency", "o", -0.25), ("noiseStability", "noise stability", "^", 0.0),
+                                      ("jpegStability", "JPEG stability", "s", 0.25)):
         points = [(p["index"], p[key]) for p in prototypes if p.get(key) is not None]
         if points:
-            prototype_axis.scatter([i for i, _ in points], [v for _, v in points], s=14, marker=marker, label=label)
+            prototype_axis.scatter([i + shift for i, _ in points], [v for _, v in points], s=14, marker=marker,
+                                   label=label)
     background = [p["index"] for p in prototypes if p.get("background")]
     if background:
         prototype_axis.scatter(background, [-0.05] * len(background), s=14, marker="x", color="#c44e52",
-                               label="background patch")
+                               label="background patch (marked below 0)")
     prototype_axis.set_xlim(-1, max(indices, default=0) + 1)
     prototype_axis.set_ylim(-0.1, 1.05)
     prototype_axis.set_xlabel("prototype")
