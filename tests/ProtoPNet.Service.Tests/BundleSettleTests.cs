@@ -17,17 +17,10 @@ public class BundleSettleTests(TrainerBundles bundles)
     [Fact]
     public async Task ABundleStillBeingCopiedIsNotRefusedAndLoadsOnceWhole()
     {
-        var root = bundles.NewRoot((bundles.SmokeBundle, "other", null));
-        await using var factory = ServiceFactory.ForRoot(root, ("Models:SettleSeconds", "3"));
+        var (factory, version, graph) = StartWithHalfCopiedBundle(settleSeconds: 3);
+        await using var owned = factory;
         var client = factory.CreateClient();
         var registry = factory.Services.GetRequiredService<ModelRegistry>();
-
-        // The copy so far: model.json first, and half of model.onnx.
-        var version = Path.Combine(root, "smoke", Path.GetFileName(bundles.SmokeBundle));
-        CopyFolder(bundles.SmokeBundle, version);
-        var graph = File.ReadAllBytes(Path.Combine(bundles.SmokeBundle, "model.onnx"));
-        File.WriteAllBytes(Path.Combine(version, "model.onnx"), graph[..(graph.Length / 2)]);
-        registry.Rescan();
         var refused = Assert.Single(registry.Catalog.Refused);
         Assert.Contains("its files are still being written: it is looked at again once they have been still for 3 s", refused.Reason);
         registry.Rescan();   // the copy goes on: said once
@@ -46,16 +39,10 @@ public class BundleSettleTests(TrainerBundles bundles)
     [Fact]
     public async Task ABundleThatStaysBrokenIsRefusedOnceItsFilesHaveBeenStill()
     {
-        var root = bundles.NewRoot((bundles.SmokeBundle, "other", null));
-        await using var factory = ServiceFactory.ForRoot(root, ("Models:SettleSeconds", "2"));
+        var (factory, _, _) = StartWithHalfCopiedBundle(settleSeconds: 2);
+        await using var owned = factory;
         var client = factory.CreateClient();
         var registry = factory.Services.GetRequiredService<ModelRegistry>();
-
-        var version = Path.Combine(root, "smoke", Path.GetFileName(bundles.SmokeBundle));
-        CopyFolder(bundles.SmokeBundle, version);
-        var graph = File.ReadAllBytes(Path.Combine(bundles.SmokeBundle, "model.onnx"));
-        File.WriteAllBytes(Path.Combine(version, "model.onnx"), graph[..(graph.Length / 2)]);
-        registry.Rescan();
         Assert.Contains("still being written", Assert.Single(registry.Catalog.Refused).Reason);
 
         // No watcher and no periodic rescan here: the service looks again by itself once the files have settled.
@@ -66,6 +53,23 @@ public class BundleSettleTests(TrainerBundles bundles)
         Assert.DoesNotContain("still being written", refusal.Reason);
         var metrics = await PrometheusText.ScrapeAsync(client);
         Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_model_loads_total", "model=\"smoke\"", "result=\"refused\""));
+    }
+
+    /// <summary>
+    /// A service (settling for <paramref name="settleSeconds"/>) that has scanned a copy of the smoke bundle so far: its
+    /// model.json, and half of its model.onnx. With the copy's folder and the whole graph.
+    /// </summary>
+    private (ServiceFactory Factory, string Version, byte[] Graph) StartWithHalfCopiedBundle(int settleSeconds)
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "other", null));
+        var factory = ServiceFactory.ForRoot(root, ("Models:SettleSeconds", $"{settleSeconds}"));
+        _ = factory.CreateClient();   // started: the models loaded
+        var version = Path.Combine(root, "smoke", Path.GetFileName(bundles.SmokeBundle));
+        CopyFolder(bundles.SmokeBundle, version);
+        var graph = File.ReadAllBytes(Path.Combine(bundles.SmokeBundle, "model.onnx"));
+        File.WriteAllBytes(Path.Combine(version, "model.onnx"), graph[..(graph.Length / 2)]);
+        factory.Services.GetRequiredService<ModelRegistry>().Rescan();
+        return (factory, version, graph);
     }
 
     private static void CopyFolder(string from, string to)

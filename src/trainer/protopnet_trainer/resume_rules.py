@@ -2,7 +2,7 @@
 weights compute (MODEL_SETTINGS); a difference is refused in one line that names the options to pass."""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from .config import GENERATED_DATASETS, TrainConfig
 from .errors import TrainerError
@@ -21,13 +21,16 @@ def _generated(cfg: TrainConfig) -> bool:
     return cfg.dataset in GENERATED_DATASETS
 
 
+# (a config field, the train option that sets it or None, and when it applies: judged on the checkpoint's config)
+Settings = Tuple[Tuple[str, Optional[str], Optional[Callable[[TrainConfig], bool]]], ...]
+
 # Every setting that shapes the network or what its weights compute, with the train option that sets it (None: it
 # has none, the field is named) and, where it matters only for some checkpoints, when (judged on the checkpoint's
 # config). A resume must match them all: some only surface as a raw load_state_dict error (prototype_dim, widths,
 # channels), others load silently into a model that computes something else (add-on, pools, similarity, epsilon,
 # image size, the input's contrast and interpolation, which the bundle declares for the whole run). The trunk's
 # weights file is not compared: the checkpoint replaces its weights, and the same file may have moved.
-MODEL_SETTINGS: Tuple[Tuple[str, Optional[str], Optional[Callable[[TrainConfig], bool]]], ...] = (
+MODEL_SETTINGS: Settings = (
     ("backbone", "--backbone", None),
     ("small_cnn_widths", "--small-cnn-widths", _small_cnn),
     ("small_cnn_convs_per_stage", "--small-cnn-convs", _small_cnn),
@@ -54,12 +57,17 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def _differing(settings: Settings, saved: TrainConfig, new: TrainConfig) -> List[Tuple[str, Any, Any]]:
+    """(option, the checkpoint's value, the new value) of each setting that applies to `saved` and differs."""
+    # Compared as shown, so widths stored as a tuple equal the same list.
+    return [(flag or name, getattr(saved, name), getattr(new, name)) for name, flag, applies in settings
+            if (applies is None or applies(saved)) and _shown(getattr(saved, name)) != _shown(getattr(new, name))]
+
+
 def refuse_other_model_settings(checkpoint: str, saved: TrainConfig, new: TrainConfig) -> None:
     """Raise, naming every differing MODEL_SETTINGS entry with the checkpoint's value, the new one and the option
     to pass, when `new` would build or feed another model than the one `saved` trained."""
-    # Compared as shown, so widths stored as a tuple equal the same list.
-    differing = [(flag or name, getattr(saved, name), getattr(new, name)) for name, flag, applies in MODEL_SETTINGS
-                 if (applies is None or applies(saved)) and _shown(getattr(saved, name)) != _shown(getattr(new, name))]
+    differing = _differing(MODEL_SETTINGS, saved, new)
     if not differing:
         return
     trained = "; ".join(f"{option} {_shown(old)}, not {_shown(value)}" for option, old, value in differing)
@@ -72,7 +80,7 @@ def refuse_other_model_settings(checkpoint: str, saved: TrainConfig, new: TrainC
 
 # What the images are, which a resume may change (a folder moved, a limit lifted) but should not without a word: the
 # epochs before it trained on the checkpoint's data, and the bundle records the resumed run's.
-DATA_SETTINGS: Tuple[Tuple[str, str, Optional[Callable[[TrainConfig], bool]]], ...] = (
+DATA_SETTINGS: Settings = (
     ("dataset", "--dataset", None),
     ("data", "--data", None),
     ("crop_to_box", "--crop-to-box", None),
@@ -87,8 +95,7 @@ DATA_SETTINGS: Tuple[Tuple[str, str, Optional[Callable[[TrainConfig], bool]]], .
 
 def other_data_warning(checkpoint: str, saved: TrainConfig, new: TrainConfig) -> Optional[str]:
     """A warning naming every DATA_SETTINGS entry that differs from the checkpoint's; None when they are the same."""
-    differing = [(flag, getattr(saved, name), getattr(new, name)) for name, flag, applies in DATA_SETTINGS
-                 if (applies is None or applies(saved)) and _shown(getattr(saved, name)) != _shown(getattr(new, name))]
+    differing = _differing(DATA_SETTINGS, saved, new)
     if not differing:
         return None
     changes = "; ".join(f"{option} {_shown(old)}, now {_shown(value)}" for option, old, value in differing)
