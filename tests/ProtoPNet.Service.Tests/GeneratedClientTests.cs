@@ -38,6 +38,8 @@ public sealed class GeneratedClientTests : IDisposable
                 var said = new List<string>();
                 var answer = await client.ClassifyAsync(null, null, 3, 2, null, null, new FileParameter(new MemoryStream(png), "boot.png", "image/png"));
                 said.Add($"classify {answer.Model.Name} {answer.Prediction.Label} {answer.TopClasses.Count} {answer.Explanation.Prototypes.Count}");
+                // A member that may be null and refers to another schema is still that schema's type (not object).
+                said.Add($"calibration {answer.Unfamiliarity.Calibration?.Split}");
                 try
                 {
                     await client.ClassifyAsync(null, null, -1, null, null, null, new FileParameter(new MemoryStream(png), "boot.png", "image/png"));
@@ -92,11 +94,12 @@ public sealed class GeneratedClientTests : IDisposable
         var said = await (Task<string[]>)run.Invoke(null, [http, http.BaseAddress!.ToString(), boot])!;
 
         Assert.Equal("classify fashion-mnist Ankle boot 3 2", said[0]);
-        Assert.Equal("refused 400 urn:protopnet:problem:invalid-parameter", said[1]);
-        Assert.Equal("models fashion-mnist fashion-mnist", said[2]);
-        Assert.Equal("data True photos:imagefolder:2:2", said[3]);
-        Assert.Contains("smoke", said[4].Split(' ')[1].Split(','));
-        Assert.Equal("v2 protopnet-service", said[5]);
+        Assert.Equal("calibration test[5000:10000]", said[1]);
+        Assert.Equal("refused 400 urn:protopnet:problem:invalid-parameter", said[2]);
+        Assert.Equal("models fashion-mnist fashion-mnist", said[3]);
+        Assert.Equal("data True photos:imagefolder:2:2", said[4]);
+        Assert.Contains("smoke", said[5].Split(' ')[1].Split(','));
+        Assert.Equal("v2 protopnet-service", said[6]);
     }
 
     /// <summary>The generated client and the consumer, compiled together (an error is the test's failure, with its lines).</summary>
