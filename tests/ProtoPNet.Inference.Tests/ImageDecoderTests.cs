@@ -489,11 +489,12 @@ public class ImageDecoderTests
     }
 
     /// <summary>
-    /// An animated WebP is its first frame (API.md: WebP, an animation's first frame); one whose first frame does not fit
-    /// its canvas, or without frames, is refused as not decodable, saying why.
+    /// An animated WebP is its first frame (API.md: WebP, an animation's first frame), placed by the size its image
+    /// declares (as libwebp does; not its ANMF header's); one libwebp would not show is refused as not decodable, saying
+    /// why (these files come from an audit that sent them: the first of them was a 500).
     /// </summary>
     [Fact]
-    public void AnAnimatedWebPIsDecodedAsItsFirstFrame()
+    public void AnAnimatedWebPIsDecodedAsItsFirstFrameAndAMalformedOneIsRefusedSayingWhy()
     {
         // Two 8x8 lossless frames, red then blue, written by Pillow (save_all=True, append_images=[...]).
         var animated = Convert.FromBase64String(
@@ -505,21 +506,47 @@ public class ImageDecoderTests
             Assert.Equal(new Rgb24(255, 0, 0), decoded.Pixels[3, 5]);
         }
 
-        // The first frame's width (bytes 58-60 of the file, in its ANMF header) made larger than the canvas.
-        var tooWide = animated.ToArray();
-        tooWide[58] = 15;
-        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(tooWide));
-        Assert.Equal(ImageRejection.NotDecodable, error.Rejection);
-        Assert.Equal("The WebP animation cannot be decoded: its first frame (16x8 at 0,0) does not fit its 8x8 canvas.", error.Message);
+        // The first frame's ANMF header says 16 wide (byte 58): libwebp goes by the image's own 8, and so does the service.
+        var headerSaysWider = animated.ToArray();
+        headerSaysWider[58] = 15;
+        using (var decoded = _decoder.Decode(headerSaysWider)) Assert.Equal((8, 8), (decoded.Width, decoded.Height));
 
-        // Both frames renamed to an unknown chunk: an animation without frames.
+        // An "Exif\0\0" marker twice before the frames: still the first frame (the second one was taken).
+        var exifBeforeFrames = Convert.FromBase64String(
+            "UklGRpgAAABXRUJQVlA4WAoAAAAKAAAAJwAAHQAAQU5JTQYAAAD/////AABFWElGDAAAAEV4aWYAAEV4aWYAAEFOTUYoAAAAAAAAAAAAAwAAAwAAZAAAAFZQOEwP"
+            + "AAAALwPAAAAHEP2P/gciov8BAEFOTUYoAAAAAAAAAAAAJwAAHQAAZAAAAFZQOEwPAAAALydABwAHENH//gciov8BAA==");
+        using (var decoded = _decoder.Decode(exifBeforeFrames)) Assert.Equal(new Rgb24(255, 0, 0), decoded.Pixels[1, 1]);
+
+        foreach (var (file, reason) in new (string Base64, string Reason)[]
+                 {
+                     // A 40x30 canvas whose first frame's header says 10x10 but whose image is 100x100: a 500 from the canvas copy.
+                     ("UklGRlwAAABXRUJQVlA4WAoAAAACAAAAJwAAHQAAQU5JTQYAAAD/////AABBTk1GMAAAAAAAAAAAAAkAAAkAAGQAAABWUDhMFwAAAC9jwBgAB1CPIlem/2EAEsL//VJE/1OJAA==",
+                      "a frame (100x100 at 0,0) does not fit its 40x30 canvas"),
+                     // A second frame off the canvas (it was served from its first).
+                     ("UklGRogAAABXRUJQVlA4WAoAAAACAAAAJwAAHQAAQU5JTQYAAAD/////AABBTk1GKgAAAAAAAAAAAAMAAAMAAGQAAABWUDhMEQAAAC8DwAAAB1CPIlem/4GI6H8AAEFOTUYqAAAAMgAAMgAAAwAAAwAAZAAAAFZQOEwRAAAALwPAAAAHUI8iV6b/gYjofwAA",
+                      "a frame (4x4 at 100,100) does not fit its 40x30 canvas"),
+                     // A 7-byte VP8X (the height was read from the ANIM chunk's bytes: a 422 for too many pixels).
+                     ("UklGRlQAAABXRUJQVlA4WAcAAAACAAAAJwAAAEFOSU0GAAAA/////wAAQU5NRioAAAAAAAAAAAADAAADAABkAAAAVlA4TBEAAAAvA8AAAAdQjyJXpv+BiOh/AAA=",
+                      "its VP8X header is not 10 bytes long"),
+                 })
+        {
+            var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(Convert.FromBase64String(file)));
+            Assert.Equal(ImageRejection.NotDecodable, error.Rejection);
+            Assert.Equal($"The WebP animation cannot be decoded: {reason}.", error.Message);
+        }
+
+        // The ANIM chunk renamed: frames with no animation header; both frames renamed: no frame.
+        var noAnim = animated.ToArray();
+        "XXXX"u8.CopyTo(noAnim.AsSpan(30));
+        Assert.Equal("The WebP animation cannot be decoded: its frames come before its ANIM chunk.",
+            Assert.Throws<ImageRejectedException>(() => _decoder.Decode(noAnim)).Message);
         var noFrames = animated.ToArray();
         for (var at = 0; at + 4 <= noFrames.Length; at++)
         {
             if (noFrames.AsSpan(at, 4).SequenceEqual("ANMF"u8)) "XXXX"u8.CopyTo(noFrames.AsSpan(at));
         }
-        error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(noFrames));
-        Assert.Equal("The WebP animation cannot be decoded: it has no frame.", error.Message);
+        Assert.Equal("The WebP animation cannot be decoded: it has no frame.",
+            Assert.Throws<ImageRejectedException>(() => _decoder.Decode(noFrames)).Message);
     }
 
     /// <summary>

@@ -18,8 +18,10 @@ public sealed record WebpFirstFrame(byte[] Still, int CanvasWidth, int CanvasHei
 
     /// <summary>
     /// The first frame of a complete animated WebP; null for any other file (a truncated animation is left to the
-    /// completeness check, which names what is missing). An animation without frames, or whose first frame does not
-    /// fit its canvas, is refused as libwebp refuses it.
+    /// completeness check, which names what is missing). An animation that libwebp's demuxer would not show is refused
+    /// (NotDecodable), as the trainer's Pillow refuses it: a VP8X header that is not 10 bytes, a second one, no ANIM
+    /// chunk before the frames, no frame, a frame without an image or whose image (by its own size, as libwebp reads
+    /// it, not its ANMF header's) does not fit the canvas. Only what the RIFF header covers is read.
     /// </summary>
     public static WebpFirstFrame? Find(ReadOnlySpan<byte> file)
     {
@@ -27,60 +29,114 @@ public sealed record WebpFirstFrame(byte[] Still, int CanvasWidth, int CanvasHei
         var flags = file[20];
         if ((flags & AnimationFlag) == 0) return null;
         if (ImageCompleteness.FindMissingData(file, SixLabors.ImageSharp.Formats.Webp.WebpFormat.Instance) is not null) return null;
-        var canvasWidth = UInt24(file[24..]) + 1;
-        var canvasHeight = UInt24(file[27..]) + 1;
+        if (BinaryPrimitives.ReadUInt32LittleEndian(file[16..]) != 10) throw NotDecodable("its VP8X header is not 10 bytes long");
+        var riff = file[..(int)Math.Min(file.Length, 8L + BinaryPrimitives.ReadUInt32LittleEndian(file[4..]))];
+        var (canvasWidth, canvasHeight) = (UInt24(file[24..]) + 1, UInt24(file[27..]) + 1);
         ReadOnlySpan<byte> exif = default;
-        ReadOnlySpan<byte> frame = default;
-        foreach (var (typeAt, payload) in Chunks(file, 12))
+        Frame? first = null;
+        var animated = false;
+        foreach (var (typeAt, payload) in Chunks(riff, 30))
         {
-            var type = file.Slice(typeAt, 4);
-            if (type.SequenceEqual("EXIF"u8)) exif = file[payload];
-            // Pillow writes an animation's EXIF after JPEG's "Exif\0\0" marker, which libwebp and Pillow pass over.
-            if (exif.StartsWith("Exif\0\0"u8)) exif = exif[6..];
-            else if (type.SequenceEqual("ANMF"u8) && frame.IsEmpty) frame = file[payload];
-        }
-        if (frame.Length < 16) throw NotDecodable("it has no frame");
-        var (x, y) = (UInt24(frame) * 2, UInt24(frame[3..]) * 2);
-        var (width, height) = (UInt24(frame[6..]) + 1, UInt24(frame[9..]) + 1);
-        if (x + width > canvasWidth || y + height > canvasHeight)
-        {
-            throw NotDecodable($"its first frame ({width}x{height} at {x},{y}) does not fit its {canvasWidth}x{canvasHeight} canvas");
-        }
-        // The frame's image: an ALPH chunk and a VP8 one (lossy), or one VP8L (lossless); other chunks are passed over.
-        ReadOnlySpan<byte> alpha = default;
-        ReadOnlySpan<byte> bitstream = default;
-        var bitstreamType = "VP8 "u8;
-        foreach (var (typeAt, payload) in Chunks(frame, 16))
-        {
-            var type = frame.Slice(typeAt, 4);
-            if (type.SequenceEqual("ALPH"u8) && alpha.IsEmpty) alpha = frame[payload];
-            else if (type.SequenceEqual("VP8 "u8) || type.SequenceEqual("VP8L"u8))
+            var type = riff.Slice(typeAt, 4);
+            if (type.SequenceEqual("VP8X"u8))
             {
-                bitstream = frame[payload];
-                bitstreamType = type.SequenceEqual("VP8L"u8) ? "VP8L"u8 : "VP8 "u8;
-                break;
+                throw NotDecodable("it has two VP8X headers");
+            }
+            if (type.SequenceEqual("ANIM"u8))
+            {
+                if (riff[payload].Length < 6) throw NotDecodable("its ANIM chunk is shorter than 6 bytes");
+                animated = true;
+            }
+            else if (type.SequenceEqual("ANMF"u8))
+            {
+                if (!animated) throw NotDecodable("its frames come before its ANIM chunk");
+                // Every frame is checked, as libwebp checks them before it shows the first.
+                var frame = ReadFrame(riff, payload, canvasWidth, canvasHeight);
+                first ??= frame;
+            }
+            else if (type.SequenceEqual("EXIF"u8))
+            {
+                exif = riff[payload];
+                // Pillow writes an animation's EXIF after JPEG's "Exif\0\0" marker, which libwebp and Pillow pass over.
+                if (exif.StartsWith("Exif\0\0"u8)) exif = exif[6..];
             }
         }
-        if (bitstream.IsEmpty) throw NotDecodable("its first frame holds no image");
-        if (bitstreamType.SequenceEqual("VP8L"u8)) alpha = default;   // a lossless image carries its own alpha
+        if (first is not { } chosen) throw NotDecodable("it has no frame");
+        var alpha = riff.Slice(chosen.Alpha.Start, chosen.Alpha.Length);
+        var bitstream = riff.Slice(chosen.Bitstream.Start, chosen.Bitstream.Length);
+        return new WebpFirstFrame(StillOf(chosen, alpha, bitstream, exif), canvasWidth, canvasHeight, chosen.X, chosen.Y, (flags & AlphaFlag) != 0);
+    }
 
+    /// <summary>A frame: where it lies, its image's own size, and where its ALPH (empty for none) and image chunks' payloads are in the file.</summary>
+    private readonly record struct Frame(int X, int Y, int Width, int Height, bool Lossless, (int Start, int Length) Alpha, (int Start, int Length) Bitstream);
+
+    /// <summary>The frame of the ANMF chunk whose payload is <paramref name="payloadRange"/> of <paramref name="riff"/>, checked against the canvas.</summary>
+    private static Frame ReadFrame(ReadOnlySpan<byte> riff, Range payloadRange, int canvasWidth, int canvasHeight)
+    {
+        var payload = riff[payloadRange];
+        var offset = payloadRange.Start.Value;
+        if (payload.Length < 16) throw NotDecodable("a frame's header is shorter than 16 bytes");
+        var (x, y) = (UInt24(payload) * 2, UInt24(payload[3..]) * 2);
+        // The frame's image: an ALPH chunk and a VP8 one (lossy), or one VP8L (lossless); other chunks are passed over.
+        Range? alpha = null;
+        foreach (var (typeAt, range) in Chunks(payload, 16))
+        {
+            var type = payload.Slice(typeAt, 4);
+            if (type.SequenceEqual("ALPH"u8))
+            {
+                alpha ??= range;
+                continue;
+            }
+            if (!type.SequenceEqual("VP8 "u8) && !type.SequenceEqual("VP8L"u8)) continue;
+            var lossless = type.SequenceEqual("VP8L"u8);
+            var image = payload[range];
+            if (ImageSize(image, lossless) is not var (width, height)) throw NotDecodable("a frame's image header cannot be read");
+            if (x + width > canvasWidth || y + height > canvasHeight)
+            {
+                throw NotDecodable($"a frame ({width}x{height} at {x},{y}) does not fit its {canvasWidth}x{canvasHeight} canvas");
+            }
+            // A lossless image carries its own alpha: an ALPH chunk beside it is passed over.
+            var alphaAt = alpha is { } a && !lossless ? (offset + a.Start.Value, a.End.Value - a.Start.Value) : (0, 0);
+            return new Frame(x, y, width, height, lossless, alphaAt, (offset + range.Start.Value, image.Length));
+        }
+        throw NotDecodable("a frame holds no image");
+    }
+
+    /// <summary>
+    /// The size a VP8L (lossless) or VP8 (lossy key frame) image declares, as libwebp reads it; null when its header
+    /// is not one.
+    /// </summary>
+    private static (int Width, int Height)? ImageSize(ReadOnlySpan<byte> image, bool lossless)
+    {
+        if (lossless)
+        {
+            if (image.Length < 5 || image[0] != 0x2F) return null;
+            var bits = BinaryPrimitives.ReadUInt32LittleEndian(image[1..]);
+            return ((int)(bits & 0x3FFF) + 1, (int)((bits >> 14) & 0x3FFF) + 1);
+        }
+        if (image.Length < 10 || image[3] != 0x9D || image[4] != 0x01 || image[5] != 0x2A) return null;
+        return (BinaryPrimitives.ReadUInt16LittleEndian(image[6..]) & 0x3FFF, BinaryPrimitives.ReadUInt16LittleEndian(image[8..]) & 0x3FFF);
+    }
+
+    /// <summary>A still WebP of the frame's image (and its alpha and the animation's EXIF), sized as the image says.</summary>
+    private static byte[] StillOf(Frame frame, ReadOnlySpan<byte> alpha, ReadOnlySpan<byte> bitstream, ReadOnlySpan<byte> exif)
+    {
         var still = new List<byte>(bitstream.Length + alpha.Length + exif.Length + 64);
-        var extendedFlags = (byte)((alpha.IsEmpty ? 0 : AlphaFlag) | (exif.IsEmpty ? 0 : ExifFlag));
         Span<byte> header = stackalloc byte[10];
         header.Clear();
-        header[0] = extendedFlags;
-        WriteUInt24(header[4..], width - 1);
-        WriteUInt24(header[7..], height - 1);
+        header[0] = (byte)((alpha.IsEmpty ? 0 : AlphaFlag) | (exif.IsEmpty ? 0 : ExifFlag));
+        WriteUInt24(header[4..], frame.Width - 1);
+        WriteUInt24(header[7..], frame.Height - 1);
         AddChunk(still, "VP8X"u8, header);
         if (!alpha.IsEmpty) AddChunk(still, "ALPH"u8, alpha);
-        AddChunk(still, bitstreamType, bitstream);
+        AddChunk(still, frame.Lossless ? "VP8L"u8 : "VP8 "u8, bitstream);
         if (!exif.IsEmpty) AddChunk(still, "EXIF"u8, exif);
         var riff = new byte[12 + still.Count];
         "RIFF"u8.CopyTo(riff);
         BinaryPrimitives.WriteUInt32LittleEndian(riff.AsSpan(4), (uint)(4 + still.Count));
         "WEBP"u8.CopyTo(riff.AsSpan(8));
         still.CopyTo(riff, 12);
-        return new WebpFirstFrame(riff, canvasWidth, canvasHeight, x, y, (flags & AlphaFlag) != 0);
+        return riff;
     }
 
     /// <summary>
@@ -89,6 +145,11 @@ public sealed record WebpFirstFrame(byte[] Still, int CanvasWidth, int CanvasHei
     /// </summary>
     public Image<Rgba32> OnCanvas(Image<Rgba32> frame, Configuration configuration)
     {
+        if (X + frame.Width > CanvasWidth || Y + frame.Height > CanvasHeight)
+        {
+            // Find checked the size the image declares; the decoder decodes at that size. Said, never a crash, if not.
+            throw NotDecodable($"its first frame ({frame.Width}x{frame.Height} at {X},{Y}) does not fit its {CanvasWidth}x{CanvasHeight} canvas");
+        }
         var canvas = new Image<Rgba32>(configuration, CanvasWidth, CanvasHeight);   // cleared: transparent black
         var (x, y, opaque) = (X, Y, !CanvasHasAlpha);
         frame.ProcessPixelRows(canvas, (source, target) =>

@@ -46,7 +46,7 @@ public static class ServingExtensions
             .Validate(shutdown => configuration["shutdownTimeoutSeconds"] is not { Length: > 0 } timeout
                     || int.TryParse(timeout, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _),
                 $"shutdownTimeoutSeconds (ASPNETCORE_SHUTDOWNTIMEOUTSECONDS) is '{configuration["shutdownTimeoutSeconds"]}': it is a whole number of seconds, 0 or more")
-            .Validate<IOptions<HostOptions>>((shutdown, host) => shutdown.DrainSeconds < host.Value.ShutdownTimeout.TotalSeconds,
+            .Validate<IOptions<HostOptions>>((shutdown, host) => shutdown.DrainSeconds == 0 || shutdown.DrainSeconds < host.Value.ShutdownTimeout.TotalSeconds,
                 "Shutdown:DrainSeconds must be shorter than the host's shutdownTimeoutSeconds (ASPNETCORE_SHUTDOWNTIMEOUTSECONDS, 30 by default), which the drain is counted in: raise that too")
             .ValidateOnStart();
         services.AddHostedService<ShutdownReport>();

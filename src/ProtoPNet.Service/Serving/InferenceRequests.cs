@@ -14,11 +14,21 @@ public sealed class InferenceRequests
 {
     private int _inProgress;
     private int _cutOffByShutdown;
+    private int _serverClosing;
 
     public int InProgress => Volatile.Read(ref _inProgress);
 
     /// <summary>Requests whose connection a shutdown closed before they ended (the shutdown's time ran out).</summary>
     public int CutOffByShutdown => Volatile.Read(ref _cutOffByShutdown);
+
+    /// <summary>
+    /// Whether the server has stopped accepting (a shutdown past its drain, Shutdown:DrainSeconds): from then on a
+    /// request whose connection goes was cut off by the shutdown. During the drain a client that leaves is one that left.
+    /// </summary>
+    public bool ServerClosing => Volatile.Read(ref _serverClosing) == 1;
+
+    /// <summary>Said by the shutdown once its drain is over, as the server stops accepting.</summary>
+    public void ServerCloses() => Volatile.Write(ref _serverClosing, 1);
 
     public void Enter() => Interlocked.Increment(ref _inProgress);
 
@@ -42,7 +52,6 @@ public static class InferenceRequestCounting
     public static WebApplication UseInferenceRequestCount(this WebApplication app)
     {
         var requests = app.Services.GetRequiredService<InferenceRequests>();
-        var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
         app.Use(async (context, next) =>
         {
             if (context.GetEndpoint()?.Metadata.GetMetadata<InferenceEndpoint>() is null)
@@ -57,7 +66,7 @@ public static class InferenceRequestCounting
             }
             finally
             {
-                if (RequestMetrics.CutOffByShutdown(context, lifetime)) requests.LeaveCutOff();
+                if (RequestMetrics.CutOffByShutdown(context, requests)) requests.LeaveCutOff();
                 else requests.Leave();
             }
         });

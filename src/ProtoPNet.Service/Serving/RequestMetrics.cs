@@ -22,11 +22,12 @@ public static class RequestMetrics
     public static void SetAnswerCutOff(HttpContext context) => context.Items[AnswerCutOffKey] = true;
 
     /// <summary>
-    /// Whether the request's connection went while the service was shutting down: the shutdown's time ran out and the
-    /// server closed it (or, rarely, its client left then). Counted (and logged) as 503, not as a client that left.
+    /// Whether the request's connection went once the server had stopped accepting in a shutdown: the shutdown's time
+    /// ran out and the server closed it (or, rarely, its client left then). Counted (and logged) as 503, not as a
+    /// client that left. A client that leaves during the drain before it (Shutdown:DrainSeconds) left.
     /// </summary>
-    public static bool CutOffByShutdown(HttpContext context, IHostApplicationLifetime lifetime) =>
-        context.RequestAborted.IsCancellationRequested && lifetime.ApplicationStopping.IsCancellationRequested;
+    public static bool CutOffByShutdown(HttpContext context, InferenceRequests requests) =>
+        context.RequestAborted.IsCancellationRequested && requests.ServerClosing;
 
     /// <summary>
     /// The status a request ended with, as the request log line and the metrics give it: 408 for an answer cut off
@@ -39,7 +40,7 @@ public static class RequestMetrics
     public static int FinalStatus(HttpContext context) =>
         context.Items.ContainsKey(AnswerCutOffKey) ? StatusCodes.Status408RequestTimeout
         : context.RequestAborted.IsCancellationRequested   // looked at first: the service is looked up only for an aborted request
-          && CutOffByShutdown(context, context.RequestServices.GetRequiredService<IHostApplicationLifetime>()) ? StatusCodes.Status503ServiceUnavailable
+          && CutOffByShutdown(context, context.RequestServices.GetRequiredService<InferenceRequests>()) ? StatusCodes.Status503ServiceUnavailable
         : context.Items.ContainsKey(ClientClosedKey)
           || context.RequestAborted.IsCancellationRequested && (!context.Response.HasStarted || context.Response.ContentLength is null)
             ? StatusCodes.Status499ClientClosedRequest

@@ -54,6 +54,7 @@ public sealed class ShutdownReport(IHostApplicationLifetime lifetime, InferenceR
                 // The shutdown's own time ran out (validation keeps the drain shorter; a second signal may still end it).
             }
         }
+        requests.ServerCloses();
         logger.LogInformation(
             "Shutting down: no more connections are accepted; {InProgress} inference requests in progress have up to {ShutdownSeconds:0} s to finish (shutdownTimeoutSeconds)",
             requests.InProgress, (Timeout - Drain).TotalSeconds);
