@@ -7,9 +7,10 @@ namespace ProtoPNet.Service.Tests;
 
 /// <summary>
 /// A version folder copied into the model root file by file (cp, rsync, a network drive) rather than published by a
-/// rename: while its files are still being written, a bundle that does not load yet is not refused (no error line, no
-/// count in protopnet_model_loads_total{result="refused"}), only said once; it loads once whole. One that stays broken
-/// is refused once its files have been still for Models:SettleSeconds. (A slow copy was refused at every scan.)
+/// rename: a bundle that does not load is not refused until its files have stayed the same for Models:SettleSeconds
+/// (by the service's clock: a copy may keep its source's file times); meanwhile it is said once, and neither listed
+/// among the refused (GET /models, protopnet_models_refused) nor counted in protopnet_model_loads_total{result="refused"}.
+/// It loads once whole; one that stays broken is refused then. (A slow copy was refused at every scan.)
 /// </summary>
 [Collection(BundlesCollection.Name)]
 public class BundleSettleTests(TrainerBundles bundles)
@@ -21,10 +22,16 @@ public class BundleSettleTests(TrainerBundles bundles)
         await using var owned = factory;
         var client = factory.CreateClient();
         var registry = factory.Services.GetRequiredService<ModelRegistry>();
-        var refused = Assert.Single(registry.Catalog.Refused);
-        Assert.Contains("its files are still being written: it is looked at again once they have been still for 3 s", refused.Reason);
+        Assert.Empty(registry.Catalog.Refused);
+        Assert.DoesNotContain(registry.Catalog.Families.Keys, name => name == "smoke");
+        // A copy that keeps its source's file times (cp -p, rsync -a, tar): as much a copy in progress.
+        foreach (var file in Directory.EnumerateFiles(version, "*", SearchOption.AllDirectories)) File.SetLastWriteTimeUtc(file, new DateTime(2020, 1, 1, 0, 0, 0, DateTimeKind.Utc));
         registry.Rescan();   // the copy goes on: said once
-        Assert.Single(factory.Logs.Entries, e => e.Level == LogLevel.Information && e.Message.Contains("does not load yet") && e.Message.Contains("smoke"));
+        Assert.Empty(registry.Catalog.Refused);
+        var settling = await PrometheusText.ScrapeAsync(client);
+        Assert.Contains("\nprotopnet_models_refused ", settling);
+        Assert.Equal(0, PrometheusText.Sum(settling, "protopnet_models_refused"));
+        Assert.Single(factory.Logs.Entries, e => e.Level == LogLevel.Information && e.Message.Contains("does not load yet") && e.Message.Contains("once its files have stayed the same for 3 s") && e.Message.Contains("smoke"));
         Assert.DoesNotContain(factory.Logs.Entries, e => e.Level >= LogLevel.Warning && e.Message.Contains("smoke"));
 
         File.WriteAllBytes(Path.Combine(version, "model.onnx"), graph);
@@ -43,14 +50,12 @@ public class BundleSettleTests(TrainerBundles bundles)
         await using var owned = factory;
         var client = factory.CreateClient();
         var registry = factory.Services.GetRequiredService<ModelRegistry>();
-        Assert.Contains("still being written", Assert.Single(registry.Catalog.Refused).Reason);
+        Assert.Empty(registry.Catalog.Refused);
 
         // No watcher and no periodic rescan here: the service looks again by itself once the files have settled.
         await Eventually.TrueAsync(() => factory.Logs.Entries.Any(e => e.Level == LogLevel.Error && e.Message.Contains("Refused model bundle") && e.Message.Contains("smoke")),
             () => string.Join('\n', factory.Logs.Entries.Select(e => e.Message)));
-        var refusal = Assert.Single(registry.Catalog.Refused);
-        Assert.Contains("sha256 mismatch", refusal.Reason);
-        Assert.DoesNotContain("still being written", refusal.Reason);
+        Assert.Contains("sha256 mismatch", Assert.Single(registry.Catalog.Refused).Reason);
         var metrics = await PrometheusText.ScrapeAsync(client);
         Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_model_loads_total", "model=\"smoke\"", "result=\"refused\""));
     }

@@ -15,9 +15,10 @@ public sealed record BundleFolders(IReadOnlyList<string> Bundles, IReadOnlyList<
 /// Finds the bundle folders under the model root and loads them, refusing a bad one with one log line. A refused folder
 /// is remembered with what its files were (<see cref="FolderState"/>) and not tried again until one of them changes, so
 /// a periodic rescan does not repeat the refusal, while a folder refused half copied is tried again once the copy
-/// goes on. A folder that does not load while its files are still being written (copied with cp or rsync rather than
-/// published by a rename) is not refused yet: it is said once, and looked at again once its files have been still for
-/// <see cref="SettleTime"/>. Not thread-safe: the registry calls it under its scan lock (but <see cref="TakeSettleDeadline"/>).
+/// goes on. A folder that does not load is refused only once its files have stayed the same, as this service's scans
+/// see them, for <see cref="SettleTime"/>: one still being copied (cp, rsync, a network drive, rather than published by
+/// a rename) is said once, neither listed nor counted as refused, and looked at again then. (By this process's clock, not
+/// the files' times, which a copy may keep from the source and a network drive may write with its own clock.) Not thread-safe: the registry calls it under its scan lock (but <see cref="TakeSettleDeadline"/>).
 /// </summary>
 public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, Microsoft.Extensions.Options.IOptions<ModelsOptions> options,
     ILogger<BundleScanner> logger)
@@ -28,8 +29,8 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
     /// </summary>
     private TimeSpan SettleTime => TimeSpan.FromSeconds(options.Value.SettleSeconds);
 
-    /// <summary>Folders said to be still written (once each, until they load or are refused).</summary>
-    private readonly HashSet<string> _settlingSaid = new(StringComparer.Ordinal);
+    /// <summary>Folders that did not load and are not refused yet: their files as last seen, and since when (this clock) they have been so.</summary>
+    private readonly Dictionary<string, (FolderState Files, DateTime SinceUtc)> _settling = new(StringComparer.Ordinal);
 
     /// <summary>Ticks of the latest moment a folder still being written will have been still for <see cref="SettleTime"/>; 0 when none.</summary>
     private long _settleDeadlineTicks;
@@ -109,6 +110,7 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
         // Folders that are gone are forgotten, so one that comes back is tried again.
         var present = directories.ToHashSet(StringComparer.Ordinal);
         foreach (var gone in _refusedCache.Keys.Where(d => !present.Contains(d)).ToArray()) _refusedCache.Remove(gone);
+        foreach (var gone in _settling.Keys.Where(d => !present.Contains(d)).ToArray()) _settling.Remove(gone);
         WarnOnceOfUnreadable(unreadable);
         return new BundleFolders(directories, unreadable);
     }
@@ -163,9 +165,41 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
     }
 
     /// <summary>
+    /// Whether a folder that did not load has not yet stayed the same for <see cref="SettleTime"/> (since this scanner
+    /// first saw it so), so that it is not refused yet. Said once per folder; the watcher is asked to look again once
+    /// it will have settled (<see cref="TakeSettleDeadline"/>).
+    /// </summary>
+    private bool StillSettling(string directory, FolderState files, string reason)
+    {
+        if (SettleTime <= TimeSpan.Zero) return false;
+        var now = DateTime.UtcNow;
+        var firstSight = !_settling.TryGetValue(directory, out var seen);
+        // A folder that could not be walked has no latest write to compare (FolderState.Of gives it the time of the look).
+        var changed = firstSight || seen.Files != files && !(seen.Files.Files < 0 && files.Files < 0);
+        if (changed) _settling[directory] = seen = (files, now);
+        if (now - seen.SinceUtc >= SettleTime)
+        {
+            _settling.Remove(directory);
+            return false;
+        }
+        var settled = (seen.SinceUtc + SettleTime).Ticks;
+        long latest;
+        while ((latest = Interlocked.Read(ref _settleDeadlineTicks)) < settled && Interlocked.CompareExchange(ref _settleDeadlineTicks, settled, latest) != latest)
+        {
+        }
+        if (firstSight)
+        {
+            logger.LogInformation("Model bundle {Directory} does not load yet ({Reason}): it is looked at again once its files have stayed the same for {SettleSeconds:0} s (it may still be being copied)",
+                directory, reason, SettleTime.TotalSeconds);
+        }
+        return true;
+    }
+
+    /// <summary>
     /// Loads (verifies and warms up) the bundle in <paramref name="directory"/> and makes it ready to serve
     /// (<paramref name="prepare"/>, which may refuse it too); null when it is refused, now or before with its files
-    /// unchanged. A file that cannot be read is a refusal as well. <paramref name="isNewRefusal"/> tells a refusal met
+    /// unchanged, and null with no <paramref name="refusal"/> while it is still settling (a new folder, not a loaded
+    /// version's). A file that cannot be read is a refusal as well. <paramref name="isNewRefusal"/> tells a refusal met
     /// for the first time; it is logged here unless <paramref name="reloadsALoadedVersion"/> (the caller says it, with
     /// the loaded copy that serves on). <paramref name="stopping"/> (the shutdown) stops the preparation, not as a refusal.
     /// </summary>
@@ -195,7 +229,7 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
             bundle = loader.Load(directory);
             prepare(bundle);
             _refusedCache.Remove(directory);
-            _settlingSaid.Remove(directory);
+            _settling.Remove(directory);
             refusal = null;
             metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("result", "loaded"));
             logger.LogInformation("Loaded model {Model}@{Version} ({Classes} classes, {Prototypes} prototypes, input {Channels}x{Height}x{Width}) in {LoadMs:0} ms from {Directory}",
@@ -232,24 +266,11 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
                     reason = $"it cannot be loaded ({exception.GetType().Name}: {exception.Message.Split('\n')[0]})";
                     break;
             }
-            var sinceWritten = DateTime.UtcNow - files.LatestWriteUtc;
-            if (!reloadsALoadedVersion && SettleTime > TimeSpan.Zero && sinceWritten > -TimeSpan.FromSeconds(1) && sinceWritten < SettleTime)
+            if (!reloadsALoadedVersion && StillSettling(directory, files, reason))
             {
-                // Half copied: not remembered as refused (the next scan loads it again), not counted, said once.
-                refusal = new RefusedBundle(directory, $"{reason}; its files are still being written: it is looked at again once they have been still for {SettleTime.TotalSeconds:0} s");
-                var settled = (files.LatestWriteUtc + SettleTime).Ticks;
-                long latest;
-                while ((latest = Interlocked.Read(ref _settleDeadlineTicks)) < settled && Interlocked.CompareExchange(ref _settleDeadlineTicks, settled, latest) != latest)
-                {
-                }
-                if (_settlingSaid.Add(directory))
-                {
-                    logger.LogInformation("Model bundle {Directory} does not load yet ({Reason}) while its files are being written: it is looked at again once they have been still for {SettleSeconds:0} s",
-                        directory, reason, SettleTime.TotalSeconds);
-                }
+                refusal = null;   // neither loaded nor refused yet: not listed, not counted
                 return null;
             }
-            _settlingSaid.Remove(directory);
             refusal = new RefusedBundle(directory, reason);
             _refusedCache[directory] = (files, refusal, ReadFailed: exception is IOException or UnauthorizedAccessException);
             // Said once: a folder tried again at every scan and refused for the same reason is not a new refusal.

@@ -217,8 +217,9 @@ public sealed class ModelRegistry(
                         added.Add(bundle);
                         return true;
                     }
-                    refused.Add(refusal!);
-                    if (isNewRefusal) newlyRefused.Add(refusal!);
+                    if (refusal is null) return false;   // still settling (a copy in progress): neither loaded nor refused yet
+                    refused.Add(refusal);
+                    if (isNewRefusal) newlyRefused.Add(refusal);
                     if (existing is null) return false;
                     // Rewritten into something that does not load (a copy half done, an edit gone wrong): the copy loaded
                     // before serves on, as for a folder that cannot be read, rather than take the version (or the
@@ -226,7 +227,7 @@ public sealed class ModelRegistry(
                     if (isNewRefusal)
                     {
                         logger.LogError("The rewritten folder of {Model}@{Version} does not load ({Reason}): the copy loaded at {LoadedUtc:u} serves on until {Directory} holds a version that loads, or is removed",
-                            existing.Name, existing.Version, refusal!.Reason, existing.LoadedUtc, directory);
+                            existing.Name, existing.Version, refusal.Reason, existing.LoadedUtc, directory);
                     }
                     kept.Add(existing);
                     return true;
