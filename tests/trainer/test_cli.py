@@ -495,6 +495,26 @@ def test_options_read_by_head_ends_quietly():
     assert process.stderr.read() == b""
 
 
+def test_a_broken_pipe_stops_a_run_as_a_failure_and_an_interrupted_baseline_says_what_is_lost(tmp_path, capsys, monkeypatch):
+    # Only `options | head` ends quietly: a train whose output pipe broke had exited 0, unfinished.
+    from protopnet_trainer import baseline, pipeline
+
+    def broken(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(pipeline, "train_and_publish", broken)
+    assert main(["train", *TINY_ARGS, "--models", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")]) == 2
+    assert "Broken pipe" in capsys.readouterr().err
+
+    # --baseline-only keeps no checkpoint: its interrupt does not point at --resume.
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(baseline, "train_to_file", interrupted)
+    assert main(["train", *TINY_ARGS, "--baseline-only", str(tmp_path / "baseline.json")]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: interrupted; no baseline result was written"
+
+
 def test_a_bad_image_is_one_line_before_training_and_from_a_dataloader_worker_process(tmp_path, capsys):
     from PIL import Image
     from torch.utils.data import DataLoader

@@ -75,9 +75,13 @@ class BaselineCheckpoint:
     run interrupted while its baseline trained goes on from the baseline's last epoch when resumed: the baseline of the
     paper's recipe trains as long as ProtoPNet, and all of it was trained again."""
 
-    def __init__(self, path: str, writes: bool):
+    # Settings that change where the images are read from or how fast, not what the baseline learns from them.
+    UNCOMPARED = ("data", "num_workers", "threads")
+
+    def __init__(self, path: str, writes: bool, before_write: Callable[[], None]):
         self.path = path
         self.writes = writes
+        self.before_write = before_write   # the run folder's guard (a worker that lost its job writes nothing)
         self.earlier_seconds = 0.0   # the time the epochs read back took, before the interruption
 
     def read(self, cfg: TrainConfig, log: Callable[[str], None]) -> Optional[Dict[str, Any]]:
@@ -85,18 +89,23 @@ class BaselineCheckpoint:
         if not os.path.isfile(self.path):
             return None
         state = load_checkpoint(self.path)
-        if state["config"] != cfg.to_dict():
-            log(f"baseline: {self.path} is of another recipe: the baseline trains from its first epoch")
+        saved, now = state["config"], cfg.to_dict()
+        differing = sorted(key for key in set(saved) | set(now) if key not in self.UNCOMPARED and saved.get(key) != now.get(key))
+        if differing:
+            log(f"baseline: {self.path} was trained with another {', '.join(differing)}: the baseline trains from its "
+                "first epoch")
             return None
         self.earlier_seconds = float(state["seconds"])
         return state
 
     def write(self, state: Dict[str, Any]) -> None:
         if self.writes:
+            self.before_write()
             save_checkpoint(state, self.path)
 
     def remove(self) -> None:
         if self.writes and os.path.exists(self.path):
+            self.before_write()
             os.remove(self.path)
 
 

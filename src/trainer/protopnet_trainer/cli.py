@@ -450,12 +450,14 @@ def check_distributed_launch(command: str, baseline_only: bool) -> None:
                            "or unset WORLD_SIZE")
 
 
-def stopped(interrupt: KeyboardInterrupt, command: str) -> int:
+def stopped(interrupt: KeyboardInterrupt, args: argparse.Namespace) -> int:
     """Says that a Ctrl-C or SIGTERM stopped the command, and what of its work is kept; its exit status (128 + the
     signal's number)."""
     terminated = isinstance(interrupt, Terminated)
+    command = "train --baseline-only" if args.command == "train" and getattr(args, "baseline_only", None) else args.command
     kept = {"train": "; nothing was published (the same command with --resume goes on from the last checkpoint)",
-            "export": "; nothing was published", "prune": "; no pruned checkpoint was written"}.get(command, "")
+            "train --baseline-only": "; no baseline result was written", "export": "; nothing was published",
+            "prune": "; no pruned checkpoint was written"}.get(command, "")
     print(f"error: {'terminated' if terminated else 'interrupted'}{kept}", file=sys.stderr, flush=True)
     return 143 if terminated else 130
 
@@ -469,7 +471,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_distributed_launch(args.command, bool(getattr(args, "baseline_only", None)))
         args.handler(args)
         return 0
-    except BrokenPipeError:
+    except BrokenPipeError as error:
+        if args.command != "options":
+            # A run whose output pipe broke (`train | tee`, the tee gone) stopped unfinished: not a success.
+            print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
+            return 2
         # `options | head`: the reader has what it wanted. Nothing more can be written there, at exit neither.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -479,13 +485,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt as interrupt:
-        return stopped(interrupt, args.command)
+        return stopped(interrupt, args)
     except RuntimeError as error:
         # A signal while torch ran C++ code (importing it, say) comes back as a RuntimeError naming the interrupt.
         interrupt = disguised_interrupt(error)
         if interrupt is None:
             raise
-        return stopped(interrupt, args.command)
+        return stopped(interrupt, args)
     finally:
         if handles_term:
             signal.signal(signal.SIGTERM, previous)

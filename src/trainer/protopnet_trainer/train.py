@@ -400,7 +400,8 @@ class Trainer:
         test_accuracy, confusion = self.test_metrics()
         self.train_accuracy = self.accuracy(self.loaders.push, desc="train")
         self.seconds += time.time() - started
-        baseline_checkpoint = BaselineCheckpoint(os.path.join(self.folder.checkpoints, "baseline.pt"), self.is_main)
+        baseline_checkpoint = BaselineCheckpoint(os.path.join(self.folder.checkpoints, "baseline.pt"), self.is_main,
+                                                 lambda: self.folder.before_write())
         if cfg.with_baseline:
             self.baseline = train_in_process(cfg, self.source, self.loaders, self.device, self.progress, self.log,
                                              group=self.group, checkpoint=baseline_checkpoint)
