@@ -21,6 +21,16 @@ public static class KnownSettings
         return options;
     }
 
+    /// <summary>
+    /// Keys that ASP.NET Core's own docs put in these sections, which this service reads elsewhere: where to set them.
+    /// </summary>
+    private static readonly Dictionary<string, string> ReadElsewhere = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["Logging:LogLevel"] = "the log levels are Serilog:MinimumLevel's (e.g. Serilog__MinimumLevel__Default=Debug, " +
+                               "Serilog__MinimumLevel__Override__Microsoft.AspNetCore=Information)",
+        ["Logging:Console"] = "the console's layout is Logging:Format's (console or json)",
+    };
+
     /// <summary>One message per key directly under <paramref name="section"/> that is no property of <paramref name="optionsType"/>.</summary>
     public static IReadOnlyList<string> UnknownKeys(IConfigurationSection section, Type optionsType)
     {
@@ -28,9 +38,11 @@ public static class KnownSettings
             .Where(IsBound).Select(p => p.Name).ToArray();
         return section.GetChildren()
             .Where(child => !settings.Contains(child.Key, StringComparer.OrdinalIgnoreCase))
-            .Select(child => $"{child.Path} is not a setting; " + (NearestName.Of(child.Key, settings) is { } meant
-                ? $"did you mean {section.Path}:{meant}?"
-                : $"{section.Path} has {string.Join(", ", settings)}."))
+            .Select(child => ReadElsewhere.TryGetValue(child.Path, out var where)
+                ? $"{child.Path} is not read by this service: {where}."
+                : $"{child.Path} is not a setting; " + (NearestName.Of(child.Key, settings) is { } meant
+                    ? $"did you mean {section.Path}:{meant}?"
+                    : $"{section.Path} has {string.Join(", ", settings)}."))
             .ToArray();
     }
 
