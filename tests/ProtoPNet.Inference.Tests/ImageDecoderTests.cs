@@ -32,6 +32,9 @@ public class ImageDecoderTests
         Assert.True(stream.Length < 64 * 1024, $"{stream.Length} bytes");
         Assert.Equal(6_000_000, ImageDecoder.PixelCount(stream.ToArray()));
         Assert.Null(ImageDecoder.PixelCount("not an image at all"u8.ToArray()));
+        // An animated WebP: its canvas (40x30), read from its VP8X header.
+        Assert.Equal(1_200, ImageDecoder.PixelCount(Convert.FromBase64String(
+            "UklGRogAAABXRUJQVlA4WAoAAAACAAAAJwAAHQAAQU5JTQYAAAD/////AABBTk1GKgAAAAAAAAAAAAMAAAMAAGQAAABWUDhMEQAAAC8DwAAAB1CPIlem/4GI6H8AAEFOTUYqAAAAMgAAMgAAAwAAAwAAZAAAAFZQOEwRAAAALwPAAAAHUI8iV6b/gYjofwAA")));
     }
 
     private static IImageEncoder EncoderFor(string format) => format switch

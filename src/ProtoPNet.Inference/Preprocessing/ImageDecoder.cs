@@ -197,7 +197,7 @@ public sealed class ImageDecoder(ImageLimits limits)
     {
         try
         {
-            if (WebpFirstFrame.Find(bytes.Span) is { } animation) return (long)animation.CanvasWidth * animation.CanvasHeight;
+            if (WebpFirstFrame.DeclaredCanvas(bytes.Span) is var (canvasWidth, canvasHeight)) return (long)canvasWidth * canvasHeight;
             var (width, height, _, _) = Identify(PngText.WithoutCompressedChunks(bytes), Unlimited);
             return (long)width * height;
         }

@@ -25,13 +25,11 @@ public sealed record WebpFirstFrame(byte[] Still, int CanvasWidth, int CanvasHei
     /// </summary>
     public static WebpFirstFrame? Find(ReadOnlySpan<byte> file)
     {
-        if (file.Length < 30 || !file.StartsWith("RIFF"u8) || !file[8..12].SequenceEqual("WEBP"u8) || !file[12..16].SequenceEqual("VP8X"u8)) return null;
+        if (DeclaredCanvas(file) is not var (canvasWidth, canvasHeight)) return null;
         var flags = file[20];
-        if ((flags & AnimationFlag) == 0) return null;
         if (ImageCompleteness.FindMissingData(file, SixLabors.ImageSharp.Formats.Webp.WebpFormat.Instance) is not null) return null;
         if (BinaryPrimitives.ReadUInt32LittleEndian(file[16..]) != 10) throw NotDecodable("its VP8X header is not 10 bytes long");
         var riff = file[..(int)Math.Min(file.Length, 8L + BinaryPrimitives.ReadUInt32LittleEndian(file[4..]))];
-        var (canvasWidth, canvasHeight) = (UInt24(file[24..]) + 1, UInt24(file[27..]) + 1);
         ReadOnlySpan<byte> exif = default;
         Frame? first = null;
         var animated = false;
@@ -66,6 +64,16 @@ public sealed record WebpFirstFrame(byte[] Still, int CanvasWidth, int CanvasHei
         var bitstream = riff.Slice(chosen.Bitstream.Start, chosen.Bitstream.Length);
         return new WebpFirstFrame(StillOf(chosen, alpha, bitstream, exif), canvasWidth, canvasHeight, chosen.X, chosen.Y, (flags & AlphaFlag) != 0);
     }
+
+    /// <summary>
+    /// The canvas size an animated WebP's VP8X header declares, read from the header alone (the size a request is judged
+    /// by before it is decoded); null for any other file.
+    /// </summary>
+    public static (int Width, int Height)? DeclaredCanvas(ReadOnlySpan<byte> file) =>
+        file.Length >= 30 && file.StartsWith("RIFF"u8) && file[8..12].SequenceEqual("WEBP"u8) && file[12..16].SequenceEqual("VP8X"u8)
+        && (file[20] & AnimationFlag) != 0
+            ? (UInt24(file[24..]) + 1, UInt24(file[27..]) + 1)
+            : null;
 
     /// <summary>A frame: where it lies, its image's own size, and where its ALPH (empty for none) and image chunks' payloads are in the file.</summary>
     private readonly record struct Frame(int X, int Y, int Width, int Height, bool Lossless, (int Start, int Length) Alpha, (int Start, int Length) Bitstream);
