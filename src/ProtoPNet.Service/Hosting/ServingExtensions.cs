@@ -82,6 +82,15 @@ public static class ServingExtensions
     {
         ServiceGauges.Register(app.Services);
         _ = app.Services.GetRequiredService<PrometheusExposition>();
+        // Once a shutdown has begun (its drain, Shutdown:DrainSeconds), every answer closes its connection: a client
+        // then sends its next request on a new one, which is refused cleanly once the drain is over, rather than on a
+        // kept-alive one the server closes under a request already sent (a POST with no answer, which is not safe to retry).
+        var stopping = app.Lifetime.ApplicationStopping;
+        app.Use((context, next) =>
+        {
+            if (stopping.IsCancellationRequested) context.Response.Headers.Connection = "close";
+            return next(context);
+        });
         app.UseInferenceRequestCount();
         app.UseInlineScheduling();
         app.UseRequestMetrics();
