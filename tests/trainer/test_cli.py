@@ -454,7 +454,8 @@ def test_sigterm_while_publishing_leaves_nothing_behind(tmp_path, capsys, monkey
     code = main(["train", *TINY_ARGS, "--models", str(models), "--name", "t", "--run-dir", str(tmp_path / "run")])
     assert code == 143
     assert capsys.readouterr().err.strip().splitlines()[-1] == \
-        "error: terminated; nothing was published (the same command with --resume goes on from the last checkpoint)"
+        "error: terminated; nothing was published (the same command with --resume goes on from the last checkpoint, " \
+        "if an epoch was saved)"
     assert os.listdir(models / "t") == []          # no version, and no .staging- folder either
     assert signal.getsignal(signal.SIGTERM) is before   # put back as it was
 
@@ -470,7 +471,8 @@ def test_a_signal_that_torch_turned_into_a_runtime_error_is_still_a_stop(tmp_pat
     code = main(["train", *TINY_ARGS, "--models", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")])
     assert code == 143
     assert capsys.readouterr().err.strip().splitlines()[-1] == \
-        "error: terminated; nothing was published (the same command with --resume goes on from the last checkpoint)"
+        "error: terminated; nothing was published (the same command with --resume goes on from the last checkpoint, " \
+        "if an epoch was saved)"
 
 
 def test_an_option_the_parser_refuses_is_one_line(capsys):

@@ -455,7 +455,8 @@ def stopped(interrupt: KeyboardInterrupt, args: argparse.Namespace) -> int:
     signal's number)."""
     terminated = isinstance(interrupt, Terminated)
     command = "train --baseline-only" if args.command == "train" and getattr(args, "baseline_only", None) else args.command
-    kept = {"train": "; nothing was published (the same command with --resume goes on from the last checkpoint)",
+    kept = {"train": "; nothing was published (the same command with --resume goes on from the last checkpoint, if "
+                     "an epoch was saved)",
             "train --baseline-only": "; no baseline result was written", "export": "; nothing was published",
             "prune": "; no pruned checkpoint was written"}.get(command, "")
     print(f"error: {'terminated' if terminated else 'interrupted'}{kept}", file=sys.stderr, flush=True)

@@ -78,11 +78,11 @@ def refuse_other_model_settings(checkpoint: str, saved: TrainConfig, new: TrainC
                        f"resume with the checkpoint's settings ({settings})")
 
 
-# What the images are, which a resume may change (a folder moved, a limit lifted) but should not without a word: the
-# epochs before it trained on the checkpoint's data, and the bundle records the resumed run's.
+# What the images are, which a resume may change (a limit lifted) but should not without a word: the epochs before it
+# trained on the checkpoint's data, and the bundle records the resumed run's. The data folder's path is not compared:
+# the same folder moves, and the workers of a job may mount the data root at different paths.
 DATA_SETTINGS: Settings = (
     ("dataset", "--dataset", None),
-    ("data", "--data", None),
     ("crop_to_box", "--crop-to-box", None),
     ("synthetic_classes", "--synthetic-classes", _synthetic),
     ("synthetic_train_per_class", "--synthetic-train-per-class", _generated),
@@ -100,5 +100,4 @@ def other_data_warning(checkpoint: str, saved: TrainConfig, new: TrainConfig) ->
         return None
     changes = "; ".join(f"{option} {_shown(old)}, now {_shown(value)}" for option, old, value in differing)
     return (f"resuming {checkpoint} with other data than it trained on ({changes}): its epochs trained on the "
-            f"checkpoint's data, the rest train on this run's, and the bundle records this run's (trainSize, config); "
-            f"if only the folder moved, nothing changes")
+            f"checkpoint's data, the rest train on this run's, and the bundle records this run's (trainSize, config)")
