@@ -18,10 +18,9 @@ public class BundleSettleTests(TrainerBundles bundles)
     [Fact]
     public async Task ABundleStillBeingCopiedIsNotRefusedAndLoadsOnceWhole()
     {
-        var (factory, version, graph) = StartWithHalfCopiedBundle(settleSeconds: 3);
+        var (factory, registry, version, graph) = StartWithHalfCopiedBundle(settleSeconds: 3);
         await using var owned = factory;
         var client = factory.CreateClient();
-        var registry = factory.Services.GetRequiredService<ModelRegistry>();
         Assert.Empty(registry.Catalog.Refused);
         Assert.DoesNotContain(registry.Catalog.Families.Keys, name => name == "smoke");
         // A copy that keeps its source's file times (cp -p, rsync -a, tar): as much a copy in progress.
@@ -46,10 +45,9 @@ public class BundleSettleTests(TrainerBundles bundles)
     [Fact]
     public async Task ABundleThatStaysBrokenIsRefusedOnceItsFilesHaveBeenStill()
     {
-        var (factory, _, _) = StartWithHalfCopiedBundle(settleSeconds: 2);
+        var (factory, registry, _, _) = StartWithHalfCopiedBundle(settleSeconds: 2);
         await using var owned = factory;
         var client = factory.CreateClient();
-        var registry = factory.Services.GetRequiredService<ModelRegistry>();
         Assert.Empty(registry.Catalog.Refused);
 
         // No watcher and no periodic rescan here: the service looks again by itself once the files have settled.
@@ -62,9 +60,9 @@ public class BundleSettleTests(TrainerBundles bundles)
 
     /// <summary>
     /// A service (settling for <paramref name="settleSeconds"/>) that has scanned a copy of the smoke bundle so far: its
-    /// model.json, and half of its model.onnx. With the copy's folder and the whole graph.
+    /// model.json, and half of its model.onnx. With its registry, the copy's folder and the whole graph.
     /// </summary>
-    private (ServiceFactory Factory, string Version, byte[] Graph) StartWithHalfCopiedBundle(int settleSeconds)
+    private (ServiceFactory Factory, ModelRegistry Registry, string Version, byte[] Graph) StartWithHalfCopiedBundle(int settleSeconds)
     {
         var root = bundles.NewRoot((bundles.SmokeBundle, "other", null));
         var factory = ServiceFactory.ForRoot(root, ("Models:SettleSeconds", $"{settleSeconds}"));
@@ -73,8 +71,9 @@ public class BundleSettleTests(TrainerBundles bundles)
         CopyFolder(bundles.SmokeBundle, version);
         var graph = File.ReadAllBytes(Path.Combine(bundles.SmokeBundle, "model.onnx"));
         File.WriteAllBytes(Path.Combine(version, "model.onnx"), graph[..(graph.Length / 2)]);
-        factory.Services.GetRequiredService<ModelRegistry>().Rescan();
-        return (factory, version, graph);
+        var registry = factory.Services.GetRequiredService<ModelRegistry>();
+        registry.Rescan();
+        return (factory, registry, version, graph);
     }
 
     private static void CopyFolder(string from, string to)

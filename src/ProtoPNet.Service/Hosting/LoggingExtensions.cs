@@ -105,7 +105,9 @@ public static class LoggingExtensions
             {
                 diagnostics.Set("TraceId", Activity.Current?.Id ?? context.TraceIdentifier);
                 // An answer the shutdown cut off (logged as 503 whatever its status line said): named, with no prediction.
-                if (context.Response.StatusCode != StatusCodes.Status503ServiceUnavailable && RequestMetrics.FinalStatus(context) == StatusCodes.Status503ServiceUnavailable)
+                // Only an aborted request can have been cut off: the status is not worked out again for every other one.
+                if (context.RequestAborted.IsCancellationRequested && context.Response.StatusCode != StatusCodes.Status503ServiceUnavailable
+                    && RequestMetrics.FinalStatus(context) == StatusCodes.Status503ServiceUnavailable)
                 {
                     Problems.ProblemLogging.Record(context, Problems.ProblemCatalog.ShuttingDown.Type);
                 }
