@@ -15,6 +15,7 @@ public sealed class InferenceRequests
     private int _inProgress;
     private int _cutOffByShutdown;
     private int _serverClosing;
+    private int _finishedAfterClosing;
 
     public int InProgress => Volatile.Read(ref _inProgress);
 
@@ -27,12 +28,22 @@ public sealed class InferenceRequests
     /// </summary>
     public bool ServerClosing => Volatile.Read(ref _serverClosing) == 1;
 
+    /// <summary>
+    /// Requests that ended normally after the server stopped accepting: those it waited for, including any still unread
+    /// on their connections at that moment (not yet counted <see cref="InProgress"/> where they waited for a thread).
+    /// </summary>
+    public int FinishedAfterClosing => Volatile.Read(ref _finishedAfterClosing);
+
     /// <summary>Said by the shutdown once its drain is over, as the server stops accepting.</summary>
     public void ServerCloses() => Volatile.Write(ref _serverClosing, 1);
 
     public void Enter() => Interlocked.Increment(ref _inProgress);
 
-    public void Leave() => Interlocked.Decrement(ref _inProgress);
+    public void Leave()
+    {
+        if (ServerClosing) Interlocked.Increment(ref _finishedAfterClosing);
+        Interlocked.Decrement(ref _inProgress);
+    }
 
     /// <summary>Leaves as a request that a shutdown cut off.</summary>
     public void LeaveCutOff()

@@ -6,8 +6,8 @@ namespace ProtoPNet.Service.Serving;
 /// What a shutdown (SIGTERM) does, said in the log: first the drain (<see cref="ShutdownOptions.DrainSeconds"/>), when
 /// one is configured, in which requests are still accepted while /health/ready answers 503 shutting-down; then the
 /// server stops accepting, and the requests in progress have the rest of the host's shutdownTimeoutSeconds (30 by
-/// default) to finish: how many there are, and how many were still running when that time ran out, whose connections
-/// the server then closes without an answer. Without it a stop that cut requests off left no line about them.
+/// default) to finish: how many there are, how many finished, and how many were still running when that time ran out,
+/// whose connections the server then closes without an answer. Without it a stop that cut requests off left no line about them.
 /// </summary>
 /// <remarks>
 /// The host calls every service's <see cref="StoppingAsync"/> before it stops any (the web server among them), and
@@ -34,8 +34,14 @@ public sealed class ShutdownReport(IHostApplicationLifetime lifetime, InferenceR
             var cutOff = requests.CutOffByShutdown + requests.InProgress;
             if (cutOff > 0)
             {
-                logger.LogWarning("{CutOff} inference requests were still in progress when the {ShutdownSeconds:0} s of the shutdown ran out: their connections were closed without a whole answer (logged as 503). A longer shutdownTimeoutSeconds (ASPNETCORE_SHUTDOWNTIMEOUTSECONDS), and the platform's grace period with it, lets heavy requests finish",
-                    cutOff, Timeout.TotalSeconds);
+                logger.LogWarning("{CutOff} inference requests were still in progress when the {ShutdownSeconds:0} s of the shutdown ran out: their connections were closed without a whole answer (logged as 503). A longer shutdownTimeoutSeconds (ASPNETCORE_SHUTDOWNTIMEOUTSECONDS), and the platform's grace period with it, lets heavy requests finish. {Finished} others finished",
+                    cutOff, Timeout.TotalSeconds, requests.FinishedAfterClosing);
+            }
+            else
+            {
+                // The count at the start leaves out requests not yet read from their connections; this one has them all.
+                logger.LogInformation("Shut down: {Finished} inference requests finished after the server stopped accepting, none cut off",
+                    requests.FinishedAfterClosing);
             }
         });
         return Task.CompletedTask;

@@ -9,8 +9,8 @@ using ProtoPNet.Service.Tests.Infrastructure;
 namespace ProtoPNet.Service.Tests.Serving;
 
 /// <summary>
-/// A shutdown (SIGTERM) lets the requests in progress finish and says so: how many there are and how long they have;
-/// those still running when that time runs out are named in a warning, not lost without a line. With a drain
+/// A shutdown (SIGTERM) lets the requests in progress finish and says so: how many there are and how long they have,
+/// and at the end how many finished; those still running when that time runs out are named in a warning, not lost without a line. With a drain
 /// (Shutdown:DrainSeconds), readiness answers 503 shutting-down while requests are still served, so a load balancer
 /// stops sending before connections are refused.
 /// </summary>
@@ -33,6 +33,7 @@ public class ShutdownTests(TrainerBundles bundles)
         Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
         Assert.Contains(service.Output, line => line.Contains("Shutting down: no more connections are accepted; 1 inference requests in progress have up to 30 s to finish", StringComparison.Ordinal));
         Assert.DoesNotContain(service.Output, line => line.Contains("were still in progress", StringComparison.Ordinal));
+        Assert.Contains(service.Output, line => line.Contains("Shut down: 1 inference requests finished after the server stopped accepting, none cut off", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -46,7 +47,8 @@ public class ShutdownTests(TrainerBundles bundles)
 
         Assert.NotNull(await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
         Assert.Contains(service.Output, line => line.Contains("Shutting down: no more connections are accepted; 1 inference requests in progress have up to 1 s to finish", StringComparison.Ordinal));
-        Assert.Contains(service.Output, line => line.Contains("1 inference requests were still in progress when the 1 s of the shutdown ran out", StringComparison.Ordinal));
+        Assert.Contains(service.Output, line => line.Contains("1 inference requests were still in progress when the 1 s of the shutdown ran out", StringComparison.Ordinal)
+            && line.Contains("lets heavy requests finish. 0 others finished", StringComparison.Ordinal));
         // Logged as the service's 503, if its line was written before the process ended; never as a client that left.
         Assert.DoesNotContain(service.Output, line => line.Contains("POST /classify responded 499", StringComparison.Ordinal));
         Assert.DoesNotContain(service.Output, line => line.Contains("POST /classify responded 200", StringComparison.Ordinal));
@@ -96,6 +98,8 @@ public class ShutdownTests(TrainerBundles bundles)
         Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
         Assert.Contains(service.Output, line => line.Contains("Shutting down: no more connections are accepted; 0 inference requests in progress have up to 26 s to finish", StringComparison.Ordinal));
         Assert.DoesNotContain(service.Output, line => line.Contains("were still in progress when", StringComparison.Ordinal));
+        // Those answered during the drain ended before the server stopped accepting.
+        Assert.Contains(service.Output, line => line.Contains("Shut down: 0 inference requests finished after the server stopped accepting", StringComparison.Ordinal));
         Assert.DoesNotContain(service.Output, line => line.Contains("POST /classify responded 503", StringComparison.Ordinal));
         using var afterwards = new HttpClient { BaseAddress = service.Client.BaseAddress };
         await Assert.ThrowsAnyAsync<HttpRequestException>(() => afterwards.GetAsync("/health/live"));
