@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
@@ -57,8 +58,8 @@ public static class UploadReader
             throw new ProblemException(ProblemCatalog.UploadSpoolFull,
                 $"The folder uploads are spooled to ({TempDirectory()}) is full: this upload cannot be held now. Retry shortly.");
         }
-        catch (IOException exception) when (exception is not BadHttpRequestException && !ProblemCatalog.IsBrokenFraming(exception)
-                                            && IsMultipart(request.ContentType))
+        catch (IOException exception) when (exception is not BadHttpRequestException and not ConnectionResetException
+                                            && !ProblemCatalog.IsBrokenFraming(exception) && IsMultipart(request.ContentType))
         {
             // The multipart reader meets the end of the body before the closing boundary: a cut-off upload, or a body that is not multipart at all.
             throw new ProblemException(ProblemCatalog.ImageNotDecodable,

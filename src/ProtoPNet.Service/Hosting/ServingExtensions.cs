@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
 using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Serving;
@@ -78,6 +79,14 @@ public static class ServingExtensions
     private static string Unsendable(string key) =>
         $"Security:{key} has spaces at its start or end, or a line break or other control character, which no request can send (a secret made from a file with its newline?)";
 
+    /// <summary>
+    /// Whether <paramref name="error"/> says the client has gone: a cancellation or failed read or write once the request
+    /// is aborted, or a reset met while reading its body, which surfaces before Kestrel aborts the request (a client
+    /// that gives up mid-upload and resets the connection, as a killed process or a timed-out proxy does).
+    /// </summary>
+    public static bool ClientLeft(Exception error, HttpContext context) => error is ConnectionResetException
+        || error is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested;
+
     public static WebApplication UseServing(this WebApplication app)
     {
         ServiceGauges.Register(app.Services);
@@ -103,7 +112,7 @@ public static class ServingExtensions
             {
                 await next(context);
             }
-            catch (Exception error) when (error is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
+            catch (Exception error) when (ClientLeft(error, context))
             {
                 if (context.Response.HasStarted) RequestMetrics.SetClientClosed(context);
                 else context.Response.StatusCode = StatusCodes.Status499ClientClosedRequest;

@@ -76,6 +76,45 @@ public class UnreadableBodyTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// A client that gives up mid-upload and resets the connection (a killed process, a proxy's timeout): logged and
+    /// counted 499 on every endpoint that reads a body. The reset surfaces from the body's read before Kestrel aborts the
+    /// request, and was a 500 with two error lines and a stack trace (an error alert for a client's doing), or a 400.
+    /// </summary>
+    [Fact]
+    public async Task AClientThatResetsItsConnectionMidUploadIsLogged499OnEveryEndpoint()
+    {
+        var jobs = Directory.CreateTempSubdirectory("protopnet-reset-jobs-");
+        try
+        {
+            await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"),
+                ("Security__AdminApiKey", AdminKey), ("Training__JobsRoot", jobs.FullName));
+            foreach (var (path, contentType) in Endpoints)
+            {
+                using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                await socket.ConnectAsync("127.0.0.1", service.Client.BaseAddress!.Port);
+                await socket.SendAsync(Encoding.ASCII.GetBytes($"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {contentType}\r\n" +
+                    $"Content-Length: 100000\r\nX-Api-Key: {AdminKey}\r\n\r\n0123456789"));
+                // Until the endpoint waits for the rest of the body (its buffer hold is taken as it starts reading).
+                await Task.Delay(300);
+                socket.LingerState = new LingerOption(true, 0);
+                socket.Close();
+                await Eventually.TrueAsync(() => service.Output.Any(line => line.Contains($"POST {path} responded ", StringComparison.Ordinal)),
+                    () => string.Join('\n', service.Output));
+                Assert.All(service.Output.Where(line => line.Contains($"POST {path} responded ", StringComparison.Ordinal)),
+                    line => Assert.Contains($"POST {path} responded 499 ", line));
+            }
+            Assert.DoesNotContain(service.Output, line => line.Contains("ERR", StringComparison.Ordinal) || line.Contains("Exception", StringComparison.Ordinal));
+            var metrics = await service.Client.GetStringAsync("/metrics");
+            Assert.DoesNotContain("status=\"500\"", metrics);
+            Assert.DoesNotContain("status=\"400\"", metrics);
+        }
+        finally
+        {
+            jobs.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>
     /// A client that reads the start of a large answer (heatmaps of a 2000x2000 photo, megabytes) and then resets the
     /// connection: counted and logged as 499, not as a 500 error of the service's.
     /// </summary>
