@@ -260,6 +260,40 @@ def test_a_checkpoint_that_is_not_one_says_so(tmp_path, capsys):
     _one_line_error(capsys, code, "is a folder", "final.pt")
 
 
+class _WritesOnLoad:
+    """Pickled as a call to open(path, "w"): a loader that runs what a file holds creates that file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path, capsys):
+    import torch
+    ran = tmp_path / "ran"
+    torch.save({"format": "protopnet-trainer-checkpoint", "payload": _WritesOnLoad(str(ran))}, str(tmp_path / "foreign.pt"))
+    code = main(["export", "--checkpoint", str(tmp_path / "foreign.pt"), "--models", str(tmp_path / "m")])
+    line = _one_line_error(capsys, code, "foreign.pt", "torch's safe loader, which reads tensors only, refused it")
+    assert not ran.exists()
+    # Not torch's advice to load it unsafely.
+    assert "weights_only" not in line and "arbitrary code" not in line
+
+
+def test_a_signal_while_a_checkpoint_loads_is_a_stop(tmp_path, capsys, monkeypatch):
+    import torch
+    (tmp_path / "c.pt").write_bytes(b"x")
+
+    def terminated_in_cpp(*args, **kwargs):
+        raise RuntimeError("Terminated: <EMPTY MESSAGE>")
+
+    monkeypatch.setattr(torch, "load", terminated_in_cpp)
+    code = main(["export", "--checkpoint", str(tmp_path / "c.pt"), "--models", str(tmp_path / "m")])
+    assert code == 143
+    assert "cannot read checkpoint" not in capsys.readouterr().err
+
+
 def test_an_empty_or_damaged_checkpoint_is_one_line(tmp_path, capsys):
     (tmp_path / "empty.pt").write_bytes(b"")
     for command in (["evaluate"], ["export", "--models", str(tmp_path / "m")], ["prune"]):

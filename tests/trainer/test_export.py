@@ -245,6 +245,30 @@ def test_the_gallery_keeps_a_patch_its_shape_and_names_each_prototype(tmp_path):
     assert (patch_tile[:12, :20].sum(axis=2) < 200).any()
     # The header line says what the tiles are: dark pixels in the first rows.
     assert (pixels[:header, :].sum(axis=2) < 200).any()
+    # The source tile (32x32 scaled by 2) boxes the patch where it is: x 8-11 and y 0-19 become columns 16-23, rows 0-39.
+    source_tile = pixels[header + 4:header + 4 + tile, label_width + 4 + tile + 2:label_width + 4 + 2 * tile + 2]
+    yellow = (source_tile[:, :, 0] > 200) & (source_tile[:, :, 1] > 200) & (source_tile[:, :, 2] < 60)
+    rows, columns = np.flatnonzero(yellow.any(axis=1)), np.flatnonzero(yellow.any(axis=0))
+    assert (columns.min(), columns.max()) == (16, 23) and (rows.min(), rows.max()) == (0, 39)
+
+
+def test_the_curves_name_what_each_line_is():
+    # The separation term was labelled a loss, which rising is good; the push epochs are marked before and after.
+    from protopnet_trainer.report import _pyplot, curves_figure
+    terms = {"loss_total": 1.0, "loss_cross_entropy": 0.5, "loss_cluster": 0.4, "loss_separation": 2.0}
+    history = [{"epoch": 1, "train_accuracy": 0.5, "test_accuracy": 0.5, **terms},
+               {"epoch": 2, "train_accuracy": 0.6, "test_accuracy": 0.7, "pushed": True, "test_accuracy_before_push": 0.65, **terms}]
+    figure = curves_figure(history, baseline_history=[0.4, 0.6])
+    try:
+        accuracy_axis, loss_axis = figure.axes
+        accuracy_labels = [t.get_text() for t in accuracy_axis.get_legend().get_texts()]
+        loss_labels = [t.get_text() for t in loss_axis.get_legend().get_texts()]
+        assert {"test before push", "test after push + last layer", "black-box baseline (test)"} <= set(accuracy_labels)
+        assert "separation: distance to the nearest other-class prototype (higher is better)" in loss_labels
+        assert not any("loss" in label for label in loss_labels)
+        assert all(tick == int(tick) for tick in accuracy_axis.get_xticks())   # whole epochs
+    finally:
+        _pyplot().close(figure)
 
 
 def test_confusion_matrix_counts():
@@ -313,6 +337,9 @@ def test_a_disguised_interrupt_is_told_from_other_runtime_errors():
     assert type(disguised_interrupt(RuntimeError("KeyboardInterrupt: <EMPTY MESSAGE>"))) is KeyboardInterrupt
     assert disguised_interrupt(RuntimeError("Exporting the operator 'aten::fancy' is not supported")) is None
     assert disguised_interrupt(ValueError("KeyboardInterrupt: no")) is None
+    # torch adds its C++ context on the lines below the first.
+    assert type(disguised_interrupt(RuntimeError("KeyboardInterrupt\nAt: torch/csrc/onnx/init.cpp:12"))) is KeyboardInterrupt
+    assert isinstance(disguised_interrupt(RuntimeError("Terminated\nException raised from ...")), Terminated)
 
 
 def test_two_publishers_of_one_model_in_the_same_second_each_publish_their_own(tmp_path, monkeypatch):

@@ -74,6 +74,15 @@ def test_the_scorecard_picture_keeps_its_legend_off_the_prototypes_markers():
         prototype_axis = figure.axes[1]
         legend = prototype_axis.get_legend().get_window_extent()
         assert not legend.overlaps(prototype_axis.get_window_extent())
+        # The three measures of a prototype side by side around its index (they hid each other), each its own marker;
+        # a background patch marked below 0.
+        collections = prototype_axis.collections
+        assert [c.get_label() for c in collections] == ["consistency", "noise stability", "JPEG stability",
+                                                         "background patch (marked below 0)"]
+        for collection, shift in zip(collections[:3], (-0.25, 0.0, 0.25)):
+            assert np.allclose(collection.get_offsets()[:, 0], np.arange(20) + shift)
+        assert len({tuple(map(tuple, c.get_paths()[0].vertices.round(3))) for c in collections[:3]}) == 3
+        assert collections[3].get_offsets().tolist() == [[19.0, -0.05]]
     finally:
         _pyplot().close(figure)
 

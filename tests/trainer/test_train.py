@@ -214,11 +214,23 @@ def test_a_run_interrupted_while_its_baseline_trains_resumes_the_baseline_from_i
 
     with pytest.raises(Interrupt):
         Trainer(cfg, str(tmp_path / "resumed"), progress=False, log=stop_at_baseline_epoch_3).run()
-    assert os.path.exists(tmp_path / "resumed" / "checkpoints" / "baseline.pt")
+    kept = str(tmp_path / "resumed" / "checkpoints" / "baseline.pt")
+    saved_seconds = load_checkpoint(kept)["seconds"]
+    # Another baseline recipe's state is not taken up (said); the same one's read from another data folder, with other
+    # loader workers or threads, is.
+    from protopnet_trainer.baseline import BaselineCheckpoint
+    told = []
+    stored = BaselineCheckpoint(kept, writes=False, before_write=lambda: None)
+    assert stored.read(cfg.replace(baseline_lr_head=cfg.baseline_lr_head * 2), told.append) is None
+    assert told == [f"baseline: {kept} was trained with another baseline_lr_head: the baseline trains from its first epoch"]
+    assert stored.read(cfg.replace(data=str(tmp_path / "elsewhere"), num_workers=1, threads=1), told.append)["epoch"] == 2
     said = []
     trainer = Trainer(cfg, str(tmp_path / "resumed"), progress=False, log=said.append)
     assert trainer.resume()
-    resumed = trainer.run().baseline.history
+    result = trainer.run()
+    resumed = result.baseline.history
+    # Its time counts the epochs trained before the interruption too.
+    assert result.baseline.seconds >= saved_seconds > 0
     assert any("all 3 epochs are trained; the steps after them go on" in line for line in said), said
     assert any(line.startswith("baseline: resuming from") and line.endswith("at epoch 3") for line in said), said
     assert not any(line.startswith(("baseline epoch 1/3", "baseline epoch 2/3")) for line in said), said
@@ -226,6 +238,17 @@ def test_a_run_interrupted_while_its_baseline_trains_resumes_the_baseline_from_i
     # Its result is in final.pt: the baseline's own checkpoint goes.
     assert not os.path.exists(tmp_path / "resumed" / "checkpoints" / "baseline.pt")
     assert load_checkpoint(str(tmp_path / "resumed" / "checkpoints" / "final.pt"))
+
+
+@pytest.mark.parametrize("setting, option", [("train_limit", "--train-limit"), ("test_limit", "--test-limit"),
+                                             ("calibration_holdout", "--calibration-holdout")])
+def test_each_data_setting_is_compared_on_resume(tiny, setting, option):
+    from protopnet_trainer.resume_rules import other_data_warning
+    saved = tiny(epochs=3)
+    changed = saved.replace(**{setting: 5 if getattr(saved, setting) != 5 else 6})
+    warning = other_data_warning("c.pt", saved, changed)
+    assert warning is not None and f"{option} " in warning
+    assert other_data_warning("c.pt", saved, saved.replace(data="/elsewhere")) is None
 
 
 def test_a_resume_with_other_data_says_so(tiny, tmp_path):

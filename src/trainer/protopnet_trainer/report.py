@@ -21,6 +21,13 @@ def _pyplot():
 
 
 def plot_curves(history: List[Dict], path: str, baseline_history: Optional[List[float]] = None) -> None:
+    figure = curves_figure(history, baseline_history)
+    figure.savefig(path, dpi=100)
+    _pyplot().close(figure)
+
+
+def curves_figure(history: List[Dict], baseline_history: Optional[List[float]] = None):
+    """Accuracy (left) and the objective's terms (right) per epoch; the push epochs marked before and after."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
     epochs = [m["epoch"] for m in history]
@@ -56,8 +63,7 @@ def plot_curves(history: List[Dict], path: str, baseline_history: Optional[List[
     loss_axis.legend(fontsize=8)
     loss_axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    return figure
 
 
 def plot_confusion(matrix: np.ndarray, classes: List[str], path: str) -> None:
