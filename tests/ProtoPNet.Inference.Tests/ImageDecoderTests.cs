@@ -538,6 +538,17 @@ public class ImageDecoderTests
             Assert.Equal($"The WebP animation cannot be decoded: {reason}.", error.Message);
         }
 
+        // Bytes after the size the RIFF header gives are not the file's (libwebp reads no further): an off-canvas frame
+        // there is not looked at.
+        var offCanvas = Convert.FromBase64String(
+            "UklGRogAAABXRUJQVlA4WAoAAAACAAAAJwAAHQAAQU5JTQYAAAD/////AABBTk1GKgAAAAAAAAAAAAMAAAMAAGQAAABWUDhMEQAAAC8DwAAAB1CPIlem/4GI6H8AAEFOTUYqAAAAMgAAMgAAAwAAAwAAZAAAAFZQOEwRAAAALwPAAAAHUI8iV6b/gYjofwAA");
+        var lastFrame = offCanvas.AsSpan().LastIndexOf("ANMF"u8);
+        using (var decoded = _decoder.Decode((byte[])[.. animated, .. offCanvas.AsSpan(lastFrame)]))
+        {
+            Assert.Equal((8, 8), (decoded.Width, decoded.Height));
+            Assert.Equal(new Rgb24(255, 0, 0), decoded.Pixels[3, 5]);
+        }
+
         // The ANIM chunk renamed: frames with no animation header; both frames renamed: no frame.
         var noAnim = animated.ToArray();
         "XXXX"u8.CopyTo(noAnim.AsSpan(30));

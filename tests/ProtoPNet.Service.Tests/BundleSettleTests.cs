@@ -59,6 +59,31 @@ public class BundleSettleTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// The settle time counts from the files' last change, not from the folder's first sight: a copy that is still
+    /// writing when the settle time since it was first seen has passed is not refused.
+    /// </summary>
+    [Fact]
+    public async Task TheSettleTimeStartsAgainWhenTheFilesChange()
+    {
+        // First seen at 0 s; changed at about 4 s; looked at after 10 s: 10 s after its first sight, 6 s after its change.
+        var (factory, registry, version, graph) = StartWithHalfCopiedBundle(settleSeconds: 10);
+        var firstSeen = System.Diagnostics.Stopwatch.StartNew();   // a moment after its first sight
+        await using var owned = factory;
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        await using (var onnx = new FileStream(Path.Combine(version, "model.onnx"), FileMode.Append))
+        {
+            onnx.Write(graph.AsSpan(graph.Length / 2, 1000));
+        }
+        var changed = firstSeen.Elapsed;
+        registry.Rescan();
+        await Task.Delay(TimeSpan.FromSeconds(10) - firstSeen.Elapsed + TimeSpan.FromMilliseconds(500));
+        registry.Rescan();
+        Assert.True(firstSeen.Elapsed - changed < TimeSpan.FromSeconds(9.5), $"the test was held up: looked at {firstSeen.Elapsed - changed} after the change");
+        Assert.Empty(registry.Catalog.Refused);
+        Assert.DoesNotContain(factory.Logs.Entries, e => e.Message.Contains("Refused model bundle", StringComparison.Ordinal));
+    }
+
+    /// <summary>
     /// A service (settling for <paramref name="settleSeconds"/>) that has scanned a copy of the smoke bundle so far: its
     /// model.json, and half of its model.onnx. With its registry, the copy's folder and the whole graph.
     /// </summary>

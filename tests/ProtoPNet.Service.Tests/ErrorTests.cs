@@ -187,6 +187,10 @@ public class ErrorTests(TrainerBundles bundles)
             using var response = await Client.SendAsync(request);
             Assert.NotEqual(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
         }
+        // A path no endpoint serves is 404 whatever the body's coding.
+        using var nowhere = new HttpRequestMessage(HttpMethod.Post, "/nowhere") { Content = new ByteArrayContent("hello"u8.ToArray()) };
+        nowhere.Content.Headers.ContentEncoding.Add("gzip");
+        Assert.Equal(HttpStatusCode.NotFound, (await Client.SendAsync(nowhere)).StatusCode);
     }
 
     /// <summary>

@@ -14,7 +14,8 @@ public class JsonLogTests(TrainerBundles bundles)
     [Fact]
     public async Task EveryLineIsOneJsonObjectWhoseMessageReadsAsTheConsolesDoes()
     {
-        await using var service = await bundles.StartReadySmokeProcessAsync(("Logging__Format", "json"), ("Inference__ExecutionProvider", "cpu"));
+        await using var service = await bundles.StartReadySmokeProcessAsync(("Logging__Format", "json"), ("Inference__ExecutionProvider", "cpu"),
+            ("Models__Pinned__ghost", "20260101T000000Z"));   // a pin of no model: a warning
         using (var answer = await service.Client.PostAsync("/classify", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))))
         {
             Assert.True(answer.IsSuccessStatusCode);
@@ -37,5 +38,7 @@ public class JsonLogTests(TrainerBundles bundles)
         var refused = Assert.Single(events, e => e.GetProperty("@m").GetString()!.StartsWith("HTTP GET /classify responded 405", StringComparison.Ordinal));
         Assert.Equal(405, refused.GetProperty("StatusCode").GetInt32());
         Assert.False(refused.TryGetProperty("@l", out _));   // a 4xx is Information, which the layout leaves out
+        var warning = Assert.Single(events, e => e.GetProperty("@m").GetString()!.StartsWith("Models:Pinned:ghost pins a model that is not loaded", StringComparison.Ordinal));
+        Assert.Equal("Warning", warning.GetProperty("@l").GetString());
     }
 }

@@ -18,6 +18,27 @@ public class OpenApiContractTests(TrainerBundles bundles)
 {
     private const string AdminKey = "contract-admin-key";
 
+    /// <summary>
+    /// A member that refers to another schema and may be null is one of that schema or null, and the null branch admits
+    /// null alone (<c>{nullable: true}</c> without its enum is no type, which strict validators read as anything).
+    /// </summary>
+    [Fact]
+    public async Task NullableReferencesAreOneOfTheirSchemaOrNullAlone()
+    {
+        var document = JsonNode.Parse(await bundles.Service.CreateClient().GetStringAsync("/swagger/v1/swagger.json"))!;
+        var members = document["components"]!["schemas"]!.AsObject()
+            .SelectMany(schema => schema.Value!["properties"]?.AsObject().Select(m => (Name: $"{schema.Key}.{m.Key}", Schema: m.Value!)) ?? [])
+            .Where(member => member.Schema["oneOf"] is not null).ToArray();
+        Assert.Contains(members, member => member.Name == "TrainingJob.progress");
+        Assert.All(members, member =>
+        {
+            var branches = member.Schema["oneOf"]!.AsArray();
+            Assert.Equal(2, branches.Count);
+            Assert.StartsWith("#/components/schemas/", branches[0]!["$ref"]!.GetValue<string>());
+            Assert.True(JsonNode.DeepEquals(JsonNode.Parse("""{"nullable": true, "enum": [null]}"""), branches[1]), $"{member.Name}: {branches[1]}");
+        });
+    }
+
     [Fact]
     public async Task RealAnswersAreDeclaredAndFitTheirSchemas()
     {

@@ -276,7 +276,8 @@ public class HotReloadTests(TrainerBundles bundles)
     public async Task AVersionWhoseFolderIsRewrittenIntoSomethingThatDoesNotLoadServesOnAsLoaded()
     {
         var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
-        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey));
+        // A loaded version's folder is never waited for as a copy in progress (Models:SettleSeconds is for new folders).
+        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey), ("Models:SettleSeconds", "600"));
         var client = factory.CreateClient();
         var version = Path.GetFileName(bundles.SmokeBundle);
         var manifest = Path.Combine(root, "smoke", version, "model.json");
