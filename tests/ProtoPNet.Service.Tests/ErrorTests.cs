@@ -194,6 +194,35 @@ public class ErrorTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// A client whose Accept admits no JSON (an image/png client of the card, a browser-like text/html) still gets its
+    /// problem, whole: the framework's own 4xx were an empty 500, and the endpoints' problems had no trace id.
+    /// </summary>
+    [Theory]
+    [InlineData("image/png")]
+    [InlineData("text/html")]
+    [InlineData("application/xml;q=0.9, image/*")]
+    public async Task AProblemIsWrittenWhateverTheClientAccepts(string accept)
+    {
+        var png = Http.BundleImage(bundles.SmokeBundle, 0);
+        async Task<System.Text.Json.JsonElement> Answer(HttpMethod method, string path, HttpContent? content, HttpStatusCode status, string? type)
+        {
+            using var request = new HttpRequestMessage(method, path) { Content = content };
+            request.Headers.TryAddWithoutValidation("Accept", accept);
+            return await Http.ProblemAsync(await Client.SendAsync(request), status, type);
+        }
+        await Answer(HttpMethod.Get, "/nowhere", null, HttpStatusCode.NotFound, null);
+        await Answer(HttpMethod.Get, "/classify/card", null, HttpStatusCode.MethodNotAllowed, null);
+        await Answer(HttpMethod.Post, "/classify/card?topClasses=abc", Http.Raw(png, "image/png"), HttpStatusCode.BadRequest, "invalid-parameter");
+        await Answer(HttpMethod.Post, "/classify?model=nope", Http.Raw(png, "image/png"), HttpStatusCode.NotFound, "model-not-found");
+        // And the answer itself is what it always is.
+        using var card = new HttpRequestMessage(HttpMethod.Post, "/classify/card") { Content = Http.Raw(png, "image/png") };
+        card.Headers.TryAddWithoutValidation("Accept", accept);
+        using var drawn = await Client.SendAsync(card);
+        Assert.Equal(HttpStatusCode.OK, drawn.StatusCode);
+        Assert.Equal("image/png", drawn.Content.Headers.ContentType?.MediaType);
+    }
+
+    /// <summary>
     /// Health probes are never refused for the request's shape (a repeated parameter, a content coding): a 4xx from a
     /// probe reads as "not live" or "not ready" to Kubernetes and to the Open Inference Protocol.
     /// </summary>

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.Extensions.Primitives;
+using Microsoft.Net.Http.Headers;
 using ProtoPNet.Service.Apis;
 using ProtoPNet.Service.Problems;
 
@@ -48,6 +50,14 @@ public static class ProblemExtensions
 
     public static WebApplication UseProblemResponses(this WebApplication app)
     {
+        // ASP.NET Core's problem writer writes only for a client whose Accept admits JSON: for any other (an image/png
+        // client of /classify/card) the framework's 4xx became an empty 500, and the endpoints' own problems lost their
+        // trace id. The service answers in one form whatever Accept says (API.md), so such an Accept is set aside.
+        app.Use((context, next) =>
+        {
+            if (!AdmitsProblemJson(context.Request.Headers.Accept)) context.Request.Headers.Remove(HeaderNames.Accept);
+            return next(context);
+        });
         app.UseExceptionHandler();
         // The framework's own error answers (no endpoint, wrong method, a content type an endpoint does not take): problems,
         // or the Open Inference Protocol's {"error": "..."} under /v2.
@@ -65,6 +75,14 @@ public static class ProblemExtensions
         });
         return app;
     }
+
+    private static readonly MediaTypeHeaderValue ProblemJson = new("application/problem+json");
+    private static readonly MediaTypeHeaderValue Json = new("application/json");
+
+    /// <summary>Whether ASP.NET Core's problem writer would write for this Accept: none, or one that admits (problem+)JSON.</summary>
+    private static bool AdmitsProblemJson(StringValues accept) =>
+        accept.Count == 0 || !MediaTypeHeaderValue.TryParseList(accept, out var values) || values.Count == 0
+        || values.Any(value => Json.IsSubsetOf(value) || ProblemJson.IsSubsetOf(value));
 
     /// <summary>The type ASP.NET Core gives a 400 of its own.</summary>
     private const string DefaultBadRequestType = "https://tools.ietf.org/html/rfc9110#section-15.5.1";
