@@ -522,6 +522,9 @@ def test_job_options_are_the_train_commands_long_options_in_camel_case(options):
                      "--backbone=small-cnn"]
     args = build_parser().parse_args(["train", "--preset", "smoke", *words])
     assert args.epochs == 4 and args.joint_lr_trunk == 0.001 and args.small_cnn_widths == [8, 16]
+    # One of a pair given false gives no word, so it contradicts nothing.
+    assert options.argv({"withBaseline": True, "noBaseline": False}) == ["--with-baseline"]
+    assert options.by_name["noBaseline"].setting == options.by_name["withBaseline"].setting == "with_baseline"
 
 
 def test_every_value_in_range_reaches_the_trainer_as_given(options):
@@ -546,6 +549,10 @@ def test_every_value_in_range_reaches_the_trainer_as_given(options):
     ({"trunkWeights": "/etc/passwd"}, "options.trunkWeights", "not one of"),
     ({"noBaseline": "yes"}, "options.noBaseline", "true or false"),
     ({"smallCnnWidths": [8, 0]}, "options.smallCnnWidths", "below the minimum 1"),
+    # Both of a pair that set one setting: on a command line the last would win; a job's object has no last.
+    ({"withBaseline": True, "noBaseline": True}, "options.noBaseline",
+     "contradicts options.withBaseline (both set the trainer's with_baseline): give one of them"),
+    ({"noAugment": True, "augment": True}, "options.augment", "contradicts options.noAugment"),
 ])
 def test_bad_options_name_their_field(options, bad, field, fragment):
     with pytest.raises(JobOptionError) as error:

@@ -144,7 +144,7 @@ public static class ApiExamples
                 "A tiny colour model on synthetic shapes (32x32, a small CNN): well under a minute on 2 CPU cores, to try the pipeline.")],
             ["fashion-mnist", "cub200", "imagefolder", "synthetic", "synthetic-parts"], ["synthetic", "synthetic-parts"], ["cub200", "imagefolder"],
             [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"],
-            [new TrainerOption("epochs", "--epochs", "integer", 1, 1000, null, null, "total epochs (warm-up + joint)")]),
+            [new TrainerOption("epochs", "--epochs", "integer", 1, 1000, null, null, "total epochs (warm-up + joint)") { Setting = "epochs" }]),
         ["ListTrainingData"] = new DataFolderList(true, [
             new DataFolder("my-photos", "imagefolder", 3, 240, 60, 0, null),
             new DataFolder("CUB_200_2011", "cub200", 200, 5994, 5794, 0, null),

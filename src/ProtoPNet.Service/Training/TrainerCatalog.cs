@@ -12,7 +12,11 @@ public sealed record TrainerPreset(string Name, string Dataset, int Epochs, stri
 /// one of, and at most <c>maxItems</c> integers for a list.
 /// </summary>
 public sealed record TrainerOption(string Name, string Option, string Type, double? Minimum, double? Maximum,
-    IReadOnlyList<JsonElement>? Choices, int? MaxItems, string Help);
+    IReadOnlyList<JsonElement>? Choices, int? MaxItems, string Help)
+{
+    /// <summary>The trainer's setting the option sets: two options may set one (<c>augment</c> and <c>noAugment</c>).</summary>
+    public required string Setting { get; init; }
+}
 
 /// <summary>
 /// What the trainer accepts from a job: its presets, data sets (those it draws itself read no data folder; those read from

@@ -114,12 +114,19 @@ public static partial class TrainingJobValidator
         var options = new JsonObject();
         if (!body.TryGetProperty("options", out var given) || given.ValueKind == JsonValueKind.Null) return options;
         if (given.ValueKind != JsonValueKind.Object) throw Invalid("options", "must be an object of option names and values");
+        var settingGivenBy = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var property in given.EnumerateObject())
         {
             var field = $"options.{property.Name}";
             var option = catalog.Option(property.Name)
                 ?? throw Invalid(field, "is not an option of the trainer (GET /training/options lists them)");
             Check(option, property.Value, field);
+            // A flag given false sets nothing. On a command line the last of a pair (--augment, --no-augment) wins; in
+            // a job's object neither is last.
+            if (property.Value.ValueKind != JsonValueKind.False && !settingGivenBy.TryAdd(option.Setting, property.Name))
+            {
+                throw Invalid(field, $"contradicts options.{settingGivenBy[option.Setting]} (both set the trainer's {option.Setting}): give one of them");
+            }
             options[property.Name] = JsonNode.Parse(property.Value.GetRawText());
         }
         return options;

@@ -89,9 +89,10 @@ class JobOption:
     maximum: Optional[float] = None
     choices: Optional[List[Any]] = None
     max_items: Optional[int] = None
+    setting: str = ""              # what it sets (argparse's dest): --augment and --no-augment set one setting
 
     def to_json(self) -> Dict[str, Any]:
-        entry: Dict[str, Any] = {"name": self.name, "option": self.option, "type": self.type}
+        entry: Dict[str, Any] = {"name": self.name, "option": self.option, "type": self.type, "setting": self.setting}
         for key, value in (("minimum", self.minimum), ("maximum", self.maximum), ("choices", self.choices),
                            ("maxItems", self.max_items)):
             if value is not None:
@@ -203,7 +204,7 @@ class JobOptions:
             low, high = RANGES.get(flag, (None, None)) if numeric else (None, None)
             options.append(JobOption(camel_case(flag), flag, kind, help=(action.help or "").strip(),
                                      minimum=low, maximum=high, choices=CHOICES.get(flag),
-                                     max_items=LIST_OPTIONS.get(flag)))
+                                     max_items=LIST_OPTIONS.get(flag), setting=action.dest))
         return cls(options)
 
     def in_job_words(self, message: str) -> str:
@@ -228,13 +229,20 @@ class JobOptions:
         if not isinstance(options, dict):
             raise JobOptionError("options", "must be an object of option names and values")
         words: List[str] = []
+        setting_given_by: Dict[str, str] = {}
         for name, value in options.items():
             option = self.by_name.get(name)
             if option is None:
                 raise JobOptionError(f"options.{name}", "is not an option of the trainer "
                                                         "(see GET /training/options or docs/TRAINING_JOBS.md)")
             option.check(value)
-            words += option.argv(value)
+            option_words = option.argv(value)
+            # On a command line the last of --augment and --no-augment wins; in a job's object neither is last.
+            other = setting_given_by.setdefault(option.setting, name) if option_words else name
+            if other != name:
+                raise JobOptionError(f"options.{name}", f"contradicts options.{other} (both set the trainer's "
+                                                        f"{option.setting}): give one of them")
+            words += option_words
         return words
 
 
