@@ -77,6 +77,19 @@ public class ErrorTests(TrainerBundles bundles)
         await Http.ProblemAsync(response, HttpStatusCode.BadRequest, "invalid-parameter");
     }
 
+    /// <summary>A value the binder cannot read as an integer (a word, nothing, out of int's range) is named with the parameter.</summary>
+    [Theory]
+    [InlineData("topClasses=abc", "topClasses is 'abc'")]
+    [InlineData("topPrototypes=", "topPrototypes is ''")]
+    [InlineData("explainClass=2147483648", "explainClass is '2147483648', which is not an integer from -2147483648 to 2147483647")]
+    [InlineData("TOPCLASSES=99999999999999999999999999999999999999999999", "topClasses is '9999999999999999999999999999999999999...'")]
+    public async Task AnUnreadableIntegerIsNamedInTheProblem(string query, string fragment)
+    {
+        var response = await Client.PostAsync($"/classify?{query}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)));
+        var problem = await Http.ProblemAsync(response, HttpStatusCode.BadRequest, "invalid-parameter");
+        Assert.StartsWith($"The query parameter {fragment}", problem.GetProperty("detail").GetString());
+    }
+
     [Theory]
     [InlineData("/classify?model=no-such-model")]
     [InlineData("/classify?model=smoke@19990101T000000Z")]

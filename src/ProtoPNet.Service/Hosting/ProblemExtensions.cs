@@ -95,7 +95,9 @@ public static class ProblemExtensions
     /// <summary>What a framework answer of this status means, for people.</summary>
     private static string? FrameworkDetail(HttpContext http, int? status) => status switch
     {
-        StatusCodes.Status400BadRequest => "A parameter cannot be read as its type: the query parameters topClasses, topPrototypes and explainClass are integers (an empty value is not one: leave a query parameter out for its default).",
+        StatusCodes.Status400BadRequest => UnreadableInteger(http.Request) is var (name, value)
+            ? $"The query parameter {name} is '{Shortened(value)}', which is not an integer from {int.MinValue} to {int.MaxValue} (an empty value is not one either: leave it out for its default)."
+            : "A parameter cannot be read as its type: the query parameters topClasses, topPrototypes and explainClass are integers (an empty value is not one: leave a query parameter out for its default).",
         StatusCodes.Status404NotFound => $"No endpoint matches {http.Request.Method} {http.Request.Path}. The API is described at /swagger.",
         StatusCodes.Status405MethodNotAllowed => $"{http.Request.Method} is not allowed on {http.Request.Path}. The API is described at /swagger.",
         StatusCodes.Status413PayloadTooLarge => "The request body is larger than the server accepts.",
@@ -107,6 +109,25 @@ public static class ProblemExtensions
         StatusCodes.Status500InternalServerError => ProblemCatalog.Unexpected.ExampleDetail,
         _ => null,
     };
+
+    /// <summary>The integer query parameters of the classify endpoints (ClassifyQueries.ExplainQuery), which the framework binds.</summary>
+    private static readonly string[] IntegerParameters = ["topClasses", "topPrototypes", "explainClass"];
+
+    /// <summary>The first integer query parameter whose value the binder could not read (a word, nothing, or out of range).</summary>
+    private static (string Name, string Value)? UnreadableInteger(HttpRequest request)
+    {
+        foreach (var (key, values) in request.Query)
+        {
+            var name = IntegerParameters.FirstOrDefault(p => p.Equals(key, StringComparison.OrdinalIgnoreCase));
+            if (name is not null && values.Count == 1 && !int.TryParse(values[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out _))
+            {
+                return (name, values[0] ?? "");
+            }
+        }
+        return null;
+    }
+
+    private static string Shortened(string value) => value.Length <= 40 ? value : value[..37] + "...";
 
     /// <summary>
     /// A fault inside a /v2 endpoint is answered as that protocol's <c>{"error": "..."}</c> (with the trace id that finds
