@@ -323,7 +323,7 @@ internal static class V2RequestReader
             {
                 JsonTokenType.String => reader.GetString()!,
                 JsonTokenType.Number => Encoding.UTF8.GetString(reader.ValueSpan),
-                _ => reader.TokenType.ToString(),
+                _ => JsonWritten(reader),
             };
             var invariant = System.Globalization.CultureInfo.InvariantCulture;
             if (long.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, invariant, out var dimension))
@@ -342,6 +342,15 @@ internal static class V2RequestReader
         return shape;
     }
 
+    /// <summary>The reader's token as JSON writes it, cut to 40 characters: a value's text, or <c>{...}</c> for an object.</summary>
+    private static string JsonWritten(Utf8JsonReader reader)
+    {
+        if (reader.TokenType is JsonTokenType.StartObject) return "{...}";
+        if (reader.TokenType is JsonTokenType.StartArray) return "[...]";
+        var text = Encoding.UTF8.GetString(reader.ValueSpan[..Math.Min(reader.ValueSpan.Length, 41)]);
+        return text.Length > 40 ? text[..37] + "..." : text;
+    }
+
     /// <summary>Copies the numbers of a flat or nested array into the buffer in row-major order, at most <paramref name="limit"/>.</summary>
     private static void ReadNumbers(ref Utf8JsonReader reader, float[] input, int limit, ref int count)
     {
@@ -351,7 +360,7 @@ internal static class V2RequestReader
             if (reader.TokenType is JsonTokenType.StartArray or JsonTokenType.EndArray) continue;
             if (reader.TokenType != JsonTokenType.Number || !reader.TryGetSingle(out var value) || !float.IsFinite(value))
             {
-                var raw = reader.TokenType is JsonTokenType.StartObject ? "{...}" : Encoding.UTF8.GetString(reader.ValueSpan[..Math.Min(reader.ValueSpan.Length, 40)]);
+                var raw = JsonWritten(reader);
                 throw BadRequest($"Input '{BundleSession.InputName}' data holds '{raw}' at position {count}: FP32 data are finite numbers.");
             }
             if (count >= limit) throw BadRequest($"Input '{BundleSession.InputName}' holds more values than its shape's {limit}.");
@@ -428,11 +437,14 @@ internal static class V2RequestReader
             throw BadRequest($"The model takes exactly one input, '{BundleSession.InputName}'; the request has [{RequestText.EchoList(inputs.Select(i => i.Name))}].");
         }
         var (_, datatype, shape, _) = inputs[0];
-        if (datatype != V2Api.Datatype) throw BadRequest($"Input 'image' is {V2Api.Datatype}; the request says '{RequestText.Echo(datatype)}'.");
-        shape ??= [];
-        if (shape.Count != 4 || shape[1] != session.Channels || shape[2] != session.Height || shape[3] != session.Width || shape[0] < 1)
+        if (datatype != V2Api.Datatype)
         {
-            throw BadRequest($"Input 'image' has shape [N, {session.Channels}, {session.Height}, {session.Width}] with N >= 1; the request says [{string.Join(", ", shape)}].");
+            throw BadRequest($"Input 'image' is {V2Api.Datatype}; " + (string.IsNullOrEmpty(datatype) ? "the request gives no datatype." : $"the request says '{RequestText.Echo(datatype)}'."));
+        }
+        if (shape is not { Count: 4 } || shape[1] != session.Channels || shape[2] != session.Height || shape[3] != session.Width || shape[0] < 1)
+        {
+            throw BadRequest($"Input 'image' has shape [N, {session.Channels}, {session.Height}, {session.Width}] with N >= 1; " +
+                (shape is null ? "the request gives no shape." : $"the request says [{string.Join(", ", shape)}]."));
         }
         if (shape[0] > maxRows) throw BadRequest($"N is {shape[0]}; at most {maxRows} images per request (Classify:MaxBatchImages).");
         return (int)shape[0];

@@ -160,6 +160,21 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
             await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[18446744073709551615,3,32,32]", zeros)), HttpStatusCode.BadRequest));
         Assert.Contains("integers", await AssertErrorAsync(
             await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1.0,3,32,32]", zeros)), HttpStatusCode.BadRequest));
+        // A value that is no number is named as JSON writes it (not the parser's token names, 'Null', 'StartArray'),
+        // and a long one is cut with an ellipsis.
+        Assert.Contains("'shape' holds 'null'", await AssertErrorAsync(
+            await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[null,3,32,32]", zeros)), HttpStatusCode.BadRequest));
+        Assert.Contains("'shape' holds '[...]'", await AssertErrorAsync(
+            await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[[1],3,32,32]", zeros)), HttpStatusCode.BadRequest));
+        Assert.Contains("data holds 'true' at position 1", await AssertErrorAsync(
+            await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1,3,32,32]", "[0,true]")), HttpStatusCode.BadRequest));
+        Assert.Contains($"data holds '{new string('9', 37)}...' at position 0", await AssertErrorAsync(
+            await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1,3,32,32]", $"[{new string('9', 1000)}]")), HttpStatusCode.BadRequest));
+        // What the request leaves out is said so.
+        Assert.Contains("the request gives no shape", await AssertErrorAsync(
+            await Post("/v2/models/smoke/infer", $$"""{"inputs":[{"name":"image","datatype":"FP32","data":{{zeros}}}]}"""), HttpStatusCode.BadRequest));
+        Assert.Contains("the request gives no datatype", await AssertErrorAsync(
+            await Post("/v2/models/smoke/infer", $$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"data":{{zeros}}}]}"""), HttpStatusCode.BadRequest));
 
         // Finite values so large that the network's outputs overflow: a 400 before the answer starts, never a 500 or a
         // 200 cut short (JSON has no infinity).
