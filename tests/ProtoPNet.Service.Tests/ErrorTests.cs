@@ -77,12 +77,27 @@ public class ErrorTests(TrainerBundles bundles)
         await Http.ProblemAsync(response, HttpStatusCode.BadRequest, "invalid-parameter");
     }
 
+    /// <summary>A multipart part whose headers run into its image: the parser's message quotes the bytes, shown as text only.</summary>
+    [Fact]
+    public async Task AMultipartRefusalQuotesNoBinary()
+    {
+        var png = Http.BundleImage(bundles.SmokeBundle, 0);
+        byte[] body = [.. "--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"u8, .. png, .. "\r\n--b--\r\n"u8];
+        var content = new ByteArrayContent(body);
+        content.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data; boundary=b");
+        var problem = await Http.ProblemAsync(await Client.PostAsync("/classify", content), HttpStatusCode.BadRequest, "request-body-unreadable");
+        var detail = problem.GetProperty("detail").GetString()!;
+        Assert.StartsWith("The multipart body cannot be read: ", detail);
+        Assert.DoesNotContain(detail, c => char.IsControl(c) || c == '\uFFFD');
+        Assert.True(detail.Length < 300, detail);
+    }
+
     /// <summary>A value the binder cannot read as an integer (a word, nothing, out of int's range) is named with the parameter.</summary>
     [Theory]
     [InlineData("topClasses=abc", "topClasses is 'abc'")]
     [InlineData("topPrototypes=", "topPrototypes is ''")]
     [InlineData("explainClass=2147483648", "explainClass is '2147483648', which is not an integer from -2147483648 to 2147483647")]
-    [InlineData("TOPCLASSES=99999999999999999999999999999999999999999999", "topClasses is '9999999999999999999999999999999999999...'")]
+    [InlineData("TOPCLASSES=99999999999999999999999999999999999999999999", "topClasses is '9999999999999999999999999999999999999999...'")]
     public async Task AnUnreadableIntegerIsNamedInTheProblem(string query, string fragment)
     {
         var response = await Client.PostAsync($"/classify?{query}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)));

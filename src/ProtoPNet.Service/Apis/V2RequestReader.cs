@@ -342,13 +342,12 @@ internal static class V2RequestReader
         return shape;
     }
 
-    /// <summary>The reader's token as JSON writes it, cut to 40 characters: a value's text, or <c>{...}</c> for an object.</summary>
+    /// <summary>The reader's token as JSON writes it (<see cref="RequestText.Echo"/>): a value's text, or <c>{...}</c> for an object.</summary>
     private static string JsonWritten(Utf8JsonReader reader)
     {
         if (reader.TokenType is JsonTokenType.StartObject) return "{...}";
         if (reader.TokenType is JsonTokenType.StartArray) return "[...]";
-        var text = Encoding.UTF8.GetString(reader.ValueSpan[..Math.Min(reader.ValueSpan.Length, 41)]);
-        return text.Length > 40 ? text[..37] + "..." : text;
+        return RequestText.Echo(Encoding.UTF8.GetString(reader.ValueSpan[..Math.Min(reader.ValueSpan.Length, 41)]))!;
     }
 
     /// <summary>Copies the numbers of a flat or nested array into the buffer in row-major order, at most <paramref name="limit"/>.</summary>

@@ -170,7 +170,7 @@ public static class UploadReader
     private static ProblemException MultipartRefusal(InvalidDataException exception, ImageLimits limits) =>
         exception.Message.StartsWith("Multipart body length limit", StringComparison.Ordinal)
             ? new ProblemException(ProblemCatalog.ImageTooLarge, $"A part of the multipart body is larger than the limit of {limits.MaxBytes} bytes per image.")
-            : new ProblemException(ProblemCatalog.RequestBodyUnreadable, $"The multipart body cannot be read: {exception.Message}");
+            : new ProblemException(ProblemCatalog.RequestBodyUnreadable, $"The multipart body cannot be read: {RequestText.Printable(exception.Message)}");
 
     private static ProblemException EmptyBody() => new(ProblemCatalog.ImageMissing, "The request body is empty: it holds no image.");
 

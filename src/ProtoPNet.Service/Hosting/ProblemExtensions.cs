@@ -96,7 +96,7 @@ public static class ProblemExtensions
     private static string? FrameworkDetail(HttpContext http, int? status) => status switch
     {
         StatusCodes.Status400BadRequest => UnreadableInteger(http.Request) is var (name, value)
-            ? $"The query parameter {name} is '{Shortened(value)}', which is not an integer from {int.MinValue} to {int.MaxValue} (an empty value is not one either: leave it out for its default)."
+            ? $"The query parameter {name} is '{RequestText.Echo(value)}', which is not an integer from {int.MinValue} to {int.MaxValue} (an empty value is not one either: leave it out for its default)."
             : "A parameter cannot be read as its type: the query parameters topClasses, topPrototypes and explainClass are integers (an empty value is not one: leave a query parameter out for its default).",
         StatusCodes.Status404NotFound => $"No endpoint matches {http.Request.Method} {http.Request.Path}. The API is described at /swagger.",
         StatusCodes.Status405MethodNotAllowed => $"{http.Request.Method} is not allowed on {http.Request.Path}. The API is described at /swagger.",
@@ -126,8 +126,6 @@ public static class ProblemExtensions
         }
         return null;
     }
-
-    private static string Shortened(string value) => value.Length <= 40 ? value : value[..37] + "...";
 
     /// <summary>
     /// A fault inside a /v2 endpoint is answered as that protocol's <c>{"error": "..."}</c> (with the trace id that finds
