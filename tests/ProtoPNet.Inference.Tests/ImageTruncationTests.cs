@@ -147,8 +147,39 @@ public class ImageTruncationTests
         Assert.Contains(name.StartsWith("png", StringComparison.Ordinal) ? "its image data inflates to" : "its first frame's LZW data gives", error.Message);
     }
 
-    /// <summary>The PNG with its IDAT chunks replaced by one holding the first half of their compressed data (with its CRC).</summary>
-    private static byte[] PngWithHalfItsImageData(byte[] png)
+    /// <summary>
+    /// A PNG whose image data is too short for its rows is refused before it is decoded: ImageSharp 2.1 waits forever
+    /// for the rows an interlaced image lacks (an 8x8 one with empty image data, sent twice, held both decoding threads
+    /// for good). The image data is the first run of IDAT chunks, as ImageSharp reads it: one after another chunk is not.
+    /// </summary>
+    [Theory]
+    [InlineData("interlaced, empty image data")]
+    [InlineData("png, image data split by a text chunk")]
+    [InlineData("png-interlaced, image data split by a text chunk")]
+    public async Task APngWhoseRowsTheImageDataLacksIsRefusedBeforeDecoding(string form)
+    {
+        var file = form.StartsWith("interlaced,", StringComparison.Ordinal)
+            ? Convert.FromBase64String("iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAAAAAGWY9HBAAAACElEQVR4nAMAAAAAAUgGidIAAAAASUVORK5CYII=")
+            : PngWithATextChunkInItsImageData(Files.Value[form[..form.IndexOf(',')]]);
+        var decoding = Task.Run(() => Assert.Throws<ImageRejectedException>(() => _decoder.Decode(file).Dispose()));
+        var error = await decoding.WaitAsync(TimeSpan.FromSeconds(20));   // a TimeoutException: the decoding did not end
+        Assert.Equal(ImageRejection.Truncated, error.Rejection);
+        Assert.Contains("its image data inflates to", error.Message);
+    }
+
+    /// <summary>The PNG with its image data in two IDAT chunks, a tEXt chunk between them.</summary>
+    private static byte[] PngWithATextChunkInItsImageData(byte[] png)
+    {
+        var whole = PngWithHalfItsImageData(png, keep: 1.0);
+        var idat = whole.AsSpan().IndexOf("IDAT"u8) - 4;
+        var length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(whole.AsSpan(idat));
+        var data = whole.AsSpan(idat + 8, length).ToArray();
+        return [.. whole.AsSpan(0, idat), .. TestImages.PngChunk("IDAT", data[..(length / 2)]), .. TestImages.PngChunk("tEXt", "Comment\0between"u8.ToArray()),
+            .. TestImages.PngChunk("IDAT", data[(length / 2)..]), .. whole.AsSpan(idat + 12 + length)];
+    }
+
+    /// <summary>The PNG with its IDAT chunks replaced by one holding the first half (<paramref name="keep"/>) of their compressed data (with its CRC).</summary>
+    private static byte[] PngWithHalfItsImageData(byte[] png, double keep = 0.5)
     {
         var (before, data, after) = (new List<byte>(), new List<byte>(), new List<byte>());
         for (var position = 8; position < png.Length;)
@@ -160,7 +191,7 @@ public class ImageTruncationTests
             else (data.Count == 0 ? before : after).AddRange(chunk.ToArray());
             position += 12 + length;
         }
-        var half = data.Take(data.Count / 2).ToArray();
+        var half = data.Take((int)(data.Count * keep)).ToArray();
         return [.. png.AsSpan(0, 8).ToArray(), .. before, .. TestImages.PngChunk("IDAT", half), .. after];
     }
 

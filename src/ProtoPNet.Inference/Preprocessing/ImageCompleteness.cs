@@ -13,9 +13,11 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// Finds files whose data ends before the image does (an interrupted upload). ImageSharp fills what is missing with
 /// grey or black and reports success for most formats, so each format's own structure is walked here: every length,
 /// offset and end marker the file declares must lie within the bytes received. Bytes after the end of the image are
-/// allowed. PNG and GIF pixel data is followed further, since a cut file closed again by a tool is whole as chunks
-/// or blocks: a PNG's image data must inflate to every row, a GIF's first frame must give every pixel. Only missing data
-/// is judged: a file that is complete but corrupt is left to the decoder to refuse.
+/// allowed. PNG and GIF pixel data is followed further, since a cut file closed again by a tool (an IEND or a GIF
+/// trailer written after whatever it had) is whole as chunks or blocks, and ImageSharp paints what it lacks grey or
+/// blank: a PNG's image data must inflate to every row (<see cref="PngRowsMissing"/>), a GIF's first frame must give
+/// every pixel (<see cref="GifPixelsMissing"/>). Only missing data is judged: a file that is complete but corrupt is
+/// left to the decoder to refuse.
 /// </summary>
 public static class ImageCompleteness
 {
@@ -69,21 +71,12 @@ public static class ImageCompleteness
     }
 
     /// <summary>
-    /// Why the pixel data of a file the decoder took, complete as chunks or blocks, stops short (one sentence), or null. A
-    /// cut file closed again by a tool (an IEND or a GIF trailer written after whatever it had) is whole as structure,
-    /// and ImageSharp paints what it lacks grey or blank: a PNG's image data must inflate to every row the header
-    /// declares, a GIF's first frame (what is classified) must give every pixel it declares.
+    /// Why the inflated image data is shorter than the header's rows need, or null (also when the header or the data is
+    /// corrupt rather than short: the decoder judges those). The image data is the first run of consecutive IDAT chunks,
+    /// as ImageSharp reads it: an IDAT after another chunk is not read. Judged before decoding: ImageSharp 2.1 waits
+    /// forever for the rows an interlaced image lacks (two such uploads held both decoding threads for good).
     /// </summary>
-    public static string? FindMissingPixels(ReadOnlySpan<byte> file, IImageFormat format) => format switch
-    {
-        PngFormat => PngRowsMissing(file),
-        GifFormat => GifPixelsMissing(file),
-        _ => null,
-    };
-
-    /// <summary>Why the inflated image data is shorter than the header's rows need, or null (also when the header or the
-    /// data is corrupt rather than short: the decoder judges those).</summary>
-    private static string? PngRowsMissing(ReadOnlySpan<byte> file)
+    public static string? PngRowsMissing(ReadOnlySpan<byte> file)
     {
         var imageData = new List<(int Start, int Length)>();
         for (long position = 8; position + 8 <= file.Length;)
@@ -91,6 +84,7 @@ public static class ImageCompleteness
             var length = BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
             if (position + 12 + length > file.Length) break;
             if (file.Slice((int)position + 4, 4).SequenceEqual("IDAT"u8)) imageData.Add(((int)position + 8, (int)length));
+            else if (imageData.Count > 0) break;
             position += 12 + length;
         }
         if (imageData.Count == 0) return null;
@@ -225,8 +219,11 @@ public static class ImageCompleteness
     /// <summary>The bytes of a GIF colour table from the flags of the screen or image descriptor (0 without one).</summary>
     private static int ColorTableLength(byte flags) => (flags & 0x80) != 0 ? 3 << ((flags & 0x07) + 1) : 0;
 
-    /// <summary>The GIF's first frame: its LZW data must give every pixel of it.</summary>
-    private static string? GifPixelsMissing(ReadOnlySpan<byte> file)
+    /// <summary>
+    /// Why the GIF's first frame (what is classified) does not get every pixel from its LZW data, or null. Judged once
+    /// the decoder took the file, so that a corrupt one is refused as corrupt.
+    /// </summary>
+    public static string? GifPixelsMissing(ReadOnlySpan<byte> file)
     {
         if (file.Length < 13) return null;
         var position = 13 + ColorTableLength(file[10]);

@@ -146,7 +146,8 @@ public sealed class ImageDecoder(ImageLimits limits)
         RefuseCompression(declared.Width * declared.Height, bytes.Length, format);
 
         // ImageSharp fills a missing end with grey and reports success, so an interrupted upload is found here instead.
-        if (ImageCompleteness.FindMissingData(bytes.Span, imageFormat, out var jpegScans) is { } missing)
+        if ((ImageCompleteness.FindMissingData(bytes.Span, imageFormat, out var jpegScans)
+             ?? (imageFormat is PngFormat ? ImageCompleteness.PngRowsMissing(bytes.Span) : null)) is { } missing)
         {
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missing}.");
         }
@@ -182,8 +183,7 @@ public sealed class ImageDecoder(ImageLimits limits)
             }
         }
         using var decoded = Load<Rgba32>(bytes, format);
-        // Judged once the decoder took the file, so that a corrupt one is refused as corrupt.
-        if (ImageCompleteness.FindMissingPixels(bytes.Span, imageFormat) is { } missingPixels)
+        if (imageFormat is GifFormat && ImageCompleteness.GifPixelsMissing(bytes.Span) is { } missingPixels)
         {
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missingPixels}.");
         }
