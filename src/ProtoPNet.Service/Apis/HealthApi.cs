@@ -2,10 +2,12 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using ProtoPNet.Service.Classifying;
 using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Problems;
+using ProtoPNet.Service.Serving;
+using Microsoft.Extensions.Options;
 
 namespace ProtoPNet.Service.Apis;
 
-/// <summary>Liveness: the process answers.</summary>
+/// <summary>Liveness: the process answers, and its decoding makes progress.</summary>
 public sealed record LiveResponse(string Status);
 
 /// <summary>Readiness: the models served, warmed up, and the execution provider in use.</summary>
@@ -18,12 +20,13 @@ public static class HealthApi
     {
         var group = app.MapGroup("/health").WithTags("Health");
 
-        group.MapGet("/live", () => TypedResults.Ok(new LiveResponse("alive")))
+        group.MapGet("/live", GetLive)
             .RunsInline()
             .WithName("Live")
             .WithSummary("Liveness probe")
-            .WithDescription("200 whenever the process serves HTTP, with or without a model.")
-            .Produces<LiveResponse>();
+            .WithDescription("200 whenever the process serves HTTP, with or without a model; 500 decoding-stuck when every turn to decode images has been held for Batching:DecodeStuckSeconds with none given since (decodes that never return), so that the orchestrator restarts the service.")
+            .Produces<LiveResponse>()
+            .ProducesProblem(StatusCodes.Status500InternalServerError);
 
         group.MapGet("/ready", GetReady)
             .RunsInline()
@@ -33,6 +36,13 @@ public static class HealthApi
             .Produces<ReadyResponse>()
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return app;
+    }
+
+    internal static Results<Ok<LiveResponse>, ProblemHttpResult> GetLive(PreprocessingGate preprocessing, IOptions<BatchingOptions> batching)
+    {
+        if (preprocessing.StuckFor(DateTime.UtcNow) is not { } held) return TypedResults.Ok(new LiveResponse("alive"));
+        return ProblemCatalog.Problem(ProblemCatalog.DecodingStuck,
+            $"All {PreprocessingGate.Turns} turns to decode images have been held for {held.TotalSeconds:0} s with none given since (Batching:DecodeStuckSeconds {batching.Value.DecodeStuckSeconds}): decodes that never return hold them, and every request that sends an image is refused. Restart the service.");
     }
 
     internal static Results<Ok<ReadyResponse>, ProblemHttpResult> GetReady(ModelRegistry registry, HttpResponse response, IHostApplicationLifetime lifetime)

@@ -51,6 +51,8 @@ public static class ProblemCatalog
 
     public static readonly ProblemKind ShuttingDown = new(Prefix + "shutting-down", "The service is shutting down", 503,
         "The service is shutting down: it finishes the requests in progress and takes no more. Send requests to another instance.");
+    public static readonly ProblemKind DecodingStuck = new(Prefix + "decoding-stuck", "Decoding has stopped", 500,
+        "All 2 turns to decode images have been held for 125 s with none given since (Batching:DecodeStuckSeconds 120): decodes that never return hold them, and every request that sends an image is refused. Restart the service.");
     public static readonly ProblemKind Overloaded = new(Prefix + "overloaded", "The model is overloaded", 503,
         "fashion-mnist@20261129T010203Z is overloaded: 256 images are queued (limit 256). Retry shortly.");
     public static readonly ProblemKind UploadSpoolFull = new(Prefix + "upload-spool-full", "The server has no room for the upload now", 503,

@@ -68,4 +68,12 @@ public sealed class BatchingOptions
     /// <summary>Milliseconds an image may wait in the queue before its request is answered 503 (default 10000).</summary>
     [Range(1, 600_000)]
     public int QueueTimeoutMs { get; set; } = 10_000;
+
+    /// <summary>
+    /// Seconds every turn to decode may stay held with none given meanwhile before the service is not live (default
+    /// 120): decodes that never return (a decoder's endless loop) hold the turns for good, and every later request is
+    /// refused 503; /health/live then answers 503 so that the orchestrator restarts the service.
+    /// </summary>
+    [Range(1, 86_400)]
+    public int DecodeStuckSeconds { get; set; } = 120;
 }

@@ -17,15 +17,19 @@ public sealed class PreprocessingGate : IDisposable
     private readonly ConcurrencyLimiter _limiter;
     private readonly int _queueLimit;
     private readonly TimeSpan _timeout;
+    private readonly TimeSpan _stuckAfter;
+    private readonly Lock _progressLock = new();
+    private (long Turns, DateTime SinceUtc) _progress = (-1, DateTime.MinValue);
     private volatile bool _disposed;
 
     public PreprocessingGate(IOptions<BatchingOptions> options)
     {
         _queueLimit = options.Value.MaxQueueSize;
         _timeout = TimeSpan.FromMilliseconds(options.Value.QueueTimeoutMs);
+        _stuckAfter = TimeSpan.FromSeconds(options.Value.DecodeStuckSeconds);
         _limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
         {
-            PermitLimit = Environment.ProcessorCount,
+            PermitLimit = Turns,
             QueueLimit = _queueLimit,
             QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
         });
@@ -36,6 +40,30 @@ public sealed class PreprocessingGate : IDisposable
 
     /// <summary>Requests waiting for a turn now.</summary>
     public long Waiting => _disposed ? 0 : _limiter.GetStatistics()?.CurrentQueuedCount ?? 0;
+
+    /// <summary>
+    /// How long every turn has been held with none given since, once that is <see cref="BatchingOptions.DecodeStuckSeconds"/>
+    /// or more (decodes that never return); null otherwise. Measured from the first call that saw the turns so, which the
+    /// liveness probe makes every few seconds: no clock is read on a request's path.
+    /// </summary>
+    public TimeSpan? StuckFor(DateTime utcNow)
+    {
+        if (_disposed) return null;
+        var statistics = _limiter.GetStatistics();
+        lock (_progressLock)
+        {
+            if (statistics is null || statistics.CurrentAvailablePermits > 0 || statistics.TotalSuccessfulLeases != _progress.Turns)
+            {
+                _progress = (statistics?.CurrentAvailablePermits > 0 ? -1 : statistics?.TotalSuccessfulLeases ?? -1, utcNow);
+                return null;
+            }
+            var held = utcNow - _progress.SinceUtc;
+            return held >= _stuckAfter ? held : null;
+        }
+    }
+
+    /// <summary>The turns to decode at once (one per core).</summary>
+    public static int Turns => Environment.ProcessorCount;
 
     /// <summary>Waits for a turn; dispose the result when the images are prepared.</summary>
     public async ValueTask<IDisposable> EnterAsync(CancellationToken cancellationToken)

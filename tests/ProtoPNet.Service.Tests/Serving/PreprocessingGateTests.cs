@@ -305,6 +305,37 @@ public class PreprocessingGateTests(TrainerBundles bundles)
     }
 
     /// <summary>Every turn to decode taken, as by requests decoding large photos.</summary>
+    /// <summary>
+    /// Decodes that never return (a decoder's endless loop) hold every turn for good, and every later upload is refused:
+    /// once no turn has been given for Batching:DecodeStuckSeconds, /health/live answers 500 decoding-stuck so that the
+    /// orchestrator restarts the service. Turns given meanwhile, or a free one, keep it live.
+    /// </summary>
+    [Fact]
+    public async Task WithEveryTurnHeldAndNoneGivenTheServiceIsNotLive()
+    {
+        await using var factory = bundles.SmokeService(("Batching:DecodeStuckSeconds", "1"));
+        var client = factory.CreateClient();
+        var (gate, turns) = await TakeEveryTurnAsync(factory);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/live")).StatusCode);   // seen held from now
+        await Task.Delay(TimeSpan.FromSeconds(1.2));
+        var stuck = await Http.ProblemAsync(await client.GetAsync("/health/live"), HttpStatusCode.InternalServerError, "decoding-stuck");
+        Assert.Contains($"All {Environment.ProcessorCount} turns to decode images have been held for ", stuck.GetProperty("detail").GetString());
+        Assert.Contains("(Batching:DecodeStuckSeconds 1)", stuck.GetProperty("detail").GetString());
+
+        // A turn given back and taken again: progress, so live again, until none is given for the time again.
+        turns[0].Dispose();
+        turns[0] = await gate.EnterAsync(CancellationToken.None);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/live")).StatusCode);
+        await Task.Delay(TimeSpan.FromSeconds(1.2));
+        Assert.Equal(HttpStatusCode.InternalServerError, (await client.GetAsync("/health/live")).StatusCode);
+        // A free turn: live.
+        turns[0].Dispose();
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/live")).StatusCode);
+        foreach (var turn in turns.Skip(1)) turn.Dispose();
+        await Task.Delay(TimeSpan.FromSeconds(1.2));
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/live")).StatusCode);
+    }
+
     private static async Task<(PreprocessingGate Gate, List<IDisposable> Turns)> TakeEveryTurnAsync(ServiceFactory factory)
     {
         var gate = factory.Services.GetRequiredService<PreprocessingGate>();
