@@ -280,16 +280,31 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
             frames = [Image.new("RGB", (24, 16), colour) for colour in ((40, 40, 220), (40, 40, 200))]
             frames[0].save(os.path.join(sys.argv[1], "animated.webp"), save_all=True, append_images=frames[1:])
             Image.new("RGB", (24, 16), (220, 40, 40)).save(os.path.join(sys.argv[1], "rgb.tif"))
-            for name in ("cmyk.tif", "animated.webp", "rgb.tif"):
+            # A tiled TIFF (Pillow writes strips only): 32x32 RGB in four uncompressed 16x16 tiles.
+            import struct
+            entries = [(256, 32), (257, 32), (258, None), (259, 1), (262, 2), (277, 3), (284, 1), (322, 16), (323, 16), (324, None), (325, None)]
+            at = 8 + 2 + 12 * len(entries) + 4
+            tile = bytes((40, 200, 40)) * 256
+            tiled = bytearray(b"II*\x00" + struct.pack("<IH", 8, len(entries)))
+            for tag, value in entries:
+                if tag == 258: tiled += struct.pack("<HHII", tag, 3, 3, at)
+                elif tag in (324, 325): tiled += struct.pack("<HHII", tag, 4, 4, at + 6 if tag == 324 else at + 22)
+                else: tiled += struct.pack("<HHIHH", tag, 3, 1, value, 0)
+            tiled += struct.pack("<I3H", 0, 8, 8, 8) + struct.pack("<4I", *(at + 38 + i * len(tile) for i in range(4)))
+            tiled += struct.pack("<4I", *[len(tile)] * 4) + tile * 4
+            open(os.path.join(sys.argv[1], "tiled.tif"), "wb").write(tiled)
+            for name in ("cmyk.tif", "tiled.tif", "animated.webp", "rgb.tif"):
                 path = os.path.join(sys.argv[1], name)
                 open_image(path)   # the trainer reads every one
                 print(name, form_the_service_refuses(path))
             """, directory).Trim().Split('\n').Select(line => line.Trim()).ToArray();
-        Assert.Equal(["cmyk.tif CMYK TIFF", "animated.webp None", "rgb.tif None"], forms);
+        Assert.Equal(["cmyk.tif CMYK TIFF", "tiled.tif tiled TIFF", "animated.webp None", "rgb.tif None"], forms);
         var decoder = new ImageDecoder(new ImageLimits());
         var refused = Assert.Throws<ImageRejectedException>(() => decoder.Decode(File.ReadAllBytes(Path.Combine(directory, "cmyk.tif"))).Dispose());
         Assert.Equal("The TIFF image is in a form not decoded here: The specified TIFF photometric interpretation is not supported: " +
             "Separated (CMYK colour: send the picture in RGB, e.g. as PNG or JPEG).", refused.Message);
+        var tiled = Assert.Throws<ImageRejectedException>(() => decoder.Decode(File.ReadAllBytes(Path.Combine(directory, "tiled.tif"))).Dispose());
+        Assert.EndsWith("(a tiled TIFF: send the picture as PNG or JPEG, or as a TIFF in strips).", tiled.Message);
         foreach (var name in (string[])["animated.webp", "rgb.tif"]) decoder.Decode(File.ReadAllBytes(Path.Combine(directory, name))).Dispose();
     }
 

@@ -241,11 +241,13 @@ public sealed class ImageDecoder(ImageLimits limits)
         }
         catch (NotSupportedException exception)
         {
-            // A sound file in a form the decoder does not take (a CMYK TIFF): not "corrupt", and what to send instead.
-            var cmyk = exception.Message.Contains("photometric interpretation is not supported: Separated", StringComparison.Ordinal)
+            // A sound file in a form the decoder does not take (a CMYK or a tiled TIFF): not "corrupt", and what to send instead.
+            var advice = exception.Message.Contains("photometric interpretation is not supported: Separated", StringComparison.Ordinal)
                 ? " (CMYK colour: send the picture in RGB, e.g. as PNG or JPEG)"
-                : "";
-            throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is in a form not decoded here: {exception.Message.TrimEnd('.')}{cmyk}.", exception);
+                : exception.Message.Contains("Tiled images are not supported", StringComparison.Ordinal)
+                    ? " (a tiled TIFF: send the picture as PNG or JPEG, or as a TIFF in strips)"
+                    : "";
+            throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is in a form not decoded here: {exception.Message.TrimEnd('.')}{advice}.", exception);
         }
         catch (Exception exception) when (exception is not OutOfMemoryException)
         {

@@ -53,7 +53,12 @@ def form_the_service_refuses(path: str) -> Optional[str]:
     with Image.open(path) as picture:
         if picture.format == "TIFF" and picture.mode == "CMYK":
             return "CMYK TIFF"
+        if picture.format == "TIFF" and TIFF_TILE_WIDTH in picture.tag_v2:
+            return "tiled TIFF"
     return None
+
+
+TIFF_TILE_WIDTH = 322   # the tag a tiled TIFF has (one in strips has RowsPerStrip)
 
 
 # Told how far the check got: (images checked, images to check), after each image. It may raise to stop the check.
