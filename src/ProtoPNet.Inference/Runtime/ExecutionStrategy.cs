@@ -46,8 +46,8 @@ public sealed record SessionCandidate(BundleSession Session, int IntraOpThreads)
 /// same per image in any batch; and one run's operators spread over several threads (intra-op) cost synchronisation
 /// that one thread per run avoids. So: with as many concurrent runs as cores (the cores stay busy whenever there is
 /// work), each candidate session (intra-op threads) and batch size is measured, and the shape that costs the least CPU
-/// per image is taken; CPU time per image also hardly changes when other work shares the machine, where images per
-/// second do. With fewer runs than cores, the shape with the most images per second is taken.
+/// per image is taken (<see cref="ChooseShape"/>); CPU time per image also hardly changes when other work shares the
+/// machine, where images per second do. With fewer runs than cores, the shape with the most images per second is taken.
 /// </summary>
 public static class ExecutionStrategyTuner
 {
@@ -78,6 +78,15 @@ public static class ExecutionStrategyTuner
     /// CPU per request against 0.58-0.67 ms with one, in three paired runs. A ResNet's runs repay it (20 against 35 ms).
     /// </summary>
     private const double LoneMoreThreadsGain = 1.2;
+
+    /// <summary>
+    /// What a session with more threads per run than the fewest must gain in CPU per image to serve with a run per
+    /// core: the runs already keep every core busy, and a second thread per run is woken for each operator, which costs
+    /// more in the service, whose own threads share the cores, than in this measurement (the default model at
+    /// concurrency 32, in one paired run: 0.56 ms of the service's CPU per image and 3,190 images/s with two threads per
+    /// run, 0.46 ms and 3,746 with one; the measurement at load had put the two-thread session within 3 % and chosen it).
+    /// </summary>
+    private const double MoreThreadsGain = 1.2;
 
     /// <summary>
     /// How long a lone run waits before it starts when measured. A request that runs alone comes after the service has
@@ -129,15 +138,13 @@ public static class ExecutionStrategyTuner
                 }
             }
 
-            // The first shape in the order of preference within RequiredGain of the best.
-            double Score(int i) => saturating ? 1 / best[i].CpuMsPerImage : best[i].ImagesPerSecond;
-            var top = Enumerable.Range(0, shapes.Length).Max(Score);
-            var chosen = shapes[Enumerable.Range(0, shapes.Length).First(i => Score(i) * RequiredGain >= top)];
+            var measured = shapes.Select((shape, i) => new StrategyMeasurement(shape.Batch, concurrentRuns, shape.Candidate.IntraOpThreads,
+                Math.Round(best[i].ImagesPerSecond, 1), Math.Round(best[i].CpuMsPerImage, 3))).ToArray();
+            var chosen = shapes[ChooseShape(measured, saturating)];
             var (loneThreads, loneMeasurements) = loneRuns ? MeasureLone(candidates, chosen.Candidate, input, slice, cancel, betweenRuns) : (chosen.Candidate.IntraOpThreads, []);
             return new ExecutionStrategy(chosen.Batch, concurrentRuns, chosen.Candidate.IntraOpThreads, "measured")
             {
-                Measurements = shapes.Select((shape, i) => new StrategyMeasurement(shape.Batch, concurrentRuns, shape.Candidate.IntraOpThreads,
-                    Math.Round(best[i].ImagesPerSecond, 1), Math.Round(best[i].CpuMsPerImage, 3))).ToArray(),
+                Measurements = measured,
                 LoneIntraOpThreads = loneThreads,
                 LoneMeasurements = loneMeasurements,
             };
@@ -146,6 +153,22 @@ public static class ExecutionStrategyTuner
         {
             BundleSession.ReturnBuffer(input);
         }
+    }
+
+    /// <summary>
+    /// The shape to serve with, of <paramref name="measured"/> (in the order of preference: the first session before
+    /// the others, smaller batches before larger): the first within <see cref="RequiredGain"/> of the best, by CPU per
+    /// image with a run per core (<paramref name="saturating"/>), else by images per second. With a run per core, a
+    /// session with more threads per run than the fewest measured must also gain <see cref="MoreThreadsGain"/>.
+    /// </summary>
+    public static int ChooseShape(IReadOnlyList<StrategyMeasurement> measured, bool saturating)
+    {
+        var fewestThreads = measured.Min(m => m.IntraOpThreads);
+        double Score(StrategyMeasurement m) => saturating
+            ? 1 / m.CpuMsPerImage / (m.IntraOpThreads > fewestThreads ? MoreThreadsGain : 1)
+            : m.ImagesPerSecond;
+        var top = measured.Max(Score);
+        return measured.Select((m, i) => (Score: Score(m), Index: i)).First(shape => shape.Score * RequiredGain >= top).Index;
     }
 
     /// <summary>

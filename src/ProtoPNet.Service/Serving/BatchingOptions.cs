@@ -9,7 +9,8 @@ public enum StrategyChoice
     /// On the CPU, measured when the version loads: with <see cref="BatchingOptions.MaxConcurrentRuns"/> runs in flight,
     /// batch sizes 1, 4 and 16 up to <see cref="BatchingOptions.MaxBatchSize"/>, each on a session whose runs use a
     /// thread per core and (unless Inference:IntraOpThreads is set) on one whose runs use one thread; the shape with the
-    /// least CPU per image is taken (a smaller batch, or the thread-per-core session, when within 3 % of it). On CUDA:
+    /// least CPU per image is taken (a smaller batch, or the thread-per-core session, when within 3 % of it; a session with
+    /// more threads per run must also cost 20 % less). On CUDA:
     /// batches of <see cref="BatchingOptions.MaxBatchSize"/>, one run at a time.
     /// </summary>
     Auto,

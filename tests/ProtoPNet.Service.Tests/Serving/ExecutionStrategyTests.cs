@@ -44,12 +44,9 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
         Assert.All(measurements, m => Assert.True(m.Runs == runs && m.Rate > 0 && m.Cpu > 0, $"b={m.Batch} x{m.Runs} t={m.Threads}: {m.Rate} img/s, {m.Cpu} ms"));
         var chosen = Array.FindIndex(measurements, m => m.Batch == batch && m.Threads == threads);
         Assert.True(chosen >= 0);
-        if (runs > 1)
-        {
-            var leanest = measurements.Min(m => m.Cpu);
-            Assert.True(measurements[chosen].Cpu <= leanest * 1.03 + 0.002, $"chose b={batch} t={threads} at {measurements[chosen].Cpu} CPU ms/img of {leanest}");
-            Assert.All(measurements.Take(chosen), m => Assert.True(m.Cpu > leanest * 1.03 - 0.002, $"b={m.Batch} t={m.Threads} at {m.Cpu} was preferred"));
-        }
+        // The rule itself: TheShapeServedIsTheLeanestWithTheSessionOfMoreThreadsHeldToAGain.
+        Assert.Equal(ExecutionStrategyTuner.ChooseShape(measurements.Select(m => new StrategyMeasurement(m.Batch, m.Runs, m.Threads, m.Rate, m.Cpu)).ToArray(),
+            saturating: runs >= Environment.ProcessorCount), chosen);
 
         var line = await factory.Logs.WaitForAsync(m => m.Contains("runs batches of up to"),
             onTimeout: () => string.Join(" | ", factory.Logs.Entries.Select(e => e.Message).Where(m => m.Contains("smoke"))));
@@ -83,6 +80,27 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
         Assert.Equal(24, PrometheusText.Sum(metrics, "protopnet_batch_size_sum", "model=\"smoke\""));
         var runsAtOrBelow = PrometheusText.Sum(metrics, "protopnet_batch_size_bucket", "model=\"smoke\"", $"le=\"{batch}\"");
         Assert.Equal(PrometheusText.Sum(metrics, "protopnet_batch_size_count", "model=\"smoke\""), runsAtOrBelow);
+    }
+
+    /// <summary>
+    /// With a run per core the leanest shape serves, a smaller batch or the first session within 3 % of it; a session
+    /// with more threads per run must cost 20 % less than the one-thread session's best (its second threads cost more
+    /// in the service than measured). With fewer runs than cores, the most images per second.
+    /// </summary>
+    [Theory]
+    [InlineData(true, 0.300, 0.295, 0.310, 0.305, 2)]   // two threads within 3 % of the leanest, not 20 % leaner: one thread, b=1 (within 3 %)
+    [InlineData(true, 0.240, 0.300, 0.320, 0.305, 0)]   // two threads 21 % leaner than one thread's best
+    [InlineData(true, 0.310, 0.300, 0.298, 0.290, 2)]   // one thread b=16 the leanest; b=1 within 3 % and preferred
+    [InlineData(true, 0.310, 0.300, 0.330, 0.290, 3)]   // one thread b=16 leaner than b=1 by more than 3 %
+    [InlineData(false, 0.300, 0.295, 0.310, 0.305, 0)]  // fewer runs than cores: the most images per second, no gain asked
+    public void TheShapeServedIsTheLeanestWithTheSessionOfMoreThreadsHeldToAGain(bool saturating, double twoThreadsB1, double twoThreadsB16,
+        double oneThreadB1, double oneThreadB16, int expected)
+    {
+        // In the order the tuner measures them: the thread-per-core session first, smaller batches first; images per
+        // second in proportion to the CPU per image.
+        static StrategyMeasurement Shape(int batch, int threads, double cpuMs) => new(batch, 2, threads, 1000 / cpuMs, cpuMs);
+        StrategyMeasurement[] measured = [Shape(1, 2, twoThreadsB1), Shape(16, 2, twoThreadsB16), Shape(1, 1, oneThreadB1), Shape(16, 1, oneThreadB16)];
+        Assert.Equal(expected, ExecutionStrategyTuner.ChooseShape(measured, saturating));
     }
 
     /// <summary>
