@@ -165,6 +165,69 @@ public class ImageDecoderTests
     /// library Pillow decodes with: its pixels are Pillow's, to the last bit, for colour (both chroma subsamplings) and
     /// grey JPEGs. (ImageSharp's decoder, the fallback without the library, differs by a step in a few pixels.)
     /// </summary>
+    /// <summary>
+    /// A damaged JPEG is refused where Pillow refuses it (libjpeg's fatal errors: "broken data stream" to the trainer)
+    /// and decoded where Pillow decodes it (libjpeg's warnings). ImageSharp, which decoded what it could of a file
+    /// libjpeg-turbo found corrupt, classified files the trainer could not read.
+    /// </summary>
+    [Fact]
+    public void ADamagedJpegIsRefusedWherePillowRefusesItAndDecodedWhereItDecodes()
+    {
+        Assert.True(TurboJpeg.IsAvailable, TurboJpeg.Description);
+        using var picture = new Image<Rgba32>(48, 32);
+        for (var y = 0; y < picture.Height; y++)
+        for (var x = 0; x < picture.Width; x++) picture[x, y] = new Rgba32((byte)(x * 5), (byte)(y * 7), (byte)((x + y) * 3));
+        var whole = TestImages.Encode(picture, new JpegEncoder { Quality = 90 });
+        int Segment(byte marker) => Enumerable.Range(2, whole.Length - 3).First(i => whole[i] == 0xFF && whole[i + 1] == marker);
+        var dqt = Segment(0xDB);
+        var dqtLength = 2 + (whole[dqt + 2] << 8 | whole[dqt + 3]);
+        var dht = Segment(0xC4);
+        static byte[] With(byte[] bytes, Action<byte[]> change)
+        {
+            var copy = bytes.ToArray();
+            change(copy);
+            return copy;
+        }
+        var cases = new Dictionary<string, byte[]>
+        {
+            ["no quantization table"] = [.. whole[..dqt], .. whole[(dqt + dqtLength)..]],
+            ["a Huffman table's counts overrun it"] = With(whole, bytes => bytes.AsSpan(dht + 5, 16).Fill(0xFF)),
+            ["bytes before the end marker"] = [.. whole[..^2], .. Enumerable.Repeat((byte)0x55, 40), .. whole[^2..]],
+        };
+        var folder = Directory.CreateTempSubdirectory("protopnet-damaged-jpeg-").FullName;
+        try
+        {
+            foreach (var (name, bytes) in cases) File.WriteAllBytes(Path.Combine(folder, name + ".jpg"), bytes);
+            var pillow = Pillow.RunPython("""
+                import os, sys
+                from PIL import Image
+                for name in sorted(os.listdir(sys.argv[1])):
+                    try:
+                        with Image.open(os.path.join(sys.argv[1], name)) as image:
+                            image.convert("RGB")
+                        print(name[:-4] + "|decoded")
+                    except Exception:
+                        print(name[:-4] + "|refused")
+                """, folder).Trim().Split('\n').Select(line => line.Trim().Split('|')).ToDictionary(parts => parts[0], parts => parts[1]);
+            Assert.Equal(new[] { "refused", "refused", "decoded" }, cases.Keys.Select(name => pillow[name]).ToArray());
+            foreach (var (name, bytes) in cases)
+            {
+                if (pillow[name] == "decoded")
+                {
+                    _decoder.Decode(bytes).Dispose();
+                    continue;
+                }
+                var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(bytes).Dispose());
+                Assert.True(error.Rejection is ImageRejection.NotDecodable or ImageRejection.Truncated, $"{name}: {error.Rejection}: {error.Message}");
+            }
+            Assert.Contains("Quantization table 0x00 was not defined", Assert.Throws<ImageRejectedException>(() => _decoder.Decode(cases["no quantization table"]).Dispose()).Message);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData(JpegColorType.YCbCrRatio420)]
     [InlineData(JpegColorType.YCbCrRatio444)]
