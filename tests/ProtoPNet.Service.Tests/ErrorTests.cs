@@ -172,6 +172,11 @@ public class ErrorTests(TrainerBundles bundles)
             HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
         await Http.ProblemAsync(await Client.PostAsync("/classify/batch", Http.Raw(Http.BundleImage(bundles.SmokeBundle, 0), "image/png")),
             HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+        // A content type that cannot be read (an unterminated quote) is not one "not accepted": it was meant as multipart.
+        var unreadable = new ByteArrayContent("--b\r\n"u8.ToArray());
+        unreadable.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data; boundary=\"b");
+        var problem = await Http.ProblemAsync(await Client.PostAsync("/classify", unreadable), HttpStatusCode.BadRequest, "request-body-unreadable");
+        Assert.Contains("cannot be read as a media type (an unterminated quote", problem.GetProperty("detail").GetString());
     }
 
     /// <summary>

@@ -143,10 +143,12 @@ internal static class V2RequestReader
             List<(string Name, bool? Binary)>? outputs = null;
             var binaryDataOutput = false;
             (List<InputHeader> Inputs, Range Data)? inputs = null;
+            var seen = new HashSet<string>(StringComparer.Ordinal);
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 var property = reader.GetString()!.ToLowerInvariant();
                 reader.Read();
+                if (property is "id" or "outputs" or "inputs" or "parameters" && !seen.Add(property)) throw BadRequest($"The request has '{property}' twice.");
                 switch (property)
                 {
                     case "id":
@@ -161,7 +163,6 @@ internal static class V2RequestReader
                         outputs = ReadOutputs(ref reader);
                         break;
                     case "inputs":
-                        if (inputs is not null) throw BadRequest("The request has 'inputs' twice.");
                         inputs = ReadInputs(ref reader);
                         break;
                     case "parameters":
@@ -255,10 +256,13 @@ internal static class V2RequestReader
             string? name = null, datatype = null;
             List<long>? shape = null;
             long? binaryDataSize = null;
+            var seen = new HashSet<string>(StringComparer.Ordinal);
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 var property = reader.GetString()!.ToLowerInvariant();
                 reader.Read();
+                // The last of two would win, unseen: the caller meant one of them.
+                if (property is "name" or "datatype" or "shape" or "data" or "parameters" && !seen.Add(property)) throw BadRequest($"An input has '{property}' twice.");
                 switch (property)
                 {
                     case "name":

@@ -73,6 +73,12 @@ public static class UploadReader
                 ? "The request's body has no Content-Type, so it is not read as an image: send a raw image body with its image/* content type (e.g. image/png), or multipart/form-data with a file field 'image'."
                 : "The request has no Content-Type and no image: send multipart/form-data with a file field 'image', or a raw image body with its image/* content type.");
         }
+        if (!MediaTypeHeaderValue.TryParse(request.ContentType, out _))
+        {
+            // multipart/form-data; boundary="b (an unterminated quote): the type is one taken, its header cannot be read.
+            throw new ProblemException(ProblemCatalog.RequestBodyUnreadable,
+                $"Content-Type '{RequestText.Printable(request.ContentType)}' cannot be read as a media type (an unterminated quote, a stray character?): send e.g. 'multipart/form-data; boundary=x7' or 'image/png'.");
+        }
         throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
             $"Content-Type '{request.ContentType}' is not accepted: send multipart/form-data with a file field 'image', or a raw body of type {string.Join(", ", ImageDecoder.AcceptedContentTypes)}.");
     }

@@ -170,6 +170,11 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
             await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1,3,32,32]", "[0,true]")), HttpStatusCode.BadRequest));
         Assert.Contains($"data holds '{new string('9', 40)}...' at position 0", await AssertErrorAsync(
             await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1,3,32,32]", $"[{new string('9', 1000)}]")), HttpStatusCode.BadRequest));
+        // A member given twice: refused, not the last taken unseen.
+        Assert.Contains("An input has 'name' twice", await AssertErrorAsync(
+            await Post("/v2/models/smoke/infer", $$"""{"inputs":[{"name":"image","name":"other","shape":[1,3,32,32],"datatype":"FP32","data":{{zeros}}}]}"""), HttpStatusCode.BadRequest));
+        Assert.Contains("The request has 'inputs' twice", await AssertErrorAsync(
+            await Post("/v2/models/smoke/infer", $$"""{"inputs":[],"INPUTS":[]}"""), HttpStatusCode.BadRequest));
         // What the request leaves out is said so.
         Assert.Contains("the request gives no shape", await AssertErrorAsync(
             await Post("/v2/models/smoke/infer", $$"""{"inputs":[{"name":"image","datatype":"FP32","data":{{zeros}}}]}"""), HttpStatusCode.BadRequest));
