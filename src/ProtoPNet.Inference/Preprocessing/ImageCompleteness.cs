@@ -30,7 +30,7 @@ public static class ImageCompleteness
         jpegScans = 0;
         return format switch
         {
-            PngFormat => Png(file),
+            PngFormat => Png(file) ?? PngRowsMissing(file),
             JpegFormat => Jpeg(file, out jpegScans),
             GifFormat => Gif(file),
             BmpFormat => Bmp(file),
@@ -76,7 +76,7 @@ public static class ImageCompleteness
     /// as ImageSharp reads it: an IDAT after another chunk is not read. Judged before decoding: ImageSharp 2.1 waits
     /// forever for the rows an interlaced image lacks (two such uploads held both decoding threads for good).
     /// </summary>
-    public static string? PngRowsMissing(ReadOnlySpan<byte> file)
+    private static string? PngRowsMissing(ReadOnlySpan<byte> file)
     {
         var imageData = new List<(int Start, int Length)>();
         for (long position = 8; position + 8 <= file.Length;)

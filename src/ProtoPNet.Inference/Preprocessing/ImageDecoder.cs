@@ -146,8 +146,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         RefuseCompression(declared.Width * declared.Height, bytes.Length, format);
 
         // ImageSharp fills a missing end with grey and reports success, so an interrupted upload is found here instead.
-        if ((ImageCompleteness.FindMissingData(bytes.Span, imageFormat, out var jpegScans)
-             ?? (imageFormat is PngFormat ? ImageCompleteness.PngRowsMissing(bytes.Span) : null)) is { } missing)
+        if (ImageCompleteness.FindMissingData(bytes.Span, imageFormat, out var jpegScans) is { } missing)
         {
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missing}.");
         }

@@ -32,9 +32,6 @@ public static class TurboJpeg
         "Warning: unknown JFIF revision number", "Invalid SOS parameters for sequential JPEG", "Application transferred too many scanlines",
     ];
 
-    /// <summary>The fatal error of a JPEG TurboJPEG cannot turn into RGB (CMYK, YCCK): left to ImageSharp.</summary>
-    private const string NoRgbConversion = "Unsupported color conversion request";
-
     private static readonly Lazy<string?> Unavailable = new(Probe);
 
     /// <summary>Whether the library could be loaded.</summary>
@@ -77,7 +74,7 @@ public static class TurboJpeg
             if (headerWidth != width || headerHeight != height) return null;
             if (colorspace is ColorspaceCmyk or ColorspaceYcck)
             {
-                // Not turned into RGB here (ImageSharp decodes it), but a corrupt one is refused as Pillow refuses it.
+                // TurboJPEG turns no CMYK into RGB (ImageSharp decodes it), but a corrupt one is refused as Pillow refuses it.
                 Verify(handle, jpeg, width, height);
                 return null;
             }
@@ -88,14 +85,15 @@ public static class TurboJpeg
             {
                 if (image.DangerousTryGetSinglePixelMemory(out var memory))
                 {
-                    return Decompress(handle, jpeg, MemoryMarshal.AsBytes(memory.Span), width, height) ? image : Discard(image);
+                    Decompress(handle, jpeg, MemoryMarshal.AsBytes(memory.Span), width, height);
+                    return image;
                 }
                 // An image stored in several blocks: decoded into one pooled buffer, then copied row by row.
                 var rowBytes = width * 3;
                 var buffer = ArrayPool<byte>.Shared.Rent(rowBytes * height);
                 try
                 {
-                    if (!Decompress(handle, jpeg, buffer.AsSpan(0, rowBytes * height), width, height)) return Discard(image);
+                    Decompress(handle, jpeg, buffer.AsSpan(0, rowBytes * height), width, height);
                     image.ProcessPixelRows(rows =>
                     {
                         for (var y = 0; y < rows.Height; y++) buffer.AsSpan(y * rowBytes, rowBytes).CopyTo(MemoryMarshal.AsBytes(rows.GetRowSpan(y)));
@@ -119,26 +117,14 @@ public static class TurboJpeg
         }
     }
 
-    private static Image<Rgb24>? Discard(Image<Rgb24> image)
-    {
-        image.Dispose();
-        return null;
-    }
-
-    /// <summary>
-    /// Whether the pixels were decoded (perhaps with a warning); false for a file TurboJPEG cannot turn into RGB. A
-    /// fatal error is thrown as the file's rejection.
-    /// </summary>
-    private static bool Decompress(IntPtr handle, ReadOnlySpan<byte> jpeg, Span<byte> pixels, int width, int height)
+    /// <summary>Decodes the pixels as RGB (perhaps with a warning); a fatal error is thrown as the file's rejection.</summary>
+    private static void Decompress(IntPtr handle, ReadOnlySpan<byte> jpeg, Span<byte> pixels, int width, int height)
     {
         if (Native.tjDecompress2(handle, in MemoryMarshal.GetReference(jpeg), (nuint)jpeg.Length, ref MemoryMarshal.GetReference(pixels),
-                width, width * 3, height, PixelFormatRgb, 0) == 0)
+                width, width * 3, height, PixelFormatRgb, 0) != 0)
         {
-            return true;
+            ThrowUnlessWarning(handle);
         }
-        if (Marshal.PtrToStringAnsi(Native.tjGetErrorStr2(handle)) == NoRgbConversion) return false;
-        ThrowUnlessWarning(handle);
-        return true;
     }
 
     /// <summary>Decodes a CMYK or YCCK JPEG's inks, only to see that libjpeg can: a fatal error is thrown as the file's rejection.</summary>

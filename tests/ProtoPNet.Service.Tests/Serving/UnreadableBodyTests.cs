@@ -31,48 +31,40 @@ public class UnreadableBodyTests(TrainerBundles bundles)
     [Fact]
     public async Task BodiesThatStallBreakOrEndEarlyAre4xxOnEveryEndpointThatReadsOne()
     {
-        var jobs = Directory.CreateTempSubdirectory("protopnet-unreadable-jobs-");
-        try
-        {
-            await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"),
-                ("Security__AdminApiKey", AdminKey), ("Training__JobsRoot", jobs.FullName));
-            var port = service.Client.BaseAddress!.Port;
-            // All at once: each stalled body waits out the same grace period.
-            var stalled = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.Stalled)).ToArray();
-            var broken = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.BrokenChunk)).ToArray();
-            var overflowing = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.OverflowingChunk)).ToArray();
-            var closed = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.ClosedEarly)).ToArray();
-            await Task.WhenAll(stalled.Concat(broken).Concat(overflowing).Concat(closed));
+        await using var endpoints = await EveryBodyEndpoint.StartAsync(bundles);
+        var service = endpoints.Service;
+        var port = service.Client.BaseAddress!.Port;
+        // All at once: each stalled body waits out the same grace period.
+        var stalled = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.Stalled)).ToArray();
+        var broken = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.BrokenChunk)).ToArray();
+        var overflowing = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.OverflowingChunk)).ToArray();
+        var closed = Endpoints.Select(e => SendAsync(port, e.Path, e.ContentType, Body.ClosedEarly)).ToArray();
+        await Task.WhenAll(stalled.Concat(broken).Concat(overflowing).Concat(closed));
 
-            for (var i = 0; i < Endpoints.Length; i++)
-            {
-                var (path, contentType) = Endpoints[i];
-                AssertError(await stalled[i], 408, "request-timeout", path, contentType);
-                AssertError(await broken[i], 400, "request-body-unreadable", path, contentType);
-                AssertError(await overflowing[i], 400, "request-body-unreadable", path, contentType);
-            }
-            // Every request, the ones closed early too, is logged with a 4xx: 499 when Kestrel sees the client go, or 400 when
-            // it reads the end of the body first (which of the two depends on timing).
-            foreach (var path in Endpoints.Select(e => e.Path).Distinct())
-            {
-                var expected = 4 * Endpoints.Count(e => e.Path == path);
-                string[] Logged() => service.Output.Where(line => line.Contains($"POST {path} responded ", StringComparison.Ordinal)).ToArray();
-                await Eventually.TrueAsync(() => Logged().Length == expected,
-                    () => $"{expected} requests to {path} should be logged; the log says:\n" + string.Join('\n', service.Output.Where(l => l.Contains(" responded ", StringComparison.Ordinal))));
-                Assert.All(Logged(), line => Assert.Matches($@"POST {Regex.Escape(path)} responded 4\d\d ", line));
-            }
-            // A training job that declares more than the 1 MiB limit of bodies that are not uploads: refused once the
-            // endpoint starts reading it (the rest is never sent; a client still sending meets a closed connection).
-            AssertError(await SendAsync(port, "/training/jobs", "application/json", Body.DeclaredTooLarge), 413, "request-too-large",
-                "/training/jobs", "application/json");
-            Assert.DoesNotContain(service.Output, line => line.Contains("responded 500", StringComparison.Ordinal));
-            // The service goes on serving.
-            Assert.Equal(System.Net.HttpStatusCode.OK, (await service.Client.GetAsync("/health/ready")).StatusCode);
-        }
-        finally
+        for (var i = 0; i < Endpoints.Length; i++)
         {
-            jobs.Delete(recursive: true);
+            var (path, contentType) = Endpoints[i];
+            AssertError(await stalled[i], 408, "request-timeout", path, contentType);
+            AssertError(await broken[i], 400, "request-body-unreadable", path, contentType);
+            AssertError(await overflowing[i], 400, "request-body-unreadable", path, contentType);
         }
+        // Every request, the ones closed early too, is logged with a 4xx: 499 when Kestrel sees the client go, or 400 when
+        // it reads the end of the body first (which of the two depends on timing).
+        foreach (var path in Endpoints.Select(e => e.Path).Distinct())
+        {
+            var expected = 4 * Endpoints.Count(e => e.Path == path);
+            string[] Logged() => service.Output.Where(line => line.Contains($"POST {path} responded ", StringComparison.Ordinal)).ToArray();
+            await Eventually.TrueAsync(() => Logged().Length == expected,
+                () => $"{expected} requests to {path} should be logged; the log says:\n" + string.Join('\n', service.Output.Where(l => l.Contains(" responded ", StringComparison.Ordinal))));
+            Assert.All(Logged(), line => Assert.Matches($@"POST {Regex.Escape(path)} responded 4\d\d ", line));
+        }
+        // A training job that declares more than the 1 MiB limit of bodies that are not uploads: refused once the
+        // endpoint starts reading it (the rest is never sent; a client still sending meets a closed connection).
+        AssertError(await SendAsync(port, "/training/jobs", "application/json", Body.DeclaredTooLarge), 413, "request-too-large",
+            "/training/jobs", "application/json");
+        Assert.DoesNotContain(service.Output, line => line.Contains("responded 500", StringComparison.Ordinal));
+        // The service goes on serving.
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await service.Client.GetAsync("/health/ready")).StatusCode);
     }
 
     /// <summary>
@@ -83,35 +75,27 @@ public class UnreadableBodyTests(TrainerBundles bundles)
     [Fact]
     public async Task AClientThatResetsItsConnectionMidUploadIsLogged499OnEveryEndpoint()
     {
-        var jobs = Directory.CreateTempSubdirectory("protopnet-reset-jobs-");
-        try
+        await using var endpoints = await EveryBodyEndpoint.StartAsync(bundles);
+        var service = endpoints.Service;
+        foreach (var (path, contentType) in Endpoints)
         {
-            await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"),
-                ("Security__AdminApiKey", AdminKey), ("Training__JobsRoot", jobs.FullName));
-            foreach (var (path, contentType) in Endpoints)
-            {
-                using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                await socket.ConnectAsync("127.0.0.1", service.Client.BaseAddress!.Port);
-                await socket.SendAsync(Encoding.ASCII.GetBytes($"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {contentType}\r\n" +
-                    $"Content-Length: 100000\r\nX-Api-Key: {AdminKey}\r\n\r\n0123456789"));
-                // Until the endpoint waits for the rest of the body (its buffer hold is taken as it starts reading).
-                await Task.Delay(300);
-                socket.LingerState = new LingerOption(true, 0);
-                socket.Close();
-                await Eventually.TrueAsync(() => service.Output.Any(line => line.Contains($"POST {path} responded ", StringComparison.Ordinal)),
-                    () => string.Join('\n', service.Output));
-                Assert.All(service.Output.Where(line => line.Contains($"POST {path} responded ", StringComparison.Ordinal)),
-                    line => Assert.Contains($"POST {path} responded 499 ", line));
-            }
-            Assert.DoesNotContain(service.Output, line => line.Contains("ERR", StringComparison.Ordinal) || line.Contains("Exception", StringComparison.Ordinal));
-            var metrics = await service.Client.GetStringAsync("/metrics");
-            Assert.DoesNotContain("status=\"500\"", metrics);
-            Assert.DoesNotContain("status=\"400\"", metrics);
+            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await socket.ConnectAsync("127.0.0.1", service.Client.BaseAddress!.Port);
+            await socket.SendAsync(Encoding.ASCII.GetBytes($"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {contentType}\r\n" +
+                $"Content-Length: 100000\r\nX-Api-Key: {AdminKey}\r\n\r\n0123456789"));
+            // Until the endpoint waits for the rest of the body (its buffer hold is taken as it starts reading).
+            await Task.Delay(300);
+            socket.LingerState = new LingerOption(true, 0);
+            socket.Close();
+            await Eventually.TrueAsync(() => service.Output.Any(line => line.Contains($"POST {path} responded ", StringComparison.Ordinal)),
+                () => string.Join('\n', service.Output));
+            Assert.All(service.Output.Where(line => line.Contains($"POST {path} responded ", StringComparison.Ordinal)),
+                line => Assert.Contains($"POST {path} responded 499 ", line));
         }
-        finally
-        {
-            jobs.Delete(recursive: true);
-        }
+        Assert.DoesNotContain(service.Output, line => line.Contains("ERR", StringComparison.Ordinal) || line.Contains("Exception", StringComparison.Ordinal));
+        var metrics = await service.Client.GetStringAsync("/metrics");
+        Assert.DoesNotContain("status=\"500\"", metrics);
+        Assert.DoesNotContain("status=\"400\"", metrics);
     }
 
     /// <summary>
@@ -383,5 +367,32 @@ public class UnreadableBodyTests(TrainerBundles bundles)
             body = whole.ToString();
         }
         return (status, Header("Content-Type") ?? "", body);
+    }
+
+    /// <summary>The smoke service with every endpoint that reads a body open (the training API: an admin key, a jobs folder it deletes).</summary>
+    private sealed class EveryBodyEndpoint(ServiceProcess service, DirectoryInfo jobs) : IAsyncDisposable
+    {
+        public ServiceProcess Service => service;
+
+        public static async Task<EveryBodyEndpoint> StartAsync(TrainerBundles bundles)
+        {
+            var jobs = Directory.CreateTempSubdirectory("protopnet-body-jobs-");
+            try
+            {
+                return new EveryBodyEndpoint(await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"),
+                    ("Security__AdminApiKey", AdminKey), ("Training__JobsRoot", jobs.FullName)), jobs);
+            }
+            catch
+            {
+                jobs.Delete(recursive: true);
+                throw;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await service.DisposeAsync();
+            jobs.Delete(recursive: true);
+        }
     }
 }
