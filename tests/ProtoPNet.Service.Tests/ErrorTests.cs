@@ -142,6 +142,20 @@ public class ErrorTests(TrainerBundles bundles)
         }
     }
 
+    /// <summary>
+    /// A request for the server as a whole (<c>OPTIONS *</c>, which only a real socket can send) has no path: its 404 and
+    /// its log line name the target it asked for, not an empty path.
+    /// </summary>
+    [Fact]
+    public async Task ARequestForTheWholeServerIsNamedByItsTarget()
+    {
+        await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
+        var answer = await Http.SendWrittenAsync(service.Client.BaseAddress!.Port, "OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        Assert.StartsWith("HTTP/1.1 404 ", answer);
+        Assert.Contains("No endpoint matches OPTIONS *. The API is described at /swagger.", answer);
+        await service.WaitForLineAsync("HTTP OPTIONS * responded 404 ");
+    }
+
     [Fact]
     public async Task UnknownModelPathsAre404()
     {

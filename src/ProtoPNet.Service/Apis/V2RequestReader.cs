@@ -243,7 +243,7 @@ internal static class V2RequestReader
     }
 
     /// <summary>What an input says about itself (the data are the first input's only: the model has one).</summary>
-    internal sealed record InputHeader(string? Name, string? Datatype, IReadOnlyList<long>? Shape, long? BinaryDataSize = null);
+    internal sealed record InputHeader(string? Name, string? Datatype, IReadOnlyList<Int128>? Shape, long? BinaryDataSize = null);
 
     private static (List<InputHeader> Inputs, Range Data) ReadInputs(ref Utf8JsonReader reader)
     {
@@ -254,7 +254,7 @@ internal static class V2RequestReader
         {
             if (reader.TokenType != JsonTokenType.StartObject) throw BadRequest("Every input must be an object with name, shape, datatype and data.");
             string? name = null, datatype = null;
-            List<long>? shape = null;
+            List<Int128>? shape = null;
             long? binaryDataSize = null;
             var seen = new HashSet<string>(StringComparer.Ordinal);
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
@@ -315,10 +315,10 @@ internal static class V2RequestReader
         return size;
     }
 
-    private static List<long> ReadShape(ref Utf8JsonReader reader)
+    private static List<Int128> ReadShape(ref Utf8JsonReader reader)
     {
         if (reader.TokenType != JsonTokenType.StartArray) throw BadRequest("An input's 'shape' must be an array of integers.");
-        var shape = new List<long>();
+        var shape = new List<Int128>();
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
             if (shape.Count >= 16) throw BadRequest("An input's 'shape' has more than 16 dimensions.");
@@ -329,14 +329,11 @@ internal static class V2RequestReader
                 JsonTokenType.Number => Encoding.UTF8.GetString(reader.ValueSpan),
                 _ => JsonWritten(reader),
             };
-            var invariant = System.Globalization.CultureInfo.InvariantCulture;
-            if (long.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, invariant, out var dimension))
+            // 128 bits hold every dimension the protocol allows (64-bit unsigned) and negative ones, so a refusal
+            // repeats the request's number as it was sent.
+            if (Int128.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var dimension))
             {
                 shape.Add(dimension);
-            }
-            else if (ulong.TryParse(text, System.Globalization.NumberStyles.None, invariant, out _))
-            {
-                shape.Add(long.MaxValue);   // the protocol's dimensions are 64-bit unsigned; this one is beyond any request here
             }
             else
             {

@@ -91,7 +91,7 @@ public static class LoggingExtensions
             options.GetMessageTemplateProperties = (context, path, elapsed, status) =>
             [
                 new LogEventProperty("RequestMethod", new ScalarValue(context.Request.Method)),
-                new LogEventProperty("RequestPath", new ScalarValue(path)),
+                new LogEventProperty("RequestPath", new ScalarValue(path.Length == 0 ? RequestTarget.PathOf(context) : path)),
                 new LogEventProperty("StatusCode", new ScalarValue(status == StatusCodes.Status500InternalServerError ? status : RequestMetrics.FinalStatus(context))),
                 new LogEventProperty("Elapsed", new ScalarValue(elapsed)),
             ];

@@ -98,14 +98,14 @@ public static class ProblemExtensions
         StatusCodes.Status400BadRequest => UnreadableInteger(http.Request) is var (name, value)
             ? $"The query parameter {name} is '{RequestText.Echo(value)}', which is not an integer from {int.MinValue} to {int.MaxValue} (an empty value is not one either: leave it out for its default)."
             : "A parameter cannot be read as its type: the query parameters topClasses, topPrototypes and explainClass are integers (an empty value is not one: leave a query parameter out for its default).",
-        StatusCodes.Status404NotFound => $"No endpoint matches {http.Request.Method} {http.Request.Path}. The API is described at /swagger.",
-        StatusCodes.Status405MethodNotAllowed => $"{http.Request.Method} is not allowed on {http.Request.Path}. The API is described at /swagger.",
+        StatusCodes.Status404NotFound => $"No endpoint matches {http.Request.Method} {RequestTarget.PathOf(http)}. The API is described at /swagger.",
+        StatusCodes.Status405MethodNotAllowed => $"{http.Request.Method} is not allowed on {RequestTarget.PathOf(http)}. The API is described at /swagger.",
         StatusCodes.Status413PayloadTooLarge => "The request body is larger than the server accepts.",
         StatusCodes.Status415UnsupportedMediaType when RequestShapeRules.HasContentCoding(http.Request) =>
             $"Content-Encoding '{http.Request.Headers.ContentEncoding}' is not accepted: send the body as it is (image files are compressed already).",
         StatusCodes.Status415UnsupportedMediaType => string.IsNullOrEmpty(http.Request.ContentType)
-            ? $"{http.Request.Method} {http.Request.Path} needs a body with a Content-Type. The API is described at /swagger."
-            : $"Content-Type '{http.Request.ContentType}' is not accepted by {http.Request.Method} {http.Request.Path}. The API is described at /swagger.",
+            ? $"{http.Request.Method} {RequestTarget.PathOf(http)} needs a body with a Content-Type. The API is described at /swagger."
+            : $"Content-Type '{http.Request.ContentType}' is not accepted by {http.Request.Method} {RequestTarget.PathOf(http)}. The API is described at /swagger.",
         StatusCodes.Status500InternalServerError => ProblemCatalog.Unexpected.ExampleDetail,
         _ => null,
     };

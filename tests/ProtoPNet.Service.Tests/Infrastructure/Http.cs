@@ -102,6 +102,20 @@ public static class Http
         return Encode(photo, new PngEncoder());
     }
 
+    /// <summary>Sends <paramref name="request"/> as it is written (one HTTP/1.1 request, its connection closed after it) and returns the whole answer.</summary>
+    public static async Task<string> SendWrittenAsync(int port, string request)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync("127.0.0.1", port);
+        await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(request));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var answer = new MemoryStream();
+        var buffer = new byte[8192];
+        int read;
+        while ((read = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token)) > 0) answer.Write(buffer, 0, read);
+        return System.Text.Encoding.UTF8.GetString(answer.ToArray());
+    }
+
     /// <summary>
     /// Sends <see cref="NoisePhotoPng"/> to /classify with heatmaps on a socket of its own (an answer of megabytes, far
     /// beyond the sockets' buffers) and reads the answer's first bytes, no more; returns the connected socket.

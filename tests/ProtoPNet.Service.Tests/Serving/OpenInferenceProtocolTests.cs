@@ -155,9 +155,12 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         var unknownOutput = Tensor("image", "FP32", "[1,3,32,32]", zeros)[..^1] + ",\"outputs\":[{\"name\":\"output0\"}]}";
         await AssertErrorAsync(await Post("/v2/models/smoke/infer", unknownOutput), HttpStatusCode.BadRequest);
 
-        // A dimension the protocol allows (64-bit unsigned) but no request here can hold, and one that is not an integer.
-        Assert.Contains("at most", await AssertErrorAsync(
+        // A dimension the protocol allows (64-bit unsigned) but no request here can hold, repeated as sent, and one that
+        // is not an integer.
+        Assert.Contains("N is 18446744073709551615; at most", await AssertErrorAsync(
             await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[18446744073709551615,3,32,32]", zeros)), HttpStatusCode.BadRequest));
+        Assert.Contains("the request says [1, 9223372036854775808, 32, 32]", await AssertErrorAsync(
+            await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1,9223372036854775808,32,32]", zeros)), HttpStatusCode.BadRequest));
         Assert.Contains("integers", await AssertErrorAsync(
             await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1.0,3,32,32]", zeros)), HttpStatusCode.BadRequest));
         // A value that is no number is named as JSON writes it (not the parser's token names, 'Null', 'StartArray'),
