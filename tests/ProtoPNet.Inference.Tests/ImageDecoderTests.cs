@@ -9,6 +9,7 @@ using SixLabors.ImageSharp.Formats.Bmp;
 using SixLabors.ImageSharp.Formats.Gif;
 using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.Formats.Tiff;
+using SixLabors.ImageSharp.Formats.Tiff.Constants;
 using SixLabors.ImageSharp.Formats.Webp;
 using SixLabors.ImageSharp.Metadata.Profiles.Exif;
 using SixLabors.ImageSharp.PixelFormats;
@@ -660,24 +661,45 @@ public class ImageDecoderTests
     }
 
     /// <summary>
-    /// A BMP of 0 bits per pixel makes ImageSharp divide by zero: refused as not decodable with a reason a client can read,
-    /// not the runtime's "Attempted to divide by zero."; a compression it does not support keeps its own words.
+    /// A PackBits TIFF whose first run repeats a byte past its strip makes ImageSharp index out of its buffer: refused as
+    /// not decodable with a reason a client can read, not the runtime's words; a compression ImageSharp does not support
+    /// keeps its own words. (A BMP of 0 bits per pixel, which made ImageSharp divide by zero, is refused before decoding:
+    /// no BMP has that depth.)
     /// </summary>
     [Fact]
     public void ADecoderFaultOnAMalformedFileIsExplainedInPlainWords()
     {
+        using var small = TestImages.Pattern(4, 2);
+        var packBits = TestImages.Encode(small, new TiffEncoder { Compression = TiffCompression.PackBits, BitsPerPixel = TiffBitsPerPixel.Bit24 });
+        var strip = (int)TiffStripOffset(packBits);
+        packBits[strip] = 0x81;   // repeat the next byte 128 times, in a strip of 24
+        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(packBits));
+        Assert.Equal(ImageRejection.NotDecodable, error.Rejection);
+        Assert.Equal("The TIFF image is truncated or corrupt: its fields contradict each other (the decoder stopped on them)", error.Message);
+
         using var image = TestImages.Pattern(40, 30);
         var bytes = TestImages.Encode(image, EncoderFor("bmp"));
         var unsupported = bytes.ToArray();
         BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(28), 0);   // biBitCount
-        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(bytes));
-        Assert.Equal(ImageRejection.NotDecodable, error.Rejection);
-        Assert.Contains("contradict each other", error.Message);
-        Assert.DoesNotContain("divide", error.Message, StringComparison.OrdinalIgnoreCase);
+        error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(bytes));
+        Assert.Equal("The BMP image is corrupt: its header declares 0 bits per pixel.", error.Message);
 
         BinaryPrimitives.WriteUInt32LittleEndian(unsupported.AsSpan(30), 99);   // biCompression
         error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(unsupported));
         Assert.Contains("Does not support this kind of bitmap", error.Message);
+    }
+
+    /// <summary>Where the first strip of a little-endian TIFF's first directory starts (its StripOffsets tag, 273).</summary>
+    private static uint TiffStripOffset(byte[] tiff)
+    {
+        var directory = (int)BinaryPrimitives.ReadUInt32LittleEndian(tiff.AsSpan(4));
+        for (var entry = directory + 2; entry < directory + 2 + 12 * BinaryPrimitives.ReadUInt16LittleEndian(tiff.AsSpan(directory)); entry += 12)
+        {
+            if (BinaryPrimitives.ReadUInt16LittleEndian(tiff.AsSpan(entry)) != 273) continue;
+            var type = BinaryPrimitives.ReadUInt16LittleEndian(tiff.AsSpan(entry + 2));
+            return type == 3 ? BinaryPrimitives.ReadUInt16LittleEndian(tiff.AsSpan(entry + 8)) : BinaryPrimitives.ReadUInt32LittleEndian(tiff.AsSpan(entry + 8));
+        }
+        throw new InvalidDataException("the TIFF has no StripOffsets");
     }
 
     [Fact]

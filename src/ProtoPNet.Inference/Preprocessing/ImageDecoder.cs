@@ -150,6 +150,11 @@ public sealed class ImageDecoder(ImageLimits limits)
         {
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missing}.");
         }
+        // ImageSharp decodes on through damage Pillow refuses: such a file is refused rather than classified as the garbage the trainer never saw.
+        if (FindCorruption(bytes.Span, imageFormat) is { } corruption)
+        {
+            throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {corruption}.");
+        }
         // Each scan of a progressive JPEG is decoded over the whole image: hundreds of tiny scans cost tens of seconds.
         if (jpegScans > MaxJpegScans)
         {
@@ -190,6 +195,15 @@ public sealed class ImageDecoder(ImageLimits limits)
         AutoOrient(picture ?? decoded, orientation);
         return new DecodedImage(CompositeOverWhite(picture ?? decoded), format);
     }
+
+    /// <summary>What is damaged in a whole file that the decoder would decode anyway (one sentence), or null.</summary>
+    private static string? FindCorruption(ReadOnlySpan<byte> file, IImageFormat format) => format switch
+    {
+        TiffFormat => TiffStripData.FindCorruption(file),
+        PngFormat => PngChecksums.FindCorruption(file),
+        BmpFormat => BmpPixelData.FindCorruption(file),
+        _ => null,
+    };
 
     /// <summary>Width x height as the header says, without decoding a pixel; null when the header cannot be read.</summary>
     public static long? PixelCount(ReadOnlyMemory<byte> bytes)
@@ -240,12 +254,13 @@ public sealed class ImageDecoder(ImageLimits limits)
         }
         catch (NotSupportedException exception)
         {
-            // A sound file in a form the decoder does not take (a CMYK or a tiled TIFF): not "corrupt", and what to send instead.
+            // A sound file in a form the decoder does not take (a CMYK, tiled, grey-and-alpha, RGBX, 32-bit integer or
+            // CIELab TIFF): not "corrupt", and what to send instead.
             var advice = exception.Message.Contains("photometric interpretation is not supported: Separated", StringComparison.Ordinal)
                 ? " (CMYK colour: send the picture in RGB, e.g. as PNG or JPEG)"
                 : exception.Message.Contains("Tiled images are not supported", StringComparison.Ordinal)
                     ? " (a tiled TIFF: send the picture as PNG or JPEG, or as a TIFF in strips)"
-                    : "";
+                    : " (send the picture as PNG or JPEG)";
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is in a form not decoded here: {exception.Message.TrimEnd('.')}{advice}.", exception);
         }
         catch (Exception exception) when (exception is not OutOfMemoryException)

@@ -51,12 +51,23 @@ def form_the_service_refuses(path: str) -> Optional[str]:
     if not path.lower().endswith((".tif", ".tiff")):
         return None
     with Image.open(path) as picture:
-        if picture.format == "TIFF" and picture.mode == "CMYK":
-            return "CMYK TIFF"
-        if picture.format == "TIFF" and TIFF_TILE_WIDTH in picture.tag_v2:
+        if picture.format != "TIFF":
+            return None
+        if picture.mode in TIFF_MODES_THE_SERVICE_REFUSES:
+            return TIFF_MODES_THE_SERVICE_REFUSES[picture.mode]
+        sample_format = picture.tag_v2.get(TIFF_SAMPLE_FORMAT, ())
+        if TIFF_SIGNED_INTEGER in (sample_format if isinstance(sample_format, tuple) else (sample_format,)):
+            return "signed-integer TIFF"
+        if TIFF_TILE_WIDTH in picture.tag_v2:
             return "tiled TIFF"
     return None
 
+
+# Pillow's modes of TIFF files whose samples the service's decoder (ImageSharp) does not take.
+TIFF_MODES_THE_SERVICE_REFUSES = {"CMYK": "CMYK TIFF", "LA": "grey-and-alpha TIFF", "RGBX": "RGBX TIFF",
+                                  "LAB": "CIELab TIFF"}
+
+TIFF_SAMPLE_FORMAT, TIFF_SIGNED_INTEGER = 339, 2   # samples as signed integers, which the service's decoder does not take
 
 TIFF_TILE_WIDTH = 322   # the tag a tiled TIFF has (one in strips has RowsPerStrip)
 

@@ -1,0 +1,102 @@
+using System.Buffers.Binary;
+
+namespace ProtoPNet.Inference.Preprocessing;
+
+/// <summary>
+/// Whether a BMP's header and pixel data say something a reader can follow. ImageSharp decodes on where Pillow (the
+/// trainer's decoder) refuses, so a damaged upload was classified while the trainer could not read it: a bit depth no
+/// BMP has, red, green and blue masks (BITFIELDS) that overlap, leave gaps or reach past the pixel's bits, and RLE data that gives
+/// fewer pixels than the header declares (ImageSharp leaves the rest black; Pillow follows the runs as here and
+/// refuses, "not enough image data").
+/// </summary>
+public static class BmpPixelData
+{
+    private const uint Rle8 = 1, Rle4 = 2, Bitfields = 3, EmbeddedJpeg = 4, EmbeddedPng = 5, AlphaBitfields = 6;
+
+    /// <summary>What is wrong with the header or the RLE data (one sentence), or null (also for a header this check does not read).</summary>
+    public static string? FindCorruption(ReadOnlySpan<byte> file)
+    {
+        if (file.Length < 54 || file[0] != 'B' || file[1] != 'M') return null;
+        var headerSize = BinaryPrimitives.ReadUInt32LittleEndian(file[14..]);
+        if (headerSize < 40) return null;   // the OS/2 core header: no compression, no masks
+        var width = BinaryPrimitives.ReadInt32LittleEndian(file[18..]);
+        var height = Math.Abs((long)BinaryPrimitives.ReadInt32LittleEndian(file[22..]));
+        var bits = BinaryPrimitives.ReadUInt16LittleEndian(file[28..]);
+        var compression = BinaryPrimitives.ReadUInt32LittleEndian(file[30..]);
+        // A BMP holding a JPEG or PNG declares 0 bits: not corrupt, but a kind the decoder says it does not support.
+        if (bits is not (1 or 2 or 4 or 8 or 16 or 24 or 32) && compression is not (EmbeddedJpeg or EmbeddedPng)) return $"its header declares {bits} bits per pixel";
+        if (compression is Bitfields or AlphaBitfields && bits is 16 or 32 && file.Length >= 66)
+        {
+            // The red, green and blue masks: an alpha mask beside them is not judged (Pillow reads past a bad one too).
+            uint seen = 0;
+            for (var i = 0; i < 3; i++)
+            {
+                var mask = BinaryPrimitives.ReadUInt32LittleEndian(file[(54 + i * 4)..]);
+                if (mask == 0) continue;   // a channel the pixels do not have
+                var contiguous = ((mask >> System.Numerics.BitOperations.TrailingZeroCount(mask)) & ((mask >> System.Numerics.BitOperations.TrailingZeroCount(mask)) + 1)) == 0;
+                if ((bits == 16 && mask > 0xFFFF) || !contiguous || (seen & mask) != 0)
+                {
+                    return $"its {"RGB"[i]} colour mask 0x{mask:X} does not fit its {bits}-bit pixels beside the others";
+                }
+                seen |= mask;
+            }
+        }
+        if (compression is Rle8 or Rle4 && width > 0 && height > 0)
+        {
+            var start = BinaryPrimitives.ReadUInt32LittleEndian(file[10..]);
+            var wanted = width * height;
+            var pixels = RlePixels(file, start, width, wanted, compression == Rle4);
+            if (pixels < wanted) return $"its RLE data gives {pixels} of the {width}x{height} pixels it declares";
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// How many pixels RLE data starting at <paramref name="start"/> gives, at most <paramref name="wanted"/>, counted
+    /// as Pillow decodes it: an encoded run is cut at its row's end, an end of line fills the row, a delta skips pixels,
+    /// an absolute run counts its pixels; an end of bitmap or the data's end stops.
+    /// </summary>
+    private static long RlePixels(ReadOnlySpan<byte> file, long start, long width, long wanted, bool rle4)
+    {
+        long pixels = 0, x = 0, position = start;
+        while (pixels < wanted)
+        {
+            if (position + 2 > file.Length) return pixels;
+            int count = file[(int)position], value = file[(int)position + 1];
+            position += 2;
+            if (count > 0)
+            {
+                var run = Math.Max(0, Math.Min(count, width - x));
+                pixels += run;
+                x += run;
+            }
+            else if (value == 0)
+            {
+                pixels += (width - pixels % width) % width;
+                x = 0;
+            }
+            else if (value == 1)
+            {
+                return pixels;
+            }
+            else if (value == 2)
+            {
+                if (position + 2 > file.Length) return pixels;
+                pixels += file[(int)position] + (long)file[(int)position + 1] * width;
+                position += 2;
+                x = pixels % width;
+            }
+            else
+            {
+                var bytes = rle4 ? value / 2 : value;
+                var read = Math.Min(bytes, file.Length - position);
+                position += read;
+                pixels += rle4 ? read * 2 : read;
+                if (read < bytes) return pixels;
+                x += value;
+                if (position % 2 != 0) position++;
+            }
+        }
+        return pixels;
+    }
+}

@@ -1,0 +1,59 @@
+using System.Buffers.Binary;
+
+namespace ProtoPNet.Inference.Preprocessing;
+
+/// <summary>
+/// Whether the chunks before a PNG's image data are sound: each named by four letters, digits or underscores, each with
+/// the CRC of its type and data. ImageSharp checks the CRC of the critical chunks only and skips a damaged ancillary one
+/// (gAMA, cHRM, bKGD, tIME...); Pillow (the trainer's decoder) refuses the file ("broken PNG file"), so a damaged upload
+/// was classified while the trainer could not read it. After the first IDAT Pillow reads no more CRCs, nor does this.
+/// </summary>
+public static class PngChecksums
+{
+    private static readonly uint[] Table = CreateTable();
+
+    /// <summary>What is wrong with a chunk before the image data (one sentence), or null.</summary>
+    public static string? FindCorruption(ReadOnlySpan<byte> file)
+    {
+        for (long position = 8; position + 12 <= file.Length;)
+        {
+            var length = BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
+            var type = file.Slice((int)position + 4, 4);
+            if (type.SequenceEqual("IDAT"u8) || type.SequenceEqual("IEND"u8)) return null;
+            foreach (var letter in type)
+            {
+                if (letter is not ((>= (byte)'A' and <= (byte)'Z') or (>= (byte)'a' and <= (byte)'z') or (>= (byte)'0' and <= (byte)'9') or (byte)'_'))
+                {
+                    return $"the chunk at byte {position} has no chunk name (bytes {Convert.ToHexString(type)})";
+                }
+            }
+            if (position + 12 + length > file.Length) return null;   // the completeness check says so
+            var stored = BinaryPrimitives.ReadUInt32BigEndian(file[(int)(position + 8 + length)..]);
+            if (Crc(file.Slice((int)position + 4, (int)length + 4)) != stored)
+            {
+                return $"its {System.Text.Encoding.ASCII.GetString(type)} chunk at byte {position} fails its CRC check";
+            }
+            position += 12 + length;
+        }
+        return null;
+    }
+
+    private static uint Crc(ReadOnlySpan<byte> bytes)
+    {
+        var crc = 0xFFFFFFFFu;
+        foreach (var b in bytes) crc = Table[(crc ^ b) & 0xFF] ^ (crc >> 8);
+        return ~crc;
+    }
+
+    private static uint[] CreateTable()
+    {
+        var table = new uint[256];
+        for (var n = 0u; n < 256; n++)
+        {
+            var c = n;
+            for (var k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[n] = c;
+        }
+        return table;
+    }
+}

@@ -1,0 +1,175 @@
+using ProtoPNet.Inference.Preprocessing;
+using ProtoPNet.Tests.Shared;
+
+namespace ProtoPNet.Inference.Tests;
+
+/// <summary>
+/// Damaged files that the trainer's decoder (Pillow, through open_image) refuses are refused here too, rather than
+/// decoded with what is missing painted black and classified: ImageSharp decoded every one of them. Each file is a
+/// sound one, written by Pillow or by hand, with one kind of damage that a fuzzer met; the sound ones decode on both sides.
+/// </summary>
+public class DamagedImageTests
+{
+    /// <summary>The damaged files and what the refusal here says of each.</summary>
+    private static readonly (string Name, string Reason)[] Damaged =
+    [
+        ("deflate-stream.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream"),
+        ("samples.tif", "The TIFF image is corrupt: its BitsPerSample gives 3 values, but its SamplesPerPixel is 1."),
+        ("photometric.tif", "The TIFF image is corrupt: it has no PhotometricInterpretation to say what its 3 samples per pixel are."),
+        ("predictor.tif", "The TIFF image is corrupt: its Predictor is 10, not 1, 2 or 3."),
+        ("width.tif", "The TIFF image is corrupt: its strip 0 needs 38400 bytes at byte "),
+        ("crc.png", "The PNG image is corrupt: its tEXt chunk at byte 33 fails its CRC check."),
+        ("chunk-name.png", "The PNG image is corrupt: the chunk at byte 33 has no chunk name (bytes 74405874)."),
+        ("rle8-height.bmp", "The BMP image is corrupt: its RLE data gives 32 of the 8x40 pixels it declares."),
+        ("rle4-height.bmp", "The BMP image is corrupt: its RLE data gives 32 of the 8x40 pixels it declares."),
+        ("depth.bmp", "The BMP image is corrupt: its header declares 12 bits per pixel."),
+        ("masks.bmp", "The BMP image is corrupt: its G colour mask 0x87E0 does not fit its 16-bit pixels beside the others."),
+    ];
+
+    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp"];
+
+    [Fact]
+    public void ADamagedFileTheTrainerRefusesIsRefusedHereAndItsSoundOriginalDecodes()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-damaged-");
+        var verdicts = Pillow.RunPython(WriteFiles, temporary.Path).Trim().Split('\n').Select(line => line.Trim().Split(' ', 2))
+            .ToDictionary(parts => parts[0], parts => parts[1]);
+        var decoder = new ImageDecoder(new ImageLimits());
+
+        foreach (var name in Sound)
+        {
+            Assert.True(verdicts[name] == "read", $"the trainer should read {name}: {verdicts[name]}");
+            decoder.Decode(File.ReadAllBytes(Path.Combine(temporary.Path, name))).Dispose();
+        }
+        foreach (var (name, _) in Damaged) Assert.True(verdicts[name].StartsWith("refused", StringComparison.Ordinal), $"the trainer should refuse {name}, and reads it");
+        // Every file's answer, then one assertion: a failure lists each file not refused as it should be.
+        var wrong = Damaged.Select(file => (file.Name, file.Reason, Answer: Refusal(decoder, Path.Combine(temporary.Path, file.Name))))
+            .Where(file => !file.Answer.StartsWith($"{ImageRejection.NotDecodable}: {file.Reason}", StringComparison.Ordinal))
+            .Select(file => $"{file.Name}: {file.Answer}").ToArray();
+        Assert.True(wrong.Length == 0, string.Join('\n', wrong));
+    }
+
+    /// <summary>
+    /// The checks read offsets, counts and runs that the file declares: whatever the bytes, a file is decoded or refused,
+    /// never answered with another exception (a 500). Every prefix of every file, and every byte of its first 96 set
+    /// to 0x00, 0x7F and 0xFF.
+    /// </summary>
+    [Fact]
+    public void EveryCutOrChangedCopyOfTheseFilesIsDecodedOrRefused()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-damaged-");
+        Pillow.RunPython(WriteFiles, temporary.Path);
+        var decoder = new ImageDecoder(new ImageLimits());
+        var copies = 0;
+        foreach (var file in Directory.GetFiles(temporary.Path))
+        {
+            var bytes = File.ReadAllBytes(file);
+            var changed = Enumerable.Range(0, Math.Min(bytes.Length, 96)).SelectMany(at => new byte[] { 0x00, 0x7F, 0xFF }.Select(value =>
+            {
+                var copy = (byte[])bytes.Clone();
+                copy[at] = value;
+                return copy;
+            }));
+            foreach (var copy in Enumerable.Range(1, bytes.Length - 1).Select(length => bytes[..length]).Concat(changed))
+            {
+                copies++;
+                try
+                {
+                    decoder.Decode(copy).Dispose();
+                }
+                catch (ImageRejectedException)
+                {
+                    // refused with a problem of its own: a 4xx
+                }
+            }
+        }
+        Assert.True(copies > 10_000, $"only {copies} copies");
+    }
+
+    private static string Refusal(ImageDecoder decoder, string file)
+    {
+        try
+        {
+            decoder.Decode(File.ReadAllBytes(file)).Dispose();
+            return "decoded";
+        }
+        catch (ImageRejectedException refused)
+        {
+            return $"{refused.Rejection}: {refused.Message}";
+        }
+    }
+
+    /// <summary>Writes each sound file and its damaged copies into argv[1]; prints "name read" or "name refused: why" per file.</summary>
+    private const string WriteFiles = """
+        import os, struct, sys, zlib
+        from PIL import Image, PngImagePlugin
+        from protopnet_trainer.image_files import UnreadableImageError, open_image
+        folder = sys.argv[1]
+        def path(name): return os.path.join(folder, name)
+        def damaged(source, name, change):
+            data = bytearray(open(path(source), "rb").read())
+            change(data)
+            open(path(name), "wb").write(data)
+        def tiff_entry(data, tag):
+            start = struct.unpack("<I", data[4:8])[0]
+            for entry in range(start + 2, start + 2 + 12 * struct.unpack("<H", data[start:start + 2])[0], 12):
+                if struct.unpack("<H", data[entry:entry + 2])[0] == tag: return entry
+            raise KeyError(tag)
+        def set_tiff_value(tag, value):
+            def change(data): data[tiff_entry(data, tag) + 8:tiff_entry(data, tag) + 10] = struct.pack("<H", value)
+            return change
+        def rename_tiff_tag(tag, new):
+            def change(data): data[tiff_entry(data, tag):tiff_entry(data, tag) + 2] = struct.pack("<H", new)
+            return change
+
+        picture = Image.new("RGB", (40, 30))
+        picture.putdata([(x * 6, y * 8, (x * y) % 256) for y in range(30) for x in range(40)])
+        picture.save(path("deflate.tif"), compression="tiff_adobe_deflate")
+        picture.save(path("rgb.tif"))
+        picture.convert("L").resize((24, 16)).save(path("grey.tif"))
+        def break_stream(data):
+            strip = struct.unpack("<I", data[tiff_entry(data, 273) + 8:tiff_entry(data, 273) + 12])[0]
+            data[strip + 1] ^= 0x01   # the zlib header's check bits: ImageSharp decoded on
+        damaged("deflate.tif", "deflate-stream.tif", break_stream)
+        picture.save(path("predicted.tif"), compression="tiff_adobe_deflate", tiffinfo={317: 2})   # horizontal differencing
+        damaged("predicted.tif", "predictor.tif", set_tiff_value(317, 10))
+        damaged("rgb.tif", "samples.tif", set_tiff_value(277, 1))
+        damaged("rgb.tif", "photometric.tif", rename_tiff_tag(262, 263))   # Threshholding: no PhotometricInterpretation left
+        damaged("grey.tif", "width.tif", set_tiff_value(256, 2400))
+
+        text = PngImagePlugin.PngInfo()
+        text.add_text("note", "a chunk before the image data")
+        picture.save(path("text.png"), pnginfo=text)
+        def break_text(data): data[41] ^= 0x20   # a letter of the tEXt chunk at byte 33 (after IHDR)
+        damaged("text.png", "crc.png", break_text)
+        def rename_text(data): data[38] = ord("@")
+        damaged("text.png", "chunk-name.png", rename_text)
+
+        def bmp(bits, compression, colours, pixels, height=4, width=8, masks=b""):
+            header_end = 14 + 40 + len(masks) + 4 * colours
+            info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, bits, compression, len(pixels), 2835, 2835, colours, 0)
+            return b"BM" + struct.pack("<IHHI", header_end + len(pixels), 0, 0, header_end) + info + masks + \
+                b"".join(struct.pack("<BBBB", v, v, v, 0) for v in range(0, 256, 256 // max(colours, 1)) if colours) + pixels
+        rle8 = b"".join(bytes((8, row * 40, 0, 0)) for row in range(4)) + b"\x00\x01"
+        open(path("rle8.bmp"), "wb").write(bmp(8, 1, 256, rle8))
+        rle4 = b"".join(bytes((8, 0x10 * row + 3, 0, 0)) for row in range(4)) + b"\x00\x01"
+        open(path("rle4.bmp"), "wb").write(bmp(4, 2, 16, rle4))
+        def taller(data): data[22:26] = struct.pack("<i", 40)
+        damaged("rle8.bmp", "rle8-height.bmp", taller)
+        damaged("rle4.bmp", "rle4-height.bmp", taller)
+        picture.resize((8, 4)).save(path("rgb.bmp"))
+        def deeper(data): data[28:30] = struct.pack("<H", 12)
+        damaged("rgb.bmp", "depth.bmp", deeper)
+        masks = struct.pack("<III", 0xF800, 0x07E0, 0x001F)
+        open(path("rgb565.bmp"), "wb").write(bmp(16, 3, 0, bytes(range(64)), masks=masks))
+        def overlapping(data): data[58:62] = struct.pack("<I", 0x87E0)
+        damaged("rgb565.bmp", "masks.bmp", overlapping)
+
+        for name in sorted(os.listdir(folder)):
+            try:
+                open_image(path(name))
+                print(name, "read")
+            except UnreadableImageError as error:
+                print(name, "refused:", error.reason)
+        """;
+}
