@@ -24,9 +24,11 @@ public class DamagedImageTests
         ("rle4-height.bmp", "The BMP image is corrupt: its RLE data gives 32 of the 8x40 pixels it declares."),
         ("depth.bmp", "The BMP image is corrupt: its header declares 12 bits per pixel."),
         ("masks.bmp", "The BMP image is corrupt: its G colour mask 0x87E0 does not fit its 16-bit pixels beside the others."),
+        ("start.jpg", "The JPEG image is corrupt: its start-of-image marker (FF D8) is followed by byte 00 where the next marker (FF) must begin."),
+        ("hidden.gif", "The GIF image is corrupt: its blocks reach the trailer (3B) at byte "),
     ];
 
-    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp"];
+    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "small.gif"];
 
     [Fact]
     public void ADamagedFileTheTrainerRefusesIsRefusedHereAndItsSoundOriginalDecodes()
@@ -164,6 +166,18 @@ public class DamagedImageTests
         open(path("rgb565.bmp"), "wb").write(bmp(16, 3, 0, bytes(range(64)), masks=masks))
         def overlapping(data): data[58:62] = struct.pack("<I", 0x87E0)
         damaged("rgb565.bmp", "masks.bmp", overlapping)
+
+        picture.save(path("photo.jpg"), quality=90)
+        def stray_byte(data): data[2] = 0   # where the first marker after start-of-image begins
+        damaged("photo.jpg", "start.jpg", stray_byte)
+
+        # A GIF whose only image lies inside the data of an extension of an unknown label: Pillow passes over the
+        # extension's data and meets the trailer; ImageSharp read the label alone and came upon the image.
+        Image.new("P", (2, 2), 1).save(path("small.gif"))
+        small = open(path("small.gif"), "rb").read()
+        header = 13 + 3 * 2 ** ((small[10] & 7) + 1)
+        image = small[small.index(b",", header):-1]   # the image descriptor and its data, without the trailer
+        open(path("hidden.gif"), "wb").write(small[:header] + b"\x21\x99" + bytes((len(image),)) + image + b"\x00\x3b")
 
         for name in sorted(os.listdir(folder)):
             try:

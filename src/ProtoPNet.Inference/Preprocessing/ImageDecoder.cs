@@ -202,6 +202,8 @@ public sealed class ImageDecoder(ImageLimits limits)
         TiffFormat => TiffStripData.FindCorruption(file),
         PngFormat => PngChecksums.FindCorruption(file),
         BmpFormat => BmpPixelData.FindCorruption(file),
+        JpegFormat => JpegSignature.FindCorruption(file),
+        GifFormat => GifBlocks.FindCorruption(file),
         _ => null,
     };
 

@@ -1,0 +1,76 @@
+namespace ProtoPNet.Inference.Preprocessing;
+
+/// <summary>
+/// Whether a GIF's blocks lead to its first image as Pillow (the trainer's decoder) reads them: after the header and
+/// global colour table, extension blocks (introduced by 21, then a label and sub-blocks ending with a zero length) and
+/// stray bytes are passed over up to the first image descriptor (2C). ImageSharp reads extensions differently (a
+/// graphic control extension by a fixed length, an unknown label not at all) and so can come upon a 2C byte inside
+/// compressed data and decode garbage from it, where Pillow reaches the trailer (3B) or the file's end first and refuses
+/// the file; Pillow also refuses a graphic control extension too short for its fields, and an application extension
+/// (before the first image) without data. A damaged upload was classified while the trainer could not read it.
+/// </summary>
+public static class GifBlocks
+{
+    private const byte Extension = 0x21, ImageDescriptor = 0x2C, Trailer = 0x3B;
+    private const byte GraphicControl = 0xF9, Comment = 0xFE, Application = 0xFF;
+
+    /// <summary>What keeps Pillow from the first image (one sentence), or null.</summary>
+    public static string? FindCorruption(ReadOnlySpan<byte> file)
+    {
+        if (file.Length < 13 || !(file.StartsWith("GIF87a"u8) || file.StartsWith("GIF89a"u8))) return null;
+        long position = 13;
+        if ((file[10] & 0x80) != 0) position += 3L << ((file[10] & 7) + 1);
+        while (true)
+        {
+            if (position >= file.Length) return $"its blocks reach the end of the file (byte {file.Length}) before any image";
+            var at = position;
+            var introducer = file[(int)position++];
+            if (introducer == Trailer) return $"its blocks reach the trailer (3B) at byte {at} before any image";
+            if (introducer == ImageDescriptor) return null;   // a descriptor cut short is the completeness check's
+            if (introducer != Extension) continue;            // a stray byte, passed over as Pillow does
+            if (position >= file.Length) return $"its extension at byte {at} ends the file before its label";
+            var label = file[(int)position++];
+            var first = SubBlock(file, ref position, out var hasFirst);
+            if (label == GraphicControl)
+            {
+                // Pillow reads the flags, the delay (bytes 1-2) and, when the flags say so, the transparent index (byte 3).
+                var needed = first.Length > 0 && (first[0] & 1) != 0 ? 4 : 3;
+                if (first.Length < needed) return $"its graphic control extension at byte {at} has {first.Length} bytes of fields, fewer than {needed}";
+            }
+            else if (label == Comment)
+            {
+                // Pillow reads a comment's sub-blocks up to the zero length, and no further.
+                if (first.IsEmpty) continue;
+            }
+            else if (label == Application)
+            {
+                if (!hasFirst) return $"its application extension at byte {at} has no identifier";
+                if (first.StartsWith("NETSCAPE2.0"u8))
+                {
+                    SubBlock(file, ref position, out var hasLoop);
+                    if (!hasLoop) return $"its NETSCAPE2.0 application extension at byte {at} has no loop data";
+                }
+            }
+            // Then sub-blocks up to a zero length; Pillow reads on even after a first one of zero length, as this does.
+            while (!SubBlock(file, ref position, out _).IsEmpty)
+            {
+            }
+        }
+    }
+
+    /// <summary>
+    /// The data of the sub-block at <paramref name="position"/>, and moves past it; <paramref name="present"/> is false for
+    /// a zero length or the file's end (Pillow's None), and the data may be cut short by the file's end.
+    /// </summary>
+    private static ReadOnlySpan<byte> SubBlock(ReadOnlySpan<byte> file, ref long position, out bool present)
+    {
+        present = false;
+        if (position >= file.Length) return default;
+        var length = file[(int)position++];
+        if (length == 0) return default;
+        present = true;
+        var start = Math.Min(position, file.Length);
+        position += length;
+        return file[(int)start..(int)Math.Min(position, file.Length)];
+    }
+}
