@@ -31,10 +31,11 @@ COPY artifacts/containers/service-cpu/ /app/
 FROM ${PUBLISHED} AS published
 
 FROM debian:12-slim AS runtime
-# ca-certificates (and with it OpenSSL) for HTTPS calls out, e.g. to an OTLP collector; libturbojpeg0 to decode JPEG
-# uploads with libjpeg-turbo, as Pillow does in the trainer (the same pixels; ImageSharp's differ by a step in a few).
+# ca-certificates (and with it OpenSSL) for HTTPS calls out, e.g. to an OTLP collector; libturbojpeg0 and libwebp7 to
+# decode JPEG and WebP uploads with libjpeg-turbo and libwebp, as Pillow does in the trainer (the same pixels, and the
+# same refusals of damaged files; ImageSharp's JPEG pixels differ by a step in a few).
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libturbojpeg0 \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libturbojpeg0 libwebp7 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 1654 app \
  && useradd --uid 1654 --gid 1654 --create-home --no-log-init app

@@ -234,6 +234,9 @@ run_service_container() {
   service_log=$(podman logs protopnet-test-service 2>&1)
   grep -m 1 "JPEG uploads are decoded by libjpeg-turbo" <<<"$service_log" \
     || { echo "the service image decodes JPEG uploads without libjpeg-turbo"; return 1; }
+  # And libwebp, so WebP uploads too (and a damaged one is refused as Pillow refuses it).
+  grep -m 1 "WebP uploads are decoded by libwebp" <<<"$service_log" \
+    || { echo "the service image decodes WebP uploads without libwebp"; return 1; }
 }
 
 train_in_trainer_container() {
@@ -494,7 +497,7 @@ run_step "base image debian:12-slim (debootstrap stand-in)" build_base_image
 run_step "service image (CPU) builds" build_service_image
 run_step "trainer image builds" build_trainer_image
 run_step "images run as non-root with a health check" check_images
-run_step "service container classifies a PNG, decodes JPEGs with libjpeg-turbo" run_service_container
+run_step "service container classifies a PNG, decodes JPEGs with libjpeg-turbo and WebPs with libwebp" run_service_container
 run_step "trainer container trains smoke, the service serves it" train_in_trainer_container
 run_step "compose: the service" run_compose_service
 run_step "compose: the worker trains a job submitted to the service" run_compose_worker

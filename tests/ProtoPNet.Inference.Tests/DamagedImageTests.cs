@@ -5,7 +5,8 @@ namespace ProtoPNet.Inference.Tests;
 
 /// <summary>
 /// Damaged files that the trainer's decoder (Pillow, through open_image) refuses are refused here too, rather than
-/// decoded with what is missing painted black and classified: ImageSharp decoded every one of them. Each file is a
+/// decoded with what is missing painted black and classified: ImageSharp decoded every one of them (a WebP is decoded
+/// with libwebp, Pillow's own decoder, which the test machine has). Each file is a
 /// sound one, written by Pillow or by hand, with one kind of damage that a fuzzer met; the sound ones decode on both sides.
 /// </summary>
 public class DamagedImageTests
@@ -26,9 +27,10 @@ public class DamagedImageTests
         ("masks.bmp", "The BMP image is corrupt: its G colour mask 0x87E0 does not fit its 16-bit pixels beside the others."),
         ("start.jpg", "The JPEG image is corrupt: its start-of-image marker (FF D8) is followed by byte 00 where the next marker (FF) must begin."),
         ("hidden.gif", "The GIF image is corrupt: its blocks reach the trailer (3B) at byte "),
+        ("cut-partition.webp", "The WebP image is corrupt: libwebp, the decoder Pillow uses, cannot decode its image data."),
     ];
 
-    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "small.gif"];
+    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "small.gif", "photo.webp"];
 
     [Fact]
     public void ADamagedFileTheTrainerRefusesIsRefusedHereAndItsSoundOriginalDecodes()
@@ -37,6 +39,7 @@ public class DamagedImageTests
         var verdicts = Pillow.RunPython(WriteFiles, temporary.Path).Trim().Split('\n').Select(line => line.Trim().Split(' ', 2))
             .ToDictionary(parts => parts[0], parts => parts[1]);
         var decoder = new ImageDecoder(new ImageLimits());
+        Assert.True(LibWebp.IsAvailable, LibWebp.Description);
 
         foreach (var name in Sound)
         {
@@ -178,6 +181,18 @@ public class DamagedImageTests
         header = 13 + 3 * 2 ** ((small[10] & 7) + 1)
         image = small[small.index(b",", header):-1]   # the image descriptor and its data, without the trailer
         open(path("hidden.gif"), "wb").write(small[:header] + b"\x21\x99" + bytes((len(image),)) + image + b"\x00\x3b")
+
+        # A lossy WebP whose data ends two bytes into its coefficients, its chunk and RIFF sizes made to agree: whole as
+        # chunks, but libwebp runs out of data (ImageSharp read zeros on).
+        picture.save(path("photo.webp"), quality=80)
+        def cut_partition(data):
+            assert data[12:16] == b"VP8 "
+            keep = 10 + ((data[20] | data[21] << 8 | data[22] << 16) >> 5) + 2   # frame header, first partition, 2 bytes
+            del data[20 + keep:]
+            if keep % 2: data.append(0)   # a chunk's padding byte
+            data[16:20] = struct.pack("<I", keep)
+            data[4:8] = struct.pack("<I", len(data) - 8)
+        damaged("photo.webp", "cut-partition.webp", cut_partition)
 
         for name in sorted(os.listdir(folder)):
             try:

@@ -186,7 +186,10 @@ public sealed class ImageDecoder(ImageLimits limits)
                 throw;
             }
         }
-        using var decoded = Load<Rgba32>(bytes, format);
+        // libwebp when the system has it: Pillow's decoder, so the trainer's pixels, and its refusals (LibWebp).
+        using var decoded = imageFormat is WebpFormat && LibWebp.TryDecode(bytes.Span, width, height, Configuration) is { } webp
+            ? webp
+            : Load<Rgba32>(bytes, format);
         if (imageFormat is GifFormat && ImageCompleteness.GifPixelsMissing(bytes.Span) is { } missingPixels)
         {
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missingPixels}.");

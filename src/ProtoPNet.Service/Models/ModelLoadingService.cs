@@ -27,6 +27,8 @@ public sealed class ModelLoadingService(ModelRegistry registry, SessionFactory s
         else logger.LogWarning("ONNX Runtime usage telemetry may be on: ORT_DISABLE_TELEMETRY={TelemetrySetting}, as the operator set it (1 turns it off)", telemetry ?? "(unset)");
         if (TurboJpeg.IsAvailable) logger.LogInformation("JPEG uploads are decoded by {JpegDecoder:l}", TurboJpeg.Description);
         else logger.LogWarning("JPEG uploads are decoded by {JpegDecoder:l}: install libturbojpeg0 for the trainer's pixels", TurboJpeg.Description);
+        if (LibWebp.IsAvailable) logger.LogInformation("WebP uploads are decoded by {WebpDecoder:l}", LibWebp.Description);
+        else logger.LogWarning("WebP uploads are decoded by {WebpDecoder:l}: install libwebp7 for the trainer's pixels", LibWebp.Description);
         return Task.CompletedTask;
     }
 
