@@ -30,7 +30,7 @@ public class DamagedImageTests
         ("cut-partition.webp", "The WebP image is corrupt: libwebp, the decoder Pillow uses, cannot decode its image data."),
     ];
 
-    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "small.gif", "photo.webp"];
+    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "small.gif", "photo.webp"];
 
     [Fact]
     public void ADamagedFileTheTrainerRefusesIsRefusedHereAndItsSoundOriginalDecodes()
@@ -173,6 +173,10 @@ public class DamagedImageTests
         picture.save(path("photo.jpg"), quality=90)
         def stray_byte(data): data[2] = 0   # where the first marker after start-of-image begins
         damaged("photo.jpg", "start.jpg", stray_byte)
+        # Sound, though unusual: fill bytes (FF) before a marker, after start-of-image and before the tables, as the
+        # standard allows and libjpeg reads.
+        def fill(data): data[2:2] = b"\xff\xff"; data[data.index(b"\xff\xdb", 4):data.index(b"\xff\xdb", 4)] = b"\xff\xff\xff"
+        damaged("photo.jpg", "filled.jpg", fill)
 
         # A GIF whose only image lies inside the data of an extension of an unknown label: Pillow passes over the
         # extension's data and meets the trailer; ImageSharp read the label alone and came upon the image.

@@ -129,7 +129,7 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.TooManyBytes,
                 $"The image has {bytes.Length} bytes; the limit is {limits.MaxBytes} bytes.");
         }
-        bytes = TiffBitsPerSample.WithDefault(TiffStrips.WithRowsPerStripClamped(PngText.WithoutCompressedChunks(bytes)));
+        bytes = JpegFillBytes.Without(TiffBitsPerSample.WithDefault(TiffStrips.WithRowsPerStripClamped(PngText.WithoutCompressedChunks(bytes))));
         // An animated WebP: its first frame is decoded as a still, then put on the animation's canvas, whose size is judged.
         var animation = WebpFirstFrame.Find(bytes.Span);
         if (animation is not null)
