@@ -390,6 +390,44 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// Lossy WebPs, a small one with alpha and one large enough that its pixels are stored in several blocks, decode to
+    /// the trainer's pixels exactly: both sides decode with libwebp (LibWebp), the large one through the pooled buffer.
+    /// </summary>
+    [Fact]
+    public void ALossyWebPDecodesToTheTrainersPixels()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-webp-lossy-");
+        var names = Pillow.RunPython("""
+            import os, sys
+            import numpy as np
+            from PIL import Image
+            from protopnet_trainer.image_files import open_image
+            def pattern(width, height):
+                y, x = np.mgrid[0:height, 0:width]
+                return np.stack([(x * 7 + y) % 256, (y * 5) % 256, (x * y) % 251], axis=-1).astype(np.uint8)
+            alpha = np.dstack([pattern(45, 37), np.where(np.mgrid[0:37, 0:45][1] % 4 == 0, 100, 255).astype(np.uint8)])
+            Image.fromarray(alpha, "RGBA").save(os.path.join(sys.argv[1], "alpha.webp"), quality=75)
+            Image.fromarray(pattern(1300, 1000)).save(os.path.join(sys.argv[1], "large.webp"), quality=80)
+            for name in ("alpha.webp", "large.webp"):
+                path = os.path.join(sys.argv[1], name)
+                np.asarray(open_image(path), dtype=np.uint8).tofile(path + ".rgb")
+                print(name)
+            """, temporary.Path).Trim().Split('\n').Select(line => line.Trim()).ToArray();
+        Assert.Equal(["alpha.webp", "large.webp"], names);
+        Assert.True(LibWebp.IsAvailable, LibWebp.Description);
+        var decoder = new ImageDecoder(new ImageLimits());
+        foreach (var name in names)
+        {
+            var file = Path.Combine(temporary.Path, name);
+            using var decoded = decoder.Decode(File.ReadAllBytes(file));
+            var ours = new byte[decoded.Pixels.Width * decoded.Pixels.Height * 3];
+            decoded.Pixels.CopyPixelDataTo(ours);
+            var theirs = File.ReadAllBytes(file + ".rgb");
+            Assert.True(theirs.SequenceEqual(ours), $"{name}: {Enumerable.Range(0, ours.Length).Count(i => ours[i] != theirs[i])} of {ours.Length} values differ from the trainer's");
+        }
+    }
+
     [Fact]
     public void AFloatTiffDecodesToTheTrainersEightBitValues()
     {

@@ -42,19 +42,45 @@ public static class LibWebp
         {
             throw Corrupt($"libwebp reads its size as {infoWidth}x{infoHeight}, not the {width}x{height} its header gave");
         }
-        var bytes = checked(width * height * 4);
-        var pixels = ArrayPool<byte>.Shared.Rent(bytes);
+        var image = new Image<Rgba32>(configuration, width, height);
         try
         {
-            if (Native.WebPDecodeRGBAInto(in MemoryMarshal.GetReference(webp), (nuint)webp.Length, ref pixels[0], (nuint)bytes, width * 4) == IntPtr.Zero)
+            if (image.DangerousTryGetSinglePixelMemory(out var memory))
             {
-                throw Corrupt("libwebp, the decoder Pillow uses, cannot decode its image data");
+                Decode(webp, MemoryMarshal.AsBytes(memory.Span), width);
+                return image;
             }
-            return Image.LoadPixelData<Rgba32>(configuration, pixels.AsSpan(0, bytes), width, height);
+            // An image stored in several blocks: decoded into one pooled buffer, then copied row by row.
+            var rowBytes = width * 4;
+            var pixels = ArrayPool<byte>.Shared.Rent(rowBytes * height);
+            try
+            {
+                Decode(webp, pixels.AsSpan(0, rowBytes * height), width);
+                image.ProcessPixelRows(rows =>
+                {
+                    for (var y = 0; y < rows.Height; y++) pixels.AsSpan(y * rowBytes, rowBytes).CopyTo(MemoryMarshal.AsBytes(rows.GetRowSpan(y)));
+                });
+                return image;
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(pixels);
+            }
         }
-        finally
+        catch
         {
-            ArrayPool<byte>.Shared.Return(pixels);
+            image.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Decodes into <paramref name="pixels"/> (RGBA rows of <paramref name="width"/>); data libwebp cannot decode is the file's rejection.</summary>
+    private static void Decode(ReadOnlySpan<byte> webp, Span<byte> pixels, int width)
+    {
+        if (Native.WebPDecodeRGBAInto(in MemoryMarshal.GetReference(webp), (nuint)webp.Length, ref MemoryMarshal.GetReference(pixels),
+                (nuint)pixels.Length, width * 4) == IntPtr.Zero)
+        {
+            throw Corrupt("libwebp, the decoder Pillow uses, cannot decode its image data");
         }
     }
 
