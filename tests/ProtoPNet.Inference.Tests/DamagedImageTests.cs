@@ -30,7 +30,7 @@ public class DamagedImageTests
         ("cut-partition.webp", "The WebP image is corrupt: libwebp, the decoder Pillow uses, cannot decode its image data."),
     ];
 
-    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "small.gif", "photo.webp"];
+    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "photo.webp"];
 
     [Fact]
     public void ADamagedFileTheTrainerRefusesIsRefusedHereAndItsSoundOriginalDecodes()
@@ -177,6 +177,10 @@ public class DamagedImageTests
         # standard allows and libjpeg reads.
         def fill(data): data[2:2] = b"\xff\xff"; data[data.index(b"\xff\xdb", 4):data.index(b"\xff\xdb", 4)] = b"\xff\xff\xff"
         damaged("photo.jpg", "filled.jpg", fill)
+        # Damaged, yet read by libjpeg with a warning: the first segment's marker code turned into FF, so FF FF 00 follows
+        # start-of-image. No fill bytes to drop (FF 00 is no marker): decoded as before.
+        def lose_marker(data): assert data[3] == 0xE0; data[3] = 0xFF
+        damaged("photo.jpg", "lost-marker.jpg", lose_marker)
 
         # A GIF whose only image lies inside the data of an extension of an unknown label: Pillow passes over the
         # extension's data and meets the trailer; ImageSharp read the label alone and came upon the image.

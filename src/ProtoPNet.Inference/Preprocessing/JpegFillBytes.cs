@@ -20,7 +20,8 @@ public static class JpegFillBytes
         {
             var code = position + 1;
             while (code < file.Length && file[code] == Marker) code++;
-            if (code >= file.Length) break;
+            // FF 00 is no marker (a damaged file, which libjpeg reads past with a warning): left as it is.
+            if (code >= file.Length || file[code] == 0x00) break;
             if (code > position + 1) (fills ??= []).Add((position, code - 1));   // every FF but the marker's own
             // A marker without a segment (a restart, TEM) has no place here: the rest is left as it is, for the decoders to judge.
             if (file[code] == StartOfScan || file[code] is >= 0xD0 and <= 0xD7 or 0x01 || code + 2 >= file.Length) break;
