@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
 using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Tests.Shared;
 
@@ -91,11 +93,75 @@ public class DamagedImageTests
         Assert.True(copies > 10_000, $"only {copies} copies");
     }
 
-    private static string Refusal(ImageDecoder decoder, string file)
+    /// <summary>
+    /// TIFF fields that point near 2^64 (the sums of offset and size wrapped, and a read threw: a 500) or declare billions
+    /// of samples per pixel (summed one by one: seconds, or for ever): refused at once.
+    /// </summary>
+    [Fact]
+    public void HostileTiffFieldsAreRefusedAtOnce()
+    {
+        const ulong NearTheEnd = 0xFFFFFFFFFFFFFFF8;
+        (ushort, ushort, ulong, ulong)[] grey = [(256, 3, 1, 8), (257, 3, 1, 2), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 16, 1, 0), (278, 3, 1, 2), (279, 16, 1, 16)];
+        (ushort, ushort, ulong, ulong)[] With(ushort tag, ushort type, ulong count, ulong value) =>
+            [.. grey.Where(entry => entry.Item1 != tag).Append((tag, type, count, value)).OrderBy(entry => entry.Item1)];
+        var cases = new (string Name, byte[] File, string Reason)[]
+        {
+            ("a Predictor of two values near 2^64", BigTiff(With(317, 16, 2, NearTheEnd)), "Truncated: The TIFF image is truncated: the TIFF tag 317 needs 16 bytes at byte 18446744073709551608"),
+            ("a SamplesPerPixel of two values near 2^64", BigTiff(With(277, 16, 2, NearTheEnd)), "Truncated: The TIFF image is truncated: the TIFF tag 277 needs 16 bytes at byte 18446744073709551608"),
+            ("a strip near 2^64", BigTiff(With(273, 16, 1, NearTheEnd)), "Truncated: The TIFF image is truncated: the TIFF image 0 strip or tile 0 needs bytes 18446744073709551608 to"),
+            ("a first directory near 2^64", FirstDirectoryAt(NearTheEnd, BigTiff(grey)), "Truncated: The TIFF image is truncated: the TIFF data ends after 208 bytes, before image directory 0 at byte 18446744073709551608."),
+            ("2^62 samples per pixel", BigTiff(With(277, 16, 1, 1UL << 62)), "NotDecodable: The TIFF image is corrupt: its SamplesPerPixel is 4611686018427387904, more than the 6 of any image the trainer reads."),
+        };
+        var decoder = new ImageDecoder(new ImageLimits());
+        foreach (var (name, file, reason) in cases)
+        {
+            var clock = Stopwatch.StartNew();
+            var answer = Refusal(decoder, file);
+            Assert.True(answer.StartsWith(reason, StringComparison.Ordinal), $"{name}: {answer}");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"{name}: {clock.Elapsed.TotalSeconds:0.0} s");
+        }
+        Assert.Equal("decoded", Refusal(decoder, BigTiff(grey)));
+    }
+
+    /// <summary>The BigTIFF with its first directory said to be at <paramref name="offset"/>.</summary>
+    private static byte[] FirstDirectoryAt(ulong offset, byte[] bigTiff)
+    {
+        BinaryPrimitives.WriteUInt64LittleEndian(bigTiff.AsSpan(8), offset);
+        return bigTiff;
+    }
+
+    /// <summary>A little-endian BigTIFF of 8x2 grey pixels in one uncompressed strip, with these entries (tag, type, count, value); a StripOffsets of 0 points at the pixels.</summary>
+    private static byte[] BigTiff((ushort Tag, ushort Type, ulong Count, ulong Value)[] entries)
+    {
+        const int Directory = 16;
+        var pixels = Directory + 8 + 20 * entries.Length + 8;
+        var file = new byte[pixels + 16];
+        "II"u8.CopyTo(file);
+        BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(2), 43);
+        BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(4), 8);
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(8), Directory);
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(Directory), (ulong)entries.Length);
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var at = Directory + 8 + 20 * i;
+            var (tag, type, count, value) = entries[i];
+            BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at), tag);
+            BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at + 2), type);
+            BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(at + 4), count);
+            if (type == 3 && count == 1) BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at + 12), (ushort)value);
+            else BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(at + 12), tag == 273 && value == 0 ? (ulong)pixels : value);
+        }
+        for (var i = pixels; i < file.Length; i++) file[i] = (byte)(i * 7);
+        return file;
+    }
+
+    private static string Refusal(ImageDecoder decoder, string file) => Refusal(decoder, File.ReadAllBytes(file));
+
+    private static string Refusal(ImageDecoder decoder, byte[] file)
     {
         try
         {
-            decoder.Decode(File.ReadAllBytes(file)).Dispose();
+            decoder.Decode(file).Dispose();
             return "decoded";
         }
         catch (ImageRejectedException refused)

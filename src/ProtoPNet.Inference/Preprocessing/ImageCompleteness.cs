@@ -374,7 +374,7 @@ public static class ImageCompleteness
         var visited = new HashSet<ulong>();
         for (var index = 0; directory != 0 && visited.Add(directory) && visited.Count <= 1024; index++)
         {
-            if (directory + (ulong)countSize > (ulong)file.Length)
+            if (!TiffStripData.Within(directory, (ulong)countSize, file.Length))
             {
                 return $"the TIFF data ends after {file.Length} bytes, before image directory {index} at byte {directory}";
             }
@@ -399,7 +399,7 @@ public static class ImageCompleteness
                 if (count > (ulong)file.Length) return $"the TIFF tag {tag} declares {count} values; the file has only {file.Length} bytes";
                 var valueBytes = count * typeSize;
                 var valueOffset = valueBytes <= (ulong)pointerSize ? (ulong)valueField : big ? reader.U64(valueField) : reader.U32(valueField);
-                if (valueOffset + valueBytes > (ulong)file.Length)
+                if (!TiffStripData.Within(valueOffset, valueBytes, file.Length))
                 {
                     return $"the TIFF tag {tag} needs {valueBytes} bytes at byte {valueOffset}; the file ends after {file.Length}";
                 }
@@ -409,8 +409,9 @@ public static class ImageCompleteness
             for (ulong i = 0; i < Math.Min(offsets.Count, byteCounts.Count); i++)
             {
                 var start = reader.Value(offsets.At, i, offsets.Type);
-                var end = start + reader.Value(byteCounts.At, i, byteCounts.Type);
-                if (end > (ulong)file.Length)
+                var length = reader.Value(byteCounts.At, i, byteCounts.Type);
+                var end = start + length;
+                if (!TiffStripData.Within(start, length, file.Length))
                 {
                     return $"the TIFF image {index} strip or tile {i} needs bytes {start} to {end}; the file ends after {file.Length}";
                 }

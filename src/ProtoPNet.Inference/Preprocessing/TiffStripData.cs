@@ -16,6 +16,8 @@ public static class TiffStripData
         SamplesPerPixel = 277, RowsPerStrip = 278, StripByteCounts = 279, PlanarConfiguration = 284,
         Photometric = 262, Predictor = 317;
 
+    private const ulong MaxSamples = 6;
+
     /// <summary>What is wrong with the first image's strips (one sentence), or null (also when the directory is one this check does not read).</summary>
     public static string? FindCorruption(ReadOnlySpan<byte> file)
     {
@@ -33,10 +35,12 @@ public static class TiffStripData
             if (count > (ulong)file.Length / size) continue;
             var at = (ulong)(entry + 4 + directory.ValueSize);
             if (count * size > (ulong)directory.ValueSize) at = directory.Big ? reader.U64((long)at) : reader.U32((long)at);
-            if (at + count * size > (ulong)file.Length) continue;   // the completeness check says so
+            if (!Within(at, count * size, file.Length)) continue;   // the completeness check says so
             fields[tag] = (at, count, type);
         }
         var samples = One(reader, fields, SamplesPerPixel) ?? 1;
+        // Pillow refuses more samples than any of its modes has (six); the sums below then stay small.
+        if (samples > MaxSamples) return $"its SamplesPerPixel is {samples}, more than the {MaxSamples} of any image the trainer reads";
         if (fields.TryGetValue(BitsPerSample, out var bitsField) && bitsField.Count > 1 && bitsField.Count != samples)
         {
             return $"its BitsPerSample gives {bitsField.Count} values, but its SamplesPerPixel is {samples}";
@@ -69,19 +73,22 @@ public static class TiffStripData
             if (compression == 1)
             {
                 // Pillow reads an uncompressed strip's rows from its offset on, whatever its byte count says.
-                if (start + needed > (ulong)file.Length)
+                if (!Within(start, needed, file.Length))
                 {
                     return $"its strip {strip} needs {needed} bytes at byte {start} for its {width}-pixel rows; the file ends after {file.Length}";
                 }
                 continue;
             }
-            if (start + length > (ulong)file.Length) return null;   // the completeness check says so
+            if (!Within(start, length, file.Length)) return null;   // the completeness check says so
             var inflated = Inflated(file.Slice((int)start, (int)length), needed, out var corrupt);
             if (corrupt) return $"its strip {strip} is not a sound zlib stream (it stops inflating after {inflated} of the {needed} bytes its rows need)";
             if (inflated < needed) return $"its strip {strip} of deflate data inflates to {inflated} bytes; its rows need {needed}";
         }
         return null;
     }
+
+    /// <summary>Whether <paramref name="size"/> bytes from <paramref name="at"/> lie in a file of <paramref name="length"/> bytes (offsets near 2^64 included: no sum wraps).</summary>
+    internal static bool Within(ulong at, ulong size, int length) => at <= (ulong)length && size <= (ulong)length - at;
 
     /// <summary>The first value of <paramref name="tag"/>; null when the directory has none.</summary>
     private static ulong? One(TiffReader reader, Dictionary<ushort, (ulong At, ulong Count, ushort Type)> fields, ushort tag) =>
