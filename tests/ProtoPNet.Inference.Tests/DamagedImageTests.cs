@@ -30,9 +30,17 @@ public class DamagedImageTests
         ("start.jpg", "The JPEG image is corrupt: its start-of-image marker (FF D8) is followed by byte 00 where the next marker (FF) must begin."),
         ("hidden.gif", "The GIF image is corrupt: its blocks reach the trailer (3B) at byte "),
         ("cut-partition.webp", "The WebP image is corrupt: libwebp, the decoder Pillow uses, cannot decode its image data."),
+        // The same checks' other branches, each of which a mutation audit changed unseen.
+        ("old-deflate-stream.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream"),
+        ("short-deflate.tif", "The TIFF image is corrupt: its strip 0 of deflate data inflates to 3560 bytes; its rows need 3600."),
+        ("gap-mask.bmp", "The BMP image is corrupt: its G colour mask 0x7A0 does not fit its 16-bit pixels beside the others."),
+        ("wide-mask.bmp", "The BMP image is corrupt: its R colour mask 0x1F800 does not fit its 16-bit pixels beside the others."),
+        ("long-runs.bmp", "The BMP image is corrupt: its RLE data gives 32 of the 8x8 pixels it declares."),
+        ("start-01.jpg", "The JPEG image is corrupt: its start-of-image marker (FF D8) is followed by byte 01 where the next marker (FF) must begin."),
     ];
 
-    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "photo.webp"];
+    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "photo.webp",
+        "strips.tif", "rle8-absolute.bmp", "rle4-absolute.bmp", "rle4-short-absolute.bmp", "rle8-delta.bmp", "one-fill.jpg"];
 
     [Fact]
     public void ADamagedFileTheTrainerRefusesIsRefusedHereAndItsSoundOriginalDecodes()
@@ -173,7 +181,7 @@ public class DamagedImageTests
     /// <summary>Writes each sound file and its damaged copies into argv[1]; prints "name read" or "name refused: why" per file.</summary>
     private const string WriteFiles = """
         import os, struct, sys, zlib
-        from PIL import Image, PngImagePlugin
+        from PIL import Image, PngImagePlugin, TiffImagePlugin
         from protopnet_trainer.image_files import UnreadableImageError, open_image
         folder = sys.argv[1]
         def path(name): return os.path.join(folder, name)
@@ -189,6 +197,8 @@ public class DamagedImageTests
         def set_tiff_value(tag, value):
             def change(data): data[tiff_entry(data, tag) + 8:tiff_entry(data, tag) + 10] = struct.pack("<H", value)
             return change
+        def strip_of(data): return struct.unpack("<I", data[tiff_entry(data, 273) + 8:tiff_entry(data, 273) + 12])[0]
+        def strip_bytes(data): return struct.unpack("<I", data[tiff_entry(data, 279) + 8:tiff_entry(data, 279) + 12])[0]
         def rename_tiff_tag(tag, new):
             def change(data): data[tiff_entry(data, tag):tiff_entry(data, tag) + 2] = struct.pack("<H", new)
             return change
@@ -267,6 +277,43 @@ public class DamagedImageTests
             data[16:20] = struct.pack("<I", keep)
             data[4:8] = struct.pack("<I", len(data) - 8)
         damaged("photo.webp", "cut-partition.webp", cut_partition)
+
+        # Deflate strips as an older writer marks them (Compression 32946), one of them broken.
+        damaged("deflate-stream.tif", "old-deflate-stream.tif", set_tiff_value(259, 32946))
+        # A whole zlib stream of 40 bytes fewer than the rows need.
+        def short_stream(data):
+            rows = zlib.decompress(bytes(data[strip_of(data):strip_of(data) + strip_bytes(data)]))
+            shorter = zlib.compress(rows[:-40])
+            data[tiff_entry(data, 273) + 8:tiff_entry(data, 273) + 12] = struct.pack("<I", len(data))
+            data[tiff_entry(data, 279) + 8:tiff_entry(data, 279) + 12] = struct.pack("<I", len(shorter))
+            data += shorter
+        damaged("deflate.tif", "short-deflate.tif", short_stream)
+        # Strips of 7 rows, the last one shorter (30 rows): each inflates to its own rows.
+        TiffImagePlugin.STRIP_SIZE, strip_size = 7 * 40 * 3, TiffImagePlugin.STRIP_SIZE   # Pillow's bytes per strip
+        picture.save(path("strips.tif"), compression="tiff_adobe_deflate")
+        TiffImagePlugin.STRIP_SIZE = strip_size
+        assert Image.open(path("strips.tif")).tag_v2[278] == 7
+
+        def set_mask(index, mask):
+            def change(data): data[54 + 4 * index:58 + 4 * index] = struct.pack("<I", mask)
+            return change
+        damaged("rgb565.bmp", "gap-mask.bmp", set_mask(1, 0x07A0))     # green with a gap
+        damaged("rgb565.bmp", "wide-mask.bmp", set_mask(0, 0x1F800))  # red past the pixel's 16 bits
+        # RLE rows of runs longer than the row (cut at its end), so 8x8 pixels need eight rows, not four.
+        open(path("long-runs.bmp"), "wb").write(bmp(8, 1, 256, bytes((12, 80, 0, 0)) * 4 + b"\x00\x01", height=8))
+        # Sound RLE: absolute runs (padded to a word in RLE8), and a delta that skips two rows.
+        absolute8 = b"".join(bytes((0, 3, row, row + 1, row + 2, 0, 5, 200, 0, 0)) for row in range(4)) + b"\x00\x01"
+        open(path("rle8-absolute.bmp"), "wb").write(bmp(8, 1, 256, absolute8))
+        absolute4 = b"".join(bytes((0, 8, 0x12, 0x34, 0x56, 0x78, 0, 0)) for row in range(4)) + b"\x00\x01"
+        open(path("rle4-absolute.bmp"), "wb").write(bmp(4, 2, 16, absolute4))
+        # An absolute run of 4 pixels (2 bytes) and an encoded run of 12 make the one row of 16.
+        open(path("rle4-short-absolute.bmp"), "wb").write(bmp(4, 2, 16, bytes((0, 4, 0x12, 0x34, 12, 0x56, 0, 1)), height=1, width=16))
+        open(path("rle8-delta.bmp"), "wb").write(bmp(8, 1, 256, bytes((8, 40, 0, 2, 0, 2, 8, 120, 0, 1))))
+
+        def other_byte(data): data[2] = 1
+        damaged("photo.jpg", "start-01.jpg", other_byte)
+        def one_fill(data): at = data.index(b"\xff\xdb", 4); data[at:at] = b"\xff"
+        damaged("photo.jpg", "one-fill.jpg", one_fill)
 
         for name in sorted(os.listdir(folder)):
             try:

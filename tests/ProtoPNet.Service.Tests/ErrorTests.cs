@@ -142,6 +142,14 @@ public class ErrorTests(TrainerBundles bundles)
         }
     }
 
+    /// <summary>A path no endpoint serves is named in its 404 without its query string.</summary>
+    [Fact]
+    public async Task APathNoEndpointServesIsNamedWithoutItsQuery()
+    {
+        var problem = await Http.ProblemAsync(await Client.GetAsync("/no/such/route?x=1"), HttpStatusCode.NotFound);
+        Assert.Equal("No endpoint matches GET /no/such/route. The API is described at /swagger.", problem.GetProperty("detail").GetString());
+    }
+
     /// <summary>
     /// A request for the server as a whole (<c>OPTIONS *</c>, which only a real socket can send) has no path: its 404 and
     /// its log line name the target it asked for, not an empty path.

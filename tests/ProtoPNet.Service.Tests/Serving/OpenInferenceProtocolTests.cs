@@ -159,6 +159,10 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         // is not an integer.
         Assert.Contains("N is 18446744073709551615; at most", await AssertErrorAsync(
             await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[18446744073709551615,3,32,32]", zeros)), HttpStatusCode.BadRequest));
+        Assert.Contains("more than 16 dimensions", await AssertErrorAsync(
+            await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[" + string.Join(",", Enumerable.Repeat("1", 17)) + "]", zeros)), HttpStatusCode.BadRequest));
+        Assert.Contains("holds ' 1'", await AssertErrorAsync(
+            await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[\" 1\",3,32,32]", zeros)), HttpStatusCode.BadRequest));
         Assert.Contains("the request says [1, 9223372036854775808, 32, 32]", await AssertErrorAsync(
             await Post("/v2/models/smoke/infer", Tensor("image", "FP32", "[1,9223372036854775808,32,32]", zeros)), HttpStatusCode.BadRequest));
         Assert.Contains("integers", await AssertErrorAsync(
@@ -215,7 +219,8 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
     public async Task InferTakesAnyContentType()
     {
         var (input, expected) = ProbeRows(1);
-        var request = $$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":{{JsonSerializer.Serialize(input)}}}],"outputs":[{"name":"logits"}]}""";
+        // The shape's numbers as strings, as the service's JSON options read numbers elsewhere.
+        var request = $$"""{"inputs":[{"name":"image","shape":["1","3","32","32"],"datatype":"FP32","data":{{JsonSerializer.Serialize(input)}}}],"outputs":[{"name":"logits"}]}""";
         foreach (var contentType in new[] { "application/x-www-form-urlencoded", "text/plain" })
         {
             var body = await Http.JsonAsync(await Client.PostAsync("/v2/models/smoke/infer", new StringContent(request, Encoding.UTF8, contentType)));
