@@ -36,10 +36,14 @@ public class DamagedImageTests
         ("gap-mask.bmp", "The BMP image is corrupt: its G colour mask 0x7A0 does not fit its 16-bit pixels beside the others."),
         ("wide-mask.bmp", "The BMP image is corrupt: its R colour mask 0x1F800 does not fit its 16-bit pixels beside the others."),
         ("long-runs.bmp", "The BMP image is corrupt: its RLE data gives 32 of the 8x8 pixels it declares."),
+        ("short-control.gif", "The GIF image is corrupt: its graphic control extension at byte 25 has 2 bytes of fields, fewer than 3."),
+        ("short-transparent.gif", "The GIF image is corrupt: its graphic control extension at byte 25 has 3 bytes of fields, fewer than 4."),
+        ("no-identifier.gif", "The GIF image is corrupt: its application extension at byte 25 has no identifier."),
+        ("no-loop.gif", "The GIF image is corrupt: its NETSCAPE2.0 application extension at byte 25 has no loop data."),
         ("start-01.jpg", "The JPEG image is corrupt: its start-of-image marker (FF D8) is followed by byte 01 where the next marker (FF) must begin."),
     ];
 
-    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "photo.webp",
+    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "empty-comment.gif", "photo.webp",
         "strips.tif", "rle8-absolute.bmp", "rle4-absolute.bmp", "rle4-short-absolute.bmp", "rle8-delta.bmp", "one-fill.jpg"];
 
     [Fact]
@@ -265,6 +269,18 @@ public class DamagedImageTests
         header = 13 + 3 * 2 ** ((small[10] & 7) + 1)
         image = small[small.index(b",", header):-1]   # the image descriptor and its data, without the trailer
         open(path("hidden.gif"), "wb").write(small[:header] + b"\x21\x99" + bytes((len(image),)) + image + b"\x00\x3b")
+
+        # Extensions before the image that Pillow cannot read: a graphic control extension too short for its delay, or
+        # for the transparent index its flags announce; an application extension with no identifier, or NETSCAPE2.0's
+        # with no loop data.
+        def before_image(name, extension):
+            at = small.index(b",", header)
+            open(path(name), "wb").write(small[:at] + extension + small[at:])
+        before_image("short-control.gif", b"\x21\xf9\x02\x00\x00\x00")
+        before_image("short-transparent.gif", b"\x21\xf9\x03\x01\x00\x00\x00")
+        before_image("no-identifier.gif", b"\x21\xff\x00\x00")
+        before_image("no-loop.gif", b"\x21\xff\x0bNETSCAPE2.0\x00")
+        before_image("empty-comment.gif", b"\x21\xfe\x00")
 
         # A lossy WebP whose data ends two bytes into its coefficients, its chunk and RIFF sizes made to agree: whole as
         # chunks, but libwebp runs out of data (ImageSharp read zeros on).
