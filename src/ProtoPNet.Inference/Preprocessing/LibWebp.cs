@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.InteropServices;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
@@ -42,36 +41,7 @@ public static class LibWebp
         {
             throw Corrupt($"libwebp reads its size as {infoWidth}x{infoHeight}, not the {width}x{height} its header gave");
         }
-        var image = new Image<Rgba32>(configuration, width, height);
-        try
-        {
-            if (image.DangerousTryGetSinglePixelMemory(out var memory))
-            {
-                Decode(webp, MemoryMarshal.AsBytes(memory.Span), width);
-                return image;
-            }
-            // An image stored in several blocks: decoded into one pooled buffer, then copied row by row.
-            var rowBytes = width * 4;
-            var pixels = ArrayPool<byte>.Shared.Rent(rowBytes * height);
-            try
-            {
-                Decode(webp, pixels.AsSpan(0, rowBytes * height), width);
-                image.ProcessPixelRows(rows =>
-                {
-                    for (var y = 0; y < rows.Height; y++) pixels.AsSpan(y * rowBytes, rowBytes).CopyTo(MemoryMarshal.AsBytes(rows.GetRowSpan(y)));
-                });
-                return image;
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(pixels);
-            }
-        }
-        catch
-        {
-            image.Dispose();
-            throw;
-        }
+        return NativeDecoding.Decoded<Rgba32, int>(configuration, width, height, webp, width, static (width, webp, pixels) => Decode(webp, pixels, width));
     }
 
     /// <summary>Decodes into <paramref name="pixels"/> (RGBA rows of <paramref name="width"/>); data libwebp cannot decode is the file's rejection.</summary>
@@ -86,18 +56,7 @@ public static class LibWebp
 
     private static ImageRejectedException Corrupt(string why) => new(ImageRejection.NotDecodable, $"The WebP image is corrupt: {why}.");
 
-    private static string? Probe()
-    {
-        if (!OperatingSystem.IsLinux()) return "only looked for on Linux";
-        try
-        {
-            return Native.WebPGetDecoderVersion() > 0 ? null : "it gives no version";
-        }
-        catch (Exception exception) when (exception is DllNotFoundException or EntryPointNotFoundException)
-        {
-            return exception.Message.ReplaceLineEndings(" ").Split(" Consider ", 2)[0];
-        }
-    }
+    private static string? Probe() => NativeDecoding.WhyUnavailable(() => Native.WebPGetDecoderVersion() > 0 ? null : "it gives no version");
 
     /// <summary>libwebp's simple decoding API (decode.h).</summary>
     private static class Native

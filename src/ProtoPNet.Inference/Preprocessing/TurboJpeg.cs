@@ -80,36 +80,8 @@ public static class TurboJpeg
             }
             // TurboJPEG picks the largest scaling factor whose image fits the size asked for: exactly 1/s here.
             (width, height) = ((width + scale - 1) / scale, (height + scale - 1) / scale);
-            var image = new Image<Rgb24>(configuration, width, height);
-            try
-            {
-                if (image.DangerousTryGetSinglePixelMemory(out var memory))
-                {
-                    Decompress(handle, jpeg, MemoryMarshal.AsBytes(memory.Span), width, height);
-                    return image;
-                }
-                // An image stored in several blocks: decoded into one pooled buffer, then copied row by row.
-                var rowBytes = width * 3;
-                var buffer = ArrayPool<byte>.Shared.Rent(rowBytes * height);
-                try
-                {
-                    Decompress(handle, jpeg, buffer.AsSpan(0, rowBytes * height), width, height);
-                    image.ProcessPixelRows(rows =>
-                    {
-                        for (var y = 0; y < rows.Height; y++) buffer.AsSpan(y * rowBytes, rowBytes).CopyTo(MemoryMarshal.AsBytes(rows.GetRowSpan(y)));
-                    });
-                    return image;
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                }
-            }
-            catch
-            {
-                image.Dispose();
-                throw;
-            }
+            return NativeDecoding.Decoded<Rgb24, (IntPtr Handle, int Width, int Height)>(configuration, width, height, jpeg, (handle, width, height),
+                static (decoder, jpeg, pixels) => Decompress(decoder.Handle, jpeg, pixels, decoder.Width, decoder.Height));
         }
         finally
         {
@@ -153,21 +125,13 @@ public static class TurboJpeg
         throw new ImageRejectedException(ImageRejection.NotDecodable, $"The JPEG image is truncated or corrupt: {message}.");
     }
 
-    private static string? Probe()
+    private static string? Probe() => NativeDecoding.WhyUnavailable(() =>
     {
-        if (!OperatingSystem.IsLinux()) return "only looked for on Linux";
-        try
-        {
-            var handle = Native.tjInitDecompress();
-            if (handle == IntPtr.Zero) return "tjInitDecompress failed";
-            Native.tjDestroy(handle);
-            return null;
-        }
-        catch (Exception exception) when (exception is DllNotFoundException or EntryPointNotFoundException)
-        {
-            return exception.Message.ReplaceLineEndings(" ").Split(" Consider ", 2)[0];
-        }
-    }
+        var handle = Native.tjInitDecompress();
+        if (handle == IntPtr.Zero) return "tjInitDecompress failed";
+        Native.tjDestroy(handle);
+        return null;
+    });
 
     /// <summary>The TurboJPEG 2.x C API (turbojpeg.h); <c>unsigned long</c> sizes are 64-bit on 64-bit Linux.</summary>
     private static class Native
