@@ -259,7 +259,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         }
         catch (NotSupportedException exception)
         {
-            // A sound file in a form the decoder does not take (a CMYK, tiled, grey-and-alpha, RGBX, 32-bit integer or
+            // A sound file in a form the decoder does not take (a CMYK, tiled, grey-and-alpha, RGBX, signed-integer or
             // CIELab TIFF): not "corrupt", and what to send instead.
             var advice = exception.Message.Contains("photometric interpretation is not supported: Separated", StringComparison.Ordinal)
                 ? " (CMYK colour: send the picture in RGB, e.g. as PNG or JPEG)"
