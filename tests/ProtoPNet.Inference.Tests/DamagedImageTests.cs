@@ -41,10 +41,19 @@ public class DamagedImageTests
         ("no-identifier.gif", "The GIF image is corrupt: its application extension at byte 25 has no identifier."),
         ("no-loop.gif", "The GIF image is corrupt: its NETSCAPE2.0 application extension at byte 25 has no loop data."),
         ("start-01.jpg", "The JPEG image is corrupt: its start-of-image marker (FF D8) is followed by byte 01 where the next marker (FF) must begin."),
+        // Deflate strips that give their rows but are no whole zlib stream, which libtiff (inflating with libdeflate) refuses.
+        ("checksum.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream (zlib stops on an error in it)."),
+        ("no-checksum.tif", "The TIFF image is corrupt: its strip 0 of deflate data gives its rows, but its zlib stream does not end within its "),
+        ("open-stream.tif", "The TIFF image is corrupt: its strip 0 of deflate data gives its rows, but its zlib stream does not end within its "),
+        ("rows-per-strip.tif", "The TIFF image is corrupt: its RowsPerStrip field gives 3 values, not one."),
+        ("no-offsets.tif", "The TIFF image is corrupt: it has no StripOffsets to say where its pixels are."),
+        ("renamed-offsets.tif", "The TIFF image is corrupt: it has no StripOffsets to say where its pixels are."),
+        ("colours.bmp", "The BMP image is corrupt: its header declares a palette of 2147483650 colours, more than the 65536 a BMP may have."),
     ];
 
     private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "empty-comment.gif", "photo.webp",
-        "strips.tif", "rle8-absolute.bmp", "rle4-absolute.bmp", "rle4-short-absolute.bmp", "rle8-delta.bmp", "one-fill.jpg"];
+        "strips.tif", "rle8-absolute.bmp", "rle4-absolute.bmp", "rle4-short-absolute.bmp", "rle8-delta.bmp", "one-fill.jpg",
+        "long-stream.tif", "palette.bmp"];
 
     [Fact]
     public void ADamagedFileTheTrainerRefusesIsRefusedHereAndItsSoundOriginalDecodes()
@@ -330,6 +339,35 @@ public class DamagedImageTests
         damaged("photo.jpg", "start-01.jpg", other_byte)
         def one_fill(data): at = data.index(b"\xff\xdb", 4); data[at:at] = b"\xff"
         damaged("photo.jpg", "one-fill.jpg", one_fill)
+
+        def restream(make):
+            def change(data):
+                rows = zlib.decompress(bytes(data[strip_of(data):strip_of(data) + strip_bytes(data)]))
+                stream = make(rows)
+                data[tiff_entry(data, 273) + 8:tiff_entry(data, 273) + 12] = struct.pack("<I", len(data))
+                data[tiff_entry(data, 279) + 8:tiff_entry(data, 279) + 12] = struct.pack("<I", len(stream))
+                data += stream
+            return change
+        def break_checksum(data): data[strip_of(data) + strip_bytes(data) - 1] ^= 0x01   # the stream's Adler-32, its last byte
+        damaged("deflate.tif", "checksum.tif", break_checksum)
+        damaged("deflate.tif", "no-checksum.tif", restream(lambda rows: zlib.compress(rows)[:-4]))
+        def flushed(rows):
+            stream = zlib.compressobj()
+            return stream.compress(rows) + stream.flush(zlib.Z_SYNC_FLUSH)   # every row, and no last block
+        damaged("deflate.tif", "open-stream.tif", restream(flushed))
+        # Sound: a stream that goes on past the rows (as a writer that pads its last strip makes it) is cut at them.
+        damaged("deflate.tif", "long-stream.tif", restream(lambda rows: zlib.compress(rows + bytes(120))))
+        def rows_per_strip_values(data):
+            entry = tiff_entry(data, 278)
+            data[entry + 2:entry + 12] = struct.pack("<HII", 4, 3, len(data))   # three LONGs of 0 at the file's end
+            data += bytes(12)
+        damaged("rgb.tif", "rows-per-strip.tif", rows_per_strip_values)
+        def no_offsets(data): data[tiff_entry(data, 273) + 4:tiff_entry(data, 273) + 8] = struct.pack("<I", 0)
+        damaged("rgb.tif", "no-offsets.tif", no_offsets)
+        damaged("rgb.tif", "renamed-offsets.tif", rename_tiff_tag(273, 272))
+        picture.resize((8, 4)).convert("P").save(path("palette.bmp"))
+        def many_colours(data): data[46:50] = struct.pack("<I", 2 ** 31 + 2)
+        damaged("palette.bmp", "colours.bmp", many_colours)
 
         for name in sorted(os.listdir(folder)):
             try:

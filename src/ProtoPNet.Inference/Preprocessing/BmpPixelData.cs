@@ -5,12 +5,13 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// <summary>
 /// Whether a BMP's header and pixel data say something a reader can follow. ImageSharp decodes on where Pillow (the
 /// trainer's decoder) refuses, so a damaged upload was classified while the trainer could not read it: a bit depth no
-/// BMP has, red, green and blue masks (BITFIELDS) that overlap, leave gaps or reach past the pixel's bits, and RLE data that gives
+/// BMP has, a palette of more than 65536 colours, red, green and blue masks (BITFIELDS) that overlap, leave gaps or reach past the pixel's bits, and RLE data that gives
 /// fewer pixels than the header declares (ImageSharp leaves the rest black; Pillow follows the runs as here and
 /// refuses, "not enough image data").
 /// </summary>
 public static class BmpPixelData
 {
+    private const uint MaxPaletteColours = 65536;
     private const uint Rle8 = 1, Rle4 = 2, Bitfields = 3, EmbeddedJpeg = 4, EmbeddedPng = 5, AlphaBitfields = 6;
 
     /// <summary>What is wrong with the header or the RLE data (one sentence), or null (also for a header this check does not read).</summary>
@@ -25,6 +26,11 @@ public static class BmpPixelData
         var compression = BinaryPrimitives.ReadUInt32LittleEndian(file[30..]);
         // A BMP holding a JPEG or PNG declares 0 bits: not corrupt, but a kind the decoder says it does not support.
         if (bits is not (1 or 2 or 4 or 8 or 16 or 24 or 32) && compression is not (EmbeddedJpeg or EmbeddedPng)) return $"its header declares {bits} bits per pixel";
+        // Pillow reads a palette of at most 65536 colours (a count of 0 means 2^bits); ImageSharp reads on past a larger count.
+        if (bits is 1 or 2 or 4 or 8 && BinaryPrimitives.ReadUInt32LittleEndian(file[46..]) is var colours and > MaxPaletteColours)
+        {
+            return $"its header declares a palette of {colours} colours, more than the {MaxPaletteColours} a BMP may have";
+        }
         if (compression is Bitfields or AlphaBitfields && bits is 16 or 32 && file.Length >= 66)
         {
             // The red, green and blue masks: an alpha mask beside them is not judged (Pillow reads past a bad one too).

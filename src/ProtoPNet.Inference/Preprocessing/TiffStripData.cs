@@ -8,7 +8,8 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// classified as the garbage the trainer never saw. Judged here, before decoding: a deflate strip (Compression 8 or
 /// 32946) must inflate without error to every byte of its rows, as libtiff requires; an uncompressed strip's rows must
 /// lie within the file, as Pillow reads them; BitsPerSample must give one value, or one per sample; an image of several
-/// samples must say what they are (PhotometricInterpretation, which has no default); a Predictor must be one of 1, 2 and 3.
+/// samples must say what they are (PhotometricInterpretation, which has no default); a Predictor must be one of 1, 2 and 3;
+/// the fields that hold one value (the size, the compression, ...) must give one; and there must be strips at all.
 /// </summary>
 public static class TiffStripData
 {
@@ -16,7 +17,16 @@ public static class TiffStripData
         SamplesPerPixel = 277, RowsPerStrip = 278, StripByteCounts = 279, PlanarConfiguration = 284,
         Photometric = 262, Predictor = 317;
 
+    private const ushort TileOffsets = 324;
+
     private const ulong MaxSamples = 6;
+
+    /// <summary>The fields of one value that this check and the decoders read.</summary>
+    private static readonly Dictionary<ushort, string> SingleValued = new()
+    {
+        [ImageWidth] = "ImageWidth", [ImageLength] = "ImageLength", [Compression] = "Compression", [Photometric] = "PhotometricInterpretation",
+        [SamplesPerPixel] = "SamplesPerPixel", [RowsPerStrip] = "RowsPerStrip", [PlanarConfiguration] = "PlanarConfiguration", [Predictor] = "Predictor",
+    };
 
     /// <summary>What is wrong with the first image's strips (one sentence), or null (also when the directory is one this check does not read).</summary>
     public static string? FindCorruption(ReadOnlySpan<byte> file)
@@ -24,18 +34,23 @@ public static class TiffStripData
         if (TiffDirectory.First(file) is not { } directory) return null;
         var reader = new TiffReader(file, directory.LittleEndian);
         var fields = new Dictionary<ushort, (ulong At, ulong Count, ushort Type)>();
+        var counts = new Dictionary<ushort, ulong>();
         for (var e = 0; e < directory.Entries; e++)
         {
             var entry = directory.Entry(e);
             var tag = reader.U16(entry);
             var type = reader.U16(entry + 2);
             var count = directory.Big ? reader.U64(entry + 4) : reader.U32(entry + 4);
+            counts.TryAdd(tag, count);
             if (type is not (3 or 4 or 16) || count == 0 || fields.ContainsKey(tag)) continue;   // the first of a tag, as the decoders read it
             var size = type == 3 ? 2UL : type == 4 ? 4UL : 8UL;
             if (count > (ulong)file.Length / size) continue;
             var at = (ulong)(entry + 4 + directory.ValueSize);
             if (count * size > (ulong)directory.ValueSize) at = directory.Big ? reader.U64((long)at) : reader.U32((long)at);
             if (!Within(at, count * size, file.Length)) continue;   // the completeness check says so
+            // Pillow warns of more values than one and takes the first, where the field points (an empty field, or one
+            // past the file's end, it passes over, as ImageSharp does).
+            if (count > 1 && SingleValued.TryGetValue(tag, out var name)) return $"its {name} field gives {count} values, not one";
             fields[tag] = (at, count, type);
         }
         var samples = One(reader, fields, SamplesPerPixel) ?? 1;
@@ -51,7 +66,9 @@ public static class TiffStripData
         }
         if (One(reader, fields, Predictor) is { } predictor and not (1 or 2 or 3)) return $"its Predictor is {predictor}, not 1, 2 or 3";
         if (One(reader, fields, ImageWidth) is not { } width || One(reader, fields, ImageLength) is not { } height || width == 0 || height == 0) return null;
-        if (!fields.TryGetValue(StripOffsets, out var offsets) || !fields.TryGetValue(StripByteCounts, out var counts)) return null;
+        // Without strip (or tile) offsets there are no pixels: Pillow cannot identify such a file, ImageSharp painted it black.
+        if (counts.GetValueOrDefault(StripOffsets) == 0 && !counts.ContainsKey(TileOffsets)) return "it has no StripOffsets to say where its pixels are";
+        if (!fields.TryGetValue(StripOffsets, out var offsets) || !fields.TryGetValue(StripByteCounts, out var byteCounts)) return null;
         var compression = One(reader, fields, Compression) ?? 1;
         if (compression is not (1 or 8 or 32946)) return null;
         ulong bits = 0;
@@ -62,14 +79,14 @@ public static class TiffStripData
         if (rowsPerStrip == 0 || bits == 0 || width > int.MaxValue / bits) return null;
         var rowBytes = (width * (planar ? bits / samples : bits) + 7) / 8;
         var stripsPerPlane = (height + rowsPerStrip - 1) / rowsPerStrip;
-        var strips = Math.Min(Math.Min(offsets.Count, counts.Count), planar ? stripsPerPlane * samples : stripsPerPlane);
+        var strips = Math.Min(Math.Min(offsets.Count, byteCounts.Count), planar ? stripsPerPlane * samples : stripsPerPlane);
 
         for (ulong strip = 0; strip < strips; strip++)
         {
             var rows = Math.Min(rowsPerStrip, height - strip % stripsPerPlane * rowsPerStrip);
             var needed = rows * rowBytes;
             var start = reader.Value(offsets.At, strip, offsets.Type);
-            var length = reader.Value(counts.At, strip, counts.Type);
+            var length = reader.Value(byteCounts.At, strip, byteCounts.Type);
             if (compression == 1)
             {
                 // Pillow reads an uncompressed strip's rows from its offset on, whatever its byte count says.
@@ -80,9 +97,10 @@ public static class TiffStripData
                 continue;
             }
             if (!Within(start, length, file.Length)) return null;   // the completeness check says so
-            var inflated = Inflated(file.Slice((int)start, (int)length), needed, out var corrupt);
-            if (corrupt) return $"its strip {strip} is not a sound zlib stream (it stops inflating after {inflated} of the {needed} bytes its rows need)";
+            var (inflated, broken, unended) = Inflate(file.Slice((int)start, (int)length), needed);
+            if (broken) return $"its strip {strip} is not a sound zlib stream (zlib stops on an error in it)";
             if (inflated < needed) return $"its strip {strip} of deflate data inflates to {inflated} bytes; its rows need {needed}";
+            if (unended) return $"its strip {strip} of deflate data gives its rows, but its zlib stream does not end within its {length} bytes";
         }
         return null;
     }
@@ -94,22 +112,43 @@ public static class TiffStripData
     private static ulong? One(TiffReader reader, Dictionary<ushort, (ulong At, ulong Count, ushort Type)> fields, ushort tag) =>
         fields.TryGetValue(tag, out var field) ? reader.Value(field.At, 0, field.Type) : null;
 
-    /// <summary>How many bytes <paramref name="data"/> inflates to, at most <paramref name="needed"/>; <paramref name="corrupt"/> when zlib stops on an error.</summary>
-    private static ulong Inflated(ReadOnlySpan<byte> data, ulong needed, out bool corrupt)
+    /// <summary>
+    /// How a deflate strip inflates: to how many bytes (at most one past the rows' <paramref name="needed"/>), whether zlib
+    /// stopped on an error (its checksum among them), and whether the data ran out before the stream's end. libtiff (with
+    /// libdeflate, as Debian's Pillow has it) inflates a strip whole: a stream that ends without its checksum, or that
+    /// stops after the rows without ending, is refused; one that goes on past the rows is cut at them.
+    /// </summary>
+    private static (ulong Inflated, bool Broken, bool Unended) Inflate(ReadOnlySpan<byte> data, ulong needed)
     {
-        corrupt = false;
+        using var input = new EndWatchingStream(data.ToArray());
         ulong inflated = 0;
         try
         {
-            using var zlib = new ZLibStream(new MemoryStream(data.ToArray(), writable: false), CompressionMode.Decompress);
+            using var zlib = new ZLibStream(input, CompressionMode.Decompress);
             Span<byte> sink = stackalloc byte[8192];
-            // Stops once the rows are there, as libtiff does: what follows (or a deflate bomb's remainder) is not inflated.
-            while (inflated < needed && zlib.Read(sink[..(int)Math.Min((ulong)sink.Length, needed - inflated)]) is var count and > 0) inflated += (ulong)count;
+            // What follows the byte past the rows (a deflate bomb's remainder) is not inflated.
+            while (inflated <= needed && zlib.Read(sink[..(int)Math.Min((ulong)sink.Length, needed + 1 - inflated)]) is var count and > 0) inflated += (ulong)count;
         }
         catch (InvalidDataException)
         {
-            corrupt = true;   // .NET words zlib's errors for zip archives ("The archive entry was compressed using an unsupported compression method")
+            return (inflated, true, false);   // .NET words zlib's errors for zip archives ("The archive entry was compressed using an unsupported compression method")
         }
-        return inflated;
+        return (inflated, false, inflated <= needed && input.ReadPastEnd);
+    }
+
+    /// <summary>A stream over bytes that remembers being asked for more at its end: ZLibStream asks only while its zlib stream has not ended (it reports no error for one cut short).</summary>
+    private sealed class EndWatchingStream(byte[] data) : MemoryStream(data, writable: false)
+    {
+        public bool ReadPastEnd { get; private set; }
+
+        public override int Read(byte[] buffer, int offset, int count) => Watched(base.Read(buffer, offset, count), count);
+
+        public override int Read(Span<byte> buffer) => Watched(base.Read(buffer), buffer.Length);
+
+        private int Watched(int read, int asked)
+        {
+            ReadPastEnd |= read == 0 && asked > 0;
+            return read;
+        }
     }
 }
