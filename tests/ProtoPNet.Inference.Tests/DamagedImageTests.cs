@@ -49,11 +49,14 @@ public class DamagedImageTests
         ("no-offsets.tif", "The TIFF image is corrupt: it has no StripOffsets to say where its pixels are."),
         ("renamed-offsets.tif", "The TIFF image is corrupt: it has no StripOffsets to say where its pixels are."),
         ("colours.bmp", "The BMP image is corrupt: its header declares a palette of 2147483650 colours, more than the 65536 a BMP may have."),
+        // A zlib header that asks for a preset dictionary: .NET throws a ZLibException, not InvalidDataException (it was a 500).
+        ("dictionary.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream (zlib stops on an error in it)."),
+        ("dictionary.png", "The PNG image is truncated or corrupt: its fields contradict each other"),
     ];
 
     private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "empty-comment.gif", "photo.webp",
         "strips.tif", "rle8-absolute.bmp", "rle4-absolute.bmp", "rle4-short-absolute.bmp", "rle8-delta.bmp", "one-fill.jpg",
-        "long-stream.tif", "palette.bmp"];
+        "long-stream.tif", "palette.bmp", "raw-predictor.tif"];
 
     [Fact]
     public void ADamagedFileTheTrainerRefusesIsRefusedHereAndItsSoundOriginalDecodes()
@@ -129,9 +132,11 @@ public class DamagedImageTests
         {
             ("a Predictor of two values near 2^64", BigTiff(With(317, 16, 2, NearTheEnd)), "Truncated: The TIFF image is truncated: the TIFF tag 317 needs 16 bytes at byte 18446744073709551608"),
             ("a SamplesPerPixel of two values near 2^64", BigTiff(With(277, 16, 2, NearTheEnd)), "Truncated: The TIFF image is truncated: the TIFF tag 277 needs 16 bytes at byte 18446744073709551608"),
-            ("a strip near 2^64", BigTiff(With(273, 16, 1, NearTheEnd)), "Truncated: The TIFF image is truncated: the TIFF image 0 strip or tile 0 needs bytes 18446744073709551608 to"),
+            ("a strip near 2^64", BigTiff(With(273, 16, 1, NearTheEnd)), "Truncated: The TIFF image is truncated: the TIFF image 0 strip or tile 0 needs 16 bytes at byte 18446744073709551608; the file ends after "),
             ("a first directory near 2^64", FirstDirectoryAt(NearTheEnd, BigTiff(grey)), "Truncated: The TIFF image is truncated: the TIFF data ends after 208 bytes, before image directory 0 at byte 18446744073709551608."),
             ("2^62 samples per pixel", BigTiff(With(277, 16, 1, 1UL << 62)), "NotDecodable: The TIFF image is corrupt: its SamplesPerPixel is 4611686018427387904, more than the 6 of any image the trainer reads."),
+            // Rows of 8 x 65535 bits: a deflate bomb shared by every strip inflated for seconds before the bits were judged.
+            ("65535 bits per sample", BigTiff(With(258, 3, 1, 65535)), "NotDecodable: The TIFF image is corrupt: its BitsPerSample makes more than the 64 bits per pixel of any TIFF the trainer reads."),
         };
         var decoder = new ImageDecoder(new ImageLimits());
         foreach (var (name, file, reason) in cases)
@@ -142,6 +147,48 @@ public class DamagedImageTests
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"{name}: {clock.Elapsed.TotalSeconds:0.0} s");
         }
         Assert.Equal("decoded", Refusal(decoder, BigTiff(grey)));
+        // ImageSharp cannot read this header itself; the check must not wrap its sum of bits past 2^64 either.
+        Assert.Equal("its BitsPerSample makes more than the 64 bits per pixel of any TIFF the trainer reads",
+            TiffStripData.FindCorruption(BigTiff(With(258, 16, 1, ulong.MaxValue))));
+    }
+
+    /// <summary>
+    /// Every strip of a TIFF may point at one large region: each was copied whole to be inflated (a 19 MB upload of 65,535
+    /// strips took 101 s). Strips are read where they lie now, and each inflates only its row.
+    /// </summary>
+    [Fact]
+    public void StripsThatShareOneLargeRegionAreCheckedQuickly()
+    {
+        const int Width = 64, Strips = 8192, Region = 4 << 20;
+        var row = new MemoryStream();
+        using (var zlib = new System.IO.Compression.ZLibStream(row, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true)) zlib.Write(new byte[Width]);
+        const int OffsetsAt = 8 + Region, CountsAt = OffsetsAt + 4 * Strips, DirectoryAt = CountsAt + 4 * Strips;
+        (ushort Tag, ushort Type, uint Count, uint Value)[] entries =
+            [(256, 4, 1, Width), (257, 4, 1, Strips), (258, 3, 1, 8), (259, 3, 1, 8), (262, 3, 1, 1), (273, 4, Strips, OffsetsAt),
+             (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, Strips, CountsAt)];
+        var file = new byte[DirectoryAt + 2 + 12 * entries.Length + 4];
+        "II*\0"u8.CopyTo(file);
+        BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(4), DirectoryAt);
+        row.ToArray().CopyTo(file, 8);   // the region: one row's zlib stream, then zeros after its end
+        for (var strip = 0; strip < Strips; strip++)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(OffsetsAt + 4 * strip), 8);
+            BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(CountsAt + 4 * strip), Region);
+        }
+        BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(DirectoryAt), (ushort)entries.Length);
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var at = DirectoryAt + 2 + 12 * i;
+            BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at), entries[i].Tag);
+            BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at + 2), entries[i].Type);
+            BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at + 4), entries[i].Count);
+            if (entries[i].Type == 3) BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at + 8), (ushort)entries[i].Value);
+            else BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at + 8), entries[i].Value);
+        }
+
+        var clock = Stopwatch.StartNew();
+        Assert.Null(TiffStripData.FindCorruption(file));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"{clock.Elapsed.TotalSeconds:0.0} s");
     }
 
     /// <summary>The BigTIFF with its first directory said to be at <paramref name="offset"/>.</summary>
@@ -368,6 +415,19 @@ public class DamagedImageTests
         picture.resize((8, 4)).convert("P").save(path("palette.bmp"))
         def many_colours(data): data[46:50] = struct.pack("<I", 2 ** 31 + 2)
         damaged("palette.bmp", "colours.bmp", many_colours)
+
+        def ask_for_dictionary(at):
+            def change(data): data[at(data):at(data) + 2] = b"\x78\x20"   # a valid header (a multiple of 31) with FDICT set
+            return change
+        damaged("deflate.tif", "dictionary.tif", ask_for_dictionary(strip_of))
+        def png_dictionary(data):
+            idat = data.index(b"IDAT") - 4
+            length = struct.unpack(">I", data[idat:idat + 4])[0]
+            ask_for_dictionary(lambda data: idat + 8)(data)
+            data[idat + 8 + length:idat + 12 + length] = struct.pack(">I", zlib.crc32(bytes(data[idat + 4:idat + 8 + length])))
+        damaged("text.png", "dictionary.png", png_dictionary)
+        # Sound: a Predictor on uncompressed strips, which no reader applies (libtiff reads it for LZW and deflate only).
+        picture.save(path("raw-predictor.tif"), tiffinfo={317: 4})
 
         for name in sorted(os.listdir(folder)):
             try:

@@ -120,9 +120,9 @@ public static class ImageCompleteness
             // Stops once the rows are there: what follows (or a deflate bomb's remainder) is not inflated.
             while (inflated < needed && zlib.Read(sink) is var count and > 0) inflated += count;
         }
-        catch (InvalidDataException)
+        catch (Exception error) when (error is InvalidDataException or IOException)
         {
-            return null;
+            return null;   // damage, not a cut: ZLibException (an IOException) is .NET's answer to a preset dictionary
         }
         finally
         {
@@ -410,10 +410,9 @@ public static class ImageCompleteness
             {
                 var start = reader.Value(offsets.At, i, offsets.Type);
                 var length = reader.Value(byteCounts.At, i, byteCounts.Type);
-                var end = start + length;
                 if (!TiffStripData.Within(start, length, file.Length))
                 {
-                    return $"the TIFF image {index} strip or tile {i} needs bytes {start} to {end}; the file ends after {file.Length}";
+                    return $"the TIFF image {index} strip or tile {i} needs {length} bytes at byte {start}; the file ends after {file.Length}";
                 }
             }
             var nextField = (long)directoryEnd - pointerSize;

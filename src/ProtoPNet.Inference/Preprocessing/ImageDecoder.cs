@@ -151,7 +151,7 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missing}.");
         }
         // ImageSharp decodes on through damage Pillow refuses: such a file is refused rather than classified as the garbage the trainer never saw.
-        if (FindCorruption(bytes.Span, imageFormat) is { } corruption)
+        if (FindCorruption(bytes, imageFormat) is { } corruption)
         {
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {corruption}.");
         }
@@ -200,13 +200,13 @@ public sealed class ImageDecoder(ImageLimits limits)
     }
 
     /// <summary>What is damaged in a whole file that the decoder would decode anyway (one sentence), or null.</summary>
-    private static string? FindCorruption(ReadOnlySpan<byte> file, IImageFormat format) => format switch
+    private static string? FindCorruption(ReadOnlyMemory<byte> file, IImageFormat format) => format switch
     {
         TiffFormat => TiffStripData.FindCorruption(file),
-        PngFormat => PngChecksums.FindCorruption(file),
-        BmpFormat => BmpPixelData.FindCorruption(file),
-        JpegFormat => JpegSignature.FindCorruption(file),
-        GifFormat => GifBlocks.FindCorruption(file),
+        PngFormat => PngChecksums.FindCorruption(file.Span),
+        BmpFormat => BmpPixelData.FindCorruption(file.Span),
+        JpegFormat => JpegSignature.FindCorruption(file.Span),
+        GifFormat => GifBlocks.FindCorruption(file.Span),
         _ => null,
     };
 

@@ -19,7 +19,10 @@ public static class TiffStripData
 
     private const ushort TileOffsets = 324;
 
-    private const ulong MaxSamples = 6;
+    private const ulong Uncompressed = 1, Lzw = 5, Deflate = 8, OldDeflate = 32946;
+
+    /// <summary>Pillow reads at most six samples per pixel (its modes' most), and at most 64 bits per pixel (RGBA of 16-bit samples).</summary>
+    private const ulong MaxSamples = 6, MaxBitsPerPixel = 64;
 
     /// <summary>The fields of one value that this check and the decoders read.</summary>
     private static readonly Dictionary<ushort, string> SingleValued = new()
@@ -29,8 +32,9 @@ public static class TiffStripData
     };
 
     /// <summary>What is wrong with the first image's strips (one sentence), or null (also when the directory is one this check does not read).</summary>
-    public static string? FindCorruption(ReadOnlySpan<byte> file)
+    public static string? FindCorruption(ReadOnlyMemory<byte> bytes)
     {
+        var file = bytes.Span;
         if (TiffDirectory.First(file) is not { } directory) return null;
         var reader = new TiffReader(file, directory.LittleEndian);
         var fields = new Dictionary<ushort, (ulong At, ulong Count, ushort Type)>();
@@ -64,16 +68,24 @@ public static class TiffStripData
         {
             return $"it has no PhotometricInterpretation to say what its {samples} samples per pixel are";
         }
-        if (One(reader, fields, Predictor) is { } predictor and not (1 or 2 or 3)) return $"its Predictor is {predictor}, not 1, 2 or 3";
+        var compression = One(reader, fields, Compression) ?? 1;
+        // libtiff reads a Predictor only for the compressions that use one; ImageSharp ignores it on uncompressed strips too.
+        if (compression is Lzw or Deflate or OldDeflate && One(reader, fields, Predictor) is { } predictor and not (1 or 2 or 3))
+        {
+            return $"its Predictor is {predictor}, not 1, 2 or 3";
+        }
+        ulong bits = 0;
+        for (ulong i = 0; i < samples; i++)
+        {
+            // Each value is judged before it is added: a sum of values near 2^64 would wrap.
+            bits += fields.ContainsKey(BitsPerSample) ? reader.Value(bitsField.At, bitsField.Count == 1 ? 0 : i, bitsField.Type) : 1;   // one bit per sample, the tag's default
+            if (bits > MaxBitsPerPixel) return $"its BitsPerSample makes more than the {MaxBitsPerPixel} bits per pixel of any TIFF the trainer reads";
+        }
         if (One(reader, fields, ImageWidth) is not { } width || One(reader, fields, ImageLength) is not { } height || width == 0 || height == 0) return null;
         // Without strip (or tile) offsets there are no pixels: Pillow cannot identify such a file, ImageSharp painted it black.
         if (counts.GetValueOrDefault(StripOffsets) == 0 && !counts.ContainsKey(TileOffsets)) return "it has no StripOffsets to say where its pixels are";
         if (!fields.TryGetValue(StripOffsets, out var offsets) || !fields.TryGetValue(StripByteCounts, out var byteCounts)) return null;
-        var compression = One(reader, fields, Compression) ?? 1;
-        if (compression is not (1 or 8 or 32946)) return null;
-        ulong bits = 0;
-        for (ulong i = 0; i < samples; i++) bits += reader.Value(bitsField.At, bitsField.Count == 1 ? 0 : i, bitsField.Type);
-        if (!fields.ContainsKey(BitsPerSample)) bits = samples;   // one bit per sample, the tag's default
+        if (compression is not (Uncompressed or Deflate or OldDeflate)) return null;
         var planar = One(reader, fields, PlanarConfiguration) == 2 && samples > 1;
         var rowsPerStrip = Math.Min(One(reader, fields, RowsPerStrip) ?? height, height);
         if (rowsPerStrip == 0 || bits == 0 || width > int.MaxValue / bits) return null;
@@ -87,7 +99,7 @@ public static class TiffStripData
             var needed = rows * rowBytes;
             var start = reader.Value(offsets.At, strip, offsets.Type);
             var length = reader.Value(byteCounts.At, strip, byteCounts.Type);
-            if (compression == 1)
+            if (compression == Uncompressed)
             {
                 // Pillow reads an uncompressed strip's rows from its offset on, whatever its byte count says.
                 if (!Within(start, needed, file.Length))
@@ -97,7 +109,7 @@ public static class TiffStripData
                 continue;
             }
             if (!Within(start, length, file.Length)) return null;   // the completeness check says so
-            var (inflated, broken, unended) = Inflate(file.Slice((int)start, (int)length), needed);
+            var (inflated, broken, unended) = Inflate(bytes.Slice((int)start, (int)length), needed);
             if (broken) return $"its strip {strip} is not a sound zlib stream (zlib stops on an error in it)";
             if (inflated < needed) return $"its strip {strip} of deflate data inflates to {inflated} bytes; its rows need {needed}";
             if (unended) return $"its strip {strip} of deflate data gives its rows, but its zlib stream does not end within its {length} bytes";
@@ -118,9 +130,10 @@ public static class TiffStripData
     /// libdeflate, as Debian's Pillow has it) inflates a strip whole: a stream that ends without its checksum, or that
     /// stops after the rows without ending, is refused; one that goes on past the rows is cut at them.
     /// </summary>
-    private static (ulong Inflated, bool Broken, bool Unended) Inflate(ReadOnlySpan<byte> data, ulong needed)
+    private static (ulong Inflated, bool Broken, bool Unended) Inflate(ReadOnlyMemory<byte> data, ulong needed)
     {
-        using var input = new EndWatchingStream(data.ToArray());
+        // Read where it lies, not copied: strips may all point at one large region, and each inflates only its rows.
+        var input = new EndWatchingStream(data);
         ulong inflated = 0;
         try
         {
@@ -129,26 +142,41 @@ public static class TiffStripData
             // What follows the byte past the rows (a deflate bomb's remainder) is not inflated.
             while (inflated <= needed && zlib.Read(sink[..(int)Math.Min((ulong)sink.Length, needed + 1 - inflated)]) is var count and > 0) inflated += (ulong)count;
         }
-        catch (InvalidDataException)
+        catch (Exception error) when (error is InvalidDataException or IOException)
         {
-            return (inflated, true, false);   // .NET words zlib's errors for zip archives ("The archive entry was compressed using an unsupported compression method")
+            // .NET words zlib's errors for zip archives ("The archive entry was compressed using an unsupported compression
+            // method"), and throws a ZLibException (an IOException) for a header asking for a preset dictionary.
+            return (inflated, true, false);
         }
         return (inflated, false, inflated <= needed && input.ReadPastEnd);
     }
 
     /// <summary>A stream over bytes that remembers being asked for more at its end: ZLibStream asks only while its zlib stream has not ended (it reports no error for one cut short).</summary>
-    private sealed class EndWatchingStream(byte[] data) : MemoryStream(data, writable: false)
+    private sealed class EndWatchingStream(ReadOnlyMemory<byte> data) : Stream
     {
+        private int position;
+
         public bool ReadPastEnd { get; private set; }
 
-        public override int Read(byte[] buffer, int offset, int count) => Watched(base.Read(buffer, offset, count), count);
-
-        public override int Read(Span<byte> buffer) => Watched(base.Read(buffer), buffer.Length);
-
-        private int Watched(int read, int asked)
+        public override int Read(Span<byte> buffer)
         {
-            ReadPastEnd |= read == 0 && asked > 0;
-            return read;
+            var count = Math.Min(buffer.Length, data.Length - position);
+            data.Span.Slice(position, count).CopyTo(buffer);
+            position += count;
+            ReadPastEnd |= count == 0 && buffer.Length > 0;
+            return count;
         }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
