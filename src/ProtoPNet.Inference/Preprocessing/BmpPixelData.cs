@@ -39,8 +39,7 @@ public static class BmpPixelData
             {
                 var mask = BinaryPrimitives.ReadUInt32LittleEndian(file[(54 + i * 4)..]);
                 if (mask == 0) continue;   // a channel the pixels do not have
-                var contiguous = ((mask >> System.Numerics.BitOperations.TrailingZeroCount(mask)) & ((mask >> System.Numerics.BitOperations.TrailingZeroCount(mask)) + 1)) == 0;
-                if ((bits == 16 && mask > 0xFFFF) || !contiguous || (seen & mask) != 0)
+                if ((bits == 16 && mask > 0xFFFF) || !IsContiguous(mask) || (seen & mask) != 0)
                 {
                     return $"its {"RGB"[i]} colour mask 0x{mask:X} does not fit its {bits}-bit pixels beside the others";
                 }
@@ -57,10 +56,19 @@ public static class BmpPixelData
         return null;
     }
 
+    /// <summary>Whether the mask's bits are one run (0x07E0, not 0x07A0): shifted down to its lowest set bit, it is one less than a power of two.</summary>
+    private static bool IsContiguous(uint mask)
+    {
+        var shifted = mask >> System.Numerics.BitOperations.TrailingZeroCount(mask);
+        return (shifted & (shifted + 1)) == 0;
+    }
+
     /// <summary>
     /// How many pixels RLE data starting at <paramref name="start"/> gives, at most <paramref name="wanted"/>, counted
     /// as Pillow decodes it: an encoded run is cut at its row's end, an end of line fills the row, a delta skips pixels,
-    /// an absolute run counts its pixels; an end of bitmap or the data's end stops.
+    /// an absolute run counts its pixels; an end of bitmap or the data's end stops. One difference, on purpose: a delta's
+    /// offsets are its own two bytes, as the format says and ImageSharp reads them (Pillow 9.4 passes over those two and
+    /// reads the next two as the offsets).
     /// </summary>
     private static long RlePixels(ReadOnlySpan<byte> file, long start, long width, long wanted, bool rle4)
     {

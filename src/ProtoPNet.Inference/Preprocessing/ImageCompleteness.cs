@@ -374,7 +374,7 @@ public static class ImageCompleteness
         var visited = new HashSet<ulong>();
         for (var index = 0; directory != 0 && visited.Add(directory) && visited.Count <= 1024; index++)
         {
-            if (!TiffStripData.Within(directory, (ulong)countSize, file.Length))
+            if (!TiffDirectory.Within(directory, (ulong)countSize, file.Length))
             {
                 return $"the TIFF data ends after {file.Length} bytes, before image directory {index} at byte {directory}";
             }
@@ -399,7 +399,7 @@ public static class ImageCompleteness
                 if (count > (ulong)file.Length) return $"the TIFF tag {tag} declares {count} values; the file has only {file.Length} bytes";
                 var valueBytes = count * typeSize;
                 var valueOffset = valueBytes <= (ulong)pointerSize ? (ulong)valueField : big ? reader.U64(valueField) : reader.U32(valueField);
-                if (!TiffStripData.Within(valueOffset, valueBytes, file.Length))
+                if (!TiffDirectory.Within(valueOffset, valueBytes, file.Length))
                 {
                     return $"the TIFF tag {tag} needs {valueBytes} bytes at byte {valueOffset}; the file ends after {file.Length}";
                 }
@@ -410,7 +410,7 @@ public static class ImageCompleteness
             {
                 var start = reader.Value(offsets.At, i, offsets.Type);
                 var length = reader.Value(byteCounts.At, i, byteCounts.Type);
-                if (!TiffStripData.Within(start, length, file.Length))
+                if (!TiffDirectory.Within(start, length, file.Length))
                 {
                     return $"the TIFF image {index} strip or tile {i} needs {length} bytes at byte {start}; the file ends after {file.Length}";
                 }

@@ -129,7 +129,11 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.TooManyBytes,
                 $"The image has {bytes.Length} bytes; the limit is {limits.MaxBytes} bytes.");
         }
-        bytes = JpegFillBytes.Without(TiffBitsPerSample.WithDefault(TiffStrips.WithRowsPerStripClamped(PngText.WithoutCompressedChunks(bytes))));
+        // Rewritten where ImageSharp mishandles a file (otherwise the bytes pass as they are), in this order, before any check:
+        bytes = PngText.WithoutCompressedChunks(bytes);        // compressed metadata the decoder would inflate without limit
+        bytes = TiffStrips.WithRowsPerStripClamped(bytes);     // a RowsPerStrip beyond the height, which sized its buffer
+        bytes = TiffBitsPerSample.WithDefault(bytes);          // no BitsPerSample (one bit per sample), which it refused
+        bytes = JpegFillBytes.Without(bytes);                  // fill bytes before the first scan, which it refused
         // An animated WebP: its first frame is decoded as a still, then put on the animation's canvas, whose size is judged.
         var animation = WebpFirstFrame.Find(bytes.Span);
         if (animation is not null)

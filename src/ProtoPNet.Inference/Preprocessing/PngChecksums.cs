@@ -7,6 +7,8 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// the CRC of its type and data. ImageSharp checks the CRC of the critical chunks only and skips a damaged ancillary one
 /// (gAMA, cHRM, bKGD, tIME...); Pillow (the trainer's decoder) refuses the file ("broken PNG file"), so a damaged upload
 /// was classified while the trainer could not read it. After the first IDAT Pillow reads no more CRCs, nor does this.
+/// The compressed text and ICC chunks (zTXt, iTXt, iCCP) are dropped before this check runs (PngText), so a bad CRC in
+/// one of them goes unseen here, where Pillow refuses the file.
 /// </summary>
 public static class PngChecksums
 {

@@ -17,6 +17,12 @@ internal readonly record struct TiffDirectory(bool LittleEndian, bool Big, long 
     /// <summary>Where entry <paramref name="index"/> begins.</summary>
     public int Entry(int index) => (int)Offset + CountSize + index * EntrySize;
 
+    /// <summary>Where the value field of the entry at <paramref name="entry"/> lies: after its tag, type and count (as wide as the value field).</summary>
+    public int ValueField(int entry) => entry + 4 + ValueSize;
+
+    /// <summary>Whether <paramref name="size"/> bytes from <paramref name="at"/> lie in a file of <paramref name="length"/> bytes (offsets near 2^64 included: no sum wraps).</summary>
+    public static bool Within(ulong at, ulong size, int length) => at <= (ulong)length && size <= (ulong)length - at;
+
     /// <summary>The first directory of <paramref name="file"/>; null when it is not a TIFF or the directory does not lie whole within it (the completeness check says so).</summary>
     public static TiffDirectory? First(ReadOnlySpan<byte> file)
     {
@@ -77,7 +83,7 @@ internal readonly record struct TiffDirectory(bool LittleEndian, bool Big, long 
             var count = directory.Big ? reader.U64(entry + 4) : reader.U32(entry + 4);
             if (typeSize == 0 || count == 0) return 1;
             // Values that do not fit in the entry lie at the offset it holds instead.
-            var at = (ulong)(entry + 4 + directory.ValueSize);
+            var at = (ulong)directory.ValueField(entry);
             if (count > (ulong)directory.ValueSize / typeSize)
             {
                 at = directory.Big ? reader.U64((long)at) : reader.U32((long)at);

@@ -49,9 +49,9 @@ public static class TiffStripData
             if (type is not (3 or 4 or 16) || count == 0 || fields.ContainsKey(tag)) continue;   // the first of a tag, as the decoders read it
             var size = type == 3 ? 2UL : type == 4 ? 4UL : 8UL;
             if (count > (ulong)file.Length / size) continue;
-            var at = (ulong)(entry + 4 + directory.ValueSize);
+            var at = (ulong)directory.ValueField(entry);
             if (count * size > (ulong)directory.ValueSize) at = directory.Big ? reader.U64((long)at) : reader.U32((long)at);
-            if (!Within(at, count * size, file.Length)) continue;   // the completeness check says so
+            if (!TiffDirectory.Within(at, count * size, file.Length)) continue;   // the completeness check says so
             // Pillow warns of more values than one and takes the first, where the field points (an empty field, or one
             // past the file's end, it passes over, as ImageSharp does).
             if (count > 1 && SingleValued.TryGetValue(tag, out var name)) return $"its {name} field gives {count} values, not one";
@@ -102,13 +102,13 @@ public static class TiffStripData
             if (compression == Uncompressed)
             {
                 // Pillow reads an uncompressed strip's rows from its offset on, whatever its byte count says.
-                if (!Within(start, needed, file.Length))
+                if (!TiffDirectory.Within(start, needed, file.Length))
                 {
                     return $"its strip {strip} needs {needed} bytes at byte {start} for its {width}-pixel rows; the file ends after {file.Length}";
                 }
                 continue;
             }
-            if (!Within(start, length, file.Length)) return null;   // the completeness check says so
+            if (!TiffDirectory.Within(start, length, file.Length)) return null;   // the completeness check says so
             var (inflated, broken, unended) = Inflate(bytes.Slice((int)start, (int)length), needed);
             if (broken) return $"its strip {strip} is not a sound zlib stream (zlib stops on an error in it)";
             if (inflated < needed) return $"its strip {strip} of deflate data inflates to {inflated} bytes; its rows need {needed}";
@@ -116,9 +116,6 @@ public static class TiffStripData
         }
         return null;
     }
-
-    /// <summary>Whether <paramref name="size"/> bytes from <paramref name="at"/> lie in a file of <paramref name="length"/> bytes (offsets near 2^64 included: no sum wraps).</summary>
-    internal static bool Within(ulong at, ulong size, int length) => at <= (ulong)length && size <= (ulong)length - at;
 
     /// <summary>The first value of <paramref name="tag"/>; null when the directory has none.</summary>
     private static ulong? One(TiffReader reader, Dictionary<ushort, (ulong At, ulong Count, ushort Type)> fields, ushort tag) =>
