@@ -20,6 +20,25 @@ internal readonly record struct TiffDirectory(bool LittleEndian, bool Big, long 
     /// <summary>Where the value field of the entry at <paramref name="entry"/> lies: after its tag, type and count (as wide as the value field).</summary>
     public int ValueField(int entry) => entry + 4 + ValueSize;
 
+    /// <summary>How many values the entry at <paramref name="entry"/> declares.</summary>
+    public ulong CountOf(TiffReader reader, int entry) => Big ? reader.U64(entry + 4) : reader.U32(entry + 4);
+
+    /// <summary>
+    /// The entry at <paramref name="entry"/> when it holds integers (SHORT, LONG or LONG8) that lie whole within the
+    /// file; null for another type, no values, or values past the file's end (the completeness check says so).
+    /// </summary>
+    public IntegerField? IntegerFieldAt(TiffReader reader, int entry, int fileLength)
+    {
+        var type = reader.U16(entry + 2);
+        var count = CountOf(reader, entry);
+        var size = type switch { 3 => 2UL, 4 => 4UL, 16 => 8UL, _ => 0UL };
+        if (size == 0 || count == 0 || count > (ulong)fileLength / size) return null;
+        var at = (ulong)ValueField(entry);
+        // Values that do not fit in the entry lie at the offset it holds instead.
+        if (count * size > (ulong)ValueSize) at = Big ? reader.U64((long)at) : reader.U32((long)at);
+        return Within(at, count * size, fileLength) ? new IntegerField(reader.U16(entry), type, count, at) : null;
+    }
+
     /// <summary>Whether <paramref name="size"/> bytes from <paramref name="at"/> lie in a file of <paramref name="length"/> bytes (offsets near 2^64 included: no sum wraps).</summary>
     public static bool Within(ulong at, ulong size, int length) => at <= (ulong)length && size <= (ulong)length - at;
 
@@ -78,20 +97,13 @@ internal readonly record struct TiffDirectory(bool LittleEndian, bool Big, long 
         {
             var entry = directory.Entry(e);
             if (reader.U16(entry) != Orientation) continue;
-            var type = reader.U16(entry + 2);
-            var typeSize = type switch { 3 => 2UL, 4 => 4UL, 16 => 8UL, _ => 0UL };
-            var count = directory.Big ? reader.U64(entry + 4) : reader.U32(entry + 4);
-            if (typeSize == 0 || count == 0) return 1;
-            // Values that do not fit in the entry lie at the offset it holds instead.
-            var at = (ulong)directory.ValueField(entry);
-            if (count > (ulong)directory.ValueSize / typeSize)
-            {
-                at = directory.Big ? reader.U64((long)at) : reader.U32((long)at);
-                if (at > (ulong)file.Length - typeSize) return 1;
-            }
-            var value = reader.Value(at, 0, type);
+            if (directory.IntegerFieldAt(reader, entry, file.Length) is not { } field) return 1;
+            var value = reader.Value(field.At, 0, field.Type);
             return value is >= 1 and <= 8 ? (ushort)value : (ushort)1;
         }
         return 1;
     }
 }
+
+/// <summary>A directory entry of integer values: its tag, type (SHORT 3, LONG 4, LONG8 16), how many values, and where they lie.</summary>
+internal readonly record struct IntegerField(ushort Tag, ushort Type, ulong Count, ulong At);

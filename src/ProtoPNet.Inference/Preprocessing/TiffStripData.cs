@@ -37,25 +37,19 @@ public static class TiffStripData
         var file = bytes.Span;
         if (TiffDirectory.First(file) is not { } directory) return null;
         var reader = new TiffReader(file, directory.LittleEndian);
-        var fields = new Dictionary<ushort, (ulong At, ulong Count, ushort Type)>();
+        var fields = new Dictionary<ushort, IntegerField>();
         var counts = new Dictionary<ushort, ulong>();
         for (var e = 0; e < directory.Entries; e++)
         {
             var entry = directory.Entry(e);
             var tag = reader.U16(entry);
-            var type = reader.U16(entry + 2);
-            var count = directory.Big ? reader.U64(entry + 4) : reader.U32(entry + 4);
-            counts.TryAdd(tag, count);
-            if (type is not (3 or 4 or 16) || count == 0 || fields.ContainsKey(tag)) continue;   // the first of a tag, as the decoders read it
-            var size = type == 3 ? 2UL : type == 4 ? 4UL : 8UL;
-            if (count > (ulong)file.Length / size) continue;
-            var at = (ulong)directory.ValueField(entry);
-            if (count * size > (ulong)directory.ValueSize) at = directory.Big ? reader.U64((long)at) : reader.U32((long)at);
-            if (!TiffDirectory.Within(at, count * size, file.Length)) continue;   // the completeness check says so
+            counts.TryAdd(tag, directory.CountOf(reader, entry));
+            // The first of a tag, as the decoders read it.
+            if (fields.ContainsKey(tag) || directory.IntegerFieldAt(reader, entry, file.Length) is not { } field) continue;
             // Pillow warns of more values than one and takes the first, where the field points (an empty field, or one
             // past the file's end, it passes over, as ImageSharp does).
-            if (count > 1 && SingleValued.TryGetValue(tag, out var name)) return $"its {name} field gives {count} values, not one";
-            fields[tag] = (at, count, type);
+            if (field.Count > 1 && SingleValued.TryGetValue(tag, out var name)) return $"its {name} field gives {field.Count} values, not one";
+            fields[tag] = field;
         }
         var samples = One(reader, fields, SamplesPerPixel) ?? 1;
         // Pillow refuses more samples than any of its modes has (six); the sums below then stay small.
@@ -118,7 +112,7 @@ public static class TiffStripData
     }
 
     /// <summary>The first value of <paramref name="tag"/>; null when the directory has none.</summary>
-    private static ulong? One(TiffReader reader, Dictionary<ushort, (ulong At, ulong Count, ushort Type)> fields, ushort tag) =>
+    private static ulong? One(TiffReader reader, Dictionary<ushort, IntegerField> fields, ushort tag) =>
         fields.TryGetValue(tag, out var field) ? reader.Value(field.At, 0, field.Type) : null;
 
     /// <summary>
