@@ -275,9 +275,10 @@ public sealed class TrainingTabTests(WebFixture fixture)
                 Directory.CreateDirectory(folder);
                 made.Add(folder);
                 var created = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc).AddMinutes(i).ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
+                // The status first: the fixture's worker claims a job it finds without one.
+                File.WriteAllText(Path.Combine(folder, "status.json"), $$"""{"id": "{{id}}", "status": "succeeded", "attempt": 1, "finishedAt": "{{created}}"}""");
                 File.WriteAllText(Path.Combine(folder, "job.json"),
                     $$"""{"format": "protopnet-training-job/1", "id": "{{id}}", "name": "january", "preset": "smoke", "dataset": null, "data": null, "options": {}, "createdAt": "{{created}}"}""");
-                File.WriteAllText(Path.Combine(folder, "status.json"), $$"""{"id": "{{id}}", "status": "succeeded", "attempt": 1, "finishedAt": "{{created}}"}""");
             }
             var page = await OpenAsync();
             var asked = new List<string>();
@@ -311,19 +312,21 @@ public sealed class TrainingTabTests(WebFixture fixture)
         Directory.CreateDirectory(folder);
         try
         {
-            File.WriteAllText(Path.Combine(folder, "job.json"),
-                """{"format": "protopnet-training-job/1", "id": "photos-warned", "name": "photos", "preset": "smoke", "dataset": "imagefolder", "data": "photos", "options": {}, "createdAt": "2026-12-01T08:00:00.000Z"}""");
-            // A heartbeat ahead of the clock: the fixture's real worker takes over a running job whose heartbeat has gone
-            // stale, and with the photos folder in its data root it would train this one.
+            // Each job's status is written before its job.json: the fixture's real worker claims a job it finds without
+            // one (a queued job) and, with the photos folder in its data root, would run it (a race seen in CI: the failed
+            // job listed as running). A heartbeat ahead of the clock: the worker also takes over a running job whose
+            // heartbeat has gone stale.
             void Status(string progress, string warnings) => File.WriteAllText(Path.Combine(folder, "status.json"),
                 $$"""{"id": "photos-warned", "status": "running", "attempt": 1, "progress": {{progress}}, "warnings": {{warnings}}, "heartbeatAt": "{{DateTime.UtcNow.AddMinutes(10):yyyy-MM-ddTHH:mm:ss.fffZ}}"}""");
             Status("""{"stage": "checking-images", "epoch": 0, "epochs": 4, "fraction": 0, "imagesChecked": 1200, "imagesToCheck": 3000}""", "[]");
+            File.WriteAllText(Path.Combine(folder, "job.json"),
+                """{"format": "protopnet-training-job/1", "id": "photos-warned", "name": "photos", "preset": "smoke", "dataset": "imagefolder", "data": "photos", "options": {}, "createdAt": "2026-12-01T08:00:00.000Z"}""");
             // And a job that failed, as its worker leaves it: the list says why, without following it.
             Directory.CreateDirectory(failed);
-            File.WriteAllText(Path.Combine(failed, "job.json"),
-                """{"format": "protopnet-training-job/1", "id": "photos-failed", "name": "photos", "preset": "smoke", "dataset": "imagefolder", "data": "photos", "options": {}, "createdAt": "2026-12-01T07:00:00.000Z"}""");
             File.WriteAllText(Path.Combine(failed, "status.json"),
                 """{"id": "photos-failed", "status": "failed", "attempt": 1, "error": "1 of 3000 image files cannot be read (train/tulip/1.jpg: image file is truncated)", "warnings": ["imagefolder: train/ holds what is not read: 1 hidden files: tulip/._1.jpg"]}""");
+            File.WriteAllText(Path.Combine(failed, "job.json"),
+                """{"format": "protopnet-training-job/1", "id": "photos-failed", "name": "photos", "preset": "smoke", "dataset": "imagefolder", "data": "photos", "options": {}, "createdAt": "2026-12-01T07:00:00.000Z"}""");
             var page = await OpenAsync();
             await page.FillAsync("#training-key", WebFixture.AdminKey);
             await page.ClickAsync("#training-key-form button[type=submit]");

