@@ -237,6 +237,9 @@ run_service_container() {
   # And libwebp, so WebP uploads too (and a damaged one is refused as Pillow refuses it).
   grep -m 1 "WebP uploads are decoded by libwebp" <<<"$service_log" \
     || { echo "the service image decodes WebP uploads without libwebp"; return 1; }
+  # And libdeflate, so a TIFF's deflate strips are judged as libtiff inflates them.
+  grep -m 1 "TIFF deflate strips are judged by libdeflate" <<<"$service_log" \
+    || { echo "the service image judges TIFF deflate strips without libdeflate"; return 1; }
 }
 
 train_in_trainer_container() {
@@ -497,7 +500,7 @@ run_step "base image debian:12-slim (debootstrap stand-in)" build_base_image
 run_step "service image (CPU) builds" build_service_image
 run_step "trainer image builds" build_trainer_image
 run_step "images run as non-root with a health check" check_images
-run_step "service container classifies a PNG, decodes JPEGs with libjpeg-turbo and WebPs with libwebp" run_service_container
+run_step "service container classifies a PNG, decodes JPEGs with libjpeg-turbo and WebPs with libwebp, judges TIFF strips with libdeflate" run_service_container
 run_step "trainer container trains smoke, the service serves it" train_in_trainer_container
 run_step "compose: the service" run_compose_service
 run_step "compose: the worker trains a job submitted to the service" run_compose_worker

@@ -16,7 +16,7 @@ public class DamagedImageTests
     /// <summary>The damaged files and what the refusal here says of each.</summary>
     private static readonly (string Name, string Reason)[] Damaged =
     [
-        ("deflate-stream.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream"),
+        ("deflate-stream.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream (libdeflate, which libtiff inflates with, stops on an error in it)."),
         ("samples.tif", "The TIFF image is corrupt: its BitsPerSample gives 3 values, but its SamplesPerPixel is 1."),
         ("photometric.tif", "The TIFF image is corrupt: it has no PhotometricInterpretation to say what its 3 samples per pixel are."),
         ("predictor.tif", "The TIFF image is corrupt: its Predictor is 10, not 1, 2 or 3."),
@@ -31,8 +31,8 @@ public class DamagedImageTests
         ("hidden.gif", "The GIF image is corrupt: its blocks reach the trailer (3B) at byte "),
         ("cut-partition.webp", "The WebP image is corrupt: libwebp, the decoder Pillow uses, cannot decode its image data."),
         // The same checks' other branches, each of which a mutation audit changed unseen.
-        ("old-deflate-stream.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream"),
-        ("short-deflate.tif", "The TIFF image is corrupt: its strip 0 of deflate data inflates to 3560 bytes; its rows need 3600."),
+        ("old-deflate-stream.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream (libdeflate, which libtiff inflates with, stops on an error in it)."),
+        ("short-deflate.tif", "The TIFF image is corrupt: its strip 0 of deflate data inflates to fewer than the 3600 bytes its rows need."),
         ("gap-mask.bmp", "The BMP image is corrupt: its G colour mask 0x7A0 does not fit its 16-bit pixels beside the others."),
         ("wide-mask.bmp", "The BMP image is corrupt: its R colour mask 0x1F800 does not fit its 16-bit pixels beside the others."),
         ("long-runs.bmp", "The BMP image is corrupt: its RLE data gives 32 of the 8x8 pixels it declares."),
@@ -41,22 +41,28 @@ public class DamagedImageTests
         ("no-identifier.gif", "The GIF image is corrupt: its application extension at byte 25 has no identifier."),
         ("no-loop.gif", "The GIF image is corrupt: its NETSCAPE2.0 application extension at byte 25 has no loop data."),
         ("start-01.jpg", "The JPEG image is corrupt: its start-of-image marker (FF D8) is followed by byte 01 where the next marker (FF) must begin."),
-        // Deflate strips that give their rows but are no whole zlib stream, which libtiff (inflating with libdeflate) refuses.
-        ("checksum.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream (zlib stops on an error in it)."),
-        ("no-checksum.tif", "The TIFF image is corrupt: its strip 0 of deflate data gives its rows, but its zlib stream does not end within its "),
-        ("open-stream.tif", "The TIFF image is corrupt: its strip 0 of deflate data gives its rows, but its zlib stream does not end within its "),
+        // Deflate strips that give their rows but are no whole zlib stream, which libdeflate (libtiff's inflater) refuses.
+        ("checksum.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream (libdeflate, which libtiff inflates with, stops on an error in it)."),
+        ("no-checksum.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream (libdeflate, which libtiff inflates with, stops on an error in it)."),
+        ("open-stream.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream (libdeflate, which libtiff inflates with, stops on an error in it)."),
         ("rows-per-strip.tif", "The TIFF image is corrupt: its RowsPerStrip field gives 3 values, not one."),
         ("no-offsets.tif", "The TIFF image is corrupt: it has no StripOffsets to say where its pixels are."),
         ("renamed-offsets.tif", "The TIFF image is corrupt: it has no StripOffsets to say where its pixels are."),
         ("colours.bmp", "The BMP image is corrupt: its header declares a palette of 2147483650 colours, more than the 65536 a BMP may have."),
         // A zlib header that asks for a preset dictionary: .NET throws a ZLibException, not InvalidDataException (it was a 500).
-        ("dictionary.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream (zlib stops on an error in it)."),
-        ("dictionary.png", "The PNG image is truncated or corrupt: its fields contradict each other"),
+        ("dictionary.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream (libdeflate, which libtiff inflates with, stops on an error in it)."),
+        ("dictionary.png", "The PNG image is corrupt: its image data's zlib header (bytes 78 20) asks for a preset dictionary, which PNG does not allow."),
+        ("zlib-check.png", "The PNG image is corrupt: its image data's zlib header (bytes 78 9D) fails its check."),
+        // A deflate stream cut 4 bytes short: libdeflate reads the missing bits as zeros and fails (cut by 1, it fills the rows first: read).
+        ("cut-4.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream (libdeflate, which libtiff inflates with, stops on an error in it)."),
+        ("few-strips.tif", "The TIFF image is corrupt: it lists 4 strips, but its 30 rows, 7 to a strip, need 5."),
+        ("twice.tif", "The TIFF image is corrupt: its ImageWidth field appears twice, as 40 and 80."),
+        ("long-palette.bmp", "The BMP image is corrupt: its palette of 300 colours is more than the 256 a palette holds, and not a ramp of greys."),
     ];
 
     private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "empty-comment.gif", "photo.webp",
         "strips.tif", "rle8-absolute.bmp", "rle4-absolute.bmp", "rle4-short-absolute.bmp", "rle8-delta.bmp", "one-fill.jpg",
-        "long-stream.tif", "palette.bmp", "raw-predictor.tif"];
+        "long-stream.tif", "palette.bmp", "raw-predictor.tif", "grey-ramp.bmp", "cut-1.tif"];
 
     [Fact]
     public void ADamagedFileTheTrainerRefusesIsRefusedHereAndItsSoundOriginalDecodes()
@@ -66,6 +72,7 @@ public class DamagedImageTests
             .ToDictionary(parts => parts[0], parts => parts[1]);
         var decoder = new ImageDecoder(new ImageLimits());
         Assert.True(LibWebp.IsAvailable, LibWebp.Description);
+        Assert.True(LibDeflate.IsAvailable, LibDeflate.Description);
 
         foreach (var name in Sound)
         {
@@ -153,42 +160,108 @@ public class DamagedImageTests
     }
 
     /// <summary>
-    /// Every strip of a TIFF may point at one large region: each was copied whole to be inflated (a 19 MB upload of 65,535
-    /// strips took 101 s). Strips are read where they lie now, and each inflates only its row.
+    /// Every strip of a TIFF may point at one region: each was copied whole to be inflated (a 19 MB upload of 65,535 strips
+    /// took 101 s), and each compressed strip is decoded from all its bytes (65,535 strips over one 100 KB run of empty
+    /// deflate blocks: minutes, in ImageSharp too). Strips are read where they lie, and strips that claim more than 16 MB
+    /// beyond the file's own bytes are refused at once; within that, strips sharing a region are sound.
     /// </summary>
     [Fact]
-    public void StripsThatShareOneLargeRegionAreCheckedQuickly()
+    public void StripsThatShareOneRegionAreJudgedQuickly()
     {
-        const int Width = 64, Strips = 8192, Region = 4 << 20;
+        var shared = SharedStripsTiff(strips: 8192, region: 4 << 20, claimed: 4 << 20);
+        var clock = Stopwatch.StartNew();
+        Assert.Equal($"its compressed strips claim more than {shared.Length + (16 << 20)} bytes of a {shared.Length}-byte file (strips that share their data are decoded again for each)",
+            TiffStripData.FindCorruption(shared));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"{clock.Elapsed.TotalSeconds:0.0} s");
+
+        var sound = SharedStripsTiff(strips: 8192, region: 4 << 20, claimed: 1024);
+        clock.Restart();
+        Assert.Null(TiffStripData.FindCorruption(sound));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"{clock.Elapsed.TotalSeconds:0.0} s");
+    }
+
+    /// <summary>A grey deflate TIFF 64 pixels wide of one-row strips, each claiming <paramref name="claimed"/> bytes of one region (a row's zlib stream, then zeros).</summary>
+    private static byte[] SharedStripsTiff(int strips, int region, int claimed)
+    {
+        const int Width = 64;
         var row = new MemoryStream();
         using (var zlib = new System.IO.Compression.ZLibStream(row, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true)) zlib.Write(new byte[Width]);
-        const int OffsetsAt = 8 + Region, CountsAt = OffsetsAt + 4 * Strips, DirectoryAt = CountsAt + 4 * Strips;
+        int offsetsAt = 8 + region, countsAt = offsetsAt + 4 * strips, directoryAt = countsAt + 4 * strips;
         (ushort Tag, ushort Type, uint Count, uint Value)[] entries =
-            [(256, 4, 1, Width), (257, 4, 1, Strips), (258, 3, 1, 8), (259, 3, 1, 8), (262, 3, 1, 1), (273, 4, Strips, OffsetsAt),
-             (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, Strips, CountsAt)];
-        var file = new byte[DirectoryAt + 2 + 12 * entries.Length + 4];
+            [(256, 4, 1, Width), (257, 4, 1, (uint)strips), (258, 3, 1, 8), (259, 3, 1, 8), (262, 3, 1, 1), (273, 4, (uint)strips, (uint)offsetsAt),
+             (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, (uint)strips, (uint)countsAt)];
+        var file = new byte[directoryAt + 2 + 12 * entries.Length + 4];
         "II*\0"u8.CopyTo(file);
-        BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(4), DirectoryAt);
-        row.ToArray().CopyTo(file, 8);   // the region: one row's zlib stream, then zeros after its end
-        for (var strip = 0; strip < Strips; strip++)
+        BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(4), (uint)directoryAt);
+        row.ToArray().CopyTo(file, 8);
+        for (var strip = 0; strip < strips; strip++)
         {
-            BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(OffsetsAt + 4 * strip), 8);
-            BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(CountsAt + 4 * strip), Region);
+            BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(offsetsAt + 4 * strip), 8);
+            BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(countsAt + 4 * strip), (uint)claimed);
         }
-        BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(DirectoryAt), (ushort)entries.Length);
+        BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(directoryAt), (ushort)entries.Length);
         for (var i = 0; i < entries.Length; i++)
         {
-            var at = DirectoryAt + 2 + 12 * i;
+            var at = directoryAt + 2 + 12 * i;
             BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at), entries[i].Tag);
             BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at + 2), entries[i].Type);
             BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at + 4), entries[i].Count);
             if (entries[i].Type == 3) BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at + 8), (ushort)entries[i].Value);
             else BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at + 8), entries[i].Value);
         }
+        return file;
+    }
 
-        var clock = Stopwatch.StartNew();
-        Assert.Null(TiffStripData.FindCorruption(file));
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"{clock.Elapsed.TotalSeconds:0.0} s");
+    /// <summary>
+    /// Without libdeflate (a system without <c>libdeflate0</c>) deflate strips are judged as libtiff judges them with
+    /// zlib: inflated until the rows are there, whatever follows; an error or too few bytes before that is refused.
+    /// </summary>
+    [Fact]
+    public void WithoutLibDeflateStripsAreJudgedAsLibtiffDoesWithZlib()
+    {
+        var rows = Enumerable.Range(0, 8 * 4).Select(i => (byte)(i * 5)).ToArray();
+        byte[] Deflated(byte[] pixels)
+        {
+            var stream = new MemoryStream();
+            using (var zlib = new System.IO.Compression.ZLibStream(stream, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true)) zlib.Write(pixels);
+            return stream.ToArray();
+        }
+        string? Judged(byte[] strip, bool withLibDeflate) => TiffStripData.FindCorruption(GreyDeflateTiff(8, 4, strip), withLibDeflate);
+
+        var whole = Deflated(rows);
+        Assert.Null(Judged(whole, withLibDeflate: false));
+        Assert.Null(Judged(whole[..^4], withLibDeflate: false));   // no checksum: zlib stops at the rows
+        Assert.Equal("its strip 0 of deflate data inflates to 24 bytes; its rows need 32", Judged(Deflated(rows[..24]), withLibDeflate: false));
+        var broken = (byte[])whole.Clone();
+        broken[1] ^= 0x01;   // the header's check bits
+        Assert.Equal("its strip 0 is not a sound zlib stream (zlib stops on an error in it before its rows)", Judged(broken, withLibDeflate: false));
+        // libdeflate, given the same strips: the stream without its checksum fails there.
+        Assert.Equal("its strip 0 is not a sound zlib stream (libdeflate, which libtiff inflates with, stops on an error in it)", Judged(whole[..^4], withLibDeflate: true));
+        Assert.Equal("its strip 0 of deflate data inflates to fewer than the 32 bytes its rows need", Judged(Deflated(rows[..24]), withLibDeflate: true));
+    }
+
+    /// <summary>A little-endian grey TIFF of one deflate strip.</summary>
+    private static byte[] GreyDeflateTiff(int width, int height, byte[] strip)
+    {
+        (ushort Tag, ushort Type, uint Count, uint Value)[] entries =
+            [(256, 3, 1, (uint)width), (257, 3, 1, (uint)height), (258, 3, 1, 8), (259, 3, 1, 8), (262, 3, 1, 1), (273, 4, 1, 8),
+             (277, 3, 1, 1), (278, 3, 1, (uint)height), (279, 4, 1, (uint)strip.Length)];
+        var directoryAt = 8 + strip.Length + strip.Length % 2;
+        var file = new byte[directoryAt + 2 + 12 * entries.Length + 4];
+        "II*\0"u8.CopyTo(file);
+        BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(4), (uint)directoryAt);
+        strip.CopyTo(file, 8);
+        BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(directoryAt), (ushort)entries.Length);
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var at = directoryAt + 2 + 12 * i;
+            BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at), entries[i].Tag);
+            BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at + 2), entries[i].Type);
+            BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at + 4), entries[i].Count);
+            if (entries[i].Type == 3) BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at + 8), (ushort)entries[i].Value);
+            else BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at + 8), entries[i].Value);
+        }
+        return file;
     }
 
     /// <summary>The BigTIFF with its first directory said to be at <paramref name="offset"/>.</summary>
@@ -428,6 +501,32 @@ public class DamagedImageTests
         damaged("text.png", "dictionary.png", png_dictionary)
         # Sound: a Predictor on uncompressed strips, which no reader applies (libtiff reads it for LZW and deflate only).
         picture.save(path("raw-predictor.tif"), tiffinfo={317: 4})
+
+        def cut_stream(cut):
+            def change(data): data[tiff_entry(data, 279) + 8:tiff_entry(data, 279) + 12] = struct.pack("<I", strip_bytes(data) - cut)
+            return change
+        damaged("deflate.tif", "cut-1.tif", cut_stream(1))
+        damaged("deflate.tif", "cut-4.tif", cut_stream(4))
+        def fewer_strips(data):
+            for tag in (273, 279): data[tiff_entry(data, tag) + 4:tiff_entry(data, tag) + 8] = struct.pack("<I", 4)
+        damaged("strips.tif", "few-strips.tif", fewer_strips)
+        def width_twice(data):
+            entry = tiff_entry(data, 284)   # PlanarConfiguration (1, the default) turned into a second ImageWidth
+            data[entry:entry + 12] = struct.pack("<HHII", 256, 3, 1, 80)
+        damaged("rgb.tif", "twice.tif", width_twice)
+        def bmp_palette(colours, grey):
+            entries = b"".join(bytes((i & 255,) * 3 if grey else ((i * 7) & 255, i & 255, (i * 3) & 255)) + b"\0" for i in range(colours))
+            data = bytearray(bmp(8, 0, 0, bytes(range(32)), masks=entries))   # the palette where masks would go, after the header
+            data[46:50] = struct.pack("<I", colours)
+            return data
+        open(path("long-palette.bmp"), "wb").write(bmp_palette(300, grey=False))
+        open(path("grey-ramp.bmp"), "wb").write(bmp_palette(300, grey=True))   # Pillow reads a longer palette of greys as grey
+        def zlib_check_bits(data):
+            idat = data.index(b"IDAT") - 4
+            length = struct.unpack(">I", data[idat:idat + 4])[0]
+            data[idat + 9] ^= 0x01
+            data[idat + 8 + length:idat + 12 + length] = struct.pack(">I", zlib.crc32(bytes(data[idat + 4:idat + 8 + length])))
+        damaged("text.png", "zlib-check.png", zlib_check_bits)
 
         for name in sorted(os.listdir(folder)):
             try:

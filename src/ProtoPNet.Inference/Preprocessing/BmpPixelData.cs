@@ -27,9 +27,15 @@ public static class BmpPixelData
         // A BMP holding a JPEG or PNG declares 0 bits: not corrupt, but a kind the decoder says it does not support.
         if (bits is not (1 or 2 or 4 or 8 or 16 or 24 or 32) && compression is not (EmbeddedJpeg or EmbeddedPng)) return $"its header declares {bits} bits per pixel";
         // Pillow reads a palette of at most 65536 colours (a count of 0 means 2^bits); ImageSharp reads on past a larger count.
-        if (bits is 1 or 2 or 4 or 8 && BinaryPrimitives.ReadUInt32LittleEndian(file[46..]) is var colours and > MaxPaletteColours)
+        var colours = BinaryPrimitives.ReadUInt32LittleEndian(file[46..]);
+        if (bits is 1 or 2 or 4 or 8 && colours > MaxPaletteColours)
         {
             return $"its header declares a palette of {colours} colours, more than the {MaxPaletteColours} a BMP may have";
+        }
+        // Of a longer palette Pillow keeps only a grey ramp (entry i the grey i, counted modulo 256) and refuses any other.
+        if (bits is 1 or 2 or 4 or 8 && colours > 256 && !IsGreyRamp(file, 14 + headerSize, colours))
+        {
+            return $"its palette of {colours} colours is more than the 256 a palette holds, and not a ramp of greys";
         }
         if (compression is Bitfields or AlphaBitfields && bits is 16 or 32 && file.Length >= 66)
         {
@@ -54,6 +60,19 @@ public static class BmpPixelData
             if (pixels < wanted) return $"its RLE data gives {pixels} of the {width}x{height} pixels it declares";
         }
         return null;
+    }
+
+    /// <summary>Whether the palette's <paramref name="colours"/> entries (blue, green, red and a spare byte) from <paramref name="start"/> are the greys 0, 1, 2, ... (modulo 256), all within the file.</summary>
+    private static bool IsGreyRamp(ReadOnlySpan<byte> file, long start, uint colours)
+    {
+        if (start + 4L * colours > file.Length) return false;
+        for (var i = 0; i < colours; i++)
+        {
+            var entry = file.Slice((int)(start + 4L * i), 3);
+            var grey = (byte)i;
+            if (entry[0] != grey || entry[1] != grey || entry[2] != grey) return false;
+        }
+        return true;
     }
 
     /// <summary>Whether the mask's bits are one run (0x07E0, not 0x07A0): shifted down to its lowest set bit, it is one less than a power of two.</summary>

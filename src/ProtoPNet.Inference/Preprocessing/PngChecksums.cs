@@ -6,9 +6,9 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// Whether the chunks before a PNG's image data are sound: each named by four letters, digits or underscores, each with
 /// the CRC of its type and data. ImageSharp checks the CRC of the critical chunks only and skips a damaged ancillary one
 /// (gAMA, cHRM, bKGD, tIME...); Pillow (the trainer's decoder) refuses the file ("broken PNG file"), so a damaged upload
-/// was classified while the trainer could not read it. After the first IDAT Pillow reads no more CRCs, nor does this.
-/// The compressed text and ICC chunks (zTXt, iTXt, iCCP) are dropped before this check runs (PngText), so a bad CRC in
-/// one of them goes unseen here, where Pillow refuses the file.
+/// was classified while the trainer could not read it. After the first IDAT Pillow reads no more CRCs, nor does this;
+/// the zlib header that begins the image data is judged too. The compressed text and ICC chunks (zTXt, iTXt, iCCP) are
+/// dropped before this check runs (PngText), so a bad CRC in one of them goes unseen here, where Pillow refuses the file.
 /// </summary>
 public static class PngChecksums
 {
@@ -21,7 +21,8 @@ public static class PngChecksums
         {
             var length = BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
             var type = file.Slice((int)position + 4, 4);
-            if (type.SequenceEqual("IDAT"u8) || type.SequenceEqual("IEND"u8)) return null;
+            if (type.SequenceEqual("IDAT"u8)) return length >= 2 && position + 10 <= file.Length ? ZlibHeaderFault(file[(int)(position + 8)], file[(int)(position + 9)]) : null;
+            if (type.SequenceEqual("IEND"u8)) return null;
             foreach (var letter in type)
             {
                 if (letter is not ((>= (byte)'A' and <= (byte)'Z') or (>= (byte)'a' and <= (byte)'z') or (>= (byte)'0' and <= (byte)'9') or (byte)'_'))
@@ -37,6 +38,19 @@ public static class PngChecksums
             }
             position += 12 + length;
         }
+        return null;
+    }
+
+    /// <summary>
+    /// What is wrong with the zlib header that begins the image data, or null: zlib (Pillow's inflater) refuses a header
+    /// whose check bits fail, another method than deflate, and a preset dictionary (which PNG does not allow);
+    /// ImageSharp decoded on past each.
+    /// </summary>
+    private static string? ZlibHeaderFault(byte method, byte flags)
+    {
+        if ((method << 8 | flags) % 31 != 0) return $"its image data's zlib header (bytes {method:X2} {flags:X2}) fails its check";
+        if ((method & 0x0F) != 8 || method >> 4 > 7) return $"its image data's zlib header (bytes {method:X2} {flags:X2}) names no deflate stream";
+        if ((flags & 0x20) != 0) return $"its image data's zlib header (bytes {method:X2} {flags:X2}) asks for a preset dictionary, which PNG does not allow";
         return null;
     }
 

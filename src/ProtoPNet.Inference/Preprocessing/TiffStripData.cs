@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Compression;
 
 namespace ProtoPNet.Inference.Preprocessing;
@@ -6,10 +7,12 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// Whether the strips of a TIFF's first image hold the pixels its directory declares. ImageSharp paints what a strip
 /// lacks black and reports success; Pillow (the trainer's decoder) refuses such a file, so a damaged upload was
 /// classified as the garbage the trainer never saw. Judged here, before decoding: a deflate strip (Compression 8 or
-/// 32946) must inflate without error to every byte of its rows, as libtiff requires; an uncompressed strip's rows must
-/// lie within the file, as Pillow reads them; BitsPerSample must give one value, or one per sample; an image of several
-/// samples must say what they are (PhotometricInterpretation, which has no default); a Predictor must be one of 1, 2 and 3;
-/// the fields that hold one value (the size, the compression, ...) must give one; and there must be strips at all.
+/// 32946) must give every byte of its rows as libtiff inflates it (with libdeflate, as Debian's Pillow has it, or else
+/// zlib); an uncompressed strip's rows must lie within the file, as Pillow reads them; a compressed image must list a
+/// strip for all its rows, and its strips may not claim far more bytes than the file has; BitsPerSample must give one
+/// value, or one per sample, and at most 64 bits a pixel; an image of several samples must say what they are
+/// (PhotometricInterpretation, which has no default); a Predictor must be one of 1, 2 and 3; the fields that hold one
+/// value (the size, the compression, ...) must give one, the same one if repeated; and there must be strips at all.
 /// </summary>
 public static class TiffStripData
 {
@@ -24,6 +27,12 @@ public static class TiffStripData
     /// <summary>Pillow reads at most six samples per pixel (its modes' most), and at most 64 bits per pixel (RGBA of 16-bit samples).</summary>
     private const ulong MaxSamples = 6, MaxBitsPerPixel = 64;
 
+    /// <summary>How many bytes compressed strips may claim beyond the file's own (strips that share data, as a writer may do for blank ones).</summary>
+    private const ulong SharedStripBytes = 16 << 20;
+
+    /// <summary>The largest strip inflated whole with libdeflate (a larger one, which no common writer makes, is judged with zlib).</summary>
+    private const ulong WholeStripBytes = 64 << 20;
+
     /// <summary>The fields of one value that this check and the decoders read.</summary>
     private static readonly Dictionary<ushort, string> SingleValued = new()
     {
@@ -32,7 +41,10 @@ public static class TiffStripData
     };
 
     /// <summary>What is wrong with the first image's strips (one sentence), or null (also when the directory is one this check does not read).</summary>
-    public static string? FindCorruption(ReadOnlyMemory<byte> bytes)
+    public static string? FindCorruption(ReadOnlyMemory<byte> bytes) => FindCorruption(bytes, LibDeflate.IsAvailable);
+
+    /// <summary>As <see cref="FindCorruption(ReadOnlyMemory{byte})"/>, with deflate strips judged by libdeflate or, as libtiff does without it, by zlib.</summary>
+    internal static string? FindCorruption(ReadOnlyMemory<byte> bytes, bool withLibDeflate)
     {
         var file = bytes.Span;
         if (TiffDirectory.First(file) is not { } directory) return null;
@@ -44,11 +56,19 @@ public static class TiffStripData
             var entry = directory.Entry(e);
             var tag = reader.U16(entry);
             counts.TryAdd(tag, directory.CountOf(reader, entry));
-            // The first of a tag, as the decoders read it.
-            if (fields.ContainsKey(tag) || directory.IntegerFieldAt(reader, entry, file.Length) is not { } field) continue;
-            // Pillow warns of more values than one and takes the first, where the field points (an empty field, or one
-            // past the file's end, it passes over, as ImageSharp does).
-            if (field.Count > 1 && SingleValued.TryGetValue(tag, out var name)) return $"its {name} field gives {field.Count} values, not one";
+            if (directory.IntegerFieldAt(reader, entry, file.Length) is not { } field) continue;
+            SingleValued.TryGetValue(tag, out var name);
+            if (fields.TryGetValue(tag, out var first))
+            {
+                // The first of a repeated field is what libtiff and ImageSharp read, the last what Pillow's own reading
+                // keeps: a field of one value must say the same both times.
+                if (name is not null && One(reader, first) != One(reader, field)) return $"its {name} field appears twice, as {One(reader, first)} and {One(reader, field)}";
+                continue;
+            }
+            // Several values where one belongs: Pillow warns and takes the first, from where the field points (libtiff
+            // drops a Predictor of several and decodes without it); ImageSharp reads them otherwise. An empty field, or
+            // one past the file's end, both pass over.
+            if (field.Count > 1 && name is not null) return $"its {name} field gives {field.Count} values, not one";
             fields[tag] = field;
         }
         var samples = One(reader, fields, SamplesPerPixel) ?? 1;
@@ -63,7 +83,7 @@ public static class TiffStripData
             return $"it has no PhotometricInterpretation to say what its {samples} samples per pixel are";
         }
         var compression = One(reader, fields, Compression) ?? 1;
-        // libtiff reads a Predictor only for the compressions that use one; ImageSharp ignores it on uncompressed strips too.
+        // libtiff reads a Predictor only for the compressions that use one (Pillow reads an uncompressed TIFF with any).
         if (compression is Lzw or Deflate or OldDeflate && One(reader, fields, Predictor) is { } predictor and not (1 or 2 or 3))
         {
             return $"its Predictor is {predictor}, not 1, 2 or 3";
@@ -79,82 +99,116 @@ public static class TiffStripData
         // Without strip (or tile) offsets there are no pixels: Pillow cannot identify such a file, ImageSharp painted it black.
         if (counts.GetValueOrDefault(StripOffsets) == 0 && !counts.ContainsKey(TileOffsets)) return "it has no StripOffsets to say where its pixels are";
         if (!fields.TryGetValue(StripOffsets, out var offsets) || !fields.TryGetValue(StripByteCounts, out var byteCounts)) return null;
-        if (compression is not (Uncompressed or Deflate or OldDeflate)) return null;
+        if (compression != Uncompressed)
+        {
+            // Each compressed strip is decoded from all of its bytes, so strips that share one region decode it again
+            // and again (65,535 strips over one 100 KB run of empty deflate blocks: minutes, here and in ImageSharp).
+            var budget = (ulong)file.Length + SharedStripBytes;
+            ulong claimed = 0;
+            for (ulong i = 0; i < byteCounts.Count && claimed <= budget; i++) claimed += Math.Min(reader.Value(byteCounts.At, i, byteCounts.Type), budget + 1);
+            if (claimed > budget) return $"its compressed strips claim more than {budget} bytes of a {file.Length}-byte file (strips that share their data are decoded again for each)";
+        }
         var planar = One(reader, fields, PlanarConfiguration) == 2 && samples > 1;
         var rowsPerStrip = Math.Min(One(reader, fields, RowsPerStrip) ?? height, height);
         if (rowsPerStrip == 0 || bits == 0 || width > int.MaxValue / bits) return null;
         var rowBytes = (width * (planar ? bits / samples : bits) + 7) / 8;
         var stripsPerPlane = (height + rowsPerStrip - 1) / rowsPerStrip;
-        var strips = Math.Min(Math.Min(offsets.Count, byteCounts.Count), planar ? stripsPerPlane * samples : stripsPerPlane);
-
-        for (ulong strip = 0; strip < strips; strip++)
+        var stripsNeeded = planar ? stripsPerPlane * samples : stripsPerPlane;
+        var listed = Math.Min(offsets.Count, byteCounts.Count);
+        // libtiff refuses a compressed strip that is not listed (Pillow reads missing uncompressed rows as black).
+        if (compression != Uncompressed && listed < stripsNeeded)
         {
-            var rows = Math.Min(rowsPerStrip, height - strip % stripsPerPlane * rowsPerStrip);
-            var needed = rows * rowBytes;
-            var start = reader.Value(offsets.At, strip, offsets.Type);
-            var length = reader.Value(byteCounts.At, strip, byteCounts.Type);
-            if (compression == Uncompressed)
+            return $"it lists {listed} strips, but its {height} rows, {rowsPerStrip} to a strip, need {stripsNeeded}";
+        }
+        if (compression is not (Uncompressed or Deflate or OldDeflate)) return null;
+        var strips = Math.Min(listed, stripsNeeded);
+
+        // libdeflate inflates a whole strip at once, into a buffer of its rows (kept to a size a strip of sound rows has).
+        var stripBytes = rowsPerStrip * rowBytes;
+        using var libdeflate = compression != Uncompressed && withLibDeflate && stripBytes <= WholeStripBytes ? new LibDeflate.Decompressor() : null;
+        var rowsBuffer = libdeflate is null ? null : ArrayPool<byte>.Shared.Rent((int)stripBytes);
+        try
+        {
+            for (ulong strip = 0; strip < strips; strip++)
             {
-                // Pillow reads an uncompressed strip's rows from its offset on, whatever its byte count says.
-                if (!TiffDirectory.Within(start, needed, file.Length))
+                var rows = Math.Min(rowsPerStrip, height - strip % stripsPerPlane * rowsPerStrip);
+                var needed = rows * rowBytes;
+                var start = reader.Value(offsets.At, strip, offsets.Type);
+                var length = reader.Value(byteCounts.At, strip, byteCounts.Type);
+                if (compression == Uncompressed)
                 {
-                    return $"its strip {strip} needs {needed} bytes at byte {start} for its {width}-pixel rows; the file ends after {file.Length}";
+                    // Pillow reads an uncompressed strip's rows from its offset on, whatever its byte count says.
+                    if (!TiffDirectory.Within(start, needed, file.Length))
+                    {
+                        return $"its strip {strip} needs {needed} bytes at byte {start} for its {width}-pixel rows; the file ends after {file.Length}";
+                    }
+                    continue;
                 }
-                continue;
+                if (!TiffDirectory.Within(start, length, file.Length)) return null;   // the completeness check says so
+                // Read where it lies, not copied: strips may all point at one large region.
+                var data = bytes.Slice((int)start, (int)length);
+                if (libdeflate is not null)
+                {
+                    switch (libdeflate.Inflate(data.Span, rowsBuffer.AsSpan(0, (int)needed)))
+                    {
+                        case LibDeflate.Result.BadData:
+                            return $"its strip {strip} is not a sound zlib stream (libdeflate, which libtiff inflates with, stops on an error in it)";
+                        case LibDeflate.Result.ShortOutput:
+                            return $"its strip {strip} of deflate data inflates to fewer than the {needed} bytes its rows need";
+                    }
+                    continue;
+                }
+                var (inflated, broken) = Inflate(data, needed);
+                if (broken) return $"its strip {strip} is not a sound zlib stream (zlib stops on an error in it before its rows)";
+                if (inflated < needed) return $"its strip {strip} of deflate data inflates to {inflated} bytes; its rows need {needed}";
             }
-            if (!TiffDirectory.Within(start, length, file.Length)) return null;   // the completeness check says so
-            var (inflated, broken, unended) = Inflate(bytes.Slice((int)start, (int)length), needed);
-            if (broken) return $"its strip {strip} is not a sound zlib stream (zlib stops on an error in it)";
-            if (inflated < needed) return $"its strip {strip} of deflate data inflates to {inflated} bytes; its rows need {needed}";
-            if (unended) return $"its strip {strip} of deflate data gives its rows, but its zlib stream does not end within its {length} bytes";
+        }
+        finally
+        {
+            if (rowsBuffer is not null) ArrayPool<byte>.Shared.Return(rowsBuffer);
         }
         return null;
     }
 
     /// <summary>The first value of <paramref name="tag"/>; null when the directory has none.</summary>
     private static ulong? One(TiffReader reader, Dictionary<ushort, IntegerField> fields, ushort tag) =>
-        fields.TryGetValue(tag, out var field) ? reader.Value(field.At, 0, field.Type) : null;
+        fields.TryGetValue(tag, out var field) ? One(reader, field) : null;
+
+    private static ulong One(TiffReader reader, IntegerField field) => reader.Value(field.At, 0, field.Type);
 
     /// <summary>
-    /// How a deflate strip inflates: to how many bytes (at most one past the rows' <paramref name="needed"/>), whether zlib
-    /// stopped on an error (its checksum among them), and whether the data ran out before the stream's end. libtiff (with
-    /// libdeflate, as Debian's Pillow has it) inflates a strip whole: a stream that ends without its checksum, or that
-    /// stops after the rows without ending, is refused; one that goes on past the rows is cut at them.
+    /// How many bytes a deflate strip inflates to with zlib, at most <paramref name="needed"/>, and whether zlib stopped on
+    /// an error first. libtiff without libdeflate inflates so: it stops once the rows are there (what follows, a deflate
+    /// bomb's remainder among it, is not inflated).
     /// </summary>
-    private static (ulong Inflated, bool Broken, bool Unended) Inflate(ReadOnlyMemory<byte> data, ulong needed)
+    private static (ulong Inflated, bool Broken) Inflate(ReadOnlyMemory<byte> data, ulong needed)
     {
-        // Read where it lies, not copied: strips may all point at one large region, and each inflates only its rows.
-        var input = new EndWatchingStream(data);
         ulong inflated = 0;
         try
         {
-            using var zlib = new ZLibStream(input, CompressionMode.Decompress);
+            using var zlib = new ZLibStream(new MemoryReadStream(data), CompressionMode.Decompress);
             Span<byte> sink = stackalloc byte[8192];
-            // What follows the byte past the rows (a deflate bomb's remainder) is not inflated.
-            while (inflated <= needed && zlib.Read(sink[..(int)Math.Min((ulong)sink.Length, needed + 1 - inflated)]) is var count and > 0) inflated += (ulong)count;
+            while (inflated < needed && zlib.Read(sink[..(int)Math.Min((ulong)sink.Length, needed - inflated)]) is var count and > 0) inflated += (ulong)count;
         }
         catch (Exception error) when (error is InvalidDataException or IOException)
         {
             // .NET words zlib's errors for zip archives ("The archive entry was compressed using an unsupported compression
             // method"), and throws a ZLibException (an IOException) for a header asking for a preset dictionary.
-            return (inflated, true, false);
+            return (inflated, true);
         }
-        return (inflated, false, inflated <= needed && input.ReadPastEnd);
+        return (inflated, false);
     }
 
-    /// <summary>A stream over bytes that remembers being asked for more at its end: ZLibStream asks only while its zlib stream has not ended (it reports no error for one cut short).</summary>
-    private sealed class EndWatchingStream(ReadOnlyMemory<byte> data) : Stream
+    /// <summary>A read-only stream over bytes where they lie (a MemoryStream needs an array of its own).</summary>
+    private sealed class MemoryReadStream(ReadOnlyMemory<byte> data) : Stream
     {
         private int position;
-
-        public bool ReadPastEnd { get; private set; }
 
         public override int Read(Span<byte> buffer)
         {
             var count = Math.Min(buffer.Length, data.Length - position);
             data.Span.Slice(position, count).CopyTo(buffer);
             position += count;
-            ReadPastEnd |= count == 0 && buffer.Length > 0;
             return count;
         }
 
