@@ -57,12 +57,22 @@ public class DamagedImageTests
         ("cut-4.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream (libdeflate, which libtiff inflates with, stops on an error in it)."),
         ("few-strips.tif", "The TIFF image is corrupt: it lists 4 strips, but its 30 rows, 7 to a strip, need 5."),
         ("twice.tif", "The TIFF image is corrupt: its ImageWidth field appears twice, as 40 and 80."),
+        // A second Compression of 1: Pillow reads the deflate strip as raw rows (here too short for them), ImageSharp inflates it.
+        ("compression-twice.tif", "The TIFF image is corrupt: its Compression field appears twice, as 8 and 1."),
         ("long-palette.bmp", "The BMP image is corrupt: its palette of 300 colours is more than the 256 a palette holds, and not a ramp of greys."),
+    ];
+
+    /// <summary>Damaged files the trainer reads into other pixels than ImageSharp would (so refused here), and the refusal of each.</summary>
+    private static readonly (string Name, string Reason)[] ReadOtherwise =
+    [
+        // A grey ramp of 300 colours: Pillow reads the 1-bit pixels as 8-bit greys.
+        ("ramp-1-bit.bmp", "The BMP image is corrupt: its palette of 300 colours is more than the 2 a 1-bit picture can use."),
     ];
 
     private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "empty-comment.gif", "photo.webp",
         "strips.tif", "rle8-absolute.bmp", "rle4-absolute.bmp", "rle4-short-absolute.bmp", "rle8-delta.bmp", "one-fill.jpg",
-        "long-stream.tif", "palette.bmp", "raw-predictor.tif", "grey-ramp.bmp", "cut-1.tif"];
+        "long-stream.tif", "palette.bmp", "raw-predictor.tif", "grey-ramp.bmp", "cut-1.tif",
+        "rows-twice.tif", "no-count.tif"];
 
     [Fact]
     public void ADamagedFileTheTrainerRefusesIsRefusedHereAndItsSoundOriginalDecodes()
@@ -80,8 +90,9 @@ public class DamagedImageTests
             decoder.Decode(File.ReadAllBytes(Path.Combine(temporary.Path, name))).Dispose();
         }
         foreach (var (name, _) in Damaged) Assert.True(verdicts[name].StartsWith("refused", StringComparison.Ordinal), $"the trainer should refuse {name}, and reads it");
+        foreach (var (name, _) in ReadOtherwise) Assert.True(verdicts[name] == "read", $"the trainer should read {name}: {verdicts[name]}");
         // Every file's answer, then one assertion: a failure lists each file not refused as it should be.
-        var wrong = Damaged.Select(file => (file.Name, file.Reason, Answer: Refusal(decoder, Path.Combine(temporary.Path, file.Name))))
+        var wrong = Damaged.Concat(ReadOtherwise).Select(file => (file.Name, file.Reason, Answer: Refusal(decoder, Path.Combine(temporary.Path, file.Name))))
             .Where(file => !file.Answer.StartsWith($"{ImageRejection.NotDecodable}: {file.Reason}", StringComparison.Ordinal))
             .Select(file => $"{file.Name}: {file.Answer}").ToArray();
         Assert.True(wrong.Length == 0, string.Join('\n', wrong));
@@ -240,12 +251,29 @@ public class DamagedImageTests
         Assert.Equal("its strip 0 of deflate data inflates to fewer than the 32 bytes its rows need", Judged(Deflated(rows[..24]), withLibDeflate: true));
     }
 
-    /// <summary>A little-endian grey TIFF of one deflate strip.</summary>
-    private static byte[] GreyDeflateTiff(int width, int height, byte[] strip)
+    /// <summary>
+    /// Subsampled YCbCr (the default subsampling is 2 by 2) packs fewer bytes a row than one sample per pixel: such a
+    /// strip is left to the decoder (Pillow reads it; counted as full rows it was refused as short).
+    /// </summary>
+    [Fact]
+    public void ASubsampledYCbCrStripIsNotCountedAsFullRows()
     {
-        (ushort Tag, ushort Type, uint Count, uint Value)[] entries =
+        var stream = new MemoryStream();
+        using (var zlib = new System.IO.Compression.ZLibStream(stream, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true)) zlib.Write(new byte[16 * 8 * 3 / 2]);
+        (ushort, ushort, uint, uint)[] ycbcr = [(262, 3, 1, 6), (277, 3, 1, 3)];
+        Assert.Null(TiffStripData.FindCorruption(GreyDeflateTiff(16, 8, stream.ToArray(), ycbcr)));
+        Assert.Null(TiffStripData.FindCorruption(GreyDeflateTiff(16, 8, stream.ToArray(), [.. ycbcr, (530, 3, 2, 2 | 2 << 16)])));
+        Assert.Equal("its strip 0 of deflate data inflates to fewer than the 384 bytes its rows need",
+            TiffStripData.FindCorruption(GreyDeflateTiff(16, 8, stream.ToArray(), [.. ycbcr, (530, 3, 2, 1 | 1 << 16)])));
+    }
+
+    /// <summary>A little-endian grey TIFF of one deflate strip, with <paramref name="replaced"/> entries (tag, type, count, value) put in or added.</summary>
+    private static byte[] GreyDeflateTiff(int width, int height, byte[] strip, params (ushort Tag, ushort Type, uint Count, uint Value)[] replaced)
+    {
+        (ushort Tag, ushort Type, uint Count, uint Value)[] basic =
             [(256, 3, 1, (uint)width), (257, 3, 1, (uint)height), (258, 3, 1, 8), (259, 3, 1, 8), (262, 3, 1, 1), (273, 4, 1, 8),
              (277, 3, 1, 1), (278, 3, 1, (uint)height), (279, 4, 1, (uint)strip.Length)];
+        var entries = basic.Where(entry => replaced.All(other => other.Tag != entry.Tag)).Concat(replaced).OrderBy(entry => entry.Tag).ToArray();
         var directoryAt = 8 + strip.Length + strip.Length % 2;
         var file = new byte[directoryAt + 2 + 12 * entries.Length + 4];
         "II*\0"u8.CopyTo(file);
@@ -258,8 +286,8 @@ public class DamagedImageTests
             BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at), entries[i].Tag);
             BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at + 2), entries[i].Type);
             BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at + 4), entries[i].Count);
-            if (entries[i].Type == 3) BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at + 8), (ushort)entries[i].Value);
-            else BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at + 8), entries[i].Value);
+            if (entries[i].Type == 3 && entries[i].Count == 1) BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at + 8), (ushort)entries[i].Value);
+            else BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at + 8), entries[i].Value);   // two SHORTs: the low one first
         }
         return file;
     }
@@ -521,6 +549,18 @@ public class DamagedImageTests
             return data
         open(path("long-palette.bmp"), "wb").write(bmp_palette(300, grey=False))
         open(path("grey-ramp.bmp"), "wb").write(bmp_palette(300, grey=True))   # Pillow reads a longer palette of greys as grey
+        def second_field(tag, value):
+            def change(data):
+                entry = tiff_entry(data, 284)   # PlanarConfiguration (1, the default) turned into a second field
+                data[entry:entry + 12] = struct.pack("<HHII", tag, 3, 1, value)
+            return change
+        damaged("deflate.tif", "compression-twice.tif", second_field(259, 1))
+        damaged("strips.tif", "rows-twice.tif", second_field(278, 8))   # both decoders take the first: read alike
+        def no_count(data): data[tiff_entry(data, 279) + 8:tiff_entry(data, 279) + 12] = struct.pack("<I", 0)
+        damaged("deflate.tif", "no-count.tif", no_count)   # one strip: libtiff reads it to the file's end
+        def ramp_1_bit(data):
+            data[28:30] = struct.pack("<H", 1)   # the 8-bit grey ramp's pixels read as 1-bit ones
+        damaged("grey-ramp.bmp", "ramp-1-bit.bmp", ramp_1_bit)
         def zlib_check_bits(data):
             idat = data.index(b"IDAT") - 4
             length = struct.unpack(">I", data[idat:idat + 4])[0]

@@ -32,8 +32,10 @@ public static class BmpPixelData
         {
             return $"its header declares a palette of {colours} colours, more than the {MaxPaletteColours} a BMP may have";
         }
-        // Of a longer palette Pillow keeps only a grey ramp (entry i the grey i, counted modulo 256) and refuses any other.
-        if (bits is 1 or 2 or 4 or 8 && colours > 256 && !IsGreyRamp(file, 14 + headerSize, colours))
+        // Of a longer palette Pillow keeps only a grey ramp (entry i the grey i, counted modulo 256) and refuses any other;
+        // with a ramp it reads the pixels as 8-bit greys, so a picture of fewer bits gets other pixels there than here.
+        if (bits is 1 or 2 or 4 && colours > 256) return $"its palette of {colours} colours is more than the {1 << bits} a {bits}-bit picture can use";
+        if (bits == 8 && colours > 256 && !IsGreyRamp(file, 14 + headerSize, colours))
         {
             return $"its palette of {colours} colours is more than the 256 a palette holds, and not a ramp of greys";
         }

@@ -20,7 +20,9 @@ public static class TiffStripData
         SamplesPerPixel = 277, RowsPerStrip = 278, StripByteCounts = 279, PlanarConfiguration = 284,
         Photometric = 262, Predictor = 317;
 
-    private const ushort TileOffsets = 324;
+    private const ushort TileOffsets = 324, YCbCrSubsampling = 530;
+
+    private const ulong YCbCr = 6;
 
     private const ulong Uncompressed = 1, Lzw = 5, Deflate = 8, OldDeflate = 32946;
 
@@ -31,7 +33,7 @@ public static class TiffStripData
     private const ulong SharedStripBytes = 16 << 20;
 
     /// <summary>The largest strip inflated whole with libdeflate (a larger one, which no common writer makes, is judged with zlib).</summary>
-    private const ulong WholeStripBytes = 64 << 20;
+    private const ulong WholeStripBytes = 64 << 20, PooledStripBytes = 1 << 20;
 
     /// <summary>The fields of one value that this check and the decoders read.</summary>
     private static readonly Dictionary<ushort, string> SingleValued = new()
@@ -61,8 +63,13 @@ public static class TiffStripData
             if (fields.TryGetValue(tag, out var first))
             {
                 // The first of a repeated field is what libtiff and ImageSharp read, the last what Pillow's own reading
-                // keeps: a field of one value must say the same both times.
-                if (name is not null && One(reader, first) != One(reader, field)) return $"its {name} field appears twice, as {One(reader, first)} and {One(reader, field)}";
+                // keeps: where that changes the pixels (the size, the samples and what they are, the compression), a
+                // field repeated with another value is refused. (A repeated RowsPerStrip, Predictor or
+                // PlanarConfiguration both decoders take from the first.)
+                if (tag is ImageWidth or ImageLength or SamplesPerPixel or Photometric or Compression && One(reader, first) != One(reader, field))
+                {
+                    return $"its {name} field appears twice, as {One(reader, first)} and {One(reader, field)}";
+                }
                 continue;
             }
             // Several values where one belongs: Pillow warns and takes the first, from where the field points (libtiff
@@ -108,6 +115,12 @@ public static class TiffStripData
             for (ulong i = 0; i < byteCounts.Count && claimed <= budget; i++) claimed += Math.Min(reader.Value(byteCounts.At, i, byteCounts.Type), budget + 1);
             if (claimed > budget) return $"its compressed strips claim more than {budget} bytes of a {file.Length}-byte file (strips that share their data are decoded again for each)";
         }
+        // Subsampled YCbCr (the default subsampling is 2 by 2) packs its rows otherwise than this check counts them.
+        if (One(reader, fields, Photometric) == YCbCr && (!fields.TryGetValue(YCbCrSubsampling, out var subsampling) || subsampling.Count < 2 ||
+                reader.Value(subsampling.At, 0, subsampling.Type) != 1 || reader.Value(subsampling.At, 1, subsampling.Type) != 1))
+        {
+            return null;
+        }
         var planar = One(reader, fields, PlanarConfiguration) == 2 && samples > 1;
         var rowsPerStrip = Math.Min(One(reader, fields, RowsPerStrip) ?? height, height);
         if (rowsPerStrip == 0 || bits == 0 || width > int.MaxValue / bits) return null;
@@ -126,7 +139,9 @@ public static class TiffStripData
         // libdeflate inflates a whole strip at once, into a buffer of its rows (kept to a size a strip of sound rows has).
         var stripBytes = rowsPerStrip * rowBytes;
         using var libdeflate = compression != Uncompressed && withLibDeflate && stripBytes <= WholeStripBytes ? new LibDeflate.Decompressor() : null;
-        var rowsBuffer = libdeflate is null ? null : ArrayPool<byte>.Shared.Rent((int)stripBytes);
+        // A large strip's buffer is not pooled: the pool would keep it.
+        var pooled = stripBytes <= PooledStripBytes;
+        var rowsBuffer = libdeflate is null ? null : pooled ? ArrayPool<byte>.Shared.Rent((int)stripBytes) : GC.AllocateUninitializedArray<byte>((int)stripBytes);
         try
         {
             for (ulong strip = 0; strip < strips; strip++)
@@ -144,6 +159,8 @@ public static class TiffStripData
                     }
                     continue;
                 }
+                // A lone strip whose byte count is 0 libtiff reads to the file's end ("Bogus StripByteCounts").
+                if (strips == 1 && length == 0 && start <= (ulong)file.Length) length = (ulong)file.Length - start;
                 if (!TiffDirectory.Within(start, length, file.Length)) return null;   // the completeness check says so
                 // Read where it lies, not copied: strips may all point at one large region.
                 var data = bytes.Slice((int)start, (int)length);
@@ -165,7 +182,7 @@ public static class TiffStripData
         }
         finally
         {
-            if (rowsBuffer is not null) ArrayPool<byte>.Shared.Return(rowsBuffer);
+            if (rowsBuffer is not null && pooled) ArrayPool<byte>.Shared.Return(rowsBuffer);
         }
         return null;
     }
