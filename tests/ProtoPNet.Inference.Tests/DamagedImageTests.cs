@@ -197,30 +197,17 @@ public class DamagedImageTests
         const int Width = 64;
         var row = new MemoryStream();
         using (var zlib = new System.IO.Compression.ZLibStream(row, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true)) zlib.Write(new byte[Width]);
-        int offsetsAt = 8 + region, countsAt = offsetsAt + 4 * strips, directoryAt = countsAt + 4 * strips;
-        (ushort Tag, ushort Type, uint Count, uint Value)[] entries =
-            [(256, 4, 1, Width), (257, 4, 1, (uint)strips), (258, 3, 1, 8), (259, 3, 1, 8), (262, 3, 1, 1), (273, 4, (uint)strips, (uint)offsetsAt),
-             (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, (uint)strips, (uint)countsAt)];
-        var file = new byte[directoryAt + 2 + 12 * entries.Length + 4];
-        "II*\0"u8.CopyTo(file);
-        BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(4), (uint)directoryAt);
-        row.ToArray().CopyTo(file, 8);
+        // The data after the header: the region, then the strips' offsets (all 8, the region's start) and byte counts.
+        var data = new byte[region + 8 * strips];
+        row.ToArray().CopyTo(data, 0);
         for (var strip = 0; strip < strips; strip++)
         {
-            BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(offsetsAt + 4 * strip), 8);
-            BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(countsAt + 4 * strip), (uint)claimed);
+            BinaryPrimitives.WriteUInt32LittleEndian(data.AsSpan(region + 4 * strip), 8);
+            BinaryPrimitives.WriteUInt32LittleEndian(data.AsSpan(region + 4 * (strips + strip)), (uint)claimed);
         }
-        BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(directoryAt), (ushort)entries.Length);
-        for (var i = 0; i < entries.Length; i++)
-        {
-            var at = directoryAt + 2 + 12 * i;
-            BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at), entries[i].Tag);
-            BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at + 2), entries[i].Type);
-            BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at + 4), entries[i].Count);
-            if (entries[i].Type == 3) BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at + 8), (ushort)entries[i].Value);
-            else BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at + 8), entries[i].Value);
-        }
-        return file;
+        uint offsetsAt = 8 + (uint)region, countsAt = offsetsAt + 4 * (uint)strips;
+        return ClassicTiff(data, [(256, 4, 1, Width), (257, 4, 1, (uint)strips), (258, 3, 1, 8), (259, 3, 1, 8), (262, 3, 1, 1),
+            (273, 4, (uint)strips, offsetsAt), (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, (uint)strips, countsAt)]);
     }
 
     /// <summary>
@@ -274,11 +261,17 @@ public class DamagedImageTests
             [(256, 3, 1, (uint)width), (257, 3, 1, (uint)height), (258, 3, 1, 8), (259, 3, 1, 8), (262, 3, 1, 1), (273, 4, 1, 8),
              (277, 3, 1, 1), (278, 3, 1, (uint)height), (279, 4, 1, (uint)strip.Length)];
         var entries = basic.Where(entry => replaced.All(other => other.Tag != entry.Tag)).Concat(replaced).OrderBy(entry => entry.Tag).ToArray();
-        var directoryAt = 8 + strip.Length + strip.Length % 2;
+        return ClassicTiff(strip, entries);
+    }
+
+    /// <summary>A little-endian classic TIFF: its header, <paramref name="data"/> from byte 8, then one directory of these entries (a SHORT of one value held as such, any other value field as a LONG).</summary>
+    private static byte[] ClassicTiff(byte[] data, (ushort Tag, ushort Type, uint Count, uint Value)[] entries)
+    {
+        var directoryAt = 8 + data.Length + data.Length % 2;
         var file = new byte[directoryAt + 2 + 12 * entries.Length + 4];
         "II*\0"u8.CopyTo(file);
         BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(4), (uint)directoryAt);
-        strip.CopyTo(file, 8);
+        data.CopyTo(file, 8);
         BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(directoryAt), (ushort)entries.Length);
         for (var i = 0; i < entries.Length; i++)
         {
