@@ -12,7 +12,8 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// strip for all its rows, and its strips may not claim far more bytes than the file has; BitsPerSample must give one
 /// value, or one per sample, and at most 64 bits a pixel; an image of several samples must say what they are
 /// (PhotometricInterpretation, which has no default); a Predictor must be one of 1, 2 and 3; the fields that hold one
-/// value (the size, the compression, ...) must give one, the same one if repeated; and there must be strips at all.
+/// value (the size, the compression, ...) must give one, and the same one where a repeat would change the pixels; and
+/// there must be strips at all.
 /// </summary>
 public static class TiffStripData
 {
