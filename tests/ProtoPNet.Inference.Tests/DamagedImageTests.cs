@@ -72,7 +72,7 @@ public class DamagedImageTests
     private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "empty-comment.gif", "photo.webp",
         "strips.tif", "rle8-absolute.bmp", "rle4-absolute.bmp", "rle4-short-absolute.bmp", "rle8-delta.bmp", "one-fill.jpg",
         "long-stream.tif", "palette.bmp", "raw-predictor.tif", "grey-ramp.bmp", "cut-1.tif",
-        "rows-twice.tif", "no-count.tif"];
+        "rows-twice.tif", "no-count.tif", "empty-first-idat.png", "bytewise-idat.png"];
 
     [Fact]
     public void ADamagedFileTheTrainerRefusesIsRefusedHereAndItsSoundOriginalDecodes()
@@ -554,6 +554,21 @@ public class DamagedImageTests
         def ramp_1_bit(data):
             data[28:30] = struct.pack("<H", 1)   # the 8-bit grey ramp's pixels read as 1-bit ones
         damaged("grey-ramp.bmp", "ramp-1-bit.bmp", ramp_1_bit)
+        # Sound: the image data split into IDAT chunks anywhere, the first of them empty, or each one byte (ImageSharp read
+        # the zlib header from the first chunk alone).
+        def split_image_data(sizes):
+            def change(data):
+                idat = data.index(b"IDAT") - 4
+                length = struct.unpack(">I", data[idat:idat + 4])[0]
+                stream, parts = bytes(data[idat + 8:idat + 8 + length]), []
+                for size in sizes(len(stream)):
+                    parts.append(stream[:size])
+                    stream = stream[size:]
+                chunks = b"".join(struct.pack(">I", len(part)) + b"IDAT" + part + struct.pack(">I", zlib.crc32(b"IDAT" + part)) for part in parts)
+                data[idat:idat + 12 + length] = chunks
+            return change
+        damaged("text.png", "empty-first-idat.png", split_image_data(lambda total: [0, total]))
+        damaged("text.png", "bytewise-idat.png", split_image_data(lambda total: [1] * total))
         def zlib_check_bits(data):
             idat = data.index(b"IDAT") - 4
             length = struct.unpack(">I", data[idat:idat + 4])[0]

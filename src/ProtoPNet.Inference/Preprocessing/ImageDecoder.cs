@@ -131,6 +131,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         }
         // Rewritten where ImageSharp mishandles a file (otherwise the bytes pass as they are), in this order, before any check:
         bytes = PngText.WithoutCompressedChunks(bytes);        // compressed metadata the decoder would inflate without limit
+        bytes = PngImageData.WithShortFirstChunkMerged(bytes); // a first IDAT of 0 or 1 bytes, which it refused
         bytes = TiffStrips.WithRowsPerStripClamped(bytes);     // a RowsPerStrip beyond the height, which sized its buffer
         bytes = TiffBitsPerSample.WithDefault(bytes);          // no BitsPerSample (one bit per sample), which it refused
         bytes = JpegFillBytes.Without(bytes);                  // fill bytes before the first scan, which it refused

@@ -54,7 +54,8 @@ public static class PngChecksums
         return null;
     }
 
-    private static uint Crc(ReadOnlySpan<byte> bytes)
+    /// <summary>The CRC-32 a PNG chunk carries, of its type and data.</summary>
+    internal static uint Crc(ReadOnlySpan<byte> bytes)
     {
         var crc = 0xFFFFFFFFu;
         foreach (var b in bytes) crc = Table[(crc ^ b) & 0xFF] ^ (crc >> 8);
