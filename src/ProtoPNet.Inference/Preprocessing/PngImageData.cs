@@ -9,16 +9,14 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// </summary>
 public static class PngImageData
 {
-    private static ReadOnlySpan<byte> Signature => [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
-
     /// <summary>The file itself, or, when its first IDAT chunk holds fewer than the zlib header's 2 bytes, a copy whose IDAT chunks are one.</summary>
     public static ReadOnlyMemory<byte> WithShortFirstChunkMerged(ReadOnlyMemory<byte> bytes)
     {
         var file = bytes.Span;
-        if (!file.StartsWith(Signature)) return bytes;
+        if (!file.StartsWith(PngText.Signature)) return bytes;
         int runStart = -1, runEnd = -1;
         long dataBytes = 0;
-        for (long position = Signature.Length; position + 12 <= file.Length;)
+        for (long position = PngText.Signature.Length; position + 12 <= file.Length;)
         {
             var length = BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
             var end = position + 12 + length;

@@ -8,7 +8,8 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// </summary>
 public static class PngText
 {
-    private static ReadOnlySpan<byte> Signature => [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
+    /// <summary>The eight bytes every PNG begins with.</summary>
+    internal static ReadOnlySpan<byte> Signature => [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
 
     /// <summary>The file itself when it is not a PNG or has no such chunk; otherwise a copy without them.</summary>
     public static ReadOnlyMemory<byte> WithoutCompressedChunks(ReadOnlyMemory<byte> bytes)
