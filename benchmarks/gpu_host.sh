@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The GPU benchmark (not a test) on a CUDA host that has neither .NET nor the service's GPU image: a bare Linux x86-64
+# machine with an NVIDIA driver, CUDA 13's libraries (cuBLAS, cuDNN, cuRAND, the runtime: PyTorch's Python packages
+# bring them), xz, and a python3 with PyTorch and onnx for the trainer.
+#   benchmarks/gpu_host.sh pack [--arch 90]   here (.NET SDK, Debian): two archives, each under 64 MiB, so that they can
+#       travel separately to a host reached through a size-limited copy:
+#       artifacts/gpu/provider: ONNX Runtime's CUDA provider library with only the host's GPU kernels (sm_90: H100, H200)
+#       artifacts/gpu/runtime: the .NET 10 runtime, the service's and the benchmark's Release builds, libjpeg-turbo,
+#                              libwebp and libdeflate, two JPEGs of a photo (224x224, 640x480)
+#   benchmarks/gpu_host.sh prepare            there, in a copy of this checkout, after each archive arrives: unpacks what
+#       has come into $GPU_STATE (default /var/tmp/protopnet-gpu), finds the CUDA libraries and exports the ResNet-18
+#       bundle (200 classes x 10 prototypes, untrained) with the trainer
+#   benchmarks/gpu_host.sh bench [--seconds 4] there: benchmarks/run.sh's program with the CUDA provider on the ResNet-18
+#       bundle (both JPEGs) and on the default model, its fixed service batching 64, then a smoke training on CUDA;
+#       everything printed is also in $RESULTS (default artifacts/gpu/results), with nvidia-smi's utilisation every 2 s
+# Why zero kernels: the provider library is 284 MB, 218 MB of it kernels for seven GPU generations; the others zeroed
+# (benchmarks/cuda_fatbin.py) it compresses to 52 MB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+artifacts=artifacts/gpu
+state=${GPU_STATE:-/var/tmp/protopnet-gpu}
+results=${RESULTS:-$artifacts/results}
+service_build=src/ProtoPNet.Service/bin/Release/net10.0
+benchmark_build=benchmarks/ProtoPNet.Benchmarks/bin/Release/net10.0
+native=runtimes/linux-x64/native
+provider=libonnxruntime_providers_cuda.so
+default_model=models/fashion-mnist/20261130T113842Z
+
+pack() {
+  local arch=90 python=python3
+  [ -x /usr/bin/python3 ] && python=/usr/bin/python3 # Debian's, with Pillow
+  [ "${1:-}" = "--arch" ] && arch=$2
+  dotnet build -c Release src/ProtoPNet.Service -v q -nologo
+  dotnet build -c Release benchmarks/ProtoPNet.Benchmarks -v q -nologo
+  local stage
+  stage=$(mktemp -d)
+  trap 'rm -rf "$stage"' RETURN
+  rm -rf "$artifacts/provider" "$artifacts/runtime"
+  mkdir -p "$artifacts/provider" "$artifacts/runtime"
+  "$python" benchmarks/cuda_fatbin.py "$service_build/$native/$provider" --keep "$arch" -o "$stage/$provider"
+  xz -9 -T0 -c "$stage/$provider" > "$artifacts/provider/$provider.xz"
+
+  # The .NET runtime the builds run on: the host (dotnet), hostfxr and the two shared frameworks, of the SDK's newest 10.x.
+  local dotnet_root version
+  dotnet_root=$(dirname "$(readlink -f "$(command -v dotnet)")")
+  version=$(ls "$dotnet_root/shared/Microsoft.AspNetCore.App" | grep '^10\.' | sort -V | tail -1)
+  mkdir -p "$stage/runtime/dotnet/host/fxr" "$stage/runtime/dotnet/shared/Microsoft.NETCore.App" \
+    "$stage/runtime/dotnet/shared/Microsoft.AspNetCore.App" "$stage/runtime/libs"
+  cp "$dotnet_root/dotnet" "$stage/runtime/dotnet/"
+  cp -r "$dotnet_root/host/fxr/$version" "$stage/runtime/dotnet/host/fxr/"
+  cp -r "$dotnet_root/shared/Microsoft.NETCore.App/$version" "$stage/runtime/dotnet/shared/Microsoft.NETCore.App/"
+  cp -r "$dotnet_root/shared/Microsoft.AspNetCore.App/$version" "$stage/runtime/dotnet/shared/Microsoft.AspNetCore.App/"
+  # The builds without the GPU libraries (the provider travels apart); the benchmark shares the service's native folder.
+  mkdir -p "$stage/runtime/checkout/$service_build" "$stage/runtime/checkout/$benchmark_build"
+  tar -C "$service_build" --exclude "$provider" --exclude libonnxruntime_providers_tensorrt.so -cf - . \
+    | tar -C "$stage/runtime/checkout/$service_build" -xf -
+  tar -C "$benchmark_build" --exclude runtimes -cf - . | tar -C "$stage/runtime/checkout/$benchmark_build" -xf -
+  local library
+  for library in libturbojpeg.so.0 libwebp.so.7 libdeflate.so.0; do
+    cp -L "$(ldconfig -p | awk -v name="$library" '$1 == name { print $NF; exit }')" "$stage/runtime/libs/"
+  done
+  "$python" - "$stage/runtime" <<'EOF'
+import sys
+from PIL import Image
+photo = Image.open("/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg").convert("RGB")
+for width, height in ((224, 224), (640, 480)):
+    photo.resize((width, height), Image.BICUBIC).save(f"{sys.argv[1]}/photo{width}.jpg", quality=90)
+EOF
+  tar -C "$stage/runtime" -cf - . | xz -9 -T0 > "$artifacts/runtime/runtime.tar.xz"
+  ls -l "$artifacts/provider" "$artifacts/runtime"
+}
+
+prepare() {
+  mkdir -p "$state"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv || echo "nvidia-smi: none"
+  python3 -c 'import torch; print("torch", torch.__version__, "CUDA", torch.cuda.is_available())'
+  if [ -f "$artifacts/provider/$provider.xz" ] && [ ! -s "$state/$provider" ]; then
+    xz -dc "$artifacts/provider/$provider.xz" > "$state/$provider.part" && mv "$state/$provider.part" "$state/$provider"
+  fi
+  if [ -f "$artifacts/runtime/runtime.tar.xz" ] && [ ! -d "$state/runtime" ]; then
+    mkdir -p "$state/runtime.part" && xz -dc "$artifacts/runtime/runtime.tar.xz" | tar -C "$state/runtime.part" -xf -
+    mv "$state/runtime.part" "$state/runtime"
+  fi
+  # The folders of CUDA's libraries, wherever the host keeps them (the driver's, a CUDA install, Python packages).
+  if [ ! -s "$state/ld_library_path" ]; then
+    (ldconfig -p | awk '/libcuda\.so\.1 / { print $NF }'
+     find / \( -path /proc -o -path /sys -o -path /dev -o -path "$PWD" -o -path "$state" \) -prune -o \
+       \( -name libcudnn.so.9 -o -name libcublasLt.so.13 -o -name libcublas.so.13 -o -name libcudart.so.13 \
+          -o -name libcurand.so.10 -o -name libcufft.so.12 -o -name libcuda.so.1 \) -print 2>/dev/null) \
+      | xargs -r -n1 dirname | sort -u | paste -sd: - > "$state/ld_library_path"
+  fi
+  echo "CUDA libraries in: $(cat "$state/ld_library_path")"
+  if [ -s "$state/$provider" ]; then
+    LD_LIBRARY_PATH=$(cat "$state/ld_library_path") ldd "$state/$provider" | grep -E 'not found|libcu' || true
+  fi
+  if ! ls -d "$state"/models/resnet18-untrained/*/ > /dev/null 2>&1; then
+    PYTHONPATH=src/trainer python3 -m protopnet_trainer export --untrained --backbone resnet18 --num-classes 200 \
+      --prototypes-per-class 10 --image-size 224 --models "$state/models" --name resnet18-untrained
+  fi
+  echo "ready: provider $([ -s "$state/$provider" ] && echo yes || echo no), runtime $([ -d "$state/runtime" ] && echo yes || echo no)"
+}
+
+bench() {
+  local seconds=4
+  [ "${1:-}" = "--seconds" ] && seconds=$2
+  [ -s "$state/$provider" ] && [ -d "$state/runtime" ] || { echo "run prepare with both archives first" >&2; exit 2; }
+  mkdir -p "$results"
+  exec > >(tee "$results/bench.log") 2>&1
+  cp -r "$state/runtime/checkout/." .
+  cp "$state/$provider" "$service_build/$native/"
+  [ -d "$benchmark_build/runtimes" ] || ln -s "$PWD/$service_build/runtimes" "$benchmark_build/runtimes"
+  export DOTNET_ROOT=$state/runtime/dotnet PATH=$state/runtime/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+  export LD_LIBRARY_PATH=$(cat "$state/ld_library_path"):$state/runtime/libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  ldconfig -p | grep -q libicu || export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
+  nvidia-smi dmon -s um -d 2 > "$results/gpu_utilisation.log" 2>&1 &
+  local dmon=$! resnet
+  resnet=$(ls -d "$state"/models/resnet18-untrained/*/ | head -1)
+  run() { # time limit in seconds, then the benchmark's options
+    local limit=$1
+    shift
+    echo "== $(date -u +%T) benchmark $*"
+    timeout "$limit" dotnet "$benchmark_build/ProtoPNet.Benchmarks.dll" --rounds 1 --seconds "$seconds" --max-batch-size 64 "$@" \
+      || echo "== the benchmark ended with $?"
+  }
+  run 180 --bundle "$resnet" --image "$state/runtime/photo224.jpg" --concurrency 1,32,128
+  run 150 --bundle "$resnet" --image "$state/runtime/photo640.jpg" --concurrency 32,128
+  run 150 --bundle "$default_model" --concurrency 1,32,128
+  echo "== $(date -u +%T) trainer smoke on CUDA"
+  PYTHONPATH=src/trainer PYTHONUNBUFFERED=1 timeout 120 python3 -m protopnet_trainer train --preset smoke --device cuda \
+    --models "$state/trained" --name smoke-cuda 2>&1 | tr '\r' '\n' | grep -v '^\s*$' | tail -8 || echo "== the smoke training failed"
+  kill "$dmon" 2>/dev/null || true
+}
+
+case "${1:-}" in
+  pack | prepare | bench) command=$1; shift; "$command" "$@" ;;
+  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+esac
