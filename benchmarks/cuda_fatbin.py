@@ -1,9 +1,9 @@
 """Lists, or keeps only some of, the GPU architectures in a CUDA library's kernels (its .nv_fatbin section).
 
 ONNX Runtime's CUDA provider library (libonnxruntime_providers_cuda.so) is 284 MB, 218 MB of it kernels compiled for
-seven GPU architectures; a host runs only those of its own GPU (sm_90 on an H100 or H200). Zeroing the others leaves a
-library of the same size and layout, which the CUDA driver reads as before, but which compresses to a fifth: what
-benchmarks/gpu_host.sh carries to a GPU host that has no room or means to install the full one.
+six GPU architectures (sm_75 to sm_120); a host runs only those of its own GPU (sm_90 on an H100 or H200). Zeroing the
+others leaves a library of the same size and layout, which the CUDA driver reads as before, but which compresses to a
+fifth: what benchmarks/gpu_host.sh carries to a GPU host that has no room or means to install the full one.
 
     python3 benchmarks/cuda_fatbin.py LIB                        # kernels per architecture
     python3 benchmarks/cuda_fatbin.py LIB --keep 90 -o OUT.so    # the others zeroed

@@ -13,8 +13,8 @@
 #   benchmarks/gpu_host.sh bench [--seconds 4] there: benchmarks/run.sh's program with the CUDA provider on the ResNet-18
 #       bundle (both JPEGs) and on the default model, its fixed service batching 64, then a smoke training on CUDA;
 #       everything printed is also in $RESULTS (default artifacts/gpu/results), with nvidia-smi's utilisation every 2 s
-# Why zero kernels: the provider library is 284 MB, 218 MB of it kernels for seven GPU generations; the others zeroed
-# (benchmarks/cuda_fatbin.py) it compresses to 52 MB.
+# Why zero kernels: the provider library is 284 MB, 218 MB of it kernels for six GPU architectures (sm_75 to sm_120);
+# with the others zeroed (benchmarks/cuda_fatbin.py) it compresses to 52 MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 artifacts=artifacts/gpu
