@@ -24,7 +24,8 @@ service_build=src/ProtoPNet.Service/bin/Release/net10.0
 benchmark_build=benchmarks/ProtoPNet.Benchmarks/bin/Release/net10.0
 native=runtimes/linux-x64/native
 provider=libonnxruntime_providers_cuda.so
-default_model=models/fashion-mnist/20261130T113842Z
+# The default model's newest version, as the service serves it (versions are UTC timestamps, so they sort by name).
+default_model=$(ls -d models/fashion-mnist/*/ | sort | tail -1)
 
 pack() {
   local arch=90 python=python3
@@ -138,5 +139,5 @@ bench() {
 
 case "${1:-}" in
   pack | prepare | bench) command=$1; shift; "$command" "$@" ;;
-  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+  *) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" >&2; exit 2 ;; # the usage: the comment at the top
 esac
