@@ -38,8 +38,9 @@ catch (ArgumentException exception)
 }
 // "models/x/v/" (as shell completion writes it) and "models/x/v" are the same bundle.
 var bundleDirectory = Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.Bundle));
-// The in-process baseline runs the session as the service does (no spinning threads, whose waiting would count as CPU time).
-var inferenceOptions = new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Auto, IntraOpThreads = options.IntraOpThreads };
+// The in-process baseline runs the session as the service does (no spinning threads, whose waiting would count as CPU
+// time), on the provider the service is given (--set Inference:ExecutionProvider=cuda: CUDA or a stop that says why).
+var inferenceOptions = new InferenceOptions { ExecutionProvider = options.ExecutionProvider, IntraOpThreads = options.IntraOpThreads };
 using var bundle = new BundleLoader(new SessionFactory(inferenceOptions)).Load(bundleDirectory);
 var imagePath = options.Image ?? Path.Combine(bundleDirectory, "prototypes", "0", "source.png");
 var imageBytes = await File.ReadAllBytesAsync(imagePath);
@@ -50,7 +51,8 @@ using (var probe = decoder.Decode(imageBytes))
 {
     imageType = "image/" + probe.Format.ToLowerInvariant();
     Console.WriteLine($"bundle {bundle.Name}@{bundle.Version}: input {bundle.Manifest.Input.Channels}x{bundle.Manifest.Input.Height}x{bundle.Manifest.Input.Width}, " +
-                      $"{bundle.ClassCount} classes, {bundle.PrototypeCount} prototypes, provider {bundle.Provider.Provider}");
+                      $"{bundle.ClassCount} classes, {bundle.PrototypeCount} prototypes, provider {bundle.Provider.Provider}" +
+                      (bundle.Provider.FallbackReason is { } reason ? $" (CUDA cannot be used: {reason})" : ""));
     Console.WriteLine($"image {imagePath} ({probe.Width}x{probe.Height} {probe.Format}, {imageBytes.Length} bytes); {Environment.ProcessorCount} cores; " +
                       $"{options.Seconds} s per measurement in {options.Rounds} rounds");
 }

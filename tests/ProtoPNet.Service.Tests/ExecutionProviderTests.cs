@@ -17,13 +17,18 @@ namespace ProtoPNet.Service.Tests;
 public class ExecutionProviderTests(TrainerBundles bundles)
 {
     /// <summary>
-    /// Whether ONNX Runtime's CUDA provider can load here: the NVIDIA driver (libcuda) and the provider library with
-    /// every CUDA and cuDNN library it links against. Decided independently of the service's own check.
+    /// Whether ONNX Runtime's CUDA provider can load here: the NVIDIA driver (libcuda) and every library the provider
+    /// library links against, as ldd resolves them. Decided independently of the service's own check (and without
+    /// loading the provider library, which only ONNX Runtime can: see SessionFactory).
     /// </summary>
     private static readonly Lazy<bool> CudaUsable = new(() =>
     {
+        if (!OperatingSystem.IsLinux() || !NativeLibrary.TryLoad("libcuda.so.1", out _)) return false;
         var provider = Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libonnxruntime_providers_cuda.so");
-        return OperatingSystem.IsLinux() && NativeLibrary.TryLoad("libcuda.so.1", out _) && NativeLibrary.TryLoad(provider, out _);
+        using var ldd = Process.Start(new ProcessStartInfo("ldd", provider) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var resolved = ldd.StandardOutput.ReadToEnd();
+        ldd.WaitForExit();
+        return ldd.ExitCode == 0 && !resolved.Contains("not found");
     });
 
     [Fact]
@@ -51,8 +56,10 @@ public class ExecutionProviderTests(TrainerBundles bundles)
         Assert.Contains(reason!, warning.Message);
         Assert.Contains("CUDA", warning.Message);
         Assert.Contains("CPUExecutionProvider", warning.Message);
-        // The system's reason, not only ONNX Runtime's "failed to load".
+        // The system's reason, not only ONNX Runtime's "failed to load": the CUDA library this machine lacks (not the
+        // "undefined symbol: Provider_GetHost" of loading the provider library outside ONNX Runtime).
         Assert.Contains("libonnxruntime_providers_cuda.so", reason);
+        Assert.Matches(@"libcu\w*\.so\.\d+: cannot open shared object file", reason);
     }
 
     /// <summary>

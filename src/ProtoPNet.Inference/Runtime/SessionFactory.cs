@@ -62,7 +62,7 @@ public sealed class SessionFactory
     private ProviderChoice Decide()
     {
         if (_options.ExecutionProvider == ExecutionProviderKind.Cpu) return new ProviderChoice(CpuProvider, null);
-        // Loading the provider library ourselves first: when it cannot load (no CUDA, no cuDNN), ONNX Runtime would
+        // Loading the provider's dependencies ourselves first: when one cannot load (no CUDA), ONNX Runtime would
         // print its own red error line before the service's warning, and its message hides the system's reason.
         var reason = CudaLibraryError();
         if (reason is null)
@@ -87,8 +87,11 @@ public sealed class SessionFactory
     }
 
     /// <summary>
-    /// Why ONNX Runtime's CUDA provider library cannot load, or null when it can: loading it directly gives the
-    /// system's reason (typically the missing CUDA or cuDNN library), which is what an operator needs to see.
+    /// Why ONNX Runtime's CUDA provider library cannot load, or null when it can: loading the libraries it depends on
+    /// gives the system's reason (typically the missing CUDA library), which is what an operator needs to see.
+    /// The provider library itself is left for ONNX Runtime to load: it binds a symbol of ONNX Runtime's bridge library
+    /// at load and its initialisers use the host ONNX Runtime gives the bridge, so loaded alone it either fails
+    /// ("undefined symbol: Provider_GetHost", which sent every GPU host to the CPU) or crashes the process.
     /// </summary>
     private static string? CudaLibraryError()
     {
@@ -101,21 +104,33 @@ public sealed class SessionFactory
         ];
         var path = candidates.FirstOrDefault(File.Exists);
         if (path is null) return $"{library} is not installed next to the application";
+        IReadOnlyList<string> dependencies;
         try
         {
-            // Kept loaded: ONNX Runtime opens the same file next and then finds it already mapped.
-            NativeLibrary.Load(path);
-            return null;
+            dependencies = ElfDependencies.Read(path);
         }
-        catch (DllNotFoundException exception)
+        catch (Exception exception) when (exception is InvalidDataException or IOException or UnauthorizedAccessException)
         {
-            // .NET wraps dlerror() in advice text; the part after the advice names the missing dependency.
-            const string advice = "environment variable:";
-            var message = exception.Message.ReplaceLineEndings(" ");
-            var at = message.LastIndexOf(advice, StringComparison.Ordinal);
-            var detail = at >= 0 ? message[(at + advice.Length)..].Trim() : message;
-            return OneLine($"{library} cannot be loaded: {detail}");
+            return OneLine($"{library} cannot be read: {exception.Message}");
         }
+        foreach (var dependency in dependencies)
+        {
+            try
+            {
+                // Kept loaded: the dynamic linker finds it already mapped when ONNX Runtime loads the provider.
+                NativeLibrary.Load(dependency);
+            }
+            catch (DllNotFoundException exception)
+            {
+                // .NET wraps dlerror() in advice text; the part after the advice names the missing library.
+                const string advice = "environment variable:";
+                var message = exception.Message.ReplaceLineEndings(" ");
+                var at = message.LastIndexOf(advice, StringComparison.Ordinal);
+                var detail = at >= 0 ? message[(at + advice.Length)..].Trim() : message;
+                return OneLine($"{library} cannot be loaded: {detail}");
+            }
+        }
+        return null;
     }
 
     private SessionOptions BaseOptions(int? intraOpThreads = null)
