@@ -10,7 +10,7 @@
 #   benchmarks/gpu_host.sh prepare            there, in a copy of this checkout, after each archive arrives: unpacks what
 #       has come into $GPU_STATE (default /var/tmp/protopnet-gpu), finds the CUDA libraries and exports the ResNet-18
 #       bundle (200 classes x 10 prototypes, untrained) with the trainer
-#   benchmarks/gpu_host.sh bench [--seconds 4] there: benchmarks/run.sh's program with the CUDA provider on the ResNet-18
+#   benchmarks/gpu_host.sh bench [--seconds 4] [--no-train] there: benchmarks/run.sh's program with the CUDA provider on the ResNet-18
 #       bundle (both JPEGs) and on the default model, its fixed service batching 64, then a smoke training on CUDA;
 #       everything printed is also in $RESULTS (default artifacts/gpu/results), with nvidia-smi's utilisation every 2 s
 # Why zero kernels: the provider library is 284 MB, 218 MB of it kernels for six GPU architectures (sm_75 to sm_120);
@@ -103,8 +103,14 @@ prepare() {
 }
 
 bench() {
-  local seconds=4
-  [ "${1:-}" = "--seconds" ] && seconds=$2
+  local seconds=4 train=yes
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --seconds) seconds=$2; shift 2 ;;
+      --no-train) train=no; shift ;;
+      *) echo "bench: unknown option $1" >&2; exit 2 ;;
+    esac
+  done
   [ -s "$state/$provider" ] && [ -d "$state/runtime" ] || { echo "run prepare with both archives first" >&2; exit 2; }
   mkdir -p "$results"
   exec > >(tee "$results/bench.log") 2>&1
@@ -133,6 +139,7 @@ bench() {
   fi
   run 120 --bundle "$default_model" --concurrency 1,32,128
   [ -z "$resnet" ] || run 120 --bundle "$resnet" --image "$state/runtime/photo640.jpg" --concurrency 32,128
+  [ "$train" = yes ] || { kill "$dmon" 2>/dev/null || true; return; }
   echo "== $(date -u +%T) trainer smoke on CUDA"
   PYTHONPATH=src/trainer PYTHONUNBUFFERED=1 timeout 120 python3 -m protopnet_trainer train --preset smoke --device cuda \
     --models "$state/trained" --name smoke-cuda 2>&1 | tr '\r' '\n' | grep -v '^\s*$' | tail -8 || echo "== the smoke training failed"
