@@ -91,6 +91,35 @@ public sealed class BundleSession : IDisposable
         return outputs;
     }
 
+    /// <summary>
+    /// Runs blank images once at every batch size from 1 to <paramref name="largest"/> (with maps, as a request asks);
+    /// returns each run's milliseconds, by batch size. On CUDA the first run of an input shape is when cuDNN searches
+    /// its convolution algorithms for it: on an H200 a request that met a new batch size waited about 200 ms for that,
+    /// and so did every request queued behind it.
+    /// </summary>
+    public double[] WarmUpBatchSizes(int largest, CancellationToken stopping = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(largest, 1);
+        var milliseconds = new double[largest];
+        var images = RentBuffer(largest);
+        try
+        {
+            Array.Clear(images);
+            for (var count = 1; count <= largest; count++)
+            {
+                stopping.ThrowIfCancellationRequested();
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                Run(images, count).Dispose();
+                milliseconds[count - 1] = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            }
+        }
+        finally
+        {
+            ReturnBuffer(images);
+        }
+        return milliseconds;
+    }
+
     public void Dispose()
     {
         _runOptions.Dispose();

@@ -34,11 +34,12 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
                 : bundle.Provider.Provider == SessionFactory.CudaProvider
                     ? new ExecutionStrategy(options.MaxBatchSize, 1, threads, "cuda")
                     : MeasureStrategy(bundle, threads, stopping, whileMeasuring);
+            if (bundle.Provider.Provider == SessionFactory.CudaProvider) WarmUpOnCuda(bundle, strategy.MaxBatchSize, stopping);
         }
         catch (Exception exception) when (exception is not (BundleRefusedException or OutOfMemoryException)
             && !(exception is OperationCanceledException && stopping.IsCancellationRequested))
         {
-            // E.g. a graph that runs the load checks' batches but not the larger ones measured here.
+            // E.g. a graph that runs the load checks' batches but not the larger ones measured (or warmed up) here.
             throw new BundleRefusedException(bundle.Directory, $"its execution strategy cannot be measured: {exception.Message.Split('\n')[0]}", exception);
         }
         if (strategy.Measurements.Count == 0)
@@ -55,6 +56,17 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
                 strategy.LoneMeasurements.Count == 0 ? "not measured" : string.Join(", ", strategy.LoneMeasurements.Select(m => $"t={m.IntraOpThreads} {m.P50Ms:0.###}")));
         }
         return strategy;
+    }
+
+    /// <summary>
+    /// Runs every batch size the batcher can form once before the version serves: on CUDA the first run of each shape
+    /// waits for cuDNN's algorithm search (see <see cref="BundleSession.WarmUpBatchSizes"/>).
+    /// </summary>
+    private void WarmUpOnCuda(ModelBundle bundle, int maxBatchSize, CancellationToken stopping)
+    {
+        var milliseconds = bundle.Session.WarmUpBatchSizes(maxBatchSize, stopping);
+        logger.LogInformation("Model {Model}@{Version} ran each batch size from 1 to {MaxBatchSize} once on CUDA in {WarmUpMs:0} ms (the slowest, {SlowestMs:0} ms, at {SlowestBatchSize})",
+            bundle.Name, bundle.Version, maxBatchSize, milliseconds.Sum(), milliseconds.Max(), Array.IndexOf(milliseconds, milliseconds.Max()) + 1);
     }
 
     /// <summary>
