@@ -10,9 +10,11 @@
 #   benchmarks/gpu_host.sh prepare            there, in a copy of this checkout, after each archive arrives: unpacks what
 #       has come into $GPU_STATE (default /var/tmp/protopnet-gpu), finds the CUDA libraries and exports the ResNet-18
 #       bundle (200 classes x 10 prototypes, untrained) with the trainer
-#   benchmarks/gpu_host.sh bench [--seconds 4] [--no-train] there: benchmarks/run.sh's program with the CUDA provider on the ResNet-18
-#       bundle (both JPEGs) and on the default model, its fixed service batching 64, then a smoke training on CUDA;
-#       everything printed is also in $RESULTS (default artifacts/gpu/results), with nvidia-smi's utilisation every 2 s
+#   benchmarks/gpu_host.sh bench [--seconds 4] [--no-train]   there: benchmarks/run.sh's program on the CUDA provider
+#       (required: a host where it cannot load stops at once with the reason) on the ResNet-18 bundle (224x224
+#       JPEG), the default model and ResNet-18 again (640x480), its fixed service batching 64, then (unless
+#       --no-train) a smoke training on CUDA; everything printed is also in $RESULTS (default artifacts/gpu/results),
+#       with nvidia-smi's utilisation every 2 s
 # Why zero kernels: the provider library is 284 MB, 218 MB of it kernels for six GPU architectures (sm_75 to sm_120);
 # with the others zeroed (benchmarks/cuda_fatbin.py) it compresses to 52 MB.
 set -euo pipefail
