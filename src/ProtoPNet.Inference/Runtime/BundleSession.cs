@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
 
 namespace ProtoPNet.Inference.Runtime;
@@ -108,9 +109,9 @@ public sealed class BundleSession : IDisposable
             for (var count = 1; count <= largest; count++)
             {
                 stopping.ThrowIfCancellationRequested();
-                var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                var started = Stopwatch.GetTimestamp();
                 Run(images, count).Dispose();
-                milliseconds[count - 1] = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                milliseconds[count - 1] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             }
         }
         finally

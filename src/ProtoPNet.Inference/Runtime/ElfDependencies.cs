@@ -13,6 +13,9 @@ internal static class ElfDependencies
 {
     private const uint LoadSegment = 1, DynamicSegment = 2;
     private const long Needed = 1, StringTable = 5;
+    private const int ProgramHeaderSize = 56;
+    // A few hundred entries of 16 bytes in any real library; more is a damaged file, not a reason to allocate.
+    private const ulong MaxDynamicSize = 1 << 20;
 
     /// <summary>The dependencies' names in the file's order; throws <see cref="InvalidDataException"/> when the file is
     /// not a 64-bit little-endian ELF file with a dynamic section.</summary>
@@ -25,6 +28,7 @@ internal static class ElfDependencies
         var programHeaders = (long)BinaryPrimitives.ReadUInt64LittleEndian(header.AsSpan(0x20));
         var entrySize = BinaryPrimitives.ReadUInt16LittleEndian(header.AsSpan(0x36));
         var count = BinaryPrimitives.ReadUInt16LittleEndian(header.AsSpan(0x38));
+        if (entrySize < ProgramHeaderSize) throw new InvalidDataException($"{path}: program headers of {entrySize} bytes, not {ProgramHeaderSize}");
         var table = ReadAt(file, programHeaders, entrySize * count);
 
         var loads = new List<(ulong Address, ulong Size, long Offset)>();
@@ -37,7 +41,11 @@ internal static class ElfDependencies
             var address = BinaryPrimitives.ReadUInt64LittleEndian(entry[16..]);
             var size = BinaryPrimitives.ReadUInt64LittleEndian(entry[32..]);
             if (type == LoadSegment) loads.Add((address, size, offset));
-            if (type == DynamicSegment) dynamic = (offset, checked((int)size));
+            if (type == DynamicSegment)
+            {
+                if (size > MaxDynamicSize) throw new InvalidDataException($"{path}: a dynamic section of {size} bytes");
+                dynamic = (offset, (int)size);
+            }
         }
         if (dynamic is not { } section) throw new InvalidDataException($"{path} has no dynamic section");
 
