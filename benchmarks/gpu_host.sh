@@ -123,7 +123,8 @@ bench() {
   export LD_LIBRARY_PATH=$(cat "$state/ld_library_path"):$state/runtime/libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   ldconfig -p | grep -q libicu || export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
   nvidia-smi dmon -s um -d 2 > "$results/gpu_utilisation.log" 2>&1 &
-  local dmon=$! resnet
+  local resnet
+  trap "kill $! 2>/dev/null || true" EXIT # nvidia-smi's sampling ends with the bench
   resnet=$(ls -d "$state"/models/resnet18-untrained/*/ 2>/dev/null | head -1 || true)
   run() { # time limit in seconds, then the benchmark's options
     local limit=$1
@@ -141,11 +142,10 @@ bench() {
   fi
   run 120 --bundle "$default_model" --concurrency 1,32,128
   [ -z "$resnet" ] || run 120 --bundle "$resnet" --image "$state/runtime/photo640.jpg" --concurrency 32,128
-  [ "$train" = yes ] || { kill "$dmon" 2>/dev/null || true; return; }
+  [ "$train" = yes ] || return 0
   echo "== $(date -u +%T) trainer smoke on CUDA"
   PYTHONPATH=src/trainer PYTHONUNBUFFERED=1 timeout 120 python3 -m protopnet_trainer train --preset smoke --device cuda \
     --models "$state/trained" --name smoke-cuda 2>&1 | tr '\r' '\n' | grep -v '^\s*$' | tail -8 || echo "== the smoke training failed"
-  kill "$dmon" 2>/dev/null || true
 }
 
 case "${1:-}" in

@@ -9,10 +9,7 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
 {
     /// <summary>The provider the service is given with --set Inference:ExecutionProvider (auto unless set), which the
     /// in-process baseline runs on too.</summary>
-    public ExecutionProviderKind ExecutionProvider =>
-        ServiceSettings.Select(s => s.Split('=', 2)).LastOrDefault(s => s[0] is "Inference:ExecutionProvider" or "Inference__ExecutionProvider") is { } setting
-            ? Enum.Parse<ExecutionProviderKind>(setting[1], ignoreCase: true)
-            : ExecutionProviderKind.Auto;
+    public ExecutionProviderKind ExecutionProvider { get; private init; }
 
     public const string Usage =
         "usage: benchmarks/run.sh <bundle folder> [--seconds N] [--concurrency 1,4,16,32,64] [--rounds 2] [--image photo.jpg] " +
@@ -61,16 +58,11 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
         if (bundle is null) throw new ArgumentException("--bundle <models/name/version> is required");
         if (settings.Concat(versus).Any(s => !s.Contains('='))) throw new ArgumentException("--set and --versus need Section:Key=value");
         if (rounds < 1) throw new ArgumentException("--rounds must be 1 or more");
-        var parsed = new BenchmarkOptions(bundle, concurrency, seconds, image, url, intraOp, maxBatchSize, fixedService, rounds, soak, settings.ToArray(), httpClient,
-            versus.ToArray(), versusBuild);
-        try
-        {
-            _ = parsed.ExecutionProvider;
-        }
-        catch (ArgumentException)
-        {
-            throw new ArgumentException("Inference:ExecutionProvider is auto, cuda or cpu");
-        }
-        return parsed;
+        var provider = settings.Select(s => s.Split('=', 2)).LastOrDefault(s => s[0] is "Inference:ExecutionProvider" or "Inference__ExecutionProvider")?[1];
+        var kind = ExecutionProviderKind.Auto;
+        if (provider is not null && (!Enum.TryParse(provider, ignoreCase: true, out kind) || !Enum.IsDefined(kind) || char.IsDigit(provider[0])))
+            throw new ArgumentException($"Inference:ExecutionProvider is auto, cuda or cpu, not '{provider}'");
+        return new BenchmarkOptions(bundle, concurrency, seconds, image, url, intraOp, maxBatchSize, fixedService, rounds, soak, settings.ToArray(), httpClient,
+            versus.ToArray(), versusBuild) { ExecutionProvider = kind };
     }
 }

@@ -65,8 +65,9 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
     private void WarmUpOnCuda(ModelBundle bundle, int maxBatchSize, CancellationToken stopping)
     {
         var milliseconds = bundle.Session.WarmUpBatchSizes(maxBatchSize, stopping);
+        var slowest = milliseconds.Max();
         logger.LogInformation("Model {Model}@{Version} ran each batch size from 1 to {MaxBatchSize} once on CUDA in {WarmUpMs:0} ms (the slowest, {SlowestMs:0} ms, at {SlowestBatchSize})",
-            bundle.Name, bundle.Version, maxBatchSize, milliseconds.Sum(), milliseconds.Max(), Array.IndexOf(milliseconds, milliseconds.Max()) + 1);
+            bundle.Name, bundle.Version, maxBatchSize, milliseconds.Sum(), slowest, Array.IndexOf(milliseconds, slowest) + 1);
     }
 
     /// <summary>
