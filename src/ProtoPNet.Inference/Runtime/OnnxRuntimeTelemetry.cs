@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Microsoft.ML.OnnxRuntime;
 
 namespace ProtoPNet.Inference.Runtime;
 
@@ -13,10 +12,6 @@ namespace ProtoPNet.Inference.Runtime;
 internal static class OnnxRuntimeTelemetry
 {
     public const string Variable = "ORT_DISABLE_TELEMETRY";
-    private static readonly Lazy<bool> TurnedOff = new(TurnOff, LazyThreadSafetyMode.ExecutionAndPublication);
-
-    /// <summary>Call before anything of ONNX Runtime is made; once is enough, more are free.</summary>
-    public static void EnsureOff() => _ = TurnedOff.Value;
 
     /// <summary>
     /// The variable's value as the native runtime reads it (null when unset): "1" means off. Read from the process's own
@@ -25,13 +20,13 @@ internal static class OnnxRuntimeTelemetry
     public static string? SettingSeenByRuntime() =>
         OperatingSystem.IsWindows() ? Environment.GetEnvironmentVariable(Variable) : Marshal.PtrToStringAnsi(GetEnvironmentVariable(Variable));
 
-    private static bool TurnOff()
+    /// <summary>Sets the variable to "1" unless the operator set it; <see cref="OnnxRuntimeEnvironment"/> calls it before
+    /// the runtime starts, and disables the runtime's events as well.</summary>
+    public static void SetVariableUnlessSet()
     {
         // .NET keeps its own copy of the environment on Unix: the native runtime reads the process's, set through libc.
         if (OperatingSystem.IsWindows()) Environment.SetEnvironmentVariable(Variable, Environment.GetEnvironmentVariable(Variable) ?? "1");
         else _ = SetEnvironmentVariable(Variable, "1", overwrite: 0);
-        OrtEnv.Instance().DisableTelemetryEvents();
-        return true;
     }
 
     [DllImport("libc", EntryPoint = "setenv", CharSet = CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]

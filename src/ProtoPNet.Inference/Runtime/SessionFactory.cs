@@ -26,7 +26,7 @@ public sealed class SessionFactory
 
     public SessionFactory(InferenceOptions options)
     {
-        OnnxRuntimeTelemetry.EnsureOff();
+        OnnxRuntimeEnvironment.Instance();
         _options = options;
         _provider = new Lazy<ProviderChoice>(Decide);
     }

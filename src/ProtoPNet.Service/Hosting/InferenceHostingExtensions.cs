@@ -38,6 +38,7 @@ public static class InferenceHostingExtensions
         services.AddSingleton<StrategySelector>();
         services.AddSingleton<ModelRegistry>();
         services.AddSingleton<ClassificationService>();
+        services.AddHostedService<OnnxRuntimeLogForwarder>();
         services.AddHostedService<ModelLoadingService>();
 
         // Kestrel's body limit for every endpoint that does not set its own: small, since only the upload endpoints read
