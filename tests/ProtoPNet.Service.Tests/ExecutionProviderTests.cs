@@ -17,13 +17,15 @@ namespace ProtoPNet.Service.Tests;
 public class ExecutionProviderTests(TrainerBundles bundles)
 {
     /// <summary>
-    /// Whether ONNX Runtime's CUDA provider can load here: the NVIDIA driver (libcuda) and every library the provider
-    /// library links against, as ldd resolves them. Decided independently of the service's own check (and without
-    /// loading the provider library, which only ONNX Runtime can: see SessionFactory).
+    /// Whether ONNX Runtime's CUDA provider can run here: a GPU device, the NVIDIA driver (libcuda), cuDNN 9 (which the
+    /// provider opens by name when it first convolves) and every library the provider library links against, as ldd
+    /// resolves them. Decided independently of the service's own check (and without loading the provider library,
+    /// which only ONNX Runtime can: see SessionFactory).
     /// </summary>
     private static readonly Lazy<bool> CudaUsable = new(() =>
     {
-        if (!OperatingSystem.IsLinux() || !NativeLibrary.TryLoad("libcuda.so.1", out _)) return false;
+        if (!OperatingSystem.IsLinux() || !File.Exists("/dev/nvidia0")) return false;
+        if (!NativeLibrary.TryLoad("libcuda.so.1", out _) || !NativeLibrary.TryLoad("libcudnn.so.9", out _)) return false;
         var provider = Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libonnxruntime_providers_cuda.so");
         using var ldd = Process.Start(new ProcessStartInfo("ldd", provider) { RedirectStandardOutput = true, RedirectStandardError = true })!;
         var resolved = ldd.StandardOutput.ReadToEnd();

@@ -12,8 +12,9 @@ public sealed class ExecutionProviderUnavailableException(string message) : Exce
 
 /// <summary>
 /// Builds ONNX Runtime sessions for the configured execution provider. The provider is decided once:
-/// <c>auto</c> appends CUDA when its provider library loads and, when it does not (no CUDA libraries), falls back to the
-/// CPU and records why, without ONNX Runtime printing an error of its own;
+/// <c>auto</c> appends CUDA when its provider library loads and a 1x1 convolution runs on it (<see cref="CudaProbe"/>) and,
+/// when not (no CUDA libraries, no cuDNN, no GPU), falls back to the CPU and records why, without ONNX Runtime printing an
+/// error of its own;
 /// <c>cuda</c> throws <see cref="ExecutionProviderUnavailableException"/> instead.
 /// </summary>
 public sealed class SessionFactory
@@ -84,9 +85,14 @@ public sealed class SessionFactory
         {
             try
             {
-                using var probe = BaseOptions();
+                using var probe = BaseOptions(intraOpThreads: 1);
+                // A failure is the reason the service reports (and falls back on): not also an error line of the runtime's.
+                probe.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
                 AppendCuda(probe);
-                return new ProviderChoice(CudaProvider, null);
+                // The libraries load; whether a GPU is there and cuDNN with it shows only when a convolution runs.
+                var failure = CudaProbe.Run(probe);
+                if (failure is null) return new ProviderChoice(CudaProvider, null);
+                reason = OneLine($"a 1x1 convolution cannot run on CUDA: {failure}");
             }
             catch (Exception exception) when (exception is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
             {
