@@ -10,11 +10,12 @@
 #   benchmarks/gpu_host.sh prepare            there, in a copy of this checkout, after each archive arrives: unpacks what
 #       has come into $GPU_STATE (default /var/tmp/protopnet-gpu), finds the CUDA libraries and exports the ResNet-18
 #       bundle (200 classes x 10 prototypes, untrained) with the trainer
-#   benchmarks/gpu_host.sh bench [--seconds 4] [--no-train]   there: benchmarks/run.sh's program on the CUDA provider
-#       (required: a host where it cannot load stops at once with the reason) on the ResNet-18 bundle (224x224
-#       JPEG), the default model and ResNet-18 again (640x480), its fixed service batching 64, then (unless
-#       --no-train) a smoke training on CUDA; everything printed is also in $RESULTS (default artifacts/gpu/results),
-#       with nvidia-smi's utilisation every 2 s
+#   benchmarks/gpu_host.sh bench [--seconds 4] [--no-train] [--versus Section:Key=value]   there: benchmarks/run.sh's
+#       program on the CUDA provider (required: a host where it cannot load stops at once with the reason) on the
+#       ResNet-18 bundle (224x224 JPEG), the default model and ResNet-18 again (640x480), its second service batching
+#       64 (or, with --versus, configured as the first plus that setting: e.g. Batching:MaxConcurrentRuns=2), then
+#       (unless --no-train) a smoke training on CUDA; everything printed is also in $RESULTS (default
+#       artifacts/gpu/results), with nvidia-smi's utilisation every 2 s
 # Why zero kernels: the provider library is 284 MB, 218 MB of it kernels for six GPU architectures (sm_75 to sm_120);
 # with the others zeroed (benchmarks/cuda_fatbin.py) it compresses to 52 MB.
 set -euo pipefail
@@ -106,10 +107,12 @@ prepare() {
 
 bench() {
   local seconds=4 train=yes
+  local -a versus=()
   while [ $# -gt 0 ]; do
     case $1 in
       --seconds) seconds=$2; shift 2 ;;
       --no-train) train=no; shift ;;
+      --versus) versus+=(--versus "$2"); shift 2 ;;
       *) echo "bench: unknown option $1" >&2; exit 2 ;;
     esac
   done
@@ -131,7 +134,7 @@ bench() {
     shift
     echo "== $(date -u +%T) benchmark $*"
     timeout "$limit" dotnet "$benchmark_build/ProtoPNet.Benchmarks.dll" --rounds 1 --seconds "$seconds" --max-batch-size 64 \
-      --set Inference:ExecutionProvider=cuda "$@" \
+      --set Inference:ExecutionProvider=cuda ${versus[@]+"${versus[@]}"} "$@" \
       || echo "== the benchmark ended with $?"
   }
   # Most telling first: when the device time runs out, what is cut is the last.
