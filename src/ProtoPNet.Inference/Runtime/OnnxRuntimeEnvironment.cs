@@ -21,18 +21,23 @@ public static class OnnxRuntimeEnvironment
     private static OrtEnv Create()
     {
         OnnxRuntimeTelemetry.SetVariableUnlessSet();
-        OrtEnv environment;
-        if (OrtEnv.IsCreated)
-        {
-            environment = OrtEnv.Instance();
-        }
-        else
-        {
-            var options = OnnxRuntimeLog.CreationOptions();
-            environment = OrtEnv.CreateInstanceWithOptions(ref options);
-            LogIsRouted = true;
-        }
+        var environment = OrtEnv.IsCreated ? OrtEnv.Instance() : CreateWithLog();
         environment.DisableTelemetryEvents();
         return environment;
+    }
+
+    private static OrtEnv CreateWithLog()
+    {
+        var options = OnnxRuntimeLog.CreationOptions();
+        try
+        {
+            var environment = OrtEnv.CreateInstanceWithOptions(ref options);
+            LogIsRouted = true;
+            return environment;
+        }
+        catch (OnnxRuntimeException) when (OrtEnv.IsCreated)
+        {
+            return OrtEnv.Instance(); // other code made it meanwhile, with the runtime's defaults
+        }
     }
 }
