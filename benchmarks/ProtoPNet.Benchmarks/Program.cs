@@ -120,19 +120,15 @@ var floorLoad = OverHttp(options.Url ?? service!.Url, classify: false);
 const double WarmUpSeconds = 5;
 if (options.SoakSeconds > 0) return await SoakAsync();
 
-// The second service: the first's settings plus --versus (and from --versus-build's build, if given), or else the fixed batch.
+// The second service: the first's settings (--set) plus --versus (and from --versus-build's build, if given), or else
+// plus the fixed batch.
 var versus = options.VersusSettings.Length > 0 || options.VersusBuild is not null;
 var versusDescription = string.Join(' ', options.VersusSettings.Append(options.VersusBuild is null ? "" : $"build {options.VersusBuild}")).Trim();
 var secondName = versus ? $"/classify versus {versusDescription}" : $"/classify fixed b={options.MaxBatchSize}";
+string[] fixedBatch = ["Batching:Strategy=Fixed", $"Batching:MaxBatchSize={options.MaxBatchSize}", "Batching:MaxConcurrentRuns=1"];
 await using var secondService = options.Url is null && (options.Fixed || versus)
-    ? await ServiceProcess.StartAsync(bundleDirectory, bundle.Name, options.IntraOpThreads, versus
-        ? AsEnvironment(options.ServiceSettings.Concat(options.VersusSettings))
-        : new Dictionary<string, string>
-        {
-            ["Batching__Strategy"] = "Fixed",
-            ["Batching__MaxBatchSize"] = options.MaxBatchSize.ToString(CultureInfo.InvariantCulture),
-            ["Batching__MaxConcurrentRuns"] = "1",
-        }, options.VersusBuild)
+    ? await ServiceProcess.StartAsync(bundleDirectory, bundle.Name, options.IntraOpThreads,
+        AsEnvironment(options.ServiceSettings.Concat(versus ? options.VersusSettings : fixedBatch)), options.VersusBuild)
     : null;
 if (versus)
 {

@@ -16,6 +16,8 @@ public class StartupFailureTests(TrainerBundles bundles)
     [InlineData("Batching__Strategy", "fastest", "Batching:Strategy")]
     [InlineData("Batching__Strategy", "fastest", "Use one of: auto, fixed.")]
     [InlineData("Inference__ExecutionProvider", "gpu", "Use one of: auto, cuda, cpu.")]
+    [InlineData("Inference__CudnnConvAlgoSearch", "fastest", "Inference:CudnnConvAlgoSearch")]
+    [InlineData("Inference__CudnnConvAlgoSearch", "3", "Use one of: exhaustive, heuristic, default.")]
     [InlineData("Logging__Format", "xml", "Logging:Format")]
     // The binder takes a number for an enum, any number; an origin a browser never sends; a key no header can hold.
     [InlineData("Inference__ExecutionProvider", "7", "Inference:ExecutionProvider: The field ExecutionProvider is invalid. Use one of: auto, cuda, cpu.")]

@@ -13,6 +13,18 @@ public enum ExecutionProviderKind
     Cpu,
 }
 
+/// <summary>How cuDNN chooses each convolution's algorithm on CUDA, the first time it meets an input shape.</summary>
+public enum CudnnConvAlgoSearch
+{
+    /// <summary>Times the candidate algorithms and takes the fastest (ONNX Runtime's default): the best runs, about
+    /// 200 ms per new shape on an H200 (the service meets every batch size at load, before it serves).</summary>
+    Exhaustive,
+    /// <summary>cuDNN's own guess from the shapes, without timing: no delay, possibly slower runs.</summary>
+    Heuristic,
+    /// <summary>A fixed algorithm (implicit precomputed GEMM): no delay, no choice.</summary>
+    Default,
+}
+
 /// <summary>Configuration section <c>Inference</c>.</summary>
 public sealed class InferenceOptions
 {
@@ -25,6 +37,10 @@ public sealed class InferenceOptions
     /// <summary>CUDA device id used by the CUDA provider.</summary>
     [Range(0, 64)]
     public int CudaDeviceId { get; set; }
+
+    /// <summary><c>exhaustive</c> (default), <c>heuristic</c> or <c>default</c>: see <see cref="Runtime.CudnnConvAlgoSearch"/>.</summary>
+    [EnumDataType(typeof(CudnnConvAlgoSearch))]
+    public CudnnConvAlgoSearch CudnnConvAlgoSearch { get; set; } = CudnnConvAlgoSearch.Exhaustive;
 
     /// <summary>Threads ONNX Runtime uses inside one operator; 0 lets ONNX Runtime choose (one per core).</summary>
     [Range(0, 1024)]

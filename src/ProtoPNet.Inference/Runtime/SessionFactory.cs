@@ -71,6 +71,7 @@ public sealed class SessionFactory
             // H200 every bundle then missed its probe by about 2e-3 relative and was refused, and prototype similarity,
             // a log of distances near zero, magnifies such errors. FP32 gives what the trainer measured.
             ["use_tf32"] = "0",
+            ["cudnn_conv_algo_search"] = _options.CudnnConvAlgoSearch.ToString().ToUpperInvariant(),
         });
         sessionOptions.AppendExecutionProvider_CUDA(cuda);
     }
