@@ -13,7 +13,8 @@
 #   benchmarks/gpu_host.sh bench [--seconds 4] [--no-train] [--versus Section:Key=value]   there: benchmarks/run.sh's
 #       program on the CUDA provider (required: a host where it cannot load stops at once with the reason) on the
 #       ResNet-18 bundle (224x224 JPEG), the default model and ResNet-18 again (640x480), its second service batching
-#       64 (or, with --versus, configured as the first plus that setting: e.g. Batching:MaxConcurrentRuns=2), then
+#       64 (or, with --versus, configured as the first plus those settings; two runs in flight on CUDA:
+#       --versus Batching:Strategy=Fixed --versus Batching:MaxConcurrentRuns=2), then
 #       (unless --no-train) a smoke training on CUDA; everything printed is also in $RESULTS (default
 #       artifacts/gpu/results), with nvidia-smi's utilisation every 2 s
 # Why zero kernels: the provider library is 284 MB, 218 MB of it kernels for six GPU architectures (sm_75 to sm_120);
