@@ -48,7 +48,18 @@ public static class OnnxRuntimeLog
             return;
         }
         var line = new OnnxRuntimeMessage(severity, category, codeLocation, message);
-        foreach (var listener in listeners) listener(line);
+        foreach (var listener in listeners)
+        {
+            try
+            {
+                listener(line);
+            }
+            catch (Exception exception)
+            {
+                // Called from the runtime's native code, where an exception would end the process: a line is lost instead.
+                Console.Error.WriteLine($"onnxruntime {severity} [{category}] {message} (not logged: {exception.GetType().Name}: {exception.Message})");
+            }
+        }
     }
 
     private sealed class Subscription(Action<OnnxRuntimeMessage> listener) : IDisposable
