@@ -20,8 +20,8 @@ internal static class OnnxRuntimeTelemetry
     public static string? SettingSeenByRuntime() =>
         OperatingSystem.IsWindows() ? Environment.GetEnvironmentVariable(Variable) : Marshal.PtrToStringAnsi(GetEnvironmentVariable(Variable));
 
-    /// <summary>Sets the variable to "1" unless the operator set it; <see cref="OnnxRuntimeEnvironment"/> calls it before
-    /// the runtime starts, and disables the runtime's events as well.</summary>
+    /// <summary>Sets the variable to "1" unless the operator set it. <see cref="OnnxRuntimeEnvironment"/> calls it before it
+    /// makes the runtime's environment, whose telemetry events it then disables too.</summary>
     public static void SetVariableUnlessSet()
     {
         // .NET keeps its own copy of the environment on Unix: the native runtime reads the process's, set through libc.
