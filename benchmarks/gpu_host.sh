@@ -10,9 +10,10 @@
 #   benchmarks/gpu_host.sh prepare            there, in a copy of this checkout, after each archive arrives: unpacks what
 #       has come into $GPU_STATE (default /var/tmp/protopnet-gpu), finds the CUDA libraries and exports the ResNet-18
 #       bundle (200 classes x 10 prototypes, untrained) with the trainer
-#   benchmarks/gpu_host.sh bench [--seconds 4] [--no-train] [--versus Section:Key=value]   there: benchmarks/run.sh's
-#       program on the CUDA provider (required: a host where it cannot load stops at once with the reason) on the
-#       ResNet-18 bundle (224x224 JPEG), the default model and ResNet-18 again (640x480), its second service batching
+#   benchmarks/gpu_host.sh bench [--seconds 4] [--no-train] [--versus Section:Key=value] [--only resnet224|default|resnet640]
+#       there: benchmarks/run.sh's program on the CUDA provider (required: a host where it cannot load stops at once
+#       with the reason) on the ResNet-18 bundle (224x224 JPEG), the default model and ResNet-18 again (640x480), or
+#       those named by --only (repeatable), its second service batching
 #       64 (or, with --versus, configured as the first plus those settings; two runs in flight on CUDA:
 #       --versus Batching:Strategy=Fixed --versus Batching:MaxConcurrentRuns=2), then
 #       (unless --no-train) a smoke training on CUDA; everything printed is also in $RESULTS (default
@@ -108,15 +109,19 @@ prepare() {
 
 bench() {
   local seconds=4 train=yes
-  local -a versus=()
+  local -a versus=() only=()
   while [ $# -gt 0 ]; do
     case $1 in
       --seconds) seconds=$2; shift 2 ;;
       --no-train) train=no; shift ;;
       --versus) versus+=(--versus "$2"); shift 2 ;;
+      --only)
+        case $2 in resnet224 | default | resnet640) only+=("$2") ;; *) echo "bench: --only takes resnet224, default or resnet640" >&2; exit 2 ;; esac
+        shift 2 ;;
       *) echo "bench: unknown option $1" >&2; exit 2 ;;
     esac
   done
+  wanted() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
   [ -s "$state/$provider" ] && [ -d "$state/runtime" ] || { echo "run prepare with both archives first" >&2; exit 2; }
   mkdir -p "$results"
   exec > >(tee "$results/bench.log") 2>&1
@@ -139,13 +144,14 @@ bench() {
       || echo "== the benchmark ended with $?"
   }
   # Most telling first: when the device time runs out, what is cut is the last.
-  if [ -n "$resnet" ]; then
+  [ -n "$resnet" ] || echo "== no ResNet-18 bundle (its export failed in prepare)"
+  if [ -n "$resnet" ] && wanted resnet224; then
     run 150 --bundle "$resnet" --image "$state/runtime/photo224.jpg" --concurrency 1,32,128
-  else
-    echo "== no ResNet-18 bundle (its export failed in prepare)"
   fi
-  run 120 --bundle "$default_model" --concurrency 1,32,128
-  [ -z "$resnet" ] || run 120 --bundle "$resnet" --image "$state/runtime/photo640.jpg" --concurrency 32,128
+  if wanted default; then run 120 --bundle "$default_model" --concurrency 1,32,128; fi
+  if [ -n "$resnet" ] && wanted resnet640; then
+    run 120 --bundle "$resnet" --image "$state/runtime/photo640.jpg" --concurrency 32,128
+  fi
   [ "$train" = yes ] || return 0
   echo "== $(date -u +%T) trainer smoke on CUDA"
   PYTHONPATH=src/trainer PYTHONUNBUFFERED=1 timeout 120 python3 -m protopnet_trainer train --preset smoke --device cuda \
