@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
 using ProtoPNet.Service.Models;
+using ProtoPNet.Service.Problems;
 using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Hosting;
@@ -81,10 +82,12 @@ public static class ServingExtensions
 
     /// <summary>
     /// Whether <paramref name="error"/> says the client has gone: a cancellation or failed read or write once the request
-    /// is aborted, or a reset met while reading its body, which surfaces before Kestrel aborts the request (a client
-    /// that gives up mid-upload and resets the connection, as a killed process or a timed-out proxy does).
+    /// is aborted, or, met while reading its body, a reset or the body's end before its declared length
+    /// (<see cref="ProblemCatalog.IsBodyCutOff"/>). Those two surface before the request's abort does (a client that gives
+    /// up mid-upload, as a killed process or a timed-out proxy does).
     /// </summary>
     public static bool ClientLeft(Exception error, HttpContext context) => error is ConnectionResetException
+        || error is BadHttpRequestException cutOff && ProblemCatalog.IsBodyCutOff(cutOff)
         || error is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested;
 
     public static WebApplication UseServing(this WebApplication app)

@@ -26,7 +26,7 @@ public sealed class ProblemExceptionFilter(Func<HttpContext, ProblemKind, string
         {
             return Answer(context.HttpContext, ProblemCatalog.ForRejection(rejection.Rejection), rejection.Message);
         }
-        catch (BadHttpRequestException unreadable)
+        catch (BadHttpRequestException unreadable) when (!ProblemCatalog.IsBodyCutOff(unreadable))   // cut off: the client left (499)
         {
             var problem = ProblemCatalog.ForUnreadableBody(unreadable);
             return Answer(context.HttpContext, problem.Kind, problem.Message);

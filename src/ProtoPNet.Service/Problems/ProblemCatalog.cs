@@ -120,6 +120,15 @@ public static class ProblemCatalog
     };
 
     /// <summary>
+    /// Whether Kestrel met the end of the body before its declared length: the client closed its side mid-upload. Kestrel
+    /// closes the connection before it throws this, so no answer can reach the client, who has left (499); but it cancels
+    /// the request's abort token from the thread pool, so that token may not yet say so when the read fails, and the
+    /// request was then logged 400 or 499 by timing. Kestrel's reason is internal: its message names it.
+    /// </summary>
+    public static bool IsBodyCutOff(BadHttpRequestException exception) => exception.StatusCode == StatusCodes.Status400BadRequest
+        && exception.Message.StartsWith("Unexpected end of request content", StringComparison.Ordinal);
+
+    /// <summary>
     /// Kestrel reports one framing error differently: a chunk size beyond 32 bits is an IOException around an
     /// OverflowException ("Bad chunk size data"), not a <see cref="BadHttpRequestException"/>.
     /// </summary>
