@@ -7,8 +7,8 @@ namespace ProtoPNet.Inference.Runtime;
 /// Runs one 1x1 convolution on the execution provider a <see cref="SessionOptions"/> names, to learn whether that
 /// provider can run at all before any bundle depends on it. Loading ONNX Runtime's CUDA provider proves only that its
 /// libraries are there: cuDNN is opened by name when the first convolution runs, and a driver without a usable GPU
-/// (none visible to the container, a wrong device id) fails when the session starts. Either used to refuse every bundle
-/// under <c>auto</c> instead of falling back to the CPU. The model is written here, a few hundred bytes of ONNX.
+/// (CUDA_VISIBLE_DEVICES empty, a device id the host does not have) fails when the session starts. Either used to refuse
+/// every bundle under <c>auto</c> instead of falling back to the CPU. The model is written here, a few hundred bytes of ONNX.
 /// </summary>
 internal static class CudaProbe
 {
