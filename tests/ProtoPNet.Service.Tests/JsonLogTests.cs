@@ -1,4 +1,3 @@
-using System.Text.Json;
 using ProtoPNet.Service.Tests.Infrastructure;
 
 namespace ProtoPNet.Service.Tests;
@@ -25,7 +24,7 @@ public class JsonLogTests(TrainerBundles bundles)
         service.Terminate();
         Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
 
-        var events = service.Output.Where(line => line.Length > 0).Select(line => JsonDocument.Parse(line).RootElement).ToArray();
+        var events = service.JsonEvents();
         Assert.All(events, e => Assert.True(e.TryGetProperty("@t", out _) && e.TryGetProperty("@m", out _) && e.TryGetProperty("@i", out _)));
         string[] messages = [.. events.Select(e => e.GetProperty("@m").GetString()!)];
         Assert.Contains("ONNX Runtime usage telemetry is off (ORT_DISABLE_TELEMETRY=1)", messages);

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using ProtoPNet.Inference.Runtime;
@@ -23,7 +22,7 @@ public class OnnxRuntimeLogTests(TrainerBundles bundles)
         service.Terminate();
         Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
 
-        var events = service.Output.Where(line => line.Length > 0).Select(line => JsonDocument.Parse(line).RootElement).ToArray();
+        var events = service.JsonEvents();
         var runtime = events.Where(e => e.TryGetProperty("SourceContext", out var source) && source.GetString() == OnnxRuntimeLogForwarder.Category).ToArray();
         var initializing = runtime.Where(e => e.GetProperty("@m").GetString()!.StartsWith("Initializing session.", StringComparison.Ordinal)).ToArray();
         Assert.NotEmpty(initializing);
@@ -39,7 +38,7 @@ public class OnnxRuntimeLogTests(TrainerBundles bundles)
         service.Terminate();
         Assert.Equal(0, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
 
-        var events = service.Output.Where(line => line.Length > 0).Select(line => JsonDocument.Parse(line).RootElement).ToArray();
+        var events = service.JsonEvents();
         Assert.Contains(events, e => e.GetProperty("@m").GetString()!.StartsWith("Loaded model smoke@", StringComparison.Ordinal));
         Assert.DoesNotContain(events, e => e.TryGetProperty("SourceContext", out var source) && source.GetString() == OnnxRuntimeLogForwarder.Category);
     }

@@ -25,12 +25,8 @@ public static class OnnxRuntimeLog
         return new Subscription(listener);
     }
 
-    /// <summary>The least severe line the runtime writes (warnings unless changed; the setting is the process's).</summary>
-    public static OrtLoggingLevel Level
-    {
-        get => OnnxRuntimeEnvironment.Instance().EnvLogLevel;
-        set => OnnxRuntimeEnvironment.Instance().EnvLogLevel = value;
-    }
+    /// <summary>Sets the least severe line the runtime writes (warnings unless set; the setting is the process's).</summary>
+    public static void SetLevel(OrtLoggingLevel level) => OnnxRuntimeEnvironment.Instance().EnvLogLevel = level;
 
     internal static EnvironmentCreationOptions CreationOptions() => new()
     {

@@ -27,7 +27,7 @@ public sealed class OnnxRuntimeLogForwarder(ILoggerFactory loggerFactory) : IHos
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        OnnxRuntimeLog.Level = LeastSevereEnabled();
+        OnnxRuntimeLog.SetLevel(LeastSevereEnabled());
         _subscription = OnnxRuntimeLog.Listen(Write);
         if (!OnnxRuntimeEnvironment.LogIsRouted)
             _logger.LogWarning("ONNX Runtime's environment was made before the service's: its own lines go to stderr, not to this log");

@@ -61,6 +61,10 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>The output as JSON events (Logging:Format=json): every line must parse as one object, or this throws.</summary>
+    public System.Text.Json.JsonElement[] JsonEvents() =>
+        [.. Output.Where(line => line.Length > 0).Select(line => System.Text.Json.JsonDocument.Parse(line).RootElement)];
+
     /// <summary>Runs <c>ProtoPNet.Service --healthcheck</c> (what a container runs) with these environment variables and arguments; its exit code.</summary>
     public static async Task<int> HealthcheckAsync(IReadOnlyDictionary<string, string> environment, params string[] arguments)
     {
