@@ -18,6 +18,9 @@
 #       --versus Batching:Strategy=Fixed --versus Batching:MaxConcurrentRuns=2), then
 #       (unless --no-train) a smoke training on CUDA; everything printed is also in $RESULTS (default
 #       artifacts/gpu/results), with nvidia-smi's utilisation every 2 s
+#   benchmarks/gpu_host.sh diagnose [--resnet224] [--seconds 3] [--concurrency 32,32,32,128] [name:NAME=value,...]...
+#       there: one service (per variant, with those environment settings) under /classify load, its threads sampled
+#       (benchmarks/threads.py), its log and batching metrics kept in $RESULTS
 # Why zero kernels: the provider library is 284 MB, 218 MB of it kernels for six GPU architectures (sm_75 to sm_120);
 # with the others zeroed (benchmarks/cuda_fatbin.py) it compresses to 52 MB.
 set -euo pipefail
@@ -107,6 +110,90 @@ prepare() {
   echo "ready: provider $([ -s "$state/$provider" ] && echo yes || echo no), runtime $([ -d "$state/runtime" ] && echo yes || echo no)"
 }
 
+# The unpacked builds in this checkout, their runtime and libraries on the paths, everything printed also in
+# $results/$1, and nvidia-smi's utilisation every 2 s in $results/gpu_utilisation.log.
+use_runtime() {
+  [ -s "$state/$provider" ] && [ -d "$state/runtime" ] || { echo "run prepare with both archives first" >&2; exit 2; }
+  mkdir -p "$results"
+  exec > >(tee "$results/$1") 2>&1
+  cp -r "$state/runtime/checkout/." .
+  cp "$state/$provider" "$service_build/$native/"
+  [ -d "$benchmark_build/runtimes" ] || ln -s "$PWD/$service_build/runtimes" "$benchmark_build/runtimes"
+  export DOTNET_ROOT=$state/runtime/dotnet PATH=$state/runtime/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+  export LD_LIBRARY_PATH=$(cat "$state/ld_library_path"):$state/runtime/libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  ldconfig -p | grep -q libicu || export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
+  nvidia-smi dmon -s um -d 2 > "$results/gpu_utilisation.log" 2>&1 &
+  trap "kill $! 2>/dev/null || true" EXIT # nvidia-smi's sampling ends with the script
+}
+
+# One service on CUDA serving the default model (or --resnet224), started here with its log kept, under /classify
+# load at each --concurrency level in turn while benchmarks/threads.py samples its threads, with its batching metrics
+# after each level. Once per variant: a name and environment settings (NAME=value,NAME=value), e.g.
+# minthreads:DOTNET_ThreadPool_ForceMinWorkerThreads=40. The services' logs and samples: $results/diagnose-<model>.tgz.
+diagnose() {
+  local seconds=3 concurrency=32,32,32,128 model=default
+  local -a variants=()
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --seconds) seconds=$2; shift 2 ;;
+      --concurrency) concurrency=$2; shift 2 ;;
+      --resnet224) model=resnet224; shift ;;
+      *) variants+=("$1"); shift ;;
+    esac
+  done
+  [ ${#variants[@]} -gt 0 ] || variants=(default:)
+  use_runtime "diagnose-$model.log"
+  local root bundle logs=$results/diagnose-$model port=5700
+  local -a image=()
+  root=$(mktemp -d)
+  mkdir -p "$logs"
+  if [ "$model" = resnet224 ]; then
+    bundle=$(ls -d "$state"/models/resnet18-untrained/*/ | head -1)
+    image=(--image "$state/runtime/photo224.jpg")
+  else
+    bundle=$PWD/$default_model
+  fi
+  bundle=${bundle%/}
+  local name_of_model
+  name_of_model=$(basename "$(dirname "$bundle")")
+  mkdir -p "$root/$name_of_model" && ln -s "$bundle" "$root/$name_of_model/"
+  local variant name pid sampler level
+  for variant in "${variants[@]}"; do
+    name=${variant%%:*}
+    port=$((port + 1))
+    echo "== $(date -u +%T) $model, $name (${variant#*:})"
+    (
+      IFS=, read -ra settings <<< "${variant#*:}"
+      for setting in "${settings[@]}"; do [ -n "$setting" ] && export "${setting?}"; done
+      cd "$service_build" && exec env ASPNETCORE_URLS="http://127.0.0.1:$port" Models__Root="$root" \
+        Models__DefaultModel="$name_of_model" Inference__ExecutionProvider=cuda Logging__Format=json \
+        Serilog__MinimumLevel__Override__Serilog.AspNetCore.RequestLoggingMiddleware=Warning \
+        dotnet ProtoPNet.Service.dll > "$logs/service-$name.log" 2>&1
+    ) &
+    pid=$!
+    for _ in $(seq 120); do
+      sleep 1
+      python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/health/ready', timeout=2)" 2>/dev/null && break
+    done
+    python3 benchmarks/threads.py "$pid" --interval 1 --seconds 600 > "$logs/threads-$name.log" &
+    sampler=$!
+    for level in ${concurrency//,/ }; do
+      echo "-- $(date -u +%T) load at $level"
+      dotnet "$benchmark_build/ProtoPNet.Benchmarks.dll" --url "http://127.0.0.1:$port" --bundle "$bundle" ${image[@]+"${image[@]}"} \
+        --classify-only --no-fixed --rounds 1 --seconds "$seconds" --concurrency "$level" --set Inference:ExecutionProvider=cuda \
+        | grep -E '^concurrency|execution strategy' || echo "== the benchmark ended with $?"
+      python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$port/metrics', timeout=5).read().decode())" \
+        | grep -E '^protopnet_(batch_size|queue_duration|inference_duration|explanation_duration|request_duration)[a-z_]*_(sum|count)' \
+        | grep -v 'model="-"' || true
+    done
+    kill "$pid" "$sampler" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    grep -E 'ran each batch size|runs batches' "$logs/service-$name.log" | cut -c1-400 || true
+    cat "$logs/threads-$name.log"
+  done
+  tar -C "$results" -czf "$results/diagnose-$model.tgz" "diagnose-$model" && rm -rf "$logs"
+}
+
 bench() {
   local seconds=4 train=yes
   local -a versus=() only=()
@@ -123,17 +210,8 @@ bench() {
   done
   wanted() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
   [ -s "$state/$provider" ] && [ -d "$state/runtime" ] || { echo "run prepare with both archives first" >&2; exit 2; }
-  mkdir -p "$results"
-  exec > >(tee "$results/bench.log") 2>&1
-  cp -r "$state/runtime/checkout/." .
-  cp "$state/$provider" "$service_build/$native/"
-  [ -d "$benchmark_build/runtimes" ] || ln -s "$PWD/$service_build/runtimes" "$benchmark_build/runtimes"
-  export DOTNET_ROOT=$state/runtime/dotnet PATH=$state/runtime/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-  export LD_LIBRARY_PATH=$(cat "$state/ld_library_path"):$state/runtime/libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  ldconfig -p | grep -q libicu || export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
-  nvidia-smi dmon -s um -d 2 > "$results/gpu_utilisation.log" 2>&1 &
+  use_runtime bench.log
   local resnet
-  trap "kill $! 2>/dev/null || true" EXIT # nvidia-smi's sampling ends with the bench
   resnet=$(ls -d "$state"/models/resnet18-untrained/*/ 2>/dev/null | head -1 || true)
   run() { # time limit in seconds, then the benchmark's options
     local limit=$1
@@ -159,6 +237,6 @@ bench() {
 }
 
 case "${1:-}" in
-  pack | prepare | bench) command=$1; shift; "$command" "$@" ;;
+  pack | prepare | bench | diagnose) command=$1; shift; "$command" "$@" ;;
   *) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" >&2; exit 2 ;; # the usage: the comment at the top
 esac

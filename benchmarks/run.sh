@@ -5,13 +5,14 @@
 # other work on a shared machine changes little). The measurements of one level take turns in --rounds slices.
 #   benchmarks/run.sh models/fashion-mnist/<version> [--seconds 10] [--rounds 2] [--concurrency 1,4,16,32,64] [--image photo.jpg]
 #     [--max-batch-size 16] [--no-fixed] [--set Batching:MaxBatchSize=4] [--versus Inference:IntraOpThreads=1]
-#     [--versus-build /tmp/before/src/ProtoPNet.Service/bin/Release/net10.0] [--httpclient]
+#     [--versus-build /tmp/before/src/ProtoPNet.Service/bin/Release/net10.0] [--httpclient] [--classify-only]
 # --versus Section:Key=value (repeatable) replaces the fixed-batch service with one configured as the first plus those
 # settings: an A/B of a setting in one run, its measurements taking turns with the default's. --versus-build DIR does the
 # same for a code change: the second service is another build (DIR holds its ProtoPNet.Service.dll), e.g. of the commit
 # before, built with: git worktree add /tmp/before HEAD~1 && dotnet build -c Release /tmp/before/src/ProtoPNet.Service
 #   (then --versus-build /tmp/before/src/ProtoPNet.Service/bin/Release/net10.0).
 # The load comes from a lean HTTP/1.1 client (LeanHttpClient.cs); --httpclient uses .NET's HttpClient instead, to compare.
+# --classify-only measures /classify (and the second service) alone, one line per level: a load to watch the service under.
 # Memory over a long run: --soak 300 --concurrency 64 (resident memory of the service at start, every 30 s and at the end).
 # For the ResNet-18 224x224 bundle with 200 classes x 10 prototypes (untrained), make it first with the trainer:
 #   PYTHONPATH=src/trainer /usr/bin/python3 -m protopnet_trainer export --untrained --backbone resnet18 \

@@ -5,7 +5,7 @@ namespace ProtoPNet.Benchmarks;
 
 public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double Seconds, string? Image, string? Url, int IntraOpThreads,
     int MaxBatchSize, bool Fixed, int Rounds, double SoakSeconds, string[] ServiceSettings, bool HttpClient,
-    string[] VersusSettings, string? VersusBuild)
+    string[] VersusSettings, string? VersusBuild, bool ClassifyOnly = false)
 {
     /// <summary>The provider the service is given with --set Inference:ExecutionProvider (auto unless set), which the
     /// in-process baseline runs on too.</summary>
@@ -14,7 +14,7 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
     public const string Usage =
         "usage: benchmarks/run.sh <bundle folder> [--seconds N] [--concurrency 1,4,16,32,64] [--rounds 2] [--image photo.jpg] " +
         "[--max-batch-size 16] [--intra-op-threads N] [--no-fixed] [--set Section:Key=value] [--versus Section:Key=value] " +
-        "[--versus-build dir] [--soak seconds] [--httpclient] (options described at the top of benchmarks/run.sh)";
+        "[--versus-build dir] [--soak seconds] [--httpclient] [--classify-only] (options described at the top of benchmarks/run.sh)";
 
     public static bool AsksForHelp(string[] args) => args.Any(a => a is "-h" or "--help");
 
@@ -28,6 +28,7 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
         var fixedService = true;
         var rounds = 2;
         var httpClient = false;
+        var classifyOnly = false;
         double soak = 0;
         var settings = new List<string>();
         var versus = new List<string>();
@@ -52,6 +53,7 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
                 case "--versus": versus.Add(Next()); break;
                 case "--versus-build": versusBuild = Next(); break;
                 case "--httpclient": httpClient = true; break;
+                case "--classify-only": classifyOnly = true; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
@@ -63,6 +65,6 @@ public sealed record BenchmarkOptions(string Bundle, int[] Concurrency, double S
         if (provider is not null && (!Enum.TryParse(provider, ignoreCase: true, out kind) || !Enum.IsDefined(kind) || char.IsDigit(provider[0])))
             throw new ArgumentException($"Inference:ExecutionProvider is auto, cuda or cpu, not '{provider}'");
         return new BenchmarkOptions(bundle, concurrency, seconds, image, url, intraOp, maxBatchSize, fixedService, rounds, soak, settings.ToArray(), httpClient,
-            versus.ToArray(), versusBuild) { ExecutionProvider = kind };
+            versus.ToArray(), versusBuild, classifyOnly) { ExecutionProvider = kind };
     }
 }

@@ -154,6 +154,14 @@ var loadBefore = LoadAverage();
 var rows = new List<string[]>();
 foreach (var concurrency in options.Concurrency)
 {
+    if (options.ClassifyOnly)
+    {
+        // /classify alone (and the second service's), for a look at the service under load while something watches it.
+        var classifyOnly = await LoadRunner.RunAsync(concurrency, options.Seconds, classifyLoad, service is null ? () => TimeSpan.Zero : () => service.CpuTime);
+        var secondOnly = secondLoad is null ? null : await LoadRunner.RunAsync(concurrency, options.Seconds, secondLoad, () => secondService!.CpuTime);
+        Console.WriteLine($"concurrency {concurrency}: /classify {classifyOnly.PerOperation(1)}" + (secondOnly is null ? "" : $"; {secondName} {secondOnly.PerOperation(1)}"));
+        continue;
+    }
     var batch = Math.Min(concurrency, options.MaxBatchSize);
     var measurements = new List<Measurement>
     {
@@ -205,6 +213,7 @@ foreach (var concurrency in options.Concurrency)
     Console.WriteLine($"concurrency {concurrency}: " + string.Join("; ", measurements.Select((m, i) => $"{m.Name} {results[i]}")));
 }
 
+if (options.ClassifyOnly) return 0;
 Console.WriteLine();
 // Other work on the machine changes every number here; the load average says how busy it was.
 Console.WriteLine($"load average before {loadBefore}, after {LoadAverage()}");
