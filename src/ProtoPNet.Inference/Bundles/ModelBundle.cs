@@ -69,10 +69,19 @@ public sealed class ModelBundle : IDisposable
     }
 
     /// <summary>
-    /// A session of the same graph whose runs use more threads, for a request that runs while no other does (the
-    /// execution strategy measured it faster for one image than <see cref="Session"/>); null when there is none.
+    /// A second session of the same graph for single images, or null: on the CPU one whose runs use more threads, for
+    /// a request that runs while no other does (the execution strategy measured it faster for one image than
+    /// <see cref="Session"/>); on CUDA the one whose batch size is 1, beside a <see cref="Session"/> that runs only full
+    /// batches (<see cref="BundleSession.FixedBatchSize"/>).
     /// </summary>
     public BundleSession? LoneSession { get; private set; }
+
+    /// <summary>
+    /// The session to run <paramref name="images"/> images on: one image on <see cref="LoneSession"/> when the request
+    /// runs <paramref name="alone"/> or that session runs single images only; everything else on <see cref="Session"/>.
+    /// </summary>
+    public BundleSession SessionFor(int images, bool alone) =>
+        images == 1 && LoneSession is { } lone && (alone || lone.FixedBatchSize == 1) ? lone : Session;
 
     /// <summary>
     /// Serves the bundle with <paramref name="session"/> (another session of its graph, one the execution strategy

@@ -13,17 +13,29 @@ public sealed class NetworkOutputs : IDisposable
     private float[]? _logits;
     private float[]? _similarities;
     private float[]? _maps;
+    private readonly int _rows;
 
     public NetworkOutputs(int count, int classCount, int prototypeCount, int mapHeight, int mapWidth, bool withMaps = true)
+        : this(count, count, classCount, prototypeCount, mapHeight, mapWidth, withMaps)
     {
+    }
+
+    /// <summary>
+    /// Outputs for <paramref name="count"/> images from a run of <paramref name="rows"/>, <paramref name="count"/> or
+    /// more (a session of one batch size pads its last batch, see <see cref="BundleSession.FixedBatchSize"/>).
+    /// </summary>
+    internal NetworkOutputs(int count, int rows, int classCount, int prototypeCount, int mapHeight, int mapWidth, bool withMaps)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(rows, count);
         Count = count;
+        _rows = rows;
         ClassCount = classCount;
         PrototypeCount = prototypeCount;
         MapHeight = mapHeight;
         MapWidth = mapWidth;
-        _logits = ArrayPool<float>.Shared.Rent(count * classCount);
-        _similarities = ArrayPool<float>.Shared.Rent(count * prototypeCount);
-        _maps = withMaps ? ArrayPool<float>.Shared.Rent(count * prototypeCount * mapHeight * mapWidth) : null;
+        _logits = ArrayPool<float>.Shared.Rent(rows * classCount);
+        _similarities = ArrayPool<float>.Shared.Rent(rows * prototypeCount);
+        _maps = withMaps ? ArrayPool<float>.Shared.Rent(rows * prototypeCount * mapHeight * mapWidth) : null;
         HasMaps = withMaps;
     }
 
@@ -36,10 +48,16 @@ public sealed class NetworkOutputs : IDisposable
     public int MapHeight { get; }
     public int MapWidth { get; }
 
-    /// <summary>The output buffers at their exact sizes, for ONNX Runtime to write into.</summary>
-    internal Memory<float> LogitsMemory => Buffer(_logits).AsMemory(0, Count * ClassCount);
-    internal Memory<float> SimilaritiesMemory => Buffer(_similarities).AsMemory(0, Count * PrototypeCount);
-    internal Memory<float> MapsMemory => Buffer(_maps).AsMemory(0, Count * PrototypeCount * MapHeight * MapWidth);
+    /// <summary>The output buffers' rows [<paramref name="first"/>, <paramref name="first"/> + <paramref name="rows"/>), for ONNX Runtime to write into.</summary>
+    internal Memory<float> LogitsRows(int first, int rows) => Rows(_logits, first, rows, ClassCount);
+    internal Memory<float> SimilarityRows(int first, int rows) => Rows(_similarities, first, rows, PrototypeCount);
+    internal Memory<float> MapRows(int first, int rows) => Rows(_maps, first, rows, PrototypeCount * MapHeight * MapWidth);
+
+    private Memory<float> Rows(float[]? buffer, int first, int rows, int rowLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(first + rows, _rows);
+        return Buffer(buffer).AsMemory(first * rowLength, rows * rowLength);
+    }
 
     public ReadOnlySpan<float> LogitsOf(int item) => Buffer(_logits).AsSpan(item * ClassCount, ClassCount);
     public ReadOnlySpan<float> SimilaritiesOf(int item) => Buffer(_similarities).AsSpan(item * PrototypeCount, PrototypeCount);

@@ -34,7 +34,7 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
                 : bundle.Provider.Provider == SessionFactory.CudaProvider
                     ? new ExecutionStrategy(options.MaxBatchSize, 1, threads, "cuda")
                     : MeasureStrategy(bundle, threads, stopping, whileMeasuring);
-            if (bundle.Provider.Provider == SessionFactory.CudaProvider) WarmUpOnCuda(bundle, strategy.MaxBatchSize, stopping);
+            if (bundle.Provider.Provider == SessionFactory.CudaProvider) ServeOnCuda(bundle, strategy.MaxBatchSize, threads, stopping);
         }
         catch (Exception exception) when (exception is not (BundleRefusedException or OutOfMemoryException)
             && !(exception is OperationCanceledException && stopping.IsCancellationRequested))
@@ -59,15 +59,35 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
     }
 
     /// <summary>
-    /// Runs every batch size the batcher can form once before the version serves: on CUDA the first run of each shape
-    /// waits for cuDNN's algorithm search (see <see cref="BundleSession.WarmUpBatchSizes"/>).
+    /// On CUDA each session runs one batch size (<see cref="BundleSession.FixedBatchSize"/>: a change of size costs about
+    /// as much as a first run): the bundle's own session runs batches of exactly <paramref name="maxBatchSize"/> (fewer
+    /// images padded up to it), a second one single images. Each runs once before the version serves, so that no
+    /// request waits for cuDNN's first choice of algorithms.
     /// </summary>
-    private void WarmUpOnCuda(ModelBundle bundle, int maxBatchSize, CancellationToken stopping)
+    private void ServeOnCuda(ModelBundle bundle, int maxBatchSize, int threads, CancellationToken stopping)
     {
-        var milliseconds = bundle.Session.WarmUpBatchSizes(maxBatchSize, stopping);
-        var slowest = milliseconds.Max();
-        logger.LogInformation("Model {Model}@{Version} ran each batch size from 1 to {MaxBatchSize} once on CUDA in {WarmUpMs:0} ms (the slowest, {SlowestMs:0} ms, at {SlowestBatchSize})",
-            bundle.Name, bundle.Version, maxBatchSize, milliseconds.Sum(), slowest, Array.IndexOf(milliseconds, slowest) + 1);
+        bundle.Session.FixBatchSize(maxBatchSize);
+        BundleSession? single = null;
+        try
+        {
+            if (maxBatchSize > 1)
+            {
+                single = loader.LoadSession(bundle, threads);
+                single.FixBatchSize(1);
+            }
+            stopping.ThrowIfCancellationRequested();
+            var batchMs = bundle.Session.WarmUp();
+            stopping.ThrowIfCancellationRequested();
+            var singleMs = single?.WarmUp() ?? 0;
+            bundle.ServeWith(bundle.Session, single);
+            logger.LogInformation("Model {Model}@{Version} runs on CUDA in batches of exactly {MaxBatchSize} images (fewer are padded) and single images on a session of their own; their first runs took {BatchWarmUpMs:0} and {SingleWarmUpMs:0} ms",
+                bundle.Name, bundle.Version, maxBatchSize, batchMs, singleMs);
+        }
+        catch
+        {
+            single?.Dispose();
+            throw;
+        }
     }
 
     /// <summary>

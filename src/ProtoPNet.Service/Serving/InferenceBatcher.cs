@@ -19,7 +19,7 @@ public sealed class BatchRun(SharedOutputs shared, int firstRow, int batchSize, 
     public double QueueMs { get; } = queueMs;
     public double InferenceMs { get; } = inferenceMs;
 
-    /// <summary>Whether it ran as the only inference request in progress, on the bundle's session for lone runs (<see cref="ModelBundle.LoneSession"/>).</summary>
+    /// <summary>Whether it ran on the bundle's session for single images (<see cref="ModelBundle.LoneSession"/>).</summary>
     public bool Alone { get; } = alone;
 
     public void Dispose()
@@ -153,12 +153,11 @@ public sealed class InferenceBatcher : IDisposable
         try
         {
             // One image only: a batch would grow the lone session's memory arena to its size, for good.
-            var lone = rows == 1 && _requestsInProgress() <= 1 ? _bundle.LoneSession : null;
-            var session = lone ?? _bundle.Session;
+            var session = _bundle.SessionFor(rows, alone: _requestsInProgress() <= 1);
             var started = Stopwatch.GetTimestamp();
             var outputs = session.Run(input, rows, withMaps);
             var inferenceMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            var run = new BatchRun(new SharedOutputs(outputs, 1), 0, rows, 0, inferenceMs, alone: lone is not null);
+            var run = new BatchRun(new SharedOutputs(outputs, 1), 0, rows, 0, inferenceMs, alone: session == _bundle.LoneSession);
             try
             {
                 RecordRun(inferenceMs, rows);
@@ -291,15 +290,16 @@ public sealed class InferenceBatcher : IDisposable
             images -= gone.Rows;
         }
         if (batch.Count == 0) return;
-        var session = _bundle.Session;
+        var session = _bundle.SessionFor(images, alone: false);
         var started = Stopwatch.GetTimestamp();
         foreach (var request in batch) request.QueueMs = Stopwatch.GetElapsedTime(request.QueuedAt, started).TotalMilliseconds;
         float[]? input = null;
         try
         {
             // One request alone runs straight from its own buffer; several are copied into one pooled buffer (renting it
-            // may fail too: then this batch's requests get the error, and the worker goes on with the next batch).
-            input = batch.Count == 1 ? batch[0].Input : session.RentBuffer(images);
+            // may fail too: then this batch's requests get the error, and the worker goes on with the next batch), of
+            // the rows the session runs, so that a session of one batch size pads it without another copy.
+            input = batch.Count == 1 ? batch[0].Input : session.RentBuffer(session.RowsToRun(images));
             using var activity = ServiceMetrics.ActivitySource.StartActivity("inference batch");
             activity?.SetTag("model", _bundle.Name);
             activity?.SetTag("version", _bundle.Version);
@@ -319,7 +319,7 @@ public sealed class InferenceBatcher : IDisposable
             var firstRow = 0;
             foreach (var request in batch)
             {
-                var run = new BatchRun(shared, firstRow, images, request.QueueMs, inferenceMs);
+                var run = new BatchRun(shared, firstRow, images, request.QueueMs, inferenceMs, alone: session == _bundle.LoneSession);
                 // A request that can no longer take its result (it cannot: only the worker completes a started one) still releases it.
                 if (!request.Completion.TrySetResult(run)) run.Dispose();
                 firstRow += request.Rows;
