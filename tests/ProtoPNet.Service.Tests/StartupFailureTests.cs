@@ -15,6 +15,8 @@ public class StartupFailureTests(TrainerBundles bundles)
     [InlineData("Images__MaxBytes", "twenty", "Images:MaxBytes")]
     [InlineData("Batching__Strategy", "fastest", "Batching:Strategy")]
     [InlineData("Batching__Strategy", "fastest", "Use one of: auto, fixed.")]
+    [InlineData("Batching__PadBatches", "sometimes", "Batching:PadBatches")]
+    [InlineData("Batching__PadBatches", "4", "Batching:PadBatches: The field PadBatches is invalid. Use one of: auto, always, never.")]
     [InlineData("Inference__ExecutionProvider", "gpu", "Use one of: auto, cuda, cpu.")]
     [InlineData("Inference__CudnnConvAlgoSearch", "fastest", "Inference:CudnnConvAlgoSearch")]
     [InlineData("Inference__CudnnConvAlgoSearch", "3", "Use one of: exhaustive, heuristic, default.")]

@@ -18,6 +18,12 @@ public sealed record ExecutionStrategy(int MaxBatchSize, int ConcurrentRuns, int
     /// </summary>
     public int LoneIntraOpThreads { get; init; } = IntraOpThreads;
 
+    /// <summary>
+    /// Whether every batch of more than one image runs at exactly <see cref="MaxBatchSize"/> (fewer padded) and single
+    /// images on a session of their own (<see cref="BundleSession.FixedBatchSize"/>).
+    /// </summary>
+    public bool PaddedBatches { get; init; }
+
     /// <summary>One image after an idle pause, on each session measured (empty unless there were several).</summary>
     public IReadOnlyList<LoneMeasurement> LoneMeasurements { get; init; } = [];
 

@@ -113,7 +113,8 @@ public static class ModelsApi
         static StrategyMeasurementResponse[] Of(IEnumerable<StrategyMeasurement> measurements) => measurements
             .Select(m => new StrategyMeasurementResponse(m.BatchSize, m.ConcurrentRuns, m.IntraOpThreads, m.ImagesPerSecond, m.CpuMsPerImage)).ToArray();
         return new(strategy.MaxBatchSize, strategy.ConcurrentRuns, strategy.IntraOpThreads, strategy.LoneIntraOpThreads, strategy.Source,
-            Of(strategy.Measurements), strategy.LoneMeasurements.Select(m => new LoneMeasurementResponse(m.IntraOpThreads, m.P50Ms, m.Runs)).ToArray());
+            Of(strategy.Measurements), strategy.LoneMeasurements.Select(m => new LoneMeasurementResponse(m.IntraOpThreads, m.P50Ms, m.Runs)).ToArray(),
+            strategy.PaddedBatches);
     }
 
     /// <param name="name">Model name.</param>

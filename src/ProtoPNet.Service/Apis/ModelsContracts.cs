@@ -38,11 +38,13 @@ public sealed record ModelVersionResponse(
 /// A version's execution strategy: at most <c>maxBatchSize</c> images per network run, <c>concurrentRuns</c> runs in
 /// flight, <c>intraOpThreads</c> threads per run, and <c>loneIntraOpThreads</c> for a request that runs while no other
 /// does; <c>source</c> is <c>measured</c> (on the CPU at load, with the <c>measurements</c> it was chosen from and the
-/// <c>loneMeasurements</c>, one image after an idle pause on each session), <c>cuda</c> or <c>configured</c>.
+/// <c>loneMeasurements</c>, one image after an idle pause on each session), <c>cuda</c> or <c>configured</c>;
+/// <c>paddedBatches</c>: every batch of more than one image runs at exactly <c>maxBatchSize</c> (fewer padded) and
+/// single images on a session of their own (Batching:PadBatches, on CUDA by default).
 /// </summary>
 public sealed record ExecutionStrategyResponse(
     int MaxBatchSize, int ConcurrentRuns, int IntraOpThreads, int LoneIntraOpThreads, string Source,
-    IReadOnlyList<StrategyMeasurementResponse> Measurements, IReadOnlyList<LoneMeasurementResponse> LoneMeasurements);
+    IReadOnlyList<StrategyMeasurementResponse> Measurements, IReadOnlyList<LoneMeasurementResponse> LoneMeasurements, bool PaddedBatches);
 
 /// <summary>Images per second of <c>concurrentRuns</c> callers each running batches of <c>batchSize</c>, and CPU milliseconds per image, measured at load.</summary>
 public sealed record StrategyMeasurementResponse(int BatchSize, int ConcurrentRuns, int IntraOpThreads, double ImagesPerSecond, double CpuMsPerImage);

@@ -34,7 +34,12 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
                 : bundle.Provider.Provider == SessionFactory.CudaProvider
                     ? new ExecutionStrategy(options.MaxBatchSize, 1, threads, "cuda")
                     : MeasureStrategy(bundle, threads, stopping, whileMeasuring);
-            if (bundle.Provider.Provider == SessionFactory.CudaProvider) ServeOnCuda(bundle, strategy.MaxBatchSize, threads, stopping);
+            var cuda = bundle.Provider.Provider == SessionFactory.CudaProvider;
+            if (options.PadBatches == PadBatchesChoice.Always || (options.PadBatches == PadBatchesChoice.Auto && cuda))
+            {
+                ServeWithPaddedBatches(bundle, strategy.MaxBatchSize, threads, stopping);
+                strategy = strategy with { PaddedBatches = true };
+            }
         }
         catch (Exception exception) when (exception is not (BundleRefusedException or OutOfMemoryException)
             && !(exception is OperationCanceledException && stopping.IsCancellationRequested))
@@ -59,33 +64,30 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
     }
 
     /// <summary>
-    /// On CUDA each session runs one batch size (<see cref="BundleSession.FixedBatchSize"/>: a change of size costs about
-    /// as much as a first run): the bundle's own session runs batches of exactly <paramref name="maxBatchSize"/> (fewer
-    /// images padded up to it), a second one single images. Each runs once before the version serves, so that no
-    /// request waits for cuDNN's first choice of algorithms.
+    /// Makes each session run one batch size (<see cref="BundleSession.FixedBatchSize"/>; on CUDA a change of size costs
+    /// about as much as a first run): the bundle's own session runs batches of exactly <paramref name="maxBatchSize"/>
+    /// (fewer images padded up to it), the one for lone requests (loaded for it where there is none) single images.
+    /// Each runs once before the version serves, so that no request waits for cuDNN's first choice of algorithms.
     /// </summary>
-    private void ServeOnCuda(ModelBundle bundle, int maxBatchSize, int threads, CancellationToken stopping)
+    private void ServeWithPaddedBatches(ModelBundle bundle, int maxBatchSize, int threads, CancellationToken stopping)
     {
-        bundle.Session.FixBatchSize(maxBatchSize);
-        BundleSession? single = null;
+        var loaded = bundle.LoneSession is null && maxBatchSize > 1 ? loader.LoadSession(bundle, threads) : null;
         try
         {
-            if (maxBatchSize > 1)
-            {
-                single = loader.LoadSession(bundle, threads);
-                single.FixBatchSize(1);
-            }
+            var single = bundle.LoneSession ?? loaded;
+            bundle.Session.FixBatchSize(maxBatchSize);
+            single?.FixBatchSize(1);
             stopping.ThrowIfCancellationRequested();
             var batchMs = bundle.Session.WarmUp();
             stopping.ThrowIfCancellationRequested();
             var singleMs = single?.WarmUp() ?? 0;
             bundle.ServeWith(bundle.Session, single);
-            logger.LogInformation("Model {Model}@{Version} runs on CUDA in batches of exactly {MaxBatchSize} images (fewer are padded) and single images on a session of their own; their first runs took {BatchWarmUpMs:0} and {SingleWarmUpMs:0} ms",
+            logger.LogInformation("Model {Model}@{Version} runs batches of exactly {MaxBatchSize} images (fewer are padded) and single images on a session of their own (Batching:PadBatches); their first runs took {BatchWarmUpMs:0} and {SingleWarmUpMs:0} ms",
                 bundle.Name, bundle.Version, maxBatchSize, batchMs, singleMs);
         }
         catch
         {
-            single?.Dispose();
+            loaded?.Dispose();
             throw;
         }
     }

@@ -85,7 +85,7 @@ public static class ApiExamples
                 new StrategyMeasurementResponse(16, 2, 2, 5500, 0.37), new StrategyMeasurementResponse(1, 2, 1, 3930, 0.44),
                 new StrategyMeasurementResponse(4, 2, 1, 5110, 0.39), new StrategyMeasurementResponse(16, 2, 1, 5790, 0.35),
             ],
-            [new LoneMeasurementResponse(2, 0.76, 44), new LoneMeasurementResponse(1, 0.7, 45)]),
+            [new LoneMeasurementResponse(2, 0.76, 44), new LoneMeasurementResponse(1, 0.7, 45)], PaddedBatches: false),
             Interpretability = new InterpretabilitySection
             {
                 Images = 10000, Split = "test", Parts = false, Accuracy = 0.9412, NoiseStability = 0.93, NoiseSigma = 0.2,

@@ -19,6 +19,19 @@ public enum StrategyChoice
     Fixed,
 }
 
+/// <summary>Whether each session of a model version runs one batch size (<see cref="BatchingOptions.PadBatches"/>).</summary>
+public enum PadBatchesChoice
+{
+    /// <summary>On CUDA, where a change of batch size costs about as much as a first run; not on the CPU.</summary>
+    Auto,
+
+    /// <summary>Always: batches of exactly the strategy's batch size (fewer images padded up to it), single images on a session of their own.</summary>
+    Always,
+
+    /// <summary>Never: every batch runs at its own size on the version's session.</summary>
+    Never,
+}
+
 /// <summary>
 /// Configuration section <c>Batching</c> (environment <c>Batching__MaxBatchSize</c>, ...): the dynamic batcher each served
 /// model version has. Concurrent requests are coalesced into one ONNX Runtime run of at most the strategy's batch size,
@@ -31,6 +44,15 @@ public sealed class BatchingOptions
     /// <summary><c>auto</c> (default): measured per model version at load on the CPU, batched on CUDA; <c>fixed</c>: as configured.</summary>
     [EnumDataType(typeof(StrategyChoice))]   // the binder takes any number for an enum
     public StrategyChoice Strategy { get; set; } = StrategyChoice.Auto;
+
+    /// <summary>
+    /// <c>auto</c> (default): on CUDA every batch of more than one image runs at exactly the strategy's batch size (fewer
+    /// images padded up to it, the padding's outputs dropped) and single images on a second session, since there a run
+    /// whose batch size differs from the previous run's costs about as much as the first run of that size; not on the CPU.
+    /// <c>always</c>, <c>never</c>: on any provider.
+    /// </summary>
+    [EnumDataType(typeof(PadBatchesChoice))]
+    public PadBatchesChoice PadBatches { get; set; } = PadBatchesChoice.Auto;
 
     /// <summary>Most images in one network run (default 16): the largest batch <c>auto</c> tries, the batch size on CUDA and with <c>fixed</c>. 1 turns batching off.</summary>
     [Range(1, 1024)]
