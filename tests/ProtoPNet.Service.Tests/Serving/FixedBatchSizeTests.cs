@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Runtime;
 using ProtoPNet.Service.Serving;
@@ -28,7 +27,7 @@ public class FixedBatchSizeTests(TrainerBundles bundles)
         var elements = bundle.Session.ImageElementCount;
         // Exactly count rows: the session pads from a copy (the caller's buffer is not written).
         var images = new float[count * elements];
-        for (var i = 0; i < count; i++) Array.Copy(Pattern(bundle, shift: 31 * i), 0, images, i * elements, elements);
+        for (var i = 0; i < count; i++) Array.Copy(InferenceBatcherTests.Pattern(bundle, shift: 31 * i), 0, images, i * elements, elements);
         var unchanged = images.ToArray();
 
         using var outputs = bundle.Session.Run(images, count);
@@ -38,7 +37,7 @@ public class FixedBatchSizeTests(TrainerBundles bundles)
         Assert.Equal(count, outputs.Count);
         for (var i = 0; i < count; i++)
         {
-            using var alone = reference.Session.Run(Pattern(bundle, shift: 31 * i), 1);
+            using var alone = reference.Session.Run(InferenceBatcherTests.Pattern(bundle, shift: 31 * i), 1);
             AssertClose(alone.LogitsOf(0), outputs.LogitsOf(i), $"image {i} logit");
             AssertClose(alone.SimilaritiesOf(0), outputs.SimilaritiesOf(i), $"image {i} similarity");
             for (var m = 0; m < bundle.PrototypeCount; m += 7) AssertClose(alone.MapOf(0, m), outputs.MapOf(i, m), $"image {i} map {m}");
@@ -57,7 +56,7 @@ public class FixedBatchSizeTests(TrainerBundles bundles)
         Assert.Equal(5, reference.Session.RowsToRun(5));
         var elements = bundle.Session.ImageElementCount;
         var images = new float[bundle.Session.RowsToRun(5) * elements];
-        for (var i = 0; i < 5; i++) Array.Copy(Pattern(bundle, shift: 13 * i), 0, images, i * elements, elements);
+        for (var i = 0; i < 5; i++) Array.Copy(InferenceBatcherTests.Pattern(bundle, shift: 13 * i), 0, images, i * elements, elements);
         Array.Fill(images, float.NaN, 5 * elements, 3 * elements);   // padding rows of anything: no other row sees them
 
         using var outputs = bundle.Session.Run(images, 5, withMaps: false);
@@ -66,7 +65,7 @@ public class FixedBatchSizeTests(TrainerBundles bundles)
         Assert.Equal(4, bundle.Session.LatestRunRows);
         for (var i = 0; i < 5; i++)
         {
-            using var alone = reference.Session.Run(Pattern(bundle, shift: 13 * i), 1, withMaps: false);
+            using var alone = reference.Session.Run(InferenceBatcherTests.Pattern(bundle, shift: 13 * i), 1, withMaps: false);
             AssertClose(alone.LogitsOf(0), outputs.LogitsOf(i), $"image {i} logit");
             AssertClose(alone.SimilaritiesOf(0), outputs.SimilaritiesOf(i), $"image {i} similarity");
         }
@@ -78,7 +77,7 @@ public class FixedBatchSizeTests(TrainerBundles bundles)
     {
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
         bundle.Session.FixBatchSize(3);
-        var input = Pattern(bundle);
+        var input = InferenceBatcherTests.Pattern(bundle);
         float[] before;
         using (var outputs = bundle.Session.Run(input, 1)) before = outputs.LogitsOf(0).ToArray();
 
@@ -107,11 +106,11 @@ public class FixedBatchSizeTests(TrainerBundles bundles)
         bundle.ServeWith(bundle.Session, single);
         Assert.Same(single, bundle.SessionFor(1, alone: false));
         Assert.Same(bundle.Session, bundle.SessionFor(2, alone: true));
-        using var metrics = new ServiceMetrics(new OwnMeters());
+        using var metrics = InferenceBatcherTests.NewMetrics();
         var inProgress = 3;   // more than the one run, and a queue delay: requests queue and share batches
         using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(4, 1, 1, "cuda"), new BatchingOptions { MaxBatchSize = 4, MaxQueueDelayMs = 200 }, metrics, () => inProgress);
 
-        var inputs = Enumerable.Range(0, 7).Select(i => Pattern(bundle, shift: 101 * i)).ToArray();
+        var inputs = Enumerable.Range(0, 7).Select(i => InferenceBatcherTests.Pattern(bundle, shift: 101 * i)).ToArray();
         var runs = await Task.WhenAll(inputs.Select(input => Task.Run(() => batcher.RunAsync(input, 1, CancellationToken.None))));
         try
         {
@@ -141,23 +140,6 @@ public class FixedBatchSizeTests(TrainerBundles bundles)
         for (var k = 0; k < expected.Length; k++)
         {
             Assert.True(BundleLoader.WithinTolerance(actual[k], expected[k]), $"{what} {k}: {actual[k]} vs {expected[k]}");
-        }
-    }
-
-    /// <summary>One image of varied pixels, another for each <paramref name="shift"/>.</summary>
-    private static float[] Pattern(ModelBundle bundle, int shift = 0)
-    {
-        var input = new float[bundle.Session.ImageElementCount];
-        for (var e = 0; e < input.Length; e++) input[e] = ((e + shift) * 7919 % 1000) / 999f;
-        return input;
-    }
-
-    private sealed class OwnMeters : IMeterFactory
-    {
-        public Meter Create(MeterOptions options) => new(options);
-
-        public void Dispose()
-        {
         }
     }
 }

@@ -158,7 +158,7 @@ public class InferenceBatcherTests(TrainerBundles bundles)
     }
 
     /// <summary>The service's instruments on a meter of the test's own (disposing them disposes it).</summary>
-    private static ServiceMetrics NewMetrics() => new(new OwnMeters());
+    internal static ServiceMetrics NewMetrics() => new(new OwnMeters());
 
     private sealed class OwnMeters : IMeterFactory
     {
@@ -170,7 +170,7 @@ public class InferenceBatcherTests(TrainerBundles bundles)
     }
 
     /// <summary>One image of varied pixels (the probe's ramp, shifted by <paramref name="shift"/> to make another).</summary>
-    private static float[] Pattern(ModelBundle bundle, int shift = 0)
+    internal static float[] Pattern(ModelBundle bundle, int shift = 0)
     {
         var input = new float[bundle.Session.ImageElementCount];
         for (var e = 0; e < input.Length; e++) input[e] = ((e + shift) * 7919 % 1000) / 999f;
