@@ -54,9 +54,10 @@ public sealed class BundleSession : IDisposable
 
     /// <summary>
     /// The one batch size every run of this session is made at; null: any. On CUDA a run whose batch size differs from
-    /// the previous run's costs about as much as the first run of that size (on an H200 with ONNX Runtime 1.31: 70-130
-    /// ms for the default model, 180-320 ms for ResNet-18, the GPU idle and one core busy), so there each session runs
-    /// one size: fewer images are padded up to it (the extra rows' outputs are dropped), more run in slices of it.
+    /// the previous run's costs about as much as the first run of that size (with cuDNN 9 ONNX Runtime's convolutions
+    /// build new cuDNN plans whenever their input shape changes; on an H200: 90-130 ms for the default model, 180-330 ms
+    /// for ResNet-18, the GPU idle and one core busy), so there each session runs one size: fewer images are padded up
+    /// to it (the extra rows' outputs are dropped), more run in slices of it.
     /// </summary>
     public int? FixedBatchSize { get; private set; }
 
