@@ -8,7 +8,8 @@ namespace ProtoPNet.Service.Models;
 
 /// <summary>
 /// Chooses how a newly loaded version runs (Batching:Strategy): batch size, concurrent runs and intra-op threads,
-/// measured on the CPU before the version serves (<see cref="ExecutionStrategyTuner"/>), batches on CUDA, or as configured.
+/// measured on the CPU before the version serves (<see cref="ExecutionStrategyTuner"/>), batches on CUDA, or as configured;
+/// and whether its batches are padded to one size (Batching:PadBatches, on CUDA by default).
 /// </summary>
 public sealed class StrategySelector(BundleLoader loader, SessionFactory sessionFactory, IOptions<BatchingOptions> batching, ILogger<StrategySelector> logger)
 {
@@ -25,16 +26,16 @@ public sealed class StrategySelector(BundleLoader loader, SessionFactory session
     {
         var options = batching.Value;
         var threads = sessionFactory.IntraOpThreads;
+        var cuda = bundle.Provider.Provider == SessionFactory.CudaProvider;
         var stopwatch = Stopwatch.StartNew();
         ExecutionStrategy strategy;
         try
         {
             strategy = options.Strategy == StrategyChoice.Fixed
                 ? new ExecutionStrategy(options.MaxBatchSize, options.ConcurrentRunsLimit, threads, "configured")
-                : bundle.Provider.Provider == SessionFactory.CudaProvider
+                : cuda
                     ? new ExecutionStrategy(options.MaxBatchSize, 1, threads, "cuda")
                     : MeasureStrategy(bundle, threads, stopping, whileMeasuring);
-            var cuda = bundle.Provider.Provider == SessionFactory.CudaProvider;
             if (options.PadBatches == PadBatchesChoice.Always || (options.PadBatches == PadBatchesChoice.Auto && cuda))
             {
                 ServeWithPaddedBatches(bundle, strategy.MaxBatchSize, threads, stopping);
