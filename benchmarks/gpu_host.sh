@@ -17,7 +17,7 @@
 #       64 (or, with --versus, configured as the first plus those settings; two runs in flight on CUDA:
 #       --versus Batching:Strategy=Fixed --versus Batching:MaxConcurrentRuns=2), then
 #       (unless --no-train) a smoke training on CUDA; everything printed is also in $RESULTS (default
-#       artifacts/gpu/results), with nvidia-smi's utilisation every 2 s
+#       artifacts/gpu/results), with nvidia-smi's utilisation every 2 s (gpu-bench.log)
 #   benchmarks/gpu_host.sh diagnose [--resnet224] [--seconds 3] [--concurrency 32,32,32,128] [name:NAME=value,...]...
 #       there: one service (per variant, with those environment settings) under /classify load, its threads sampled
 #       (benchmarks/threads.py), its log and batching metrics kept in $RESULTS
@@ -111,7 +111,7 @@ prepare() {
 }
 
 # The unpacked builds in this checkout, their runtime and libraries on the paths, everything printed also in
-# $results/$1, and nvidia-smi's utilisation every 2 s in $results/gpu_utilisation.log.
+# $results/$1, and nvidia-smi's utilisation every 2 s in $results/gpu-$1 (one per command, so that a second keeps the first's).
 use_runtime() {
   [ -s "$state/$provider" ] && [ -d "$state/runtime" ] || { echo "run prepare with both archives first" >&2; exit 2; }
   mkdir -p "$results"
@@ -122,7 +122,7 @@ use_runtime() {
   export DOTNET_ROOT=$state/runtime/dotnet PATH=$state/runtime/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
   export LD_LIBRARY_PATH=$(cat "$state/ld_library_path"):$state/runtime/libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   ldconfig -p | grep -q libicu || export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
-  nvidia-smi dmon -s um -d 2 > "$results/gpu_utilisation.log" 2>&1 &
+  nvidia-smi dmon -s um -d 2 > "$results/gpu-$1" 2>&1 &
   trap "kill $! 2>/dev/null || true" EXIT # nvidia-smi's sampling ends with the script
 }
 
@@ -188,7 +188,7 @@ diagnose() {
     done
     kill "$pid" "$sampler" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    grep -E 'ran each batch size|runs batches' "$logs/service-$name.log" | cut -c1-400 || true
+    grep -E 'runs batches' "$logs/service-$name.log" | cut -c1-400 || true   # the strategy, and on CUDA the padded sessions' first runs
     cat "$logs/threads-$name.log"
   done
   tar -C "$results" -czf "$results/diagnose-$model.tgz" "diagnose-$model" && rm -rf "$logs"
@@ -209,7 +209,6 @@ bench() {
     esac
   done
   wanted() { [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
-  [ -s "$state/$provider" ] && [ -d "$state/runtime" ] || { echo "run prepare with both archives first" >&2; exit 2; }
   use_runtime bench.log
   local resnet
   resnet=$(ls -d "$state"/models/resnet18-untrained/*/ 2>/dev/null | head -1 || true)

@@ -15,11 +15,6 @@ public sealed class NetworkOutputs : IDisposable
     private float[]? _maps;
     private readonly int _rows;
 
-    public NetworkOutputs(int count, int classCount, int prototypeCount, int mapHeight, int mapWidth, bool withMaps = true)
-        : this(count, count, classCount, prototypeCount, mapHeight, mapWidth, withMaps)
-    {
-    }
-
     /// <summary>
     /// Outputs for <paramref name="count"/> images from a run of <paramref name="rows"/>, <paramref name="count"/> or
     /// more (a session of one batch size pads its last batch, see <see cref="BundleSession.FixedBatchSize"/>).
