@@ -44,8 +44,13 @@ public class FixedBatchSizeTests(TrainerBundles bundles)
         }
     }
 
+    /// <summary>
+    /// A caller's buffer that already holds the padded rows (as the batcher rents it), its padding rows NaN: no image's
+    /// outputs see them, without maps too. Whether the run reads that buffer in place or a copy is not visible here; the
+    /// outputs being right either way is what is checked.
+    /// </summary>
     [Fact]
-    public void ABufferOfThePaddedRowsRunsAsItIsAndWithoutMapsToo()
+    public void PaddingRowsOfAnythingLeaveEachImagesOutputsAloneWithoutMapsToo()
     {
         using var reference = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
