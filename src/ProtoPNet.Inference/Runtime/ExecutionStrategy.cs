@@ -13,8 +13,8 @@ public sealed record ExecutionStrategy(int MaxBatchSize, int ConcurrentRuns, int
 
     /// <summary>
     /// Threads per run for a request that runs while no other does: other than <see cref="IntraOpThreads"/> where a
-    /// session with another number was measured answering one image after an idle pause sooner, by 5 % with fewer
-    /// threads and by 20 % with more (it is then kept beside the serving one), else the same.
+    /// session with another number was measured answering one image after an idle pause at least 5 % sooner (it is then
+    /// kept beside the serving one), else the same.
     /// </summary>
     public int LoneIntraOpThreads { get; init; } = IntraOpThreads;
 
@@ -72,18 +72,11 @@ public static class ExecutionStrategyTuner
 
     /// <summary>
     /// A session other than the serving one is kept for requests that run alone only if it answers one image at least
-    /// this much sooner: keeping it costs a second copy of the model in memory.
+    /// this much sooner: keeping it costs a second copy of the model in memory. The same for a session with more threads
+    /// per run, whose runs wake a second thread for each operator (more CPU per request): a request runs alone only when
+    /// no two have been in progress for a while (the service's Batching:LoneQuietMs), so that CPU would be idle anyway.
     /// </summary>
     private const double LoneRequiredGain = 1.05;
-
-    /// <summary>
-    /// What a session with more threads per run than the serving one must gain instead. Its runs wake a second thread
-    /// for each operator, which costs more in the service, whose own threads (and a load generator's) share the cores,
-    /// than in this measurement: for the default model a start that kept two threads for lone requests spent 17 % of the
-    /// service's CPU at concurrency 1 waking them, and sessions of two threads per run took 0.93-1.09 ms of the service's
-    /// CPU per request against 0.58-0.67 ms with one, in three paired runs. A ResNet's runs repay it (20 against 35 ms).
-    /// </summary>
-    private const double LoneMoreThreadsGain = 1.2;
 
     /// <summary>
     /// What a session with more threads per run than the fewest must gain in CPU per image to serve with a run per
@@ -204,14 +197,14 @@ public static class ExecutionStrategyTuner
 
     /// <summary>
     /// The threads per run for requests that run alone, from each session's median for one image after an idle pause:
-    /// the quickest session that beats the serving one (<paramref name="servingThreads"/>) by
-    /// <see cref="LoneRequiredGain"/>, or by <see cref="LoneMoreThreadsGain"/> if it has more threads; else the serving one.
+    /// the quickest session that beats the serving one (<paramref name="servingThreads"/>) by <see cref="LoneRequiredGain"/>;
+    /// else the serving one.
     /// </summary>
     public static int LoneThreadsFor(IReadOnlyList<LoneMeasurement> measurements, int servingThreads)
     {
         var servingMs = measurements.Single(m => m.IntraOpThreads == servingThreads).P50Ms;
         var better = measurements
-            .Where(m => m.P50Ms * (m.IntraOpThreads > servingThreads ? LoneMoreThreadsGain : LoneRequiredGain) <= servingMs)
+            .Where(m => m.P50Ms * LoneRequiredGain <= servingMs)
             .MinBy(m => m.P50Ms);
         return better?.IntraOpThreads ?? servingThreads;
     }

@@ -38,7 +38,7 @@ public static class ServingExtensions
         services.AddSingleton<ServiceMetrics>();
         services.AddSingleton<PreprocessingGate>();
         services.AddSingleton<DrawingTurns>();
-        services.AddSingleton<InferenceRequests>();
+        services.AddSingleton(provider => new InferenceRequests(TimeSpan.FromMilliseconds(provider.GetRequiredService<IOptions<BatchingOptions>>().Value.LoneQuietMs)));
         services.AddSingleton<BufferBudget>();
         services.AddSingleton<SpoolBudget>();
         services.AddSingleton<PrometheusExposition>();

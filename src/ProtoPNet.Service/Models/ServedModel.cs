@@ -23,7 +23,7 @@ public sealed class ServedModel
     {
         Bundle = bundle;
         Strategy = strategy;
-        Batcher = new InferenceBatcher(bundle, strategy, options, metrics, () => requests.InProgress);
+        Batcher = new InferenceBatcher(bundle, strategy, options, metrics, requests);
         _logger = logger;
         _metrics = metrics;
         metrics.Serving(bundle.Name, bundle.Version);

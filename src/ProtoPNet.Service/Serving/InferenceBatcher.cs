@@ -65,17 +65,17 @@ public sealed class InferenceBatcher : IDisposable
     private readonly Task[] _workers;
     /// <summary>One permit per concurrent run: taken by a worker for its batch, or by a request that runs at once (<see cref="TryRunNow"/>).</summary>
     private readonly SemaphoreSlim _runSlots;
-    private readonly Func<int> _requestsInProgress;
+    private readonly InferenceRequests _requests;
     private readonly int _concurrentRuns;
     private int _queuedImages;
     private double _runMsPerImage = double.NaN;
 
-    /// <param name="requestsInProgress">The inference requests in progress in the service now, the asking one included (<see cref="InferenceRequests"/>).</param>
+    /// <param name="requests">The service's inference requests in progress, the asking one included.</param>
     public InferenceBatcher(ModelBundle bundle, ExecutionStrategy strategy, BatchingOptions options, ServiceMetrics metrics,
-        Func<int> requestsInProgress)
+        InferenceRequests requests)
     {
         _bundle = bundle;
-        _requestsInProgress = requestsInProgress;
+        _requests = requests;
         _options = options;
         _maxBatchSize = strategy.MaxBatchSize;
         _metrics = metrics;
@@ -143,17 +143,18 @@ public sealed class InferenceBatcher : IDisposable
     /// (each could have a run of its own), the request runs on its own thread at once: no hand-off to a worker and back,
     /// which on a small model costs more than the network (two thread wake-ups). Under more load it is queued, so that
     /// the requests arriving while the runs are busy share the next one (a batch costs less per image). One image of
-    /// the only inference request in progress runs on the bundle's session for lone runs where it has one (more threads,
-    /// which another request's decoding or run would have to share).
+    /// a request alone (<see cref="InferenceRequests.Alone"/>: the only one in progress, and none beside another for a
+    /// while) runs on the bundle's session for lone runs where it has one (more threads, which another request's
+    /// decoding or run would have to share).
     /// </summary>
     private BatchRun? TryRunNow(float[] input, int rows, bool withMaps)
     {
         if (_options.MaxQueueDelayMs > 0 || rows > _maxBatchSize || Volatile.Read(ref _queuedImages) > 0 ||
-            _requestsInProgress() > _concurrentRuns || !_runSlots.Wait(0)) return null;
+            _requests.InProgress > _concurrentRuns || !_runSlots.Wait(0)) return null;
         try
         {
             // One image only: a batch would grow the lone session's memory arena to its size, for good.
-            var session = _bundle.SessionFor(rows, alone: _requestsInProgress() <= 1);
+            var session = _bundle.SessionFor(rows, alone: _requests.Alone);
             var started = Stopwatch.GetTimestamp();
             var outputs = session.Run(input, rows, withMaps);
             var inferenceMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;

@@ -1,23 +1,43 @@
+using System.Diagnostics;
+
 namespace ProtoPNet.Service.Serving;
 
 /// <summary>
 /// The requests that run a network (POST /classify, /classify/batch, /classify/card, v2 infer) in progress in this
 /// process, from the moment their endpoint is chosen until their answer is written. Whether a request is the only one
 /// decides two things: a small <c>/classify</c> stays on the socket thread that read it (Classifying/InlineWork.cs; under
-/// load the pool's threads are awake anyway and spread the work better), and a single image runs on the model's session
-/// for lone runs, whose threads would share the cores with another request (<see cref="InferenceBatcher"/>). One instance per service (not a static field), so that services
+/// load the pool's threads are awake anyway and spread the work better), and, with no two in progress together for a
+/// while (<see cref="Alone"/>), a single image runs on the model's session for lone runs, whose threads would share the
+/// cores with another request (<see cref="InferenceBatcher"/>). One instance per service (not a static field), so that services
 /// started side by side in one process (the tests) do not count each other's requests. Counted by
 /// <see cref="InferenceRequestCounting.UseInferenceRequestCount"/> for the endpoints marked
 /// <see cref="InferenceRequestCounting.CountedAsInference{TBuilder}"/>.
 /// </summary>
-public sealed class InferenceRequests
+public sealed class InferenceRequests(TimeSpan loneQuiet)
 {
+    private readonly long _loneQuietTicks = (long)(loneQuiet.TotalSeconds * Stopwatch.Frequency);
     private int _inProgress;
+    /// <summary>When a request last entered beside another (a <see cref="Stopwatch"/> timestamp); never, at first.</summary>
+    private long _lastTogether = long.MinValue;
     private int _cutOffByShutdown;
     private int _serverClosing;
     private int _finishedAfterClosing;
 
     public int InProgress => Volatile.Read(ref _inProgress);
+
+    /// <summary>
+    /// Whether the asking request (counted in <see cref="InProgress"/>) is the only one, and no two have been in progress
+    /// together for the quiet period (<see cref="BatchingOptions.LoneQuietMs"/>): a lone run may then take every core.
+    /// </summary>
+    public bool Alone
+    {
+        get
+        {
+            if (InProgress > 1) return false;
+            var lastTogether = Volatile.Read(ref _lastTogether);
+            return lastTogether == long.MinValue || Stopwatch.GetTimestamp() - lastTogether >= _loneQuietTicks;
+        }
+    }
 
     /// <summary>Requests whose connection a shutdown closed before they ended (the shutdown's time ran out).</summary>
     public int CutOffByShutdown => Volatile.Read(ref _cutOffByShutdown);
@@ -37,7 +57,10 @@ public sealed class InferenceRequests
     /// <summary>Said by the shutdown once its drain is over, as the server stops accepting.</summary>
     public void ServerCloses() => Volatile.Write(ref _serverClosing, 1);
 
-    public void Enter() => Interlocked.Increment(ref _inProgress);
+    public void Enter()
+    {
+        if (Interlocked.Increment(ref _inProgress) > 1) Volatile.Write(ref _lastTogether, Stopwatch.GetTimestamp());
+    }
 
     public void Leave()
     {

@@ -20,7 +20,7 @@ public class InferenceBatcherTests(TrainerBundles bundles)
         using var metrics = NewMetrics();
         // A long queue delay: the batch forms for three seconds, long enough to cancel one caller meanwhile.
         using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 1, 1, "configured"),
-            new BatchingOptions { MaxBatchSize = 8, MaxQueueDelayMs = 3000 }, metrics, requestsInProgress: () => 3);
+            new BatchingOptions { MaxBatchSize = 8, MaxQueueDelayMs = 3000 }, metrics, InProgress(3));
         var inputs = Enumerable.Range(0, 3).Select(i => Pattern(bundle, shift: 31 * i)).ToArray();
 
         Assert.True(double.IsNaN(batcher.RunMsPerImage), "no run yet, no run time");
@@ -60,9 +60,9 @@ public class InferenceBatcherTests(TrainerBundles bundles)
     {
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
         using var metrics = NewMetrics();
-        var inProgress = 2;
+        var requests = InProgress(2);
         using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 2, 1, "configured"),
-            new BatchingOptions { MaxBatchSize = 8 }, metrics, requestsInProgress: () => inProgress);
+            new BatchingOptions { MaxBatchSize = 8 }, metrics, requests);
         var input = new float[bundle.Session.ImageElementCount];
         Array.Fill(input, 0.5f);
 
@@ -72,7 +72,7 @@ public class InferenceBatcherTests(TrainerBundles bundles)
         using (var run = await atOnce) Assert.Equal(0, run.QueueMs);
 
         // Three: queued, and run by a worker.
-        inProgress = 3;
+        requests.Enter();
         using var queued = await batcher.RunAsync(input, 1, CancellationToken.None);
         Assert.True(queued.QueueMs > 0, $"queued for {queued.QueueMs} ms");
     }
@@ -88,7 +88,7 @@ public class InferenceBatcherTests(TrainerBundles bundles)
         using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
         using var metrics = NewMetrics();
         using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 1, 1, "configured"),
-            new BatchingOptions { MaxBatchSize = 8, MaxQueueDelayMs = 300 }, metrics, requestsInProgress: () => 2);
+            new BatchingOptions { MaxBatchSize = 8, MaxQueueDelayMs = 300 }, metrics, InProgress(2));
         var input = Pattern(bundle);
         using var expected = bundle.Session.Run(input, 1);
 
@@ -122,18 +122,19 @@ public class InferenceBatcherTests(TrainerBundles bundles)
 
     /// <summary>
     /// The only inference request in progress runs on the bundle's session for lone runs (two threads here), with the
-    /// same outputs; with another request in progress, or without a lone session, on the serving session.
+    /// same outputs; with another request in progress, within the quiet period after two were, or without a lone
+    /// session, on the serving session.
     /// </summary>
     [Fact]
-    public async Task ALoneRequestRunsOnTheLoneSessionAndOneBesideAnotherDoesNot()
+    public async Task ALoneRequestRunsOnTheLoneSessionAndOneBesideAnotherOrSoonAfterDoesNot()
     {
         var loader = new BundleLoader(new SessionFactory(new InferenceOptions { ExecutionProvider = ExecutionProviderKind.Cpu, IntraOpThreads = 1 }));
         using var bundle = loader.Load(bundles.SmokeBundle);
         bundle.ServeWith(bundle.Session, loader.LoadSession(bundle, 2));
         using var metrics = NewMetrics();
-        var inProgress = 1;
+        var requests = InProgress(1, loneQuiet: TimeSpan.FromHours(1));
         using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 2, 1, "measured") { LoneIntraOpThreads = 2 },
-            new BatchingOptions { MaxBatchSize = 8 }, metrics, () => inProgress);
+            new BatchingOptions { MaxBatchSize = 8 }, metrics, requests);
         var input = Pattern(bundle);
 
         using (var lone = await batcher.RunAsync(input, 1, CancellationToken.None))
@@ -146,15 +147,35 @@ public class InferenceBatcherTests(TrainerBundles bundles)
         }
 
         // Another request in progress (reading, decoding or explaining): the lone session's threads would take its cores.
-        inProgress = 2;
+        requests.Enter();
         using (var beside = await batcher.RunAsync(input, 1, CancellationToken.None)) Assert.False(beside.Alone);
+
+        // The only one again, but an hour has not passed since two were in progress: under a load of a few callers the
+        // next request is on its way, and its reading and decoding need the core.
+        requests.Leave();
+        using (var soonAfter = await batcher.RunAsync(input, 1, CancellationToken.None)) Assert.False(soonAfter.Alone);
+
+        // With no quiet period, the only one is alone at once.
+        var noQuiet = InProgress(2, loneQuiet: TimeSpan.Zero);
+        noQuiet.Leave();
+        using var quietBatcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 2, 1, "measured") { LoneIntraOpThreads = 2 },
+            new BatchingOptions { MaxBatchSize = 8 }, metrics, noQuiet);
+        using (var afterTwo = await quietBatcher.RunAsync(input, 1, CancellationToken.None)) Assert.True(afterTwo.Alone);
 
         // Without a lone session, a lone request runs on the serving session.
         using var plain = loader.Load(bundles.SmokeBundle);
         using var plainBatcher = new InferenceBatcher(plain, new ExecutionStrategy(8, 2, 1, "measured"), new BatchingOptions { MaxBatchSize = 8 }, metrics,
-            () => 1);
+            InProgress(1));
         using var run = await plainBatcher.RunAsync(input, 1, CancellationToken.None);
         Assert.False(run.Alone);
+    }
+
+    /// <summary>A count of <paramref name="count"/> inference requests in progress (by default quiet for the service's period after two were).</summary>
+    internal static InferenceRequests InProgress(int count, TimeSpan? loneQuiet = null)
+    {
+        var requests = new InferenceRequests(loneQuiet ?? TimeSpan.FromMilliseconds(new BatchingOptions().LoneQuietMs));
+        for (var i = 0; i < count; i++) requests.Enter();
+        return requests;
     }
 
     /// <summary>The service's instruments on a meter of the test's own (disposing them disposes it).</summary>
