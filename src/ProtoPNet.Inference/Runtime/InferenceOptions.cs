@@ -46,7 +46,11 @@ public sealed class InferenceOptions
     [EnumDataType(typeof(CudnnConvAlgoSearch))]
     public CudnnConvAlgoSearch CudnnConvAlgoSearch { get; set; } = CudnnConvAlgoSearch.Exhaustive;
 
-    /// <summary>Threads ONNX Runtime uses inside one operator; 0 lets ONNX Runtime choose (one per core).</summary>
+    /// <summary>
+    /// Threads ONNX Runtime uses inside one operator; 0: one per core as .NET counts them (a container's CPU limit
+    /// included), given to ONNX Runtime as that number. Its own default for 0 also pins each thread to a core, and a
+    /// session of two threads so made answered a lone image slowly in about half of the development machine's starts.
+    /// </summary>
     [Range(0, 1024)]
     public int IntraOpThreads { get; set; }
 

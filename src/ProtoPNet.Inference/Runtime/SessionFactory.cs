@@ -39,7 +39,7 @@ public sealed class SessionFactory
     /// another value) keeps the runtime's usage telemetry off.</summary>
     public string? TelemetrySetting => OnnxRuntimeTelemetry.SettingSeenByRuntime();
 
-    /// <summary>Threads one run's operators use: <see cref="InferenceOptions.IntraOpThreads"/>, or ONNX Runtime's default of one per core.</summary>
+    /// <summary>Threads one run's operators use: <see cref="InferenceOptions.IntraOpThreads"/>, or one per core (<see cref="Environment.ProcessorCount"/>).</summary>
     public int IntraOpThreads => _options.IntraOpThreads > 0 ? _options.IntraOpThreads : Environment.ProcessorCount;
 
     /// <summary>Whether <see cref="InferenceOptions.IntraOpThreads"/> is set; when it is 0 the service may measure the thread count instead.</summary>
@@ -161,7 +161,8 @@ public sealed class SessionFactory
         {
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            IntraOpNumThreads = intraOpThreads ?? _options.IntraOpThreads,
+            // A number, never ONNX Runtime's 0: that default pins the threads to cores (see InferenceOptions.IntraOpThreads).
+            IntraOpNumThreads = intraOpThreads ?? IntraOpThreads,
             InterOpNumThreads = _options.InterOpThreads,
         };
         // Spinning threads wait for the next operator by burning a core: fastest for one caller on an idle machine, but

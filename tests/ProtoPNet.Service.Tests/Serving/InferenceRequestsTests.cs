@@ -13,6 +13,28 @@ namespace ProtoPNet.Service.Tests.Serving;
 [Collection(BundlesCollection.Name)]
 public class InferenceRequestsTests(TrainerBundles bundles)
 {
+    /// <summary>
+    /// A request is alone (a single image may take every core) only while it is the only one and no two have been in
+    /// progress together for the quiet period (Batching:LoneQuietMs).
+    /// </summary>
+    [Fact]
+    public async Task ARequestIsAloneOnlyOnceNoTwoHaveBeenTogetherForTheQuietPeriod()
+    {
+        var requests = new InferenceRequests(TimeSpan.FromHours(1));
+        requests.Enter();
+        Assert.True(requests.Alone);    // never two together
+        requests.Enter();
+        Assert.False(requests.Alone);   // two now
+        requests.Leave();
+        Assert.False(requests.Alone);   // the only one, but the hour since two were together has not passed
+
+        var brief = new InferenceRequests(TimeSpan.FromMilliseconds(50));
+        brief.Enter();
+        brief.Enter();
+        brief.Leave();
+        await Eventually.TrueAsync(() => brief.Alone, "still not alone long after the quiet period");
+    }
+
     [Fact]
     public async Task AClassifyRequestCountsWhileItIsInProgressAndAHealthProbeDoesNot()
     {
