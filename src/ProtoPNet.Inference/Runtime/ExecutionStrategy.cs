@@ -74,7 +74,7 @@ public static class ExecutionStrategyTuner
     /// A session other than the serving one is kept for requests that run alone only if it answers one image at least
     /// this much sooner: keeping it costs a second copy of the model in memory. The same for a session with more threads
     /// per run, whose runs wake a second thread for each operator (more CPU per request): a request runs alone only when
-    /// no two have been in progress for a while (the service's Batching:LoneQuietMs), so that CPU would be idle anyway.
+    /// no two have been in progress together for a while (the service's Batching:LoneQuietMs): that CPU is idle then.
     /// </summary>
     private const double LoneRequiredGain = 1.05;
 
