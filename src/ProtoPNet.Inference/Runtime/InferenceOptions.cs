@@ -49,7 +49,7 @@ public sealed class InferenceOptions
     /// <summary>
     /// Threads ONNX Runtime uses inside one operator; 0: one per core as .NET counts them (a container's CPU limit
     /// included), given to ONNX Runtime as that number. Its own default for 0 also pins each thread to a core, and a
-    /// session of two threads so made answered a lone image slowly in about half of the development machine's starts.
+    /// session of two threads so made answered a lone image slowly in 11 of 25 of the development machine's starts.
     /// </summary>
     [Range(0, 1024)]
     public int IntraOpThreads { get; set; }

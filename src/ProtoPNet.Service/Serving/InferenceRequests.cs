@@ -17,8 +17,8 @@ public sealed class InferenceRequests(TimeSpan loneQuiet)
 {
     private readonly long _loneQuietTicks = (long)(loneQuiet.TotalSeconds * Stopwatch.Frequency);
     private int _inProgress;
-    /// <summary>When a request last entered beside another (a <see cref="Stopwatch"/> timestamp); never, at first.</summary>
-    private long _lastTogether = long.MinValue;
+    /// <summary>The <see cref="Stopwatch"/> timestamp from which a request may be alone: the quiet period after two were last together.</summary>
+    private long _aloneFrom;
     private int _cutOffByShutdown;
     private int _serverClosing;
     private int _finishedAfterClosing;
@@ -29,15 +29,7 @@ public sealed class InferenceRequests(TimeSpan loneQuiet)
     /// Whether the asking request (counted in <see cref="InProgress"/>) is the only one, and no two have been in progress
     /// together for the quiet period (<see cref="BatchingOptions.LoneQuietMs"/>): a lone run may then take every core.
     /// </summary>
-    public bool Alone
-    {
-        get
-        {
-            if (InProgress > 1) return false;
-            var lastTogether = Volatile.Read(ref _lastTogether);
-            return lastTogether == long.MinValue || Stopwatch.GetTimestamp() - lastTogether >= _loneQuietTicks;
-        }
-    }
+    public bool Alone => InProgress <= 1 && Stopwatch.GetTimestamp() >= Volatile.Read(ref _aloneFrom);
 
     /// <summary>Requests whose connection a shutdown closed before they ended (the shutdown's time ran out).</summary>
     public int CutOffByShutdown => Volatile.Read(ref _cutOffByShutdown);
@@ -59,7 +51,7 @@ public sealed class InferenceRequests(TimeSpan loneQuiet)
 
     public void Enter()
     {
-        if (Interlocked.Increment(ref _inProgress) > 1) Volatile.Write(ref _lastTogether, Stopwatch.GetTimestamp());
+        if (Interlocked.Increment(ref _inProgress) > 1) Volatile.Write(ref _aloneFrom, Stopwatch.GetTimestamp() + _loneQuietTicks);
     }
 
     public void Leave()
