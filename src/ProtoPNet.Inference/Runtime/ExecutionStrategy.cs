@@ -13,7 +13,7 @@ public sealed record ExecutionStrategy(int MaxBatchSize, int ConcurrentRuns, int
 
     /// <summary>
     /// Threads per run for a request that runs while no other does: other than <see cref="IntraOpThreads"/> where a
-    /// session with another number was measured answering one image after an idle pause at least 5 % sooner (it is then
+    /// session with another number was measured answering one image after a short pause at least 5 % sooner (it is then
     /// kept beside the serving one), else the same.
     /// </summary>
     public int LoneIntraOpThreads { get; init; } = IntraOpThreads;
@@ -24,7 +24,7 @@ public sealed record ExecutionStrategy(int MaxBatchSize, int ConcurrentRuns, int
     /// </summary>
     public bool PaddedBatches { get; init; }
 
-    /// <summary>One image after an idle pause, on each session measured (empty unless there were several).</summary>
+    /// <summary>One image after a short pause, on each session measured (empty unless there were several).</summary>
     public IReadOnlyList<LoneMeasurement> LoneMeasurements { get; init; } = [];
 
     public override string ToString() =>
@@ -38,8 +38,8 @@ public sealed record ExecutionStrategy(int MaxBatchSize, int ConcurrentRuns, int
 public sealed record StrategyMeasurement(int BatchSize, int ConcurrentRuns, int IntraOpThreads, double ImagesPerSecond, double CpuMsPerImage);
 
 /// <summary>
-/// The median milliseconds of one image run after an idle pause (as a request that runs alone comes) on a session whose
-/// runs use <paramref name="IntraOpThreads"/> threads, in the best of the rounds, each of <paramref name="Runs"/> runs.
+/// The median milliseconds of one image run after a short pause (as a caller sending images in sequence comes back) on
+/// a session whose runs use <paramref name="IntraOpThreads"/> threads, in the best of the rounds, each of <paramref name="Runs"/> runs.
 /// </summary>
 public sealed record LoneMeasurement(int IntraOpThreads, double P50Ms, int Runs);
 
@@ -88,12 +88,15 @@ public static class ExecutionStrategyTuner
     private const double MoreThreadsGain = 1.2;
 
     /// <summary>
-    /// How long a lone run waits before it starts when measured. A request that runs alone comes after the service has
-    /// waited for it, and by then ONNX Runtime's other threads sleep: a session whose runs wake them answers it later
-    /// than back-to-back runs show (the default model: 0.76 against 0.70 ms with two threads against one after a
-    /// pause, the same back to back).
+    /// How long the measuring thread works (spins) before each lone run. A caller that sends one image after another
+    /// reaches a session about this long after its last run, while the service answers it and reads the next, and
+    /// ONNX Runtime's other threads sleep meanwhile. Not a sleep: with a CPU idle for a millisecond, a virtual machine's
+    /// idle CPU is halted, and waking it for a run's second thread takes long enough that two threads measured slower
+    /// than one for the default model (0.60 against 0.56 ms), and only at first quicker (0.45), while a caller sending
+    /// images in sequence found two threads quicker (service p50 0.64 against 0.80 ms); working pauses of 0.1-0.3 ms
+    /// measure it steadily (0.43-0.44 against 0.55 ms).
     /// </summary>
-    private static readonly TimeSpan LonePause = TimeSpan.FromMilliseconds(1);
+    private static readonly TimeSpan LonePause = TimeSpan.FromMilliseconds(0.3);
 
     /// <param name="candidates">Sessions of the same graph to measure (freshly loaded, not yet serving), the preferred first.</param>
     /// <param name="maxBatchSize">The largest batch to try.</param>
@@ -174,7 +177,8 @@ public static class ExecutionStrategyTuner
     /// A request that runs while no other does has the cores to itself, and a session whose runs use another number of
     /// threads may answer it sooner than the one chosen for load: more threads for a large network, one thread for a
     /// small one, whose runs are too short to repay waking another thread. Each session runs one image at a time after
-    /// an idle pause (<see cref="LonePause"/>), in turns, and keeps its best round's median (<see cref="LoneThreadsFor"/> chooses).
+    /// a short pause (<see cref="LonePause"/>: the measuring thread works while ONNX Runtime's threads sleep), in turns,
+    /// and keeps its best round's median (<see cref="LoneThreadsFor"/> chooses).
     /// </summary>
     private static (int Threads, LoneMeasurement[] Measurements) MeasureLone(IReadOnlyList<SessionCandidate> candidates,
         SessionCandidate chosen, float[] input, TimeSpan slice, CancellationToken cancel, Action? betweenRuns)
@@ -196,7 +200,7 @@ public static class ExecutionStrategyTuner
     }
 
     /// <summary>
-    /// The threads per run for requests that run alone, from each session's median for one image after an idle pause:
+    /// The threads per run for requests that run alone, from each session's median for one image after a short pause:
     /// the quickest session that beats the serving one (<paramref name="servingThreads"/>) by <see cref="LoneRequiredGain"/>;
     /// else the serving one.
     /// </summary>
@@ -220,7 +224,8 @@ public static class ExecutionStrategyTuner
         while (times.Count < 3 || clock.Elapsed < slice)
         {
             cancel.ThrowIfCancellationRequested();
-            Thread.Sleep(LonePause);
+            var paused = Stopwatch.GetTimestamp();
+            while (Stopwatch.GetElapsedTime(paused) < LonePause) Thread.SpinWait(20);
             var start = Stopwatch.GetTimestamp();
             session.Run(input, 1).Dispose();
             times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);

@@ -38,7 +38,7 @@ public sealed record ModelVersionResponse(
 /// A version's execution strategy: at most <c>maxBatchSize</c> images per network run, <c>concurrentRuns</c> runs in
 /// flight, <c>intraOpThreads</c> threads per run, and <c>loneIntraOpThreads</c> for a request that runs while no other
 /// does; <c>source</c> is <c>measured</c> (on the CPU at load, with the <c>measurements</c> it was chosen from and the
-/// <c>loneMeasurements</c>, one image after an idle pause on each session), <c>cuda</c> or <c>configured</c>;
+/// <c>loneMeasurements</c>, one image after a short pause on each session), <c>cuda</c> or <c>configured</c>;
 /// <c>paddedBatches</c>: every batch of more than one image runs at exactly <c>maxBatchSize</c> (fewer padded) and
 /// single images on a session of their own (Batching:PadBatches, on CUDA by default).
 /// </summary>
@@ -50,7 +50,7 @@ public sealed record ExecutionStrategyResponse(
 public sealed record StrategyMeasurementResponse(int BatchSize, int ConcurrentRuns, int IntraOpThreads, double ImagesPerSecond, double CpuMsPerImage);
 
 /// <summary>
-/// The median milliseconds of one image run after an idle pause on a session whose runs use <c>intraOpThreads</c>
+/// The median milliseconds of one image run after a short pause on a session whose runs use <c>intraOpThreads</c>
 /// threads (the best of the rounds, each of <c>runs</c> runs), measured at load.
 /// </summary>
 public sealed record LoneMeasurementResponse(int IntraOpThreads, double P50Ms, int Runs);

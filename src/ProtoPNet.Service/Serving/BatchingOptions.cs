@@ -82,7 +82,7 @@ public sealed class BatchingOptions
 
     /// <summary>
     /// With <c>auto</c> on the CPU (default true): where the other session measured (another number of threads per run)
-    /// answered one image after an idle pause at least 5 % sooner than the serving one, keep a session with its threads
+    /// answered one image after a short pause at least 5 % sooner than the serving one, keep a session with its threads
     /// for a single image of a request alone (the only inference request in progress, and no two together for
     /// <see cref="LoneQuietMs"/>). Costs a second copy of the model in memory; false never keeps one.
     /// </summary>

@@ -53,7 +53,7 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
         var loneThreads = strategy.GetProperty("loneIntraOpThreads").GetInt32();
         Assert.Contains($"runs batches of up to {batch} images, {runs} concurrent runs, {threads} intra-op threads, a request alone on {loneThreads} (\"measured\" in ", line);
 
-        // A request alone: each session measured one image at a time after an idle pause, and the session for it chosen
+        // A request alone: each session measured one image at a time after a short pause, and the session for it chosen
         // from those medians as reported (the rule itself: ALoneRequestTakesAnotherSessionOnlyIfItIsClearlyQuicker).
         var lone = strategy.GetProperty("loneMeasurements").EnumerateArray()
             .Select(m => new LoneMeasurement(m.GetProperty("intraOpThreads").GetInt32(), m.GetProperty("p50Ms").GetDouble(),
