@@ -105,7 +105,7 @@ public sealed class BatchingOptions
     /// <summary>
     /// Seconds every turn to decode may stay held with none given meanwhile before the service is not live (default
     /// 120): decodes that never return (a decoder's endless loop) hold the turns for good, and every later request is
-    /// refused 503; /health/live then answers 503 so that the orchestrator restarts the service.
+    /// refused 503; /health/live then answers 500 (decoding-stuck) so that the orchestrator restarts the service.
     /// </summary>
     [Range(1, 86_400)]
     public int DecodeStuckSeconds { get; set; } = 120;
