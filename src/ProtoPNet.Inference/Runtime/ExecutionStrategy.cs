@@ -88,13 +88,11 @@ public static class ExecutionStrategyTuner
     private const double MoreThreadsGain = 1.2;
 
     /// <summary>
-    /// How long the measuring thread works (spins) before each lone run. A caller that sends one image after another
-    /// reaches a session about this long after its last run, while the service answers it and reads the next, and
-    /// ONNX Runtime's other threads sleep meanwhile. Not a sleep: with a CPU idle for a millisecond, a virtual machine's
-    /// idle CPU is halted, and waking it for a run's second thread takes long enough that two threads measured slower
-    /// than one for the default model (0.60 against 0.56 ms), and only at first quicker (0.45), while a caller sending
-    /// images in sequence found two threads quicker (service p50 0.64 against 0.80 ms); working pauses of 0.1-0.3 ms
-    /// measure it steadily (0.43-0.44 against 0.55 ms).
+    /// How long the measuring thread works (spins, not sleeps) before each lone run: about what the service does between
+    /// the runs of a caller sending images in sequence, while ONNX Runtime's other threads sleep. After a millisecond's
+    /// sleep a virtual machine halts its idle CPU, and waking it for a run's second thread made two threads measure
+    /// slower than one for the default model (0.60 against 0.56 ms), where a caller in sequence finds them quicker
+    /// (0.43 against 0.55; docs/PERFORMANCE.md, thirty-third session).
     /// </summary>
     private static readonly TimeSpan LonePause = TimeSpan.FromMilliseconds(0.3);
 
