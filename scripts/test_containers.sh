@@ -368,6 +368,10 @@ run_compose_photos_job() {
     sleep 2
   done
   echo "compose-photos is served, its trunk started from the ImageNet weights (imagenet-onnx)"
+  # The photo preset's crop is CUB-200's: on a folder it crops nothing, and the bundle decodes JPEGs at the draft scale.
+  curl -s "http://127.0.0.1:$port/models/compose-photos" | grep -q '"jpegDraft":true' \
+    || { echo "compose-photos does not decode JPEGs at the draft scale: $(curl -s "http://127.0.0.1:$port/models/compose-photos")"; return 1; }
+  echo "compose-photos decodes JPEG uploads at the reduced DCT scale (input.jpegDraft)"
 }
 
 stop_compose() {

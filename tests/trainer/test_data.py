@@ -227,7 +227,7 @@ def test_open_image_decodes_a_large_jpeg_at_the_draft_scale_only(tmp_path):
 def test_the_recipe_drafts_jpegs_unless_told_or_cropping(tmp_path):
     assert TrainConfig(image_size=224).jpeg_draft_size == (224, 224)
     assert TrainConfig(image_size=224, jpeg_draft=False).jpeg_draft_size is None
-    assert TrainConfig(image_size=224, crop_to_box=True).jpeg_draft_size is None      # the crop is what gets resized
+    assert TrainConfig(dataset="cub200", image_size=224, crop_to_box=True).jpeg_draft_size is None   # the crop is what gets resized
     assert TrainConfig.from_dict({"image_size": 224}).jpeg_draft_size is None          # a run from before the option
     for split in ("train", "test"):
         for cls in ("one", "two"):

@@ -254,6 +254,29 @@ def test_a_presets_calibration_holdout_stays_with_its_own_data_set():
     assert holdout("--dataset", "imagefolder", "--data", "photos", "--calibration-holdout", "12") == 12
 
 
+def test_the_photo_presets_crop_only_cub200_so_their_photos_elsewhere_decode_at_the_draft_scale():
+    from protopnet_trainer.cli import build_parser, config_from_args
+
+    def config(*words):
+        return config_from_args(build_parser().parse_args(["train", *words]))
+
+    on_cub = config("--preset", "cub200-resnet18")
+    assert on_cub.crop_to_box and on_cub.jpeg_draft_size is None        # the crop, not the file, is resized
+    # The photo recipe on the user's own folder: no boxes to crop to, so the JPEGs decode at the reduced DCT scale,
+    # and the bundle tells the service to decode uploads the same way.
+    on_folder = config("--preset", "cub200-resnet18", "--dataset", "imagefolder", "--data", "photos")
+    assert not on_folder.crop_to_box and on_folder.jpeg_draft_size == (224, 224)
+    with pytest.raises(TrainerError, match="--crop-to-box .* needs --dataset cub200"):
+        config("--preset", "cub200-resnet18", "--dataset", "imagefolder", "--data", "photos", "--crop-to-box")
+    with pytest.raises(TrainerError, match="needs --dataset cub200"):
+        config("--preset", "smoke", "--crop-to-box")
+    # A run folder from before: its preset's crop left on for a folder cropped nothing but decoded JPEGs in full, and
+    # its checkpoint says so (a resume must then decode in full too, and its bundle says so).
+    before = TrainConfig.from_dict({**on_cub.to_dict(), "dataset": "imagefolder", "data": "photos"})
+    assert not before.crop_to_box and before.jpeg_draft_size is None
+    assert TrainConfig.from_dict(on_cub.to_dict()).crop_to_box               # CUB's own crop is kept
+
+
 def test_a_recipe_cut_short_or_a_calibration_too_small_is_warned_of_before_training():
     from protopnet_trainer.pipeline import recipe_warnings
     photo = preset_config("cub200-resnet18")

@@ -152,6 +152,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     # on another data set it would be an arbitrary count, and more than a small folder holds: none unless asked for.
     if "dataset" in changes and changes["dataset"] != cfg.dataset and "calibration_holdout" not in changes:
         changes["calibration_holdout"] = 0
+    # The photo presets crop CUB-200's images to their bird boxes; another data set has no boxes, and a crop left on
+    # would only have turned off the JPEG draft decoding that its photos (and the service, on their uploads) gain from.
+    if changes.get("dataset", cfg.dataset) != "cub200":
+        if changes.get("crop_to_box"):
+            raise TrainerError("--crop-to-box crops CUB-200-2011's images to their bird boxes: it needs --dataset cub200")
+        changes["crop_to_box"] = False
     cfg = cfg.replace(**changes)
     cfg.validate()
     return cfg

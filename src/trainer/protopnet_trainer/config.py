@@ -120,7 +120,11 @@ class TrainConfig:
     def from_dict(cls, values: Dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         # A configuration written before jpeg_draft existed decoded every JPEG in full.
-        return cls(**{"jpeg_draft": False, **{k: v for k, v in values.items() if k in known}})
+        fields = {"jpeg_draft": False, **{k: v for k, v in values.items() if k in known}}
+        if fields.get("crop_to_box") and fields.get("dataset", cls.dataset) != "cub200":
+            # Written before the crop was held to CUB-200: it cropped nothing, but decoded every JPEG in full.
+            fields.update(crop_to_box=False, jpeg_draft=False)
+        return cls(**fields)
 
     @property
     def decodes_jpeg_draft(self) -> bool:
