@@ -36,15 +36,21 @@ public class RefusedBundleTests(TrainerBundles bundles)
         { "bad-name", "model.json says name 'good' but its model folder is named 'bad-name'" },
         { "fixed-batch", "its batch size is fixed at 1, but the first dimension must be dynamic (N)" },
         { "one-row-inside", "running a batch of two images failed" },
-        { "null-input", "model.json is not a valid manifest: The property or field 'input'" },
+        { "null-input", "model.json is not a valid manifest: 'input' is null, where a value is required (at $.input," },
         { "null-class", "model.json is not a valid manifest: classes[0] is null." },
         { "null-example", "model.json is not a valid manifest: examples[0] is null." },
         { "no-classes", "model.json is not a valid manifest: it has no 'classes'" },
+        { "text-class-index", "model.json is not a valid manifest: a value is not a 32-bit integer (at $.prototypes[0].classIndex," },
+        { "object-weights", "model.json is not a valid manifest: a value is not an array (at $.lastLayer.weights," },
+        { "array-input", "model.json is not a valid manifest: a value is not an object (at $.input," },
+        { "text-box-height", "model.json is not a valid manifest: a value is not a 32-bit integer (at $.prototypes[0].source.box.height," },
         { "broken-json", "model.json is not a valid manifest: ',' is an invalid start of a value (line 3, byte 17)" },
         { "fifo-manifest", "model.json is empty or not a regular file" },
         { "fifo-graph", "model.onnx is empty or not a regular file" },
         { "huge-manifest", "model.json holds 67108865 bytes, more than the 67108864 a manifest may have" },
-        { "nan-probe", "probe.logits[0] is NaN: probe values are finite numbers" },
+        { "nan-probe", "model.json is not a valid manifest: a value is not a number (at $.probe.logits[0]," },
+        { "huge-probe", "model.json is not a valid manifest: a number beyond a double's range (at $.probe.similarities[1]," },
+        { "nul-graph-name", "onnx.file holds a NUL character: it must name a file in the bundle folder" },
         { "linked-graph", "model.onnx is a link to no file" },
     };
 
@@ -91,6 +97,12 @@ public class RefusedBundleTests(TrainerBundles bundles)
         (bundles.SmokeBundle, "null-example", dir => TrainerBundles.EditManifest(dir, manifest => manifest["examples"] = new JsonArray((JsonNode?)null))),
         // A required member missing altogether: the refusal names it.
         (bundles.SmokeBundle, "no-classes", dir => TrainerBundles.EditManifest(dir, manifest => manifest.AsObject().Remove("classes"))),
+        // A field of the wrong JSON type: the refusal says what JSON it wanted, and where (not which .NET type).
+        (bundles.SmokeBundle, "text-class-index", dir => TrainerBundles.EditManifest(dir, manifest => manifest["prototypes"]!.AsArray()[0]!["classIndex"] = "one")),
+        (bundles.SmokeBundle, "object-weights", dir => TrainerBundles.EditManifest(dir, manifest => manifest["lastLayer"]!["weights"] = new JsonObject())),
+        (bundles.SmokeBundle, "array-input", dir => TrainerBundles.EditManifest(dir, manifest => manifest["input"] = new JsonArray())),
+        // A box is made through its constructor, whose parameter System.Text.Json reports as the box itself.
+        (bundles.SmokeBundle, "text-box-height", dir => TrainerBundles.EditManifest(dir, manifest => manifest["prototypes"]!.AsArray()[0]!["source"]!["box"]!["height"] = "tall")),
         // Not JSON: the refusal says where, counting lines and bytes from 1 as an editor does.
         (bundles.SmokeBundle, "broken-json", dir => File.WriteAllText(Path.Combine(dir, "model.json"), "{\n  \"format\": \"protopnet-bundle\",\n  \"classes\": [1,,2]\n}\n")),
         // Files that would block or exhaust the scan: a FIFO in place of the manifest or the graph (the scan waited on it
@@ -105,8 +117,12 @@ public class RefusedBundleTests(TrainerBundles bundles)
             File.WriteAllText(manifest, text + new string(' ', (64 << 20) + 1 - Encoding.UTF8.GetByteCount(text)));
             Directory.CreateSymbolicLink(Path.Combine(dir, "root-link"), "/");
         }),
-        // A probe value that is not a number compared as "no mismatch" with anything.
+        // A probe value that is not a number compared as "no mismatch" with anything: "NaN" in a string, and 1e400, which
+        // a double holds as infinity.
         (bundles.SmokeBundle, "nan-probe", dir => TrainerBundles.EditManifest(dir, manifest => manifest["probe"]!["logits"]!.AsArray()[0] = "NaN")),
+        (bundles.SmokeBundle, "huge-probe", dir => TrainerBundles.EditManifest(dir, manifest => manifest["probe"]!["similarities"]!.AsArray()[1] = TrainerBundles.NumberAsWritten, "1e400")),
+        // A NUL in a file name: no file has one, and the path functions throw on it.
+        (bundles.SmokeBundle, "nul-graph-name", dir => TrainerBundles.EditManifest(dir, manifest => manifest["onnx"]!["file"] = "model\0.onnx")),
         (bundles.SmokeBundle, "linked-graph", dir =>
         {
             File.Delete(Path.Combine(dir, "model.onnx"));

@@ -196,6 +196,11 @@ def test_manifest_text_is_the_same_json_with_number_rows_on_one_line():
     text = manifest_text(manifest)
     assert json.loads(text) == manifest
     assert "[1.0, -0.5]" in text and "[0.1, 2]" in text
+    # A NaN or infinity (a scorecard measure with nothing to measure, say) is null: Python would write NaN, which is not
+    # JSON, and the service would refuse the whole bundle for it.
+    odd = manifest_text({"interpretability": {"meanIou": float("nan")}, "probe": {"logits": [0.5, float("inf")]}})
+    assert "NaN" not in odd and "Infinity" not in odd
+    assert json.loads(odd) == {"interpretability": {"meanIou": None}, "probe": {"logits": [0.5, None]}}
 
 
 def test_report_files(trained_bundle):

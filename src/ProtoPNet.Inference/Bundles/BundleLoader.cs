@@ -52,6 +52,10 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         var weights = CheckManifest(directory, manifest);
 
         var onnxPath = Path.Combine(directory, manifest.Onnx.File);
+        if (manifest.Onnx.File.Contains('\0'))
+        {
+            throw new BundleRefusedException(directory, "onnx.file holds a NUL character: it must name a file in the bundle folder");
+        }
         if (Path.GetDirectoryName(Path.GetFullPath(onnxPath)) != Path.GetFullPath(directory).TrimEnd(Path.DirectorySeparatorChar))
         {
             throw new BundleRefusedException(directory, $"onnx.file '{manifest.Onnx.File}' must be a file in the bundle folder");
@@ -150,7 +154,51 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         if (details < 0) details = message.IndexOf(" LineNumber: ", StringComparison.Ordinal);
         if (details >= 0) message = message[..details];
         var member = exception.Path is { Length: > 1 } path ? $"at {path}, " : "";
-        return $"{message.TrimEnd('.', ' ')} ({member}line {line + 1}, byte {exception.BytePositionInLine + 1})";
+        return $"{InJsonTerms(message.TrimEnd('.', ' '), exception.Path)} ({member}line {line + 1}, byte {exception.BytePositionInLine + 1})";
+    }
+
+    /// <summary>
+    /// System.Text.Json names the .NET type it wanted ("could not be converted to System.Nullable`1[System.Int32]",
+    /// "on type 'ProtoPNet.Inference.Bundles.LastLayerSection'"); the manifest's author reads JSON.
+    /// </summary>
+    internal static string InJsonTerms(string message, string? path)
+    {
+        const string NotConverted = "The JSON value could not be converted to ";
+        if (message.StartsWith(NotConverted, StringComparison.Ordinal))
+        {
+            return $"a value is not {JsonKind(message[NotConverted.Length..], path)}";
+        }
+        const string NullField = "The property or field '";
+        if (message.StartsWith(NullField, StringComparison.Ordinal) && message.Contains("doesn't allow setting null", StringComparison.Ordinal))
+        {
+            var name = message[NullField.Length..message.IndexOf('\'', NullField.Length)];
+            return $"'{name}' is null, where a value is required";
+        }
+        return message;
+    }
+
+    private static string JsonKind(string typeName, string? path)
+    {
+        const string NullableOf = "System.Nullable`1[";
+        if (typeName.StartsWith(NullableOf, StringComparison.Ordinal)) typeName = typeName[NullableOf.Length..^1];
+        if (typeName.StartsWith("System.", StringComparison.Ordinal) || typeName.EndsWith("[]", StringComparison.Ordinal))
+        {
+            return typeName switch
+            {
+                "System.Int32" => "a 32-bit integer",
+                "System.Int64" => "a 64-bit integer",
+                "System.Double" or "System.Single" => "a number",
+                "System.String" => "a string",
+                "System.Boolean" => "true or false",
+                _ => "an array",
+            };
+        }
+        // A record made through its constructor (PixelBox, FeatureCell) names itself for a parameter it could not
+        // convert, and the path ends in that parameter: the parameter's own type is what was wanted.
+        var member = path is null ? null : path[(path.LastIndexOf('.') + 1)..];
+        var property = member is null ? null : typeof(BundleManifest).Assembly.GetType(typeName)?.GetProperty(
+            member, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase);
+        return property is null ? "an object" : JsonKind((Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType).FullName!, null);
     }
 
     /// <summary>
@@ -224,12 +272,6 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         if (manifest.Probe.Input != ProbeInput.Name) Refuse($"probe.input '{manifest.Probe.Input}' is unknown (expected '{ProbeInput.Name}')");
         if (manifest.Probe.Logits.Count != classCount) Refuse($"probe.logits has {manifest.Probe.Logits.Count} values, expected {classCount}");
         if (manifest.Probe.Similarities.Count != prototypeCount) Refuse($"probe.similarities has {manifest.Probe.Similarities.Count} values, expected {prototypeCount}");
-        // A probe value that is not a number would compare as "no mismatch" with anything, and so check nothing.
-        foreach (var (part, values) in new[] { ("logits", manifest.Probe.Logits), ("similarities", manifest.Probe.Similarities) })
-        {
-            var index = values.ToList().FindIndex(value => !double.IsFinite(value));
-            if (index >= 0) Refuse(string.Create(CultureInfo.InvariantCulture, $"probe.{part}[{index}] is {values[index]}: probe values are finite numbers"));
-        }
 
         if (manifest.Unfamiliarity is { } unfamiliarity)
         {

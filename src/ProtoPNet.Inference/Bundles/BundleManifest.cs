@@ -42,7 +42,11 @@ public sealed record BundleManifest
 
     public static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
     {
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        // Numbers are JSON numbers within a double's range: not "NaN" or "Infinity" in a string, nor 1e400 (read as
+        // infinity). The service's answers repeat the manifest's scorecard and calibration, and could not be written
+        // with one; a probe value of NaN would compare as "no mismatch" with anything.
+        NumberHandling = JsonNumberHandling.Strict,
+        Converters = { new FiniteDoubleConverter() },
         // A null where the manifest needs a value ("input": null) is a bad manifest, not a null reference later.
         RespectNullableAnnotations = true,
     };
@@ -84,7 +88,9 @@ public sealed record BundleManifest
         }
         catch (JsonException exception)
         {
-            return (null, $"interpretability{exception.Path?.TrimStart('$')} holds a value of another type than a scorecard's");
+            return (null, exception is NonFiniteNumberException
+                ? $"interpretability{exception.Path?.TrimStart('$')} holds {exception.Message}"
+                : $"interpretability{exception.Path?.TrimStart('$')} holds a value of another type than a scorecard's");
         }
         var seen = new HashSet<int>();
         for (var i = 0; i < (section?.Prototypes?.Count ?? 0); i++)
@@ -241,4 +247,20 @@ public sealed record UnfamiliarityCalibration
     public string? Split { get; init; }
     public int? Size { get; init; }
     public double? FlaggedShare { get; init; }
+}
+
+/// <summary>A number of the manifest beyond a double's range (1e400), which would be read as infinity.</summary>
+public sealed class NonFiniteNumberException(string message) : JsonException(message);
+
+/// <summary>Reads the manifest's numbers as System.Text.Json does, refusing those beyond a double's range.</summary>
+internal sealed class FiniteDoubleConverter : JsonConverter<double>
+{
+    public override double Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType != JsonTokenType.Number) throw new JsonException();   // named as "not a number", where it is
+        var value = reader.GetDouble();
+        return double.IsFinite(value) ? value : throw new NonFiniteNumberException("a number beyond a double's range");
+    }
+
+    public override void Write(Utf8JsonWriter writer, double value, JsonSerializerOptions options) => writer.WriteNumberValue(value);
 }

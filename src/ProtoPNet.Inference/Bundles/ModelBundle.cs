@@ -47,6 +47,7 @@ public sealed class ModelBundle : IDisposable
     /// </summary>
     public string? ResolveFile(string relativePath)
     {
+        if (relativePath.Contains('\0')) return null;   // no file has one in its name, and Path.GetFullPath throws on it
         var root = Path.GetFullPath(Directory);
         var full = Path.GetFullPath(Path.Combine(root, relativePath));
         if (!full.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal)) return null;

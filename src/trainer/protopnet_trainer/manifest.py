@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 import torch
 
 from . import __version__
+from .atomic import finite
 from .config import TrainConfig
 
 if TYPE_CHECKING:
@@ -163,7 +164,9 @@ def trainer_version() -> str:
 
 
 def manifest_text(manifest: Dict[str, Any]) -> str:
-    """Indented JSON, except that each row of numbers (last-layer weights, probe values) stays on one line."""
+    """Indented JSON, except that each row of numbers (last-layer weights, probe values) stays on one line. A NaN or
+    infinity is written as null: JSON has no such numbers, and the service would refuse the whole file for one (null
+    refuses the bundle only where the service needs a number, as a NaN probe value should)."""
     rows: List[str] = []
     token = f"row-{uuid.uuid4().hex}-"
 
@@ -178,7 +181,7 @@ def manifest_text(manifest: Dict[str, Any]) -> str:
             return {k: compact(v) for k, v in value.items()}
         return value
 
-    text = json.dumps(compact(manifest), indent=1)
+    text = json.dumps(compact(finite(manifest)), indent=1, allow_nan=False)
     for index, row in enumerate(rows):
         text = text.replace(f'"{token}{index}"', row, 1)
     return text + "\n"

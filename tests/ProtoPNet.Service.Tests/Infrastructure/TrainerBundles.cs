@@ -103,6 +103,20 @@ public sealed class TrainerBundles : IDisposable
         File.WriteAllText(path, manifest.ToJsonString());
     }
 
+    /// <summary>What <see cref="EditManifest(string, Action{JsonNode}, string)"/> writes a number in place of.</summary>
+    public const string NumberAsWritten = "number-as-written";
+
+    /// <summary>
+    /// Edits the manifest, putting <paramref name="number"/> as written where <paramref name="edit"/> puts
+    /// <see cref="NumberAsWritten"/>: a JSON number no double holds (1e400) cannot be written through JsonNode.
+    /// </summary>
+    public static void EditManifest(string bundle, Action<JsonNode> edit, string number)
+    {
+        EditManifest(bundle, edit);
+        var path = Path.Combine(bundle, "model.json");
+        File.WriteAllText(path, File.ReadAllText(path).Replace($"\"{NumberAsWritten}\"", number, StringComparison.Ordinal));
+    }
+
     /// <summary>
     /// Feeds the graph's input through an ONNX Slice that keeps only its first <paramref name="rows"/> images (sha256
     /// updated): a graph whose batch is, in effect, fixed inside while its input says N.

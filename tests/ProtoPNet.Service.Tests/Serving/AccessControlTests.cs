@@ -179,15 +179,20 @@ public class AccessControlTests(TrainerBundles bundles)
         {
             manifest["prototypes"]![0]!["images"]!["patch"] = "../../../../../../etc/passwd";
             manifest["prototypes"]![1]!["images"]!["patch"] = "/etc/passwd";
+            // A NUL names no file (the path functions throw on one: these answered 500).
+            manifest["prototypes"]![2]!["images"]!["patch"] = "prototypes/2/patch.png\0";
+            manifest["examples"]![0]!["file"] = "examples/0.png\0";
         })));
         await using var factory = ServiceFactory.ForRoot(root);
         var client = factory.CreateClient();
         var version = Path.GetFileName(bundles.SmokeBundle);
-        foreach (var index in (int[])[0, 1])
+        foreach (var index in (int[])[0, 1, 2])
         {
             var response = await client.GetAsync($"/models/smoke/versions/{version}/prototypes/{index}/patch.png");
             await Http.ProblemAsync(response, HttpStatusCode.NotFound, "prototype-not-found");
         }
+        await Http.ProblemAsync(await client.GetAsync($"/models/smoke/versions/{version}/examples/0"), HttpStatusCode.NotFound, "example-not-found");
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync($"/models/smoke/versions/{version}/prototypes/3/patch.png")).StatusCode);
     }
 
     private static async Task AssertRefusedAsync(HttpResponseMessage response, string path)
