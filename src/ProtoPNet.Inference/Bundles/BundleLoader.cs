@@ -51,11 +51,11 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         var manifest = ReadManifest(directory);
         var weights = CheckManifest(directory, manifest);
 
-        var onnxPath = Path.Combine(directory, manifest.Onnx.File);
         if (manifest.Onnx.File.Contains('\0'))
         {
             throw new BundleRefusedException(directory, "onnx.file holds a NUL character: it must name a file in the bundle folder");
         }
+        var onnxPath = Path.Combine(directory, manifest.Onnx.File);
         if (Path.GetDirectoryName(Path.GetFullPath(onnxPath)) != Path.GetFullPath(directory).TrimEnd(Path.DirectorySeparatorChar))
         {
             throw new BundleRefusedException(directory, $"onnx.file '{manifest.Onnx.File}' must be a file in the bundle folder");
@@ -161,7 +161,7 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
     /// System.Text.Json names the .NET type it wanted ("could not be converted to System.Nullable`1[System.Int32]",
     /// "on type 'ProtoPNet.Inference.Bundles.LastLayerSection'"); the manifest's author reads JSON.
     /// </summary>
-    internal static string InJsonTerms(string message, string? path)
+    private static string InJsonTerms(string message, string? path)
     {
         const string NotConverted = "The JSON value could not be converted to ";
         if (message.StartsWith(NotConverted, StringComparison.Ordinal))

@@ -250,14 +250,15 @@ public sealed record UnfamiliarityCalibration
 }
 
 /// <summary>A number of the manifest beyond a double's range (1e400), which would be read as infinity.</summary>
-public sealed class NonFiniteNumberException(string message) : JsonException(message);
+internal sealed class NonFiniteNumberException(string message) : JsonException(message);
 
 /// <summary>Reads the manifest's numbers as System.Text.Json does, refusing those beyond a double's range.</summary>
 internal sealed class FiniteDoubleConverter : JsonConverter<double>
 {
     public override double Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {
-        if (reader.TokenType != JsonTokenType.Number) throw new JsonException();   // named as "not a number", where it is
+        // A string ("NaN") or anything else: System.Text.Json then reports "could not be converted", with the path.
+        if (reader.TokenType != JsonTokenType.Number) throw new JsonException();
         var value = reader.GetDouble();
         return double.IsFinite(value) ? value : throw new NonFiniteNumberException("a number beyond a double's range");
     }
