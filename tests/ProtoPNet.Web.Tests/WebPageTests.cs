@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Playwright;
+using ProtoPNet.Tests.Shared;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Processing;
 
@@ -536,5 +537,48 @@ public sealed class WebPageTests(WebFixture fixture)
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "gallery.png"), FullPage = true });
         Assert.Empty(await PolicyViolationsAsync(page));
         await page.Context.CloseAsync();
+    }
+
+    /// <summary>Every field of a scorecard may be null: one with no image count and no headline measure shows no summary (it said "on null test images: .").</summary>
+    [Fact]
+    public async Task A_scorecard_without_its_headline_numbers_shows_no_summary()
+    {
+        const string Name = "bare-scorecard";
+        var folder = Path.Combine(fixture.ModelRoot, Name, Path.GetFileName(fixture.BundleDirectory));
+        Trainer.CopyDirectory(fixture.BundleDirectory, folder);
+        var manifestPath = Path.Combine(folder, "model.json");
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(manifestPath))!;
+        manifest["name"] = Name;
+        manifest["interpretability"] = new System.Text.Json.Nodes.JsonObject { ["prototypes"] = manifest["interpretability"]!["prototypes"]!.DeepClone() };
+        await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
+        try
+        {
+            await WaitForModelAsync(Name, loaded: true);
+            var page = await OpenAsync();
+            await page.ClickAsync("#tab-gallery");
+            await page.SelectOptionAsync("#gallery-model", Name);
+            await page.WaitForFunctionAsync($"() => document.getElementById('gallery-status').textContent.includes('of {Name}')");
+            Assert.False(await page.Locator("#gallery-scorecard").IsVisibleAsync());
+            Assert.Equal("", await page.TextContentAsync("#gallery-scorecard"));
+            Assert.True(await page.Locator("#gallery .badge").CountAsync() > 0);   // the prototypes' own scores still show
+            await page.Context.CloseAsync();
+        }
+        finally
+        {
+            Directory.Delete(Path.Combine(fixture.ModelRoot, Name), recursive: true);
+            await WaitForModelAsync(Name, loaded: false);
+        }
+    }
+
+    private async Task WaitForModelAsync(string name, bool loaded)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            var models = await fixture.Http.GetFromJsonAsync<JsonElement>("/models");
+            if (models.GetProperty("models").EnumerateArray().Any(m => m.GetProperty("name").GetString() == name) == loaded) return;
+            Assert.True(DateTime.UtcNow < deadline, $"{name} is {(loaded ? "not loaded" : "still loaded")} after 60 s: {models}");
+            await Task.Delay(250);
+        }
     }
 }

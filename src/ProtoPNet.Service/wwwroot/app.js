@@ -462,8 +462,9 @@ async function renderGallery() {
           badges(prototypes.scoresByIndex.get(p.index), threshold)))));
     }));
     $("gallery-status").textContent = `${prototypes.list.length} prototypes of ${model.name} (version ${model.defaultVersion}).`;
-    $("gallery-scorecard").textContent = scorecard ? scorecardSummary(scorecard) : "";
-    $("gallery-scorecard").hidden = !scorecard;
+    const summary = scorecard ? scorecardSummary(scorecard) : "";
+    $("gallery-scorecard").textContent = summary;
+    $("gallery-scorecard").hidden = !summary;
   } catch (problem) {
     if (request !== state.galleryRequest) return;
     $("gallery-status").textContent = "";
@@ -471,7 +472,7 @@ async function renderGallery() {
   }
 }
 
-/** The scorecard's headline numbers in one sentence. */
+/** The scorecard's headline numbers in one sentence, or "" when it has none (every field of a scorecard may be null). */
 function scorecardSummary(scorecard) {
   const parts = [];
   if (typeof scorecard.pointingGame === "number") parts.push(`pointing game ${share(scorecard.pointingGame)}`);
@@ -480,7 +481,9 @@ function scorecardSummary(scorecard) {
   if (typeof scorecard.jpegStability === "number") parts.push(`JPEG stability ${share(scorecard.jpegStability)}`);
   if (scorecard.deletion && typeof scorecard.deletion.ratio === "number") parts.push(`deletion ratio ${fmt(scorecard.deletion.ratio)}`);
   if (typeof scorecard.backgroundPrototypes === "number") parts.push(`${scorecard.backgroundPrototypes} background prototypes`);
-  return `Measured explanation quality on ${scorecard.images} test images: ${parts.join(", ")}.`;
+  if (parts.length === 0) return "";
+  const images = typeof scorecard.images === "number" ? ` on ${scorecard.images} test images` : "";
+  return `Measured explanation quality${images}: ${parts.join(", ")}.`;
 }
 
 // ---------------------------------------------------------------- training
@@ -811,8 +814,9 @@ function showJob(job) {
     running: job.cancelRequested
       ? `Cancelling: the worker stops at its next step${epoch ? ` (at ${epoch.slice(2)})` : ""}.`
       : `Training${epoch}${finish} (${Math.round(100 * (progress ? progress.fraction : 0))}%).`,
-    succeeded: `Trained and published as version ${job.publishedVersion}.`,
-    failed: `Failed: ${job.error}`,
+    // Other programs write a job's status too (TRAINING_JOBS.md): a field may be missing where the worker always sets it.
+    succeeded: job.publishedVersion ? `Trained and published as version ${job.publishedVersion}.` : "Trained and published.",
+    failed: `Failed: ${job.error || "no reason was given"}`,
     cancelled: "Cancelled.",
   }[job.status] || job.status;
   $("training-status").textContent = text;
