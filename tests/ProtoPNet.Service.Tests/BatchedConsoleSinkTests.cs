@@ -1,6 +1,7 @@
 using System.Text;
 using ProtoPNet.Service.Hosting;
 using ProtoPNet.Service.Tests.Infrastructure;
+using ProtoPNet.Tests.Shared;
 using Serilog.Events;
 using Serilog.Formatting.Display;
 using Serilog.Parsing;

@@ -220,7 +220,7 @@ public class EvidenceCheckTests(TrainerBundles bundles)
             (bundles.SmokeBundle, "typed", b => TrainerBundles.EditManifest(b, m => m["interpretability"]!["pointingGame"] = "high")),
             (bundles.SmokeBundle, "misindexed", b => TrainerBundles.EditManifest(b, m => m["interpretability"]!["prototypes"]![0]!["index"] = 99)),
             // A number no double holds was read as infinity, which no answer can be written with (the version's page was a 500).
-            (bundles.SmokeBundle, "huge", b => TrainerBundles.EditManifest(b, m => m["interpretability"]!["noiseStability"] = TrainerBundles.NumberAsWritten, "1e400")));
+            (bundles.SmokeBundle, "huge", b => TrainerBundles.EditManifest(b, m => m["interpretability"]!["noiseStability"] = TrainerBundles.RawJson, "1e400")));
         await using var factory = ServiceFactory.ForRoot(root);
         var client = factory.CreateClient();
 

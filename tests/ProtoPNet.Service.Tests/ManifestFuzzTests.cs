@@ -94,24 +94,9 @@ public class ManifestFuzzTests(TrainerBundles bundles)
         _ => "\"odd\"",
     };
 
-    private static void Edit(string bundle, object[] path, string value)
-    {
-        var file = Path.Combine(bundle, "model.json");
-        var manifest = JsonNode.Parse(File.ReadAllText(file))!;
-        switch (Parent(manifest, path), path[^1])
-        {
-            case (JsonObject members, string name): members[name] = "odd-value"; break;
-            case (JsonArray items, int index): items[index] = "odd-value"; break;
-        }
-        File.WriteAllText(file, manifest.ToJsonString().Replace("\"odd-value\"", value, StringComparison.Ordinal));
-    }
-
-    private static JsonNode? Node(JsonNode manifest, object[] path) => (Parent(manifest, path), path[^1]) switch
-    {
-        (JsonObject members, string name) => members[name],
-        (JsonArray items, int index) when index < items.Count => items[index],
-        _ => null,
-    };
+    /// <summary>Writes <paramref name="rawJson"/> as it is in place of the value at <paramref name="path"/>.</summary>
+    private static void Edit(string bundle, object[] path, string rawJson) =>
+        TrainerBundles.EditManifest(bundle, manifest => Set(manifest, path, TrainerBundles.RawJson), rawJson);
 
     /// <summary>Sets one to three of the paths to odd values, or removes them.</summary>
     private static void Mutate(string bundle, object[][] paths, Random random)
@@ -122,46 +107,42 @@ public class ManifestFuzzTests(TrainerBundles bundles)
         for (var edit = random.Next(1, 4); edit > 0; edit--)
         {
             var path = paths[random.Next(paths.Length)];
-            if (Parent(manifest, path) is not { } parent) continue;   // under a member an earlier edit replaced
-            var remove = random.Next(8) == 0;
             var mark = $"odd-value-{written.Count}";
-            switch (parent, path[^1])
-            {
-                case (JsonObject members, string name) when remove:
-                    members.Remove(name);
-                    break;
-                case (JsonArray items, int index) when remove && index < items.Count:
-                    items.RemoveAt(index);
-                    break;
-                case (JsonObject members, string name):
-                    members[name] = mark;
-                    written.Add((mark, OddValues[random.Next(OddValues.Length)]));
-                    break;
-                case (JsonArray items, int index) when index < items.Count:
-                    items[index] = mark;
-                    written.Add((mark, OddValues[random.Next(OddValues.Length)]));
-                    break;
-            }
+            if (random.Next(8) == 0) Set(manifest, path, null, remove: true);
+            else if (Set(manifest, path, mark)) written.Add((mark, OddValues[random.Next(OddValues.Length)]));
         }
         var text = new StringBuilder(manifest.ToJsonString());
         foreach (var (mark, value) in written) text.Replace($"\"{mark}\"", value);
         File.WriteAllText(file, text.ToString());
     }
 
-    private static JsonNode? Parent(JsonNode manifest, object[] path)
+    /// <summary>The node at the end of <paramref name="keys"/> (member names and element indexes), or null when there is none.</summary>
+    private static JsonNode? Node(JsonNode manifest, IEnumerable<object> keys) => keys.Aggregate((JsonNode?)manifest, (node, key) => (node, key) switch
     {
-        JsonNode? node = manifest;
-        foreach (var key in path[..^1])
+        (JsonObject members, string name) => members[name],
+        (JsonArray items, int index) when index < items.Count => items[index],
+        _ => null,
+    });
+
+    /// <summary>
+    /// Sets (or removes) the value at <paramref name="path"/>; false where its parent is gone or of another kind (an
+    /// earlier edit replaced a member above it).
+    /// </summary>
+    private static bool Set(JsonNode manifest, object[] path, string? value, bool remove = false)
+    {
+        switch (Node(manifest, path[..^1]), path[^1])
         {
-            node = (node, key) switch
-            {
-                (JsonObject members, string name) => members[name],
-                (JsonArray items, int index) when index < items.Count => items[index],
-                _ => null,
-            };
-            if (node is null) return null;
+            case (JsonObject members, string name):
+                if (remove) members.Remove(name);
+                else members[name] = value;
+                return true;
+            case (JsonArray items, int index) when index < items.Count:
+                if (remove) items.RemoveAt(index);
+                else items[index] = value;
+                return true;
+            default:
+                return false;
         }
-        return node;
     }
 
     /// <summary>A v2 request of one mid-grey image of the shape the model's metadata gives.</summary>

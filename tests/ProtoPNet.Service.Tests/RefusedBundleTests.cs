@@ -120,7 +120,7 @@ public class RefusedBundleTests(TrainerBundles bundles)
         // A probe value that is not a number compared as "no mismatch" with anything: "NaN" in a string, and 1e400, which
         // a double holds as infinity.
         (bundles.SmokeBundle, "nan-probe", dir => TrainerBundles.EditManifest(dir, manifest => manifest["probe"]!["logits"]!.AsArray()[0] = "NaN")),
-        (bundles.SmokeBundle, "huge-probe", dir => TrainerBundles.EditManifest(dir, manifest => manifest["probe"]!["similarities"]!.AsArray()[1] = TrainerBundles.NumberAsWritten, "1e400")),
+        (bundles.SmokeBundle, "huge-probe", dir => TrainerBundles.EditManifest(dir, manifest => manifest["probe"]!["similarities"]!.AsArray()[1] = TrainerBundles.RawJson, "1e400")),
         // A NUL in a file name: no file has one, and the path functions throw on it.
         (bundles.SmokeBundle, "nul-graph-name", dir => TrainerBundles.EditManifest(dir, manifest => manifest["onnx"]!["file"] = "model\0.onnx")),
         (bundles.SmokeBundle, "linked-graph", dir =>

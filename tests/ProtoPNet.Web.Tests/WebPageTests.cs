@@ -557,7 +557,8 @@ public sealed class WebPageTests(WebFixture fixture)
             var page = await OpenAsync();
             await page.ClickAsync("#tab-gallery");
             await page.SelectOptionAsync("#gallery-model", Name);
-            await page.WaitForFunctionAsync($"() => document.getElementById('gallery-status').textContent.includes('of {Name}')");
+            // Rendered, not loading ("Loading the prototypes of ..." comes first, the previous model's summary still shown).
+            await page.WaitForFunctionAsync($"() => document.getElementById('gallery-status').textContent.includes('prototypes of {Name} (version')");
             Assert.False(await page.Locator("#gallery-scorecard").IsVisibleAsync());
             Assert.Equal("", await page.TextContentAsync("#gallery-scorecard"));
             Assert.True(await page.Locator("#gallery .badge").CountAsync() > 0);   // the prototypes' own scores still show
@@ -572,13 +573,8 @@ public sealed class WebPageTests(WebFixture fixture)
 
     private async Task WaitForModelAsync(string name, bool loaded)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            var models = await fixture.Http.GetFromJsonAsync<JsonElement>("/models");
-            if (models.GetProperty("models").EnumerateArray().Any(m => m.GetProperty("name").GetString() == name) == loaded) return;
-            Assert.True(DateTime.UtcNow < deadline, $"{name} is {(loaded ? "not loaded" : "still loaded")} after 60 s: {models}");
-            await Task.Delay(250);
-        }
+        static bool Serves(JsonElement catalog, string name) => catalog.GetProperty("models").EnumerateArray().Any(m => m.GetProperty("name").GetString() == name);
+        var catalog = await Eventually.ValueAsync(() => fixture.Http.GetFromJsonAsync<JsonElement>("/models"), c => Serves(c, name) == loaded, TimeSpan.FromSeconds(60));
+        Assert.True(Serves(catalog, name) == loaded, $"{name} is {(loaded ? "not loaded" : "still loaded")} after 60 s: {catalog}");
     }
 }

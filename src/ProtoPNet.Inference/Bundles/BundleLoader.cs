@@ -279,7 +279,6 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
             {
                 Refuse($"unfamiliarity.measure '{unfamiliarity.Measure}' is not one this service computes (expected '{UnfamiliaritySection.NegativeMaxSimilarity}')");
             }
-            if (!double.IsFinite(unfamiliarity.Threshold)) Refuse("unfamiliarity.threshold is not a finite number");
         }
         return weights;
     }

@@ -103,18 +103,18 @@ public sealed class TrainerBundles : IDisposable
         File.WriteAllText(path, manifest.ToJsonString());
     }
 
-    /// <summary>What <see cref="EditManifest(string, Action{JsonNode}, string)"/> writes a number in place of.</summary>
-    public const string NumberAsWritten = "number-as-written";
+    /// <summary>What <see cref="EditManifest(string, Action{JsonNode}, string)"/> writes its raw JSON in place of.</summary>
+    public const string RawJson = "raw-json";
 
     /// <summary>
-    /// Edits the manifest, putting <paramref name="number"/> as written where <paramref name="edit"/> puts
-    /// <see cref="NumberAsWritten"/>: a JSON number no double holds (1e400) cannot be written through JsonNode.
+    /// Edits the manifest, writing <paramref name="rawJson"/> as it is where <paramref name="edit"/> puts
+    /// <see cref="RawJson"/>: a JSON number no double holds (1e400) cannot be written through JsonNode.
     /// </summary>
-    public static void EditManifest(string bundle, Action<JsonNode> edit, string number)
+    public static void EditManifest(string bundle, Action<JsonNode> edit, string rawJson)
     {
         EditManifest(bundle, edit);
         var path = Path.Combine(bundle, "model.json");
-        File.WriteAllText(path, File.ReadAllText(path).Replace($"\"{NumberAsWritten}\"", number, StringComparison.Ordinal));
+        File.WriteAllText(path, File.ReadAllText(path).Replace($"\"{RawJson}\"", rawJson, StringComparison.Ordinal));
     }
 
     /// <summary>

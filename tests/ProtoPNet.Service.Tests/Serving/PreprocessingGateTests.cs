@@ -5,6 +5,7 @@ using ProtoPNet.Service.Classifying;
 using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Serving;
 using ProtoPNet.Service.Tests.Infrastructure;
+using ProtoPNet.Tests.Shared;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.PixelFormats;

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using ProtoPNet.Service.Apis;
 using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Tests.Infrastructure;
+using ProtoPNet.Tests.Shared;
 
 namespace ProtoPNet.Service.Tests.Serving;
 

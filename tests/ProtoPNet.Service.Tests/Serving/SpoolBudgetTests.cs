@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using ProtoPNet.Service.Serving;
 using ProtoPNet.Service.Tests.Infrastructure;
+using ProtoPNet.Tests.Shared;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.PixelFormats;

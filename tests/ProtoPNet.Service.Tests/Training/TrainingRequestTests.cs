@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using ProtoPNet.Service.Tests.Infrastructure;
+using ProtoPNet.Tests.Shared;
 
 namespace ProtoPNet.Service.Tests.Training;
 

@@ -1,4 +1,4 @@
-namespace ProtoPNet.Service.Tests.Infrastructure;
+namespace ProtoPNet.Tests.Shared;
 
 /// <summary>Waits for something another thread brings about (a request reaching a stage, a version unloaded).</summary>
 public static class Eventually
