@@ -1,0 +1,290 @@
+// The classify view: an image chosen, dropped, pasted or picked from the model's examples is sent to POST /classify,
+// and the answer is drawn: the prediction, and for each prototype "this part of your image looks like that part of a
+// training image", with its points.
+import { $, el, fmt, fmtWeight, signed, percent, BOX_COLOURS, boxedImage, problemMessage, showProblem, clearError } from "./page.js";
+import { selectedModel, prototypesOf } from "./models.js";
+
+const state = {
+  lastFile: null,      // the last image classified, re-sent when the model or count changes
+  objectUrl: null,
+  request: 0,          // a counter, so a slow answer never overwrites a newer one
+};
+
+// ---------------------------------------------------------------- examples
+
+function showExamples() {
+  const model = selectedModel();
+  const examples = (model && model.examples) || [];
+  const list = $("example-list");
+  list.replaceChildren(...examples.map((example) => {
+    const name = example.label ? `Example ${example.index + 1} (${example.label})` : `Example ${example.index + 1}`;
+    const button = el("button", { type: "button", "data-url": example.url, "aria-label": `Classify ${name}` },
+      el("img", { src: example.url, alt: "" }),
+      el("span", { text: example.label || `#${example.index + 1}` }));
+    button.addEventListener("click", () => classifyExample(example.url, name));
+    return el("li", {}, button);
+  }));
+  $("examples").hidden = examples.length === 0;
+}
+
+async function classifyExample(url, name) {
+  clearError();
+  // Counted from the click, not once downloaded: an image chosen meanwhile is newer and wins.
+  const request = ++state.request;
+  try {
+    const response = await fetch(url);
+    if (!response.ok) throw await problemMessage(response);
+    const blob = await response.blob();
+    if (request !== state.request) return;
+    await classify(new File([blob], name + ".png", { type: blob.type || "image/png" }));
+  } catch (problem) {
+    if (request !== state.request) return;
+    showProblem(problem, "The example cannot be loaded", "classify");
+  }
+}
+
+// ---------------------------------------------------------------- classify
+
+const MAX_HEATMAP_PIXELS = 4_000_000;
+
+// The classify key (only where the service has Security:ClassifyApiKey): in sessionStorage, like the admin key.
+const CLASSIFY_KEY_STORAGE = "protopnet.classifyApiKey";
+const classifyKey = () => sessionStorage.getItem(CLASSIFY_KEY_STORAGE);
+
+/** The "Prototypes to show" field as a count from 1 to 10 (3 when empty), written back so that it shows what is sent. */
+function prototypesToShow() {
+  const field = $("top-prototypes");
+  const asked = parseInt(field.value, 10);
+  const count = Number.isNaN(asked) ? 3 : Math.min(10, Math.max(1, asked));
+  field.value = String(count);
+  return count;
+}
+
+/** The image's width x height as the browser decodes it, or null when it cannot (TIFF; or not an image, and the service says why). */
+async function pixelCount(file) {
+  try {
+    const bitmap = await createImageBitmap(file);
+    const count = bitmap.width * bitmap.height;
+    bitmap.close();
+    return count;
+  } catch {
+    return null;
+  }
+}
+
+async function classify(file) {
+  const model = selectedModel();
+  if (!file) return;
+  state.lastFile = file;
+  const request = ++state.request;
+  clearError();
+  $("status").textContent = `Classifying ${file.name || "the image"}...`;
+
+  const topPrototypes = prototypesToShow();
+  // Heatmaps come back at the decoded size, up to 4 megapixels each; for large photos they would make the answer tens of megabytes long.
+  const pixels = await pixelCount(file);
+  const heatmaps = pixels === null || pixels <= MAX_HEATMAP_PIXELS;
+  const query = new URLSearchParams({ topPrototypes: String(topPrototypes), topClasses: "3", heatmaps: heatmaps ? "png" : "none" });
+  if (model) query.set("model", model.name);
+  // "Check this explanation": the service runs the image again with each prototype's box filled (one extra network run).
+  const verify = $("verify").checked;
+  if (verify) query.set("verify", "true");
+  const form = new FormData();
+  form.append("image", file, file.name || "image");
+
+  try {
+    let response;
+    try {
+      // With Security:ClassifyApiKey the service wants the key: the page asks for it once a 401 or 403 says so.
+      const key = classifyKey();
+      response = await fetch(`/classify?${query}`, { method: "POST", body: form, headers: key ? { "X-Api-Key": key } : {} });
+    } catch (error) {
+      throw { title: "The service cannot be reached", detail: String(error.message || error) };
+    }
+    if (response.status === 401 || response.status === 403) {
+      const problem = await problemMessage(response);
+      sessionStorage.removeItem(CLASSIFY_KEY_STORAGE);
+      $("classify-key-form").hidden = false;
+      throw problem;
+    }
+    if (!response.ok) throw await problemMessage(response);
+    const result = await response.json();
+    // The training images' boxes come from the prototype listing; without it the answer is still shown.
+    let prototypes = null;
+    let listingProblem = null;
+    try {
+      prototypes = await prototypesOf(result.model.name, result.model.version);
+    } catch (problem) {
+      listingProblem = problem;
+    }
+    if (request !== state.request) return;
+    if (state.objectUrl) URL.revokeObjectURL(state.objectUrl);
+    state.objectUrl = URL.createObjectURL(file);
+    // The service reads formats a browser may not show (TIFF): then the boxes go on a blank of the image's size.
+    const shown = await canShow(state.objectUrl);
+    if (request !== state.request) return;
+    renderResult(result, prototypes, shown ? state.objectUrl : blankOfSize(result.image.width, result.image.height));
+    $("status").textContent = `Done in ${fmt(result.timingsMs.total)} ms` +
+      (result.timingsMs.verify !== undefined ? ` (checking the boxes took ${fmt(result.timingsMs.verify)} ms).` : ".") +
+      (heatmaps ? "" : " Heatmaps are left out for images over 4 megapixels.") +
+      (shown ? "" : " This browser cannot show the file's format, so the boxes are drawn on a blank of its size; the heatmaps show the image.");
+    if (listingProblem) showProblem({ ...listingProblem, title: "The training images' boxes cannot be shown",
+      detail: listingProblem.detail || listingProblem.title || String(listingProblem.message || listingProblem) }, undefined, "classify");
+  } catch (problem) {
+    if (request !== state.request) return;
+    $("result").hidden = true;
+    $("status").textContent = "";
+    showProblem(problem, undefined, "classify");
+  }
+}
+
+/** Whether the browser can show the picture at url (none shows TIFF, which the service reads). */
+function canShow(url) {
+  return new Promise((resolve) => {
+    const probe = new Image();
+    probe.onload = () => resolve(true);
+    probe.onerror = () => resolve(false);
+    probe.src = url;
+  });
+}
+
+/** A grey picture of width x height, to draw boxes on when the upload itself cannot be shown. */
+function blankOfSize(width, height) {
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">` +
+    `<rect width="100%" height="100%" fill="#d8d8d8"/></svg>`;
+  return `data:image/svg+xml,${encodeURIComponent(svg)}`;
+}
+
+function renderResult(result, prototypes, imageUrl) {
+  const { prediction, explanation } = result;
+  const { width, height } = result.image;
+  const colour = (i) => BOX_COLOURS[i % BOX_COLOURS.length];
+
+  // Unfamiliar: the image's parts are further from every prototype than the bundle's calibrated threshold allows.
+  const unfamiliar = result.unfamiliar === true;
+  $("unfamiliar-notice").hidden = !unfamiliar;
+  if (unfamiliar) {
+    const share = result.unfamiliarity.calibration?.targetShare;
+    $("unfamiliar-detail").textContent = (share
+      ? `Its closest match to any prototype is weaker than for all but ${percent(share)} of the images the model's threshold was set on, `
+      : "Its closest match to any prototype is weaker than the model's threshold, ") +
+      "so the prediction below is only the least bad guess.";
+  }
+  // The bundle's contrast step turned a light-ground photo into light on dark before the network saw it.
+  $("inverted-note").hidden = result.preprocessing?.inverted !== true;
+  $("prediction").textContent = prediction.label;
+  $("prediction-detail").textContent =
+    `${percent(prediction.probability)} probability, by ${result.model.name} (version ${result.model.version})`;
+
+  const overview = boxedImage(imageUrl, `Your image, with ${explanation.prototypes.length} boxed parts that the model matched to prototypes`,
+    width, height, explanation.prototypes.map((p, i) => ({ box: p.box, colour: colour(i), tag: String(i + 1) })));
+  overview.id = "overview-boxed";
+  $("overview-boxed").replaceWith(overview);
+
+  $("top-classes").replaceChildren(...result.topClasses.map((c) =>
+    el("li", { class: c.classIndex === prediction.classIndex ? "predicted" : "" },
+      el("span", { text: c.label }),
+      el("span", { text: percent(c.probability) }),
+      el("span", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width: ${(100 * c.probability).toFixed(1)}%` })))));
+
+  $("why-title").textContent = explanation.classIndex === prediction.classIndex
+    ? `Why ${explanation.label}? This looks like that:`
+    : `Why ${explanation.label}? (not the prediction) This looks like that:`;
+
+  // Without the prototype listing (it could not be fetched) the training images are shown without their boxes.
+  const input = prototypes ? prototypes.input : { width: 1, height: 1 };
+  $("prototype-rows").replaceChildren(...explanation.prototypes.map((p, i) => {
+    const listing = prototypes ? prototypes.byIndex.get(p.prototypeIndex) : null;
+    const sourceBox = listing && listing.source ? listing.source.box : null;
+    const activation = listing ? listing.pictures.activation : null;
+    const rowColour = colour(i);
+    const figures = el("div", { class: "figures" },
+      el("figure", {},
+        boxedImage(imageUrl, `Your image, with the part that looks like prototype ${p.prototypeIndex} boxed`, width, height,
+          [{ box: p.box, colour: rowColour }], "upload"),
+        el("figcaption", { text: "This part of your image" })),
+      p.heatmap ? el("figure", {},
+        boxedImage(p.heatmap, `Heatmap: where your image is similar to prototype ${p.prototypeIndex}, red is most similar`, width, height,
+          [{ box: p.box, colour: rowColour }], "heatmap"),
+        el("figcaption", { text: "How similar each place is (heatmap)" })) : null,
+      el("figure", {},
+        el("img", { src: p.prototypeImage, class: "patch pixelated", alt: `Prototype ${p.prototypeIndex} of class ${p.label}: a patch of a training image` }),
+        el("figcaption", { text: `looks like that: prototype ${p.prototypeIndex}` })),
+      el("figure", {},
+        boxedImage(p.prototypeSource, `The training image prototype ${p.prototypeIndex} comes from, with the patch boxed`,
+          input.width, input.height, [{ box: sourceBox, colour: rowColour }], "source"),
+        el("figcaption", {},
+          "from this training image",
+          activation ? el("span", {}, " (", el("a", { href: activation, target: "_blank", rel: "noopener" }, "activation"), ")") : null)));
+    const points = el("p", { class: "points" },
+      `similarity ${fmt(p.similarity)} \u00d7 weight ${fmtWeight(p.weight)} = `,
+      el("strong", { text: `${fmt(p.contribution)} points` }));
+    return el("li", { class: "proto-row", style: `--box: ${rowColour}`, "data-prototype": String(p.prototypeIndex) },
+      el("h4", { text: `#${i + 1}: prototype ${p.prototypeIndex} of class ${p.label}` }), figures, points,
+      p.probabilityWithoutBox !== undefined ? evidence(p, explanation.label) : null);
+  }));
+
+  const shown = explanation.prototypes.reduce((sum, p) => sum + p.contribution, 0);
+  $("explanation-total").textContent =
+    `${fmt(shown)} points from these prototypes ${signed(explanation.otherPrototypesContribution)} from the other prototypes ` +
+    `= ${fmt(explanation.logit)}, the score (logit) of ${explanation.label}.`;
+  $("result").hidden = false;
+}
+
+/** What the check says about one prototype's box: the explained class's probability without it, and the drop. */
+function evidence(p, label) {
+  // A box whose removal costs the class at least 5 points of probability carries part of the decision. A smaller drop
+  // says only that this box alone is not needed: a confident answer often rests on several parts at once.
+  const carries = p.drop >= 0.05;
+  return el("p", { class: `evidence ${carries ? "carries" : "weak"}`, "data-drop": String(p.drop) },
+    `Without this box: ${percent(p.probabilityWithoutBox)} for ${label} (drop ${(100 * p.drop).toFixed(1)} points). `,
+    el("span", { class: "verdict", text: carries ? "This part carries the decision." : "The decision stands without this box alone." }));
+}
+
+// ---------------------------------------------------------------- wiring
+
+export function wireClassify() {
+  document.addEventListener("models-listed", showExamples);
+  $("file").addEventListener("change", (event) => classify(event.target.files[0]));
+  $("model").addEventListener("change", () => { showExamples(); if (state.lastFile) classify(state.lastFile); });
+  $("top-prototypes").addEventListener("change", () => { if (state.lastFile) classify(state.lastFile); });
+  $("verify").addEventListener("change", () => { if (state.lastFile) classify(state.lastFile); });
+  $("classify-form").addEventListener("submit", (event) => { event.preventDefault(); classify(state.lastFile); });
+
+  const zone = $("drop-zone");
+  for (const type of ["dragenter", "dragover"]) {
+    zone.addEventListener(type, (event) => { event.preventDefault(); zone.classList.add("dragging"); });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    zone.addEventListener(type, () => zone.classList.remove("dragging"));
+  }
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    const file = event.dataTransfer && event.dataTransfer.files[0];
+    if (file) classify(file);
+  });
+  // A file dropped beside the zone would make the browser open it and leave the page: on the classify view it is
+  // classified as if dropped on the zone, elsewhere it is ignored.
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => {
+    event.preventDefault();
+    const file = event.dataTransfer && event.dataTransfer.files[0];
+    if (file && !$("view-classify").hidden && !zone.contains(event.target)) classify(file);
+  });
+  // A pasted image (a screenshot, an image copied in another tab) is classified on the classify view.
+  document.addEventListener("paste", (event) => {
+    const file = event.clipboardData && [...event.clipboardData.files].find((f) => f.type.startsWith("image/"));
+    if (!file || $("view-classify").hidden) return;
+    event.preventDefault();
+    classify(new File([file], file.name || "pasted image.png", { type: file.type }));
+  });
+
+  $("classify-key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(CLASSIFY_KEY_STORAGE, $("classify-key").value);
+    $("classify-key").value = "";
+    $("classify-key-form").hidden = true;
+    clearError();
+    if (state.lastFile) classify(state.lastFile);
+  });
+}

@@ -1,0 +1,128 @@
+// What every view of the web page uses: building elements, formatting numbers, which view the address names, the error
+// box, reading the service's JSON, and pictures with boxes drawn over them.
+
+export const BOX_COLOURS = ["#e6194b", "#0078d7", "#28a03c", "#f58200", "#911eb4", "#00aaaa", "#dc28c8", "#787800"];
+
+export const $ = (id) => document.getElementById(id);
+
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key === "style") node.setAttribute("style", value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+export const fmt = (value) => Number(value).toFixed(2);
+// Weights get a third decimal: a weight of 1.004 shown as 1.00 would make "5.36 x 1.00 = 5.38" look wrong.
+export const fmtWeight = (value) => Number(value).toFixed(3);
+export const signed = (value) => (value < 0 ? `\u2212 ${fmt(-value)}` : `+ ${fmt(value)}`);
+export const percent = (p) => (p * 100).toFixed(1) + "%";
+
+// ---------------------------------------------------------------- views
+
+export const VIEWS = ["classify", "gallery", "training"];
+
+export const currentView = () => (VIEWS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "classify");
+
+// ---------------------------------------------------------------- errors
+
+// view -> { title, detail }: a failure of a view not shown, kept until it is shown again.
+const pendingErrors = new Map();
+
+/**
+ * Turns a failed response into a readable sentence: the problem's detail, else its title, else the status; with the
+ * status and the seconds of a Retry-After header (429, 503), for callers that try again.
+ */
+export async function problemMessage(response) {
+  let title = `The service answered ${response.status} ${response.statusText}`.trim();
+  let detail = "";
+  let type = null;
+  const retryAfter = Number(response.headers.get("Retry-After")) || null;
+  try {
+    const body = await response.json();
+    if (body && typeof body === "object") {
+      title = body.title || title;
+      detail = body.detail || "";
+      type = body.type || null;
+    }
+  } catch {
+    // Not JSON (a proxy's error page): the status line says it all.
+  }
+  return { title, detail, type, status: response.status, retryAfter };
+}
+
+/**
+ * Shows any failure in the error box: a problem made by problemMessage (or the page's own, with a title and detail),
+ * or an exception (an answer that was not the JSON expected), under <fallbackTitle>. With <view>, a failure that
+ * arrives while another view is shown waits until that view is shown again.
+ */
+export function showProblem(problem, fallbackTitle = "Something went wrong", view = null) {
+  if (!problem || typeof problem !== "object" || problem instanceof Error) {
+    showError(fallbackTitle, String((problem && problem.message) || problem), view);
+    return;
+  }
+  const retry = problem.retryAfter ? ` Try again in ${problem.retryAfter} s.` : "";
+  showError(problem.title || fallbackTitle, `${problem.detail || ""}${retry}`.trim(), view);
+}
+
+export function showError(title, detail, view = null) {
+  if (view && view !== currentView()) {
+    pendingErrors.set(view, { title, detail });
+    return;
+  }
+  const box = $("error");
+  box.replaceChildren(el("strong", { text: title }), detail ? el("span", { text: detail }) : null);
+  box.hidden = false;
+}
+
+/** Shows the failure that came for <view> while another view was shown, if any. */
+export function showPendingError(view) {
+  const pending = pendingErrors.get(view);
+  if (!pending) return;
+  pendingErrors.delete(view);
+  showError(pending.title, pending.detail);
+}
+
+export function clearError() {
+  $("error").hidden = true;
+  $("error").replaceChildren();
+}
+
+/** Whether a failure is the service's problem of this kind (urn:protopnet:problem:<kind>). */
+export const isProblem = (problem, kind) => Boolean(problem) && typeof problem.type === "string" && problem.type.endsWith(`:${kind}`);
+
+export async function getJson(url) {
+  let response;
+  try {
+    response = await fetch(url, { headers: { Accept: "application/json" } });
+  } catch (error) {
+    throw { title: "The service cannot be reached", detail: String(error.message || error) };
+  }
+  if (!response.ok) throw await problemMessage(response);
+  return response.json();
+}
+
+// ---------------------------------------------------------------- pictures
+
+/** An image with boxes drawn over it; boxes are in pixels of an image of width x height. */
+export function boxedImage(src, alt, width, height, boxes, className) {
+  const wrapper = el("div", { class: "boxed" }, el("img", { src, alt, class: className }));
+  for (const box of boxes) {
+    if (!box.box) continue;
+    const style = [
+      `--box: ${box.colour}`,
+      `left: ${(100 * box.box.x) / width}%`, `top: ${(100 * box.box.y) / height}%`,
+      `width: ${(100 * box.box.width) / width}%`, `height: ${(100 * box.box.height) / height}%`,
+    ].join("; ");
+    const div = el("div", { class: "box", style, "aria-hidden": "true" });
+    if (box.tag) div.append(el("span", { class: "tag", text: box.tag }));
+    wrapper.append(div);
+  }
+  return wrapper;
+}
