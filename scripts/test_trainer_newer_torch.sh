@@ -7,7 +7,7 @@
 # The trainer runs in a debootstrapped trixie root kept under /var/tmp (made once, about 3 minutes; --rebuild makes it
 # anew), with this checkout, the Fashion-MNIST dataset and the NuGet package cache bound in at the same paths, in a
 # mount namespace of its own so nothing stays mounted when it ends. By hand, not in scripts/test.sh (the CI machine's
-# 20 minutes go to the tests of the torch the product ships with). Needs root; about 7 minutes once the root exists.
+# 20 minutes go to the tests of the torch the product ships with). Needs root; about 9 minutes once the root exists.
 #   scripts/test_trainer_newer_torch.sh [--rebuild] [pytest arguments, default: tests/trainer, then the bundle check]
 set -euo pipefail
 cd "$(dirname "$0")/.."
