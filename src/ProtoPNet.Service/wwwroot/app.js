@@ -1,6 +1,6 @@
 // The web page: pick a model, upload an image, see "this looks like that". Plain JavaScript modules, no build step:
-// page.js (what every view uses), models.js (the served models and their prototype listings), classify.js, gallery.js and training.js (a view each);
-// this one shows the view the address names and starts the page.
+// page.js (what every view uses), models.js (the served models and their prototype listings), classify.js, gallery.js
+// and training.js (a view each); this one shows the view the address names and starts the page.
 import { $, VIEWS, currentView, clearError, showPendingError } from "./page.js";
 import { loadModels } from "./models.js";
 import { wireClassify } from "./classify.js";
