@@ -510,6 +510,53 @@ public sealed class WebPageTests(WebFixture fixture)
     }
 
     [Fact]
+    public async Task Save_as_a_picture_saves_the_services_card_of_the_explanation_shown()
+    {
+        var image = fixture.SourceImage(0);
+        var version = Path.GetFileName(fixture.BundleDirectory);
+        var page = await OpenAsync();
+        await page.FillAsync("#top-prototypes", "2");
+        await page.CheckAsync("#verify");
+        await page.SetInputFilesAsync("#file", image);
+        await WaitForResultAsync(page);
+
+        var cardRequest = await page.RunAndWaitForRequestAsync(async () =>
+        {
+            var download = await page.RunAndWaitForDownloadAsync(() => page.ClickAsync("#save-card"));
+            Assert.Equal($"{Path.GetFileNameWithoutExtension(image)} explained by {fixture.ModelName}.png", download.SuggestedFilename);
+            var saved = await File.ReadAllBytesAsync((await download.PathAsync())!);
+
+            // The card of what the page shows: the model version that answered, its count and its check.
+            using var content = new MultipartFormDataContent();
+            var file = new ByteArrayContent(await File.ReadAllBytesAsync(image));
+            file.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/png");
+            content.Add(file, "image", Path.GetFileName(image));
+            using var response = await fixture.Http.PostAsync(
+                $"classify/card?model={fixture.ModelName}@{version}&topPrototypes=2&topClasses=3&verify=true", content);
+            response.EnsureSuccessStatusCode();
+            using var expected = Image.Load<SixLabors.ImageSharp.PixelFormats.Rgb24>(await response.Content.ReadAsByteArrayAsync());
+            using var card = Image.Load<SixLabors.ImageSharp.PixelFormats.Rgb24>(saved);
+            Assert.Equal(ProtoPNet.Inference.Rendering.ExplanationCard.HeightFor(2), card.Height);
+            Assert.Equal(expected.Size(), card.Size());
+            for (var y = 0; y < card.Height; y++)
+            {
+                for (var x = 0; x < card.Width; x++)
+                {
+                    Assert.True(expected[x, y] == card[x, y], $"the saved card differs from the service's at ({x}, {y})");
+                }
+            }
+        }, request => request.Url.Contains("/classify/card?", StringComparison.Ordinal));
+        var query = System.Web.HttpUtility.ParseQueryString(new Uri(cardRequest.Url).Query);
+        Assert.Equal($"{fixture.ModelName}@{version}", query["model"]);
+        Assert.Equal("2", query["topPrototypes"]);
+        Assert.Equal("true", query["verify"]);
+        Assert.Equal("POST", cardRequest.Method);
+        Assert.True(await page.Locator("#error").IsHiddenAsync());
+        Assert.Empty(await PolicyViolationsAsync(page));
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task The_gallery_shows_each_prototypes_consistency_and_stability_from_the_scorecard()
     {
         var manifest = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(fixture.BundleDirectory, "model.json")))!;

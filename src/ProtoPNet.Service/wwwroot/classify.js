@@ -8,6 +8,8 @@ const state = {
   lastFile: null,      // the last image classified, re-sent when the model or count changes
   objectUrl: null,
   request: 0,          // a counter, so a slow answer never overwrites a newer one
+  shown: null,         // the explanation shown: { file, query, name }, for "Save as a picture"
+  cardUrl: null,       // the last card saved, kept until the next one
 };
 
 // ---------------------------------------------------------------- examples
@@ -51,6 +53,31 @@ const MAX_HEATMAP_PIXELS = 4_000_000;
 const CLASSIFY_KEY_STORAGE = "protopnet.classifyApiKey";
 const classifyKey = () => sessionStorage.getItem(CLASSIFY_KEY_STORAGE);
 
+/**
+ * POSTs one image to a classify endpoint (/classify, /classify/card) with the query, and answers its response when it
+ * succeeded; otherwise throws the problem. With Security:ClassifyApiKey the service wants the key: the page asks for it
+ * once a 401 or 403 says so.
+ */
+async function postImage(path, query, file) {
+  const form = new FormData();
+  form.append("image", file, file.name || "image");
+  let response;
+  try {
+    const key = classifyKey();
+    response = await fetch(`${path}?${query}`, { method: "POST", body: form, headers: key ? { "X-Api-Key": key } : {} });
+  } catch (error) {
+    throw { title: "The service cannot be reached", detail: String(error.message || error) };
+  }
+  if (response.status === 401 || response.status === 403) {
+    const problem = await problemMessage(response);
+    sessionStorage.removeItem(CLASSIFY_KEY_STORAGE);
+    $("classify-key-form").hidden = false;
+    throw problem;
+  }
+  if (!response.ok) throw await problemMessage(response);
+  return response;
+}
+
 /** The "Prototypes to show" field as a count from 1 to 10 (3 when empty), written back so that it shows what is sent. */
 function prototypesToShow() {
   const field = $("top-prototypes");
@@ -89,26 +116,9 @@ async function classify(file) {
   // "Check this explanation": the service runs the image again with each prototype's box filled (one extra network run).
   const verify = $("verify").checked;
   if (verify) query.set("verify", "true");
-  const form = new FormData();
-  form.append("image", file, file.name || "image");
 
   try {
-    let response;
-    try {
-      // With Security:ClassifyApiKey the service wants the key: the page asks for it once a 401 or 403 says so.
-      const key = classifyKey();
-      response = await fetch(`/classify?${query}`, { method: "POST", body: form, headers: key ? { "X-Api-Key": key } : {} });
-    } catch (error) {
-      throw { title: "The service cannot be reached", detail: String(error.message || error) };
-    }
-    if (response.status === 401 || response.status === 403) {
-      const problem = await problemMessage(response);
-      sessionStorage.removeItem(CLASSIFY_KEY_STORAGE);
-      $("classify-key-form").hidden = false;
-      throw problem;
-    }
-    if (!response.ok) throw await problemMessage(response);
-    const result = await response.json();
+    const result = await (await postImage("/classify", query, file)).json();
     // The training images' boxes come from the prototype listing; without it the answer is still shown.
     let prototypes = null;
     let listingProblem = null;
@@ -124,6 +134,10 @@ async function classify(file) {
     const shown = await canShow(state.objectUrl);
     if (request !== state.request) return;
     renderResult(result, prototypes, shown ? state.objectUrl : blankOfSize(result.image.width, result.image.height));
+    // The card of this answer: the same image, counts and check, of the model version that answered.
+    const cardQuery = new URLSearchParams({ model: `${result.model.name}@${result.model.version}`, topPrototypes: String(topPrototypes), topClasses: "3" });
+    if (verify) cardQuery.set("verify", "true");
+    state.shown = { file, query: cardQuery, name: `${(file.name || "image").replace(/\.[^.]*$/, "")} explained by ${result.model.name}.png` };
     $("status").textContent = `Done in ${fmt(result.timingsMs.total)} ms` +
       (result.timingsMs.verify !== undefined ? ` (checking the boxes took ${fmt(result.timingsMs.verify)} ms).` : ".") +
       (heatmaps ? "" : " Heatmaps are left out for images over 4 megapixels.") +
@@ -133,8 +147,31 @@ async function classify(file) {
   } catch (problem) {
     if (request !== state.request) return;
     $("result").hidden = true;
+    state.shown = null;
     $("status").textContent = "";
     showProblem(problem, undefined, "classify");
+  }
+}
+
+/** "Save as a picture": the explanation shown, drawn by the service as one PNG (POST /classify/card), saved as a file. */
+async function saveCard() {
+  const shown = state.shown;
+  const button = $("save-card");
+  if (!shown || button.disabled) return;
+  button.disabled = true;
+  clearError();
+  try {
+    const card = await (await postImage("/classify/card", shown.query, shown.file)).blob();
+    if (state.cardUrl) URL.revokeObjectURL(state.cardUrl);
+    state.cardUrl = URL.createObjectURL(card);
+    const link = el("a", { href: state.cardUrl, download: shown.name, hidden: "" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+  } catch (problem) {
+    showProblem(problem, "The picture cannot be made", "classify");
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -250,6 +287,7 @@ export function wireClassify() {
   $("top-prototypes").addEventListener("change", () => { if (state.lastFile) classify(state.lastFile); });
   $("verify").addEventListener("change", () => { if (state.lastFile) classify(state.lastFile); });
   $("classify-form").addEventListener("submit", (event) => { event.preventDefault(); classify(state.lastFile); });
+  $("save-card").addEventListener("click", saveCard);
 
   const zone = $("drop-zone");
   for (const type of ["dragenter", "dragover"]) {
