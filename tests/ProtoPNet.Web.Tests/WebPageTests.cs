@@ -32,14 +32,15 @@ public sealed class WebPageTests(WebFixture fixture)
     }
 
     /// <summary>What POST /classify says about an image, to compare the page with.</summary>
-    private async Task<JsonElement> ClassifyAsync(string path, int topPrototypes, bool verify = false)
+    private async Task<JsonElement> ClassifyAsync(string path, int topPrototypes, bool verify = false, int? explainClass = null)
     {
         using var content = new MultipartFormDataContent();
         var file = new ByteArrayContent(await File.ReadAllBytesAsync(path));
         file.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/png");
         content.Add(file, "image", Path.GetFileName(path));
         using var response = await fixture.Http.PostAsync(
-            $"classify?model={fixture.ModelName}&topPrototypes={topPrototypes}" + (verify ? "&verify=true" : ""), content);
+            $"classify?model={fixture.ModelName}&topPrototypes={topPrototypes}" + (verify ? "&verify=true" : "")
+            + (explainClass is { } index ? $"&explainClass={index}" : ""), content);
         response.EnsureSuccessStatusCode();
         return await response.Content.ReadFromJsonAsync<JsonElement>();
     }
@@ -64,8 +65,16 @@ public sealed class WebPageTests(WebFixture fixture)
         // The predicted label is the service's, with its probability.
         var label = expected.GetProperty("prediction").GetProperty("label").GetString()!;
         Assert.Equal(label, await page.TextContentAsync("#prediction"));
-        Assert.Contains("%", await page.TextContentAsync("#prediction-detail"));
+        // Probabilities as the card writes them: one decimal, and never rounded to certainty or to none.
+        var probability = expected.GetProperty("prediction").GetProperty("probability").GetDouble();
+        Assert.StartsWith($"{ProtoPNet.Inference.Rendering.ExplanationCard.Percent(probability)} probability, by ", await page.TextContentAsync("#prediction-detail"));
         Assert.Equal(3, await page.Locator("#top-classes li").CountAsync());
+        var topClasses = expected.GetProperty("topClasses").EnumerateArray().ToArray();
+        for (var i = 0; i < topClasses.Length; i++)
+        {
+            Assert.Equal(ProtoPNet.Inference.Rendering.ExplanationCard.Percent(topClasses[i].GetProperty("probability").GetDouble()),
+                await page.Locator("#top-classes li").Nth(i).Locator("span").First.TextContentAsync());
+        }
 
         // One row per explained prototype, in the service's order.
         var rows = page.Locator("#prototype-rows .proto-row");
@@ -494,7 +503,7 @@ public sealed class WebPageTests(WebFixture fixture)
             var drop = prototypes[i].GetProperty("drop").GetDouble();
             Assert.Equal(drop, double.Parse((await evidence.GetAttributeAsync("data-drop"))!, System.Globalization.CultureInfo.InvariantCulture), 1e-9);
             var text = await evidence.TextContentAsync();
-            Assert.StartsWith($"Without this box: {(without * 100).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)}% for {label} (drop ", text);
+            Assert.StartsWith($"Without this box: {ProtoPNet.Inference.Rendering.ExplanationCard.Percent(without)} for {label} (drop ", text);
             Assert.EndsWith(drop >= 0.05 ? "This part carries the decision." : "The decision stands without this box alone.", text);
         }
         Assert.Contains("checking the boxes took", await page.TextContentAsync("#status"));
@@ -506,6 +515,50 @@ public sealed class WebPageTests(WebFixture fixture)
         Assert.Equal(0, await page.Locator("#prototype-rows .evidence").CountAsync());
         Assert.Equal(prototypes.Length, await rows.CountAsync());
         Assert.Empty(await PolicyViolationsAsync(page));
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task Choosing_another_top_class_explains_why_that_class_scored_what_it_did()
+    {
+        var image = fixture.SourceImage(0);
+        var page = await OpenAsync();
+        await page.SetInputFilesAsync("#file", image);
+        await WaitForResultAsync(page);
+        var predicted = page.Locator("#top-classes li").Nth(0).Locator("button");
+        Assert.Equal("true", await predicted.GetAttributeAsync("aria-pressed"));
+
+        // The second class, pressed: the same image, explained for it, with the keyboard's focus kept on its button.
+        var second = page.Locator("#top-classes li").Nth(1).Locator("button");
+        var classIndex = int.Parse((await second.GetAttributeAsync("data-class"))!);
+        var request = await page.RunAndWaitForRequestAsync(() => second.ClickAsync(), r => r.Url.Contains("/classify?", StringComparison.Ordinal));
+        Assert.Contains($"explainClass={classIndex}", request.Url);
+        await page.WaitForFunctionAsync("() => document.getElementById('why-title').textContent.includes('(not the prediction)')");
+        await WaitForResultAsync(page);
+        var expected = await ClassifyAsync(image, topPrototypes: 3, explainClass: classIndex);
+        var explanation = expected.GetProperty("explanation");
+        Assert.Equal(classIndex, explanation.GetProperty("classIndex").GetInt32());
+        Assert.Equal($"Why {explanation.GetProperty("label").GetString()}? (not the prediction) This looks like that:", await page.TextContentAsync("#why-title"));
+        var shown = await page.Locator("#prototype-rows .proto-row").EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.prototype)");
+        Assert.Equal(explanation.GetProperty("prototypes").EnumerateArray().Select(p => p.GetProperty("prototypeIndex").GetInt32().ToString()), shown);
+        Assert.Equal("true", await page.Locator($"#top-classes button[data-class='{classIndex}']").GetAttributeAsync("aria-pressed"));
+        Assert.Equal(classIndex.ToString(), await page.EvaluateAsync<string>("() => document.activeElement.dataset.class"));
+        // Its picture is of the same class.
+        var card = await page.RunAndWaitForRequestAsync(() => page.ClickAsync("#save-card"), r => r.Url.Contains("/classify/card?", StringComparison.Ordinal));
+        Assert.Contains($"explainClass={classIndex}", card.Url);
+
+        // The predicted class, pressed, explains the prediction again; so does a new image.
+        request = await page.RunAndWaitForRequestAsync(() => page.Locator("#top-classes li").Nth(0).Locator("button").ClickAsync(),
+            r => r.Url.Contains("/classify?", StringComparison.Ordinal));
+        Assert.DoesNotContain("explainClass", request.Url);
+        await page.WaitForFunctionAsync("() => !document.getElementById('why-title').textContent.includes('(not the prediction)')");
+        await page.Locator($"#top-classes li").Nth(1).Locator("button").ClickAsync();
+        await page.WaitForFunctionAsync("() => document.getElementById('why-title').textContent.includes('(not the prediction)')");
+        request = await page.RunAndWaitForRequestAsync(() => page.SetInputFilesAsync("#file", fixture.SourceImage(1)),
+            r => r.Url.Contains("/classify?", StringComparison.Ordinal));
+        Assert.DoesNotContain("explainClass", request.Url);
+        await page.WaitForFunctionAsync("() => !document.getElementById('why-title').textContent.includes('(not the prediction)')");
+        Assert.True(await page.Locator("#error").IsHiddenAsync());
         await page.Context.CloseAsync();
     }
 

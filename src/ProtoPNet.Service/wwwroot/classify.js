@@ -8,6 +8,8 @@ const state = {
   lastFile: null,      // the last image classified, re-sent when the model or count changes
   objectUrl: null,
   request: 0,          // a counter, so a slow answer never overwrites a newer one
+  explainClass: null, // the class chosen among the top classes to explain, or null for the predicted one
+  focusClass: null,    // the class whose button was pressed: it keeps the focus once the answer is drawn again
   shown: null,         // the explanation shown: { file, query, name }, for "Save as a picture"
   cardUrl: null,       // the last card saved, kept until the next one
 };
@@ -102,6 +104,7 @@ async function pixelCount(file) {
 async function classify(file) {
   const model = selectedModel();
   if (!file) return;
+  if (file !== state.lastFile) state.explainClass = null;   // a new image: why its own prediction
   state.lastFile = file;
   const request = ++state.request;
   clearError();
@@ -113,6 +116,7 @@ async function classify(file) {
   const heatmaps = pixels === null || pixels <= MAX_HEATMAP_PIXELS;
   const query = new URLSearchParams({ topPrototypes: String(topPrototypes), topClasses: "3", heatmaps: heatmaps ? "png" : "none" });
   if (model) query.set("model", model.name);
+  if (state.explainClass !== null) query.set("explainClass", String(state.explainClass));
   // "Check this explanation": the service runs the image again with each prototype's box filled (one extra network run).
   const verify = $("verify").checked;
   if (verify) query.set("verify", "true");
@@ -137,6 +141,7 @@ async function classify(file) {
     // The card of this answer: the same image, counts and check, of the model version that answered.
     const cardQuery = new URLSearchParams({ model: `${result.model.name}@${result.model.version}`, topPrototypes: String(topPrototypes), topClasses: "3" });
     if (verify) cardQuery.set("verify", "true");
+    if (state.explainClass !== null) cardQuery.set("explainClass", String(state.explainClass));
     state.shown = { file, query: cardQuery, name: `${(file.name || "image").replace(/\.[^.]*$/, "")} explained by ${result.model.name}.png` };
     $("status").textContent = `Done in ${fmt(result.timingsMs.total)} ms` +
       (result.timingsMs.verify !== undefined ? ` (checking the boxes took ${fmt(result.timingsMs.verify)} ms).` : ".") +
@@ -218,11 +223,21 @@ function renderResult(result, prototypes, imageUrl) {
   overview.id = "overview-boxed";
   $("overview-boxed").replaceWith(overview);
 
-  $("top-classes").replaceChildren(...result.topClasses.map((c) =>
-    el("li", { class: c.classIndex === prediction.classIndex ? "predicted" : "" },
-      el("span", { text: c.label }),
+  // Each top class is a button: pressed, the image is explained for that class ("why not this one?").
+  $("top-classes").replaceChildren(...result.topClasses.map((c) => {
+    const choose = el("button", { type: "button", class: "link-button", "data-class": String(c.classIndex),
+      "aria-pressed": String(c.classIndex === explanation.classIndex), text: c.label });
+    choose.addEventListener("click", () => explainClass(c.classIndex === prediction.classIndex ? null : c.classIndex, c.classIndex));
+    return el("li", { class: c.classIndex === prediction.classIndex ? "predicted" : "" },
+      choose,
       el("span", { text: percent(c.probability) }),
-      el("span", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width: ${(100 * c.probability).toFixed(1)}%` })))));
+      el("span", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width: ${(100 * c.probability).toFixed(1)}%` })));
+  }));
+  if (state.focusClass !== null) {
+    const pressed = $("top-classes").querySelector(`button[data-class="${state.focusClass}"]`);
+    if (pressed) pressed.focus();
+    state.focusClass = null;
+  }
 
   $("why-title").textContent = explanation.classIndex === prediction.classIndex
     ? `Why ${explanation.label}? This looks like that:`
@@ -268,6 +283,13 @@ function renderResult(result, prototypes, imageUrl) {
   $("result").hidden = false;
 }
 
+/** The image explained again for another of its top classes (null: the predicted one). */
+function explainClass(classIndex, pressed) {
+  state.explainClass = classIndex;
+  state.focusClass = pressed;
+  classify(state.lastFile);
+}
+
 /** What the check says about one prototype's box: the explained class's probability without it, and the drop. */
 function evidence(p, label) {
   // A box whose removal costs the class at least 5 points of probability carries part of the decision. A smaller drop
@@ -283,7 +305,11 @@ function evidence(p, label) {
 export function wireClassify() {
   document.addEventListener("models-listed", showExamples);
   $("file").addEventListener("change", (event) => classify(event.target.files[0]));
-  $("model").addEventListener("change", () => { showExamples(); if (state.lastFile) classify(state.lastFile); });
+  $("model").addEventListener("change", () => {
+    state.explainClass = null;   // another model's classes
+    showExamples();
+    if (state.lastFile) classify(state.lastFile);
+  });
   $("top-prototypes").addEventListener("change", () => { if (state.lastFile) classify(state.lastFile); });
   $("verify").addEventListener("change", () => { if (state.lastFile) classify(state.lastFile); });
   $("classify-form").addEventListener("submit", (event) => { event.preventDefault(); classify(state.lastFile); });

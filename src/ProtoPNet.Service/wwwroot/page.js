@@ -22,7 +22,13 @@ export const fmt = (value) => Number(value).toFixed(2);
 // Weights get a third decimal: a weight of 1.004 shown as 1.00 would make "5.36 x 1.00 = 5.38" look wrong.
 export const fmtWeight = (value) => Number(value).toFixed(3);
 export const signed = (value) => (value < 0 ? `\u2212 ${fmt(-value)}` : `+ ${fmt(value)}`);
-export const percent = (p) => (p * 100).toFixed(1) + "%";
+/** A probability in percent to one decimal; one short of certainty, or above none, is not rounded to it (as on the card). */
+export function percent(p) {
+  const value = p * 100;
+  if (value >= 99.95 && value < 100) return ">99.9%";
+  if (value > 0 && value < 0.05) return "<0.1%";
+  return value.toFixed(1) + "%";
+}
 
 // ---------------------------------------------------------------- views
 
