@@ -8,7 +8,7 @@ const state = {
   lastFile: null,      // the last image classified, re-sent when the model or count changes
   objectUrl: null,
   request: 0,          // a counter, so a slow answer never overwrites a newer one
-  explainClass: null, // the class chosen among the top classes to explain, or null for the predicted one
+  explainClass: null,  // the class chosen among the top classes to explain, or null for the predicted one
   focusClass: null,    // the class whose button was pressed: it keeps the focus once the answer is drawn again
   shown: null,         // the explanation shown: { file, query, name }, for "Save as a picture"
   cardUrl: null,       // the last card saved, kept until the next one
@@ -227,7 +227,8 @@ function renderResult(result, prototypes, imageUrl) {
   $("top-classes").replaceChildren(...result.topClasses.map((c) => {
     const choose = el("button", { type: "button", class: "link-button", "data-class": String(c.classIndex),
       "aria-pressed": String(c.classIndex === explanation.classIndex), text: c.label });
-    choose.addEventListener("click", () => explainClass(c.classIndex === prediction.classIndex ? null : c.classIndex, c.classIndex));
+    const asked = c.classIndex === prediction.classIndex ? null : c.classIndex;   // the predicted class is the default
+    choose.addEventListener("click", () => explainAnotherClass(asked, c.classIndex));
     return el("li", { class: c.classIndex === prediction.classIndex ? "predicted" : "" },
       choose,
       el("span", { text: percent(c.probability) }),
@@ -284,7 +285,7 @@ function renderResult(result, prototypes, imageUrl) {
 }
 
 /** The image explained again for another of its top classes (null: the predicted one). */
-function explainClass(classIndex, pressed) {
+function explainAnotherClass(classIndex, pressed) {
   state.explainClass = classIndex;
   state.focusClass = pressed;
   classify(state.lastFile);
