@@ -482,6 +482,47 @@ public sealed class WebPageTests(WebFixture fixture)
     }
 
     [Fact]
+    public async Task The_gallery_shows_one_class_when_one_is_chosen_and_a_prototypes_class_links_there()
+    {
+        using var listing = JsonDocument.Parse(await fixture.Http.GetStringAsync($"models/{fixture.ModelName}"));
+        var version = listing.RootElement.GetProperty("defaultVersion").GetString();
+        using var prototypes = JsonDocument.Parse(await fixture.Http.GetStringAsync($"models/{fixture.ModelName}/versions/{version}/prototypes"));
+        var members = prototypes.RootElement.GetProperty("prototypes").EnumerateArray()
+            .GroupBy(p => p.GetProperty("classIndex").GetInt32()).ToDictionary(g => g.Key, g => g.Select(p => p.GetProperty("index").GetInt32().ToString()).ToArray());
+        var classCount = listing.RootElement.GetProperty("classes").GetArrayLength();
+        async Task<string[]> ShownPrototypes(IPage page) =>
+            await page.Locator("#gallery li[data-prototype]:visible").EvaluateAllAsync<string[]>("items => items.map(i => i.dataset.prototype)");
+
+        // Each class in the menu, with its count; chosen, its prototypes alone; "All classes", every one again.
+        var page = await OpenAsync();
+        await page.ClickAsync("#tab-gallery");
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#gallery li').length > 0");
+        Assert.Equal(classCount + 1, await page.Locator("#gallery-class option").CountAsync());
+        var chosen = members.Keys.Max();
+        await page.SelectOptionAsync("#gallery-class", chosen.ToString());
+        Assert.Equal(members[chosen], await ShownPrototypes(page));
+        Assert.Equal(1, await page.Locator("#gallery section.gallery-class:visible").CountAsync());
+        await page.SelectOptionAsync("#gallery-class", "");
+        Assert.Equal(members.Values.SelectMany(m => m).Count(), (await ShownPrototypes(page)).Length);
+
+        // From an explanation: a prototype's class link opens the gallery on that class.
+        await page.ClickAsync("#tab-classify");
+        await page.SetInputFilesAsync("#file", fixture.SourceImage(0));
+        await WaitForResultAsync(page);
+        var expected = await ClassifyAsync(fixture.SourceImage(0), topPrototypes: 3);
+        var first = expected.GetProperty("explanation").GetProperty("prototypes")[0];
+        var classIndex = first.GetProperty("classIndex").GetInt32();
+        await page.Locator("#prototype-rows .proto-row").First.Locator("a.class-link").ClickAsync();
+        await page.WaitForFunctionAsync($"() => location.hash === '#gallery' && document.getElementById('gallery-class').value === '{classIndex}'");
+        Assert.Equal(members[classIndex], await ShownPrototypes(page));
+        Assert.Equal($"all prototypes of {first.GetProperty("label").GetString()}",
+            await page.Locator("#view-classify .proto-row a.class-link").First.TextContentAsync());
+        Assert.True(await page.Locator("#error").IsHiddenAsync());
+        Assert.Empty(await PolicyViolationsAsync(page));
+        await page.Context.CloseAsync();
+    }
+
+    [Fact]
     public async Task Checking_the_explanation_shows_the_probability_without_each_box()
     {
         var image = fixture.SourceImage(0);

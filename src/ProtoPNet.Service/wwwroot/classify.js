@@ -3,6 +3,7 @@
 // training image", with its points.
 import { $, el, fmt, fmtWeight, signed, percent, BOX_COLOURS, boxedImage, problemMessage, showProblem, clearError } from "./page.js";
 import { selectedModel, prototypesOf } from "./models.js";
+import { showClassInGallery } from "./gallery.js";
 
 const state = {
   lastFile: null,      // the last image classified, re-sent when the model or count changes
@@ -272,8 +273,11 @@ function renderResult(result, prototypes, imageUrl) {
     const points = el("p", { class: "points" },
       `similarity ${fmt(p.similarity)} \u00d7 weight ${fmtWeight(p.weight)} = `,
       el("strong", { text: `${fmt(p.contribution)} points` }));
+    // The prototype's class in the gallery: its other prototypes, the parts the model learned for that class.
+    const classLink = el("a", { href: "#gallery", class: "class-link", text: `all prototypes of ${p.label}` });
+    classLink.addEventListener("click", () => showClassInGallery(result.model.name, p.classIndex));
     return el("li", { class: "proto-row", style: `--box: ${rowColour}`, "data-prototype": String(p.prototypeIndex) },
-      el("h4", { text: `#${i + 1}: prototype ${p.prototypeIndex} of class ${p.label}` }), figures, points,
+      el("h4", {}, `#${i + 1}: prototype ${p.prototypeIndex} of class ${p.label} `, classLink), figures, points,
       p.probabilityWithoutBox !== undefined ? evidence(p, explanation.label) : null);
   }));
 

@@ -4,6 +4,7 @@ import { $, el, fmt, BOX_COLOURS, boxedImage, showProblem } from "./page.js";
 import { servedModels, prototypesOf } from "./models.js";
 
 let galleryRequest = 0;   // a counter, so a slow answer for a model picked before never overwrites a newer one
+let askedClass = null;    // { model, classIndex }: the class the classify view asked the gallery to show
 
 const share = (value) => Math.round(100 * value) + "%";
 
@@ -48,7 +49,7 @@ export async function renderGallery() {
     gallery.replaceChildren(...classes.map((c) => {
       const members = prototypes.list.filter((p) => p.classIndex === c.index);
       const titleId = `gallery-class-${c.index}`;
-      return el("section", { class: "gallery-class", "aria-labelledby": titleId },
+      return el("section", { class: "gallery-class", "aria-labelledby": titleId, "data-class": String(c.index) },
         el("h3", { id: titleId, text: `${c.name} (${members.length} prototype${members.length === 1 ? "" : "s"})` }),
         el("ul", { class: "gallery-grid" }, ...members.map((p) => el("li", { "data-prototype": String(p.index) },
           el("div", { class: "pair" },
@@ -58,6 +59,8 @@ export async function renderGallery() {
           el("p", { class: "muted", text: `#${p.index}` + (p.source && p.source.item != null && p.source.item !== "" ? ` from ${p.source.split || "train"} item ${p.source.item}` : "") }),
           badges(prototypes.scoresByIndex.get(p.index), threshold)))));
     }));
+    offerClasses(model.name, classes, prototypes.list);
+    showChosenClass();
     $("gallery-status").textContent = `${prototypes.list.length} prototypes of ${model.name} (version ${model.defaultVersion}).`;
     const summary = scorecard ? scorecardSummary(scorecard) : "";
     $("gallery-scorecard").textContent = summary;
@@ -67,6 +70,36 @@ export async function renderGallery() {
     $("gallery-status").textContent = "";
     showProblem(problem, "The gallery cannot be loaded", "gallery");
   }
+}
+
+/**
+ * The gallery's class menu: every class, or one class of the model shown (a model of 200 classes is a long page). A class
+ * chosen before stays chosen while the same model is shown; the classify view may have asked for one (showClassInGallery).
+ */
+function offerClasses(modelName, classes, prototypes) {
+  const select = $("gallery-class");
+  const asked = askedClass && askedClass.model === modelName ? String(askedClass.classIndex) : null;
+  askedClass = null;
+  const kept = asked ?? (select.dataset.model === modelName ? select.value : "");
+  const count = (index) => prototypes.filter((p) => p.classIndex === index).length;
+  select.replaceChildren(el("option", { value: "", text: "All classes" }),
+    ...classes.map((c) => el("option", { value: String(c.index), text: `${c.name} (${count(c.index)})` })));
+  select.dataset.model = modelName;
+  select.value = classes.some((c) => String(c.index) === kept) ? kept : "";
+}
+
+/** Shows the chosen class's prototypes alone, or every class's. */
+function showChosenClass() {
+  const chosen = $("gallery-class").value;
+  for (const section of $("gallery").querySelectorAll("section.gallery-class")) {
+    section.hidden = chosen !== "" && section.dataset.class !== chosen;
+  }
+}
+
+/** The gallery is to show this class of this model once it is shown (the classify view's link to a prototype's class). */
+export function showClassInGallery(modelName, classIndex) {
+  askedClass = { model: modelName, classIndex };
+  $("gallery-model").value = modelName;
 }
 
 /** The scorecard's headline numbers in one sentence, or "" when it has none (every field of a scorecard may be null). */
@@ -85,4 +118,5 @@ function scorecardSummary(scorecard) {
 
 export function wireGallery() {
   $("gallery-model").addEventListener("change", renderGallery);
+  $("gallery-class").addEventListener("change", showChosenClass);
 }
