@@ -27,11 +27,12 @@ async function checkInferenceService(object) {
   const predictor = object.spec?.predictor;
   if (!predictor) throw new Error("spec.predictor is missing");
   const known = new Set(["containers", "volumes", "securityContext", "minReplicas", "maxReplicas", "scaleMetric",
-    "scaleTarget", "serviceAccountName", "nodeSelector", "tolerations", "affinity", "annotations", "labels"]);
+    "scaleTarget", "serviceAccountName", "nodeSelector", "tolerations", "affinity", "annotations", "labels",
+    "terminationGracePeriodSeconds"]);
   for (const key of Object.keys(predictor)) {
     if (!known.has(key)) throw new Error(`spec.predictor.${key} is not a field this check knows`);
   }
-  for (const key of ["minReplicas", "maxReplicas"]) {
+  for (const key of ["minReplicas", "maxReplicas", "terminationGracePeriodSeconds"]) {
     if (key in predictor && !Number.isInteger(predictor[key])) throw new Error(`spec.predictor.${key} must be an integer`);
   }
   const containers = predictor.containers ?? [];

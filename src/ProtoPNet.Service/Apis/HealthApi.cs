@@ -38,12 +38,16 @@ public static class HealthApi
         return app;
     }
 
-    internal static Results<Ok<LiveResponse>, ProblemHttpResult> GetLive(PreprocessingGate preprocessing, IOptions<BatchingOptions> batching)
-    {
-        if (preprocessing.StuckFor(DateTime.UtcNow) is not { } held) return TypedResults.Ok(new LiveResponse("alive"));
-        return ProblemCatalog.Problem(ProblemCatalog.DecodingStuck,
-            $"All {PreprocessingGate.Turns} turns to decode images have been held for {held.TotalSeconds:0} s with none given since (Batching:DecodeStuckSeconds {batching.Value.DecodeStuckSeconds}): decodes that never return hold them, and every request that sends an image is refused. Restart the service.");
-    }
+    internal static Results<Ok<LiveResponse>, ProblemHttpResult> GetLive(PreprocessingGate preprocessing, IOptions<BatchingOptions> batching) =>
+        DecodingStuck(preprocessing, batching.Value) is { } stuck
+            ? ProblemCatalog.Problem(ProblemCatalog.DecodingStuck, stuck)
+            : TypedResults.Ok(new LiveResponse("alive"));
+
+    /// <summary>Why the service is not live (the same for /health/live and /v2/health/live), or null while it is.</summary>
+    internal static string? DecodingStuck(PreprocessingGate preprocessing, BatchingOptions batching) =>
+        preprocessing.StuckFor(DateTime.UtcNow) is { } held
+            ? $"All {PreprocessingGate.Turns} turns to decode images have been held for {held.TotalSeconds:0} s with none given since (Batching:DecodeStuckSeconds {batching.DecodeStuckSeconds}): decodes that never return hold them, and every request that sends an image is refused. Restart the service."
+            : null;
 
     internal static Results<Ok<ReadyResponse>, ProblemHttpResult> GetReady(ModelRegistry registry, HttpResponse response, IHostApplicationLifetime lifetime)
     {

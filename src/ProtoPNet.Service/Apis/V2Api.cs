@@ -72,19 +72,26 @@ public static class V2Api
             .WithSummary("Server metadata")
             .WithDescription("The server's name, version and supported protocol extensions (binary_tensor_data: inputs and outputs as binary data after the JSON).");
 
-        v2.MapGet("/health/live", () => TypedResults.Ok(new V2ServerLive(true)))
+        // The same answers as /health/live and /health/ready, in the protocol's terms (false is a 4xx), so that probes
+        // of either restart a service whose decoding is stuck and stop sending to one that is shutting down.
+        v2.MapGet("/health/live", Results<Ok<V2ServerLive>, JsonHttpResult<V2Error>> (PreprocessingGate preprocessing, IOptions<BatchingOptions> batching) =>
+                HealthApi.DecodingStuck(preprocessing, batching.Value) is { } stuck
+                    ? Error(StatusCodes.Status400BadRequest, stuck)
+                    : TypedResults.Ok(new V2ServerLive(true)))
             .RunsInline()
             .WithName("V2ServerLive")
             .WithSummary("Server liveness")
-            .WithDescription("200 with {\"live\": true} whenever the process serves HTTP.");
+            .WithDescription("200 with {\"live\": true} whenever the process serves HTTP; 400 (a 4xx, as the protocol says) when decoding is stuck, as /health/live's 500 decoding-stuck.")
+            .Produces<V2Error>(StatusCodes.Status400BadRequest);
 
-        v2.MapGet("/health/ready", Results<Ok<V2ServerReady>, JsonHttpResult<V2Error>> (ModelRegistry registry) => registry.IsReady
-                ? TypedResults.Ok(new V2ServerReady(true))
+        v2.MapGet("/health/ready", Results<Ok<V2ServerReady>, JsonHttpResult<V2Error>> (ModelRegistry registry, IHostApplicationLifetime lifetime) =>
+                lifetime.ApplicationStopping.IsCancellationRequested ? Error(StatusCodes.Status400BadRequest, ProblemCatalog.ShuttingDown.ExampleDetail)
+                : registry.IsReady ? TypedResults.Ok(new V2ServerReady(true))
                 : Error(StatusCodes.Status400BadRequest, registry.Catalog.NoModelDetail))
             .RunsInline()
             .WithName("V2ServerReady")
             .WithSummary("Server readiness")
-            .WithDescription("200 with {\"ready\": true} once at least one model is loaded, verified and warmed up; 400 (a 4xx, as the protocol says) before.")
+            .WithDescription("200 with {\"ready\": true} once at least one model is loaded, verified and warmed up; 400 (a 4xx, as the protocol says) before, and once a shutdown has begun (as /health/ready's 503 shutting-down).")
             .Produces<V2Error>(StatusCodes.Status400BadRequest);
 
         MapModelRoutes(v2, "/models/{name}", versioned: false);

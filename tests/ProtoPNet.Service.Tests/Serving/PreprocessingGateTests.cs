@@ -322,6 +322,10 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         var stuck = await Http.ProblemAsync(await client.GetAsync("/health/live"), HttpStatusCode.InternalServerError, "decoding-stuck");
         Assert.Contains($"All {Environment.ProcessorCount} turns to decode images have been held for ", stuck.GetProperty("detail").GetString());
         Assert.Contains("(Batching:DecodeStuckSeconds 1)", stuck.GetProperty("detail").GetString());
+        // The protocol's liveness says the same, in its terms (false is a 4xx with {"error": ...}), for a probe of it.
+        using var v2Stuck = await client.GetAsync("/v2/health/live");
+        Assert.Equal(HttpStatusCode.BadRequest, v2Stuck.StatusCode);
+        Assert.Equal(stuck.GetProperty("detail").GetString(), System.Text.Json.JsonDocument.Parse(await v2Stuck.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
 
         // A turn given back and taken again: progress, so live again, until none is given for the time again.
         turns[0].Dispose();
@@ -332,6 +336,7 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         // A free turn: live.
         turns[0].Dispose();
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/live")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v2/health/live")).StatusCode);
         foreach (var turn in turns.Skip(1)) turn.Dispose();
         await Task.Delay(TimeSpan.FromSeconds(1.2));
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/live")).StatusCode);

@@ -76,6 +76,10 @@ public class ShutdownTests(TrainerBundles bundles)
         using var ready = await client.GetAsync("/health/ready");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
         Assert.Contains("urn:protopnet:problem:shutting-down", await ready.Content.ReadAsStringAsync());
+        // The protocol's readiness says the same, in its terms (false is a 4xx), for a probe of it.
+        using var v2Ready = await client.GetAsync("/v2/health/ready");
+        Assert.Equal(HttpStatusCode.BadRequest, v2Ready.StatusCode);
+        Assert.Contains("The service is shutting down", await v2Ready.Content.ReadAsStringAsync());
         using var content = new ByteArrayContent(Http.NoisePhotoPng());
         content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/png");
         using var classified = await client.PostAsync("/classify", content);
