@@ -20,7 +20,8 @@ public class OpenApiContractTests(TrainerBundles bundles)
 
     /// <summary>
     /// A member that refers to another schema and may be null is one of that schema or null, and the null branch admits
-    /// null alone (<c>{nullable: true}</c> without its enum is no type, which strict validators read as anything).
+    /// null alone (<c>{nullable: true}</c> without its enum is no type, which strict validators read as anything; and
+    /// without a <c>type</c> beside it <c>nullable</c> means nothing since OpenAPI 3.0.3).
     /// </summary>
     [Fact]
     public async Task NullableReferencesAreOneOfTheirSchemaOrNullAlone()
@@ -35,7 +36,31 @@ public class OpenApiContractTests(TrainerBundles bundles)
             var branches = member.Schema["oneOf"]!.AsArray();
             Assert.Equal(2, branches.Count);
             Assert.StartsWith("#/components/schemas/", branches[0]!["$ref"]!.GetValue<string>());
-            Assert.True(JsonNode.DeepEquals(JsonNode.Parse("""{"nullable": true, "enum": [null]}"""), branches[1]), $"{member.Name}: {branches[1]}");
+            Assert.True(JsonNode.DeepEquals(JsonNode.Parse("""{"type": "object", "nullable": true, "enum": [null]}"""), branches[1]), $"{member.Name}: {branches[1]}");
+        });
+    }
+
+    /// <summary>Every metric family of a scrape is named in the /metrics operation's description and in docs/API.md.</summary>
+    [Fact]
+    public async Task EveryMetricFamilyIsNamedInTheMetricsDescriptionAndInTheApiDocument()
+    {
+        var client = bundles.Service.CreateClient();
+        // One classification, so that the request, queue, run and explanation histograms have series.
+        using (var image = new ByteArrayContent(Http.NoisePhotoPng()))
+        {
+            image.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+            (await client.PostAsync("/classify", image)).EnsureSuccessStatusCode();
+        }
+        var scrape = await client.GetStringAsync("/metrics");
+        var families = System.Text.RegularExpressions.Regex.Matches(scrape, @"^# TYPE (\S+) ", System.Text.RegularExpressions.RegexOptions.Multiline)
+            .Select(match => match.Groups[1].Value).ToArray();
+        Assert.Contains("protopnet_explanation_duration_seconds", families);
+        var description = JsonNode.Parse(await client.GetStringAsync("/swagger/v1/swagger.json"))!["paths"]!["/metrics"]!["get"]!["description"]!.GetValue<string>();
+        var apiDocument = await File.ReadAllTextAsync(Path.Combine(ProtoPNet.Tests.Shared.Trainer.RepositoryRoot, "docs", "API.md"));
+        Assert.All(families, family =>
+        {
+            Assert.True(description.Contains($"`{family}", StringComparison.Ordinal), $"the /metrics description leaves out {family}");
+            Assert.True(apiDocument.Contains($"| `{family}` |", StringComparison.Ordinal), $"docs/API.md's metrics table leaves out {family}");
         });
     }
 

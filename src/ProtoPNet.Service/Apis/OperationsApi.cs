@@ -26,7 +26,8 @@ public static class OperationsApi
                 Prometheus text format: `protopnet_requests_total{model,version,endpoint,status}`,
                 `protopnet_request_duration_seconds`, `protopnet_queue_duration_seconds`, `protopnet_inference_duration_seconds`
                 (one network run), `protopnet_explanation_duration_seconds` (one image), `protopnet_batch_size` (images per run),
-                `protopnet_queue_depth`, `protopnet_decode_waiting`, `protopnet_drawing_waiting`, `protopnet_buffered_bytes`, `protopnet_model_loads_total{model,result}`, `protopnet_models_refused`,
+                `protopnet_queue_depth`, `protopnet_decode_waiting`, `protopnet_drawing_waiting`, `protopnet_spooled_bytes`,
+                `protopnet_buffered_bytes`, `protopnet_connection_buffer_bytes`, `protopnet_model_loads_total{model,result}`, `protopnet_models_refused`,
                 `protopnet_model_ready{model,version,default}` and `protopnet_execution_provider_info{provider}`.
                 """)
             .Produces<string>(StatusCodes.Status200OK, "text/plain");

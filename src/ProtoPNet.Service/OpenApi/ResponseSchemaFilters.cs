@@ -91,8 +91,10 @@ public sealed class BatchResultsSchemaFilter : ISchemaFilter
 /// OpenAPI 3.0 validators read as "never null" (<c>nullable</c> has no effect without a <c>type</c> beside it, and the
 /// schema referred to is not nullable): they refused the nulls the service sends (a job's <c>progress</c> before it
 /// starts, a bundle's <c>interpretability</c> without a scorecard). Such a member is written as one of the schema or
-/// null: <c>oneOf: [$ref, {nullable: true, enum: [null]}]</c>, which client generators read as the schema's type,
-/// nullable (with anyOf, NSwag made a new class of its own for each such member).
+/// null: <c>oneOf: [$ref, {type: object, nullable: true, enum: [null]}]</c>, which client generators read as the
+/// schema's type, nullable (with anyOf, NSwag made a new class of its own for each such member). The null branch has a
+/// <c>type</c> because since OpenAPI 3.0.3 <c>nullable</c> means nothing without one (linters refused the bare form, and
+/// then checked no example that holds such a member); its enum leaves null alone of that type.
 /// </summary>
 public sealed class NullableReferenceDocumentFilter : IDocumentFilter
 {
@@ -103,7 +105,7 @@ public sealed class NullableReferenceDocumentFilter : IDocumentFilter
             foreach (var member in (schema.Properties?.Values ?? []).OfType<OpenApiSchema>())
             {
                 if (member.AllOf is not { Count: 1 } allOf || member.Type != JsonSchemaType.Null) continue;
-                member.OneOf = [allOf[0], new OpenApiSchema { Type = JsonSchemaType.Null, Enum = [null!] }];
+                member.OneOf = [allOf[0], new OpenApiSchema { Type = JsonSchemaType.Object | JsonSchemaType.Null, Enum = [null!] }];
                 member.AllOf = null;
                 member.Type = null;
             }
