@@ -137,4 +137,18 @@ public class DocumentationAndLoggingTests(TrainerBundles bundles)
         Assert.Contains("[18:00:00 ERR] ProtoPNet.Service.Models.ModelRegistry: fake", line);
         Assert.Contains("responded 404", line);
     }
+
+    /// <summary>
+    /// Nor with a Unicode line separator (some log viewers break lines at it) or a right-to-left override (it shows the
+    /// rest of the line reversed): both are written as escapes.
+    /// </summary>
+    [Fact]
+    public async Task ARequestPathCannotBreakOrReverseItsLogLineWithUnicode()
+    {
+        await Client.GetAsync("/unicode-forged%E2%80%A8next%E2%80%AEdesrever");
+        var line = await bundles.Service.Logs.WaitForAsync(m => m.Contains("/unicode-forged"));
+        Assert.DoesNotContain('\u2028', line);
+        Assert.DoesNotContain('\u202E', line);
+        Assert.Contains("/unicode-forged\\u2028next\\u202Edesrever", line);
+    }
 }

@@ -1,6 +1,7 @@
 """Data sets: CUB-200-2011 folder format, Fashion-MNIST idx files, ImageFolder, synthetic, augmentation."""
 import gzip
 import os
+import re
 import struct
 
 import numpy as np
@@ -81,6 +82,20 @@ def test_cub_loader_reports_missing_and_malformed_files(tmp_path):
     root = make_mini_cub(tmp_path / "CUB3")
     os.remove(root / "images" / "002.Green_bird" / "bird_0.png")
     with pytest.raises(TrainerError, match="missing image file"):
+        load_cub200(str(root), crop_to_box=False)
+
+
+@pytest.mark.parametrize("outside", ["absolute", "../../../outside/secret.png", "001.Red_bird/../../../../outside/secret.png"])
+def test_cub_loader_refuses_image_names_outside_the_images_folder(tmp_path, outside):
+    # The file exists: an images.txt entry must not reach it, or a job would train on (and publish) any image.
+    secret = tmp_path / "outside" / "secret.png"
+    os.makedirs(secret.parent)
+    Image.new("RGB", (40, 40), (255, 0, 0)).save(secret)
+    root = make_mini_cub(tmp_path / "data" / "CUB")
+    name = str(secret) if outside == "absolute" else outside
+    rows = (root / "images.txt").read_text().splitlines()
+    (root / "images.txt").write_text("\n".join([f"1 {name}"] + rows[1:]) + "\n")
+    with pytest.raises(TrainerError, match=f"images.txt names '{re.escape(name)}' for image 1: a file outside images/"):
         load_cub200(str(root), crop_to_box=False)
 
 

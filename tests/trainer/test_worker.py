@@ -309,6 +309,45 @@ def test_an_image_folder_jobs_check_is_reported_and_its_warnings_are_in_its_stat
     assert status["progress"]["imagesChecked"] is None and status["progress"]["imagesToCheck"] is None
 
 
+def test_a_file_name_in_a_jobs_data_cannot_forge_or_disguise_a_line_of_the_workers_log(tmp_path, options):
+    job, folder = image_folder_job(tmp_path, "job-1", "photos", skipUnreadableImages=True)
+    forged = "job 20991231T000000000Z-deadbeef: succeeded: published production@20991231T000000Z"
+    (folder / "train" / "c1" / f"notes\n{forged}\x1b[8m\u202e.png").write_bytes(b"not a png")
+    lines = []
+    make_worker(tmp_path, options, data_root=str(tmp_path / "data"), log=lines.append).run()
+    assert job.status()["status"] == "succeeded"
+    printed = "\n".join(lines).split("\n")
+    # The forged text is inside the line that names the file, escaped; no line starts with it, none holds the escapes.
+    assert not any(line.startswith(forged) for line in printed), printed
+    naming = [line for line in printed if "notes\\n" + forged in line]
+    assert naming and all(line.startswith("job job-1: ") for line in naming), printed
+    assert "\\x1B[8m\\u202E.png" in naming[0]
+    assert not any(c in line for line in printed for c in ("\x1b", "\u202e"))
+    # The job's status keeps the file's name as it is (the service shows it as text).
+    assert any(f"notes\n{forged}" in warning for warning in job.status()["warnings"])
+
+
+def test_an_unexpected_faults_traceback_is_logged_a_line_each_naming_the_job(tmp_path, options, monkeypatch):
+    import protopnet_trainer.worker as worker_module
+    forged = "job 20991231T000000000Z-deadbeef: succeeded: published production@20991231T000000Z"
+
+    def faulty(*args, **kwargs):
+        raise RuntimeError(f"boom\n{forged}")
+
+    monkeypatch.setattr(worker_module, "train_and_publish", faulty)
+    job = queue_job(str(tmp_path / "jobs"), "job-1")
+    lines = []
+    make_worker(tmp_path, options, log=lines.append).run()
+    status = job.status()
+    assert status["status"] == "failed" and status["error"] == "RuntimeError: boom"
+    printed = "\n".join(lines).split("\n")
+    # The traceback, through the error's last line (the forged text, named as the job's), then the job's failure.
+    start, end = printed.index("job job-1: Traceback (most recent call last):"), printed.index(f"job job-1: {forged}")
+    assert printed[end - 1] == "job job-1: RuntimeError: boom" and any("in faulty" in line for line in printed[start:end])
+    assert all(line.startswith("job job-1: ") for line in printed[start:end]), printed
+    assert printed[end + 1] == "job job-1: failed: RuntimeError: boom"
+
+
 def test_a_failed_jobs_error_names_options_as_a_job_names_them(tmp_path, options):
     """Its submitter wrote a job, not a command line: --skip-unreadable-images is options.skipUnreadableImages there."""
     job, folder = image_folder_job(tmp_path, "job-1", "photos")

@@ -127,9 +127,10 @@ public static class LoggingExtensions
 }
 
 /// <summary>
-/// Keeps every log event on one line: a text property holding a line break or another control character (a request
-/// path sent as "/x%0A[18:00:00 ERR] ...", a folder name) is written with escapes (\n, \r, \t, \xNN), in every log line
-/// and format. Exceptions keep their stack traces.
+/// Keeps every log event on one line, as written: a text property holding a line break or another control character (a
+/// request path sent as "/x%0A[18:00:00 ERR] ...", a folder name), a Unicode line or paragraph separator (which some log
+/// viewers break lines at) or an invisible format character (a right-to-left override shows text reversed) is written
+/// with escapes (\n, \r, \t, \xNN, \uNNNN), in every log line and format. Exceptions keep their stack traces.
 /// </summary>
 public sealed class OneLineProperties : Serilog.Core.ILogEventEnricher
 {
@@ -151,10 +152,14 @@ public sealed class OneLineProperties : Serilog.Core.ILogEventEnricher
     {
         foreach (var c in text)
         {
-            if (char.IsControl(c)) return true;
+            if (Unsafe(c)) return true;
         }
         return false;
     }
+
+    private static bool Unsafe(char c) => char.IsControl(c) || System.Globalization.CharUnicodeInfo.GetUnicodeCategory(c)
+        is System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator
+        or System.Globalization.UnicodeCategory.Format;
 
     private static string Escape(string text)
     {
@@ -166,7 +171,7 @@ public sealed class OneLineProperties : Serilog.Core.ILogEventEnricher
                 '\n' => "\\n",
                 '\r' => "\\r",
                 '\t' => "\\t",
-                _ when char.IsControl(c) => $"\\x{(int)c:X2}",
+                _ when Unsafe(c) => c <= '\xFF' ? $"\\x{(int)c:X2}" : $"\\u{(int)c:X4}",
                 _ => c.ToString(),
             });
         }

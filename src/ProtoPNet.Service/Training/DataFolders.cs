@@ -245,6 +245,7 @@ public static class DataFolders
                 return Cub($"image {id} has a malformed label, split or box");
             }
             if (label < 1 || label > classes.Count) return Cub($"image {id} has class {label}, classes.txt has {classes.Count}");
+            if (!InsideImages(image[0])) return Cub($"images.txt names '{image[0]}' for image {id}: a file outside images/ (a path inside images/, without '..', is expected)");
             var file = new FileInfo(Path.Combine(folder, "images", image[0]));
             if (!file.Exists && file.LinkTarget is null) missing.Add(image[0]);
             else if (!Readable(file)) unreadable.Add(image[0]);
@@ -259,6 +260,12 @@ public static class DataFolders
 
         DataFolder Cub(string why) => new(data, "cub200", classes.Count, 0, 0, 0, why);
     }
+
+    /// <summary>
+    /// Whether an images.txt entry names a file inside images/: relative, and never up a level, as the trainer requires
+    /// (the table is text, so a data set unpacked from an archive could otherwise make a job read any image on the machine).
+    /// </summary>
+    private static bool InsideImages(string relative) => !Path.IsPathRooted(relative) && !relative.Split('/', '\\').Contains("..");
 
     /// <summary>
     /// A CUB table as the trainer's _read_table reads it: "id value..." rows, blank lines skipped; the value is the

@@ -128,6 +128,9 @@ def load_cub200(folder: Optional[str], crop_to_box: bool, jpeg_draft_size: Optio
         if not 0 <= label < len(classes):
             raise TrainerError(f"cub200: image {image_id} has class {label + 1}, classes.txt has {len(classes)}")
         relative = images[image_id][0]
+        if not _inside_images(relative):
+            raise TrainerError(f"cub200: images.txt names '{relative}' for image {image_id}: a file outside images/ "
+                               "(a path inside images/, without '..', is expected)")
         path = os.path.join(folder, "images", relative)
         if not os.path.isfile(path):
             raise TrainerError(f"cub200: missing image file {path}")
@@ -145,6 +148,12 @@ def load_cub200(folder: Optional[str], crop_to_box: bool, jpeg_draft_size: Optio
         return Split(name, classes, 3, ids, labs, FileImages(paths, jpeg_draft_size, bxs if crop_to_box else None))
 
     return DataSource("cub200", make("train"), make("test"), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
+
+
+def _inside_images(relative: str) -> bool:
+    """Whether an images.txt entry names a file inside images/: relative, and never up a level. The table is text, so
+    a data set unpacked from an archive could otherwise make a job read, and publish, any image on the machine."""
+    return not os.path.isabs(relative) and ".." not in relative.replace("\\", "/").split("/")
 
 
 # ---------------------------------------------------------------------------------------------- ImageFolder

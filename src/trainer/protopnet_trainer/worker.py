@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
 from . import alive
-from .console import say
+from .console import escaped, say
 from .errors import TrainerError, one_line
 from .job_options import JobOptionError, JobOptions, check_model_name
 from .jobs import (CANCELLED, FAILED, JOB_FORMAT, QUEUED, RUNNING, SUCCEEDED, JobFolder, JobQueue, Lease, utc_now,
@@ -215,11 +215,15 @@ class Worker:
         self.options = options
         self.train_job = train_job
         self.shutdown = shutdown or ShutdownSignal()
-        self.log = log
+        self._say = log
         self.name = worker_name()
         self.queue = JobQueue(settings.jobs, settings.stale_after, self._skipped)
         self._skips_told: set = set()
         self._swept_at = 0.0
+
+    def log(self, line: str) -> None:
+        """A line of the worker's log, escaped: a job's or a file's name cannot forge a line of its own."""
+        self._say(escaped(line))
 
     def run(self) -> None:
         """Take and run jobs until shut down (or, with `once`, until the queue is empty)."""
@@ -353,7 +357,8 @@ class Worker:
             except (TrainerError, JobOptionError) as error:
                 return self._failed(self.options.in_job_words(one_line(error)), status, log)
             except Exception as error:  # noqa: BLE001 - any fault ends this job, never the worker
-                log(traceback.format_exc().rstrip())
+                for line in traceback.format_exc().rstrip().splitlines():   # a line each, each naming the job
+                    log(line)
                 message = str(error).strip().splitlines()[0] if str(error).strip() else ""
                 return self._failed(f"{type(error).__name__}: {message}" if message else type(error).__name__,
                                     status, log)

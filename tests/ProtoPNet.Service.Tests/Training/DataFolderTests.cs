@@ -176,6 +176,13 @@ public sealed class DataFolderTests : IDisposable
         WriteCub("cubmissing", "1 1\n2 0\n", images: false);
         WriteCub("cubzero", "1 1\n2 0\n", images: true);
         WriteText("cubzero/classes.txt", "0 zero\n1 one\n");
+        // CUB folders whose images.txt names an image outside images/, which exists: absolute, and up a level.
+        WriteFiles("../outside", "secret.jpg");
+        var secret = Path.GetFullPath(Path.Combine(Data, "..", "outside", "secret.jpg"));
+        WriteCub("cubabsolute", "1 1\n2 0\n", images: true);
+        WriteText("cubabsolute/images.txt", $"1 {secret}\n2 2/2.jpg\n");
+        WriteCub("cubparent", "1 1\n2 0\n", images: true);
+        WriteText("cubparent/images.txt", "1 1/../../../../outside/secret.jpg\n2 2/2.jpg\n");
         // An image folder where one class's only file is empty, and one file that is a loop of links.
         WriteFiles("emptyclass/train/a", "1.jpg");
         WriteFiles("emptyclass/test/a", "1.jpg");
@@ -199,6 +206,8 @@ public sealed class DataFolderTests : IDisposable
         Assert.Equal("the test split is empty", Problem("cubnotest"));
         Assert.Equal("2 image files named in images.txt are missing from images/ (1/1.jpg, 2/2.jpg)", Problem("cubmissing"));
         Assert.Equal("classes.txt must number classes 1..K", Problem("cubzero"));
+        Assert.Equal($"images.txt names '{secret}' for image 1: a file outside images/ (a path inside images/, without '..', is expected)", Problem("cubabsolute"));
+        Assert.Equal("images.txt names '1/../../../../outside/secret.jpg' for image 1: a file outside images/ (a path inside images/, without '..', is expected)", Problem("cubparent"));
         Assert.Equal("these classes have no training image that can be read (all are empty or links to nothing): b", Problem("emptyclass"));
 
         // The trainer refuses the same folders (its own reader and image check), and the hollow one only without
@@ -218,6 +227,10 @@ public sealed class DataFolderTests : IDisposable
         foreach (var data in new[] { "lonely", "bare", "untested", "trainonly", "unicode", "alias", "hollow", "cubnotest", "cubmissing", "cubzero", "emptyclass" })
         {
             Assert.StartsWith("refused:", Trainer(data));
+        }
+        foreach (var data in new[] { "cubabsolute", "cubparent" })
+        {
+            Assert.Equal($"refused: cub200: {Problem(data)}", Trainer(data));
         }
         Assert.Equal("trained", Trainer("hollow", skip: true));
         Assert.StartsWith("refused:", Trainer("emptyclass", skip: true));
