@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using ProtoPNet.Service.Models;
 using ProtoPNet.Service.Problems;
@@ -41,6 +42,7 @@ public static class ServingExtensions
         services.AddSingleton(provider => new InferenceRequests(TimeSpan.FromMilliseconds(provider.GetRequiredService<IOptions<BatchingOptions>>().Value.LoneQuietMs)));
         services.AddSingleton<BufferBudget>();
         services.AddSingleton<SpoolBudget>();
+        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<PrometheusExposition>();
         services.AddHostedService<ModelWatcherService>();
         services.AddOptions<ShutdownOptions>().BindSettings(configuration, ShutdownOptions.SectionName).ValidateDataAnnotations()

@@ -18,9 +18,18 @@ public sealed class PrometheusExposition : IDisposable
     private readonly MeterListener _listener = new();
     private readonly ConcurrentDictionary<Instrument, Family> _families = new();
     private readonly Lock _scrapeLock = new();
+    private readonly TimeProvider _time;
 
-    public PrometheusExposition(ServiceMetrics metrics)
+    /// <summary>
+    /// How long an unloaded version's series are still dropped at each scrape: longer than any request of it can still be
+    /// finishing (its measurements are recorded as it ends). After that the version is forgotten, so that a process that
+    /// has served thousands of versions does not walk them all at every scrape.
+    /// </summary>
+    public static readonly TimeSpan ForgetUnloadedAfter = TimeSpan.FromMinutes(10);
+
+    public PrometheusExposition(ServiceMetrics metrics, TimeProvider time)
     {
+        _time = time;
         _listener.InstrumentPublished = (instrument, listener) =>
         {
             // Only this host's meter: tests run several hosts in one process, each with a meter of the same name.
@@ -35,16 +44,30 @@ public sealed class PrometheusExposition : IDisposable
         metrics.VersionServing += (model, version, serving) =>
         {
             var labels = ($"model=\"{Family.Escape(model, help: false)}\"", $"version=\"{Family.Escape(version, help: false)}\"");
-            lock (_loaded) _loaded[labels] = _loaded.GetValueOrDefault(labels) + (serving ? 1 : -1);
+            lock (_loaded)
+            {
+                var count = _loaded.GetValueOrDefault(labels).Count + (serving ? 1 : -1);
+                _loaded[labels] = (count, _time.GetUtcNow());
+            }
         };
     }
 
     /// <summary>
     /// How many loaded instances each (model, version) label pair has (a folder rewritten in place loads the version
-    /// again before the old instance goes); each scrape drops the series of the pairs at 0. A request that finishes
-    /// after its version was unloaded records its measurements then, so dropping them once would not do.
+    /// again before the old instance goes), and since when; each scrape drops the series of the pairs at 0. A request
+    /// that finishes after its version was unloaded records its measurements then, so dropping them once would not do;
+    /// a pair at 0 for <see cref="ForgetUnloadedAfter"/> is forgotten.
     /// </summary>
-    private readonly Dictionary<(string Model, string Version), int> _loaded = new();
+    private readonly Dictionary<(string Model, string Version), (int Count, DateTimeOffset Since)> _loaded = new();
+
+    /// <summary>The (model, version) pairs whose series a scrape still drops or keeps: the loaded and the recently unloaded.</summary>
+    internal int RememberedVersions
+    {
+        get
+        {
+            lock (_loaded) return _loaded.Count;
+        }
+    }
 
     /// <summary>The text of one scrape.</summary>
     public string Scrape()
@@ -53,7 +76,12 @@ public sealed class PrometheusExposition : IDisposable
         {
             foreach (var family in _families.Values.Where(f => f.IsGauge)) family.ClearGauge();
             (string Model, string Version)[] unloaded;
-            lock (_loaded) unloaded = _loaded.Where(pair => pair.Value <= 0).Select(pair => pair.Key).ToArray();
+            var forgetBefore = _time.GetUtcNow() - ForgetUnloadedAfter;
+            lock (_loaded)
+            {
+                unloaded = _loaded.Where(pair => pair.Value.Count <= 0).Select(pair => pair.Key).ToArray();
+                foreach (var labels in unloaded.Where(labels => _loaded[labels].Since < forgetBefore)) _loaded.Remove(labels);
+            }
             foreach (var (model, version) in unloaded)
             {
                 foreach (var family in _families.Values) family.Forget(model, version);
