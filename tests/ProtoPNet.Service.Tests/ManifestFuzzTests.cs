@@ -99,22 +99,19 @@ public class ManifestFuzzTests(TrainerBundles bundles)
         TrainerBundles.EditManifest(bundle, manifest => Set(manifest, path, TrainerBundles.RawJson), rawJson);
 
     /// <summary>Sets one to three of the paths to odd values, or removes them.</summary>
-    private static void Mutate(string bundle, object[][] paths, Random random)
-    {
-        var file = Path.Combine(bundle, "model.json");
-        var manifest = JsonNode.Parse(File.ReadAllText(file))!;
-        var written = new List<(string Mark, string Value)>();
-        for (var edit = random.Next(1, 4); edit > 0; edit--)
+    private static void Mutate(string bundle, object[][] paths, Random random) =>
+        TrainerBundles.EditManifestWithRawJson(bundle, manifest =>
         {
-            var path = paths[random.Next(paths.Length)];
-            var mark = $"odd-value-{written.Count}";
-            if (random.Next(8) == 0) Set(manifest, path, null, remove: true);
-            else if (Set(manifest, path, mark)) written.Add((mark, OddValues[random.Next(OddValues.Length)]));
-        }
-        var text = new StringBuilder(manifest.ToJsonString());
-        foreach (var (mark, value) in written) text.Replace($"\"{mark}\"", value);
-        File.WriteAllText(file, text.ToString());
-    }
+            var written = new List<(string Mark, string Json)>();
+            for (var edit = random.Next(1, 4); edit > 0; edit--)
+            {
+                var path = paths[random.Next(paths.Length)];
+                var mark = $"odd-value-{written.Count}";
+                if (random.Next(8) == 0) Set(manifest, path, null, remove: true);
+                else if (Set(manifest, path, mark)) written.Add((mark, OddValues[random.Next(OddValues.Length)]));
+            }
+            return written;
+        });
 
     /// <summary>The node at the end of <paramref name="keys"/> (member names and element indexes), or null when there is none.</summary>
     private static JsonNode? Node(JsonNode manifest, IEnumerable<object> keys) => keys.Aggregate((JsonNode?)manifest, (node, key) => (node, key) switch

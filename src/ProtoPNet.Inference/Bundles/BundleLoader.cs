@@ -186,8 +186,7 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
             return typeName switch
             {
                 "System.Int32" => "a 32-bit integer",
-                "System.Int64" => "a 64-bit integer",
-                "System.Double" or "System.Single" => "a number",
+                "System.Double" => "a number",
                 "System.String" => "a string",
                 "System.Boolean" => "true or false",
                 _ => "an array",

@@ -53,19 +53,27 @@ public static class HealthApi
     {
         var catalog = registry.Catalog;
         var provider = registry.Provider.Provider;
-        if (lifetime.ApplicationStopping.IsCancellationRequested)
+        if (NotReady(catalog, lifetime) is { } notReady)
         {
-            // Not ready for new traffic: a load balancer that still asks stops sending while the requests in progress finish.
-            return ProblemCatalog.Problem(ProblemCatalog.ShuttingDown, ProblemCatalog.ShuttingDown.ExampleDetail);
-        }
-        if (catalog.Families.Count == 0)
-        {
-            response.Headers.RetryAfter = ProblemCatalog.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            var problem = ProblemCatalog.Problem(ProblemCatalog.NoModelReady, catalog.NoModelDetail);
-            problem.ProblemDetails.Extensions["executionProvider"] = provider;
+            var problem = ProblemCatalog.Problem(notReady.Kind, notReady.Detail);
+            if (notReady.Kind == ProblemCatalog.NoModelReady)   // models are on their way: ask again
+            {
+                response.Headers.RetryAfter = ProblemCatalog.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                problem.ProblemDetails.Extensions["executionProvider"] = provider;
+            }
             return problem;
         }
         return TypedResults.Ok(new ReadyResponse("ready", provider, catalog.DefaultModel,
             catalog.Families.Values.Select(f => $"{f.Name}@{f.Served.Version}").ToArray()));
     }
+
+    /// <summary>
+    /// Why the service is not ready for new traffic (the same for /health/ready and /v2/health/ready), or null while it
+    /// is: a shutdown has begun (a load balancer that still asks stops sending while the requests in progress finish), or
+    /// no model is loaded yet.
+    /// </summary>
+    internal static (ProblemKind Kind, string Detail)? NotReady(ModelCatalog catalog, IHostApplicationLifetime lifetime) =>
+        lifetime.ApplicationStopping.IsCancellationRequested ? (ProblemCatalog.ShuttingDown, ProblemCatalog.ShuttingDown.ExampleDetail)
+        : catalog.Families.Count == 0 ? (ProblemCatalog.NoModelReady, catalog.NoModelDetail)
+        : null;
 }

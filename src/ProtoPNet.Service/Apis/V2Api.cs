@@ -85,9 +85,9 @@ public static class V2Api
             .Produces<V2Error>(StatusCodes.Status400BadRequest);
 
         v2.MapGet("/health/ready", Results<Ok<V2ServerReady>, JsonHttpResult<V2Error>> (ModelRegistry registry, IHostApplicationLifetime lifetime) =>
-                lifetime.ApplicationStopping.IsCancellationRequested ? Error(StatusCodes.Status400BadRequest, ProblemCatalog.ShuttingDown.ExampleDetail)
-                : registry.IsReady ? TypedResults.Ok(new V2ServerReady(true))
-                : Error(StatusCodes.Status400BadRequest, registry.Catalog.NoModelDetail))
+                HealthApi.NotReady(registry.Catalog, lifetime) is { } notReady
+                    ? Error(StatusCodes.Status400BadRequest, notReady.Detail)
+                    : TypedResults.Ok(new V2ServerReady(true)))
             .RunsInline()
             .WithName("V2ServerReady")
             .WithSummary("Server readiness")

@@ -150,6 +150,7 @@ public sealed class OneLineProperties : Serilog.Core.ILogEventEnricher
 
     private static bool HasControl(string text)
     {
+        if (text.AsSpan().IndexOfAnyExceptInRange(' ', '~') < 0) return false;   // printable ASCII, as nearly every value is
         foreach (var c in text)
         {
             if (Unsafe(c)) return true;

@@ -25,9 +25,6 @@ public sealed class ModelRegistry(
 
     public ModelCatalog Catalog => Volatile.Read(ref _catalog);
 
-    /// <summary>True once at least one bundle is loaded, verified and warmed up.</summary>
-    public bool IsReady => Catalog.Families.Count > 0;
-
     public string Root { get; } = ModelRootLocator.Resolve(options.Value.Root, environment.ContentRootPath);
 
     /// <summary>When a bundle folder that did not load while being written will have settled (Models:SettleSeconds); null when none. Cleared by the call.</summary>

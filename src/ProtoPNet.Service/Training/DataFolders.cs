@@ -265,7 +265,7 @@ public static class DataFolders
     /// Whether an images.txt entry names a file inside images/: relative, and never up a level, as the trainer requires
     /// (the table is text, so a data set unpacked from an archive could otherwise make a job read any image on the machine).
     /// </summary>
-    private static bool InsideImages(string relative) => !Path.IsPathRooted(relative) && !relative.Split('/', '\\').Contains("..");
+    private static bool InsideImages(string relative) => !Path.IsPathRooted(relative) && !DataRoot.GoesUp(relative);
 
     /// <summary>
     /// A CUB table as the trainer's _read_table reads it: "id value..." rows, blank lines skipped; the value is the

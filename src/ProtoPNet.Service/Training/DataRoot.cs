@@ -12,7 +12,7 @@ public static class DataRoot
     public static (string? Relative, string? Error) Resolve(string root, string data)
     {
         if (data.Length == 0 || data.Contains('\0')) return (null, "must be a folder path relative to Training:DataRoot");
-        if (data.Replace('\\', '/').Split('/').Contains("..")) return (null, $"'{data}' must not contain '..'");
+        if (GoesUp(data)) return (null, $"'{data}' must not contain '..'");
         var realRoot = RealPath(Path.GetFullPath(root));
         if (realRoot is null || !Directory.Exists(realRoot)) return (null, "Training:DataRoot does not exist");
         var target = RealPath(Path.IsPathRooted(data) ? Path.GetFullPath(data) : Path.GetFullPath(Path.Combine(realRoot, data)));
@@ -26,6 +26,9 @@ public static class DataRoot
         var relative = Path.GetRelativePath(realRoot, target).Replace(Path.DirectorySeparatorChar, '/');
         return (relative, null);
     }
+
+    /// <summary>Whether a path holds a step up a level (<c>..</c>), with either separator.</summary>
+    public static bool GoesUp(string path) => path.Replace('\\', '/').Split('/').Contains("..");
 
     /// <summary>Whether <paramref name="path"/> is <paramref name="root"/> or below it (both absolute and normalised).</summary>
     public static bool IsInside(string root, string path) =>

@@ -1,12 +1,13 @@
 // The classify view: an image chosen, dropped, pasted or picked from the model's examples is sent to POST /classify,
 // and the answer is drawn: the prediction, and for each prototype "this part of your image looks like that part of a
 // training image", with its points.
-import { $, el, fmt, fmtWeight, signed, percent, BOX_COLOURS, boxedImage, problemMessage, showProblem, clearError } from "./page.js";
+import { $, el, fmt, fmtWeight, signed, percent, BOX_COLOURS, boxedImage, problemMessage, fetchWithKey, showProblem, clearError } from "./page.js";
 import { selectedModel, prototypesOf } from "./models.js";
 import { showClassInGallery } from "./gallery.js";
 
 const state = {
   lastFile: null,      // the last image classified, re-sent when the model or count changes
+  lastPixels: null,    // its width x height as the browser decodes it (pixelCount), decoded once
   objectUrl: null,
   request: 0,          // a counter, so a slow answer never overwrites a newer one
   explainClass: null,  // the class chosen among the top classes to explain, or null for the predicted one
@@ -54,31 +55,16 @@ const MAX_HEATMAP_PIXELS = 4_000_000;
 
 // The classify key (only where the service has Security:ClassifyApiKey): in sessionStorage, like the admin key.
 const CLASSIFY_KEY_STORAGE = "protopnet.classifyApiKey";
-const classifyKey = () => sessionStorage.getItem(CLASSIFY_KEY_STORAGE);
 
 /**
  * POSTs one image to a classify endpoint (/classify, /classify/card) with the query, and answers its response when it
  * succeeded; otherwise throws the problem. With Security:ClassifyApiKey the service wants the key: the page asks for it
  * once a 401 or 403 says so.
  */
-async function postImage(path, query, file) {
+function postImage(path, query, file) {
   const form = new FormData();
   form.append("image", file, file.name || "image");
-  let response;
-  try {
-    const key = classifyKey();
-    response = await fetch(`${path}?${query}`, { method: "POST", body: form, headers: key ? { "X-Api-Key": key } : {} });
-  } catch (error) {
-    throw { title: "The service cannot be reached", detail: String(error.message || error) };
-  }
-  if (response.status === 401 || response.status === 403) {
-    const problem = await problemMessage(response);
-    sessionStorage.removeItem(CLASSIFY_KEY_STORAGE);
-    $("classify-key-form").hidden = false;
-    throw problem;
-  }
-  if (!response.ok) throw await problemMessage(response);
-  return response;
+  return fetchWithKey(`${path}?${query}`, { method: "POST", body: form }, CLASSIFY_KEY_STORAGE, () => { $("classify-key-form").hidden = false; });
 }
 
 /** The "Prototypes to show" field as a count from 1 to 10 (3 when empty), written back so that it shows what is sent. */
@@ -105,7 +91,10 @@ async function pixelCount(file) {
 async function classify(file) {
   const model = selectedModel();
   if (!file) return;
-  if (file !== state.lastFile) state.explainClass = null;   // a new image: why its own prediction
+  if (file !== state.lastFile) {
+    state.explainClass = null;   // a new image: why its own prediction
+    state.lastPixels = pixelCount(file);
+  }
   state.lastFile = file;
   const request = ++state.request;
   clearError();
@@ -113,7 +102,7 @@ async function classify(file) {
 
   const topPrototypes = prototypesToShow();
   // Heatmaps come back at the decoded size, up to 4 megapixels each; for large photos they would make the answer tens of megabytes long.
-  const pixels = await pixelCount(file);
+  const pixels = await state.lastPixels;
   const heatmaps = pixels === null || pixels <= MAX_HEATMAP_PIXELS;
   const query = new URLSearchParams({ topPrototypes: String(topPrototypes), topClasses: "3", heatmaps: heatmaps ? "png" : "none" });
   if (model) query.set("model", model.name);
@@ -139,10 +128,10 @@ async function classify(file) {
     const shown = await canShow(state.objectUrl);
     if (request !== state.request) return;
     renderResult(result, prototypes, shown ? state.objectUrl : blankOfSize(result.image.width, result.image.height));
-    // The card of this answer: the same image, counts and check, of the model version that answered.
-    const cardQuery = new URLSearchParams({ model: `${result.model.name}@${result.model.version}`, topPrototypes: String(topPrototypes), topClasses: "3" });
-    if (verify) cardQuery.set("verify", "true");
-    if (state.explainClass !== null) cardQuery.set("explainClass", String(state.explainClass));
+    // The card of this answer: the same query, of the model version that answered (a card draws its heatmaps anyway).
+    const cardQuery = new URLSearchParams(query);
+    cardQuery.set("model", `${result.model.name}@${result.model.version}`);
+    cardQuery.delete("heatmaps");
     state.shown = { file, query: cardQuery, name: `${(file.name || "image").replace(/\.[^.]*$/, "")} explained by ${result.model.name}.png` };
     $("status").textContent = `Done in ${fmt(result.timingsMs.total)} ms` +
       (result.timingsMs.verify !== undefined ? ` (checking the boxes took ${fmt(result.timingsMs.verify)} ms).` : ".") +

@@ -46,8 +46,10 @@ export async function renderGallery() {
     const scorecard = prototypes.scorecard;
     // A badge is green at the scorecard's consistency threshold (0.8) or above.
     const threshold = (scorecard && scorecard.consistencyThreshold) || 0.8;
+    const byClass = new Map(classes.map((c) => [c.index, []]));
+    for (const p of prototypes.list) byClass.get(p.classIndex)?.push(p);
     gallery.replaceChildren(...classes.map((c) => {
-      const members = prototypes.list.filter((p) => p.classIndex === c.index);
+      const members = byClass.get(c.index);
       const titleId = `gallery-class-${c.index}`;
       return el("section", { class: "gallery-class", "aria-labelledby": titleId, "data-class": String(c.index) },
         el("h3", { id: titleId, text: `${c.name} (${members.length} prototype${members.length === 1 ? "" : "s"})` }),
@@ -59,7 +61,7 @@ export async function renderGallery() {
           el("p", { class: "muted", text: `#${p.index}` + (p.source && p.source.item != null && p.source.item !== "" ? ` from ${p.source.split || "train"} item ${p.source.item}` : "") }),
           badges(prototypes.scoresByIndex.get(p.index), threshold)))));
     }));
-    offerClasses(model.name, classes, prototypes.list);
+    offerClasses(model.name, classes, byClass);
     showChosenClass();
     $("gallery-status").textContent = `${prototypes.list.length} prototypes of ${model.name} (version ${model.defaultVersion}).`;
     const summary = scorecard ? scorecardSummary(scorecard) : "";
@@ -76,14 +78,13 @@ export async function renderGallery() {
  * The gallery's class menu: every class, or one class of the model shown (a model of 200 classes is a long page). A class
  * chosen before stays chosen while the same model is shown; the classify view may have asked for one (showClassInGallery).
  */
-function offerClasses(modelName, classes, prototypes) {
+function offerClasses(modelName, classes, byClass) {
   const select = $("gallery-class");
   const asked = askedClass && askedClass.model === modelName ? String(askedClass.classIndex) : null;
   askedClass = null;
   const kept = asked ?? (select.dataset.model === modelName ? select.value : "");
-  const count = (index) => prototypes.filter((p) => p.classIndex === index).length;
   select.replaceChildren(el("option", { value: "", text: "All classes" }),
-    ...classes.map((c) => el("option", { value: String(c.index), text: `${c.name} (${count(c.index)})` })));
+    ...classes.map((c) => el("option", { value: String(c.index), text: `${c.name} (${byClass.get(c.index).length})` })));
   select.dataset.model = modelName;
   select.value = classes.some((c) => String(c.index) === kept) ? kept : "";
 }

@@ -103,15 +103,37 @@ export function clearError() {
 /** Whether a failure is the service's problem of this kind (urn:protopnet:problem:<kind>). */
 export const isProblem = (problem, kind) => Boolean(problem) && typeof problem.type === "string" && problem.type.endsWith(`:${kind}`);
 
-export async function getJson(url) {
+/** fetch, answering the service's response when it succeeded; otherwise throwing the problem (or that it cannot be reached). */
+async function fetchOk(url, init) {
   let response;
   try {
-    response = await fetch(url, { headers: { Accept: "application/json" } });
+    response = await fetch(url, init);
   } catch (error) {
     throw { title: "The service cannot be reached", detail: String(error.message || error) };
   }
   if (!response.ok) throw await problemMessage(response);
-  return response.json();
+  return response;
+}
+
+export async function getJson(url) {
+  return (await fetchOk(url, { headers: { Accept: "application/json" } })).json();
+}
+
+/**
+ * fetchOk with the API key kept in sessionStorage under <storageKey> (the admin key, or the classify key where the
+ * service has one): a 401 or 403 forgets the key and calls <askForKey>, then throws the problem.
+ */
+export async function fetchWithKey(url, init, storageKey, askForKey) {
+  const key = sessionStorage.getItem(storageKey);
+  try {
+    return await fetchOk(url, key ? { ...init, headers: { ...(init.headers || {}), "X-Api-Key": key } } : init);
+  } catch (problem) {
+    if (problem.status === 401 || problem.status === 403) {
+      sessionStorage.removeItem(storageKey);
+      askForKey();
+    }
+    throw problem;
+  }
 }
 
 // ---------------------------------------------------------------- pictures

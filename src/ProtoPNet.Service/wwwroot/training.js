@@ -1,6 +1,6 @@
 // The training view: with the admin key, submit a training job (a recipe and its data), follow its progress and
 // accuracy curve as it trains, open the model it publishes, and cancel or remove jobs.
-import { $, el, percent, getJson, problemMessage, showProblem, clearError, isProblem } from "./page.js";
+import { $, el, percent, getJson, fetchWithKey, showProblem, clearError, isProblem } from "./page.js";
 
 // The admin key lives in sessionStorage: it is sent only to this service, and forgotten when the tab is closed.
 const KEY_STORAGE = "protopnet.adminApiKey";
@@ -11,22 +11,7 @@ const training = { options: null, dataFolders: null, chosenData: null, job: null
 const adminKey = () => sessionStorage.getItem(KEY_STORAGE);
 
 /** fetch with the admin key; a 401 or 403 forgets the key and asks for it again. */
-async function adminFetch(url, init = {}) {
-  let response;
-  try {
-    response = await fetch(url, { ...init, headers: { ...(init.headers || {}), "X-Api-Key": adminKey() || "" } });
-  } catch (error) {
-    throw { title: "The service cannot be reached", detail: String(error.message || error) };
-  }
-  if (response.status === 401 || response.status === 403) {
-    const problem = await problemMessage(response);
-    sessionStorage.removeItem(KEY_STORAGE);
-    showTrainingForms();
-    throw problem;
-  }
-  if (!response.ok) throw await problemMessage(response);
-  return response;
-}
+const adminFetch = (url, init = {}) => fetchWithKey(url, init, KEY_STORAGE, showTrainingForms);
 
 function showTrainingForms() {
   const hasKey = Boolean(adminKey());

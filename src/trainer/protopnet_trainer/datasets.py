@@ -128,7 +128,7 @@ def load_cub200(folder: Optional[str], crop_to_box: bool, jpeg_draft_size: Optio
         if not 0 <= label < len(classes):
             raise TrainerError(f"cub200: image {image_id} has class {label + 1}, classes.txt has {len(classes)}")
         relative = images[image_id][0]
-        if not _inside_images(relative):
+        if not stays_below(relative):
             raise TrainerError(f"cub200: images.txt names '{relative}' for image {image_id}: a file outside images/ "
                                "(a path inside images/, without '..', is expected)")
         path = os.path.join(folder, "images", relative)
@@ -150,9 +150,10 @@ def load_cub200(folder: Optional[str], crop_to_box: bool, jpeg_draft_size: Optio
     return DataSource("cub200", make("train"), make("test"), mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
 
 
-def _inside_images(relative: str) -> bool:
-    """Whether an images.txt entry names a file inside images/: relative, and never up a level. The table is text, so
-    a data set unpacked from an archive could otherwise make a job read, and publish, any image on the machine."""
+def stays_below(relative: str) -> bool:
+    """Whether a path names something below the folder it is read against: relative, and never up a level (a job's
+    data folder; an images.txt entry, which is text, so that a data set unpacked from an archive cannot make a job
+    read, and publish, any image on the machine)."""
     return not os.path.isabs(relative) and ".." not in relative.replace("\\", "/").split("/")
 
 

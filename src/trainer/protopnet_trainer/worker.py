@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import alive
 from .console import escaped, say
+from .datasets import stays_below
 from .errors import TrainerError, one_line
 from .job_options import JobOptionError, JobOptions, check_model_name
 from .jobs import (CANCELLED, FAILED, JOB_FORMAT, QUEUED, RUNNING, SUCCEEDED, JobFolder, JobQueue, Lease, utc_now,
@@ -85,8 +86,7 @@ def resolve_data(data: Any, data_root: Optional[str]) -> str:
         raise JobOptionError("data", "must be a folder path relative to the data root")
     if not data_root:
         raise JobOptionError("data", "this worker has no --data-root, so a job cannot name a data folder")
-    parts = data.replace("\\", "/").split("/")
-    if os.path.isabs(data) or ".." in parts:
+    if not stays_below(data):
         raise JobOptionError("data", f"'{data}' must be relative to the data root, without '..'")
     root = os.path.realpath(data_root)
     target = os.path.realpath(os.path.join(root, data))

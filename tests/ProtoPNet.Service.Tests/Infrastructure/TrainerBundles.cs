@@ -110,11 +110,25 @@ public sealed class TrainerBundles : IDisposable
     /// Edits the manifest, writing <paramref name="rawJson"/> as it is where <paramref name="edit"/> puts
     /// <see cref="RawJson"/>: a JSON number no double holds (1e400) cannot be written through JsonNode.
     /// </summary>
-    public static void EditManifest(string bundle, Action<JsonNode> edit, string rawJson)
+    public static void EditManifest(string bundle, Action<JsonNode> edit, string rawJson) =>
+        EditManifestWithRawJson(bundle, manifest =>
+        {
+            edit(manifest);
+            return [(RawJson, rawJson)];
+        });
+
+    /// <summary>
+    /// Edits the manifest; <paramref name="edit"/> answers the raw JSON to write as it is in place of each string it set
+    /// to a mark (a mark of its own per value).
+    /// </summary>
+    public static void EditManifestWithRawJson(string bundle, Func<JsonNode, IEnumerable<(string Mark, string Json)>> edit)
     {
-        EditManifest(bundle, edit);
         var path = Path.Combine(bundle, "model.json");
-        File.WriteAllText(path, File.ReadAllText(path).Replace($"\"{RawJson}\"", rawJson, StringComparison.Ordinal));
+        var manifest = JsonNode.Parse(File.ReadAllText(path))!;
+        var raw = edit(manifest).ToList();
+        var text = new System.Text.StringBuilder(manifest.ToJsonString());
+        foreach (var (mark, json) in raw) text.Replace($"\"{mark}\"", json);
+        File.WriteAllText(path, text.ToString());
     }
 
     /// <summary>
