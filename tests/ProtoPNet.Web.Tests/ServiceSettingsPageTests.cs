@@ -68,6 +68,11 @@ public sealed class ServiceSettingsPageTests(WebFixture fixture)
             {
                 await Task.Delay(50);   // not listening yet
             }
+            catch (TaskCanceledException) when (!starting.IsCompleted)
+            {
+                // Accepted, not answered within 5 s: one CI run saw it while this process (the fixture's service, the
+                // browser's driver and this one's start, on 2 cores) was busiest. Asked again; the page is what is tested.
+            }
         }
         Assert.True(listening && !starting.IsCompleted, "the service did not listen before its models were loaded");
 
