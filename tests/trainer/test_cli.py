@@ -633,3 +633,51 @@ def test_a_run_folder_moved_elsewhere_still_exports(tmp_path, capsys):
     assert main(["export", "--checkpoint", str(tmp_path / "moved" / "checkpoints" / "final.pt"),
                  "--models", str(tmp_path / "models"), "--name", "moved", "--no-progress"]) == 0
     assert len(_versions(str(tmp_path / "models"), "moved")) == 1
+
+
+def test_running_out_of_memory_is_one_line_naming_the_options_that_size_it(tmp_path):
+    """A real run whose batches do not fit: the process's address space is capped at 4 GiB, and a batch of 256 images
+    of 512x512 needs more. The allocation fails where torch makes it; the run says so in one line."""
+    import resource
+    import subprocess
+    import sys
+
+    def four_gib_of_address_space():
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 2 ** 30, 4 * 2 ** 30))
+
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "..", "src", "trainer"))
+    models = tmp_path / "models"
+    done = subprocess.run([sys.executable, "-m", "protopnet_trainer", "train", "--preset", "smoke", "--device", "cpu",
+                           "--threads", "1", "--image-size", "512", "--batch-size", "256",
+                           "--synthetic-train-per-class", "64", "--synthetic-test-per-class", "8",
+                           "--calibration-holdout", "0", "--epochs", "1", "--warm-epochs", "1", "--no-progress",
+                           "--models", str(models), "--name", "big", "--run-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=env, timeout=300, preexec_fn=four_gib_of_address_space)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 2, done.stderr
+    assert last.startswith("error: ran out of memory on the CPU (it asked for "), done.stderr
+    assert "--batch-size (now 256)" in last and "--image-size (now 512)" in last
+    assert "Traceback" not in done.stderr
+    assert not (models / "big").exists()
+
+
+def test_allocation_failures_are_told_as_running_out_of_memory():
+    from protopnet_trainer.cli import build_parser
+    from protopnet_trainer.errors import is_out_of_memory, out_of_memory_advice
+    from protopnet_trainer.job_options import JobOptions
+    options = JobOptions.from_parser(build_parser())
+    with pytest.raises(RuntimeError) as torch_failure:
+        torch.empty(2 ** 40)   # 4 TiB: refused by the allocator, nothing touched
+    with pytest.raises(MemoryError) as numpy_failure:
+        np.empty(2 ** 44)
+    assert is_out_of_memory(torch_failure.value) and is_out_of_memory(numpy_failure.value)
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)"))
+    assert not is_out_of_memory(ValueError("out of memory"))   # only the allocators' own errors
+
+    told = out_of_memory_advice(torch_failure.value, 224, {"--batch-size": 80, "--push-batch-size": 75})
+    assert told == ("ran out of memory on the CPU (it asked for 4096.00 GiB more): lower a batch size, "
+                    "--batch-size (now 80), --push-batch-size (now 75), or the input size, --image-size (now 224)")
+    assert "(it asked for 128. TiB more)" in out_of_memory_advice(numpy_failure.value, 224, {"--batch-size": 80})
+    # A job's error names its options as the job does.
+    assert "options.batchSize (now 80), options.pushBatchSize (now 75)" in options.in_job_words(told)
+    assert "options.imageSize (now 224)" in options.in_job_words(told)

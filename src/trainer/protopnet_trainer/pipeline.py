@@ -19,7 +19,7 @@ from .console import say
 from .data import DataSource, ImageSet, make_loaders, require_same_classes
 from .datasets import load_data_source
 from .distributed import Group, process_group, restart_count
-from .errors import TrainerError
+from .errors import TrainerError, is_out_of_memory, out_of_memory_advice
 from .evaluate import evaluate_accuracy, test_metrics
 from .export import example_images, has_pictures, write_bundle
 from .manifest import training_block
@@ -64,13 +64,22 @@ def train_and_publish(job: TrainJob, progress: bool = False, log: Log = say,
     Started by torchrun, every rank trains its share (see distributed.py) and rank 0 alone writes the run folder,
     trains the separate baseline and publishes; the other ranks return None. After a torchrun restart
     (--max-restarts) the run resumes from its latest checkpoint."""
-    with process_group(job.cfg.device) as group:
-        if group is None:
-            return _train_and_publish(job, progress, log, on_epoch_end, None, trainer_factory, before_publish)
-        if restart_count() > 0:
-            job = replace(job, resume=True)
-        log = log if group.is_main else _quiet
-        return _train_and_publish(job, progress and group.is_main, log, on_epoch_end, group, trainer_factory, before_publish)
+    try:
+        with process_group(job.cfg.device) as group:
+            if group is None:
+                return _train_and_publish(job, progress, log, on_epoch_end, None, trainer_factory, before_publish)
+            if restart_count() > 0:
+                job = replace(job, resume=True)
+            log = log if group.is_main else _quiet
+            return _train_and_publish(job, progress and group.is_main, log, on_epoch_end, group, trainer_factory,
+                                      before_publish)
+    except Exception as error:  # noqa: BLE001 - only running out of memory is told otherwise
+        if not is_out_of_memory(error):
+            raise
+        cfg = job.cfg
+        raise TrainerError(out_of_memory_advice(error, cfg.image_size, {
+            "--batch-size": cfg.batch_size, "--test-batch-size": cfg.test_batch_size,
+            "--push-batch-size": cfg.push_batch_size})) from error
 
 
 def recipe_warnings(cfg: TrainConfig) -> List[str]:
