@@ -645,7 +645,9 @@ def test_running_out_of_memory_is_one_line_naming_the_options_that_size_it(tmp_p
     def four_gib_of_address_space():
         resource.setrlimit(resource.RLIMIT_AS, (4 * 2 ** 30, 4 * 2 ** 30))
 
-    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "..", "src", "trainer"))
+    # One OpenMP thread and two malloc arenas: on a machine of many cores, their address space would take much of the 4 GiB.
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "..", "src", "trainer"),
+               OMP_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
     models = tmp_path / "models"
     done = subprocess.run([sys.executable, "-m", "protopnet_trainer", "train", "--preset", "smoke", "--device", "cpu",
                            "--threads", "1", "--image-size", "512", "--batch-size", "256",
@@ -678,6 +680,8 @@ def test_allocation_failures_are_told_as_running_out_of_memory():
     assert told == ("ran out of memory on the CPU (it asked for 4096.00 GiB more): lower a batch size, "
                     "--batch-size (now 80), --push-batch-size (now 75), or the input size, --image-size (now 224)")
     assert "(it asked for 128. TiB more)" in out_of_memory_advice(numpy_failure.value, 224, {"--batch-size": 80})
+    assert "(it asked for 3.0 MiB more)" in out_of_memory_advice(
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 3145728 bytes."), 224, {})
     # A job's error names its options as the job does.
     assert "options.batchSize (now 80), options.pushBatchSize (now 75)" in options.in_job_words(told)
     assert "options.imageSize (now 224)" in options.in_job_words(told)

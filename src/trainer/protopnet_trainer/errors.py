@@ -43,8 +43,12 @@ def out_of_memory_advice(error: BaseException, image_size: int, batch_sizes: Dic
     device = "GPU" if "CUDA" in text or type(error).__name__ == "OutOfMemoryError" else "GPU (MPS)" if "MPS" in text else "CPU"
     in_bytes = _ALLOCATION_IN_BYTES.search(text)
     in_units = _ALLOCATION_IN_UNITS.search(text)
-    asked = (f" (it asked for {int(in_bytes.group(1)) / 2 ** 30:.2f} GiB more)" if in_bytes
+    asked = (f" (it asked for {_size(int(in_bytes.group(1)))} more)" if in_bytes
              else f" (it asked for {in_units.group(1)} more)" if in_units else "")
     batches = ", ".join(f"{option} (now {value})" for option, value in batch_sizes.items())
     return (f"ran out of memory on the {device}{asked}: lower a batch size, {batches}, or the input size, "
             f"--image-size (now {image_size})")
+
+
+def _size(count: int) -> str:
+    return f"{count / 2 ** 30:.2f} GiB" if count >= 2 ** 30 else f"{count / 2 ** 20:.1f} MiB"
