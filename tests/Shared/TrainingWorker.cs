@@ -20,8 +20,13 @@ public sealed class TrainingWorker : IDisposable
         _process = process;
     }
 
-    /// <summary>Starts a worker; <paramref name="staleAfterSeconds"/> is how long a running job's lease may go without a heartbeat before this worker takes it over.</summary>
-    public static TrainingWorker Start(string jobs, string models, string? dataRoot = null, double staleAfterSeconds = 3)
+    /// <summary>
+    /// Starts a worker; <paramref name="staleAfterSeconds"/> is how long a running job's lease may go without a heartbeat
+    /// before this worker takes it over. Long unless a test is about takeovers: a heartbeat writes (and fsyncs) the job's
+    /// status, which a disk busy with the container builds beside the tests can hold up for seconds, and a takeover then
+    /// would be one the test did not ask for.
+    /// </summary>
+    public static TrainingWorker Start(string jobs, string models, string? dataRoot = null, double staleAfterSeconds = 60)
     {
         var start = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var argument in new[]

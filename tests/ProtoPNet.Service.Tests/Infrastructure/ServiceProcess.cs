@@ -145,6 +145,11 @@ public sealed class ServiceProcess : IAsyncDisposable
             {
                 // Not listening yet.
             }
+            catch (TaskCanceledException)
+            {
+                // Accepted and not answered within 5 s (a first request while the process starts, on a busy machine):
+                // the deadline above decides, not one slow answer.
+            }
             await Task.Delay(200);
         }
         return (service, false);

@@ -69,6 +69,8 @@ public class ShutdownTests(TrainerBundles bundles)
     public async Task Through_the_drain_readiness_is_503_while_classify_is_still_served()
     {
         await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"), ("Shutdown__DrainSeconds", "4"));
+        using var content = new ByteArrayContent(Http.NoisePhotoPng());   // made before the drain's 4 s start
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/png");
         service.Terminate();
         await service.WaitForLineAsync("Shutting down: for 4 s (Shutdown:DrainSeconds) requests are still accepted");
 
@@ -80,8 +82,6 @@ public class ShutdownTests(TrainerBundles bundles)
         using var v2Ready = await client.GetAsync("/v2/health/ready");
         Assert.Equal(HttpStatusCode.BadRequest, v2Ready.StatusCode);
         Assert.Contains("The service is shutting down", await v2Ready.Content.ReadAsStringAsync());
-        using var content = new ByteArrayContent(Http.NoisePhotoPng());
-        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("image/png");
         using var classified = await client.PostAsync("/classify", content);
         Assert.Equal(HttpStatusCode.OK, classified.StatusCode);
         // Answered on a connection it then closes: the client's next request goes on a new one (a kept-alive one was

@@ -18,10 +18,10 @@ public sealed class WorkerRecoveryTests(TrainingFixture fixture)
         var id = (await service.SubmitAsync("recovered", options)).GetProperty("id").GetString()!;
 
         // The next two workers start now, so that each is ready when it is needed (a worker takes a few seconds to start).
-        using var first = TrainingWorker.Start(service.Jobs, service.Models);
+        using var first = TrainingWorker.Start(service.Jobs, service.Models, staleAfterSeconds: 3);
         await service.WaitForAsync(id, j => j.GetProperty("attempt").GetInt32() == 1 && TrainingService.EpochsDone(j) >= 1, 90, () => first.Output);
-        using var second = TrainingWorker.Start(service.Jobs, service.Models);
-        using var third = TrainingWorker.Start(service.Jobs, service.Models);
+        using var second = TrainingWorker.Start(service.Jobs, service.Models, staleAfterSeconds: 3);
+        using var third = TrainingWorker.Start(service.Jobs, service.Models, staleAfterSeconds: 3);
 
         // SIGTERM after the first epoch: the worker stops at its next batch, puts the job back in the queue and exits cleanly.
         first.Terminate();
