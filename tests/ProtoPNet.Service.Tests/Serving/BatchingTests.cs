@@ -11,14 +11,20 @@ public class BatchingTests(TrainerBundles bundles)
     [Fact]
     public async Task ConcurrentAnswersEqualSequentialOnesAndBatchesAreFormed()
     {
-        await using var factory = bundles.SmokeService(("Batching:MaxBatchSize", "8"), ("Batching:MaxQueueDelayMs", "25"));
-        var client = factory.CreateClient();
         // Eight different images (several prototypes' source pictures, at several sizes), each asked for twice.
         var images = Enumerable.Range(0, 8).Select(i => Http.BundleImage(bundles.SmokeBundle, i % 8, 32 + 8 * i, 40 + 4 * i)).ToArray();
         const string query = "/classify?model=smoke&topPrototypes=4&topClasses=4";
-
         var sequential = new string[images.Length];
-        for (var i = 0; i < images.Length; i++) sequential[i] = WithoutTimings(await Http.JsonAsync(await client.PostAsync(query, Http.Image(images[i]))));
+        await using (var alone = bundles.SmokeService())
+        {
+            var aloneClient = alone.CreateClient();
+            for (var i = 0; i < images.Length; i++) sequential[i] = WithoutTimings(await Http.JsonAsync(await aloneClient.PostAsync(query, Http.Image(images[i]))));
+        }
+
+        // A first image waits up to 2 s for seven more: the batches form by their size, not by requests arriving within
+        // a few ms of each other, which a busy test process's thread pool does not promise.
+        await using var factory = bundles.SmokeService(("Batching:MaxBatchSize", "8"), ("Batching:MaxQueueDelayMs", "2000"));
+        var client = factory.CreateClient();
         var before = await PrometheusText.ScrapeAsync(client);
 
         // 16 clients at once, each with its own image (two per image).
@@ -41,7 +47,7 @@ public class BatchingTests(TrainerBundles bundles)
         var images16 = PrometheusText.Sum(after, "protopnet_batch_size_sum", labels) - PrometheusText.Sum(before, "protopnet_batch_size_sum", labels);
         Assert.Equal(16, images16);
         Assert.True(runs < 16 && runs > singles, $"16 concurrent requests ran in {runs} network runs, {singles} of them with one image: no batch was formed");
-        Assert.Equal(16 + images.Length, PrometheusText.Sum(after, "protopnet_requests_total", "endpoint=\"Classify\"", "status=\"200\"", "model=\"smoke\""));
+        Assert.Equal(16, PrometheusText.Sum(after, "protopnet_requests_total", "endpoint=\"Classify\"", "status=\"200\"", "model=\"smoke\""));
         Assert.Equal(0, PrometheusText.Sum(after, "protopnet_queue_depth", labels));
         foreach (var histogram in (string[])["protopnet_queue_duration_seconds", "protopnet_inference_duration_seconds",
                      "protopnet_explanation_duration_seconds", "protopnet_request_duration_seconds"])
