@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
@@ -69,10 +70,10 @@ public sealed class ServiceFactory(IReadOnlyDictionary<string, string?> settings
     }
 }
 
-/// <summary>Keeps every log line the service writes, with its level.</summary>
+/// <summary>Keeps every log line the service writes, with its level and when it was written (a Stopwatch timestamp).</summary>
 public sealed class LogCollector : ILoggerProvider
 {
-    public ConcurrentQueue<(LogLevel Level, string Category, string Message)> Entries { get; } = new();
+    public ConcurrentQueue<(LogLevel Level, string Category, string Message, long Written)> Entries { get; } = new();
 
     public ILogger CreateLogger(string categoryName) => new Collector(this, categoryName);
 
@@ -80,14 +81,21 @@ public sealed class LogCollector : ILoggerProvider
     /// The first message that matches, waiting for it a little: the request log line is written when the middleware
     /// unwinds, which can be just after the test client has the response.
     /// </summary>
-    public async Task<string> WaitForAsync(Func<string, bool> match, int timeoutMs = 5000, Func<string>? onTimeout = null)
+    public async Task<string> WaitForAsync(Func<string, bool> match, int timeoutMs = 5000, Func<string>? onTimeout = null) =>
+        (await WaitForEntryAsync(match, timeoutMs, onTimeout)).Message;
+
+    /// <summary>
+    /// As <see cref="WaitForAsync"/>, with when the line was written: the time this test noticed it can be much later
+    /// on a busy machine.
+    /// </summary>
+    public async Task<(string Message, long Written)> WaitForEntryAsync(Func<string, bool> match, int timeoutMs = 5000, Func<string>? onTimeout = null)
     {
         var deadline = Environment.TickCount64 + timeoutMs;
         while (true)
         {
             foreach (var entry in Entries)
             {
-                if (match(entry.Message)) return entry.Message;
+                if (match(entry.Message)) return (entry.Message, entry.Written);
             }
             if (Environment.TickCount64 > deadline) throw new TimeoutException("no log line matched" + (onTimeout is null ? "" : ": " + onTimeout()));
             await Task.Delay(20);
@@ -104,6 +112,6 @@ public sealed class LogCollector : ILoggerProvider
         public bool IsEnabled(LogLevel logLevel) => true;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            owner.Entries.Enqueue((logLevel, category, formatter(state, exception)));
+            owner.Entries.Enqueue((logLevel, category, formatter(state, exception), Stopwatch.GetTimestamp()));
     }
 }

@@ -415,11 +415,13 @@ public class HotReloadTests(TrainerBundles bundles)
             using var request = new HttpRequestMessage(HttpMethod.Post, "/models/other/reload") { Headers = { { "X-Api-Key", AdminKey } } };
             var reload = client.SendAsync(request);
             await factory.Logs.WaitForAsync(line => line.StartsWith("Measuring how", StringComparison.Ordinal) && OfOther(line), timeoutMs: 30_000);
-            var deleted = Stopwatch.StartNew();
+            var deleted = Stopwatch.GetTimestamp();
             Directory.Delete(Path.Combine(root, "smoke", NewVersion), recursive: true);
             Directory.Delete(Path.Combine(root, "lone"), recursive: true);   // a whole model: nothing is to replace it
-            await factory.Logs.WaitForAsync(line => line.Contains("runs batches of up to", StringComparison.Ordinal) && OfOther(line), timeoutMs: 30_000);
-            var measuredOn = deleted.Elapsed;
+            // Until the line was written, not until this test noticed it: a late look would pass a measurement that
+            // ended at once for one that went on long enough.
+            var measured = await factory.Logs.WaitForEntryAsync(line => line.Contains("runs batches of up to", StringComparison.Ordinal) && OfOther(line), timeoutMs: 30_000);
+            var measuredOn = Stopwatch.GetElapsedTime(deleted, measured.Written);
             Assert.Equal(HttpStatusCode.OK, (await reload).StatusCode);
             if (measuredOn < TimeSpan.FromMilliseconds(800))
             {
@@ -433,9 +435,9 @@ public class HotReloadTests(TrainerBundles bundles)
             var takenOff = lines.FindIndex(line => line.Contains(NewVersion, StringComparison.Ordinal) && line.Contains("is gone", StringComparison.Ordinal));
             var modelTakenOff = lines.FindIndex(line => (line.Contains("lone\"@", StringComparison.Ordinal) || line.Contains("lone@", StringComparison.Ordinal))
                 && line.Contains("is gone", StringComparison.Ordinal));
-            var measured = lines.FindIndex(line => line.Contains("runs batches of up to", StringComparison.Ordinal) && OfOther(line));
-            Assert.True(takenOff >= 0 && takenOff < measured && modelTakenOff >= 0 && modelTakenOff < measured,
-                $"the version taken off at line {takenOff}, the model at line {modelTakenOff}, the measurement ended at line {measured} ({measuredOn.TotalMilliseconds:0} ms after the deletion):\n" + string.Join("\n", lines));
+            var measuredLine = lines.FindIndex(line => line.Contains("runs batches of up to", StringComparison.Ordinal) && OfOther(line));
+            Assert.True(takenOff >= 0 && takenOff < measuredLine && modelTakenOff >= 0 && modelTakenOff < measuredLine,
+                $"the version taken off at line {takenOff}, the model at line {modelTakenOff}, the measurement ended at line {measuredLine} ({measuredOn.TotalMilliseconds:0} ms after the deletion):\n" + string.Join("\n", lines));
             Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/models/lone")).StatusCode);
             Assert.Equal(first, (await Http.JsonAsync(await client.GetAsync("/models/smoke"))).GetProperty("defaultVersion").GetString());
             Assert.Equal("20260101T000000Z", (await Http.JsonAsync(await client.GetAsync("/models/other"))).GetProperty("defaultVersion").GetString());
