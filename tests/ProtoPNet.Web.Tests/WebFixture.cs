@@ -131,7 +131,11 @@ public sealed class WebFixture : IAsyncLifetime
     private static (WebApplicationFactory<Program> Factory, Uri BaseAddress) StartService(string modelRoot, params (string Key, string Value)[] settings) =>
         StartService(modelRoot, port: 0, settings);
 
-    private static (WebApplicationFactory<Program> Factory, Uri BaseAddress) StartService(string modelRoot, int port, params (string Key, string Value)[] settings)
+    private static (WebApplicationFactory<Program> Factory, Uri BaseAddress) StartService(string modelRoot, int port, params (string Key, string Value)[] settings) =>
+        StartService(modelRoot, port, _ => { }, settings);
+
+    private static (WebApplicationFactory<Program> Factory, Uri BaseAddress) StartService(string modelRoot, int port,
+        Action<IServiceCollection> services, params (string Key, string Value)[] settings)
     {
         var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(builder =>
         {
@@ -139,6 +143,7 @@ public sealed class WebFixture : IAsyncLifetime
             builder.UseSetting("Inference:ExecutionProvider", "cpu");
             builder.UseSetting("Inference:IntraOpThreads", "1");
             foreach (var (key, value) in settings) builder.UseSetting(key, value);
+            builder.ConfigureServices(services);
         });
         factory.UseKestrel(options => options.Listen(IPAddress.Loopback, port));
         factory.StartServer();
@@ -154,9 +159,14 @@ public sealed class WebFixture : IAsyncLifetime
     /// A second service listening on <paramref name="port"/> (0: a free one); returns once its models are loaded, while
     /// it listens from before that.
     /// </summary>
-    public static OtherService StartOtherService(string modelRoot, int port, params (string Key, string Value)[] settings)
+    public static OtherService StartOtherService(string modelRoot, int port, params (string Key, string Value)[] settings) =>
+        StartOtherService(modelRoot, port, _ => { }, settings);
+
+    /// <summary>As above, with services of the test's added to the service's (a logger provider, say).</summary>
+    public static OtherService StartOtherService(string modelRoot, int port, Action<IServiceCollection> services,
+        params (string Key, string Value)[] settings)
     {
-        var (factory, address) = StartService(modelRoot, port, settings);
+        var (factory, address) = StartService(modelRoot, port, services, settings);
         return new OtherService(factory, address);
     }
 
