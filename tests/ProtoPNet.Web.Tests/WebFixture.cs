@@ -129,10 +129,7 @@ public sealed class WebFixture : IAsyncLifetime
 
     /// <summary>The service on a real Kestrel at a free 127.0.0.1 port, serving <paramref name="modelRoot"/> on the CPU with these settings.</summary>
     private static (WebApplicationFactory<Program> Factory, Uri BaseAddress) StartService(string modelRoot, params (string Key, string Value)[] settings) =>
-        StartService(modelRoot, port: 0, settings);
-
-    private static (WebApplicationFactory<Program> Factory, Uri BaseAddress) StartService(string modelRoot, int port, params (string Key, string Value)[] settings) =>
-        StartService(modelRoot, port, _ => { }, settings);
+        StartService(modelRoot, port: 0, _ => { }, settings);
 
     private static (WebApplicationFactory<Program> Factory, Uri BaseAddress) StartService(string modelRoot, int port,
         Action<IServiceCollection> services, params (string Key, string Value)[] settings)
