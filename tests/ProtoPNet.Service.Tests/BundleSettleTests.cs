@@ -66,22 +66,33 @@ public class BundleSettleTests(TrainerBundles bundles)
     [Fact]
     public async Task TheSettleTimeStartsAgainWhenTheFilesChange()
     {
-        // First seen at 0 s; changed at about 4 s; looked at after 10 s: 10 s after its first sight, 6 s after its change.
-        var (factory, registry, version, graph) = StartWithHalfCopiedBundle(settleSeconds: 10);
-        var firstSeen = System.Diagnostics.Stopwatch.StartNew();   // a moment after its first sight
-        await using var owned = factory;
-        await Task.Delay(TimeSpan.FromSeconds(4));
-        await using (var onnx = new FileStream(Path.Combine(version, "model.onnx"), FileMode.Append))
+        for (var attempt = 1; ; attempt++)
         {
-            onnx.Write(graph.AsSpan(graph.Length / 2, 1000));
+            // First seen at 0 s; changed at about 4 s; looked at after 10 s: 10 s after its first sight, 6 s after its change.
+            var (factory, registry, version, graph) = StartWithHalfCopiedBundle(settleSeconds: 10);
+            var firstSeen = System.Diagnostics.Stopwatch.StartNew();   // a moment after its first sight
+            await using var owned = factory;
+            await Task.Delay(TimeSpan.FromSeconds(4));
+            await using (var onnx = new FileStream(Path.Combine(version, "model.onnx"), FileMode.Append))
+            {
+                onnx.Write(graph.AsSpan(graph.Length / 2, 1000));
+            }
+            var changed = firstSeen.Elapsed;
+            registry.Rescan();
+            await Task.Delay(TimeSpan.FromSeconds(10) - firstSeen.Elapsed + TimeSpan.FromMilliseconds(500));
+            registry.Rescan();
+            var lookedAt = firstSeen.Elapsed - changed;
+            if (lookedAt >= TimeSpan.FromSeconds(9.5))
+            {
+                // A busy machine held this test up until the files had been still for nearly the settle time, when
+                // refusing them is right: the run tells nothing. Again, a few times.
+                Assert.True(attempt < 3, $"in 3 attempts the test was held up each time: the last looked at {lookedAt} after the change");
+                continue;
+            }
+            Assert.Empty(registry.Catalog.Refused);
+            Assert.DoesNotContain(factory.Logs.Entries, e => e.Message.Contains("Refused model bundle", StringComparison.Ordinal));
+            return;
         }
-        var changed = firstSeen.Elapsed;
-        registry.Rescan();
-        await Task.Delay(TimeSpan.FromSeconds(10) - firstSeen.Elapsed + TimeSpan.FromMilliseconds(500));
-        registry.Rescan();
-        Assert.True(firstSeen.Elapsed - changed < TimeSpan.FromSeconds(9.5), $"the test was held up: looked at {firstSeen.Elapsed - changed} after the change");
-        Assert.Empty(registry.Catalog.Refused);
-        Assert.DoesNotContain(factory.Logs.Entries, e => e.Message.Contains("Refused model bundle", StringComparison.Ordinal));
     }
 
     /// <summary>
