@@ -130,11 +130,12 @@ public class DocumentationAndLoggingTests(TrainerBundles bundles)
     /// <summary>
     /// A path with a line break (sent as %0A) stays on its request's one line: it cannot forge another log line. Nor can
     /// a Unicode line separator (some log viewers break lines at it) or a right-to-left override (it shows the rest of
-    /// the line reversed): each is written as an escape.
+    /// the line reversed), nor an invisible Unicode tag: each is written as an escape.
     /// </summary>
     [Theory]
     [InlineData("/forged%0A[18:00:00%20ERR]%20ProtoPNet.Service.Models.ModelRegistry:%20fake", "/forged\\n[18:00:00 ERR] ProtoPNet.Service.Models.ModelRegistry: fake")]
     [InlineData("/unicode-forged%E2%80%A8next%E2%80%AEdesrever", "/unicode-forged\\u2028next\\u202Edesrever")]
+    [InlineData("/tagged%F3%A0%80%81hidden", "/tagged\\U000E0001hidden")]   // a format character beyond U+FFFF, as the trainer writes it
     public async Task ARequestPathCannotStartOrDisguiseALogLine(string path, string written)
     {
         await Client.GetAsync(path);

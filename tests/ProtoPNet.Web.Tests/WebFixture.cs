@@ -150,16 +150,13 @@ public sealed class WebFixture : IAsyncLifetime
 
     /// <summary>A second service beside the fixture's, for a test that needs other settings (another model root, an API key); dispose it.</summary>
     public static OtherService StartOtherService(string modelRoot, params (string Key, string Value)[] settings) =>
-        StartOtherService(modelRoot, port: 0, settings);
+        StartOtherService(modelRoot, port: 0, _ => { }, settings);
 
     /// <summary>
-    /// A second service listening on <paramref name="port"/> (0: a free one); returns once its models are loaded, while
-    /// it listens from before that.
+    /// A second service listening on <paramref name="port"/> (0: a free one), with <paramref name="services"/> of the
+    /// test's added to its own (a logger provider, say); returns once its models are loaded, while it listens from
+    /// before that.
     /// </summary>
-    public static OtherService StartOtherService(string modelRoot, int port, params (string Key, string Value)[] settings) =>
-        StartOtherService(modelRoot, port, _ => { }, settings);
-
-    /// <summary>As above, with services of the test's added to the service's (a logger provider, say).</summary>
     public static OtherService StartOtherService(string modelRoot, int port, Action<IServiceCollection> services,
         params (string Key, string Value)[] settings)
     {

@@ -669,17 +669,17 @@ def test_allocation_failures_are_told_as_running_out_of_memory():
     from protopnet_trainer.job_options import JobOptions
     options = JobOptions.from_parser(build_parser())
     with pytest.raises(RuntimeError) as torch_failure:
-        torch.empty(2 ** 40)   # 4 TiB: refused by the allocator, nothing touched
+        torch.empty(2 ** 46)   # 256 TiB, beyond any address space: refused however the machine overcommits
     with pytest.raises(MemoryError) as numpy_failure:
-        np.empty(2 ** 44)
+        np.empty(2 ** 45)   # 256 TiB too
     assert is_out_of_memory(torch_failure.value) and is_out_of_memory(numpy_failure.value)
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)"))
     assert not is_out_of_memory(ValueError("out of memory"))   # only the allocators' own errors
 
     told = out_of_memory_advice(torch_failure.value, 224, {"--batch-size": 80, "--push-batch-size": 75})
-    assert told == ("ran out of memory on the CPU (it asked for 4096.00 GiB more): lower a batch size, "
+    assert told == ("ran out of memory on the CPU (it asked for 256.00 TiB more): lower a batch size, "
                     "--batch-size (now 80), --push-batch-size (now 75), or the input size, --image-size (now 224)")
-    assert "(it asked for 128. TiB more)" in out_of_memory_advice(numpy_failure.value, 224, {"--batch-size": 80})
+    assert "(it asked for 256. TiB more)" in out_of_memory_advice(numpy_failure.value, 224, {"--batch-size": 80})
     assert "(it asked for 3.0 MiB more)" in out_of_memory_advice(
         RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 3145728 bytes."), 224, {})
     # A job's error names its options as the job does.

@@ -139,7 +139,7 @@ public sealed class OneLineProperties : Serilog.Core.ILogEventEnricher
         List<LogEventProperty>? escaped = null;
         foreach (var (name, value) in logEvent.Properties)
         {
-            if (value is ScalarValue { Value: string text } && HasControl(text))
+            if (value is ScalarValue { Value: string text } && HasUnsafe(text))
             {
                 (escaped ??= []).Add(new LogEventProperty(name, new ScalarValue(Escape(text))));
             }
@@ -148,32 +148,36 @@ public sealed class OneLineProperties : Serilog.Core.ILogEventEnricher
         foreach (var property in escaped) logEvent.AddOrUpdateProperty(property);
     }
 
-    private static bool HasControl(string text)
+    private static bool HasUnsafe(string text)
     {
-        if (text.AsSpan().IndexOfAnyExceptInRange(' ', '~') < 0) return false;   // printable ASCII, as nearly every value is
-        foreach (var c in text)
+        var first = text.AsSpan().IndexOfAnyExceptInRange(' ', '~');
+        if (first < 0) return false;   // printable ASCII, as nearly every value is
+        foreach (var rune in text.AsSpan(first).EnumerateRunes())
         {
-            if (Unsafe(c)) return true;
+            if (Unsafe(rune)) return true;
         }
         return false;
     }
 
-    private static bool Unsafe(char c) => char.IsControl(c) || System.Globalization.CharUnicodeInfo.GetUnicodeCategory(c)
+    // By character, not UTF-16 unit: a format character above U+FFFF (a Unicode tag) is two surrogates, neither a format character.
+    private static bool Unsafe(System.Text.Rune rune) => System.Text.Rune.IsControl(rune) || System.Text.Rune.GetUnicodeCategory(rune)
         is System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator
         or System.Globalization.UnicodeCategory.Format;
 
     private static string Escape(string text)
     {
         var escaped = new System.Text.StringBuilder(text.Length + 8);
-        foreach (var c in text)
+        foreach (var rune in text.EnumerateRunes())
         {
-            escaped.Append(c switch
+            escaped.Append(rune.Value switch
             {
                 '\n' => "\\n",
                 '\r' => "\\r",
                 '\t' => "\\t",
-                _ when Unsafe(c) => c <= '\xFF' ? $"\\x{(int)c:X2}" : $"\\u{(int)c:X4}",
-                _ => c.ToString(),
+                _ when !Unsafe(rune) => rune.ToString(),
+                <= 0xFF => $"\\x{rune.Value:X2}",
+                <= 0xFFFF => $"\\u{rune.Value:X4}",
+                _ => $"\\U{rune.Value:X8}",
             });
         }
         return escaped.ToString();

@@ -1,7 +1,7 @@
 // The classify view: an image chosen, dropped, pasted or picked from the model's examples is sent to POST /classify,
 // and the answer is drawn: the prediction, and for each prototype "this part of your image looks like that part of a
 // training image", with its points.
-import { $, el, fmt, fmtWeight, signed, percent, BOX_COLOURS, boxedImage, problemMessage, fetchWithKey, showProblem, clearError } from "./page.js";
+import { $, el, fmt, fmtWeight, signed, percent, BOX_COLOURS, boxedImage, fetchOk, fetchWithKey, showProblem, clearError } from "./page.js";
 import { selectedModel, prototypesOf } from "./models.js";
 import { showClassInGallery } from "./gallery.js";
 
@@ -38,8 +38,7 @@ async function classifyExample(url, name) {
   // Counted from the click, not once downloaded: an image chosen meanwhile is newer and wins.
   const request = ++state.request;
   try {
-    const response = await fetch(url);
-    if (!response.ok) throw await problemMessage(response);
+    const response = await fetchOk(url);
     const blob = await response.blob();
     if (request !== state.request) return;
     await classify(new File([blob], name + ".png", { type: blob.type || "image/png" }));

@@ -104,7 +104,7 @@ export function clearError() {
 export const isProblem = (problem, kind) => Boolean(problem) && typeof problem.type === "string" && problem.type.endsWith(`:${kind}`);
 
 /** fetch, answering the service's response when it succeeded; otherwise throwing the problem (or that it cannot be reached). */
-async function fetchOk(url, init) {
+export async function fetchOk(url, init) {
   let response;
   try {
     response = await fetch(url, init);

@@ -15,7 +15,7 @@ def say(line: str) -> None:
 def escaped(text: str) -> str:
     """The text as one log line, what could break or disguise a line written as an escape (\\n, \\xNN, \\uNNNN), as
     the service writes its log: a file or job name cannot forge a line of its own."""
-    if all(unicodedata.category(c) not in _UNSAFE_CATEGORIES for c in text):
+    if text.isascii() and text.isprintable():   # as nearly every line is
         return text
     return "".join(_escape(c) for c in text)
 
@@ -23,7 +23,7 @@ def escaped(text: str) -> str:
 def _escape(c: str) -> str:
     if unicodedata.category(c) not in _UNSAFE_CATEGORIES:
         return c
-    code = ord(c)
     if c in _NAMED_ESCAPES:
         return _NAMED_ESCAPES[c]
+    code = ord(c)
     return f"\\x{code:02X}" if code <= 0xFF else f"\\u{code:04X}" if code <= 0xFFFF else f"\\U{code:08X}"

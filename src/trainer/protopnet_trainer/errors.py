@@ -51,4 +51,7 @@ def out_of_memory_advice(error: BaseException, image_size: int, batch_sizes: Dic
 
 
 def _size(count: int) -> str:
-    return f"{count / 2 ** 30:.2f} GiB" if count >= 2 ** 30 else f"{count / 2 ** 20:.1f} MiB"
+    for unit, power in (("TiB", 40), ("GiB", 30)):
+        if count >= 2 ** power:
+            return f"{count / 2 ** power:.2f} {unit}"
+    return f"{count / 2 ** 20:.1f} MiB"

@@ -95,13 +95,12 @@ public sealed class TrainerBundles : IDisposable
     }
 
     /// <summary>Edits a bundle's model.json.</summary>
-    public static void EditManifest(string bundle, Action<JsonNode> edit)
-    {
-        var path = Path.Combine(bundle, "model.json");
-        var manifest = JsonNode.Parse(File.ReadAllText(path))!;
-        edit(manifest);
-        File.WriteAllText(path, manifest.ToJsonString());
-    }
+    public static void EditManifest(string bundle, Action<JsonNode> edit) =>
+        EditManifestWithRawJson(bundle, manifest =>
+        {
+            edit(manifest);
+            return [];
+        });
 
     /// <summary>What <see cref="EditManifest(string, Action{JsonNode}, string)"/> writes its raw JSON in place of.</summary>
     public const string RawJson = "raw-json";
