@@ -61,48 +61,51 @@ public class BundleSettleTests(TrainerBundles bundles)
 
     /// <summary>
     /// The settle time counts from the files' last change, not from the folder's first sight: a copy that is still
-    /// writing when the settle time since it was first seen has passed is not refused.
+    /// writing when the settle time since it was first seen has passed is not refused. The scanner's clock is moved by
+    /// hand, so the test waits for nothing and a slow machine cannot stretch its steps.
     /// </summary>
     [Fact]
     public async Task TheSettleTimeStartsAgainWhenTheFilesChange()
     {
-        for (var attempt = 1; ; attempt++)
+        var clock = new MovableClock();
+        var (factory, registry, version, graph) = StartWithHalfCopiedBundle(settleSeconds: 10, clock);
+        await using var owned = factory;
+
+        clock.MoveOn(TimeSpan.FromSeconds(6));   // first seen 6 s ago: the copy goes on
+        await using (var onnx = new FileStream(Path.Combine(version, "model.onnx"), FileMode.Append))
         {
-            // First seen at 0 s; changed at about 4 s; looked at after 10 s: 10 s after its first sight, 6 s after its change.
-            var (factory, registry, version, graph) = StartWithHalfCopiedBundle(settleSeconds: 10);
-            var firstSeen = System.Diagnostics.Stopwatch.StartNew();   // a moment after its first sight
-            await using var owned = factory;
-            await Task.Delay(TimeSpan.FromSeconds(4));
-            await using (var onnx = new FileStream(Path.Combine(version, "model.onnx"), FileMode.Append))
-            {
-                onnx.Write(graph.AsSpan(graph.Length / 2, 1000));
-            }
-            var changed = firstSeen.Elapsed;
-            registry.Rescan();
-            await Task.Delay(TimeSpan.FromSeconds(10) - firstSeen.Elapsed + TimeSpan.FromMilliseconds(500));
-            registry.Rescan();
-            var lookedAt = firstSeen.Elapsed - changed;
-            if (lookedAt >= TimeSpan.FromSeconds(9.5))
-            {
-                // A busy machine held this test up until the files had been still for nearly the settle time, when
-                // refusing them is right: the run tells nothing. Again, a few times.
-                Assert.True(attempt < 3, $"in 3 attempts the test was held up each time: the last looked at {lookedAt} after the change");
-                continue;
-            }
-            Assert.Empty(registry.Catalog.Refused);
-            Assert.DoesNotContain(factory.Logs.Entries, e => e.Message.Contains("Refused model bundle", StringComparison.Ordinal));
-            return;
+            onnx.Write(graph.AsSpan(graph.Length / 2, 1000));
         }
+        registry.Rescan();
+        clock.MoveOn(TimeSpan.FromSeconds(6));   // first seen 12 s ago, changed 6 s ago
+        registry.Rescan();
+        Assert.Empty(registry.Catalog.Refused);
+        Assert.DoesNotContain(factory.Logs.Entries, e => e.Message.Contains("Refused model bundle", StringComparison.Ordinal));
+
+        clock.MoveOn(TimeSpan.FromSeconds(5));   // changed 11 s ago: still broken, so refused now
+        registry.Rescan();
+        Assert.Contains("sha256 mismatch", Assert.Single(registry.Catalog.Refused).Reason);
+    }
+
+    /// <summary>The real clock, moved on by hand (read from the scanner's and the watcher's threads).</summary>
+    private sealed class MovableClock : TimeProvider
+    {
+        private long _aheadTicks;
+
+        public void MoveOn(TimeSpan by) => Interlocked.Add(ref _aheadTicks, by.Ticks);
+
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + TimeSpan.FromTicks(Interlocked.Read(ref _aheadTicks));
     }
 
     /// <summary>
-    /// A service (settling for <paramref name="settleSeconds"/>) that has scanned a copy of the smoke bundle so far: its
+    /// A service (settling for <paramref name="settleSeconds"/>, by <paramref name="settleClock"/> if given) that has scanned a copy of the smoke bundle so far: its
     /// model.json, and half of its model.onnx. With its registry, the copy's folder and the whole graph.
     /// </summary>
-    private (ServiceFactory Factory, ModelRegistry Registry, string Version, byte[] Graph) StartWithHalfCopiedBundle(int settleSeconds)
+    private (ServiceFactory Factory, ModelRegistry Registry, string Version, byte[] Graph) StartWithHalfCopiedBundle(int settleSeconds, TimeProvider? settleClock = null)
     {
         var root = bundles.NewRoot((bundles.SmokeBundle, "other", null));
         var factory = ServiceFactory.ForRoot(root, ("Models:SettleSeconds", $"{settleSeconds}"));
+        if (settleClock is not null) factory.Replacing = services => services.AddSingleton(new SettleClock(settleClock));
         _ = factory.CreateClient();   // started: the models loaded
         var version = Path.Combine(root, "smoke", Path.GetFileName(bundles.SmokeBundle));
         CopyFolder(bundles.SmokeBundle, version);

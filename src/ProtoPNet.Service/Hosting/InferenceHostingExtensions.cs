@@ -33,6 +33,7 @@ public static class InferenceHostingExtensions
         services.AddSingleton<BundleLoader>();
         services.AddSingleton(sp => new ImageDecoder(sp.GetRequiredService<IOptions<ImageLimits>>().Value));
         services.AddSingleton<Classifier>();
+        services.AddSingleton(SettleClock.System);
         services.AddSingleton<BundleScanner>();
         services.AddSingleton<VersionPolicy>();
         services.AddSingleton<StrategySelector>();

@@ -18,10 +18,11 @@ public sealed record BundleFolders(IReadOnlyList<string> Bundles, IReadOnlyList<
 /// goes on. A folder that does not load is refused only once its files have stayed the same, as this service's scans
 /// see them, for <see cref="SettleTime"/>: one still being copied (cp, rsync, a network drive, rather than published by
 /// a rename) is said once, neither listed nor counted as refused, and looked at again then. (By this process's clock, not
-/// the files' times, which a copy may keep from the source and a network drive may write with its own clock.) Not thread-safe: the registry calls it under its scan lock (but <see cref="TakeSettleDeadline"/>).
+/// the files' times, which a copy may keep from the source and a network drive may write with its own clock: the
+/// <see cref="SettleClock"/>.) Not thread-safe: the registry calls it under its scan lock (but <see cref="TakeSettleDeadline"/>).
 /// </summary>
 public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, Microsoft.Extensions.Options.IOptions<ModelsOptions> options,
-    ILogger<BundleScanner> logger)
+    SettleClock clock, ILogger<BundleScanner> logger)
 {
     /// <summary>
     /// How long the files of a folder that does not load must have been still before it is refused (Models:SettleSeconds):
@@ -172,7 +173,7 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
     private bool StillSettling(string directory, FolderState files, string reason)
     {
         if (SettleTime <= TimeSpan.Zero) return false;
-        var now = DateTime.UtcNow;
+        var now = clock.UtcNow;
         var firstSight = !_settling.TryGetValue(directory, out var seen);
         // A folder that could not be walked has no latest write to compare (FolderState.Of gives it the time of the look).
         var changed = firstSight || seen.Files != files && !(seen.Files.Files < 0 && files.Files < 0);

@@ -11,7 +11,7 @@ namespace ProtoPNet.Service.Models;
 /// The watcher is made anew after every periodic rescan: on Linux it can go deaf for good without an error (seen after
 /// two model folders were moved out of the root in one <c>mv</c>), and a periodic rescan that finds what it missed says so.
 /// </summary>
-public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsOptions> options, ILogger<ModelWatcherService> logger)
+public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsOptions> options, SettleClock clock, ILogger<ModelWatcherService> logger)
     : BackgroundService
 {
     private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(300);
@@ -92,7 +92,7 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
     {
         try
         {
-            var wait = utc - DateTime.UtcNow + TimeSpan.FromMilliseconds(100);
+            var wait = utc - clock.UtcNow + TimeSpan.FromMilliseconds(100);
             if (wait > TimeSpan.Zero) await Task.Delay(wait, stoppingToken);
             WatcherSpoke();
         }

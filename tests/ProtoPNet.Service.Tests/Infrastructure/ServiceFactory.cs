@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -40,6 +41,9 @@ public sealed class ServiceFactory(IReadOnlyDictionary<string, string?> settings
 
     public LogCollector Logs { get; } = new();
 
+    /// <summary>Services put in place of the service's own (set before the first client or Services).</summary>
+    public Action<IServiceCollection>? Replacing { get; set; }
+
     public static ServiceFactory ForRoot(string root, params (string Key, string? Value)[] extra)
     {
         var settings = new Dictionary<string, string?>
@@ -67,6 +71,7 @@ public sealed class ServiceFactory(IReadOnlyDictionary<string, string?> settings
         builder.UseEnvironment("Production");
         builder.ConfigureAppConfiguration((_, configuration) => configuration.AddInMemoryCollection(settings));
         builder.ConfigureServices(services => services.AddSingleton<ILoggerProvider>(Logs));
+        builder.ConfigureTestServices(services => Replacing?.Invoke(services));
     }
 }
 
