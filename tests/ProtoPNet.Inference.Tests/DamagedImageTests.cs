@@ -155,6 +155,10 @@ public class DamagedImageTests
             ("2^62 samples per pixel", BigTiff(With(277, 16, 1, 1UL << 62)), "NotDecodable: The TIFF image is corrupt: its SamplesPerPixel is 4611686018427387904, more than the 6 of any image the trainer reads."),
             // Rows of 8 x 65535 bits: a deflate bomb shared by every strip inflated for seconds before the bits were judged.
             ("65535 bits per sample", BigTiff(With(258, 3, 1, 65535)), "NotDecodable: The TIFF image is corrupt: its BitsPerSample makes more than the 64 bits per pixel of any TIFF the trainer reads."),
+            // The decoder says int.MaxValue for a side beyond int's range: the refusal tells the header's own numbers.
+            ("sides of 2^32 - 1", BigTiff([.. With(256, 4, 1, uint.MaxValue).Where(entry => entry.Item1 != 257).Append(((ushort)257, (ushort)4, 1UL, (ulong)uint.MaxValue)).OrderBy(entry => entry.Item1)]),
+                "TooManyPixels: The TIFF image is 4294967295x4294967295 = 18446744065119617025 pixels; the limit is "),
+            ("a side of 2^40", BigTiff(With(256, 16, 1, 1UL << 40)), "TooManyPixels: The TIFF image is 1099511627776x2 = 2199023255552 pixels; the limit is "),
         };
         var decoder = new ImageDecoder(new ImageLimits());
         foreach (var (name, file, reason) in cases)

@@ -1,3 +1,4 @@
+using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ProtoPNet.Service.Models;
@@ -87,14 +88,51 @@ public class BundleSettleTests(TrainerBundles bundles)
         Assert.Contains("sha256 mismatch", Assert.Single(registry.Catalog.Refused).Reason);
     }
 
-    /// <summary>The real clock, moved on by hand (read from the scanner's and the watcher's threads).</summary>
+    /// <summary>
+    /// A reload right after a version was copied in half: both reload answers list it under settling, with why it did
+    /// not load and when it is looked at again, and the reload of its model, of which no version loads yet, says so in
+    /// its 404 (it said only that no such model is loaded). Once refused, it is listed as refused, no longer as settling.
+    /// </summary>
+    [Fact]
+    public async Task AReloadTellsOfAFolderThatDoesNotLoadYet()
+    {
+        var clock = new MovableClock();
+        var (factory, _, version, _) = StartWithHalfCopiedBundle(settleSeconds: 10, clock);
+        await using var owned = factory;
+        var client = factory.CreateClient();
+        async Task<HttpResponseMessage> ReloadAsync(string path)
+        {
+            using var reload = new HttpRequestMessage(HttpMethod.Post, path);
+            reload.Headers.Add("X-Api-Key", "admin");
+            return await client.SendAsync(reload);
+        }
+        clock.MoveOn(TimeSpan.FromSeconds(3));
+
+        var all = await Http.JsonAsync(await ReloadAsync("/models/reload"));
+        var settling = Assert.Single(all.GetProperty("settling").EnumerateArray());
+        Assert.Equal($"smoke/{Path.GetFileName(version)}", settling.GetProperty("directory").GetString());
+        Assert.StartsWith("sha256 mismatch for model.onnx", settling.GetProperty("reason").GetString());
+        Assert.Equal(7, settling.GetProperty("settlesInSeconds").GetInt32());
+        Assert.Empty(all.GetProperty("refused").EnumerateArray());
+        var detail = (await Http.ProblemAsync(await ReloadAsync("/models/smoke/reload"), HttpStatusCode.NotFound, "model-not-found")).GetProperty("detail").GetString();
+        Assert.StartsWith($"No model named 'smoke' is loaded: no version of it loads yet ({Path.GetFileName(version)}: does not load yet (sha256 mismatch", detail);
+        Assert.EndsWith("it is looked at again in about 7 s).", detail);
+        Assert.Empty((await Http.JsonAsync(await ReloadAsync("/models/other/reload"))).GetProperty("settling").EnumerateArray());
+
+        clock.MoveOn(TimeSpan.FromSeconds(8));   // still for 11 s: refused
+        all = await Http.JsonAsync(await ReloadAsync("/models/reload"));
+        Assert.Empty(all.GetProperty("settling").EnumerateArray());
+        Assert.Equal($"smoke/{Path.GetFileName(version)}", Assert.Single(all.GetProperty("refused").EnumerateArray()).GetProperty("directory").GetString());
+    }
+
+    /// <summary>A clock that stands still until moved on by hand (read from the scanner's, the watcher's and the requests' threads).</summary>
     private sealed class MovableClock : TimeProvider
     {
-        private long _aheadTicks;
+        private long _ticks = DateTimeOffset.UtcNow.UtcTicks;
 
-        public void MoveOn(TimeSpan by) => Interlocked.Add(ref _aheadTicks, by.Ticks);
+        public void MoveOn(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
 
-        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + TimeSpan.FromTicks(Interlocked.Read(ref _aheadTicks));
+        public override DateTimeOffset GetUtcNow() => new(Interlocked.Read(ref _ticks), TimeSpan.Zero);
     }
 
     /// <summary>
@@ -104,7 +142,7 @@ public class BundleSettleTests(TrainerBundles bundles)
     private (ServiceFactory Factory, ModelRegistry Registry, string Version, byte[] Graph) StartWithHalfCopiedBundle(int settleSeconds, TimeProvider? settleClock = null)
     {
         var root = bundles.NewRoot((bundles.SmokeBundle, "other", null));
-        var factory = ServiceFactory.ForRoot(root, ("Models:SettleSeconds", $"{settleSeconds}"));
+        var factory = ServiceFactory.ForRoot(root, ("Models:SettleSeconds", $"{settleSeconds}"), ("Security:AdminApiKey", "admin"));
         if (settleClock is not null) factory.Replacing = services => services.AddSingleton(new SettleClock(settleClock));
         _ = factory.CreateClient();   // started: the models loaded
         var version = Path.Combine(root, "smoke", Path.GetFileName(bundles.SmokeBundle));

@@ -94,15 +94,17 @@ public class ErrorTests(TrainerBundles bundles)
 
     /// <summary>A value the binder cannot read as an integer (a word, nothing, out of int's range) is named with the parameter.</summary>
     [Theory]
-    [InlineData("topClasses=abc", "topClasses is 'abc'")]
-    [InlineData("topPrototypes=", "topPrototypes is ''")]
-    [InlineData("explainClass=2147483648", "explainClass is '2147483648', which is not an integer from -2147483648 to 2147483647")]
-    [InlineData("TOPCLASSES=99999999999999999999999999999999999999999999", "topClasses is '9999999999999999999999999999999999999999...'")]
+    [InlineData("topClasses=abc", "parameter topClasses is 'abc'")]
+    [InlineData("topPrototypes=", "parameter topPrototypes is ''")]
+    [InlineData("explainClass=2147483648", "parameter explainClass is '2147483648', which is not an integer up to 2147483647 (topClasses and topPrototypes take a count from 0, explainClass a class index from 0;")]
+    [InlineData("topClasses=abc&topPrototypes=x&explainClass=", "parameters topClasses ('abc'), topPrototypes ('x') and explainClass ('') are not integers")]
+    [InlineData("TOPCLASSES=99999999999999999999999999999999999999999999", "parameter topClasses is '9999999999999999999999999999999999999999...'")]
     public async Task AnUnreadableIntegerIsNamedInTheProblem(string query, string fragment)
     {
         var response = await Client.PostAsync($"/classify?{query}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)));
         var problem = await Http.ProblemAsync(response, HttpStatusCode.BadRequest, "invalid-parameter");
-        Assert.StartsWith($"The query parameter {fragment}", problem.GetProperty("detail").GetString());
+        var detail = problem.GetProperty("detail").GetString();
+        Assert.StartsWith($"The query {fragment}", detail);
     }
 
     [Theory]
@@ -199,6 +201,11 @@ public class ErrorTests(TrainerBundles bundles)
         unreadable.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data; boundary=\"b");
         var problem = await Http.ProblemAsync(await Client.PostAsync("/classify", unreadable), HttpStatusCode.BadRequest, "request-body-unreadable");
         Assert.Contains("cannot be read as a media type (an unterminated quote", problem.GetProperty("detail").GetString());
+        // So for a raw image: its type is taken, its header is not (it was read as the image's type before).
+        var rawImage = new ByteArrayContent(Http.BundleImage(bundles.SmokeBundle, 0));
+        rawImage.Headers.TryAddWithoutValidation("Content-Type", "image/png; x=\"a");
+        problem = await Http.ProblemAsync(await Client.PostAsync("/classify", rawImage), HttpStatusCode.BadRequest, "request-body-unreadable");
+        Assert.Contains("Content-Type 'image/png; x=\"a' cannot be read as a media type", problem.GetProperty("detail").GetString());
     }
 
     /// <summary>

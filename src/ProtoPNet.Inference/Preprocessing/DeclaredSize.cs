@@ -4,6 +4,7 @@ using SixLabors.ImageSharp.Formats.Bmp;
 using SixLabors.ImageSharp.Formats.Gif;
 using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats.Tiff;
 using SixLabors.ImageSharp.Formats.Webp;
 
 namespace ProtoPNet.Inference.Preprocessing;
@@ -17,7 +18,7 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// </summary>
 public static class DeclaredSize
 {
-    /// <summary>(width, height) for PNG, JPEG, GIF, BMP and WebP headers that hold one; null for other formats or a header cut short.</summary>
+    /// <summary>(width, height) for PNG, JPEG, GIF, BMP, WebP and TIFF headers that hold one; null for other formats or a header cut short.</summary>
     public static (long Width, long Height)? Read(ReadOnlySpan<byte> file, IImageFormat format) => format switch
     {
         PngFormat => Png(file),
@@ -25,8 +26,28 @@ public static class DeclaredSize
         GifFormat => Gif(file),
         BmpFormat => Bmp(file),
         WebpFormat => Webp(file),
+        TiffFormat => Tiff(file),
         _ => null,
     };
+
+    /// <summary>TIFF: the first directory's ImageWidth (256) and ImageLength (257), each the first value of its first entry (SHORT, LONG or LONG8).</summary>
+    private static (long, long)? Tiff(ReadOnlySpan<byte> file)
+    {
+        if (TiffDirectory.First(file) is not { } directory) return null;
+        var reader = new TiffReader(file, directory.LittleEndian);
+        long? width = null, height = null;
+        for (var e = 0; e < directory.Entries; e++)
+        {
+            var entry = directory.Entry(e);
+            var tag = reader.U16(entry);
+            if (tag is not (256 or 257) || (tag == 256 ? width : height) is not null) continue;
+            if (directory.IntegerFieldAt(reader, entry, file.Length) is not { } field) return null;
+            var value = (long)Math.Min(reader.Value(field.At, 0, field.Type), long.MaxValue);
+            if (tag == 256) width = value;
+            else height = value;
+        }
+        return width is { } w && height is { } h ? (w, h) : null;
+    }
 
     /// <summary>PNG: the IHDR chunk (13 bytes long) comes first, its width and height big-endian.</summary>
     private static (long, long)? Png(ReadOnlySpan<byte> file) =>

@@ -145,8 +145,10 @@ public sealed class ImageDecoder(ImageLimits limits)
         }
         var (width, height, imageFormat, metadata) = Identify(bytes, limits);
         var format = DisplayName(imageFormat);
-        // ImageSharp reads a PNG side beyond int's range as a negative number: then the header's own numbers are judged.
-        (long Width, long Height) declared = width > 0 && height > 0 ? (width, height) : DeclaredSize.Read(bytes.Span, imageFormat) ?? (width, height);
+        // ImageSharp reads a PNG side beyond int's range as a negative number, and a TIFF's as int.MaxValue: then the
+        // header's own numbers are judged (and told).
+        (long Width, long Height) declared = width is > 0 and < int.MaxValue && height is > 0 and < int.MaxValue
+            ? (width, height) : DeclaredSize.Read(bytes.Span, imageFormat) ?? (width, height);
         RefuseSize(declared.Width, declared.Height, format, limits);
         RefuseCompression(declared.Width * declared.Height, bytes.Length, format);
 

@@ -84,6 +84,20 @@ public sealed record RefusedBundleResponse(string Directory, string Reason)
         new(Regex.Escape(root) + @"(?:(?<into>/)(?=[^/\s'""])|/?(?![\w.-]))", RegexOptions.CultureInvariant);
 }
 
+/// <summary>
+/// A bundle folder that did not load while its files were still changing (a copy in progress?): neither loaded nor
+/// refused until they have stayed the same for Models:SettleSeconds, about <c>SettlesInSeconds</c> from now, when it is
+/// looked at again. Its path relative to the model root, as a refusal's.
+/// </summary>
+public sealed record SettlingBundleResponse(string Directory, string Reason, int SettlesInSeconds)
+{
+    public static SettlingBundleResponse Of(SettlingFolder folder, string root, DateTime nowUtc)
+    {
+        var shown = RefusedBundleResponse.Of(new RefusedBundle(folder.Directory, folder.Reason), root);
+        return new SettlingBundleResponse(shown.Directory, shown.Reason, Math.Max(0, (int)Math.Ceiling((folder.SettlesAtUtc - nowUtc).TotalSeconds)));
+    }
+}
+
 /// <summary>Every loaded model, the default model, the execution provider and the refused bundles.</summary>
 public sealed record ModelsResponse(
     string? DefaultModel, string ExecutionProvider, string? ExecutionProviderFallbackReason, IReadOnlyList<ModelResponse> Models,

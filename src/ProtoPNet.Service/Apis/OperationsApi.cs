@@ -5,13 +5,13 @@ using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Apis;
 
-/// <summary>What POST /models/{name}/reload changed, and what is served now.</summary>
+/// <summary>What POST /models/{name}/reload changed, what is served now, and its folders refused or not loading yet.</summary>
 public sealed record ReloadResponse(string Model, string ServedVersion, IReadOnlyList<string> Versions, IReadOnlyList<string> Loaded,
-    IReadOnlyList<string> Removed, IReadOnlyList<RefusedBundleResponse> Refused);
+    IReadOnlyList<string> Removed, IReadOnlyList<RefusedBundleResponse> Refused, IReadOnlyList<SettlingBundleResponse> Settling);
 
-/// <summary>What POST /models/reload changed, for every model, and what is served now.</summary>
+/// <summary>What POST /models/reload changed, for every model, what is served now, and the folders refused or not loading yet.</summary>
 public sealed record ReloadAllResponse(IReadOnlyList<string> Serving, string? DefaultModel, IReadOnlyList<string> Loaded,
-    IReadOnlyList<string> Removed, IReadOnlyList<RefusedBundleResponse> Refused);
+    IReadOnlyList<string> Removed, IReadOnlyList<RefusedBundleResponse> Refused, IReadOnlyList<SettlingBundleResponse> Settling);
 
 /// <summary>GET /metrics and the administrative rescans, POST /models/reload and POST /models/{name}/reload.</summary>
 public static class OperationsApi
@@ -64,18 +64,27 @@ public static class OperationsApi
         return app;
     }
 
-    internal static async Task<Ok<ReloadAllResponse>> ReloadAllAsync(ModelRegistry registry, IHostApplicationLifetime lifetime)
+    internal static async Task<Ok<ReloadAllResponse>> ReloadAllAsync(ModelRegistry registry, SettleClock clock, IHostApplicationLifetime lifetime)
     {
         var result = await registry.RescanAsync(lifetime.ApplicationStopping);
         var catalog = registry.Catalog;
         // Refusals as they stand, as for one model: the watcher may have refused a new folder a moment before.
         return TypedResults.Ok(new ReloadAllResponse(catalog.Families.Values.OrderBy(f => f.Name, StringComparer.Ordinal).Select(f => $"{f.Name}@{f.Served.Version}").ToArray(),
             catalog.DefaultModel, result.Loaded, result.Removed,
-            catalog.Refused.Select(r => RefusedBundleResponse.Of(r, registry.Root)).ToArray()));
+            catalog.Refused.Select(r => RefusedBundleResponse.Of(r, registry.Root)).ToArray(),
+            Settling(registry, clock, _ => true)));
+    }
+
+    /// <summary>The folders that do not load yet while their files change (of the models <paramref name="of"/> picks), as answered.</summary>
+    private static SettlingBundleResponse[] Settling(ModelRegistry registry, SettleClock clock, Func<string, bool> of)
+    {
+        var now = clock.UtcNow;
+        return registry.Settling.Where(folder => of(ModelRegistry.ModelOf(folder.Directory)))
+            .Select(folder => SettlingBundleResponse.Of(folder, registry.Root, now)).ToArray();
     }
 
     /// <param name="name">Model name, e.g. <c>fashion-mnist</c>.</param>
-    internal static async Task<Ok<ReloadResponse>> ReloadAsync(string name, ModelRegistry registry, IHostApplicationLifetime lifetime)
+    internal static async Task<Ok<ReloadResponse>> ReloadAsync(string name, ModelRegistry registry, SettleClock clock, IHostApplicationLifetime lifetime)
     {
         var result = await registry.RescanAsync(lifetime.ApplicationStopping);
         var catalog = registry.Catalog;
@@ -84,17 +93,20 @@ public static class OperationsApi
         var modelFolder = Path.Combine(registry.Root, name);
         var refused = catalog.Refused.Where(r => Path.GetFileName(Path.GetDirectoryName(r.Directory)) == name
             || r.Directory == modelFolder || r.Directory == registry.Root).ToArray();
-        if (!catalog.Families.ContainsKey(name) && refused.Length > 0)
+        var settling = Settling(registry, clock, model => model == name);
+        if (!catalog.Families.ContainsKey(name) && (refused.Length > 0 || settling.Length > 0))
         {
             // A model none of whose versions loaded: say why, rather than only that it is not there.
-            throw new ProblemException(ProblemCatalog.ModelNotFound, $"No model named '{name}' is loaded: every version of it was refused ("
-                + string.Join("; ", refused.Select(r => $"{Path.GetFileName(r.Directory)}: {r.Reason}")) + ").");
+            var why = refused.Select(r => $"{Path.GetFileName(r.Directory)}: {r.Reason}").Concat(settling.Select(folder =>
+                $"{Path.GetFileName(folder.Directory)}: does not load yet ({folder.Reason}), and its files changed less than Models:SettleSeconds ago, perhaps still being copied: it is looked at again in about {folder.SettlesInSeconds} s"));
+            var what = settling.Length == 0 ? "every version of it was refused" : refused.Length == 0 ? "no version of it loads yet" : "no version of it loads";
+            throw new ProblemException(ProblemCatalog.ModelNotFound, $"No model named '{name}' is loaded: {what} ({string.Join("; ", why)}).");
         }
         var family = catalog.Family(name);
         bool Mine(string reference) => reference.StartsWith(name + "@", StringComparison.Ordinal);
         return TypedResults.Ok(new ReloadResponse(name, family.Served.Version, family.Versions.Select(v => v.Version).ToArray(),
             result.Loaded.Where(Mine).ToArray(), result.Removed.Where(Mine).ToArray(),
-            refused.Select(r => RefusedBundleResponse.Of(r, registry.Root)).ToArray()));
+            refused.Select(r => RefusedBundleResponse.Of(r, registry.Root)).ToArray(), settling));
     }
 
     /// <summary>

@@ -132,12 +132,26 @@ public static class TrainingApi
         return app;
     }
 
+    /// <summary>
+    /// The endpoint's content type matching also lets any <c>application/*+json</c> through (merge-patch+json,
+    /// problem+json), which are not a job: only JSON itself, or no content type, is taken.
+    /// </summary>
+    private static void RefuseOtherThanJson(HttpRequest request)
+    {
+        if (string.IsNullOrEmpty(request.ContentType)) return;
+        if (Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out var type)
+            && type.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)) return;
+        throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
+            $"Content-Type '{RequestText.Printable(request.ContentType)}' is not accepted by POST /training/jobs: send the job as application/json. The API is described at /swagger.");
+    }
+
     public static string JobUrl(string id) => $"/training/jobs/{Uri.EscapeDataString(id)}";
 
     internal static async Task<Accepted<TrainingJob>> SubmitAsync(HttpRequest request, TrainingJobStore store, TrainerCatalog catalog,
         CancellationToken cancellationToken)
     {
         store.EnsureConfigured();
+        RefuseOtherThanJson(request);
         JsonElement body;
         try
         {

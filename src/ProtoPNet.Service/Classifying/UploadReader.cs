@@ -37,7 +37,8 @@ public static class UploadReader
                 }
                 return await ReadMultipartAsync(request, limits, maxImages, held, spool, cancellationToken);
             }
-            if (ImageDecoder.IsAcceptedContentType(request.ContentType))
+            // 'image/png; x="a' (an unterminated quote) names a type taken, but its header cannot be read: refused below.
+            if (ImageDecoder.IsAcceptedContentType(request.ContentType) && MediaTypeHeaderValue.TryParse(request.ContentType, out _))
             {
                 return [await ReadRawBodyAsync(request, limits, held, cancellationToken)];
             }
@@ -75,7 +76,7 @@ public static class UploadReader
         }
         if (!MediaTypeHeaderValue.TryParse(request.ContentType, out _))
         {
-            // multipart/form-data; boundary="b (an unterminated quote): the type is one taken, its header cannot be read.
+            // multipart/form-data; boundary="b or image/png; x="a (an unterminated quote): the type is one taken, its header cannot be read.
             throw new ProblemException(ProblemCatalog.RequestBodyUnreadable,
                 $"Content-Type '{RequestText.Printable(request.ContentType)}' cannot be read as a media type (an unterminated quote, a stray character?): send e.g. 'multipart/form-data; boundary=x7' or 'image/png'.");
         }

@@ -95,9 +95,12 @@ public static class ProblemExtensions
     /// <summary>What a framework answer of this status means, for people.</summary>
     private static string? FrameworkDetail(HttpContext http, int? status) => status switch
     {
-        StatusCodes.Status400BadRequest => UnreadableInteger(http.Request) is var (name, value)
-            ? $"The query parameter {name} is '{RequestText.Echo(value)}', which is not an integer from {int.MinValue} to {int.MaxValue} (an empty value is not one either: leave it out for its default)."
-            : "A parameter cannot be read as its type: the query parameters topClasses, topPrototypes and explainClass are integers (an empty value is not one: leave a query parameter out for its default).",
+        StatusCodes.Status400BadRequest => UnreadableIntegers(http.Request) switch
+        {
+            [var (name, value)] => $"The query parameter {name} is '{RequestText.Echo(value)}', which is not an integer up to {int.MaxValue} ({IntegerRule}; an empty value is not one either: leave it out for its default).",
+            [.. var first, var last] => $"The query parameters {string.Join(", ", first.Select(Quoted))} and {Quoted(last)} are not integers up to {int.MaxValue} ({IntegerRule}; an empty value is not one either: leave them out for their defaults).",
+            _ => $"A parameter cannot be read as its type: {IntegerRule} (an empty value is not one: leave a query parameter out for its default).",
+        },
         StatusCodes.Status404NotFound => $"No endpoint matches {http.Request.Method} {RequestTarget.PathOf(http)}. The API is described at /swagger.",
         StatusCodes.Status405MethodNotAllowed => $"{http.Request.Method} is not allowed on {RequestTarget.PathOf(http)}. The API is described at /swagger.",
         StatusCodes.Status413PayloadTooLarge => "The request body is larger than the server accepts.",
@@ -113,18 +116,23 @@ public static class ProblemExtensions
     /// <summary>The integer query parameters of the classify endpoints (ClassifyQueries.ExplainQuery), which the framework binds.</summary>
     private static readonly string[] IntegerParameters = ["topClasses", "topPrototypes", "explainClass"];
 
-    /// <summary>The first integer query parameter whose value the binder could not read (a word, nothing, or out of range).</summary>
-    private static (string Name, string Value)? UnreadableInteger(HttpRequest request)
+    private static string Quoted((string Name, string Value) parameter) => $"{parameter.Name} ('{RequestText.Echo(parameter.Value)}')";
+
+    private const string IntegerRule = "topClasses and topPrototypes take a count from 0, explainClass a class index from 0";
+
+    /// <summary>The integer query parameters whose value the binder could not read (a word, nothing, or out of range), in the order sent.</summary>
+    private static List<(string Name, string Value)> UnreadableIntegers(HttpRequest request)
     {
+        var unreadable = new List<(string Name, string Value)>();
         foreach (var (key, values) in request.Query)
         {
             var name = IntegerParameters.FirstOrDefault(p => p.Equals(key, StringComparison.OrdinalIgnoreCase));
             if (name is not null && values.Count == 1 && !int.TryParse(values[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out _))
             {
-                return (name, values[0] ?? "");
+                unreadable.Add((name, values[0] ?? ""));
             }
         }
-        return null;
+        return unreadable;
     }
 
     /// <summary>

@@ -30,8 +30,17 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
     /// </summary>
     private TimeSpan SettleTime => TimeSpan.FromSeconds(options.Value.SettleSeconds);
 
-    /// <summary>Folders that did not load and are not refused yet: their files as last seen, and since when (this clock) they have been so.</summary>
-    private readonly Dictionary<string, (FolderState Files, DateTime SinceUtc)> _settling = new(StringComparer.Ordinal);
+    /// <summary>Folders that did not load and are not refused yet: their files as last seen, since when (this clock) they have been so, and why they did not load.</summary>
+    private readonly Dictionary<string, (FolderState Files, DateTime SinceUtc, string Reason)> _settling = new(StringComparer.Ordinal);
+
+    private IReadOnlyList<SettlingFolder> _settlingNow = [];
+
+    /// <summary>The folders that do not load yet and are not refused yet, as the last scan left them (read from any thread: the reload answers).</summary>
+    public IReadOnlyList<SettlingFolder> Settling => Volatile.Read(ref _settlingNow);
+
+    private void PublishSettling() => Volatile.Write(ref _settlingNow,
+        _settling.Select(folder => new SettlingFolder(folder.Key, folder.Value.Reason, folder.Value.SinceUtc + SettleTime))
+            .OrderBy(folder => folder.Directory, StringComparer.Ordinal).ToArray());
 
     /// <summary>Ticks of the latest moment a folder still being written will have been still for <see cref="SettleTime"/>; 0 when none.</summary>
     private long _settleDeadlineTicks;
@@ -111,7 +120,9 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
         // Folders that are gone are forgotten, so one that comes back is tried again.
         var present = directories.ToHashSet(StringComparer.Ordinal);
         foreach (var gone in _refusedCache.Keys.Where(d => !present.Contains(d)).ToArray()) _refusedCache.Remove(gone);
-        foreach (var gone in _settling.Keys.Where(d => !present.Contains(d)).ToArray()) _settling.Remove(gone);
+        var settlingGone = _settling.Keys.Where(d => !present.Contains(d)).ToArray();
+        foreach (var gone in settlingGone) _settling.Remove(gone);
+        if (settlingGone.Length > 0) PublishSettling();
         WarnOnceOfUnreadable(unreadable);
         return new BundleFolders(directories, unreadable);
     }
@@ -177,12 +188,16 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
         var firstSight = !_settling.TryGetValue(directory, out var seen);
         // A folder that could not be walked has no latest write to compare (FolderState.Of gives it the time of the look).
         var changed = firstSight || seen.Files != files && !(seen.Files.Files < 0 && files.Files < 0);
-        if (changed) _settling[directory] = seen = (files, now);
+        if (changed) seen = (files, now, reason);
+        seen.Reason = reason;   // the latest try's
+        _settling[directory] = seen;
         if (now - seen.SinceUtc >= SettleTime)
         {
             _settling.Remove(directory);
+            PublishSettling();
             return false;
         }
+        PublishSettling();
         var settled = (seen.SinceUtc + SettleTime).Ticks;
         long latest;
         while ((latest = Interlocked.Read(ref _settleDeadlineTicks)) < settled && Interlocked.CompareExchange(ref _settleDeadlineTicks, settled, latest) != latest)
@@ -230,7 +245,7 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
             bundle = loader.Load(directory);
             prepare(bundle);
             _refusedCache.Remove(directory);
-            _settling.Remove(directory);
+            if (_settling.Remove(directory)) PublishSettling();
             refusal = null;
             metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("result", "loaded"));
             logger.LogInformation("Loaded model {Model}@{Version} ({Classes} classes, {Prototypes} prototypes, input {Channels}x{Height}x{Width}) in {LoadMs:0} ms from {Directory}",
@@ -284,3 +299,6 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
         }
     }
 }
+
+/// <summary>A folder that did not load while its files were changing (a copy in progress?): not refused before <paramref name="SettlesAtUtc"/> (the <see cref="SettleClock"/>'s).</summary>
+public sealed record SettlingFolder(string Directory, string Reason, DateTime SettlesAtUtc);

@@ -30,6 +30,9 @@ public sealed class ModelRegistry(
     /// <summary>When a bundle folder that did not load while being written will have settled (Models:SettleSeconds); null when none. Cleared by the call.</summary>
     public DateTime? TakeSettleDeadline() => scanner.TakeSettleDeadline();
 
+    /// <summary>The folders that do not load yet while their files change, neither loaded nor refused (Models:SettleSeconds), as the last scan left them.</summary>
+    public IReadOnlyList<SettlingFolder> Settling => scanner.Settling;
+
     /// <summary>The execution provider sessions run on (decided once, see <see cref="SessionFactory"/>).</summary>
     public ProviderChoice Provider => sessionFactory.Provider;
 
@@ -310,7 +313,7 @@ public sealed class ModelRegistry(
     }
 
     /// <summary>The model a version folder belongs to: the name of the folder it is in (&lt;root&gt;/&lt;model&gt;/&lt;version&gt;).</summary>
-    private static string ModelOf(string versionDirectory) => Path.GetFileName(Path.GetDirectoryName(versionDirectory))!;
+    public static string ModelOf(string versionDirectory) => Path.GetFileName(Path.GetDirectoryName(versionDirectory))!;
 
     /// <summary>Whether a loaded version's model.json or graph file has been written since it was loaded (or is gone).</summary>
     private static bool Rewritten(ModelBundle bundle) =>

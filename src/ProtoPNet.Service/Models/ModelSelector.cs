@@ -14,7 +14,7 @@ public readonly partial record struct ModelSelector(string? Name, string? Versio
 
     /// <summary>What a valid name or version is, for error details.</summary>
     public const string NameRule =
-        "model names and versions are letters, digits, '.', '_' and '-', start with a letter, digit or '_', hold no '..' and have at most 128 characters";
+        "model names and versions are ASCII letters, digits, '.', '_' and '-', start with a letter, digit or '_', hold no '..' and have at most 128 characters";
 
     /// <summary>
     /// Reads a <c>model</c> parameter: empty for the default model, <c>name</c> or <c>name@version</c>. A name or version

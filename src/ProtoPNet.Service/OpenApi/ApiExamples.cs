@@ -117,10 +117,11 @@ public static class ApiExamples
             protopnet_requests_total{endpoint="Classify",model="fashion-mnist",status="200",version="20261129T010203Z"} 96
             """,
         ["ReloadModel"] = new ReloadResponse("fashion-mnist", "20261130T080000Z", ["20261130T080000Z", Version], ["fashion-mnist@20261130T080000Z"], [],
-            [new RefusedBundleResponse("fashion-mnist/20261130T090000Z", "probe mismatch: logits[3] is 1.25, the manifest expects 2.5 (tolerance 1e-3 + 1e-3*|expected|)")]),
+            [new RefusedBundleResponse("fashion-mnist/20261130T090000Z", "probe mismatch: logits[3] is 1.25, the manifest expects 2.5 (tolerance 1e-3 + 1e-3*|expected|)")],
+            [new SettlingBundleResponse("fashion-mnist/20261130T100000Z", "sha256 mismatch for model.onnx: manifest says 9c1e…, file is 3f2a…", 4)]),
         ["ReloadModels"] = new ReloadAllResponse(["fashion-mnist@20261130T080000Z", "flowers@20261201T101500Z"], "fashion-mnist",
             ["fashion-mnist@20261130T080000Z"], [$"fashion-mnist@{Version}"],
-            [new RefusedBundleResponse("flowers/20261201T110000Z", "model.json is not valid JSON: line 3, byte 17: ',' is invalid after a value")]),
+            [new RefusedBundleResponse("flowers/20261201T110000Z", "model.json is not valid JSON: line 3, byte 17: ',' is invalid after a value")], []),
         ["V2ServerMetadata"] = new V2ServerMetadata("protopnet-service", "1.0.0", [V2Api.BinaryTensorDataExtension]),
         ["V2ServerLive"] = new V2ServerLive(true),
         ["V2ServerReady"] = new V2ServerReady(true),

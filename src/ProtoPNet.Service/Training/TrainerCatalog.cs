@@ -38,5 +38,5 @@ public sealed record TrainerCatalog(string Format, IReadOnlyList<TrainerPreset> 
             ?? throw new InvalidOperationException($"{ResourceName} is empty");
     }
 
-    public TrainerOption? Option(string name) => Options.FirstOrDefault(o => o.Name == name);
+    public TrainerOption? Option(string name) => Options.FirstOrDefault(o => o.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
 }

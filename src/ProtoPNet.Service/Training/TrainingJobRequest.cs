@@ -10,7 +10,7 @@ namespace ProtoPNet.Service.Training;
 /// The body of POST /training/jobs. <c>options</c> holds the trainer's options by their long names in camelCase
 /// (<c>--lr-add-on</c> is <c>lrAddOn</c>), see GET /training/options.
 /// </summary>
-/// <param name="Name">The model name the bundle is published under (a folder name: letters, digits, '.', '_', '-').</param>
+/// <param name="Name">The model name the bundle is published under (a folder name: ASCII letters, digits, '.', '_', '-').</param>
 /// <param name="Preset">The trainer's preset, e.g. <c>smoke</c> or <c>fashion-mnist</c>.</param>
 /// <param name="Dataset">Optional: another data set than the preset's (fashion-mnist, cub200, imagefolder, synthetic, synthetic-parts).</param>
 /// <param name="Data">Optional: the data set's folder, relative to Training:DataRoot.</param>
@@ -66,30 +66,23 @@ public static partial class TrainingJobValidator
     public static JobSpec Validate(JsonElement body, TrainerCatalog catalog, string? dataRoot)
     {
         if (body.ValueKind != JsonValueKind.Object) throw Invalid("body", "must be a JSON object with name, preset and optional dataset, data and options");
-        foreach (var property in body.EnumerateObject())
-        {
-            if (!Fields.Contains(property.Name))
-            {
-                throw Invalid(property.Name, $"is not a field of a training job (use {string.Join(", ", Fields)}; trainer options go into options)");
-            }
-        }
-
-        var name = RequiredString(body, "name");
+        var fields = FieldsOf(body);
+        var name = RequiredString(fields, "name");
         if (!ModelName().IsMatch(name) || name.Contains("..", StringComparison.Ordinal))
         {
-            throw Invalid("name", $"'{Shown(name)}' is not a valid model name (letters, digits, '.', '_' and '-', starting with a letter, digit or '_', no '..', at most 128 characters)");
+            throw Invalid("name", $"'{Shown(name)}' is not a valid model name (ASCII letters, digits, '.', '_' and '-', starting with a letter, digit or '_', no '..', at most 128 characters)");
         }
-        var preset = RequiredString(body, "preset");
+        var preset = RequiredString(fields, "preset");
         if (catalog.Presets.All(p => p.Name != preset))
         {
             throw Invalid("preset", $"'{Shown(preset)}' is not a preset of the trainer ({string.Join(", ", catalog.Presets.Select(p => p.Name))})");
         }
-        var dataset = OptionalString(body, "dataset");
+        var dataset = OptionalString(fields, "dataset");
         if (dataset is not null && !catalog.Datasets.Contains(dataset))
         {
             throw Invalid("dataset", $"'{Shown(dataset)}' is not a data set of the trainer ({string.Join(", ", catalog.Datasets)})");
         }
-        var data = OptionalString(body, "data");
+        var data = OptionalString(fields, "data");
         var readFrom = dataset ?? catalog.Presets.First(p => p.Name == preset).Dataset;
         if (data is null && catalog.FolderDatasets.Contains(readFrom))
         {
@@ -106,20 +99,45 @@ public static partial class TrainingJobValidator
                 throw Invalid("data", $"the data set '{readFrom}' is drawn by the trainer and reads no folder: leave data out, or choose a data set that reads one ({string.Join(", ", catalog.Datasets.Except(catalog.GeneratedDatasets))})");
             }
         }
-        return new JobSpec(name, preset, dataset, data, Options(body, catalog));
+        return new JobSpec(name, preset, dataset, data, Options(fields, catalog));
     }
 
-    private static JsonObject Options(JsonElement body, TrainerCatalog catalog)
+    /// <summary>
+    /// The body's fields by their names here, matched ignoring case as everywhere in this API (<c>NAME</c> is
+    /// <c>name</c>); one given twice in two spellings is refused, as one given twice in one is by the parser.
+    /// </summary>
+    private static Dictionary<string, JsonElement> FieldsOf(JsonElement body)
+    {
+        var fields = new Dictionary<string, (string Spelled, JsonElement Value)>(StringComparer.Ordinal);
+        foreach (var property in body.EnumerateObject())
+        {
+            var field = Array.Find(Fields, f => f.Equals(property.Name, StringComparison.OrdinalIgnoreCase))
+                ?? throw Invalid(property.Name, $"is not a field of a training job (use {string.Join(", ", Fields)}; trainer options go into options)");
+            if (!fields.TryAdd(field, (property.Name, property.Value)))
+            {
+                throw Invalid("body", $"gives the field {field} twice, as '{fields[field].Spelled}' and '{property.Name}' (names are matched ignoring case)");
+            }
+        }
+        return fields.ToDictionary(field => field.Key, field => field.Value.Value, StringComparer.Ordinal);
+    }
+
+    /// <summary>The options by the trainer's names (matched ignoring case), each checked against its range.</summary>
+    private static JsonObject Options(Dictionary<string, JsonElement> fields, TrainerCatalog catalog)
     {
         var options = new JsonObject();
-        if (!body.TryGetProperty("options", out var given) || given.ValueKind == JsonValueKind.Null) return options;
+        if (!fields.TryGetValue("options", out var given) || given.ValueKind == JsonValueKind.Null) return options;
         if (given.ValueKind != JsonValueKind.Object) throw Invalid("options", "must be an object of option names and values");
         var settingGivenBy = new Dictionary<string, string>(StringComparer.Ordinal);
+        var spelledAs = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var property in given.EnumerateObject())
         {
             var field = $"options.{property.Name}";
             var option = catalog.Option(property.Name)
                 ?? throw Invalid(field, "is not an option of the trainer (GET /training/options lists them)");
+            if (!spelledAs.TryAdd(option.Name, property.Name))
+            {
+                throw Invalid("options", $"gives the option {option.Name} twice, as '{spelledAs[option.Name]}' and '{property.Name}' (names are matched ignoring case)");
+            }
             Check(option, property.Value, field);
             // A flag given false sets nothing. On a command line the last of a pair (--augment, --no-augment) wins; in
             // a job's object neither is last.
@@ -127,7 +145,7 @@ public static partial class TrainingJobValidator
             {
                 throw Invalid(field, $"contradicts options.{settingGivenBy[option.Setting]} (both set the trainer's {option.Setting}): give one of them");
             }
-            options[property.Name] = JsonNode.Parse(property.Value.GetRawText());
+            options[option.Name] = JsonNode.Parse(property.Value.GetRawText());
         }
         return options;
     }
@@ -175,12 +193,12 @@ public static partial class TrainingJobValidator
 
     private static string Format(double value) => value.ToString(CultureInfo.InvariantCulture);
 
-    private static string RequiredString(JsonElement body, string field) =>
-        OptionalString(body, field) ?? throw Invalid(field, "is required");
+    private static string RequiredString(Dictionary<string, JsonElement> fields, string field) =>
+        OptionalString(fields, field) ?? throw Invalid(field, "is required");
 
-    private static string? OptionalString(JsonElement body, string field)
+    private static string? OptionalString(Dictionary<string, JsonElement> fields, string field)
     {
-        if (!body.TryGetProperty(field, out var value) || value.ValueKind == JsonValueKind.Null) return null;
+        if (!fields.TryGetValue(field, out var value) || value.ValueKind == JsonValueKind.Null) return null;
         return value.ValueKind == JsonValueKind.String ? value.GetString() : throw Invalid(field, $"must be a string, not {Shown(value.GetRawText())}");
     }
 

@@ -1,26 +1,34 @@
 using Microsoft.Extensions.Options;
+using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Training;
 
 /// <summary>
 /// Says at start where training jobs go, as full paths: a relative Training:JobsRoot is relative to the service's working
 /// directory, which <c>dotnet run --project</c> sets to the project's folder, and a worker watching another folder would
-/// leave every job queued without a word.
+/// leave every job queued without a word. Also what /training answers when jobs cannot be submitted: without an admin
+/// key, 403 admin-disabled comes before anything else.
 /// </summary>
-public sealed class TrainingStartReport(IOptions<TrainingOptions> options, ILogger<TrainingStartReport> logger) : IHostedService
+public sealed class TrainingStartReport(IOptions<TrainingOptions> options, IOptions<SecurityOptions> security, ILogger<TrainingStartReport> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
         var training = options.Value;
+        var adminDisabled = string.IsNullOrEmpty(security.Value.AdminApiKey);
         if (string.IsNullOrWhiteSpace(training.JobsRoot))
         {
-            logger.LogInformation("Training jobs are off (Training:JobsRoot is empty): /training answers 404");
+            if (adminDisabled) logger.LogInformation("Training jobs are off (Training:JobsRoot is empty), and so are the administrative endpoints (Security:AdminApiKey is empty): /training answers 403 admin-disabled");
+            else logger.LogInformation("Training jobs are off (Training:JobsRoot is empty): /training answers 404 training-not-configured");
             return Task.CompletedTask;
         }
         var jobs = Path.GetFullPath(training.JobsRoot);
         var data = string.IsNullOrWhiteSpace(training.DataRoot) ? null : Path.GetFullPath(training.DataRoot);
         logger.LogInformation("Training jobs are queued in {JobsRoot} (Training:JobsRoot; the training workers' --jobs must name this folder); jobs may name data under {DataRoot}",
             jobs, data ?? "no folder (Training:DataRoot is empty)");
+        if (adminDisabled)
+        {
+            logger.LogWarning("Security:AdminApiKey is empty, so /training answers 403 admin-disabled: no job can be submitted or followed through this service (workers still train what the jobs folder holds)");
+        }
         return Task.CompletedTask;
     }
 

@@ -250,10 +250,10 @@ MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
 
 def check_model_name(name: Any) -> str:
-    """A model name is a folder name in the model repository: letters, digits, '.', '_' and '-', starting with a
+    """A model name is a folder name in the model repository: ASCII letters, digits, '.', '_' and '-', starting with a
     letter, digit or '_', no '..' (the service's rule for names in paths)."""
     if not isinstance(name, str) or not MODEL_NAME.fullmatch(name) or ".." in name:
-        raise JobOptionError("name", f"{json.dumps(name)} is not a valid model name (letters, digits, '.', '_' and "
+        raise JobOptionError("name", f"{json.dumps(name)} is not a valid model name (ASCII letters, digits, '.', '_' and "
                                      f"'-', starting with a letter, digit or '_', no '..', at most 128 characters)")
     return name
 

@@ -127,6 +127,8 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
     [InlineData("""[1, 2]""", "body", "must be a JSON object")]
     [InlineData("""{"name": "m",""", "body", "is not JSON")]
     [InlineData("""{"name": "m", "name": "n", "preset": "smoke"}""", "body", "Duplicate property 'name'")]
+    [InlineData("""{"name": "m", "Name": "n", "preset": "smoke"}""", "body", "gives the field name twice, as 'name' and 'Name' (names are matched ignoring case)")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"epochs": 2, "EPOCHS": 3}}""", "options", "gives the option epochs twice, as 'epochs' and 'EPOCHS'")]
     [InlineData("""{"name": "\ud800", "preset": "smoke"}""", "name", "not valid text")]
     [InlineData("""{"name": "m", "preset": "smoke", "options": {"\ud800": 1}}""", "body", "not valid text")]
     [InlineData("""{"name": "m", "preset": "smoke", "options": {"smallCnnWidths": [8, "\udc00"]}}""", "options.smallCnnWidths[1]", "not valid text")]
@@ -137,6 +139,19 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         var detail = problem.GetProperty("detail").GetString()!;
         Assert.StartsWith(field + ": ", detail);
         Assert.Contains(fragment, detail);
+        Assert.False(Directory.Exists(Jobs) && Directory.EnumerateDirectories(Jobs).Any(), "a refused job was queued");
+    }
+
+    /// <summary>Only JSON is a job: the endpoint's type matching lets any application/*+json through, and merge-patch+json was queued.</summary>
+    [Theory]
+    [InlineData("application/merge-patch+json")]
+    [InlineData("application/problem+json")]
+    [InlineData("text/plain")]
+    public async Task A_body_of_another_type_than_json_is_a_415(string type)
+    {
+        var problem = await Http.ProblemAsync(await Client().PostAsync("/training/jobs", new StringContent("""{"name": "m", "preset": "smoke"}""", Encoding.UTF8, type)),
+            HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+        Assert.Contains($"Content-Type '{type}; charset=utf-8' is not accepted by POST /training/jobs", problem.GetProperty("detail").GetString());
         Assert.False(Directory.Exists(Jobs) && Directory.EnumerateDirectories(Jobs).Any(), "a refused job was queued");
     }
 
@@ -189,6 +204,14 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         var list = await Http.JsonAsync(await Client(service: service).GetAsync("/training/jobs"));
         Assert.Equal([second.GetProperty("id").GetString(), first.GetProperty("id").GetString()],
             list.EnumerateArray().Select(j => j.GetProperty("id").GetString()));
+        // Names are matched ignoring case, as everywhere in this API, and kept by the trainer's.
+        var spelled = await Http.JsonAsync(await Client(service: service).PostAsync("/training/jobs",
+            Body("""{"NAME": "m3", "Preset": "smoke", "OPTIONS": {"Epochs": 3, "lradDON": 0.001}}""")), HttpStatusCode.Accepted);
+        Assert.Equal("m3", spelled.GetProperty("name").GetString());
+        var storedSpelled = JsonDocument.Parse(File.ReadAllText(Path.Combine(jobs, spelled.GetProperty("id").GetString()!, "job.json"))).RootElement;
+        Assert.Equal(["epochs", "lrAddOn"], storedSpelled.GetProperty("options").EnumerateObject().Select(o => o.Name));
+        Assert.Equal(3, storedSpelled.GetProperty("options").GetProperty("epochs").GetInt32());
+
         var options = await Http.JsonAsync(await Client(service: service).GetAsync("/training/options"));
         Assert.Contains(options.GetProperty("presets").EnumerateArray(), p => p.GetProperty("name").GetString() == "smoke");
         Assert.Contains(options.GetProperty("options").EnumerateArray(), o => o.GetProperty("name").GetString() == "lrAddOn");

@@ -14,6 +14,23 @@ public class TrainingStartReportTests(TrainerBundles bundles)
 {
     private const string AdminKey = "start-report-admin-key";
 
+    /// <summary>
+    /// Without a jobs folder the start says training is off, with the answer /training really gives: 403 admin-disabled
+    /// while the admin key is missing too, which comes first (it said 404 whatever the key).
+    /// </summary>
+    [Theory]
+    [InlineData(null, HttpStatusCode.Forbidden, "admin-disabled")]
+    [InlineData(AdminKey, HttpStatusCode.NotFound, "training-not-configured")]
+    public async Task Without_a_jobs_folder_the_start_says_what_training_answers(string? adminKey, HttpStatusCode status, string problem)
+    {
+        await using var factory = ServiceFactory.ForRoot(bundles.NewRoot((bundles.SmokeBundle, "smoke", null)), ("Security:AdminApiKey", adminKey));
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/training/jobs");
+        if (adminKey is not null) request.Headers.Add("X-Api-Key", adminKey);
+        await Http.ProblemAsync(await factory.CreateClient().SendAsync(request), status, problem);
+        Assert.Single(factory.Logs.Entries, e => e.Message.StartsWith("Training jobs are off", StringComparison.Ordinal)
+            && e.Message.EndsWith($"/training answers {(int)status} {problem}", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task The_start_names_the_full_path_where_jobs_are_queued_and_they_are_queued_there()
     {
