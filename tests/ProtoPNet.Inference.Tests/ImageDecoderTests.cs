@@ -76,6 +76,66 @@ public class ImageDecoderTests
         Assert.True(decoded.Pixels[5, 5].R > 200 && decoded.Pixels[5, 5].G < 50);
     }
 
+    /// <summary>
+    /// A GIF whose first frame reaches past its logical screen (smaller than the frame, or 0x0) is as large as the
+    /// frame, as Pillow (the trainer's decoder) opens it; it was refused ("its fields contradict each other"). A frame
+    /// too large is refused for its size, as any image, also where its size is beyond what the screen's fields can say.
+    /// </summary>
+    [Fact]
+    public void AGifFrameLargerThanItsScreenIsDecodedAtTheFramesSize()
+    {
+        using var image = new Image<Rgba32>(20, 20, new Rgba32(200, 30, 30));
+        for (var y = 0; y < 20; y++)
+        {
+            for (var x = 10; x < 20; x++) image[x, y] = new Rgba32(30, 30, 200);
+        }
+        var whole = TestImages.Encode(image, new GifEncoder());
+        using var expected = _decoder.Decode(whole);
+        byte[] WithScreen(byte[] file, ushort width, ushort height)
+        {
+            var copy = file.ToArray();
+            BinaryPrimitives.WriteUInt16LittleEndian(copy.AsSpan(6), width);
+            BinaryPrimitives.WriteUInt16LittleEndian(copy.AsSpan(8), height);
+            return copy;
+        }
+        foreach (var (width, height) in new (ushort, ushort)[] { (10, 10), (0, 0), (20, 5) })
+        {
+            var file = WithScreen(whole, width, height);
+            using var decoded = _decoder.Decode(file);
+            Assert.Equal((20, 20), (decoded.Width, decoded.Height));
+            for (var y = 0; y < 20; y++)
+            {
+                for (var x = 0; x < 20; x++) Assert.Equal(expected.Pixels[x, y], decoded.Pixels[x, y]);
+            }
+            var path = Path.Combine(Path.GetTempPath(), $"protopnet-gif-screen-{Guid.NewGuid():N}.gif");
+            File.WriteAllBytes(path, file);
+            try
+            {
+                Assert.Equal("20 20", Pillow.RunPython("import sys\nfrom PIL import Image\nprint(*Image.open(sys.argv[1]).size)", path).Trim());
+            }
+            finally
+            {
+                File.Delete(path);
+            }
+        }
+
+        var descriptor = GifBlocks.FirstImageDescriptor(whole)!.Value;
+        byte[] WithFrame(ushort left, ushort width, ushort height)
+        {
+            var copy = WithScreen(whole, 10, 10);
+            BinaryPrimitives.WriteUInt16LittleEndian(copy.AsSpan(descriptor + 1), left);
+            BinaryPrimitives.WriteUInt16LittleEndian(copy.AsSpan(descriptor + 5), width);
+            BinaryPrimitives.WriteUInt16LittleEndian(copy.AsSpan(descriptor + 7), height);
+            return copy;
+        }
+        var huge = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(WithFrame(0, 65535, 65535)));
+        Assert.Equal(ImageRejection.TooManyPixels, huge.Rejection);
+        Assert.StartsWith("The GIF image is 65535x65535 = 4294836225 pixels", huge.Message);
+        var wide = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(WithFrame(65000, 1000, 1)));
+        Assert.Equal(ImageRejection.SideTooLong, wide.Rejection);
+        Assert.StartsWith("The GIF image is 66000x10 pixels", wide.Message);
+    }
+
     [Fact]
     public void TransparencyIsCompositedOverWhite()
     {

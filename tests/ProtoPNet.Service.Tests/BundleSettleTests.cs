@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using ProtoPNet.Service.Models;
@@ -123,6 +124,48 @@ public class BundleSettleTests(TrainerBundles bundles)
         all = await Http.JsonAsync(await ReloadAsync("/models/reload"));
         Assert.Empty(all.GetProperty("settling").EnumerateArray());
         Assert.Equal($"smoke/{Path.GetFileName(version)}", Assert.Single(all.GetProperty("refused").EnumerateArray()).GetProperty("directory").GetString());
+
+        // A second version copied in half: the 404 tells of both, the refused one and the one that does not load yet.
+        var second = Path.Combine(Path.GetDirectoryName(version)!, "29991231T000000Z");
+        CopyFolder(bundles.SmokeBundle, second);
+        TrainerBundles.EditManifest(second, manifest => manifest["version"] = "29991231T000000Z");
+        var graph = File.ReadAllBytes(Path.Combine(second, "model.onnx"));
+        File.WriteAllBytes(Path.Combine(second, "model.onnx"), graph[..(graph.Length / 2)]);
+        detail = (await Http.ProblemAsync(await ReloadAsync("/models/smoke/reload"), HttpStatusCode.NotFound, "model-not-found")).GetProperty("detail").GetString();
+        Assert.StartsWith($"No model named 'smoke' is loaded: no version of it loads ({Path.GetFileName(version)}: sha256 mismatch", detail);
+        Assert.Contains("; 29991231T000000Z: does not load yet (sha256 mismatch", detail);
+        // Once whole it loads, and is settling no more.
+        File.WriteAllBytes(Path.Combine(second, "model.onnx"), graph);
+        var one = await Http.JsonAsync(await ReloadAsync("/models/smoke/reload"));
+        Assert.Equal(["smoke@29991231T000000Z"], one.GetProperty("loaded").EnumerateArray().Select(v => v.GetString()));
+        Assert.Empty(one.GetProperty("settling").EnumerateArray());
+        Assert.Equal($"smoke/{Path.GetFileName(version)}", Assert.Single(one.GetProperty("refused").EnumerateArray()).GetProperty("directory").GetString());
+    }
+
+    /// <summary>
+    /// A folder that no scan tries any more, because as many newer versions as Models:LoadedVersions have loaded, is
+    /// no longer listed as settling (it stayed listed for good, "looked at again in about 0 s").
+    /// </summary>
+    [Fact]
+    public async Task AFolderNoLongerTriedIsNoLongerListedAsSettling()
+    {
+        var (factory, _, version, _) = StartWithHalfCopiedBundle(settleSeconds: 10, new MovableClock(), ("Models:LoadedVersions", "1"));
+        await using var owned = factory;
+        var client = factory.CreateClient();
+        async Task<JsonElement> ReloadAllAsync()
+        {
+            using var reload = new HttpRequestMessage(HttpMethod.Post, "/models/reload");
+            reload.Headers.Add("X-Api-Key", "admin");
+            return await Http.JsonAsync(await client.SendAsync(reload));
+        }
+        Assert.Single((await ReloadAllAsync()).GetProperty("settling").EnumerateArray());
+
+        var newer = Path.Combine(Path.GetDirectoryName(version)!, "29991231T000000Z");
+        CopyFolder(bundles.SmokeBundle, newer);
+        TrainerBundles.EditManifest(newer, manifest => manifest["version"] = "29991231T000000Z");
+        var all = await ReloadAllAsync();
+        Assert.Contains("smoke@29991231T000000Z", all.GetProperty("loaded").EnumerateArray().Select(v => v.GetString()));
+        Assert.Empty(all.GetProperty("settling").EnumerateArray());
     }
 
     /// <summary>A clock that stands still until moved on by hand (read from the scanner's, the watcher's and the requests' threads).</summary>
@@ -139,10 +182,11 @@ public class BundleSettleTests(TrainerBundles bundles)
     /// A service (settling for <paramref name="settleSeconds"/>, by <paramref name="settleClock"/> if given) that has scanned a copy of the smoke bundle so far: its
     /// model.json, and half of its model.onnx. With its registry, the copy's folder and the whole graph.
     /// </summary>
-    private (ServiceFactory Factory, ModelRegistry Registry, string Version, byte[] Graph) StartWithHalfCopiedBundle(int settleSeconds, TimeProvider? settleClock = null)
+    private (ServiceFactory Factory, ModelRegistry Registry, string Version, byte[] Graph) StartWithHalfCopiedBundle(int settleSeconds, TimeProvider? settleClock = null,
+        params (string Key, string? Value)[] settings)
     {
         var root = bundles.NewRoot((bundles.SmokeBundle, "other", null));
-        var factory = ServiceFactory.ForRoot(root, ("Models:SettleSeconds", $"{settleSeconds}"), ("Security:AdminApiKey", "admin"));
+        var factory = ServiceFactory.ForRoot(root, [("Models:SettleSeconds", $"{settleSeconds}"), ("Security:AdminApiKey", "admin"), .. settings]);
         if (settleClock is not null) factory.Replacing = services => services.AddSingleton(new SettleClock(settleClock));
         _ = factory.CreateClient();   // started: the models loaded
         var version = Path.Combine(root, "smoke", Path.GetFileName(bundles.SmokeBundle));

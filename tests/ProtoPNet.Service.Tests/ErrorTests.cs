@@ -96,7 +96,7 @@ public class ErrorTests(TrainerBundles bundles)
     [Theory]
     [InlineData("topClasses=abc", "parameter topClasses is 'abc'")]
     [InlineData("topPrototypes=", "parameter topPrototypes is ''")]
-    [InlineData("explainClass=2147483648", "parameter explainClass is '2147483648', which is not an integer up to 2147483647 (topClasses and topPrototypes take a count from 0, explainClass a class index from 0;")]
+    [InlineData("explainClass=2147483648", "parameter explainClass is '2147483648', which is not an integer from 0 to 2147483647 (topClasses and topPrototypes take a count from 0, explainClass a class index from 0;")]
     [InlineData("topClasses=abc&topPrototypes=x&explainClass=", "parameters topClasses ('abc'), topPrototypes ('x') and explainClass ('') are not integers")]
     [InlineData("TOPCLASSES=99999999999999999999999999999999999999999999", "parameter topClasses is '9999999999999999999999999999999999999999...'")]
     public async Task AnUnreadableIntegerIsNamedInTheProblem(string query, string fragment)

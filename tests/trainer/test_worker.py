@@ -527,6 +527,12 @@ def test_the_services_copy_of_the_job_options_is_the_trainers(options):
         "src/ProtoPNet.Service/Training/trainer-options.json")
 
 
+def test_no_two_job_options_differ_only_in_case(options):
+    # The service matches a job's option names ignoring case, as every name of its API, and keeps the trainer's.
+    names = [option["name"] for option in options.document()["options"]]
+    assert len({name.lower() for name in names}) == len(names)
+
+
 def test_the_job_data_sets_are_the_trainers():
     from protopnet_trainer import datasets, job_options
     assert job_options.DATASETS == datasets.DATASETS

@@ -83,9 +83,12 @@ public static class DeclaredSize
         return null;
     }
 
-    /// <summary>GIF: the logical screen's width and height, little-endian, after the 6-byte signature.</summary>
-    private static (long, long)? Gif(ReadOnlySpan<byte> file) =>
-        file.Length >= 10 ? (BinaryPrimitives.ReadUInt16LittleEndian(file[6..]), BinaryPrimitives.ReadUInt16LittleEndian(file[8..])) : null;
+    /// <summary>
+    /// GIF: the logical screen's width and height, little-endian, after the 6-byte signature, enlarged to hold the
+    /// first frame as Pillow does (<see cref="GifScreen"/>).
+    /// </summary>
+    private static (long, long)? Gif(ReadOnlySpan<byte> file) => GifScreen.Extent(file)
+        ?? (file.Length >= 10 ? (BinaryPrimitives.ReadUInt16LittleEndian(file[6..]), BinaryPrimitives.ReadUInt16LittleEndian(file[8..])) : null);
 
     /// <summary>The sizes of the BMP info headers there are (core, OS/2 2.x short and long, Windows 3 to 5 and the Adobe ones).</summary>
     private static readonly uint[] BmpInfoHeaderSizes = [12, 16, 40, 52, 56, 64, 108, 124];

@@ -15,8 +15,16 @@ public static class GifBlocks
     private const byte GraphicControl = 0xF9, Comment = 0xFE, Application = 0xFF;
 
     /// <summary>What keeps Pillow from the first image (one sentence), or null.</summary>
-    public static string? FindCorruption(ReadOnlySpan<byte> file)
+    public static string? FindCorruption(ReadOnlySpan<byte> file) => WalkToFirstImage(file, out _);
+
+    /// <summary>Where the first image descriptor (2C) lies, reached as Pillow reaches it; null when it is not reached.</summary>
+    public static int? FirstImageDescriptor(ReadOnlySpan<byte> file) =>
+        WalkToFirstImage(file, out var descriptor) is null && descriptor >= 0 ? (int)descriptor : null;
+
+    /// <summary>The blocks up to the first image descriptor: why Pillow stops before it (one sentence), or null and where it lies (-1 for no GIF).</summary>
+    private static string? WalkToFirstImage(ReadOnlySpan<byte> file, out long descriptor)
     {
+        descriptor = -1;
         if (file.Length < 13 || !(file.StartsWith("GIF87a"u8) || file.StartsWith("GIF89a"u8))) return null;
         long position = 13;
         if ((file[10] & 0x80) != 0) position += 3L << ((file[10] & 7) + 1);
@@ -26,7 +34,11 @@ public static class GifBlocks
             var at = position;
             var introducer = file[(int)position++];
             if (introducer == Trailer) return $"its blocks reach the trailer (3B) at byte {at} before any image";
-            if (introducer == ImageDescriptor) return null;   // a descriptor cut short is the completeness check's
+            if (introducer == ImageDescriptor)
+            {
+                descriptor = at;
+                return null;   // a descriptor cut short is the completeness check's
+            }
             if (introducer != Extension) continue;            // a stray byte, passed over as Pillow does
             if (position >= file.Length) return $"its extension at byte {at} ends the file before its label";
             var label = file[(int)position++];

@@ -135,6 +135,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         bytes = TiffStrips.WithRowsPerStripClamped(bytes);     // a RowsPerStrip beyond the height, which sized its buffer
         bytes = TiffBitsPerSample.WithDefault(bytes);          // no BitsPerSample (one bit per sample), which it refused
         bytes = JpegFillBytes.Without(bytes);                  // fill bytes before the first scan, which it refused
+        bytes = GifScreen.WithFirstFrameInside(bytes);         // a first frame past the GIF's screen, which it refused
         // An animated WebP: its first frame is decoded as a still, then put on the animation's canvas, whose size is judged.
         var animation = WebpFirstFrame.Find(bytes.Span);
         if (animation is not null)
@@ -145,9 +146,9 @@ public sealed class ImageDecoder(ImageLimits limits)
         }
         var (width, height, imageFormat, metadata) = Identify(bytes, limits);
         var format = DisplayName(imageFormat);
-        // ImageSharp reads a PNG side beyond int's range as a negative number, and a TIFF's as int.MaxValue: then the
-        // header's own numbers are judged (and told).
-        (long Width, long Height) declared = width is > 0 and < int.MaxValue && height is > 0 and < int.MaxValue
+        // ImageSharp reads a PNG side beyond int's range as a negative number, a TIFF's as int.MaxValue, and a GIF's
+        // frame past 16 bits is beyond what its screen can say: then the header's own numbers are judged (and told).
+        (long Width, long Height) declared = width is > 0 and < int.MaxValue && height is > 0 and < int.MaxValue && imageFormat is not GifFormat
             ? (width, height) : DeclaredSize.Read(bytes.Span, imageFormat) ?? (width, height);
         RefuseSize(declared.Width, declared.Height, format, limits);
         RefuseCompression(declared.Width * declared.Height, bytes.Length, format);

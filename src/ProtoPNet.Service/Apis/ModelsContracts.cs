@@ -74,9 +74,15 @@ public sealed record RefusedBundleResponse(string Directory, string Reason)
     /// </summary>
     public static RefusedBundleResponse Of(RefusedBundle refused, string root)
     {
+        var (directory, reason) = RelativeToRoot(refused.Directory, refused.Reason, root);
+        return new RefusedBundleResponse(directory, reason);
+    }
+
+    /// <summary>A folder and a reason as answered: paths relative to the model root (see <see cref="Of"/>).</summary>
+    public static (string Directory, string Reason) RelativeToRoot(string directory, string reason, string root)
+    {
         var trimmedRoot = Path.TrimEndingDirectorySeparator(root);
-        var reason = RootPath(trimmedRoot).Replace(refused.Reason, match => match.Groups["into"].Success ? "" : ".");
-        return new RefusedBundleResponse(Path.GetRelativePath(trimmedRoot, refused.Directory), reason);
+        return (Path.GetRelativePath(trimmedRoot, directory), RootPath(trimmedRoot).Replace(reason, match => match.Groups["into"].Success ? "" : "."));
     }
 
     /// <summary>The root in a message: <c>into</c> when a path under it follows, else the root itself (not a longer name it begins).</summary>
@@ -85,16 +91,17 @@ public sealed record RefusedBundleResponse(string Directory, string Reason)
 }
 
 /// <summary>
-/// A bundle folder that did not load while its files were still changing (a copy in progress?): neither loaded nor
-/// refused until they have stayed the same for Models:SettleSeconds, about <c>SettlesInSeconds</c> from now, when it is
-/// looked at again. Its path relative to the model root, as a refusal's.
+/// A bundle folder that did not load while its files were still changing (a copy in progress?): it loads at the first
+/// scan that finds it whole, and is refused only once its files have stayed the same for Models:SettleSeconds (a change
+/// starts the wait again), about <c>SettlesInSeconds</c> from now if nothing changes, when it is looked at again. Its
+/// path relative to the model root, as a refusal's.
 /// </summary>
 public sealed record SettlingBundleResponse(string Directory, string Reason, int SettlesInSeconds)
 {
     public static SettlingBundleResponse Of(SettlingFolder folder, string root, DateTime nowUtc)
     {
-        var shown = RefusedBundleResponse.Of(new RefusedBundle(folder.Directory, folder.Reason), root);
-        return new SettlingBundleResponse(shown.Directory, shown.Reason, Math.Max(0, (int)Math.Ceiling((folder.SettlesAtUtc - nowUtc).TotalSeconds)));
+        var (directory, reason) = RefusedBundleResponse.RelativeToRoot(folder.Directory, folder.Reason, root);
+        return new SettlingBundleResponse(directory, reason, Math.Max(0, (int)Math.Ceiling((folder.SettlesAtUtc - nowUtc).TotalSeconds)));
     }
 }
 

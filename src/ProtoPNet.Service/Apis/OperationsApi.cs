@@ -72,14 +72,19 @@ public static class OperationsApi
         return TypedResults.Ok(new ReloadAllResponse(catalog.Families.Values.OrderBy(f => f.Name, StringComparer.Ordinal).Select(f => $"{f.Name}@{f.Served.Version}").ToArray(),
             catalog.DefaultModel, result.Loaded, result.Removed,
             catalog.Refused.Select(r => RefusedBundleResponse.Of(r, registry.Root)).ToArray(),
-            Settling(registry, clock, _ => true)));
+            Settling(registry, catalog, clock, _ => true)));
     }
 
-    /// <summary>The folders that do not load yet while their files change (of the models <paramref name="of"/> picks), as answered.</summary>
-    private static SettlingBundleResponse[] Settling(ModelRegistry registry, SettleClock clock, Func<string, bool> of)
+    /// <summary>
+    /// The folders that do not load yet while their files change (of the models <paramref name="of"/> picks), as
+    /// answered; not one that <paramref name="catalog"/> lists as refused or loaded (a scan of the watcher's, after this
+    /// rescan, may have decided it).
+    /// </summary>
+    private static SettlingBundleResponse[] Settling(ModelRegistry registry, ModelCatalog catalog, SettleClock clock, Func<string, bool> of)
     {
         var now = clock.UtcNow;
-        return registry.Settling.Where(folder => of(ModelRegistry.ModelOf(folder.Directory)))
+        var decided = catalog.Refused.Select(r => r.Directory).Concat(catalog.Served.Keys.Select(b => b.Directory)).ToHashSet(StringComparer.Ordinal);
+        return registry.Settling.Where(folder => of(ModelRegistry.ModelOf(folder.Directory)) && !decided.Contains(folder.Directory))
             .Select(folder => SettlingBundleResponse.Of(folder, registry.Root, now)).ToArray();
     }
 
@@ -91,9 +96,9 @@ public static class OperationsApi
         // As they stand, not only those this rescan refused: the watcher may have refused a new folder a moment before.
         // Its version folders, and its model folder or the root when they cannot be read.
         var modelFolder = Path.Combine(registry.Root, name);
-        var refused = catalog.Refused.Where(r => Path.GetFileName(Path.GetDirectoryName(r.Directory)) == name
+        var refused = catalog.Refused.Where(r => ModelRegistry.ModelOf(r.Directory) == name
             || r.Directory == modelFolder || r.Directory == registry.Root).ToArray();
-        var settling = Settling(registry, clock, model => model == name);
+        var settling = Settling(registry, catalog, clock, model => model == name);
         if (!catalog.Families.ContainsKey(name) && (refused.Length > 0 || settling.Length > 0))
         {
             // A model none of whose versions loaded: say why, rather than only that it is not there.

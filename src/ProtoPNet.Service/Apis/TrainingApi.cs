@@ -134,13 +134,18 @@ public static class TrainingApi
 
     /// <summary>
     /// The endpoint's content type matching also lets any <c>application/*+json</c> through (merge-patch+json,
-    /// problem+json), which are not a job: only JSON itself, or no content type, is taken.
+    /// problem+json), which are not a job: only JSON itself, or no content type, is taken; a header that cannot be read
+    /// (an unterminated quote) is a 400, as for an upload.
     /// </summary>
     private static void RefuseOtherThanJson(HttpRequest request)
     {
         if (string.IsNullOrEmpty(request.ContentType)) return;
-        if (Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out var type)
-            && type.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)) return;
+        if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out var type))
+        {
+            throw new ProblemException(ProblemCatalog.RequestBodyUnreadable,
+                $"Content-Type '{RequestText.Printable(request.ContentType)}' cannot be read as a media type (an unterminated quote, a stray character?): send 'application/json'.");
+        }
+        if (type.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)) return;
         throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
             $"Content-Type '{RequestText.Printable(request.ContentType)}' is not accepted by POST /training/jobs: send the job as application/json. The API is described at /swagger.");
     }

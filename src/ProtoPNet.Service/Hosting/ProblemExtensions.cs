@@ -97,8 +97,8 @@ public static class ProblemExtensions
     {
         StatusCodes.Status400BadRequest => UnreadableIntegers(http.Request) switch
         {
-            [var (name, value)] => $"The query parameter {name} is '{RequestText.Echo(value)}', which is not an integer up to {int.MaxValue} ({IntegerRule}; an empty value is not one either: leave it out for its default).",
-            [.. var first, var last] => $"The query parameters {string.Join(", ", first.Select(Quoted))} and {Quoted(last)} are not integers up to {int.MaxValue} ({IntegerRule}; an empty value is not one either: leave them out for their defaults).",
+            [var (name, value)] => $"The query parameter {name} is '{RequestText.Echo(value)}', which is not an integer from 0 to {int.MaxValue} ({IntegerRule}; an empty value is not one either: leave it out for its default).",
+            [.. var first, var last] => $"The query parameters {string.Join(", ", first.Select(WithValue))} and {WithValue(last)} are not integers from 0 to {int.MaxValue} ({IntegerRule}; an empty value is not one either: leave them out for their defaults).",
             _ => $"A parameter cannot be read as its type: {IntegerRule} (an empty value is not one: leave a query parameter out for its default).",
         },
         StatusCodes.Status404NotFound => $"No endpoint matches {http.Request.Method} {RequestTarget.PathOf(http)}. The API is described at /swagger.",
@@ -116,7 +116,7 @@ public static class ProblemExtensions
     /// <summary>The integer query parameters of the classify endpoints (ClassifyQueries.ExplainQuery), which the framework binds.</summary>
     private static readonly string[] IntegerParameters = ["topClasses", "topPrototypes", "explainClass"];
 
-    private static string Quoted((string Name, string Value) parameter) => $"{parameter.Name} ('{RequestText.Echo(parameter.Value)}')";
+    private static string WithValue((string Name, string Value) parameter) => $"{parameter.Name} ('{RequestText.Echo(parameter.Value)}')";
 
     private const string IntegerRule = "topClasses and topPrototypes take a count from 0, explainClass a class index from 0";
 

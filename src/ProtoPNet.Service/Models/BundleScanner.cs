@@ -19,7 +19,8 @@ public sealed record BundleFolders(IReadOnlyList<string> Bundles, IReadOnlyList<
 /// see them, for <see cref="SettleTime"/>: one still being copied (cp, rsync, a network drive, rather than published by
 /// a rename) is said once, neither listed nor counted as refused, and looked at again then. (By this process's clock, not
 /// the files' times, which a copy may keep from the source and a network drive may write with its own clock: the
-/// <see cref="SettleClock"/>.) Not thread-safe: the registry calls it under its scan lock (but <see cref="TakeSettleDeadline"/>).
+/// <see cref="SettleClock"/>.) Not thread-safe: the registry calls it under its scan lock (but <see cref="TakeSettleDeadline"/> and
+/// <see cref="Settling"/>, read from any thread).
 /// </summary>
 public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, Microsoft.Extensions.Options.IOptions<ModelsOptions> options,
     SettleClock clock, ILogger<BundleScanner> logger)
@@ -33,16 +34,26 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
     /// <summary>Folders that did not load and are not refused yet: their files as last seen, since when (this clock) they have been so, and why they did not load.</summary>
     private readonly Dictionary<string, (FolderState Files, DateTime SinceUtc, string Reason)> _settling = new(StringComparer.Ordinal);
 
+    /// <summary>The settling folders this scan tried (<see cref="BeginScan"/>); the others are forgotten at its end.</summary>
+    private readonly HashSet<string> _triedThisScan = new(StringComparer.Ordinal);
+
     private IReadOnlyList<SettlingFolder> _settlingNow = [];
 
     /// <summary>The folders that do not load yet and are not refused yet, as the last scan left them (read from any thread: the reload answers).</summary>
     public IReadOnlyList<SettlingFolder> Settling => Volatile.Read(ref _settlingNow);
 
-    private void PublishSettling() => Volatile.Write(ref _settlingNow,
-        _settling.Select(folder => new SettlingFolder(folder.Key, folder.Value.Reason, folder.Value.SinceUtc + SettleTime))
-            .OrderBy(folder => folder.Directory, StringComparer.Ordinal).ToArray());
+    /// <summary>A scan of the model root begins: the settling folders it does not try (gone, or older than the versions kept) are forgotten at its end.</summary>
+    public void BeginScan() => _triedThisScan.Clear();
 
-    /// <summary>Ticks of the latest moment a folder still being written will have been still for <see cref="SettleTime"/>; 0 when none.</summary>
+    /// <summary>A scan ends: the settling folders as it left them are published for <see cref="Settling"/>.</summary>
+    public void EndScan()
+    {
+        foreach (var untried in _settling.Keys.Where(directory => !_triedThisScan.Contains(directory)).ToArray()) _settling.Remove(untried);
+        Volatile.Write(ref _settlingNow, _settling.Select(folder => new SettlingFolder(folder.Key, folder.Value.Reason, folder.Value.SinceUtc + SettleTime))
+            .OrderBy(folder => folder.Directory, StringComparer.Ordinal).ToArray());
+    }
+
+    /// <summary>Ticks of the earliest moment a folder still being written will have been still for <see cref="SettleTime"/>; 0 when none.</summary>
     private long _settleDeadlineTicks;
 
     /// <summary>When a folder that did not load while being written will have settled, so that it is looked at again then; null when none (cleared).</summary>
@@ -120,9 +131,6 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
         // Folders that are gone are forgotten, so one that comes back is tried again.
         var present = directories.ToHashSet(StringComparer.Ordinal);
         foreach (var gone in _refusedCache.Keys.Where(d => !present.Contains(d)).ToArray()) _refusedCache.Remove(gone);
-        var settlingGone = _settling.Keys.Where(d => !present.Contains(d)).ToArray();
-        foreach (var gone in settlingGone) _settling.Remove(gone);
-        if (settlingGone.Length > 0) PublishSettling();
         WarnOnceOfUnreadable(unreadable);
         return new BundleFolders(directories, unreadable);
     }
@@ -191,16 +199,17 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
         if (changed) seen = (files, now, reason);
         seen.Reason = reason;   // the latest try's
         _settling[directory] = seen;
+        _triedThisScan.Add(directory);
         if (now - seen.SinceUtc >= SettleTime)
         {
             _settling.Remove(directory);
-            PublishSettling();
             return false;
         }
-        PublishSettling();
+        // The earliest: the scan then made sets the next (a later one kept instead would leave the earlier folder waiting for it).
         var settled = (seen.SinceUtc + SettleTime).Ticks;
-        long latest;
-        while ((latest = Interlocked.Read(ref _settleDeadlineTicks)) < settled && Interlocked.CompareExchange(ref _settleDeadlineTicks, settled, latest) != latest)
+        long earliest;
+        while (((earliest = Interlocked.Read(ref _settleDeadlineTicks)) == 0 || settled < earliest)
+               && Interlocked.CompareExchange(ref _settleDeadlineTicks, settled, earliest) != earliest)
         {
         }
         if (firstSight)
@@ -245,7 +254,7 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
             bundle = loader.Load(directory);
             prepare(bundle);
             _refusedCache.Remove(directory);
-            if (_settling.Remove(directory)) PublishSettling();
+            _settling.Remove(directory);
             refusal = null;
             metrics.ModelLoads.Add(1, ServiceMetrics.Tag("model", bundle.Name), ServiceMetrics.Tag("result", "loaded"));
             logger.LogInformation("Loaded model {Model}@{Version} ({Classes} classes, {Prototypes} prototypes, input {Channels}x{Height}x{Width}) in {LoadMs:0} ms from {Directory}",

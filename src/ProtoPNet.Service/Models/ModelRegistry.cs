@@ -103,6 +103,7 @@ public sealed class ModelRegistry(
         var loadedBefore = new Dictionary<string, (ModelBundle Bundle, ExecutionStrategy Strategy)>(StringComparer.Ordinal);
         var refusedBefore = new List<RefusedBundle>();
         var retiredBefore = new List<ModelBundle>();
+        scanner.BeginScan();
         try
         {
             for (var pass = 1; ; pass++)
@@ -115,6 +116,7 @@ public sealed class ModelRegistry(
         {
             // Loaded by a pass, then not wanted by the next one (its folder went, or a newer version took its place).
             foreach (var (bundle, _) in loadedBefore.Values) bundle.Dispose();
+            scanner.EndScan();
         }
     }
 

@@ -13,6 +13,9 @@ public sealed class SecurityOptions
     /// <summary>Key for administrative endpoints (reload; training jobs). Empty (default): those endpoints answer 403.</summary>
     public string? AdminApiKey { get; set; }
 
+    /// <summary>Whether the administrative endpoints are disabled: no admin key is configured.</summary>
+    public bool AdminDisabled => string.IsNullOrEmpty(AdminApiKey);
+
     /// <summary>Key for the classification endpoints (/classify..., v2 infer). Empty (default): no key needed.</summary>
     public string? ClassifyApiKey { get; set; }
 
@@ -37,13 +40,13 @@ public static class ApiKeys
     public static RouteHandlerBuilder RequireAdminKey(this RouteHandlerBuilder builder) => builder
         .AddEndpointFilter(async (context, next) =>
         {
-            var key = context.HttpContext.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<SecurityOptions>>().Value.AdminApiKey;
-            if (string.IsNullOrEmpty(key))
+            var security = context.HttpContext.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<SecurityOptions>>().Value;
+            if (security.AdminDisabled)
             {
                 return ProblemCatalog.Problem(ProblemCatalog.AdminDisabled,
                     "Security:AdminApiKey (environment Security__AdminApiKey) is not configured, so administrative endpoints are disabled.");
             }
-            return Check(context.HttpContext, key) ?? await next(context);
+            return Check(context.HttpContext, security.AdminApiKey!) ?? await next(context);
         })
         .WithMetadata(new ApiKeyMetadata(ApiKeyKind.Admin))
         .ProducesProblem(StatusCodes.Status401Unauthorized)

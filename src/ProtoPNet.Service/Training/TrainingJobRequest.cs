@@ -108,17 +108,25 @@ public static partial class TrainingJobValidator
     /// </summary>
     private static Dictionary<string, JsonElement> FieldsOf(JsonElement body)
     {
-        var fields = new Dictionary<string, (string Spelled, JsonElement Value)>(StringComparer.Ordinal);
+        var fields = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+        var spelled = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var property in body.EnumerateObject())
         {
             var field = Array.Find(Fields, f => f.Equals(property.Name, StringComparison.OrdinalIgnoreCase))
                 ?? throw Invalid(property.Name, $"is not a field of a training job (use {string.Join(", ", Fields)}; trainer options go into options)");
-            if (!fields.TryAdd(field, (property.Name, property.Value)))
-            {
-                throw Invalid("body", $"gives the field {field} twice, as '{fields[field].Spelled}' and '{property.Name}' (names are matched ignoring case)");
-            }
+            RefuseASecondSpelling(spelled, field, property.Name, "body", "field");
+            fields[field] = property.Value;
         }
-        return fields.ToDictionary(field => field.Key, field => field.Value.Value, StringComparer.Ordinal);
+        return fields;
+    }
+
+    /// <summary>Refuses a name given a second time in another spelling (<paramref name="spelled"/>: each name's first), which the parser's duplicate check cannot see.</summary>
+    private static void RefuseASecondSpelling(Dictionary<string, string> spelled, string name, string spelling, string field, string what)
+    {
+        if (!spelled.TryAdd(name, spelling))
+        {
+            throw Invalid(field, $"gives the {what} {name} twice, as '{spelled[name]}' and '{spelling}' (names are matched ignoring case)");
+        }
     }
 
     /// <summary>The options by the trainer's names (matched ignoring case), each checked against its range.</summary>
@@ -128,16 +136,13 @@ public static partial class TrainingJobValidator
         if (!fields.TryGetValue("options", out var given) || given.ValueKind == JsonValueKind.Null) return options;
         if (given.ValueKind != JsonValueKind.Object) throw Invalid("options", "must be an object of option names and values");
         var settingGivenBy = new Dictionary<string, string>(StringComparer.Ordinal);
-        var spelledAs = new Dictionary<string, string>(StringComparer.Ordinal);
+        var spelled = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var property in given.EnumerateObject())
         {
             var field = $"options.{property.Name}";
             var option = catalog.Option(property.Name)
                 ?? throw Invalid(field, "is not an option of the trainer (GET /training/options lists them)");
-            if (!spelledAs.TryAdd(option.Name, property.Name))
-            {
-                throw Invalid("options", $"gives the option {option.Name} twice, as '{spelledAs[option.Name]}' and '{property.Name}' (names are matched ignoring case)");
-            }
+            RefuseASecondSpelling(spelled, option.Name, property.Name, "options", "option");
             Check(option, property.Value, field);
             // A flag given false sets nothing. On a command line the last of a pair (--augment, --no-augment) wins; in
             // a job's object neither is last.

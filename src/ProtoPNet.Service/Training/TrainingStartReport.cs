@@ -14,7 +14,7 @@ public sealed class TrainingStartReport(IOptions<TrainingOptions> options, IOpti
     public Task StartAsync(CancellationToken cancellationToken)
     {
         var training = options.Value;
-        var adminDisabled = string.IsNullOrEmpty(security.Value.AdminApiKey);
+        var adminDisabled = security.Value.AdminDisabled;
         if (string.IsNullOrWhiteSpace(training.JobsRoot))
         {
             if (adminDisabled) logger.LogInformation("Training jobs are off (Training:JobsRoot is empty), and so are the administrative endpoints (Security:AdminApiKey is empty): /training answers 403 admin-disabled");

@@ -155,6 +155,18 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.False(Directory.Exists(Jobs) && Directory.EnumerateDirectories(Jobs).Any(), "a refused job was queued");
     }
 
+    /// <summary>A JSON content type whose header cannot be read (an unterminated quote) is a 400 saying so, not a 415 asking for JSON.</summary>
+    [Fact]
+    public async Task A_content_type_that_cannot_be_read_is_a_400()
+    {
+        var body = new StringContent("""{"name": "m", "preset": "smoke"}""");
+        body.Headers.Remove("Content-Type");
+        body.Headers.TryAddWithoutValidation("Content-Type", "application/json; x=\"a");
+        var problem = await Http.ProblemAsync(await Client().PostAsync("/training/jobs", body), HttpStatusCode.BadRequest, "request-body-unreadable");
+        Assert.Contains("Content-Type 'application/json; x=\"a' cannot be read as a media type", problem.GetProperty("detail").GetString());
+        Assert.False(Directory.Exists(Jobs) && Directory.EnumerateDirectories(Jobs).Any(), "a refused job was queued");
+    }
+
     /// <summary>A long refused value is quoted by its start and its length, not sent back whole.</summary>
     [Fact]
     public async Task A_long_refused_value_is_quoted_short()
