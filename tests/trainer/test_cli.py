@@ -213,8 +213,15 @@ def test_class_count_mismatch(tmp_path, capsys):
 def test_evaluate_refuses_a_data_set_of_other_classes(tmp_path, capsys):
     from PIL import Image
     run_dir = str(tmp_path / "run")
-    assert main(["train", *TINY_ARGS, "--epochs", "1", "--models", str(tmp_path / "m"), "--run-dir", run_dir]) == 0
+    # A hold-out larger than the folder's training split: the test split is read without one, so the classes are judged.
+    assert main(["train", *TINY_ARGS, "--epochs", "1", "--calibration-holdout", "6", "--models", str(tmp_path / "m"),
+                 "--run-dir", run_dir]) == 0
     capsys.readouterr()
+    _one_line_error(capsys, main(["export", "--checkpoint", run_dir, "--models", str(tmp_path / "m")]),
+                    f"is a folder: pass a checkpoint file, e.g. {os.path.join(run_dir, 'checkpoints', 'final.pt')}")
+    # prune's check names train's options, which prune takes too
+    _one_line_error(capsys, main(["prune", "--checkpoint", os.path.join(run_dir, "checkpoints", "final.pt"), "--prune-k", "0"]),
+                    "pruning needs --prune-k at least 1")
     for split in ("train", "test"):
         for cls in ("cat", "dog", "fox"):   # as many classes as the checkpoint's, named otherwise
             os.makedirs(tmp_path / "folder" / split / cls)
@@ -222,6 +229,18 @@ def test_evaluate_refuses_a_data_set_of_other_classes(tmp_path, capsys):
     code = main(["evaluate", "--checkpoint", os.path.join(run_dir, "checkpoints", "final.pt"),
                  "--dataset", "imagefolder", "--data", str(tmp_path / "folder"), "--no-progress"])
     _one_line_error(capsys, code, "class mismatch", "pattern-0", "cat")
+
+    # The checkpoint's own classes with a file that cannot be read: refused, or left out when asked.
+    for split in ("train", "test"):
+        for cls in ("pattern-0", "pattern-1", "pattern-2"):
+            os.makedirs(tmp_path / "own" / split / cls)
+            Image.new("RGB", (8, 8)).save(tmp_path / "own" / split / cls / "0.png")
+    (tmp_path / "own" / "test" / "pattern-0" / "1.png").write_bytes(b"not a png")
+    evaluate = ["evaluate", "--checkpoint", os.path.join(run_dir, "checkpoints", "final.pt"), "--dataset", "imagefolder",
+                "--data", str(tmp_path / "own"), "--no-progress"]
+    _one_line_error(capsys, main(evaluate), "cannot be read", "or pass --skip-unreadable-images to leave them out")
+    assert main([*evaluate, "--skip-unreadable-images"]) == 0
+    assert "leaving out 1 of" in capsys.readouterr().out
 
 
 def test_unknown_trunk(tmp_path, capsys):
@@ -619,10 +638,32 @@ def test_export_refuses_a_model_name_the_service_cannot_address_before_its_work(
 
 @pytest.mark.parametrize("extra, message", [(["--poll", "-1"], "--poll must be a positive number"),
                                             (["--heartbeat", "0"], "--heartbeat must be a positive number"),
-                                            (["--jobs", "/proc/nope"], "/proc/nope cannot be created")])
+                                            (["--jobs", "/proc/nope"], "/proc/nope cannot be created"),
+                                            # a volume not mounted or read-only: every queued job would fail in turn
+                                            (["--models", "/proc/version"], "--models: output folder /proc/version is a file, not a folder"),
+                                            (["--runs", "/proc/nope"], "--runs /proc/nope cannot be created"),
+                                            (["--data-root", "/proc/nope"], "--data-root /proc/nope is not a folder")])
 def test_worker_options_that_cannot_work_are_one_line(tmp_path, capsys, extra, message):
     args = ["worker", "--jobs", str(tmp_path / "jobs"), "--models", str(tmp_path / "models"), "--once", *extra]
     _one_line_error(capsys, main(args), message)
+
+
+@pytest.mark.parametrize("extra, message", [
+    # each was ignored: the user meant the checkpoint, and got a random-weight model after a minute
+    (["--untrained", "--checkpoint", "final.pt"], "export --untrained builds a network of random weights and reads no --checkpoint"),
+    (["--checkpoint", "final.pt", "--num-classes", "7", "--backbone", "resnet18"],
+     "--backbone, --num-classes shape an --untrained export only"),
+])
+def test_export_options_that_contradict_each_other_are_one_line(tmp_path, capsys, extra, message):
+    _one_line_error(capsys, main(["export", "--models", str(tmp_path / "models"), *extra]), message)
+    assert not (tmp_path / "models").exists()
+
+
+def test_data_for_a_data_set_that_reads_no_folder_is_one_line(tmp_path, capsys):
+    # It was ignored: forgetting --dataset imagefolder trained and published a model of synthetic images.
+    _one_line_error(capsys, main(["train", "--preset", "smoke", "--data", str(tmp_path), "--models", str(tmp_path / "models")]),
+                    "the data set 'synthetic' is drawn by the trainer and reads no folder (add --dataset imagefolder")
+    assert not (tmp_path / "models").exists()
 
 
 def test_a_run_folder_moved_elsewhere_still_exports(tmp_path, capsys):

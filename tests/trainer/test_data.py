@@ -351,3 +351,28 @@ def test_every_data_set_reaches_dataloader_workers_started_with_spawn(dataset, t
                             multiprocessing_context="spawn")
         (batch, labels, indices), = list(loader)
         assert torch.equal(batch[1], ImageSet(source.holdout, cfg.image_size)[1][0])
+
+
+class _InterruptHandling(torch.utils.data.Dataset):
+    """Each item: whether the process that loads it ignores SIGINT."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        import signal
+        return torch.tensor(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)
+
+
+def test_loader_processes_leave_ctrl_c_to_the_main_process():
+    # A terminal's Ctrl-C reaches every process of the group; loaders interrupted mid-batch printed tracebacks.
+    from protopnet_trainer.data import make_loaders
+    from protopnet_trainer.datasets import load_data_source
+    cfg = TrainConfig(dataset="synthetic", image_size=16, synthetic_classes=2, synthetic_train_per_class=2,
+                      synthetic_test_per_class=1, num_workers=1)
+    loaders = make_loaders(cfg, load_data_source(cfg))
+    for loader in (loaders.train, loaders.push, loaders.test):
+        assert loader.worker_init_fn is not None and loader.num_workers == 1
+        ignored = torch.utils.data.DataLoader(_InterruptHandling(), num_workers=1, worker_init_fn=loader.worker_init_fn)
+        assert all(bool(batch) for batch in ignored)
+    assert not all(bool(batch) for batch in torch.utils.data.DataLoader(_InterruptHandling(), num_workers=1))

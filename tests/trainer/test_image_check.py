@@ -49,7 +49,7 @@ def test_every_unreadable_file_is_named_before_training(tmp_path):
     assert message.startswith("3 of 12 image files cannot be read")
     for name in ("train/cat/1.png", "train/dog/3.png", "test/dog/0.png"):
         assert f"{name}: " in message
-    assert "or train with --skip-unreadable-images to leave them out" in message
+    assert "or pass --skip-unreadable-images to leave them out" in message
     assert str(tmp_path) not in message
 
 

@@ -13,6 +13,7 @@ from protopnet_trainer.data import ImageSet
 from protopnet_trainer.datasets import load_data_source
 from protopnet_trainer.errors import TrainerError
 from protopnet_trainer.last_layer import clamp_wrong_class_weights
+from protopnet_trainer.optimizers import make_joint_optimizer, ramp_share
 
 from test_cli import TINY_ARGS, _one_line_error, _versions
 from trainer_runs import interrupt_after, quiet_trainer as _quiet, straight_and_resumed
@@ -84,6 +85,22 @@ def test_onecycle_ramps_to_each_group_peak_then_anneals_per_batch(tiny, tmp_path
     assert all(a <= b + 1e-12 for a, b in zip(trunk[:peak_step], trunk[1:peak_step + 1]))   # up, then
     assert all(a >= b - 1e-12 for a, b in zip(trunk[peak_step:], trunk[peak_step + 1:]))   # down
     assert trunk[-1] == pytest.approx(2e-3 / 25 / 1e4)                   # annealed to peak / 25 / 1e4
+
+
+@pytest.mark.parametrize("total_steps, pct_start", [(4, 0.25), (2, 0.5), (10, 0.1), (1, 0.25), (3, 0.25)])
+def test_onecycle_runs_through_a_schedule_whose_ramp_would_be_one_step(tiny, total_steps, pct_start):
+    # OneCycleLR divided by zero for a ramp of exactly one step: a small data set with a OneCycle preset failed so.
+    cfg = tiny(epochs=1, warm_epochs=0, joint_optimizer="adamw-onecycle", onecycle_pct_start=pct_start)
+    weights = torch.nn.Parameter(torch.zeros(1))
+    optimizer, scheduler, per_batch = make_joint_optimizer(cfg, [{"params": [weights], "lr": 1e-2}], total_steps)
+    assert per_batch
+    rates = []
+    for _ in range(total_steps):
+        optimizer.step()
+        rates.append(scheduler.get_last_lr()[0])
+        scheduler.step()
+    assert all(0 < rate <= 1e-2 for rate in rates)
+    assert ramp_share(0.25, 8) == 0.25 and ramp_share(0.25, 4) == 0.5
 
 
 def test_onecycle_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny, tmp_path):

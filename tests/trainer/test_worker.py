@@ -356,7 +356,7 @@ def test_a_failed_jobs_error_names_options_as_a_job_names_them(tmp_path, options
     status = job.status()
     assert status["status"] == "failed"
     assert status["error"].startswith("1 of 36 image files cannot be read (test/c0/1.png: ")
-    assert status["error"].endswith("or train with options.skipUnreadableImages to leave them out")
+    assert status["error"].endswith("or pass options.skipUnreadableImages to leave them out")
 
 
 def test_a_job_cancelled_while_its_images_are_checked_stops_there(tmp_path, options, monkeypatch):

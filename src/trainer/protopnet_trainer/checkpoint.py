@@ -61,9 +61,19 @@ def save_checkpoint(state: Dict[str, Any], path: str) -> None:
         file.write(serialized.getbuffer())
 
 
+def _checkpoint_in(folder: str) -> str:
+    """What to pass instead of a folder: its checkpoint when it holds one (a run folder keeps them in checkpoints/)."""
+    for candidate in (os.path.join(folder, "checkpoints", "final.pt"), os.path.join(folder, "final.pt")):
+        if os.path.isfile(candidate):
+            return f"pass a checkpoint file, e.g. {candidate}"
+    if os.path.isfile(os.path.join(folder, "model.json")):
+        return "it is a published bundle; a checkpoint is a file in its run folder's checkpoints/ (runs/<name>/checkpoints/final.pt)"
+    return "pass a checkpoint file (a run keeps them in its folder's checkpoints/, e.g. runs/<name>/checkpoints/final.pt)"
+
+
 def load_checkpoint(path: str) -> Dict[str, Any]:
     if os.path.isdir(path):
-        raise TrainerError(f"checkpoint {path} is a folder: pass a checkpoint file, e.g. {os.path.join(path, 'final.pt')}")
+        raise TrainerError(f"checkpoint {path} is a folder: {_checkpoint_in(path)}")
     if not os.path.isfile(path):
         raise TrainerError(f"checkpoint {path} does not exist")
     try:

@@ -12,7 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional
 
 from .alive import ENVIRONMENT_VARIABLE as ALIVE_FILE_VARIABLE
-from .config import PRESETS, TrainConfig, preset_config
+from .config import GENERATED_DATASETS, PRESETS, TrainConfig, preset_config
 from .console import say
 from .errors import TrainerError, one_line
 from .interrupts import Terminated, disguised_interrupt
@@ -159,6 +159,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             raise TrainerError("--crop-to-box crops CUB-200-2011's images to their bird boxes: it needs --dataset cub200")
         changes["crop_to_box"] = False
     cfg = cfg.replace(**changes)
+    if "data" in changes and cfg.dataset in GENERATED_DATASETS:
+        # It was ignored: forgetting --dataset imagefolder trained and published a model of synthetic images.
+        raise TrainerError(f"--data {cfg.data}: the data set '{cfg.dataset}' is drawn by the trainer and reads no "
+                           f"folder (add --dataset imagefolder, or cub200, to train on the folder)")
     cfg.validate()
     return cfg
 
@@ -227,7 +231,7 @@ def cmd_options(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate_checkpoint
     evaluate_checkpoint(args.checkpoint, args.dataset, args.data, args.split, args.device,
-                        progress=show_progress(args), log=say)
+                        progress=show_progress(args), log=say, skip_unreadable_images=args.skip_unreadable_images)
 
 
 def checked_name(name: str) -> str:
@@ -243,18 +247,35 @@ def checked_examples(count: int) -> int:
     return count
 
 
+# The network `export --untrained` builds, unless its options say otherwise.
+UNTRAINED_DEFAULTS: Dict[str, Any] = dict(backbone="resnet18", num_classes=200, prototypes_per_class=10, image_size=224,
+                                          channels=3, seed=1)
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     if args.name is not None:
         checked_name(args.name)   # before the export's work
     checked_examples(args.examples)
+    shaping = {option: getattr(args, option) for option in UNTRAINED_DEFAULTS if getattr(args, option) is not None}
     if args.untrained:
+        # Each of these was ignored: a user who meant the checkpoint got a random-weight model after a minute.
+        given = [flag for flag, value in (("--checkpoint", args.checkpoint), ("--push", args.push),
+                                          ("--baseline-result", args.baseline_result)) if value]
+        if given:
+            raise TrainerError(f"export --untrained builds a network of random weights and reads no {' or '.join(given)}: "
+                               f"leave out --untrained to publish the checkpoint")
         from .untrained import export_untrained
-        bundle = export_untrained(args.models, args.name, args.backbone, args.num_classes, args.prototypes_per_class,
-                                  args.image_size, args.channels, args.seed, progress=show_progress(args))
+        shape = {**UNTRAINED_DEFAULTS, **shaping}
+        bundle = export_untrained(args.models, args.name, shape["backbone"], shape["num_classes"],
+                                  shape["prototypes_per_class"], shape["image_size"], shape["channels"], shape["seed"],
+                                  progress=show_progress(args))
         say(f"published {bundle}")
         return
     if not args.checkpoint:
         raise TrainerError("export: pass --checkpoint (or --untrained)")
+    if shaping:
+        flags = ", ".join("--" + option.replace("_", "-") for option in shaping)
+        raise TrainerError(f"{flags} shape an --untrained export only: a checkpoint is published as it was trained")
     from .pipeline import publish_checkpoint
     publish_checkpoint(args.checkpoint, args.models, args.name, push=args.push, baseline_result=args.baseline_result,
                        report=not args.no_report, examples=args.examples, progress=show_progress(args), log=say,
@@ -336,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset")
     evaluate.add_argument("--data")
     evaluate.add_argument("--split", choices=["train", "test"], default="test")
+    evaluate.add_argument("--skip-unreadable-images", action="store_true",
+                          help="leave out image files that cannot be read, with a warning (default: refuse the data set)")
     evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"])
     add_progress_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
@@ -352,12 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training.baseline from FILE, written by a --baseline-only run of the same recipe")
     export.add_argument("--untrained", action="store_true",
                         help="random-weight model, pushed on a few synthetic images per class (service benchmarks)")
-    export.add_argument("--backbone", default="resnet18")
-    export.add_argument("--num-classes", type=int, default=200)
-    export.add_argument("--prototypes-per-class", type=int, default=10)
-    export.add_argument("--image-size", type=int, default=224)
-    export.add_argument("--channels", type=int, choices=[1, 3], default=3)
-    export.add_argument("--seed", type=int, default=1)
+    untrained_only = "with --untrained only; default %s"
+    export.add_argument("--backbone", help=untrained_only % UNTRAINED_DEFAULTS["backbone"])
+    export.add_argument("--num-classes", type=int, help=untrained_only % UNTRAINED_DEFAULTS["num_classes"])
+    export.add_argument("--prototypes-per-class", type=int, help=untrained_only % UNTRAINED_DEFAULTS["prototypes_per_class"])
+    export.add_argument("--image-size", type=int, help=untrained_only % UNTRAINED_DEFAULTS["image_size"])
+    export.add_argument("--channels", type=int, choices=[1, 3], help=untrained_only % UNTRAINED_DEFAULTS["channels"])
+    export.add_argument("--seed", type=int, help=untrained_only % UNTRAINED_DEFAULTS["seed"])
     add_progress_options(export)
     export.add_argument("--no-report", action="store_true", help="no report/ (curves, gallery)")
     export.add_argument("--examples", type=int, default=10,
@@ -381,8 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     prune = commands.add_parser("prune", help="prune a pushed checkpoint and retrain its last layer")
     prune.add_argument("--checkpoint", required=True)
-    prune.add_argument("--k", type=int, default=6)
-    prune.add_argument("--threshold", type=int, default=3)
+    # Also by train's names, which the check's message uses.
+    prune.add_argument("--k", "--prune-k", type=int, default=6)
+    prune.add_argument("--threshold", "--prune-threshold", type=int, default=3)
     prune.add_argument("--output", help="checkpoint file name in the run's checkpoints folder (default pruned.pt; for a "
                                          "checkpoint kept outside a run folder, checkpoints/ beside it)")
     prune.add_argument("--device", choices=["auto", "cpu", "cuda"])

@@ -6,6 +6,7 @@ datasets.py; the generated ones: synthetic.py; the augmentation: augmentation.py
 """
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -269,12 +270,20 @@ def epoch_set(train_set: Dataset, cfg: TrainConfig) -> Dataset:
     return EpochCopies(train_set, cfg.epoch_copies) if cfg.epoch_copies > 1 else train_set
 
 
+def leave_interrupts_to_the_main_process(_worker_id: int) -> None:
+    """A loader process ignores Ctrl-C: a terminal sends it to the whole process group, and a loader interrupted
+    mid-batch printed tracebacks after the run had stopped cleanly. The main process stops the run and ends its loaders."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def make_loaders(cfg: TrainConfig, source: DataSource) -> Loaders:
     train_set = ImageSet(source.train, cfg.image_size, cfg.interpolation, make_augmentation(cfg), cfg.contrast)
     push_set = ImageSet(source.train, cfg.image_size, cfg.interpolation, None, cfg.contrast)
     test_set = ImageSet(source.test, cfg.image_size, cfg.interpolation, None, cfg.contrast)
     workers = at_most_usable(cfg.num_workers, "--workers")
-    train = DataLoader(epoch_set(train_set, cfg), batch_size=cfg.batch_size, shuffle=True, num_workers=workers)
-    push = DataLoader(push_set, batch_size=cfg.push_batch_size, shuffle=False, num_workers=workers)
-    test = DataLoader(test_set, batch_size=cfg.test_batch_size, shuffle=False, num_workers=workers)
+    quiet = leave_interrupts_to_the_main_process
+    train = DataLoader(epoch_set(train_set, cfg), batch_size=cfg.batch_size, shuffle=True, num_workers=workers,
+                       worker_init_fn=quiet)
+    push = DataLoader(push_set, batch_size=cfg.push_batch_size, shuffle=False, num_workers=workers, worker_init_fn=quiet)
+    test = DataLoader(test_set, batch_size=cfg.test_batch_size, shuffle=False, num_workers=workers, worker_init_fn=quiet)
     return Loaders(train, push, test, train_set, push_set, test_set)

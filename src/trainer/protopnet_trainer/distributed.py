@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
+from .data import leave_interrupts_to_the_main_process
 from .errors import TrainerError
 from .runtime import select_device
 
@@ -107,7 +108,7 @@ class Group:
                                f"{self.world_size} processes")
         sampler = DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=seed)
         return DataLoader(dataset, batch_size=batch_size // self.world_size, sampler=sampler,
-                          num_workers=num_workers)
+                          num_workers=num_workers, worker_init_fn=leave_interrupts_to_the_main_process)
 
     def shard(self, dataset: Dataset, batch_size: int, num_workers: int = 0) -> "BatchShard":
         return BatchShard(dataset, batch_size, self.rank, self.world_size, num_workers)

@@ -65,11 +65,16 @@ def test_metrics(model: nn.Module, loader: Iterable, device: torch.device, num_c
 
 
 def evaluate_checkpoint(path: str, dataset: Optional[str], data: Optional[str], split: str,
-                        device_name: Optional[str], progress: bool, log: Callable[[str], None]) -> None:
+                        device_name: Optional[str], progress: bool, log: Callable[[str], None],
+                        skip_unreadable_images: bool = False) -> None:
     """Logs the accuracy of a checkpoint on a split of its data set (or of another one)."""
     checkpoint = load_checkpoint(path)
     cfg = TrainConfig.from_dict(checkpoint["config"])
     changes = {k: v for k, v in (("dataset", dataset), ("data", data)) if v is not None}
+    if skip_unreadable_images:
+        changes["skip_unreadable_images"] = True
+    if split == "test":
+        changes["calibration_holdout"] = 0   # taken from the training split: the test split is the same without it
     cfg = cfg.replace(**changes, augment=False)
     source = load_data_source(cfg, progress, log, read=(split,))   # the split it evaluates, not every image
     require_same_classes(checkpoint["classes"], source.classes, "the checkpoint", cfg.dataset)

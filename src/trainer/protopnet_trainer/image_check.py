@@ -193,7 +193,7 @@ def check_image_files(source: DataSource, skip: bool, root: Optional[str], progr
     listed = some_of([f"{where(error.path)}: {error.reason}" for error in bad], LISTED, "; ")
     if not skip:
         raise TrainerError(f"{len(bad)} of {checked} image files cannot be read ({listed}): replace or remove "
-                           f"them, or train with --skip-unreadable-images to leave them out")
+                           f"them, or pass --skip-unreadable-images to leave them out")
     log(f"warning: leaving out {len(bad)} of {checked} image files that cannot be read ({listed})")
 
     def without(split: Optional[Split]) -> Optional[Split]:

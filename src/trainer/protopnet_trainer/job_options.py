@@ -210,9 +210,9 @@ class JobOptions:
     def in_job_words(self, message: str) -> str:
         """A trainer message that names `train`'s options (--calibration-holdout) as a job names them
         (options.calibrationHoldout), for the job's error: its submitter never wrote a command line."""
-        by_option = {o.option: o.name for o in self.by_name.values()}
-        return re.sub(r"--[a-z0-9]+(?:-[a-z0-9]+)*", lambda m: f"options.{by_option[m.group(0)]}" if m.group(0) in by_option
-                      else m.group(0), message)
+        by_option = {o.option: f"options.{o.name}" for o in self.by_name.values()}
+        by_option.update({"--name": "name", "--preset": "preset", "--dataset": "dataset", "--data": "data"})   # a job's own fields
+        return re.sub(r"--[a-z0-9]+(?:-[a-z0-9]+)*", lambda m: by_option.get(m.group(0), m.group(0)), message)
 
     def document(self) -> Dict[str, Any]:
         """The JSON the service reads (src/ProtoPNet.Service/Training/trainer-options.json)."""

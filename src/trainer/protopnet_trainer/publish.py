@@ -15,6 +15,8 @@ from .manifest import manifest_text
 
 def check_writable(models_dir: str, name: Optional[str] = None) -> None:
     """Fail early (before training) when the model repository, or the model's folder in it, cannot be written."""
+    if os.path.lexists(models_dir) and not os.path.isdir(models_dir):
+        raise TrainerError(f"output folder {models_dir} is a file, not a folder")
     try:
         os.makedirs(models_dir, exist_ok=True)
     except OSError as error:

@@ -74,7 +74,7 @@ def refuse_other_model_settings(checkpoint: str, saved: TrainConfig, new: TrainC
     # An option the checkpoint ran without is left out, not passed as "none".
     settings = " ".join(f"without {option}" if old is None else f"{option} {_shown(old)}"
                         for option, old, _ in differing)
-    raise TrainerError(f"checkpoint {checkpoint} was trained with {trained}: start a new run (without --resume) or "
+    raise TrainerError(f"checkpoint {checkpoint} was trained with {trained}: start a new run (with --fresh, which clears this run's checkpoints, or in another --run-dir) or "
                        f"resume with the checkpoint's settings ({settings})")
 
 

@@ -137,6 +137,12 @@ def evaluate_bundle(bundle: str, dataset: Optional[str], data: Optional[str], ou
     """The scorecard of a published bundle, on its data set's test split (or another data set's), written to
     `output` (interpretability.json, interpretability.png); the bundle itself is only read."""
     manifest_path = os.path.join(bundle, "model.json")
+    if not os.path.isdir(bundle):
+        raise TrainerError(f"--bundle {bundle} is not a folder (a bundle is a version folder, models/<name>/<version>)")
+    versions = sorted(entry for entry in os.listdir(bundle) if os.path.isfile(os.path.join(bundle, entry, "model.json")))
+    if not os.path.exists(manifest_path) and versions:
+        raise TrainerError(f"--bundle {bundle} is a model folder: pass one of its version folders, "
+                           f"e.g. {os.path.join(bundle, versions[-1])}")
     try:
         with open(manifest_path, "r", encoding="utf-8") as f:
             manifest = json.load(f)

@@ -27,6 +27,7 @@ from .job_options import JobOptionError, JobOptions, check_model_name
 from .jobs import (CANCELLED, FAILED, JOB_FORMAT, QUEUED, RUNNING, SUCCEEDED, JobFolder, JobQueue, Lease, utc_now,
                    utc_time)
 from .pipeline import TrainJob, train_and_publish
+from .publish import check_writable
 from .run_folder import RunFolder
 from .watch import RunWatch, StopRun, WatchedTrainer
 
@@ -105,6 +106,8 @@ def train_argv(request: Dict[str, Any], options: JobOptions, settings: WorkerSet
     name = check_model_name(request.get("name"))
     preset = request.get("preset")
     presets = [p["name"] for p in options.document()["presets"]]
+    if preset is None:
+        raise JobOptionError("preset", f"is required (one of {', '.join(presets)})")
     if preset not in presets:
         raise JobOptionError("preset", f"'{preset}' is not a preset of the trainer ({', '.join(presets)})")
     words = ["train", "--preset", preset]
@@ -231,6 +234,7 @@ class Worker:
             os.makedirs(self.settings.jobs, exist_ok=True)   # the worker may start before the service makes it
         except OSError as error:
             raise TrainerError(f"--jobs {self.settings.jobs} cannot be created: {error.strerror}") from None
+        self._check_folders()
         data = (f"jobs may name data under {self.settings.data_root}" if self.settings.data_root
                 else "no --data-root, so jobs that name data are refused")
         self.log(f"worker {self.name}: waiting for jobs in {self.settings.jobs}, publishing into "
@@ -250,6 +254,24 @@ class Worker:
                 self.log(f"job {lease.folder.id}: not handled ({type(error).__name__}: {one_line(error)}); the worker "
                          f"goes on, and the job is tried again once its lease is stale")
         self.log(f"worker {self.name}: stopped")
+
+    def _check_folders(self) -> None:
+        """The folders every job needs, checked at start: one a volume left unmounted or read-only would otherwise
+        fail each queued job in turn for the worker's own fault, and a failed job stays failed."""
+        try:
+            check_writable(self.settings.models)
+        except TrainerError as error:
+            raise TrainerError(f"--models: {error}") from None
+        runs = self.settings.runs
+        if runs:
+            try:
+                os.makedirs(runs, exist_ok=True)
+            except OSError as error:
+                raise TrainerError(f"--runs {runs} cannot be created: {error.strerror}") from None
+            if not os.access(runs, os.W_OK | os.X_OK):
+                raise TrainerError(f"--runs {runs} is not writable")
+        if self.settings.data_root and not os.path.isdir(self.settings.data_root):
+            raise TrainerError(f"--data-root {self.settings.data_root} is not a folder (a volume not mounted?)")
 
     def _skipped(self, job_id: str, error: OSError) -> None:
         told = (job_id, error.errno)
