@@ -659,11 +659,40 @@ def test_export_options_that_contradict_each_other_are_one_line(tmp_path, capsys
     assert not (tmp_path / "models").exists()
 
 
+def test_an_option_a_command_does_not_take_names_the_commands_help(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["prune", "--checkpoint", "final.pt", "--push"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == ("error: protopnet_trainer prune: unrecognized arguments: --push "
+                                       "(see protopnet_trainer prune --help)\n")
+
+
 def test_data_for_a_data_set_that_reads_no_folder_is_one_line(tmp_path, capsys):
     # It was ignored: forgetting --dataset imagefolder trained and published a model of synthetic images.
     _one_line_error(capsys, main(["train", "--preset", "smoke", "--data", str(tmp_path), "--models", str(tmp_path / "models")]),
                     "the data set 'synthetic' is drawn by the trainer and reads no folder (add --dataset imagefolder")
     assert not (tmp_path / "models").exists()
+
+
+def test_a_checkpoint_whose_image_folder_moved_is_exported_and_pruned_with_data(tmp_path, capsys):
+    from PIL import Image
+    for split, count in (("train", 6), ("test", 2)):
+        for shade, cls in enumerate(("dark", "light", "mid")):
+            os.makedirs(tmp_path / "photos" / split / cls)
+            for i in range(count):
+                Image.new("RGB", (16, 16), (30 + 90 * shade + i, 60, 80)).save(tmp_path / "photos" / split / cls / f"{i}.png")
+    run = str(tmp_path / "run")
+    assert main(["train", *TINY_ARGS, "--dataset", "imagefolder", "--data", str(tmp_path / "photos"),
+                 "--models", str(tmp_path / "models"), "--name", "photos", "--run-dir", run]) == 0
+    shutil.move(str(tmp_path / "photos"), str(tmp_path / "moved"))
+    capsys.readouterr()
+    final = os.path.join(run, "checkpoints", "final.pt")
+    export = ["export", "--checkpoint", final, "--models", str(tmp_path / "models"), "--name", "photos", "--no-progress"]
+    _one_line_error(capsys, main(export), f"imagefolder: {tmp_path / 'photos'} does not exist",
+                    "pass --data with its new place")
+    assert main([*export, "--data", str(tmp_path / "moved")]) == 0
+    assert len(_versions(str(tmp_path / "models"), "photos")) == 2
+    assert main(["prune", "--checkpoint", final, "--data", str(tmp_path / "moved"), "--no-progress"]) == 0
 
 
 def test_a_run_folder_moved_elsewhere_still_exports(tmp_path, capsys):

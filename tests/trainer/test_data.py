@@ -376,3 +376,12 @@ def test_loader_processes_leave_ctrl_c_to_the_main_process():
         ignored = torch.utils.data.DataLoader(_InterruptHandling(), num_workers=1, worker_init_fn=loader.worker_init_fn)
         assert all(bool(batch) for batch in ignored)
     assert not all(bool(batch) for batch in torch.utils.data.DataLoader(_InterruptHandling(), num_workers=1))
+
+
+def test_a_file_that_cannot_be_opened_is_told_by_the_systems_words(tmp_path):
+    # The reason was cut after the path was taken out: "[Errno 2] No such file or directory:".
+    os.symlink(tmp_path / "gone.png", tmp_path / "broken.png")
+    with pytest.raises(TrainerError) as refused:
+        open_image(str(tmp_path / "broken.png"))
+    assert refused.value.reason == "No such file or directory"
+    assert str(refused.value) == f"cannot decode image {tmp_path / 'broken.png'}: No such file or directory"

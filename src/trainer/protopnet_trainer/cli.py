@@ -247,6 +247,8 @@ def checked_examples(count: int) -> int:
     return count
 
 
+DATA_MOVED_HELP = "the data set's folder, when it has moved since the run (default: where the run read it)"
+
 # The network `export --untrained` builds, unless its options say otherwise.
 UNTRAINED_DEFAULTS: Dict[str, Any] = dict(backbone="resnet18", num_classes=200, prototypes_per_class=10, image_size=224,
                                           channels=3, seed=1)
@@ -260,7 +262,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     if args.untrained:
         # Each of these was ignored: a user who meant the checkpoint got a random-weight model after a minute.
         given = [flag for flag, value in (("--checkpoint", args.checkpoint), ("--push", args.push),
-                                          ("--baseline-result", args.baseline_result)) if value]
+                                          ("--baseline-result", args.baseline_result), ("--data", args.data)) if value]
         if given:
             raise TrainerError(f"export --untrained builds a network of random weights and reads no {' or '.join(given)}: "
                                f"leave out --untrained to publish the checkpoint")
@@ -279,7 +281,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     from .pipeline import publish_checkpoint
     publish_checkpoint(args.checkpoint, args.models, args.name, push=args.push, baseline_result=args.baseline_result,
                        report=not args.no_report, examples=args.examples, progress=show_progress(args), log=say,
-                       scorecard=not args.no_interpretability)
+                       scorecard=not args.no_interpretability, data=args.data)
 
 
 def cmd_evaluate_interpretability(args: argparse.Namespace) -> None:
@@ -290,11 +292,13 @@ def cmd_evaluate_interpretability(args: argparse.Namespace) -> None:
 def cmd_prune(args: argparse.Namespace) -> None:
     from .pipeline import prune_checkpoint
     prune_checkpoint(args.checkpoint, args.k, args.threshold, args.output, args.device,
-                     progress=show_progress(args), log=say)
+                     progress=show_progress(args), log=say, data=args.data)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
     from .benchmark import run_benchmark
+    if args.batches < 1:
+        raise TrainerError(f"--batches must be at least 1 (got {args.batches})")
     cfg = config_from_args(args)
     for line in run_benchmark(cfg, args.batches, progress=show_progress(args)):
         say(line)
@@ -318,6 +322,15 @@ class OneLineErrors(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args: Optional[List[str]] = None, namespace: Optional[argparse.Namespace] = None) -> argparse.Namespace:  # type: ignore[override]
+        # The top parser finds words no command takes: they are the command's to explain, so its --help is named.
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            self.exit(2, f"error: {prog}: unrecognized arguments: {' '.join(extras)} (see {prog} --help)\n")
+        return parsed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -365,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="publish a bundle from a checkpoint, or an untrained bundle")
     export.add_argument("--checkpoint")
+    export.add_argument("--data", help=DATA_MOVED_HELP)
     export.add_argument("--models", default="models")
     export.add_argument("--name", help="model family name (default: the data set's name, e.g. fashion-mnist; `train` "
                                        "names a model after its preset)")
@@ -405,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     prune = commands.add_parser("prune", help="prune a pushed checkpoint and retrain its last layer")
     prune.add_argument("--checkpoint", required=True)
+    prune.add_argument("--data", help=DATA_MOVED_HELP)
     # Also by train's names, which the check's message uses.
     prune.add_argument("--k", "--prune-k", type=int, default=6)
     prune.add_argument("--threshold", "--prune-threshold", type=int, default=3)

@@ -44,7 +44,11 @@ def open_image(path: Union[str, BinaryIO], jpeg_draft_size: Optional[Tuple[int, 
         raise UnreadableImageError(f"image {path} is {reason}", path, reason) from None
     except DECODING_ERRORS as error:
         # Pillow names the file in some messages ("cannot identify image file '/data/...'"): the error names it already.
-        reason = (str(error).replace(f" {str(path)!r}", "") if isinstance(path, str) else str(error)) or type(error).__name__
+        # A file that cannot be opened (a broken link, its permissions) is told by the system's words alone.
+        if isinstance(error, OSError) and error.strerror:
+            reason = error.strerror
+        else:
+            reason = (str(error).replace(f" {str(path)!r}", "") if isinstance(path, str) else str(error)) or type(error).__name__
         raise UnreadableImageError(f"cannot decode image {path}: {reason}", path, reason) from None
 
 

@@ -220,14 +220,21 @@ def calibrate_unfamiliarity(cfg: TrainConfig, source: DataSource, model: ProtoPN
     return block
 
 
+def with_data_folder(checkpoint: Dict[str, Any], data: Optional[str]) -> Dict[str, Any]:
+    """The checkpoint with its data set read from `data` (its folder moved since the run), or as it is."""
+    if data is not None:
+        checkpoint["config"] = {**checkpoint["config"], "data": data}
+    return checkpoint
+
+
 def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], push: bool = False,
                        baseline_result: Optional[str] = None, report: bool = True, examples: int = 10,
-                       progress: bool = False, log: Log = say, scorecard: bool = True) -> str:
+                       progress: bool = False, log: Log = say, scorecard: bool = True, data: Optional[str] = None) -> str:
     """Publish a bundle from a checkpoint. With `push`, a checkpoint of an unfinished run is pushed and its last
     layer trained first, as its last epoch would have done. The test metrics are measured again (the checkpoint
     may have been pruned since). Returns the bundle folder."""
     check_writable(models)
-    checkpoint = load_checkpoint(checkpoint_path)
+    checkpoint = with_data_folder(load_checkpoint(checkpoint_path), data)
     cfg = TrainConfig.from_dict(checkpoint["config"])
     completed = int(checkpoint.get("epoch", cfg.epochs))
     push_seconds = 0.0
@@ -300,10 +307,10 @@ def require_pushed_last(checkpoint: Dict[str, Any], path: str, advice: str) -> N
 
 
 def prune_checkpoint(checkpoint_path: str, k: int, threshold: int, output: Optional[str] = None,
-                     device: Optional[str] = None, progress: bool = False, log: Log = say) -> str:
+                     device: Optional[str] = None, progress: bool = False, log: Log = say, data: Optional[str] = None) -> str:
     """Prune a pushed checkpoint and train its last layer again; the result is a checkpoint in the same run's
     checkpoints folder (default pruned.pt). Returns its path."""
-    checkpoint = load_checkpoint(checkpoint_path)
+    checkpoint = with_data_folder(load_checkpoint(checkpoint_path), data)
     if not checkpoint.get("records"):
         raise TrainerError(f"checkpoint {checkpoint_path} holds an unpushed model: push before pruning")
     checkpoint["records"] = relocated(checkpoint["records"], checkpoint_path)
