@@ -168,6 +168,46 @@ public class BundleSettleTests(TrainerBundles bundles)
         Assert.Empty(all.GetProperty("settling").EnumerateArray());
     }
 
+    /// <summary>
+    /// Two folders still being copied, first seen 6 s apart: the watcher is woken for the earlier one's moment, and then
+    /// for the later one's (it was given the later one only, and the earlier folder waited for it).
+    /// </summary>
+    [Fact]
+    public async Task TheWatcherIsWokenForTheFirstFolderToSettle()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "other", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Models:SettleSeconds", "10"));
+        var clock = new MovableClock();
+        factory.Replacing = services =>
+        {
+            services.AddSingleton(new SettleClock(clock));
+            // The watcher takes the moment once a second; here the test takes it.
+            services.Remove(services.Single(service => service.ImplementationType == typeof(ModelWatcherService)));
+        };
+        _ = factory.CreateClient();
+        var registry = factory.Services.GetRequiredService<ModelRegistry>();
+        void HalfCopied(string model)
+        {
+            var version = Path.Combine(root, model, Path.GetFileName(bundles.SmokeBundle));
+            CopyFolder(bundles.SmokeBundle, version);
+            var graph = File.ReadAllBytes(Path.Combine(version, "model.onnx"));
+            File.WriteAllBytes(Path.Combine(version, "model.onnx"), graph[..(graph.Length / 2)]);
+        }
+        var firstSight = clock.GetUtcNow().UtcDateTime;
+
+        HalfCopied("early");
+        registry.Rescan();
+        clock.MoveOn(TimeSpan.FromSeconds(6));
+        HalfCopied("late");
+        registry.Rescan();
+        Assert.Equal(firstSight.AddSeconds(10), registry.TakeSettleDeadline());
+
+        clock.MoveOn(TimeSpan.FromSeconds(5));   // the early one refused, the late one still settling
+        registry.Rescan();
+        Assert.Equal(firstSight.AddSeconds(16), registry.TakeSettleDeadline());
+        Assert.EndsWith("early", Path.GetDirectoryName(Assert.Single(registry.Catalog.Refused).Directory));
+    }
+
     /// <summary>A clock that stands still until moved on by hand (read from the scanner's, the watcher's and the requests' threads).</summary>
     private sealed class MovableClock : TimeProvider
     {
