@@ -327,6 +327,26 @@ def test_a_file_name_in_a_jobs_data_cannot_forge_or_disguise_a_line_of_the_worke
     assert any(f"notes\n{forged}" in warning for warning in job.status()["warnings"])
 
 
+def test_a_job_whose_workers_folder_fails_under_it_goes_back_to_the_queue_and_the_worker_stops(tmp_path, options,
+                                                                                               monkeypatch):
+    # A volume gone while a job ran: the job failed, for good, and each queued job after it.
+    import protopnet_trainer.worker as worker_module
+    from protopnet_trainer.errors import TrainerError
+
+    def volume_gone(*args, **kwargs):
+        shutil.rmtree(tmp_path / "models")
+        (tmp_path / "models").write_text("an unmounted volume's stand-in")
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(worker_module, "train_and_publish", volume_gone)
+    first, second = queue_job(str(tmp_path / "jobs"), "job-1"), queue_job(str(tmp_path / "jobs"), "job-2")
+    lines = []
+    with pytest.raises(TrainerError, match="--models: output folder .* is a file, not a folder"):
+        make_worker(tmp_path, options, log=lines.append).run()
+    assert first.status()["status"] == "queued" and second.status()["status"] == "queued"
+    assert any("not failed: put back in the queue (OSError: [Errno 5] Input/output error)" in line for line in lines), lines
+
+
 def test_an_unexpected_faults_traceback_is_logged_a_line_each_naming_the_job(tmp_path, options, monkeypatch):
     import protopnet_trainer.worker as worker_module
     forged = "job 20991231T000000000Z-deadbeef: succeeded: published production@20991231T000000Z"

@@ -57,6 +57,10 @@ class WorkerSettings:
     max_takeovers: int = 3             # a job whose workers died more than this many times (taken over) is ended failed
 
 
+class WorkerCannotServe(TrainerError):
+    """A folder of the worker's own (--models, --runs, --data-root) cannot serve any job: the worker stops."""
+
+
 class ShutdownSignal:
     """SIGTERM / SIGINT: the worker finishes nothing more; the running job stops at its next batch."""
 
@@ -250,28 +254,30 @@ class Worker:
                 continue
             try:
                 self.run_job(lease)
+            except WorkerCannotServe:
+                raise   # its folders failed under it: the job is back in the queue for a worker that can
             except Exception as error:  # noqa: BLE001 - one job's fault (a status that cannot be written) never ends the worker
                 self.log(f"job {lease.folder.id}: not handled ({type(error).__name__}: {one_line(error)}); the worker "
                          f"goes on, and the job is tried again once its lease is stale")
         self.log(f"worker {self.name}: stopped")
 
     def _check_folders(self) -> None:
-        """The folders every job needs, checked at start: one a volume left unmounted or read-only would otherwise
-        fail each queued job in turn for the worker's own fault, and a failed job stays failed."""
+        """The folders every job needs, checked at start (and after a job fails): one a volume left unmounted or
+        read-only would otherwise fail each queued job in turn for the worker's own fault, and a failed job stays failed."""
         try:
             check_writable(self.settings.models)
         except TrainerError as error:
-            raise TrainerError(f"--models: {error}") from None
+            raise WorkerCannotServe(f"--models: {error}") from None
         runs = self.settings.runs
         if runs:
             try:
                 os.makedirs(runs, exist_ok=True)
             except OSError as error:
-                raise TrainerError(f"--runs {runs} cannot be created: {error.strerror}") from None
+                raise WorkerCannotServe(f"--runs {runs} cannot be created: {error.strerror}") from None
             if not os.access(runs, os.W_OK | os.X_OK):
-                raise TrainerError(f"--runs {runs} is not writable")
+                raise WorkerCannotServe(f"--runs {runs} is not writable")
         if self.settings.data_root and not os.path.isdir(self.settings.data_root):
-            raise TrainerError(f"--data-root {self.settings.data_root} is not a folder (a volume not mounted?)")
+            raise WorkerCannotServe(f"--data-root {self.settings.data_root} is not a folder (a volume not mounted?)")
 
     def _skipped(self, job_id: str, error: OSError) -> None:
         told = (job_id, error.errno)
@@ -415,6 +421,14 @@ class Worker:
 
     def _failed(self, message: str, status: JobStatus, log: Log) -> str:
         line = " ".join(message.split())   # one line, whatever the exception said
+        try:
+            self._check_folders()
+        except WorkerCannotServe as gone:
+            # Not the job's fault: its worker's folders failed under it (a volume gone, read-only, full). Failed is
+            # final, and every queued job would follow it; the job goes back to the queue and this worker stops.
+            status.write(status=QUEUED, estimatedFinishAt=None)
+            log(f"stopped by the worker's own folders ({gone}), not failed: put back in the queue ({line})")
+            raise
         log(f"failed: {line}")
         try:
             status.finish(FAILED, error=line)
