@@ -202,7 +202,8 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
     for name in ("train", "test"):
         root = os.path.join(folder, name)
         if not os.path.isdir(root):
-            where = "does not exist" if not os.path.exists(folder) else "is not a folder" if not os.path.isdir(folder) else f"has no {name}/ folder"
+            where = ("does not exist" if not os.path.exists(folder) else
+                     "is not a folder" if not os.path.isdir(folder) else f"has no {name}/ folder")
             raise TrainerError(f"imagefolder: {folder} {where}; --data names the folder holding train/ and test/ "
                                f"(one that moved since its run: pass --data with its new place)")
         # Hidden folders and the one macOS adds to a zip (__MACOSX) are not classes.

@@ -424,7 +424,7 @@ class Worker:
         try:
             self._check_folders()
         except WorkerCannotServe as gone:
-            # Not the job's fault: its worker's folders failed under it (a volume gone, read-only, full). Failed is
+            # Not the job's fault: its worker's folders failed under it (a volume gone or read-only). Failed is
             # final, and every queued job would follow it; the job goes back to the queue and this worker stops.
             status.write(status=QUEUED, estimatedFinishAt=None)
             log(f"stopped by the worker's own folders ({gone}), not failed: put back in the queue ({line})")
