@@ -641,7 +641,7 @@ def test_export_refuses_a_model_name_the_service_cannot_address_before_its_work(
                                             (["--jobs", "/proc/nope"], "/proc/nope cannot be created"),
                                             # a volume not mounted or read-only: every queued job would fail in turn
                                             (["--models", "/proc/version"], "--models: output folder /proc/version is a file, not a folder"),
-                                            (["--runs", "/proc/nope"], "--runs /proc/nope cannot be created"),
+                                            (["--runs", "/proc/nope"], "--runs: output folder /proc/nope cannot be created"),
                                             (["--data-root", "/proc/nope"], "--data-root /proc/nope is not a folder")])
 def test_worker_options_that_cannot_work_are_one_line(tmp_path, capsys, extra, message):
     args = ["worker", "--jobs", str(tmp_path / "jobs"), "--models", str(tmp_path / "models"), "--once", *extra]

@@ -30,24 +30,11 @@ public static class DeclaredSize
         _ => null,
     };
 
-    /// <summary>TIFF: the first directory's ImageWidth (256) and ImageLength (257), each the first value of its first entry (SHORT, LONG or LONG8).</summary>
-    private static (long, long)? Tiff(ReadOnlySpan<byte> file)
-    {
-        if (TiffDirectory.First(file) is not { } directory) return null;
-        var reader = new TiffReader(file, directory.LittleEndian);
-        long? width = null, height = null;
-        for (var e = 0; e < directory.Entries; e++)
-        {
-            var entry = directory.Entry(e);
-            var tag = reader.U16(entry);
-            if (tag is not (256 or 257) || (tag == 256 ? width : height) is not null) continue;
-            if (directory.IntegerFieldAt(reader, entry, file.Length) is not { } field) return null;
-            var value = (long)Math.Min(reader.Value(field.At, 0, field.Type), long.MaxValue);
-            if (tag == 256) width = value;
-            else height = value;
-        }
-        return width is { } w && height is { } h ? (w, h) : null;
-    }
+    /// <summary>TIFF: the first directory's ImageWidth (256) and ImageLength (257), as Pillow reads a tag.</summary>
+    private static (long, long)? Tiff(ReadOnlySpan<byte> file) =>
+        TiffDirectory.First(file) is { } directory && directory.FirstValueOf(file, 256) is { } width && directory.FirstValueOf(file, 257) is { } height
+            ? ((long)Math.Min(width, long.MaxValue), (long)Math.Min(height, long.MaxValue))
+            : null;
 
     /// <summary>PNG: the IHDR chunk (13 bytes long) comes first, its width and height big-endian.</summary>
     private static (long, long)? Png(ReadOnlySpan<byte> file) =>

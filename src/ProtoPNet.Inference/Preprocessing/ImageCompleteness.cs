@@ -225,16 +225,8 @@ public static class ImageCompleteness
     /// </summary>
     public static string? GifPixelsMissing(ReadOnlySpan<byte> file)
     {
-        if (file.Length < 13) return null;
-        var position = 13 + ColorTableLength(file[10]);
-        // Extensions before the first frame: a label, then sub-blocks.
-        while (position + 1 < file.Length && file[position] == 0x21)
-        {
-            position += 2;
-            while (position < file.Length && file[position] != 0) position += file[position] + 1;
-            position++;
-        }
-        if (position + 10 >= file.Length || file[position] != 0x2C) return null;
+        // The first frame, reached as Pillow reaches it (GifBlocks: extensions and stray bytes passed over).
+        if (GifBlocks.FirstImageDescriptor(file) is not { } position || position + 10 >= file.Length) return null;
         long framePixels = (long)BinaryPrimitives.ReadUInt16LittleEndian(file[(position + 5)..]) * BinaryPrimitives.ReadUInt16LittleEndian(file[(position + 7)..]);
         var lzwStart = position + 10 + ColorTableLength(file[position + 9]);
         if (lzwStart >= file.Length) return null;

@@ -89,19 +89,23 @@ internal readonly record struct TiffDirectory(bool LittleEndian, bool Big, long 
     /// classified on its side, while the trainer (Pillow applies it as it loads) saw it upright. Read as Pillow reads
     /// it: the first entry of the tag, its first value, of any of the integer types SHORT, LONG and LONG8.
     /// </summary>
-    public static ushort OrientationOf(ReadOnlySpan<byte> file)
+    public static ushort OrientationOf(ReadOnlySpan<byte> file) =>
+        First(file)?.FirstValueOf(file, Orientation) is { } value and >= 1 and <= 8 ? (ushort)value : (ushort)1;
+
+    /// <summary>
+    /// The first value of the first entry of <paramref name="tag"/>, of any of the integer types SHORT, LONG and LONG8,
+    /// as Pillow reads a tag; null when there is none or it is not integers lying within the file.
+    /// </summary>
+    public ulong? FirstValueOf(ReadOnlySpan<byte> file, ushort tag)
     {
-        if (First(file) is not { } directory) return 1;
-        var reader = new TiffReader(file, directory.LittleEndian);
-        for (var e = 0; e < directory.Entries; e++)
+        var reader = new TiffReader(file, LittleEndian);
+        for (var e = 0; e < Entries; e++)
         {
-            var entry = directory.Entry(e);
-            if (reader.U16(entry) != Orientation) continue;
-            if (directory.IntegerFieldAt(reader, entry, file.Length) is not { } field) return 1;
-            var value = reader.Value(field.At, 0, field.Type);
-            return value is >= 1 and <= 8 ? (ushort)value : (ushort)1;
+            var entry = Entry(e);
+            if (reader.U16(entry) != tag) continue;
+            return IntegerFieldAt(reader, entry, file.Length) is { } field ? reader.Value(field.At, 0, field.Type) : null;
         }
-        return 1;
+        return null;
     }
 }
 

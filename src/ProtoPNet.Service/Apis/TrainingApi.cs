@@ -142,8 +142,7 @@ public static class TrainingApi
         if (string.IsNullOrEmpty(request.ContentType)) return;
         if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out var type))
         {
-            throw new ProblemException(ProblemCatalog.RequestBodyUnreadable,
-                $"Content-Type '{RequestText.Printable(request.ContentType)}' cannot be read as a media type (an unterminated quote, a stray character?): send 'application/json'.");
+            throw ProblemCatalog.UnreadableContentType(request.ContentType, "'application/json'");
         }
         if (type.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)) return;
         throw new ProblemException(ProblemCatalog.UnsupportedMediaType,

@@ -77,8 +77,7 @@ public static class UploadReader
         if (!MediaTypeHeaderValue.TryParse(request.ContentType, out _))
         {
             // multipart/form-data; boundary="b or image/png; x="a (an unterminated quote): the type is one taken, its header cannot be read.
-            throw new ProblemException(ProblemCatalog.RequestBodyUnreadable,
-                $"Content-Type '{RequestText.Printable(request.ContentType)}' cannot be read as a media type (an unterminated quote, a stray character?): send e.g. 'multipart/form-data; boundary=x7' or 'image/png'.");
+            throw ProblemCatalog.UnreadableContentType(request.ContentType, "e.g. 'multipart/form-data; boundary=x7' or 'image/png'");
         }
         throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
             $"Content-Type '{request.ContentType}' is not accepted: send multipart/form-data with a file field 'image', or a raw body of type {string.Join(", ", ImageDecoder.AcceptedContentTypes)}.");

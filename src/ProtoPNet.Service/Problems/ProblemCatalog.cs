@@ -128,6 +128,10 @@ public static class ProblemCatalog
     public static bool IsBodyCutOff(BadHttpRequestException exception) => exception.StatusCode == StatusCodes.Status400BadRequest
         && exception.Message.StartsWith("Unexpected end of request content", StringComparison.Ordinal);
 
+    /// <summary>A Content-Type that cannot be read as a media type (an unterminated quote): a 400, with what to <paramref name="send"/> instead.</summary>
+    public static ProblemException UnreadableContentType(string contentType, string send) =>
+        new(RequestBodyUnreadable, $"Content-Type '{RequestText.Printable(contentType)}' cannot be read as a media type (an unterminated quote, a stray character?): send {send}.");
+
     /// <summary>
     /// Kestrel reports one framing error differently: a chunk size beyond 32 bits is an IOException around an
     /// OverflowException ("Bad chunk size data"), not a <see cref="BadHttpRequestException"/>.

@@ -268,14 +268,11 @@ class Worker:
             check_writable(self.settings.models)
         except TrainerError as error:
             raise WorkerCannotServe(f"--models: {error}") from None
-        runs = self.settings.runs
-        if runs:
+        if self.settings.runs:
             try:
-                os.makedirs(runs, exist_ok=True)
-            except OSError as error:
-                raise WorkerCannotServe(f"--runs {runs} cannot be created: {error.strerror}") from None
-            if not os.access(runs, os.W_OK | os.X_OK):
-                raise WorkerCannotServe(f"--runs {runs} is not writable")
+                check_writable(self.settings.runs)
+            except TrainerError as error:
+                raise WorkerCannotServe(f"--runs: {error}") from None
         if self.settings.data_root and not os.path.isdir(self.settings.data_root):
             raise WorkerCannotServe(f"--data-root {self.settings.data_root} is not a folder (a volume not mounted?)")
 
