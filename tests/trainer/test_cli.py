@@ -485,10 +485,11 @@ def test_a_value_outside_the_range_a_job_is_held_to_is_one_line(tmp_path, capsys
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
-@pytest.mark.parametrize("option", ["--image-size", "--batch-size"])
-def test_a_size_below_one_is_one_line(tmp_path, capsys, option):
+@pytest.mark.parametrize("option, least", [("--image-size", 8), ("--batch-size", 1)])
+def test_a_size_below_one_is_one_line_naming_the_least_allowed(tmp_path, capsys, option, least):
+    # --image-size 0 said "at least 1", and 1 then said "from 8 to 1024".
     code = main(["train", *TINY_ARGS, option, "0", "--models", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")])
-    _one_line_error(capsys, code, f"{option} must be at least 1")
+    _one_line_error(capsys, code, f"{option} must be at least {least} (got 0)")
 
 
 def test_sigterm_while_publishing_leaves_nothing_behind(tmp_path, capsys, monkeypatch):

@@ -14,6 +14,7 @@ AUGMENTATIONS = ("paper", "crop-flip", "none")
 ADD_ONS = ("regular", "bottleneck")
 SIMILARITIES = ("log", "linear")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")   # PIL's names, as model.json's input.interpolation
+MIN_IMAGE_SIZE = 8   # the smallest --image-size, on the command line as in a job
 GENERATED_DATASETS = ("synthetic", "synthetic-parts")   # drawn by the trainer from its seed: no --data folder
 # The files an image folder's class folder is read for (any case); the service counts a data folder's images by the
 # same names (GET /training/data, from `options --json`).
@@ -149,7 +150,9 @@ class TrainConfig:
     def validate(self) -> None:
         if self.epochs < 1:
             raise TrainerError(f"--epochs must be at least 1 (got {self.epochs})")
-        for option, value in (("--image-size", self.image_size), ("--batch-size", self.batch_size),
+        if self.image_size < MIN_IMAGE_SIZE:   # checked here, before the job ranges, so 0 is not "at least 1"
+            raise TrainerError(f"--image-size must be at least {MIN_IMAGE_SIZE} (got {self.image_size})")
+        for option, value in (("--batch-size", self.batch_size),
                               ("--test-batch-size", self.test_batch_size), ("--push-batch-size", self.push_batch_size),
                               ("--prototypes-per-class", self.prototypes_per_class),
                               ("--prototype-dim", self.prototype_dim)):

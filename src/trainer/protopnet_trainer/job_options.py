@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .config import (ADD_ONS, AUGMENTATIONS, CONTRAST_MODES, GENERATED_DATASETS, IMAGE_EXTENSIONS, INTERPOLATIONS,
-                     JOINT_OPTIMIZERS, PRESET_SUMMARIES, PRESETS, SIMILARITIES, TrainConfig)
+                     JOINT_OPTIMIZERS, MIN_IMAGE_SIZE, PRESET_SUMMARIES, PRESETS, SIMILARITIES, TrainConfig)
 from .errors import TrainerError
 
 FORMAT = "protopnet-trainer-options/1"
@@ -34,7 +34,7 @@ NOT_JOB_OPTIONS = {
 # Integer and number options: (minimum, maximum), both allowed. Every numeric job option needs an entry: the
 # service refuses values outside it before a job is queued.
 RANGES: Dict[str, Tuple[float, float]] = {
-    "--epochs": (1, 1000), "--seed": (0, 2 ** 31 - 1), "--image-size": (8, 1024),
+    "--epochs": (1, 1000), "--seed": (0, 2 ** 31 - 1), "--image-size": (MIN_IMAGE_SIZE, 1024),
     "--prototypes-per-class": (1, 100), "--prototype-dim": (1, 4096),
     "--warm-epochs": (0, 1000), "--push-start": (0, 1000), "--push-every": (0, 1000),
     "--last-layer-iterations": (0, 1000), "--epoch-copies": (1, 100), "--batch-size": (1, 4096), "--test-batch-size": (1, 4096),
