@@ -168,6 +168,10 @@ class JobStatus:
     def finish(self, status: str, **changes: Any) -> None:
         self.write(status=status, finishedAt=utc_now(), estimatedFinishAt=None, **changes)
 
+    def requeue(self) -> None:
+        """Back in the queue, for the next worker to resume from the last checkpoint."""
+        self.write(status=QUEUED, estimatedFinishAt=None)
+
     def warn(self, text: str) -> None:
         """A warning of the run (files left out of the data, classes without test images), for the job's readers."""
         self.write(warnings=[*self.values["warnings"], text])
@@ -412,7 +416,7 @@ class Worker:
         if reason == "lost":
             log("another worker took this job over (this one was thought dead): stopped, nothing written")
             return RUNNING
-        status.write(status=QUEUED, estimatedFinishAt=None)
+        status.requeue()
         log("put back in the queue; the next worker resumes it from its last checkpoint")
         return QUEUED
 
@@ -423,7 +427,7 @@ class Worker:
         except WorkerCannotServe as gone:
             # Not the job's fault: its worker's folders failed under it (a volume gone or read-only). Failed is
             # final, and every queued job would follow it; the job goes back to the queue and this worker stops.
-            status.write(status=QUEUED, estimatedFinishAt=None)
+            status.requeue()
             log(f"stopped by the worker's own folders ({gone}), not failed: put back in the queue ({line})")
             raise
         log(f"failed: {line}")
