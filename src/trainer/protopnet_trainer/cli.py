@@ -16,6 +16,7 @@ from .config import GENERATED_DATASETS, PRESETS, TrainConfig, preset_config
 from .console import say
 from .errors import TrainerError, one_line
 from .interrupts import Terminated, disguised_interrupt
+from .job_options import CHOICES, DATASETS, JobOptions, check_ranges, require_model_name
 
 if TYPE_CHECKING:
     from .pipeline import TrainJob
@@ -61,15 +62,15 @@ FLAGS = [  # (option, config field, value when given)
 
 
 HELP = {
-    "--dataset": "fashion-mnist | cub200 | imagefolder | synthetic | synthetic-parts",
+    "--dataset": " | ".join(DATASETS),
     "--data": "data set folder (fashion-mnist: default /usr/share/datasets/fashion-mnist; cub200: CUB_200_2011; "
               "imagefolder: the folder holding train/ and test/)",
-    "--epochs": "total epochs (warm-up + joint)", "--device": "auto | cpu | cuda", "--seed": "random seed",
+    "--epochs": "total epochs (warm-up + joint)", "--device": " | ".join(CHOICES["--device"]), "--seed": "random seed",
     "--image-size": "model input size in pixels (images are stretched to it)",
-    "--backbone": "small-cnn | resnet18 | resnet34 | resnet50 | vgg16 | vgg19 | densenet121",
+    "--backbone": " | ".join(CHOICES["--backbone"]),
     "--trunk-weights": "pretrained trunk: a state-dict file, 'torchvision' (its local cache) or 'imagenet-onnx' "
                        "(resnet18 from the NuGet ResNet18.onnx)",
-    "--add-on": "regular | bottleneck", "--similarity": "log | linear",
+    "--add-on": " | ".join(CHOICES["--add-on"]), "--similarity": " | ".join(CHOICES["--similarity"]),
     "--prototypes-per-class": "prototypes of each class (the paper: 10)",
     "--prototype-dim": "channels of a prototype, the add-on layers' output (the paper: 128)",
     "--batch-size": "training batch size", "--test-batch-size": "batch size of the test passes",
@@ -83,7 +84,7 @@ HELP = {
     "--coef-clst": "weight of the cluster cost, which pulls each image's patches near a prototype of its class",
     "--coef-sep": "weight of the separation cost, negative: it pushes patches away from other classes' prototypes",
     "--coef-l1": "weight of the L1 penalty on the last layer's wrong-class connections",
-    "--interpolation": "bilinear | bicubic | nearest: the filter images are resized with (recorded in the bundle, "
+    "--interpolation": " | ".join(CHOICES["--interpolation"]) + ": the filter images are resized with (recorded in the bundle, "
                        "the service resizes uploads with it too)",
     "--synthetic-classes": "synthetic data sets: number of classes",
     "--synthetic-channels": "synthetic data sets: 1 (grey) or 3 (colour)",
@@ -189,7 +190,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 # ---------------------------------------------------------------------------------------------- commands
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .job_options import check_ranges
     cfg = config_from_args(args)
     job = None if args.baseline_only else train_job(args, cfg)
     check_ranges(build_parser(), args)   # what the checks in their own words above leave: the ranges jobs are held to
@@ -219,7 +219,6 @@ def train_job_from_argv(argv: List[str]) -> "TrainJob":
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    from .job_options import JobOptions
     from .worker import WorkerSettings, run_worker
     settings = WorkerSettings(jobs=args.jobs, models=args.models, runs=args.runs, data_root=args.data_root,
                               poll=args.poll, heartbeat=args.heartbeat, stale_after=args.stale_after,
@@ -237,7 +236,6 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 def cmd_options(args: argparse.Namespace) -> None:
     import json
-    from .job_options import JobOptions
     document = JobOptions.from_parser(build_parser()).document()
     if args.json:
         print(json.dumps(document, indent=2))
@@ -255,7 +253,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def checked_name(name: str) -> str:
     """`--name`, refused at once when the service could not address it (see job_options.check_model_name)."""
-    from .job_options import require_model_name
     return require_model_name(name, "--name")
 
 
