@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 using ProtoPNet.Inference.Bundles;
 using ProtoPNet.Inference.Explanation;
@@ -11,9 +10,6 @@ namespace ProtoPNet.Service.Hosting;
 
 public static class InferenceHostingExtensions
 {
-    /// <summary>Request body limit of the endpoints that take no upload (1 MiB).</summary>
-    public const long DefaultMaxRequestBodyBytes = 1024 * 1024;
-
     /// <summary>Options (validated at start), ONNX Runtime sessions, image decoding, the classifier, the model registry and the classification use case.</summary>
     public static IHostApplicationBuilder AddInference(this IHostApplicationBuilder builder)
     {
@@ -41,10 +37,6 @@ public static class InferenceHostingExtensions
         services.AddSingleton<ClassificationService>();
         services.AddHostedService<OnnxRuntimeLogForwarder>();
         services.AddHostedService<ModelLoadingService>();
-
-        // Kestrel's body limit for every endpoint that does not set its own: small, since only the upload endpoints read
-        // large bodies, and each raises the limit for its own requests (UploadReader: the images it may hold; v2 infer).
-        services.AddOptions<KestrelServerOptions>().Configure(kestrel => kestrel.Limits.MaxRequestBodySize = DefaultMaxRequestBodyBytes);
         return builder;
     }
 }

@@ -6,7 +6,9 @@ namespace ProtoPNet.Service.Hosting;
 /// <summary>
 /// Configuration section <c>Kestrel:Limits</c>: what one connection may send before the service answers, against slow
 /// and flooding clients. ASP.NET Core does not bind this section to Kestrel by itself: <see cref="ServerLimitsExtensions"/>
-/// does, after validating it at start like every other section. (Body sizes are per endpoint: see ImageLimits.)
+/// does, after validating it at start like every other section. A request body may hold at most
+/// <see cref="ServerLimitsExtensions.DefaultMaxRequestBodyBytes"/>, except on the upload endpoints, which each allow the
+/// images they may take (<c>Images:MaxBytes</c> each, up to <c>Classify:MaxBatchImages</c> of them).
 /// </summary>
 public sealed class ServerLimitsOptions
 {
@@ -39,6 +41,9 @@ public sealed class ServerLimitsOptions
 
 public static class ServerLimitsExtensions
 {
+    /// <summary>Request body limit of the endpoints that take no upload (1 MiB).</summary>
+    public const long DefaultMaxRequestBodyBytes = 1024 * 1024;
+
     public static IHostApplicationBuilder AddServerLimits(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<ServerLimitsOptions>().BindSettings(builder.Configuration, ServerLimitsOptions.SectionName)
@@ -53,6 +58,9 @@ public static class ServerLimitsExtensions
             kestrel.Limits.MaxRequestLineSize = limits.MaxRequestLineSize;
             kestrel.Limits.KeepAliveTimeout = limits.KeepAliveTimeout;
             kestrel.Limits.RequestHeadersTimeout = limits.RequestHeadersTimeout;
+            // Small, since only the upload endpoints read large bodies, and each raises the limit for its own requests
+            // (UploadReader: the images it may hold; v2 infer).
+            kestrel.Limits.MaxRequestBodySize = DefaultMaxRequestBodyBytes;
         });
         return builder;
     }

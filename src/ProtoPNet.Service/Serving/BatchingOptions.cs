@@ -66,7 +66,11 @@ public sealed class BatchingOptions
     [Range(0, 10_000)]
     public int MaxQueueDelayMs { get; set; }
 
-    /// <summary>Most images waiting per model version (default 256). Beyond it a request is answered 503 with Retry-After at once.</summary>
+    /// <summary>
+    /// Most images waiting per model version (default 256). Beyond it a request is answered 503 with Retry-After at once.
+    /// Also the most requests waiting for a turn to decode (<see cref="PreprocessingGate"/>) and the most answers waiting
+    /// for a turn to draw (<see cref="DrawingTurns"/>): the three queues in front of the cores share one bound.
+    /// </summary>
     [Range(1, 1_000_000)]
     public int MaxQueueSize { get; set; } = 256;
 
@@ -98,7 +102,10 @@ public sealed class BatchingOptions
     [Range(0, 600_000)]
     public int LoneQuietMs { get; set; } = 100;
 
-    /// <summary>Milliseconds an image may wait in the queue before its request is answered 503 (default 10000).</summary>
+    /// <summary>
+    /// Milliseconds an image may wait in the model's queue, or a request for its turn to decode or to draw, before it is
+    /// answered 503 (default 10000).
+    /// </summary>
     [Range(1, 600_000)]
     public int QueueTimeoutMs { get; set; } = 10_000;
 
