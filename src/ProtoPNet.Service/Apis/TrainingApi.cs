@@ -19,7 +19,8 @@ public static class TrainingApi
 
     public static IEndpointRouteBuilder MapTrainingApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/training").WithTags("Training");
+        // Every training endpoint is administrative: the key is checked for the whole group, so none can miss it.
+        var group = app.MapGroup("/training").WithTags("Training").RequireAdminKey();
 
         group.MapPost("/jobs", SubmitAsync)
             .WithName("SubmitTrainingJob")
@@ -39,8 +40,7 @@ public static class TrainingApi
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status429TooManyRequests)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .RequireAdminKey();
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         group.MapGet("/jobs", List)
             .WithName("ListTrainingJobs")
@@ -50,7 +50,6 @@ public static class TrainingApi
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .RequireAdminKey()
             .TakesOnlyQuery("status", "limit");
 
         group.MapGet("/jobs/{id}", Get)
@@ -58,8 +57,7 @@ public static class TrainingApi
             .WithSummary("Describe one training job (administrative)")
             .WithDescription("Status (queued, running, succeeded, failed, cancelled), progress (stage, epoch, epochs, fraction), the latest epoch's metrics, the accuracy of every epoch, the published version, the error of a failed job, and its times.")
             .Produces<TrainingJob>()
-            .ProducesProblem(StatusCodes.Status404NotFound)
-            .RequireAdminKey();
+            .ProducesProblem(StatusCodes.Status404NotFound);
 
         group.MapGet("/jobs/{id}/events", Events)
             .WithoutHead()
@@ -72,8 +70,7 @@ public static class TrainingApi
                 after the event of a finished job (succeeded, failed or cancelled).
                 """)
             .Produces<string>(StatusCodes.Status200OK, "text/event-stream")
-            .ProducesProblem(StatusCodes.Status404NotFound)
-            .RequireAdminKey();
+            .ProducesProblem(StatusCodes.Status404NotFound);
 
         group.MapDelete("/jobs/{id}", Cancel)
             .WithName("CancelTrainingJob")
@@ -87,8 +84,7 @@ public static class TrainingApi
             .Produces<TrainingJob>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .RequireAdminKey();
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         group.MapDelete("/jobs/{id}/folder", Remove)
             .WithName("RemoveTrainingJob")
@@ -103,16 +99,14 @@ public static class TrainingApi
             .Produces<TrainingJob>()
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .RequireAdminKey();
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         group.MapGet("/options", GetOptions)
             .WithName("ListTrainingOptions")
             .WithSummary("The presets, data sets and options a job may use (administrative)")
             .WithDescription("The trainer's presets (with their data set and epochs), data sets, and every option a job's `options` may set, with its trainer option, type, inclusive minimum and maximum, choices and help.")
             .Produces<TrainerCatalog>()
-            .ProducesProblem(StatusCodes.Status404NotFound)
-            .RequireAdminKey();
+            .ProducesProblem(StatusCodes.Status404NotFound);
 
         group.MapGet("/data", ListData)
             .WithName("ListTrainingData")
@@ -127,8 +121,7 @@ public static class TrainingApi
                 """)
             .Produces<DataFolderList>()
             .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .RequireAdminKey();
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return app;
     }
 

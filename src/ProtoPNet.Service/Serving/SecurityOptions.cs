@@ -36,8 +36,11 @@ public sealed record ApiKeyMetadata(ApiKeyKind Kind);
 /// <summary>API keys in <c>X-Api-Key</c>, compared in constant time so the answer's timing tells nothing about the key.</summary>
 public static class ApiKeys
 {
-    /// <summary>Administrative endpoints: disabled (403) without a configured key; 401 without the header, 403 with a wrong key.</summary>
-    public static RouteHandlerBuilder RequireAdminKey(this RouteHandlerBuilder builder) => builder
+    /// <summary>
+    /// Administrative endpoints, or a group of them: disabled (403) without a configured key; 401 without the header, 403
+    /// with a wrong key. Both problems are declared in the OpenAPI document.
+    /// </summary>
+    public static TBuilder RequireAdminKey<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder => builder
         .AddEndpointFilter(async (context, next) =>
         {
             var security = context.HttpContext.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<SecurityOptions>>().Value;
@@ -49,8 +52,7 @@ public static class ApiKeys
             return Check(context.HttpContext, security.AdminApiKey!) ?? await next(context);
         })
         .WithMetadata(new ApiKeyMetadata(ApiKeyKind.Admin))
-        .ProducesProblem(StatusCodes.Status401Unauthorized)
-        .ProducesProblem(StatusCodes.Status403Forbidden);
+        .WithMetadata(KeyProblems);
 
     /// <summary>Classification endpoints: open unless <c>Security:ClassifyApiKey</c> is set (then 401 without the header, 403 with a wrong key).</summary>
     public static TBuilder RequireClassifyKey<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder => builder
@@ -67,8 +69,14 @@ public static class ApiKeys
     /// </summary>
     public static TBuilder RequireClassifyKeyWithProblems<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder => builder
         .RequireClassifyKey()
-        .WithMetadata(new ProducesResponseTypeMetadata(StatusCodes.Status401Unauthorized, typeof(Microsoft.AspNetCore.Mvc.ProblemDetails), ["application/problem+json"]),
-                      new ProducesResponseTypeMetadata(StatusCodes.Status403Forbidden, typeof(Microsoft.AspNetCore.Mvc.ProblemDetails), ["application/problem+json"]));
+        .WithMetadata(KeyProblems);
+
+    /// <summary>The 401 and 403 problems of a key check, as ProducesProblem declares them for one endpoint (this also serves groups).</summary>
+    private static readonly object[] KeyProblems =
+    [
+        new ProducesResponseTypeMetadata(StatusCodes.Status401Unauthorized, typeof(Microsoft.AspNetCore.Mvc.ProblemDetails), ["application/problem+json"]),
+        new ProducesResponseTypeMetadata(StatusCodes.Status403Forbidden, typeof(Microsoft.AspNetCore.Mvc.ProblemDetails), ["application/problem+json"]),
+    ];
 
     private static IResult? Check(HttpContext context, string expected)
     {
