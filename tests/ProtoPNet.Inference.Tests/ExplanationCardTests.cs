@@ -23,6 +23,18 @@ public sealed class ExplanationCardTests
         Assert.Equal(ExplanationCard.MaxRows, ExplanationCard.RowColours.Distinct().Count());
     }
 
+    [Fact]
+    public void Every_tags_number_stands_out_from_its_rows_colour()
+    {
+        // WCAG's 4.5:1 for small text: white on the green, orange, teal and magenta rows was 2.6 to 4.1.
+        foreach (var colour in ExplanationCard.RowColours)
+        {
+            var contrast = ExplanationCard.Contrast(ExplanationCard.TagInk(colour), colour);
+            Assert.True(contrast >= 4.5, $"the tag of row colour {colour} has a contrast of {contrast:0.00}");
+        }
+        Assert.Equal(21, ExplanationCard.Contrast(new(0, 0, 0), new(255, 255, 255)), 6);
+    }
+
     [Theory]
     [InlineData(0.5, "50.0%")]
     [InlineData(0.99949, "99.9%")]

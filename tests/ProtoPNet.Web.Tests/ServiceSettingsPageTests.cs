@@ -131,6 +131,9 @@ public sealed class ServiceSettingsPageTests(WebFixture fixture)
         await page.SetInputFilesAsync("#file", fixture.SourceImage(0));
         await page.Locator("#classify-key-form").WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Visible });
         Assert.Contains("An API key is required", await page.TextContentAsync("#error"));
+        // Said to a person, not to a program ("needs the header X-Api-Key"), and the key field has the focus.
+        Assert.Contains("Enter the service's API key in the form on this page.", await page.TextContentAsync("#error"));
+        Assert.Equal("classify-key", await page.EvaluateAsync<string>("() => document.activeElement.id"));
         Assert.True(await page.Locator("#result").IsHiddenAsync());
 
         // With it: the same image is classified, and the key is kept for this tab's session only.
@@ -139,6 +142,7 @@ public sealed class ServiceSettingsPageTests(WebFixture fixture)
         await page.WaitForFunctionAsync("() => !document.getElementById('result').hidden");
         Assert.False(string.IsNullOrWhiteSpace(await page.TextContentAsync("#prediction")));
         Assert.True(await page.Locator("#classify-key-form").IsHiddenAsync());
+        Assert.Equal("file", await page.EvaluateAsync<string>("() => document.activeElement.id"));   // not lost with the form
         Assert.True(await page.Locator("#error").IsHiddenAsync());
         Assert.Equal(ClassifyKey, await page.EvaluateAsync<string>("() => sessionStorage.getItem('protopnet.classifyApiKey')"));
         Assert.Equal(0, await page.EvaluateAsync<int>("() => localStorage.length"));

@@ -33,13 +33,17 @@ public sealed class TrainingTabTests(WebFixture fixture)
         await page.ClickAsync("#training-key-form button[type=submit]");
         await page.Locator("#error").WaitForAsync();
         Assert.Contains("not accepted", await page.TextContentAsync("#error"));
+        Assert.Contains("enter it again", await page.TextContentAsync("#error"));
         Assert.True(await page.Locator("#training-key-form").IsVisibleAsync());
+        Assert.Equal("training-key", await page.EvaluateAsync<string>("() => document.activeElement.id"));
         Assert.Null(await page.EvaluateAsync<string?>("() => sessionStorage.getItem('protopnet.adminApiKey')"));
 
         await page.FillAsync("#training-key", WebFixture.AdminKey);
         await page.ClickAsync("#training-key-form button[type=submit]");
         await page.WaitForFunctionAsync("() => document.querySelectorAll('#training-preset option').length > 0");
         Assert.True(await page.Locator("#training-key-form").IsHiddenAsync());
+        // The form that had the focus is gone: the focus is on the next step's first field.
+        await page.WaitForFunctionAsync("() => document.activeElement.id === 'training-preset'");
         Assert.True(await page.Locator("#error").IsHiddenAsync());
         Assert.Equal(WebFixture.AdminKey, await page.EvaluateAsync<string>("() => sessionStorage.getItem('protopnet.adminApiKey')"));
         Assert.Equal(0, await page.EvaluateAsync<int>("() => localStorage.length"));
@@ -105,6 +109,10 @@ public sealed class TrainingTabTests(WebFixture fixture)
         Assert.Equal(2, await page.Locator("#training-curve .test-point").CountAsync());
         Assert.Equal(1, await page.Locator("#training-curve polyline.test").CountAsync());
         Assert.Equal(1, await page.Locator("#training-curve polyline.train").CountAsync());
+        // The points' values show on hover only; the chart's name, which a screen reader reads, gives the last epoch's.
+        var chartName = await page.EvaluateAsync<string>(
+            "() => document.getElementById('training-curve').getAttribute('aria-labelledby').split(' ').map(id => document.getElementById(id).textContent).join(' ')");
+        Assert.Matches(@"^Accuracy per epoch: test \(solid\), training \(dashed\)\. Epoch 2 of 2: test accuracy [<>]?[0-9.]+%, training accuracy [<>]?[0-9.]+%\.$", chartName);
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "training.png"), FullPage = true });
 
         var link = page.Locator("#training-model-link");
@@ -215,6 +223,10 @@ public sealed class TrainingTabTests(WebFixture fixture)
         await page.Context.CloseAsync();
     }
 
+    /// <summary>The job row and action of the focused button, "id action", or "" when the focus is elsewhere.</summary>
+    private const string FocusedAction =
+        "() => { const b = document.activeElement; const r = b && b.closest('tr[data-job]'); return r ? `${r.dataset.job} ${b.dataset.action}` : ''; }";
+
     /// <summary>The tab lists the jobs: a running one is cancelled from its row, then followed to its end and removed.</summary>
     [Fact]
     public async Task Jobs_are_listed_and_one_is_cancelled_followed_and_removed_from_its_row()
@@ -241,14 +253,18 @@ public sealed class TrainingTabTests(WebFixture fixture)
         // Asked to stop: no second Cancel, and the row says so until the worker has stopped.
         await row.GetByRole(AriaRole.Button, new() { Name = $"Cancel web-long ({id})" }).WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Detached });
         Assert.Contains(await row.Locator(".job-status").TextContentAsync(), new[] { "cancelling", "cancelled" });
+        // The row was drawn again without the Cancel that had the focus: the focus is on the row's next action, not lost.
+        Assert.Equal($"{id} follow", await page.EvaluateAsync<string>(FocusedAction));
         await row.GetByRole(AriaRole.Button, new() { Name = $"Follow web-long ({id})" }).ClickAsync();
         await page.WaitForFunctionAsync("() => document.getElementById('training-status').textContent === 'Cancelled.'", null,
             new PageWaitForFunctionOptions { Timeout = 90_000 });
         Assert.Equal("cancelled", await row.Locator(".job-status").TextContentAsync());
+        await page.WaitForFunctionAsync($"() => ({FocusedAction})() === '{id} follow'");   // kept through the row's redrawings
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(WebFixture.ArtifactsDirectory, "training-jobs.png"), FullPage = true });
 
         await row.GetByRole(AriaRole.Button, new() { Name = $"Remove web-long ({id})" }).ClickAsync();
         await row.WaitForAsync(new LocatorWaitForOptions { State = WaitForSelectorState.Detached });
+        Assert.Equal("training-jobs-title", await page.EvaluateAsync<string>("() => document.activeElement.id"));   // its row is gone
         Assert.True(await page.Locator("#training-job").IsHiddenAsync());
         Assert.True(await page.Locator("#error").IsHiddenAsync());
         using var gone = new HttpRequestMessage(HttpMethod.Get, $"training/jobs/{id}");

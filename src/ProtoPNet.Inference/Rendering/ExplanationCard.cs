@@ -42,9 +42,33 @@ public static class ExplanationCard
     /// <summary>One colour per prototype row (<see cref="MaxRows"/>); the same colour marks its box on the uploaded image.</summary>
     public static readonly Rgb24[] RowColours =
     [
-        new(230, 25, 75), new(0, 120, 215), new(40, 160, 60), new(245, 130, 0), new(145, 30, 180),
-        new(0, 170, 170), new(220, 40, 200), new(120, 120, 0), new(140, 70, 20), new(20, 30, 110),
+        new(230, 25, 75), new(0, 116, 212), new(40, 160, 60), new(245, 130, 0), new(145, 30, 180),
+        new(0, 170, 170), new(194, 27, 176), new(120, 120, 0), new(140, 70, 20), new(20, 30, 110),
     ];
+
+    /// <summary>
+    /// The number of a row's tag is written white or in ink, whichever stands out more from the row's colour: at least
+    /// 4.5:1 (WCAG's contrast for small text) for every row colour. The web page chooses its tags' ink the same way.
+    /// </summary>
+    public static Rgb24 TagInk(Rgb24 colour) =>
+        Contrast(Background, colour) >= Contrast(colour, Ink) ? Background : Ink;
+
+    /// <summary>WCAG's contrast ratio of two colours (1 to 21).</summary>
+    public static double Contrast(Rgb24 a, Rgb24 b)
+    {
+        var (lighter, darker) = (Luminance(a), Luminance(b)) is var (la, lb) && la >= lb ? (la, lb) : (lb, la);
+        return (lighter + 0.05) / (darker + 0.05);
+    }
+
+    private static double Luminance(Rgb24 colour)
+    {
+        static double Channel(byte value)
+        {
+            var c = value / 255.0;
+            return c <= 0.03928 ? c / 12.92 : Math.Pow((c + 0.055) / 1.055, 2.4);
+        }
+        return 0.2126 * Channel(colour.R) + 0.7152 * Channel(colour.G) + 0.0722 * Channel(colour.B);
+    }
 
     private static readonly PngEncoder Encoder = new() { ColorType = PngColorType.Rgb, CompressionLevel = PngCompressionLevel.DefaultCompression };
 
@@ -191,7 +215,7 @@ public static class ExplanationCard
         for (var i = 0; i < rows.Count; i++)
         {
             Pixels.FillRect(card, tags[i].X, tags[i].Y, tags[i].Width, tags[i].Height, RowColours[i % RowColours.Length]);
-            BitmapFont.Draw(card, Tag(i), tags[i].X + 2, tags[i].Y + 2, Background);
+            BitmapFont.Draw(card, Tag(i), tags[i].X + 2, tags[i].Y + 2, TagInk(RowColours[i % RowColours.Length]));
         }
     }
 

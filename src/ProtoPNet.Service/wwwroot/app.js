@@ -27,6 +27,11 @@ function showView(clear = true) {
   if (current === "training") openTraining();
 }
 
+// The skip link moves the focus to the view shown; followed as a link, #main would name no view and show the classify one.
+document.querySelector(".skip-link").addEventListener("click", (event) => {
+  event.preventDefault();
+  $("main").focus();
+});
 wireClassify();
 wireGallery();
 wireTraining();

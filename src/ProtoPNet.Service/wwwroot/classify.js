@@ -7,6 +7,7 @@ import { showClassInGallery } from "./gallery.js";
 
 const state = {
   lastFile: null,      // the last image classified, re-sent when the model or count changes
+  lastName: null,      // what the status calls it: its file name, or the example's name
   lastPixels: null,    // its width x height as the browser decodes it (pixelCount), decoded once
   objectUrl: null,
   request: 0,          // a counter, so a slow answer never overwrites a newer one
@@ -24,7 +25,9 @@ function showExamples() {
   const list = $("example-list");
   list.replaceChildren(...examples.map((example) => {
     const name = example.label ? `Example ${example.index + 1} (${example.label})` : `Example ${example.index + 1}`;
-    const button = el("button", { type: "button", "data-url": example.url, "aria-label": `Classify ${name}` },
+    // The name begins with the words shown on the button (its label), as a spoken command would say them.
+    const spoken = example.label ? `${example.label}, example ${example.index + 1}` : `Example ${example.index + 1}`;
+    const button = el("button", { type: "button", "data-url": example.url, "aria-label": spoken },
       el("img", { src: example.url, alt: "" }),
       el("span", { text: example.label || `#${example.index + 1}` }));
     button.addEventListener("click", () => classifyExample(example.url, name));
@@ -41,7 +44,7 @@ async function classifyExample(url, name) {
     const response = await fetchOk(url);
     const blob = await response.blob();
     if (request !== state.request) return;
-    await classify(new File([blob], name + ".png", { type: blob.type || "image/png" }));
+    await classify(new File([blob], name + ".png", { type: blob.type || "image/png" }), name);
   } catch (problem) {
     if (request !== state.request) return;
     showProblem(problem, "The example cannot be loaded", "classify");
@@ -63,7 +66,12 @@ const CLASSIFY_KEY_STORAGE = "protopnet.classifyApiKey";
 function postImage(path, query, file) {
   const form = new FormData();
   form.append("image", file, file.name || "image");
-  return fetchWithKey(`${path}?${query}`, { method: "POST", body: form }, CLASSIFY_KEY_STORAGE, () => { $("classify-key-form").hidden = false; });
+  return fetchWithKey(`${path}?${query}`, { method: "POST", body: form }, CLASSIFY_KEY_STORAGE, askForClassifyKey);
+}
+
+function askForClassifyKey() {
+  $("classify-key-form").hidden = false;
+  $("classify-key").focus();
 }
 
 /** The "Prototypes to show" field as a count from 1 to 10 (3 when empty), written back so that it shows what is sent. */
@@ -87,17 +95,18 @@ async function pixelCount(file) {
   }
 }
 
-async function classify(file) {
+async function classify(file, name = file && file.name) {
   const model = selectedModel();
   if (!file) return;
   if (file !== state.lastFile) {
     state.explainClass = null;   // a new image: why its own prediction
     state.lastPixels = pixelCount(file);
+    state.lastName = name || "the image";
   }
   state.lastFile = file;
   const request = ++state.request;
   clearError();
-  $("status").textContent = `Classifying ${file.name || "the image"}...`;
+  $("status").textContent = `Classifying ${state.lastName}...`;
 
   const topPrototypes = prototypesToShow();
   // Heatmaps come back at the decoded size, up to 4 megapixels each; for large photos they would make the answer tens of megabytes long.
@@ -132,10 +141,12 @@ async function classify(file) {
     cardQuery.set("model", `${result.model.name}@${result.model.version}`);
     cardQuery.delete("heatmaps");
     state.shown = { file, query: cardQuery, name: `${(file.name || "image").replace(/\.[^.]*$/, "")} explained by ${result.model.name}.png` };
-    $("status").textContent = `Done in ${fmt(result.timingsMs.total)} ms` +
+    // The status is what a screen reader announces: the answer first.
+    $("status").textContent = `${result.prediction.label}, ${percent(result.prediction.probability)}. Done in ${fmt(result.timingsMs.total)} ms` +
       (result.timingsMs.verify !== undefined ? ` (checking the boxes took ${fmt(result.timingsMs.verify)} ms).` : ".") +
       (heatmaps ? "" : " Heatmaps are left out for images over 4 megapixels.") +
       (shown ? "" : " This browser cannot show the file's format, so the boxes are drawn on a blank of its size; the heatmaps show the image.");
+    showResultInView();
     if (listingProblem) showProblem({ ...listingProblem, title: "The training images' boxes cannot be shown",
       detail: listingProblem.detail || listingProblem.title || String(listingProblem.message || listingProblem) }, undefined, "classify");
   } catch (problem) {
@@ -143,16 +154,29 @@ async function classify(file) {
     $("result").hidden = true;
     state.shown = null;
     $("status").textContent = "";
-    showProblem(problem, undefined, "classify");
+    // What is wrong with the image is said of it by name.
+    const ofTheImage = problem && typeof problem.type === "string" && /:(image-|unsupported-media-type$)/.test(problem.type);
+    showProblem(ofTheImage ? { ...problem, title: `${state.lastName}: ${problem.title}` } : problem, undefined, "classify");
   }
+}
+
+/**
+ * A new answer is brought into view when its top is not (on a phone it comes below the examples); one drawn again for
+ * another top class stays where the class's button is, which keeps the focus.
+ */
+function showResultInView() {
+  if (document.activeElement && $("top-classes").contains(document.activeElement)) return;
+  const top = $("result").getBoundingClientRect().top;
+  if (top < 0 || top > window.innerHeight * 0.75) $("result").scrollIntoView({ block: "start" });
 }
 
 /** "Save as a picture": the explanation shown, drawn by the service as one PNG (POST /classify/card), saved as a file. */
 async function saveCard() {
   const shown = state.shown;
   const button = $("save-card");
-  if (!shown || button.disabled) return;
-  button.disabled = true;
+  // aria-disabled, not disabled: a disabled button loses the keyboard's focus.
+  if (!shown || button.getAttribute("aria-disabled") === "true") return;
+  button.setAttribute("aria-disabled", "true");
   clearError();
   try {
     const card = await (await postImage("/classify/card", shown.query, shown.file)).blob();
@@ -165,7 +189,7 @@ async function saveCard() {
   } catch (problem) {
     showProblem(problem, "The picture cannot be made", "classify");
   } finally {
-    button.disabled = false;
+    button.removeAttribute("aria-disabled");
   }
 }
 
@@ -265,7 +289,8 @@ function renderResult(result, prototypes, imageUrl) {
     const classLink = el("a", { href: "#gallery", class: "class-link", text: `all prototypes of ${p.label}` });
     classLink.addEventListener("click", () => showClassInGallery(result.model.name, p.classIndex));
     return el("li", { class: "proto-row", style: `--box: ${rowColour}`, "data-prototype": String(p.prototypeIndex) },
-      el("h4", {}, `#${i + 1}: prototype ${p.prototypeIndex} of class ${p.label} `, classLink), figures, points,
+      el("div", { class: "proto-head" }, el("h4", { text: `#${i + 1}: prototype ${p.prototypeIndex} of class ${p.label}` }), classLink),
+      figures, points,
       p.probabilityWithoutBox !== undefined ? evidence(p, explanation.label) : null);
   }));
 
@@ -342,6 +367,7 @@ export function wireClassify() {
     $("classify-key").value = "";
     $("classify-key-form").hidden = true;
     clearError();
+    $("file").focus();   // the form that had the focus is gone
     if (state.lastFile) classify(state.lastFile);
   });
 }

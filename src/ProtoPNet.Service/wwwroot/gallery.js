@@ -12,8 +12,9 @@ const share = (value) => Math.round(100 * value) + "%";
 function badges(score, threshold) {
   if (!score) return null;
   const list = el("ul", { class: "badges", "aria-label": "Measured explanation quality" });
+  // A measure below the threshold says so in words too, not by its colour alone.
   const badge = (kind, text, good, title) =>
-    list.append(el("li", { class: `badge ${kind} ${good ? "good" : "weak"}`, title, text }));
+    list.append(el("li", { class: `badge ${kind} ${good ? "good" : "weak"}`, title, text: good ? text : `${text}, low` }));
   if (typeof score.consistency === "number") {
     badge("consistency", `consistent ${share(score.consistency)}`, score.consistency >= threshold,
       `Its box lands on the same part (${score.part || "none"}) in ${share(score.consistency)} of its class's test images`);
@@ -27,14 +28,14 @@ function badges(score, threshold) {
       `Its box maps to the same thing after JPEG re-encoding in ${share(score.jpegStability)} of its class's test images`);
   }
   if (score.background === true) {
-    badge("background", "background", false, "Its own patch is mostly background, not part of an object");
+    list.append(el("li", { class: "badge background weak", title: "Its own patch is mostly background, not part of an object", text: "background" }));
   }
   return list;
 }
 
 export async function renderGallery() {
   const model = servedModels().find((m) => m.name === $("gallery-model").value);
-  const gallery = $("gallery");
+  const gallery = $("gallery-classes");
   const request = ++galleryRequest;
   if (!model) { gallery.replaceChildren(); return; }
   $("gallery-status").textContent = `Loading the prototypes of ${model.name}...`;
@@ -92,7 +93,7 @@ function offerClasses(modelName, classes, byClass) {
 /** Shows the chosen class's prototypes alone, or every class's. */
 function showChosenClass() {
   const chosen = $("gallery-class").value;
-  for (const section of $("gallery").querySelectorAll("section.gallery-class")) {
+  for (const section of $("gallery-classes").querySelectorAll("section.gallery-class")) {
     section.hidden = chosen !== "" && section.dataset.class !== chosen;
   }
 }

@@ -1,7 +1,20 @@
 // What every view of the web page uses: building elements, formatting numbers, which view the address names, the error
 // box, reading the service's JSON, and pictures with boxes drawn over them.
 
-export const BOX_COLOURS = ["#e6194b", "#0078d7", "#28a03c", "#f58200", "#911eb4", "#00aaaa", "#dc28c8", "#787800"];
+// The explanation card's first eight row colours (ExplanationCard.RowColours), so a box has one colour on the page and the card.
+export const BOX_COLOURS = ["#e6194b", "#0074d4", "#28a03c", "#f58200", "#911eb4", "#00aaaa", "#c21bb0", "#787800"];
+
+/** WCAG's relative luminance of a colour written #rrggbb. */
+function luminance(colour) {
+  const channel = (i) => {
+    const c = parseInt(colour.slice(1 + 2 * i, 3 + 2 * i), 16) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * channel(0) + 0.7152 * channel(1) + 0.0722 * channel(2);
+}
+
+/** The text colour for a box's number tag on <colour>: white or the page's ink, whichever reads better (at least 4.5:1 for every box colour). */
+export const tagInk = (colour) => ((1.05 / (luminance(colour) + 0.05)) >= (luminance(colour) + 0.05) / (luminance("#1f2328") + 0.05) ? "#fff" : "#1f2328");
 
 export const $ = (id) => document.getElementById(id);
 
@@ -85,6 +98,8 @@ export function showError(title, detail, view = null) {
   const box = $("error");
   box.replaceChildren(el("strong", { text: title }), detail ? el("span", { text: detail }) : null);
   box.hidden = false;
+  // Screen readers hear it (role=alert); on a phone the box is often above the part of the page in view.
+  box.scrollIntoView({ block: "nearest" });
 }
 
 /** Shows the failure that came for <view> while another view was shown, if any. */
@@ -132,6 +147,9 @@ export async function fetchWithKey(url, init, storageKey, askForKey) {
       sessionStorage.removeItem(storageKey);
       askForKey();
     }
+    // The service's details speak of headers, to programs; the page asks a person for the key in its form.
+    if (isProblem(problem, "api-key-missing")) throw { ...problem, detail: "Enter the service's API key in the form on this page." };
+    if (isProblem(problem, "api-key-rejected")) throw { ...problem, detail: "The key given is not this service's key: enter it again." };
     throw problem;
   }
 }
@@ -149,7 +167,7 @@ export function boxedImage(src, alt, width, height, boxes, className) {
       `width: ${(100 * box.box.width) / width}%`, `height: ${(100 * box.box.height) / height}%`,
     ].join("; ");
     const div = el("div", { class: "box", style, "aria-hidden": "true" });
-    if (box.tag) div.append(el("span", { class: "tag", text: box.tag }));
+    if (box.tag) div.append(el("span", { class: "tag", text: box.tag, style: `color: ${tagInk(box.colour)}` }));
     wrapper.append(div);
   }
   return wrapper;

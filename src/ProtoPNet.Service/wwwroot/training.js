@@ -231,14 +231,17 @@ async function listJobs() {
   $("training-jobs").hidden = false;
   $("training-jobs-empty").hidden = jobs.length > 0;
   $("training-jobs-table").hidden = jobs.length === 0;
+  const focused = focusedAction();
   $("training-jobs-table").tBodies[0].replaceChildren(...jobs.map(jobRow));
+  refocusAction(focused);
   $("training-jobs-listed").textContent = String(LISTED_JOBS);
   $("training-jobs-more").hidden = jobs.length < LISTED_JOBS;
 }
 
 function jobRow(job) {
   const action = (text, run) => {
-    const button = el("button", { type: "button", class: "link-button", text, "aria-label": `${text} ${job.name} (${job.id})` });
+    const button = el("button", { type: "button", class: "link-button", text, "data-action": text.toLowerCase(),
+      "aria-label": `${text} ${job.name} (${job.id})` });
     button.addEventListener("click", run);
     return button;
   };
@@ -258,6 +261,26 @@ function jobRow(job) {
   if (job.warnings && job.warnings.length) status.append(el("span", { class: "job-warned", text: ` (${counted(job.warnings.length, "warning", "warnings")})` }));
   return el("tr", { "data-job": job.id },
     el("td", { class: "job-name", text: jobName(job) }), el("td", { text: recipe }), status, el("td", { text: queued }), actions);
+}
+
+/** The job row and action of the button that has the focus, if one in the jobs table has: a row drawn again keeps it. */
+function focusedAction() {
+  const focused = document.activeElement;
+  const row = focused && focused.closest && focused.closest("#training-jobs-table tr[data-job]");
+  return row ? { job: row.dataset.job, action: focused.dataset.action } : null;
+}
+
+/** Gives the focus back to that action of that job's new row; to its first action if that one is gone (Cancel became
+ * Remove), and to the table's heading if the job is gone. */
+function refocusAction(focused) {
+  if (!focused) return;
+  const row = document.querySelector(`#training-jobs-table tr[data-job="${CSS.escape(focused.job)}"]`);
+  const target = row && (row.querySelector(`button[data-action="${focused.action}"]`) || row.querySelector("button"));
+  if (target) target.focus();
+  else {
+    $("training-jobs-title").tabIndex = -1;
+    $("training-jobs-title").focus();
+  }
 }
 
 const jobName = (job) => job.name || "(unnamed)";
@@ -295,7 +318,11 @@ function showJob(job) {
   const warned = training.job && training.job.id === job.id ? (training.job.warnings || []).length : null;
   training.job = job;
   const row = document.querySelector(`#training-jobs-table tr[data-job="${CSS.escape(job.id)}"]`);
-  if (row && (before !== statusWord(job) || warned !== (job.warnings || []).length)) row.replaceWith(jobRow(job));
+  if (row && (before !== statusWord(job) || warned !== (job.warnings || []).length)) {
+    const focused = focusedAction();
+    row.replaceWith(jobRow(job));
+    refocusAction(focused);
+  }
   else if (!row && !$("training-jobs").hidden) listJobs();
   $("training-job").hidden = false;
   $("training-job-title").textContent = `${jobName(job)} (${job.preset || "no recipe"})`;
@@ -358,6 +385,11 @@ function drawCurve(history, epochs) {
     parts.push(point);
   }
   svg.replaceChildren(...parts);
+  // The points' values are shown on hover only: the latest epoch's are part of the chart's name for screen readers.
+  const latest = history[history.length - 1];
+  const words = [["testAccuracy", "test"], ["trainAccuracy", "training"]]
+    .filter(([key]) => latest && typeof latest[key] === "number").map(([key, what]) => `${what} accuracy ${percent(latest[key])}`);
+  $("training-curve-latest").textContent = latest ? `Epoch ${latest.epoch} of ${epochs}${words.length ? ": " + words.join(", ") : ""}.` : "";
 }
 
 /**
@@ -392,12 +424,15 @@ async function offerModel(job, version) {
 }
 
 export function wireTraining() {
-  $("training-key-form").addEventListener("submit", (event) => {
+  $("training-key-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     sessionStorage.setItem(KEY_STORAGE, $("training-key").value);
     $("training-key").value = "";
     clearError();
-    openTraining();
+    await openTraining();
+    // The form that had the focus is gone: on to the first field of the next step (or the key field again, if refused).
+    if (!$("training-ready").hidden) $("training-preset").focus();
+    else if (!$("training-key-form").hidden) $("training-key").focus();
   });
   $("training-forget").addEventListener("click", () => {
     sessionStorage.removeItem(KEY_STORAGE);
