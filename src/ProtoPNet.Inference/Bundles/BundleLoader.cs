@@ -28,8 +28,10 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
     /// <summary>Absolute and relative parts of the tolerance: |actual - expected| &lt;= 1e-3 + 1e-3 * |expected|.</summary>
     public const double Tolerance = 1e-3;
 
-    public static bool WithinTolerance(double actual, double expected) =>
-        Math.Abs(actual - expected) <= Tolerance + Tolerance * Math.Abs(expected);
+    public static bool WithinTolerance(double actual, double expected) => Math.Abs(actual - expected) <= Allowed(expected);
+
+    /// <summary>How far a value may be from <paramref name="expected"/>: 1e-3 + 1e-3 * |expected|.</summary>
+    private static double Allowed(double expected) => Tolerance + Tolerance * Math.Abs(expected);
 
     /// <summary>When a bundle folder's model.json was last written: what tells a rewritten (or fixed) bundle from the one seen before.</summary>
     public static DateTime ManifestWrittenUtc(string directory) => File.GetLastWriteTimeUtc(Path.Combine(directory, ManifestFileName));
@@ -398,7 +400,7 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         var worstExcess = 0.0;
         for (var i = 0; i < actual.Length; i++)
         {
-            var excess = Math.Abs(actual[i] - expected[i]) - (Tolerance + Tolerance * Math.Abs(expected[i]) + slack[i]);
+            var excess = Math.Abs(actual[i] - expected[i]) - (Allowed(expected[i]) + slack[i]);
             if (excess > worstExcess || double.IsNaN(actual[i]))
             {
                 worstExcess = double.IsNaN(actual[i]) ? double.PositiveInfinity : excess;
@@ -408,7 +410,7 @@ public sealed class BundleLoader(SessionFactory sessionFactory)
         if (worstIndex >= 0)
         {
             throw new BundleRefusedException(directory, string.Create(CultureInfo.InvariantCulture,
-                $"probe mismatch: {name}[{worstIndex}] is {actual[worstIndex]:G7}, the manifest expects {expected[worstIndex]:G7} (tolerance 1e-3 + 1e-3*|expected| + {slack[worstIndex]:G3} for float32 rounding of its distances)"));
+                $"probe mismatch: {name}[{worstIndex}] is {actual[worstIndex]:G7}, the manifest expects {expected[worstIndex]:G7} (tolerance {Tolerance:G3} + {Tolerance:G3}*|expected| + {slack[worstIndex]:G3} for float32 rounding of its distances)"));
         }
     }
 

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using ProtoPNet.Inference.Explanation;
 using ProtoPNet.Inference.Rendering;
 using ProtoPNet.Service.Classifying;
 using ProtoPNet.Service.Problems;
@@ -22,9 +23,9 @@ public static class CardApi
                 card") for callers and chat tools that want an image rather than JSON. The card is {ExplanationCard.Width} pixels
                 wide; it shows the predicted label and probability, the top classes, the uploaded image with the boxes of the top
                 prototypes (numbered, one colour each), and one row per prototype: the uploaded image with that prototype's heatmap
-                and box ("this"; an image decoded to over 4 megapixels is drawn on scaled down to 4), the prototype's patch ("looks like that"), the training image it comes from with its box, and
+                and box ("this"; an image decoded to over {Classifier.MaxDrawingPixels / 1_000_000} megapixels is drawn on scaled down to {Classifier.MaxDrawingPixels / 1_000_000}), the prototype's patch ("looks like that"), the training image it comes from with its box, and
                 `similarity x weight = points`; the last line adds the other prototypes' points to reach the class's logit.
-                Its height is 344 + 140 x (number of prototype rows) + 60 pixels; at most {ExplanationCard.MaxRows} rows. When the image is
+                Its height is {ExplanationCard.HeightFor(0)} + {ExplanationCard.HeightFor(1) - ExplanationCard.HeightFor(0)} x (number of prototype rows) pixels; at most {ExplanationCard.MaxRows} rows. When the image is
                 unfamiliar (POST /classify's `unfamiliar` is true), a band of {ExplanationCard.NoticeHeight} more pixels under the title says
                 "{ExplanationCard.UnfamiliarNotice}" With `verify=true` (one more network run, as for POST /classify) each
                 prototype row also says what its box is worth: "without box: p=0.12, drop 0.71".

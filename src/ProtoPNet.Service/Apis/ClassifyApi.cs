@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using ProtoPNet.Inference.Explanation;
 using ProtoPNet.Service.Classifying;
 using ProtoPNet.Service.Problems;
 using ProtoPNet.Service.Serving;
@@ -16,13 +17,13 @@ public static class ClassifyApi
             .MayRunInline()
             .WithName("Classify")
             .WithSummary("Classify one image and explain the prediction")
-            .WithDescription("""
+            .WithDescription($"""
                 Upload one image as multipart/form-data (file field `image`) or as a raw body with an image content type
                 (image/png, image/jpeg, image/gif, image/bmp, image/webp, image/tiff). The answer holds the predicted class,
                 the top classes, and the explanation: the explained class's logit split into the contributions
                 (`weight x similarity`) of its top prototypes plus `otherPrototypesContribution`, which add up to the logit.
                 Each prototype comes with its 95th-percentile high-activation box in pixels of the uploaded image and, with
-                `heatmaps=png`, a heatmap PNG of the decoded image's size (`preprocessing.decoded`; scaled down to at most 4 megapixels) as a data URI. `unfamiliar` is true when the image looks
+                `heatmaps=png`, a heatmap PNG of the decoded image's size (`preprocessing.decoded`; scaled down to at most {Classifier.MaxDrawingPixels / 1_000_000} megapixels) as a data URI. `unfamiliar` is true when the image looks
                 like nothing the model has learned (its `unfamiliarity.score`, minus the best prototype similarity, is above the
                 bundle's calibrated threshold) and null for a bundle without a threshold; `preprocessing` says what the upload
                 became before the network saw it.

@@ -33,7 +33,7 @@ public sealed class ClassificationService(
         // mistakes are answered at once; the version is leased only once the upload is in (a slow client holds none).
         var named = registry.Find(request.Model);
         Name(http.HttpContext, named);
-        ExplainOptionsFor(named, request);
+        _ = CheckedExplainOptions(named, request);   // refused now if the parameters do not fit the model; made again for the version leased
         if (request.Batch && !UploadReader.IsMultipart(http.ContentType))
         {
             throw new ProblemException(ProblemCatalog.UnsupportedMediaType,
@@ -48,7 +48,7 @@ public sealed class ClassificationService(
         {
             var total = new Stopwatch();
             (lease, prepared) = await ReadAndDecodeAsync(http, request, kept, total, cancellationToken);
-            var options = ExplainOptionsFor(lease.Bundle, request);
+            var options = CheckedExplainOptions(lease.Bundle, request);
             var outcomes = await RunAndExplainAsync(lease, prepared, options, request.Verify, total, cancellationToken);
             diagnostics.Set("PredictedClass", string.Join(",", outcomes.Select(o => o.Classification?.Prediction.Label ?? "-")));
             var answer = new ClassifiedUploads(lease, prepared, kept, outcomes);
@@ -176,8 +176,11 @@ public sealed class ClassificationService(
         RequestMetrics.SetModel(http, bundle);
     }
 
-    /// <summary>The request's explanation options for this model, within the configured bounds on the work one request may ask for.</summary>
-    private ExplainOptions ExplainOptionsFor(ModelBundle bundle, ClassifyRequest request)
+    /// <summary>
+    /// The request's explanation options for this model; throws a 400 problem for a parameter outside the model (a class
+    /// it does not have) or beyond the configured bounds on the work one request may ask for.
+    /// </summary>
+    private ExplainOptions CheckedExplainOptions(ModelBundle bundle, ClassifyRequest request)
     {
         var (topClasses, topPrototypes, explainClass) = (request.TopClasses, request.TopPrototypes, request.ExplainClass);
         if (topClasses is < 0) throw InvalidParameter($"topClasses must be 0 or more; it is {topClasses}.");

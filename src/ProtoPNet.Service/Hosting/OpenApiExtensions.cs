@@ -27,7 +27,7 @@ public static class OpenApiExtensions
             options.MapType<Apis.HeatmapPng>(() => new OpenApiSchema
             {
                 Type = JsonSchemaType.String,
-                Description = $"A PNG data URI ({Inference.Rendering.HeatmapRenderer.PngDataUriPrefix}...): the heatmap over the decoded image, scaled down to at most 4 megapixels.",
+                Description = $"A PNG data URI ({Inference.Rendering.HeatmapRenderer.PngDataUriPrefix}...): the heatmap over the decoded image, scaled down to at most {Inference.Explanation.Classifier.MaxDrawingPixels / 1_000_000} megapixels.",
             });
             // A training job's options are whatever JSON object the trainer takes, not System.Text.Json's node classes.
             options.MapType<System.Text.Json.Nodes.JsonObject>(() => new OpenApiSchema
