@@ -13,11 +13,10 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// Finds files whose data ends before the image does (an interrupted upload). ImageSharp fills what is missing with
 /// grey or black and reports success for most formats, so each format's own structure is walked here: every length,
 /// offset and end marker the file declares must lie within the bytes received. Bytes after the end of the image are
-/// allowed. PNG and GIF pixel data is followed further, since a cut file closed again by a tool (an IEND or a GIF
-/// trailer written after whatever it had) is whole as chunks or blocks, and ImageSharp paints what it lacks grey or
-/// blank: a PNG's image data must inflate to every row (<see cref="PngRowsMissing"/>), a GIF's first frame must give
-/// every pixel (<see cref="GifPixelsMissing"/>). Only missing data is judged: a file that is complete but corrupt is
-/// left to the decoder to refuse.
+/// allowed. GIF pixel data is followed further, since a cut file closed again by a tool (a GIF trailer written after
+/// whatever it had) is whole as blocks, and ImageSharp paints what it lacks blank: a GIF's first frame must give every
+/// pixel (<see cref="GifPixelsMissing"/>); a PNG's rows are judged by <see cref="PngRows"/>. Only missing data is judged:
+/// a file that is complete but corrupt is left to the decoder to refuse.
 /// </summary>
 public static class ImageCompleteness
 {
@@ -30,7 +29,7 @@ public static class ImageCompleteness
         jpegScans = 0;
         return format switch
         {
-            PngFormat => Png(file) ?? PngRowsMissing(file),
+            PngFormat => Png(file),
             JpegFormat => Jpeg(file, out jpegScans),
             GifFormat => Gif(file),
             BmpFormat => Bmp(file),
@@ -69,72 +68,6 @@ public static class ImageCompleteness
         }
         return true;
     }
-
-    /// <summary>
-    /// Why the inflated image data is shorter than the header's rows need, or null (also when the header or the data is
-    /// corrupt rather than short: the decoder judges those). The image data is the first run of consecutive IDAT chunks,
-    /// as ImageSharp reads it: an IDAT after another chunk is not read. Judged before decoding: ImageSharp 2.1 waits
-    /// forever for the rows an interlaced image lacks (two such uploads held both decoding threads for good).
-    /// </summary>
-    private static string? PngRowsMissing(ReadOnlySpan<byte> file)
-    {
-        var imageData = new List<(int Start, int Length)>();
-        for (long position = 8; position + 8 <= file.Length;)
-        {
-            var length = BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
-            if (position + 12 + length > file.Length) break;
-            if (file.Slice((int)position + 4, 4).SequenceEqual("IDAT"u8)) imageData.Add(((int)position + 8, (int)length));
-            else if (imageData.Count > 0) break;
-            position += 12 + length;
-        }
-        if (imageData.Count == 0) return null;
-        const int headerData = 16;   // signature, IHDR's length and type
-        if (file.Length < headerData + 13 || !file.Slice(12, 4).SequenceEqual("IHDR"u8)) return null;
-        var header = file[headerData..];
-        var (width, height) = (BinaryPrimitives.ReadUInt32BigEndian(header), BinaryPrimitives.ReadUInt32BigEndian(header[4..]));
-        var (bitDepth, colorType, interlaced) = (header[8], header[9], header[12] == 1);
-        int? channels = colorType switch { 0 => 1, 2 => 3, 3 => 1, 4 => 2, 6 => 4, _ => null };
-        if (channels is null || bitDepth is not (1 or 2 or 4 or 8 or 16)) return null;
-        var bitsPerPixel = channels.Value * bitDepth;
-
-        // Each row is a filter byte and its pixels; an interlaced image is seven smaller images (Adam7) one after another.
-        long RowsBytes(long passWidth, long passHeight) => passWidth == 0 || passHeight == 0 ? 0 : passHeight * (1 + (passWidth * bitsPerPixel + 7) / 8);
-        var needed = !interlaced
-            ? RowsBytes(width, height)
-            : Adam7Passes.Sum(pass => RowsBytes((width - pass.X + pass.Step.X - 1) / pass.Step.X, (height - pass.Y + pass.Step.Y - 1) / pass.Step.Y));
-
-        var compressedLength = imageData.Sum(chunk => chunk.Length);
-        var compressed = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(compressedLength, 1));
-        long inflated = 0;
-        try
-        {
-            var written = 0;
-            foreach (var (start, length) in imageData)
-            {
-                file.Slice(start, length).CopyTo(compressed.AsSpan(written));
-                written += length;
-            }
-            using var zlib = new System.IO.Compression.ZLibStream(new MemoryStream(compressed, 0, compressedLength, writable: false),
-                System.IO.Compression.CompressionMode.Decompress);
-            Span<byte> sink = stackalloc byte[8192];
-            // Stops once the rows are there: what follows (or a deflate bomb's remainder) is not inflated.
-            while (inflated < needed && zlib.Read(sink) is var count and > 0) inflated += count;
-        }
-        catch (Exception error) when (error is InvalidDataException or IOException)
-        {
-            return null;   // damage, not a cut: ZLibException (an IOException) is .NET's answer to a preset dictionary
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(compressed);
-        }
-        return inflated < needed
-            ? $"its image data inflates to {inflated} bytes, but the {width}x{height} pixels it declares need {needed}"
-            : null;
-    }
-
-    private static readonly (long X, long Y, (long X, long Y) Step)[] Adam7Passes =
-        [(0, 0, (8, 8)), (4, 0, (8, 8)), (0, 4, (4, 8)), (2, 0, (4, 4)), (0, 2, (2, 4)), (1, 0, (2, 2)), (0, 1, (1, 2))];
 
     /// <summary>
     /// JPEG: marker segments with their lengths; after each start-of-scan the entropy-coded data runs to the next marker

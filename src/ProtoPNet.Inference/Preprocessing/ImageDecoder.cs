@@ -163,6 +163,11 @@ public sealed class ImageDecoder(ImageLimits limits)
         {
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {corruption}.");
         }
+        // A PNG's rows, once its chunks and zlib header are sound: inflated here, since ImageSharp waits forever for an interlaced image's missing rows.
+        if (imageFormat is PngFormat && PngRows.FindMissing(bytes.Span) is var (rejection, reason))
+        {
+            throw new ImageRejectedException(rejection, $"The {format} image is {(rejection == ImageRejection.Truncated ? "truncated" : "corrupt")}: {reason}.");
+        }
         // Each scan of a progressive JPEG is decoded over the whole image: hundreds of tiny scans cost tens of seconds.
         if (jpegScans > MaxJpegScans)
         {

@@ -1,0 +1,84 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Compression;
+
+namespace ProtoPNet.Inference.Preprocessing;
+
+/// <summary>
+/// Whether a PNG's image data inflates to every row its header declares, judged before decoding. ImageSharp 2.1 paints
+/// the rows it lacks black, and for an interlaced image it waits forever for them (two such uploads held both decoding
+/// threads for good), whether the data ends early or breaks off where it is damaged; Pillow (the trainer's decoder)
+/// refuses both. The image data is the first run of consecutive IDAT chunks, as ImageSharp reads it: an IDAT after
+/// another chunk is not read. It is inflated only a little past the rows: a deflate bomb's remainder is not inflated.
+/// </summary>
+public static class PngRows
+{
+    private static readonly (long X, long Y, (long X, long Y) Step)[] Adam7Passes =
+        [(0, 0, (8, 8)), (4, 0, (8, 8)), (0, 4, (4, 8)), (2, 0, (4, 4)), (0, 2, (2, 4)), (1, 0, (2, 2)), (0, 1, (1, 2))];
+
+    /// <summary>
+    /// Why the image data does not give every row (one sentence) and whether that is a cut (<see cref="ImageRejection.Truncated"/>)
+    /// or damage (<see cref="ImageRejection.NotDecodable"/>); null when it gives them all, or when the header or the chunks
+    /// cannot be read this way (the other checks and the decoder judge those).
+    /// </summary>
+    public static (ImageRejection Rejection, string Reason)? FindMissing(ReadOnlySpan<byte> file)
+    {
+        var imageData = new List<(int Start, int Length)>();
+        for (long position = 8; position + 8 <= file.Length;)
+        {
+            var length = BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
+            if (position + 12 + length > file.Length) break;
+            if (file.Slice((int)position + 4, 4).SequenceEqual("IDAT"u8)) imageData.Add(((int)position + 8, (int)length));
+            else if (imageData.Count > 0) break;
+            position += 12 + length;
+        }
+        if (imageData.Count == 0) return null;
+        const int headerData = 16;   // signature, IHDR's length and type
+        if (file.Length < headerData + 13 || !file.Slice(12, 4).SequenceEqual("IHDR"u8)) return null;
+        var header = file[headerData..];
+        var (width, height) = (BinaryPrimitives.ReadUInt32BigEndian(header), BinaryPrimitives.ReadUInt32BigEndian(header[4..]));
+        var (bitDepth, colorType, interlaced) = (header[8], header[9], header[12] == 1);
+        int? channels = colorType switch { 0 => 1, 2 => 3, 3 => 1, 4 => 2, 6 => 4, _ => null };
+        if (channels is null || bitDepth is not (1 or 2 or 4 or 8 or 16)) return null;
+        var bitsPerPixel = channels.Value * bitDepth;
+
+        // Each row is a filter byte and its pixels; an interlaced image is seven smaller images (Adam7) one after another.
+        long RowsBytes(long passWidth, long passHeight) => passWidth == 0 || passHeight == 0 ? 0 : passHeight * (1 + (passWidth * bitsPerPixel + 7) / 8);
+        var needed = !interlaced
+            ? RowsBytes(width, height)
+            : Adam7Passes.Sum(pass => RowsBytes((width - pass.X + pass.Step.X - 1) / pass.Step.X, (height - pass.Y + pass.Step.Y - 1) / pass.Step.Y));
+
+        var compressedLength = imageData.Sum(chunk => chunk.Length);
+        var compressed = ArrayPool<byte>.Shared.Rent(Math.Max(compressedLength, 1));
+        long inflated = 0;
+        try
+        {
+            var written = 0;
+            foreach (var (start, length) in imageData)
+            {
+                file.Slice(start, length).CopyTo(compressed.AsSpan(written));
+                written += length;
+            }
+            using var zlib = new ZLibStream(new MemoryStream(compressed, 0, compressedLength, writable: false), CompressionMode.Decompress);
+            Span<byte> sink = stackalloc byte[8192];
+            while (inflated < needed && zlib.Read(sink) is var count and > 0) inflated += count;
+            // One read more: where the stream ends right after the rows, zlib checks its checksum there (Pillow refuses a
+            // wrong one); a longer remainder is left unread.
+            if (inflated >= needed) _ = zlib.Read(sink);
+        }
+        catch (Exception error) when (error is InvalidDataException or IOException)
+        {
+            // zlib refuses the data: a wrong block type or distance, or a wrong checksum at the stream's end. (ZLibException,
+            // an IOException, is .NET's answer to a preset dictionary.)
+            return (ImageRejection.NotDecodable,
+                $"its image data is damaged (zlib refuses it after inflating {inflated} bytes; the {width}x{height} pixels it declares need {needed})");
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(compressed);
+        }
+        return inflated < needed
+            ? (ImageRejection.Truncated, $"its image data inflates to {inflated} bytes, but the {width}x{height} pixels it declares need {needed}")
+            : null;
+    }
+}
