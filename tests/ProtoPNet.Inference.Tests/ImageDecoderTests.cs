@@ -24,6 +24,26 @@ public class ImageDecoderTests
     public static TheoryData<string> Formats => ["png", "jpeg", "gif", "bmp", "webp", "tiff"];
 
     /// <summary>The pixel count from the header alone: a small file of many pixels counts them all; a non-image counts none.</summary>
+    /// <summary>
+    /// A JPEG whose sampling factors TurboJPEG 2 has no name for (here a chroma plane sampled 1x4, found by a mutation
+    /// fuzzer) was refused with TurboJPEG's "Could not determine subsampling type"; libjpeg, and so the trainer's
+    /// Pillow, decodes it. It is decoded with ImageSharp, at Pillow's size.
+    /// </summary>
+    [Fact]
+    public void AJpegWhoseSamplingTurboJpegCannotNameIsDecoded()
+    {
+        var jpeg = Convert.FromBase64String(
+            "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/2wBDAQkJCQwLDBgNDRgyIRwhMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjL/wAARCAAoADADASIAAhEBAxQB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwD1X/hH9FH/ADCLD/wGT/CquoWnhnSLRrq/s9MtoV/ikgQZOCcAYyTgHgcmta6uYbK0murh9kMMbSSNgnCgZJwOegr558QeJLzxXrAuLz5YVyILdW+WJf6k4GT39gAB0Rc5JzlJ2WrFTpKVSNOCV5NJfM7XUfiJ4Xt5tmneGobtQzBnkiSEEDoV+ViQeeoB6fhFZ/Enw88xF74Vigi28NAscpJ9MFV4685/CuA+zRf3P1NUnAEjAdATTw88NiW4xT07/wDDnXjsBicDFSqSWva/+SPorSZPDOuW5n0yLT7hF+8FhUMvJA3KRkZwcZHNXn0LSJG3PpVix6Za3Q/0r510XWr3QNTjv7CXZKnBU8q691Ydwf8A64wQDX0ToerQ65olpqUA2pcR7ivJ2sOGXJAzggjOOcVNXD+wlzw+/qcaquouWTuY/wARJZIfAeqNFIyMVjUlTg4Migj6EEg+xrwKAgTKSQBzyfpX07f2ceoadc2UpZYriJonKHBAYEHHvzXzdrWi3uganJYX8WyVOQw5V17Mp7g//WOCCK2w6U6cqT6/qCqOjVhVSvytP7ncXzY/76/nVCQ5lcjpk02irwmBjhm2ne515jm08dGMZRSsFe2fCOWSTwjOryMyx3jqgY5CjahwPQZJP1JrxuxsbrUr2Kzs4WmuJm2oi9Sf6DuSeAOa+jPDWj/2D4dstML73hj+ds5Bcks2OBxknHHTFVjJJQ5ep51Ja3NWsrXfDmmeI7RbfUrffsyYpFO14yRjIP5cHIOBkHFFFecm07o6GrnnGpfB68WbOl6nBJEWb5bpShQfwjKg7j6nA6dOeIbP4Pao8xF7qdnDFt4aFWlJPpgheOvOfwoorf61Vta5n7KJ6L4d8IaR4ZVjYQsZ3Xa9xK26RhnOOwA6dAM4Gc4rdoorCUnJ3ZaSWx//2Q==");
+        Assert.True(TurboJpeg.IsAvailable, TurboJpeg.Description);
+        using var temporary = new TemporaryDirectory("protopnet-sampling-");
+        var path = Path.Combine(temporary.Path, "sampling.jpg");
+        File.WriteAllBytes(path, jpeg);
+        Assert.Equal("48x40 RGB [(1, 2, 2, 0), (2, 1, 1, 1), (3, 1, 4, 1)]", Pillow.RunPython(
+            "import sys\nfrom PIL import Image\nim = Image.open(sys.argv[1])\nim.load()\nprint(f'{im.width}x{im.height} {im.mode} {im.layer}')", path).Trim());
+        using var decoded = _decoder.Decode(jpeg);
+        Assert.Equal((48, 40), (decoded.Pixels.Width, decoded.Pixels.Height));
+    }
+
     [Fact]
     public void PixelCountReadsTheHeaderOnly()
     {

@@ -68,6 +68,9 @@ public static class TurboJpeg
             if (Native.tjDecompressHeader3(handle, in MemoryMarshal.GetReference(jpeg), (nuint)jpeg.Length,
                     out var headerWidth, out var headerHeight, out _, out var colorspace) != 0)
             {
+                // Sampling factors TurboJPEG 2 has no name for (a chroma plane sampled 1x4) are no fault of the file:
+                // libjpeg, and so Pillow, decodes it, and so does ImageSharp.
+                if (LastMessage(handle).Contains(UnnamedSubsampling, StringComparison.Ordinal)) return null;
                 ThrowUnlessWarning(handle);
             }
             // The size was checked against the limits on ImageSharp's reading of the header: both must agree.
@@ -117,10 +120,15 @@ public static class TurboJpeg
         }
     }
 
+    /// <summary>TurboJPEG's own error (not libjpeg's) for sampling factors outside its named subsampling types.</summary>
+    private const string UnnamedSubsampling = "Could not determine subsampling type";
+
+    private static string LastMessage(IntPtr handle) => Marshal.PtrToStringAnsi(Native.tjGetErrorStr2(handle)) ?? "";
+
     /// <summary>Returns if the library's last message is one of libjpeg's warnings; else refuses the file with it.</summary>
     private static void ThrowUnlessWarning(IntPtr handle)
     {
-        var message = Marshal.PtrToStringAnsi(Native.tjGetErrorStr2(handle)) ?? "";
+        var message = LastMessage(handle);
         if (Warnings.Any(warning => message.StartsWith(warning, StringComparison.Ordinal))) return;
         throw new ImageRejectedException(ImageRejection.NotDecodable, $"The JPEG image is truncated or corrupt: {message}.");
     }
