@@ -43,6 +43,8 @@ public class ImageTruncationTests
             ["bmp-8bit-palette"] = TestImages.Encode(image, new BmpEncoder { BitsPerPixel = BmpBitsPerPixel.Pixel8 }),
             ["webp-lossless"] = TestImages.Encode(image, new WebpEncoder { FileFormat = WebpFileFormatType.Lossless }),
             ["webp-lossy"] = TestImages.Encode(image, new WebpEncoder { FileFormat = WebpFileFormatType.Lossy, Quality = 90 }),
+            // An ICC profile makes Pillow write the extended container (VP8X), which ImageSharp read past its end.
+            ["webp-extended"] = Pillow.Reencode(png, "WEBP", "quality=90, icc_profile=bytes(8)"),
             ["tiff"] = TestImages.Encode(image, new TiffEncoder()),
             ["tiff-deflate"] = TestImages.Encode(image, new TiffEncoder { Compression = TiffCompression.Deflate }),
             // Pillow writes the directory first and the pixels last (ImageSharp the other way round).
@@ -52,7 +54,7 @@ public class ImageTruncationTests
 
     private static readonly string[] Names = ["png", "png-interlaced", "png-16bit", "jpeg-baseline", "jpeg-progressive", "gif",
         "gif-two-frames", "gif-interlaced", "bmp-24bit",
-        "bmp-8bit-palette", "webp-lossless", "webp-lossy", "tiff", "tiff-deflate", "tiff-directory-first"];
+        "bmp-8bit-palette", "webp-lossless", "webp-lossy", "webp-extended", "tiff", "tiff-deflate", "tiff-directory-first"];
 
     public static TheoryData<string> FileNames => new(Names);
 

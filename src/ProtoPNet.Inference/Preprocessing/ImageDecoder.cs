@@ -136,6 +136,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         bytes = TiffBitsPerSample.WithDefault(bytes);          // no BitsPerSample (one bit per sample), which it refused
         bytes = JpegFillBytes.Without(bytes);                  // fill bytes before the first scan, which it refused
         bytes = GifScreen.WithFirstFrameInside(bytes);         // a first frame past the GIF's screen, which it refused
+        bytes = WebpRiff.WithoutTrailingBytes(bytes);          // bytes after a WebP's container, which it read and refused
         // An animated WebP: its first frame is decoded as a still, then put on the animation's canvas, whose size is judged.
         var animation = WebpFirstFrame.Find(bytes.Span);
         if (animation is not null)
@@ -229,7 +230,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         try
         {
             if (WebpFirstFrame.DeclaredCanvas(bytes.Span) is var (canvasWidth, canvasHeight)) return (long)canvasWidth * canvasHeight;
-            var (width, height, _, _) = Identify(PngText.WithoutCompressedChunks(bytes), Unlimited);
+            var (width, height, _, _) = Identify(WebpRiff.WithoutTrailingBytes(PngText.WithoutCompressedChunks(bytes)), Unlimited);
             return (long)width * height;
         }
         catch (ImageRejectedException)
