@@ -40,6 +40,8 @@ public class DamagedImageTests
         ("short-transparent.gif", "The GIF image is corrupt: its graphic control extension at byte 25 has 3 bytes of fields, fewer than 4."),
         ("no-identifier.gif", "The GIF image is corrupt: its application extension at byte 25 has no identifier."),
         ("no-loop.gif", "The GIF image is corrupt: its NETSCAPE2.0 application extension at byte 25 has no loop data."),
+        ("code-size-12.gif", "The GIF image is corrupt: its first image's LZW minimum code size is 12, beyond GIF's codes of at most 12 bits"),
+        ("code-size-13.gif", "The GIF image is corrupt: its first image's LZW minimum code size is 13, beyond GIF's codes of at most 12 bits"),
         ("start-01.jpg", "The JPEG image is corrupt: its start-of-image marker (FF D8) is followed by byte 01 where the next marker (FF) must begin."),
         // Deflate strips that give their rows but are no whole zlib stream, which libdeflate (libtiff's inflater) refuses.
         ("checksum.tif", "The TIFF image is corrupt: its strip 0 is not a sound zlib stream (libdeflate, which libtiff inflates with, stops on an error in it)."),
@@ -435,6 +437,13 @@ public class DamagedImageTests
         before_image("no-identifier.gif", b"\x21\xff\x00\x00")
         before_image("no-loop.gif", b"\x21\xff\x0bNETSCAPE2.0\x00")
         before_image("empty-comment.gif", b"\x21\xfe\x00")
+
+        # An LZW minimum code size beyond GIF's 12-bit codes: Pillow refuses it, ImageSharp decoded garbage.
+        def code_size(name, bits):
+            at = small.index(b",", header) + 10
+            open(path(name), "wb").write(small[:at] + bytes((bits,)) + small[at + 1:])
+        code_size("code-size-12.gif", 12)
+        code_size("code-size-13.gif", 13)
 
         # A lossy WebP whose data ends two bytes into its coefficients, its chunk and RIFF sizes made to agree: whole as
         # chunks, but libwebp runs out of data (ImageSharp read zeros on).

@@ -6,16 +6,35 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// stray bytes are passed over up to the first image descriptor (2C). ImageSharp reads extensions differently (a
 /// graphic control extension by a fixed length, an unknown label not at all) and so can come upon a 2C byte inside
 /// compressed data and decode garbage from it, where Pillow reaches the trailer (3B) or the file's end first and refuses
-/// the file; Pillow also refuses a graphic control extension too short for its fields, and an application extension
-/// (before the first image) without data. A damaged upload was classified while the trainer could not read it.
+/// the file; Pillow also refuses a graphic control extension too short for its fields, an application extension
+/// (before the first image) without data, and an LZW minimum code size above 11. A damaged upload was classified while
+/// the trainer could not read it.
 /// </summary>
 public static class GifBlocks
 {
     private const byte Extension = 0x21, ImageDescriptor = 0x2C, Trailer = 0x3B;
     private const byte GraphicControl = 0xF9, Comment = 0xFE, Application = 0xFF;
 
-    /// <summary>What keeps Pillow from the first image (one sentence), or null.</summary>
-    public static string? FindCorruption(ReadOnlySpan<byte> file) => WalkToFirstImage(file, out _);
+    /// <summary>GIF's LZW codes have at most 12 bits: a minimum code size above 11 starts beyond them.</summary>
+    private const int MaxMinimumCodeSize = 11;
+
+    /// <summary>
+    /// What keeps Pillow from the first image, or from decoding it (one sentence), or null: the blocks up to it, and its
+    /// LZW minimum code size (Pillow refuses one above 11, "broken data stream" or "codec configuration error";
+    /// ImageSharp decoded garbage from it).
+    /// </summary>
+    public static string? FindCorruption(ReadOnlySpan<byte> file)
+    {
+        if (WalkToFirstImage(file, out var descriptor) is { } stopped) return stopped;
+        if (descriptor < 0 || descriptor + 10 > file.Length) return null;
+        var flags = file[(int)descriptor + 9];
+        var codeSize = descriptor + 10 + ((flags & 0x80) != 0 ? 3L << ((flags & 7) + 1) : 0);
+        if (codeSize >= file.Length) return null;   // cut short: the completeness check says so
+        var bits = file[(int)codeSize];
+        return bits > MaxMinimumCodeSize
+            ? $"its first image's LZW minimum code size is {bits}, beyond GIF's codes of at most 12 bits (the most it can be is {MaxMinimumCodeSize})"
+            : null;
+    }
 
     /// <summary>Where the first image descriptor (2C) lies, reached as Pillow reaches it; null when it is not reached.</summary>
     public static int? FirstImageDescriptor(ReadOnlySpan<byte> file) =>
