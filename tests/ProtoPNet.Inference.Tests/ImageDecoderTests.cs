@@ -25,6 +25,35 @@ public class ImageDecoderTests
 
     /// <summary>The pixel count from the header alone: a small file of many pixels counts them all; a non-image counts none.</summary>
     /// <summary>
+    /// Stray bytes, and an extension of a label GIF does not define, before the first image: Pillow passes over them and
+    /// reads the image; ImageSharp refused the file ("No data", a mutation fuzzer's find). They are left out before
+    /// decoding, and the pixels are those of the file without them.
+    /// </summary>
+    [Theory]
+    [InlineData("stray bytes", new byte[] { 0x00, 0x07, 0x13 })]
+    [InlineData("an extension of label 0", new byte[] { 0x21, 0x00, 0x02, 0x61, 0x62, 0x00 })]
+    [InlineData("an extension of label 99 between two stray bytes", new byte[] { 0x05, 0x21, 0x99, 0x01, 0x7A, 0x00, 0x06 })]
+    public void WhatPillowPassesOverBeforeAGifsFirstImageIsLeftOut(string what, byte[] before)
+    {
+        using var pattern = TestImages.Pattern(6, 5);
+        var clean = TestImages.Encode(pattern, new GifEncoder());
+        var at = GifBlocks.FirstImageDescriptor(clean) ?? throw new Xunit.Sdk.XunitException("no image descriptor");
+        byte[] strayed = [.. clean.AsSpan(0, at), .. before, .. clean.AsSpan(at)];
+        using var temporary = new TemporaryDirectory("protopnet-gif-strays-");
+        var path = Path.Combine(temporary.Path, "strayed.gif");
+        File.WriteAllBytes(path, strayed);
+        Assert.Equal("6x5", Pillow.RunPython("import sys\nfrom PIL import Image\nim = Image.open(sys.argv[1])\nim.load()\nprint(f'{im.width}x{im.height}')", path).Trim());
+
+        using var expected = _decoder.Decode(clean);
+        using var decoded = _decoder.Decode(strayed);
+        Assert.Equal((6, 5), (decoded.Pixels.Width, decoded.Pixels.Height));
+        for (var y = 0; y < 5; y++)
+        for (var x = 0; x < 6; x++)
+            Assert.True(expected.Pixels[x, y] == decoded.Pixels[x, y], $"{what}: pixel ({x}, {y}) differs");
+        Assert.True(GifBlocks.WithoutStrayBlocks(clean).Span.SequenceEqual(clean), "a GIF without strays is changed");
+    }
+
+    /// <summary>
     /// A JPEG whose sampling factors TurboJPEG 2 has no name for (here a chroma plane sampled 1x4, found by a mutation
     /// fuzzer) was refused with TurboJPEG's "Could not determine subsampling type"; libjpeg, and so the trainer's
     /// Pillow, decodes it. It is decoded with ImageSharp, at Pillow's size.

@@ -13,7 +13,7 @@ namespace ProtoPNet.Inference.Preprocessing;
 public static class GifBlocks
 {
     private const byte Extension = 0x21, ImageDescriptor = 0x2C, Trailer = 0x3B;
-    private const byte GraphicControl = 0xF9, Comment = 0xFE, Application = 0xFF;
+    private const byte GraphicControl = 0xF9, Comment = 0xFE, Application = 0xFF, PlainText = 0x01;
 
     /// <summary>GIF's LZW codes have at most 12 bits: a minimum code size above 11 starts beyond them.</summary>
     private const int MaxMinimumCodeSize = 11;
@@ -40,8 +40,31 @@ public static class GifBlocks
     public static int? FirstImageDescriptor(ReadOnlySpan<byte> file) =>
         WalkToFirstImage(file, out var descriptor) is null && descriptor >= 0 ? (int)descriptor : null;
 
-    /// <summary>The blocks up to the first image descriptor: why Pillow stops before it (one sentence), or null and where it lies (-1 for no GIF).</summary>
-    private static string? WalkToFirstImage(ReadOnlySpan<byte> file, out long descriptor)
+    /// <summary>
+    /// The file without what Pillow passes over before the first image and ImageSharp cannot ("No data"): stray bytes,
+    /// and extensions of a label GIF does not define; any other file (also one whose first image Pillow does not reach)
+    /// as it is.
+    /// </summary>
+    public static ReadOnlyMemory<byte> WithoutStrayBlocks(ReadOnlyMemory<byte> bytes)
+    {
+        var strays = new List<(int Start, int End)>();
+        if (WalkToFirstImage(bytes.Span, out var descriptor, strays) is not null || descriptor < 0 || strays.Count == 0) return bytes;
+        var kept = new byte[bytes.Length - strays.Sum(stray => stray.End - stray.Start)];
+        var (from, written) = (0, 0);
+        foreach (var (start, end) in strays.Append((bytes.Length, bytes.Length)))
+        {
+            bytes.Span[from..start].CopyTo(kept.AsSpan(written));
+            written += start - from;
+            from = end;
+        }
+        return kept;
+    }
+
+    /// <summary>
+    /// The blocks up to the first image descriptor: why Pillow stops before it (one sentence), or null and where it lies
+    /// (-1 for no GIF); <paramref name="strays"/>, when given, gets the stray bytes and undefined extensions passed over.
+    /// </summary>
+    private static string? WalkToFirstImage(ReadOnlySpan<byte> file, out long descriptor, List<(int Start, int End)>? strays = null)
     {
         descriptor = -1;
         if (file.Length < 13 || !(file.StartsWith("GIF87a"u8) || file.StartsWith("GIF89a"u8))) return null;
@@ -58,7 +81,11 @@ public static class GifBlocks
                 descriptor = at;
                 return null;   // a descriptor cut short is the completeness check's
             }
-            if (introducer != Extension) continue;            // a stray byte, passed over as Pillow does
+            if (introducer != Extension)
+            {
+                strays?.Add(((int)at, (int)position));     // a stray byte, passed over as Pillow does
+                continue;
+            }
             if (position >= file.Length) return $"its extension at byte {at} ends the file before its label";
             var label = file[(int)position++];
             var first = SubBlock(file, ref position, out var hasFirst);
@@ -86,6 +113,7 @@ public static class GifBlocks
             while (!SubBlock(file, ref position, out _).IsEmpty)
             {
             }
+            if (label is not (GraphicControl or Comment or Application or PlainText)) strays?.Add(((int)at, (int)Math.Min(position, file.Length)));
         }
     }
 

@@ -135,6 +135,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         bytes = TiffStrips.WithRowsPerStripClamped(bytes);     // a RowsPerStrip beyond the height, which sized its buffer
         bytes = TiffBitsPerSample.WithDefault(bytes);          // no BitsPerSample (one bit per sample), which it refused
         bytes = JpegFillBytes.Without(bytes);                  // fill bytes before the first scan, which it refused
+        bytes = GifBlocks.WithoutStrayBlocks(bytes);           // stray bytes before a GIF's first image, which it refused
         bytes = GifScreen.WithFirstFrameInside(bytes);         // a first frame past the GIF's screen, which it refused
         bytes = WebpRiff.WithoutTrailingBytes(bytes);          // bytes after a WebP's container, which it read and refused
         // An animated WebP: its first frame is decoded as a still, then put on the animation's canvas, whose size is judged.
