@@ -54,6 +54,42 @@ public class ImageDecoderTests
     }
 
     /// <summary>
+    /// A grey TIFF without PhotometricInterpretation: Pillow reads it as WhiteIsZero, its default (0 is white, the greys
+    /// inverted); ImageSharp refused it, saying its BitsPerSample was not supported (a mutation fuzzer's find). It is
+    /// given that default before decoding, and decodes to Pillow's pixels.
+    /// </summary>
+    [Fact]
+    public void AGreyTiffWithoutPhotometricInterpretationIsReadAsPillowReadsIt()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-photometric-");
+        var path = Path.Combine(temporary.Path, "grey.tif");
+        var pillowGreys = Pillow.RunPython("""
+            import struct, sys
+            from PIL import Image
+            grey = Image.new("L", (12, 7))
+            grey.putdata([(x * 20 + y * 9) % 256 for y in range(7) for x in range(12)])
+            grey.save(sys.argv[1])
+            data = bytearray(open(sys.argv[1], "rb").read())
+            directory = struct.unpack("<I", data[4:8])[0]
+            for i in range(struct.unpack("<H", data[directory:directory + 2])[0]):
+                entry = directory + 2 + 12 * i
+                if struct.unpack("<H", data[entry:entry + 2])[0] == 262:
+                    data[entry:entry + 2] = struct.pack("<H", 263)   # Threshholding: no PhotometricInterpretation left
+            open(sys.argv[1], "wb").write(data)
+            read = Image.open(sys.argv[1])
+            assert 262 not in read.tag_v2
+            print(" ".join(str(v) for v in read.getdata()))
+            """, path).Trim().Split(' ').Select(byte.Parse).ToArray();
+        Assert.Equal(255, pillowGreys[0]);   // 0 stored, read as white
+
+        using var decoded = _decoder.Decode(File.ReadAllBytes(path));
+        Assert.Equal((12, 7), (decoded.Pixels.Width, decoded.Pixels.Height));
+        for (var y = 0; y < 7; y++)
+        for (var x = 0; x < 12; x++)
+            Assert.Equal(new Rgb24(pillowGreys[y * 12 + x], pillowGreys[y * 12 + x], pillowGreys[y * 12 + x]), decoded.Pixels[x, y]);
+    }
+
+    /// <summary>
     /// A JPEG whose sampling factors TurboJPEG 2 has no name for (here a chroma plane sampled 1x4, found by a mutation
     /// fuzzer) was refused with TurboJPEG's "Could not determine subsampling type"; libjpeg, and so the trainer's
     /// Pillow, decodes it. It is decoded with ImageSharp, at Pillow's size.

@@ -51,23 +51,26 @@ public class TiffDirectoryTests
         Assert.Equal(1, TiffDirectory.OrientationOf(Classic((ushort)type, count, value)));
 
     [Fact]
-    public void AMissingBitsPerSampleIsAddedInItsPlaceAndNothingElseMoves()
+    public void MissingBitsPerSampleAndPhotometricAreAddedInTheirPlacesAndNothingElseMoves()
     {
-        var file = Classic(type: 3, count: 1, value: 6);   // one entry, Orientation: no BitsPerSample
-        var mended = TiffBitsPerSample.WithDefault(file).ToArray();
+        var file = Classic(type: 3, count: 1, value: 6);   // one entry, Orientation: no BitsPerSample, no PhotometricInterpretation
+        var mended = TiffDefaults.WithDefaults(file).ToArray();
         Assert.Equal(file.AsSpan(0, 4).ToArray(), mended[..4]);                  // the same byte order and version
         Assert.Equal(file[8..], mended[8..file.Length]);                          // the rest of the file where it was
         var directory = (int)BinaryPrimitives.ReadUInt32LittleEndian(mended.AsSpan(4));
         Assert.True(directory >= file.Length && directory % 2 == 0);
-        Assert.Equal(2, BinaryPrimitives.ReadUInt16LittleEndian(mended.AsSpan(directory)));
-        Assert.Equal(258, BinaryPrimitives.ReadUInt16LittleEndian(mended.AsSpan(directory + 2)));        // in tag order
-        Assert.Equal(1, BinaryPrimitives.ReadUInt16LittleEndian(mended.AsSpan(directory + 2 + 8)));      // one bit
-        Assert.Equal(TiffDirectory.Orientation, BinaryPrimitives.ReadUInt16LittleEndian(mended.AsSpan(directory + 14)));
+        Assert.Equal(3, BinaryPrimitives.ReadUInt16LittleEndian(mended.AsSpan(directory)));
+        // In tag order: BitsPerSample 1 (the tag's default), PhotometricInterpretation 0 (WhiteIsZero, Pillow's default), Orientation.
+        Assert.Equal(258, BinaryPrimitives.ReadUInt16LittleEndian(mended.AsSpan(directory + 2)));
+        Assert.Equal(1, BinaryPrimitives.ReadUInt16LittleEndian(mended.AsSpan(directory + 2 + 8)));
+        Assert.Equal(262, BinaryPrimitives.ReadUInt16LittleEndian(mended.AsSpan(directory + 14)));
+        Assert.Equal(0, BinaryPrimitives.ReadUInt16LittleEndian(mended.AsSpan(directory + 14 + 8)));
+        Assert.Equal(TiffDirectory.Orientation, BinaryPrimitives.ReadUInt16LittleEndian(mended.AsSpan(directory + 26)));
         Assert.Equal(6, TiffDirectory.OrientationOf(mended));
         // With the tag, or not a sound TIFF: the file as it is.
-        Assert.Equal(mended.Length, TiffBitsPerSample.WithDefault(mended).Length);
-        Assert.Equal(20, TiffBitsPerSample.WithDefault(file[..20]).Length);
-        Assert.Equal(3, TiffBitsPerSample.WithDefault("II*"u8.ToArray()).Length);
+        Assert.Equal(mended.Length, TiffDefaults.WithDefaults(mended).Length);
+        Assert.Equal(20, TiffDefaults.WithDefaults(file[..20]).Length);
+        Assert.Equal(3, TiffDefaults.WithDefaults("II*"u8.ToArray()).Length);
     }
 
     [Fact]

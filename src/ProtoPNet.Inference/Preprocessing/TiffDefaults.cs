@@ -1,0 +1,68 @@
+namespace ProtoPNet.Inference.Preprocessing;
+
+/// <summary>
+/// Tags a TIFF's first directory may leave out, given their defaults as Pillow (the trainer's decoder) reads them, where
+/// the decoder refused the file without them: no BitsPerSample means one bit per sample (the tag's default; Pillow
+/// writes its bilevel images so), and no PhotometricInterpretation on an image of one sample means WhiteIsZero (Pillow's
+/// default: 0 is white, so the greys are read inverted; ImageSharp refused the file, saying its BitsPerSample was not
+/// supported). The file is given the tags: its first directory is written anew after the file's end, the tags added in
+/// their places among the entries, and the header pointed at it (every other offset still points where it did).
+/// </summary>
+public static class TiffDefaults
+{
+    private const ushort BitsPerSample = 258, PhotometricInterpretation = 262, SamplesPerPixel = 277;
+    private const ushort Short = 3, Long = 4;
+    private const ushort OneBit = 1, WhiteIsZero = 0;
+
+    /// <summary>The file itself when it is not a classic TIFF or lacks none of the tags; otherwise a copy with them added.</summary>
+    public static ReadOnlyMemory<byte> WithDefaults(ReadOnlyMemory<byte> bytes)
+    {
+        var file = bytes.Span;
+        if (TiffDirectory.First(file) is not { Big: false } directory) return bytes;   // BigTIFF writers write the tags
+        var reader = new TiffReader(file, directory.LittleEndian);
+        var entries = Enumerable.Range(0, directory.Entries).Select(directory.Entry).ToArray();
+        var tags = new HashSet<ushort>(entries.Length);
+        foreach (var entry in entries) tags.Add(reader.U16(entry));
+        var missing = new SortedDictionary<ushort, ushort>();
+        if (!tags.Contains(BitsPerSample)) missing[BitsPerSample] = OneBit;
+        if (!tags.Contains(PhotometricInterpretation) && (directory.FirstValueOf(file, SamplesPerPixel) ?? 1) == 1) missing[PhotometricInterpretation] = WhiteIsZero;
+        if (missing.Count == 0 || entries.Length == 0 || entries.Length + missing.Count > ushort.MaxValue) return bytes;
+        var nextDirectoryAt = directory.Entry(directory.Entries);
+        if (nextDirectoryAt + 4 > file.Length) return bytes;   // truncated: the completeness check says so
+
+        var at = (file.Length + 1) & ~1;   // a directory begins on a word boundary
+        var copy = new byte[at + 2 + (entries.Length + missing.Count) * 12 + 4];
+        file.CopyTo(copy);
+        TiffDirectory.WriteValue(copy.AsSpan(4), Long, (uint)at, directory.LittleEndian);
+        TiffDirectory.WriteValue(copy.AsSpan(at), Short, (ushort)(entries.Length + missing.Count), directory.LittleEndian);
+        var written = 0;
+        var toAdd = new Queue<KeyValuePair<ushort, ushort>>(missing);
+        foreach (var entry in entries)
+        {
+            // Entries are sorted by tag: each added one goes before the first entry of a higher tag.
+            while (toAdd.Count > 0 && reader.U16(entry) > toAdd.Peek().Key)
+            {
+                var (tag, value) = toAdd.Dequeue();
+                WriteShort(copy, at + 2 + written++ * 12, tag, value, directory.LittleEndian);
+            }
+            file.Slice(entry, 12).CopyTo(copy.AsSpan(at + 2 + written++ * 12));
+        }
+        while (toAdd.Count > 0)
+        {
+            var (tag, value) = toAdd.Dequeue();
+            WriteShort(copy, at + 2 + written++ * 12, tag, value, directory.LittleEndian);
+        }
+        file.Slice(nextDirectoryAt, 4).CopyTo(copy.AsSpan(copy.Length - 4));
+        return copy;
+    }
+
+    /// <summary>An entry of one SHORT value.</summary>
+    private static void WriteShort(byte[] file, int at, ushort tag, ushort value, bool littleEndian)
+    {
+        TiffDirectory.WriteValue(file.AsSpan(at), Short, tag, littleEndian);
+        TiffDirectory.WriteValue(file.AsSpan(at + 2), Short, Short, littleEndian);   // its type
+        TiffDirectory.WriteValue(file.AsSpan(at + 4), Long, 1, littleEndian);        // one value
+        TiffDirectory.WriteValue(file.AsSpan(at + 8), Short, value, littleEndian);
+        TiffDirectory.WriteValue(file.AsSpan(at + 10), Short, 0, littleEndian);      // the rest of the value field
+    }
+}
