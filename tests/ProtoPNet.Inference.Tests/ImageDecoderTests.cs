@@ -90,6 +90,21 @@ public class ImageDecoderTests
     }
 
     /// <summary>
+    /// A refusal's detail is one line of printable text, whatever the file holds (a mutation fuzzer's finds): a damaged
+    /// WebP chunk's name was written as its raw bytes (a NUL among them), and ImageSharp's message for a file it does not
+    /// recognise went on, line after line, to list its decoders.
+    /// </summary>
+    [Theory]
+    [InlineData("a WebP chunk whose name is not letters", "(bytes 50485700) chunk at byte 32", "UklGRnYBAABXRUJQVlA4WAwAAAAQAAAAJwAAHwAAQUxQSFcAAAABFyAQSPI3m2qNiAgHR7FtxdEtlkiJn/SkBilZ/r42mVEQ0f8J4GhNrVAbRTVXUVnZTFBaGR5/9/33gmi5yk46KDoseloXFJsZaCUgGgClyhWh0tbU2QkAVlA4IPgAAAAwBwCdASooACAAPmksk0WkIqIVXAb8QAaEtgBWGcmejH7Z83kvPwegDTAOlLugAEUecGeqP6USL/pEFD4q5qvHp2AA/u0MPz5knqYp15URbvmXxgaR9rw6YCfnZlPvwzkW0uv+l+2/5/5/47HeyBjPicnT+fM126chw1/rf5uvgVhz/59/Hbn+Js0H8faP0Ce///fKxgNG/tbStWVGCuT/O5AMOECqMWD/JNJTcBVp6sHvf80mElc6xWGR+CmO7pu9CVj0yVUtf0I5Wl/6JL+XkF/uC2p/+sA/4iWx/a1oYN/I+Ov2Ux0WFf2pv6GX/w/OrY6iI6AAAA==")]
+    [InlineData("a TIFF the decoder does not recognise", "its data is not an image in any format read here", "SUkqAEYBAAAAF06dOnQ6HQ6HQ6HQ6HQ6HQ6HQ4AJqDYACag2AAmoLj4+Pj48PDwAJrD4+PjvwXABNQe0Oh1YIACah7Xq8fHx8AE1x4ehWnUIdOEABNQg6hWnXiAAmolqF6dDodjwAJrD46hQnQ6HQ6mMAE1G6hOnTqEOh1BAAmo7UJ06deh4fABNcedWnUJ06HQ6swATUrUJ0OrXpzABNSdQnVodQnVkACaw/ahOh1CtOox8AE1IdWoUIdOuTmACalCtOsTodDqCABNcetDp06HQ6onMAE1GOsTp06HQ6HVw+ACajhDqE6tcnIAE1h3ydQh1CHUDABNRB0OuWLBjoAE1Md2h1aHUKDHgATXHFHVodYoCgAmoeFiHUIcxzABNSHHCdWhzHGACaw5jj4MDoAE1DMHGPAAmox2OHHMcUAE1x8cNIAAJAAABAwABAAAAKAAAAAEBAwABAAAAIAAAAAIBAwABAAAAAQAAAAMBAwABAAAABwAAAAYBAwABAAAAAQAAABEBBAABAAAACAAAABYBAwABAAAAIAAAABcBBAABAAAAPQEAABwBAwABAAAAAQAAAAAAAAA=")]
+    public void ARefusalOfADamagedFileIsOnePrintableLine(string what, string expected, string base64)
+    {
+        var error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(Convert.FromBase64String(base64)).Dispose());
+        Assert.Contains(expected, error.Message);
+        Assert.True(error.Message.All(c => c >= ' ' && c < 0x7F), $"{what}: {error.Message}");
+    }
+
+    /// <summary>
     /// A JPEG whose sampling factors TurboJPEG 2 has no name for (here a chroma plane sampled 1x4, found by a mutation
     /// fuzzer) was refused with TurboJPEG's "Could not determine subsampling type"; libjpeg, and so the trainer's
     /// Pillow, decodes it. It is decoded with ImageSharp, at Pillow's size.

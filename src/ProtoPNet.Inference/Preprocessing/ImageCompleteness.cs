@@ -355,6 +355,16 @@ public static class ImageCompleteness
         _ => 0,
     };
 
+    /// <summary>A WebP chunk's four-character code as written (VP8, ALPH), or its bytes in hex when they are not letters, digits and spaces (damage).</summary>
+    private static string ChunkName(ReadOnlySpan<byte> code)
+    {
+        foreach (var c in code)
+        {
+            if (!(char.IsAsciiLetterOrDigit((char)c) || c == (byte)' ')) return $"(bytes {Convert.ToHexString(code)})";
+        }
+        return System.Text.Encoding.ASCII.GetString(code).TrimEnd();
+    }
+
     /// <summary>WebP: the RIFF container declares its size, and each chunk (VP8, VP8L, VP8X, ALPH, ANIM...) its own.</summary>
     private static string? Webp(ReadOnlySpan<byte> file)
     {
@@ -368,8 +378,7 @@ public static class ImageCompleteness
             var end = position + 8 + size;
             if (end > file.Length)
             {
-                var name = System.Text.Encoding.ASCII.GetString(file.Slice((int)position, 4)).TrimEnd();
-                return $"the WebP {name} chunk at byte {position} needs {end - position} bytes; only {file.Length - position} remain";
+                return $"the WebP {ChunkName(file.Slice((int)position, 4))} chunk at byte {position} needs {end - position} bytes; only {file.Length - position} remain";
             }
             position = end + (size & 1); // chunks are padded to an even size
         }

@@ -416,9 +416,16 @@ public sealed class ImageDecoder(ImageLimits limits)
     /// compression) say what is wrong with it; anything else it throws on a malformed file (a null reference, a division
     /// by a field of 0, a directory read twice) would only puzzle the reader.
     /// </summary>
-    private static string Reason(Exception exception) => exception is ImageFormatException or NotSupportedException
-        ? exception.Message
-        : "its fields contradict each other (the decoder stopped on them)";
+    /// <summary>
+    /// The decoder's reason, in one line: its message (the first line: an unrecognised file's message goes on to list
+    /// every decoder), or, for an exception of the decoder's own making, that the file's fields contradict each other.
+    /// </summary>
+    private static string Reason(Exception exception) => exception switch
+    {
+        UnknownImageFormatException => "its data is not an image in any format read here",
+        ImageFormatException or NotSupportedException => exception.Message.Split('\n')[0].Trim(),
+        _ => "its fields contradict each other (the decoder stopped on them)",
+    };
 
     /// <summary>The format's name as people write it (ImageSharp says "Webp").</summary>
     private static string DisplayName(IImageFormat format) => format is WebpFormat ? "WebP" : format.Name;
