@@ -27,6 +27,9 @@ public class DamagedImageTests
         ("rle4-height.bmp", "The BMP image is corrupt: its RLE data gives 32 of the 8x40 pixels it declares."),
         ("depth.bmp", "The BMP image is corrupt: its header declares 12 bits per pixel."),
         ("masks.bmp", "The BMP image is corrupt: its G colour mask 0x87E0 does not fit its 16-bit pixels beside the others."),
+        ("masks-444.bmp", "The BMP image is corrupt: its 16-bit colour masks are not one of the layouts the trainer's Pillow reads"),
+        ("two-bits.bmp", "The BMP image is corrupt: its header declares 2 bits per pixel, a depth the trainer's Pillow does not read."),
+        ("compression-6.bmp", "The BMP image is corrupt: its compression 6 is not one the trainer's Pillow reads"),
         ("start.jpg", "The JPEG image is corrupt: its start-of-image marker (FF D8) is followed by byte 00 where the next marker (FF) must begin."),
         ("hidden.gif", "The GIF image is corrupt: its blocks reach the trailer (3B) at byte "),
         ("cut-partition.webp", "The WebP image is corrupt: libwebp, the decoder Pillow uses, cannot decode its image data."),
@@ -405,6 +408,13 @@ public class DamagedImageTests
         open(path("rgb565.bmp"), "wb").write(bmp(16, 3, 0, bytes(range(64)), masks=masks))
         def overlapping(data): data[58:62] = struct.pack("<I", 0x87E0)
         damaged("rgb565.bmp", "masks.bmp", overlapping)
+        # What ImageSharp reads and Pillow does not: 4-4-4 masks (whole runs, apart, but not a layout Pillow has), 2 bits
+        # per pixel (Windows CE's), compression 6 (alpha bitfields).
+        def masks_444(data): data[54:66] = struct.pack("<III", 0x0F00, 0x00F0, 0x000F)
+        damaged("rgb565.bmp", "masks-444.bmp", masks_444)
+        open(path("two-bits.bmp"), "wb").write(bmp(2, 0, 4, bytes(16)))
+        def compression_6(data): data[30:34] = struct.pack("<I", 6)
+        damaged("rgb565.bmp", "compression-6.bmp", compression_6)
 
         picture.save(path("photo.jpg"), quality=90)
         def stray_byte(data): data[2] = 0   # where the first marker after start-of-image begins

@@ -5,14 +5,16 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// <summary>
 /// Whether a BMP's header and pixel data say something a reader can follow. ImageSharp decodes on where Pillow (the
 /// trainer's decoder) refuses, so a damaged upload was classified while the trainer could not read it: a bit depth no
-/// BMP has, a palette of more than 65536 colours, red, green and blue masks (BITFIELDS) that overlap, leave gaps or reach past the pixel's bits, and RLE data that gives
+/// BMP has (or 2, which Pillow does not read), a compression past 5, a palette of more than 65536 colours, red, green and
+/// blue masks (BITFIELDS) that overlap, leave gaps or reach past the pixel's bits, or that are not one of the layouts
+/// Pillow reads, and RLE data that gives
 /// fewer pixels than the header declares (ImageSharp leaves the rest black; Pillow follows the runs as here and
 /// refuses, "not enough image data").
 /// </summary>
 public static class BmpPixelData
 {
     private const uint MaxPaletteColours = 65536;
-    private const uint Rle8 = 1, Rle4 = 2, Bitfields = 3, EmbeddedJpeg = 4, EmbeddedPng = 5, AlphaBitfields = 6;
+    private const uint Rle8 = 1, Rle4 = 2, Bitfields = 3, EmbeddedJpeg = 4, EmbeddedPng = 5;
 
     /// <summary>What is wrong with the header or the RLE data (one sentence), or null (also for a header this check does not read).</summary>
     public static string? FindCorruption(ReadOnlySpan<byte> file)
@@ -26,6 +28,9 @@ public static class BmpPixelData
         var compression = BinaryPrimitives.ReadUInt32LittleEndian(file[30..]);
         // A BMP holding a JPEG or PNG declares 0 bits: not corrupt, but a kind the decoder says it does not support.
         if (bits is not (1 or 2 or 4 or 8 or 16 or 24 or 32) && compression is not (EmbeddedJpeg or EmbeddedPng)) return $"its header declares {bits} bits per pixel";
+        // Windows CE's 2 bits per pixel, and compressions past PNG (6, alpha bitfields): ImageSharp reads them, Pillow does not.
+        if (bits == 2 && compression is not (EmbeddedJpeg or EmbeddedPng)) return "its header declares 2 bits per pixel, a depth the trainer's Pillow does not read";
+        if (compression > EmbeddedPng) return $"its compression {compression} is not one the trainer's Pillow reads (0 to 3: none, RLE8, RLE4, bitfields)";
         // Pillow reads a palette of at most 65536 colours (a count of 0 means 2^bits); ImageSharp reads on past a larger count.
         var colours = BinaryPrimitives.ReadUInt32LittleEndian(file[46..]);
         if (bits is 1 or 2 or 4 or 8 && colours > MaxPaletteColours)
@@ -39,7 +44,7 @@ public static class BmpPixelData
         {
             return $"its palette of {colours} colours is more than the 256 a palette holds, and not a ramp of greys";
         }
-        if (compression is Bitfields or AlphaBitfields && bits is 16 or 32 && file.Length >= 66)
+        if (compression == Bitfields && bits is 16 or 32 && file.Length >= 66)
         {
             // The red, green and blue masks: an alpha mask beside them is not judged (Pillow reads past a bad one too).
             uint seen = 0;
@@ -53,6 +58,10 @@ public static class BmpPixelData
                 }
                 seen |= mask;
             }
+        }
+        if (compression == Bitfields && headerSize is 40 or 64 or 108 or 124 && file.Length >= (headerSize > 40 ? 70 : 66) && !IsPillowLayout(file, bits, headerSize))
+        {
+            return $"its {bits}-bit colour masks are not one of the layouts the trainer's Pillow reads (16 bits: 565 or 555; 24 bits: 8 each; 32 bits: 8 each, in BGRX, XBGR, ABGR, RGBA or BGRA order)";
         }
         if (compression is Rle8 or Rle4 && width > 0 && height > 0)
         {
@@ -75,6 +84,24 @@ public static class BmpPixelData
             if (entry[0] != grey || entry[1] != grey || entry[2] != grey) return false;
         }
         return true;
+    }
+
+    /// <summary>
+    /// Whether the BITFIELDS masks are a layout Pillow reads: they lie after the header's 40 bytes (red, green, blue; a
+    /// 40-byte header has no alpha mask), and only these layouts are read.
+    /// </summary>
+    private static bool IsPillowLayout(ReadOnlySpan<byte> file, ushort bits, uint headerSize)
+    {
+        var (r, g, b) = (BinaryPrimitives.ReadUInt32LittleEndian(file[54..]), BinaryPrimitives.ReadUInt32LittleEndian(file[58..]), BinaryPrimitives.ReadUInt32LittleEndian(file[62..]));
+        var a = headerSize > 40 ? BinaryPrimitives.ReadUInt32LittleEndian(file[66..]) : 0;
+        return (bits, r, g, b, a) switch
+        {
+            (16, 0xF800, 0x7E0, 0x1F, _) or (16, 0x7C00, 0x3E0, 0x1F, _) => true,
+            (24, 0xFF0000, 0xFF00, 0xFF, _) => true,
+            (32, 0xFF0000, 0xFF00, 0xFF, 0) or (32, 0xFF000000, 0xFF0000, 0xFF00, 0) or (32, 0xFF000000, 0xFF0000, 0xFF00, 0xFF)
+                or (32, 0xFF, 0xFF00, 0xFF0000, 0xFF000000) or (32, 0xFF0000, 0xFF00, 0xFF, 0xFF000000) or (32, 0, 0, 0, 0) => true,
+            _ => false,
+        };
     }
 
     /// <summary>Whether the mask's bits are one run (0x07E0, not 0x07A0): shifted down to its lowest set bit, it is one less than a power of two.</summary>
