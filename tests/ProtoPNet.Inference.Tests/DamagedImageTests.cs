@@ -27,6 +27,9 @@ public class DamagedImageTests
         ("rle4-height.bmp", "The BMP image is corrupt: its RLE data gives 32 of the 8x40 pixels it declares."),
         ("depth.bmp", "The BMP image is corrupt: its header declares 12 bits per pixel."),
         ("masks.bmp", "The BMP image is corrupt: its G colour mask 0x87E0 does not fit its 16-bit pixels beside the others."),
+        ("palette-257.png", "The PNG image is corrupt: its palette (PLTE) holds 771 bytes, more than the 768 of 256 colours."),
+        ("empty-trns.png", "The PNG image is corrupt: its transparency chunk (tRNS) has 0 bytes, fewer than the 2 that give a grey image's transparent colour."),
+        ("wide-frame.png", "The PNG image is corrupt: its animation frame (fcTL) of 9x4 at (0, 0) reaches past the 8x4 image."),
         ("masks-444.bmp", "The BMP image is corrupt: its 16-bit colour masks are not one of the layouts the trainer's Pillow reads"),
         ("two-bits.bmp", "The BMP image is corrupt: its header declares 2 bits per pixel, a depth the trainer's Pillow does not read."),
         ("compression-6.bmp", "The BMP image is corrupt: its compression 6 is not one the trainer's Pillow reads"),
@@ -388,6 +391,25 @@ public class DamagedImageTests
         damaged("text.png", "crc.png", break_text)
         def rename_text(data): data[38] = ord("@")
         damaged("text.png", "chunk-name.png", rename_text)
+
+        # Chunk values ImageSharp decodes past and Pillow cannot use: a palette of 257 colours, a grey image's empty
+        # transparency chunk, an animation frame wider than the image.
+        def png_chunk(kind, body): return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        def before_idat(chunk):
+            def insert(data): at = data.index(b"IDAT") - 4; data[at:at] = chunk
+            return insert
+        palette = Image.new("P", (8, 4))
+        palette.putpalette(bytes(range(48)))
+        palette.save(path("palette.png"))
+        def long_palette(data):
+            at = data.index(b"PLTE") - 4
+            length = struct.unpack(">I", data[at:at + 4])[0]
+            data[at:at + 12 + length] = png_chunk(b"PLTE", bytes(3 * 257))
+        damaged("palette.png", "palette-257.png", long_palette)
+        picture.convert("L").resize((8, 4)).save(path("grey.png"))
+        damaged("grey.png", "empty-trns.png", before_idat(png_chunk(b"tRNS", b"")))
+        frame = struct.pack(">IIIIIHHBB", 0, 9, 4, 0, 0, 1, 10, 0, 0)   # sequence 0, 9x4 at (0, 0) of an 8x4 image
+        damaged("grey.png", "wide-frame.png", before_idat(png_chunk(b"acTL", struct.pack(">II", 1, 0)) + png_chunk(b"fcTL", frame)))
 
         def bmp(bits, compression, colours, pixels, height=4, width=8, masks=b""):
             header_end = 14 + 40 + len(masks) + 4 * colours
