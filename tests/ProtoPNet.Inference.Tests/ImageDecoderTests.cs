@@ -23,7 +23,6 @@ public class ImageDecoderTests
 
     public static TheoryData<string> Formats => ["png", "jpeg", "gif", "bmp", "webp", "tiff"];
 
-    /// <summary>The pixel count from the header alone: a small file of many pixels counts them all; a non-image counts none.</summary>
     /// <summary>
     /// Stray bytes, and an extension of a label GIF does not define, before the first image: Pillow passes over them and
     /// reads the image; ImageSharp refused the file ("No data", a mutation fuzzer's find). They are left out before
@@ -51,6 +50,44 @@ public class ImageDecoderTests
         for (var x = 0; x < 6; x++)
             Assert.True(expected.Pixels[x, y] == decoded.Pixels[x, y], $"{what}: pixel ({x}, {y}) differs");
         Assert.True(GifBlocks.WithoutStrayBlocks(clean).Span.SequenceEqual(clean), "a GIF without strays is changed");
+    }
+
+    /// <summary>
+    /// The strays are listed in runs, and a GIF of more runs than any writer leaves is left as it is (for the decoder to
+    /// refuse): one entry per stray byte let a 20 MB upload of them grow a list of hundreds of megabytes.
+    /// </summary>
+    [Fact]
+    public void AGifsStraysAreListedInRunsAndTheirCountIsBounded()
+    {
+        using var pattern = TestImages.Pattern(6, 5);
+        var clean = TestImages.Encode(pattern, new GifEncoder());
+        var at = GifBlocks.FirstImageDescriptor(clean) ?? throw new Xunit.Sdk.XunitException("no image descriptor");
+        byte[] Strayed(byte[] before) => [.. clean.AsSpan(0, at), .. before, .. clean.AsSpan(at)];
+
+        // A megabyte of stray bytes is one run: left out, and the image decodes.
+        var oneRun = Strayed(new byte[1 << 20]);
+        Assert.Equal(clean.Length, GifBlocks.WithoutStrayBlocks(oneRun).Length);
+        // 300 runs apart (each a stray byte, then an empty comment extension): more than are left out, so the file stays as it is.
+        var manyRuns = Strayed([.. Enumerable.Range(0, 300).SelectMany(_ => new byte[] { 0x00, 0x21, 0xFE, 0x00 })]);
+        Assert.Equal(manyRuns.Length, GifBlocks.WithoutStrayBlocks(manyRuns).Length);
+        var fewRuns = Strayed([.. Enumerable.Range(0, 3).SelectMany(_ => new byte[] { 0x00, 0x21, 0xFE, 0x00 })]);
+        Assert.Equal(fewRuns.Length - 3, GifBlocks.WithoutStrayBlocks(fewRuns).Length);
+    }
+
+    /// <summary>
+    /// A WebP's bytes after its container are left off only when its chunks end within it: a RIFF size smaller than its
+    /// own chunks (or than a chunk at all) is left for the other checks and the decoder, rather than cut to look truncated.
+    /// </summary>
+    [Fact]
+    public void AWebpIsCutToItsContainerOnlyWhenItsChunksFitIt()
+    {
+        byte[] Webp(uint riffSize, uint chunkSize, int chunkBytes, int after) =>
+            [.. "RIFF"u8, .. BitConverter.GetBytes(riffSize), .. "WEBP"u8, .. "VP8L"u8, .. BitConverter.GetBytes(chunkSize), .. new byte[chunkBytes], .. new byte[after]];
+        Assert.Equal(30, WebpRiff.WithoutTrailingBytes(Webp(22, 10, 10, after: 7)).Length);   // cut after its 30 bytes
+        Assert.Equal(30, WebpRiff.WithoutTrailingBytes(Webp(22, 9, 10, after: 7)).Length);    // an odd chunk, its pad byte inside
+        Assert.Equal(29, WebpRiff.WithoutTrailingBytes(Webp(21, 9, 9, after: 8)).Length);     // its pad byte left out of the size, as writers may
+        Assert.Equal(45, WebpRiff.WithoutTrailingBytes(Webp(22, 20, 20, after: 5)).Length);   // a chunk past the container: as it is
+        Assert.Equal(30, WebpRiff.WithoutTrailingBytes(Webp(2, 10, 10, after: 0)).Length);    // a size under the header: as it is
     }
 
     /// <summary>
@@ -107,7 +144,7 @@ public class ImageDecoderTests
     /// <summary>
     /// A JPEG whose sampling factors TurboJPEG 2 has no name for (here a chroma plane sampled 1x4, found by a mutation
     /// fuzzer) was refused with TurboJPEG's "Could not determine subsampling type"; libjpeg, and so the trainer's
-    /// Pillow, decodes it. It is decoded with ImageSharp, at Pillow's size.
+    /// Pillow, decodes it. It is decoded by libjpeg-turbo still, to Pillow's pixels.
     /// </summary>
     [Fact]
     public void AJpegWhoseSamplingTurboJpegCannotNameIsDecoded()
@@ -118,12 +155,22 @@ public class ImageDecoderTests
         using var temporary = new TemporaryDirectory("protopnet-sampling-");
         var path = Path.Combine(temporary.Path, "sampling.jpg");
         File.WriteAllBytes(path, jpeg);
-        Assert.Equal("48x40 RGB [(1, 2, 2, 0), (2, 1, 1, 1), (3, 1, 4, 1)]", Pillow.RunPython(
-            "import sys\nfrom PIL import Image\nim = Image.open(sys.argv[1])\nim.load()\nprint(f'{im.width}x{im.height} {im.mode} {im.layer}')", path).Trim());
+        var pillow = Pillow.RunPython(
+            "import sys\nfrom PIL import Image\nim = Image.open(sys.argv[1])\nprint(im.layer)\nprint(' '.join(str(v) for p in im.convert('RGB').getdata() for v in p))",
+            path).Trim().Split('\n');
+        Assert.Equal("[(1, 2, 2, 0), (2, 1, 1, 1), (3, 1, 4, 1)]", pillow[0]);
+        var pixels = pillow[1].Split(' ').Select(byte.Parse).ToArray();
         using var decoded = _decoder.Decode(jpeg);
         Assert.Equal((48, 40), (decoded.Pixels.Width, decoded.Pixels.Height));
+        for (var y = 0; y < 40; y++)
+        for (var x = 0; x < 48; x++)
+        {
+            var at = 3 * (y * 48 + x);
+            Assert.Equal(new Rgb24(pixels[at], pixels[at + 1], pixels[at + 2]), decoded.Pixels[x, y]);
+        }
     }
 
+    /// <summary>The pixel count from the header alone: a small file of many pixels counts them all; a non-image counts none.</summary>
     [Fact]
     public void PixelCountReadsTheHeaderOnly()
     {
@@ -844,9 +891,12 @@ public class ImageDecoderTests
         error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(bytes));
         Assert.Equal("The BMP image is corrupt: its header declares 0 bits per pixel.", error.Message);
 
-        BinaryPrimitives.WriteUInt32LittleEndian(unsupported.AsSpan(30), 99);   // biCompression
+        BinaryPrimitives.WriteUInt32LittleEndian(unsupported.AsSpan(30), 4);   // biCompression: a JPEG inside, a kind BMP has
         error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(unsupported));
         Assert.Contains("Does not support this kind of bitmap", error.Message);
+        BinaryPrimitives.WriteUInt32LittleEndian(unsupported.AsSpan(30), 99);  // a kind no BMP has, nor Pillow reads
+        error = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(unsupported));
+        Assert.Equal("The BMP image is corrupt: its compression 99 is not one the trainer's Pillow reads (0 to 3: none, RLE8, RLE4, bitfields).", error.Message);
     }
 
     /// <summary>Where the first strip of a little-endian TIFF's first directory starts (its StripOffsets tag, 273).</summary>

@@ -199,6 +199,31 @@ public class ImageTruncationTests
         Assert.StartsWith("The PNG image is corrupt: its image data is damaged (zlib refuses it", error.Message);
     }
 
+    /// <summary>
+    /// Damage in a PNG's image data well after its rows (here a 200-byte stored block, then a block of an invalid type) is
+    /// not judged: Pillow inflates row by row and stops at the last, and reads the file; so does the service.
+    /// </summary>
+    [Fact]
+    public void DamageInAPngsImageDataAfterItsRowsIsNotJudged()
+    {
+        var file = Convert.FromBase64String(
+            "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAAAAADhZOFXAAABJElEQVR4nABIALf/AAAePFp4lrTSAAclQ2F/nbvZAA4sSmiGpMLgABUzUW+Nq8nnABw6WHaUstDuACNBX32budf1ACpIZoSiwN78ADFPbYupx+UDAAAA//8AyAA3/wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAABwAASJcwygAAAABJRU5ErkJggg==");
+        var path = Path.Combine(Path.GetTempPath(), $"protopnet-png-{Guid.NewGuid():N}.png");
+        File.WriteAllBytes(path, file);
+        try
+        {
+            Assert.Equal("0 30 60 90", Pillow.RunPython(
+                "import sys\nfrom PIL import Image\nim = Image.open(sys.argv[1])\nprint(' '.join(str(v) for v in list(im.getdata())[:4]))", path).Trim());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+        using var decoded = _decoder.Decode(file);
+        Assert.Equal(new Rgb24(30, 30, 30), decoded.Pixels[1, 0]);
+        Assert.Equal(new Rgb24(90, 90, 90), decoded.Pixels[3, 0]);
+    }
+
     /// <summary>The PNG with its image data in two IDAT chunks, a tEXt chunk between them.</summary>
     private static byte[] PngWithATextChunkInItsImageData(byte[] png)
     {

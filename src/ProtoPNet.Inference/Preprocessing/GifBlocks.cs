@@ -15,6 +15,9 @@ public static class GifBlocks
     private const byte Extension = 0x21, ImageDescriptor = 0x2C, Trailer = 0x3B;
     private const byte GraphicControl = 0xF9, Comment = 0xFE, Application = 0xFF, PlainText = 0x01;
 
+    /// <summary>The most runs of stray bytes or undefined extensions before the first image that are left out (more are left to the decoder to refuse).</summary>
+    private const int MaxStrayRuns = 256;
+
     /// <summary>GIF's LZW codes have at most 12 bits: a minimum code size above 11 starts beyond them.</summary>
     private const int MaxMinimumCodeSize = 11;
 
@@ -48,7 +51,8 @@ public static class GifBlocks
     public static ReadOnlyMemory<byte> WithoutStrayBlocks(ReadOnlyMemory<byte> bytes)
     {
         var strays = new List<(int Start, int End)>();
-        if (WalkToFirstImage(bytes.Span, out var descriptor, strays) is not null || descriptor < 0 || strays.Count == 0) return bytes;
+        // Bounded: each run of strays is one entry, and a file of more runs than any writer leaves is left as it is.
+        if (WalkToFirstImage(bytes.Span, out var descriptor, strays) is not null || descriptor < 0 || strays.Count is 0 or > MaxStrayRuns) return bytes;
         var kept = new byte[bytes.Length - strays.Sum(stray => stray.End - stray.Start)];
         var (from, written) = (0, 0);
         foreach (var (start, end) in strays.Append((bytes.Length, bytes.Length)))
@@ -83,7 +87,7 @@ public static class GifBlocks
             }
             if (introducer != Extension)
             {
-                strays?.Add(((int)at, (int)position));     // a stray byte, passed over as Pillow does
+                AddStray(strays, at, position);            // a stray byte, passed over as Pillow does
                 continue;
             }
             if (position >= file.Length) return $"its extension at byte {at} ends the file before its label";
@@ -113,8 +117,16 @@ public static class GifBlocks
             while (!SubBlock(file, ref position, out _).IsEmpty)
             {
             }
-            if (label is not (GraphicControl or Comment or Application or PlainText)) strays?.Add(((int)at, (int)Math.Min(position, file.Length)));
+            if (label is not (GraphicControl or Comment or Application or PlainText)) AddStray(strays, at, Math.Min(position, file.Length));
         }
+    }
+
+    /// <summary>Adds bytes [start, end) to <paramref name="strays"/>, joined to the run before when they follow it; none past <see cref="MaxStrayRuns"/> runs.</summary>
+    private static void AddStray(List<(int Start, int End)>? strays, long start, long end)
+    {
+        if (strays is null) return;
+        if (strays.Count > 0 && strays[^1].End == start) strays[^1] = (strays[^1].Start, (int)end);
+        else if (strays.Count <= MaxStrayRuns) strays.Add(((int)start, (int)end));
     }
 
     /// <summary>

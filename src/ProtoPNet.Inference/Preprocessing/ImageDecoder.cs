@@ -166,7 +166,7 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {corruption}.");
         }
         // A PNG's rows, once its chunks and zlib header are sound: inflated here, since ImageSharp waits forever for an interlaced image's missing rows.
-        if (imageFormat is PngFormat && PngRows.FindMissing(bytes.Span) is var (rejection, reason))
+        if (imageFormat is PngFormat && PngRows.FindUnreadable(bytes.Span) is var (rejection, reason))
         {
             throw new ImageRejectedException(rejection, $"The {format} image is {(rejection == ImageRejection.Truncated ? "truncated" : "corrupt")}: {reason}.");
         }
@@ -412,13 +412,10 @@ public sealed class ImageDecoder(ImageLimits limits)
     }
 
     /// <summary>
-    /// Why the decoder refused a file, for the client: ImageSharp's own refusals (and what it does not support, e.g. a
-    /// compression) say what is wrong with it; anything else it throws on a malformed file (a null reference, a division
-    /// by a field of 0, a directory read twice) would only puzzle the reader.
-    /// </summary>
-    /// <summary>
-    /// The decoder's reason, in one line: its message (the first line: an unrecognised file's message goes on to list
-    /// every decoder), or, for an exception of the decoder's own making, that the file's fields contradict each other.
+    /// Why the decoder refused a file, for the client, in one line: ImageSharp's own refusals (and what it does not
+    /// support, e.g. a compression) say what is wrong with it, in their first line (an unrecognised file's message goes on
+    /// to list every decoder); anything else it throws on a malformed file (a null reference, a division by a field of 0,
+    /// a directory read twice) would only puzzle the reader.
     /// </summary>
     private static string Reason(Exception exception) => exception switch
     {

@@ -9,7 +9,7 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// the rows it lacks black, and for an interlaced image it waits forever for them (two such uploads held both decoding
 /// threads for good), whether the data ends early or breaks off where it is damaged; Pillow (the trainer's decoder)
 /// refuses both. The image data is the first run of consecutive IDAT chunks, as ImageSharp reads it: an IDAT after
-/// another chunk is not read. It is inflated only a little past the rows: a deflate bomb's remainder is not inflated.
+/// another chunk is not read. It is inflated only as far as the rows and one byte more: a deflate bomb's remainder is not.
 /// </summary>
 public static class PngRows
 {
@@ -21,7 +21,7 @@ public static class PngRows
     /// or damage (<see cref="ImageRejection.NotDecodable"/>); null when it gives them all, or when the header or the chunks
     /// cannot be read this way (the other checks and the decoder judge those).
     /// </summary>
-    public static (ImageRejection Rejection, string Reason)? FindMissing(ReadOnlySpan<byte> file)
+    public static (ImageRejection Rejection, string Reason)? FindUnreadable(ReadOnlySpan<byte> file)
     {
         var imageData = new List<(int Start, int Length)>();
         for (long position = 8; position + 8 <= file.Length;)
@@ -61,10 +61,12 @@ public static class PngRows
             }
             using var zlib = new ZLibStream(new MemoryStream(compressed, 0, compressedLength, writable: false), CompressionMode.Decompress);
             Span<byte> sink = stackalloc byte[8192];
-            while (inflated < needed && zlib.Read(sink) is var count and > 0) inflated += count;
-            // One read more: where the stream ends right after the rows, zlib checks its checksum there (Pillow refuses a
-            // wrong one); a longer remainder is left unread.
-            if (inflated >= needed) _ = zlib.Read(sink);
+            // Never past the rows: Pillow inflates row by row and stops at the last, so damage in data after them is not
+            // its concern, nor this check's.
+            while (inflated < needed && zlib.Read(sink[..(int)Math.Min(sink.Length, needed - inflated)]) is var count and > 0) inflated += count;
+            // One byte more: where the stream ends right after the rows, zlib checks its checksum there, as it does for
+            // Pillow (which refuses a wrong one); a longer remainder is left unread.
+            if (inflated >= needed) _ = zlib.Read(sink[..1]);
         }
         catch (Exception error) when (error is InvalidDataException or IOException)
         {

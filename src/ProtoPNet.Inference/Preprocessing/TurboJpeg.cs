@@ -68,10 +68,9 @@ public static class TurboJpeg
             if (Native.tjDecompressHeader3(handle, in MemoryMarshal.GetReference(jpeg), (nuint)jpeg.Length,
                     out var headerWidth, out var headerHeight, out _, out var colorspace) != 0)
             {
-                // Sampling factors TurboJPEG 2 has no name for (a chroma plane sampled 1x4) are no fault of the file:
-                // libjpeg, and so Pillow, decodes it, and so does ImageSharp.
-                if (LastMessage(handle).Contains(UnnamedSubsampling, StringComparison.Ordinal)) return null;
-                ThrowUnlessWarning(handle);
+                // Sampling factors TurboJPEG has no name for (a chroma plane sampled 1x4) are no fault of the file: the
+                // header's size and colour space are read before that refusal, and libjpeg (so Pillow) decodes it.
+                if (!LastMessage(handle).Contains(UnnamedSubsampling, StringComparison.Ordinal)) ThrowUnlessWarning(handle);
             }
             // The size was checked against the limits on ImageSharp's reading of the header: both must agree.
             if (headerWidth != width || headerHeight != height) return null;
@@ -120,8 +119,8 @@ public static class TurboJpeg
         }
     }
 
-    /// <summary>TurboJPEG's own error (not libjpeg's) for sampling factors outside its named subsampling types.</summary>
-    private const string UnnamedSubsampling = "Could not determine subsampling type";
+    /// <summary>TurboJPEG's own error (not libjpeg's) for sampling factors outside its named subsampling types ("... type" in 2.x, "... level" in 3.x).</summary>
+    private const string UnnamedSubsampling = "Could not determine subsampling";
 
     private static string LastMessage(IntPtr handle) => Marshal.PtrToStringAnsi(Native.tjGetErrorStr2(handle)) ?? "";
 

@@ -98,7 +98,8 @@ async function pixelCount(file) {
 async function classify(file, name = file && file.name) {
   const model = selectedModel();
   if (!file) return;
-  if (file !== state.lastFile) {
+  const isNew = file !== state.lastFile;
+  if (isNew) {
     state.explainClass = null;   // a new image: why its own prediction
     state.lastPixels = pixelCount(file);
     state.lastName = name || "the image";
@@ -146,7 +147,7 @@ async function classify(file, name = file && file.name) {
       (result.timingsMs.verify !== undefined ? ` (checking the boxes took ${fmt(result.timingsMs.verify)} ms).` : ".") +
       (heatmaps ? "" : " Heatmaps are left out for images over 4 megapixels.") +
       (shown ? "" : " This browser cannot show the file's format, so the boxes are drawn on a blank of its size; the heatmaps show the image.");
-    showResultInView();
+    if (isNew) showResultInView();
     if (listingProblem) showProblem({ ...listingProblem, title: "The training images' boxes cannot be shown",
       detail: listingProblem.detail || listingProblem.title || String(listingProblem.message || listingProblem) }, undefined, "classify");
   } catch (problem) {
@@ -161,11 +162,10 @@ async function classify(file, name = file && file.name) {
 }
 
 /**
- * A new answer is brought into view when its top is not (on a phone it comes below the examples); one drawn again for
- * another top class stays where the class's button is, which keeps the focus.
+ * A new image's answer is brought into view when its top is not (on a phone it comes below the examples); one drawn
+ * again (another model, count, check or top class) stays where the control that asked for it is.
  */
 function showResultInView() {
-  if (document.activeElement && $("top-classes").contains(document.activeElement)) return;
   const top = $("result").getBoundingClientRect().top;
   if (top < 0 || top > window.innerHeight * 0.75) $("result").scrollIntoView({ block: "start" });
 }

@@ -1,8 +1,8 @@
 // What every view of the web page uses: building elements, formatting numbers, which view the address names, the error
 // box, reading the service's JSON, and pictures with boxes drawn over them.
 
-// The explanation card's first eight row colours (ExplanationCard.RowColours), so a box has one colour on the page and the card.
-export const BOX_COLOURS = ["#e6194b", "#0074d4", "#28a03c", "#f58200", "#911eb4", "#00aaaa", "#c21bb0", "#787800"];
+// The explanation card's row colours (ExplanationCard.RowColours), so a box has one colour on the page and the card.
+export const BOX_COLOURS = ["#e6194b", "#0074d4", "#28a03c", "#f58200", "#911eb4", "#00aaaa", "#c21bb0", "#787800", "#8c4614", "#141e6e"];
 
 /** WCAG's relative luminance of a colour written #rrggbb. */
 function luminance(colour) {

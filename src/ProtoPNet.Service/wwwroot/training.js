@@ -131,7 +131,7 @@ async function submitTraining(event) {
   event.preventDefault();
   clearError();
   const submit = $("training-submit");
-  if (submit.disabled) return;
+  if (submit.getAttribute("aria-disabled") === "true") return;
   // A new job: the link to the last one's model goes until this one publishes its own.
   stopFollowing();
   const body = {
@@ -146,7 +146,8 @@ async function submitTraining(event) {
     body.dataset = folder.dataset;
     body.data = folder.data;
   }
-  submit.disabled = true;   // one job per click: a double click would queue two
+  // One job per click: a double click would queue two. aria-disabled, not disabled: a disabled button loses the focus.
+  submit.setAttribute("aria-disabled", "true");
   try {
     const response = await adminFetch("/training/jobs", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
@@ -156,7 +157,7 @@ async function submitTraining(event) {
   } catch (problem) {
     showProblem(problem, "The job cannot be submitted", "training");
   } finally {
-    submit.disabled = false;
+    submit.removeAttribute("aria-disabled");
   }
 }
 
