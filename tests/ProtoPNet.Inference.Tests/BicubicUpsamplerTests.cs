@@ -69,7 +69,8 @@ public class BicubicUpsamplerTests
 
         var result = BicubicUpsampler.Resize(map, inH, inW, outH, outW);
 
-        var horizontal = BicubicUpsampler.ResampleColumns(map, inH, inW, outW);
+        var horizontal = new float[inH * outW];
+        BicubicUpsampler.ResampleColumns(map, inH, inW, BicubicUpsampler.Taps.For(inW, outW), horizontal);
         var rows = BicubicUpsampler.Taps.For(inH, outH);
         for (var y = 0; y < outH; y++)
         for (var x = 0; x < outW; x++)

@@ -7,6 +7,23 @@ namespace ProtoPNet.Inference.Tests;
 
 public class HeatmapRendererTests
 {
+    /// <summary>
+    /// A heatmap rents its taps and rows: each of a large upload's heatmaps allocated them anew (about 250 KB for
+    /// 2000x2000, on the large object heap), outside the memory budget's count of a drawing.
+    /// </summary>
+    [Fact]
+    public void AHeatmapAllocatesNothingThatGrowsWithTheImage()
+    {
+        using var image = new Image<Rgb24>(2000, 1500);
+        var map = new ActivationMap(Enumerable.Range(0, 49).Select(i => i / 49f).ToArray(), 7, 7);
+        for (var i = 0; i < 2; i++) HeatmapRenderer.Render(image, map).Dispose();   // the pools and the decoder warmed
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        HeatmapRenderer.Render(image, map).Dispose();
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated < 16 * 1024, $"a 2000x1500 heatmap allocated {allocated} bytes");
+    }
+
     [Theory]
     [InlineData(300, 200)]
     [InlineData(1, 1)]

@@ -45,13 +45,15 @@ public static class BicubicUpsampler
         }
     }
 
-    /// <summary>Resamples the columns of a map to <paramref name="outWidth"/>; used with <see cref="CombineRows"/> to produce one output row at a time.</summary>
-    public static float[] ResampleColumns(ReadOnlySpan<float> map, int inHeight, int inWidth, int outWidth)
+    /// <summary>
+    /// Resamples the columns of a map with <paramref name="columns"/> (from <paramref name="inWidth"/> to the destination's
+    /// width) into <paramref name="destination"/>, <paramref name="inHeight"/> rows of that width; used with
+    /// <see cref="CombineRows"/> to produce one output row at a time.
+    /// </summary>
+    public static void ResampleColumns(ReadOnlySpan<float> map, int inHeight, int inWidth, Taps columns, Span<float> destination)
     {
-        var columns = Taps.For(inWidth, outWidth);
-        var horizontal = new float[inHeight * outWidth];
-        for (var y = 0; y < inHeight; y++) ResampleRow(map.Slice(y * inWidth, inWidth), columns, horizontal.AsSpan(y * outWidth, outWidth));
-        return horizontal;
+        var outWidth = destination.Length / inHeight;
+        for (var y = 0; y < inHeight; y++) ResampleRow(map.Slice(y * inWidth, inWidth), columns, destination.Slice(y * outWidth, outWidth));
     }
 
     internal static void ResampleRow(ReadOnlySpan<float> source, Taps taps, Span<float> destination)
@@ -107,13 +109,29 @@ public static class BicubicUpsampler
     /// <summary>For each output position the four source indices (border-clamped) and their kernel weights.</summary>
     public sealed class Taps
     {
+        /// <summary>Bytes per output position: four indices and four weights.</summary>
+        public const int BytesPer = 4 * (sizeof(int) + sizeof(double));
+
         public required int[] Indices { get; init; }
         public required double[] Weights { get; init; }
+        private bool Rented { get; init; }
 
-        public static Taps For(int inSize, int outSize)
+        public static Taps For(int inSize, int outSize) => Fill(inSize, outSize, new int[outSize * 4], new double[outSize * 4], rented: false);
+
+        /// <summary>As <see cref="For"/>, in arrays rented from the shared pools (perhaps longer than needed): <see cref="Return"/> them when done.</summary>
+        public static Taps Rent(int inSize, int outSize) =>
+            Fill(inSize, outSize, ArrayPool<int>.Shared.Rent(outSize * 4), ArrayPool<double>.Shared.Rent(outSize * 4), rented: true);
+
+        /// <summary>Gives rented arrays back to their pools; nothing for taps of <see cref="For"/>.</summary>
+        public void Return()
         {
-            var indices = new int[outSize * 4];
-            var weights = new double[outSize * 4];
+            if (!Rented) return;
+            ArrayPool<int>.Shared.Return(Indices);
+            ArrayPool<double>.Shared.Return(Weights);
+        }
+
+        private static Taps Fill(int inSize, int outSize, int[] indices, double[] weights, bool rented)
+        {
             var scale = (double)inSize / outSize;
             for (var o = 0; o < outSize; o++)
             {
@@ -124,7 +142,7 @@ public static class BicubicUpsampler
                 CubicWeights(t, weights.AsSpan(o * 4, 4));
                 for (var k = 0; k < 4; k++) indices[o * 4 + k] = Math.Clamp(first + k, 0, inSize - 1);
             }
-            return new Taps { Indices = indices, Weights = weights };
+            return new Taps { Indices = indices, Weights = weights, Rented = rented };
         }
     }
 

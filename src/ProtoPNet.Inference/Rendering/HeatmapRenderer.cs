@@ -1,3 +1,4 @@
+using System.Buffers;
 using ProtoPNet.Inference.Explanation;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Png;
@@ -28,9 +29,11 @@ public static class HeatmapRenderer
 
     /// <summary>
     /// The most bytes rendering an overlay holds for a <paramref name="width"/> x <paramref name="height"/> image and a map
-    /// <paramref name="mapHeight"/> rows high: the overlay (3 a pixel) and the map upsampled across (a float a column per map row, and one row).
+    /// <paramref name="mapHeight"/> rows high: the overlay (3 a pixel), the map upsampled across (a float a column per map
+    /// row, and one row), and the taps of both directions (4 indices and 4 weights, 48 bytes, per column and per row).
     /// </summary>
-    public static long OverlayBytes(int width, int height, int mapHeight) => 3L * width * height + 4L * width * (mapHeight + 1);
+    public static long OverlayBytes(int width, int height, int mapHeight) =>
+        3L * width * height + 4L * width * (mapHeight + 1) + BicubicUpsampler.Taps.BytesPer * ((long)width + height);
 
     /// <summary>How a PNG is sent in JSON: a data URI of its base64.</summary>
     public const string PngDataUriPrefix = "data:image/png;base64,";
@@ -55,39 +58,55 @@ public static class HeatmapRenderer
     {
         var width = image.Width;
         var height = image.Height;
-        // Rows are produced one at a time so a large image never needs a full float map in memory.
-        var horizontal = BicubicUpsampler.ResampleColumns(map, mapHeight, mapWidth, width);
-        var rows = BicubicUpsampler.Taps.For(mapHeight, height);
-        var row = new float[width];
-        float min = float.PositiveInfinity, max = float.NegativeInfinity;
-        for (var y = 0; y < height; y++)
+        // Rows are produced one at a time so a large image never needs a full float map in memory. The taps and rows
+        // are rented: a large upload's heatmaps would each allocate them anew (about 250 KB for 2000x2000, on the
+        // large object heap).
+        var columns = BicubicUpsampler.Taps.Rent(mapWidth, width);
+        var rows = BicubicUpsampler.Taps.Rent(mapHeight, height);
+        var horizontal = ArrayPool<float>.Shared.Rent(mapHeight * width);
+        var rented = ArrayPool<float>.Shared.Rent(width);
+        try
         {
-            BicubicUpsampler.CombineRows(horizontal, width, rows, y, row);
-            foreach (var value in row)
-            {
-                min = Math.Min(min, value);
-                max = Math.Max(max, value);
-            }
-        }
-        var range = max - min;
-        var inverseRange = range > 0 && float.IsFinite(range) ? 1f / range : 0f;
-
-        var overlay = new Image<Rgb24>(width, height);
-        image.ProcessPixelRows(overlay, (sourceRows, targetRows) =>
-        {
+            BicubicUpsampler.ResampleColumns(map, mapHeight, mapWidth, columns, horizontal.AsSpan(0, mapHeight * width));
+            var row = rented.AsSpan(0, width);
+            float min = float.PositiveInfinity, max = float.NegativeInfinity;
             for (var y = 0; y < height; y++)
             {
                 BicubicUpsampler.CombineRows(horizontal, width, rows, y, row);
-                var source = sourceRows.GetRowSpan(y);
-                var target = targetRows.GetRowSpan(y);
-                for (var x = 0; x < width; x++)
+                foreach (var value in row)
                 {
-                    var (r, g, b) = Jet((row[x] - min) * inverseRange);
-                    target[x] = new Rgb24(Blend(source[x].R, r), Blend(source[x].G, g), Blend(source[x].B, b));
+                    min = Math.Min(min, value);
+                    max = Math.Max(max, value);
                 }
             }
-        });
-        return overlay;
+            var range = max - min;
+            var inverseRange = range > 0 && float.IsFinite(range) ? 1f / range : 0f;
+
+            var overlay = new Image<Rgb24>(width, height);
+            image.ProcessPixelRows(overlay, (sourceRows, targetRows) =>
+            {
+                var line = rented.AsSpan(0, width);
+                for (var y = 0; y < height; y++)
+                {
+                    BicubicUpsampler.CombineRows(horizontal, width, rows, y, line);
+                    var source = sourceRows.GetRowSpan(y);
+                    var target = targetRows.GetRowSpan(y);
+                    for (var x = 0; x < width; x++)
+                    {
+                        var (r, g, b) = Jet((line[x] - min) * inverseRange);
+                        target[x] = new Rgb24(Blend(source[x].R, r), Blend(source[x].G, g), Blend(source[x].B, b));
+                    }
+                }
+            });
+            return overlay;
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(rented);
+            ArrayPool<float>.Shared.Return(horizontal);
+            rows.Return();
+            columns.Return();
+        }
     }
 
     /// <summary>
