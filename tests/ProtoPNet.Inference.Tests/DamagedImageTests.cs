@@ -27,7 +27,7 @@ public class DamagedImageTests
         ("rle4-height.bmp", "The BMP image is corrupt: its RLE data gives 32 of the 8x40 pixels it declares."),
         ("depth.bmp", "The BMP image is corrupt: its header declares 12 bits per pixel."),
         ("masks.bmp", "The BMP image is corrupt: its G colour mask 0x87E0 does not fit its 16-bit pixels beside the others."),
-        ("palette-257.png", "The PNG image is corrupt: its palette (PLTE) holds 771 bytes, more than the 768 of 256 colours."),
+        ("palette-257.png", "The PNG image is corrupt: its palette (PLTE) holds 257 colours, more than 256."),
         ("empty-trns.png", "The PNG image is corrupt: its transparency chunk (tRNS) has 0 bytes, fewer than the 2 that give a grey image's transparent colour."),
         ("wide-frame.png", "The PNG image is corrupt: its animation frame (fcTL) of 9x4 at (0, 0) reaches past the 8x4 image."),
         ("masks-444.bmp", "The BMP image is corrupt: its 16-bit colour masks are not one of the layouts the trainer's Pillow reads"),
@@ -80,7 +80,7 @@ public class DamagedImageTests
     private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "empty-comment.gif", "photo.webp",
         "strips.tif", "rle8-absolute.bmp", "rle4-absolute.bmp", "rle4-short-absolute.bmp", "rle8-delta.bmp", "one-fill.jpg",
         "long-stream.tif", "palette.bmp", "raw-predictor.tif", "grey-ramp.bmp", "cut-1.tif",
-        "rows-twice.tif", "no-count.tif", "empty-first-idat.png", "bytewise-idat.png"];
+        "rows-twice.tif", "no-count.tif", "empty-first-idat.png", "bytewise-idat.png", "palette-769.png", "extra-byte-bad-checksum.png"];
 
     [Fact]
     public void ADamagedFileTheTrainerRefusesIsRefusedHereAndItsSoundOriginalDecodes()
@@ -406,6 +406,17 @@ public class DamagedImageTests
             length = struct.unpack(">I", data[at:at + 4])[0]
             data[at:at + 12 + length] = png_chunk(b"PLTE", bytes(3 * 257))
         damaged("palette.png", "palette-257.png", long_palette)
+        def palette_of(length):
+            def change(data):
+                at = data.index(b"PLTE") - 4
+                data[at:at + 12 + struct.unpack(">I", data[at:at + 4])[0]] = png_chunk(b"PLTE", bytes(length))
+            return change
+        damaged("palette.png", "palette-769.png", palette_of(3 * 256 + 1))   # 256 whole colours and a byte: Pillow reads it
+        # Every row, then a byte more, then a wrong checksum: Pillow stops at the last row and reads the file.
+        rows = b"".join(b"\x00" + bytes(range(y, y + 8)) for y in range(4))
+        extra = zlib.compress(rows + b"\x00")
+        open(path("extra-byte-bad-checksum.png"), "wb").write(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 4, 8, 0, 0, 0, 0))
+            + png_chunk(b"IDAT", extra[:-4] + b"\xde\xad\xbe\xef") + png_chunk(b"IEND", b""))
         picture.convert("L").resize((8, 4)).save(path("grey.png"))
         damaged("grey.png", "empty-trns.png", before_idat(png_chunk(b"tRNS", b"")))
         frame = struct.pack(">IIIIIHHBB", 0, 9, 4, 0, 0, 1, 10, 0, 0)   # sequence 0, 9x4 at (0, 0) of an 8x4 image

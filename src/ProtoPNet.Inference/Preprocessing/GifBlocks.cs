@@ -15,9 +15,6 @@ public static class GifBlocks
     private const byte Extension = 0x21, ImageDescriptor = 0x2C, Trailer = 0x3B;
     private const byte GraphicControl = 0xF9, Comment = 0xFE, Application = 0xFF, PlainText = 0x01;
 
-    /// <summary>The most runs of stray bytes or undefined extensions before the first image that are left out (more are left to the decoder to refuse).</summary>
-    private const int MaxStrayRuns = 256;
-
     /// <summary>GIF's LZW codes have at most 12 bits: a minimum code size above 11 starts beyond them.</summary>
     private const int MaxMinimumCodeSize = 11;
 
@@ -46,34 +43,55 @@ public static class GifBlocks
     /// <summary>
     /// The file without what Pillow passes over before the first image and ImageSharp cannot ("No data"): stray bytes,
     /// and extensions of a label GIF does not define; any other file (also one whose first image Pillow does not reach)
-    /// as it is.
+    /// as it is. What lies between the colour table and the image is then written anew: each graphic control extension
+    /// in its standard form, with the fields Pillow reads in it (ImageSharp reads one at a fixed size, so a short one
+    /// that Pillow reads, and whose last byte it passes over as a stray, would swallow the image), and nothing else (the
+    /// comments and application data do not change a pixel).
     /// </summary>
     public static ReadOnlyMemory<byte> WithoutStrayBlocks(ReadOnlyMemory<byte> bytes)
     {
-        var strays = new List<(int Start, int End)>();
-        // Bounded: each run of strays is one entry, and a file of more runs than any writer leaves is left as it is.
-        if (WalkToFirstImage(bytes.Span, out var descriptor, strays) is not null || descriptor < 0 || strays.Count is 0 or > MaxStrayRuns) return bytes;
-        var kept = new byte[bytes.Length - strays.Sum(stray => stray.End - stray.Start)];
-        var (from, written) = (0, 0);
-        foreach (var (start, end) in strays.Append((bytes.Length, bytes.Length)))
+        var prelude = new Prelude();
+        if (WalkToFirstImage(bytes.Span, out var descriptor, prelude) is not null || descriptor < 0 || !prelude.Strays
+            || prelude.Controls.Count > MaxControls) return bytes;
+        var start = ColourTableEnd(bytes.Span);
+        var rest = bytes.Length - (int)descriptor;
+        var kept = new byte[start + prelude.Controls.Count * StandardControl + rest];
+        bytes.Span[..start].CopyTo(kept);
+        var written = start;
+        foreach (var control in prelude.Controls)
         {
-            bytes.Span[from..start].CopyTo(kept.AsSpan(written));
-            written += start - from;
-            from = end;
+            control.CopyTo(kept.AsSpan(written));
+            written += StandardControl;
         }
+        bytes.Span[(int)descriptor..].CopyTo(kept.AsSpan(written));
         return kept;
     }
 
+    /// <summary>What the walk to the first image saw between the colour table and it: whether anything stray, and the graphic control extensions, in their standard form.</summary>
+    private sealed class Prelude
+    {
+        public bool Strays { get; set; }
+        public List<byte[]> Controls { get; } = [];
+    }
+
+    /// <summary>A graphic control extension as the standard writes it: introducer, label, 4 bytes of fields, terminator.</summary>
+    private const int StandardControl = 8;
+
+    /// <summary>The most graphic control extensions before the first image that a file is written anew with (more: left to the decoder).</summary>
+    private const int MaxControls = 256;
+
+    private static int ColourTableEnd(ReadOnlySpan<byte> file) => 13 + ((file[10] & 0x80) != 0 ? 3 << ((file[10] & 7) + 1) : 0);
+
     /// <summary>
     /// The blocks up to the first image descriptor: why Pillow stops before it (one sentence), or null and where it lies
-    /// (-1 for no GIF); <paramref name="strays"/>, when given, gets the stray bytes and undefined extensions passed over.
+    /// (-1 for no GIF); <paramref name="prelude"/>, when given, learns of stray bytes and undefined extensions passed
+    /// over, and gets the graphic control extensions in their standard form.
     /// </summary>
-    private static string? WalkToFirstImage(ReadOnlySpan<byte> file, out long descriptor, List<(int Start, int End)>? strays = null)
+    private static string? WalkToFirstImage(ReadOnlySpan<byte> file, out long descriptor, Prelude? prelude = null)
     {
         descriptor = -1;
         if (file.Length < 13 || !(file.StartsWith("GIF87a"u8) || file.StartsWith("GIF89a"u8))) return null;
-        long position = 13;
-        if ((file[10] & 0x80) != 0) position += 3L << ((file[10] & 7) + 1);
+        long position = ColourTableEnd(file);
         while (true)
         {
             if (position >= file.Length) return $"its blocks reach the end of the file (byte {file.Length}) before any image";
@@ -87,7 +105,7 @@ public static class GifBlocks
             }
             if (introducer != Extension)
             {
-                AddStray(strays, at, position);            // a stray byte, passed over as Pillow does
+                if (prelude is not null) prelude.Strays = true;   // a stray byte, passed over as Pillow does
                 continue;
             }
             if (position >= file.Length) return $"its extension at byte {at} ends the file before its label";
@@ -96,8 +114,12 @@ public static class GifBlocks
             if (label == GraphicControl)
             {
                 // Pillow reads the flags, the delay (bytes 1-2) and, when the flags say so, the transparent index (byte 3).
-                var needed = first.Length > 0 && (first[0] & 1) != 0 ? 4 : 3;
-                if (first.Length < needed) return $"its graphic control extension at byte {at} has {first.Length} bytes of fields, fewer than {needed}";
+                var transparent = first.Length > 0 && (first[0] & 1) != 0;
+                if (first.Length < (transparent ? 4 : 3)) return $"its graphic control extension at byte {at} has {first.Length} bytes of fields, fewer than {(transparent ? 4 : 3)}";
+                if (prelude is not null && prelude.Controls.Count <= MaxControls)
+                {
+                    prelude.Controls.Add([Extension, GraphicControl, 4, first[0], first[1], first[2], transparent ? first[3] : (byte)0, 0]);
+                }
             }
             else if (label == Comment)
             {
@@ -117,16 +139,8 @@ public static class GifBlocks
             while (!SubBlock(file, ref position, out _).IsEmpty)
             {
             }
-            if (label is not (GraphicControl or Comment or Application or PlainText)) AddStray(strays, at, Math.Min(position, file.Length));
+            if (label is not (GraphicControl or Comment or Application or PlainText) && prelude is not null) prelude.Strays = true;
         }
-    }
-
-    /// <summary>Adds bytes [start, end) to <paramref name="strays"/>, joined to the run before when they follow it; none past <see cref="MaxStrayRuns"/> runs.</summary>
-    private static void AddStray(List<(int Start, int End)>? strays, long start, long end)
-    {
-        if (strays is null) return;
-        if (strays.Count > 0 && strays[^1].End == start) strays[^1] = (strays[^1].Start, (int)end);
-        else if (strays.Count <= MaxStrayRuns) strays.Add(((int)start, (int)end));
     }
 
     /// <summary>

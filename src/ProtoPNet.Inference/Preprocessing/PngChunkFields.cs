@@ -27,9 +27,10 @@ public static class PngChunkFields
             var type = file.Slice((int)position + 4, 4);
             if (type.SequenceEqual("IDAT"u8) || type.SequenceEqual("IEND"u8) || position + 12 + length > file.Length) return null;
             var data = file.Slice((int)position + 8, (int)length);
-            if (type.SequenceEqual("PLTE"u8) && colourType == Palette && length > MaxPaletteBytes)
+            // Pillow reads whole entries: one or two bytes past the 256th are not another colour.
+            if (type.SequenceEqual("PLTE"u8) && colourType == Palette && length / 3 > MaxPaletteBytes / 3)
             {
-                return $"its palette (PLTE) holds {length} bytes, more than the {MaxPaletteBytes} of 256 colours";
+                return $"its palette (PLTE) holds {length / 3} colours, more than 256";
             }
             if (type.SequenceEqual("tRNS"u8) && (colourType, length) is (Grey, < 2) or (Rgb, < 6))
             {

@@ -9,7 +9,7 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// the rows it lacks black, and for an interlaced image it waits forever for them (two such uploads held both decoding
 /// threads for good), whether the data ends early or breaks off where it is damaged; Pillow (the trainer's decoder)
 /// refuses both. The image data is the first run of consecutive IDAT chunks, as ImageSharp reads it: an IDAT after
-/// another chunk is not read. It is inflated only as far as the rows and one byte more: a deflate bomb's remainder is not.
+/// another chunk is not read. It is inflated only as far as the rows: a deflate bomb's remainder is not.
 /// </summary>
 public static class PngRows
 {
@@ -62,18 +62,16 @@ public static class PngRows
             using var zlib = new ZLibStream(new MemoryStream(compressed, 0, compressedLength, writable: false), CompressionMode.Decompress);
             Span<byte> sink = stackalloc byte[8192];
             // Never past the rows: Pillow inflates row by row and stops at the last, so damage in data after them is not
-            // its concern, nor this check's.
+            // its concern, nor this check's. Where the stream ends right at the last row, zlib goes on to check its
+            // checksum in that same read, as it does for Pillow (which refuses a wrong one); a byte more, and neither does.
             while (inflated < needed && zlib.Read(sink[..(int)Math.Min(sink.Length, needed - inflated)]) is var count and > 0) inflated += count;
-            // One byte more: where the stream ends right after the rows, zlib checks its checksum there, as it does for
-            // Pillow (which refuses a wrong one); a longer remainder is left unread.
-            if (inflated >= needed) _ = zlib.Read(sink[..1]);
         }
         catch (Exception error) when (error is InvalidDataException or IOException)
         {
             // zlib refuses the data: a wrong block type or distance, or a wrong checksum at the stream's end. (ZLibException,
             // an IOException, is .NET's answer to a preset dictionary.)
             return (ImageRejection.NotDecodable,
-                $"its image data is damaged (zlib refuses it after inflating {inflated} bytes; the {width}x{height} pixels it declares need {needed})");
+                $"its image data is damaged: zlib refuses it before it gives the {needed} bytes of the {width}x{height} pixels it declares, or as they end (a wrong checksum)");
         }
         finally
         {
