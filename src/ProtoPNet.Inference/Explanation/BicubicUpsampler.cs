@@ -13,8 +13,8 @@ public static class BicubicUpsampler
 {
     public const double A = -0.75;
 
-    /// <summary>Resamples a row-major <paramref name="inHeight"/> x <paramref name="inWidth"/> map to <paramref name="outHeight"/> x <paramref name="outWidth"/>.</summary>
-    public static float[] Resize(ReadOnlySpan<float> map, int inHeight, int inWidth, int outHeight, int outWidth)
+    /// <summary>Resamples a row-major <paramref name="inHeight"/> x <paramref name="inWidth"/> map to <paramref name="outHeight"/> x <paramref name="outWidth"/>; allocates its answer and taps (the tests' form).</summary>
+    internal static float[] Resize(ReadOnlySpan<float> map, int inHeight, int inWidth, int outHeight, int outWidth)
     {
         var result = new float[outHeight * outWidth];
         Resize(map, inHeight, inWidth, outHeight, outWidth, result);
@@ -22,7 +22,7 @@ public static class BicubicUpsampler
     }
 
     /// <summary>As <see cref="Resize(ReadOnlySpan{float}, int, int, int, int)"/>, into a caller's buffer of at least outHeight x outWidth.</summary>
-    public static void Resize(ReadOnlySpan<float> map, int inHeight, int inWidth, int outHeight, int outWidth, Span<float> destination) =>
+    internal static void Resize(ReadOnlySpan<float> map, int inHeight, int inWidth, int outHeight, int outWidth, Span<float> destination) =>
         Resize(map, Plan.For(inHeight, inWidth, outHeight, outWidth), destination);
 
     /// <summary>As <see cref="Resize(ReadOnlySpan{float}, int, int, int, int)"/> with taps worked out once for every map of

@@ -18,8 +18,8 @@ public static class HighActivationBox
 {
     public const double DefaultPercentile = 95;
 
-    /// <summary>numpy.percentile(values, p) with the 'linear' method, in linear time (selection, not a full sort).</summary>
-    public static double Percentile(ReadOnlySpan<float> values, double percentile) =>
+    /// <summary>numpy.percentile(values, p) with the 'linear' method, in linear time (selection, not a full sort); allocates its scratch (the tests' form).</summary>
+    internal static double Percentile(ReadOnlySpan<float> values, double percentile) =>
         Percentile(values, percentile, new float[values.Length]);
 
     /// <summary>As <see cref="Percentile(ReadOnlySpan{float}, double)"/>, using <paramref name="scratch"/> (at least as long as the values) for the selection.</summary>
@@ -122,8 +122,8 @@ public static class HighActivationBox
         }
     }
 
-    /// <summary>The box in the map's own pixels.</summary>
-    public static PixelBox Find(ReadOnlySpan<float> map, int height, int width, double percentile = DefaultPercentile) =>
+    /// <summary>The box in the map's own pixels; allocates its scratch (the tests' form).</summary>
+    internal static PixelBox Find(ReadOnlySpan<float> map, int height, int width, double percentile = DefaultPercentile) =>
         Find(map, height, width, percentile, new float[map.Length]);
 
     /// <summary>As <see cref="Find(ReadOnlySpan{float}, int, int, double)"/>, with a caller's scratch buffer (at least the map's length).</summary>

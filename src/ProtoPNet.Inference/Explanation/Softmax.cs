@@ -2,8 +2,8 @@ namespace ProtoPNet.Inference.Explanation;
 
 public static class Softmax
 {
-    /// <summary>Numerically stable softmax in double precision (the largest logit is subtracted first).</summary>
-    public static double[] Compute(ReadOnlySpan<float> logits)
+    /// <summary>Numerically stable softmax in double precision (the largest logit is subtracted first); allocates its answer (the tests' form).</summary>
+    internal static double[] Compute(ReadOnlySpan<float> logits)
     {
         var result = new double[logits.Length];
         Compute(logits, result);
