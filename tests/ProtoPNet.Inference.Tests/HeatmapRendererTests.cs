@@ -8,6 +8,45 @@ namespace ProtoPNet.Inference.Tests;
 public class HeatmapRendererTests
 {
     /// <summary>
+    /// The drawing budget's count of a heatmap covers what it rents, which the pools round up to a power of two (a
+    /// 2049x1025 heatmap rents 376,832 bytes beside its overlay where 213,120 were asked for).
+    /// </summary>
+    [Fact]
+    public void TheBudgetCountsWhatAHeatmapRents()
+    {
+        var (width, height, mapHeight) = (2049, 1025, 7);
+        var columns = BicubicUpsampler.Taps.Rent(7, width);
+        var rows = BicubicUpsampler.Taps.Rent(mapHeight, height);
+        var horizontal = System.Buffers.ArrayPool<float>.Shared.Rent(mapHeight * width);
+        var row = System.Buffers.ArrayPool<float>.Shared.Rent(width);
+        try
+        {
+            long Taps(BicubicUpsampler.Taps taps) => 4L * taps.Indices.Length + 8L * taps.Weights.Length;
+            var rented = 3L * width * height + 4L * (horizontal.Length + row.Length) + Taps(columns) + Taps(rows);
+            Assert.True(HeatmapRenderer.OverlayBytes(width, height, mapHeight) >= rented,
+                $"{HeatmapRenderer.OverlayBytes(width, height, mapHeight)} counted, {rented} held");
+            Assert.Equal((width, height), (columns.Count, rows.Count));
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(row);
+            System.Buffers.ArrayPool<float>.Shared.Return(horizontal);
+            rows.Return();
+            columns.Return();
+        }
+        // Rented taps may be longer than asked: a destination of another width than theirs is refused, not read with stale taps.
+        var taps = BicubicUpsampler.Taps.Rent(3, 5);
+        try
+        {
+            Assert.Throws<ArgumentException>(() => BicubicUpsampler.ResampleColumns(new float[6], 2, 3, taps, new float[12]));
+        }
+        finally
+        {
+            taps.Return();
+        }
+    }
+
+    /// <summary>
     /// A heatmap rents its taps and rows: each of a large upload's heatmaps allocated them anew (about 250 KB for
     /// 2000x2000, on the large object heap), outside the memory budget's count of a drawing.
     /// </summary>

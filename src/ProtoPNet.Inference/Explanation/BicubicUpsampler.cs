@@ -52,7 +52,8 @@ public static class BicubicUpsampler
     /// </summary>
     public static void ResampleColumns(ReadOnlySpan<float> map, int inHeight, int inWidth, Taps columns, Span<float> destination)
     {
-        var outWidth = destination.Length / inHeight;
+        var outWidth = columns.Count;
+        if (destination.Length != inHeight * outWidth) throw new ArgumentException($"the destination has {destination.Length} values, not {inHeight} rows of {outWidth}", nameof(destination));
         for (var y = 0; y < inHeight; y++) ResampleRow(map.Slice(y * inWidth, inWidth), columns, destination.Slice(y * outWidth, outWidth));
     }
 
@@ -109,23 +110,32 @@ public static class BicubicUpsampler
     /// <summary>For each output position the four source indices (border-clamped) and their kernel weights.</summary>
     public sealed class Taps
     {
-        /// <summary>Bytes per output position: four indices and four weights.</summary>
-        public const int BytesPer = 4 * (sizeof(int) + sizeof(double));
-
         public required int[] Indices { get; init; }
         public required double[] Weights { get; init; }
-        private bool Rented { get; init; }
+
+        /// <summary>The output positions these taps are for (rented arrays may be longer).</summary>
+        public required int Count { get; init; }
+
+        private bool _rented;
+
+        /// <summary>What renting the taps of <paramref name="outSize"/> positions may take: 4 indices and 4 weights each, in arrays of a power of two.</summary>
+        public static long RentedBytes(int outSize) =>
+            (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)Math.Max(1, outSize * 4)) * (sizeof(int) + sizeof(double));
 
         public static Taps For(int inSize, int outSize) => Fill(inSize, outSize, new int[outSize * 4], new double[outSize * 4], rented: false);
 
         /// <summary>As <see cref="For"/>, in arrays rented from the shared pools (perhaps longer than needed): <see cref="Return"/> them when done.</summary>
-        public static Taps Rent(int inSize, int outSize) =>
-            Fill(inSize, outSize, ArrayPool<int>.Shared.Rent(outSize * 4), ArrayPool<double>.Shared.Rent(outSize * 4), rented: true);
+        public static Taps Rent(int inSize, int outSize)
+        {
+            if (inSize < 1 || outSize < 1) throw new ArgumentOutOfRangeException(nameof(outSize), $"taps from {inSize} to {outSize} positions");
+            return Fill(inSize, outSize, ArrayPool<int>.Shared.Rent(outSize * 4), ArrayPool<double>.Shared.Rent(outSize * 4), rented: true);
+        }
 
-        /// <summary>Gives rented arrays back to their pools; nothing for taps of <see cref="For"/>.</summary>
+        /// <summary>Gives rented arrays back to their pools, once (a second return would hand one array to two renters); nothing for taps of <see cref="For"/>.</summary>
         public void Return()
         {
-            if (!Rented) return;
+            if (!_rented) return;
+            _rented = false;
             ArrayPool<int>.Shared.Return(Indices);
             ArrayPool<double>.Shared.Return(Weights);
         }
@@ -142,7 +152,7 @@ public static class BicubicUpsampler
                 CubicWeights(t, weights.AsSpan(o * 4, 4));
                 for (var k = 0; k < 4; k++) indices[o * 4 + k] = Math.Clamp(first + k, 0, inSize - 1);
             }
-            return new Taps { Indices = indices, Weights = weights, Rented = rented };
+            return new Taps { Indices = indices, Weights = weights, Count = outSize, _rented = rented };
         }
     }
 

@@ -41,44 +41,51 @@ public static class GifBlocks
         WalkToFirstImage(file, out var descriptor) is null && descriptor >= 0 ? (int)descriptor : null;
 
     /// <summary>
-    /// The file without what Pillow passes over before the first image and ImageSharp cannot ("No data"): stray bytes,
-    /// and extensions of a label GIF does not define; any other file (also one whose first image Pillow does not reach)
-    /// as it is. What lies between the colour table and the image is then written anew: each graphic control extension
-    /// in its standard form, with the fields Pillow reads in it (ImageSharp reads one at a fixed size, so a short one
-    /// that Pillow reads, and whose last byte it passes over as a stray, would swallow the image), and nothing else (the
-    /// comments and application data do not change a pixel).
+    /// The file as ImageSharp reads what Pillow reads before the first image; the file itself when it is regular there,
+    /// or when Pillow does not reach its first image. Where it is not regular (stray bytes or extensions of a label GIF
+    /// does not define, which Pillow passes over and ImageSharp refuses, "No data"; a graphic control extension of
+    /// another size than 4 bytes or with more data, which ImageSharp reads at a fixed size and so swallows the image or
+    /// stops; more than one of them; an application extension of another form than the standard's), what lies between
+    /// the colour table and the image is written anew: one graphic control extension in its standard form, with what
+    /// Pillow takes from them all (the last one's flags and delay, the last transparent one's index: Pillow keeps a
+    /// transparent index once given), and nothing else (comments and application data change no pixel).
     /// </summary>
     public static ReadOnlyMemory<byte> WithoutStrayBlocks(ReadOnlyMemory<byte> bytes)
     {
         var prelude = new Prelude();
-        if (WalkToFirstImage(bytes.Span, out var descriptor, prelude) is not null || descriptor < 0 || !prelude.Strays
-            || prelude.Controls.Count > MaxControls) return bytes;
+        if (WalkToFirstImage(bytes.Span, out var descriptor, prelude) is not null || descriptor < 0 || !prelude.Irregular) return bytes;
         var start = ColourTableEnd(bytes.Span);
-        var rest = bytes.Length - (int)descriptor;
-        var kept = new byte[start + prelude.Controls.Count * StandardControl + rest];
+        var control = prelude.Control;
+        var kept = new byte[start + (control is null ? 0 : control.Length) + (bytes.Length - (int)descriptor)];
         bytes.Span[..start].CopyTo(kept);
-        var written = start;
-        foreach (var control in prelude.Controls)
-        {
-            control.CopyTo(kept.AsSpan(written));
-            written += StandardControl;
-        }
-        bytes.Span[(int)descriptor..].CopyTo(kept.AsSpan(written));
+        control?.CopyTo(kept, start);
+        bytes.Span[(int)descriptor..].CopyTo(kept.AsSpan(start + (control?.Length ?? 0)));
         return kept;
     }
 
-    /// <summary>What the walk to the first image saw between the colour table and it: whether anything stray, and the graphic control extensions, in their standard form.</summary>
+    /// <summary>What the walk to the first image saw between the colour table and it, as Pillow reads it.</summary>
     private sealed class Prelude
     {
-        public bool Strays { get; set; }
-        public List<byte[]> Controls { get; } = [];
+        private int _controls;
+        private byte _flags, _transparentIndex;
+        private (byte Low, byte High) _delay;
+        private bool _transparent;
+
+        /// <summary>Whether ImageSharp would read it otherwise than Pillow does (see <see cref="WithoutStrayBlocks"/>).</summary>
+        public bool Irregular { get; set; }
+
+        /// <summary>A graphic control extension's fields (its first sub-block), as Pillow takes them: the flags and delay of the last, the index of the last transparent one.</summary>
+        public void AddControl(ReadOnlySpan<byte> fields)
+        {
+            if (++_controls > 1) Irregular = true;
+            (_flags, _delay) = (fields[0], (fields[1], fields[2]));
+            if ((fields[0] & 1) != 0) (_transparent, _transparentIndex) = (true, fields[3]);
+        }
+
+        /// <summary>The one graphic control extension, in the standard's form (introducer, label, 4 bytes of fields, terminator), or null for none.</summary>
+        public byte[]? Control => _controls == 0 ? null :
+            [Extension, GraphicControl, 4, (byte)(_transparent ? _flags | 1 : _flags), _delay.Low, _delay.High, _transparent ? _transparentIndex : (byte)0, 0];
     }
-
-    /// <summary>A graphic control extension as the standard writes it: introducer, label, 4 bytes of fields, terminator.</summary>
-    private const int StandardControl = 8;
-
-    /// <summary>The most graphic control extensions before the first image that a file is written anew with (more: left to the decoder).</summary>
-    private const int MaxControls = 256;
 
     private static int ColourTableEnd(ReadOnlySpan<byte> file) => 13 + ((file[10] & 0x80) != 0 ? 3 << ((file[10] & 7) + 1) : 0);
 
@@ -105,7 +112,7 @@ public static class GifBlocks
             }
             if (introducer != Extension)
             {
-                if (prelude is not null) prelude.Strays = true;   // a stray byte, passed over as Pillow does
+                if (prelude is not null) prelude.Irregular = true;   // a stray byte, passed over as Pillow does
                 continue;
             }
             if (position >= file.Length) return $"its extension at byte {at} ends the file before its label";
@@ -116,10 +123,9 @@ public static class GifBlocks
                 // Pillow reads the flags, the delay (bytes 1-2) and, when the flags say so, the transparent index (byte 3).
                 var transparent = first.Length > 0 && (first[0] & 1) != 0;
                 if (first.Length < (transparent ? 4 : 3)) return $"its graphic control extension at byte {at} has {first.Length} bytes of fields, fewer than {(transparent ? 4 : 3)}";
-                if (prelude is not null && prelude.Controls.Count <= MaxControls)
-                {
-                    prelude.Controls.Add([Extension, GraphicControl, 4, first[0], first[1], first[2], transparent ? first[3] : (byte)0, 0]);
-                }
+                prelude?.AddControl(first);
+                // ImageSharp reads 4 bytes of fields and a terminator, whatever the extension says.
+                if (prelude is not null && (first.Length != 4 || position >= file.Length || file[(int)position] != 0)) prelude.Irregular = true;
             }
             else if (label == Comment)
             {
@@ -129,17 +135,20 @@ public static class GifBlocks
             else if (label == Application)
             {
                 if (!hasFirst) return $"its application extension at byte {at} has no identifier";
+                // The standard's form: an 11-byte identifier, then sub-blocks (NETSCAPE2.0's: one of 3 bytes).
+                if (first.Length != 11 && prelude is not null) prelude.Irregular = true;
                 if (first.StartsWith("NETSCAPE2.0"u8))
                 {
-                    SubBlock(file, ref position, out var hasLoop);
+                    var loop = SubBlock(file, ref position, out var hasLoop);
                     if (!hasLoop) return $"its NETSCAPE2.0 application extension at byte {at} has no loop data";
+                    if (prelude is not null && (loop.Length != 3 || position >= file.Length || file[(int)position] != 0)) prelude.Irregular = true;
                 }
             }
             // Then sub-blocks up to a zero length; Pillow reads on even after a first one of zero length, as this does.
             while (!SubBlock(file, ref position, out _).IsEmpty)
             {
             }
-            if (label is not (GraphicControl or Comment or Application or PlainText) && prelude is not null) prelude.Strays = true;
+            if (label is not (GraphicControl or Comment or Application or PlainText) && prelude is not null) prelude.Irregular = true;
         }
     }
 

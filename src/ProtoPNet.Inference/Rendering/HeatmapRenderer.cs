@@ -33,7 +33,10 @@ public static class HeatmapRenderer
     /// row, and one row), and the taps of both directions (4 indices and 4 weights, 48 bytes, per column and per row).
     /// </summary>
     public static long OverlayBytes(int width, int height, int mapHeight) =>
-        3L * width * height + 4L * width * (mapHeight + 1) + BicubicUpsampler.Taps.BytesPer * ((long)width + height);
+        3L * width * height + Rented(4L * width * mapHeight) + Rented(4L * width) + BicubicUpsampler.Taps.RentedBytes(width) + BicubicUpsampler.Taps.RentedBytes(height);
+
+    /// <summary>What renting <paramref name="bytes"/> from the shared pools may take: they hand out arrays of a power of two.</summary>
+    internal static long Rented(long bytes) => bytes <= 1 ? bytes : (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)bytes);
 
     /// <summary>How a PNG is sent in JSON: a data URI of its base64.</summary>
     public const string PngDataUriPrefix = "data:image/png;base64,";
@@ -61,12 +64,14 @@ public static class HeatmapRenderer
         // Rows are produced one at a time so a large image never needs a full float map in memory. The taps and rows
         // are rented: a large upload's heatmaps would each allocate them anew (about 250 KB for 2000x2000, on the
         // large object heap).
-        var columns = BicubicUpsampler.Taps.Rent(mapWidth, width);
-        var rows = BicubicUpsampler.Taps.Rent(mapHeight, height);
-        var horizontal = ArrayPool<float>.Shared.Rent(mapHeight * width);
-        var rented = ArrayPool<float>.Shared.Rent(width);
+        BicubicUpsampler.Taps? columns = null, rows = null;
+        float[]? horizontal = null, rented = null;
         try
         {
+            columns = BicubicUpsampler.Taps.Rent(mapWidth, width);
+            rows = BicubicUpsampler.Taps.Rent(mapHeight, height);
+            horizontal = ArrayPool<float>.Shared.Rent(mapHeight * width);
+            rented = ArrayPool<float>.Shared.Rent(width);
             BicubicUpsampler.ResampleColumns(map, mapHeight, mapWidth, columns, horizontal.AsSpan(0, mapHeight * width));
             var row = rented.AsSpan(0, width);
             float min = float.PositiveInfinity, max = float.NegativeInfinity;
@@ -83,30 +88,45 @@ public static class HeatmapRenderer
             var inverseRange = range > 0 && float.IsFinite(range) ? 1f / range : 0f;
 
             var overlay = new Image<Rgb24>(width, height);
-            image.ProcessPixelRows(overlay, (sourceRows, targetRows) =>
+            try
             {
-                var line = rented.AsSpan(0, width);
-                for (var y = 0; y < height; y++)
-                {
-                    BicubicUpsampler.CombineRows(horizontal, width, rows, y, line);
-                    var source = sourceRows.GetRowSpan(y);
-                    var target = targetRows.GetRowSpan(y);
-                    for (var x = 0; x < width; x++)
-                    {
-                        var (r, g, b) = Jet((line[x] - min) * inverseRange);
-                        target[x] = new Rgb24(Blend(source[x].R, r), Blend(source[x].G, g), Blend(source[x].B, b));
-                    }
-                }
-            });
+                PaintOverlay(image, overlay, horizontal, rows, rented, min, inverseRange);
+            }
+            catch
+            {
+                overlay.Dispose();
+                throw;
+            }
             return overlay;
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(rented);
-            ArrayPool<float>.Shared.Return(horizontal);
-            rows.Return();
-            columns.Return();
+            if (rented is not null) ArrayPool<float>.Shared.Return(rented);
+            if (horizontal is not null) ArrayPool<float>.Shared.Return(horizontal);
+            rows?.Return();
+            columns?.Return();
         }
+    }
+
+    /// <summary>Each pixel of the overlay: the image's blended with the JET colour of the upsampled map there, min-max normalised (<paramref name="line"/>: a row's buffer).</summary>
+    private static void PaintOverlay(Image<Rgb24> image, Image<Rgb24> overlay, float[] horizontal, BicubicUpsampler.Taps rows, float[] line, float min, float inverseRange)
+    {
+        var (width, height) = (image.Width, image.Height);
+        image.ProcessPixelRows(overlay, (sourceRows, targetRows) =>
+        {
+            var row = line.AsSpan(0, width);
+            for (var y = 0; y < height; y++)
+            {
+                BicubicUpsampler.CombineRows(horizontal, width, rows, y, row);
+                var source = sourceRows.GetRowSpan(y);
+                var target = targetRows.GetRowSpan(y);
+                for (var x = 0; x < width; x++)
+                {
+                    var (r, g, b) = Jet((row[x] - min) * inverseRange);
+                    target[x] = new Rgb24(Blend(source[x].R, r), Blend(source[x].G, g), Blend(source[x].B, b));
+                }
+            }
+        });
     }
 
     /// <summary>
