@@ -80,7 +80,7 @@ public class DamagedImageTests
     private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "empty-comment.gif", "photo.webp",
         "strips.tif", "rle8-absolute.bmp", "rle4-absolute.bmp", "rle4-short-absolute.bmp", "rle8-delta.bmp", "one-fill.jpg",
         "long-stream.tif", "palette.bmp", "raw-predictor.tif", "grey-ramp.bmp", "cut-1.tif",
-        "rows-twice.tif", "no-count.tif", "empty-first-idat.png", "bytewise-idat.png", "palette-769.png", "extra-byte-bad-checksum.png"];
+        "rows-twice.tif", "no-count.tif", "empty-first-idat.png", "bytewise-idat.png", "palette-769.png", "extra-byte-bad-checksum.png", "two-frame-controls.png"];
 
     [Fact]
     public void ADamagedFileTheTrainerRefusesIsRefusedHereAndItsSoundOriginalDecodes()
@@ -421,6 +421,10 @@ public class DamagedImageTests
         damaged("grey.png", "empty-trns.png", before_idat(png_chunk(b"tRNS", b"")))
         frame = struct.pack(">IIIIIHHBB", 0, 9, 4, 0, 0, 1, 10, 0, 0)   # sequence 0, 9x4 at (0, 0) of an 8x4 image
         damaged("grey.png", "wide-frame.png", before_idat(png_chunk(b"acTL", struct.pack(">II", 1, 0)) + png_chunk(b"fcTL", frame)))
+        # Sound: two frame controls numbered 0 and 1, each within the image (the numbering is followed from one to the next).
+        frames = [struct.pack(">IIIIIHHBB", n, 8, 4, 0, 0, 1, 10, 0, 0) for n in (0, 1)]
+        damaged("grey.png", "two-frame-controls.png",
+                before_idat(png_chunk(b"acTL", struct.pack(">II", 1, 0)) + b"".join(png_chunk(b"fcTL", f) for f in frames)))
 
         def bmp(bits, compression, colours, pixels, height=4, width=8, masks=b""):
             header_end = 14 + 40 + len(masks) + 4 * colours

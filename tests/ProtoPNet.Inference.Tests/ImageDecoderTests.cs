@@ -23,6 +23,29 @@ public class ImageDecoderTests
 
     public static TheoryData<string> Formats => ["png", "jpeg", "gif", "bmp", "webp", "tiff"];
 
+    /// <summary>The image file at <paramref name="path"/> as the trainer reads it (its open_image: EXIF applied, transparency over white): its size, and its RGB bytes row by row.</summary>
+    private static (int Width, int Height, byte[] Rgb) TrainersPixels(string path)
+    {
+        var lines = Pillow.RunPython(
+            "import sys\nfrom protopnet_trainer.image_files import open_image\nim = open_image(sys.argv[1])\nprint(im.width, im.height)\nprint(' '.join(str(v) for p in im.getdata() for v in p))",
+            path).Trim().Split('\n');
+        var size = lines[0].Split(' ').Select(int.Parse).ToArray();
+        return (size[0], size[1], lines[1].Split(' ').Select(byte.Parse).ToArray());
+    }
+
+    /// <summary>Asserts that <paramref name="decoded"/> is, pixel for pixel, the picture the trainer reads from the same file.</summary>
+    private static void AssertTheTrainersPixels((int Width, int Height, byte[] Rgb) trainers, DecodedImage decoded, string what)
+    {
+        Assert.Equal((trainers.Width, trainers.Height), (decoded.Pixels.Width, decoded.Pixels.Height));
+        for (var y = 0; y < trainers.Height; y++)
+        for (var x = 0; x < trainers.Width; x++)
+        {
+            var i = 3 * (y * trainers.Width + x);
+            var expected = new Rgb24(trainers.Rgb[i], trainers.Rgb[i + 1], trainers.Rgb[i + 2]);
+            Assert.True(expected == decoded.Pixels[x, y], $"{what}: pixel ({x}, {y}) is {decoded.Pixels[x, y]}, the trainer's is {expected}");
+        }
+    }
+
     /// <summary>
     /// What lies before a GIF's first image that Pillow reads, or passes over, and ImageSharp would not read as it does:
     /// stray bytes and extensions of undefined labels (ImageSharp refused them, "No data", a mutation fuzzer's find),
@@ -48,21 +71,10 @@ public class ImageDecoderTests
         using var temporary = new TemporaryDirectory("protopnet-gif-prelude-");
         var path = Path.Combine(temporary.Path, "changed.gif");
         File.WriteAllBytes(path, changed);
-        var trainer = Pillow.RunPython(
-            "import sys\nfrom protopnet_trainer.image_files import open_image\nim = open_image(sys.argv[1])\nprint(f'{im.width}x{im.height}')\nprint(' '.join(str(v) for p in im.getdata() for v in p))",
-            path).Trim().Split('\n');
-        Assert.Equal("6x5", trainer[0]);
-        var pixels = trainer[1].Split(' ').Select(byte.Parse).ToArray();
-
+        var trainers = TrainersPixels(path);
+        Assert.Equal((6, 5), (trainers.Width, trainers.Height));
         using var decoded = _decoder.Decode(changed);
-        Assert.Equal((6, 5), (decoded.Pixels.Width, decoded.Pixels.Height));
-        for (var y = 0; y < 5; y++)
-        for (var x = 0; x < 6; x++)
-        {
-            var i = 3 * (y * 6 + x);
-            Assert.True(new Rgb24(pixels[i], pixels[i + 1], pixels[i + 2]) == decoded.Pixels[x, y],
-                $"{what}: pixel ({x}, {y}) is {decoded.Pixels[x, y]}, the trainer's is ({pixels[i]}, {pixels[i + 1]}, {pixels[i + 2]})");
-        }
+        AssertTheTrainersPixels(trainers, decoded, what);
     }
 
     /// <summary>
@@ -116,7 +128,7 @@ public class ImageDecoderTests
     {
         using var temporary = new TemporaryDirectory("protopnet-photometric-");
         var path = Path.Combine(temporary.Path, "grey.tif");
-        var pillowGreys = Pillow.RunPython("""
+        Pillow.RunPython("""
             import struct, sys
             from PIL import Image
             grey = Image.new("L", (12, 7))
@@ -129,17 +141,12 @@ public class ImageDecoderTests
                 if struct.unpack("<H", data[entry:entry + 2])[0] == 262:
                     data[entry:entry + 2] = struct.pack("<H", 263)   # Threshholding: no PhotometricInterpretation left
             open(sys.argv[1], "wb").write(data)
-            read = Image.open(sys.argv[1])
-            assert 262 not in read.tag_v2
-            print(" ".join(str(v) for v in read.getdata()))
-            """, path).Trim().Split(' ').Select(byte.Parse).ToArray();
-        Assert.Equal(255, pillowGreys[0]);   // 0 stored, read as white
-
+            assert 262 not in Image.open(sys.argv[1]).tag_v2
+            """, path);
+        var trainers = TrainersPixels(path);
+        Assert.Equal(255, trainers.Rgb[0]);   // 0 stored, read as white
         using var decoded = _decoder.Decode(File.ReadAllBytes(path));
-        Assert.Equal((12, 7), (decoded.Pixels.Width, decoded.Pixels.Height));
-        for (var y = 0; y < 7; y++)
-        for (var x = 0; x < 12; x++)
-            Assert.Equal(new Rgb24(pillowGreys[y * 12 + x], pillowGreys[y * 12 + x], pillowGreys[y * 12 + x]), decoded.Pixels[x, y]);
+        AssertTheTrainersPixels(trainers, decoded, "a grey TIFF without PhotometricInterpretation");
     }
 
     /// <summary>
@@ -171,19 +178,12 @@ public class ImageDecoderTests
         using var temporary = new TemporaryDirectory("protopnet-sampling-");
         var path = Path.Combine(temporary.Path, "sampling.jpg");
         File.WriteAllBytes(path, jpeg);
-        var pillow = Pillow.RunPython(
-            "import sys\nfrom PIL import Image\nim = Image.open(sys.argv[1])\nprint(im.layer)\nprint(' '.join(str(v) for p in im.convert('RGB').getdata() for v in p))",
-            path).Trim().Split('\n');
-        Assert.Equal("[(1, 2, 2, 0), (2, 1, 1, 1), (3, 1, 4, 1)]", pillow[0]);
-        var pixels = pillow[1].Split(' ').Select(byte.Parse).ToArray();
+        Assert.Equal("[(1, 2, 2, 0), (2, 1, 1, 1), (3, 1, 4, 1)]",
+            Pillow.RunPython("import sys\nfrom PIL import Image\nprint(Image.open(sys.argv[1]).layer)", path).Trim());
+        var trainers = TrainersPixels(path);
+        Assert.Equal((48, 40), (trainers.Width, trainers.Height));
         using var decoded = _decoder.Decode(jpeg);
-        Assert.Equal((48, 40), (decoded.Pixels.Width, decoded.Pixels.Height));
-        for (var y = 0; y < 40; y++)
-        for (var x = 0; x < 48; x++)
-        {
-            var at = 3 * (y * 48 + x);
-            Assert.Equal(new Rgb24(pixels[at], pixels[at + 1], pixels[at + 2]), decoded.Pixels[x, y]);
-        }
+        AssertTheTrainersPixels(trainers, decoded, "a JPEG of unnamed sampling");
     }
 
     /// <summary>The pixel count from the header alone: a small file of many pixels counts them all; a non-image counts none.</summary>

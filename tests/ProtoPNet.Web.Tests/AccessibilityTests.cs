@@ -10,8 +10,6 @@ namespace ProtoPNet.Web.Tests;
 [Collection(WebCollection.Name)]
 public sealed class AccessibilityTests(WebFixture fixture)
 {
-    private const int Timeout = 30_000;
-
     /// <summary>WCAG's contrast ratio of two CSS colours as getComputedStyle gives them ("rgb(r, g, b)"), in the page.</summary>
     private const string ContrastFunction = """
         (a, b) => {
@@ -25,23 +23,9 @@ public sealed class AccessibilityTests(WebFixture fixture)
         }
         """;
 
-    private async Task<IPage> OpenAsync(int width = 1100, int height = 900)
-    {
-        var context = await fixture.Browser.NewContextAsync(new BrowserNewContextOptions
-        {
-            BaseURL = fixture.BaseAddress.ToString(),
-            ViewportSize = new ViewportSize { Width = width, Height = height },
-        });
-        context.SetDefaultTimeout(Timeout);
-        var page = await context.NewPageAsync();
-        await page.GotoAsync("/");
-        await page.WaitForFunctionAsync("() => document.querySelectorAll('#model option').length > 0");
-        return page;
-    }
+    private Task<IPage> OpenAsync(int width = 1100, int height = 900) => fixture.OpenPageAsync(width, height);
 
-    private static async Task WaitForResultAsync(IPage page) =>
-        await page.WaitForFunctionAsync(
-            "() => !document.getElementById('result').hidden && [...document.querySelectorAll('#result img')].every(i => i.complete && i.naturalWidth > 0)");
+    private static Task WaitForResultAsync(IPage page) => WebFixture.WaitForResultAsync(page);
 
     [Fact]
     public async Task The_skip_link_moves_the_focus_into_the_view_shown_and_keeps_the_view()

@@ -37,6 +37,34 @@ public sealed class WebFixture : IAsyncLifetime
 
     public IBrowser Browser { get; private set; } = null!;
 
+    /// <summary>How long a page step may take before a test fails.</summary>
+    public const int PageTimeout = 30_000;
+
+    /// <summary>
+    /// The page at / in a browser context of its own, <paramref name="width"/> x <paramref name="height"/>, once it has
+    /// listed the models (from GET /models). What its Content-Security-Policy blocks is kept in window.cspViolations.
+    /// </summary>
+    public async Task<IPage> OpenPageAsync(int width = 1100, int height = 900)
+    {
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = BaseAddress.ToString(),
+            ViewportSize = new ViewportSize { Width = width, Height = height },
+        });
+        context.SetDefaultTimeout(PageTimeout);
+        await context.AddInitScriptAsync(
+            "window.cspViolations = []; document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));");
+        var page = await context.NewPageAsync();
+        await page.GotoAsync("/");
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#model option').length > 0");
+        return page;
+    }
+
+    /// <summary>Waits until the page shows an answer with every picture of it loaded.</summary>
+    public static async Task WaitForResultAsync(IPage page) =>
+        await page.WaitForFunctionAsync(
+            "() => !document.getElementById('result').hidden && [...document.querySelectorAll('#result img')].every(i => i.complete && i.naturalWidth > 0)");
+
     /// <summary>The trainer's smoke bundle (version folder), as trained; tests copy it before changing anything.</summary>
     public string SmokeSource { get; private set; } = null!;
 

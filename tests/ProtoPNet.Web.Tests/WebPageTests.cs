@@ -11,25 +11,7 @@ namespace ProtoPNet.Web.Tests;
 [Collection(WebCollection.Name)]
 public sealed class WebPageTests(WebFixture fixture)
 {
-    private const int Timeout = 30_000;
-
-    private async Task<IPage> OpenAsync(int width = 1100, int height = 900)
-    {
-        var context = await fixture.Browser.NewContextAsync(new BrowserNewContextOptions
-        {
-            BaseURL = fixture.BaseAddress.ToString(),
-            ViewportSize = new ViewportSize { Width = width, Height = height },
-        });
-        context.SetDefaultTimeout(Timeout);
-        // Whatever the page's Content-Security-Policy blocks, kept for PolicyViolationsAsync.
-        await context.AddInitScriptAsync(
-            "window.cspViolations = []; document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));");
-        var page = await context.NewPageAsync();
-        await page.GotoAsync("/");
-        // The model list comes from GET /models.
-        await page.WaitForFunctionAsync("() => document.querySelectorAll('#model option').length > 0");
-        return page;
-    }
+    private Task<IPage> OpenAsync(int width = 1100, int height = 900) => fixture.OpenPageAsync(width, height);
 
     /// <summary>What POST /classify says about an image, to compare the page with.</summary>
     private async Task<JsonElement> ClassifyAsync(string path, int topPrototypes, bool verify = false, int? explainClass = null)
@@ -48,9 +30,7 @@ public sealed class WebPageTests(WebFixture fixture)
     /// <summary>What the page's Content-Security-Policy blocked since it opened: nothing, or the policy broke the page.</summary>
     private static async Task<string[]> PolicyViolationsAsync(IPage page) => await page.EvaluateAsync<string[]>("() => window.cspViolations");
 
-    private static async Task WaitForResultAsync(IPage page) =>
-        await page.WaitForFunctionAsync(
-            "() => !document.getElementById('result').hidden && [...document.querySelectorAll('#result img')].every(i => i.complete && i.naturalWidth > 0)");
+    private static Task WaitForResultAsync(IPage page) => WebFixture.WaitForResultAsync(page);
 
     [Fact]
     public async Task Uploading_an_image_shows_the_prediction_boxes_and_prototype_pictures()

@@ -13,6 +13,9 @@ public static class BicubicUpsampler
 {
     public const double A = -0.75;
 
+    /// <summary>The length of the array the shared pools hand out for <paramref name="length"/> elements (a power of two), for counting what a rent holds.</summary>
+    public static long PooledLength(long length) => length <= 1 ? length : (long)BitOperations.RoundUpToPowerOf2((ulong)length);
+
     /// <summary>Resamples a row-major <paramref name="inHeight"/> x <paramref name="inWidth"/> map to <paramref name="outHeight"/> x <paramref name="outWidth"/>; allocates its answer and taps (the tests' form).</summary>
     internal static float[] Resize(ReadOnlySpan<float> map, int inHeight, int inWidth, int outHeight, int outWidth)
     {
@@ -119,8 +122,7 @@ public static class BicubicUpsampler
         private bool _rented;
 
         /// <summary>What renting the taps of <paramref name="outSize"/> positions may take: 4 indices and 4 weights each, in arrays of a power of two.</summary>
-        public static long RentedBytes(int outSize) =>
-            (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)Math.Max(1, outSize * 4)) * (sizeof(int) + sizeof(double));
+        public static long RentedBytes(int outSize) => PooledLength(4L * outSize) * (sizeof(int) + sizeof(double));
 
         public static Taps For(int inSize, int outSize) => Fill(inSize, outSize, new int[outSize * 4], new double[outSize * 4], rented: false);
 

@@ -28,7 +28,7 @@ public static class GifBlocks
         if (WalkToFirstImage(file, out var descriptor) is { } stopped) return stopped;
         if (descriptor < 0 || descriptor + 10 > file.Length) return null;
         var flags = file[(int)descriptor + 9];
-        var codeSize = descriptor + 10 + ((flags & 0x80) != 0 ? 3L << ((flags & 7) + 1) : 0);
+        var codeSize = descriptor + 10 + ColourTableBytes(flags);
         if (codeSize >= file.Length) return null;   // cut short: the completeness check says so
         var bits = file[(int)codeSize];
         return bits > MaxMinimumCodeSize
@@ -87,7 +87,10 @@ public static class GifBlocks
             [Extension, GraphicControl, 4, (byte)(_transparent ? _flags | 1 : _flags), _delay.Low, _delay.High, _transparent ? _transparentIndex : (byte)0, 0];
     }
 
-    private static int ColourTableEnd(ReadOnlySpan<byte> file) => 13 + ((file[10] & 0x80) != 0 ? 3 << ((file[10] & 7) + 1) : 0);
+    /// <summary>The bytes of the colour table that <paramref name="flags"/> (the screen's or an image's) announce: 3 per colour, 2^(n+1) colours; none without its flag.</summary>
+    internal static int ColourTableBytes(byte flags) => (flags & 0x80) != 0 ? 3 << ((flags & 7) + 1) : 0;
+
+    private static int ColourTableEnd(ReadOnlySpan<byte> file) => 13 + ColourTableBytes(file[10]);
 
     /// <summary>
     /// The blocks up to the first image descriptor: why Pillow stops before it (one sentence), or null and where it lies

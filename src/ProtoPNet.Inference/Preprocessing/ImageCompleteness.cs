@@ -118,7 +118,7 @@ public static class ImageCompleteness
     {
         const int screenDescriptorEnd = 13;
         if (file.Length < screenDescriptorEnd) return $"the GIF data ends after {file.Length} bytes, inside its header";
-        long position = screenDescriptorEnd + ColorTableLength(file[10]);
+        long position = screenDescriptorEnd + GifBlocks.ColourTableBytes(file[10]);
         var frame = 0;
         while (true)
         {
@@ -132,7 +132,7 @@ public static class ImageCompleteness
                     break;
                 case 0x2C: // image: descriptor, local colour table, LZW code size, then sub-blocks of LZW data
                     if (position + 9 >= file.Length) return $"the GIF data ends after {file.Length} bytes, inside the descriptor of frame {frame}";
-                    position += 9 + ColorTableLength(file[(int)position + 8]) + 1;
+                    position += 9 + GifBlocks.ColourTableBytes(file[(int)position + 8]) + 1;
                     frame++;
                     break;
                 default:
@@ -149,9 +149,6 @@ public static class ImageCompleteness
         }
     }
 
-    /// <summary>The bytes of a GIF colour table from the flags of the screen or image descriptor (0 without one).</summary>
-    private static int ColorTableLength(byte flags) => (flags & 0x80) != 0 ? 3 << ((flags & 0x07) + 1) : 0;
-
     /// <summary>
     /// Why the GIF's first frame (what is classified) does not get every pixel from its LZW data, or null. Judged once
     /// the decoder took the file, so that a corrupt one is refused as corrupt.
@@ -161,7 +158,7 @@ public static class ImageCompleteness
         // The first frame, reached as Pillow reaches it (GifBlocks: extensions and stray bytes passed over).
         if (GifBlocks.FirstImageDescriptor(file) is not { } position || position + 10 >= file.Length) return null;
         long framePixels = (long)BinaryPrimitives.ReadUInt16LittleEndian(file[(position + 5)..]) * BinaryPrimitives.ReadUInt16LittleEndian(file[(position + 7)..]);
-        var lzwStart = position + 10 + ColorTableLength(file[position + 9]);
+        var lzwStart = position + 10 + GifBlocks.ColourTableBytes(file[position + 9]);
         if (lzwStart >= file.Length) return null;
         var pixels = GifPixelsDecoded(file, lzwStart, framePixels);
         return pixels < framePixels ? $"its first frame's LZW data gives {pixels} of the {framePixels} pixels the frame declares" : null;

@@ -218,7 +218,7 @@ public sealed class ImageDecoder(ImageLimits limits)
     private static string? FindCorruption(ReadOnlyMemory<byte> file, IImageFormat format) => format switch
     {
         TiffFormat => TiffStripData.FindCorruption(file),
-        PngFormat => PngChecksums.FindCorruption(file.Span) ?? PngChunkFields.FindCorruption(file.Span),
+        PngFormat => PngChecksums.FindCorruption(file.Span),
         BmpFormat => BmpPixelData.FindCorruption(file.Span),
         JpegFormat => JpegSignature.FindCorruption(file.Span),
         GifFormat => GifBlocks.FindCorruption(file.Span),

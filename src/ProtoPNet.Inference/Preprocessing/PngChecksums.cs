@@ -14,9 +14,10 @@ public static class PngChecksums
 {
     private static readonly uint[] Table = CreateTable();
 
-    /// <summary>What is wrong with a chunk before the image data (one sentence), or null.</summary>
+    /// <summary>What is wrong with a chunk before the image data (one sentence), or null: its name, its CRC, or a value Pillow cannot use (<see cref="PngChunkFields"/>).</summary>
     public static string? FindCorruption(ReadOnlySpan<byte> file)
     {
+        var fields = PngChunkFields.Of(file);
         for (long position = 8; position + 12 <= file.Length;)
         {
             var length = BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
@@ -36,6 +37,7 @@ public static class PngChecksums
             {
                 return $"its {System.Text.Encoding.ASCII.GetString(type)} chunk at byte {position} fails its CRC check";
             }
+            if (fields?.Judge(type, file.Slice((int)position + 8, (int)length)) is { } unusable) return unusable;
             position += 12 + length;
         }
         return null;

@@ -33,10 +33,8 @@ public static class HeatmapRenderer
     /// row, and one row), and the taps of both directions (4 indices and 4 weights, 48 bytes, per column and per row).
     /// </summary>
     public static long OverlayBytes(int width, int height, int mapHeight) =>
-        3L * width * height + Rented(4L * width * mapHeight) + Rented(4L * width) + BicubicUpsampler.Taps.RentedBytes(width) + BicubicUpsampler.Taps.RentedBytes(height);
-
-    /// <summary>What renting <paramref name="bytes"/> from the shared pools may take: they hand out arrays of a power of two.</summary>
-    internal static long Rented(long bytes) => bytes <= 1 ? bytes : (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)bytes);
+        3L * width * height + sizeof(float) * (BicubicUpsampler.PooledLength((long)width * mapHeight) + BicubicUpsampler.PooledLength(width))
+        + BicubicUpsampler.Taps.RentedBytes(width) + BicubicUpsampler.Taps.RentedBytes(height);
 
     /// <summary>How a PNG is sent in JSON: a data URI of its base64.</summary>
     public const string PngDataUriPrefix = "data:image/png;base64,";

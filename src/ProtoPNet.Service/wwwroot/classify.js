@@ -1,7 +1,7 @@
 // The classify view: an image chosen, dropped, pasted or picked from the model's examples is sent to POST /classify,
 // and the answer is drawn: the prediction, and for each prototype "this part of your image looks like that part of a
 // training image", with its points.
-import { $, el, fmt, fmtWeight, signed, percent, BOX_COLOURS, boxedImage, fetchOk, fetchWithKey, showProblem, clearError } from "./page.js";
+import { $, el, fmt, fmtWeight, signed, percent, BOX_COLOURS, boxedImage, fetchOk, fetchWithKey, showProblem, clearError, whileBusy } from "./page.js";
 import { selectedModel, prototypesOf } from "./models.js";
 import { showClassInGallery } from "./gallery.js";
 
@@ -173,24 +173,21 @@ function showResultInView() {
 /** "Save as a picture": the explanation shown, drawn by the service as one PNG (POST /classify/card), saved as a file. */
 async function saveCard() {
   const shown = state.shown;
-  const button = $("save-card");
-  // aria-disabled, not disabled: a disabled button loses the keyboard's focus.
-  if (!shown || button.getAttribute("aria-disabled") === "true") return;
-  button.setAttribute("aria-disabled", "true");
-  clearError();
-  try {
-    const card = await (await postImage("/classify/card", shown.query, shown.file)).blob();
-    if (state.cardUrl) URL.revokeObjectURL(state.cardUrl);
-    state.cardUrl = URL.createObjectURL(card);
-    const link = el("a", { href: state.cardUrl, download: shown.name, hidden: "" });
-    document.body.append(link);
-    link.click();
-    link.remove();
-  } catch (problem) {
-    showProblem(problem, "The picture cannot be made", "classify");
-  } finally {
-    button.removeAttribute("aria-disabled");
-  }
+  if (!shown) return;
+  await whileBusy($("save-card"), async () => {
+    clearError();
+    try {
+      const card = await (await postImage("/classify/card", shown.query, shown.file)).blob();
+      if (state.cardUrl) URL.revokeObjectURL(state.cardUrl);
+      state.cardUrl = URL.createObjectURL(card);
+      const link = el("a", { href: state.cardUrl, download: shown.name, hidden: "" });
+      document.body.append(link);
+      link.click();
+      link.remove();
+    } catch (problem) {
+      showProblem(problem, "The picture cannot be made", "classify");
+    }
+  });
 }
 
 /** Whether the browser can show the picture at url (none shows TIFF, which the service reads). */

@@ -110,6 +110,20 @@ export function showPendingError(view) {
   showError(pending.title, pending.detail);
 }
 
+/**
+ * Runs <work> with <button> held busy: a second press meanwhile does nothing (a double click would send twice). Held
+ * with aria-disabled, not disabled: a disabled button loses the keyboard's focus.
+ */
+export async function whileBusy(button, work) {
+  if (button.getAttribute("aria-disabled") === "true") return;
+  button.setAttribute("aria-disabled", "true");
+  try {
+    await work();
+  } finally {
+    button.removeAttribute("aria-disabled");
+  }
+}
+
 export function clearError() {
   $("error").hidden = true;
   $("error").replaceChildren();

@@ -1,6 +1,6 @@
 // The training view: with the admin key, submit a training job (a recipe and its data), follow its progress and
 // accuracy curve as it trains, open the model it publishes, and cancel or remove jobs.
-import { $, el, percent, getJson, fetchWithKey, showProblem, clearError, isProblem } from "./page.js";
+import { $, el, percent, getJson, fetchWithKey, showProblem, clearError, isProblem, whileBusy } from "./page.js";
 
 // The admin key lives in sessionStorage: it is sent only to this service, and forgotten when the tab is closed.
 const KEY_STORAGE = "protopnet.adminApiKey";
@@ -129,9 +129,12 @@ const counted = (count, one, many) => `${count} ${count === 1 ? one : many}`;
 
 async function submitTraining(event) {
   event.preventDefault();
+  // One job per press: a double click would queue two.
+  await whileBusy($("training-submit"), submitJob);
+}
+
+async function submitJob() {
   clearError();
-  const submit = $("training-submit");
-  if (submit.getAttribute("aria-disabled") === "true") return;
   // A new job: the link to the last one's model goes until this one publishes its own.
   stopFollowing();
   const body = {
@@ -146,8 +149,6 @@ async function submitTraining(event) {
     body.dataset = folder.dataset;
     body.data = folder.data;
   }
-  // One job per click: a double click would queue two. aria-disabled, not disabled: a disabled button loses the focus.
-  submit.setAttribute("aria-disabled", "true");
   try {
     const response = await adminFetch("/training/jobs", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
@@ -156,8 +157,6 @@ async function submitTraining(event) {
     followJob(response.headers.get("Location"));
   } catch (problem) {
     showProblem(problem, "The job cannot be submitted", "training");
-  } finally {
-    submit.removeAttribute("aria-disabled");
   }
 }
 

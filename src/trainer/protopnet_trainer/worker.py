@@ -268,15 +268,13 @@ class Worker:
     def _check_folders(self) -> None:
         """The folders every job needs, checked at start (and after a job fails): one a volume left unmounted or
         read-only would otherwise fail each queued job in turn for the worker's own fault, and a failed job stays failed."""
-        try:
-            check_writable(self.settings.models)
-        except TrainerError as error:
-            raise WorkerCannotServe(f"--models: {error}") from None
-        if self.settings.runs:
+        for flag, folder in (("--models", self.settings.models), ("--runs", self.settings.runs)):
+            if not folder:
+                continue   # no --runs: the runs go into the jobs folder
             try:
-                check_writable(self.settings.runs)
+                check_writable(folder)
             except TrainerError as error:
-                raise WorkerCannotServe(f"--runs: {error}") from None
+                raise WorkerCannotServe(f"{flag}: {error}") from None
         if self.settings.data_root and not os.path.isdir(self.settings.data_root):
             raise WorkerCannotServe(f"--data-root {self.settings.data_root} is not a folder (a volume not mounted?)")
 
