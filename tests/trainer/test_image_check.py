@@ -2,6 +2,7 @@
 left out with --skip-unreadable-images); what the reader passes over is said; two folders that are one class are
 refused; TIFF orientation is applied once, as the service applies it."""
 import os
+import struct
 import unicodedata
 
 import numpy as np
@@ -12,7 +13,7 @@ from protopnet_trainer.config import TrainConfig
 from protopnet_trainer.data import ImageSet
 from protopnet_trainer.datasets import load_data_source, load_imagefolder
 from protopnet_trainer.errors import TrainerError
-from protopnet_trainer.image_files import open_image
+from protopnet_trainer.image_files import UnreadableImageError, open_image
 
 COLOURS = {"cat": (220, 40, 40), "dog": (40, 40, 220)}
 
@@ -51,6 +52,29 @@ def test_every_unreadable_file_is_named_before_training(tmp_path):
         assert f"{name}: " in message
     assert "or pass --skip-unreadable-images to leave them out" in message
     assert str(tmp_path) not in message
+
+
+def tiff_with_field_type(path, tag, field_type):
+    """A sound RGB TIFF whose `tag` entry is then given another field type (its value bytes kept)."""
+    Image.new("RGB", (24, 16), (200, 100, 50)).save(path)
+    data = bytearray(path.read_bytes())
+    directory = struct.unpack("<I", data[4:8])[0]
+    for entry in range(directory + 2, directory + 2 + 12 * struct.unpack("<H", data[directory:directory + 2])[0], 12):
+        if struct.unpack("<H", data[entry:entry + 2])[0] == tag:
+            data[entry + 2:entry + 4] = struct.pack("<H", field_type)
+    path.write_bytes(bytes(data))
+
+
+def test_a_tiff_field_of_the_wrong_type_is_an_unreadable_file_not_a_crash(tmp_path):
+    # Pillow raises TypeError for StripOffsets given as fractions (RATIONAL) or text (ASCII): a training run ended there.
+    for field_type in (2, 5):
+        tiff_with_field_type(tmp_path / "odd.tif", 273, field_type)
+        with pytest.raises(UnreadableImageError, match="cannot be interpreted as an integer"):
+            open_image(str(tmp_path / "odd.tif"))
+    root = image_folder(tmp_path / "data")
+    tiff_with_field_type(root / "train" / "cat" / "odd.tif", 273, 5)
+    with pytest.raises(TrainerError, match=r"1 of 13 image files cannot be read \(train/cat/odd.tif: "):
+        load_data_source(config(root))
 
 
 def test_a_bad_file_among_the_calibration_holdout_is_found_before_training(tmp_path):

@@ -165,6 +165,8 @@ public sealed class ImageDecoder(ImageLimits limits)
         {
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {corruption}.");
         }
+        // Sound LZW strips ImageSharp reads otherwise than libtiff (a string past the rows, clear codes in a row, codes after the rows), written anew as libtiff decodes them.
+        if (imageFormat is TiffFormat) bytes = TiffLzwRewrite.WithRegularStrips(bytes);
         // A PNG's rows, once its chunks and zlib header are sound: inflated here, since ImageSharp waits forever for an interlaced image's missing rows.
         if (imageFormat is PngFormat && PngRows.FindUnreadable(bytes.Span) is var (rejection, reason))
         {

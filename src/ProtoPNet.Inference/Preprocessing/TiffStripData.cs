@@ -8,12 +8,13 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// lacks black and reports success; Pillow (the trainer's decoder) refuses such a file, so a damaged upload was
 /// classified as the garbage the trainer never saw. Judged here, before decoding: a deflate strip (Compression 8 or
 /// 32946) must give every byte of its rows as libtiff inflates it (with libdeflate, as Debian's Pillow has it, or else
-/// zlib); an uncompressed strip's rows must lie within the file, as Pillow reads them; a compressed image must list a
+/// zlib), and an LZW strip as libtiff decodes it (<see cref="TiffLzwStrip"/>); an uncompressed strip's rows must lie within the file, as Pillow reads them; a compressed image must list a
 /// strip for all its rows, and its strips may not claim far more bytes than the file has; BitsPerSample must give one
 /// value, or one per sample, and at most 64 bits a pixel; an image of several samples must say what they are
 /// (PhotometricInterpretation, which has no default); a Predictor must be one of 1, 2 and 3; the fields that hold one
 /// value (the size, the compression, ...) must give one, and the same one where a repeat would change the pixels; and
-/// there must be strips at all.
+/// there must be strips at all. First of all, a compressed image's layout fields must be of types libtiff reads
+/// (<see cref="TiffFieldTypes"/>).
 /// </summary>
 public static class TiffStripData
 {
@@ -47,10 +48,17 @@ public static class TiffStripData
     public static string? FindCorruption(ReadOnlyMemory<byte> bytes) => FindCorruption(bytes, LibDeflate.IsAvailable);
 
     /// <summary>As <see cref="FindCorruption(ReadOnlyMemory{byte})"/>, with deflate strips judged by libdeflate or, as libtiff does without it, by zlib.</summary>
-    internal static string? FindCorruption(ReadOnlyMemory<byte> bytes, bool withLibDeflate)
+    internal static string? FindCorruption(ReadOnlyMemory<byte> bytes, bool withLibDeflate) => FindCorruption(bytes, withLibDeflate, irregularLzw: null);
+
+    /// <summary>
+    /// As <see cref="FindCorruption(ReadOnlyMemory{byte})"/>; the sound LZW strips ImageSharp would read otherwise than
+    /// libtiff are added to <paramref name="irregularLzw"/> (with where the directory lists the strips).
+    /// </summary>
+    internal static string? FindCorruption(ReadOnlyMemory<byte> bytes, bool withLibDeflate, IrregularLzwStrips? irregularLzw)
     {
         var file = bytes.Span;
         if (TiffDirectory.First(file) is not { } directory) return null;
+        if (TiffFieldTypes.FindUnreadable(file, directory) is { } unreadable) return unreadable;
         var reader = new TiffReader(file, directory.LittleEndian);
         var fields = new Dictionary<ushort, IntegerField>();
         var counts = new Dictionary<ushort, ulong>();
@@ -134,12 +142,12 @@ public static class TiffStripData
         {
             return $"it lists {listed} strips, but its {height} rows, {rowsPerStrip} to a strip, need {stripsNeeded}";
         }
-        if (compression is not (Uncompressed or Deflate or OldDeflate)) return null;
+        if (compression is not (Uncompressed or Lzw or Deflate or OldDeflate)) return null;
         var strips = Math.Min(listed, stripsNeeded);
 
         // libdeflate inflates a whole strip at once, into a buffer of its rows (kept to a size a strip of sound rows has).
         var stripBytes = rowsPerStrip * rowBytes;
-        using var libdeflate = compression != Uncompressed && withLibDeflate && stripBytes <= WholeStripBytes ? new LibDeflate.Decompressor() : null;
+        using var libdeflate = compression is Deflate or OldDeflate && withLibDeflate && stripBytes <= WholeStripBytes ? new LibDeflate.Decompressor() : null;
         // A large strip's buffer is not pooled: the pool would keep it.
         var pooled = stripBytes <= PooledStripBytes;
         var rowsBuffer = libdeflate is null ? null : pooled ? ArrayPool<byte>.Shared.Rent((int)stripBytes) : GC.AllocateUninitializedArray<byte>((int)stripBytes);
@@ -165,6 +173,15 @@ public static class TiffStripData
                 if (!TiffDirectory.Within(start, length, file.Length)) return null;   // the completeness check says so
                 // Read where it lies, not copied: strips may all point at one large region.
                 var data = bytes.Slice((int)start, (int)length);
+                if (compression == Lzw)
+                {
+                    // libtiff decodes every strip the old way when the first is written so; those files are not judged.
+                    if (strip == 0 && TiffLzwStrip.IsOldStyle(data.Span)) return null;
+                    var verdict = TiffLzwStrip.Judge(data.Span, needed);
+                    if (verdict.Damage is not null) return $"its strip {strip} of LZW data {verdict.Damage}";
+                    if (verdict.Irregular && needed <= int.MaxValue) irregularLzw?.Add(offsets, byteCounts, new((int)strip, (int)start, (int)length, (int)needed));
+                    continue;
+                }
                 if (libdeflate is not null)
                 {
                     switch (libdeflate.Inflate(data.Span, rowsBuffer.AsSpan(0, (int)needed)))

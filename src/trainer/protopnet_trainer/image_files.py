@@ -25,8 +25,9 @@ class UnreadableImageError(TrainerError):
 
 
 # What Pillow raises for a damaged file: OSError ("image file is truncated", "cannot identify image file"), and for
-# some formats' broken structures SyntaxError, EOFError or struct.error.
-DECODING_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error)
+# some formats' broken structures SyntaxError, EOFError or struct.error; for TIFF fields of the wrong type (StripOffsets
+# as fractions or text) TypeError, and for values too large for an offset OverflowError (both met by the upload fuzzer).
+DECODING_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, TypeError, OverflowError)
 
 
 def open_image(path: Union[str, BinaryIO], jpeg_draft_size: Optional[Tuple[int, int]] = None) -> Image.Image:

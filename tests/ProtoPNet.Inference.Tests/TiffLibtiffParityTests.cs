@@ -1,0 +1,301 @@
+using ProtoPNet.Inference.Preprocessing;
+using ProtoPNet.Tests.Shared;
+
+namespace ProtoPNet.Inference.Tests;
+
+/// <summary>
+/// Compressed TIFFs are decoded for the trainer by libtiff (under Pillow), which refuses LZW strips and layout fields
+/// that ImageSharp decoded anyway: such files were classified though the trainer cannot open them. Each case here is
+/// judged by the trainer's own <c>open_image</c> on this machine, and the service must say the same.
+/// </summary>
+public class TiffLibtiffParityTests
+{
+    [Fact]
+    public void AnLzwStripLibtiffRefusesIsRefusedAndOneItReadsIsNot()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-lzw-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteLzwFiles, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        (string Name, string? Reason)[] expected =
+        [
+            ("pillow-lzw.tif", null),
+            ("pillow-lzw-predictor.tif", null),
+            ("pillow-lzw-strips.tif", null),
+            ("no-end-code.tif", null),          // the rows are there before the codes run out: libtiff stops at them
+            ("codes-after-rows.tif", null),     // what follows the rows is not decoded
+            ("clear-midway.tif", null),         // the rows end in the middle of a string: libtiff stops there, ImageSharp threw
+            ("clear-twice.tif", null),          // two clear codes in a row: libtiff passes over the second, ImageSharp refused it
+            ("string-past-rows.tif", null),
+            ("no-clear-first.tif", "its strip 0 of LZW data does not begin with a clear code (its first code is "),
+            ("early-end-code.tif", "its strip 0 of LZW data ends (an end code) "),
+            ("unknown-code.tif", "its strip 0 of LZW data uses code 500, which its table does not hold yet"),
+            ("clear-then-table-code.tif", "its strip 0 of LZW data follows a clear code with code 258, which its table does not hold yet"),
+            ("runs-out.tif", "its strip 0 of LZW data runs out of codes after its "),
+            ("second-strip-cut.tif", "its strip 1 of LZW data runs out of codes after its 20 bytes, "),
+        ];
+        foreach (var (name, reason) in expected)
+        {
+            var file = File.ReadAllBytes(Path.Combine(temporary.Path, name));
+            if (reason is null)
+            {
+                Assert.True(verdicts[name].StartsWith("read", StringComparison.Ordinal), $"the trainer should read {name}: {verdicts[name]}");
+                Assert.Null(TiffStripData.FindCorruption(file));
+                // Strips libtiff and ImageSharp read alike pass as they are; the others are written anew.
+                var rewritten = TiffLzwRewrite.WithRegularStrips(file).Length != file.Length;
+                Assert.True(rewritten == name is "clear-midway.tif" or "clear-twice.tif" or "string-past-rows.tif" or "codes-after-rows.tif", $"{name} rewritten: {rewritten}");
+                using var decoded = decoder.Decode(file);
+                Assert.Equal(TrainerPixels(verdicts[name]), RgbBytes(decoded));
+                continue;
+            }
+            Assert.True(verdicts[name].StartsWith("refused", StringComparison.Ordinal), $"the trainer should refuse {name}, and reads it");
+            Assert.StartsWith(reason, TiffStripData.FindCorruption(file));
+            var refusal = Assert.Throws<ImageRejectedException>(() => decoder.Decode(file).Dispose());
+            Assert.StartsWith($"The TIFF image is corrupt: {reason}", refusal.Message);
+        }
+    }
+
+    /// <summary>
+    /// Random damage (bit flips, cuts, bytes set) to one strip of a grey LZW TIFF of six strips: the LZW check refuses a
+    /// file exactly when libtiff does. (ImageSharp itself refuses a few that libtiff reads: those whose last string runs
+    /// past the rows, which libtiff cuts short.)
+    /// </summary>
+    [Fact]
+    public void TheLzwCheckRefusesExactlyTheDamagedStripsLibtiffRefuses()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-lzw-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteRandomDamage, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        var disagreements = new List<string>();
+        foreach (var (name, verdict) in verdicts)
+        {
+            var file = File.ReadAllBytes(Path.Combine(temporary.Path, name));
+            var trainerReads = verdict.StartsWith("read", StringComparison.Ordinal);
+            if (trainerReads != (TiffStripData.FindCorruption(file) is null)) disagreements.Add($"{name}: the trainer {verdict[..Math.Min(verdict.Length, 80)]}");
+            else if (trainerReads && Decoded(decoder, file) is var pixels && !pixels.SequenceEqual(TrainerPixels(verdict))) disagreements.Add($"{name}: other pixels than the trainer's");
+        }
+        Assert.Equal(300, verdicts.Count);
+        // Both kinds are among them, so the comparison means something.
+        Assert.InRange(verdicts.Count(verdict => verdict.Value.StartsWith("read", StringComparison.Ordinal)), 30, 270);
+        Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
+    }
+
+    /// <summary>
+    /// Every layout field of a compressed (LZW) TIFF given as each type libtiff does not read as a number, or with no
+    /// value, is refused exactly when the trainer refuses it; in an uncompressed TIFF, which Pillow reads itself, this
+    /// check refuses only what the trainer refuses too.
+    /// </summary>
+    [Fact]
+    public void ALayoutFieldOfATypeLibtiffCannotReadIsRefusedAsTheTrainerRefusesIt()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-tiff-types-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteFieldTypes, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        var wrong = new List<string>();
+        foreach (var (name, verdict) in verdicts)
+        {
+            var file = File.ReadAllBytes(Path.Combine(temporary.Path, name));
+            var trainerReads = verdict.StartsWith("read", StringComparison.Ordinal);
+            var judged = TiffFieldTypes.FindUnreadable(file, TiffDirectory.First(file)!.Value);
+            if (judged is not null && trainerReads) wrong.Add($"{name}: refused ({judged}), the trainer reads it");
+            if (name.StartsWith("lzw", StringComparison.Ordinal) && !trainerReads && Refusal(decoder, file) is null) wrong.Add($"{name}: decoded, the trainer refuses it");
+        }
+        Assert.True(verdicts.Count > 150, $"only {verdicts.Count} files");
+        Assert.True(wrong.Count == 0, string.Join('\n', wrong));
+        var rowsAsText = File.ReadAllBytes(Path.Combine(temporary.Path, "lzw-278-type-2.tif"));
+        Assert.Equal("The TIFF image is corrupt: its RowsPerStrip field is of type 2 (ASCII), which libtiff, the trainer's TIFF decoder, does not read as a number.",
+            Refusal(decoder, rowsAsText));
+    }
+
+    /// <summary>
+    /// A strip written anew is read by libtiff (the trainer's Pillow) to the very bytes it was written from, and by the
+    /// decoder here: rows long enough to fill the code table many times over (codes of 9 to 12 bits, clear codes when
+    /// it is full), of noise and of runs.
+    /// </summary>
+    [Fact]
+    public void AStripWrittenAnewIsReadBackToTheSameBytesByLibtiffAndHere()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-lzw-");
+        var random = new Random(3);
+        var rows = new byte[512 * 300];
+        for (var at = 0; at < rows.Length; at++) rows[at] = at < rows.Length / 2 ? (byte)random.Next(256) : (byte)(at / 700 % 5 * 50);
+        var strip = TiffLzwStrip.Encode(rows);
+        Assert.Equal(new TiffLzwStrip.Verdict(null, false), TiffLzwStrip.Judge(strip, (ulong)rows.Length));
+        Assert.Equal(rows, TiffLzwStrip.Decode(strip, rows.Length));
+        File.WriteAllBytes(Path.Combine(temporary.Path, "strip"), strip);
+        var answer = Pillow.RunPython(WrapStrip, temporary.Path).Trim().Split(' ');
+        Assert.Equal("read", answer[0]);
+        var tiff = File.ReadAllBytes(Path.Combine(temporary.Path, "strip.tif"));
+        using var decoded = new ImageDecoder(new ImageLimits()).Decode(tiff);
+        var grey = RgbBytes(decoded).Where((_, at) => at % 3 == 0).ToArray();
+        Assert.Equal(rows, Convert.FromHexString(answer[1]));
+        Assert.Equal(rows, grey);
+    }
+
+    /// <summary>The decoded image's bytes, red, green, blue, row by row; or none when it is refused.</summary>
+    private static byte[] Decoded(ImageDecoder decoder, byte[] file)
+    {
+        try
+        {
+            using var decoded = decoder.Decode(file);
+            return RgbBytes(decoded);
+        }
+        catch (ImageRejectedException)
+        {
+            return [];
+        }
+    }
+
+    private static byte[] RgbBytes(DecodedImage decoded)
+    {
+        var bytes = new byte[decoded.Pixels.Width * decoded.Pixels.Height * 3];
+        decoded.Pixels.CopyPixelDataTo(bytes);
+        return bytes;
+    }
+
+    /// <summary>The trainer's pixels from its verdict, "read" and the RGB bytes in hex.</summary>
+    private static byte[] TrainerPixels(string verdict) => Convert.FromHexString(verdict["read ".Length..]);
+
+    private static string? Refusal(ImageDecoder decoder, byte[] file)
+    {
+        try
+        {
+            decoder.Decode(file).Dispose();
+            return null;
+        }
+        catch (ImageRejectedException refusal)
+        {
+            return refusal.Message;
+        }
+    }
+
+    private static Dictionary<string, string> Verdicts(string output) =>
+        output.Trim().Split('\n').Select(line => line.Trim().Split(' ', 2)).ToDictionary(parts => parts[0], parts => parts[1]);
+
+    /// <summary>Python shared by the scripts: LZW codes packed as TIFF writes them, a TIFF of given strips, and the trainer's verdict on every file.</summary>
+    private const string Common = """
+        import os, random, struct, sys
+        from PIL import Image
+        from protopnet_trainer.image_files import UnreadableImageError, open_image
+        folder = sys.argv[1]
+        def path(name): return os.path.join(folder, name)
+        def pack(codes):
+            # Codes most significant bit first, 9 bits wide until the table reaches 511 entries (one early, as TIFF does).
+            out, bits, count, width, free, after_clear = bytearray(), 0, 0, 9, 258, True
+            for code in codes:
+                bits, count = (bits << width) | code, count + width
+                while count >= 8:
+                    out.append((bits >> (count - 8)) & 0xFF)
+                    count -= 8
+                bits &= (1 << count) - 1
+                if code == 256: free, width, after_clear = 258, 9, True
+                elif code == 257: pass
+                elif after_clear: after_clear = False
+                else:
+                    free += 1
+                    if free > (1 << width) - 2 and width < 12: width += 1
+            if count: out.append((bits << (8 - count)) & 0xFF)
+            return bytes(out)
+        def encode(data):
+            table, next_code, codes, word = {bytes([i]): i for i in range(256)}, 258, [256], b""
+            for byte in data:
+                if word + bytes([byte]) in table:
+                    word += bytes([byte])
+                    continue
+                codes.append(table[word])
+                table[word + bytes([byte])] = next_code
+                next_code, word = next_code + 1, bytes([byte])
+            return codes + [table[word], 257]
+        def grey_lzw_tiff(width, height, strips, rows_per_strip):
+            offsets, at = [], 8
+            for strip in strips: offsets.append(at); at += len(strip)
+            directory = at + (at & 1)
+            fields = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, 1, 8), (259, 3, 1, 5), (262, 3, 1, 1), (277, 3, 1, 1), (278, 3, 1, rows_per_strip)]
+            extra, extra_at = bytearray(), directory + 2 + 12 * (len(fields) + 2) + 4
+            def longs(values):
+                if len(values) == 1: return values[0]
+                extra.extend(struct.pack("<%dI" % len(values), *values))
+                return extra_at + len(extra) - 4 * len(values)
+            fields += [(273, 4, len(strips), longs(offsets)), (279, 4, len(strips), longs([len(strip) for strip in strips]))]
+            entries = b"".join(struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)) for tag, kind, count, value in sorted(fields))
+            return b"II*\0" + struct.pack("<I", directory) + b"".join(strips) + b"\0" * (directory - at) + struct.pack("<H", len(fields)) + entries + b"\0\0\0\0" + bytes(extra)
+        def write(name, data): open(path(name), "wb").write(data)
+        def verdicts():
+            for name in sorted(os.listdir(folder)):
+                try:
+                    print(name, "read", open_image(path(name)).tobytes().hex())
+                except UnreadableImageError as error:
+                    print(name, "refused:", error.reason.replace("\n", " "))
+        """;
+
+    private const string WriteLzwFiles = Common + "\n" + """
+        picture = Image.new("RGB", (40, 30))
+        picture.putdata([(x * 6, y * 8, (x * y) % 256) for y in range(30) for x in range(40)])
+        picture.save(path("pillow-lzw.tif"), compression="tiff_lzw")
+        picture.save(path("pillow-lzw-predictor.tif"), compression="tiff_lzw", tiffinfo={317: 2})
+        picture.convert("L").save(path("pillow-lzw-strips.tif"), compression="tiff_lzw", tiffinfo={278: 4})
+        generator = random.Random(1)
+        pixels = bytes(generator.randrange(4) * 60 for _ in range(32 * 20))
+        codes = encode(pixels)
+        def one_strip(name, changed): write(name, grey_lzw_tiff(32, 20, [pack(changed)], 20))
+        one_strip("no-end-code.tif", codes[:-1])
+        one_strip("codes-after-rows.tif", codes[:-1] + [5, 600, 700])
+        one_strip("clear-midway.tif", codes[:6] + [256] + codes[1:])
+        one_strip("clear-twice.tif", [256] + codes)
+        # One grey all along: each string one byte longer than the last, so the one that fills the rows runs past them.
+        write("string-past-rows.tif", grey_lzw_tiff(32, 20, [pack(encode(bytes([90]) * (32 * 20 + 30)))], 20))
+        one_strip("no-clear-first.tif", codes[1:])
+        one_strip("early-end-code.tif", codes[:-3] + [257])
+        one_strip("unknown-code.tif", codes[:5] + [500] + codes[6:])
+        one_strip("clear-then-table-code.tif", [256, 258] + codes[1:])
+        one_strip("runs-out.tif", codes[:len(codes) // 2])
+        strips = [pack(encode(pixels[row * 32:(row + 4) * 32])) for row in range(0, 20, 4)]
+        strips[1] = strips[1][:20]   # of about 90
+        write("second-strip-cut.tif", grey_lzw_tiff(32, 20, strips, 4))
+        verdicts()
+        """;
+
+    private const string WrapStrip = Common + "\n" + """
+        write("strip.tif", grey_lzw_tiff(512, 300, [open(path("strip"), "rb").read()], 300))
+        try:
+            print("read", open_image(path("strip.tif")).convert("L").tobytes().hex())
+        except UnreadableImageError as error:
+            print("refused", error.reason)
+        """;
+
+    private const string WriteRandomDamage = Common + "\n" + """
+        generator = random.Random(7)
+        pixels = bytes(generator.randrange(4) * 60 for _ in range(40 * 24))
+        for case in range(300):
+            strips = [pack(encode(pixels[row * 40:(row + 4) * 40])) for row in range(0, 24, 4)]
+            which = generator.randrange(len(strips))
+            strip = bytearray(strips[which])
+            for _ in range(generator.choice([1, 1, 2, 3])):
+                kind = generator.random()
+                if kind < 0.6: strip[generator.randrange(len(strip))] ^= 1 << generator.randrange(8)
+                elif kind < 0.8: strip = strip[:generator.randrange(1, len(strip))]
+                else: strip[generator.randrange(len(strip))] = generator.choice([0, 0xFF, 0x80, 0x7F])
+            strips[which] = bytes(strip)
+            write(f"damaged-{case:03}.tif", grey_lzw_tiff(40, 24, strips, 4))
+        verdicts()
+        """;
+
+    private const string WriteFieldTypes = Common + "\n" + """
+        picture = Image.new("RGB", (40, 30))
+        picture.putdata([(x * 6, y * 8, (x * y) % 256) for y in range(30) for x in range(40)])
+        picture.save(path("lzw.tif"), compression="tiff_lzw")
+        picture.save(path("raw.tif"))
+        for source in ("lzw", "raw"):
+            data = open(path(source + ".tif"), "rb").read()
+            start = struct.unpack("<I", data[4:8])[0]
+            for entry in range(start + 2, start + 2 + 12 * struct.unpack("<H", data[start:start + 2])[0], 12):
+                tag = struct.unpack("<H", data[entry:entry + 2])[0]
+                if tag not in (256, 257, 258, 259, 273, 277, 278, 279, 284, 338): continue
+                for kind in (0, 2, 5, 7, 10, 11, 12, 13, 16, 17, 18, 65535, "count-0"):
+                    changed = bytearray(data)
+                    if kind == "count-0": changed[entry + 4:entry + 8] = struct.pack("<I", 0)
+                    else: changed[entry + 2:entry + 4] = struct.pack("<H", kind)
+                    write(f"{source}-{tag}-type-{kind}.tif" if kind != "count-0" else f"{source}-{tag}-count-0.tif", bytes(changed))
+            os.remove(path(source + ".tif"))
+        verdicts()
+        """;
+}
