@@ -78,6 +78,36 @@ public class ImageDecoderTests
     }
 
     /// <summary>
+    /// A BMP of 16, 24 or 32 bits per pixel whose header counts palette colours (biClrUsed), which no such image has:
+    /// Pillow passes over the count, ImageSharp refused the file ("Reading the color map would read beyond the bitmap
+    /// offset", a mutation fuzzer's find). It decodes to the pixels of the same file without the count, which the trainer
+    /// reads too; those are the trainer's own, but for 16 bits, where ImageSharp rounds a 5-bit channel to 8 bits and
+    /// Pillow truncates it (one level apart in some pixels, with or without the count).
+    /// </summary>
+    [Theory]
+    [InlineData(24, 17u)]
+    [InlineData(24, 256u)]
+    [InlineData(32, 16u)]
+    [InlineData(16, 257u)]
+    public void AColourCountInABmpOfMoreThan8BitsIsPassedOverAsPillowDoes(int bitsPerPixel, uint coloursUsed)
+    {
+        using var pattern = TestImages.Pattern(7, 5);
+        var uncounted = TestImages.Encode(pattern, new BmpEncoder { BitsPerPixel = (BmpBitsPerPixel)bitsPerPixel });
+        Assert.Equal(bitsPerPixel, BitConverter.ToUInt16(uncounted, 28));
+        var file = (byte[])uncounted.Clone();
+        BitConverter.TryWriteBytes(file.AsSpan(46), coloursUsed);
+        using var temporary = new TemporaryDirectory("protopnet-bmp-colours-");
+        var path = Path.Combine(temporary.Path, "counted.bmp");
+        File.WriteAllBytes(path, file);
+        var trainers = TrainersPixels(path);
+        using var decoded = _decoder.Decode(file);
+        using var withoutCount = _decoder.Decode(uncounted);
+        for (var y = 0; y < 5; y++)
+        for (var x = 0; x < 7; x++) Assert.Equal(withoutCount.Pixels[x, y], decoded.Pixels[x, y]);
+        if (bitsPerPixel != 16) AssertTheTrainersPixels(trainers, decoded, $"{bitsPerPixel} bits, {coloursUsed} colours used");
+    }
+
+    /// <summary>
     /// Whatever lies before a GIF's first image, a file written anew holds one graphic control extension there at most:
     /// a megabyte of stray bytes, or 300 graphic control extensions, cost nothing more (one entry per stray byte let a
     /// 20 MB upload grow a list of hundreds of megabytes).

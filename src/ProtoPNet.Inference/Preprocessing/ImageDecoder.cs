@@ -135,6 +135,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         bytes = TiffStrips.WithRowsPerStripClamped(bytes);     // a RowsPerStrip beyond the height, which sized its buffer
         bytes = TiffDefaults.WithDefaults(bytes);              // no BitsPerSample, or no PhotometricInterpretation for one sample, which it refused
         bytes = JpegFillBytes.Without(bytes);                  // fill bytes before the first scan, which it refused
+        bytes = BmpColourCount.WithoutColourCount(bytes);      // a count of palette colours in a BMP of more than 8 bits, which it refused
         bytes = GifBlocks.WithoutStrayBlocks(bytes);           // stray bytes before a GIF's first image, which it refused
         bytes = GifScreen.WithFirstFrameInside(bytes);         // a first frame past the GIF's screen, which it refused
         bytes = WebpRiff.WithoutTrailingBytes(bytes);          // bytes after a WebP's container, which it read and refused
