@@ -80,9 +80,7 @@ public class ImageDecoderTests
     /// <summary>
     /// A BMP of 16, 24 or 32 bits per pixel whose header counts palette colours (biClrUsed), which no such image has:
     /// Pillow passes over the count, ImageSharp refused the file ("Reading the color map would read beyond the bitmap
-    /// offset", a mutation fuzzer's find). It decodes to the pixels of the same file without the count, which the trainer
-    /// reads too; those are the trainer's own, but for 16 bits, where ImageSharp rounds a 5-bit channel to 8 bits and
-    /// Pillow truncates it (one level apart in some pixels, with or without the count).
+    /// offset", a mutation fuzzer's find). It decodes to the trainer's pixels, as the same file without the count does.
     /// </summary>
     [Theory]
     [InlineData(24, 17u)]
@@ -104,7 +102,37 @@ public class ImageDecoderTests
         using var withoutCount = _decoder.Decode(uncounted);
         for (var y = 0; y < 5; y++)
         for (var x = 0; x < 7; x++) Assert.Equal(withoutCount.Pixels[x, y], decoded.Pixels[x, y]);
-        if (bitsPerPixel != 16) AssertTheTrainersPixels(trainers, decoded, $"{bitsPerPixel} bits, {coloursUsed} colours used");
+        AssertTheTrainersPixels(trainers, decoded, $"{bitsPerPixel} bits, {coloursUsed} colours used");
+    }
+
+    /// <summary>
+    /// Every level of a 16-bit BMP's channels, 555 (the default and its masks) and 565, decodes to the trainer's value:
+    /// Pillow widens level v of max to v * 255 / max rounded down, ImageSharp repeats its bits (a 5-bit 16 was 132 here,
+    /// 131 to the trainer).
+    /// </summary>
+    [Fact]
+    public void EveryLevelOfA16BitBmpDecodesToTheTrainersValue()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-bmp16-");
+        Pillow.RunPython("""
+            import os, struct, sys
+            def bmp(name, pixels, masks):
+                row = b"".join(struct.pack("<H", pixel) for pixel in pixels)
+                row += bytes(-len(row) % 4)
+                header = struct.pack("<IiiHHIIiiII", 40, len(pixels), 1, 1, 16, 3 if masks else 0, len(row), 2835, 2835, 0, 0)
+                masks = struct.pack("<III", *masks) if masks else b""
+                start = 14 + len(header) + len(masks)
+                open(os.path.join(sys.argv[1], name), "wb").write(b"BM" + struct.pack("<IHHI", start + len(row), 0, 0, start) + header + masks + row)
+            bmp("555.bmp", [v << 10 | v << 5 | v for v in range(32)], None)
+            bmp("555-masks.bmp", [v << 10 | (31 - v) << 5 | v for v in range(32)], (0x7C00, 0x3E0, 0x1F))
+            bmp("565.bmp", [(v >> 1) << 11 | v << 5 | (v >> 1) for v in range(64)], (0xF800, 0x7E0, 0x1F))
+            """, temporary.Path);
+        foreach (var name in new[] { "555.bmp", "555-masks.bmp", "565.bmp" })
+        {
+            var path = Path.Combine(temporary.Path, name);
+            using var decoded = _decoder.Decode(File.ReadAllBytes(path));
+            AssertTheTrainersPixels(TrainersPixels(path), decoded, name);
+        }
     }
 
     /// <summary>

@@ -1,0 +1,60 @@
+using System.Buffers.Binary;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace ProtoPNet.Inference.Preprocessing;
+
+/// <summary>
+/// A 16-bit BMP's 5- and 6-bit channels widened to 8 bits as Pillow (the trainer's decoder) widens them: level v of
+/// max becomes v * 255 / max, rounded down. ImageSharp repeats the level's bits (v &lt;&lt; 3 | v &gt;&gt; 2 for 5
+/// bits), so about half the levels came out one higher than the trainer saw them (a 5-bit 16 is 131 to Pillow, 132 to
+/// ImageSharp). Its decoded levels are mapped back.
+/// </summary>
+public static class BmpSixteenBitLevels
+{
+    private const int InfoHeaderAt = 14, BitCountAt = 28, CompressionAt = 30, GreenMaskAt = 58;
+    private const uint Uncompressed = 0, Bitfields = 3;
+
+    private static readonly byte[] FiveBits = PillowLevels(5), SixBits = PillowLevels(6);
+
+    /// <summary>How many bits a 16-bit BMP's green has (5: the default 555, or 555 masks; 6: 565 masks); null for any other file.</summary>
+    public static int? GreenBits(ReadOnlySpan<byte> file)
+    {
+        if (file.Length < GreenMaskAt + 4 || file[0] != 'B' || file[1] != 'M') return null;
+        if (BinaryPrimitives.ReadUInt32LittleEndian(file[InfoHeaderAt..]) < 40 || BinaryPrimitives.ReadUInt16LittleEndian(file[BitCountAt..]) != 16) return null;
+        return BinaryPrimitives.ReadUInt32LittleEndian(file[CompressionAt..]) switch
+        {
+            Uncompressed => 5,
+            // The only masks Pillow reads (BmpPixelData refuses others).
+            Bitfields => BinaryPrimitives.ReadUInt32LittleEndian(file[GreenMaskAt..]) switch { 0x7E0 => 6, 0x3E0 => 5, _ => null },
+            _ => null,
+        };
+    }
+
+    /// <summary>Maps ImageSharp's levels of a 16-bit BMP, decoded in <paramref name="image"/>, to Pillow's.</summary>
+    public static void AsPillow(Image<Rgba32> image, int greenBits)
+    {
+        var green = greenBits == 6 ? SixBits : FiveBits;
+        image.ProcessPixelRows(rows =>
+        {
+            for (var y = 0; y < rows.Height; y++)
+            {
+                foreach (ref var pixel in rows.GetRowSpan(y))
+                {
+                    pixel.R = FiveBits[pixel.R];
+                    pixel.G = green[pixel.G];
+                    pixel.B = FiveBits[pixel.B];
+                }
+            }
+        });
+    }
+
+    /// <summary>For each 8-bit value ImageSharp gives a level of <paramref name="bits"/> bits (its bits repeated), Pillow's (v * 255 / max, rounded down).</summary>
+    private static byte[] PillowLevels(int bits)
+    {
+        var max = (1 << bits) - 1;
+        var levels = Enumerable.Range(0, 256).Select(value => (byte)value).ToArray();
+        for (var level = 0; level <= max; level++) levels[level << (8 - bits) | level >> (2 * bits - 8)] = (byte)(level * 255 / max);
+        return levels;
+    }
+}
