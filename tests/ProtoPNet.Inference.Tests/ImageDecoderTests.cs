@@ -136,6 +136,33 @@ public class ImageDecoderTests
     }
 
     /// <summary>
+    /// A GIF whose LZW minimum code size is 0 (1-bit codes that never widen: a clear code 1, an end code 2, and one
+    /// colour): Pillow reads one whose codes give every pixel, and refuses one whose codes end before them; the service
+    /// decoded the second (a fuzzer's find: a real GIF's code size changed to 0), its pixels garbage.
+    /// </summary>
+    [Fact]
+    public void AGifOfCodeSize0IsJudgedAsPillowJudgesIt()
+    {
+        // One colour on 1,280 pixels: a few dozen bytes of codes, read as 1-bit codes, give a pixel for each 0 bit, far fewer.
+        using var plain = new Image<Rgba32>(40, 32, new Rgba32(200, 30, 30));
+        var real = TestImages.Encode(plain, new GifEncoder());
+        var at = GifBlocks.FirstImageDescriptor(real) ?? throw new Xunit.Sdk.XunitException("no image descriptor");
+        var changed = (byte[])real.Clone();
+        changed[at + 10 + GifBlocks.ColourTableBytes(real[at + 9])] = 0;
+        // Two pixels of colour 0: a clear code, two literals 0 and the end code, a bit each but the end's two.
+        byte[] whole = [.. "GIF89a"u8, 2, 0, 1, 0, 0x80, 0, 0, 0, 0, 0, 255, 255, 255, 0x2C, 0, 0, 0, 0, 2, 0, 1, 0, 0, 0, 1, 0b1001, 0, 0x3B];
+        using var temporary = new TemporaryDirectory("protopnet-gif-size0-");
+        File.WriteAllBytes(Path.Combine(temporary.Path, "changed.gif"), changed);
+        File.WriteAllBytes(Path.Combine(temporary.Path, "whole.gif"), whole);
+
+        var refusal = Assert.Throws<ImageRejectedException>(() => _decoder.Decode(changed).Dispose());
+        Assert.StartsWith("The GIF image is truncated: its first frame's LZW data gives ", refusal.Message);
+        Assert.Throws<InvalidOperationException>(() => TrainersPixels(Path.Combine(temporary.Path, "changed.gif")));
+        using var decoded = _decoder.Decode(whole);
+        AssertTheTrainersPixels(TrainersPixels(Path.Combine(temporary.Path, "whole.gif")), decoded, "a GIF of code size 0");
+    }
+
+    /// <summary>
     /// Whatever lies before a GIF's first image, a file written anew holds one graphic control extension there at most:
     /// a megabyte of stray bytes, or 300 graphic control extensions, cost nothing more (one entry per stray byte let a
     /// 20 MB upload grow a list of hundreds of megabytes).
