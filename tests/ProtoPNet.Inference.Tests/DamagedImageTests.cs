@@ -33,6 +33,7 @@ public class DamagedImageTests
         ("masks-444.bmp", "The BMP image is corrupt: its 16-bit colour masks are not one of the layouts the trainer's Pillow reads"),
         ("two-bits.bmp", "The BMP image is corrupt: its header declares 2 bits per pixel, a depth the trainer's Pillow does not read."),
         ("compression-6.bmp", "The BMP image is corrupt: its compression 6 is not one the trainer's Pillow reads"),
+        ("header-16.bmp", "The BMP image is corrupt: its info header of 16 bytes (OS/2 2.x's short one) is of a kind the trainer's Pillow does not read."),
         ("start.jpg", "The JPEG image is corrupt: its start-of-image marker (FF D8) is followed by byte 00 where the next marker (FF) must begin."),
         ("hidden.gif", "The GIF image is corrupt: its blocks reach the trailer (3B) at byte "),
         ("cut-partition.webp", "The WebP image is corrupt: libwebp, the decoder Pillow uses, cannot decode its image data."),
@@ -452,6 +453,8 @@ public class DamagedImageTests
         open(path("two-bits.bmp"), "wb").write(bmp(2, 0, 4, bytes(16)))
         def compression_6(data): data[30:34] = struct.pack("<I", 6)
         damaged("rgb565.bmp", "compression-6.bmp", compression_6)
+        def short_header(data): data[14:18] = struct.pack("<I", 16)   # OS/2 2.x's 16-byte header: width, height, planes, bits
+        damaged("rgb.bmp", "header-16.bmp", short_header)
 
         picture.save(path("photo.jpg"), quality=90)
         def stray_byte(data): data[2] = 0   # where the first marker after start-of-image begins
