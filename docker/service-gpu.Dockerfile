@@ -29,10 +29,11 @@ FROM ${PUBLISHED} AS published
 
 FROM nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04 AS runtime
 # libturbojpeg and libwebp7: JPEG and WebP uploads decoded with libjpeg-turbo and libwebp, as Pillow does in the
-# trainer; libdeflate0: a TIFF's deflate strips judged as libtiff inflates them; ca-certificates: HTTPS calls out (an
+# trainer; libwebpdemux2: a WebP's container judged as Pillow opens it; libdeflate0: a TIFF's deflate strips judged as
+# libtiff inflates them; ca-certificates: HTTPS calls out (an
 # OpenTelemetry collector), as in the CPU image.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libturbojpeg libwebp7 libdeflate0 \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libturbojpeg libwebp7 libwebpdemux2 libdeflate0 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 1654 app \
  && useradd --uid 1654 --gid 1654 --create-home --no-log-init app

@@ -33,10 +33,10 @@ FROM ${PUBLISHED} AS published
 FROM debian:12-slim AS runtime
 # ca-certificates (and with it OpenSSL) for HTTPS calls out, e.g. to an OTLP collector; libturbojpeg0 and libwebp7 to
 # decode JPEG and WebP uploads with libjpeg-turbo and libwebp, as Pillow does in the trainer (the same pixels, and the
-# same refusals of damaged files; ImageSharp's JPEG pixels differ by a step in a few); libdeflate0 to judge a TIFF's
-# deflate strips as libtiff in Pillow inflates them.
+# same refusals of damaged files; ImageSharp's JPEG pixels differ by a step in a few); libwebpdemux2 to judge a WebP's
+# container as Pillow opens it; libdeflate0 to judge a TIFF's deflate strips as libtiff in Pillow inflates them.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libturbojpeg0 libwebp7 libdeflate0 \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libturbojpeg0 libwebp7 libwebpdemux2 libdeflate0 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 1654 app \
  && useradd --uid 1654 --gid 1654 --create-home --no-log-init app

@@ -21,7 +21,7 @@ stages_begin "$results_dir"
 
 apt_packages=(python3-torch python3-torchvision python3-onnx python3-tqdm python3-matplotlib
               python3-pytest python3-pil dataset-fashion-mnist
-              libturbojpeg0 libwebp7 libdeflate0  # the service decodes JPEGs and WebPs and judges TIFF strips with Pillow's libraries
+              libturbojpeg0 libwebp7 libwebpdemux2 libdeflate0  # the service decodes JPEGs and WebPs and judges WebP containers and TIFF strips with Pillow's libraries
               chromium)  # headless browser for the web page tests (driven by Playwright, never downloaded by it)
 run_stage debian-packages "" 0 scripts/install_debian_packages.sh "${apt_packages[@]}"
 

@@ -33,6 +33,7 @@ public class DamagedImageTests
         ("masks-444.bmp", "The BMP image is corrupt: its 16-bit colour masks are not one of the layouts the trainer's Pillow reads"),
         ("two-bits.bmp", "The BMP image is corrupt: its header declares 2 bits per pixel, a depth the trainer's Pillow does not read."),
         ("compression-6.bmp", "The BMP image is corrupt: its compression 6 is not one the trainer's Pillow reads"),
+        ("anim-twice.webp", "The WebP image is corrupt: libwebp's demuxer, with which Pillow opens every WebP, refuses its container"),
         ("header-16.bmp", "The BMP image is corrupt: its info header of 16 bytes (OS/2 2.x's short one) is of a kind the trainer's Pillow does not read."),
         ("start.jpg", "The JPEG image is corrupt: its start-of-image marker (FF D8) is followed by byte 00 where the next marker (FF) must begin."),
         ("hidden.gif", "The GIF image is corrupt: its blocks reach the trailer (3B) at byte "),
@@ -78,7 +79,7 @@ public class DamagedImageTests
         ("ramp-1-bit.bmp", "The BMP image is corrupt: its palette of 300 colours is more than the 2 a 1-bit picture can use."),
     ];
 
-    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "empty-comment.gif", "photo.webp",
+    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "empty-comment.gif", "photo.webp", "animation.webp",
         "strips.tif", "rle8-absolute.bmp", "rle4-absolute.bmp", "rle4-short-absolute.bmp", "rle8-delta.bmp", "one-fill.jpg",
         "long-stream.tif", "palette.bmp", "raw-predictor.tif", "grey-ramp.bmp", "cut-1.tif",
         "rows-twice.tif", "no-count.tif", "empty-first-idat.png", "bytewise-idat.png", "palette-769.png", "extra-byte-bad-checksum.png", "two-frame-controls.png"];
@@ -91,6 +92,7 @@ public class DamagedImageTests
             .ToDictionary(parts => parts[0], parts => parts[1]);
         var decoder = new ImageDecoder(new ImageLimits());
         Assert.True(LibWebp.IsAvailable, LibWebp.Description);
+        Assert.True(LibWebpDemux.IsAvailable, LibWebpDemux.Description);
         Assert.True(LibDeflate.IsAvailable, LibDeflate.Description);
 
         foreach (var name in Sound)
@@ -506,6 +508,13 @@ public class DamagedImageTests
             data[16:20] = struct.pack("<I", keep)
             data[4:8] = struct.pack("<I", len(data) - 8)
         damaged("photo.webp", "cut-partition.webp", cut_partition)
+        # An animation whose ANIM chunk is repeated, its RIFF size left as it was (14 bytes short of its chunks, a fuzzer's
+        # find): libwebp's demuxer, through which Pillow opens every WebP, refuses the container; the frames here read on.
+        picture.save(path("animation.webp"), save_all=True, append_images=[picture.rotate(90)], duration=100)
+        def anim_twice(data):
+            at = data.index(b"ANIM")
+            data[at:at] = data[at:at + 8 + struct.unpack("<I", data[at + 4:at + 8])[0]]
+        damaged("animation.webp", "anim-twice.webp", anim_twice)
 
         # Deflate strips as an older writer marks them (Compression 32946), one of them broken.
         damaged("deflate-stream.tif", "old-deflate-stream.tif", set_tiff_value(259, 32946))

@@ -140,6 +140,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         bytes = GifScreen.WithFirstFrameInside(bytes);         // a first frame past the GIF's screen, which it refused
         bytes = WebpRiff.WithoutTrailingBytes(bytes);          // bytes after a WebP's container, which it read and refused
         // An animated WebP: its first frame is decoded as a still, then put on the animation's canvas, whose size is judged.
+        var container = bytes;
         var animation = WebpFirstFrame.Find(bytes.Span);
         if (animation is not null)
         {
@@ -165,6 +166,11 @@ public sealed class ImageDecoder(ImageLimits limits)
         if (FindCorruption(bytes, imageFormat) is { } corruption)
         {
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {corruption}.");
+        }
+        // Pillow opens every WebP, still or animated, through libwebp's demuxer, which refuses containers the decoders here read past.
+        if (imageFormat is WebpFormat && LibWebpDemux.FindCorruption(container) is { } badContainer)
+        {
+            throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {badContainer}.");
         }
         // Sound LZW strips ImageSharp reads otherwise than libtiff (a string past the rows, clear codes in a row, codes after the rows), written anew as libtiff decodes them.
         if (imageFormat is TiffFormat) bytes = TiffLzwRewrite.WithRegularStrips(bytes);

@@ -29,6 +29,8 @@ public sealed class ModelLoadingService(ModelRegistry registry, SessionFactory s
         else logger.LogWarning("JPEG uploads are decoded by {JpegDecoder:l}: install libturbojpeg0 for the trainer's pixels", TurboJpeg.Description);
         if (LibWebp.IsAvailable) logger.LogInformation("WebP uploads are decoded by {WebpDecoder:l}", LibWebp.Description);
         else logger.LogWarning("WebP uploads are decoded by {WebpDecoder:l}: install libwebp7 for the trainer's pixels", LibWebp.Description);
+        if (LibWebpDemux.IsAvailable) logger.LogInformation("WebP containers are judged by {WebpDemuxer:l}", LibWebpDemux.Description);
+        else logger.LogWarning("WebP containers are judged by {WebpDemuxer:l}: install libwebpdemux2 to refuse the ones Pillow refuses", LibWebpDemux.Description);
         if (LibDeflate.IsAvailable) logger.LogInformation("TIFF deflate strips are judged by {TiffInflater:l}", LibDeflate.Description);
         else logger.LogWarning("TIFF deflate strips are judged by {TiffInflater:l}: install libdeflate0 to refuse the damaged ones Pillow refuses", LibDeflate.Description);
         return Task.CompletedTask;
