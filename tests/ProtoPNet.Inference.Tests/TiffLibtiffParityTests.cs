@@ -26,30 +26,39 @@ public class TiffLibtiffParityTests
             ("clear-midway.tif", null),         // the rows end in the middle of a string: libtiff stops there, ImageSharp threw
             ("clear-twice.tif", null),          // two clear codes in a row: libtiff passes over the second, ImageSharp refused it
             ("string-past-rows.tif", null),
+            ("table-past-4096.tif", null),      // libtiff's table holds 5,119 entries, ImageSharp's 4,096
+            ("last-strip-no-end-code.tif", null), // ImageSharp read on past a short last strip without an end code
+            ("fill-order-2.tif", null),         // bits stored least significant first: libtiff reverses them, so does TiffFillOrder
             ("no-clear-first.tif", "its strip 0 of LZW data does not begin with a clear code (its first code is "),
             ("early-end-code.tif", "its strip 0 of LZW data ends (an end code) "),
             ("unknown-code.tif", "its strip 0 of LZW data uses code 500, which its table does not hold yet"),
             ("clear-then-table-code.tif", "its strip 0 of LZW data follows a clear code with code 258, which its table does not hold yet"),
             ("runs-out.tif", "its strip 0 of LZW data runs out of codes after its "),
             ("second-strip-cut.tif", "its strip 1 of LZW data runs out of codes after its 20 bytes, "),
+            ("fill-order-2-cut.tif", "its strip 0 of LZW data runs out of codes after its "),
         ];
         foreach (var (name, reason) in expected)
         {
-            var file = File.ReadAllBytes(Path.Combine(temporary.Path, name));
+            var upload = File.ReadAllBytes(Path.Combine(temporary.Path, name));
+            // As the decoder reads it (strips stored least significant bit first, reversed first: fill-order-2*.tif).
+            var file = TiffFillOrder.WithMostSignificantBitFirst(upload).ToArray();
+            Assert.Equal(name.StartsWith("fill-order-2", StringComparison.Ordinal), !file.AsSpan().SequenceEqual(upload));
             if (reason is null)
             {
                 Assert.True(verdicts[name].StartsWith("read", StringComparison.Ordinal), $"the trainer should read {name}: {verdicts[name]}");
                 Assert.Null(TiffStripData.FindCorruption(file));
                 // Strips libtiff and ImageSharp read alike pass as they are; the others are written anew.
-                var rewritten = TiffLzwRewrite.WithRegularStrips(file).Length != file.Length;
-                Assert.True(rewritten == name is "clear-midway.tif" or "clear-twice.tif" or "string-past-rows.tif" or "codes-after-rows.tif", $"{name} rewritten: {rewritten}");
-                using var decoded = decoder.Decode(file);
-                Assert.Equal(TrainerPixels(verdicts[name]), RgbBytes(decoded));
+                var irregular = new IrregularLzwStrips();
+                Assert.Null(TiffStripData.FindCorruption(file, withLibDeflate: true, irregular));
+                var rewritten = TiffLzwRewrite.WithRegularStrips(file, irregular).Length != file.Length;
+                Assert.True(rewritten == name is "clear-midway.tif" or "clear-twice.tif" or "string-past-rows.tif" or "codes-after-rows.tif"
+                    or "no-end-code.tif" or "table-past-4096.tif" or "last-strip-no-end-code.tif", $"{name} rewritten: {rewritten}");
+                Assert.True(TrainerPixels(verdicts[name]).SequenceEqual(Decoded(decoder, upload)), $"{name}: {Refusal(decoder, upload) ?? "other pixels than the trainer's"}");
                 continue;
             }
             Assert.True(verdicts[name].StartsWith("refused", StringComparison.Ordinal), $"the trainer should refuse {name}, and reads it");
             Assert.StartsWith(reason, TiffStripData.FindCorruption(file));
-            var refusal = Assert.Throws<ImageRejectedException>(() => decoder.Decode(file).Dispose());
+            var refusal = Assert.Throws<ImageRejectedException>(() => decoder.Decode(upload).Dispose());
             Assert.StartsWith($"The TIFF image is corrupt: {reason}", refusal.Message);
         }
     }
@@ -102,7 +111,7 @@ public class TiffLibtiffParityTests
         Assert.True(verdicts.Count > 150, $"only {verdicts.Count} files");
         Assert.True(wrong.Count == 0, string.Join('\n', wrong));
         var rowsAsText = File.ReadAllBytes(Path.Combine(temporary.Path, "lzw-278-type-2.tif"));
-        Assert.Equal("The TIFF image is corrupt: its RowsPerStrip field is of type 2 (ASCII), which libtiff, the trainer's TIFF decoder, does not read as a number.",
+        Assert.Equal("The TIFF image is corrupt: its RowsPerStrip field is of type 2 (ASCII), which the trainer's TIFF decoder does not read as a number.",
             Refusal(decoder, rowsAsText));
     }
 
@@ -205,11 +214,11 @@ public class TiffLibtiffParityTests
                 table[word + bytes([byte])] = next_code
                 next_code, word = next_code + 1, bytes([byte])
             return codes + [table[word], 257]
-        def grey_lzw_tiff(width, height, strips, rows_per_strip):
+        def grey_lzw_tiff(width, height, strips, rows_per_strip, bits=8, more_fields=()):
             offsets, at = [], 8
             for strip in strips: offsets.append(at); at += len(strip)
             directory = at + (at & 1)
-            fields = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, 1, 8), (259, 3, 1, 5), (262, 3, 1, 1), (277, 3, 1, 1), (278, 3, 1, rows_per_strip)]
+            fields = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, 1, bits), (259, 3, 1, 5), (262, 3, 1, 1), (277, 3, 1, 1), (278, 3, 1, rows_per_strip), *more_fields]
             extra, extra_at = bytearray(), directory + 2 + 12 * (len(fields) + 2) + 4
             def longs(values):
                 if len(values) == 1: return values[0]
@@ -251,6 +260,28 @@ public class TiffLibtiffParityTests
         strips = [pack(encode(pixels[row * 32:(row + 4) * 32])) for row in range(0, 20, 4)]
         strips[1] = strips[1][:20]   # of about 90
         write("second-strip-cut.tif", grey_lzw_tiff(32, 20, strips, 4))
+        # Noise encoded without a clear code once the table is full (12-bit codes up to 4095, no more entries): libtiff's
+        # decoder adds entries on to 5,118 and reads it, ImageSharp's table ended at 4,096.
+        noise = bytes(generator.randrange(256) for _ in range(64 * 70))
+        table, next_code, unbroken, word = {bytes([i]): i for i in range(256)}, 258, [256], b""
+        for byte in noise:
+            if word + bytes([byte]) in table:
+                word += bytes([byte])
+                continue
+            unbroken.append(table[word])
+            if next_code < 4096: table[word + bytes([byte])] = next_code
+            next_code, word = next_code + 1, bytes([byte])
+        unbroken += [table[word], 257]
+        assert 3900 < len(unbroken) < 4800, len(unbroken)
+        write("table-past-4096.tif", grey_lzw_tiff(64, 70, [pack(unbroken)], 70))
+        # A last strip of 2 rows (of 4) without its end code; the strips before it have theirs.
+        strips = [pack(encode(pixels[row * 32:(row + 4) * 32])) for row in range(0, 20, 4)] + [pack(encode(pixels[:64])[:-1])]
+        write("last-strip-no-end-code.tif", grey_lzw_tiff(32, 22, strips, 4))
+        # A bilevel image whose strip's bytes are stored least significant bit first (FillOrder 2).
+        bilevel = bytes(generator.randrange(256) for _ in range(4 * 16))
+        reversed_bits = bytes(int(f"{byte:08b}"[::-1], 2) for byte in pack(encode(bilevel)))
+        write("fill-order-2.tif", grey_lzw_tiff(32, 16, [reversed_bits], 16, bits=1, more_fields=[(266, 3, 1, 2)]))
+        write("fill-order-2-cut.tif", grey_lzw_tiff(32, 16, [reversed_bits[:len(reversed_bits) // 2]], 16, bits=1, more_fields=[(266, 3, 1, 2)]))
         verdicts()
         """;
 
@@ -290,11 +321,19 @@ public class TiffLibtiffParityTests
             for entry in range(start + 2, start + 2 + 12 * struct.unpack("<H", data[start:start + 2])[0], 12):
                 tag = struct.unpack("<H", data[entry:entry + 2])[0]
                 if tag not in (256, 257, 258, 259, 273, 277, 278, 279, 284, 338): continue
-                for kind in (0, 2, 5, 7, 10, 11, 12, 13, 16, 17, 18, 65535, "count-0"):
+                kind_was, count = struct.unpack("<HI", data[entry + 2:entry + 8])
+                for kind in (0, 1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 18, 65535, "count-0"):
                     changed = bytearray(data)
                     if kind == "count-0": changed[entry + 4:entry + 8] = struct.pack("<I", 0)
                     else: changed[entry + 2:entry + 4] = struct.pack("<H", kind)
                     write(f"{source}-{tag}-type-{kind}.tif" if kind != "count-0" else f"{source}-{tag}-count-0.tif", bytes(changed))
+                # The same value written whole as an 8-byte integer (LONG8, SLONG8) after the file's end.
+                if count == 1 and kind_was in (3, 4):
+                    value = struct.unpack("<H" if kind_was == 3 else "<I", data[entry + 8:entry + (10 if kind_was == 3 else 12)])[0]
+                    for kind in (16, 17):
+                        changed = bytearray(data) + struct.pack("<q", value)
+                        changed[entry + 2:entry + 12] = struct.pack("<HII", kind, 1, len(data))
+                        write(f"{source}-{tag}-whole-{kind}.tif", bytes(changed))
             os.remove(path(source + ".tif"))
         verdicts()
         """;

@@ -134,6 +134,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         bytes = PngImageData.WithShortFirstChunkMerged(bytes); // a first IDAT of 0 or 1 bytes, which it refused
         bytes = TiffStrips.WithRowsPerStripClamped(bytes);     // a RowsPerStrip beyond the height, which sized its buffer
         bytes = TiffDefaults.WithDefaults(bytes);              // no BitsPerSample, or no PhotometricInterpretation for one sample, which it refused
+        bytes = TiffFillOrder.WithMostSignificantBitFirst(bytes); // LZW or deflate strips stored least significant bit first, which it misread
         bytes = JpegFillBytes.Without(bytes);                  // fill bytes before the first scan, which it refused
         bytes = BmpColourCount.WithoutColourCount(bytes);      // a count of palette colours in a BMP of more than 8 bits, which it refused
         bytes = GifBlocks.WithoutStrayBlocks(bytes);           // stray bytes before a GIF's first image, which it refused
@@ -163,7 +164,8 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missing}.");
         }
         // ImageSharp decodes on through damage Pillow refuses: such a file is refused rather than classified as the garbage the trainer never saw.
-        if (FindCorruption(bytes, imageFormat) is { } corruption)
+        var irregularLzw = imageFormat is TiffFormat ? new IrregularLzwStrips() : null;
+        if (FindCorruption(bytes, imageFormat, irregularLzw) is { } corruption)
         {
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {corruption}.");
         }
@@ -173,7 +175,7 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {badContainer}.");
         }
         // Sound LZW strips ImageSharp reads otherwise than libtiff (a string past the rows, clear codes in a row, codes after the rows), written anew as libtiff decodes them.
-        if (imageFormat is TiffFormat) bytes = TiffLzwRewrite.WithRegularStrips(bytes);
+        if (irregularLzw is not null) bytes = TiffLzwRewrite.WithRegularStrips(bytes, irregularLzw);
         // A PNG's rows, once its chunks and zlib header are sound: inflated here, since ImageSharp waits forever for an interlaced image's missing rows.
         if (imageFormat is PngFormat && PngRows.FindUnreadable(bytes.Span) is var (rejection, reason))
         {
@@ -225,9 +227,9 @@ public sealed class ImageDecoder(ImageLimits limits)
     }
 
     /// <summary>What is damaged in a whole file that the decoder would decode anyway (one sentence), or null.</summary>
-    private static string? FindCorruption(ReadOnlyMemory<byte> file, IImageFormat format) => format switch
+    private static string? FindCorruption(ReadOnlyMemory<byte> file, IImageFormat format, IrregularLzwStrips? irregularLzw) => format switch
     {
-        TiffFormat => TiffStripData.FindCorruption(file),
+        TiffFormat => TiffStripData.FindCorruption(file, LibDeflate.IsAvailable, irregularLzw),
         PngFormat => PngChecksums.FindCorruption(file.Span),
         BmpFormat => BmpPixelData.FindCorruption(file.Span),
         JpegFormat => JpegSignature.FindCorruption(file.Span),

@@ -1,12 +1,13 @@
 namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
-/// Whether the fields that lay out a compressed TIFF's pixels are of types libtiff reads. Pillow hands every compressed
-/// TIFF to libtiff, which refuses the whole directory when its size, samples, compression, strips or planar
-/// configuration are given as text, fractions, floats, undefined bytes, a sub-directory offset (an IFD), a type TIFF
-/// does not define, the 8-byte integers outside BigTIFF, or no values at all; ImageSharp read many such fields as
-/// integers anyway, so the service classified files the trainer cannot open. (Pillow reads an uncompressed TIFF itself, and some of these with
-/// it, so those are left to the decoder.) Measured against Debian's Pillow 9.4 and libtiff 4.5, type by type.
+/// Whether the fields that lay out a TIFF's pixels are of types the trainer's decoder reads. Pillow reads the size, the
+/// samples and the compression itself, and no number from a BYTE or SLONG8 field; and it hands every compressed TIFF to
+/// libtiff, which refuses the whole directory when its size, samples, compression, strips or planar configuration are
+/// given as text, fractions, floats, undefined bytes, a sub-directory offset (an IFD), a type TIFF does not define, or
+/// no values at all. ImageSharp read many such fields as integers anyway, so the service classified files the trainer
+/// cannot open. (Pillow reads an uncompressed TIFF's strips itself, and some of these with it, so those are left to the
+/// decoder.) Measured against Debian's Pillow 9.4 and libtiff 4.5, type by type.
 /// </summary>
 internal static class TiffFieldTypes
 {
@@ -16,14 +17,14 @@ internal static class TiffFieldTypes
     /// <summary>The fields libtiff must read for the layout, by name; a wrong type in any of them ends its reading of the directory.</summary>
     private static readonly Dictionary<ushort, string> LayoutFields = new()
     {
-        [ImageWidth] = "ImageWidth", [ImageLength] = "ImageLength", [258] = "BitsPerSample", [Compression] = "Compression", [273] = "StripOffsets",
-        [277] = "SamplesPerPixel", [278] = "RowsPerStrip", [279] = "StripByteCounts", [284] = "PlanarConfiguration", [338] = "ExtraSamples",
+        [ImageWidth] = "ImageWidth", [ImageLength] = "ImageLength", [BitsPerSample] = "BitsPerSample", [Compression] = "Compression", [273] = "StripOffsets",
+        [SamplesPerPixel] = "SamplesPerPixel", [278] = "RowsPerStrip", [279] = "StripByteCounts", [284] = "PlanarConfiguration", [338] = "ExtraSamples",
     };
 
     /// <summary>The layout fields libtiff refuses when they give no value (an empty Compression, StripByteCounts or ExtraSamples it passes over).</summary>
-    private static readonly HashSet<ushort> ValueRequired = [ImageWidth, ImageLength, 258, 277, 278, 284];
+    private static readonly HashSet<ushort> ValueRequired = [ImageWidth, ImageLength, BitsPerSample, SamplesPerPixel, 278, 284];
 
-    /// <summary>What is unreadable to libtiff in the directory (part of a sentence), or null.</summary>
+    /// <summary>What is unreadable to the trainer's decoder in the directory (part of a sentence), or null.</summary>
     public static string? FindUnreadable(ReadOnlySpan<byte> file, TiffDirectory directory)
     {
         var reader = new TiffReader(file, directory.LittleEndian);
@@ -32,13 +33,15 @@ internal static class TiffFieldTypes
         {
             var entry = directory.Entry(e);
             var tag = reader.U16(entry);
+            var type = reader.U16(entry + 2);
             // An image without its width or height Pillow cannot identify, compressed or not.
             if (tag is ImageWidth or ImageLength && directory.CountOf(reader, entry) == 0) return $"its {LayoutFields[tag]} field gives no value";
-            if (tag != Compression || compressed is not null) continue;
-            var type = reader.U16(entry + 2);
-            // A compression of text, fractions or floats Pillow cannot read either, compressed or not.
-            if (KnownNonInteger(type) is { } name && type != Ifd) return Refusal(Compression, type, name);
-            compressed = CompressionOf(reader, directory, entry, file.Length) != Uncompressed;
+            // Pillow itself reads these five as numbers, compressed or not: BYTE values it reads as bytes, and SLONG8
+            // (or a compression of text, fractions or floats) it does not read at all.
+            if (PillowReadsAsNumbers.Contains(tag) && PillowType(tag, type) is { } pillowType) return Refusal(tag, type, pillowType);
+            if (tag == Compression && KnownNonInteger(type) is { } name && type != Ifd) return Refusal(Compression, type, name);
+            // A compression of SLONG8 Pillow passes over, and reads the strips itself, as uncompressed ones.
+            if (tag == Compression && compressed is null) compressed = type != SignedLong8 && (FirstValue(reader, directory, entry) ?? Uncompressed) != Uncompressed;
         }
         if (compressed is not true) return null;
         for (var e = 0; e < directory.Entries; e++)
@@ -47,19 +50,43 @@ internal static class TiffFieldTypes
             var tag = reader.U16(entry);
             if (!LayoutFields.TryGetValue(tag, out var field)) continue;
             var type = reader.U16(entry + 2);
-            if (NotAnInteger(type, directory.Big) is { } name) return Refusal(tag, type, name);
+            if (NotAnInteger(type) is { } name) return Refusal(tag, type, name);
             if (directory.CountOf(reader, entry) == 0 && ValueRequired.Contains(tag)) return $"its {field} field gives no value";
+            // libtiff reads these as SHORT or LONG values whatever their type, and refuses one out of that range (an
+            // 8-byte value, or a negative one).
+            if (MaxValues.TryGetValue(tag, out var max) && !(tag == Compression && type == SignedLong8) && FirstValue(reader, directory, entry) is { } value && value > max)
+            {
+                return $"its {field} field's value is out of the range libtiff reads it in (0 to {max})";
+            }
         }
         return null;
     }
 
-    private const ushort ImageWidth = 256, ImageLength = 257, Ifd = 13;
+    private const ushort ImageWidth = 256, ImageLength = 257, BitsPerSample = 258, SamplesPerPixel = 277, RowsPerStrip = 278, Ifd = 13;
+    private const ushort Byte = 1, SignedLong8 = 17;
 
-    /// <summary>What a type is when libtiff reads no integer from it (part of a sentence); null for BYTE, SHORT, LONG, their signed kinds, and LONG8 and SLONG8 in BigTIFF.</summary>
-    private static string? NotAnInteger(ushort type, bool big) => type switch
+    /// <summary>The fields Pillow's own reading of the directory needs as numbers (the size, the samples and the compression).</summary>
+    private static readonly HashSet<ushort> PillowReadsAsNumbers = [ImageWidth, ImageLength, BitsPerSample, Compression, SamplesPerPixel];
+
+    /// <summary>The largest value libtiff reads in a layout field: a SHORT's, or for the size and the rows per strip a LONG's.</summary>
+    private static readonly Dictionary<ushort, ulong> MaxValues = new()
     {
-        1 or 3 or 4 or 6 or 8 or 9 => null,
-        16 or 17 => big ? null : "an 8-byte integer, which only BigTIFF has",
+        [ImageWidth] = uint.MaxValue, [ImageLength] = uint.MaxValue, [RowsPerStrip] = uint.MaxValue,
+        [BitsPerSample] = ushort.MaxValue, [Compression] = ushort.MaxValue, [SamplesPerPixel] = ushort.MaxValue, [284] = ushort.MaxValue, [338] = ushort.MaxValue,
+    };
+
+    /// <summary>Why Pillow reads no number from a field of this type (part of a sentence); null when it does. (A compression of SLONG8 it passes over.)</summary>
+    private static string? PillowType(ushort tag, ushort type) => (tag, type) switch
+    {
+        (_, Byte) => "BYTE, which Pillow reads as bytes",
+        (not Compression, SignedLong8) => "SLONG8, a type Pillow does not know",
+        _ => null,
+    };
+
+    /// <summary>What a type is when libtiff reads no integer from it (part of a sentence); null for BYTE, SHORT, LONG, LONG8 and their signed kinds.</summary>
+    private static string? NotAnInteger(ushort type) => type switch
+    {
+        1 or 3 or 4 or 6 or 8 or 9 or 16 or 17 => null,
         _ => KnownNonInteger(type) ?? "no type TIFF defines",
     };
 
@@ -76,12 +103,32 @@ internal static class TiffFieldTypes
     };
 
     private static string Refusal(ushort tag, ushort type, string typeName) =>
-        $"its {LayoutFields[tag]} field is of type {type} ({typeName}), which libtiff, the trainer's TIFF decoder, does not read as a number";
+        $"its {LayoutFields[tag]} field is of type {type} ({typeName}), which the trainer's TIFF decoder does not read as a number";
 
-    /// <summary>The first value of a Compression field, an IFD's offset read as the LONG it is (Pillow reads it so); 1, uncompressed, when there is none.</summary>
-    private static ulong CompressionOf(TiffReader reader, TiffDirectory directory, int entry, int fileLength)
+    /// <summary>
+    /// The first value of a field of any integer type, signed ones too (libtiff reads those; an IFD's offset Pillow reads
+    /// as the LONG it is), a negative one wrapped past 2^63 (out of any range); null when it has none, or none that lies
+    /// in the file.
+    /// </summary>
+    private static ulong? FirstValue(TiffReader reader, TiffDirectory directory, int entry)
     {
-        if (reader.U16(entry + 2) == Ifd) return directory.CountOf(reader, entry) == 0 ? Uncompressed : reader.U32(directory.ValueField(entry));
-        return directory.IntegerFieldAt(reader, entry, fileLength) is { } field ? reader.Value(field.At, 0, field.Type) : Uncompressed;
+        var type = reader.U16(entry + 2);
+        var size = type switch { 1 or 6 => 1, 3 or 8 => 2, 4 or 9 or Ifd => 4, 16 or 17 => 8, _ => 0 };
+        var count = directory.CountOf(reader, entry);
+        if (size == 0 || count == 0) return null;
+        long at = directory.ValueField(entry);
+        // Values that do not fit in the entry lie at the offset it holds instead.
+        if (count > (ulong)(directory.ValueSize / size)) at = (long)(directory.Big ? reader.U64(at) : reader.U32(at));
+        if (at < 0 || at > reader.Length - size) return null;
+        return type switch
+        {
+            1 => reader.U8(at),
+            6 => (ulong)(sbyte)reader.U8(at),
+            3 => reader.U16(at),
+            8 => (ulong)(short)reader.U16(at),
+            4 or Ifd => reader.U32(at),
+            9 => (ulong)(int)reader.U32(at),
+            _ => reader.U64(at),
+        };
     }
 }

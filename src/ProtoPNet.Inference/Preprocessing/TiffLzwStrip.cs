@@ -14,8 +14,11 @@ internal static class TiffLzwStrip
     private const int Clear = 256, EndOfInformation = 257, FirstFree = 258;
     private const int MinBits = 9, MaxBits = 12;
 
-    /// <summary>libtiff's table has 1024 entries more than 12-bit codes reach, for old files; past them, only a clear code or the end may follow.</summary>
+    /// <summary>libtiff's table has 1,023 entries beyond the 4,096 that 12-bit codes reach, for old files; past them, only a clear code or the end may follow.</summary>
     private const int TableSize = (1 << MaxBits) - 1 + 1024;
+
+    /// <summary>ImageSharp's table ends at the 4,096 entries 12-bit codes reach: it throws on a strip that adds more without a clear code.</summary>
+    private const int ImageSharpTableSize = 1 << MaxBits;
 
     /// <summary>What libtiff makes of a strip: what stops it before the rows (part of a sentence), or null; and whether ImageSharp would read the strip otherwise.</summary>
     public readonly record struct Verdict(string? Damage, bool Irregular);
@@ -86,6 +89,7 @@ internal static class TiffLzwStrip
             // A code is either in the table, or the very entry it is about to add (the string before it and its own first byte).
             if (code > free) return new($"uses code {code}, which its table does not hold yet", irregular);
             lengths[free] = (ushort)(lengths[old] + 1);
+            irregular |= free >= ImageSharpTableSize;
             if (decoding)
             {
                 prefixes[free] = (ushort)old;
@@ -124,7 +128,7 @@ internal static class TiffLzwStrip
     public static byte[] Encode(ReadOnlySpan<byte> rows)
     {
         var writer = new CodeWriter(rows.Length);
-        var table = new Dictionary<int, int>();
+        var table = new StringTable();
         var free = FirstFree;
         writer.Write(Clear);
         if (rows.IsEmpty)
@@ -135,14 +139,13 @@ internal static class TiffLzwStrip
         int current = rows[0];
         foreach (var next in rows[1..])
         {
-            var key = current << 8 | next;
-            if (table.TryGetValue(key, out var longer))
+            if (table.Find(current, next) is var longer and >= 0)
             {
                 current = longer;
                 continue;
             }
             writer.Write(current);
-            table[key] = free++;
+            table.Add(current, next, free++);
             current = next;
             Grow(ref free, writer, table);
         }
@@ -154,7 +157,7 @@ internal static class TiffLzwStrip
     }
 
     /// <summary>After an entry is added: codes a bit wider once the table needs them, or a clear code when it is full.</summary>
-    private static void Grow(ref int free, CodeWriter writer, Dictionary<int, int> table)
+    private static void Grow(ref int free, CodeWriter writer, StringTable table)
     {
         if (free == (1 << MaxBits) - 2)
         {
@@ -167,6 +170,41 @@ internal static class TiffLzwStrip
         {
             writer.Width++;
         }
+    }
+
+    /// <summary>
+    /// The encoder's strings, a code and a byte to the longer string's code: open addressing in arrays of 8,192 slots (at
+    /// most 3,836 strings between clear codes), emptied by starting a new generation rather than by clearing them.
+    /// </summary>
+    private sealed class StringTable
+    {
+        private const int Slots = 1 << 13;
+        private readonly int[] _keys = new int[Slots];
+        private readonly short[] _codes = new short[Slots];
+        private readonly int[] _generations = new int[Slots];
+        private int _generation = 1;
+
+        public int Find(int prefix, int next)
+        {
+            var key = prefix << 8 | next;
+            for (var slot = Hash(key); _generations[slot] == _generation; slot = (slot + 1) & (Slots - 1))
+            {
+                if (_keys[slot] == key) return _codes[slot];
+            }
+            return -1;
+        }
+
+        public void Add(int prefix, int next, int code)
+        {
+            var key = prefix << 8 | next;
+            var slot = Hash(key);
+            while (_generations[slot] == _generation) slot = (slot + 1) & (Slots - 1);
+            (_keys[slot], _codes[slot], _generations[slot]) = (key, (short)code, _generation);
+        }
+
+        public void Clear() => _generation++;
+
+        private static int Hash(int key) => (int)((uint)(key * -1640531535) >> 19);
     }
 
     /// <summary>The last entry added before codes grow a bit wider (libtiff widens them one entry early, as every TIFF writer does).</summary>
@@ -202,8 +240,12 @@ internal static class TiffLzwStrip
             return code;
         }
 
-        /// <summary>Whether, once the rows are there, the strip ends (an end code, or no whole code left) rather than going on with codes ImageSharp would decode too.</summary>
-        public bool EndsAfterRows() => Next() is null or EndOfInformation;
+        /// <summary>
+        /// Whether, once the rows are there, an end code follows. ImageSharp decodes on until one: codes after the rows
+        /// it decodes too, and from a strip without an end code it reads on into the bytes after it (a short last strip
+        /// fills only part of its buffer), where it throws.
+        /// </summary>
+        public bool EndsAfterRows() => Next() is EndOfInformation;
     }
 
     /// <summary>Codes of a given width, most significant bit first, into a growing buffer.</summary>

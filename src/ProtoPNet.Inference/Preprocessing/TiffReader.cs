@@ -7,6 +7,9 @@ internal readonly ref struct TiffReader(ReadOnlySpan<byte> file, bool littleEndi
 {
     private readonly ReadOnlySpan<byte> _file = file;
 
+    public int Length => _file.Length;
+
+    public byte U8(long at) => _file[(int)at];
     public ushort U16(long at) => littleEndian ? BinaryPrimitives.ReadUInt16LittleEndian(_file[(int)at..]) : BinaryPrimitives.ReadUInt16BigEndian(_file[(int)at..]);
     public uint U32(long at) => littleEndian ? BinaryPrimitives.ReadUInt32LittleEndian(_file[(int)at..]) : BinaryPrimitives.ReadUInt32BigEndian(_file[(int)at..]);
     public ulong U64(long at) => littleEndian ? BinaryPrimitives.ReadUInt64LittleEndian(_file[(int)at..]) : BinaryPrimitives.ReadUInt64BigEndian(_file[(int)at..]);

@@ -22,7 +22,9 @@ public static class TiffStripData
         SamplesPerPixel = 277, RowsPerStrip = 278, StripByteCounts = 279, PlanarConfiguration = 284,
         Photometric = 262, Predictor = 317;
 
-    private const ushort TileOffsets = 324, YCbCrSubsampling = 530;
+    private const ushort TileOffsets = 324, YCbCrSubsampling = 530, FillOrder = 266;
+
+    private const ulong LeastSignificantBitFirst = 2;
 
     private const ulong YCbCr = 6;
 
@@ -45,14 +47,12 @@ public static class TiffStripData
     };
 
     /// <summary>What is wrong with the first image's strips (one sentence), or null (also when the directory is one this check does not read).</summary>
-    public static string? FindCorruption(ReadOnlyMemory<byte> bytes) => FindCorruption(bytes, LibDeflate.IsAvailable);
-
-    /// <summary>As <see cref="FindCorruption(ReadOnlyMemory{byte})"/>, with deflate strips judged by libdeflate or, as libtiff does without it, by zlib.</summary>
-    internal static string? FindCorruption(ReadOnlyMemory<byte> bytes, bool withLibDeflate) => FindCorruption(bytes, withLibDeflate, irregularLzw: null);
+    public static string? FindCorruption(ReadOnlyMemory<byte> bytes) => FindCorruption(bytes, LibDeflate.IsAvailable, irregularLzw: null);
 
     /// <summary>
-    /// As <see cref="FindCorruption(ReadOnlyMemory{byte})"/>; the sound LZW strips ImageSharp would read otherwise than
-    /// libtiff are added to <paramref name="irregularLzw"/> (with where the directory lists the strips).
+    /// As <see cref="FindCorruption(ReadOnlyMemory{byte})"/>, with deflate strips judged by libdeflate or, as libtiff
+    /// does without it, by zlib; the sound LZW strips ImageSharp would read otherwise than libtiff are added to
+    /// <paramref name="irregularLzw"/> (for <see cref="TiffLzwRewrite"/>, in the same pass).
     /// </summary>
     internal static string? FindCorruption(ReadOnlyMemory<byte> bytes, bool withLibDeflate, IrregularLzwStrips? irregularLzw)
     {
@@ -143,6 +143,9 @@ public static class TiffStripData
             return $"it lists {listed} strips, but its {height} rows, {rowsPerStrip} to a strip, need {stripsNeeded}";
         }
         if (compression is not (Uncompressed or Lzw or Deflate or OldDeflate)) return null;
+        // libtiff reverses the bits of each byte of a strip written least significant bit first before it decodes it
+        // (TiffFillOrder does so for LZW and deflate before this check): others are not judged here.
+        if (compression != Uncompressed && One(reader, fields, FillOrder) == LeastSignificantBitFirst) return null;
         var strips = Math.Min(listed, stripsNeeded);
 
         // libdeflate inflates a whole strip at once, into a buffer of its rows (kept to a size a strip of sound rows has).
@@ -179,7 +182,7 @@ public static class TiffStripData
                     if (strip == 0 && TiffLzwStrip.IsOldStyle(data.Span)) return null;
                     var verdict = TiffLzwStrip.Judge(data.Span, needed);
                     if (verdict.Damage is not null) return $"its strip {strip} of LZW data {verdict.Damage}";
-                    if (verdict.Irregular && needed <= int.MaxValue) irregularLzw?.Add(offsets, byteCounts, new((int)strip, (int)start, (int)length, (int)needed));
+                    if (verdict.Irregular) irregularLzw?.Add(directory, offsets, byteCounts, new((int)strip, (int)start, (int)length, needed));
                     continue;
                 }
                 if (libdeflate is not null)

@@ -25,9 +25,13 @@ class UnreadableImageError(TrainerError):
 
 
 # What Pillow raises for a damaged file: OSError ("image file is truncated", "cannot identify image file"), and for
-# some formats' broken structures SyntaxError, EOFError or struct.error; for TIFF fields of the wrong type (StripOffsets
-# as fractions or text) TypeError, and for values too large for an offset OverflowError (both met by the upload fuzzer).
-DECODING_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, TypeError, OverflowError)
+# some formats' broken structures SyntaxError, EOFError or struct.error.
+DECODING_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error)
+
+# What Pillow also raises, while it opens or decodes, for fields of the wrong type or size (a TIFF's StripOffsets given
+# as fractions or text, an offset past what a file position holds; met by the upload fuzzer). Caught only around
+# Pillow's own steps, so that the same errors from the trainer's code after them stay the faults they are.
+PILLOW_FIELD_ERRORS = (TypeError, OverflowError)
 
 
 def open_image(path: Union[str, BinaryIO], jpeg_draft_size: Optional[Tuple[int, int]] = None) -> Image.Image:
@@ -36,9 +40,7 @@ def open_image(path: Union[str, BinaryIO], jpeg_draft_size: Optional[Tuple[int, 
     given (see jpeg_draft_scale), EXIF orientation applied and transparency composited over white, so training and
     serving see the same pixels."""
     try:
-        with Image.open(path) as picture:
-            if jpeg_draft_size is not None:
-                decode_at_draft_scale(picture, jpeg_draft_size, path)
+        with decoded(path, jpeg_draft_size) as picture:
             return flatten_over_white(eight_bit(upright(picture)))
     except Image.DecompressionBombError as error:
         reason = f"too large to decode: {error}"
@@ -51,6 +53,26 @@ def open_image(path: Union[str, BinaryIO], jpeg_draft_size: Optional[Tuple[int, 
         else:
             reason = (str(error).replace(f" {str(path)!r}", "") if isinstance(path, str) else str(error)) or type(error).__name__
         raise UnreadableImageError(f"cannot decode image {path}: {reason}", path, reason) from None
+
+
+def decoded(path: Union[str, BinaryIO], jpeg_draft_size: Optional[Tuple[int, int]]) -> Image.Image:
+    """The file opened and its pixels decoded (a JPEG at its draft scale), Pillow's field errors as ValueErrors; the
+    caller closes the picture (it is a context manager)."""
+    try:
+        picture = Image.open(path)
+    except PILLOW_FIELD_ERRORS as error:
+        raise ValueError(f"{type(error).__name__}: {error}") from error
+    try:
+        if jpeg_draft_size is not None:
+            decode_at_draft_scale(picture, jpeg_draft_size, path)
+        try:
+            picture.load()
+        except PILLOW_FIELD_ERRORS as error:
+            raise ValueError(f"{type(error).__name__}: {error}") from error
+    except BaseException:
+        picture.close()
+        raise
+    return picture
 
 
 def upright(picture: Image.Image) -> Image.Image:
