@@ -13,7 +13,7 @@ namespace ProtoPNet.Service.Models;
 /// <see cref="VersionPolicy"/> decides which versions load and serve, and the new catalog is swapped in at once; removed versions are retired and disposed once their running requests finish
 /// (<see cref="ModelLease"/>).
 /// </summary>
-public sealed class ModelRegistry(
+public sealed partial class ModelRegistry(
     IOptions<ModelsOptions> options, BundleScanner scanner, VersionPolicy policy, StrategySelector strategies, SessionFactory sessionFactory,
     IHostEnvironment environment, IOptions<BatchingOptions> batching, InferenceRequests inferenceRequests, ServiceMetrics metrics,
     ILogger<ModelRegistry> logger) : IDisposable
@@ -132,116 +132,26 @@ public sealed class ModelRegistry(
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var folders = scanner.FindBundleDirectories(Root);
-        var directories = folders.Bundles;
         // A loaded version whose folder is gone stops taking requests now, not after the loads below (a version to fill
         // Models:LoadedVersions may take seconds): rolling back a bad version is deleting it.
         var before = Catalog;
         var (current, gone) = RetireDeleted(before, folders);
-        var loadedByDirectory = current.Served.Keys.ToDictionary(b => b.Directory, StringComparer.Ordinal);
-
-        // A folder that cannot be read now (its permissions changed) is not a deleted one: what was loaded from it
-        // serves on as it was loaded, rather than take a model off the air.
-        var kept = current.Served.Keys.Where(b => folders.IsUnreadable(b.Directory)).ToList();
-        var added = new List<ModelBundle>();
-        // Measured as each new version loads: a version whose batches do not run is refused like any bad bundle.
-        var chosen = new Dictionary<ModelBundle, ExecutionStrategy>();
-        var refused = new List<RefusedBundle>();
-        var newlyRefused = new List<RefusedBundle>(refusedBefore);
-        var retiredMeanwhile = new List<ModelBundle>();
-        var lastLook = Stopwatch.StartNew();   // the pass began by looking (and taking off those gone then)
-
-        // A version rolled back (its folder deleted) while a load takes seconds is taken off before that load ends:
-        // between the measurement's runs, and between loads.
-        void RetireDeletedMeanwhile()
-        {
-            // A root gone altogether is for the scan's own look at its end (which says so once), not for a warning here at every look.
-            if (lastLook.Elapsed < LookForDeletionsEvery || !Directory.Exists(Root)) return;
-            lastLook.Restart();
-            try
-            {
-                retiredMeanwhile.AddRange(RetireDeleted(Catalog, scanner.FindBundleDirectories(Root)).Gone);
-            }
-            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
-            {
-                // The root cannot be listed right now: the scan's own look at its end decides.
-            }
-        }
-
+        var pass = new ScanPass(this, scanner, strategies, logger, current, folders, loadedBefore, refusedBefore, stopping);
         try
         {
-            foreach (var family in directories.GroupBy(ModelOf, StringComparer.Ordinal))
+            foreach (var family in folders.Bundles.GroupBy(ModelOf, StringComparer.Ordinal))
             {
-                policy.LoadVersions(family.Key, family, directory =>
-                {
-                    // Deleted since this pass listed it, while others loaded: neither loaded nor kept (the pass is made again).
-                    if (!Directory.Exists(directory)) return false;
-                    if (loadedByDirectory.TryGetValue(directory, out var existing))
-                    {
-                        // A shutdown loads nothing more, but takes nothing off the air either.
-                        if (!Rewritten(existing) || stopping.IsCancellationRequested)
-                        {
-                            kept.Add(existing);
-                            return true;
-                        }
-                        // Versions are immutable; one whose folder was rewritten in place would serve the old graph
-                        // with the new pictures. It is loaded anew (or refused) and the old one retired.
-                        logger.LogWarning("The folder of {Model}@{Version} was rewritten after it was loaded (its model.json or its graph changed; a version's folder should never change): loading it again from {Directory}",
-                            existing.Name, existing.Version, directory);
-                    }
-                    if (stopping.IsCancellationRequested) return false;
-                    if (loadedBefore.Remove(directory, out var earlier))
-                    {
-                        if (!Rewritten(earlier.Bundle))
-                        {
-                            added.Add(earlier.Bundle);
-                            chosen[earlier.Bundle] = earlier.Strategy;
-                            return true;
-                        }
-                        earlier.Bundle.Dispose();   // deleted and published anew between the passes: loaded again below
-                    }
-                    RetireDeletedMeanwhile();
-                    ModelBundle? bundle;
-                    RefusedBundle? refusal;
-                    bool isNewRefusal;
-                    try
-                    {
-                        bundle = scanner.TryLoad(family.Key, directory, loaded => chosen[loaded] = strategies.Choose(loaded, stopping, RetireDeletedMeanwhile),
-                            out refusal, out isNewRefusal, stopping, reloadsALoadedVersion: existing is not null);
-                    }
-                    catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-                    {
-                        if (existing is null) return false;
-                        kept.Add(existing);
-                        return true;
-                    }
-                    if (bundle is not null)
-                    {
-                        added.Add(bundle);
-                        return true;
-                    }
-                    if (refusal is null) return false;   // still settling (a copy in progress): neither loaded nor refused yet
-                    refused.Add(refusal);
-                    if (isNewRefusal) newlyRefused.Add(refusal);
-                    if (existing is null) return false;
-                    // Rewritten into something that does not load (a copy half done, an edit gone wrong): the copy loaded
-                    // before serves on, as for a folder that cannot be read, rather than take the version (or the
-                    // whole model, if it is the only one) off the air.
-                    if (isNewRefusal)
-                    {
-                        logger.LogError("The rewritten folder of {Model}@{Version} does not load ({Reason}): the copy loaded at {LoadedUtc:u} serves on until {Directory} holds a version that loads, or is removed",
-                            existing.Name, existing.Version, refusal.Reason, existing.LoadedUtc, directory);
-                    }
-                    kept.Add(existing);
-                    return true;
-                });
+                policy.LoadVersions(family.Key, family, directory => pass.LoadVersion(family.Key, directory));
             }
         }
         catch
         {
             // A fault past the load checks: the versions loaded by this scan are not served, so they are let go here.
-            foreach (var bundle in added) bundle.Dispose();
+            foreach (var bundle in pass.Added) bundle.Dispose();
             throw;
         }
+        var (kept, added, chosen, refused, newlyRefused, retiredMeanwhile) =
+            (pass.Kept, pass.Added, pass.Chosen, pass.Refused, pass.NewlyRefused, pass.RetiredMeanwhile);
         if (!lastPass && !stopping.IsCancellationRequested && (retiredMeanwhile.Count > 0 || (added.Count > 0 && WentAwayMeanwhile(added.Concat(kept)))))
         {
             foreach (var bundle in added) loadedBefore[bundle.Directory] = (bundle, chosen[bundle]);
