@@ -34,7 +34,9 @@ public class DamagedImageTests
         ("two-bits.bmp", "The BMP image is corrupt: its header declares 2 bits per pixel, a depth the trainer's Pillow does not read."),
         ("compression-6.bmp", "The BMP image is corrupt: its compression 6 is not one the trainer's Pillow reads"),
         ("anim-twice.webp", "The WebP image is corrupt: libwebp's demuxer, with which Pillow opens every WebP, refuses its container"),
-        ("header-16.bmp", "The BMP image is corrupt: its info header of 16 bytes (OS/2 2.x's short one) is of a kind the trainer's Pillow does not read."),
+        ("header-16.bmp", "The BMP image is corrupt: its info header of 16 bytes is of a kind the trainer's Pillow does not read (it reads 12, 40, 64, 108, 124)."),
+        ("header-52.bmp", "The BMP image is corrupt: its info header of 52 bytes is of a kind the trainer's Pillow does not read"),
+        ("header-110.bmp", "The BMP image is corrupt: its info header of 110 bytes is of a kind the trainer's Pillow does not read"),
         ("start.jpg", "The JPEG image is corrupt: its start-of-image marker (FF D8) is followed by byte 00 where the next marker (FF) must begin."),
         ("hidden.gif", "The GIF image is corrupt: its blocks reach the trailer (3B) at byte "),
         ("cut-partition.webp", "The WebP image is corrupt: libwebp, the decoder Pillow uses, cannot decode its image data."),
@@ -457,6 +459,12 @@ public class DamagedImageTests
         damaged("rgb565.bmp", "compression-6.bmp", compression_6)
         def short_header(data): data[14:18] = struct.pack("<I", 16)   # OS/2 2.x's 16-byte header: width, height, planes, bits
         damaged("rgb.bmp", "header-16.bmp", short_header)
+        # Adobe's 52-byte header, and one between version 4's and 5's: ImageSharp read both.
+        def header_of(size):
+            def change(data): data[14:18] = struct.pack("<I", size)
+            return change
+        damaged("rgb.bmp", "header-52.bmp", header_of(52))
+        damaged("rgb.bmp", "header-110.bmp", header_of(110))
 
         picture.save(path("photo.jpg"), quality=90)
         def stray_byte(data): data[2] = 0   # where the first marker after start-of-image begins

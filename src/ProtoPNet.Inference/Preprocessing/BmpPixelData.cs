@@ -4,8 +4,8 @@ namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
 /// Whether a BMP's header and pixel data say something a reader can follow. ImageSharp decodes on where Pillow (the
-/// trainer's decoder) refuses, so a damaged upload was classified while the trainer could not read it: OS/2 2.x's
-/// 16-byte info header, a bit depth no BMP has (or 2, which Pillow does not read), a compression past 5, a palette of more than 65536 colours, red, green and
+/// trainer's decoder) refuses, so a damaged upload was classified while the trainer could not read it: an info header
+/// of another size than Pillow reads, a bit depth no BMP has (or 2, which Pillow does not read), a compression past 5, a palette of more than 65536 colours, red, green and
 /// blue masks (BITFIELDS) that overlap, leave gaps or reach past the pixel's bits, or that are not one of the layouts
 /// Pillow reads, and RLE data that gives
 /// fewer pixels than the header declares (ImageSharp leaves the rest black; Pillow follows the runs as here and
@@ -13,7 +13,10 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// </summary>
 public static class BmpPixelData
 {
-    private const uint MaxPaletteColours = 65536, OS2ShortHeader = 16;
+    private const uint MaxPaletteColours = 65536;
+
+    /// <summary>The info headers Pillow 9.4 reads: OS/2's 12-byte core header, Windows' 40, OS/2 2.x's 64, and version 4's and 5's.</summary>
+    private static readonly uint[] PillowHeaderSizes = [12, 40, 64, 108, 124];
     private const uint Rle8 = 1, Rle4 = 2, Bitfields = 3, EmbeddedJpeg = 4, EmbeddedPng = 5;
 
     /// <summary>What is wrong with the header or the RLE data (one sentence), or null (also for a header this check does not read).</summary>
@@ -21,8 +24,11 @@ public static class BmpPixelData
     {
         if (file.Length < 54 || file[0] != 'B' || file[1] != 'M') return null;
         var headerSize = BinaryPrimitives.ReadUInt32LittleEndian(file[14..]);
-        // OS/2 2.x's short header, which ImageSharp reads: Pillow reads the 12-byte core header and those of 40 bytes on.
-        if (headerSize == OS2ShortHeader) return $"its info header of {OS2ShortHeader} bytes (OS/2 2.x's short one) is of a kind the trainer's Pillow does not read";
+        // ImageSharp reads others too (OS/2 2.x's short 16 bytes, Adobe's 52 and 56, sizes between 108 and 124).
+        if (!PillowHeaderSizes.Contains(headerSize))
+        {
+            return $"its info header of {headerSize} bytes is of a kind the trainer's Pillow does not read (it reads {string.Join(", ", PillowHeaderSizes)})";
+        }
         if (headerSize < 40) return null;   // the OS/2 core header: no compression, no masks
         var width = BinaryPrimitives.ReadInt32LittleEndian(file[18..]);
         var height = Math.Abs((long)BinaryPrimitives.ReadInt32LittleEndian(file[22..]));

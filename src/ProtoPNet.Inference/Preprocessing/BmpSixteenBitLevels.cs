@@ -12,7 +12,8 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// </summary>
 public static class BmpSixteenBitLevels
 {
-    private const int InfoHeaderAt = 14, BitCountAt = 28, CompressionAt = 30, GreenMaskAt = 58;
+    private const int InfoHeaderAt = 14, BitCountAt = 28, CoreBitCountAt = 24, CompressionAt = 30, GreenMaskAt = 58;
+    private const uint CoreHeader = 12;
     private const uint Uncompressed = 0, Bitfields = 3;
 
     private static readonly byte[] FiveBits = PillowLevels(5), SixBits = PillowLevels(6);
@@ -20,13 +21,16 @@ public static class BmpSixteenBitLevels
     /// <summary>How many bits a 16-bit BMP's green has (5: the default 555, or 555 masks; 6: 565 masks); null for any other file.</summary>
     public static int? GreenBits(ReadOnlySpan<byte> file)
     {
-        if (file.Length < GreenMaskAt + 4 || file[0] != 'B' || file[1] != 'M') return null;
-        if (BinaryPrimitives.ReadUInt32LittleEndian(file[InfoHeaderAt..]) < 40 || BinaryPrimitives.ReadUInt16LittleEndian(file[BitCountAt..]) != 16) return null;
+        if (file.Length < InfoHeaderAt + 4 || file[0] != 'B' || file[1] != 'M') return null;
+        var headerSize = BinaryPrimitives.ReadUInt32LittleEndian(file[InfoHeaderAt..]);
+        // OS/2's core header has no compression: 16 bits are 555.
+        if (headerSize == CoreHeader) return file.Length >= CoreBitCountAt + 2 && BinaryPrimitives.ReadUInt16LittleEndian(file[CoreBitCountAt..]) == 16 ? 5 : null;
+        if (headerSize < 40 || file.Length < CompressionAt + 4 || BinaryPrimitives.ReadUInt16LittleEndian(file[BitCountAt..]) != 16) return null;
         return BinaryPrimitives.ReadUInt32LittleEndian(file[CompressionAt..]) switch
         {
             Uncompressed => 5,
             // The only masks Pillow reads (BmpPixelData refuses others).
-            Bitfields => BinaryPrimitives.ReadUInt32LittleEndian(file[GreenMaskAt..]) switch { 0x7E0 => 6, 0x3E0 => 5, _ => null },
+            Bitfields when file.Length >= GreenMaskAt + 4 => BinaryPrimitives.ReadUInt32LittleEndian(file[GreenMaskAt..]) switch { 0x7E0 => 6, 0x3E0 => 5, _ => null },
             _ => null,
         };
     }

@@ -21,7 +21,7 @@ public static class GifBlocks
     /// <summary>
     /// What keeps Pillow from the first image, or from decoding it (one sentence), or null: the blocks up to it, and its
     /// LZW minimum code size (Pillow refuses one above 11, "broken data stream" or "codec configuration error";
-    /// ImageSharp decoded garbage from it).
+    /// ImageSharp decoded garbage from it; one of 0 ImageSharp decodes to black where Pillow gives colour 0).
     /// </summary>
     public static string? FindCorruption(ReadOnlySpan<byte> file)
     {
@@ -31,9 +31,9 @@ public static class GifBlocks
         var codeSize = descriptor + 10 + ColourTableBytes(flags);
         if (codeSize >= file.Length) return null;   // cut short: the completeness check says so
         var bits = file[(int)codeSize];
-        return bits > MaxMinimumCodeSize
-            ? $"its first image's LZW minimum code size is {bits}, beyond GIF's codes of at most 12 bits (the most it can be is {MaxMinimumCodeSize})"
-            : null;
+        if (bits > MaxMinimumCodeSize) return $"its first image's LZW minimum code size is {bits}, beyond GIF's codes of at most 12 bits (the most it can be is {MaxMinimumCodeSize})";
+        // Pillow reads a size of 0 (1-bit codes, every pixel colour 0); ImageSharp decodes no colour from it, only black.
+        return bits == 0 ? "its first image's LZW minimum code size is 0, below the 2 GIF allows (the decoder here reads no colour from it)" : null;
     }
 
     /// <summary>Where the first image descriptor (2C) lies, reached as Pillow reaches it; null when it is not reached.</summary>

@@ -172,7 +172,7 @@ public static class ImageCompleteness
     private static long GifPixelsDecoded(ReadOnlySpan<byte> file, int start, long wanted)
     {
         int minimumCodeSize = file[start];
-        if (minimumCodeSize > 11) return wanted;   // not LZW data: corrupt, which the decoder judges (Pillow reads a size of 0: 1-bit codes, never wider)
+        if (minimumCodeSize is < 1 or > 11) return wanted;   // not LZW data: corrupt, which GifBlocks refuses
         int clear = 1 << minimumCodeSize, end = clear + 1;
         Span<short> lengths = stackalloc short[4096];
         lengths[..clear].Fill(1);

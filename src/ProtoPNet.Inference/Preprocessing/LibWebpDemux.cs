@@ -5,9 +5,9 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// <summary>
 /// A WebP's container judged by libwebp's demuxer (Debian's <c>libwebpdemux2</c>), when the system has it. Pillow opens
 /// every WebP, still or animated, with libwebp's animation decoder, which begins by demuxing the container and refuses
-/// the file when the demuxer does ("could not create decoder object"): chunks out of order or repeated (two ANIM
-/// chunks), a frame past the canvas, flags that contradict the chunks. ImageSharp, and the first-frame path here, read
-/// past such a container, so a file the trainer cannot open was classified.
+/// the file when the demuxer does ("could not create decoder object"): a RIFF size that does not match its chunks (a
+/// fuzzer's find), chunks out of order, a frame past the canvas, flags that contradict the chunks. ImageSharp, and the
+/// first-frame path here, read past such a container, so a file the trainer cannot open was classified.
 /// </summary>
 public static class LibWebpDemux
 {
@@ -31,7 +31,7 @@ public static class LibWebpDemux
     {
         if (!IsAvailable || webp.IsEmpty) return null;
         return Demuxes(webp) ? null
-            : "libwebp's demuxer, with which Pillow opens every WebP, refuses its container (chunks out of order or repeated, a frame past the canvas, or flags that contradict its chunks)";
+            : "libwebp's demuxer, with which Pillow opens every WebP, refuses its container (a RIFF size that does not match its chunks, chunks out of order, a frame past the canvas, or flags that contradict its chunks)";
     }
 
     /// <summary>Whether the demuxer reads <paramref name="webp"/>: pinned where it lies (an upload is not copied).</summary>

@@ -50,7 +50,7 @@ internal static class TiffFieldTypes
             var tag = reader.U16(entry);
             if (!LayoutFields.TryGetValue(tag, out var field)) continue;
             var type = reader.U16(entry + 2);
-            if (NotAnInteger(type) is { } name) return Refusal(tag, type, name);
+            if (NotAnInteger(type, directory.Big) is { } name) return Refusal(tag, type, name);
             if (directory.CountOf(reader, entry) == 0 && ValueRequired.Contains(tag)) return $"its {field} field gives no value";
             // libtiff reads these as SHORT or LONG values whatever their type, and refuses one out of that range (an
             // 8-byte value, or a negative one).
@@ -83,10 +83,18 @@ internal static class TiffFieldTypes
         _ => null,
     };
 
-    /// <summary>What a type is when libtiff reads no integer from it (part of a sentence); null for BYTE, SHORT, LONG, LONG8 and their signed kinds.</summary>
-    private static string? NotAnInteger(ushort type) => type switch
+    /// <summary>
+    /// What a type is when no integer is read from it here (part of a sentence); null for BYTE, SHORT, LONG, and in
+    /// BigTIFF LONG8 and SLONG8. libtiff also reads the signed types, and the 8-byte ones in a classic TIFF, neither of
+    /// which TIFF 6 allows for these fields; ImageSharp reads them otherwise (a BitsPerSample of SSHORT or a Compression
+    /// of SBYTE decoded to other pixels, a classic TIFF's LONG8 Compression as uncompressed strips), so those are
+    /// refused too, though the trainer reads them.
+    /// </summary>
+    private static string? NotAnInteger(ushort type, bool big) => type switch
     {
-        1 or 3 or 4 or 6 or 8 or 9 or 16 or 17 => null,
+        1 or 3 or 4 => null,
+        6 or 8 or 9 => "a signed integer, which TIFF does not allow there, read otherwise by the decoder here than by libtiff",
+        16 or 17 => big ? null : "an 8-byte integer, which a classic TIFF does not have, read otherwise by the decoder here than by libtiff",
         _ => KnownNonInteger(type) ?? "no type TIFF defines",
     };
 
@@ -103,7 +111,7 @@ internal static class TiffFieldTypes
     };
 
     private static string Refusal(ushort tag, ushort type, string typeName) =>
-        $"its {LayoutFields[tag]} field is of type {type} ({typeName}), which the trainer's TIFF decoder does not read as a number";
+        $"its {LayoutFields[tag]} field is of type {type} ({typeName})";
 
     /// <summary>
     /// The first value of a field of any integer type, signed ones too (libtiff reads those; an IFD's offset Pillow reads

@@ -1,15 +1,18 @@
 namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
-/// A compressed TIFF whose strips are stored least significant bit first (FillOrder 2, as some fax software writes
+/// An LZW or deflate TIFF whose strips are stored least significant bit first (FillOrder 2, as some fax software writes
 /// them): libtiff, the trainer's decoder, reverses the bits of each byte of a strip before it decodes it; ImageSharp
 /// decoded the bytes as they lie and refused the file ("Corrupted TIFF LZW"), or inflated garbage. The strips' bytes
 /// are reversed in a copy and the file marked FillOrder 1, so the checks and the decoder read what libtiff reads. Only
-/// LZW and deflate strips, which libtiff reverses (a fax codec reads its own bit order).
+/// the layouts Pillow opens with FillOrder 2 (bilevel, grey of 2, 4, 8 and little-endian 16 bits, 8-bit RGB, palette;
+/// Pillow cannot identify any other), and only those two compressions (other codecs' strips, and uncompressed ones,
+/// which Pillow reverses itself, are left to the decoder as they were).
 /// </summary>
 public static class TiffFillOrder
 {
-    private const ushort Compression = 259, FillOrder = 266, StripOffsets = 273, StripByteCounts = 279;
+    private const ushort BitsPerSample = 258, Compression = 259, Photometric = 262, FillOrder = 266, StripOffsets = 273, SamplesPerPixel = 277,
+        StripByteCounts = 279, ExtraSamples = 338, SampleFormat = 339;
     private const ulong Lzw = 5, Deflate = 8, OldDeflate = 32946, LeastSignificantBitFirst = 2, MostSignificantBitFirst = 1;
 
     private static readonly byte[] Reversed = Enumerable.Range(0, 256).Select(value => ReverseBits((byte)value)).ToArray();
@@ -32,8 +35,17 @@ public static class TiffFillOrder
         if (!fields.TryGetValue(FillOrder, out var fillOrder) || First(reader, fillOrder) != LeastSignificantBitFirst) return bytes;
         if (!fields.TryGetValue(Compression, out var compression) || First(reader, compression) is not (Lzw or Deflate or OldDeflate)) return bytes;
         if (!fields.TryGetValue(StripOffsets, out var offsets) || !fields.TryGetValue(StripByteCounts, out var counts)) return bytes;
+        if (!PillowOpens(reader, fields, directory.LittleEndian)) return bytes;
 
-        // Strips may share their bytes: each byte is reversed once, in the union of the strips.
+        // Strips may share their bytes: each byte is reversed once, in the union of the strips; never those of the
+        // header, the directory or the strips' lists, which a damaged strip may overlap (libtiff reverses a copy).
+        var kept = new List<(ulong Start, ulong End)>
+        {
+            (0, directory.Big ? 16UL : 8UL),
+            ((ulong)directory.Offset, (ulong)directory.Entry(directory.Entries) + (ulong)directory.ValueSize),
+            (offsets.At, offsets.At + offsets.Count * Size(offsets.Type)),
+            (counts.At, counts.At + counts.Count * Size(counts.Type)),
+        };
         var strips = new List<(int Start, int End)>();
         for (ulong i = 0; i < Math.Min(offsets.Count, counts.Count); i++)
         {
@@ -45,7 +57,10 @@ public static class TiffFillOrder
         var reversedUpTo = 0;
         foreach (var (start, end) in strips.OrderBy(strip => strip.Start))
         {
-            for (var at = Math.Max(start, reversedUpTo); at < end; at++) copy[at] = Reversed[copy[at]];
+            for (var at = Math.Max(start, reversedUpTo); at < end; at++)
+            {
+                if (!InAny(kept, (ulong)at)) copy[at] = Reversed[copy[at]];
+            }
             reversedUpTo = Math.Max(reversedUpTo, end);
         }
         foreach (var field in fillOrders) TiffDirectory.WriteValue(copy.AsSpan((int)field.At), field.Type, MostSignificantBitFirst, directory.LittleEndian);
@@ -53,6 +68,37 @@ public static class TiffFillOrder
     }
 
     private static ulong First(TiffReader reader, IntegerField field) => reader.Value(field.At, 0, field.Type);
+
+    private static bool InAny(List<(ulong Start, ulong End)> ranges, ulong at)
+    {
+        foreach (var (start, end) in ranges)
+        {
+            if (at >= start && at < end) return true;
+        }
+        return false;
+    }
+
+    private static ulong Size(ushort type) => type switch { 3 => 2, 4 => 4, _ => 8 };
+
+    /// <summary>Whether Pillow 9.4 opens this layout with FillOrder 2 (its OPEN_INFO: unsigned samples, no extra samples).</summary>
+    private static bool PillowOpens(TiffReader reader, Dictionary<ushort, IntegerField> fields, bool littleEndian)
+    {
+        if (fields.ContainsKey(ExtraSamples) || (fields.TryGetValue(SampleFormat, out var format) && First(reader, format) != 1)) return false;
+        if (!fields.TryGetValue(Photometric, out var photometricField)) return false;
+        var samples = fields.TryGetValue(SamplesPerPixel, out var samplesField) ? First(reader, samplesField) : 1;
+        var bits = fields.TryGetValue(BitsPerSample, out var bitsField) ? First(reader, bitsField) : 1;
+        for (ulong i = 1; i < Math.Min(bitsField.Count, samples); i++)
+        {
+            if (reader.Value(bitsField.At, i, bitsField.Type) != bits) return false;
+        }
+        return (First(reader, photometricField), samples, bits) switch
+        {
+            (0 or 1 or 3, 1, 1 or 2 or 4 or 8) => true,
+            (1, 1, 16) => littleEndian,
+            (2, 3, 8) => true,
+            _ => false,
+        };
+    }
 
     private static byte ReverseBits(byte value)
     {

@@ -30,7 +30,7 @@ public static class TiffStrips
             var tag = reader.U16(entry);
             var type = reader.U16(entry + 2);
             var count = big ? reader.U64(entry + 4) : reader.U32(entry + 4);
-            if (count != 1 || type is not (3 or 4 or 16)) continue;   // one SHORT, LONG or LONG8, inline
+            if (count != 1 || !(type is 3 or 4 || (type == 16 && big))) continue;   // one SHORT, LONG or (in BigTIFF, where it fits) LONG8, inline
             var at = entry + 4 + directory.ValueSize;
             if (tag == ImageLength) heights.Add(reader.Value((ulong)at, 0, type));
             else if (tag == RowsPerStrip) rowsFields.Add((at, type, reader.Value((ulong)at, 0, type)));
