@@ -106,6 +106,33 @@ public class ImageDecoderTests
     }
 
     /// <summary>
+    /// A 32-bit BMP without masks holds blue, green, red and an unused byte: Pillow passes over that byte, ImageSharp took
+    /// it for alpha unless it was 0 everywhere (a pixel whose byte is 0 beside one whose byte is 128 came out white, over
+    /// white). It decodes to the trainer's pixels, whatever the unused bytes hold, with a 40- or a 124-byte header.
+    /// </summary>
+    [Fact]
+    public void A32BitBmpsUnusedByteIsNotTakenForAlpha()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-bmp32-");
+        Pillow.RunPython("""
+            import os, struct, sys
+            def bmp(name, pixels, header_size):
+                row = b"".join(bytes(pixel) for pixel in pixels)
+                header = struct.pack("<IiiHHIIiiII", header_size, len(pixels), 1, 1, 32, 0, len(row), 2835, 2835, 0, 0) + bytes(header_size - 40)
+                open(os.path.join(sys.argv[1], name), "wb").write(b"BM" + struct.pack("<IHHI", 14 + header_size + len(row), 0, 0, 14 + header_size) + header + row)
+            pixels = [(10, 20, 30, 0), (200, 100, 50, 128), (5, 250, 90, 255), (60, 60, 60, 7)]
+            bmp("v3.bmp", pixels, 40)
+            bmp("v5.bmp", pixels, 124)
+            """, temporary.Path);
+        foreach (var name in new[] { "v3.bmp", "v5.bmp" })
+        {
+            var path = Path.Combine(temporary.Path, name);
+            using var decoded = _decoder.Decode(File.ReadAllBytes(path));
+            AssertTheTrainersPixels(TrainersPixels(path), decoded, name);
+        }
+    }
+
+    /// <summary>
     /// Every level of a 16-bit BMP's channels, 555 (the default and its masks) and 565, decodes to the trainer's value:
     /// Pillow widens level v of max to v * 255 / max rounded down, ImageSharp repeats its bits (a 5-bit 16 was 132 here,
     /// 131 to the trainer).

@@ -216,7 +216,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         using var decoded = imageFormat is WebpFormat && LibWebp.TryDecode(bytes.Span, width, height, Configuration) is { } webp
             ? webp
             : Load<Rgba32>(bytes, format);
-        if (imageFormat is BmpFormat && BmpSixteenBitLevels.GreenBits(bytes.Span) is { } greenBits) BmpSixteenBitLevels.AsPillow(decoded, greenBits);
+        if (imageFormat is BmpFormat) BmpPixelsAsPillow.Apply(decoded, bytes.Span);
         if (imageFormat is GifFormat && ImageCompleteness.GifPixelsMissing(bytes.Span) is { } missingPixels)
         {
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missingPixels}.");

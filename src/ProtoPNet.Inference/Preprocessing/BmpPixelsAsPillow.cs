@@ -5,21 +5,32 @@ using SixLabors.ImageSharp.PixelFormats;
 namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
-/// A 16-bit BMP's 5- and 6-bit channels widened to 8 bits as Pillow (the trainer's decoder) widens them: level v of
-/// max becomes v * 255 / max, rounded down. ImageSharp repeats the level's bits (v &lt;&lt; 3 | v &gt;&gt; 2 for 5
-/// bits), so about half the levels came out one higher than the trainer saw them (a 5-bit 16 is 131 to Pillow, 132 to
-/// ImageSharp). Its decoded levels are mapped back.
+/// A BMP's decoded pixels made those Pillow (the trainer's decoder) reads, where ImageSharp reads them otherwise:
+/// <list type="bullet">
+/// <item>16 bits a pixel: Pillow widens level v of a 5- or 6-bit channel to v * 255 / max, rounded down; ImageSharp
+/// repeats the level's bits (v &lt;&lt; 3 | v &gt;&gt; 2 for 5 bits), so about half the levels came out one higher
+/// than the trainer saw them (a 5-bit 16 is 131 to Pillow, 132 to ImageSharp). The levels are mapped back.</item>
+/// <item>32 bits without masks: each pixel is blue, green, red and an unused byte, which Pillow passes over (BGRX);
+/// ImageSharp takes that byte for alpha unless it is 0 everywhere, so a file whose unused bytes hold anything came out
+/// partly transparent, paler over white (white where they are 0). The pixels are made opaque.</item>
+/// </list>
 /// </summary>
-public static class BmpSixteenBitLevels
+public static class BmpPixelsAsPillow
 {
     private const int InfoHeaderAt = 14, BitCountAt = 28, CoreBitCountAt = 24, CompressionAt = 30, GreenMaskAt = 58;
-    private const uint CoreHeader = 12;
-    private const uint Uncompressed = 0, Bitfields = 3;
+    private const uint CoreHeader = 12, Uncompressed = 0, Bitfields = 3;
 
     private static readonly byte[] FiveBits = PillowLevels(5), SixBits = PillowLevels(6);
 
+    /// <summary>Makes <paramref name="image"/>, decoded by ImageSharp from the BMP <paramref name="file"/>, the pixels Pillow reads from it.</summary>
+    public static void Apply(Image<Rgba32> image, ReadOnlySpan<byte> file)
+    {
+        if (GreenBits(file) is { } greenBits) ToPillowLevels(image, greenBits);
+        else if (IsBgrx(file)) MakeOpaque(image);
+    }
+
     /// <summary>How many bits a 16-bit BMP's green has (5: the default 555, or 555 masks; 6: 565 masks); null for any other file.</summary>
-    public static int? GreenBits(ReadOnlySpan<byte> file)
+    internal static int? GreenBits(ReadOnlySpan<byte> file)
     {
         if (file.Length < InfoHeaderAt + 4 || file[0] != 'B' || file[1] != 'M') return null;
         var headerSize = BinaryPrimitives.ReadUInt32LittleEndian(file[InfoHeaderAt..]);
@@ -35,8 +46,14 @@ public static class BmpSixteenBitLevels
         };
     }
 
-    /// <summary>Maps ImageSharp's levels of a 16-bit BMP, decoded in <paramref name="image"/>, to Pillow's.</summary>
-    public static void AsPillow(Image<Rgba32> image, int greenBits)
+    /// <summary>Whether the file is a 32-bit BMP without masks (its fourth byte unused).</summary>
+    private static bool IsBgrx(ReadOnlySpan<byte> file) =>
+        file.Length >= CompressionAt + 4 && file[0] == 'B' && file[1] == 'M'
+        && BinaryPrimitives.ReadUInt32LittleEndian(file[InfoHeaderAt..]) >= 40
+        && BinaryPrimitives.ReadUInt16LittleEndian(file[BitCountAt..]) == 32
+        && BinaryPrimitives.ReadUInt32LittleEndian(file[CompressionAt..]) == Uncompressed;
+
+    private static void ToPillowLevels(Image<Rgba32> image, int greenBits)
     {
         var green = greenBits == 6 ? SixBits : FiveBits;
         image.ProcessPixelRows(rows =>
@@ -52,6 +69,14 @@ public static class BmpSixteenBitLevels
             }
         });
     }
+
+    private static void MakeOpaque(Image<Rgba32> image) => image.ProcessPixelRows(rows =>
+    {
+        for (var y = 0; y < rows.Height; y++)
+        {
+            foreach (ref var pixel in rows.GetRowSpan(y)) pixel.A = byte.MaxValue;
+        }
+    });
 
     /// <summary>For each 8-bit value ImageSharp gives a level of <paramref name="bits"/> bits (its bits repeated), Pillow's (v * 255 / max, rounded down).</summary>
     private static byte[] PillowLevels(int bits)
