@@ -30,6 +30,9 @@ public class TiffLibtiffParityTests
             ("last-strip-no-end-code.tif", null), // ImageSharp read on past a short last strip without an end code
             ("fill-order-2.tif", null),         // bits stored least significant first: libtiff reverses them, so does TiffFillOrder
             ("fill-order-2-into-directory.tif", null),
+            ("fill-order-2-raw.tif", null),
+            ("fill-order-2-raw-bilevel.tif", null),
+            ("fill-order-2-packbits.tif", null),
             ("no-clear-first.tif", "its strip 0 of LZW data does not begin with a clear code (its first code is "),
             ("early-end-code.tif", "its strip 0 of LZW data ends (an end code) "),
             ("unknown-code.tif", "its strip 0 of LZW data uses code 500, which its table does not hold yet"),
@@ -233,11 +236,11 @@ public class TiffLibtiffParityTests
                 table[word + bytes([byte])] = next_code
                 next_code, word = next_code + 1, bytes([byte])
             return codes + [table[word], 257]
-        def grey_lzw_tiff(width, height, strips, rows_per_strip, bits=8, more_fields=()):
+        def grey_lzw_tiff(width, height, strips, rows_per_strip, bits=8, more_fields=(), compression=5):
             offsets, at = [], 8
             for strip in strips: offsets.append(at); at += len(strip)
             directory = at + (at & 1)
-            fields = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, 1, bits), (259, 3, 1, 5), (262, 3, 1, 1), (277, 3, 1, 1), (278, 3, 1, rows_per_strip), *more_fields]
+            fields = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, 1, bits), (259, 3, 1, compression), (262, 3, 1, 1), (277, 3, 1, 1), (278, 3, 1, rows_per_strip), *more_fields]
             extra, extra_at = bytearray(), directory + 2 + 12 * (len(fields) + 2) + 4
             def longs(values):
                 if len(values) == 1: return values[0]
@@ -308,6 +311,12 @@ public class TiffLibtiffParityTests
         for entry in range(directory + 2, directory + 2 + 12 * struct.unpack("<H", into_directory[directory:directory + 2])[0], 12):
             if struct.unpack("<H", into_directory[entry:entry + 2])[0] == 279: into_directory[entry + 8:entry + 12] = struct.pack("<I", len(reversed_bits) + 40)
         write("fill-order-2-into-directory.tif", bytes(into_directory))
+        # Uncompressed rows (grey and bilevel) and PackBits runs (literal runs of up to 128 bytes), least significant bit first.
+        def reverse(data): return bytes(int(f"{byte:08b}"[::-1], 2) for byte in data)
+        write("fill-order-2-raw.tif", grey_lzw_tiff(32, 20, [reverse(pixels)], 20, more_fields=[(266, 3, 1, 2)], compression=1))
+        write("fill-order-2-raw-bilevel.tif", grey_lzw_tiff(32, 16, [reverse(bilevel)], 16, bits=1, more_fields=[(266, 3, 1, 2)], compression=1))
+        runs = b"".join(bytes([len(pixels[at:at + 128]) - 1]) + pixels[at:at + 128] for at in range(0, len(pixels), 128))
+        write("fill-order-2-packbits.tif", grey_lzw_tiff(32, 20, [reverse(runs)], 20, more_fields=[(266, 3, 1, 2)], compression=32773))
         # RGBA with FillOrder 2: a layout Pillow does not open so ("cannot identify image file").
         picture.convert("RGBA").save(path("fill-order-2-rgba.tif"), compression="tiff_lzw", tiffinfo={266: 2})
         verdicts()

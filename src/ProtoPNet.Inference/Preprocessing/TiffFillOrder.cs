@@ -1,19 +1,20 @@
 namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
-/// An LZW or deflate TIFF whose strips are stored least significant bit first (FillOrder 2, as some fax software writes
-/// them): libtiff, the trainer's decoder, reverses the bits of each byte of a strip before it decodes it; ImageSharp
-/// decoded the bytes as they lie and refused the file ("Corrupted TIFF LZW"), or inflated garbage. The strips' bytes
-/// are reversed in a copy and the file marked FillOrder 1, so the checks and the decoder read what libtiff reads. Only
-/// the layouts Pillow opens with FillOrder 2 (bilevel, grey of 2, 4, 8 and little-endian 16 bits, 8-bit RGB, palette;
-/// Pillow cannot identify any other), and only those two compressions (other codecs' strips, and uncompressed ones,
-/// which Pillow reverses itself, are left to the decoder as they were).
+/// A TIFF whose strips are stored least significant bit first (FillOrder 2, as some fax software writes them): libtiff,
+/// the trainer's decoder, reverses the bits of each byte of an LZW, deflate or PackBits strip before it decodes it, and
+/// Pillow reverses uncompressed rows itself (its ";R" modes); ImageSharp decoded the bytes as they lie and refused the
+/// file ("Corrupted TIFF LZW"), inflated garbage, or read other pixels. The strips' bytes are reversed in a copy and the
+/// file marked FillOrder 1, so the checks and the decoder read what the trainer reads. Only the layouts Pillow opens
+/// with FillOrder 2 (bilevel, grey of 2, 4, 8 and little-endian 16 bits, 8-bit RGB, palette; Pillow cannot identify any
+/// other), and only those compressions (the fax and JPEG codecs read their own bit order).
 /// </summary>
 public static class TiffFillOrder
 {
     private const ushort BitsPerSample = 258, Compression = 259, Photometric = 262, FillOrder = 266, StripOffsets = 273, SamplesPerPixel = 277,
         StripByteCounts = 279, ExtraSamples = 338, SampleFormat = 339;
-    private const ulong Lzw = 5, Deflate = 8, OldDeflate = 32946, LeastSignificantBitFirst = 2, MostSignificantBitFirst = 1;
+    private const ulong Uncompressed = 1, Lzw = 5, Deflate = 8, PackBits = 32773, OldDeflate = 32946;
+    private const ulong LeastSignificantBitFirst = 2, MostSignificantBitFirst = 1;
 
     private static readonly byte[] Reversed = Enumerable.Range(0, 256).Select(value => ReverseBits((byte)value)).ToArray();
 
@@ -33,7 +34,8 @@ public static class TiffFillOrder
             if (field.Tag == FillOrder) fillOrders.Add(field);
         }
         if (!fields.TryGetValue(FillOrder, out var fillOrder) || First(reader, fillOrder) != LeastSignificantBitFirst) return bytes;
-        if (!fields.TryGetValue(Compression, out var compression) || First(reader, compression) is not (Lzw or Deflate or OldDeflate)) return bytes;
+        var compression = fields.TryGetValue(Compression, out var compressionField) ? First(reader, compressionField) : Uncompressed;
+        if (compression is not (Uncompressed or Lzw or Deflate or PackBits or OldDeflate)) return bytes;
         if (!fields.TryGetValue(StripOffsets, out var offsets) || !fields.TryGetValue(StripByteCounts, out var counts)) return bytes;
         if (!PillowOpens(reader, fields, directory.LittleEndian)) return bytes;
 
