@@ -134,7 +134,8 @@ public sealed class ImageDecoder(ImageLimits limits)
         bytes = PngImageData.WithShortFirstChunkMerged(bytes); // a first IDAT of 0 or 1 bytes, which it refused
         bytes = TiffStrips.WithRowsPerStripClamped(bytes);     // a RowsPerStrip beyond the height, which sized its buffer
         bytes = TiffDefaults.WithDefaults(bytes);              // no BitsPerSample, or no PhotometricInterpretation for one sample, which it refused
-        bytes = TiffFillOrder.WithMostSignificantBitFirst(bytes); // LZW or deflate strips stored least significant bit first, which it misread
+        bytes = TiffFillOrder.WithMostSignificantBitFirst(bytes); // strips stored least significant bit first, which it misread
+        bytes = TiffColorMap.WithLevelsReadAlike(bytes);       // a palette's 16-bit levels, which it scaled where Pillow keeps the high byte
         bytes = JpegFillBytes.Without(bytes);                  // fill bytes before the first scan, which it refused
         bytes = BmpColourCount.WithoutColourCount(bytes);      // a count of palette colours in a BMP of more than 8 bits, which it refused
         bytes = GifBlocks.WithoutStrayBlocks(bytes);           // stray bytes before a GIF's first image, which it refused
@@ -168,6 +169,10 @@ public sealed class ImageDecoder(ImageLimits limits)
         if (FindCorruption(bytes, imageFormat, irregularLzw) is { } corruption)
         {
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {corruption}.");
+        }
+        if (imageFormat is TiffFormat && TiffPillowLayout.NotDecodedHere(bytes.Span) is { } form)
+        {
+            throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is in a form not decoded here: {form} (send the picture as PNG or JPEG).");
         }
         // Pillow opens every WebP, still or animated, through libwebp's demuxer, which refuses containers the decoders here read past.
         if (imageFormat is WebpFormat && LibWebpDemux.FindCorruption(container) is { } badContainer)

@@ -44,10 +44,13 @@ internal static class TiffFieldTypes
             if (tag == Compression && compressed is null) compressed = type != SignedLong8 && (FirstValue(reader, directory, entry) ?? Uncompressed) != Uncompressed;
         }
         if (compressed is not true) return null;
+        var (tileWidth, tileLength) = (false, false);
         for (var e = 0; e < directory.Entries; e++)
         {
             var entry = directory.Entry(e);
             var tag = reader.U16(entry);
+            tileWidth |= tag == TileWidth;
+            tileLength |= tag == TileLength;
             if (!LayoutFields.TryGetValue(tag, out var field)) continue;
             var type = reader.U16(entry + 2);
             if (NotAnInteger(type, directory.Big) is { } name) return Refusal(tag, type, name);
@@ -59,10 +62,12 @@ internal static class TiffFieldTypes
                 return $"its {field} field's value is out of the range libtiff reads it in (0 to {max})";
             }
         }
-        return null;
+        // libtiff lays a compressed image out in tiles once it has a TileWidth, and refuses it without their length.
+        return tileWidth && !tileLength ? "it has a TileWidth but no TileLength, so libtiff cannot lay out its tiles" : null;
     }
 
     private const ushort ImageWidth = 256, ImageLength = 257, BitsPerSample = 258, SamplesPerPixel = 277, RowsPerStrip = 278, Ifd = 13;
+    private const ushort TileWidth = 322, TileLength = 323;
     private const ushort Byte = 1, SignedLong8 = 17;
 
     /// <summary>The fields Pillow's own reading of the directory needs as numbers (the size, the samples and the compression).</summary>

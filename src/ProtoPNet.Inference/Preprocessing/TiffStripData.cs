@@ -58,7 +58,7 @@ public static class TiffStripData
     {
         var file = bytes.Span;
         if (TiffDirectory.First(file) is not { } directory) return null;
-        if (TiffFieldTypes.FindUnreadable(file, directory) is { } unreadable) return unreadable;
+        if ((TiffFieldTypes.FindUnreadable(file, directory) ?? TiffPillowLayout.FindUnreadable(file, directory)) is { } unreadable) return unreadable;
         var reader = new TiffReader(file, directory.LittleEndian);
         var fields = new Dictionary<ushort, IntegerField>();
         var counts = new Dictionary<ushort, ulong>();

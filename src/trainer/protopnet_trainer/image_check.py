@@ -58,6 +58,8 @@ def form_the_service_refuses(path: str) -> Optional[str]:
         sample_format = picture.tag_v2.get(TIFF_SAMPLE_FORMAT, ())
         if TIFF_SIGNED_INTEGER in (sample_format if isinstance(sample_format, tuple) else (sample_format,)):
             return "signed-integer TIFF"
+        if picture.mode == "I" and max(picture.tag_v2.get(TIFF_BITS_PER_SAMPLE, (1,))) == 32:
+            return "32-bit integer TIFF"   # the service would scale what open_image clips to 16 bits: another picture
         if TIFF_TILE_WIDTH in picture.tag_v2:
             return "tiled TIFF"
     return None
@@ -68,6 +70,7 @@ TIFF_MODES_THE_SERVICE_REFUSES = {"CMYK": "CMYK TIFF", "LA": "grey-and-alpha TIF
                                   "LAB": "CIELab TIFF"}
 
 TIFF_SAMPLE_FORMAT, TIFF_SIGNED_INTEGER = 339, 2   # samples as signed integers, which the service's decoder does not take
+TIFF_BITS_PER_SAMPLE = 258
 
 TIFF_TILE_WIDTH = 322   # the tag a tiled TIFF has (one in strips has RowsPerStrip)
 

@@ -1,0 +1,42 @@
+namespace ProtoPNet.Inference.Preprocessing;
+
+/// <summary>
+/// A palette TIFF's ColorMap holds 16-bit levels: Pillow (the trainer's decoder) keeps their high byte (v &gt;&gt; 8),
+/// ImageSharp scales them (about v * 255 / 65535), so a map written as Pillow writes one (v &lt;&lt; 8: 255 is 65280)
+/// came out a level lower in its bright colours. Each level is written again in a copy as (v &gt;&gt; 8) * 257, which
+/// both read as v &gt;&gt; 8.
+/// </summary>
+public static class TiffColorMap
+{
+    private const ushort Photometric = 262, ColorMap = 320;
+    private const ushort Short = 3;
+    private const ulong Palette = 3;
+
+    /// <summary>The file itself when it is no palette TIFF or its levels read alike; otherwise a copy with them written so.</summary>
+    public static ReadOnlyMemory<byte> WithLevelsReadAlike(ReadOnlyMemory<byte> bytes)
+    {
+        var file = bytes.Span;
+        if (TiffDirectory.First(file) is not { } directory) return bytes;
+        var reader = new TiffReader(file, directory.LittleEndian);
+        IntegerField? photometric = null, colorMap = null;
+        for (var e = 0; e < directory.Entries; e++)
+        {
+            var entry = directory.Entry(e);
+            if (directory.IntegerFieldAt(reader, entry, file.Length) is not { } field) continue;
+            // The first of a repeated field, as libtiff and ImageSharp read it.
+            if (field.Tag == Photometric) photometric ??= field;
+            else if (field.Tag == ColorMap) colorMap ??= field;
+        }
+        if (photometric is not { } kind || reader.Value(kind.At, 0, kind.Type) != Palette || colorMap is not { Type: Short } map) return bytes;
+        byte[]? copy = null;
+        for (ulong i = 0; i < map.Count; i++)
+        {
+            var level = reader.Value(map.At, i, map.Type);
+            var alike = (level >> 8) * 257;
+            if (alike == level) continue;
+            copy ??= file.ToArray();
+            TiffDirectory.WriteValue(copy.AsSpan((int)(map.At + 2 * i)), Short, alike, directory.LittleEndian);
+        }
+        return copy ?? bytes;
+    }
+}
