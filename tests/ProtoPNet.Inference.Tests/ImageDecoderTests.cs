@@ -123,8 +123,10 @@ public class ImageDecoderTests
             pixels = [(10, 20, 30, 0), (200, 100, 50, 128), (5, 250, 90, 255), (60, 60, 60, 7)]
             bmp("v3.bmp", pixels, 40)
             bmp("v5.bmp", pixels, 124)
+            row = b"".join(bytes(pixel) for pixel in pixels)   # OS/2's core header: 16-bit sizes, read as BGRX too
+            open(os.path.join(sys.argv[1], "core.bmp"), "wb").write(b"BM" + struct.pack("<IHHI", 26 + len(row), 0, 0, 26) + struct.pack("<IHHHH", 12, len(pixels), 1, 1, 32) + row)
             """, temporary.Path);
-        foreach (var name in new[] { "v3.bmp", "v5.bmp" })
+        foreach (var name in new[] { "v3.bmp", "v5.bmp", "core.bmp" })
         {
             var path = Path.Combine(temporary.Path, name);
             using var decoded = _decoder.Decode(File.ReadAllBytes(path));

@@ -33,6 +33,7 @@ public class TiffLibtiffParityTests
             ("fill-order-2-raw.tif", null),
             ("fill-order-2-raw-bilevel.tif", null),
             ("fill-order-2-packbits.tif", null),
+            ("fill-order-2-planar.tif", null),
             ("no-clear-first.tif", "its strip 0 of LZW data does not begin with a clear code (its first code is "),
             ("early-end-code.tif", "its strip 0 of LZW data ends (an end code) "),
             ("unknown-code.tif", "its strip 0 of LZW data uses code 500, which its table does not hold yet"),
@@ -350,6 +351,15 @@ public class TiffLibtiffParityTests
         write("fill-order-2-raw-bilevel.tif", grey_lzw_tiff(32, 16, [reverse(bilevel)], 16, bits=1, more_fields=[(266, 3, 1, 2)], compression=1))
         runs = b"".join(bytes([len(pixels[at:at + 128]) - 1]) + pixels[at:at + 128] for at in range(0, len(pixels), 128))
         write("fill-order-2-packbits.tif", grey_lzw_tiff(32, 20, [reverse(runs)], 20, more_fields=[(266, 3, 1, 2)], compression=32773))
+        # Planar RGB, uncompressed, FillOrder 2: Pillow reads each plane with a raw mode of one letter, not reversed.
+        planes = [bytes((x * 30 + plane * 70) % 256 for x in range(8 * 4)) for plane in range(3)]
+        at = 8 + 3 * 32
+        fields = [(256, 3, 1, 8), (257, 3, 1, 4), (258, 3, 3, at), (259, 3, 1, 1), (262, 3, 1, 2), (266, 3, 1, 2), (273, 4, 3, at + 6),
+                  (277, 3, 1, 3), (278, 3, 1, 4), (279, 4, 3, at + 18), (284, 3, 1, 2)]
+        values = struct.pack("<3H", 8, 8, 8) + struct.pack("<3I", 8, 40, 72) + struct.pack("<3I", 32, 32, 32)
+        entries = b"".join(struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if kind == 3 and count == 1 else struct.pack("<I", value)) for tag, kind, count, value in fields)
+        directory_at = at + len(values)
+        write("fill-order-2-planar.tif", b"II*\0" + struct.pack("<I", directory_at) + b"".join(planes) + values + struct.pack("<H", len(fields)) + entries + b"\0\0\0\0")
         # RGBA with FillOrder 2: a layout Pillow does not open so ("cannot identify image file").
         picture.convert("RGBA").save(path("fill-order-2-rgba.tif"), compression="tiff_lzw", tiffinfo={266: 2})
         verdicts()
@@ -391,6 +401,8 @@ public class TiffLibtiffParityTests
                 for value in (1, 2, 3): write(f"{prefix}-sampleformat-{value}.tif", with_field(data, 339, 3, value))
                 for value in (0, 1, 2): write(f"{prefix}-extrasamples-{value}.tif", with_field(data, 338, 3, value))
                 write(f"{prefix}-tilewidth.tif", with_field(data, 322, 3, 16))
+                write(f"{prefix}-whiteiszero.tif", with_field(data, 262, 3, 0))
+                write(f"{prefix}-fillorder-2.tif", with_field(data, 266, 3, 2))
                 write(f"{prefix}-tilelength.tif", with_field(data, 323, 3, 16))
         verdicts()
         """;

@@ -46,12 +46,15 @@ public static class BmpPixelsAsPillow
         };
     }
 
-    /// <summary>Whether the file is a 32-bit BMP without masks (its fourth byte unused).</summary>
-    private static bool IsBgrx(ReadOnlySpan<byte> file) =>
-        file.Length >= CompressionAt + 4 && file[0] == 'B' && file[1] == 'M'
-        && BinaryPrimitives.ReadUInt32LittleEndian(file[InfoHeaderAt..]) >= 40
-        && BinaryPrimitives.ReadUInt16LittleEndian(file[BitCountAt..]) == 32
-        && BinaryPrimitives.ReadUInt32LittleEndian(file[CompressionAt..]) == Uncompressed;
+    /// <summary>Whether the file is a 32-bit BMP without masks (its fourth byte unused), OS/2's core header included.</summary>
+    private static bool IsBgrx(ReadOnlySpan<byte> file)
+    {
+        if (file.Length < InfoHeaderAt + 4 || file[0] != 'B' || file[1] != 'M') return false;
+        var headerSize = BinaryPrimitives.ReadUInt32LittleEndian(file[InfoHeaderAt..]);
+        if (headerSize == CoreHeader) return file.Length >= CoreBitCountAt + 2 && BinaryPrimitives.ReadUInt16LittleEndian(file[CoreBitCountAt..]) == 32;
+        return headerSize >= 40 && file.Length >= CompressionAt + 4 && BinaryPrimitives.ReadUInt16LittleEndian(file[BitCountAt..]) == 32
+            && BinaryPrimitives.ReadUInt32LittleEndian(file[CompressionAt..]) == Uncompressed;
+    }
 
     private static void ToPillowLevels(Image<Rgba32> image, int greenBits)
     {

@@ -9,7 +9,7 @@ namespace ProtoPNet.Inference.Preprocessing;
 public static class TiffColorMap
 {
     private const ushort Photometric = 262, ColorMap = 320;
-    private const ushort Short = 3;
+    private const ushort Short = 3, Long = 4;
     private const ulong Palette = 3;
 
     /// <summary>The file itself when it is no palette TIFF or its levels read alike; otherwise a copy with them written so.</summary>
@@ -27,7 +27,12 @@ public static class TiffColorMap
             if (field.Tag == Photometric) photometric ??= field;
             else if (field.Tag == ColorMap) colorMap ??= field;
         }
-        if (photometric is not { } kind || reader.Value(kind.At, 0, kind.Type) != Palette || colorMap is not { Type: Short } map) return bytes;
+        if (photometric is not { } kind || reader.Value(kind.At, 0, kind.Type) != Palette || colorMap is not { Type: Short or Long } map) return bytes;
+        // A map that lies over the header or the directory (a damaged file) is not written into.
+        var size = map.Type == Short ? 2UL : 4UL;
+        var directoryEnd = (ulong)directory.Entry(directory.Entries) + (ulong)directory.ValueSize;
+        var inEntry = map.Count * size <= (ulong)directory.ValueSize;
+        if (!inEntry && (map.At < (directory.Big ? 16UL : 8UL) || map.At < directoryEnd && (ulong)directory.Offset < map.At + map.Count * size)) return bytes;
         byte[]? copy = null;
         for (ulong i = 0; i < map.Count; i++)
         {
@@ -35,7 +40,7 @@ public static class TiffColorMap
             var alike = (level >> 8) * 257;
             if (alike == level) continue;
             copy ??= file.ToArray();
-            TiffDirectory.WriteValue(copy.AsSpan((int)(map.At + 2 * i)), Short, alike, directory.LittleEndian);
+            TiffDirectory.WriteValue(copy.AsSpan((int)(map.At + size * i)), map.Type, alike, directory.LittleEndian);
         }
         return copy ?? bytes;
     }

@@ -5,14 +5,16 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// the decoder refused the file without them: no BitsPerSample means one bit per sample (the tag's default; Pillow
 /// writes its bilevel images so), and no PhotometricInterpretation on an image of one sample means WhiteIsZero (Pillow's
 /// default: 0 is white, so the greys are read inverted; ImageSharp refused the file, saying its BitsPerSample was not
-/// supported). The file is given the tags: its first directory is written anew after the file's end, the tags added in
+/// supported); float and 16-bit grey samples Pillow never inverts, so theirs is BlackIsZero, and a WhiteIsZero one is
+/// written as BlackIsZero (ImageSharp inverted them). The file is given the tags: its first directory is written anew after the file's end, the tags added in
 /// their places among the entries, and the header pointed at it (every other offset still points where it did).
 /// </summary>
 public static class TiffDefaults
 {
     private const ushort BitsPerSample = 258, PhotometricInterpretation = 262, SamplesPerPixel = 277;
     private const ushort Short = 3, Long = 4;
-    private const ushort OneBit = 1, WhiteIsZero = 0;
+    private const ushort OneBit = 1, WhiteIsZero = 0, BlackIsZero = 1, SampleFormat = 339;
+    private const ulong FloatingPoint = 3;
 
     /// <summary>The file itself when it is not a classic TIFF or lacks none of the tags; otherwise a copy with them added.</summary>
     public static ReadOnlyMemory<byte> WithDefaults(ReadOnlyMemory<byte> bytes)
@@ -25,7 +27,12 @@ public static class TiffDefaults
         foreach (var entry in entries) tags.Add(reader.U16(entry));
         var missing = new SortedDictionary<ushort, ushort>();
         if (!tags.Contains(BitsPerSample)) missing[BitsPerSample] = OneBit;
-        if (!tags.Contains(PhotometricInterpretation) && (directory.FirstValueOf(file, SamplesPerPixel) ?? 1) == 1) missing[PhotometricInterpretation] = WhiteIsZero;
+        // Float and 16-bit grey samples Pillow reads as they are, whatever the photometric interpretation says (its modes
+        // F and I;16): never inverted.
+        var oneSample = (directory.FirstValueOf(file, SamplesPerPixel) ?? 1) == 1;
+        var neverInverted = oneSample && (directory.FirstValueOf(file, SampleFormat) == FloatingPoint || directory.FirstValueOf(file, BitsPerSample) == 16);
+        if (!tags.Contains(PhotometricInterpretation) && oneSample) missing[PhotometricInterpretation] = neverInverted ? BlackIsZero : WhiteIsZero;
+        if (neverInverted && directory.FirstValueOf(file, PhotometricInterpretation) == WhiteIsZero) return AsBlackIsZero(bytes, directory);
         if (missing.Count == 0 || entries.Length == 0 || entries.Length + missing.Count > ushort.MaxValue) return bytes;
         var nextDirectoryAt = directory.Entry(directory.Entries);
         if (nextDirectoryAt + 4 > file.Length) return bytes;   // truncated: the completeness check says so
@@ -54,6 +61,20 @@ public static class TiffDefaults
         }
         file.Slice(nextDirectoryAt, 4).CopyTo(copy.AsSpan(copy.Length - 4));
         return copy;
+    }
+
+    /// <summary>A copy whose (first) PhotometricInterpretation says BlackIsZero: samples Pillow never inverts.</summary>
+    private static ReadOnlyMemory<byte> AsBlackIsZero(ReadOnlyMemory<byte> bytes, TiffDirectory directory)
+    {
+        var reader = new TiffReader(bytes.Span, directory.LittleEndian);
+        for (var e = 0; e < directory.Entries; e++)
+        {
+            if (directory.IntegerFieldAt(reader, directory.Entry(e), bytes.Length) is not { Tag: PhotometricInterpretation } field) continue;
+            var copy = bytes.ToArray();
+            TiffDirectory.WriteValue(copy.AsSpan((int)field.At), field.Type, BlackIsZero, directory.LittleEndian);
+            return copy;
+        }
+        return bytes;
     }
 
     /// <summary>An entry of one SHORT value.</summary>

@@ -12,7 +12,7 @@ namespace ProtoPNet.Inference.Preprocessing;
 public static class TiffFillOrder
 {
     private const ushort BitsPerSample = 258, Compression = 259, Photometric = 262, FillOrder = 266, StripOffsets = 273, SamplesPerPixel = 277,
-        StripByteCounts = 279, ExtraSamples = 338, SampleFormat = 339;
+        StripByteCounts = 279, PlanarConfiguration = 284, ExtraSamples = 338, SampleFormat = 339;
     private const ulong Uncompressed = 1, Lzw = 5, Deflate = 8, PackBits = 32773, OldDeflate = 32946;
     private const ulong LeastSignificantBitFirst = 2, MostSignificantBitFirst = 1;
 
@@ -37,7 +37,13 @@ public static class TiffFillOrder
         var compression = fields.TryGetValue(Compression, out var compressionField) ? First(reader, compressionField) : Uncompressed;
         if (compression is not (Uncompressed or Lzw or Deflate or PackBits or OldDeflate)) return bytes;
         if (!fields.TryGetValue(StripOffsets, out var offsets) || !fields.TryGetValue(StripByteCounts, out var counts)) return bytes;
-        if (!PillowOpens(reader, fields, directory.LittleEndian)) return bytes;
+        if (!PillowOpens(reader, fields, directory.LittleEndian, compression == Uncompressed)) return bytes;
+        var copy = file.ToArray();
+        foreach (var field in fillOrders) TiffDirectory.WriteValue(copy.AsSpan((int)field.At), field.Type, MostSignificantBitFirst, directory.LittleEndian);
+        // Pillow reads an uncompressed planar image one plane at a time with a raw mode of one letter, which it does not
+        // reverse: the bytes stay as they lie.
+        var planes = fields.TryGetValue(PlanarConfiguration, out var planar) && First(reader, planar) == 2;
+        if (compression == Uncompressed && planes) return copy;
 
         // Strips may share their bytes: each byte is reversed once, in the union of the strips; never those of the
         // header, the directory or the strips' lists, which a damaged strip may overlap (libtiff reverses a copy).
@@ -55,7 +61,6 @@ public static class TiffFillOrder
             if (start >= (ulong)file.Length) continue;
             strips.Add(((int)start, (int)Math.Min((ulong)file.Length, start + Math.Min(reader.Value(counts.At, i, counts.Type), (ulong)file.Length))));
         }
-        var copy = file.ToArray();
         var reversedUpTo = 0;
         foreach (var (start, end) in strips.OrderBy(strip => strip.Start))
         {
@@ -65,7 +70,6 @@ public static class TiffFillOrder
             }
             reversedUpTo = Math.Max(reversedUpTo, end);
         }
-        foreach (var field in fillOrders) TiffDirectory.WriteValue(copy.AsSpan((int)field.At), field.Type, MostSignificantBitFirst, directory.LittleEndian);
         return copy;
     }
 
@@ -82,8 +86,12 @@ public static class TiffFillOrder
 
     private static ulong Size(ushort type) => type switch { 3 => 2, 4 => 4, _ => 8 };
 
-    /// <summary>Whether Pillow 9.4 opens this layout with FillOrder 2 (its OPEN_INFO: unsigned samples, no extra samples).</summary>
-    private static bool PillowOpens(TiffReader reader, Dictionary<ushort, IntegerField> fields, bool littleEndian)
+    /// <summary>
+    /// Whether Pillow 9.4 opens this layout with FillOrder 2 (its OPEN_INFO: unsigned samples, no extra samples); and
+    /// when <paramref name="uncompressed"/>, whether it has a reversed raw mode for it too (none for palettes of 1, 2
+    /// or 4 bits, nor for 8-bit WhiteIsZero: "unknown raw mode").
+    /// </summary>
+    private static bool PillowOpens(TiffReader reader, Dictionary<ushort, IntegerField> fields, bool littleEndian, bool uncompressed)
     {
         if (fields.ContainsKey(ExtraSamples) || (fields.TryGetValue(SampleFormat, out var format) && First(reader, format) != 1)) return false;
         if (!fields.TryGetValue(Photometric, out var photometricField)) return false;
@@ -95,6 +103,7 @@ public static class TiffFillOrder
         }
         return (First(reader, photometricField), samples, bits) switch
         {
+            (3, 1, 1 or 2 or 4) or (0, 1, 8) => !uncompressed,
             (0 or 1 or 3, 1, 1 or 2 or 4 or 8) => true,
             (1, 1, 16) => littleEndian,
             (2, 3, 8) => true,

@@ -6,11 +6,13 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// file whose layout is not there; ImageSharp decoded two such kinds anyway: floating-point samples (SampleFormat 3)
 /// other than one 32-bit grey sample, Pillow's only float layout, and extra samples (alpha or unspecified) that the
 /// samples per pixel leave no room for beside the photometric interpretation's own (Pillow's table has a layout with
-/// extra samples only where they are the samples beyond those). Measured against Debian's Pillow 9.4.
+/// extra samples only where they are the samples beyond those); a SampleFormat of several kinds; and FillOrder 2 in a
+/// layout Pillow does not read reversed. Measured against Debian's Pillow 9.4.
 /// </summary>
 internal static class TiffPillowLayout
 {
-    private const ushort BitsPerSample = 258, Photometric = 262, SamplesPerPixel = 277, ExtraSamples = 338, SampleFormat = 339;
+    private const ushort BitsPerSample = 258, Compression = 259, Photometric = 262, FillOrder = 266, SamplesPerPixel = 277, ExtraSamples = 338,
+        SampleFormat = 339;
     private const ulong FloatingPoint = 3;
 
     /// <summary>What Pillow has no mode for (part of a sentence), or null.</summary>
@@ -28,6 +30,16 @@ internal static class TiffPillowLayout
             else if (directory.IntegerFieldAt(reader, entry, file.Length) is { } field) fields[tag] = field;
         }
         var samples = Value(reader, fields, SamplesPerPixel) ?? 1;
+        // Pillow looks a SampleFormat of several values up whole unless they are all 1, and has no layout for any such.
+        if (fields.TryGetValue(SampleFormat, out var several) && several.Count > 1 && !AllUnsigned(reader, several))
+        {
+            return "its SampleFormat gives several kinds of samples, a layout the trainer's Pillow has no mode for";
+        }
+        // FillOrder 2 that TiffFillOrder left as it is: a layout Pillow does not read reversed (it has no mode or raw mode for it).
+        if (Value(reader, fields, FillOrder) == 2 && (Value(reader, fields, Compression) ?? 1) is 1 or 5 or 8 or 32773 or 32946)
+        {
+            return "it is stored least significant bit first (FillOrder 2) in a layout the trainer's Pillow does not read so";
+        }
         if (fields.TryGetValue(SampleFormat, out var format) && HasFloat(reader, format))
         {
             var photometric = Value(reader, fields, Photometric);
@@ -49,7 +61,8 @@ internal static class TiffPillowLayout
 
     /// <summary>
     /// A layout both read, to other pixels: one sample of 32-bit unsigned integers, which Pillow reads as such and the
-    /// trainer clips to 0 to 255 (all but the darkest levels white), where ImageSharp scales them. Null for any other.
+    /// trainer clips to 16 bits before scaling them to 8 (all but the darkest levels white), where ImageSharp scales 32
+    /// bits. Null for any other.
     /// </summary>
     public static string? NotDecodedHere(ReadOnlySpan<byte> file)
     {
@@ -62,8 +75,17 @@ internal static class TiffPillowLayout
         }
         var unsigned = !fields.TryGetValue(SampleFormat, out var format) || reader.Value(format.At, 0, format.Type) == 1;
         return (Value(reader, fields, SamplesPerPixel) ?? 1) == 1 && Value(reader, fields, BitsPerSample) == 32 && unsigned
-            ? "one sample of 32-bit integers, which the trainer clips to 0 to 255 where this decoder would scale them"
+            ? "one sample of 32-bit integers, which the trainer clips to 16 bits where this decoder would scale all 32"
             : null;
+    }
+
+    private static bool AllUnsigned(TiffReader reader, IntegerField format)
+    {
+        for (ulong i = 0; i < format.Count; i++)
+        {
+            if (reader.Value(format.At, i, format.Type) != 1) return false;
+        }
+        return true;
     }
 
     private static bool HasFloat(TiffReader reader, IntegerField format)

@@ -62,15 +62,18 @@ def form_the_service_refuses(path: str) -> Optional[str]:
             return "32-bit integer TIFF"   # the service would scale what open_image clips to 16 bits: another picture
         if TIFF_TILE_WIDTH in picture.tag_v2:
             return "tiled TIFF"
+        if len(picture.tag_v2.get(TIFF_EXTRA_SAMPLES, ())) > 1:
+            return "TIFF of several extra samples"
     return None
 
 
 # Pillow's modes of TIFF files whose samples the service's decoder (ImageSharp) does not take.
-TIFF_MODES_THE_SERVICE_REFUSES = {"CMYK": "CMYK TIFF", "LA": "grey-and-alpha TIFF", "RGBX": "RGBX TIFF",
-                                  "LAB": "CIELab TIFF"}
+TIFF_MODES_THE_SERVICE_REFUSES = {"CMYK": "CMYK TIFF", "LA": "grey-and-alpha TIFF", "PA": "palette-and-alpha TIFF",
+                                  "RGBX": "RGBX TIFF", "LAB": "CIELab TIFF"}
 
 TIFF_SAMPLE_FORMAT, TIFF_SIGNED_INTEGER = 339, 2   # samples as signed integers, which the service's decoder does not take
 TIFF_BITS_PER_SAMPLE = 258
+TIFF_EXTRA_SAMPLES = 338   # the service's decoder takes one extra sample (alpha) at most
 
 TIFF_TILE_WIDTH = 322   # the tag a tiled TIFF has (one in strips has RowsPerStrip)
 
