@@ -18,16 +18,9 @@ public static class TiffColorMap
         var file = bytes.Span;
         if (TiffDirectory.First(file) is not { } directory) return bytes;
         var reader = new TiffReader(file, directory.LittleEndian);
-        IntegerField? photometric = null, colorMap = null;
-        for (var e = 0; e < directory.Entries; e++)
-        {
-            var entry = directory.Entry(e);
-            if (directory.IntegerFieldAt(reader, entry, file.Length) is not { } field) continue;
-            // The first of a repeated field, as libtiff and ImageSharp read it.
-            if (field.Tag == Photometric) photometric ??= field;
-            else if (field.Tag == ColorMap) colorMap ??= field;
-        }
-        if (photometric is not { } kind || reader.Value(kind.At, 0, kind.Type) != Palette || colorMap is not { Type: Short or Long } map) return bytes;
+        var fields = directory.FirstIntegerFields(reader, file.Length);
+        if (!fields.TryGetValue(Photometric, out var kind) || reader.Value(kind.At, 0, kind.Type) != Palette) return bytes;
+        if (!fields.TryGetValue(ColorMap, out var map) || map.Type is not (Short or Long)) return bytes;
         // A map that lies over the header or the directory (a damaged file) is not written into.
         var size = map.Type == Short ? 2UL : 4UL;
         var directoryEnd = (ulong)directory.Entry(directory.Entries) + (ulong)directory.ValueSize;

@@ -17,6 +17,20 @@ internal readonly record struct TiffDirectory(bool LittleEndian, bool Big, long 
     /// <summary>Where entry <paramref name="index"/> begins.</summary>
     public int Entry(int index) => (int)Offset + CountSize + index * EntrySize;
 
+    /// <summary>
+    /// The first entry of each tag that holds integers lying within the file: the one libtiff and ImageSharp read of a
+    /// repeated field.
+    /// </summary>
+    public Dictionary<ushort, IntegerField> FirstIntegerFields(TiffReader reader, int fileLength)
+    {
+        var fields = new Dictionary<ushort, IntegerField>();
+        for (var e = 0; e < Entries; e++)
+        {
+            if (IntegerFieldAt(reader, Entry(e), fileLength) is { } field) fields.TryAdd(field.Tag, field);
+        }
+        return fields;
+    }
+
     /// <summary>Where the value field of the entry at <paramref name="entry"/> lies: after its tag, type and count (as wide as the value field).</summary>
     public int ValueField(int entry) => entry + 4 + ValueSize;
 

@@ -18,7 +18,7 @@ public static class TiffFillOrder
 
     private static readonly byte[] Reversed = Enumerable.Range(0, 256).Select(value => ReverseBits((byte)value)).ToArray();
 
-    /// <summary>The file itself when it is no LZW or deflate TIFF stored least significant bit first; otherwise a copy read most significant bit first.</summary>
+    /// <summary>The file itself when it is no TIFF stored least significant bit first that this reverses; otherwise a copy read most significant bit first.</summary>
     public static ReadOnlyMemory<byte> WithMostSignificantBitFirst(ReadOnlyMemory<byte> bytes)
     {
         var file = bytes.Span;

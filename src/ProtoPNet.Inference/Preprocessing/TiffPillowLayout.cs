@@ -27,7 +27,7 @@ internal static class TiffPillowLayout
             var tag = reader.U16(entry);
             // Pillow counts the extra samples whatever their type; the other fields it needs as numbers.
             if (tag == ExtraSamples) extraSamples = directory.CountOf(reader, entry);
-            else if (directory.IntegerFieldAt(reader, entry, file.Length) is { } field) fields[tag] = field;
+            else if (directory.IntegerFieldAt(reader, entry, file.Length) is { } field) fields.TryAdd(tag, field);   // the first, as libtiff reads it
         }
         var samples = Value(reader, fields, SamplesPerPixel) ?? 1;
         // Pillow looks a SampleFormat of several values up whole unless they are all 1, and has no layout for any such.
@@ -68,11 +68,7 @@ internal static class TiffPillowLayout
     {
         if (TiffDirectory.First(file) is not { } directory) return null;
         var reader = new TiffReader(file, directory.LittleEndian);
-        var fields = new Dictionary<ushort, IntegerField>();
-        for (var e = 0; e < directory.Entries; e++)
-        {
-            if (directory.IntegerFieldAt(reader, directory.Entry(e), file.Length) is { } field) fields.TryAdd(field.Tag, field);
-        }
+        var fields = directory.FirstIntegerFields(reader, file.Length);
         var unsigned = !fields.TryGetValue(SampleFormat, out var format) || reader.Value(format.At, 0, format.Type) == 1;
         return (Value(reader, fields, SamplesPerPixel) ?? 1) == 1 && Value(reader, fields, BitsPerSample) == 32 && unsigned
             ? "one sample of 32-bit integers, which the trainer clips to 16 bits where this decoder would scale all 32"
