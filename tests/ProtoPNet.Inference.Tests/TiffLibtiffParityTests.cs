@@ -1,5 +1,6 @@
 using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Tests.Shared;
+using static ProtoPNet.Inference.Tests.TrainerParity;
 
 namespace ProtoPNet.Inference.Tests;
 
@@ -195,46 +196,6 @@ public class TiffLibtiffParityTests
         Assert.Equal(rows, Convert.FromHexString(answer[1]));
         Assert.Equal(rows, grey);
     }
-
-    /// <summary>The decoded image's bytes, red, green, blue, row by row; or none when it is refused.</summary>
-    private static byte[] Decoded(ImageDecoder decoder, byte[] file)
-    {
-        try
-        {
-            using var decoded = decoder.Decode(file);
-            return RgbBytes(decoded);
-        }
-        catch (ImageRejectedException)
-        {
-            return [];
-        }
-    }
-
-    private static byte[] RgbBytes(DecodedImage decoded)
-    {
-        var bytes = new byte[decoded.Pixels.Width * decoded.Pixels.Height * 3];
-        decoded.Pixels.CopyPixelDataTo(bytes);
-        return bytes;
-    }
-
-    /// <summary>The trainer's pixels from its verdict, "read" and the RGB bytes in hex.</summary>
-    private static byte[] TrainerPixels(string verdict) => Convert.FromHexString(verdict["read ".Length..]);
-
-    private static string? Refusal(ImageDecoder decoder, byte[] file)
-    {
-        try
-        {
-            decoder.Decode(file).Dispose();
-            return null;
-        }
-        catch (ImageRejectedException refusal)
-        {
-            return refusal.Message;
-        }
-    }
-
-    private static Dictionary<string, string> Verdicts(string output) =>
-        output.Trim().Split('\n').Select(line => line.Trim().Split(' ', 2)).ToDictionary(parts => parts[0], parts => parts[1]);
 
     /// <summary>Python shared by the scripts: LZW codes packed as TIFF writes them, a TIFF of given strips, and the trainer's verdict on every file.</summary>
     private const string Common = """

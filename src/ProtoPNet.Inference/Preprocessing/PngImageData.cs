@@ -3,13 +3,16 @@ using System.Buffers.Binary;
 namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
-/// A PNG's image data may be split across IDAT chunks anywhere, even into a first chunk of 0 or 1 bytes; ImageSharp reads
-/// the zlib header from the first chunk alone and refused such a sound file, which Pillow reads. The file's run of IDAT
-/// chunks is then merged into one before decoding; any other file passes as it is.
+/// Where ImageSharp refuses a PNG's image data that Pillow (the trainer's decoder) reads: the file is written anew so
+/// both read it alike; any other file passes as it is.
 /// </summary>
 public static class PngImageData
 {
-    /// <summary>The file itself, or, when its first IDAT chunk holds fewer than the zlib header's 2 bytes, a copy whose IDAT chunks are one.</summary>
+    /// <summary>
+    /// The image data may be split across IDAT chunks anywhere, even into a first chunk of 0 or 1 bytes; ImageSharp reads
+    /// the zlib header from the first chunk alone and refused such a sound file. Its run of IDAT chunks is merged into one.
+    /// </summary>
+    /// <returns>The file itself, or, when its first IDAT chunk holds fewer than the zlib header's 2 bytes, a copy whose IDAT chunks are one.</returns>
     public static ReadOnlyMemory<byte> WithShortFirstChunkMerged(ReadOnlyMemory<byte> bytes)
     {
         var file = bytes.Span;
@@ -53,5 +56,40 @@ public static class PngImageData
         BinaryPrimitives.WriteUInt32BigEndian(chunk[written..], PngChecksums.Crc(chunk[4..written]));
         file[runEnd..].CopyTo(merged.AsSpan(runStart + chunk.Length));
         return merged;
+    }
+
+    /// <summary>
+    /// From its first IDAT chunk on, Pillow reads no CRC of a PNG (it checks those of the chunks before, as PngChecksums
+    /// does); ImageSharp checks the critical chunks' and refused a file whose image data's CRC is wrong ("CRC Error. PNG
+    /// IDAT chunk is corrupt!"), though the data itself inflates to the trainer's very rows. Those CRCs are written anew;
+    /// the data is judged as it is (PngRows), as Pillow judges it.
+    /// </summary>
+    /// <returns>The file itself, or, when a critical chunk from the first IDAT on has a wrong CRC, a copy with it mended.</returns>
+    public static ReadOnlyMemory<byte> WithImageDataChecksumsMended(ReadOnlyMemory<byte> bytes)
+    {
+        var file = bytes.Span;
+        if (!file.StartsWith(PngText.Signature)) return bytes;
+        byte[]? mended = null;
+        var imageDataSeen = false;
+        for (long position = PngText.Signature.Length; position + 12 <= file.Length;)
+        {
+            var length = BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
+            var end = position + 12 + length;
+            if (end > file.Length) break;   // truncated: the completeness check says so
+            var type = file.Slice((int)position + 4, 4);
+            imageDataSeen |= type.SequenceEqual("IDAT"u8);
+            var critical = (type[0] & 0x20) == 0;   // an upper-case first letter
+            if (imageDataSeen && critical)
+            {
+                var crc = PngChecksums.Crc(file.Slice((int)position + 4, (int)length + 4));
+                if (BinaryPrimitives.ReadUInt32BigEndian(file[(int)(end - 4)..]) != crc)
+                {
+                    mended ??= file.ToArray();
+                    BinaryPrimitives.WriteUInt32BigEndian(mended.AsSpan((int)(end - 4)), crc);
+                }
+            }
+            position = end;
+        }
+        return mended ?? bytes;
     }
 }

@@ -1,0 +1,136 @@
+using ProtoPNet.Inference.Preprocessing;
+using ProtoPNet.Tests.Shared;
+using static ProtoPNet.Inference.Tests.TrainerParity;
+
+namespace ProtoPNet.Inference.Tests;
+
+/// <summary>
+/// Pillow (the trainer's decoder) reads no CRC from a PNG's first IDAT chunk on; ImageSharp refused a file whose image
+/// data's CRC was wrong ("CRC Error. PNG IDAT chunk is corrupt!"), though the trainer reads it. Each case is judged by the
+/// trainer's own <c>open_image</c> on this machine, and the service must say the same, pixel for pixel.
+/// </summary>
+public class PngCrcParityTests
+{
+    [Fact]
+    public void AWrongCrcFromTheImageDataOnIsReadAsTheTrainerReadsIt()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-png-crc-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteFiles, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        foreach (var name in new[] { "sound.png", "idat-crc.png", "split-idat-crcs.png", "iend-crc.png", "palette-idat-crc.png", "grey16-idat-crc.png" })
+        {
+            var upload = File.ReadAllBytes(Path.Combine(temporary.Path, name));
+            Assert.True(verdicts[name].StartsWith("read", StringComparison.Ordinal), $"the trainer should read {name}: {verdicts[name]}");
+            var mended = PngImageData.WithImageDataChecksumsMended(upload);
+            Assert.True(name != "sound.png" == !mended.Span.SequenceEqual(upload), $"{name}: mended {!mended.Span.SequenceEqual(upload)}");
+            Assert.True(TrainerPixels(verdicts[name]).SequenceEqual(Decoded(decoder, upload)), $"{name}: {Refusal(decoder, upload) ?? "other pixels than the trainer's"}");
+        }
+        // A wrong CRC before the image data is Pillow's refusal, and is not mended.
+        var early = File.ReadAllBytes(Path.Combine(temporary.Path, "text-crc.png"));
+        Assert.StartsWith("refused", verdicts["text-crc.png"]);
+        Assert.True(PngImageData.WithImageDataChecksumsMended(early).Span.SequenceEqual(early));
+        Assert.Equal("The PNG image is corrupt: its tEXt chunk at byte 33 fails its CRC check.", Refusal(decoder, early));
+    }
+
+    /// <summary>
+    /// Random damage (bytes changed, the CRCs left as they were) to the image data of a PNG split into four IDAT chunks:
+    /// whatever the trainer reads decodes here to its very pixels, and whatever it refuses is refused.
+    /// </summary>
+    [Fact]
+    public void DamagedImageDataIsReadOrRefusedAsTheTrainerDoes()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-png-crc-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteDamaged, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        var disagreements = new List<string>();
+        foreach (var (name, verdict) in verdicts)
+        {
+            var file = File.ReadAllBytes(Path.Combine(temporary.Path, name));
+            var refusal = Refusal(decoder, file);
+            var trainerReads = verdict.StartsWith("read", StringComparison.Ordinal);
+            if (trainerReads != refusal is null) disagreements.Add($"{name}: the trainer {(trainerReads ? "reads it" : verdict)}, here {refusal ?? "read"}");
+            else if (trainerReads && !Decoded(decoder, file).SequenceEqual(TrainerPixels(verdict))) disagreements.Add($"{name}: other pixels than the trainer's");
+        }
+        Assert.Equal(200, verdicts.Count);
+        // Both kinds are among them, so the comparison means something.
+        Assert.InRange(verdicts.Count(verdict => verdict.Value.StartsWith("read", StringComparison.Ordinal)), 20, 180);
+        Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
+    }
+
+    private const string Common = """
+        import io, os, random, struct, sys, zlib
+        from PIL import Image, PngImagePlugin
+        from protopnet_trainer.image_files import UnreadableImageError, open_image
+        folder = sys.argv[1]
+        def path(name): return os.path.join(folder, name)
+        def chunks(data):
+            position, found = 8, []
+            while position < len(data):
+                length = struct.unpack(">I", data[position:position + 4])[0]
+                found.append([data[position + 4:position + 8], data[position + 8:position + 8 + length], data[position + 8 + length:position + 12 + length]])
+                position += 12 + length
+            return found
+        def crc(kind, body): return struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        def png(found): return b"\x89PNG\r\n\x1a\n" + b"".join(struct.pack(">I", len(body)) + kind + body + stored for kind, body, stored in found)
+        def split_image_data(found, parts):
+            data = b"".join(body for kind, body, _ in found if kind == b"IDAT")
+            size = -(-len(data) // parts)
+            pieces = [[b"IDAT", data[at:at + size], crc(b"IDAT", data[at:at + size])] for at in range(0, len(data), size)]
+            first = next(i for i, c in enumerate(found) if c[0] == b"IDAT")
+            return found[:first] + pieces + [c for c in found[first:] if c[0] != b"IDAT"]
+        def saved(picture, **options):
+            buffer = io.BytesIO()
+            picture.save(buffer, "PNG", **options)
+            return buffer.getvalue()
+        def gradient(width, height):
+            picture = Image.new("RGB", (width, height))
+            picture.putdata([(x * 255 // width, y * 255 // height, (x * y) % 256) for y in range(height) for x in range(width)])
+            return picture
+        def verdicts():
+            for name in sorted(os.listdir(folder)):
+                try:
+                    print(name, "read", open_image(path(name)).tobytes().hex())
+                except UnreadableImageError as error:
+                    print(name, "refused:", error.reason.replace("\n", " "))
+
+        """;
+
+    private const string WriteFiles = Common + """
+        def write(name, found): open(path(name), "wb").write(png(found))
+        def wrong(found, kinds):
+            return [[kind, body, b"\0\0\0\0" if kind in kinds else stored] for kind, body, stored in found]
+        sound = chunks(saved(gradient(40, 30)))
+        write("sound.png", sound)
+        write("idat-crc.png", wrong(sound, {b"IDAT"}))
+        write("split-idat-crcs.png", wrong(split_image_data(sound, 3), {b"IDAT", b"IEND"}))
+        write("iend-crc.png", wrong(sound, {b"IEND"}))
+        palette = Image.new("P", (12, 8))
+        palette.putpalette(bytes(range(0, 240, 5)))
+        palette.putdata([(x + y) % 16 for y in range(8) for x in range(12)])
+        write("palette-idat-crc.png", wrong(chunks(saved(palette)), {b"IDAT"}))
+        grey16 = Image.new("I;16", (10, 6))
+        grey16.putdata([x * 6000 + y * 1000 for y in range(6) for x in range(10)])
+        write("grey16-idat-crc.png", wrong(chunks(saved(grey16)), {b"IDAT"}))
+        text = PngImagePlugin.PngInfo()
+        text.add_text("note", "a chunk before the image data")
+        early = chunks(saved(gradient(40, 30), pnginfo=text))
+        write("text-crc.png", wrong(early, {b"tEXt"}))
+        verdicts()
+        """;
+
+    private const string WriteDamaged = Common + """
+        random.seed(7)
+        sound = split_image_data(chunks(saved(gradient(64, 48))), 4)
+        data_at = [at for at, c in enumerate(sound) if c[0] == b"IDAT"]
+        for n in range(200):
+            damaged = [list(c) for c in sound]
+            for _ in range(random.randint(1, 3)):
+                chunk = damaged[random.choice(data_at)]
+                body = bytearray(chunk[1])
+                at = random.randrange(len(body)) if random.random() < 0.8 else random.randrange(min(len(body), 8))
+                body[at] = random.choice([0, 255, body[at] ^ (1 << random.randrange(8)), random.randrange(256)])
+                chunk[1] = bytes(body)
+            open(path(f"damaged-{n:03}.png"), "wb").write(png(damaged))
+        verdicts()
+        """;
+}
