@@ -29,6 +29,7 @@ public class DamagedImageTests
         ("masks.bmp", "The BMP image is corrupt: its G colour mask 0x87E0 does not fit its 16-bit pixels beside the others."),
         ("palette-257.png", "The PNG image is corrupt: its palette (PLTE) holds 257 colours, more than 256."),
         ("empty-trns.png", "The PNG image is corrupt: its transparency chunk (tRNS) has 0 bytes, fewer than the 2 that give a grey image's transparent colour."),
+        ("trns-257.png", "The PNG image is corrupt: its transparency chunk (tRNS) holds 257 alpha values, more than a palette's 256."),
         ("wide-frame.png", "The PNG image is corrupt: its animation frame (fcTL) of 9x4 at (0, 0) reaches past the 8x4 image."),
         ("masks-444.bmp", "The BMP image is corrupt: its 16-bit colour masks are not one of the layouts the trainer's Pillow reads"),
         ("two-bits.bmp", "The BMP image is corrupt: its header declares 2 bits per pixel, a depth the trainer's Pillow does not read."),
@@ -84,7 +85,7 @@ public class DamagedImageTests
     private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "empty-comment.gif", "photo.webp", "animation.webp",
         "strips.tif", "rle8-absolute.bmp", "rle4-absolute.bmp", "rle4-short-absolute.bmp", "rle8-delta.bmp", "one-fill.jpg",
         "long-stream.tif", "palette.bmp", "raw-predictor.tif", "grey-ramp.bmp", "cut-1.tif",
-        "rows-twice.tif", "no-count.tif", "empty-first-idat.png", "bytewise-idat.png", "palette-769.png", "extra-byte-bad-checksum.png", "two-frame-controls.png"];
+        "rows-twice.tif", "no-count.tif", "empty-first-idat.png", "bytewise-idat.png", "palette-769.png", "extra-byte-bad-checksum.png", "two-frame-controls.png", "trns-256.png"];
 
     [Fact]
     public void ADamagedFileTheTrainerRefusesIsRefusedHereAndItsSoundOriginalDecodes()
@@ -424,6 +425,8 @@ public class DamagedImageTests
             + png_chunk(b"IDAT", extra[:-4] + b"\xde\xad\xbe\xef") + png_chunk(b"IEND", b""))
         picture.convert("L").resize((8, 4)).save(path("grey.png"))
         damaged("grey.png", "empty-trns.png", before_idat(png_chunk(b"tRNS", b"")))
+        damaged("palette.png", "trns-257.png", before_idat(png_chunk(b"tRNS", bytes(range(256)) + b"\x00")))   # "palette index out of range"
+        damaged("palette.png", "trns-256.png", before_idat(png_chunk(b"tRNS", bytes(range(256)))))   # more than its 16 colours: read
         frame = struct.pack(">IIIIIHHBB", 0, 9, 4, 0, 0, 1, 10, 0, 0)   # sequence 0, 9x4 at (0, 0) of an 8x4 image
         damaged("grey.png", "wide-frame.png", before_idat(png_chunk(b"acTL", struct.pack(">II", 1, 0)) + png_chunk(b"fcTL", frame)))
         # Sound: two frame controls numbered 0 and 1, each within the image (the numbering is followed from one to the next).

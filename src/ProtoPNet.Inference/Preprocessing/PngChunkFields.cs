@@ -5,7 +5,8 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// <summary>
 /// Whether the chunks before a PNG's image data hold values Pillow (the trainer's decoder) can use: a palette of a
 /// palette image of at most 256 entries ("invalid palette size"), a transparency chunk of a grey or RGB image long
-/// enough for its colour (Pillow reads 2 or 6 bytes from it and cannot open the file otherwise), and an animation frame
+/// enough for its colour (Pillow reads 2 or 6 bytes from it and cannot open the file otherwise) and of a palette image
+/// of at most 256 alpha values ("palette index out of range"; ImageSharp reads those it needs), and an animation frame
 /// control (APNG's fcTL) whole, numbered from 0 and within the image ("APNG contains invalid frames"). ImageSharp
 /// decodes such files, so a damaged upload was classified while the trainer could not read it. Judged chunk by chunk as
 /// <see cref="PngChecksums"/> walks them (one walk for both), with what the header says and the frames seen so far.
@@ -38,6 +39,10 @@ public sealed class PngChunkFields
         if (type.SequenceEqual("tRNS"u8) && (_colourType, length) is (Grey, < 2) or (Rgb, < 6))
         {
             return $"its transparency chunk (tRNS) has {length} bytes, fewer than the {(_colourType == Grey ? 2 : 6)} that give a{(_colourType == Grey ? " grey" : "n RGB")} image's transparent colour";
+        }
+        if (type.SequenceEqual("tRNS"u8) && _colourType == Palette && length > MaxPaletteBytes / 3)
+        {
+            return $"its transparency chunk (tRNS) holds {length} alpha values, more than a palette's 256";
         }
         if (!type.SequenceEqual("fcTL"u8)) return null;
         if (length < FrameControlBytes) return $"its animation frame control (fcTL) holds {length} bytes, fewer than its {FrameControlBytes}";

@@ -5,12 +5,15 @@ using static ProtoPNet.Inference.Tests.TrainerParity;
 namespace ProtoPNet.Inference.Tests;
 
 /// <summary>
-/// Pillow (the trainer's decoder) reads no CRC from a PNG's first IDAT chunk on; ImageSharp refused a file whose image
-/// data's CRC was wrong ("CRC Error. PNG IDAT chunk is corrupt!"), though the trainer reads it. Each case is judged by the
-/// trainer's own <c>open_image</c> on this machine, and the service must say the same, pixel for pixel.
+/// PNGs the trainer's decoder (Pillow) reads otherwise than ImageSharp would. Each case is judged by the trainer's own
+/// <c>open_image</c> on this machine, and the service must say the same, pixel for pixel.
 /// </summary>
-public class PngCrcParityTests
+public class PngPillowParityTests
 {
+    /// <summary>
+    /// Pillow reads no CRC from a PNG's first IDAT chunk on; ImageSharp refused a file whose image data's CRC was wrong
+    /// ("CRC Error. PNG IDAT chunk is corrupt!"), though the trainer reads it.
+    /// </summary>
     [Fact]
     public void AWrongCrcFromTheImageDataOnIsReadAsTheTrainerReadsIt()
     {
@@ -30,6 +33,28 @@ public class PngCrcParityTests
         Assert.StartsWith("refused", verdicts["text-crc.png"]);
         Assert.True(PngImageData.WithImageDataChecksumsMended(early).Span.SequenceEqual(early));
         Assert.Equal("The PNG image is corrupt: its tEXt chunk at byte 33 fails its CRC check.", Refusal(decoder, early));
+    }
+
+    /// <summary>
+    /// A palette image's transparency chunk (tRNS) gives an alpha value per palette entry, up to 256: the transparent
+    /// colours are put over white as the trainer puts them, also when it lists more values than the palette has colours;
+    /// with more than 256 Pillow cannot read the file ("palette index out of range"), nor does the service.
+    /// </summary>
+    [Fact]
+    public void APaletteImagesTransparencyIsReadAsTheTrainerReadsIt()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-png-trns-");
+        var verdicts = Verdicts(Pillow.RunPython(WritePaletteTransparency, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        foreach (var name in new[] { "alphas-16.png", "alphas-5.png", "alphas-256.png" })
+        {
+            var upload = File.ReadAllBytes(Path.Combine(temporary.Path, name));
+            Assert.True(verdicts[name].StartsWith("read", StringComparison.Ordinal), $"the trainer should read {name}: {verdicts[name]}");
+            Assert.True(TrainerPixels(verdicts[name]).SequenceEqual(Decoded(decoder, upload)), $"{name}: {Refusal(decoder, upload) ?? "other pixels than the trainer's"}");
+        }
+        Assert.Equal("refused: palette index out of range", verdicts["alphas-257.png"]);
+        Assert.Equal("The PNG image is corrupt: its transparency chunk (tRNS) holds 257 alpha values, more than a palette's 256.",
+            Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "alphas-257.png"))));
     }
 
     /// <summary>
@@ -115,6 +140,19 @@ public class PngCrcParityTests
         text.add_text("note", "a chunk before the image data")
         early = chunks(saved(gradient(40, 30), pnginfo=text))
         write("text-crc.png", wrong(early, {b"tEXt"}))
+        verdicts()
+        """;
+
+    private const string WritePaletteTransparency = Common + """
+        palette = Image.new("P", (16, 6))
+        palette.putpalette(bytes((i * 37 + c * 91) % 256 for i in range(16) for c in range(3)))
+        palette.putdata([(x + 3 * y) % 16 for y in range(6) for x in range(16)])
+        sound = chunks(saved(palette))
+        first = next(i for i, c in enumerate(sound) if c[0] == b"IDAT")
+        for count in (16, 5, 256, 257):
+            alphas = bytes((i * 53) % 256 for i in range(count))
+            with_alphas = sound[:first] + [[b"tRNS", alphas, crc(b"tRNS", alphas)]] + sound[first:]
+            open(path(f"alphas-{count}.png"), "wb").write(png(with_alphas))
         verdicts()
         """;
 
