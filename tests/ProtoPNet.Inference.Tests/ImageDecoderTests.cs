@@ -135,6 +135,36 @@ public class ImageDecoderTests
     }
 
     /// <summary>
+    /// A 32-bit BITFIELDS BMP whose masks are all 0 is read by Pillow as blue, green, red and alpha (its BGRA layout);
+    /// ImageSharp read every channel through its empty mask, black. It decodes to the trainer's pixels (alpha over
+    /// white), with a 40-, 108- or 124-byte header, rows bottom-up or top-down.
+    /// </summary>
+    [Fact]
+    public void A32BitBmpWithEmptyMasksIsReadAsBgra()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-bmp-masks-");
+        Pillow.RunPython("""
+            import os, struct, sys
+            def bmp(name, header_size, top_down):
+                width, height = 3, 2
+                pixels = b"".join(struct.pack("<BBBB", 40 * i, 250 - 30 * i, 7 * i + 3, (0, 128, 255, 64, 200, 17)[i]) for i in range(width * height))
+                header = struct.pack("<IiiHHIIiiII", header_size, width, -height if top_down else height, 1, 32, 3, len(pixels), 2835, 2835, 0, 0)
+                masks = bytes(12 if header_size == 40 else header_size - 40)   # red, green, blue (and alpha) masks of 0
+                start = 14 + len(header) + len(masks)
+                open(os.path.join(sys.argv[1], name), "wb").write(b"BM" + struct.pack("<IHHI", start + len(pixels), 0, 0, start) + header + masks + pixels)
+            for size in (40, 108, 124):
+                bmp(f"v{size}.bmp", size, False)
+                bmp(f"v{size}-top-down.bmp", size, True)
+            """, temporary.Path);
+        foreach (var name in new[] { "v40.bmp", "v40-top-down.bmp", "v108.bmp", "v108-top-down.bmp", "v124.bmp", "v124-top-down.bmp" })
+        {
+            var path = Path.Combine(temporary.Path, name);
+            using var decoded = _decoder.Decode(File.ReadAllBytes(path));
+            AssertTheTrainersPixels(TrainersPixels(path), decoded, name);
+        }
+    }
+
+    /// <summary>
     /// Every level of a 16-bit BMP's channels, 555 (the default and its masks) and 565, decodes to the trainer's value:
     /// Pillow widens level v of max to v * 255 / max rounded down, ImageSharp repeats its bits (a 5-bit 16 was 132 here,
     /// 131 to the trainer).

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Advanced;
 using SixLabors.ImageSharp.PixelFormats;
 
 namespace ProtoPNet.Inference.Preprocessing;
@@ -13,11 +14,14 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// <item>32 bits without masks: each pixel is blue, green, red and an unused byte, which Pillow passes over (BGRX);
 /// ImageSharp takes that byte for alpha unless it is 0 everywhere, so a file whose unused bytes hold anything came out
 /// partly transparent, paler over white (white where they are 0). The pixels are made opaque.</item>
+/// <item>32 bits with masks (BITFIELDS) that are all 0: Pillow reads blue, green, red and alpha (BGRA); ImageSharp read
+/// every channel through its empty mask, black. The pixels are read from the file as Pillow reads them.</item>
 /// </list>
 /// </summary>
 public static class BmpPixelsAsPillow
 {
-    private const int InfoHeaderAt = 14, BitCountAt = 28, CoreBitCountAt = 24, CompressionAt = 30, GreenMaskAt = 58;
+    private const int PixelDataOffsetAt = 10, InfoHeaderAt = 14, WidthAt = 18, HeightAt = 22, BitCountAt = 28, CoreBitCountAt = 24, CompressionAt = 30,
+        RedMaskAt = 54, GreenMaskAt = 58, AlphaMaskAt = 66;
     private const uint CoreHeader = 12, Uncompressed = 0, Bitfields = 3;
 
     private static readonly byte[] FiveBits = PillowLevels(5), SixBits = PillowLevels(6);
@@ -27,6 +31,7 @@ public static class BmpPixelsAsPillow
     {
         if (GreenBits(file) is { } greenBits) ToPillowLevels(image, greenBits);
         else if (IsBgrx(file)) MakeOpaque(image);
+        else if (HasEmptyMasks(file)) ReadBgra(image, file);
     }
 
     /// <summary>How many bits a 16-bit BMP's green has (5: the default 555, or 555 masks; 6: 565 masks); null for any other file.</summary>
@@ -54,6 +59,36 @@ public static class BmpPixelsAsPillow
         if (headerSize == CoreHeader) return file.Length >= CoreBitCountAt + 2 && BinaryPrimitives.ReadUInt16LittleEndian(file[CoreBitCountAt..]) == 32;
         return headerSize >= 40 && file.Length >= CompressionAt + 4 && BinaryPrimitives.ReadUInt16LittleEndian(file[BitCountAt..]) == 32
             && BinaryPrimitives.ReadUInt32LittleEndian(file[CompressionAt..]) == Uncompressed;
+    }
+
+    /// <summary>Whether the file is a 32-bit BITFIELDS BMP whose masks (red, green, blue, and alpha where its header has one) are all 0.</summary>
+    private static bool HasEmptyMasks(ReadOnlySpan<byte> file)
+    {
+        if (file.Length < AlphaMaskAt + 4 || file[0] != 'B' || file[1] != 'M') return false;
+        var headerSize = BinaryPrimitives.ReadUInt32LittleEndian(file[InfoHeaderAt..]);
+        if (headerSize < 40 || BinaryPrimitives.ReadUInt16LittleEndian(file[BitCountAt..]) != 32
+            || BinaryPrimitives.ReadUInt32LittleEndian(file[CompressionAt..]) != Bitfields) return false;
+        var masks = file.Slice(RedMaskAt, headerSize > 40 ? 16 : 12);
+        return !masks.ContainsAnyExcept((byte)0);
+    }
+
+    /// <summary>
+    /// Reads the pixels as blue, green, red and alpha, rows bottom-up (top-down for a negative height), into
+    /// <paramref name="image"/>; left as decoded when the file does not hold every row (the completeness check judges it).
+    /// </summary>
+    private static void ReadBgra(Image<Rgba32> image, ReadOnlySpan<byte> file)
+    {
+        var offset = BinaryPrimitives.ReadUInt32LittleEndian(file[PixelDataOffsetAt..]);
+        var (width, height) = (BinaryPrimitives.ReadInt32LittleEndian(file[WidthAt..]), BinaryPrimitives.ReadInt32LittleEndian(file[HeightAt..]));
+        var rows = Math.Abs((long)height);
+        if (width != image.Width || rows != image.Height || offset + 4L * width * rows > file.Length) return;
+        var pixels = file[(int)offset..];
+        for (var row = 0; row < rows; row++)
+        {
+            var source = pixels.Slice(row * 4 * width, 4 * width);
+            var target = image.DangerousGetPixelRowMemory(height < 0 ? row : (int)rows - 1 - row).Span;
+            for (var x = 0; x < width; x++) target[x] = new Rgba32(source[4 * x + 2], source[4 * x + 1], source[4 * x], source[4 * x + 3]);
+        }
     }
 
     private static void ToPillowLevels(Image<Rgba32> image, int greenBits)
