@@ -159,7 +159,7 @@ public static class TrainingApi
         }
         catch (JsonException error)
         {
-            throw TrainingJobValidator.Invalid("body", $"is not JSON ({error.Message.Split(" Path:")[0].TrimEnd('.')})");
+            throw TrainingJobValidator.Invalid("body", $"is not JSON: {RequestText.JsonError(error)}");
         }
         catch (InvalidOperationException error)
         {

@@ -19,9 +19,20 @@ public sealed record V2ModelRoute
     /// <summary>Version id: in the path on the versioned routes; on the others a query parameter, the version served by default when absent.</summary>
     public string? Version { get; init; }
 
-    /// <summary>The model asked for; a name or version that could not be a folder name is a bad request.</summary>
+    /// <summary>The request, for a query's <c>version</c> beside the path's on a versioned route.</summary>
+    public HttpRequest? Request { get; init; }
+
+    /// <summary>
+    /// The model asked for; a name or version that could not be a folder name is a bad request, and so is a query's
+    /// version that is not the one the path names (it would be passed over unseen).
+    /// </summary>
     public ModelSelector Selector()
     {
+        if (Request is { } request && request.RouteValues.ContainsKey("version") && request.Query.TryGetValue("version", out var asked) && asked != Version)
+        {
+            throw new ProblemException(ProblemCatalog.InvalidParameter,
+                $"The path names version '{RequestText.Echo(Version)}' and the query version '{RequestText.Echo(asked.ToString())}': name the version once, in the path.");
+        }
         if (!ModelSelector.IsValidName(Name)) throw new ProblemException(ProblemCatalog.InvalidParameter, $"The model name '{Name}' is not valid: {ModelSelector.NameRule}.");
         if (Version is not null && !ModelSelector.IsValidName(Version))
         {

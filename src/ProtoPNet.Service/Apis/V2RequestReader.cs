@@ -181,10 +181,14 @@ internal static class V2RequestReader
             var binaryOutputs = outputs?.Where(o => o.Binary.HasValue).GroupBy(o => o.Name).ToDictionary(g => g.Key, g => g.Last().Binary!.Value);
             return new V2RequestHeader(id, named, read.Inputs, read.Data, BinaryDataOutput: binaryDataOutput, BinaryOutputs: binaryOutputs);
         }
-        catch (Exception exception) when (exception is JsonException or InvalidOperationException)
+        catch (JsonException exception)
         {
-            // Malformed JSON, or a string that is not valid text (a lone surrogate escape, bad UTF-8).
-            throw BadRequest($"The body is not a v2 inference request: {exception.Message}");
+            throw BadRequest($"The body is not JSON: {RequestText.JsonError(exception)}.");
+        }
+        catch (InvalidOperationException exception)
+        {
+            // A string that is not valid text (a lone surrogate escape, bad UTF-8).
+            throw BadRequest($"The body is not a v2 inference request: {RequestText.Printable(exception.Message)}");
         }
     }
 
@@ -390,6 +394,7 @@ internal static class V2RequestReader
             }
             var matches = reader.ValueTextEquals(name);
             reader.Read();
+            if (matches && value is not null) throw BadRequest($"{what} is given twice.");
             if (matches)
             {
                 value = reader.TokenType switch
@@ -413,10 +418,16 @@ internal static class V2RequestReader
             if (reader.TokenType != JsonTokenType.StartObject) throw BadRequest("Every output asked for must be an object with a name.");
             string? name = null;
             bool? binary = null;
+            var seen = new HashSet<string>(StringComparer.Ordinal);
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 var property = reader.GetString()!;
                 reader.Read();
+                // The last of two would win, unseen: the caller meant one of them.
+                if (property.ToLowerInvariant() is "name" or "parameters" && !seen.Add(property.ToLowerInvariant()))
+                {
+                    throw BadRequest($"An output asked for has '{property.ToLowerInvariant()}' twice.");
+                }
                 if (property.Equals("name", StringComparison.OrdinalIgnoreCase) && reader.TokenType == JsonTokenType.String) name = reader.GetString();
                 else if (property.Equals("parameters", StringComparison.OrdinalIgnoreCase))
                 {

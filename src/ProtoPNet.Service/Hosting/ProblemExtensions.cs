@@ -104,6 +104,8 @@ public static class ProblemExtensions
         StatusCodes.Status404NotFound => $"No endpoint matches {http.Request.Method} {RequestTarget.PathOf(http)}. The API is described at /swagger.",
         StatusCodes.Status405MethodNotAllowed => $"{http.Request.Method} is not allowed on {RequestTarget.PathOf(http)}. The API is described at /swagger.",
         StatusCodes.Status413PayloadTooLarge => "The request body is larger than the server accepts.",
+        StatusCodes.Status415UnsupportedMediaType when RequestShapeRules.HasTransferCoding(http.Request) =>
+            $"Transfer-Encoding '{RequestText.Printable(http.Request.Headers.TransferEncoding.ToString())}' is not accepted: send the body as it is, with a Content-Length or chunked alone.",
         StatusCodes.Status415UnsupportedMediaType when RequestShapeRules.HasContentCoding(http.Request) =>
             $"Content-Encoding '{http.Request.Headers.ContentEncoding}' is not accepted: send the body as it is (image files are compressed already).",
         StatusCodes.Status415UnsupportedMediaType => string.IsNullOrEmpty(http.Request.ContentType)

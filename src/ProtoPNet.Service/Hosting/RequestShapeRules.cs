@@ -4,7 +4,8 @@ namespace ProtoPNet.Service.Hosting;
 
 /// <summary>
 /// Requests refused for their shape before any endpoint reads them, the same way on every endpoint (under /v2 in the
-/// protocol's error body): a body in a content coding, and a query parameter given more than once. Health probes are
+/// protocol's error body): a body in a content coding or a transfer coding other than chunked, and a query parameter
+/// given more than once. Health probes are
 /// never refused for their shape: a 4xx from one reads as "not live" or "not ready" to Kubernetes and to the protocol.
 /// </summary>
 public static class RequestShapeRules
@@ -15,10 +16,11 @@ public static class RequestShapeRules
         {
             var request = context.Request;
             if (IsHealthProbe(request)) return next(context);
-            if (HasContentCoding(request) && CanHaveBody(context) && TakesBody(context))
+            if ((HasContentCoding(request) || HasTransferCoding(request)) && CanHaveBody(context) && TakesBody(context))
             {
                 // Not decoded: 415 saying so, with Accept-Encoding naming what is taken (RFC 9110, 15.5.16), rather than
-                // reading the body as a broken image or broken JSON. The status code pages write the answer.
+                // reading the body as a broken image or broken JSON (Kestrel takes the chunks of "gzip, chunked" and
+                // passes the gzip over). The status code pages write the answer.
                 context.Response.Headers.AcceptEncoding = "identity";
                 context.Response.StatusCode = StatusCodes.Status415UnsupportedMediaType;
                 return Task.CompletedTask;
@@ -38,6 +40,11 @@ public static class RequestShapeRules
     /// <summary>Whether the request's body is in a content coding other than identity.</summary>
     public static bool HasContentCoding(HttpRequest request) =>
         request.Headers.ContentEncoding.Any(value => value?.Split(',').Any(coding => !coding.Trim().Equals("identity", StringComparison.OrdinalIgnoreCase)) == true);
+
+    /// <summary>Whether the request's body is in a transfer coding other than chunked (e.g. "gzip, chunked").</summary>
+    public static bool HasTransferCoding(HttpRequest request) =>
+        request.Headers.TransferEncoding.Any(value => value?.Split(',').Any(coding => coding.Trim() is var name
+            && !name.Equals("chunked", StringComparison.OrdinalIgnoreCase) && !name.Equals("identity", StringComparison.OrdinalIgnoreCase)) == true);
 
     /// <summary>/health/live, /health/ready and the protocol's /v2/health/live and /v2/health/ready (GET or HEAD).</summary>
     private static bool IsHealthProbe(HttpRequest request) =>

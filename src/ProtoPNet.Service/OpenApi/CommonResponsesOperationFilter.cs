@@ -8,7 +8,7 @@ namespace ProtoPNet.Service.OpenApi;
 
 /// <summary>
 /// The answers any endpoint may give whatever it does, declared on each (docs/API.md, Conventions): 400 for a query
-/// parameter given twice (<see cref="Hosting.RequestShapeRules"/>), 415 for a body in a content coding, and 429 over
+/// parameter given twice (<see cref="Hosting.RequestShapeRules"/>), 415 for a body in a content coding (or a transfer coding other than chunked), and 429 over
 /// the rate limit (<see cref="Hosting.RateLimitingExtensions"/>); on a probe's path neither the first two nor the limit
 /// (<see cref="ProbePaths"/>).
 /// Under /v2 in the protocol's error body.
@@ -24,7 +24,7 @@ public sealed class CommonResponsesOperationFilter : IOperationFilter
         Add(operation, context, v2, StatusCodes.Status400BadRequest, "A query parameter is given twice, or one is out of range or unknown.");
         if (operation.RequestBody is not null)
         {
-            Add(operation, context, v2, StatusCodes.Status415UnsupportedMediaType, "The body is in a content coding (Content-Encoding), or of a type this endpoint does not take.");
+            Add(operation, context, v2, StatusCodes.Status415UnsupportedMediaType, "The body is in a content coding (Content-Encoding) or a transfer coding other than chunked, or of a type this endpoint does not take.");
         }
         if (!ProbePaths.IsExemptFromRateLimit(path))
         {

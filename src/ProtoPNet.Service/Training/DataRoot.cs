@@ -1,3 +1,5 @@
+using ProtoPNet.Service.Problems;
+
 namespace ProtoPNet.Service.Training;
 
 /// <summary>
@@ -12,17 +14,17 @@ public static class DataRoot
     public static (string? Relative, string? Error) Resolve(string root, string data)
     {
         if (data.Length == 0 || data.Contains('\0')) return (null, "must be a folder path relative to Training:DataRoot");
-        if (GoesUp(data)) return (null, $"'{data}' must not contain '..'");
+        if (GoesUp(data)) return (null, $"'{RequestText.Shown(data)}' must not contain '..'");
         var realRoot = RealPath(Path.GetFullPath(root));
         if (realRoot is null || !Directory.Exists(realRoot)) return (null, "Training:DataRoot does not exist");
         var target = RealPath(Path.IsPathRooted(data) ? Path.GetFullPath(data) : Path.GetFullPath(Path.Combine(realRoot, data)));
         if (target is null || !IsInside(realRoot, target))
         {
             return (null, Path.IsPathRooted(data) && !IsInside(Path.GetFullPath(root), Path.GetFullPath(data))
-                ? $"'{data}' is an absolute path outside Training:DataRoot"
-                : $"'{data}' leads outside Training:DataRoot");
+                ? $"'{RequestText.Shown(data)}' is an absolute path outside Training:DataRoot"
+                : $"'{RequestText.Shown(data)}' leads outside Training:DataRoot");
         }
-        if (!Directory.Exists(target)) return (null, $"'{data}' is not a folder under Training:DataRoot");
+        if (!Directory.Exists(target)) return (null, $"'{RequestText.Shown(data)}' is not a folder under Training:DataRoot");
         var relative = Path.GetRelativePath(realRoot, target).Replace(Path.DirectorySeparatorChar, '/');
         return (relative, null);
     }

@@ -70,17 +70,17 @@ public static partial class TrainingJobValidator
         var name = RequiredString(fields, "name");
         if (!ModelName().IsMatch(name) || name.Contains("..", StringComparison.Ordinal))
         {
-            throw Invalid("name", $"'{Shown(name)}' is not a valid model name (ASCII letters, digits, '.', '_' and '-', starting with a letter, digit or '_', no '..', at most 128 characters)");
+            throw Invalid("name", $"'{RequestText.Shown(name)}' is not a valid model name (ASCII letters, digits, '.', '_' and '-', starting with a letter, digit or '_', no '..', at most 128 characters)");
         }
         var preset = RequiredString(fields, "preset");
         if (catalog.Presets.All(p => p.Name != preset))
         {
-            throw Invalid("preset", $"'{Shown(preset)}' is not a preset of the trainer ({string.Join(", ", catalog.Presets.Select(p => p.Name))})");
+            throw Invalid("preset", $"'{RequestText.Shown(preset)}' is not a preset of the trainer ({string.Join(", ", catalog.Presets.Select(p => p.Name))})");
         }
         var dataset = OptionalString(fields, "dataset");
         if (dataset is not null && !catalog.Datasets.Contains(dataset))
         {
-            throw Invalid("dataset", $"'{Shown(dataset)}' is not a data set of the trainer ({string.Join(", ", catalog.Datasets)})");
+            throw Invalid("dataset", $"'{RequestText.Shown(dataset)}' is not a data set of the trainer ({string.Join(", ", catalog.Datasets)})");
         }
         var data = OptionalString(fields, "data");
         var readFrom = dataset ?? catalog.Presets.First(p => p.Name == preset).Dataset;
@@ -113,7 +113,7 @@ public static partial class TrainingJobValidator
         foreach (var property in body.EnumerateObject())
         {
             var field = Array.Find(Fields, f => f.Equals(property.Name, StringComparison.OrdinalIgnoreCase))
-                ?? throw Invalid(property.Name, $"is not a field of a training job (use {string.Join(", ", Fields)}; trainer options go into options)");
+                ?? throw Invalid(RequestText.Shown(property.Name), $"is not a field of a training job (use {string.Join(", ", Fields)}; trainer options go into options)");
             RefuseASecondSpelling(spelled, field, property.Name, "body", "field");
             fields[field] = property.Value;
         }
@@ -125,7 +125,7 @@ public static partial class TrainingJobValidator
     {
         if (!spelled.TryAdd(name, spelling))
         {
-            throw Invalid(field, $"gives the {what} {name} twice, as '{spelled[name]}' and '{spelling}' (names are matched ignoring case)");
+            throw Invalid(field, $"gives the {what} {RequestText.Shown(name)} twice, as '{RequestText.Shown(spelled[name])}' and '{RequestText.Shown(spelling)}' (names are matched ignoring case)");
         }
     }
 
@@ -139,7 +139,7 @@ public static partial class TrainingJobValidator
         var spelled = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var property in given.EnumerateObject())
         {
-            var field = $"options.{property.Name}";
+            var field = $"options.{RequestText.Shown(property.Name)}";
             var option = catalog.Option(property.Name)
                 ?? throw Invalid(field, "is not an option of the trainer (GET /training/options lists them)");
             RefuseASecondSpelling(spelled, option.Name, property.Name, "options", "option");
@@ -160,7 +160,7 @@ public static partial class TrainingJobValidator
         switch (option.Type)
         {
             case "boolean":
-                if (value.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) throw Invalid(field, $"must be true or false, not {Shown(value.GetRawText())}");
+                if (value.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) throw Invalid(field, $"must be true or false, not {RequestText.Shown(value.GetRawText())}");
                 return;
             case "integers":
                 if (value.ValueKind != JsonValueKind.Array || value.GetArrayLength() == 0 || value.GetArrayLength() > (option.MaxItems ?? 0))
@@ -170,7 +170,7 @@ public static partial class TrainingJobValidator
                 foreach (var item in value.EnumerateArray()) CheckNumber(option, item, field, integer: true);
                 return;
             case "string":
-                if (value.ValueKind != JsonValueKind.String) throw Invalid(field, $"must be a string, not {Shown(value.GetRawText())}");
+                if (value.ValueKind != JsonValueKind.String) throw Invalid(field, $"must be a string, not {RequestText.Shown(value.GetRawText())}");
                 break;
             default:
                 CheckNumber(option, value, field, integer: option.Type == "integer");
@@ -178,7 +178,7 @@ public static partial class TrainingJobValidator
         }
         if (option.Choices is { } choices && !choices.Any(choice => JsonElement.DeepEquals(choice, value) || SameNumber(choice, value)))
         {
-            throw Invalid(field, $"{Shown(value.GetRawText())} is not one of {string.Join(", ", choices.Select(c => c.ValueKind == JsonValueKind.String ? c.GetString() : c.GetRawText()))}");
+            throw Invalid(field, $"{RequestText.Shown(value.GetRawText())} is not one of {string.Join(", ", choices.Select(c => c.ValueKind == JsonValueKind.String ? c.GetString() : c.GetRawText()))}");
         }
     }
 
@@ -189,11 +189,11 @@ public static partial class TrainingJobValidator
     {
         if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out var number) || !double.IsFinite(number))
         {
-            throw Invalid(field, $"must be {(integer ? "an integer" : "a number")}, not {Shown(value.GetRawText())}");
+            throw Invalid(field, $"must be {(integer ? "an integer" : "a number")}, not {RequestText.Shown(value.GetRawText())}");
         }
-        if (integer && Math.Floor(number) != number) throw Invalid(field, $"must be an integer, not {Shown(value.GetRawText())}");
-        if (number < option.Minimum) throw Invalid(field, $"{Shown(value.GetRawText())} is below the minimum {Format(option.Minimum.Value)}");
-        if (number > option.Maximum) throw Invalid(field, $"{Shown(value.GetRawText())} is above the maximum {Format(option.Maximum.Value)}");
+        if (integer && Math.Floor(number) != number) throw Invalid(field, $"must be an integer, not {RequestText.Shown(value.GetRawText())}");
+        if (number < option.Minimum) throw Invalid(field, $"{RequestText.Shown(value.GetRawText())} is below the minimum {Format(option.Minimum.Value)}");
+        if (number > option.Maximum) throw Invalid(field, $"{RequestText.Shown(value.GetRawText())} is above the maximum {Format(option.Maximum.Value)}");
     }
 
     private static string Format(double value) => value.ToString(CultureInfo.InvariantCulture);
@@ -204,15 +204,11 @@ public static partial class TrainingJobValidator
     private static string? OptionalString(Dictionary<string, JsonElement> fields, string field)
     {
         if (!fields.TryGetValue(field, out var value) || value.ValueKind == JsonValueKind.Null) return null;
-        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw Invalid(field, $"must be a string, not {Shown(value.GetRawText())}");
+        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw Invalid(field, $"must be a string, not {RequestText.Shown(value.GetRawText())}");
     }
 
     public static ProblemException Invalid(string field, string message) =>
         new(ProblemCatalog.InvalidTrainingJob, $"{field}: {message}.", new Dictionary<string, object?> { ["field"] = field });
-
-    /// <summary>A refused value as the answer quotes it: whole when short, else its start and its length (a 500 KB string is not sent back).</summary>
-    private static string Shown(string? text) =>
-        text is null || text.Length <= 80 ? text ?? "" : $"{text[..72]}… ({text.Length} characters)";
 
     /// <summary>A model name is a folder name of the model repository (the rule of every name in a path of this API).</summary>
     [GeneratedRegex(@"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\z")]

@@ -214,6 +214,50 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         Assert.DoesNotContain("Inference-Header-Content-Length", mentions);
     }
 
+    /// <summary>
+    /// A body that is not JSON is answered with why and where (line and byte), never with a megabyte of it quoted back (the
+    /// parser quotes an invalid literal with all that follows it) nor with the parser's advice to the server's own code.
+    /// Members given twice in an output, names the request leaves empty or out, and a query version beside the path's are
+    /// said so, not passed over.
+    /// </summary>
+    [Fact]
+    public async Task MalformedRequestsAreAnsweredInWordsAClientCanActOn()
+    {
+        async Task<string> Error(string json, string path = "/v2/models/smoke/infer") => await AssertErrorAsync(
+            await Client.PostAsync(path, new StringContent(json, Encoding.UTF8, "application/json")), HttpStatusCode.BadRequest);
+        var zeros = "[" + string.Join(",", Enumerable.Repeat("0", 3 * 32 * 32)) + "]";
+        string Request(string name = "\"image\"", string outputs = "") =>
+            $$"""{"inputs":[{"name":{{name}},"shape":[1,3,32,32],"datatype":"FP32","data":{{zeros}}}]{{outputs}}}""";
+
+        Assert.Equal("The body is not JSON: it is empty, or only white space.", await Error(""));
+        var literal = await Error("""{"inputs":[{"name":"image","data":[t""" + new string('1', 1_000_000) + "]}]}");
+        Assert.StartsWith("The body is not JSON: 't111111111111111111111111111111111111111…' (1000005 characters) is an invalid JSON literal", literal);
+        Assert.EndsWith("(line 1, byte 37).", literal);
+        Assert.True(literal.Length < 300, literal);
+        Assert.Equal("The body is not JSON: The JSON object contains a trailing comma at the end, which JSON does not allow (line 1, byte 14).",
+            await Error("""{"inputs":[],}"""));
+        Assert.StartsWith("The body is not JSON: The maximum configured depth of 64 has been exceeded (line 1, byte",
+            await Error("""{"id":"a","later":""" + new string('[', 100)));
+        Assert.Equal("The body is not JSON: '{' is invalid after a single JSON value. Expected end of data (line 2, byte 1).",
+            await Error(Request() + "\n{}"));
+
+        Assert.Contains("the request has [(no name)]", await Error(Request(name: "null").Replace("\"name\":null,", "")));
+        Assert.Contains("Unknown output(s) ['']", await Error(Request(outputs: ""","outputs":[{"name":""}]""")));
+        Assert.Equal("An output asked for has 'name' twice.", await Error(Request(outputs: ""","outputs":[{"name":"bogus","name":"logits"}]""")));
+        Assert.Equal("An output asked for has 'parameters' twice.", await Error(Request(
+            outputs: ""","outputs":[{"name":"logits","parameters":{"binary_data":true},"Parameters":{"binary_data":false}}]""")));
+        Assert.Equal("An output's parameters.binary_data is given twice.", await Error(Request(
+            outputs: ""","outputs":[{"name":"logits","parameters":{"binary_data":true,"binary_data":false}}]""")));
+
+        // The query's version beside the path's: refused unless it is the same one; on the unversioned route it names the version.
+        Assert.Equal($"The path names version '{Version}' and the query version '19990101T000000Z': name the version once, in the path.",
+            await Error(Request(), $"/v2/models/smoke/versions/{Version}/infer?version=19990101T000000Z"));
+        Assert.Equal(HttpStatusCode.OK, (await Client.PostAsync($"/v2/models/smoke/versions/{Version}/infer?version={Version}",
+            new StringContent(Request(), Encoding.UTF8, "application/json"))).StatusCode);
+        await AssertErrorAsync(await Client.GetAsync($"/v2/models/smoke/versions/{Version}?version=19990101T000000Z"), HttpStatusCode.BadRequest);
+        await AssertErrorAsync(await Client.GetAsync("/v2/models/smoke?version=19990101T000000Z"), HttpStatusCode.NotFound);
+    }
+
     /// <summary>The protocol names no Content-Type for infer: a body sent as a form's (curl -d) or as text is read as JSON.</summary>
     [Fact]
     public async Task InferTakesAnyContentType()
@@ -377,7 +421,7 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
 
         // Anything after the request object, and text that is not valid (a lone surrogate): 400, not 200 or 500.
         var request = $$"""{"inputs":[{"name":"image","shape":[1,3,32,32],"datatype":"FP32","data":{{data}}}]}""";
-        Assert.Contains("not a v2 inference request", await AssertErrorAsync(await Post(request + "{}"), HttpStatusCode.BadRequest));
+        Assert.StartsWith("The body is not JSON: '{' is invalid after a single JSON value", await AssertErrorAsync(await Post(request + "{}"), HttpStatusCode.BadRequest));
         await AssertErrorAsync(await Post(request + "garbage"), HttpStatusCode.BadRequest);
         await AssertErrorAsync(await Post(request[..^1] + ",\"id\":\"\\uD800\"}"), HttpStatusCode.BadRequest);
 

@@ -70,6 +70,26 @@ public class UnreadableBodyTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// A body in a transfer coding beside chunked ("gzip, chunked"): Kestrel takes its chunks and passes the gzip over, so
+    /// the endpoint would read compressed bytes as an image or as JSON. Refused 415 as a content coding is, on every
+    /// endpoint that reads a body; chunked alone is read.
+    /// </summary>
+    [Fact]
+    public async Task ABodyInATransferCodingOtherThanChunkedIs415OnEveryEndpointThatReadsOne()
+    {
+        await using var endpoints = await EveryBodyEndpoint.StartAsync(bundles);
+        var port = endpoints.Service.Client.BaseAddress!.Port;
+        foreach (var (path, contentType) in Endpoints)
+        {
+            var answer = await SendAsync(port, path, contentType, Body.GzipChunked);
+            AssertError(answer, 415, "unsupported-media-type", path, contentType);
+            Assert.Contains("Transfer-Encoding 'gzip, chunked' is not accepted", answer.Body);
+        }
+        var chunked = await SendAsync(port, "/v2/models/smoke/infer", "application/json", Body.Chunked);
+        Assert.True(chunked.Status == 400 && chunked.Body.Contains("The request has no 'inputs'.", StringComparison.Ordinal), $"{chunked.Status} {chunked.Body}");
+    }
+
+    /// <summary>
     /// A client that gives up mid-upload and resets the connection (a killed process, a proxy's timeout): logged and
     /// counted 499 on every endpoint that reads a body. The reset surfaces from the body's read before Kestrel aborts the
     /// request, and was a 500 with two error lines and a stack trace (an error alert for a client's doing), or a 400.
@@ -312,6 +332,12 @@ public class UnreadableBodyTests(TrainerBundles bundles)
 
         /// <summary>10 bytes of a declared 2 MiB, then nothing.</summary>
         DeclaredTooLarge,
+
+        /// <summary>A whole chunked body of "{}" in a transfer coding beside chunked ("gzip, chunked").</summary>
+        GzipChunked,
+
+        /// <summary>A whole chunked body of "{}".</summary>
+        Chunked,
     }
 
     /// <summary>Sends a request whose body goes wrong as <paramref name="body"/> says; returns the answer (status 0 if none), read until the server closes.</summary>
@@ -321,7 +347,8 @@ public class UnreadableBodyTests(TrainerBundles bundles)
         await socket.ConnectAsync("127.0.0.1", port);
         var framing = body switch
         {
-            Body.BrokenChunk or Body.OverflowingChunk => "Transfer-Encoding: chunked",
+            Body.BrokenChunk or Body.OverflowingChunk or Body.Chunked => "Transfer-Encoding: chunked",
+            Body.GzipChunked => "Transfer-Encoding: gzip, chunked",
             Body.DeclaredTooLarge => $"Content-Length: {2 * 1024 * 1024}",
             _ => "Content-Length: 100000",
         };
@@ -329,9 +356,12 @@ public class UnreadableBodyTests(TrainerBundles bundles)
         {
             Body.BrokenChunk => "a\r\n0123456789\r\nzz\r\n",
             Body.OverflowingChunk => "a\r\n0123456789\r\n80000000\r\nabc\r\n",
+            Body.GzipChunked or Body.Chunked => "2\r\n{}\r\n0\r\n\r\n",
             _ => "0123456789",
         };
-        var request = $"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {contentType}\r\n{framing}\r\nX-Api-Key: {AdminKey}\r\n\r\n{content}";
+        // A whole body is answered on a connection kept open unless the request asks to close it (read until it closes).
+        var close = body is Body.GzipChunked or Body.Chunked ? "Connection: close\r\n" : "";
+        var request = $"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {contentType}\r\n{framing}\r\nX-Api-Key: {AdminKey}\r\n{close}\r\n{content}";
         await socket.SendAsync(Encoding.ASCII.GetBytes(request));
         if (body == Body.ClosedEarly) socket.Shutdown(SocketShutdown.Send);
 

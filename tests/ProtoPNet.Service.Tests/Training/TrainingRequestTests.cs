@@ -178,6 +178,25 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.StartsWith("options.device: \"xxxx", detail);
         Assert.Contains("(500002 characters)", detail);
         Assert.True(detail.Length < 300, $"the detail has {detail.Length} characters");
+
+        // Names and text that are not JSON, quoted the same way: an unknown field or option, a data path, an invalid literal
+        // (which the parser quotes with all that follows it).
+        var name = new string('o', 500_000);
+        var shortName = $"{new string('o', 72)}… (500000 characters)";
+        foreach (var (body, field, start) in new[]
+        {
+            ($$$"""{"name": "m", "preset": "smoke", "{{{name}}}": 1}""", shortName, $"{shortName}: is not a field of a training job"),
+            ($$$"""{"name": "m", "preset": "smoke", "options": {"{{{name}}}": 1}}""", $"options.{shortName}", $"options.{shortName}: is not an option"),
+            ($$$"""{"name": "m", "preset": "smoke", "data": "{{{name}}}"}""", "data", $"data: '{shortName}' is not a folder under Training:DataRoot"),
+            ($$$"""{"name": "m", "preset": t{{{name}}}}""", "body", $"body: is not JSON: 't{new string('o', 39)}…' (500002 characters) is an invalid JSON literal"),
+        })
+        {
+            problem = await Http.ProblemAsync(await Client().PostAsync("/training/jobs", Body(body)), HttpStatusCode.BadRequest, "invalid-training-job");
+            detail = problem.GetProperty("detail").GetString()!;
+            Assert.StartsWith(start, detail);
+            Assert.Equal(field, problem.GetProperty("field").GetString());
+            Assert.True(detail.Length < 400, $"the detail has {detail.Length} characters");
+        }
     }
 
     [Fact]
