@@ -116,7 +116,10 @@ public class OpenApiContractTests(TrainerBundles bundles)
             ("/v2/models/{name}/infer", HttpMethod.Post, "/v2/models/nope/infer", () => new StringContent(v2Request, Encoding.UTF8, "application/json")),
             ("/training/jobs", HttpMethod.Post, "/training/jobs", () => new StringContent("""{"name": "m", "preset": "smoke", "options": {"epochs": 2}}""", Encoding.UTF8, "application/json")),
             ("/training/jobs", HttpMethod.Post, "/training/jobs", () => new StringContent("""{"preset": "smoke"}""", Encoding.UTF8, "application/json")),
+            ("/training/jobs", HttpMethod.Post, "/training/jobs?a=1&a=2", () => new StringContent("{}", Encoding.UTF8, "application/json")),
+            ("/training/jobs", HttpMethod.Post, "/training/jobs", () => UnreadableJsonType()),
             ("/training/jobs", HttpMethod.Get, "/training/jobs", () => null),
+            ("/training/jobs", HttpMethod.Get, "/training/jobs?limit=99999999999", () => null),
             ("/training/options", HttpMethod.Get, "/training/options", () => null),
         ];
 
@@ -181,6 +184,15 @@ public class OpenApiContractTests(TrainerBundles bundles)
     }
 
     /// <summary>The document's operations and schemas, its OpenAPI 3.0 schemas read as JSON Schema.</summary>
+    /// <summary>A JSON body whose Content-Type header cannot be read (an unterminated quote).</summary>
+    private static StringContent UnreadableJsonType()
+    {
+        var content = new StringContent("{}");
+        content.Headers.Remove("Content-Type");
+        content.Headers.TryAddWithoutValidation("Content-Type", "application/json; charset=\"x");
+        return content;
+    }
+
     private sealed class Contract(JsonNode document)
     {
         private readonly JsonObject _definitions = ToJsonSchema(document["components"]!["schemas"]!).AsObject();
@@ -208,6 +220,12 @@ public class OpenApiContractTests(TrainerBundles bundles)
                 yield break;
             }
             if (!media.EndsWith("json", StringComparison.Ordinal) || declared["schema"] is not { } schema) yield break;
+            // A problem is one of the kinds the document shows for its status (a client reads them as the list of what may come).
+            if (media == "application/problem+json" && declared["examples"] is JsonObject examples
+                && JsonNode.Parse(body)?["type"]?.GetValue<string>() is { } type && !examples.ContainsKey(type[(type.LastIndexOf(':') + 1)..]))
+            {
+                yield return $"problem {type} is not among the examples of status {status} ({string.Join(", ", examples.Select(e => e.Key))})";
+            }
             var standalone = new JsonObject
             {
                 ["$schema"] = "https://json-schema.org/draft/2020-12/schema",

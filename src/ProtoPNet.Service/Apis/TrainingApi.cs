@@ -186,7 +186,7 @@ public static class TrainingApi
         {
             if (!int.TryParse(limit, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var parsed) || parsed < 1)
             {
-                throw new ProblemException(ProblemCatalog.InvalidParameter, $"limit must be a whole number of 1 or more; it is '{limit}'.");
+                throw new ProblemException(ProblemCatalog.InvalidParameter, $"limit must be a whole number from 1 to {int.MaxValue}; it is '{RequestText.Echo(limit)}'.");
             }
             most = parsed;
         }

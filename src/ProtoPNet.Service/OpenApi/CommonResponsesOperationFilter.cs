@@ -21,7 +21,7 @@ public sealed class CommonResponsesOperationFilter : IOperationFilter
         if (ProbePaths.IsHealthProbe(path)) return;
         operation.Responses ??= [];
         var v2 = path.StartsWithSegments("/v2");
-        Add(operation, context, v2, StatusCodes.Status400BadRequest, "A query parameter is given twice, or one is out of range or unknown.");
+        Add(operation, context, v2, StatusCodes.Status400BadRequest, "A query parameter is given twice, or the value of one this endpoint takes cannot be read.");
         if (operation.RequestBody is not null)
         {
             Add(operation, context, v2, StatusCodes.Status415UnsupportedMediaType, "The body is in a content coding (Content-Encoding) or a transfer coding other than chunked, or of a type this endpoint does not take.");

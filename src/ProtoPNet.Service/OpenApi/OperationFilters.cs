@@ -86,11 +86,19 @@ public sealed class ExamplesOperationFilter : IOperationFilter
             }
             if (code == 503 && response is OpenApiResponse concreteResponse)
             {
-                concreteResponse.Description = ClassifyLike(operationId)
-                    ? "No model is loaded, or the model's queue is full (overloaded). The Retry-After header says when to try again."
-                    : operationId.Contains("Training", StringComparison.Ordinal)
-                        ? "The jobs folder (Training:JobsRoot) cannot be written: the detail names it and says why."
-                        : "Not ready: no model is loaded. The Retry-After header says when to try again.";
+                concreteResponse.Description = operationId switch
+                {
+                    _ when ClassifyLike(operationId) =>
+                        "No model is loaded, the model's queue is full (overloaded), or the folder uploads are spooled to is full. The Retry-After header says when to try again.",
+                    "ListTrainingData" => "Training:DataRoot is gone or is a file (a volume not mounted, a folder renamed). The Retry-After header says when to try again.",
+                    _ when operationId.Contains("Training", StringComparison.Ordinal) => "The jobs folder (Training:JobsRoot) cannot be written: the detail names it and says why.",
+                    "Ready" => "Not ready: no model is loaded yet, or the service is shutting down. The Retry-After header says when to try again.",
+                    _ => "No model is loaded. The Retry-After header says when to try again.",
+                };
+            }
+            if (code == 500 && operationId == "Live" && response is OpenApiResponse stuck)
+            {
+                stuck.Description = "Not live: every turn to decode images has been held for Batching:DecodeStuckSeconds with none given since; the orchestrator restarts the service.";
             }
             if (code == 429 && response is OpenApiResponse rateLimited)
             {
@@ -108,7 +116,9 @@ public sealed class ExamplesOperationFilter : IOperationFilter
         var training = operationId.Contains("Training", StringComparison.Ordinal);
         return status switch
         {
-            400 when operationId == "SubmitTrainingJob" => [ProblemCatalog.InvalidTrainingJob, ProblemCatalog.InvalidParameter],
+            400 when operationId == "SubmitTrainingJob" => [ProblemCatalog.InvalidTrainingJob, ProblemCatalog.InvalidParameter, ProblemCatalog.RequestBodyUnreadable],
+            500 when operationId == "Live" => [ProblemCatalog.DecodingStuck],
+            503 when operationId == "Ready" => [ProblemCatalog.NoModelReady, ProblemCatalog.ShuttingDown],
             413 when training => [ProblemCatalog.RequestTooLarge],
             404 when training && operationId is "SubmitTrainingJob" or "ListTrainingJobs" or "ListTrainingOptions" or "ListTrainingData" => [ProblemCatalog.TrainingNotConfigured],
             404 when training => [ProblemCatalog.TrainingNotConfigured, ProblemCatalog.TrainingJobNotFound],
