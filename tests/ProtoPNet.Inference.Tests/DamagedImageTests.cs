@@ -242,7 +242,7 @@ public class DamagedImageTests
             using (var zlib = new System.IO.Compression.ZLibStream(stream, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true)) zlib.Write(pixels);
             return stream.ToArray();
         }
-        string? Judged(byte[] strip, bool withLibDeflate) => TiffStripData.FindCorruption(GreyDeflateTiff(8, 4, strip), withLibDeflate, irregularLzw: null);
+        string? Judged(byte[] strip, bool withLibDeflate) => TiffStripData.FindCorruption(GreyDeflateTiff(8, 4, strip), withLibDeflate, rewrites: null);
 
         var whole = Deflated(rows);
         Assert.Null(Judged(whole, withLibDeflate: false));

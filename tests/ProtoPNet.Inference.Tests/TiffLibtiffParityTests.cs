@@ -6,8 +6,9 @@ namespace ProtoPNet.Inference.Tests;
 
 /// <summary>
 /// Compressed TIFFs are decoded for the trainer by libtiff (under Pillow), which refuses LZW strips and layout fields
-/// that ImageSharp decoded anyway: such files were classified though the trainer cannot open them. Each case here is
-/// judged by the trainer's own <c>open_image</c> on this machine, and the service must say the same.
+/// that ImageSharp decoded anyway: such files were classified though the trainer cannot open them; uncompressed ones by
+/// Pillow itself. Each case here is judged by the trainer's own <c>open_image</c> on this machine, and the service must
+/// say the same.
 /// </summary>
 public class TiffLibtiffParityTests
 {
@@ -62,7 +63,7 @@ public class TiffLibtiffParityTests
                 Assert.True(verdicts[name].StartsWith("read", StringComparison.Ordinal), $"the trainer should read {name}: {verdicts[name]}");
                 Assert.Null(TiffStripData.FindCorruption(file));
                 // Strips libtiff and ImageSharp read alike pass as they are; the others are written anew.
-                var irregular = new IrregularLzwStrips();
+                var irregular = new TiffStripRewrites();
                 Assert.Null(TiffStripData.FindCorruption(file, withLibDeflate: true, irregular));
                 var rewritten = TiffLzwRewrite.WithRegularStrips(file, irregular).Length != file.Length;
                 Assert.True(rewritten == name is "clear-midway.tif" or "clear-twice.tif" or "string-past-rows.tif" or "codes-after-rows.tif"
@@ -196,6 +197,72 @@ public class TiffLibtiffParityTests
         Assert.Equal(rows, Convert.FromHexString(answer[1]));
         Assert.Equal(rows, grey);
     }
+
+    /// <summary>
+    /// Pillow reads an uncompressed strip's rows from its offset on, whatever its byte count says; ImageSharp painted
+    /// what the count leaves out black. A strip counted short (or 0) of its rows decodes to the trainer's pixels: grey and
+    /// RGB, the counts as LONGs or SHORTs, planes apart; one whose rows run past the file's end is refused by both.
+    /// </summary>
+    [Fact]
+    public void AnUncompressedStripCountedShortOfItsRowsIsReadWhole()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-raw-counts-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteRawCountFiles, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        foreach (var name in new[] { "sound.tif", "grey-second-short.tif", "rgb-last-short.tif", "rgb-middle-zero.tif", "short-counts-short.tif", "planar-short.tif" })
+        {
+            var upload = File.ReadAllBytes(Path.Combine(temporary.Path, name));
+            Assert.True(verdicts[name].StartsWith("read", StringComparison.Ordinal), $"the trainer should read {name}: {verdicts[name]}");
+            var found = new TiffStripRewrites();
+            Assert.Null(TiffStripData.FindCorruption(upload, withLibDeflate: true, found));
+            Assert.True(name == "sound.tif" == (found.ShortRaw.Count == 0), $"{name}: {found.ShortRaw.Count} strips counted short");
+            Assert.True(TrainerPixels(verdicts[name]).SequenceEqual(Decoded(decoder, upload)), $"{name}: {Refusal(decoder, upload) ?? "other pixels than the trainer's"}");
+        }
+        Assert.StartsWith("refused", verdicts["past-the-end.tif"]);
+        Assert.StartsWith("The TIFF image is corrupt: its strip 2 needs 40 bytes at byte ", Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "past-the-end.tif"))));
+    }
+
+    private const string WriteRawCountFiles = """
+        import os, struct, sys
+        from protopnet_trainer.image_files import UnreadableImageError, open_image
+        folder = sys.argv[1]
+        def path(name): return os.path.join(folder, name)
+        def raw_tiff(name, samples, short_by, count_type=4, planar=False, cut=0):
+            width, height, rows_per_strip = 20, 12, 5
+            def level(x, y, c): return (x * 12 + y * 7 + c * 90) % 256
+            planes = [bytes(level(x, y, c) for y in range(height) for x in range(width)) for c in range(samples)] if planar else \
+                [bytes(level(x, y, c) for y in range(height) for x in range(width) for c in range(samples))]
+            row = width * (1 if planar else samples)
+            strips = [plane[at:at + rows_per_strip * row] for plane in planes for at in range(0, height * row, rows_per_strip * row)]
+            counts = [len(strip) - short_by.get(i, 0) for i, strip in enumerate(strips)]
+            n, entries = len(strips), 11
+            lists = 8 + 2 + 12 * entries + 4
+            counts_size = 2 if count_type == 3 else 4
+            bits_at = lists + 4 * n + counts_size * n
+            at = bits_at + 2 * samples
+            offsets = []
+            for strip in strips: offsets.append(at); at += len(strip)
+            def entry(tag, kind, count, value): return struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if kind == 3 and count == 1 else struct.pack("<I", value))
+            fields = [entry(256, 3, 1, width), entry(257, 3, 1, height), entry(258, 3, samples, bits_at if samples > 1 else 8), entry(259, 3, 1, 1),
+                      entry(262, 3, 1, 2 if samples == 3 else 1), entry(273, 4, n, lists), entry(277, 3, 1, samples), entry(278, 3, 1, rows_per_strip),
+                      entry(279, count_type, n, lists + 4 * n), entry(284, 3, 1, 2 if planar else 1), entry(296, 3, 1, 1)]
+            data = b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", entries) + b"".join(fields) + b"\0\0\0\0"
+            data += struct.pack("<%dI" % n, *offsets) + struct.pack("<%d%s" % (n, "H" if count_type == 3 else "I"), *counts) + struct.pack("<%dH" % samples, *[8] * samples)
+            data += b"".join(strips)
+            open(path(name), "wb").write(data[:len(data) - cut])
+        raw_tiff("sound.tif", 3, {})
+        raw_tiff("grey-second-short.tif", 1, {1: 60})
+        raw_tiff("rgb-last-short.tif", 3, {2: 100})
+        raw_tiff("rgb-middle-zero.tif", 3, {1: 300})
+        raw_tiff("short-counts-short.tif", 3, {0: 17}, count_type=3)
+        raw_tiff("planar-short.tif", 3, {4: 40}, planar=True)
+        raw_tiff("past-the-end.tif", 1, {2: 30}, cut=30)
+        for name in sorted(os.listdir(folder)):
+            try:
+                print(name, "read", open_image(path(name)).tobytes().hex())
+            except UnreadableImageError as error:
+                print(name, "refused:", error.reason.replace("\n", " "))
+        """;
 
     /// <summary>Python shared by the scripts: LZW codes packed as TIFF writes them, a TIFF of given strips, and the trainer's verdict on every file.</summary>
     private const string Common = """

@@ -166,8 +166,8 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missing}.");
         }
         // ImageSharp decodes on through damage Pillow refuses: such a file is refused rather than classified as the garbage the trainer never saw.
-        var irregularLzw = imageFormat is TiffFormat ? new IrregularLzwStrips() : null;
-        if (FindCorruption(bytes, imageFormat, irregularLzw) is { } corruption)
+        var stripRewrites = imageFormat is TiffFormat ? new TiffStripRewrites() : null;
+        if (FindCorruption(bytes, imageFormat, stripRewrites) is { } corruption)
         {
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {corruption}.");
         }
@@ -180,8 +180,13 @@ public sealed class ImageDecoder(ImageLimits limits)
         {
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {badContainer}.");
         }
-        // Sound LZW strips ImageSharp reads otherwise than libtiff (a string past the rows, clear codes in a row, codes after the rows), written anew as libtiff decodes them.
-        if (irregularLzw is not null) bytes = TiffLzwRewrite.WithRegularStrips(bytes, irregularLzw);
+        if (stripRewrites is not null)
+        {
+            // Sound LZW strips ImageSharp reads otherwise than libtiff (a string past the rows, clear codes in a row, codes after the rows), written anew as libtiff decodes them.
+            bytes = TiffLzwRewrite.WithRegularStrips(bytes, stripRewrites);
+            // Uncompressed strips counted short of their rows, which Pillow reads whole from their offsets.
+            bytes = TiffRawStripCounts.WithCountsOfTheirRows(bytes, stripRewrites);
+        }
         // A PNG's rows, once its chunks and zlib header are sound: inflated here, since ImageSharp waits forever for an interlaced image's missing rows.
         if (imageFormat is PngFormat && PngRows.FindUnreadable(bytes.Span) is var (rejection, reason))
         {
@@ -233,9 +238,9 @@ public sealed class ImageDecoder(ImageLimits limits)
     }
 
     /// <summary>What is damaged in a whole file that the decoder would decode anyway (one sentence), or null.</summary>
-    private static string? FindCorruption(ReadOnlyMemory<byte> file, IImageFormat format, IrregularLzwStrips? irregularLzw) => format switch
+    private static string? FindCorruption(ReadOnlyMemory<byte> file, IImageFormat format, TiffStripRewrites? stripRewrites) => format switch
     {
-        TiffFormat => TiffStripData.FindCorruption(file, LibDeflate.IsAvailable, irregularLzw),
+        TiffFormat => TiffStripData.FindCorruption(file, LibDeflate.IsAvailable, stripRewrites),
         PngFormat => PngChecksums.FindCorruption(file.Span),
         BmpFormat => BmpPixelData.FindCorruption(file.Span),
         JpegFormat => JpegSignature.FindCorruption(file.Span),

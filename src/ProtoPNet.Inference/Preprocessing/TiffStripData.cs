@@ -47,14 +47,14 @@ public static class TiffStripData
     };
 
     /// <summary>What is wrong with the first image's strips (one sentence), or null (also when the directory is one this check does not read).</summary>
-    public static string? FindCorruption(ReadOnlyMemory<byte> bytes) => FindCorruption(bytes, LibDeflate.IsAvailable, irregularLzw: null);
+    public static string? FindCorruption(ReadOnlyMemory<byte> bytes) => FindCorruption(bytes, LibDeflate.IsAvailable, rewrites: null);
 
     /// <summary>
     /// As <see cref="FindCorruption(ReadOnlyMemory{byte})"/>, with deflate strips judged by libdeflate or, as libtiff
-    /// does without it, by zlib; the sound LZW strips ImageSharp would read otherwise than libtiff are added to
-    /// <paramref name="irregularLzw"/> (for <see cref="TiffLzwRewrite"/>, in the same pass).
+    /// does without it, by zlib; the strips ImageSharp would read otherwise than the trainer (sound LZW strips libtiff reads
+    /// otherwise, uncompressed strips counted short of their rows) are added to <paramref name="rewrites"/>, in the same pass.
     /// </summary>
-    internal static string? FindCorruption(ReadOnlyMemory<byte> bytes, bool withLibDeflate, IrregularLzwStrips? irregularLzw)
+    internal static string? FindCorruption(ReadOnlyMemory<byte> bytes, bool withLibDeflate, TiffStripRewrites? rewrites)
     {
         var file = bytes.Span;
         if (TiffDirectory.First(file) is not { } directory) return null;
@@ -169,6 +169,7 @@ public static class TiffStripData
                     {
                         return $"its strip {strip} needs {needed} bytes at byte {start} for its {width}-pixel rows; the file ends after {file.Length}";
                     }
+                    if (length < needed) rewrites?.AddShortRaw(directory, offsets, byteCounts, (int)strip, needed);
                     continue;
                 }
                 // A lone strip whose byte count is 0 libtiff reads to the file's end ("Bogus StripByteCounts").
@@ -182,7 +183,7 @@ public static class TiffStripData
                     if (strip == 0 && TiffLzwStrip.IsOldStyle(data.Span)) return null;
                     var verdict = TiffLzwStrip.Judge(data.Span, needed);
                     if (verdict.Damage is not null) return $"its strip {strip} of LZW data {verdict.Damage}";
-                    if (verdict.Irregular) irregularLzw?.Add(directory, offsets, byteCounts, new((int)strip, (int)start, (int)length, needed));
+                    if (verdict.Irregular) rewrites?.AddLzw(directory, offsets, byteCounts, new((int)strip, (int)start, (int)length, needed));
                     continue;
                 }
                 if (libdeflate is not null)

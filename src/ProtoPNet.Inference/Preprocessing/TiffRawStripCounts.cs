@@ -1,0 +1,26 @@
+namespace ProtoPNet.Inference.Preprocessing;
+
+/// <summary>
+/// Pillow (the trainer's decoder) reads an uncompressed strip's rows from its offset on, whatever its byte count says;
+/// ImageSharp reads only as many bytes as the count gives and painted the rest of the strip black, so a file whose
+/// writer counted short was classified as other pixels than the trainer's. Such a strip (found by <see
+/// cref="TiffStripData"/>'s check, which refuses one whose rows run past the file's end) is given the count of its rows.
+/// </summary>
+public static class TiffRawStripCounts
+{
+    /// <summary>The file itself when it has no such strip; otherwise a copy with their counts written anew.</summary>
+    internal static ReadOnlyMemory<byte> WithCountsOfTheirRows(ReadOnlyMemory<byte> bytes, TiffStripRewrites found)
+    {
+        // Counts written as SHORTs hold at most 65535: a file that needs more is left as it is.
+        if (found.ShortRaw.Count == 0 || !found.ListsApart() || found.ShortRaw.Any(strip => strip.Needed > (ulong)TiffStripRewrites.MaxValue(found.Counts.Type)))
+        {
+            return bytes;
+        }
+        var copy = bytes.ToArray();
+        foreach (var (index, needed) in found.ShortRaw)
+        {
+            TiffDirectory.WriteValue(copy.AsSpan(TiffStripRewrites.ValueAt(found.Counts, index)), found.Counts.Type, needed, found.Directory.LittleEndian);
+        }
+        return copy;
+    }
+}

@@ -1,0 +1,61 @@
+namespace ProtoPNet.Inference.Preprocessing;
+
+/// <summary>
+/// The strips of a TIFF that ImageSharp reads otherwise than the trainer's decoders, found by <see cref="TiffStripData"/>'s
+/// check in its one pass over the strips, and where the directory lists every strip's offset and byte count: sound LZW
+/// strips written anew by <see cref="TiffLzwRewrite"/>, uncompressed strips whose byte count falls short of their rows
+/// given the count of their rows by <see cref="TiffRawStripCounts"/>.
+/// </summary>
+internal sealed class TiffStripRewrites
+{
+    public TiffDirectory Directory { get; private set; }
+    public IntegerField Offsets { get; private set; }
+    public IntegerField Counts { get; private set; }
+
+    /// <summary>The sound LZW strips that libtiff reads otherwise than ImageSharp.</summary>
+    public List<LzwStrip> Lzw { get; } = [];
+
+    /// <summary>The uncompressed strips whose byte count is short of their rows, and how many bytes their rows take.</summary>
+    public List<(int Index, ulong Needed)> ShortRaw { get; } = [];
+
+    public void AddLzw(TiffDirectory directory, IntegerField offsets, IntegerField counts, LzwStrip strip)
+    {
+        (Directory, Offsets, Counts) = (directory, offsets, counts);
+        Lzw.Add(strip);
+    }
+
+    public void AddShortRaw(TiffDirectory directory, IntegerField offsets, IntegerField counts, int index, ulong needed)
+    {
+        (Directory, Offsets, Counts) = (directory, offsets, counts);
+        ShortRaw.Add((index, needed));
+    }
+
+    /// <summary>Where value <paramref name="index"/> of an offsets or counts field lies.</summary>
+    public static int ValueAt(IntegerField field, int index) => (int)field.At + index * Size(field.Type);
+
+    /// <summary>The largest value a field of this type holds (SHORT, LONG, LONG8).</summary>
+    public static long MaxValue(ushort type) => type switch { 3 => ushort.MaxValue, 4 => uint.MaxValue, _ => long.MaxValue };
+
+    /// <summary>
+    /// Whether the offsets and the byte counts lie apart from each other and, where they are not in their own entries,
+    /// from the directory: a new value written into one must not change the other, or an entry (a hostile file may
+    /// point them anywhere).
+    /// </summary>
+    public bool ListsApart()
+    {
+        var (offsets, counts) = (Range(Offsets), Range(Counts));
+        var directory = (Start: (ulong)Directory.Offset, End: (ulong)Directory.Entry(Directory.Entries) + (ulong)Directory.ValueSize);
+        return !Overlap(offsets, counts) && (Inline(Offsets) || !Overlap(offsets, directory)) && (Inline(Counts) || !Overlap(counts, directory));
+    }
+
+    private (ulong Start, ulong End) Range(IntegerField field) => (field.At, field.At + field.Count * (ulong)Size(field.Type));
+
+    private bool Inline(IntegerField field) => field.Count * (ulong)Size(field.Type) <= (ulong)Directory.ValueSize;
+
+    private static bool Overlap((ulong Start, ulong End) a, (ulong Start, ulong End) b) => a.Start < b.End && b.Start < a.End;
+
+    private static int Size(ushort type) => type switch { 3 => 2, 4 => 4, _ => 8 };
+}
+
+/// <summary>Strip <paramref name="Index"/>: where its bytes lie, and how many bytes its rows take.</summary>
+internal readonly record struct LzwStrip(int Index, int Start, int Length, ulong Needed);
