@@ -264,6 +264,66 @@ public class TiffLibtiffParityTests
                 print(name, "refused:", error.reason.replace("\n", " "))
         """;
 
+    /// <summary>
+    /// A palette TIFF's ColorMap gives 3 x 2^bits levels, reds, greens, then blues; Pillow reads whatever count it has in
+    /// three equal parts (a 4-bit image's map of 768 levels: entry i is levels i, 256 + i and 512 + i). Maps of the
+    /// count TIFF asks for and of other counts decode to the trainer's pixels.
+    /// </summary>
+    [Fact]
+    public void APaletteTiffsColorMapIsReadInThirdsAsTheTrainerReadsIt()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-palette-map-");
+        var verdicts = Verdicts(Pillow.RunPython(WritePaletteMapFiles, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        var wrong = new List<string>();
+        foreach (var (name, verdict) in verdicts)
+        {
+            var upload = File.ReadAllBytes(Path.Combine(temporary.Path, name));
+            if (!verdict.StartsWith("read", StringComparison.Ordinal)) wrong.Add($"{name}: the trainer {verdict}");
+            else if (!TrainerPixels(verdict).SequenceEqual(Decoded(decoder, upload))) wrong.Add($"{name}: {Refusal(decoder, upload) ?? "other pixels than the trainer's"}");
+        }
+        Assert.Equal(10, verdicts.Count);
+        Assert.True(wrong.Count == 0, string.Join('\n', wrong));
+    }
+
+    private const string WritePaletteMapFiles = """
+        import os, struct, sys
+        from protopnet_trainer.image_files import UnreadableImageError, open_image
+        folder = sys.argv[1]
+        def path(name): return os.path.join(folder, name)
+        def palette_tiff(name, bits, levels, colours_used, order="<"):
+            width, height = 8, 4
+            pixels = [(x + 3 * y) % colours_used for y in range(height) for x in range(width)]
+            per_byte = 8 // bits
+            rows = b"".join(bytes(sum(pixels[y * width + x + k] << (8 - bits * (k + 1)) for k in range(per_byte)) for x in range(0, width, per_byte)) for y in range(height))
+            third = levels // 3
+            colour_map = [((i * 37 + c * 80 + 11) % 256) << 8 for c in range(3) for i in range(third)]
+            entries, directory = 10, 8
+            map_at = directory + 2 + 12 * entries + 4
+            pixels_at = map_at + 2 * len(colour_map)
+            def entry(tag, kind, count, value): return struct.pack(order + "HHI", tag, kind, count) + (struct.pack(order + "HH", value, 0) if kind == 3 and count == 1 else struct.pack(order + "I", value))
+            fields = [entry(256, 3, 1, width), entry(257, 3, 1, height), entry(258, 3, 1, bits), entry(259, 3, 1, 1), entry(262, 3, 1, 3),
+                      entry(273, 4, 1, pixels_at), entry(277, 3, 1, 1), entry(278, 3, 1, height), entry(279, 4, 1, len(rows)), entry(320, 3, len(colour_map), map_at)]
+            head = (b"II*\0" if order == "<" else b"MM\0*") + struct.pack(order + "I", directory)
+            data = head + struct.pack(order + "H", entries) + b"".join(fields) + b"\0\0\0\0"
+            open(path(name), "wb").write(data + struct.pack(order + "%dH" % len(colour_map), *colour_map) + rows)
+        palette_tiff("4-bit-48.tif", 4, 48, 16)
+        palette_tiff("4-bit-96.tif", 4, 96, 16)
+        palette_tiff("4-bit-768.tif", 4, 768, 16)
+        palette_tiff("8-bit-768.tif", 8, 768, 256)
+        palette_tiff("8-bit-48.tif", 8, 48, 16)
+        palette_tiff("8-bit-96.tif", 8, 96, 32)
+        palette_tiff("2-bit-12.tif", 2, 12, 4)
+        palette_tiff("2-bit-768.tif", 2, 768, 4)
+        palette_tiff("4-bit-96-big-endian.tif", 4, 96, 16, order=">")
+        palette_tiff("8-bit-48-big-endian.tif", 8, 48, 16, order=">")
+        for name in sorted(os.listdir(folder)):
+            try:
+                print(name, "read", open_image(path(name)).tobytes().hex())
+            except UnreadableImageError as error:
+                print(name, "refused:", error.reason.replace("\n", " "))
+        """;
+
     /// <summary>Python shared by the scripts: LZW codes packed as TIFF writes them, a TIFF of given strips, and the trainer's verdict on every file.</summary>
     private const string Common = """
         import io, os, random, struct, sys

@@ -1,18 +1,24 @@
 namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
-/// A palette TIFF's ColorMap holds 16-bit levels: Pillow (the trainer's decoder) keeps their high byte (v &gt;&gt; 8),
-/// ImageSharp scales them (about v * 255 / 65535), so a map written as Pillow writes one (v &lt;&lt; 8: 255 is 65280)
-/// came out a level lower in its bright colours. Each level is written again in a copy as (v &gt;&gt; 8) * 257, which
-/// both read as v &gt;&gt; 8.
+/// A palette TIFF's ColorMap as Pillow (the trainer's decoder) reads it, written anew where ImageSharp reads it otherwise:
+/// <list type="bullet">
+/// <item>Its levels are 16-bit: Pillow keeps their high byte (v &gt;&gt; 8), ImageSharp scales them (about
+/// v * 255 / 65535), so a map written as Pillow writes one (v &lt;&lt; 8: 255 is 65280) came out a level lower in its
+/// bright colours. Each level is written as (v &gt;&gt; 8) * 257, which both read as v &gt;&gt; 8.</item>
+/// <item>TIFF asks for 3 x 2^bits levels, reds, then greens, then blues. Pillow reads a map of any count in three equal
+/// parts, and an index past them as a grey (i, i, i); ImageSharp reads its colours 2^bits apart, so a 4-bit image with
+/// a map of 96 levels came out in other colours, and it refused an 8-bit image with a map of 48. Such a map is written
+/// as the 3 x 2^bits levels Pillow reads: in place when it is longer, else after the file's end.</item>
+/// </list>
 /// </summary>
 public static class TiffColorMap
 {
-    private const ushort Photometric = 262, ColorMap = 320;
-    private const ushort Short = 3, Long = 4;
+    private const ushort BitsPerSample = 258, Photometric = 262, ColorMap = 320;
+    private const ushort Short = 3, Long = 4, Long8 = 16;
     private const ulong Palette = 3;
 
-    /// <summary>The file itself when it is no palette TIFF or its levels read alike; otherwise a copy with them written so.</summary>
+    /// <summary>The file itself when it is no palette TIFF or its map reads alike; otherwise a copy with the map written so.</summary>
     public static ReadOnlyMemory<byte> WithLevelsReadAlike(ReadOnlyMemory<byte> bytes)
     {
         var file = bytes.Span;
@@ -21,11 +27,20 @@ public static class TiffColorMap
         var fields = directory.FirstIntegerFields(reader, file.Length);
         if (!fields.TryGetValue(Photometric, out var kind) || reader.Value(kind.At, 0, kind.Type) != Palette) return bytes;
         if (!fields.TryGetValue(ColorMap, out var map) || map.Type is not (Short or Long)) return bytes;
-        // A map that lies over the header or the directory (a damaged file) is not written into.
-        var size = map.Type == Short ? 2UL : 4UL;
-        var directoryEnd = (ulong)directory.Entry(directory.Entries) + (ulong)directory.ValueSize;
-        var inEntry = map.Count * size <= (ulong)directory.ValueSize;
-        if (!inEntry && (map.At < (directory.Big ? 16UL : 8UL) || map.At < directoryEnd && (ulong)directory.Offset < map.At + map.Count * size)) return bytes;
+        var bits = fields.TryGetValue(BitsPerSample, out var bitsField) ? reader.Value(bitsField.At, 0, bitsField.Type) : 1;
+        // Pillow reads palettes of 1, 2, 4 and 8 bits (others are refused); a map too short for one colour is left to the decoders.
+        if (bits is not (1 or 2 or 4 or 8) || map.Count / 3 == 0) return bytes;
+        var colours = 1UL << (int)bits;
+        return map.Count == 3 * colours ? WithLevelsWrittenAlike(bytes, directory, map) : Reshaped(bytes, directory, map, colours);
+    }
+
+    /// <summary>A map of the count TIFF asks for, each level written as (v &gt;&gt; 8) * 257 where it lies.</summary>
+    private static ReadOnlyMemory<byte> WithLevelsWrittenAlike(ReadOnlyMemory<byte> bytes, TiffDirectory directory, IntegerField map)
+    {
+        var file = bytes.Span;
+        var reader = new TiffReader(file, directory.LittleEndian);
+        if (!InEntry(directory, map) && OverHeaderOrDirectory(directory, map)) return bytes;
+        var size = Size(map);
         byte[]? copy = null;
         for (ulong i = 0; i < map.Count; i++)
         {
@@ -36,5 +51,55 @@ public static class TiffColorMap
             TiffDirectory.WriteValue(copy.AsSpan((int)(map.At + size * i)), map.Type, alike, directory.LittleEndian);
         }
         return copy ?? bytes;
+    }
+
+    /// <summary>A map of another count, written as the 3 x <paramref name="colours"/> levels Pillow reads from it.</summary>
+    private static ReadOnlyMemory<byte> Reshaped(ReadOnlyMemory<byte> bytes, TiffDirectory directory, IntegerField map, ulong colours)
+    {
+        var file = bytes.Span;
+        var reader = new TiffReader(file, directory.LittleEndian);
+        var third = map.Count / 3;
+        var levels = new ulong[3 * colours];
+        for (ulong i = 0; i < colours; i++)
+        {
+            for (ulong channel = 0; channel < 3; channel++)
+            {
+                levels[channel * colours + i] = (i < third ? reader.Value(map.At, channel * third + i, map.Type) >> 8 : i) * 257;
+            }
+        }
+        if (ColorMapEntry(reader, directory) is not { } entry) return bytes;
+        var inPlace = !InEntry(directory, map) && map.Count > (ulong)levels.Length;
+        if (inPlace && OverHeaderOrDirectory(directory, map)) return bytes;
+        var size = Size(map);
+        var at = inPlace ? map.At : ((ulong)file.Length + 1) & ~1UL;   // a new map begins on a word boundary, as writers place them
+        var copy = new byte[inPlace ? file.Length : (long)at + levels.Length * (long)size];
+        file.CopyTo(copy);
+        for (var i = 0; i < levels.Length; i++) TiffDirectory.WriteValue(copy.AsSpan((int)(at + size * (ulong)i)), map.Type, levels[i], directory.LittleEndian);
+        var countType = directory.Big ? Long8 : Long;
+        TiffDirectory.WriteValue(copy.AsSpan(entry + 4), countType, (ulong)levels.Length, directory.LittleEndian);
+        if (!inPlace) TiffDirectory.WriteValue(copy.AsSpan(directory.ValueField(entry)), countType, at, directory.LittleEndian);
+        return copy;
+    }
+
+    private static ulong Size(IntegerField map) => map.Type == Short ? 2UL : 4UL;
+
+    /// <summary>Whether the map's levels lie in its entry's own value field.</summary>
+    private static bool InEntry(TiffDirectory directory, IntegerField map) => map.Count * Size(map) <= (ulong)directory.ValueSize;
+
+    /// <summary>Whether a map that lies apart from its entry lies over the header or the directory (a damaged file): it is not written into.</summary>
+    private static bool OverHeaderOrDirectory(TiffDirectory directory, IntegerField map)
+    {
+        var directoryEnd = (ulong)directory.Entry(directory.Entries) + (ulong)directory.ValueSize;
+        return map.At < (directory.Big ? 16UL : 8UL) || map.At < directoryEnd && (ulong)directory.Offset < map.At + map.Count * Size(map);
+    }
+
+    /// <summary>Where the first ColorMap entry begins (the one every reader takes).</summary>
+    private static int? ColorMapEntry(TiffReader reader, TiffDirectory directory)
+    {
+        for (var e = 0; e < directory.Entries; e++)
+        {
+            if (reader.U16(directory.Entry(e)) == ColorMap) return directory.Entry(e);
+        }
+        return null;
     }
 }
