@@ -293,6 +293,19 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
             tiled += struct.pack("<I3H", 0, 8, 8, 8) + struct.pack("<4I", *(at + 38 + i * len(tile) for i in range(4)))
             tiled += struct.pack("<4I", *[len(tile)] * 4) + tile * 4
             open(os.path.join(sys.argv[1], "tiled.tif"), "wb").write(tiled)
+            # In strips, but naming tile sizes beside them (TileWidth alone, or with TileLength): read here, so not warned of.
+            def with_tile_sizes(name, sizes):
+                # rgb.tif's directory with the tile sizes added, written anew after the file's end.
+                data = bytearray(open(os.path.join(sys.argv[1], "rgb.tif"), "rb").read())
+                directory = struct.unpack("<I", data[4:8])[0]
+                count = struct.unpack("<H", data[directory:directory + 2])[0]
+                entries = [bytes(data[directory + 2 + 12 * i:directory + 14 + 12 * i]) for i in range(count)]
+                entries = sorted(entries + [struct.pack("<HHIHH", tag, 3, 1, 16, 0) for tag in sizes], key=lambda entry: entry[:2][::-1])
+                data[4:8] = struct.pack("<I", len(data))
+                data += struct.pack("<H", len(entries)) + b"".join(entries) + b"\0\0\0\0"
+                open(os.path.join(sys.argv[1], name), "wb").write(data)
+            with_tile_sizes("strips-tile-width.tif", [322])
+            with_tile_sizes("strips-tile-sizes.tif", [322, 323])
             Image.new("LA", (24, 16), (100, 200)).save(os.path.join(sys.argv[1], "la.tif"))
             Image.new("RGBX", (24, 16), (20, 40, 60, 0)).save(os.path.join(sys.argv[1], "rgbx.tif"))
             Image.new("LAB", (24, 16), (100, 120, 130)).save(os.path.join(sys.argv[1], "lab.tif"))
@@ -304,13 +317,15 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
             for entry in range(directory + 2, directory + 2 + 12 * struct.unpack("<H", unsigned[directory:directory + 2])[0], 12):
                 if struct.unpack("<H", unsigned[entry:entry + 2])[0] == 339: unsigned[entry + 8:entry + 10] = struct.pack("<H", 1)
             open(os.path.join(sys.argv[1], "unsigned.tif"), "wb").write(unsigned)
-            for name in ("cmyk.tif", "tiled.tif", "la.tif", "rgbx.tif", "lab.tif", "signed.tif", "animated.webp", "rgb.tif", "unsigned.tif"):
+            for name in ("cmyk.tif", "tiled.tif", "la.tif", "rgbx.tif", "lab.tif", "signed.tif", "animated.webp", "rgb.tif", "unsigned.tif",
+                         "strips-tile-width.tif", "strips-tile-sizes.tif"):
                 path = os.path.join(sys.argv[1], name)
                 open_image(path)   # the trainer reads every one
                 print(name, form_the_service_refuses(path))
             """, directory).Trim().Split('\n').Select(line => line.Trim()).ToArray();
         Assert.Equal(["cmyk.tif CMYK TIFF", "tiled.tif tiled TIFF", "la.tif grey-and-alpha TIFF", "rgbx.tif RGBX TIFF", "lab.tif CIELab TIFF",
-            "signed.tif signed-integer TIFF", "animated.webp None", "rgb.tif None", "unsigned.tif 32-bit integer TIFF"], forms);
+            "signed.tif signed-integer TIFF", "animated.webp None", "rgb.tif None", "unsigned.tif 32-bit integer TIFF",
+            "strips-tile-width.tif None", "strips-tile-sizes.tif None"], forms);
         var decoder = new ImageDecoder(new ImageLimits());
         var refused = Assert.Throws<ImageRejectedException>(() => decoder.Decode(File.ReadAllBytes(Path.Combine(directory, "cmyk.tif"))).Dispose());
         Assert.Equal("The TIFF image is in a form not decoded here: The specified TIFF photometric interpretation is not supported: " +
@@ -323,7 +338,10 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
             Assert.StartsWith("The TIFF image is in a form not decoded here: ", other.Message);
             Assert.EndsWith(" (send the picture as PNG or JPEG).", other.Message);
         }
-        foreach (var name in (string[])["animated.webp", "rgb.tif"]) decoder.Decode(File.ReadAllBytes(Path.Combine(directory, name))).Dispose();
+        foreach (var name in (string[])["animated.webp", "rgb.tif", "strips-tile-width.tif", "strips-tile-sizes.tif"])
+        {
+            decoder.Decode(File.ReadAllBytes(Path.Combine(directory, name))).Dispose();
+        }
     }
 
     /// <summary>

@@ -60,7 +60,7 @@ def form_the_service_refuses(path: str) -> Optional[str]:
             return "signed-integer TIFF"
         if picture.mode == "I" and max(picture.tag_v2.get(TIFF_BITS_PER_SAMPLE, (1,))) == 32:
             return "32-bit integer TIFF"   # the service would scale what open_image clips to 16 bits: another picture
-        if TIFF_TILE_WIDTH in picture.tag_v2:
+        if TIFF_TILE_OFFSETS in picture.tag_v2:
             return "tiled TIFF"
         if len(picture.tag_v2.get(TIFF_EXTRA_SAMPLES, ())) > 1:
             return "TIFF of several extra samples"
@@ -75,7 +75,9 @@ TIFF_SAMPLE_FORMAT, TIFF_SIGNED_INTEGER = 339, 2   # samples as signed integers,
 TIFF_BITS_PER_SAMPLE = 258
 TIFF_EXTRA_SAMPLES = 338   # the service's decoder takes one extra sample (alpha) at most
 
-TIFF_TILE_WIDTH = 322   # the tag a tiled TIFF has (one in strips has RowsPerStrip)
+# Where a tiled TIFF's tiles lie: the service's decoder refuses a file that has them, and reads one in strips whatever
+# tile sizes it also names.
+TIFF_TILE_OFFSETS = 324
 
 
 # Told how far the check got: (images checked, images to check), after each image. It may raise to stop the check.
