@@ -2,12 +2,13 @@ namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
 /// Whether the fields that lay out a TIFF's pixels are of types the trainer's decoder reads. Pillow reads the size, the
-/// samples and the compression itself, and no number from a BYTE or SLONG8 field; and it hands every compressed TIFF to
+/// samples and the compression itself (and an uncompressed TIFF's rows per strip), and no number from a BYTE or SLONG8
+/// field; and it hands every compressed TIFF to
 /// libtiff, which refuses the whole directory when its size, samples, compression, strips or planar configuration are
 /// given as text, fractions, floats, undefined bytes, a sub-directory offset (an IFD), a type TIFF does not define, or
 /// no values at all. ImageSharp read many such fields as integers anyway, so the service classified files the trainer
 /// cannot open. (Pillow reads an uncompressed TIFF's strips itself, and some of these with it, so those are left to the
-/// decoder.) Measured against Debian's Pillow 9.4 and libtiff 4.5, type by type.
+/// decoder, but for the rows per strip, which Pillow must read as a number.) Measured against Debian's Pillow 9.4 and libtiff 4.5, type by type.
 /// </summary>
 internal static class TiffFieldTypes
 {
@@ -43,7 +44,7 @@ internal static class TiffFieldTypes
             // A compression of SLONG8 Pillow passes over, and reads the strips itself, as uncompressed ones.
             if (tag == Compression && compressed is null) compressed = type != SignedLong8 && (FirstValue(reader, directory, entry) ?? Uncompressed) != Uncompressed;
         }
-        if (compressed is not true) return null;
+        if (compressed is not true) return UncompressedRowsPerStrip(reader, directory);
         var (tileWidth, tileLength) = (false, false);
         for (var e = 0; e < directory.Entries; e++)
         {
@@ -64,6 +65,27 @@ internal static class TiffFieldTypes
         }
         // libtiff lays a compressed image out in tiles once it has a TileWidth, and refuses it without their length.
         return tileWidth && !tileLength ? "it has a TileWidth but no TileLength, so libtiff cannot lay out its tiles" : null;
+    }
+
+    /// <summary>
+    /// What is unreadable in an uncompressed TIFF's RowsPerStrip, which Pillow reads itself to lay out the strips: no
+    /// integer from a BYTE (it reads bytes), text, fractions, floats or undefined bytes, and no strip from a negative
+    /// one. (A type it does not know it passes over, reading one strip.)
+    /// </summary>
+    private static string? UncompressedRowsPerStrip(TiffReader reader, TiffDirectory directory)
+    {
+        for (var e = 0; e < directory.Entries; e++)
+        {
+            var entry = directory.Entry(e);
+            if (reader.U16(entry) != RowsPerStrip) continue;
+            var type = reader.U16(entry + 2);
+            if (type == Byte) return Refusal(RowsPerStrip, type, "BYTE, which Pillow reads as bytes");
+            if (KnownNonInteger(type) is { } name && type != Ifd) return Refusal(RowsPerStrip, type, name);
+            return type is 6 or 8 or 9 && FirstValue(reader, directory, entry) > (ulong)long.MaxValue
+                ? "its RowsPerStrip field is negative, so the trainer's Pillow lays out no strip"
+                : null;
+        }
+        return null;
     }
 
     private const ushort ImageWidth = 256, ImageLength = 257, BitsPerSample = 258, SamplesPerPixel = 277, RowsPerStrip = 278, Ifd = 13;
