@@ -67,27 +67,15 @@ public class PngPillowParityTests
         using var temporary = new TemporaryDirectory("protopnet-png-crc-");
         var verdicts = Verdicts(Pillow.RunPython(WriteDamaged, temporary.Path));
         var decoder = new ImageDecoder(new ImageLimits());
-        var disagreements = new List<string>();
-        foreach (var (name, verdict) in verdicts)
-        {
-            var file = File.ReadAllBytes(Path.Combine(temporary.Path, name));
-            var refusal = Refusal(decoder, file);
-            var trainerReads = verdict.StartsWith("read", StringComparison.Ordinal);
-            if (trainerReads != refusal is null) disagreements.Add($"{name}: the trainer {(trainerReads ? "reads it" : verdict)}, here {refusal ?? "read"}");
-            else if (trainerReads && !Decoded(decoder, file).SequenceEqual(TrainerPixels(verdict))) disagreements.Add($"{name}: other pixels than the trainer's");
-        }
+        var disagreements = Disagreements(decoder, temporary.Path, verdicts);
         Assert.Equal(200, verdicts.Count);
         // Both kinds are among them, so the comparison means something.
         Assert.InRange(verdicts.Count(verdict => verdict.Value.StartsWith("read", StringComparison.Ordinal)), 20, 180);
         Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
     }
 
-    private const string Common = """
-        import io, os, random, struct, sys, zlib
-        from PIL import Image, PngImagePlugin
-        from protopnet_trainer.image_files import UnreadableImageError, open_image
-        folder = sys.argv[1]
-        def path(name): return os.path.join(folder, name)
+    /// <summary>Python shared by the scripts: a PNG's chunks taken apart and put together, and pictures saved by Pillow.</summary>
+    private const string Common = Script + """
         def chunks(data):
             position, found = 8, []
             while position < len(data):
@@ -111,12 +99,6 @@ public class PngPillowParityTests
             picture = Image.new("RGB", (width, height))
             picture.putdata([(x * 255 // width, y * 255 // height, (x * y) % 256) for y in range(height) for x in range(width)])
             return picture
-        def verdicts():
-            for name in sorted(os.listdir(folder)):
-                try:
-                    print(name, "read", open_image(path(name)).tobytes().hex())
-                except UnreadableImageError as error:
-                    print(name, "refused:", error.reason.replace("\n", " "))
 
         """;
 

@@ -226,11 +226,7 @@ public class TiffLibtiffParityTests
         Assert.StartsWith("The TIFF image is corrupt: its strip 2 needs 40 bytes at byte ", Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "past-the-end.tif"))));
     }
 
-    private const string WriteRawCountFiles = """
-        import os, struct, sys
-        from protopnet_trainer.image_files import UnreadableImageError, open_image
-        folder = sys.argv[1]
-        def path(name): return os.path.join(folder, name)
+    private const string WriteRawCountFiles = Script + """
         def raw_tiff(name, samples, short_by, count_type=4, planar=False, cut=0):
             width, height, rows_per_strip = 20, 12, 5
             def level(x, y, c): return (x * 12 + y * 7 + c * 90) % 256
@@ -261,11 +257,7 @@ public class TiffLibtiffParityTests
         raw_tiff("short-counts-short.tif", 3, {0: 17}, count_type=3)
         raw_tiff("planar-short.tif", 3, {4: 40}, planar=True)
         raw_tiff("past-the-end.tif", 1, {2: 30}, cut=30)
-        for name in sorted(os.listdir(folder)):
-            try:
-                print(name, "read", open_image(path(name)).tobytes().hex())
-            except UnreadableImageError as error:
-                print(name, "refused:", error.reason.replace("\n", " "))
+        verdicts()
         """;
 
     /// <summary>
@@ -279,22 +271,13 @@ public class TiffLibtiffParityTests
         using var temporary = new TemporaryDirectory("protopnet-palette-map-");
         var verdicts = Verdicts(Pillow.RunPython(WritePaletteMapFiles, temporary.Path));
         var decoder = new ImageDecoder(new ImageLimits());
-        var wrong = new List<string>();
-        foreach (var (name, verdict) in verdicts)
-        {
-            var upload = File.ReadAllBytes(Path.Combine(temporary.Path, name));
-            if (!verdict.StartsWith("read", StringComparison.Ordinal)) wrong.Add($"{name}: the trainer {verdict}");
-            else if (!TrainerPixels(verdict).SequenceEqual(Decoded(decoder, upload))) wrong.Add($"{name}: {Refusal(decoder, upload) ?? "other pixels than the trainer's"}");
-        }
+        Assert.All(verdicts, verdict => Assert.StartsWith("read", verdict.Value));
+        var wrong = Disagreements(decoder, temporary.Path, verdicts);
         Assert.Equal(10, verdicts.Count);
         Assert.True(wrong.Count == 0, string.Join('\n', wrong));
     }
 
-    private const string WritePaletteMapFiles = """
-        import os, struct, sys
-        from protopnet_trainer.image_files import UnreadableImageError, open_image
-        folder = sys.argv[1]
-        def path(name): return os.path.join(folder, name)
+    private const string WritePaletteMapFiles = Script + """
         def palette_tiff(name, bits, levels, colours_used, order="<"):
             width, height = 8, 4
             pixels = [(x + 3 * y) % colours_used for y in range(height) for x in range(width)]
@@ -321,20 +304,11 @@ public class TiffLibtiffParityTests
         palette_tiff("2-bit-768.tif", 2, 768, 4)
         palette_tiff("4-bit-96-big-endian.tif", 4, 96, 16, order=">")
         palette_tiff("8-bit-48-big-endian.tif", 8, 48, 16, order=">")
-        for name in sorted(os.listdir(folder)):
-            try:
-                print(name, "read", open_image(path(name)).tobytes().hex())
-            except UnreadableImageError as error:
-                print(name, "refused:", error.reason.replace("\n", " "))
+        verdicts()
         """;
 
-    /// <summary>Python shared by the scripts: LZW codes packed as TIFF writes them, a TIFF of given strips, and the trainer's verdict on every file.</summary>
-    private const string Common = """
-        import io, os, random, struct, sys
-        from PIL import Image
-        from protopnet_trainer.image_files import UnreadableImageError, open_image
-        folder = sys.argv[1]
-        def path(name): return os.path.join(folder, name)
+    /// <summary>Python shared by the LZW and layout scripts: LZW codes packed as TIFF writes them, and a TIFF of given strips.</summary>
+    private const string Common = Script + """
         def pack(codes):
             # Codes most significant bit first, 9 bits wide until the table reaches 511 entries (one early, as TIFF does).
             out, bits, count, width, free, after_clear = bytearray(), 0, 0, 9, 258, True
@@ -376,12 +350,6 @@ public class TiffLibtiffParityTests
             entries = b"".join(struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)) for tag, kind, count, value in sorted(fields))
             return b"II*\0" + struct.pack("<I", directory) + b"".join(strips) + b"\0" * (directory - at) + struct.pack("<H", len(fields)) + entries + b"\0\0\0\0" + bytes(extra)
         def write(name, data): open(path(name), "wb").write(data)
-        def verdicts():
-            for name in sorted(os.listdir(folder)):
-                try:
-                    print(name, "read", open_image(path(name)).tobytes().hex())
-                except UnreadableImageError as error:
-                    print(name, "refused:", error.reason.replace("\n", " "))
         """;
 
     private const string WriteLzwFiles = Common + "\n" + """

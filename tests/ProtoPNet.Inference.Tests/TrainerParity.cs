@@ -45,6 +45,43 @@ internal static class TrainerParity
         }
     }
 
+    /// <summary>
+    /// Every file in <paramref name="folder"/> judged otherwise here than by the trainer (<paramref name="verdicts"/>), one
+    /// line each: one the trainer reads that is refused or decodes to other pixels, one it refuses that decodes.
+    /// </summary>
+    internal static List<string> Disagreements(ImageDecoder decoder, string folder, IReadOnlyDictionary<string, string> verdicts)
+    {
+        var disagreements = new List<string>();
+        foreach (var (name, verdict) in verdicts)
+        {
+            var file = File.ReadAllBytes(Path.Combine(folder, name));
+            var refusal = Refusal(decoder, file);
+            var trainerReads = verdict.StartsWith("read", StringComparison.Ordinal);
+            if (trainerReads != refusal is null) disagreements.Add($"{name}: the trainer {(trainerReads ? "reads it" : verdict)}, here {refusal ?? "read"}");
+            else if (trainerReads && !Decoded(decoder, file).SequenceEqual(TrainerPixels(verdict))) disagreements.Add($"{name}: other pixels than the trainer's");
+        }
+        return disagreements;
+    }
+
     internal static Dictionary<string, string> Verdicts(string output) =>
         output.Trim().Split('\n').Select(line => line.Trim().Split(' ', 2)).ToDictionary(parts => parts[0], parts => parts[1]);
+
+    /// <summary>
+    /// Python that a parity script begins with: the modules it uses, <c>path(name)</c> in the folder given as its
+    /// argument, and <c>verdicts()</c>, which prints the trainer's verdict on every file there, one line each.
+    /// </summary>
+    internal const string Script = """
+        import io, os, random, struct, sys, zlib
+        from PIL import Image, PngImagePlugin
+        from protopnet_trainer.image_files import UnreadableImageError, open_image
+        folder = sys.argv[1]
+        def path(name): return os.path.join(folder, name)
+        def verdicts():
+            for name in sorted(os.listdir(folder)):
+                try:
+                    print(name, "read", open_image(path(name)).tobytes().hex())
+                except UnreadableImageError as error:
+                    print(name, "refused:", error.reason.replace("\n", " "))
+
+        """;
 }
