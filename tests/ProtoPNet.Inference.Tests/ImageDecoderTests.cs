@@ -137,7 +137,7 @@ public class ImageDecoderTests
     /// <summary>
     /// A 32-bit BITFIELDS BMP whose masks are all 0 is read by Pillow as blue, green, red and alpha (its BGRA layout);
     /// ImageSharp read every channel through its empty mask, black. It decodes to the trainer's pixels (alpha over
-    /// white), with a 40-, 108- or 124-byte header, rows bottom-up or top-down.
+    /// white), with a 40-, 108- or 124-byte header, rows bottom-up or top-down, a pixel data offset of 0 (after the header) too.
     /// </summary>
     [Fact]
     public void A32BitBmpWithEmptyMasksIsReadAsBgra()
@@ -145,18 +145,21 @@ public class ImageDecoderTests
         using var temporary = new TemporaryDirectory("protopnet-bmp-masks-");
         Pillow.RunPython("""
             import os, struct, sys
-            def bmp(name, header_size, top_down):
+            def bmp(name, header_size, top_down, offset_zero=False):
                 width, height = 3, 2
                 pixels = b"".join(struct.pack("<BBBB", 40 * i, 250 - 30 * i, 7 * i + 3, (0, 128, 255, 64, 200, 17)[i]) for i in range(width * height))
                 header = struct.pack("<IiiHHIIiiII", header_size, width, -height if top_down else height, 1, 32, 3, len(pixels), 2835, 2835, 0, 0)
                 masks = bytes(12 if header_size == 40 else header_size - 40)   # red, green, blue (and alpha) masks of 0
                 start = 14 + len(header) + len(masks)
-                open(os.path.join(sys.argv[1], name), "wb").write(b"BM" + struct.pack("<IHHI", start + len(pixels), 0, 0, start) + header + masks + pixels)
+                # An offset of 0: Pillow reads the pixels from where the header (and the masks after a 40-byte one) end.
+                open(os.path.join(sys.argv[1], name), "wb").write(b"BM" + struct.pack("<IHHI", start + len(pixels), 0, 0, 0 if offset_zero else start) + header + masks + pixels)
             for size in (40, 108, 124):
                 bmp(f"v{size}.bmp", size, False)
                 bmp(f"v{size}-top-down.bmp", size, True)
+                bmp(f"v{size}-offset-0.bmp", size, False, offset_zero=True)
             """, temporary.Path);
-        foreach (var name in new[] { "v40.bmp", "v40-top-down.bmp", "v108.bmp", "v108-top-down.bmp", "v124.bmp", "v124-top-down.bmp" })
+        foreach (var name in new[] { "v40.bmp", "v40-top-down.bmp", "v40-offset-0.bmp", "v108.bmp", "v108-top-down.bmp", "v108-offset-0.bmp", "v124.bmp",
+                     "v124-top-down.bmp", "v124-offset-0.bmp" })
         {
             var path = Path.Combine(temporary.Path, name);
             using var decoded = _decoder.Decode(File.ReadAllBytes(path));

@@ -36,25 +36,37 @@ public class PngPillowParityTests
     }
 
     /// <summary>
-    /// A palette image's transparency chunk (tRNS) gives an alpha value per palette entry, up to 256: the transparent
+    /// A transparency chunk (tRNS) gives a palette image an alpha value per palette entry, up to 256: the transparent
     /// colours are put over white as the trainer puts them, also when it lists more values than the palette has colours;
-    /// with more than 256 Pillow cannot read the file ("palette index out of range"), nor does the service.
+    /// with more than 256 Pillow cannot read the file ("palette index out of range"), nor does the service, unless they
+    /// make one entry transparent and the others opaque (Pillow keeps that entry's index). Pillow reads a tRNS after the
+    /// image data too (the last one counts), which ImageSharp passed over: read alike, grey images too.
     /// </summary>
     [Fact]
-    public void APaletteImagesTransparencyIsReadAsTheTrainerReadsIt()
+    public void AnImagesTransparencyChunkIsReadAsTheTrainerReadsIt()
     {
         using var temporary = new TemporaryDirectory("protopnet-png-trns-");
-        var verdicts = Verdicts(Pillow.RunPython(WritePaletteTransparency, temporary.Path));
+        var verdicts = Verdicts(Pillow.RunPython(WriteTransparency, temporary.Path));
         var decoder = new ImageDecoder(new ImageLimits());
-        foreach (var name in new[] { "alphas-16.png", "alphas-5.png", "alphas-256.png" })
-        {
-            var upload = File.ReadAllBytes(Path.Combine(temporary.Path, name));
-            Assert.True(verdicts[name].StartsWith("read", StringComparison.Ordinal), $"the trainer should read {name}: {verdicts[name]}");
-            Assert.True(TrainerPixels(verdicts[name]).SequenceEqual(Decoded(decoder, upload)), $"{name}: {Refusal(decoder, upload) ?? "other pixels than the trainer's"}");
-        }
-        Assert.Equal("refused: palette index out of range", verdicts["alphas-257.png"]);
+        string[] refused = ["alphas-257.png", "after-image-data-300.png"];
+        Assert.All(verdicts.Where(verdict => !refused.Contains(verdict.Key)), verdict => Assert.StartsWith("read", verdict.Value));
+        Assert.All(refused, name => Assert.Equal("refused: palette index out of range", verdicts[name]));
+        var disagreements = Disagreements(decoder, temporary.Path, verdicts);
+        Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
+        Assert.Equal(11, verdicts.Count);
         Assert.Equal("The PNG image is corrupt: its transparency chunk (tRNS) holds 257 alpha values, more than a palette's 256.",
             Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "alphas-257.png"))));
+        // Moved before the image data: the file as ImageSharp reads it has the last tRNS alone, there.
+        var moved = PngImageData.WithTransparencyBeforeImageData(File.ReadAllBytes(Path.Combine(temporary.Path, "before-and-after.png")));
+        Assert.Equal(1, moved.Span.IndexOf("tRNS"u8) >= 0 ? CountOf(moved.Span, "tRNS"u8) : 0);
+        Assert.True(moved.Span.IndexOf("tRNS"u8) < moved.Span.IndexOf("IDAT"u8));
+    }
+
+    private static int CountOf(ReadOnlySpan<byte> file, ReadOnlySpan<byte> word)
+    {
+        var count = 0;
+        for (var at = file.IndexOf(word); at >= 0; at = file[(at + 1)..].IndexOf(word) is var next and >= 0 ? at + 1 + next : -1) count++;
+        return count;
     }
 
     /// <summary>
@@ -125,16 +137,28 @@ public class PngPillowParityTests
         verdicts()
         """;
 
-    private const string WritePaletteTransparency = Common + """
+    private const string WriteTransparency = Common + """
         palette = Image.new("P", (16, 6))
         palette.putpalette(bytes((i * 37 + c * 91) % 256 for i in range(16) for c in range(3)))
         palette.putdata([(x + 3 * y) % 16 for y in range(6) for x in range(16)])
         sound = chunks(saved(palette))
         first = next(i for i, c in enumerate(sound) if c[0] == b"IDAT")
+        def transparency(alphas): return [b"tRNS", alphas, crc(b"tRNS", alphas)]
+        def write(name, found): open(path(name), "wb").write(png(found))
         for count in (16, 5, 256, 257):
-            alphas = bytes((i * 53) % 256 for i in range(count))
-            with_alphas = sound[:first] + [[b"tRNS", alphas, crc(b"tRNS", alphas)]] + sound[first:]
-            open(path(f"alphas-{count}.png"), "wb").write(png(with_alphas))
+            write(f"alphas-{count}.png", sound[:first] + [transparency(bytes((i * 53) % 256 for i in range(count)))] + sound[first:])
+        # One entry transparent, every other opaque: Pillow keeps its index, however many values there are.
+        write("one-transparent-257.png", sound[:first] + [transparency(b"\0" + b"\xff" * 256)] + sound[first:])
+        write("one-transparent-late.png", sound[:first] + [transparency(b"\xff" * 2 + b"\0" + b"\xff" * 2000)] + sound[first:])
+        # After the image data (before IEND), its CRC wrong as Pillow does not read it there; and one before and one after.
+        alphas = bytes((i * 71) % 256 for i in range(16))
+        write("after-image-data.png", sound[:-1] + [[b"tRNS", alphas, b"\0\0\0\0"]] + sound[-1:])
+        write("after-image-data-300.png", sound[:-1] + [transparency(b"\x80" * 300)] + sound[-1:])
+        write("before-and-after.png", sound[:first] + [transparency(b"\x10" * 16)] + sound[first:-1] + [transparency(alphas)] + sound[-1:])
+        grey = chunks(saved(gradient(12, 8).convert("L")))
+        write("grey-after-image-data.png", grey[:-1] + [transparency(struct.pack(">H", 0))] + grey[-1:])
+        rgb = chunks(saved(gradient(12, 8)))
+        write("rgb-after-image-data.png", rgb[:-1] + [transparency(struct.pack(">HHH", 0, 0, 0))] + rgb[-1:])
         verdicts()
         """;
 

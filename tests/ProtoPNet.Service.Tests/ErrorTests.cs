@@ -235,6 +235,10 @@ public class ErrorTests(TrainerBundles bundles)
         var identity = Http.Raw(png, "image/png");
         identity.Headers.ContentEncoding.Add("identity");
         await Http.JsonAsync(await Client.PostAsync("/classify", identity));
+        // An empty element of the list is no coding (RFC 9110, 5.6.1).
+        var listed = Http.Raw(png, "image/png");
+        listed.Headers.TryAddWithoutValidation("Content-Encoding", "identity, ");
+        await Http.JsonAsync(await Client.PostAsync("/classify", listed));
 
         // A coding named for no body codes nothing: a GET with the header is answered as any GET.
         using var models = new HttpRequestMessage(HttpMethod.Get, "/models");

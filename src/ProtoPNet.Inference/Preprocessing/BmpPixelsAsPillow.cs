@@ -73,12 +73,18 @@ public static class BmpPixelsAsPillow
     }
 
     /// <summary>
-    /// Reads the pixels as blue, green, red and alpha, rows bottom-up (top-down for a negative height), into
+    /// Reads the pixels as blue, green, red and alpha, from the header's pixel data offset, rows bottom-up (top-down for a negative height), into
     /// <paramref name="image"/>; left as decoded when the file does not hold every row (the completeness check judges it).
     /// </summary>
     private static void ReadBgra(Image<Rgba32> image, ReadOnlySpan<byte> file)
     {
         var offset = BinaryPrimitives.ReadUInt32LittleEndian(file[PixelDataOffsetAt..]);
+        // An offset of 0 is where Pillow's reading of the header ends: after the masks, which follow a 40-byte header.
+        if (offset == 0)
+        {
+            var headerSize = BinaryPrimitives.ReadUInt32LittleEndian(file[InfoHeaderAt..]);
+            offset = InfoHeaderAt + headerSize + (headerSize == 40 ? 12u : 0u);
+        }
         var (width, height) = (BinaryPrimitives.ReadInt32LittleEndian(file[WidthAt..]), BinaryPrimitives.ReadInt32LittleEndian(file[HeightAt..]));
         var rows = Math.Abs((long)height);
         if (width != image.Width || rows != image.Height || offset + 4L * width * rows > file.Length) return;

@@ -6,7 +6,8 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// Whether the chunks before a PNG's image data hold values Pillow (the trainer's decoder) can use: a palette of a
 /// palette image of at most 256 entries ("invalid palette size"), a transparency chunk of a grey or RGB image long
 /// enough for its colour (Pillow reads 2 or 6 bytes from it and cannot open the file otherwise) and of a palette image
-/// of at most 256 alpha values ("palette index out of range"; ImageSharp reads those it needs), and an animation frame
+/// of at most 256 alpha values ("palette index out of range"; ImageSharp reads those it needs) unless they make one of
+/// the first 256 entries transparent and the others opaque (Pillow keeps that entry's index), and an animation frame
 /// control (APNG's fcTL) whole, numbered from 0 and within the image ("APNG contains invalid frames"). ImageSharp
 /// decodes such files, so a damaged upload was classified while the trainer could not read it. Judged chunk by chunk as
 /// <see cref="PngChecksums"/> walks them (one walk for both), with what the header says and the frames seen so far.
@@ -27,6 +28,13 @@ public sealed class PngChunkFields
 
     private PngChunkFields(uint width, uint height, byte colourType) => (_width, _height, _colourType) = (width, height, colourType);
 
+    /// <summary>
+    /// Whether a palette's alpha values make one entry, among the first 256, fully transparent and every other opaque:
+    /// Pillow keeps only that entry's index then, however many values follow.
+    /// </summary>
+    private static bool IsOneTransparentEntry(ReadOnlySpan<byte> alphas) =>
+        alphas.IndexOfAnyExcept((byte)0xFF) is var zero and >= 0 and < MaxPaletteBytes / 3 && alphas[zero] == 0 && !alphas[(zero + 1)..].ContainsAnyExcept((byte)0xFF);
+
     /// <summary>What Pillow cannot use in this chunk (one sentence), or null.</summary>
     public string? Judge(ReadOnlySpan<byte> type, ReadOnlySpan<byte> data)
     {
@@ -40,7 +48,7 @@ public sealed class PngChunkFields
         {
             return $"its transparency chunk (tRNS) has {length} bytes, fewer than the {(_colourType == Grey ? 2 : 6)} that give a{(_colourType == Grey ? " grey" : "n RGB")} image's transparent colour";
         }
-        if (type.SequenceEqual("tRNS"u8) && _colourType == Palette && length > MaxPaletteBytes / 3)
+        if (type.SequenceEqual("tRNS"u8) && _colourType == Palette && length > MaxPaletteBytes / 3 && !IsOneTransparentEntry(data))
         {
             return $"its transparency chunk (tRNS) holds {length} alpha values, more than a palette's 256";
         }

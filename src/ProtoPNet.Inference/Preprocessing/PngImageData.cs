@@ -92,4 +92,58 @@ public static class PngImageData
         }
         return mended ?? bytes;
     }
+
+    /// <summary>
+    /// Pillow reads the chunks after the image data too, and a transparency chunk (tRNS) there makes its colours
+    /// transparent as one before would (the last one read counts); ImageSharp reads none after the image data, so such a
+    /// file came out opaque. The last tRNS is moved before the first IDAT, the only one (its CRC written anew: Pillow reads
+    /// none after the image data, and one before is judged), where the checks of the chunks before the image data judge it
+    /// as Pillow does.
+    /// </summary>
+    /// <returns>The file itself, or, when a tRNS lies after its first IDAT, a copy with the last tRNS alone before it.</returns>
+    public static ReadOnlyMemory<byte> WithTransparencyBeforeImageData(ReadOnlyMemory<byte> bytes)
+    {
+        var file = bytes.Span;
+        if (!file.StartsWith(PngText.Signature)) return bytes;
+        var chunks = new List<(int Start, int End, bool Transparency)>();
+        int firstImageData = -1, lastTransparency = -1;
+        var transparencyAfterImageData = false;
+        for (long position = PngText.Signature.Length; position + 12 <= file.Length;)
+        {
+            var end = position + 12 + BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
+            if (end > file.Length) return bytes;   // truncated: the completeness check says so
+            var type = file.Slice((int)position + 4, 4);
+            if (type.SequenceEqual("IEND"u8)) break;
+            var transparency = type.SequenceEqual("tRNS"u8);
+            if (type.SequenceEqual("IDAT"u8) && firstImageData < 0) firstImageData = chunks.Count;
+            if (transparency)
+            {
+                lastTransparency = chunks.Count;
+                transparencyAfterImageData |= firstImageData >= 0;
+            }
+            chunks.Add(((int)position, (int)end, transparency));
+            position = end;
+        }
+        if (!transparencyAfterImageData) return bytes;
+
+        var moved = chunks[lastTransparency];
+        var copy = new byte[file.Length - chunks.Where(c => c.Transparency).Sum(c => c.End - c.Start) + (moved.End - moved.Start)];
+        var written = PngText.Signature.Length;
+        file[..written].CopyTo(copy);
+        for (var i = 0; i < chunks.Count; i++)
+        {
+            if (i == firstImageData)
+            {
+                file[moved.Start..moved.End].CopyTo(copy.AsSpan(written));
+                BinaryPrimitives.WriteUInt32BigEndian(copy.AsSpan(written + moved.End - moved.Start - 4), PngChecksums.Crc(file[(moved.Start + 4)..(moved.End - 4)]));
+                written += moved.End - moved.Start;
+            }
+            if (chunks[i].Transparency) continue;
+            file[chunks[i].Start..chunks[i].End].CopyTo(copy.AsSpan(written));
+            written += chunks[i].End - chunks[i].Start;
+        }
+        var rest = chunks.Count == 0 ? PngText.Signature.Length : chunks[^1].End;
+        file[rest..].CopyTo(copy.AsSpan(written));
+        return copy;
+    }
 }

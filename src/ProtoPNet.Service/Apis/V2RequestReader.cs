@@ -146,9 +146,7 @@ internal static class V2RequestReader
             var seen = new HashSet<string>(StringComparer.Ordinal);
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                var property = reader.GetString()!.ToLowerInvariant();
-                reader.Read();
-                if (property is "id" or "outputs" or "inputs" or "parameters" && !seen.Add(property)) throw BadRequest($"The request has '{property}' twice.");
+                var property = Member(ref reader, seen, RequestMembers, "The request");
                 switch (property)
                 {
                     case "id":
@@ -166,7 +164,7 @@ internal static class V2RequestReader
                         inputs = ReadInputs(ref reader);
                         break;
                     case "parameters":
-                        binaryDataOutput = ReadBooleanParameter(ref reader, "binary_data_output"u8, "The request's parameters.binary_data_output", ofAnOutput: false) ?? false;
+                        binaryDataOutput = ReadBooleanParameter(ref reader, "binary_data_output", "The request's parameters.binary_data_output", ofAnOutput: false) ?? false;
                         break;
                     default:
                         reader.Skip();   // what the protocol may add
@@ -263,10 +261,7 @@ internal static class V2RequestReader
             var seen = new HashSet<string>(StringComparer.Ordinal);
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                var property = reader.GetString()!.ToLowerInvariant();
-                reader.Read();
-                // The last of two would win, unseen: the caller meant one of them.
-                if (property is "name" or "datatype" or "shape" or "data" or "parameters" && !seen.Add(property)) throw BadRequest($"An input has '{property}' twice.");
+                var property = Member(ref reader, seen, InputMembers, "An input");
                 switch (property)
                 {
                     case "name":
@@ -303,13 +298,14 @@ internal static class V2RequestReader
         long? size = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            var isSize = reader.ValueTextEquals("binary_data_size"u8);
+            var isSize = reader.GetString()!.Equals("binary_data_size", StringComparison.OrdinalIgnoreCase);
             reader.Read();
             if (!isSize)
             {
                 reader.Skip();
                 continue;
             }
+            if (size is not null) throw BadRequest("An input's parameters.binary_data_size is given twice.");
             if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out var bytes) || bytes < 0 || bytes > V2Api.MaxRequestBytes)
             {
                 throw BadRequest("An input's parameters.binary_data_size must be a byte count.");
@@ -378,7 +374,7 @@ internal static class V2RequestReader
     /// parameters, <c>classification</c> (Triton's classification extension) is refused: it would change what an output holds, and
     /// answering the raw tensor instead would be a wrong answer that looks right.
     /// </summary>
-    private static bool? ReadBooleanParameter(ref Utf8JsonReader reader, ReadOnlySpan<byte> name, string what, bool ofAnOutput)
+    private static bool? ReadBooleanParameter(ref Utf8JsonReader reader, string name, string what, bool ofAnOutput)
     {
         if (reader.TokenType != JsonTokenType.StartObject)
         {
@@ -388,11 +384,12 @@ internal static class V2RequestReader
         bool? value = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (ofAnOutput && reader.ValueTextEquals("classification"u8))
+            var parameter = reader.GetString()!.ToLowerInvariant();
+            if (ofAnOutput && parameter == "classification")
             {
                 throw BadRequest("An output's parameters.classification (the classification extension) is not supported: ask for 'logits' and take the top classes from them, or use POST /classify.");
             }
-            var matches = reader.ValueTextEquals(name);
+            var matches = parameter == name;
             reader.Read();
             if (matches && value is not null) throw BadRequest($"{what} is given twice.");
             if (matches)
@@ -409,6 +406,23 @@ internal static class V2RequestReader
         return value;
     }
 
+    /// <summary>The members read of the request, of an input and of an output (any other is passed over).</summary>
+    private static readonly string[] RequestMembers = ["id", "outputs", "inputs", "parameters"],
+        InputMembers = ["name", "datatype", "shape", "data", "parameters"], OutputMembers = ["name", "parameters"];
+
+    /// <summary>
+    /// The name of the member the reader is on, in lower case (names are matched ignoring case), with the reader moved
+    /// to its value; a member of <paramref name="read"/> given a second time, in any spelling, is refused: the last of
+    /// two would win unseen, and the caller meant one of them.
+    /// </summary>
+    private static string Member(ref Utf8JsonReader reader, HashSet<string> seen, string[] read, string owner)
+    {
+        var name = reader.GetString()!.ToLowerInvariant();
+        reader.Read();
+        if (read.Contains(name) && !seen.Add(name)) throw BadRequest($"{owner} has '{name}' twice.");
+        return name;
+    }
+
     private static List<(string Name, bool? Binary)> ReadOutputs(ref Utf8JsonReader reader)
     {
         if (reader.TokenType != JsonTokenType.StartArray) throw BadRequest("'outputs' must be an array of objects with a name.");
@@ -421,18 +435,9 @@ internal static class V2RequestReader
             var seen = new HashSet<string>(StringComparer.Ordinal);
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                var property = reader.GetString()!;
-                reader.Read();
-                // The last of two would win, unseen: the caller meant one of them.
-                if (property.ToLowerInvariant() is "name" or "parameters" && !seen.Add(property.ToLowerInvariant()))
-                {
-                    throw BadRequest($"An output asked for has '{property.ToLowerInvariant()}' twice.");
-                }
-                if (property.Equals("name", StringComparison.OrdinalIgnoreCase) && reader.TokenType == JsonTokenType.String) name = reader.GetString();
-                else if (property.Equals("parameters", StringComparison.OrdinalIgnoreCase))
-                {
-                    binary = ReadBooleanParameter(ref reader, "binary_data"u8, "An output's parameters.binary_data", ofAnOutput: true);
-                }
+                var property = Member(ref reader, seen, OutputMembers, "An output asked for");
+                if (property == "name" && reader.TokenType == JsonTokenType.String) name = reader.GetString();
+                else if (property == "parameters") binary = ReadBooleanParameter(ref reader, "binary_data", "An output's parameters.binary_data", ofAnOutput: true);
                 else reader.Skip();
             }
             outputs.Add((name ?? throw BadRequest("Every output asked for must have a 'name' string."), binary));

@@ -38,13 +38,15 @@ public static class RequestShapeRules
     }
 
     /// <summary>Whether the request's body is in a content coding other than identity.</summary>
-    public static bool HasContentCoding(HttpRequest request) =>
-        request.Headers.ContentEncoding.Any(value => value?.Split(',').Any(coding => !coding.Trim().Equals("identity", StringComparison.OrdinalIgnoreCase)) == true);
+    public static bool HasContentCoding(HttpRequest request) => Codings(request.Headers.ContentEncoding).Any(coding => !coding.Equals("identity", StringComparison.OrdinalIgnoreCase));
 
     /// <summary>Whether the request's body is in a transfer coding other than chunked (e.g. "gzip, chunked").</summary>
-    public static bool HasTransferCoding(HttpRequest request) =>
-        request.Headers.TransferEncoding.Any(value => value?.Split(',').Any(coding => coding.Trim() is var name
-            && !name.Equals("chunked", StringComparison.OrdinalIgnoreCase) && !name.Equals("identity", StringComparison.OrdinalIgnoreCase)) == true);
+    public static bool HasTransferCoding(HttpRequest request) => Codings(request.Headers.TransferEncoding)
+        .Any(coding => !coding.Equals("chunked", StringComparison.OrdinalIgnoreCase) && !coding.Equals("identity", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>The codings a header lists, its empty list elements left out (RFC 9110, 5.6.1: "identity," names identity alone).</summary>
+    private static IEnumerable<string> Codings(Microsoft.Extensions.Primitives.StringValues header) =>
+        header.SelectMany(value => (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
 
     /// <summary>/health/live, /health/ready and the protocol's /v2/health/live and /v2/health/ready (GET or HEAD).</summary>
     private static bool IsHealthProbe(HttpRequest request) =>

@@ -231,11 +231,19 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
 
         Assert.Equal("The body is not JSON: it is empty, or only white space.", await Error(""));
         var literal = await Error("""{"inputs":[{"name":"image","data":[t""" + new string('1', 1_000_000) + "]}]}");
-        Assert.StartsWith("The body is not JSON: 't111111111111111111111111111111111111111…' (1000005 characters) is an invalid JSON literal", literal);
+        Assert.StartsWith($"The body is not JSON: 't{new string('1', 71)}… (1000005 characters)' is an invalid JSON literal", literal);
         Assert.EndsWith("(line 1, byte 37).", literal);
         Assert.True(literal.Length < 300, literal);
         Assert.Equal("The body is not JSON: The JSON object contains a trailing comma at the end, which JSON does not allow (line 1, byte 14).",
             await Error("""{"inputs":[],}"""));
+        // The parser's messages that quote one character each, twice, are left whole.
+        Assert.Equal("The body is not JSON: '/' is invalid after a value. Expected either ',', '}', or ']' (line 1, byte 13).",
+            await Error("""{"name":"x" /* c */}"""));
+        Assert.Equal("The body is not JSON: 'n' is an invalid start of a property name. Expected a '\"' (line 1, byte 2).", await Error("""{name:"x"}"""));
+        // A literal with quotes all through it is cut as any other.
+        var quoted = await Error("{\"inputs\":nul" + string.Concat(Enumerable.Repeat(new string('x', 30) + "'", 3000)) + "}");
+        Assert.Contains("(93004 characters)' is an invalid JSON literal", quoted);
+        Assert.True(quoted.Length < 300, quoted);
         Assert.StartsWith("The body is not JSON: The maximum configured depth of 64 has been exceeded (line 1, byte",
             await Error("""{"id":"a","later":""" + new string('[', 100)));
         Assert.Equal("The body is not JSON: '{' is invalid after a single JSON value. Expected end of data (line 2, byte 1).",
@@ -248,6 +256,8 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
             outputs: ""","outputs":[{"name":"logits","parameters":{"binary_data":true},"Parameters":{"binary_data":false}}]""")));
         Assert.Equal("An output's parameters.binary_data is given twice.", await Error(Request(
             outputs: ""","outputs":[{"name":"logits","parameters":{"binary_data":true,"binary_data":false}}]""")));
+        Assert.Equal("An output's parameters.binary_data is given twice.", await Error(Request(
+            outputs: ""","outputs":[{"name":"logits","parameters":{"binary_data":true,"BINARY_DATA":false}}]""")));
 
         // The query's version beside the path's: refused unless it is the same one; on the unversioned route it names the version.
         Assert.Equal($"The path names version '{Version}' and the query version '19990101T000000Z': name the version once, in the path.",

@@ -85,8 +85,12 @@ public class UnreadableBodyTests(TrainerBundles bundles)
             AssertError(answer, 415, "unsupported-media-type", path, contentType);
             Assert.Contains("Transfer-Encoding 'gzip, chunked' is not accepted", answer.Body);
         }
-        var chunked = await SendAsync(port, "/v2/models/smoke/infer", "application/json", Body.Chunked);
-        Assert.True(chunked.Status == 400 && chunked.Body.Contains("The request has no 'inputs'.", StringComparison.Ordinal), $"{chunked.Status} {chunked.Body}");
+        // Chunked alone is read, whatever its case and spacing, and an empty element of the list is no coding.
+        foreach (var body in new[] { Body.Chunked, Body.ChunkedListed })
+        {
+            var chunked = await SendAsync(port, "/v2/models/smoke/infer", "application/json", body);
+            Assert.True(chunked.Status == 400 && chunked.Body.Contains("The request has no 'inputs'.", StringComparison.Ordinal), $"{body}: {chunked.Status} {chunked.Body}");
+        }
     }
 
     /// <summary>
@@ -338,6 +342,9 @@ public class UnreadableBodyTests(TrainerBundles bundles)
 
         /// <summary>A whole chunked body of "{}".</summary>
         Chunked,
+
+        /// <summary>A whole chunked body of "{}", its coding listed with an empty element and odd case (", Chunked").</summary>
+        ChunkedListed,
     }
 
     /// <summary>Sends a request whose body goes wrong as <paramref name="body"/> says; returns the answer (status 0 if none), read until the server closes.</summary>
@@ -348,6 +355,7 @@ public class UnreadableBodyTests(TrainerBundles bundles)
         var framing = body switch
         {
             Body.BrokenChunk or Body.OverflowingChunk or Body.Chunked => "Transfer-Encoding: chunked",
+            Body.ChunkedListed => "Transfer-Encoding: , Chunked",
             Body.GzipChunked => "Transfer-Encoding: gzip, chunked",
             Body.DeclaredTooLarge => $"Content-Length: {2 * 1024 * 1024}",
             _ => "Content-Length: 100000",
@@ -356,11 +364,11 @@ public class UnreadableBodyTests(TrainerBundles bundles)
         {
             Body.BrokenChunk => "a\r\n0123456789\r\nzz\r\n",
             Body.OverflowingChunk => "a\r\n0123456789\r\n80000000\r\nabc\r\n",
-            Body.GzipChunked or Body.Chunked => "2\r\n{}\r\n0\r\n\r\n",
+            Body.GzipChunked or Body.Chunked or Body.ChunkedListed => "2\r\n{}\r\n0\r\n\r\n",
             _ => "0123456789",
         };
         // A whole body is answered on a connection kept open unless the request asks to close it (read until it closes).
-        var close = body is Body.GzipChunked or Body.Chunked ? "Connection: close\r\n" : "";
+        var close = body is Body.GzipChunked or Body.Chunked or Body.ChunkedListed ? "Connection: close\r\n" : "";
         var request = $"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {contentType}\r\n{framing}\r\nX-Api-Key: {AdminKey}\r\n{close}\r\n{content}";
         await socket.SendAsync(Encoding.ASCII.GetBytes(request));
         if (body == Body.ClosedEarly) socket.Shutdown(SocketShutdown.Send);

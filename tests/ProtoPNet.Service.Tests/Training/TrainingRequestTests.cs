@@ -188,7 +188,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
             ($$$"""{"name": "m", "preset": "smoke", "{{{name}}}": 1}""", shortName, $"{shortName}: is not a field of a training job"),
             ($$$"""{"name": "m", "preset": "smoke", "options": {"{{{name}}}": 1}}""", $"options.{shortName}", $"options.{shortName}: is not an option"),
             ($$$"""{"name": "m", "preset": "smoke", "data": "{{{name}}}"}""", "data", $"data: '{shortName}' is not a folder under Training:DataRoot"),
-            ($$$"""{"name": "m", "preset": t{{{name}}}}""", "body", $"body: is not JSON: 't{new string('o', 39)}…' (500002 characters) is an invalid JSON literal"),
+            ($$$"""{"name": "m", "preset": t{{{name}}}}""", "body", $"body: is not JSON: 't{new string('o', 71)}… (500002 characters)' is an invalid JSON literal"),
         })
         {
             problem = await Http.ProblemAsync(await Client().PostAsync("/training/jobs", Body(body)), HttpStatusCode.BadRequest, "invalid-training-job");
