@@ -16,45 +16,42 @@ public static class PngImageData
     public static ReadOnlyMemory<byte> WithShortFirstChunkMerged(ReadOnlyMemory<byte> bytes)
     {
         var file = bytes.Span;
-        if (!file.StartsWith(PngText.Signature)) return bytes;
+        if (!PngChunks.IsPng(file)) return bytes;
         int runStart = -1, runEnd = -1;
         long dataBytes = 0;
-        for (long position = PngText.Signature.Length; position + 12 <= file.Length;)
+        foreach (var chunk in new PngChunks(file))
         {
-            var length = BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
-            var end = position + 12 + length;
-            if (end > file.Length) return bytes;   // truncated: the completeness check says so
-            var isImageData = file.Slice((int)position + 4, 4).SequenceEqual("IDAT"u8);
+            var isImageData = chunk.Is("IDAT"u8);
             if (isImageData && runStart < 0)
             {
-                if (length >= 2) return bytes;   // the usual case: nothing to merge
-                runStart = (int)position;
+                if (chunk.Length >= 2) return bytes;   // the usual case: nothing to merge
+                runStart = chunk.Start;
             }
-            if (isImageData) dataBytes += length;
+            if (isImageData) dataBytes += chunk.Length;
             else if (runStart >= 0)
             {
-                runEnd = (int)position;
+                runEnd = chunk.Start;
                 break;
             }
-            position = end;
         }
+        // No run, or one cut short by the file's end (the completeness check says so).
         if (runStart < 0 || runEnd < 0) return bytes;
 
         var merged = new byte[runStart + 12 + dataBytes + (file.Length - runEnd)];
         file[..runStart].CopyTo(merged);
-        var chunk = merged.AsSpan(runStart, 12 + (int)dataBytes);
-        BinaryPrimitives.WriteUInt32BigEndian(chunk, (uint)dataBytes);
-        "IDAT"u8.CopyTo(chunk[4..]);
+        var one = merged.AsSpan(runStart, 12 + (int)dataBytes);
+        BinaryPrimitives.WriteUInt32BigEndian(one, (uint)dataBytes);
+        "IDAT"u8.CopyTo(one[4..]);
         var written = 8;
-        for (var position = runStart; position < runEnd;)
+        foreach (var chunk in new PngChunks(file))
         {
-            var length = (int)BinaryPrimitives.ReadUInt32BigEndian(file[position..]);
-            file.Slice(position + 8, length).CopyTo(chunk[written..]);
-            written += length;
-            position += 12 + length;
+            if (chunk.Start < runStart) continue;
+            if (chunk.Start >= runEnd) break;
+            file.Slice(chunk.DataStart, chunk.Length).CopyTo(one[written..]);
+            written += chunk.Length;
         }
-        BinaryPrimitives.WriteUInt32BigEndian(chunk[written..], PngChecksums.Crc(chunk[4..written]));
-        file[runEnd..].CopyTo(merged.AsSpan(runStart + chunk.Length));
+        BinaryPrimitives.WriteUInt32BigEndian(one[written..], PngChecksums.Crc(one[4..written]));
+        file[runEnd..].CopyTo(merged.AsSpan(runStart + one.Length));
         return merged;
     }
 
@@ -68,27 +65,15 @@ public static class PngImageData
     public static ReadOnlyMemory<byte> WithImageDataChecksumsMended(ReadOnlyMemory<byte> bytes)
     {
         var file = bytes.Span;
-        if (!file.StartsWith(PngText.Signature)) return bytes;
+        if (!PngChunks.IsPng(file)) return bytes;
         byte[]? mended = null;
         var imageDataSeen = false;
-        for (long position = PngText.Signature.Length; position + 12 <= file.Length;)
+        foreach (var chunk in new PngChunks(file))
         {
-            var length = BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
-            var end = position + 12 + length;
-            if (end > file.Length) break;   // truncated: the completeness check says so
-            var type = file.Slice((int)position + 4, 4);
-            imageDataSeen |= type.SequenceEqual("IDAT"u8);
-            var critical = (type[0] & 0x20) == 0;   // an upper-case first letter
-            if (imageDataSeen && critical)
-            {
-                var crc = PngChecksums.Crc(file.Slice((int)position + 4, (int)length + 4));
-                if (BinaryPrimitives.ReadUInt32BigEndian(file[(int)(end - 4)..]) != crc)
-                {
-                    mended ??= file.ToArray();
-                    BinaryPrimitives.WriteUInt32BigEndian(mended.AsSpan((int)(end - 4)), crc);
-                }
-            }
-            position = end;
+            imageDataSeen |= chunk.Is("IDAT"u8);
+            if (!imageDataSeen || !chunk.IsCritical || chunk.ComputedCrc(file) is var crc && crc == chunk.StoredCrc(file)) continue;
+            mended ??= file.ToArray();
+            BinaryPrimitives.WriteUInt32BigEndian(mended.AsSpan(chunk.CrcAt), crc);
         }
         return mended ?? bytes;
     }
@@ -104,31 +89,27 @@ public static class PngImageData
     public static ReadOnlyMemory<byte> WithTransparencyBeforeImageData(ReadOnlyMemory<byte> bytes)
     {
         var file = bytes.Span;
-        if (!file.StartsWith(PngText.Signature)) return bytes;
+        if (!PngChunks.IsPng(file)) return bytes;
         var chunks = new List<(int Start, int End, bool Transparency)>();
         int firstImageData = -1, lastTransparency = -1;
         var transparencyAfterImageData = false;
-        for (long position = PngText.Signature.Length; position + 12 <= file.Length;)
+        foreach (var chunk in new PngChunks(file))
         {
-            var end = position + 12 + BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
-            if (end > file.Length) return bytes;   // truncated: the completeness check says so
-            var type = file.Slice((int)position + 4, 4);
-            if (type.SequenceEqual("IEND"u8)) break;
-            var transparency = type.SequenceEqual("tRNS"u8);
-            if (type.SequenceEqual("IDAT"u8) && firstImageData < 0) firstImageData = chunks.Count;
+            if (chunk.Is("IEND"u8)) break;
+            var transparency = chunk.Is("tRNS"u8);
+            if (chunk.Is("IDAT"u8) && firstImageData < 0) firstImageData = chunks.Count;
             if (transparency)
             {
                 lastTransparency = chunks.Count;
                 transparencyAfterImageData |= firstImageData >= 0;
             }
-            chunks.Add(((int)position, (int)end, transparency));
-            position = end;
+            chunks.Add((chunk.Start, chunk.End, transparency));
         }
         if (!transparencyAfterImageData) return bytes;
 
         var moved = chunks[lastTransparency];
         var copy = new byte[file.Length - chunks.Where(c => c.Transparency).Sum(c => c.End - c.Start) + (moved.End - moved.Start)];
-        var written = PngText.Signature.Length;
+        var written = PngChunks.Signature.Length;
         file[..written].CopyTo(copy);
         for (var i = 0; i < chunks.Count; i++)
         {
@@ -142,7 +123,7 @@ public static class PngImageData
             file[chunks[i].Start..chunks[i].End].CopyTo(copy.AsSpan(written));
             written += chunks[i].End - chunks[i].Start;
         }
-        var rest = chunks.Count == 0 ? PngText.Signature.Length : chunks[^1].End;
+        var rest = chunks[^1].End;   // IEND and what follows, or a cut chunk: as they are
         file[rest..].CopyTo(copy.AsSpan(written));
         return copy;
     }

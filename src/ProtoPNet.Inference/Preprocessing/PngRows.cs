@@ -24,13 +24,10 @@ public static class PngRows
     public static (ImageRejection Rejection, string Reason)? FindUnreadable(ReadOnlySpan<byte> file)
     {
         var imageData = new List<(int Start, int Length)>();
-        for (long position = 8; position + 8 <= file.Length;)
+        foreach (var chunk in new PngChunks(file))
         {
-            var length = BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
-            if (position + 12 + length > file.Length) break;
-            if (file.Slice((int)position + 4, 4).SequenceEqual("IDAT"u8)) imageData.Add(((int)position + 8, (int)length));
+            if (chunk.Is("IDAT"u8)) imageData.Add((chunk.DataStart, chunk.Length));
             else if (imageData.Count > 0) break;
-            position += 12 + length;
         }
         if (imageData.Count == 0) return null;
         const int headerData = 16;   // signature, IHDR's length and type

@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-
 namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
@@ -8,28 +6,16 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// </summary>
 public static class PngText
 {
-    /// <summary>The eight bytes every PNG begins with.</summary>
-    internal static ReadOnlySpan<byte> Signature => [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
-
     /// <summary>The file itself when it is not a PNG or has no such chunk; otherwise a copy without them.</summary>
     public static ReadOnlyMemory<byte> WithoutCompressedChunks(ReadOnlyMemory<byte> bytes)
     {
         var file = bytes.Span;
-        if (!file.StartsWith(Signature)) return bytes;
+        if (!PngChunks.IsPng(file)) return bytes;
         List<(int Start, int End)>? dropped = null;
-        long position = Signature.Length;
-        while (position + 8 <= file.Length)
+        foreach (var chunk in new PngChunks(file))
         {
-            var length = BinaryPrimitives.ReadUInt32BigEndian(file[(int)position..]);
-            var type = file.Slice((int)position + 4, 4);
-            var end = position + 12 + length;
-            if (end > file.Length) break;   // truncated: the completeness check says so
-            if (type.SequenceEqual("zTXt"u8) || type.SequenceEqual("iTXt"u8) || type.SequenceEqual("iCCP"u8))
-            {
-                (dropped ??= []).Add(((int)position, (int)end));
-            }
-            if (type.SequenceEqual("IEND"u8)) break;
-            position = end;
+            if (chunk.Is("zTXt"u8) || chunk.Is("iTXt"u8) || chunk.Is("iCCP"u8)) (dropped ??= []).Add((chunk.Start, chunk.End));
+            if (chunk.Is("IEND"u8)) break;
         }
         if (dropped is null) return bytes;
         var kept = new byte[file.Length - dropped.Sum(range => range.End - range.Start)];
