@@ -21,6 +21,8 @@ public class DamagedImageTests
         ("photometric.tif", "The TIFF image is corrupt: it has no PhotometricInterpretation to say what its 3 samples per pixel are."),
         ("predictor.tif", "The TIFF image is corrupt: its Predictor is 10, not 1, 2 or 3."),
         ("width.tif", "The TIFF image is corrupt: its strip 0 needs 38400 bytes at byte "),
+        ("fax-8-bits.tif", "The TIFF image is corrupt: its BitsPerSample is 8, but its fax compression (4) codes 1 bit per pixel, and libtiff refuses any other."),
+        ("fax3-64-bits.tif", "The TIFF image is corrupt: its BitsPerSample is 64, but its fax compression (3) codes 1 bit per pixel, and libtiff refuses any other."),
         ("crc.png", "The PNG image is corrupt: its tEXt chunk at byte 33 fails its CRC check."),
         ("chunk-name.png", "The PNG image is corrupt: the chunk at byte 33 has no chunk name (bytes 74405874)."),
         ("rle8-height.bmp", "The BMP image is corrupt: its RLE data gives 32 of the 8x40 pixels it declares."),
@@ -82,7 +84,7 @@ public class DamagedImageTests
         ("ramp-1-bit.bmp", "The BMP image is corrupt: its palette of 300 colours is more than the 2 a 1-bit picture can use."),
     ];
 
-    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "empty-comment.gif", "photo.webp", "animation.webp",
+    private static readonly string[] Sound = ["deflate.tif", "predicted.tif", "rgb.tif", "grey.tif", "fax.tif", "fax3.tif", "text.png", "rle8.bmp", "rle4.bmp", "rgb.bmp", "rgb565.bmp", "photo.jpg", "filled.jpg", "lost-marker.jpg", "small.gif", "empty-comment.gif", "photo.webp", "animation.webp",
         "strips.tif", "rle8-absolute.bmp", "rle4-absolute.bmp", "rle4-short-absolute.bmp", "rle8-delta.bmp", "one-fill.jpg",
         "long-stream.tif", "palette.bmp", "raw-predictor.tif", "grey-ramp.bmp", "cut-1.tif",
         "rows-twice.tif", "no-count.tif", "empty-first-idat.png", "bytewise-idat.png", "palette-769.png", "extra-byte-bad-checksum.png", "two-frame-controls.png", "trns-256.png"];
@@ -389,6 +391,11 @@ public class DamagedImageTests
         damaged("rgb.tif", "samples.tif", set_tiff_value(277, 1))
         damaged("rgb.tif", "photometric.tif", rename_tiff_tag(262, 263))   # Threshholding: no PhotometricInterpretation left
         damaged("grey.tif", "width.tif", set_tiff_value(256, 2400))
+        # Fax compression codes 1 bit per pixel: libtiff refuses another depth ("Bits/sample must be 1 for Group 3/4").
+        picture.convert("1").save(path("fax.tif"), compression="group4")
+        picture.convert("1").save(path("fax3.tif"), compression="group3")
+        damaged("fax.tif", "fax-8-bits.tif", set_tiff_value(258, 8))
+        damaged("fax3.tif", "fax3-64-bits.tif", set_tiff_value(258, 64))
 
         text = PngImagePlugin.PngInfo()
         text.add_text("note", "a chunk before the image data")

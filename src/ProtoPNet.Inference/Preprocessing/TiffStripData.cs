@@ -28,7 +28,7 @@ public static class TiffStripData
 
     private const ulong YCbCr = 6;
 
-    private const ulong Uncompressed = 1, Lzw = 5, Deflate = 8, OldDeflate = 32946;
+    private const ulong Uncompressed = 1, CcittRle = 2, CcittGroup3 = 3, CcittGroup4 = 4, Lzw = 5, Deflate = 8, OldDeflate = 32946;
 
     /// <summary>Pillow reads at most six samples per pixel (its modes' most), and at most 64 bits per pixel (RGBA of 16-bit samples).</summary>
     private const ulong MaxSamples = 6, MaxBitsPerPixel = 64;
@@ -110,6 +110,11 @@ public static class TiffStripData
             // Each value is judged before it is added: a sum of values near 2^64 would wrap.
             bits += fields.ContainsKey(BitsPerSample) ? reader.Value(bitsField.At, bitsField.Count == 1 ? 0 : i, bitsField.Type) : 1;   // one bit per sample, the tag's default
             if (bits > MaxBitsPerPixel) return $"its BitsPerSample makes more than the {MaxBitsPerPixel} bits per pixel of any TIFF the trainer reads";
+        }
+        // libtiff's fax decoders ("Bits/sample must be 1 for Group 3/4") refuse any other depth; ImageSharp decoded one.
+        if (compression is CcittRle or CcittGroup3 or CcittGroup4 && samples == 1 && bits != 1)
+        {
+            return $"its BitsPerSample is {bits}, but its fax compression ({compression}) codes 1 bit per pixel, and libtiff refuses any other";
         }
         if (One(reader, fields, ImageWidth) is not { } width || One(reader, fields, ImageLength) is not { } height || width == 0 || height == 0) return null;
         // Without strip (or tile) offsets there are no pixels: Pillow cannot identify such a file, ImageSharp painted it black.
