@@ -226,6 +226,50 @@ public class TiffLibtiffParityTests
         Assert.StartsWith("The TIFF image is corrupt: its strip 2 needs 40 bytes at byte ", Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "past-the-end.tif"))));
     }
 
+    /// <summary>
+    /// An uncompressed TIFF whose height says more rows than its strips hold: Pillow maps a one-strip 8-bit grey, palette
+    /// or 16-bit grey file whole from its offset and refuses it ("buffer is not large enough"), and reads the others
+    /// with the missing rows black, where ImageSharp read other pixels (white, in rows it had too). Refused, as a compressed
+    /// one is; a sound file is read.
+    /// </summary>
+    [Fact]
+    public void AnUncompressedTiffTallerThanItsStripsIsRefused()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-taller-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteTallerFiles, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        Assert.Equal(6, verdicts.Count);
+        foreach (var name in verdicts.Keys.Where(name => name != "L-sound.tif"))
+        {
+            Assert.Equal("The TIFF image is corrupt: it lists 1 strips, but its 14 rows, 10 to a strip, need 2.",
+                Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, name))));
+        }
+        Assert.True(TrainerPixels(verdicts["L-sound.tif"]).SequenceEqual(Decoded(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "L-sound.tif")))));
+        // Both kinds of the trainer's answer are among them: a mapped form it refuses, others it reads black below.
+        Assert.StartsWith("refused: buffer is not large enough", verdicts["L-taller.tif"]);
+        Assert.StartsWith("read", verdicts["RGB-taller.tif"]);
+    }
+
+    private const string WriteTallerFiles = Script + """
+        base = Image.new("RGB", (20, 10))
+        base.putdata([(x * 12, y * 25, 100) for y in range(10) for x in range(20)])
+        def taller(data, rows):
+            changed = bytearray(data)
+            start = struct.unpack("<I", changed[4:8])[0]
+            for entry in range(start + 2, start + 2 + 12 * struct.unpack("<H", changed[start:start + 2])[0], 12):
+                if struct.unpack("<H", changed[entry:entry + 2])[0] == 257: changed[entry + 8:entry + 10] = struct.pack("<H", rows)
+            return bytes(changed)
+        pictures = {"L": base.convert("L"), "RGB": base, "I16": base.convert("L").convert("I").convert("I;16"), "1": base.convert("1"), "P": base.convert("P")}
+        for name, picture in pictures.items():
+            stored = io.BytesIO()
+            picture.save(stored, "TIFF")
+            open(path(f"{name}-taller.tif"), "wb").write(taller(stored.getvalue(), 14))
+        stored = io.BytesIO()
+        pictures["L"].save(stored, "TIFF")
+        open(path("L-sound.tif"), "wb").write(stored.getvalue())
+        verdicts()
+        """;
+
     private const string WriteRawCountFiles = Script + """
         def raw_tiff(name, samples, short_by, count_type=4, planar=False, cut=0):
             width, height, rows_per_strip = 20, 12, 5
