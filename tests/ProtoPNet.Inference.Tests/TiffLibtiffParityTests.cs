@@ -146,7 +146,8 @@ public class TiffLibtiffParityTests
 
     /// <summary>
     /// Layouts Pillow has no mode for, which ImageSharp decoded: floating-point samples other than one 32-bit grey
-    /// sample, extra samples beyond the samples per pixel, and (compressed) a TileWidth without a TileLength. Every
+    /// sample, extra samples beyond the samples per pixel, and (compressed) a TileWidth without a TileLength, or a TileLength
+    /// alone other than a strip's rows. Every
     /// variant of seven Pillow-written images (RGB, grey, RGBA, bilevel, 16-bit, float, palette; raw and LZW) with a
     /// SampleFormat, ExtraSamples or TileWidth added is refused when the trainer refuses it, and otherwise decodes to the
     /// trainer's pixels or is refused as a form not decoded here (signed samples, RGBX: said in docs/API.md).
@@ -175,6 +176,8 @@ public class TiffLibtiffParityTests
         Assert.True(wrong.Count == 0, string.Join('\n', wrong));
         Assert.Equal("The TIFF image is corrupt: its SampleFormat says floating-point samples, which the trainer's Pillow reads only as one 32-bit grey sample.",
             Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "rgb-raw-sampleformat-3.tif"))));
+        Assert.Equal("The TIFF image is corrupt: it has a TileLength of 64 but no TileWidth, so libtiff reads its data in runs of 64 rows, not the 16 a strip holds.",
+            Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "rgba-lzw-tilelength-64.tif"))));
     }
 
     /// <summary>
@@ -508,6 +511,9 @@ public class TiffLibtiffParityTests
                 write(f"{prefix}-whiteiszero.tif", with_field(data, 262, 3, 0))
                 write(f"{prefix}-fillorder-2.tif", with_field(data, 266, 3, 2))
                 write(f"{prefix}-tilelength.tif", with_field(data, 323, 3, 16))
+                # A TileLength alone other than the rows of a strip: libtiff reads runs of that many rows.
+                write(f"{prefix}-tilelength-8.tif", with_field(data, 323, 3, 8))
+                write(f"{prefix}-tilelength-64.tif", with_field(data, 323, 3, 64))
         verdicts()
         """;
 

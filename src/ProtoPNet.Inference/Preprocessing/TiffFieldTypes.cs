@@ -45,13 +45,15 @@ internal static class TiffFieldTypes
             if (tag == Compression && compressed is null) compressed = type != SignedLong8 && (FirstValue(reader, directory, entry) ?? Uncompressed) != Uncompressed;
         }
         if (compressed is not true) return UncompressedRowsPerStrip(reader, directory);
-        var (tileWidth, tileLength) = (false, false);
+        var (tileWidth, tileLength, rowsPerStrip, height) = (false, (ulong?)null, (ulong?)null, (ulong?)null);
         for (var e = 0; e < directory.Entries; e++)
         {
             var entry = directory.Entry(e);
             var tag = reader.U16(entry);
             tileWidth |= tag == TileWidth;
-            tileLength |= tag == TileLength;
+            if (tag == TileLength) tileLength ??= FirstValue(reader, directory, entry) ?? 0;
+            if (tag == RowsPerStrip) rowsPerStrip ??= FirstValue(reader, directory, entry);
+            if (tag == ImageLength) height ??= FirstValue(reader, directory, entry);
             if (!LayoutFields.TryGetValue(tag, out var field)) continue;
             var type = reader.U16(entry + 2);
             if (NotAnInteger(type, directory.Big) is { } name) return Refusal(tag, type, name);
@@ -64,7 +66,12 @@ internal static class TiffFieldTypes
             }
         }
         // libtiff lays a compressed image out in tiles once it has a TileWidth, and refuses it without their length.
-        return tileWidth && !tileLength ? "it has a TileWidth but no TileLength, so libtiff cannot lay out its tiles" : null;
+        if (tileWidth && tileLength is null) return "it has a TileWidth but no TileLength, so libtiff cannot lay out its tiles";
+        // With a TileLength alone it reads tiles of the image's width and that many rows, not strips of RowsPerStrip's.
+        var stripRows = Math.Min(rowsPerStrip ?? uint.MaxValue, height ?? uint.MaxValue);
+        return !tileWidth && tileLength is { } rows && rows != stripRows
+            ? $"it has a TileLength of {rows} but no TileWidth, so libtiff reads its data in runs of {rows} rows, not the {stripRows} a strip holds"
+            : null;
     }
 
     /// <summary>
