@@ -74,6 +74,7 @@ public class DamagedImageTests
         ("twice.tif", "The TIFF image is corrupt: its ImageWidth field appears twice, as 40 and 80."),
         // A second Compression of 1: Pillow reads the deflate strip as raw rows (here too short for them), ImageSharp inflates it.
         ("compression-twice.tif", "The TIFF image is corrupt: its Compression field appears twice, as 8 and 1."),
+        ("bits-twice.tif", "The TIFF image is corrupt: its BitsPerSample field appears twice, as 8 and 16."),
         ("long-palette.bmp", "The BMP image is corrupt: its palette of 300 colours is more than the 256 a palette holds, and not a ramp of greys."),
     ];
 
@@ -639,6 +640,7 @@ public class DamagedImageTests
             return change
         damaged("deflate.tif", "compression-twice.tif", second_field(259, 1))
         damaged("strips.tif", "rows-twice.tif", second_field(278, 8))   # both decoders take the first: read alike
+        damaged("strips.tif", "bits-twice.tif", second_field(258, 16))   # Pillow takes the last, 16 bits: refused
         def no_count(data): data[tiff_entry(data, 279) + 8:tiff_entry(data, 279) + 12] = struct.pack("<I", 0)
         damaged("deflate.tif", "no-count.tif", no_count)   # one strip: libtiff reads it to the file's end
         def ramp_1_bit(data):

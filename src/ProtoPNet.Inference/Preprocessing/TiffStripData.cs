@@ -74,10 +74,10 @@ public static class TiffStripData
                 // The first of a repeated field is what libtiff and ImageSharp read, the last what Pillow's own reading
                 // keeps: where that changes the pixels (the size, the samples and what they are, the compression), a
                 // field repeated with another value is refused. (A repeated RowsPerStrip, Predictor or
-                // PlanarConfiguration both decoders take from the first.)
-                if (tag is ImageWidth or ImageLength or SamplesPerPixel or Photometric or Compression && One(reader, first) != One(reader, field))
+                // PlanarConfiguration both decoders take from the first.) BitsPerSample is compared by its first value.
+                if (tag is ImageWidth or ImageLength or BitsPerSample or SamplesPerPixel or Photometric or Compression && One(reader, first) != One(reader, field))
                 {
-                    return $"its {name} field appears twice, as {One(reader, first)} and {One(reader, field)}";
+                    return $"its {name ?? "BitsPerSample"} field appears twice, as {One(reader, first)} and {One(reader, field)}";
                 }
                 continue;
             }
