@@ -40,7 +40,7 @@ public class PngPillowParityTests
     /// colours are put over white as the trainer puts them, also when it lists more values than the palette has colours;
     /// with more than 256 Pillow cannot read the file ("palette index out of range"), nor does the service, unless they
     /// make one entry transparent and the others opaque (Pillow keeps that entry's index). Pillow reads a tRNS after the
-    /// image data too (the last one counts), which ImageSharp passed over: read alike, grey images too.
+    /// image data too, which ImageSharp passed over, and of several the last one counts: read alike, grey images too.
     /// </summary>
     [Fact]
     public void AnImagesTransparencyChunkIsReadAsTheTrainerReadsIt()
@@ -53,7 +53,7 @@ public class PngPillowParityTests
         Assert.All(refused, name => Assert.Equal("refused: palette index out of range", verdicts[name]));
         var disagreements = Disagreements(decoder, temporary.Path, verdicts);
         Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
-        Assert.Equal(11, verdicts.Count);
+        Assert.Equal(12, verdicts.Count);
         Assert.Equal("The PNG image is corrupt: its transparency chunk (tRNS) holds 257 alpha values, more than a palette's 256.",
             Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "alphas-257.png"))));
         // Moved before the image data: the file as ImageSharp reads it has the last tRNS alone, there.
@@ -155,6 +155,8 @@ public class PngPillowParityTests
         write("after-image-data.png", sound[:-1] + [[b"tRNS", alphas, b"\0\0\0\0"]] + sound[-1:])
         write("after-image-data-300.png", sound[:-1] + [transparency(b"\x80" * 300)] + sound[-1:])
         write("before-and-after.png", sound[:first] + [transparency(b"\x10" * 16)] + sound[first:-1] + [transparency(alphas)] + sound[-1:])
+        # Two before the image data, the first of 300 values, which the second replaces (Pillow keeps entry 0's index).
+        write("two-before.png", sound[:first] + [transparency(b"\0" * 300), transparency(b"\0")] + sound[first:])
         grey = chunks(saved(gradient(12, 8).convert("L")))
         write("grey-after-image-data.png", grey[:-1] + [transparency(struct.pack(">H", 0))] + grey[-1:])
         rgb = chunks(saved(gradient(12, 8)))

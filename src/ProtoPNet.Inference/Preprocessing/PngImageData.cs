@@ -80,19 +80,20 @@ public static class PngImageData
 
     /// <summary>
     /// Pillow reads the chunks after the image data too, and a transparency chunk (tRNS) there makes its colours
-    /// transparent as one before would (the last one read counts); ImageSharp reads none after the image data, so such a
-    /// file came out opaque. The last tRNS is moved before the first IDAT, the only one (its CRC written anew: Pillow reads
-    /// none after the image data, and one before is judged), where the checks of the chunks before the image data judge it
-    /// as Pillow does.
+    /// transparent as one before would; of several, the last one read counts. ImageSharp reads none after the image data,
+    /// so such a file came out opaque, and the checks of the chunks before it judged every tRNS (one of 300 values was
+    /// refused though a later one replaced it). The last tRNS is moved before the first IDAT, the only one (its CRC
+    /// written anew: Pillow reads none after the image data, and one before is judged), where the checks of the chunks
+    /// before the image data judge it as Pillow does.
     /// </summary>
-    /// <returns>The file itself, or, when a tRNS lies after its first IDAT, a copy with the last tRNS alone before it.</returns>
+    /// <returns>The file itself, or, when a tRNS lies after its first IDAT or there are several, a copy with the last alone before the image data.</returns>
     public static ReadOnlyMemory<byte> WithTransparencyBeforeImageData(ReadOnlyMemory<byte> bytes)
     {
         var file = bytes.Span;
         if (!PngChunks.IsPng(file)) return bytes;
         var chunks = new List<(int Start, int End, bool Transparency)>();
         int firstImageData = -1, lastTransparency = -1;
-        var transparencyAfterImageData = false;
+        var (transparencyAfterImageData, transparencies) = (false, 0);
         foreach (var chunk in new PngChunks(file))
         {
             if (chunk.Is("IEND"u8)) break;
@@ -102,10 +103,11 @@ public static class PngImageData
             {
                 lastTransparency = chunks.Count;
                 transparencyAfterImageData |= firstImageData >= 0;
+                transparencies++;
             }
             chunks.Add((chunk.Start, chunk.End, transparency));
         }
-        if (!transparencyAfterImageData) return bytes;
+        if (firstImageData < 0 || !transparencyAfterImageData && transparencies < 2) return bytes;
 
         var moved = chunks[lastTransparency];
         var copy = new byte[file.Length - chunks.Where(c => c.Transparency).Sum(c => c.End - c.Start) + (moved.End - moved.Start)];
