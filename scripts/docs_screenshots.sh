@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Refreshes the README's pictures, docs/images/page.png and docs/images/card.png, from the default model in models/:
 # starts the service on 127.0.0.1, uploads an image on the web page in headless Chromium and asks for its card.
-# Usage: scripts/docs_screenshots.sh [IMAGE]   (default: the model's first example image)
+# Usage: [PORT=18090] scripts/docs_screenshots.sh [IMAGE]   (default: the model's last example image, the README's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root_dir=$(pwd)
@@ -19,7 +19,7 @@ curl -sf "$url/health/ready" > /dev/null || { echo "the service did not become r
 
 image=${1:-}
 if [ -z "$image" ]; then
-  example=$(curl -sf "$url/models" | /usr/bin/python3 -c 'import json,sys; m=[m for m in json.load(sys.stdin)["models"] if m["isDefaultModel"]][0]; print(m["examples"][0]["url"])')
+  example=$(curl -sf "$url/models" | /usr/bin/python3 -c 'import json,sys; m=[m for m in json.load(sys.stdin)["models"] if m["isDefaultModel"]][0]; print(m["examples"][-1]["url"])')
   image="$work/example.png"
   curl -sf -o "$image" "$url$example"
 fi

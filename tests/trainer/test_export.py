@@ -272,6 +272,14 @@ def test_the_curves_name_what_each_line_is():
         assert "separation: distance to the nearest other-class prototype (higher is better)" in loss_labels
         assert not any("loss" in label for label in loss_labels)
         assert all(tick == int(tick) for tick in accuracy_axis.get_xticks())   # whole epochs
+        # The legends stand below their charts and within the picture: the loss terms' long names made a box wider
+        # than its chart, over the curves.
+        figure.canvas.draw()
+        picture = figure.get_window_extent()
+        for axis in (accuracy_axis, loss_axis):
+            legend = axis.get_legend().get_window_extent()
+            assert not legend.overlaps(axis.get_window_extent())
+            assert picture.x0 <= legend.x0 and legend.x1 <= picture.x1 and picture.y0 <= legend.y0
     finally:
         _pyplot().close(figure)
 

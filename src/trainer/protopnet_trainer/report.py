@@ -31,7 +31,7 @@ def curves_figure(history: List[Dict], baseline_history: Optional[List[float]] =
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
     epochs = [m["epoch"] for m in history]
-    figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 5.5))
     accuracy_axis.plot(epochs, [m["train_accuracy"] for m in history], label="train (batches, as they trained)")
     accuracy_axis.plot(epochs, [m["test_accuracy"] for m in history], label="test")
     pushed = [m for m in history if m.get("pushed")]
@@ -49,7 +49,6 @@ def curves_figure(history: List[Dict], baseline_history: Optional[List[float]] =
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))   # whole epochs (a short run had ticks at 2.5, 7.5)
     accuracy_axis.set_xlabel("epoch")
     accuracy_axis.set_ylabel("accuracy")
-    accuracy_axis.legend(fontsize=8)
     accuracy_axis.grid(alpha=0.3)
     # The separation term is a distance the total subtracts: it rising is other classes' prototypes moving away, as
     # the paper's objective wants, not the training diverging.
@@ -60,7 +59,9 @@ def curves_figure(history: List[Dict], baseline_history: Optional[List[float]] =
             loss_axis.plot(epochs, [m[key] for m in history], label=name)
     loss_axis.set_xlabel("epoch")
     loss_axis.set_ylabel("cost (mean per image)")
-    loss_axis.legend(fontsize=8)
+    # Below the axes, not inside: the loss terms' long names made a box wider than the chart, over the curves.
+    for axis in (accuracy_axis, loss_axis):
+        axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     loss_axis.grid(alpha=0.3)
     figure.tight_layout()
     return figure
