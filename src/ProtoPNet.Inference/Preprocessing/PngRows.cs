@@ -73,18 +73,12 @@ public static class PngRows
         var rows = new byte[layout.Needed];
         using (var decompressor = new LibDeflate.Decompressor())
         {
-            LibDeflate.Result result;
-            long inflated;
-            try
-            {
-                result = decompressor.Inflate(compressed, rows, out inflated);
-            }
-            catch (EntryPointNotFoundException)
-            {
-                return null;   // a libdeflate older than its _ex functions (1.1): refused as before
-            }
             // Pillow reads the rows only when the stream ends between two of them, after the first; else "truncated".
-            if (result != LibDeflate.Result.Success || inflated == 0 || inflated >= layout.Needed || layout.WholeRowsEnd(inflated) != inflated) return null;
+            if (decompressor.Inflate(compressed, rows, out var inflated) != LibDeflate.Result.Success || inflated == 0 || inflated >= layout.Needed
+                || layout.WholeRowsEnd(inflated) != inflated)
+            {
+                return null;
+            }
         }
         using var deflated = new MemoryStream();
         using (var zlib = new ZLibStream(deflated, CompressionLevel.Fastest, leaveOpen: true)) zlib.Write(rows);
