@@ -70,57 +70,6 @@ public class PngPillowParityTests
     }
 
     /// <summary>
-    /// Image data that is a sound zlib stream (its end and checksum) but gives fewer rows than the header declares:
-    /// Pillow reads it when it ends between two rows, after the first, the rest as zeros (black, or transparent: white
-    /// over white), and refuses it when it ends in the middle of a row or gives none ("image file is truncated"); ImageSharp
-    /// painted the rest and waited forever for an interlaced image's, so all were refused. Grey, 16-bit, palette, RGBA,
-    /// interlaced or not: read or refused as the trainer does, to its pixels.
-    /// </summary>
-    [Fact]
-    public void ImageDataThatEndsSoundlyBeforeItsLastRowsIsReadAsTheTrainerReadsIt()
-    {
-        using var temporary = new TemporaryDirectory("protopnet-png-rows-");
-        var verdicts = Verdicts(Pillow.RunPython(WriteShortRows, temporary.Path));
-        var disagreements = Disagreements(new ImageDecoder(new ImageLimits()), temporary.Path, verdicts);
-        Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
-        Assert.Equal(14, verdicts.Count);
-        // Both kinds of answer are among them.
-        Assert.Equal(9, verdicts.Count(verdict => verdict.Value.StartsWith("read", StringComparison.Ordinal)));
-    }
-
-    private const string WriteShortRows = Common + """
-        def png_of(width, height, colour_type, depth, raw, interlaced=False, palette=None):
-            found = [[b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 1 if interlaced else 0), None]]
-            if palette: found.append([b"PLTE", palette, None])
-            found += [[b"IDAT", zlib.compress(raw), None], [b"IEND", b"", None]]
-            return png([[kind, body, crc(kind, body)] for kind, body, _ in found])
-        def rows(count, width, pixel_bytes, start=0):
-            return b"".join(b"\0" + bytes((start + y * 31 + x * 7) % 256 for x in range(width * pixel_bytes)) for y in range(count))
-        def write(name, data): open(path(name), "wb").write(data)
-        write("grey-7-of-8.png", png_of(8, 8, 0, 8, rows(7, 8, 1)))
-        write("grey-1-of-8.png", png_of(8, 8, 0, 8, rows(1, 8, 1)))
-        write("grey-none-of-8.png", png_of(8, 8, 0, 8, b""))
-        write("grey-7-and-a-half.png", png_of(8, 8, 0, 8, rows(8, 8, 1)[:9 * 7 + 4]))
-        write("grey16-3-of-6.png", png_of(6, 6, 0, 16, rows(3, 6, 2)))
-        write("rgba-2-of-5.png", png_of(5, 5, 6, 8, rows(2, 5, 4)))
-        write("palette-4-of-6.png", png_of(6, 6, 3, 8, bytes(b"".join(b"\0" + bytes((x + y) % 4 for x in range(6)) for y in range(4))),
-                                           palette=bytes(range(40, 52))))
-        # Interlaced 8x8 grey: the seven passes' rows one after another (pass 1 to 7: 1, 1, 1, 2, 2, 4, 4 rows).
-        passes = [(1, 1), (1, 1), (2, 1), (2, 2), (4, 2), (4, 4), (8, 4)]
-        whole = b"".join(rows(count, width, 1, start=40 * number) for number, (width, count) in enumerate(passes))
-        write("interlaced-all-but-last-row.png", png_of(8, 8, 0, 8, whole[:-9], interlaced=True))
-        write("interlaced-three-passes.png", png_of(8, 8, 0, 8, whole[:2 + 2 + 3], interlaced=True))
-        write("interlaced-half.png", png_of(8, 8, 0, 8, whole[:len(whole) // 2 + 1], interlaced=True))
-        write("interlaced-none.png", png_of(8, 8, 0, 8, b"", interlaced=True))
-        write("interlaced-whole.png", png_of(8, 8, 0, 8, whole, interlaced=True))
-        # A stream cut (no end, no checksum) between two rows: refused by both.
-        write("grey-cut.png", png_of(8, 8, 0, 8, b"")[:0] + png([[k, b, crc(k, b)] for k, b in [(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0)),
-              (b"IDAT", zlib.compress(rows(8, 8, 1))[:-12]), (b"IEND", b"")]]))
-        write("grey-whole.png", png_of(8, 8, 0, 8, rows(8, 8, 1)))
-        verdicts()
-        """;
-
-    /// <summary>
     /// Random damage (bytes changed, the CRCs left as they were) to the image data of a PNG split into four IDAT chunks:
     /// whatever the trainer reads decodes here to its very pixels, and whatever it refuses is refused.
     /// </summary>

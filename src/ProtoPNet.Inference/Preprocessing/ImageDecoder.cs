@@ -191,9 +191,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         // A PNG's rows, once its chunks and zlib header are sound: inflated here, since ImageSharp waits forever for an interlaced image's missing rows.
         if (imageFormat is PngFormat && PngRows.FindUnreadable(bytes.Span) is var (rejection, reason))
         {
-            // A sound stream that ends before the last rows: Pillow reads them as zeros, and so does the decoder once written so.
-            if (rejection == ImageRejection.Truncated && PngRows.WithMissingRowsAsZeros(bytes) is { } padded) bytes = padded;
-            else throw new ImageRejectedException(rejection, $"The {format} image is {(rejection == ImageRejection.Truncated ? "truncated" : "corrupt")}: {reason}.");
+            throw new ImageRejectedException(rejection, $"The {format} image is {(rejection == ImageRejection.Truncated ? "truncated" : "corrupt")}: {reason}.");
         }
         // Each scan of a progressive JPEG is decoded over the whole image: hundreds of tiny scans cost tens of seconds.
         if (jpegScans > MaxJpegScans)

@@ -50,20 +50,6 @@ public static class LibDeflate
                 ref MemoryMarshal.GetReference(rows), (nuint)rows.Length, IntPtr.Zero);
         }
 
-        /// <summary>
-        /// Inflates a whole zlib stream into <paramref name="output"/>, saying how many bytes it gave: <see cref="Result.Success"/>
-        /// for a sound stream that fits, however many bytes it gave (fewer than the buffer's too).
-        /// </summary>
-        public Result Inflate(ReadOnlySpan<byte> zlib, Span<byte> output, out long inflated)
-        {
-            if (handle == IntPtr.Zero) throw new OutOfMemoryException("libdeflate could not allocate a decompressor");
-            nuint actual = 0;
-            var result = (Result)Native.libdeflate_zlib_decompress_ex(handle, in MemoryMarshal.GetReference(zlib), (nuint)zlib.Length,
-                ref MemoryMarshal.GetReference(output), (nuint)output.Length, IntPtr.Zero, ref actual);
-            inflated = (long)actual;
-            return result;
-        }
-
         public void Dispose()
         {
             if (handle == IntPtr.Zero) return;
@@ -93,9 +79,5 @@ public static class LibDeflate
         [DllImport(Library)]
         public static extern int libdeflate_zlib_decompress(IntPtr decompressor, in byte input, nuint inputBytes, ref byte output,
             nuint outputBytes, IntPtr actualOutputBytes);
-
-        [DllImport(Library)]
-        public static extern int libdeflate_zlib_decompress_ex(IntPtr decompressor, in byte input, nuint inputBytes, ref byte output,
-            nuint outputBytes, IntPtr actualInputBytes, ref nuint actualOutputBytes);
     }
 }
