@@ -40,7 +40,8 @@ public class PngPillowParityTests
     /// colours are put over white as the trainer puts them, also when it lists more values than the palette has colours;
     /// with more than 256 Pillow cannot read the file ("palette index out of range"), nor does the service, unless they
     /// make one entry transparent and the others opaque (Pillow keeps that entry's index). Pillow reads a tRNS after the
-    /// image data too, which ImageSharp passed over, and of several the last one counts: read alike, grey images too.
+    /// image data too, which ImageSharp passed over (the last one counts): read alike, grey images too; an unsound tRNS before
+    /// the image data, or one between two IDAT chunks, is refused by both.
     /// </summary>
     [Fact]
     public void AnImagesTransparencyChunkIsReadAsTheTrainerReadsIt()
@@ -48,12 +49,12 @@ public class PngPillowParityTests
         using var temporary = new TemporaryDirectory("protopnet-png-trns-");
         var verdicts = Verdicts(Pillow.RunPython(WriteTransparency, temporary.Path));
         var decoder = new ImageDecoder(new ImageLimits());
-        string[] refused = ["alphas-257.png", "after-image-data-300.png"];
+        string[] refused = ["alphas-257.png", "after-image-data-300.png", "bad-crc-then-after.png", "between-image-data.png", "grey-short-then-sound.png"];
         Assert.All(verdicts.Where(verdict => !refused.Contains(verdict.Key)), verdict => Assert.StartsWith("read", verdict.Value));
-        Assert.All(refused, name => Assert.Equal("refused: palette index out of range", verdicts[name]));
+        Assert.All(refused, name => Assert.StartsWith("refused", verdicts[name]));
         var disagreements = Disagreements(decoder, temporary.Path, verdicts);
         Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
-        Assert.Equal(12, verdicts.Count);
+        Assert.Equal(14, verdicts.Count);
         Assert.Equal("The PNG image is corrupt: its transparency chunk (tRNS) holds 257 alpha values, more than a palette's 256.",
             Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "alphas-257.png"))));
         // Moved before the image data: the file as ImageSharp reads it has the last tRNS alone, there.
@@ -155,9 +156,15 @@ public class PngPillowParityTests
         write("after-image-data.png", sound[:-1] + [[b"tRNS", alphas, b"\0\0\0\0"]] + sound[-1:])
         write("after-image-data-300.png", sound[:-1] + [transparency(b"\x80" * 300)] + sound[-1:])
         write("before-and-after.png", sound[:first] + [transparency(b"\x10" * 16)] + sound[first:-1] + [transparency(alphas)] + sound[-1:])
-        # Two before the image data, the first of 300 values, which the second replaces (Pillow keeps entry 0's index).
-        write("two-before.png", sound[:first] + [transparency(b"\0" * 300), transparency(b"\0")] + sound[first:])
+        # Pillow reads every chunk before the image data: an unsound tRNS there is refused, though a later one would count.
+        bad = [b"tRNS", b"\x10" * 16, b"\0\0\0\0"]
+        write("bad-crc-then-after.png", sound[:first] + [bad] + sound[first:-1] + [transparency(alphas)] + sound[-1:])
+        # A tRNS between two IDAT chunks ends Pillow's image data there.
+        split = split_image_data(sound, 2)
+        second = [i for i, c in enumerate(split) if c[0] == b"IDAT"][1]
+        write("between-image-data.png", split[:second] + [transparency(alphas)] + split[second:])
         grey = chunks(saved(gradient(12, 8).convert("L")))
+        write("grey-short-then-sound.png", grey[:1] + [transparency(b"\0"), transparency(struct.pack(">H", 60))] + grey[1:])
         write("grey-after-image-data.png", grey[:-1] + [transparency(struct.pack(">H", 0))] + grey[-1:])
         rgb = chunks(saved(gradient(12, 8)))
         write("rgb-after-image-data.png", rgb[:-1] + [transparency(struct.pack(">HHH", 0, 0, 0))] + rgb[-1:])

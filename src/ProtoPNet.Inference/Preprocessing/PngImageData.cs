@@ -80,34 +80,48 @@ public static class PngImageData
 
     /// <summary>
     /// Pillow reads the chunks after the image data too, and a transparency chunk (tRNS) there makes its colours
-    /// transparent as one before would; of several, the last one read counts. ImageSharp reads none after the image data,
-    /// so such a file came out opaque, and the checks of the chunks before it judged every tRNS (one of 300 values was
-    /// refused though a later one replaced it). The last tRNS is moved before the first IDAT, the only one (its CRC
-    /// written anew: Pillow reads none after the image data, and one before is judged), where the checks of the chunks
-    /// before the image data judge it as Pillow does.
+    /// transparent as one before would (the last one read counts); ImageSharp reads none after the image data, so such a
+    /// file came out opaque. The last tRNS, when it lies after the last IDAT, is moved before the first, the only one (its
+    /// CRC written anew: Pillow reads none after the image data), where the checks of the chunks before the image data
+    /// judge it as Pillow does. The file is left as it is, for those checks to judge, when a tRNS before the image data
+    /// that the move would drop is unsound (its CRC, or a value Pillow cannot use: Pillow reads every chunk before the
+    /// image data), when a tRNS lies between two IDAT chunks (Pillow's image data ends there), and when the file has no
+    /// IEND (a cut file: the completeness check says so, at the file's own offsets).
     /// </summary>
-    /// <returns>The file itself, or, when a tRNS lies after its first IDAT or there are several, a copy with the last alone before the image data.</returns>
+    /// <returns>The file itself, or, when its last tRNS lies after its image data, a copy with that tRNS alone before the image data.</returns>
     public static ReadOnlyMemory<byte> WithTransparencyBeforeImageData(ReadOnlyMemory<byte> bytes)
     {
         var file = bytes.Span;
         if (!PngChunks.IsPng(file)) return bytes;
         var chunks = new List<(int Start, int End, bool Transparency)>();
-        int firstImageData = -1, lastTransparency = -1;
-        var (transparencyAfterImageData, transparencies) = (false, 0);
+        int firstImageData = -1, lastImageData = -1, lastTransparency = -1;
+        var ended = false;
+        var fields = PngChunkFields.Of(file);
         foreach (var chunk in new PngChunks(file))
         {
-            if (chunk.Is("IEND"u8)) break;
+            if (chunk.Is("IEND"u8))
+            {
+                ended = true;
+                break;
+            }
             var transparency = chunk.Is("tRNS"u8);
-            if (chunk.Is("IDAT"u8) && firstImageData < 0) firstImageData = chunks.Count;
+            if (chunk.Is("IDAT"u8))
+            {
+                if (firstImageData < 0) firstImageData = chunks.Count;
+                lastImageData = chunks.Count;
+            }
             if (transparency)
             {
+                // One before the image data that the move would drop is judged here, as the checks would judge it.
+                if (firstImageData < 0 && (chunk.ComputedCrc(file) != chunk.StoredCrc(file) || fields?.Judge(chunk.Type, file.Slice(chunk.DataStart, chunk.Length)) is not null))
+                {
+                    return bytes;
+                }
                 lastTransparency = chunks.Count;
-                transparencyAfterImageData |= firstImageData >= 0;
-                transparencies++;
             }
             chunks.Add((chunk.Start, chunk.End, transparency));
         }
-        if (firstImageData < 0 || !transparencyAfterImageData && transparencies < 2) return bytes;
+        if (!ended || firstImageData < 0 || lastTransparency < lastImageData) return bytes;
 
         var moved = chunks[lastTransparency];
         var copy = new byte[file.Length - chunks.Where(c => c.Transparency).Sum(c => c.End - c.Start) + (moved.End - moved.Start)];
@@ -125,8 +139,7 @@ public static class PngImageData
             file[chunks[i].Start..chunks[i].End].CopyTo(copy.AsSpan(written));
             written += chunks[i].End - chunks[i].Start;
         }
-        var rest = chunks[^1].End;   // IEND and what follows, or a cut chunk: as they are
-        file[rest..].CopyTo(copy.AsSpan(written));
+        file[chunks[^1].End..].CopyTo(copy.AsSpan(written));   // IEND and what follows, as they are
         return copy;
     }
 }
