@@ -21,8 +21,8 @@ public class DamagedImageTests
         ("photometric.tif", "The TIFF image is corrupt: it has no PhotometricInterpretation to say what its 3 samples per pixel are."),
         ("predictor.tif", "The TIFF image is corrupt: its Predictor is 10, not 1, 2 or 3."),
         ("width.tif", "The TIFF image is corrupt: its strip 0 needs 38400 bytes at byte "),
-        ("fax-8-bits.tif", "The TIFF image is corrupt: its BitsPerSample is 8, but its fax compression (4) codes 1 bit per pixel, and libtiff refuses any other."),
-        ("fax3-64-bits.tif", "The TIFF image is corrupt: its BitsPerSample is 64, but its fax compression (3) codes 1 bit per pixel, and libtiff refuses any other."),
+        ("fax-8-bits.tif", "The TIFF image is corrupt: its BitsPerSample is 8, but its fax compression (4) codes 1 bit per sample, and libtiff refuses any other."),
+        ("fax3-64-bits.tif", "The TIFF image is corrupt: its BitsPerSample is 64, but its fax compression (3) codes 1 bit per sample, and libtiff refuses any other."),
         ("crc.png", "The PNG image is corrupt: its tEXt chunk at byte 33 fails its CRC check."),
         ("chunk-name.png", "The PNG image is corrupt: the chunk at byte 33 has no chunk name (bytes 74405874)."),
         ("rle8-height.bmp", "The BMP image is corrupt: its RLE data gives 32 of the 8x40 pixels it declares."),
@@ -74,7 +74,8 @@ public class DamagedImageTests
         ("twice.tif", "The TIFF image is corrupt: its ImageWidth field appears twice, as 40 and 80."),
         // A second Compression of 1: Pillow reads the deflate strip as raw rows (here too short for them), ImageSharp inflates it.
         ("compression-twice.tif", "The TIFF image is corrupt: its Compression field appears twice, as 8 and 1."),
-        ("bits-twice.tif", "The TIFF image is corrupt: its BitsPerSample field appears twice, as 8 and 16."),
+        ("bits-twice.tif", "The TIFF image is corrupt: its BitsPerSample field appears twice, as 8,8,8 and 16."),
+        ("fax-rgb.tif", "The TIFF image is corrupt: its BitsPerSample is 8,8,8, but its fax compression (4) codes 1 bit per sample, and libtiff refuses any other."),
         ("long-palette.bmp", "The BMP image is corrupt: its palette of 300 colours is more than the 256 a palette holds, and not a ramp of greys."),
     ];
 
@@ -397,6 +398,9 @@ public class DamagedImageTests
         picture.convert("1").save(path("fax3.tif"), compression="group3")
         damaged("fax.tif", "fax-8-bits.tif", set_tiff_value(258, 8))
         damaged("fax3.tif", "fax3-64-bits.tif", set_tiff_value(258, 64))
+        # Three samples of 8 bits, fax-compressed: libtiff refuses any other depth than 1 bit per sample.
+        def fax_rgb(data): data[tiff_entry(data, 259) + 8:tiff_entry(data, 259) + 10] = struct.pack("<H", 4)
+        damaged("rgb.tif", "fax-rgb.tif", fax_rgb)
 
         text = PngImagePlugin.PngInfo()
         text.add_text("note", "a chunk before the image data")

@@ -481,15 +481,17 @@ public class TiffLibtiffParityTests
         """;
 
     private const string WriteLayouts = Common + "\n" + """
-        def with_field(data, tag, kind, value):
-            # The first directory written anew after the file's end with the field added (or replaced).
+        def with_field(data, tag, kind, value, count=1):
+            # The first directory written anew after the file's end with the field added (or replaced; None: removed;
+            # a count of 2 repeats a SHORT value).
             start = struct.unpack("<I", data[4:8])[0]
-            count = struct.unpack("<H", data[start:start + 2])[0]
-            entries = [data[start + 2 + 12 * i:start + 14 + 12 * i] for i in range(count)]
+            count_was = struct.unpack("<H", data[start:start + 2])[0]
+            entries = [data[start + 2 + 12 * i:start + 14 + 12 * i] for i in range(count_was)]
             entries = [entry for entry in entries if struct.unpack("<H", entry[:2])[0] != tag]
-            entries.append(struct.pack("<HHI", tag, kind, 1) + (struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)))
+            if value is not None:
+                entries.append(struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, value if count == 2 else 0) if kind == 3 else struct.pack("<I", value)))
             entries.sort(key=lambda entry: struct.unpack("<H", entry[:2])[0])
-            following = data[start + 2 + 12 * count:start + 6 + 12 * count]
+            following = data[start + 2 + 12 * count_was:start + 6 + 12 * count_was]
             at = len(data) + len(data) % 2
             changed = bytearray(data) + bytes(at - len(data)) + struct.pack("<H", len(entries)) + b"".join(entries) + following
             changed[4:8] = struct.pack("<I", at)
@@ -514,6 +516,9 @@ public class TiffLibtiffParityTests
                 # A TileLength alone other than the rows of a strip: libtiff reads runs of that many rows.
                 write(f"{prefix}-tilelength-8.tif", with_field(data, 323, 3, 8))
                 write(f"{prefix}-tilelength-64.tif", with_field(data, 323, 3, 64))
+                # A TileLength of the image's height without a RowsPerStrip, and a TileLength of two values: libtiff refuses both.
+                write(f"{prefix}-tilelength-no-rows.tif", with_field(with_field(data, 323, 3, 16), 278, 3, None))
+                write(f"{prefix}-tilelength-twice.tif", with_field(data, 323, 3, 16, count=2))
         verdicts()
         """;
 

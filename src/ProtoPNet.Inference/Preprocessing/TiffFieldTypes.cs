@@ -51,7 +51,12 @@ internal static class TiffFieldTypes
             var entry = directory.Entry(e);
             var tag = reader.U16(entry);
             tileWidth |= tag == TileWidth;
-            if (tag == TileLength) tileLength ??= FirstValue(reader, directory, entry) ?? 0;
+            if (tag == TileLength && tileLength is null)
+            {
+                // libtiff reads one value ("Incorrect count" for another).
+                if (directory.CountOf(reader, entry) != 1) return "its TileLength field gives several values, not one, which libtiff refuses";
+                tileLength = FirstValue(reader, directory, entry) ?? 0;
+            }
             if (tag == RowsPerStrip) rowsPerStrip ??= FirstValue(reader, directory, entry);
             if (tag == ImageLength) height ??= FirstValue(reader, directory, entry);
             if (!LayoutFields.TryGetValue(tag, out var field)) continue;
@@ -68,6 +73,7 @@ internal static class TiffFieldTypes
         // libtiff lays a compressed image out in tiles once it has a TileWidth, and refuses it without their length.
         if (tileWidth && tileLength is null) return "it has a TileWidth but no TileLength, so libtiff cannot lay out its tiles";
         // With a TileLength alone it reads tiles of the image's width and that many rows, not strips of RowsPerStrip's.
+        if (!tileWidth && tileLength is not null && rowsPerStrip is null) return "it has a TileLength but neither a TileWidth nor a RowsPerStrip, which libtiff refuses";
         var stripRows = Math.Min(rowsPerStrip ?? uint.MaxValue, height ?? uint.MaxValue);
         return !tileWidth && tileLength is { } rows && rows != stripRows
             ? $"it has a TileLength of {rows} but no TileWidth, so libtiff reads its data in runs of {rows} rows, not the {stripRows} a strip holds"

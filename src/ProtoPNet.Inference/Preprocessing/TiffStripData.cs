@@ -74,10 +74,14 @@ public static class TiffStripData
                 // The first of a repeated field is what libtiff and ImageSharp read, the last what Pillow's own reading
                 // keeps: where that changes the pixels (the size, the samples and what they are, the compression), a
                 // field repeated with another value is refused. (A repeated RowsPerStrip, Predictor or
-                // PlanarConfiguration both decoders take from the first.) BitsPerSample is compared by its first value.
-                if (tag is ImageWidth or ImageLength or BitsPerSample or SamplesPerPixel or Photometric or Compression && One(reader, first) != One(reader, field))
+                // PlanarConfiguration both decoders take from the first.) BitsPerSample is compared value by value.
+                if (tag is ImageWidth or ImageLength or SamplesPerPixel or Photometric or Compression && One(reader, first) != One(reader, field))
                 {
-                    return $"its {name ?? "BitsPerSample"} field appears twice, as {One(reader, first)} and {One(reader, field)}";
+                    return $"its {name} field appears twice, as {One(reader, first)} and {One(reader, field)}";
+                }
+                if (tag == BitsPerSample && !SameValues(reader, first, field))
+                {
+                    return $"its BitsPerSample field appears twice, as {Values(reader, first)} and {Values(reader, field)}";
                 }
                 continue;
             }
@@ -105,16 +109,19 @@ public static class TiffStripData
             return $"its Predictor is {predictor}, not 1, 2 or 3";
         }
         ulong bits = 0;
+        var oneBitSamples = true;
         for (ulong i = 0; i < samples; i++)
         {
             // Each value is judged before it is added: a sum of values near 2^64 would wrap.
-            bits += fields.ContainsKey(BitsPerSample) ? reader.Value(bitsField.At, bitsField.Count == 1 ? 0 : i, bitsField.Type) : 1;   // one bit per sample, the tag's default
+            var sampleBits = fields.ContainsKey(BitsPerSample) ? reader.Value(bitsField.At, bitsField.Count == 1 ? 0 : i, bitsField.Type) : 1;   // one bit per sample, the tag's default
+            bits += sampleBits;
+            oneBitSamples &= sampleBits == 1;
             if (bits > MaxBitsPerPixel) return $"its BitsPerSample makes more than the {MaxBitsPerPixel} bits per pixel of any TIFF the trainer reads";
         }
         // libtiff's fax decoders ("Bits/sample must be 1 for Group 3/4") refuse any other depth; ImageSharp decoded one.
-        if (compression is CcittRle or CcittGroup3 or CcittGroup4 && samples == 1 && bits != 1)
+        if (compression is CcittRle or CcittGroup3 or CcittGroup4 && !oneBitSamples)
         {
-            return $"its BitsPerSample is {bits}, but its fax compression ({compression}) codes 1 bit per pixel, and libtiff refuses any other";
+            return $"its BitsPerSample is {Values(reader, bitsField)}, but its fax compression ({compression}) codes 1 bit per sample, and libtiff refuses any other";
         }
         if (One(reader, fields, ImageWidth) is not { } width || One(reader, fields, ImageLength) is not { } height || width == 0 || height == 0) return null;
         // Without strip (or tile) offsets there are no pixels: Pillow cannot identify such a file, ImageSharp painted it black.
@@ -221,6 +228,25 @@ public static class TiffStripData
         fields.TryGetValue(tag, out var field) ? One(reader, field) : null;
 
     private static ulong One(TiffReader reader, IntegerField field) => reader.Value(field.At, 0, field.Type);
+
+    /// <summary>Whether two fields give the same values (a repeated BitsPerSample: Pillow reads the last, libtiff and ImageSharp the first).</summary>
+    private static bool SameValues(TiffReader reader, IntegerField first, IntegerField second)
+    {
+        if (first.Count != second.Count) return false;
+        for (ulong i = 0; i < first.Count; i++)
+        {
+            if (reader.Value(first.At, i, first.Type) != reader.Value(second.At, i, second.Type)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>A field's values as a message quotes them: one as it is, several comma-separated (the first eight).</summary>
+    private static string Values(TiffReader reader, IntegerField field)
+    {
+        var shown = new List<string>();
+        for (ulong i = 0; i < Math.Min(field.Count, 8); i++) shown.Add(reader.Value(field.At, i, field.Type).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return string.Join(",", shown) + (field.Count > 8 ? ",..." : "");
+    }
 
     /// <summary>
     /// How many bytes a deflate strip inflates to with zlib, at most <paramref name="needed"/>, and whether zlib stopped on
