@@ -253,6 +253,34 @@ public class TiffLibtiffParityTests
         Assert.StartsWith("read", verdicts["RGB-taller.tif"]);
     }
 
+    /// <summary>
+    /// A fax-compressed TIFF decodes in the polarity it says: Pillow writes a bilevel image as BlackIsZero, which
+    /// ImageSharp decoded inverted (it reads the runs as WhiteIsZero whatever the file says); WhiteIsZero ones as well.
+    /// </summary>
+    [Fact]
+    public void AFaxTiffDecodesInThePolarityItSays()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-fax-");
+        var verdicts = Verdicts(Pillow.RunPython(Script + """
+            picture = Image.new("L", (40, 30))
+            picture.putdata([((x // 5 + y // 5) % 2) * 255 if x < 30 else 255 for y in range(30) for x in range(40)])
+            for compression in ("group4", "group3", "tiff_ccitt"):
+                stored = io.BytesIO()
+                picture.convert("1").save(stored, "TIFF", compression=compression)
+                data = bytearray(stored.getvalue())
+                open(path(f"{compression}-black-is-zero.tif"), "wb").write(data)
+                start = struct.unpack("<I", data[4:8])[0]
+                for entry in range(start + 2, start + 2 + 12 * struct.unpack("<H", data[start:start + 2])[0], 12):
+                    if struct.unpack("<H", data[entry:entry + 2])[0] == 262: data[entry + 8:entry + 10] = struct.pack("<H", 0)
+                open(path(f"{compression}-white-is-zero.tif"), "wb").write(data)
+            verdicts()
+            """, temporary.Path));
+        Assert.Equal(6, verdicts.Count);
+        Assert.All(verdicts.Values, verdict => Assert.StartsWith("read", verdict));
+        var disagreements = Disagreements(new ImageDecoder(new ImageLimits()), temporary.Path, verdicts);
+        Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
+    }
+
     private const string WriteTallerFiles = Script + """
         base = Image.new("RGB", (20, 10))
         base.putdata([(x * 12, y * 25, 100) for y in range(10) for x in range(20)])

@@ -229,6 +229,7 @@ public sealed class ImageDecoder(ImageLimits limits)
             ? webp
             : Load<Rgba32>(bytes, format);
         if (imageFormat is BmpFormat) BmpPixelsAsPillow.Apply(decoded, bytes.Span);
+        if (imageFormat is TiffFormat) TiffFaxPolarity.Apply(decoded, bytes.Span);
         if (imageFormat is GifFormat && ImageCompleteness.GifPixelsMissing(bytes.Span) is { } missingPixels)
         {
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missingPixels}.");
