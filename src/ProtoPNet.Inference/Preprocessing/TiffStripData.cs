@@ -154,7 +154,8 @@ public static class TiffStripData
         // rows black, where ImageSharp read other pixels (white, from rows it had): refused as well.
         if (listed < stripsNeeded)
         {
-            return $"it lists {listed} strips, but its {height} rows, {rowsPerStrip} to a strip, need {stripsNeeded}";
+            var lists = offsets.Count == byteCounts.Count ? $"{listed} strips" : $"{offsets.Count} strip offsets and {byteCounts.Count} byte counts";
+            return $"it lists {lists}, but its {height} rows, {rowsPerStrip} to a strip, need {stripsNeeded}";
         }
         if (compression is not (Uncompressed or Lzw or Deflate or OldDeflate)) return null;
         // libtiff reverses the bits of each byte of a strip written least significant bit first before it decodes it
