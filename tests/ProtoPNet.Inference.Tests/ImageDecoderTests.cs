@@ -46,6 +46,17 @@ public class ImageDecoderTests
         }
     }
 
+    /// <summary>Asserts that each named file in <paramref name="folder"/> decodes to the trainer's pixels.</summary>
+    private void AssertEachDecodesToTheTrainersPixels(string folder, params string[] names)
+    {
+        foreach (var name in names)
+        {
+            var path = Path.Combine(folder, name);
+            using var decoded = _decoder.Decode(File.ReadAllBytes(path));
+            AssertTheTrainersPixels(TrainersPixels(path), decoded, name);
+        }
+    }
+
     /// <summary>
     /// What lies before a GIF's first image that Pillow reads, or passes over, and ImageSharp would not read as it does:
     /// stray bytes and extensions of undefined labels (ImageSharp refused them, "No data", a mutation fuzzer's find),
@@ -126,12 +137,7 @@ public class ImageDecoderTests
             row = b"".join(bytes(pixel) for pixel in pixels)   # OS/2's core header: 16-bit sizes, read as BGRX too
             open(os.path.join(sys.argv[1], "core.bmp"), "wb").write(b"BM" + struct.pack("<IHHI", 26 + len(row), 0, 0, 26) + struct.pack("<IHHHH", 12, len(pixels), 1, 1, 32) + row)
             """, temporary.Path);
-        foreach (var name in new[] { "v3.bmp", "v5.bmp", "core.bmp" })
-        {
-            var path = Path.Combine(temporary.Path, name);
-            using var decoded = _decoder.Decode(File.ReadAllBytes(path));
-            AssertTheTrainersPixels(TrainersPixels(path), decoded, name);
-        }
+        AssertEachDecodesToTheTrainersPixels(temporary.Path, "v3.bmp", "v5.bmp", "core.bmp");
     }
 
     /// <summary>
@@ -158,13 +164,8 @@ public class ImageDecoderTests
                 bmp(f"v{size}-top-down.bmp", size, True)
                 bmp(f"v{size}-offset-0.bmp", size, False, offset_zero=True)
             """, temporary.Path);
-        foreach (var name in new[] { "v40.bmp", "v40-top-down.bmp", "v40-offset-0.bmp", "v108.bmp", "v108-top-down.bmp", "v108-offset-0.bmp", "v124.bmp",
-                     "v124-top-down.bmp", "v124-offset-0.bmp" })
-        {
-            var path = Path.Combine(temporary.Path, name);
-            using var decoded = _decoder.Decode(File.ReadAllBytes(path));
-            AssertTheTrainersPixels(TrainersPixels(path), decoded, name);
-        }
+        AssertEachDecodesToTheTrainersPixels(temporary.Path, "v40.bmp", "v40-top-down.bmp", "v40-offset-0.bmp", "v108.bmp", "v108-top-down.bmp",
+            "v108-offset-0.bmp", "v124.bmp", "v124-top-down.bmp", "v124-offset-0.bmp");
     }
 
     /// <summary>
@@ -193,12 +194,7 @@ public class ImageDecoderTests
             row = b"".join(struct.pack("<H", v << 10 | v << 5 | v) for v in range(32))
             open(os.path.join(sys.argv[1], "core.bmp"), "wb").write(b"BM" + struct.pack("<IHHI", 26 + len(row), 0, 0, 26) + struct.pack("<IHHHH", 12, 32, 1, 1, 16) + row)
             """, temporary.Path);
-        foreach (var name in new[] { "555.bmp", "555-masks.bmp", "565.bmp", "one-pixel.bmp", "core.bmp" })
-        {
-            var path = Path.Combine(temporary.Path, name);
-            using var decoded = _decoder.Decode(File.ReadAllBytes(path));
-            AssertTheTrainersPixels(TrainersPixels(path), decoded, name);
-        }
+        AssertEachDecodesToTheTrainersPixels(temporary.Path, "555.bmp", "555-masks.bmp", "565.bmp", "one-pixel.bmp", "core.bmp");
     }
 
     /// <summary>

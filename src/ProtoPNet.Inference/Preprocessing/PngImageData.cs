@@ -71,7 +71,9 @@ public static class PngImageData
         foreach (var chunk in new PngChunks(file))
         {
             imageDataSeen |= chunk.Is("IDAT"u8);
-            if (!imageDataSeen || !chunk.IsCritical || chunk.ComputedCrc(file) is var crc && crc == chunk.StoredCrc(file)) continue;
+            if (!imageDataSeen || !chunk.IsCritical) continue;
+            var crc = chunk.ComputedCrc(file);
+            if (crc == chunk.StoredCrc(file)) continue;
             mended ??= file.ToArray();
             BinaryPrimitives.WriteUInt32BigEndian(mended.AsSpan(chunk.CrcAt), crc);
         }

@@ -11,13 +11,16 @@ namespace ProtoPNet.Inference.Preprocessing;
 public static class TiffFaxPolarity
 {
     private const ushort Compression = 259, Photometric = 262;
-    private const ulong CcittRle = 2, CcittGroup4 = 4, BlackIsZero = 1;
+    private const ulong CcittRle = 2, CcittGroup3 = 3, CcittGroup4 = 4, BlackIsZero = 1;
+
+    /// <summary>Whether a Compression is one of the fax codings (CCITT RLE, Group 3, Group 4), which code 1 bit per sample.</summary>
+    internal static bool IsFax(ulong compression) => compression is CcittRle or CcittGroup3 or CcittGroup4;
 
     /// <summary>Makes <paramref name="image"/>, decoded by ImageSharp from the TIFF <paramref name="file"/>, the pixels libtiff reads from it.</summary>
     public static void Apply(Image<Rgba32> image, ReadOnlySpan<byte> file)
     {
         if (TiffDirectory.First(file) is not { } directory) return;
-        if (directory.FirstValueOf(file, Compression) is not (>= CcittRle and <= CcittGroup4) || directory.FirstValueOf(file, Photometric) != BlackIsZero) return;
+        if (directory.FirstValueOf(file, Compression) is not { } compression || !IsFax(compression) || directory.FirstValueOf(file, Photometric) != BlackIsZero) return;
         image.ProcessPixelRows(rows =>
         {
             for (var y = 0; y < rows.Height; y++)

@@ -28,7 +28,7 @@ public static class TiffStripData
 
     private const ulong YCbCr = 6;
 
-    private const ulong Uncompressed = 1, CcittRle = 2, CcittGroup3 = 3, CcittGroup4 = 4, Lzw = 5, Deflate = 8, OldDeflate = 32946;
+    private const ulong Uncompressed = 1, Lzw = 5, Deflate = 8, OldDeflate = 32946;
 
     /// <summary>Pillow reads at most six samples per pixel (its modes' most), and at most 64 bits per pixel (RGBA of 16-bit samples).</summary>
     private const ulong MaxSamples = 6, MaxBitsPerPixel = 64;
@@ -119,7 +119,7 @@ public static class TiffStripData
             if (bits > MaxBitsPerPixel) return $"its BitsPerSample makes more than the {MaxBitsPerPixel} bits per pixel of any TIFF the trainer reads";
         }
         // libtiff's fax decoders ("Bits/sample must be 1 for Group 3/4") refuse any other depth; ImageSharp decoded one.
-        if (compression is CcittRle or CcittGroup3 or CcittGroup4 && !oneBitSamples)
+        if (TiffFaxPolarity.IsFax(compression) && !oneBitSamples)
         {
             return $"its BitsPerSample is {Values(reader, bitsField)}, but its fax compression ({compression}) codes 1 bit per sample, and libtiff refuses any other";
         }
