@@ -140,15 +140,22 @@ def test_files_in_forms_the_service_refuses_are_named_in_a_warning(tmp_path):
     frames = [Image.new("RGB", (24, 16), colour) for colour in ((40, 40, 220), (40, 40, 200))]
     frames[0].save(root / "test" / "dog" / "2.webp", save_all=True, append_images=frames[1:])
     Image.new("RGB", (24, 16), (220, 40, 40)).save(root / "train" / "cat" / "5.tif")   # an RGB TIFF: served
+    Image.new("I;16", (24, 16), 3000).save(root / "train" / "dog" / "5.tif")
+    twelve_bits = bytearray((root / "train" / "dog" / "5.tif").read_bytes())   # its BitsPerSample made 12
+    directory = struct.unpack("<I", twelve_bits[4:8])[0]
+    for entry in range(directory + 2, directory + 2 + 12 * struct.unpack("<H", twelve_bits[directory:directory + 2])[0], 12):
+        if struct.unpack("<H", twelve_bits[entry:entry + 2])[0] == 258:
+            twelve_bits[entry + 8:entry + 10] = struct.pack("<H", 12)
+    (root / "train" / "dog" / "5.tif").write_bytes(bytes(twelve_bits))
     said = []
     source = load_data_source(config(root), log=said.append)
-    assert len(source.train) == 11 and len(source.test) == 5   # trained on, all of them
+    assert len(source.train) == 12 and len(source.test) == 5   # trained on, all of them
     warning = [line for line in said if "forms the service does not decode" in line]
     assert len(warning) == 1, said
-    assert warning[0].startswith("warning: 1 of 16 image files")
-    assert "train/cat/4.tif: CMYK TIFF" in warning[0]
+    assert warning[0].startswith("warning: 2 of 17 image files")
+    assert "train/cat/4.tif: CMYK TIFF" in warning[0] and "train/dog/5.tif: 12-bit greyscale TIFF" in warning[0]
     # An RGB TIFF, a TIFF without BitsPerSample and an animated WebP (its first frame) are served.
-    assert "5.tif" not in warning[0] and "dog/4.tif" not in warning[0] and "2.webp" not in warning[0]
+    assert "cat/5.tif" not in warning[0] and "dog/4.tif" not in warning[0] and "2.webp" not in warning[0]
 
 
 def test_what_the_reader_passes_over_is_said_and_mac_sidecar_files_do_not_stop_it(tmp_path):

@@ -129,6 +129,7 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.TooManyBytes,
                 $"The image has {bytes.Length} bytes; the limit is {limits.MaxBytes} bytes.");
         }
+        var uploaded = bytes;
         // Rewritten where ImageSharp mishandles a file (otherwise the bytes pass as they are), in this order, before any check:
         bytes = PngText.WithoutCompressedChunks(bytes);        // compressed metadata the decoder would inflate without limit
         bytes = PngImageData.WithShortFirstChunkMerged(bytes); // a first IDAT of 0 or 1 bytes, which it refused
@@ -171,6 +172,11 @@ public sealed class ImageDecoder(ImageLimits limits)
         if (FindCorruption(bytes, imageFormat, stripRewrites) is { } corruption)
         {
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {corruption}.");
+        }
+        // Judged on the upload: the rewrites above give the decoder here what Pillow reads from it.
+        if (imageFormat is TiffFormat && (TiffPillowModes.FindNoMode(uploaded.Span) ?? TiffColorMap.FindRefusedByLibtiff(uploaded.Span)) is { } unreadable)
+        {
+            throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {unreadable}.");
         }
         if (imageFormat is TiffFormat && TiffPillowLayout.NotDecodedHere(bytes.Span) is { } form)
         {

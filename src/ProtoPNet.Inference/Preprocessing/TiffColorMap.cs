@@ -14,9 +14,40 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// </summary>
 public static class TiffColorMap
 {
-    private const ushort BitsPerSample = 258, Photometric = 262, ColorMap = 320;
+    private const ushort BitsPerSample = 258, Compression = 259, Photometric = 262, ColorMap = 320;
     private const ushort Short = 3, Long = 4, Long8 = 16;
-    private const ulong Palette = 3;
+    private const ulong Palette = 3, Uncompressed = 1;
+
+    /// <summary>
+    /// Why libtiff, which Pillow hands every compressed TIFF to, refuses a compressed palette image of fewer than 8 bits
+    /// for its map (part of a sentence), or null. libtiff passes over a ColorMap of another count than 3 x 2^bits, or of
+    /// a type that holds no integers, and then refuses the image for having none ("MissingRequired: Colormap"); of 8
+    /// bits it reads the image as grey, and Pillow colours it from its own reading of the map, as it does an uncompressed
+    /// one (above). Judged on the file as uploaded, before its map is written anew.
+    /// </summary>
+    public static string? FindRefusedByLibtiff(ReadOnlySpan<byte> uploaded)
+    {
+        if (TiffDirectory.First(uploaded) is not { } directory) return null;
+        var reader = new TiffReader(uploaded, directory.LittleEndian);
+        var fields = directory.FirstIntegerFields(reader, uploaded.Length);
+        if (First(reader, fields, Photometric) != Palette || (First(reader, fields, Compression) ?? Uncompressed) == Uncompressed) return null;
+        var bits = First(reader, fields, BitsPerSample) ?? 1;
+        if (bits >= 8) return null;
+        var levels = 3UL << (int)bits;
+        for (var e = 0; e < directory.Entries; e++)
+        {
+            var entry = directory.Entry(e);
+            if (reader.U16(entry) != ColorMap) continue;
+            var type = reader.U16(entry + 2);
+            if (type is not (1 or 3 or 4 or 6 or 8 or 9 or 16 or 17)) return $"its ColorMap is of type {type}, which holds no integers, so libtiff finds no map for its {bits}-bit palette";
+            var count = directory.CountOf(reader, entry);
+            return count == levels ? null : $"its ColorMap gives {count} levels, not the {levels} of a {bits}-bit palette, so libtiff finds no map for it";
+        }
+        return $"it has no ColorMap for its {bits}-bit palette";
+    }
+
+    private static ulong? First(TiffReader reader, Dictionary<ushort, IntegerField> fields, ushort tag) =>
+        fields.TryGetValue(tag, out var field) ? reader.Value(field.At, 0, field.Type) : null;
 
     /// <summary>The file itself when it is no palette TIFF or its map reads alike; otherwise a copy with the map written so.</summary>
     public static ReadOnlyMemory<byte> WithLevelsReadAlike(ReadOnlyMemory<byte> bytes)

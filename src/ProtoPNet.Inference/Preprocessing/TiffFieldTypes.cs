@@ -4,7 +4,7 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// Whether the fields that lay out a TIFF's pixels are of types the trainer's decoder reads. Pillow reads the size, the
 /// samples and the compression itself (and an uncompressed TIFF's rows per strip), and no number from a BYTE or SLONG8
 /// field; and it hands every compressed TIFF to
-/// libtiff, which refuses the whole directory when its size, samples, compression, strips or planar configuration are
+/// libtiff, which refuses the whole directory when its size, samples, sample format, compression, strips or planar configuration are
 /// given as text, fractions, floats, undefined bytes, a sub-directory offset (an IFD), a type TIFF does not define, or
 /// no values at all. ImageSharp read many such fields as integers anyway, so the service classified files the trainer
 /// cannot open. (Pillow reads an uncompressed TIFF's strips itself, and some of these with it, so those are left to the
@@ -20,6 +20,7 @@ internal static class TiffFieldTypes
     {
         [ImageWidth] = "ImageWidth", [ImageLength] = "ImageLength", [BitsPerSample] = "BitsPerSample", [Compression] = "Compression", [273] = "StripOffsets",
         [SamplesPerPixel] = "SamplesPerPixel", [278] = "RowsPerStrip", [279] = "StripByteCounts", [284] = "PlanarConfiguration", [338] = "ExtraSamples",
+        [339] = "SampleFormat",
     };
 
     /// <summary>The layout fields libtiff refuses when they give no value (an empty Compression, StripByteCounts or ExtraSamples it passes over).</summary>
@@ -113,6 +114,7 @@ internal static class TiffFieldTypes
     {
         [ImageWidth] = uint.MaxValue, [ImageLength] = uint.MaxValue, [RowsPerStrip] = uint.MaxValue,
         [BitsPerSample] = ushort.MaxValue, [Compression] = ushort.MaxValue, [SamplesPerPixel] = ushort.MaxValue, [284] = ushort.MaxValue, [338] = ushort.MaxValue,
+        [339] = ushort.MaxValue,
     };
 
     /// <summary>Why Pillow reads no number from a field of this type (part of a sentence); null when it does. (A compression of SLONG8 it passes over.)</summary>

@@ -13,7 +13,7 @@ internal static class TiffPillowLayout
 {
     private const ushort BitsPerSample = 258, Compression = 259, Photometric = 262, FillOrder = 266, SamplesPerPixel = 277, ExtraSamples = 338,
         SampleFormat = 339;
-    private const ulong FloatingPoint = 3;
+    private const ulong FloatingPoint = 3, YCbCr = 6;
 
     /// <summary>What Pillow has no mode for (part of a sentence), or null.</summary>
     public static string? FindUnreadable(ReadOnlySpan<byte> file, TiffDirectory directory)
@@ -62,13 +62,23 @@ internal static class TiffPillowLayout
     /// <summary>
     /// A layout both read, to other pixels: one sample of 32-bit unsigned integers, which Pillow reads as such and the
     /// trainer clips to 16 bits before scaling them to 8 (all but the darkest levels white), where ImageSharp scales 32
-    /// bits. Null for any other.
+    /// bits; and uncompressed YCbCr, which Pillow reads as RGB and an unused fourth byte a pixel, not converted: it
+    /// refuses such a file as truncated (its own writer's too), or reads other colours from one with bytes to spare; and
+    /// one sample of 12 bits, which Pillow reads as 16-bit levels. Null for any other.
     /// </summary>
     public static string? NotDecodedHere(ReadOnlySpan<byte> file)
     {
         if (TiffDirectory.First(file) is not { } directory) return null;
         var reader = new TiffReader(file, directory.LittleEndian);
         var fields = directory.FirstIntegerFields(reader, file.Length);
+        if (Value(reader, fields, Photometric) == YCbCr && (Value(reader, fields, Compression) ?? 1) == 1)
+        {
+            return "uncompressed YCbCr samples, which the trainer's Pillow reads as RGB with a fourth byte a pixel (it refuses such a file as truncated)";
+        }
+        if ((Value(reader, fields, SamplesPerPixel) ?? 1) == 1 && Value(reader, fields, BitsPerSample) == 12)
+        {
+            return "one sample of 12 bits, which the trainer reads as 16-bit levels (its white, 4095, nearly black) where this decoder would scale 12 bits";
+        }
         var unsigned = !fields.TryGetValue(SampleFormat, out var format) || reader.Value(format.At, 0, format.Type) == 1;
         return (Value(reader, fields, SamplesPerPixel) ?? 1) == 1 && Value(reader, fields, BitsPerSample) == 32 && unsigned
             ? "one sample of 32-bit integers, which the trainer clips to 16 bits where this decoder would scale all 32"

@@ -8,7 +8,7 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// lacks black and reports success; Pillow (the trainer's decoder) refuses such a file, so a damaged upload was
 /// classified as the garbage the trainer never saw. Judged here, before decoding: a deflate strip (Compression 8 or
 /// 32946) must give every byte of its rows as libtiff inflates it (with libdeflate, as Debian's Pillow has it, or else
-/// zlib), and an LZW strip as libtiff decodes it (<see cref="TiffLzwStrip"/>); an uncompressed strip's rows must lie within the file, as Pillow reads them; a compressed image must list a
+/// zlib), an LZW strip as libtiff decodes it (<see cref="TiffLzwStrip"/>), and a PackBits strip (<see cref="TiffPackBits"/>); an uncompressed strip's rows must lie within the file, as Pillow reads them; a compressed image must list a
 /// strip for all its rows, and its strips may not claim far more bytes than the file has; BitsPerSample must give one
 /// value, or one per sample, and at most 64 bits a pixel; an image of several samples must say what they are
 /// (PhotometricInterpretation, which has no default); a Predictor must be one of 1, 2 and 3; the fields that hold one
@@ -28,7 +28,7 @@ public static class TiffStripData
 
     private const ulong YCbCr = 6;
 
-    private const ulong Uncompressed = 1, Lzw = 5, Deflate = 8, OldDeflate = 32946;
+    private const ulong Uncompressed = 1, Lzw = 5, Deflate = 8, PackBits = 32773, OldDeflate = 32946;
 
     /// <summary>Pillow reads at most six samples per pixel (its modes' most), and at most 64 bits per pixel (RGBA of 16-bit samples).</summary>
     private const ulong MaxSamples = 6, MaxBitsPerPixel = 64;
@@ -157,9 +157,9 @@ public static class TiffStripData
             var lists = offsets.Count == byteCounts.Count ? $"{listed} strips" : $"{offsets.Count} strip offsets and {byteCounts.Count} byte counts";
             return $"it lists {lists}, but its {height} rows, {rowsPerStrip} to a strip, need {stripsNeeded}";
         }
-        if (compression is not (Uncompressed or Lzw or Deflate or OldDeflate)) return null;
+        if (compression is not (Uncompressed or Lzw or Deflate or OldDeflate or PackBits)) return null;
         // libtiff reverses the bits of each byte of a strip written least significant bit first before it decodes it
-        // (TiffFillOrder does so for LZW and deflate before this check): others are not judged here.
+        // (TiffFillOrder does so for LZW, deflate and PackBits before this check): others are not judged here.
         if (compression != Uncompressed && One(reader, fields, FillOrder) == LeastSignificantBitFirst) return null;
         var strips = Math.Min(listed, stripsNeeded);
 
@@ -199,6 +199,12 @@ public static class TiffStripData
                     var verdict = TiffLzwStrip.Judge(data.Span, needed);
                     if (verdict.Damage is not null) return $"its strip {strip} of LZW data {verdict.Damage}";
                     if (verdict.Irregular) rewrites?.AddLzw(directory, offsets, byteCounts, new((int)strip, (int)start, (int)length, needed));
+                    continue;
+                }
+                if (compression == PackBits)
+                {
+                    var decoded = TiffPackBits.Decoded(data.Span, needed);
+                    if (decoded < needed) return $"its strip {strip} of PackBits data gives {decoded} bytes; its rows need {needed}";
                     continue;
                 }
                 if (libdeflate is not null)

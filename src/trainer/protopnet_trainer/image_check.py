@@ -60,6 +60,8 @@ def form_the_service_refuses(path: str) -> Optional[str]:
             return "signed-integer TIFF"
         if picture.mode == "I" and max(picture.tag_v2.get(TIFF_BITS_PER_SAMPLE, (1,))) == 32:
             return "32-bit integer TIFF"   # the service would scale what open_image clips to 16 bits: another picture
+        if picture.mode.startswith("I;16") and picture.tag_v2.get(TIFF_BITS_PER_SAMPLE) == (12,):
+            return "12-bit greyscale TIFF"   # open_image scales its levels as 16-bit ones (nearly black), the service 12 bits
         if TIFF_TILE_OFFSETS in picture.tag_v2:
             return "tiled TIFF"
         if len(picture.tag_v2.get(TIFF_EXTRA_SAMPLES, ())) > 1:

@@ -1,0 +1,35 @@
+namespace ProtoPNet.Inference.Preprocessing;
+
+/// <summary>
+/// A PackBits strip (Compression 32773) read as libtiff reads it, which Pillow hands such TIFFs to: a header byte n of
+/// 0 to 127 copies the next n + 1 bytes, one of -1 to -127 repeats the next byte 1 - n times, -128 is skipped; a run
+/// that reaches past the strip's rows is cut at them, and a strip whose bytes run out before its rows are whole is
+/// refused ("Not enough data for scanline"). ImageSharp painted the missing rows black, so the service classified
+/// strips the trainer cannot open.
+/// </summary>
+internal static class TiffPackBits
+{
+    /// <summary>How many bytes of its rows <paramref name="strip"/> gives, at most <paramref name="needed"/>.</summary>
+    public static ulong Decoded(ReadOnlySpan<byte> strip, ulong needed)
+    {
+        ulong decoded = 0;
+        var at = 0;
+        while (at < strip.Length && decoded < needed)
+        {
+            var header = (sbyte)strip[at++];
+            if (header == -128) continue;
+            if (header < 0)
+            {
+                if (at == strip.Length) break;   // the byte to repeat is missing
+                at++;
+                decoded += Math.Min((ulong)(1 - header), needed - decoded);
+                continue;
+            }
+            var literal = Math.Min((ulong)header + 1, needed - decoded);
+            if ((ulong)(strip.Length - at) < literal) break;   // libtiff copies no part of a cut literal run
+            at += (int)literal;
+            decoded += literal;
+        }
+        return decoded;
+    }
+}

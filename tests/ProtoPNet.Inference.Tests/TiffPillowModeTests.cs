@@ -1,0 +1,184 @@
+using ProtoPNet.Inference.Preprocessing;
+using ProtoPNet.Tests.Shared;
+using static ProtoPNet.Inference.Tests.TrainerParity;
+
+namespace ProtoPNet.Inference.Tests;
+
+/// <summary>
+/// Pillow (the trainer's decoder) looks a TIFF's layout up in a table of the modes it has and cannot identify a file
+/// whose layout is not there, where ImageSharp decodes grey images of 3 to 15 bits, palettes of 3 to 7, RGB of 2 to 6
+/// bits per sample and more; libtiff (Pillow's decoder for compressed TIFFs) refuses a PackBits strip that runs out
+/// before its rows and a palette of fewer than 8 bits without a map of 3 x 2^bits levels. Each file here is judged by
+/// the trainer's own <c>open_image</c> on this machine: none it refuses may be read here, and each both read decodes to
+/// its pixels.
+/// </summary>
+public class TiffPillowModeTests
+{
+    /// <summary>
+    /// Six Pillow-written images (RGB, RGBA, grey, palette, bilevel, 16-bit grey), uncompressed and in three
+    /// compressions, each with every BitsPerSample from 1 to 16, 24 and 32 (but deflate: see the script) and every
+    /// PhotometricInterpretation from 0 to 10.
+    /// Those the trainer reads and the decoder here refuses are only forms it does not decode (said in docs/API.md:
+    /// CIELab, one 12-bit sample), and PackBits strips whose runs reach past their rows (libtiff cuts them; ImageSharp stops).
+    /// </summary>
+    [Fact]
+    public void NoLayoutTheTrainerCannotOpenIsReadAndEveryOtherDecodesToItsPixels()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-tiff-modes-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteLayouts, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        var disagreements = Disagreements(decoder, temporary.Path, verdicts)
+            .Where(line => !(line.Contains("the trainer reads it, here The TIFF image is in a form not decoded here: ")
+                || line.Contains("-packbits-") && line.Contains("the trainer reads it, here The TIFF image is truncated or corrupt: its fields contradict each other")))
+            .ToList();
+        Assert.True(verdicts.Count > 500, $"only {verdicts.Count} files");
+        // Both kinds are among them in numbers, so the comparison means something.
+        Assert.InRange(verdicts.Count(verdict => verdict.Value.StartsWith("read", StringComparison.Ordinal)), 100, 500);
+        Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
+        string Refused(string name) => Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, name)))!;
+        Assert.Equal("The TIFF image is corrupt: its layout (PhotometricInterpretation 1, SampleFormat 1, FillOrder 1, BitsPerSample 7, ExtraSamples none) is not one the trainer's Pillow has a mode for.",
+            Refused("grey-tiff_lzw-bps-7.tif"));
+        Assert.Equal("The TIFF image is corrupt: its layout (PhotometricInterpretation 0, SampleFormat 1, FillOrder 1, BitsPerSample 16, ExtraSamples none) is not one the trainer's Pillow has a mode for in a big-endian (MM) file.",
+            Refused("big-endian-grey16-whiteiszero.tif"));
+        Assert.Equal("The TIFF image is corrupt: its ColorMap gives 768 levels, not the 12 of a 2-bit palette, so libtiff finds no map for it.", Refused("palette-tiff_lzw-bps-2.tif"));
+        Assert.StartsWith("The TIFF image is corrupt: its strip 0 of PackBits data gives ", Refused("rgb-packbits-bps-16.tif"));
+        Assert.StartsWith("The TIFF image is in a form not decoded here: uncompressed YCbCr samples", Refused("rgb-raw-photometric-6.tif"));
+    }
+
+    /// <summary>
+    /// The fields of the layout Pillow reads itself (PhotometricInterpretation, FillOrder, ExtraSamples, SampleFormat,
+    /// BitsPerSample, SamplesPerPixel) given as every field type, with no values, or their value written whole as a
+    /// fraction or an 8-byte integer: none the trainer refuses is read here (Pillow reads a BYTE field as bytes, a classic
+    /// TIFF's 8-byte value from the offset the entry holds, a fraction or float equal to an integer as that integer).
+    /// </summary>
+    [Fact]
+    public void ALayoutFieldPillowReadsAsNoLayoutIsRefused()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-tiff-mode-types-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteFieldTypes, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        var readHere = Disagreements(decoder, temporary.Path, verdicts).Where(line => !line.Contains("the trainer reads it")).ToList();
+        Assert.True(verdicts.Count > 300, $"only {verdicts.Count} files");
+        Assert.True(readHere.Count == 0, string.Join('\n', readHere));
+        Assert.Equal("The TIFF image is corrupt: its ExtraSamples field is of type 1 (BYTE, which Pillow reads as bytes), so the trainer's Pillow finds no layout for it.",
+            Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "rgba-raw-338-type-1.tif"))));
+    }
+
+    /// <summary>
+    /// PackBits strips as libtiff reads them: a run of -128 is skipped, a run past the rows is cut at them, and a strip
+    /// whose data runs out first (a literal run cut short, a repeat without its byte, too few runs) is refused.
+    /// </summary>
+    [Theory]
+    [InlineData(new byte[] { 0x80, 0x03, 1, 2, 3, 4, 0xFD, 9 }, 8, 8)]          // a skipped -128, a literal of 4, a repeat of 4
+    [InlineData(new byte[] { 0x07, 1, 2, 3, 4, 5, 6, 7, 8, 0xFD, 9 }, 8, 8)]    // rows whole before the last run
+    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0xF9, 9 }, 8, 8)]                 // a repeat of 8 cut at the rows
+    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0xFD }, 8, 4)]                    // a repeat without its byte
+    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0x05, 1, 2 }, 8, 4)]              // a literal run cut short: none of it copied
+    [InlineData(new byte[] { 0x80, 0x80 }, 8, 0)]
+    public void APackBitsStripGivesTheBytesLibtiffReadsFromIt(byte[] strip, int needed, int decoded) =>
+        Assert.Equal((ulong)decoded, TiffPackBits.Decoded(strip, (ulong)needed));
+
+    /// <summary>
+    /// A deflate YCbCr TIFF subsampled 2 by 2 decodes to the trainer's pixels whether it says so (YCbCrSubsampling 2, 2)
+    /// or leaves it to the default (libtiff's is 2 by 2; ImageSharp read such a file as not subsampled).
+    /// </summary>
+    [Fact]
+    public void ASubsampledYCbCrTiffWithoutItsSubsamplingDecodesAsLibtiffReadsIt()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-tiff-ycbcr-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteSubsampledYCbCr, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        Assert.Equal(2, verdicts.Count(verdict => verdict.Value.StartsWith("read", StringComparison.Ordinal)));
+        var disagreements = Disagreements(decoder, temporary.Path, verdicts);
+        Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
+    }
+
+    private const string WriteSubsampledYCbCr = Script + """
+        picture = Image.new("RGB", (40, 30))
+        picture.putdata([(60 + x * 3, 40 + y * 4, 200 - x * 2) for y in range(30) for x in range(40)])
+        luma, blue, red = [band.tobytes() for band in picture.convert("YCbCr").split()]
+        blocks = bytearray()
+        for top in range(0, 30, 2):
+            for left in range(0, 40, 2):
+                blocks += bytes(luma[(top + dy) * 40 + left + dx] for dy in (0, 1) for dx in (0, 1))
+                blocks += bytes([blue[top * 40 + left], red[top * 40 + left]])
+        strip = zlib.compress(bytes(blocks))
+        for name, subsampling in (("said.tif", True), ("default.tif", False)):
+            fields = [(256, 3, 1, 40), (257, 3, 1, 30), (258, 3, 3, 8 + len(strip)), (259, 3, 1, 8), (262, 3, 1, 6), (273, 4, 1, 8),
+                      (277, 3, 1, 3), (278, 3, 1, 30), (279, 4, 1, len(strip))] + ([(530, 3, 2, 2 | 2 << 16)] if subsampling else [])
+            entries = b"".join(struct.pack("<HHII", tag, kind, count, value) if kind == 4 or count > 1 else struct.pack("<HHIHH", tag, kind, count, value, 0)
+                               for tag, kind, count, value in fields)
+            values = struct.pack("<3H", 8, 8, 8)
+            directory = 8 + len(strip) + len(values)
+            open(path(name), "wb").write(b"II*\0" + struct.pack("<I", directory) + strip + values + struct.pack("<H", len(fields)) + entries + b"\0\0\0\0")
+        verdicts()
+        """;
+
+    private const string WriteLayouts = Script + """
+        def with_values(data, tag, values):
+            # The field's values (SHORTs, where it holds them) replaced, each by the next of values (the last repeated).
+            start = struct.unpack("<I", data[4:8])[0]
+            out = bytearray(data)
+            for entry in range(start + 2, start + 2 + 12 * struct.unpack("<H", data[start:start + 2])[0], 12):
+                if struct.unpack("<H", data[entry:entry + 2])[0] != tag: continue
+                count = struct.unpack("<I", data[entry + 4:entry + 8])[0]
+                at = entry + 8 if count * 2 <= 4 else struct.unpack("<I", data[entry + 8:entry + 12])[0]
+                for i in range(count): out[at + 2 * i:at + 2 * i + 2] = struct.pack("<H", values[min(i, len(values) - 1)])
+            return bytes(out)
+        base = Image.new("RGB", (40, 30))
+        base.putdata([(x * 6, y * 8, (x * y) % 256) for y in range(30) for x in range(40)])
+        images = {"rgb": base, "rgba": base.convert("RGBA"), "grey": base.convert("L"), "palette": base.convert("P"),
+                  "bilevel": base.convert("1"), "grey16": base.convert("L").convert("I").convert("I;16")}
+        for name, picture in images.items():
+            for compression in ("raw", "tiff_lzw", "tiff_adobe_deflate", "packbits"):
+                stored = io.BytesIO()
+                picture.save(stored, "TIFF", compression=compression)
+                data = stored.getvalue()
+                # Not deflate: a strip that inflates past its rows leaves libtiff's last bytes unset (libdeflate stops short of
+                # a run that would overflow them), so the trainer's own pixels there vary from one run to the next.
+                for bits in list(range(1, 17)) + [24, 32] if compression != "tiff_adobe_deflate" else []:
+                    open(path(f"{name}-{compression}-bps-{bits}.tif"), "wb").write(with_values(data, 258, [bits]))
+                for photometric in range(11):
+                    # RGB samples read as YCbCr: compressed, they come out of YCbCr's gamut, where libtiff rounds a level otherwise
+                    # than the decoder here (docs/API.md); uncompressed, refused.
+                    if photometric == 6 and compression != "raw": continue
+                    open(path(f"{name}-{compression}-photometric-{photometric}.tif"), "wb").write(with_values(data, 262, [photometric]))
+        # 16-bit grey in big-endian order (Pillow has a mode for 16-bit WhiteIsZero only in little-endian files).
+        for photometric, kind in ((0, "whiteiszero"), (1, "blackiszero")):
+            fields = [(256, 4), (257, 3), (258, 16), (259, 1), (262, photometric), (273, 8), (277, 1), (278, 3), (279, 24)]
+            entries = b"".join(struct.pack(">HHIHH", tag, 3, 1, value, 0) for tag, value in fields)
+            pixels = b"".join(struct.pack(">H", level) for level in range(0, 60000, 5000))
+            open(path(f"big-endian-grey16-{kind}.tif"), "wb").write(b"MM\0*" + struct.pack(">I", 8 + len(pixels)) + pixels + struct.pack(">H", len(fields)) + entries + b"\0\0\0\0")
+        verdicts()
+        """;
+
+    private const string WriteFieldTypes = Script + """
+        base = Image.new("RGB", (40, 30))
+        base.putdata([(x * 6, y * 8, (x * y) % 256) for y in range(30) for x in range(40)])
+        for name, picture, more in (("rgb", base, {339: (1, 1, 1), 266: 1}), ("rgba", base.convert("RGBA"), {}), ("grey", base.convert("L"), {339: 1, 266: 1}),
+                                    ("palette", base.convert("P"), {})):
+            for compression in ("raw", "tiff_lzw"):
+                stored = io.BytesIO()
+                picture.save(stored, "TIFF", compression=compression, tiffinfo=more)
+                data = stored.getvalue()
+                source = f"{name}-{'raw' if compression == 'raw' else 'lzw'}"
+                start = struct.unpack("<I", data[4:8])[0]
+                for entry in range(start + 2, start + 2 + 12 * struct.unpack("<H", data[start:start + 2])[0], 12):
+                    tag = struct.unpack("<H", data[entry:entry + 2])[0]
+                    if tag not in (258, 262, 266, 277, 338, 339): continue
+                    kind_was, count = struct.unpack("<HI", data[entry + 2:entry + 8])
+                    for kind in (0, 1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 18, 65535, "count-0"):
+                        changed = bytearray(data)
+                        if kind == "count-0": changed[entry + 4:entry + 8] = struct.pack("<I", 0)
+                        else: changed[entry + 2:entry + 4] = struct.pack("<H", kind)
+                        open(path(f"{source}-{tag}-type-{kind}.tif"), "wb").write(bytes(changed))
+                    if count != 1 or kind_was not in (3, 4): continue
+                    value = struct.unpack("<H" if kind_was == 3 else "<I", data[entry + 8:entry + (10 if kind_was == 3 else 12)])[0]
+                    # The same value written whole after the file's end: as an 8-byte integer, and as the fraction value/1.
+                    for kind, whole in ((16, struct.pack("<q", value)), (17, struct.pack("<q", value)), (5, struct.pack("<II", value, 1)), (10, struct.pack("<ii", value, 1))):
+                        changed = bytearray(data) + whole
+                        changed[entry + 2:entry + 12] = struct.pack("<HII", kind, 1, len(data))
+                        open(path(f"{source}-{tag}-whole-{kind}.tif"), "wb").write(bytes(changed))
+        verdicts()
+        """;
+}
