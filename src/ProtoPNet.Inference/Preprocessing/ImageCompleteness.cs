@@ -279,8 +279,9 @@ public static class ImageCompleteness
     }
 
     /// <summary>
-    /// TIFF (and BigTIFF): every image file directory in the chain, every value stored outside its entry, and every
-    /// strip or tile (offset + byte count) must lie within the file.
+    /// TIFF (and BigTIFF): every image file directory in the chain (the first alone, once <see cref="TiffLaterImages"/>
+    /// has cut the chain after it), every value stored outside its entry, and every strip or tile (offset + byte count)
+    /// must lie within the file.
     /// </summary>
     private static string? Tiff(ReadOnlySpan<byte> file)
     {
