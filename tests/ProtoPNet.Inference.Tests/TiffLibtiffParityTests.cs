@@ -230,6 +230,36 @@ public class TiffLibtiffParityTests
     }
 
     /// <summary>
+    /// Pillow reads an uncompressed TIFF's strips from its StripOffsets alone: each strip's rows from its offset on,
+    /// whatever StripByteCounts says, and also where it gives fewer values than the offsets, none, or values of a type
+    /// ImageSharp does not read, or is missing (ImageSharp refused all of these). Each decodes to the trainer's pixels,
+    /// grey, RGB and planar, strips in file order and not; a strip whose rows run past the file's end is refused by both.
+    /// </summary>
+    [Fact]
+    public void AnUncompressedTiffsStripsAreReadFromTheirOffsetsWhateverItsByteCountsSay()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-raw-lists-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteStripListFiles + "\n" + """
+            for kind, (samples, strips) in {"grey": (1, grey), "rgb": (3, rgb)}.items():
+                for listed in range(4): write(f"{kind}-{listed}-counts.tif", lists(samples, strips, counts=[len(strips[0])] * listed))
+                write(f"{kind}-no-counts.tif", lists(samples, strips, counts=None))
+                write(f"{kind}-one-strip-no-counts.tif", lists(samples, [b"".join(strips)], rows_per_strip=8, counts=None))
+            for count_type in (0, 1, 2, 5, 7, 10, 11, 12, 16, 17, 18): write(f"grey-counts-type-{count_type}.tif", lists(1, grey, count_type=count_type))
+            write("grey-reordered-no-counts.tif", lists(1, grey, offsets=[32, 8, 44, 20], counts=None))
+            write("planar-no-counts.tif", lists(3, planes, counts=None, planar=True))
+            write("planar-5-counts.tif", lists(3, planes, counts=[12] * 5, planar=True))
+            write("past-the-end-no-counts.tif", lists(1, grey, offsets=[8, 20, 32, 500], counts=None))
+            verdicts()
+            """, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        Assert.Equal(27, verdicts.Count);
+        Assert.All(verdicts.Where(verdict => verdict.Key != "past-the-end-no-counts.tif"), verdict => Assert.StartsWith("read", verdict.Value));
+        Assert.StartsWith("refused", verdicts["past-the-end-no-counts.tif"]);
+        var wrong = Disagreements(decoder, temporary.Path, verdicts);
+        Assert.True(wrong.Count == 0, string.Join('\n', wrong));
+    }
+
+    /// <summary>
     /// An uncompressed TIFF whose height says more rows than its strips hold: Pillow maps a one-strip 8-bit grey, palette
     /// or 16-bit grey file whole from its offset and refuses it ("buffer is not large enough"), and reads the others
     /// with the missing rows black, where ImageSharp read other pixels (white, in rows it had too). Refused, as a compressed
@@ -299,6 +329,38 @@ public class TiffLibtiffParityTests
         pictures["L"].save(stored, "TIFF")
         open(path("L-sound.tif"), "wb").write(stored.getvalue())
         verdicts()
+        """;
+
+    /// <summary>
+    /// <c>lists(samples, strips, ...)</c>: an uncompressed 6x8 TIFF of 8-bit samples, its strips laid one after another
+    /// from byte 8, its StripOffsets and StripByteCounts as given (None: no such field) and of the types given; and
+    /// <c>grey</c>, <c>rgb</c> and <c>planes</c>: the strips of 2 rows of a grey, an RGB and a planar RGB image.
+    /// </summary>
+    private const string WriteStripListFiles = Script + """
+        def lists(samples, strips, rows_per_strip=2, offsets="laid", counts="laid", offset_type=4, count_type=4, planar=False):
+            data = bytearray(b"II*\0\0\0\0\0")
+            laid = []
+            for strip in strips: laid.append(len(data)); data += strip
+            if offsets == "laid": offsets = laid
+            if counts == "laid": counts = [len(strip) for strip in strips]
+            # Each type's values written as whole numbers of its size (a RATIONAL's numerator and denominator both the value).
+            formats = {1: "B", 3: "H", 4: "I", 6: "b", 16: "Q", 17: "q", 5: "II", 10: "ii", 11: "I", 12: "Q", 18: "Q", 0: "B", 2: "B", 7: "B"}
+            def value_field(kind, values):
+                packed = struct.pack("<" + formats[kind] * len(values), *[value for value in values for _ in formats[kind]])
+                if len(packed) <= 4: return packed.ljust(4, b"\0")
+                data.extend(packed + b"\0" * (len(packed) % 2))
+                return struct.pack("<I", len(data) - len(packed) - len(packed) % 2)
+            fields = [(256, 3, [6]), (257, 3, [8]), (258, 3, [8] * samples), (259, 3, [1]), (262, 3, [2 if samples == 3 else 1]),
+                      (273, offset_type, offsets), (277, 3, [samples]), (278, 3, [rows_per_strip])]
+            if counts is not None: fields.append((279, count_type, counts))
+            if planar: fields.append((284, 3, [2]))
+            entries = b"".join(struct.pack("<HHI", tag, kind, len(values)) + value_field(kind, values) for tag, kind, values in sorted(fields))
+            data[4:8] = struct.pack("<I", len(data))
+            return bytes(data + struct.pack("<H", len(fields)) + entries + b"\0\0\0\0")
+        def level(x, y, c): return (x * 13 + y * 29 + c * 71) % 256
+        grey, rgb = ([bytes(level(x, y, c) for y in range(at, at + 2) for x in range(6) for c in range(samples)) for at in range(0, 8, 2)] for samples in (1, 3))
+        planes = [bytes(level(x, y, c) for y in range(at, at + 2) for x in range(6)) for c in range(3) for at in range(0, 8, 2)]
+        def write(name, data): open(path(name), "wb").write(data)
         """;
 
     private const string WriteRawCountFiles = Script + """

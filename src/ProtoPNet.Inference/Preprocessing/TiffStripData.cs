@@ -149,7 +149,8 @@ public static class TiffStripData
         var stripsPerPlane = (height + rowsPerStrip - 1) / rowsPerStrip;
         var stripsNeeded = planar ? stripsPerPlane * samples : stripsPerPlane;
         var listed = Math.Min(offsets.Count, byteCounts.Count);
-        // libtiff refuses a compressed strip that is not listed. Pillow maps a one-strip 8-bit grey, palette or 16-bit grey
+        // libtiff refuses a compressed strip that is not listed (an uncompressed TIFF's byte counts, which Pillow never
+        // reads, were given one per offset before: TiffRawStripLists). Pillow maps a one-strip 8-bit grey, palette or 16-bit grey
         // file whole and refuses it too ("buffer is not large enough"); it reads other uncompressed ones with the missing
         // rows black, where ImageSharp read other pixels (white, from rows it had): refused as well.
         if (listed < stripsNeeded)
