@@ -260,6 +260,35 @@ public class TiffLibtiffParityTests
     }
 
     /// <summary>
+    /// Pillow reads an uncompressed TIFF's StripOffsets of any integer type as the numbers they are: BYTE, SBYTE and (in a
+    /// classic TIFF) LONG8 too, which ImageSharp refused; and its StripByteCounts not at all (BYTE ones among them). Each
+    /// such file, of one strip or four, grey or RGB, decodes to the trainer's pixels; offsets of types the trainer does not
+    /// read as numbers (text, fractions, SLONG8) are refused by both.
+    /// </summary>
+    [Fact]
+    public void AnUncompressedTiffsOffsetsOfByteTypesAreReadAsPillowReadsThem()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-raw-list-types-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteStripListFiles + "\n" + """
+            for kind, (samples, strips) in {"grey": (1, grey), "rgb": (3, rgb)}.items():
+                for name, one in (("one-strip", [b"".join(strips)]), ("strips", strips)):
+                    rows = 8 if len(one) == 1 else 2
+                    for offset_type in (1, 6, 16): write(f"{kind}-{name}-offsets-type-{offset_type}.tif", lists(samples, one, rows_per_strip=rows, offset_type=offset_type))
+                    write(f"{kind}-{name}-counts-type-1.tif", lists(samples, one, rows_per_strip=rows, count_type=1))
+                    write(f"{kind}-{name}-both-type-1.tif", lists(samples, one, rows_per_strip=rows, offset_type=1, count_type=1))
+                    write(f"{kind}-{name}-offsets-type-1-no-counts.tif", lists(samples, one, rows_per_strip=rows, offset_type=1, counts=None))
+            for offset_type in (2, 5, 17): write(f"grey-offsets-type-{offset_type}.tif", lists(1, grey, offset_type=offset_type))
+            verdicts()
+            """, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        Assert.Equal(27, verdicts.Count);
+        Assert.All(verdicts.Where(verdict => !verdict.Key.StartsWith("grey-offsets-type-", StringComparison.Ordinal)), verdict => Assert.StartsWith("read", verdict.Value));
+        Assert.All(verdicts.Where(verdict => verdict.Key.StartsWith("grey-offsets-type-", StringComparison.Ordinal)), verdict => Assert.StartsWith("refused", verdict.Value));
+        var wrong = Disagreements(decoder, temporary.Path, verdicts);
+        Assert.True(wrong.Count == 0, string.Join('\n', wrong));
+    }
+
+    /// <summary>
     /// An uncompressed TIFF whose height says more rows than its strips hold: Pillow maps a one-strip 8-bit grey, palette
     /// or 16-bit grey file whole from its offset and refuses it ("buffer is not large enough"), and reads the others
     /// with the missing rows black, where ImageSharp read other pixels (white, in rows it had too). Refused, as a compressed

@@ -3,8 +3,9 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// <summary>
 /// Pillow (the trainer's decoder) lays an uncompressed TIFF's strips out from its StripOffsets alone: it reads each
 /// strip's rows from its offset on and never looks at StripByteCounts, so it reads a file whose counts are missing, fewer
-/// than its offsets, empty, or of any type. ImageSharp needs a count for every strip, of SHORT, LONG (or their signed
-/// kinds, or IFD): it refused such a file. Its first directory is written anew after the file's end with the offsets as
+/// than its offsets, empty, or of any type; and it reads offsets given as BYTE, SBYTE or LONG8 as the numbers they are.
+/// ImageSharp needs a count for every strip, and offsets and counts of SHORT, LONG (or their signed kinds, or IFD): it
+/// refused such a file. Its first directory is written anew after the file's end with the offsets as
 /// LONGs and, for each, a count of the bytes its rows take, and the header pointed at it (every other offset still
 /// points where it did); the checks that follow (<see cref="TiffStripData"/>) judge those strips as any others. Classic
 /// TIFF only (as <see cref="TiffDefaults"/>). Measured against Debian's Pillow 9.4.
@@ -75,14 +76,14 @@ public static class TiffRawStripLists
     private static bool ReadHere(ushort type) => type is 3 or 4 or 8 or 9 or 13;
 
     /// <summary>
-    /// An entry's values as offsets: of the integer types ImageSharp reads offsets of; null for another type, a
+    /// An entry's values as Pillow reads offsets: of any integer type, BYTE, SBYTE and LONG8 too; null for another type, a
     /// negative value (no offset), values past the file's end, or one past a LONG's range (the completeness check, and
     /// the decoder, judge those as they are).
     /// </summary>
     private static ulong[]? Values(TiffReader reader, TiffDirectory directory, int entry)
     {
         var type = reader.U16(entry + 2);
-        var size = type switch { 3 or 8 => 2UL, 4 or 9 or 13 => 4UL, _ => 0UL };
+        var size = type switch { 1 or 6 => 1UL, 3 or 8 => 2UL, 4 or 9 or 13 => 4UL, 16 => 8UL, _ => 0UL };
         var count = directory.CountOf(reader, entry);
         if (size == 0 || count == 0 || count > (ulong)reader.Length / size) return null;
         ulong at = (ulong)directory.ValueField(entry);
@@ -95,9 +96,12 @@ public static class TiffRawStripLists
             var position = (long)(at + i * size);
             long number = type switch
             {
+                1 => reader.U8(position),
+                6 => (sbyte)reader.U8(position),
                 3 => reader.U16(position),
                 8 => (short)reader.U16(position),
                 9 => (int)reader.U32(position),
+                16 => (long)Math.Min(reader.U64(position), long.MaxValue),
                 _ => reader.U32(position),
             };
             if (number is < 0 or > uint.MaxValue) return null;
