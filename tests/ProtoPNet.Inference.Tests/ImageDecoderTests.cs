@@ -169,6 +169,47 @@ public class ImageDecoderTests
     }
 
     /// <summary>
+    /// A BMP with OS/2 2.x's 64-byte info header and compression 3 (Huffman 1D to OS/2) is read by Pillow as BITFIELDS,
+    /// its red, green, blue and alpha masks from the OS/2 fields after the first 40 bytes; ImageSharp took it for Huffman
+    /// and refused it. Every 16- and 32-bit layout Pillow reads so (BGRX, XBGR, ABGR, RGBA, BGRA, masks all 0; 565, 555)
+    /// decodes to the trainer's pixels, bottom-up and top-down, the pixels after a gap or at offset 0 (right after the
+    /// header); masks of another layout, or compression 3 at 8 bits, are refused by both.
+    /// </summary>
+    [Fact]
+    public void AnOs2BmpWithCompression3IsReadWithItsMasksAsPillowReadsIt()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-bmp-os2-");
+        var verdicts = TrainerParity.Verdicts(Pillow.RunPython(TrainerParity.Script + """
+            def bmp(name, bits, masks=(0, 0, 0, 0), top_down=False, offset=None):
+                width, height = 5, 3
+                row = ((width * bits + 31) >> 3) & ~3
+                pixels = b"".join(bytes((x * 37 + y * 101 + k * 53 + 7) % 256 for x in range(width) for k in range(bits // 8)).ljust(row, b"\0") for y in range(height))
+                header = struct.pack("<IiiHHIIiiII4I", 64, width, -height if top_down else height, 1, bits, 3, len(pixels), 2835, 2835, 0, 0, *masks).ljust(64, b"\0")
+                start = 14 + len(header) + (6 if offset == "gap" else 0)
+                head = b"BM" + struct.pack("<IHHI", start + len(pixels), 0, 0, 0 if offset == "zero" else start)
+                open(path(name), "wb").write((head + header).ljust(start, b"\0") + pixels)
+            layouts = {"bgrx": (0xFF0000, 0xFF00, 0xFF, 0), "xbgr": (0xFF000000, 0xFF0000, 0xFF00, 0), "abgr": (0xFF000000, 0xFF0000, 0xFF00, 0xFF),
+                       "rgba": (0xFF, 0xFF00, 0xFF0000, 0xFF000000), "bgra": (0xFF0000, 0xFF00, 0xFF, 0xFF000000), "zero": (0, 0, 0, 0)}
+            for layout, masks in layouts.items():
+                bmp(f"32-{layout}.bmp", 32, masks)
+                bmp(f"32-{layout}-top-down.bmp", 32, masks, top_down=True)
+            bmp("32-bgra-gap.bmp", 32, layouts["bgra"], offset="gap")
+            bmp("32-bgrx-offset-0.bmp", 32, layouts["bgrx"], offset="zero")
+            bmp("16-565.bmp", 16, (0xF800, 0x7E0, 0x1F, 0))
+            bmp("16-555.bmp", 16, (0x7C00, 0x3E0, 0x1F, 0))
+            bmp("16-555-top-down.bmp", 16, (0x7C00, 0x3E0, 0x1F, 0), top_down=True)
+            bmp("refused-32-grb.bmp", 32, (0xFF00, 0xFF0000, 0xFF, 0))
+            bmp("refused-16-zero.bmp", 16)
+            bmp("refused-8-bits.bmp", 8)
+            verdicts()
+            """, temporary.Path));
+        Assert.Equal(20, verdicts.Count);
+        Assert.All(verdicts, verdict => Assert.StartsWith(verdict.Key.StartsWith("refused", StringComparison.Ordinal) ? "refused" : "read", verdict.Value));
+        var wrong = TrainerParity.Disagreements(_decoder, temporary.Path, verdicts);
+        Assert.True(wrong.Count == 0, string.Join('\n', wrong));
+    }
+
+    /// <summary>
     /// Every level of a 16-bit BMP's channels, 555 (the default and its masks) and 565, decodes to the trainer's value:
     /// Pillow widens level v of max to v * 255 / max rounded down, ImageSharp repeats its bits (a 5-bit 16 was 132 here,
     /// 131 to the trainer).

@@ -142,6 +142,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         bytes = TiffFillOrder.WithMostSignificantBitFirst(bytes); // strips stored least significant bit first, which it misread
         bytes = TiffColorMap.WithLevelsReadAlike(bytes);       // a palette's 16-bit levels, which it scaled where Pillow keeps the high byte
         bytes = JpegFillBytes.Without(bytes);                  // fill bytes before the first scan, which it refused
+        bytes = BmpOs2Bitfields.WithVersion4Header(bytes);     // OS/2 2.x's 64-byte header with compression 3, which it took for Huffman and Pillow reads as masks
         bytes = BmpColourCount.WithoutColourCount(bytes);      // a count of palette colours in a BMP of more than 8 bits, which it refused
         bytes = GifBlocks.WithoutStrayBlocks(bytes);           // stray bytes before a GIF's first image, which it refused
         bytes = GifScreen.WithFirstFrameInside(bytes);         // a first frame past the GIF's screen, which it refused
