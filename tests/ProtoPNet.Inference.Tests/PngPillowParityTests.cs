@@ -87,6 +87,26 @@ public class PngPillowParityTests
         Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
     }
 
+    /// <summary>
+    /// A palette PNG whose PLTE comes only after the image data, or that has none: Pillow reads the chunks before the
+    /// image data only, so it has no palette and reads each index as the grey of that number; ImageSharp refused it
+    /// ("does not contain a palette chunk"). Each decodes to the trainer's pixels, at 1, 2, 4 and 8 bits, with a tRNS
+    /// before or after the image data too; a sound one is read with its palette.
+    /// </summary>
+    [Fact]
+    public void APaletteImageWithoutAPaletteBeforeItsImageDataIsReadAsGreysAsTheTrainerReadsIt()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-png-plte-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteLatePalettes, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        Assert.Equal(15, verdicts.Count);
+        Assert.All(verdicts, verdict => Assert.StartsWith("read", verdict.Value));
+        var disagreements = Disagreements(decoder, temporary.Path, verdicts);
+        Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
+        // Greys indeed: index 1 of the 1-bit image is (1, 1, 1), not its palette's colour.
+        Assert.Equal([0, 0, 0, 1, 1, 1], Decoded(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "1-bit-after.png")))[..6]);
+    }
+
     /// <summary>Python shared by the scripts: a PNG's chunks taken apart and put together, and pictures saved by Pillow.</summary>
     private const string Common = Script + """
         def chunks(data):
@@ -168,6 +188,26 @@ public class PngPillowParityTests
         write("grey-after-image-data.png", grey[:-1] + [transparency(struct.pack(">H", 0))] + grey[-1:])
         rgb = chunks(saved(gradient(12, 8)))
         write("rgb-after-image-data.png", rgb[:-1] + [transparency(struct.pack(">HHH", 0, 0, 0))] + rgb[-1:])
+        verdicts()
+        """;
+
+    private const string WriteLatePalettes = Common + """
+        def write(name, found): open(path(name), "wb").write(png(found))
+        def transparency(alphas): return [b"tRNS", alphas, crc(b"tRNS", alphas)]
+        for bits in (1, 2, 4, 8):
+            palette = Image.new("P", (13, 5))
+            palette.putpalette(bytes((i * 37 + c * 91 + 50) % 256 for i in range(1 << bits) for c in range(3)))
+            palette.putdata([(x + 3 * y) % (1 << bits) for y in range(5) for x in range(13)])
+            sound = chunks(saved(palette, bits=bits))
+            plte = next(c for c in sound if c[0] == b"PLTE")
+            without = [c for c in sound if c[0] != b"PLTE"]
+            write(f"{bits}-bit-sound.png", sound)
+            write(f"{bits}-bit-after.png", without[:-1] + [plte] + without[-1:])
+            write(f"{bits}-bit-none.png", without)
+        alphas = bytes((i * 71) % 256 for i in range(16))
+        write("tRNS-before-PLTE-after.png", without[:1] + [transparency(alphas)] + without[1:-1] + [plte] + without[-1:])
+        write("tRNS-and-PLTE-after.png", without[:-1] + [plte, transparency(alphas)] + without[-1:])
+        write("one-transparent-PLTE-after.png", without[:1] + [transparency(b"\xff\xff\0")] + without[1:-1] + [plte] + without[-1:])
         verdicts()
         """;
 
