@@ -210,6 +210,39 @@ public class ImageDecoderTests
     }
 
     /// <summary>
+    /// A 24-bit BITFIELDS BMP whose masks are red 0xFF0000, green 0xFF00 and blue 0xFF, the one 24-bit layout Pillow reads
+    /// with masks, is read by Pillow as blue, green and red bytes; ImageSharp read it to other pixels. It decodes to the
+    /// trainer's pixels with a 40-byte header (the masks after it), OS/2 2.x's 64 and versions 4 and 5, the pixels right
+    /// after the header, after a gap, or at offset 0; masks in another order are refused by both.
+    /// </summary>
+    [Fact]
+    public void A24BitBmpWithBitfieldsIsReadAsPillowReadsIt()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-bmp-24-masks-");
+        var verdicts = TrainerParity.Verdicts(Pillow.RunPython(TrainerParity.Script + """
+            def bmp(name, header_size, masks, offset=None):
+                width, height = 5, 3
+                pixels = b"".join(bytes((x * 37 + y * 101 + k * 53 + 7) % 256 for x in range(width) for k in range(3)).ljust(16, b"\0") for y in range(height))
+                header = struct.pack("<IiiHHIIiiII", header_size, width, height, 1, 24, 3, len(pixels), 2835, 2835, 0, 0)
+                # A 40-byte header's masks follow it; the others' lie within it, an alpha mask of 0 beside them.
+                header += struct.pack("<3I", *masks) if header_size == 40 else struct.pack("<4I", *masks, 0).ljust(header_size - 40, b"\0")
+                start = 14 + len(header) + (10 if offset == "gap" else 0)
+                head = b"BM" + struct.pack("<IHHI", start + len(pixels), 0, 0, 0 if offset == "zero" else start)
+                open(path(name), "wb").write((head + header).ljust(start, b"\0") + pixels)
+            for size in (40, 64, 108, 124):
+                bmp(f"{size}.bmp", size, (0xFF0000, 0xFF00, 0xFF))
+                bmp(f"{size}-gap.bmp", size, (0xFF0000, 0xFF00, 0xFF), offset="gap")
+                bmp(f"{size}-offset-0.bmp", size, (0xFF0000, 0xFF00, 0xFF), offset="zero")
+                bmp(f"refused-{size}-rgb.bmp", size, (0xFF, 0xFF00, 0xFF0000))
+            verdicts()
+            """, temporary.Path));
+        Assert.Equal(16, verdicts.Count);
+        Assert.All(verdicts, verdict => Assert.StartsWith(verdict.Key.StartsWith("refused", StringComparison.Ordinal) ? "refused" : "read", verdict.Value));
+        var wrong = TrainerParity.Disagreements(_decoder, temporary.Path, verdicts);
+        Assert.True(wrong.Count == 0, string.Join('\n', wrong));
+    }
+
+    /// <summary>
     /// Every level of a 16-bit BMP's channels, 555 (the default and its masks) and 565, decodes to the trainer's value:
     /// Pillow widens level v of max to v * 255 / max rounded down, ImageSharp repeats its bits (a 5-bit 16 was 132 here,
     /// 131 to the trainer).

@@ -6,12 +6,12 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// A BMP with OS/2 2.x's 64-byte info header and compression 3, which OS/2 means as Huffman 1D: Pillow (the trainer's
 /// decoder) reads a 64-byte header as Windows' 40-byte one with masks, so compression 3 is BITFIELDS to it, its red,
 /// green, blue and alpha masks taken from the OS/2 fields after the first 40 bytes (where a version 4 header has them),
-/// and a 16- or 32-bit picture with masks of a layout it reads is read (all 0 at 32 bits: blue, green, red and alpha).
-/// ImageSharp took it for Huffman and refused it. The header is written as a version 4 one of 108 bytes, its
+/// and a 16-, 24- or 32-bit picture with masks of a layout it reads is read (all 0 at 32 bits: blue, green, red and
+/// alpha). ImageSharp took it for Huffman and refused it. The header is written as a version 4 one of 108 bytes, its
 /// first 56 bytes kept (the masks among them) and the colour-space fields after them 0, the pixels moved along with the
 /// rest of the file; ImageSharp then reads the masks where Pillow reads them, and the checks and Pillow's own readings
-/// that follow (<see cref="BmpPixelData"/>, <see cref="BmpPixelsAsPillow"/>) treat it as any version 4 BMP.
-/// Measured against Debian's Pillow 9.4.
+/// that follow (<see cref="BmpBgrBitfields"/>, <see cref="BmpPixelData"/>, <see cref="BmpPixelsAsPillow"/>) treat it as
+/// any version 4 BMP. Measured against Debian's Pillow 9.4.
 /// </summary>
 public static class BmpOs2Bitfields
 {
@@ -30,9 +30,8 @@ public static class BmpOs2Bitfields
         var pixelsFrom = InfoHeaderAt + (int)Os2Header;
         if (file.Length < pixelsFrom || file[0] != 'B' || file[1] != 'M') return bytes;
         if (BinaryPrimitives.ReadUInt32LittleEndian(file[InfoHeaderAt..]) != Os2Header || BinaryPrimitives.ReadUInt32LittleEndian(file[CompressionAt..]) != Bitfields) return bytes;
-        // Pillow refuses BITFIELDS at palette depths, as ImageSharp refuses Huffman: both refuse it as it is. (At 24 bits
-        // ImageSharp reads BITFIELDS otherwise than Pillow, whatever the header: left refused.)
-        if (BinaryPrimitives.ReadUInt16LittleEndian(file[BitCountAt..]) is not (16 or 32)) return bytes;
+        // Pillow refuses BITFIELDS at palette depths, as ImageSharp refuses Huffman: both refuse it as it is.
+        if (BinaryPrimitives.ReadUInt16LittleEndian(file[BitCountAt..]) is not (16 or 24 or 32)) return bytes;
         // Pillow reads the pixels from where the file header says (right after the info header when it says 0); pixels
         // said to begin inside the header are left to the decoder as they are.
         var pixelDataOffset = BinaryPrimitives.ReadUInt32LittleEndian(file[PixelDataOffsetAt..]);
