@@ -289,6 +289,39 @@ public class TiffLibtiffParityTests
     }
 
     /// <summary>
+    /// Pillow lays the StripOffsets past an uncompressed chunky TIFF's strips out again from the image's top, each strip
+    /// over the one it wraps round to (the last read wins), where ImageSharp read the first ones alone, to other pixels;
+    /// it cannot identify a planar one with strips past its last plane, which ImageSharp read. Each decodes to the
+    /// trainer's pixels (grey and RGB, one wrap or more, a short last strip, counts for some strips or none), or is refused
+    /// as the trainer refuses it.
+    /// </summary>
+    [Fact]
+    public void AnUncompressedTiffsOffsetsPastItsStripsAreLaidOutAgainFromTheTopAsPillowDoes()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-raw-list-wraps-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteStripListFiles + "\n" + """
+            more = [bytes(range(150 + 15 * k, 150 + 15 * k + 12)) for k in range(5)]
+            write("grey-1-more.tif", lists(1, grey + more[:1]))
+            write("grey-5-more.tif", lists(1, grey + more))
+            write("grey-1-more-no-counts.tif", lists(1, grey + more[:1], counts=None))
+            write("grey-2-more-4-counts.tif", lists(1, grey + more[:2], counts=[12] * 4))
+            write("rgb-2-more.tif", lists(3, rgb + [bytes(range(36)), bytes(range(100, 136))]))
+            write("grey-short-last-strip-1-more.tif", lists(1, grey + more[:1], height=7))
+            write("one-strip-1-more.tif", lists(1, [b"".join(grey), bytes(range(48))], rows_per_strip=8))
+            write("planar-1-more.tif", lists(3, planes + more[:1], planar=True))
+            verdicts()
+            """, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        Assert.Equal(8, verdicts.Count);
+        Assert.All(verdicts.Where(verdict => verdict.Key != "planar-1-more.tif"), verdict => Assert.StartsWith("read", verdict.Value));
+        Assert.StartsWith("refused", verdicts["planar-1-more.tif"]);
+        var wrong = Disagreements(decoder, temporary.Path, verdicts);
+        Assert.True(wrong.Count == 0, string.Join('\n', wrong));
+        Assert.Equal("The TIFF image is corrupt: it lists 13 strip offsets, more than the 12 strips of its 3 planes, which the trainer's Pillow cannot lay out.",
+            Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "planar-1-more.tif"))));
+    }
+
+    /// <summary>
     /// An uncompressed TIFF whose height says more rows than its strips hold: Pillow maps a one-strip 8-bit grey, palette
     /// or 16-bit grey file whole from its offset and refuses it ("buffer is not large enough"), and reads the others
     /// with the missing rows black, where ImageSharp read other pixels (white, in rows it had too). Refused, as a compressed
@@ -361,12 +394,12 @@ public class TiffLibtiffParityTests
         """;
 
     /// <summary>
-    /// <c>lists(samples, strips, ...)</c>: an uncompressed 6x8 TIFF of 8-bit samples, its strips laid one after another
+    /// <c>lists(samples, strips, ...)</c>: an uncompressed TIFF 6 pixels wide (8 rows, unless told) of 8-bit samples, its strips laid one after another
     /// from byte 8, its StripOffsets and StripByteCounts as given (None: no such field) and of the types given; and
     /// <c>grey</c>, <c>rgb</c> and <c>planes</c>: the strips of 2 rows of a grey, an RGB and a planar RGB image.
     /// </summary>
     private const string WriteStripListFiles = Script + """
-        def lists(samples, strips, rows_per_strip=2, offsets="laid", counts="laid", offset_type=4, count_type=4, planar=False):
+        def lists(samples, strips, rows_per_strip=2, offsets="laid", counts="laid", offset_type=4, count_type=4, planar=False, height=8):
             data = bytearray(b"II*\0\0\0\0\0")
             laid = []
             for strip in strips: laid.append(len(data)); data += strip
@@ -379,7 +412,7 @@ public class TiffLibtiffParityTests
                 if len(packed) <= 4: return packed.ljust(4, b"\0")
                 data.extend(packed + b"\0" * (len(packed) % 2))
                 return struct.pack("<I", len(data) - len(packed) - len(packed) % 2)
-            fields = [(256, 3, [6]), (257, 3, [8]), (258, 3, [8] * samples), (259, 3, [1]), (262, 3, [2 if samples == 3 else 1]),
+            fields = [(256, 3, [6]), (257, 3, [height]), (258, 3, [8] * samples), (259, 3, [1]), (262, 3, [2 if samples == 3 else 1]),
                       (273, offset_type, offsets), (277, 3, [samples]), (278, 3, [rows_per_strip])]
             if counts is not None: fields.append((279, count_type, counts))
             if planar: fields.append((284, 3, [2]))

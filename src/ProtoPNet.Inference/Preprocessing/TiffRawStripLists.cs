@@ -3,11 +3,12 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// <summary>
 /// Pillow (the trainer's decoder) lays an uncompressed TIFF's strips out from its StripOffsets alone: it reads each
 /// strip's rows from its offset on and never looks at StripByteCounts, so it reads a file whose counts are missing, fewer
-/// than its offsets, empty, or of any type; and it reads offsets given as BYTE, SBYTE or LONG8 as the numbers they are.
+/// than its offsets, empty, or of any type; it reads offsets given as BYTE, SBYTE or LONG8 as the numbers they are; and
+/// it lays offsets past a chunky image's strips out again from its top, each over the strip it wraps round to.
 /// ImageSharp needs a count for every strip, and offsets and counts of SHORT, LONG (or their signed kinds, or IFD): it
-/// refused such a file. Its first directory is written anew after the file's end with the offsets as
-/// LONGs and, for each, a count of the bytes its rows take, and the header pointed at it (every other offset still
-/// points where it did); the checks that follow (<see cref="TiffStripData"/>) judge those strips as any others. Classic
+/// refused such a file; and it reads the first offsets alone, to other pixels. Its first directory is written anew after
+/// the file's end with the offsets that count as LONGs and, for each, a count of the bytes its rows take, and the header
+/// pointed at it (every other offset still points where it did); the checks that follow (<see cref="TiffStripData"/>) judge those strips as any others. Classic
 /// TIFF only (as <see cref="TiffDefaults"/>). Measured against Debian's Pillow 9.4.
 /// </summary>
 public static class TiffRawStripLists
@@ -42,7 +43,12 @@ public static class TiffRawStripLists
         if (offsetsEntry is not { } offsetsAt || Values(reader, directory, offsetsAt) is not { Length: > 0 } offsets) return bytes;
         var readHere = ReadHere(reader.U16(offsetsAt + 2)) && countsEntry is { } countsAt && ReadHere(reader.U16(countsAt + 2)) &&
             directory.CountOf(reader, countsAt) >= (ulong)offsets.Length;
-        if (readHere || RowBytes(reader, fields) is not var (rowBytes, rowsPerStrip, stripsPerPlane)) return bytes;
+        if (RowBytes(reader, fields) is not var (rowBytes, rowsPerStrip, stripsPerPlane, planar)) return bytes;
+        // Offsets past a chunky image's strips Pillow lays out again from the image's top, each strip over the one it
+        // wraps round to (the last read wins); ImageSharp reads the first ones alone: the list is cut to those that count.
+        var wraps = !planar && (ulong)offsets.Length > stripsPerPlane;
+        if (readHere && !wraps) return bytes;
+        if (wraps) offsets = LastOfEach(offsets, stripsPerPlane);
 
         var counts = new ulong[offsets.Length];
         for (var i = 0; i < counts.Length; i++) counts[i] = Math.Min(rowsPerStrip, RowsOf(reader, fields) - (ulong)i % stripsPerPlane * rowsPerStrip) * rowBytes;
@@ -110,8 +116,19 @@ public static class TiffRawStripLists
         return values;
     }
 
-    /// <summary>How many bytes a row of a strip takes, the rows a strip holds, and the strips of a plane; null for a layout the checks do not lay out.</summary>
-    private static (ulong RowBytes, ulong RowsPerStrip, ulong StripsPerPlane)? RowBytes(TiffReader reader, Dictionary<ushort, IntegerField> fields)
+    /// <summary>Of offsets that wrap round a chunky image's <paramref name="strips"/> strips, the last one of each strip.</summary>
+    private static ulong[] LastOfEach(ulong[] offsets, ulong strips)
+    {
+        var last = new ulong[strips];
+        for (var i = 0; i < offsets.Length; i++) last[(ulong)i % strips] = offsets[i];
+        return last;
+    }
+
+    /// <summary>
+    /// How many bytes a row of a strip takes, the rows a strip holds, the strips of a plane, and whether each sample
+    /// has a plane of its own; null for a layout the checks do not lay out.
+    /// </summary>
+    private static (ulong RowBytes, ulong RowsPerStrip, ulong StripsPerPlane, bool Planar)? RowBytes(TiffReader reader, Dictionary<ushort, IntegerField> fields)
     {
         var samples = One(reader, fields, SamplesPerPixel) ?? 1;
         var (width, height) = (One(reader, fields, ImageWidth) ?? 0, RowsOf(reader, fields));
@@ -124,7 +141,7 @@ public static class TiffRawStripLists
         var planar = One(reader, fields, PlanarConfiguration) == 2 && samples > 1;
         var rowsPerStrip = Math.Min(One(reader, fields, RowsPerStrip) ?? height, height);
         if (rowsPerStrip == 0) return null;
-        return ((width * (planar ? bits / samples : bits) + 7) / 8, rowsPerStrip, (height + rowsPerStrip - 1) / rowsPerStrip);
+        return ((width * (planar ? bits / samples : bits) + 7) / 8, rowsPerStrip, (height + rowsPerStrip - 1) / rowsPerStrip, planar);
     }
 
     private static ulong RowsOf(TiffReader reader, Dictionary<ushort, IntegerField> fields) => One(reader, fields, ImageLength) ?? 0;

@@ -158,6 +158,12 @@ public static class TiffStripData
             var lists = offsets.Count == byteCounts.Count ? $"{listed} strips" : $"{offsets.Count} strip offsets and {byteCounts.Count} byte counts";
             return $"it lists {lists}, but its {height} rows, {rowsPerStrip} to a strip, need {stripsNeeded}";
         }
+        // Pillow lays an uncompressed planar image's strips out plane by plane, and cannot identify one with strips past
+        // its last plane (a chunky one's it lays out again from the top: TiffRawStripLists); ImageSharp read the first ones.
+        if (compression == Uncompressed && planar && offsets.Count > stripsNeeded)
+        {
+            return $"it lists {offsets.Count} strip offsets, more than the {stripsNeeded} strips of its {samples} planes, which the trainer's Pillow cannot lay out";
+        }
         if (compression is not (Uncompressed or Lzw or Deflate or OldDeflate or PackBits)) return null;
         // libtiff reverses the bits of each byte of a strip written least significant bit first before it decodes it
         // (TiffFillOrder does so for LZW, deflate and PackBits before this check): others are not judged here.
