@@ -249,12 +249,14 @@ public class TiffLibtiffParityTests
             write("planar-no-counts.tif", lists(3, planes, counts=None, planar=True))
             write("planar-5-counts.tif", lists(3, planes, counts=[12] * 5, planar=True))
             write("past-the-end-no-counts.tif", lists(1, grey, offsets=[8, 20, 32, 500], counts=None))
+            # Past the file's end, though not past the end of the file with its lists written anew (about 340 bytes).
+            write("past-the-end-2-counts.tif", lists(1, grey, offsets=[8, 20, 250, 44], counts=[12, 12]))
             verdicts()
             """, temporary.Path));
         var decoder = new ImageDecoder(new ImageLimits());
-        Assert.Equal(27, verdicts.Count);
-        Assert.All(verdicts.Where(verdict => verdict.Key != "past-the-end-no-counts.tif"), verdict => Assert.StartsWith("read", verdict.Value));
-        Assert.StartsWith("refused", verdicts["past-the-end-no-counts.tif"]);
+        Assert.Equal(28, verdicts.Count);
+        Assert.All(verdicts.Where(verdict => !verdict.Key.StartsWith("past-the-end", StringComparison.Ordinal)), verdict => Assert.StartsWith("read", verdict.Value));
+        Assert.All(verdicts.Where(verdict => verdict.Key.StartsWith("past-the-end", StringComparison.Ordinal)), verdict => Assert.StartsWith("refused", verdict.Value));
         var wrong = Disagreements(decoder, temporary.Path, verdicts);
         Assert.True(wrong.Count == 0, string.Join('\n', wrong));
     }
@@ -277,13 +279,14 @@ public class TiffLibtiffParityTests
                     write(f"{kind}-{name}-counts-type-1.tif", lists(samples, one, rows_per_strip=rows, count_type=1))
                     write(f"{kind}-{name}-both-type-1.tif", lists(samples, one, rows_per_strip=rows, offset_type=1, count_type=1))
                     write(f"{kind}-{name}-offsets-type-1-no-counts.tif", lists(samples, one, rows_per_strip=rows, offset_type=1, counts=None))
-            for offset_type in (2, 5, 17): write(f"grey-offsets-type-{offset_type}.tif", lists(1, grey, offset_type=offset_type))
+            for offset_type in (2, 5, 17): write(f"refused-offsets-type-{offset_type}.tif", lists(1, grey, offset_type=offset_type))
+            # Past the file's end, though not past the end of the file with its lists written anew.
+            write("refused-offsets-type-1-past-the-end.tif", lists(1, grey, offset_type=1, offsets=[8, 20, 250, 44]))
             verdicts()
             """, temporary.Path));
         var decoder = new ImageDecoder(new ImageLimits());
-        Assert.Equal(27, verdicts.Count);
-        Assert.All(verdicts.Where(verdict => !verdict.Key.StartsWith("grey-offsets-type-", StringComparison.Ordinal)), verdict => Assert.StartsWith("read", verdict.Value));
-        Assert.All(verdicts.Where(verdict => verdict.Key.StartsWith("grey-offsets-type-", StringComparison.Ordinal)), verdict => Assert.StartsWith("refused", verdict.Value));
+        Assert.Equal(28, verdicts.Count);
+        Assert.All(verdicts, verdict => Assert.StartsWith(verdict.Key.StartsWith("refused", StringComparison.Ordinal) ? "refused" : "read", verdict.Value));
         var wrong = Disagreements(decoder, temporary.Path, verdicts);
         Assert.True(wrong.Count == 0, string.Join('\n', wrong));
     }
@@ -309,12 +312,16 @@ public class TiffLibtiffParityTests
             write("grey-short-last-strip-1-more.tif", lists(1, grey + more[:1], height=7))
             write("one-strip-1-more.tif", lists(1, [b"".join(grey), bytes(range(48))], rows_per_strip=8))
             write("planar-1-more.tif", lists(3, planes + more[:1], planar=True))
+            # A strip laid over by a later one is read all the same: past the file's end, the trainer refuses the file.
+            write("grey-1-more-first-past-the-end.tif", lists(1, grey + more[:1], offsets=[250, 20, 32, 44, 56]))
+            write("grey-1-more-past-the-end-no-counts.tif", lists(1, grey + more[:1], offsets=[8, 20, 32, 44, 250], counts=None))
             verdicts()
             """, temporary.Path));
         var decoder = new ImageDecoder(new ImageLimits());
-        Assert.Equal(8, verdicts.Count);
-        Assert.All(verdicts.Where(verdict => verdict.Key != "planar-1-more.tif"), verdict => Assert.StartsWith("read", verdict.Value));
-        Assert.StartsWith("refused", verdicts["planar-1-more.tif"]);
+        Assert.Equal(10, verdicts.Count);
+        string[] refused = ["planar-1-more.tif", "grey-1-more-first-past-the-end.tif", "grey-1-more-past-the-end-no-counts.tif"];
+        Assert.All(verdicts.Where(verdict => !refused.Contains(verdict.Key)), verdict => Assert.StartsWith("read", verdict.Value));
+        Assert.All(refused, name => Assert.StartsWith("refused", verdicts[name]));
         var wrong = Disagreements(decoder, temporary.Path, verdicts);
         Assert.True(wrong.Count == 0, string.Join('\n', wrong));
         Assert.Equal("The TIFF image is corrupt: it lists 13 strip offsets, more than the 12 strips of its 3 planes, which the trainer's Pillow cannot lay out.",

@@ -139,7 +139,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         bytes = TiffLaterImages.WithFirstImageAlone(bytes);    // later pages, whose damage it refused though only the first is read
         bytes = TiffStrips.WithRowsPerStripClamped(bytes);     // a RowsPerStrip beyond the height, which sized its buffer
         bytes = TiffDefaults.WithDefaults(bytes);              // no BitsPerSample, or no PhotometricInterpretation for one sample, which it refused
-        bytes = TiffRawStripLists.WithListsPillowReads(bytes); // an uncompressed TIFF's strip counts missing, short or of odd types, or offsets of BYTE, SBYTE or LONG8, which it refused and Pillow reads
+        bytes = TiffRawStripLists.WithListsPillowReads(bytes); // an uncompressed TIFF's strip counts missing, short or of odd types, offsets of BYTE, SBYTE or LONG8 (which it refused) or past its strips (read otherwise)
         bytes = TiffFillOrder.WithMostSignificantBitFirst(bytes); // strips stored least significant bit first, which it misread
         bytes = TiffColorMap.WithLevelsReadAlike(bytes);       // a palette's 16-bit levels, which it scaled where Pillow keeps the high byte
         bytes = JpegFillBytes.Without(bytes);                  // fill bytes before the first scan, which it refused

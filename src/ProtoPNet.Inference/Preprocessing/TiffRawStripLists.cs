@@ -17,7 +17,7 @@ public static class TiffRawStripLists
         SamplesPerPixel = 277, RowsPerStrip = 278, StripByteCounts = 279, PlanarConfiguration = 284;
 
     private const ushort Short = 3, Long = 4;
-    private const ulong Uncompressed = 1, YCbCr = 6, MaxBitsPerPixel = 64;
+    private const ulong Uncompressed = 1, YCbCr = 6, MaxSamples = 6, MaxBitsPerPixel = 64;
 
     /// <summary>The file itself when it needs nothing (or is not a classic TIFF); otherwise a copy with the strip lists written anew.</summary>
     public static ReadOnlyMemory<byte> WithListsPillowReads(ReadOnlyMemory<byte> bytes)
@@ -48,10 +48,15 @@ public static class TiffRawStripLists
         // wraps round to (the last read wins); ImageSharp reads the first ones alone: the list is cut to those that count.
         var wraps = !planar && (ulong)offsets.Length > stripsPerPlane;
         if (readHere && !wraps) return bytes;
-        if (wraps) offsets = LastOfEach(offsets, stripsPerPlane);
-
         var counts = new ulong[offsets.Length];
-        for (var i = 0; i < counts.Length; i++) counts[i] = Math.Min(rowsPerStrip, RowsOf(reader, fields) - (ulong)i % stripsPerPlane * rowsPerStrip) * rowBytes;
+        for (var i = 0; i < counts.Length; i++)
+        {
+            counts[i] = Math.Min(rowsPerStrip, RowsOf(reader, fields) - (ulong)i % stripsPerPlane * rowsPerStrip) * rowBytes;
+            // Pillow reads every strip listed and refuses one whose rows run past the file's end: left as it is, for the
+            // checks to judge against the file's own end (the copy's is further on).
+            if (!TiffDirectory.Within(offsets[i], counts[i], file.Length)) return bytes;
+        }
+        if (wraps) (offsets, counts) = (LastOfEach(offsets, stripsPerPlane), counts[..(int)stripsPerPlane]);
         var entries = new List<int>();
         for (var e = 0; e < directory.Entries; e++)
         {
@@ -132,7 +137,8 @@ public static class TiffRawStripLists
     {
         var samples = One(reader, fields, SamplesPerPixel) ?? 1;
         var (width, height) = (One(reader, fields, ImageWidth) ?? 0, RowsOf(reader, fields));
-        if (width == 0 || height == 0 || samples == 0) return null;
+        // More samples than any of Pillow's modes has (six) TiffStripData refuses; the sum below then stays short.
+        if (width == 0 || height == 0 || samples is 0 or > MaxSamples) return null;
         ulong bits = 0;
         var bitsField = fields.GetValueOrDefault(BitsPerSample);
         if (fields.ContainsKey(BitsPerSample) && bitsField.Count != 1 && bitsField.Count != samples) return null;

@@ -164,6 +164,17 @@ public static class TiffStripData
         {
             return $"it lists {offsets.Count} strip offsets, more than the {stripsNeeded} strips of its {samples} planes, which the trainer's Pillow cannot lay out";
         }
+        // Pillow reads the rows of every offset an uncompressed image lists, those past a chunky one's strips too (laid
+        // out again from its top); TiffRawStripLists leaves such a list as it is where one runs past the file's end.
+        for (var strip = Math.Min(listed, stripsNeeded); compression == Uncompressed && strip < offsets.Count; strip++)
+        {
+            var needed = Math.Min(rowsPerStrip, height - strip % stripsPerPlane * rowsPerStrip) * rowBytes;
+            var start = reader.Value(offsets.At, strip, offsets.Type);
+            if (!TiffDirectory.Within(start, needed, file.Length))
+            {
+                return $"its strip {strip} needs {needed} bytes at byte {start} for its {width}-pixel rows; the file ends after {file.Length}";
+            }
+        }
         if (compression is not (Uncompressed or Lzw or Deflate or OldDeflate or PackBits)) return null;
         // libtiff reverses the bits of each byte of a strip written least significant bit first before it decodes it
         // (TiffFillOrder does so for LZW, deflate and PackBits before this check): others are not judged here.
