@@ -146,6 +146,7 @@ public sealed class ImageDecoder(ImageLimits limits)
         bytes = BmpOs2Bitfields.WithVersion4Header(bytes);     // OS/2 2.x's 64-byte header with compression 3, which it took for Huffman and Pillow reads as masks
         bytes = BmpBgrBitfields.AsUncompressed(bytes);         // a 24-bit BMP of BITFIELDS in Pillow's one layout for them, which it read to other pixels
         bytes = BmpColourCount.WithoutColourCount(bytes);      // a count of palette colours in a BMP of more than 8 bits, which it refused
+        bytes = BmpPaletteLayout.AsPillowReadsIt(bytes);       // a palette that reaches past the pixels' offset, which it refused, or sized otherwise
         bytes = GifBlocks.WithoutStrayBlocks(bytes);           // stray bytes before a GIF's first image, which it refused
         bytes = GifScreen.WithFirstFrameInside(bytes);         // a first frame past the GIF's screen, which it refused
         bytes = WebpRiff.WithoutTrailingBytes(bytes);          // bytes after a WebP's container, which it read and refused
