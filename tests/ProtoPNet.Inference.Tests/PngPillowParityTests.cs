@@ -90,8 +90,10 @@ public class PngPillowParityTests
     /// <summary>
     /// A palette PNG whose PLTE comes only after the image data, or that has none: Pillow reads the chunks before the
     /// image data only, so it has no palette and reads each index as the grey of that number; ImageSharp refused it
-    /// ("does not contain a palette chunk"). Each decodes to the trainer's pixels, at 1, 2, 4 and 8 bits, with a tRNS
-    /// before or after the image data too; a sound one is read with its palette.
+    /// ("does not contain a palette chunk"). A palette of fewer entries than the indices reach (none, one, all but the
+    /// last) Pillow shows the same way past its entries, where ImageSharp read other colours. Each decodes to the
+    /// trainer's pixels, at 1, 2, 4 and 8 bits, with a tRNS before or after the image data too, and one whose palette's
+    /// CRC fails is refused as the trainer refuses it; a sound one is read with its palette.
     /// </summary>
     [Fact]
     public void APaletteImageWithoutAPaletteBeforeItsImageDataIsReadAsGreysAsTheTrainerReadsIt()
@@ -99,13 +101,57 @@ public class PngPillowParityTests
         using var temporary = new TemporaryDirectory("protopnet-png-plte-");
         var verdicts = Verdicts(Pillow.RunPython(WriteLatePalettes, temporary.Path));
         var decoder = new ImageDecoder(new ImageLimits());
-        Assert.Equal(15, verdicts.Count);
-        Assert.All(verdicts, verdict => Assert.StartsWith("read", verdict.Value));
+        Assert.Equal(28, verdicts.Count);
+        Assert.All(verdicts.Where(verdict => verdict.Key != "4-bit-short-3-bad-crc.png"), verdict => Assert.StartsWith("read", verdict.Value));
         var disagreements = Disagreements(decoder, temporary.Path, verdicts);
         Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
         // Greys indeed: index 1 of the 1-bit image is (1, 1, 1), not its palette's colour.
         Assert.Equal([0, 0, 0, 1, 1, 1], Decoded(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "1-bit-after.png")))[..6]);
     }
+
+    /// <summary>
+    /// An interlace method past 1 in a PNG's header: Pillow reads any method but 0 as Adam7, ImageSharp refused it. An
+    /// Adam7 image whose header says 2 or 255 decodes to the trainer's pixels; image data laid out without interlacing
+    /// under a header that says 2 is refused, as the trainer refuses it, and so is a header whose CRC fails.
+    /// </summary>
+    [Fact]
+    public void AnyInterlaceMethodButNoneIsReadAsAdam7AsTheTrainerReadsIt()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-png-interlace-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteInterlaceMethods, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        Assert.Equal(["read", "read", "read", "refused", "refused"], verdicts.OrderBy(v => v.Key).Select(v => v.Value.Split(' ')[0].TrimEnd(':')));
+        var disagreements = Disagreements(decoder, temporary.Path, verdicts);
+        Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
+    }
+
+    private const string WriteInterlaceMethods = Common + """
+        def adam7(picture):
+            # Each pass's pixels row by row, every row with filter 0.
+            width, height = picture.size
+            pixels = picture.tobytes()
+            data = b""
+            for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+                for y in range(y0, height, dy):
+                    row = b"".join(pixels[3 * (y * width + x):3 * (y * width + x) + 3] for x in range(x0, width, dx))
+                    if row: data += b"\0" + row
+            return zlib.compress(data)
+        picture = gradient(21, 13)
+        plain = chunks(saved(picture))
+        def with_header(found, interlace, good_crc=True, data=None):
+            header = found[0][1][:12] + bytes([interlace])
+            rest = [c for c in found[1:] if c[0] != b"IDAT"]
+            idat = [b"IDAT", data, crc(b"IDAT", data)] if data is not None else next(c for c in found if c[0] == b"IDAT")
+            return [[b"IHDR", header, crc(b"IHDR", header) if good_crc else b"\0\0\0\0"], idat] + rest
+        def write(name, found): open(path(name), "wb").write(png(found))
+        interlaced = adam7(picture)
+        write("a-adam7-1.png", with_header(plain, 1, data=interlaced))
+        write("b-adam7-2.png", with_header(plain, 2, data=interlaced))
+        write("c-adam7-255.png", with_header(plain, 255, data=interlaced))
+        write("d-plain-rows-2.png", with_header(plain, 2))
+        write("e-adam7-2-bad-crc.png", with_header(plain, 2, good_crc=False, data=interlaced))
+        verdicts()
+        """;
 
     /// <summary>Python shared by the scripts: a PNG's chunks taken apart and put together, and pictures saved by Pillow.</summary>
     private const string Common = Script + """
@@ -204,6 +250,17 @@ public class PngPillowParityTests
             write(f"{bits}-bit-sound.png", sound)
             write(f"{bits}-bit-after.png", without[:-1] + [plte] + without[-1:])
             write(f"{bits}-bit-none.png", without)
+            # A palette of fewer entries than the indices reach, or of none: Pillow shows the indices past it as greys.
+            for entries in {0, 1, (1 << bits) - 1}:
+                short = [b"PLTE", plte[1][:3 * entries], crc(b"PLTE", plte[1][:3 * entries])]
+                write(f"{bits}-bit-short-{entries}.png", [short if c[0] == b"PLTE" else c for c in sound])
+            if bits == 4:
+                # With a tRNS of more values than the short palette has entries, and with a palette whose CRC fails (refused).
+                short = [b"PLTE", plte[1][:9], crc(b"PLTE", plte[1][:9])]
+                with_alphas = [short if c[0] == b"PLTE" else c for c in sound]
+                first = next(i for i, c in enumerate(with_alphas) if c[0] == b"IDAT")
+                write("4-bit-short-3-tRNS-8.png", with_alphas[:first] + [transparency(bytes(range(0, 240, 30)))] + with_alphas[first:])
+                write("4-bit-short-3-bad-crc.png", [[b"PLTE", plte[1][:9], b"\0\0\0\0"] if c[0] == b"PLTE" else c for c in sound])
         alphas = bytes((i * 71) % 256 for i in range(16))
         write("tRNS-before-PLTE-after.png", without[:1] + [transparency(alphas)] + without[1:-1] + [plte] + without[-1:])
         write("tRNS-and-PLTE-after.png", without[:-1] + [plte, transparency(alphas)] + without[-1:])

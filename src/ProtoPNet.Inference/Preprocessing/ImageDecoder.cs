@@ -135,7 +135,8 @@ public sealed class ImageDecoder(ImageLimits limits)
         bytes = PngImageData.WithShortFirstChunkMerged(bytes); // a first IDAT of 0 or 1 bytes, which it refused
         bytes = PngImageData.WithImageDataChecksumsMended(bytes); // a wrong CRC from the first IDAT on, which it refused and Pillow does not read
         bytes = PngImageData.WithTransparencyBeforeImageData(bytes); // a tRNS after the image data, which it passed over and Pillow reads
-        bytes = PngGreyPalette.WithGreysBeforeImageData(bytes); // a palette image without a PLTE before its image data, which it refused and Pillow reads as greys
+        bytes = PngInterlace.WithAdam7ForAnyMethod(bytes);     // an interlace method past 1, which it refused and Pillow reads as Adam7
+        bytes = PngGreyPalette.WithGreysBeforeImageData(bytes); // a palette image without a PLTE before its image data, or a short one, which it refused or read otherwise and Pillow shows as greys
         bytes = TiffLaterImages.WithFirstImageAlone(bytes);    // later pages, whose damage it refused though only the first is read
         bytes = TiffStrips.WithRowsPerStripClamped(bytes);     // a RowsPerStrip beyond the height, which sized its buffer
         bytes = TiffDefaults.WithDefaults(bytes);              // no BitsPerSample, or no PhotometricInterpretation for one sample, which it refused

@@ -3,24 +3,27 @@ using System.Buffers.Binary;
 namespace ProtoPNet.Inference.Preprocessing;
 
 /// <summary>
-/// A palette PNG (colour type 3) without a PLTE chunk before its image data: Pillow (the trainer's decoder) reads the
-/// chunks before the image data only, so a PLTE after it (or none at all) leaves the image without a palette, and it
-/// reads each index as the grey of that number (index i is red, green and blue i: a 1-bit image is black and nearly
-/// black). ImageSharp refused such a file ("does not contain a palette chunk"). It is given that palette: a PLTE of the
-/// 2^bits greys 0, 1, 2, ... is put before its first IDAT chunk (a PLTE after the image data, which Pillow never reads,
-/// stays where it is: ImageSharp has decoded the rows by then).
+/// A palette PNG (colour type 3) as Pillow (the trainer's decoder) colours it. Pillow reads the chunks before the image
+/// data only, and shows an index its palette has no entry for as the grey of that number (index i is red, green and
+/// blue i): a PLTE after the image data (or none at all) leaves every index grey, a PLTE of fewer entries than the
+/// indices reach leaves those past it grey. ImageSharp refused a file without a palette before its image data ("does
+/// not contain a palette chunk") and read indices past a short palette otherwise. The file is given Pillow's palette
+/// in full: a PLTE of its entries, then the greys up to 2^bits, before its first IDAT chunk, in place of a short one
+/// there (a PLTE after the image data, which Pillow never reads, stays where it is: ImageSharp has decoded the rows by
+/// then; a palette whose CRC fails, or not of whole entries, is left to the checks).
 /// </summary>
 public static class PngGreyPalette
 {
     private const byte PaletteColourType = 3;
 
-    /// <summary>The file itself when it is no such PNG; otherwise a copy with the greys' palette before its image data.</summary>
+    /// <summary>The file itself when it is no such PNG; otherwise a copy with Pillow's palette before its image data.</summary>
     public static ReadOnlyMemory<byte> WithGreysBeforeImageData(ReadOnlyMemory<byte> bytes)
     {
         var file = bytes.Span;
         if (!PngChunks.IsPng(file)) return bytes;
         var firstImageData = -1;
         var bitDepth = 0;
+        (int Start, int End, int Length)? shortPalette = null;
         foreach (var chunk in new PngChunks(file))
         {
             if (chunk.Is("IHDR"u8) && chunk.Length == 13)
@@ -28,7 +31,13 @@ public static class PngGreyPalette
                 if (file[chunk.DataStart + 9] != PaletteColourType) return bytes;
                 bitDepth = file[chunk.DataStart + 8];
             }
-            if (chunk.Is("PLTE"u8)) return bytes;   // a palette before the image data: read as it is
+            if (chunk.Is("PLTE"u8))
+            {
+                // A palette of all the entries the indices reach, a broken one, or a second one (refused): as it is.
+                var whole = chunk.Length % 3 == 0 && BinaryPrimitives.ReadUInt32BigEndian(file[chunk.CrcAt..]) == PngChecksums.Crc(file.Slice(chunk.Start + 4, 4 + chunk.Length));
+                if (shortPalette is not null || !whole || bitDepth is not (1 or 2 or 4 or 8) || chunk.Length / 3 >= 1 << bitDepth) return bytes;
+                shortPalette = (chunk.Start, chunk.End, chunk.Length);
+            }
             if (!chunk.Is("IDAT"u8)) continue;
             firstImageData = chunk.Start;
             break;
@@ -37,15 +46,19 @@ public static class PngGreyPalette
         if (firstImageData < 0 || bitDepth is not (1 or 2 or 4 or 8)) return bytes;
 
         var colours = 1 << bitDepth;
+        var entries = shortPalette is { } found ? found.Length / 3 : 0;
         var palette = new byte[12 + 3 * colours];
         BinaryPrimitives.WriteUInt32BigEndian(palette, (uint)(3 * colours));
         "PLTE"u8.CopyTo(palette.AsSpan(4));
-        for (var i = 0; i < colours; i++) palette.AsSpan(8 + 3 * i, 3).Fill((byte)i);
+        if (shortPalette is { } own) file.Slice(own.Start + 8, own.Length).CopyTo(palette.AsSpan(8));
+        for (var i = entries; i < colours; i++) palette.AsSpan(8 + 3 * i, 3).Fill((byte)i);
         BinaryPrimitives.WriteUInt32BigEndian(palette.AsSpan(8 + 3 * colours), PngChecksums.Crc(palette.AsSpan(4, 4 + 3 * colours)));
-        var copy = new byte[file.Length + palette.Length];
-        file[..firstImageData].CopyTo(copy);
-        palette.CopyTo(copy, firstImageData);
-        file[firstImageData..].CopyTo(copy.AsSpan(firstImageData + palette.Length));
+        // In place of the short palette, or just before the image data.
+        var (cutFrom, cutTo) = shortPalette is { } replaced ? (replaced.Start, replaced.End) : (firstImageData, firstImageData);
+        var copy = new byte[file.Length - (cutTo - cutFrom) + palette.Length];
+        file[..cutFrom].CopyTo(copy);
+        palette.CopyTo(copy, cutFrom);
+        file[cutTo..].CopyTo(copy.AsSpan(cutFrom + palette.Length));
         return copy;
     }
 }
