@@ -63,6 +63,17 @@ internal static class TrainerParity
         return disagreements;
     }
 
+    /// <summary>Fails, naming each, when any file in <paramref name="folder"/> is judged otherwise here than by the trainer.</summary>
+    internal static void AssertJudgedAlike(ImageDecoder decoder, string folder, IReadOnlyDictionary<string, string> verdicts)
+    {
+        var disagreements = Disagreements(decoder, folder, verdicts);
+        Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
+    }
+
+    /// <summary>Whether the trainer refuses exactly the files whose names begin with "refused" (so the comparison covers both kinds).</summary>
+    internal static void AssertRefusedByName(IReadOnlyDictionary<string, string> verdicts) =>
+        Assert.All(verdicts, verdict => Assert.StartsWith(verdict.Key.StartsWith("refused", StringComparison.Ordinal) ? "refused" : "read", verdict.Value));
+
     internal static Dictionary<string, string> Verdicts(string output) =>
         output.Trim().Split('\n').Select(line => line.Trim().Split(' ', 2)).ToDictionary(parts => parts[0], parts => parts[1]);
 
