@@ -100,7 +100,7 @@ public class PngPillowParityTests
         using var temporary = new TemporaryDirectory("protopnet-png-plte-");
         var verdicts = Verdicts(Pillow.RunPython(WriteLatePalettes, temporary.Path));
         var decoder = new ImageDecoder(new ImageLimits());
-        Assert.Equal(28, verdicts.Count);
+        Assert.Equal(30, verdicts.Count);
         Assert.All(verdicts.Where(verdict => verdict.Key != "4-bit-short-3-bad-crc.png"), verdict => Assert.StartsWith("read", verdict.Value));
         AssertJudgedAlike(decoder, temporary.Path, verdicts);
         // Greys indeed: index 1 of the 1-bit image is (1, 1, 1), not its palette's colour.
@@ -258,6 +258,10 @@ public class PngPillowParityTests
                 first = next(i for i, c in enumerate(with_alphas) if c[0] == b"IDAT")
                 write("4-bit-short-3-tRNS-8.png", with_alphas[:first] + [transparency(bytes(range(0, 240, 30)))] + with_alphas[first:])
                 write("4-bit-short-3-bad-crc.png", [[b"PLTE", plte[1][:9], b"\0\0\0\0"] if c[0] == b"PLTE" else c for c in sound])
+                # A palette before the header, which Pillow passes over (greys), and a header of 14 bytes (it reads 13).
+                write("4-bit-before-header.png", [plte] + without)
+                long_header = [b"IHDR", sound[0][1] + b"\0", crc(b"IHDR", sound[0][1] + b"\0")]
+                write("4-bit-long-header-none.png", [long_header] + without[1:])
         alphas = bytes((i * 71) % 256 for i in range(16))
         write("tRNS-before-PLTE-after.png", without[:1] + [transparency(alphas)] + without[1:-1] + [plte] + without[-1:])
         write("tRNS-and-PLTE-after.png", without[:-1] + [plte, transparency(alphas)] + without[-1:])

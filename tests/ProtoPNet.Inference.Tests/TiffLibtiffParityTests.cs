@@ -290,8 +290,80 @@ public class TiffLibtiffParityTests
     }
 
     /// <summary>
+    /// An 8 MB TIFF one pixel wide whose 8 million strips each have an offset of one BYTE (which Pillow reads, and a
+    /// rewrite lays out for the decoder here) is refused for its size without its offsets being laid out: doing so took
+    /// 776 MB and 2 seconds before the size was judged.
+    /// </summary>
+    [Fact]
+    public void MillionsOfStripOffsetsAreNotLaidOutBeforeTheSizeIsJudged()
+    {
+        const int rows = 8 << 20;
+        var file = new byte[8 + rows + 2 + 12 * 9 + 4];
+        "II*\0"u8.CopyTo(file);
+        BitConverter.TryWriteBytes(file.AsSpan(4), 8 + rows);   // the directory after the offsets
+        file.AsSpan(8, rows).Fill(8);                           // every strip at byte 8: one row of one grey pixel
+        var entries = new (ushort Tag, ushort Type, uint Count, uint Value)[]
+        {
+            (256, 3, 1, 1), (257, 4, 1, rows), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 1, rows, 8), (277, 3, 1, 1), (278, 3, 1, 1), (284, 3, 1, 1),
+        };
+        var at = 8 + rows;
+        BitConverter.TryWriteBytes(file.AsSpan(at), (ushort)entries.Length);
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var entry = file.AsSpan(at + 2 + 12 * i);
+            BitConverter.TryWriteBytes(entry, entries[i].Tag);
+            BitConverter.TryWriteBytes(entry[2..], entries[i].Type);
+            BitConverter.TryWriteBytes(entry[4..], entries[i].Count);
+            BitConverter.TryWriteBytes(entry[8..], entries[i].Value);
+        }
+        var decoder = new ImageDecoder(new ImageLimits());
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        Assert.StartsWith($"The TIFF image is 1x{rows} pixels; no side may be longer than", Refusal(decoder, file));
+        Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - before, 0, 128L << 20);
+    }
+
+    /// <summary>
+    /// A rewrite that writes a TIFF's directory anew after its end (its strip lists, a default for an empty BitsPerSample)
+    /// must not make a field whose values lie past the upload's end look whole: Pillow stops reading the directory there,
+    /// and cannot identify a file whose strips it has not read by then. Each such file is refused as the trainer refuses
+    /// it; the same files with the field's values inside are read to the trainer's pixels.
+    /// </summary>
+    [Fact]
+    public void AFieldPastTheUploadsEndIsJudgedThereWhateverARewriteAppends()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-raw-list-past-end-");
+        var verdicts = Verdicts(Pillow.RunPython(WriteStripListFiles + "\n" + """
+            def with_name(data, past_the_end):
+                # A DocumentName (269) of 40 characters, its values at the file's end (past it) or at its first bytes.
+                start = struct.unpack("<I", data[4:8])[0]
+                count = struct.unpack("<H", data[start:start + 2])[0]
+                entries = [data[start + 2 + 12 * i:start + 14 + 12 * i] for i in range(count)]
+                end = start + 2 + 12 * (count + 1) + 4
+                entries.append(struct.pack("<HHII", 269, 2, 40, end if past_the_end else 8))
+                entries.sort(key=lambda entry: struct.unpack("<H", entry[:2])[0])
+                return data[:start] + struct.pack("<H", count + 1) + b"".join(entries) + b"\0\0\0\0"
+            def emptied(data, tag):
+                start = struct.unpack("<I", data[4:8])[0]
+                changed = bytearray(data)
+                for entry in range(start + 2, start + 2 + 12 * struct.unpack("<H", data[start:start + 2])[0], 12):
+                    if struct.unpack("<H", data[entry:entry + 2])[0] == tag: changed[entry + 4:entry + 8] = struct.pack("<I", 0)
+                return bytes(changed)
+            for name, data in (("no-counts", lists(1, grey, counts=None)), ("counts", lists(1, grey)),
+                               ("empty-bits", emptied(lists(1, [bytes(12 * 8)], rows_per_strip=8), 258))):
+                write(f"{name}-name-inside.tif", with_name(data, False))
+                write(f"refused-{name}-name-past-the-end.tif", with_name(data, True))
+            verdicts()
+            """, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        Assert.Equal(6, verdicts.Count);
+        AssertRefusedByName(verdicts);
+        AssertJudgedAlike(decoder, temporary.Path, verdicts);
+    }
+
+    /// <summary>
     /// Pillow lays the StripOffsets past an uncompressed chunky TIFF's strips out again from the image's top, each strip
-    /// over the one it wraps round to (the last read wins), where ImageSharp read the first ones alone, to other pixels;
+    /// over the one it wraps round to (decoded in the order of their offsets, the one further on wins), where ImageSharp
+    /// read the first ones alone, to other pixels;
     /// it cannot identify a planar one with strips past its last plane, which ImageSharp read. Each decodes to the
     /// trainer's pixels (grey and RGB, one wrap or more, a short last strip, counts for some strips or none), or is refused
     /// as the trainer refuses it.
@@ -313,10 +385,14 @@ public class TiffLibtiffParityTests
             # A strip laid over by a later one is read all the same: past the file's end, the trainer refuses the file.
             write("grey-1-more-first-past-the-end.tif", lists(1, grey + more[:1], offsets=[250, 20, 32, 44, 56]))
             write("grey-1-more-past-the-end-no-counts.tif", lists(1, grey + more[:1], offsets=[8, 20, 32, 44, 250], counts=None))
+            # Pillow decodes the strips in the order of their offsets: of two for the same rows the one further on wins,
+            # whichever the list gives last.
+            first_strip, extra_strip = 8, 8 + 4 * 12
+            write("grey-1-more-listed-before.tif", lists(1, grey + more[:1], offsets=[extra_strip, 20, 32, 44, first_strip]))
             verdicts()
             """, temporary.Path));
         var decoder = new ImageDecoder(new ImageLimits());
-        Assert.Equal(10, verdicts.Count);
+        Assert.Equal(11, verdicts.Count);
         string[] refused = ["planar-1-more.tif", "grey-1-more-first-past-the-end.tif", "grey-1-more-past-the-end-no-counts.tif"];
         Assert.All(verdicts.Where(verdict => !refused.Contains(verdict.Key)), verdict => Assert.StartsWith("read", verdict.Value));
         Assert.All(refused, name => Assert.StartsWith("refused", verdicts[name]));

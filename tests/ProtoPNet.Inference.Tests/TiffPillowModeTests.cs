@@ -48,8 +48,9 @@ public class TiffPillowModeTests
     /// <summary>
     /// The fields of the layout Pillow reads itself (PhotometricInterpretation, FillOrder, ExtraSamples, SampleFormat,
     /// BitsPerSample, SamplesPerPixel) given as every field type, with no values, or their value written whole as a
-    /// fraction or an 8-byte integer: none the trainer refuses is read here (Pillow reads a BYTE field as bytes, a classic
-    /// TIFF's 8-byte value from the offset the entry holds, a fraction or float equal to an integer as that integer).
+    /// fraction or an 8-byte integer, or followed by a second field Pillow passes over: none the trainer refuses is read
+    /// here (Pillow reads a BYTE field as bytes, a classic TIFF's 8-byte value from the offset the entry holds, a fraction
+    /// or float equal to an integer as that integer, and keeps the first of two fields when it passes over the second).
     /// </summary>
     [Fact]
     public void ALayoutFieldPillowReadsAsNoLayoutIsRefused()
@@ -62,6 +63,13 @@ public class TiffPillowModeTests
         Assert.True(readHere.Count == 0, string.Join('\n', readHere));
         Assert.Equal("The TIFF image is corrupt: its ExtraSamples field is of type 1 (BYTE, which Pillow reads as bytes), so the trainer's Pillow finds no layout for it.",
             Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "rgba-raw-338-type-1.tif"))));
+        // A second field Pillow passes over leaves the first one's value: these the trainer reads, and so does the decoder here.
+        foreach (var name in new[] { "rgb-then-empty-photometric.tif", "rgb-then-photometric-of-type-14.tif", "rgb-then-empty-samples.tif" })
+        {
+            Assert.StartsWith("read", verdicts[name]);
+            Assert.Null(Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, name))));
+        }
+        Assert.StartsWith("refused", verdicts["grey-5-bits-then-empty.tif"]);
     }
 
     /// <summary>
@@ -77,6 +85,31 @@ public class TiffPillowModeTests
     [InlineData(new byte[] { 0x80, 0x80 }, 8, 0)]
     public void APackBitsStripGivesTheBytesLibtiffReadsFromIt(byte[] strip, int needed, int decoded) =>
         Assert.Equal((ulong)decoded, TiffPackBits.Decoded(strip, (ulong)needed));
+
+    /// <summary>
+    /// Pillow 9.4 reads a BigTIFF only in little-endian order (it cannot identify a big-endian one); the decoder here read
+    /// both. The same grey picture as a BigTIFF in each order is judged as the trainer judges it.
+    /// </summary>
+    [Fact]
+    public void ABigEndianBigTiffIsRefusedAsTheTrainerCannotIdentifyIt()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-bigtiff-order-");
+        var verdicts = Verdicts(Pillow.RunPython(Script + """
+            pixels = bytes((x * 9 + y * 20) % 256 for y in range(6) for x in range(10))
+            for order, name in (("<", "little-endian.tif"), (">", "refused-big-endian.tif")):
+                fields = [(256, 3, 10), (257, 3, 6), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 16, 16), (277, 3, 1), (278, 3, 6), (279, 16, len(pixels))]
+                entries = b"".join(struct.pack(order + "HHQ", tag, kind, 1) + struct.pack(order + ("H" if kind == 3 else "Q"), value).ljust(8, b"\0") for tag, kind, value in fields)
+                header = (b"II" if order == "<" else b"MM") + struct.pack(order + "HHHQ", 43, 8, 0, 16 + len(pixels))
+                open(path(name), "wb").write(header + pixels + struct.pack(order + "Q", len(fields)) + entries + bytes(8))
+            verdicts()
+            """, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        Assert.Equal(2, verdicts.Count);
+        AssertRefusedByName(verdicts);
+        AssertJudgedAlike(decoder, temporary.Path, verdicts);
+        Assert.Equal("The TIFF image is corrupt: it is a big-endian BigTIFF, which the trainer's Pillow cannot identify.",
+            Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "refused-big-endian.tif"))));
+    }
 
     /// <summary>
     /// A deflate YCbCr TIFF subsampled 2 by 2 decodes to the trainer's pixels whether it says so (YCbCrSubsampling 2, 2)
@@ -178,6 +211,30 @@ public class TiffPillowModeTests
                         changed = bytearray(data) + whole
                         changed[entry + 2:entry + 12] = struct.pack("<HII", kind, 1, len(data))
                         open(path(f"{source}-{tag}-whole-{kind}.tif"), "wb").write(bytes(changed))
+        def with_second(data, tag, kind, count, value):
+            # The directory written anew after the file's end with a second entry of the tag after the first.
+            start = struct.unpack("<I", data[4:8])[0]
+            entries = [data[start + 2 + 12 * i:start + 14 + 12 * i] for i in range(struct.unpack("<H", data[start:start + 2])[0])]
+            at = next(i for i, entry in enumerate(entries) if struct.unpack("<H", entry[:2])[0] == tag)
+            entries.insert(at + 1, struct.pack("<HHIHH", tag, kind, count, value, 0))
+            directory = len(data) + len(data) % 2
+            changed = bytearray(data) + bytes(directory - len(data)) + struct.pack("<H", len(entries)) + b"".join(entries) + b"\0\0\0\0"
+            changed[4:8] = struct.pack("<I", directory)
+            return bytes(changed)
+        # A second field Pillow passes over (no values, or a type it does not know) leaves the first one's value.
+        stored = io.BytesIO()
+        base.convert("L").save(stored, "TIFF")
+        grey5 = bytearray(stored.getvalue())
+        start = struct.unpack("<I", grey5[4:8])[0]
+        for entry in range(start + 2, start + 2 + 12 * struct.unpack("<H", grey5[start:start + 2])[0], 12):
+            if struct.unpack("<H", grey5[entry:entry + 2])[0] == 258: grey5[entry + 8:entry + 10] = struct.pack("<H", 5)
+        open(path("grey-5-bits-then-empty.tif"), "wb").write(with_second(bytes(grey5), 258, 3, 0, 0))
+        stored = io.BytesIO()
+        base.save(stored, "TIFF")
+        rgb = stored.getvalue()
+        open(path("rgb-then-empty-photometric.tif"), "wb").write(with_second(rgb, 262, 3, 0, 0))
+        open(path("rgb-then-photometric-of-type-14.tif"), "wb").write(with_second(rgb, 262, 14, 1, 0))
+        open(path("rgb-then-empty-samples.tif"), "wb").write(with_second(rgb, 277, 3, 0, 0))
         verdicts()
         """;
 }

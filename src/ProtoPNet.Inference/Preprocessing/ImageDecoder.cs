@@ -170,13 +170,16 @@ public sealed class ImageDecoder(ImageLimits limits)
         RefuseCompression(declared.Width * declared.Height, bytes.Length, format);
 
         // ImageSharp fills a missing end with grey and reports success, so an interrupted upload is found here instead.
-        if (ImageCompleteness.FindMissingData(bytes.Span, imageFormat, out var jpegScans) is { } missing)
+        // A TIFF is judged as uploaded, its first page alone: a directory or lists a rewrite wrote after its end would
+        // make values past the upload's end (where Pillow stops reading the directory) look whole.
+        var whole = imageFormat is TiffFormat ? TiffLaterImages.WithFirstImageAlone(uploaded) : bytes;
+        if (ImageCompleteness.FindMissingData(whole.Span, imageFormat, out var jpegScans) is { } missing)
         {
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missing}.");
         }
         // ImageSharp decodes on through damage Pillow refuses: such a file is refused rather than classified as the garbage the trainer never saw.
         var stripRewrites = imageFormat is TiffFormat ? new TiffStripRewrites() : null;
-        if (FindCorruption(bytes, imageFormat, stripRewrites) is { } corruption)
+        if (FindCorruption(bytes, imageFormat, stripRewrites, uploaded.Length) is { } corruption)
         {
             throw new ImageRejectedException(ImageRejection.NotDecodable, $"The {format} image is corrupt: {corruption}.");
         }
@@ -253,9 +256,9 @@ public sealed class ImageDecoder(ImageLimits limits)
     }
 
     /// <summary>What is damaged in a whole file that the decoder would decode anyway (one sentence), or null.</summary>
-    private static string? FindCorruption(ReadOnlyMemory<byte> file, IImageFormat format, TiffStripRewrites? stripRewrites) => format switch
+    private static string? FindCorruption(ReadOnlyMemory<byte> file, IImageFormat format, TiffStripRewrites? stripRewrites, int uploadedLength) => format switch
     {
-        TiffFormat => TiffStripData.FindCorruption(file, LibDeflate.IsAvailable, stripRewrites),
+        TiffFormat => TiffStripData.FindCorruption(file, LibDeflate.IsAvailable, stripRewrites, uploadedLength),
         PngFormat => PngChecksums.FindCorruption(file.Span),
         BmpFormat => BmpPixelData.FindCorruption(file.Span),
         JpegFormat => JpegSignature.FindCorruption(file.Span),

@@ -10,7 +10,8 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// not contain a palette chunk") and read indices past a short palette otherwise. The file is given Pillow's palette
 /// in full: a PLTE of its entries, then the greys up to 2^bits, before its first IDAT chunk, in place of a short one
 /// there (a PLTE after the image data, which Pillow never reads, stays where it is: ImageSharp has decoded the rows by
-/// then; a palette whose CRC fails, or not of whole entries, is left to the checks).
+/// then, and one before the header, which Pillow passes over, is dropped; a palette whose CRC fails, or not of whole
+/// entries, is left to the checks).
 /// </summary>
 public static class PngGreyPalette
 {
@@ -23,14 +24,18 @@ public static class PngGreyPalette
         if (!PngChunks.IsPng(file)) return bytes;
         var firstImageData = -1;
         var bitDepth = 0;
+        var headerSeen = false;
         (int Start, int End, int Length)? shortPalette = null;
         foreach (var chunk in new PngChunks(file))
         {
-            if (chunk.Is("IHDR"u8) && chunk.Length == 13)
+            if (chunk.Is("IHDR"u8) && chunk.Length >= 13)   // Pillow reads a longer header's first 13 bytes
             {
                 if (file[chunk.DataStart + 9] != PaletteColourType) return bytes;
                 bitDepth = file[chunk.DataStart + 8];
+                headerSeen = true;
             }
+            // A palette before the header Pillow passes over (it does not know the mode yet): the file goes on without it.
+            if (chunk.Is("PLTE"u8) && !headerSeen) return WithGreysBeforeImageData(Without(bytes, chunk.Start, chunk.End));
             if (chunk.Is("PLTE"u8))
             {
                 // A palette of all the entries the indices reach, a broken one, or a second one (refused): as it is.
@@ -59,6 +64,14 @@ public static class PngGreyPalette
         file[..cutFrom].CopyTo(copy);
         palette.CopyTo(copy, cutFrom);
         file[cutTo..].CopyTo(copy.AsSpan(cutFrom + palette.Length));
+        return copy;
+    }
+
+    private static byte[] Without(ReadOnlyMemory<byte> bytes, int from, int to)
+    {
+        var copy = new byte[bytes.Length - (to - from)];
+        bytes.Span[..from].CopyTo(copy);
+        bytes.Span[to..].CopyTo(copy.AsSpan(from));
         return copy;
     }
 }

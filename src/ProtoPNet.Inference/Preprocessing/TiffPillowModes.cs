@@ -53,6 +53,7 @@ internal static class TiffPillowModes
     public static string? FindNoMode(ReadOnlySpan<byte> file)
     {
         if (TiffDirectory.First(file) is not { } directory) return null;
+        if (directory.Big && !directory.LittleEndian) return "it is a big-endian BigTIFF, which the trainer's Pillow cannot identify";
         var reader = new TiffReader(file, directory.LittleEndian);
         var fields = new Dictionary<ushort, long[]>();
         for (var e = 0; e < directory.Entries; e++)
@@ -60,13 +61,10 @@ internal static class TiffPillowModes
             var entry = directory.Entry(e);
             var tag = reader.U16(entry);
             if (!Names.TryGetValue(tag, out var name)) continue;
-            // A field without values, of a type Pillow does not know, or with values past the file's end, it passes
-            // over: the field's default then holds. Of a repeated field it keeps the last.
-            if (Locate(reader, directory, entry) is not { } located)
-            {
-                fields.Remove(tag);
-                continue;
-            }
+            // A field without values, or of a type Pillow does not know, it passes over: an earlier one of the tag, or
+            // else its default, holds. (At values past the file's end it stops reading the directory: the completeness
+            // check refuses such a file.) Of a repeated field it keeps the last.
+            if (Locate(reader, directory, entry) is not { } located) continue;
             if (NotANumber(located.Type) is { } what) return $"its {name} field is of type {located.Type} ({what}), so the trainer's Pillow finds no layout for it";
             // Signed integers and an IFD's offset Pillow reads as numbers, ImageSharp otherwise (a signed palette's
             // PhotometricInterpretation came out grey): TIFF allows neither there.

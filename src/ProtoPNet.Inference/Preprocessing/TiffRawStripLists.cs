@@ -4,7 +4,8 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// Pillow (the trainer's decoder) lays an uncompressed TIFF's strips out from its StripOffsets alone: it reads each
 /// strip's rows from its offset on and never looks at StripByteCounts, so it reads a file whose counts are missing, fewer
 /// than its offsets, empty, or of any type; it reads offsets given as BYTE, SBYTE or LONG8 as the numbers they are; and
-/// it lays offsets past a chunky image's strips out again from its top, each over the strip it wraps round to.
+/// it lays offsets past a chunky image's strips out again from its top, each over the strip it wraps round to (decoded
+/// in the order of their offsets, so the largest of a strip's wins).
 /// ImageSharp needs a count for every strip, and offsets and counts of SHORT, LONG (or their signed kinds, or IFD): it
 /// refused such a file; and it reads the first offsets alone, to other pixels. Its first directory is written anew after
 /// the file's end with the offsets that count as LONGs and, for each, a count of the bytes its rows take, and the header
@@ -17,7 +18,7 @@ public static class TiffRawStripLists
         SamplesPerPixel = 277, RowsPerStrip = 278, StripByteCounts = 279, PlanarConfiguration = 284;
 
     private const ushort Short = 3, Long = 4;
-    private const ulong Uncompressed = 1, YCbCr = 6, MaxSamples = 6, MaxBitsPerPixel = 64;
+    private const ulong Uncompressed = 1, YCbCr = 6, MaxSamples = 6, MaxBitsPerPixel = 64, MaxOffsets = 6 * 65536;
 
     /// <summary>The file itself when it needs nothing (or is not a classic TIFF); otherwise a copy with the strip lists written anew.</summary>
     public static ReadOnlyMemory<byte> WithListsPillowReads(ReadOnlyMemory<byte> bytes)
@@ -40,12 +41,16 @@ public static class TiffRawStripLists
         var fields = directory.FirstIntegerFields(reader, file.Length);
         // Compressed strips are read by libtiff, which needs their counts; subsampled YCbCr packs its rows otherwise.
         if ((One(reader, fields, Compression) ?? Uncompressed) != Uncompressed || One(reader, fields, Photometric) == YCbCr) return bytes;
-        if (offsetsEntry is not { } offsetsAt || Values(reader, directory, offsetsAt) is not { Length: > 0 } offsets) return bytes;
+        // A list longer than any image's strips (a strip a row, six planes, of the largest side) is left to the checks:
+        // laying out millions of offsets would cost more than the file is worth.
+        if (offsetsEntry is not { } offsetsAt || directory.CountOf(reader, offsetsAt) > MaxOffsets) return bytes;
+        if (Values(reader, directory, offsetsAt) is not { Length: > 0 } offsets) return bytes;
         var readHere = ReadHere(reader.U16(offsetsAt + 2)) && countsEntry is { } countsAt && ReadHere(reader.U16(countsAt + 2)) &&
             directory.CountOf(reader, countsAt) >= (ulong)offsets.Length;
         if (RowBytes(reader, fields) is not var (rowBytes, rowsPerStrip, stripsPerPlane, planar)) return bytes;
         // Offsets past a chunky image's strips Pillow lays out again from the image's top, each strip over the one it
-        // wraps round to (the last read wins); ImageSharp reads the first ones alone: the list is cut to those that count.
+        // wraps round to (read in the order of their offsets, the largest wins); ImageSharp reads the first ones alone:
+        // the list is cut to those that count.
         var wraps = !planar && (ulong)offsets.Length > stripsPerPlane;
         if (readHere && !wraps) return bytes;
         var counts = new ulong[offsets.Length];
@@ -56,7 +61,7 @@ public static class TiffRawStripLists
             // checks to judge against the file's own end (the copy's is further on).
             if (!TiffDirectory.Within(offsets[i], counts[i], file.Length)) return bytes;
         }
-        if (wraps) (offsets, counts) = (LastOfEach(offsets, stripsPerPlane), counts[..(int)stripsPerPlane]);
+        if (wraps) (offsets, counts) = (LargestOfEach(offsets, stripsPerPlane), counts[..(int)stripsPerPlane]);
         var entries = new List<int>();
         for (var e = 0; e < directory.Entries; e++)
         {
@@ -121,12 +126,15 @@ public static class TiffRawStripLists
         return values;
     }
 
-    /// <summary>Of offsets that wrap round a chunky image's <paramref name="strips"/> strips, the last one of each strip.</summary>
-    private static ulong[] LastOfEach(ulong[] offsets, ulong strips)
+    /// <summary>
+    /// Of offsets that wrap round a chunky image's <paramref name="strips"/> strips, the one of each strip whose rows
+    /// Pillow keeps: it decodes its strips in the order of their offsets, so the largest is read last.
+    /// </summary>
+    private static ulong[] LargestOfEach(ulong[] offsets, ulong strips)
     {
-        var last = new ulong[strips];
-        for (var i = 0; i < offsets.Length; i++) last[(ulong)i % strips] = offsets[i];
-        return last;
+        var largest = new ulong[strips];
+        for (var i = 0; i < offsets.Length; i++) largest[(ulong)i % strips] = Math.Max(largest[(ulong)i % strips], offsets[i]);
+        return largest;
     }
 
     /// <summary>

@@ -54,14 +54,18 @@ public static class TiffStripData
     /// does without it, by zlib; the strips ImageSharp would read otherwise than the trainer (sound LZW strips libtiff reads
     /// otherwise, uncompressed strips counted short of their rows) are added to <paramref name="rewrites"/>, in the same pass.
     /// </summary>
-    internal static string? FindCorruption(ReadOnlyMemory<byte> bytes, bool withLibDeflate, TiffStripRewrites? rewrites)
+    internal static string? FindCorruption(ReadOnlyMemory<byte> bytes, bool withLibDeflate, TiffStripRewrites? rewrites, int? uploadedLength = null)
     {
         var file = bytes.Span;
+        // Strips lie in the file as uploaded: what a rewrite wrote after its end (a directory, lists, a palette's levels)
+        // is no strip's data, and a strip that runs into it runs past the upload's end, where Pillow stops.
+        var dataEnd = Math.Min(uploadedLength ?? file.Length, file.Length);
         if (TiffDirectory.First(file) is not { } directory) return null;
         if ((TiffFieldTypes.FindUnreadable(file, directory) ?? TiffPillowLayout.FindUnreadable(file, directory)) is { } unreadable) return unreadable;
         var reader = new TiffReader(file, directory.LittleEndian);
         var fields = new Dictionary<ushort, IntegerField>();
         var counts = new Dictionary<ushort, ulong>();
+        (ulong First, ulong Other)? rowsPerStripTwice = null;
         for (var e = 0; e < directory.Entries; e++)
         {
             var entry = directory.Entry(e);
@@ -73,8 +77,9 @@ public static class TiffStripData
             {
                 // The first of a repeated field is what libtiff and ImageSharp read, the last what Pillow's own reading
                 // keeps: where that changes the pixels (the size, the samples and what they are, the compression), a
-                // field repeated with another value is refused. (A repeated RowsPerStrip, Predictor or
-                // PlanarConfiguration both decoders take from the first.) BitsPerSample is compared value by value.
+                // field repeated with another value is refused. (A repeated Predictor or PlanarConfiguration both
+                // decoders take from the first, and a compressed image's RowsPerStrip, which libtiff reads; an
+                // uncompressed one's Pillow lays out by the last: judged below.) BitsPerSample is compared value by value.
                 if (tag is ImageWidth or ImageLength or SamplesPerPixel or Photometric or Compression && One(reader, first) != One(reader, field))
                 {
                     return $"its {name} field appears twice, as {One(reader, first)} and {One(reader, field)}";
@@ -83,6 +88,7 @@ public static class TiffStripData
                 {
                     return $"its BitsPerSample field appears twice, as {Values(reader, first)} and {Values(reader, field)}";
                 }
+                if (tag == RowsPerStrip && One(reader, first) != One(reader, field)) rowsPerStripTwice ??= (One(reader, first), One(reader, field));
                 continue;
             }
             // Several values where one belongs: Pillow warns and takes the first, from where the field points (libtiff
@@ -103,6 +109,10 @@ public static class TiffStripData
             return $"it has no PhotometricInterpretation to say what its {samples} samples per pixel are";
         }
         var compression = One(reader, fields, Compression) ?? 1;
+        if (compression == Uncompressed && rowsPerStripTwice is var (firstRows, otherRows))
+        {
+            return $"its RowsPerStrip field appears twice, as {firstRows} and {otherRows} (Pillow lays the strips of an uncompressed TIFF out by the last, the decoder here by the first)";
+        }
         // libtiff reads a Predictor only for the compressions that use one (Pillow reads an uncompressed TIFF with any).
         if (compression is Lzw or Deflate or OldDeflate && One(reader, fields, Predictor) is { } predictor and not (1 or 2 or 3))
         {
@@ -131,10 +141,10 @@ public static class TiffStripData
         {
             // Each compressed strip is decoded from all of its bytes, so strips that share one region decode it again
             // and again (65,535 strips over one 100 KB run of empty deflate blocks: minutes, here and in ImageSharp).
-            var budget = (ulong)file.Length + SharedStripBytes;
+            var budget = (ulong)dataEnd + SharedStripBytes;
             ulong claimed = 0;
             for (ulong i = 0; i < byteCounts.Count && claimed <= budget; i++) claimed += Math.Min(reader.Value(byteCounts.At, i, byteCounts.Type), budget + 1);
-            if (claimed > budget) return $"its compressed strips claim more than {budget} bytes of a {file.Length}-byte file (strips that share their data are decoded again for each)";
+            if (claimed > budget) return $"its compressed strips claim more than {budget} bytes of a {dataEnd}-byte file (strips that share their data are decoded again for each)";
         }
         // Subsampled YCbCr (the default subsampling is 2 by 2) packs its rows otherwise than this check counts them.
         if (One(reader, fields, Photometric) == YCbCr && (!fields.TryGetValue(YCbCrSubsampling, out var subsampling) || subsampling.Count < 2 ||
@@ -170,9 +180,9 @@ public static class TiffStripData
         {
             var needed = Math.Min(rowsPerStrip, height - strip % stripsPerPlane * rowsPerStrip) * rowBytes;
             var start = reader.Value(offsets.At, strip, offsets.Type);
-            if (!TiffDirectory.Within(start, needed, file.Length))
+            if (!TiffDirectory.Within(start, needed, dataEnd))
             {
-                return $"its strip {strip} needs {needed} bytes at byte {start} for its {width}-pixel rows; the file ends after {file.Length}";
+                return $"its strip {strip} needs {needed} bytes at byte {start} for its {width}-pixel rows; the file ends after {dataEnd}";
             }
         }
         if (compression is not (Uncompressed or Lzw or Deflate or OldDeflate or PackBits)) return null;
@@ -198,16 +208,16 @@ public static class TiffStripData
                 if (compression == Uncompressed)
                 {
                     // Pillow reads an uncompressed strip's rows from its offset on, whatever its byte count says.
-                    if (!TiffDirectory.Within(start, needed, file.Length))
+                    if (!TiffDirectory.Within(start, needed, dataEnd))
                     {
-                        return $"its strip {strip} needs {needed} bytes at byte {start} for its {width}-pixel rows; the file ends after {file.Length}";
+                        return $"its strip {strip} needs {needed} bytes at byte {start} for its {width}-pixel rows; the file ends after {dataEnd}";
                     }
                     if (length < needed) rewrites?.AddShortRaw(directory, offsets, byteCounts, (int)strip, needed);
                     continue;
                 }
                 // A lone strip whose byte count is 0 libtiff reads to the file's end ("Bogus StripByteCounts").
-                if (strips == 1 && length == 0 && start <= (ulong)file.Length) length = (ulong)file.Length - start;
-                if (!TiffDirectory.Within(start, length, file.Length)) return null;   // the completeness check says so
+                if (strips == 1 && length == 0 && start <= (ulong)dataEnd) length = (ulong)dataEnd - start;
+                if (!TiffDirectory.Within(start, length, dataEnd)) return null;   // the completeness check says so
                 // Read where it lies, not copied: strips may all point at one large region.
                 var data = bytes.Slice((int)start, (int)length);
                 if (compression == Lzw)
