@@ -112,6 +112,58 @@ public class TiffPillowModeTests
     }
 
     /// <summary>
+    /// RGB and RGBA TIFFs of 16-bit samples: Pillow reads each sample as its high byte, where ImageSharp rounded it (a
+    /// quarter of the levels one higher). Stored together (chunky), in either byte order, uncompressed or deflated, each
+    /// decodes to the trainer's pixels; uncompressed planes of them, which Pillow reads byte by byte as 8-bit samples
+    /// (another picture), are refused as a form not decoded here.
+    /// </summary>
+    [Fact]
+    public void SixteenBitRgbSamplesAreReadByTheirHighBytesAsPillowReadsThem()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-tiff-rgb16-");
+        var verdicts = Verdicts(Pillow.RunPython(Script + """
+            width, height = 12, 5
+            generator = random.Random(3)
+            for order, mark in (("<", b"II*\0"), (">", b"MM\0*")):
+                for samples in (3, 4):
+                    for planar, compression in ((1, 1), (1, 8), (2, 1)):
+                        levels = [[generator.randrange(65536) for _ in range(samples)] for _ in range(width * height)]
+                        if planar == 1: pixels = b"".join(struct.pack(order + "%dH" % samples, *pixel) for pixel in levels)
+                        else: pixels = b"".join(struct.pack(order + "%dH" % (width * height), *[pixel[c] for pixel in levels]) for c in range(samples))
+                        strips = [pixels] if planar == 1 else [pixels[c * len(pixels) // samples:(c + 1) * len(pixels) // samples] for c in range(samples)]
+                        if compression == 8: strips = [zlib.compress(strip) for strip in strips]
+                        data = bytearray(mark + b"\0\0\0\0")
+                        offsets = []
+                        for strip in strips: offsets.append(len(data)); data += strip
+                        def values(kind, numbers):
+                            if len(numbers) == 1: return numbers[0]
+                            data.extend(struct.pack(order + ("%dH" if kind == 3 else "%dI") % len(numbers), *numbers))
+                            return len(data) - (2 if kind == 3 else 4) * len(numbers)
+                        fields = [(256, 3, [width]), (257, 3, [height]), (258, 3, [16] * samples), (259, 3, [compression]), (262, 3, [2]), (273, 4, offsets),
+                                  (277, 3, [samples]), (278, 3, [height]), (279, 4, [len(strip) for strip in strips]), (284, 3, [planar])] + ([(338, 3, [2])] if samples == 4 else [])
+                        entries = [(tag, kind, len(numbers), values(kind, numbers)) for tag, kind, numbers in fields]
+                        directory = len(data)
+                        data[4:8] = struct.pack(order + "I", directory)
+                        data += struct.pack(order + "H", len(entries))
+                        for tag, kind, count, value in entries:
+                            data += struct.pack(order + "HHI", tag, kind, count) + (struct.pack(order + "HH", value, 0) if kind == 3 and count == 1 else struct.pack(order + "I", value))
+                        data += b"\0\0\0\0"
+                        name = f"{'refused-' if planar == 2 else ''}{'little' if order == '<' else 'big'}-{samples}-samples-{'planar' if planar == 2 else 'chunky'}-{compression}.tif"
+                        open(path(name), "wb").write(bytes(data))
+            verdicts()
+            """, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        Assert.Equal(12, verdicts.Count);
+        // The trainer reads the planar ones, to another picture: refused here as a form not decoded.
+        foreach (var (name, verdict) in verdicts.Where(v => v.Key.StartsWith("refused", StringComparison.Ordinal)))
+        {
+            Assert.StartsWith("read", verdict);
+            Assert.Contains("in a form not decoded here: uncompressed planes of 16-bit samples", Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, name))));
+        }
+        AssertJudgedAlike(decoder, temporary.Path, verdicts.Where(v => !v.Key.StartsWith("refused", StringComparison.Ordinal)).ToDictionary());
+    }
+
+    /// <summary>
     /// A deflate YCbCr TIFF subsampled 2 by 2 decodes to the trainer's pixels whether it says so (YCbCrSubsampling 2, 2)
     /// or leaves it to the default (libtiff's is 2 by 2; ImageSharp read such a file as not subsampled).
     /// </summary>

@@ -147,15 +147,21 @@ def test_files_in_forms_the_service_refuses_are_named_in_a_warning(tmp_path):
         if struct.unpack("<H", twelve_bits[entry:entry + 2])[0] == 258:
             twelve_bits[entry + 8:entry + 10] = struct.pack("<H", 12)
     (root / "train" / "dog" / "5.tif").write_bytes(bytes(twelve_bits))
+    planes = b"".join(struct.pack("<H", (level * 997) % 65536) for level in range(3 * 24 * 16))   # 16-bit red, green, blue planes
+    fields = [(256, 24), (257, 16), (258, 16), (259, 1), (262, 2), (273, 8), (277, 3), (278, 16), (279, len(planes)), (284, 2)]
+    entries = b"".join(struct.pack("<HHIHH", tag, 3, 1, value, 0) if tag != 273 and tag != 279 else struct.pack("<HHII", tag, 4, 1, value)
+                       for tag, value in fields)
+    (root / "test" / "cat" / "5.tif").write_bytes(b"II*\0" + struct.pack("<I", 8 + len(planes)) + planes + struct.pack("<H", len(fields)) + entries + b"\0\0\0\0")
     said = []
     source = load_data_source(config(root), log=said.append)
-    assert len(source.train) == 12 and len(source.test) == 5   # trained on, all of them
+    assert len(source.train) == 12 and len(source.test) == 6   # trained on, all of them
     warning = [line for line in said if "forms the service does not decode" in line]
     assert len(warning) == 1, said
-    assert warning[0].startswith("warning: 2 of 17 image files")
+    assert warning[0].startswith("warning: 3 of 18 image files")
     assert "train/cat/4.tif: CMYK TIFF" in warning[0] and "train/dog/5.tif: 12-bit greyscale TIFF" in warning[0]
+    assert "test/cat/5.tif: uncompressed planar 16-bit TIFF" in warning[0]
     # An RGB TIFF, a TIFF without BitsPerSample and an animated WebP (its first frame) are served.
-    assert "cat/5.tif" not in warning[0] and "dog/4.tif" not in warning[0] and "2.webp" not in warning[0]
+    assert "train/cat/5.tif" not in warning[0] and "dog/4.tif" not in warning[0] and "2.webp" not in warning[0]
 
 
 def test_what_the_reader_passes_over_is_said_and_mac_sidecar_files_do_not_stop_it(tmp_path):

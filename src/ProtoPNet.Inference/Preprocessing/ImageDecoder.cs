@@ -243,7 +243,9 @@ public sealed class ImageDecoder(ImageLimits limits)
         // libwebp when the system has it: Pillow's decoder, so the trainer's pixels, and its refusals (LibWebp).
         using var decoded = imageFormat is WebpFormat && LibWebp.TryDecode(bytes.Span, width, height, Configuration) is { } webp
             ? webp
-            : Load<Rgba32>(bytes, format);
+            : imageFormat is TiffFormat && TiffSixteenBitRgb.Applies(bytes.Span)
+                ? TiffSixteenBitRgb.HighBytes(Load<Rgba64>(bytes, format), Configuration)   // the samples' high bytes, as Pillow reads them
+                : Load<Rgba32>(bytes, format);
         if (imageFormat is BmpFormat) BmpPixelsAsPillow.Apply(decoded, bytes.Span);
         if (imageFormat is TiffFormat) TiffFaxPolarity.Apply(decoded, bytes.Span);
         if (imageFormat is GifFormat && ImageCompleteness.GifPixelsMissing(bytes.Span) is { } missingPixels)

@@ -11,7 +11,7 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// </summary>
 internal static class TiffPillowLayout
 {
-    private const ushort BitsPerSample = 258, Compression = 259, Photometric = 262, FillOrder = 266, SamplesPerPixel = 277, ExtraSamples = 338,
+    private const ushort BitsPerSample = 258, Compression = 259, Photometric = 262, FillOrder = 266, SamplesPerPixel = 277, PlanarConfiguration = 284, ExtraSamples = 338,
         SampleFormat = 339;
     private const ulong FloatingPoint = 3, YCbCr = 6;
 
@@ -63,8 +63,9 @@ internal static class TiffPillowLayout
     /// A layout both read, to other pixels: one sample of 32-bit unsigned integers, which Pillow reads as such and the
     /// trainer clips to 16 bits before scaling them to 8 (all but the darkest levels white), where ImageSharp scales 32
     /// bits; and uncompressed YCbCr, which Pillow reads as RGB and an unused fourth byte a pixel, not converted: it
-    /// refuses such a file as truncated (its own writer's too), or reads other colours from one with bytes to spare; and
-    /// one sample of 12 bits, which Pillow reads as 16-bit levels. Null for any other.
+    /// refuses such a file as truncated (its own writer's too), or reads other colours from one with bytes to spare;
+    /// uncompressed planes of 16-bit samples, which Pillow reads byte by byte as 8-bit samples; and one sample of 12 bits,
+    /// which Pillow reads as 16-bit levels. Null for any other.
     /// </summary>
     public static string? NotDecodedHere(ReadOnlySpan<byte> file)
     {
@@ -74,6 +75,11 @@ internal static class TiffPillowLayout
         if (Value(reader, fields, Photometric) == YCbCr && (Value(reader, fields, Compression) ?? 1) == 1)
         {
             return "uncompressed YCbCr samples, which the trainer's Pillow reads as RGB with a fourth byte a pixel (it refuses such a file as truncated)";
+        }
+        if (Value(reader, fields, PlanarConfiguration) == 2 && (Value(reader, fields, SamplesPerPixel) ?? 1) > 1 && Value(reader, fields, BitsPerSample) == 16
+            && (Value(reader, fields, Compression) ?? 1) == 1)
+        {
+            return "uncompressed planes of 16-bit samples, which the trainer's Pillow reads as bytes of 8-bit samples (another picture)";
         }
         if ((Value(reader, fields, SamplesPerPixel) ?? 1) == 1 && Value(reader, fields, BitsPerSample) == 12)
         {

@@ -62,6 +62,9 @@ def form_the_service_refuses(path: str) -> Optional[str]:
             return "32-bit integer TIFF"   # the service would scale what open_image clips to 16 bits: another picture
         if picture.mode.startswith("I;16") and picture.tag_v2.get(TIFF_BITS_PER_SAMPLE) == (12,):
             return "12-bit greyscale TIFF"   # open_image scales its levels as 16-bit ones (nearly black), the service 12 bits
+        if (picture.tag_v2.get(TIFF_PLANAR_CONFIGURATION) == 2 and picture.tag_v2.get(TIFF_COMPRESSION, 1) == 1
+                and 16 in picture.tag_v2.get(TIFF_BITS_PER_SAMPLE, ())):
+            return "uncompressed planar 16-bit TIFF"   # Pillow reads its planes byte by byte as 8-bit samples
         if TIFF_TILE_OFFSETS in picture.tag_v2:
             return "tiled TIFF"
         if len(picture.tag_v2.get(TIFF_EXTRA_SAMPLES, ())) > 1:
@@ -74,7 +77,7 @@ TIFF_MODES_THE_SERVICE_REFUSES = {"CMYK": "CMYK TIFF", "LA": "grey-and-alpha TIF
                                   "RGBX": "RGBX TIFF", "LAB": "CIELab TIFF"}
 
 TIFF_SAMPLE_FORMAT, TIFF_SIGNED_INTEGER = 339, 2   # samples as signed integers, which the service's decoder does not take
-TIFF_BITS_PER_SAMPLE = 258
+TIFF_BITS_PER_SAMPLE, TIFF_COMPRESSION, TIFF_PLANAR_CONFIGURATION = 258, 259, 284
 TIFF_EXTRA_SAMPLES = 338   # the service's decoder takes one extra sample (alpha) at most
 
 # Where a tiled TIFF's tiles lie: the service's decoder refuses a file that has them, and reads one in strips whatever
