@@ -30,8 +30,8 @@ public static class TiffColorMap
         if (TiffDirectory.First(uploaded) is not { } directory) return null;
         var reader = new TiffReader(uploaded, directory.LittleEndian);
         var fields = directory.FirstIntegerFields(reader, uploaded.Length);
-        if (First(reader, fields, Photometric) != Palette || (First(reader, fields, Compression) ?? Uncompressed) == Uncompressed) return null;
-        var bits = First(reader, fields, BitsPerSample) ?? 1;
+        if (fields.FirstValue(reader, Photometric) != Palette || (fields.FirstValue(reader, Compression) ?? Uncompressed) == Uncompressed) return null;
+        var bits = fields.FirstValue(reader, BitsPerSample) ?? 1;
         if (bits >= 8) return null;
         var levels = 3UL << (int)bits;
         for (var e = 0; e < directory.Entries; e++)
@@ -46,8 +46,6 @@ public static class TiffColorMap
         return $"it has no ColorMap for its {bits}-bit palette";
     }
 
-    private static ulong? First(TiffReader reader, Dictionary<ushort, IntegerField> fields, ushort tag) =>
-        fields.TryGetValue(tag, out var field) ? reader.Value(field.At, 0, field.Type) : null;
 
     /// <summary>The file itself when it is no palette TIFF or its map reads alike; otherwise a copy with the map written so.</summary>
     public static ReadOnlyMemory<byte> WithLevelsReadAlike(ReadOnlyMemory<byte> bytes)

@@ -125,3 +125,10 @@ internal readonly record struct TiffDirectory(bool LittleEndian, bool Big, long 
 
 /// <summary>A directory entry of integer values: its tag, type (SHORT 3, LONG 4, LONG8 16), how many values, and where they lie.</summary>
 internal readonly record struct IntegerField(ushort Tag, ushort Type, ulong Count, ulong At);
+
+internal static class IntegerFields
+{
+    /// <summary>The first value of the field of <paramref name="tag"/> among <paramref name="fields"/>; null when there is none.</summary>
+    public static ulong? FirstValue(this Dictionary<ushort, IntegerField> fields, TiffReader reader, ushort tag) =>
+        fields.TryGetValue(tag, out var field) ? reader.Value(field.At, 0, field.Type) : null;
+}

@@ -29,26 +29,26 @@ internal static class TiffPillowLayout
             if (tag == ExtraSamples) extraSamples = directory.CountOf(reader, entry);
             else if (directory.IntegerFieldAt(reader, entry, file.Length) is { } field) fields.TryAdd(tag, field);   // the first, as libtiff reads it
         }
-        var samples = Value(reader, fields, SamplesPerPixel) ?? 1;
+        var samples = fields.FirstValue(reader, SamplesPerPixel) ?? 1;
         // Pillow looks a SampleFormat of several values up whole unless they are all 1, and has no layout for any such.
         if (fields.TryGetValue(SampleFormat, out var several) && several.Count > 1 && !AllUnsigned(reader, several))
         {
             return "its SampleFormat gives several kinds of samples, a layout the trainer's Pillow has no mode for";
         }
         // FillOrder 2 that TiffFillOrder left as it is: a layout Pillow does not read reversed (it has no mode or raw mode for it).
-        if (Value(reader, fields, FillOrder) == 2 && (Value(reader, fields, Compression) ?? 1) is 1 or 5 or 8 or 32773 or 32946)
+        if (fields.FirstValue(reader, FillOrder) == 2 && (fields.FirstValue(reader, Compression) ?? 1) is 1 or 5 or 8 or 32773 or 32946)
         {
             return "it is stored least significant bit first (FillOrder 2) in a layout the trainer's Pillow does not read so";
         }
         if (fields.TryGetValue(SampleFormat, out var format) && HasFloat(reader, format))
         {
-            var photometric = Value(reader, fields, Photometric);
-            if (samples != 1 || photometric is not (0 or 1) || Value(reader, fields, BitsPerSample) != 32 || extraSamples != 0)
+            var photometric = fields.FirstValue(reader, Photometric);
+            if (samples != 1 || photometric is not (0 or 1) || fields.FirstValue(reader, BitsPerSample) != 32 || extraSamples != 0)
             {
                 return "its SampleFormat says floating-point samples, which the trainer's Pillow reads only as one 32-bit grey sample";
             }
         }
-        if (extraSamples > 0 && Value(reader, fields, Photometric) is { } kind)
+        if (extraSamples > 0 && fields.FirstValue(reader, Photometric) is { } kind)
         {
             var own = kind switch { 2 or 6 or 8 => 3UL, 5 => 4UL, _ => 1UL };   // RGB, YCbCr and Lab have 3, CMYK 4, the rest 1
             if (samples < own || extraSamples != samples - own)
@@ -72,21 +72,21 @@ internal static class TiffPillowLayout
         if (TiffDirectory.First(file) is not { } directory) return null;
         var reader = new TiffReader(file, directory.LittleEndian);
         var fields = directory.FirstIntegerFields(reader, file.Length);
-        if (Value(reader, fields, Photometric) == YCbCr && (Value(reader, fields, Compression) ?? 1) == 1)
+        if (fields.FirstValue(reader, Photometric) == YCbCr && (fields.FirstValue(reader, Compression) ?? 1) == 1)
         {
             return "uncompressed YCbCr samples, which the trainer's Pillow reads as RGB with a fourth byte a pixel (it refuses such a file as truncated)";
         }
-        if (Value(reader, fields, PlanarConfiguration) == 2 && (Value(reader, fields, SamplesPerPixel) ?? 1) > 1 && Value(reader, fields, BitsPerSample) == 16
-            && (Value(reader, fields, Compression) ?? 1) == 1)
+        if (fields.FirstValue(reader, PlanarConfiguration) == 2 && (fields.FirstValue(reader, SamplesPerPixel) ?? 1) > 1 && fields.FirstValue(reader, BitsPerSample) == 16
+            && (fields.FirstValue(reader, Compression) ?? 1) == 1)
         {
             return "uncompressed planes of 16-bit samples, which the trainer's Pillow reads as bytes of 8-bit samples (another picture)";
         }
-        if ((Value(reader, fields, SamplesPerPixel) ?? 1) == 1 && Value(reader, fields, BitsPerSample) == 12)
+        if ((fields.FirstValue(reader, SamplesPerPixel) ?? 1) == 1 && fields.FirstValue(reader, BitsPerSample) == 12)
         {
             return "one sample of 12 bits, which the trainer reads as 16-bit levels (its white, 4095, nearly black) where this decoder would scale 12 bits";
         }
         var unsigned = !fields.TryGetValue(SampleFormat, out var format) || reader.Value(format.At, 0, format.Type) == 1;
-        return (Value(reader, fields, SamplesPerPixel) ?? 1) == 1 && Value(reader, fields, BitsPerSample) == 32 && unsigned
+        return (fields.FirstValue(reader, SamplesPerPixel) ?? 1) == 1 && fields.FirstValue(reader, BitsPerSample) == 32 && unsigned
             ? "one sample of 32-bit integers, which the trainer clips to 16 bits where this decoder would scale all 32"
             : null;
     }
@@ -109,6 +109,4 @@ internal static class TiffPillowLayout
         return false;
     }
 
-    private static ulong? Value(TiffReader reader, Dictionary<ushort, IntegerField> fields, ushort tag) =>
-        fields.TryGetValue(tag, out var field) ? reader.Value(field.At, 0, field.Type) : null;
 }

@@ -40,7 +40,7 @@ public static class TiffRawStripLists
         }
         var fields = directory.FirstIntegerFields(reader, file.Length);
         // Compressed strips are read by libtiff, which needs their counts; subsampled YCbCr packs its rows otherwise.
-        if ((One(reader, fields, Compression) ?? Uncompressed) != Uncompressed || One(reader, fields, Photometric) == YCbCr) return bytes;
+        if ((fields.FirstValue(reader, Compression) ?? Uncompressed) != Uncompressed || fields.FirstValue(reader, Photometric) == YCbCr) return bytes;
         // A list longer than any image's strips (a strip a row, six planes, of the largest side) is left to the checks:
         // laying out millions of offsets would cost more than the file is worth.
         if (offsetsEntry is not { } offsetsAt || directory.CountOf(reader, offsetsAt) > MaxOffsets) return bytes;
@@ -143,8 +143,8 @@ public static class TiffRawStripLists
     /// </summary>
     private static (ulong RowBytes, ulong RowsPerStrip, ulong StripsPerPlane, bool Planar)? RowBytes(TiffReader reader, Dictionary<ushort, IntegerField> fields)
     {
-        var samples = One(reader, fields, SamplesPerPixel) ?? 1;
-        var (width, height) = (One(reader, fields, ImageWidth) ?? 0, RowsOf(reader, fields));
+        var samples = fields.FirstValue(reader, SamplesPerPixel) ?? 1;
+        var (width, height) = (fields.FirstValue(reader, ImageWidth) ?? 0, RowsOf(reader, fields));
         // More samples than any of Pillow's modes has (six) TiffStripData refuses; the sum below then stays short.
         if (width == 0 || height == 0 || samples is 0 or > MaxSamples) return null;
         ulong bits = 0;
@@ -152,16 +152,14 @@ public static class TiffRawStripLists
         if (fields.ContainsKey(BitsPerSample) && bitsField.Count != 1 && bitsField.Count != samples) return null;
         for (ulong i = 0; i < samples && bits <= MaxBitsPerPixel; i++) bits += fields.ContainsKey(BitsPerSample) ? reader.Value(bitsField.At, bitsField.Count == 1 ? 0 : i, bitsField.Type) : 1;
         if (bits is 0 or > MaxBitsPerPixel || width > int.MaxValue / bits) return null;
-        var planar = One(reader, fields, PlanarConfiguration) == 2 && samples > 1;
-        var rowsPerStrip = Math.Min(One(reader, fields, RowsPerStrip) ?? height, height);
+        var planar = fields.FirstValue(reader, PlanarConfiguration) == 2 && samples > 1;
+        var rowsPerStrip = Math.Min(fields.FirstValue(reader, RowsPerStrip) ?? height, height);
         if (rowsPerStrip == 0) return null;
         return ((width * (planar ? bits / samples : bits) + 7) / 8, rowsPerStrip, (height + rowsPerStrip - 1) / rowsPerStrip, planar);
     }
 
-    private static ulong RowsOf(TiffReader reader, Dictionary<ushort, IntegerField> fields) => One(reader, fields, ImageLength) ?? 0;
+    private static ulong RowsOf(TiffReader reader, Dictionary<ushort, IntegerField> fields) => fields.FirstValue(reader, ImageLength) ?? 0;
 
-    private static ulong? One(TiffReader reader, Dictionary<ushort, IntegerField> fields, ushort tag) =>
-        fields.TryGetValue(tag, out var field) ? reader.Value(field.At, 0, field.Type) : null;
 
     /// <summary>An entry of LONG values: inline when there is one, otherwise written at the offset it holds.</summary>
     private static void WriteLongs(byte[] file, int at, (ushort Tag, ulong[] Values, int At) list, bool littleEndian)

@@ -97,7 +97,7 @@ public static class TiffStripData
             if (field.Count > 1 && name is not null) return $"its {name} field gives {field.Count} values, not one";
             fields[tag] = field;
         }
-        var samples = One(reader, fields, SamplesPerPixel) ?? 1;
+        var samples = fields.FirstValue(reader, SamplesPerPixel) ?? 1;
         // Pillow refuses more samples than any of its modes has (six); the sums below then stay small.
         if (samples > MaxSamples) return $"its SamplesPerPixel is {samples}, more than the {MaxSamples} of any image the trainer reads";
         if (fields.TryGetValue(BitsPerSample, out var bitsField) && bitsField.Count > 1 && bitsField.Count != samples)
@@ -108,13 +108,13 @@ public static class TiffStripData
         {
             return $"it has no PhotometricInterpretation to say what its {samples} samples per pixel are";
         }
-        var compression = One(reader, fields, Compression) ?? 1;
+        var compression = fields.FirstValue(reader, Compression) ?? 1;
         if (compression == Uncompressed && rowsPerStripTwice is var (firstRows, otherRows))
         {
             return $"its RowsPerStrip field appears twice, as {firstRows} and {otherRows} (Pillow lays the strips of an uncompressed TIFF out by the last, the decoder here by the first)";
         }
         // libtiff reads a Predictor only for the compressions that use one (Pillow reads an uncompressed TIFF with any).
-        if (compression is Lzw or Deflate or OldDeflate && One(reader, fields, Predictor) is { } predictor and not (1 or 2 or 3))
+        if (compression is Lzw or Deflate or OldDeflate && fields.FirstValue(reader, Predictor) is { } predictor and not (1 or 2 or 3))
         {
             return $"its Predictor is {predictor}, not 1, 2 or 3";
         }
@@ -133,7 +133,7 @@ public static class TiffStripData
         {
             return $"its BitsPerSample is {Values(reader, bitsField)}, but its fax compression ({compression}) codes 1 bit per sample, and libtiff refuses any other";
         }
-        if (One(reader, fields, ImageWidth) is not { } width || One(reader, fields, ImageLength) is not { } height || width == 0 || height == 0) return null;
+        if (fields.FirstValue(reader, ImageWidth) is not { } width || fields.FirstValue(reader, ImageLength) is not { } height || width == 0 || height == 0) return null;
         // Without strip (or tile) offsets there are no pixels: Pillow cannot identify such a file, ImageSharp painted it black.
         if (counts.GetValueOrDefault(StripOffsets) == 0 && !counts.ContainsKey(TileOffsets)) return "it has no StripOffsets to say where its pixels are";
         if (!fields.TryGetValue(StripOffsets, out var offsets) || !fields.TryGetValue(StripByteCounts, out var byteCounts)) return null;
@@ -147,13 +147,13 @@ public static class TiffStripData
             if (claimed > budget) return $"its compressed strips claim more than {budget} bytes of a {dataEnd}-byte file (strips that share their data are decoded again for each)";
         }
         // Subsampled YCbCr (the default subsampling is 2 by 2) packs its rows otherwise than this check counts them.
-        if (One(reader, fields, Photometric) == YCbCr && (!fields.TryGetValue(YCbCrSubsampling, out var subsampling) || subsampling.Count < 2 ||
+        if (fields.FirstValue(reader, Photometric) == YCbCr && (!fields.TryGetValue(YCbCrSubsampling, out var subsampling) || subsampling.Count < 2 ||
                 reader.Value(subsampling.At, 0, subsampling.Type) != 1 || reader.Value(subsampling.At, 1, subsampling.Type) != 1))
         {
             return null;
         }
-        var planar = One(reader, fields, PlanarConfiguration) == 2 && samples > 1;
-        var rowsPerStrip = Math.Min(One(reader, fields, RowsPerStrip) ?? height, height);
+        var planar = fields.FirstValue(reader, PlanarConfiguration) == 2 && samples > 1;
+        var rowsPerStrip = Math.Min(fields.FirstValue(reader, RowsPerStrip) ?? height, height);
         if (rowsPerStrip == 0 || bits == 0 || width > int.MaxValue / bits) return null;
         var rowBytes = (width * (planar ? bits / samples : bits) + 7) / 8;
         var stripsPerPlane = (height + rowsPerStrip - 1) / rowsPerStrip;
@@ -188,7 +188,7 @@ public static class TiffStripData
         if (compression is not (Uncompressed or Lzw or Deflate or OldDeflate or PackBits)) return null;
         // libtiff reverses the bits of each byte of a strip written least significant bit first before it decodes it
         // (TiffFillOrder does so for LZW, deflate and PackBits before this check): others are not judged here.
-        if (compression != Uncompressed && One(reader, fields, FillOrder) == LeastSignificantBitFirst) return null;
+        if (compression != Uncompressed && fields.FirstValue(reader, FillOrder) == LeastSignificantBitFirst) return null;
         var strips = Math.Min(listed, stripsNeeded);
 
         // libdeflate inflates a whole strip at once, into a buffer of its rows (kept to a size a strip of sound rows has).
@@ -258,9 +258,6 @@ public static class TiffStripData
         return null;
     }
 
-    /// <summary>The first value of <paramref name="tag"/>; null when the directory has none.</summary>
-    private static ulong? One(TiffReader reader, Dictionary<ushort, IntegerField> fields, ushort tag) =>
-        fields.TryGetValue(tag, out var field) ? One(reader, field) : null;
 
     private static ulong One(TiffReader reader, IntegerField field) => reader.Value(field.At, 0, field.Type);
 
