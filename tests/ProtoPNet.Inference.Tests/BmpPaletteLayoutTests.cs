@@ -26,6 +26,13 @@ public class BmpPaletteLayoutTests
         // A file already laid out so passes as it is.
         var plain = File.ReadAllBytes(Path.Combine(temporary.Path, "windows-8-plain.bmp"));
         Assert.True(BmpPaletteLayout.AsPillowReadsIt(plain).Span.SequenceEqual(plain));
+        // So does an 8-bit one of black and white, uncounted past them: Pillow reads it as 1 bit a pixel, not as its
+        // palette (left to the checks as it is).
+        var blackAndWhite = plain.ToArray();
+        BitConverter.TryWriteBytes(blackAndWhite.AsSpan(46), 2u);
+        blackAndWhite.AsSpan(54, 8).Clear();
+        blackAndWhite.AsSpan(58, 3).Fill(255);
+        Assert.True(BmpPaletteLayout.AsPillowReadsIt(blackAndWhite).Span.SequenceEqual(blackAndWhite));
     }
 
     private const string WritePaletteBmps = Script + """

@@ -100,8 +100,14 @@ public class PngPillowParityTests
         using var temporary = new TemporaryDirectory("protopnet-png-plte-");
         var verdicts = Verdicts(Pillow.RunPython(WriteLatePalettes, temporary.Path));
         var decoder = new ImageDecoder(new ImageLimits());
-        Assert.Equal(30, verdicts.Count);
-        Assert.All(verdicts.Where(verdict => verdict.Key != "4-bit-short-3-bad-crc.png"), verdict => Assert.StartsWith("read", verdict.Value));
+        Assert.Equal(32, verdicts.Count);
+        string[] badCrcs = ["4-bit-short-3-bad-crc.png", "4-bit-before-header-bad-crc.png"];
+        Assert.All(verdicts.Where(verdict => !badCrcs.Contains(verdict.Key)), verdict => Assert.StartsWith("read", verdict.Value));
+        Assert.All(badCrcs, name => Assert.StartsWith("refused", verdicts[name]));
+        // 20,000 palettes before the header are dropped in one pass (each copied the file once, and the copies lived on).
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        Assert.Null(Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "4-bit-many-before-header.png"))));
+        Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - before, 0, 64L << 20);
         AssertJudgedAlike(decoder, temporary.Path, verdicts);
         // Greys indeed: index 1 of the 1-bit image is (1, 1, 1), not its palette's colour.
         Assert.Equal([0, 0, 0, 1, 1, 1], Decoded(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, "1-bit-after.png")))[..6]);
@@ -120,6 +126,10 @@ public class PngPillowParityTests
         var decoder = new ImageDecoder(new ImageLimits());
         Assert.Equal(["read", "read", "read", "refused", "refused"], verdicts.OrderBy(v => v.Key).Select(v => v.Value.Split(' ')[0].TrimEnd(':')));
         AssertJudgedAlike(decoder, temporary.Path, verdicts);
+        // A header whose length is near 2^31 is cut short: left as it is and refused, not read past the file.
+        byte[] header = [.. PngChunks.Signature, 0x7F, 0xFF, 0xFF, 0xF0, .. "IHDR"u8, 0, 0, 0, 4, 0, 0, 0, 2, 8, 3, 0, 0, 5, .. new byte[20]];
+        Assert.True(PngInterlace.WithAdam7ForAnyMethod(header).Span.SequenceEqual(header));
+        Assert.StartsWith("The PNG image is truncated", Refusal(decoder, header));
     }
 
     private const string WriteInterlaceMethods = Common + """
@@ -260,6 +270,8 @@ public class PngPillowParityTests
                 write("4-bit-short-3-bad-crc.png", [[b"PLTE", plte[1][:9], b"\0\0\0\0"] if c[0] == b"PLTE" else c for c in sound])
                 # A palette before the header, which Pillow passes over (greys), and a header of 14 bytes (it reads 13).
                 write("4-bit-before-header.png", [plte] + without)
+                write("4-bit-before-header-bad-crc.png", [[b"PLTE", plte[1], b"\0\0\0\0"]] + without)
+                write("4-bit-many-before-header.png", [[b"PLTE", b"", crc(b"PLTE", b"")]] * 20000 + [plte] + sound)
                 long_header = [b"IHDR", sound[0][1] + b"\0", crc(b"IHDR", sound[0][1] + b"\0")]
                 write("4-bit-long-header-none.png", [long_header] + without[1:])
         alphas = bytes((i * 71) % 256 for i in range(16))

@@ -292,7 +292,7 @@ public class TiffLibtiffParityTests
     /// <summary>
     /// An 8 MB TIFF one pixel wide whose 8 million strips each have an offset of one BYTE (which Pillow reads, and a
     /// rewrite lays out for the decoder here) is refused for its size without its offsets being laid out: doing so took
-    /// 776 MB and 2 seconds before the size was judged.
+    /// 776 MB and 2 seconds before the size was judged. Four rows high, it is refused for the length of its list.
     /// </summary>
     [Fact]
     public void MillionsOfStripOffsetsAreNotLaidOutBeforeTheSizeIsJudged()
@@ -320,6 +320,30 @@ public class TiffLibtiffParityTests
         var before = GC.GetAllocatedBytesForCurrentThread();
         Assert.StartsWith($"The TIFF image is 1x{rows} pixels; no side may be longer than", Refusal(decoder, file));
         Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - before, 0, 128L << 20);
+        // Of a small image (8 by 4, a row a strip), 400,000 LONG offsets wrapping round its rows are refused: Pillow reads
+        // every strip of them (the one further on of each row wins), the decoder here the first ones.
+        const int offsets = 400_000;
+        var small = new byte[8 + 8 + 4 * offsets + 2 + 12 * 9 + 4];
+        "II*\0"u8.CopyTo(small);
+        BitConverter.TryWriteBytes(small.AsSpan(4), 16 + 4 * offsets);
+        small.AsSpan(8, 8).Fill(200);                                                    // one row of grey 200 at byte 8
+        for (var i = 0; i < offsets; i++) BitConverter.TryWriteBytes(small.AsSpan(16 + 4 * i), 8u);
+        var smallEntries = new (ushort Tag, ushort Type, uint Count, uint Value)[]
+        {
+            (256, 3, 1, 8), (257, 3, 1, 4), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, offsets, 16), (277, 3, 1, 1), (278, 3, 1, 1), (279, 4, 1, 8),
+        };
+        var smallAt = 16 + 4 * offsets;
+        BitConverter.TryWriteBytes(small.AsSpan(smallAt), (ushort)smallEntries.Length);
+        for (var i = 0; i < smallEntries.Length; i++)
+        {
+            var entry = small.AsSpan(smallAt + 2 + 12 * i);
+            BitConverter.TryWriteBytes(entry, smallEntries[i].Tag);
+            BitConverter.TryWriteBytes(entry[2..], smallEntries[i].Type);
+            BitConverter.TryWriteBytes(entry[4..], smallEntries[i].Count);
+            BitConverter.TryWriteBytes(entry[8..], smallEntries[i].Value);
+        }
+        Assert.Equal($"The TIFF image is corrupt: it lists {offsets} strip offsets, more than the {6 * 65536} any image's strips need (Pillow reads each, the decoder here the first).",
+            Refusal(decoder, small));
     }
 
     /// <summary>

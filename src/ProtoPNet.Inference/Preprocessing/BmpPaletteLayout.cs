@@ -47,7 +47,7 @@ public static class BmpPaletteLayout
         if (offset == pixelsFrom && (counted == 0 || counted == written)) return bytes;   // already so
         // Pillow reads as many entries as the file has of those counted; an index past them it shows as the grey (i, i, i).
         var entries = (int)Math.Min(colours, (uint)((file.Length - paletteAt) / entrySize));
-        if (IsPillowsGreyscale(file.Slice(paletteAt, entries * entrySize), entrySize, colours) && !(bits == 8 || bits == 1 && colours == 2))
+        if (IsPillowsGreyscale(file.Slice(paletteAt, entries * entrySize), entrySize, colours) && !(bits == 8 && colours != 2 || bits == 1 && colours == 2))
         {
             return bytes;   // Pillow reads it as greys of another depth than its pixels': left to the checks as it is
         }
@@ -69,8 +69,9 @@ public static class BmpPaletteLayout
     }
 
     /// <summary>
-    /// Whether Pillow takes the palette for greys and reads the pixels as such, at 8 bits or (of 2 colours) 1 bit a pixel
-    /// whatever the BMP's own depth: its entries for the indices 0 to colours - 1 (0 and 255 for 2) are those greys.
+    /// Whether Pillow takes the palette for greys and reads the pixels as such, at 8 bits or (of 2 colours, black and
+    /// white) 1 bit a pixel whatever the BMP's own depth: its entries for the indices 0 to colours - 1 (0 and 255 for 2)
+    /// are those greys. Only an 8-bit BMP of more than 2 greys and a 1-bit one of black and white are then its own depth.
     /// </summary>
     private static bool IsPillowsGreyscale(ReadOnlySpan<byte> palette, int entrySize, uint colours)
     {

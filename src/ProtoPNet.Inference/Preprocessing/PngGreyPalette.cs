@@ -25,22 +25,29 @@ public static class PngGreyPalette
         var firstImageData = -1;
         var bitDepth = 0;
         var headerSeen = false;
+        List<(int Start, int End)>? beforeHeader = null;
         (int Start, int End, int Length)? shortPalette = null;
         foreach (var chunk in new PngChunks(file))
         {
             if (chunk.Is("IHDR"u8) && chunk.Length >= 13)   // Pillow reads a longer header's first 13 bytes
             {
-                if (file[chunk.DataStart + 9] != PaletteColourType) return bytes;
+                if (file[chunk.DataStart + 9] != PaletteColourType) return WithoutAny(bytes, beforeHeader);
                 bitDepth = file[chunk.DataStart + 8];
                 headerSeen = true;
             }
-            // A palette before the header Pillow passes over (it does not know the mode yet): the file goes on without it.
-            if (chunk.Is("PLTE"u8) && !headerSeen) return WithGreysBeforeImageData(Without(bytes, chunk.Start, chunk.End));
+            // A palette before the header Pillow passes over (it does not know the mode yet): the file goes on without
+            // those (one whose CRC fails Pillow refuses, as the checks do: the file is left as it is).
+            if (chunk.Is("PLTE"u8) && !headerSeen)
+            {
+                if (!CrcHolds(file, chunk)) return bytes;
+                (beforeHeader ??= []).Add((chunk.Start, chunk.End));
+                continue;
+            }
             if (chunk.Is("PLTE"u8))
             {
-                // A palette of all the entries the indices reach, a broken one, or a second one (refused): as it is.
-                var whole = chunk.Length % 3 == 0 && BinaryPrimitives.ReadUInt32BigEndian(file[chunk.CrcAt..]) == PngChecksums.Crc(file.Slice(chunk.Start + 4, 4 + chunk.Length));
-                if (shortPalette is not null || !whole || bitDepth is not (1 or 2 or 4 or 8) || chunk.Length / 3 >= 1 << bitDepth) return bytes;
+                // A palette of all the entries the indices reach, a broken one, or a second one: left as it is.
+                var whole = chunk.Length % 3 == 0 && CrcHolds(file, chunk);
+                if (shortPalette is not null || !whole || bitDepth is not (1 or 2 or 4 or 8) || chunk.Length / 3 >= 1 << bitDepth) return WithoutAny(bytes, beforeHeader);
                 shortPalette = (chunk.Start, chunk.End, chunk.Length);
             }
             if (!chunk.Is("IDAT"u8)) continue;
@@ -48,7 +55,7 @@ public static class PngGreyPalette
             break;
         }
         // No header of a palette image, a depth a palette image does not have, or no image data: the decoder says so.
-        if (firstImageData < 0 || bitDepth is not (1 or 2 or 4 or 8)) return bytes;
+        if (firstImageData < 0 || bitDepth is not (1 or 2 or 4 or 8)) return WithoutAny(bytes, beforeHeader);
 
         var colours = 1 << bitDepth;
         var entries = shortPalette is { } found ? found.Length / 3 : 0;
@@ -58,20 +65,31 @@ public static class PngGreyPalette
         if (shortPalette is { } own) file.Slice(own.Start + 8, own.Length).CopyTo(palette.AsSpan(8));
         for (var i = entries; i < colours; i++) palette.AsSpan(8 + 3 * i, 3).Fill((byte)i);
         BinaryPrimitives.WriteUInt32BigEndian(palette.AsSpan(8 + 3 * colours), PngChecksums.Crc(palette.AsSpan(4, 4 + 3 * colours)));
-        // In place of the short palette, or just before the image data.
+        // In place of the short palette, or just before the image data; without the palettes before the header.
         var (cutFrom, cutTo) = shortPalette is { } replaced ? (replaced.Start, replaced.End) : (firstImageData, firstImageData);
-        var copy = new byte[file.Length - (cutTo - cutFrom) + palette.Length];
-        file[..cutFrom].CopyTo(copy);
-        palette.CopyTo(copy, cutFrom);
-        file[cutTo..].CopyTo(copy.AsSpan(cutFrom + palette.Length));
-        return copy;
+        var withPalette = new byte[file.Length - (cutTo - cutFrom) + palette.Length];
+        file[..cutFrom].CopyTo(withPalette);
+        palette.CopyTo(withPalette, cutFrom);
+        file[cutTo..].CopyTo(withPalette.AsSpan(cutFrom + palette.Length));
+        return WithoutAny(withPalette, beforeHeader);   // they lie before the cut, where they were
     }
 
-    private static byte[] Without(ReadOnlyMemory<byte> bytes, int from, int to)
+    private static bool CrcHolds(ReadOnlySpan<byte> file, PngChunk chunk) =>
+        BinaryPrimitives.ReadUInt32BigEndian(file[chunk.CrcAt..]) == PngChecksums.Crc(file.Slice(chunk.Start + 4, 4 + chunk.Length));
+
+    /// <summary>The file without the byte ranges <paramref name="dropped"/> (in order, apart), copied in one pass; itself when there are none.</summary>
+    private static ReadOnlyMemory<byte> WithoutAny(ReadOnlyMemory<byte> bytes, List<(int Start, int End)>? dropped)
     {
-        var copy = new byte[bytes.Length - (to - from)];
-        bytes.Span[..from].CopyTo(copy);
-        bytes.Span[to..].CopyTo(copy.AsSpan(from));
+        if (dropped is null) return bytes;
+        var copy = new byte[bytes.Length - dropped.Sum(range => range.End - range.Start)];
+        var (from, to) = (0, 0);
+        foreach (var (start, end) in dropped)
+        {
+            bytes.Span[from..start].CopyTo(copy.AsSpan(to));
+            to += start - from;
+            from = end;
+        }
+        bytes.Span[from..].CopyTo(copy.AsSpan(to));
         return copy;
     }
 }

@@ -16,9 +16,9 @@ public static class PngInterlace
     {
         var file = bytes.Span;
         if (!PngChunks.IsPng(file) || file.Length < HeaderDataAt + HeaderLength + 4 || !file[12..16].SequenceEqual("IHDR"u8)) return bytes;
-        var length = (int)Math.Min(BinaryPrimitives.ReadUInt32BigEndian(file[8..]), int.MaxValue);
-        if (length < HeaderLength || file[InterlaceAt] <= Adam7 || HeaderDataAt + length + 4 > file.Length) return bytes;
-        var crcAt = HeaderDataAt + length;
+        var length = (long)BinaryPrimitives.ReadUInt32BigEndian(file[8..]);
+        if (length < HeaderLength || file[InterlaceAt] <= Adam7 || HeaderDataAt + length + 4 > file.Length) return bytes;   // cut: the checks say so
+        var crcAt = HeaderDataAt + (int)length;
         if (BinaryPrimitives.ReadUInt32BigEndian(file[crcAt..]) != PngChecksums.Crc(file[12..crcAt])) return bytes;
         var copy = file.ToArray();
         copy[InterlaceAt] = Adam7;

@@ -18,7 +18,10 @@ public static class TiffRawStripLists
         SamplesPerPixel = 277, RowsPerStrip = 278, StripByteCounts = 279, PlanarConfiguration = 284;
 
     private const ushort Short = 3, Long = 4;
-    private const ulong Uncompressed = 1, YCbCr = 6, MaxSamples = 6, MaxBitsPerPixel = 64, MaxOffsets = 6 * 65536;
+    private const ulong Uncompressed = 1, YCbCr = 6, MaxSamples = 6, MaxBitsPerPixel = 64;
+
+    /// <summary>The longest list laid out: a strip a row, six planes, of the longest side (TiffStripData refuses a longer one).</summary>
+    internal const ulong MaxOffsets = 6 * 65536;
 
     /// <summary>The file itself when it needs nothing (or is not a classic TIFF); otherwise a copy with the strip lists written anew.</summary>
     public static ReadOnlyMemory<byte> WithListsPillowReads(ReadOnlyMemory<byte> bytes)

@@ -10,8 +10,8 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// </summary>
 internal static class TiffSixteenBitRgb
 {
-    private const ushort BitsPerSample = 258, Photometric = 262, SamplesPerPixel = 277, PlanarConfiguration = 284;
-    private const ulong Rgb = 2;
+    private const ushort BitsPerSample = 258, Photometric = 262, SamplesPerPixel = 277, PlanarConfiguration = 284, ExtraSamples = 338;
+    private const ulong Rgb = 2, AssociatedAlpha = 1;
 
     /// <summary>Whether the first directory says RGB of 16 bits in each of its three or four samples, stored together (chunky).</summary>
     public static bool Applies(ReadOnlySpan<byte> file)
@@ -19,10 +19,13 @@ internal static class TiffSixteenBitRgb
         if (TiffDirectory.First(file) is not { } directory) return false;
         var reader = new TiffReader(file, directory.LittleEndian);
         var fields = directory.FirstIntegerFields(reader, file.Length);
-        if (!fields.TryGetValue(Photometric, out var photometric) || reader.Value(photometric.At, 0, photometric.Type) != Rgb) return false;
-        var samples = fields.TryGetValue(SamplesPerPixel, out var samplesField) ? reader.Value(samplesField.At, 0, samplesField.Type) : 1;
+        if (fields.FirstValue(reader, Photometric) != Rgb) return false;
+        var samples = fields.FirstValue(reader, SamplesPerPixel) ?? 1;
         if (samples is not (3 or 4) || !fields.TryGetValue(BitsPerSample, out var bits)) return false;
-        if (fields.TryGetValue(PlanarConfiguration, out var planar) && reader.Value(planar.At, 0, planar.Type) == 2) return false;
+        if (fields.FirstValue(reader, PlanarConfiguration) == 2) return false;
+        // Associated (premultiplied) alpha Pillow divides out after taking the high bytes: not matched here.
+        if (fields.FirstValue(reader, ExtraSamples) == AssociatedAlpha) return false;
+        // FindCorruption has refused a BitsPerSample of another count than 1 or the samples, so each index is in it.
         for (ulong i = 0; i < samples; i++)
         {
             if (reader.Value(bits.At, bits.Count == 1 ? 0 : i, bits.Type) != 16) return false;

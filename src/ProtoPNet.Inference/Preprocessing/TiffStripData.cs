@@ -158,6 +158,11 @@ public static class TiffStripData
         var rowBytes = (width * (planar ? bits / samples : bits) + 7) / 8;
         var stripsPerPlane = (height + rowsPerStrip - 1) / rowsPerStrip;
         var stripsNeeded = planar ? stripsPerPlane * samples : stripsPerPlane;
+        // A list longer than TiffRawStripLists lays out: Pillow reads each of its strips, the decoder here the first.
+        if (compression == Uncompressed && offsets.Count > TiffRawStripLists.MaxOffsets)
+        {
+            return $"it lists {offsets.Count} strip offsets, more than the {TiffRawStripLists.MaxOffsets} any image's strips need (Pillow reads each, the decoder here the first)";
+        }
         var listed = Math.Min(offsets.Count, byteCounts.Count);
         // libtiff refuses a compressed strip that is not listed (an uncompressed TIFF's byte counts, which Pillow never
         // reads, were given one per offset before: TiffRawStripLists). Pillow maps a one-strip 8-bit grey, palette or 16-bit grey
