@@ -306,16 +306,7 @@ public class TiffLibtiffParityTests
         {
             (256, 3, 1, 1), (257, 4, 1, rows), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 1, rows, 8), (277, 3, 1, 1), (278, 3, 1, 1), (284, 3, 1, 1),
         };
-        var at = 8 + rows;
-        BitConverter.TryWriteBytes(file.AsSpan(at), (ushort)entries.Length);
-        for (var i = 0; i < entries.Length; i++)
-        {
-            var entry = file.AsSpan(at + 2 + 12 * i);
-            BitConverter.TryWriteBytes(entry, entries[i].Tag);
-            BitConverter.TryWriteBytes(entry[2..], entries[i].Type);
-            BitConverter.TryWriteBytes(entry[4..], entries[i].Count);
-            BitConverter.TryWriteBytes(entry[8..], entries[i].Value);
-        }
+        WriteDirectory(file, 8 + rows, entries);
         var decoder = new ImageDecoder(new ImageLimits());
         var before = GC.GetAllocatedBytesForCurrentThread();
         Assert.StartsWith($"The TIFF image is 1x{rows} pixels; no side may be longer than", Refusal(decoder, file));
@@ -332,18 +323,23 @@ public class TiffLibtiffParityTests
         {
             (256, 3, 1, 8), (257, 3, 1, 4), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, offsets, 16), (277, 3, 1, 1), (278, 3, 1, 1), (279, 4, 1, 8),
         };
-        var smallAt = 16 + 4 * offsets;
-        BitConverter.TryWriteBytes(small.AsSpan(smallAt), (ushort)smallEntries.Length);
-        for (var i = 0; i < smallEntries.Length; i++)
-        {
-            var entry = small.AsSpan(smallAt + 2 + 12 * i);
-            BitConverter.TryWriteBytes(entry, smallEntries[i].Tag);
-            BitConverter.TryWriteBytes(entry[2..], smallEntries[i].Type);
-            BitConverter.TryWriteBytes(entry[4..], smallEntries[i].Count);
-            BitConverter.TryWriteBytes(entry[8..], smallEntries[i].Value);
-        }
+        WriteDirectory(small, 16 + 4 * offsets, smallEntries);
         Assert.Equal($"The TIFF image is corrupt: it lists {offsets} strip offsets, more than the {6 * 65536} any image's strips need (Pillow reads each, the decoder here the first).",
             Refusal(decoder, small));
+    }
+
+    /// <summary>A little-endian directory of <paramref name="entries"/> (values in the entries) at <paramref name="at"/>, its next pointer 0.</summary>
+    private static void WriteDirectory(byte[] file, int at, (ushort Tag, ushort Type, uint Count, uint Value)[] entries)
+    {
+        BitConverter.TryWriteBytes(file.AsSpan(at), (ushort)entries.Length);
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var entry = file.AsSpan(at + 2 + 12 * i);
+            BitConverter.TryWriteBytes(entry, entries[i].Tag);
+            BitConverter.TryWriteBytes(entry[2..], entries[i].Type);
+            BitConverter.TryWriteBytes(entry[4..], entries[i].Count);
+            BitConverter.TryWriteBytes(entry[8..], entries[i].Value);
+        }
     }
 
     /// <summary>
