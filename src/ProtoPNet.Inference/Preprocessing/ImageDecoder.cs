@@ -129,7 +129,10 @@ public sealed class ImageDecoder(ImageLimits limits)
             throw new ImageRejectedException(ImageRejection.TooManyBytes,
                 $"The image has {bytes.Length} bytes; the limit is {limits.MaxBytes} bytes.");
         }
-        var uploaded = bytes;
+        // The upload as the checks judge it: a TIFF's first page alone, its later pages (which neither Pillow nor the
+        // decoder here reads, but ImageSharp and the completeness check walked) cut off.
+        var uploaded = TiffLaterImages.WithFirstImageAlone(bytes);
+        bytes = uploaded;
         // Rewritten where ImageSharp mishandles a file (otherwise the bytes pass as they are), in this order, before any check:
         bytes = PngText.WithoutCompressedChunks(bytes);        // compressed metadata the decoder would inflate without limit
         bytes = PngImageData.WithShortFirstChunkMerged(bytes); // a first IDAT of 0 or 1 bytes, which it refused
@@ -137,7 +140,6 @@ public sealed class ImageDecoder(ImageLimits limits)
         bytes = PngImageData.WithTransparencyBeforeImageData(bytes); // a tRNS after the image data, which it passed over and Pillow reads
         bytes = PngInterlace.WithAdam7ForAnyMethod(bytes);     // an interlace method past 1, which it refused and Pillow reads as Adam7
         bytes = PngGreyPalette.WithGreysBeforeImageData(bytes); // a palette image without a PLTE before its image data, or a short one, which it refused or read otherwise and Pillow shows as greys
-        bytes = TiffLaterImages.WithFirstImageAlone(bytes);    // later pages, whose damage it refused though only the first is read
         bytes = TiffStrips.WithRowsPerStripClamped(bytes);     // a RowsPerStrip beyond the height, which sized its buffer
         bytes = TiffDefaults.WithDefaults(bytes);              // no BitsPerSample, or no PhotometricInterpretation for one sample, which it refused
         bytes = TiffRawStripLists.WithListsPillowReads(bytes); // an uncompressed TIFF's strip counts missing, short or of odd types, offsets of BYTE, SBYTE or LONG8 (which it refused) or past its strips (read otherwise)
@@ -170,10 +172,9 @@ public sealed class ImageDecoder(ImageLimits limits)
         RefuseCompression(declared.Width * declared.Height, bytes.Length, format);
 
         // ImageSharp fills a missing end with grey and reports success, so an interrupted upload is found here instead.
-        // A TIFF is judged as uploaded, its first page alone: a directory or lists a rewrite wrote after its end would
-        // make values past the upload's end (where Pillow stops reading the directory) look whole.
-        var whole = imageFormat is TiffFormat ? TiffLaterImages.WithFirstImageAlone(uploaded) : bytes;
-        if (ImageCompleteness.FindMissingData(whole.Span, imageFormat, out var jpegScans) is { } missing)
+        // A TIFF is judged as uploaded: a directory or lists a rewrite wrote after its end would make values past the
+        // upload's end (where Pillow stops reading the directory) look whole.
+        if (ImageCompleteness.FindMissingData((imageFormat is TiffFormat ? uploaded : bytes).Span, imageFormat, out var jpegScans) is { } missing)
         {
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missing}.");
         }

@@ -72,21 +72,23 @@ internal static class TiffPillowLayout
         if (TiffDirectory.First(file) is not { } directory) return null;
         var reader = new TiffReader(file, directory.LittleEndian);
         var fields = directory.FirstIntegerFields(reader, file.Length);
-        if (fields.FirstValue(reader, Photometric) == YCbCr && (fields.FirstValue(reader, Compression) ?? 1) == 1)
+        var uncompressed = (fields.FirstValue(reader, Compression) ?? 1) == 1;
+        var samples = fields.FirstValue(reader, SamplesPerPixel) ?? 1;
+        var bits = fields.FirstValue(reader, BitsPerSample);
+        if (fields.FirstValue(reader, Photometric) == YCbCr && uncompressed)
         {
             return "uncompressed YCbCr samples, which the trainer's Pillow reads as RGB with a fourth byte a pixel (it refuses such a file as truncated)";
         }
-        if (fields.FirstValue(reader, PlanarConfiguration) == 2 && (fields.FirstValue(reader, SamplesPerPixel) ?? 1) > 1 && fields.FirstValue(reader, BitsPerSample) == 16
-            && (fields.FirstValue(reader, Compression) ?? 1) == 1)
+        if (fields.FirstValue(reader, PlanarConfiguration) == 2 && samples > 1 && bits == 16 && uncompressed)
         {
             return "uncompressed planes of 16-bit samples, which the trainer's Pillow reads as bytes of 8-bit samples (another picture)";
         }
-        if ((fields.FirstValue(reader, SamplesPerPixel) ?? 1) == 1 && fields.FirstValue(reader, BitsPerSample) == 12)
+        if (samples == 1 && bits == 12)
         {
             return "one sample of 12 bits, which the trainer reads as 16-bit levels (its white, 4095, nearly black) where this decoder would scale 12 bits";
         }
-        var unsigned = !fields.TryGetValue(SampleFormat, out var format) || reader.Value(format.At, 0, format.Type) == 1;
-        return (fields.FirstValue(reader, SamplesPerPixel) ?? 1) == 1 && fields.FirstValue(reader, BitsPerSample) == 32 && unsigned
+        var unsigned = (fields.FirstValue(reader, SampleFormat) ?? 1) == 1;
+        return samples == 1 && bits == 32 && unsigned
             ? "one sample of 32-bit integers, which the trainer clips to 16 bits where this decoder would scale all 32"
             : null;
     }

@@ -184,11 +184,7 @@ public static class TiffStripData
         for (var strip = Math.Min(listed, stripsNeeded); compression == Uncompressed && strip < offsets.Count; strip++)
         {
             var needed = Math.Min(rowsPerStrip, height - strip % stripsPerPlane * rowsPerStrip) * rowBytes;
-            var start = reader.Value(offsets.At, strip, offsets.Type);
-            if (!TiffDirectory.Within(start, needed, dataEnd))
-            {
-                return $"its strip {strip} needs {needed} bytes at byte {start} for its {width}-pixel rows; the file ends after {dataEnd}";
-            }
+            if (RowsPastTheEnd(reader, offsets, strip, needed, width, dataEnd) is { } pastTheEnd) return pastTheEnd;
         }
         if (compression is not (Uncompressed or Lzw or Deflate or OldDeflate or PackBits)) return null;
         // libtiff reverses the bits of each byte of a strip written least significant bit first before it decodes it
@@ -213,10 +209,7 @@ public static class TiffStripData
                 if (compression == Uncompressed)
                 {
                     // Pillow reads an uncompressed strip's rows from its offset on, whatever its byte count says.
-                    if (!TiffDirectory.Within(start, needed, dataEnd))
-                    {
-                        return $"its strip {strip} needs {needed} bytes at byte {start} for its {width}-pixel rows; the file ends after {dataEnd}";
-                    }
+                    if (RowsPastTheEnd(reader, offsets, strip, needed, width, dataEnd) is { } pastTheEnd) return pastTheEnd;
                     if (length < needed) rewrites?.AddShortRaw(directory, offsets, byteCounts, (int)strip, needed);
                     continue;
                 }
@@ -265,6 +258,15 @@ public static class TiffStripData
 
 
     private static ulong One(TiffReader reader, IntegerField field) => reader.Value(field.At, 0, field.Type);
+
+    /// <summary>Why an uncompressed strip's rows, read from its offset as Pillow reads them, run past the upload's end; null when they do not.</summary>
+    private static string? RowsPastTheEnd(TiffReader reader, IntegerField offsets, ulong strip, ulong needed, ulong width, int dataEnd)
+    {
+        var start = reader.Value(offsets.At, strip, offsets.Type);
+        return TiffDirectory.Within(start, needed, dataEnd)
+            ? null
+            : $"its strip {strip} needs {needed} bytes at byte {start} for its {width}-pixel rows; the file ends after {dataEnd}";
+    }
 
     /// <summary>Whether two fields give the same values (a repeated BitsPerSample: Pillow reads the last, libtiff and ImageSharp the first).</summary>
     private static bool SameValues(TiffReader reader, IntegerField first, IntegerField second)
