@@ -223,6 +223,14 @@ public sealed class TrainingTabTests(WebFixture fixture)
         await page.Context.CloseAsync();
     }
 
+    /// <summary>Writes a file as the worker writes its status: to a temporary file first, then moved over the old one.</summary>
+    private static void WriteWhole(string path, string text)
+    {
+        var temporary = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.test.tmp");   // named as the worker names its own
+        File.WriteAllText(temporary, text);
+        File.Move(temporary, path, overwrite: true);
+    }
+
     /// <summary>The job row and action of the focused button, "id action", or "" when the focus is elsewhere.</summary>
     private const string FocusedAction =
         "() => { const b = document.activeElement; const r = b && b.closest('tr[data-job]'); return r ? `${r.dataset.job} ${b.dataset.action}` : ''; }";
@@ -330,16 +338,17 @@ public sealed class TrainingTabTests(WebFixture fixture)
         {
             // Each job's status is written before its job.json: the fixture's real worker claims a job it finds without
             // one (a queued job) and, with the photos folder in its data root, would run it (a race seen in CI: the failed
-            // job listed as running). A heartbeat ahead of the clock: the worker also takes over a running job whose
-            // heartbeat has gone stale.
-            void Status(string progress, string warnings) => File.WriteAllText(Path.Combine(folder, "status.json"),
+            // job listed as running). Written whole, as a worker writes it: a status read half written is none, and the
+            // worker ran the job (seen beside a container build: it published a model 'photos' that later tests found).
+            // A heartbeat ahead of the clock: the worker also takes over a running job whose heartbeat has gone stale.
+            void Status(string progress, string warnings) => WriteWhole(Path.Combine(folder, "status.json"),
                 $$"""{"id": "photos-warned", "status": "running", "attempt": 1, "progress": {{progress}}, "warnings": {{warnings}}, "heartbeatAt": "{{DateTime.UtcNow.AddMinutes(10):yyyy-MM-ddTHH:mm:ss.fffZ}}"}""");
             Status("""{"stage": "checking-images", "epoch": 0, "epochs": 4, "fraction": 0, "imagesChecked": 1200, "imagesToCheck": 3000}""", "[]");
             File.WriteAllText(Path.Combine(folder, "job.json"),
                 """{"format": "protopnet-training-job/1", "id": "photos-warned", "name": "photos", "preset": "smoke", "dataset": "imagefolder", "data": "photos", "options": {}, "createdAt": "2026-12-01T08:00:00.000Z"}""");
             // And a job that failed, as its worker leaves it: the list says why, without following it.
             Directory.CreateDirectory(failed);
-            File.WriteAllText(Path.Combine(failed, "status.json"),
+            WriteWhole(Path.Combine(failed, "status.json"),
                 """{"id": "photos-failed", "status": "failed", "attempt": 1, "error": "1 of 3000 image files cannot be read (train/tulip/1.jpg: image file is truncated)", "warnings": ["imagefolder: train/ holds what is not read: 1 hidden files: tulip/._1.jpg"]}""");
             File.WriteAllText(Path.Combine(failed, "job.json"),
                 """{"format": "protopnet-training-job/1", "id": "photos-failed", "name": "photos", "preset": "smoke", "dataset": "imagefolder", "data": "photos", "options": {}, "createdAt": "2026-12-01T07:00:00.000Z"}""");
