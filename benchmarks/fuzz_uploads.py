@@ -8,7 +8,8 @@ blocks, a BMP's header, a TIFF's IFD entries, a WebP's RIFF chunks), the same on
 and each mutant is sent to `POST /classify` as a raw body and as multipart, one request at a time, and opened by the
 trainer's own `open_image` (src/trainer/protopnet_trainer/image_files.py) in a child process with a time limit.
 
-Findings (each mutant with one is kept in WORK/findings/): an answer 5xx, none at all (reset or timed out: a hang,
+Findings (each mutant with one is kept in WORK/findings/): an answer 5xx, a 400 that says the decoder failed on the
+file (a fault of its own code, refused rather than answered 500), none at all (reset or timed out: a hang,
 after which `/health/live` is asked), one slower than `--slow-seconds`, a 4xx that is not a problem as docs/API.md
 documents them (`application/problem+json`, a documented `type` with its documented status, a `detail` of one
 printable line), a seed not answered 200. It ends with a Markdown table of the service's answers to the raw uploads
@@ -65,9 +66,13 @@ MAX_SIDE = 65_535
 DENSE_PIXELS, MAX_PIXELS_PER_BYTE = 1_000_000, 4_096
 
 # The kinds of finding; all but a slow answer fail the run.
-SERVER_ERROR, NO_ANSWER, SLOW, BAD_PROBLEM, SEED_REFUSED, NOT_LIVE = (
-    "server-error", "no-answer", "slow", "bad-problem", "seed-refused", "not-live")
-FAILING = (SERVER_ERROR, NO_ANSWER, BAD_PROBLEM, SEED_REFUSED, NOT_LIVE)
+SERVER_ERROR, DECODER_FAULT, NO_ANSWER, SLOW, BAD_PROBLEM, SEED_REFUSED, NOT_LIVE = (
+    "server-error", "decoder-fault", "no-answer", "slow", "bad-problem", "seed-refused", "not-live")
+FAILING = (SERVER_ERROR, DECODER_FAULT, NO_ANSWER, BAD_PROBLEM, SEED_REFUSED, NOT_LIVE)
+
+# How the service's 400 says that its decoder's own code failed on the file (an exception no check foresaw), which it
+# refuses rather than answering 500 (docs/API.md): as much a fault to mend as a 500.
+DECODER_FAULT_DETAIL = "the decoder failed on it"
 
 Mutations = List[Tuple[bytes, str]]   # (the mutant's bytes, what was done)
 
@@ -1288,6 +1293,8 @@ def answer_findings(mutant: Mutant, upload: str, answer: Answer, slow_seconds: f
     elif 400 <= answer.status < 500:
         found += [(BAD_PROBLEM, f"{answer.status}: {issue}")
                   for issue in problem_issues(answer.status, answer.content_type, answer.body, documented)]
+        if DECODER_FAULT_DETAIL in problem_summary(answer):
+            found.append((DECODER_FAULT, f"{answer.status} {problem_summary(answer)}"))
     if mutant.is_seed and answer.status != 200:
         found.append((SEED_REFUSED, f"{answer.status or answer.error} {problem_summary(answer)}".strip()))
     if answer.status and answer.seconds > slow_seconds:

@@ -21,6 +21,27 @@ public class ImageDecoderTests
 {
     private readonly ImageDecoder _decoder = new(new ImageLimits());
 
+    /// <summary>
+    /// An exception of the decoder's own code (not a refusal) is refused as not decodable, and reported to the fault
+    /// callback (the service logs it and counts it in /metrics): a 400 to the client, not a 500.
+    /// </summary>
+    [Fact]
+    public void ADecodersOwnFaultIsRefusedAsNotDecodableAndReported()
+    {
+        var faults = new List<Exception>();
+        var decoder = new ImageDecoder(new ImageLimits(), faults.Add);
+        var refusal = Assert.Throws<ImageRejectedException>(() => decoder.Decode(new UnreadableBytes(1000).Memory));
+        Assert.Equal(ImageRejection.NotDecodable, refusal.Rejection);
+        Assert.StartsWith("The image cannot be decoded here: the decoder failed on it (InvalidOperationException)", refusal.Message);
+        Assert.Equal("these bytes cannot be read", Assert.Single(faults).Message);
+        Assert.Same(faults[0], refusal.InnerException);
+
+        // Refusals are not faults.
+        Assert.Throws<ImageRejectedException>(() => decoder.Decode(new byte[] { 1, 2, 3 }));
+        Assert.Throws<ImageRejectedException>(() => decoder.Decode(TestImages.PngHeaderOnly(4, 4)));
+        Assert.Single(faults);
+    }
+
     public static TheoryData<string> Formats => ["png", "jpeg", "gif", "bmp", "webp", "tiff"];
 
     /// <summary>The image file at <paramref name="path"/> as the trainer reads it (its open_image: EXIF applied, transparency over white): its size, and its RGB bytes row by row.</summary>

@@ -137,12 +137,15 @@ def test_answers_make_the_findings_that_fail_the_run() -> None:
 
     assert kinds(good) == []
     assert kinds(fuzz_uploads.Answer(500, "application/problem+json", b"{}", 0.01)) == ["server-error"]
+    fault = problem(type="urn:protopnet:problem:image-not-decodable", status=400,
+                    detail="The image cannot be decoded here: the decoder failed on it (IndexOutOfRangeException), a fault of the service's, which it has logged. Send the picture as PNG or JPEG.")
+    assert kinds(fuzz_uploads.Answer(400, "application/problem+json", fault, 0.01)) == ["decoder-fault"]
     assert kinds(fuzz_uploads.Answer(0, seconds=10, error="no answer in 10 s")) == ["no-answer"]
     assert kinds(fuzz_uploads.Answer(200, "application/json", b"{}", 3.5)) == ["slow"]
     assert kinds(fuzz_uploads.Answer(200, "application/json", b"{}", 0.01), seed_mutant()) == []
     assert kinds(good, seed_mutant()) == ["seed-refused"]
     assert "slow" not in fuzz_uploads.FAILING
-    assert {"server-error", "no-answer", "bad-problem", "seed-refused"} <= set(fuzz_uploads.FAILING)
+    assert {"server-error", "decoder-fault", "no-answer", "bad-problem", "seed-refused"} <= set(fuzz_uploads.FAILING)
 
 
 def test_the_comparison_with_pillow_counts_each_mutant_in_its_column() -> None:

@@ -78,8 +78,11 @@ public sealed class DecodedImage(Image<Rgb24> pixels, string format, int width, 
 /// <summary>
 /// Decodes PNG, JPEG, GIF (first frame), BMP, WebP (an animation's first frame) and TIFF (first frame). Size limits are checked on the header
 /// before any pixel memory is allocated, so a small file that declares a huge image is refused cheaply.
+/// An exception of the decoder's own code on a file no check foresaw (the rewrites run on hostile bytes before any
+/// check) is refused as not decodable, and reported to <paramref name="onFault"/>: a 400 to the client, the fault to
+/// the service's log, never a 500.
 /// </summary>
-public sealed class ImageDecoder(ImageLimits limits)
+public sealed class ImageDecoder(ImageLimits limits, Action<Exception>? onFault = null)
 {
     /// <summary>Content types accepted for a raw request body.</summary>
     public static readonly IReadOnlyList<string> AcceptedContentTypes =
@@ -122,6 +125,28 @@ public sealed class ImageDecoder(ImageLimits limits)
     /// <see cref="JpegDraftScale"/>, with libjpeg-turbo (without it, or for a JPEG it cannot decode, in full with ImageSharp).
     /// </summary>
     public DecodedImage Decode(ReadOnlyMemory<byte> bytes, (int Width, int Height)? jpegDraftSize = null)
+    {
+        try
+        {
+            return DecodeUpload(bytes, jpegDraftSize);
+        }
+        catch (Exception fault) when (IsFault(fault))
+        {
+            onFault?.Invoke(fault);
+            throw new ImageRejectedException(ImageRejection.NotDecodable,
+                $"The image cannot be decoded here: the decoder failed on it ({fault.GetType().Name}), a fault of the service's, " +
+                "which it has logged. Send the picture as PNG or JPEG.", fault);
+        }
+    }
+
+    /// <summary>
+    /// Whether an exception from decoding is a fault of the decoder's own, not a refusal (<see cref="ImageRejectedException"/>),
+    /// a lack of memory, or a cancellation, which the caller answers as they are.
+    /// </summary>
+    private static bool IsFault(Exception exception) =>
+        exception is not (ImageRejectedException or OutOfMemoryException or OperationCanceledException);
+
+    private DecodedImage DecodeUpload(ReadOnlyMemory<byte> bytes, (int Width, int Height)? jpegDraftSize)
     {
         if (bytes.Length == 0) throw new ImageRejectedException(ImageRejection.NotDecodable, "The image is empty (0 bytes).");
         if (bytes.Length > limits.MaxBytes)

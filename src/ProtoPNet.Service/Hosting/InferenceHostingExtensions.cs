@@ -5,6 +5,7 @@ using ProtoPNet.Inference.Preprocessing;
 using ProtoPNet.Inference.Runtime;
 using ProtoPNet.Service.Classifying;
 using ProtoPNet.Service.Models;
+using ProtoPNet.Service.Serving;
 
 namespace ProtoPNet.Service.Hosting;
 
@@ -27,7 +28,17 @@ public static class InferenceHostingExtensions
 
         services.AddSingleton(sp => new SessionFactory(sp.GetRequiredService<IOptions<InferenceOptions>>().Value));
         services.AddSingleton<BundleLoader>();
-        services.AddSingleton(sp => new ImageDecoder(sp.GetRequiredService<IOptions<ImageLimits>>().Value));
+        services.AddSingleton(sp =>
+        {
+            var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger<ImageDecoder>();
+            var metrics = sp.GetRequiredService<ServiceMetrics>();
+            return new ImageDecoder(sp.GetRequiredService<IOptions<ImageLimits>>().Value, fault =>
+            {
+                metrics.DecoderFaults.Add(1);
+                logger.LogError(fault, "The image decoder failed on an upload, which was refused 400 image-not-decodable: a fault of the service's, " +
+                    "to be mended (the exception follows)");
+            });
+        });
         services.AddSingleton<Classifier>();
         services.AddSingleton(SettleClock.System);
         services.AddSingleton<BundleScanner>();

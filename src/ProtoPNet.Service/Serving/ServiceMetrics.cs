@@ -33,6 +33,8 @@ public sealed class ServiceMetrics : IDisposable
         BatchSize = _meter.CreateHistogram("protopnet.batch.size", "{image}", "Images per network run.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = BatchBuckets });
         ModelLoads = _meter.CreateCounter<long>("protopnet.model.loads", "{bundle}", "Bundle loads by model and result (loaded or refused).");
+        DecoderFaults = _meter.CreateCounter<long>("protopnet.decoder.faults", "{image}",
+            "Uploads the image decoder failed on with an exception of its own (refused 400 and logged as errors): each one a fault to mend.");
     }
 
     /// <summary>This host's meter (another host in the same process has its own, with the same name).</summary>
@@ -45,6 +47,7 @@ public sealed class ServiceMetrics : IDisposable
     public Histogram<double> ExplanationDuration { get; }
     public Histogram<double> BatchSize { get; }
     public Counter<long> ModelLoads { get; }
+    public Counter<long> DecoderFaults { get; }
 
     /// <summary>An observable gauge read at each scrape (queue depth, execution provider, served versions).</summary>
     public void ObserveGauge(string name, string unit, string description, Func<IEnumerable<Measurement<long>>> observe) =>
