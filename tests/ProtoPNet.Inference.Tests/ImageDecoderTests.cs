@@ -23,7 +23,8 @@ public class ImageDecoderTests
 
     /// <summary>
     /// An exception of the decoder's own code (not a refusal) is refused as not decodable, and reported to the fault
-    /// callback (the service logs it and counts it in /metrics): a 400 to the client, not a 500.
+    /// callback (the service logs it and counts it in /metrics): a 400 to the client, not a 500. The header's pixel count,
+    /// which the service asks before decoding (on a socket thread), is then unknown.
     /// </summary>
     [Fact]
     public void ADecodersOwnFaultIsRefusedAsNotDecodableAndReported()
@@ -35,6 +36,7 @@ public class ImageDecoderTests
         Assert.StartsWith("The image cannot be decoded here: the decoder failed on it (InvalidOperationException)", refusal.Message);
         Assert.Equal("these bytes cannot be read", Assert.Single(faults).Message);
         Assert.Same(faults[0], refusal.InnerException);
+        Assert.Null(ImageDecoder.PixelCount(new UnreadableBytes(1000).Memory));   // a hint before decoding: the decode reports the fault
 
         // Refusals are not faults.
         Assert.Throws<ImageRejectedException>(() => decoder.Decode(new byte[] { 1, 2, 3 }));

@@ -294,7 +294,10 @@ public sealed class ImageDecoder(ImageLimits limits, Action<Exception>? onFault 
         _ => null,
     };
 
-    /// <summary>Width x height as the header says, without decoding a pixel; null when the header cannot be read.</summary>
+    /// <summary>
+    /// Width x height as the header says, without decoding a pixel; null when the header cannot be read, or when reading
+    /// it faults (a hint only: <see cref="Decode"/> meets the same fault, and reports it).
+    /// </summary>
     public static long? PixelCount(ReadOnlyMemory<byte> bytes)
     {
         try
@@ -303,7 +306,7 @@ public sealed class ImageDecoder(ImageLimits limits, Action<Exception>? onFault 
             var (width, height, _, _) = Identify(WebpRiff.WithoutTrailingBytes(PngText.WithoutCompressedChunks(bytes)), Unlimited);
             return (long)width * height;
         }
-        catch (ImageRejectedException)
+        catch (Exception exception) when (exception is ImageRejectedException || IsFault(exception))
         {
             return null;
         }
