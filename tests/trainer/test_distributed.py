@@ -219,7 +219,11 @@ def test_a_killed_rank_makes_torchrun_restart_the_group_and_the_run_resumes(two_
     os.kill(victim, signal.SIGKILL)
     output = _finish(process)
     assert "resuming from" in output and str(run_dir / "checkpoints" / "epoch-00") in output
-    assert output.count("published ") == 1
+    # One publication line, rank 0's. Rank 0 of the killed group ends either on the broken connection to rank 1 or on
+    # torchrun's SIGTERM, whichever comes first on a busy machine; in the second case it says "error: terminated;
+    # nothing was published (...)", which CI once counted as a second publication.
+    assert [line.split(" ", 1)[0] for line in output.splitlines() if line.split(":", 1)[-1].startswith("published ")] \
+        == ["[default0]:published"]
     assert len(_versions(str(models), "smoke")) == 1
     # Resume is exact: the same final weights as the uninterrupted two-process run.
     resumed = load_checkpoint(str(run_dir / "checkpoints" / "final.pt"))["model"]
