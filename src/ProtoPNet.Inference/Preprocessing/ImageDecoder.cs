@@ -306,7 +306,7 @@ public sealed class ImageDecoder(ImageLimits limits, Action<Exception>? onFault 
             var (width, height, _, _) = Identify(WebpRiff.WithoutTrailingBytes(PngText.WithoutCompressedChunks(bytes)), Unlimited);
             return (long)width * height;
         }
-        catch (Exception exception) when (exception is ImageRejectedException || IsFault(exception))
+        catch (Exception exception) when (exception is not (OutOfMemoryException or OperationCanceledException))   // a refusal or a fault
         {
             return null;
         }
