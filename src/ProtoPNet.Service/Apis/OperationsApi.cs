@@ -28,7 +28,13 @@ public static class OperationsApi
                 (one network run), `protopnet_explanation_duration_seconds` (one image), `protopnet_batch_size` (images per run),
                 `protopnet_queue_depth`, `protopnet_decode_waiting`, `protopnet_drawing_waiting`, `protopnet_spooled_bytes`,
                 `protopnet_buffered_bytes`, `protopnet_connection_buffer_bytes`, `protopnet_model_loads_total{model,result}`, `protopnet_models_refused`,
-                `protopnet_model_ready{model,version,default}` and `protopnet_execution_provider_info{provider}`.
+                `protopnet_decoder_faults_total`, `protopnet_model_ready{model,version,default}` and
+                `protopnet_execution_provider_info{provider}`; and the .NET runtime's, for the process:
+                `dotnet_gc_pause_time_seconds_total`, `dotnet_gc_collections_total{gc_heap_generation}`,
+                `dotnet_gc_heap_total_allocated_bytes_total`, `dotnet_gc_last_collection_heap_size_bytes{gc_heap_generation}`,
+                `dotnet_gc_last_collection_memory_committed_size_bytes`, `dotnet_process_memory_working_set_bytes`,
+                `dotnet_process_cpu_time_seconds_total{cpu_mode}`, `dotnet_thread_pool_thread_count`, `dotnet_thread_pool_queue_length`,
+                `dotnet_thread_pool_work_item_count_total`, `dotnet_monitor_lock_contentions_total` and `dotnet_exceptions_total{error_type}`.
                 """)
             .Produces<string>(StatusCodes.Status200OK, "text/plain");
 

@@ -6,10 +6,11 @@ using System.Text;
 namespace ProtoPNet.Service.Serving;
 
 /// <summary>
-/// Prometheus text exposition (format 0.0.4) of the <c>ProtoPNet.Service</c> meter's instruments, aggregated here from a
-/// <see cref="MeterListener"/>: counters as <c>_total</c>, histograms with the buckets their instrument advises (cumulative
-/// <c>_bucket</c>, <c>_sum</c>, <c>_count</c>), observable gauges read at each scrape. Small and dependency-free, so the
-/// metric names are exactly the documented ones.
+/// Prometheus text exposition (format 0.0.4) of the <c>ProtoPNet.Service</c> meter's instruments and of a documented set
+/// of the .NET runtime's (<see cref="RuntimeFamilies"/>), aggregated here from a <see cref="MeterListener"/>: counters as
+/// <c>_total</c>, histograms with the buckets their instrument advises (cumulative <c>_bucket</c>, <c>_sum</c>,
+/// <c>_count</c>), observable instruments read at each scrape. Small and dependency-free, so the metric names are exactly
+/// the documented ones.
 /// </summary>
 public sealed class PrometheusExposition : IDisposable
 {
@@ -27,14 +28,42 @@ public sealed class PrometheusExposition : IDisposable
     /// </summary>
     public static readonly TimeSpan ForgetUnloadedAfter = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// The .NET runtime's instruments (meter <c>System.Runtime</c>, one per process) that /metrics shows, with the
+    /// Prometheus type of each: what an operator reads a service's pauses and pressure from (GC pauses and heap, CPU time,
+    /// the thread pool's queue, lock contention, exceptions). The type is named here, not taken from the instrument's kind:
+    /// .NET 10 publishes the thread pool's thread count and queue length as observable counters, though both go down.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, FamilyType> RuntimeFamilies = new Dictionary<string, FamilyType>
+    {
+        ["dotnet.gc.collections"] = FamilyType.Counter,
+        ["dotnet.gc.pause.time"] = FamilyType.Counter,
+        ["dotnet.gc.heap.total_allocated"] = FamilyType.Counter,
+        ["dotnet.gc.last_collection.heap.size"] = FamilyType.Gauge,
+        ["dotnet.gc.last_collection.memory.committed_size"] = FamilyType.Gauge,
+        ["dotnet.process.memory.working_set"] = FamilyType.Gauge,
+        ["dotnet.process.cpu.time"] = FamilyType.Counter,
+        ["dotnet.thread_pool.thread.count"] = FamilyType.Gauge,
+        ["dotnet.thread_pool.queue.length"] = FamilyType.Gauge,
+        ["dotnet.thread_pool.work_item.count"] = FamilyType.Counter,
+        ["dotnet.monitor.lock_contentions"] = FamilyType.Counter,
+        ["dotnet.exceptions"] = FamilyType.Counter,
+    };
+
+    public enum FamilyType { Counter, Gauge, Histogram }
+
     public PrometheusExposition(ServiceMetrics metrics, TimeProvider time)
     {
         _time = time;
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            // Only this host's meter: tests run several hosts in one process, each with a meter of the same name.
-            if (!ReferenceEquals(instrument.Meter, metrics.Meter)) return;
-            _families[instrument] = new Family(instrument);
+            // This host's meter (tests run several hosts in one process, each with a meter of the same name) and the
+            // process's runtime meter.
+            FamilyType type;
+            if (ReferenceEquals(instrument.Meter, metrics.Meter)) type = TypeOf(instrument);
+            else if (instrument.Meter is { Name: "System.Runtime", Scope: null } && RuntimeFamilies.TryGetValue(instrument.Name, out var runtimeType)) type = runtimeType;
+            else return;
+            _families[instrument] = new Family(instrument, type);
             listener.EnableMeasurementEvents(instrument, _families[instrument]);
         };
         _listener.SetMeasurementEventCallback<long>((instrument, value, tags, state) => ((Family)state!).Record(value, tags));
@@ -69,12 +98,19 @@ public sealed class PrometheusExposition : IDisposable
         }
     }
 
+    private static FamilyType TypeOf(Instrument instrument) => instrument switch
+    {
+        Histogram<double> or Histogram<long> => FamilyType.Histogram,
+        Counter<long> or Counter<double> or ObservableCounter<long> or ObservableCounter<double> => FamilyType.Counter,
+        _ => FamilyType.Gauge,
+    };
+
     /// <summary>The text of one scrape.</summary>
     public string Scrape()
     {
         lock (_scrapeLock)
         {
-            foreach (var family in _families.Values.Where(f => f.IsGauge)) family.ClearGauge();
+            foreach (var family in _families.Values.Where(f => f.IsObserved)) family.ClearObserved();
             (string Model, string Version)[] unloaded;
             var forgetBefore = _time.GetUtcNow() - ForgetUnloadedAfter;
             lock (_loaded)
@@ -99,27 +135,30 @@ public sealed class PrometheusExposition : IDisposable
     private sealed class Family
     {
         private readonly Instrument _instrument;
+        private readonly FamilyType _type;
         private readonly double[]? _buckets;
         private readonly ConcurrentDictionary<string, Series> _series = new(StringComparer.Ordinal);
 
-        public Family(Instrument instrument)
+        public Family(Instrument instrument, FamilyType type)
         {
             _instrument = instrument;
-            IsGauge = instrument is ObservableGauge<long> or ObservableGauge<double>;
-            IsHistogram = instrument is Histogram<double> or Histogram<long>;
+            _type = type;
+            IsObserved = instrument.IsObservable;
             if (instrument is Histogram<double> histogram) _buckets = histogram.Advice?.HistogramBucketBoundaries?.ToArray();
-            _buckets ??= IsHistogram ? [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] : null;
+            _buckets ??= type == FamilyType.Histogram ? [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] : null;
             var name = instrument.Name.Replace('.', '_');
             if (instrument.Unit == "s") name += "_seconds";
-            if (instrument is Counter<long> or Counter<double>) name += "_total";
+            if (instrument.Unit == "By" && !name.EndsWith("_bytes", StringComparison.Ordinal)) name += "_bytes";
+            if (type == FamilyType.Counter) name += "_total";
             Name = name;
         }
 
         public string Name { get; }
-        public bool IsGauge { get; }
-        private bool IsHistogram { get; }
 
-        public void ClearGauge() => _series.Clear();
+        /// <summary>Read at each scrape, each reading the whole value (a gauge's now, an observable counter's total).</summary>
+        public bool IsObserved { get; }
+
+        public void ClearObserved() => _series.Clear();
 
         /// <summary>Removes the series whose labels hold both of these.</summary>
         public void Forget(string modelLabel, string versionLabel)
@@ -137,7 +176,7 @@ public sealed class PrometheusExposition : IDisposable
             var series = _series.GetOrAdd(labels, _ => new Series(_buckets?.Length ?? 0));
             lock (series)
             {
-                if (IsGauge)
+                if (IsObserved)
                 {
                     series.Sum = value;
                     return;
@@ -154,14 +193,14 @@ public sealed class PrometheusExposition : IDisposable
         public void Write(StringBuilder text)
         {
             if (_series.IsEmpty) return;
-            var type = IsHistogram ? "histogram" : IsGauge ? "gauge" : "counter";
+            var type = _type switch { FamilyType.Histogram => "histogram", FamilyType.Gauge => "gauge", _ => "counter" };
             text.Append("# HELP ").Append(Name).Append(' ').Append(Escape(_instrument.Description ?? "", help: true)).Append('\n');
             text.Append("# TYPE ").Append(Name).Append(' ').Append(type).Append('\n');
             foreach (var (labels, series) in _series.OrderBy(s => s.Key, StringComparer.Ordinal))
             {
                 lock (series)
                 {
-                    if (!IsHistogram)
+                    if (_type != FamilyType.Histogram)
                     {
                         text.Append(Name).Append(Braces(labels)).Append(' ').Append(Number(series.Sum)).Append('\n');
                         continue;
@@ -188,7 +227,8 @@ public sealed class PrometheusExposition : IDisposable
             var pairs = new List<string>(tags.Length);
             foreach (var tag in tags)
             {
-                pairs.Add($"{tag.Key}=\"{Escape(Convert.ToString(tag.Value, CultureInfo.InvariantCulture) ?? "", help: false)}\"");
+                // The runtime's label names have dots (gc.heap.generation), which Prometheus does not allow.
+                pairs.Add($"{tag.Key.Replace('.', '_')}=\"{Escape(Convert.ToString(tag.Value, CultureInfo.InvariantCulture) ?? "", help: false)}\"");
             }
             pairs.Sort(StringComparer.Ordinal);
             return string.Join(',', pairs);

@@ -7,7 +7,8 @@ namespace ProtoPNet.Service.Tests.Serving;
 /// <summary>
 /// An unloaded version's series leave /metrics at the next scrape, and those of its requests that end later at the
 /// scrape after them; once no request of it can still be running, the version is forgotten, so that a process that has
-/// served thousands of versions does not walk them all at every scrape.
+/// served thousands of versions does not walk them all at every scrape. The .NET runtime's documented families are
+/// exposed with their Prometheus types and current values.
 /// </summary>
 public class PrometheusExpositionTests
 {
@@ -47,5 +48,45 @@ public class PrometheusExpositionTests
         Assert.DoesNotContain("version=\"v1\"", exposition.Scrape());
         Assert.Equal(1, exposition.RememberedVersions);
         Assert.Contains("version=\"v2\"", exposition.Scrape());
+    }
+
+    [Fact]
+    public void TheRuntimesFamiliesAreExposedWithTheirTypesAndCurrentValues()
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        using var metrics = new ServiceMetrics(services.GetRequiredService<IMeterFactory>());
+        using var exposition = new PrometheusExposition(metrics, TimeProvider.System);
+        try
+        {
+            throw new InvalidDataException("counted");
+        }
+        catch (InvalidDataException)
+        {
+        }
+        var before = exposition.Scrape();
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true);
+        var after = exposition.Scrape();
+
+        var types = System.Text.RegularExpressions.Regex.Matches(after, @"^# TYPE (dotnet_\S+) (\S+)$", System.Text.RegularExpressions.RegexOptions.Multiline)
+            .ToDictionary(match => match.Groups[1].Value, match => match.Groups[2].Value);
+        var apiDocument = File.ReadAllText(Path.Combine(ProtoPNet.Tests.Shared.Trainer.RepositoryRoot, "docs", "API.md"));
+        Assert.Equal(PrometheusExposition.RuntimeFamilies.Count, types.Count);
+        Assert.All(types, family =>
+        {
+            Assert.Equal(family.Key.EndsWith("_total", StringComparison.Ordinal) ? "counter" : "gauge", family.Value);
+            Assert.True(apiDocument.Contains($"| `{family.Key}` | {family.Value} |", StringComparison.Ordinal), $"docs/API.md's runtime table leaves out {family.Key} ({family.Value})");
+        });
+        Assert.Equal("gauge", types["dotnet_thread_pool_queue_length"]);
+        Assert.Equal("counter", types["dotnet_gc_pause_time_seconds_total"]);
+
+        // Observed at each scrape: a collection between two scrapes shows, and a total is read whole, not added up.
+        static double Value(string scrape, string series) =>
+            double.Parse(scrape.Split('\n').Single(line => line.StartsWith(series + " ", StringComparison.Ordinal))[(series.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        const string Gen2 = "dotnet_gc_collections_total{gc_heap_generation=\"gen2\"}";
+        Assert.Equal(GC.CollectionCount(2), Value(after, Gen2));
+        Assert.True(Value(after, Gen2) > Value(before, Gen2));
+        Assert.InRange(Value(after, "dotnet_gc_pause_time_seconds_total"), GC.GetTotalPauseDuration().TotalSeconds - 0.5, GC.GetTotalPauseDuration().TotalSeconds);
+        Assert.InRange(Value(after, "dotnet_process_memory_working_set_bytes"), 1 << 20, Environment.WorkingSet * 4.0);
+        Assert.True(Value(after, "dotnet_exceptions_total{error_type=\"InvalidDataException\"}") >= 1);
     }
 }
