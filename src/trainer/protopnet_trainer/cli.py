@@ -397,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--data", help=DATA_MOVED_HELP)
     export.add_argument("--models", default="models")
     export.add_argument("--name", help="model family name (default: the data set's name, e.g. fashion-mnist; `train` "
-                                       "names a model after its preset)")
+                                       "names a model after its preset; with --untrained, <backbone>-untrained, e.g. "
+                                       "resnet18-untrained)")
     export.add_argument("--push", action="store_true",
                         help="the checkpoint is from an unfinished run (not pushed yet): push its prototypes and "
                              "train the last layer before publishing")
