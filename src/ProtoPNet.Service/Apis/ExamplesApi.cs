@@ -35,6 +35,7 @@ public static class ExamplesApi
             .Produces(StatusCodes.Status304NotModified)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .ValidateModelRouteValues();
         // An index that is no int (a word, or beyond int's range) would match no route at all: answered as an unknown example.
         app.MapGet("/models/{name}/versions/{version}/examples/{index}", ExampleIndexNotANumber)

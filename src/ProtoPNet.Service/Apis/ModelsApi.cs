@@ -31,7 +31,8 @@ public static class ModelsApi
             .WithDescription("The model's loaded versions and the version served by default (the highest, unless pinned by Models:Pinned).")
             .Produces<ModelResponse>()
             .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         group.MapGet("/{name}/versions/{version}", GetVersion)
             .WithName("GetModelVersion")
@@ -39,7 +40,8 @@ public static class ModelsApi
             .WithDescription("Classes, input, feature map size, prototype count, training record, graph sha256, load time and execution provider of one loaded version, and its interpretability scorecard (per prototype: consistency, noise and JPEG stability, background) when the bundle has one.")
             .Produces<ModelVersionResponse>()
             .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         group.MapGet("/{name}/versions/{version}/prototypes", GetPrototypes)
             .WithName("ListPrototypes")
@@ -47,7 +49,8 @@ public static class ModelsApi
             .WithDescription("Every prototype: its class, the training image it was projected onto (split, item, feature cell, box in pixels of the model's input) and links to its pictures.")
             .Produces<PrototypesResponse>()
             .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         group.MapGet("/{name}/versions/{version}/prototypes/{index:int}/{kind}.png", GetPrototypePicture)
             .WithName("GetPrototypePicture")
@@ -59,7 +62,8 @@ public static class ModelsApi
             })
             .Produces(StatusCodes.Status304NotModified)
             .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         // An index that is no int (a word, or beyond int's range) would match no route at all: answered as an unknown prototype.
         group.MapGet("/{name}/versions/{version}/prototypes/{index}/{kind}.png", PrototypeIndexNotANumber)
             .ExcludeFromDescription();

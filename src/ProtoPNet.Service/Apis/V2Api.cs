@@ -116,14 +116,15 @@ public static class V2Api
         v2.MapGet(prefix, GetModelMetadata)
             .WithName("V2ModelMetadata" + suffix)
             .WithSummary(versioned ? "Model version metadata" : "Model metadata")
-            .WithDescription("The model's loaded versions, platform (onnxruntime_onnx) and the graph's input and outputs with datatype and shape; -1 is the batch dimension.")
+            .WithDescription("The model's loaded versions, platform (onnxruntime_onnx) and the graph's input and outputs with datatype and shape; -1 is the batch dimension. 503 while the service loads its models at start.")
             .Produces<V2Error>(StatusCodes.Status400BadRequest)
-            .Produces<V2Error>(StatusCodes.Status404NotFound);
+            .Produces<V2Error>(StatusCodes.Status404NotFound)
+            .Produces<V2Error>(StatusCodes.Status503ServiceUnavailable);
 
         v2.MapGet(prefix + "/ready", GetModelReady)
             .WithName("V2ModelReady" + suffix)
             .WithSummary(versioned ? "Model version readiness" : "Model readiness")
-            .WithDescription("200 with {\"name\": ..., \"ready\": true} when the model (version) is loaded and warmed up; 404 when it is not loaded.")
+            .WithDescription("200 with {\"name\": ..., \"ready\": true} when the model (version) is loaded and warmed up; 404 when it is not loaded; 400 (a 4xx, as the protocol says) while the service loads its models at start.")
             .Produces<V2Error>(StatusCodes.Status400BadRequest)
             .Produces<V2Error>(StatusCodes.Status404NotFound);
 
@@ -176,10 +177,21 @@ public static class V2Api
             ]));
     }
 
-    internal static Ok<V2ModelReady> GetModelReady([AsParameters] V2ModelRoute route, ModelRegistry registry)
+    /// <summary>
+    /// The protocol answers a model that is not ready with a 4xx: while the service loads its models at start, 400 saying
+    /// so, as /v2/health/ready answers then (a model that is not loaded once they have loaded is 404).
+    /// </summary>
+    internal static Results<Ok<V2ModelReady>, JsonHttpResult<V2Error>> GetModelReady([AsParameters] V2ModelRoute route, ModelRegistry registry)
     {
-        var bundle = route.Family(registry).Find(route.Version);
-        return TypedResults.Ok(new V2ModelReady(bundle.Name, true));
+        try
+        {
+            var bundle = route.Family(registry).Find(route.Version);
+            return TypedResults.Ok(new V2ModelReady(bundle.Name, true));
+        }
+        catch (ProblemException loading) when (loading.Kind == ProblemCatalog.NoModelReady)
+        {
+            return Error(StatusCodes.Status400BadRequest, loading.Message);
+        }
     }
 
     /// <summary>
