@@ -65,7 +65,8 @@ public static class TrainingApi
             .WithSummary("Follow one training job as Server-Sent Events (administrative)")
             .WithDescription("""
                 `text/event-stream`: an event `job` with the job (as GET /training/jobs/{id}) at once, then one whenever its
-                status, stage, epoch, progress, published version or error is seen to change (it is looked at every
+                status, stage, epoch, progress, history, published version, error, warnings or cancel request is seen to
+                change (never for a heartbeat alone; it is looked at every
                 Training:EventPollMilliseconds; changes closer together arrive as one event, the latest); the stream ends
                 after the event of a finished job (succeeded, failed or cancelled).
                 """)
@@ -171,11 +172,13 @@ public static class TrainingApi
         return TypedResults.Accepted(JobUrl(job.Id), job);
     }
 
-    /// <param name="status">Only jobs in these states, comma-separated: queued, running, succeeded, failed, cancelled.</param>
+    /// <param name="status">Only jobs in these states, comma-separated, in any case: queued, running, succeeded, failed, cancelled.</param>
     /// <param name="limit">At most this many jobs, the newest (a folder keeps every finished job until it is removed).</param>
     internal static Ok<IReadOnlyList<TrainingJob>> List(TrainingJobStore store, string? status = null, string? limit = null)
     {
-        var wanted = status?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        store.EnsureConfigured();
+        // In any case, as the service's other named values (heatmaps=PNG) are.
+        var wanted = status?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(w => w.ToLowerInvariant()).ToArray();
         if (wanted is not null && (wanted.Length == 0 || wanted.Any(w => !TrainingJob.States.Contains(w))))
         {
             throw new ProblemException(ProblemCatalog.InvalidParameter,

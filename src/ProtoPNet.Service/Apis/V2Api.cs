@@ -135,12 +135,13 @@ public static class V2Api
             .WithDescription("""
                 The input tensor `image` (datatype FP32, shape [N, C, H, W] as the model metadata says, pixel values in [0, 1],
                 RGB or grey; `data` flat in row-major order or nested) goes through the model's batcher like /classify; the answer
-                holds the graph's outputs `logits` [N, K], `similarities` [N, M] and `similarity_maps` [N, M, h, w], or only those
+                holds the graph's outputs `logits` [N, K], `similarities` [N, M] and `similarity_maps` [N, M, h, w], and the
+                service's `unfamiliarity` [N] (and `unfamiliar` [N], BOOL, for a bundle with a calibrated threshold), or only those
                 named in `outputs`; as binary data after the JSON (Inference-Header-Content-Length, application/octet-stream) those whose
                 `parameters.binary_data` is true, or all with the request's `parameters.binary_data_output`. Errors are `{"error": "..."}`: 400 for a malformed request, 404 for an unknown model or version,
                 413 for a body larger than the model's largest request needs (64 bytes per value of `Classify:MaxBatchImages` images,
-                at most 256 MiB), 408 for a body that did not arrive within `Classify:UploadReadTimeout`, 503 (with Retry-After)
-                when the model is overloaded.
+                plus 64 KiB, at most 256 MiB), 408 for a body that did not arrive within `Classify:UploadReadTimeout`, 503 (with Retry-After)
+                when the model is overloaded or the service is still loading its models at start.
                 """)
             // Any Content-Type, as the protocol asks for none (curl -d sends a form's): the body is read as JSON, or as
             // JSON and binary data with Inference-Header-Content-Length.

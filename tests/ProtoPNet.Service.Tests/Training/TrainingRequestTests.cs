@@ -263,6 +263,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.Equal([third, second, first], await ListedAsync(""));
         Assert.Equal([second], await ListedAsync("?status=cancelled"));
         Assert.Equal([third, first], await ListedAsync("?status=queued,running"));
+        Assert.Equal([third, first], await ListedAsync("?status=Queued,RUNNING"));   // in any case, as heatmaps=PNG
         Assert.Equal([third], await ListedAsync("?status=queued&limit=1"));
         Assert.Equal([third, second], await ListedAsync("?limit=2"));
         foreach (var (query, fragment) in new[] { ("?status=paused", "names no job state"), ("?status=", "names no job state"), ("?limit=0", "limit must be"),
@@ -645,6 +646,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
                  {
                      await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")),
                      await client.GetAsync("/training/jobs"),
+                     await client.GetAsync("/training/jobs?status=paused&limit=0"),   // not configured comes first, as elsewhere
                      await client.GetAsync("/training/jobs/20261130T080000123Z-1a2b3c4d"),
                      await client.GetAsync("/training/jobs/20261130T080000123Z-1a2b3c4d/events"),
                      await client.DeleteAsync("/training/jobs/20261130T080000123Z-1a2b3c4d"),
