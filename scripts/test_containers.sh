@@ -402,13 +402,21 @@ PY
 }
 
 validate_kubernetes() {
-  node scripts/kubernetes-validate/validate.mjs "$run_dir"/kubernetes/*.yaml
-  # The check itself must catch a broken object.
-  sed 's/^  replicas: 2$/  replicas: two/' "$run_dir/kubernetes/cpu.yaml" >"$run_dir/broken.yaml"
-  if node scripts/kubernetes-validate/validate.mjs "$run_dir/broken.yaml" >"$run_dir/broken.log"; then
-    echo "a Deployment with replicas: two passed the validation"; return 1
-  fi
-  grep INVALID "$run_dir/broken.log"
+  # The alerts' and the autoscaler's PromQL may select only the metric families docs/API.md documents, each with the
+  # Service's label (other services export dotnet_* families of the same names).
+  grep -oP '^\| `\K[a-z_]+(?=` \| (counter|gauge|histogram) \|)' docs/API.md >"$run_dir/metric-families.txt"
+  local validate=(node scripts/kubernetes-validate/validate.mjs --metrics "$run_dir/metric-families.txt" --matcher 'service="protopnet-service"')
+  "${validate[@]}" "$run_dir"/kubernetes/*.yaml
+  # The check itself must catch a broken object, an expression that is not PromQL and a family nobody documents.
+  local broken
+  for broken in 's/^  replicas: 2$/  replicas: two/' 's/ > 0.05$/ >> 0.05/' 's/protopnet_models_refused{/protopnet_model_refused{/'; do
+    sed "$broken" "$run_dir/kubernetes/cpu.yaml" >"$run_dir/broken.yaml"
+    cmp -s "$run_dir/kubernetes/cpu.yaml" "$run_dir/broken.yaml" && { echo "'$broken' changed nothing to break"; return 1; }
+    if "${validate[@]}" "$run_dir/broken.yaml" >"$run_dir/broken.log"; then
+      echo "the manifests edited with '$broken' passed the validation"; return 1
+    fi
+    grep INVALID "$run_dir/broken.log"
+  done
 }
 
 # The rendered service Deployment and its volume claims, with the locally built image, on the host's loopback.

@@ -1,10 +1,26 @@
 // Validates rendered Kubernetes manifests offline: every object against its schema from kubernetes-models (the
 // Kubernetes API, KEDA, Prometheus Operator); a KServe InferenceService and a Kubeflow PyTorchJob, for which no schema
 // package exists, by structural checks whose parts (containers, volumes, pod templates) are validated against the core
-// schemas.
-// Usage: node validate.mjs FILE.yaml...   Prints one line per object; exits 1 if any is invalid.
+// schemas. The PromQL of a PrometheusRule's rules and of a ScaledObject's prometheus triggers is parsed with
+// Prometheus's own grammar; with --metrics each metric it selects must be one of the names in that file (one a line:
+// the families docs/API.md documents), and with --matcher be selected with that label matcher (other services export
+// families of the same names).
+// Usage: node validate.mjs [--metrics NAMES.txt] [--matcher 'service="x"'] FILE.yaml...   Prints one line per object;
+// exits 1 if any is invalid.
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
+import { parser as promqlParser } from "@prometheus-io/lezer-promql";
+
+const args = process.argv.slice(2);
+function option(name) {
+  const at = args.indexOf(name);
+  if (at < 0) return null;
+  const [, value] = args.splice(at, 2);
+  return value;
+}
+const metricsFile = option("--metrics");
+const knownMetrics = metricsFile ? new Set(readFileSync(metricsFile, "utf8").split("\n").filter(Boolean)) : null;
+const matcher = option("--matcher");
 
 const schemaModules = {
   "keda.sh/": "@kubernetes-models/keda/",
@@ -67,6 +83,37 @@ async function checkPyTorchJob(object) {
   }
 }
 
+// An expression parses as PromQL; with --metrics, every metric it selects is a documented family (a histogram's
+// _bucket, _sum and _count series by the family's name), and with --matcher it is selected with that matcher.
+function checkPromQL(name, expression) {
+  promqlParser.parse(expression).iterate({
+    enter: (node) => {
+      if (node.type.isError) {
+        throw new Error(`${name}: not PromQL at character ${node.from}: '${expression.slice(node.from, node.from + 30)}'`);
+      }
+      if (node.name !== "VectorSelector") return;
+      const selector = expression.slice(node.from, node.to);
+      const metric = selector.match(/^[a-zA-Z_:][a-zA-Z0-9_:]*/)?.[0];
+      if (knownMetrics && !(metric && (knownMetrics.has(metric) || knownMetrics.has(metric.replace(/_(bucket|sum|count)$/, ""))))) {
+        throw new Error(`${name}: '${selector}' selects no family the service documents`);
+      }
+      if (matcher && !selector.includes(matcher)) throw new Error(`${name}: '${selector}' does not select ${matcher}`);
+    },
+  });
+}
+
+function checkQueries(object) {
+  if (object.kind === "PrometheusRule") {
+    for (const group of object.spec.groups) {
+      for (const rule of group.rules) checkPromQL(rule.alert ?? rule.record, String(rule.expr));
+    }
+    return true;
+  }
+  const triggers = object.kind === "ScaledObject" ? object.spec.triggers.filter((t) => t.type === "prometheus") : [];
+  for (const trigger of triggers) checkPromQL(trigger.name ?? "a prometheus trigger", trigger.metadata.query);
+  return triggers.length > 0;
+}
+
 async function validate(object) {
   if (object.apiVersion === "serving.kserve.io/v1beta1" && object.kind === "InferenceService") {
     await checkInferenceService(object);
@@ -78,11 +125,12 @@ async function validate(object) {
   }
   const Model = await modelClass(object.apiVersion, object.kind);
   new Model(object).validate();
+  if (checkQueries(object)) return `schema; PromQL${knownMetrics ? ", documented families" : ""}${matcher ? `, ${matcher}` : ""}`;
   return "schema";
 }
 
 let failures = 0;
-for (const file of process.argv.slice(2)) {
+for (const file of args) {
   for (const document of parseAllDocuments(readFileSync(file, "utf8"))) {
     if (document.errors.length) throw document.errors[0];
     const object = document.toJSON();
