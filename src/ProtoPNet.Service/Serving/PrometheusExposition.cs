@@ -63,8 +63,9 @@ public sealed class PrometheusExposition : IDisposable
             if (ReferenceEquals(instrument.Meter, metrics.Meter)) type = TypeOf(instrument);
             else if (instrument.Meter is { Name: "System.Runtime", Scope: null } && RuntimeFamilies.TryGetValue(instrument.Name, out var runtimeType)) type = runtimeType;
             else return;
-            _families[instrument] = new Family(instrument, type);
-            listener.EnableMeasurementEvents(instrument, _families[instrument]);
+            var family = _families[instrument] = new Family(instrument, type);
+            if (metrics.ShownFromZero.Contains(instrument)) family.Record(0, []);
+            listener.EnableMeasurementEvents(instrument, family);
         };
         _listener.SetMeasurementEventCallback<long>((instrument, value, tags, state) => ((Family)state!).Record(value, tags));
         _listener.SetMeasurementEventCallback<double>((instrument, value, tags, state) => ((Family)state!).Record(value, tags));

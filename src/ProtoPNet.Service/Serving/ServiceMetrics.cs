@@ -37,6 +37,12 @@ public sealed class ServiceMetrics : IDisposable
             "Uploads the image decoder failed on with an exception of its own (refused 400 and logged as errors): each one a fault to mend.");
     }
 
+    /// <summary>
+    /// Counters without labels that /metrics shows at 0 before their first count: Prometheus does not count a series'
+    /// first sample in an increase, so a fault counter that first appears at 1 would not fire an alert on its increase.
+    /// </summary>
+    public IReadOnlyCollection<Instrument> ShownFromZero => [DecoderFaults];
+
     /// <summary>This host's meter (another host in the same process has its own, with the same name).</summary>
     public Meter Meter => _meter;
 
