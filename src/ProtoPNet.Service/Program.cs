@@ -24,6 +24,7 @@ try
     app.UseOpenInferenceContentType();
     app.UseProblemResponses();
     app.UseServiceRequestLogging();
+    app.UseFrameworkProblems();
     app.UseServing();
     app.UseRateLimiting();
     app.UseRequestShapeRules();

@@ -449,6 +449,12 @@ public class ErrorTests(TrainerBundles bundles)
             var problem = await Http.ProblemAsync(await Client.PostAsync("/classify/batch", manyImages), HttpStatusCode.BadRequest, "too-many-images");
             Assert.Contains("holds 100 images", problem.GetProperty("detail").GetString());
         }
+        foreach (var path in (string[])["/classify", "/classify/card"])
+        {
+            using var twoImages = Http.Multipart(Enumerable.Repeat(("image", png, "image/png"), 2).ToArray());
+            var problem = await Http.ProblemAsync(await Client.PostAsync(path, twoImages), HttpStatusCode.BadRequest, "too-many-images");
+            Assert.Equal("The request holds 2 images; this endpoint takes one (POST /classify/batch takes several).", problem.GetProperty("detail").GetString());
+        }
     }
 
     /// <summary>A URL-encoded form holds no files: it is a content type the upload endpoints do not take.</summary>
@@ -618,6 +624,23 @@ public class ErrorTests(TrainerBundles bundles)
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await client.PostAsync("/v2/models/smoke/infer", new StringContent("{}"))).StatusCode);
         await factory.Logs.WaitForAsync(m => m.Contains("/v2/models/smoke/infer") && m.Contains("problem no-model-ready,"));
         Assert.Contains(factory.Logs.Entries, e => e.Message.Contains("GET /health/live ") && e.Message.Contains("problem -,"));
+    }
+
+    /// <summary>
+    /// Routing's own answers (no endpoint, a method the path does not take, a content type the endpoint does not take)
+    /// are named in the request's log line as the endpoints' problems are: they are written inside its scope.
+    /// </summary>
+    [Fact]
+    public async Task RoutingsProblemsAreNamedInTheRequestLog()
+    {
+        using var factory = bundles.SmokeService();
+        var client = factory.CreateClient();
+        await Http.ProblemAsync(await client.GetAsync("/no-such-page"), HttpStatusCode.NotFound, "https://tools.ietf.org/html/rfc9110#section-15.5.5");
+        await Http.ProblemAsync(await client.DeleteAsync("/classify"), HttpStatusCode.MethodNotAllowed, "https://tools.ietf.org/html/rfc9110#section-15.5.6");
+        await Http.ProblemAsync(await client.PostAsync("/classify", new StringContent("text")), HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+        await factory.Logs.WaitForAsync(m => m.Contains("GET /no-such-page responded 404") && m.Contains("problem not-found,"));
+        await factory.Logs.WaitForAsync(m => m.Contains("DELETE /classify responded 405") && m.Contains("problem method-not-allowed,"));
+        await factory.Logs.WaitForAsync(m => m.Contains("POST /classify responded 415") && m.Contains("problem unsupported-media-type,"));
     }
 
     private static byte[] PngHeaderOnly(int width, int height)

@@ -127,7 +127,9 @@ public static class UploadReader
             }
             if (imageParts > maxImages)
             {
-                throw new ProblemException(ProblemCatalog.TooManyImages, $"The request holds {imageParts} images; the limit is {maxImages}.");
+                throw new ProblemException(ProblemCatalog.TooManyImages, maxImages == 1
+                    ? $"The request holds {imageParts} images; this endpoint takes one (POST /classify/batch takes several)."
+                    : $"The request holds {imageParts} images; the limit is {maxImages}.");
             }
             held.Add(spooled.Sum(part => part.Length));
             var images = new List<ReadOnlyMemory<byte>>(spooled.Count);

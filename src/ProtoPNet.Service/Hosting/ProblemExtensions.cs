@@ -59,8 +59,16 @@ public static class ProblemExtensions
             return next(context);
         });
         app.UseExceptionHandler();
-        // The framework's own error answers (no endpoint, wrong method, a content type an endpoint does not take): problems,
-        // or the Open Inference Protocol's {"error": "..."} under /v2.
+        return app;
+    }
+
+    /// <summary>
+    /// The framework's own error answers (no endpoint, wrong method, a content type an endpoint does not take): problems,
+    /// or the Open Inference Protocol's {"error": "..."} under /v2. Inside the request log's scope (after
+    /// <see cref="LoggingExtensions.UseServiceRequestLogging"/>), so that the log line names the problem written.
+    /// </summary>
+    public static WebApplication UseFrameworkProblems(this WebApplication app)
+    {
         app.UseStatusCodePages(async context =>
         {
             var http = context.HttpContext;
