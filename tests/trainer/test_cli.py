@@ -551,6 +551,20 @@ def test_options_read_by_head_ends_quietly():
     assert process.stderr.read() == b""
 
 
+def test_a_run_whose_output_and_error_go_to_a_broken_pipe_fails_with_its_own_status(tmp_path):
+    # `train ... 2>&1 | head -5`: the error line itself met the broken pipe, and Python's own traceback made it exit 1.
+    import subprocess
+    import sys
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    command = [sys.executable, "-m", "protopnet_trainer", "train", *TINY_ARGS, "--epochs", "6",
+               "--models", str(tmp_path / "models"), "--run-dir", str(tmp_path / "run")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment)
+    assert process.stdout.readline()
+    process.stdout.close()
+    assert process.wait(timeout=300) == 2
+    assert not list((tmp_path / "models").rglob("model.json"))   # nothing published
+
+
 def test_a_broken_pipe_stops_a_run_as_a_failure_and_an_interrupted_baseline_says_what_is_lost(tmp_path, capsys, monkeypatch):
     # Only `options | head` ends quietly: a train whose output pipe broke had exited 0, unfinished.
     from protopnet_trainer import baseline, pipeline

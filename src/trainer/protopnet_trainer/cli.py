@@ -526,6 +526,22 @@ def stopped(interrupt: KeyboardInterrupt, args: argparse.Namespace) -> int:
     return 143 if terminated else 130
 
 
+def _say_where_possible(line: str) -> None:
+    """Writes the line to standard error; once a broken pipe has refused it, standard output and error go nowhere, so
+    that nothing more (nor Python's flush at exit) fails on them and turns the exit status into another."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        pass
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     # The worker has its own SIGTERM handling (it stops the job at its next batch and queues it again).
@@ -537,8 +553,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     except BrokenPipeError as error:
         if args.command != "options":
-            # A run whose output pipe broke (`train | tee`, the tee gone) stopped unfinished: not a success.
-            print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
+            # A run whose output pipe broke (`train | tee`, the tee gone) stopped unfinished: not a success, whether or
+            # not the error can be said (with `2>&1 | head` standard error is the broken pipe too).
+            _say_where_possible(f"error: {one_line(error)}")
             return 2
         # `options | head`: the reader has what it wanted. Nothing more can be written there, at exit neither.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
