@@ -112,8 +112,11 @@ def test_onecycle_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny, tm
         assert torch.allclose(straight[name].float(), resumed[name].float(), atol=1e-6), name
     # OneCycle's trajectory depends on the run's length: resuming with other epochs is refused
     longer = _quiet(cfg.replace(epochs=6), tmp_path / "resumed")
-    with pytest.raises(TrainerError, match="different schedule"):
+    with pytest.raises(TrainerError, match="different schedule") as refused:
         longer.resume()
+    # ... saying why and what would resume it.
+    assert "a one-cycle learning rate is fixed by its run's length" in str(refused.value)
+    assert f"resume with --epochs {cfg.epochs} --warm-epochs {cfg.warm_epochs}, or train in a new run folder" in str(refused.value)
     # Nor with JPEGs decoded another way than the checkpoint's epochs decoded them (the bundle says one way).
     full = _quiet(cfg.replace(jpeg_draft=not cfg.jpeg_draft), tmp_path / "resumed")
     with pytest.raises(TrainerError, match="resume with --"):
