@@ -133,6 +133,49 @@ public class UnreadableModelFolderTests(TrainerBundles bundles)
         }
     }
 
+    /// <summary>
+    /// A volume mounted as the model root (a Kubernetes claim on a block device) has the file system's lost+found,
+    /// owned by root and closed to the service's user: it is no model folder, so it is neither refused (an error line,
+    /// protopnet_models_refused at 1 and its alert for good) nor a reason the watcher failed; the watcher still sees
+    /// a version published beside it.
+    /// </summary>
+    [Fact]
+    public async Task TheFileSystemsLostAndFoundAtTheRootIsNoRefusedModelFolder()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        var lostAndFound = Path.Combine(root, "lost+found");
+        Directory.CreateDirectory(lostAndFound);
+        File.SetUnixFileMode(lostAndFound, UnixFileMode.None);
+        try
+        {
+            var (service, ready) = await ServiceProcess.StartAsync(new Dictionary<string, string>
+            {
+                ["Models__Root"] = root, ["Models__Watch"] = "true", ["Models__RescanIntervalSeconds"] = "0", ["Models__SettleSeconds"] = "0",
+                ["Inference__IntraOpThreads"] = "1", ["Security__AdminApiKey"] = AdminKey,
+            }, subjectToFilePermissions: true);
+            await using var _ = service;
+            Assert.True(ready, "the service did not become ready:\n" + string.Join('\n', service.Output));
+            Assert.Empty((await ReloadAsync(service)).GetProperty("refused").EnumerateArray());
+            Assert.Empty(JsonDocument.Parse(await service.Client.GetStringAsync("/models")).RootElement.GetProperty("refused").EnumerateArray());
+            Assert.Contains("\nprotopnet_models_refused 0\n", await service.Client.GetStringAsync("/metrics"));
+
+            // Watched still: a bundle folder written beside it is seen (and refused, its manifest being empty) without a rescan.
+            var staging = Path.Combine(bundles.NewRoot(), "20990101T000000Z");
+            Directory.CreateDirectory(staging);
+            await File.WriteAllTextAsync(Path.Combine(staging, "model.json"), "{}");
+            Directory.CreateDirectory(Path.Combine(root, "other"));
+            Directory.Move(staging, Path.Combine(root, "other", "20990101T000000Z"));
+            await Eventually.TrueAsync(() => service.Output.Any(line => line.Contains("Refused model bundle " + Path.Combine(root, "other"), StringComparison.Ordinal)),
+                () => "the watcher did not see the new folder:\n" + string.Join('\n', service.Output));
+            Assert.DoesNotContain(service.Output, line => line.Contains("lost+found", StringComparison.Ordinal));
+            Assert.DoesNotContain(service.Output, line => line.Contains("Watching " + root + " failed", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.SetUnixFileMode(lostAndFound, Readable);
+        }
+    }
+
     private const UnixFileMode Readable = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
         | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
 

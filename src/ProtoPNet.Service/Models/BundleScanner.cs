@@ -121,7 +121,7 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
         // A model folder may be deleted or moved between listing the root and listing it: it then holds nothing.
         foreach (var family in Subfolders(root, unreadable))
         {
-            if (Path.GetFileName(family).StartsWith('.')) continue;
+            if (Path.GetFileName(family).StartsWith('.') || IsLostAndFound(family)) continue;
             foreach (var version in Subfolders(family, unreadable))
             {
                 if (Path.GetFileName(version).StartsWith('.')) continue;
@@ -134,6 +134,13 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
         WarnOnceOfUnreadable(unreadable);
         return new BundleFolders(directories, unreadable);
     }
+
+    /// <summary>
+    /// A folder of the model root that is the recovery folder an ext file system keeps at its root, which a volume
+    /// mounted as the model root has (a Kubernetes claim on a block device): owned by root and closed to the service's
+    /// user, it is no model folder.
+    /// </summary>
+    private static bool IsLostAndFound(string modelFolder) => Path.GetFileName(modelFolder) == "lost+found";
 
     private static string[] Subfolders(string directory, List<RefusedBundle> unreadable)
     {

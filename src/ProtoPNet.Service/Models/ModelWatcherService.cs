@@ -137,8 +137,12 @@ public sealed class ModelWatcherService(ModelRegistry registry, IOptions<ModelsO
             watcher.Deleted += changed;
             watcher.Changed += changed;
             watcher.Renamed += (_, _) => WatcherSpoke();
+            var lostAndFound = Path.Combine(registry.Root, "lost+found");
             watcher.Error += (_, e) =>
             {
+                // A file system's recovery folder at the root, closed to the service's user, is no model folder (the
+                // scan passes over it too); the watcher goes on watching the rest.
+                if (e.GetException() is UnauthorizedAccessException denied && denied.Message.Contains($"'{lostAndFound}'", StringComparison.Ordinal)) return;
                 // Said once per reason: the watcher is made again after each periodic rescan and meets the same
                 // failure (an unreadable folder under the root) every time.
                 var reason = e.GetException().Message;
