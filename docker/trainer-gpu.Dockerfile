@@ -4,7 +4,9 @@
 # Build from the repository root:  docker build -f docker/trainer-gpu.Dockerfile -t protopnet-trainer:gpu .
 #   (podman and buildah: add --build-arg WEIGHTS=restore, the default, or they look for an image named after the stage)
 #   docker run --rm --gpus all -v "$PWD/models:/models" -v /data/CUB_200_2011:/data/cub:ro protopnet-trainer:gpu \
-#     train --preset cub200-resnet34 --data /data/cub --models /models --name cub200-resnet34 --device cuda
+#     train --preset cub200-resnet18 --data /data/cub --models /models --name cub200-resnet18 --device cuda
+#   (cub200-resnet34 starts from torchvision's resnet34-b627a593.pth, which the image does not hold and the trainer
+#   never downloads: add -v DIR:/torch:ro -e TORCH_HOME=/torch with the file in DIR/hub/checkpoints/)
 
 # Which stage the ImageNet ResNet-18 weights come from (below); declared before the first FROM, as a FROM line may only
 # use such arguments.

@@ -2,8 +2,10 @@
 # non-root user app (uid 1654, the service image's, so both can share one model volume).
 # Build from the repository root:  docker build -f docker/trainer.Dockerfile -t protopnet-trainer .
 #   (podman and buildah: add --build-arg WEIGHTS=restore, the default, or they look for an image named after the stage)
-# Train the default model into a mounted model root (writable by uid 1654):
-#   docker run --rm -v "$PWD/models:/models" protopnet-trainer train --preset fashion-mnist --models /models --name fashion-mnist
+# Train the default model into a mounted model root (writable by uid 1654), with the options it was trained with (the
+# preset alone has no contrast step, background-aware push or unfamiliarity threshold):
+#   docker run --rm -v "$PWD/models:/models" protopnet-trainer train --preset fashion-mnist --models /models --name fashion-mnist \
+#     --contrast auto --background-aware --calibration-holdout 3000
 
 ARG WEIGHTS=restore
 

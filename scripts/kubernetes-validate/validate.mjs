@@ -48,8 +48,11 @@ async function checkInferenceService(object) {
   for (const key of Object.keys(predictor)) {
     if (!known.has(key)) throw new Error(`spec.predictor.${key} is not a field this check knows`);
   }
-  for (const key of ["minReplicas", "maxReplicas", "terminationGracePeriodSeconds"]) {
+  for (const key of ["minReplicas", "maxReplicas", "terminationGracePeriodSeconds", "scaleTarget"]) {
     if (key in predictor && !Number.isInteger(predictor[key])) throw new Error(`spec.predictor.${key} must be an integer`);
+  }
+  if ("scaleMetric" in predictor && !["cpu", "memory", "concurrency", "rps"].includes(predictor.scaleMetric)) {
+    throw new Error(`spec.predictor.scaleMetric '${predictor.scaleMetric}' is not cpu, memory, concurrency or rps`);
   }
   const containers = predictor.containers ?? [];
   if (!containers.some((c) => c.name === "kserve-container")) {
