@@ -483,6 +483,8 @@ public class ClassifyTests(TrainerBundles bundles)
         Assert.Equal(3, results.Length);
         Assert.Equal(400, results[1].GetProperty("status").GetInt32());
         Assert.EndsWith("image-not-decodable", results[1].GetProperty("type").GetString());
+        // The request's trace id, as every problem has it, to find the request's log line.
+        Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$", results[1].GetProperty("traceId").GetString());
 
         var single1 = await Http.JsonAsync(await Client.PostAsync("/classify?topClasses=2", Http.Image(first)));
         var single3 = await Http.JsonAsync(await Client.PostAsync("/classify?topClasses=2", Http.Image(third)));

@@ -92,7 +92,7 @@ public static class ClassifyApi
         var answer = await classification.ClassifyAsync(request, classifyRequest, cancellationToken);
         var results = answer.Items.Select(item => item.Classification is not null
             ? (object)ClassifyResponses.Of(answer.Model, item)
-            : ProblemCatalog.Details(item.Problem!, item.ProblemDetail!)).ToArray();
+            : ProblemCatalog.Details(item.Problem!, item.ProblemDetail!, request.HttpContext)).ToArray();
         answer.ReleaseModel();
         var classified = results.OfType<ClassifyResponse>().ToArray();
         return await AnswerAsync(new BatchClassifyResponse(results), classifyRequest, classified.Sum(Entries), classified.Any(Draws),

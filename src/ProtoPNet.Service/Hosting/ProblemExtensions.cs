@@ -17,7 +17,7 @@ public static class ProblemExtensions
         {
             var problem = context.ProblemDetails;
             var http = context.HttpContext;
-            problem.Extensions["traceId"] = TraceId(http);
+            problem.Extensions["traceId"] = ProblemCatalog.TraceId(http);
             if (problem.Status == StatusCodes.Status400BadRequest && problem.Type == DefaultBadRequestType)
             {
                 // The framework's 400: a parameter its binder could not read (a word, or nothing, for an integer).
@@ -98,7 +98,6 @@ public static class ProblemExtensions
     /// <summary>The type ASP.NET Core gives a 500 of its own (an unhandled exception).</summary>
     private const string DefaultServerErrorType = "https://tools.ietf.org/html/rfc9110#section-15.6.1";
 
-    private static string TraceId(HttpContext http) => Activity.Current?.Id ?? http.TraceIdentifier;
 
     /// <summary>What a framework answer of this status means, for people.</summary>
     private static string? FrameworkDetail(HttpContext http, int? status) => status switch
@@ -154,7 +153,7 @@ public static class ProblemExtensions
         public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken cancellationToken)
         {
             if (!OpenInferenceErrors.Serves(http.Request.Path)) return false;
-            var traceId = TraceId(http);
+            var traceId = ProblemCatalog.TraceId(http);
             logger.LogError(exception, "Unhandled exception in {Method} {Path} (trace {TraceId})", http.Request.Method, http.Request.Path, traceId);
             await OpenInferenceErrors.Error(StatusCodes.Status500InternalServerError, $"{ProblemCatalog.Unexpected.ExampleDetail} Trace id: {traceId}.").ExecuteAsync(http);
             return true;

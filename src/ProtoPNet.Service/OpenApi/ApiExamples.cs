@@ -69,6 +69,7 @@ public static class ApiExamples
         {
             type = "urn:protopnet:problem:image-not-decodable", title = "The image cannot be decoded", status = 400,
             detail = "The body is not an image in a supported format (PNG, JPEG, GIF, BMP, WebP or TIFF).",
+            traceId = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         }]),
         ["ListModels"] = new ModelsResponse("fashion-mnist", "CPUExecutionProvider",
             "libonnxruntime_providers_cuda.so: cannot open shared object file", [Model],

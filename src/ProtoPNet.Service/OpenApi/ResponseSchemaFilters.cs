@@ -42,13 +42,12 @@ public sealed class ResponseSchemaFilter : ISchemaFilter
 }
 
 /// <summary>
-/// A problem as the service writes it (RFC 9457): <c>type</c>, <c>title</c>, <c>status</c> and <c>detail</c> always, the
-/// request's <c>traceId</c> on every answer that is a problem (not on an image's problem inside a batch's 200);
-/// <c>instance</c> never; other members with some kinds (<c>field</c> of a bad training job, <c>executionProvider</c> of readiness).
+/// A problem as the service writes it (RFC 9457): <c>type</c>, <c>title</c>, <c>status</c>, <c>detail</c> and the
+/// request's <c>traceId</c> always (an image's problem inside a batch's 200 too); <c>instance</c> never; other members with some kinds (<c>field</c> of a bad training job, <c>executionProvider</c> of readiness).
 /// </summary>
 public sealed class ProblemDetailsSchemaFilter : ISchemaFilter
 {
-    private static readonly string[] Always = ["type", "title", "status", "detail"];
+    private static readonly string[] Always = ["type", "title", "status", "detail", "traceId"];
 
     public void Apply(IOpenApiSchema schema, SchemaFilterContext context)
     {
@@ -61,7 +60,7 @@ public sealed class ProblemDetailsSchemaFilter : ISchemaFilter
         properties["traceId"] = new OpenApiSchema
         {
             Type = JsonSchemaType.String,
-            Description = "The request's W3C traceparent (00-<trace id>-<span id>-<flags>), also in its log line; on every answer that is a problem, not on an image's problem inside a batch.",
+            Description = "The request's W3C traceparent (00-<trace id>-<span id>-<flags>), also in its log line; on every problem, an image's inside a batch's answer too.",
         };
         concrete.Required = new HashSet<string>(Always);
         concrete.Description = "A problem (RFC 9457). Some kinds add members: `field` (invalid-training-job), `executionProvider` (no-model-ready from /health/ready).";

@@ -147,6 +147,17 @@ public static class ProblemCatalog
     /// <summary>A problem as a plain object, for the per-item errors of a batch.</summary>
     public static Microsoft.AspNetCore.Mvc.ProblemDetails Details(ProblemKind kind, string detail) =>
         new() { Type = kind.Type, Title = kind.Title, Status = kind.Status, Detail = detail };
+
+    /// <summary>The problem of one image in a batch's answer: as <see cref="Details(ProblemKind, string)"/>, with the request's trace id, as every problem has.</summary>
+    public static Microsoft.AspNetCore.Mvc.ProblemDetails Details(ProblemKind kind, string detail, HttpContext http)
+    {
+        var problem = Details(kind, detail);
+        problem.Extensions["traceId"] = TraceId(http);
+        return problem;
+    }
+
+    /// <summary>The request's trace id, as every problem carries it: the W3C traceparent of the request, as its log line names it.</summary>
+    public static string TraceId(HttpContext http) => System.Diagnostics.Activity.Current?.Id ?? http.TraceIdentifier;
 }
 
 /// <summary>A request that cannot be served, carrying the problem to answer with (and any extension members, e.g. <c>field</c>).</summary>
