@@ -117,6 +117,12 @@ def test_onecycle_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny, tm
     # ... saying why and what would resume it.
     assert "a one-cycle learning rate is fixed by its run's length" in str(refused.value)
     assert f"resume with --epochs {cfg.epochs} --warm-epochs {cfg.warm_epochs}, or train in a new run folder" in str(refused.value)
+    # Another optimizer: named, with the checkpoint's own to resume with.
+    other = _quiet(cfg.replace(joint_optimizer="adam-step"), tmp_path / "resumed")
+    with pytest.raises(TrainerError, match="--joint-optimizer adam-step is asked for") as refused:
+        other.resume()
+    assert (f"resume with --epochs {cfg.epochs} --warm-epochs {cfg.warm_epochs} --joint-optimizer adamw-onecycle, or train "
+            "in a new run folder") in str(refused.value)
     # Nor with JPEGs decoded another way than the checkpoint's epochs decoded them (the bundle says one way).
     full = _quiet(cfg.replace(jpeg_draft=not cfg.jpeg_draft), tmp_path / "resumed")
     with pytest.raises(TrainerError, match="resume with --"):

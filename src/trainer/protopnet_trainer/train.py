@@ -345,11 +345,12 @@ class Trainer:
                 self.cfg.epochs, self.cfg.warm_epochs)):
             why = (f"--joint-optimizer {self.cfg.joint_optimizer} is asked for" if saved.joint_optimizer != self.cfg.joint_optimizer
                    else "a one-cycle learning rate is fixed by its run's length, so its run cannot be made longer or shorter")
+            # What the checkpoint's schedule needs: its optimizer, and for a one-cycle run its own length too.
+            resume_with = (f" --epochs {saved.epochs} --warm-epochs {saved.warm_epochs}" if saved.joint_optimizer == "adamw-onecycle" else "") \
+                + (f" --joint-optimizer {saved.joint_optimizer}" if saved.joint_optimizer != self.cfg.joint_optimizer else "")
             raise TrainerError(f"checkpoint {latest} was trained with a different schedule (joint optimizer "
                                f"{saved.joint_optimizer}, {saved.epochs} epochs, {saved.warm_epochs} warm-up) and {why}: "
-                               f"resume with --epochs {saved.epochs} --warm-epochs {saved.warm_epochs}"
-                               f"{'' if saved.joint_optimizer == self.cfg.joint_optimizer else ' --joint-optimizer ' + saved.joint_optimizer}"
-                               ", or train in a new run folder")
+                               f"resume with{resume_with}, or train in a new run folder")
         trained = int(checkpoint["epoch"])
         if trained > self.cfg.epochs:
             raise TrainerError(f"checkpoint {latest} has trained {trained} epochs already, more than --epochs "
