@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Serilog;
 using Serilog.Formatting.Display;
 using Serilog.Events;
@@ -103,7 +102,7 @@ public static class LoggingExtensions
             };
             options.EnrichDiagnosticContext = (diagnostics, context) =>
             {
-                diagnostics.Set("TraceId", Activity.Current?.Id ?? context.TraceIdentifier);
+                diagnostics.Set("TraceId", Problems.ProblemCatalog.TraceId(context));
                 // An answer the shutdown cut off (logged as 503 whatever its status line said): named, with no prediction.
                 // Only an aborted request can have been cut off: the status is not worked out again for every other one.
                 if (context.RequestAborted.IsCancellationRequested && context.Response.StatusCode != StatusCodes.Status503ServiceUnavailable

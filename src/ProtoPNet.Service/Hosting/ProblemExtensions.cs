@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Primitives;

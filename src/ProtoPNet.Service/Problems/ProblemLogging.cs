@@ -14,13 +14,15 @@ public static class ProblemLogging
     public static void Record(HttpContext http, string? type)
     {
         if (string.IsNullOrEmpty(type)) return;
-        var statusName = Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(http.Response.StatusCode);
         var slug = type.StartsWith(ProblemCatalog.Prefix, StringComparison.Ordinal) ? type[ProblemCatalog.Prefix.Length..]
-            : type.StartsWith("https://tools.ietf.org/html/rfc9110#", StringComparison.Ordinal) && statusName.Length > 0
-                ? statusName.ToLowerInvariant().Replace(' ', '-')
-                : type;
+            : type.StartsWith("https://tools.ietf.org/html/rfc9110#", StringComparison.Ordinal) ? StatusName(http.Response.StatusCode) ?? type
+            : type;
         if (http.RequestServices.GetService<IDiagnosticContext>() is not { } diagnostics) return;
         diagnostics.Set("Problem", slug);
         diagnostics.Set("PredictedClass", "-");
     }
+
+    /// <summary>A status's name as a slug (404: <c>not-found</c>), or null for a status without one.</summary>
+    private static string? StatusName(int status) =>
+        Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status) is { Length: > 0 } name ? name.ToLowerInvariant().Replace(' ', '-') : null;
 }
