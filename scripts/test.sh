@@ -20,7 +20,7 @@ rm -rf "$results_dir"; mkdir -p "$results_dir"
 stages_begin "$results_dir"
 
 apt_packages=(python3-torch python3-torchvision python3-onnx python3-tqdm python3-matplotlib
-              python3-pytest python3-pil dataset-fashion-mnist
+              python3-pytest python3-pytest-timeout python3-pil dataset-fashion-mnist
               libturbojpeg0 libwebp7 libwebpdemux2 libdeflate0  # the service decodes JPEGs and WebPs and judges WebP containers and TIFF strips with Pillow's libraries
               chromium)  # headless browser for the web page tests (driven by Playwright, never downloaded by it)
 run_stage debian-packages "" 0 scripts/install_debian_packages.sh "${apt_packages[@]}"
@@ -34,8 +34,10 @@ run_stage nuget-restore "" 0 dotnet restore src/trainer/pretrained/PretrainedWei
 scripts/test_containers.sh --prepare >"$results_dir/container-images.log" 2>&1 &
 container_images_pid=$!
 
+# A test that hangs (a lost wake-up in the worker, a child that never exits) fails after 5 minutes, naming itself and
+# where it waited, rather than holding the run until the CI machine's limit; the slowest test takes about 16 s.
 run_stage pytest pytest.xml 1 \
-  $python -m pytest tests/trainer tests/scripts -q -p no:cacheprovider --junitxml="$results_dir/pytest.xml"
+  $python -m pytest tests/trainer tests/scripts -q -p no:cacheprovider --timeout 300 --junitxml="$results_dir/pytest.xml"
 
 test_models="$root_dir/artifacts/test-models"
 rm -rf "$test_models"
@@ -44,8 +46,11 @@ run_stage smoke-bundle "" 0 $python -m protopnet_trainer train --preset smoke --
 if [ "$stage_status" -eq 0 ]; then export PROTOPNET_TEST_MODELS="$test_models"; fi
 
 test_projects=(tests/*/*.Tests.csproj)   # each writes one .trx file
+# The same for the .NET tests: a test host quiet for 10 minutes is stopped and the test it was running is named (the
+# slowest test takes about 40 s).
 run_stage dotnet-test "*.trx" ${#test_projects[@]} \
-  dotnet test ProtoPNet.Service.sln -c Release --logger "trx" --results-directory "$results_dir" --logger "console;verbosity=normal"
+  dotnet test ProtoPNet.Service.sln -c Release --logger "trx" --results-directory "$results_dir" --logger "console;verbosity=normal" \
+    --blame-hang-timeout 10m --blame-hang-dump-type none
 
 # Podman images, the compose file and the Kubernetes manifests: one JUnit test case per check in containers.xml.
 wait "$container_images_pid" || echo "== building the container images beside the tests failed; the containers stage says why"

@@ -653,6 +653,10 @@ def test_export_refuses_a_model_name_the_service_cannot_address_before_its_work(
 
 @pytest.mark.parametrize("extra, message", [(["--poll", "-1"], "--poll must be a positive number"),
                                             (["--heartbeat", "0"], "--heartbeat must be a positive number"),
+                                            # a live worker's job would be taken over between two of its beats
+                                            (["--heartbeat", "60", "--stale-after", "30"],
+                                             "--heartbeat must be shorter than --stale-after"),
+                                            (["--max-takeovers", "-1"], "--max-takeovers must be 0 or more (got -1)"),
                                             (["--jobs", "/proc/nope"], "/proc/nope cannot be created"),
                                             # a volume not mounted or read-only: every queued job would fail in turn
                                             (["--models", "/proc/version"], "--models: output folder /proc/version is a file, not a folder"),

@@ -141,6 +141,10 @@ def test_the_installed_fashion_mnist():
     source = load_fashion_mnist(None)
     assert len(source.train) == 60000 and len(source.test) == 10000
     assert sorted(set(source.test.labels)) == list(range(10))
+    # The normalisation is the training images' own mean and standard deviation, to three decimals.
+    pixels = source.train.cached.float() / 255
+    assert (source.mean, source.std) == ([0.286], [0.353])
+    assert round(float(pixels.mean()), 3) == 0.286 and round(float(pixels.std()), 3) == 0.353
 
 
 def test_imagefolder(tmp_path):

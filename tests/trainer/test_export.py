@@ -1,4 +1,5 @@
 """The published bundle against MODEL_BUNDLE.md: ONNX graph, manifest, probe, pictures, atomic publish."""
+import copy
 import hashlib
 import json
 import os
@@ -109,12 +110,31 @@ def test_manifest_prototypes_last_layer_and_pictures(trained_bundle):
         assert source["split"] == "train"
         item = split.ids.index(source["item"])
         assert split.labels[item] == prototype["classIndex"]
-        assert 0 <= source["featureCell"]["row"] < 4 and 0 <= source["featureCell"]["column"] < 4
+        cell = source["featureCell"]
+        assert cell == trained_bundle["result"].records[j]["featureCell"]
+        with torch.no_grad():   # the prototype is the patch at that cell of that image: row and column not swapped
+            image = trained_bundle["trainer"].loaders.push_set.image(item)[None]
+            distance = model.distances(model.features(image))[0, j, cell["row"], cell["column"]]
+        assert float(distance) <= 1e-5
         box = source["box"]
         assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= 16 and box["y"] + box["height"] <= 16
         assert prototype["images"] == {k: f"prototypes/{j}/{k}.png" for k in ("patch", "source", "activation")}
         sizes = {k: Image.open(os.path.join(trained_bundle["path"], v)).size for k, v in prototype["images"].items()}
         assert sizes == {"patch": (box["width"], box["height"]), "source": (16, 16), "activation": (16, 16)}
+
+
+def test_a_pruned_models_manifest_gives_each_prototype_its_own_class(trained_bundle, tmp_path):
+    result = trained_bundle["result"]
+    model = copy.deepcopy(result.model)
+    keep = [0, 2, 3, 5]                                      # classes 0, 1, 1, 2: no longer index // 2
+    model.keep_prototypes(torch.tensor(keep))
+    version = write_bundle(str(tmp_path), "pruned", model, classes=["a", "b", "c"], channels=3, image_size=16,
+                           interpolation="bilinear", records=[result.records[j] for j in keep], training={},
+                           jpeg_draft=True)
+    with open(os.path.join(version, "model.json"), encoding="utf-8") as f:
+        prototypes = json.load(f)["prototypes"]
+    assert [p["classIndex"] for p in prototypes] == [0, 1, 1, 2]
+    assert [p["source"]["item"] for p in prototypes] == [str(result.records[j]["itemId"]) for j in keep]
 
 
 def test_probe_matches_the_torch_model(trained_bundle):

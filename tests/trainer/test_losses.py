@@ -55,3 +55,12 @@ def test_class_without_prototypes_contributes_no_cluster_cost():
     own = own_class_mask(torch.tensor([0, 0]), torch.tensor([0, 1]))
     distances = torch.tensor([[2.0, 3.0], [1.0, 1.0]])
     assert cluster_cost(distances, own).item() == pytest.approx(1.0)   # (2 + 0) / 2
+
+
+def test_foreground_distances_replace_the_distances_in_the_cluster_cost_only():
+    # The background-aware recipe's distances over foreground cells: image 0 min(5, 8) = 5, image 1 min(1, 2) = 1.
+    foreground = torch.tensor([[5.0, 8.0, 0.1, 0.1],
+                               [0.1, 0.1, 1.0, 2.0]])
+    terms = protopnet_loss(LOGITS, MIN_DISTANCES, LABELS, PROTOTYPE_CLASSES, WEIGHT, LossCoefficients(), foreground)
+    assert terms["cluster"].item() == pytest.approx(3.0)
+    assert terms["separation"].item() == pytest.approx(1.25)   # still over every cell, not the foreground's 0.1

@@ -93,9 +93,14 @@ def test_trunk_weights_from_a_file(tmp_path):
     torch.save(classifier.state_dict(), tmp_path / "resnet18.pth")
     trunk = build_trunk("resnet18", 3)
     source, mean, std = load_trunk_weights(trunk, "resnet18", str(tmp_path / "resnet18.pth"), 3)
-    assert source == str(tmp_path / "resnet18.pth") and mean == [0.485, 0.456, 0.406]
+    assert source == str(tmp_path / "resnet18.pth")
+    assert (mean, std) == ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])   # what torchvision's trunks learned with
     assert torch.equal(trunk.layer4[1].conv2.weight, classifier.layer4[1].conv2.weight)
     assert torch.equal(trunk.bn1.running_var, classifier.bn1.running_var)
+    # A grey model's normalisation is the three channels' average (a grey pixel has one value in R, G and B).
+    grey = build_trunk("resnet18", 1)
+    _, mean, std = load_trunk_weights(grey, "resnet18", str(tmp_path / "resnet18.pth"), 1)
+    assert mean == pytest.approx([(0.485 + 0.456 + 0.406) / 3]) and std == pytest.approx([(0.229 + 0.224 + 0.225) / 3])
     with pytest.raises(TrainerError, match="do not fit resnet34"):
         load_trunk_weights(build_trunk("resnet34", 3), "resnet34", str(tmp_path / "resnet18.pth"), 3)
     with pytest.raises(TrainerError, match="does not exist"):

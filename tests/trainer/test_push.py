@@ -1,13 +1,15 @@
 """Push: class-specific projection onto real training patches; the 95th-percentile box; the pictures."""
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from protopnet_trainer.data import ImageSet
+from protopnet_trainer.data import ImageSet, PickedImages, Split
 from protopnet_trainer.datasets import load_data_source
 from protopnet_trainer.model import build_model
 from protopnet_trainer.boxes import high_activation_box, upsample_activation
+from protopnet_trainer.errors import TrainerError
 from protopnet_trainer.push import push_prototypes
 
 
@@ -48,6 +50,10 @@ def test_push_writes_the_three_pictures(tiny, tmp_path):
         folder = tmp_path / "pictures" / str(j)
         box = record["box"]
         assert 0 <= box["x"] and box["x"] + box["width"] <= 16 and 0 <= box["y"] and box["y"] + box["height"] <= 16
+        # The box is where the prototype's own cell lies (a 4x4 map on 16 px: cell (r, c) is pixels 4r..4r+3).
+        row, column = record["featureCell"]["row"], record["featureCell"]["column"]
+        assert box["y"] < 4 * row + 4 and 4 * row < box["y"] + box["height"]
+        assert box["x"] < 4 * column + 4 and 4 * column < box["x"] + box["width"]
         source = np.asarray(Image.open(folder / "source.png"))
         patch = np.asarray(Image.open(folder / "patch.png"))
         activation = np.asarray(Image.open(folder / "activation.png"))
@@ -58,6 +64,26 @@ def test_push_writes_the_three_pictures(tiny, tmp_path):
         assert np.abs(source.astype(float) - expected_source).max() <= 1
         # overlay = 0.5 image + 0.3 jet: never brighter than 0.8 * 255 + rounding
         assert activation.max() <= 205 and not np.array_equal(activation, source)
+
+
+def test_prototypes_of_a_class_the_push_set_lacks_stay_as_they_were_and_get_no_record(tiny):
+    cfg = tiny()
+    torch.manual_seed(0)
+    source = load_data_source(cfg)
+    model = build_model(cfg, 3, 3, source.mean, source.std).eval()
+    train = source.train
+    kept = [i for i, label in enumerate(train.labels) if label != 2]
+    without_class_2 = Split(train.name, train.classes, train.channels, [train.ids[i] for i in kept],
+                            [train.labels[i] for i in kept], PickedImages(train.load, kept))
+    push_set = ImageSet(without_class_2, cfg.image_size)
+    with pytest.raises(TrainerError, match="no image of class 2"):
+        push_prototypes(model, push_set, 7, torch.device("cpu"), None, progress=False)
+    before = model.prototypes.detach().clone()
+    records = push_prototypes(model, push_set, 7, torch.device("cpu"), None, progress=False, require_every_class=False)
+    absent = model.prototype_classes == 2
+    assert [r["classIndex"] for r in records] == [0, 0, 1, 1]
+    assert torch.equal(model.prototypes[absent], before[absent])
+    assert not torch.equal(model.prototypes[~absent], before[~absent])
 
 
 def _map(cells):

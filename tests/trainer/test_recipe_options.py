@@ -103,6 +103,14 @@ def test_onecycle_runs_through_a_schedule_whose_ramp_would_be_one_step(tiny, tot
     assert ramp_share(0.25, 8) == 0.25 and ramp_share(0.25, 4) == 0.5
 
 
+@pytest.mark.parametrize("warm_epochs", [3, 4])
+def test_onecycle_without_a_joint_epoch_is_refused_before_training(tiny, warm_epochs):
+    # OneCycleLR is stepped by the joint batches only: with none it would never leave its first learning rate.
+    with pytest.raises(TrainerError, match=r"adamw-onecycle needs at least one joint epoch \(warm_epochs < epochs\)"):
+        tiny(epochs=3, warm_epochs=warm_epochs, joint_optimizer="adamw-onecycle").validate()
+    tiny(epochs=3, warm_epochs=warm_epochs).validate()          # the reference's StepLR has nothing to break
+
+
 def test_onecycle_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny, tmp_path):
     cfg = _onecycle(tiny, augment=True, augmentation="crop-flip")
     straight, resumed_trainer = straight_and_resumed(cfg, tmp_path)

@@ -115,6 +115,16 @@ def test_schedule_warm_joint_push_and_final_push(tiny, tmp_path):
     assert [m["epoch"] for m in history if m.get("pushed")] == [4, 5]
 
 
+def test_the_joint_learning_rate_falls_by_the_gamma_every_step_of_joint_epochs_and_not_in_warm_up(tiny, tmp_path):
+    # The reference's schedule (adam-step): StepLR over the joint epochs only, gamma 0.1 by default.
+    trainer = _quiet(tiny(epochs=5, warm_epochs=1, joint_lr_step=2, joint_lr_trunk=1e-3), tmp_path)
+    rates = []
+    for epoch in range(5):
+        trainer.train_epoch(epoch)
+        rates.append(trainer.joint_optimizer.param_groups[0]["lr"])   # the trunk's
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4, 1e-5])
+
+
 def test_last_layer_stage_trains_only_the_last_layer_on_cached_scores(tiny, tmp_path):
     trainer = _quiet(tiny(last_layer_iterations=3), tmp_path)
     trainer.push(0)
@@ -159,6 +169,18 @@ def test_pruning_keeps_the_best_prototype_of_a_class_that_would_lose_all(tiny, t
     trainer.push(0)
     trainer.prune()
     assert sorted(trainer.model.prototype_classes.tolist()) == [0, 1, 2]
+
+
+def test_a_class_that_would_lose_all_keeps_the_prototype_with_most_own_class_neighbours(tiny, tmp_path, monkeypatch):
+    from protopnet_trainer import prune
+    trainer = _quiet(tiny(), tmp_path)                        # prototypes of classes 0, 0, 1, 1, 2, 2
+    # Each prototype's 5 nearest patches' classes: own-class counts 1, 3 | 4, 0 | 2, 2.
+    neighbours = torch.tensor([[0, 1, 1, 2, 2], [0, 0, 0, 1, 2],
+                               [1, 1, 1, 1, 0], [0, 0, 2, 2, 2],
+                               [2, 2, 0, 0, 1], [0, 2, 1, 2, 1]])
+    monkeypatch.setattr(prune, "nearest_patch_classes", lambda *args, **kwargs: neighbours)
+    kept = prune.prune_prototypes(trainer.model, trainer.loaders.push_set, 16, torch.device("cpu"), k=5, threshold=4)
+    assert kept == [1, 2, 4]                                  # the better of class 0; of a tie, the first
 
 
 def test_only_the_current_push_keeps_its_pictures(tiny, tmp_path):

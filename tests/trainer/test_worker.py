@@ -70,7 +70,7 @@ def test_racing_claimers_take_each_job_exactly_once(tmp_path):
 
     def claimer(n):
         start.wait()
-        while True:
+        for _ in range(7):   # at most 6 jobs to take: a claimer that takes a seventh has taken one twice
             lease = queue.claim(f"claimer-{n}")
             if lease is None:
                 return
@@ -79,7 +79,7 @@ def test_racing_claimers_take_each_job_exactly_once(tmp_path):
             # only the lease's O_EXCL keeps a second claimer out.
             lease.folder.write_status({"id": lease.folder.id, "status": "running", "attempt": lease.attempt})
 
-    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(8)]
+    threads = [threading.Thread(target=claimer, args=(n,), daemon=True) for n in range(8)]
     for t in threads:
         t.start()
     for t in threads:
