@@ -90,6 +90,13 @@ public class ClassifyTests(TrainerBundles bundles)
         var (inH, inW) = (bundle.Manifest.Input.Height, bundle.Manifest.Input.Width);
         foreach (var prototype in body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray())
         {
+            // The feature-map cell named is the map's highest (the first in row-major order of equal highest ones).
+            var cells = outputs.MapOf(0, prototype.GetProperty("prototypeIndex").GetInt32()).ToArray();
+            var highest = Array.IndexOf(cells, cells.Max());
+            var cell = prototype.GetProperty("featureCell");
+            Assert.Equal((highest / outputs.MapWidth, highest % outputs.MapWidth),
+                (cell.GetProperty("row").GetInt32(), cell.GetProperty("column").GetInt32()));
+
             var box = prototype.GetProperty("box");
             int x = box.GetProperty("x").GetInt32(), y = box.GetProperty("y").GetInt32();
             int w = box.GetProperty("width").GetInt32(), h = box.GetProperty("height").GetInt32();
@@ -108,6 +115,30 @@ public class ClassifyTests(TrainerBundles bundles)
             Assert.Equal((int)Math.Floor(top * (double)height / inH), y);
             Assert.Equal((int)Math.Ceiling((bottom + 1) * (double)height / inH) - 1, y + h - 1);
         }
+    }
+
+    /// <summary>
+    /// Equal logits and equal contributions are listed by index, as a stable sort would list them: a later class or
+    /// prototype never displaces an equal earlier one (with zero weights or similarities, ties are common).
+    /// </summary>
+    [Fact]
+    public void TiesAreListedByIndex()
+    {
+        using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
+        var (mapHeight, mapWidth) = (bundle.Session.MapHeight, bundle.Session.MapWidth);
+        using var outputs = new NetworkOutputs(1, 1, bundle.ClassCount, bundle.PrototypeCount, mapHeight, mapWidth, withMaps: true);
+        outputs.LogitsRows(0, 1).Span.Fill(1.5f);
+        outputs.SimilarityRows(0, 1).Span.Clear();
+        var maps = outputs.MapRows(0, 1).Span;
+        maps.Clear();
+        maps[1 * mapWidth + 3] = 2f;   // prototype 0 most active at row 1, column 3
+        using var image = new DecodedImage(new Image<Rgb24>(bundle.Manifest.Input.Width, bundle.Manifest.Input.Height), "png");
+
+        var (prediction, topClasses, explanation) = Explainer.Explain(bundle, outputs, 0, image, new ExplainOptions(TopClasses: 2, TopPrototypes: 3));
+        Assert.Equal(0, prediction.ClassIndex);
+        Assert.Equal([0, 1], topClasses.Select(c => c.ClassIndex));
+        Assert.Equal([0, 1, 2], explanation.Prototypes.Select(p => p.PrototypeIndex));
+        Assert.Equal(new FeatureCell(1, 3), explanation.Prototypes[0].FeatureCell);
     }
 
     /// <summary>
@@ -427,14 +458,16 @@ public class ClassifyTests(TrainerBundles bundles)
         }
     }
 
-    [Fact]
-    public async Task ExplainClassExplainsTheRequestedClass()
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]   // the last of the smoke model's 4 classes
+    public async Task ExplainClassExplainsTheRequestedClass(int explained)
     {
         var image = Http.BundleImage(bundles.SmokeBundle, 0);
-        var body = await Http.JsonAsync(await Client.PostAsync("/classify?explainClass=2&topClasses=4&topPrototypes=8", Http.Image(image)));
+        var body = await Http.JsonAsync(await Client.PostAsync($"/classify?explainClass={explained}&topClasses=4&topPrototypes=8", Http.Image(image)));
         var explanation = body.GetProperty("explanation");
-        Assert.Equal(2, explanation.GetProperty("classIndex").GetInt32());
-        var logit = body.GetProperty("topClasses").EnumerateArray().Single(c => c.GetProperty("classIndex").GetInt32() == 2).GetProperty("logit").GetDouble();
+        Assert.Equal(explained, explanation.GetProperty("classIndex").GetInt32());
+        var logit = body.GetProperty("topClasses").EnumerateArray().Single(c => c.GetProperty("classIndex").GetInt32() == explained).GetProperty("logit").GetDouble();
         Assert.Equal(logit, explanation.GetProperty("logit").GetDouble(), 1e-12);
         var parts = explanation.GetProperty("prototypes").EnumerateArray().Sum(p => p.GetProperty("contribution").GetDouble());
         Assert.Equal(0.0, explanation.GetProperty("otherPrototypesContribution").GetDouble(), 1e-12); // all 8 prototypes shown

@@ -68,6 +68,7 @@ public class ErrorTests(TrainerBundles bundles)
     [InlineData("topClasses=")]
     [InlineData("topPrototypes=-1")]
     [InlineData("explainClass=99")]
+    [InlineData("explainClass=4")]   // one past the smoke model's last class
     [InlineData("heatmaps=gif")]
     [InlineData("topPrototypes=101")]
     public async Task InvalidQueryParameterIs400(string query)
@@ -586,6 +587,7 @@ public class ErrorTests(TrainerBundles bundles)
         Assert.Equal(3, Explained(await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(image)))));
         Assert.Equal(2, Explained(await Http.JsonAsync(await client.PostAsync("/classify?heatmaps=png", Http.Image(image)))));
         Assert.Equal(1, Explained(await Http.JsonAsync(await client.PostAsync("/classify?verify=true", Http.Image(image)))));
+        Assert.Equal(3, Explained(await Http.JsonAsync(await client.PostAsync("/classify?topPrototypes=3", Http.Image(image)))));
         var problem = await Http.ProblemAsync(await client.PostAsync("/classify?topPrototypes=4", Http.Image(image)),
             HttpStatusCode.BadRequest, "invalid-parameter");
         Assert.Contains("MaxTopPrototypes", problem.GetProperty("detail").GetString());

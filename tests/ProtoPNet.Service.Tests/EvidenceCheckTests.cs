@@ -152,6 +152,33 @@ public class EvidenceCheckTests(TrainerBundles bundles)
         }
     }
 
+    /// <summary>
+    /// Two requests whose checks share one run (one run at a time, batches formed for 300 ms): each image's drops come
+    /// from its own masked copies, whatever rows of the run they took, and equal those of the image checked alone.
+    /// </summary>
+    [Fact]
+    public async Task RequestsWhoseChecksShareARunEachGetTheirOwnImagesDrops()
+    {
+        await using var factory = bundles.SmokeService(("Batching:Strategy", "Fixed"), ("Batching:MaxBatchSize", "8"),
+            ("Batching:MaxConcurrentRuns", "1"), ("Batching:MaxQueueDelayMs", "300"));
+        var client = factory.CreateClient();
+        var uploads = new[] { Http.BundleImage(bundles.SmokeBundle, 0), Http.BundleImage(bundles.SmokeBundle, 3) };
+        async Task<JsonElement[]> PrototypesAsync(byte[] upload) => (await Http.JsonAsync(
+                await client.PostAsync("/classify?topPrototypes=2&verify=true", Http.Image(upload))))
+            .GetProperty("explanation").GetProperty("prototypes").EnumerateArray().ToArray();
+
+        var together = await Task.WhenAll(uploads.Select(PrototypesAsync));
+        for (var image = 0; image < uploads.Length; image++)
+        {
+            var alone = await PrototypesAsync(uploads[image]);
+            for (var i = 0; i < alone.Length; i++)
+            {
+                Assert.Equal(alone[i].GetProperty("prototypeIndex").GetInt32(), together[image][i].GetProperty("prototypeIndex").GetInt32());
+                Assert.Equal(alone[i].GetProperty("drop").GetDouble(), together[image][i].GetProperty("drop").GetDouble(), 1e-5);
+            }
+        }
+    }
+
     [Fact]
     public async Task TheCardWithVerifyShowsTheDropsInItsRowsAndKeepsItsSize()
     {

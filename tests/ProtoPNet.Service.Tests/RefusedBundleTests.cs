@@ -207,6 +207,15 @@ public class RefusedBundleTests(TrainerBundles bundles)
             var answer = await Http.JsonAsync(await pinned.CreateClient().PostAsync("/classify", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
             Assert.Equal(version, answer.GetProperty("model").GetProperty("version").GetString());
         }
+        // A pinned version is loaded even where Models:LoadedVersions leaves it out: the newest one, and the pin.
+        await using (var pinnedOlder = ServiceFactory.ForRoot(root, ("Models:Pinned:smoke", version), ("Models:LoadedVersions", "1")))
+        {
+            var answer = await Http.JsonAsync(await pinnedOlder.CreateClient().PostAsync("/classify", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
+            Assert.Equal(version, answer.GetProperty("model").GetProperty("version").GetString());
+            var model = await Http.JsonAsync(await pinnedOlder.CreateClient().GetAsync("/models/smoke"));
+            Assert.Equal(version, model.GetProperty("defaultVersion").GetString());
+            Assert.Equal(["29991231T000000Z", version], model.GetProperty("versions").EnumerateArray().Select(v => v.GetString()));
+        }
     }
 
     [Fact]

@@ -41,6 +41,28 @@ public class AccessControlTests(TrainerBundles bundles)
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/models")).StatusCode);
     }
 
+    /// <summary>The two keys open their own endpoints only: the classify key is not an administrator's, nor the reverse.</summary>
+    [Fact]
+    public async Task TheAdminKeyAndTheClassifyKeyEachOpenOnlyTheirOwnEndpoints()
+    {
+        await using var factory = bundles.SmokeService(("Security:AdminApiKey", "admin-key"), ("Security:ClassifyApiKey", "classify-key"));
+        var client = factory.CreateClient();
+        var image = Http.BundleImage(bundles.SmokeBundle, 0);
+        HttpRequestMessage Request(string path, string? key, HttpContent? content = null)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = content };
+            if (key is not null) request.Headers.Add("X-Api-Key", key);
+            return request;
+        }
+
+        await Http.ProblemAsync(await client.SendAsync(Request("/models/reload", null)), HttpStatusCode.Unauthorized, "api-key-missing");
+        await Http.ProblemAsync(await client.SendAsync(Request("/models/reload", "classify-key")), HttpStatusCode.Forbidden, "api-key-rejected");
+        await Http.JsonAsync(await client.SendAsync(Request("/models/reload", "admin-key")));
+
+        await Http.ProblemAsync(await client.SendAsync(Request("/classify", "admin-key", Http.Image(image))), HttpStatusCode.Forbidden, "api-key-rejected");
+        await Http.JsonAsync(await client.SendAsync(Request("/classify", "classify-key", Http.Image(image))));
+    }
+
     [Fact]
     public void KeysAreComparedWholly()
     {
@@ -120,6 +142,7 @@ public class AccessControlTests(TrainerBundles bundles)
             var request = new HttpRequestMessage(HttpMethod.Options, "/classify");
             request.Headers.Add("Origin", origin);
             request.Headers.Add("Access-Control-Request-Method", "POST");
+            request.Headers.Add("Access-Control-Request-Headers", "x-api-key,content-type");
             return request;
         }
         var closed = await bundles.Service.CreateClient().SendAsync(Preflight("https://app.example"));
@@ -129,6 +152,16 @@ public class AccessControlTests(TrainerBundles bundles)
         var client = factory.CreateClient();
         var allowed = await client.SendAsync(Preflight("https://app.example"));
         Assert.Equal("https://app.example", allowed.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        // A page may send the classify key and its image's type, and read how long to wait after a 429 or 503.
+        Assert.Equal(["Content-Type", "X-Api-Key"],
+            allowed.Headers.GetValues("Access-Control-Allow-Headers").SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries)).Order());
+        using (var crossOrigin = new HttpRequestMessage(HttpMethod.Get, "/models"))
+        {
+            crossOrigin.Headers.Add("Origin", "https://app.example");
+            var answer = await client.SendAsync(crossOrigin);
+            Assert.Equal("https://app.example", answer.Headers.GetValues("Access-Control-Allow-Origin").Single());
+            Assert.Equal("Retry-After", answer.Headers.GetValues("Access-Control-Expose-Headers").Single());
+        }
         var other = await client.SendAsync(Preflight("https://evil.example"));
         Assert.False(other.Headers.Contains("Access-Control-Allow-Origin"));
 

@@ -52,6 +52,47 @@ public class InferenceBatcherTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// A request of several images (a /classify/batch, a v2 tensor of N rows) shares a run with others at its own rows:
+    /// the next request's rows begin after all of them. One larger than the whole queue is served when nothing else is queued.
+    /// </summary>
+    [Fact]
+    public async Task RequestsOfSeveralImagesShareARunEachAtItsOwnRows()
+    {
+        using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
+        using var metrics = NewMetrics();
+        var images = Enumerable.Range(0, 4).Select(i => Pattern(bundle, shift: 31 * i)).ToArray();
+        void AssertRowIsAlone(BatchRun run, int row, float[] image)
+        {
+            using var alone = bundle.Session.Run(image, 1);
+            var expected = alone.LogitsOf(0).ToArray();
+            var actual = run.Outputs.LogitsOf(run.FirstRow + row).ToArray();
+            for (var k = 0; k < expected.Length; k++) Assert.True(BundleLoader.WithinTolerance(actual[k], expected[k]), $"row {row}, logit {k}: {actual[k]} vs {expected[k]}");
+        }
+
+        using (var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(8, 1, 1, "configured"),
+                   new BatchingOptions { MaxBatchSize = 8, MaxQueueDelayMs = 300 }, metrics, InProgress(2)))
+        {
+            var pair = batcher.RunAsync([.. images[0], .. images[1]], 2, CancellationToken.None);
+            var single = batcher.RunAsync(images[2], 1, CancellationToken.None);
+            using var a = await pair;
+            using var b = await single;
+            Assert.Same(a.Outputs, b.Outputs);
+            Assert.Equal((3, 0, 2), (a.BatchSize, a.FirstRow, b.FirstRow));
+            AssertRowIsAlone(a, 0, images[0]);
+            AssertRowIsAlone(a, 1, images[1]);
+            AssertRowIsAlone(b, 0, images[2]);
+        }
+
+        using (var small = new InferenceBatcher(bundle, new ExecutionStrategy(8, 1, 1, "configured"),
+                   new BatchingOptions { MaxBatchSize = 8, MaxQueueSize = 2 }, metrics, InProgress(2)))
+        {
+            using var four = await small.RunAsync([.. images[0], .. images[1], .. images[2], .. images[3]], 4, CancellationToken.None);
+            Assert.Equal(4, four.BatchSize);
+            AssertRowIsAlone(four, 3, images[3]);
+        }
+    }
+
+    /// <summary>
     /// A request runs at once on its caller's thread only while there are no more inference requests in progress than
     /// runs; beyond that it is queued, so that requests arriving while the runs are busy share the next run.
     /// </summary>

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using ProtoPNet.Inference.Runtime;
 using ProtoPNet.Service.Classifying;
 using ProtoPNet.Service.Models;
@@ -483,6 +484,18 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         var problem = await Http.ProblemAsync(await client.PostAsync("/fault", new StringContent("{}")), HttpStatusCode.InternalServerError, "internal-error");
         Assert.Equal("urn:protopnet:problem:internal-error", problem.GetProperty("type").GetString());
         Assert.DoesNotContain(FaultWhereNoEndpointMatches.Message, problem.GetRawText());
+
+        // Both faults are counted as the 500s they were answered as, and the request log says each at Error level.
+        var requests = (await client.GetStringAsync("/metrics")).Split('\n')
+            .Where(line => line.StartsWith("protopnet_requests_total{", StringComparison.Ordinal) && line.Contains("endpoint=\"unmatched\"", StringComparison.Ordinal))
+            .ToArray();
+        Assert.Equal(["2"], requests.Where(line => line.Contains("status=\"500\"", StringComparison.Ordinal)).Select(line => line.Split(' ')[^1]));
+        Assert.Single(requests);
+        foreach (var path in new[] { "POST /v2/models/smoke/fault responded 500", "POST /fault responded 500" })
+        {
+            var line = await plain.Logs.WaitForAsync(message => message.Contains(path, StringComparison.Ordinal));
+            Assert.Contains(plain.Logs.Entries, entry => entry.Message == line && entry.Level == LogLevel.Error);
+        }
     }
 
     /// <summary>Throws for any request no endpoint answers: a fault inside the service's pipeline, after its error handling.</summary>
