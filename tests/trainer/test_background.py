@@ -77,3 +77,10 @@ def test_the_background_aware_push_never_lands_on_background(tmp_path):
                            for r, box in zip(records, boxes))
     assert not any(landed[True])
     assert any(landed[False])     # without it, an untrained model's prototypes do land on empty ground
+
+
+def test_a_pixel_off_the_border_colour_in_one_channel_is_not_background():
+    from protopnet_trainer.background import background_pixels
+    image = torch.full((1, 3, 8, 8), 0.5)
+    image[0, 2, 4, 4] = 0.8        # blue channel 0.3 away; mean over channels only 0.1
+    assert not bool(background_pixels(image)[0, 4, 4])

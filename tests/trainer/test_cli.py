@@ -1,4 +1,5 @@
 """The command line: a real run end to end, the other commands, and bad input (one line, non-zero exit)."""
+import dataclasses
 import json
 import os
 import shutil
@@ -783,3 +784,37 @@ def test_every_option_a_job_can_set_says_what_it_does():
     helpless = [name for name, option in JobOptions.from_parser(build_parser()).by_name.items()
                 if not option.to_json()["help"].strip()]
     assert helpless == []
+
+
+def test_evaluate_reads_only_the_split_it_evaluates(monkeypatch):
+    import protopnet_trainer.evaluate as evaluate
+    from conftest import tiny_config
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_load(cfg, progress=False, log=None, read=("train", "holdout", "test"), **kw):
+        seen["read"] = tuple(read)
+        raise Stop()
+    monkeypatch.setattr(evaluate, "load_checkpoint", lambda path: {"config": dataclasses.asdict(tiny_config())})
+    monkeypatch.setattr(evaluate, "load_data_source", fake_load)
+    for split in ("test", "train"):
+        with pytest.raises(Stop):
+            evaluate.evaluate_checkpoint("x.pt", None, None, split, "cpu", False, lambda line: None)
+        assert seen["read"] == (split,)
+
+
+def test_options_json_prints_the_whole_document(capsys):
+    from protopnet_trainer.cli import build_parser, main
+    from protopnet_trainer.job_options import JobOptions
+    assert main(["options", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == JobOptions.from_parser(build_parser()).document()
+
+
+def test_untrained_export_refuses_data(tmp_path, capsys):
+    from protopnet_trainer.cli import main
+    assert main(["export", "--untrained", "--num-classes", "2", "--image-size", "32", "--data", str(tmp_path),
+                 "--models", str(tmp_path / "m")]) == 2
+    assert "reads no --data" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

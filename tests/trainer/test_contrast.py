@@ -68,3 +68,16 @@ def test_mode_none_does_nothing():
     shot = garment_on(0.9, 0.2)
     assert torch.equal(apply_contrast(shot.clone(), "none"), shot)
     assert not torch.equal(apply_contrast(shot.clone(), "auto"), shot)
+
+
+def test_the_border_ring_holds_each_border_pixel_once():
+    from protopnet_trainer.contrast import border_ring, normalize_contrast
+    image = torch.arange(20.0).view(1, 4, 5)
+    ring = sorted(border_ring(image).tolist())
+    expected = sorted(v for v in range(20) if v // 5 in (0, 3) or v % 5 in (0, 4))
+    assert ring == expected
+    # corners light, the rest of the ring dark: the lower median is dark, so no inversion
+    picture = torch.full((1, 3, 3), 0.1); picture[0, 1, 1] = 0.5
+    for r, c in ((0, 0), (0, 2), (2, 0), (2, 2)):
+        picture[0, r, c] = 0.9
+    assert normalize_contrast(picture)[1] is False

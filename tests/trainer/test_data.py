@@ -389,3 +389,60 @@ def test_a_file_that_cannot_be_opened_is_told_by_the_systems_words(tmp_path):
         open_image(str(tmp_path / "broken.png"))
     assert refused.value.reason == "No such file or directory"
     assert str(refused.value) == f"cannot decode image {tmp_path / 'broken.png'}: No such file or directory"
+
+
+def test_cub_crop_is_clipped_to_the_image_on_each_axis(tmp_path):
+    from protopnet_trainer.data import FileImages
+    Image.new("RGB", (60, 40), (9, 9, 9)).save(tmp_path / "a.png")
+    crop = FileImages([str(tmp_path / "a.png")], None, [(10.0, 5.0, 20.0, 50.0)])(0)   # box runs past the bottom
+    assert crop.size == (20, 35)
+
+
+def test_classes_txt_must_number_classes_1_to_k(tmp_path):
+    from protopnet_trainer.datasets import load_cub200
+    root = make_mini_cub(tmp_path / "CUB", 2)
+    (root / "classes.txt").write_text("1 001.Red_bird\n2 002.Green_bird\n4 003.Blue_bird\n")
+    with pytest.raises(TrainerError, match=r"number classes 1..K"):
+        load_cub200(str(root), crop_to_box=False)
+
+
+def test_cub_image_names_may_hold_spaces(tmp_path):
+    from protopnet_trainer.datasets import load_cub200
+    root = make_mini_cub(tmp_path / "CUB", 2)
+    os.rename(root / "images/001.Red_bird/bird_0.png", root / "images/001.Red_bird/bird 0.png")
+    rows = (root / "images.txt").read_text().splitlines()
+    rows[0] = "1 001.Red_bird/bird 0.png"
+    (root / "images.txt").write_text("\n".join(rows) + "\n")
+    assert load_cub200(str(root), crop_to_box=False).train.ids[0] == "001.Red_bird/bird 0.png"
+
+
+def test_an_empty_test_class_folder_is_allowed(tmp_path):
+    from protopnet_trainer.datasets import load_imagefolder
+    for split, classes in (("train", ("cat", "dog")), ("test", ("cat",))):
+        for cls in classes:
+            os.makedirs(tmp_path / split / cls)
+            Image.new("RGB", (8, 8)).save(tmp_path / split / cls / "0.png")
+    os.makedirs(tmp_path / "test" / "dog")
+    source = load_imagefolder(str(tmp_path))
+    assert source.test.labels == [0] and source.test.classes == ["cat", "dog"]
+
+
+def test_transparency_is_composited_over_white_as_the_service_rounds(tmp_path):
+    from protopnet_trainer.image_files import open_image
+    c, a = np.meshgrid(np.arange(256), np.arange(256))
+    rgba = np.stack([c, c, c, a], axis=-1).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    got = np.asarray(open_image(str(tmp_path / "a.png")))[..., 0].astype(np.int64)
+    assert np.array_equal(got, (c * a + 255 * (255 - a) + 127) // 255)
+
+
+def test_every_transposing_orientation_swaps_the_sides():
+    from protopnet_trainer.image_files import jpeg_draft_scale
+    for orientation in (5, 6, 7, 8):
+        assert jpeg_draft_scale((1000, 300), (100, 40), orientation) == 2, orientation
+
+
+def test_float_grey_is_rounded_as_the_service_rounds(tmp_path):
+    from protopnet_trainer.image_files import open_image
+    Image.fromarray(np.array([[0.5, 0.1]], np.float32), "F").save(tmp_path / "f.tif")
+    assert np.asarray(open_image(str(tmp_path / "f.tif")))[0, :, 0].tolist() == [128, 26]

@@ -292,3 +292,16 @@ def test_a_two_process_run_on_an_image_folder_shares_the_image_check_and_leaves_
     with open(os.path.join(models, "photos", version, "model.json"), encoding="utf-8") as f:
         training = json.load(f)["training"]
     assert training["trainSize"] == 11 and training["testSize"] == 4
+
+
+def test_sharded_scores_put_each_row_at_its_image(tmp_path):
+    from types import SimpleNamespace
+    from protopnet_trainer.distributed import BatchShard, Group, sharded_scores
+
+    class One(Group):
+        def sum(self, values):
+            return values.clone()
+    data = [(torch.full((2,), float(i)), 0, i) for i in range(10)]
+    model = lambda images: SimpleNamespace(similarities=images)
+    rows = sharded_scores(model, BatchShard(data, 4, 0, 1), One(0, 1, 0, torch.device("cpu")), 2)
+    assert rows[:, 0].tolist() == [float(i) for i in range(10)]

@@ -14,6 +14,7 @@ from PIL import Image
 from protopnet_trainer import export as export_module
 from protopnet_trainer.export import write_bundle
 from protopnet_trainer.checkpoint import load_checkpoint, model_from_checkpoint
+from protopnet_trainer.errors import TrainerError
 from protopnet_trainer.manifest import manifest_text
 from protopnet_trainer.onnx_graph import run_graph
 from protopnet_trainer.interrupts import Terminated, disguised_interrupt
@@ -393,3 +394,35 @@ def test_two_publishers_of_one_model_in_the_same_second_each_publish_their_own(t
     published = publish_module.publish(str(tmp_path), "tiny", lambda folder, version: {"name": "tiny", "version": version})
     assert os.path.basename(published) > taken[0]
     assert os.path.isdir(tmp_path / "tiny" / f".staging-{taken[0]}")
+
+
+def test_the_before_push_marks_are_the_before_push_accuracies():
+    from protopnet_trainer.report import _pyplot, curves_figure
+    history = [{"epoch": 1, "train_accuracy": 0.5, "test_accuracy": 0.5},
+               {"epoch": 2, "train_accuracy": 0.6, "test_accuracy": 0.7, "pushed": True, "test_accuracy_before_push": 0.65}]
+    figure = curves_figure(history)
+    try:
+        [before] = [c for c in figure.axes[0].collections if c.get_label() == "test before push"]
+        assert before.get_offsets().tolist() == [[2.0, 0.65]]
+    finally:
+        _pyplot().close(figure)
+
+
+def test_a_bundle_of_other_classes_than_its_model_is_refused(trained_bundle, tmp_path):
+    from protopnet_trainer.export import write_bundle
+    result = trained_bundle["result"]
+    with pytest.raises(TrainerError, match="model has 3 classes, data set has 2"):
+        write_bundle(str(tmp_path), "x", result.model, classes=["a", "b"], channels=3, image_size=16,
+                     interpolation="bilinear", records=result.records, training={}, jpeg_draft=True)
+    assert not (tmp_path / "x").exists() or os.listdir(tmp_path / "x") == []
+
+
+def test_examples_are_the_first_test_image_of_each_class():
+    from protopnet_trainer.data import ImageSet, Split
+    from protopnet_trainer.export import example_images
+    pictures = [np.full((4, 4, 3), 40 * n, np.uint8) for n in range(4)]
+    split = Split("test", ["a", "b"], 3, ["0", "1", "2", "3"], [0, 1, 0, 1], lambda i: Image.fromarray(pictures[i]))
+    test_set = ImageSet(split, 4)
+    examples = example_images(test_set, 5)               # more than the classes: every image is looked at
+    assert [label for _, label in examples] == [0, 1]
+    assert all(torch.equal(image, test_set.image(n)) for n, (image, _) in enumerate(examples))

@@ -283,3 +283,15 @@ def test_a_distributed_run_checks_each_file_on_one_rank_and_every_rank_learns_al
     # Each rank decoded its half of the 18 files (9 each), its progress counted as the whole, up to all 18.
     assert [len(calls) for calls in checked] == [9, 9]
     assert all(calls[-1] == (18, 18) for calls in checked)
+
+
+def test_ranks_findings_are_merged_in_split_order(tmp_path):
+    from protopnet_trainer.image_check import found_by_every_rank
+    from protopnet_trainer.image_files import UnreadableImageError
+
+    class Ranks:
+        def gather_objects(self, value):
+            return [value, {"train": ([(1, "m1", "p1", "r1")], [])}]
+    mine = {"train": ([(4, UnreadableImageError("m4", "p4", "r4"))], [])}
+    merged = found_by_every_rank(mine, Ranks())
+    assert [index for index, _ in merged["train"][0]] == [1, 4]

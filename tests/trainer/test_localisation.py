@@ -1,6 +1,7 @@
 """The localisation measure on data with true part boxes."""
 import pytest
 import torch
+from PIL import Image
 
 from protopnet_trainer.boxes import box_iou, centre_inside
 from protopnet_trainer.localisation import localisation
@@ -48,3 +49,27 @@ def test_localisation_uses_the_top_contributing_prototype(trained_bundle, monkey
     assert len(drawn_from) == len(expected)
     for n, (drawn, wanted) in enumerate(zip(drawn_from, expected)):
         assert torch.allclose(drawn, wanted, atol=1e-5), f"image {n}: the box is drawn from another prototype's map"
+
+
+def test_localisation_weighs_similarity_by_the_predicted_class_weight():
+    from types import SimpleNamespace
+    from protopnet_trainer.data import ImageSet, Split
+    from protopnet_trainer.localisation import localisation
+
+    class Stub(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.last_layer = torch.nn.Linear(2, 2, bias=False)
+            with torch.no_grad():
+                self.last_layer.weight.copy_(torch.tensor([[-1.0, 1.0], [1.0, -1.0]]))
+
+        def forward(self, images):
+            n = len(images)
+            maps = torch.zeros(n, 2, 4, 4)
+            maps[:, 0, 0, 0] = 1.0          # prototype 0: most similar, but counts against class 0
+            maps[:, 1, 3, 3] = 1.0          # prototype 1: less similar, for class 0: where the pattern is
+            similarities = torch.tensor([[0.9, 0.5]]).repeat(n, 1)
+            return SimpleNamespace(logits=torch.tensor([[1.0, 0.0]]).repeat(n, 1), similarities=similarities,
+                                   similarity_maps=maps)
+    split = Split("test", ["a", "b"], 1, ["0"], [0], lambda i: Image.new("L", (16, 16)), true_boxes=[(12, 12, 4, 4)])
+    assert localisation(Stub(), ImageSet(split, 16), torch.device("cpu"))["centre_hit_rate"] == 1.0

@@ -94,3 +94,24 @@ def test_a_grey_model_is_published_with_its_product_shot_accuracy(tiny, tmp_path
         metrics = json.load(f)["training"]["metrics"]
     assert 0.0 <= metrics["productShotAccuracy"] <= 1.0
     assert any(line.startswith("product-shot accuracy ") for line in lines)
+
+
+def _garment():
+    pixels = np.zeros((28, 28), dtype=np.uint8)
+    pixels[6:22, 9:19] = 220
+    return pixels
+
+
+def test_each_test_image_is_shot_in_its_own_style():
+    from protopnet_trainer.data import ImageSet, Split
+    from protopnet_trainer.product_shots import ProductShotSet
+    split = Split("test", ["a"], 3, ["0", "1"], [0, 0], lambda i: Image.fromarray(np.stack([_garment()] * 3, -1)))
+    shots = ProductShotSet(ImageSet(split, 28))
+    assert not torch.equal(shots[0][0], shots[1][0])
+
+
+def test_the_shift_moves_the_garment_along_its_own_axis():
+    from protopnet_trainer.product_shots import ShotStyle, paint
+    style = ShotStyle((250.0, 250.0, 250.0), (10.0, 10.0, 10.0), 0.5, (0.25, 0.0))
+    picture = paint(np.ones((4, 4), np.float32), style, 20)
+    assert picture[7, 15, 0] == 10 and picture[15, 7, 0] == 250     # moved right, not down

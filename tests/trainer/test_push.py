@@ -152,3 +152,18 @@ def test_candidates_are_the_nearest_in_scan_order_on_ties():
             keys = sorted(zip(flat[row].tolist(), items[row].tolist(), cells[row].tolist()))[:count]
             assert list(zip(merged.values[row].tolist(), merged.items[row].tolist(),
                             merged.cells[row].tolist())) == keys
+
+
+def test_a_tie_between_images_goes_to_the_lower_image_whatever_its_cell():
+    from protopnet_trainer.push import Candidates, _first_in_scan_order
+    merged = Candidates(torch.tensor([[1.0, 1.0]]), torch.tensor([[7, 3]]), torch.tensor([[2, 9]]))
+    first = _first_in_scan_order(merged, 1)
+    assert int(first.items[0, 0]) == 3 and int(first.cells[0, 0]) == 9
+
+
+def test_the_heatmap_spans_the_maps_own_range(tmp_path):
+    from protopnet_trainer.pictures import write_prototype_pictures
+    upsampled = np.full((8, 8), 3.0); upsampled[0, 0] = 2.0
+    write_prototype_pictures(torch.zeros(3, 8, 8), upsampled, (0, 0, 4, 4), str(tmp_path))
+    activation = np.asarray(Image.open(tmp_path / "activation.png"))
+    assert activation[0, 0].tolist() == [0, 0, 38]             # 0.3 * jet(0) = 0.3 * (0, 0, 0.5)

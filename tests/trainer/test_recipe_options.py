@@ -337,3 +337,17 @@ def test_a_model_near_chance_and_explanations_that_carry_nothing_are_warned_of()
     assert "deletion ratio -3.045" in deletion and background.startswith("30 of 30 prototypes are patches of background")
     assert scorecard_warnings({"deletion": {"ratio": 2.5}, "prototypes": [{}] * 100, "backgroundPrototypes": 3}) == []
     assert scorecard_warnings({"deletion": {"ratio": None}, "prototypes": [], "backgroundPrototypes": 0}) == []
+
+
+def test_crop_flip_without_flip_only_crops():
+    from protopnet_trainer.augmentation import make_augmentation
+    from protopnet_trainer.config import TrainConfig
+    cfg = TrainConfig(augment=True, augmentation="crop-flip", crop_padding=2, flip=False, image_size=16)
+    assert [type(t).__name__ for t in make_augmentation(cfg).transforms] == ["RandomCrop"]
+
+
+def test_paper_rotation_turns_both_ways():
+    from protopnet_trainer.augmentation import make_augmentation
+    from protopnet_trainer.config import TrainConfig
+    choice, _ = make_augmentation(TrainConfig(augment=True, image_size=16)).transforms
+    assert choice.transforms[0].degrees == [-15.0, 15.0]

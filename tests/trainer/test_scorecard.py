@@ -210,3 +210,46 @@ def test_evaluate_interpretability_measures_a_bundle_without_changing_it(parts_b
         err = capsys.readouterr().err
         assert fragment in err and len(err.strip().splitlines()) == 1, err
     assert _digest(bundle) == before
+
+
+def test_a_prototype_at_exactly_the_threshold_is_consistent():
+    from protopnet_trainer.data import PartAnnotations
+    from protopnet_trainer.interpretability import ImageRecords, PrototypeSource, scorecard
+    part, elsewhere = (0, 0, 8, 8), (20, 20, 4, 4)
+    records = ImageRecords()
+    records.labels = records.predicted = [0] * 5
+    for name in ("clean", "noise", "jpeg"):
+        records.top[name] = [0] * 5
+        records.top_box[name] = [part] * 5
+        records.pair_box[name] = [part] * 4 + [elsewhere]
+    records.pair_image, records.pair_prototype = list(range(5)), [0] * 5
+    records.drop_top, records.drop_random = [0.1] * 5, [0.1] * 5
+    image_parts = [[(0, part)]] * 5
+    block = scorecard(records, [0], [PrototypeSource(np.zeros((32, 32, 1), np.float32), part, [(0, part)])],
+                      PartAnnotations(["a"], [[0]], image_parts), image_parts)
+    assert block["prototypes"][0]["consistency"] == 0.8 and block["consistency"] == 1.0
+
+
+def test_a_prototype_source_gets_its_training_images_parts(tmp_path):
+    from protopnet_trainer.data import PartAnnotations, Split
+    from protopnet_trainer.scorecard import prototype_sources
+    os.makedirs(tmp_path / "prototypes" / "0")
+    Image.new("L", (16, 16)).save(tmp_path / "prototypes" / "0" / "source.png")
+    parts = PartAnnotations(["a"], [[0]], [[(0, (1, 1, 4, 4))], [(0, (8, 8, 4, 4))]])
+    train = Split("train", ["k"], 1, ["x0", "x1"], [0, 0], lambda i: None, parts=parts)
+    entry = {"index": 0, "source": {"item": "x1", "box": {"x": 8, "y": 8, "width": 4, "height": 4}}}
+    [source] = prototype_sources(str(tmp_path), [entry], train)
+    assert source.parts == [(0, (8, 8, 4, 4))]
+
+
+def test_half_the_prototypes_on_background_is_no_warning():
+    from protopnet_trainer.scorecard import scorecard_warnings
+    assert scorecard_warnings({"deletion": {"ratio": 2.0}, "prototypes": [{}] * 4, "backgroundPrototypes": 2}) == []
+    assert len(scorecard_warnings({"deletion": {"ratio": 2.0}, "prototypes": [{}] * 4, "backgroundPrototypes": 3})) == 1
+
+
+def test_evaluate_interpretability_limit_caps_the_images(parts_bundle, tmp_path):
+    from protopnet_trainer.cli import main
+    assert main(["evaluate-interpretability", "--bundle", parts_bundle["path"], "--output", str(tmp_path / "o"),
+                 "--limit", "2"]) == 0
+    assert json.loads((tmp_path / "o" / "interpretability.json").read_text())["images"] == 2

@@ -287,3 +287,18 @@ def test_a_resume_with_other_data_says_so(tiny, tmp_path):
     same = Trainer(tiny(epochs=3, synthetic_train_per_class=12, data=str(tmp_path / "elsewhere")), str(tmp_path),
                    progress=False, log=said.append)
     assert same.resume() and not any(line.startswith("warning: resuming") for line in said)
+
+
+def test_a_tuple_comes_back_a_tuple(tmp_path):
+    from protopnet_trainer.checkpoint import load_checkpoint, save_checkpoint
+    save_checkpoint({"config": {}, "model": {}, "classes": [], "betas": (0.9, 0.999)}, str(tmp_path / "c.pt"))
+    assert load_checkpoint(str(tmp_path / "c.pt"))["betas"] == (0.9, 0.999)
+
+
+def test_a_fresh_run_forgets_what_the_old_one_published(tmp_path):
+    from protopnet_trainer.run_folder import RunFolder
+    folder = RunFolder(str(tmp_path / "run"))
+    folder.create()
+    folder.record_published(str(tmp_path / "models" / "m" / "v1"), 3)
+    folder.clear()
+    assert folder.published(str(tmp_path / "models" / "m"), 3) is None

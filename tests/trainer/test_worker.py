@@ -745,3 +745,12 @@ def test_the_fraction_keeps_an_epochs_batches_through_its_push_and_last_layer():
     # The second epoch's batches count from its joint stage through its push and last layer (they went out of the
     # count there, and the job's progress went back) until its checkpoint counts the epoch whole.
     assert fractions == [pytest.approx(2 / 5)] * 4, fractions
+
+
+def test_a_list_option_holds_at_most_its_items():
+    from protopnet_trainer.cli import build_parser
+    from protopnet_trainer.job_options import JobOptionError, JobOptions
+    options = JobOptions.from_parser(build_parser())
+    options.argv({"smallCnnWidths": [8] * 8})
+    with pytest.raises(JobOptionError, match="1 to 8 integers"):
+        options.argv({"smallCnnWidths": [8] * 9})
