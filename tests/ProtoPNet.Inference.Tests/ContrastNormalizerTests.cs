@@ -27,6 +27,26 @@ public class ContrastNormalizerTests
         Assert.All(image, value => Assert.Equal(0f, value));
     }
 
+    /// <summary>
+    /// The ground is the border ring's lower median, as the trainer takes it (torch's median of an even count is the
+    /// lower one): a ring half black and half at 100 has a black ground, so its 100s stay 100.
+    /// </summary>
+    [Fact]
+    public void TheGroundIsTheLowerMedianOfTheBorder()
+    {
+        var image = new float[4 * 4];
+        for (var i = 0; i < image.Length; i++)
+        {
+            var (y, x) = (i / 4, i % 4);
+            var border = y is 0 or 3 || x is 0 or 3;
+            image[i] = !border ? 1f : y == 0 || (y < 3 && x == 0) ? 100 / 255f : 0f;   // 6 of the 12 ring pixels at 100
+        }
+        Assert.Equal(6, image.Count(v => v == 100 / 255f));
+        var expected = image.ToArray();
+        Assert.False(ContrastNormalizer.Normalize(image, 1, 4, 4));
+        Assert.Equal(expected, image);   // ground 0 and peak 1: unchanged
+    }
+
     [Fact]
     public void FaintNoiseOnALightWallIsBlankAndInverted()
     {

@@ -35,6 +35,16 @@ public class ProbeToleranceTests
         Assert.InRange(slack[2], 1e-6, 1e-5);
     }
 
+    /// <summary>The documented tolerance, 1e-3 + 1e-3 x |expected|: relative for large logits, absolute near zero.</summary>
+    [Fact]
+    public void TheToleranceHasAnAbsoluteAndARelativePart()
+    {
+        Assert.True(BundleLoader.WithinTolerance(1000.5, 1000));     // within 1e-3 + 1.0
+        Assert.False(BundleLoader.WithinTolerance(1002.1, 1000));
+        Assert.True(BundleLoader.WithinTolerance(-0.0009, 0));
+        Assert.False(BundleLoader.WithinTolerance(0.0025, 0));
+    }
+
     [Fact]
     public void ALinearSimilarityGetsTheDistancesRoundingAlone()
     {

@@ -52,6 +52,28 @@ public class CardRowTests(TrainerBundles bundles)
         }
     }
 
+    /// <summary>
+    /// The top classes' bars: the predicted class's is blue and the others' grey, also when another class is explained.
+    /// (The list starts 110 pixels down at x = 280, a row every 34 pixels, each bar 19 below its row's top.)
+    /// </summary>
+    [Fact]
+    public async Task ThePredictedClassHasTheBlueBarWhicheverClassIsExplained()
+    {
+        var client = bundles.Service.CreateClient();
+        var image = Http.BundleImage(bundles.SmokeBundle, 2);
+        var answer = await Http.JsonAsync(await client.PostAsync("/classify?topClasses=4", Http.Image(image)));
+        var classes = answer.GetProperty("topClasses").EnumerateArray().Select(c => c.GetProperty("classIndex").GetInt32()).ToArray();
+        var explained = classes[1];
+        var response = await client.PostAsync($"/classify/card?topClasses=4&explainClass={explained}", Http.Image(image));
+        using var card = Image.Load<Rgb24>(await response.Content.ReadAsByteArrayAsync());
+        Rgb24 BarStart(int row) => card[280, 110 + 34 * row + 19 + 4];
+        Assert.Equal(new Rgb24(0, 102, 204), BarStart(0));
+        for (var row = 1; row < classes.Length; row++)
+        {
+            Assert.NotEqual(new Rgb24(0, 102, 204), BarStart(row));
+        }
+    }
+
     /// <summary>The share of <paramref name="picture"/>'s pixels that the card shows as they are, scaled into the square at <paramref name="left"/>.</summary>
     private static double ShownShare(Image<Rgb24> card, int left, Image<Rgb24> picture)
     {

@@ -175,6 +175,7 @@ public class ErrorTests(TrainerBundles bundles)
         await Http.ProblemAsync(await Client.GetAsync("/models/smoke/versions/19990101T000000Z"), HttpStatusCode.NotFound, "model-not-found");
         await Http.ProblemAsync(await Client.GetAsync("/models/smoke/versions/19990101T000000Z/prototypes"), HttpStatusCode.NotFound, "model-not-found");
         await Http.ProblemAsync(await Client.GetAsync($"/models/smoke/versions/{version}/prototypes/999/patch.png"), HttpStatusCode.NotFound, "prototype-not-found");
+        await Http.ProblemAsync(await Client.GetAsync($"/models/smoke/versions/{version}/prototypes/8/patch.png"), HttpStatusCode.NotFound, "prototype-not-found");   // one past the last of 8
         await Http.ProblemAsync(await Client.GetAsync($"/models/smoke/versions/{version}/prototypes/1/secret.png"), HttpStatusCode.NotFound, "prototype-not-found");
         // An index that is no int at all is an unknown prototype or example too, not a route that does not exist.
         foreach (var index in new[] { "99999999999", "abc", "-0x1" })

@@ -245,7 +245,7 @@ public class EvidenceCheckTests(TrainerBundles bundles)
             })),
             // A scorecard that cannot be read, or is not this model's: the bundle serves without it, saying why.
             (bundles.SmokeBundle, "typed", b => TrainerBundles.EditManifest(b, m => m["interpretability"]!["pointingGame"] = "high")),
-            (bundles.SmokeBundle, "misindexed", b => TrainerBundles.EditManifest(b, m => m["interpretability"]!["prototypes"]![0]!["index"] = 99)),
+            (bundles.SmokeBundle, "misindexed", b => TrainerBundles.EditManifest(b, m => m["interpretability"]!["prototypes"]![0]!["index"] = 8)),   // one past the last of 8
             // A number no double holds was read as infinity, which no answer can be written with (the version's page was a 500).
             (bundles.SmokeBundle, "huge", b => TrainerBundles.EditManifest(b, m => m["interpretability"]!["noiseStability"] = TrainerBundles.RawJson, "1e400")));
         await using var factory = ServiceFactory.ForRoot(root);
@@ -279,7 +279,7 @@ public class EvidenceCheckTests(TrainerBundles bundles)
         await Http.JsonAsync(await client.PostAsync("/classify?model=plain&verify=true", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
 
         foreach (var (model, problem) in new[] { ("typed", "interpretability.pointingGame holds a value of another type than a scorecard's"),
-                     ("misindexed", "interpretability.prototypes[0] is for prototype 99, which this model (of 8 prototypes) does not have"),
+                     ("misindexed", "interpretability.prototypes[0] is for prototype 8, which this model (of 8 prototypes) does not have"),
                      ("huge", "interpretability.noiseStability holds a number beyond a double's range") })
         {
             var served = await Http.JsonAsync(await client.GetAsync($"/models/{model}/versions/{Version}"));

@@ -33,6 +33,18 @@ public class ModelsTests(TrainerBundles bundles)
         Assert.Equal(1, models["gray"].GetProperty("input").GetProperty("channels").GetInt32());
     }
 
+    /// <summary>An example's class is not checked at load (MODEL_BUNDLE.md): one past the last class is listed with no label.</summary>
+    [Fact]
+    public async Task AnExampleOfNoClassIsListedWithoutALabel()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", dir => TrainerBundles.EditManifest(dir, m => m["examples"]![0]!["classIndex"] = 4)));
+        await using var factory = ServiceFactory.ForRoot(root);
+        var smoke = (await Http.JsonAsync(await factory.CreateClient().GetAsync("/models"))).GetProperty("models")[0];
+        var examples = smoke.GetProperty("examples").EnumerateArray().ToArray();
+        Assert.Equal((4, System.Text.Json.JsonValueKind.Null), (examples[0].GetProperty("classIndex").GetInt32(), examples[0].GetProperty("label").ValueKind));
+        Assert.Equal(System.Text.Json.JsonValueKind.String, examples[1].GetProperty("label").ValueKind);
+    }
+
     [Fact]
     public async Task ModelAndVersionDescribeThemselves()
     {

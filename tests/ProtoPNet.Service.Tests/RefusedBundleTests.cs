@@ -38,6 +38,7 @@ public class RefusedBundleTests(TrainerBundles bundles)
         { "one-row-inside", "running a batch of two images failed" },
         { "null-input", "model.json is not a valid manifest: 'input' is null, where a value is required (at $.input," },
         { "null-class", "model.json is not a valid manifest: classes[0] is null." },
+        { "class-index-past-the-last", "prototypes[0].classIndex 4 is not a class" },
         { "null-example", "model.json is not a valid manifest: examples[0] is null." },
         { "no-classes", "model.json is not a valid manifest: it has no 'classes'" },
         { "text-class-index", "model.json is not a valid manifest: a value is not a 32-bit integer (at $.prototypes[0].classIndex," },
@@ -94,6 +95,8 @@ public class RefusedBundleTests(TrainerBundles bundles)
         // every scan, or loaded and made /models answer 500).
         (bundles.SmokeBundle, "null-input", dir => TrainerBundles.EditManifest(dir, manifest => manifest["input"] = null)),
         (bundles.SmokeBundle, "null-class", dir => TrainerBundles.EditManifest(dir, manifest => manifest["classes"]!.AsArray()[0] = null)),
+        // The smoke model has 4 classes: index 4 is one past the last.
+        (bundles.SmokeBundle, "class-index-past-the-last", dir => TrainerBundles.EditManifest(dir, manifest => manifest["prototypes"]![0]!["classIndex"] = 4)),
         (bundles.SmokeBundle, "null-example", dir => TrainerBundles.EditManifest(dir, manifest => manifest["examples"] = new JsonArray((JsonNode?)null))),
         // A required member missing altogether: the refusal names it.
         (bundles.SmokeBundle, "no-classes", dir => TrainerBundles.EditManifest(dir, manifest => manifest.AsObject().Remove("classes"))),
@@ -201,6 +204,8 @@ public class RefusedBundleTests(TrainerBundles bundles)
             Assert.Equal(2, model.GetProperty("versions").GetArrayLength());
             var answer = await Http.JsonAsync(await factory.CreateClient().PostAsync($"/classify?model=smoke@{version}", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0))));
             Assert.Equal(version, answer.GetProperty("model").GetProperty("version").GetString());
+            Assert.False(await IsDefaultVersionAsync(factory, version));
+            Assert.True(await IsDefaultVersionAsync(factory, "29991231T000000Z"));
         }
         await using (var pinned = ServiceFactory.ForRoot(root, ("Models:Pinned:smoke", version)))
         {
@@ -215,8 +220,13 @@ public class RefusedBundleTests(TrainerBundles bundles)
             var model = await Http.JsonAsync(await pinnedOlder.CreateClient().GetAsync("/models/smoke"));
             Assert.Equal(version, model.GetProperty("defaultVersion").GetString());
             Assert.Equal(["29991231T000000Z", version], model.GetProperty("versions").EnumerateArray().Select(v => v.GetString()));
+            Assert.True(await IsDefaultVersionAsync(pinnedOlder, version));
+            Assert.False(await IsDefaultVersionAsync(pinnedOlder, "29991231T000000Z"));
         }
     }
+
+    private static async Task<bool> IsDefaultVersionAsync(ServiceFactory factory, string version) =>
+        (await Http.JsonAsync(await factory.CreateClient().GetAsync($"/models/smoke/versions/{version}"))).GetProperty("isDefaultVersion").GetBoolean();
 
     [Fact]
     public async Task BundleInAFolderNamedAsAnotherVersionIsRefusedAndTheServedOneStays()

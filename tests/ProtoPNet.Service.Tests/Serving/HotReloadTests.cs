@@ -196,6 +196,29 @@ public class HotReloadTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// A reload of one model lists only that model's versions as loaded or removed: not those of a model whose name
+    /// begins with its own ("smoke2" beside "smoke"), which the same rescan loaded and then removed.
+    /// </summary>
+    [Fact]
+    public async Task AReloadOfOneModelListsOnlyItsOwnChanges()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey));
+        var client = factory.CreateClient();
+        var served = Path.GetFileName(bundles.SmokeBundle);
+        var other = Path.Combine(root, "smoke2", served);
+        Trainer.CopyDirectory(bundles.SmokeBundle, other);
+        TrainerBundles.EditManifest(other, manifest => manifest["name"] = "smoke2");
+
+        var body = await Http.JsonAsync(await client.SendAsync(Reload()));
+        Assert.Equal((0, 0), (body.GetProperty("loaded").GetArrayLength(), body.GetProperty("removed").GetArrayLength()));
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/classify?model=smoke2", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)))).StatusCode);
+        Directory.Delete(Path.Combine(root, "smoke2"), recursive: true);
+        body = await Http.JsonAsync(await client.SendAsync(Reload()));
+        Assert.Equal((0, 0), (body.GetProperty("loaded").GetArrayLength(), body.GetProperty("removed").GetArrayLength()));
+    }
+
+    /// <summary>
     /// Without Models:DefaultModel loaded, the default model is the first by name, and stays so while it is loaded: a model
     /// published later, first by name, does not take the requests that name no model (a training job's "aaa" did).
     /// </summary>

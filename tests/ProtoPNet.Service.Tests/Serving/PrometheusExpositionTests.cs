@@ -50,6 +50,24 @@ public class PrometheusExpositionTests
         Assert.Contains("version=\"v2\"", exposition.Scrape());
     }
 
+    /// <summary>A value past the last bucket (a request over 30 s) is in +Inf alone: +Inf always equals the count.</summary>
+    [Fact]
+    public void AValuePastTheLastBucketIsCountedInInfOnly()
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        using var metrics = new ServiceMetrics(services.GetRequiredService<IMeterFactory>());
+        using var exposition = new PrometheusExposition(metrics, TimeProvider.System);
+        metrics.RequestDuration.Record(0.003, ServiceMetrics.Tag("endpoint", "Classify"));
+        metrics.RequestDuration.Record(45, ServiceMetrics.Tag("endpoint", "Classify"));
+        var lines = exposition.Scrape().Split('\n');
+        string Value(string series) => lines.Single(line => line.StartsWith(series + " ", StringComparison.Ordinal)).Split(' ')[^1];
+        Assert.Equal("1", Value("protopnet_request_duration_seconds_bucket{endpoint=\"Classify\",le=\"0.005\"}"));
+        Assert.Equal("1", Value("protopnet_request_duration_seconds_bucket{endpoint=\"Classify\",le=\"30\"}"));
+        Assert.Equal("2", Value("protopnet_request_duration_seconds_bucket{endpoint=\"Classify\",le=\"+Inf\"}"));
+        Assert.Equal("2", Value("protopnet_request_duration_seconds_count{endpoint=\"Classify\"}"));
+        Assert.Equal("45.003", Value("protopnet_request_duration_seconds_sum{endpoint=\"Classify\"}"));
+    }
+
     [Fact]
     public void TheRuntimesFamiliesAreExposedWithTheirTypesAndCurrentValues()
     {
