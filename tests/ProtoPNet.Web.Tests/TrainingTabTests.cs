@@ -385,6 +385,45 @@ public sealed class TrainingTabTests(WebFixture fixture)
     }
 
     /// <summary>
+    /// A running job whose cancel was asked goes on until its worker's next step: the panel says it is stopping there, not
+    /// that it is training.
+    /// </summary>
+    [Fact]
+    public async Task A_running_job_asked_to_cancel_shows_that_it_stops_at_its_next_step()
+    {
+        var folder = Path.Combine(fixture.JobsDirectory, "photos-stopping");
+        Directory.CreateDirectory(folder);
+        try
+        {
+            // A worker holds it: its lease is fresh (ahead of the clock, so neither the fixture's worker nor the service
+            // takes the job over during the test), and its status is written before its job.json (see above).
+            var lease = Path.Combine(folder, "lease-000001");
+            File.WriteAllText(lease, """{"owner": "elsewhere:1", "takenAt": "2026-12-01T08:00:00.000Z"}""");
+            File.SetLastWriteTimeUtc(lease, DateTime.UtcNow.AddMinutes(10));
+            WriteWhole(Path.Combine(folder, "status.json"),
+                $$"""{"id": "photos-stopping", "status": "running", "attempt": 1, "worker": "elsewhere:1", "progress": {"stage": "joint", "epoch": 2, "epochs": 4, "fraction": 0.5, "imagesChecked": null, "imagesToCheck": null}, "warnings": [], "heartbeatAt": "{{DateTime.UtcNow.AddMinutes(10):yyyy-MM-ddTHH:mm:ss.fffZ}}"}""");
+            File.WriteAllText(Path.Combine(folder, "job.json"),
+                """{"format": "protopnet-training-job/1", "id": "photos-stopping", "name": "stopping", "preset": "smoke", "dataset": "imagefolder", "data": "photos", "options": {}, "createdAt": "2026-12-01T08:00:00.000Z"}""");
+            // Asked to stop, as DELETE /training/jobs/{id} asks a running job: the marker its worker looks for.
+            File.WriteAllText(Path.Combine(folder, "cancel"), "");
+
+            var page = await OpenAsync();
+            await page.FillAsync("#training-key", WebFixture.AdminKey);
+            await page.ClickAsync("#training-key-form button[type=submit]");
+            var row = page.Locator("tr[data-job='photos-stopping']");
+            Assert.Equal("cancelling", await row.Locator(".job-status").TextContentAsync());
+            await row.GetByRole(AriaRole.Button, new() { Name = "Follow stopping (photos-stopping)" }).ClickAsync();
+            await page.WaitForFunctionAsync("() => document.getElementById('training-status').textContent.includes('epoch 2 of 4')");
+            Assert.Equal("Cancelling: the worker stops at its next step (at epoch 2 of 4, joint training).", await page.TextContentAsync("#training-status"));
+            await page.Context.CloseAsync();
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>
     /// Train pressed twice in a row queues one job; forgetting the key stops following it (its progress stream is
     /// closed and its panel goes): nothing more is asked with a key the user took back.
     /// </summary>

@@ -378,7 +378,8 @@ public sealed class WebPageTests(WebFixture fixture)
         {
             await grey.SaveAsPngAsync(path);
         }
-        Assert.True((await ClassifyAsync(path, topPrototypes: 3)).GetProperty("unfamiliar").GetBoolean());
+        var classified = await ClassifyAsync(path, topPrototypes: 3);
+        Assert.True(classified.GetProperty("unfamiliar").GetBoolean());
         var page = await OpenAsync();
 
         await page.SetInputFilesAsync("#file", path);
@@ -386,6 +387,11 @@ public sealed class WebPageTests(WebFixture fixture)
         var notice = page.Locator("#unfamiliar-notice");
         Assert.True(await notice.IsVisibleAsync());
         Assert.Contains("does not look like anything this model has learned", await notice.TextContentAsync());
+        // The share the threshold flags (the smoke bundle's 1%), not the share it lets through: at 50% the two would read alike.
+        var share = classified.GetProperty("unfamiliarity").GetProperty("calibration").GetProperty("targetShare").GetDouble();
+        Assert.True(share < 0.5, $"the smoke bundle's threshold flags {share} of its images, so the share's direction is not tested");
+        Assert.Equal($"Its closest match to any prototype is weaker than for all but {ProtoPNet.Inference.Rendering.ExplanationCard.Percent(share)} of the images "
+            + "the model's threshold was set on, so the prediction below is only the least bad guess.", await page.TextContentAsync("#unfamiliar-detail"));
         Assert.Equal("alert", await notice.GetAttributeAsync("role"));
         var noticeBox = await notice.BoundingBoxAsync();
         var explanationBox = await page.Locator("#why-title").BoundingBoxAsync();
@@ -690,6 +696,45 @@ public sealed class WebPageTests(WebFixture fixture)
             Assert.False(await page.Locator("#gallery-scorecard").IsVisibleAsync());
             Assert.Equal("", await page.TextContentAsync("#gallery-scorecard"));
             Assert.True(await page.Locator("#gallery-classes .badge").CountAsync() > 0);   // the prototypes' own scores still show
+            await page.Context.CloseAsync();
+        }
+        finally
+        {
+            Directory.Delete(Path.Combine(fixture.ModelRoot, Name), recursive: true);
+            await WaitForModelAsync(Name, loaded: false);
+        }
+    }
+
+    /// <summary>A measure exactly at the scorecard's threshold (0.8) has reached it: its badge reads as good, not low.</summary>
+    [Fact]
+    public async Task A_measure_at_exactly_the_threshold_reads_as_good_not_low()
+    {
+        const string Name = "threshold-scorecard";
+        var folder = Path.Combine(fixture.ModelRoot, Name, Path.GetFileName(fixture.BundleDirectory));
+        Trainer.CopyDirectory(fixture.BundleDirectory, folder);
+        var manifestPath = Path.Combine(folder, "model.json");
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(manifestPath))!;
+        manifest["name"] = Name;
+        var interpretability = manifest["interpretability"]!;
+        Assert.Equal(0.8, interpretability["consistencyThreshold"]?.GetValue<double>() ?? 0.8);
+        var score = interpretability["prototypes"]!.AsArray()[0]!;
+        var index = score["index"]!.GetValue<int>();
+        score["consistency"] = 0.8;
+        score["noiseStability"] = 0.8;
+        score["jpegStability"] = 0.8;
+        score["background"] = false;
+        await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
+        try
+        {
+            await WaitForModelAsync(Name, loaded: true);
+            var page = await OpenAsync();
+            await page.ClickAsync("#tab-gallery");
+            await page.SelectOptionAsync("#gallery-model", Name);
+            await page.WaitForFunctionAsync($"() => document.getElementById('gallery-status').textContent.includes('prototypes of {Name} (version')");
+            var badges = page.Locator($"#gallery-classes li[data-prototype='{index}'] .badge");
+            Assert.Equal(["consistent 80%", "noise 80%", "JPEG 80%"], await badges.AllTextContentsAsync());
+            // Green too, not only without the word.
+            Assert.All(await badges.EvaluateAllAsync<bool[]>("badges => badges.map(b => b.classList.contains('good'))"), Assert.True);
             await page.Context.CloseAsync();
         }
         finally
