@@ -32,6 +32,9 @@ public class StartupFailureTests(TrainerBundles bundles)
     [InlineData("Models__Pinned__smoke", "v 1", "Models:Pinned holds a model name or version that cannot be one")]
     [InlineData("Telemetry__OtlpEndpoint", "ftp://collector:4317", "Telemetry:OtlpEndpoint must be an http or https URL")]
     [InlineData("Training__KeepFinishedJobs", "-1.00:00:00", "Training:KeepFinishedJobs")]
+    // Keeping a finished job for no time would remove it before a page or a client read how it ended.
+    [InlineData("Training__KeepFinishedJobs", "00:00:00", "Training:KeepFinishedJobs: The field KeepFinishedJobs must be between 00:00:01")]
+    [InlineData("Training__DataRoot", "/nonexistent/protopnet-data", "Training:DataRoot must be an existing folder")]
     [InlineData("Classify__UploadReadTimeout", "5", "Classify:UploadReadTimeout: The field UploadReadTimeout must be between 00:00:01 and 1.00:00:00 (a time is written [d.]hh:mm:ss: 00:00:05 is 5 seconds, and a bare number is read as days).")]
     [InlineData("Shutdown__DrainSeconds", "30", "Shutdown:DrainSeconds must be shorter than the host's shutdownTimeoutSeconds")]
     [InlineData("ASPNETCORE_SHUTDOWNTIMEOUTSECONDS", "abc", "shutdownTimeoutSeconds (ASPNETCORE_SHUTDOWNTIMEOUTSECONDS) is 'abc': it is a whole number of seconds, 0 or more")]

@@ -176,6 +176,9 @@ public sealed class DataFolderTests : IDisposable
         WriteCub("cubmissing", "1 1\n2 0\n", images: false);
         WriteCub("cubzero", "1 1\n2 0\n", images: true);
         WriteText("cubzero/classes.txt", "0 zero\n1 one\n");
+        // A CUB folder whose image_class_labels.txt gives class 0 (the classes are numbered from 1).
+        WriteCub("cubzerolabel", "1 1\n2 0\n", images: true);
+        WriteText("cubzerolabel/image_class_labels.txt", "1 1\n2 0\n");
         // CUB folders whose images.txt names an image outside images/, which exists: absolute, and up a level.
         WriteFiles("../outside", "secret.jpg");
         var secret = Path.GetFullPath(Path.Combine(Data, "..", "outside", "secret.jpg"));
@@ -206,6 +209,7 @@ public sealed class DataFolderTests : IDisposable
         Assert.Equal("the test split is empty", Problem("cubnotest"));
         Assert.Equal("2 image files named in images.txt are missing from images/ (1/1.jpg, 2/2.jpg)", Problem("cubmissing"));
         Assert.Equal("classes.txt must number classes 1..K", Problem("cubzero"));
+        Assert.Equal("image 2 has class 0, classes.txt has 2", Problem("cubzerolabel"));
         Assert.Equal($"images.txt names '{secret}' for image 1: a file outside images/ (a path inside images/, without '..', is expected)", Problem("cubabsolute"));
         Assert.Equal("images.txt names '1/../../../../outside/secret.jpg' for image 1: a file outside images/ (a path inside images/, without '..', is expected)", Problem("cubparent"));
         Assert.Equal("these classes have no training image that can be read (all are empty or links to nothing): b", Problem("emptyclass"));
@@ -228,7 +232,7 @@ public sealed class DataFolderTests : IDisposable
         {
             Assert.StartsWith("refused:", Trainer(data));
         }
-        foreach (var data in new[] { "cubabsolute", "cubparent" })
+        foreach (var data in new[] { "cubabsolute", "cubparent", "cubzerolabel" })
         {
             Assert.Equal($"refused: cub200: {Problem(data)}", Trainer(data));
         }

@@ -57,6 +57,9 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
 
     private string Jobs => fixture.Jobs;
 
+    /// <summary>The longest model name there may be: 128 characters.</summary>
+    private const string Name128 = "a123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
     private HttpClient Client(string? key = Key, ServiceFactory? service = null)
     {
         var client = (service ?? fixture.Service).CreateClient();
@@ -94,6 +97,8 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
     [InlineData("""{"name": "../evil", "preset": "smoke"}""", "name", "not a valid model name")]
     [InlineData("""{"name": ".hidden", "preset": "smoke"}""", "name", "not a valid model name")]
     [InlineData("""{"name": "abc\n", "preset": "smoke"}""", "name", "not a valid model name")]
+    [InlineData("""{"name": "a..b", "preset": "smoke"}""", "name", "not a valid model name")]
+    [InlineData($$"""{"name": "{{Name128}}x", "preset": "smoke"}""", "name", "not a valid model name")]
     [InlineData("""{"name": "m", "preset": "smoke", "data": "fashion"}""", "data", "is drawn by the trainer and reads no folder")]
     [InlineData("""{"name": "m", "preset": "smoke", "dataset": "imagefolder"}""", "data", "the data set 'imagefolder' reads a folder that has no default")]
     [InlineData("""{"name": "m", "preset": "cub200-resnet18"}""", "data", "the data set 'cub200' reads a folder that has no default")]
@@ -116,6 +121,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
     [InlineData("""{"name": "m", "preset": "smoke", "options": {"syntheticChannels": 2}}""", "options.syntheticChannels", "not one of")]
     [InlineData("""{"name": "m", "preset": "smoke", "options": {"noBaseline": "yes"}}""", "options.noBaseline", "true or false")]
     [InlineData("""{"name": "m", "preset": "smoke", "options": {"smallCnnWidths": [8, 0]}}""", "options.smallCnnWidths", "below the minimum 1")]
+    [InlineData("""{"name": "m", "preset": "smoke", "options": {"smallCnnWidths": [1, 2, 3, 4, 5, 6, 7, 8, 9]}}""", "options.smallCnnWidths", "must be a list of 1 to 8 integers")]
     [InlineData("""{"name": "m", "preset": "smoke", "options": {"withBaseline": true, "noBaseline": true}}""", "options.noBaseline", "contradicts options.withBaseline (both set the trainer's with_baseline): give one of them")]
     [InlineData("""{"name": "m", "preset": "smoke", "options": {"augment": true, "noAugment": true}}""", "options.noAugment", "contradicts options.augment")]
     [InlineData("""{"name": "m", "preset": "smoke", "options": {"epochs": 2, "epochs": 3}}""", "body", "Duplicate property 'epochs'")]
@@ -526,6 +532,127 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         var stopping = await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{alive}"), HttpStatusCode.Accepted);
         Assert.Equal("running", stopping.GetProperty("status").GetString());
         Assert.False(File.Exists(Path.Combine(jobs, alive, "lease-000002")));
+    }
+
+    /// <summary>
+    /// Training:StaleAfterSeconds is the lease's age past which a running job's worker is taken for dead (as the workers'
+    /// --stale-after): a beat older than the default 60 s is alive under a longer setting, and a younger one dead under a shorter.
+    /// </summary>
+    [Theory]
+    [InlineData(600, 300, false)]
+    [InlineData(10, 30, true)]
+    public async Task A_running_jobs_lease_is_judged_stale_by_Training_StaleAfterSeconds(int staleAfter, int beatSecondsAgo, bool stale)
+    {
+        var jobs = Path.Combine(fixture.Root, $"jobs-stale-after-{staleAfter}");
+        await using var service = ServiceFactory.ForRoot(fixture.Models, ("Security:AdminApiKey", Key), ("Training:JobsRoot", jobs),
+            ("Training:StaleAfterSeconds", staleAfter.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var client = Client(service: service);
+        var id = (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted))
+            .GetProperty("id").GetString()!;
+        var lease = Path.Combine(jobs, id, "lease-000001");
+        File.WriteAllText(lease, """{"owner": "trainer-1:42"}""");
+        File.SetLastWriteTimeUtc(lease, DateTime.UtcNow.AddSeconds(-beatSecondsAgo));
+        File.WriteAllText(Path.Combine(jobs, id, "status.json"), $$"""{"id": "{{id}}", "status": "running", "attempt": 1, "worker": "trainer-1:42"}""");
+
+        var job = await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{id}"), stale ? HttpStatusCode.OK : HttpStatusCode.Accepted);
+        Assert.Equal(stale ? "cancelled" : "running", job.GetProperty("status").GetString());
+        // Cancelled at once only by taking the next lease, as a worker taking the job over would.
+        Assert.Equal(stale, File.Exists(Path.Combine(jobs, id, "lease-000002")));
+    }
+
+    /// <summary>A job that has ended otherwise than cancelled is a 409 saying how it ended, and gets no cancel marker (which a page reads as "cancelling").</summary>
+    [Theory]
+    [InlineData("succeeded")]
+    [InlineData("failed")]
+    public async Task A_finished_job_is_not_cancelled_and_gets_no_cancel_marker(string status)
+    {
+        await using var service = fixture.WithJobs($"jobs-ended-{status}");
+        var jobs = Path.Combine(fixture.Root, $"jobs-ended-{status}");
+        var client = Client(service: service);
+        var id = (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted))
+            .GetProperty("id").GetString()!;
+        File.WriteAllText(Path.Combine(jobs, id, "lease-000001"), "{}");
+        File.WriteAllText(Path.Combine(jobs, id, "status.json"),
+            $$"""{"id": "{{id}}", "status": "{{status}}", "attempt": 1, "finishedAt": "2026-11-30T09:00:00Z"}""");
+
+        var problem = await Http.ProblemAsync(await client.DeleteAsync($"/training/jobs/{id}"), HttpStatusCode.Conflict, "training-job-finished");
+        Assert.Contains($"Training job {id} has already {status}", problem.GetProperty("detail").GetString());
+        Assert.False(File.Exists(Path.Combine(jobs, id, "cancel")), "a finished job was marked for cancelling");
+        var job = await Http.JsonAsync(await client.GetAsync($"/training/jobs/{id}"));
+        Assert.Equal(status, job.GetProperty("status").GetString());
+        Assert.False(job.GetProperty("cancelRequested").GetBoolean());
+    }
+
+    /// <summary>A page following a running job sees the cancel it asked for at once (an event with cancelRequested), not only when the worker stops it.</summary>
+    [Fact]
+    public async Task A_follower_of_a_running_job_sees_its_cancel_requested()
+    {
+        await using var service = fixture.WithJobs("jobs-cancel-followed");
+        var jobs = Path.Combine(fixture.Root, "jobs-cancel-followed");
+        var client = Client(service: service);
+        var id = (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted))
+            .GetProperty("id").GetString()!;
+        // A worker alive (its lease beat just now), so the cancel is left to it: the job stays running.
+        File.WriteAllText(Path.Combine(jobs, id, "lease-000001"), """{"owner": "trainer-1:42"}""");
+        File.WriteAllText(Path.Combine(jobs, id, "status.json"), $$"""{"id": "{{id}}", "status": "running", "attempt": 1, "worker": "trainer-1:42"}""");
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/training/jobs/{id}/events");
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        async Task<JsonElement> NextEventAsync()
+        {
+            // Several polls (500 ms each) of room; a busy machine may be slow, but not this slow.
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try
+            {
+                while (await reader.ReadLineAsync(timeout.Token) is { } line)
+                {
+                    if (line.StartsWith("data: ", StringComparison.Ordinal)) return JsonDocument.Parse(line["data: ".Length..]).RootElement.Clone();
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                throw new Xunit.Sdk.XunitException("no event came within 10 s");
+            }
+            throw new Xunit.Sdk.XunitException("the events stream ended");
+        }
+        var first = await NextEventAsync();
+        Assert.Equal("running", first.GetProperty("status").GetString());
+        Assert.False(first.GetProperty("cancelRequested").GetBoolean());
+
+        await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{id}"), HttpStatusCode.Accepted);
+        var cancelling = await NextEventAsync();
+        Assert.Equal("running", cancelling.GetProperty("status").GetString());
+        Assert.True(cancelling.GetProperty("cancelRequested").GetBoolean());
+    }
+
+    /// <summary>A job whose folder is removed (by hand, or by another service on the same folder) ends its events stream: nothing will change it again.</summary>
+    [Fact]
+    public async Task An_events_stream_ends_when_the_jobs_folder_is_removed()
+    {
+        await using var service = fixture.WithJobs("jobs-vanishing");
+        var jobs = Path.Combine(fixture.Root, "jobs-vanishing");
+        // Queued, with no worker: only the folder's removal can end its stream.
+        var id = (await Http.JsonAsync(await Client(service: service).PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted))
+            .GetProperty("id").GetString()!;
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/training/jobs/{id}/events");
+        using var response = await Client(service: service).SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.StartsWith("event:", await reader.ReadLineAsync());
+
+        Directory.Delete(Path.Combine(jobs, id), recursive: true);
+        var rest = reader.ReadToEndAsync();
+        Assert.Same(rest, await Task.WhenAny(rest, Task.Delay(TimeSpan.FromSeconds(10))));
+    }
+
+    /// <summary>A model name may be 128 characters long (one more is refused: A_bad_job_is_a_400_problem_naming_the_field).</summary>
+    [Fact]
+    public async Task A_model_name_of_128_characters_is_accepted()
+    {
+        await using var service = fixture.WithJobs("jobs-long-name");
+        var job = await Http.JsonAsync(await Client(service: service).PostAsync("/training/jobs", Body($$"""{"name": "{{Name128}}", "preset": "smoke"}""")),
+            HttpStatusCode.Accepted);
+        Assert.Equal(Name128, job.GetProperty("name").GetString());
     }
 
     /// <summary>With Training:KeepFinishedJobs, a finished job goes once that long has passed; queued and running ones stay.</summary>
