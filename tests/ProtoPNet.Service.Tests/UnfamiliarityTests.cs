@@ -104,6 +104,10 @@ public class UnfamiliarityTests(TrainerBundles bundles)
         Assert.Equal(new Rgb24(138, 58, 0), unfamiliar[18, bandTop + 20]);
         Assert.Equal(new Rgb24(255, 236, 204), unfamiliar[700, bandTop + 2]);
         Assert.Equal(new Rgb24(255, 255, 255), familiar[700, bandTop + 2]);
+        // Both lines of its text are written in the band's ink (the second line, 24 pixels below the first, too).
+        int InkIn(int lineTop) => Enumerable.Range(lineTop, 16).Sum(y => Enumerable.Range(32, 760 - 48).Count(x => unfamiliar[x, y] == new Rgb24(138, 58, 0)));
+        Assert.True(InkIn(bandTop + 8) > 100, $"the notice's first line has {InkIn(bandTop + 8)} ink pixels");
+        Assert.True(InkIn(bandTop + 32) > 100, $"the notice's second line has {InkIn(bandTop + 32)} ink pixels");
     }
 
     [Fact]
