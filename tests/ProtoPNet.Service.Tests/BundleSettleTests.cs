@@ -120,7 +120,7 @@ public class BundleSettleTests(TrainerBundles bundles)
         Assert.EndsWith("it is looked at again in about 7 s).", detail);
         Assert.Empty((await Http.JsonAsync(await ReloadAsync("/models/other/reload"))).GetProperty("settling").EnumerateArray());
 
-        clock.MoveOn(TimeSpan.FromSeconds(8));   // still for 11 s: refused
+        clock.MoveOn(TimeSpan.FromSeconds(7));   // still for exactly Models:SettleSeconds (10 s): refused
         all = await Http.JsonAsync(await ReloadAsync("/models/reload"));
         Assert.Empty(all.GetProperty("settling").EnumerateArray());
         Assert.Equal($"smoke/{Path.GetFileName(version)}", Assert.Single(all.GetProperty("refused").EnumerateArray()).GetProperty("directory").GetString());
