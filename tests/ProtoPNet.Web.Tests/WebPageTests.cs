@@ -677,70 +677,68 @@ public sealed class WebPageTests(WebFixture fixture)
     [Fact]
     public async Task A_scorecard_without_its_headline_numbers_shows_no_summary()
     {
-        const string Name = "bare-scorecard";
-        var folder = Path.Combine(fixture.ModelRoot, Name, Path.GetFileName(fixture.BundleDirectory));
-        Trainer.CopyDirectory(fixture.BundleDirectory, folder);
-        var manifestPath = Path.Combine(folder, "model.json");
-        var manifest = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(manifestPath))!;
-        manifest["name"] = Name;
-        manifest["interpretability"] = new System.Text.Json.Nodes.JsonObject { ["prototypes"] = manifest["interpretability"]!["prototypes"]!.DeepClone() };
-        await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
-        try
-        {
-            await WaitForModelAsync(Name, loaded: true);
-            var page = await OpenAsync();
-            await page.ClickAsync("#tab-gallery");
-            await page.SelectOptionAsync("#gallery-model", Name);
-            // Rendered, not loading ("Loading the prototypes of ..." comes first, the previous model's summary still shown).
-            await page.WaitForFunctionAsync($"() => document.getElementById('gallery-status').textContent.includes('prototypes of {Name} (version')");
-            Assert.False(await page.Locator("#gallery-scorecard").IsVisibleAsync());
-            Assert.Equal("", await page.TextContentAsync("#gallery-scorecard"));
-            Assert.True(await page.Locator("#gallery-classes .badge").CountAsync() > 0);   // the prototypes' own scores still show
-            await page.Context.CloseAsync();
-        }
-        finally
-        {
-            Directory.Delete(Path.Combine(fixture.ModelRoot, Name), recursive: true);
-            await WaitForModelAsync(Name, loaded: false);
-        }
+        await WithTheGalleryOfACopyAsync("bare-scorecard",
+            manifest => manifest["interpretability"] = new System.Text.Json.Nodes.JsonObject { ["prototypes"] = manifest["interpretability"]!["prototypes"]!.DeepClone() },
+            async page =>
+            {
+                Assert.False(await page.Locator("#gallery-scorecard").IsVisibleAsync());
+                Assert.Equal("", await page.TextContentAsync("#gallery-scorecard"));
+                Assert.True(await page.Locator("#gallery-classes .badge").CountAsync() > 0);   // the prototypes' own scores still show
+            });
     }
 
     /// <summary>A measure exactly at the scorecard's threshold (0.8) has reached it: its badge reads as good, not low.</summary>
     [Fact]
     public async Task A_measure_at_exactly_the_threshold_reads_as_good_not_low()
     {
-        const string Name = "threshold-scorecard";
-        var folder = Path.Combine(fixture.ModelRoot, Name, Path.GetFileName(fixture.BundleDirectory));
-        Trainer.CopyDirectory(fixture.BundleDirectory, folder);
-        var manifestPath = Path.Combine(folder, "model.json");
-        var manifest = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(manifestPath))!;
-        manifest["name"] = Name;
-        var interpretability = manifest["interpretability"]!;
-        Assert.Equal(0.8, interpretability["consistencyThreshold"]?.GetValue<double>() ?? 0.8);
-        var score = interpretability["prototypes"]!.AsArray()[0]!;
-        var index = score["index"]!.GetValue<int>();
-        score["consistency"] = 0.8;
-        score["noiseStability"] = 0.8;
-        score["jpegStability"] = 0.8;
-        score["background"] = false;
-        await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
-        try
+        var index = -1;
+        await WithTheGalleryOfACopyAsync("threshold-scorecard", manifest =>
         {
-            await WaitForModelAsync(Name, loaded: true);
-            var page = await OpenAsync();
-            await page.ClickAsync("#tab-gallery");
-            await page.SelectOptionAsync("#gallery-model", Name);
-            await page.WaitForFunctionAsync($"() => document.getElementById('gallery-status').textContent.includes('prototypes of {Name} (version')");
+            var interpretability = manifest["interpretability"]!;
+            Assert.Equal(0.8, interpretability["consistencyThreshold"]?.GetValue<double>() ?? 0.8);
+            var score = interpretability["prototypes"]!.AsArray()[0]!;
+            index = score["index"]!.GetValue<int>();
+            score["consistency"] = 0.8;
+            score["noiseStability"] = 0.8;
+            score["jpegStability"] = 0.8;
+            score["background"] = false;
+        }, async page =>
+        {
             var badges = page.Locator($"#gallery-classes li[data-prototype='{index}'] .badge");
             Assert.Equal(["consistent 80%", "noise 80%", "JPEG 80%"], await badges.AllTextContentsAsync());
             // Green too, not only without the word.
             Assert.All(await badges.EvaluateAllAsync<bool[]>("badges => badges.map(b => b.classList.contains('good'))"), Assert.True);
+        });
+    }
+
+    /// <summary>
+    /// Serves a copy of the bundle as model <paramref name="name"/> with its manifest changed by <paramref name="edit"/>,
+    /// opens the gallery on it once rendered (not loading: "Loading the prototypes of ..." comes first, the previous
+    /// model's summary still shown), checks it, and takes the copy away.
+    /// </summary>
+    private async Task WithTheGalleryOfACopyAsync(string name, Action<System.Text.Json.Nodes.JsonNode> edit, Func<IPage, Task> check)
+    {
+        var folder = Path.Combine(fixture.ModelRoot, name, Path.GetFileName(fixture.BundleDirectory));
+        Trainer.CopyDirectory(fixture.BundleDirectory, folder);
+        var manifestPath = Path.Combine(folder, "model.json");
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(manifestPath))!;
+        manifest["name"] = name;
+        edit(manifest);
+        await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
+        try
+        {
+            await WaitForModelAsync(name, loaded: true);
+            var page = await OpenAsync();
+            await page.ClickAsync("#tab-gallery");
+            await page.SelectOptionAsync("#gallery-model", name);
+            await page.WaitForFunctionAsync($"() => document.getElementById('gallery-status').textContent.includes('prototypes of {name} (version')");
+            await check(page);
             await page.Context.CloseAsync();
         }
         finally
         {
-            Directory.Delete(Path.Combine(fixture.ModelRoot, Name), recursive: true);
-            await WaitForModelAsync(Name, loaded: false);
+            Directory.Delete(Path.Combine(fixture.ModelRoot, name), recursive: true);
+            await WaitForModelAsync(name, loaded: false);
         }
     }
 
