@@ -97,7 +97,6 @@ public static class ProblemExtensions
     /// <summary>The type ASP.NET Core gives a 500 of its own (an unhandled exception).</summary>
     private const string DefaultServerErrorType = "https://tools.ietf.org/html/rfc9110#section-15.6.1";
 
-
     /// <summary>What a framework answer of this status means, for people.</summary>
     private static string? FrameworkDetail(HttpContext http, int? status) => status switch
     {

@@ -533,12 +533,17 @@ def _say_where_possible(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
     except BrokenPipeError:
         pass
-    devnull = os.open(os.devnull, os.O_WRONLY)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except BrokenPipeError:
-            os.dup2(devnull, stream.fileno())
+            _to_nowhere(stream)
+
+
+def _to_nowhere(stream) -> None:
+    """Points a stream whose pipe broke at the null device: nothing more written to it fails, at exit neither."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stream.fileno())
     os.close(devnull)
 
 
@@ -558,7 +563,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             _say_where_possible(f"error: {one_line(error)}")
             return 2
         # `options | head`: the reader has what it wanted. Nothing more can be written there, at exit neither.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _to_nowhere(sys.stdout)
         return 0
     except (TrainerError, OSError) as error:
         # OSError: a file the run writes or reads failed under it (a full disk, a folder where a file should be); the
