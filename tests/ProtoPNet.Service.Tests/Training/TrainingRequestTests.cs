@@ -254,6 +254,22 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.Contains(options.GetProperty("options").EnumerateArray(), o => o.GetProperty("name").GetString() == "lrAddOn");
     }
 
+    /// <summary>
+    /// A flag given false sets nothing, so a flag and its negation contradict each other only when both are true:
+    /// augment on with noAugment false is one clear wish, and is queued as given.
+    /// </summary>
+    [Fact]
+    public async Task A_flag_beside_its_negation_given_false_is_accepted()
+    {
+        await using var service = fixture.WithJobs("jobs-flag-false");
+        var job = await Http.JsonAsync(await Client(service: service).PostAsync("/training/jobs",
+            Body("""{"name": "m", "preset": "smoke", "options": {"augment": true, "noAugment": false}}""")), HttpStatusCode.Accepted);
+        var stored = JsonDocument.Parse(File.ReadAllText(Path.Combine(fixture.Root, "jobs-flag-false", job.GetProperty("id").GetString()!, "job.json")))
+            .RootElement.GetProperty("options");
+        Assert.True(stored.GetProperty("augment").GetBoolean());
+        Assert.False(stored.GetProperty("noAugment").GetBoolean());
+    }
+
     /// <summary>The list keeps the jobs in the states asked for, and the newest N; a state or a limit that is none is a 400.</summary>
     [Fact]
     public async Task The_list_is_filtered_by_status_and_limited()
