@@ -18,46 +18,55 @@ namespace ProtoPNet.Inference.Tests;
 /// </summary>
 public class TrainerPreprocessingTests(ITestOutputHelper output)
 {
-    private static readonly (int Width, int Height, int Channels, int Size, string Interpolation, string Contrast, bool Draft)[] AllCases =
+    private static readonly (int Width, int Height, int Channels, int InputWidth, int InputHeight, string Interpolation, string Contrast, bool Draft)[] AllCases =
     [
-        (45, 37, 3, 32, "bilinear", "none", false),   // odd width: a half-transparent PNG (see PictureFile), composited over white first
-        (45, 37, 1, 28, "bilinear", "none", false),
-        (97, 61, 3, 32, "bilinear", "none", false),   // shrink, both axes by different factors
-        (97, 61, 3, 32, "bicubic", "none", false),
-        (300, 200, 3, 32, "bilinear", "none", false), // shrink by about 9: the kernel widens
-        (640, 480, 3, 224, "bilinear", "none", false), // a photo into a ResNet's input (the vectorised passes, row ends)
-        (480, 640, 3, 224, "bicubic", "none", false),
+        (45, 37, 3, 32, 32, "bilinear", "none", false),   // odd width: a half-transparent PNG (see PictureFile), composited over white first
+        (45, 37, 1, 28, 28, "bilinear", "none", false),
+        (97, 61, 3, 32, 32, "bilinear", "none", false),   // shrink, both axes by different factors
+        (97, 61, 3, 32, 32, "bicubic", "none", false),
+        (300, 200, 3, 32, 32, "bilinear", "none", false), // shrink by about 9: the kernel widens
+        (640, 480, 3, 224, 224, "bilinear", "none", false), // a photo into a ResNet's input (the vectorised passes, row ends)
+        (480, 640, 3, 224, 224, "bicubic", "none", false),
         // JPEG files: the service decodes them with libjpeg-turbo, the library Pillow decodes with (TurboJpeg).
-        (641, 479, 3, 224, "bilinear", "none", false), // a photo, 4:2:0 chroma
-        (121, 91, 1, 28, "bilinear", "none", false),   // into a grey model, 4:4:4 chroma
-        (93, 71, 1, 28, "bilinear", "auto", false),    // a product shot, as the scorecard's product-shot set is
-        (20, 13, 3, 32, "bilinear", "none", false),   // enlarge
-        (20, 13, 3, 32, "bicubic", "none", false),
-        (61, 97, 1, 28, "bilinear", "none", false),   // grey: PIL converts to L first, then resizes
-        (32, 32, 3, 32, "bilinear", "none", false),   // already the model's size: no resize on either side
-        (97, 32, 3, 32, "bilinear", "none", false),   // only the width changes
-        (32, 61, 3, 32, "bicubic", "none", false),    // only the height changes
-        (97, 61, 3, 32, "nearest", "none", false),
-        (20, 13, 3, 32, "nearest", "none", false),
+        (641, 479, 3, 224, 224, "bilinear", "none", false), // a photo, 4:2:0 chroma
+        (121, 91, 1, 28, 28, "bilinear", "none", false),   // into a grey model, 4:4:4 chroma
+        (93, 71, 1, 28, 28, "bilinear", "auto", false),    // a product shot, as the scorecard's product-shot set is
+        (20, 13, 3, 32, 32, "bilinear", "none", false),   // enlarge
+        (20, 13, 3, 32, 32, "bicubic", "none", false),
+        (61, 97, 1, 28, 28, "bilinear", "none", false),   // grey: PIL converts to L first, then resizes
+        (32, 32, 3, 32, 32, "bilinear", "none", false),   // already the model's size: no resize on either side
+        (97, 32, 3, 32, 32, "bilinear", "none", false),   // only the width changes
+        (32, 61, 3, 32, 32, "bicubic", "none", false),    // only the height changes
+        (97, 61, 3, 32, 32, "nearest", "none", false),
+        (20, 13, 3, 32, 32, "nearest", "none", false),
         // The contrast step (input.contrast "auto", contrast.py / ContrastNormalizer): product-like photos on a light
         // ground are inverted and stretched; the gradient picture (mixed border) is only stretched.
-        (90, 70, 1, 28, "bilinear", "auto", false),
-        (90, 70, 3, 32, "bicubic", "auto", false),
-        (64, 64, 1, 28, "bilinear", "auto", false),
-        (45, 37, 3, 32, "bilinear", "auto", false),
+        (90, 70, 1, 28, 28, "bilinear", "auto", false),
+        (90, 70, 3, 32, 32, "bicubic", "auto", false),
+        (64, 64, 1, 28, 28, "bilinear", "auto", false),
+        (45, 37, 3, 32, 32, "bilinear", "auto", false),
         // JPEGs decoded at a reduced DCT scale (input.jpegDraft; Pillow's draft in the trainer, TurboJPEG's scaling here).
-        (641, 479, 3, 224, "bilinear", "none", true),   // 1/2: 321x240, 4:2:0
-        (1000, 900, 3, 224, "bicubic", "none", true),   // 1/4: 250x225
-        (1211, 911, 3, 112, "bilinear", "none", true),  // 1/8: 152x114, 4:4:4
-        (121, 91, 1, 28, "bilinear", "none", true),     // 1/2 into a grey model
-        (1000, 601, 3, 224, "bilinear", "none", true),  // EXIF orientation 6: turned upright after the 1/2 decode
-        (300, 200, 3, 32, "bilinear", "none", true),    // a PNG: no DCT to scale, decoded in full on both sides
+        (641, 479, 3, 224, 224, "bilinear", "none", true),   // 1/2: 321x240, 4:2:0
+        (1000, 900, 3, 224, 224, "bicubic", "none", true),   // 1/4: 250x225
+        (1211, 911, 3, 112, 112, "bilinear", "none", true),  // 1/8: 152x114, 4:4:4
+        (121, 91, 1, 28, 28, "bilinear", "none", true),     // 1/2 into a grey model
+        (1000, 601, 3, 224, 224, "bilinear", "none", true),  // EXIF orientation 6: turned upright after the 1/2 decode
+        (300, 200, 3, 32, 32, "bilinear", "none", true),    // a PNG: no DCT to scale, decoded in full on both sides
+        // Inputs that are not square (a bundle's input.height != input.width): each side resized to its own length, and
+        // the draft scale chosen for both (a 140x60 input takes 1/8 of 1211x911; the sides swapped would take 1/4).
+        (97, 61, 3, 40, 24, "bilinear", "none", false),
+        (97, 61, 3, 24, 40, "bicubic", "none", false),
+        (20, 13, 3, 48, 20, "bicubic", "none", false),
+        (90, 70, 1, 36, 20, "bilinear", "auto", false),
+        (1211, 911, 3, 140, 60, "bilinear", "none", true),
+        (1000, 601, 3, 70, 120, "bilinear", "none", true),   // upright 601x1000: 1/8 (for 120x70 it would be 1/4)
     ];
 
-    public static TheoryData<int, int, int, int, string, string, bool> Cases()
+    public static TheoryData<int, int, int, int, int, string, string, bool> Cases()
     {
-        var cases = new TheoryData<int, int, int, int, string, string, bool>();
-        foreach (var (width, height, channels, size, interpolation, contrast, draft) in AllCases) cases.Add(width, height, channels, size, interpolation, contrast, draft);
+        var cases = new TheoryData<int, int, int, int, int, string, string, bool>();
+        foreach (var (width, height, channels, inputWidth, inputHeight, interpolation, contrast, draft) in AllCases)
+            cases.Add(width, height, channels, inputWidth, inputHeight, interpolation, contrast, draft);
         return cases;
     }
 
@@ -66,27 +75,28 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void ServiceTensorEqualsTheTrainersPilTensor(int width, int height, int channels, int size, string interpolation, string contrast, bool draft)
+    public void ServiceTensorEqualsTheTrainersPilTensor(int width, int height, int channels, int inputWidth, int inputHeight, string interpolation,
+        string contrast, bool draft)
     {
         var file = PictureFile(width, height);
 
         var input = new InputSection
         {
-            Channels = channels, Height = size, Width = size, ColorSpace = channels == 1 ? "gray" : "rgb", Interpolation = interpolation,
+            Channels = channels, Height = inputHeight, Width = inputWidth, ColorSpace = channels == 1 ? "gray" : "rgb", Interpolation = interpolation,
             Contrast = contrast, JpegDraft = draft,
         };
-        var service = new float[channels * size * size];
+        var service = new float[channels * inputHeight * inputWidth];
         bool inverted;
         using (var decoded = new ImageDecoder(new ImageLimits()).DecodeFor(file, input))
         {
             inverted = InputTensorWriter.Write(decoded.Pixels, input, service, 0);
             var upright = IsTurned(width, height) ? (height, width) : (width, height);
             Assert.Equal(upright, (decoded.Width, decoded.Height));   // the upload's size, however it was decoded
-            var scale = draft && JpegChroma(width, height) is not null ? ImageDecoder.JpegDraftScale(width, height, size, size, false) : 1;
+            var scale = draft && JpegChroma(width, height) is not null ? ImageDecoder.JpegDraftScale(width, height, inputWidth, inputHeight, IsTurned(width, height)) : 1;
             Assert.Equal(((upright.Item1 + scale - 1) / scale, (upright.Item2 + scale - 1) / scale), (decoded.Pixels.Width, decoded.Pixels.Height));
-            if (draft && JpegChroma(width, height) is not null) Assert.True(scale > 1, $"the case {width}x{height} -> {size} should decode at a reduced scale");
+            if (draft && JpegChroma(width, height) is not null) Assert.True(scale > 1, $"the case {width}x{height} -> {inputWidth}x{inputHeight} should decode at a reduced scale");
         }
-        var (trainer, trainerInverted) = TrainerTensors.Value[Array.IndexOf(AllCases, (width, height, channels, size, interpolation, contrast, draft))];
+        var (trainer, trainerInverted) = TrainerTensors.Value[Array.IndexOf(AllCases, (width, height, channels, inputWidth, inputHeight, interpolation, contrast, draft))];
         // The product-like pictures, on a light ground, are inverted by the contrast step on both sides.
         Assert.Equal(trainerInverted, inverted);
         if (contrast == "auto" && IsProductPicture(width, height)) Assert.True(inverted);
@@ -95,7 +105,7 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
 
         var differing = Enumerable.Range(0, service.Length).Where(i => service[i] != trainer[i]).ToArray();
         var largest = differing.Select(i => Math.Abs(service[i] - trainer[i])).DefaultIfEmpty(0f).Max();
-        output.WriteLine($"{width}x{height} -> {size}x{size} {interpolation}, {channels} channel(s): {differing.Length} of {service.Length} " +
+        output.WriteLine($"{width}x{height} -> {inputWidth}x{inputHeight} {interpolation}, {channels} channel(s): {differing.Length} of {service.Length} " +
                          $"values differ, by at most {largest * 255:0.###}/255");
         Assert.True(differing.Length == 0, $"{differing.Length} of {service.Length} values differ from the trainer's, by up to {largest * 255:0.###}/255; " +
                                            $"the first at index {differing.FirstOrDefault()}");
@@ -620,17 +630,18 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
     }
 
     /// <summary>The trainer's tensors for the cases' files: its ImageSet over a one-image split, as float32 [C, H, W].</summary>
-    private static (float[] Tensor, bool Inverted)[] ComputeTrainerTensors((int Width, int Height, int Channels, int Size, string Interpolation, string Contrast, bool Draft)[] cases)
+    private static (float[] Tensor, bool Inverted)[] ComputeTrainerTensors(
+        (int Width, int Height, int Channels, int InputWidth, int InputHeight, string Interpolation, string Contrast, bool Draft)[] cases)
     {
         using var temporary = new TemporaryDirectory("protopnet-preprocessing-");
         var directory = temporary.Path;
         var arguments = new List<string>();
         for (var i = 0; i < cases.Length; i++)
         {
-            var (width, height, channels, size, interpolation, contrast, draft) = cases[i];
+            var (width, height, channels, inputWidth, inputHeight, interpolation, contrast, draft) = cases[i];
             var image = Path.Combine(directory, $"{i}.img");
             File.WriteAllBytes(image, PictureFile(width, height));
-            arguments.AddRange([image, channels.ToString(), size.ToString(), interpolation, contrast, draft ? "draft" : "full",
+            arguments.AddRange([image, channels.ToString(), inputWidth.ToString(), inputHeight.ToString(), interpolation, contrast, draft ? "draft" : "full",
                 Path.Combine(directory, $"{i}.f32")]);
         }
         Pillow.RunPython("""
@@ -640,14 +651,15 @@ public class TrainerPreprocessingTests(ITestOutputHelper output)
             from protopnet_trainer.image_files import open_image
 
             jobs = sys.argv[1:]
-            for at in range(0, len(jobs), 7):
-                path, channels, size, interpolation, contrast, decoding, out = jobs[at:at + 7]
+            for at in range(0, len(jobs), 8):
+                path, channels, width, height, interpolation, contrast, decoding, out = jobs[at:at + 8]
                 # Loaded as the ImageFolder and CUB-200 data sources load a file.
-                draft = (int(size), int(size)) if decoding == "draft" else None
+                draft = (int(width), int(height)) if decoding == "draft" else None
                 split = Split("test", ["only"], int(channels), ["0"], [0], lambda _, path=path, draft=draft: open_image(path, draft))
-                tensor = ImageSet(split, int(size), interpolation, contrast=contrast).image(0)
+                size = (int(height), int(width))
+                tensor = ImageSet(split, size, interpolation, contrast=contrast).image(0)
                 tensor.numpy().astype("<f4").tofile(out)
-                inverted = contrast == "auto" and normalize_contrast(ImageSet(split, int(size), interpolation).image(0))[1]
+                inverted = contrast == "auto" and normalize_contrast(ImageSet(split, size, interpolation).image(0))[1]
                 open(out + ".inverted", "w").write("1" if inverted else "0")
             """, [.. arguments]);
         return Enumerable.Range(0, cases.Length).Select(i =>

@@ -85,7 +85,7 @@ public class ClassifyTests(TrainerBundles bundles)
     /// threshold = numpy-style 95th percentile of the bicubically upsampled map, box = bounding rectangle of the pixels
     /// at or above it, mapped onto the uploaded image's <paramref name="width"/> x <paramref name="height"/>.
     /// </summary>
-    private static void AssertBoxesFollowThePercentileRule(JsonElement body, ModelBundle bundle, NetworkOutputs outputs, int width, int height)
+    internal static void AssertBoxesFollowThePercentileRule(JsonElement body, ModelBundle bundle, NetworkOutputs outputs, int width, int height)
     {
         var (inH, inW) = (bundle.Manifest.Input.Height, bundle.Manifest.Input.Width);
         foreach (var prototype in body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray())

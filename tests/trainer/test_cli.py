@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from PIL import Image
 
 from protopnet_trainer.cli import main
 
@@ -163,6 +164,46 @@ def test_untrained_export(tmp_path, capsys):
     graph = onnx.load(str(folder / "model.onnx")).graph
     assert [o.name for o in graph.output] == ["logits", "similarities", "similarity_maps", "min_distances"]
     assert all(os.path.isfile(folder / p["images"]["activation"]) for p in manifest["prototypes"])
+
+
+def test_untrained_export_of_a_non_square_input(tmp_path):
+    # WIDTHxHEIGHT, as image sizes are written elsewhere: the bundle's input is 24 high and 40 wide, and everything
+    # drawn from it (graph, feature map, pictures, boxes) keeps each side its own.
+    models = str(tmp_path / "models")
+    assert main(["export", "--untrained", "--backbone", "small-cnn", "--num-classes", "2", "--prototypes-per-class", "2",
+                 "--image-size", "40x24", "--models", models, "--name", "wide", "--no-progress"]) == 0
+    [version] = _versions(models, "wide")
+    folder = tmp_path / "models" / "wide" / version
+    manifest = json.loads((folder / "model.json").read_text())
+    assert (manifest["input"]["height"], manifest["input"]["width"]) == (24, 40)
+    assert manifest["featureMap"] == {"height": 24 // 4, "width": 40 // 4}   # the small CNN pools twice
+    [image] = onnx.load(str(folder / "model.onnx")).graph.input
+    assert [d.dim_value for d in image.type.tensor_type.shape.dim][1:] == [3, 24, 40]
+    for prototype in manifest["prototypes"]:
+        for kind in ("source", "activation"):
+            with Image.open(folder / prototype["images"][kind]) as picture:
+                assert picture.size == (40, 24)
+        box, cell = prototype["source"]["box"], prototype["source"]["featureCell"]
+        assert box["x"] + box["width"] <= 40 and box["y"] + box["height"] <= 24
+        assert cell["row"] < 24 // 4 and cell["column"] < 40 // 4
+        with Image.open(folder / prototype["images"]["patch"]) as patch:
+            assert patch.size == (box["width"], box["height"])
+
+
+@pytest.mark.parametrize("size, message", [("40x", "'40x' is not a size"), ("40x24x3", "'40x24x3' is not a size"),
+                                           ("-40", "'-40' is not a size")])
+def test_an_untrained_image_size_that_is_not_one_is_refused(tmp_path, capsys, size, message):
+    with pytest.raises(SystemExit) as exited:
+        main(["export", "--untrained", "--image-size", size, "--models", str(tmp_path / "m")])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("size", ["40x12", "12x40"])
+def test_an_untrained_input_side_below_16_pixels_is_refused(tmp_path, capsys, size):
+    _one_line_error(capsys, main(["export", "--untrained", "--num-classes", "2", "--image-size", size,
+                                  "--models", str(tmp_path / "m"), "--no-progress"]), "16 px images")
 
 
 def test_benchmark_prints_each_stage(capsys):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from protopnet_trainer.config import TrainConfig
 from protopnet_trainer.augmentation import make_augmentation
-from protopnet_trainer.data import ImageSet
+from protopnet_trainer.data import ImageSet, Split
 from protopnet_trainer.datasets import (FASHION_MNIST_CLASSES, load_cub200, load_data_source, load_fashion_mnist,
                                         load_imagefolder)
 from protopnet_trainer.synthetic import generate_synthetic
@@ -197,6 +197,22 @@ def test_a_sixteen_bit_grey_png_is_scaled_not_clipped(tmp_path):
     Image.fromarray(values, "I;16").save(tmp_path / "g16.png")
     # The service's rounding, (v * 255 + 32895) >> 16 (ImageSharp's); PIL's convert("L") gave 0, 255, 255, 255.
     assert np.asarray(open_image(str(tmp_path / "g16.png")))[0, :, 0].tolist() == [0, 81, 128, 255]
+
+
+def test_a_non_square_image_set_gives_every_picture_its_height_and_width():
+    # (height, width) = (24, 40): a picture of that size is taken as it is, one of the sides turned (24 wide, 40 high)
+    # is resized like any other, and so is a cached tensor of another size.
+    sizes = [(40, 24), (24, 40), (97, 61)]   # PIL's (width, height)
+    pictures = [Image.fromarray(np.random.RandomState(i).randint(0, 256, (h, w, 3), dtype=np.uint8)) for i, (w, h) in
+                enumerate(sizes)]
+    split = Split("test", ["a"], 3, [str(i) for i in range(3)], [0, 0, 0], lambda i: pictures[i])
+    images = ImageSet(split, (24, 40))
+    assert (images.height, images.width) == (24, 40)
+    assert [tuple(images.image(i).shape) for i in range(3)] == [(3, 24, 40)] * 3
+    assert torch.equal(images.image(0), torch.from_numpy(np.array(pictures[0])).permute(2, 0, 1).float() / 255)
+    cached = torch.from_numpy(np.stack([np.asarray(p.resize((32, 32))) for p in pictures])).permute(0, 3, 1, 2)
+    cached_split = Split("test", ["a"], 3, split.ids, split.labels, lambda i: pictures[i].resize((32, 32)), cached=cached)
+    assert tuple(ImageSet(cached_split, (24, 40)).image(0).shape) == (3, 24, 40)
 
 
 def test_an_image_too_large_to_decode_is_one_line(tmp_path, monkeypatch):

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional, Tuple, Union
 
 from .alive import ENVIRONMENT_VARIABLE as ALIVE_FILE_VARIABLE
 from .config import GENERATED_DATASETS, PRESETS, TrainConfig, preset_config
@@ -145,6 +146,16 @@ def _widths(text: str) -> List[int]:
     if not widths or any(w < 1 for w in widths):
         raise argparse.ArgumentTypeError("widths must be positive integers")
     return widths
+
+
+def _untrained_image_size(text: str) -> Union[int, Tuple[int, int]]:
+    """`export --untrained --image-size`: a square's side, 224, or WIDTHxHEIGHT, 320x224, as image sizes are written
+    elsewhere (a 640x480 JPEG); returned as the side or (height, width)."""
+    size = re.fullmatch(r"\s*([0-9]+)\s*(?:[xX]\s*([0-9]+)\s*)?", text)
+    if size is not None:
+        width, height = size.group(1), size.group(2)
+        return int(width) if height is None else (int(height), int(width))
+    raise argparse.ArgumentTypeError(f"'{text}' is not a size: give a side in pixels (224) or WIDTHxHEIGHT (320x224)")
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -410,7 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--backbone", help=untrained_only % UNTRAINED_DEFAULTS["backbone"])
     export.add_argument("--num-classes", type=int, help=untrained_only % UNTRAINED_DEFAULTS["num_classes"])
     export.add_argument("--prototypes-per-class", type=int, help=untrained_only % UNTRAINED_DEFAULTS["prototypes_per_class"])
-    export.add_argument("--image-size", type=int, help=untrained_only % UNTRAINED_DEFAULTS["image_size"])
+    export.add_argument("--image-size", type=_untrained_image_size,
+                        help=(untrained_only % UNTRAINED_DEFAULTS["image_size"]) + "; a side in pixels or WIDTHxHEIGHT, "
+                             "e.g. 320x224, for a non-square input")
     export.add_argument("--channels", type=int, choices=[1, 3], help=untrained_only % UNTRAINED_DEFAULTS["channels"])
     export.add_argument("--seed", type=int, help=untrained_only % UNTRAINED_DEFAULTS["seed"])
     add_progress_options(export)

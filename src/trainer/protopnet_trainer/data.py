@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -175,15 +175,24 @@ def interpolation_mode(name: str) -> InterpolationMode:
             "nearest": InterpolationMode.NEAREST}[name]
 
 
-class ImageSet(Dataset):
-    """A split as tensors: (image [C, H, W] float in [0, 1], label, index)."""
+ImageSize = Union[int, Tuple[int, int]]   # a square's side in pixels, or (height, width)
 
-    def __init__(self, split: Split, image_size: int, interpolation: str = "bilinear",
+
+def height_and_width(size: ImageSize) -> Tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+class ImageSet(Dataset):
+    """A split as tensors: (image [C, H, W] float in [0, 1], label, index). Training is square (one --image-size);
+    `export --untrained` may ask for (height, width)."""
+
+    def __init__(self, split: Split, image_size: ImageSize, interpolation: str = "bilinear",
                  augmentation: Optional[Callable] = None, contrast: str = "none"):
         self.split = split
         self.contrast = contrast    # contrast.py: applied last, after augmentation, as the service applies it
         self.image_size = image_size
-        self.resize = transforms.Resize((image_size, image_size), interpolation=interpolation_mode(interpolation))
+        self.height, self.width = height_and_width(image_size)
+        self.resize = transforms.Resize((self.height, self.width), interpolation=interpolation_mode(interpolation))
         self.augmentation = augmentation
         self.to_tensor = transforms.ToTensor()
 
@@ -197,11 +206,11 @@ class ImageSet(Dataset):
         """The image as the file gives it, resized (and augmented): what a renderer of new pictures starts from."""
         split = self.split
         if (split.cached is not None and self.augmentation is None
-                and split.cached.shape[-1] == self.image_size and split.cached.shape[-2] == self.image_size):
+                and split.cached.shape[-2] == self.height and split.cached.shape[-1] == self.width):
             return split.cached[index].float().div_(255.0)
         picture = split.load(index)
         picture = picture.convert("L" if split.channels == 1 else "RGB")
-        if picture.size != (self.image_size, self.image_size):
+        if picture.size != (self.width, self.height):
             picture = self.resize(picture)
         if self.augmentation is not None:
             picture = self.augmentation(picture)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .console import say
-from .data import ImageSet
+from .data import ImageSet, ImageSize, height_and_width
 from .errors import TrainerError
 from .interrupts import raise_if_interrupt
 from .manifest import bundle_manifest, prototype_entry
@@ -110,7 +110,7 @@ def has_pictures(record: Dict[str, Any]) -> bool:
 
 
 def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[str], channels: int,
-                 image_size: int, interpolation: str, records: List[Dict], training: Dict[str, Any], jpeg_draft: bool,
+                 image_size: ImageSize, interpolation: str, records: List[Dict], training: Dict[str, Any], jpeg_draft: bool,
                  contrast: str = "none",
                  report: Optional[Callable[[str, List[Dict]], List[str]]] = None,
                  examples: Optional[List[Tuple[torch.Tensor, int]]] = None,
@@ -127,6 +127,7 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
     unfamiliarity.py (None: uncalibrated); `training["seconds"]` grows by the
     export's own time, so it covers the whole recipe up to the manifest."""
     started = time.time()
+    height, width = height_and_width(image_size)
     model = model.cpu().eval()
     if len(records) != model.num_prototypes:
         raise TrainerError(f"{model.num_prototypes} prototypes but {len(records)} push records: push the model first")
@@ -135,10 +136,10 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
 
     def fill(staging: str, version: str) -> Dict[str, Any]:
         onnx_path = os.path.join(staging, "model.onnx")
-        opset = export_onnx(model, channels, image_size, image_size, onnx_path)
+        opset = export_onnx(model, channels, height, width, onnx_path)
         model.eval()
         with torch.no_grad():
-            probe = model(probe_input(channels, image_size, image_size))
+            probe = model(probe_input(channels, height, width))
         feature_h, feature_w = probe.similarity_maps.shape[-2:]
         prototypes = []
         for j, record in enumerate(records):
@@ -168,7 +169,7 @@ def write_bundle(models_dir: str, name: str, model: ProtoPNet, *, classes: List[
         return bundle_manifest(
             name=name, version=version, model=model,
             onnx={"file": "model.onnx", "sha256": file_sha256(onnx_path), "opset": opset},
-            classes=classes, channels=channels, image_size=image_size, interpolation=interpolation,
+            classes=classes, channels=channels, height=height, width=width, interpolation=interpolation,
             contrast=contrast, jpeg_draft=jpeg_draft, feature_map={"height": int(feature_h), "width": int(feature_w)},
             prototypes=prototypes,
             probe={"input": PROBE_NAME, "logits": probe.logits[0].tolist(),

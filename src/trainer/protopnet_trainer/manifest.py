@@ -100,7 +100,7 @@ def short_floats(values: torch.Tensor) -> List[float]:
 
 
 def bundle_manifest(*, name: str, version: str, model: "ProtoPNet", onnx: Dict[str, Any], classes: List[str],
-                    channels: int, image_size: int, interpolation: str, contrast: str, jpeg_draft: bool,
+                    channels: int, height: int, width: int, interpolation: str, contrast: str, jpeg_draft: bool,
                     feature_map: Dict[str, int],
                     prototypes: List[Dict[str, Any]], probe: Dict[str, Any], training: Dict[str, Any],
                     report_files: List[str], examples: List[Dict[str, Any]],
@@ -115,7 +115,7 @@ def bundle_manifest(*, name: str, version: str, model: "ProtoPNet", onnx: Dict[s
         "version": version,
         "createdUtc": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "onnx": onnx,
-        "input": {"channels": channels, "height": image_size, "width": image_size,
+        "input": {"channels": channels, "height": height, "width": width,
                   "colorSpace": "gray" if channels == 1 else "rgb", "resize": "stretch",
                   "interpolation": interpolation, "contrast": contrast, "jpegDraft": jpeg_draft,
                   "mean": short_floats(model.mean), "std": short_floats(model.std)},

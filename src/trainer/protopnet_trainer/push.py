@@ -62,7 +62,7 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     chosen = torch.zeros(num_prototypes, dtype=torch.long, device=device)
     if background_aware:
         if deciding:
-            chosen = _first_foreground_candidates(model, push_set.image_size, candidates, images)
+            chosen = _first_foreground_candidates(model, push_set.height, push_set.width, candidates, images)
         if group is not None:
             chosen = group.sum(chosen).to(device)
     index = torch.arange(num_prototypes, device=device)
@@ -81,13 +81,12 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     self_distances = ((best_maps - vectors[:, :, None, None]) ** 2).sum(dim=1)   # [M, h, w]
     activation_maps = model.similarity(self_distances)
     records: List[Dict] = []
-    size = push_set.image_size
     render = picture_dir is not None and deciding
     for j in tqdm(range(num_prototypes), desc="prototype pictures", leave=False, disable=not progress):
         item = int(best_item[j])
         if item < 0:
             continue
-        upsampled = upsample_activation(activation_maps[j], size, size)
+        upsampled = upsample_activation(activation_maps[j], push_set.height, push_set.width)
         box = high_activation_box(upsampled)
         if render:
             write_prototype_pictures(push_set.image(item), upsampled, box, os.path.join(picture_dir, str(j)))
@@ -216,7 +215,7 @@ class PushImages:
         return torch.zeros((count, *shape), device=self.device)
 
 
-def _first_foreground_candidates(model: ProtoPNet, image_size: int, candidates: Candidates,
+def _first_foreground_candidates(model: ProtoPNet, height: int, width: int, candidates: Candidates,
                                  images: PushImages) -> torch.Tensor:
     """[M]: for each prototype, the first of its candidates whose high-activation box on its image is not mostly
     the border's colour (0, the nearest, when none is: the prototype then stays background). The candidates of one
@@ -233,7 +232,7 @@ def _first_foreground_candidates(model: ProtoPNet, image_size: int, candidates: 
             z = images.latent_map(items[j])
             row, column = divmod(int(candidates.cells[j, k]), z.shape[-1])
             activation = model.similarity(((z - z[:, row, column, None, None]) ** 2).sum(dim=0))
-            box = high_activation_box(upsample_activation(activation, image_size, image_size))
+            box = high_activation_box(upsample_activation(activation, height, width))
             if box_is_background(images.background(items[j]), box):
                 still_background.append(j)
             else:

@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 
 from .config import TrainConfig
-from .data import ImageSet
+from .data import ImageSet, ImageSize, height_and_width
 from .synthetic import generate_synthetic
 from .errors import TrainerError
 from .export import write_bundle
@@ -21,24 +21,26 @@ from .trunks import TRUNKS
 
 
 def export_untrained(models: str, name: Optional[str], backbone: str, num_classes: int, prototypes_per_class: int,
-                     image_size: int, channels: int, seed: int, progress: bool = False) -> str:
-    """Publish the untrained bundle; returns its folder (the default name is <backbone>-untrained)."""
+                     image_size: ImageSize, channels: int, seed: int, progress: bool = False) -> str:
+    """Publish the untrained bundle; returns its folder (the default name is <backbone>-untrained). `image_size` is a
+    square's side or (height, width): a bundle of another shape is what tests of non-square inputs need."""
     check_writable(models)
     if backbone not in TRUNKS:
         raise TrainerError(f"unknown trunk '{backbone}' (choose from {', '.join(TRUNKS)})")
-    if num_classes < 2 or prototypes_per_class < 1 or image_size < 16:
+    height, width = height_and_width(image_size)
+    if num_classes < 2 or prototypes_per_class < 1 or min(height, width) < 16:
         raise TrainerError("untrained export needs at least 2 classes, 1 prototype per class and 16 px images")
     started = time.time()
     torch.manual_seed(seed)
-    cfg = TrainConfig(dataset="synthetic", image_size=image_size, backbone=backbone,
+    cfg = TrainConfig(dataset="synthetic", image_size=max(height, width), backbone=backbone,
                       prototypes_per_class=prototypes_per_class, synthetic_classes=num_classes,
                       synthetic_channels=channels, synthetic_train_per_class=1, epochs=0, seed=seed,
                       prototype_dim=128)
-    # Noise-free images keep the 3 x M prototype pictures small.
-    split = generate_synthetic(num_classes, 1, image_size, channels, seed, "train", noise=0.0)
+    # Noise-free images keep the 3 x M prototype pictures small; square ones are stretched to the input's shape.
+    split = generate_synthetic(num_classes, 1, max(height, width), channels, seed, "train", noise=0.0)
     mean, std = [0.5] * channels, [0.25] * channels
     model = build_model(cfg, channels, num_classes, mean, std)
-    push_set = ImageSet(split, image_size)
+    push_set = ImageSet(split, (height, width))
     with tempfile.TemporaryDirectory(prefix="protopnet-untrained-") as pictures:
         records = push_prototypes(model, push_set, 16, torch.device("cpu"), pictures, progress=progress)
         training = {"dataset": "synthetic", "trainSize": len(split), "testSize": 0, "backbone": backbone,
@@ -46,5 +48,5 @@ def export_untrained(models: str, name: Optional[str], backbone: str, num_classe
                     "metrics": {"testAccuracy": None, "trainAccuracy": None},
                     "prototypesPerClass": prototypes_per_class}
         return write_bundle(models, name or f"{backbone}-untrained", model, classes=split.classes,
-                            channels=channels, image_size=image_size, interpolation=cfg.interpolation,
+                            channels=channels, image_size=(height, width), interpolation=cfg.interpolation,
                             jpeg_draft=cfg.decodes_jpeg_draft, records=records, training=training)

@@ -27,9 +27,31 @@ public sealed class TrainerBundles : IDisposable
         GrayBundle = Trainer.FindBundle(gray, "gray");
         _service = new Lazy<ServiceFactory>(() =>
             ServiceFactory.ForRoot(NewRoot((SmokeBundle, "smoke", null), (GrayBundle, "gray", null)), ("Models:DefaultModel", "smoke")));
+        _wideBundle = new Lazy<string>(() =>
+        {
+            var wide = Path.Combine(WorkDirectory, "wide");
+            Trainer.Run("export", "--untrained", "--backbone", "small-cnn", "--num-classes", "4", "--prototypes-per-class", "2",
+                "--image-size", $"{WideInput.Width}x{WideInput.Height}", "--models", wide, "--name", "wide", "--no-progress");
+            return Trainer.FindBundle(wide, "wide");
+        });
+        _wideService = new Lazy<ServiceFactory>(() => ServiceFactory.ForRoot(NewRoot((WideBundle, "wide", null))));
     }
 
     private readonly Lazy<ServiceFactory> _service;
+    private readonly Lazy<string> _wideBundle;
+    private readonly Lazy<ServiceFactory> _wideService;
+
+    /// <summary>The wide bundle's input: wider than tall, so a height and a width taken for each other show.</summary>
+    public static readonly (int Width, int Height) WideInput = (40, 24);
+
+    /// <summary>
+    /// A bundle whose input is not square (3 x 24 x 40; the smoke bundle's 4 classes, 2 prototypes each): an untrained small CNN from the
+    /// trainer's <c>export --untrained --image-size 40x24</c>, made on first use (a few seconds).
+    /// </summary>
+    public string WideBundle => _wideBundle.Value;
+
+    /// <summary>A service of its own serving only the wide bundle, as 'wide'.</summary>
+    public ServiceFactory WideService => _wideService.Value;
 
     /// <summary>One service shared by the read-only tests: 'smoke' (default) and 'gray' loaded.</summary>
     public ServiceFactory Service => _service.Value;
@@ -182,6 +204,7 @@ public sealed class TrainerBundles : IDisposable
     public void Dispose()
     {
         if (_service.IsValueCreated) _service.Value.Dispose();
+        if (_wideService.IsValueCreated) _wideService.Value.Dispose();
         try
         {
             Directory.Delete(WorkDirectory, recursive: true);
