@@ -221,3 +221,74 @@ def test_run_stage_keeps_set_e_for_the_rest_of_the_script(tmp_path: Path) -> Non
 
     assert result.returncode == 1
     assert "not-reached" not in result.stdout
+
+
+def test_more_result_files_than_a_stage_expects_do_not_cancel_its_failed_tests(tmp_path: Path) -> None:
+    # A stage that wrote one result file more than it was expected to (a retried test project, say) has nothing
+    # missing: its extra file must not count as minus one missing file and swallow a failed test.
+    trx(tmp_path, "a.trx", 10, failed=2, outcome="Failed")
+    trx(tmp_path, "b.trx", 5)
+    stages(tmp_path, "dotnet-test 1 *.trx 1")
+
+    result = summarize(tmp_path)
+
+    assert closing_line(result) == "tests: 15 passed, 2 failed"
+    assert "missing" not in result.stderr
+
+
+def test_a_junit_file_whose_root_is_the_test_suite_counts_its_tests(tmp_path: Path) -> None:
+    # Some runners (older pytest among them) write one <testsuite> as the root, without <testsuites> around it.
+    (tmp_path / "other.xml").write_text('<?xml version="1.0" encoding="utf-8"?>\n'
+                                        '<testsuite name="pytest" errors="1" failures="1" skipped="0" tests="9">'
+                                        '</testsuite>\n')
+    stages(tmp_path, "pytest 1 other.xml 1")
+
+    result = summarize(tmp_path)
+
+    assert closing_line(result) == "tests: 7 passed, 2 failed"
+    assert result.returncode == 1
+
+
+def test_a_trx_without_its_result_summary_counts_as_a_failure_and_the_closing_line_is_still_written(tmp_path: Path) -> None:
+    # A test host that died after writing its results but before their summary leaves a well-formed file without one.
+    (tmp_path / "a.trx").write_text(FAILED_TRX.split("  <ResultSummary")[0] + "</TestRun>\n")
+    trx(tmp_path, "b.trx", 3)
+    stages(tmp_path, "dotnet-test 1 *.trx 2")
+
+    result = summarize(tmp_path)
+
+    assert closing_line(result) == "tests: 3 passed, 1 failed"
+    assert "unreadable test results a.trx" in result.stderr
+
+
+def test_a_failed_tests_long_message_lines_are_cut_short_in_the_listing(tmp_path: Path) -> None:
+    # A whole serialized object in an assertion message would otherwise flood the tail of the CI log.
+    long_line = "Expected: " + "x" * 5000
+    (tmp_path / "pytest.xml").write_text(FAILED_JUNIT.replace("AssertionError: assert 3 == 4", long_line))
+    stages(tmp_path, "pytest 1 pytest.xml 1")
+
+    lines = summarize(tmp_path).stdout.splitlines()
+
+    [listed] = [line for line in lines if line.startswith("    Expected: ")]
+    assert long_line.startswith(listed.strip()) and len(listed) < len(long_line) // 4
+
+
+def test_blank_lines_in_the_stage_record_are_passed_over(tmp_path: Path) -> None:
+    junit(tmp_path, "pytest.xml", tests=4)
+    (tmp_path / "stages.tsv").write_text("pytest\t0\tpytest.xml\t1\n\n \nsmoke-bundle\t2\t\t0\n")
+
+    result = summarize(tmp_path)
+
+    assert closing_line(result) == "tests: 4 passed, 1 failed"
+    assert "stage smoke-bundle failed (exit status 2)" in result.stderr
+
+
+def test_stages_begin_starts_a_fresh_record_over_an_earlier_runs(tmp_path: Path) -> None:
+    # The results folder of an earlier run: its failed stage must not be counted again in this one.
+    (tmp_path / "stages.tsv").write_text("nuget-restore\t1\t\t0\n")
+
+    result = run_bash('run_stage pytest "" 0 true', tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert stage_rows(tmp_path) == [["pytest", "0", "", "0"]]
+    assert closing_line(summarize(tmp_path)) == "tests: 0 passed, 0 failed"
