@@ -407,11 +407,17 @@ validate_kubernetes() {
   grep -oP '^\| `\K[a-z_]+(?=` \| (counter|gauge|histogram) \|)' docs/API.md >"$run_dir/metric-families.txt"
   local validate=(node scripts/kubernetes-validate/validate.mjs --metrics "$run_dir/metric-families.txt" --matcher 'service="protopnet-service"')
   "${validate[@]}" "$run_dir"/kubernetes/*.yaml
-  # The check itself must catch a broken object, an expression that is not PromQL and a family nobody documents.
-  local broken
-  for broken in 's/^  replicas: 2$/  replicas: two/' 's/ > 0.05$/ >> 0.05/' 's/protopnet_models_refused{/protopnet_model_refused{/'; do
-    sed "$broken" "$run_dir/kubernetes/cpu.yaml" >"$run_dir/broken.yaml"
-    cmp -s "$run_dir/kubernetes/cpu.yaml" "$run_dir/broken.yaml" && { echo "'$broken' changed nothing to break"; return 1; }
+  # The check itself must catch a broken object, an expression that is not PromQL, a family nobody documents, a selector
+  # without the Service's label, and a KServe or PyTorchJob container the operator would not find by name
+  # (each: the rendered file it edits, a colon, the sed expression).
+  local edit rendered broken
+  for edit in 'cpu:s/^  replicas: 2$/  replicas: two/' 'cpu:s/ > 0.05$/ >> 0.05/' \
+      'cpu:s/protopnet_models_refused{/protopnet_model_refused{/' \
+      'cpu:s/protopnet_decoder_faults_total{service="protopnet-service"}/protopnet_decoder_faults_total/' \
+      'kserve:s/name: kserve-container$/name: server/' 'training:s/name: pytorch$/name: trainer/'; do
+    rendered=$run_dir/kubernetes/${edit%%:*}.yaml broken=${edit#*:}
+    sed "$broken" "$rendered" >"$run_dir/broken.yaml"
+    cmp -s "$rendered" "$run_dir/broken.yaml" && { echo "'$broken' changed nothing to break in $rendered"; return 1; }
     if "${validate[@]}" "$run_dir/broken.yaml" >"$run_dir/broken.log"; then
       echo "the manifests edited with '$broken' passed the validation"; return 1
     fi
