@@ -47,3 +47,32 @@ def test_a_model_that_does_not_reproduce_the_probe_is_refused(refit, trained_bun
     manifest["lastLayer"]["weights"] = [[w + 1.0 for w in row] for row in manifest["lastLayer"]["weights"]]
     with pytest.raises(SystemExit, match="does not reproduce the bundle's probe"):
         refit.model_from_onnx(manifest, folder, TrainConfig.from_dict(manifest["training"]["config"]))
+
+
+def test_a_refit_publishes_a_new_version_that_records_its_push_and_its_calibration(refit, tiny, tmp_path):
+    from protopnet_trainer.pipeline import TrainJob, train_and_publish
+    # Ten classes: the script adds product photos of Fashion-MNIST's classes 0, 3, 7 and 9 to the examples.
+    cfg = tiny(synthetic_classes=10, synthetic_train_per_class=4, synthetic_test_per_class=2, prototypes_per_class=1,
+               epochs=2)
+    models = tmp_path / "models"
+    old = train_and_publish(TrainJob(cfg, str(models), "shapes", run_dir=str(tmp_path / "run"), examples=2,
+                                     scorecard=False), log=lambda line: None)
+    assert refit.main(refit.parse_args(["--bundle", old, "--models", str(models), "--calibration-images", "5",
+                                        "--last-layer-iterations", "1", "--no-progress"])) == 0
+    [new] = [v for v in os.listdir(models / "shapes") if not v.startswith(".") and v != os.path.basename(old)]
+    manifests = []
+    for folder in (old, str(models / "shapes" / new)):
+        with open(os.path.join(folder, "model.json"), encoding="utf-8") as f:
+            manifests.append(json.load(f))
+    before, after = manifests
+    assert after["input"]["contrast"] == "auto" and after["training"]["config"]["background_aware"] is True
+    record = after["training"]["refit"]
+    assert record["from"] == f"shapes@{os.path.basename(old)}"
+    # A prototype moved when its patch is another image's or another cell of the same image.
+    places = [[(p["source"]["item"], p["source"]["featureCell"]) for p in m["prototypes"]] for m in manifests]
+    assert record["prototypesMoved"] == sum(a != b for a, b in zip(*places))
+    # The threshold is placed on the last five test images, as asked.
+    tests = before["training"]["testSize"]
+    assert after["unfamiliarity"]["calibration"]["size"] == 5
+    assert after["unfamiliarity"]["calibration"]["split"] == f"test[{tests - 5}:{tests}]"
+    assert len(after["examples"]) == len(before["examples"]) + 4
