@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import pytest
 import torch
@@ -213,3 +213,50 @@ def test_a_first_attempt_refuses_an_unfinished_run_and_a_restarted_one_resumes_i
     bundle = train_and_publish(job, log=lines.append)
     assert bundle is not None and os.path.isfile(os.path.join(bundle, "model.json"))
     assert any(line.startswith("resuming from") for line in lines), lines
+
+
+class _CollectivesInThisProcess(Group):
+    """Rank `rank` of a group as the Trainer sees it, whose collectives stay in this process (no other rank runs)."""
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        return values.clone()
+
+    def gather_objects(self, value: Any) -> List[Any]:
+        return [value] * self.world_size
+
+    def broadcast_module(self, module: torch.nn.Module) -> None:
+        pass
+
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        return module
+
+    def barrier(self) -> None:
+        pass
+
+
+def _first_epoch_seed(cfg, folder: Path, group, monkeypatch) -> int:
+    """The seed a trainer on `group` draws its first epoch's randomness (augmentation, dropout) from."""
+    from protopnet_trainer import train as train_module
+    from protopnet_trainer.train import Trainer
+    seeds: List[int] = []
+
+    def seed_and_stop(seed: int) -> None:
+        seeds.append(seed)
+        raise Stop()
+    trainer = Trainer(cfg, str(folder), progress=False, log=lambda line: None, group=group)
+    monkeypatch.setattr(train_module, "seed_everything", seed_and_stop)   # the epochs' seeding, not the model's
+    with pytest.raises(Stop):
+        trainer.run()
+    monkeypatch.undo()
+    return seeds[0]
+
+
+def test_each_rank_draws_its_epochs_randomness_from_a_seed_of_its_own(tmp_path: Path, monkeypatch, tiny) -> None:
+    # Ranks that drew alike would crop and flip their shards' k-th images alike: less augmentation than one process.
+    cfg = tiny(augment=True)
+    seeds = [_first_epoch_seed(cfg, tmp_path / str(rank), _CollectivesInThisProcess(rank, 2, rank, CPU), monkeypatch)
+             for rank in (0, 1)]
+    assert seeds[0] != seeds[1]
+    # Still fixed by the recipe's seed, epoch and rank, so that a resumed run draws as the killed one did.
+    again = _first_epoch_seed(cfg, tmp_path / "again", _CollectivesInThisProcess(1, 2, 1, CPU), monkeypatch)
+    assert again == seeds[1]
