@@ -88,7 +88,7 @@ def serve() -> Iterator:
 
     def start(stand_in: StandIn) -> str:
         server = ThreadingHTTPServer(("127.0.0.1", 0), stand_in.handler())
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}"
     yield start

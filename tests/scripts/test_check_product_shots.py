@@ -75,7 +75,7 @@ class StandIn:
 def service() -> Iterator:
     stand_in = StandIn()
     server = ThreadingHTTPServer(("127.0.0.1", 0), stand_in.handler())
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield stand_in, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
