@@ -89,12 +89,19 @@ def test_sharded_scores_and_predictions_are_the_one_process_pass_on_every_rank(t
     model = distributed_push_check.model_with(two_ranks[0]["weights"])
     images = distributed_group_check.pass_set()
     scores, predictions, labels = [], [], []
-    with torch.no_grad():   # the same batches in the same order as one process makes them
-        for batch, batch_labels, _ in DataLoader(images, batch_size=distributed_group_check.PASS_BATCH_SIZE):
-            out = model(batch)
-            scores.append(out.similarities)
-            predictions += out.logits.argmax(1).tolist()
-            labels += batch_labels.tolist()
+    # Bit for bit needs the ranks' thread count (1): CPU convolutions sum in an order that depends on it, and other
+    # tests of the session may have changed it.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():   # the same batches in the same order as one process makes them
+            for batch, batch_labels, _ in DataLoader(images, batch_size=distributed_group_check.PASS_BATCH_SIZE):
+                out = model(batch)
+                scores.append(out.similarities)
+                predictions += out.logits.argmax(1).tolist()
+                labels += batch_labels.tolist()
+    finally:
+        torch.set_num_threads(threads)
     expected_scores = torch.cat(scores)
     assert len(set(labels)) == 3 and len(expected_scores) == len(images)
     for result in two_ranks:
