@@ -47,7 +47,7 @@ public class ImageDecoderTests
     public static TheoryData<string> Formats => ["png", "jpeg", "gif", "bmp", "webp", "tiff"];
 
     /// <summary>The image file at <paramref name="path"/> as the trainer reads it (its open_image: EXIF applied, transparency over white): its size, and its RGB bytes row by row.</summary>
-    private static (int Width, int Height, byte[] Rgb) TrainersPixels(string path)
+    internal static (int Width, int Height, byte[] Rgb) TrainersPixels(string path)
     {
         var lines = Pillow.RunPython(
             "import sys\nfrom protopnet_trainer.image_files import open_image\nim = open_image(sys.argv[1])\nprint(im.width, im.height)\nprint(' '.join(str(v) for p in im.getdata() for v in p))",
@@ -57,7 +57,7 @@ public class ImageDecoderTests
     }
 
     /// <summary>Asserts that <paramref name="decoded"/> is, pixel for pixel, the picture the trainer reads from the same file.</summary>
-    private static void AssertTheTrainersPixels((int Width, int Height, byte[] Rgb) trainers, DecodedImage decoded, string what)
+    internal static void AssertTheTrainersPixels((int Width, int Height, byte[] Rgb) trainers, DecodedImage decoded, string what)
     {
         Assert.Equal((trainers.Width, trainers.Height), (decoded.Pixels.Width, decoded.Pixels.Height));
         for (var y = 0; y < trainers.Height; y++)
