@@ -206,6 +206,59 @@ public class TiffLibtiffParityTests
     }
 
     /// <summary>
+    /// LZW strips at the edges of what the checks here judge, each read by the trainer's libtiff: a table filled to
+    /// exactly entry 4,096 without a clear code (one past ImageSharp's table: the strip is written anew) and two strips
+    /// stored least significant bit first that share their bytes (each byte reversed once) decode to its pixels; a lone
+    /// strip whose byte count is 0, which libtiff reads to the file's end, passes the strip check as a strip of those
+    /// bytes. (The decoder itself then refuses it, "Out of range when reading a strip": a difference of its own.)
+    /// </summary>
+    [Fact]
+    public void LzwStripsAtTheEdgesOfTheChecksDecodeToTheTrainersPixels()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-lzw-edges-");
+        var verdicts = Verdicts(Pillow.RunPython(Common + "\n" + """
+            generator = random.Random(7)
+            # Noise, its codes cut where the decoder adds entry 4,096 (the 3,840th code after the clear code adds 4,096 - 258 + 1
+            # entries): the rows are exactly the bytes those codes give.
+            noise = bytes(generator.randrange(256) for _ in range(64 * 70))
+            table, next_code, codes, word, given = {bytes([i]): i for i in range(256)}, 258, [256], b"", 0
+            for byte in noise:
+                if word + bytes([byte]) in table:
+                    word += bytes([byte])
+                    continue
+                codes.append(table[word])
+                given += len(word)
+                if len(codes) == 1 + 3840: break
+                if next_code < 4096: table[word + bytes([byte])] = next_code
+                next_code, word = next_code + 1, bytes([byte])
+            write("table-to-4096.tif", grey_lzw_tiff(given, 1, [pack(codes + [257])], 1))
+            pixels = bytes(generator.randrange(4) * 60 for _ in range(32 * 20))
+            # One strip whose StripByteCounts is 0, the strip's bytes reaching the directory (written after them).
+            zero = bytearray(grey_lzw_tiff(32, 20, [pack(encode(pixels))], 20))
+            count_at = zero.index(struct.pack("<HHI", 279, 4, 1)) + 8
+            zero[count_at:count_at + 4] = struct.pack("<I", 0)
+            write("zero-byte-count.tif", bytes(zero))
+            # Two strips of the same rows stored once, least significant bit first, both offsets pointing at it.
+            half = pack(encode(pixels[:32 * 10]))
+            reversed_half = bytes(int(f"{byte:08b}"[::-1], 2) for byte in half)
+            shared = bytearray(grey_lzw_tiff(32, 20, [reversed_half, reversed_half], 10, more_fields=[(266, 3, 1, 2)]))
+            offsets = struct.pack("<2I", 8, 8 + len(half))
+            shared[shared.index(offsets):shared.index(offsets) + 8] = struct.pack("<2I", 8, 8)
+            write("shared-fill-order-2.tif", bytes(shared))
+            verdicts()
+            """, temporary.Path));
+        Assert.Equal(3, verdicts.Count);
+        Assert.All(verdicts, verdict => Assert.StartsWith("read", verdict.Value));
+        var decoder = new ImageDecoder(new ImageLimits());
+        foreach (var name in new[] { "table-to-4096.tif", "shared-fill-order-2.tif" })
+        {
+            var upload = File.ReadAllBytes(Path.Combine(temporary.Path, name));
+            Assert.True(TrainerPixels(verdicts[name]).SequenceEqual(Decoded(decoder, upload)), $"{name}: {Refusal(decoder, upload) ?? "other pixels than the trainer's"}");
+        }
+        Assert.Null(TiffStripData.FindCorruption(File.ReadAllBytes(Path.Combine(temporary.Path, "zero-byte-count.tif"))));
+    }
+
+    /// <summary>
     /// Pillow reads an uncompressed strip's rows from its offset on, whatever its byte count says; ImageSharp painted
     /// what the count leaves out black. A strip counted short (or 0) of its rows decodes to the trainer's pixels: grey and
     /// RGB, the counts as LONGs or SHORTs, planes apart; one whose rows run past the file's end is refused by both.
