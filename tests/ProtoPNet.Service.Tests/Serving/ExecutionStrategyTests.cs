@@ -121,6 +121,20 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
         Assert.Equal(expected, ExecutionStrategyTuner.LoneThreadsFor(measured.Reverse().ToArray(), servingThreads));
     }
 
+    /// <summary>
+    /// The gains asked are limits that count as met: a shape exactly 3 % better is measurement noise, and yields to the
+    /// preferred one; a lone session exactly 5 % quicker is clearly quicker, and is taken. (100 * 1.03 and 20 * 1.05 are
+    /// exactly 103 and 21 in doubles: the limits themselves, not a rounding either side.)
+    /// </summary>
+    [Fact]
+    public void AShapeOrSessionExactlyAtItsRequiredGainIsJudgedByTheLimitItself()
+    {
+        StrategyMeasurement[] shapes = [new(1, 2, 1, 100, 10), new(16, 2, 1, 103, 9.7)];
+        Assert.Equal(0, ExecutionStrategyTuner.ChooseShape(shapes, saturating: false));
+        LoneMeasurement[] lone = [new(2, 20, 50), new(1, 21, 50)];
+        Assert.Equal(2, ExecutionStrategyTuner.LoneThreadsFor(lone, servingThreads: 1));
+    }
+
     /// <summary>Batching:LoneRuns false: the sessions are still measured for load, but none is kept for lone requests.</summary>
     [Fact]
     public async Task LoneRunsOffKeepsNoSessionForLoneRequests()
