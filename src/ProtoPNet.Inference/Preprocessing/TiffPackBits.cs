@@ -10,7 +10,13 @@ namespace ProtoPNet.Inference.Preprocessing;
 internal static class TiffPackBits
 {
     /// <summary>How many bytes of its rows <paramref name="strip"/> gives, at most <paramref name="needed"/>.</summary>
-    public static ulong Decoded(ReadOnlySpan<byte> strip, ulong needed)
+    public static ulong Decoded(ReadOnlySpan<byte> strip, ulong needed) => Read(strip, needed).Decoded;
+
+    /// <summary>
+    /// How many bytes of its rows <paramref name="strip"/> gives, at most <paramref name="needed"/>, and how many of its
+    /// bytes give them (PackBits has no end code: what follows the rows is not read).
+    /// </summary>
+    public static (ulong Decoded, int Consumed) Read(ReadOnlySpan<byte> strip, ulong needed)
     {
         ulong decoded = 0;
         var at = 0;
@@ -30,6 +36,6 @@ internal static class TiffPackBits
             at += (int)literal;
             decoded += literal;
         }
-        return decoded;
+        return (decoded, at);
     }
 }

@@ -210,11 +210,13 @@ public static class TiffStripData
                 {
                     // Pillow reads an uncompressed strip's rows from its offset on, whatever its byte count says.
                     if (RowsPastTheEnd(reader, offsets, strip, needed, width, dataEnd) is { } pastTheEnd) return pastTheEnd;
-                    if (length < needed) rewrites?.AddShortRaw(directory, offsets, byteCounts, (int)strip, needed);
+                    if (length < needed) rewrites?.AddNewCount(directory, offsets, byteCounts, (int)strip, needed);
                     continue;
                 }
-                // A lone strip whose byte count is 0 libtiff reads to the file's end ("Bogus StripByteCounts").
-                if (strips == 1 && length == 0 && start <= (ulong)dataEnd) length = (ulong)dataEnd - start;
+                // A lone strip whose byte count is 0 libtiff reads to the file's end ("Bogus StripByteCounts"); ImageSharp
+                // is given that count (unless its LZW is written anew, with a count of its own).
+                var countedZero = strips == 1 && length == 0 && start <= (ulong)dataEnd;
+                if (countedZero) length = (ulong)dataEnd - start;
                 if (!TiffDirectory.Within(start, length, dataEnd)) return null;   // the completeness check says so
                 // Read where it lies, not copied: strips may all point at one large region.
                 var data = bytes.Slice((int)start, (int)length);
@@ -225,14 +227,18 @@ public static class TiffStripData
                     var verdict = TiffLzwStrip.Judge(data.Span, needed);
                     if (verdict.Damage is not null) return $"its strip {strip} of LZW data {verdict.Damage}";
                     if (verdict.Irregular) rewrites?.AddLzw(directory, offsets, byteCounts, new((int)strip, (int)start, (int)length, needed));
+                    else if (countedZero) rewrites?.AddNewCount(directory, offsets, byteCounts, 0, length);
                     continue;
                 }
                 if (compression == PackBits)
                 {
-                    var decoded = TiffPackBits.Decoded(data.Span, needed);
+                    var (decoded, consumed) = TiffPackBits.Read(data.Span, needed);
                     if (decoded < needed) return $"its strip {strip} of PackBits data gives {decoded} bytes; its rows need {needed}";
+                    // Counted to the file's end: only its rows' bytes, which libtiff stops at (ImageSharp refused what follows).
+                    if (countedZero) rewrites?.AddNewCount(directory, offsets, byteCounts, 0, (ulong)consumed);
                     continue;
                 }
+                if (countedZero) rewrites?.AddNewCount(directory, offsets, byteCounts, 0, length);   // deflate ends with its stream
                 if (libdeflate is not null)
                 {
                     switch (libdeflate.Inflate(data.Span, rowsBuffer.AsSpan(0, (int)needed)))

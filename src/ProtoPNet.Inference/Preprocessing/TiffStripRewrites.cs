@@ -3,8 +3,9 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// <summary>
 /// The strips of a TIFF that ImageSharp reads otherwise than the trainer's decoders, found by <see cref="TiffStripData"/>'s
 /// check in its one pass over the strips, and where the directory lists every strip's offset and byte count: sound LZW
-/// strips written anew by <see cref="TiffLzwRewrite"/>, uncompressed strips whose byte count falls short of their rows
-/// given the count of their rows by <see cref="TiffRawStripCounts"/>.
+/// strips written anew by <see cref="TiffLzwRewrite"/>; strips whose byte count is not what the trainer reads
+/// (uncompressed ones counted short of their rows, a lone compressed one counted 0)
+/// given that count by <see cref="TiffStripCounts"/>.
 /// </summary>
 internal sealed class TiffStripRewrites
 {
@@ -15,8 +16,8 @@ internal sealed class TiffStripRewrites
     /// <summary>The sound LZW strips that libtiff reads otherwise than ImageSharp.</summary>
     public List<LzwStrip> Lzw { get; } = [];
 
-    /// <summary>The uncompressed strips whose byte count is short of their rows, and how many bytes their rows take.</summary>
-    public List<(int Index, ulong Needed)> ShortRaw { get; } = [];
+    /// <summary>The strips whose byte count is not what the trainer reads, and how many bytes it reads.</summary>
+    public List<(int Index, ulong Count)> NewCounts { get; } = [];
 
     public void AddLzw(TiffDirectory directory, IntegerField offsets, IntegerField counts, LzwStrip strip)
     {
@@ -24,10 +25,10 @@ internal sealed class TiffStripRewrites
         Lzw.Add(strip);
     }
 
-    public void AddShortRaw(TiffDirectory directory, IntegerField offsets, IntegerField counts, int index, ulong needed)
+    public void AddNewCount(TiffDirectory directory, IntegerField offsets, IntegerField counts, int index, ulong count)
     {
         (Directory, Offsets, Counts) = (directory, offsets, counts);
-        ShortRaw.Add((index, needed));
+        NewCounts.Add((index, count));
     }
 
     /// <summary>Where value <paramref name="index"/> of an offsets or counts field lies.</summary>
