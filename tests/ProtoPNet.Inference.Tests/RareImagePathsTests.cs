@@ -46,8 +46,12 @@ public class RareImagePathsTests
         return [.. data];
     }
 
-    /// <summary>A GIF89a: the screen (with a global table when given), one image descriptor and its data (with a local table when given), the trailer.</summary>
-    private static byte[] Gif(int screenWidth, int screenHeight, byte[]? globalTable, int left, int top, int width, int height, byte[]? localTable, byte[] imageData)
+    /// <summary>
+    /// A GIF89a: the screen (with a global table when given), a graphic control extension when a transparent index is
+    /// given, one image descriptor and its data (with a local table when given), the trailer.
+    /// </summary>
+    private static byte[] Gif(int screenWidth, int screenHeight, byte[]? globalTable, int left, int top, int width, int height, byte[]? localTable,
+        byte[] imageData, int? transparentIndex = null)
     {
         static byte TableFlags(byte[]? table) => table is null ? (byte)0 : (byte)(0x80 | (BitOperations(table.Length / 3) - 1));
         var file = new List<byte>("GIF89a"u8.ToArray());
@@ -55,6 +59,7 @@ public class RareImagePathsTests
         file.AddRange(BitConverter.GetBytes((ushort)screenHeight));
         file.AddRange([TableFlags(globalTable), 0, 0]);
         file.AddRange(globalTable ?? []);
+        if (transparentIndex is { } index) file.AddRange([0x21, 0xF9, 4, 1, 0, 0, (byte)index, 0]);
         file.Add(0x2C);
         foreach (var field in new[] { left, top, width, height }) file.AddRange(BitConverter.GetBytes((ushort)field));
         file.Add(TableFlags(localTable));
@@ -105,19 +110,30 @@ public class RareImagePathsTests
     {
         var gif = Gif(3, 2, FourColours, 2, 0, 3, 2, null, GifImageData(2, [1, 2, 3, 3, 2, 1]));
         Assert.Equal((5L, 2L), GifScreen.Extent(gif));
-        using var temporary = new TemporaryDirectory("protopnet-rare-");
-        var path = Path.Combine(temporary.Path, "moved.gif");
-        File.WriteAllBytes(path, gif);
-        var trainers = ImageDecoderTests.TrainersPixels(path);
         using var decoded = _decoder.Decode(gif);
-        Assert.Equal((trainers.Width, trainers.Height), (decoded.Width, decoded.Height));
         Assert.Equal((5, 2), (decoded.Width, decoded.Height));
-        for (var y = 0; y < 2; y++)
-        for (var x = 2; x < 5; x++)
-        {
-            var i = 3 * (y * trainers.Width + x);
-            Assert.Equal(new SixLabors.ImageSharp.PixelFormats.Rgb24(trainers.Rgb[i], trainers.Rgb[i + 1], trainers.Rgb[i + 2]), decoded.Pixels[x, y]);
-        }
+        // Columns 0 and 1, outside the image, are colour 0 as in Pillow (ImageSharp painted them black).
+        AssertDecodesToTheTrainersPixels(gif, "gif", "a frame moved past its screen's right edge");
+    }
+
+    /// <summary>
+    /// A first image that covers only part of its screen: Pillow makes the rest index 0, colour 0 of the image's own
+    /// table when it has one and of the screen's otherwise, or the transparent index when one is given (white once
+    /// composited); ImageSharp painted it black.
+    /// </summary>
+    [Theory]
+    [InlineData("the screen's table", false, null)]
+    [InlineData("the image's own table", true, null)]
+    [InlineData("a transparent index", false, 2)]
+    public void AGifsScreenOutsideItsFirstImageIsFilledAsPillowFillsIt(string what, bool localTable, int? transparentIndex)
+    {
+        byte[] otherColours = [90, 60, 120, 0, 0, 0, 30, 200, 90, 140, 140, 20];
+        var gif = Gif(6, 5, FourColours, 2, 1, 3, 2, localTable ? otherColours : null, GifImageData(2, [1, 2, 3, 3, 2, 1]), transparentIndex);
+        AssertDecodesToTheTrainersPixels(gif, "gif", what);
+        using var decoded = _decoder.Decode(gif);
+        var corner = decoded.Pixels[0, 0];
+        var expected = transparentIndex is not null ? (255, 255, 255) : localTable ? (90, 60, 120) : (200, 30, 30);
+        Assert.Equal(expected, (corner.R, corner.G, corner.B));
     }
 
     /// <summary>

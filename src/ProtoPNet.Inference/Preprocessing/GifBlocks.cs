@@ -41,6 +41,16 @@ public static class GifBlocks
         WalkToFirstImage(file, out var descriptor) is null && descriptor >= 0 ? (int)descriptor : null;
 
     /// <summary>
+    /// Where the first image descriptor lies and the image's transparent index as Pillow takes it from the graphic
+    /// control extensions before it (null for none); null when Pillow does not reach the image.
+    /// </summary>
+    public static (int Descriptor, byte? TransparentIndex)? FirstImage(ReadOnlySpan<byte> file)
+    {
+        var prelude = new Prelude();
+        return WalkToFirstImage(file, out var descriptor, prelude) is null && descriptor >= 0 ? ((int)descriptor, prelude.TransparentIndex) : null;
+    }
+
+    /// <summary>
     /// The file as ImageSharp reads what Pillow reads before the first image; the file itself when it is regular there,
     /// or when Pillow does not reach its first image. Where it is not regular (stray bytes or extensions of a label GIF
     /// does not define, which Pillow passes over and ImageSharp refuses, "No data"; a graphic control extension of
@@ -81,6 +91,9 @@ public static class GifBlocks
             (_flags, _delay) = (fields[0], (fields[1], fields[2]));
             if ((fields[0] & 1) != 0) (_transparent, _transparentIndex) = (true, fields[3]);
         }
+
+        /// <summary>The transparent index Pillow keeps (the last one given), or null when none was.</summary>
+        public byte? TransparentIndex => _transparent ? _transparentIndex : null;
 
         /// <summary>The one graphic control extension, in the standard's form (introducer, label, 4 bytes of fields, terminator), or null for none.</summary>
         public byte[]? Control => _controls == 0 ? null :
