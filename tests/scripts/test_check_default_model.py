@@ -3,6 +3,7 @@ POST /classify as a PNG file, a refusal to wait (503, 429) is waited out, and th
 with the trainer's in both directions."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib.util
 import io
@@ -10,14 +11,16 @@ import json
 import re
 import struct
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator, List, Set
+from typing import Iterator, Set
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from stand_in_http import send_json, serving
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SCRIPT = REPOSITORY / "scripts" / "check_default_model.py"
@@ -69,13 +72,7 @@ class StandIn:
                 predicted = grey // SHADE + (1 if index in stand_in.wrong else 0)
                 with stand_in.lock:
                     stand_in.seen.append(index)
-                answer = json.dumps({"model": {"name": "fashion-mnist", "version": "v1"},
-                                     "prediction": {"classIndex": predicted}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                send_json(self, {"model": {"name": "fashion-mnist", "version": "v1"}, "prediction": {"classIndex": predicted}})
 
             def log_message(self, *args) -> None:
                 pass
@@ -84,17 +81,8 @@ class StandIn:
 
 @pytest.fixture
 def serve() -> Iterator:
-    servers: List[ThreadingHTTPServer] = []
-
-    def start(stand_in: StandIn) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), stand_in.handler())
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with contextlib.ExitStack() as servers:
+        yield lambda stand_in: servers.enter_context(serving(stand_in.handler()))
 
 
 @pytest.fixture

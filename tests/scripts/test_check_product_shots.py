@@ -9,10 +9,10 @@ import re
 import sys
 import threading
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator
 
 import pytest
 
@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPOSITORY / "src" / "trainer"))
 
 from protopnet_trainer.config import TrainConfig  # noqa: E402
 from protopnet_trainer.datasets import load_data_source  # noqa: E402
+from stand_in_http import send_json, serving  # noqa: E402
 
 LIMIT, HELD_OUT = 6, 9
 # The stand-in's unfamiliarity score of each set: noise and the other data set above every test image, the product
@@ -57,14 +58,8 @@ class StandIn:
                 with stand_in.lock:
                     stand_in.types[name].add(content_type)
                     stand_in.counts[name] += 1
-                answer = json.dumps({"model": {"name": "shapes", "version": "v1"}, "prediction": {"classIndex": 0},
-                                     "unfamiliarity": {"score": BASE_SCORE[name] + 0.01 * int(index),
-                                                       "measure": "stand-in"}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                send_json(self, {"model": {"name": "shapes", "version": "v1"}, "prediction": {"classIndex": 0},
+                                 "unfamiliarity": {"score": BASE_SCORE[name] + 0.01 * int(index), "measure": "stand-in"}})
 
             def log_message(self, *args) -> None:
                 pass
@@ -74,11 +69,8 @@ class StandIn:
 @pytest.fixture
 def service() -> Iterator:
     stand_in = StandIn()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), stand_in.handler())
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield stand_in, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(stand_in.handler()) as url:
+        yield stand_in, url
 
 
 def test_the_sets_their_accuracy_and_their_auc_and_a_threshold_calibrated_on_held_out_images(check, service, tmp_path,
