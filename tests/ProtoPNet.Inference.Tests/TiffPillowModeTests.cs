@@ -74,17 +74,18 @@ public class TiffPillowModeTests
 
     /// <summary>
     /// PackBits strips as libtiff reads them: a run of -128 is skipped, a run past the rows is cut at them, and a strip
-    /// whose data runs out first (a literal run cut short, a repeat without its byte, too few runs) is refused.
+    /// whose data runs out first (a literal run cut short, a repeat without its byte, too few runs) is refused. The bytes
+    /// read are the count a strip counted to the file's end is given: a run after the rows is not among them.
     /// </summary>
     [Theory]
-    [InlineData(new byte[] { 0x80, 0x03, 1, 2, 3, 4, 0xFD, 9 }, 8, 8)]          // a skipped -128, a literal of 4, a repeat of 4
-    [InlineData(new byte[] { 0x07, 1, 2, 3, 4, 5, 6, 7, 8, 0xFD, 9 }, 8, 8)]    // rows whole before the last run
-    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0xF9, 9 }, 8, 8)]                 // a repeat of 8 cut at the rows
-    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0xFD }, 8, 4)]                    // a repeat without its byte
-    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0x05, 1, 2 }, 8, 4)]              // a literal run cut short: none of it copied
-    [InlineData(new byte[] { 0x80, 0x80 }, 8, 0)]
-    public void APackBitsStripGivesTheBytesLibtiffReadsFromIt(byte[] strip, int needed, int decoded) =>
-        Assert.Equal((ulong)decoded, TiffPackBits.Decoded(strip, (ulong)needed));
+    [InlineData(new byte[] { 0x80, 0x03, 1, 2, 3, 4, 0xFD, 9 }, 8, 8, 8)]          // a skipped -128, a literal of 4, a repeat of 4
+    [InlineData(new byte[] { 0x07, 1, 2, 3, 4, 5, 6, 7, 8, 0xFD, 9 }, 8, 8, 9)]    // rows whole before the last run
+    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0xF9, 9 }, 8, 8, 7)]                 // a repeat of 8 cut at the rows
+    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0xFD }, 8, 4, 6)]                    // a repeat without its byte
+    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0x05, 1, 2 }, 8, 4, 6)]              // a literal run cut short: none of it copied
+    [InlineData(new byte[] { 0x80, 0x80 }, 8, 0, 2)]
+    public void APackBitsStripGivesTheBytesLibtiffReadsFromIt(byte[] strip, int needed, int decoded, int consumed) =>
+        Assert.Equal(((ulong)decoded, consumed), TiffPackBits.Read(strip, (ulong)needed));
 
     /// <summary>
     /// Pillow 9.4 reads a BigTIFF only in little-endian order (it cannot identify a big-endian one); the decoder here read

@@ -2,7 +2,6 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using ProtoPNet.Service.Tests.Infrastructure;
-using ProtoPNet.Tests.Shared;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 
@@ -68,36 +67,13 @@ public class NonSquareInputTests(TrainerBundles bundles)
         ClassifyTests.AssertBoxesFollowThePercentileRule(body, bundle, outputs, width, height);
     }
 
+    /// <summary>The card lays out the upload and the prototypes' pictures, none of them square: it is drawn, not a 500.</summary>
     [Fact]
-    public async Task TheCardShowsTheUploadAndEachPrototypeInItsOwnShape()
+    public async Task TheCardOfAWideModelIsDrawn()
     {
         var answer = await Client.PostAsync("/classify/card?topPrototypes=2", Http.Image(Http.BundleImage(bundles.WideBundle, 0, 120, 72)));
         Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
         using var card = Image.Load<Rgb24>(await answer.Content.ReadAsByteArrayAsync());
         Assert.True(card.Width > 120 && card.Height > 72, $"a card of {card.Width}x{card.Height}");
-    }
-
-    [Fact]
-    public async Task ANewVersionOfAnotherInputSizeIsServedWithAWarning()
-    {
-        // The same classes and channels, another height and width: clients that send tensors (the Open Inference
-        // Protocol) must hear of it.
-        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
-        await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", "admin-key"));
-        var client = factory.CreateClient();   // serving smoke's 3 x 32 x 32 version
-        const string version = "20991231T000000Z";
-        var copy = Path.Combine(root, "smoke", version);
-        Trainer.CopyDirectory(bundles.WideBundle, copy);
-        TrainerBundles.EditManifest(copy, manifest =>
-        {
-            manifest["name"] = "smoke";
-            manifest["version"] = version;
-        });
-        var reload = new HttpRequestMessage(HttpMethod.Post, "/models/smoke/reload");
-        reload.Headers.Add("X-Api-Key", "admin-key");
-        Assert.Equal(version, (await Http.JsonAsync(await client.SendAsync(reload))).GetProperty("servedVersion").GetString());
-        var warning = await factory.Logs.WaitForAsync(line => line.Contains("which answers other questions than"));
-        Assert.Contains($"input 3x32x32 becomes 3x{Input.Height}x{Input.Width}", warning);
-        Assert.DoesNotContain("classes", warning);
     }
 }

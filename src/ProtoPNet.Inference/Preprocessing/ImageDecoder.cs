@@ -274,12 +274,12 @@ public sealed class ImageDecoder(ImageLimits limits, Action<Exception>? onFault 
                 ? TiffSixteenBitRgb.HighBytes(Load<Rgba64>(bytes, format), Configuration)   // the samples' high bytes, as Pillow reads them
                 : Load<Rgba32>(bytes, format);
         if (imageFormat is BmpFormat) BmpPixelsAsPillow.Apply(decoded, bytes.Span);
-        if (imageFormat is GifFormat) GifOutsideTheFirstImage.Apply(decoded, bytes.Span);
         if (imageFormat is TiffFormat) TiffFaxPolarity.Apply(decoded, bytes.Span);
         if (imageFormat is GifFormat && ImageCompleteness.GifPixelsMissing(bytes.Span) is { } missingPixels)
         {
             throw new ImageRejectedException(ImageRejection.Truncated, $"The {format} image is truncated: {missingPixels}.");
         }
+        if (imageFormat is GifFormat) GifOutsideTheFirstImage.Apply(decoded, bytes.Span);
         using var picture = animation?.OnCanvas(decoded, Configuration);
         AutoOrient(picture ?? decoded, orientation);
         return new DecodedImage(CompositeOverWhite(picture ?? decoded), format);

@@ -9,9 +9,6 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// </summary>
 internal static class TiffPackBits
 {
-    /// <summary>How many bytes of its rows <paramref name="strip"/> gives, at most <paramref name="needed"/>.</summary>
-    public static ulong Decoded(ReadOnlySpan<byte> strip, ulong needed) => Read(strip, needed).Decoded;
-
     /// <summary>
     /// How many bytes of its rows <paramref name="strip"/> gives, at most <paramref name="needed"/>, and how many of its
     /// bytes give them (PackBits has no end code: what follows the rows is not read).

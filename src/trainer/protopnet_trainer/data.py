@@ -190,7 +190,6 @@ class ImageSet(Dataset):
                  augmentation: Optional[Callable] = None, contrast: str = "none"):
         self.split = split
         self.contrast = contrast    # contrast.py: applied last, after augmentation, as the service applies it
-        self.image_size = image_size
         self.height, self.width = height_and_width(image_size)
         self.resize = transforms.Resize((self.height, self.width), interpolation=interpolation_mode(interpolation))
         self.augmentation = augmentation

@@ -29,7 +29,7 @@ def localisation(model: ProtoPNet, image_set: ImageSet, device: torch.device, ba
         top = contributions.argmax(1)
         for n in range(len(indices)):
             activation = out.similarity_maps[n, top[n]]
-            box = high_activation_box(upsample_activation(activation, image_set.image_size, image_set.image_size))
+            box = high_activation_box(upsample_activation(activation, image_set.height, image_set.width))
             truth = tuple(boxes[int(indices[n])])
             hits += int(centre_inside(box, truth))
             iou_sum += box_iou(box, truth)

@@ -126,7 +126,7 @@ class ProductShotSet(Dataset):
 
     def __init__(self, images: "ImageSet", jpeg_draft: bool = False):
         self.images = images
-        self.jpeg_draft_size = (images.image_size, images.image_size) if jpeg_draft else None
+        self.jpeg_draft_size = (images.width, images.height) if jpeg_draft else None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -139,6 +139,5 @@ class ProductShotSet(Dataset):
         ink = pixels[..., 0] if pixels.shape[-1] == 1 else np.asarray(Image.fromarray(pixels).convert("L"))
         shot = open_image(io.BytesIO(render_product_shot(ink, SHOT_SEED + index)), self.jpeg_draft_size)
         shot = shot.convert("L" if image.shape[0] == 1 else "RGB")
-        size = self.images.image_size
-        tensor = to_tensor(self.images.resize(shot) if shot.size != (size, size) else shot)
+        tensor = to_tensor(self.images.resize(shot) if shot.size != (self.images.width, self.images.height) else shot)
         return apply_contrast(tensor, self.images.contrast), label, index

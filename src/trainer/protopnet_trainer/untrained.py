@@ -32,7 +32,7 @@ def export_untrained(models: str, name: Optional[str], backbone: str, num_classe
         raise TrainerError("untrained export needs at least 2 classes, 1 prototype per class and 16 px images")
     started = time.time()
     torch.manual_seed(seed)
-    cfg = TrainConfig(dataset="synthetic", image_size=max(height, width), backbone=backbone,
+    cfg = TrainConfig(dataset="synthetic", backbone=backbone,
                       prototypes_per_class=prototypes_per_class, synthetic_classes=num_classes,
                       synthetic_channels=channels, synthetic_train_per_class=1, epochs=0, seed=seed,
                       prototype_dim=128)

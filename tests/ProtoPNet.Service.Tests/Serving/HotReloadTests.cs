@@ -491,19 +491,22 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.Single(factory.Logs.Entries, e => e.Message.Contains("Models:DefaultModel fashion-mnist is not loaded; the default model is smoke"));
     }
 
-    [Fact]
-    public async Task ANewVersionThatAnswersOtherQuestionsIsServedWithAWarning()
+    [Theory]
+    [InlineData("gray", "input 3x32x32 becomes 1x28x28", true)]    // other classes, channels and size
+    [InlineData("wide", "input 3x32x32 becomes 3x24x40", false)]   // the same classes and channels, another height and width
+    public async Task ANewVersionThatAnswersOtherQuestionsIsServedWithAWarning(string other, string inputChange, bool classesChange)
     {
         // A training job may publish any data set under a model's name: the new version is served (the highest is), and
-        // the log says what changed for clients that name the model without a version.
+        // the log says what changed for clients that name the model without a version (or send tensors of the old shape).
         var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
         await using var factory = ServiceFactory.ForRoot(root, ("Security:AdminApiKey", AdminKey));
         var client = factory.CreateClient();
-        CopyGrayBundleAs(Path.Combine(root, "smoke", NewVersion), NewVersion);
+        CopyBundleAsSmoke(other == "gray" ? bundles.GrayBundle : bundles.WideBundle, Path.Combine(root, "smoke", NewVersion), NewVersion);
         Assert.Equal(NewVersion, (await Http.JsonAsync(await client.SendAsync(Reload()))).GetProperty("servedVersion").GetString());
         var warning = await factory.Logs.WaitForAsync(line => line.Contains("which answers other questions than"));
         Assert.Contains(Path.GetFileName(bundles.SmokeBundle), warning);
-        Assert.Contains("input 3x32x32 becomes 1x", warning);
+        Assert.Contains(inputChange, warning);
+        Assert.Equal(classesChange, warning.Contains("classes (4: ", StringComparison.Ordinal));
         Assert.Contains("Models:Pinned", warning);
     }
 
@@ -566,9 +569,12 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.True(retired >= 0 && loadedOldest > retired, $"retired at line {retired}, the oldest version loaded at line {loadedOldest}");
     }
 
-    private void CopyGrayBundleAs(string folder, string version)
+    private void CopyGrayBundleAs(string folder, string version) => CopyBundleAsSmoke(bundles.GrayBundle, folder, version);
+
+    /// <summary>A bundle version folder copied into <paramref name="folder"/> as smoke@<paramref name="version"/>.</summary>
+    private static void CopyBundleAsSmoke(string bundle, string folder, string version)
     {
-        Trainer.CopyDirectory(bundles.GrayBundle, folder);
+        Trainer.CopyDirectory(bundle, folder);
         TrainerBundles.EditManifest(folder, manifest =>
         {
             manifest["name"] = "smoke";
