@@ -51,6 +51,16 @@ def last_layer_init(prototype_classes: torch.Tensor, num_classes: int, incorrect
     return identity + incorrect * (1.0 - identity)
 
 
+def squared_distances(z: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """Squared L2 distance of every cell of z [N, D, h, w] to every prototype [M, D, 1, 1]: [N, M, h, w], as
+    ||z||^2 - 2 z.p + ||p||^2 clamped at 0. This is the exported graph's form: where distances are small its float32
+    cancellation differs from sum((z - p)^2), so whatever must agree with the service's maps computes it so."""
+    z2 = (z ** 2).sum(dim=1, keepdim=True)
+    p2 = (prototypes ** 2).sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
+    zp = F.conv2d(z, prototypes)
+    return F.relu(z2 - 2 * zp + p2)
+
+
 class ProtoPNet(nn.Module):
     def __init__(self, trunk: nn.Module, trunk_channels: int, prototype_classes: List[int], num_classes: int,
                  prototype_dim: int, add_on: str, similarity: str, epsilon: float,
@@ -80,11 +90,8 @@ class ProtoPNet(nn.Module):
         return self.add_on(self.trunk((images - self.mean) / self.std))
 
     def distances(self, z: torch.Tensor) -> torch.Tensor:
-        """Squared L2 distance of every cell to every prototype, ||z||^2 - 2 z.p + ||p||^2 clamped at 0."""
-        z2 = (z ** 2).sum(dim=1, keepdim=True)
-        p2 = (self.prototypes ** 2).sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
-        zp = F.conv2d(z, self.prototypes)
-        return F.relu(z2 - 2 * zp + p2)
+        """Squared L2 distance of every cell to every prototype: [N, D, h, w] -> [N, M, h, w]."""
+        return squared_distances(z, self.prototypes)
 
     def similarity(self, distances: torch.Tensor) -> torch.Tensor:
         if self.similarity_function == "log":

@@ -13,7 +13,7 @@ from .background import background_pixels, background_to_leave_out, box_is_backg
 from .boxes import high_activation_box, upsample_activation
 from .data import ImageSet
 from .errors import TrainerError
-from .model import ProtoPNet
+from .model import ProtoPNet, squared_distances
 from .pictures import write_prototype_pictures
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     # Rank 0 chooses and computes the latent maps; a sum in which the other ranks add zeros hands them over
     # unchanged, so every rank gets the same prototypes even where ranks' devices differ in the last bit.
     deciding = group is None or group.is_main
-    images = PushImages(model, push_set, device, batch_size, with_background=background_aware)
+    images = PushImages(model, push_set, device, with_background=background_aware)
     chosen = torch.zeros(num_prototypes, dtype=torch.long, device=device)
     if background_aware:
         if deciding:
@@ -77,9 +77,7 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
     found = best_item >= 0
     vectors[~found] = model.prototypes.data.view(num_prototypes, -1)[~found]
     model.prototypes.data.copy_(vectors.view_as(model.prototypes))
-    # Self-activation of each pushed prototype on its source image.
-    self_distances = ((best_maps - vectors[:, :, None, None]) ** 2).sum(dim=1)   # [M, h, w]
-    activation_maps = model.similarity(self_distances)
+    activation_maps = model.similarity(_own_source_distances(model, best_maps))
     records: List[Dict] = []
     render = picture_dir is not None and deciding
     for j in tqdm(range(num_prototypes), desc="prototype pictures", leave=False, disable=not progress):
@@ -100,6 +98,14 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
             "pictures": os.path.join(picture_dir, str(j)) if picture_dir is not None else None,
         })
     return records
+
+
+def _own_source_distances(model: ProtoPNet, source_maps: torch.Tensor) -> torch.Tensor:
+    """[M, D, h, w], map j the latent map of pushed prototype j's source image -> [M, h, w], prototype j's distances
+    over it as the network computes them (model.distances, all prototypes over that image alone), so that the box
+    recorded for the gallery is the box the trainer's forward pass, and up to ONNX Runtime's rounding the service,
+    gives on that image."""
+    return torch.stack([model.distances(source_map[None])[0, j] for j, source_map in enumerate(source_maps)])
 
 
 class Candidates(NamedTuple):
@@ -172,25 +178,24 @@ def merge_candidates(candidates: Candidates, group: "Group") -> Candidates:
 
 
 class PushImages:
-    """Push-set images run through the model, each once, in batches (several prototypes and candidates share
-    images): latent maps [D, h, w] and, for the box check, background pixels [H, W] (kept on the CPU)."""
+    """Push-set images run through the model, each once (several prototypes and candidates share images), and each
+    alone, as a service request of one image runs it: a batch's float sums differ from a lone image's in the last
+    bit, enough to move a box by a pixel on a model whose distances are all small. Latent maps [D, h, w] and, for the
+    box check, background pixels [H, W] (kept on the CPU)."""
 
-    def __init__(self, model: ProtoPNet, push_set: ImageSet, device: torch.device, batch_size: int,
-                 with_background: bool):
-        self.model, self.push_set, self.device, self.batch_size = model, push_set, device, batch_size
+    def __init__(self, model: ProtoPNet, push_set: ImageSet, device: torch.device, with_background: bool):
+        self.model, self.push_set, self.device = model, push_set, device
         self.with_background = with_background
         self._latent: Dict[int, torch.Tensor] = {}
         self._background: Dict[int, torch.Tensor] = {}
 
     def load(self, items: Iterable[int]) -> None:
-        """Runs the images not run yet, in batches in index order."""
-        wanted = sorted({item for item in items if item >= 0 and item not in self._latent})
-        for start in range(0, len(wanted), self.batch_size):
-            chunk = wanted[start:start + self.batch_size]
-            images = torch.stack([self.push_set.image(item) for item in chunk]).to(self.device)
-            self._latent.update(zip(chunk, self.model.features(images)))
+        """Runs the images not run yet, in index order."""
+        for item in sorted({item for item in items if item >= 0 and item not in self._latent}):
+            image = self.push_set.image(item)[None].to(self.device)
+            self._latent[item] = self.model.features(image)[0]
             if self.with_background:
-                self._background.update(zip(chunk, background_pixels(images).cpu()))
+                self._background[item] = background_pixels(image)[0].cpu()
 
     def latent_map(self, item: int) -> torch.Tensor:
         self.load([item])
@@ -231,7 +236,7 @@ def _first_foreground_candidates(model: ProtoPNet, height: int, width: int, cand
         for j in undecided:
             z = images.latent_map(items[j])
             row, column = divmod(int(candidates.cells[j, k]), z.shape[-1])
-            activation = model.similarity(((z - z[:, row, column, None, None]) ** 2).sum(dim=0))
+            activation = model.similarity(squared_distances(z[None], z[:, row, column, None, None][None])[0, 0])
             box = high_activation_box(upsample_activation(activation, height, width))
             if box_is_background(images.background(items[j]), box):
                 still_background.append(j)
