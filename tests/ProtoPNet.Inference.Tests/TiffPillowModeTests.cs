@@ -19,7 +19,8 @@ public class TiffPillowModeTests
     /// compressions, each with every BitsPerSample from 1 to 16, 24 and 32 (but deflate: see the script) and every
     /// PhotometricInterpretation from 0 to 10.
     /// Those the trainer reads and the decoder here refuses are only forms it does not decode (said in docs/API.md:
-    /// CIELab, one 12-bit sample), and PackBits strips whose runs reach past their rows (libtiff cuts them; ImageSharp stops).
+    /// CIELab, one 12-bit sample), and PackBits strips whose rows end inside a run (libtiff cuts it; ImageSharp decodes
+    /// it whole, past its buffer).
     /// </summary>
     [Fact]
     public void NoLayoutTheTrainerCannotOpenIsReadAndEveryOtherDecodesToItsPixels()
@@ -75,17 +76,20 @@ public class TiffPillowModeTests
     /// <summary>
     /// PackBits strips as libtiff reads them: a run of -128 is skipped, a run past the rows is cut at them, and a strip
     /// whose data runs out first (a literal run cut short, a repeat without its byte, too few runs) is refused. The bytes
-    /// read are the count a strip counted to the file's end is given: a run after the rows is not among them.
+    /// read are the count a strip counted past its rows is given: a run after the rows is not among them, and a strip
+    /// whose rows end inside a run (cut) keeps its count.
     /// </summary>
     [Theory]
-    [InlineData(new byte[] { 0x80, 0x03, 1, 2, 3, 4, 0xFD, 9 }, 8, 8, 8)]          // a skipped -128, a literal of 4, a repeat of 4
-    [InlineData(new byte[] { 0x07, 1, 2, 3, 4, 5, 6, 7, 8, 0xFD, 9 }, 8, 8, 9)]    // rows whole before the last run
-    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0xF9, 9 }, 8, 8, 7)]                 // a repeat of 8 cut at the rows
-    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0xFD }, 8, 4, 6)]                    // a repeat without its byte
-    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0x05, 1, 2 }, 8, 4, 6)]              // a literal run cut short: none of it copied
-    [InlineData(new byte[] { 0x80, 0x80 }, 8, 0, 2)]
-    public void APackBitsStripGivesTheBytesLibtiffReadsFromIt(byte[] strip, int needed, int decoded, int consumed) =>
-        Assert.Equal(((ulong)decoded, consumed), TiffPackBits.Read(strip, (ulong)needed));
+    [InlineData(new byte[] { 0x80, 0x03, 1, 2, 3, 4, 0xFD, 9 }, 8, 8, 8, false)]          // a skipped -128, a literal of 4, a repeat of 4
+    [InlineData(new byte[] { 0x07, 1, 2, 3, 4, 5, 6, 7, 8, 0xFD, 9 }, 8, 8, 9, false)]    // rows whole before the last run
+    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0xF9, 9 }, 8, 8, 7, true)]                  // a repeat of 8 cut at the rows
+    [InlineData(new byte[] { 0x05, 1, 2, 3, 4, 5, 6, 0xFD, 9 }, 4, 4, 5, true)]            // a literal of 6 cut at the rows
+    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0xFC, 9, 0x80 }, 9, 9, 7, false)]           // a repeat of 5 that ends the rows
+    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0xFD }, 8, 4, 6, false)]                    // a repeat without its byte
+    [InlineData(new byte[] { 0x03, 1, 2, 3, 4, 0x05, 1, 2 }, 8, 4, 6, false)]              // a literal run cut short: none of it copied
+    [InlineData(new byte[] { 0x80, 0x80 }, 8, 0, 2, false)]
+    public void APackBitsStripGivesTheBytesLibtiffReadsFromIt(byte[] strip, int needed, int decoded, int consumed, bool runCut) =>
+        Assert.Equal(((ulong)decoded, consumed, runCut), TiffPackBits.Read(strip, (ulong)needed));
 
     /// <summary>
     /// Pillow 9.4 reads a BigTIFF only in little-endian order (it cannot identify a big-endian one); the decoder here read

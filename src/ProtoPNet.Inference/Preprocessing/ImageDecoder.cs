@@ -228,7 +228,7 @@ public sealed class ImageDecoder(ImageLimits limits, Action<Exception>? onFault 
             // Sound LZW strips ImageSharp reads otherwise than libtiff (a string past the rows, clear codes in a row, codes after the rows), written anew as libtiff decodes them.
             bytes = TiffLzwRewrite.WithRegularStrips(bytes, stripRewrites);
             // Uncompressed strips counted short of their rows, which Pillow reads whole from their offsets, a lone
-            // compressed strip counted 0, which libtiff reads to the file's end.
+            // compressed strip counted 0, which libtiff reads to the file's end, PackBits strips counted past their rows.
             bytes = TiffStripCounts.WithTheTrainersCounts(bytes, stripRewrites);
         }
         // A PNG's rows, once its chunks and zlib header are sound: inflated here, since ImageSharp waits forever for an interlaced image's missing rows.

@@ -10,13 +10,15 @@ namespace ProtoPNet.Inference.Preprocessing;
 internal static class TiffPackBits
 {
     /// <summary>
-    /// How many bytes of its rows <paramref name="strip"/> gives, at most <paramref name="needed"/>, and how many of its
-    /// bytes give them (PackBits has no end code: what follows the rows is not read).
+    /// How many bytes of its rows <paramref name="strip"/> gives, at most <paramref name="needed"/>; how many of its
+    /// bytes give them (PackBits has no end code: what follows the rows is not read); and whether its rows end inside
+    /// a run, which libtiff cuts at them.
     /// </summary>
-    public static (ulong Decoded, int Consumed) Read(ReadOnlySpan<byte> strip, ulong needed)
+    public static (ulong Decoded, int Consumed, bool RunCut) Read(ReadOnlySpan<byte> strip, ulong needed)
     {
         ulong decoded = 0;
         var at = 0;
+        var runCut = false;
         while (at < strip.Length && decoded < needed)
         {
             var header = (sbyte)strip[at++];
@@ -25,14 +27,17 @@ internal static class TiffPackBits
             {
                 if (at == strip.Length) break;   // the byte to repeat is missing
                 at++;
-                decoded += Math.Min((ulong)(1 - header), needed - decoded);
+                var repeated = (ulong)(1 - header);
+                runCut = repeated > needed - decoded;
+                decoded += Math.Min(repeated, needed - decoded);
                 continue;
             }
             var literal = Math.Min((ulong)header + 1, needed - decoded);
             if ((ulong)(strip.Length - at) < literal) break;   // libtiff copies no part of a cut literal run
+            runCut = literal < (ulong)header + 1;
             at += (int)literal;
             decoded += literal;
         }
-        return (decoded, at);
+        return (decoded, at, runCut);
     }
 }

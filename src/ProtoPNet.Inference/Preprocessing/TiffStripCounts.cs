@@ -7,7 +7,9 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// cref="TiffStripData"/>'s check, which refuses one whose rows run past the file's end) is given the count of its rows.
 /// Likewise a lone compressed strip counted 0, which libtiff reads to the file's end ("Bogus StripByteCounts") and
 /// ImageSharp refused ("Out of range when reading a strip"), is given the count of the bytes up to the end (PackBits,
-/// which has no end code, of the bytes up to its rows' end, where libtiff stops).
+/// which has no end code, of the bytes up to its rows' end, where libtiff stops). So is a PackBits strip counted past the
+/// run that ends its rows (runs after them, or a count to the file's end): libtiff stops at its rows, ImageSharp decoded
+/// every counted byte into a buffer of them and refused the file ("Destination is too short").
 /// </summary>
 public static class TiffStripCounts
 {

@@ -52,7 +52,8 @@ public static class TiffStripData
     /// <summary>
     /// As <see cref="FindCorruption(ReadOnlyMemory{byte})"/>, with deflate strips judged by libdeflate or, as libtiff
     /// does without it, by zlib; the strips ImageSharp would read otherwise than the trainer (sound LZW strips libtiff reads
-    /// otherwise, uncompressed strips counted short of their rows) are added to <paramref name="rewrites"/>, in the same pass.
+    /// otherwise, uncompressed strips counted short of their rows, PackBits strips counted past them) are added to
+    /// <paramref name="rewrites"/>, in the same pass.
     /// </summary>
     internal static string? FindCorruption(ReadOnlyMemory<byte> bytes, bool withLibDeflate, TiffStripRewrites? rewrites, int? uploadedLength = null)
     {
@@ -232,10 +233,15 @@ public static class TiffStripData
                 }
                 if (compression == PackBits)
                 {
-                    var (decoded, consumed) = TiffPackBits.Read(data.Span, needed);
+                    var (decoded, consumed, runCut) = TiffPackBits.Read(data.Span, needed);
                     if (decoded < needed) return $"its strip {strip} of PackBits data gives {decoded} bytes; its rows need {needed}";
-                    // Counted to the file's end: only its rows' bytes, which libtiff stops at (ImageSharp refused what follows).
-                    if (countedZero) rewrites?.AddNewCount(directory, offsets, byteCounts, 0, (ulong)consumed);
+                    // libtiff stops once the rows are whole; ImageSharp decodes every counted byte into a buffer of the
+                    // strip's rows, and refused a strip counted past them ("Destination is too short"). Counted to the run
+                    // that ends its rows, it decodes what libtiff does. Rows that end inside a run, which libtiff cuts,
+                    // overflow that buffer whatever the count: such a strip keeps its own. (Counted 0, to the file's end,
+                    // a lone strip needs its rows' bytes as a count all the same.)
+                    var countedPastTheRunEndingItsRows = !runCut && (ulong)consumed < length;
+                    if (countedZero || countedPastTheRunEndingItsRows) rewrites?.AddNewCount(directory, offsets, byteCounts, (int)strip, (ulong)consumed);
                     continue;
                 }
                 if (countedZero) rewrites?.AddNewCount(directory, offsets, byteCounts, 0, length);   // deflate ends with its stream

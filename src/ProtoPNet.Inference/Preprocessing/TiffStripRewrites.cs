@@ -4,7 +4,7 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// The strips of a TIFF that ImageSharp reads otherwise than the trainer's decoders, found by <see cref="TiffStripData"/>'s
 /// check in its one pass over the strips, and where the directory lists every strip's offset and byte count: sound LZW
 /// strips written anew by <see cref="TiffLzwRewrite"/>; strips whose byte count is not what the trainer reads
-/// (uncompressed ones counted short of their rows, a lone compressed one counted 0)
+/// (uncompressed ones counted short of their rows, a lone compressed one counted 0, PackBits ones counted past their rows)
 /// given that count by <see cref="TiffStripCounts"/>.
 /// </summary>
 internal sealed class TiffStripRewrites
