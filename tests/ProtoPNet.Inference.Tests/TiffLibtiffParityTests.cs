@@ -531,6 +531,155 @@ public class TiffLibtiffParityTests
         AssertJudgedAlike(new ImageDecoder(new ImageLimits()), temporary.Path, verdicts);
     }
 
+    /// <summary>
+    /// A PackBits strip counted past its rows (a literal and a repeat run after each strip's rows, or the last strip
+    /// counted to the file's end, the directory among its bytes): libtiff stops once the rows are whole, where ImageSharp
+    /// decodes every counted byte into a buffer of the strip's rows and refused the file ("Destination is too short").
+    /// One strip and three (the last shorter), of 8-bit RGB and of 1-, 4- and 16-bit grey, each decodes to the trainer's
+    /// pixels, as the same file counted exactly does.
+    /// </summary>
+    [Theory]
+    [InlineData("rgb", 1)]
+    [InlineData("rgb", 3)]
+    [InlineData("grey-4-bits", 1)]
+    [InlineData("grey-4-bits", 3)]
+    [InlineData("grey-1-bit", 3)]
+    [InlineData("grey-16-bits", 3)]
+    public void APackBitsStripCountedPastItsRowsDecodesToTheTrainersPixels(string layout, int strips)
+    {
+        using var temporary = new TemporaryDirectory("protopnet-packbits-long-");
+        var verdicts = Verdicts(Pillow.RunPython(WritePackBitsFiles + "\n" + $"""
+            write("sound.tif", packbits_tiff("{layout}", {strips}))
+            write("runs-after-each-strip.tif", packbits_tiff("{layout}", {strips}, after_each=bytes([2, 0xAA, 0xBB, 0xCC, 0xFB, 0x11])))
+            write("last-to-the-end.tif", packbits_tiff("{layout}", {strips}, last_to_the_end=True))
+            verdicts()
+            """, temporary.Path));
+        Assert.Equal(3, verdicts.Count);
+        Assert.All(verdicts.Values, verdict => Assert.StartsWith("read", verdict));
+        AssertJudgedAlike(new ImageDecoder(new ImageLimits()), temporary.Path, verdicts);
+    }
+
+    /// <summary>
+    /// Pillow-written PackBits strips read with fewer bits per sample than they were written with (a layout the trainer
+    /// has a mode for): the rows need half of each strip's bytes, the runs of the other half follow them. Where the rows
+    /// end with a run (8-bit grey read as 4 bits, 16-bit grey as 8), each decodes to the trainer's pixels; where they end
+    /// inside one (2 bits, 4 bits), which libtiff cuts and ImageSharp decodes whole past its buffer whatever the count
+    /// says, the strip keeps its count.
+    /// </summary>
+    [Fact]
+    public void APillowWrittenPackBitsStripReadWithFewerBitsIsGivenTheCountOfItsRows()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-packbits-fewer-bits-");
+        var verdicts = Verdicts(Pillow.RunPython(Script + """
+            base = Image.new("L", (40, 30))
+            base.putdata([(x * 6 + y * 8) % 256 if x % 8 < 3 else y * 8 for y in range(30) for x in range(40)])
+            for name, picture, read_as in (("grey", base, (4, 2)), ("grey16", base.convert("I").convert("I;16"), (8, 4))):
+                stored = io.BytesIO()
+                picture.save(stored, "TIFF", compression="packbits")
+                data = bytearray(stored.getvalue())
+                start = struct.unpack("<I", data[4:8])[0]
+                bits_at = next(entry for entry in range(start + 2, start + 2 + 12 * struct.unpack("<H", data[start:start + 2])[0], 12)
+                               if struct.unpack("<H", data[entry:entry + 2])[0] == 258) + 8
+                for bits, kind in zip(read_as, ("run-ends-rows", "run-cut")):
+                    data[bits_at:bits_at + 2] = struct.pack("<H", bits)
+                    open(path(f"{name}-as-{bits}-bits-{kind}.tif"), "wb").write(bytes(data))
+            verdicts()
+            """, temporary.Path));
+        Assert.Equal(4, verdicts.Count);
+        Assert.All(verdicts.Values, verdict => Assert.StartsWith("read", verdict));
+        var decoder = new ImageDecoder(new ImageLimits());
+        foreach (var (name, verdict) in verdicts)
+        {
+            var upload = File.ReadAllBytes(Path.Combine(temporary.Path, name));
+            var found = new TiffStripRewrites();
+            Assert.Null(TiffStripData.FindCorruption(upload, withLibDeflate: true, found));
+            if (name.EndsWith("run-cut.tif", StringComparison.Ordinal))
+            {
+                Assert.Empty(found.NewCounts);
+                continue;
+            }
+            Assert.True(TrainerPixels(verdict).SequenceEqual(Decoded(decoder, upload)), $"{name}: {Refusal(decoder, upload) ?? "other pixels than the trainer's"}");
+        }
+    }
+
+    /// <summary>
+    /// A PackBits strip counted past the file's end: libtiff refuses it ("Read error on strip"), and so does the service
+    /// (the file is truncated), one strip or the last of three; a strip counted exactly to the end is read by both.
+    /// </summary>
+    [Fact]
+    public void APackBitsStripCountedPastTheFilesEndIsRefusedAsLibtiffRefusesIt()
+    {
+        using var temporary = new TemporaryDirectory("protopnet-packbits-past-the-end-");
+        var verdicts = Verdicts(Pillow.RunPython(WritePackBitsFiles + "\n" + """
+            write("rgb-3-strips-to-the-end.tif", packbits_tiff("rgb", 3, strips_last=True, last_to_the_end=True))
+            write("refused-rgb-1-strip-past-the-end.tif", packbits_tiff("rgb", 1, strips_last=True, past_the_end=1))
+            write("refused-rgb-3-strips-past-the-end.tif", packbits_tiff("rgb", 3, strips_last=True, past_the_end=100))
+            write("refused-grey-4-bits-3-strips-past-the-end.tif", packbits_tiff("grey-4-bits", 3, strips_last=True, past_the_end=1))
+            verdicts()
+            """, temporary.Path));
+        var decoder = new ImageDecoder(new ImageLimits());
+        Assert.Equal(4, verdicts.Count);
+        AssertRefusedByName(verdicts);
+        AssertJudgedAlike(decoder, temporary.Path, verdicts);
+        foreach (var name in verdicts.Keys.Where(name => name.StartsWith("refused", StringComparison.Ordinal)))
+        {
+            Assert.StartsWith("The TIFF image is truncated: ", Refusal(decoder, File.ReadAllBytes(Path.Combine(temporary.Path, name))));
+        }
+    }
+
+    /// <summary>
+    /// <c>packbits_tiff(layout, strips, ...)</c>: a PackBits TIFF of 10 rows in <c>strips</c> strips (the last shorter
+    /// where they do not divide), each row's runs as libtiff writes them (3 or more equal bytes repeated, the rest
+    /// literal), laid from byte 8 with the directory after them, or, <c>strips_last</c>, after the directory;
+    /// <c>after_each</c>: bytes after each strip's rows, counted with them; <c>last_to_the_end</c>: the last strip
+    /// counted to the file's end; <c>past_the_end</c>: the last strip counted that many bytes past it.
+    /// </summary>
+    private const string WritePackBitsFiles = Script + """
+        LAYOUTS = {"rgb": (24, 3, 8, 2), "grey-4-bits": (13, 1, 4, 1), "grey-1-bit": (21, 1, 1, 1), "grey-16-bits": (11, 1, 16, 1)}
+        def packbits(row):
+            out, at = bytearray(), 0
+            while at < len(row):
+                same = 1
+                while at + same < len(row) and same < 128 and row[at + same] == row[at]: same += 1
+                if same >= 3:
+                    out += bytes([257 - same, row[at]])
+                    at += same
+                    continue
+                end = at + 1
+                while end < len(row) and end - at < 128 and not (end + 2 < len(row) and row[end] == row[end + 1] == row[end + 2]): end += 1
+                out += bytes([end - at - 1]) + row[at:end]
+                at = end
+            return bytes(out)
+        def packbits_tiff(layout, strips, after_each=b"", last_to_the_end=False, past_the_end=0, strips_last=False):
+            width, samples, bits, photometric = LAYOUTS[layout]
+            height, row_bytes = 10, (width * samples * bits + 7) // 8
+            rows = [bytes((x * 29 + y * 7) % 256 if x % 8 < 3 else (y * 50 + 3) % 256 for x in range(row_bytes)) for y in range(height)]
+            rows_per_strip = -(-height // strips)
+            coded = [b"".join(packbits(row) for row in rows[at:at + rows_per_strip]) + after_each for at in range(0, height, rows_per_strip)]
+            n = len(coded)
+            # The directory's size, and that of the values it points at: offsets and counts (of several strips), BitsPerSample (of 3).
+            directory_size, values_size = 2 + 12 * 9 + 4, (8 * n if n > 1 else 0) + (2 * samples if samples > 2 else 0)
+            strips_at = 8 + directory_size + values_size if strips_last else 8
+            directory_at = 8 if strips_last else 8 + sum(map(len, coded)) + sum(map(len, coded)) % 2
+            offsets = [strips_at + sum(map(len, coded[:i])) for i in range(n)]
+            counts = [len(strip) for strip in coded]
+            end = max(strips_at + sum(counts), directory_at + directory_size + values_size)
+            if last_to_the_end or past_the_end: counts[-1] = end - offsets[-1] + past_the_end
+            values = bytearray()
+            def value(kind, numbers):
+                if len(numbers) == 1: return struct.pack("<HH", numbers[0], 0) if kind == 3 else struct.pack("<I", numbers[0])
+                values.extend(struct.pack("<%d%s" % (len(numbers), "H" if kind == 3 else "I"), *numbers))
+                return struct.pack("<I", directory_at + directory_size + len(values) - (2 if kind == 3 else 4) * len(numbers))
+            fields = [(256, 3, [width]), (257, 3, [height]), (258, 3, [bits] * samples), (259, 3, [32773]), (262, 3, [photometric]),
+                      (273, 4, offsets), (277, 3, [samples]), (278, 3, [rows_per_strip]), (279, 4, counts)]
+            directory = struct.pack("<H", len(fields)) + b"".join(struct.pack("<HHI", tag, kind, len(numbers)) + value(kind, numbers) for tag, kind, numbers in fields) + b"\0\0\0\0"
+            strip_bytes = b"".join(coded)
+            header = b"II*\0" + struct.pack("<I", directory_at)
+            if strips_last: return header + directory + bytes(values) + strip_bytes
+            return header + strip_bytes + bytes(directory_at - 8 - len(strip_bytes)) + directory + bytes(values)
+        def write(name, data): open(path(name), "wb").write(data)
+        """;
+
     private const string WriteTallerFiles = Script + """
         base = Image.new("RGB", (20, 10))
         base.putdata([(x * 12, y * 25, 100) for y in range(10) for x in range(20)])
