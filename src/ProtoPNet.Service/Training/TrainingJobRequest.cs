@@ -141,7 +141,7 @@ public static partial class TrainingJobValidator
         {
             var field = $"options.{RequestText.Shown(property.Name)}";
             var option = catalog.Option(property.Name)
-                ?? throw Invalid(field, "is not an option of the trainer (GET /training/options lists them)");
+                ?? throw Invalid(field, $"is not an option of the trainer ({MeantOption(catalog, property.Name)}GET /training/options lists them)");
             RefuseASecondSpelling(spelled, option.Name, property.Name, "options", "option");
             Check(option, property.Value, field);
             // A flag given false sets nothing. On a command line the last of a pair (--augment, --no-augment) wins; in
@@ -153,6 +153,19 @@ public static partial class TrainingJobValidator
             options[option.Name] = JsonNode.Parse(property.Value.GetRawText());
         }
         return options;
+    }
+
+    /// <summary>
+    /// The option an unknown name was likely meant as: the trainer's command-line spelling (<c>lr-add-on</c>,
+    /// <c>--no-baseline</c>, <c>lr_add_on</c>) of a camelCase name, else the nearest name within two edits
+    /// (<c>epoch</c>); empty when none is near. The name is only suggested, never taken.
+    /// </summary>
+    private static string MeantOption(TrainerCatalog catalog, string name)
+    {
+        var bare = name.TrimStart('-').Replace("-", "", StringComparison.Ordinal).Replace("_", "", StringComparison.Ordinal);
+        var meant = (bare.Length > 0 && bare != name ? catalog.Option(bare)?.Name : null)
+            ?? NearestName.Of(name, catalog.Options.Select(o => o.Name));
+        return meant is null ? "" : $"did you mean '{meant}'? ";
     }
 
     private static void Check(TrainerOption option, JsonElement value, string field)
