@@ -49,6 +49,10 @@ public class StartupFailureTests(TrainerBundles bundles)
     [InlineData("Kestrel__Limits__MaxRequestBodySize", "100", "Kestrel:Limits:MaxRequestBodySize is not a setting; Kestrel:Limits has MaxConcurrentConnections, MaxConcurrentUpgradedConnections, MaxRequestHeaderCount, MaxRequestHeadersTotalSize, MaxRequestLineSize, KeepAliveTimeout, RequestHeadersTimeout.")]
     [InlineData("Training__JobRoot", "/tmp", "Training:JobRoot is not a setting; did you mean Training:JobsRoot?")]
     [InlineData("Logging__Fromat", "json", "Logging:Fromat is not a setting; did you mean Logging:Format?")]
+    // A misspelt section (the binder reads only the section's own name, so every default stayed in force).
+    [InlineData("Model__Root", "/tmp", "Model:Root is not a setting; did you mean Models:Root?")]
+    [InlineData("Trainig__JobsRoot", "/tmp", "Trainig:JobsRoot is not a setting; did you mean Training:JobsRoot?")]
+    [InlineData("Secuirty__AdminApiKey", "k", "Secuirty:AdminApiKey is not a setting; did you mean Security:AdminApiKey?")]
     [InlineData("Logging__Console__FormatterName", "json", "Logging:Console is not read by this service: the console's layout is Logging:Format's (console or json)")]
     [InlineData("Logging__LogLevel__Default", "Debug", "Logging:LogLevel is not read by this service: the log levels are Serilog:MinimumLevel's (e.g. Serilog__MinimumLevel__Default=Debug")]
     // Not settings the options check, but as much the operator's to fix: an address that is not one, CUDA that is not there.

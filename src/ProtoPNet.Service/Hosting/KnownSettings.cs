@@ -17,7 +17,7 @@ public static class KnownSettings
     {
         var section = configuration.GetSection(sectionName);
         options.Bind(section);
-        options.Services.AddSingleton<IValidateOptions<TOptions>>(new UnknownKeysValidator<TOptions>(options.Name, section));
+        options.Services.AddSingleton<IValidateOptions<TOptions>>(new UnknownKeysValidator<TOptions>(options.Name, configuration, section));
         return options;
     }
 
@@ -46,18 +46,39 @@ public static class KnownSettings
             .ToArray();
     }
 
+    /// <summary>
+    /// One message per setting of <paramref name="optionsType"/> given under a top-level section whose name is within two
+    /// edits of <paramref name="sectionName"/> but not it (<c>Model:Root</c>, <c>Trainig__JobsRoot</c>): the binder reads
+    /// the section by its own name only, so the whole misspelt section was passed over and every default kept. Only keys
+    /// that are settings of the section meant count: other programs' sections and variables are left alone.
+    /// </summary>
+    public static IReadOnlyList<string> MisspeltSectionKeys(IConfiguration configuration, string sectionName, Type optionsType)
+    {
+        if (sectionName.Contains(':', StringComparison.Ordinal)) return [];
+        var settings = optionsType.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(IsBound).Select(p => p.Name).ToArray();
+        return configuration.GetChildren()
+            .Where(other => !other.Key.Equals(sectionName, StringComparison.OrdinalIgnoreCase)
+                && NearestName.Of(other.Key, [sectionName]) is not null)
+            .SelectMany(other => other.GetChildren())
+            .Select(child => (child.Path, Setting: Array.Find(settings, s => s.Equals(child.Key, StringComparison.OrdinalIgnoreCase))))
+            .Where(key => key.Setting is not null)
+            .Select(key => $"{key.Path} is not a setting; did you mean {sectionName}:{key.Setting}?")
+            .ToArray();
+    }
+
     /// <summary>What the binder sets: a property with a public setter, or a collection it fills (not a computed value).</summary>
     private static bool IsBound(PropertyInfo property) => property.SetMethod is { IsPublic: true }
         || property.PropertyType != typeof(string) && typeof(System.Collections.IEnumerable).IsAssignableFrom(property.PropertyType);
 
-    private sealed class UnknownKeysValidator<TOptions>(string? optionsName, IConfigurationSection section) : IValidateOptions<TOptions>
-        where TOptions : class
+    private sealed class UnknownKeysValidator<TOptions>(string? optionsName, IConfiguration configuration, IConfigurationSection section)
+        : IValidateOptions<TOptions> where TOptions : class
     {
         public ValidateOptionsResult Validate(string? name, TOptions options)
         {
             if (optionsName is not null && name != optionsName) return ValidateOptionsResult.Skip;
-            var unknown = UnknownKeys(section, typeof(TOptions));
-            return unknown.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(unknown);
+            var unknown = UnknownKeys(section, typeof(TOptions)).Concat(MisspeltSectionKeys(configuration, section.Path, typeof(TOptions))).ToArray();
+            return unknown.Length == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(unknown);
         }
     }
 }
