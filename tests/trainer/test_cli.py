@@ -869,3 +869,15 @@ def test_untrained_export_refuses_data(tmp_path, capsys):
                  "--models", str(tmp_path / "m")]) == 2
     assert "reads no --data" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    # `<command> --help` is where the README sends people for each command's options: export's --models did not say
+    # its default (the repository's models/, where a bundle then appeared), prune's --k and --threshold not what they count.
+    import argparse
+    from protopnet_trainer.cli import build_parser
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helpless = [f"{name} {action.option_strings[0]}" for name, command in commands.choices.items()
+                for action in command._actions
+                if action.option_strings and not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()]
+    assert helpless == []

@@ -274,6 +274,8 @@ def checked_examples(count: int) -> int:
     return count
 
 
+CHECKPOINT_HELP = "a checkpoint file of a run (runs/<name>/checkpoints/final.pt, epoch-NNN.pt)"
+DEVICE_HELP = "auto (CUDA when there is a GPU, else the CPU), cpu or cuda (default auto)"
 DATA_MOVED_HELP = "the data set's folder, when it has moved since the run (default: where the run read it)"
 
 # The network `export --untrained` builds, unless its options say otherwise.
@@ -393,20 +395,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a checkpoint on a data set")
-    evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--dataset")
-    evaluate.add_argument("--data")
-    evaluate.add_argument("--split", choices=["train", "test"], default="test")
+    evaluate.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
+    evaluate.add_argument("--dataset", help="data set to evaluate on, with the checkpoint's classes (default: the "
+                                            "checkpoint's)")
+    evaluate.add_argument("--data", help="data set folder (default: where the run read it)")
+    evaluate.add_argument("--split", choices=["train", "test"], default="test", help="split to evaluate (default test)")
     evaluate.add_argument("--skip-unreadable-images", action="store_true",
                           help="leave out image files that cannot be read, with a warning (default: refuse the data set)")
-    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], help=DEVICE_HELP)
     add_progress_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     export = commands.add_parser("export", help="publish a bundle from a checkpoint, or an untrained bundle")
-    export.add_argument("--checkpoint")
+    export.add_argument("--checkpoint", help=CHECKPOINT_HELP + " (or --untrained)")
     export.add_argument("--data", help=DATA_MOVED_HELP)
-    export.add_argument("--models", default="models")
+    export.add_argument("--models", default="models", help="model repository root (default: models)")
     export.add_argument("--name", help="model family name (default: the data set's name, e.g. fashion-mnist; `train` "
                                        "names a model after its preset; with --untrained, <backbone>-untrained, e.g. "
                                        "resnet18-untrained)")
@@ -444,18 +447,21 @@ def build_parser() -> argparse.ArgumentParser:
     scorecard.add_argument("--output", help="folder for interpretability.json and interpretability.png "
                                             "(default: runs/<name>/interpretability-<version>)")
     scorecard.add_argument("--limit", type=int, help="use only the first N test images")
-    scorecard.add_argument("--batch-size", type=int, default=100)
+    scorecard.add_argument("--batch-size", type=int, default=100, help="images per run of the ONNX graph (default 100)")
     scorecard.set_defaults(handler=cmd_evaluate_interpretability)
 
     prune = commands.add_parser("prune", help="prune a pushed checkpoint and retrain its last layer")
-    prune.add_argument("--checkpoint", required=True)
+    prune.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP + ", pushed")
     prune.add_argument("--data", help=DATA_MOVED_HELP)
     # Also by train's names, which the check's message uses.
-    prune.add_argument("--k", "--prune-k", type=int, default=6)
-    prune.add_argument("--threshold", "--prune-threshold", type=int, default=3)
+    prune.add_argument("--k", "--prune-k", type=int, default=6,
+                       help="nearest training patches looked at per prototype (default 6)")
+    prune.add_argument("--threshold", "--prune-threshold", type=int, default=3,
+                       help="own-class patches among them a prototype needs to stay (default 3)")
     prune.add_argument("--output", help="checkpoint file name in the run's checkpoints folder (default pruned.pt; for a "
                                          "checkpoint kept outside a run folder, checkpoints/ beside it)")
-    prune.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    prune.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                       help="auto (CUDA when there is a GPU, else the CPU), cpu or cuda (default: the run's --device)")
     add_progress_options(prune)
     prune.set_defaults(handler=cmd_prune)
 
@@ -490,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     benchmark = commands.add_parser("benchmark", help="images per second of each training stage")
     add_config_options(benchmark)
-    benchmark.add_argument("--batches", type=int, default=20)
+    benchmark.add_argument("--batches", type=int, default=20, help="training batches timed per stage (default 20)")
     add_progress_options(benchmark)
     benchmark.set_defaults(handler=cmd_benchmark)
     return parser
