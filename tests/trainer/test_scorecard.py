@@ -200,6 +200,9 @@ def test_evaluate_interpretability_measures_a_bundle_without_changing_it(parts_b
     assert "is a file, not a folder" in capsys.readouterr().err
     assert main(["evaluate-interpretability", "--bundle", bundle, "--output", str(output), "--limit", "-3"]) == 2
     assert "--limit must be at least 1" in capsys.readouterr().err
+    for size in ("0", "-2"):
+        assert main(["evaluate-interpretability", "--bundle", bundle, "--output", str(output), "--batch-size", size]) == 2
+        assert f"--batch-size must be at least 1 (got {size})" in capsys.readouterr().err
     # A copy of the bundle whose model.json has a part of the wrong type: one line, not a traceback.
     edited = parts_bundle["root"] / "edited-bundle"
     shutil.copytree(bundle, edited)

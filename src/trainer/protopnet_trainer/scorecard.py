@@ -158,6 +158,8 @@ def evaluate_bundle(bundle: str, dataset: Optional[str], data: Optional[str], ou
         raise TrainerError(f"--output {output} is a file, not a folder")
     if limit is not None and limit < 1:
         raise TrainerError(f"--limit must be at least 1 (got {limit})")
+    if batch_size < 1:   # 0 stopped in a traceback, a negative size measured no image and wrote a scorecard of zeros
+        raise TrainerError(f"--batch-size must be at least 1 (got {batch_size})")
     training = manifest.get("training") or {}
     cfg = TrainConfig.from_dict(training.get("config") or {"dataset": training.get("dataset", "fashion-mnist")})
     changes = {k: v for k, v in (("dataset", dataset), ("data", data)) if v is not None}
