@@ -161,8 +161,17 @@ def test_imagefolder(tmp_path):
     assert float(ImageSet(source.test, 8).image(1)[2].mean()) == pytest.approx(1.0)
     os.makedirs(tmp_path / "test" / "bird")
     Image.new("RGB", (4, 4)).save(tmp_path / "test" / "bird" / "0.png")
-    with pytest.raises(TrainerError, match="train has 2 classes, test has 3 .*only in train: none; only in test: bird"):
+    with pytest.raises(TrainerError, match="the class folders of train/ and test/ differ .train has 2, test has 3; "
+                                           ".*only in train: none; only in test: bird"):
         load_imagefolder(str(tmp_path))
+    # As many classes on each side, but not the same ones: the counts alone said nothing was wrong.
+    os.rename(tmp_path / "test" / "dog", tmp_path / "test" / "dogs")
+    os.rename(tmp_path / "test" / "bird", tmp_path / "bird-aside")
+    with pytest.raises(TrainerError, match="the class folders of train/ and test/ differ .train has 2, test has 2; "
+                                           ".*only in train: dog; only in test: dogs"):
+        load_imagefolder(str(tmp_path))
+    os.rename(tmp_path / "test" / "dogs", tmp_path / "test" / "dog")
+    os.rename(tmp_path / "bird-aside", tmp_path / "test" / "bird")
     # A zip made on a Mac carries __MACOSX folders: not a class.
     for split in ("train", "test"):
         os.makedirs(tmp_path / split / "__MACOSX" / "cat")

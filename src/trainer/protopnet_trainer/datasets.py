@@ -238,8 +238,9 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
     if splits["train"][1] != splits["test"][1]:
         only_train = sorted(set(splits["train"][1]) - set(splits["test"][1]))
         only_test = sorted(set(splits["test"][1]) - set(splits["train"][1]))
-        raise TrainerError(f"imagefolder: train has {len(splits['train'][1])} classes, test has "
-                           f"{len(splits['test'][1])} (the class folders must match; only in train: "
+        # Named by what differs: two splits of 2 classes each read "train has 2 classes, test has 2".
+        raise TrainerError(f"imagefolder: the class folders of train/ and test/ differ (train has "
+                           f"{len(splits['train'][1])}, test has {len(splits['test'][1])}; they must match; only in train: "
                            f"{', '.join(only_train) or 'none'}; only in test: {', '.join(only_test) or 'none'}; "
                            f"a class without test images needs an empty folder in test/)")
     if len(splits["train"][1]) < 2:
