@@ -318,6 +318,8 @@ def test_a_recipe_cut_short_or_a_calibration_too_small_is_warned_of_before_train
     # Cut to 2 epochs, the photo recipe's 5 warm-up epochs leave the trunk untrained (a walkthrough got chance level).
     [warm] = recipe_warnings(photo.replace(epochs=2, calibration_holdout=300))
     assert warm.startswith("all 2 epochs are warm-up epochs (--warm-epochs 5)")
+    [warm] = recipe_warnings(photo.replace(epochs=1, calibration_holdout=300))   # not "all 1 epochs are ..."
+    assert warm.startswith("the one epoch is a warm-up epoch (--warm-epochs 5)")
     assert recipe_warnings(photo.replace(epochs=6, calibration_holdout=300)) == []
     # Three held-out images cannot place a 1 % threshold: the lowest it can flag is one of them.
     [small] = recipe_warnings(photo.replace(calibration_holdout=3))

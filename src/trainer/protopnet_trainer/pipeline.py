@@ -87,7 +87,8 @@ def recipe_warnings(cfg: TrainConfig) -> List[str]:
     model it publishes: a recipe cut short, a calibration that cannot be made."""
     warnings = []
     if cfg.warm_epochs and cfg.warm_epochs >= cfg.epochs:
-        warnings.append(f"all {cfg.epochs} epochs are warm-up epochs (--warm-epochs {cfg.warm_epochs}): only the add-on "
+        every = f"all {cfg.epochs} epochs are warm-up epochs" if cfg.epochs > 1 else "the one epoch is a warm-up epoch"
+        warnings.append(f"{every} (--warm-epochs {cfg.warm_epochs}): only the add-on "
                         f"layers and the prototypes train, never the trunk; with fewer --epochs, lower --warm-epochs too")
     if not cfg.calibration_holdout:
         warnings.append("no training images are held out to calibrate the unfamiliarity threshold (--calibration-holdout "
