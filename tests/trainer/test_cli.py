@@ -710,6 +710,8 @@ def test_export_refuses_a_model_name_the_service_cannot_address_before_its_work(
                                              "--heartbeat must be shorter than --stale-after"),
                                             (["--max-takeovers", "-1"], "--max-takeovers must be 0 or more (got -1)"),
                                             (["--jobs", "/proc/nope"], "/proc/nope cannot be created"),
+                                            # not "cannot be created: File exists"
+                                            (["--jobs", "/proc/version"], "--jobs /proc/version is a file, not a folder"),
                                             # a volume not mounted or read-only: every queued job would fail in turn
                                             (["--models", "/proc/version"], "--models: output folder /proc/version is a file, not a folder"),
                                             (["--runs", "/proc/nope"], "--runs: output folder /proc/nope cannot be created"),

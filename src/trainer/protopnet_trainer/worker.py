@@ -238,6 +238,8 @@ class Worker:
 
     def run(self) -> None:
         """Take and run jobs until shut down (or, with `once`, until the queue is empty)."""
+        if os.path.exists(self.settings.jobs) and not os.path.isdir(self.settings.jobs):
+            raise TrainerError(f"--jobs {self.settings.jobs} is a file, not a folder")   # not "cannot be created: File exists"
         try:
             os.makedirs(self.settings.jobs, exist_ok=True)   # the worker may start before the service makes it
         except OSError as error:
