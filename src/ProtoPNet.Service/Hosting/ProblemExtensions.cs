@@ -115,10 +115,19 @@ public static class ProblemExtensions
             $"Content-Encoding '{http.Request.Headers.ContentEncoding}' is not accepted: send the body as it is (image files are compressed already).",
         StatusCodes.Status415UnsupportedMediaType => string.IsNullOrEmpty(http.Request.ContentType)
             ? $"{http.Request.Method} {RequestTarget.PathOf(http)} needs a body with a Content-Type. The API is described at /swagger."
-            : $"Content-Type '{http.Request.ContentType}' is not accepted by {http.Request.Method} {RequestTarget.PathOf(http)}. The API is described at /swagger.",
+            : $"Content-Type '{http.Request.ContentType}' is not accepted by {http.Request.Method} {RequestTarget.PathOf(http)}{WhatToSend(http.Request)}. The API is described at /swagger.",
         StatusCodes.Status500InternalServerError => ProblemCatalog.Unexpected.ExampleDetail,
         _ => null,
     };
+
+    /// <summary>
+    /// What the endpoint takes, where routing refused the content type before it (so its own word is not said): a job
+    /// sent with curl's <c>-d</c> (a URL-encoded form) is told to send JSON, as one of another JSON type is by the endpoint.
+    /// </summary>
+    private static string WhatToSend(HttpRequest request) =>
+        HttpMethods.IsPost(request.Method) && request.Path.Equals("/training/jobs", StringComparison.OrdinalIgnoreCase)
+            ? ": send the job as application/json"
+            : "";
 
     /// <summary>The integer query parameters of the classify endpoints (ClassifyQueries.ExplainQuery), which the framework binds.</summary>
     private static readonly string[] IntegerParameters = ["topClasses", "topPrototypes", "explainClass"];
