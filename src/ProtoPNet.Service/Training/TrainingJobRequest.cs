@@ -96,7 +96,7 @@ public static partial class TrainingJobValidator
             data = relative ?? throw Invalid("data", error!);
             if (catalog.GeneratedDatasets.Contains(readFrom))
             {
-                throw Invalid("data", $"the data set '{readFrom}' is drawn by the trainer and reads no folder: leave data out, or choose a data set that reads one ({string.Join(", ", catalog.Datasets.Except(catalog.GeneratedDatasets))})");
+                throw Invalid("data", $"the data set '{readFrom}' is drawn by the trainer and reads no folder: leave data out, or choose a data set that reads one ({string.Join(", ", catalog.Datasets.Except(catalog.GeneratedDatasets))}){DatasetOf(dataRoot, data)}");
             }
         }
         return new JobSpec(name, preset, dataset, data, Options(fields, catalog));
@@ -127,6 +127,20 @@ public static partial class TrainingJobValidator
         {
             throw Invalid(field, $"gives the {what} {RequestText.Shown(name)} twice, as '{RequestText.Shown(spelled[name])}' and '{RequestText.Shown(spelling)}' (names are matched ignoring case)");
         }
+    }
+
+    /// <summary>
+    /// The data set a folder looks like, said where a job names it without one (the preset's own is drawn): a folder
+    /// holding <c>train/</c> is read by <c>imagefolder</c>, one holding <c>images.txt</c> and <c>classes.txt</c> by
+    /// <c>cub200</c>, as <c>GET /training/data</c> tells them apart.
+    /// </summary>
+    private static string DatasetOf(string dataRoot, string data)
+    {
+        var folder = Path.Combine(dataRoot, data);
+        var dataset = Directory.Exists(Path.Combine(folder, "train")) ? "imagefolder"
+            : File.Exists(Path.Combine(folder, "images.txt")) && File.Exists(Path.Combine(folder, "classes.txt")) ? "cub200"
+            : null;
+        return dataset is null ? "" : $"; '{RequestText.Shown(data)}' is laid out as a data set of '{dataset}': add \"dataset\": \"{dataset}\"";
     }
 
     /// <summary>The options by the trainer's names (matched ignoring case), each checked against its range.</summary>

@@ -16,6 +16,10 @@ public sealed class TrainingRequestService : IDisposable
     public TrainingRequestService()
     {
         Directory.CreateDirectory(Path.Combine(Root, "data", "fashion"));
+        Directory.CreateDirectory(Path.Combine(Root, "data", "photos", "train", "cat"));   // an image folder, by its layout
+        Directory.CreateDirectory(Path.Combine(Root, "data", "birds"));                   // a CUB-200-2011 folder, by its tables
+        File.WriteAllText(Path.Combine(Root, "data", "birds", "images.txt"), "");
+        File.WriteAllText(Path.Combine(Root, "data", "birds", "classes.txt"), "");
         Directory.CreateDirectory(Path.Combine(Root, "outside"));
         Directory.CreateSymbolicLink(Path.Combine(Root, "data", "escape"), Path.Combine(Root, "outside"));
         Directory.CreateSymbolicLink(Path.Combine(Root, "data", "inner"), Path.Combine(Root, "data", "fashion"));
@@ -100,6 +104,9 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
     [InlineData("""{"name": "a..b", "preset": "smoke"}""", "name", "not a valid model name")]
     [InlineData($$"""{"name": "{{Name128}}x", "preset": "smoke"}""", "name", "not a valid model name")]
     [InlineData("""{"name": "m", "preset": "smoke", "data": "fashion"}""", "data", "is drawn by the trainer and reads no folder")]
+    // The data set forgotten: the folder's layout says which one reads it.
+    [InlineData("""{"name": "m", "preset": "smoke", "data": "photos"}""", "data", "reads no folder: leave data out, or choose a data set that reads one (fashion-mnist, cub200, imagefolder); 'photos' is laid out as a data set of 'imagefolder': add \"dataset\": \"imagefolder\"")]
+    [InlineData("""{"name": "m", "preset": "synthetic-parts", "data": "birds"}""", "data", "'birds' is laid out as a data set of 'cub200': add \"dataset\": \"cub200\"")]
     [InlineData("""{"name": "m", "preset": "smoke", "dataset": "imagefolder"}""", "data", "the data set 'imagefolder' reads a folder that has no default")]
     [InlineData("""{"name": "m", "preset": "cub200-resnet18"}""", "data", "the data set 'cub200' reads a folder that has no default")]
     [InlineData("""{"name": 5, "preset": "smoke"}""", "name", "must be a string")]
