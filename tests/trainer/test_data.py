@@ -180,6 +180,18 @@ def test_imagefolder(tmp_path):
     assert load_imagefolder(str(tmp_path)).classes == ["bird", "cat", "dog"]
 
 
+def test_imagefolder_that_names_its_train_folder_says_to_pass_the_folder_holding_it(tmp_path):
+    for split in ("train", "test"):
+        os.makedirs(tmp_path / split / "cat")
+        Image.new("RGB", (4, 4)).save(tmp_path / split / "cat" / "0.png")
+    for leaf in ("train", "test"):
+        with pytest.raises(TrainerError, match=f"imagefolder: .*{leaf} has no train/ folder .it is a {leaf}/ folder: "
+                                               f"pass {tmp_path}, the folder holding it.; --data names"):
+            load_imagefolder(str(tmp_path / leaf))
+    with pytest.raises(TrainerError, match="cat has no train/ folder; --data names"):   # not every folder is one
+        load_imagefolder(str(tmp_path / "train" / "cat"))
+
+
 def test_imagefolder_needs_two_classes(tmp_path):
     for split in ("train", "test"):
         os.makedirs(tmp_path / split / "only")

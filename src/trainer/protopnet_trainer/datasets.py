@@ -204,6 +204,10 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
         if not os.path.isdir(root):
             where = ("does not exist" if not os.path.exists(folder) else
                      "is not a folder" if not os.path.isdir(folder) else f"has no {name}/ folder")
+            # The commonest slip: the train/ (or test/) folder itself named, not the folder holding both.
+            parent, leaf = os.path.split(os.path.normpath(folder))
+            if leaf in ("train", "test") and os.path.isdir(os.path.join(parent or ".", "train")):
+                where += f" (it is a {leaf}/ folder: pass {parent or '.'}, the folder holding it)"
             raise TrainerError(f"imagefolder: {folder} {where}; --data names the folder holding train/ and test/ "
                                f"(one that moved since its run: pass --data with its new place)")
         # Hidden folders and the one macOS adds to a zip (__MACOSX) are not classes.
