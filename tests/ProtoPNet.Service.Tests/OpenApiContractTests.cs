@@ -40,6 +40,19 @@ public class OpenApiContractTests(TrainerBundles bundles)
         });
     }
 
+    /// <summary>
+    /// The document's description says how errors come, as the README does: problems, but {"error": "..."} under /v2
+    /// (it said every error was a problem).
+    /// </summary>
+    [Fact]
+    public async Task TheDescriptionSaysTheV2EndpointsAnswerErrorsAsTheirProtocolSays()
+    {
+        var document = JsonNode.Parse(await bundles.Service.CreateClient().GetStringAsync("/swagger/v1/swagger.json"))!;
+        var description = document["info"]!["description"]!.GetValue<string>();
+        Assert.Contains("application/problem+json", description);
+        Assert.Contains("/v2 endpoints, which answer {\"error\": \"...\"}", description);
+    }
+
     /// <summary>Every metric family of a scrape is named in the /metrics operation's description and in docs/API.md.</summary>
     [Fact]
     public async Task EveryMetricFamilyIsNamedInTheMetricsDescriptionAndInTheApiDocument()

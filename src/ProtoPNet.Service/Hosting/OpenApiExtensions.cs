@@ -16,7 +16,8 @@ public static class OpenApiExtensions
                 Version = "v1",
                 Description = "Interpretable image recognition (\"This Looks Like That\", NeurIPS 2019): every prediction comes with the " +
                               "prototypes it looked at, where in the image it saw them, and how many points each contributed. " +
-                              "Every error is application/problem+json with a type, a detail and the request's trace id.",
+                              "Every error is application/problem+json with a type, a detail and the request's trace id, but on " +
+                              "the Open Inference Protocol's /v2 endpoints, which answer {\"error\": \"...\"} as that protocol says.",
             });
             options.IncludeXmlComments(typeof(OpenApiExtensions).Assembly);
             // Every GET also answers HEAD (HeadRequests.cs); the document lists the GET only.
