@@ -2,6 +2,11 @@ using ProtoPNet.Service.Apis;
 using ProtoPNet.Service.Hosting;
 using ProtoPNet.Service.Problems;
 
+if (HelpCommand.IsAsked(args))
+{
+    Console.WriteLine(HelpCommand.Text);
+    return 0;
+}
 if (args.Contains(HealthcheckCommand.Argument)) return await HealthcheckCommand.RunAsync(args);
 SocketCompletions.RunInlineUnlessConfigured();
 

@@ -91,6 +91,44 @@ public class StartupFailureTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// <c>--help</c> prints how the service is configured and exits: it was passed over as a setting, and the service
+    /// started on port 8080 (or, the port taken, failed to).
+    /// </summary>
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    public async Task HelpPrintsHowToConfigureTheServiceWithoutStartingIt(string argument)
+    {
+        var serviceDirectory = ServiceProcess.ServiceDirectory();
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = serviceDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(serviceDirectory, "ProtoPNet.Service.dll"));
+        start.ArgumentList.Add(argument);
+        start.Environment["Urls"] = "http://127.0.0.1:0";   // where a service started by mistake would listen
+        start.Environment["Models__Root"] = bundles.NewRoot();
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var exited = process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+        try
+        {
+            await exited;
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"{argument} started the service: {await output}");
+        }
+        Assert.Equal(0, process.ExitCode);
+        var text = await output;
+        Assert.Contains("Usage:", text);
+        Assert.Contains("--Models:Root DIR", text);
+        Assert.Contains("--healthcheck", text);
+        Assert.DoesNotContain("Now listening", text);
+    }
+
+    /// <summary>
     /// An address another process holds stops the start at once, with one line naming it, before any bundle is loaded
     /// (the server listens first): it was reported only after every bundle had loaded and had its execution strategy
     /// measured, seconds for a large one.
