@@ -110,6 +110,11 @@ def service_url(args: argparse.Namespace) -> Iterator[str]:
         process.wait(timeout=30)
 
 
+def first_paragraph(doc: str) -> str:
+    """A script's --help description: its docstring's first paragraph whole (its first line stopped mid-sentence)."""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
 def add_service_arguments(parser: argparse.ArgumentParser) -> None:
     """--url, --start-service and --models: which service the check talks to (this script's and check_product_shots.py's)."""
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="the running service (loopback)")
@@ -119,11 +124,12 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     add_service_arguments(parser)
     parser.add_argument("--model", help="model name (default: the service's default model)")
-    parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist",
+                        help="the Fashion-MNIST folder, t10k-*-ubyte.gz (default: Debian's, /usr/share/datasets/fashion-mnist)")
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")
     parser.add_argument("--limit", type=int, help="only the first N test images (quick look; no verdict)")
     args = parser.parse_args(argv)
 

@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src", "trainer"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from check_default_model import add_service_arguments, classify, png_bytes, service_url  # noqa: E402
+from check_default_model import add_service_arguments, classify, first_paragraph, png_bytes, service_url  # noqa: E402
 from protopnet_trainer.config import TrainConfig  # noqa: E402
 from protopnet_trainer.data import Split  # noqa: E402
 from protopnet_trainer.datasets import load_data_source  # noqa: E402
@@ -105,7 +105,7 @@ def image_sets(cfg: TrainConfig, size: int, channels: int, limit: int, seed: int
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=first_paragraph(__doc__))
     add_service_arguments(parser)
     parser.add_argument("--model", default="fashion-mnist", help="model name (its newest version is read)")
     parser.add_argument("--limit", type=int, default=2000, help="test images (and as many of each other set)")
@@ -114,8 +114,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--calibration-out", metavar="FILE", help="with --calibrate: write the unfamiliarity block")
     parser.add_argument("--share", type=float, default=0.01, help="with --calibrate: share of those images to flag")
     parser.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the noise images and the synthetic shapes (default 1)")
     args = parser.parse_args(argv)
 
     family = os.path.join(args.models, args.model)

@@ -118,3 +118,14 @@ def test_a_served_accuracy_off_the_trainers_by_more_than_the_tolerance_fails(che
     out = capsys.readouterr().out
     assert code == 1
     assert "FAIL: training and serving see different pixels" in out
+
+
+def test_help_describes_the_check_in_whole_sentences_and_every_option(check, capsys):
+    # The description was the docstring's first line, which stopped mid-sentence ("... as a PNG file, through").
+    with pytest.raises(SystemExit) as exited:
+        check.main(["--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "as a PNG file, through `POST /classify` of a running service; prints the served accuracy" in text
+    assert "--data DATA the Fashion-MNIST folder" in text
+    assert "--concurrency CONCURRENCY requests in flight at once (default 4)" in text
