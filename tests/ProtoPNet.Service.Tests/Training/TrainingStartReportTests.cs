@@ -39,7 +39,9 @@ public class TrainingStartReportTests(TrainerBundles bundles)
         try
         {
             await using var service = await bundles.StartReadySmokeProcessAsync(("Training__JobsRoot", relative), ("Security__AdminApiKey", AdminKey));
-            var said = $"Training jobs are queued in {jobs} (Training:JobsRoot; the training workers' --jobs must name this folder)";
+            var said = $"Training jobs are queued in {jobs} (Training:JobsRoot; the training workers' --jobs must name this folder, and their --models this service's model root, ";
+            Assert.True(service.Output.Any(line => line.Contains(said, StringComparison.Ordinal)
+                && line.Contains(", or what they publish is not served)", StringComparison.Ordinal)), $"no line saying '{said}':\n" + string.Join('\n', service.Output));
             Assert.True(service.Output.Any(line => line.Contains(said, StringComparison.Ordinal)), $"no line saying '{said}':\n" + string.Join('\n', service.Output));
 
             using var request = new HttpRequestMessage(HttpMethod.Post, "/training/jobs")
