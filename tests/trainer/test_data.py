@@ -188,8 +188,10 @@ def test_imagefolder_that_names_its_train_folder_says_to_pass_the_folder_holding
         with pytest.raises(TrainerError, match=f"imagefolder: .*{leaf} has no train/ folder .it is a {leaf}/ folder: "
                                                f"pass {tmp_path}, the folder holding it.; --data names"):
             load_imagefolder(str(tmp_path / leaf))
-    with pytest.raises(TrainerError, match="cat has no train/ folder; --data names"):   # not every folder is one
-        load_imagefolder(str(tmp_path / "train" / "cat"))
+    with pytest.raises(TrainerError, match="cat has no train/ folder; --data names the folder holding train/ and test/$"):
+        load_imagefolder(str(tmp_path / "train" / "cat"))   # not every folder is one, nor one that moved: it is there
+    with pytest.raises(TrainerError, match="gone does not exist; .*one that moved since its run: pass --data"):
+        load_imagefolder(str(tmp_path / "gone"))
 
 
 def test_imagefolder_needs_two_classes(tmp_path):

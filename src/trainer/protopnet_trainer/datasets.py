@@ -208,8 +208,9 @@ def load_imagefolder(folder: Optional[str], jpeg_draft_size: Optional[Tuple[int,
             parent, leaf = os.path.split(os.path.normpath(folder))
             if leaf in ("train", "test") and os.path.isdir(os.path.join(parent or ".", "train")):
                 where += f" (it is a {leaf}/ folder: pass {parent or '.'}, the folder holding it)"
-            raise TrainerError(f"imagefolder: {folder} {where}; --data names the folder holding train/ and test/ "
-                               f"(one that moved since its run: pass --data with its new place)")
+            # A run's folder that has gone may have moved (export, prune, evaluate, a resume); one that is there has not.
+            moved = " (one that moved since its run: pass --data with its new place)" if not os.path.exists(folder) else ""
+            raise TrainerError(f"imagefolder: {folder} {where}; --data names the folder holding train/ and test/{moved}")
         # Hidden folders and the one macOS adds to a zip (__MACOSX) are not classes.
         classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
                          and not d.startswith(".") and d != "__MACOSX")
