@@ -203,7 +203,13 @@ def test_an_untrained_image_size_that_is_not_one_is_refused(tmp_path, capsys, si
 @pytest.mark.parametrize("size", ["40x12", "12x40"])
 def test_an_untrained_input_side_below_16_pixels_is_refused(tmp_path, capsys, size):
     _one_line_error(capsys, main(["export", "--untrained", "--num-classes", "2", "--image-size", size,
-                                  "--models", str(tmp_path / "m"), "--no-progress"]), "16 px images")
+                                  "--models", str(tmp_path / "m"), "--no-progress"]), f"16 px images (got --image-size {size})")
+
+
+def test_untrained_shaping_options_out_of_range_are_named(tmp_path, capsys):
+    _one_line_error(capsys, main(["export", "--untrained", "--num-classes", "1", "--prototypes-per-class", "0",
+                                  "--models", str(tmp_path / "m"), "--no-progress"]),
+                    "(got --num-classes 1, --prototypes-per-class 0)")
 
 
 def test_benchmark_prints_each_stage(capsys):

@@ -28,8 +28,12 @@ def export_untrained(models: str, name: Optional[str], backbone: str, num_classe
     if backbone not in TRUNKS:
         raise TrainerError(f"unknown trunk '{backbone}' (choose from {', '.join(TRUNKS)})")
     height, width = height_and_width(image_size)
-    if num_classes < 2 or prototypes_per_class < 1 or min(height, width) < 16:
-        raise TrainerError("untrained export needs at least 2 classes, 1 prototype per class and 16 px images")
+    wrong = [f"--num-classes {num_classes}" if num_classes < 2 else "",
+             f"--prototypes-per-class {prototypes_per_class}" if prototypes_per_class < 1 else "",
+             f"--image-size {width}x{height}" if min(height, width) < 16 else ""]
+    if any(wrong):   # named, as the other options' errors are: which of the three it was went unsaid
+        raise TrainerError("untrained export needs at least 2 classes, 1 prototype per class and 16 px images (got "
+                           f"{', '.join(w for w in wrong if w)})")
     started = time.time()
     torch.manual_seed(seed)
     cfg = TrainConfig(dataset="synthetic", backbone=backbone,
