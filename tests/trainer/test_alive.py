@@ -78,3 +78,17 @@ def test_the_workers_loop_and_its_jobs_heartbeat_keep_the_file_fresh(tmp_path, o
     assert "MainThread" in touched_by
     assert any(name.startswith("heartbeat-job-1") for name in touched_by), touched_by
     assert alive.check(path, max_age=180)[0]
+
+
+def test_a_worker_whose_alive_file_cannot_be_written_says_so_at_its_start(tmp_path, options):
+    # The check passes while the file is absent (no worker to judge): a worker that can never make it would pass for
+    # good, hung or not, and nothing said why.
+    lines = []
+    path = str(tmp_path / "no-such-folder" / "alive")
+    make_worker(tmp_path, options, log=lines.append, alive_file=path).run()
+    warned = [line for line in lines if line.startswith(f"warning: --alive-file {path} cannot be written (")]
+    assert len(warned) == 1, lines
+    assert "finds no file and passes, whether this worker beats or hangs" in warned[0]
+    lines.clear()
+    make_worker(tmp_path, options, log=lines.append, alive_file=str(tmp_path / "alive")).run()
+    assert not any("--alive-file" in line for line in lines), lines

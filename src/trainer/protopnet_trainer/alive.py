@@ -25,16 +25,18 @@ DEFAULT_FILE = "/tmp/protopnet-worker.alive"
 DEFAULT_MAX_AGE = 180.0
 
 
-def touch(path: Optional[str]) -> None:
-    """Marks the worker alive now; a file that cannot be written is left alone (the check then says so)."""
+def touch(path: Optional[str]) -> Optional[str]:
+    """Marks the worker alive now; a file that cannot be written is left alone: returns why (None when touched), for
+    the worker to say once at its start, since the check cannot tell a file never made from a container without a worker."""
     if not path:
-        return
+        return None
     try:
         with open(path, "a", encoding="utf-8"):
             pass
         os.utime(path)
-    except OSError:
-        pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
 
 
 def check(path: str, max_age: float, now: Optional[float] = None) -> Tuple[bool, str]:

@@ -245,6 +245,11 @@ class Worker:
         except OSError as error:
             raise TrainerError(f"--jobs {self.settings.jobs} cannot be created: {error.strerror}") from None
         self._check_folders()
+        unwritable = alive.touch(self.settings.alive_file)
+        if unwritable:
+            # The health check takes a missing file for a container without a worker, and passes: say so, once.
+            self.log(f"warning: --alive-file {self.settings.alive_file} cannot be written ({unwritable}): the health check "
+                     f"(python3 -m protopnet_trainer.alive) finds no file and passes, whether this worker beats or hangs")
         data = (f"jobs may name data under {self.settings.data_root}" if self.settings.data_root
                 else "no --data-root, so jobs that name data are refused")
         self.log(f"worker {self.name}: waiting for jobs in {self.settings.jobs}, publishing into "
