@@ -210,6 +210,13 @@ def test_untrained_shaping_options_out_of_range_are_named(tmp_path, capsys):
     _one_line_error(capsys, main(["export", "--untrained", "--num-classes", "1", "--prototypes-per-class", "0",
                                   "--models", str(tmp_path / "m"), "--no-progress"]),
                     "(got --num-classes 1, --prototypes-per-class 0)")
+    assert not (tmp_path / "m").exists()   # refused before the model repository was made
+
+
+@pytest.mark.parametrize("source", [["--checkpoint", "no-such.pt"], ["--untrained", "--backbone", "alexnet"]])
+def test_an_export_refused_for_its_source_makes_no_model_repository(tmp_path, capsys, source):
+    _one_line_error(capsys, main(["export", *source, "--models", str(tmp_path / "m"), "--no-progress"]))
+    assert not (tmp_path / "m").exists()
 
 
 def test_benchmark_prints_each_stage(capsys):

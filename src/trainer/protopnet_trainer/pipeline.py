@@ -234,8 +234,9 @@ def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], p
     """Publish a bundle from a checkpoint. With `push`, a checkpoint of an unfinished run is pushed and its last
     layer trained first, as its last epoch would have done. The test metrics are measured again (the checkpoint
     may have been pruned since). Returns the bundle folder."""
-    check_writable(models)
+    # The checkpoint is read first: one that is not there, or not one, makes no model repository on its way out.
     checkpoint = with_data_folder(load_checkpoint(checkpoint_path), data)
+    check_writable(models)
     cfg = TrainConfig.from_dict(checkpoint["config"])
     completed = int(checkpoint.get("epoch", cfg.epochs))
     push_seconds = 0.0

@@ -24,7 +24,6 @@ def export_untrained(models: str, name: Optional[str], backbone: str, num_classe
                      image_size: ImageSize, channels: int, seed: int, progress: bool = False) -> str:
     """Publish the untrained bundle; returns its folder (the default name is <backbone>-untrained). `image_size` is a
     square's side or (height, width): a bundle of another shape is what tests of non-square inputs need."""
-    check_writable(models)
     if backbone not in TRUNKS:
         raise TrainerError(f"unknown trunk '{backbone}' (choose from {', '.join(TRUNKS)})")
     height, width = height_and_width(image_size)
@@ -34,6 +33,7 @@ def export_untrained(models: str, name: Optional[str], backbone: str, num_classe
     if any(wrong):   # named, as the other options' errors are: which of the three it was went unsaid
         raise TrainerError("untrained export needs at least 2 classes, 1 prototype per class and 16 px images (got "
                            f"{', '.join(w for w in wrong if w)})")
+    check_writable(models)   # after the options' checks: a refused export makes no model repository
     started = time.time()
     torch.manual_seed(seed)
     cfg = TrainConfig(dataset="synthetic", backbone=backbone,
