@@ -604,6 +604,29 @@ public class ErrorTests(TrainerBundles bundles)
     }
 
     [Fact]
+    public async Task AModelRootThatIsAModelOrAVersionFolderIsNamedForWhatItIs()
+    {
+        // --Models:Root models/fashion-mnist (or its version folder): nothing loads, and the scan refused nothing either.
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        var model = Path.Combine(root, "smoke");
+        var version = Directory.GetDirectories(model).Single();
+        foreach (var (given, what, meant) in new[] { (model, "a model's folder", root), (version, "a model version's folder", root) })
+        {
+            await using var factory = ServiceFactory.ForRoot(given);
+            await Http.ProblemAsync(await factory.CreateClient().GetAsync("/health/ready"), HttpStatusCode.ServiceUnavailable, "no-model-ready");
+            // (the test's log renders each value in quotes)
+            await factory.Logs.WaitForAsync(m => m.StartsWith($"Models:Root \"{given}\" is \"{what}", StringComparison.Ordinal)
+                    && m.EndsWith($"set Models:Root to \"{meant}\", the folder that holds the model folders", StringComparison.Ordinal),
+                onTimeout: () => string.Join('\n', factory.Logs.Entries.Select(e => e.Message)));
+        }
+        // An empty root is only empty.
+        await using var empty = ServiceFactory.ForRoot(bundles.NewRoot());
+        await Http.ProblemAsync(await empty.CreateClient().GetAsync("/health/ready"), HttpStatusCode.ServiceUnavailable, "no-model-ready");
+        await empty.Logs.WaitForAsync(m => m.Contains("No model is loaded"));
+        Assert.DoesNotContain(empty.Logs.Entries, e => e.Message.Contains("set Models:Root to"));
+    }
+
+    [Fact]
     public async Task NoModelReadyIs503WithRetryAfter()
     {
         var empty = bundles.NewRoot();

@@ -186,6 +186,11 @@ public sealed partial class ModelRegistry(
         {
             logger.LogWarning("No model is loaded: {ModelRoot} holds no valid bundle ({Refused} refused). The service runs but /health/ready reports not ready and /classify answers 503 until a model is present",
                 Root, refused.Count);
+            if (ModelRootLocator.MisplacedRoot(Root) is { } misplaced)
+            {
+                logger.LogWarning("Models:Root {ModelRoot} is {What}: set Models:Root to {Meant}, the folder that holds the model folders",
+                    Root, misplaced.What, misplaced.Meant);
+            }
         }
         else if (!shuttingDown && (first || added.Count > 0 || unloaded.Length > 0))
         {
