@@ -111,8 +111,14 @@ def test_resume_flag_continues_from_the_last_checkpoint(tmp_path, capsys):
     assert main(["train", *TINY_ARGS, "--epochs", "3", "--models", models, "--name", "r2", "--run-dir", run_dir,
                  "--resume"]) == 0
     assert len(_versions(models, "r2")) == 1
+    capsys.readouterr()
     assert main(["train", *TINY_ARGS, "--models", models, "--name", "r2", "--run-dir", run_dir]) == 0
     assert len(_versions(models, "r2")) == 2
+    # ... saying so, since the finished run's checkpoints go (its bundle stays).
+    first_r2 = _versions(models, "r2")[0]
+    assert (f"starting over in {run_dir}: the run that finished there keeps its bundle "
+            f"{os.path.join(os.path.abspath(models), 'r2', first_r2)}, its checkpoints and pictures are removed"
+            in capsys.readouterr().out)
 
 
 def test_a_run_that_did_not_finish_is_not_deleted_by_a_command_without_resume(tmp_path, capsys):
@@ -225,6 +231,8 @@ def test_benchmark_prints_each_stage(capsys):
     for stage in ("warm-up", "joint", "push", "last-layer"):
         line = next(line for line in out.splitlines() if line.startswith(stage))
         assert float(line.split()[-2]) > 0
+    threads = torch.get_num_threads()
+    assert f", {threads} thread{'s' if threads != 1 else ''}, device cpu" in out.splitlines()[0]
 
 
 def test_missing_dataset_folder(tmp_path, capsys):

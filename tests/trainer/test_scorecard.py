@@ -178,6 +178,12 @@ def test_evaluate_interpretability_measures_a_bundle_without_changing_it(parts_b
     assert measured["dataset"] == "synthetic-parts"
     assert (output / "interpretability.png").is_file()
     assert "pointing game" in capsys.readouterr().out
+    # The progress options every command takes: a bar of the graph's batches with --progress, none with --no-progress.
+    assert main(["evaluate-interpretability", "--bundle", bundle, "--output", str(output), "--progress",
+                 "--batch-size", "10"]) == 0
+    assert "interpretability:" in capsys.readouterr().err
+    assert main(["evaluate-interpretability", "--bundle", bundle, "--output", str(output), "--no-progress"]) == 0
+    assert "interpretability:" not in capsys.readouterr().err
     # Refused: writing into the bundle, a data set with another number of classes, a bundle that is not one.
     assert main(["evaluate-interpretability", "--bundle", bundle, "--output", bundle]) == 2
     assert "immutable" in capsys.readouterr().err

@@ -24,9 +24,10 @@ def run_benchmark(cfg: TrainConfig, batches: int, progress: bool = True) -> List
     cfg = cfg.replace(train_limit=batches * cfg.batch_size, with_baseline=False, calibration_holdout=0, epoch_copies=1)
     with tempfile.TemporaryDirectory(prefix="protopnet-benchmark-") as run_dir:
         trainer = Trainer(cfg, run_dir, progress=progress, log=lambda line: None)
-        device = trainer.device
+        device, threads = trainer.device, torch.get_num_threads()
         lines = [f"benchmark: {cfg.dataset} {cfg.backbone} {cfg.image_size}px, batch {cfg.batch_size}, "
-                 f"{batches} batches, torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"]
+                 f"{batches} batches, torch {torch.__version__}, {threads} thread{'s' if threads != 1 else ''}, "
+                 f"device {device}"]
         images = len(trainer.loaders.train_set)
         trainer.train_epoch(0)  # one untimed pass: allocator, cuDNN autotuning, data caches
         results = {}

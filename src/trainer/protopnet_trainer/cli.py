@@ -315,7 +315,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_evaluate_interpretability(args: argparse.Namespace) -> None:
     from .scorecard import evaluate_bundle
-    evaluate_bundle(args.bundle, args.dataset, args.data, args.output, args.limit, args.batch_size, log=say)
+    evaluate_bundle(args.bundle, args.dataset, args.data, args.output, args.limit, args.batch_size, log=say,
+                    progress=show_progress(args))
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
@@ -448,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(default: runs/<name>/interpretability-<version>)")
     scorecard.add_argument("--limit", type=int, help="use only the first N test images")
     scorecard.add_argument("--batch-size", type=int, default=100, help="images per run of the ONNX graph (default 100)")
+    add_progress_options(scorecard)
     scorecard.set_defaults(handler=cmd_evaluate_interpretability)
 
     prune = commands.add_parser("prune", help="prune a pushed checkpoint and retrain its last layer")

@@ -145,6 +145,10 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
             refuse_unfinished_run(RunFolder(run_dir))
         # A resume with no epoch checkpoint to go on from starts afresh: the folder's older lines and pictures go too.
         if not job.resume or RunFolder(run_dir).latest_epoch_checkpoint() is None:
+            finished = RunFolder(run_dir).published_bundle()
+            if finished is not None:
+                log(f"starting over in {run_dir}: the run that finished there keeps its bundle {finished[0]}, "
+                    "its checkpoints and pictures are removed (--resume with more --epochs trains it on instead)")
             RunFolder(run_dir).clear()
     if group is not None:
         group.barrier()                             # no rank reads the run folder while rank 0 clears it
@@ -178,7 +182,8 @@ def _train_and_publish(job: TrainJob, progress: bool, log: Log, on_epoch_end: Op
                           training=training,
                           report=report_writer(result, source.classes) if job.report else None,
                           examples=example_images(trainer.loaders.test_set, job.examples),
-                          scorecard=scorecard_hook(trainer.loaders.test_set, source.train, job.report, log)
+                          scorecard=scorecard_hook(trainer.loaders.test_set, source.train, job.report, log,
+                                                   progress=progress)
                           if job.scorecard else None,
                           unfamiliarity=unfamiliarity, before_publish=before_publish)
     RunFolder(run_dir).record_published(bundle, cfg.epochs)
@@ -273,7 +278,8 @@ def publish_checkpoint(checkpoint_path: str, models: str, name: Optional[str], p
                           jpeg_draft=cfg.decodes_jpeg_draft, records=records,
                           training=training, report=report_writer(result, classes) if report else None,
                           examples=example_images(loaders.test_set, examples),
-                          scorecard=scorecard_hook(loaders.test_set, source.train, report, log) if scorecard else None,
+                          scorecard=scorecard_hook(loaders.test_set, source.train, report, log, progress=progress)
+                          if scorecard else None,
                           unfamiliarity=unfamiliarity)
     log(f"published {bundle}")
     return bundle

@@ -7,7 +7,7 @@ import glob
 import json
 import os
 import shutil
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from .atomic import write_text_atomically
 from .checkpoint import save_checkpoint
@@ -63,14 +63,21 @@ class RunFolder:
     def published(self, model_folder: str, epochs: int) -> Optional[str]:
         """The bundle this run published into `model_folder` after `epochs` epochs; None when it has not (or published
         elsewhere, or after another number of epochs: resuming then trains on, or refuses fewer epochs than trained)."""
+        record = self.published_bundle()
+        if record is None:
+            return None
+        bundle, trained = record
+        same_folder = os.path.dirname(bundle) == os.path.abspath(model_folder)
+        return bundle if same_folder and trained == epochs else None
+
+    def published_bundle(self) -> Optional[Tuple[str, int]]:
+        """The bundle the finished run published and its epochs; None when no run here has finished."""
         try:
             with open(self.published_record, encoding="utf-8") as f:
                 record = json.load(f)
-            bundle, trained = str(record["bundle"]), int(record["epochs"])
+            return str(record["bundle"]), int(record["epochs"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        same_folder = os.path.dirname(bundle) == os.path.abspath(model_folder)
-        return bundle if same_folder and trained == epochs else None
 
     def epoch_checkpoint_name(self, epochs_done: int) -> str:
         return f"epoch-{epochs_done:03d}.pt"

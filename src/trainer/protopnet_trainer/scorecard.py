@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 from .atomic import write_text_atomically
 from .config import TrainConfig
@@ -47,8 +48,9 @@ def prototype_sources(folder: str, prototypes: List[Dict], train: Optional[Split
 
 
 def measure(folder: str, onnx_file: str, prototypes: List[Dict], weights: List[List[float]], test_set: ImageSet,
-            train: Optional[Split], batch_size: int = 100) -> Dict[str, Any]:
-    """The `interpretability` block for the graph in `folder`, measured on `test_set`."""
+            train: Optional[Split], batch_size: int = 100, progress: bool = False) -> Dict[str, Any]:
+    """The `interpretability` block for the graph in `folder`, measured on `test_set` (a progress bar of its batches:
+    each runs the graph on six variants of its images, about as long as an epoch's test pass)."""
     started = time.time()
     graph = OnnxGraph(os.path.join(folder, onnx_file))
     images = torch.stack([test_set.image(n) for n in range(len(test_set))]) if len(test_set) else None
@@ -56,7 +58,8 @@ def measure(folder: str, onnx_file: str, prototypes: List[Dict], weights: List[L
         raise TrainerError("interpretability: no test images")
     labels = list(test_set.split.labels)
     mean_colour = images.mean(dim=(0, 2, 3))
-    batches = ((images[n:n + batch_size], labels[n:n + batch_size]) for n in range(0, len(labels), batch_size))
+    batches = tqdm([(images[n:n + batch_size], labels[n:n + batch_size]) for n in range(0, len(labels), batch_size)],
+                   desc="interpretability", leave=False, disable=not progress)
     prototype_classes = torch.tensor([int(p["classIndex"]) for p in prototypes])
     records = collect(graph, batches, torch.tensor(weights), prototype_classes, mean_colour)
     parts = test_set.split.parts
@@ -68,10 +71,10 @@ def measure(folder: str, onnx_file: str, prototypes: List[Dict], weights: List[L
 
 
 def scorecard_hook(test_set: ImageSet, train: Optional[Split], report: bool, log: Log,
-                   batch_size: int = 100) -> ScorecardHook:
+                   batch_size: int = 100, progress: bool = False) -> ScorecardHook:
     """write_bundle's step that measures the exported graph in the staging folder (and draws its picture)."""
     def run(staging: str, prototypes: List[Dict], weights: List[List[float]]) -> Tuple[Dict[str, Any], List[str]]:
-        block = measure(staging, "model.onnx", prototypes, weights, test_set, train, batch_size)
+        block = measure(staging, "model.onnx", prototypes, weights, test_set, train, batch_size, progress)
         log(summary(block))
         for warning in scorecard_warnings(block):
             log(f"warning: {warning}")
@@ -133,7 +136,7 @@ def _check_manifest(manifest: Any, path: str) -> None:
 
 
 def evaluate_bundle(bundle: str, dataset: Optional[str], data: Optional[str], output: Optional[str],
-                    limit: Optional[int], batch_size: int, log: Log) -> Dict[str, Any]:
+                    limit: Optional[int], batch_size: int, log: Log, progress: bool = False) -> Dict[str, Any]:
     """The scorecard of a published bundle, on its data set's test split (or another data set's), written to
     `output` (interpretability.json, interpretability.png); the bundle itself is only read."""
     manifest_path = os.path.join(bundle, "model.json")
@@ -179,7 +182,7 @@ def evaluate_bundle(bundle: str, dataset: Optional[str], data: Optional[str], ou
                         contrast=size.get("contrast", "none"))
     same_data = cfg.dataset == training.get("dataset")
     block = measure(bundle, manifest["onnx"]["file"], manifest["prototypes"], manifest["lastLayer"]["weights"],
-                    test_set, source.train if same_data else None, batch_size)
+                    test_set, source.train if same_data else None, batch_size, progress)
     block["dataset"] = cfg.dataset
     log(summary(block))
     os.makedirs(output, exist_ok=True)
