@@ -185,6 +185,13 @@ public class RefusedBundleTests(TrainerBundles bundles)
         var notLoaded = await Http.ProblemAsync(await client.SendAsync(reload), HttpStatusCode.NotFound, "model-not-found");
         Assert.Contains("every version of it was refused", notLoaded.GetProperty("detail").GetString());
         Assert.Contains("sha256 mismatch", notLoaded.GetProperty("detail").GetString());
+        // A reason that is a sentence of its own keeps its full stop out of the parentheses: ")." ends the detail, not ".).".
+        var sentence = refused["no-classes"];
+        Assert.EndsWith(".", sentence);
+        using var reloadSentence = new HttpRequestMessage(HttpMethod.Post, "/models/no-classes/reload");
+        reloadSentence.Headers.Add("X-Api-Key", "admin");
+        var detail = (await Http.ProblemAsync(await client.SendAsync(reloadSentence), HttpStatusCode.NotFound, "model-not-found")).GetProperty("detail").GetString();
+        Assert.EndsWith($": {sentence.TrimEnd('.')}).", detail);
     }
 
     [Fact]

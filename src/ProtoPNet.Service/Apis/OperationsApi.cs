@@ -108,8 +108,9 @@ public static class OperationsApi
         if (!catalog.Families.ContainsKey(name) && (refused.Length > 0 || settling.Length > 0))
         {
             // A model none of whose versions loaded: say why, rather than only that it is not there.
-            var why = refused.Select(r => $"{Path.GetFileName(r.Directory)}: {r.Reason}").Concat(settling.Select(folder =>
-                $"{Path.GetFileName(folder.Directory)}: does not load yet ({folder.Reason}), and its files changed less than Models:SettleSeconds ago, perhaps still being copied: it is looked at again in about {folder.SettlesInSeconds} s"));
+            // Reasons are sentences of their own; inside the parentheses their full stops would close twice: ".)."
+            var why = refused.Select(r => $"{Path.GetFileName(r.Directory)}: {r.Reason.TrimEnd('.')}").Concat(settling.Select(folder =>
+                $"{Path.GetFileName(folder.Directory)}: does not load yet ({folder.Reason.TrimEnd('.')}), and its files changed less than Models:SettleSeconds ago, perhaps still being copied: it is looked at again in about {folder.SettlesInSeconds} s"));
             var what = settling.Length == 0 ? "every version of it was refused" : refused.Length == 0 ? "no version of it loads yet" : "no version of it loads";
             throw new ProblemException(ProblemCatalog.ModelNotFound, $"No model named '{name}' is loaded: {what} ({string.Join("; ", why)}).");
         }

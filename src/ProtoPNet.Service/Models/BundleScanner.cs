@@ -222,7 +222,7 @@ public sealed class BundleScanner(BundleLoader loader, ServiceMetrics metrics, M
         if (firstSight)
         {
             logger.LogInformation("Model bundle {Directory} does not load yet ({Reason}): it is looked at again once its files have stayed the same for {SettleSeconds:0} s (it may still be being copied)",
-                directory, reason, SettleTime.TotalSeconds);
+                directory, reason.TrimEnd('.'), SettleTime.TotalSeconds);
         }
         return true;
     }
