@@ -112,3 +112,14 @@ def test_trunk_weights_from_a_file(tmp_path):
     # One holding its state dict under "state_dict" (and only tensors and plain values) loads.
     torch.save({"state_dict": classifier.state_dict(), "epoch": 3}, tmp_path / "wrapped.pth")
     assert load_trunk_weights(build_trunk("resnet18", 3), "resnet18", str(tmp_path / "wrapped.pth"), 3)[0] == str(tmp_path / "wrapped.pth")
+
+
+def test_torchvision_weights_missing_from_the_cache_name_what_train_and_a_job_can_do(tmp_path, monkeypatch):
+    from protopnet_trainer.trunks import load_trunk_weights
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))   # an empty cache: torch.hub looks in $TORCH_HOME/hub
+    with pytest.raises(TrainerError) as refused:
+        load_trunk_weights(build_trunk("resnet34", 3), "resnet34", "torchvision", 3)
+    message = str(refused.value)
+    assert str(tmp_path / "hub" / "checkpoints") in message
+    assert "train --trunk-weights a weights file" in message
+    assert "a training job's trunkWeights takes 'torchvision' or, for resnet18, 'imagenet-onnx'" in message

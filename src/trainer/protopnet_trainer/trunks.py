@@ -158,8 +158,11 @@ def load_trunk_weights(trunk: nn.Module, name: str, weights: Optional[str], in_c
             raise TrainerError(f"torchvision has no ImageNet weights for trunk '{name}'")
         path = os.path.join(torch.hub.get_dir(), "checkpoints", TORCHVISION_WEIGHT_FILES[name])
         if not os.path.isfile(path):
+            # Said for a training job too, whose trunkWeights names no file: what it can do there is named as well.
             raise TrainerError(f"torchvision ImageNet weights for {name} are not in the cache ({path}); "
-                               f"download them where there is internet or pass a weights file")
+                               f"download them there where there is internet, or give train --trunk-weights a weights "
+                               f"file (a training job's trunkWeights takes 'torchvision' or, for resnet18, "
+                               f"'imagenet-onnx')")
     else:
         path = weights
         if not os.path.isfile(path):
