@@ -423,6 +423,8 @@ def test_a_failing_job_ends_failed_with_one_line_and_the_worker_goes_on(tmp_path
         status = folder.status()
         assert status["status"] == "failed" and status["finishedAt"]
         assert fragment in status["error"] and "\n" not in status["error"]
+    # The data is named as the job named it, not by the worker's path to it.
+    assert no_images.status()["error"].startswith("imagefolder: empty ") and str(tmp_path) not in no_images.status()["error"]
     assert versions(tmp_path, "bad") == [] and versions(tmp_path, "empty") == [] and versions(tmp_path, "later") == []
     assert good.status()["status"] == "succeeded"
 

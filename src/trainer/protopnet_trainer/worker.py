@@ -425,6 +425,15 @@ class Worker:
         log("put back in the queue; the next worker resumes it from its last checkpoint")
         return QUEUED
 
+    def _as_the_job_names_data(self, message: str) -> str:
+        """A job's error names its data as the job does, relative to the data root (imagefolder: photos has no test/
+        folder): the worker's own paths mean nothing to the job's submitter. The worker's log keeps them whole."""
+        if not self.settings.data_root:
+            return message
+        for root in {self.settings.data_root, os.path.realpath(self.settings.data_root)}:
+            message = message.replace(os.path.join(os.path.abspath(root), ""), "")
+        return message
+
     def _failed(self, message: str, status: JobStatus, log: Log) -> str:
         line = " ".join(message.split())   # one line, whatever the exception said
         try:
@@ -437,7 +446,7 @@ class Worker:
             raise
         log(f"failed: {line}")
         try:
-            status.finish(FAILED, error=line)
+            status.finish(FAILED, error=self._as_the_job_names_data(line))
         except OSError as error:   # the jobs volume itself failed (read-only, full): the job is retried once its lease is stale
             log(f"its status cannot be written ({error.strerror or error}): it stays running until its lease goes stale")
         return FAILED
