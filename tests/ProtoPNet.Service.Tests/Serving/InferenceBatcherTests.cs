@@ -116,6 +116,87 @@ public class InferenceBatcherTests(TrainerBundles bundles)
         requests.Enter();
         using var queued = await batcher.RunAsync(input, 1, CancellationToken.None);
         Assert.True(queued.QueueMs > 0, $"queued for {queued.QueueMs} ms");
+        requests.Leave();
+
+        // A request of exactly the strategy's batch size runs at once as well; a larger one is queued (a worker runs it whole).
+        var batchOfEight = Enumerable.Repeat(input, 8).SelectMany(i => i).ToArray();
+        var eight = batcher.RunAsync(batchOfEight, 8, CancellationToken.None);
+        var eightAtOnce = eight.IsCompletedSuccessfully;
+        using (var run = await eight) Assert.Equal((8, 0.0), (run.BatchSize, run.QueueMs));
+        Assert.True(eightAtOnce, "a request of the batch size was queued");
+        using var nine = await batcher.RunAsync([.. batchOfEight, .. input], 9, CancellationToken.None);
+        Assert.Equal(9, nine.BatchSize);
+        Assert.True(nine.QueueMs > 0, $"queued for {nine.QueueMs} ms");
+    }
+
+    /// <summary>
+    /// A batch that is full runs at once, without waiting out the queue delay for more: here ten minutes, which only a
+    /// batch of fewer images waits. Two single images that fill a batch of two exactly share one run, in their rows.
+    /// </summary>
+    [Fact]
+    public async Task ABatchThatIsFullRunsWithoutWaitingOutTheQueueDelay()
+    {
+        using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
+        using var metrics = NewMetrics();
+        using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(2, 1, 1, "configured"),
+            new BatchingOptions { MaxBatchSize = 2, MaxQueueDelayMs = 600_000 }, metrics, InProgress(2));
+        var inputs = Enumerable.Range(0, 2).Select(i => Pattern(bundle, shift: 31 * i)).ToArray();
+
+        var first = batcher.RunAsync(inputs[0], 1, CancellationToken.None);
+        var second = batcher.RunAsync(inputs[1], 1, CancellationToken.None);
+        // Far less than the delay: a batch that waited for it would not be done.
+        var runs = await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(60));
+        try
+        {
+            Assert.Same(runs[0].Outputs, runs[1].Outputs);
+            Assert.Equal((2, 2), (runs[0].BatchSize, runs[1].BatchSize));
+            Assert.Equal((0, 1), (runs[0].FirstRow, runs[1].FirstRow));
+        }
+        finally
+        {
+            foreach (var run in runs) run.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The queue takes images up to Batching:MaxQueueSize, the limit itself included; the next request is refused at
+    /// once, saying how many images wait before it. A request of many images (larger than the queue, so taken only
+    /// with the queue empty) keeps the one run busy while the others arrive; should it end before they are all queued
+    /// (a run is not long), the round is made again with a larger one.
+    /// </summary>
+    [Fact]
+    public async Task TheQueueTakesImagesUpToItsLimitAndRefusesTheNextSayingHowManyWait()
+    {
+        using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
+        using var metrics = NewMetrics();
+        // One run at a time and more requests in progress than runs: every request goes through the queue.
+        using var batcher = new InferenceBatcher(bundle, new ExecutionStrategy(1, 1, 1, "configured"),
+            new BatchingOptions { MaxBatchSize = 1, MaxQueueSize = 2 }, metrics, InProgress(4));
+        var image = Pattern(bundle);
+        var refused = false;
+        for (var rows = 256; rows <= 4096 && !refused; rows *= 2)
+        {
+            var large = new float[rows * bundle.Session.ImageElementCount];
+            Array.Fill(large, 0.5f);
+            var busy = batcher.RunAsync(large, rows, CancellationToken.None);
+            var taken = SpinWait.SpinUntil(() => batcher.QueueDepth == 0, TimeSpan.FromSeconds(30));
+            var queued = new[] { batcher.RunAsync(image, 1, CancellationToken.None), batcher.RunAsync(image, 1, CancellationToken.None) };
+            var third = batcher.RunAsync(image, 1, CancellationToken.None);
+            // Every run ends before anything is judged: the bundle is not disposed under one.
+            var accepted = new[] { busy, queued[0], queued[1], third }.Where(t => !t.IsFaulted).ToArray();
+            foreach (var run in await Task.WhenAll(accepted).WaitAsync(TimeSpan.FromSeconds(120))) run.Dispose();
+            Assert.True(taken, "the worker never took the large request");
+            // Whether or not the run was still busy, two images are within the limit of two.
+            Assert.All(queued, q => Assert.False(q.IsFaulted, q.Exception?.InnerException?.Message));
+            if (third.IsFaulted)
+            {
+                var full = Assert.IsType<QueueFullException>(third.Exception!.InnerException);
+                Assert.Contains("2 images are queued (limit 2)", full.Message);
+                refused = true;
+            }
+            Assert.Equal(0, batcher.QueueDepth);
+        }
+        Assert.True(refused, "every large run ended before three images were queued behind it");
     }
 
     /// <summary>
