@@ -136,6 +136,28 @@ public class BatchingTests(TrainerBundles bundles)
 
     private static bool ExpiredInTheQueue(string detail) => detail.Contains("in the queue without being run", StringComparison.Ordinal);
 
+    /// <summary>
+    /// A request run at once on its own thread (nothing queued, a run free) records its time in the queue too, 0 s: the
+    /// queue-time histogram has a sample for every request of every run, not only for those a worker ran.
+    /// </summary>
+    [Fact]
+    public async Task ARequestRunAtOnceRecordsItsTimeInTheQueueAsNone()
+    {
+        // More runs than requests ever in progress here (one at a time, and the previous one's count may not yet have
+        // ended): every request runs at once.
+        await using var factory = bundles.SmokeService(("Batching:Strategy", "fixed"), ("Batching:MaxConcurrentRuns", "4"));
+        var client = factory.CreateClient();
+        var image = Http.BundleImage(bundles.SmokeBundle, 0);
+        for (var i = 0; i < 3; i++) await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(image)));
+
+        var metrics = await PrometheusText.ScrapeAsync(client);
+        string[] labels = ["model=\"smoke\""];
+        var runs = PrometheusText.Sum(metrics, "protopnet_batch_size_count", labels);
+        Assert.True(runs >= 3, $"{runs} runs");
+        Assert.Equal(runs, PrometheusText.Sum(metrics, "protopnet_queue_duration_seconds_count", labels));
+        Assert.Equal(0, PrometheusText.Sum(metrics, "protopnet_queue_duration_seconds_sum", labels));
+    }
+
     [Fact]
     public async Task BatchEndpointAndCardGoThroughTheBatcher()
     {
