@@ -529,6 +529,51 @@ public class OpenInferenceProtocolTests(TrainerBundles bundles)
         for (var i = 0; i < logits.Length; i++) Assert.True(BundleLoader.WithinTolerance(logits[i], expected.Logits[logits.Length + i]), $"logits[{i}]");
     }
 
+    /// <summary>
+    /// Two v2 requests that share a network run (a batch of two, the second at row 1 of the run's outputs) each get
+    /// their own image's outputs, every one of them, the unfamiliarity made from the similarities included: the same
+    /// as each answered alone.
+    /// </summary>
+    [Fact]
+    public async Task RequestsThatShareARunEachGetTheirOwnRowsOutputs()
+    {
+        var (input, _) = ProbeRows(2);
+        var elements = input.Length / 2;
+        var requests = Enumerable.Range(0, 2).Select(r => JsonSerializer.Serialize(new
+        {
+            inputs = new[] { new { name = "image", shape = new[] { 1, 3, 32, 32 }, datatype = "FP32", data = input.AsSpan(r * elements, elements).ToArray() } },
+        })).ToArray();
+        Dictionary<string, float[]> OutputsOf(JsonElement body) => body.GetProperty("outputs").EnumerateArray().ToDictionary(
+            o => o.GetProperty("name").GetString()!,
+            o => o.GetProperty("data").EnumerateArray().Select(v => v.ValueKind == JsonValueKind.True ? 1f : v.ValueKind == JsonValueKind.False ? 0f : v.GetSingle()).ToArray());
+        var alone = new List<Dictionary<string, float[]>>();
+        foreach (var request in requests)
+        {
+            alone.Add(OutputsOf(await Http.JsonAsync(await Client.PostAsync("/v2/models/smoke/infer", new StringContent(request, Encoding.UTF8, "application/json")))));
+        }
+
+        // One run at a time, batches of two, and a first image waits up to 10 s for a second: the two share a run.
+        await using var factory = bundles.SmokeService(("Batching:Strategy", "fixed"), ("Batching:MaxBatchSize", "2"),
+            ("Batching:MaxConcurrentRuns", "1"), ("Batching:MaxQueueDelayMs", "10000"));
+        var client = factory.CreateClient();
+        var answers = await Task.WhenAll(requests.Select(async request =>
+            OutputsOf(await Http.JsonAsync(await client.PostAsync("/v2/models/smoke/infer", new StringContent(request, Encoding.UTF8, "application/json"))))))
+            .WaitAsync(TimeSpan.FromSeconds(60));
+
+        var metrics = await PrometheusText.ScrapeAsync(client);
+        Assert.Equal((1, 2), (PrometheusText.Sum(metrics, "protopnet_batch_size_count", "model=\"smoke\""), PrometheusText.Sum(metrics, "protopnet_batch_size_sum", "model=\"smoke\"")));
+        for (var r = 0; r < 2; r++)
+        {
+            Assert.Equal(alone[r].Keys.Order(), answers[r].Keys.Order());
+            foreach (var (name, expected) in alone[r])
+            {
+                var actual = answers[r][name];
+                Assert.Equal(expected.Length, actual.Length);
+                for (var i = 0; i < expected.Length; i++) Assert.True(BundleLoader.WithinTolerance(actual[i], expected[i]), $"request {r}, {name}[{i}]: {actual[i]} vs {expected[i]}");
+            }
+        }
+    }
+
     private static Task<string> AssertErrorAsync(HttpResponseMessage response, HttpStatusCode status) => Http.OpenInferenceErrorAsync(response, status);
 
     /// <summary>Rows of varied pixels and what the smoke bundle computes for them in process.</summary>
