@@ -35,6 +35,8 @@ public class ShutdownTests(TrainerBundles bundles)
         Assert.Contains(service.Output, line => line.Contains("Shutting down: no more connections are accepted; 1 inference requests in progress have up to 30 s to finish", StringComparison.Ordinal));
         Assert.DoesNotContain(service.Output, line => line.Contains("were still in progress", StringComparison.Ordinal));
         Assert.Contains(service.Output, line => line.Contains("Shut down: 1 inference requests finished after the server stopped accepting, none cut off", StringComparison.Ordinal));
+        // No drain is configured: none is announced.
+        Assert.DoesNotContain(service.Output, line => line.Contains("(Shutdown:DrainSeconds) requests are still accepted", StringComparison.Ordinal));
     }
 
     [Fact]
