@@ -229,6 +229,12 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
     [InlineData("Batching:Strategy", "fastest", "Strategy")]
     [InlineData("Batching:MaxConcurrentRuns", "-1", "MaxConcurrentRuns")]
     [InlineData("Batching:MaxBatchSize", "0", "MaxBatchSize")]
+    // Each bound of the batcher's settings is refused just past it: an empty queue, no time to wait, more runs than allowed.
+    [InlineData("Batching:MaxBatchSize", "1025", "MaxBatchSize")]
+    [InlineData("Batching:MaxQueueSize", "0", "MaxQueueSize")]
+    [InlineData("Batching:QueueTimeoutMs", "0", "QueueTimeoutMs")]
+    [InlineData("Batching:MaxConcurrentRuns", "65", "MaxConcurrentRuns")]
+    [InlineData("Batching:MaxQueueDelayMs", "10001", "MaxQueueDelayMs")]
     [InlineData("Images:MaxBufferedBytes", "1000", "MaxBufferedBytes")]
     [InlineData("Logging:Format", "xml", "Logging:Format")]
     public void BadValuesStopTheStartNamingTheKey(string key, string value, string named)
