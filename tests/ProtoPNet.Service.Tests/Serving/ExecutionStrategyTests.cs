@@ -159,6 +159,10 @@ public class ExecutionStrategyTests(TrainerBundles bundles)
         Assert.Equal(2, strategy.GetProperty("concurrentRuns").GetInt32());
         Assert.Equal(1, strategy.GetProperty("intraOpThreads").GetInt32());
         Assert.Equal(0, strategy.GetProperty("measurements").GetArrayLength());
+
+        // Batching:MaxConcurrentRuns 0 (the service's default): one run per core, with fixed too.
+        await using var perCore = bundles.SmokeService(("Batching:Strategy", "fixed"), ("Batching:MaxConcurrentRuns", "0"), ("Inference:IntraOpThreads", "1"));
+        Assert.Equal(Environment.ProcessorCount, (await StrategyAsync(perCore.CreateClient())).GetProperty("concurrentRuns").GetInt32());
     }
 
     /// <summary>
