@@ -297,7 +297,7 @@ public class StartupFailureTests(TrainerBundles bundles)
 
     /// <summary>
     /// Settings that look odd but are fine start the service: an empty telemetry service name is the default one (it
-    /// aborted the start once tracing was on), a level in lower case.
+    /// aborted the start once tracing was on), a level in lower case, a shutdown of no time without a drain.
     /// </summary>
     [Fact]
     public async Task OddButValidSettingsStart()
@@ -309,6 +309,8 @@ public class StartupFailureTests(TrainerBundles bundles)
             ["Serilog__MinimumLevel__Override__Microsoft.AspNetCore"] = "warning",
             // Keys are not case-sensitive; a model pinned is a key under Models:Pinned, not a setting of its own.
             ["batching__maxbatchsize"] = "8", ["Models__Pinned__smoke"] = "",
+            // No time for the shutdown, and so no drain within it (Shutdown:DrainSeconds 0): nothing to refuse.
+            ["ASPNETCORE_SHUTDOWNTIMEOUTSECONDS"] = "0",
         });
         await using (service)
         {
