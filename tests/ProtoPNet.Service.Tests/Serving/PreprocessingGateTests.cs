@@ -92,6 +92,25 @@ public class PreprocessingGateTests(TrainerBundles bundles)
         Assert.Equal(0, gate.Waiting);
     }
 
+    /// <summary>
+    /// The turns count as stuck once every one has been held, with none given, for Batching:DecodeStuckSeconds itself,
+    /// not only past it: a tick before, live; at it, not (measured from the first look that saw them so).
+    /// </summary>
+    [Fact]
+    public async Task EveryTurnHeldForExactlyTheStuckTimeIsStuck()
+    {
+        using var gate = new PreprocessingGate(Microsoft.Extensions.Options.Options.Create(new BatchingOptions { DecodeStuckSeconds = 5 }));
+        var turns = new List<IDisposable>();
+        for (var i = 0; i < PreprocessingGate.Turns; i++) turns.Add(await gate.EnterAsync(CancellationToken.None));
+        var seen = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+
+        Assert.Null(gate.StuckFor(seen));
+        Assert.Null(gate.StuckFor(seen.AddSeconds(5).AddTicks(-1)));
+        Assert.Equal(TimeSpan.FromSeconds(5), gate.StuckFor(seen.AddSeconds(5)));
+        foreach (var turn in turns) turn.Dispose();
+        Assert.Null(gate.StuckFor(seen.AddSeconds(6)));   // a free turn: live
+    }
+
     [Fact]
     public async Task ARequestThatWaitsLongerThanTheQueueTimeoutGets503()
     {
