@@ -57,8 +57,9 @@ public class AnswerFramingTests(TrainerBundles bundles)
     {
         await using var service = await bundles.StartReadySmokeProcessAsync(("Inference__ExecutionProvider", "cpu"));
 
-        // The smoke model: 8 prototypes with 8x8 maps, 512 values an image; 4 images stay within the limit, 9 do not.
-        foreach (var (images, whole) in new[] { (4, true), (9, false) })
+        // The smoke model: 8 prototypes with 8x8 maps, 512 values an image; 4 images stay within the limit, 8 reach it
+        // exactly (still whole), 9 go past it.
+        foreach (var (images, whole) in new[] { (4, true), (8, true), (9, false) })
         {
             Assert.Equal(whole, images * 8 * 8 * 8 <= ProtoPNet.Service.Apis.V2Api.WholeAnswerMaxValues);
             var zeros = string.Join(",", Enumerable.Repeat("0", images * 3 * 32 * 32));
