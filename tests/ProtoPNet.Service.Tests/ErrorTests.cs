@@ -603,6 +603,25 @@ public class ErrorTests(TrainerBundles bundles)
         await Http.ProblemAsync(await factory.CreateClient().PostAsync("/classify/batch", content), HttpStatusCode.BadRequest, "too-many-images");
     }
 
+    /// <summary>
+    /// Retry-After goes with a 503 only: refusals that retrying does not mend (an upload that is no image, a model that
+    /// is not there, under /v2 too) carry none.
+    /// </summary>
+    [Fact]
+    public async Task RefusalsThatRetryingDoesNotMendCarryNoRetryAfter()
+    {
+        var client = bundles.Service.CreateClient();
+        using var notAnImage = await client.PostAsync("/classify", Http.Raw([1, 2, 3, 4], "image/png"));
+        await Http.ProblemAsync(notAnImage, HttpStatusCode.BadRequest);
+        Assert.Null(notAnImage.Headers.RetryAfter);
+        using var unknown = await client.PostAsync("/classify?model=nope", Http.Image(Http.BundleImage(bundles.SmokeBundle, 0)));
+        await Http.ProblemAsync(unknown, HttpStatusCode.NotFound);
+        Assert.Null(unknown.Headers.RetryAfter);
+        using var v2Unknown = await client.GetAsync("/v2/models/nope");
+        Assert.Equal(HttpStatusCode.NotFound, v2Unknown.StatusCode);
+        Assert.Null(v2Unknown.Headers.RetryAfter);
+    }
+
     [Fact]
     public async Task AModelRootThatIsAModelOrAVersionFolderIsNamedForWhatItIs()
     {
