@@ -126,6 +126,28 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.Status));
     }
 
+    /// <summary>
+    /// A retired version gives no new lease, whether requests still hold it (it serves them to their end) or it has been
+    /// disposed: a request that read the catalog just before a reload swapped it leases the new one instead.
+    /// </summary>
+    [Fact]
+    public void ARetiredVersionGivesNoLeaseAndIsDisposedWhenItsLastRequestEnds()
+    {
+        var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
+        using var metrics = InferenceBatcherTests.NewMetrics();
+        var served = new ServedModel(bundle, new ProtoPNet.Inference.Runtime.ExecutionStrategy(1, 1, 1, "configured"), new ProtoPNet.Service.Serving.BatchingOptions(), metrics,
+            InferenceBatcherTests.InProgress(0), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        var running = served.TryAcquire();
+        Assert.NotNull(running);
+
+        served.Retire();
+        Assert.Null(served.TryAcquire());
+        Assert.False(served.IsDisposed, "disposed under a request that holds it");
+        running.Dispose();
+        Assert.True(served.IsDisposed);
+        Assert.Null(served.TryAcquire());
+    }
+
     [Fact]
     public async Task ReloadNeedsTheAdminKeyAndIsDisabledWithoutOne()
     {
