@@ -148,6 +148,29 @@ public class HotReloadTests(TrainerBundles bundles)
         Assert.Null(served.TryAcquire());
     }
 
+    /// <summary>
+    /// /metrics' protopnet_model_ready has a 1 for each loaded version, labelled with whether it is the one a request
+    /// naming no version gets: a newer version published beside the old one (two kept) is, the old one is not; and
+    /// protopnet_models_refused counts the corrupt one published with it.
+    /// </summary>
+    [Fact]
+    public async Task TheGaugesSayWhichLoadedVersionIsServedByDefaultAndHowManyWereRefused()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "smoke", null));
+        await using var factory = ServiceFactory.ForRoot(root, ("Models:LoadedVersions", "2"), ("Security:AdminApiKey", AdminKey));
+        var client = factory.CreateClient();
+        var original = Path.GetFileName(bundles.SmokeBundle);
+        Publish(root, NewVersion, corrupt: false);
+        Publish(root, CorruptVersion, corrupt: true);
+        Assert.Equal(NewVersion, (await Http.JsonAsync(await client.SendAsync(Reload()))).GetProperty("servedVersion").GetString());
+
+        var metrics = await PrometheusText.ScrapeAsync(client);
+        Assert.Equal(2, PrometheusText.Sum(metrics, "protopnet_model_ready", "model=\"smoke\""));
+        Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_model_ready", "model=\"smoke\"", $"version=\"{NewVersion}\"", "default=\"true\""));
+        Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_model_ready", "model=\"smoke\"", $"version=\"{original}\"", "default=\"false\""));
+        Assert.Equal(1, PrometheusText.Sum(metrics, "protopnet_models_refused"));
+    }
+
     [Fact]
     public async Task ReloadNeedsTheAdminKeyAndIsDisabledWithoutOne()
     {
