@@ -622,6 +622,17 @@ public class ErrorTests(TrainerBundles bundles)
         Assert.Null(v2Unknown.Headers.RetryAfter);
     }
 
+    /// <summary>One model loaded is said as served, not as none loaded (the warning is for a root with no model at all).</summary>
+    [Fact]
+    public async Task OneModelLoadedIsLoggedAsServedNotAsNoModel()
+    {
+        await using var factory = bundles.SmokeService();
+        factory.CreateClient();
+        await factory.Logs.WaitForAsync(m => m.Contains($"Serving \"smoke@{Path.GetFileName(bundles.SmokeBundle)}\" (default \"smoke\")"),
+            onTimeout: () => string.Join("\n", factory.Logs.Entries.Select(e => e.Message)));
+        Assert.DoesNotContain(factory.Logs.Entries, e => e.Message.Contains("No model is loaded"));
+    }
+
     [Fact]
     public async Task AModelRootThatIsAModelOrAVersionFolderIsNamedForWhatItIs()
     {
