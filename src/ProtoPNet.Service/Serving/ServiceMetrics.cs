@@ -27,7 +27,7 @@ public sealed class ServiceMetrics : IDisposable
         _meter = meterFactory.Create(MeterName);
         Requests = _meter.CreateCounter<long>("protopnet.requests", "{request}", "Requests by model, version, endpoint and HTTP status.");
         RequestDuration = Histogram("protopnet.request.duration", "Whole request time, from the first byte read to the answer written.");
-        QueueDuration = Histogram("protopnet.queue.duration", "Time an image waited in its model's queue before its network run began.");
+        QueueDuration = Histogram("protopnet.queue.duration", "Time a request's images waited in its model's queue before their network run began (one sample per request).");
         InferenceDuration = Histogram("protopnet.inference.duration", "Time of one network run (one batch).");
         ExplanationDuration = Histogram("protopnet.explanation.duration", "Time to explain one image from the network outputs.");
         BatchSize = _meter.CreateHistogram("protopnet.batch.size", "{image}", "Images per network run.",
