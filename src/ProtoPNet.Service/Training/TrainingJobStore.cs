@@ -14,7 +14,8 @@ namespace ProtoPNet.Service.Training;
 /// cancelled by taking its next lease, exactly as a worker takes a job, so a job is never both cancelled here and started
 /// by a worker.
 /// </summary>
-public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, TimeProvider time, ILogger<TrainingJobStore> logger)
+public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, IOptions<Models.ModelsOptions> models,
+    IHostEnvironment environment, TimeProvider time, ILogger<TrainingJobStore> logger)
 {
     public const string JobFormat = "protopnet-training-job/1";
     private const string JobFile = "job.json";
@@ -25,6 +26,7 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     private readonly TrainingOptions _options = options.Value;
+    private readonly string _modelRoot = Models.ModelRootLocator.Resolve(models.Value.Root, environment.ContentRootPath);
 
     public bool IsConfigured => !string.IsNullOrWhiteSpace(_options.JobsRoot);
 
@@ -308,11 +310,28 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
             (status["history"] as JsonArray ?? []).OfType<JsonObject>().Select(e => new TrainingEpoch(
                 (int)(Number(e["epoch"]) ?? 0), Text(e["phase"]), Number(e["trainAccuracy"]), Number(e["testAccuracy"]))).ToArray(),
             Text(status["publishedVersion"]), failure,
-            (status["warnings"] as JsonArray ?? []).Select(Text).OfType<string>().ToArray(),
+            (status["warnings"] as JsonArray ?? []).Select(Text).OfType<string>()
+                .Concat(NotServedWarning(state, Text(request["name"]), Text(status["publishedVersion"]))).ToArray(),
             File.Exists(Path.Combine(folder, CancelFile)),
             Time(request["createdAt"]) ?? Directory.GetCreationTimeUtc(folder),
             Time(status["startedAt"]), Time(status["finishedAt"]), Time(status["estimatedFinishAt"]), Time(status["heartbeatAt"]),
             Number(status["resumedFromEpoch"]) is { } resumed ? (int)resumed : null, Text(status["worker"]));
+    }
+
+    /// <summary>
+    /// A succeeded job whose version is not in this service's model root was published by a worker whose --models names
+    /// another folder (or the version was removed since): it succeeded, but nothing here serves it, which its answer says.
+    /// Bundles are renamed into place before a job is marked succeeded, so a missing folder is never one still arriving.
+    /// </summary>
+    private IEnumerable<string> NotServedWarning(string state, string? name, string? version)
+    {
+        if (state != TrainingJob.Succeeded || string.IsNullOrEmpty(name) || string.IsNullOrEmpty(version)
+            || Directory.Exists(Path.Combine(_modelRoot, name, version)))
+        {
+            yield break;
+        }
+        yield return $"{name}@{version} is not in this service's model root ({_modelRoot}), so this service does not serve it: " +
+                     "the worker published into another folder (its --models must name this root), or the version was removed since";
     }
 
     private static JsonObject? ReadStatus(string folder)

@@ -109,6 +109,8 @@ public sealed class TrainingJobsTests(TrainingFixture fixture)
         Assert.True(final.GetProperty("history")[1].GetProperty("testAccuracy").GetDouble() > 0);
         Assert.True(final.GetProperty("finishedAt").GetDateTimeOffset() >= final.GetProperty("startedAt").GetDateTimeOffset());
         Assert.Equal(JsonValueKind.Null, final.GetProperty("error").ValueKind);
+        // Published where this service looks: no warning that it is not served.
+        Assert.DoesNotContain(final.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.Contains("does not serve", StringComparison.Ordinal));
 
         // The service loads the new bundle by itself and classifies with it.
         var image = Http.BundleImage(Path.Combine(Service.Models, "quick-model", version), 0);

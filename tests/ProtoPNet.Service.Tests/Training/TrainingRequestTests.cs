@@ -449,6 +449,33 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
     }
 
     /// <summary>
+    /// A job that succeeded but whose version is not in this service's model root (its worker's --models named another
+    /// folder) says so in its warnings: it reads succeeded, and nothing here would ever serve it.
+    /// </summary>
+    [Fact]
+    public async Task A_succeeded_job_whose_version_is_not_in_the_model_root_says_that_it_is_not_served()
+    {
+        var jobs = Path.Combine(fixture.Root, "jobs-published");
+        Directory.CreateDirectory(Path.Combine(fixture.Models, "here", "20261201T000000Z"));
+        foreach (var (id, name) in new[] { ("zz-here", "here"), ("zz-elsewhere", "elsewhere") })
+        {
+            Directory.CreateDirectory(Path.Combine(jobs, id));
+            File.WriteAllText(Path.Combine(jobs, id, "job.json"), $$"""{"name": "{{name}}", "preset": "smoke"}""");
+            File.WriteAllText(Path.Combine(jobs, id, "status.json"),
+                """{"status": "succeeded", "attempt": 1, "publishedVersion": "20261201T000000Z", "warnings": ["a recipe's warning"], "finishedAt": "2026-12-01T00:00:00Z"}""");
+        }
+        await using var service = fixture.WithJobs("jobs-published");
+        var client = Client(service: service);
+        string[] Warnings(JsonElement job) => job.GetProperty("warnings").EnumerateArray().Select(w => w.GetString()!).ToArray();
+        Assert.Equal(["a recipe's warning"], Warnings(await Http.JsonAsync(await client.GetAsync("/training/jobs/zz-here"))));
+        var elsewhere = await Http.JsonAsync(await client.GetAsync("/training/jobs/zz-elsewhere"));
+        Assert.Equal("succeeded", elsewhere.GetProperty("status").GetString());
+        Assert.Equal(["a recipe's warning",
+            $"elsewhere@20261201T000000Z is not in this service's model root ({Path.GetFullPath(fixture.Models)}), so this service does not serve it: " +
+            "the worker published into another folder (its --models must name this root), or the version was removed since"], Warnings(elsewhere));
+    }
+
+    /// <summary>
     /// Only a finished job is removed, with everything in its folder; a queued one is refused until cancelled, and a
     /// folder an earlier removal left behind is deleted at the next.
     /// </summary>
