@@ -102,10 +102,13 @@ def push_prototypes(model: ProtoPNet, push_set: ImageSet, batch_size: int, devic
 
 def _own_source_distances(model: ProtoPNet, source_maps: torch.Tensor) -> torch.Tensor:
     """[M, D, h, w], map j the latent map of pushed prototype j's source image -> [M, h, w], prototype j's distances
-    over it as the network computes them (model.distances, all prototypes over that image alone), so that the box
-    recorded for the gallery is the box the trainer's forward pass, and up to ONNX Runtime's rounding the service,
-    gives on that image."""
-    return torch.stack([model.distances(source_map[None])[0, j] for j, source_map in enumerate(source_maps)])
+    over it in the network's form (squared_distances), so that the box recorded for the gallery is the box the
+    trainer's forward pass, and up to ONNX Runtime's rounding the service, gives on that image. Prototype j alone: each
+    distance sums over D as in the network's run of all M (the same float32 values), and all M for each of M images
+    took 10 s for 2,000 prototypes, against 0.06 s."""
+    prototypes = model.prototypes
+    return torch.stack([squared_distances(source_map[None], prototypes[j:j + 1])[0, 0]
+                        for j, source_map in enumerate(source_maps)])
 
 
 class Candidates(NamedTuple):
