@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import importlib.util
 import io
 import json
 import re
@@ -20,20 +19,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from repository_script import load_script
 from stand_in_http import send_json, serving
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-SCRIPT = REPOSITORY / "scripts" / "check_default_model.py"
 IMAGES = 10
 SHADE = 20   # image i of class k is a flat grey of k * SHADE: the stand-in service reads its class from its pixels
 
 
 @pytest.fixture(scope="module")
 def check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("check_default_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/check_default_model.py")
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

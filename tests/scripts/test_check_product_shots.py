@@ -3,7 +3,6 @@ it should be, the accuracy and the unfamiliarity AUCs are measured the right way
 on held-out images says that they were not trained on."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import sys
@@ -16,8 +15,8 @@ from typing import Dict, Iterator
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-SCRIPT = REPOSITORY / "scripts" / "check_product_shots.py"
+from repository_script import REPOSITORY, load_script
+
 sys.path.insert(0, str(REPOSITORY / "src" / "trainer"))
 
 from protopnet_trainer.config import TrainConfig  # noqa: E402
@@ -32,10 +31,7 @@ BASE_SCORE = {"test": 0.0, "shots": 0.025, "noise": 5.0, "other": 3.0, "holdout"
 
 @pytest.fixture(scope="module")
 def check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("check_product_shots", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/check_product_shots.py")
 
 
 class StandIn:

@@ -2,20 +2,15 @@
 out as nvcc lays out a CUDA library's kernels (the real one, ONNX Runtime's CUDA provider, is 284 MB)."""
 from __future__ import annotations
 
-import importlib.util
 import struct
-import sys
 from pathlib import Path
 from typing import List, Tuple
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-SPEC = importlib.util.spec_from_file_location("cuda_fatbin", REPOSITORY / "benchmarks" / "cuda_fatbin.py")
-assert SPEC is not None and SPEC.loader is not None
-cuda_fatbin = importlib.util.module_from_spec(SPEC)
-sys.modules["cuda_fatbin"] = cuda_fatbin  # a dataclass looks its module up there
-SPEC.loader.exec_module(cuda_fatbin)
+from repository_script import load_script
+
+cuda_fatbin = load_script("benchmarks/cuda_fatbin.py")
 
 
 def container(kernels: List[Tuple[int, int, bytes]]) -> bytes:

@@ -3,20 +3,15 @@ reads every seed and refuses a cut one, and its judgement of a 4xx answer holds 
 is started: the requests themselves are the script's run, not a test's."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-SPEC = importlib.util.spec_from_file_location("fuzz_uploads", REPOSITORY / "benchmarks" / "fuzz_uploads.py")
-assert SPEC is not None and SPEC.loader is not None
-fuzz_uploads = importlib.util.module_from_spec(SPEC)
-sys.modules["fuzz_uploads"] = fuzz_uploads  # a dataclass looks its module up there
-SPEC.loader.exec_module(fuzz_uploads)
+from repository_script import REPOSITORY, load_script
+
+fuzz_uploads = load_script("benchmarks/fuzz_uploads.py")
 
 DOCUMENTED = fuzz_uploads.documented_problem_types((REPOSITORY / "docs" / "API.md").read_text(encoding="utf-8"))
 
