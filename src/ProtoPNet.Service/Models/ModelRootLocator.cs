@@ -1,3 +1,5 @@
+using ProtoPNet.Inference.Bundles;
+
 namespace ProtoPNet.Service.Models;
 
 /// <summary>
@@ -22,12 +24,12 @@ public static class ModelRootLocator
         {
             var parent = Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(root));
             if (parent is null) return null;
-            if (File.Exists(Path.Combine(root, "model.json")))
+            if (File.Exists(Path.Combine(root, BundleLoader.ManifestFileName)))
             {
                 var grandparent = Path.GetDirectoryName(parent);
                 return grandparent is null ? null : ("a model version's folder (it holds model.json)", grandparent);
             }
-            return Directory.Exists(root) && Directory.EnumerateDirectories(root).Any(child => File.Exists(Path.Combine(child, "model.json")))
+            return Directory.Exists(root) && Directory.EnumerateDirectories(root).Any(child => File.Exists(Path.Combine(child, BundleLoader.ManifestFileName)))
                 ? ("a model's folder (its version folders hold model.json)", parent)
                 : null;
         }

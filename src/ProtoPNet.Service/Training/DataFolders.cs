@@ -91,18 +91,31 @@ public static class DataFolders
         return new DataFolderList(true, found, truncated);
     }
 
+    /// <summary>
+    /// The data set a folder is laid out for: <c>imagefolder</c> when it holds <c>train/</c>, <c>cub200</c> when it holds
+    /// <c>images.txt</c> and <c>classes.txt</c>, null for neither.
+    /// </summary>
+    public static string? LayoutOf(string folder) =>
+        Directory.Exists(Path.Combine(folder, "train")) ? "imagefolder"
+        : File.Exists(Path.Combine(folder, "images.txt")) && File.Exists(Path.Combine(folder, "classes.txt")) ? "cub200"
+        : null;
+
     private static DataFolder? Describe(string folder, string data, IReadOnlyList<string> imageExtensions)
     {
-        var isCub = File.Exists(Path.Combine(folder, "images.txt")) && File.Exists(Path.Combine(folder, "classes.txt"));
+        var layout = LayoutOf(folder);
         try
         {
-            if (Directory.Exists(Path.Combine(folder, "train"))) return DescribeImageFolder(folder, data, imageExtensions);
-            return isCub ? DescribeCub200(folder, data) : null;
+            return layout switch
+            {
+                "imagefolder" => DescribeImageFolder(folder, data, imageExtensions),
+                "cub200" => DescribeCub200(folder, data),
+                _ => null,
+            };
         }
         catch (Exception error) when (error is IOException or UnauthorizedAccessException)
         {
             // A worker may read what this service cannot (another user, another mount): named, not hidden.
-            return new DataFolder(data, isCub ? "cub200" : "imagefolder", 0, 0, 0, 0, $"the service cannot read it ({error.Message})");
+            return new DataFolder(data, layout!, 0, 0, 0, 0, $"the service cannot read it ({error.Message})");
         }
     }
 

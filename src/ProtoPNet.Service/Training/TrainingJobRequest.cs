@@ -130,18 +130,12 @@ public static partial class TrainingJobValidator
     }
 
     /// <summary>
-    /// The data set a folder looks like, said where a job names it without one (the preset's own is drawn): a folder
-    /// holding <c>train/</c> is read by <c>imagefolder</c>, one holding <c>images.txt</c> and <c>classes.txt</c> by
-    /// <c>cub200</c>, as <c>GET /training/data</c> tells them apart.
+    /// The data set a folder is laid out for (as <c>GET /training/data</c> tells them apart), said where a job names the
+    /// folder without one (the preset's own data set is drawn).
     /// </summary>
-    private static string DatasetOf(string dataRoot, string data)
-    {
-        var folder = Path.Combine(dataRoot, data);
-        var dataset = Directory.Exists(Path.Combine(folder, "train")) ? "imagefolder"
-            : File.Exists(Path.Combine(folder, "images.txt")) && File.Exists(Path.Combine(folder, "classes.txt")) ? "cub200"
-            : null;
-        return dataset is null ? "" : $"; '{RequestText.Shown(data)}' is laid out as a data set of '{dataset}': add \"dataset\": \"{dataset}\"";
-    }
+    private static string DatasetOf(string dataRoot, string data) => DataFolders.LayoutOf(Path.Combine(dataRoot, data)) is { } dataset
+        ? $"; '{RequestText.Shown(data)}' is laid out as a data set of '{dataset}': add \"dataset\": \"{dataset}\""
+        : "";
 
     /// <summary>The options by the trainer's names (matched ignoring case), each checked against its range.</summary>
     private static JsonObject Options(Dictionary<string, JsonElement> fields, TrainerCatalog catalog)
