@@ -14,8 +14,8 @@ namespace ProtoPNet.Service.Training;
 /// cancelled by taking its next lease, exactly as a worker takes a job, so a job is never both cancelled here and started
 /// by a worker.
 /// </summary>
-public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, IOptions<Models.ModelsOptions> models,
-    IHostEnvironment environment, TimeProvider time, ILogger<TrainingJobStore> logger)
+public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, Models.ModelRegistry models, TimeProvider time,
+    ILogger<TrainingJobStore> logger)
 {
     public const string JobFormat = "protopnet-training-job/1";
     private const string JobFile = "job.json";
@@ -26,7 +26,6 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     private readonly TrainingOptions _options = options.Value;
-    private readonly string _modelRoot = Models.ModelRootLocator.Resolve(models.Value.Root, environment.ContentRootPath);
 
     public bool IsConfigured => !string.IsNullOrWhiteSpace(_options.JobsRoot);
 
@@ -326,11 +325,11 @@ public sealed partial class TrainingJobStore(IOptions<TrainingOptions> options, 
     private IEnumerable<string> NotServedWarning(string state, string? name, string? version)
     {
         if (state != TrainingJob.Succeeded || string.IsNullOrEmpty(name) || string.IsNullOrEmpty(version)
-            || Directory.Exists(Path.Combine(_modelRoot, name, version)))
+            || Directory.Exists(Path.Combine(models.Root, name, version)))
         {
             yield break;
         }
-        yield return $"{name}@{version} is not in this service's model root ({_modelRoot}), so this service does not serve it: " +
+        yield return $"{name}@{version} is not in this service's model root ({models.Root}), so this service does not serve it: " +
                      "the worker published into another folder (its --models must name this root), or the version was removed since";
     }
 

@@ -9,8 +9,8 @@ namespace ProtoPNet.Service.Training;
 /// leave every job queued without a word. Also what /training answers when jobs cannot be submitted: without an admin
 /// key, 403 admin-disabled comes before anything else.
 /// </summary>
-public sealed class TrainingStartReport(IOptions<TrainingOptions> options, IOptions<SecurityOptions> security, IOptions<Models.ModelsOptions> models,
-    IHostEnvironment environment, ILogger<TrainingStartReport> logger) : IHostedService
+public sealed class TrainingStartReport(IOptions<TrainingOptions> options, IOptions<SecurityOptions> security, Models.ModelRegistry models,
+    ILogger<TrainingStartReport> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -24,10 +24,9 @@ public sealed class TrainingStartReport(IOptions<TrainingOptions> options, IOpti
         }
         var jobs = Path.GetFullPath(training.JobsRoot);
         var data = string.IsNullOrWhiteSpace(training.DataRoot) ? null : Path.GetFullPath(training.DataRoot);
-        // A worker publishing elsewhere ends its jobs succeeded, with a version this service never serves.
-        var modelRoot = Models.ModelRootLocator.Resolve(models.Value.Root, environment.ContentRootPath);
+        // A worker publishing elsewhere ends its jobs succeeded with a version this service never serves (each such job says so too).
         logger.LogInformation("Training jobs are queued in {JobsRoot} (Training:JobsRoot; the training workers' --jobs must name this folder, and their --models this service's model root, {ModelRoot}, or what they publish is not served); jobs may name data under {DataRoot}",
-            jobs, modelRoot, data ?? "no folder (Training:DataRoot is empty)");
+            jobs, models.Root, data ?? "no folder (Training:DataRoot is empty)");
         if (adminDisabled)
         {
             logger.LogWarning("Security:AdminApiKey is empty, so /training answers 403 admin-disabled: no job can be submitted or followed through this service (workers still train what the jobs folder holds)");
