@@ -65,7 +65,7 @@ public class TiffLibtiffParityTests
                 // Strips libtiff and ImageSharp read alike pass as they are; the others are written anew.
                 var irregular = new TiffStripRewrites();
                 Assert.Null(TiffStripData.FindCorruption(file, withLibDeflate: true, irregular));
-                var rewritten = TiffLzwRewrite.WithRegularStrips(file, irregular).Length != file.Length;
+                var rewritten = TiffStripsWrittenAnew.WithStripsWrittenAnew(file, irregular).Length != file.Length;
                 Assert.True(rewritten == name is "clear-midway.tif" or "clear-twice.tif" or "string-past-rows.tif" or "codes-after-rows.tif"
                     or "no-end-code.tif" or "table-past-4096.tif" or "last-strip-no-end-code.tif", $"{name} rewritten: {rewritten}");
                 Assert.True(TrainerPixels(verdicts[name]).SequenceEqual(Decoded(decoder, upload)), $"{name}: {Refusal(decoder, upload) ?? "other pixels than the trainer's"}");
@@ -562,12 +562,12 @@ public class TiffLibtiffParityTests
     /// <summary>
     /// Pillow-written PackBits strips read with fewer bits per sample than they were written with (a layout the trainer
     /// has a mode for): the rows need half of each strip's bytes, the runs of the other half follow them. Where the rows
-    /// end with a run (8-bit grey read as 4 bits, 16-bit grey as 8), each decodes to the trainer's pixels; where they end
-    /// inside one (2 bits, 4 bits), which libtiff cuts and ImageSharp decodes whole past its buffer whatever the count
-    /// says, the strip keeps its count.
+    /// end with a run (8-bit grey read as 4 bits, 16-bit grey as 8), the strip is given the count of its rows; where they
+    /// end inside one (2 bits, 4 bits), which libtiff cuts and ImageSharp decoded whole past its buffer whatever the count
+    /// said, it is written anew, cut at its rows. Each decodes to the trainer's pixels.
     /// </summary>
     [Fact]
-    public void APillowWrittenPackBitsStripReadWithFewerBitsIsGivenTheCountOfItsRows()
+    public void APillowWrittenPackBitsStripReadWithFewerBitsIsReadAsTheTrainerReadsIt()
     {
         using var temporary = new TemporaryDirectory("protopnet-packbits-fewer-bits-");
         var verdicts = Verdicts(Pillow.RunPython(Script + """
@@ -593,13 +593,43 @@ public class TiffLibtiffParityTests
             var upload = File.ReadAllBytes(Path.Combine(temporary.Path, name));
             var found = new TiffStripRewrites();
             Assert.Null(TiffStripData.FindCorruption(upload, withLibDeflate: true, found));
-            if (name.EndsWith("run-cut.tif", StringComparison.Ordinal))
-            {
-                Assert.Empty(found.NewCounts);
-                continue;
-            }
+            var runCut = name.EndsWith("run-cut.tif", StringComparison.Ordinal);
+            Assert.Equal(runCut, found.WrittenAnew.Count > 0);
+            Assert.Equal(runCut, found.NewCounts.Count == 0);
             Assert.True(TrainerPixels(verdict).SequenceEqual(Decoded(decoder, upload)), $"{name}: {Refusal(decoder, upload) ?? "other pixels than the trainer's"}");
         }
+    }
+
+    /// <summary>
+    /// PackBits strips whose rows end inside a run (a repeat or a literal run that goes on past them, with its bytes
+    /// counted): libtiff cuts the run at the rows, where ImageSharp decoded it whole past its buffer of the rows and
+    /// refused the file ("its fields contradict each other"). Each strip is written anew as libtiff decodes it, and the
+    /// file decodes to the trainer's pixels; runs after such a strip are not read either.
+    /// </summary>
+    [Theory]
+    [InlineData("rgb", 1, "repeat")]
+    [InlineData("rgb", 3, "repeat")]
+    [InlineData("grey-4-bits", 3, "repeat")]
+    [InlineData("grey-16-bits", 3, "repeat")]
+    [InlineData("grey-1-bit", 1, "literal")]
+    [InlineData("grey-1-bit", 3, "literal")]
+    public void APackBitsStripWhoseRowsEndInsideARunDecodesToTheTrainersPixels(string layout, int strips, string run)
+    {
+        using var temporary = new TemporaryDirectory("protopnet-packbits-cut-");
+        var verdicts = Verdicts(Pillow.RunPython(WritePackBitsFiles + "\n" + $"""
+            write("run-crossing-the-rows.tif", packbits_tiff("{layout}", {strips}, crossing_the_rows="{run}"))
+            write("then-runs-after.tif", packbits_tiff("{layout}", {strips}, crossing_the_rows="{run}", after_each=bytes([2, 0xAA, 0xBB, 0xCC, 0xFB, 0x11])))
+            verdicts()
+            """, temporary.Path));
+        Assert.Equal(2, verdicts.Count);
+        Assert.All(verdicts.Values, verdict => Assert.StartsWith("read", verdict));
+        foreach (var name in verdicts.Keys)
+        {
+            var found = new TiffStripRewrites();
+            Assert.Null(TiffStripData.FindCorruption(File.ReadAllBytes(Path.Combine(temporary.Path, name)), withLibDeflate: true, found));
+            Assert.Equal(strips, found.WrittenAnew.Count(strip => strip.PackBits));
+        }
+        AssertJudgedAlike(new ImageDecoder(new ImageLimits()), temporary.Path, verdicts);
     }
 
     /// <summary>
@@ -631,8 +661,10 @@ public class TiffLibtiffParityTests
     /// <c>packbits_tiff(layout, strips, ...)</c>: a PackBits TIFF of 10 rows in <c>strips</c> strips (the last shorter
     /// where they do not divide), each row's runs as libtiff writes them (3 or more equal bytes repeated, the rest
     /// literal), laid from byte 8 with the directory after them, or, <c>strips_last</c>, after the directory;
-    /// <c>after_each</c>: bytes after each strip's rows, counted with them; <c>last_to_the_end</c>: the last strip
-    /// counted to the file's end; <c>past_the_end</c>: the last strip counted that many bytes past it.
+    /// <c>after_each</c>: bytes after each strip's rows, counted with them; <c>crossing_the_rows</c>: "repeat" or
+    /// "literal", the last row of each strip encoded with four more bytes (its last byte again, or four others), so that
+    /// its last run reaches past the rows; <c>last_to_the_end</c>: the last strip counted to the file's end;
+    /// <c>past_the_end</c>: the last strip counted that many bytes past it.
     /// </summary>
     private const string WritePackBitsFiles = Script + """
         LAYOUTS = {"rgb": (24, 3, 8, 2), "grey-4-bits": (13, 1, 4, 1), "grey-1-bit": (21, 1, 1, 1), "grey-16-bits": (11, 1, 16, 1)}
@@ -650,12 +682,14 @@ public class TiffLibtiffParityTests
                 out += bytes([end - at - 1]) + row[at:end]
                 at = end
             return bytes(out)
-        def packbits_tiff(layout, strips, after_each=b"", last_to_the_end=False, past_the_end=0, strips_last=False):
+        def packbits_tiff(layout, strips, after_each=b"", crossing_the_rows=None, last_to_the_end=False, past_the_end=0, strips_last=False):
             width, samples, bits, photometric = LAYOUTS[layout]
             height, row_bytes = 10, (width * samples * bits + 7) // 8
             rows = [bytes((x * 29 + y * 7) % 256 if x % 8 < 3 else (y * 50 + 3) % 256 for x in range(row_bytes)) for y in range(height)]
             rows_per_strip = -(-height // strips)
-            coded = [b"".join(packbits(row) for row in rows[at:at + rows_per_strip]) + after_each for at in range(0, height, rows_per_strip)]
+            def crossing(row): return row + (bytes([row[-1]]) * 4 if crossing_the_rows == "repeat" else bytes([0x01, 0x5A, 0x02, 0xA5]))
+            def strip_rows(rows): return rows[:-1] + [crossing(rows[-1])] if crossing_the_rows else rows
+            coded = [b"".join(packbits(row) for row in strip_rows(rows[at:at + rows_per_strip])) + after_each for at in range(0, height, rows_per_strip)]
             n = len(coded)
             # The directory's size, and that of the values it points at: offsets and counts (of several strips), BitsPerSample (of 3).
             directory_size, values_size = 2 + 12 * 9 + 4, (8 * n if n > 1 else 0) + (2 * samples if samples > 2 else 0)

@@ -225,8 +225,9 @@ public sealed class ImageDecoder(ImageLimits limits, Action<Exception>? onFault 
         }
         if (stripRewrites is not null)
         {
-            // Sound LZW strips ImageSharp reads otherwise than libtiff (a string past the rows, clear codes in a row, codes after the rows), written anew as libtiff decodes them.
-            bytes = TiffLzwRewrite.WithRegularStrips(bytes, stripRewrites);
+            // Sound LZW strips ImageSharp reads otherwise than libtiff (a string past the rows, clear codes in a row, codes
+            // after the rows) and PackBits strips whose rows end inside a run, written anew as libtiff decodes them.
+            bytes = TiffStripsWrittenAnew.WithStripsWrittenAnew(bytes, stripRewrites);
             // Uncompressed strips counted short of their rows, which Pillow reads whole from their offsets, a lone
             // compressed strip counted 0, which libtiff reads to the file's end, PackBits strips counted past their rows.
             bytes = TiffStripCounts.WithTheTrainersCounts(bytes, stripRewrites);

@@ -14,7 +14,30 @@ internal static class TiffPackBits
     /// bytes give them (PackBits has no end code: what follows the rows is not read); and whether its rows end inside
     /// a run, which libtiff cuts at them.
     /// </summary>
-    public static (ulong Decoded, int Consumed, bool RunCut) Read(ReadOnlySpan<byte> strip, ulong needed)
+    public static (ulong Decoded, int Consumed, bool RunCut) Read(ReadOnlySpan<byte> strip, ulong needed) => Walk(strip, needed, []);
+
+    /// <summary>
+    /// A strip whose rows end inside a run, which ImageSharp decodes whole past its buffer of the rows, written anew as
+    /// libtiff decodes it: its rows in literal runs of 128 bytes (the last shorter), which every decoder reads alike.
+    /// </summary>
+    public static byte[] CutAtItsRows(ReadOnlySpan<byte> strip, int needed)
+    {
+        var rows = new byte[needed];
+        Walk(strip, (ulong)needed, rows);
+        var encoded = new byte[needed + (needed + 127) / 128];
+        var at = 0;
+        for (var start = 0; start < needed; start += 128)
+        {
+            var length = Math.Min(128, needed - start);
+            encoded[at++] = (byte)(length - 1);
+            rows.AsSpan(start, length).CopyTo(encoded.AsSpan(at));
+            at += length;
+        }
+        return encoded;
+    }
+
+    /// <summary>Reads the runs up to <paramref name="needed"/> bytes, copying them into <paramref name="rows"/> where it is given.</summary>
+    private static (ulong Decoded, int Consumed, bool RunCut) Walk(ReadOnlySpan<byte> strip, ulong needed, Span<byte> rows)
     {
         ulong decoded = 0;
         var at = 0;
@@ -26,15 +49,18 @@ internal static class TiffPackBits
             if (header < 0)
             {
                 if (at == strip.Length) break;   // the byte to repeat is missing
-                at++;
+                var value = strip[at++];
                 var repeated = (ulong)(1 - header);
                 runCut = repeated > needed - decoded;
-                decoded += Math.Min(repeated, needed - decoded);
+                var taken = Math.Min(repeated, needed - decoded);
+                if (!rows.IsEmpty) rows.Slice((int)decoded, (int)taken).Fill(value);
+                decoded += taken;
                 continue;
             }
             var literal = Math.Min((ulong)header + 1, needed - decoded);
             if ((ulong)(strip.Length - at) < literal) break;   // libtiff copies no part of a cut literal run
             runCut = literal < (ulong)header + 1;
+            if (!rows.IsEmpty) strip.Slice(at, (int)literal).CopyTo(rows[(int)decoded..]);
             at += (int)literal;
             decoded += literal;
         }

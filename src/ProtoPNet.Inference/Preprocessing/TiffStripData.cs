@@ -227,7 +227,7 @@ public static class TiffStripData
                     if (strip == 0 && TiffLzwStrip.IsOldStyle(data.Span)) return null;
                     var verdict = TiffLzwStrip.Judge(data.Span, needed);
                     if (verdict.Damage is not null) return $"its strip {strip} of LZW data {verdict.Damage}";
-                    if (verdict.Irregular) rewrites?.AddLzw(directory, offsets, byteCounts, new((int)strip, (int)start, (int)length, needed));
+                    if (verdict.Irregular) rewrites?.AddWrittenAnew(directory, offsets, byteCounts, new((int)strip, (int)start, (int)length, needed, PackBits: false));
                     else if (countedZero) rewrites?.AddNewCount(directory, offsets, byteCounts, 0, length);
                     continue;
                 }
@@ -238,10 +238,10 @@ public static class TiffStripData
                     // libtiff stops once the rows are whole; ImageSharp decodes every counted byte into a buffer of the
                     // strip's rows, and refused a strip counted past them ("Destination is too short"). Counted to the run
                     // that ends its rows, it decodes what libtiff does. Rows that end inside a run, which libtiff cuts,
-                    // overflow that buffer whatever the count: such a strip keeps its own. (Counted 0, to the file's end,
-                    // a lone strip needs its rows' bytes as a count all the same.)
-                    var countedPastTheRunEndingItsRows = !runCut && (ulong)consumed < length;
-                    if (countedZero || countedPastTheRunEndingItsRows) rewrites?.AddNewCount(directory, offsets, byteCounts, (int)strip, (ulong)consumed);
+                    // overflow that buffer whatever the count: such a strip is written anew, cut at its rows. (Counted 0,
+                    // to the file's end, a lone strip needs its rows' bytes as a count all the same.)
+                    if (runCut) rewrites?.AddWrittenAnew(directory, offsets, byteCounts, new((int)strip, (int)start, consumed, needed, PackBits: true));
+                    else if (countedZero || (ulong)consumed < length) rewrites?.AddNewCount(directory, offsets, byteCounts, (int)strip, (ulong)consumed);
                     continue;
                 }
                 if (countedZero) rewrites?.AddNewCount(directory, offsets, byteCounts, 0, length);   // deflate ends with its stream

@@ -3,7 +3,8 @@ namespace ProtoPNet.Inference.Preprocessing;
 /// <summary>
 /// The strips of a TIFF that ImageSharp reads otherwise than the trainer's decoders, found by <see cref="TiffStripData"/>'s
 /// check in its one pass over the strips, and where the directory lists every strip's offset and byte count: sound LZW
-/// strips written anew by <see cref="TiffLzwRewrite"/>; strips whose byte count is not what the trainer reads
+/// strips and PackBits strips whose rows end inside a run written anew by <see cref="TiffStripsWrittenAnew"/>; strips
+/// whose byte count is not what the trainer reads
 /// (uncompressed ones counted short of their rows, a lone compressed one counted 0, PackBits ones counted past their rows)
 /// given that count by <see cref="TiffStripCounts"/>.
 /// </summary>
@@ -13,16 +14,16 @@ internal sealed class TiffStripRewrites
     public IntegerField Offsets { get; private set; }
     public IntegerField Counts { get; private set; }
 
-    /// <summary>The sound LZW strips that libtiff reads otherwise than ImageSharp.</summary>
-    public List<LzwStrip> Lzw { get; } = [];
+    /// <summary>The strips libtiff reads otherwise than ImageSharp: sound LZW strips, PackBits strips whose rows end inside a run.</summary>
+    public List<StripWrittenAnew> WrittenAnew { get; } = [];
 
     /// <summary>The strips whose byte count is not what the trainer reads, and how many bytes it reads.</summary>
     public List<(int Index, ulong Count)> NewCounts { get; } = [];
 
-    public void AddLzw(TiffDirectory directory, IntegerField offsets, IntegerField counts, LzwStrip strip)
+    public void AddWrittenAnew(TiffDirectory directory, IntegerField offsets, IntegerField counts, StripWrittenAnew strip)
     {
         (Directory, Offsets, Counts) = (directory, offsets, counts);
-        Lzw.Add(strip);
+        WrittenAnew.Add(strip);
     }
 
     public void AddNewCount(TiffDirectory directory, IntegerField offsets, IntegerField counts, int index, ulong count)
@@ -58,5 +59,5 @@ internal sealed class TiffStripRewrites
     private static int Size(ushort type) => type switch { 3 => 2, 4 => 4, _ => 8 };
 }
 
-/// <summary>Strip <paramref name="Index"/>: where its bytes lie, and how many bytes its rows take.</summary>
-internal readonly record struct LzwStrip(int Index, int Start, int Length, ulong Needed);
+/// <summary>Strip <paramref name="Index"/> of LZW or (<paramref name="PackBits"/>) PackBits data: where its bytes lie, and how many bytes its rows take.</summary>
+internal readonly record struct StripWrittenAnew(int Index, int Start, int Length, ulong Needed, bool PackBits);
