@@ -123,3 +123,17 @@ def test_torchvision_weights_missing_from_the_cache_name_what_train_and_a_job_ca
     assert str(tmp_path / "hub" / "checkpoints") in message
     assert "train --trunk-weights a weights file" in message
     assert "a training job's trunkWeights takes 'torchvision' or, for resnet18, 'imagenet-onnx'" in message
+
+
+def test_distances_are_never_negative_where_a_prototype_is_a_latent_patch():
+    """A pushed prototype is one of the latent patches, so its distance there is 0 but for rounding: in float32
+    ||z||^2 - 2 z.p + ||p||^2 cancels to a few 1e-5 either side of 0, and a negative squared distance (a cluster
+    cost below 0, a linear similarity above its maximum) must come out as 0."""
+    from protopnet_trainer.model import squared_distances
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        z = torch.rand(2, 128, 7, 7, generator=generator)
+        prototypes = torch.stack([z[0, :, 3, 4], z[1, :, 0, 6]]).view(2, 128, 1, 1)
+        distances = squared_distances(z, prototypes)
+        assert float(distances.min()) >= 0.0
+        assert float(distances[0, 0, 3, 4]) <= 1e-4 and float(distances[1, 1, 0, 6]) <= 1e-4
