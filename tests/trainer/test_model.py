@@ -137,3 +137,12 @@ def test_distances_are_never_negative_where_a_prototype_is_a_latent_patch():
         distances = squared_distances(z, prototypes)
         assert float(distances.min()) >= 0.0
         assert float(distances[0, 0, 3, 4]) <= 1e-4 and float(distances[1, 1, 0, 6]) <= 1e-4
+
+
+def test_log_similarity_uses_the_configured_epsilon(tiny):
+    """The manifest records the model's epsilon and the exported graph is traced from the network: the network must
+    compute log((d + 1) / (d + epsilon)) with the configured epsilon, not the default 1e-4."""
+    model = build_model(tiny(epsilon=1e-2), 3, 3, [0.5] * 3, [0.25] * 3)
+    d = torch.tensor([0.0, 1.0, 3.0])
+    expected = [math.log(1 / 1e-2), math.log(2 / 1.01), math.log(4 / 3.01)]
+    assert model.similarity(d).tolist() == pytest.approx(expected, rel=1e-5)
