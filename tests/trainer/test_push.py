@@ -193,3 +193,11 @@ def test_the_recorded_box_is_the_box_the_network_draws_on_the_source_image(heigh
                 similarity = model(push_set.image(record["item"])[None]).similarity_maps[0, j]
             box = high_activation_box(upsample_activation(similarity, height, width))
             assert (record["box"]["x"], record["box"]["y"], record["box"]["width"], record["box"]["height"]) == box, j
+
+
+def test_box_of_a_plateau_wider_than_the_top_five_percent_covers_the_plateau():
+    """When more than 5 % of the pixels share the maximum, the 95th percentile is that maximum: the box holds every
+    pixel at it (>=), not none of them."""
+    values = np.zeros((10, 10))
+    values[2:4, 3:7] = 1.0          # 8 % of the pixels at the maximum
+    assert high_activation_box(values) == (3, 2, 4, 2)
