@@ -302,3 +302,23 @@ def test_a_fresh_run_forgets_what_the_old_one_published(tmp_path):
     folder.record_published(str(tmp_path / "models" / "m" / "v1"), 3)
     folder.clear()
     assert folder.published(str(tmp_path / "models" / "m"), 3) is None
+
+
+def test_the_last_layer_stage_learns_each_image_s_own_label(tiny):
+    """fit_last_layer shuffles the cached scores every pass: each batch's labels must be those of the same images.
+    Scores that name the class outright, from a last layer that starts predicting the next class, are learnt to the
+    last image."""
+    from protopnet_trainer.last_layer import fit_last_layer
+    from protopnet_trainer.losses import LossCoefficients
+    from protopnet_trainer.model import build_model
+    cfg = tiny(last_layer_batch_size=4)
+    model = build_model(cfg, 3, 3, [0.5] * 3, [0.25] * 3)          # prototypes of classes 0, 0, 1, 1, 2, 2
+    labels = torch.arange(30) % 3
+    scores = torch.nn.functional.one_hot(2 * labels, 6).float()
+    with torch.no_grad():
+        model.last_layer.weight.copy_(model.last_layer.weight.roll(1, dims=0))   # predicts class k + 1 for class k
+    optimizer = torch.optim.Adam(model.last_layer.parameters(), lr=0.1)
+    accuracy = fit_last_layer(model, scores, labels, optimizer, LossCoefficients(), cfg, 20,
+                              torch.Generator().manual_seed(0))
+    assert accuracy == 1.0
+    assert torch.equal(model.last_layer(scores).argmax(1), labels)
