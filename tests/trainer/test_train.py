@@ -322,3 +322,22 @@ def test_the_last_layer_stage_learns_each_image_s_own_label(tiny):
                               torch.Generator().manual_seed(0))
     assert accuracy == 1.0
     assert torch.equal(model.last_layer(scores).argmax(1), labels)
+
+
+def test_warm_up_trains_the_add_on_layers_and_prototypes_and_joint_training_the_trunk_too(tiny, tmp_path):
+    """The paper's stages: warm-up trains the add-on layers and the prototypes on a frozen trunk with its own
+    optimizer (the joint stage's Adam starts fresh after it), joint training trains trunk, add-on layers and
+    prototypes together, and neither touches the last layer, which only its own stage trains."""
+    trainer = _quiet(tiny(epochs=3, warm_epochs=1), tmp_path)
+    model = trainer.model
+    parts = {"trunk": lambda: list(model.trunk.parameters()), "add_on": lambda: list(model.add_on.parameters()),
+             "prototypes": lambda: [model.prototypes], "last_layer": lambda: list(model.last_layer.parameters())}
+
+    def trained_by(epoch):
+        before = {name: [p.detach().clone() for p in get()] for name, get in parts.items()}
+        trainer.train_epoch(epoch)
+        return {name for name, get in parts.items() if any(not torch.equal(a, b) for a, b in zip(before[name], get()))}
+
+    assert trained_by(0) == {"add_on", "prototypes"}
+    assert trainer.warm_optimizer.state and not trainer.joint_optimizer.state
+    assert trained_by(1) == {"trunk", "add_on", "prototypes"}
