@@ -341,3 +341,14 @@ def test_warm_up_trains_the_add_on_layers_and_prototypes_and_joint_training_the_
     assert trained_by(0) == {"add_on", "prototypes"}
     assert trainer.warm_optimizer.state and not trainer.joint_optimizer.state
     assert trained_by(1) == {"trunk", "add_on", "prototypes"}
+
+
+def test_the_epoch_loss_weighs_its_terms_with_the_recipe_s_coefficients(tiny, tmp_path):
+    """Each of --coef-crs-ent, --coef-clst, --coef-sep and --coef-l1 weighs its own term of the training loss."""
+    from protopnet_trainer.losses import LossCoefficients
+    trainer = _quiet(tiny(coef_crs_ent=0.9, coef_clst=0.7, coef_sep=-0.06, coef_l1=2e-3), tmp_path)
+    assert trainer.coefs == LossCoefficients(crs_ent=0.9, clst=0.7, sep=-0.06, l1=2e-3)
+    metrics = trainer.train_epoch(0)
+    weighed = (0.9 * metrics["loss_cross_entropy"] + 0.7 * metrics["loss_cluster"] - 0.06 * metrics["loss_separation"]
+               + 2e-3 * metrics["loss_l1"])
+    assert metrics["loss_total"] == pytest.approx(weighed, rel=1e-5)
