@@ -352,3 +352,14 @@ def test_the_epoch_loss_weighs_its_terms_with_the_recipe_s_coefficients(tiny, tm
     weighed = (0.9 * metrics["loss_cross_entropy"] + 0.7 * metrics["loss_cluster"] - 0.06 * metrics["loss_separation"]
                + 2e-3 * metrics["loss_l1"])
     assert metrics["loss_total"] == pytest.approx(weighed, rel=1e-5)
+
+
+def test_the_last_layer_stage_fits_the_similarity_scores_of_the_push_set(tiny, tmp_path):
+    """The last layer is fitted on what it multiplies at inference: each push-set image's max similarities (not its
+    distances), in the push set's order, which is the order of the labels it is fitted to."""
+    trainer = _quiet(tiny(), tmp_path)
+    push_set = trainer.loaders.push_set
+    trainer.model.eval()
+    with torch.no_grad():
+        expected = trainer.model(torch.stack([push_set[n][0] for n in range(len(push_set))])).similarities
+    assert torch.allclose(trainer.push_set_scores(), expected, atol=1e-5)
