@@ -363,3 +363,23 @@ def test_the_last_layer_stage_fits_the_similarity_scores_of_the_push_set(tiny, t
     with torch.no_grad():
         expected = trainer.model(torch.stack([push_set[n][0] for n in range(len(push_set))])).similarities
     assert torch.allclose(trainer.push_set_scores(), expected, atol=1e-5)
+
+
+def test_the_background_aware_cluster_cost_counts_foreground_cells_only(tiny, tmp_path):
+    """--background-aware: an image's distance to its own class's prototypes in the cluster cost is taken over its
+    cells that are not background, so that training does not pull prototypes onto the border's colour."""
+    import copy
+    from protopnet_trainer.background import background_to_leave_out, foreground_min_distances
+    from protopnet_trainer.losses import cluster_cost, own_class_mask
+    trainer = _quiet(tiny(background_aware=True, batch_size=64), tmp_path)   # one batch: the loss is the first model's
+    images, labels, _ = next(iter(trainer.loaders.train))
+    assert len(labels) == len(trainer.loaders.train_set)
+    model = copy.deepcopy(trainer.model).train()             # the batch statistics of the same images, as in the epoch
+    with torch.no_grad():
+        out = model(images)
+        leave_out = background_to_leave_out(images, *out.distances.shape[-2:])
+        own = own_class_mask(model.prototype_classes, labels)
+        foreground = float(cluster_cost(foreground_min_distances(out.distances, leave_out), own))
+        everywhere = float(cluster_cost(out.min_distances, own))
+    assert leave_out.any() and abs(foreground - everywhere) > 1e-3          # the pictures do have background cells
+    assert trainer.train_epoch(0)["loss_cluster"] == pytest.approx(foreground, rel=1e-4)
