@@ -383,3 +383,21 @@ def test_the_background_aware_cluster_cost_counts_foreground_cells_only(tiny, tm
         everywhere = float(cluster_cost(out.min_distances, own))
     assert leave_out.any() and abs(foreground - everywhere) > 1e-3          # the pictures do have background cells
     assert trainer.train_epoch(0)["loss_cluster"] == pytest.approx(foreground, rel=1e-4)
+
+
+def test_pruning_takes_k_and_the_threshold_from_the_recipe(tiny, tmp_path, monkeypatch):
+    """--prune-k is how many nearest patches a prototype is judged by, --prune-threshold how many of them must be
+    of its own class for it to stay."""
+    from protopnet_trainer import prune
+    trainer = _quiet(tiny(prune_k=5, prune_threshold=2), tmp_path)        # prototypes of classes 0, 0, 1, 1, 2, 2
+    trainer.push(0)
+    # Each prototype's 5 nearest patches' classes: own-class counts 1, 3 | 4, 0 | 2, 2.
+    neighbours = torch.tensor([[0, 1, 1, 2, 2], [0, 0, 0, 1, 2],
+                               [1, 1, 1, 1, 0], [0, 0, 2, 2, 2],
+                               [2, 2, 0, 0, 1], [0, 2, 1, 2, 1]])
+    asked = []
+    monkeypatch.setattr(prune, "nearest_patch_classes",
+                        lambda model, push_set, batch_size, device, k, *args, **kwargs: asked.append(k) or neighbours[:, :k])
+    assert trainer.prune() == 2
+    assert asked == [5]
+    assert trainer.model.prototype_classes.tolist() == [0, 1, 2, 2]          # prototypes 1, 2, 4 and 5 stay
