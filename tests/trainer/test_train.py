@@ -401,3 +401,18 @@ def test_pruning_takes_k_and_the_threshold_from_the_recipe(tiny, tmp_path, monke
     assert trainer.prune() == 2
     assert asked == [5]
     assert trainer.model.prototype_classes.tolist() == [0, 1, 2, 2]          # prototypes 1, 2, 4 and 5 stay
+
+
+def test_each_stage_s_optimizer_takes_the_recipe_s_learning_rates(tiny, tmp_path):
+    """Warm-up, joint and last-layer stages each have their own learning rates (the fashion-mnist recipe sets
+    --last-layer-lr 1e-3 against the default 1e-4); a pruned model's last layer is fitted at the last-layer rate too."""
+    cfg = tiny(warm_lr_add_on=1e-3, warm_lr_prototypes=2e-3, joint_lr_trunk=3e-4, joint_lr_add_on=4e-3,
+               joint_lr_prototypes=5e-3, last_layer_lr=6e-3, prune_k=1, prune_threshold=1)
+    trainer = _quiet(cfg, tmp_path)
+    rates = lambda optimizer: [group["lr"] for group in optimizer.param_groups]
+    assert rates(trainer.warm_optimizer) == pytest.approx([1e-3, 2e-3])
+    assert rates(trainer.joint_optimizer) == pytest.approx([3e-4, 4e-3, 5e-3])
+    assert rates(trainer.last_optimizer) == pytest.approx([6e-3])
+    trainer.push(0)
+    trainer.prune()
+    assert rates(trainer.last_optimizer) == pytest.approx([6e-3])
