@@ -416,3 +416,24 @@ def test_each_stage_s_optimizer_takes_the_recipe_s_learning_rates(tiny, tmp_path
     trainer.push(0)
     trainer.prune()
     assert rates(trainer.last_optimizer) == pytest.approx([6e-3])
+
+
+def test_every_push_of_the_schedule_is_followed_by_a_last_layer_stage(tiny, tmp_path, monkeypatch):
+    """The paper's schedule: after each push the last layer alone is fitted to the pushed prototypes' scores (the
+    epochs never change it), and the epoch records that stage's accuracy."""
+    import protopnet_trainer.train as train_module
+    trainer = _quiet(tiny(epochs=4, warm_epochs=1, push_start=1, push_every=2), tmp_path)
+    events = []
+    push, fit = trainer.push, train_module.fit_last_layer
+
+    def fitting(*args, **kwargs):
+        accuracy = fit(*args, **kwargs)
+        events.append(("last layer", accuracy))
+        return accuracy
+
+    monkeypatch.setattr(trainer, "push", lambda epoch: events.append(("push", epoch)) or push(epoch))
+    monkeypatch.setattr(train_module, "fit_last_layer", fitting)
+    history = trainer.run().history
+    assert [kind for kind, _ in events] == ["push", "last layer", "push", "last layer"]
+    assert [value for kind, value in events if kind == "push"] == [1, 3]
+    assert [m["last_layer_accuracy"] for m in history if m.get("pushed")] == [a for kind, a in events if kind == "last layer"]
