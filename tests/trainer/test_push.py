@@ -201,3 +201,34 @@ def test_box_of_a_plateau_wider_than_the_top_five_percent_covers_the_plateau():
     values = np.zeros((10, 10))
     values[2:4, 3:7] = 1.0          # 8 % of the pixels at the maximum
     assert high_activation_box(values) == (3, 2, 4, 2)
+
+
+def test_the_background_aware_push_passes_over_a_candidate_whose_box_is_background(tiny, monkeypatch):
+    """A foreground cell's box can still be mostly the border's colour: the background-aware push then takes the
+    prototype's next nearest foreground cell, not the nearest one. Here every box checked in the first round is
+    called background, so each prototype must land on its second nearest candidate."""
+    import copy
+    import protopnet_trainer.push as push_module
+    from torch.utils.data import DataLoader
+    cfg = tiny()
+    torch.manual_seed(0)
+    source = load_data_source(cfg)
+    model = build_model(cfg, 3, 3, source.mean, source.std).eval()
+    push_set = ImageSet(source.train, cfg.image_size)
+    with torch.no_grad():
+        candidates = push_module._nearest_candidates(copy.deepcopy(model), DataLoader(push_set, batch_size=7),
+                                                     torch.device("cpu"), False, push_module.FOREGROUND_CANDIDATES, True)
+    checked = []
+
+    def first_round_is_background(background, box):
+        checked.append(box)
+        return len(checked) <= model.num_prototypes
+
+    monkeypatch.setattr(push_module, "box_is_background", first_round_is_background)
+    records = push_prototypes(model, push_set, 7, torch.device("cpu"), None, progress=False, background_aware=True)
+    assert len(checked) == 2 * model.num_prototypes
+    for j, record in enumerate(records):
+        assert float(candidates.values[j, 1]) > float(candidates.values[j, 0])
+        assert (record["item"], 4 * record["featureCell"]["row"] + record["featureCell"]["column"]) == (
+            int(candidates.items[j, 1]), int(candidates.cells[j, 1]))
+        assert record["distanceBeforePush"] == pytest.approx(float(candidates.values[j, 1]), rel=1e-5)
