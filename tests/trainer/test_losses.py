@@ -64,3 +64,11 @@ def test_foreground_distances_replace_the_distances_in_the_cluster_cost_only():
     terms = protopnet_loss(LOGITS, MIN_DISTANCES, LABELS, PROTOTYPE_CLASSES, WEIGHT, LossCoefficients(), foreground)
     assert terms["cluster"].item() == pytest.approx(3.0)
     assert terms["separation"].item() == pytest.approx(1.25)   # still over every cell, not the foreground's 0.1
+
+
+def test_the_default_recipe_weighs_the_losses_as_the_paper_does():
+    """A run trains with TrainConfig's coefficients (the command line's defaults), not LossCoefficients': those must
+    be the paper's too (CE 1, clst 0.8, sep -0.08, l1 1e-4)."""
+    from protopnet_trainer.config import TrainConfig
+    from protopnet_trainer.train import coefficients
+    assert coefficients(TrainConfig()) == LossCoefficients() == LossCoefficients(1.0, 0.8, -0.08, 1e-4)
