@@ -73,3 +73,24 @@ def test_localisation_weighs_similarity_by_the_predicted_class_weight():
                                    similarity_maps=maps)
     split = Split("test", ["a", "b"], 1, ["0"], [0], lambda i: Image.new("L", (16, 16)), true_boxes=[(12, 12, 4, 4)])
     assert localisation(Stub(), ImageSet(split, 16), torch.device("cpu"))["centre_hit_rate"] == 1.0
+
+
+def test_a_hit_needs_the_true_part_s_centre_inside_the_explanation_s_box():
+    """centre_hit_rate counts an image when the centre of its true box lies in the predicted box, not the other way
+    round: a small box in the corner of a true box that covers the whole image explains nothing about its centre."""
+    from types import SimpleNamespace
+    from protopnet_trainer.data import ImageSet, Split
+
+    class Stub(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.last_layer = torch.nn.Linear(1, 1, bias=False)
+
+        def forward(self, images):
+            maps = torch.zeros(len(images), 1, 4, 4)
+            maps[:, 0, 0, 0] = 1.0          # the top-left corner only
+            return SimpleNamespace(logits=torch.ones(len(images), 1), similarities=torch.ones(len(images), 1),
+                                   similarity_maps=maps)
+    split = Split("test", ["a"], 1, ["0"], [0], lambda i: Image.new("L", (16, 16)), true_boxes=[(0, 0, 16, 16)])
+    scores = localisation(Stub(), ImageSet(split, 16), torch.device("cpu"))
+    assert scores["centre_hit_rate"] == 0.0 and 0 < scores["mean_iou"] < 0.25
