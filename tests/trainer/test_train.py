@@ -437,3 +437,23 @@ def test_every_push_of_the_schedule_is_followed_by_a_last_layer_stage(tiny, tmp_
     assert [kind for kind, _ in events] == ["push", "last layer", "push", "last layer"]
     assert [value for kind, value in events if kind == "push"] == [1, 3]
     assert [m["last_layer_accuracy"] for m in history if m.get("pushed")] == [a for kind, a in events if kind == "last layer"]
+
+
+def test_a_background_aware_run_pushes_background_aware(tiny, tmp_path):
+    """--background-aware holds for the run's pushes, not only for its cluster cost: the trainer's push lands where
+    the background-aware push lands (on this untrained model, not where the plain push lands)."""
+    import copy
+    from protopnet_trainer.push import push_prototypes
+    trainer = _quiet(tiny(background_aware=True), tmp_path)
+
+    def places(records):
+        return [(r["item"], r["featureCell"]["row"], r["featureCell"]["column"]) for r in records]
+
+    def pushed(aware):
+        return places(push_prototypes(copy.deepcopy(trainer.model), trainer.loaders.push_set, 16, torch.device("cpu"),
+                                      None, progress=False, background_aware=aware))
+
+    aware = pushed(True)
+    assert aware != pushed(False)
+    trainer.push(0)
+    assert places(trainer.records) == aware
