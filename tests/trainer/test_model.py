@@ -146,3 +146,17 @@ def test_log_similarity_uses_the_configured_epsilon(tiny):
     d = torch.tensor([0.0, 1.0, 3.0])
     expected = [math.log(1 / 1e-2), math.log(2 / 1.01), math.log(4 / 3.01)]
     assert model.similarity(d).tolist() == pytest.approx(expected, rel=1e-5)
+
+
+def test_keeping_prototypes_keeps_each_one_s_own_last_layer_column(tiny):
+    """Pruning keeps some prototypes: each keeps its vector, its class and its column of last-layer weights (the
+    weights of its own evidence), not the column of the prototype that happened to sit at its new index."""
+    model = build_model(tiny(), 3, 3, [0.5] * 3, [0.25] * 3)          # prototypes of classes 0, 0, 1, 1, 2, 2
+    weight = torch.arange(18.0).view(3, 6)
+    with torch.no_grad():
+        model.last_layer.weight.copy_(weight)
+    prototypes = model.prototypes.detach().clone()
+    model.keep_prototypes(torch.tensor([1, 2, 5]))
+    assert model.prototype_classes.tolist() == [0, 1, 2]
+    assert torch.equal(model.prototypes.detach(), prototypes[[1, 2, 5]])
+    assert torch.equal(model.last_layer.weight.detach(), weight[:, [1, 2, 5]])
