@@ -235,6 +235,11 @@ def test_export_push_publishes_a_checkpoint_of_an_unfinished_run(tiny, tmp_path,
     weight = torch.tensor(manifest["lastLayer"]["weights"])
     own = torch.nn.functional.one_hot(torch.tensor([p["classIndex"] for p in manifest["prototypes"]]), 3).t().bool()
     assert (weight[~own] <= 0).all()                                # the recipe's clamp held in the export too
+    # The push was followed by its last-layer stage, as the run's own last push would have been: the checkpoint's
+    # last layer (never trained: the epochs do not change it) was fitted to the pushed prototypes.
+    from protopnet_trainer.model import last_layer_init
+    classes = torch.tensor([p["classIndex"] for p in manifest["prototypes"]])
+    assert weight.shape == (3, 6) and not torch.allclose(weight, last_layer_init(classes, 3), rtol=0, atol=1e-6)
 
 
 def test_training_noise_has_a_sigma_per_image_up_to_the_maximum_and_stays_in_range():
