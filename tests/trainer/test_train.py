@@ -457,3 +457,13 @@ def test_a_background_aware_run_pushes_background_aware(tiny, tmp_path):
     assert aware != pushed(False)
     trainer.push(0)
     assert places(trainer.records) == aware
+
+
+def test_pruning_defaults_to_the_paper_s_k_of_6_and_threshold_of_3():
+    """The paper removes a prototype when fewer than 3 of its 6 nearest training patches are of its own class: a
+    run's --prune and the prune command default to that."""
+    from protopnet_trainer.cli import build_parser
+    from protopnet_trainer.config import TrainConfig
+    assert (TrainConfig().prune_k, TrainConfig().prune_threshold) == (6, 3)
+    args = build_parser().parse_args(["prune", "--checkpoint", "final.pt"])
+    assert (args.k, args.threshold) == (6, 3)
