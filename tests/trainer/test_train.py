@@ -467,3 +467,14 @@ def test_pruning_defaults_to_the_paper_s_k_of_6_and_threshold_of_3():
     assert (TrainConfig().prune_k, TrainConfig().prune_threshold) == (6, 3)
     args = build_parser().parse_args(["prune", "--checkpoint", "final.pt"])
     assert (args.k, args.threshold) == (6, 3)
+
+
+def test_an_epoch_trains_in_training_mode_whatever_ran_before_it(tiny, tmp_path):
+    """Evaluation and push leave the model in eval mode; each epoch puts it back in training mode, so that its batch
+    norms normalise by the batch and learn the data's running statistics, as the reference trains."""
+    trainer = _quiet(tiny(), tmp_path)
+    trainer.model.eval()                                    # as a push or an evaluation leaves it
+    norms = [m for m in trainer.model.trunk.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [m.running_mean.clone() for m in norms]
+    trainer.train_epoch(0)
+    assert norms and all(not torch.equal(a, m.running_mean) for a, m in zip(before, norms))
