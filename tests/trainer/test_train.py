@@ -478,3 +478,22 @@ def test_an_epoch_trains_in_training_mode_whatever_ran_before_it(tiny, tmp_path)
     before = [m.running_mean.clone() for m in norms]
     trainer.train_epoch(0)
     assert norms and all(not torch.equal(a, m.running_mean) for a, m in zip(before, norms))
+
+
+def test_the_last_layer_stage_steps_once_per_batch_of_the_last_layer_batch_size(tiny):
+    """--last-layer-batch-size sets the last-layer stage's batches (the fashion-mnist recipe fits 512 scores a step
+    against training batches of 128); 0 takes the training batch size."""
+    from protopnet_trainer.last_layer import fit_last_layer
+    from protopnet_trainer.losses import LossCoefficients
+    from protopnet_trainer.model import build_model
+    labels = torch.arange(30) % 3
+    scores = torch.rand(30, 6, generator=torch.Generator().manual_seed(0))
+    for last_layer_batch_size, steps in ((4, 2 * 8), (0, 2 * 4)):       # 30 scores: 8 batches of 4, 4 of 8
+        cfg = tiny(batch_size=8, last_layer_batch_size=last_layer_batch_size)
+        model = build_model(cfg, 3, 3, [0.5] * 3, [0.25] * 3)
+        optimizer = torch.optim.Adam(model.last_layer.parameters(), lr=1e-3)
+        taken = []
+        step = optimizer.step
+        optimizer.step = lambda *args, **kwargs: taken.append(1) or step(*args, **kwargs)
+        fit_last_layer(model, scores, labels, optimizer, LossCoefficients(), cfg, 2, torch.Generator().manual_seed(0))
+        assert len(taken) == steps, last_layer_batch_size
