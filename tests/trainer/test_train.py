@@ -497,3 +497,21 @@ def test_the_last_layer_stage_steps_once_per_batch_of_the_last_layer_batch_size(
         optimizer.step = lambda *args, **kwargs: taken.append(1) or step(*args, **kwargs)
         fit_last_layer(model, scores, labels, optimizer, LossCoefficients(), cfg, 2, torch.Generator().manual_seed(0))
         assert len(taken) == steps, last_layer_batch_size
+
+
+def test_a_pruned_model_s_last_layer_is_fitted_again(tiny, tmp_path, monkeypatch):
+    """After pruning, the last layer of the prototypes that stay is trained again (the reference's 100 epochs): the
+    stage's optimizer must hold the new, smaller last layer, not the layer pruning replaced."""
+    trainer = _quiet(tiny(prune_k=1, prune_threshold=1), tmp_path)
+    trainer.push(0)
+    kept = []
+    keep = trainer.model.keep_prototypes
+
+    def keeping(indices):
+        keep(indices)
+        kept.append(trainer.model.last_layer.weight.detach().clone())
+
+    monkeypatch.setattr(trainer.model, "keep_prototypes", keeping)
+    trainer.prune()
+    assert len(kept) == 1 and kept[0].shape == trainer.model.last_layer.weight.shape
+    assert not torch.equal(kept[0], trainer.model.last_layer.weight)
