@@ -160,3 +160,15 @@ def test_keeping_prototypes_keeps_each_one_s_own_last_layer_column(tiny):
     assert model.prototype_classes.tolist() == [0, 1, 2]
     assert torch.equal(model.prototypes.detach(), prototypes[[1, 2, 5]])
     assert torch.equal(model.last_layer.weight.detach(), weight[:, [1, 2, 5]])
+
+
+def test_the_cross_entropy_trains_the_prototypes_and_the_features_through_the_similarities(tiny):
+    """The joint stage trains the network end to end: the classification loss reaches the prototypes, the add-on
+    layers and the trunk through the max-pooled similarities, not the last layer alone."""
+    torch.manual_seed(0)
+    model = build_model(tiny(), 3, 3, [0.5] * 3, [0.25] * 3)
+    out = model(torch.rand(4, 3, 16, 16))
+    torch.nn.functional.cross_entropy(out.logits, torch.tensor([0, 1, 2, 0])).backward()
+    for name, parameter in (("prototypes", model.prototypes), ("add-on", model.add_on[0].weight),
+                            ("trunk", next(model.trunk.parameters()))):
+        assert parameter.grad is not None and float(parameter.grad.abs().sum()) > 0, name
