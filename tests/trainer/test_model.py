@@ -172,3 +172,12 @@ def test_the_cross_entropy_trains_the_prototypes_and_the_features_through_the_si
     for name, parameter in (("prototypes", model.prototypes), ("add-on", model.add_on[0].weight),
                             ("trunk", next(model.trunk.parameters()))):
         assert parameter.grad is not None and float(parameter.grad.abs().sum()) > 0, name
+
+
+def test_new_prototypes_start_uniform_in_the_unit_cube_of_the_latent_space(tiny):
+    """The reference draws the prototypes uniformly from [0, 1]^D, the range of the add-on layers' sigmoid."""
+    torch.manual_seed(0)
+    prototypes = build_model(tiny(prototypes_per_class=100), 3, 3, [0.5] * 3, [0.25] * 3).prototypes.detach()
+    assert prototypes.shape == (300, 8, 1, 1)
+    assert float(prototypes.min()) >= 0.0 and float(prototypes.max()) <= 1.0
+    assert float(prototypes.mean()) == pytest.approx(0.5, abs=0.05) and float(prototypes.min()) < 0.05
