@@ -515,3 +515,27 @@ def test_a_pruned_model_s_last_layer_is_fitted_again(tiny, tmp_path, monkeypatch
     trainer.prune()
     assert len(kept) == 1 and kept[0].shape == trainer.model.last_layer.weight.shape
     assert not torch.equal(kept[0], trainer.model.last_layer.weight)
+
+
+def test_the_last_layer_stage_draws_every_score_once_a_pass_in_a_new_shuffled_order(tiny):
+    """The last-layer stage runs in shuffled batches, reshuffled every pass (from its own generator, so that a run
+    is reproducible): not the push set's order, which groups no class but repeats the same batches every pass."""
+    from protopnet_trainer.last_layer import fit_last_layer
+    from protopnet_trainer.losses import LossCoefficients
+    from protopnet_trainer.model import build_model
+    cfg = tiny(last_layer_batch_size=10)
+    scores = torch.arange(30.0).view(30, 1).repeat(1, 6)           # score row n holds n: the batches name their rows
+    labels = torch.arange(30) % 3
+
+    def orders(seed):
+        model = build_model(cfg, 3, 3, [0.5] * 3, [0.25] * 3)
+        seen = []
+        model.last_layer.register_forward_hook(lambda module, inputs, output: seen.extend(inputs[0][:, 0].tolist()))
+        fit_last_layer(model, scores, labels, torch.optim.Adam(model.last_layer.parameters(), lr=0.0),
+                       LossCoefficients(), cfg, 2, torch.Generator().manual_seed(seed))
+        return [[int(n) for n in seen[:30]], [int(n) for n in seen[30:]]]
+
+    first, second = orders(5)
+    assert sorted(first) == sorted(second) == list(range(30))
+    assert first != list(range(30)) and first != second
+    assert orders(5) == [first, second]
