@@ -232,3 +232,14 @@ def test_the_background_aware_push_passes_over_a_candidate_whose_box_is_backgrou
         assert (record["item"], 4 * record["featureCell"]["row"] + record["featureCell"]["column"]) == (
             int(candidates.items[j, 1]), int(candidates.cells[j, 1]))
         assert record["distanceBeforePush"] == pytest.approx(float(candidates.values[j, 1]), rel=1e-5)
+
+
+def test_a_wide_image_s_map_is_upsampled_to_its_rows_and_columns():
+    """A wide input (24 x 40 px, a 3 x 5 map) is upsampled to 24 rows of 40 pixels, so that the box of the map's
+    top-right cell lies over the image's top right (that cell covers rows 0..7, columns 32..39)."""
+    activation = torch.zeros(3, 5)
+    activation[0, 4] = 1.0
+    upsampled = upsample_activation(activation, 24, 40)
+    assert upsampled.shape == (24, 40)
+    x, y, w, h = high_activation_box(upsampled)
+    assert 30 <= x and x + w == 40 and y == 0 and h <= 8
