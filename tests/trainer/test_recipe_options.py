@@ -358,3 +358,13 @@ def test_paper_rotation_turns_both_ways():
     from protopnet_trainer.config import TrainConfig
     choice, _ = make_augmentation(TrainConfig(augment=True, image_size=16)).transforms
     assert choice.transforms[0].degrees == [-15.0, 15.0]
+
+
+def test_a_one_cycle_schedule_starts_after_the_warm_up(tiny, tmp_path):
+    """With warm-up epochs, the one-cycle schedule spans the joint epochs alone: warm-up batches do not step it, so
+    the first joint batch starts the cycle and the last ends it (OneCycleLR refuses a step past its end)."""
+    trainer = _quiet(_onecycle(tiny, epochs=3, warm_epochs=1), tmp_path)
+    start = [group["lr"] for group in trainer.joint_optimizer.param_groups]
+    trainer.train_epoch(0)
+    assert [group["lr"] for group in trainer.joint_optimizer.param_groups] == start
+    assert len(trainer.run().history) == 3
