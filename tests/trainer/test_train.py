@@ -539,3 +539,21 @@ def test_the_last_layer_stage_draws_every_score_once_a_pass_in_a_new_shuffled_or
     assert sorted(first) == sorted(second) == list(range(30))
     assert first != list(range(30)) and first != second
     assert orders(5) == [first, second]
+
+
+def test_a_push_right_after_an_epoch_projects_onto_the_patches_inference_sees(tiny, tmp_path):
+    """An epoch leaves the model in training mode; the push runs it in eval mode, as a prediction does, so that each
+    prototype is the latent patch its source image has at inference (distance 0 there) and the push leaves the
+    batch norms' running statistics as training left them."""
+    trainer = _quiet(tiny(), tmp_path)
+    trainer.train_epoch(0)
+    assert trainer.model.training
+    running = {k: v.clone() for k, v in trainer.model.state_dict().items() if "running" in k}
+    trainer.push(0)
+    after = trainer.model.state_dict()
+    assert running and all(torch.equal(v, after[k]) for k, v in running.items())
+    trainer.model.eval()
+    with torch.no_grad():
+        for j, record in enumerate(trainer.records):
+            distances = trainer.model(trainer.loaders.push_set.image(record["item"])[None]).distances
+            assert float(distances[0, j, record["featureCell"]["row"], record["featureCell"]["column"]]) <= 1e-5, j
