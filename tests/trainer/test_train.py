@@ -557,3 +557,23 @@ def test_a_push_right_after_an_epoch_projects_onto_the_patches_inference_sees(ti
         for j, record in enumerate(trainer.records):
             distances = trainer.model(trainer.loaders.push_set.image(record["item"])[None]).distances
             assert float(distances[0, j, record["featureCell"]["row"], record["featureCell"]["column"]]) <= 1e-5, j
+
+
+def test_pruning_judges_prototypes_by_the_patches_inference_sees(tiny, tmp_path):
+    """A model comes out of a checkpoint in training mode: pruning scans the push set in eval mode, as a prediction
+    runs, so that the nearest patches are those inference sees and the scan leaves the batch norms' running
+    statistics alone."""
+    import copy
+    from protopnet_trainer.prune import nearest_patch_classes
+    trainer = _quiet(tiny(), tmp_path)
+    push_set = trainer.loaders.push_set
+    reference = copy.deepcopy(trainer.model).eval()
+    with torch.no_grad():
+        distances = reference(torch.stack([push_set[n][0] for n in range(len(push_set))])).min_distances
+    expected = torch.tensor(push_set.split.labels)[distances.topk(6, dim=0, largest=False).indices].t()
+    trainer.model.train()
+    running = {k: v.clone() for k, v in trainer.model.state_dict().items() if "running" in k}
+    assert torch.equal(nearest_patch_classes(trainer.model, push_set, 16, torch.device("cpu"), 6, progress=False),
+                       expected)
+    after = trainer.model.state_dict()
+    assert running and all(torch.equal(v, after[k]) for k, v in running.items())
