@@ -577,3 +577,17 @@ def test_pruning_judges_prototypes_by_the_patches_inference_sees(tiny, tmp_path)
                        expected)
     after = trainer.model.state_dict()
     assert running and all(torch.equal(v, after[k]) for k, v in running.items())
+
+
+def test_a_run_with_prune_prunes_after_its_last_epoch(tiny, tmp_path, monkeypatch):
+    """--prune: once its epochs are done the run prunes, and its final model (final.pt, what the bundle publishes) is
+    the pruned one."""
+    from protopnet_trainer import prune
+    trainer = _quiet(tiny(epochs=2, prune=True, prune_k=2, prune_threshold=1), tmp_path)
+    neighbours = trainer.model.prototype_classes.view(-1, 1).repeat(1, 2)
+    neighbours[0] = (neighbours[0] + 1) % 3                 # prototype 0's two nearest patches are of another class
+    monkeypatch.setattr(prune, "nearest_patch_classes", lambda *args, **kwargs: neighbours)
+    result = trainer.run()
+    assert result.model.prototype_classes.tolist() == [0, 1, 1, 2, 2] and len(result.records) == 5
+    final = load_checkpoint(str(tmp_path / "checkpoints" / "final.pt"))
+    assert final["model"]["prototypes"].shape[0] == 5 and len(final["records"]) == 5
