@@ -33,4 +33,18 @@ public class SoftmaxTests
         for (var i = 0; i < 3; i++) Assert.Equal(a[i], b[i], 9);
         Assert.Equal(1 / (1 + Math.Exp(-1) + Math.Exp(-2)), b[0], 9);
     }
+
+    /// <summary>
+    /// Logits that are all far below zero (a class's logit is a weighted sum of similarities, and can be) still give a
+    /// distribution: the largest logit is subtracted, not zero, so the exponentials never all underflow to 0 / 0.
+    /// </summary>
+    [Fact]
+    public void LogitsAllFarBelowZeroStillGiveADistribution()
+    {
+        float[] logits = [-1000f, -1001f, -1002f];
+        var probabilities = Softmax.Compute(logits);
+        Assert.Equal(1 / (1 + Math.Exp(-1) + Math.Exp(-2)), probabilities[0], 9);
+        Assert.Equal(Math.Exp(-2) / (1 + Math.Exp(-1) + Math.Exp(-2)), probabilities[2], 9);
+        Assert.Equal(1.0, probabilities.Sum(), 12);
+    }
 }
