@@ -469,7 +469,11 @@ public class ClassifyTests(TrainerBundles bundles)
         Assert.Equal(explained, explanation.GetProperty("classIndex").GetInt32());
         var logit = body.GetProperty("topClasses").EnumerateArray().Single(c => c.GetProperty("classIndex").GetInt32() == explained).GetProperty("logit").GetDouble();
         Assert.Equal(logit, explanation.GetProperty("logit").GetDouble(), 1e-12);
-        var parts = explanation.GetProperty("prototypes").EnumerateArray().Sum(p => p.GetProperty("contribution").GetDouble());
+        var contributions = explanation.GetProperty("prototypes").EnumerateArray().Select(p => p.GetProperty("contribution").GetDouble()).ToArray();
+        // Largest contribution first, evidence against the class last: not by size alone, which puts a large negative
+        // contribution (another class's prototype, weighted against this one) before the class's own evidence.
+        Assert.Equal(contributions.OrderByDescending(c => c), contributions);
+        var parts = contributions.Sum();
         Assert.Equal(0.0, explanation.GetProperty("otherPrototypesContribution").GetDouble(), 1e-12); // all 8 prototypes shown
         Assert.Equal(logit, parts, 1e-3);
     }
