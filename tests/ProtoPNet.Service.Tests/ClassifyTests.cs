@@ -476,6 +476,16 @@ public class ClassifyTests(TrainerBundles bundles)
         var parts = contributions.Sum();
         Assert.Equal(0.0, explanation.GetProperty("otherPrototypesContribution").GetDouble(), 1e-12); // all 8 prototypes shown
         Assert.Equal(logit, parts, 1e-3);
+
+        // Each prototype is named with its own class, as the model lists it, not with the class explained.
+        var listed = (await Http.JsonAsync(await Client.GetAsync($"/models/smoke/versions/{Path.GetFileName(bundles.SmokeBundle)}/prototypes")))
+            .GetProperty("prototypes").EnumerateArray().ToDictionary(p => p.GetProperty("index").GetInt32(),
+                p => (p.GetProperty("classIndex").GetInt32(), p.GetProperty("label").GetString()));
+        var named = explanation.GetProperty("prototypes").EnumerateArray().Select(p => (p.GetProperty("prototypeIndex").GetInt32(),
+            (p.GetProperty("classIndex").GetInt32(), p.GetProperty("label").GetString()))).ToArray();
+        Assert.Equal(8, named.Length);
+        foreach (var (index, classAndLabel) in named) Assert.Equal(listed[index], classAndLabel);
+        Assert.Contains(named, n => n.Item2.Item1 != explained);
     }
 
     [Fact]
