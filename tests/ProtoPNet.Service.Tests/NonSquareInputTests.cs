@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using ProtoPNet.Inference.Rendering;
 using ProtoPNet.Service.Tests.Infrastructure;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
@@ -65,6 +66,41 @@ public class NonSquareInputTests(TrainerBundles bundles)
         using var outputs = bundle.Session.Run(ServiceFactory.InputOf(bundle, image), 1);
         Assert.Equal((Input.Height / 4, Input.Width / 4), (outputs.MapHeight, outputs.MapWidth));   // the small CNN pools twice
         ClassifyTests.AssertBoxesFollowThePercentileRule(body, bundle, outputs, width, height);
+    }
+
+    /// <summary>
+    /// A heatmap of a model whose feature map is wider than tall is the prototype's map drawn over the upload with the
+    /// map's own height and width (taken for each other, the map is drawn scrambled, and no other answer shows it).
+    /// </summary>
+    [Fact]
+    public async Task AHeatmapIsTheMapDrawnWithItsOwnHeightAndWidth()
+    {
+        var image = Http.BundleImage(bundles.WideBundle, 1, 80, 48);
+        var body = await Http.JsonAsync(await Client.PostAsync("/classify?heatmaps=png&topPrototypes=2", Http.Image(image)));
+
+        using var bundle = ServiceFactory.LoadAsServed(bundles.WideBundle);
+        using var outputs = bundle.Session.Run(ServiceFactory.InputOf(bundle, image), 1);
+        Assert.True(outputs.MapWidth > outputs.MapHeight, $"a {outputs.MapHeight} x {outputs.MapWidth} map");
+        using var upload = Image.Load<Rgb24>(image);
+        var prototypes = body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray().ToArray();
+        Assert.Equal(2, prototypes.Length);
+        foreach (var prototype in prototypes)
+        {
+            var index = prototype.GetProperty("prototypeIndex").GetInt32();
+            using var expected = HeatmapRenderer.Render(upload, outputs.MapOf(0, index), outputs.MapHeight, outputs.MapWidth);
+            var uri = prototype.GetProperty("heatmap").GetString()!;
+            using var heatmap = Image.Load<Rgb24>(Convert.FromBase64String(uri[HeatmapRenderer.PngDataUriPrefix.Length..]));
+            Assert.Equal((expected.Width, expected.Height), (heatmap.Width, heatmap.Height));
+            for (var y = 0; y < heatmap.Height; y++)
+            {
+                for (var x = 0; x < heatmap.Width; x++)
+                {
+                    var (shown, drawn) = (heatmap[x, y], expected[x, y]);
+                    var difference = Math.Max(Math.Abs(shown.R - drawn.R), Math.Max(Math.Abs(shown.G - drawn.G), Math.Abs(shown.B - drawn.B)));
+                    Assert.True(difference <= 1, $"prototype {index} at ({x}, {y}): the answer shows {shown}, its map draws {drawn}");
+                }
+            }
+        }
     }
 
     /// <summary>The card lays out the upload and the prototypes' pictures, none of them square: it is drawn, not a 500.</summary>
