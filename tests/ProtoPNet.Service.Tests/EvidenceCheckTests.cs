@@ -88,6 +88,54 @@ public class EvidenceCheckTests(TrainerBundles bundles)
         Assert.True(timings.GetProperty("total").GetDouble() >= timings.GetProperty("verify").GetDouble());
     }
 
+    /// <summary>
+    /// With explainClass the check measures the class explained, not the one predicted: each prototype's
+    /// probabilityWithoutBox is the explained class's probability on the image with its box filled, and its drop is from
+    /// that class's probability on the image itself (the one topClasses lists for it).
+    /// </summary>
+    [Fact]
+    public async Task WithExplainClassTheDropIsTheExplainedClasssProbabilityTheBoxCarried()
+    {
+        var image = Http.BundleImage(bundles.SmokeBundle, 3);
+        using var bundle = ServiceFactory.LoadAsServed(bundles.SmokeBundle);
+        var session = bundle.Session;
+        var size = session.ImageElementCount;
+        var input = ServiceFactory.InputOf(bundle, image);
+        using var outputs = session.Run(input, 1);
+        var logits = outputs.LogitsOf(0).ToArray();
+        // The runner-up: explained, not predicted.
+        var explained = Enumerable.Range(0, logits.Length).OrderByDescending(k => logits[k]).ElementAt(1);
+
+        var body = await Http.JsonAsync(await Client.PostAsync($"/classify?explainClass={explained}&topClasses=4&topPrototypes=3&verify=true", Http.Image(image)));
+        Assert.NotEqual(explained, body.GetProperty("prediction").GetProperty("classIndex").GetInt32());
+        Assert.Equal(explained, body.GetProperty("explanation").GetProperty("classIndex").GetInt32());
+        var probability = body.GetProperty("topClasses").EnumerateArray()
+            .Single(c => c.GetProperty("classIndex").GetInt32() == explained).GetProperty("probability").GetDouble();
+        Assert.Equal(SoftmaxOf(logits, explained), probability, 1e-12);
+
+        var prototypes = body.GetProperty("explanation").GetProperty("prototypes").EnumerateArray().ToArray();
+        Assert.Equal(3, prototypes.Length);
+        var mean = bundle.Manifest.Input.Mean!.Select(m => (float)m).ToArray();
+        var plane = session.Height * session.Width;
+        var masked = new float[prototypes.Length * size];
+        for (var i = 0; i < prototypes.Length; i++)
+        {
+            var (x, y, w, h) = InputBox(outputs, prototypes[i].GetProperty("prototypeIndex").GetInt32(), session.Height, session.Width);
+            Array.Copy(input, 0, masked, i * size, size);
+            for (var c = 0; c < session.Channels; c++)
+            {
+                for (var row = y; row < y + h; row++) masked.AsSpan(i * size + c * plane + row * session.Width + x, w).Fill(mean[c]);
+            }
+        }
+        using var maskedOutputs = session.Run(masked, prototypes.Length);
+        for (var i = 0; i < prototypes.Length; i++)
+        {
+            var without = prototypes[i].GetProperty("probabilityWithoutBox").GetDouble();
+            Assert.Equal(SoftmaxOf(maskedOutputs.LogitsOf(i).ToArray(), explained), without, 1e-12);
+            Assert.Equal(probability - without, prototypes[i].GetProperty("drop").GetDouble(), 1e-12);
+        }
+    }
+
     [Fact]
     public async Task VerifyAddsExactlyOneBatchedRunAndWithoutItNothingExtraRunsOrIsAnswered()
     {
