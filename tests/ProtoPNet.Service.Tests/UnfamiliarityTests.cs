@@ -71,6 +71,31 @@ public class UnfamiliarityTests(TrainerBundles bundles)
         Assert.Equal("stretch", preprocessing.GetProperty("resize").GetString());
     }
 
+    /// <summary>
+    /// The flag is "score above the threshold", as the trainer calibrates it: its threshold is a held-out image's own
+    /// score (the one just below the first image it flags), so an image scoring exactly the threshold is familiar, and
+    /// the same image against a threshold one step lower is not.
+    /// </summary>
+    [Fact]
+    public async Task AnImageScoringExactlyTheThresholdIsNotFlagged()
+    {
+        var image = Http.BundleImage(bundles.SmokeBundle, 5, 40, 40);
+        var score = (await Http.JsonAsync(await Client.PostAsync("/classify", Http.Image(image)))).GetProperty("unfamiliarity").GetProperty("score").GetDouble();
+        var root = bundles.NewRoot(
+            (bundles.SmokeBundle, "at", dir => TrainerBundles.EditManifest(dir, m => m["unfamiliarity"]!["threshold"] = score)),
+            (bundles.SmokeBundle, "below", dir => TrainerBundles.EditManifest(dir, m => m["unfamiliarity"]!["threshold"] = Math.BitDecrement(score))));
+        await using var factory = ServiceFactory.ForRoot(root, ("Models:DefaultModel", "at"));
+        var client = factory.CreateClient();
+
+        var at = await Http.JsonAsync(await client.PostAsync("/classify?model=at", Http.Image(image)));
+        Assert.Equal(score, at.GetProperty("unfamiliarity").GetProperty("score").GetDouble());
+        Assert.Equal(score, at.GetProperty("unfamiliarity").GetProperty("threshold").GetDouble());
+        Assert.False(at.GetProperty("unfamiliar").GetBoolean());
+        var below = await Http.JsonAsync(await client.PostAsync("/classify?model=below", Http.Image(image)));
+        Assert.Equal(score, below.GetProperty("unfamiliarity").GetProperty("score").GetDouble());
+        Assert.True(below.GetProperty("unfamiliar").GetBoolean());
+    }
+
     [Fact]
     public async Task NoiseIsFlaggedInABatchAndEachResultCarriesTheFlag()
     {
