@@ -142,6 +142,34 @@ public class ClassifyTests(TrainerBundles bundles)
     }
 
     /// <summary>
+    /// The feature cell named for a prototype is where its map is highest, anywhere in the map (its last cell too), and
+    /// the first in row-major order of equal highest cells (a flat map names the first cell), as row and column of a map
+    /// wider than tall: the cell a user looks for on the image.
+    /// </summary>
+    [Fact]
+    public void TheFeatureCellIsTheMapsFirstHighestCellWhereverItLies()
+    {
+        using var bundle = ServiceFactory.LoadAsServed(bundles.WideBundle);
+        var (mapHeight, mapWidth) = (bundle.Session.MapHeight, bundle.Session.MapWidth);
+        Assert.True(mapWidth > mapHeight, $"a {mapHeight} x {mapWidth} map");
+        var size = mapHeight * mapWidth;
+        using var outputs = new NetworkOutputs(1, 1, bundle.ClassCount, bundle.PrototypeCount, mapHeight, mapWidth, withMaps: true);
+        outputs.LogitsRows(0, 1).Span.Clear();
+        outputs.SimilarityRows(0, 1).Span.Clear();   // equal contributions: prototypes 0, 1 and 2 are explained, in that order
+        var maps = outputs.MapRows(0, 1).Span;
+        maps.Fill(0.25f);
+        maps[size - 1] = 3f;                                      // prototype 0: highest in its last cell
+        maps[size + mapWidth - 2] = 2f;                           // prototype 1: equal highest in row 0, column w - 2
+        maps[size + (mapHeight - 1) * mapWidth + 1] = 2f;         //   and in the last row, column 1
+        using var image = new DecodedImage(new Image<Rgb24>(bundle.Manifest.Input.Width, bundle.Manifest.Input.Height), "png");
+
+        var explanation = Explainer.ExplainClass(bundle, outputs, 0, image, 0, new ExplainOptions(TopPrototypes: 3));
+        Assert.Equal([0, 1, 2], explanation.Prototypes.Select(p => p.PrototypeIndex));
+        Assert.Equal([new FeatureCell(mapHeight - 1, mapWidth - 1), new FeatureCell(0, mapWidth - 2), new FeatureCell(0, 0)],
+            explanation.Prototypes.Select(p => p.FeatureCell));
+    }
+
+    /// <summary>
     /// Each explained prototype costs its part of the answer and nothing that grows with the network's input: the map's
     /// upsampling taps (48 bytes per input row and column, 3 KB at 32 x 32) are worked out once per bundle.
     /// </summary>
