@@ -60,6 +60,32 @@ public class ContrastTests(TrainerBundles bundles)
         Assert.True(largestChange > 0.01, $"the negative changed no probability by more than {largestChange}");
     }
 
+    /// <summary>
+    /// In a batch each result says whether its own image was inverted, also after an image that could not be decoded
+    /// (and so holds no row of the network's input): the flag follows the image, not its place in the upload.
+    /// </summary>
+    [Fact]
+    public async Task InABatchEachResultSaysWhetherItsOwnImageWasInverted()
+    {
+        var root = bundles.NewRoot((bundles.SmokeBundle, "auto", dir => TrainerBundles.EditManifest(dir, m => m["input"]!["contrast"] = "auto")));
+        await using var factory = ServiceFactory.ForRoot(root, ("Models:DefaultModel", "auto"));
+        var client = factory.CreateClient();
+        var image = Http.BundleImage(bundles.SmokeBundle, 0);
+        var negative = Negative(image);
+        async Task<bool> InvertedAloneAsync(byte[] png) => (await Http.JsonAsync(await client.PostAsync("/classify", Http.Image(png))))
+            .GetProperty("preprocessing").GetProperty("inverted").GetBoolean();
+        var (imageInverted, negativeInverted) = (await InvertedAloneAsync(image), await InvertedAloneAsync(negative));
+        Assert.NotEqual(imageInverted, negativeInverted);
+
+        var body = await Http.JsonAsync(await client.PostAsync("/classify/batch", Http.Multipart(("image", "not an image"u8.ToArray(), "image/png"),
+            ("image", image, "image/png"), ("image", negative, "image/png"), ("image", image, "image/png"))));
+        var results = body.GetProperty("results").EnumerateArray().ToArray();
+        Assert.Equal(4, results.Length);
+        Assert.Equal(400, results[0].GetProperty("status").GetInt32());
+        Assert.Equal([imageInverted, negativeInverted, imageInverted],
+            results[1..].Select(r => r.GetProperty("preprocessing").GetProperty("inverted").GetBoolean()));
+    }
+
     [Fact]
     public async Task ABundleWithAnUnknownContrastStepIsRefused()
     {
