@@ -139,6 +139,8 @@ public class HighActivationBoxTests
     [InlineData(14, 7, 1, 1, 56, 28, 28, 7, 2, 1)]
     [InlineData(27, 27, 1, 1, 30, 30, 28, 28, 2, 2)]
     [InlineData(3, 4, 5, 6, 28, 28, 3, 4, 5, 6)]
+    [InlineData(21, 21, 1, 1, 68, 68, 51, 51, 3, 3)]   // 21 x 68 / 28 = 51 exactly, which 21 x (68 / 28.0) misses by a rounding (50.99999999999999)
+    [InlineData(20, 20, 1, 1, 36, 36, 25, 25, 2, 2)]   // the box ends at 21 x 36 / 28 = 27 exactly, which 21 x (36 / 28.0) overshoots (27.000000000000004)
     public void ScaleMapsToStretchedImagePixels(int x, int y, int w, int h, int toW, int toH, int ex, int ey, int ew, int eh)
     {
         var scaled = HighActivationBox.Scale(new PixelBox(x, y, w, h), 28, 28, toW, toH);
