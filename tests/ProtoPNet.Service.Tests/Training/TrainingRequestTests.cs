@@ -299,6 +299,8 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.Equal([third, first], await ListedAsync("?status=queued,running"));
         Assert.Equal([third, first], await ListedAsync("?status=Queued,RUNNING"));   // in any case, as heatmaps=PNG
         Assert.Equal([third], await ListedAsync("?status=queued&limit=1"));
+        // The limit counts the jobs the filter keeps, not the newest of all: the newest cancelled job is the second newest.
+        Assert.Equal([second], await ListedAsync("?status=cancelled&limit=1"));
         Assert.Equal([third, second], await ListedAsync("?limit=2"));
         foreach (var (query, fragment) in new[] { ("?status=paused", "names no job state"), ("?status=", "names no job state"), ("?limit=0", "limit must be"),
             ("?limit=two", "limit must be"), ("?state=queued", "takes no query parameter 'state' (did you mean 'status'?); it takes status, limit.") })
