@@ -844,4 +844,27 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         }
     }
 
+    /// <summary>
+    /// Cancelling a cancelled job answers 200 with it again, as the API says, and changes nothing: a page that asks twice
+    /// (a double click, a retry after a lost answer) gets no 409, and the job keeps the status the first cancel wrote.
+    /// </summary>
+    [Fact]
+    public async Task Cancelling_a_cancelled_job_again_answers_200_and_changes_nothing()
+    {
+        await using var service = fixture.WithJobs("jobs-cancelled-twice");
+        var folder = Path.Combine(fixture.Root, "jobs-cancelled-twice");
+        var client = Client(service: service);
+        var id = (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted))
+            .GetProperty("id").GetString()!;
+        var first = await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{id}"));
+        Assert.Equal("cancelled", first.GetProperty("status").GetString());
+        var written = File.ReadAllText(Path.Combine(folder, id, "status.json"));
+
+        var again = await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{id}"));
+        Assert.Equal("cancelled", again.GetProperty("status").GetString());
+        Assert.Equal(1, again.GetProperty("attempt").GetInt32());
+        Assert.Equal(first.GetProperty("finishedAt").GetDateTimeOffset(), again.GetProperty("finishedAt").GetDateTimeOffset());
+        Assert.Equal(written, File.ReadAllText(Path.Combine(folder, id, "status.json")));
+        Assert.Equal(["lease-000001"], Directory.GetFiles(Path.Combine(folder, id), "lease-*").Select(Path.GetFileName));
+    }
 }
