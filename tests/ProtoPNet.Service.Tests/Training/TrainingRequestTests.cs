@@ -867,4 +867,45 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.Equal(written, File.ReadAllText(Path.Combine(folder, id, "status.json")));
         Assert.Equal(["lease-000001"], Directory.GetFiles(Path.Combine(folder, id), "lease-*").Select(Path.GetFileName));
     }
+
+    /// <summary>
+    /// Each field of a worker's status.json is answered under its own name: fields of one type side by side (the train
+    /// and test accuracy of an epoch, the images checked and to check, the heartbeat and the estimated finish) are
+    /// not mixed up, which a page's accuracy curve and progress bar would show without a word.
+    /// </summary>
+    [Fact]
+    public async Task Each_field_of_a_workers_status_is_answered_under_its_own_name()
+    {
+        var jobs = Path.Combine(fixture.Root, "jobs-fields");
+        Directory.CreateDirectory(Path.Combine(jobs, "zz-fields"));
+        File.WriteAllText(Path.Combine(jobs, "zz-fields", "job.json"),
+            """{"name": "m", "preset": "smoke", "dataset": "imagefolder", "data": "photos", "options": {"epochs": 3}, "createdAt": "2026-12-01T09:00:00Z"}""");
+        File.WriteAllText(Path.Combine(jobs, "zz-fields", "status.json"), """
+            {"status": "running", "attempt": 2, "worker": "trainer-2:7", "resumedFromEpoch": 1,
+             "startedAt": "2026-12-01T10:00:00Z", "heartbeatAt": "2026-12-01T10:05:00Z", "estimatedFinishAt": "2026-12-01T11:00:00Z",
+             "progress": {"stage": "checking-images", "epoch": 2, "epochs": 3, "fraction": 0.25, "imagesChecked": 120, "imagesToCheck": 480},
+             "metrics": {"testAccuracy": 0.75},
+             "history": [{"epoch": 1, "phase": "warm", "trainAccuracy": 0.6, "testAccuracy": 0.55}]}
+            """);
+        await using var service = fixture.WithJobs("jobs-fields");
+        var job = await Http.JsonAsync(await Client(service: service).GetAsync("/training/jobs/zz-fields"));
+
+        Assert.Equal(("running", 2, "trainer-2:7", 1), (job.GetProperty("status").GetString(), job.GetProperty("attempt").GetInt32(),
+            job.GetProperty("worker").GetString(), job.GetProperty("resumedFromEpoch").GetInt32()));
+        Assert.Equal(("imagefolder", "photos", 3), (job.GetProperty("dataset").GetString(), job.GetProperty("data").GetString(),
+            job.GetProperty("options").GetProperty("epochs").GetInt32()));
+        Assert.Equal(DateTimeOffset.Parse("2026-12-01T09:00:00Z", System.Globalization.CultureInfo.InvariantCulture), job.GetProperty("createdAt").GetDateTimeOffset());
+        Assert.Equal(DateTimeOffset.Parse("2026-12-01T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture), job.GetProperty("startedAt").GetDateTimeOffset());
+        Assert.Equal(DateTimeOffset.Parse("2026-12-01T10:05:00Z", System.Globalization.CultureInfo.InvariantCulture), job.GetProperty("heartbeatAt").GetDateTimeOffset());
+        Assert.Equal(DateTimeOffset.Parse("2026-12-01T11:00:00Z", System.Globalization.CultureInfo.InvariantCulture), job.GetProperty("estimatedFinishAt").GetDateTimeOffset());
+        Assert.Equal(JsonValueKind.Null, job.GetProperty("finishedAt").ValueKind);
+        var progress = job.GetProperty("progress");
+        Assert.Equal(("checking-images", 2, 3, 0.25, 120, 480), (progress.GetProperty("stage").GetString(), progress.GetProperty("epoch").GetInt32(),
+            progress.GetProperty("epochs").GetInt32(), progress.GetProperty("fraction").GetDouble(), progress.GetProperty("imagesChecked").GetInt32(),
+            progress.GetProperty("imagesToCheck").GetInt32()));
+        Assert.Equal(0.75, job.GetProperty("metrics").GetProperty("testAccuracy").GetDouble());
+        var epoch = Assert.Single(job.GetProperty("history").EnumerateArray());
+        Assert.Equal((1, "warm", 0.6, 0.55), (epoch.GetProperty("epoch").GetInt32(), epoch.GetProperty("phase").GetString(),
+            epoch.GetProperty("trainAccuracy").GetDouble(), epoch.GetProperty("testAccuracy").GetDouble()));
+    }
 }
