@@ -908,4 +908,26 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.Equal((1, "warm", 0.6, 0.55), (epoch.GetProperty("epoch").GetInt32(), epoch.GetProperty("phase").GetString(),
             epoch.GetProperty("trainAccuracy").GetDouble(), epoch.GetProperty("testAccuracy").GetDouble()));
     }
+
+    /// <summary>
+    /// The limits GET /training/options gives are inclusive, as it says and as the trainer takes them: a value at an
+    /// option's minimum or maximum, and a list of maxItems integers, are queued as given.
+    /// </summary>
+    [Theory]
+    [InlineData("""{"epochs": 1}""")]
+    [InlineData("""{"epochs": 1000}""")]
+    [InlineData("""{"lrTrunk": 0}""")]
+    [InlineData("""{"lrGamma": 1}""")]
+    [InlineData("""{"onecyclePctStart": 0.01, "unfamiliarShare": 0.5}""")]
+    [InlineData("""{"smallCnnWidths": [1, 2, 3, 4, 5, 6, 7, 4096]}""")]
+    public async Task An_option_at_the_edge_of_its_range_is_accepted(string options)
+    {
+        await using var service = fixture.WithJobs("jobs-edges");
+        var job = await Http.JsonAsync(await Client(service: service).PostAsync("/training/jobs",
+            Body($$"""{"name": "m", "preset": "smoke", "options": {{options}}}""")), HttpStatusCode.Accepted);
+        var given = JsonDocument.Parse(options).RootElement;
+        var stored = JsonDocument.Parse(File.ReadAllText(Path.Combine(fixture.Root, "jobs-edges", job.GetProperty("id").GetString()!, "job.json")))
+            .RootElement.GetProperty("options");
+        Assert.True(JsonElement.DeepEquals(given, stored), $"stored {stored}, given {given}");
+    }
 }
