@@ -8,7 +8,7 @@ using ProtoPNet.Tests.Shared;
 
 namespace ProtoPNet.Service.Tests.Training;
 
-/// <summary>A service with a jobs folder and a data root holding a folder, a link to it, and a link leading outside.</summary>
+/// <summary>A service with a jobs folder and a data root holding a folder, a link to it, and links leading outside.</summary>
 public sealed class TrainingRequestService : IDisposable
 {
     public const string Key = "request-tests-admin-key";
@@ -23,6 +23,9 @@ public sealed class TrainingRequestService : IDisposable
         Directory.CreateDirectory(Path.Combine(Root, "outside"));
         Directory.CreateSymbolicLink(Path.Combine(Root, "data", "escape"), Path.Combine(Root, "outside"));
         Directory.CreateSymbolicLink(Path.Combine(Root, "data", "inner"), Path.Combine(Root, "data", "fashion"));
+        // A folder beside the data root whose name begins with the root's: outside it all the same.
+        Directory.CreateDirectory(Path.Combine(Root, "data-other"));
+        Directory.CreateSymbolicLink(Path.Combine(Root, "data", "sibling"), Path.Combine(Root, "data-other"));
         Directory.CreateDirectory(Models);
         Service = WithJobs("jobs");
     }
@@ -139,6 +142,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
     [InlineData("""{"name": "m", "preset": "smoke", "data": "fashion/../../outside"}""", "data", "must not contain '..'")]
     [InlineData("""{"name": "m", "preset": "smoke", "data": "/etc"}""", "data", "absolute path outside")]
     [InlineData("""{"name": "m", "preset": "smoke", "data": "escape"}""", "data", "leads outside")]
+    [InlineData("""{"name": "m", "preset": "smoke", "dataset": "imagefolder", "data": "sibling"}""", "data", "'sibling' leads outside Training:DataRoot")]
     [InlineData("""{"name": "m", "preset": "smoke", "data": "missing"}""", "data", "not a folder")]
     [InlineData("""[1, 2]""", "body", "must be a JSON object")]
     [InlineData("""{"name": "m",""", "body", "is not JSON")]
