@@ -497,7 +497,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         var keptId = kept.GetProperty("id").GetString()!;
 
         var refused = await Http.ProblemAsync(await client.DeleteAsync($"/training/jobs/{queuedId}/folder"), HttpStatusCode.Conflict, "training-job-not-finished");
-        Assert.Contains($"cancel it first (DELETE /training/jobs/{queuedId})", refused.GetProperty("detail").GetString());
+        Assert.Contains($"Training job {queuedId} is queued: cancel it first (DELETE /training/jobs/{queuedId}), then remove it.", refused.GetProperty("detail").GetString());
         Assert.True(File.Exists(Path.Combine(jobs, queuedId, "job.json")));
 
         // Cancelled, it is finished: the folder goes with a run folder a worker might have left in it.
@@ -529,6 +529,13 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
             var response = await client.DeleteAsync($"/training/jobs/{id}/folder");
             Assert.Equal(expected, response.StatusCode);
             Assert.Equal(expected == HttpStatusCode.Conflict, Directory.Exists(Path.Combine(jobs, id)));
+            if (expected == HttpStatusCode.Conflict)
+            {
+                // A running job's worker has to stop it first: the answer says to wait for that, not to remove it at once.
+                var problem = await Http.ProblemAsync(response, HttpStatusCode.Conflict, "training-job-not-finished");
+                Assert.Contains($"Training job {id} is running: cancel it first (DELETE /training/jobs/{id}), then remove it once its worker has stopped it",
+                    problem.GetProperty("detail").GetString());
+            }
         }
     }
 
