@@ -941,4 +941,29 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
             .RootElement.GetProperty("options");
         Assert.True(JsonElement.DeepEquals(given, stored), $"stored {stored}, given {given}");
     }
+
+    /// <summary>
+    /// Training:KeepFinishedJobs counts from when a job finished, not from when it was queued: a job that waited and
+    /// trained for longer than the keeping time is kept the whole of it once it ends, not removed the moment it ends.
+    /// </summary>
+    [Fact]
+    public async Task A_finished_job_is_kept_for_Training_KeepFinishedJobs_from_when_it_finished()
+    {
+        var jobs = Path.Combine(fixture.Root, "jobs-kept-long-run");
+        var now = DateTime.UtcNow;
+        foreach (var (id, created, finished) in new[] { ("zz-long-run", now.AddHours(-4), now.AddMinutes(-1)), ("zz-long-ago", now.AddHours(-5), now.AddHours(-3)) })
+        {
+            Directory.CreateDirectory(Path.Combine(jobs, id));
+            File.WriteAllText(Path.Combine(jobs, id, "job.json"), $$"""{"name": "m", "preset": "smoke", "createdAt": "{{created:O}}"}""");
+            File.WriteAllText(Path.Combine(jobs, id, "status.json"), $$"""{"status": "succeeded", "attempt": 1, "finishedAt": "{{finished:O}}"}""");
+        }
+        await using var service = ServiceFactory.ForRoot(fixture.Models, ("Security:AdminApiKey", Key), ("Training:JobsRoot", jobs),
+            ("Training:KeepFinishedJobs", "02:00:00"));
+        var client = Client(service: service);
+
+        // The sweep at the start goes through the jobs newest first: the one that finished long ago is removed after the other is passed over.
+        await Eventually.TrueAsync(() => !Directory.Exists(Path.Combine(jobs, "zz-long-ago")), "the job that finished 3 hours ago was not removed");
+        Assert.True(Directory.Exists(Path.Combine(jobs, "zz-long-run")), "the job that finished a minute ago was removed for having been queued 4 hours ago");
+        Assert.Equal("succeeded", (await Http.JsonAsync(await client.GetAsync("/training/jobs/zz-long-run"))).GetProperty("status").GetString());
+    }
 }
