@@ -600,6 +600,14 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         var stopping = await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{alive}"), HttpStatusCode.Accepted);
         Assert.Equal("running", stopping.GetProperty("status").GetString());
         Assert.False(File.Exists(Path.Combine(jobs, alive, "lease-000002")));
+
+        // A worker that took the job a moment ago and has not written its first status yet is alive too (its lease is
+        // new): the job is its own, and the cancel is left to it, never written over it.
+        var justTaken = await RunningAsync(TimeSpan.Zero, statusWritten: false);
+        var leftToWorker = await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{justTaken}"), HttpStatusCode.Accepted);
+        Assert.True(leftToWorker.GetProperty("cancelRequested").GetBoolean());
+        Assert.NotEqual("cancelled", leftToWorker.GetProperty("status").GetString());
+        Assert.False(File.Exists(Path.Combine(jobs, justTaken, "lease-000002")));
     }
 
     /// <summary>
