@@ -974,4 +974,23 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.True(Directory.Exists(Path.Combine(jobs, "zz-long-run")), "the job that finished a minute ago was removed for having been queued 4 hours ago");
         Assert.Equal("succeeded", (await Http.JsonAsync(await client.GetAsync("/training/jobs/zz-long-run"))).GetProperty("status").GetString());
     }
+
+    /// <summary>The events stream of a finished job sends the job once and ends: nothing will change it again, and a page reading it to its end is not left waiting.</summary>
+    [Fact]
+    public async Task The_events_stream_of_a_finished_job_sends_it_once_and_ends()
+    {
+        await using var service = fixture.WithJobs("jobs-finished-stream");
+        var client = Client(service: service);
+        var id = (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted))
+            .GetProperty("id").GetString()!;
+        await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{id}"));
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/training/jobs/{id}/events");
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var rest = reader.ReadToEndAsync();
+        Assert.True(rest == await Task.WhenAny(rest, Task.Delay(TimeSpan.FromSeconds(10))), "the events stream of a cancelled job did not end within 10 s");
+        var events = (await rest).Split('\n').Where(line => line.StartsWith("data: ", StringComparison.Ordinal)).ToArray();
+        Assert.Equal("cancelled", JsonDocument.Parse(Assert.Single(events)["data: ".Length..]).RootElement.GetProperty("status").GetString());
+    }
 }
