@@ -993,4 +993,58 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         var events = (await rest).Split('\n').Where(line => line.StartsWith("data: ", StringComparison.Ordinal)).ToArray();
         Assert.Equal("cancelled", JsonDocument.Parse(Assert.Single(events)["data: ".Length..]).RootElement.GetProperty("status").GetString());
     }
+
+    /// <summary>
+    /// A follower gets no event for a heartbeat alone (a worker beats every few seconds through an epoch of minutes):
+    /// after polls that saw only a new heartbeat, the next event is the one for what changed next.
+    /// </summary>
+    [Fact]
+    public async Task A_follower_gets_no_event_for_a_heartbeat_alone()
+    {
+        await using var service = fixture.WithJobs("jobs-heartbeat-followed");
+        var folder = Path.Combine(fixture.Root, "jobs-heartbeat-followed");
+        var client = Client(service: service);
+        var id = (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted))
+            .GetProperty("id").GetString()!;
+        File.WriteAllText(Path.Combine(folder, id, "lease-000001"), """{"owner": "trainer-1:42"}""");
+        string Status(int epoch, string beat) =>
+            $$$"""{"id": "{{{id}}}", "status": "running", "attempt": 1, "heartbeatAt": "{{{beat}}}", "progress": {"stage": "joint", "epoch": {{{epoch}}}, "epochs": 4, "fraction": 0.5}}""";
+        WriteStatus(Path.Combine(folder, id), Status(2, "2026-12-01T10:00:00Z"));
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/training/jobs/{id}/events");
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.Equal(2, (await NextEventAsync(reader)).GetProperty("progress").GetProperty("epoch").GetInt32());
+
+        WriteStatus(Path.Combine(folder, id), Status(2, "2026-12-01T10:00:05Z"));
+        await Task.Delay(1500);   // three polls (500 ms each) see the new heartbeat
+        WriteStatus(Path.Combine(folder, id), Status(3, "2026-12-01T10:00:05Z"));
+        Assert.Equal(3, (await NextEventAsync(reader)).GetProperty("progress").GetProperty("epoch").GetInt32());
+    }
+
+    /// <summary>A job's status.json as a worker writes it: whole or not at all (written beside, renamed over), so a poll never reads half of it.</summary>
+    private static void WriteStatus(string jobFolder, string json)
+    {
+        var beside = Path.Combine(jobFolder, ".status.json.test.tmp");
+        File.WriteAllText(beside, json);
+        File.Move(beside, Path.Combine(jobFolder, "status.json"), overwrite: true);
+    }
+
+    /// <summary>The next event's job; fails when none comes within 10 s (several polls) or the stream ends.</summary>
+    private static async Task<JsonElement> NextEventAsync(StreamReader reader)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            while (await reader.ReadLineAsync(timeout.Token) is { } line)
+            {
+                if (line.StartsWith("data: ", StringComparison.Ordinal)) return JsonDocument.Parse(line["data: ".Length..]).RootElement.Clone();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            throw new Xunit.Sdk.XunitException("no event came within 10 s");
+        }
+        throw new Xunit.Sdk.XunitException("the events stream ended");
+    }
 }
