@@ -1022,6 +1022,32 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         Assert.Equal(3, (await NextEventAsync(reader)).GetProperty("progress").GetProperty("epoch").GetInt32());
     }
 
+    /// <summary>
+    /// A follower sees the check of a job's image files advance (a large folder's check takes minutes, and only the
+    /// count of images checked changes meanwhile: the trainer does not exist yet to report a fraction).
+    /// </summary>
+    [Fact]
+    public async Task A_follower_sees_the_image_check_advance()
+    {
+        await using var service = fixture.WithJobs("jobs-check-followed");
+        var folder = Path.Combine(fixture.Root, "jobs-check-followed");
+        var client = Client(service: service);
+        var id = (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted))
+            .GetProperty("id").GetString()!;
+        File.WriteAllText(Path.Combine(folder, id, "lease-000001"), """{"owner": "trainer-1:42"}""");
+        string Status(int checkedImages) =>
+            $$$"""{"id": "{{{id}}}", "status": "running", "attempt": 1, "progress": {"stage": "checking-images", "imagesChecked": {{{checkedImages}}}, "imagesToCheck": 1000}}""";
+        WriteStatus(Path.Combine(folder, id), Status(100));
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/training/jobs/{id}/events");
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.Equal(100, (await NextEventAsync(reader)).GetProperty("progress").GetProperty("imagesChecked").GetInt32());
+
+        WriteStatus(Path.Combine(folder, id), Status(200));
+        Assert.Equal(200, (await NextEventAsync(reader)).GetProperty("progress").GetProperty("imagesChecked").GetInt32());
+    }
+
     /// <summary>A job's status.json as a worker writes it: whole or not at all (written beside, renamed over), so a poll never reads half of it.</summary>
     private static void WriteStatus(string jobFolder, string json)
     {
