@@ -675,29 +675,12 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         using var request = new HttpRequestMessage(HttpMethod.Get, $"/training/jobs/{id}/events");
         using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-        async Task<JsonElement> NextEventAsync()
-        {
-            // Several polls (500 ms each) of room; a busy machine may be slow, but not this slow.
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            try
-            {
-                while (await reader.ReadLineAsync(timeout.Token) is { } line)
-                {
-                    if (line.StartsWith("data: ", StringComparison.Ordinal)) return JsonDocument.Parse(line["data: ".Length..]).RootElement.Clone();
-                }
-            }
-            catch (OperationCanceledException)
-            {
-                throw new Xunit.Sdk.XunitException("no event came within 10 s");
-            }
-            throw new Xunit.Sdk.XunitException("the events stream ended");
-        }
-        var first = await NextEventAsync();
+        var first = await NextEventAsync(reader);
         Assert.Equal("running", first.GetProperty("status").GetString());
         Assert.False(first.GetProperty("cancelRequested").GetBoolean());
 
         await Http.JsonAsync(await client.DeleteAsync($"/training/jobs/{id}"), HttpStatusCode.Accepted);
-        var cancelling = await NextEventAsync();
+        var cancelling = await NextEventAsync(reader);
         Assert.Equal("running", cancelling.GetProperty("status").GetString());
         Assert.True(cancelling.GetProperty("cancelRequested").GetBoolean());
     }
@@ -1056,7 +1039,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         File.Move(beside, Path.Combine(jobFolder, "status.json"), overwrite: true);
     }
 
-    /// <summary>The next event's job; fails when none comes within 10 s (several polls) or the stream ends.</summary>
+    /// <summary>The next event's job; fails when none comes within 10 s (several polls of 500 ms: a busy machine may be slow, but not this slow) or the stream ends.</summary>
     private static async Task<JsonElement> NextEventAsync(StreamReader reader)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
