@@ -666,10 +666,8 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         await using var service = fixture.WithJobs("jobs-cancel-followed");
         var jobs = Path.Combine(fixture.Root, "jobs-cancel-followed");
         var client = Client(service: service);
-        var id = (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted))
-            .GetProperty("id").GetString()!;
         // A worker alive (its lease beat just now), so the cancel is left to it: the job stays running.
-        File.WriteAllText(Path.Combine(jobs, id, "lease-000001"), """{"owner": "trainer-1:42"}""");
+        var id = await SubmitJobAWorkerHoldsAsync(client, jobs);
         File.WriteAllText(Path.Combine(jobs, id, "status.json"), $$"""{"id": "{{id}}", "status": "running", "attempt": 1, "worker": "trainer-1:42"}""");
 
         using var request = new HttpRequestMessage(HttpMethod.Get, $"/training/jobs/{id}/events");
@@ -987,9 +985,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         await using var service = fixture.WithJobs("jobs-heartbeat-followed");
         var folder = Path.Combine(fixture.Root, "jobs-heartbeat-followed");
         var client = Client(service: service);
-        var id = (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted))
-            .GetProperty("id").GetString()!;
-        File.WriteAllText(Path.Combine(folder, id, "lease-000001"), """{"owner": "trainer-1:42"}""");
+        var id = await SubmitJobAWorkerHoldsAsync(client, folder);
         string Status(int epoch, string beat) =>
             $$$"""{"id": "{{{id}}}", "status": "running", "attempt": 1, "heartbeatAt": "{{{beat}}}", "progress": {"stage": "joint", "epoch": {{{epoch}}}, "epochs": 4, "fraction": 0.5}}""";
         WriteStatus(Path.Combine(folder, id), Status(2, "2026-12-01T10:00:00Z"));
@@ -1015,9 +1011,7 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
         await using var service = fixture.WithJobs("jobs-check-followed");
         var folder = Path.Combine(fixture.Root, "jobs-check-followed");
         var client = Client(service: service);
-        var id = (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted))
-            .GetProperty("id").GetString()!;
-        File.WriteAllText(Path.Combine(folder, id, "lease-000001"), """{"owner": "trainer-1:42"}""");
+        var id = await SubmitJobAWorkerHoldsAsync(client, folder);
         string Status(int checkedImages) =>
             $$$"""{"id": "{{{id}}}", "status": "running", "attempt": 1, "progress": {"stage": "checking-images", "imagesChecked": {{{checkedImages}}}, "imagesToCheck": 1000}}""";
         WriteStatus(Path.Combine(folder, id), Status(100));
@@ -1029,6 +1023,15 @@ public sealed class TrainingRequestTests(TrainingRequestService fixture) : IClas
 
         WriteStatus(Path.Combine(folder, id), Status(200));
         Assert.Equal(200, (await NextEventAsync(reader)).GetProperty("progress").GetProperty("imagesChecked").GetInt32());
+    }
+
+    /// <summary>A smoke job submitted, and its lease just taken by a live worker (trainer-1:42): the job is that worker's to run or cancel.</summary>
+    private static async Task<string> SubmitJobAWorkerHoldsAsync(HttpClient client, string jobs)
+    {
+        var id = (await Http.JsonAsync(await client.PostAsync("/training/jobs", Body("""{"name": "m", "preset": "smoke"}""")), HttpStatusCode.Accepted))
+            .GetProperty("id").GetString()!;
+        File.WriteAllText(Path.Combine(jobs, id, "lease-000001"), """{"owner": "trainer-1:42"}""");
+        return id;
     }
 
     /// <summary>A job's status.json as a worker writes it: whole or not at all (written beside, renamed over), so a poll never reads half of it.</summary>
